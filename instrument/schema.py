@@ -1,0 +1,695 @@
+"""Load and validate an instrument: a survey scale described as a YAML file.
+
+The minimal instrument, valid forever::
+
+    name: Example scale
+    scale: {type: likert, min: 1, max: 7, labels: {1: Strongly disagree, 7: Strongly agree}}
+    id_column: respondent_id          # optional; row numbers are used when absent
+    constructs:
+      - id: GAP1
+        label: Awareness gap
+        items:
+          - {id: GAP1_1, text: "...", reverse: false}
+
+Everything else is optional: ``version``, ``description``, ``instructions`` (what a respondent
+reads first), ``duration_column`` (completion time in seconds), ``personal_data`` (columns that
+identify people and must never reach a derived file), ``model`` (a lavaan-syntax file beside the
+YAML), ``sections`` (respondent-facing headings), ``attention_checks`` (instructed-response
+items with their expected answer) and ``context`` (grouping questions with their allowed values).
+A construct or an item may carry its own ``scale``, which replaces the parent's scale whole.
+
+:func:`load_instrument` checks everything and raises one :class:`InstrumentError` that lists
+every problem, each with its YAML path (``constructs[2].items[0].reverse: ...``).
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "AttentionCheck",
+    "Construct",
+    "ContextQuestion",
+    "Instrument",
+    "InstrumentError",
+    "Item",
+    "Scale",
+    "Section",
+    "load_instrument",
+    "parse_instrument",
+    "DEFAULT_INSTRUMENT",
+]
+
+DEFAULT_INSTRUMENT = Path(__file__).with_name("sustainability_gap.yaml")
+
+ID_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+ID_RULE = "must start with a letter and hold only letters, digits and underscores"
+
+TOP_KEYS = {
+    "name", "version", "description", "instructions", "scale", "id_column",
+    "duration_column", "personal_data", "model", "sections", "constructs",
+    "attention_checks", "context",
+}
+SCALE_KEYS = {"type", "min", "max", "labels"}
+SECTION_KEYS = {"id", "title", "intro"}
+CONSTRUCT_KEYS = {"id", "label", "definition", "source", "section", "scale", "items"}
+ITEM_KEYS = {"id", "text", "reverse", "label", "sub_theme", "source", "scale"}
+CHECK_KEYS = {"id", "text", "expected", "after", "scale"}
+CONTEXT_KEYS = {"id", "text", "type", "values", "min", "max", "position"}
+SCALE_TYPES = ("likert", "continuous")
+CONTEXT_TYPES = ("categorical", "integer", "number", "text")
+POSITIONS = ("before", "after")
+
+
+class InstrumentError(ValueError):
+    """An instrument file that cannot be used; ``problems`` lists every reason.
+
+    Each problem is one line, ``<yaml path>: <what is wrong and what to do>``.
+    """
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = list(problems)
+        n = len(self.problems)
+        head = f"{source}: {n} problem{'s' if n != 1 else ''} in the instrument"
+        super().__init__(f"{head}; first: {self.problems[0]}" if n else head)
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Response scale: ``likert`` (integers ``min..max``) or ``continuous`` (any real)."""
+
+    type: str
+    min: float | None = None
+    max: float | None = None
+    labels: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def points(self) -> tuple[int, ...] | None:
+        """The allowed answers of a Likert scale, ``None`` for a continuous one."""
+        if self.type != "likert":
+            return None
+        return tuple(range(int(self.min), int(self.max) + 1))
+
+    @property
+    def bounded(self) -> bool:
+        return self.min is not None and self.max is not None
+
+    def contains(self, value: float) -> bool:
+        """True when ``value`` is an answer this scale allows."""
+        if self.type == "likert":
+            return float(value).is_integer() and self.min <= value <= self.max
+        lo = -math.inf if self.min is None else self.min
+        hi = math.inf if self.max is None else self.max
+        return lo <= value <= hi
+
+    def reverse(self, value):
+        """Reverse-key a value: ``min + max - value`` (needs both bounds)."""
+        if not self.bounded:
+            raise ValueError("an unbounded scale cannot be reverse-keyed")
+        return self.min + self.max - value
+
+    def describe(self) -> str:
+        """Allowed values as one codebook string, e.g. ``1=Strongly disagree; 2; ...; 7=...``."""
+        if self.type == "likert":
+            return "; ".join(
+                f"{p}={self.labels[p]}" if p in self.labels else str(p) for p in self.points
+            )
+        lo = "-inf" if self.min is None else _number(self.min)
+        hi = "inf" if self.max is None else _number(self.max)
+        return f"real number in [{lo}, {hi}]"
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    construct: str
+    scale: Scale
+    text: str | None = None
+    reverse: bool = False
+    label: str | None = None
+    sub_theme: str | None = None
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class Construct:
+    id: str
+    items: tuple[Item, ...]
+    scale: Scale
+    label: str | None = None
+    definition: str | None = None
+    source: str | None = None
+    section: str | None = None
+
+    @property
+    def item_ids(self) -> tuple[str, ...]:
+        return tuple(i.id for i in self.items)
+
+
+@dataclass(frozen=True)
+class Section:
+    id: str
+    title: str | None = None
+    intro: str | None = None
+
+
+@dataclass(frozen=True)
+class AttentionCheck:
+    """An instructed-response item; a respondent passes when the answer is in ``expected``."""
+
+    id: str
+    expected: tuple[float, ...]
+    scale: Scale
+    text: str | None = None
+    after: str | None = None
+
+
+@dataclass(frozen=True)
+class ContextQuestion:
+    """A grouping question: ``categorical`` (one of ``values``), ``integer``/``number``
+    (optionally within ``min..max``) or free ``text``."""
+
+    id: str
+    type: str
+    text: str | None = None
+    values: tuple = ()
+    min: float | None = None
+    max: float | None = None
+    position: str = "after"
+
+    def describe(self) -> str:
+        if self.type == "categorical":
+            return "; ".join(str(v) for v in self.values)
+        if self.type == "text":
+            return "free text"
+        lo = "-inf" if self.min is None else _number(self.min)
+        hi = "inf" if self.max is None else _number(self.max)
+        kind = "integer" if self.type == "integer" else "number"
+        return f"{kind} in [{lo}, {hi}]"
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """A validated instrument. Build it with :func:`load_instrument`."""
+
+    name: str
+    scale: Scale
+    constructs: tuple[Construct, ...]
+    version: str | None = None
+    description: str | None = None
+    instructions: str | None = None
+    id_column: str | None = None
+    duration_column: str | None = None
+    personal_data: tuple[str, ...] = ()
+    model: Path | None = None
+    sections: tuple[Section, ...] = ()
+    attention_checks: tuple[AttentionCheck, ...] = ()
+    context: tuple[ContextQuestion, ...] = ()
+    source: Path | None = None
+
+    @property
+    def items(self) -> tuple[Item, ...]:
+        return tuple(i for c in self.constructs for i in c.items)
+
+    @property
+    def item_ids(self) -> tuple[str, ...]:
+        return tuple(i.id for i in self.items)
+
+    @property
+    def construct_ids(self) -> tuple[str, ...]:
+        return tuple(c.id for c in self.constructs)
+
+    def item(self, item_id: str) -> Item:
+        for i in self.items:
+            if i.id == item_id:
+                return i
+        raise KeyError(f"no item {item_id!r} in instrument {self.name!r}")
+
+    def construct(self, construct_id: str) -> Construct:
+        for c in self.constructs:
+            if c.id == construct_id:
+                return c
+        raise KeyError(f"no construct {construct_id!r} in instrument {self.name!r}")
+
+    def measurement_model(self) -> str:
+        """lavaan syntax with one factor per construct (``GAP1 =~ GAP1_1 + GAP1_2 + ...``)."""
+        return "\n".join(f"{c.id} =~ {' + '.join(c.item_ids)}" for c in self.constructs) + "\n"
+
+
+# --------------------------------------------------------------------------- loading
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that records duplicate mapping keys instead of dropping them."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.duplicates: list[str] = []
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                self.duplicates.append(
+                    f"line {key_node.start_mark.line + 1}: key {key!r} appears twice in one mapping"
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_instrument(path: str | Path) -> Instrument:
+    """Read and validate an instrument YAML file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The YAML file.
+
+    Returns
+    -------
+    Instrument
+
+    Raises
+    ------
+    InstrumentError
+        With every problem found (unreadable file, YAML syntax, schema violations).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise InstrumentError(str(path), ["file not found"]) from None
+    except UnicodeDecodeError as exc:
+        raise InstrumentError(str(path), [f"not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
+    except OSError as exc:
+        raise InstrumentError(str(path), [f"cannot be read: {exc.strerror}"]) from None
+    loader = _UniqueKeyLoader(text)
+    try:
+        data = loader.get_single_data()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise InstrumentError(str(path), [f"{where}YAML syntax error: {problem}"]) from None
+    finally:
+        loader.dispose()
+    if loader.duplicates:
+        raise InstrumentError(str(path), loader.duplicates)
+    return parse_instrument(data, source=path)
+
+
+def parse_instrument(data: Any, source: str | Path | None = None) -> Instrument:
+    """Validate an already-parsed YAML document and build an :class:`Instrument`.
+
+    ``source`` names the file in messages and anchors a relative ``model`` path.
+    """
+    checker = _Checker()
+    instrument = checker.instrument(data, Path(source) if source is not None else None)
+    if checker.problems:
+        raise InstrumentError(str(source) if source is not None else "<instrument>", checker.problems)
+    return instrument
+
+
+# --------------------------------------------------------------------------- validation
+
+
+class _Checker:
+    """Walks the YAML document once, collecting problems with their paths."""
+
+    def __init__(self):
+        self.problems: list[str] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.problems.append(f"{path}: {message}" if path else message)
+
+    # -- primitives -------------------------------------------------------------------
+
+    def mapping(self, value, path: str, allowed: set[str], required: tuple[str, ...] = ()) -> dict | None:
+        if not isinstance(value, dict):
+            self.add(path, f"expected a mapping, got {_kind(value)}")
+            return None
+        for key in value:
+            if key not in allowed:
+                self.add(_join(path, str(key)), f"unknown key; allowed keys are {', '.join(sorted(allowed))}")
+        for key in required:
+            if key not in value or value[key] is None:
+                self.add(_join(path, key), "is required")
+        return value
+
+    def text(self, value, path: str) -> str | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            self.add(path, f"expected text, got {_kind(value)}")
+            return None
+        return str(value)
+
+    def ident(self, value, path: str) -> str | None:
+        if value is None:
+            self.add(path, "is required")
+            return None
+        if not isinstance(value, str):
+            self.add(path, f"expected an identifier, got {_kind(value)} {value!r}; quote it if it is meant as text")
+            return None
+        if not ID_PATTERN.match(value):
+            self.add(path, f"{value!r} {ID_RULE}")
+            return None
+        return value
+
+    def number(self, value, path: str) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            self.add(path, f"expected a finite number, got {_kind(value)} {value!r}")
+            return None
+        return value
+
+    def boolean(self, value, path: str, default: bool) -> bool:
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.add(path, f"expected true or false, got {_kind(value)} {value!r}")
+            return default
+        return value
+
+    def string_list(self, value, path: str) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.add(path, f"expected a list, got {_kind(value)}")
+            return ()
+        out = []
+        for k, v in enumerate(value):
+            if not isinstance(v, str) or not v:
+                self.add(f"{path}[{k}]", f"expected a column name, got {_kind(v)} {v!r}")
+            else:
+                out.append(v)
+        return tuple(out)
+
+    # -- parts ------------------------------------------------------------------------
+
+    def scale(self, value, path: str) -> Scale | None:
+        d = self.mapping(value, path, SCALE_KEYS, required=("type",))
+        if d is None:
+            return None
+        n_before = len(self.problems)
+        kind = d.get("type")
+        if kind is not None and kind not in SCALE_TYPES:
+            self.add(_join(path, "type"), f"must be one of {', '.join(SCALE_TYPES)}, got {kind!r}")
+        lo = self.number(d.get("min"), _join(path, "min"))
+        hi = self.number(d.get("max"), _join(path, "max"))
+        if kind == "likert":
+            for key, v in (("min", lo), ("max", hi)):
+                if key not in d or d[key] is None:
+                    self.add(_join(path, key), "is required for a likert scale")
+                elif v is not None and not float(v).is_integer():
+                    self.add(_join(path, key), f"must be a whole number on a likert scale, got {v!r}")
+        if lo is not None and hi is not None and lo >= hi:
+            self.add(path, f"min ({_number(lo)}) must be less than max ({_number(hi)})")
+        labels = {}
+        raw_labels = d.get("labels")
+        if raw_labels is not None:
+            if not isinstance(raw_labels, dict):
+                self.add(_join(path, "labels"), f"expected a mapping of value: label, got {_kind(raw_labels)}")
+            else:
+                for key, label in raw_labels.items():
+                    lpath = _join(_join(path, "labels"), str(key))
+                    if isinstance(key, bool) or not isinstance(key, (int, float)):
+                        self.add(lpath, f"label keys must be scale values (numbers), got {key!r}")
+                        continue
+                    if lo is not None and hi is not None and not (lo <= key <= hi):
+                        self.add(lpath, f"value {key} is outside the scale {_number(lo)}..{_number(hi)}")
+                    if kind == "likert" and not float(key).is_integer():
+                        self.add(lpath, f"likert values are whole numbers, got {key}")
+                    text = self.text(label, lpath)
+                    if text is not None:
+                        labels[int(key) if float(key).is_integer() else key] = text
+        if len(self.problems) > n_before:
+            return None
+        if kind == "likert":
+            lo, hi = int(lo), int(hi)
+        return Scale(type=kind, min=lo, max=hi, labels=labels)
+
+    def instrument(self, data, source: Path | None) -> Instrument | None:
+        d = self.mapping(data, "", TOP_KEYS, required=("name", "scale", "constructs"))
+        if d is None:
+            return None
+        name = self.text(d.get("name"), "name")
+        scale = self.scale(d["scale"], "scale") if d.get("scale") is not None else None
+
+        sections = self.sections(d.get("sections"))
+        section_ids = {s.id for s in sections}
+        constructs = self.constructs(d.get("constructs"), scale, section_ids)
+        items = [i for c in constructs for i in c.items]
+        item_ids = {i.id for i in items}
+        checks = self.attention_checks(d.get("attention_checks"), scale, item_ids)
+        context = self.context(d.get("context"))
+
+        id_column = self.ident(d["id_column"], "id_column") if d.get("id_column") is not None else None
+        duration = (
+            self.ident(d["duration_column"], "duration_column") if d.get("duration_column") is not None else None
+        )
+        personal = self.string_list(d.get("personal_data"), "personal_data")
+        model = self.model_path(d.get("model"), source)
+
+        # Every column the data will carry must have its own name.
+        columns: dict[str, str] = {}
+        named = (
+            [(i.id, f"item in {i.construct}") for i in items]
+            + [(c.id, "attention check") for c in checks]
+            + [(q.id, "context question") for q in context]
+            + [(id_column, "id_column"), (duration, "duration_column")]
+            + [(p, "personal_data column") for p in personal]
+        )
+        for col, what in named:
+            if col is None:
+                continue
+            if col in columns and not (what.startswith("item") and columns[col].startswith("item")):
+                self.add("", f"column name {col!r} is used twice: as {columns[col]} and as {what}")
+            columns.setdefault(col, what)
+        for c in constructs:
+            if c.id in columns:
+                self.add("constructs", f"construct id {c.id!r} is also a column ({columns[c.id]}); "
+                         "latent and observed variables need different names")
+
+        if self.problems:
+            return None
+        return Instrument(
+            name=name, scale=scale, constructs=tuple(constructs),
+            version=self.text(d.get("version"), "version"),
+            description=self.text(d.get("description"), "description"),
+            instructions=self.text(d.get("instructions"), "instructions"),
+            id_column=id_column, duration_column=duration, personal_data=personal,
+            model=model, sections=tuple(sections), attention_checks=tuple(checks),
+            context=tuple(context), source=source,
+        )
+
+    def sections(self, value) -> list[Section]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.add("sections", f"expected a list, got {_kind(value)}")
+            return []
+        out, seen = [], set()
+        for k, raw in enumerate(value):
+            path = f"sections[{k}]"
+            d = self.mapping(raw, path, SECTION_KEYS, required=("id",))
+            if d is None:
+                continue
+            sid = self.ident(d.get("id"), _join(path, "id"))
+            if sid in seen:
+                self.add(_join(path, "id"), f"duplicate section id {sid!r}")
+            if sid:
+                seen.add(sid)
+                out.append(Section(sid, self.text(d.get("title"), _join(path, "title")),
+                                   self.text(d.get("intro"), _join(path, "intro"))))
+        return out
+
+    def constructs(self, value, parent: Scale | None, section_ids: set[str]) -> list[Construct]:
+        if value is None:
+            return []
+        if not isinstance(value, list) or not value:
+            self.add("constructs", f"expected a non-empty list of constructs, got {_kind(value)}")
+            return []
+        out = []
+        construct_of: dict[str, str] = {}
+        seen = set()
+        for k, raw in enumerate(value):
+            path = f"constructs[{k}]"
+            d = self.mapping(raw, path, CONSTRUCT_KEYS, required=("id",))
+            if d is None:
+                continue
+            cid = self.ident(d.get("id"), _join(path, "id"))
+            if cid in seen:
+                self.add(_join(path, "id"), f"duplicate construct id {cid!r}")
+            seen.add(cid)
+            scale = self.scale(d["scale"], _join(path, "scale")) if d.get("scale") is not None else parent
+            section = d.get("section")
+            if section is not None and section not in section_ids:
+                known = ", ".join(sorted(section_ids)) or "none are defined"
+                self.add(_join(path, "section"), f"unknown section {section!r}; sections: {known}")
+            items = self.items(d.get("items"), _join(path, "items"), cid, scale, construct_of)
+            if cid is None:
+                continue
+            out.append(Construct(
+                id=cid, items=tuple(items), scale=scale,
+                label=self.text(d.get("label"), _join(path, "label")),
+                definition=self.text(d.get("definition"), _join(path, "definition")),
+                source=self.text(d.get("source"), _join(path, "source")),
+                section=section,
+            ))
+        return out
+
+    def items(self, value, path: str, cid: str | None, parent: Scale | None,
+              construct_of: dict[str, str]) -> list[Item]:
+        if value is None or (isinstance(value, list) and not value):
+            self.add(path, f"construct {cid!r} has no items; give it at least one")
+            return []
+        if not isinstance(value, list):
+            self.add(path, f"expected a list of items, got {_kind(value)}")
+            return []
+        out = []
+        for k, raw in enumerate(value):
+            ipath = f"{path}[{k}]"
+            d = self.mapping(raw, ipath, ITEM_KEYS, required=("id",))
+            if d is None:
+                continue
+            iid = self.ident(d.get("id"), _join(ipath, "id"))
+            if iid is not None and iid in construct_of:
+                other = construct_of[iid]
+                if other == cid:
+                    self.add(_join(ipath, "id"), f"duplicate item id {iid!r} in construct {cid!r}")
+                else:
+                    self.add(_join(ipath, "id"), f"item {iid!r} is in two constructs, {other!r} and {cid!r}; "
+                             "an item measures one construct")
+            scale = self.scale(d["scale"], _join(ipath, "scale")) if d.get("scale") is not None else parent
+            reverse = self.boolean(d.get("reverse"), _join(ipath, "reverse"), default=False)
+            if reverse and scale is not None and not scale.bounded:
+                self.add(_join(ipath, "reverse"), "a reverse-keyed item needs a scale with both min and max")
+            if iid is None:
+                continue
+            construct_of.setdefault(iid, cid)
+            out.append(Item(
+                id=iid, construct=cid, scale=scale, reverse=reverse,
+                text=self.text(d.get("text"), _join(ipath, "text")),
+                label=self.text(d.get("label"), _join(ipath, "label")),
+                sub_theme=self.text(d.get("sub_theme"), _join(ipath, "sub_theme")),
+                source=self.text(d.get("source"), _join(ipath, "source")),
+            ))
+        return out
+
+    def attention_checks(self, value, parent: Scale | None, item_ids: set[str]) -> list[AttentionCheck]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.add("attention_checks", f"expected a list, got {_kind(value)}")
+            return []
+        out = []
+        for k, raw in enumerate(value):
+            path = f"attention_checks[{k}]"
+            d = self.mapping(raw, path, CHECK_KEYS, required=("id", "expected"))
+            if d is None:
+                continue
+            cid = self.ident(d.get("id"), _join(path, "id"))
+            scale = self.scale(d["scale"], _join(path, "scale")) if d.get("scale") is not None else parent
+            raw_expected = d.get("expected")
+            values = raw_expected if isinstance(raw_expected, list) else [raw_expected]
+            expected = []
+            for v in values:
+                if raw_expected is None:
+                    break
+                num = self.number(v, _join(path, "expected"))
+                if num is None:
+                    continue
+                if scale is not None and not scale.contains(num):
+                    self.add(_join(path, "expected"), f"{v!r} is not an answer the scale allows ({scale.describe()})")
+                expected.append(num)
+            after = d.get("after")
+            if after is not None and after not in item_ids:
+                self.add(_join(path, "after"), f"{after!r} is not an item id of this instrument")
+            if cid is not None and expected:
+                out.append(AttentionCheck(cid, tuple(expected), scale,
+                                          self.text(d.get("text"), _join(path, "text")), after))
+        return out
+
+    def context(self, value) -> list[ContextQuestion]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.add("context", f"expected a list, got {_kind(value)}")
+            return []
+        out = []
+        for k, raw in enumerate(value):
+            path = f"context[{k}]"
+            d = self.mapping(raw, path, CONTEXT_KEYS, required=("id", "type"))
+            if d is None:
+                continue
+            qid = self.ident(d.get("id"), _join(path, "id"))
+            kind = d.get("type")
+            if kind is not None and kind not in CONTEXT_TYPES:
+                self.add(_join(path, "type"), f"must be one of {', '.join(CONTEXT_TYPES)}, got {kind!r}")
+            values: list = []
+            raw_values = d.get("values")
+            if kind == "categorical":
+                if not isinstance(raw_values, list) or not raw_values:
+                    self.add(_join(path, "values"), "a categorical question needs a non-empty list of allowed values")
+                else:
+                    for j, v in enumerate(raw_values):
+                        if isinstance(v, bool) or not isinstance(v, (str, int)):
+                            hint = "; YAML reads yes/no/on/off/NO as booleans, so quote it" if isinstance(v, bool) else ""
+                            self.add(f"{path}.values[{j}]", f"expected text or a whole number, got {_kind(v)} {v!r}{hint}")
+                        elif v in values:
+                            self.add(f"{path}.values[{j}]", f"duplicate value {v!r}")
+                        else:
+                            values.append(v)
+            elif raw_values is not None:
+                self.add(_join(path, "values"), f"only categorical questions list values (type is {kind!r})")
+            lo = self.number(d.get("min"), _join(path, "min"))
+            hi = self.number(d.get("max"), _join(path, "max"))
+            if (lo is not None or hi is not None) and kind not in ("integer", "number"):
+                self.add(path, f"min/max apply to integer or number questions, not {kind!r}")
+            if lo is not None and hi is not None and lo >= hi:
+                self.add(path, f"min ({_number(lo)}) must be less than max ({_number(hi)})")
+            position = d.get("position", "after")
+            if position not in POSITIONS:
+                self.add(_join(path, "position"), f"must be one of {', '.join(POSITIONS)}, got {position!r}")
+            if qid is not None and kind in CONTEXT_TYPES:
+                out.append(ContextQuestion(qid, kind, self.text(d.get("text"), _join(path, "text")),
+                                           tuple(values), lo, hi, position))
+        return out
+
+    def model_path(self, value, source: Path | None) -> Path | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.add("model", f"expected a file name, got {_kind(value)}")
+            return None
+        path = Path(value)
+        if not path.is_absolute() and source is not None:
+            path = source.parent / path
+        if not path.is_file():
+            self.add("model", f"model file {str(path)!r} not found (a relative path is read beside the instrument)")
+            return None
+        return path
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _kind(value) -> str:
+    if value is None:
+        return "nothing"
+    return {bool: "a boolean", int: "a number", float: "a number", str: "text",
+            list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(x)
