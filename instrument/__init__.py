@@ -8,6 +8,7 @@ from instrument.schema import (
     Instrument,
     InstrumentError,
     Item,
+    Page,
     Scale,
     Section,
     load_instrument,
@@ -16,6 +17,6 @@ from instrument.schema import (
 
 __all__ = [
     "DEFAULT_INSTRUMENT", "AttentionCheck", "Construct", "ContextQuestion", "Instrument",
-    "InstrumentError", "Item", "LavaanModel", "LavaanSyntaxError", "Scale", "Section",
+    "InstrumentError", "Item", "LavaanModel", "Page", "LavaanSyntaxError", "Scale", "Section",
     "Statement", "load_instrument", "parse_instrument", "parse_model", "read_model",
 ]

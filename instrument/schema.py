@@ -38,6 +38,7 @@ __all__ = [
     "Instrument",
     "InstrumentError",
     "Item",
+    "Page",
     "Scale",
     "Section",
     "load_instrument",
@@ -195,6 +196,16 @@ class ContextQuestion:
 
 
 @dataclass(frozen=True)
+class Page:
+    """One page of the questionnaire: a section's title and intro and its questions in order."""
+
+    id: str | None
+    title: str | None
+    intro: str | None
+    questions: tuple  # of Item, AttentionCheck or ContextQuestion
+
+
+@dataclass(frozen=True)
 class Instrument:
     """A validated instrument. Build it with :func:`load_instrument`."""
 
@@ -236,6 +247,51 @@ class Instrument:
             if c.id == construct_id:
                 return c
         raise KeyError(f"no construct {construct_id!r} in instrument {self.name!r}")
+
+    def pages(self) -> tuple[Page, ...]:
+        """The questionnaire as a respondent sees it, page by page.
+
+        Context questions with ``position: before`` open it; then each section in order with
+        its constructs' items (constructs without a section follow, untitled), each attention
+        check placed right after its ``after`` item (or at the end of the last page); context
+        questions with ``position: after`` close it. Construct names and reverse keys are not
+        part of a page.
+        """
+        pages: list[Page] = []
+        before = tuple(q for q in self.context if q.position == "before")
+        after = tuple(q for q in self.context if q.position == "after")
+        if before:
+            pages.append(Page(None, "Background questions", None, before))
+        groups = [(s.id, s.title, s.intro) for s in self.sections]
+        if any(c.section is None for c in self.constructs):
+            groups.append((None, None, None))
+        pending = list(self.attention_checks)
+        for sid, title, intro in groups:
+            questions: list = []
+            for c in self.constructs:
+                if c.section != sid:
+                    continue
+                for item in c.items:
+                    questions.append(item)
+                    for check in [k for k in pending if k.after == item.id]:
+                        questions.append(check)
+                        pending.remove(check)
+            if questions:
+                pages.append(Page(sid, title, intro, tuple(questions)))
+        if pending:
+            last = pages[-1]
+            pages[-1] = Page(last.id, last.title, last.intro, last.questions + tuple(pending))
+        if after:
+            pages.append(Page(None, "About you and your organisation", None, after))
+        return tuple(pages)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Data columns in questionnaire order (id first, duration last)."""
+        cols = [q.id for p in self.pages() for q in p.questions]
+        if self.duration_column:
+            cols.append(self.duration_column)
+        return ((self.id_column,) if self.id_column else ()) + tuple(cols)
 
     def measurement_model(self) -> str:
         """lavaan syntax with one factor per construct (``GAP1 =~ GAP1_1 + GAP1_2 + ...``)."""
@@ -693,3 +749,31 @@ def _kind(value) -> str:
 
 def _number(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(x)
+
+
+def model_problems(instrument: Instrument) -> list[str]:
+    """Check the instrument's lavaan model file against its items.
+
+    Returns one line per problem: a syntax error, an observed variable in the model that is not
+    a column of the instrument, or an item that the model leaves out. An instrument without a
+    model file has none.
+    """
+    from instrument.lavaan import LavaanSyntaxError, read_model
+
+    if instrument.model is None:
+        return []
+    try:
+        model = read_model(instrument.model)
+    except LavaanSyntaxError as exc:
+        return [f"model: {exc}"]
+    columns = set(instrument.item_ids) | {q.id for q in instrument.context}
+    problems = [
+        f"model: {v!r} in {instrument.model.name} is neither a latent variable of the model nor a column of the instrument"
+        for v in model.observed if v not in columns
+    ]
+    used = set(model.observed)
+    problems += [
+        f"model: item {i!r} is not in {instrument.model.name}; every item should load on its construct"
+        for i in instrument.item_ids if i not in used
+    ]
+    return problems

@@ -1,0 +1,649 @@
+"""Simulate a survey study from a population model, with the defects real data has.
+
+The population model is a recursive structural equation model on standardised latent
+variables (every latent has variance 1):
+
+.. math::
+
+    \\eta = B\\eta + \\zeta, \\qquad \\Sigma_\\eta = (I - B)^{-1} \\Psi (I - B)^{-\\top},
+
+where ``B`` holds the standardised structural paths (``params.yaml`` ``simulate.structural``,
+outcome -> {predictor: coefficient}), exogenous latents correlate at
+``exogenous_correlation`` and each endogenous residual variance :math:`\\psi_{jj}` is solved so
+that :math:`\\operatorname{diag}(\\Sigma_\\eta) = 1` (then :math:`R^2_j = 1 - \\psi_{jj}`).
+Each item has a latent response :math:`y^* = \\lambda\\,\\eta_c + \\sqrt{1-\\lambda^2}\\,\\varepsilon`
+with standardised loading :math:`\\lambda`; a Likert answer is the category that
+:math:`y^*` falls into between thresholds :math:`\\tau` (the same cut points for every item,
+shifted by a per-item amount), and a reverse-keyed item is written reversed
+(``min + max - x``), as a respondent would have answered it.
+
+In R the clean part of this is ``lavaan::simulateData(pop.model, ordered = TRUE)`` with the
+thresholds given in the population model.
+
+Defects are then added at the rates in ``simulate.defects``; respondent-level defects are given
+to disjoint sets of respondents (exact counts: ``round(rate * n)``):
+
+``straightliner``     the same raw answer to every item and attention check
+``random_responder``  uniformly random answers to every item and attention check
+``speeder``           completion time a fraction (``speeder_fraction``) of the median
+``inattentive``       a wrong answer to one attention check, otherwise valid answers
+``duplicate``         a second submission of a clean respondent (half with the same id,
+                      half with a new id), identical answers, appended as extra rows
+``missing_cell``      item cells left empty (share of all item cells)
+``typo_cell``         item cells replaced by an out-of-range value such as 55 on a 1-7 scale
+
+Cell defects fall on the ``n`` original respondents before duplication, so a duplicate is an
+exact copy. Everything is drawn from one :class:`numpy.random.Generator`: the same seed gives
+the same bytes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from statistics import NormalDist
+
+import numpy as np
+import pandas as pd
+
+from instrument.schema import Instrument, Scale
+
+__all__ = [
+    "DEFECTS",
+    "CELL_DEFECTS",
+    "PopulationModel",
+    "SimulationParams",
+    "SimulatedStudy",
+    "parse_simulation_params",
+    "population_model",
+    "simulate_study",
+]
+
+DEFECTS = ("straightliner", "random_responder", "speeder", "inattentive", "duplicate")
+CELL_DEFECTS = ("missing_cell", "typo_cell")
+SIMULATED_COLUMN = "simulated"
+
+
+@dataclass(frozen=True)
+class SimulationParams:
+    """Parameters of a simulated study (``params.yaml``, section ``simulate``).
+
+    ``loadings`` maps ``default``, construct ids or item ids to standardised loadings (item
+    beats construct beats default). ``structural`` maps an outcome latent to
+    ``{predictor: standardised path}``; a latent without items (a higher-order factor such as
+    IM) must be listed in ``extra_latents``. ``residual_correlations`` maps an endogenous latent
+    to ``{other endogenous latent: correlation of their residuals}``. ``context`` maps a context
+    question to ``{value: probability}`` (categorical) or ``{mean, sd}`` (numeric); unlisted
+    questions are uniform.
+    """
+
+    n: int = 1000
+    extra_latents: tuple = ()
+    loadings: dict = field(default_factory=lambda: {"default": 0.75})
+    structural: dict = field(default_factory=dict)
+    exogenous_correlation: float = 0.2
+    residual_correlations: dict = field(default_factory=dict)
+    thresholds: tuple = (-2.0, -1.3, -0.6, 0.1, 0.8, 1.5)
+    threshold_jitter: float = 0.15
+    context: dict = field(default_factory=dict)
+    duration_median_s: float = 720.0
+    duration_sigma: float = 0.35
+    speeder_fraction: tuple = (0.1, 0.3)
+    defects: dict = field(default_factory=lambda: {
+        "straightliner": 0.03, "random_responder": 0.03, "speeder": 0.03, "inattentive": 0.03,
+        "duplicate": 0.02, "missing_cell": 0.02, "typo_cell": 0.002,
+    })
+    personal_data: bool = True
+
+
+def parse_simulation_params(raw: dict | None) -> SimulationParams:
+    """Build :class:`SimulationParams` from the ``simulate`` mapping of a params file.
+
+    Raises
+    ------
+    ValueError
+        Naming the key (``simulate.defects.speeder``) and the value at fault.
+    """
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ValueError(f"simulate: expected a mapping, got {type(raw).__name__}")
+    known = set(SimulationParams.__dataclass_fields__)
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"simulate.{unknown[0]}: unknown key; known keys are {', '.join(sorted(known))}")
+    p = SimulationParams(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items()})
+
+    if isinstance(p.n, bool) or not isinstance(p.n, int) or p.n < 2:
+        raise ValueError(f"simulate.n: need a whole number of respondents >= 2, got {p.n!r}")
+    if not all(isinstance(v, str) for v in p.extra_latents):
+        raise ValueError(f"simulate.extra_latents: expected a list of names, got {list(p.extra_latents)!r}")
+    for key in ("loadings", "structural", "residual_correlations", "context", "defects"):
+        if not isinstance(getattr(p, key), dict):
+            raise ValueError(f"simulate.{key}: expected a mapping, got {getattr(p, key)!r}")
+    for key, value in p.loadings.items():
+        if not _is_number(value) or not 0 < abs(value) < 1:
+            raise ValueError(f"simulate.loadings.{key}: a standardised loading must be in (-1, 1) and not 0, got {value!r}")
+    for outcome, preds in p.structural.items():
+        if not isinstance(preds, dict) or not preds:
+            raise ValueError(f"simulate.structural.{outcome}: expected {{predictor: path}}, got {preds!r}")
+        for pred, b in preds.items():
+            if not _is_number(b):
+                raise ValueError(f"simulate.structural.{outcome}.{pred}: expected a number, got {b!r}")
+    if not _is_number(p.exogenous_correlation) or not -1 < p.exogenous_correlation < 1:
+        raise ValueError(f"simulate.exogenous_correlation: must be in (-1, 1), got {p.exogenous_correlation!r}")
+    for a, others in p.residual_correlations.items():
+        if not isinstance(others, dict):
+            raise ValueError(f"simulate.residual_correlations.{a}: expected {{latent: correlation}}, got {others!r}")
+        for b, r in others.items():
+            if not _is_number(r) or not -1 < r < 1:
+                raise ValueError(f"simulate.residual_correlations.{a}.{b}: must be in (-1, 1), got {r!r}")
+    t = p.thresholds
+    if not t or not all(_is_number(x) for x in t) or any(b <= a for a, b in zip(t, t[1:])):
+        raise ValueError(f"simulate.thresholds: need increasing numbers, got {list(t)!r}")
+    for key in ("threshold_jitter", "duration_sigma"):
+        if not _is_number(getattr(p, key)) or getattr(p, key) < 0:
+            raise ValueError(f"simulate.{key}: must be a number >= 0, got {getattr(p, key)!r}")
+    if not _is_number(p.duration_median_s) or p.duration_median_s <= 0:
+        raise ValueError(f"simulate.duration_median_s: must be > 0, got {p.duration_median_s!r}")
+    sf = p.speeder_fraction
+    if len(sf) != 2 or not all(_is_number(x) for x in sf) or not 0 < sf[0] <= sf[1] < 1:
+        raise ValueError(f"simulate.speeder_fraction: need [low, high] with 0 < low <= high < 1, got {list(sf)!r}")
+    for key in p.defects:
+        if key not in DEFECTS + CELL_DEFECTS:
+            raise ValueError(f"simulate.defects.{key}: unknown defect; known: {', '.join(DEFECTS + CELL_DEFECTS)}")
+    for key in DEFECTS + CELL_DEFECTS:
+        rate = p.defects.get(key, 0.0)
+        if not _is_number(rate) or not 0 <= rate < 1:
+            raise ValueError(f"simulate.defects.{key}: a rate must be in [0, 1), got {rate!r}")
+    share = sum(p.defects.get(k, 0.0) for k in DEFECTS)
+    if share >= 1:
+        raise ValueError(f"simulate.defects: respondent-level rates add up to {share:g}; they must leave clean respondents (< 1)")
+    if p.defects.get("missing_cell", 0) + p.defects.get("typo_cell", 0) >= 1:
+        raise ValueError("simulate.defects: missing_cell + typo_cell must be < 1")
+    if not isinstance(p.personal_data, bool):
+        raise ValueError(f"simulate.personal_data: expected true or false, got {p.personal_data!r}")
+    return p
+
+
+# --------------------------------------------------------------------------- population
+
+
+@dataclass(frozen=True)
+class PopulationModel:
+    """Standardised population model.
+
+    Attributes
+    ----------
+    beta : DataFrame
+        Structural paths, rows = outcomes, columns = predictors (latents x latents).
+    psi : DataFrame
+        Covariance matrix of the structural residuals (exogenous latents: their covariance).
+    loadings : Series
+        Standardised loading of each item on its construct (construct direction).
+    thresholds : DataFrame
+        Likert items x cut points (standard-normal scale, before reverse-keying).
+    """
+
+    beta: pd.DataFrame
+    psi: pd.DataFrame
+    loadings: pd.Series
+    construct_of: pd.Series
+    thresholds: pd.DataFrame
+
+    @property
+    def latents(self) -> tuple[str, ...]:
+        return tuple(self.beta.index)
+
+    @property
+    def exogenous(self) -> tuple[str, ...]:
+        return tuple(v for v in self.latents if not (self.beta.loc[v] != 0).any())
+
+    def latent_covariance(self) -> pd.DataFrame:
+        """:math:`(I-B)^{-1}\\Psi(I-B)^{-\\top}`; with standardised parameters a correlation matrix."""
+        a = np.linalg.inv(np.eye(len(self.latents)) - self.beta.to_numpy())
+        cov = a @ self.psi.to_numpy() @ a.T
+        return pd.DataFrame(cov, index=self.beta.index, columns=self.beta.index)
+
+    def r_squared(self) -> pd.Series:
+        """Share of each endogenous latent's variance explained by its predictors."""
+        endo = [v for v in self.latents if v not in self.exogenous]
+        var = np.diag(self.latent_covariance().loc[endo, endo].to_numpy())
+        return pd.Series(1 - np.diag(self.psi.loc[endo, endo].to_numpy()) / var, index=endo)
+
+
+def population_model(instrument: Instrument, params: SimulationParams, rng: np.random.Generator) -> PopulationModel:
+    """Build the standardised population model for ``instrument`` from ``params``.
+
+    ``rng`` draws the per-item threshold shifts (``threshold_jitter``).
+
+    Raises
+    ------
+    ValueError
+        For a path that names an item or refers to itself, a cycle, residual correlations on
+        exogenous latents, or paths that would explain more than all of a latent's variance.
+    """
+    constructs = list(instrument.construct_ids)
+    items = set(instrument.item_ids)
+    extra = list(params.extra_latents)
+    for name in extra:
+        if name in constructs or name in items:
+            raise ValueError(f"simulate.extra_latents: {name!r} is already a construct or item of the instrument")
+    for outcome, preds in params.structural.items():
+        for name in [outcome, *preds]:
+            if name in items:
+                raise ValueError(f"simulate.structural.{outcome}: {name!r} is an item, not a latent; paths join constructs")
+            if name not in constructs and name not in extra:
+                raise ValueError(
+                    f"simulate.structural.{outcome}: {name!r} is not a construct of the instrument; a latent "
+                    "without items (such as a second-order factor) must be listed in simulate.extra_latents"
+                )
+        if outcome in preds:
+            raise ValueError(f"simulate.structural.{outcome}: a latent cannot predict itself")
+    latents = constructs + extra
+    k = len(latents)
+    pos = {v: i for i, v in enumerate(latents)}
+    beta = np.zeros((k, k))
+    for outcome, preds in params.structural.items():
+        for pred, b in preds.items():
+            beta[pos[outcome], pos[pred]] = b
+    _topological(latents, params.structural)  # raises on a cycle
+
+    endo = [v for v in latents if v in params.structural]
+    exo = [v for v in latents if v not in params.structural]
+    psi = np.zeros((k, k))
+    for a in exo:
+        for b in exo:
+            psi[pos[a], pos[b]] = 1.0 if a == b else params.exogenous_correlation
+    exo_idx = [pos[v] for v in exo]
+    if np.linalg.eigvalsh(psi[np.ix_(exo_idx, exo_idx)]).min() <= 0:
+        raise ValueError(
+            f"simulate.exogenous_correlation: {params.exogenous_correlation} gives a correlation matrix of the "
+            f"{len(exo)} exogenous latents that is not positive definite; use a value above {-1 / (len(exo) - 1):.3f}"
+        )
+    pairs = []
+    for a, others in params.residual_correlations.items():
+        for b, r in others.items():
+            for name in (a, b):
+                if name not in endo:
+                    raise ValueError(
+                        f"simulate.residual_correlations.{a}.{b}: {name!r} is not an endogenous latent "
+                        "(exogenous latents correlate through exogenous_correlation)"
+                    )
+            pairs.append((pos[a], pos[b], r))
+
+    # Solve the residual variances so that every latent has variance 1 (Gauss-Seidel in
+    # topological order: exact in one pass without residual correlations, a few passes with).
+    inv = np.linalg.inv(np.eye(k) - beta)
+    order = [pos[v] for v in _topological(latents, params.structural) if v in endo]
+    for j in order:
+        psi[j, j] = 1.0
+    for _ in range(200):
+        change = 0.0
+        for j in order:
+            for a, b, r in pairs:
+                psi[a, b] = psi[b, a] = r * np.sqrt(max(psi[a, a], 0) * max(psi[b, b], 0))
+            var = (inv @ psi @ inv.T)[j, j]
+            step = 1.0 - var
+            psi[j, j] += step
+            change = max(change, abs(step))
+        if change < 1e-13:
+            break
+    for j in order:
+        if psi[j, j] <= 1e-6:
+            preds = params.structural[latents[j]]
+            raise ValueError(
+                f"simulate.structural.{latents[j]}: the standardised paths from {', '.join(preds)} explain "
+                f"{1 - psi[j, j]:.2f} of its variance (R^2 must be < 1); make them smaller"
+            )
+
+    loadings = {}
+    for item in instrument.items:
+        lam = params.loadings.get(item.id, params.loadings.get(item.construct, params.loadings.get("default")))
+        if lam is None:
+            raise ValueError(f"simulate.loadings: no loading for item {item.id!r}; add a 'default' key")
+        loadings[item.id] = float(lam)
+    for key in params.loadings:
+        if key != "default" and key not in items and key not in constructs:
+            raise ValueError(f"simulate.loadings.{key}: not an item or construct of the instrument")
+
+    likert = [i for i in instrument.items if i.scale.type == "likert"]
+    width = max((len(i.scale.points) - 1 for i in likert), default=0)
+    thr = np.full((len(likert), width), np.nan)
+    shifts = rng.normal(0.0, params.threshold_jitter, size=len(likert))
+    for r, item in enumerate(likert):
+        base = _base_thresholds(item.scale, params.thresholds)
+        thr[r, : len(base)] = np.asarray(base) + shifts[r]
+    thresholds = pd.DataFrame(thr, index=[i.id for i in likert], columns=[f"t{j + 1}" for j in range(width)])
+
+    frame = lambda m: pd.DataFrame(m, index=latents, columns=latents)  # noqa: E731
+    return PopulationModel(
+        beta=frame(beta), psi=frame(psi), loadings=pd.Series(loadings),
+        construct_of=pd.Series({i.id: i.construct for i in instrument.items}), thresholds=thresholds,
+    )
+
+
+def _base_thresholds(scale: Scale, given: tuple) -> list[float]:
+    """``given`` when it fits the number of categories, else equal-probability cut points."""
+    k = len(scale.points)
+    if len(given) == k - 1:
+        return list(given)
+    return [NormalDist().inv_cdf(j / k) for j in range(1, k)]
+
+
+def _topological(latents: list[str], structural: dict) -> list[str]:
+    done, out = set(), []
+
+    def visit(v, stack):
+        if v in done:
+            return
+        if v in stack:
+            cycle = " -> ".join([*stack[stack.index(v):], v])
+            raise ValueError(f"simulate.structural: the paths form a cycle ({cycle}); only recursive models can be simulated")
+        for p in structural.get(v, {}):
+            visit(p, [*stack, v])
+        done.add(v)
+        out.append(v)
+
+    for v in latents:
+        visit(v, [])
+    return out
+
+
+# --------------------------------------------------------------------------- study
+
+
+@dataclass(frozen=True)
+class SimulatedStudy:
+    """A simulated data set and what is true about it.
+
+    Attributes
+    ----------
+    responses : DataFrame
+        One row per submission, as a survey platform would export it (reverse-keyed items as
+        answered, defects included), with a ``simulated`` column set to 1.
+    respondents : DataFrame
+        One row per submission: ``row`` (1-based row of ``responses``), the id, one boolean
+        column per respondent-level defect, ``duplicate_of`` (row of the original),
+        ``failed_attention_check`` (from the data, whatever the cause), ``n_missing_cells``,
+        ``n_typo_cells`` and ``clean`` (no respondent-level defect).
+    truth : dict
+        Population parameters and defect counts (JSON-ready).
+    """
+
+    responses: pd.DataFrame
+    respondents: pd.DataFrame
+    truth: dict
+
+
+def simulate_study(instrument: Instrument, params: SimulationParams, seed: int) -> SimulatedStudy:
+    """Draw a study of ``params.n`` respondents for ``instrument``.
+
+    Parameters
+    ----------
+    instrument : Instrument
+    params : SimulationParams
+    seed : int
+        Seed of the one :class:`numpy.random.Generator` every draw comes from.
+
+    Returns
+    -------
+    SimulatedStudy
+    """
+    rng = np.random.default_rng(seed)
+    pop = population_model(instrument, params, rng)
+    _check_context_params(instrument, params)
+    if params.defects.get("inattentive", 0) > 0 and not instrument.attention_checks:
+        raise ValueError("simulate.defects.inattentive: the instrument has no attention checks; set the rate to 0")
+    n = params.n
+    items = list(instrument.items)
+
+    # Latent scores and latent responses.
+    cov = pop.latent_covariance().to_numpy()
+    eta = rng.multivariate_normal(np.zeros(len(pop.latents)), cov, size=n, method="cholesky")
+    eta = pd.DataFrame(eta, columns=pop.latents)
+    answers = {}
+    for item in items:
+        lam = pop.loadings[item.id]
+        ystar = lam * eta[item.construct].to_numpy() + np.sqrt(1 - lam**2) * rng.standard_normal(n)
+        x = _respond(item.scale, ystar, pop.thresholds.loc[item.id].dropna().to_numpy() if item.id in pop.thresholds.index else None)
+        answers[item.id] = item.scale.reverse(x) if item.reverse else x
+    for check in instrument.attention_checks:
+        answers[check.id] = np.full(n, check.expected[0], dtype=float)
+
+    # Respondent-level defects on disjoint sets.
+    counts = {d: int(round(params.defects.get(d, 0.0) * n)) for d in DEFECTS}
+    order = rng.permutation(n)
+    groups, start = {}, 0
+    for d in DEFECTS[:-1]:
+        groups[d] = np.sort(order[start:start + counts[d]])
+        start += counts[d]
+    flags = {d: np.zeros(n, dtype=bool) for d in DEFECTS}
+    for d in DEFECTS[:-1]:
+        flags[d][groups[d]] = True
+
+    answered = items + list(instrument.attention_checks)
+    for r in groups["straightliner"]:
+        value = _uniform(instrument.scale, rng, 1)[0]
+        for q in answered:
+            answers[q.id][r] = value if q.scale.contains(value) else _clip(q.scale, value)
+    for q in answered:
+        rows = groups["random_responder"]
+        answers[q.id][rows] = _uniform(q.scale, rng, len(rows))
+    checks = list(instrument.attention_checks)
+    for r in groups["inattentive"]:
+        check = checks[rng.integers(len(checks))]
+        wrong = [v for v in (check.scale.points or []) if v not in check.expected]
+        answers[check.id][r] = rng.choice(wrong) if wrong else check.expected[0] + 1.0
+
+    # Completion time.
+    duration = np.rint(params.duration_median_s * np.exp(params.duration_sigma * rng.standard_normal(n)))
+    lo, hi = params.speeder_fraction
+    duration[groups["speeder"]] = np.rint(params.duration_median_s * rng.uniform(lo, hi, counts["speeder"]))
+    duration = np.maximum(duration, 1.0)
+
+    # Cell defects on the item cells of the n original respondents.
+    n_missing = np.zeros(n, dtype=int)
+    n_typo = np.zeros(n, dtype=int)
+    cells = [(c, item) for c, item in enumerate(items)]
+    n_cells = n * len(cells)
+    n_missing_cells = int(round(params.defects.get("missing_cell", 0.0) * n_cells))
+    picked = rng.choice(n_cells, size=n_missing_cells, replace=False)
+    for cell in picked:
+        r, c = divmod(int(cell), len(cells))
+        answers[items[c].id][r] = np.nan
+        n_missing[r] += 1
+    bounded = [c for c, item in cells if item.scale.bounded]
+    eligible = np.setdiff1d(
+        (np.arange(n)[:, None] * len(cells) + np.asarray(bounded, dtype=int)[None, :]).ravel(), picked
+    ) if bounded else np.array([], dtype=int)
+    n_typo_cells = int(round(params.defects.get("typo_cell", 0.0) * n * len(bounded)))
+    for cell in rng.choice(eligible, size=min(n_typo_cells, len(eligible)), replace=False):
+        r, c = divmod(int(cell), len(cells))
+        answers[items[c].id][r] = _typo(items[c].scale, answers[items[c].id][r])
+        n_typo[r] += 1
+
+    # Context answers.
+    context = {q.id: _draw_context(q, params.context.get(q.id), rng, n) for q in instrument.context}
+
+    values = {**answers, **context}
+    data = pd.DataFrame({q.id: values[q.id] for page in instrument.pages() for q in page.questions})
+    if instrument.duration_column:
+        data[instrument.duration_column] = duration.astype(int)
+
+    truth_rows = pd.DataFrame({d: flags[d] for d in DEFECTS})
+    truth_rows["duplicate_of"] = -1
+    truth_rows["n_missing_cells"] = n_missing
+    truth_rows["n_typo_cells"] = n_typo
+
+    # Duplicate submissions: copies of clean respondents, the first half keeping the original id.
+    clean_pool = np.flatnonzero(~np.any([flags[d] for d in DEFECTS], axis=0))
+    if counts["duplicate"] > len(clean_pool):
+        raise ValueError("simulate.defects.duplicate: more duplicates than clean respondents to copy")
+    sources = np.sort(rng.choice(clean_pool, size=counts["duplicate"], replace=False))
+    dup = data.iloc[sources].copy()
+    dup_truth = truth_rows.iloc[sources].copy()
+    dup_truth["duplicate"] = True
+    dup_truth["duplicate_of"] = sources
+    same_id = np.zeros(len(sources), dtype=bool)
+    same_id[: (len(sources) + 1) // 2] = True
+    data = pd.concat([data, dup], ignore_index=True)
+    truth_rows = pd.concat([truth_rows, dup_truth], ignore_index=True)
+    keeps_id = np.concatenate([np.zeros(n, dtype=bool), same_id])
+
+    # Shuffle the submissions, then number them.
+    perm = rng.permutation(len(data))
+    data = data.iloc[perm].reset_index(drop=True)
+    truth_rows = truth_rows.iloc[perm].reset_index(drop=True)
+    keeps_id = keeps_id[perm]
+    new_row = np.empty(len(perm), dtype=int)
+    new_row[perm] = np.arange(len(perm))
+    orig_rows = truth_rows["duplicate_of"].to_numpy()
+    truth_rows["duplicate_of"] = np.where(orig_rows >= 0, new_row[np.maximum(orig_rows, 0)] + 1, -1)
+
+    width = len(str(len(data)))
+    ids = np.empty(len(data), dtype=object)
+    k = 0
+    for r in range(len(data)):
+        if not keeps_id[r]:
+            k += 1
+            ids[r] = f"R{k:0{width}d}"
+    for r in np.flatnonzero(keeps_id):
+        ids[r] = ids[truth_rows.at[r, "duplicate_of"] - 1]
+    id_col = instrument.id_column or "respondent_id"
+
+    data.insert(0, id_col, ids)
+    if params.personal_data:
+        for j, col in enumerate(instrument.personal_data):
+            data[col] = _personal(col, ids, j)
+    data[SIMULATED_COLUMN] = 1
+    for item in items:
+        if item.scale.type == "likert":
+            data[item.id] = pd.array(data[item.id], dtype="Int64")
+    for check in instrument.attention_checks:
+        if check.scale.type == "likert":
+            data[check.id] = pd.array(data[check.id], dtype="Int64")
+
+    failed = np.zeros(len(data), dtype=bool)
+    for check in instrument.attention_checks:
+        failed |= ~data[check.id].isin(check.expected).to_numpy()
+    truth_rows.insert(0, id_col, ids)
+    truth_rows.insert(0, "row", np.arange(1, len(data) + 1))
+    truth_rows["failed_attention_check"] = failed
+    truth_rows["clean"] = ~truth_rows[list(DEFECTS)].any(axis=1)
+    truth_rows[SIMULATED_COLUMN] = 1
+
+    truth = _truth(instrument, params, pop, seed, counts, n_missing_cells, n_cells,
+                   min(n_typo_cells, len(eligible)), n * len(bounded), len(data))
+    return SimulatedStudy(responses=data, respondents=truth_rows, truth=truth)
+
+
+def _respond(scale: Scale, ystar: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:
+    if scale.type == "likert":
+        return scale.min + (ystar[:, None] > thresholds[None, :]).sum(axis=1).astype(float)
+    if scale.bounded:
+        mid, sd = (scale.min + scale.max) / 2, (scale.max - scale.min) / 6
+        return np.clip(mid + sd * ystar, scale.min, scale.max)
+    return ystar
+
+
+def _uniform(scale: Scale, rng: np.random.Generator, size: int) -> np.ndarray:
+    if scale.type == "likert":
+        return rng.integers(scale.min, scale.max + 1, size=size).astype(float)
+    if scale.bounded:
+        return rng.uniform(scale.min, scale.max, size=size)
+    return rng.normal(0.0, 3.0, size=size)
+
+
+def _clip(scale: Scale, value: float) -> float:
+    lo = -np.inf if scale.min is None else scale.min
+    hi = np.inf if scale.max is None else scale.max
+    return float(np.clip(value, lo, hi))
+
+
+def _typo(scale: Scale, value: float) -> float:
+    """An out-of-range value a hurried typist makes: the digit twice (5 -> 55), else max + 1."""
+    if np.isnan(value):
+        value = scale.max
+    candidate = value * 11 if scale.type == "likert" else value * 10
+    if scale.contains(candidate):
+        candidate = scale.max + (1 if scale.type == "likert" else scale.max - scale.min)
+    return float(candidate)
+
+
+def _check_context_params(instrument: Instrument, params: SimulationParams) -> None:
+    questions = {q.id: q for q in instrument.context}
+    for qid, spec in params.context.items():
+        if qid not in questions:
+            raise ValueError(f"simulate.context.{qid}: not a context question of the instrument")
+        q = questions[qid]
+        if not isinstance(spec, dict):
+            raise ValueError(f"simulate.context.{qid}: expected a mapping, got {spec!r}")
+        if q.type == "categorical":
+            bad = [v for v in spec if v not in q.values]
+            if bad:
+                raise ValueError(f"simulate.context.{qid}.{bad[0]}: not an allowed value ({q.describe()})")
+            probs = list(spec.values())
+            if not all(_is_number(p) and p >= 0 for p in probs) or abs(sum(probs) - 1) > 1e-9:
+                raise ValueError(f"simulate.context.{qid}: probabilities must be >= 0 and add up to 1, got {spec}")
+        elif q.type in ("integer", "number"):
+            if set(spec) != {"mean", "sd"} or not all(_is_number(v) for v in spec.values()) or spec["sd"] <= 0:
+                raise ValueError(f"simulate.context.{qid}: expected {{mean: number, sd: number > 0}}, got {spec}")
+
+
+def _draw_context(q, spec, rng: np.random.Generator, n: int):
+    if q.type == "categorical":
+        values = list(q.values)
+        probs = [spec.get(v, 0.0) for v in values] if spec else None
+        return np.asarray(values, dtype=object)[rng.choice(len(values), size=n, p=probs)]
+    if q.type in ("integer", "number"):
+        lo = q.min if q.min is not None else (0 if spec is None else -np.inf)
+        hi = q.max if q.max is not None else (10 if spec is None else np.inf)
+        if spec is None:
+            x = rng.integers(lo, hi + 1, size=n).astype(float) if q.type == "integer" else rng.uniform(lo, hi, size=n)
+        else:
+            x = np.clip(rng.normal(spec["mean"], spec["sd"], size=n), lo, hi)
+        return np.rint(x).astype(int) if q.type == "integer" else x
+    return np.asarray([f"answer {k}" for k in rng.integers(1, 4, size=n)], dtype=object)
+
+
+def _personal(column: str, ids: np.ndarray, j: int) -> list:
+    """Synthetic stand-ins for personal data (documentation IP range, example.org mail)."""
+    low = column.lower()
+    if "ip" in low:
+        return [f"192.0.2.{(k % 254) + 1}" for k in range(len(ids))]
+    if "mail" in low:
+        return [f"{i.lower()}@example.org" for i in ids]
+    return [f"synthetic-{column}-{k + 1}" for k in range(len(ids))]
+
+
+def _truth(instrument, params, pop: PopulationModel, seed, counts, n_missing, n_cells, n_typo, n_bounded, rows) -> dict:
+    latent_cor = pop.latent_covariance()
+    endo = [v for v in pop.latents if v not in pop.exogenous]
+    return {
+        "simulated": True,
+        "note": "Simulated data drawn by gapscale from the population model below; not real responses.",
+        "seed": seed,
+        "n": params.n,
+        "rows": rows,
+        "population": {
+            "latents": list(pop.latents),
+            "exogenous": list(pop.exogenous),
+            "loadings": {i: float(v) for i, v in pop.loadings.items()},
+            "construct_of": {i: c for i, c in pop.construct_of.items()},
+            "reverse_keyed": [i.id for i in instrument.items if i.reverse],
+            "structural": {o: {p: float(b) for p, b in preds.items()} for o, preds in params.structural.items()},
+            "exogenous_correlation": params.exogenous_correlation,
+            "residual_variances": {v: float(pop.psi.at[v, v]) for v in endo},
+            "residual_correlations": params.residual_correlations,
+            "r_squared": {v: float(x) for v, x in pop.r_squared().items()},
+            "latent_correlations": {a: {b: float(latent_cor.at[a, b]) for b in pop.latents} for a in pop.latents},
+            "thresholds": {i: [float(t) for t in row.dropna()] for i, row in pop.thresholds.iterrows()},
+        },
+        "defects": {
+            **{d: {"rate": float(params.defects.get(d, 0.0)), "count": counts[d], "of": params.n} for d in DEFECTS},
+            "missing_cell": {"rate": float(params.defects.get("missing_cell", 0.0)), "count": n_missing, "of": n_cells},
+            "typo_cell": {"rate": float(params.defects.get("typo_cell", 0.0)), "count": n_typo, "of": n_bounded},
+        },
+    }
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x)
