@@ -467,6 +467,9 @@ def simulate_study(instrument: Instrument, params: SimulationParams, seed: int) 
     data = pd.DataFrame({q.id: values[q.id] for page in instrument.pages() for q in page.questions})
     if instrument.duration_column:
         data[instrument.duration_column] = duration.astype(int)
+    if params.personal_data:  # drawn per person, so a duplicate submission carries the same values
+        for col in instrument.personal_data:
+            data[col] = _personal(col, n)
 
     truth_rows = pd.DataFrame({d: flags[d] for d in DEFECTS})
     truth_rows["duplicate_of"] = -1
@@ -490,6 +493,14 @@ def simulate_study(instrument: Instrument, params: SimulationParams, seed: int) 
 
     # Shuffle the submissions, then number them.
     perm = rng.permutation(len(data))
+    # A resubmission comes after the first submission: put each copy after its original.
+    where = np.empty(len(perm), dtype=int)
+    where[perm] = np.arange(len(perm))
+    for copy, original in zip(range(n, len(data)), sources):
+        if where[copy] < where[original]:
+            a, b = where[copy], where[original]
+            perm[a], perm[b] = original, copy
+            where[original], where[copy] = a, b
     data = data.iloc[perm].reset_index(drop=True)
     truth_rows = truth_rows.iloc[perm].reset_index(drop=True)
     keeps_id = keeps_id[perm]
@@ -510,9 +521,6 @@ def simulate_study(instrument: Instrument, params: SimulationParams, seed: int) 
     id_col = instrument.id_column or "respondent_id"
 
     data.insert(0, id_col, ids)
-    if params.personal_data:
-        for j, col in enumerate(instrument.personal_data):
-            data[col] = _personal(col, ids, j)
     data[SIMULATED_COLUMN] = 1
     for item in items:
         if item.scale.type == "likert":
@@ -604,14 +612,15 @@ def _draw_context(q, spec, rng: np.random.Generator, n: int):
     return np.asarray([f"answer {k}" for k in rng.integers(1, 4, size=n)], dtype=object)
 
 
-def _personal(column: str, ids: np.ndarray, j: int) -> list:
-    """Synthetic stand-ins for personal data (documentation IP range, example.org mail)."""
+def _personal(column: str, n: int) -> list:
+    """Synthetic stand-ins for personal data: RFC 5737 documentation addresses, example.org
+    mail, and ``synthetic-<column>-<k>`` for anything else; never a real person's data."""
     low = column.lower()
-    if "ip" in low:
-        return [f"192.0.2.{(k % 254) + 1}" for k in range(len(ids))]
     if "mail" in low:
-        return [f"{i.lower()}@example.org" for i in ids]
-    return [f"synthetic-{column}-{k + 1}" for k in range(len(ids))]
+        return [f"respondent{k + 1}@example.org" for k in range(n)]
+    if low.startswith("ip"):
+        return [f"192.0.2.{k % 254 + 1}" for k in range(n)]
+    return [f"synthetic-{column}-{k + 1}" for k in range(n)]
 
 
 def _truth(instrument, params, pop: PopulationModel, seed, counts, n_missing, n_cells, n_typo, n_bounded, rows) -> dict:
