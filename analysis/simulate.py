@@ -202,6 +202,44 @@ class PopulationModel:
         cov = a @ self.psi.to_numpy() @ a.T
         return pd.DataFrame(cov, index=self.beta.index, columns=self.beta.index)
 
+    def to_lavaan(self) -> str:
+        """The population model in lavaan syntax with every value fixed.
+
+        Latent-response scale: item residual variances are ``1 - lambda^2``, so every item and
+        latent has variance 1. In R, ``lavaan(model, sample.cov = ..., do.fit = FALSE)`` gives
+        the implied covariances (``lavInspect(fit, "cov.lv")``) and ``lavaan::simulateData(model)``
+        draws continuous data from it.
+        """
+        num = lambda x: repr(float(x))  # noqa: E731  (shortest text that round-trips the double)
+        lines = ["# gapscale population model (standardised; all values fixed)"]
+        for latent in dict.fromkeys(self.construct_of):
+            items = self.construct_of.index[self.construct_of == latent]
+            lines.append(f"{latent} =~ " + " + ".join(f"{num(self.loadings[i])}*{i}" for i in items))
+        # A latent without items is defined in lavaan as a higher-order factor: its paths to
+        # latents it alone predicts are written as loadings (the same parameter), other paths
+        # as regressions; if it predicts nothing alone, all its paths are loadings.
+        as_loading = set()
+        for extra in (v for v in self.latents if v not in set(self.construct_of)):
+            out = self.beta[extra][self.beta[extra] != 0]
+            alone = [o for o in out.index if (self.beta.loc[o] != 0).sum() == 1] or list(out.index)
+            if alone:
+                lines.append(f"{extra} =~ " + " + ".join(f"{num(out[o])}*{o}" for o in alone))
+            as_loading |= {(o, extra) for o in alone}
+        for outcome in self.latents:
+            preds = self.beta.loc[outcome]
+            preds = preds[(preds != 0) & np.array([(outcome, p) not in as_loading for p in preds.index])]
+            if len(preds):
+                lines.append(f"{outcome} ~ " + " + ".join(f"{num(b)}*{p}" for p, b in preds.items()))
+        latents = list(self.latents)
+        for a, la in enumerate(latents):
+            for lb in latents[a:]:
+                v = self.psi.at[la, lb]
+                if v != 0 or la == lb:
+                    lines.append(f"{la} ~~ {num(v)}*{lb}")
+        for i, lam in self.loadings.items():
+            lines.append(f"{i} ~~ {num(1 - lam**2)}*{i}")
+        return "\n".join(lines) + "\n"
+
     def r_squared(self) -> pd.Series:
         """Share of each endogenous latent's variance explained by its predictors."""
         endo = [v for v in self.latents if v not in self.exogenous]
@@ -645,6 +683,7 @@ def _truth(instrument, params, pop: PopulationModel, seed, counts, n_missing, n_
             "r_squared": {v: float(x) for v, x in pop.r_squared().items()},
             "latent_correlations": {a: {b: float(latent_cor.at[a, b]) for b in pop.latents} for a in pop.latents},
             "thresholds": {i: [float(t) for t in row.dropna()] for i, row in pop.thresholds.iterrows()},
+            "lavaan": pop.to_lavaan(),
         },
         "defects": {
             **{d: {"rate": float(params.defects.get(d, 0.0)), "count": counts[d], "of": params.n} for d in DEFECTS},
