@@ -202,3 +202,27 @@ def test_yaml_round_trip_of_default_instrument_is_stable(default_instrument):
     # The default file itself parses with plain safe_load too (no custom tags).
     raw = yaml.safe_load(default_instrument.source.read_text())
     assert parse_instrument(raw, source=default_instrument.source).item_ids == default_instrument.item_ids
+
+
+def test_default_items_are_paraphrased_not_copied(default_instrument):
+    """No run of six words from the seed papers appears in the instrument's texts."""
+    import re
+    from pathlib import Path
+
+    seeds = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+    papers = sorted(seeds.glob("*.txt"))
+    if not papers:
+        pytest.skip(f"the seed papers are not beside the checkout ({seeds})")
+
+    def words(text: str) -> list[str]:
+        return re.findall(r"[a-z0-9]+", text.lower().replace("’", "'"))
+
+    def grams(ws: list[str]) -> set[tuple[str, ...]]:
+        return {tuple(ws[k:k + 6]) for k in range(len(ws) - 5)}
+
+    seed_grams = set().union(*(grams(words(p.read_text(errors="replace"))) for p in papers))
+    inst = default_instrument
+    texts = [i.text for i in inst.items] + [c.definition for c in inst.constructs]
+    texts += [c.text for c in inst.attention_checks] + [q.text for q in inst.context] + [inst.instructions]
+    copied = [t for t in texts if grams(words(t)) & seed_grams]
+    assert copied == []
