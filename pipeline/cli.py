@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import click
 
+from analysis.clean import DataError
 from instrument import DEFAULT_INSTRUMENT, InstrumentError, LavaanSyntaxError
 
 __all__ = ["cli", "main", "GapscaleError"]
@@ -33,6 +34,8 @@ def user_errors():
         more = len(exc.problems) - 1
         extra = f" (and {more} more; run 'gapscale instrument validate {exc.source}')" if more > 0 else ""
         raise GapscaleError(f"{exc.source}: invalid instrument: {first}{extra}") from None
+    except DataError as exc:
+        raise GapscaleError(str(exc)) from None
     except (LavaanSyntaxError, ValueError, TypeError) as exc:
         raise GapscaleError(str(exc)) from None
     except OSError as exc:
@@ -117,6 +120,78 @@ def simulate_cmd(instrument_path, params_path, out, n, seed):
         f"simulated {metrics['respondents']} respondents ({metrics['rows']} rows with duplicates) into {out}; "
         "the data are SIMULATED"
     )
+
+
+@cli.command("clean")
+@click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=str(DEFAULT_INSTRUMENT),
+              show_default="the default Sustainability Gap instrument", help="Instrument YAML file.")
+@click.option("--data", "data_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Survey export: CSV/TSV (Qualtrics exports included), SPSS .sav or Excel .xlsx.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Directory for clean.csv, exclusions.csv, cell_problems.csv, missing_*.csv and clean.json.")
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Params YAML with a `clean:` section (screen settings); options below override it.")
+@click.option("--encoding", default=None, help="Text encoding of a CSV/TSV file (default UTF-8, with or without BOM).")
+@click.option("--sheet", default=None, help="Excel sheet to read (default: the first).")
+@click.option("--id-column", "id_column", default=None, help="Column identifying respondents (overrides the instrument).")
+@click.option("--truth", "truth_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="truth_respondents.csv of a simulated study: score each screen's precision and recall.")
+@click.option("--speeder-fraction", type=float, default=None, help="Flag times under this share of the median (e.g. 0.333).")
+@click.option("--longstring-share", type=float, default=None, help="Flag identical runs over this share of the items (e.g. 0.5).")
+@click.option("--irv-min", type=float, default=None, help="Flag response SDs below this value (e.g. 0.5).")
+@click.option("--mahalanobis-alpha", type=float, default=None, help="Flag D^2 with p below this (e.g. 0.001).")
+@click.option("--max-missing-share", type=float, default=None, help="Flag respondents missing more than this share of items.")
+@click.option("--no-attention-checks", is_flag=True, help="Switch the attention-check screen off.")
+@click.option("--no-duplicates", is_flag=True, help="Switch the duplicate screen off.")
+def clean_cmd(instrument_path, data_path, out, params_path, encoding, sheet, id_column, truth_path,
+              speeder_fraction, longstring_share, irv_min, mahalanobis_alpha, max_missing_share,
+              no_attention_checks, no_duplicates):
+    """Clean a survey export: drop personal data, coerce values, screen respondents.
+
+    Every input row is either kept (clean.csv) or excluded with each reason and the value that
+    triggered it (exclusions.csv); unusable cells become missing and are logged
+    (cell_problems.csv). Structural problems (missing item columns, an unreadable file) stop
+    with exit status 2.
+    """
+    from pipeline.clean import run
+
+    overrides = {k: v for k, v in dict(
+        speeder_fraction=speeder_fraction, longstring_share=longstring_share, irv_min=irv_min,
+        mahalanobis_alpha=mahalanobis_alpha, max_missing_share=max_missing_share).items() if v is not None}
+    if no_attention_checks:
+        overrides["attention_checks"] = False
+    if no_duplicates:
+        overrides["duplicates"] = False
+    with user_errors():
+        m = run(instrument_path, data_path, out, params_path, overrides, encoding, sheet, id_column, truth_path)
+    reasons = ", ".join(f"{k} {v}" for k, v in m["excluded_by_screen"].items() if v)
+    click.echo(f"{m['rows_in']} rows in: {m['kept']} kept, {m['excluded']} excluded ({reasons or 'none'}); "
+               f"{m['cell_problems']} cells set missing; outputs in {out}")
+    for line in m["notes"]:
+        click.echo(f"note: {line}")
+    for line in m["warnings"]:
+        click.echo(f"WARNING: {line}", err=True)
+
+
+@cli.command("split")
+@click.option("--data", "data_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The clean data (clean.csv of the clean stage).")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Directory for efa.csv, cfa.csv and split.json.")
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Params YAML with `seed` and a `split:` section (share, stratify).")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed (overrides params; default 0).")
+@click.option("--share", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="Share of each stratum in the EFA half (default 0.5).")
+@click.option("--stratify", default=None, help="Grouping column to stratify by (e.g. relationship_type); '' for none.")
+def split_cmd(data_path, out, params_path, seed, share, stratify):
+    """Split the clean data at random into an EFA half and a CFA half, stratified by group."""
+    from pipeline.split import run
+
+    with user_errors():
+        m = run(data_path, out, params_path, seed=seed, share=share, stratify=stratify)
+    click.echo(f"split {m['n']} respondents: {m['n_efa']} EFA, {m['n_cfa']} CFA"
+               f"{' (stratified by ' + m['stratify'] + ')' if m['stratify'] else ''}; outputs in {out}")
 
 
 def main(argv=None) -> None:

@@ -1,0 +1,169 @@
+"""Careless-response and data-quality screens, one function per screen.
+
+Each screen takes the prepared data (one row per submission) and returns a DataFrame with the
+same index and two columns: ``value`` (what the screen measured, as the exclusions table shows
+it) and ``flagged`` (bool). A respondent may be flagged by several screens; every flag is kept.
+
+References
+----------
+Curran, P. G. (2016). Methods for the detection of carelessly invalid responses in survey data.
+    Journal of Experimental Social Psychology 66, 4-19.
+Dunn, A. M., Heggestad, E. D., Shanock, L. R., & Theilgard, N. (2018). Intra-individual response
+    variability as an indicator of insufficient effort responding. Journal of Business and
+    Psychology 33, 105-121.
+Greszki, R., Meyer, M., & Schoen, H. (2015). Exploring the effects of removing "too fast"
+    responses and respondents from web surveys. Public Opinion Quarterly 79(2), 471-503.
+Johnson, J. A. (2005). Ascertaining the validity of individual protocols from web-based
+    personality inventories. Journal of Research in Personality 39, 103-129.
+Meade, A. W., & Craig, S. B. (2012). Identifying careless responses in survey data.
+    Psychological Methods 17(3), 437-455.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = [
+    "attention_checks",
+    "duplicates",
+    "irv",
+    "longstring",
+    "mahalanobis",
+    "missing_share",
+    "speeders",
+]
+
+
+def _result(value, flagged, index) -> pd.DataFrame:
+    return pd.DataFrame({"value": value, "flagged": np.asarray(flagged, dtype=bool)}, index=index)
+
+
+def attention_checks(data: pd.DataFrame, expected: dict[str, tuple]) -> pd.DataFrame:
+    """Flag a respondent whose answer to any attention check is not the instructed one.
+
+    A missing answer counts as a failure (the respondent did not follow the instruction).
+    ``value`` lists each failed check, e.g. ``ATT1=4 (expected 2)``.
+    """
+    failures = [[] for _ in range(len(data))]
+    for col, ok in expected.items():
+        for k, x in enumerate(data[col].to_numpy(dtype=float)):
+            if np.isnan(x) or x not in ok:
+                shown = "missing" if np.isnan(x) else f"{x:g}"
+                failures[k].append(f"{col}={shown} (expected {' or '.join(f'{v:g}' for v in ok)})")
+    return _result(["; ".join(f) for f in failures], [bool(f) for f in failures], data.index)
+
+
+def speeders(duration: pd.Series, fraction: float) -> pd.DataFrame:
+    """Flag completion times under ``fraction`` of the median time (Greszki et al., 2015).
+
+    ``value`` is the time in seconds and its ratio to the median. A missing time is not flagged.
+    """
+    d = duration.to_numpy(dtype=float)
+    median = np.nanmedian(d)
+    ratio = d / median
+    value = [None if np.isnan(x) else f"{x:g} s ({r:.2f} of the median {median:g} s)" for x, r in zip(d, ratio)]
+    return _result(value, np.nan_to_num(ratio, nan=np.inf) < fraction, duration.index)
+
+
+def longstring(data: pd.DataFrame, items: list[str], share: float) -> pd.DataFrame:
+    """Flag a longest run of identical consecutive answers of at least ``share`` of the items.
+
+    Answers are taken as given (before reverse keys are recoded) in questionnaire order; missing
+    answers are skipped, not counted as breaking a run (Johnson, 2005; ``careless::longstring``).
+    """
+    x = data[items].to_numpy(dtype=float)
+    runs = np.zeros(len(x), dtype=int)
+    for k, row in enumerate(x):
+        row = row[~np.isnan(row)]
+        if len(row) == 0:
+            continue
+        breaks = np.flatnonzero(np.diff(row) != 0)
+        edges = np.concatenate([[-1], breaks, [len(row) - 1]])
+        runs[k] = int(np.diff(edges).max())
+    limit = share * len(items)
+    return _result(runs, runs >= limit, data.index)
+
+
+def irv(data: pd.DataFrame, items: list[str], minimum: float) -> pd.DataFrame:
+    """Flag intra-individual response variability below ``minimum`` (Dunn et al., 2018).
+
+    IRV is the standard deviation (n - 1 denominator) of a respondent's answers across the items,
+    as given, ignoring missing ones: ``careless::irv``. Respondents with fewer than two answers
+    get no value and are not flagged.
+    """
+    x = data[items].astype(float)
+    sd = x.std(axis=1, ddof=1, skipna=True).to_numpy()
+    return _result(sd, np.nan_to_num(sd, nan=np.inf) < minimum, data.index)
+
+
+def mahalanobis(data: pd.DataFrame, items: list[str], alpha: float) -> pd.DataFrame:
+    """Flag multivariate outliers: Mahalanobis D^2 with p < ``alpha`` under chi-square(df).
+
+    .. math:: D^2_i = (x_i - \\bar{x})^\\top S^{-1} (x_i - \\bar{x})
+
+    with the sample mean and covariance (n - 1) of the items (Meade & Craig, 2012;
+    ``careless::mahad``; in R ``mahalanobis(x, colMeans(x), cov(x))`` on complete data). With
+    missing answers the mean and the covariance are estimated pairwise and each respondent's
+    D^2 uses the items they answered, with df = that number of items. A pairwise covariance
+    matrix that is not positive definite is replaced by its nearest positive-definite neighbour
+    (eigenvalues floored at 1e-8 of the largest). ``value`` is ``D2 (df, p)``.
+    """
+    x = data[items].to_numpy(dtype=float)
+    mean = np.nanmean(x, axis=0)
+    cov = data[items].astype(float).cov().to_numpy()
+    w, v = np.linalg.eigh(cov)
+    if w.min() <= 1e-8 * w.max():
+        cov = (v * np.maximum(w, 1e-8 * w.max())) @ v.T
+    d2 = np.full(len(x), np.nan)
+    df = np.zeros(len(x), dtype=int)
+    centred = x - mean
+    observed = ~np.isnan(x)
+    patterns, inverse = np.unique(observed, axis=0, return_inverse=True)
+    for p, pattern in enumerate(patterns):
+        members = np.flatnonzero(inverse.ravel() == p)
+        if pattern.sum() == 0:
+            continue
+        sub = np.linalg.inv(cov[np.ix_(pattern, pattern)])
+        c = centred[np.ix_(members, pattern)]
+        d2[members] = np.einsum("ij,jk,ik->i", c, sub, c)
+        df[members] = pattern.sum()
+    p = np.where(df > 0, stats.chi2.sf(d2, np.maximum(df, 1)), np.nan)
+    value = [None if np.isnan(a) else f"D2={a:.1f} (df {b}, p={c:.2g})" for a, b, c in zip(d2, df, p)]
+    return _result(value, np.nan_to_num(p, nan=1.0) < alpha, data.index)
+
+
+def duplicates(data: pd.DataFrame, id_column: str, columns: list[str], rows: pd.Series) -> pd.DataFrame:
+    """Flag repeated submissions: the same id as an earlier row, or identical answers to one.
+
+    The first submission is kept. Identical answers are compared over ``columns`` (items,
+    attention checks and context, missing cells included); answer vectors with no variability
+    at all (straight-lining) are left to the long-string screen, since two straight-liners who
+    chose the same answer are not the same person.
+    """
+    value = [None] * len(data)
+    flagged = np.zeros(len(data), dtype=bool)
+    first_id: dict = {}
+    first_answers: dict = {}
+    answers = data[columns].astype(object).where(data[columns].notna(), None)
+    varied = data[[c for c in columns if pd.api.types.is_numeric_dtype(data[c])]].nunique(axis=1).to_numpy() > 1
+    for k, (rid, row) in enumerate(zip(data[id_column], rows)):
+        if rid in first_id:
+            value[k], flagged[k] = f"same id as row {first_id[rid]}", True
+        else:
+            first_id[rid] = row
+        key = tuple(answers.iloc[k])
+        if varied[k]:
+            if key in first_answers:
+                note = f"identical answers to row {first_answers[key]}"
+                value[k] = note if value[k] is None else f"{value[k]}; {note}"
+                flagged[k] = True
+            else:
+                first_answers[key] = row
+    return _result(value, flagged, data.index)
+
+
+def missing_share(data: pd.DataFrame, items: list[str], maximum: float) -> pd.DataFrame:
+    """Flag respondents who left more than ``maximum`` (a share, 0-1) of the items unanswered."""
+    share = data[items].isna().mean(axis=1).to_numpy()
+    return _result(share, share > maximum, data.index)

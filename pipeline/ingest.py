@@ -1,0 +1,205 @@
+"""Read a survey export into a table of raw cells, whatever its format.
+
+Formats, chosen by file extension:
+
+``.csv`` / ``.txt``  delimited text; the delimiter (comma, semicolon, tab) is detected from the
+                     header line, UTF-8 with or without BOM unless ``encoding`` is given
+``.tsv``             tab-delimited text
+``.sav``             SPSS (pyreadstat); value labels are kept as numbers, the labels are ignored
+``.xlsx``            Excel (openpyxl), first sheet unless ``sheet`` is given
+
+Qualtrics CSV exports are recognised by their ImportId header row (``{"ImportId":"QID1"}``):
+the header rows under the column names (question text, ImportId) are dropped, and
+``ResponseId`` / ``Duration (in seconds)`` stand in for the id and duration columns (see
+:func:`analysis.clean.prepare`).
+
+Every cell comes back as text (``None`` when empty) so that no value is changed before the
+clean stage sees it; numbers from SPSS and Excel are written without a trailing ``.0``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["RawTable", "read_export"]
+
+
+@dataclass(frozen=True)
+class RawTable:
+    """Cells of an export as text, with what was learned while reading it.
+
+    ``row`` numbers in messages are 1-based data rows (the first respondent is row 1), after
+    any header rows.
+    """
+
+    cells: pd.DataFrame
+    path: Path
+    format: str
+    qualtrics: bool = False
+    header_rows: int = 1
+    delimiter: str | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def read_export(path: str | Path, encoding: str | None = None, sheet: str | None = None) -> RawTable:
+    """Read ``path`` into a :class:`RawTable`.
+
+    Raises
+    ------
+    ValueError
+        One line naming the file and what is wrong: not found, empty, cannot be decoded (with
+        the byte and a suggested ``--encoding``), no header, no data rows, duplicated column
+        names, an unknown extension.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: the file is empty; export the responses again")
+    ext = path.suffix.lower()
+    if ext in (".csv", ".txt", ".tsv"):
+        table = _read_text(path, encoding, tab=ext == ".tsv")
+    elif ext == ".sav":
+        table = _read_sav(path)
+    elif ext == ".xlsx":
+        table = _read_xlsx(path, sheet)
+    else:
+        raise ValueError(f"{path}: unknown file type {ext!r}; use .csv, .tsv, .sav or .xlsx")
+    if table.cells.empty:
+        raise ValueError(f"{path}: the file has a header but no responses")
+    return table
+
+
+def _columns(path: Path, names: list) -> list[str]:
+    out = []
+    for k, name in enumerate(names, start=1):
+        name = "" if name is None else str(name).strip()
+        if not name:
+            raise ValueError(f"{path}: column {k} has no name in the header row")
+        out.append(name)
+    seen = {}
+    for k, name in enumerate(out, start=1):
+        if name in seen:
+            raise ValueError(f"{path}: column name {name!r} appears twice (columns {seen[name]} and {k}); "
+                             "rename one so every column is unique")
+        seen[name] = k
+    return out
+
+
+def _read_text(path: Path, encoding: str | None, tab: bool) -> RawTable:
+    raw = path.read_bytes()
+    enc = encoding or "utf-8-sig"
+    try:
+        text = raw.decode(enc)
+    except LookupError:
+        raise ValueError(f"{path}: unknown encoding {encoding!r}; use a name such as utf-8, latin-1 or cp1252") from None
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        hint = "pass --encoding with the file's encoding (e.g. --encoding latin-1 or cp1252)"
+        raise ValueError(f"{path}: not valid {enc.replace('-sig', '')} text at byte {exc.start} (line {line}); {hint}") from None
+    if encoding and encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+        text = text.lstrip("\ufeff")
+    if "\x00" in text:
+        raise ValueError(f"{path}: the file holds NUL bytes; is it UTF-16 or a binary file? Pass --encoding utf-16 if so")
+    if not text.strip():
+        raise ValueError(f"{path}: the file is empty; export the responses again")
+    header = text.splitlines()[0]
+    if tab:
+        delimiter = "\t"
+    else:
+        counts = {d: header.count(d) for d in (",", ";", "\t")}
+        delimiter = max(counts, key=counts.get) if max(counts.values()) > 0 else ","
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    rows = [r for r in rows if any(c.strip() for c in r)]
+    names = _columns(path, rows[0])
+    body = rows[1:]
+    for k, r in enumerate(body, start=1):
+        if len(r) > len(names):
+            extra = [c for c in r[len(names):] if c.strip()]
+            if extra:
+                raise ValueError(f"{path}: row {k} has {len(r)} cells but the header has {len(names)} columns; "
+                                 f"check the delimiter ({_name(delimiter)}) and quoting")
+    body = [(r + [""] * len(names))[: len(names)] for r in body]
+    cells = pd.DataFrame(body, columns=names, dtype=object)
+    cells = cells.map(lambda v: v.strip() if isinstance(v, str) and v.strip() else None)
+    notes = []
+    if delimiter != ",":
+        notes.append(f"read as {_name(delimiter)}-delimited")
+    qualtrics, header_rows = False, 1
+    if len(cells) >= 2 and _is_import_id_row(cells.iloc[1]):
+        cells = cells.iloc[2:].reset_index(drop=True)
+        qualtrics, header_rows = True, 3
+        notes.append("Qualtrics export: dropped 2 header rows (question text, ImportId)")
+    elif len(cells) >= 1 and _is_import_id_row(cells.iloc[0]):
+        cells = cells.iloc[1:].reset_index(drop=True)
+        qualtrics, header_rows = True, 2
+        notes.append("Qualtrics export: dropped 1 header row (ImportId)")
+    return RawTable(cells, path, "csv", qualtrics, header_rows, delimiter, tuple(notes))
+
+
+def _is_import_id_row(row: pd.Series) -> bool:
+    hits = 0
+    for v in row:
+        if isinstance(v, str) and v.startswith("{") and "ImportId" in v:
+            try:
+                json.loads(v)
+                hits += 1
+            except json.JSONDecodeError:
+                pass
+    return hits >= max(1, len(row) // 2)
+
+
+def _name(delimiter: str) -> str:
+    return {",": "comma", ";": "semicolon", "\t": "tab"}.get(delimiter, repr(delimiter))
+
+
+def _as_text(v) -> str | None:
+    if v is None or (isinstance(v, float) and pd.isna(v)):
+        return None
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    s = str(v).strip()
+    return s or None
+
+
+def _read_sav(path: Path) -> RawTable:
+    try:
+        import pyreadstat
+    except ImportError:  # pragma: no cover - a dependency of gapscale
+        raise ValueError("reading .sav files needs pyreadstat: pip install pyreadstat") from None
+    try:
+        df, meta = pyreadstat.read_sav(str(path), apply_value_formats=False)
+    except Exception as exc:  # pyreadstat raises its own ReadstatError types
+        raise ValueError(f"{path}: cannot be read as an SPSS file ({exc})") from None
+    names = _columns(path, list(df.columns))
+    cells = pd.DataFrame({n: [_as_text(v) for v in df[c]] for n, c in zip(names, df.columns)}, dtype=object)
+    labelled = sorted(meta.variable_value_labels)
+    notes = (f"SPSS file: {len(labelled)} variables with value labels read as their numeric codes",) if labelled else ()
+    return RawTable(cells, path, "sav", notes=notes)
+
+
+def _read_xlsx(path: Path, sheet: str | None) -> RawTable:
+    try:
+        import openpyxl
+    except ImportError:  # pragma: no cover - a dependency of gapscale
+        raise ValueError("reading .xlsx files needs openpyxl: pip install openpyxl") from None
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # zipfile.BadZipFile, KeyError, InvalidFileException ...
+        raise ValueError(f"{path}: cannot be read as an Excel .xlsx file ({type(exc).__name__})") from None
+    if sheet is not None and sheet not in book.sheetnames:
+        raise ValueError(f"{path}: no sheet {sheet!r}; sheets: {', '.join(book.sheetnames)}")
+    ws = book[sheet] if sheet else book.worksheets[0]
+    rows = [list(r) for r in ws.iter_rows(values_only=True)]
+    book.close()
+    rows = [r for r in rows if any(_as_text(c) is not None for c in r)]
+    if not rows:
+        raise ValueError(f"{path}: the sheet {ws.title!r} is empty")
+    names = _columns(path, rows[0])
+    body = [[_as_text(c) for c in (list(r) + [None] * len(names))[: len(names)]] for r in rows[1:]]
+    return RawTable(pd.DataFrame(body, columns=names, dtype=object), path, "xlsx")
