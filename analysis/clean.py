@@ -120,8 +120,10 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
     problems: list[str] = []
     missing_items = [i for i in instrument.item_ids if i not in cells.columns]
     if missing_items:
+        hint = (f" (the file was read as a single column {cells.columns[0][:30]!r}...: is it delimited by "
+                "something other than a comma, semicolon or tab?)") if len(cells.columns) == 1 else ""
         problems.append(f"{len(missing_items)} item column(s) missing: {', '.join(missing_items[:12])}"
-                        f"{' ...' if len(missing_items) > 12 else ''}; the file must have a column per item id")
+                        f"{' ...' if len(missing_items) > 12 else ''}; the file must have a column per item id{hint}")
 
     id_col = id_column or instrument.id_column
     if id_col and id_col not in cells.columns:
@@ -399,8 +401,14 @@ def screen(prepared: Prepared, instrument: Instrument, params: ScreenParams) -> 
         results["longstring"] = screening.longstring(data, items, params.longstring_share)
     if params.irv_min is not None:
         results["irv"] = screening.irv(data, items, params.irv_min)
+    skipped = []
     if params.mahalanobis_alpha is not None:
-        results["mahalanobis"] = screening.mahalanobis(data, items, params.mahalanobis_alpha)
+        result = screening.mahalanobis(data, items, params.mahalanobis_alpha)
+        if result is None:
+            skipped.append(f"Mahalanobis screen not run: it needs at least max(2 x {len(items)} items, 50) = "
+                           f"{max(2 * len(items), 50)} respondents, the data have {len(data)}")
+        else:
+            results["mahalanobis"] = result
     if params.duplicates:
         compared = items + list(checks) + [q.id for q in instrument.context if q.id in data.columns]
         results["duplicate"] = screening.duplicates(data, prepared.id_column, compared, data["row"])
@@ -421,7 +429,7 @@ def screen(prepared: Prepared, instrument: Instrument, params: ScreenParams) -> 
     rows_out = set(exclusions["row"])
     if n_in != n_kept + n_out or rows_out & set(clean["row"]) or rows_out | set(clean["row"]) != set(data["row"]):
         raise RuntimeError(f"accounting rule broken: {n_in} rows in, {n_kept} kept + {n_out} excluded")
-    warnings = tuple(f"item {i!r} has no variance among the kept respondents (every answer {clean[i].dropna().iat[0]:g})"
+    warnings = tuple(skipped) + tuple(f"item {i!r} has no variance among the kept respondents (every answer {clean[i].dropna().iat[0]:g})"
                      for i in items if clean[i].nunique() == 1)
     return Screened(clean=clean, exclusions=exclusions.reset_index(drop=True), flags=flags.reset_index(drop=True),
                     warnings=warnings)

@@ -108,7 +108,12 @@ def mahalanobis(data: pd.DataFrame, items: list[str], alpha: float) -> pd.DataFr
     D^2 uses the items they answered, with df = that number of items. A pairwise covariance
     matrix that is not positive definite is replaced by its nearest positive-definite neighbour
     (eigenvalues floored at 1e-8 of the largest). ``value`` is ``D2 (df, p)``.
+
+    The screen needs a covariance matrix it can trust: with fewer than ``max(2 * items, 50)``
+    respondents it does not run and returns ``None`` (the caller reports that).
     """
+    if len(data) < max(2 * len(items), 50):
+        return None
     x = data[items].to_numpy(dtype=float)
     mean = np.nanmean(x, axis=0)
     cov = data[items].astype(float).cov().to_numpy()

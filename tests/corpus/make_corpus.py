@@ -1,0 +1,122 @@
+"""Write the malformed-input corpus (run from the repository root: python tests/corpus/make_corpus.py).
+
+Each file is one kind of broken (or merely awkward) survey export; expected.yaml says what
+`gapscale clean` must do with it: exit status 2 and a one-line message, or the documented
+repair (exit 0) and, where it matters, a note or a logged cell problem.
+"""
+from pathlib import Path
+
+import openpyxl
+import pandas as pd
+import pyreadstat
+
+HERE = Path(__file__).parent
+HEADER = ["respondent_id", "relationship_type", "A_1", "A_2", "A_3", "ATT1", "B_1", "B_2", "B_3",
+          "experience_years", "duration_s", "email"]
+ROWS = [
+    ["R1", "B2B", 4, 4, 2, 2, 3, 4, 3, 10, 600, "r1@example.org"],
+    ["R2", "B2C", 5, 4, 1, 2, 4, 4, 5, 3, 540, "r2@example.org"],
+    ["R3", "B2G", 2, 3, 4, 2, 2, 2, 1, 22, 700, "r3@example.org"],
+    ["R4", "G2C", 3, 4, 2, 2, 3, 2, 4, 7, 650, "r4@example.org"],
+    ["R5", "B2B", 4, 5, 2, 2, 5, 4, 4, 15, 580, "r5@example.org"],
+    ["R6", "B2C", 1, 2, 5, 2, 1, 2, 2, 1, 610, "r6@example.org"],
+]
+
+
+def table(rows=ROWS, header=HEADER, sep=","):
+    lines = [sep.join(header)] + [sep.join("" if v is None else str(v) for v in r) for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write(name, text, encoding="utf-8"):
+    (HERE / name).write_bytes(text.encode(encoding) if isinstance(text, str) else text)
+
+
+def replace(rows, r, col, value):
+    rows = [list(x) for x in rows]
+    rows[r][HEADER.index(col)] = value
+    return rows
+
+
+def drop(cols):
+    keep = [k for k, c in enumerate(HEADER) if c not in cols]
+    return [[r[k] for k in keep] for r in ROWS], [HEADER[k] for k in keep]
+
+
+write("good.csv", table())
+write("semicolon.csv", table(sep=";"))
+write("tab_delimited.tsv", table(sep="\t"))
+write("pipe_delimited.csv", table(sep="|"))
+write("bom.csv", "\ufeff" + table())
+latin = table(replace(ROWS, 0, "email", "café@example.org"))
+write("latin1.csv", latin, "latin-1")
+write("latin1_declared.csv", latin, "latin-1")
+write("utf16.csv", table(), "utf-16")
+write("header_only.csv", ",".join(HEADER) + "\n")
+write("empty.csv", "")
+write("blank_lines.csv", "\n\n  \n")
+rows, header = drop(["A_2", "B_3"])
+write("missing_item_columns.csv", table(rows, header))
+rows, header = drop(["respondent_id"])
+write("missing_id_column.csv", table(rows, header))
+write("duplicate_column.csv", table([r + [r[2]] for r in ROWS], HEADER + ["A_1"]))
+write("empty_header_cell.csv", table([r + ["x"] for r in ROWS], HEADER + [""]))
+write("ragged_row.csv", table() + "R7,B2B,1,2,3,2,4,5,1,3,500,r7@example.org,extra,cells\n")
+write("duplicate_ids.csv", table(replace(ROWS, 3, "respondent_id", "R1")))
+write("text_in_numeric.csv", table(replace(replace(ROWS, 1, "A_2", "four"), 4, "B_1", "n/a")))
+write("out_of_range.csv", table(replace(replace(ROWS, 2, "B_2", 77), 5, "A_1", 0)))
+write("all_missing_item.csv", table([r[:7] + [None] + r[8:] for r in ROWS]))
+write("constant_item.csv", table([r[:6] + [3] + r[7:] for r in ROWS]))
+write("bad_context.csv", table(replace(replace(ROWS, 0, "relationship_type", "B2X"), 2, "experience_years", 99)))
+write("bad_duration.csv", table(replace(replace(ROWS, 0, "duration_s", -5), 1, "duration_s", "ten")))
+write("decimal_comma.csv", table(replace(ROWS, 0, "duration_s", "600,5"), sep=";"))
+write("empty_id.csv", table(replace(ROWS, 2, "respondent_id", None)))
+write("already_recoded.csv", table([r + [1] for r in ROWS], HEADER + ["reverse_recoded"]))
+write("not_a_table.json", '{"a": 1}\n')
+write("not_excel.xlsx", "respondent_id,A_1\nR1,3\n")
+write("not_spss.sav", b"\x00\x01not an SPSS file")
+
+# Qualtrics exports: three header rows, metadata and personal-data columns, numbers or choice text.
+labels = {1: "Strongly disagree", 2: "Disagree", 3: "Neutral", 4: "Agree", 5: "Strongly agree"}
+meta = ["StartDate", "EndDate", "Status", "IPAddress", "Progress", "Duration (in seconds)", "Finished",
+        "RecordedDate", "ResponseId", "RecipientLastName", "RecipientFirstName", "RecipientEmail",
+        "ExternalReference", "LocationLatitude", "LocationLongitude", "DistributionChannel", "UserLanguage"]
+questions = ["relationship_type", "A_1", "A_2", "A_3", "ATT1", "B_1", "B_2", "B_3", "experience_years"]
+
+
+def qualtrics(choice_text: bool) -> str:
+    header = meta + questions
+    text_row = meta + [f"Question text of {q}" for q in questions]
+    import_row = [f'{{"ImportId":"{m.lower()}"}}' for m in meta] + [f'{{"ImportId":"QID{k}"}}' for k in range(1, 10)]
+    body = []
+    for k, r in enumerate(ROWS, start=1):
+        m = ["2026-11-01 10:00:00", "2026-11-01 10:10:00", "0", f"198.51.100.{k}", "100", str(r[10]), "1",
+             "2026-11-01 10:10:01", f"R_{k:04d}", f"Last{k}", f"First{k}", f"person{k}@example.org",
+             f"EXT{k}", "60.17", "24.94", "anonymous", "EN"]
+        answers = [r[1]] + [(labels[v] if choice_text else v) for v in r[2:9]] + [r[9]]
+        if not choice_text:
+            answers[0] = str(["B2B", "B2C", "B2G", "G2C"].index(r[1]) + 1)
+        body.append(m + [str(a) for a in answers])
+    import csv, io
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerows([header, text_row, import_row] + body)
+    return buf.getvalue()
+
+
+write("qualtrics_numeric.csv", qualtrics(choice_text=False))
+write("qualtrics_choice_text.csv", qualtrics(choice_text=True))
+
+# SPSS with value labels, and Excel.
+frame = pd.DataFrame(ROWS, columns=HEADER)
+sav = frame.copy()
+sav["relationship_type"] = sav["relationship_type"].map({"B2B": "B2B", "B2C": "B2C", "B2G": "B2G", "G2C": "G2C"})
+pyreadstat.write_sav(sav, str(HERE / "spss_value_labels.sav"),
+                     variable_value_labels={c: labels for c in ["A_1", "A_2", "A_3", "B_1", "B_2", "B_3", "ATT1"]})
+book = openpyxl.Workbook()
+ws = book.active
+ws.title = "responses"
+ws.append(HEADER)
+for r in ROWS:
+    ws.append(r)
+book.save(HERE / "excel.xlsx")
