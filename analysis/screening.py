@@ -107,7 +107,8 @@ def mahalanobis(data: pd.DataFrame, items: list[str], alpha: float) -> pd.DataFr
     missing answers the mean and the covariance are estimated pairwise and each respondent's
     D^2 uses the items they answered, with df = that number of items. A pairwise covariance
     matrix that is not positive definite is replaced by its nearest positive-definite neighbour
-    (eigenvalues floored at 1e-8 of the largest). ``value`` is ``D2 (df, p)``.
+    (eigenvalues floored at 1e-8 of the largest). ``value`` is ``D2 (df, p)``; the numbers are
+    also returned in columns ``d2``, ``df`` and ``pvalue``.
 
     The screen needs a covariance matrix it can trust: with fewer than ``max(2 * items, 50)``
     respondents it does not run and returns ``None`` (the caller reports that).
@@ -135,7 +136,8 @@ def mahalanobis(data: pd.DataFrame, items: list[str], alpha: float) -> pd.DataFr
         df[members] = pattern.sum()
     p = np.where(df > 0, stats.chi2.sf(d2, np.maximum(df, 1)), np.nan)
     value = [None if np.isnan(a) else f"D2={a:.1f} (df {b}, p={c:.2g})" for a, b, c in zip(d2, df, p)]
-    return _result(value, np.nan_to_num(p, nan=1.0) < alpha, data.index)
+    out = _result(value, np.nan_to_num(p, nan=1.0) < alpha, data.index)
+    return out.assign(d2=d2, df=df, pvalue=p)
 
 
 def duplicates(data: pd.DataFrame, id_column: str, columns: list[str], rows: pd.Series) -> pd.DataFrame:
