@@ -37,16 +37,44 @@ def test_simulate_stage_depends_on_every_simulation_parameter():
     parse_simulation_params(params["simulate"])
 
 
+def expand(path: str) -> str:
+    """Resolve dvc.yaml's ${vars} in a path."""
+    for d in dvc_pipeline()["vars"]:
+        for k, v in d.items():
+            path = path.replace("${" + k + "}", v)
+    return path
+
+
 def test_stage_code_and_inputs_are_dependencies():
-    pipeline = dvc_pipeline()
-    variables = {k: v for d in pipeline["vars"] for k, v in d.items()}
-    for name, stage in pipeline["stages"].items():
-        deps = [d.replace("${instrument}", variables["instrument"]) for d in stage["deps"]]
+    for name, stage in dvc_pipeline()["stages"].items():
+        deps = [expand(d) for d in stage["deps"]]
         for dep in deps:
-            assert (ROOT / dep).exists(), (name, dep)
+            if not dep.startswith("data/"):  # data deps are written by earlier stages
+                assert (ROOT / dep).exists(), (name, dep)
         assert f"pipeline/{'instrument' if name == 'render' else name}.py" in deps, name
 
 
 def test_data_is_not_committed_to_git():
     gitignore = (ROOT / "data" / "raw" / ".gitignore").read_text().split()
     assert {"/responses.csv", "/truth.json", "/truth_respondents.csv"} <= set(gitignore)
+
+
+def test_clean_and_split_stages_depend_on_their_parameters():
+    from analysis.clean import ScreenParams, parse_screen_params
+
+    stages = dvc_pipeline()["stages"]
+    assert set(stages["clean"]["params"]) == {f"clean.{f.name}" for f in fields(ScreenParams)}
+    assert set(stages["split"]["params"]) == {"seed", "split.share", "split.stratify"}
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert set(params["clean"]) == {f.name for f in fields(ScreenParams)}
+    parse_screen_params(params["clean"])
+
+
+def test_stages_chain_in_order():
+    """simulate -> clean -> split: each stage reads what the one before writes."""
+    stages = dvc_pipeline()["stages"]
+    outs = {name: {expand(o if isinstance(o, str) else next(iter(o))) for o in s.get("outs", [])}
+            for name, s in stages.items()}
+    deps = {name: {expand(d) for d in s["deps"]} for name, s in stages.items()}
+    assert "data/raw/responses.csv" in outs["simulate"] & deps["clean"]
+    assert "data/interim/clean/clean.csv" in outs["clean"] & deps["split"]
