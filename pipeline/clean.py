@@ -1,6 +1,7 @@
 """Stage ``clean``: read any export, drop personal data, coerce, screen, report missing data."""
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import pandas as pd
 
 from analysis.clean import SCREENS, parse_screen_params, prepare, score_screens, screen
 from analysis.missing import little_mcar_test, missing_by_item, missing_by_respondent
+from analysis.warnings import GapscaleWarning
 from instrument import load_instrument
 from pipeline.ingest import read_export
 from pipeline.io import output_dir, read_params, write_csv, write_json
@@ -37,10 +39,13 @@ def run(instrument_path, data_path, out, params_path=None, overrides: dict | Non
     by_respondent = missing_by_respondent(clean, items, id_column=prepared.id_column)
     by_respondent.insert(0, "source_row", clean["row"].to_numpy())
     mcar_note = None
-    try:
-        mcar = little_mcar_test(clean, items).to_dict()
-    except ValueError as exc:  # e.g. no missing data at all, or a constant item
-        mcar, mcar_note = None, f"Little's MCAR test not computed: {exc}"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", GapscaleWarning)
+        try:
+            mcar = little_mcar_test(clean, items).to_dict()
+        except ValueError as exc:  # e.g. a constant item or linearly dependent items
+            mcar, mcar_note = None, f"Little's MCAR test not computed: {exc}"
+    stage_warnings = [f"Little's MCAR test: {w.message}" for w in caught if issubclass(w.category, GapscaleWarning)]
 
     cells = len(clean) * len(items)
     metrics = {
@@ -58,7 +63,7 @@ def run(instrument_path, data_path, out, params_path=None, overrides: dict | Non
         "little_mcar": mcar,
         "screens": asdict(settings),
         "notes": list(raw.notes) + list(prepared.notes) + ([mcar_note] if mcar_note else []),
-        "warnings": list(result.warnings),
+        "warnings": list(result.warnings) + stage_warnings,
     }
     if truth_path is not None:
         metrics["screens_vs_truth"] = score_screens(result.flags, pd.read_csv(truth_path))
