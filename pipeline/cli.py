@@ -194,6 +194,47 @@ def split_cmd(data_path, out, params_path, seed, share, stratify):
                f"{' (stratified by ' + m['stratify'] + ')' if m['stratify'] else ''}; outputs in {out}")
 
 
+@cli.command("efa")
+@click.option("--data", "data_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The EFA half (efa.csv of the split stage) or any clean data set.")
+@click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=None,
+              help="Instrument YAML: its items, and the construct each should load on.")
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="lavaan model file instead of an instrument: items are the indicators of its `=~` lines.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Directory for efa_*.csv and efa.json.")
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Params YAML with `seed` and an `efa:` section; options below override it.")
+@click.option("--n-factors", default=None, help="Number of factors, or 'auto' (parallel analysis).")
+@click.option("--extraction", type=click.Choice(["minres", "ml", "pa"]), default=None,
+              help="Extraction: minimum residual, maximum likelihood or principal axis (default minres).")
+@click.option("--rotation", type=click.Choice(["oblimin", "promax", "geomin", "varimax", "quartimin", "none"]),
+              default=None, help="Rotation (default oblimin).")
+@click.option("--correlation", type=click.Choice(["pearson", "polychoric"]), default=None,
+              help="Correlations to factor (default pearson).")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of parallel analysis (default: params).")
+def efa_cmd(data_path, instrument_path, model_path, out, params_path, n_factors, extraction, rotation,
+            correlation, seed):
+    """Exploratory factor analysis: KMO, Bartlett, number of factors, loadings, diagnostics.
+
+    Matches psych::fa for minres/ml/pa extraction and the rotations offered.
+    """
+    from pipeline.efa import run
+
+    if (instrument_path is None) == (model_path is None):
+        raise GapscaleError("give exactly one of --instrument or --model")
+    overrides = dict(n_factors=n_factors, extraction=extraction, rotation=rotation, correlation=correlation)
+    with user_errors():
+        m = run(data_path, out, instrument_path, model_path, params_path, overrides, seed)
+    k = m["n_factors"]
+    click.echo(f"EFA on {m['n']} respondents, {m['items']} items ({m['correlation']}): KMO {m['kmo']:.2f}; "
+               f"factors used {k['used']} (parallel {k['parallel_fa']}, MAP {k['map']}, Kaiser {k['kaiser']}); "
+               f"{m['structure_agreement']:.0%} of items load highest on their construct's factor; "
+               f"{m['flagged_items']} items flagged; outputs in {out}")
+    for w in m["warnings"]:
+        click.echo(f"WARNING: {w}", err=True)
+
+
 def main(argv=None) -> None:
     """Console entry point: run the CLI, turning usage errors into one line and exit status 2."""
     try:

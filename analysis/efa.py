@@ -1,0 +1,508 @@
+"""Exploratory factor analysis that agrees with psych::fa.
+
+Suitability (KMO, Bartlett), how many factors (parallel analysis, Velicer's MAP, Kaiser, scree),
+extraction (minimum residual, maximum likelihood, principal axis), rotation (via
+:mod:`analysis.rotation`), and the results psych reports: loadings, communalities,
+uniquenesses, item complexity, factor correlations, variance accounted for, and the fit of the
+factor model.
+
+References
+----------
+Bartlett, M. S. (1950). Tests of significance in factor analysis. British Journal of
+    Psychology 3(2), 77-85.
+Buja, A., & Eyuboglu, N. (1992). Remarks on parallel analysis. Multivariate Behavioral
+    Research 27(4), 509-540.
+Harman, H. H., & Jones, W. H. (1966). Factor analysis by minimizing residuals (minres).
+    Psychometrika 31(3), 351-368.
+Hofmann, R. J. (1978). Complexity and simplicity as objective indices descriptive of factor
+    solutions. Multivariate Behavioral Research 13(2), 247-250.
+Horn, J. L. (1965). A rationale and test for the number of factors in factor analysis.
+    Psychometrika 30(2), 179-185.
+Kaiser, H. F. (1970). A second generation little jiffy. Psychometrika 35(4), 401-415.
+Revelle, W. (2022). psych: Procedures for Psychological, Psychometric, and Personality
+    Research. R package version 2.2.9.
+Velicer, W. F. (1976). Determining the number of components from the matrix of partial
+    correlations. Psychometrika 41(3), 321-327.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from analysis.warnings import ConvergenceWarning, GapscaleWarning
+
+__all__ = [
+    "EFAResult",
+    "HeywoodWarning",
+    "bartlett_sphericity",
+    "efa",
+    "extract",
+    "kaiser_rule",
+    "kmo",
+    "parallel_analysis",
+    "smc",
+    "velicer_map",
+]
+
+EXTRACTION = ("minres", "ml", "pa")
+
+
+class HeywoodWarning(GapscaleWarning):
+    """A communality at or above 1 (an (ultra-)Heywood case): the solution is inadmissible."""
+
+
+def _corr(r) -> np.ndarray:
+    r = np.asarray(r, dtype=float)
+    if r.ndim != 2 or r.shape[0] != r.shape[1]:
+        raise ValueError(f"expected a square correlation matrix, got shape {r.shape}")
+    if np.isnan(r).any():
+        raise ValueError("the correlation matrix has missing values (an item without variance or no pairs)")
+    return r
+
+
+def smc(r) -> np.ndarray:
+    """Squared multiple correlations, ``1 - 1 / diag(R^-1)`` (``psych::smc``)."""
+    r = _corr(r)
+    return 1 - 1 / np.diag(np.linalg.inv(r))
+
+
+# --------------------------------------------------------------------------- suitability
+
+
+def kmo(r: pd.DataFrame) -> tuple[float, pd.Series]:
+    """Kaiser-Meyer-Olkin measure of sampling adequacy, overall and per item (Kaiser, 1970).
+
+    .. math:: MSA = \\frac{\\sum_{i \\ne j} r_{ij}^2}{\\sum_{i \\ne j} r_{ij}^2 + \\sum_{i \\ne j} q_{ij}^2}
+
+    with :math:`q_{ij}` the partial (anti-image) correlations from :math:`R^{-1}`; per item, the
+    sums run over its row. In R: ``psych::KMO(r)`` (``$MSA``, ``$MSAi``).
+    """
+    names = list(r.index) if isinstance(r, pd.DataFrame) else None
+    r = _corr(r)
+    inv = np.linalg.inv(r)
+    d = 1 / np.sqrt(np.diag(inv))
+    q = inv * d[:, None] * d[None, :]
+    np.fill_diagonal(q, 0)
+    r0 = r.copy()
+    np.fill_diagonal(r0, 0)
+    r2, q2 = (r0**2).sum(axis=0), (q**2).sum(axis=0)
+    overall = r2.sum() / (r2.sum() + q2.sum())
+    return float(overall), pd.Series(r2 / (r2 + q2), index=names, name="msa")
+
+
+def bartlett_sphericity(r, n: int) -> dict:
+    """Bartlett's (1950) test that the correlation matrix is an identity matrix.
+
+    .. math:: \\chi^2 = -\\left(n - 1 - \\frac{2p + 5}{6}\\right)\\ln|R|,\\qquad df = p(p-1)/2
+
+    In R: ``psych::cortest.bartlett(r, n)``.
+    """
+    r = _corr(r)
+    p = r.shape[0]
+    sign, logdet = np.linalg.slogdet(r)
+    if sign <= 0:
+        raise ValueError("the correlation matrix is singular (an item is a linear combination of others); "
+                         "Bartlett's test is not defined")
+    chisq = -(n - 1 - (2 * p + 5) / 6) * logdet
+    df = p * (p - 1) / 2
+    return {"chisq": float(chisq), "df": int(df), "pvalue": float(stats.chi2.sf(chisq, df))}
+
+
+# --------------------------------------------------------------------------- how many factors
+
+
+def kaiser_rule(r) -> int:
+    """Number of eigenvalues of the correlation matrix above 1 (Kaiser-Guttman)."""
+    return int((np.linalg.eigvalsh(_corr(r)) > 1).sum())
+
+
+def velicer_map(r, max_factors: int | None = None) -> pd.DataFrame:
+    """Velicer's (1976) minimum average partial correlation, with principal components.
+
+    For m = 0, 1, ... components, the average squared off-diagonal partial correlation after
+    partialling out the first m components; the number of factors is the m with the smallest
+    value (m >= 1). Returns ``m, map`` rows. In R: ``psych::VSS(r, n, fm = "pc", rotate = "none")$map``
+    gives the values for m = 1..n.
+    """
+    r = _corr(r)
+    p = r.shape[0]
+    max_factors = p - 1 if max_factors is None else min(max_factors, p - 1)
+    w, v = np.linalg.eigh(r)
+    order = np.argsort(w)[::-1]
+    w, v = w[order], v[:, order]
+    out = []
+    for m in range(0, max_factors + 1):
+        a = v[:, :m] * np.sqrt(np.maximum(w[:m], 0))
+        c = r - a @ a.T
+        d = np.sqrt(np.diag(c))
+        if np.any(d <= 1e-12):
+            break
+        partial = c / d[:, None] / d[None, :]
+        out.append((m, (np.sum(partial**2) - p) / (p * (p - 1))))
+    return pd.DataFrame(out, columns=["m", "map"])
+
+
+def _eigen_pc(r):
+    return np.sort(np.linalg.eigvalsh(r))[::-1]
+
+
+def _eigen_fa(r):
+    reduced = r.copy()
+    np.fill_diagonal(reduced, smc(r))
+    return np.sort(np.linalg.eigvalsh(reduced))[::-1]
+
+
+def parallel_analysis(data: pd.DataFrame, correlate, rng: np.random.Generator, n_iter: int = 20,
+                      percentile: float = 95.0, progress=None) -> pd.DataFrame:
+    """Horn's (1965) parallel analysis by resampling (Buja & Eyuboglu, 1992).
+
+    Each of ``n_iter`` random data sets permutes every column of ``data`` independently, which
+    keeps each item's distribution (and missing cells) and removes the correlations; its
+    correlation matrix is computed with the same ``correlate`` function as the observed one
+    (Pearson or polychoric). Two sets of eigenvalues are compared, as ``psych::fa.parallel``
+    does: of the correlation matrix (components, ``pc``) and of the reduced matrix with squared
+    multiple correlations on the diagonal (factors, ``fa``). A factor is retained while its
+    observed eigenvalue exceeds the ``percentile`` of the random ones.
+
+    The random eigenvalues differ from psych's draws, so the curves agree with psych's only in
+    distribution; the suggested number is what is compared.
+
+    Returns
+    -------
+    DataFrame
+        ``factor, observed_pc, random_pc, observed_fa, random_fa`` (the random columns at the
+        percentile), one row per factor.
+    """
+    if n_iter < 1:
+        raise ValueError(f"parallel analysis needs n_iter >= 1, got {n_iter}")
+    if not 0 < percentile < 100:
+        raise ValueError(f"percentile must be in (0, 100), got {percentile}")
+    r = _corr(correlate(data))
+    x = data.to_numpy(dtype=float)
+    sims_pc, sims_fa = [], []
+    for k in range(n_iter):
+        shuffled = np.column_stack([x[rng.permutation(len(x)), j] for j in range(x.shape[1])])
+        rr = _corr(correlate(pd.DataFrame(shuffled, columns=data.columns)))
+        sims_pc.append(_eigen_pc(rr))
+        sims_fa.append(_eigen_fa(rr))
+        if progress is not None:
+            progress(k + 1, n_iter)
+    return pd.DataFrame({
+        "factor": np.arange(1, r.shape[0] + 1),
+        "observed_pc": _eigen_pc(r), "random_pc": np.percentile(sims_pc, percentile, axis=0),
+        "observed_fa": _eigen_fa(r), "random_fa": np.percentile(sims_fa, percentile, axis=0),
+    })
+
+
+def parallel_suggestion(table: pd.DataFrame, kind: str = "fa") -> int:
+    """Number of leading factors whose observed eigenvalue exceeds the random one."""
+    above = (table[f"observed_{kind}"] > table[f"random_{kind}"]).to_numpy()
+    return int(np.argmin(above)) if not above.all() else len(above)
+
+
+# --------------------------------------------------------------------------- extraction
+
+
+@dataclass(frozen=True)
+class Extraction:
+    loadings: np.ndarray  # unrotated, p x m
+    uniquenesses: np.ndarray
+    converged: bool
+    iterations: int
+
+
+def _top_eigen(s: np.ndarray, m: int):
+    w, v = np.linalg.eigh(s)
+    order = np.argsort(w)[::-1][:m]
+    return w[order], v[:, order]
+
+
+def _minres_objective(psi, r, m):
+    s = r.copy()
+    np.fill_diagonal(s, 1 - psi)
+    w, v = _top_eigen(s, m)
+    w = np.where(w < np.finfo(float).eps, 100 * np.finfo(float).eps, w)
+    load = v * np.sqrt(w)
+    res = r - load @ load.T
+    return float(np.sum(res[np.tril_indices_from(res, -1)] ** 2))
+
+
+def _minres_gradient(psi, r, m):
+    w, v = _top_eigen(r - np.diag(psi), m)
+    load = v * np.sqrt(np.maximum(w, 0))
+    return np.diag(load @ load.T + np.diag(psi) - r)
+
+
+def _ml_objective(psi, r, m):
+    sc = 1 / np.sqrt(psi)
+    e = np.sort(np.linalg.eigvalsh(r * sc[:, None] * sc[None, :]))[::-1][m:]
+    return -float(np.sum(np.log(e) - e) - m + r.shape[0])
+
+
+def _ml_gradient(psi, r, m):
+    sc = 1 / np.sqrt(psi)
+    w, v = _top_eigen(r * sc[:, None] * sc[None, :], m)
+    load = np.sqrt(psi)[:, None] * (v * np.sqrt(np.maximum(w - 1, 0)))
+    g = load @ load.T + np.diag(psi) - r
+    return np.diag(g) / psi**2
+
+
+def extract(r: np.ndarray, n_factors: int, method: str = "minres", max_iter: int = 50,
+            min_err: float = 0.001) -> Extraction:
+    """Unrotated factor loadings by psych::fa's algorithms.
+
+    ``minres``: minimise the sum of squared off-diagonal residuals over the uniquenesses
+    (Harman & Jones, 1966), L-BFGS-B from ``1 - smc`` within [.005, 1], with psych's gradient.
+    ``ml``: maximise the normal likelihood over the uniquenesses (as ``factanal``), the same
+    optimiser. ``pa``: iterated principal axes from SMC communalities until the sum of
+    communalities changes by less than ``min_err`` (at most ``max_iter`` iterations), as psych.
+    Loadings are ``V_m sqrt(L_m)`` of the reduced matrix (ML: of the scaled matrix), with column
+    signs made so each column sums positive. In R: ``psych::fa(r, m, rotate = "none", fm = method)``.
+    """
+    r = _corr(r)
+    p = r.shape[0]
+    if method not in EXTRACTION:
+        raise ValueError(f"unknown extraction method {method!r}; use one of {', '.join(EXTRACTION)}")
+    start_h2 = smc(r)
+    if method == "pa":
+        h2 = start_h2.copy()
+        comm = h2.sum()
+        err, it, converged = comm, 0, True
+        while err > min_err:
+            reduced = r.copy()
+            np.fill_diagonal(reduced, h2)
+            w, v = _top_eigen(reduced, n_factors)
+            load = v * np.sqrt(w)
+            h2 = np.sum(load**2, axis=1)
+            err = abs(comm - h2.sum())
+            comm = h2.sum()
+            it += 1
+            if it >= max_iter:
+                converged = err <= min_err
+                break
+        if not converged:
+            warnings.warn(f"principal axis factoring did not converge in {max_iter} iterations "
+                          f"(change in communalities {err:.2g} > {min_err})", ConvergenceWarning, stacklevel=2)
+        loadings, psi, iterations = load, 1 - h2, it
+    else:
+        fun, jac = (_minres_objective, _minres_gradient) if method == "minres" else (_ml_objective, _ml_gradient)
+        start = np.clip(1 - start_h2, 0.005, 1)
+        scale = 0.01  # psych's parscale: optimise psi / 0.01
+        res = optimize.minimize(lambda z: fun(z * scale, r, n_factors), start / scale,
+                                jac=lambda z: jac(z * scale, r, n_factors) * scale, method="L-BFGS-B",
+                                bounds=[(0.005 / scale, 1 / scale)] * p,
+                                options={"maxiter": 1000, "ftol": 1e-12, "gtol": 1e-10})
+        psi = res.x * scale
+        converged, iterations = bool(res.success), int(res.nit)
+        if not converged:
+            warnings.warn(f"{method} extraction did not converge: {res.message}", ConvergenceWarning, stacklevel=2)
+        if method == "minres":
+            reduced = r - np.diag(psi)
+            w, v = _top_eigen(reduced, n_factors)
+            loadings = v * np.sqrt(np.maximum(w, 0))
+        else:
+            sc = 1 / np.sqrt(psi)
+            w, v = _top_eigen(r * sc[:, None] * sc[None, :], n_factors)
+            loadings = np.sqrt(psi)[:, None] * (v * np.sqrt(np.maximum(w - 1, 0)))
+    signs = np.sign(loadings.sum(axis=0))
+    signs[signs == 0] = 1
+    loadings = loadings * signs
+    uniq = 1 - np.sum(loadings**2, axis=1)
+    return Extraction(loadings=loadings, uniquenesses=uniq, converged=converged, iterations=iterations)
+
+
+def _fit(r, loadings, phi, n_obs, m) -> dict:
+    """psych's fa.stats: chi-square with Bartlett's correction, TLI, RMSEA with 90% CI, BIC."""
+    p = r.shape[0]
+    model = loadings @ phi @ loadings.T
+    residual = r - model
+    off = residual.copy()
+    np.fill_diagonal(off, 0)
+    np.fill_diagonal(model, np.diag(r))
+    dof = p * (p - 1) / 2 - p * m + m * (m - 1) / 2
+    m_inv_r = np.linalg.solve(model, r)
+    objective = np.trace(m_inv_r) - np.linalg.slogdet(m_inv_r)[1] - p
+    out = {"objective": float(objective), "df": int(dof),
+           "rms": float(np.sqrt(np.sum(off**2) / (p * (p - 1))))}
+    if n_obs is None:
+        return out
+    factor = (n_obs - 1) - (2 * p + 5) / 6 - (2 * m) / 3
+    chisq = max(objective * factor, 0.0)
+    f0 = np.trace(r) - np.linalg.slogdet(r)[1] - p
+    mm, m0 = objective / dof if dof > 0 else np.nan, f0 * 2 / (p * (p - 1))
+    out.update(chisq=float(chisq), pvalue=float(stats.chi2.sf(chisq, dof)) if dof > 0 else None,
+               tli=float((m0 - mm) / (m0 - 1 / factor)) if dof > 0 else None,
+               null_chisq=float(f0 * ((n_obs - 1) - (2 * p + 5) / 6)), null_df=int(p * (p - 1) / 2))
+    if dof > 0:
+        out["rmsea"] = float(np.sqrt(max(chisq / (dof * n_obs) - 1 / (n_obs - 1), 0)))
+        lower, upper = _rmsea_ci(chisq, dof, n_obs)
+        out.update(rmsea_ci_lower=lower, rmsea_ci_upper=upper, bic=float(chisq - dof * np.log(n_obs)))
+    return out
+
+
+def _rmsea_ci(chisq, df, n, level=0.90):
+    """psych's 90% RMSEA interval: noncentrality where the chi-square cdf is .95 / .05."""
+    def bound(q):
+        if stats.chi2.cdf(chisq, df) <= q:
+            return 0.0
+        f = lambda ncp: stats.ncx2.cdf(chisq, df, ncp) - q  # noqa: E731
+        hi = max(n, chisq) + 2 * n
+        try:
+            return float(np.sqrt(optimize.brentq(f, 1e-12, hi) / (n - 1) / df))
+        except ValueError:
+            return None
+    return bound((1 + level) / 2), bound((1 - level) / 2)
+
+
+# --------------------------------------------------------------------------- result
+
+
+@dataclass(frozen=True)
+class EFAResult:
+    """An exploratory factor analysis, in psych::fa's terms.
+
+    Attributes
+    ----------
+    loadings : DataFrame
+        Rotated pattern loadings, items x factors (``F1``...), factors ordered by variance
+        accounted for and reflected to positive column sums, as psych.
+    communalities, uniquenesses, complexity : Series
+        Per item: ``h2`` (row sums of the unrotated squared loadings), ``u2 = 1 - h2``, and
+        Hofmann's complexity of the pattern row.
+    phi : DataFrame
+        Factor correlations (identity for orthogonal rotations).
+    variance : DataFrame
+        ``ss_loadings, proportion_var, cumulative_var, proportion_explained,
+        cumulative_proportion`` per factor (psych's Vaccounted).
+    fit : dict
+        ``objective, df, rms, chisq, pvalue, tli, rmsea, rmsea_ci_lower, rmsea_ci_upper, bic``.
+    """
+
+    loadings: pd.DataFrame
+    communalities: pd.Series
+    uniquenesses: pd.Series
+    complexity: pd.Series
+    phi: pd.DataFrame
+    variance: pd.DataFrame
+    fit: dict
+    extraction: str
+    rotation: str
+    converged: bool
+
+    def to_files(self, directory: str | Path, prefix: str = "efa_") -> list[Path]:
+        """Write loadings (with h2, u2, complexity), phi and variance as CSV."""
+        d = Path(directory)
+        table = self.loadings.copy()
+        table.insert(0, "item", table.index)
+        table = table.assign(h2=self.communalities.to_numpy(), u2=self.uniquenesses.to_numpy(),
+                             complexity=self.complexity.to_numpy())
+        files = {f"{prefix}loadings.csv": table,
+                 f"{prefix}factor_correlations.csv": self.phi.rename_axis("factor").reset_index(),
+                 f"{prefix}variance.csv": self.variance.rename_axis("factor").reset_index()}
+        for name, df in files.items():
+            df.to_csv(d / name, index=False, lineterminator="\n")
+        return [d / n for n in files]
+
+
+def efa(r: pd.DataFrame, n_factors: int, extraction: str = "minres", rotation: str = "oblimin",
+        n_obs: int | None = None) -> EFAResult:
+    """Extract and rotate ``n_factors`` factors from the correlation matrix ``r``.
+
+    In R: ``psych::fa(r, nfactors, n.obs = n_obs, fm = extraction, rotate = rotation)``.
+
+    Raises
+    ------
+    ValueError
+        An unknown method, fewer than 1 factor, or more factors than the items identify
+        (negative degrees of freedom).
+    """
+    from analysis.rotation import align_factors, rotate
+
+    names = list(r.index)
+    rr = _corr(r)
+    p = rr.shape[0]
+    if not isinstance(n_factors, (int, np.integer)) or n_factors < 1:
+        raise ValueError(f"the number of factors must be a whole number >= 1, got {n_factors!r}")
+    dof = p * (p - 1) / 2 - p * n_factors + n_factors * (n_factors - 1) / 2
+    if dof < 0:
+        most = max(m for m in range(1, p) if p * (p - 1) / 2 - p * m + m * (m - 1) / 2 >= 0)
+        raise ValueError(f"{n_factors} factors for {p} items are not identified (degrees of freedom {dof:g} < 0); "
+                         f"at most {most} factors can be extracted from {p} items")
+    ex = extract(rr, n_factors, extraction)
+    rot = rotate(ex.loadings, rotation if n_factors > 1 else "none")
+    loadings, phi = align_factors(rot.loadings, rot.phi)
+    h2 = np.sum(ex.loadings**2, axis=1)
+    if (h2 >= 1).any():
+        bad = [names[i] for i in np.flatnonzero(h2 >= 1)]
+        warnings.warn(f"Heywood case: communality >= 1 for {', '.join(bad)}; the solution is inadmissible",
+                      HeywoodWarning, stacklevel=2)
+    cols = [f"F{k + 1}" for k in range(n_factors)]
+    vx = np.diag(phi @ loadings.T @ loadings)
+    total = p
+    variance = pd.DataFrame({
+        "ss_loadings": vx, "proportion_var": vx / total, "cumulative_var": np.cumsum(vx / total),
+        "proportion_explained": vx / vx.sum(), "cumulative_proportion": np.cumsum(vx / vx.sum()),
+    }, index=cols)
+    complexity = np.sum(loadings**2, axis=1) ** 2 / np.sum(loadings**4, axis=1)
+    return EFAResult(
+        loadings=pd.DataFrame(loadings, index=names, columns=cols),
+        communalities=pd.Series(h2, index=names, name="h2"),
+        uniquenesses=pd.Series(1 - h2, index=names, name="u2"),
+        complexity=pd.Series(complexity, index=names, name="complexity"),
+        phi=pd.DataFrame(phi, index=cols, columns=cols),
+        variance=variance, fit=_fit(rr, loadings, phi, n_obs, n_factors),
+        extraction=extraction, rotation=rotation, converged=ex.converged and rot.converged,
+    )
+
+
+# --------------------------------------------------------------------------- diagnostics
+
+DIAGNOSTIC_COLUMNS = ["item", "construct", "primary_factor", "primary_loading", "cross_loading",
+                      "communality", "flagged", "reasons"]
+
+
+def item_diagnostics(result: EFAResult, construct_of: dict[str, str], min_loading: float = 0.5,
+                     max_cross_loading: float = 0.3, min_communality: float = 0.4) -> pd.DataFrame:
+    """Each item's primary factor and loading, largest cross-loading, communality, and flags.
+
+    An item is flagged when its largest absolute pattern loading is below ``min_loading``, its
+    second largest is above ``max_cross_loading``, or its communality is below
+    ``min_communality``; ``reasons`` says which, with the values. Items are never dropped here:
+    dropping is the researcher's explicit list (``efa.drop_items`` in params.yaml).
+    """
+    rows = []
+    for item, row in result.loadings.iterrows():
+        a = row.abs().sort_values(ascending=False)
+        primary, cross = a.index[0], (a.iloc[1] if len(a) > 1 else 0.0)
+        h2 = result.communalities[item]
+        reasons = []
+        if a.iloc[0] < min_loading:
+            reasons.append(f"primary loading {row[primary]:.2f} < {min_loading:g}")
+        if cross > max_cross_loading:
+            reasons.append(f"cross-loading {row[a.index[1]]:.2f} on {a.index[1]} > {max_cross_loading:g}")
+        if h2 < min_communality:
+            reasons.append(f"communality {h2:.2f} < {min_communality:g}")
+        rows.append((item, construct_of.get(item), primary, float(row[primary]), float(cross), float(h2),
+                     bool(reasons), "; ".join(reasons)))
+    return pd.DataFrame(rows, columns=DIAGNOSTIC_COLUMNS)
+
+
+def structure_agreement(diagnostics: pd.DataFrame) -> tuple[float, pd.DataFrame]:
+    """How well the EFA structure reproduces the intended constructs.
+
+    Each construct is matched to one factor so that as many items as possible load highest on
+    their construct's factor (an assignment problem, solved exactly); the agreement is the
+    share of items that do. Returns the share and the construct -> factor table with counts.
+    """
+    table = pd.crosstab(diagnostics["construct"], diagnostics["primary_factor"])
+    rows, cols = optimize.linear_sum_assignment(-table.to_numpy())
+    matched = pd.DataFrame({
+        "construct": table.index[rows], "factor": table.columns[cols],
+        "items": table.sum(axis=1).to_numpy()[rows], "on_factor": table.to_numpy()[rows, cols],
+    })
+    return float(matched["on_factor"].sum() / len(diagnostics)), matched.reset_index(drop=True)

@@ -1,0 +1,160 @@
+"""Stage ``efa``: suitability, number of factors, extraction and rotation, item diagnostics."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis import efa as fa
+from analysis.split import stage_rng
+from analysis.warnings import GapscaleWarning
+from instrument import load_instrument, read_model
+from pipeline.io import output_dir, read_params, write_csv, write_json
+
+__all__ = ["run", "OUTPUTS", "DEFAULTS"]
+
+OUTPUTS = ("efa_loadings.csv", "efa_factor_correlations.csv", "efa_variance.csv", "efa_diagnostics.csv",
+           "efa_scree.csv", "efa_map.csv", "efa.json")
+DEFAULTS = {
+    "correlation": "pearson", "n_factors": "auto", "extraction": "minres", "rotation": "oblimin",
+    "parallel_iterations": 20, "parallel_percentile": 95, "min_loading": 0.5, "max_cross_loading": 0.3,
+    "min_communality": 0.4, "drop_items": [],
+}
+CORRELATIONS = ("pearson", "polychoric")
+
+
+def settings(params: dict, overrides: dict) -> dict:
+    """The ``efa`` section of params.yaml over the defaults, then command-line overrides."""
+    raw = params.get("efa") or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"efa: expected a mapping, got {raw!r}")
+    for key in raw:
+        if key not in DEFAULTS:
+            raise ValueError(f"efa.{key}: unknown key; known keys are {', '.join(DEFAULTS)}")
+    s = {**DEFAULTS, **raw, **{k: v for k, v in overrides.items() if v is not None}}
+    if s["correlation"] not in CORRELATIONS:
+        raise ValueError(f"efa.correlation: use one of {', '.join(CORRELATIONS)}, got {s['correlation']!r}")
+    if s["extraction"] not in fa.EXTRACTION:
+        raise ValueError(f"efa.extraction: use one of {', '.join(fa.EXTRACTION)}, got {s['extraction']!r}")
+    n = s["n_factors"]
+    if isinstance(n, str) and n.isdigit():
+        s["n_factors"] = n = int(n)
+    if n != "auto" and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise ValueError(f"efa.n_factors: 'auto' (parallel analysis) or a whole number >= 1, got {n!r}")
+    if not isinstance(s["drop_items"], list):
+        raise ValueError(f"efa.drop_items: expected a list of item ids, got {s['drop_items']!r}")
+    return s
+
+
+def constructs_from(instrument_path, model_path) -> dict[str, str]:
+    """item -> intended construct, from the instrument or from a lavaan model's ``=~`` lines."""
+    if instrument_path is not None:
+        inst = load_instrument(instrument_path)
+        return {i.id: i.construct for i in inst.items}
+    model = read_model(model_path)
+    latents = set(model.latents)
+    return {ind: lat for lat, inds in model.indicators.items() for ind in inds if ind not in latents}
+
+
+def correlate_with(kind: str):
+    if kind == "pearson":
+        return lambda d: d.astype(float).corr().to_numpy()
+    from analysis.polychoric import polychoric
+
+    return lambda d: polychoric(d).correlation.to_numpy()
+
+
+def check_items(data: pd.DataFrame, items: list[str], source: str) -> pd.DataFrame:
+    """The item columns as numbers, or a ValueError that names the problem."""
+    missing = [i for i in items if i not in data.columns]
+    if missing:
+        raise ValueError(f"{source}: item column(s) not in the data: {', '.join(missing[:10])}")
+    x = data[items].apply(pd.to_numeric, errors="coerce")
+    bad = [i for i in items if x[i].isna().sum() > data[i].isna().sum()]
+    if bad:
+        raise ValueError(f"{source}: non-numeric values in {', '.join(bad[:10])}; run the clean stage first")
+    constant = [i for i in items if x[i].nunique() < 2]
+    if constant:
+        raise ValueError(f"{source}: item(s) without variance: {', '.join(constant)}; drop them (efa.drop_items)")
+    n = len(x)
+    if n <= len(items):
+        raise ValueError(f"{source}: {n} respondents for {len(items)} items; an EFA needs more respondents than items "
+                         "(several times more for stable loadings)")
+    return x
+
+
+def singular_hint(r: pd.DataFrame) -> str:
+    a = np.abs(r.to_numpy() - np.eye(len(r)))
+    i, j = np.unravel_index(np.argmax(a), a.shape)
+    if a[i, j] > 0.999:
+        return f"items {r.index[i]} and {r.index[j]} correlate {r.iat[i, j]:.4f}: drop one (efa.drop_items)"
+    return "an item is a linear combination of others; drop it (efa.drop_items)"
+
+
+def run(data_path, out, instrument_path=None, model_path=None, params_path=None, overrides=None, seed=None) -> dict:
+    """Run the EFA on ``data_path`` and write the outputs into ``out``; return the metrics."""
+    params = read_params(params_path)
+    s = settings(params, overrides or {})
+    seed = params.get("seed", 0) if seed is None else seed
+    construct_of = constructs_from(instrument_path, model_path)
+    unknown = [i for i in s["drop_items"] if i not in construct_of]
+    if unknown:
+        raise ValueError(f"efa.drop_items: {', '.join(unknown)} not among the items")
+    items = [i for i in construct_of if i not in set(s["drop_items"])]
+    try:
+        data = pd.read_csv(data_path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{data_path}: cannot be read as CSV ({type(exc).__name__})") from None
+    x = check_items(data, items, str(data_path))
+
+    caught: list[str] = []
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always", GapscaleWarning)
+        correlate = correlate_with(s["correlation"])
+        r = pd.DataFrame(correlate(x), index=items, columns=items)
+        if np.linalg.eigvalsh(r.to_numpy()).min() <= 1e-10:
+            raise ValueError(f"{data_path}: the correlation matrix is singular: {singular_hint(r)}")
+        msa, msai = fa.kmo(r)
+        bartlett = fa.bartlett_sphericity(r, len(x))
+        pa_table = fa.parallel_analysis(x, correlate, stage_rng(seed, "efa"), n_iter=s["parallel_iterations"],
+                                        percentile=s["parallel_percentile"])
+        map_table = fa.velicer_map(r, max_factors=min(len(items) - 1, 40))
+        criteria = {
+            "parallel_fa": fa.parallel_suggestion(pa_table, "fa"),
+            "parallel_pc": fa.parallel_suggestion(pa_table, "pc"),
+            "map": int(map_table.loc[map_table["m"] >= 1].sort_values("map").iloc[0]["m"]),
+            "kaiser": fa.kaiser_rule(r),
+        }
+        n_factors = criteria["parallel_fa"] if s["n_factors"] == "auto" else s["n_factors"]
+        n_factors = max(n_factors, 1)
+        result = fa.efa(r, n_factors, s["extraction"], s["rotation"], n_obs=len(x))
+    caught = [f"{w.category.__name__}: {w.message}" for w in records if issubclass(w.category, GapscaleWarning)]
+
+    diagnostics = fa.item_diagnostics(result, construct_of, s["min_loading"], s["max_cross_loading"],
+                                      s["min_communality"])
+    agreement, matched = fa.structure_agreement(diagnostics)
+    n_constructs = len(set(construct_of[i] for i in items))
+    metrics = {
+        "simulated": bool("simulated" in data.columns and (data["simulated"] == 1).all()),
+        "source": Path(data_path).name, "n": len(x), "items": len(items), "dropped_items": s["drop_items"],
+        "correlation": s["correlation"], "extraction": s["extraction"], "rotation": s["rotation"],
+        "kmo": msa, "kmo_min_item": float(msai.min()), "kmo_min_item_id": str(msai.idxmin()),
+        "bartlett": bartlett,
+        "n_factors": {"used": n_factors, "rule": "parallel analysis (fa)" if s["n_factors"] == "auto" else "params",
+                      "constructs": n_constructs, **criteria},
+        "fit": result.fit, "converged": result.converged,
+        "structure_agreement": agreement, "flagged_items": int(diagnostics["flagged"].sum()),
+        "warnings": caught,
+    }
+    if n_factors != n_constructs:
+        metrics["n_factors"]["note"] = (f"{n_factors} factors used; the instrument defines {n_constructs} constructs")
+
+    out = output_dir(out)
+    result.to_files(out)
+    write_csv(diagnostics, out / "efa_diagnostics.csv")
+    write_csv(pa_table, out / "efa_scree.csv")
+    write_csv(map_table, out / "efa_map.csv")
+    write_json(metrics, out / "efa.json")
+    return metrics
