@@ -78,3 +78,14 @@ def test_stages_chain_in_order():
     deps = {name: {expand(d) for d in s["deps"]} for name, s in stages.items()}
     assert "data/raw/responses.csv" in outs["simulate"] & deps["clean"]
     assert "data/interim/clean/clean.csv" in outs["clean"] & deps["split"]
+
+
+def test_efa_stage_depends_on_its_parameters():
+    from pipeline.efa import DEFAULTS, settings
+
+    stage = dvc_pipeline()["stages"]["efa"]
+    assert set(stage["params"]) == {"seed"} | {f"efa.{k}" for k in DEFAULTS}
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert set(params["efa"]) == set(DEFAULTS)
+    settings(params, {})
+    assert "data/processed/split/efa.csv" in {expand(d) for d in stage["deps"]}
