@@ -394,13 +394,22 @@ class EFAResult:
     rotation: str
     converged: bool
 
+    def sorted_loadings(self) -> pd.DataFrame:
+        """Loadings with items grouped by their primary factor (largest absolute loading), in
+        factor order, and by that loading from high to low within a factor (``psych::fa.sort``);
+        with ``h2``, ``u2`` and ``complexity``."""
+        primary = self.loadings.abs().idxmax(axis=1)
+        strength = self.loadings.abs().max(axis=1)
+        order = sorted(self.loadings.index, key=lambda i: (list(self.loadings.columns).index(primary[i]), -strength[i]))
+        table = self.loadings.loc[order].copy()
+        table.insert(0, "item", order)
+        return table.assign(h2=self.communalities[order].to_numpy(), u2=self.uniquenesses[order].to_numpy(),
+                            complexity=self.complexity[order].to_numpy())
+
     def to_files(self, directory: str | Path, prefix: str = "efa_") -> list[Path]:
-        """Write loadings (with h2, u2, complexity), phi and variance as CSV."""
+        """Write the sorted loadings (with h2, u2, complexity), phi and variance as CSV."""
         d = Path(directory)
-        table = self.loadings.copy()
-        table.insert(0, "item", table.index)
-        table = table.assign(h2=self.communalities.to_numpy(), u2=self.uniquenesses.to_numpy(),
-                             complexity=self.complexity.to_numpy())
+        table = self.sorted_loadings()
         files = {f"{prefix}loadings.csv": table,
                  f"{prefix}factor_correlations.csv": self.phi.rename_axis("factor").reset_index(),
                  f"{prefix}variance.csv": self.variance.rename_axis("factor").reset_index()}

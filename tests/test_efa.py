@@ -140,6 +140,13 @@ def test_efa_stage_on_public_data(run_cli, tmp_path, bfi_model):
     assert m["structure_agreement"] >= 0.8
     loadings = pd.read_csv(tmp_path / "o" / "efa_loadings.csv")
     assert list(loadings.columns) == ["item", "F1", "F2", "F3", "F4", "F5", "h2", "u2", "complexity"]
+    # Sorted as psych::fa.sort: grouped by primary factor in factor order, strongest first.
+    factors = ["F1", "F2", "F3", "F4", "F5"]
+    primary = loadings[factors].abs().idxmax(axis=1).map(factors.index)
+    assert primary.is_monotonic_increasing
+    strength = loadings[factors].abs().max(axis=1)
+    for _, group in strength.groupby(primary):
+        assert group.is_monotonic_decreasing
 
 
 @pytest.mark.parametrize("change, message", [
