@@ -1,0 +1,505 @@
+"""Structural equation models (CFA as the special case) by maximum likelihood, as lavaan fits them.
+
+The model is read from lavaan syntax (:mod:`instrument.lavaan`) into a parameter table with
+lavaan's defaults for ``cfa()``/``sem()`` (Rosseel, 2012):
+
+- the first indicator of each latent has its loading fixed to 1 (``auto.fix.first``), unless
+  the syntax gives it a modifier (``NA*x1`` frees it, ``0.8*x1`` fixes it to .8);
+- residual variances of indicators and variances/residual variances of latents are free
+  (``auto.var``);
+- covariances among exogenous latents are free (``auto.cov.lv.x``), and residual covariances
+  among terminal endogenous latents (those that predict nothing) are free (``auto.cov.y``);
+- equal labels make equal parameters.
+
+With :math:`\\Lambda` (loadings), :math:`B` (regressions among latents), :math:`\\Psi`
+(latent (residual) covariances) and :math:`\\Theta` (residual covariances of the indicators),
+
+.. math:: \\Sigma(\\theta) = \\Lambda (I - B)^{-1} \\Psi (I - B)^{-\\top} \\Lambda^\\top + \\Theta,
+
+and the ML discrepancy :math:`F = \\log|\\Sigma| + \\operatorname{tr}(S\\Sigma^{-1}) - \\log|S| - p`
+with the covariance matrix :math:`S` of the (listwise complete) data on the N denominator, is
+minimised by Fisher scoring. Standard errors come from the expected information
+:math:`\\tfrac{N}{2}\\,\\operatorname{tr}(\\Sigma^{-1}\\dot\\Sigma_a\\Sigma^{-1}\\dot\\Sigma_b)`,
+as lavaan's defaults (``se = "standard"``, ``information = "expected"``, ``likelihood = "normal"``).
+In R: ``lavaan::cfa(model, data)`` / ``lavaan::sem(model, data)``; ``fitMeasures(fit)``;
+``parameterEstimates(fit, standardized = TRUE)``; ``standardizedSolution(fit)``.
+
+References
+----------
+Rosseel, Y. (2012). lavaan: An R package for structural equation modeling. Journal of
+    Statistical Software 48(2), 1-36.
+Bollen, K. A. (1989). Structural Equations with Latent Variables. Wiley.
+Browne, M. W., & Cudeck, R. (1993). Alternative ways of assessing model fit. In Bollen & Long
+    (Eds.), Testing Structural Equation Models, 136-162.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from analysis.warnings import ConvergenceWarning, GapscaleWarning
+from instrument.lavaan import LavaanModel, parse_model
+
+__all__ = ["SEMFit", "InadmissibleWarning", "ParameterTable", "fit_sem", "parameter_table"]
+
+PARAMETER_COLUMNS = ["lhs", "op", "rhs", "label", "est", "se", "z", "pvalue", "ci_lower", "ci_upper", "std_all"]
+
+
+class InadmissibleWarning(GapscaleWarning):
+    """An inadmissible solution: a negative variance (Heywood case), a standardised loading above
+    1, or a latent covariance matrix that is not positive definite."""
+
+
+@dataclass(frozen=True)
+class ParameterTable:
+    """One row per model parameter, free or fixed.
+
+    ``free`` is 0 for a fixed parameter and k (1-based) for the k-th free parameter (equal labels
+    share k); ``matrix`` is ``lambda``, ``beta``, ``psi`` or ``theta`` with ``row``/``col``.
+    """
+
+    rows: pd.DataFrame
+    observed: tuple[str, ...]
+    latents: tuple[str, ...]
+
+    @property
+    def n_free(self) -> int:
+        return int(self.rows["free"].max()) if len(self.rows) else 0
+
+
+def parameter_table(model: LavaanModel | str, observed_in_data: list[str] | None = None) -> ParameterTable:
+    """lavaan's parameter table for ``model`` with its ``cfa()``/``sem()`` defaults.
+
+    Raises
+    ------
+    ValueError
+        A latent without indicators, an observed variable missing from the data, a
+        regression on an observed variable that is not an indicator (not supported yet),
+        or constraints/intercepts not supported yet.
+    """
+    if isinstance(model, str):
+        model = parse_model(model)
+    latents = list(model.latents)
+    unsupported = [s for s in model.statements if s.op in ("~1", "==", "<", ">")]
+    if unsupported:
+        s = unsupported[0]
+        raise ValueError(f"line {s.line}: {s.lhs} {s.op} {s.rhs} is not supported yet (intercepts and constraints)")
+    indicators = model.indicators
+    observed: list[str] = []
+    for lat in latents:
+        for ind in indicators[lat]:
+            if ind not in latents and ind not in observed:
+                observed.append(ind)
+    for s in model.statements:
+        if s.op in ("~", "~~"):
+            for name in (s.lhs, s.rhs):
+                if name not in latents and name not in observed:
+                    raise ValueError(f"line {s.line}: {name!r} is an observed variable outside the measurement model; "
+                                     "regressions and covariances of observed variables are not supported yet")
+    if observed_in_data is not None:
+        absent = [v for v in observed if v not in observed_in_data]
+        if absent:
+            raise ValueError(f"observed variable(s) of the model not in the data: {', '.join(absent)}")
+
+    rows: list[dict] = []
+    labels: dict[str, int] = {}
+    n_free = 0
+
+    def add(lhs, op, rhs, matrix, i, j, stmt=None, default_fixed=None):
+        nonlocal n_free
+        label = stmt.label if stmt is not None else ""
+        fixed = stmt.fixed if stmt is not None and stmt.fixed is not None else None
+        if stmt is not None and stmt.free_override:
+            fixed = None
+        elif fixed is None and default_fixed is not None and not (stmt is not None and (stmt.label or stmt.start)):
+            fixed = default_fixed
+        if fixed is not None:
+            free = 0
+        elif label and label in labels:
+            free = labels[label]
+        else:
+            n_free += 1
+            free = n_free
+            if label:
+                labels[label] = free
+        rows.append(dict(lhs=lhs, op=op, rhs=rhs, label=label, free=free, value=fixed if fixed is not None else np.nan,
+                         start=stmt.start if stmt is not None else None, matrix=matrix, row=i, col=j))
+
+    lat_ix = {v: k for k, v in enumerate(latents)}
+    obs_ix = {v: k for k, v in enumerate(observed)}
+    # Loadings: a latent indicator of a latent (higher order) is a regression in B.
+    for lat in latents:
+        for k, s in enumerate(s for s in model.by_op("=~") if s.lhs == lat):
+            first = 1.0 if k == 0 else None
+            if s.rhs in lat_ix:
+                add(s.lhs, "=~", s.rhs, "beta", lat_ix[s.rhs], lat_ix[lat], s, first)
+            else:
+                add(s.lhs, "=~", s.rhs, "lambda", obs_ix[s.rhs], lat_ix[lat], s, first)
+    for s in model.by_op("~"):
+        add(s.lhs, "~", s.rhs, "beta", lat_ix[s.lhs], lat_ix[s.rhs], s)
+    user_cov = {}
+    for s in model.by_op("~~"):
+        user_cov[frozenset((s.lhs, s.rhs))] = s
+    endogenous = {r["lhs"] for r in rows if r["op"] == "~"} | {r["rhs"] for r in rows if r["op"] == "=~" and r["matrix"] == "beta"}
+    predictors = {r["rhs"] for r in rows if r["op"] == "~"} | {r["lhs"] for r in rows if r["op"] == "=~" and r["matrix"] == "beta"}
+    exogenous = [v for v in latents if v not in endogenous]
+    terminal = [v for v in latents if v in endogenous and v not in predictors]
+
+    def cov(a, b, matrix, i, j, auto):
+        s = user_cov.pop(frozenset((a, b)), None)
+        if s is not None or auto:
+            add(a, "~~", b, matrix, i, j, s)
+
+    for v in observed:
+        cov(v, v, "theta", obs_ix[v], obs_ix[v], True)
+    for v in latents:
+        cov(v, v, "psi", lat_ix[v], lat_ix[v], True)
+    for group in (exogenous, terminal):
+        for a_k, a in enumerate(group):
+            for b in group[a_k + 1:]:
+                cov(a, b, "psi", lat_ix[a], lat_ix[b], True)
+    for key, s in list(user_cov.items()):
+        a, b = s.lhs, s.rhs
+        if a in obs_ix and b in obs_ix:
+            add(a, "~~", b, "theta", obs_ix[a], obs_ix[b], s)
+        elif a in lat_ix and b in lat_ix:
+            add(a, "~~", b, "psi", lat_ix[a], lat_ix[b], s)
+        else:
+            raise ValueError(f"line {s.line}: a covariance between a latent and an observed variable ({a} ~~ {b}) "
+                             "is not supported")
+    table = pd.DataFrame(rows)
+    return ParameterTable(rows=table, observed=tuple(observed), latents=tuple(latents))
+
+
+# --------------------------------------------------------------------------- model algebra
+
+
+class _Model:
+    """Maps a parameter vector to the model matrices, Sigma and its derivatives."""
+
+    def __init__(self, pt: ParameterTable):
+        self.pt = pt
+        self.p, self.m = len(pt.observed), len(pt.latents)
+        r = pt.rows
+        self.free_rows = [r.index[r["free"] == k].to_numpy() for k in range(1, pt.n_free + 1)]
+
+    def matrices(self, theta: np.ndarray):
+        p, m = self.p, self.m
+        mats = {"lambda": np.zeros((p, m)), "beta": np.zeros((m, m)), "psi": np.zeros((m, m)), "theta": np.zeros((p, p))}
+        r = self.pt.rows
+        values = np.where(r["free"].to_numpy() > 0, theta[np.maximum(r["free"].to_numpy() - 1, 0)], r["value"].to_numpy())
+        for (mat, i, j), v in zip(r[["matrix", "row", "col"]].itertuples(index=False), values):
+            mats[mat][i, j] = v
+            if mat in ("psi", "theta"):
+                mats[mat][j, i] = v
+        return mats
+
+    def sigma(self, theta):
+        mats = self.matrices(theta)
+        a = np.linalg.inv(np.eye(self.m) - mats["beta"])
+        la = mats["lambda"] @ a
+        return la @ mats["psi"] @ la.T + mats["theta"], mats, a
+
+    def derivatives(self, theta) -> np.ndarray:
+        """dSigma/dtheta_k for every free parameter: array (q, p, p)."""
+        _, mats, a = self.sigma(theta)
+        lam, psi = mats["lambda"], mats["psi"]
+        la = lam @ a
+        cov_eta = a @ psi @ a.T
+        out = np.zeros((self.pt.n_free, self.p, self.p))
+        r = self.pt.rows
+        for k, idx in enumerate(self.free_rows):
+            d = np.zeros((self.p, self.p))
+            for row in idx:
+                mat, i, j = r.at[row, "matrix"], r.at[row, "row"], r.at[row, "col"]
+                if mat == "lambda":
+                    e = np.zeros((self.p, self.m))
+                    e[i, j] = 1
+                    t = e @ cov_eta @ lam.T
+                    d += t + t.T
+                elif mat == "theta":
+                    d[i, j] += 1
+                    if i != j:
+                        d[j, i] += 1
+                elif mat == "psi":
+                    e = np.zeros((self.m, self.m))
+                    e[i, j] = 1
+                    if i != j:
+                        e[j, i] = 1
+                    d += la @ e @ la.T
+                else:  # beta: dA = A E A
+                    e = np.zeros((self.m, self.m))
+                    e[i, j] = 1
+                    da = a @ e @ a
+                    t = lam @ da @ psi @ a.T @ lam.T
+                    d += t + t.T
+            out[k] = d
+        return out
+
+
+def _information(sigma_inv, deriv):
+    """Expected information per observation: 1/2 tr(S^-1 dS_a S^-1 dS_b)."""
+    m = np.einsum("ij,ajk->aik", sigma_inv, deriv)
+    return 0.5 * np.einsum("aij,bji->ab", m, m)
+
+
+# --------------------------------------------------------------------------- fitting
+
+
+@dataclass(frozen=True)
+class SEMFit:
+    """A fitted model, with lavaan's names.
+
+    Attributes
+    ----------
+    parameters : DataFrame
+        ``lhs, op, rhs, label, est, se, z, pvalue, ci_lower, ci_upper, std_all`` (lavaan's
+        parameterEstimates with dots as underscores), plus ``std_all_se``.
+    fit : dict
+        lavaan's fitMeasures: ``npar, chisq, df, pvalue, baseline_chisq, baseline_df, cfi, tli,
+        rmsea, rmsea_ci_lower, rmsea_ci_upper, rmsea_pvalue, srmr, logl, unrestricted_logl, aic,
+        bic, ntotal``.
+    implied, sample : DataFrame
+        Model-implied and sample covariance matrices (N denominator).
+    warnings : tuple of str
+        Inadmissible solutions and convergence problems, also raised as warnings.
+    """
+
+    parameters: pd.DataFrame
+    fit: dict
+    implied: pd.DataFrame
+    sample: pd.DataFrame
+    vcov: np.ndarray
+    converged: bool
+    iterations: int
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+def fit_sem(data: pd.DataFrame, model: LavaanModel | str, max_iter: int = 500, tol: float = 1e-10) -> SEMFit:
+    """Fit ``model`` to ``data`` by maximum likelihood (listwise complete cases).
+
+    Raises
+    ------
+    ValueError
+        An unidentified model (more free parameters than variances and covariances), fewer
+        complete cases than observed variables, or non-numeric data.
+    """
+    pt = parameter_table(model, list(data.columns))
+    obs = list(pt.observed)
+    x = data[obs].apply(pd.to_numeric, errors="coerce")
+    if (x.isna() & data[obs].notna()).any().any():
+        bad = [c for c in obs if (x[c].isna() & data[c].notna()).any()]
+        raise ValueError(f"non-numeric values in {', '.join(bad)}")
+    x = x.dropna()
+    n, p, q = len(x), len(obs), pt.n_free
+    if n <= p:
+        raise ValueError(f"{n} complete cases for {p} observed variables; the covariance matrix is singular")
+    moments = p * (p + 1) // 2
+    if q > moments:
+        raise ValueError(f"the model is not identified: {q} free parameters but only {moments} variances and "
+                         f"covariances (degrees of freedom {moments - q}); fix parameters or add indicators")
+    s = np.cov(x.to_numpy(), rowvar=False, bias=True)
+    if np.linalg.eigvalsh(s).min() <= 1e-12 * np.abs(s).max():
+        raise ValueError("the sample covariance matrix is singular: an observed variable is a linear combination "
+                         "of others or has no variance")
+    mdl = _Model(pt)
+    theta = _start(pt, s)
+    logdet_s = np.linalg.slogdet(s)[1]
+
+    def discrepancy(th):
+        sig = mdl.sigma(th)[0]
+        sign, logdet = np.linalg.slogdet(sig)
+        if sign <= 0:
+            return np.inf
+        return logdet + np.trace(s @ np.linalg.inv(sig)) - logdet_s - p
+
+    f = discrepancy(theta)
+    converged, it = False, 0
+    for it in range(1, max_iter + 1):
+        sig = mdl.sigma(theta)[0]
+        sinv = np.linalg.inv(sig)
+        deriv = mdl.derivatives(theta)
+        grad = np.einsum("ij,aji->a", sinv - sinv @ s @ sinv, deriv)  # dF/dtheta
+        info = _information(sinv, deriv)
+        try:
+            step = np.linalg.solve(info, -0.5 * grad)
+        except np.linalg.LinAlgError:
+            step = np.linalg.lstsq(info, -0.5 * grad, rcond=None)[0]
+        t = 1.0
+        while t > 1e-8:
+            new = theta + t * step
+            f_new = discrepancy(new)
+            if f_new <= f + 1e-14:
+                break
+            t /= 2
+        else:
+            break
+        theta, change = new, f - f_new
+        f = f_new
+        if np.max(np.abs(t * step)) < 1e-9 or change < tol:
+            converged = np.max(np.abs(grad)) < 1e-4
+            if converged:
+                break
+    if not converged:
+        res = optimize.minimize(discrepancy, theta, method="BFGS", options={"gtol": 1e-9, "maxiter": 5000})
+        theta, f, converged = res.x, res.fun, bool(res.success)
+    sig, mats, a = mdl.sigma(theta)
+    sinv = np.linalg.inv(sig)
+    deriv = mdl.derivatives(theta)
+    info = n * _information(sinv, deriv)
+    try:
+        vcov = np.linalg.inv(info)
+    except np.linalg.LinAlgError:
+        vcov = np.full((q, q), np.nan)
+    notes = []
+    if not converged:
+        notes.append(f"the optimiser did not converge in {max_iter} iterations")
+        warnings.warn(f"model did not converge: {notes[-1]}", ConvergenceWarning, stacklevel=2)
+
+    fit = _fit_measures(s, sig, f, n, p, q)
+    params, std_notes = _parameters(pt, mdl, theta, vcov, sig)
+    notes += std_notes
+    for note in std_notes:
+        warnings.warn(note, InadmissibleWarning, stacklevel=2)
+    return SEMFit(parameters=params, fit=fit, implied=pd.DataFrame(sig, index=obs, columns=obs),
+                  sample=pd.DataFrame(s, index=obs, columns=obs), vcov=vcov, converged=converged,
+                  iterations=it, warnings=tuple(notes))
+
+
+def _start(pt: ParameterTable, s: np.ndarray) -> np.ndarray:
+    """Starting values: per latent, its indicators' first principal component scaled to the marker."""
+    r = pt.rows
+    theta = np.zeros(pt.n_free)
+    obs_ix = {v: k for k, v in enumerate(pt.observed)}
+    lam_start, var_start = {}, {}
+    for lat in pt.latents:
+        inds = [x for x in r.loc[(r["op"] == "=~") & (r["lhs"] == lat) & (r["matrix"] == "lambda"), "rhs"]]
+        if len(inds) >= 1:
+            sub = s[np.ix_([obs_ix[i] for i in inds], [obs_ix[i] for i in inds])]
+            w, v = np.linalg.eigh(sub)
+            load = v[:, -1] * np.sqrt(max(w[-1], 1e-6))
+            load = load if load[0] != 0 else load + 1e-3
+            for ind, l_ in zip(inds, load / load[0]):
+                lam_start[(lat, ind)] = l_
+            var_start[lat] = load[0] ** 2
+    for k in range(1, pt.n_free + 1):
+        row = r.loc[r["free"] == k].iloc[0]
+        if row["start"] is not None and not pd.isna(row["start"]):
+            theta[k - 1] = row["start"]
+        elif row["matrix"] == "lambda":
+            theta[k - 1] = lam_start.get((row["lhs"], row["rhs"]), 1.0)
+        elif row["matrix"] == "theta":
+            theta[k - 1] = s[row["row"], row["row"]] / 2 if row["lhs"] == row["rhs"] else 0.0
+        elif row["matrix"] == "psi":
+            theta[k - 1] = var_start.get(row["lhs"], 0.05) if row["lhs"] == row["rhs"] else 0.0
+        else:
+            theta[k - 1] = 0.0
+    return theta
+
+
+def _fit_measures(s, sig, f, n, p, q) -> dict:
+    """lavaan's fitMeasures for ML with complete data."""
+    chisq = n * f
+    df = p * (p + 1) // 2 - q
+    base_chisq = n * (np.sum(np.log(np.diag(s))) - np.linalg.slogdet(s)[1])
+    base_df = p * (p - 1) // 2
+    cfi_den = max(chisq - df, base_chisq - base_df, 0)
+    cfi = 1 - max(chisq - df, 0) / cfi_den if cfi_den > 0 else 1.0
+    tli = ((base_chisq / base_df) - (chisq / df)) / ((base_chisq / base_df) - 1) if df > 0 else 1.0
+    rmsea = np.sqrt(max(chisq - df, 0) / (df * n)) if df > 0 else 0.0
+    lo, hi = _rmsea_ci(chisq, df, n)
+    close = stats.ncx2.sf(chisq, df, n * df * 0.05**2) if df > 0 else np.nan
+    d = np.sqrt(np.diag(s))
+    resid = (s - sig) / np.outer(d, d)
+    srmr = np.sqrt(np.mean(resid[np.triu_indices(p)] ** 2))
+    logl = -n / 2 * (p * np.log(2 * np.pi) + np.linalg.slogdet(sig)[1] + np.trace(s @ np.linalg.inv(sig)))
+    unres = -n / 2 * (p * np.log(2 * np.pi) + np.linalg.slogdet(s)[1] + p)
+    return {
+        "npar": int(q), "chisq": float(chisq), "df": int(df),
+        "pvalue": float(stats.chi2.sf(chisq, df)) if df > 0 else np.nan,
+        "baseline_chisq": float(base_chisq), "baseline_df": int(base_df),
+        "cfi": float(cfi), "tli": float(tli), "rmsea": float(rmsea), "rmsea_ci_lower": lo, "rmsea_ci_upper": hi,
+        "rmsea_pvalue": float(close), "srmr": float(srmr), "logl": float(logl), "unrestricted_logl": float(unres),
+        "aic": float(-2 * logl + 2 * q), "bic": float(-2 * logl + q * np.log(n)), "ntotal": int(n),
+    }
+
+
+def _rmsea_ci(chisq, df, n, level=0.90):
+    if df <= 0:
+        return np.nan, np.nan
+
+    def ncp_at(prob):
+        f = lambda lam: stats.ncx2.cdf(chisq, df, lam) - prob  # noqa: E731
+        if f(1e-12) < 0:
+            return 0.0
+        hi = max(chisq, 1.0)
+        while f(hi) > 0:
+            hi *= 2
+        return optimize.brentq(f, 1e-12, hi, xtol=1e-12)
+
+    lower = ncp_at((1 + level) / 2)
+    upper = ncp_at((1 - level) / 2)
+    return float(np.sqrt(lower / (n * df))), float(np.sqrt(upper / (n * df)))
+
+
+def _standardised(pt: ParameterTable, mdl: _Model, theta: np.ndarray) -> np.ndarray:
+    """std.all of every row of the parameter table at ``theta``."""
+    sig, mats, a = mdl.sigma(theta)
+    var_eta = np.diag(a @ mats["psi"] @ a.T)
+    sd_eta, sd_obs = np.sqrt(np.maximum(var_eta, 0)), np.sqrt(np.diag(sig))
+    lat_ix = {v: k for k, v in enumerate(pt.latents)}
+    obs_ix = {v: k for k, v in enumerate(pt.observed)}
+    sd = {**{v: sd_eta[k] for v, k in lat_ix.items()}, **{v: sd_obs[k] for v, k in obs_ix.items()}}
+    out = []
+    for row in pt.rows.itertuples(index=False):
+        value = mats[row.matrix][row.row, row.col]
+        if row.op == "=~":
+            out.append(value * sd[row.lhs] / sd[row.rhs])
+        elif row.op == "~":
+            out.append(value * sd[row.rhs] / sd[row.lhs])
+        else:
+            out.append(value / (sd[row.lhs] * sd[row.rhs]))
+    return np.asarray(out)
+
+
+def _parameters(pt: ParameterTable, mdl: _Model, theta, vcov, sig):
+    r = pt.rows
+    free = r["free"].to_numpy()
+    est = np.where(free > 0, theta[np.maximum(free - 1, 0)], r["value"].to_numpy())
+    se_free = np.sqrt(np.maximum(np.diag(vcov), 0))
+    se = np.where(free > 0, se_free[np.maximum(free - 1, 0)], 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(free > 0, est / se, np.nan)
+    pval = np.where(free > 0, 2 * stats.norm.sf(np.abs(z)), np.nan)
+    crit = stats.norm.ppf(0.975)
+    std = _standardised(pt, mdl, theta)
+    # Delta method for the standardised solution (central differences of std.all in theta).
+    jac = np.zeros((len(r), len(theta)))
+    for k in range(len(theta)):
+        h = 1e-6 * max(1.0, abs(theta[k]))
+        up, down = theta.copy(), theta.copy()
+        up[k] += h
+        down[k] -= h
+        jac[:, k] = (_standardised(pt, mdl, up) - _standardised(pt, mdl, down)) / (2 * h)
+    std_se = np.sqrt(np.maximum(np.einsum("ik,kl,il->i", jac, vcov, jac), 0))
+    table = pd.DataFrame({
+        "lhs": r["lhs"], "op": r["op"], "rhs": r["rhs"], "label": r["label"], "est": est, "se": se, "z": z,
+        "pvalue": pval, "ci_lower": est - crit * se, "ci_upper": est + crit * se, "std_all": std, "std_all_se": std_se,
+    })
+    notes = []
+    variances = table[(table["op"] == "~~") & (table["lhs"] == table["rhs"])]
+    for row in variances.itertuples():
+        if row.est < 0:
+            notes.append(f"Heywood case: the variance of {row.lhs} is negative ({row.est:.3f})")
+    for row in table[table["op"] == "=~"].itertuples():
+        if abs(row.std_all) > 1:
+            notes.append(f"standardised loading of {row.rhs} on {row.lhs} is {row.std_all:.3f} (> 1)")
+    _, mats, _ = mdl.sigma(theta)
+    exo = [k for k, v in enumerate(pt.latents)]
+    if len(exo) and np.linalg.eigvalsh(mats["psi"]).min() < -1e-10:
+        notes.append("the latent covariance matrix is not positive definite")
+    return table, notes

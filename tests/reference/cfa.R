@@ -1,0 +1,21 @@
+# Reference values for gapscale's CFA, from lavaan on Holzinger & Swineford (1939).
+# Run from the repository root: Rscript tests/reference/cfa.R
+# Writes tests/reference/hs_full.csv (the 301 rows, x1..x9 with school) and tests/reference/cfa.json.
+suppressPackageStartupMessages({library(lavaan); library(jsonlite)})
+hs <- lavaan::HolzingerSwineford1939
+write.csv(hs[, c("id", "school", paste0("x", 1:9))], "tests/reference/hs_full.csv", row.names = FALSE)
+model <- "visual =~ x1 + x2 + x3
+          textual =~ x4 + x5 + x6
+          speed =~ x7 + x8 + x9"
+measures <- c("npar", "chisq", "df", "pvalue", "baseline.chisq", "baseline.df", "cfi", "tli", "rmsea",
+              "rmsea.ci.lower", "rmsea.ci.upper", "rmsea.pvalue", "srmr", "logl", "unrestricted.logl",
+              "aic", "bic", "ntotal")
+out <- list(lavaan_version = as.character(packageVersion("lavaan")), model = model)
+fit <- cfa(model, data = hs)
+pe <- parameterEstimates(fit, standardized = TRUE)
+ss <- standardizedSolution(fit)
+out$ml <- list(fit = as.list(fitMeasures(fit, measures)),
+               pe = pe[, c("lhs", "op", "rhs", "est", "se", "z", "pvalue", "ci.lower", "ci.upper", "std.all")],
+               std = ss[, c("lhs", "op", "rhs", "est.std", "se", "z", "pvalue")],
+               implied = unname(fitted(fit)$cov), converged = lavInspect(fit, "converged"))
+writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, na = "null"), "tests/reference/cfa.json")
