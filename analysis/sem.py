@@ -44,7 +44,8 @@ from scipy import optimize, stats
 from analysis.warnings import ConvergenceWarning, GapscaleWarning
 from instrument.lavaan import LavaanModel, parse_model
 
-__all__ = ["SEMFit", "InadmissibleWarning", "ParameterTable", "fit_sem", "parameter_table"]
+__all__ = ["SEMFit", "InadmissibleWarning", "ParameterTable", "fit_sem", "modification_indices",
+           "parameter_table", "standardized_residuals"]
 
 PARAMETER_COLUMNS = ["lhs", "op", "rhs", "label", "est", "se", "z", "pvalue", "ci_lower", "ci_upper", "std_all"]
 
@@ -277,6 +278,8 @@ class SEMFit:
     converged: bool
     iterations: int
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    partable: ParameterTable | None = None
+    theta: np.ndarray | None = None
 
 
 def fit_sem(data: pd.DataFrame, model: LavaanModel | str, max_iter: int = 500, tol: float = 1e-10) -> SEMFit:
@@ -367,7 +370,7 @@ def fit_sem(data: pd.DataFrame, model: LavaanModel | str, max_iter: int = 500, t
         warnings.warn(note, InadmissibleWarning, stacklevel=2)
     return SEMFit(parameters=params, fit=fit, implied=pd.DataFrame(sig, index=obs, columns=obs),
                   sample=pd.DataFrame(s, index=obs, columns=obs), vcov=vcov, converged=converged,
-                  iterations=it, warnings=tuple(notes))
+                  iterations=it, warnings=tuple(notes), partable=pt, theta=theta)
 
 
 def _start(pt: ParameterTable, s: np.ndarray) -> np.ndarray:
@@ -503,3 +506,113 @@ def _parameters(pt: ParameterTable, mdl: _Model, theta, vcov, sig):
     if len(exo) and np.linalg.eigvalsh(mats["psi"]).min() < -1e-10:
         notes.append("the latent covariance matrix is not positive definite")
     return table, notes
+
+
+# --------------------------------------------------------------------------- diagnostics
+
+
+def modification_indices(fit: SEMFit) -> pd.DataFrame:
+    """Modification indices with expected parameter changes, as ``lavaan::modindices(fit)``.
+
+    Candidates are the parameters a CFA leaves fixed at zero: every cross-loading
+    (latent ``=~`` indicator) and every residual covariance between two indicators. For a
+    candidate j, with the score :math:`g_j = \partial F_{ML}/2\partial\theta_j` and the expected
+    information I at the estimates,
+
+    .. math:: MI_j = N g_j^2 / V_{jj},\quad V_{jj} = I_{jj} - I_{j\theta} I_{\theta\theta}^{-1} I_{\theta j},
+              \quad EPC_j = -g_j / V_{jj},
+
+    and ``sepc_all`` standardises the EPC (by the latent and indicator SDs for a loading, by
+    the two residual SDs for a residual covariance). Sorted by ``mi``, largest first.
+    """
+    pt, theta = fit.partable, fit.theta
+    rows = pt.rows
+    present = {(r.lhs, r.op, r.rhs) for r in rows.itertuples()} | {(r.rhs, r.op, r.lhs) for r in rows.itertuples() if r.op == "~~"}
+    obs_ix = {v: k for k, v in enumerate(pt.observed)}
+    lat_ix = {v: k for k, v in enumerate(pt.latents)}
+    candidates = []
+    for lat in pt.latents:
+        for v in pt.observed:
+            if (lat, "=~", v) not in present:
+                candidates.append((lat, "=~", v, "lambda", obs_ix[v], lat_ix[lat]))
+    for a_k, a in enumerate(pt.observed):
+        for b in pt.observed[a_k + 1:]:
+            if (a, "~~", b) not in present:
+                candidates.append((a, "~~", b, "theta", obs_ix[a], obs_ix[b]))
+    q = pt.n_free
+    extra = pd.DataFrame([dict(lhs=c[0], op=c[1], rhs=c[2], label="", free=q + k + 1, value=np.nan, start=None,
+                               matrix=c[3], row=c[4], col=c[5]) for k, c in enumerate(candidates)])
+    ext = ParameterTable(rows=pd.concat([rows, extra], ignore_index=True), observed=pt.observed, latents=pt.latents)
+    mdl = _Model(ext)
+    th = np.concatenate([theta, np.zeros(len(candidates))])
+    sig = mdl.sigma(th)[0]
+    sinv = np.linalg.inv(sig)
+    s = fit.sample.to_numpy()
+    deriv = mdl.derivatives(th)
+    score = 0.5 * np.einsum("ij,aji->a", sinv - sinv @ s @ sinv, deriv)
+    info = _information(sinv, deriv)
+    i11 = info[:q, :q]
+    i21 = info[q:, :q]
+    v = np.diag(info[q:, q:]) - np.einsum("ja,ab,jb->j", i21, np.linalg.inv(i11), i21)
+    n = fit.fit["ntotal"]
+    g = score[q:]
+    mi = n * g**2 / v
+    epc = -g / v
+    est = fit.parameters
+    variance = {r.lhs: r.est for r in est.itertuples() if r.op == "~~" and r.lhs == r.rhs}
+    _, mats, a = _Model(pt).sigma(theta)
+    sd_lat = np.sqrt(np.diag(a @ mats["psi"] @ a.T))
+    sd_obs = np.sqrt(np.diag(fit.implied.to_numpy()))
+    sepc = []
+    for (lhs, op, rhs, *_), e in zip(candidates, epc):
+        if op == "=~":
+            sepc.append(e * sd_lat[lat_ix[lhs]] / sd_obs[obs_ix[rhs]])
+        else:
+            sepc.append(e / np.sqrt(variance[lhs] * variance[rhs]))
+    out = pd.DataFrame({"lhs": [c[0] for c in candidates], "op": [c[1] for c in candidates],
+                        "rhs": [c[2] for c in candidates], "mi": mi, "epc": epc, "sepc_all": sepc})
+    return out.sort_values("mi", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def standardized_residuals(fit: SEMFit) -> pd.DataFrame:
+    """Covariance residuals divided by their standard errors, as lavaan 0.6's
+    ``residuals(fit, type = "standardized")``.
+
+    In the space of the p* = p(p+1)/2 unique elements, with :math:`A_1(\Sigma)` the normal-theory
+    information of a covariance matrix evaluated at the model-implied Sigma (lavaan's default
+    ``h1.information = "structured"``), :math:`A_0` the model's expected information,
+    :math:`\Delta` the derivatives of the unique elements of Sigma, and the sampling covariance
+    of the sample moments evaluated at S (``h1.acov = "unstructured"``):
+
+    .. math:: Q = I - \Delta A_0^{-1} \Delta^\top A_1(\Sigma),\qquad
+              \operatorname{ACOV}(\text{res}) = Q\, (A_1(S)^{-1}/N)\, Q^\top,
+
+    and each residual is divided by the square root of its variance. An element fitted exactly
+    (variance 0, such as an indicator's variance in a just-identified part) is reported as 0
+    when its residual is 0 and NaN otherwise.
+    """
+    pt, theta = fit.partable, fit.theta
+    mdl = _Model(pt)
+    sig = fit.implied.to_numpy()
+    s = fit.sample.to_numpy()
+    p = len(sig)
+    n = fit.fit["ntotal"]
+    rows, cols = np.tril_indices(p)
+    units = np.zeros((len(rows), p, p))
+    units[np.arange(len(rows)), rows, cols] = 1
+    units[np.arange(len(rows)), cols, rows] = 1
+    a1_model = _information(np.linalg.inv(sig), units)
+    a1_sample = _information(np.linalg.inv(s), units)
+    deriv = mdl.derivatives(theta)
+    delta = deriv[:, rows, cols].T
+    a0 = _information(np.linalg.inv(sig), deriv)
+    q = np.eye(len(rows)) - delta @ np.linalg.pinv(a0) @ delta.T @ a1_model
+    acov = q @ (np.linalg.inv(a1_sample) / n) @ q.T
+    var = np.diag(acov)
+    resid = (s - sig)[rows, cols]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(var > 1e-14, resid / np.sqrt(np.maximum(var, 0)), np.where(np.abs(resid) < 1e-6, 0.0, np.nan))
+    out = np.zeros((p, p))
+    out[rows, cols] = z
+    out[cols, rows] = z
+    return pd.DataFrame(out, index=fit.implied.index, columns=fit.implied.columns)

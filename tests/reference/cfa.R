@@ -17,5 +17,7 @@ ss <- standardizedSolution(fit)
 out$ml <- list(fit = as.list(fitMeasures(fit, measures)),
                pe = pe[, c("lhs", "op", "rhs", "est", "se", "z", "pvalue", "ci.lower", "ci.upper", "std.all")],
                std = ss[, c("lhs", "op", "rhs", "est.std", "se", "z", "pvalue")],
-               implied = unname(fitted(fit)$cov), converged = lavInspect(fit, "converged"))
+               implied = unname(fitted(fit)$cov), converged = lavInspect(fit, "converged"),
+               mi = modindices(fit)[, c("lhs", "op", "rhs", "mi", "epc", "sepc.all")],
+               std_resid = unname(residuals(fit, type = "standardized")$cov))
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, na = "null"), "tests/reference/cfa.json")
