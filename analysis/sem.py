@@ -213,39 +213,39 @@ class _Model:
         cov_eta = a @ psi @ a.T
         out = np.zeros((self.pt.n_free, self.p, self.p))
         r = self.pt.rows
+        c = cov_eta @ lam.T  # m x p: d Sigma / d Lambda_ij has row i (and column i) = c[j]
+        mats_, rows_, cols_ = r["matrix"].to_numpy(), r["row"].to_numpy(), r["col"].to_numpy()
         for k, idx in enumerate(self.free_rows):
-            d = np.zeros((self.p, self.p))
+            d = out[k]
             for row in idx:
-                mat, i, j = r.at[row, "matrix"], r.at[row, "row"], r.at[row, "col"]
+                mat, i, j = mats_[row], rows_[row], cols_[row]
                 if mat == "lambda":
-                    e = np.zeros((self.p, self.m))
-                    e[i, j] = 1
-                    t = e @ cov_eta @ lam.T
-                    d += t + t.T
+                    d[i, :] += c[j]
+                    d[:, i] += c[j]
                 elif mat == "theta":
                     d[i, j] += 1
                     if i != j:
                         d[j, i] += 1
                 elif mat == "psi":
-                    e = np.zeros((self.m, self.m))
-                    e[i, j] = 1
+                    d += np.outer(la[:, i], la[:, j])
                     if i != j:
-                        e[j, i] = 1
-                    d += la @ e @ la.T
-                else:  # beta: dA = A E A
-                    e = np.zeros((self.m, self.m))
-                    e[i, j] = 1
-                    da = a @ e @ a
-                    t = lam @ da @ psi @ a.T @ lam.T
+                        d += np.outer(la[:, j], la[:, i])
+                else:  # beta: dA = A E_ij A
+                    t = np.outer(la[:, i], (a[j] @ psi @ a.T @ lam.T))
                     d += t + t.T
-            out[k] = d
         return out
 
 
-def _information(sigma_inv, deriv):
-    """Expected information per observation: 1/2 tr(S^-1 dS_a S^-1 dS_b)."""
-    m = np.einsum("ij,ajk->aik", sigma_inv, deriv)
-    return 0.5 * np.einsum("aij,bji->ab", m, m)
+def _information(sigma_inv, deriv, other=None):
+    """Expected information per observation: 1/2 tr(Sigma^-1 dS_a Sigma^-1 dS_b).
+
+    With ``other``, the cross block between ``deriv`` (rows) and ``other`` (columns).
+    """
+    q, p, _ = deriv.shape
+    m = (sigma_inv @ deriv).reshape(q, p * p)
+    n = m if other is None else (sigma_inv @ other).reshape(len(other), p * p)
+    nt = n.reshape(-1, p, p).transpose(0, 2, 1).reshape(len(n), p * p)
+    return 0.5 * m @ nt.T
 
 
 # --------------------------------------------------------------------------- fitting
@@ -344,11 +344,11 @@ def fit_sem(data: pd.DataFrame, model: LavaanModel | str, max_iter: int = 500, t
         theta, change = new, f - f_new
         f = f_new
         if np.max(np.abs(t * step)) < 1e-9 or change < tol:
-            converged = np.max(np.abs(grad)) < 1e-4
+            converged = bool(np.max(np.abs(grad)) < 1e-4)
             if converged:
                 break
     if not converged:
-        res = optimize.minimize(discrepancy, theta, method="BFGS", options={"gtol": 1e-9, "maxiter": 5000})
+        res = optimize.minimize(discrepancy, theta, method="BFGS", options={"gtol": 1e-9, "maxiter": 10 * max_iter})
         theta, f, converged = res.x, res.fun, bool(res.success)
     sig, mats, a = mdl.sigma(theta)
     sinv = np.linalg.inv(sig)
@@ -512,7 +512,7 @@ def _parameters(pt: ParameterTable, mdl: _Model, theta, vcov, sig):
 
 
 def modification_indices(fit: SEMFit) -> pd.DataFrame:
-    """Modification indices with expected parameter changes, as ``lavaan::modindices(fit)``.
+    r"""Modification indices with expected parameter changes, as ``lavaan::modindices(fit)``.
 
     Candidates are the parameters a CFA leaves fixed at zero: every cross-loading
     (latent ``=~`` indicator) and every residual covariance between two indicators. For a
@@ -550,10 +550,12 @@ def modification_indices(fit: SEMFit) -> pd.DataFrame:
     s = fit.sample.to_numpy()
     deriv = mdl.derivatives(th)
     score = 0.5 * np.einsum("ij,aji->a", sinv - sinv @ s @ sinv, deriv)
-    info = _information(sinv, deriv)
-    i11 = info[:q, :q]
-    i21 = info[q:, :q]
-    v = np.diag(info[q:, q:]) - np.einsum("ja,ab,jb->j", i21, np.linalg.inv(i11), i21)
+    free, cand = deriv[:q], deriv[q:]
+    i11 = _information(sinv, free)
+    i21 = _information(sinv, cand, free)
+    mc = sinv @ cand
+    i22 = 0.5 * np.einsum("aij,aji->a", mc, mc)
+    v = i22 - np.einsum("ja,ab,jb->j", i21, np.linalg.inv(i11), i21)
     n = fit.fit["ntotal"]
     g = score[q:]
     mi = n * g**2 / v
@@ -575,7 +577,7 @@ def modification_indices(fit: SEMFit) -> pd.DataFrame:
 
 
 def standardized_residuals(fit: SEMFit) -> pd.DataFrame:
-    """Covariance residuals divided by their standard errors, as lavaan 0.6's
+    r"""Covariance residuals divided by their standard errors, as lavaan 0.6's
     ``residuals(fit, type = "standardized")``.
 
     In the space of the p* = p(p+1)/2 unique elements, with :math:`A_1(\Sigma)` the normal-theory

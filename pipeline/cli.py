@@ -235,6 +235,42 @@ def efa_cmd(data_path, instrument_path, model_path, out, params_path, n_factors,
         click.echo(f"WARNING: {w}", err=True)
 
 
+@cli.command("cfa")
+@click.option("--data", "data_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The CFA half (cfa.csv of the split stage) or any clean data set.")
+@click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=None,
+              help="Instrument YAML: one factor per construct (items in efa.drop_items left out).")
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="lavaan model file instead of an instrument.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Directory for cfa_parameters.csv, cfa_modindices.csv, cfa_residuals.csv and cfa.json.")
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Params YAML with a `cfa:` section (and `efa.drop_items`); options below override it.")
+@click.option("--estimator", default=None, help="ML (lavaan's default). MLR and WLSMV are planned.")
+@click.option("--missing", default=None, help="listwise. fiml is planned.")
+@click.option("--top-modindices", type=click.IntRange(min=0), default=None, help="How many modification indices to keep.")
+def cfa_cmd(data_path, instrument_path, model_path, out, params_path, estimator, missing, top_modindices):
+    """Confirmatory factor analysis by ML with lavaan's defaults and fit measures.
+
+    Writes the parameter table (lhs, op, rhs, label, est, se, z, pvalue, ci_lower, ci_upper,
+    std_all), the largest modification indices, standardized residuals, and cfa.json with
+    lavaan's fitMeasures; inadmissible solutions are flagged and printed.
+    """
+    from pipeline.cfa import run
+
+    if (instrument_path is None) == (model_path is None):
+        raise GapscaleError("give exactly one of --instrument or --model")
+    overrides = dict(estimator=estimator, missing=missing, top_modindices=top_modindices)
+    with user_errors():
+        m = run(data_path, out, instrument_path, model_path, params_path, overrides)
+    f = m["fit"]
+    click.echo(f"CFA ({m['estimator']}, {m['missing']}) on {f['ntotal']} of {m['n_rows']} rows: chisq {f['chisq']:.2f} "
+               f"(df {f['df']}, p {f['pvalue']:.3g}), CFI {f['cfi']:.3f}, TLI {f['tli']:.3f}, RMSEA {f['rmsea']:.3f} "
+               f"[{f['rmsea_ci_lower']:.3f}, {f['rmsea_ci_upper']:.3f}], SRMR {f['srmr']:.3f}; outputs in {out}")
+    for w in m["inadmissible"]:
+        click.echo(f"WARNING: {w}", err=True)
+
+
 def main(argv=None) -> None:
     """Console entry point: run the CLI, turning usage errors into one line and exit status 2."""
     try:

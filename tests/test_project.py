@@ -89,3 +89,14 @@ def test_efa_stage_depends_on_its_parameters():
     assert set(params["efa"]) == set(DEFAULTS)
     settings(params, {})
     assert "data/processed/split/efa.csv" in {expand(d) for d in stage["deps"]}
+
+
+def test_cfa_stage_depends_on_its_parameters():
+    from pipeline.cfa import DEFAULTS, settings
+
+    stage = dvc_pipeline()["stages"]["cfa"]
+    assert set(stage["params"]) == {f"cfa.{k}" for k in DEFAULTS} | {"efa.drop_items"}
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert set(params["cfa"]) == set(DEFAULTS)
+    settings(params, {})
+    assert "data/processed/split/cfa.csv" in {expand(d) for d in stage["deps"]}

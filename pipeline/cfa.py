@@ -1,0 +1,93 @@
+"""Stage ``cfa``: confirmatory factor analysis on the CFA half, with lavaan's numbers."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.sem import PARAMETER_COLUMNS, fit_sem, modification_indices, standardized_residuals
+from analysis.warnings import GapscaleWarning
+from instrument import LavaanSyntaxError, load_instrument, parse_model
+from pipeline.io import output_dir, read_params, write_csv, write_json
+
+__all__ = ["run", "OUTPUTS", "DEFAULTS"]
+
+OUTPUTS = ("cfa_parameters.csv", "cfa_modindices.csv", "cfa_residuals.csv", "cfa.json")
+DEFAULTS = {"estimator": "ML", "missing": "listwise", "top_modindices": 20}
+SUPPORTED = {"estimator": ("ML",), "missing": ("listwise",)}
+PLANNED = {"estimator": ("MLR", "WLSMV"), "missing": ("fiml",)}
+
+
+def settings(params: dict, overrides: dict) -> dict:
+    raw = params.get("cfa") or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"cfa: expected a mapping, got {raw!r}")
+    for key in raw:
+        if key not in DEFAULTS:
+            raise ValueError(f"cfa.{key}: unknown key; known keys are {', '.join(DEFAULTS)}")
+    s = {**DEFAULTS, **raw, **{k: v for k, v in overrides.items() if v is not None}}
+    for key, allowed in SUPPORTED.items():
+        if s[key] not in allowed:
+            hint = " (planned, not available yet)" if s[key] in PLANNED[key] else ""
+            raise ValueError(f"cfa.{key}: {s[key]!r} is not available{hint}; use {', '.join(allowed)}")
+    if isinstance(s["top_modindices"], bool) or not isinstance(s["top_modindices"], int) or s["top_modindices"] < 0:
+        raise ValueError(f"cfa.top_modindices: a whole number >= 0, got {s['top_modindices']!r}")
+    return s
+
+
+def model_text(instrument_path, model_path, drop_items) -> str:
+    """The measurement model: one factor per construct of the instrument (minus dropped items),
+    or the lavaan file given."""
+    if model_path is not None:
+        try:
+            return Path(model_path).read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{model_path}: cannot be read as UTF-8 text ({exc})") from None
+    inst = load_instrument(instrument_path)
+    unknown = [i for i in drop_items if i not in inst.item_ids]
+    if unknown:
+        raise ValueError(f"efa.drop_items: {', '.join(unknown)} not among the instrument's items")
+    lines = []
+    for c in inst.constructs:
+        kept = [i for i in c.item_ids if i not in set(drop_items)]
+        if kept:
+            lines.append(f"{c.id} =~ {' + '.join(kept)}")
+    return "\n".join(lines) + "\n"
+
+
+def run(data_path, out, instrument_path=None, model_path=None, params_path=None, overrides=None) -> dict:
+    """Fit the CFA and write parameters, modification indices, residuals and metrics."""
+    params = read_params(params_path)
+    s = settings(params, overrides or {})
+    drop = (params.get("efa") or {}).get("drop_items") or []
+    text = model_text(instrument_path, model_path, drop)
+    try:
+        parse_model(text)
+    except LavaanSyntaxError as exc:
+        raise ValueError(f"{model_path or instrument_path}: {exc}") from None
+    try:
+        data = pd.read_csv(data_path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{data_path}: cannot be read as CSV ({type(exc).__name__})") from None
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always", GapscaleWarning)
+        fit = fit_sem(data, text)
+        mi = modification_indices(fit).head(s["top_modindices"])
+        resid = standardized_residuals(fit)
+    caught = [f"{w.category.__name__}: {w.message}" for w in records if issubclass(w.category, GapscaleWarning)]
+    flags = list(dict.fromkeys(list(fit.warnings) + caught))
+    loadings = fit.parameters[fit.parameters["op"] == "=~"]
+    metrics = {
+        "simulated": bool("simulated" in data.columns and (data["simulated"] == 1).all()),
+        "source": Path(data_path).name, "estimator": s["estimator"], "missing": s["missing"],
+        "n_rows": len(data), "converged": fit.converged, "iterations": fit.iterations,
+        "fit": fit.fit, "min_std_loading": float(loadings["std_all"].min()),
+        "dropped_items": drop, "inadmissible": flags, "admissible": not flags and fit.converged,
+    }
+    out = output_dir(out)
+    write_csv(fit.parameters[PARAMETER_COLUMNS + ["std_all_se"]], out / "cfa_parameters.csv")
+    write_csv(mi, out / "cfa_modindices.csv")
+    write_csv(resid.rename_axis("variable").reset_index(), out / "cfa_residuals.csv")
+    write_json(metrics, out / "cfa.json")
+    return metrics
