@@ -282,8 +282,13 @@ class SEMFit:
     theta: np.ndarray | None = None
 
 
-def fit_sem(data: pd.DataFrame, model: LavaanModel | str, max_iter: int = 500, tol: float = 1e-10) -> SEMFit:
-    """Fit ``model`` to ``data`` by maximum likelihood (listwise complete cases).
+def fit_sem(data: pd.DataFrame, model: LavaanModel | str, missing: str = "listwise", max_iter: int = 500,
+            tol: float = 1e-10) -> SEMFit:
+    """Fit ``model`` to ``data`` by maximum likelihood.
+
+    ``missing = "listwise"`` uses the complete cases (lavaan's default); ``"fiml"`` uses every
+    case with at least one observed value by full-information ML (lavaan's
+    ``missing = "fiml"``: intercepts free, observed-information standard errors).
 
     Raises
     ------
@@ -291,12 +296,16 @@ def fit_sem(data: pd.DataFrame, model: LavaanModel | str, max_iter: int = 500, t
         An unidentified model (more free parameters than variances and covariances), fewer
         complete cases than observed variables, or non-numeric data.
     """
+    if missing not in ("listwise", "fiml"):
+        raise ValueError(f"missing must be 'listwise' or 'fiml', got {missing!r}")
     pt = parameter_table(model, list(data.columns))
     obs = list(pt.observed)
     x = data[obs].apply(pd.to_numeric, errors="coerce")
     if (x.isna() & data[obs].notna()).any().any():
         bad = [c for c in obs if (x[c].isna() & data[c].notna()).any()]
         raise ValueError(f"non-numeric values in {', '.join(bad)}")
+    if missing == "fiml":
+        return _fit_fiml(pt, x, max_iter)
     x = x.dropna()
     n, p, q = len(x), len(obs), pt.n_free
     if n <= p:
@@ -310,7 +319,34 @@ def fit_sem(data: pd.DataFrame, model: LavaanModel | str, max_iter: int = 500, t
         raise ValueError("the sample covariance matrix is singular: an observed variable is a linear combination "
                          "of others or has no variance")
     mdl = _Model(pt)
-    theta = _start(pt, s)
+    theta, f, converged, it = _ml_fisher_scoring(mdl, s, _start(pt, s), max_iter, tol)
+    sig, mats, a = mdl.sigma(theta)
+    sinv = np.linalg.inv(sig)
+    deriv = mdl.derivatives(theta)
+    info = n * _information(sinv, deriv)
+    try:
+        vcov = np.linalg.inv(info)
+    except np.linalg.LinAlgError:
+        vcov = np.full((q, q), np.nan)
+    notes = []
+    if not converged:
+        notes.append(f"the optimiser did not converge in {max_iter} iterations")
+        warnings.warn(f"model did not converge: {notes[-1]}", ConvergenceWarning, stacklevel=2)
+
+    fit = _fit_measures(s, sig, f, n, p, q)
+    params, std_notes = _parameters(pt, mdl, theta, vcov, sig)
+    notes += std_notes
+    for note in std_notes:
+        warnings.warn(note, InadmissibleWarning, stacklevel=2)
+    return SEMFit(parameters=params, fit=fit, implied=pd.DataFrame(sig, index=obs, columns=obs),
+                  sample=pd.DataFrame(s, index=obs, columns=obs), vcov=vcov, converged=converged,
+                  iterations=it, warnings=tuple(notes), partable=pt, theta=theta)
+
+
+def _ml_fisher_scoring(mdl: _Model, s: np.ndarray, theta: np.ndarray, max_iter: int, tol: float):
+    """Minimise the ML discrepancy to covariance matrix ``s`` by Fisher scoring with step
+    halving (BFGS if that stalls). Returns (theta, F, converged, iterations)."""
+    p = len(s)
     logdet_s = np.linalg.slogdet(s)[1]
 
     def discrepancy(th):
@@ -350,27 +386,7 @@ def fit_sem(data: pd.DataFrame, model: LavaanModel | str, max_iter: int = 500, t
     if not converged:
         res = optimize.minimize(discrepancy, theta, method="BFGS", options={"gtol": 1e-9, "maxiter": 10 * max_iter})
         theta, f, converged = res.x, res.fun, bool(res.success)
-    sig, mats, a = mdl.sigma(theta)
-    sinv = np.linalg.inv(sig)
-    deriv = mdl.derivatives(theta)
-    info = n * _information(sinv, deriv)
-    try:
-        vcov = np.linalg.inv(info)
-    except np.linalg.LinAlgError:
-        vcov = np.full((q, q), np.nan)
-    notes = []
-    if not converged:
-        notes.append(f"the optimiser did not converge in {max_iter} iterations")
-        warnings.warn(f"model did not converge: {notes[-1]}", ConvergenceWarning, stacklevel=2)
-
-    fit = _fit_measures(s, sig, f, n, p, q)
-    params, std_notes = _parameters(pt, mdl, theta, vcov, sig)
-    notes += std_notes
-    for note in std_notes:
-        warnings.warn(note, InadmissibleWarning, stacklevel=2)
-    return SEMFit(parameters=params, fit=fit, implied=pd.DataFrame(sig, index=obs, columns=obs),
-                  sample=pd.DataFrame(s, index=obs, columns=obs), vcov=vcov, converged=converged,
-                  iterations=it, warnings=tuple(notes), partable=pt, theta=theta)
+    return theta, f, converged, it
 
 
 def _start(pt: ParameterTable, s: np.ndarray) -> np.ndarray:
@@ -618,3 +634,152 @@ def standardized_residuals(fit: SEMFit) -> pd.DataFrame:
     out[rows, cols] = z
     out[cols, rows] = z
     return pd.DataFrame(out, index=fit.implied.index, columns=fit.implied.columns)
+
+
+# --------------------------------------------------------------------------- FIML
+
+
+def _fit_fiml(pt: ParameterTable, x: pd.DataFrame, max_iter: int) -> SEMFit:
+    """Full-information ML (Arbuckle, 1996; lavaan ``missing = "fiml"``).
+
+    With the rows grouped by missingness pattern k (observed variables o, n_k rows, mean
+    :math:`\bar y_k`, covariance :math:`S_k` on the n_k denominator) and free intercepts
+    :math:`\nu`:
+
+    .. math:: -\log L = \sum_k \frac{n_k}{2}\left[p_k\log 2\pi + \log|\Sigma_{oo}|
+              + \operatorname{tr}(\Sigma_{oo}^{-1}S_k) + (\bar y_k-\nu_o)^\top\Sigma_{oo}^{-1}(\bar y_k-\nu_o)\right]
+
+    minimised by BFGS with its analytic gradient from the EM estimates. Standard errors from
+    the observed information (the Hessian of -log L, by central differences of the gradient),
+    as lavaan's default for FIML. The chi-square is :math:`2(\log L_1 - \log L_0)` against the
+    saturated model estimated by EM (:func:`analysis.missing.em_moments`); the baseline is the
+    independence model (each variable's ML mean and variance from its observed values).
+    Rows with no observed value carry no information and are not used (``ntotal`` counts the
+    rest).
+    """
+    from analysis.missing import em_moments
+
+    obs = list(pt.observed)
+    x = x[x.notna().any(axis=1)]
+    n, p, q = len(x), len(obs), pt.n_free
+    moments = p * (p + 1) // 2
+    if q > moments:
+        raise ValueError(f"the model is not identified: {q} free parameters but only {moments} variances and "
+                         f"covariances (degrees of freedom {moments - q}); fix parameters or add indicators")
+    em = em_moments(x, obs)
+    s_em, mu_em = em.cov.to_numpy(), em.mean.to_numpy()
+    values = x.to_numpy(dtype=float)
+    observed = ~np.isnan(values)
+    patterns, inverse = np.unique(observed, axis=0, return_inverse=True)
+    groups = []
+    for k, pattern in enumerate(patterns):
+        rows = values[inverse.ravel() == k][:, pattern]
+        o = np.flatnonzero(pattern)
+        mean = rows.mean(axis=0)
+        dev = rows - mean
+        groups.append((o, len(rows), mean, dev.T @ dev / len(rows)))
+    mdl = _Model(pt)
+    const = sum(nk * len(o) for o, nk, _, _ in groups) * np.log(2 * np.pi) / 2
+
+    def nll_and_grad(z):
+        th, nu = z[:q], z[q:]
+        sig = mdl.sigma(th)[0]
+        value, g_sigma, g_nu = const, np.zeros((p, p)), np.zeros(p)
+        for o, nk, mean, cov in groups:
+            so = sig[np.ix_(o, o)]
+            sign, logdet = np.linalg.slogdet(so)
+            if sign <= 0:
+                return np.inf, np.zeros_like(z)
+            inv = np.linalg.inv(so)
+            d = mean - nu[o]
+            value += nk / 2 * (logdet + np.trace(inv @ cov) + d @ inv @ d)
+            g_sigma[np.ix_(o, o)] += nk / 2 * (inv - inv @ (cov + np.outer(d, d)) @ inv)
+            g_nu[o] -= nk * inv @ d
+        deriv = mdl.derivatives(th)
+        return value, np.concatenate([np.einsum("ij,aij->a", g_sigma, deriv), g_nu])
+
+    # Start from the two-stage estimate: ML fitted to the EM moments, EM means as intercepts.
+    theta0 = _ml_fisher_scoring(mdl, s_em, _start(pt, s_em), max_iter, 1e-10)[0]
+    start = np.concatenate([theta0, mu_em])
+
+    def scaled(z):
+        value, grad = nll_and_grad(z)
+        return value / n, grad / n
+
+    res = optimize.minimize(scaled, start, jac=True, method="BFGS", options={"gtol": 1e-9, "maxiter": 20 * max_iter})
+    z = res.x
+    converged = bool(res.success or np.max(np.abs(res.jac)) < 1e-6)
+    res.fun = res.fun * n
+    notes = []
+    if not converged:
+        notes.append(f"the optimiser did not converge ({res.message})")
+        warnings.warn(f"model did not converge: {notes[-1]}", ConvergenceWarning, stacklevel=3)
+    # Observed information: Hessian of -log L by central differences of the analytic gradient.
+    hess = np.zeros((len(z), len(z)))
+    for k in range(len(z)):
+        h = 1e-5 * max(1.0, abs(z[k]))
+        up, down = z.copy(), z.copy()
+        up[k] += h
+        down[k] -= h
+        hess[:, k] = (nll_and_grad(up)[1] - nll_and_grad(down)[1]) / (2 * h)
+    hess = (hess + hess.T) / 2
+    try:
+        vcov_all = np.linalg.inv(hess)
+    except np.linalg.LinAlgError:
+        vcov_all = np.full_like(hess, np.nan)
+    theta, nu = z[:q], z[q:]
+    sig = mdl.sigma(theta)[0]
+    logl = -res.fun
+    h1 = em.loglik
+    npar = q + p
+    chisq = max(2 * (h1 - logl), 0.0)
+    df = moments - q
+    base_logl = 0.0
+    for j in range(p):
+        col = values[observed[:, j], j]
+        base_logl += -len(col) / 2 * (np.log(2 * np.pi) + np.log(col.var()) + 1)
+    base_chisq, base_df = 2 * (h1 - base_logl), p * (p - 1) // 2
+    fit = _fit_indices(chisq, df, base_chisq, base_df, n)
+    sd = np.sqrt(np.diag(s_em))
+    cov_res = ((s_em - sig) / np.outer(sd, sd))[np.triu_indices(p)]
+    mean_res = (mu_em - nu) / sd
+    fit.update(npar=int(npar), srmr=float(np.sqrt((np.sum(cov_res**2) + np.sum(mean_res**2)) / (moments + p))),
+               logl=float(logl), unrestricted_logl=float(h1), aic=float(-2 * logl + 2 * npar),
+               bic=float(-2 * logl + npar * np.log(n)), ntotal=int(n))
+    fit = {k: fit[k] for k in ("npar", "chisq", "df", "pvalue", "baseline_chisq", "baseline_df", "cfi", "tli", "rmsea",
+                               "rmsea_ci_lower", "rmsea_ci_upper", "rmsea_pvalue", "srmr", "logl",
+                               "unrestricted_logl", "aic", "bic", "ntotal")}
+    params, std_notes = _parameters(pt, mdl, theta, vcov_all[:q, :q], sig)
+    notes += std_notes
+    for note in std_notes:
+        warnings.warn(note, InadmissibleWarning, stacklevel=3)
+    crit = stats.norm.ppf(0.975)
+    se_nu = np.sqrt(np.maximum(np.diag(vcov_all)[q:], 0))
+    z_nu = nu / se_nu
+    intercepts = pd.DataFrame({
+        "lhs": obs, "op": "~1", "rhs": "", "label": "", "est": nu, "se": se_nu, "z": z_nu,
+        "pvalue": 2 * stats.norm.sf(np.abs(z_nu)), "ci_lower": nu - crit * se_nu, "ci_upper": nu + crit * se_nu,
+        "std_all": nu / np.sqrt(np.diag(sig)), "std_all_se": se_nu / np.sqrt(np.diag(sig)),
+    })
+    latent_means = pd.DataFrame({"lhs": list(pt.latents), "op": "~1", "rhs": "", "label": "", "est": 0.0, "se": 0.0,
+                                 "z": np.nan, "pvalue": np.nan, "ci_lower": 0.0, "ci_upper": 0.0, "std_all": 0.0,
+                                 "std_all_se": 0.0})
+    params = pd.concat([params, intercepts, latent_means], ignore_index=True)
+    return SEMFit(parameters=params, fit=fit, implied=pd.DataFrame(sig, index=obs, columns=obs),
+                  sample=pd.DataFrame(s_em, index=obs, columns=obs), vcov=vcov_all[:q, :q], converged=converged,
+                  iterations=int(res.nit), warnings=tuple(notes), partable=pt, theta=theta)
+
+
+def _fit_indices(chisq, df, base_chisq, base_df, n) -> dict:
+    """CFI, TLI, RMSEA with its 90% CI and p-close, from the chi-squares (lavaan's formulas)."""
+    cfi_den = max(chisq - df, base_chisq - base_df, 0)
+    lo, hi = _rmsea_ci(chisq, df, n)
+    return {
+        "chisq": float(chisq), "df": int(df), "pvalue": float(stats.chi2.sf(chisq, df)) if df > 0 else np.nan,
+        "baseline_chisq": float(base_chisq), "baseline_df": int(base_df),
+        "cfi": float(1 - max(chisq - df, 0) / cfi_den) if cfi_den > 0 else 1.0,
+        "tli": float(((base_chisq / base_df) - (chisq / df)) / ((base_chisq / base_df) - 1)) if df > 0 else 1.0,
+        "rmsea": float(np.sqrt(max(chisq - df, 0) / (df * n))) if df > 0 else 0.0,
+        "rmsea_ci_lower": lo, "rmsea_ci_upper": hi,
+        "rmsea_pvalue": float(stats.ncx2.sf(chisq, df, n * df * 0.05**2)) if df > 0 else np.nan,
+    }

@@ -21,3 +21,17 @@ out$ml <- list(fit = as.list(fitMeasures(fit, measures)),
                mi = modindices(fit)[, c("lhs", "op", "rhs", "mi", "epc", "sepc.all")],
                std_resid = unname(residuals(fit, type = "standardized")$cov))
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, na = "null"), "tests/reference/cfa.json")
+
+# FIML: the same model on HS with 10% of the cells of x1..x9 deleted at random (seed 2026).
+set.seed(2026)
+hsm <- hs[, c("id", paste0("x", 1:9))]
+for (v in paste0("x", 1:9)) hsm[sample(nrow(hsm), round(0.1 * nrow(hsm))), v] <- NA
+write.csv(hsm, "tests/reference/hs_missing.csv", row.names = FALSE, na = "")
+fit <- cfa(model, data = hsm, missing = "fiml")
+pe <- parameterEstimates(fit, standardized = TRUE)
+opts <- lavInspect(fit, "options")
+out$fiml <- list(fit = as.list(fitMeasures(fit, c(measures, "baseline.chisq", "baseline.df"))),
+                 pe = pe[, c("lhs", "op", "rhs", "est", "se", "z", "pvalue", "ci.lower", "ci.upper", "std.all")],
+                 information = opts$information, observed_information = opts$observed.information,
+                 h1_information = opts$h1.information)
+writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, na = "null"), "tests/reference/cfa.json")
