@@ -1,7 +1,8 @@
 """gapscale's own warning classes: model and estimation problems are warned about, never silenced."""
 from __future__ import annotations
 
-__all__ = ["GapscaleWarning", "ConvergenceWarning", "NotPositiveDefiniteWarning"]
+__all__ = ["GapscaleWarning", "ConvergenceWarning", "CrossLoadingWarning", "NotPositiveDefiniteWarning",
+           "ReverseKeyWarning"]
 
 
 class GapscaleWarning(UserWarning):
@@ -14,3 +15,13 @@ class ConvergenceWarning(GapscaleWarning):
 
 class NotPositiveDefiniteWarning(GapscaleWarning):
     """A correlation matrix was not positive definite and was smoothed (psych::cor.smooth)."""
+
+
+class ReverseKeyWarning(GapscaleWarning):
+    """An item correlates negatively with its scale (loads negatively on the first component):
+    it probably should be reverse-keyed (psych::alpha's "should be reversed" warning)."""
+
+
+class CrossLoadingWarning(GapscaleWarning):
+    """A factor has an indicator that also loads on another factor, so its AVE is undefined
+    (semTools::AVE returns NA for it)."""

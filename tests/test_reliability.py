@@ -1,0 +1,400 @@
+"""Reliability and validity against psych and semTools (tests/reference/reliability.R), recovery, bad input.
+
+The R script fits the Holzinger-Swineford 3-factor CFA (and a variant with a cross-loading and
+one with a second-order factor) with lavaan, writes each parameterEstimates(fit, standardized =
+TRUE) table to CSV and semTools' compRelSEM, AVE and htmt and psych's alpha to JSON; the tests
+feed R's parameter tables in, so they need neither R nor a CFA engine. Regenerate with
+    Rscript tests/reference/reliability.R
+Largest differences from R seen when the reference was made (every check is 1e-10 or tighter,
+Duhachek 1e-5): compRelSEM omega 3e-15 (obs.var = TRUE) and 1e-15 (FALSE); AVE 2e-15 and 1e-15;
+standardised CR and AVE 4e-16; factor correlations and sqrt(AVE) 2e-15; htmt 4e-16 (geometric
+and arithmetic, HS and bfi with NAs); psych alpha (raw, std, G6, mean/median r, ase, mean, sd)
+5e-15, Feldt limits 6e-16, Duhachek limits 2e-6 (psych uses z = 1.96, gapscale the exact
+quantile); item statistics and alpha if deleted 5e-15; Harman's eigenvalue and share 4e-15.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import reliability as rel
+
+REF = Path(__file__).parent / "reference"
+R = json.loads((REF / "reliability.json").read_text())
+HS_FACTORS = {"visual": ["x1", "x2", "x3"], "textual": ["x4", "x5", "x6"], "speed": ["x7", "x8", "x9"]}
+MODELS = ["hs3", "hs3_cross", "hs_second_order"]
+TOL = 1e-3
+
+
+@pytest.fixture(scope="module")
+def hs():
+    return pd.read_csv(REF / "holzinger_swineford.csv")
+
+
+@pytest.fixture(scope="module")
+def bfi():
+    return pd.read_csv(REF / "bfi_600.csv")
+
+
+def partable(name: str) -> pd.DataFrame:
+    return pd.read_csv(REF / f"reliability_partable_{name}.csv")
+
+
+def sampstat(hs: pd.DataFrame) -> pd.DataFrame:
+    """lavaan's sample covariance: divisor n."""
+    return hs.cov(ddof=0)
+
+
+def assert_close(ours, theirs, tol=TOL):
+    """Equal within tol, NaN where R has NA (None in JSON)."""
+    a = np.asarray(ours, dtype=float)
+    b = np.array([np.nan if v is None else v for v in np.ravel(theirs)], dtype=float).reshape(np.shape(theirs))
+    assert np.array_equal(np.isnan(a), np.isnan(b)), (a, b)
+    assert np.nanmax(np.abs(a - b)) < tol, (a, b)
+
+
+# --------------------------------------------------------------------------- semTools from a parameter table
+
+
+def test_reference_data_is_lavaans_sample(hs):
+    assert list(hs.columns) == [f"x{k}" for k in range(1, 10)]
+    assert np.abs(sampstat(hs).to_numpy() - np.array(R["hs3"]["sampstat_cov"])).max() < 1e-12
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_composite_reliability_matches_semtools(hs, model):
+    ref = R[model]
+    pt = partable(model)
+    observed = rel.composite_reliability(pt, cov=sampstat(hs))
+    implied = rel.composite_reliability(pt, obs_var=False)
+    factors = list(ref["comp_rel"])
+    assert list(observed["construct"]) == factors == list(implied["construct"])
+    assert_close(observed["omega"], list(ref["comp_rel"].values()), 1e-10)
+    assert_close(implied["omega"], list(ref["comp_rel_implied"].values()), 1e-10)
+    assert_close(observed["cr"], [ref["cr_std"][f] for f in factors], 1e-10)
+    assert_close(implied["cr"], observed["cr"].to_numpy(), 1e-15)  # cr does not use cov
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_ave_matches_semtools(hs, model):
+    ref = R[model]
+    pt = partable(model)
+    if model == "hs3_cross":  # x9 loads on visual and speed: semTools gives NA for both
+        with pytest.warns(rel.CrossLoadingWarning) as record:
+            observed = rel.ave(pt, cov=sampstat(hs))
+        assert [str(w.message)[:32] for w in record] == ["factor 'visual': indicator(s) x9",
+                                                         "factor 'speed': indicator(s) x9 "]
+        with pytest.warns(rel.CrossLoadingWarning):
+            implied = rel.ave(pt, obs_var=False)
+    else:
+        observed, implied = rel.ave(pt, cov=sampstat(hs)), rel.ave(pt, obs_var=False)
+    factors = list(ref["ave"])
+    assert list(observed["construct"]) == factors
+    assert_close(observed["ave"], list(ref["ave"].values()), 1e-10)
+    assert_close(implied["ave"], list(ref["ave_implied"].values()), 1e-10)
+    std = [None if np.isnan(a) else ref["ave_std"][f] for f, a in zip(factors, observed["ave"])]
+    assert_close(observed["ave_std"], std, 1e-10)
+
+
+def test_semtools_ave_is_not_the_mean_squared_standardised_loading(hs):
+    """semTools divides by the observed variances; ave_std is mean(std_all^2). They differ by up to .005 here."""
+    table = rel.ave(partable("hs3"), cov=sampstat(hs))
+    pt = partable("hs3")
+    loads = pt[pt["op"] == "=~"]
+    mean_sq = loads.groupby("lhs", sort=False)["std_all"].apply(lambda s: np.mean(s**2))
+    assert_close(table["ave_std"], mean_sq[table["construct"]].to_numpy(), 1e-12)
+    assert 1e-3 < np.abs(table["ave"] - table["ave_std"]).max() < 1e-2
+
+
+@pytest.mark.parametrize("model", ["hs3", "hs_second_order"])
+def test_fornell_larcker_matches_lavaan_and_semtools(hs, model):
+    ref = R[model]
+    pt = partable(model)
+    table = rel.fornell_larcker(pt, cov=sampstat(hs))
+    factors = list(ref["ave"])
+    assert list(table["construct"]) == factors
+    cor = np.array(ref["cor_lv"])[: len(factors), : len(factors)]  # g (second order) comes last
+    matrix = table[factors].to_numpy(dtype=float)
+    off = ~np.eye(len(factors), dtype=bool)
+    assert_close(matrix[off], cor[off], 1e-10)
+    assert_close(np.diag(matrix), np.sqrt(list(ref["ave"].values())), 1e-10)
+    assert_close(table["sqrt_ave"], np.diag(matrix), 1e-15)
+    assert table["fornell_larcker_met"].tolist() == [True, True, True]
+    assert_close(table["max_abs_correlation"], np.where(off, np.abs(cor), -1).max(axis=1), 1e-10)
+    if model == "hs3":  # for a CFA the correlations are the std_all of the ~~ rows between factors
+        cov_rows = pt[(pt["op"] == "~~") & pt["lhs"].isin(factors) & pt["rhs"].isin(factors) & (pt["lhs"] != pt["rhs"])]
+        for _, row in cov_rows.iterrows():
+            assert table.set_index("construct").at[row["lhs"], row["rhs"]] == pytest.approx(row["std_all"], abs=1e-9)
+
+
+def test_fornell_larcker_with_cross_loading_is_undefined_not_false(hs):
+    with pytest.warns(rel.CrossLoadingWarning):
+        table = rel.fornell_larcker(partable("hs3_cross"), cov=sampstat(hs))
+    assert table["fornell_larcker_met"].isna().tolist() == [True, False, True]
+    assert table["fornell_larcker_met"].dtype == "boolean"
+
+
+# --------------------------------------------------------------------------- HTMT
+
+
+@pytest.mark.parametrize("case", sorted(R["htmt"]))
+def test_htmt_matches_semtools(hs, bfi, case):
+    if case.startswith("hs3"):
+        data, constructs = hs, HS_FACTORS
+    else:  # A, C, N of bfi: NAs (listwise) and negatively keyed items (absolute correlations)
+        data, constructs = bfi, {k: [f"{k}{i}" for i in range(1, 6)] for k in "ACN"}
+    ref = R["htmt"][case]
+    table = rel.htmt(data, constructs, htmt2=not case.endswith("arithmetic"))
+    assert ref["factors"] == list(constructs)
+    m = np.array(ref["matrix"])
+    expected = [m[a, b] for a in range(len(constructs)) for b in range(a + 1, len(constructs))]
+    assert_close(table["htmt"], expected, 1e-10)
+    assert list(table.columns) == ["construct_1", "construct_2", "htmt"]
+
+
+def test_htmt_bootstrap_is_reproducible_and_covers_its_estimate(hs):
+    a = rel.htmt_bootstrap(hs, HS_FACTORS, 300, np.random.default_rng(20240501))
+    b = rel.htmt_bootstrap(hs, HS_FACTORS, 300, np.random.default_rng(20240501))
+    c = rel.htmt_bootstrap(hs, HS_FACTORS, 300, np.random.default_rng(7))
+    pd.testing.assert_frame_equal(a, b)
+    assert not np.allclose(a["ci_lower"], c["ci_lower"])
+    assert_close(a["htmt"], rel.htmt(hs, HS_FACTORS)["htmt"], 1e-15)
+    assert ((a["ci_lower"] < a["htmt"]) & (a["htmt"] < a["ci_upper"])).all()
+    assert (a["n_boot_valid"] == 300).all()
+    narrow = rel.htmt_bootstrap(hs, HS_FACTORS, 300, np.random.default_rng(20240501), ci=0.5)
+    assert ((narrow["ci_lower"] > a["ci_lower"]) & (narrow["ci_upper"] < a["ci_upper"])).all()
+
+
+# --------------------------------------------------------------------------- psych::alpha
+
+
+ALPHA_CASES = {
+    "visual": (["x1", "x2", "x3"], ()),
+    "textual": (["x4", "x5", "x6"], ()),
+    "speed": (["x7", "x8", "x9"], ()),
+    "two_items": (["x1", "x2"], ()),
+    "bfi_a_keyed": ([f"A{i}" for i in range(1, 6)], ["A1"]),
+    "bfi_c_keyed": ([f"C{i}" for i in range(1, 6)], ["C4", "C5"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ALPHA_CASES))
+def test_alpha_matches_psych(hs, bfi, case):
+    items, reverse = ALPHA_CASES[case]
+    data = bfi if case.startswith("bfi") else hs
+    ref = R["alpha"][case]
+    row = rel.cronbach_alpha(data, {case: items}, reverse=reverse).iloc[0]
+    total = ref["total"]
+    assert row["construct"] == case and row["n_items"] == len(items) and row["n_obs"] == ref["n"]
+    for ours, theirs in [("raw_alpha", "raw_alpha"), ("std_alpha", "std.alpha"), ("g6_smc", "G6(smc)"),
+                         ("average_r", "average_r"), ("median_r", "median_r"), ("ase", "ase"),
+                         ("mean", "mean"), ("sd", "sd")]:
+        assert row[ours] == pytest.approx(total[theirs], abs=1e-10), ours
+    assert row["feldt_lower"] == pytest.approx(ref["feldt"]["lower"], abs=1e-10)
+    assert row["feldt_upper"] == pytest.approx(ref["feldt"]["upper"], abs=1e-10)
+    # psych prints alpha +- 1.96 ASE; the exact quantile differs by 4e-5 ASE
+    assert row["duhachek_lower"] == pytest.approx(ref["duhachek"]["lower"], abs=1e-5)
+    assert row["duhachek_upper"] == pytest.approx(ref["duhachek"]["upper"], abs=1e-5)
+
+
+@pytest.mark.parametrize("case", sorted(ALPHA_CASES))
+def test_item_statistics_match_psych(hs, bfi, case):
+    items, reverse = ALPHA_CASES[case]
+    data = bfi if case.startswith("bfi") else hs
+    ref = R["alpha"][case]
+    table = rel.item_statistics(data, items, reverse=reverse)
+    assert table["item"].tolist() == items and table["reversed"].tolist() == [i in reverse for i in items]
+    stats, drop = ref["item_stats"], ref["alpha_drop"]
+    assert table["n"].tolist() == stats["n"]
+    for ours, theirs in [("raw_r", "raw.r"), ("std_r", "std.r"), ("r_cor", "r.cor"), ("r_drop", "r.drop"),
+                         ("mean", "mean"), ("sd", "sd")]:
+        assert_close(table[ours], stats[theirs], 1e-10)
+    for ours, theirs in [("alpha_if_deleted", "raw_alpha"), ("std_alpha_if_deleted", "std.alpha"),
+                         ("average_r_if_deleted", "average_r")]:
+        assert_close(table[ours], drop[theirs], 1e-10)
+
+
+def test_alpha_of_several_scales_and_nullable_integers(bfi):
+    scales = {"A": [f"A{i}" for i in range(1, 6)], "C": [f"C{i}" for i in range(1, 6)]}
+    table = rel.cronbach_alpha(bfi.astype("Int64"), scales, reverse=["A1", "C4", "C5"])
+    assert table["construct"].tolist() == ["A", "C"]
+    assert list(table.columns) == rel.ALPHA_COLUMNS
+    assert table["raw_alpha"].tolist() == pytest.approx(
+        [R["alpha"]["bfi_a_keyed"]["total"]["raw_alpha"], R["alpha"]["bfi_c_keyed"]["total"]["raw_alpha"]], abs=1e-10)
+
+
+def test_alpha_warns_about_an_item_that_should_be_reversed(bfi):
+    with pytest.warns(rel.ReverseKeyWarning, match="item.s. A1 correlate negatively"):
+        rel.cronbach_alpha(bfi, [f"A{i}" for i in range(1, 6)])
+
+
+# --------------------------------------------------------------------------- Harman
+
+
+@pytest.mark.parametrize("case", ["hs", "bfi"])
+def test_harman_matches_r(hs, bfi, case):
+    data = hs if case == "hs" else bfi
+    ref = R["harman"][case]
+    row = rel.harman_single_factor(data, ref["items"]).iloc[0]
+    assert row["first_eigenvalue"] == pytest.approx(ref["eigenvalue"], abs=1e-10)
+    assert row["variance_share"] == pytest.approx(ref["share"], abs=1e-10)
+    assert row["variance_share"] == pytest.approx(ref["principal_share"], abs=1e-10)
+    assert not row["exceeds_threshold"] and row["threshold"] == 0.5
+    assert bool(rel.harman_single_factor(data, ref["items"], threshold=0.1).at[0, "exceeds_threshold"])
+
+
+# --------------------------------------------------------------------------- recovery on a known model
+
+LOADINGS = {"F1": [0.7, 0.7, 0.7], "F2": [0.6, 0.6, 0.6]}
+PHI12 = 0.3
+
+
+def true_partable() -> pd.DataFrame:
+    """The population model in standardised form: est = std_all."""
+    rows = []
+    for f, loads in LOADINGS.items():
+        for k, lam in enumerate(loads, start=1):
+            rows.append((f, "=~", f"{f.lower()}_{k}", lam))
+    rows += [("F1", "~~", "F1", 1.0), ("F2", "~~", "F2", 1.0), ("F1", "~~", "F2", PHI12)]
+    for f, loads in LOADINGS.items():
+        for k, lam in enumerate(loads, start=1):
+            rows.append((f"{f.lower()}_{k}", "~~", f"{f.lower()}_{k}", 1 - lam**2))
+    table = pd.DataFrame(rows, columns=["lhs", "op", "rhs", "est"])
+    return table.assign(std_all=table["est"])
+
+
+def population_cov() -> pd.DataFrame:
+    lam = np.zeros((6, 2))
+    lam[:3, 0], lam[3:, 1] = LOADINGS["F1"], LOADINGS["F2"]
+    phi = np.array([[1, PHI12], [PHI12, 1]])
+    sigma = lam @ phi @ lam.T
+    np.fill_diagonal(sigma, 1)
+    names = [f"f1_{k}" for k in (1, 2, 3)] + [f"f2_{k}" for k in (1, 2, 3)]
+    return pd.DataFrame(sigma, index=names, columns=names)
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    rng = np.random.default_rng(12345)
+    n = 2000
+    factors = rng.multivariate_normal([0, 0], [[1, PHI12], [PHI12, 1]], size=n)
+    cols = {}
+    for j, (f, loads) in enumerate(LOADINGS.items()):
+        for k, lam in enumerate(loads, start=1):
+            cols[f"{f.lower()}_{k}"] = lam * factors[:, j] + np.sqrt(1 - lam**2) * rng.standard_normal(n)
+    return pd.DataFrame(cols)
+
+
+def closed_form(loads):
+    s, k = sum(loads), len(loads)
+    return {"omega": s**2 / (s**2 + sum(1 - lam**2 for lam in loads)), "ave": sum(lam**2 for lam in loads) / k}
+
+
+def test_true_parameters_give_the_closed_forms_exactly():
+    pt = true_partable()
+    expected = {f: closed_form(loads) for f, loads in LOADINGS.items()}
+    # population values: omega .7 -> 4.41 / 5.94, .6 -> 3.24 / 5.16; AVE .49 and .36
+    assert expected["F1"]["omega"] == pytest.approx(4.41 / 5.94, abs=1e-15)
+    assert expected["F2"]["omega"] == pytest.approx(3.24 / 5.16, abs=1e-15)
+    for kwargs in ({"obs_var": False}, {"cov": population_cov()}):
+        cr = rel.composite_reliability(pt, **kwargs).set_index("construct")
+        av = rel.ave(pt, **kwargs).set_index("construct")
+        for f in LOADINGS:
+            assert cr.at[f, "omega"] == pytest.approx(expected[f]["omega"], abs=1e-12)
+            assert cr.at[f, "cr"] == pytest.approx(expected[f]["omega"], abs=1e-12)
+            assert av.at[f, "ave"] == pytest.approx(expected[f]["ave"], abs=1e-12)
+            assert av.at[f, "ave_std"] == pytest.approx(expected[f]["ave"], abs=1e-12)
+    fl = rel.fornell_larcker(pt, obs_var=False).set_index("construct")
+    assert fl.at["F1", "F1"] == pytest.approx(0.7, abs=1e-12) and fl.at["F2", "F2"] == pytest.approx(0.6, abs=1e-12)
+    assert fl.at["F1", "F2"] == pytest.approx(PHI12, abs=1e-12) == fl.at["F2", "F1"]
+    assert fl["fornell_larcker_met"].tolist() == [True, True]
+
+
+def test_estimates_from_simulated_data_recover_the_population(simulated):
+    scales = {"F1": ["f1_1", "f1_2", "f1_3"], "F2": ["f2_1", "f2_2", "f2_3"]}
+    alpha = rel.cronbach_alpha(simulated, scales).set_index("construct")
+    # equal loadings: tau-equivalent, so population alpha = omega
+    for f, loads in LOADINGS.items():
+        pop = closed_form(loads)["omega"]
+        assert abs(alpha.at[f, "raw_alpha"] - pop) < 0.03
+        assert alpha.at[f, "feldt_lower"] < alpha.at[f, "raw_alpha"] < alpha.at[f, "feldt_upper"]
+    # population HTMT: .7 * .6 * .3 / sqrt(.49 * .36) = .3; at n = 2000 the estimate's SD is .033
+    # (200 Monte Carlo replications), so 3 SD; this sample's factor correlation happens to be .27
+    h = rel.htmt(simulated, scales)
+    assert abs(h.at[0, "htmt"] - PHI12) < 0.1
+    boot = rel.htmt_bootstrap(simulated, scales, 200, np.random.default_rng(1))
+    assert boot.at[0, "ci_lower"] < PHI12 < boot.at[0, "ci_upper"]
+    # Harman: first eigenvalue of the population correlation matrix
+    pop_share = np.linalg.eigvalsh(population_cov().to_numpy())[-1] / 6
+    assert abs(rel.harman_single_factor(simulated, list(simulated.columns)).at[0, "variance_share"] - pop_share) < 0.03
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_unknown_item_is_named(hs):
+    for call in (lambda: rel.cronbach_alpha(hs, ["x1", "x2", "nope"]),
+                 lambda: rel.item_statistics(hs, {"v": ["x1", "nope"]}),
+                 lambda: rel.htmt(hs, {"a": ["x1", "x2"], "b": ["x3", "nope"]}),
+                 lambda: rel.harman_single_factor(hs, ["x1", "nope"])):
+        with pytest.raises(ValueError, match="item 'nope' is not a column"):
+            call()
+
+
+def test_one_item_scale_is_named(hs):
+    with pytest.raises(ValueError, match="scale 'solo' has 1 item.s. .x4.; alpha needs at least 2"):
+        rel.cronbach_alpha(hs, {"visual": ["x1", "x2", "x3"], "solo": ["x4"]})
+    with pytest.raises(ValueError, match="construct 'solo' has 1 item"):
+        rel.htmt(hs, {"visual": ["x1", "x2", "x3"], "solo": ["x4"]})
+
+
+def test_constant_item_is_named(hs):
+    data = hs.assign(x2=3.0)
+    for call in (lambda: rel.cronbach_alpha(data, ["x1", "x2", "x3"]),
+                 lambda: rel.item_statistics(data, ["x1", "x2", "x3"]),
+                 lambda: rel.htmt(data, HS_FACTORS),
+                 lambda: rel.harman_single_factor(data, ["x1", "x2", "x3"])):
+        with pytest.raises(ValueError, match="item 'x2' is constant"):
+            call()
+
+
+def test_other_bad_input(hs):
+    with pytest.raises(ValueError, match="reverse: item 'x9' is not an item"):
+        rel.cronbach_alpha(hs, ["x1", "x2"], reverse=["x9"])
+    with pytest.raises(ValueError, match="item 'x1' is listed twice"):
+        rel.cronbach_alpha(hs, ["x1", "x2", "x1"])
+    with pytest.raises(ValueError, match="item 'x3' is listed under both 'a' and 'b'"):
+        rel.htmt(hs, {"a": ["x1", "x2", "x3"], "b": ["x3", "x4"]})
+    with pytest.raises(ValueError, match="ci: need a number strictly between 0 and 1, got 95"):
+        rel.cronbach_alpha(hs, ["x1", "x2"], ci=95)
+    with pytest.raises(TypeError, match="numpy.random.Generator"):
+        rel.htmt_bootstrap(hs, HS_FACTORS, 10, rng=1)
+    with pytest.raises(ValueError, match="n_boot: need a whole number >= 1, got 0"):
+        rel.htmt_bootstrap(hs, HS_FACTORS, 0, np.random.default_rng(1))
+    with pytest.raises(ValueError, match="item 'x1' is not numeric"):
+        rel.harman_single_factor(hs.assign(x1=hs["x1"].astype(str)), ["x1", "x2"])
+
+
+def test_bad_parameter_table(hs):
+    pt = partable("hs3")
+    with pytest.raises(ValueError, match="obs_var=True .semTools' default. divides by the observed variances"):
+        rel.composite_reliability(pt)
+    with pytest.raises(ValueError, match="lacks column.s. std_all"):
+        rel.ave(pt.drop(columns="std_all"), obs_var=False)
+    with pytest.raises(ValueError, match="indicator 'x9' is not in cov"):
+        rel.composite_reliability(pt, cov=sampstat(hs).drop(index="x9", columns="x9"))
+    with pytest.raises(ValueError, match="several groups .1, 2."):
+        rel.ave(pd.concat([pt.assign(group=1), pt.assign(group=2)]), obs_var=False)
+    no_var = pt[~((pt["lhs"] == "x5") & (pt["op"] == "~~") & (pt["rhs"] == "x5"))]
+    with pytest.raises(ValueError, match="no variance row x5 ~~ x5 for the indicator 'x5'"):
+        rel.composite_reliability(no_var, obs_var=False)
+    regression = pd.concat([pt, pd.DataFrame([{"lhs": "speed", "op": "~", "rhs": "x1", "est": 0.1, "std_all": 0.1}])])
+    with pytest.raises(ValueError, match="regression speed ~ x1 on 'x1', which is not a factor"):
+        rel.fornell_larcker(regression, obs_var=False)
+    thresholds = pd.concat([pt, pd.DataFrame([{"lhs": "x1", "op": "|", "rhs": "t1", "est": 0.1, "std_all": 0.1}])])
+    with pytest.raises(ValueError, match="ordinal indicators are not supported"):
+        rel.ave(thresholds, obs_var=False)
