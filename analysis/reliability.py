@@ -184,7 +184,7 @@ def cronbach_alpha(data: pd.DataFrame, items: Sequence[str] | Mapping[str, Seque
         n_obs = x.shape[0]
         k = len(names)
         a = _alpha_parts(c)
-        total = np.nanmean(x, axis=1) if n_obs else np.empty(0)
+        total = _row_means(x) if n_obs else np.empty(0)
         total = total[~np.isnan(total)]
         p = 1 - level
         df1, df2 = n_obs - 1, (n_obs - 1) * (k - 1)
@@ -256,7 +256,7 @@ def item_statistics(data: pd.DataFrame, items: Sequence[str] | Mapping[str, Sequ
         np.fill_diagonal(rc, _smc(r))
         std_r = r.sum(axis=0) / np.sqrt(r.sum())
         r_cor = rc.sum(axis=0) / np.sqrt(rc.sum())
-        total = np.nanmean(x, axis=1)
+        total = _row_means(x)
         for i, name in enumerate(names):
             keep = [j for j in range(k) if j != i]
             r_drop = (c[:, i].sum() - c[i, i]) / np.sqrt(c[i, i] * c[np.ix_(keep, keep)].sum())
@@ -975,3 +975,10 @@ def _cov2cor(c: np.ndarray) -> np.ndarray:
 def _smc(r: np.ndarray) -> np.ndarray:
     """psych::smc: 1 - 1 / diag(R^+) with the Moore-Penrose inverse, as psych (Pinv)."""
     return 1 - 1 / np.diag(np.linalg.pinv(r))
+
+
+def _row_means(x: np.ndarray) -> np.ndarray:
+    """Mean of each row's observed values; NaN for a row with none (no empty-slice warning)."""
+    count = (~np.isnan(x)).sum(axis=1)
+    sums = np.nansum(x, axis=1)
+    return np.divide(sums, count, out=np.full(len(x), np.nan), where=count > 0)

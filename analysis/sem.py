@@ -107,26 +107,32 @@ def parameter_table(model: LavaanModel | str, observed_in_data: list[str] | None
             raise ValueError(f"observed variable(s) of the model not in the data: {', '.join(absent)}")
 
     rows: list[dict] = []
-    labels: dict[str, int] = {}
+    labels: dict[str, tuple[str, float]] = {}  # label -> ("free", index) or ("fixed", value)
     n_free = 0
 
     def add(lhs, op, rhs, matrix, i, j, stmt=None, default_fixed=None):
+        # As lavaan: only NA* or a number changes a default (the marker's 1); a label or a start
+        # value does not; a label shared with a fixed parameter fixes this one too.
         nonlocal n_free
         label = stmt.label if stmt is not None else ""
         fixed = stmt.fixed if stmt is not None and stmt.fixed is not None else None
         if stmt is not None and stmt.free_override:
             fixed = None
-        elif fixed is None and default_fixed is not None and not (stmt is not None and (stmt.label or stmt.start)):
+        elif fixed is None:
             fixed = default_fixed
+        if fixed is None and label in labels and labels[label][0] == "fixed":
+            fixed = labels[label][1]
         if fixed is not None:
             free = 0
+            if label:
+                labels.setdefault(label, ("fixed", fixed))
         elif label and label in labels:
-            free = labels[label]
+            free = int(labels[label][1])
         else:
             n_free += 1
             free = n_free
             if label:
-                labels[label] = free
+                labels[label] = ("free", free)
         rows.append(dict(lhs=lhs, op=op, rhs=rhs, label=label, free=free, value=fixed if fixed is not None else np.nan,
                          start=stmt.start if stmt is not None else None, matrix=matrix, row=i, col=j))
 
@@ -152,6 +158,8 @@ def parameter_table(model: LavaanModel | str, observed_in_data: list[str] | None
 
     def cov(a, b, matrix, i, j, auto):
         s = user_cov.pop(frozenset((a, b)), None)
+        if s is not None and (s.lhs, s.rhs) == (b, a):
+            a, b, i, j = b, a, j, i  # keep the orientation the syntax wrote, as lavaan lists it
         if s is not None or auto:
             add(a, "~~", b, matrix, i, j, s)
 
@@ -402,9 +410,16 @@ def _start(pt: ParameterTable, s: np.ndarray) -> np.ndarray:
             w, v = np.linalg.eigh(sub)
             load = v[:, -1] * np.sqrt(max(w[-1], 1e-6))
             load = load if load[0] != 0 else load + 1e-3
-            for ind, l_ in zip(inds, load / load[0]):
+            load = load * np.sign(load.sum()) if load.sum() != 0 else load
+            var_row = r.loc[(r["op"] == "~~") & (r["lhs"] == lat) & (r["rhs"] == lat)]
+            fixed_var = len(var_row) and var_row["free"].iat[0] == 0
+            if fixed_var:  # the scale is set by the variance: loadings on that scale
+                scaled = load / np.sqrt(var_row["value"].iat[0] if var_row["value"].iat[0] > 0 else 1.0)
+            else:  # the scale is set by the marker: loadings relative to it
+                scaled = load / load[0]
+                var_start[lat] = load[0] ** 2
+            for ind, l_ in zip(inds, scaled):
                 lam_start[(lat, ind)] = l_
-            var_start[lat] = load[0] ** 2
     for k in range(1, pt.n_free + 1):
         row = r.loc[r["free"] == k].iloc[0]
         if row["start"] is not None and not pd.isna(row["start"]):

@@ -271,6 +271,38 @@ def cfa_cmd(data_path, instrument_path, model_path, out, params_path, estimator,
         click.echo(f"WARNING: {w}", err=True)
 
 
+@cli.command("reliability")
+@click.option("--data", "data_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The CFA half (cfa.csv of the split stage) or any clean data set.")
+@click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=None,
+              help="Instrument YAML: one factor per construct (items in efa.drop_items left out).")
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="lavaan measurement model file instead of an instrument.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Directory for reliability.csv, item_statistics.csv, fornell_larcker.csv, htmt.csv, reliability.json.")
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Params YAML: `reliability:` (htmt_bootstrap, ci, method_factor), `cfa.missing`, `seed`.")
+@click.option("--htmt-bootstrap", type=click.IntRange(min=0), default=None, help="Bootstrap draws for HTMT intervals (0: none).")
+@click.option("--no-method-factor", is_flag=True, help="Skip the unmeasured method factor comparison.")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the bootstrap (default: params).")
+def reliability_cmd(data_path, instrument_path, model_path, out, params_path, htmt_bootstrap, no_method_factor, seed):
+    """Reliability (alpha, omega, CR), convergent and discriminant validity (AVE, Fornell-Larcker,
+    HTMT with bootstrap intervals) and common-method variance (Harman, method factor)."""
+    from pipeline.reliability import run
+
+    if (instrument_path is None) == (model_path is None):
+        raise GapscaleError("give exactly one of --instrument or --model")
+    overrides = dict(htmt_bootstrap=htmt_bootstrap, method_factor=False if no_method_factor else None)
+    with user_errors():
+        m = run(data_path, out, instrument_path, model_path, params_path, overrides, seed)
+    click.echo(f"reliability on {m['n']} respondents: lowest alpha {m['min_alpha']:.2f} ({m['min_alpha_construct']}), "
+               f"lowest omega {m['min_omega']:.2f}, lowest AVE {m['lowest_ave']:.2f} ({m['lowest_ave_construct']}), "
+               f"highest HTMT {m['highest_htmt']:.2f} ({m['highest_htmt_pair']}); Harman first factor "
+               f"{m['harman_first_factor_share']:.0%}; outputs in {out}")
+    for line in m["flags"] + m["warnings"]:
+        click.echo(f"WARNING: {line}", err=True)
+
+
 def main(argv=None) -> None:
     """Console entry point: run the CLI, turning usage errors into one line and exit status 2."""
     try:

@@ -100,3 +100,13 @@ def test_cfa_stage_depends_on_its_parameters():
     assert set(params["cfa"]) == set(DEFAULTS)
     settings(params, {})
     assert "data/processed/split/cfa.csv" in {expand(d) for d in stage["deps"]}
+
+
+def test_reliability_stage_depends_on_its_parameters():
+    from pipeline.reliability import DEFAULTS, settings
+
+    stage = dvc_pipeline()["stages"]["reliability"]
+    assert set(stage["params"]) == {"seed", "cfa.missing", "efa.drop_items"} | {f"reliability.{k}" for k in DEFAULTS}
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert set(params["reliability"]) == set(DEFAULTS)
+    settings(params, {})

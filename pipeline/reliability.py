@@ -1,0 +1,153 @@
+"""Stage ``reliability``: reliability, convergent and discriminant validity, common-method variance."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis import reliability as rel
+from analysis.sem import fit_sem
+from analysis.split import stage_rng
+from analysis.warnings import GapscaleWarning
+from pipeline.cfa import model_text
+from pipeline.io import output_dir, read_params, write_csv, write_json
+from instrument import parse_model
+
+__all__ = ["run", "OUTPUTS", "DEFAULTS"]
+
+OUTPUTS = ("reliability.csv", "item_statistics.csv", "fornell_larcker.csv", "htmt.csv", "reliability.json")
+DEFAULTS = {"htmt_bootstrap": 1000, "ci": 0.95, "method_factor": True}
+
+
+def settings(params: dict, overrides: dict) -> dict:
+    raw = params.get("reliability") or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"reliability: expected a mapping, got {raw!r}")
+    for key in raw:
+        if key not in DEFAULTS:
+            raise ValueError(f"reliability.{key}: unknown key; known keys are {', '.join(DEFAULTS)}")
+    s = {**DEFAULTS, **raw, **{k: v for k, v in overrides.items() if v is not None}}
+    if isinstance(s["htmt_bootstrap"], bool) or not isinstance(s["htmt_bootstrap"], int) or s["htmt_bootstrap"] < 0:
+        raise ValueError(f"reliability.htmt_bootstrap: a whole number >= 0, got {s['htmt_bootstrap']!r}")
+    if not isinstance(s["ci"], (int, float)) or not 0 < s["ci"] < 1:
+        raise ValueError(f"reliability.ci: a level in (0, 1), got {s['ci']!r}")
+    if not isinstance(s["method_factor"], bool):
+        raise ValueError(f"reliability.method_factor: true or false, got {s['method_factor']!r}")
+    return s
+
+
+def method_factor_model(text: str, constructs: dict[str, list[str]]) -> str:
+    """The measurement model plus an unmeasured latent method factor (Podsakoff et al., 2003):
+    every item loads 1 on ``METHOD``, whose variance is free (the same model as one common
+    loading with the method variance fixed at 1), uncorrelated with the construct factors."""
+    items = [i for its in constructs.values() for i in its]
+    lines = [text.rstrip(), "METHOD =~ " + " + ".join(f"1*{i}" for i in items)]
+    lines += [f"METHOD ~~ 0*{c}" for c in constructs]
+    return "\n".join(lines) + "\n"
+
+
+def run(data_path, out, instrument_path=None, model_path=None, params_path=None, overrides=None, seed=None) -> dict:
+    """Compute the reliability and validity tables; write them and ``reliability.json``."""
+    params = read_params(params_path)
+    s = settings(params, overrides or {})
+    missing = (params.get("cfa") or {}).get("missing", "listwise")
+    seed = params.get("seed", 0) if seed is None else seed
+    drop = (params.get("efa") or {}).get("drop_items") or []
+    text = model_text(instrument_path, model_path, drop)
+    model = parse_model(text)
+    constructs = {lat: [i for i in inds if i not in model.latents]
+                  for lat, inds in model.indicators.items() if any(i not in model.latents for i in inds)}
+    try:
+        data = pd.read_csv(data_path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{data_path}: cannot be read as CSV ({type(exc).__name__})") from None
+    items = [i for its in constructs.values() for i in its]
+
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always", GapscaleWarning)
+        fit = fit_sem(data, text, missing=missing)
+        alpha = rel.cronbach_alpha(data, constructs, ci=s["ci"])
+        item_stats = rel.item_statistics(data, constructs)
+        cr = rel.composite_reliability(fit.parameters, cov=fit.sample)
+        ave = rel.ave(fit.parameters, cov=fit.sample)
+        fl = rel.fornell_larcker(fit.parameters, cov=fit.sample)
+        if s["htmt_bootstrap"] > 0:
+            htmt = rel.htmt_bootstrap(data, constructs, s["htmt_bootstrap"], stage_rng(seed, "reliability"), ci=s["ci"])
+        else:
+            htmt = rel.htmt(data, constructs)
+        harman = rel.harman_single_factor(data, items).iloc[0]
+    caught = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in records
+                                if issubclass(w.category, GapscaleWarning)))
+    cmv = None
+    if s["method_factor"]:
+        with warnings.catch_warnings(record=True) as records:
+            warnings.simplefilter("always", GapscaleWarning)
+            with_method = fit_sem(data, method_factor_model(text, constructs), missing=missing)
+            cmv = compare_method_factor(fit, with_method)
+        caught += list(dict.fromkeys(f"method factor model: {w.category.__name__}: {w.message}" for w in records
+                                     if issubclass(w.category, GapscaleWarning)))
+
+    table = (alpha[["construct", "n_items", "raw_alpha", "feldt_lower", "feldt_upper"]]
+             .merge(cr[["construct", "omega", "cr"]], on="construct", how="left")
+             .merge(ave[["construct", "ave", "ave_std"]], on="construct", how="left")
+             .merge(fl[["construct", "sqrt_ave", "max_abs_correlation", "fornell_larcker_met"]], on="construct",
+                    how="left"))
+    lowest_ave = table.loc[table["ave"].idxmin()]
+    top = htmt.loc[htmt["htmt"].idxmax()]
+    metrics = {
+        "simulated": bool("simulated" in data.columns and (data["simulated"] == 1).all()),
+        "source": Path(data_path).name, "missing": missing, "n": int(fit.fit["ntotal"]),
+        "min_alpha": float(table["raw_alpha"].min()), "min_alpha_construct": str(table.loc[table["raw_alpha"].idxmin(), "construct"]),
+        "min_omega": float(table["omega"].min()),
+        "lowest_ave": float(lowest_ave["ave"]), "lowest_ave_construct": str(lowest_ave["construct"]),
+        "highest_htmt": float(top["htmt"]), "highest_htmt_pair": f"{top['construct_1']}-{top['construct_2']}",
+        "fornell_larcker_violations": [str(c) for c in table.loc[~table["fornell_larcker_met"].astype(bool), "construct"]],
+        "harman_first_factor_share": float(harman["variance_share"]),
+        "harman_exceeds_half": bool(harman["exceeds_threshold"]),
+        "method_factor": cmv,
+        "flags": flag_lines(table, htmt),
+        "warnings": caught,
+    }
+    out = output_dir(out)
+    write_csv(table, out / "reliability.csv")
+    write_csv(item_stats, out / "item_statistics.csv")
+    write_csv(fl, out / "fornell_larcker.csv")
+    write_csv(htmt, out / "htmt.csv")
+    write_json(metrics, out / "reliability.json")
+    return metrics
+
+
+def compare_method_factor(base, with_method) -> dict:
+    """Chi-square difference and fit change when an unmeasured method factor is added."""
+    from scipy import stats
+
+    d_chisq = base.fit["chisq"] - with_method.fit["chisq"]
+    d_df = base.fit["df"] - with_method.fit["df"]
+    loading = with_method.parameters[(with_method.parameters["lhs"] == "METHOD") & (with_method.parameters["op"] == "=~")]
+    return {
+        "chisq_difference": float(d_chisq), "df_difference": int(d_df),
+        "pvalue": float(stats.chi2.sf(d_chisq, d_df)) if d_df > 0 else None,
+        "cfi_change": float(with_method.fit["cfi"] - base.fit["cfi"]),
+        "rmsea_change": float(with_method.fit["rmsea"] - base.fit["rmsea"]),
+        "mean_std_method_loading": float(np.mean(loading["std_all"])),
+        "method_variance_share": float(np.mean(loading["std_all"] ** 2)),
+        "converged": bool(with_method.converged),
+    }
+
+
+def flag_lines(table: pd.DataFrame, htmt: pd.DataFrame) -> list[str]:
+    """Conventional cut-offs a reviewer checks: alpha and omega >= .70, AVE >= .50, HTMT < .85."""
+    flags = []
+    for row in table.itertuples():
+        if row.raw_alpha < 0.7:
+            flags.append(f"{row.construct}: alpha {row.raw_alpha:.3f} < .70")
+        if row.omega < 0.7:
+            flags.append(f"{row.construct}: omega {row.omega:.3f} < .70")
+        if row.ave < 0.5:
+            flags.append(f"{row.construct}: AVE {row.ave:.3f} < .50")
+    for row in htmt.itertuples():
+        if row.htmt >= 0.85:
+            flags.append(f"{row.construct_1}-{row.construct_2}: HTMT {row.htmt:.3f} >= .85")
+    return flags
