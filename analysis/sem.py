@@ -655,7 +655,7 @@ def standardized_residuals(fit: SEMFit) -> pd.DataFrame:
 
 
 def _fit_fiml(pt: ParameterTable, x: pd.DataFrame, max_iter: int) -> SEMFit:
-    """Full-information ML (Arbuckle, 1996; lavaan ``missing = "fiml"``).
+    r"""Full-information ML (Arbuckle, 1996; lavaan ``missing = "fiml"``).
 
     With the rows grouped by missingness pattern k (observed variables o, n_k rows, mean
     :math:`\bar y_k`, covariance :math:`S_k` on the n_k denominator) and free intercepts
