@@ -4,12 +4,11 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import pandas as pd
 
 from analysis.sem import PARAMETER_COLUMNS, fit_sem, modification_indices, standardized_residuals
 from analysis.warnings import GapscaleWarning
 from instrument import LavaanSyntaxError, load_instrument, parse_model
-from pipeline.io import output_dir, read_params, write_csv, write_json
+from pipeline.io import is_simulated, output_dir, read_data, read_params, section, write_csv, write_json
 
 __all__ = ["run", "OUTPUTS", "DEFAULTS"]
 
@@ -20,13 +19,7 @@ PLANNED = {"estimator": ("MLR", "WLSMV"), "missing": ()}
 
 
 def settings(params: dict, overrides: dict) -> dict:
-    raw = params.get("cfa") or {}
-    if not isinstance(raw, dict):
-        raise ValueError(f"cfa: expected a mapping, got {raw!r}")
-    for key in raw:
-        if key not in DEFAULTS:
-            raise ValueError(f"cfa.{key}: unknown key; known keys are {', '.join(DEFAULTS)}")
-    s = {**DEFAULTS, **raw, **{k: v for k, v in overrides.items() if v is not None}}
+    s = section(params, "cfa", DEFAULTS, overrides)
     for key, allowed in SUPPORTED.items():
         if s[key] not in allowed:
             hint = " (planned, not available yet)" if s[key] in PLANNED[key] else ""
@@ -66,10 +59,7 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
         parse_model(text)
     except LavaanSyntaxError as exc:
         raise ValueError(f"{model_path or instrument_path}: {exc}") from None
-    try:
-        data = pd.read_csv(data_path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{data_path}: cannot be read as CSV ({type(exc).__name__})") from None
+    data = read_data(data_path)
     with warnings.catch_warnings(record=True) as records:
         warnings.simplefilter("always", GapscaleWarning)
         fit = fit_sem(data, text, missing=s["missing"])
@@ -79,7 +69,7 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
     flags = list(dict.fromkeys(list(fit.warnings) + caught))
     loadings = fit.parameters[fit.parameters["op"] == "=~"]
     metrics = {
-        "simulated": bool("simulated" in data.columns and (data["simulated"] == 1).all()),
+        "simulated": is_simulated(data),
         "source": Path(data_path).name, "estimator": s["estimator"], "missing": s["missing"],
         "n_rows": len(data), "converged": fit.converged, "iterations": fit.iterations,
         "fit": fit.fit, "min_std_loading": float(loadings["std_all"].min()),

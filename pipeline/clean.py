@@ -12,7 +12,7 @@ from analysis.missing import little_mcar_test, missing_by_item, missing_by_respo
 from analysis.warnings import GapscaleWarning
 from instrument import load_instrument
 from pipeline.ingest import read_export
-from pipeline.io import output_dir, read_params, write_csv, write_json
+from pipeline.io import is_simulated, output_dir, read_params, write_csv, write_json
 
 __all__ = ["run", "OUTPUTS"]
 
@@ -49,7 +49,7 @@ def run(instrument_path, data_path, out, params_path=None, overrides: dict | Non
 
     cells = len(clean) * len(items)
     metrics = {
-        "simulated": bool("simulated" in clean.columns and len(clean) and (clean["simulated"].astype(str) == "1").all()),
+        "simulated": is_simulated(clean),
         "source": Path(data_path).name,
         "format": raw.format,
         "qualtrics": raw.qualtrics,

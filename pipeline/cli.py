@@ -45,6 +45,21 @@ def user_errors():
 INSTRUMENT_PATH = click.Path(exists=True, dir_okay=False)
 
 
+def measurement_options(what: str):
+    """The --instrument / --model pair of the analysis stages (exactly one must be given)."""
+    def decorate(f):
+        f = click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False), default=None,
+                         help="lavaan model file instead of an instrument.")(f)
+        return click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=None,
+                            help=f"Instrument YAML: {what}")(f)
+    return decorate
+
+
+def one_of_instrument_or_model(instrument_path, model_path) -> None:
+    if (instrument_path is None) == (model_path is None):
+        raise GapscaleError("give exactly one of --instrument or --model")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="gapscale")
 def cli():
@@ -197,10 +212,7 @@ def split_cmd(data_path, out, params_path, seed, share, stratify):
 @cli.command("efa")
 @click.option("--data", "data_path", required=True, type=click.Path(exists=True, dir_okay=False),
               help="The EFA half (efa.csv of the split stage) or any clean data set.")
-@click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=None,
-              help="Instrument YAML: its items, and the construct each should load on.")
-@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="lavaan model file instead of an instrument: items are the indicators of its `=~` lines.")
+@measurement_options("its items, and the construct each should load on (or a lavaan model's `=~` lines).")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="Directory for efa_*.csv and efa.json.")
 @click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -221,8 +233,7 @@ def efa_cmd(data_path, instrument_path, model_path, out, params_path, n_factors,
     """
     from pipeline.efa import run
 
-    if (instrument_path is None) == (model_path is None):
-        raise GapscaleError("give exactly one of --instrument or --model")
+    one_of_instrument_or_model(instrument_path, model_path)
     overrides = dict(n_factors=n_factors, extraction=extraction, rotation=rotation, correlation=correlation)
     with user_errors():
         m = run(data_path, out, instrument_path, model_path, params_path, overrides, seed)
@@ -238,10 +249,7 @@ def efa_cmd(data_path, instrument_path, model_path, out, params_path, n_factors,
 @cli.command("cfa")
 @click.option("--data", "data_path", required=True, type=click.Path(exists=True, dir_okay=False),
               help="The CFA half (cfa.csv of the split stage) or any clean data set.")
-@click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=None,
-              help="Instrument YAML: one factor per construct (items in efa.drop_items left out).")
-@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="lavaan model file instead of an instrument.")
+@measurement_options("one factor per construct (items in efa.drop_items left out).")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="Directory for cfa_parameters.csv, cfa_modindices.csv, cfa_residuals.csv and cfa.json.")
 @click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -258,8 +266,7 @@ def cfa_cmd(data_path, instrument_path, model_path, out, params_path, estimator,
     """
     from pipeline.cfa import run
 
-    if (instrument_path is None) == (model_path is None):
-        raise GapscaleError("give exactly one of --instrument or --model")
+    one_of_instrument_or_model(instrument_path, model_path)
     overrides = dict(estimator=estimator, missing=missing, top_modindices=top_modindices)
     with user_errors():
         m = run(data_path, out, instrument_path, model_path, params_path, overrides)
@@ -274,10 +281,7 @@ def cfa_cmd(data_path, instrument_path, model_path, out, params_path, estimator,
 @cli.command("reliability")
 @click.option("--data", "data_path", required=True, type=click.Path(exists=True, dir_okay=False),
               help="The CFA half (cfa.csv of the split stage) or any clean data set.")
-@click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=None,
-              help="Instrument YAML: one factor per construct (items in efa.drop_items left out).")
-@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="lavaan measurement model file instead of an instrument.")
+@measurement_options("one factor per construct (items in efa.drop_items left out).")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="Directory for reliability.csv, item_statistics.csv, fornell_larcker.csv, htmt.csv, reliability.json.")
 @click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -290,8 +294,7 @@ def reliability_cmd(data_path, instrument_path, model_path, out, params_path, ht
     HTMT with bootstrap intervals) and common-method variance (Harman, method factor)."""
     from pipeline.reliability import run
 
-    if (instrument_path is None) == (model_path is None):
-        raise GapscaleError("give exactly one of --instrument or --model")
+    one_of_instrument_or_model(instrument_path, model_path)
     overrides = dict(htmt_bootstrap=htmt_bootstrap, method_factor=False if no_method_factor else None)
     with user_errors():
         m = run(data_path, out, instrument_path, model_path, params_path, overrides, seed)

@@ -11,7 +11,7 @@ from analysis import efa as fa
 from analysis.split import stage_rng
 from analysis.warnings import GapscaleWarning
 from instrument import load_instrument, read_model
-from pipeline.io import output_dir, read_params, write_csv, write_json
+from pipeline.io import is_simulated, output_dir, read_data, read_params, section, write_csv, write_json
 
 __all__ = ["run", "OUTPUTS", "DEFAULTS"]
 
@@ -27,13 +27,7 @@ CORRELATIONS = ("pearson", "polychoric")
 
 def settings(params: dict, overrides: dict) -> dict:
     """The ``efa`` section of params.yaml over the defaults, then command-line overrides."""
-    raw = params.get("efa") or {}
-    if not isinstance(raw, dict):
-        raise ValueError(f"efa: expected a mapping, got {raw!r}")
-    for key in raw:
-        if key not in DEFAULTS:
-            raise ValueError(f"efa.{key}: unknown key; known keys are {', '.join(DEFAULTS)}")
-    s = {**DEFAULTS, **raw, **{k: v for k, v in overrides.items() if v is not None}}
+    s = section(params, "efa", DEFAULTS, overrides)
     if s["correlation"] not in CORRELATIONS:
         raise ValueError(f"efa.correlation: use one of {', '.join(CORRELATIONS)}, got {s['correlation']!r}")
     if s["extraction"] not in fa.EXTRACTION:
@@ -103,10 +97,7 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
     if unknown:
         raise ValueError(f"efa.drop_items: {', '.join(unknown)} not among the items")
     items = [i for i in construct_of if i not in set(s["drop_items"])]
-    try:
-        data = pd.read_csv(data_path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{data_path}: cannot be read as CSV ({type(exc).__name__})") from None
+    data = read_data(data_path)
     x = check_items(data, items, str(data_path))
 
     caught: list[str] = []
@@ -137,7 +128,7 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
     agreement, matched = fa.structure_agreement(diagnostics)
     n_constructs = len(set(construct_of[i] for i in items))
     metrics = {
-        "simulated": bool("simulated" in data.columns and (data["simulated"] == 1).all()),
+        "simulated": is_simulated(data),
         "source": Path(data_path).name, "n": len(x), "items": len(items), "dropped_items": s["drop_items"],
         "correlation": s["correlation"], "extraction": s["extraction"], "rotation": s["rotation"],
         "kmo": msa, "kmo_min_item": float(msai.min()), "kmo_min_item_id": str(msai.idxmin()),

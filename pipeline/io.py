@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-__all__ = ["output_dir", "read_params", "write_csv", "write_json", "write_text"]
+__all__ = ["is_simulated", "output_dir", "read_data", "read_params", "section", "write_csv", "write_json",
+           "write_text"]
 
 
 def output_dir(path: str | Path) -> Path:
@@ -54,3 +55,28 @@ def write_json(obj, path: Path) -> None:
 
 def write_text(text: str, path: Path) -> None:
     path.write_text(text, encoding="utf-8", newline="\n")
+
+
+def section(params: dict, name: str, defaults: dict, overrides: dict) -> dict:
+    """A stage's settings: ``params[name]`` over ``defaults``, then command-line ``overrides``
+    (those that are not None). Unknown keys are refused with the key named."""
+    raw = params.get(name) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{name}: expected a mapping, got {raw!r}")
+    for key in raw:
+        if key not in defaults:
+            raise ValueError(f"{name}.{key}: unknown key; known keys are {', '.join(defaults)}")
+    return {**defaults, **raw, **{k: v for k, v in overrides.items() if v is not None}}
+
+
+def read_data(path: str | Path, **kwargs) -> pd.DataFrame:
+    """Read a stage's input CSV (clean data, a split half); a clear error if it is not one."""
+    try:
+        return pd.read_csv(path, **kwargs)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot be read as CSV ({type(exc).__name__}: {exc})") from None
+
+
+def is_simulated(data: pd.DataFrame) -> bool:
+    """True when every row carries the simulation's ``simulated = 1`` mark."""
+    return bool("simulated" in data.columns and len(data) and (data["simulated"].astype(str) == "1").all())

@@ -12,7 +12,7 @@ from analysis.sem import fit_sem
 from analysis.split import stage_rng
 from analysis.warnings import GapscaleWarning
 from pipeline.cfa import model_text
-from pipeline.io import output_dir, read_params, write_csv, write_json
+from pipeline.io import is_simulated, output_dir, read_data, read_params, section, write_csv, write_json
 from instrument import parse_model
 
 __all__ = ["run", "OUTPUTS", "DEFAULTS"]
@@ -22,13 +22,7 @@ DEFAULTS = {"htmt_bootstrap": 1000, "ci": 0.95, "method_factor": True}
 
 
 def settings(params: dict, overrides: dict) -> dict:
-    raw = params.get("reliability") or {}
-    if not isinstance(raw, dict):
-        raise ValueError(f"reliability: expected a mapping, got {raw!r}")
-    for key in raw:
-        if key not in DEFAULTS:
-            raise ValueError(f"reliability.{key}: unknown key; known keys are {', '.join(DEFAULTS)}")
-    s = {**DEFAULTS, **raw, **{k: v for k, v in overrides.items() if v is not None}}
+    s = section(params, "reliability", DEFAULTS, overrides)
     if isinstance(s["htmt_bootstrap"], bool) or not isinstance(s["htmt_bootstrap"], int) or s["htmt_bootstrap"] < 0:
         raise ValueError(f"reliability.htmt_bootstrap: a whole number >= 0, got {s['htmt_bootstrap']!r}")
     if not isinstance(s["ci"], (int, float)) or not 0 < s["ci"] < 1:
@@ -59,10 +53,7 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
     model = parse_model(text)
     constructs = {lat: [i for i in inds if i not in model.latents]
                   for lat, inds in model.indicators.items() if any(i not in model.latents for i in inds)}
-    try:
-        data = pd.read_csv(data_path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{data_path}: cannot be read as CSV ({type(exc).__name__})") from None
+    data = read_data(data_path)
     items = [i for its in constructs.values() for i in its]
 
     with warnings.catch_warnings(record=True) as records:
@@ -97,7 +88,7 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
     lowest_ave = table.loc[table["ave"].idxmin()]
     top = htmt.loc[htmt["htmt"].idxmax()]
     metrics = {
-        "simulated": bool("simulated" in data.columns and (data["simulated"] == 1).all()),
+        "simulated": is_simulated(data),
         "source": Path(data_path).name, "missing": missing, "n": int(fit.fit["ntotal"]),
         "min_alpha": float(table["raw_alpha"].min()), "min_alpha_construct": str(table.loc[table["raw_alpha"].idxmin(), "construct"]),
         "min_omega": float(table["omega"].min()),

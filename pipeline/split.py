@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 
 from analysis.split import split_sample, stage_rng
-from pipeline.io import output_dir, read_params, write_csv, write_json
+from pipeline.io import is_simulated, output_dir, read_data, read_params, write_csv, write_json
 
 __all__ = ["run", "OUTPUTS"]
 
@@ -29,16 +28,13 @@ def run(data_path, out, params_path=None, seed=None, share=None, stratify=None) 
     stratify = settings.get("stratify") if stratify is None else (stratify or None)
     if isinstance(share, bool) or not isinstance(share, (int, float)):
         raise ValueError(f"split.share: expected a number in (0, 1), got {share!r}")
-    try:
-        data = pd.read_csv(data_path, dtype={"respondent_id": str}, keep_default_na=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{data_path}: cannot be read as the clean CSV ({type(exc).__name__}: {exc})") from None
+    data = read_data(data_path, dtype={"respondent_id": str})
     efa, cfa, sizes = split_sample(data, stage_rng(seed, "split"), share=share, stratify=stratify)
     out = output_dir(out)
     write_csv(efa, out / "efa.csv")
     write_csv(cfa, out / "cfa.csv")
     metrics = {
-        "simulated": bool("simulated" in data.columns and (data["simulated"] == 1).all()),
+        "simulated": is_simulated(data),
         "source": Path(data_path).name, "seed": seed, "share": share, "stratify": stratify,
         "n": len(data), "n_efa": len(efa), "n_cfa": len(cfa),
         "strata": sizes.to_dict(orient="records"),
