@@ -290,13 +290,16 @@ class SEMFit:
     theta: np.ndarray | None = None
 
 
-def fit_sem(data: pd.DataFrame, model: LavaanModel | str, missing: str = "listwise", max_iter: int = 500,
-            tol: float = 1e-10) -> SEMFit:
+def fit_sem(data: pd.DataFrame, model: LavaanModel | str, missing: str = "listwise", estimator: str = "ML",
+            max_iter: int = 500, tol: float = 1e-10) -> SEMFit:
     """Fit ``model`` to ``data`` by maximum likelihood.
 
     ``missing = "listwise"`` uses the complete cases (lavaan's default); ``"fiml"`` uses every
     case with at least one observed value by full-information ML (lavaan's
     ``missing = "fiml"``: intercepts free, observed-information standard errors).
+    ``estimator = "MLR"`` keeps the ML estimates and adds robust (Huber-White) standard errors
+    and the Yuan-Bentler scaled test with lavaan's scaled and robust fit indices (see
+    :func:`_mlr`).
 
     Raises
     ------
@@ -306,6 +309,10 @@ def fit_sem(data: pd.DataFrame, model: LavaanModel | str, missing: str = "listwi
     """
     if missing not in ("listwise", "fiml"):
         raise ValueError(f"missing must be 'listwise' or 'fiml', got {missing!r}")
+    if estimator not in ("ML", "MLR"):
+        raise ValueError(f"estimator must be 'ML' or 'MLR', got {estimator!r}")
+    if estimator == "MLR" and missing == "fiml":
+        raise ValueError("MLR with FIML is not available yet; use missing = 'listwise' with MLR, or ML with FIML")
     pt = parameter_table(model, list(data.columns))
     obs = list(pt.observed)
     x = data[obs].apply(pd.to_numeric, errors="coerce")
@@ -342,6 +349,9 @@ def fit_sem(data: pd.DataFrame, model: LavaanModel | str, missing: str = "listwi
         warnings.warn(f"model did not converge: {notes[-1]}", ConvergenceWarning, stacklevel=2)
 
     fit = _fit_measures(s, sig, f, n, p, q)
+    if estimator == "MLR":
+        vcov, robust = _mlr(mdl, theta, x.to_numpy(dtype=float), s, fit)
+        fit.update(robust)
     params, std_notes = _parameters(pt, mdl, theta, vcov, sig)
     notes += std_notes
     for note in std_notes:
@@ -798,3 +808,103 @@ def _fit_indices(chisq, df, base_chisq, base_df, n) -> dict:
         "rmsea_ci_lower": lo, "rmsea_ci_upper": hi,
         "rmsea_pvalue": float(stats.ncx2.sf(chisq, df, n * df * 0.05**2)) if df > 0 else np.nan,
     }
+
+
+# --------------------------------------------------------------------------- MLR
+
+
+def _mlr(mdl: _Model, theta: np.ndarray, x: np.ndarray, s: np.ndarray, fit: dict) -> tuple[np.ndarray, dict]:
+    r"""Robust standard errors and the Yuan-Bentler scaled test, as lavaan's ``estimator = "MLR"``.
+
+    With :math:`A_0` the observed information per case (the Hessian of :math:`F_{ML}/2`, by
+    differences of the analytic gradient) and :math:`B_0 = \frac1N\sum_i s_i s_i^\top` from the
+    casewise scores :math:`s_{ia} = \tfrac12\operatorname{tr}(\Sigma^{-1}(d_id_i^\top-\Sigma)\Sigma^{-1}\dot\Sigma_a)`
+    (:math:`d_i` the centred data), the sandwich is :math:`A_0^{-1}B_0A_0^{-1}/N`.
+
+    Yuan-Bentler scaling factor (Mplus' MLR; lavaan ``test = "yuan.bentler.mplus"``):
+    :math:`c = [\operatorname{tr}(A_1^{-1}B_1) - \operatorname{tr}(A_0^{-1}B_0)]/df` with
+    :math:`A_1, B_1` the information and score cross-products of the saturated model at the
+    sample covariance S; :math:`c_b` likewise for the independence baseline. Then
+    ``chisq_scaled = chisq / c``; ``cfi_scaled``, ``tli_scaled``, ``rmsea_scaled`` from the
+    scaled statistics; the robust indices of Brosseau-Liard, Savalei & Li (2012) and
+    Brosseau-Liard & Savalei (2014): ``rmsea_robust`` = :math:`\sqrt{\max(0, T - c\,df)/(N\,df)}`,
+    ``cfi_robust`` = :math:`1 - \max(T - c\,df, 0)/\max(T - c\,df, T_b - c_b df_b, 0)`,
+    ``tli_robust`` = :math:`1 - [(T - c\,df)/df] / [(T_b - c_b df_b)/df_b]`, and the robust
+    RMSEA interval :math:`\sqrt{c\,\lambda/(N\,df)}` with :math:`\lambda` the noncentrality bounds of
+    the scaled statistic. In R: ``cfa(model, data, estimator = "MLR")``, ``fitMeasures(fit)``.
+    """
+    n, p = x.shape
+    d = x - x.mean(axis=0)
+    sig = mdl.sigma(theta)[0]
+    sinv = np.linalg.inv(sig)
+
+    def grad_fmin(th):
+        sg = mdl.sigma(th)[0]
+        si = np.linalg.inv(sg)
+        return 0.5 * np.einsum("ij,aji->a", si - si @ s @ si, mdl.derivatives(th))
+
+    q = len(theta)
+    hess = np.zeros((q, q))
+    for k in range(q):
+        h = 1e-5 * max(1.0, abs(theta[k]))
+        up, down = theta.copy(), theta.copy()
+        up[k] += h
+        down[k] -= h
+        hess[:, k] = (grad_fmin(up) - grad_fmin(down)) / (2 * h)
+    a0 = (hess + hess.T) / 2
+    deriv = mdl.derivatives(theta)
+
+    def scores(inv, params_deriv):
+        m = d @ inv
+        w = np.einsum("ni,nj->nij", m, m) - inv[None]
+        sc = 0.5 * np.einsum("nij,aij->na", w, params_deriv)
+        return sc.T @ sc / n
+
+    b0 = scores(sinv, deriv)
+    a0_inv = np.linalg.inv(a0)
+    vcov = a0_inv @ b0 @ a0_inv / n
+
+    rows, cols = np.tril_indices(p)
+    units = np.zeros((len(rows), p, p))
+    units[np.arange(len(rows)), rows, cols] = 1
+    units[np.arange(len(rows)), cols, rows] = 1
+    s_inv = np.linalg.inv(s)
+    trace_h1 = np.trace(np.linalg.solve(_information(s_inv, units), scores(s_inv, units)))
+    df = fit["df"]
+    c = (trace_h1 - np.trace(a0_inv @ b0)) / df if df > 0 else np.nan
+    base = np.diag(np.diag(s))
+    base_inv = np.linalg.inv(base)
+    diag_units = units[rows == cols]
+    base_df = fit["baseline_df"]
+    cb = (trace_h1 - np.trace(np.linalg.solve(_information(base_inv, diag_units), scores(base_inv, diag_units)))) / base_df
+
+    t, tb = fit["chisq"], fit["baseline_chisq"]
+    scaled = _fit_indices(t / c, df, tb / cb, base_df, n)
+    lam_lo, lam_hi = _ncp_bounds(t / c, df)
+    robust_num, robust_base = t - c * df, tb - cb * base_df
+    cfi_den = max(robust_num, robust_base, 0)
+    out = {
+        "chisq_scaled": float(t / c), "df_scaled": int(df), "pvalue_scaled": scaled["pvalue"],
+        "chisq_scaling_factor": float(c), "baseline_chisq_scaled": float(tb / cb),
+        "baseline_chisq_scaling_factor": float(cb), "cfi_scaled": scaled["cfi"], "tli_scaled": scaled["tli"],
+        "cfi_robust": float(1 - max(robust_num, 0) / cfi_den) if cfi_den > 0 else 1.0,
+        "tli_robust": float(1 - (robust_num / df) / (robust_base / base_df)),
+        "rmsea_scaled": scaled["rmsea"],
+        "rmsea_robust": float(np.sqrt(max(robust_num, 0) / (n * df))),
+        "rmsea_ci_lower_robust": float(np.sqrt(c * lam_lo / (n * df))),
+        "rmsea_ci_upper_robust": float(np.sqrt(c * lam_hi / (n * df))),
+    }
+    return vcov, out
+
+
+def _ncp_bounds(chisq, df, level=0.90):
+    """Noncentrality parameters at which the statistic is the (1+level)/2 and (1-level)/2 quantile."""
+    def ncp_at(prob):
+        f = lambda lam: stats.ncx2.cdf(chisq, df, lam) - prob  # noqa: E731
+        if f(1e-12) < 0:
+            return 0.0
+        hi = max(chisq, 1.0)
+        while f(hi) > 0:
+            hi *= 2
+        return optimize.brentq(f, 1e-12, hi, xtol=1e-12)
+    return ncp_at((1 + level) / 2), ncp_at((1 - level) / 2)

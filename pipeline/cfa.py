@@ -14,8 +14,8 @@ __all__ = ["run", "OUTPUTS", "DEFAULTS"]
 
 OUTPUTS = ("cfa_parameters.csv", "cfa_modindices.csv", "cfa_residuals.csv", "cfa.json")
 DEFAULTS = {"estimator": "ML", "missing": "listwise", "top_modindices": 20}
-SUPPORTED = {"estimator": ("ML",), "missing": ("listwise", "fiml")}
-PLANNED = {"estimator": ("MLR", "WLSMV"), "missing": ()}
+SUPPORTED = {"estimator": ("ML", "MLR"), "missing": ("listwise", "fiml")}
+PLANNED = {"estimator": ("WLSMV",), "missing": ()}
 
 
 def settings(params: dict, overrides: dict) -> dict:
@@ -62,7 +62,7 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
     data = read_data(data_path)
     with warnings.catch_warnings(record=True) as records:
         warnings.simplefilter("always", GapscaleWarning)
-        fit = fit_sem(data, text, missing=s["missing"])
+        fit = fit_sem(data, text, missing=s["missing"], estimator=s["estimator"])
         mi = modification_indices(fit).head(s["top_modindices"])
         resid = standardized_residuals(fit)
     caught = [f"{w.category.__name__}: {w.message}" for w in records if issubclass(w.category, GapscaleWarning)]

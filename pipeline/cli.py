@@ -254,11 +254,12 @@ def efa_cmd(data_path, instrument_path, model_path, out, params_path, n_factors,
               help="Directory for cfa_parameters.csv, cfa_modindices.csv, cfa_residuals.csv and cfa.json.")
 @click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Params YAML with a `cfa:` section (and `efa.drop_items`); options below override it.")
-@click.option("--estimator", default=None, help="ML (lavaan's default). MLR and WLSMV are planned.")
+@click.option("--estimator", default=None,
+              help="ML (lavaan's default) or MLR (robust SEs, Yuan-Bentler scaled test). WLSMV is planned.")
 @click.option("--missing", default=None, help="listwise (lavaan's default) or fiml (full-information ML).")
 @click.option("--top-modindices", type=click.IntRange(min=0), default=None, help="How many modification indices to keep.")
 def cfa_cmd(data_path, instrument_path, model_path, out, params_path, estimator, missing, top_modindices):
-    """Confirmatory factor analysis by ML (listwise or FIML) with lavaan's defaults and fit measures.
+    """Confirmatory factor analysis by ML or MLR (listwise or FIML) with lavaan's defaults and fit measures.
 
     Writes the parameter table (lhs, op, rhs, label, est, se, z, pvalue, ci_lower, ci_upper,
     std_all), the largest modification indices, standardized residuals, and cfa.json with

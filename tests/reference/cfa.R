@@ -35,3 +35,18 @@ out$fiml <- list(fit = as.list(fitMeasures(fit, c(measures, "baseline.chisq", "b
                  information = opts$information, observed_information = opts$observed.information,
                  h1_information = opts$h1.information)
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, na = "null"), "tests/reference/cfa.json")
+
+# MLR: robust (Huber-White) standard errors and the Yuan-Bentler scaled test, complete data.
+fit <- cfa(model, data = hs, estimator = "MLR")
+pe <- parameterEstimates(fit, standardized = TRUE)
+opts <- lavInspect(fit, "options")
+out$mlr <- list(fit = as.list(fitMeasures(fit, c(measures, "chisq.scaled", "df.scaled", "pvalue.scaled",
+                                                 "chisq.scaling.factor", "baseline.chisq.scaled",
+                                                 "baseline.chisq.scaling.factor", "cfi.scaled", "tli.scaled",
+                                                 "cfi.robust", "tli.robust", "rmsea.scaled", "rmsea.robust",
+                                                 "rmsea.ci.lower.robust", "rmsea.ci.upper.robust"))),
+                pe = pe[, c("lhs", "op", "rhs", "est", "se", "z", "pvalue", "ci.lower", "ci.upper", "std.all")],
+                information = opts$information, observed_information = opts$observed.information,
+                h1_information = opts$h1.information, se = opts$se, test = opts$test,
+                meanstructure = opts$meanstructure)
+writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, na = "null"), "tests/reference/cfa.json")
