@@ -334,7 +334,8 @@ def fit_sem(data: pd.DataFrame, model: LavaanModel | str, missing: str = "listwi
         raise ValueError("the sample covariance matrix is singular: an observed variable is a linear combination "
                          "of others or has no variance")
     mdl = _Model(pt)
-    theta, f, converged, it = _ml_fisher_scoring(mdl, s, _start(pt, s), max_iter, tol)
+    theta, f, converged, it = _ml_fisher_scoring(mdl, s, _start(pt, s), max_iter, tol,
+                                                 alternatives=(_simple_start(pt, s),))
     sig, mats, a = mdl.sigma(theta)
     sinv = np.linalg.inv(sig)
     deriv = mdl.derivatives(theta)
@@ -361,9 +362,12 @@ def fit_sem(data: pd.DataFrame, model: LavaanModel | str, missing: str = "listwi
                   iterations=it, warnings=tuple(notes), partable=pt, theta=theta)
 
 
-def _ml_fisher_scoring(mdl: _Model, s: np.ndarray, theta: np.ndarray, max_iter: int, tol: float):
+def _ml_fisher_scoring(mdl: _Model, s: np.ndarray, theta: np.ndarray, max_iter: int, tol: float,
+                       alternatives: tuple = ()):
     """Minimise the ML discrepancy to covariance matrix ``s`` by Fisher scoring with step
-    halving (BFGS if that stalls). Returns (theta, F, converged, iterations)."""
+    halving; if that does not converge, BFGS (analytic gradient) from where it stopped and from
+    each of ``alternatives``, keeping the converged run with the lowest discrepancy.
+    Returns (theta, F, converged, iterations)."""
     p = len(s)
     logdet_s = np.linalg.slogdet(s)[1]
 
@@ -402,9 +406,40 @@ def _ml_fisher_scoring(mdl: _Model, s: np.ndarray, theta: np.ndarray, max_iter: 
             if converged:
                 break
     if not converged:
-        res = optimize.minimize(discrepancy, theta, method="BFGS", options={"gtol": 1e-9, "maxiter": 10 * max_iter})
-        theta, f, converged = res.x, res.fun, bool(res.success)
+        # Fisher scoring can stall on a ridge (a nearly unidentified direction): try BFGS with the
+        # analytic gradient from where it stopped and from the other starts; keep the best.
+        def value_and_grad(th):
+            sig = mdl.sigma(th)[0]
+            sign, logdet = np.linalg.slogdet(sig)
+            if sign <= 0:
+                return np.inf, np.zeros_like(th)
+            sinv = np.linalg.inv(sig)
+            value = logdet + np.trace(s @ sinv) - logdet_s - p
+            return value, np.einsum("ij,aji->a", sinv - sinv @ s @ sinv, mdl.derivatives(th))
+
+        best = None
+        for start in [theta, *alternatives]:
+            res = optimize.minimize(value_and_grad, start, jac=True, method="BFGS",
+                                    options={"gtol": 1e-9, "maxiter": 20 * max_iter})
+            ok = bool(res.success or np.max(np.abs(res.jac)) < 1e-6)
+            if best is None or (ok, -res.fun) > (best[2], -best[1]):
+                best = (res.x, res.fun, ok)
+        theta, f, converged = best
     return theta, f, converged, it
+
+
+def _simple_start(pt: ParameterTable, s: np.ndarray) -> np.ndarray:
+    """lavaan's "simple" start: loadings 1, residual variances half the observed variances,
+    latent variances .05, covariances and regressions 0 (fixed values stay as given)."""
+    r = pt.rows
+    theta = np.zeros(pt.n_free)
+    for k in range(1, pt.n_free + 1):
+        row = r.loc[r["free"] == k].iloc[0]
+        if row["matrix"] == "lambda":
+            theta[k - 1] = 1.0
+        elif row["lhs"] == row["rhs"]:
+            theta[k - 1] = s[row["row"], row["row"]] / 2 if row["matrix"] == "theta" else 0.05
+    return theta
 
 
 def _start(pt: ParameterTable, s: np.ndarray) -> np.ndarray:
@@ -494,7 +529,10 @@ def _standardised(pt: ParameterTable, mdl: _Model, theta: np.ndarray) -> np.ndar
     """std.all of every row of the parameter table at ``theta``."""
     sig, mats, a = mdl.sigma(theta)
     var_eta = np.diag(a @ mats["psi"] @ a.T)
-    sd_eta, sd_obs = np.sqrt(np.maximum(var_eta, 0)), np.sqrt(np.diag(sig))
+    var_obs = np.diag(sig)
+    # A negative variance (Heywood case) has no standard deviation: its standardised values are NaN.
+    sd_eta = np.where(var_eta > 0, np.sqrt(np.abs(var_eta)), np.nan)
+    sd_obs = np.where(var_obs > 0, np.sqrt(np.abs(var_obs)), np.nan)
     lat_ix = {v: k for k, v in enumerate(pt.latents)}
     obs_ix = {v: k for k, v in enumerate(pt.observed)}
     sd = {**{v: sd_eta[k] for v, k in lat_ix.items()}, **{v: sd_obs[k] for v, k in obs_ix.items()}}
@@ -604,7 +642,8 @@ def modification_indices(fit: SEMFit) -> pd.DataFrame:
     est = fit.parameters
     variance = {r.lhs: r.est for r in est.itertuples() if r.op == "~~" and r.lhs == r.rhs}
     _, mats, a = _Model(pt).sigma(theta)
-    sd_lat = np.sqrt(np.diag(a @ mats["psi"] @ a.T))
+    var_lat = np.diag(a @ mats["psi"] @ a.T)
+    sd_lat = np.where(var_lat > 0, np.sqrt(np.abs(var_lat)), np.nan)  # NaN for a negative variance
     sd_obs = np.sqrt(np.diag(fit.implied.to_numpy()))
     sepc = []
     for (lhs, op, rhs, *_), e in zip(candidates, epc):

@@ -225,3 +225,20 @@ def test_mlr_matches_lavaan():
     assert len(m) == len(pe)
     for r_col, col in [("est_r", "est"), ("se_r", "se"), ("ci.lower", "ci_lower"), ("std.all", "std_all")]:
         assert np.nanmax(np.abs(m[r_col].astype(float) - m[col].astype(float))) < 1e-3, col
+
+
+def test_hard_model_reaches_lavaans_solution_and_flags_it():
+    """Fisher scoring stalls on this near-ridge model; the BFGS fallback from lavaan's simple
+    start finds lavaan's optimum (a negative latent variance, flagged as lavaan warns)."""
+    ref = json.loads((REF / "cfa.json").read_text())["hard"]
+    data = pd.read_csv(REF / "hs_missing.csv").dropna()
+    with pytest.warns(InadmissibleWarning) as record:
+        fit = fit_sem(data, ref["model"])
+    assert fit.converged and ref["converged"]
+    assert fit.fit["chisq"] == pytest.approx(ref["fit"]["chisq"], abs=1e-3)
+    assert fit.fit["df"] == ref["fit"]["df"]
+    m = pd.DataFrame(ref["pe"]).merge(fit.parameters, on=["lhs", "op", "rhs"], suffixes=("_r", ""))
+    assert np.abs(m["est_r"] - m["est"]).max() < 1e-3
+    assert any("Heywood case: the variance of visual is negative" in str(w.message) for w in record)
+    visual = fit.parameters[(fit.parameters["lhs"] == "visual") & (fit.parameters["op"] == "=~")]
+    assert visual["std_all"].isna().all()  # no standard deviation for a negative variance

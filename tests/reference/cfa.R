@@ -50,3 +50,14 @@ out$mlr <- list(fit = as.list(fitMeasures(fit, c(measures, "chisq.scaled", "df.s
                 h1_information = opts$h1.information, se = opts$se, test = opts$test,
                 meanstructure = opts$meanstructure)
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, na = "null"), "tests/reference/cfa.json")
+
+# A hard case: an unmeasured method factor over the three factors, complete cases of hs_missing
+# (lavaan converges to a solution with a negative latent variance, which it warns about).
+hsc <- hsm[complete.cases(hsm), ]
+hard <- paste(model, "METHOD =~ 1*x1 + 1*x2 + 1*x3 + 1*x4 + 1*x5 + 1*x6 + 1*x7 + 1*x8 + 1*x9",
+              "METHOD ~~ 0*visual + 0*textual + 0*speed", sep = "\n")
+fit <- suppressWarnings(cfa(hard, data = hsc))
+pe <- parameterEstimates(fit)
+out$hard <- list(model = hard, fit = as.list(fitMeasures(fit, c("chisq", "df", "cfi"))),
+                 pe = pe[, c("lhs", "op", "rhs", "est")], converged = lavInspect(fit, "converged"))
+writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, na = "null"), "tests/reference/cfa.json")
