@@ -508,21 +508,23 @@ def _fit_measures(s, sig, f, n, p, q) -> dict:
 
 
 def _rmsea_ci(chisq, df, n, level=0.90):
+    """lavaan's RMSEA interval: sqrt(lambda / (N df)) at the noncentrality bounds of ``chisq``."""
     if df <= 0:
         return np.nan, np.nan
-
-    def ncp_at(prob):
-        f = lambda lam: stats.ncx2.cdf(chisq, df, lam) - prob  # noqa: E731
-        if f(1e-12) < 0:
-            return 0.0
-        hi = max(chisq, 1.0)
-        while f(hi) > 0:
-            hi *= 2
-        return optimize.brentq(f, 1e-12, hi, xtol=1e-12)
-
-    lower = ncp_at((1 + level) / 2)
-    upper = ncp_at((1 - level) / 2)
+    lower, upper = _ncp_bounds(chisq, df, level)
     return float(np.sqrt(lower / (n * df))), float(np.sqrt(upper / (n * df)))
+
+
+def _central_jacobian(func, x: np.ndarray) -> np.ndarray:
+    """Jacobian of a vector function by central differences, step 1e-5 * max(1, |x_k|)."""
+    columns = []
+    for k in range(len(x)):
+        h = 1e-5 * max(1.0, abs(x[k]))
+        up, down = x.copy(), x.copy()
+        up[k] += h
+        down[k] -= h
+        columns.append((np.asarray(func(up)) - np.asarray(func(down))) / (2 * h))
+    return np.column_stack(columns)
 
 
 def _standardised(pt: ParameterTable, mdl: _Model, theta: np.ndarray) -> np.ndarray:
@@ -560,13 +562,7 @@ def _parameters(pt: ParameterTable, mdl: _Model, theta, vcov, sig):
     crit = stats.norm.ppf(0.975)
     std = _standardised(pt, mdl, theta)
     # Delta method for the standardised solution (central differences of std.all in theta).
-    jac = np.zeros((len(r), len(theta)))
-    for k in range(len(theta)):
-        h = 1e-6 * max(1.0, abs(theta[k]))
-        up, down = theta.copy(), theta.copy()
-        up[k] += h
-        down[k] -= h
-        jac[:, k] = (_standardised(pt, mdl, up) - _standardised(pt, mdl, down)) / (2 * h)
+    jac = _central_jacobian(lambda th: _standardised(pt, mdl, th), theta)
     std_se = np.sqrt(np.maximum(np.einsum("ik,kl,il->i", jac, vcov, jac), 0))
     table = pd.DataFrame({
         "lhs": r["lhs"], "op": r["op"], "rhs": r["rhs"], "label": r["label"], "est": est, "se": se, "z": z,
@@ -779,13 +775,7 @@ def _fit_fiml(pt: ParameterTable, x: pd.DataFrame, max_iter: int) -> SEMFit:
         notes.append(f"the optimiser did not converge ({res.message})")
         warnings.warn(f"model did not converge: {notes[-1]}", ConvergenceWarning, stacklevel=3)
     # Observed information: Hessian of -log L by central differences of the analytic gradient.
-    hess = np.zeros((len(z), len(z)))
-    for k in range(len(z)):
-        h = 1e-5 * max(1.0, abs(z[k]))
-        up, down = z.copy(), z.copy()
-        up[k] += h
-        down[k] -= h
-        hess[:, k] = (nll_and_grad(up)[1] - nll_and_grad(down)[1]) / (2 * h)
+    hess = _central_jacobian(lambda v: nll_and_grad(v)[1], z)
     hess = (hess + hess.T) / 2
     try:
         vcov_all = np.linalg.inv(hess)
@@ -882,14 +872,7 @@ def _mlr(mdl: _Model, theta: np.ndarray, x: np.ndarray, s: np.ndarray, fit: dict
         si = np.linalg.inv(sg)
         return 0.5 * np.einsum("ij,aji->a", si - si @ s @ si, mdl.derivatives(th))
 
-    q = len(theta)
-    hess = np.zeros((q, q))
-    for k in range(q):
-        h = 1e-5 * max(1.0, abs(theta[k]))
-        up, down = theta.copy(), theta.copy()
-        up[k] += h
-        down[k] -= h
-        hess[:, k] = (grad_fmin(up) - grad_fmin(down)) / (2 * h)
+    hess = _central_jacobian(grad_fmin, theta)
     a0 = (hess + hess.T) / 2
     deriv = mdl.derivatives(theta)
 
