@@ -210,7 +210,7 @@ def test_planned_estimators_say_so(run_cli, tmp_path):
     assert code == 2 and "'WLSMV' is not available (planned, not available yet)" in err
     code, out, err = run_cli("cfa", "--data", REF / "hs_missing.csv", "--model", tmp_path / "m.lavaan", "--out",
                              tmp_path / "o", "--estimator", "MLR", "--missing", "fiml")
-    assert code == 2 and "MLR with FIML is not available yet" in err
+    assert code == 0, err  # MLR with FIML is built (robust SEs, scaled test)
 
 
 def test_mlr_matches_lavaan():
@@ -242,3 +242,25 @@ def test_hard_model_reaches_lavaans_solution_and_flags_it():
     assert any("Heywood case: the variance of visual is negative" in str(w.message) for w in record)
     visual = fit.parameters[(fit.parameters["lhs"] == "visual") & (fit.parameters["op"] == "=~")]
     assert visual["std_all"].isna().all()  # no standard deviation for a negative variance
+
+
+def test_mlr_with_fiml_matches_lavaan_where_built():
+    """lavaan missing = "fiml", estimator = "MLR": robust SEs 1.1e-6, scaling factors 3e-7.
+    Its robust CFI/TLI/RMSEA use other definitions with missing data: ours are None, not guessed."""
+    ref = json.loads((REF / "cfa.json").read_text())["mlr_fiml"]
+    fit = fit_sem(pd.read_csv(REF / "hs_missing.csv"), HS_MODEL, missing="fiml", estimator="MLR")
+    for name in ("chisq", "chisq.scaled", "chisq.scaling.factor", "baseline.chisq.scaled",
+                 "baseline.chisq.scaling.factor", "cfi", "tli", "rmsea", "srmr", "logl", "aic", "bic"):
+        assert fit.fit[name.replace(".", "_")] == pytest.approx(ref["fit"][name], rel=1e-5), name
+    assert fit.fit["cfi_robust"] is None and fit.fit["rmsea_robust"] is None
+    assert any("not computed for incomplete data" in w for w in fit.warnings)
+    pe = pd.DataFrame(ref["pe"])
+    m = pe.merge(fit.parameters, on=["lhs", "op", "rhs"], suffixes=("_r", ""))
+    assert len(m) == len(pe)
+    assert np.nanmax(np.abs(m["se_r"] - m["se"])) < 1e-3
+
+
+def test_mlr_with_fiml_refuses_large_models(default_instrument):
+    data = pd.DataFrame(np.random.default_rng(0).normal(size=(200, 72)), columns=list(default_instrument.item_ids))
+    with pytest.raises(ValueError, match="MLR with FIML is available for up to 500"):
+        fit_sem(data, default_instrument.measurement_model(), missing="fiml", estimator="MLR")

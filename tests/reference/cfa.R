@@ -61,3 +61,14 @@ pe <- parameterEstimates(fit)
 out$hard <- list(model = hard, fit = as.list(fitMeasures(fit, c("chisq", "df", "cfi"))),
                  pe = pe[, c("lhs", "op", "rhs", "est")], converged = lavInspect(fit, "converged"))
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, na = "null"), "tests/reference/cfa.json")
+
+# MLR with FIML on the same incomplete data.
+fit <- cfa(model, data = hsm, missing = "fiml", estimator = "MLR")
+pe <- parameterEstimates(fit, standardized = TRUE)
+opts <- lavInspect(fit, "options")
+out$mlr_fiml <- list(fit = as.list(fitMeasures(fit, c(measures, "chisq.scaled", "chisq.scaling.factor",
+                                                      "baseline.chisq.scaled", "baseline.chisq.scaling.factor",
+                                                      "cfi.robust", "tli.robust", "rmsea.robust"))),
+                     pe = pe[, c("lhs", "op", "rhs", "est", "se")],
+                     information = opts$information, h1_information = opts$h1.information)
+writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, na = "null"), "tests/reference/cfa.json")
