@@ -581,9 +581,9 @@ def _parameters(pt: ParameterTable, mdl: _Model, theta, vcov, sig):
     for row in table[table["op"] == "=~"].itertuples():
         if abs(row.std_all) > 1:
             notes.append(f"standardised loading of {row.rhs} on {row.lhs} is {row.std_all:.3f} (> 1)")
-    _, mats, _ = mdl.sigma(theta)
-    exo = [k for k, v in enumerate(pt.latents)]
-    if len(exo) and np.linalg.eigvalsh(mats["psi"]).min() < -1e-10:
+    _, mats, a = mdl.sigma(theta)
+    cov_lv = a @ mats["psi"] @ a.T  # lavaan's cov.lv
+    if len(cov_lv) and np.linalg.eigvalsh(cov_lv).min() < -1e-10:
         notes.append("the latent covariance matrix is not positive definite")
     return table, notes
 
