@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2
 
+from analysis.checks import check_observed_values
 from analysis.warnings import ConvergenceWarning
 
 __all__ = [
@@ -474,18 +475,7 @@ def _numeric_matrix(data: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray,
                              "recode it to numbers or leave it out of columns")
     x = np.column_stack([data[c].astype("float64").to_numpy(dtype=np.float64, na_value=np.nan) for c in names]) \
         if len(data) else np.empty((0, len(names)))
-    for k, c in enumerate(names):
-        values = x[:, k]
-        infinite = np.flatnonzero(np.isinf(values))
-        if len(infinite):
-            raise ValueError(f"column {c!r} has an infinite value {values[infinite[0]]} in row {infinite[0] + 1}; "
-                             "set it missing or correct it")
-        present = values[~np.isnan(values)]
-        if len(present) == 0:
-            raise ValueError(f"column {c!r} is entirely missing ({len(values)} rows); leave it out of columns")
-        if np.all(present == present[0]):
-            raise ValueError(f"column {c!r} is constant (every observed value is {present[0]:g}); "
-                             "leave it out of columns")
+    check_observed_values(x, names)
     observed = (~np.isnan(x)).astype(np.int64)
     together = observed.T @ observed
     never = np.argwhere(together == 0)

@@ -74,6 +74,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from analysis.checks import check_observed_values
 from analysis.warnings import CrossLoadingWarning, ReverseKeyWarning
 
 __all__ = [
@@ -931,17 +932,7 @@ def _numeric(data: pd.DataFrame, names: list[str]) -> np.ndarray:
             raise ValueError(f"item {c!r} is not numeric (dtype {col.dtype}); recode it to numbers")
     x = np.column_stack([data[c].astype("float64").to_numpy(dtype=np.float64, na_value=np.nan) for c in names]) \
         if len(data) else np.empty((0, len(names)))
-    for k, c in enumerate(names):
-        values = x[:, k]
-        if np.isinf(values).any():
-            row = int(np.flatnonzero(np.isinf(values))[0])
-            raise ValueError(f"item {c!r} has an infinite value in row {row + 1}; set it missing or correct it")
-        present = values[~np.isnan(values)]
-        if len(present) == 0:
-            raise ValueError(f"item {c!r} is entirely missing ({len(values)} rows); leave it out")
-        if np.all(present == present[0]):
-            raise ValueError(f"item {c!r} is constant (every observed value is {present[0]:g}); it has no variance, "
-                             "leave it out")
+    check_observed_values(x, names, noun="item", advice="leave it out")
     return x
 
 
