@@ -172,6 +172,12 @@ def parallel_analysis(data: pd.DataFrame, correlate, rng: np.random.Generator, n
     The random eigenvalues differ from psych's draws, so the curves agree with psych's only in
     distribution; the suggested number is what is compared.
 
+    Parameters
+    ----------
+    progress : callable, optional
+        Called as ``progress(1)`` after each random data set (a progress bar's tick, see
+        ``pipeline.progress``).
+
     Returns
     -------
     DataFrame
@@ -191,7 +197,7 @@ def parallel_analysis(data: pd.DataFrame, correlate, rng: np.random.Generator, n
         sims_pc.append(_eigen_pc(rr))
         sims_fa.append(_eigen_fa(rr))
         if progress is not None:
-            progress(k + 1, n_iter)
+            progress(1)
     return pd.DataFrame({
         "factor": np.arange(1, r.shape[0] + 1),
         "observed_pc": _eigen_pc(r), "random_pc": np.percentile(sims_pc, percentile, axis=0),

@@ -141,7 +141,7 @@ class Polychoric:
 
 def polychoric(data: pd.DataFrame, columns: list[str] | None = None, correct: float = 0.5,
                smooth: bool = True, global_thresholds: bool = True,
-               max_categories: int = 20) -> Polychoric:
+               max_categories: int = 20, progress=None) -> Polychoric:
     """Polychoric correlation matrix by Olsson's (1979) two-step maximum likelihood.
 
     Step 1, thresholds from each item's observed values,
@@ -192,6 +192,9 @@ def polychoric(data: pd.DataFrame, columns: list[str] | None = None, correct: fl
     max_categories : int, default 20
         Largest number of distinct values an item may have. psych's default ``max.cat = 8``
         is lower; it counts the values between the lowest and the highest value over all items.
+    progress : callable, optional
+        Called as ``progress(k)`` when ``k`` more item pairs are settled, up to
+        ``p (p - 1) / 2`` in all (a progress bar's tick, see ``pipeline.progress``).
 
     Returns
     -------
@@ -316,8 +319,10 @@ def polychoric(data: pd.DataFrame, columns: list[str] | None = None, correct: fl
                 "in the rows where both are observed) and is NaN; the matrix is not smoothed",
                 GapscaleWarning, stacklevel=2)
 
+    if progress is not None and not fit.all():
+        progress(int((~fit).sum()))
     start = _pearson_start(weights[fit])
-    rho[fit], converged = _maximise(a_cuts[fit], b_cuts[fit], weights[fit], start)
+    rho[fit], converged = _maximise(a_cuts[fit], b_cuts[fit], weights[fit], start, progress)
     if not converged.all():
         shown = _pair_list(names, ii[fit], jj[fit], ~converged)
         warnings.warn(f"the likelihood maximisation did not converge in {_MAX_ITER} iterations for {shown}; "
@@ -404,7 +409,7 @@ def _pearson_start(weights: np.ndarray) -> np.ndarray:
     return np.clip(np.nan_to_num(r, nan=0.0), -0.9, 0.9)
 
 
-def _maximise(a_cuts: np.ndarray, b_cuts: np.ndarray, weights: np.ndarray, start: np.ndarray):
+def _maximise(a_cuts: np.ndarray, b_cuts: np.ndarray, weights: np.ndarray, start: np.ndarray, progress=None):
     """Maximise each pair's log-likelihood in rho: Newton steps kept inside a bracket.
 
     The bracket [lo, hi] keeps the score positive at lo and negative at hi, so the iterate
@@ -429,6 +434,8 @@ def _maximise(a_cuts: np.ndarray, b_cuts: np.ndarray, weights: np.ndarray, start
             at_bound = (score_b * bound >= 0) & np.isfinite(ll_b) & (ll_b >= loglik[active])
             rho[active[at_bound]] = bound[at_bound]
             converged[active[at_bound]] = True
+            if progress is not None and at_bound.any():
+                progress(int(at_bound.sum()))
             lo[active] = np.where(~at_bound & (bound < 0), bound, lo[active])
             hi[active] = np.where(~at_bound & (bound > 0), bound, hi[active])
             active = active[~at_bound]
@@ -456,6 +463,10 @@ def _maximise(a_cuts: np.ndarray, b_cuts: np.ndarray, weights: np.ndarray, start
         rho[active] = np.clip(new, -_RHO_MAX, _RHO_MAX)
         converged[active[done]] = True
         active = active[~done]
+        if progress is not None and done.any():
+            progress(int(done.sum()))
+    if progress is not None and len(active):
+        progress(len(active))  # stopped at the iteration limit: settled all the same
     return rho, converged
 
 

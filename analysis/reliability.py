@@ -702,7 +702,7 @@ def htmt(data: pd.DataFrame, constructs: Mapping[str, Sequence[str]], htmt2: boo
 
 
 def htmt_bootstrap(data: pd.DataFrame, constructs: Mapping[str, Sequence[str]], n_boot: int,
-                   rng: np.random.Generator, ci: float = 0.95, htmt2: bool = True) -> pd.DataFrame:
+                   rng: np.random.Generator, ci: float = 0.95, htmt2: bool = True, progress=None) -> pd.DataFrame:
     """HTMT with percentile bootstrap confidence intervals.
 
     Each of ``n_boot`` resamples draws ``n`` of the ``n`` complete rows with replacement and
@@ -725,6 +725,9 @@ def htmt_bootstrap(data: pd.DataFrame, constructs: Mapping[str, Sequence[str]], 
         The source of randomness (from the seed in params.yaml).
     ci : float, default 0.95
         Confidence level.
+    progress : callable, optional
+        Called as ``progress(1)`` after each resample (a progress bar's tick, see
+        ``pipeline.progress``).
 
     Returns
     -------
@@ -760,10 +763,14 @@ def htmt_bootstrap(data: pd.DataFrame, constructs: Mapping[str, Sequence[str]], 
         centred = xb - xb.mean(axis=0)
         sd = np.sqrt((centred**2).sum(axis=0))
         if np.any(sd == 0):
+            if progress is not None:
+                progress(1)
             continue
         z = centred / sd
         values = _htmt_from_r(z.T @ z, blocks, htmt2)
         draws[k] = [values[a, b] for a, b in pairs]
+        if progress is not None:
+            progress(1)
     valid = ~np.isnan(draws).any(axis=1)
     if not valid.any():
         raise ValueError("no bootstrap resample had variance in every item; the data have too few distinct rows")

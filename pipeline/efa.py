@@ -12,6 +12,7 @@ from analysis.split import stage_rng
 from analysis.warnings import GapscaleWarning
 from instrument import load_instrument, read_model
 from pipeline.io import is_simulated, output_dir, read_data, read_params, section, write_csv, write_json
+from pipeline.progress import progress_bar
 
 __all__ = ["run", "OUTPUTS", "DEFAULTS"]
 
@@ -52,12 +53,12 @@ def constructs_from(instrument_path, model_path) -> dict[str, str]:
     return {ind: lat for lat, inds in model.indicators.items() for ind in inds if ind not in latents}
 
 
-def correlate_with(kind: str):
+def correlate_with(kind: str, progress=None):
     if kind == "pearson":
         return lambda d: d.astype(float).corr().to_numpy()
     from analysis.polychoric import polychoric
 
-    return lambda d: polychoric(d).correlation.to_numpy()
+    return lambda d: polychoric(d, progress=progress).correlation.to_numpy()
 
 
 def check_items(data: pd.DataFrame, items: list[str], source: str) -> pd.DataFrame:
@@ -104,13 +105,18 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
     with warnings.catch_warnings(record=True) as records:
         warnings.simplefilter("always", GapscaleWarning)
         correlate = correlate_with(s["correlation"])
-        r = pd.DataFrame(correlate(x), index=items, columns=items)
+        if s["correlation"] == "polychoric":
+            with progress_bar(total=len(items) * (len(items) - 1) // 2, desc="polychoric correlations") as tick:
+                r = pd.DataFrame(correlate_with(s["correlation"], tick)(x), index=items, columns=items)
+        else:
+            r = pd.DataFrame(correlate(x), index=items, columns=items)
         if np.linalg.eigvalsh(r.to_numpy()).min() <= 1e-10:
             raise ValueError(f"{data_path}: the correlation matrix is singular: {singular_hint(r)}")
         msa, msai = fa.kmo(r)
         bartlett = fa.bartlett_sphericity(r, len(x))
-        pa_table = fa.parallel_analysis(x, correlate, stage_rng(seed, "efa"), n_iter=s["parallel_iterations"],
-                                        percentile=s["parallel_percentile"])
+        with progress_bar(total=s["parallel_iterations"], desc="parallel analysis") as tick:
+            pa_table = fa.parallel_analysis(x, correlate, stage_rng(seed, "efa"), n_iter=s["parallel_iterations"],
+                                            percentile=s["parallel_percentile"], progress=tick)
         map_table = fa.velicer_map(r, max_factors=min(len(items) - 1, 40))
         criteria = {
             "parallel_fa": fa.parallel_suggestion(pa_table, "fa"),

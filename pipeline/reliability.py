@@ -13,6 +13,7 @@ from analysis.split import stage_rng
 from analysis.warnings import GapscaleWarning
 from pipeline.cfa import model_text
 from pipeline.io import is_simulated, output_dir, read_data, read_params, section, write_csv, write_json
+from pipeline.progress import progress_bar
 from instrument import parse_model
 
 __all__ = ["run", "OUTPUTS", "DEFAULTS"]
@@ -65,7 +66,9 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
         ave = rel.ave(fit.parameters, cov=fit.sample)
         fl = rel.fornell_larcker(fit.parameters, cov=fit.sample)
         if s["htmt_bootstrap"] > 0:
-            htmt = rel.htmt_bootstrap(data, constructs, s["htmt_bootstrap"], stage_rng(seed, "reliability"), ci=s["ci"])
+            with progress_bar(total=s["htmt_bootstrap"], desc="HTMT bootstrap") as tick:
+                htmt = rel.htmt_bootstrap(data, constructs, s["htmt_bootstrap"], stage_rng(seed, "reliability"),
+                                          ci=s["ci"], progress=tick)
         else:
             htmt = rel.htmt(data, constructs)
         harman = rel.harman_single_factor(data, items).iloc[0]
