@@ -34,6 +34,7 @@ Browne, M. W., & Cudeck, R. (1993). Alternative ways of assessing model fit. In 
 """
 from __future__ import annotations
 
+import ast
 import warnings
 from dataclasses import dataclass, field
 
@@ -67,6 +68,7 @@ class ParameterTable:
     rows: pd.DataFrame
     observed: tuple[str, ...]
     latents: tuple[str, ...]
+    defined: tuple[tuple[str, str], ...] = ()  # (name, expression) of each ``:=``, in order
 
     @property
     def n_free(self) -> int:
@@ -182,7 +184,68 @@ def parameter_table(model: LavaanModel | str, observed_in_data: list[str] | None
             raise ValueError(f"line {s.line}: a covariance between a latent and an observed variable ({a} ~~ {b}) "
                              "is not supported")
     table = pd.DataFrame(rows)
-    return ParameterTable(rows=table, observed=tuple(observed), latents=tuple(latents))
+    defined = _check_defined(model, table)
+    return ParameterTable(rows=table, observed=tuple(observed), latents=tuple(latents), defined=defined)
+
+
+# --------------------------------------------------------------------------- defined parameters (:=)
+
+_DEFINED_NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Name, ast.Load, ast.Constant, ast.Add, ast.Sub,
+                  ast.Mult, ast.Div, ast.Pow, ast.USub, ast.UAdd, ast.Call)
+_DEFINED_FUNCTIONS = {"sqrt": np.sqrt, "exp": np.exp, "log": np.log, "abs": np.abs}
+
+
+def _compile_defined(name: str, expression: str, line: int, known: set[str]):
+    """Compile the right-hand side of ``name := expression`` (R arithmetic on labels: + - * / ^,
+    parentheses, sqrt/exp/log/abs) into a code object, checking every name is a known label."""
+    try:
+        tree = ast.parse(expression.replace("^", "**"), mode="eval")
+    except SyntaxError:
+        raise ValueError(f"line {line}: {name} := {expression} is not an arithmetic expression") from None
+    for node in ast.walk(tree):
+        if not isinstance(node, _DEFINED_NODES):
+            raise ValueError(f"line {line}: {name} := {expression}: only + - * / ^, numbers, labels and "
+                             f"{', '.join(_DEFINED_FUNCTIONS)} are allowed")
+        if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in _DEFINED_FUNCTIONS):
+            raise ValueError(f"line {line}: {name} := {expression}: unknown function")
+        if isinstance(node, ast.Name) and node.id not in known and node.id not in _DEFINED_FUNCTIONS:
+            raise ValueError(f"line {line}: {name} := {expression} uses {node.id!r}, which labels no parameter; "
+                             "label the parameter in the model (e.g. y ~ a*x)")
+    return compile(tree, f"<{name}>", "eval")
+
+
+def _check_defined(model: LavaanModel, table: pd.DataFrame) -> tuple[tuple[str, str], ...]:
+    known = set(table["label"][table["label"] != ""]) if len(table) else set()
+    out = []
+    for s in model.by_op(":="):
+        if s.lhs in known:
+            raise ValueError(f"line {s.line}: {s.lhs} := ... reuses the name of a label or defined parameter")
+        _compile_defined(s.lhs, s.rhs, s.line, known)
+        known.add(s.lhs)
+        out.append((s.lhs, s.rhs))
+    return tuple(out)
+
+
+def defined_values(pt: ParameterTable, row_values: np.ndarray) -> np.ndarray:
+    """The ``:=`` parameters evaluated on one value per row of the parameter table (the
+    estimates, or their standardised values, as lavaan's ``def.function``)."""
+    if not pt.defined:
+        return np.zeros(0)
+    env: dict[str, float] = {}
+    for label, value in zip(pt.rows["label"], row_values):
+        if label and label not in env:
+            env[label] = value
+    out = []
+    for name, expression in pt.defined:
+        code = _compile_defined(name, expression, 0, set(env))
+        env[name] = float(eval(code, {"__builtins__": {}, **_DEFINED_FUNCTIONS}, env))  # names checked above
+        out.append(env[name])
+    return np.asarray(out)
+
+
+def _row_values(pt: ParameterTable, theta: np.ndarray) -> np.ndarray:
+    free = pt.rows["free"].to_numpy()
+    return np.where(free > 0, theta[np.maximum(free - 1, 0)], pt.rows["value"].to_numpy())
 
 
 # --------------------------------------------------------------------------- model algebra
@@ -196,16 +259,21 @@ class _Model:
         self.p, self.m = len(pt.observed), len(pt.latents)
         r = pt.rows
         self.free_rows = [r.index[r["free"] == k].to_numpy() for k in range(1, pt.n_free + 1)]
+        self._free = r["free"].to_numpy(dtype=int)
+        self._value = r["value"].to_numpy(dtype=float)
+        matrix = r["matrix"].to_numpy()
+        self._cells = {name: (np.flatnonzero(matrix == name), r["row"].to_numpy(dtype=int)[matrix == name],
+                              r["col"].to_numpy(dtype=int)[matrix == name])
+                       for name in ("lambda", "beta", "psi", "theta")}
 
     def matrices(self, theta: np.ndarray):
         p, m = self.p, self.m
         mats = {"lambda": np.zeros((p, m)), "beta": np.zeros((m, m)), "psi": np.zeros((m, m)), "theta": np.zeros((p, p))}
-        r = self.pt.rows
-        values = np.where(r["free"].to_numpy() > 0, theta[np.maximum(r["free"].to_numpy() - 1, 0)], r["value"].to_numpy())
-        for (mat, i, j), v in zip(r[["matrix", "row", "col"]].itertuples(index=False), values):
-            mats[mat][i, j] = v
-            if mat in ("psi", "theta"):
-                mats[mat][j, i] = v
+        values = np.where(self._free > 0, theta[np.maximum(self._free - 1, 0)], self._value)
+        for name, (idx, i, j) in self._cells.items():
+            mats[name][i, j] = values[idx]
+            if name in ("psi", "theta"):
+                mats[name][j, i] = values[idx]
         return mats
 
     def sigma(self, theta):
@@ -221,27 +289,29 @@ class _Model:
         la = lam @ a
         cov_eta = a @ psi @ a.T
         out = np.zeros((self.pt.n_free, self.p, self.p))
-        r = self.pt.rows
         c = cov_eta @ lam.T  # m x p: d Sigma / d Lambda_ij has row i (and column i) = c[j]
-        mats_, rows_, cols_ = r["matrix"].to_numpy(), r["row"].to_numpy(), r["col"].to_numpy()
-        for k, idx in enumerate(self.free_rows):
-            d = out[k]
-            for row in idx:
-                mat, i, j = mats_[row], rows_[row], cols_[row]
-                if mat == "lambda":
-                    d[i, :] += c[j]
-                    d[:, i] += c[j]
-                elif mat == "theta":
-                    d[i, j] += 1
-                    if i != j:
-                        d[j, i] += 1
-                elif mat == "psi":
-                    d += np.outer(la[:, i], la[:, j])
-                    if i != j:
-                        d += np.outer(la[:, j], la[:, i])
-                else:  # beta: dA = A E_ij A
-                    t = np.outer(la[:, i], (a[j] @ psi @ a.T @ lam.T))
-                    d += t + t.T
+        for name, (idx, i, j) in self._cells.items():
+            keep = self._free[idx] > 0
+            k, i, j = self._free[idx][keep] - 1, i[keep], j[keep]
+            if not len(k):
+                continue
+            if name == "lambda":
+                np.add.at(out, (k, i), c[j])
+                np.add.at(out, (k, slice(None), i), c[j])
+            elif name == "theta":
+                np.add.at(out, (k, i, j), 1.0)
+                off = i != j
+                np.add.at(out, (k[off], j[off], i[off]), 1.0)
+            else:
+                if name == "psi":
+                    left, right = la[:, i].T, la[:, j].T  # d = outer(la_i, la_j) (+ its transpose)
+                    sym = i != j
+                else:  # beta: dA = A E_ij A, d = t + t^T with t = outer(la_i, (A psi A^T Lambda^T)_j)
+                    left, right = la[:, i].T, (a @ psi @ a.T @ lam.T)[j]
+                    sym = np.ones(len(k), dtype=bool)
+                t = left[:, :, None] * right[:, None, :]
+                np.add.at(out, k, t)
+                np.add.at(out, k[sym], t[sym].transpose(0, 2, 1))
         return out
 
 
@@ -550,28 +620,49 @@ def _standardised(pt: ParameterTable, mdl: _Model, theta: np.ndarray) -> np.ndar
             out.append(value * sd[row.lhs] / sd[row.rhs])
         elif row.op == "~":
             out.append(value * sd[row.rhs] / sd[row.lhs])
-        else:
+        elif row.lhs == row.rhs:
             out.append(value / (sd[row.lhs] * sd[row.rhs]))
+        else:  # a (residual) covariance: by the two (residual) variances, a correlation (lavaan's cov.std)
+            m = mats[row.matrix]
+            v = m[row.row, row.row] * m[row.col, row.col]
+            out.append(value / np.sqrt(v) if v > 0 else np.nan)
     return np.asarray(out)
 
 
 def _parameters(pt: ParameterTable, mdl: _Model, theta, vcov, sig):
     r = pt.rows
     free = r["free"].to_numpy()
-    est = np.where(free > 0, theta[np.maximum(free - 1, 0)], r["value"].to_numpy())
+    est = _row_values(pt, theta)
     se_free = np.sqrt(np.maximum(np.diag(vcov), 0))
     se = np.where(free > 0, se_free[np.maximum(free - 1, 0)], 0.0)
+    # Defined parameters (:=): the function of the estimates, delta-method standard errors.
+    est_def = defined_values(pt, est)
+    if pt.defined:
+        jac_def = _central_jacobian(lambda th: defined_values(pt, _row_values(pt, th)), theta)
+        se_def = np.sqrt(np.maximum(np.einsum("ik,kl,il->i", jac_def, vcov, jac_def), 0))
+    else:
+        se_def = np.zeros(0)
+    is_free = np.concatenate([free > 0, np.ones(len(est_def), dtype=bool)])
+    est, se = np.concatenate([est, est_def]), np.concatenate([se, se_def])
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(free > 0, est / se, np.nan)
-    pval = np.where(free > 0, 2 * stats.norm.sf(np.abs(z)), np.nan)
+        z = np.where(is_free & (se > 0), est / se, np.nan)
+    pval = np.where(np.isfinite(z), 2 * stats.norm.sf(np.abs(z)), np.nan)
     crit = stats.norm.ppf(0.975)
-    std = _standardised(pt, mdl, theta)
+
+    def standardised(th):  # std.all of every row, then the defined parameters evaluated on them
+        values = _standardised(pt, mdl, th)
+        return np.concatenate([values, defined_values(pt, values)])
+
+    std = standardised(theta)
     # Delta method for the standardised solution (central differences of std.all in theta).
-    jac = _central_jacobian(lambda th: _standardised(pt, mdl, th), theta)
+    jac = _central_jacobian(standardised, theta)
     std_se = np.sqrt(np.maximum(np.einsum("ik,kl,il->i", jac, vcov, jac), 0))
+    names = [name for name, _ in pt.defined]
     table = pd.DataFrame({
-        "lhs": r["lhs"], "op": r["op"], "rhs": r["rhs"], "label": r["label"], "est": est, "se": se, "z": z,
-        "pvalue": pval, "ci_lower": est - crit * se, "ci_upper": est + crit * se, "std_all": std, "std_all_se": std_se,
+        "lhs": [*r["lhs"], *names], "op": [*r["op"], *[":="] * len(names)],
+        "rhs": [*r["rhs"], *[expr for _, expr in pt.defined]], "label": [*r["label"], *names], "est": est, "se": se,
+        "z": z, "pvalue": pval, "ci_lower": est - crit * se, "ci_upper": est + crit * se, "std_all": std,
+        "std_all_se": std_se,
     })
     notes = []
     variances = table[(table["op"] == "~~") & (table["lhs"] == table["rhs"])]
