@@ -1,0 +1,944 @@
+r"""Confirmatory factor analysis of ordinal (Likert) items by WLSMV, as lavaan fits it.
+
+Each item :math:`y_j` with categories :math:`1, \dots, K_j` is a coarsened standard-normal
+variable :math:`y_j^*`, cut at the thresholds :math:`\tau_{j,1} < \dots < \tau_{j,K_j-1}`. The
+factor model is a model for the correlations of the :math:`y^*` (Muthen, 1984):
+
+.. math:: \operatorname{Cor}(y^*) = \Sigma^*(\theta) = \Lambda (I - B)^{-1} \Psi (I - B)^{-\top}
+          \Lambda^\top + \Theta,
+
+with lavaan's *delta* parameterisation: the scale factors :math:`\Delta = \operatorname{diag}(
+\Sigma^*)^{-1/2}` are fixed to 1, so the residual variances are not free parameters but
+:math:`\theta_{jj} = 1 - [\Lambda (I - B)^{-1} \Psi (I - B)^{-\top} \Lambda^\top]_{jj}`, and the
+thresholds are free parameters, one per cut point.
+
+Estimation has three stages (Muthen, 1984; Muthen, du Toit & Spisic, 1997):
+
+1. *Sample statistics*, lavaan's two-step estimates: each item's thresholds from its marginal
+   proportions, :math:`\hat\tau_{j,k} = \Phi^{-1}(\text{share of values} \le k)`, then each
+   polychoric correlation :math:`\hat\rho_{ij}` by maximising its pair's bivariate log-likelihood
+   with those thresholds held fixed (:mod:`analysis.polychoric`). The vector
+   :math:`s = (\hat\tau, \hat\rho)` is lavaan's ``wls.obs``.
+2. *Their asymptotic covariance matrix* :math:`\Gamma` (lavaan's ``NACOV``, "gamma") from the
+   casewise scores, as lavaan's ``muthen1984()``: with the univariate threshold scores
+   :math:`S_\tau` (N x thresholds) and the bivariate correlation scores :math:`S_\rho`
+   (N x pairs), :math:`A_{11}` the block-diagonal (per item) cross-product of :math:`S_\tau`,
+   :math:`A_{22} = \operatorname{diag}(S_\rho^\top S_\rho)`, :math:`A_{21}` the cross-product of
+   each pair's correlation score with the pair's bivariate threshold scores, and
+
+   .. math:: B^{-1} = \begin{pmatrix} A_{11}^{-1} & 0 \\ -A_{22}^{-1} A_{21} A_{11}^{-1} & A_{22}^{-1}
+             \end{pmatrix}, \qquad \Gamma = N\, B^{-1} (S^\top S) B^{-\top}, \quad S = (S_\tau, S_\rho).
+
+   Equivalently :math:`\Gamma = N\,\Xi^\top \Xi` with the casewise influence functions
+   :math:`\Xi = S B^{-\top}`, which is how it is computed here (vectorised over item pairs and
+   respondents; cells whose probability is below :math:`\sqrt{\epsilon}` give zero scores, as
+   lavaan's ``NA`` scores do).
+3. *DWLS*: :math:`\hat\theta` minimises :math:`F(\theta) = (s - \sigma(\theta))^\top W (s -
+   \sigma(\theta))` with :math:`W = \operatorname{diag}(\Gamma)^{-1}` (lavaan's ``WLS.VD``),
+   thresholds free (so they reproduce :math:`\hat\tau` exactly), by Levenberg-Marquardt.
+
+With :math:`\Delta = \partial\sigma/\partial\theta^\top` at :math:`\hat\theta` and
+:math:`E = \Delta^\top W \Delta`:
+
+- robust standard errors (``se = "robust.sem"``): :math:`\operatorname{acov}(\hat\theta) =
+  E^{-1} \Delta^\top W \Gamma W \Delta E^{-1} / N`;
+- the test statistic :math:`T = N F(\hat\theta)`, :math:`df` = correlations minus free
+  parameters besides the thresholds, and the mean-and-variance adjusted ("scaled and shifted")
+  statistic of Asparouhov & Muthen (2010): with :math:`U = W - W\Delta E^{-1}\Delta^\top W`,
+  :math:`a = \sqrt{df / \operatorname{tr}[(U\Gamma)^2]}` and
+  :math:`b = df - a \operatorname{tr}(U\Gamma)`, ``chisq.scaled`` :math:`= aT + b` on
+  :math:`df` degrees of freedom, ``chisq.scaling.factor`` :math:`= 1/a`, shift :math:`b`;
+- the baseline (independence) model: free thresholds, correlations 0, so
+  :math:`T_0 = N \sum_k w_k \hat\rho_k^2` on as many df as correlations, scaled and shifted the
+  same way;
+- ``cfi``, ``tli``, ``rmsea`` (with its 90% interval and p of close fit) from :math:`T`, and the
+  ``.scaled`` versions from the scaled statistics, with lavaan's :math:`N - 1` in the RMSEA
+  (lavaan uses :math:`N - G` for estimators other than ML);
+- the "robust" indices of lavaan 0.6-13+ for categorical data (Savalei, 2021): the ML
+  discrepancy of the polychoric matrix :math:`R` from :math:`\hat\Sigma^*`,
+  :math:`T_3 = N[\log|\hat\Sigma^*| + \operatorname{tr}(R\hat\Sigma^{*-1}) - \log|R| - p]`
+  (lavaan's ``catML`` at the DWLS estimates), its scaling factor
+  :math:`\hat c = \operatorname{tr}(U_3^\top V U_3 \Gamma_\rho) / df` with
+  :math:`U_3 = I - \Delta_\rho E^{-1}\Delta_\rho^\top W_\rho` and :math:`V` the normal-theory
+  information of a correlation structure at :math:`\hat\Sigma^*`
+  (:math:`V_{ij,kl} = \sigma^{ik}\sigma^{jl} + \sigma^{il}\sigma^{jk}`), and for the baseline
+  :math:`T_{3,0} = -N\log|R|`, :math:`\hat c_0 = \operatorname{tr}(\Gamma_\rho)/df_0`; then
+  ``cfi.robust`` :math:`= 1 - \max(T_3 - \hat c\,df, 0) / \max(T_3 - \hat c\,df, T_{3,0} - \hat c_0
+  df_0, 0)`, ``tli.robust``, ``rmsea.robust`` :math:`= \sqrt{\max(T_3/(N-1)/df - \hat c/(N-1), 0)}`
+  and its interval. Not computed (``None``) when :math:`R` is not positive definite, as lavaan;
+- ``srmr`` as lavaan reports it for categorical data: the root mean square of the correlation
+  residuals over the :math:`p(p+1)/2` elements of the matrix (the diagonal residuals are 0).
+
+In R: ``lavaan::cfa(model, data, ordered = TRUE, estimator = "WLSMV")``; ``fitMeasures(fit)``,
+``parameterEstimates(fit, standardized = TRUE)``, ``standardizedSolution(fit)``,
+``lavInspect(fit, "gamma")``, ``modindices(fit)``, ``residuals(fit, type = "standardized")``.
+
+References
+----------
+Muthen, B. (1984). A general structural equation model with dichotomous, ordered categorical,
+    and continuous latent variable indicators. *Psychometrika, 49*(1), 115-132.
+    https://doi.org/10.1007/BF02294210
+Muthen, B., du Toit, S. H. C., & Spisic, D. (1997). Robust inference using weighted least
+    squares and quadratic estimating equations in latent variable modeling with categorical and
+    continuous outcomes. Unpublished manuscript.
+Asparouhov, T., & Muthen, B. (2010). Simple second order chi-square correction. Mplus
+    technical appendix.
+Savalei, V. (2021). Improving fit indices in structural equation modeling with categorical
+    data. *Multivariate Behavioral Research, 56*(3), 390-407.
+    https://doi.org/10.1080/00273171.2020.1717922
+Rosseel, Y. (2012). lavaan: An R package for structural equation modeling. *Journal of
+    Statistical Software, 48*(2), 1-36. https://doi.org/10.18637/jss.v048.i02
+"""
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+from scipy.special import ndtr, ndtri
+
+from analysis.polychoric import _maximise, _ordinal_codes, _pearson_start, bivariate_normal_cdf
+from analysis.sem import (InadmissibleWarning, ParameterTable, SEMFit, _central_jacobian, _Model, _ncp_bounds,
+                          _rmsea_ci, _standardised, _start, parameter_table)
+from analysis.warnings import ConvergenceWarning, GapscaleWarning
+from instrument.lavaan import LavaanModel
+
+__all__ = ["OrdinalStatistics", "WLSMVFit", "fit_wlsmv", "ordinal_statistics", "wlsmv_modification_indices",
+           "wlsmv_standardized_residuals"]
+
+# lavaan's bivariate scores are NA (and dropped from every cross-product) in cells whose
+# probability is at or below sqrt(machine epsilon).
+_SQRT_EPS = float(np.sqrt(np.finfo(np.float64).eps))
+# lavaan bounds each polychoric correlation to [-0.999, 0.999] and warns above 0.99.
+_RHO_BOUND = 0.999
+_RHO_WARN = 0.99
+# Respondents per block when the robust scaling factor sums over them.
+_BLOCK = 1000
+_FIT_KEYS = (
+    "npar", "chisq", "df", "pvalue", "chisq_scaled", "df_scaled", "pvalue_scaled", "chisq_scaling_factor",
+    "chisq_shift_parameters", "baseline_chisq", "baseline_df", "baseline_pvalue", "baseline_chisq_scaled",
+    "baseline_df_scaled", "baseline_pvalue_scaled", "baseline_chisq_scaling_factor", "cfi", "tli", "cfi_scaled",
+    "tli_scaled", "cfi_robust", "tli_robust", "rmsea", "rmsea_ci_lower", "rmsea_ci_upper", "rmsea_pvalue",
+    "rmsea_scaled", "rmsea_ci_lower_scaled", "rmsea_ci_upper_scaled", "rmsea_pvalue_scaled", "rmsea_robust",
+    "rmsea_ci_lower_robust", "rmsea_ci_upper_robust", "rmsea_pvalue_robust", "srmr", "ntotal", "norig",
+)
+
+
+# --------------------------------------------------------------------------- sample statistics
+
+
+@dataclass(frozen=True)
+class OrdinalStatistics:
+    """Thresholds, polychoric correlations and their asymptotic covariance matrix.
+
+    The statistics are stacked as lavaan's ``wls.obs``: every item's thresholds (item by
+    item), then the correlations of the pairs (i, j), i > j, column by column of the lower
+    triangle, named ``"A1|t1"`` and ``"A1~~A2"``.
+
+    Attributes
+    ----------
+    names : tuple of str
+        The items, in the order of the columns.
+    n : int
+        Respondents (complete rows).
+    thresholds : Series
+        :math:`\\hat\\tau`, indexed ``"item|t1"``, ``"item|t2"``, ...
+    correlation : DataFrame
+        The polychoric correlation matrix (items x items), not smoothed.
+    influence : ndarray
+        N x (thresholds + pairs): the casewise influence functions :math:`\\Xi` of the
+        statistics, so that :math:`\\Gamma = N\\,\\Xi^\\top\\Xi` (see the module docstring).
+    pairs : ndarray
+        Pairs x 2 item indices (i, j), i > j, in the order of the correlations.
+    """
+
+    names: tuple[str, ...]
+    n: int
+    thresholds: pd.Series
+    correlation: pd.DataFrame
+    influence: np.ndarray
+    pairs: np.ndarray
+
+    @property
+    def labels(self) -> list[str]:
+        """Names of the statistics, as lavaan's ``names(lavInspect(fit, "wls.obs"))``."""
+        return list(self.thresholds.index) + [f"{self.names[j]}~~{self.names[i]}" for i, j in self.pairs]
+
+    @property
+    def sample(self) -> np.ndarray:
+        """The statistics :math:`s` (lavaan's ``wls.obs``)."""
+        r = self.correlation.to_numpy()
+        return np.concatenate([self.thresholds.to_numpy(), r[self.pairs[:, 0], self.pairs[:, 1]]])
+
+    @property
+    def nacov(self) -> pd.DataFrame:
+        """:math:`\\Gamma`, the asymptotic covariance matrix of :math:`\\sqrt{N} s`
+        (``lavInspect(fit, "gamma")``)."""
+        return pd.DataFrame(self.n * self.influence.T @ self.influence, index=self.labels, columns=self.labels)
+
+    @property
+    def weights(self) -> np.ndarray:
+        """The DWLS weights :math:`1/\\operatorname{diag}(\\Gamma)` (``diag(lavInspect(fit, "wls.v"))``)."""
+        return 1.0 / (self.n * np.einsum("ij,ij->j", self.influence, self.influence))
+
+    @property
+    def n_thresholds(self) -> int:
+        return len(self.thresholds)
+
+
+def ordinal_statistics(data: pd.DataFrame, columns: list[str] | None = None,
+                       max_categories: int = 20) -> OrdinalStatistics:
+    """lavaan's sample statistics for ordinal items: thresholds, polychoric correlations, Gamma.
+
+    Thresholds from each item's marginal proportions; each polychoric correlation maximises
+    its pair's likelihood with those thresholds fixed (Olsson's two-step estimator, exact to
+    about 1e-10; lavaan's ``nlminb`` stops earlier, which bounds the agreement to about 1e-6),
+    bounded to [-0.999, 0.999] as lavaan; the asymptotic covariance matrix from the casewise
+    scores as lavaan's ``muthen1984()`` (see the module docstring). As lavaan, a 2 x 2 table
+    (two binary items) with one empty cell has 0.5 moved into that cell and its diagonal
+    opposite (margins kept) before its correlation is estimated; larger tables are not
+    corrected. The categories of an item are its distinct observed values in increasing order.
+
+    Parameters
+    ----------
+    data : DataFrame
+        Complete data (no missing values in ``columns``): drop incomplete rows first
+        (:func:`fit_wlsmv` deletes them listwise).
+    columns : list of str, optional
+        At least two item columns; all columns when omitted. Whole numbers only.
+    max_categories : int, default 20
+        Most distinct values an item may have; more suggests a continuous variable.
+
+    Returns
+    -------
+    OrdinalStatistics
+
+    Raises
+    ------
+    ValueError
+        A column that is not numeric, has a value that is not a whole number, too many
+        distinct values, a single category or a missing value; two binary items whose 2 x 2
+        table has two empty cells (their correlation is +/-1). Each message names the column.
+
+    Warns
+    -----
+    GapscaleWarning
+        A polychoric correlation above 0.99 in absolute value (lavaan: "correlation between
+        variables ... is (nearly) 1.0").
+    ConvergenceWarning
+        A correlation's maximisation stopped at its iteration limit.
+
+    Notes
+    -----
+    In R: ``fit <- lavaan::cfa(model, d, ordered = TRUE, estimator = "WLSMV")``, then
+    ``lavInspect(fit, "wls.obs")`` and ``lavInspect(fit, "gamma")``.
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data: expected a pandas DataFrame, got {type(data).__name__}")
+    columns = list(data.columns) if columns is None else list(columns)
+    _check_items(data, columns, max_categories)
+    incomplete = [c for c in columns if data[c].isna().any()]
+    if incomplete:
+        c = incomplete[0]
+        row = int(np.flatnonzero(data[c].isna().to_numpy())[0]) + 1
+        raise ValueError(f"column {c!r} has {int(data[c].isna().sum())} missing value(s) (first in row {row}); the "
+                         "ordinal statistics need complete rows: drop incomplete rows first (fit_wlsmv deletes them "
+                         "listwise, as lavaan does for WLSMV)")
+    _check_categories(data, columns)
+    names, codes, categories = _ordinal_codes(data, columns, max_categories)
+    n, p = codes.shape
+    n_cat = np.array([len(c) for c in categories])
+    k_max = int(n_cat.max())
+    n_th = n_cat - 1
+    th_start = np.concatenate([[0], np.cumsum(n_th)[:-1]])
+    nth = int(n_th.sum())
+
+    # Step 1: thresholds from the marginal proportions; grid of cut points padded with +inf.
+    counts = np.zeros((p, k_max))
+    for j in range(p):
+        counts[j, :n_cat[j]] = np.bincount(codes[:, j], minlength=n_cat[j])
+    tau = np.full((p, k_max - 1), np.inf)
+    for j in range(p):
+        tau[j, :n_th[j]] = ndtri(np.cumsum(counts[j, :n_cat[j]])[:-1] / n)
+    grid = np.column_stack([np.full(p, -np.inf), tau, np.full(p, np.inf)])
+
+    # Pairs in lavaan's order: (i, j) with i > j, column by column of the lower triangle.
+    jj, ii = np.triu_indices(p, k=1)
+    onehot = np.zeros((n, p * k_max))
+    onehot[np.arange(n)[:, None], np.arange(p)[None, :] * k_max + codes] = 1.0
+    tables = (onehot.T @ onehot).reshape(p, k_max, p, k_max)[ii, :, jj, :]  # rows: item i's categories
+
+    # Step 2: polychoric correlations given the thresholds (lavaan's 2 x 2 zero-cell rule first).
+    fit_tables = _zero_cell_adjusted(tables, n_cat[ii], n_cat[jj], names, ii, jj)
+    rho, converged = _maximise(grid[ii], grid[jj], fit_tables, _pearson_start(fit_tables))
+    if not converged.all():
+        warnings.warn(f"the polychoric correlation did not converge for {_pairs_text(names, ii, jj, ~converged)}; "
+                      "the last iterate is used", ConvergenceWarning, stacklevel=2)
+    rho = np.clip(rho, -_RHO_BOUND, _RHO_BOUND)
+    high = np.abs(rho) > _RHO_WARN
+    if high.any():
+        warnings.warn(f"the polychoric correlation of {_pairs_text(names, ii, jj, high)} is (nearly) 1 in absolute "
+                      f"value (above {_RHO_WARN}); the items are (almost) redundant", GapscaleWarning, stacklevel=2)
+
+    # Scores. Cell probabilities, their derivatives in rho and in each item's thresholds.
+    prob, d_rho, d_tau1, d_tau2 = _cell_derivatives(grid[ii], grid[jj], rho)
+    bad = prob <= _SQRT_EPS
+    safe = np.where(bad, 1.0, prob)
+    g = np.where(bad, 0.0, d_rho / safe)            # correlation score of a respondent in cell (a, b)
+    m = np.where(bad, 0.0, tables * g / safe)       # n_ab g_ab / pi_ab: weights of the threshold cross-products
+    a22 = np.einsum("pab,pab->p", tables, g * g)
+    empty = np.flatnonzero(a22 <= 0)
+    if len(empty):
+        raise ValueError(f"the polychoric correlation of {names[jj[empty[0]]]!r} and {names[ii[empty[0]]]!r} carries "
+                         "no information (its score is 0 for every respondent); leave one of the items out")
+    # A21: cross-products of the correlation score with the bivariate threshold scores; a cut
+    # point t is the upper bound of category t and the lower bound of category t + 1.
+    a21_first = np.einsum("ptb,ptb->pt", d_tau1, m[:, :-1, :] - m[:, 1:, :])
+    a21_second = np.einsum("pta,pat->pt", d_tau2, m[:, :, :-1] - m[:, :, 1:])
+    a21 = np.zeros((len(ii), nth))
+    t_idx = np.arange(k_max - 1)
+    for items, block in ((ii, a21_first), (jj, a21_second)):
+        valid = t_idx[None, :] < n_th[items][:, None]
+        rows, ts = np.nonzero(valid)
+        a21[rows, th_start[items][rows] + ts] = block[rows, ts]
+
+    # Univariate threshold scores and their influence functions S_tau A11^-1, item by item.
+    infl_tau = np.zeros((n, nth))
+    for j in range(p):
+        k = n_cat[j]
+        cuts = grid[j, :k + 1]
+        p_cat = np.diff(ndtr(cuts))
+        dens = stats.norm.pdf(cuts[1:k])                  # phi at the K - 1 thresholds
+        score = np.zeros((k, k - 1))                      # score of a respondent in category c
+        score[np.arange(k - 1), np.arange(k - 1)] = dens / p_cat[:k - 1]
+        score[np.arange(1, k), np.arange(k - 1)] -= dens / p_cat[1:]
+        a11 = score.T @ (counts[j, :k, None] * score)
+        infl_tau[:, th_start[j]:th_start[j] + k - 1] = (score @ np.linalg.inv(a11))[codes[:, j]]
+    score_rho = g[np.arange(len(ii))[None, :], codes[:, ii], codes[:, jj]]
+    infl_rho = (score_rho - infl_tau @ a21.T) / a22
+
+    r = np.eye(p)
+    r[ii, jj] = rho
+    r[jj, ii] = rho
+    labels = [f"{names[j]}|t{t + 1}" for j in range(p) for t in range(n_th[j])]
+    return OrdinalStatistics(
+        names=tuple(names), n=int(n),
+        thresholds=pd.Series(np.concatenate([tau[j, :n_th[j]] for j in range(p)]), index=labels),
+        correlation=pd.DataFrame(r, index=names, columns=names),
+        influence=np.hstack([infl_tau, infl_rho]), pairs=np.column_stack([ii, jj]))
+
+
+def _cell_derivatives(x_cuts: np.ndarray, y_cuts: np.ndarray, rho: np.ndarray):
+    """Per pair and cell: probability, d/d rho, d/d first item's cut t (t x columns), d/d second
+    item's cut t (t x rows). Cell (a, b) lies between cuts a and a+1 of the first item."""
+    x = x_cuts[:, :, None]
+    y = y_cuts[:, None, :]
+    r = rho[:, None, None]
+    cdf = bivariate_normal_cdf(x, y, r)
+    xb, yb, rb = np.broadcast_arrays(x, y, r)
+    finite = np.isfinite(xb) & np.isfinite(yb)
+    one_minus = (1 - rb[finite]) * (1 + rb[finite])
+    xf, yf = xb[finite], yb[finite]
+    dens = np.zeros(xb.shape)
+    dens[finite] = np.exp(-(xf * xf - 2 * rb[finite] * xf * yf + yf * yf) / (2 * one_minus)) / (
+        2 * np.pi * np.sqrt(one_minus))
+
+    def cells(v):
+        return v[:, 1:, 1:] - v[:, :-1, 1:] - v[:, 1:, :-1] + v[:, :-1, :-1]
+
+    root = np.sqrt((1 - rho) * (1 + rho))[:, None, None]
+
+    def cut_derivative(cuts, other):
+        # d Phi2(c, y) / dc = phi(c) Phi((y - rho c) / R), differenced over the other item's cuts.
+        c = cuts[:, 1:-1]
+        ok = np.isfinite(c)
+        c0 = np.where(ok, c, 0.0)[:, :, None]
+        cond = ndtr((other[:, None, :] - rho[:, None, None] * c0) / root)
+        return np.where(ok[:, :, None], stats.norm.pdf(c0) * np.diff(cond, axis=2), 0.0)
+
+    return cells(cdf), cells(dens), cut_derivative(x_cuts, y_cuts), cut_derivative(y_cuts, x_cuts)
+
+
+def _zero_cell_adjusted(tables, k_first, k_second, names, ii, jj) -> np.ndarray:
+    """lavaan's rule for 2 x 2 tables: one empty cell gets 0.5 (and its diagonal opposite
+    too, the other two cells lose 0.5: margins kept); two empty cells are refused."""
+    out = tables.copy()
+    binary = (k_first == 2) & (k_second == 2)
+    zeros = (tables[:, :2, :2] == 0).sum(axis=(1, 2))
+    two = np.flatnonzero(binary & (zeros >= 2))
+    if len(two):
+        k = two[0]
+        raise ValueError(f"binary items {names[jj[k]]!r} and {names[ii[k]]!r}: their 2 x 2 table has two empty cells, "
+                         "so their tetrachoric correlation is +/-1 (lavaan sets it to +/-1 and warns); leave one of "
+                         "them out of the model")
+    for k in np.flatnonzero(binary & (zeros == 1)):
+        t = out[k]
+        sign = 1.0 if t[0, 0] == 0 or t[1, 1] == 0 else -1.0
+        t[0, 0] += 0.5 * sign
+        t[1, 1] += 0.5 * sign
+        t[0, 1] -= 0.5 * sign
+        t[1, 0] -= 0.5 * sign
+    return out
+
+
+# --------------------------------------------------------------------------- input checks
+
+
+def _check_items(data: pd.DataFrame, columns: list[str], max_categories: int) -> None:
+    """Each item numeric with whole-number values and at most ``max_categories`` values."""
+    if isinstance(max_categories, bool) or not isinstance(max_categories, (int, np.integer)) or max_categories < 2:
+        raise ValueError(f"max_categories: need a whole number >= 2, got {max_categories!r}")
+    unknown = [c for c in columns if c not in data.columns]
+    if unknown:
+        raise ValueError(f"column {unknown[0]!r} is not in the data; columns are {list(data.columns)!r}")
+    if len(columns) < 2:
+        raise ValueError(f"WLSMV needs at least 2 ordinal items, got {len(columns)}: {columns!r}")
+    for c in columns:
+        col = data[c]
+        if not pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
+            present = np.flatnonzero(col.notna().to_numpy())
+            example = f"; first value {col.iloc[present[0]]!r} in row {present[0] + 1}" if len(present) else ""
+            raise ValueError(f"column {c!r} is not numeric (dtype {col.dtype}){example}; WLSMV needs ordinal items "
+                             "coded as whole numbers (e.g. 1-7)")
+        values = col.astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)
+        present = ~np.isnan(values)
+        bad = np.flatnonzero(present & ((values != np.round(values)) | np.isinf(values)))
+        if len(bad):
+            raise ValueError(f"column {c!r} has the value {values[bad[0]]:g} in row {bad[0] + 1}, which is not a whole "
+                             "number; WLSMV is for ordinal (Likert) items coded as whole numbers; for continuous data "
+                             "use estimator ML or MLR")
+        if not present.any():
+            raise ValueError(f"column {c!r} is entirely missing ({len(values)} rows); leave it out of the model")
+        distinct = len(np.unique(values[present]))
+        if distinct > max_categories:
+            raise ValueError(f"column {c!r} has {distinct} distinct values (more than max_categories={max_categories}); "
+                             "it looks continuous, not ordinal: use estimator ML or MLR")
+
+
+def _check_categories(data: pd.DataFrame, columns: list[str]) -> None:
+    for c in columns:
+        values = data[c].dropna().unique()
+        if len(values) < 2:
+            raise ValueError(f"column {c!r} has a single observed category (every value is {values[0]:g} in the "
+                             f"{int(data[c].notna().sum())} rows used); an ordinal item needs at least 2 categories: "
+                             "leave it out of the model")
+
+
+def _pairs_text(names, ii, jj, mask, limit: int = 5) -> str:
+    idx = np.flatnonzero(mask)
+    shown = ", ".join(f"{names[jj[k]]}-{names[ii[k]]}" for k in idx[:limit])
+    more = f" and {len(idx) - limit} more" if len(idx) > limit else ""
+    return f"{len(idx)} item pair(s) ({shown}{more})"
+
+
+# --------------------------------------------------------------------------- model
+
+
+class _DeltaModel(_Model):
+    """The model under lavaan's delta parameterisation: residual variances are
+    1 - diag(Lambda (I-B)^-1 Psi (I-B)^-T Lambda'), so Sigma* has a unit diagonal."""
+
+    def matrices(self, theta: np.ndarray):
+        mats = super().matrices(theta)
+        a = np.linalg.inv(np.eye(self.m) - mats["beta"])
+        la = mats["lambda"] @ a
+        common = np.einsum("ij,jk,ik->i", la, mats["psi"], la)
+        idx = np.arange(self.p)
+        mats["theta"][idx, idx] = 1.0 - common
+        return mats
+
+
+def _delta_table(pt: ParameterTable) -> tuple[ParameterTable, np.ndarray]:
+    """The parameter table with the indicators' residual variances taken out of the free set.
+
+    Returns the table and, for each of its free parameters, the 0-based index of the free
+    parameter of ``pt`` it came from.
+    """
+    rows = pt.rows.copy()
+    diag = ((rows["matrix"] == "theta") & (rows["row"] == rows["col"])).to_numpy()
+    free = rows["free"].to_numpy()
+    bad = diag & ((free == 0) | (rows["label"].to_numpy() != ""))
+    if bad.any():
+        item = rows.loc[bad, "lhs"].iloc[0]
+        raise ValueError(f"{item} ~~ {item}: the residual variance of an ordinal item cannot be fixed or labelled; under "
+                         "the delta parameterisation it is 1 minus the item's explained variance")
+    kept = sorted(set(free[(free > 0) & ~diag]))
+    new_index = {old: k + 1 for k, old in enumerate(kept)}
+    rows["free"] = [0 if d else new_index.get(f, 0) for f, d in zip(free, diag)]
+    rows.loc[diag, "value"] = 0.0  # placeholder: _DeltaModel computes these
+    return dataclasses.replace(pt, rows=rows), np.array(kept, dtype=int) - 1
+
+
+# --------------------------------------------------------------------------- fit
+
+
+@dataclass(frozen=True)
+class WLSMVFit(SEMFit):
+    """A WLSMV fit: a :class:`~analysis.sem.SEMFit` (``sample`` is the polychoric matrix,
+    ``implied`` the model's correlation matrix of the latent responses, ``vcov`` the robust
+    covariance matrix of the free parameters besides the thresholds, ``partable`` the
+    parameter table with the residual variances out of the free set) with the ordinal sample
+    statistics it was fitted to."""
+
+    statistics: OrdinalStatistics | None = None
+
+
+def fit_wlsmv(data: pd.DataFrame, model: LavaanModel | str, missing: str = "listwise", max_categories: int = 20,
+              max_iter: int = 500) -> WLSMVFit:
+    """Fit ``model`` to ordinal items by WLSMV, as ``lavaan::cfa(..., ordered = TRUE, estimator = "WLSMV")``.
+
+    Diagonally weighted least squares on the thresholds and polychoric correlations with
+    robust standard errors and the mean-and-variance adjusted ("scaled and shifted") test, in
+    lavaan's delta parameterisation; see the module docstring for every formula.
+
+    Parameters
+    ----------
+    data : DataFrame
+        Responses; the model's observed variables must be columns of whole numbers (the
+        categories of an item are its distinct observed values, in increasing order).
+    model : str or LavaanModel
+        lavaan syntax (``=~``, ``~``, ``~~``, labels, fixed values, ``NA*``).
+    missing : {"listwise"}
+        Rows with a missing value on any of the model's items are dropped (lavaan's default
+        for WLSMV); ``fit["norig"] - fit["ntotal"]`` rows were dropped.
+    max_categories : int, default 20
+        Most distinct values an item may have.
+    max_iter : int, default 500
+        Iteration limit of the optimiser (in units of model evaluations per parameter).
+
+    Returns
+    -------
+    WLSMVFit
+        ``parameters`` with lavaan's rows and names: loadings, thresholds (``op`` ``"|"``,
+        ``rhs`` ``"t1"``, ``"t2"``, ...), variances and covariances (the indicators'
+        residual variances with ``se`` 0, as lavaan reports them: they are not free), the scale
+        factors (``~*~``, 1) and the intercepts and latent means (``~1``, 0); ``fit`` with
+        lavaan's fitMeasures names (dots as underscores, ``None`` where lavaan gives NA) plus
+        ``norig`` (rows before listwise deletion, lavaan's ``lavInspect(fit, "norig")``).
+
+    Raises
+    ------
+    ValueError
+        ``missing`` other than "listwise"; a model item that is not in the data, not numeric,
+        has a value that is not a whole number (continuous data), has more than
+        ``max_categories`` values or a single category after listwise deletion; no complete
+        rows; a fixed or labelled residual variance of an item; an unidentified model (more
+        free parameters besides the thresholds than polychoric correlations); two binary
+        items with two empty cells in their table.
+
+    Warns
+    -----
+    InadmissibleWarning
+        A negative residual variance (Heywood case), a standardised loading above 1, a latent
+        covariance matrix that is not positive definite.
+    ConvergenceWarning
+        The optimiser stopped before converging.
+    GapscaleWarning
+        A polychoric correlation (nearly) 1; the polychoric matrix is not positive definite
+        (the robust fit indices are then not computed, as lavaan).
+
+    Notes
+    -----
+    In R: ``lavaan::cfa(model, data, ordered = TRUE, estimator = "WLSMV")`` with
+    ``parameterEstimates(fit, standardized = TRUE)``, ``standardizedSolution(fit)`` (``std_all_se``)
+    and ``fitMeasures(fit)``. lavaan 0.6-14's fitMeasures has no ``chisq.shift.parameters``;
+    the shift is its ``lavInspect(fit, "test")$scaled.shifted$shift.parameter``. Checked against
+    lavaan 0.6-14 on ``psych::bfi`` (``tests/reference/wlsmv.R``).
+
+    Examples
+    --------
+    >>> fit = fit_wlsmv(d, "agree =~ A1 + A2 + A3 + A4 + A5")  # doctest: +SKIP
+    >>> fit.fit["cfi_scaled"], fit.fit["rmsea_scaled"]  # doctest: +SKIP
+    """
+    if missing != "listwise":
+        raise ValueError(f"missing: WLSMV uses listwise deletion (lavaan's default for estimator = 'WLSMV'); got "
+                         f"{missing!r}. Use missing='listwise' (or estimator ML/MLR with missing='fiml')")
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data: expected a pandas DataFrame, got {type(data).__name__}")
+    pt = parameter_table(model, list(data.columns))
+    if getattr(pt, "defined", ()):
+        name, _ = pt.defined[0]
+        raise ValueError(f"{name} := ...: defined parameters (:=) are not supported with WLSMV yet; fit the model "
+                         "without them, or use estimator ML or MLR")
+    obs = list(pt.observed)
+    _check_items(data, obs, max_categories)
+    complete = data[obs].notna().all(axis=1).to_numpy()
+    if not complete.any():
+        raise ValueError(f"no row has every item of the model observed ({len(data)} rows); WLSMV deletes incomplete "
+                         "rows listwise")
+    x = data.loc[complete, obs].reset_index(drop=True)
+    stat = ordinal_statistics(x, obs, max_categories)
+    n, p, nth = stat.n, len(obs), stat.n_thresholds
+    pairs = stat.pairs
+    ii, jj = pairs[:, 0], pairs[:, 1]
+    n_pairs = len(ii)
+
+    pt_d, kept = _delta_table(pt)
+    q = pt_d.n_free
+    df = n_pairs - q
+    if df < 0:
+        raise ValueError(f"the model is not identified: {q} free parameters besides the thresholds but only {n_pairs} "
+                         f"polychoric correlations (degrees of freedom {df}); fix parameters or add indicators")
+    mdl = _DeltaModel(pt_d)
+    r_mat = stat.correlation.to_numpy()
+    r_obs = r_mat[ii, jj]
+    weights = stat.weights
+    w = weights[nth:]
+    sw = np.sqrt(w)
+
+    def residuals(th):
+        return sw * (r_obs - mdl.sigma(th)[0][ii, jj])
+
+    def jacobian(th):
+        return -(sw[:, None] * mdl.derivatives(th)[:, ii, jj].T)
+
+    theta0 = _start(pt, r_mat)[kept] if q else np.zeros(0)
+    notes: list[str] = []
+    if q:
+        res = optimize.least_squares(residuals, theta0, jac=jacobian, method="lm", xtol=1e-12, ftol=1e-12,
+                                     gtol=1e-12, max_nfev=max_iter * (q + 1))
+        theta = res.x
+        grad = jacobian(theta).T @ residuals(theta)
+        converged = bool(res.status > 0 and np.max(np.abs(grad)) < 1e-6 * max(1.0, float(res.cost)))
+        iterations = int(res.nfev)
+    else:
+        theta, converged, iterations = np.zeros(0), True, 0
+    if not converged:
+        notes.append("the optimiser did not converge")
+        warnings.warn(f"model did not converge: {notes[-1]}", ConvergenceWarning, stacklevel=2)
+
+    sig = mdl.sigma(theta)[0]
+    delta = mdl.derivatives(theta)[:, ii, jj].T if q else np.zeros((n_pairs, 0))  # pairs x q
+    resid = r_obs - sig[ii, jj]
+    # lavaan multiplies the DWLS discrepancy, and divides the sandwich, by N - 1 (its N - G for
+    # estimators other than ML); Gamma itself is on N.
+    n_fit = n - 1
+    chisq = float(n_fit * np.sum(w * resid**2))
+    infl_tau, infl_rho = stat.influence[:, :nth], stat.influence[:, nth:]
+    x_mat = sw[:, None] * delta                      # W^1/2 Delta
+    info = x_mat.T @ x_mat                           # E = Delta' W Delta (unit information)
+    try:
+        info_inv = np.linalg.inv(info) if q else np.zeros((0, 0))
+    except np.linalg.LinAlgError:
+        info_inv = np.full((q, q), np.nan)
+        notes.append("the information matrix is singular: the model may not be identified; standard errors and the "
+                     "scaled test are not available")
+        warnings.warn(notes[-1], InadmissibleWarning, stacklevel=2)
+    zwd = infl_rho @ (w[:, None] * delta)            # N x q
+    vcov = info_inv @ (zwd.T @ zwd) @ info_inv * (n / n_fit)
+    se_tau = np.sqrt(np.einsum("ij,ij->j", infl_tau, infl_tau) * (n / n_fit))
+
+    # Scaled-and-shifted test: traces of U Gamma and (U Gamma)^2 through Y = Xi_rho W^1/2.
+    y = infl_rho * sw[None, :]
+    yq = y - (y @ x_mat) @ info_inv @ x_mat.T if q else y
+    trace1, trace2 = n * float(np.sum(yq * yq)), n**2 * _trace_square(yq, y)
+    base_chisq = float(n_fit * np.sum(w * r_obs**2))
+    base_trace1, base_trace2 = n * float(np.sum(y * y)), n**2 * _trace_square(y, y)
+
+    fit = {"npar": int(q + nth)}
+    fit.update(_test(chisq, df, trace1, trace2, ""))
+    fit.update(_test(base_chisq, n_pairs, base_trace1, base_trace2, "baseline_"))
+    fit.update(_indices(fit["chisq"], df, fit["baseline_chisq"], n_pairs, n_fit, ""))
+    fit.update(_indices(fit["chisq_scaled"], df, fit["baseline_chisq_scaled"], n_pairs, n_fit, "_scaled"))
+    robust, robust_note = _robust_indices(stat, sig, delta, zwd, info_inv, df, n_fit)
+    fit.update(robust)
+    if robust_note:
+        notes.append(robust_note)
+        warnings.warn(robust_note, GapscaleWarning, stacklevel=2)
+    fit["srmr"] = float(np.sqrt(np.sum(resid**2) / (p * (p + 1) / 2)))
+    fit["ntotal"] = int(n)
+    fit["norig"] = int(len(data))
+    fit = {k: _clean(fit[k]) for k in _FIT_KEYS}
+
+    params, std_notes = _parameter_rows(pt_d, mdl, theta, vcov, stat, se_tau)
+    notes += std_notes
+    for note in std_notes:
+        warnings.warn(note, InadmissibleWarning, stacklevel=2)
+    return WLSMVFit(parameters=params, fit=fit, implied=pd.DataFrame(sig, index=obs, columns=obs),
+                    sample=stat.correlation.copy(), vcov=vcov, converged=converged, iterations=iterations,
+                    warnings=tuple(notes), partable=pt_d, theta=theta, statistics=stat)
+
+
+def _trace_square(left: np.ndarray, y: np.ndarray) -> float:
+    """tr[(Y'·left)^2] = ||left Y'||_F^2 for left = Y Q (Q a symmetric projection), the
+    cheaper of the respondents x respondents or pairs x pairs form."""
+    n, k = y.shape
+    if n <= k:
+        h = left @ y.T
+        return float(np.sum(h * h))
+    g = y.T @ left
+    return float(np.sum(g * g.T))
+
+
+def _test(chisq: float, df: int, trace1: float, trace2: float, prefix: str) -> dict:
+    """The DWLS statistic and lavaan's scaled-and-shifted version of it."""
+    pvalue = float(stats.chi2.sf(chisq, df)) if df > 0 else np.nan
+    if df > 0 and trace2 > 0:
+        a = np.sqrt(df / trace2)
+        shift = df - a * trace1
+        scaled, factor = a * chisq + shift, 1 / a
+    else:  # lavaan: no correction for a saturated model
+        scaled, factor, shift = chisq, np.nan, np.nan
+    out = {f"{prefix}chisq": chisq, f"{prefix}df": int(df), f"{prefix}pvalue": pvalue,
+           f"{prefix}chisq_scaled": float(scaled), f"{prefix}df_scaled": int(df),
+           f"{prefix}pvalue_scaled": float(stats.chi2.sf(scaled, df)) if df > 0 else np.nan,
+           f"{prefix}chisq_scaling_factor": float(factor)}
+    if not prefix:
+        out["chisq_shift_parameters"] = float(shift)
+    return out
+
+
+def _cfi(chisq, df, base_chisq, base_df, c=1.0, c_base=1.0) -> float:
+    """lavaan's CFI (with the robust corrections c, c_base when they are not 1)."""
+    if df > 0 and c != 1 and c_base != 1:
+        t1 = max(chisq - c * df, 0.0)
+        t2 = max(chisq - c * df, base_chisq - c_base * base_df, 0.0)
+    else:
+        t1 = max(chisq - df, 0.0)
+        t2 = max(chisq - df, base_chisq - base_df, 0.0)
+    if np.isclose(t1, 0, rtol=0, atol=1.5e-8) and np.isclose(t2, 0, rtol=0, atol=1.5e-8):
+        return 1.0
+    return float(1 - t1 / t2)
+
+
+def _tli(chisq, df, base_chisq, base_df, c=1.0, c_base=1.0) -> float:
+    """lavaan's TLI (with the robust corrections c, c_base when they are not 1)."""
+    if df > 0 and c != 1 and c_base != 1:
+        t1 = (chisq - c * df) * base_df
+        t2 = (base_chisq - c_base * base_df) * df
+    else:
+        t1 = (chisq - df) * base_df
+        t2 = (base_chisq - base_df) * df
+    if df > 0 and abs(t2) > 0:
+        return float(1 - t1 / t2)
+    return 1.0
+
+
+def _indices(chisq, df, base_chisq, base_df, n, suffix: str) -> dict:
+    """CFI, TLI, RMSEA with its 90% interval and p of close fit, lavaan's formulas."""
+    lo, hi = _rmsea_ci(chisq, df, n)
+    return {
+        f"cfi{suffix}": _cfi(chisq, df, base_chisq, base_df), f"tli{suffix}": _tli(chisq, df, base_chisq, base_df),
+        f"rmsea{suffix}": float(np.sqrt(max(chisq / n / df - 1 / n, 0.0))) if df > 0 else 0.0,
+        f"rmsea_ci_lower{suffix}": lo, f"rmsea_ci_upper{suffix}": hi,
+        f"rmsea_pvalue{suffix}": float(stats.ncx2.sf(chisq, df, n * df * 0.05**2)) if df > 0 else np.nan,
+    }
+
+
+def _robust_indices(stat: OrdinalStatistics, sig, delta, zwd, info_inv, df, n_fit) -> tuple[dict, str]:
+    """lavaan's cfi.robust, tli.robust, rmsea.robust (and interval, p) for categorical data."""
+    keys = ("cfi_robust", "tli_robust", "rmsea_robust", "rmsea_ci_lower_robust", "rmsea_ci_upper_robust",
+            "rmsea_pvalue_robust")
+    r = stat.correlation.to_numpy()
+    if np.linalg.eigvalsh(r).min() < _SQRT_EPS:
+        return dict.fromkeys(keys, None), ("the polychoric correlation matrix is not positive definite: the robust "
+                                           "fit indices (cfi_robust, tli_robust, rmsea_robust) are not computed, as "
+                                           "lavaan")
+    if df <= 0:
+        return dict.fromkeys(keys, None), ""
+    n, p = stat.n, len(r)
+    ii, jj = stat.pairs[:, 0], stat.pairs[:, 1]
+    sig_inv = np.linalg.inv(sig)
+    f_ml = np.linalg.slogdet(sig)[1] + np.trace(r @ sig_inv) - np.linalg.slogdet(r)[1] - p
+    t3 = n * f_ml
+    base_t3 = -n * np.linalg.slogdet(r)[1]
+    infl = stat.influence[:, stat.n_thresholds:]
+    # tr(U3' V U3 Gamma) = N sum_i g_i' V g_i with g_i the rows of Xi U3'; g'Vg = tr(G S G S)/2
+    # for G the symmetric matrix with off-diagonal entries g and S = Sigma*^-1.
+    g_all = infl - zwd @ info_inv @ delta.T if delta.shape[1] else infl
+    total = 0.0
+    for first in range(0, n, _BLOCK):
+        g = g_all[first:first + _BLOCK]
+        gm = np.zeros((len(g), p, p))
+        gm[:, ii, jj] = g
+        gm[:, jj, ii] = g
+        gs = gm @ sig_inv
+        total += 0.5 * float(np.einsum("nij,nji->", gs, gs))
+    c = n * total / df
+    base_df = len(ii)
+    c_base = n * float(np.sum(infl * infl)) / base_df
+    lam_lo, lam_hi = _ncp_bounds(t3 / c, df)
+    return {
+        "cfi_robust": _cfi(t3, df, base_t3, base_df, c, c_base), "tli_robust": _tli(t3, df, base_t3, base_df, c, c_base),
+        "rmsea_robust": float(np.sqrt(max(t3 / n_fit / df - c / n_fit, 0.0))),
+        "rmsea_ci_lower_robust": float(np.sqrt(c * lam_lo / (n_fit * df))),
+        "rmsea_ci_upper_robust": float(np.sqrt(c * lam_hi / (n_fit * df))),
+        "rmsea_pvalue_robust": float(stats.ncx2.sf(t3 / c, df, n_fit * df * 0.05**2 / c)),
+    }, ""
+
+
+def _clean(value):
+    """JSON-friendly: None for NaN (lavaan's NA), plain Python numbers."""
+    if value is None:
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    value = float(value)
+    return None if not np.isfinite(value) else value
+
+
+# --------------------------------------------------------------------------- parameter table
+
+
+def _parameter_rows(pt: ParameterTable, mdl: _DeltaModel, theta, vcov, stat: OrdinalStatistics, se_tau):
+    """lavaan's parameterEstimates rows for an ordinal model, with std.all and its delta-method SE."""
+    r = pt.rows
+    free = r["free"].to_numpy()
+    _, mats, a = mdl.sigma(theta)
+    est = np.array([mats[m][i, j] for m, i, j in zip(r["matrix"], r["row"], r["col"])], dtype=float)
+    se_free = np.sqrt(np.maximum(np.diag(vcov), 0)) if len(vcov) else np.zeros(0)
+    se = np.where(free > 0, se_free[np.maximum(free - 1, 0)] if len(se_free) else 0.0, 0.0)
+    std = _standardised(pt, mdl, theta)
+    if len(theta):
+        jac = _central_jacobian(lambda th: _standardised(pt, mdl, th), theta)
+        std_se = np.sqrt(np.maximum(np.einsum("ik,kl,il->i", jac, vcov, jac), 0))
+    else:
+        std_se = np.zeros(len(r))
+    model_rows = pd.DataFrame({"lhs": r["lhs"], "op": r["op"], "rhs": r["rhs"], "label": r["label"], "est": est,
+                               "se": se, "free": free > 0, "std_all": std, "std_all_se": std_se})
+    tau = stat.thresholds
+    items = [name.split("|")[0] for name in tau.index]
+    th_rows = pd.DataFrame({"lhs": items, "op": "|", "rhs": [name.split("|")[1] for name in tau.index], "label": "",
+                            "est": tau.to_numpy(), "se": se_tau, "free": True, "std_all": tau.to_numpy(),
+                            "std_all_se": se_tau})
+    obs, lat = list(pt.observed), list(pt.latents)
+    scale_rows = pd.DataFrame({"lhs": obs, "op": "~*~", "rhs": obs, "label": "", "est": 1.0, "se": 0.0,
+                               "free": False, "std_all": 1.0, "std_all_se": 0.0})
+    mean_rows = pd.DataFrame({"lhs": obs + lat, "op": "~1", "rhs": "", "label": "", "est": 0.0, "se": 0.0,
+                              "free": False, "std_all": 0.0, "std_all_se": 0.0})
+    first_cov = int(np.flatnonzero((r["op"] == "~~").to_numpy())[0]) if (r["op"] == "~~").any() else len(r)
+    table = pd.concat([model_rows.iloc[:first_cov], th_rows, model_rows.iloc[first_cov:], scale_rows, mean_rows],
+                      ignore_index=True)
+    crit = stats.norm.ppf(0.975)
+    is_free = table.pop("free").to_numpy(dtype=bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(is_free, table["est"] / table["se"], np.nan)
+    table.insert(6, "z", z)
+    table.insert(7, "pvalue", np.where(is_free, 2 * stats.norm.sf(np.abs(z)), np.nan))
+    table.insert(8, "ci_lower", table["est"] - crit * table["se"])
+    table.insert(9, "ci_upper", table["est"] + crit * table["se"])
+
+    notes = []
+    for row in model_rows[(model_rows["op"] == "~~") & (model_rows["lhs"] == model_rows["rhs"])].itertuples():
+        if row.est < 0:
+            kind = "residual variance" if row.lhs in obs else "variance"
+            notes.append(f"Heywood case: the {kind} of {row.lhs} is negative ({row.est:.3f})")
+    for row in model_rows[model_rows["op"] == "=~"].itertuples():
+        if abs(row.std_all) > 1:
+            notes.append(f"standardised loading of {row.rhs} on {row.lhs} is {row.std_all:.3f} (> 1)")
+    cov_lv = a @ mats["psi"] @ a.T
+    if len(cov_lv) and np.linalg.eigvalsh(cov_lv).min() < -1e-10:
+        notes.append("the latent covariance matrix is not positive definite")
+    return table, notes
+
+
+# --------------------------------------------------------------------------- diagnostics
+
+
+def wlsmv_modification_indices(fit: WLSMVFit) -> pd.DataFrame:
+    r"""Modification indices with expected parameter changes for a WLSMV fit, as
+    ``lavaan::modindices(fit)``.
+
+    Candidates are the parameters a CFA leaves fixed at zero: every cross-loading and every
+    residual covariance between two items. With the candidate's column :math:`\delta_j` of
+    :math:`\partial\sigma/\partial\theta` (correlation part), the gradient of :math:`F/2`,
+    :math:`g_j = -\delta_j^\top W (s - \hat\sigma)`, and the DWLS information
+    :math:`I = \Delta^\top W \Delta` of the model extended by the candidates,
+
+    .. math:: MI_j = N g_j^2 / V_{jj}, \quad V_{jj} = I_{jj} - I_{j\theta} I_{\theta\theta}^{-1}
+              I_{\theta j}, \quad EPC_j = -g_j / V_{jj},
+
+    ``sepc_all`` standardises the EPC (by the latent's SD for a loading, by the two residual
+    SDs for a residual covariance). As lavaan, :math:`V_{jj}` below :math:`\epsilon^{1/3}` gives
+    NA. Sorted by ``mi``, largest first. These use the DWLS weights, not the robust
+    :math:`\Gamma`, as lavaan's ``modindices`` do; the gradient carries lavaan's factor
+    :math:`(N-1)/N` (it weighs the discrepancy by :math:`N - 1`). lavaan also lists indices
+    for the scale factors (``~*~``) of items whose loadings are constrained equal; those are
+    not computed here.
+
+    In R: ``lavaan::modindices(fit)`` (columns ``mi``, ``epc``, ``sepc.all``).
+    """
+    stat, pt, theta = _diagnostic_inputs(fit)
+    rows = pt.rows
+    present = {(r.lhs, r.op, r.rhs) for r in rows.itertuples()} | {
+        (r.rhs, r.op, r.lhs) for r in rows.itertuples() if r.op == "~~"}
+    obs_ix = {v: k for k, v in enumerate(pt.observed)}
+    lat_ix = {v: k for k, v in enumerate(pt.latents)}
+    candidates = [(lat, "=~", v, "lambda", obs_ix[v], lat_ix[lat]) for lat in pt.latents for v in pt.observed
+                  if (lat, "=~", v) not in present]
+    candidates += [(a, "~~", b, "theta", obs_ix[a], obs_ix[b]) for k, a in enumerate(pt.observed)
+                   for b in pt.observed[k + 1:] if (a, "~~", b) not in present]
+    columns = ["lhs", "op", "rhs", "mi", "epc", "sepc_all"]
+    if not candidates:
+        return pd.DataFrame(columns=columns)
+    q = pt.n_free
+    extra = pd.DataFrame([dict(lhs=c[0], op=c[1], rhs=c[2], label="", free=q + k + 1, value=np.nan, start=None,
+                               matrix=c[3], row=c[4], col=c[5]) for k, c in enumerate(candidates)])
+    ext = dataclasses.replace(pt, rows=pd.concat([rows, extra], ignore_index=True))
+    mdl = _DeltaModel(ext)
+    th = np.concatenate([theta, np.zeros(len(candidates))])
+    ii, jj = stat.pairs[:, 0], stat.pairs[:, 1]
+    w = stat.weights[stat.n_thresholds:]
+    sig = mdl.sigma(th)[0]
+    delta = mdl.derivatives(th)[:, ii, jj].T
+    resid = stat.correlation.to_numpy()[ii, jj] - sig[ii, jj]
+    # lavaan's gradient of the DWLS objective carries its (N - 1)/N (it weighs the discrepancy by N - 1).
+    grad = -(delta.T @ (w * resid)) * (stat.n - 1) / stat.n
+    info = delta.T @ (w[:, None] * delta)
+    i11, i21, i22 = info[:q, :q], info[q:, :q], np.diag(info)[q:]
+    v = i22 - np.einsum("ja,ab,jb->j", i21, np.linalg.inv(i11), i21) if q else i22
+    v = np.where(v < np.finfo(float).eps ** (1 / 3), np.nan, v)
+    g = grad[q:]
+    mi = stat.n * g**2 / v
+    epc = -g / v
+    _, mats, a = _DeltaModel(pt).sigma(theta)
+    var_lat = np.diag(a @ mats["psi"] @ a.T)
+    sd_lat = np.where(var_lat > 0, np.sqrt(np.abs(var_lat)), np.nan)
+    resid_var = np.diag(mats["theta"])
+    with np.errstate(invalid="ignore"):
+        sepc = [e * sd_lat[lat_ix[c[0]]] if c[1] == "=~" else e / np.sqrt(resid_var[c[4]] * resid_var[c[5]])
+                for c, e in zip(candidates, epc)]
+    out = pd.DataFrame({"lhs": [c[0] for c in candidates], "op": [c[1] for c in candidates],
+                        "rhs": [c[2] for c in candidates], "mi": mi, "epc": epc, "sepc_all": sepc})
+    return out.sort_values("mi", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def wlsmv_standardized_residuals(fit: WLSMVFit) -> pd.DataFrame:
+    r"""Correlation residuals divided by their standard errors, as lavaan 0.6's
+    ``residuals(fit, type = "standardized")$cov`` for a WLSMV fit.
+
+    With :math:`Q = I - \Delta E^{-1} \Delta^\top W` (correlation part; E the DWLS information),
+    the residuals :math:`s - \hat\sigma` have asymptotic covariance :math:`Q \Gamma Q^\top / N`;
+    each is divided by the square root of its variance. The diagonal (and the thresholds,
+    reproduced exactly) is 0; a residual with variance 0 is 0 when it is 0, NaN otherwise.
+
+    In R: ``lavaan::residuals(fit, type = "standardized")$cov``.
+    """
+    stat, pt, theta = _diagnostic_inputs(fit)
+    ii, jj = stat.pairs[:, 0], stat.pairs[:, 1]
+    w = stat.weights[stat.n_thresholds:]
+    mdl = _DeltaModel(pt)
+    sig = mdl.sigma(theta)[0]
+    resid = stat.correlation.to_numpy()[ii, jj] - sig[ii, jj]
+    infl = stat.influence[:, stat.n_thresholds:]
+    if pt.n_free:
+        delta = mdl.derivatives(theta)[:, ii, jj].T
+        info = delta.T @ (w[:, None] * delta)
+        infl = infl - (infl @ (w[:, None] * delta)) @ np.linalg.pinv(info) @ delta.T   # rows: Xi Q'
+    var = np.einsum("ij,ij->j", infl, infl)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(var > 1e-14, resid / np.sqrt(np.maximum(var, 0)), np.where(np.abs(resid) < 1e-6, 0.0, np.nan))
+    p = len(pt.observed)
+    out = np.zeros((p, p))
+    out[ii, jj] = z
+    out[jj, ii] = z
+    return pd.DataFrame(out, index=list(pt.observed), columns=list(pt.observed))
+
+
+def _diagnostic_inputs(fit):
+    if not isinstance(fit, WLSMVFit) or fit.statistics is None:
+        raise TypeError(f"fit: expected the result of fit_wlsmv, got {type(fit).__name__}")
+    return fit.statistics, fit.partable, fit.theta
