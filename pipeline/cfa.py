@@ -7,6 +7,7 @@ from pathlib import Path
 
 from analysis.sem import PARAMETER_COLUMNS, fit_sem, modification_indices, standardized_residuals
 from analysis.warnings import GapscaleWarning
+from analysis.wlsmv import fit_wlsmv, wlsmv_modification_indices, wlsmv_standardized_residuals
 from instrument import LavaanSyntaxError, load_instrument, parse_model
 from pipeline.io import is_simulated, output_dir, read_data, read_params, section, write_csv, write_json
 
@@ -14,8 +15,14 @@ __all__ = ["run", "OUTPUTS", "DEFAULTS"]
 
 OUTPUTS = ("cfa_parameters.csv", "cfa_modindices.csv", "cfa_residuals.csv", "cfa.json")
 DEFAULTS = {"estimator": "ML", "missing": "listwise", "top_modindices": 20}
-SUPPORTED = {"estimator": ("ML", "MLR"), "missing": ("listwise", "fiml")}
-PLANNED = {"estimator": ("WLSMV",), "missing": ()}
+SUPPORTED = {"estimator": ("ML", "MLR", "WLSMV"), "missing": ("listwise", "fiml")}
+PLANNED = {"estimator": (), "missing": ()}
+# With WLSMV the modification indices and standardized residuals are lavaan's for a WLSMV fit.
+WLSMV_NOTE = ("WLSMV (lavaan's cfa(ordered = TRUE, estimator = 'WLSMV')): items treated as ordinal; thresholds as "
+              "rows with op '|'; residual variances are 1 - R^2 (delta parameterisation, se 0 as lavaan); "
+              "modification indices use the DWLS information and standardized residuals are those of the "
+              "polychoric correlations, as lavaan's modindices() and residuals(type = 'standardized'); judge fit "
+              "by the scaled (cfi_scaled, tli_scaled, rmsea_scaled) or robust indices")
 
 
 def settings(params: dict, overrides: dict) -> dict:
@@ -24,6 +31,10 @@ def settings(params: dict, overrides: dict) -> dict:
         if s[key] not in allowed:
             hint = " (planned, not available yet)" if s[key] in PLANNED[key] else ""
             raise ValueError(f"cfa.{key}: {s[key]!r} is not available{hint}; use {', '.join(allowed)}")
+    if s["estimator"] == "WLSMV" and s["missing"] != "listwise":
+        raise ValueError(f"cfa.missing: {s['missing']!r} is not available with estimator WLSMV (lavaan's WLSMV deletes "
+                         "incomplete rows listwise); use missing listwise (--missing listwise), or estimator ML/MLR "
+                         "with fiml")
     if isinstance(s["top_modindices"], bool) or not isinstance(s["top_modindices"], int) or s["top_modindices"] < 0:
         raise ValueError(f"cfa.top_modindices: a whole number >= 0, got {s['top_modindices']!r}")
     return s
@@ -62,9 +73,14 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
     data = read_data(data_path)
     with warnings.catch_warnings(record=True) as records:
         warnings.simplefilter("always", GapscaleWarning)
-        fit = fit_sem(data, text, missing=s["missing"], estimator=s["estimator"])
-        mi = modification_indices(fit).head(s["top_modindices"])
-        resid = standardized_residuals(fit)
+        if s["estimator"] == "WLSMV":
+            fit = fit_wlsmv(data, text)
+            mi = wlsmv_modification_indices(fit).head(s["top_modindices"])
+            resid = wlsmv_standardized_residuals(fit)
+        else:
+            fit = fit_sem(data, text, missing=s["missing"], estimator=s["estimator"])
+            mi = modification_indices(fit).head(s["top_modindices"])
+            resid = standardized_residuals(fit)
     caught = [f"{w.category.__name__}: {w.message}" for w in records if issubclass(w.category, GapscaleWarning)]
     flags = list(dict.fromkeys(list(fit.warnings) + caught))
     loadings = fit.parameters[fit.parameters["op"] == "=~"]
@@ -75,6 +91,8 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
         "fit": fit.fit, "min_std_loading": float(loadings["std_all"].min()),
         "dropped_items": drop, "inadmissible": flags, "admissible": not flags and fit.converged,
     }
+    if s["estimator"] == "WLSMV":
+        metrics["note"] = WLSMV_NOTE
     out = output_dir(out)
     write_csv(fit.parameters[PARAMETER_COLUMNS + ["std_all_se"]], out / "cfa_parameters.csv")
     write_csv(mi, out / "cfa_modindices.csv")
