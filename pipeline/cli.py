@@ -255,7 +255,8 @@ def efa_cmd(data_path, instrument_path, model_path, out, params_path, n_factors,
 @click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Params YAML with a `cfa:` section (and `efa.drop_items`); options below override it.")
 @click.option("--estimator", default=None,
-              help="ML (lavaan's default) or MLR (robust SEs, Yuan-Bentler scaled test). WLSMV is planned.")
+              help="ML (lavaan's default), MLR (robust SEs, Yuan-Bentler scaled test) or WLSMV (ordinal items: "
+                   "polychoric correlations, DWLS, robust SEs, scaled-and-shifted test; with --missing listwise).")
 @click.option("--missing", default=None, help="listwise (lavaan's default) or fiml (full-information ML).")
 @click.option("--top-modindices", type=click.IntRange(min=0), default=None, help="How many modification indices to keep.")
 def cfa_cmd(data_path, instrument_path, model_path, out, params_path, estimator, missing, top_modindices):
