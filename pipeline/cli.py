@@ -308,6 +308,52 @@ def reliability_cmd(data_path, instrument_path, model_path, out, params_path, ht
         click.echo(f"WARNING: {line}", err=True)
 
 
+STAGE_DIR = click.Path(file_okay=False)
+
+
+@cli.command("report")
+@click.option("--clean", "clean_dir", type=STAGE_DIR, default=None,
+              help="Output directory of the clean stage (clean.json, exclusions.csv, missing_*.csv).")
+@click.option("--split", "split_dir", type=STAGE_DIR, default=None, help="Output directory of the split stage (split.json).")
+@click.option("--efa", "efa_dir", type=STAGE_DIR, default=None, help="Output directory of the efa stage (efa.json, efa_*.csv).")
+@click.option("--cfa", "cfa_dir", type=STAGE_DIR, default=None,
+              help="Output directory of the cfa stage (cfa.json, cfa_parameters.csv).")
+@click.option("--reliability", "reliability_dir", type=STAGE_DIR, default=None,
+              help="Output directory of the reliability stage (reliability.json, reliability.csv, fornell_larcker.csv, htmt.csv).")
+@click.option("--invariance", "invariance_dir", type=STAGE_DIR, default=None,
+              help="Output directory of the invariance stage (invariance.json, invariance_*.csv).")
+@click.option("--sem", "sem_dir", type=STAGE_DIR, default=None,
+              help="Output directory of the sem stage (sem.json, sem_*.csv).")
+@click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=None,
+              help="Instrument YAML: its name for the title and its construct labels for the tables (optional).")
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Params YAML with a `report:` section (fit, reliability, AVE and HTMT cut-offs).")
+@click.option("--title", default=None, help="Title of the report (default: from the instrument's name).")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Directory for report.md, report.html, report.json, tables/, figures/ and plots/.")
+def report_cmd(clean_dir, split_dir, efa_dir, cfa_dir, reliability_dir, invariance_dir, sem_dir, instrument_path,
+               params_path, title, out):
+    """Write the report: Markdown and a self-contained HTML page, APA tables as CSV, figures as SVG.
+
+    Sections in the order of a scale-validation paper (sample and screening, EFA, CFA,
+    reliability and validity, invariance, structural model) after a plain-language summary of
+    what held, what did not and every warning the stages raised. A stage whose outputs are
+    absent is reported as not run. Simulated data are named as such on the first line.
+    """
+    from pipeline.report import run
+
+    dirs = dict(clean=clean_dir, split=split_dir, efa=efa_dir, cfa=cfa_dir, reliability=reliability_dir,
+                invariance=invariance_dir, sem=sem_dir)
+    if all(d is None for d in dirs.values()):
+        raise GapscaleError("give at least one stage output directory (--clean, --efa, --cfa, ...)")
+    with user_errors():
+        m = run(dirs, out, params_path, instrument_path, title)
+    not_run = f"; not run: {', '.join(m['sections_not_run'])}" if m["sections_not_run"] else ""
+    click.echo(f"report{' (SIMULATED data)' if m['simulated'] else ''}: {m['tables']} tables, {m['figures']} figures; "
+               f"{m['held']} checks held, {m['not_held']} did not; {m['warnings']} warnings{not_run}; "
+               f"{out}/report.html")
+
+
 def main(argv=None) -> None:
     """Console entry point: run the CLI, turning usage errors into one line and exit status 2."""
     try:
