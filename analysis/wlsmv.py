@@ -626,12 +626,14 @@ def fit_wlsmv(data: pd.DataFrame, model: LavaanModel | str, missing: str = "list
     infl_tau, infl_rho = stat.influence[:, :nth], stat.influence[:, nth:]
     x_mat = sw[:, None] * delta                      # W^1/2 Delta
     info = x_mat.T @ x_mat                           # E = Delta' W Delta (unit information)
-    try:
+    eig = np.linalg.eigvalsh(info) if q else np.ones(1)
+    if eig.min() > 1e-10 * eig.max():
         info_inv = np.linalg.inv(info) if q else np.zeros((0, 0))
-    except np.linalg.LinAlgError:
+    else:  # lavaan: "could not compute standard errors! The information matrix could not be inverted"
         info_inv = np.full((q, q), np.nan)
-        notes.append("the information matrix is singular: the model may not be identified; standard errors and the "
-                     "scaled test are not available")
+        notes.append(f"the information matrix is singular (smallest eigenvalue {eig.min():.3g}): the model is probably "
+                     "not identified; standard errors, the scaled test and the scaled and robust fit indices are not "
+                     "available")
         warnings.warn(notes[-1], InadmissibleWarning, stacklevel=2)
     zwd = infl_rho @ (w[:, None] * delta)            # N x q
     vcov = info_inv @ (zwd.T @ zwd) @ info_inv * (n / n_fit)
@@ -682,15 +684,17 @@ def _trace_square(left: np.ndarray, y: np.ndarray) -> float:
 def _test(chisq: float, df: int, trace1: float, trace2: float, prefix: str) -> dict:
     """The DWLS statistic and lavaan's scaled-and-shifted version of it."""
     pvalue = float(stats.chi2.sf(chisq, df)) if df > 0 else np.nan
-    if df > 0 and trace2 > 0:
+    if df > 0 and np.isfinite(trace1) and np.isfinite(trace2) and trace2 > 0:
         a = np.sqrt(df / trace2)
         shift = df - a * trace1
         scaled, factor = a * chisq + shift, 1 / a
-    else:  # lavaan: no correction for a saturated model
+    elif df == 0:  # lavaan: no correction for a saturated model
         scaled, factor, shift = chisq, np.nan, np.nan
+    else:  # the information matrix could not be inverted
+        scaled, factor, shift = np.nan, np.nan, np.nan
     out = {f"{prefix}chisq": chisq, f"{prefix}df": int(df), f"{prefix}pvalue": pvalue,
            f"{prefix}chisq_scaled": float(scaled), f"{prefix}df_scaled": int(df),
-           f"{prefix}pvalue_scaled": float(stats.chi2.sf(scaled, df)) if df > 0 else np.nan,
+           f"{prefix}pvalue_scaled": float(stats.chi2.sf(scaled, df)) if df > 0 and np.isfinite(scaled) else np.nan,
            f"{prefix}chisq_scaling_factor": float(factor)}
     if not prefix:
         out["chisq_shift_parameters"] = float(shift)
@@ -725,6 +729,9 @@ def _tli(chisq, df, base_chisq, base_df, c=1.0, c_base=1.0) -> float:
 
 def _indices(chisq, df, base_chisq, base_df, n, suffix: str) -> dict:
     """CFI, TLI, RMSEA with its 90% interval and p of close fit, lavaan's formulas."""
+    if not (np.isfinite(chisq) and np.isfinite(base_chisq)):
+        return dict.fromkeys([f"{k}{suffix}" for k in ("cfi", "tli", "rmsea", "rmsea_ci_lower", "rmsea_ci_upper",
+                                                       "rmsea_pvalue")], np.nan)
     lo, hi = _rmsea_ci(chisq, df, n)
     return {
         f"cfi{suffix}": _cfi(chisq, df, base_chisq, base_df), f"tli{suffix}": _tli(chisq, df, base_chisq, base_df),
@@ -743,7 +750,7 @@ def _robust_indices(stat: OrdinalStatistics, sig, delta, zwd, info_inv, df, n_fi
         return dict.fromkeys(keys, None), ("the polychoric correlation matrix is not positive definite: the robust "
                                            "fit indices (cfi_robust, tli_robust, rmsea_robust) are not computed, as "
                                            "lavaan")
-    if df <= 0:
+    if df <= 0 or not np.all(np.isfinite(info_inv)):
         return dict.fromkeys(keys, None), ""
     n, p = stat.n, len(r)
     ii, jj = stat.pairs[:, 0], stat.pairs[:, 1]

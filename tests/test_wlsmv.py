@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.sem import InadmissibleWarning
 from analysis.warnings import GapscaleWarning
 from analysis.wlsmv import (WLSMVFit, fit_wlsmv, ordinal_statistics, wlsmv_modification_indices,
                             wlsmv_standardized_residuals)
@@ -318,6 +319,35 @@ def test_one_empty_cell_of_a_two_by_two_table_is_corrected_as_lavaan():
         warnings.simplefilter("error")
         stat = ordinal_statistics(d)
     assert 0.9 < stat.correlation.at["b", "a"] < 0.999
+
+
+def test_heywood_case_is_flagged():
+    """Polychoric correlations .8, .8, .5 make one factor's first loading sqrt(.8 * .8 / .5) = 1.13:
+    the residual variance 1 - 1.28 is negative."""
+    cov = np.array([[1.0, 0.8, 0.8], [0.8, 1.0, 0.5], [0.8, 0.5, 1.0]])
+    data = ordinal_sample(3000, np.linalg.cholesky(cov), np.eye(3), [np.array([-1.0, 0.0, 1.0])] * 3, seed=2)
+    with pytest.warns(InadmissibleWarning) as record:
+        fit = fit_wlsmv(data, "f =~ y1 + y2 + y3")
+    messages = [str(w.message) for w in record]
+    assert any(m.startswith("Heywood case: the residual variance of y1 is negative (-0.2") for m in messages)
+    assert any(m.startswith("standardised loading of y1 on f is 1.1") for m in messages)
+    assert fit.fit["df"] == 0 and fit.fit["chisq_scaling_factor"] is None  # saturated: no correction, as lavaan
+
+
+def test_unidentified_model_is_flagged():
+    """A second-order factor over two first-order factors is not identified: lavaan cannot
+    invert the information matrix; no standard errors and no scaled test."""
+    data = reference_data("small")[["A1", "A2", "A3", "A4", "A5", "C1", "C2", "C3", "C4", "C5"]].dropna()
+    with pytest.warns(InadmissibleWarning) as record:
+        fit = fit_wlsmv(data, "g =~ agree + consc\n" + SMALL + "\nconsc =~ C1 + C2 + C3 + C4 + C5")
+    messages = [str(w.message) for w in record]
+    assert any(m.startswith("the information matrix is singular") for m in messages)
+    # The optimum it stops at is arbitrary along the unidentified direction; here g's variance
+    # ends negative, which is flagged as well.
+    assert all(m.startswith(("the information matrix", "Heywood case: the variance of g", "the latent covariance"))
+               for m in messages)
+    assert fit.fit["chisq"] > 0 and fit.fit["chisq_scaled"] is None and fit.fit["cfi_robust"] is None
+    assert fit.parameters.loc[fit.parameters["op"] == "=~", "se"].isna().any()
 
 
 # --------------------------------------------------------------------------- the cfa command
