@@ -32,13 +32,24 @@ to disjoint sets of respondents (exact counts: ``round(rate * n)``):
 ``missing_cell``      item cells left empty (share of all item cells)
 ``typo_cell``         item cells replaced by an out-of-range value such as 55 on a 1-7 scale
 
+Group-specific populations (``simulate.groups``): the respondents of each value of a
+categorical context question (``column``, such as ``relationship_type``) can be drawn from
+their own population, to produce measurement non-invariance or structural differences on
+purpose. Per value, ``loadings`` (item or construct: standardised loading), ``intercepts``
+(item or construct: shift of the latent response, in its SDs - an intercept difference),
+``structural`` (outcome: {predictor: path}, replacing those paths; the residual variances are
+solved again so every latent keeps variance 1) and ``latent_means`` (latent: the mean of an
+exogenous latent or the intercept of an endogenous one, whose mean then follows the paths).
+Thresholds are the same in every group. Without overrides (the default) the study is drawn
+exactly as before, byte for byte; with them, group membership is drawn first.
+
 Cell defects fall on the ``n`` original respondents before duplication, so a duplicate is an
 exact copy. Everything is drawn from one :class:`numpy.random.Generator`: the same seed gives
 the same bytes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 
 import numpy as np
@@ -58,6 +69,7 @@ __all__ = [
 ]
 
 DEFECTS = ("straightliner", "random_responder", "speeder", "inattentive", "duplicate")
+GROUP_KEYS = ("loadings", "intercepts", "structural", "latent_means")
 CELL_DEFECTS = ("missing_cell", "typo_cell")
 SIMULATED_COLUMN = "simulated"
 
@@ -72,7 +84,8 @@ class SimulationParams:
     IM) must be listed in ``extra_latents``. ``residual_correlations`` maps an endogenous latent
     to ``{other endogenous latent: correlation of their residuals}``. ``context`` maps a context
     question to ``{value: probability}`` (categorical) or ``{mean, sd}`` (numeric); unlisted
-    questions are uniform.
+    questions are uniform. ``groups`` is ``{column: context question, values: {value: {loadings,
+    intercepts, structural, latent_means}}}`` (see the module docstring); empty: one population.
     """
 
     n: int = 1000
@@ -92,6 +105,7 @@ class SimulationParams:
         "duplicate": 0.02, "missing_cell": 0.02, "typo_cell": 0.002,
     })
     personal_data: bool = True
+    groups: dict = field(default_factory=dict)
 
 
 def parse_simulation_params(raw: dict | None) -> SimulationParams:
@@ -160,7 +174,49 @@ def parse_simulation_params(raw: dict | None) -> SimulationParams:
         raise ValueError("simulate.defects: missing_cell + typo_cell must be < 1")
     if not isinstance(p.personal_data, bool):
         raise ValueError(f"simulate.personal_data: expected true or false, got {p.personal_data!r}")
+    _check_group_params(p.groups)
     return p
+
+
+def _check_group_params(groups) -> None:
+    """The shape of ``simulate.groups`` (names are checked against the instrument later)."""
+    if groups is None:
+        return
+    if not isinstance(groups, dict):
+        raise ValueError(f"simulate.groups: expected {{column, values}}, got {groups!r}")
+    unknown = sorted(set(groups) - {"column", "values"})
+    if unknown:
+        raise ValueError(f"simulate.groups.{unknown[0]}: unknown key; known keys are column, values")
+    values = groups.get("values") or {}
+    if not isinstance(values, dict):
+        raise ValueError(f"simulate.groups.values: expected {{value: overrides}}, got {values!r}")
+    if values and not isinstance(groups.get("column"), str):
+        raise ValueError(f"simulate.groups.column: the context question that defines the groups, got "
+                         f"{groups.get('column')!r}")
+    for value, spec in values.items():
+        where = f"simulate.groups.values.{value}"
+        if not isinstance(spec, dict):
+            raise ValueError(f"{where}: expected a mapping of {', '.join(GROUP_KEYS)}, got {spec!r}")
+        bad = sorted(set(spec) - set(GROUP_KEYS))
+        if bad:
+            raise ValueError(f"{where}.{bad[0]}: unknown key; known keys are {', '.join(GROUP_KEYS)}")
+        for key in ("loadings", "intercepts", "latent_means", "structural"):
+            if not isinstance(spec.get(key, {}), dict):
+                raise ValueError(f"{where}.{key}: expected a mapping, got {spec[key]!r}")
+        for name, lam in spec.get("loadings", {}).items():
+            if not _is_number(lam) or not 0 < abs(lam) < 1:
+                raise ValueError(f"{where}.loadings.{name}: a standardised loading must be in (-1, 1) and not 0, "
+                                 f"got {lam!r}")
+        for key in ("intercepts", "latent_means"):
+            for name, x in spec.get(key, {}).items():
+                if not _is_number(x):
+                    raise ValueError(f"{where}.{key}.{name}: expected a number, got {x!r}")
+        for outcome, preds in spec.get("structural", {}).items():
+            if not isinstance(preds, dict) or not preds:
+                raise ValueError(f"{where}.structural.{outcome}: expected {{predictor: path}}, got {preds!r}")
+            for pred, b in preds.items():
+                if not _is_number(b):
+                    raise ValueError(f"{where}.structural.{outcome}.{pred}: expected a number, got {b!r}")
 
 
 # --------------------------------------------------------------------------- population
@@ -247,10 +303,12 @@ class PopulationModel:
         return pd.Series(1 - np.diag(self.psi.loc[endo, endo].to_numpy()) / var, index=endo)
 
 
-def population_model(instrument: Instrument, params: SimulationParams, rng: np.random.Generator) -> PopulationModel:
+def population_model(instrument: Instrument, params: SimulationParams, rng: np.random.Generator | None,
+                     thresholds: pd.DataFrame | None = None) -> PopulationModel:
     """Build the standardised population model for ``instrument`` from ``params``.
 
-    ``rng`` draws the per-item threshold shifts (``threshold_jitter``).
+    ``rng`` draws the per-item threshold shifts (``threshold_jitter``); with ``thresholds``
+    given (a group's population shares the thresholds of the study), nothing is drawn.
 
     Raises
     ------
@@ -342,14 +400,15 @@ def population_model(instrument: Instrument, params: SimulationParams, rng: np.r
         if key != "default" and key not in items and key not in constructs:
             raise ValueError(f"simulate.loadings.{key}: not an item or construct of the instrument")
 
-    likert = [i for i in instrument.items if i.scale.type == "likert"]
-    width = max((len(i.scale.points) - 1 for i in likert), default=0)
-    thr = np.full((len(likert), width), np.nan)
-    shifts = rng.normal(0.0, params.threshold_jitter, size=len(likert))
-    for r, item in enumerate(likert):
-        base = _base_thresholds(item.scale, params.thresholds)
-        thr[r, : len(base)] = np.asarray(base) + shifts[r]
-    thresholds = pd.DataFrame(thr, index=[i.id for i in likert], columns=[f"t{j + 1}" for j in range(width)])
+    if thresholds is None:
+        likert = [i for i in instrument.items if i.scale.type == "likert"]
+        width = max((len(i.scale.points) - 1 for i in likert), default=0)
+        thr = np.full((len(likert), width), np.nan)
+        shifts = rng.normal(0.0, params.threshold_jitter, size=len(likert))
+        for r, item in enumerate(likert):
+            base = _base_thresholds(item.scale, params.thresholds)
+            thr[r, : len(base)] = np.asarray(base) + shifts[r]
+        thresholds = pd.DataFrame(thr, index=[i.id for i in likert], columns=[f"t{j + 1}" for j in range(width)])
 
     frame = lambda m: pd.DataFrame(m, index=latents, columns=latents)  # noqa: E731
     return PopulationModel(
@@ -434,13 +493,35 @@ def simulate_study(instrument: Instrument, params: SimulationParams, seed: int) 
     items = list(instrument.items)
 
     # Latent scores and latent responses.
-    cov = pop.latent_covariance().to_numpy()
-    eta = rng.multivariate_normal(np.zeros(len(pop.latents)), cov, size=n, method="cholesky")
-    eta = pd.DataFrame(eta, columns=pop.latents)
+    group_pops = _group_populations(instrument, params, pop)
+    membership = None
+    if group_pops is None:
+        cov = pop.latent_covariance().to_numpy()
+        eta = rng.multivariate_normal(np.zeros(len(pop.latents)), cov, size=n, method="cholesky")
+        eta = pd.DataFrame(eta, columns=pop.latents)
+        lam_of = {item.id: pop.loadings[item.id] for item in items}
+        shift_of = {}
+    else:
+        column, gpops = group_pops
+        question = next(q for q in instrument.context if q.id == column)
+        membership = _draw_context(question, params.context.get(column), rng, n)
+        z = rng.standard_normal((n, len(pop.latents)))
+        eta = np.zeros((n, len(pop.latents)))
+        lam_of = {item.id: np.zeros(n) for item in items}
+        shift_of = {item.id: np.zeros(n) for item in items}
+        for value, gp in gpops.items():
+            rows = membership == value
+            eta[rows] = gp["mean"] + z[rows] @ np.linalg.cholesky(gp["cov"]).T
+            for item in items:
+                lam_of[item.id][rows] = gp["loadings"][item.id]
+                shift_of[item.id][rows] = gp["intercepts"][item.id]
+        eta = pd.DataFrame(eta, columns=pop.latents)
     answers = {}
     for item in items:
-        lam = pop.loadings[item.id]
+        lam = lam_of[item.id]
         ystar = lam * eta[item.construct].to_numpy() + np.sqrt(1 - lam**2) * rng.standard_normal(n)
+        if membership is not None:
+            ystar = ystar + shift_of[item.id]
         x = _respond(item.scale, ystar, pop.thresholds.loc[item.id].dropna().to_numpy() if item.id in pop.thresholds.index else None)
         answers[item.id] = item.scale.reverse(x) if item.reverse else x
     for check in instrument.attention_checks:
@@ -499,7 +580,8 @@ def simulate_study(instrument: Instrument, params: SimulationParams, seed: int) 
         n_typo[r] += 1
 
     # Context answers.
-    context = {q.id: _draw_context(q, params.context.get(q.id), rng, n) for q in instrument.context}
+    context = {q.id: membership if membership is not None and q.id == group_pops[0]
+               else _draw_context(q, params.context.get(q.id), rng, n) for q in instrument.context}
 
     values = {**answers, **context}
     data = pd.DataFrame({q.id: values[q.id] for page in instrument.pages() for q in page.questions})
@@ -578,7 +660,65 @@ def simulate_study(instrument: Instrument, params: SimulationParams, seed: int) 
 
     truth = _truth(instrument, params, pop, seed, counts, n_missing_cells, n_cells,
                    min(n_typo_cells, len(eligible)), n * len(bounded), len(data))
+    if group_pops is not None:
+        truth["groups"] = {"column": group_pops[0], "values": {
+            value: {"overrides": (params.groups.get("values") or {}).get(value, {}),
+                    "latent_means": {lat: float(m) for lat, m in zip(pop.latents, gp["mean"])},
+                    "n": int(np.sum(membership == value))}
+            for value, gp in group_pops[1].items()}}
     return SimulatedStudy(responses=data, respondents=truth_rows, truth=truth)
+
+
+def _group_populations(instrument: Instrument, params: SimulationParams, pop: PopulationModel):
+    """``(column, {value: {cov, mean, loadings, intercepts}})`` of the group-specific populations,
+    or None when ``simulate.groups`` overrides nothing.
+
+    Raises
+    ------
+    ValueError
+        A column that is not a categorical context question, an unknown value, item,
+        construct or latent, or group paths that do not make a valid population model.
+    """
+    groups = params.groups or {}
+    values = groups.get("values") or {}
+    if not values:
+        return None
+    column = groups["column"]
+    question = next((q for q in instrument.context if q.id == column), None)
+    if question is None or question.type != "categorical":
+        raise ValueError(f"simulate.groups.column: {column!r} is not a categorical context question of the instrument")
+    items, constructs = list(instrument.item_ids), set(instrument.construct_ids)
+    construct_of = {i.id: i.construct for i in instrument.items}
+    out = {}
+    for value in question.values:
+        spec = values.get(value, {})
+        where = f"simulate.groups.values.{value}"
+        structural = {o: dict(preds) for o, preds in params.structural.items()}
+        for outcome, preds in spec.get("structural", {}).items():
+            structural.setdefault(outcome, {}).update(preds)
+        try:
+            gp = population_model(instrument, replace(params, structural=structural), None, pop.thresholds)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
+        per_item = {}
+        for key in ("loadings", "intercepts"):
+            given = spec.get(key, {})
+            for name in given:
+                if name not in constructs and name not in items:
+                    raise ValueError(f"{where}.{key}.{name}: not an item or construct of the instrument")
+            base = gp.loadings if key == "loadings" else pd.Series(0.0, index=items)
+            per_item[key] = {i: float(given.get(i, given.get(construct_of[i], base[i]))) for i in items}
+        alpha = np.zeros(len(gp.latents))
+        for lat, m in spec.get("latent_means", {}).items():
+            if lat not in gp.latents:
+                raise ValueError(f"{where}.latent_means.{lat}: not a latent of the population model")
+            alpha[gp.latents.index(lat)] = m
+        mean = np.linalg.solve(np.eye(len(alpha)) - gp.beta.to_numpy(), alpha)
+        out[value] = {"cov": gp.latent_covariance().to_numpy(), "mean": mean, **per_item}
+    unknown = [v for v in values if v not in question.values]
+    if unknown:
+        raise ValueError(f"simulate.groups.values.{unknown[0]}: not a value of {column!r} ({question.describe()})")
+    return column, out
 
 
 def _respond(scale: Scale, ystar: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:

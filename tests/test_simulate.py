@@ -247,3 +247,52 @@ def test_builtin_defaults_simulate_any_instrument(write_yaml):
     sim = simulate_study(inst, params, seed=2)
     assert list(sim.responses.columns) == ["respondent_id", *inst.item_ids, "simulated"]
     assert len(sim.responses) == 1000 + 20
+
+
+# --------------------------------------------------------------------------- group-specific populations
+
+
+def test_no_group_overrides_draw_the_same_bytes(default_instrument, default_params):
+    """`simulate.groups` without overrides leaves the study exactly as it was (dvc.lock stays valid)."""
+    base = {k: v for k, v in default_params["simulate"].items() if k != "groups"}
+    base["n"] = 300
+    plain = simulate_study(default_instrument, parse_simulation_params(base), seed=9)
+    empty = simulate_study(default_instrument, parse_simulation_params(
+        {**base, "groups": {"column": "relationship_type", "values": {}}}), seed=9)
+    assert plain.responses.to_csv() == empty.responses.to_csv()
+    assert json.dumps(plain.truth) == json.dumps(empty.truth)
+
+
+def test_group_overrides_change_only_their_group(default_instrument, default_params):
+    sim = dict(default_params["simulate"], n=6000, defects={}, personal_data=False)
+    sim["groups"] = {"column": "relationship_type", "values": {
+        "G2C": {"loadings": {"GAP1_2": 0.3}, "intercepts": {"GAP1_3": 1.0}, "latent_means": {"TRST": 0.8}}}}
+    study = simulate_study(default_instrument, parse_simulation_params(sim), seed=4)
+    data = study.responses
+    assert study.truth["groups"]["values"]["G2C"]["latent_means"]["TRST"] == 0.8
+    assert study.truth["groups"]["values"]["G2C"]["n"] == (data["relationship_type"] == "G2C").sum()
+    g2c, rest = data[data["relationship_type"] == "G2C"], data[data["relationship_type"] != "G2C"]
+    corr = lambda d, a, b: d[[a, b]].astype(float).corr().iat[0, 1]  # noqa: E731
+    assert corr(g2c, "GAP1_1", "GAP1_2") < corr(rest, "GAP1_1", "GAP1_2") - 0.2  # the weaker loading
+    shift = lambda col: g2c[col].astype(float).mean() - rest[col].astype(float).mean()  # noqa: E731
+    assert shift("GAP1_3") > 0.8 and abs(shift("GAP1_4")) < 0.2  # an intercept difference on one item only
+    assert shift("TRST_1") > 0.5 and shift("TRST_4") > 0.5  # a latent mean difference on every TRST item
+    assert data["relationship_type"].value_counts(normalize=True)["B2B"] == pytest.approx(0.4, abs=0.03)
+
+
+@pytest.mark.parametrize("groups, message", [
+    ({"column": "role", "values": {"x": {}}}, "'x' is not an allowed value|not a value of 'role'"),
+    ({"column": "experience_years", "values": {"1": {}}}, "not a categorical context question"),
+    ({"column": "relationship_type", "values": {"B2B": {"loadings": {"GAP9_1": 0.5}}}},
+     "simulate.groups.values.B2B.loadings.GAP9_1: not an item or construct"),
+    ({"column": "relationship_type", "values": {"B2B": {"loadings": {"GAP1_1": 1.5}}}}, r"\(-1, 1\)"),
+    ({"column": "relationship_type", "values": {"B2B": {"slopes": {}}}}, "B2B.slopes: unknown key"),
+    ({"column": "relationship_type", "values": {"B2B": {"latent_means": {"GAP1_1": 0.5}}}}, "not a latent"),
+    ({"column": "relationship_type", "values": {"B2B": {"structural": {"GAP1": {"IM": 1.2}}}}},
+     r"simulate.groups.values.B2B: simulate.structural.GAP1: .* \(R\^2 must be < 1\)"),
+    ({"colum": "relationship_type"}, "simulate.groups.colum: unknown key"),
+])
+def test_bad_group_params_are_named(default_instrument, default_params, groups, message):
+    sim = dict(default_params["simulate"], n=100, groups=groups)
+    with pytest.raises(ValueError, match=message):
+        simulate_study(default_instrument, parse_simulation_params(sim), seed=1)
