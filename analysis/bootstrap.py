@@ -44,12 +44,12 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from analysis.sem import (SEMFit, ParameterTable, _information, _ml_fisher_scoring, _Model, _row_values,
-                          defined_values)
+from analysis.sem import SEMFit, ParameterTable, _information, _ml_fisher_scoring, _Model, _row_values, defined_values
 
 __all__ = ["BootstrapResult", "bootstrap_sem", "norm_inter"]
 
 CHUNK = 25  # draws per task sent to a worker process
+GTOL = 1e-6  # largest gradient element at convergence (F, or -log L / N)
 
 
 @dataclass(frozen=True)
@@ -166,37 +166,82 @@ def _estimates_by_key(fit: SEMFit) -> dict[str, float]:
 
 
 def _fiml_groups(values: np.ndarray):
-    """Rows grouped by missingness pattern: (observed columns, n, mean, covariance on n)."""
+    """The rows by missingness pattern: ``(single, other)``. ``single`` stacks the patterns that
+    miss at most one variable (arrays: missing index or -1, n, mean and covariance on n with
+    zeros at the missing variable); ``other`` lists the rest as (observed, missing, n, mean, cov)."""
     observed = ~np.isnan(values)
     patterns, inverse = np.unique(observed, axis=0, return_inverse=True)
-    groups = []
+    p = values.shape[1]
+    single, other = ([], [], [], []), []
     for k, pattern in enumerate(patterns):
         rows = values[inverse.ravel() == k][:, pattern]
         mean = rows.mean(axis=0)
         dev = rows - mean
-        groups.append((np.flatnonzero(pattern), len(rows), mean, dev.T @ dev / len(rows)))
-    return groups
+        cov = dev.T @ dev / len(rows)
+        o, m = np.flatnonzero(pattern), np.flatnonzero(~pattern)
+        if len(m) <= 1:
+            full_mean, full_cov = np.zeros(p), np.zeros((p, p))
+            full_mean[o], full_cov[np.ix_(o, o)] = mean, cov
+            for store, value in zip(single, (m[0] if len(m) else -1, len(rows), full_mean, full_cov)):
+                store.append(value)
+        else:
+            other.append((o, m, len(rows), mean, cov))
+    return tuple(np.asarray(s) for s in single), other
 
 
 def fiml_value_and_gradient(mdl: _Model, groups, z: np.ndarray) -> tuple[float, np.ndarray]:
-    """-log L / N (without the 2*pi constant) of FIML and its gradient in (theta, intercepts)."""
-    q, p = mdl.pt.n_free, mdl.p
+    r"""-log L / N of FIML (without the :math:`2\pi` constant) and its gradient in
+    (theta, intercepts).
+
+    With :math:`P = \Sigma^{-1}`, a pattern missing one variable j has
+    :math:`\Sigma_{oo}^{-1} = P - u u^\top / c` (zero at j) with :math:`u = P_{\cdot j}`,
+    :math:`c = P_{jj}`, and :math:`\log|\Sigma_{oo}| = \log|\Sigma| + \log c` (the partitioned
+    inverse); the sums over these patterns are then rank-one updates of one :math:`O(p^3)`
+    product, so a survey with scattered missing answers costs little more than complete data.
+    Patterns missing more variables are inverted one by one."""
+    q = mdl.q
     th, nu = z[:q], z[q:]
     sig = mdl.sigma(th)[0]
-    value, g_sigma, g_nu = 0.0, np.zeros((p, p)), np.zeros(p)
-    n = sum(g[1] for g in groups)
-    for o, nk, mean, cov in groups:
+    sign, logdet = np.linalg.slogdet(sig)
+    if sign <= 0:
+        return np.inf, np.zeros_like(z)
+    prec = np.linalg.inv(sig)
+    (miss, n_k, means, covs), other = groups
+    n = n_k.sum() + sum(g[2] for g in other)
+    # Patterns missing at most one variable (j = -1: complete).
+    has = miss >= 0
+    j = np.where(has, miss, 0)
+    u = np.where(has[:, None], prec[:, j].T, 0.0)                    # k x p
+    c = np.where(has, prec[j, j], 1.0)
+    d = means - nu[None, :]
+    d[has, j[has]] = 0.0
+    pd_ = d @ prec                                                   # k x p: P d
+    ud = np.einsum("kp,kp->k", u, d)
+    cu = np.einsum("kij,kj->ki", covs, u)                            # C u
+    ucu = np.einsum("ki,ki->k", u, cu)
+    w = pd_ - u * (ud / c)[:, None]                                  # Sigma_oo^-1 d, zero at j
+    value = 0.5 * np.sum(n_k * (logdet + np.log(c) + np.einsum("ij,kij->k", prec, covs) - ucu / c
+                                + np.einsum("kp,kp->k", d, pd_) - ud**2 / c))
+    total_c = np.einsum("k,kij->ij", n_k, covs)
+    v = cu @ prec                                                    # (P C u)^T, k x p
+    pcp = prec @ total_c @ prec
+    a = (n_k / c)[:, None] * u
+    cross = v.T @ a
+    g_sigma = 0.5 * (n_k.sum() * prec - u.T @ a - pcp + cross + cross.T
+                     - u.T @ ((n_k * ucu / c**2)[:, None] * u) - w.T @ (n_k[:, None] * w))
+    g_nu = -(n_k[:, None] * w).sum(axis=0)
+    for o, m, nk, mean, cov in other:
         so = sig[np.ix_(o, o)]
-        sign, logdet = np.linalg.slogdet(so)
-        if sign <= 0:
+        sign_o, logdet_o = np.linalg.slogdet(so)
+        if sign_o <= 0:
             return np.inf, np.zeros_like(z)
         inv = np.linalg.inv(so)
-        d = mean - nu[o]
-        value += nk / 2 * (logdet + np.trace(inv @ cov) + d @ inv @ d)
-        g_sigma[np.ix_(o, o)] += nk / 2 * (inv - inv @ (cov + np.outer(d, d)) @ inv)
-        g_nu[o] -= nk * inv @ d
-    deriv = mdl.derivatives(th)
-    return value / n, np.concatenate([np.einsum("ij,aij->a", g_sigma, deriv), g_nu]) / n
+        dd = mean - nu[o]
+        inv_d = inv @ dd
+        value += nk / 2 * (logdet_o + np.sum(inv * cov) + dd @ inv_d)
+        g_sigma[np.ix_(o, o)] += nk / 2 * (inv - inv @ cov @ inv - np.outer(inv_d, inv_d))
+        g_nu[o] -= nk * inv_d
+    return value / n, np.concatenate([mdl.trace_gradient(th, g_sigma), g_nu]) / n
 
 
 def _ml_value_and_gradient(mdl: _Model, s: np.ndarray, theta: np.ndarray) -> tuple[float, np.ndarray]:
@@ -206,50 +251,33 @@ def _ml_value_and_gradient(mdl: _Model, s: np.ndarray, theta: np.ndarray) -> tup
     if sign <= 0:
         return np.inf, np.zeros_like(theta)
     sinv = np.linalg.inv(sig)
-    return logdet + np.trace(s @ sinv), np.einsum("ij,aji->a", sinv - sinv @ s @ sinv, mdl.derivatives(theta))
-
-
-def _fixed_metric_newton(value_and_gradient: Callable, start: np.ndarray, metric: np.ndarray,
-                         max_iter: int = 200, gtol: float = 1e-7):
-    """Minimise with steps ``-metric @ gradient`` (step halving on the value). Returns (x, ok)."""
-    x = start.copy()
-    f, g = value_and_gradient(x)
-    for _ in range(max_iter):
-        if np.max(np.abs(g)) < gtol:
-            return x, True
-        step = -metric @ g
-        t = 1.0
-        while t > 1e-6:
-            f_new, g_new = value_and_gradient(x + t * step)
-            if f_new <= f + 1e-15:
-                break
-            t /= 2
-        else:
-            return x, False
-        x, f, g = x + t * step, f_new, g_new
-    return x, bool(np.max(np.abs(g)) < gtol)
+    return logdet + np.sum(s * sinv), mdl.trace_gradient(theta, sinv - sinv @ s @ sinv)
 
 
 def _refit(task) -> tuple[int, np.ndarray, bool, bool]:
     """One bootstrap draw: resample, refit, return (draw, values, converged, admissible)."""
-    draw, seed_seq, values, pt, start, metric, missing = task
+    draw, seed_seq, values, pt, start, hess_inv, missing = task
     mdl = _Model(pt)
     rng = np.random.default_rng(seed_seq)
     sample = values[rng.integers(0, len(values), len(values))]
-    q = pt.n_free
+    q = mdl.q
     if missing == "fiml":
         groups = _fiml_groups(sample)
         objective = lambda z: fiml_value_and_gradient(mdl, groups, z)  # noqa: E731
-        z, ok = _fixed_metric_newton(objective, start, metric)
-        if not ok:
-            res = optimize.minimize(objective, z, jac=True, method="BFGS", options={"gtol": 1e-7, "maxiter": 5000})
-            z, ok = res.x, bool(res.success or np.max(np.abs(res.jac)) < 1e-6)
-        theta = z[:q]
     else:
         s = np.cov(sample, rowvar=False, bias=True)
-        theta, ok = _fixed_metric_newton(lambda th: _ml_value_and_gradient(mdl, s, th), start, metric)
-        if not ok:
-            theta, _, ok, _ = _ml_fisher_scoring(mdl, s, theta, 500, 1e-10, alternatives=(start,))
+        objective = lambda th: _ml_value_and_gradient(mdl, s, th)  # noqa: E731
+    # BFGS from the full-sample estimates, its inverse Hessian started at the full-sample
+    # (inverse) information: the draws are near the full sample, so a few steps suffice.
+    res = optimize.minimize(objective, start, jac=True, method="BFGS",
+                            options={"gtol": GTOL, "maxiter": 2000, "hess_inv0": hess_inv})
+    ok = bool(res.success or np.max(np.abs(res.jac)) < 10 * GTOL)
+    theta = res.x[:q]
+    if not ok and missing != "fiml":  # e.g. a line search that lost precision: Fisher scoring, then BFGS
+        theta, _, ok, _ = _ml_fisher_scoring(mdl, s, res.x, 500, 1e-12, alternatives=(start,))
+    elif not ok:
+        res = optimize.minimize(objective, res.x, jac=True, method="BFGS", options={"gtol": GTOL, "maxiter": 5000})
+        ok, theta = bool(res.success or np.max(np.abs(res.jac)) < 10 * GTOL), res.x[:q]
     if not ok:
         return draw, np.full(q + len(pt.defined), np.nan), False, True
     mats = mdl.matrices(theta)
@@ -295,21 +323,22 @@ def bootstrap_sem(data: pd.DataFrame, fit: SEMFit, draws: int = 2000, seed: int 
     x = x.dropna() if missing == "listwise" else x[x.notna().any(axis=1)]
     values = x.to_numpy(dtype=float)
     mdl = _Model(pt)
-    sig = mdl.sigma(fit.theta)[0]
-    sinv = np.linalg.inv(sig)
-    info = _information(sinv, mdl.derivatives(fit.theta))  # per case, for F/2
+    sinv = np.linalg.inv(mdl.sigma(fit.theta)[0])
+    info = _information(sinv, mdl.derivatives(fit.theta))  # per case, of F/2
+    q, p = mdl.q, mdl.p
     if missing == "fiml":
-        nu = np.nanmean(values, axis=0)
         intercepts = fit.parameters[fit.parameters["op"] == "~1"].set_index("lhs")["est"]
-        nu = np.array([intercepts.get(v, nu[k]) for k, v in enumerate(obs)])
-        start = np.concatenate([fit.theta, nu])
-        metric = np.linalg.pinv(np.block([[info, np.zeros((len(info), len(obs)))],
-                                          [np.zeros((len(obs), len(info))), sinv]]))
+        means = np.nanmean(values, axis=0)
+        start = np.concatenate([fit.theta, [intercepts.get(v, means[k]) for k, v in enumerate(obs)]])
+        hess_inv = np.linalg.pinv(np.block([[info, np.zeros((q, p))], [np.zeros((p, q)), sinv]]))
     else:
         start = fit.theta
-        metric = np.linalg.pinv(2 * info)  # the discrepancy here is F, whose Hessian is 2 * info
+        hess_inv = np.linalg.pinv(2 * info)  # F's Hessian is twice the information
+    hess_inv = (hess_inv + hess_inv.T) / 2
+    if np.linalg.eigvalsh(hess_inv).min() <= 0:  # a singular information: start BFGS from the identity
+        hess_inv = None
     seeds = np.random.SeedSequence(seed).spawn(draws)
-    tasks = [(b, seeds[b], values, pt, start, metric, missing) for b in range(draws)]
+    tasks = [(b, seeds[b], values, pt, start, hess_inv, missing) for b in range(draws)]
     chunks = [tasks[i:i + CHUNK] for i in range(0, draws, CHUNK)]
     jobs = (os.cpu_count() or 1) if jobs is None else int(jobs)
     if jobs < 1:

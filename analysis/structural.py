@@ -1,0 +1,163 @@
+"""The structural model: R², competing models and the hypotheses table.
+
+The fitting itself is :func:`analysis.sem.fit_sem` (the same engine as the CFA) and the
+bootstrap :func:`analysis.bootstrap.bootstrap_sem`; this module holds what a researcher reports
+beside the path estimates.
+
+References
+----------
+Satorra, A., & Bentler, P. M. (2001). A scaled difference chi-square test statistic for moment
+    structure analysis. Psychometrika 66, 507-514.
+Raftery, A. E. (1995). Bayesian model selection in social research. Sociological Methodology
+    25, 111-163.
+Burnham, K. P., & Anderson, D. R. (2002). Model Selection and Multimodel Inference (2nd ed.).
+    Springer.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from analysis.sem import SEMFit, _Model
+from instrument.lavaan import parse_model
+
+__all__ = ["r_squared", "chisq_difference", "compare_models", "replace_structural", "hypotheses_table"]
+
+
+def r_squared(fit: SEMFit) -> pd.DataFrame:
+    r"""R² of every endogenous variable: each indicator and each latent with a regression or a
+    higher-order loading, :math:`R^2 = 1 - \text{residual variance}/\text{model-implied variance}`.
+
+    In R: ``lavInspect(fit, "r2")`` (same order: indicators, then endogenous latents).
+    """
+    pt = fit.partable
+    mdl = _Model(pt)
+    sig, mats, a = mdl.sigma(fit.theta)
+    cov_eta = a @ mats["psi"] @ a.T
+    rows = [(v, 1 - mats["theta"][k, k] / sig[k, k]) for k, v in enumerate(pt.observed)]
+    beta = pt.rows[pt.rows["matrix"] == "beta"]
+    endogenous = set(beta.loc[beta["op"] == "~", "lhs"]) | set(beta.loc[beta["op"] == "=~", "rhs"])
+    for k, v in enumerate(pt.latents):
+        if v in endogenous:
+            rows.append((v, 1 - mats["psi"][k, k] / cov_eta[k, k]))
+    return pd.DataFrame(rows, columns=["variable", "r2"])
+
+
+def chisq_difference(restricted: SEMFit, full: SEMFit) -> dict:
+    r"""Chi-square difference test of two nested models (``restricted`` nested in ``full``).
+
+    ML: :math:`\Delta\chi^2 = \chi^2_0 - \chi^2_1` on :math:`df_0 - df_1`. With a scaled test
+    (MLR), the Satorra-Bentler (2001) scaled difference: with the unscaled statistics T and the
+    scaling factors c, :math:`c_d = (df_0 c_0 - df_1 c_1)/(df_0 - df_1)` and
+    :math:`\Delta T = (T_0 - T_1)/c_d`. Nesting is the researcher's claim; the test is not valid
+    for non-nested models (compare them by AIC/BIC).
+
+    In R: ``lavTestLRT(restricted, full)`` (method ``"satorra.bentler.2001"`` for MLR).
+    """
+    f0, f1 = restricted.fit, full.fit
+    ddf = f0["df"] - f1["df"]
+    if ddf <= 0:
+        raise ValueError(f"the restricted model must have more degrees of freedom ({f0['df']}) than the full "
+                         f"model ({f1['df']})")
+    scaled = f0.get("chisq_scaling_factor") is not None and f1.get("chisq_scaling_factor") is not None
+    if scaled:
+        cd = (f0["df"] * f0["chisq_scaling_factor"] - f1["df"] * f1["chisq_scaling_factor"]) / ddf
+        diff = (f0["chisq"] - f1["chisq"]) / cd
+    else:
+        diff = f0["chisq"] - f1["chisq"]
+    return {"delta_chisq": float(diff), "delta_df": int(ddf), "delta_pvalue": float(stats.chi2.sf(diff, ddf)),
+            "scaled": bool(scaled)}
+
+
+def compare_models(fits: dict[str, SEMFit], reference: str, criterion: str = "bic") -> pd.DataFrame:
+    """One row per model: fit, AIC, BIC, and the chi-square difference against ``reference``.
+
+    Each other model is tested against the reference, the model with more degrees of freedom
+    as the restricted one (so a model nested in the reference, or the reference nested in it,
+    both work); a model with the same df gets no test. ``preferred`` marks the model with the
+    lowest ``criterion`` (``"bic"``, Raftery 1995, or ``"aic"``, Burnham & Anderson 2002).
+    """
+    if reference not in fits:
+        raise ValueError(f"reference model {reference!r} not among {', '.join(fits)}")
+    if criterion not in ("aic", "bic"):
+        raise ValueError(f"criterion must be 'aic' or 'bic', got {criterion!r}")
+    rows = []
+    for name, fit in fits.items():
+        f = fit.fit
+        row = {"model": name, "npar": f["npar"], "chisq": f["chisq"], "df": f["df"], "pvalue": f["pvalue"],
+               "chisq_scaled": f.get("chisq_scaled"), "cfi": f["cfi"], "tli": f["tli"], "rmsea": f["rmsea"],
+               "srmr": f["srmr"], "aic": f["aic"], "bic": f["bic"], "converged": fit.converged,
+               "delta_chisq": np.nan, "delta_df": np.nan, "delta_pvalue": np.nan}
+        if name != reference and f["df"] != fits[reference].fit["df"]:
+            pair = (fit, fits[reference]) if f["df"] > fits[reference].fit["df"] else (fits[reference], fit)
+            row.update({k: v for k, v in chisq_difference(*pair).items() if k != "scaled"})
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    best = table.loc[table["converged"], criterion].idxmin() if table["converged"].any() else None
+    table["preferred"] = table.index == best
+    return table
+
+
+def replace_structural(model: str, structural: str) -> str:
+    """The measurement part (``=~`` lines) of ``model`` with a new structural part (its ``~``,
+    ``~~`` and ``:=`` lines replaced by ``structural``): how a competing model is written."""
+    parsed = parse_model(model)
+    parse_model(structural)  # syntax errors name the line of the competing model
+    keep = [line for line in model.splitlines() if "=~" in line.split("#")[0]]
+    if len(keep) != len(parsed.by_op("=~")) and not keep:
+        raise ValueError("the model has no measurement part (=~ lines) to keep")
+    return "\n".join(keep) + "\n" + structural + "\n"
+
+
+def _lookup(parameters: pd.DataFrame, ref: str) -> pd.Series:
+    """The row of ``parameters`` a hypothesis names: a label, a defined parameter, or
+    ``lhs op rhs`` (``VCC ~~ VCD``)."""
+    hit = parameters[parameters["label"] == ref]
+    if len(hit):
+        return hit.iloc[0]
+    parts = ref.split()
+    if len(parts) == 3:
+        lhs, op, rhs = parts
+        hit = parameters[(parameters["lhs"] == lhs) & (parameters["op"] == op) & (parameters["rhs"] == rhs)]
+        if not len(hit) and op == "~~":
+            hit = parameters[(parameters["lhs"] == rhs) & (parameters["op"] == op) & (parameters["rhs"] == lhs)]
+        if len(hit):
+            return hit.iloc[0]
+    raise ValueError(f"hypothesis parameter {ref!r} is neither a label, a defined parameter nor 'lhs op rhs' "
+                     "of the model")
+
+
+def hypotheses_table(parameters: pd.DataFrame, hypotheses: dict, interval: str = "ci") -> pd.DataFrame:
+    """One row per (hypothesis, parameter): estimate, standardised estimate, interval, p, and
+    whether the data support the expected sign.
+
+    ``hypotheses`` maps an id to ``{"statement": str, "expect": {parameter: "positive" |
+    "negative"}}`` (parameter as in :func:`_lookup`). A part is supported when its interval
+    excludes zero on the expected side; ``verdict`` per hypothesis is ``supported`` (all
+    parts), ``partly supported`` or ``not supported``. ``interval`` names the interval columns:
+    ``"ci"`` (Wald, ``ci_lower``/``ci_upper``), ``"boot_pct"`` or ``"boot_bc"``.
+    """
+    lower, upper = f"{interval}_lower", f"{interval}_upper"
+    if lower not in parameters:
+        raise ValueError(f"no {interval} interval in the parameter table")
+    rows = []
+    for hid, spec in hypotheses.items():
+        expect = spec.get("expect") or {}
+        if not isinstance(expect, dict) or not expect:
+            raise ValueError(f"hypothesis {hid}: 'expect' must map parameters to positive or negative")
+        for ref, sign in expect.items():
+            if sign not in ("positive", "negative"):
+                raise ValueError(f"hypothesis {hid}: {ref}: expected 'positive' or 'negative', got {sign!r}")
+            row = _lookup(parameters, ref)
+            lo, hi = row[lower], row[upper]
+            ok = bool(lo > 0) if sign == "positive" else bool(hi < 0)
+            rows.append({"hypothesis": hid, "statement": spec.get("statement", ""), "parameter": ref,
+                         "path": f"{row['lhs']} {row['op']} {row['rhs']}" if row["op"] != ":=" else row["lhs"],
+                         "expected": sign, "est": row["est"], "std_all": row["std_all"], "ci_lower": lo,
+                         "ci_upper": hi, "interval": interval, "pvalue": row["pvalue"], "supported": ok})
+    table = pd.DataFrame(rows)
+    verdict = table.groupby("hypothesis", sort=False)["supported"].agg(
+        lambda s: "supported" if s.all() else ("partly supported" if s.any() else "not supported"))
+    table["verdict"] = table["hypothesis"].map(verdict)
+    return table
