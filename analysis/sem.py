@@ -258,8 +258,8 @@ class _Model:
         self.pt = pt
         self.p, self.m = len(pt.observed), len(pt.latents)
         r = pt.rows
-        self.free_rows = [r.index[r["free"] == k].to_numpy() for k in range(1, pt.n_free + 1)]
         self._free = r["free"].to_numpy(dtype=int)
+        self.q = int(self._free.max()) if len(self._free) else 0
         self._value = r["value"].to_numpy(dtype=float)
         matrix = r["matrix"].to_numpy()
         self._cells = {name: (np.flatnonzero(matrix == name), r["row"].to_numpy(dtype=int)[matrix == name],
@@ -282,13 +282,37 @@ class _Model:
         la = mats["lambda"] @ a
         return la @ mats["psi"] @ la.T + mats["theta"], mats, a
 
+    def trace_gradient(self, theta, weight: np.ndarray) -> np.ndarray:
+        r"""The gradient :math:`\partial\,\operatorname{tr}(W\Sigma(\theta))/\partial\theta` for a
+        symmetric W, in matrix form (no q x p x p array): with :math:`L = \Lambda A`,
+        :math:`A = (I-B)^{-1}` and :math:`C = A\Psi A^\top`, the derivative in
+        :math:`\Lambda_{ij}` is :math:`2(W\Lambda C)_{ij}`, in :math:`\Theta_{ij}` and
+        :math:`\Psi_{ij}` :math:`W_{ij}` and :math:`(L^\top W L)_{ij}` (twice off the diagonal),
+        in :math:`B_{ij}` :math:`2(L^\top W L \Psi A^\top)_{ij}`. The ML and FIML gradients are
+        this with W the derivative of the discrepancy in Sigma."""
+        _, mats, a = self.sigma(theta)
+        lam, psi = mats["lambda"], mats["psi"]
+        la = lam @ a
+        lwl = la.T @ weight @ la
+        grads = {"lambda": 2 * weight @ lam @ (a @ psi @ a.T), "theta": weight, "psi": lwl,
+                 "beta": 2 * lwl @ psi @ a.T}
+        out = np.zeros(self.q)
+        for name, (idx, i, j) in self._cells.items():
+            keep = self._free[idx] > 0
+            k, i, j = self._free[idx][keep] - 1, i[keep], j[keep]
+            value = grads[name][i, j]
+            if name in ("theta", "psi"):
+                value = np.where(i != j, 2 * value, value)
+            np.add.at(out, k, value)
+        return out
+
     def derivatives(self, theta) -> np.ndarray:
         """dSigma/dtheta_k for every free parameter: array (q, p, p)."""
         _, mats, a = self.sigma(theta)
         lam, psi = mats["lambda"], mats["psi"]
         la = lam @ a
         cov_eta = a @ psi @ a.T
-        out = np.zeros((self.pt.n_free, self.p, self.p))
+        out = np.zeros((self.q, self.p, self.p))
         c = cov_eta @ lam.T  # m x p: d Sigma / d Lambda_ij has row i (and column i) = c[j]
         for name, (idx, i, j) in self._cells.items():
             keep = self._free[idx] > 0
