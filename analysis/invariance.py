@@ -340,6 +340,11 @@ def _fit_row(name: str, fit: MultiGroupFit, delta: dict | None, holds: bool) -> 
     return {"model": name, **row, "holds": bool(holds)}
 
 
+def _fit_table(rows: list[dict]) -> pd.DataFrame:
+    table = pd.DataFrame(rows, columns=FIT_COLUMNS)
+    return table.astype({"df": "int64", "delta_df": "Int64"})
+
+
 def _as_model(model) -> LavaanModel:
     return parse_model(model) if isinstance(model, str) else model
 
@@ -453,7 +458,7 @@ def measurement_invariance(data: pd.DataFrame, model, group: str, levels=LEVELS,
         "converged": all(f.converged for f in fits.values()),
         "warnings": list(dict.fromkeys(notes)),
     }
-    return InvarianceResult(fit=pd.DataFrame(rows, columns=FIT_COLUMNS), groups=groups_table,
+    return InvarianceResult(fit=_fit_table(rows), groups=groups_table,
                             latent_means=latent_means, paths=pd.DataFrame(columns=PATH_COLUMNS),
                             parameters=parameters, summary=summary)
 
@@ -513,8 +518,8 @@ def structural_invariance(data: pd.DataFrame, model, group: str, groups, group_p
                            groups=groups, labels="per_group", se=False, start=free)
     delta = lr_test(equal, free)
     differ = delta["delta_pvalue"] < criteria.alpha
-    fit = pd.DataFrame([_fit_row("structural_free", free, None, True),
-                        _fit_row("structural_equal", equal, delta, not differ)], columns=FIT_COLUMNS)
+    fit = _fit_table([_fit_row("structural_free", free, None, True),
+                      _fit_row("structural_equal", equal, delta, not differ)])
     p = free.parameters
     regs = p[p["op"] == "~"]
     tests = []

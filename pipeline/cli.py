@@ -308,6 +308,56 @@ def reliability_cmd(data_path, instrument_path, model_path, out, params_path, ht
         click.echo(f"WARNING: {line}", err=True)
 
 
+@cli.command("invariance")
+@click.option("--data", "data_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The CFA half (cfa.csv of the split stage) or any clean data set with a grouping column.")
+@measurement_options("one factor per construct (items in efa.drop_items left out).")
+@click.option("--group", "group", default=None,
+              help="Grouping column (default: invariance.group in the params file, e.g. relationship_type).")
+@click.option("--structural-model", "structural_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="lavaan model whose regression paths are compared across the groups once metric invariance "
+                   "holds (labels apply within a group; := lines are skipped).")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Directory for invariance_fit.csv, invariance_groups.csv, invariance_latent_means.csv, "
+                   "invariance_paths.csv, invariance_parameters.csv and invariance.json.")
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Params YAML with an `invariance:` section (and `efa.drop_items`); options below override it.")
+@click.option("--missing", default=None, help="fiml (full-information ML, the default) or listwise.")
+@click.option("--min-group-size", type=click.IntRange(min=2), default=None,
+              help="Smallest group fitted (default 100); smaller groups are reported and left out.")
+@click.option("--partial", "partial", multiple=True,
+              help="A parameter left free across groups (partial invariance), e.g. 'GAP1_2 ~ 1' or 'GAP1 =~ GAP1_3'; "
+                   "repeat for more.")
+@click.option("--reference-group", default=None, help="Group whose latent means are fixed at 0 (default: the largest).")
+@click.option("--criterion", type=click.Choice(["fit_indices", "cfi", "chisq"]), default=None,
+              help="When a step holds: fit_indices (ΔCFI > -.010 and ΔRMSEA < .015, the default), cfi, or chisq.")
+def invariance_cmd(data_path, instrument_path, model_path, group, structural_path, out, params_path, missing,
+                   min_group_size, partial, reference_group, criterion):
+    """Measurement invariance across groups: configural, metric, scalar and strict models with
+    equality constraints across groups (as lavaan's group.equal), their chi-square differences
+    and changes in CFI and RMSEA, the level reached, latent mean differences when scalar
+    invariance holds, and the structural paths compared across the groups (free vs equal,
+    Wald test per path). Groups too small to fit are reported and left out.
+    """
+    from pipeline.invariance import run
+
+    one_of_instrument_or_model(instrument_path, model_path)
+    overrides = dict(group=group, missing=missing, min_group_size=min_group_size, partial=list(partial) or None,
+                     reference_group=reference_group, criterion=criterion)
+    with user_errors():
+        m = run(data_path, out, instrument_path, model_path, structural_path, params_path, overrides)
+    used = ", ".join(f"{g} n={n}" for g, n in m["n_used"].items())
+    left = "; left out: " + ", ".join(f"{g['group'] or '(no group)'} n={g['n']}" for g in m["groups_left_out"]) \
+        if m["groups_left_out"] else ""
+    s = m["structural"]
+    structural = f"; paths: {s['answer']}" if s.get("compared") else f"; paths not compared ({s['reason']})"
+    partial_note = f" (partial: {', '.join(m['partial'])})" if m["partial_invariance"] else ""
+    click.echo(f"invariance across {m['group']} ({used}{left}): level reached: {m['level']}{partial_note}"
+               f"{structural}; outputs in {out}")
+    for w in m["warnings"]:
+        click.echo(f"WARNING: {w}", err=True)
+
+
 STAGE_DIR = click.Path(file_okay=False)
 
 

@@ -354,3 +354,88 @@ def test_fiml_ladder_on_incomplete_simulated_data():
         result = measurement_invariance(data, SIM_MODEL, "kind", missing="fiml", min_group_size=100)
     assert result.level in ("scalar", "strict")
     assert sum(result.summary["n_used"].values()) == len(data)
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def test_stage_writes_its_outputs(run_cli, tmp_path, hs):
+    (tmp_path / "m.lavaan").write_text(HS_MODEL)
+    (tmp_path / "s.lavaan").write_text(HS_STRUCTURAL.replace("textual ~ visual", "textual ~ a*visual") + "ind := a*2\n")
+    (tmp_path / "p.yaml").write_text("invariance:\n  group: school\n  min_group_size: 50\n  missing: listwise\n"
+                                     "  configural_rmsea: 0.10\n  reference_group: Pasteur\n")
+    code, out, err = run_cli("invariance", "--data", REF / "hs_full.csv", "--model", tmp_path / "m.lavaan",
+                             "--structural-model", tmp_path / "s.lavaan", "--params", tmp_path / "p.yaml",
+                             "--partial", "x3 ~ 1", "--partial", "x7 ~ 1", "--out", tmp_path / "o")
+    assert code == 0, err
+    assert "level reached: strict (partial: x3 ~ 1, x7 ~ 1)" in out and "no evidence that the paths differ" in out
+    o = tmp_path / "o"
+    fit = pd.read_csv(o / "invariance_fit.csv")
+    assert fit["model"].tolist() == list(LADDER) and fit["holds"].all()
+    assert fit.columns.tolist()[:2] == ["model", "chisq"] and fit["delta_df"].tolist()[1:] == [6, 4, 9]
+    groups = pd.read_csv(o / "invariance_groups.csv")
+    assert groups.columns.tolist() == ["group", "n", "used", "reason"] and groups["n"].sum() == 301
+    means = pd.read_csv(o / "invariance_latent_means.csv")
+    assert len(means) == 3 and (means["reference"] == "Pasteur").all()
+    paths = pd.read_csv(o / "invariance_paths.csv")
+    assert len(paths) == 6 and not paths["differs"].any()
+    params = pd.read_csv(o / "invariance_parameters.csv")
+    assert (params["model"] == "strict").all() and {"group", "est", "se", "std_all"} <= set(params.columns)
+    m = json.loads((o / "invariance.json").read_text())
+    assert m["level"] == "strict" and m["group"] == "school" and m["simulated"] is False
+    assert m["structural"]["compared"] and m["structural"]["delta_df"] == 3
+    assert m["n_groups_used"] == 2 and m["partial"] == ["x3 ~ 1", "x7 ~ 1"]
+
+
+def test_stage_reports_left_out_groups_and_refuses_too_few(run_cli, tmp_path, hs):
+    data = hs.copy()
+    data.loc[data.index[:3], "school"] = "Three"
+    data.to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "m.lavaan").write_text(HS_MODEL)
+    code, out, err = run_cli("invariance", "--data", tmp_path / "d.csv", "--model", tmp_path / "m.lavaan",
+                             "--group", "school", "--min-group-size", "50", "--missing", "listwise",
+                             "--out", tmp_path / "o")
+    assert code == 0, err
+    assert "left out: Three n=3" in out and "WARNING: GroupExcludedWarning: group 'Three'" in err
+    groups = pd.read_csv(tmp_path / "o" / "invariance_groups.csv").set_index("group")
+    assert not groups.at["Three", "used"] and "3 rows for 9 observed variables" in groups.at["Three", "reason"]
+    code, _, err = run_cli("invariance", "--data", tmp_path / "d.csv", "--model", tmp_path / "m.lavaan",
+                           "--group", "school", "--min-group-size", "150", "--out", tmp_path / "o2")
+    assert code == 2 and err.count("\n") == 1
+    assert "needs at least two groups that can be fitted" in err and "Grant-White: n = 145" in err
+    code, _, err = run_cli("invariance", "--data", tmp_path / "d.csv", "--model", tmp_path / "m.lavaan",
+                           "--group", "grade", "--out", tmp_path / "o3")
+    assert code == 2 and "no column 'grade' to group by" in err
+    code, _, err = run_cli("invariance", "--data", tmp_path / "d.csv", "--model", tmp_path / "m.lavaan",
+                           "--group", "school", "--partial", "visual =~ x9", "--out", tmp_path / "o4")
+    assert code == 2 and "'visual =~ x9' is not a parameter of the model" in err
+
+
+def test_stage_parameters_are_dvc_params():
+    import yaml
+
+    from pipeline.invariance import DEFAULTS, settings
+
+    root = Path(__file__).resolve().parents[1]
+    stage = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["invariance"]
+    assert set(stage["params"]) == {f"invariance.{k}" for k in DEFAULTS} | {"efa.drop_items"}
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    assert set(params["invariance"]) == set(DEFAULTS)
+    settings(params, {})
+    assert "data/processed/split/cfa.csv" in " ".join(stage["deps"]).replace("${processed}", "data/processed")
+    assert "instrument/sustainability_gap.lavaan" in stage["deps"] and "--structural-model" in stage["cmd"]
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"missing": "pairwise"}, "invariance.missing"),
+    ({"min_group_size": 1}, "invariance.min_group_size"),
+    ({"partial": "x3 ~ 1"}, "invariance.partial"),
+    ({"criterion": "bic"}, "invariance.criterion"),
+    ({"delta_cfi": 0.01}, "invariance.delta_cfi"),
+    ({"groups": "school"}, "invariance.groups: unknown key"),
+])
+def test_bad_stage_params_are_named(section, message):
+    from pipeline.invariance import settings
+
+    with pytest.raises(ValueError, match=message):
+        settings({"invariance": section}, {})

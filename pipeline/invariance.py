@@ -1,0 +1,116 @@
+"""Stage ``invariance``: measurement invariance across groups and the comparison of the
+structural paths across them (analysis/invariance.py), on the CFA half."""
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.invariance import CRITERIA, Criteria, invariance
+from analysis.warnings import GapscaleWarning
+from instrument import LavaanModel, LavaanSyntaxError, parse_model, read_model
+from pipeline.cfa import model_text
+from pipeline.io import is_simulated, output_dir, read_data, read_params, section, write_csv, write_json
+
+__all__ = ["run", "OUTPUTS", "DEFAULTS", "settings"]
+
+OUTPUTS = ("invariance_fit.csv", "invariance_groups.csv", "invariance_latent_means.csv", "invariance_paths.csv",
+           "invariance_parameters.csv", "invariance.json")
+DEFAULTS = {"group": None, "min_group_size": 100, "missing": "fiml", "reference_group": None, "partial": [],
+            "criterion": "fit_indices", "delta_cfi": -0.010, "delta_rmsea": 0.015, "alpha": 0.05,
+            "configural_cfi": 0.90, "configural_rmsea": 0.08}
+
+
+def settings(params: dict, overrides: dict) -> dict:
+    """``invariance:`` of params.yaml over :data:`DEFAULTS`, then the command-line options."""
+    s = section(params, "invariance", DEFAULTS, overrides)
+    if s["group"] is not None and not isinstance(s["group"], str):
+        raise ValueError(f"invariance.group: the name of the grouping column, got {s['group']!r}")
+    if s["missing"] not in ("listwise", "fiml"):
+        raise ValueError(f"invariance.missing: {s['missing']!r} is not available; use listwise or fiml")
+    size = s["min_group_size"]
+    if isinstance(size, bool) or not isinstance(size, int) or size < 2:
+        raise ValueError(f"invariance.min_group_size: a whole number >= 2, got {size!r}")
+    if isinstance(s["partial"], str) or not isinstance(s["partial"], (list, tuple)) \
+            or not all(isinstance(x, str) for x in s["partial"]):
+        raise ValueError(f"invariance.partial: a list of parameters such as ['GAP1_2 ~ 1', 'GAP1 =~ GAP1_3'], "
+                         f"got {s['partial']!r}")
+    if s["criterion"] not in CRITERIA:
+        raise ValueError(f"invariance.criterion: {s['criterion']!r} is not one of {', '.join(CRITERIA)}")
+    if s["reference_group"] is not None and not isinstance(s["reference_group"], (str, int)):
+        raise ValueError(f"invariance.reference_group: a group value or null, got {s['reference_group']!r}")
+    try:
+        criteria(s)
+    except ValueError as exc:
+        raise ValueError(f"invariance.{exc}") from None
+    return s
+
+
+def criteria(s: dict) -> Criteria:
+    return Criteria(criterion=s["criterion"], delta_cfi=s["delta_cfi"], delta_rmsea=s["delta_rmsea"],
+                    alpha=s["alpha"], configural_cfi=s["configural_cfi"], configural_rmsea=s["configural_rmsea"])
+
+
+def structural_model(path, drop_items) -> LavaanModel:
+    """The structural model file, without the items dropped after the EFA (their ``=~`` terms)."""
+    model = read_model(path)
+    kept = tuple(st for st in model.statements if not (st.op == "=~" and st.rhs in set(drop_items)))
+    return LavaanModel(kept)
+
+
+def _json_ready(value):
+    """NaN and infinities as null, numpy scalars as Python numbers, for strict JSON."""
+    if isinstance(value, dict):
+        return {str(k): _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if value is pd.NA:
+        return None
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def run(data_path, out, instrument_path=None, model_path=None, structural_path=None, params_path=None,
+        overrides=None) -> dict:
+    """Run the invariance ladder (and the structural comparison) and write the outputs."""
+    params = read_params(params_path)
+    s = settings(params, overrides or {})
+    if s["group"] is None:
+        raise ValueError("no grouping column: give --group or set invariance.group in the params file")
+    drop = (params.get("efa") or {}).get("drop_items") or []
+    text = model_text(instrument_path, model_path, drop)
+    try:
+        model = parse_model(text)
+    except LavaanSyntaxError as exc:
+        raise ValueError(f"{model_path or instrument_path}: {exc}") from None
+    structural = structural_model(structural_path, drop) if structural_path is not None else None
+    data = read_data(data_path)
+    if s["group"] not in data.columns:
+        raise ValueError(f"{data_path}: no column {s['group']!r} to group by; columns are "
+                         f"{', '.join(map(str, data.columns))}")
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always", GapscaleWarning)
+        result = invariance(data, model, s["group"], structural_model=structural, group_partial=s["partial"],
+                            missing=s["missing"], min_group_size=s["min_group_size"],
+                            reference_group=s["reference_group"], criteria=criteria(s))
+    caught = [f"{w.category.__name__}: {w.message}" for w in records if issubclass(w.category, GapscaleWarning)]
+    summary = dict(result.summary)
+    summary["warnings"] = list(dict.fromkeys(summary["warnings"] + caught))
+    metrics = _json_ready({
+        "simulated": is_simulated(data), "source": Path(data_path).name,
+        "structural_model": Path(structural_path).name if structural_path is not None else None,
+        "n_rows": len(data), **summary, "dropped_items": drop,
+    })
+    out = output_dir(out)
+    write_csv(result.fit, out / "invariance_fit.csv")
+    write_csv(result.groups, out / "invariance_groups.csv")
+    write_csv(result.latent_means, out / "invariance_latent_means.csv")
+    write_csv(result.paths, out / "invariance_paths.csv")
+    write_csv(result.parameters, out / "invariance_parameters.csv")
+    write_json(metrics, out / "invariance.json")
+    return metrics
