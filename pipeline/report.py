@@ -314,7 +314,7 @@ def invariance_figure(fit: pd.DataFrame, cuts: dict) -> bytes:
     fig = _new_figure(7.5, 3.4)
     axes = fig.subplots(1, 2)
     x = np.arange(len(fit))
-    holds = [_bool(h) if i else True for i, h in enumerate(fit.get("holds", pd.Series([True] * len(fit))))]
+    holds = [_bool(h) if isinstance(h, (bool, str)) or _ok(h) else True for h in fit.get("holds", [True] * len(fit))]
     for ax, col, cut, label in ((axes[0], "cfi", cuts["cfi_min"], "CFI"), (axes[1], "rmsea", cuts["rmsea_max"], "RMSEA")):
         y = pd.to_numeric(fit[col], errors="coerce").to_numpy() if col in fit else np.full(len(fit), np.nan)
         ax.plot(x, y, "-", color="#1f4e79", lw=1.2)
@@ -562,7 +562,7 @@ def auto_table(df: pd.DataFrame) -> pd.DataFrame:
     for c in df.columns:
         name = str(c).lower()
         s = df[c]
-        if name in ("pvalue", "p", "delta_pvalue") or name.endswith("_pvalue"):
+        if name in ("pvalue", "p", "delta_pvalue") or name.endswith("_pvalue") or name.startswith("pvalue_"):
             formats[c] = "p"
         elif s.dtype == bool or set(s.dropna().astype(str).str.lower()) <= {"true", "false"} and s.notna().any():
             formats[c] = "yes_no"
@@ -1034,51 +1034,80 @@ def invariance_section(inv: StageOutputs, findings: Findings, cuts: dict, figure
     group_col = m.get("group") or m.get("group_column")
     intro = "Measurement invariance was tested step by step (configural, metric, scalar, strict)"
     intro += f" across the groups of {group_col}" if group_col else " across groups"
-    sec.blocks.append(intro + "; each step holds when its change in fit from the step before stays within the "
-                      "criteria (ΔCFI, ΔRMSEA, Δχ²; see invariance.json).")
+    if m.get("estimator") or m.get("missing"):
+        intro += f" by multi-group {m.get('estimator', 'ML')} ({m.get('missing', '')})"
+    crit = m.get("criterion")
+    cut = m.get("cutoffs") or {}
+    rule = ""
+    if cut:
+        rule = (f" A step holds when ΔCFI ≥ -{apa.fmt_number(cut.get('delta_cfi'), 3, bounded=True)} and ΔRMSEA ≤ "
+                f"{apa.fmt_number(cut.get('delta_rmsea'), 3)}" if _ok(cut.get("delta_cfi")) else "")
+        rule += f" (criterion: {crit})" if crit and rule else ""
+        rule += "; the configural model must fit on its own" if _ok(cut.get("configural_cfi")) and rule else ""
+        rule += "." if rule else ""
+    sec.blocks.append(intro + "; each step is compared with the one before." + rule)
     findings.tested.append("measurement invariance" + (f" across {group_col}" if group_col else ""))
     if groups is not None and len(groups):
         spec = {c: k for c, k in {"group": "text", "n": "int", "used": "yes_no", "reason": "text"}.items() if c in groups}
         sec.blocks.append(Table("invariance_groups", "Groups compared", apa.apa_table(groups, spec, {
             "group": "Group", "n": "n", "used": "Used", "reason": "Reason"})))
+        stage_lines = " ".join(str(w) for w in (m.get("warnings") or []))
         if "used" in groups:
             for r in groups[~groups["used"].map(_bool)].itertuples():
+                if str(r.group) in stage_lines and "left out" in stage_lines:
+                    continue  # the stage's own warning says it
                 reason = getattr(r, "reason", None)
                 findings.warnings.append(f"invariance: group {r.group} (n = {apa.fmt_int(getattr(r, 'n', None))}) "
                                          "left out" + (f": {reason}" if isinstance(reason, str) and reason else ""))
     t = fit.copy()
     if {"rmsea_ci_lower", "rmsea_ci_upper"} <= set(t.columns):
         t["rmsea_ci"] = [apa.fmt_ci(a, b) for a, b in zip(t["rmsea_ci_lower"], t["rmsea_ci_upper"])]
+    steps = m.get("steps") if isinstance(m.get("steps"), dict) else {}
+    if steps:
+        t["reason"] = [str((steps.get(str(x)) or {}).get("reason") or "") for x in t["model"]]
     spec = {"model": "text", "chisq": "number", "df": "df", "cfi": "bounded", "tli": "number", "rmsea": "number",
             "rmsea_ci": "text", "srmr": "number", "delta_chisq": "number", "delta_df": "df", "delta_pvalue": "p",
-            "delta_cfi": "number", "delta_rmsea": "number", "holds": "yes_no"}
+            "delta_cfi": "number", "delta_rmsea": "number", "delta_srmr": "number", "holds": "yes_no",
+            "reason": "text"}
     spec = {c: k for c, k in spec.items() if c in t}
-    if "delta_cfi" in spec:  # a change in CFI is a difference, printed with three decimals as is the custom
-        spec["delta_cfi"] = lambda v: apa.fmt_number(v, 3, bounded=True)
-    if "delta_rmsea" in spec:
-        spec["delta_rmsea"] = lambda v: apa.fmt_number(v, 3)
+    for c in ("delta_cfi", "delta_rmsea", "delta_srmr"):  # small changes: three decimals, as is the custom
+        if c in spec:
+            spec[c] = (lambda v, b=(c == "delta_cfi"): apa.fmt_number(v, 3, bounded=b))
     sec.blocks.append(Table("invariance_fit", "The invariance ladder", apa.apa_table(t, spec, {
         "model": "Model", "chisq": "χ²", "df": "df", "cfi": "CFI", "tli": "TLI", "rmsea": "RMSEA",
         "rmsea_ci": "90% CI", "srmr": "SRMR", "delta_chisq": "Δχ²", "delta_df": "Δdf", "delta_pvalue": "p",
-        "delta_cfi": "ΔCFI", "delta_rmsea": "ΔRMSEA", "holds": "Holds"}),
-        "Each Δ compares a model with the one above it. ΔCFI and ΔRMSEA with three decimals."))
+        "delta_cfi": "ΔCFI", "delta_rmsea": "ΔRMSEA", "delta_srmr": "ΔSRMR", "holds": "Holds", "reason": "Why"}),
+        "Each Δ compares a model with the one above it, with three decimals. Holds: this step and every step "
+        "before it meet the criteria."))
     figures["invariance_ladder"] = Figure("invariance_ladder", "The invariance ladder: fit at each step",
                                           invariance_figure(fit, cuts),
                                           "CFI and RMSEA of each model; dashed lines at the cut-offs.")
     sec.blocks.append(figures["invariance_ladder"])
     level = _level_reached(m, fit)
-    if level:
-        sec.blocks.append(f"Invariance holds up to the **{level}** level.")
+    if level == "none":
+        sec.blocks.append("Not even configural invariance holds: the groups do not share the factor structure.")
+    elif level:
+        partial = " (partial invariance: " + ", ".join(m.get("partial") or []) + " free)" if m.get("partial_invariance") else ""
+        sec.blocks.append(f"Invariance holds up to the **{level}** level{partial}.")
     if "holds" in fit:
-        for i, r in enumerate(fit.itertuples()):
-            if i == 0:
+        for r in fit.itertuples():
+            if not _ok(r.holds) and not isinstance(r.holds, (bool, str)):
                 continue
             findings.check(_bool(r.holds), f"{r.model} invariance {'holds' if _bool(r.holds) else 'does not hold'}")
-    for name, title in (("invariance_latent_means.csv", "Latent means across groups"),
-                        ("invariance_paths.csv", "Structural paths across groups")):
-        extra = inv.table(name)
-        if extra is not None and len(extra):
-            sec.blocks.append(Table(name.removesuffix(".csv"), title, auto_table(extra)))
+    means = inv.table("invariance_latent_means.csv")
+    if means is not None and len(means):
+        sec.blocks.append(Table("invariance_latent_means", "Latent mean differences from the reference group",
+                                auto_table(means), "Estimated under the scalar model (means of the reference "
+                                "group fixed at 0)."))
+    structural = m.get("structural") if isinstance(m.get("structural"), dict) else {}
+    if structural.get("answer"):
+        sec.blocks.append(f"Structural paths across groups: {structural['answer']}.")
+    elif structural.get("reason"):
+        sec.blocks.append(f"Structural paths were not compared across groups: {structural['reason']}.")
+    paths = inv.table("invariance_paths.csv")
+    if paths is not None and len(paths):
+        sec.blocks.append(Table("invariance_paths", "Structural paths by group", auto_table(paths),
+                                "Wald tests of equality across groups; pvalue_holm adjusted for the number of paths."))
     lines = _stage_warnings(inv, findings, "warnings")
     if lines:
         sec.blocks.append("Warnings from the invariance stage:")
@@ -1103,14 +1132,22 @@ def sem_section(sem: StageOutputs, findings: Findings, cuts: dict, figures: dict
     if fit:
         text += f" (N = {apa.fmt_int(fit.get('ntotal'))}): {apa.fmt_chisq(fit.get('chisq'), fit.get('df'), fit.get('pvalue'))}"
     text += "."
-    if boot:
-        draws, failed = boot.get("draws"), boot.get("failed")
+    draws = boot.get("draws", boot.get("requested"))
+    if boot and draws:
+        failed, inadmissible = boot.get("failed"), boot.get("inadmissible")
         text += (f" Indirect effects are tested with {apa.fmt_int(draws)} bootstrap draws"
                  + (f", of which {apa.fmt_int(failed)} failed (did not converge) and were left out" if failed else "")
-                 + "; percentile and bias-corrected intervals.")
-        if failed:
+                 + (f"; {apa.fmt_int(inadmissible)} gave an inadmissible solution" if inadmissible else "")
+                 + "; percentile and bias-corrected intervals"
+                 + (f" (the hypotheses use the {'percentile' if m.get('interval') == 'boot_pct' else 'bias-corrected' if m.get('interval') == 'boot_bc' else str(m.get('interval'))} interval)" if m.get("interval") else "")
+                 + ".")
+        stage_lines = " ".join(str(w) for w in (m.get("warnings") or []))
+        if failed and "bootstrap" not in stage_lines:
             findings.warnings.append(f"structural model (sem): {apa.fmt_int(failed)} of {apa.fmt_int(draws)} "
                                      "bootstrap draws failed")
+        if inadmissible:
+            findings.warnings.append(f"structural model (sem): {apa.fmt_int(inadmissible)} of {apa.fmt_int(draws)} "
+                                     "bootstrap draws gave an inadmissible solution")
     sec.blocks.append(text)
     if fit:
         sec.blocks.append(Table("sem_fit", "Fit of the structural model", fit_table(fit, cuts, m.get("estimator")),
@@ -1141,52 +1178,72 @@ def sem_section(sem: StageOutputs, findings: Findings, cuts: dict, figures: dict
         for a, b, name in (("boot_pct_lower", "boot_pct_upper", "pct"), ("boot_bc_lower", "boot_bc_upper", "bc"),
                            ("ci_lower", "ci_upper", "ci")):
             if {a, b} <= set(defined.columns):
-                defined[name] = [apa.fmt_ci(x, y) for x, y in zip(defined[a], defined[b])]
-        spec = {"lhs": "text", "rhs": "text", "est": "number", "std_all": "bounded", "se": "number", "pvalue": "p",
-                "pct": "text", "bc": "text"}
+                defined[name] = [apa.fmt_ci(x, y, 3) for x, y in zip(defined[a], defined[b])]
+        three = (lambda v: apa.fmt_number(v, 3))
+        spec = {"lhs": "text", "rhs": "text", "est": three, "std_all": (lambda v: apa.fmt_number(v, 3, bounded=True)),
+                "se": three, "boot_se": three, "pvalue": "p", "pct": "text", "bc": "text"}
         if "pct" not in defined and "ci" in defined:
             spec["ci"] = "text"
         spec = {c: k for c, k in spec.items() if c in defined}
         sec.blocks.append(Table("sem_indirect", "Indirect and total effects", apa.apa_table(defined, spec, {
-            "lhs": "Effect", "rhs": "Definition", "est": "b", "std_all": "β", "se": "SE", "pvalue": "p",
+            "lhs": "Effect", "rhs": "Definition", "est": "b", "std_all": "β", "se": "SE", "boot_se": "Bootstrap SE",
+            "pvalue": "p",
             "pct": "95% CI (percentile bootstrap)", "bc": "95% CI (bias-corrected bootstrap)", "ci": "95% CI"}),
-            "Defined parameters (:=) of the model: products of path coefficients. An effect is supported when its "
-            "bootstrap interval excludes zero."))
+            "Defined parameters (:=) of the model: products of path coefficients, with three decimals because "
+            "they are small. An effect is supported when its bootstrap interval excludes zero."))
         if {"boot_pct_lower", "boot_pct_upper"} <= set(defined.columns):
             for r in defined.itertuples():
                 excl = _ok(r.boot_pct_lower) and (_num(r.boot_pct_lower) > 0 or _num(r.boot_pct_upper) < 0)
                 findings.check(excl, f"indirect effect {r.lhs} {'differs' if excl else 'does not differ'} from zero "
-                               f"(β = {apa.fmt_bounded(getattr(r, 'std_all', np.nan))}, 95% CI "
-                               f"{apa.fmt_ci(r.boot_pct_lower, r.boot_pct_upper)})")
+                               f"(β = {apa.fmt_number(getattr(r, 'std_all', np.nan), 3, bounded=True)}, 95% CI "
+                               f"{apa.fmt_ci(r.boot_pct_lower, r.boot_pct_upper, 3)})")
     hyp = sem.table("sem_hypotheses.csv")
     if hyp is not None and len(hyp):
         h = hyp.copy()
         if {"ci_lower", "ci_upper"} <= set(h.columns):
             h["ci"] = [apa.fmt_ci(a, b) for a, b in zip(h["ci_lower"], h["ci_upper"])]
-        spec = {"hypothesis": "text", "statement": "text", "parameter": "text", "std_all": "bounded", "est": "number",
-                "ci": "text", "pvalue": "p", "supported": "yes_no"}
+        if "hypothesis" in h:  # a hypothesis tested on several parameters: its name, statement and verdict once
+            repeat = h["hypothesis"].astype(str).eq(h["hypothesis"].astype(str).shift())
+            for c in ("hypothesis", "statement", "verdict"):
+                if c in h:
+                    h[c] = h[c].astype(object).where(~repeat, "")
+        spec = {"hypothesis": "text", "statement": "text", "parameter": "text", "path": "text", "expected": "text",
+                "std_all": "bounded", "est": "number", "ci": "text", "pvalue": "p", "supported": "yes_no",
+                "verdict": "text"}
         spec = {c: k for c, k in spec.items() if c in h}
         sec.blocks.append(Table("sem_hypotheses", "Hypotheses", apa.apa_table(h, spec, {
-            "hypothesis": "Hypothesis", "statement": "Statement", "parameter": "Parameter", "std_all": "β",
-            "est": "b", "ci": "95% CI", "pvalue": "p", "supported": "Supported"})))
-        if "supported" in h:
-            yes = [str(x) for x in h.loc[h["supported"].map(_bool), "hypothesis"]]
-            no = [str(x) for x in h.loc[~h["supported"].map(_bool), "hypothesis"]]
-            findings.numbers.update(hypotheses=len(h), hypotheses_supported=len(yes))
-            if yes:
-                findings.held.append("hypotheses supported: " + ", ".join(yes))
-            if no:
-                findings.not_held.append("hypotheses not supported: " + ", ".join(no))
+            "hypothesis": "Hypothesis", "statement": "Statement", "parameter": "Parameter", "path": "Path",
+            "expected": "Expected", "std_all": "β", "est": "b", "ci": "95% CI", "pvalue": "p", "supported": "Supported",
+            "verdict": "Verdict"}), "Supported: the parameter's estimate has the expected sign and its interval "
+            "excludes zero; Verdict: the hypothesis as a whole."))
+        verdicts = {}
+        if "verdict" in hyp:
+            for r in hyp.drop_duplicates("hypothesis").itertuples():
+                verdicts[str(r.hypothesis)] = str(r.verdict)
+        elif "supported" in hyp:
+            for name, rows in hyp.groupby("hypothesis", sort=False):
+                ok = rows["supported"].map(_bool)
+                verdicts[str(name)] = "supported" if ok.all() else "partly supported" if ok.any() else "not supported"
+        by = {}
+        for name, v in verdicts.items():
+            by.setdefault(v, []).append(name)
+        findings.numbers.update(hypotheses=len(verdicts), hypotheses_supported=len(by.get("supported", [])))
+        if by.get("supported"):
+            findings.held.append("hypotheses supported: " + ", ".join(by["supported"]))
+        for v, names in by.items():
+            if v != "supported":
+                findings.not_held.append(f"hypotheses {v}: " + ", ".join(names))
     elif hyp is None:
         sec.blocks.append(_absent(sem, "sem_hypotheses.csv"))
     comp = sem.table("sem_competing.csv")
     if comp is not None and len(comp):
-        spec = {"model": "text", "npar": "int", "chisq": "number", "df": "df", "cfi": "bounded", "rmsea": "number",
-                "aic": "number", "bic": "number", "delta_chisq": "number", "delta_df": "df", "delta_pvalue": "p",
-                "preferred": "yes_no"}
+        spec = {"model": "text", "npar": "int", "chisq": "number", "df": "df", "cfi": "bounded", "tli": "number",
+                "rmsea": "number", "srmr": "number", "aic": "number", "bic": "number", "delta_chisq": "number",
+                "delta_df": "df", "delta_pvalue": "p", "preferred": "yes_no"}
         spec = {c: k for c, k in spec.items() if c in comp}
         sec.blocks.append(Table("sem_competing", "Competing models", apa.apa_table(comp, spec, {
-            "model": "Model", "npar": "Parameters", "chisq": "χ²", "df": "df", "cfi": "CFI", "rmsea": "RMSEA",
+            "model": "Model", "npar": "Parameters", "chisq": "χ²", "df": "df", "cfi": "CFI", "tli": "TLI",
+            "rmsea": "RMSEA", "srmr": "SRMR",
             "aic": "AIC", "bic": "BIC", "delta_chisq": "Δχ²", "delta_df": "Δdf", "delta_pvalue": "p",
             "preferred": "Preferred"}), "Δ against the hypothesised model; lower AIC and BIC are better."))
         if "preferred" in comp:
