@@ -545,7 +545,8 @@ def structural_invariance(data: pd.DataFrame, model, group: str, groups, group_p
         "paths_differ": bool(differ), "n_paths": len(tests), "n_paths_differ": len(differing),
         "paths_differing": differing, "converged": bool(free.converged and equal.converged),
         "answer": ("the paths differ between groups" if differ else "no evidence that the paths differ between groups")
-        + f" (Δχ² = {delta['delta_chisq']:.2f}, Δdf = {delta['delta_df']}, p = {delta['delta_pvalue']:.3g})",
+        + f" (Δχ² = {delta['delta_chisq']:.2f}, Δdf = {delta['delta_df']}, p = {delta['delta_pvalue']:.3g})"
+        + (f"; on its own (Wald, Holm-adjusted p < {criteria.alpha:g}): {', '.join(differing)}" if differing else ""),
     }
     return {"fit": fit, "paths": paths, "summary": summary, "free": free, "equal": equal}
 

@@ -332,6 +332,16 @@ def test_non_invariant_loading_is_caught_at_the_metric_step():
     assert freed.level == "metric"
 
 
+def test_one_non_invariant_loading_is_caught_by_the_chisq_difference():
+    """One loading of eight (.7 in two groups, .3 in the third): the chi-square difference
+    rejects metric invariance (p ~ 1e-6); the fit-index rules are less sensitive to a single
+    loading (here ΔCFI is -.004), which is why the criterion is a parameter."""
+    data = simulated({"column": "kind", "values": {"east": {"loadings": {"a2": 0.3}}}})
+    result = measurement_invariance(data, SIM_MODEL, "kind", min_group_size=100, criteria=Criteria(criterion="chisq"))
+    assert result.level == "configural"
+    assert result.fit.set_index("model").at["metric", "delta_pvalue"] < 1e-3
+
+
 def test_non_invariant_intercept_is_caught_at_the_scalar_step():
     data = simulated({"column": "kind", "values": {"south": {"intercepts": {"c2": 0.8, "a4": -0.8}}}})
     result = measurement_invariance(data, SIM_MODEL, "kind", min_group_size=100)
