@@ -303,7 +303,7 @@ def bootstrap_sem(data: pd.DataFrame, fit: SEMFit, draws: int = 2000, seed: int 
         are the same).
     draws : int
         Number of bootstrap samples B (lavaan's ``bootstrap = 1000`` default; gapscale 2000).
-    seed : int
+    seed : int or numpy.random.SeedSequence
         Seed of the draws; the same seed gives the same draws for any ``jobs``.
     jobs : int, optional
         Worker processes (default: the machine's cores). 1 runs in this process.
@@ -337,7 +337,8 @@ def bootstrap_sem(data: pd.DataFrame, fit: SEMFit, draws: int = 2000, seed: int 
     hess_inv = (hess_inv + hess_inv.T) / 2
     if np.linalg.eigvalsh(hess_inv).min() <= 0:  # a singular information: start BFGS from the identity
         hess_inv = None
-    seeds = np.random.SeedSequence(seed).spawn(draws)
+    root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    seeds = root.spawn(draws)
     tasks = [(b, seeds[b], values, pt, start, hess_inv, missing) for b in range(draws)]
     chunks = [tasks[i:i + CHUNK] for i in range(0, draws, CHUNK)]
     jobs = (os.cpu_count() or 1) if jobs is None else int(jobs)
@@ -361,4 +362,5 @@ def bootstrap_sem(data: pd.DataFrame, fit: SEMFit, draws: int = 2000, seed: int 
     converged = sum(r[2] for r in results)
     inadmissible = sum(1 for r in results if r[2] and not r[3])
     return BootstrapResult(draws=table.set_index("draw"), requested=draws, converged=converged,
-                           failed=draws - converged, inadmissible=inadmissible, seed=seed)
+                           failed=draws - converged, inadmissible=inadmissible,
+                           seed=int(root.entropy) if isinstance(root.entropy, int) else 0)

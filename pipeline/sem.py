@@ -1,0 +1,179 @@
+"""Stage ``sem``: the structural model on the CFA half: paths, R², defined (indirect and total)
+effects with bootstrap intervals, competing models and the hypotheses table."""
+from __future__ import annotations
+
+import json
+import math
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from analysis.bootstrap import bootstrap_sem
+from analysis.sem import PARAMETER_COLUMNS, fit_sem
+from analysis.structural import compare_models, hypotheses_table, r_squared, replace_structural
+from analysis.warnings import GapscaleWarning
+from instrument import LavaanSyntaxError, parse_model
+from pipeline.io import is_simulated, output_dir, read_data, read_params, section, write_csv, write_json
+from pipeline.progress import progress_bar
+
+__all__ = ["run", "OUTPUTS", "DEFAULTS", "settings"]
+
+OUTPUTS = ("sem_parameters.csv", "sem_r2.csv", "sem_hypotheses.csv", "sem_competing.csv", "sem.json")
+DEFAULTS = {"estimator": "ML", "missing": "fiml", "bootstrap": 2000, "ci": 0.95, "interval": "boot_pct",
+            "competing": {}, "criterion": "bic"}
+INTERVALS = ("ci", "boot_pct", "boot_bc")
+BOOT_COLUMNS = ["boot_se", "boot_pct_lower", "boot_pct_upper", "boot_bc_lower", "boot_bc_upper"]
+
+
+def settings(params: dict, overrides: dict) -> dict:
+    """``sem:`` of params.yaml over :data:`DEFAULTS`, then the command-line options."""
+    s = section(params, "sem", DEFAULTS, overrides)
+    if s["estimator"] not in ("ML", "MLR"):
+        raise ValueError(f"sem.estimator: {s['estimator']!r} is not available; use ML or MLR")
+    if s["missing"] not in ("listwise", "fiml"):
+        raise ValueError(f"sem.missing: {s['missing']!r} is not available; use listwise or fiml")
+    b = s["bootstrap"]
+    if isinstance(b, bool) or not isinstance(b, int) or (b != 0 and b < 2):
+        raise ValueError(f"sem.bootstrap: a whole number of draws (0 for none, otherwise >= 2), got {b!r}")
+    if isinstance(s["ci"], bool) or not isinstance(s["ci"], (int, float)) or not 0 < s["ci"] < 1:
+        raise ValueError(f"sem.ci: a level between 0 and 1, got {s['ci']!r}")
+    if s["interval"] not in INTERVALS:
+        raise ValueError(f"sem.interval: one of {', '.join(INTERVALS)}, got {s['interval']!r}")
+    if s["interval"] != "ci" and b == 0:
+        raise ValueError(f"sem.interval: {s['interval']} needs bootstrap draws (sem.bootstrap > 0), or use ci")
+    if not isinstance(s["competing"], dict) or not all(isinstance(v, str) for v in s["competing"].values()):
+        raise ValueError("sem.competing: a mapping of model names to their structural part (lavaan syntax)")
+    if s["criterion"] not in ("aic", "bic"):
+        raise ValueError(f"sem.criterion: aic or bic, got {s['criterion']!r}")
+    return s
+
+
+def read_hypotheses(path) -> dict:
+    """The hypotheses YAML (see instrument/sustainability_gap.hypotheses.yaml)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8-sig"))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: YAML syntax error: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ValueError(f"{path}: expected a mapping of hypothesis ids to {{statement, expect}}")
+    return data
+
+
+def _fit(data, text, s, name):
+    try:
+        parse_model(text)
+    except LavaanSyntaxError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+    return fit_sem(data, text, missing=s["missing"], estimator=s["estimator"])
+
+
+def _invariance_rows(spec_id, spec, invariance_json) -> list[dict]:
+    """H7 from the invariance stage's metrics: measurement invariance, then the path comparison."""
+    base = {"hypothesis": spec_id, "statement": spec.get("statement", ""), "est": math.nan, "std_all": math.nan,
+            "ci_lower": math.nan, "ci_upper": math.nan, "interval": "", "pvalue": math.nan}
+    if invariance_json is None:
+        return [{**base, "parameter": "invariance", "path": "not tested (no invariance results given)",
+                 "expected": "", "supported": False, "verdict": "not tested"}]
+    inv = json.loads(Path(invariance_json).read_text(encoding="utf-8"))
+    level = inv.get("level", "none")
+    rows = [{**base, "parameter": "measurement invariance", "path": f"level reached: {level}",
+             "expected": "scalar or strict", "supported": level in ("scalar", "strict")}]
+    s = inv.get("structural") or {}
+    if s.get("compared"):
+        rows.append({**base, "parameter": "structural paths across groups", "path": s.get("answer", ""),
+                     "expected": "may differ", "pvalue": s.get("delta_pvalue", math.nan),
+                     "supported": bool(s.get("paths_differ", False))})
+    verdict = "supported" if all(r["supported"] for r in rows) else (
+        "partly supported" if any(r["supported"] for r in rows) else "not supported")
+    return [{**r, "verdict": verdict} for r in rows]
+
+
+def run(data_path, model_path, out, params_path=None, hypotheses_path=None, invariance_json=None, overrides=None,
+        seed=None, jobs=None) -> dict:
+    """Fit the structural model, bootstrap it, compare the competing models, test the hypotheses."""
+    params = read_params(params_path)
+    s = settings(params, overrides or {})
+    seed = params.get("seed", 0) if seed is None else seed
+    try:
+        text = Path(model_path).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{model_path}: cannot be read as UTF-8 text ({exc})") from None
+    hypotheses = read_hypotheses(hypotheses_path) if hypotheses_path else {}
+    data = read_data(data_path)
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always", GapscaleWarning)
+        fit = _fit(data, text, s, model_path)
+        competing = {"hypothesised": fit}
+        for name, structural in s["competing"].items():
+            competing[name] = _fit(data, replace_structural(text, structural), s, f"sem.competing.{name}")
+    caught = [f"{w.category.__name__}: {w.message}" for w in records if issubclass(w.category, GapscaleWarning)]
+    flags = list(dict.fromkeys(list(fit.warnings) + caught))
+    for name, f in competing.items():
+        if not f.converged:
+            flags.append(f"competing model {name} did not converge")
+
+    parameters = fit.parameters.copy()
+    boot_summary = {"requested": 0, "converged": 0, "failed": 0, "inadmissible": 0}
+    if s["bootstrap"]:
+        root = np.random.SeedSequence(seed, spawn_key=(zlib.crc32(b"sem"),))
+        with progress_bar(s["bootstrap"], "bootstrap") as tick:
+            boot = bootstrap_sem(data, fit, s["bootstrap"], root, jobs=jobs, missing=s["missing"], progress=tick)
+        parameters = pd.concat([parameters, boot.intervals(fit, s["ci"])], axis=1)
+        boot_summary = boot.summary()
+        boot_summary["seed"] = seed
+        if boot.failed:
+            flags.append(f"{boot.failed} of {boot.requested} bootstrap draws did not converge; the intervals use "
+                         f"the {boot.converged} that did")
+    else:
+        for c in BOOT_COLUMNS:
+            parameters[c] = np.nan
+
+    rows = []
+    for hid, spec in hypotheses.items():
+        if spec.get("source") == "invariance":
+            rows.extend(_invariance_rows(hid, spec, invariance_json))
+        else:
+            rows.extend(hypotheses_table(parameters, {hid: spec}, s["interval"]).to_dict("records"))
+    hyp = pd.DataFrame(rows, columns=["hypothesis", "statement", "parameter", "path", "expected", "est", "std_all",
+                                      "ci_lower", "ci_upper", "interval", "pvalue", "supported", "verdict"])
+    comparison = compare_models(competing, "hypothesised", s["criterion"])
+    r2 = r_squared(fit)
+
+    out = output_dir(out)
+    write_csv(parameters[PARAMETER_COLUMNS + ["std_all_se"] + BOOT_COLUMNS], out / "sem_parameters.csv")
+    write_csv(r2, out / "sem_r2.csv")
+    write_csv(hyp, out / "sem_hypotheses.csv")
+    write_csv(comparison, out / "sem_competing.csv")
+    latent_r2 = r2[r2["variable"].isin(fit.partable.latents)]
+    verdicts = hyp.drop_duplicates("hypothesis").set_index("hypothesis")["verdict"].to_dict() if len(hyp) else {}
+    metrics = {
+        "simulated": is_simulated(data), "source": Path(data_path).name, "model": Path(model_path).name,
+        "estimator": s["estimator"], "missing": s["missing"], "n_rows": len(data), "converged": fit.converged,
+        "fit": fit.fit, "bootstrap": boot_summary, "interval": s["interval"], "ci": s["ci"],
+        "r2": {r.variable: float(r.r2) for r in latent_r2.itertuples()},
+        "hypotheses": verdicts,
+        "hypotheses_supported": sum(v == "supported" for v in verdicts.values()),
+        "preferred_model": comparison.loc[comparison["preferred"], "model"].iat[0] if comparison["preferred"].any() else None,
+        "warnings": flags, "admissible": not [f for f in flags if "bootstrap" not in f] and fit.converged,
+    }
+    write_json(_finite(metrics), out / "sem.json")
+    return metrics
+
+
+def _finite(obj):
+    """JSON has no NaN: None in its place."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
