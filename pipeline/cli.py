@@ -358,6 +358,47 @@ def invariance_cmd(data_path, instrument_path, model_path, group, structural_pat
         click.echo(f"WARNING: {w}", err=True)
 
 
+@cli.command("sem")
+@click.option("--data", "data_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The CFA half (cfa.csv of the split stage) or any clean data set.")
+@click.option("--model", "model_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="lavaan model: measurement and structural parts, labels and := defined effects.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Directory for sem_parameters.csv, sem_r2.csv, sem_hypotheses.csv, sem_competing.csv and sem.json.")
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Params YAML with a `sem:` section (and `seed`); options below override it.")
+@click.option("--hypotheses", "hypotheses_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="YAML of hypotheses: id -> {statement, expect: {parameter: positive|negative}}.")
+@click.option("--invariance", "invariance_json", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="invariance.json of the invariance stage, for a hypothesis with `source: invariance`.")
+@click.option("--estimator", default=None, help="ML (lavaan's default) or MLR (robust SEs, scaled test).")
+@click.option("--missing", default=None, help="fiml (full-information ML) or listwise.")
+@click.option("--bootstrap", type=click.IntRange(min=0), default=None,
+              help="Bootstrap draws (default 2000; 0 for Wald intervals only).")
+@click.option("--seed", type=int, default=None, help="Seed of the bootstrap (default: seed in the params file, else 0).")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Worker processes for the bootstrap (default: all cores); the draws do not depend on it.")
+def sem_cmd(data_path, model_path, out, params_path, hypotheses_path, invariance_json, estimator, missing, bootstrap,
+            seed, jobs):
+    """Structural model: paths, R², defined (indirect and total) effects with delta-method and
+    bootstrap (percentile and bias-corrected) intervals, competing models (chi-square
+    difference, AIC, BIC, the preferred model) and the hypotheses table.
+    """
+    from pipeline.sem import run
+
+    overrides = dict(estimator=estimator, missing=missing, bootstrap=bootstrap)
+    with user_errors():
+        m = run(data_path, model_path, out, params_path, hypotheses_path, invariance_json, overrides, seed, jobs)
+    f, b = m["fit"], m["bootstrap"]
+    boot = f"; bootstrap {b['converged']} of {b['requested']} draws converged" if b["requested"] else ""
+    hyp = f"; hypotheses supported: {m['hypotheses_supported']} of {len(m['hypotheses'])}" if m["hypotheses"] else ""
+    click.echo(f"SEM ({m['estimator']}, {m['missing']}) on {f['ntotal']} of {m['n_rows']} rows: chisq {f['chisq']:.2f} "
+               f"(df {f['df']}), CFI {f['cfi']:.3f}, RMSEA {f['rmsea']:.3f}, SRMR {f['srmr']:.3f}{boot}{hyp}; "
+               f"preferred model: {m['preferred_model']}; outputs in {out}")
+    for w in m["warnings"]:
+        click.echo(f"WARNING: {w}", err=True)
+
+
 STAGE_DIR = click.Path(file_okay=False)
 
 
