@@ -39,8 +39,9 @@ a group only. Defined parameters (``:=``) are skipped; ``==``, ``<``, ``>`` cons
 refused.
 
 Estimation minimises :math:`-\log L = \sum_g -\log L_g` (lavaan's ML: the chi-square is
-:math:`\sum_g 2(\log L_{1,g} - \log L_g) = \sum_g n_g F_g`) by Fisher scoring with the analytic
-gradient and the expected information, with a BFGS fallback. With ``missing = "listwise"`` the
+:math:`\sum_g 2(\log L_{1,g} - \log L_g) = \sum_g n_g F_g`) with the analytic gradient (by the
+chain rule through the model matrices): Fisher scoring with the expected information for the
+first steps, then BFGS updates of that metric, and scipy's BFGS as a fallback. With ``missing = "listwise"`` the
 complete cases of each group are used and standard errors come from the expected information
 (lavaan's default for complete data). With ``missing = "fiml"`` every row with an observed
 value counts through its missingness pattern, the saturated model of each group is estimated
