@@ -1038,13 +1038,21 @@ def invariance_section(inv: StageOutputs, findings: Findings, cuts: dict, figure
         intro += f" by multi-group {m.get('estimator', 'ML')} ({m.get('missing', '')})"
     crit = m.get("criterion")
     cut = m.get("cutoffs") or {}
-    rule = ""
-    if cut:
-        rule = (f" A step holds when ΔCFI ≥ -{apa.fmt_number(cut.get('delta_cfi'), 3, bounded=True)} and ΔRMSEA ≤ "
-                f"{apa.fmt_number(cut.get('delta_rmsea'), 3)}" if _ok(cut.get("delta_cfi")) else "")
-        rule += f" (criterion: {crit})" if crit and rule else ""
-        rule += "; the configural model must fit on its own" if _ok(cut.get("configural_cfi")) and rule else ""
-        rule += "." if rule else ""
+    rules = []
+    if _ok(cut.get("configural_cfi")) or _ok(cut.get("configural_rmsea")):
+        rules.append("the configural model must fit on its own (" + " and ".join(
+            x for x in (f"CFI ≥ {apa.fmt_bounded(cut['configural_cfi'])}" if _ok(cut.get("configural_cfi")) else "",
+                        f"RMSEA ≤ {apa.fmt_number(cut['configural_rmsea'])}" if _ok(cut.get("configural_rmsea")) else "")
+            if x) + ")")
+    if crit and "chisq" in str(crit) and _ok(cut.get("alpha")):
+        rules.append(f"a later step holds when its χ² difference test gives p ≥ {apa.fmt_p(cut['alpha'])}")
+    elif _ok(cut.get("delta_cfi")) or _ok(cut.get("delta_rmsea")):
+        dc = _num(cut.get("delta_cfi"))
+        rules.append("a later step holds when " + " and ".join(
+            x for x in (f"ΔCFI ≥ {apa.fmt_number(-abs(dc), 3, bounded=True)}" if _ok(dc) else "",
+                        f"ΔRMSEA ≤ {apa.fmt_number(cut.get('delta_rmsea'), 3)}" if _ok(cut.get("delta_rmsea")) else "")
+            if x) + " (Chen, 2007)")
+    rule = (" Criteria (" + str(crit) + "): " if crit else " Criteria: ") + "; ".join(rules) + "." if rules else ""
     sec.blocks.append(intro + "; each step is compared with the one before." + rule)
     findings.tested.append("measurement invariance" + (f" across {group_col}" if group_col else ""))
     if groups is not None and len(groups):
@@ -1089,11 +1097,17 @@ def invariance_section(inv: StageOutputs, findings: Findings, cuts: dict, figure
     elif level:
         partial = " (partial invariance: " + ", ".join(m.get("partial") or []) + " free)" if m.get("partial_invariance") else ""
         sec.blocks.append(f"Invariance holds up to the **{level}** level{partial}.")
-    if "holds" in fit:
+    if "holds" in fit:  # each step that holds, then the first that does not (the later ones cannot)
         for r in fit.itertuples():
             if not _ok(r.holds) and not isinstance(r.holds, (bool, str)):
                 continue
-            findings.check(_bool(r.holds), f"{r.model} invariance {'holds' if _bool(r.holds) else 'does not hold'}")
+            if _bool(r.holds):
+                findings.held.append(f"{r.model} invariance holds")
+                continue
+            why = str((steps.get(str(r.model)) or {}).get("reason") or "")
+            findings.not_held.append(f"{r.model} invariance does not hold" + (f" ({why})" if why else "")
+                                     + ("; the steps above it are not reached" if str(r.model) != INVARIANCE_STEPS[-1] else ""))
+            break
     means = inv.table("invariance_latent_means.csv")
     if means is not None and len(means):
         sec.blocks.append(Table("invariance_latent_means", "Latent mean differences from the reference group",
@@ -1128,7 +1142,9 @@ def sem_section(sem: StageOutputs, findings: Findings, cuts: dict, figures: dict
     fit = m.get("fit") or {}
     boot = m.get("bootstrap") or {}
     findings.tested.append("the structural model and its hypotheses")
-    text = "The hypothesised structural model was fitted to the analysed sample"
+    text = "The hypothesised structural model was fitted to " + (
+        f"{m['source']}" if m.get("source") else "the data") + (f" by {m['estimator']}" if m.get("estimator") else "") + (
+        f" ({m['missing']})" if m.get("missing") else "")
     if fit:
         text += f" (N = {apa.fmt_int(fit.get('ntotal'))}): {apa.fmt_chisq(fit.get('chisq'), fit.get('df'), fit.get('pvalue'))}"
     text += "."
@@ -1168,9 +1184,13 @@ def sem_section(sem: StageOutputs, findings: Findings, cuts: dict, figures: dict
             "lhs": "Outcome", "rhs": "Predictor", "label": "Label", "est": "b", "se": "SE", "std_all": "β",
             "pvalue": "p", "ci": "95% CI (b)"}), "b = unstandardised, β = standardised coefficient (std.all)."))
     r2 = sem.table("sem_r2.csv")
+    latents = set(p.loc[p["op"] == "=~", "lhs"])
     if r2 is not None and {"variable", "r2"} <= set(r2.columns):
-        sec.blocks.append(Table("sem_r2", "Variance explained (R²)", apa.apa_table(r2, {"variable": "text", "r2": "bounded"},
-                                                                                    {"variable": "Variable", "r2": "R²"})))
+        shown = r2[r2["variable"].astype(str).isin(latents)] if latents else r2
+        sec.blocks.append(Table("sem_r2", "Variance explained (R²) in the latent variables",
+                                apa.apa_table(shown, {"variable": "text", "r2": "bounded"}, {"variable": "Variable", "r2": "R²"}),
+                                "For endogenous factors and the first-order factors of a second-order factor; "
+                                "sem_r2.csv also has every indicator's R²."))
     elif r2 is None:
         sec.blocks.append(_absent(sem, "sem_r2.csv"))
     defined = p[p["op"] == ":="].copy()
@@ -1194,28 +1214,34 @@ def sem_section(sem: StageOutputs, findings: Findings, cuts: dict, figures: dict
         if {"boot_pct_lower", "boot_pct_upper"} <= set(defined.columns):
             for r in defined.itertuples():
                 excl = _ok(r.boot_pct_lower) and (_num(r.boot_pct_lower) > 0 or _num(r.boot_pct_upper) < 0)
+                ci = f"[{apa.fmt_against(r.boot_pct_lower, 0, 3)}, {apa.fmt_against(r.boot_pct_upper, 0, 3)}]"
                 findings.check(excl, f"indirect effect {r.lhs} {'differs' if excl else 'does not differ'} from zero "
-                               f"(β = {apa.fmt_number(getattr(r, 'std_all', np.nan), 3, bounded=True)}, 95% CI "
-                               f"{apa.fmt_ci(r.boot_pct_lower, r.boot_pct_upper, 3)})")
+                               f"(β = {apa.fmt_against(getattr(r, 'std_all', np.nan), 0, 3, bounded=True)}, 95% "
+                               f"percentile bootstrap CI {ci})")
     hyp = sem.table("sem_hypotheses.csv")
     if hyp is not None and len(hyp):
         h = hyp.copy()
+        defined_names = set(p.loc[p["op"] == ":=", "lhs"])
+        small = h["parameter"].astype(str).isin(defined_names) if "parameter" in h else pd.Series(False, index=h.index)
         if {"ci_lower", "ci_upper"} <= set(h.columns):
-            h["ci"] = [apa.fmt_ci(a, b) for a, b in zip(h["ci_lower"], h["ci_upper"])]
+            h["ci"] = [apa.fmt_ci(a, b, 3 if sm else 2) for a, b, sm in zip(h["ci_lower"], h["ci_upper"], small)]
+        for c, bounded in (("std_all", True), ("est", False)):  # defined effects (products) with three decimals
+            if c in h:
+                h[c] = [apa.fmt_number(v, 3 if sm else 2, bounded=bounded) for v, sm in zip(h[c], small)]
         if "hypothesis" in h:  # a hypothesis tested on several parameters: its name, statement and verdict once
             repeat = h["hypothesis"].astype(str).eq(h["hypothesis"].astype(str).shift())
             for c in ("hypothesis", "statement", "verdict"):
                 if c in h:
                     h[c] = h[c].astype(object).where(~repeat, "")
         spec = {"hypothesis": "text", "statement": "text", "parameter": "text", "path": "text", "expected": "text",
-                "std_all": "bounded", "est": "number", "ci": "text", "pvalue": "p", "supported": "yes_no",
+                "std_all": "text", "est": "text", "ci": "text", "pvalue": "p", "supported": "yes_no",
                 "verdict": "text"}
         spec = {c: k for c, k in spec.items() if c in h}
         sec.blocks.append(Table("sem_hypotheses", "Hypotheses", apa.apa_table(h, spec, {
             "hypothesis": "Hypothesis", "statement": "Statement", "parameter": "Parameter", "path": "Path",
             "expected": "Expected", "std_all": "β", "est": "b", "ci": "95% CI", "pvalue": "p", "supported": "Supported",
             "verdict": "Verdict"}), "Supported: the parameter's estimate has the expected sign and its interval "
-            "excludes zero; Verdict: the hypothesis as a whole."))
+            "excludes zero; Verdict: the hypothesis as a whole. Defined effects (:=) with three decimals."))
         verdicts = {}
         if "verdict" in hyp:
             for r in hyp.drop_duplicates("hypothesis").itertuples():

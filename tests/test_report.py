@@ -215,8 +215,14 @@ def fake_invariance(d: Path) -> None:
         d / "invariance_groups.csv", index=False)
     pd.DataFrame([dict(latent="A", group="g2", mean=0.12, se=0.08, pvalue=0.13)]).to_csv(
         d / "invariance_latent_means.csv", index=False)
-    (d / "invariance.json").write_text(json.dumps({"simulated": True, "group": "group", "level_reached": "scalar",
-                                                   "warnings": ["group g3 has 9 respondents: left out"]}))
+    steps = {r["model"]: {"holds": bool(r["holds"]) if r["holds"] is not None else True, "passes": r["model"] != "strict",
+                          "reason": "ΔCFI -0.023 < -0.01" if r["model"] == "strict" else ""} for r in rows}
+    (d / "invariance.json").write_text(json.dumps({
+        "simulated": True, "group": "group", "missing": "fiml", "estimator": "ML", "level": "scalar",
+        "partial": [], "partial_invariance": False, "criterion": "fit_indices",
+        "cutoffs": {"delta_cfi": -0.01, "delta_rmsea": 0.015, "alpha": 0.05, "configural_cfi": 0.9, "configural_rmsea": 0.08},
+        "steps": steps, "structural": {"compared": True, "answer": "no evidence that the paths differ between groups"},
+        "warnings": ["group g3 has 9 respondents: left out"]}))
 
 
 def fake_sem(d: Path) -> None:
@@ -254,7 +260,9 @@ def fake_sem(d: Path) -> None:
         "fit": {"chisq": 60.2, "df": 51, "pvalue": 0.176, "cfi": 0.994, "tli": 0.992, "rmsea": 0.021,
                 "rmsea_ci_lower": 0.0, "rmsea_ci_upper": 0.043, "srmr": 0.041, "aic": 9100.4, "bic": 9190.8,
                 "ntotal": 355},
-        "bootstrap": {"draws": 500, "failed": 2}, "warnings": ["2 of 500 bootstrap draws did not converge"]}))
+        "source": "cfa.csv", "missing": "fiml", "interval": "boot_pct",
+        "bootstrap": {"requested": 500, "converged": 498, "failed": 2, "inadmissible": 0},
+        "warnings": ["2 of 500 bootstrap draws did not converge"]}))
 
 
 @pytest.fixture(scope="module")
@@ -457,12 +465,14 @@ def test_summary_says_what_held_what_did_not_and_every_warning(built):
     summary = built["md"].split("## Sample and screening")[0]
     assert "What was tested:" in summary and "What held:" in summary and "What did not hold:" in summary
     assert "Hypotheses supported: H1" in summary and "Hypotheses not supported: H2" in summary
-    assert "Strict invariance does not hold" in summary and "Scalar invariance holds" in summary
+    assert "Strict invariance does not hold (ΔCFI -0.023 < -0.01)" in summary and "Scalar invariance holds" in summary
     for warning in ("invariance: group g3 has 9 respondents: left out",
                     "structural model (sem): 2 of 500 bootstrap draws did not converge"):
         assert warning in summary, warning
     assert "(n = 9) left out" not in summary and "draws failed" not in summary  # said once, by the stage
     assert "Invariance holds up to the **scalar** level." in built["md"]
+    assert "a later step holds when ΔCFI ≥ -.010 and ΔRMSEA ≤ 0.015" in built["md"]
+    assert "Structural paths across groups: no evidence that the paths differ between groups." in built["md"]
 
 
 def test_small_groups_and_failed_draws_are_warned_about_even_if_the_stage_did_not(stages, tmp_path):
