@@ -307,8 +307,9 @@ def population_model(instrument: Instrument, params: SimulationParams, rng: np.r
                      thresholds: pd.DataFrame | None = None) -> PopulationModel:
     """Build the standardised population model for ``instrument`` from ``params``.
 
-    ``rng`` draws the per-item threshold shifts (``threshold_jitter``); with ``thresholds``
-    given (a group's population shares the thresholds of the study), nothing is drawn.
+    ``rng`` draws the per-item threshold shifts (``threshold_jitter``; ``None``: no shifts);
+    with ``thresholds`` given (a group's population shares the thresholds of the study),
+    nothing is drawn.
 
     Raises
     ------
@@ -404,7 +405,7 @@ def population_model(instrument: Instrument, params: SimulationParams, rng: np.r
         likert = [i for i in instrument.items if i.scale.type == "likert"]
         width = max((len(i.scale.points) - 1 for i in likert), default=0)
         thr = np.full((len(likert), width), np.nan)
-        shifts = rng.normal(0.0, params.threshold_jitter, size=len(likert))
+        shifts = rng.normal(0.0, params.threshold_jitter, size=len(likert)) if rng is not None else np.zeros(len(likert))
         for r, item in enumerate(likert):
             base = _base_thresholds(item.scale, params.thresholds)
             thr[r, : len(base)] = np.asarray(base) + shifts[r]
