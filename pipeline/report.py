@@ -215,6 +215,15 @@ def _pct(x, decimals: int = 1) -> str:
     return f"{apa.fmt_number(100 * _num(x), decimals)}%" if _ok(x) else ""
 
 
+def _ci_level(level) -> str:
+    """``0.95`` -> ``"95%"``; the params key when the stage did not record its level."""
+    return f"{100 * _num(level):g}%" if _ok(level) else "reliability.ci in params.yaml"
+
+
+def _ci_label(level) -> str:
+    return f"{100 * _num(level):g}% CI" if _ok(level) else "CI"
+
+
 def _not_run(stage: StageOutputs, findings: Findings) -> str:
     where = stage.where(STAGE_FILES[stage.name][0])
     findings.not_run.append(STAGE_NAMES[stage.name])
@@ -905,13 +914,12 @@ def reliability_section(rel: StageOutputs, findings: Findings, cuts: dict, label
                 "omega": "bounded", "cr": "bounded", "ave": "bounded", "sqrt_ave": "bounded",
                 "max_abs_correlation": "bounded", "flags": "text"}
         spec = {c: k for c, k in spec.items() if c in t}
-        ci = m.get("ci", 0.95)
         sec.blocks.append(Table(
             "reliability", "Reliability and convergent validity",
             apa.apa_table(t, spec, {"construct": "Construct", "label": "Label", "n_items": "k", "raw_alpha": "α",
-                                    "alpha_ci": "95% CI", "omega": "ω", "cr": "CR", "ave": "AVE",
+                                    "alpha_ci": _ci_label(m.get("ci")), "omega": "ω", "cr": "CR", "ave": "AVE",
                                     "sqrt_ave": "√AVE", "max_abs_correlation": "Max. |r|", "flags": "Below cut-off"}),
-            f"α = Cronbach's alpha with Feldt's 95% CI; ω = omega from the fitted model (semTools::compRelSEM); CR = "
+            f"α = Cronbach's alpha with Feldt's confidence interval (level: {_ci_level(m.get('ci'))}); ω = omega from the fitted model (semTools::compRelSEM); CR = "
             f"composite reliability; AVE = average variance extracted; Max. |r| = the largest latent correlation. "
             f"Cut-offs: α, ω, CR ≥ {apa.fmt_bounded(rmin)}; AVE ≥ {apa.fmt_bounded(amin)}."))
         for col, name in (("raw_alpha", "alpha"), ("omega", "omega"), ("cr", "CR")):
@@ -963,7 +971,7 @@ def reliability_section(rel: StageOutputs, findings: Findings, cuts: dict, label
             spec["n_boot_valid"] = "int"
         sec.blocks.append(Table("htmt_highest", "The highest HTMT ratios with bootstrap intervals",
                                 apa.apa_table(top, spec, {"pair": "Constructs", "htmt": "HTMT",
-                                                          "ci": "95% CI (percentile bootstrap)",
+                                                          "ci": _ci_label(m.get("ci")) + " (percentile bootstrap)",
                                                           "n_boot_valid": "Valid draws"}),
                                 "htmt.csv has every pair with its interval."))
         over = ht[ht["htmt"] >= hmax]
@@ -1182,7 +1190,7 @@ def sem_section(sem: StageOutputs, findings: Findings, cuts: dict, figures: dict
         spec = {c: k for c, k in spec.items() if c in paths}
         sec.blocks.append(Table("sem_paths", "Structural paths", apa.apa_table(paths, spec, {
             "lhs": "Outcome", "rhs": "Predictor", "label": "Label", "est": "b", "se": "SE", "std_all": "β",
-            "pvalue": "p", "ci": "95% CI (b)"}), "b = unstandardised, β = standardised coefficient (std.all)."))
+            "pvalue": "p", "ci": _ci_label(m.get("ci")) + " (Wald, b)"}), "b = unstandardised, β = standardised coefficient (std.all)."))
     r2 = sem.table("sem_r2.csv")
     latents = set(p.loc[p["op"] == "=~", "lhs"])
     if r2 is not None and {"variable", "r2"} <= set(r2.columns):
@@ -1208,7 +1216,8 @@ def sem_section(sem: StageOutputs, findings: Findings, cuts: dict, figures: dict
         sec.blocks.append(Table("sem_indirect", "Indirect and total effects", apa.apa_table(defined, spec, {
             "lhs": "Effect", "rhs": "Definition", "est": "b", "std_all": "β", "se": "SE", "boot_se": "Bootstrap SE",
             "pvalue": "p",
-            "pct": "95% CI (percentile bootstrap)", "bc": "95% CI (bias-corrected bootstrap)", "ci": "95% CI"}),
+            "pct": _ci_label(m.get("ci")) + " (percentile bootstrap)",
+            "bc": _ci_label(m.get("ci")) + " (bias-corrected bootstrap)", "ci": _ci_label(m.get("ci"))}),
             "Defined parameters (:=) of the model: products of path coefficients, with three decimals because "
             "they are small. An effect is supported when its bootstrap interval excludes zero."))
         if {"boot_pct_lower", "boot_pct_upper"} <= set(defined.columns):
@@ -1216,8 +1225,8 @@ def sem_section(sem: StageOutputs, findings: Findings, cuts: dict, figures: dict
                 excl = _ok(r.boot_pct_lower) and (_num(r.boot_pct_lower) > 0 or _num(r.boot_pct_upper) < 0)
                 ci = f"[{apa.fmt_against(r.boot_pct_lower, 0, 3)}, {apa.fmt_against(r.boot_pct_upper, 0, 3)}]"
                 findings.check(excl, f"indirect effect {r.lhs} {'differs' if excl else 'does not differ'} from zero "
-                               f"(β = {apa.fmt_against(getattr(r, 'std_all', np.nan), 0, 3, bounded=True)}, 95% "
-                               f"percentile bootstrap CI {ci})")
+                               f"(β = {apa.fmt_against(getattr(r, 'std_all', np.nan), 0, 3, bounded=True)}, "
+                               f"{_ci_label(m.get('ci'))} by percentile bootstrap {ci})")
     hyp = sem.table("sem_hypotheses.csv")
     if hyp is not None and len(hyp):
         h = hyp.copy()
@@ -1239,7 +1248,8 @@ def sem_section(sem: StageOutputs, findings: Findings, cuts: dict, figures: dict
         spec = {c: k for c, k in spec.items() if c in h}
         sec.blocks.append(Table("sem_hypotheses", "Hypotheses", apa.apa_table(h, spec, {
             "hypothesis": "Hypothesis", "statement": "Statement", "parameter": "Parameter", "path": "Path",
-            "expected": "Expected", "std_all": "β", "est": "b", "ci": "95% CI", "pvalue": "p", "supported": "Supported",
+            "expected": "Expected", "std_all": "β", "est": "b", "ci": _ci_label(m.get("ci")), "pvalue": "p",
+            "supported": "Supported",
             "verdict": "Verdict"}), "Supported: the parameter's estimate has the expected sign and its interval "
             "excludes zero; Verdict: the hypothesis as a whole. Defined effects (:=) with three decimals."))
         verdicts = {}

@@ -260,7 +260,7 @@ def fake_sem(d: Path) -> None:
         "fit": {"chisq": 60.2, "df": 51, "pvalue": 0.176, "cfi": 0.994, "tli": 0.992, "rmsea": 0.021,
                 "rmsea_ci_lower": 0.0, "rmsea_ci_upper": 0.043, "srmr": 0.041, "aic": 9100.4, "bic": 9190.8,
                 "ntotal": 355},
-        "source": "cfa.csv", "missing": "fiml", "interval": "boot_pct",
+        "source": "cfa.csv", "missing": "fiml", "interval": "boot_pct", "ci": 0.95,
         "bootstrap": {"requested": 500, "converged": 498, "failed": 2, "inadmissible": 0},
         "warnings": ["2 of 500 bootstrap draws did not converge"]}))
 
