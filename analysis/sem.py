@@ -157,7 +157,10 @@ def parameter_table(model: LavaanModel | str, observed_in_data: list[str] | None
     endogenous = {r["lhs"] for r in rows if r["op"] == "~"} | {r["rhs"] for r in rows if r["op"] == "=~" and r["matrix"] == "beta"}
     predictors = {r["rhs"] for r in rows if r["op"] == "~"} | {r["lhs"] for r in rows if r["op"] == "=~" and r["matrix"] == "beta"}
     exogenous = [v for v in latents if v not in endogenous]
-    terminal = [v for v in latents if v in endogenous and v not in predictors]
+    # auto.cov.y: latents regressed on others (lhs of ~) that predict nothing; a first-order
+    # factor of a higher-order factor is an indicator, not a "y" (lavaan's lv.y).
+    regressed = {r["lhs"] for r in rows if r["op"] == "~"}
+    terminal = [v for v in latents if v in regressed and v not in predictors]
 
     def cov(a, b, matrix, i, j, auto):
         s = user_cov.pop(frozenset((a, b)), None)
