@@ -43,6 +43,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 from scipy import optimize, stats
+from threadpoolctl import threadpool_limits
 
 from analysis.sem import SEMFit, ParameterTable, _information, _ml_fisher_scoring, _Model, _row_values, defined_values
 
@@ -286,7 +287,10 @@ def _refit(task) -> tuple[int, np.ndarray, bool, bool]:
 
 
 def _run(tasks):
-    return [_refit(t) for t in tasks]
+    # One BLAS thread per worker: the draws are the parallel unit; threaded BLAS inside each of
+    # them would oversubscribe the cores.
+    with threadpool_limits(1):
+        return [_refit(t) for t in tasks]
 
 
 def bootstrap_sem(data: pd.DataFrame, fit: SEMFit, draws: int = 2000, seed: int = 0, jobs: int | None = None,
