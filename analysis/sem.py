@@ -431,7 +431,7 @@ def fit_sem(data: pd.DataFrame, model: LavaanModel | str, missing: str = "listwi
     if q > moments:
         raise ValueError(f"the model is not identified: {q} free parameters but only {moments} variances and "
                          f"covariances (degrees of freedom {moments - q}); fix parameters or add indicators")
-    s = np.cov(x.to_numpy(), rowvar=False, bias=True)
+    s = np.cov(x.to_numpy(dtype=float), rowvar=False, bias=True)  # float also for nullable integer columns
     if np.linalg.eigvalsh(s).min() <= 1e-12 * np.abs(s).max():
         raise ValueError("the sample covariance matrix is singular: an observed variable is a linear combination "
                          "of others or has no variance")
