@@ -221,9 +221,9 @@ def fiml_value_and_gradient(mdl: _Model, groups, z: np.ndarray) -> tuple[float, 
     cu = np.einsum("kij,kj->ki", covs, u)                            # C u
     ucu = np.einsum("ki,ki->k", u, cu)
     w = pd_ - u * (ud / c)[:, None]                                  # Sigma_oo^-1 d, zero at j
-    value = 0.5 * np.sum(n_k * (logdet + np.log(c) + np.einsum("ij,kij->k", prec, covs) - ucu / c
-                                + np.einsum("kp,kp->k", d, pd_) - ud**2 / c))
     total_c = np.einsum("k,kij->ij", n_k, covs)
+    value = 0.5 * (np.sum(n_k * (logdet + np.log(c) - ucu / c + np.einsum("kp,kp->k", d, pd_) - ud**2 / c))
+                   + np.sum(prec * total_c))
     v = cu @ prec                                                    # (P C u)^T, k x p
     pcp = prec @ total_c @ prec
     a = (n_k / c)[:, None] * u
@@ -232,11 +232,17 @@ def fiml_value_and_gradient(mdl: _Model, groups, z: np.ndarray) -> tuple[float, 
                      - u.T @ ((n_k * ucu / c**2)[:, None] * u) - w.T @ (n_k[:, None] * w))
     g_nu = -(n_k[:, None] * w).sum(axis=0)
     for o, m, nk, mean, cov in other:
-        so = sig[np.ix_(o, o)]
-        sign_o, logdet_o = np.linalg.slogdet(so)
+        if len(m) <= len(o):  # partitioned inverse: O(p^2 |m|) instead of a new inversion
+            pmm = prec[np.ix_(m, m)]
+            sign_o, logdet_m = np.linalg.slogdet(pmm)
+            pom = prec[np.ix_(o, m)]
+            inv = prec[np.ix_(o, o)] - pom @ np.linalg.solve(pmm, pom.T)
+            logdet_o = logdet + logdet_m
+        else:
+            sign_o, logdet_o = np.linalg.slogdet(sig[np.ix_(o, o)])
+            inv = np.linalg.inv(sig[np.ix_(o, o)])
         if sign_o <= 0:
             return np.inf, np.zeros_like(z)
-        inv = np.linalg.inv(so)
         dd = mean - nu[o]
         inv_d = inv @ dd
         value += nk / 2 * (logdet_o + np.sum(inv * cov) + dd @ inv_d)
@@ -334,10 +340,14 @@ def bootstrap_sem(data: pd.DataFrame, fit: SEMFit, draws: int = 2000, seed: int 
         intercepts = fit.parameters[fit.parameters["op"] == "~1"].set_index("lhs")["est"]
         means = np.nanmean(values, axis=0)
         start = np.concatenate([fit.theta, [intercepts.get(v, means[k]) for k, v in enumerate(obs)]])
-        hess_inv = np.linalg.pinv(np.block([[info, np.zeros((q, p))], [np.zeros((p, q)), sinv]]))
+        hessian = np.block([[info, np.zeros((q, p))], [np.zeros((p, q)), sinv]])
     else:
         start = fit.theta
-        hess_inv = np.linalg.pinv(2 * info)  # F's Hessian is twice the information
+        hessian = 2 * info  # F's Hessian is twice the information
+    try:
+        hess_inv = np.linalg.inv(hessian)
+    except np.linalg.LinAlgError:
+        hess_inv = np.linalg.pinv(hessian)
     hess_inv = (hess_inv + hess_inv.T) / 2
     if np.linalg.eigvalsh(hess_inv).min() <= 0:  # a singular information: start BFGS from the identity
         hess_inv = None

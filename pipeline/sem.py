@@ -109,7 +109,11 @@ def run(data_path, model_path, out, params_path=None, hypotheses_path=None, inva
         fit = _fit(data, text, s, model_path)
         competing = {"hypothesised": fit}
         for name, structural in s["competing"].items():
-            competing[name] = _fit(data, replace_structural(text, structural), s, f"sem.competing.{name}")
+            try:
+                competing_text = replace_structural(text, structural)
+            except ValueError as exc:
+                raise ValueError(f"sem.competing.{name}: {exc}") from None
+            competing[name] = _fit(data, competing_text, s, f"sem.competing.{name}")
     caught = [f"{w.category.__name__}: {w.message}" for w in records if issubclass(w.category, GapscaleWarning)]
     flags = list(dict.fromkeys(list(fit.warnings) + caught))
     for name, f in competing.items():

@@ -236,8 +236,14 @@ def simulated(default_instrument, default_params):
 
 
 def test_true_paths_are_recovered_on_the_simulated_study(simulated, default_instrument):
-    """Every structural path and defined (indirect) effect of the hypothesised model, in the
-    standardised metric, has the population value inside its 95% interval (delta method)."""
+    """The structural paths, second-order loadings and defined (indirect) effects of the
+    hypothesised model, in the standardised metric, against the population values.
+
+    With 28 parameters, each 95% interval misses its true value with probability .05, so "all
+    28 covered" would fail by chance for most seeds (1 - .95^28 = .76). The test asks what a
+    correct estimator gives: at least 90% covered by their 95% intervals, and every one within
+    its 99.9% interval (|z| < 3.29). A wrong standardisation, a missing path or a biased
+    estimator fails both."""
     data, pop = simulated
     model = (Path(default_instrument.source).with_suffix(".lavaan")).read_text(encoding="utf-8")
     fit = fit_sem(data, model)
@@ -249,7 +255,7 @@ def test_true_paths_are_recovered_on_the_simulated_study(simulated, default_inst
         truth[(row.lhs, row.op, row.rhs)] = pop.beta.at[row.rhs, row.lhs]
     true_rows = np.array([truth.get((r.lhs, r.op, r.rhs), np.nan) for r in fit.partable.rows.itertuples()])
     true_defined = defined_values(fit.partable, true_rows)
-    checked = 0
+    z = []
     for row in p.itertuples():
         if row.op == ":=":
             value = true_defined[[n for n, _ in fit.partable.defined].index(row.lhs)]
@@ -257,10 +263,11 @@ def test_true_paths_are_recovered_on_the_simulated_study(simulated, default_inst
             value = truth[(row.lhs, row.op, row.rhs)]
         else:
             continue
-        lo, hi = row.std_all - 1.96 * row.std_all_se, row.std_all + 1.96 * row.std_all_se
-        assert lo <= value <= hi, (row.lhs, row.op, row.rhs, value, row.std_all, row.std_all_se)
-        checked += 1
-    assert checked == 27 + 4  # 24 regressions, 3 second-order loadings, 4 defined effects
+        z.append((row.std_all - value) / row.std_all_se)
+    z = np.abs(np.array(z))
+    assert len(z) == 21 + 3 + 4  # 21 regressions, 3 second-order loadings, 4 defined effects
+    assert np.mean(z < 1.96) >= 0.90, np.round(z, 2)
+    assert z.max() < 3.29, np.round(z, 2)
 
 
 # --------------------------------------------------------------------------- the command
@@ -312,3 +319,32 @@ def test_sem_command_bad_input(tmp_path, capsys, params, message):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_fiml_objective_of_the_bootstrap_is_the_casewise_likelihood():
+    """The pattern-wise FIML objective (partitioned inverses) equals -log L / N summed case by
+    case with direct inversions, and its gradient equals central differences of it."""
+    from analysis.bootstrap import _fiml_groups, fiml_value_and_gradient
+    from analysis.sem import _Model
+
+    d = pd.read_csv(REF_DIR / "hs_missing.csv")
+    fit = fit_sem(d, "visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9", missing="fiml")
+    mdl = _Model(fit.partable)
+    x = d[list(fit.partable.observed)].to_numpy(float)
+    x = x[~np.isnan(x).all(axis=1)]
+    z = np.concatenate([fit.theta, np.nanmean(x, axis=0)]) + np.random.default_rng(0).normal(0, 0.05, mdl.q + 9)
+
+    def casewise(z):
+        sig, nu, total = mdl.sigma(z[:mdl.q])[0], z[mdl.q:], 0.0
+        for row in x:
+            o = ~np.isnan(row)
+            dev = row[o] - nu[o]
+            total += 0.5 * (np.linalg.slogdet(sig[np.ix_(o, o)])[1] + dev @ np.linalg.solve(sig[np.ix_(o, o)], dev))
+        return total / len(x)
+
+    groups = _fiml_groups(x)
+    assert len(groups[1]) > 0  # patterns missing two or more answers are present too
+    value, grad = fiml_value_and_gradient(mdl, groups, z)
+    assert value == pytest.approx(casewise(z), abs=1e-12)
+    numeric = np.array([(casewise(z + h) - casewise(z - h)) / 2e-6 for h in np.eye(len(z)) * 1e-6])
+    assert np.max(np.abs(numeric - grad)) < 1e-7
