@@ -203,11 +203,15 @@ def test_cfa_cli_writes_lavaan_names(run_cli, tmp_path):
     assert m["admissible"] is True
 
 
-def test_planned_estimators_say_so(run_cli, tmp_path):
+def test_estimator_choices_of_the_command(run_cli, tmp_path):
     (tmp_path / "m.lavaan").write_text(HS_MODEL)
+    # WLSMV is for ordinal items: continuous test scores are refused in one line.
     code, out, err = run_cli("cfa", "--data", REF / "hs_full.csv", "--model", tmp_path / "m.lavaan", "--out",
                              tmp_path / "o", "--estimator", "WLSMV")
-    assert code == 2 and "'WLSMV' is not available (planned, not available yet)" in err
+    assert code == 2 and "not a whole number" in err and err.count("\n") == 1
+    code, out, err = run_cli("cfa", "--data", REF / "hs_full.csv", "--model", tmp_path / "m.lavaan", "--out",
+                             tmp_path / "o", "--estimator", "GLS")
+    assert code == 2 and "'GLS' is not available" in err
     code, out, err = run_cli("cfa", "--data", REF / "hs_missing.csv", "--model", tmp_path / "m.lavaan", "--out",
                              tmp_path / "o", "--estimator", "MLR", "--missing", "fiml")
     assert code == 0, err  # MLR with FIML is built (robust SEs, scaled test)
