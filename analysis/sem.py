@@ -48,7 +48,7 @@ from instrument.lavaan import LavaanModel, parse_model
 __all__ = ["SEMFit", "InadmissibleWarning", "ParameterTable", "fit_sem", "modification_indices",
            "parameter_table", "standardized_residuals"]
 
-MLR_FIML_MAX_H1 = 500  # the scaled test of MLR + FIML needs the saturated model's information numerically
+MLR_FIML_MAX_H1 = 5200  # MLR + FIML: the saturated model's information is a dense square of this size (p = 100: 5150)
 PARAMETER_COLUMNS = ["lhs", "op", "rhs", "label", "est", "se", "z", "pvalue", "ci_lower", "ci_upper", "std_all"]
 
 
@@ -413,8 +413,9 @@ def fit_sem(data: pd.DataFrame, model: LavaanModel | str, missing: str = "listwi
         p_obs = len(parameter_table(model, list(data.columns)).observed)
         if p_obs * (p_obs + 3) // 2 > MLR_FIML_MAX_H1:
             raise ValueError(f"MLR with FIML is available for up to {MLR_FIML_MAX_H1} saturated-model parameters "
-                             f"(about 30 observed variables); this model has {p_obs} observed variables. "
-                             "Use ML with FIML, or MLR with listwise deletion")
+                             f"(about 100 observed variables: its information is a dense matrix of that size); "
+                             f"this model has {p_obs} observed variables. Use ML with FIML, or MLR with listwise "
+                             "deletion")
     pt = parameter_table(model, list(data.columns))
     obs = list(pt.observed)
     x = data[obs].apply(pd.to_numeric, errors="coerce")
@@ -832,13 +833,17 @@ def _fit_fiml(pt: ParameterTable, x: pd.DataFrame, max_iter: int, robust: bool =
     .. math:: -\log L = \sum_k \frac{n_k}{2}\left[p_k\log 2\pi + \log|\Sigma_{oo}|
               + \operatorname{tr}(\Sigma_{oo}^{-1}S_k) + (\bar y_k-\nu_o)^\top\Sigma_{oo}^{-1}(\bar y_k-\nu_o)\right]
 
-    minimised by BFGS with its analytic gradient from the EM estimates. Standard errors from
-    the observed information (the Hessian of -log L, by central differences of the gradient),
-    as lavaan's default for FIML. The chi-square is :math:`2(\log L_1 - \log L_0)` against the
-    saturated model estimated by EM (:func:`analysis.missing.em_moments`); the baseline is the
-    independence model (each variable's ML mean and variance from its observed values).
-    Rows with no observed value carry no information and are not used (``ntotal`` counts the
-    rest).
+    minimised by BFGS with its analytic gradient from the EM estimates (each pattern's
+    :math:`\Sigma_{oo}^{-1}` by updating :math:`\Sigma^{-1}`, as lavaan). Standard errors from
+    the observed information, the Hessian of -log L in the parameters and intercepts, computed
+    analytically (:func:`_fiml_hessian`), as lavaan's default for FIML (``information =
+    "observed"``, ``observed.information = "hessian"``; lavaan differentiates its analytic
+    gradient numerically, which agrees to about 1e-9). The chi-square is
+    :math:`2(\log L_1 - \log L_0)` against the saturated model estimated by EM
+    (:func:`analysis.missing.em_moments`); the baseline is the independence model (each
+    variable's ML mean and variance from its observed values). Rows with no observed value
+    carry no information and are not used (``ntotal`` counts the rest). With ``robust``: MLR,
+    robust SEs, the scaled test and lavaan's scaled and robust fit indices (:func:`_mlr_fiml`).
     """
     from analysis.missing import em_moments
 
@@ -863,23 +868,46 @@ def _fit_fiml(pt: ParameterTable, x: pd.DataFrame, max_iter: int, robust: bool =
         groups.append((o, len(rows), mean, dev.T @ dev / len(rows)))
     mdl = _Model(pt)
     const = sum(nk * len(o) for o, nk, _, _ in groups) * np.log(2 * np.pi) / 2
+    _, _, _, k_rows, bu, bv, weight = _fiml_structure(mdl)
+
+    cases = [(o, np.setdiff1d(np.arange(p), o), values[inverse.ravel() == k][:, o]) for k, o in
+             enumerate(g[0] for g in groups)]
 
     def nll_and_grad(z):
+        # As lavaan: one inverse of Sigma, each pattern's inverse by the partitioned-inverse update
+        # M = K_oo - K_om K_mm^-1 K_mo and log|Sigma_oo| = log|Sigma| + log|K_mm| (K = Sigma^-1).
+        # With a_i = M (y_i - nu_o): -log L = const + sum_k n_k/2 log|Sigma_oo| + sum_i r_i'a_i / 2,
+        # gradient in Sigma G = (sum_k n_k M_k - sum_i a_i a_i')/2, in nu -sum_i a_i.
         th, nu = z[:q], z[q:]
         sig = mdl.sigma(th)[0]
-        value, g_sigma, g_nu = const, np.zeros((p, p)), np.zeros(p)
-        for o, nk, mean, cov in groups:
-            so = sig[np.ix_(o, o)]
-            sign, logdet = np.linalg.slogdet(so)
-            if sign <= 0:
-                return np.inf, np.zeros_like(z)
-            inv = np.linalg.inv(so)
-            d = mean - nu[o]
-            value += nk / 2 * (logdet + np.trace(inv @ cov) + d @ inv @ d)
-            g_sigma[np.ix_(o, o)] += nk / 2 * (inv - inv @ (cov + np.outer(d, d)) @ inv)
-            g_nu[o] -= nk * inv @ d
-        deriv = mdl.derivatives(th)
-        return value, np.concatenate([np.einsum("ij,aij->a", g_sigma, deriv), g_nu])
+        try:
+            chol = np.linalg.cholesky(sig)
+        except np.linalg.LinAlgError:
+            return np.inf, np.zeros_like(z)
+        logdet = 2 * np.sum(np.log(np.diag(chol)))
+        k_inv = np.linalg.inv(sig)
+        value, m_sum, a_all = const, np.zeros((p, p)), np.zeros((n, p))
+        row = 0
+        for o, miss, y in cases:
+            if len(miss):
+                k_mm = k_inv[np.ix_(miss, miss)]
+                k_om = k_inv[np.ix_(o, miss)]
+                inv = k_inv[np.ix_(o, o)] - k_om @ np.linalg.solve(k_mm, k_om.T)
+                value += len(y) / 2 * (logdet + np.linalg.slogdet(k_mm)[1])
+            else:
+                inv = k_inv
+                value += len(y) / 2 * logdet
+            r = y - nu[o]
+            a = r @ inv
+            value += np.sum(r * a) / 2
+            a_all[row:row + len(y), o] = a
+            m_sum[np.ix_(o, o)] += len(y) * inv
+            row += len(y)
+        g_sigma = (m_sum - a_all.T @ a_all) / 2
+        # d(-log L)/d row = sum G * (u v' + v u') = 2 u' G v (:func:`_fiml_structure`), summed per parameter
+        basis = _fiml_basis(mdl, th)
+        per_row = 2 * weight * (basis.T @ g_sigma @ basis)[bu, bv]
+        return value, np.concatenate([np.bincount(k_rows, weights=per_row, minlength=q), -a_all.sum(axis=0)])
 
     # Start from the two-stage estimate: ML fitted to the EM moments, EM means as intercepts.
     theta0 = _ml_fisher_scoring(mdl, s_em, _start(pt, s_em), max_iter, 1e-10)[0]
@@ -897,9 +925,7 @@ def _fit_fiml(pt: ParameterTable, x: pd.DataFrame, max_iter: int, robust: bool =
     if not converged:
         notes.append(f"the optimiser did not converge ({res.message})")
         warnings.warn(f"model did not converge: {notes[-1]}", ConvergenceWarning, stacklevel=3)
-    # Observed information: Hessian of -log L by central differences of the analytic gradient.
-    hess = _central_jacobian(lambda v: nll_and_grad(v)[1], z)
-    hess = (hess + hess.T) / 2
+    hess = _fiml_hessian(mdl, z[:q], z[q:], groups)
     try:
         vcov_all = np.linalg.inv(hess)
     except np.linalg.LinAlgError:
@@ -907,9 +933,6 @@ def _fit_fiml(pt: ParameterTable, x: pd.DataFrame, max_iter: int, robust: bool =
     theta, nu = z[:q], z[q:]
     sig = mdl.sigma(theta)[0]
     logl = -res.fun
-    robust_fit = {}
-    if robust:
-        vcov_all, robust_fit = _mlr_fiml(mdl, z, hess, values, em, q)
     h1 = em.loglik
     npar = q + p
     chisq = max(2 * (h1 - logl), 0.0)
@@ -930,21 +953,17 @@ def _fit_fiml(pt: ParameterTable, x: pd.DataFrame, max_iter: int, robust: bool =
                                "rmsea_ci_lower", "rmsea_ci_upper", "rmsea_pvalue", "srmr", "logl",
                                "unrestricted_logl", "aic", "bic", "ntotal")}
     if robust:
-        # The scaled test and the scaling factors agree with lavaan; its scaled/robust CFI, TLI and
-        # RMSEA follow other definitions with missing data, not built yet: reported as None.
-        indices = _robust_indices(fit, *robust_fit)
-        for key in ("cfi_scaled", "tli_scaled", "rmsea_scaled", "cfi_robust", "tli_robust", "rmsea_robust",
-                    "rmsea_ci_lower_robust", "rmsea_ci_upper_robust"):
-            indices[key] = None
+        vcov_all, indices, robust_notes = _mlr_fiml(mdl, z, hess, values, groups, em, fit)
         fit.update(indices)
-        notes.append("MLR with FIML: scaled and robust CFI, TLI and RMSEA are not computed for incomplete data yet")
+        notes += robust_notes
     params, std_notes = _parameters(pt, mdl, theta, vcov_all[:q, :q], sig)
     notes += std_notes
     for note in std_notes:
         warnings.warn(note, InadmissibleWarning, stacklevel=3)
     crit = stats.norm.ppf(0.975)
     se_nu = np.sqrt(np.maximum(np.diag(vcov_all)[q:], 0))
-    z_nu = nu / se_nu
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero SE (a degenerate fit): z infinite, as _parameters
+        z_nu = nu / se_nu
     intercepts = pd.DataFrame({
         "lhs": obs, "op": "~1", "rhs": "", "label": "", "est": nu, "se": se_nu, "z": z_nu,
         "pvalue": 2 * stats.norm.sf(np.abs(z_nu)), "ci_lower": nu - crit * se_nu, "ci_upper": nu + crit * se_nu,
@@ -1058,65 +1077,442 @@ def _robust_indices(fit: dict, c: float, cb: float) -> dict:
     }
 
 
-def _casewise_scores(values: np.ndarray, sig: np.ndarray, mu: np.ndarray, dsig: np.ndarray) -> np.ndarray:
-    """Gradients of each case's -log L under FIML: columns for the parameters behind ``dsig``
-    (dSigma/dparameter), then for the p means."""
+def _casewise_scores(values: np.ndarray, sig: np.ndarray, mu: np.ndarray, dsig: np.ndarray | None = None) -> np.ndarray:
+    r"""Gradients of each case's -log L under FIML: columns for the parameters behind ``dsig``
+    (dSigma/dparameter, q x p x p), then for the p means. Without ``dsig``, for the saturated
+    model: the p(p+1)/2 covariances in ``np.tril_indices`` order (the unit of the covariance
+    (a, b) moves both :math:`\Sigma_{ab}` and :math:`\Sigma_{ba}`), then the means.
+
+    For case i with observed part o, :math:`a_i = \Sigma_{oo}^{-1}(y_{io}-\mu_o)` and
+    :math:`G_i = \tfrac12(\Sigma_{oo}^{-1} - a_ia_i^\top)` (zero outside o): the score of
+    :math:`\theta_k` is :math:`\sum G_i\circ\dot\Sigma_k`, of the means :math:`-a_i`.
+    """
     n, p = values.shape
-    out = np.zeros((n, len(dsig) + p))
-    for i, row in enumerate(values):
-        o = ~np.isnan(row)
+    rows, cols = np.tril_indices(p)
+    if dsig is None:
+        n_cov, flat = len(rows), None
+        weight = np.where(rows == cols, 1.0, 2.0)
+    else:
+        n_cov, flat = len(dsig), dsig.reshape(len(dsig), p * p).T
+    out = np.zeros((n, n_cov + p))
+    observed = ~np.isnan(values)
+    patterns, inverse = np.unique(observed, axis=0, return_inverse=True)
+    inverse = inverse.ravel()
+    for k, pattern in enumerate(patterns):
+        o = np.flatnonzero(pattern)
         inv = np.linalg.inv(sig[np.ix_(o, o)])
-        a = inv @ (row[o] - mu[o])
-        g = np.zeros((p, p))
-        g[np.ix_(o, o)] = 0.5 * (inv - np.outer(a, a))
-        out[i, :len(dsig)] = np.einsum("ij,aij->a", g, dsig)
-        out[i, len(dsig) + np.flatnonzero(o)] = -a
+        cases = np.flatnonzero(inverse == k)
+        for first in range(0, len(cases), 512):  # bounded memory: 512 cases x p x p at a time
+            ids = cases[first:first + 512]
+            a = (values[np.ix_(ids, o)] - mu[o]) @ inv
+            g = np.zeros((len(ids), p, p))
+            g[:, o[:, None], o[None, :]] = 0.5 * (inv[None] - a[:, :, None] * a[:, None, :])
+            out[ids, :n_cov] = weight * g[:, rows, cols] if flat is None else g.reshape(len(ids), p * p) @ flat
+            out[np.ix_(ids, n_cov + o)] = -a
     return out
 
 
-def _mlr_fiml(mdl: _Model, z: np.ndarray, hess: np.ndarray, values: np.ndarray, em, q: int):
-    r"""MLR with FIML, as lavaan ``missing = "fiml", estimator = "MLR"``: the sandwich
-    :math:`A_0^{-1}B_0A_0^{-1}` with the observed information :math:`A_0` (the Hessian of -log L)
-    and :math:`B_0 = \sum_i s_is_i^\top` of the casewise FIML scores; the Yuan-Bentler factor
-    :math:`c = [\operatorname{tr}(A_1^{-1}B_1) - \operatorname{tr}(A_0^{-1}B_0)]/df` with the saturated
-    model (means and covariances) at its EM estimates, and likewise :math:`c_b` for the
-    independence baseline (means and variances). :math:`A_1` is computed by differences of
-    the casewise scores, which limits the model size (``MLR_FIML_MAX_H1``)."""
+def _mlr_fiml(mdl: _Model, z: np.ndarray, hess: np.ndarray, values: np.ndarray, groups: list, em, fit: dict):
+    r"""MLR with FIML, as lavaan 0.6-14 ``missing = "fiml", estimator = "MLR"``.
+
+    Returns the robust covariance matrix of (parameters, intercepts), lavaan's scaled and robust
+    fit measures and notes.
+
+    *Robust SEs*: the sandwich :math:`A_0^{-1}B_0A_0^{-1}` with :math:`A_0` the observed
+    information (the analytic Hessian of -log L, :func:`_fiml_hessian`) and
+    :math:`B_0 = \sum_i s_is_i^\top` of the casewise FIML scores at the estimates
+    (:func:`_casewise_scores`; lavaan ``h1.information = "structured"``).
+
+    *Scaled test* (Yuan-Bentler, Mplus' MLR; lavaan ``test = "yuan.bentler.mplus"``):
+    :math:`c = [\operatorname{tr}(A_1^{-1}B_1) - \operatorname{tr}(A_0^{-1}B_0)]/df` with
+    :math:`A_1` the observed information of the saturated model (means and covariances) at its EM
+    estimates :math:`\tilde\mu, \tilde\Sigma` (lavaan ``h1.information = "unstructured"``), in
+    closed form (:func:`_saturated_hessian`), and :math:`B_1` its casewise score cross-products;
+    :math:`c_b` likewise with the independence model (means and variances) at its estimates.
+    ``chisq_scaled = chisq / c``; ``cfi_scaled``, ``tli_scaled``, ``rmsea_scaled`` are the usual
+    formulas on the scaled statistics, as lavaan (:func:`_robust_indices`).
+
+    *Robust CFI, TLI, RMSEA*: with incomplete data lavaan does not use the complete-data
+    formulas of Brosseau-Liard, Savalei & Li (2012) on the FIML statistic but the FIML-corrected
+    statistic of Zhang & Savalei (2023), version "V3" when there is a scaled test
+    (``lavaan:::lav_fit_fiml_corrected``): the model, at its FIML estimates, evaluated as if the
+    EM moments were complete-data moments,
+
+    .. math:: T_3 = N\,[\log|\hat\Sigma| + \operatorname{tr}(\tilde\Sigma\hat\Sigma^{-1}) - \log|\tilde\Sigma|
+              - p + (\tilde\mu-\hat\nu)^\top\hat\Sigma^{-1}(\tilde\mu-\hat\nu)],
+
+    and its scaling factor :math:`c_3 = \operatorname{tr}(U W_m^{-1} W_c W_m^{-1} U \Gamma)/df` with,
+    per case and at the EM moments, :math:`W_m = A_1/N`, :math:`\Gamma = W_m^{-1}(B_1/N)W_m^{-1}`,
+    :math:`W_c` the complete-data information of the saturated model (``blockdiag``
+    :math:`(\tilde\Sigma^{-1}, \tfrac12 D^\top(\tilde\Sigma^{-1}\otimes\tilde\Sigma^{-1})D)`),
+    :math:`\Delta` the derivatives of (vech Sigma, mu) in (parameters, intercepts) and
+    :math:`U = W_m - W_m\Delta(\Delta^\top W_m\Delta)^{-1}\Delta^\top W_m`; :math:`T_{3b}, c_{3b}`
+    the same for the independence model. Then (lavaan's ``lav_fit_cfi``, ``lav_fit_tli``,
+    ``lav_fit_rmsea``, ``lav_fit_rmsea_ci`` with ``c.hat``)
+    ``cfi_robust`` = :math:`1 - \max(T_3 - c_3df, 0)/\max(T_3 - c_3df, T_{3b} - c_{3b}df_b, 0)`,
+    ``tli_robust`` = :math:`1 - [(T_3 - c_3df)/df]/[(T_{3b} - c_{3b}df_b)/df_b]`,
+    ``rmsea_robust`` = :math:`\sqrt{\max(0, T_3/(N\,df) - c_3/N)}` and its interval
+    :math:`\sqrt{c_3\lambda/(N\,df)}` at the noncentrality bounds :math:`\lambda` of :math:`T_3/c_3`.
+    The traces are computed without forming :math:`\Gamma` (:func:`_fiml_corrected`).
+
+    lavaan stops its EM for the saturated moments at a change of 1e-5 (``em.h1.tol``); :math:`T_3`
+    depends on them to first order, so the robust indices agree with lavaan's defaults to 3e-5
+    relative and with ``em.h1.tol = 1e-12`` to 2e-7 (tests/test_fiml_robust.py; the scaled test
+    to 4e-7, the SEs to 1.1e-6). A just-identified model (df = 0) has no scaling factor, scaled
+    p-value or scaled RMSEA: None, as lavaan's NA.
+
+    References
+    ----------
+    Yuan, K.-H., & Bentler, P. M. (2000). Three likelihood-based methods for mean and covariance
+        structure analysis with nonnormal missing data. Sociological Methodology 30, 165-200.
+    Zhang, X., & Savalei, V. (2023). New computations for RMSEA and CFI following FIML and TS
+        estimation with missing data. Psychological Methods 28(2), 263-283.
+
+    In R: ``cfa(model, data, missing = "fiml", estimator = "MLR")``; ``fitMeasures(fit)``.
+    """
     n, p = values.shape
+    q = len(z) - p
     theta, nu = z[:q], z[q:]
-    scores0 = _casewise_scores(values, mdl.sigma(theta)[0], nu, mdl.derivatives(theta))
+    sig = mdl.sigma(theta)[0]
+    deriv = mdl.derivatives(theta)
+    scores0 = _casewise_scores(values, sig, nu, deriv)
     b0 = scores0.T @ scores0
-    a0_inv = np.linalg.inv(hess)
+    try:
+        a0_inv = np.linalg.inv(hess)
+    except np.linalg.LinAlgError:  # a singular information (an unidentified model): no robust SEs or test
+        a0_inv = np.full_like(hess, np.nan)
     vcov = a0_inv @ b0 @ a0_inv
-    rows, cols = np.tril_indices(p)
-    units = np.zeros((len(rows), p, p))
-    units[np.arange(len(rows)), rows, cols] = 1
-    units[np.arange(len(rows)), cols, rows] = 1
-
-    def trace_term(sigma_of, dsig, v):
-        def total(w):
-            return _casewise_scores(values, sigma_of(w), w[len(dsig):], dsig).sum(axis=0)
-        sc = _casewise_scores(values, sigma_of(v), v[len(dsig):], dsig)
-        a = _central_jacobian(total, v)
-        return np.trace(np.linalg.solve((a + a.T) / 2, sc.T @ sc))
-
-    def full(w):
-        sig = np.zeros((p, p))
-        sig[rows, cols] = w[:len(rows)]
-        sig[cols, rows] = w[:len(rows)]
-        return sig
-
+    trace_h0 = np.sum(a0_inv * b0)
     s_em, mu_em = em.cov.to_numpy(), em.mean.to_numpy()
-    trace_h1 = trace_term(full, units, np.concatenate([s_em[rows, cols], mu_em]))
-    df = len(rows) - q
-    c = (trace_h1 - np.trace(a0_inv @ b0)) / df
+    rows, cols = np.tril_indices(p)
+    n_cov = len(rows)
+    df, base_df = fit["df"], fit["baseline_df"]
+    notes = []
+
+    a1 = _saturated_hessian(groups, s_em, mu_em)
+    scores1 = _casewise_scores(values, s_em, mu_em)
+    try:
+        t1 = np.linalg.solve(a1, scores1.T)  # A1^-1 s_i for every case
+    except np.linalg.LinAlgError:
+        t1 = None
     observed = ~np.isnan(values)
     base_var = np.array([values[observed[:, j], j].var() for j in range(p)])
     base_mean = np.array([values[observed[:, j], j].mean() for j in range(p)])
-    diag_units = units[rows == cols]
-    trace_b = trace_term(lambda w: np.diag(w[:p]), diag_units, np.concatenate([base_var, base_mean]))
-    cb = (trace_h1 - trace_b) / (p * (p - 1) // 2)
-    return vcov, (c, cb)
+    trace_b = _baseline_trace(values, base_var, base_mean)
+    trace_h1 = np.sum(t1 * scores1.T) if t1 is not None else np.nan
+    c = (trace_h1 - trace_h0) / df if df > 0 else np.nan
+    cb = (trace_h1 - trace_b) / base_df
+
+    # The FIML-corrected statistics (Zhang & Savalei, 2023, V3) behind the robust indices.
+    sinv = np.linalg.inv(sig)
+    dm = mu_em - nu
+    logdet_em = np.linalg.slogdet(s_em)[1]
+    t3 = n * (np.linalg.slogdet(sig)[1] + np.trace(s_em @ sinv) - logdet_em - p + dm @ sinv @ dm)
+    dmb = mu_em - base_mean
+    t3b = n * (np.sum(np.log(base_var)) + np.sum(np.diag(s_em) / base_var) - logdet_em - p + np.sum(dmb**2 / base_var))
+    delta = np.zeros((n_cov + p, q + p))
+    delta[:n_cov, :q] = deriv[:, rows, cols].T
+    delta[n_cov:, q:] = np.eye(p)
+    base_cells = np.concatenate([np.flatnonzero(rows == cols), n_cov + np.arange(p)])
+    if t1 is None:
+        k3 = k3b = np.nan
+        notes.append("MLR with FIML: the saturated model's information is singular: the scaled test and the robust "
+                     "CFI, TLI and RMSEA are not available")
+    else:
+        k3, k3b = _fiml_corrected(a1, scores1, t1, delta, base_cells, s_em, n)
+    c3 = k3 / df if df > 0 else np.inf  # lavaan: k/0
+    c3b = k3b / base_df
+
+    if t1 is None:
+        indices = {key: None for key in ("chisq_scaled", "pvalue_scaled", "chisq_scaling_factor",
+                                         "baseline_chisq_scaled", "baseline_chisq_scaling_factor", "cfi_scaled",
+                                         "tli_scaled", "rmsea_scaled")}
+        indices["df_scaled"] = int(df)
+    elif df > 0:
+        indices = _robust_indices(fit, c, cb)
+    else:  # just identified: lavaan has no scaling factor and no scaled RMSEA (NA); scaled CFI and TLI 1
+        base_scaled = float(fit["baseline_chisq"] / cb)
+        scaled = _fit_indices(0.0, df, base_scaled, base_df, n)
+        indices = {"chisq_scaled": 0.0, "df_scaled": 0, "pvalue_scaled": None, "chisq_scaling_factor": None,
+                   "baseline_chisq_scaled": base_scaled, "baseline_chisq_scaling_factor": float(cb),
+                   "cfi_scaled": scaled["cfi"], "tli_scaled": scaled["tli"], "rmsea_scaled": None}
+        notes.append("MLR with FIML: the model is just identified (df = 0): no scaling factor, scaled p-value or "
+                     "scaled RMSEA (None; lavaan reports NA as well)")
+    indices.update(_fiml_robust_indices(t3, c3, t3b, c3b, df, base_df, n))
+    return vcov, indices, notes
+
+
+def _baseline_trace(values: np.ndarray, var: np.ndarray, mean: np.ndarray) -> float:
+    r""":math:`\operatorname{tr}(A_b^{-1}B_b)` of the independence model (each variable's mean and
+    variance, FIML) at ``var``, ``mean``: the log-likelihood is a sum over variables, so
+    :math:`A_b` is block diagonal with, per variable j (residuals :math:`r` of its observed values),
+    :math:`\partial^2/\partial\sigma^2 = \sum(r^2/\sigma^3 - 1/(2\sigma^2))`,
+    :math:`\partial^2/\partial\mu^2 = n_j/\sigma`, :math:`\partial^2/\partial\sigma\partial\mu = \sum r/\sigma^2`,
+    and casewise scores :math:`(1/\sigma - r^2/\sigma^2)/2` and :math:`-r/\sigma`."""
+    total = 0.0
+    for j in range(values.shape[1]):
+        y = values[~np.isnan(values[:, j]), j]
+        r, v = y - mean[j], var[j]
+        a = np.array([[np.sum(r**2 / v**3 - 0.5 / v**2), np.sum(r) / v**2], [np.sum(r) / v**2, len(y) / v]])
+        s = np.column_stack([0.5 * (1 / v - r**2 / v**2), -r / v])
+        total += np.sum(np.linalg.inv(a) * (s.T @ s))
+    return float(total)
+
+
+def _pattern_moments(groups: list, sig: np.ndarray, mu: np.ndarray):
+    r"""Per missingness pattern k, zero outside its observed variables o: :math:`M_k = \Sigma_{oo}^{-1}`,
+    :math:`C_k = M_k(2W_k - \Sigma_{oo})M_k` with :math:`W_k = S_k + d_kd_k^\top`,
+    :math:`d_k = \bar y_k - \mu_o`, and :math:`M_kd_k`; and the pattern sizes."""
+    p, n_pat = len(sig), len(groups)
+    m_all, c_all, v_all, sizes = np.zeros((n_pat, p, p)), np.zeros((n_pat, p, p)), np.zeros((n_pat, p)), np.zeros(n_pat)
+    for k, (o, nk, mean, cov) in enumerate(groups):
+        so = sig[np.ix_(o, o)]
+        inv = np.linalg.inv(so)
+        d = mean - mu[o]
+        m_all[k][np.ix_(o, o)] = inv
+        c_all[k][np.ix_(o, o)] = inv @ (2 * (cov + np.outer(d, d)) - so) @ inv
+        v_all[k][o] = inv @ d
+        sizes[k] = nk
+    return m_all, c_all, v_all, sizes
+
+
+def _fiml_structure(mdl: _Model):
+    r"""The free rows of the parameter table and the form of their derivatives: for every row r,
+    :math:`\partial\Sigma/\partial r = u_rv_r^\top + v_ru_r^\top` with :math:`u_r = B_{\cdot,bu_r}`,
+    :math:`v_r = w_rB_{\cdot,bv_r}` from the columns of :math:`B = [I_p, \Lambda\Phi, \Lambda A]`
+    (:math:`A = (I-B)^{-1}`, :math:`\Phi = A\Psi A^\top`): a loading :math:`\lambda_{ij}`:
+    :math:`e_i, (\Lambda\Phi)_{\cdot j}`; :math:`\theta_{ij}`: :math:`e_i, e_j`; :math:`\psi_{ij}`:
+    :math:`(\Lambda A)_{\cdot i}, (\Lambda A)_{\cdot j}`; a regression :math:`\beta_{ij}`:
+    :math:`(\Lambda A)_{\cdot i}, (\Lambda\Phi)_{\cdot j}`; w = 1/2 for the diagonal of
+    :math:`\Theta, \Psi`, else 1 (B from :func:`_fiml_basis`). Returns (kind, i, j, k, bu, bv, w), k the
+    0-based parameter."""
+    r = mdl.pt.rows
+    keep = r["free"].to_numpy() > 0
+    kind = r["matrix"].to_numpy()[keep]
+    i, j = r["row"].to_numpy()[keep].astype(int), r["col"].to_numpy()[keep].astype(int)
+    k = r["free"].to_numpy()[keep].astype(int) - 1
+    p, m = mdl.p, mdl.m
+    bu, bv = i.copy(), j.copy()  # theta
+    lam_rows, psi_rows, beta_rows = kind == "lambda", kind == "psi", kind == "beta"
+    bv[lam_rows | beta_rows] = p + j[lam_rows | beta_rows]
+    bu[psi_rows | beta_rows] = p + m + i[psi_rows | beta_rows]
+    bv[psi_rows] = p + m + j[psi_rows]
+    w = np.where((i == j) & ((kind == "theta") | psi_rows), 0.5, 1.0)
+    return kind, i, j, k, bu, bv, w
+
+
+def _fiml_basis(mdl: _Model, theta: np.ndarray) -> np.ndarray:
+    r"""The columns :math:`B = [I_p, \Lambda\Phi, \Lambda A]` of :func:`_fiml_structure` (p x (p + 2m))."""
+    _, mats, a = mdl.sigma(theta)
+    la = mats["lambda"] @ a
+    return np.hstack([np.eye(mdl.p), la @ mats["psi"] @ a.T, la])
+
+
+def _sigma_second(mdl: _Model, theta: np.ndarray, g: np.ndarray, kind, i, j) -> np.ndarray:
+    r"""Second derivatives of :math:`\operatorname{tr}(G\,\Sigma(\theta))` for a fixed symmetric G, between
+    the free rows of the parameter table (``kind``, ``i``, ``j`` from :func:`_fiml_structure`).
+
+    With :math:`L = \Lambda A`, :math:`\Phi = A\Psi A^\top`, :math:`K = L^\top GL`, the gradient in
+    the matrix elements is :math:`2G\Lambda\Phi` (:math:`\Lambda`), :math:`K` (:math:`\Psi`),
+    :math:`2K\Psi A^\top` (B) and G (:math:`\Theta`); column s is its derivative along row s
+    (:math:`dA = A\,dB\,A`), read at every row r. :math:`\Theta` enters linearly: zero rows."""
+    _, mats, a = mdl.sigma(theta)
+    lam, psi = mats["lambda"], mats["psi"]
+    ell = lam @ a
+    phi = a @ psi @ a.T
+    g_ell = g @ ell
+    g_lam = g @ lam
+    kk = ell.T @ g_ell
+    n_rows, m = len(kind), mdl.m
+    is_lam, is_psi, is_beta = kind == "lambda", kind == "psi", kind == "beta"
+    psi_off = i[is_psi] != j[is_psi]
+    out = np.zeros((n_rows, n_rows))
+
+    def read(d_lam, d_psi, d_beta):
+        col = np.zeros(n_rows)
+        if d_lam is not None:
+            col[is_lam] = d_lam[i[is_lam], j[is_lam]]
+        if d_psi is not None:
+            col[is_psi] = d_psi[i[is_psi], j[is_psi]] + np.where(psi_off, d_psi[j[is_psi], i[is_psi]], 0.0)
+        if d_beta is not None:
+            col[is_beta] = d_beta[i[is_beta], j[is_beta]]
+        return col
+
+    for s, (name, k, l) in enumerate(zip(kind, i, j)):
+        if name == "lambda":
+            d_k = np.outer(a[l], g_ell[k])
+            d_k = d_k + d_k.T
+            out[:, s] = read(2 * np.outer(g[:, k], phi[l]), d_k, 2 * d_k @ psi @ a.T)
+        elif name == "psi":
+            e = np.zeros((m, m))
+            e[k, l] = e[l, k] = 1.0
+            out[:, s] = read(2 * g_ell @ e @ a.T, None, 2 * kk @ e @ a.T)
+        elif name == "beta":
+            d_a = np.outer(a[:, k], a[l])
+            d_phi = d_a @ psi @ a.T
+            d_k = np.outer(ell[:, k], a[l]).T @ g_ell
+            d_k = d_k + d_k.T
+            out[:, s] = read(2 * g_lam @ (d_phi + d_phi.T), d_k, 2 * (d_k @ psi @ a.T + kk @ psi @ d_a.T))
+    return out
+
+
+def _fiml_hessian(mdl: _Model, theta: np.ndarray, nu: np.ndarray, groups: list) -> np.ndarray:
+    r"""Observed information under FIML: the Hessian of -log L in (parameters, intercepts), analytic.
+
+    Per pattern (:func:`_pattern_moments`: :math:`M, C, d`, n_k cases),
+
+    .. math:: \frac{\partial^2}{\partial\theta_a\partial\theta_b} = \sum_k \frac{n_k}{2}
+              \operatorname{tr}(\dot\Sigma_a M\dot\Sigma_b C)
+              + \sum_{ij} G_{ij}\,\frac{\partial^2\Sigma_{ij}}{\partial\theta_a\partial\theta_b},
+              \quad \frac{\partial^2}{\partial\theta_a\partial\nu} = \sum_k n_k M\dot\Sigma_aMd,
+              \quad \frac{\partial^2}{\partial\nu\partial\nu^\top} = \sum_k n_kM,
+
+    with :math:`G = \sum_k \tfrac{n_k}{2}(M - MW_kM)` the gradient in Sigma. With
+    :math:`\dot\Sigma_r = u_rv_r^\top + v_ru_r^\top` (:func:`_fiml_structure`),
+    :math:`\operatorname{tr}(\dot\Sigma_a M\dot\Sigma_b C) = (v_a^\top Mu_b)(u_a^\top Cv_b)
+    + (v_a^\top Mv_b)(u_a^\top Cu_b) + (u_a^\top Mu_b)(v_a^\top Cv_b) + (u_a^\top Mv_b)(v_a^\top Cu_b)`,
+    read from :math:`B^\top MB` and :math:`B^\top CB` (p + 2m square, for a block of patterns in a
+    few large matrix products); the second term is :func:`_sigma_second`. Computed per row of the
+    parameter table and summed over the rows sharing a parameter (equality labels). lavaan
+    differentiates its analytic gradient numerically (``lav_model_hessian``, 5-point, h = 1e-6);
+    the two agree to about 1e-9.
+    """
+    p = mdl.p
+    sig = mdl.sigma(theta)[0]
+    kind, i, j, k, bu, bv, w = _fiml_structure(mdl)
+    basis = _fiml_basis(mdl, theta)
+    n_rows, nb = len(k), basis.shape[1]
+    h_rows, h_cross, h_nu, g = np.zeros((n_rows, n_rows)), np.zeros((n_rows, p)), np.zeros((p, p)), np.zeros((p, p))
+
+    def take(x, rows, cols):
+        return np.take(np.take(x, rows, axis=1), cols, axis=2)
+
+    block = max(1, min(64, int(2e6 // max(n_rows, 1) ** 2)))  # patterns at a time: bounded memory
+    for first in range(0, len(groups), block):
+        chunk = groups[first:first + block]
+        m_all, c_all, v_all, nk = _pattern_moments(chunk, sig, nu)
+        for (o, n_k, mean, cov), m_k in zip(chunk, m_all):
+            m_oo = m_k[np.ix_(o, o)]
+            d = mean - nu[o]
+            g[np.ix_(o, o)] += n_k / 2 * (m_oo - m_oo @ (cov + np.outer(d, d)) @ m_oo)
+        mb = (m_all.reshape(-1, p) @ basis).reshape(-1, p, nb)  # M_k B
+        bmb = (basis.T @ mb.transpose(1, 0, 2).reshape(p, -1)).reshape(nb, -1, nb).transpose(1, 0, 2)
+        cb = (c_all.reshape(-1, p) @ basis).reshape(-1, p, nb)
+        bcb = (basis.T @ cb.transpose(1, 0, 2).reshape(p, -1)).reshape(nb, -1, nb).transpose(1, 0, 2)
+        terms = (take(bmb, bv, bu) * take(bcb, bu, bv) + take(bmb, bv, bv) * take(bcb, bu, bu)
+                 + take(bmb, bu, bu) * take(bcb, bv, bv) + take(bmb, bu, bv) * take(bcb, bv, bu))
+        h_rows += np.tensordot(nk / 2, terms, axes=1)
+        bmd = v_all @ basis  # B^T M_k d_k
+        h_cross += (np.einsum("k,kpr,kr->rp", nk, mb[:, :, bu], bmd[:, bv])
+                    + np.einsum("k,kpr,kr->rp", nk, mb[:, :, bv], bmd[:, bu]))
+        h_nu += np.tensordot(nk, m_all, axes=1)
+    h_rows *= np.outer(w, w)
+    h_cross *= w[:, None]
+    h_rows += _sigma_second(mdl, theta, g, kind, i, j)
+    to_free = np.zeros((n_rows, mdl.pt.n_free))
+    to_free[np.arange(n_rows), k] = 1.0
+    h = np.block([[to_free.T @ h_rows @ to_free, to_free.T @ h_cross], [h_cross.T @ to_free, h_nu]])
+    return (h + h.T) / 2
+
+
+def _saturated_hessian(groups: list, sig: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    r"""Observed information of the saturated model under FIML (the Hessian of -log L) at
+    ``sig``, ``mu``, in closed form: covariances in ``np.tril_indices`` order, then means.
+
+    For covariance units :math:`E_{ab} + E_{ba}` (:math:`E_{aa}` on the diagonal) the covariance
+    block is :math:`\tfrac12 s_{ab}s_{cd}\,[R_{bcda} + R_{bdca} + R_{acdb} + R_{adcb}]` with
+    :math:`s` = 1/2 on the diagonal, 1 elsewhere, and
+    :math:`R_{bcda} = \sum_k n_k M_{k,bc}C_{k,da}` (:func:`_pattern_moments`): for each b one
+    product :math:`(p \times n_{pat})(n_{pat} \times p^2)` gives every :math:`R_{bcda}` and
+    :math:`R_{acdb} = \sum_k n_k C_{k,bd}M_{k,ca}`, instead of a Kronecker product per pattern.
+    Mean block :math:`\sum_k n_kM_k`; cross block :math:`\sum_k n_k M_k(E_{ab}+E_{ba})M_kd_k`.
+    lavaan: ``lav_mvnorm_missing_information_observed_samplestats`` (times N).
+    """
+    p = len(sig)
+    rows, cols = np.tril_indices(p)
+    n_cov = len(rows)
+    s = np.where(rows == cols, 0.5, 1.0)
+    position = np.zeros((p, p), dtype=int)
+    position[rows, cols] = np.arange(n_cov)
+    out = np.zeros((n_cov + p, n_cov + p))
+    cross = np.zeros((p, p, p))
+    for first in range(0, len(groups), 256):  # 256 patterns at a time: bounded memory
+        m_all, c_all, v_all, sizes = _pattern_moments(groups[first:first + 256], sig, mu)
+        m_w, c_w = m_all * sizes[:, None, None], c_all * sizes[:, None, None]
+        for b in range(p):
+            a = np.arange(b, p)  # the covariances (a, b), a >= b
+            x = m_w[:, b, :].T @ c_all[:, :, b:].reshape(len(sizes), -1)  # x[c, (d, a)] = sum_k n_k M[b, c] C[d, a]
+            y = c_w[:, b, :].T @ m_all[:, :, b:].reshape(len(sizes), -1)  # y[d, (c, a)] = sum_k n_k C[b, d] M[c, a]
+            z = x.reshape(p, p, -1).transpose(2, 0, 1) + y.reshape(p, p, -1).transpose(2, 1, 0)  # R_bcda + R_acdb
+            z = z + z.transpose(0, 2, 1)
+            r = position[a, b]
+            out[r, :n_cov] += 0.5 * s[r, None] * s[None, :] * z[:, rows, cols]
+        cross += np.einsum("kia,kb->iab", m_w, v_all)
+        out[n_cov:, n_cov:] += m_w.sum(axis=0)
+    out[n_cov:, :n_cov] = s * (cross[:, rows, cols] + cross[:, cols, rows])
+    out[:n_cov, n_cov:] = out[n_cov:, :n_cov].T
+    return out
+
+
+def _fiml_corrected(a1: np.ndarray, scores1: np.ndarray, t1: np.ndarray, delta: np.ndarray, base_cells: np.ndarray,
+                    s_em: np.ndarray, n: int) -> tuple[float, float]:
+    r"""The traces :math:`\operatorname{tr}(U W_m^{-1} W_c W_m^{-1} U \Gamma)` of :func:`_mlr_fiml` for the
+    model (``delta``) and for the independence model (the variances and means, ``base_cells``).
+
+    :math:`W_m^{-1}U = I - \Delta(\Delta^\top W_m\Delta)^{-1}\Delta^\top W_m` and
+    :math:`\Gamma = T T^\top/N` with :math:`T = W_m^{-1}S_1^\top` (:math:`S_1` the casewise scores of
+    the saturated model), so the trace is :math:`\sum Y\circ W_cY/N` with
+    :math:`Y = T - \Delta(\Delta^\top W_m\Delta)^{-1}\Delta^\top S_1^\top`, an (p* + p) x N matrix:
+    no (p* + p)-square product. In terms of :math:`A_1 = N W_m` and ``t1`` = :math:`A_1^{-1}S_1^\top`:
+    :math:`Y = N[t_1 - \Delta(\Delta^\top A_1\Delta)^{-1}\Delta^\top S_1^\top]`. :math:`W_cy` for a
+    column y is :math:`s_{cd}(KYK)_{cd}` and :math:`Ky_\mu` (:math:`K = \tilde\Sigma^{-1}`, Y the
+    symmetric matrix of the covariance part of y)."""
+    k_inv = np.linalg.inv(s_em)
+    p = len(s_em)
+    rows, cols = np.tril_indices(p)
+    n_cov = len(rows)
+    s = np.where(rows == cols, 0.5, 1.0)
+
+    def trace(y):
+        total = 0.0
+        for first in range(0, y.shape[1], 512):  # 512 columns at a time: bounded memory
+            yc = y[:, first:first + 512]
+            ymat = np.zeros((yc.shape[1], p, p))
+            ymat[:, rows, cols] = yc[:n_cov].T
+            ymat[:, cols, rows] = yc[:n_cov].T
+            yk = (ymat.reshape(-1, p) @ k_inv).reshape(-1, p, p)
+            kyk = (yk.transpose(0, 2, 1).reshape(-1, p) @ k_inv).reshape(-1, p, p)  # (YK)^T K = KYK
+            total += np.sum(yc[:n_cov] * (s * kyk[:, rows, cols]).T) + np.sum(yc[n_cov:] * (k_inv @ yc[n_cov:]))
+        return float(n * total)
+
+    y = t1 - delta @ np.linalg.solve(delta.T @ a1 @ delta, delta.T @ scores1.T)
+    yb = t1.copy()
+    yb[base_cells] -= np.linalg.solve(a1[np.ix_(base_cells, base_cells)], scores1.T[base_cells])
+    return trace(y), trace(yb)
+
+
+def _fiml_robust_indices(t3: float, c3: float, t3b: float, c3b: float, df: int, base_df: int, n: int) -> dict:
+    """lavaan's robust CFI, TLI, RMSEA and RMSEA interval from the FIML-corrected statistics
+    (``lav_fit_cfi``, ``lav_fit_tli``, ``lav_fit_rmsea``, ``lav_fit_rmsea_ci`` with ``c.hat``);
+    None where lavaan gives NA (a statistic that could not be computed)."""
+    if not all(np.isfinite([t3, t3b, c3b])) or np.isnan(c3):
+        return {"cfi_robust": None, "tli_robust": None, "rmsea_robust": None, "rmsea_ci_lower_robust": None,
+                "rmsea_ci_upper_robust": None}
+    if df > 0 and c3 != 1 and c3b != 1:
+        num, base = t3 - c3 * df, t3b - c3b * base_df
+    else:
+        num, base = t3 - df, t3b - base_df
+    t1, t2 = max(num, 0.0), max(num, base, 0.0)
+    cfi = 1.0 if abs(t1) < 1.5e-8 and abs(t2) < 1.5e-8 else 1 - t1 / t2
+    tli = 1 - (num * base_df) / (base * df) if df > 0 and base * df != 0 else 1.0
+    if df > 0:
+        rmsea = float(np.sqrt(max(t3 / (n * df) - c3 / n, 0.0)))
+        lam_lo, lam_hi = _ncp_bounds(t3 / c3, df)
+        lower, upper = float(np.sqrt(c3 * lam_lo / (n * df))), float(np.sqrt(c3 * lam_hi / (n * df)))
+    else:
+        rmsea = lower = upper = 0.0
+    return {"cfi_robust": float(cfi), "tli_robust": float(tli), "rmsea_robust": rmsea,
+            "rmsea_ci_lower_robust": lower, "rmsea_ci_upper_robust": upper}
 
 
 def _ncp_bounds(chisq, df, level=0.90):
