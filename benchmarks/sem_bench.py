@@ -53,7 +53,7 @@ def data(n: int = 1000) -> tuple[pd.DataFrame, str, str]:
 def run_r(script: str) -> list[str] | None:
     out = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True)
     if out.returncode != 0:
-        print(f"lavaan failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}")
+        print("lavaan failed: " + (" | ".join(out.stderr.strip().splitlines()[-3:]) if out.stderr.strip() else str(out.returncode)))
         return None
     return out.stdout.split()
 
@@ -73,7 +73,8 @@ def main() -> None:
         (Path(tmp) / "cfa.lavaan").write_text(cfa_model)
         (Path(tmp) / "sem.lavaan").write_text(sem_model)
         head = (f'suppressPackageStartupMessages(library(lavaan)); x <- read.csv("{path}"); '
-                f'cfa_m <- readLines("{tmp}/cfa.lavaan"); sem_m <- readLines("{tmp}/sem.lavaan"); ')
+                f'cfa_m <- paste(readLines("{tmp}/cfa.lavaan"), collapse = "\\n"); '
+                f'sem_m <- paste(readLines("{tmp}/sem.lavaan"), collapse = "\\n"); ')
         if args.what in ("cfa", "both"):
             t0 = time.perf_counter()
             fit = fit_sem(x, cfa_model)
