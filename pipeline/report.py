@@ -1225,8 +1225,9 @@ def sem_section(sem: StageOutputs, findings: Findings, cuts: dict, figures: dict
                 excl = _ok(r.boot_pct_lower) and (_num(r.boot_pct_lower) > 0 or _num(r.boot_pct_upper) < 0)
                 ci = f"[{apa.fmt_against(r.boot_pct_lower, 0, 3)}, {apa.fmt_against(r.boot_pct_upper, 0, 3)}]"
                 findings.check(excl, f"indirect effect {r.lhs} {'differs' if excl else 'does not differ'} from zero "
-                               f"(β = {apa.fmt_against(getattr(r, 'std_all', np.nan), 0, 3, bounded=True)}, "
-                               f"{_ci_label(m.get('ci'))} by percentile bootstrap {ci})")
+                               f"(b = {apa.fmt_against(getattr(r, 'est', np.nan), 0, 3)}, percentile bootstrap "
+                               f"{_ci_label(m.get('ci'))} {ci}; β = "
+                               f"{apa.fmt_against(getattr(r, 'std_all', np.nan), 0, 3, bounded=True)})")
     hyp = sem.table("sem_hypotheses.csv")
     if hyp is not None and len(hyp):
         h = hyp.copy()
