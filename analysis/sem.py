@@ -910,14 +910,27 @@ def _fit_fiml(pt: ParameterTable, x: pd.DataFrame, max_iter: int, robust: bool =
         return value, np.concatenate([np.bincount(k_rows, weights=per_row, minlength=q), -a_all.sum(axis=0)])
 
     # Start from the two-stage estimate: ML fitted to the EM moments, EM means as intercepts.
-    theta0 = _ml_fisher_scoring(mdl, s_em, _start(pt, s_em), max_iter, 1e-10)[0]
+    theta0 = _ml_fisher_scoring(mdl, s_em, _start(pt, s_em), max_iter, 1e-10,
+                                alternatives=(_simple_start(pt, s_em),))[0]
     start = np.concatenate([theta0, mu_em])
 
     def scaled(z):
         value, grad = nll_and_grad(z)
         return value / n, grad / n
 
-    res = optimize.minimize(scaled, start, jac=True, method="BFGS", options={"gtol": 1e-9, "maxiter": 20 * max_iter})
+    # BFGS starts its inverse Hessian at the complete-data information at the start (per case):
+    # with an identity instead, the first steps can leave the admissible region on large models.
+    sinv0 = np.linalg.inv(mdl.sigma(theta0)[0])
+    info0 = np.block([[_information(sinv0, mdl.derivatives(theta0)), np.zeros((q, p))], [np.zeros((p, q)), sinv0]])
+    try:
+        hess_inv0 = np.linalg.inv(info0)
+        hess_inv0 = (hess_inv0 + hess_inv0.T) / 2
+        if np.linalg.eigvalsh(hess_inv0).min() <= 0:
+            hess_inv0 = None
+    except np.linalg.LinAlgError:
+        hess_inv0 = None
+    res = optimize.minimize(scaled, start, jac=True, method="BFGS",
+                            options={"gtol": 1e-9, "maxiter": 20 * max_iter, "hess_inv0": hess_inv0})
     z = res.x
     converged = bool(res.success or np.max(np.abs(res.jac)) < 1e-6)
     res.fun = res.fun * n

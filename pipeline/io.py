@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -50,7 +52,23 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
 
 
 def write_json(obj, path: Path) -> None:
-    path.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    """Write ``obj`` as JSON; JSON has no NaN or infinity, so a non-finite number (a statistic
+    that could not be computed) is written as null, and numpy scalars as plain numbers."""
+    path.write_text(json.dumps(_plain(obj), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def _plain(obj):
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    return obj
 
 
 def write_text(text: str, path: Path) -> None:

@@ -164,20 +164,6 @@ def run(data_path, model_path, out, params_path=None, hypotheses_path=None, inva
         "preferred_model": comparison.loc[comparison["preferred"], "model"].iat[0] if comparison["preferred"].any() else None,
         "warnings": flags, "admissible": not [f for f in flags if "bootstrap" not in f] and fit.converged,
     }
-    write_json(_finite(metrics), out / "sem.json")
+    write_json(metrics, out / "sem.json")
     return metrics
 
-
-def _finite(obj):
-    """JSON has no NaN: None in its place."""
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
