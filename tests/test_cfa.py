@@ -250,21 +250,23 @@ def test_hard_model_reaches_lavaans_solution_and_flags_it():
 
 def test_mlr_with_fiml_matches_lavaan_where_built():
     """lavaan missing = "fiml", estimator = "MLR": robust SEs 1.1e-6, scaling factors 3e-7.
-    Its robust CFI/TLI/RMSEA use other definitions with missing data: ours are None, not guessed."""
+    The scaled and robust CFI/TLI/RMSEA for incomplete data are tested in test_fiml_robust.py."""
     ref = json.loads((REF / "cfa.json").read_text())["mlr_fiml"]
     fit = fit_sem(pd.read_csv(REF / "hs_missing.csv"), HS_MODEL, missing="fiml", estimator="MLR")
     for name in ("chisq", "chisq.scaled", "chisq.scaling.factor", "baseline.chisq.scaled",
                  "baseline.chisq.scaling.factor", "cfi", "tli", "rmsea", "srmr", "logl", "aic", "bic"):
         assert fit.fit[name.replace(".", "_")] == pytest.approx(ref["fit"][name], rel=1e-5), name
-    assert fit.fit["cfi_robust"] is None and fit.fit["rmsea_robust"] is None
-    assert any("not computed for incomplete data" in w for w in fit.warnings)
     pe = pd.DataFrame(ref["pe"])
     m = pe.merge(fit.parameters, on=["lhs", "op", "rhs"], suffixes=("_r", ""))
     assert len(m) == len(pe)
     assert np.nanmax(np.abs(m["se_r"] - m["se"])) < 1e-3
 
 
-def test_mlr_with_fiml_refuses_large_models(default_instrument):
-    data = pd.DataFrame(np.random.default_rng(0).normal(size=(200, 72)), columns=list(default_instrument.item_ids))
-    with pytest.raises(ValueError, match="MLR with FIML is available for up to 500"):
-        fit_sem(data, default_instrument.measurement_model(), missing="fiml", estimator="MLR")
+def test_mlr_with_fiml_refuses_very_large_models():
+    """The saturated model's information is a dense square of p(p+3)/2: refused beyond 5200
+    (102 items: 5355)."""
+    names = [f"x{k}" for k in range(102)]
+    data = pd.DataFrame(np.random.default_rng(0).normal(size=(300, 102)), columns=names)
+    model = "\n".join(f"f{j} =~ " + " + ".join(names[6 * j:6 * j + 6]) for j in range(17))
+    with pytest.raises(ValueError, match="MLR with FIML is available for up to 5200"):
+        fit_sem(data, model, missing="fiml", estimator="MLR")
