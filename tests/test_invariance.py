@@ -217,8 +217,13 @@ def test_small_groups_are_left_out_and_reported(hs):
     assert t.loc["", "n"] == 1 and "no value" in t.loc["", "reason"]
     assert order[0] == t.loc[["Pasteur", "Grant-White"], "n"].idxmax()  # the largest group is the reference
     assert sorted(order) == ["Grant-White", "Pasteur"]
-    with pytest.warns(GroupExcludedWarning, match="group 'Tiny' of 'school' \\(n = 8\\) left out"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         result = measurement_invariance(data, HS_MODEL, "school", levels=("configural", "metric"), min_group_size=60)
+    excluded = " | ".join(str(w.message) for w in caught if issubclass(w.category, GroupExcludedWarning))
+    for expected in ("group 'Tiny' of 'school' (n = 8) left out", "group 'Small'", "group 'Flat'",
+                     "without a value in 'school' left out"):
+        assert expected in excluded, expected  # every exclusion is announced
     assert result.summary["groups_used"] == order
     assert {g["group"] for g in result.summary["groups_left_out"]} == {"Tiny", "Small", "Flat", ""}
     with pytest.raises(ValueError, match="needs at least two groups that can be fitted; groups: .*Tiny: n = 8"):
