@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
-__all__ = ["check_observed_values"]
+__all__ = ["check_observed_values", "numeric_columns"]
 
 
 def check_observed_values(x: np.ndarray, names: list[str], noun: str = "column",
@@ -26,3 +27,20 @@ def check_observed_values(x: np.ndarray, names: list[str], noun: str = "column",
             raise ValueError(f"{noun} {c!r} is entirely missing ({len(values)} rows); {advice}")
         if np.all(present == present[0]):
             raise ValueError(f"{noun} {c!r} is constant (every observed value is {present[0]:g}); {advice}")
+
+
+def numeric_columns(data: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``data[columns]`` as numbers; a value that is not a number is refused.
+
+    Raises
+    ------
+    ValueError
+        Naming the first such column, its value and its row (1-based).
+    """
+    x = data[columns].apply(pd.to_numeric, errors="coerce")
+    for c in columns:
+        bad = (x[c].isna() & data[c].notna()).to_numpy()
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"column {c!r} is not numeric: {data[c].iloc[row]!r} in row {row + 1}")
+    return x

@@ -76,6 +76,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.checks import numeric_columns
 from analysis.missing import em_moments
 from analysis.multigroup import (
     MULTIGROUP_COLUMNS,
@@ -265,12 +266,7 @@ def eligible_groups(data: pd.DataFrame, group: str, observed: list[str], missing
     if missing not in ("listwise", "fiml"):
         raise ValueError(f"missing must be 'listwise' or 'fiml', got {missing!r}")
     p = len(observed)
-    x_all = data[observed].apply(pd.to_numeric, errors="coerce")
-    bad = [c for c in observed if (x_all[c].isna() & data[c].notna()).any()]
-    if bad:
-        c = bad[0]
-        row = int(np.flatnonzero((x_all[c].isna() & data[c].notna()).to_numpy())[0])
-        raise ValueError(f"column {c!r} is not numeric: {data[c].iloc[row]!r} in row {row + 1}")
+    x_all = numeric_columns(data, observed)
     labels = data[group].astype("string")
     rows = []
     if labels.isna().any():

@@ -87,6 +87,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, optimize, stats
 
+from analysis.checks import numeric_columns
 from analysis.sem import (
     InadmissibleWarning,
     ParameterTable,
@@ -632,12 +633,7 @@ def _numeric_groups(data: pd.DataFrame, group: str, observed: list[str], groups,
         unknown = [g for g in groups if g not in set(present)]
         if unknown:
             raise ValueError(f"group {unknown[0]!r} is not a value of {group!r}; its values are {', '.join(present)}")
-    x_all = data[observed].apply(pd.to_numeric, errors="coerce")
-    bad = [c for c in observed if (x_all[c].isna() & data[c].notna()).any()]
-    if bad:
-        c = bad[0]
-        row = int(np.flatnonzero((x_all[c].isna() & data[c].notna()).to_numpy())[0])
-        raise ValueError(f"column {c!r} is not numeric: {data[c].iloc[row]!r} in row {row + 1}")
+    x_all = numeric_columns(data, observed)
     out = []
     p = len(observed)
     for g in groups:
