@@ -45,7 +45,7 @@ import pandas as pd
 from scipy import optimize, stats
 from threadpoolctl import threadpool_limits
 
-from analysis.sem import SEMFit, ParameterTable, _information, _ml_fisher_scoring, _Model, _row_values, defined_values
+from analysis.sem.single import SEMFit, ParameterTable, _information, _ml_fisher_scoring, _Model, _row_values, defined_values
 
 __all__ = ["BootstrapResult", "bootstrap_sem", "norm_inter"]
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from analysis.errors import InputError
 from instrument.schema import Instrument, Scale
 
 __all__ = [
@@ -51,7 +52,7 @@ PROBLEM_COLUMNS = ["row", "respondent_id", "column", "value", "problem"]
 _NUMBER = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?$")
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """Structural problems with a data file; ``problems`` lists each one."""
 
     def __init__(self, source: str, problems: list[str]):

@@ -88,7 +88,7 @@ import pandas as pd
 from scipy import linalg, optimize, stats
 
 from analysis.checks import numeric_columns
-from analysis.sem import (
+from analysis.sem.single import (
     InadmissibleWarning,
     ParameterTable,
     _information,

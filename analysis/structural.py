@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.sem import SEMFit, _Model
+from analysis.sem.single import SEMFit, _Model
 from instrument.lavaan import parse_model
 
 __all__ = ["r_squared", "chisq_difference", "compare_models", "replace_structural", "hypotheses_table"]

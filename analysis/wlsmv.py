@@ -101,7 +101,7 @@ from scipy import optimize, stats
 from scipy.special import ndtr, ndtri
 
 from analysis.polychoric import _maximise, _ordinal_codes, _pearson_start, bivariate_normal_cdf
-from analysis.sem import (InadmissibleWarning, ParameterTable, SEMFit, _central_jacobian, _Model, _ncp_bounds,
+from analysis.sem.single import (InadmissibleWarning, ParameterTable, SEMFit, _central_jacobian, _Model, _ncp_bounds,
                           _rmsea_ci, _start, parameter_table)
 from analysis.warnings import ConvergenceWarning, GapscaleWarning
 from instrument.lavaan import LavaanModel

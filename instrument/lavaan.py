@@ -31,6 +31,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from analysis.errors import InputError
+
 __all__ = ["LavaanModel", "LavaanSyntaxError", "Statement", "parse_model", "read_model"]
 
 # Order matters: longer operators first so '=~' is not read as '='+'~'.
@@ -40,7 +42,7 @@ _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _CALL = re.compile(r"^(start|label|equal)\((.*)\)$")
 
 
-class LavaanSyntaxError(ValueError):
+class LavaanSyntaxError(InputError):
     """Model syntax gapscale cannot read; the message names the line and what is wrong."""
 
 

@@ -31,6 +31,8 @@ from typing import Any
 
 import yaml
 
+from analysis.errors import InputError
+
 __all__ = [
     "AttentionCheck",
     "Construct",
@@ -67,7 +69,7 @@ CONTEXT_TYPES = ("categorical", "integer", "number", "text")
 POSITIONS = ("before", "after")
 
 
-class InstrumentError(ValueError):
+class InstrumentError(InputError):
     """An instrument file that cannot be used; ``problems`` lists every reason.
 
     Each problem is one line, ``<yaml path>: <what is wrong and what to do>``.

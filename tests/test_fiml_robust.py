@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.sem import (_Model, _casewise_scores, _fiml_hessian, _saturated_hessian, fit_sem, parameter_table)
+from analysis.sem.single import (_Model, _casewise_scores, _fiml_hessian, _saturated_hessian, fit_sem, parameter_table)
 
 REF = Path(__file__).parent / "reference"
 ROBUST = ("cfi.robust", "tli.robust", "rmsea.robust", "rmsea.ci.lower.robust", "rmsea.ci.upper.robust")

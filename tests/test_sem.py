@@ -14,7 +14,7 @@ from scipy import stats
 import analysis.bootstrap as bootstrap_module
 from analysis.bootstrap import bootstrap_sem, norm_inter
 from analysis.clean import recode_reverse
-from analysis.sem import _row_values, defined_values, fit_sem
+from analysis.sem.single import _row_values, defined_values, fit_sem
 from analysis.simulate import parse_simulation_params, population_model, simulate_study
 from analysis.structural import chisq_difference, compare_models, hypotheses_table, r_squared, replace_structural
 from pipeline.cli import main
@@ -325,7 +325,7 @@ def test_fiml_objective_of_the_bootstrap_is_the_casewise_likelihood():
     """The pattern-wise FIML objective (partitioned inverses) equals -log L / N summed case by
     case with direct inversions, and its gradient equals central differences of it."""
     from analysis.bootstrap import _fiml_groups, fiml_value_and_gradient
-    from analysis.sem import _Model
+    from analysis.sem.single import _Model
 
     d = pd.read_csv(REF_DIR / "hs_missing.csv")
     fit = fit_sem(d, "visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9", missing="fiml")

@@ -878,23 +878,28 @@ def _fit_fiml(pt: ParameterTable, x: pd.DataFrame, max_iter: int, robust: bool =
         # M = K_oo - K_om K_mm^-1 K_mo and log|Sigma_oo| = log|Sigma| + log|K_mm| (K = Sigma^-1).
         # With a_i = M (y_i - nu_o): -log L = const + sum_k n_k/2 log|Sigma_oo| + sum_i r_i'a_i / 2,
         # gradient in Sigma G = (sum_k n_k M_k - sum_i a_i a_i')/2, in nu -sum_i a_i.
+        # A pattern whose Sigma_oo has a determinant <= 0 makes the value infinite (|Sigma_oo| =
+        # |Sigma| |K_mm|), as when each Sigma_oo was inverted on its own.
         th, nu = z[:q], z[q:]
         sig = mdl.sigma(th)[0]
-        try:
-            chol = np.linalg.cholesky(sig)
-        except np.linalg.LinAlgError:
+        sign, logdet = np.linalg.slogdet(sig)
+        if sign == 0:
             return np.inf, np.zeros_like(z)
-        logdet = 2 * np.sum(np.log(np.diag(chol)))
         k_inv = np.linalg.inv(sig)
         value, m_sum, a_all = const, np.zeros((p, p)), np.zeros((n, p))
         row = 0
         for o, miss, y in cases:
             if len(miss):
                 k_mm = k_inv[np.ix_(miss, miss)]
+                sign_mm, logdet_mm = np.linalg.slogdet(k_mm)
+                if sign * sign_mm <= 0:
+                    return np.inf, np.zeros_like(z)
                 k_om = k_inv[np.ix_(o, miss)]
                 inv = k_inv[np.ix_(o, o)] - k_om @ np.linalg.solve(k_mm, k_om.T)
-                value += len(y) / 2 * (logdet + np.linalg.slogdet(k_mm)[1])
+                value += len(y) / 2 * (logdet + logdet_mm)
             else:
+                if sign <= 0:
+                    return np.inf, np.zeros_like(z)
                 inv = k_inv
                 value += len(y) / 2 * logdet
             r = y - nu[o]
