@@ -107,13 +107,24 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
                          f"(degrees of freedom {ndat - npar})"
                          + (f"; the parameters involved: {', '.join(involved)}" if involved else "")
                          + "; fix parameters, add constraints or indicators")
+    # Rothenberg's local identification at a generic point near the start: a rank deficiency
+    # there holds almost everywhere (the model is not identified whatever the data); fitting it
+    # would only wander along the flat directions.
+    point = _perturbed(start)
+    if np.isfinite(est.objective(point)):
+        involved, _ = unidentified_parameters(est.information(point), eq_jac, names)
+        if involved:
+            raise InputError("the model is not identified: its information matrix is singular for any parameter "
+                             f"values, so these parameters are not determined by the data: {', '.join(involved)}; "
+                             "fix one of them, add a constraint or indicators (lavaan: 'could not compute standard "
+                             "errors! The information matrix could not be inverted')")
     opt = optimise(est, model, constraints, start, max_iter=max_iter)
+    info = est.information(opt.x)
+    check_identified(info, opt.con_jac, names)  # an unidentified model is refused, converged or not
     notes = []
     if not opt.converged:
         notes.append(f"the optimiser did not converge in {opt.iterations} iterations ({opt.method})")
         warnings.warn(f"model did not converge: {notes[-1]}", ConvergenceWarning, stacklevel=2)
-    info = est.information(opt.x)
-    check_identified(info, opt.con_jac, names)
     vcov = covariance(info, opt.con_jac)
     params = parameter_estimates(model, constraints, opt.x, vcov, level=level, group_labels=labels)
     for row in params[(params["op"] == "~~") & (params["lhs"] == params["rhs"]) & (params["free"] > 0)].itertuples():

@@ -127,8 +127,10 @@ class MLEstimator:
             np.add.at(grad, index, w * g_rows)
             if information:
                 r, p = len(index), len(mu)
-                m = (ci @ ds @ ci.T).reshape(r, p * p)  # U' dSigma U with U = ci'
-                block = 0.5 * m @ m.T
+                m = ci @ ds @ ci.T  # U' dSigma U with U = ci', symmetric: the Gram matrix over its
+                iu = np.triu_indices(p, 1)  # lower triangle twice and its diagonal once
+                mh = np.concatenate([np.sqrt(2.0) * m[:, iu[0], iu[1]], m[:, np.arange(p), np.arange(p)]], axis=1)
+                block = 0.5 * mh @ mh.T
                 if self.model.meanstructure:
                     dmc = dm @ ci.T
                     block += dmc @ dmc.T
@@ -146,7 +148,7 @@ class MLEstimator:
 
         With fixed exogenous covariates (fixed.x) both are conditional on them, as lavaan's:
         the saturated log-likelihood of the covariates' own block,
-        :math:`-\tfrac{n}{2}(p_x\log 2\pi + \log|S_{xx}| + p_x)`, is subtracted.
+        :math:`-\\tfrac{n}{2}(p_x\\log 2\\pi + \\log|S_{xx}| + p_x)`, is subtracted.
         """
         logl = unres = 0.0
         for blk, (sigma, mu), st, lds in zip(self.model.blocks, self.moments(x), self.stats, self._logdet_s):

@@ -135,10 +135,8 @@ class _StandardisationPlan:
     def __call__(self, x: np.ndarray, kind: str, values: np.ndarray) -> np.ndarray:
         model = self.model
         out = np.full(len(values), np.nan)
-        implied = model.implied(x, values)
-        latent = model.latent_moments(x, values)
-        mats = model.matrices(x, values)
-        for plan, (sigma, _), (veta, _), mm in zip(self.plans, implied, latent, mats):
+        for plan, mm in zip(self.plans, model.state(x, values)):
+            sigma, veta = mm["sigma"], mm["veta"]
             with np.errstate(invalid="ignore"):
                 var_ov = np.diag(sigma)
                 var_lv = np.diag(veta)[plan["lv_idx"]]

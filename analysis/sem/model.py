@@ -281,24 +281,29 @@ class Model:
             out.append(mats)
         return out
 
-    def implied(self, x: np.ndarray, values: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per group the implied covariance matrix and mean vector (in ``block.ov`` order)."""
+    def state(self, x: np.ndarray, values: np.ndarray | None = None) -> list[dict[str, np.ndarray]]:
+        """Per group the matrices with :math:`A = (I-B)^{-1}` (``a``), the implied ``sigma`` and
+        ``mu``, and the latents' implied covariance ``veta`` (:math:`A\\Psi A^\\top`) and means
+        ``eeta`` (:math:`A\\alpha`), all from one evaluation."""
         out = []
         for g, mats in enumerate(self.matrices(x, values)):
             a = np.linalg.inv(self._ident[g] - mats["beta"])
             la = mats["lambda"] @ a
-            sigma = la @ mats["psi"] @ la.T + mats["theta"]
-            out.append((0.5 * (sigma + sigma.T), mats["nu"] + la @ mats["alpha"]))
+            veta = a @ mats["psi"] @ a.T
+            sigma = mats["lambda"] @ veta @ mats["lambda"].T + mats["theta"]
+            eeta = a @ mats["alpha"]
+            out.append({**mats, "a": a, "veta": veta, "eeta": eeta, "sigma": 0.5 * (sigma + sigma.T),
+                        "mu": mats["nu"] + la @ mats["alpha"]})
         return out
+
+    def implied(self, x: np.ndarray, values: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per group the implied covariance matrix and mean vector (in ``block.ov`` order)."""
+        return [(st["sigma"], st["mu"]) for st in self.state(x, values)]
 
     def latent_moments(self, x: np.ndarray, values: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per group the implied covariance matrix and means of all latents (``block.lv``):
         :math:`A\\Psi A^\\top` and :math:`A\\alpha` (lavaan's ``veta``/``eeta``)."""
-        out = []
-        for g, mats in enumerate(self.matrices(x, values)):
-            a = np.linalg.inv(self._ident[g] - mats["beta"])
-            out.append((a @ mats["psi"] @ a.T, a @ mats["alpha"]))
-        return out
+        return [(st["veta"], st["eeta"]) for st in self.state(x, values)]
 
     def derivatives(self, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per group ``(index, dsigma, dmu)``: the 0-based free index of each free row of the
