@@ -70,13 +70,15 @@ def _perturbed(x: np.ndarray) -> np.ndarray:
 
 
 def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
-        group_labels: list[str] | None = None, estimator: str = "ML", level: float = 0.95,
-        max_iter: int = 500) -> EngineFit:
+        group_labels: list[str] | None = None, estimator: str = "ML", information: str = "expected",
+        level: float = 0.95, max_iter: int = 500) -> EngineFit:
     """Fit the model of a lavaan parameter table (``parTable(fit)`` columns) to ``data``.
 
     ``group`` names the column of the groups (their order: ``group_labels`` or first
     appearance, lavaan's ``group.label``); the table's blocks are the groups. Complete cases
-    (lavaan's ``missing = "listwise"``).
+    (lavaan's ``missing = "listwise"``). ``information`` is ``"expected"`` (lavaan's default) or
+    ``"observed"`` (the Hessian) for the standard errors; identification is always judged on
+    the expected information.
 
     Raises
     ------
@@ -85,6 +87,8 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         :func:`~analysis.sem.model.sample_statistics`), negative degrees of freedom, or an
         information matrix singular at the solution (the message names the parameters).
     """
+    if information not in ("expected", "observed"):
+        raise InputError(f"information must be 'expected' or 'observed', got {information!r}")
     if estimator not in ESTIMATORS:
         raise InputError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
     model = build_model(partable)
@@ -125,7 +129,7 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     if not opt.converged:
         notes.append(f"the optimiser did not converge in {opt.iterations} iterations ({opt.method})")
         warnings.warn(f"model did not converge: {notes[-1]}", ConvergenceWarning, stacklevel=2)
-    vcov = covariance(info, opt.con_jac)
+    vcov = covariance(info if information == "expected" else est.observed_information(opt.x), opt.con_jac)
     params = parameter_estimates(model, constraints, opt.x, vcov, level=level, group_labels=labels)
     for row in params[(params["op"] == "~~") & (params["lhs"] == params["rhs"]) & (params["free"] > 0)].itertuples():
         if row.est < 0:

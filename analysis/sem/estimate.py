@@ -103,6 +103,20 @@ class MLEstimator:
         """The expected information of the log-likelihood, summed over cases and groups (q x q)."""
         return self.scoring(x)[2]
 
+    def observed_information(self, x: np.ndarray) -> np.ndarray:
+        """The observed information :math:`-\\partial^2\\log L = \\tfrac N2\\,\\partial^2 F`
+        (lavaan's ``information = "observed"``, ``observed.information = "hessian"``), by
+        central differences of the analytic gradient (2q gradient evaluations)."""
+        h = 1e-5 * np.maximum(1.0, np.abs(x))
+        q = len(x)
+        hess = np.zeros((q, q))
+        for k in range(q):
+            up, down = x.copy(), x.copy()
+            up[k] += h[k]
+            down[k] -= h[k]
+            hess[:, k] = (self.gradient(up) - self.gradient(down)) / (2 * h[k])
+        return self.ntotal / 2 * 0.5 * (hess + hess.T)
+
     def scoring(self, x: np.ndarray, information: bool = True):
         """``(F, gradient of F, expected information)`` at ``x`` (information None if not asked)."""
         q = self.model.nfree

@@ -107,7 +107,11 @@ out$cases$constr2 <- record(sem(CONSTR2, data = hs), CONSTR2, "hs")
 out$cases$mg <- record(cfa(HS, data = hs, group = "school", group.equal = c("loadings", "intercepts")), HS, "hs", "school")
 out$cases$mg_free <- record(cfa(HS, data = hs, group = "school"), HS, "hs", "school")
 
-# 7. Identification failures: what lavaan says.
+# 7. Observed information (the Hessian) for the standard errors.
+out$cases$hs3_observed <- record(cfa(HS, data = hs, information = "observed"), HS, "hs")
+out$cases$poldem_observed <- record(sem(PD, data = pd, information = "observed"), PD, "pd")
+
+# 8. Identification failures: what lavaan says.
 warn_of <- function(expr) {
   msgs <- character(0)
   fit <- withCallingHandlers(expr, warning = function(w) { msgs <<- c(msgs, conditionMessage(w)); invokeRestart("muffleWarning") })
