@@ -307,3 +307,20 @@ def test_recovery_coverage():
     assert 0.935 <= pooled <= 0.965, pooled
     df = res.fit["df"]
     assert abs(np.mean(chisq) - df) < 3 * np.sqrt(2 * df / reps) + 0.3  # chi-square(df) mean
+
+
+def test_shared_free_index_equals_equality_rows(fits):
+    """Equal labels as one shared ``free`` index (no ``==`` rows) give lavaan's fit with ``==``."""
+    case, ref = fits["poldem"]
+    pt = pd.DataFrame(case["partable"])
+    eq = pt[pt["op"] == "=="]
+    by_plabel = dict(zip(pt["plabel"], pt["free"]))
+    free = pt["free"].copy()
+    for lhs, rhs in zip(eq["lhs"], eq["rhs"]):
+        free[free == by_plabel[rhs]] = by_plabel[lhs]
+    used = sorted(set(free[free > 0]))
+    pt["free"] = free.map(lambda f: used.index(f) + 1 if f > 0 else 0)
+    res = fit(pt[pt["op"] != "=="], DATA["pd"])
+    assert res.fit["npar"] == ref.fit["npar"] and res.fit["df"] == ref.fit["df"]
+    assert res.fit["chisq"] == pytest.approx(ref.fit["chisq"], abs=1e-8)
+    np.testing.assert_allclose(res.parameters["se"], ref.parameters["se"], atol=1e-7)
