@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import InputError
-from analysis.sem.constraints import build_constraints, jacobian
+from analysis.sem.constraints import ConstraintSystem, build_constraints, merge_simple_equalities
 from analysis.sem.estimate import MLEstimator, Optimum, baseline, chisq_pvalue, optimise, start_values
 from analysis.sem.inference import check_identified, covariance, parameter_estimates, unidentified_parameters
-from analysis.sem.model import Model, SampleStats, build_model, sample_statistics
+from analysis.sem.model import Model, SampleStats, build_model, normalise_partable, sample_statistics
 from analysis.warnings import ConvergenceWarning
 
 __all__ = ["ESTIMATORS", "EngineFit", "fit"]
@@ -91,7 +91,7 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         raise InputError(f"information must be 'expected' or 'observed', got {information!r}")
     if estimator not in ESTIMATORS:
         raise InputError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
-    model = build_model(partable)
+    model = build_model(merge_simple_equalities(normalise_partable(partable)))
     constraints = build_constraints(model.partable)
     stats, labels = sample_statistics(model, data, group, group_labels)
     model = model.with_sample(stats)
@@ -100,8 +100,7 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     q = model.nfree
     names = model.free_names()
     ndat = model.ndat()
-    h_fun = lambda xx: constraints.h(model.row_values(xx))  # noqa: E731
-    eq_jac = jacobian(h_fun, start) if constraints.equality else np.zeros((0, q))
+    eq_jac = ConstraintSystem(model, constraints).h_jac(start)
     eq_rank = int(np.linalg.matrix_rank(eq_jac)) if eq_jac.size else 0
     npar = q - eq_rank
     if npar > ndat:

@@ -132,10 +132,11 @@ class _StandardisationPlan:
             self.plans.append(dict(rows=rows, op=op, lhs=lhs, rhs=rhs, cov=cov, own_lv=own_lv, p=blk.p,
                                    lv_idx=lv_idx, matrix=blk.matrix, i=blk.row, j=blk.col))
 
-    def __call__(self, x: np.ndarray, kind: str, values: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, kind: str, values: np.ndarray, groups: list[int] | None = None) -> np.ndarray:
         model = self.model
         out = np.full(len(values), np.nan)
-        for plan, mm in zip(self.plans, model.state(x, values)):
+        plans = self.plans if groups is None else [self.plans[g] for g in groups]
+        for plan, mm in zip(plans, model.state(x, values, groups)):
             sigma, veta = mm["sigma"], mm["veta"]
             with np.errstate(invalid="ignore"):
                 var_ov = np.diag(sigma)
@@ -178,6 +179,40 @@ def standardized_values(model: Model, constraints: Constraints, x: np.ndarray, k
     return np.concatenate([out, defined])
 
 
+def _standardized_jacobian(model: Model, constraints: Constraints, x: np.ndarray, kind: str,
+                           plan: _StandardisationPlan) -> np.ndarray:
+    """Jacobian of :func:`standardized_values` in ``x`` by central differences, group by group
+    (a group's standardised rows depend only on the parameters of that group), and for the
+    defined parameters by the chain rule through the rows they use."""
+    q = len(x)
+    n_rows = len(model.partable)
+    jac = np.zeros((n_rows, q))
+    for g, blk in enumerate(model.blocks):
+        cols = np.unique(model.free[blk.rows][model.free[blk.rows] > 0] - 1)
+        for k in cols:
+            h = 1e-6 * max(1.0, abs(x[k]))
+            up, down = x.copy(), x.copy()
+            up[k] += h
+            down[k] -= h
+            a = plan(up, kind, model.row_values(up), [g])[blk.rows]
+            b = plan(down, kind, model.row_values(down), [g])[blk.rows]
+            jac[blk.rows, k] = np.nan_to_num((a - b) / (2 * h))
+    if not constraints.defined:
+        return jac
+    values = model.row_values(x)
+    std_rows = plan(x, kind, values)
+    base = np.where(np.isnan(std_rows), values, std_rows)
+    used = sorted({r for _, _, e in constraints.defined for r in e.rows if r >= 0})
+    d_def = np.zeros((len(constraints.defined), n_rows))
+    for r in used:
+        h = 1e-6 * max(1.0, abs(base[r]))
+        up, down = base.copy(), base.copy()
+        up[r] += h
+        down[r] -= h
+        d_def[:, r] = (constraints.defined_values(up) - constraints.defined_values(down)) / (2 * h)
+    return np.vstack([jac, np.nan_to_num(d_def) @ jac])
+
+
 def parameter_estimates(model: Model, constraints: Constraints, x: np.ndarray, vcov: np.ndarray,
                         level: float = 0.95, group_labels: list[str] | None = None) -> pd.DataFrame:
     """lavaan's ``parameterEstimates(fit, standardized = TRUE)`` with the standard errors of
@@ -201,7 +236,7 @@ def parameter_estimates(model: Model, constraints: Constraints, x: np.ndarray, v
     est_def = defined(x) if n_def else np.zeros(0)
     if n_def:
         jd = jacobian(defined, x)
-        se_def = np.sqrt(np.maximum(np.einsum("ik,kl,il->i", jd, vcov, jd), 0))
+        se_def = np.sqrt(np.maximum(np.sum((jd @ vcov) * jd, axis=1), 0))
     else:
         se_def = np.zeros(0)
     se_rows = np.where(free > 0, se_x[np.maximum(free - 1, 0)], 0.0)
@@ -209,9 +244,9 @@ def parameter_estimates(model: Model, constraints: Constraints, x: np.ndarray, v
     plan = _StandardisationPlan(model)
     for kind in ("lv", "all"):
         vals = standardized_values(model, constraints, x, kind, plan)
-        jac = jacobian(lambda xx: np.nan_to_num(standardized_values(model, constraints, xx, kind, plan)), x)
+        jac = _standardized_jacobian(model, constraints, x, kind, plan)
         with np.errstate(invalid="ignore"):
-            se_std = np.sqrt(np.einsum("ik,kl,il->i", jac, vcov, jac))
+            se_std = np.sqrt(np.sum((jac @ vcov) * jac, axis=1))
         std[kind] = (vals, se_std)
     keep = np.flatnonzero(~pt["op"].isin(("==", "<", ">", ":=")).to_numpy())
     def_rows = [k for k, _, _ in constraints.defined]
