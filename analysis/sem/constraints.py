@@ -138,16 +138,17 @@ def build_constraints(partable: pd.DataFrame) -> Constraints:
     """
     known: dict[str, int] = {}
     model_rows = ~partable["op"].isin(("==", "<", ">", ":="))
+    ops, lhss, rhss = (partable[c].to_numpy() for c in ("op", "lhs", "rhs"))
     for col in ("label", "plabel"):
+        names = partable[col].to_numpy()
         for k in np.flatnonzero(model_rows.to_numpy()):
-            name = partable.at[k, col]
+            name = names[k]
             if name and name not in known:
                 known[name] = int(k)
     defined: dict[str, int] = {}
     defs, eqs, ineqs = [], [], []
     for k in range(len(partable)):
-        op = partable.at[k, "op"]
-        lhs, rhs = partable.at[k, "lhs"], partable.at[k, "rhs"]
+        op, lhs, rhs = ops[k], lhss[k], rhss[k]
         where = f"parameter table row {k + 1} ({lhs} {op} {rhs})"
         if op == ":=":
             if lhs in known or lhs in defined:
@@ -155,8 +156,7 @@ def build_constraints(partable: pd.DataFrame) -> Constraints:
             defs.append((k, lhs, _compile(rhs, known, defined, where)))
             defined[lhs] = len(defined)
     for k in range(len(partable)):
-        op = partable.at[k, "op"]
-        lhs, rhs = partable.at[k, "lhs"], partable.at[k, "rhs"]
+        op, lhs, rhs = ops[k], lhss[k], rhss[k]
         where = f"parameter table row {k + 1} ({lhs} {op} {rhs})"
         if op in ("==", ">", "<"):
             a, b = _compile(lhs, known, defined, where), _compile(rhs, known, defined, where)
@@ -282,8 +282,9 @@ def merge_simple_equalities(partable: pd.DataFrame) -> pd.DataFrame:
     is_con = pt["op"].isin(("==", "<", ">", ":=")).to_numpy()
     name_free: dict[str, int] = {}
     for col in ("label", "plabel"):
+        names = pt[col].to_numpy()
         for k in np.flatnonzero(~is_con):
-            name = pt.at[k, col]
+            name = names[k]
             if name and name not in name_free:
                 name_free[name] = int(free[k])
     parent: dict[int, int] = {}
@@ -294,8 +295,9 @@ def merge_simple_equalities(partable: pd.DataFrame) -> pd.DataFrame:
         return f
 
     drop = []
+    lhss, rhss = pt["lhs"].to_numpy(), pt["rhs"].to_numpy()
     for k in np.flatnonzero(pt["op"].to_numpy() == "=="):
-        a, b = str(pt.at[k, "lhs"]).strip(), str(pt.at[k, "rhs"]).strip()
+        a, b = str(lhss[k]).strip(), str(rhss[k]).strip()
         fa, fb = name_free.get(a, 0), name_free.get(b, 0)
         if fa > 0 and fb > 0:
             ra, rb = root(fa), root(fb)

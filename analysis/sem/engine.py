@@ -71,14 +71,15 @@ def _perturbed(x: np.ndarray) -> np.ndarray:
 
 def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         group_labels: list[str] | None = None, estimator: str = "ML", information: str = "expected",
-        level: float = 0.95, max_iter: int = 500) -> EngineFit:
+        level: float = 0.95, std_se: bool = True, max_iter: int = 500) -> EngineFit:
     """Fit the model of a lavaan parameter table (``parTable(fit)`` columns) to ``data``.
 
     ``group`` names the column of the groups (their order: ``group_labels`` or first
     appearance, lavaan's ``group.label``); the table's blocks are the groups. Complete cases
     (lavaan's ``missing = "listwise"``). ``information`` is ``"expected"`` (lavaan's default) or
     ``"observed"`` (the Hessian) for the standard errors; identification is always judged on
-    the expected information.
+    the expected information. ``std_se = False`` skips the delta-method SEs of the
+    standardised solutions (NaN), e.g. for the rungs of an invariance ladder.
 
     Raises
     ------
@@ -103,6 +104,7 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     eq_jac = ConstraintSystem(model, constraints).h_jac(start)
     eq_rank = int(np.linalg.matrix_rank(eq_jac)) if eq_jac.size else 0
     npar = q - eq_rank
+    components = model.components()
     if npar > ndat:
         point = _perturbed(start)
         involved, _ = unidentified_parameters(est.information(point), eq_jac, names)
@@ -115,7 +117,7 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     # would only wander along the flat directions.
     point = _perturbed(start)
     if np.isfinite(est.objective(point)):
-        involved, _ = unidentified_parameters(est.information(point), eq_jac, names)
+        involved, _ = unidentified_parameters(est.information(point), eq_jac, names, components=components)
         if involved:
             raise InputError("the model is not identified: its information matrix is singular for any parameter "
                              f"values, so these parameters are not determined by the data: {', '.join(involved)}; "
@@ -123,13 +125,14 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
                              "errors! The information matrix could not be inverted')")
     opt = optimise(est, model, constraints, start, max_iter=max_iter)
     info = est.information(opt.x)
-    check_identified(info, opt.con_jac, names)  # an unidentified model is refused, converged or not
+    check_identified(info, opt.con_jac, names, components)  # an unidentified model is refused, converged or not
     notes = []
     if not opt.converged:
         notes.append(f"the optimiser did not converge in {opt.iterations} iterations ({opt.method})")
         warnings.warn(f"model did not converge: {notes[-1]}", ConvergenceWarning, stacklevel=2)
-    vcov = covariance(info if information == "expected" else est.observed_information(opt.x), opt.con_jac)
-    params = parameter_estimates(model, constraints, opt.x, vcov, level=level, group_labels=labels)
+    vcov = covariance(info if information == "expected" else est.observed_information(opt.x), opt.con_jac,
+                      components)
+    params = parameter_estimates(model, constraints, opt.x, vcov, level=level, group_labels=labels, std_se=std_se)
     for row in params[(params["op"] == "~~") & (params["lhs"] == params["rhs"]) & (params["free"] > 0)].itertuples():
         if row.est < 0:
             notes.append(f"Heywood case: the variance of {row.lhs} is negative ({row.est:.3f})"

@@ -53,7 +53,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import linalg, optimize, stats
 
 from analysis.sem.constraints import Constraints, ConstraintSystem, linear_reduction
 from analysis.sem.model import Model, SampleStats
@@ -193,6 +193,7 @@ def start_values(model: Model, stats: list[SampleStats]) -> np.ndarray:
     start = np.full(len(pt), np.nan)
     lhs, op, rhs = pt["lhs"].to_numpy(), pt["op"].to_numpy(), pt["rhs"].to_numpy()
     free = model.free
+    exo_col = pt["exo"].to_numpy()
     for blk, st in zip(model.blocks, stats):
         ov_ix = {v: k for k, v in enumerate(st.ov)}
         rows = blk.rows
@@ -233,10 +234,10 @@ def start_values(model: Model, stats: list[SampleStats]) -> np.ndarray:
             elif o == "~~":
                 if a in ov_ix and z in ov_ix:
                     if a == z:
-                        exo = pt.at[k, "exo"] == 1
+                        exo = exo_col[k] == 1
                         start[k] = st.cov[ov_ix[a], ov_ix[a]] * (1.0 if exo else 0.5)
                     else:
-                        start[k] = st.cov[ov_ix[a], ov_ix[z]] if (a in dummy and pt.at[k, "exo"] == 1) else 0.0
+                        start[k] = st.cov[ov_ix[a], ov_ix[z]] if (a in dummy and exo_col[k] == 1) else 0.0
                 elif a == z:
                     start[k] = var_start.get(a, 0.05)
                 else:
@@ -292,6 +293,7 @@ def _scoring_loop(est, x: np.ndarray, eq, max_iter: int, tol: float):
     restoration step for nonlinear ones (SQP with the Fisher matrix as Hessian)."""
     q = len(x)
     n = est.ntotal
+    components = est.model.components()
     f, grad, info = est.scoring(x)
     it = 0
     converged = False
@@ -313,12 +315,15 @@ def _scoring_loop(est, x: np.ndarray, eq, max_iter: int, tol: float):
             kh = k.T @ hess @ k
             rhs = -k.T @ (grad + hess @ restore)
             pg = k.T @ grad
-        else:  # no constraints: plain Fisher scoring
+        else:  # no constraints: plain Fisher scoring, block by block when groups share nothing
             k, restore, kh, rhs, pg = None, np.zeros(q), hess, -grad, grad
-        try:
-            dz = np.linalg.solve(kh, rhs)
-        except np.linalg.LinAlgError:
-            dz = np.linalg.lstsq(kh, rhs, rcond=None)[0]
+        dz = np.zeros(len(rhs))
+        for comp in (components if k is None else [np.arange(len(rhs))]):
+            sub, r_sub = kh[np.ix_(comp, comp)], rhs[comp]
+            try:  # the Fisher matrix is positive definite at an admissible point: Cholesky
+                dz[comp] = linalg.solve(sub, r_sub, assume_a="pos", check_finite=False)
+            except (np.linalg.LinAlgError, ValueError):
+                dz[comp] = np.linalg.lstsq(sub, r_sub, rcond=None)[0]
         step = restore + (k @ dz if k is not None else dz)
         hnorm = float(np.abs(h).sum()) if len(h) else 0.0
         if np.max(np.abs(pg), initial=0.0) < tol and hnorm < 1e-10:

@@ -61,10 +61,11 @@ def _null_space(jac: np.ndarray, q: int) -> np.ndarray:
 
 
 def unidentified_parameters(information: np.ndarray, con_jac: np.ndarray, names: list[str],
-                            tol: float = SINGULAR_TOL) -> tuple[list[str], float]:
+                            tol: float = SINGULAR_TOL,
+                            components: list[np.ndarray] | None = None) -> tuple[list[str], float]:
     """The parameters along the (near) null directions of the information on the constraint
     surface, and the smallest eigenvalue of the unit-diagonal reduced information (empty list
-    when the model is locally identified)."""
+    and NaN when the model is locally identified)."""
     q = information.shape[0]
     k = _null_space(con_jac, q)
     red = k.T @ information @ k
@@ -73,7 +74,18 @@ def unidentified_parameters(information: np.ndarray, con_jac: np.ndarray, names:
     scale = np.where(zero, 1.0, 1.0 / np.sqrt(np.where(zero, 1.0, d)))
     s = red * np.outer(scale, scale)
     s[np.ix_(zero, zero)] = 0.0
-    w, v = np.linalg.eigh(0.5 * (s + s.T))
+    s = 0.5 * (s + s.T)
+    if not zero.any():
+        # all eigenvalues above tol: a Cholesky factor of s - tol I exists (cheaper than eigh);
+        # without constraints block by block over the groups that share no parameter
+        comps = components if (con_jac.size == 0 and components is not None) else [np.arange(len(s))]
+        try:
+            for comp in comps:
+                np.linalg.cholesky(s[np.ix_(comp, comp)] - tol * np.eye(len(comp)))
+            return [], float("nan")
+        except np.linalg.LinAlgError:
+            pass
+    w, v = np.linalg.eigh(s)
     small = w < tol
     if not small.any():
         return [], float(w.min(initial=np.inf))
@@ -83,7 +95,8 @@ def unidentified_parameters(information: np.ndarray, con_jac: np.ndarray, names:
     return [nm for nm, on in zip(names, involved) if on], float(w.min())
 
 
-def check_identified(information: np.ndarray, con_jac: np.ndarray, names: list[str]) -> None:
+def check_identified(information: np.ndarray, con_jac: np.ndarray, names: list[str],
+                     components: list[np.ndarray] | None = None) -> None:
     """Raise :class:`InputError` when the information is singular on the constraint surface.
 
     Raises
@@ -91,7 +104,7 @@ def check_identified(information: np.ndarray, con_jac: np.ndarray, names: list[s
     InputError
         "the model is not identified: ..." naming the parameters involved.
     """
-    involved, smallest = unidentified_parameters(information, con_jac, names)
+    involved, smallest = unidentified_parameters(information, con_jac, names, components=components)
     if involved:
         raise InputError("the model is not identified: the information matrix is singular at the solution "
                          f"(smallest scaled eigenvalue {smallest:.1e}), so these parameters are not determined "
@@ -100,9 +113,18 @@ def check_identified(information: np.ndarray, con_jac: np.ndarray, names: list[s
                          "inverted')")
 
 
-def covariance(information: np.ndarray, con_jac: np.ndarray) -> np.ndarray:
-    """:math:`K(K^\\top\\mathcal I K)^{-1}K^\\top` (see module docstring)."""
+def covariance(information: np.ndarray, con_jac: np.ndarray,
+               components: list[np.ndarray] | None = None) -> np.ndarray:
+    """:math:`K(K^\\top\\mathcal I K)^{-1}K^\\top` (see module docstring); without constraints,
+    inverted block by block over ``components`` (parameter sets whose cross-information is zero,
+    :meth:`Model.components`)."""
     q = information.shape[0]
+    if con_jac.size == 0 and components is not None and len(components) > 1:
+        out = np.zeros((q, q))
+        for comp in components:
+            sub = information[np.ix_(comp, comp)]
+            out[np.ix_(comp, comp)] = np.linalg.inv(0.5 * (sub + sub.T))
+        return out
     k = _null_space(con_jac, q)
     red = k.T @ information @ k
     return k @ np.linalg.inv(0.5 * (red + red.T)) @ k.T
@@ -214,13 +236,15 @@ def _standardized_jacobian(model: Model, constraints: Constraints, x: np.ndarray
 
 
 def parameter_estimates(model: Model, constraints: Constraints, x: np.ndarray, vcov: np.ndarray,
-                        level: float = 0.95, group_labels: list[str] | None = None) -> pd.DataFrame:
+                        level: float = 0.95, group_labels: list[str] | None = None,
+                        std_se: bool = True) -> pd.DataFrame:
     """lavaan's ``parameterEstimates(fit, standardized = TRUE)`` with the standard errors of
     ``standardizedSolution`` (dots as underscores): one row per model row of the parameter table
     (constraint rows left out, as lavaan) and per defined parameter.
 
     Columns: ``lhs, op, rhs, block, group, group_label, label, free, est, se, z, pvalue,
-    ci_lower, ci_upper, std_lv, std_lv_se, std_all, std_all_se``.
+    ci_lower, ci_upper, std_lv, std_lv_se, std_all, std_all_se`` (the standardised SEs NaN
+    with ``std_se = False``: they cost 2q evaluations of the model per solution).
     """
     pt = model.partable
     free = model.free
@@ -244,9 +268,12 @@ def parameter_estimates(model: Model, constraints: Constraints, x: np.ndarray, v
     plan = _StandardisationPlan(model)
     for kind in ("lv", "all"):
         vals = standardized_values(model, constraints, x, kind, plan)
-        jac = _standardized_jacobian(model, constraints, x, kind, plan)
-        with np.errstate(invalid="ignore"):
-            se_std = np.sqrt(np.sum((jac @ vcov) * jac, axis=1))
+        if std_se:
+            jac = _standardized_jacobian(model, constraints, x, kind, plan)
+            with np.errstate(invalid="ignore"):
+                se_std = np.sqrt(np.sum((jac @ vcov) * jac, axis=1))
+        else:
+            se_std = np.full(len(vals), np.nan)
         std[kind] = (vals, se_std)
     keep = np.flatnonzero(~pt["op"].isin(("==", "<", ">", ":=")).to_numpy())
     def_rows = [k for k, _, _ in constraints.defined]

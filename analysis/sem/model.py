@@ -233,11 +233,13 @@ class Model:
         their group's sample (co)variances and means: lavaan's ``fixed.x = TRUE``."""
         values = self.values.copy()
         pt = self.partable
+        exo, ustart = pt["exo"].to_numpy(), pt["ustart"].to_numpy(dtype=float)
+        lhs, op, rhs = pt["lhs"].to_numpy(), pt["op"].to_numpy(), pt["rhs"].to_numpy()
         for blk, st in zip(self.blocks, stats):
             ix = {v: k for k, v in enumerate(st.ov)}
             for k in blk.rows:
-                if pt.at[k, "exo"] == 1 and self.free[k] == 0 and np.isnan(pt.at[k, "ustart"]):
-                    a, o, z = pt.at[k, "lhs"], pt.at[k, "op"], pt.at[k, "rhs"]
+                if exo[k] == 1 and self.free[k] == 0 and np.isnan(ustart[k]):
+                    a, o, z = lhs[k], op[k], rhs[k]
                     if o == "~~":
                         values[k] = st.cov[ix[a], ix[z]]
                     elif o == "~1":
@@ -423,13 +425,39 @@ class Model:
         """``lhs op rhs`` (with the group when there are several) of parameter-table rows."""
         pt = self.partable
         rows = np.arange(len(pt)) if rows is None else rows
+        lhs, op, rhs, group = (pt[c].to_numpy() for c in ("lhs", "op", "rhs", "group"))
         out = []
         for k in rows:
-            name = f"{pt.at[k, 'lhs']} {pt.at[k, 'op']} {pt.at[k, 'rhs']}".strip()
-            if self.ngroups > 1 and pt.at[k, "group"] > 0:
-                name += f" (group {pt.at[k, 'group']})"
+            name = f"{lhs[k]} {op[k]} {rhs[k]}".strip()
+            if self.ngroups > 1 and group[k] > 0:
+                name += f" (group {group[k]})"
             out.append(name)
         return out
+
+    def components(self) -> list[np.ndarray]:
+        """The free parameters (0-based) in groups that share no parameter: one array per set of
+        groups linked by shared free indices. Without constraints the information is block
+        diagonal over these, so it is solved and inverted block by block."""
+        parent = list(range(len(self.blocks)))
+
+        def root(g):
+            while parent[g] != g:
+                g = parent[g]
+            return g
+
+        owner: dict[int, int] = {}
+        for g, (_, index) in enumerate(self._free_pos):
+            for f in index:
+                if f in owner:
+                    a, b = root(owner[f]), root(g)
+                    if a != b:
+                        parent[max(a, b)] = min(a, b)
+                else:
+                    owner[int(f)] = g
+        comps: dict[int, list[int]] = {}
+        for f in range(self.nfree):
+            comps.setdefault(root(owner[f]) if f in owner else -1, []).append(f)
+        return [np.asarray(v, dtype=int) for v in comps.values()]
 
     def free_names(self) -> list[str]:
         """One name per free parameter (its first row)."""
