@@ -88,12 +88,12 @@ import pandas as pd
 from scipy import linalg, optimize, stats
 
 from analysis.checks import numeric_columns
+from analysis.sem import fit as fitm
 from analysis.sem.single import (
     InadmissibleWarning,
     ParameterTable,
     _information,
     _Model,
-    _ncp_bounds,
     _standardised,
     _start,
     parameter_table,
@@ -770,23 +770,22 @@ def fit_multigroup(data: pd.DataFrame, model: LavaanModel | str, group: str, gro
     chisq = max(2 * (h1 - logl), 0.0)
     df = moments - q
     base_chisq, base_df = 2 * (h1 - base), n_groups * p * (p - 1) // 2
-    srmr = 0.0
-    implied = {}
+    implied, sigmas, mus = {}, [], []
     for mdl, d in zip(models, gdata):
         sig, mu, *_ = mdl.implied(theta[mdl.idx])
-        sd = np.sqrt(np.diag(d.sample_cov))
-        cov_res = ((d.sample_cov - sig) / np.outer(sd, sd))[np.triu_indices(p)]
-        mean_res = (d.sample_mean - mu) / sd
-        srmr += d.n / ntotal * np.sqrt((np.sum(cov_res ** 2) + np.sum(mean_res ** 2)) / (p * (p + 1) // 2 + p))
+        sigmas.append(sig)
+        mus.append(mu)
         implied[d.label] = {"cov": pd.DataFrame(sig, index=observed, columns=observed),
                             "mean": pd.Series(mu, index=observed)}
-    fit = _fit_indices(chisq, df, base_chisq, base_df, ntotal, n_groups)
-    fit.update(npar=int(q), srmr=float(srmr), logl=float(logl), unrestricted_logl=float(h1),
-               aic=float(-2 * logl + 2 * q), bic=float(-2 * logl + q * np.log(ntotal)), ntotal=ntotal,
-               ngroups=n_groups)
-    fit = {k: fit[k] for k in ("npar", "chisq", "df", "pvalue", "baseline_chisq", "baseline_df", "cfi", "tli",
-                               "rmsea", "rmsea_ci_lower", "rmsea_ci_upper", "rmsea_pvalue", "srmr", "logl",
-                               "unrestricted_logl", "aic", "bic", "ntotal", "ngroups")}
+    samples = dict(sample_cov=[d.sample_cov for d in gdata], implied_cov=sigmas, nobs=[d.n for d in gdata],
+                   sample_mean=[d.sample_mean for d in gdata], implied_mean=mus)
+    # GFI: lavaan's weight with FIML is the missing-data information, not reproduced here.
+    gfi_args = dict(gfi_value=fitm.ml_gfi(**samples), nel=n_groups * (p * (p + 1) // 2 + p)) if missing == "listwise" \
+        else {}
+    fit = fitm.fit_measures(npar=int(q), ntotal=ntotal, chisq=float(chisq), df=int(df),
+                            baseline_chisq=float(base_chisq), baseline_df=int(base_df), n_groups=n_groups,
+                            fmin=float(chisq / (2 * ntotal)), logl=float(logl), unrestricted_logl=float(h1),
+                            residuals=fitm.residual_measures(**samples), **gfi_args)
 
     # Standard errors.
     vcov = None
@@ -970,26 +969,6 @@ def _invert_information(info: np.ndarray, table: MultiGroupTable):
     except np.linalg.LinAlgError:
         vcov = np.full_like(info, np.nan)
     return vcov, note
-
-
-def _fit_indices(chisq, df, base_chisq, base_df, n, n_groups) -> dict:
-    """CFI, TLI, RMSEA (lavaan's multi-group sqrt(G) correction), its 90% CI and close-fit p."""
-    cfi_den = max(chisq - df, base_chisq - base_df, 0)
-    out = {
-        "chisq": float(chisq), "df": int(df), "pvalue": float(stats.chi2.sf(chisq, df)) if df > 0 else np.nan,
-        "baseline_chisq": float(base_chisq), "baseline_df": int(base_df),
-        "cfi": float(1 - max(chisq - df, 0) / cfi_den) if cfi_den > 0 else 1.0,
-        "tli": float(((base_chisq / base_df) - (chisq / df)) / ((base_chisq / base_df) - 1)) if df > 0 else 1.0,
-        "rmsea": float(np.sqrt(max(chisq / (n * df) - 1 / n, 0)) * np.sqrt(n_groups)) if df > 0 else 0.0,
-    }
-    if df > 0:
-        lo, hi = _ncp_bounds(chisq, df)
-        out["rmsea_ci_lower"] = float(np.sqrt(lo / (n * df)) * np.sqrt(n_groups))
-        out["rmsea_ci_upper"] = float(np.sqrt(hi / (n * df)) * np.sqrt(n_groups))
-        out["rmsea_pvalue"] = float(stats.ncx2.sf(chisq, df, n * df * 0.05 ** 2 / n_groups))
-    else:
-        out.update(rmsea_ci_lower=np.nan, rmsea_ci_upper=np.nan, rmsea_pvalue=np.nan)
-    return out
 
 
 def _parameter_table(table: MultiGroupTable, models, theta, vcov):

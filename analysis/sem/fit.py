@@ -645,6 +645,10 @@ class ScaledTest:
     trace_ugamma : float, optional
         :math:`\\operatorname{tr}(U\\Gamma)`; defaults to ``scaling_factor * df`` (its value for
         the Satorra-Bentler and Yuan-Bentler tests).
+    scaling_factor_h1, scaling_factor_h0 : float, optional
+        Yuan-Bentler: :math:`\\operatorname{tr}(A_1^{-1}B_1)/p^*` of the saturated model and
+        :math:`\\operatorname{tr}(A_0^{-1}B_0)/q` of the model (lavaan's ``scaling.factor.h1``,
+        ``scaling.factor.h0``), reported after ``bic2`` when given.
     """
 
     chisq: float
@@ -652,6 +656,8 @@ class ScaledTest:
     method: str = "yuan.bentler.mplus"
     shift: float | None = None
     trace_ugamma: float | None = None
+    scaling_factor_h1: float | None = None
+    scaling_factor_h0: float | None = None
 
 
 @dataclass(frozen=True)
@@ -750,7 +756,7 @@ def fit_measures(*, npar: int, ntotal: int, chisq: float, df: float, baseline_ch
     if robust is not None:
         t3, c3, t30, c30 = _f(robust.chisq), _f(robust.c_hat), _f(robust.baseline_chisq), _f(robust.baseline_c_hat)
         df3 = df if robust.df is None else robust.df
-        ci_t, ci_c = t3 / c3 if np.isfinite(c3) and c3 != 0 else float("nan"), c3
+        ci_t, ci_c = (t3 / c3 if c3 != 0 else float("nan")), c3  # c3 infinite (df = 0): 0, as lavaan
     elif scaled_flag:
         t3, df3 = float(chisq), df
         if scaled.method == "scaled.shifted":
@@ -786,6 +792,8 @@ def fit_measures(*, npar: int, ntotal: int, chisq: float, df: float, baseline_ch
     if logl is not None:
         out.update(logl=float(logl), unrestricted_logl=_f(unrestricted_logl), aic=aic(logl, npar),
                    bic=bic(logl, npar, ntotal), bic2=bic2(logl, npar, ntotal))
+        if scaled_flag and scaled.scaling_factor_h1 is not None:
+            out.update(scaling_factor_h1=_f(scaled.scaling_factor_h1), scaling_factor_h0=_f(scaled.scaling_factor_h0))
 
     lo, hi = rmsea_ci(chisq, df, n, g, level=level)
     out.update(rmsea=rmsea(chisq, df, n, g), rmsea_ci_lower=lo, rmsea_ci_upper=hi, rmsea_ci_level=level,
