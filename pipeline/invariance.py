@@ -115,6 +115,7 @@ def run(data_path, out, instrument_path=None, model_path=None, structural_path=N
         "simulated": is_simulated(data), "source": Path(data_path).name,
         "structural_model": Path(structural_path).name if structural_path is not None else None,
         "n_rows": len(data), **summary, "dropped_items": drop,
+        "fit": result.fit.drop(columns=[c for c in result.fit.columns if c.startswith("delta_")]).to_dict("records"),
     })
     out = output_dir(out)
     write_csv(result.fit, out / "invariance_fit.csv")

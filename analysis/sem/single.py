@@ -953,8 +953,11 @@ def _fit_fiml(pt: ParameterTable, x: pd.DataFrame, max_iter: int, robust: bool =
                                 robust=robust_stats)
         fit = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in fit.items()}  # lavaan's NA
         notes += robust_notes
-    else:
-        fit = fitm.fit_measures(**fit_stats)
+    else:  # lavaan's robust indices for ML with FIML: the FIML-corrected statistic, version V6
+        robust_stats, v6_notes = _ml_fiml_robust(mdl, theta, nu, values, groups, em, df, base_df)
+        notes += v6_notes
+        fit = fitm.fit_measures(**fit_stats, robust=robust_stats)
+        fit = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in fit.items()}  # lavaan's NA
     params, std_notes = _parameters(pt, mdl, theta, vcov_all[:q, :q], sig)
     notes += std_notes
     for note in std_notes:
@@ -1039,7 +1042,72 @@ def _mlr(mdl: _Model, theta: np.ndarray, x: np.ndarray, s: np.ndarray, ml_stats:
     diag_units = units[rows == cols]
     cb = (trace_h1 - np.trace(np.linalg.solve(_information(base_inv, diag_units), scores(base_inv, diag_units)))) / base_df
     return vcov, fitm.ScaledTest(fit_chisq / c, float(c), scaling_factor_h1=trace_h1 / len(rows),
-                                 scaling_factor_h0=trace_h0 / len(theta)), fitm.ScaledTest(base_chisq / cb, float(cb))
+                                 scaling_factor_h0=trace_h0 / _free_entries(mdl)), fitm.ScaledTest(base_chisq / cb, float(cb))
+
+
+def _fiml_tilde(values: np.ndarray, s_em: np.ndarray, mu_em: np.ndarray, sig: np.ndarray, nu: np.ndarray,
+                deriv: np.ndarray):
+    r"""The FIML-corrected statistics of Zhang & Savalei (2023): the model and the independence
+    baseline at their FIML estimates evaluated as if the EM moments were complete-data moments
+    (:func:`_mlr_fiml`), :math:`T_3` and :math:`T_{3,0}`, with the derivatives :math:`\Delta` of
+    (vech Sigma, mu) in (parameters, intercepts) and the baseline's cells (variances, means)."""
+    p = len(s_em)
+    q = len(deriv)
+    observed = ~np.isnan(values)
+    base_var = np.array([values[observed[:, j], j].var() for j in range(p)])
+    base_mean = np.array([values[observed[:, j], j].mean() for j in range(p)])
+    n = len(values)
+    sinv = np.linalg.inv(sig)
+    dm = mu_em - nu
+    logdet_em = np.linalg.slogdet(s_em)[1]
+    t3 = n * (np.linalg.slogdet(sig)[1] + np.trace(s_em @ sinv) - logdet_em - p + dm @ sinv @ dm)
+    dmb = mu_em - base_mean
+    t3b = n * (np.sum(np.log(base_var)) + np.sum(np.diag(s_em) / base_var) - logdet_em - p + np.sum(dmb**2 / base_var))
+    rows, cols = np.tril_indices(p)
+    n_cov = len(rows)
+    delta = np.zeros((n_cov + p, q + p))
+    delta[:n_cov, :q] = deriv[:, rows, cols].T
+    delta[n_cov:, q:] = np.eye(p)
+    base_cells = np.concatenate([np.flatnonzero(rows == cols), n_cov + np.arange(p)])
+    return float(t3), float(t3b), delta, base_cells
+
+
+def _fiml_corrected_v6(a1: np.ndarray, delta: np.ndarray, base_cells: np.ndarray, s_em: np.ndarray,
+                       n: int) -> tuple[float, float]:
+    r"""The traces behind lavaan's robust CFI/TLI/RMSEA for ML with FIML (no scaled test):
+    Zhang & Savalei's (2023) FIML-C "V6", ``lavaan:::lav_fit_fiml_corrected(fit, "V6")``,
+
+    .. math:: k = \operatorname{tr}(W_c W_m^{-1} U W_m^{-1})
+              = N\,[\operatorname{tr}(W_c A_1^{-1}) - \operatorname{tr}(\Delta^\top W_c\Delta\,(\Delta^\top A_1\Delta)^{-1})],
+
+    with :math:`W_m = A_1/N` the observed information of the saturated model at the EM moments
+    per case, :math:`W_c` its complete-data information there (``blockdiag`` of
+    :math:`\tfrac12 D^\top(\tilde\Sigma^{-1}\otimes\tilde\Sigma^{-1})D` and
+    :math:`\tilde\Sigma^{-1}`, covariances in ``np.tril_indices`` order, then means) and
+    :math:`U = W_m - W_m\Delta(\Delta^\top W_m\Delta)^{-1}\Delta^\top W_m`; the baseline's with its
+    :math:`\Delta` (the variances and means). Returns (k, k_baseline); :math:`\hat c = k/df`."""
+    p = len(s_em)
+    k_inv = np.linalg.inv(s_em)
+    rows, cols = np.tril_indices(p)
+    w = np.where(rows == cols, 0.5, 1.0)
+    wc_cov = (k_inv[np.ix_(rows, rows)] * k_inv[np.ix_(cols, cols)] + k_inv[np.ix_(rows, cols)]
+              * k_inv[np.ix_(cols, rows)]) * np.outer(w, w)
+    n_cov = len(rows)
+    wc = np.zeros((n_cov + p, n_cov + p))
+    wc[:n_cov, :n_cov] = wc_cov
+    wc[n_cov:, n_cov:] = k_inv
+    a1_inv = np.linalg.inv(a1)
+    total = np.sum(wc * a1_inv)
+    k = total - np.sum((delta.T @ wc @ delta) * np.linalg.inv(delta.T @ a1 @ delta))
+    b = base_cells
+    kb = total - np.sum(wc[np.ix_(b, b)] * np.linalg.inv(a1[np.ix_(b, b)]))
+    return float(n * k), float(n * kb)
+
+
+def _free_entries(mdl: _Model) -> int:
+    """Free parameters before equality constraints (a label used twice counts twice): lavaan's
+    divisor of ``scaling.factor.h0``."""
+    return int((mdl.pt.rows["free"] > 0).sum())
 
 
 def _casewise_scores(values: np.ndarray, sig: np.ndarray, mu: np.ndarray, dsig: np.ndarray | None = None) -> np.ndarray:
@@ -1171,16 +1239,7 @@ def _mlr_fiml(mdl: _Model, z: np.ndarray, hess: np.ndarray, values: np.ndarray, 
     cb = (trace_h1 - trace_b) / base_df
 
     # The FIML-corrected statistics (Zhang & Savalei, 2023, V3) behind the robust indices.
-    sinv = np.linalg.inv(sig)
-    dm = mu_em - nu
-    logdet_em = np.linalg.slogdet(s_em)[1]
-    t3 = n * (np.linalg.slogdet(sig)[1] + np.trace(s_em @ sinv) - logdet_em - p + dm @ sinv @ dm)
-    dmb = mu_em - base_mean
-    t3b = n * (np.sum(np.log(base_var)) + np.sum(np.diag(s_em) / base_var) - logdet_em - p + np.sum(dmb**2 / base_var))
-    delta = np.zeros((n_cov + p, q + p))
-    delta[:n_cov, :q] = deriv[:, rows, cols].T
-    delta[n_cov:, q:] = np.eye(p)
-    base_cells = np.concatenate([np.flatnonzero(rows == cols), n_cov + np.arange(p)])
+    t3, t3b, delta, base_cells = _fiml_tilde(values, s_em, mu_em, sig, nu, deriv)
     if t1 is None:
         k3 = k3b = np.nan
         notes.append("MLR with FIML: the saturated model's information is singular: the scaled test and the robust "
@@ -1194,7 +1253,8 @@ def _mlr_fiml(mdl: _Model, z: np.ndarray, hess: np.ndarray, values: np.ndarray, 
     if t1 is None:
         scaled, base_scaled = fitm.ScaledTest(np.nan, np.nan), fitm.ScaledTest(np.nan, np.nan)
     elif df > 0:
-        scaled = fitm.ScaledTest(chisq / c, c, scaling_factor_h1=trace_h1 / (n_cov + p), scaling_factor_h0=trace_h0 / (q + p))
+        scaled = fitm.ScaledTest(chisq / c, c, scaling_factor_h1=trace_h1 / (n_cov + p),
+                                 scaling_factor_h0=trace_h0 / (_free_entries(mdl) + p))
         base_scaled = fitm.ScaledTest(base_chisq / cb, cb)
     else:  # just identified: lavaan has no scaling factor and no scaled RMSEA (NA); scaled CFI and TLI 1
         scaled, base_scaled = fitm.ScaledTest(0.0, np.nan), fitm.ScaledTest(base_chisq / cb, cb)
@@ -1202,6 +1262,24 @@ def _mlr_fiml(mdl: _Model, z: np.ndarray, hess: np.ndarray, values: np.ndarray, 
                      "scaled RMSEA (None; lavaan reports NA as well)")
     robust = fitm.RobustStatistics(t3, c3, t3b, c3b)
     return vcov, scaled, base_scaled, robust, notes
+
+
+def _ml_fiml_robust(mdl: _Model, theta, nu, values, groups, em, df: int, base_df: int):
+    """:class:`analysis.sem.fit.RobustStatistics` for ML with FIML (lavaan's FIML-C V6, no scaled
+    test): :math:`T_3, T_{3,0}` (:func:`_fiml_tilde`) and :math:`\\hat c = k/df`,
+    :math:`\\hat c_0 = k_0/df_0` (:func:`_fiml_corrected_v6`); NaN with a note when the saturated
+    model's information is singular."""
+    s_em, mu_em = em.cov.to_numpy(), em.mean.to_numpy()
+    sig = mdl.sigma(theta)[0]
+    t3, t3b, delta, base_cells = _fiml_tilde(values, s_em, mu_em, sig, nu, mdl.derivatives(theta))
+    a1 = _saturated_hessian(groups, s_em, mu_em)
+    try:
+        k, kb = _fiml_corrected_v6(a1, delta, base_cells, s_em, len(values))
+    except np.linalg.LinAlgError:
+        return fitm.RobustStatistics(np.nan, np.nan, np.nan, np.nan), [
+            "FIML: the saturated model's information is singular: the robust CFI, TLI and RMSEA are not available"]
+    c = k / df if df > 0 else np.inf  # lavaan: k/0
+    return fitm.RobustStatistics(t3, c, t3b, kb / base_df), []
 
 
 def _baseline_trace(values: np.ndarray, var: np.ndarray, mean: np.ndarray) -> float:
