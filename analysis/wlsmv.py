@@ -116,6 +116,8 @@ _SQRT_EPS = float(np.sqrt(np.finfo(np.float64).eps))
 # lavaan bounds each polychoric correlation to [-0.999, 0.999] and warns above 0.99.
 _RHO_BOUND = 0.999
 _RHO_WARN = 0.99
+# lavaan's optim.dx.tol: the largest gradient of the discrepancy at a converged solution.
+_GRADIENT_TOL = 1e-3
 # Respondents per block when the robust scaling factor sums over them.
 _BLOCK = 1000
 
@@ -601,12 +603,21 @@ def fit_wlsmv(data: pd.DataFrame, model: LavaanModel | str, missing: str = "list
                                      gtol=1e-12, max_nfev=max_iter * (q + 1))
         theta = res.x
         grad = jacobian(theta).T @ residuals(theta)
-        converged = bool(res.status > 0 and np.max(np.abs(grad)) < 1e-6 * max(1.0, float(res.cost)))
+        # lavaan's meaning of convergence: the optimiser's own criterion is met (here
+        # Levenberg-Marquardt's relative change in the discrepancy or the estimates, not the
+        # evaluation limit), and the gradient of the discrepancy is below lavaan's optim.dx.tol
+        # (1e-3; lavaan warns "the optimizer warns that a solution has NOT been found!" above it).
+        # The discrepancy is (1/2) sum w r^2, lavaan's fmin, so the gradients are on the same scale.
+        max_grad = float(np.max(np.abs(grad)))
+        converged = bool(res.status > 0 and max_grad <= _GRADIENT_TOL)
         iterations = int(res.nfev)
     else:
-        theta, converged, iterations = np.zeros(0), True, 0
+        theta, converged, iterations, max_grad = np.zeros(0), True, 0, 0.0
     if not converged:
-        notes.append("the optimiser did not converge")
+        why = (f"it stopped at its evaluation limit ({res.nfev} evaluations)" if res.status == 0 else
+               f"{res.message}" if res.status < 0 else
+               f"the largest gradient of the discrepancy, {max_grad:.3g}, is above {_GRADIENT_TOL:g}")
+        notes.append(f"the optimiser did not converge: {why}")
         warnings.warn(f"model did not converge: {notes[-1]}", ConvergenceWarning, stacklevel=2)
 
     sig = mdl.sigma(theta)[0]
