@@ -951,13 +951,12 @@ def _fit_fiml(pt: ParameterTable, x: pd.DataFrame, max_iter: int, robust: bool =
                                                                               fit_stats)
         fit = fitm.fit_measures(**fit_stats, estimator="MLR", scaled=scaled, baseline_scaled=base_scaled,
                                 robust=robust_stats)
-        fit = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in fit.items()}  # lavaan's NA
+        fit = _na_as_none(fit)
         notes += robust_notes
     else:  # lavaan's robust indices for ML with FIML: the FIML-corrected statistic, version V6
         robust_stats, v6_notes = _ml_fiml_robust(mdl, theta, nu, values, groups, em, df, base_df)
         notes += v6_notes
-        fit = fitm.fit_measures(**fit_stats, robust=robust_stats)
-        fit = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in fit.items()}  # lavaan's NA
+        fit = _na_as_none(fitm.fit_measures(**fit_stats, robust=robust_stats))
     params, std_notes = _parameters(pt, mdl, theta, vcov_all[:q, :q], sig)
     notes += std_notes
     for note in std_notes:
@@ -1043,6 +1042,13 @@ def _mlr(mdl: _Model, theta: np.ndarray, x: np.ndarray, s: np.ndarray, ml_stats:
     cb = (trace_h1 - np.trace(np.linalg.solve(_information(base_inv, diag_units), scores(base_inv, diag_units)))) / base_df
     return vcov, fitm.ScaledTest(fit_chisq / c, float(c), scaling_factor_h1=trace_h1 / len(rows),
                                  scaling_factor_h0=trace_h0 / _free_entries(mdl)), fitm.ScaledTest(base_chisq / cb, float(cb))
+
+
+def _na_as_none(fit: dict) -> dict:
+    """None (lavaan's NA) for a scaled or robust measure that is not available with FIML (a
+    just-identified model, a singular saturated information)."""
+    return {k: (None if ("scaled" in k or "robust" in k or "scaling" in k) and isinstance(v, float)
+                and not np.isfinite(v) else v) for k, v in fit.items()}
 
 
 def _fiml_tilde(values: np.ndarray, s_em: np.ndarray, mu_em: np.ndarray, sig: np.ndarray, nu: np.ndarray,
