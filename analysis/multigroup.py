@@ -563,9 +563,10 @@ class MultiGroupFit:
         label; ``label`` only the labels of the syntax), plus ``free`` (the parameter number,
         shared by equal parameters; 0 fixed).
     fit : dict
-        lavaan's fitMeasures: ``npar, chisq, df, pvalue, baseline_chisq, baseline_df, cfi, tli,
-        rmsea, rmsea_ci_lower, rmsea_ci_upper, rmsea_pvalue, srmr, logl, unrestricted_logl, aic,
-        bic, ntotal, ngroups``.
+        lavaan's fitMeasures, every measure lavaan reports for the estimator (``npar, chisq, df,
+        pvalue, cfi, tli, rni, rmsea`` with its interval and p-values, ``srmr, srmr_bentler, gfi,
+        agfi, logl, aic, bic, bic2, ecvi, ntotal, ngroups``, ...; scaled and robust versions with
+        MLR and FIML), from :func:`analysis.sem.fit.fit_measures`.
     groups : tuple of str
         Group labels in model order (the first is the reference for latent means).
     n : dict

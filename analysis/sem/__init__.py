@@ -6,6 +6,8 @@ The map of the package, in the order a model flows through it:
   estimation, standard errors, standardisation, modification indices, residuals). It is being
   split into the modules below, which every estimator and the multi-group and ordinal fits
   will share (issue 11: one engine for the full lavaan model class).
+- ``fit``: every fit index (lavaan's ``fitMeasures``), pure functions of the statistics each
+  estimator produces, in one place.
 
 Public names are re-exported here, so callers write ``from analysis.sem import fit_sem``.
 """

@@ -368,9 +368,10 @@ class SEMFit:
         ``lhs, op, rhs, label, est, se, z, pvalue, ci_lower, ci_upper, std_all`` (lavaan's
         parameterEstimates with dots as underscores), plus ``std_all_se``.
     fit : dict
-        lavaan's fitMeasures: ``npar, chisq, df, pvalue, baseline_chisq, baseline_df, cfi, tli,
-        rmsea, rmsea_ci_lower, rmsea_ci_upper, rmsea_pvalue, srmr, logl, unrestricted_logl, aic,
-        bic, ntotal``.
+        lavaan's fitMeasures, every measure lavaan reports for the estimator (``npar, chisq, df,
+        pvalue, cfi, tli, rni, rmsea`` with its interval and p-values, ``srmr, srmr_bentler, gfi,
+        agfi, logl, aic, bic, bic2, ecvi, ntotal, ngroups``, ...; scaled and robust versions with
+        MLR and FIML), from :func:`analysis.sem.fit.fit_measures`.
     implied, sample : DataFrame
         Model-implied and sample covariance matrices (N denominator).
     warnings : tuple of str
