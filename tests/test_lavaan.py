@@ -47,7 +47,7 @@ def test_operators_modifiers_and_continuations():
         ("# only a comment", "the model is empty"),
         ("f1 =~ x1 + x2\nf1 =~ x1", "line 2: f1 =~ x1 is already specified on line 1"),
         ("f1 =~ x1 + + x2", "empty term"),
-        ("f1 =~ c(a, b)*x1 + x2", "group vectors"),
+        ("f1 =~ c(a, 1)*x1 + x2", "mixes numbers and labels"),
         ("1f =~ x1 + x2", "'1f' is not a variable name"),
         ("f1 =~ x1 + x-2", "'x-2' is not a variable name"),
         ("f1 =~", "nothing on the right"),

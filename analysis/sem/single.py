@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from analysis.errors import InputError
 from analysis.warnings import ConvergenceWarning, GapscaleWarning
 from instrument.lavaan import LavaanModel, parse_model
 
@@ -92,6 +93,12 @@ def parameter_table(model: LavaanModel | str, observed_in_data: list[str] | None
     if unsupported:
         s = unsupported[0]
         raise ValueError(f"line {s.line}: {s.lhs} {s.op} {s.rhs} is not supported yet (intercepts and constraints)")
+    for s in model.statements:  # parsed, but not fitted by this engine yet: refused, never ignored
+        if s.op in ("|", "<~", "~*~") or s.group_wise or s.lower or s.upper or s.block != 1 or s.efa:
+            what = ("thresholds (|)" if s.op == "|" else "composites (<~)" if s.op == "<~" else "scale factors (~*~)"
+                    if s.op == "~*~" else "per-group modifiers c(...)" if s.group_wise else "bounds lower()/upper()"
+                    if s.lower or s.upper else "group:/level: blocks" if s.block != 1 else "efa() blocks")
+            raise InputError(f"line {s.line}: {s.lhs} {s.op} {s.rhs}: {what} are not supported by this engine yet")
     indicators = model.indicators
     observed: list[str] = []
     for lat in latents:
