@@ -640,7 +640,7 @@ def _tokens(expr: str, line: int, context: str) -> list[tuple[str, str]]:
         m = _TOKEN.match(expr, pos)
         if not m or m.end() == pos:
             raise LavaanSyntaxError(f"line {line}: cannot read {expr[pos:pos + 20]!r} in {_short(context)!r}; "
-                                    "expressions use labels, numbers, + - * / ^ and parentheses")
+                                    "expressions use only labels, numbers, + - * / ^ and parentheses")
         num, name, op = m.groups()
         out.append(("num", num) if num else ("name", name) if name else ("op", op))
         pos = m.end()
@@ -658,7 +658,7 @@ def _expression_names(expr: str, line: int, context: str) -> list[str]:
 
     def bad(what):
         return LavaanSyntaxError(f"line {line}: {_short(context)!r} is not an arithmetic expression ({what}); "
-                                 "use labels, numbers, + - * / ^ and parentheses")
+                                 "use only labels, numbers, + - * / ^ and parentheses")
 
     for k, (kind, text) in enumerate(toks):
         if want:
