@@ -122,6 +122,26 @@ visual =~ x1 + b*x2 + x3
 textual =~ x4 + x5 + x6
 x1 ~~ x4", hs, list(group = "school"), group = "school")
 
+# Edge cases of the defaults.
+add("edge_single_indicator_and_orphans", sem, "visual =~ x1 + x2 + x3
+single =~ x4
+speed =~ x7 + x8 + x9
+speed ~~ visual
+x5 ~~ x6
+visual ~ ageyr
+ageyr ~~ ageyr", hs)
+add("edge_shared_label_with_fixed", cfa, "visual =~ a*x1 + a*x2 + x3\ntextual =~ NA*x4 + x5 + x6\ntextual ~~ 1*textual", hs)
+add("edge_std_lv_second_order", cfa, "visual =~ x1 + x2 + x3
+textual =~ x4 + x5 + x6
+speed =~ x7 + x8 + x9
+g =~ visual + textual + speed", hs, list(std_lv = TRUE), std.lv = TRUE)
+add("edge_two_group_loadings_std_lv_mimic", sem, paste(hs3, "visual ~ sex\nx1 ~~ x4", sep = "\n"), hs,
+    list(group = "school", std_lv = TRUE, group_equal = c("loadings", "regressions", "residual.covariances")),
+    group = "school", std.lv = TRUE, group.equal = c("loadings", "regressions", "residual.covariances"))
+add("edge_orthogonal_user_cov", cfa, paste(hs3, "visual ~~ speed", sep = "\n"), hs, list(orthogonal = TRUE),
+    orthogonal = TRUE)
+add("edge_observed_covs_and_means", sem, "y1 ~ x1 + x2\nx1 ~~ x2\ny1 ~ 1\ny2 ~~ y1", pd)
+
 # A formative composite.
 add("composite", sem, "visual =~ x1 + x2 + x3
 speed =~ x7 + x8 + x9
