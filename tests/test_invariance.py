@@ -14,7 +14,7 @@ from analysis.errors import InputError
 from analysis.invariance import Criteria, GroupExcludedWarning, eligible_groups, invariance, measurement_invariance
 from analysis.multigroup import (IdentificationWarning, fit_multigroup, lr_test, multigroup_table, wald_equal)
 from analysis.simulate import parse_simulation_params, simulate_study
-from instrument import LavaanSyntaxError, parse_instrument
+from instrument import parse_instrument
 
 REF = Path(__file__).parent / "reference"
 HS_MODEL = "visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9\n"
