@@ -25,7 +25,7 @@ CASES = REF["cases"]
 def ours(case: dict) -> pd.DataFrame:
     opt = dict(case["options"])
     kwargs = {}
-    for key in ("std_lv", "meanstructure", "fixed_x", "orthogonal", "estimator"):
+    for key in ("std_lv", "meanstructure", "fixed_x", "orthogonal", "estimator", "parameterization"):
         if key in opt:
             kwargs[key] = opt[key]
     if "group" in opt:

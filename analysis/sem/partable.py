@@ -296,7 +296,7 @@ def lavaanify(model: LavaanModel | str, observed: Sequence[str] | None = None, *
     if conditional_x and not fixed_x:
         raise InputError("fixed_x = False is not supported with conditional_x = True (as in lavaan)")
     if meanstructure is None:
-        meanstructure = (ngroups > 1 or missing in ("fiml", "ml") or categorical or conditional_x
+        meanstructure = (ngroups > 1 or missing in ("fiml", "ml", "ml.x") or categorical or conditional_x
                          or "intercepts" in group_equal or "means" in group_equal)
     meanstructure = bool(meanstructure or any(s.op == "~1" for s in user_stmts))
     if auto_fix_first is None:

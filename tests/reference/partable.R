@@ -108,6 +108,12 @@ add("ordered_two_group_thresholds", cfa, "agree =~ A1 + A2 + A3 + A4 + A5", bfi2
     ordered = paste0("A", 1:5), estimator = "WLSMV", group = "gender",
     group.equal = c("thresholds", "loadings"))
 
+add("ordered_two_group_theta", cfa, "agree =~ A1 + A2 + A3 + A4 + A5", bfi2,
+    list(estimator = "WLSMV", group = "gender", group_equal = c("thresholds", "loadings", "intercepts"),
+         parameterization = "theta"),
+    ordered = paste0("A", 1:5), estimator = "WLSMV", group = "gender",
+    group.equal = c("thresholds", "loadings", "intercepts"), parameterization = "theta")
+
 # Ordered items with an observed covariate: lavaan's conditional.x (exo regressions).
 bfi3 <- bfi[, c(paste0("A", 1:5), "age")]
 add("ordered_covariate", sem, "agree =~ A1 + A2 + A3 + A4 + A5\nagree ~ age", bfi3,
