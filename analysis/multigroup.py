@@ -248,7 +248,8 @@ def multigroup_table(model: LavaanModel | str, groups, group_equal=(), group_par
     means = {s.lhs: s for s in model.statements if s.op == "~1"}
     for s in means.values():
         if s.group_wise or s.lower or s.upper:
-            raise InputError(f"line {s.line}: {s.lhs} ~ 1: per-group modifiers and bounds are not supported yet")
+            raise InputError(f"line {s.line}: {s.lhs} ~ 1: per-group modifiers and bounds are not supported yet; "
+                             "use one value (a label, a number) for every group")
     base = _lavaan_table(model, observed_in_data)
     observed, latents = base.observed, base.latents
     for name, s in means.items():

@@ -94,11 +94,16 @@ def parameter_table(model: LavaanModel | str, observed_in_data: list[str] | None
         s = unsupported[0]
         raise ValueError(f"line {s.line}: {s.lhs} {s.op} {s.rhs} is not supported yet (intercepts and constraints)")
     for s in model.statements:  # parsed, but not fitted by this engine yet: refused, never ignored
-        if s.op in ("|", "<~", "~*~") or s.group_wise or s.lower or s.upper or s.block != 1 or s.efa:
-            what = ("thresholds (|)" if s.op == "|" else "composites (<~)" if s.op == "<~" else "scale factors (~*~)"
-                    if s.op == "~*~" else "per-group modifiers c(...)" if s.group_wise else "bounds lower()/upper()"
-                    if s.lower or s.upper else "group:/level: blocks" if s.block != 1 else "efa() blocks")
-            raise InputError(f"line {s.line}: {s.lhs} {s.op} {s.rhs}: {what} are not supported by this engine yet")
+        what = ("thresholds (|)", "remove the line; ordinal items get their thresholds with --estimator WLSMV"
+                ) if s.op == "|" else ("composites (<~)", "remove them or model the composite as a factor (=~)"
+                ) if s.op == "<~" else ("scale factors (~*~)", "remove the line") if s.op == "~*~" else (
+            "per-group modifiers c(...)", "use one value (a label, a number) for every group") if s.group_wise else (
+            "bounds lower()/upper()", "remove the bound") if s.lower or s.upper else (
+            "group:/level: blocks", "write one model for every group") if s.block != 1 else (
+            "efa() blocks", "write the loadings out") if s.efa else None
+        if what:
+            raise InputError(f"line {s.line}: {s.lhs} {s.op} {s.rhs}: {what[0]} are not supported by this engine "
+                             f"yet; {what[1]}")
     indicators = model.indicators
     observed: list[str] = []
     for lat in latents:
