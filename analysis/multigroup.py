@@ -99,6 +99,7 @@ from analysis.sem.single import (
     parameter_table,
 )
 from analysis.warnings import ConvergenceWarning, GapscaleWarning
+from analysis.errors import InputError
 from instrument.lavaan import LavaanModel, parse_model
 
 __all__ = ["GROUP_EQUAL", "IdentificationWarning", "MULTIGROUP_COLUMNS", "MultiGroupFit", "MultiGroupTable",
@@ -245,6 +246,10 @@ def multigroup_table(model: LavaanModel | str, groups, group_equal=(), group_par
         s = constraints[0]
         raise ValueError(f"line {s.line}: {s.lhs} {s.op} {s.rhs}: constraints are not supported in multi-group models")
     means = {s.lhs: s for s in model.statements if s.op == "~1"}
+    for s in means.values():
+        if s.group_wise or s.lower or s.upper:
+            raise InputError(f"line {s.line}: {s.lhs} ~ 1: per-group modifiers and bounds are not supported yet; "
+                             "use one value (a label, a number) for every group")
     base = _lavaan_table(model, observed_in_data)
     observed, latents = base.observed, base.latents
     for name, s in means.items():

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from analysis.errors import InputError
 from analysis.sem import fit as fitm
 from analysis.warnings import ConvergenceWarning, GapscaleWarning
 from instrument.lavaan import LavaanModel, parse_model
@@ -93,6 +94,17 @@ def parameter_table(model: LavaanModel | str, observed_in_data: list[str] | None
     if unsupported:
         s = unsupported[0]
         raise ValueError(f"line {s.line}: {s.lhs} {s.op} {s.rhs} is not supported yet (intercepts and constraints)")
+    for s in model.statements:  # parsed, but not fitted by this engine yet: refused, never ignored
+        what = ("thresholds (|)", "remove the line; ordinal items get their thresholds with --estimator WLSMV"
+                ) if s.op == "|" else ("composites (<~)", "remove them or model the composite as a factor (=~)"
+                ) if s.op == "<~" else ("scale factors (~*~)", "remove the line") if s.op == "~*~" else (
+            "per-group modifiers c(...)", "use one value (a label, a number) for every group") if s.group_wise else (
+            "bounds lower()/upper()", "remove the bound") if s.lower or s.upper else (
+            "group:/level: blocks", "write one model for every group") if s.block != 1 else (
+            "efa() blocks", "write the loadings out") if s.efa else None
+        if what:
+            raise InputError(f"line {s.line}: {s.lhs} {s.op} {s.rhs}: {what[0]} are not supported by this engine "
+                             f"yet; {what[1]}")
     indicators = model.indicators
     observed: list[str] = []
     for lat in latents:
