@@ -29,9 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from analysis.errors import InputError
+from instrument.safe_yaml import YamlFileError, read_yaml
 
 __all__ = [
     "AttentionCheck",
@@ -303,25 +302,6 @@ class Instrument:
 # --------------------------------------------------------------------------- loading
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe YAML loader that records duplicate mapping keys instead of dropping them."""
-
-    def __init__(self, stream):
-        super().__init__(stream)
-        self.duplicates: list[str] = []
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                self.duplicates.append(
-                    f"line {key_node.start_mark.line + 1}: key {key!r} appears twice in one mapping"
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def load_instrument(path: str | Path) -> Instrument:
     """Read and validate an instrument YAML file.
 
@@ -341,25 +321,9 @@ def load_instrument(path: str | Path) -> Instrument:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InstrumentError(str(path), ["file not found"]) from None
-    except UnicodeDecodeError as exc:
-        raise InstrumentError(str(path), [f"not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
-    except OSError as exc:
-        raise InstrumentError(str(path), [f"cannot be read: {exc.strerror}"]) from None
-    loader = _UniqueKeyLoader(text)
-    try:
-        data = loader.get_single_data()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise InstrumentError(str(path), [f"{where}YAML syntax error: {problem}"]) from None
-    finally:
-        loader.dispose()
-    if loader.duplicates:
-        raise InstrumentError(str(path), loader.duplicates)
+        data = read_yaml(path)
+    except YamlFileError as exc:
+        raise InstrumentError(str(path), [exc.problem]) from None
     return parse_instrument(data, source=path)
 
 

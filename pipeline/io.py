@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
+
 from analysis.errors import InputError
+from instrument.safe_yaml import read_yaml
 
 __all__ = ["is_simulated", "output_dir", "read_data", "read_params", "section", "write_csv", "write_json",
            "write_text"]
@@ -27,20 +28,11 @@ def output_dir(path: str | Path) -> Path:
 
 
 def read_params(path: str | Path | None) -> dict:
-    """Read a params YAML file (``params.yaml``); ``None`` gives an empty mapping."""
+    """Read a params YAML file (``params.yaml``) with gapscale's safe YAML reader (no aliases, size and
+    depth capped); ``None`` gives an empty mapping."""
     if path is None:
         return {}
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: params file not found") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise InputError(f"{path}: YAML syntax error{where}: {getattr(exc, 'problem', exc)}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot be read ({exc})") from None
+    data = read_yaml(path)
     if data is None:
         return {}
     if not isinstance(data, dict):

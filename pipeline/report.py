@@ -37,8 +37,11 @@ import pandas as pd
 from analysis import apa
 from pipeline.io import output_dir, read_params, section, write_csv, write_json, write_text
 from analysis.errors import InputError
+from pipeline.metrics_shapes import check_metrics
 
 __all__ = ["run", "build_report", "read_outputs", "DEFAULTS", "STAGE_FILES", "FIGURES", "SECTIONS"]
+
+MAX_METRICS_BYTES = 20_000_000  # a stage's metrics JSON is a few kB
 
 DEFAULTS = {
     "cfi_min": 0.95,             # Hu & Bentler (1999)
@@ -107,13 +110,19 @@ class StageOutputs:
 
 def _read_json(path: Path) -> dict:
     try:
+        if path.stat().st_size > MAX_METRICS_BYTES:
+            raise InputError(f"{path}: {path.stat().st_size} bytes, more than a stage's metrics file holds "
+                             f"({MAX_METRICS_BYTES}); rerun the stage that writes it")
         data = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deeply; rerun the stage that writes it") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); rerun the stage that writes it") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot be read ({exc})") from None
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a JSON object of metrics, got {type(data).__name__}")
+    check_metrics(data, path.name, path)
     return data
 
 

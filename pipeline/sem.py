@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from analysis.bootstrap import bootstrap_sem
 from analysis.sem import PARAMETER_COLUMNS, fit_sem
@@ -18,6 +17,7 @@ from analysis.structural import compare_models, hypotheses_table, r_squared, rep
 from analysis.warnings import GapscaleWarning
 from instrument import LavaanSyntaxError, parse_model
 from pipeline.io import is_simulated, output_dir, read_data, read_params, section, write_csv, write_json
+from instrument.safe_yaml import read_yaml
 from pipeline.progress import progress_bar
 from analysis.errors import InputError
 
@@ -55,10 +55,7 @@ def settings(params: dict, overrides: dict) -> dict:
 
 def read_hypotheses(path) -> dict:
     """The hypotheses YAML (see instrument/sustainability_gap.hypotheses.yaml)."""
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8-sig"))
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: YAML syntax error: {getattr(exc, 'problem', exc)}") from None
+    data = read_yaml(path)
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise InputError(f"{path}: expected a mapping of hypothesis ids to {{statement, expect}}")
     return data
