@@ -58,6 +58,8 @@ import pandas as pd
 from instrument.schema import Instrument, Scale
 from analysis.errors import InputError
 
+MAX_RESPONDENTS = 100_000  # simulate.n: a study far larger than any survey, and under 1 GB
+
 __all__ = [
     "DEFECTS",
     "CELL_DEFECTS",
@@ -126,8 +128,10 @@ def parse_simulation_params(raw: dict | None) -> SimulationParams:
         raise InputError(f"simulate.{unknown[0]}: unknown key; known keys are {', '.join(sorted(known))}")
     p = SimulationParams(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items()})
 
-    if isinstance(p.n, bool) or not isinstance(p.n, int) or p.n < 2:
-        raise InputError(f"simulate.n: need a whole number of respondents >= 2, got {p.n!r}")
+    if isinstance(p.n, bool) or not isinstance(p.n, int) or not 2 <= p.n <= MAX_RESPONDENTS:
+        raise InputError(f"simulate.n: need a whole number of respondents from 2 to {MAX_RESPONDENTS}, got {p.n!r}")
+    if any(isinstance(v, tuple) and len(v) > 100 for v in (p.extra_latents, p.thresholds)):
+        raise InputError("simulate.extra_latents, simulate.thresholds: at most 100 entries each")
     if not all(isinstance(v, str) for v in p.extra_latents):
         raise InputError(f"simulate.extra_latents: expected a list of names, got {list(p.extra_latents)!r}")
     for key in ("loadings", "structural", "residual_correlations", "context", "defects"):

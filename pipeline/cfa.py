@@ -50,14 +50,18 @@ def model_text(instrument_path, model_path, drop_items) -> str:
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"{model_path}: cannot be read as UTF-8 text ({exc})") from None
     inst = load_instrument(instrument_path)
+    if not isinstance(drop_items, list) or not all(isinstance(i, str) for i in drop_items):
+        raise InputError(f"efa.drop_items: expected a list of item ids, got {drop_items!r}"[:300])
     unknown = [i for i in drop_items if i not in inst.item_ids]
     if unknown:
         raise InputError(f"efa.drop_items: {', '.join(unknown)} not among the instrument's items")
     lines = []
     for c in inst.constructs:
         kept = [i for i in c.item_ids if i not in set(drop_items)]
-        if kept:
-            lines.append(f"{c.id} =~ {' + '.join(kept)}")
+        if not kept:
+            raise InputError(f"efa.drop_items: drops every item of construct {c.id} ({', '.join(c.item_ids)}); keep at "
+                             "least one item of each construct (or leave the construct out of the instrument)")
+        lines.append(f"{c.id} =~ {' + '.join(kept)}")
     return "\n".join(lines) + "\n"
 
 

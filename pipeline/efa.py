@@ -39,7 +39,7 @@ def settings(params: dict, overrides: dict) -> dict:
         s["n_factors"] = n = int(n)
     if n != "auto" and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise InputError(f"efa.n_factors: 'auto' (parallel analysis) or a whole number >= 1, got {n!r}")
-    if not isinstance(s["drop_items"], list):
+    if not isinstance(s["drop_items"], list) or not all(isinstance(i, str) for i in s["drop_items"]):
         raise InputError(f"efa.drop_items: expected a list of item ids, got {s['drop_items']!r}")
     return s
 
@@ -99,6 +99,10 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
     if unknown:
         raise InputError(f"efa.drop_items: {', '.join(unknown)} not among the items")
     items = [i for i in construct_of if i not in set(s["drop_items"])]
+    emptied = sorted(set(construct_of.values()) - {construct_of[i] for i in items})
+    if emptied:
+        raise InputError(f"efa.drop_items: drops every item of construct {', '.join(map(str, emptied))}; keep at least "
+                         "one item of each construct (or leave the construct out of the instrument)")
     data = read_data(data_path)
     x = check_items(data, items, str(data_path))
 
