@@ -71,6 +71,11 @@ def check_items(data: pd.DataFrame, items: list[str], source: str) -> pd.DataFra
     bad = [i for i in items if x[i].isna().sum() > data[i].isna().sum()]
     if bad:
         raise InputError(f"{source}: non-numeric values in {', '.join(bad[:10])}; run the clean stage first")
+    infinite = [i for i in items if np.isinf(x[i]).any()]
+    if infinite:
+        row = int(np.flatnonzero(np.isinf(x[infinite[0]].to_numpy()))[0]) + 1
+        raise InputError(f"{source}: column {infinite[0]!r} holds an infinite value (data row {row}); set it missing "
+                         "or correct it (the clean stage does)")
     constant = [i for i in items if x[i].nunique() < 2]
     if constant:
         raise InputError(f"{source}: item(s) without variance: {', '.join(constant)}; drop them (efa.drop_items)")
