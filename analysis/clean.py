@@ -273,7 +273,7 @@ def recode_reverse(data: pd.DataFrame, instrument: Instrument) -> pd.DataFrame:
         If ``data`` were already recoded.
     """
     if REVERSE_MARKER in data.columns:
-        raise ValueError(f"the reverse-keyed items are already recoded (column {REVERSE_MARKER!r}); "
+        raise InputError(f"the reverse-keyed items are already recoded (column {REVERSE_MARKER!r}); "
                          "recoding twice would undo it")
     out = data.copy()
     for item in instrument.items:
@@ -336,17 +336,17 @@ def parse_screen_params(raw: dict | None) -> ScreenParams:
     """Build :class:`ScreenParams` from the ``clean`` mapping; ValueError names the bad key."""
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
-        raise ValueError(f"clean: expected a mapping, got {raw!r}")
+        raise InputError(f"clean: expected a mapping, got {raw!r}")
     known = set(ScreenParams.__dataclass_fields__)
     for key in raw:
         if key not in known:
-            raise ValueError(f"clean.{key}: unknown key; known keys are {', '.join(sorted(known))}")
+            raise InputError(f"clean.{key}: unknown key; known keys are {', '.join(sorted(known))}")
     p = ScreenParams(**{k: (None if v is False else v) for k, v in raw.items()})
     for key in ("attention_checks", "duplicates"):
         if getattr(p, key) is None:
             object.__setattr__(p, key, False)
         elif not isinstance(getattr(p, key), bool):
-            raise ValueError(f"clean.{key}: expected true or false, got {getattr(p, key)!r}")
+            raise InputError(f"clean.{key}: expected true or false, got {getattr(p, key)!r}")
     limits = {"speeder_fraction": (0, 1), "longstring_share": (0, 1), "mahalanobis_alpha": (0, 1),
               "max_missing_share": (0, 1), "irv_min": (0, float("inf"))}
     for key, (lo, hi) in limits.items():
@@ -355,7 +355,7 @@ def parse_screen_params(raw: dict | None) -> ScreenParams:
             continue
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo < v < hi \
                 and not (key == "longstring_share" and v == 1):
-            raise ValueError(f"clean.{key}: must be a number in ({lo}, {hi}) or null to switch the screen off, got {v!r}")
+            raise InputError(f"clean.{key}: must be a number in ({lo}, {hi}) or null to switch the screen off, got {v!r}")
     return p
 
 

@@ -36,6 +36,7 @@ from scipy import optimize, stats
 
 from analysis.sem import fit as fitm
 from analysis.warnings import ConvergenceWarning, GapscaleWarning
+from analysis.errors import InputError
 
 __all__ = [
     "EFAResult",
@@ -62,7 +63,7 @@ def _corr(r) -> np.ndarray:
     if r.ndim != 2 or r.shape[0] != r.shape[1]:
         raise ValueError(f"expected a square correlation matrix, got shape {r.shape}")
     if np.isnan(r).any():
-        raise ValueError("the correlation matrix has missing values (an item without variance or no pairs)")
+        raise InputError("the correlation matrix has missing values (an item without variance or no pairs)")
     return r
 
 
@@ -107,7 +108,7 @@ def bartlett_sphericity(r, n: int) -> dict:
     p = r.shape[0]
     sign, logdet = np.linalg.slogdet(r)
     if sign <= 0:
-        raise ValueError("the correlation matrix is singular (an item is a linear combination of others); "
+        raise InputError("the correlation matrix is singular (an item is a linear combination of others); "
                          "Bartlett's test is not defined")
     chisq = -(n - 1 - (2 * p + 5) / 6) * logdet
     df = p * (p - 1) / 2
@@ -186,9 +187,9 @@ def parallel_analysis(data: pd.DataFrame, correlate, rng: np.random.Generator, n
         percentile), one row per factor.
     """
     if n_iter < 1:
-        raise ValueError(f"parallel analysis needs n_iter >= 1, got {n_iter}")
+        raise InputError(f"parallel analysis needs n_iter >= 1, got {n_iter}")
     if not 0 < percentile < 100:
-        raise ValueError(f"percentile must be in (0, 100), got {percentile}")
+        raise InputError(f"percentile must be in (0, 100), got {percentile}")
     r = _corr(correlate(data))
     x = data.to_numpy(dtype=float)
     sims_pc, sims_fa = [], []
@@ -274,7 +275,7 @@ def extract(r: np.ndarray, n_factors: int, method: str = "minres", max_iter: int
     r = _corr(r)
     p = r.shape[0]
     if method not in EXTRACTION:
-        raise ValueError(f"unknown extraction method {method!r}; use one of {', '.join(EXTRACTION)}")
+        raise InputError(f"unknown extraction method {method!r}; use one of {', '.join(EXTRACTION)}")
     start_h2 = smc(r)
     if method == "pa":
         h2 = start_h2.copy()
@@ -437,11 +438,11 @@ def efa(r: pd.DataFrame, n_factors: int, extraction: str = "minres", rotation: s
     rr = _corr(r)
     p = rr.shape[0]
     if not isinstance(n_factors, (int, np.integer)) or n_factors < 1:
-        raise ValueError(f"the number of factors must be a whole number >= 1, got {n_factors!r}")
+        raise InputError(f"the number of factors must be a whole number >= 1, got {n_factors!r}")
     dof = p * (p - 1) / 2 - p * n_factors + n_factors * (n_factors - 1) / 2
     if dof < 0:
         most = max(m for m in range(1, p) if p * (p - 1) / 2 - p * m + m * (m - 1) / 2 >= 0)
-        raise ValueError(f"{n_factors} factors for {p} items are not identified (degrees of freedom {dof:g} < 0); "
+        raise InputError(f"{n_factors} factors for {p} items are not identified (degrees of freedom {dof:g} < 0); "
                          f"at most {most} factors can be extracted from {p} items")
     ex = extract(rr, n_factors, extraction)
     rot = rotate(ex.loadings, rotation if n_factors > 1 else "none")

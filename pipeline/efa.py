@@ -13,6 +13,7 @@ from analysis.warnings import GapscaleWarning
 from instrument import load_instrument, read_model
 from pipeline.io import is_simulated, output_dir, read_data, read_params, section, write_csv, write_json
 from pipeline.progress import progress_bar
+from analysis.errors import InputError
 
 __all__ = ["run", "OUTPUTS", "DEFAULTS"]
 
@@ -30,16 +31,16 @@ def settings(params: dict, overrides: dict) -> dict:
     """The ``efa`` section of params.yaml over the defaults, then command-line overrides."""
     s = section(params, "efa", DEFAULTS, overrides)
     if s["correlation"] not in CORRELATIONS:
-        raise ValueError(f"efa.correlation: use one of {', '.join(CORRELATIONS)}, got {s['correlation']!r}")
+        raise InputError(f"efa.correlation: use one of {', '.join(CORRELATIONS)}, got {s['correlation']!r}")
     if s["extraction"] not in fa.EXTRACTION:
-        raise ValueError(f"efa.extraction: use one of {', '.join(fa.EXTRACTION)}, got {s['extraction']!r}")
+        raise InputError(f"efa.extraction: use one of {', '.join(fa.EXTRACTION)}, got {s['extraction']!r}")
     n = s["n_factors"]
     if isinstance(n, str) and n.isdigit():
         s["n_factors"] = n = int(n)
     if n != "auto" and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise ValueError(f"efa.n_factors: 'auto' (parallel analysis) or a whole number >= 1, got {n!r}")
-    if not isinstance(s["drop_items"], list):
-        raise ValueError(f"efa.drop_items: expected a list of item ids, got {s['drop_items']!r}")
+        raise InputError(f"efa.n_factors: 'auto' (parallel analysis) or a whole number >= 1, got {n!r}")
+    if not isinstance(s["drop_items"], list) or not all(isinstance(i, str) for i in s["drop_items"]):
+        raise InputError(f"efa.drop_items: expected a list of item ids, got {s['drop_items']!r}")
     return s
 
 
@@ -65,17 +66,22 @@ def check_items(data: pd.DataFrame, items: list[str], source: str) -> pd.DataFra
     """The item columns as numbers, or a ValueError that names the problem."""
     missing = [i for i in items if i not in data.columns]
     if missing:
-        raise ValueError(f"{source}: item column(s) not in the data: {', '.join(missing[:10])}")
+        raise InputError(f"{source}: item column(s) not in the data: {', '.join(missing[:10])}")
     x = data[items].apply(pd.to_numeric, errors="coerce")
     bad = [i for i in items if x[i].isna().sum() > data[i].isna().sum()]
     if bad:
-        raise ValueError(f"{source}: non-numeric values in {', '.join(bad[:10])}; run the clean stage first")
+        raise InputError(f"{source}: non-numeric values in {', '.join(bad[:10])}; run the clean stage first")
+    infinite = [i for i in items if np.isinf(x[i]).any()]
+    if infinite:
+        row = int(np.flatnonzero(np.isinf(x[infinite[0]].to_numpy()))[0]) + 1
+        raise InputError(f"{source}: column {infinite[0]!r} holds an infinite value (data row {row}); set it missing "
+                         "or correct it (the clean stage does)")
     constant = [i for i in items if x[i].nunique() < 2]
     if constant:
-        raise ValueError(f"{source}: item(s) without variance: {', '.join(constant)}; drop them (efa.drop_items)")
+        raise InputError(f"{source}: item(s) without variance: {', '.join(constant)}; drop them (efa.drop_items)")
     n = len(x)
     if n <= len(items):
-        raise ValueError(f"{source}: {n} respondents for {len(items)} items; an EFA needs more respondents than items "
+        raise InputError(f"{source}: {n} respondents for {len(items)} items; an EFA needs more respondents than items "
                          "(several times more for stable loadings)")
     return x
 
@@ -96,8 +102,12 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
     construct_of = constructs_from(instrument_path, model_path)
     unknown = [i for i in s["drop_items"] if i not in construct_of]
     if unknown:
-        raise ValueError(f"efa.drop_items: {', '.join(unknown)} not among the items")
+        raise InputError(f"efa.drop_items: {', '.join(unknown)} not among the items")
     items = [i for i in construct_of if i not in set(s["drop_items"])]
+    emptied = sorted(set(construct_of.values()) - {construct_of[i] for i in items})
+    if emptied:
+        raise InputError(f"efa.drop_items: drops every item of construct {', '.join(map(str, emptied))}; keep at least "
+                         "one item of each construct (or leave the construct out of the instrument)")
     data = read_data(data_path)
     x = check_items(data, items, str(data_path))
 
@@ -111,7 +121,7 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
         else:
             r = pd.DataFrame(correlate(x), index=items, columns=items)
         if np.linalg.eigvalsh(r.to_numpy()).min() <= 1e-10:
-            raise ValueError(f"{data_path}: the correlation matrix is singular: {singular_hint(r)}")
+            raise InputError(f"{data_path}: the correlation matrix is singular: {singular_hint(r)}")
         msa, msai = fa.kmo(r)
         bartlett = fa.bartlett_sphericity(r, len(x))
         with progress_bar(total=s["parallel_iterations"], desc="parallel analysis") as tick:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from analysis.errors import InputError
 
 __all__ = ["RawTable", "read_export"]
 
@@ -58,9 +59,9 @@ def read_export(path: str | Path, encoding: str | None = None, sheet: str | None
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: file not found")
+        raise InputError(f"{path}: file not found")
     if path.stat().st_size == 0:
-        raise ValueError(f"{path}: the file is empty; export the responses again")
+        raise InputError(f"{path}: the file is empty; export the responses again")
     ext = path.suffix.lower()
     if ext in (".csv", ".txt", ".tsv"):
         table = _read_text(path, encoding, tab=ext == ".tsv")
@@ -69,9 +70,9 @@ def read_export(path: str | Path, encoding: str | None = None, sheet: str | None
     elif ext == ".xlsx":
         table = _read_xlsx(path, sheet)
     else:
-        raise ValueError(f"{path}: unknown file type {ext!r}; use .csv, .tsv, .sav or .xlsx")
+        raise InputError(f"{path}: unknown file type {ext!r}; use .csv, .tsv, .sav or .xlsx")
     if table.cells.empty:
-        raise ValueError(f"{path}: the file has a header but no responses")
+        raise InputError(f"{path}: the file has a header but no responses")
     return table
 
 
@@ -80,12 +81,12 @@ def _columns(path: Path, names: list) -> list[str]:
     for k, name in enumerate(names, start=1):
         name = "" if name is None else str(name).strip()
         if not name:
-            raise ValueError(f"{path}: column {k} has no name in the header row")
+            raise InputError(f"{path}: column {k} has no name in the header row")
         out.append(name)
     seen = {}
     for k, name in enumerate(out, start=1):
         if name in seen:
-            raise ValueError(f"{path}: column name {name!r} appears twice (columns {seen[name]} and {k}); "
+            raise InputError(f"{path}: column name {name!r} appears twice (columns {seen[name]} and {k}); "
                              "rename one so every column is unique")
         seen[name] = k
     return out
@@ -97,17 +98,17 @@ def _read_text(path: Path, encoding: str | None, tab: bool) -> RawTable:
     try:
         text = raw.decode(enc)
     except LookupError:
-        raise ValueError(f"{path}: unknown encoding {encoding!r}; use a name such as utf-8, latin-1 or cp1252") from None
+        raise InputError(f"{path}: unknown encoding {encoding!r}; use a name such as utf-8, latin-1 or cp1252") from None
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         hint = "pass --encoding with the file's encoding (e.g. --encoding latin-1 or cp1252)"
-        raise ValueError(f"{path}: not valid {enc.replace('-sig', '')} text at byte {exc.start} (line {line}); {hint}") from None
+        raise InputError(f"{path}: not valid {enc.replace('-sig', '')} text at byte {exc.start} (line {line}); {hint}") from None
     if encoding and encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
         text = text.lstrip("\ufeff")
     if "\x00" in text:
-        raise ValueError(f"{path}: the file holds NUL bytes; is it UTF-16 or a binary file? Pass --encoding utf-16 if so")
+        raise InputError(f"{path}: the file holds NUL bytes; is it UTF-16 or a binary file? Pass --encoding utf-16 if so")
     if not text.strip():
-        raise ValueError(f"{path}: the file is empty; export the responses again")
+        raise InputError(f"{path}: the file is empty; export the responses again")
     header = text.splitlines()[0]
     if tab:
         delimiter = "\t"
@@ -122,7 +123,7 @@ def _read_text(path: Path, encoding: str | None, tab: bool) -> RawTable:
         if len(r) > len(names):
             extra = [c for c in r[len(names):] if c.strip()]
             if extra:
-                raise ValueError(f"{path}: row {k} has {len(r)} cells but the header has {len(names)} columns; "
+                raise InputError(f"{path}: row {k} has {len(r)} cells but the header has {len(names)} columns; "
                                  f"check the delimiter ({_name(delimiter)}) and quoting")
     body = [(r + [""] * len(names))[: len(names)] for r in body]
     cells = pd.DataFrame(body, columns=names, dtype=object)
@@ -171,11 +172,11 @@ def _read_sav(path: Path) -> RawTable:
     try:
         import pyreadstat
     except ImportError:  # pragma: no cover - a dependency of gapscale
-        raise ValueError("reading .sav files needs pyreadstat: pip install pyreadstat") from None
+        raise InputError("reading .sav files needs pyreadstat: pip install pyreadstat") from None
     try:
         df, meta = pyreadstat.read_sav(str(path), apply_value_formats=False)
     except Exception as exc:  # pyreadstat raises its own ReadstatError types
-        raise ValueError(f"{path}: cannot be read as an SPSS file ({exc})") from None
+        raise InputError(f"{path}: cannot be read as an SPSS file ({exc})") from None
     names = _columns(path, list(df.columns))
     cells = pd.DataFrame({n: [_as_text(v) for v in df[c]] for n, c in zip(names, df.columns)}, dtype=object)
     labelled = sorted(meta.variable_value_labels)
@@ -187,19 +188,19 @@ def _read_xlsx(path: Path, sheet: str | None) -> RawTable:
     try:
         import openpyxl
     except ImportError:  # pragma: no cover - a dependency of gapscale
-        raise ValueError("reading .xlsx files needs openpyxl: pip install openpyxl") from None
+        raise InputError("reading .xlsx files needs openpyxl: pip install openpyxl") from None
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # zipfile.BadZipFile, KeyError, InvalidFileException ...
-        raise ValueError(f"{path}: cannot be read as an Excel .xlsx file ({type(exc).__name__})") from None
+        raise InputError(f"{path}: cannot be read as an Excel .xlsx file ({type(exc).__name__})") from None
     if sheet is not None and sheet not in book.sheetnames:
-        raise ValueError(f"{path}: no sheet {sheet!r}; sheets: {', '.join(book.sheetnames)}")
+        raise InputError(f"{path}: no sheet {sheet!r}; sheets: {', '.join(book.sheetnames)}")
     ws = book[sheet] if sheet else book.worksheets[0]
     rows = [list(r) for r in ws.iter_rows(values_only=True)]
     book.close()
     rows = [r for r in rows if any(_as_text(c) is not None for c in r)]
     if not rows:
-        raise ValueError(f"{path}: the sheet {ws.title!r} is empty")
+        raise InputError(f"{path}: the sheet {ws.title!r} is empty")
     names = _columns(path, rows[0])
     body = [[_as_text(c) for c in (list(r) + [None] * len(names))[: len(names)]] for r in rows[1:]]
     return RawTable(pd.DataFrame(body, columns=names, dtype=object), path, "xlsx")
