@@ -124,7 +124,7 @@ class IdParams:
 def looks_personal(text: str) -> str | None:
     """What personal datum ``text`` looks like (``"an e-mail address"``, ...), or None."""
     t = str(text).strip()
-    if _EMAIL.search(t):
+    if "@" in t and any(_EMAIL.fullmatch(tok) for tok in t.split() if "@" in tok):  # linear in len(t)
         return "an e-mail address"
     if _IPV4.match(t):
         return "an IP address"
@@ -380,7 +380,7 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
                 if text.lower() in lookup:
                     x, note = float(lookup[text.lower()]), None
                 else:
-                    log.append((rows[k], shown[k], col, _show(text), "not a number or a scale label; set missing"))
+                    log.append((rows[k], shown[k], col, _show(text), _not_a_number(text, "not a number or a scale label")))
                     continue
             if not scale.contains(x):
                 log.append((rows[k], shown[k], col, _show(text), f"outside the scale ({_range(scale)}); set missing"))
@@ -408,7 +408,8 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
                 bad = x is None or (q.type == "integer" and not float(x).is_integer()) \
                     or (q.min is not None and x < q.min) or (q.max is not None and x > q.max)
                 if bad:
-                    log.append((rows[k], shown[k], q.id, _show(text), f"not an allowed answer ({q.describe()}); set missing"))
+                    log.append((rows[k], shown[k], q.id, _show(text),
+                                _not_a_number(text, f"not an allowed answer ({q.describe()})")))
                     continue
                 if note:
                     log.append((rows[k], shown[k], q.id, _show(text), note))
@@ -467,7 +468,8 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
                 if note:
                     log.append((rows[k], shown[k], duration_col, _show(text), note))
             else:
-                log.append((rows[k], shown[k], duration_col, _show(text), "not a positive number of seconds; set missing"))
+                log.append((rows[k], shown[k], duration_col, _show(text),
+                            _not_a_number(text, "not a positive number of seconds")))
         out[DURATION_COLUMN] = dur
         if np.isnan(dur).all():
             duration_missing = f"the duration column {duration_col!r} has no usable value"
@@ -515,6 +517,16 @@ def recode_reverse(data: pd.DataFrame, instrument: Instrument) -> pd.DataFrame:
     return out
 
 
+def _not_a_number(text: str, problem: str) -> str:
+    """The logged problem of a cell that could not be used; ``inf``, ``nan`` and overflowing
+    numbers are named as what they are."""
+    try:
+        x = float(text)
+    except (ValueError, OverflowError):
+        x = 0.0
+    return f"{problem}: not a finite number; set missing" if not np.isfinite(x) else f"{problem}; set missing"
+
+
 def _blank(v) -> bool:
     """An empty cell: None, NaN or only white space."""
     return v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip())
@@ -523,7 +535,7 @@ def _blank(v) -> bool:
 def _show(text: str) -> str:
     """A cell value as logged: at most 40 characters; a value that looks like personal data is
     withheld (the row and column say where it is)."""
-    kind = looks_personal(text)
+    kind = looks_personal(text[:200])
     if kind:
         return f"(withheld: looks like {kind})"
     return text if len(text) <= 40 else text[:37] + "..."

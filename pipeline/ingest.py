@@ -156,7 +156,8 @@ def _read_text(path: Path, encoding: str | None, tab: bool) -> RawTable:
 def _csv_rows(path: Path, text: str, delimiter: str) -> list[list[str]]:
     """All rows of ``text``; a cell may be as long as the text itself."""
     limit = csv.field_size_limit()
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    # strict: a quote that is never closed (it would swallow every row after it) is an error
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         csv.field_size_limit(max(limit, len(text) + 1))
         return list(reader)
