@@ -408,15 +408,19 @@ class EFAResult:
         return table.assign(h2=self.communalities[order].to_numpy(), u2=self.uniquenesses[order].to_numpy(),
                             complexity=self.complexity[order].to_numpy())
 
-    def to_files(self, directory: str | Path, prefix: str = "efa_") -> list[Path]:
-        """Write the sorted loadings (with h2, u2, complexity), phi and variance as CSV."""
+    def to_files(self, directory: str | Path, prefix: str = "efa_", write=None) -> list[Path]:
+        """Write the sorted loadings (with h2, u2, complexity), phi and variance as CSV
+        (through ``write(frame, path)`` when given: the stages pass their one CSV writer)."""
         d = Path(directory)
         table = self.sorted_loadings()
         files = {f"{prefix}loadings.csv": table,
                  f"{prefix}factor_correlations.csv": self.phi.rename_axis("factor").reset_index(),
                  f"{prefix}variance.csv": self.variance.rename_axis("factor").reset_index()}
         for name, df in files.items():
-            df.to_csv(d / name, index=False, lineterminator="\n")
+            if write is not None:
+                write(df, d / name)
+            else:
+                df.to_csv(d / name, index=False, lineterminator="\n")
         return [d / n for n in files]
 
 

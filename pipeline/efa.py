@@ -159,7 +159,7 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
         metrics["n_factors"]["note"] = (f"{n_factors} factors used; the instrument defines {n_constructs} constructs")
 
     out = output_dir(out)
-    result.to_files(out)
+    result.to_files(out, write=write_csv)
     write_csv(diagnostics, out / "efa_diagnostics.csv")
     write_csv(pa_table, out / "efa_scree.csv")
     write_csv(map_table, out / "efa_map.csv")
