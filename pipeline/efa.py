@@ -14,7 +14,6 @@ from analysis.warnings import GapscaleWarning
 from instrument import load_instrument, read_model
 from pipeline.io import is_simulated, output_dir, read_data, read_params, section, write_csv, write_json
 from pipeline.progress import progress_bar
-from analysis.errors import InputError
 
 __all__ = ["run", "OUTPUTS", "DEFAULTS"]
 
