@@ -199,8 +199,8 @@ def _gamma(y: np.ndarray, c: _Coords, x_idx: np.ndarray) -> np.ndarray:
     """lavaan's NACOV of the sample moments (denominator n, ADF; ``lav_samplestats_Gamma``).
 
     With fixed.x covariates (columns ``x_idx``) the moments are those of :math:`y` less those of
-    its least-squares prediction :math:`\hat y` from the covariates (with an intercept;
-    :math:`\hat y = y` in the covariates' own columns), so the covariates' sampling variability
+    its least-squares prediction :math:`\\hat y` from the covariates (with an intercept;
+    :math:`\\hat y = y` in the covariates' own columns), so the covariates' sampling variability
     does not enter."""
     z = _moment_rows(y, c)
     if len(x_idx):
