@@ -70,6 +70,9 @@ def check_items(data: pd.DataFrame, items: list[str], source: str) -> pd.DataFra
     bad = [i for i in items if x[i].isna().sum() > data[i].isna().sum()]
     if bad:
         raise ValueError(f"{source}: non-numeric values in {', '.join(bad[:10])}; run the clean stage first")
+    infinite = [i for i in items if np.isinf(x[i].to_numpy(dtype=float)).any()]
+    if infinite:
+        raise ValueError(f"{source}: infinite values in {', '.join(infinite[:10])}; run the clean stage first")
     constant = [i for i in items if x[i].nunique() < 2]
     if constant:
         raise ValueError(f"{source}: item(s) without variance: {', '.join(constant)}; drop them (efa.drop_items)")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analysis.clean import DataError, ScreenParams, parse_screen_params, prepare, recode_reverse, score_screens, screen
+from analysis.clean import (DataError, ScreenParams, parse_clean_params, parse_number, parse_screen_params, prepare,
+                            recode_reverse, score_screens, screen)
 from analysis.simulate import parse_simulation_params, simulate_study
 from analysis.split import split_sample, stage_rng
 from instrument import load_instrument
@@ -213,3 +215,58 @@ def test_bad_screen_params(bad, message):
 def test_screens_switch_off():
     p = parse_screen_params({"speeder_fraction": None, "duplicates": False, "mahalanobis_alpha": False})
     assert p.speeder_fraction is None and p.duplicates is False and p.mahalanobis_alpha is None
+
+
+def test_efa_refuses_infinite_values_that_skipped_the_clean_stage(run_cli, tmp_path):
+    rng = np.random.default_rng(3)
+    data = pd.DataFrame(rng.integers(1, 6, size=(60, 6)), columns=["A_1", "A_2", "A_3", "B_1", "B_2", "B_3"]).astype(object)
+    data.loc[7, "B_2"] = "inf"
+    data.to_csv(tmp_path / "d.csv", index=False)
+    code, _, err = run_cli("efa", "--data", tmp_path / "d.csv", "--instrument", CORPUS / "instrument.yaml",
+                           "--out", tmp_path / "o")
+    assert code == 2 and "infinite values in B_2; run the clean stage first" in err
+
+
+def test_clean_writes_integer_groups_and_invariance_reads_them_as_written(run_cli, tmp_path):
+    """An integer context column with gaps stays 1, 2 in clean.csv and the split halves (not 1.0, 2.0)."""
+    code, _, err = run_cli("clean", "--instrument", CORPUS / "instrument.yaml", "--data", CORPUS / "integer_gaps.csv",
+                           "--out", tmp_path / "c")
+    assert code == 0, err
+    code, _, err = run_cli("split", "--data", tmp_path / "c" / "clean.csv", "--out", tmp_path / "s", "--stratify",
+                           "experience_years")
+    assert code == 0, err
+    strata = json.loads((tmp_path / "s" / "split.json").read_text())["strata"]
+    assert sorted(s["stratum"] for s in strata) == ["(missing)", "1", "10", "2", "7"]
+    halves = (tmp_path / "s" / "efa.csv").read_text() + (tmp_path / "s" / "cfa.csv").read_text()
+    assert not re.search(r",(10|1|2|7)\.0,", halves)
+
+
+def test_accounting_holds_on_hostile_corpus_files():
+    """Every input row is kept or excluded with a reason, also for the hostile files that clean."""
+    inst = load_instrument(CORPUS / "instrument.yaml")
+    for name in ("arabic_digits.csv", "inf_values.csv", "formula_cells.csv", "email_ids.csv", "spss_user_missing.sav",
+                 "long_cell_item.csv", "decimal_comma_items.csv"):
+        raw = read_export(CORPUS / name)
+        prepared = prepare(raw.cells, inst, declared_missing=raw.declared_missing)
+        result = screen(prepared, inst, ScreenParams())
+        kept, excluded = set(result.clean["row"]), set(result.exclusions["row"])
+        assert kept | excluded == set(range(1, len(raw.cells) + 1)) and not kept & excluded, name
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"respondent_ids": "hash"}, "clean.respondent_ids: must be pseudonymise or keep"),
+    ({"id_key_env": ""}, "clean.id_key_env: expected a name"),
+])
+def test_bad_id_params(bad, message):
+    with pytest.raises(ValueError, match=message):
+        parse_clean_params(bad)
+
+
+@pytest.mark.parametrize("text, value, note", [
+    ("3", 3.0, None), (" -2.5 ", -2.5, None), ("3,0", 3.0, "decimal comma; read as 3"),
+    ("\u0663", 3.0, "non-ASCII digits; read as 3"), ("\uff14", 4.0, "non-ASCII digits; read as 4"),
+    ("inf", None, None), ("-Infinity", None, None), ("nan", None, None), ("1e999", None, None),
+    ("1,234", None, None), ("\u00b2", None, None), ("3\u200b", None, None), ("0x10", None, None),
+])
+def test_parse_number(text, value, note):
+    assert parse_number(text) == (value, note)
