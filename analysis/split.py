@@ -5,6 +5,7 @@ import zlib
 
 import numpy as np
 import pandas as pd
+from analysis.errors import InputError
 
 from analysis.errors import InputError
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from analysis.errors import InputError
 
 from analysis.errors import InputError
 

@@ -224,7 +224,7 @@ def test_efa_refuses_infinite_values_that_skipped_the_clean_stage(run_cli, tmp_p
     data.to_csv(tmp_path / "d.csv", index=False)
     code, _, err = run_cli("efa", "--data", tmp_path / "d.csv", "--instrument", CORPUS / "instrument.yaml",
                            "--out", tmp_path / "o")
-    assert code == 2 and "infinite values in B_2; run the clean stage first" in err
+    assert code == 2 and "column 'B_2' holds an infinite value (data row 8)" in err
 
 
 def test_clean_writes_integer_groups_and_invariance_reads_them_as_written(run_cli, tmp_path):
