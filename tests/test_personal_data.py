@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 from pathlib import Path
 
@@ -113,6 +114,9 @@ def study(tmp_path_factory):
     params.write_text(yaml.safe_dump(PARAMS, sort_keys=False))
     out = d / "out"
     printed: dict[str, tuple[int, str, str]] = {}
+    # An internal error's traceback log would land in the study directory, where it is searched too.
+    saved_log = os.environ.get("GAPSCALE_ERROR_LOG")
+    os.environ["GAPSCALE_ERROR_LOG"] = str(d / "gapscale-error.log")
 
     def run(name, *args):
         import contextlib
@@ -128,23 +132,29 @@ def study(tmp_path_factory):
         printed[name] = (code, stdout.getvalue(), stderr.getvalue())
         assert code == 0, (name, stderr.getvalue())
 
-    run("simulate", "simulate", "--instrument", d / "simulated.yaml", "--params", params, "--out", d / "raw")
-    export = d / "export.csv"
-    plant(pd.read_csv(d / "raw" / "responses.csv", dtype=str, keep_default_na=False)).to_csv(export, index=False)
-    common = ("--instrument", inst, "--params", params)
-    run("clean", "clean", "--data", export, *common, "--out", out / "clean")
-    run("split", "split", "--data", out / "clean" / "clean.csv", *common, "--out", out / "split")
-    half = out / "split" / "cfa.csv"
-    run("efa", "efa", "--data", out / "split" / "efa.csv", *common, "--out", out / "efa")
-    run("cfa", "cfa", "--data", half, *common, "--out", out / "cfa")
-    run("reliability", "reliability", "--data", half, *common, "--out", out / "reliability")
-    run("invariance", "invariance", "--data", half, *common, "--out", out / "invariance")
-    run("sem", "sem", "--data", half, "--model", d / "model.lavaan", "--params", params, "--out", out / "sem")
-    run("report", "report", *(x for s in ("clean", "split", "efa", "cfa", "reliability", "invariance", "sem")
-                              for x in (f"--{s}", out / s)), *common, "--out", out / "report")
-    # Everything under the study directory except the planted export itself, and any log anywhere in it.
-    files = {p: p.read_bytes().decode("utf-8", errors="replace") for p in d.rglob("*")
-             if p.is_file() and p != export and "raw" not in p.relative_to(d).parts}
+    try:
+        run("simulate", "simulate", "--instrument", d / "simulated.yaml", "--params", params, "--out", d / "raw")
+        export = d / "export.csv"
+        plant(pd.read_csv(d / "raw" / "responses.csv", dtype=str, keep_default_na=False)).to_csv(export, index=False)
+        common = ("--instrument", inst, "--params", params)
+        run("clean", "clean", "--data", export, *common, "--out", out / "clean")
+        run("split", "split", "--data", out / "clean" / "clean.csv", *common, "--out", out / "split")
+        half = out / "split" / "cfa.csv"
+        run("efa", "efa", "--data", out / "split" / "efa.csv", *common, "--out", out / "efa")
+        run("cfa", "cfa", "--data", half, *common, "--out", out / "cfa")
+        run("reliability", "reliability", "--data", half, *common, "--out", out / "reliability")
+        run("invariance", "invariance", "--data", half, *common, "--out", out / "invariance")
+        run("sem", "sem", "--data", half, "--model", d / "model.lavaan", "--params", params, "--out", out / "sem")
+        run("report", "report", *(x for s in ("clean", "split", "efa", "cfa", "reliability", "invariance", "sem")
+                                  for x in (f"--{s}", out / s)), *common, "--out", out / "report")
+        # Everything under the study directory except the planted export itself, and any log anywhere in it.
+        files = {p: p.read_bytes().decode("utf-8", errors="replace") for p in d.rglob("*")
+                 if p.is_file() and p != export and "raw" not in p.relative_to(d).parts}
+    finally:
+        if saved_log is None:
+            os.environ.pop("GAPSCALE_ERROR_LOG")
+        else:
+            os.environ["GAPSCALE_ERROR_LOG"] = saved_log
     return {"dir": d, "out": out, "export": export, "files": files, "printed": printed}
 
 
