@@ -270,3 +270,19 @@ def test_bad_id_params(bad, message):
 ])
 def test_parse_number(text, value, note):
     assert parse_number(text) == (value, note)
+
+
+def test_a_screen_that_cannot_run_is_a_warning_in_clean_json_and_the_report(run_cli, tmp_path):
+    code, _, err = run_cli("clean", "--instrument", CORPUS / "instrument.yaml", "--data", CORPUS / "no_duration.csv",
+                           "--out", tmp_path / "c")
+    assert code == 0 and "speeder screen asked for" in err
+    warning = next(w for w in json.loads((tmp_path / "c" / "clean.json").read_text())["warnings"] if "speeder" in w)
+    code, _, err = run_cli("report", "--clean", tmp_path / "c", "--out", tmp_path / "r")
+    assert code == 0, err
+    assert warning in (tmp_path / "r" / "report.md").read_text(encoding="utf-8")
+    # Switched off, it is no warning.
+    (tmp_path / "p.yaml").write_text("clean: {speeder_fraction: null}\n")
+    code, _, err = run_cli("clean", "--instrument", CORPUS / "instrument.yaml", "--data", CORPUS / "no_duration.csv",
+                           "--out", tmp_path / "c2", "--params", tmp_path / "p.yaml")
+    assert code == 0 and "speeder" not in err
+    assert not any("speeder" in w for w in json.loads((tmp_path / "c2" / "clean.json").read_text())["warnings"])
