@@ -277,3 +277,24 @@ def test_write_csv_neutralises_text_never_numbers(tmp_path):
     df = pd.DataFrame({"=name": ["=x", "-y", "3"], "n": [-1.5, 2.0, -3.0], "k": pd.array([-1, None, 2], dtype="Int64")})
     write_csv(df, tmp_path / "t.csv")
     assert (tmp_path / "t.csv").read_text() == "'=name,n,k\n'=x,-1.5,-1\n'-y,2.0,\n3,-3.0,2\n"
+
+
+def test_instrument_personal_flag_and_export_column_names():
+    from instrument.schema import InstrumentError, parse_instrument
+
+    base = yaml.safe_load((CORPUS / "instrument.yaml").read_text())
+    base["duration_column"] = "Duration (in seconds)"
+    base["id_column"] = "Response ID"
+    base["personal_data"] = ["Recipient E-mail"]
+    base["context"] += [{"id": "comments", "type": "text"}, {"id": "remark", "type": "text", "personal": False},
+                        {"id": "country", "type": "categorical", "values": ["FI", "SE"], "personal": True}]
+    inst = parse_instrument(base)
+    assert inst.duration_column == "Duration (in seconds)" and inst.id_column == "Response ID"
+    assert {q.id: q.personal for q in inst.context} == {"relationship_type": False, "experience_years": False,
+                                                        "comments": True, "remark": False, "country": True}
+    bad = dict(base, id_column="a\tb", context=base["context"] + [{"id": "x", "type": "text", "personal": "no"}])
+    with pytest.raises(InstrumentError) as exc:
+        parse_instrument(bad)
+    assert exc.value.problems == ["context[5].personal: expected true or false, got text 'no'",
+                                  "id_column: a column name must be at most 200 characters without control "
+                                  "characters, got 'a\\tb'"]
