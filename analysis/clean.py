@@ -137,7 +137,8 @@ def pseudonym(respondent_id: str, row: int, key: bytes | None) -> str:
     """The pseudonym of one id: ``p`` + 16 hex digits of HMAC-SHA256(key, id), or ``row<N>``
     without a key.
 
-    In R: ``digest::hmac(key, id, "sha256")`` gives the same hex digits.
+    In R: ``digest::hmac(key, id, "sha256")`` gives the same hex digits (as does
+    ``printf ID | openssl dgst -sha256 -hmac KEY``).
     """
     if key is None:
         return f"row{row}"

@@ -298,3 +298,13 @@ def test_instrument_personal_flag_and_export_column_names():
     assert exc.value.problems == ["context[5].personal: expected true or false, got text 'no'",
                                   "id_column: a column name must be at most 200 characters without control "
                                   "characters, got 'a\\tb'"]
+
+
+def test_pseudonym_agrees_with_r_digest_hmac():
+    from analysis.clean import pseudonym
+
+    # In R: digest::hmac("0123456789abcdef0123", "R001", "sha256") (digest 0.6) gives
+    # 4d3fe34de7ca472a7657be3b8029758e5a85d20eef35854dfcb2a5118eaf92e8; so does
+    # printf R001 | openssl dgst -sha256 -hmac 0123456789abcdef0123.
+    assert pseudonym("R001", 1, b"0123456789abcdef0123") == "p4d3fe34de7ca472a"
+    assert pseudonym("R001", 7, None) == "row7"
