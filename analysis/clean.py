@@ -487,7 +487,7 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
     ignored = [c for c in cells.columns if c not in known]
     if ignored:
         notes.append(f"ignored {len(ignored)} column(s) the instrument does not define (never written): "
-                     f"{', '.join(ignored[:10])}{' ...' if len(ignored) > 10 else ''}")
+                     f"{', '.join(_show(str(c)) for c in ignored[:10])}{' ...' if len(ignored) > 10 else ''}")
     problems_df = pd.DataFrame(log, columns=PROBLEM_COLUMNS)
     return Prepared(data=data, problems=problems_df, notes=tuple(notes), id_column=ID_COLUMN,
                     original_ids=pd.Series(original, index=data.index, dtype=object),
