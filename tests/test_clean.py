@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from analysis.clean import (DataError, ScreenParams, parse_clean_params, parse_number, parse_screen_params, prepare,
@@ -286,3 +286,66 @@ def test_a_screen_that_cannot_run_is_a_warning_in_clean_json_and_the_report(run_
                            "--out", tmp_path / "c2", "--params", tmp_path / "p.yaml")
     assert code == 0 and "speeder" not in err
     assert not any("speeder" in w for w in json.loads((tmp_path / "c2" / "clean.json").read_text())["warnings"])
+
+
+# --------------------------------------------------------------------------- fuzz: file contents
+
+HOSTILE = ["4,0", "\u0663", "\uff15", "inf", "-inf", "nan", "1e999", "1,234", "=1+1", "+A1", "-A1", "@SUM(A1)", "\t3",
+           "3\u200b", "", " ", "NA", '"', '""', "a,b", "x\ny", "\r", "fuzz.person@example.org",
+           "call fuzz.person@example.org now", "+358 40 123 4567", "77", "-1", "2.5"]
+VALID = ["1", "2", "3", "4", "5", "B2B", "b2c", "Agree", "10", "600"]
+# Mostly usable answers (so most files clean and the outputs are searched), often hostile ones.
+HOSTILE_CELLS = st.one_of(st.sampled_from(VALID), st.sampled_from(VALID), st.sampled_from(HOSTILE),
+                          st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=8))
+FUZZ_COLUMNS = ["respondent_id", "relationship_type", "A_1", "A_2", "A_3", "ATT1", "B_1", "B_2", "B_3",
+                "experience_years", "duration_s", "email", "notes"]
+
+
+@st.composite
+def hostile_exports(draw):
+    n = draw(st.integers(min_value=1, max_value=12))
+    ids = [draw(st.sampled_from([f"R{k}", f"R{k}", f"R{k}", "R1", f"fuzz.person{k}@example.org", "", f"=HYPER{k}"]))
+           for k in range(n)]
+    rows = [[ids[k]] + [draw(HOSTILE_CELLS) for _ in FUZZ_COLUMNS[1:-2]] + ["fuzz.person@example.org", draw(HOSTILE_CELLS)]
+            for k in range(n)]
+    import csv as _csv
+    import io as _io
+    buf = _io.StringIO()
+    _csv.writer(buf, lineterminator=draw(st.sampled_from(["\n", "\r\n"]))).writerows([FUZZ_COLUMNS] + rows)
+    text = buf.getvalue()
+    if draw(st.integers(min_value=0, max_value=3)) == 0:  # damage the text: a stray quote or delimiter
+        cut = draw(st.integers(min_value=0, max_value=len(text)))
+        text = text[:cut] + draw(st.sampled_from(['"', ";", ",", "\n", "\ufeff", ""])) + text[cut:]
+    return text
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(text=hostile_exports())
+def test_fuzzed_exports_give_exit_0_or_one_line_and_leak_nothing(text, tmp_path_factory):
+    """Any file content: exit 0 with every row accounted for and no e-mail in any output, or exit 2
+    with one line; never a traceback, never exit 1."""
+    from pipeline.cli import main
+    import contextlib
+    import io
+
+    d = tmp_path_factory.mktemp("fuzz")
+    (d / "export.csv").write_text(text, encoding="utf-8", errors="surrogatepass")
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exc:
+        main(["clean", "--instrument", str(CORPUS / "instrument.yaml"), "--data", str(d / "export.csv"),
+              "--out", str(d / "o")])
+    stdout, stderr = out.getvalue(), err.getvalue()
+    assert exc.value.code in (0, 2), stderr
+    assert "Traceback" not in stdout + stderr
+    event(f"exit {exc.value.code}: {stderr.split(':')[2].strip()[:30] if exc.value.code else 'cleaned'}")
+    if exc.value.code == 2:
+        assert len(stderr.strip().splitlines()) == 1 and stderr.startswith("Error: ")
+        return
+    m = json.loads((d / "o" / "clean.json").read_text())
+    clean = pd.read_csv(d / "o" / "clean.csv")
+    exclusions = pd.read_csv(d / "o" / "exclusions.csv")
+    assert m["rows_in"] == len(clean) + exclusions["row"].nunique() == m["kept"] + m["excluded"]
+    for p in (d / "o").iterdir():
+        text = p.read_text(encoding="utf-8")
+        assert "fuzz.person" not in text and "123 4567" not in text, p.name
+    assert "fuzz.person" not in stdout + stderr and "123 4567" not in stdout + stderr
