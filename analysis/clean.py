@@ -246,7 +246,14 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
     private_context = [q.id for q in instrument.context if q.personal]
     personal = [c for c in cells.columns if c in set(instrument.personal_data) | set(PERSONAL_COLUMNS)]
     answers = [c for c in cells.columns if c in private_context and c not in personal]
+    requested = id_column or instrument.id_column
+    # An id column that is personal data (a panel's e-mail column) still identifies respondents:
+    # it is kept in memory to deduplicate and pseudonymise, and never written as it is.
+    personal_ids = cells[requested] if requested in personal else None
     cells = cells.drop(columns=personal + answers)
+    if personal_ids is not None:
+        cells[requested] = personal_ids
+        notes.append(f"id column {requested!r} is personal data: used only to find duplicates and make pseudonyms")
     if personal:
         notes.append(f"dropped {len(personal)} personal-data column(s): {', '.join(personal)}")
     if answers:
@@ -269,8 +276,6 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
                **{q.id: "a context question" for q in instrument.context}}
     if instrument.duration_column:
         defined[instrument.duration_column] = "the duration column"
-    for p in instrument.personal_data:
-        defined[p] = "a personal-data column"
     id_col = id_column or instrument.id_column
     if id_col in defined:
         problems.append(f"id column {id_col!r} is {defined[id_col]} of the instrument; name the column that "

@@ -219,3 +219,6 @@ write("public_text.csv", table([r + [t] for r, t in zip(ROWS, ["fine", "=cmd|' /
 # short or withheld.
 write("personal_column_names.csv", table([r + ["1", "2"] for r in ROWS],
                                          HEADER + ["secret.person@example.org", "N" * 5000]))
+
+# A panel export identified by the respondents' e-mail addresses (Qualtrics' RecipientEmail).
+write("qualtrics_email_id.csv", qualtrics(choice_text=False))
