@@ -31,11 +31,30 @@ MIMIC <- paste(HS, '
   textual ~ sex + ageyr
   speed ~ ageyr
 ')
+CONSTR <- '
+  visual  =~ x1 + b2*x2 + b3*x3
+  textual =~ x4 + b5*x5 + b6*x6
+  speed   =~ x7 + x8 + x9
+  x1 ~ 1
+  x2 ~ i2*1
+  x3 ~ 1
+  b2 + b3 == 1.2
+  b5 == 2*b6 - 0.8
+  i2 > 6.2
+'
+CONSTR2 <- '
+  visual  =~ x1 + b2*x2 + b3*x3
+  textual =~ x4 + b5*x5 + b6*x6
+  speed   =~ x7 + x8 + x9
+  b3 == b2^2 + 0.4
+  b6 > 0.5
+'
 pe_cols <- c("lhs", "op", "rhs", "block", "group", "label", "est", "se", "z", "pvalue")
 pt_cols <- c("id", "lhs", "op", "rhs", "user", "block", "group", "free", "ustart", "exo", "label", "plabel", "start")
 
 record <- function(fit, model, data_name, group = NULL) {
   pe <- parameterEstimates(fit)
+  ss <- standardizedSolution(fit, type = "std.all")
   if (!"block" %in% names(pe)) pe$block <- ifelse(pe$op %in% c("==", "<", ">", ":="), 0L, 1L)
   if (!"group" %in% names(pe)) pe$group <- pe$block
   if (!"label" %in% names(pe)) pe$label <- ""
@@ -45,7 +64,8 @@ record <- function(fit, model, data_name, group = NULL) {
   opts <- lavInspect(fit, "options")
   list(model = model, data = data_name, group = group, group_labels = lavInspect(fit, "group.label"),
        estimator = opts$estimator, information = opts$information, se = opts$se, test = opts$test,
-       partable = parTable(fit)[, pt_cols], parameters = pe[, pe_cols],
+       partable = parTable(fit)[, pt_cols],
+       parameters = cbind(pe[, pe_cols], std.all = ss$est.std, std.all.se = ss$se),
        fit = as.list(fm),
        scaled = list(test = scaled$test, stat = as.numeric(scaled$stat), df = scaled$df, scaling.factor = as.numeric(scaled$scaling.factor),
                      trace.UGamma = scaled$trace.UGamma,
@@ -58,6 +78,11 @@ out <- list(lavaan = as.character(packageVersion("lavaan")), cases = list(), lrt
 out$cases$hs_mlr <- record(cfa(HS, data = hs, estimator = "MLR"), HS, "hs")
 out$cases$hs_mlm <- record(cfa(HS, data = hs, estimator = "MLM"), HS, "hs")
 out$cases$hs_mlr_mean <- record(cfa(HS, data = hs, estimator = "MLR", meanstructure = TRUE), HS, "hs")
+# MLR with the expected information (lavaan then uses it for the SEs and the scaled test alike)
+out$cases$hs_mlr_expected <- record(cfa(HS, data = hs, estimator = "MLR", information = "expected"), HS, "hs")
+# Constraints: linear == with arithmetic and an active > bound; a nonlinear == and an inactive bound.
+out$cases$constr_mlr <- record(sem(CONSTR, data = hs, estimator = "MLR"), CONSTR, "hs")
+out$cases$constr2_mlm <- record(sem(CONSTR2, data = hs, estimator = "MLM"), CONSTR2, "hs")
 out$cases$poldem_mlr <- record(sem(PD, data = pd, estimator = "MLR"), PD, "pd")
 out$cases$poldem_mlm <- record(sem(PD, data = pd, estimator = "MLM"), PD, "pd")
 out$cases$mimic_mlr <- record(sem(MIMIC, data = hs, estimator = "MLR"), MIMIC, "hs")
