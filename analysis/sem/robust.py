@@ -320,8 +320,7 @@ def robust_inference(estimator: str, est, x: np.ndarray, con_jac: np.ndarray, da
     method = ROBUST_ESTIMATORS[estimator][1]
     c_model = trace / df if df > 0 else float("nan")
     c_base = trace_base / base_df if base_df > 0 else float("nan")
-    if c_model < 0:  # lavaan: a negative factor is NA
-        c_model = float("nan")
+    c_model, c_base = (float("nan") if c < 0 else c for c in (c_model, c_base))  # lavaan: a negative factor is NA
     scaled = fitm.ScaledTest(chisq=chisq / c_model, scaling_factor=float(c_model), method=method,
                              trace_ugamma=float(trace) if df > 0 else None, **extra)
     baseline_scaled = fitm.ScaledTest(chisq=base_chisq / c_base, scaling_factor=float(c_base), method=method,
