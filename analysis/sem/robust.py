@@ -11,7 +11,10 @@ the saturated model's normal-theory information per case at moments :math:`(\mu,
 
 .. math:: V(\mu,\Sigma) = \Sigma^{-1} \oplus \tfrac12 D^\top(\Sigma^{-1}\otimes\Sigma^{-1})D,
 
-its case-wise scores :math:`u_i = (\Sigma^{-1}d_i,\ \tfrac12 D^\top\operatorname{vec}(\Sigma^{-1}(d_id_i^\top-\Sigma)\Sigma^{-1}))`,
+its case-wise scores
+
+.. math:: u_i = \big(\Sigma^{-1}d_i,\ \tfrac12 D^\top\operatorname{vec}(\Sigma^{-1}(d_id_i^\top-\Sigma)\Sigma^{-1})\big),
+
 :math:`d_i = y_i - \mu`, their cross-product :math:`B(\mu,\Sigma) = \frac1{n_g}\sum_i u_iu_i^\top`, and
 the asymptotic covariance of the sample moments (lavaan's ``NACOV``, denominator :math:`n_g`)
 :math:`\Gamma_g = \frac1{n_g}\sum_i (z_i-\bar z)(z_i-\bar z)^\top`,
@@ -37,12 +40,22 @@ lavaan's ``scaling.factor.h1`` and ``scaling.factor.h0`` are the two sums divide
 sample moments and of free parameters.
 
 **MLM** (lavaan ``estimator = "MLM"``: ``se = "robust.sem"``, ``test = "satorra.bentler"``,
-``information = "expected"``). :math:`J` is the expected information, :math:`V_g = V(\hat\mu_g,\hat\Sigma_g)` and
+``information = "expected"``). :math:`J` is the expected information,
+:math:`V_g = V(\hat\mu_g,\hat\Sigma_g)` and
 
-.. math:: \widehat{\operatorname{Var}}(\hat x) = \tfrac1N E^{-1}\Big(\sum_g f_g \Delta_g^\top V_g\Gamma_gV_g\Delta_g\Big)E^{-1},
-   \qquad \hat c = \frac1{df}\sum_g\Big[\operatorname{tr}(V_g\Gamma_g) - f_g\operatorname{tr}(E^{-1}\Delta_g^\top V_g\Gamma_gV_g\Delta_g)\Big]
+.. math::
+
+   \widehat{\operatorname{Var}}(\hat x) = \tfrac1N E^{-1}\Big(\sum_g f_g \Delta_g^\top V_g\Gamma_gV_g\Delta_g\Big)E^{-1},
+
+   \hat c = \frac1{df}\sum_g\Big[\operatorname{tr}(V_g\Gamma_g)
+      - f_g\operatorname{tr}(E^{-1}\Delta_g^\top V_g\Gamma_gV_g\Delta_g)\Big]
 
 (Satorra & Bentler, 1994: :math:`\operatorname{tr}(U\Gamma)/df`).
+
+Complete data only (lavaan's ``missing = "listwise"``): the cases are those of
+:func:`~analysis.sem.model.sample_statistics`, taken again per group by :func:`group_data`.
+lavaan reports 0 as the robust SE of a parameter held at an active inequality bound (its
+sandwich is a quadratic form); gapscale reports NaN, as for ML (no SE at a bound).
 
 For both the scaled statistic is :math:`T/\hat c` on :math:`df`, and the baseline (independence)
 model gets its own factor :math:`\hat c_0` the same way (its free parameters are the variances and,
@@ -56,7 +69,8 @@ with statistics :math:`T_0` (restricted, :math:`r_0` df, factor :math:`c_0`) and
 .. math:: \bar c_d = \frac{r_0c_0 - r_1c_1}{r_0 - r_1},\qquad
    T_d = \frac{T_0 - T_1}{\bar c_d}\sim\chi^2_{r_0-r_1},
 
-with :math:`c_1 = 1` when :math:`r_1 = 0`, lavaan's ``lavTestLRT(m0, m1, method = "satorra.bentler.2001")``.
+with :math:`c_1 = 1` when :math:`r_1 = 0`, lavaan's ``lavTestLRT(m0, m1, method = "satorra.bentler.2001")``
+(its default for both scaled tests).
 
 References
 ----------
@@ -344,6 +358,11 @@ def fit_measures(result) -> dict:
     """lavaan's ``fitMeasures`` of an :class:`~analysis.sem.engine.EngineFit` from
     :func:`analysis.sem.fit.fit_measures`: with MLR or MLM the scaled and robust CFI, TLI, RNI,
     RMSEA (and interval, p-values) from the scaled tests of :attr:`EngineFit.robust`.
+
+    Only the measures of the test statistics and the log-likelihood: the residual-based ones
+    (SRMR, RMR, CRMR) and GFI/AGFI need the implied moments passed to
+    :func:`analysis.sem.fit.residual_measures` and :func:`analysis.sem.fit.ml_gfi`, which this
+    function does not do.
 
     In R: ``fitMeasures(fit)``.
     """
