@@ -16,6 +16,7 @@ import pytest
 
 from analysis.errors import InputError
 from analysis.sem.engine import fit
+from analysis.sem.partable import lavaanify
 from analysis.sem.robust import fit_measures, scaled_difference
 
 REF = Path(__file__).parent / "reference"
@@ -150,6 +151,25 @@ def test_satorra_bentler_2001_difference_matches_lavaan(fits, pair):
     assert out["pvalue"] == pytest.approx(ref["pvalue"], rel=1e-4)
     # the same from the fit dictionaries
     assert scaled_difference(fits[ref["restricted"]].fit, fits[ref["general"]].fit) == out
+
+
+@pytest.mark.parametrize("estimator", ["MLR", "MLM"])
+def test_invariance_steps_from_syntax_match_lavaan(estimator):
+    """The ladder as the invariance analysis will run it: lavaan syntax -> lavaanify with
+    group.equal -> the engine with MLR/MLM -> the scaled difference test of each step."""
+    data = DATA["hs"]
+    labels = ROBUST["cases"][f"mg_configural_{estimator.lower()}"]["group_labels"]
+    steps = {"configural": (), "metric": ("loadings",), "scalar": ("loadings", "intercepts")}
+    fitted = {name: fit(lavaanify(HS, list(data.columns), groups=labels, group_equal=eq), data, group="school",
+                        group_labels=labels, estimator=estimator) for name, eq in steps.items()}
+    for restricted, general in (("metric", "configural"), ("scalar", "metric")):
+        ref = ROBUST["lrt"][f"{restricted}_{general}_{estimator.lower()}"]
+        case = ROBUST["cases"][ref["restricted"]]
+        assert fitted[restricted].fit["chisq_scaled"] == pytest.approx(case["fit"]["chisq.scaled"], rel=3e-6)
+        out = scaled_difference(fitted[restricted], fitted[general])
+        assert out["df_diff"] == ref["df_diff"]
+        assert out["chisq_diff"] == pytest.approx(ref["chisq_diff"], rel=2e-5)
+        assert out["scaling_factor"] == pytest.approx(ref["scaling_factor"], rel=2e-5)
 
 
 def test_scaled_difference_rules():

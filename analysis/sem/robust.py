@@ -13,12 +13,16 @@ the saturated model's normal-theory information per case at moments :math:`(\mu,
 
 its case-wise scores
 
-.. math:: u_i = \big(\Sigma^{-1}d_i,\ \tfrac12 D^\top\operatorname{vec}(\Sigma^{-1}(d_id_i^\top-\Sigma)\Sigma^{-1})\big),
+.. math::
+
+   u_i = \big(\Sigma^{-1}d_i,\ \tfrac12 D^\top\operatorname{vec}(\Sigma^{-1}(d_id_i^\top-\Sigma)\Sigma^{-1})\big),
 
 :math:`d_i = y_i - \mu`, their cross-product :math:`B(\mu,\Sigma) = \frac1{n_g}\sum_i u_iu_i^\top`, and
 the asymptotic covariance of the sample moments (lavaan's ``NACOV``, denominator :math:`n_g`)
 :math:`\Gamma_g = \frac1{n_g}\sum_i (z_i-\bar z)(z_i-\bar z)^\top`,
-:math:`z_i = (y_i, \operatorname{vech}((y_i-\bar y)(y_i-\bar y)^\top))`. :math:`J` is the model's
+:math:`z_i = (y_i, \operatorname{vech}((y_i-\bar y)(y_i-\bar y)^\top))` (with fixed.x covariates,
+:math:`z_i` of :math:`y_i` less that of its least-squares prediction from them, as lavaan's
+``lav_samplestats_Gamma``). :math:`J` is the model's
 information per case, :math:`E^{-1} = K(K^\top JK)^{-1}K^\top` its inverse augmented by the
 equality (and active inequality) constraints (:func:`analysis.sem.inference.covariance`).
 
@@ -45,7 +49,8 @@ sample moments and of free parameters.
 
 .. math::
 
-   \widehat{\operatorname{Var}}(\hat x) = \tfrac1N E^{-1}\Big(\sum_g f_g \Delta_g^\top V_g\Gamma_gV_g\Delta_g\Big)E^{-1},
+   \widehat{\operatorname{Var}}(\hat x)
+      = \tfrac1N E^{-1}\Big(\sum_g f_g \Delta_g^\top V_g\Gamma_gV_g\Delta_g\Big)E^{-1},
 
    \hat c = \frac1{df}\sum_g\Big[\operatorname{tr}(V_g\Gamma_g)
       - f_g\operatorname{tr}(E^{-1}\Delta_g^\top V_g\Gamma_gV_g\Delta_g)\Big]
