@@ -292,6 +292,8 @@ def _ncp_root(chisq: float, df: float, prob: float, upper: float) -> float:
     lo = 1e-12  # scipy's ncx2 needs a positive noncentrality; the cdf is continuous at 0
     if f(lo) < 0:
         return 0.0
+    if f(upper) > 0:  # not bracketed: lavaan's uniroot fails and the bound is NA
+        return float("nan")
     return float(optimize.brentq(f, lo, upper, xtol=1e-12, rtol=4 * np.finfo(float).eps))
 
 
@@ -323,7 +325,7 @@ def rmsea_ci(chisq: float, df: float, n: float, groups: int = 1, c_hat: float = 
     upper_p, lower_p = 1 - (1 - level) / 2, (1 - level) / 2
     scale = np.sqrt(groups) if groups > 1 else 1.0
     lam_lo = _ncp_root(chisq, df, upper_p, max(chisq, 1e-10))
-    lower = float(np.sqrt(c_hat * lam_lo / (n * df)) * scale) if lam_lo > 0 else 0.0
+    lower = float(np.sqrt(c_hat * lam_lo / (n * df)) * scale) if not lam_lo == 0 else 0.0
     n_rmsea = max(n, 4 * chisq)
     if stats.ncx2.cdf(chisq, df, n_rmsea) - lower_p > 0 or stats.chi2.cdf(chisq, df) - lower_p < 0:
         upper = 0.0
@@ -498,7 +500,8 @@ def gfi(wls_obs, wls_est, wls_v, nobs) -> float:
     Per group, with :math:`s` the sample statistics (lavaan's ``WLS.obs``: means, variances and
     covariances; thresholds and correlations for categorical data), :math:`\hat\sigma` their
     model-implied values and :math:`W` the estimator's weight (``lavInspect(fit, "wls.v")``; a
-    vector for a diagonal weight, DWLS/ULS),
+    vector for a diagonal weight, DWLS/ULS). One group: three 1-D arrays (W 1-D or 2-D); several:
+    sequences of them.
 
     .. math:: GFI_g = 1 - \frac{(s - \hat\sigma)^\top W (s - \hat\sigma)}{s^\top W s},
 
@@ -506,12 +509,10 @@ def gfi(wls_obs, wls_est, wls_v, nobs) -> float:
 
     In R: ``fitMeasures(fit, "gfi")``.
     """
-    obs, est, ws = _as_list(wls_obs) if np.ndim(wls_obs) == 1 else list(wls_obs), None, None
-    est = [np.asarray(wls_est, float)] if np.ndim(wls_est) == 1 else [np.asarray(e, float) for e in wls_est]
-    if isinstance(wls_v, np.ndarray) and (wls_v.ndim == 2 or (wls_v.ndim == 1 and len(obs) == 1)):
-        ws = [wls_v]
-    else:
-        ws = list(wls_v)
+    single = isinstance(wls_obs, np.ndarray) and wls_obs.ndim == 1
+    obs = [wls_obs] if single else list(wls_obs)
+    est = [wls_est] if single else list(wls_est)
+    ws = [wls_v] if single else list(wls_v)
     values = []
     for s, e, w in zip(obs, est, ws):
         s, e, w = np.asarray(s, float), np.asarray(e, float), np.asarray(w, float)
