@@ -106,6 +106,7 @@ from analysis.sem.single import (InadmissibleWarning, ParameterTable, SEMFit, _c
                                  parameter_table)
 from analysis.warnings import ConvergenceWarning, GapscaleWarning
 from instrument.lavaan import LavaanModel
+from analysis.errors import InputError
 
 __all__ = ["OrdinalStatistics", "WLSMVFit", "fit_wlsmv", "ordinal_statistics", "wlsmv_modification_indices",
            "wlsmv_standardized_residuals"]
@@ -239,7 +240,7 @@ def ordinal_statistics(data: pd.DataFrame, columns: list[str] | None = None,
     if incomplete:
         c = incomplete[0]
         row = int(np.flatnonzero(data[c].isna().to_numpy())[0]) + 1
-        raise ValueError(f"column {c!r} has {int(data[c].isna().sum())} missing value(s) (first in row {row}); the "
+        raise InputError(f"column {c!r} has {int(data[c].isna().sum())} missing value(s) (first in row {row}); the "
                          "ordinal statistics need complete rows: drop incomplete rows first (fit_wlsmv deletes them "
                          "listwise, as lavaan does for WLSMV)")
     _check_categories(data, columns)
@@ -287,7 +288,7 @@ def ordinal_statistics(data: pd.DataFrame, columns: list[str] | None = None,
     a22 = np.einsum("pab,pab->p", tables, g * g)
     empty = np.flatnonzero(a22 <= 0)
     if len(empty):
-        raise ValueError(f"the polychoric correlation of {names[jj[empty[0]]]!r} and {names[ii[empty[0]]]!r} carries "
+        raise InputError(f"the polychoric correlation of {names[jj[empty[0]]]!r} and {names[ii[empty[0]]]!r} carries "
                          "no information (its score is 0 for every respondent); leave one of the items out")
     # A21: cross-products of the correlation score with the bivariate threshold scores; a cut
     # point t is the upper bound of category t and the lower bound of category t + 1.
@@ -366,7 +367,7 @@ def _zero_cell_adjusted(tables, k_first, k_second, names, ii, jj) -> np.ndarray:
     two = np.flatnonzero(binary & (zeros >= 2))
     if len(two):
         k = two[0]
-        raise ValueError(f"binary items {names[jj[k]]!r} and {names[ii[k]]!r}: their 2 x 2 table has two empty cells, "
+        raise InputError(f"binary items {names[jj[k]]!r} and {names[ii[k]]!r}: their 2 x 2 table has two empty cells, "
                          "so their tetrachoric correlation is +/-1 (lavaan sets it to +/-1 and warns); leave one of "
                          "them out of the model")
     for k in np.flatnonzero(binary & (zeros == 1)):
@@ -385,31 +386,31 @@ def _zero_cell_adjusted(tables, k_first, k_second, names, ii, jj) -> np.ndarray:
 def _check_items(data: pd.DataFrame, columns: list[str], max_categories: int) -> None:
     """Each item numeric with whole-number values and at most ``max_categories`` values."""
     if isinstance(max_categories, bool) or not isinstance(max_categories, (int, np.integer)) or max_categories < 2:
-        raise ValueError(f"max_categories: need a whole number >= 2, got {max_categories!r}")
+        raise InputError(f"max_categories: need a whole number >= 2, got {max_categories!r}")
     unknown = [c for c in columns if c not in data.columns]
     if unknown:
-        raise ValueError(f"column {unknown[0]!r} is not in the data; columns are {list(data.columns)!r}")
+        raise InputError(f"column {unknown[0]!r} is not in the data; columns are {list(data.columns)!r}")
     if len(columns) < 2:
-        raise ValueError(f"WLSMV needs at least 2 ordinal items, got {len(columns)}: {columns!r}")
+        raise InputError(f"WLSMV needs at least 2 ordinal items, got {len(columns)}: {columns!r}")
     for c in columns:
         col = data[c]
         if not pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
             present = np.flatnonzero(col.notna().to_numpy())
             example = f"; first value {col.iloc[present[0]]!r} in row {present[0] + 1}" if len(present) else ""
-            raise ValueError(f"column {c!r} is not numeric (dtype {col.dtype}){example}; WLSMV needs ordinal items "
+            raise InputError(f"column {c!r} is not numeric (dtype {col.dtype}){example}; WLSMV needs ordinal items "
                              "coded as whole numbers (e.g. 1-7)")
         values = col.astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)
         present = ~np.isnan(values)
         bad = np.flatnonzero(present & ((values != np.round(values)) | np.isinf(values)))
         if len(bad):
-            raise ValueError(f"column {c!r} has the value {values[bad[0]]:g} in row {bad[0] + 1}, which is not a whole "
+            raise InputError(f"column {c!r} has the value {values[bad[0]]:g} in row {bad[0] + 1}, which is not a whole "
                              "number; WLSMV is for ordinal (Likert) items coded as whole numbers; for continuous data "
                              "use estimator ML or MLR")
         if not present.any():
-            raise ValueError(f"column {c!r} is entirely missing ({len(values)} rows); leave it out of the model")
+            raise InputError(f"column {c!r} is entirely missing ({len(values)} rows); leave it out of the model")
         distinct = len(np.unique(values[present]))
         if distinct > max_categories:
-            raise ValueError(f"column {c!r} has {distinct} distinct values (more than max_categories={max_categories}); "
+            raise InputError(f"column {c!r} has {distinct} distinct values (more than max_categories={max_categories}); "
                              "it looks continuous, not ordinal: use estimator ML or MLR")
 
 
@@ -417,7 +418,7 @@ def _check_categories(data: pd.DataFrame, columns: list[str]) -> None:
     for c in columns:
         values = data[c].dropna().unique()
         if len(values) < 2:
-            raise ValueError(f"column {c!r} has a single observed category (every value is {values[0]:g} in the "
+            raise InputError(f"column {c!r} has a single observed category (every value is {values[0]:g} in the "
                              f"{int(data[c].notna().sum())} rows used); an ordinal item needs at least 2 categories: "
                              "leave it out of the model")
 
@@ -458,7 +459,7 @@ def _delta_table(pt: ParameterTable) -> tuple[ParameterTable, np.ndarray]:
     bad = diag & ((free == 0) | (rows["label"].to_numpy() != ""))
     if bad.any():
         item = rows.loc[bad, "lhs"].iloc[0]
-        raise ValueError(f"{item} ~~ {item}: the residual variance of an ordinal item cannot be fixed or labelled; under "
+        raise InputError(f"{item} ~~ {item}: the residual variance of an ordinal item cannot be fixed or labelled; under "
                          "the delta parameterisation it is 1 minus the item's explained variance")
     kept = sorted(set(free[(free > 0) & ~diag]))
     new_index = {old: k + 1 for k, old in enumerate(kept)}
@@ -555,20 +556,20 @@ def fit_wlsmv(data: pd.DataFrame, model: LavaanModel | str, missing: str = "list
     >>> fit.fit["cfi_scaled"], fit.fit["rmsea_scaled"]  # doctest: +SKIP
     """
     if missing != "listwise":
-        raise ValueError(f"missing: WLSMV uses listwise deletion (lavaan's default for estimator = 'WLSMV'); got "
+        raise InputError(f"missing: WLSMV uses listwise deletion (lavaan's default for estimator = 'WLSMV'); got "
                          f"{missing!r}. Use missing='listwise' (or estimator ML/MLR with missing='fiml')")
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data: expected a pandas DataFrame, got {type(data).__name__}")
     pt = parameter_table(model, list(data.columns))
     if getattr(pt, "defined", ()):
         name, _ = pt.defined[0]
-        raise ValueError(f"{name} := ...: defined parameters (:=) are not supported with WLSMV yet; fit the model "
+        raise InputError(f"{name} := ...: defined parameters (:=) are not supported with WLSMV yet; fit the model "
                          "without them, or use estimator ML or MLR")
     obs = list(pt.observed)
     _check_items(data, obs, max_categories)
     complete = data[obs].notna().all(axis=1).to_numpy()
     if not complete.any():
-        raise ValueError(f"no row has every item of the model observed ({len(data)} rows); WLSMV deletes incomplete "
+        raise InputError(f"no row has every item of the model observed ({len(data)} rows); WLSMV deletes incomplete "
                          "rows listwise")
     x = data.loc[complete, obs].reset_index(drop=True)
     stat = ordinal_statistics(x, obs, max_categories)
@@ -581,7 +582,7 @@ def fit_wlsmv(data: pd.DataFrame, model: LavaanModel | str, missing: str = "list
     q = pt_d.n_free
     df = n_pairs - q
     if df < 0:
-        raise ValueError(f"the model is not identified: {q} free parameters besides the thresholds but only {n_pairs} "
+        raise InputError(f"the model is not identified: {q} free parameters besides the thresholds but only {n_pairs} "
                          f"polychoric correlations (degrees of freedom {df}); fix parameters or add indicators")
     mdl = _DeltaModel(pt_d)
     r_mat = stat.correlation.to_numpy()

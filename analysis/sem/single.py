@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from analysis.errors import InputError
 from analysis.sem import fit as fitm
 from analysis.warnings import ConvergenceWarning, GapscaleWarning
 from instrument.lavaan import LavaanModel, parse_model
@@ -92,7 +93,18 @@ def parameter_table(model: LavaanModel | str, observed_in_data: list[str] | None
     unsupported = [s for s in model.statements if s.op in ("~1", "==", "<", ">")]
     if unsupported:
         s = unsupported[0]
-        raise ValueError(f"line {s.line}: {s.lhs} {s.op} {s.rhs} is not supported yet (intercepts and constraints)")
+        raise InputError(f"line {s.line}: {s.lhs} {s.op} {s.rhs} is not supported yet (intercepts and constraints)")
+    for s in model.statements:  # parsed, but not fitted by this engine yet: refused, never ignored
+        what = ("thresholds (|)", "remove the line; ordinal items get their thresholds with --estimator WLSMV"
+                ) if s.op == "|" else ("composites (<~)", "remove them or model the composite as a factor (=~)"
+                ) if s.op == "<~" else ("scale factors (~*~)", "remove the line") if s.op == "~*~" else (
+            "per-group modifiers c(...)", "use one value (a label, a number) for every group") if s.group_wise else (
+            "bounds lower()/upper()", "remove the bound") if s.lower or s.upper else (
+            "group:/level: blocks", "write one model for every group") if s.block != 1 else (
+            "efa() blocks", "write the loadings out") if s.efa else None
+        if what:
+            raise InputError(f"line {s.line}: {s.lhs} {s.op} {s.rhs}: {what[0]} are not supported by this engine "
+                             f"yet; {what[1]}")
     indicators = model.indicators
     observed: list[str] = []
     for lat in latents:
@@ -103,12 +115,12 @@ def parameter_table(model: LavaanModel | str, observed_in_data: list[str] | None
         if s.op in ("~", "~~"):
             for name in (s.lhs, s.rhs):
                 if name not in latents and name not in observed:
-                    raise ValueError(f"line {s.line}: {name!r} is an observed variable outside the measurement model; "
+                    raise InputError(f"line {s.line}: {name!r} is an observed variable outside the measurement model; "
                                      "regressions and covariances of observed variables are not supported yet")
     if observed_in_data is not None:
         absent = [v for v in observed if v not in observed_in_data]
         if absent:
-            raise ValueError(f"observed variable(s) of the model not in the data: {', '.join(absent)}")
+            raise InputError(f"observed variable(s) of the model not in the data: {', '.join(absent)}")
 
     rows: list[dict] = []
     labels: dict[str, tuple[str, float]] = {}  # label -> ("free", index) or ("fixed", value)
@@ -185,7 +197,7 @@ def parameter_table(model: LavaanModel | str, observed_in_data: list[str] | None
         elif a in lat_ix and b in lat_ix:
             add(a, "~~", b, "psi", lat_ix[a], lat_ix[b], s)
         else:
-            raise ValueError(f"line {s.line}: a covariance between a latent and an observed variable ({a} ~~ {b}) "
+            raise InputError(f"line {s.line}: a covariance between a latent and an observed variable ({a} ~~ {b}) "
                              "is not supported")
     table = pd.DataFrame(rows)
     defined = _check_defined(model, table)
@@ -205,15 +217,15 @@ def _compile_defined(name: str, expression: str, line: int, known: set[str]):
     try:
         tree = ast.parse(expression.replace("^", "**"), mode="eval")
     except SyntaxError:
-        raise ValueError(f"line {line}: {name} := {expression} is not an arithmetic expression") from None
+        raise InputError(f"line {line}: {name} := {expression} is not an arithmetic expression") from None
     for node in ast.walk(tree):
         if not isinstance(node, _DEFINED_NODES):
-            raise ValueError(f"line {line}: {name} := {expression}: only + - * / ^, numbers, labels and "
+            raise InputError(f"line {line}: {name} := {expression}: only + - * / ^, numbers, labels and "
                              f"{', '.join(_DEFINED_FUNCTIONS)} are allowed")
         if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in _DEFINED_FUNCTIONS):
-            raise ValueError(f"line {line}: {name} := {expression}: unknown function")
+            raise InputError(f"line {line}: {name} := {expression}: unknown function")
         if isinstance(node, ast.Name) and node.id not in known and node.id not in _DEFINED_FUNCTIONS:
-            raise ValueError(f"line {line}: {name} := {expression} uses {node.id!r}, which labels no parameter; "
+            raise InputError(f"line {line}: {name} := {expression} uses {node.id!r}, which labels no parameter; "
                              "label the parameter in the model (e.g. y ~ a*x)")
     return compile(tree, f"<{name}>", "eval")
 
@@ -223,7 +235,7 @@ def _check_defined(model: LavaanModel, table: pd.DataFrame) -> tuple[tuple[str, 
     out = []
     for s in model.by_op(":="):
         if s.lhs in known:
-            raise ValueError(f"line {s.line}: {s.lhs} := ... reuses the name of a label or defined parameter")
+            raise InputError(f"line {s.line}: {s.lhs} := ... reuses the name of a label or defined parameter")
         _compile_defined(s.lhs, s.rhs, s.line, known)
         known.add(s.lhs)
         out.append((s.lhs, s.rhs))
@@ -408,13 +420,13 @@ def fit_sem(data: pd.DataFrame, model: LavaanModel | str, missing: str = "listwi
         complete cases than observed variables, or non-numeric data.
     """
     if missing not in ("listwise", "fiml"):
-        raise ValueError(f"missing must be 'listwise' or 'fiml', got {missing!r}")
+        raise InputError(f"missing must be 'listwise' or 'fiml', got {missing!r}")
     if estimator not in ("ML", "MLR"):
-        raise ValueError(f"estimator must be 'ML' or 'MLR', got {estimator!r}")
+        raise InputError(f"estimator must be 'ML' or 'MLR', got {estimator!r}")
     if estimator == "MLR" and missing == "fiml":
         p_obs = len(parameter_table(model, list(data.columns)).observed)
         if p_obs * (p_obs + 3) // 2 > MLR_FIML_MAX_H1:
-            raise ValueError(f"MLR with FIML is available for up to {MLR_FIML_MAX_H1} saturated-model parameters "
+            raise InputError(f"MLR with FIML is available for up to {MLR_FIML_MAX_H1} saturated-model parameters "
                              f"(about 100 observed variables: its information is a dense matrix of that size); "
                              f"this model has {p_obs} observed variables. Use ML with FIML, or MLR with listwise "
                              "deletion")
@@ -423,20 +435,20 @@ def fit_sem(data: pd.DataFrame, model: LavaanModel | str, missing: str = "listwi
     x = data[obs].apply(pd.to_numeric, errors="coerce")
     if (x.isna() & data[obs].notna()).any().any():
         bad = [c for c in obs if (x[c].isna() & data[c].notna()).any()]
-        raise ValueError(f"non-numeric values in {', '.join(bad)}")
+        raise InputError(f"non-numeric values in {', '.join(bad)}")
     if missing == "fiml":
         return _fit_fiml(pt, x, max_iter, robust=estimator == "MLR")
     x = x.dropna()
     n, p, q = len(x), len(obs), pt.n_free
     if n <= p:
-        raise ValueError(f"{n} complete cases for {p} observed variables; the covariance matrix is singular")
+        raise InputError(f"{n} complete cases for {p} observed variables; the covariance matrix is singular")
     moments = p * (p + 1) // 2
     if q > moments:
-        raise ValueError(f"the model is not identified: {q} free parameters but only {moments} variances and "
+        raise InputError(f"the model is not identified: {q} free parameters but only {moments} variances and "
                          f"covariances (degrees of freedom {moments - q}); fix parameters or add indicators")
     s = np.cov(x.to_numpy(dtype=float), rowvar=False, bias=True)  # float also for nullable integer columns
     if np.linalg.eigvalsh(s).min() <= 1e-12 * np.abs(s).max():
-        raise ValueError("the sample covariance matrix is singular: an observed variable is a linear combination "
+        raise InputError("the sample covariance matrix is singular: an observed variable is a linear combination "
                          "of others or has no variance")
     mdl = _Model(pt)
     theta, f, converged, it = _ml_fisher_scoring(mdl, s, _start(pt, s), max_iter, tol,
@@ -834,7 +846,7 @@ def _fit_fiml(pt: ParameterTable, x: pd.DataFrame, max_iter: int, robust: bool =
     n, p, q = len(x), len(obs), pt.n_free
     moments = p * (p + 1) // 2
     if q > moments:
-        raise ValueError(f"the model is not identified: {q} free parameters but only {moments} variances and "
+        raise InputError(f"the model is not identified: {q} free parameters but only {moments} variances and "
                          f"covariances (degrees of freedom {moments - q}); fix parameters or add indicators")
     em = em_moments(x, obs)
     s_em, mu_em = em.cov.to_numpy(), em.mean.to_numpy()
