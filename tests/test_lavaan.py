@@ -217,6 +217,7 @@ def test_group_blocks():
         ("y ~ x1:x2", "line 1: the interaction term 'x1:x2' is not supported"),
         ("f =~ prior('normal(0,1)')*x1 + x2", r"line 1: the modifier prior\(\) is not supported"),
         ("f =~ x1 + f", "line 1: latent variable 'f' cannot be measured by itself"),
+        ("f =~ x1 + x2\nf ~ x3 + f", "line 2: f ~ f regresses a variable on itself"),
         ("f =~ x1 + NA", "'NA' is not a variable name"),
         ("f =~ x1 + x2\nx1 ~~ x2\nx2 ~~ x1", "line 3: x2 ~~ x1 is already specified on line 2"),
         ("f =~ x1 + x2\ngroup:\nf =~ x1", "line 2: block identifier 'group' without a number"),
