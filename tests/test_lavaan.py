@@ -326,3 +326,33 @@ def test_the_multigroup_engine_refuses_per_group_intercepts():
         multigroup_table("f =~ x1 + x2 + x3\nx1 ~ c(0, NA)*1", ["a", "b"])
     with pytest.raises(InputError, match="per-group modifiers"):
         multigroup_table("f =~ x1 + c(1, NA)*x2 + x3", ["a", "b"])
+
+
+TOKENS = ["f", "g", "x1", "x2", "a", "b", "=~", "~", "~~", "<~", "|", "t1", ":=", "==", "<", ">", "+", "*", "1", "0",
+          "NA", "0.5", "(", ")", ",", "c(", "start(", "label(", '"a"', "\n", ";", "#", " ", "group:", "?", "-", "/",
+          "^", "sqrt(", "lower(", "efa(", ":", "=", "~*~", ".", "\u00e9", "\x00"]
+
+
+def test_fuzzed_syntax_is_read_or_refused_as_input():
+    """Any text is either a model or a LavaanSyntaxError: never another exception (a bug)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from analysis.errors import InputError
+    from analysis.sem.partable import lavaanify
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(st.lists(st.sampled_from(TOKENS), min_size=1, max_size=30))
+    def check(tokens):
+        text = "".join(tokens)
+        try:
+            model = parse_model(text)
+        except LavaanSyntaxError as exc:
+            assert "\n" not in str(exc)
+            return
+        try:
+            lavaanify(model)
+        except InputError:
+            pass
+
+    check()
