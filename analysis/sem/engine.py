@@ -41,7 +41,8 @@ class EngineFit:
         std_all, std_all_se``.
     fit : dict
         ``npar, chisq, df, pvalue, fmin, logl, unrestricted_logl, baseline_chisq, baseline_df,
-        baseline_pvalue, ntotal, ngroups``.
+        baseline_pvalue, ntotal, ngroups``; with MLR/MLM also ``chisq_scaled, df_scaled,
+        pvalue_scaled, chisq_scaling_factor, baseline_chisq_scaled, baseline_chisq_scaling_factor``.
     x, vcov, information
         The free parameters (lavaan's ``coef``, by ``free`` index), their covariance matrix and
         the expected information (summed over cases).
