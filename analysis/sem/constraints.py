@@ -276,7 +276,8 @@ def merge_simple_equalities(partable: pd.DataFrame) -> pd.DataFrame:
     equality constraints, as ``group.equal`` and shared labels write them) as one shared free
     index, those ``==`` rows dropped and ``free`` renumbered 1..q in order of first appearance
     (lavaan's ``ceq.simple = TRUE``). The fit is the same; the optimiser then works on fewer
-    parameters without a null-space projection."""
+    parameters without a null-space projection. The table's own numbering is kept in the column
+    ``free_input`` (:attr:`Model.nfree_input` counts it: lavaan's ``npar`` before constraints)."""
     pt = partable
     free = pt["free"].to_numpy(dtype=int).copy()
     is_con = pt["op"].isin(("==", "<", ">", ":=")).to_numpy()
@@ -306,6 +307,7 @@ def merge_simple_equalities(partable: pd.DataFrame) -> pd.DataFrame:
             drop.append(k)
     if not drop:
         return pt
+    pt = pt.assign(free_input=free) if "free_input" not in pt.columns else pt
     merged = np.array([root(f) if f > 0 else 0 for f in free])
     order = {f: i + 1 for i, f in enumerate(dict.fromkeys(merged[merged > 0]))}
     out = pt.drop(index=drop).copy()

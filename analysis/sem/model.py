@@ -217,6 +217,10 @@ class Model:
         self.values = values  # fixed value of every row (NaN for free rows and unfilled fixed.x rows)
         self.free = partable["free"].to_numpy(dtype=int)
         self.nfree = int(self.free.max()) if len(self.free) else 0
+        # free parameters as the input table numbered them, before simple equalities were merged
+        # (lavaan's count with ceq.simple = FALSE, e.g. the denominator of scaling.factor.h0)
+        self.nfree_input = (int(partable["free_input"].max()) if "free_input" in partable.columns and len(partable)
+                            else self.nfree)
         self.meanstructure = bool((partable["op"] == "~1").any())
         self.ngroups = len(blocks)
         # per block: the free rows (positions within block.rows) and their free index (0-based)
