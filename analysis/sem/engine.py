@@ -19,6 +19,7 @@ import pandas as pd
 from analysis.errors import InputError
 from analysis.sem.constraints import ConstraintSystem, build_constraints, merge_simple_equalities
 from analysis.sem.estimate import MLEstimator, Optimum, baseline, chisq_pvalue, optimise, start_values
+from analysis.sem import fit as fitm
 from analysis.sem.inference import check_identified, covariance, parameter_estimates, unidentified_parameters
 from analysis.sem.model import Model, SampleStats, build_model, normalise_partable, sample_statistics
 from analysis.sem.robust import ROBUST_ESTIMATORS, RobustResult, robust_inference
@@ -40,9 +41,12 @@ class EngineFit:
         group_label, label, free, est, se, z, pvalue, ci_lower, ci_upper, std_lv, std_lv_se,
         std_all, std_all_se``.
     fit : dict
-        ``npar, chisq, df, pvalue, fmin, logl, unrestricted_logl, baseline_chisq, baseline_df,
-        baseline_pvalue, ntotal, ngroups``; with MLR/MLM also ``chisq_scaled, df_scaled,
-        pvalue_scaled, chisq_scaling_factor, baseline_chisq_scaled, baseline_chisq_scaling_factor``.
+        lavaan's ``fitMeasures(fit)`` from :func:`analysis.sem.fit.fit_measures` (``npar, fmin,
+        chisq, df, pvalue, baseline_chisq, baseline_df, baseline_pvalue, cfi, tli, ..., logl,
+        unrestricted_logl, aic, bic, bic2, rmsea`` with interval and p-values, the RMRs and SRMRs,
+        ``gfi, agfi, pgfi, mfi, ecvi, ntotal, ngroups``); with MLR/MLM also the scaled and robust
+        measures (``chisq_scaled, df_scaled, pvalue_scaled, chisq_scaling_factor,
+        baseline_chisq_scaled, baseline_chisq_scaling_factor, cfi_scaled, cfi_robust, ...``).
     x, vcov, information
         The free parameters (lavaan's ``coef``, by ``free`` index), their covariance matrix and
         the expected information (summed over cases).
@@ -155,18 +159,21 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     df = ndat - (q - opt.eq_rank)
     logl, unres = est.loglik(opt.x)
     base_chisq, base_df = baseline(model, stats)
-    fit_measures = {
-        "npar": int(q - opt.eq_rank), "fmin": opt.fmin / 2, "chisq": float(chisq), "df": int(df),
-        "pvalue": chisq_pvalue(chisq, df), "baseline_chisq": base_chisq, "baseline_df": base_df,
-        "baseline_pvalue": chisq_pvalue(base_chisq, base_df), "logl": logl, "unrestricted_logl": unres,
-        "ntotal": int(est.ntotal), "ngroups": len(stats),
-    }
-    if robust is not None:
-        fit_measures.update(chisq_scaled=robust.scaled.chisq, df_scaled=int(df),
-                            pvalue_scaled=chisq_pvalue(robust.scaled.chisq, df),
-                            chisq_scaling_factor=robust.scaled.scaling_factor,
-                            baseline_chisq_scaled=robust.baseline_scaled.chisq,
-                            baseline_chisq_scaling_factor=robust.baseline_scaled.scaling_factor)
+    moments = est.moments(opt.x)
+    covs, means = [st.cov for st in stats], [st.mean for st in stats]
+    implied_covs, implied_means = [m[0] for m in moments], [m[1] for m in moments]
+    nobs = [st.n for st in stats]
+    mean_args = dict(sample_mean=means, implied_mean=implied_means) if model.meanstructure else {}
+    # lavaan's number of sample statistics for the AGFI/PGFI: all of them, fixed.x covariates' too
+    nel = sum(blk.p * (blk.p + 1) // 2 + (blk.p if model.meanstructure else 0) for blk in model.blocks)
+    fixed_x = [[k for k, v in enumerate(st.ov) if v in set(blk.ov_x)] for blk, st in zip(model.blocks, stats)]
+    fit_measures = fitm.fit_measures(
+        npar=int(q - opt.eq_rank), ntotal=int(est.ntotal), chisq=float(chisq), df=int(df),
+        baseline_chisq=base_chisq, baseline_df=base_df, n_groups=len(stats), estimator=estimator,
+        fmin=opt.fmin / 2, scaled=robust.scaled if robust is not None else None,
+        baseline_scaled=robust.baseline_scaled if robust is not None else None, logl=logl,
+        unrestricted_logl=unres, residuals=fitm.residual_measures(covs, implied_covs, nobs, **mean_args),
+        gfi_value=fitm.ml_gfi(covs, implied_covs, nobs, **mean_args, fixed_x=fixed_x), nel=nel)
     implied = tuple((pd.DataFrame(s, index=st.ov, columns=st.ov), pd.Series(m, index=st.ov))
                     for (s, m), st in zip(est.moments(opt.x), stats))
     return EngineFit(parameters=params, fit=fit_measures, x=opt.x, vcov=vcov, information=info, model=model,
