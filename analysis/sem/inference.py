@@ -151,12 +151,22 @@ class _StandardisationPlan:
             cov = (op == "~~") & (pt["lhs"].to_numpy()[rows] != pt["rhs"].to_numpy()[rows])
             own_lv = cov & (blk.matrix == "psi") & ~a_d & ~z_d  # std.lv: residual correlation of latents
             lv_idx = np.array([blk.lv.index(v) if v in blk.lv else -1 for v in names[len(blk.ov):]], dtype=int)
+            masks = dict(load=op == "=~", reg=(op == "~") | (op == "<~"), mean=(op == "~1") | (op == "|"),
+                         var=op == "~~", scale=op == "~*~")
+            own = {"lv": own_lv, "all": cov}
+            own_cells = {kind: [(name, np.flatnonzero(sel & (blk.matrix == name))) for name in ("psi", "theta")]
+                         for kind, sel in own.items()}
             self.plans.append(dict(rows=rows, op=op, lhs=lhs, rhs=rhs, cov=cov, own_lv=own_lv, p=blk.p,
-                                   lv_idx=lv_idx, matrix=blk.matrix, i=blk.row, j=blk.col))
+                                   lv_idx=lv_idx, matrix=blk.matrix, i=blk.row, j=blk.col, masks=masks, own=own,
+                                   own_cells=own_cells))
 
     def __call__(self, x: np.ndarray, kind: str, values: np.ndarray, groups: list[int] | None = None) -> np.ndarray:
+        return self.both(x, values, groups)[0 if kind == "lv" else 1]
+
+    def both(self, x: np.ndarray, values: np.ndarray, groups: list[int] | None = None):
+        """(std.lv, std.all) of every row of the given groups (NaN elsewhere), one model evaluation."""
         model = self.model
-        out = np.full(len(values), np.nan)
+        outs = (np.full(len(values), np.nan), np.full(len(values), np.nan))
         plans = self.plans if groups is None else [self.plans[g] for g in groups]
         for plan, mm in zip(plans, model.state(x, values, groups)):
             sigma, veta = mm["sigma"], mm["veta"]
@@ -165,27 +175,26 @@ class _StandardisationPlan:
                 var_lv = np.diag(veta)[plan["lv_idx"]]
                 sd_ov = np.sqrt(np.where(var_ov > 0, var_ov, np.nan))
                 sd_lv = np.sqrt(np.where(var_lv > 0, var_lv, np.nan))
-            sd = np.concatenate([np.ones(plan["p"]) if kind == "lv" else sd_ov, sd_lv])
             v = values[plan["rows"]]
-            op, a, z = plan["op"], plan["lhs"], plan["rhs"]
-            res = np.full(len(v), np.nan)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                res = np.where(op == "=~", v * sd[a] / sd[z], res)
-                res = np.where((op == "~") | (op == "<~"), v * sd[z] / sd[a], res)
-                res = np.where((op == "~1") | (op == "|"), v / sd[a], res)
-                res = np.where(op == "~~", v / (sd[a] * sd[z]), res)
-                own = plan["cov"] if kind == "all" else plan["own_lv"]
-                if own.any():
-                    diag = np.zeros(len(v))
-                    for name in ("psi", "theta"):
-                        sel = own & (plan["matrix"] == name)
-                        if sel.any():
+            a, z, mk = plan["lhs"], plan["rhs"], plan["masks"]
+            for kind, out in zip(("lv", "all"), outs):
+                sd = np.concatenate([np.ones(plan["p"]) if kind == "lv" else sd_ov, sd_lv])
+                res = np.full(len(v), np.nan)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    sa, sz = sd[a], sd[z]
+                    res[mk["load"]] = (v * sa / sz)[mk["load"]]
+                    res[mk["reg"]] = (v * sz / sa)[mk["reg"]]
+                    res[mk["mean"]] = (v / sa)[mk["mean"]]
+                    res[mk["var"]] = (v / (sa * sz))[mk["var"]]
+                    for name, idx in plan["own_cells"][kind]:
+                        if len(idx):
                             m = mm[name]
-                            diag[sel] = m[plan["i"][sel], plan["i"][sel]] * m[plan["j"][sel], plan["j"][sel]]
-                    res = np.where(own, np.where(diag > 0, v / np.sqrt(np.where(diag > 0, diag, 1.0)), np.nan), res)
-                res = np.where(op == "~*~", v, res)
-            out[plan["rows"]] = res
-        return out
+                            ii, jj = plan["i"][idx], plan["j"][idx]
+                            diag = m[ii, ii] * m[jj, jj]
+                            res[idx] = np.where(diag > 0, v[idx] / np.sqrt(np.where(diag > 0, diag, 1.0)), np.nan)
+                    res[mk["scale"]] = v[mk["scale"]]
+                out[plan["rows"]] = res
+        return outs
 
 
 def standardized_values(model: Model, constraints: Constraints, x: np.ndarray, kind: str,
@@ -201,14 +210,14 @@ def standardized_values(model: Model, constraints: Constraints, x: np.ndarray, k
     return np.concatenate([out, defined])
 
 
-def _standardized_jacobian(model: Model, constraints: Constraints, x: np.ndarray, kind: str,
-                           plan: _StandardisationPlan) -> np.ndarray:
-    """Jacobian of :func:`standardized_values` in ``x`` by central differences, group by group
-    (a group's standardised rows depend only on the parameters of that group), and for the
-    defined parameters by the chain rule through the rows they use."""
+def _standardized_jacobians(model: Model, constraints: Constraints, x: np.ndarray,
+                            plan: _StandardisationPlan) -> tuple[np.ndarray, np.ndarray]:
+    """Jacobians of :func:`standardized_values` (std.lv, std.all) in ``x`` by central
+    differences, group by group (a group's standardised rows depend only on the parameters of
+    that group), and for the defined parameters by the chain rule through the rows they use."""
     q = len(x)
     n_rows = len(model.partable)
-    jac = np.zeros((n_rows, q))
+    jacs = (np.zeros((n_rows, q)), np.zeros((n_rows, q)))
     for g, blk in enumerate(model.blocks):
         cols = np.unique(model.free[blk.rows][model.free[blk.rows] > 0] - 1)
         for k in cols:
@@ -216,23 +225,26 @@ def _standardized_jacobian(model: Model, constraints: Constraints, x: np.ndarray
             up, down = x.copy(), x.copy()
             up[k] += h
             down[k] -= h
-            a = plan(up, kind, model.row_values(up), [g])[blk.rows]
-            b = plan(down, kind, model.row_values(down), [g])[blk.rows]
-            jac[blk.rows, k] = np.nan_to_num((a - b) / (2 * h))
+            a = plan.both(up, model.row_values(up), [g])
+            b = plan.both(down, model.row_values(down), [g])
+            for jac, ua, db in zip(jacs, a, b):
+                jac[blk.rows, k] = np.nan_to_num((ua[blk.rows] - db[blk.rows]) / (2 * h))
     if not constraints.defined:
-        return jac
+        return jacs
     values = model.row_values(x)
-    std_rows = plan(x, kind, values)
-    base = np.where(np.isnan(std_rows), values, std_rows)
-    used = sorted({r for _, _, e in constraints.defined for r in e.rows if r >= 0})
-    d_def = np.zeros((len(constraints.defined), n_rows))
-    for r in used:
-        h = 1e-6 * max(1.0, abs(base[r]))
-        up, down = base.copy(), base.copy()
-        up[r] += h
-        down[r] -= h
-        d_def[:, r] = (constraints.defined_values(up) - constraints.defined_values(down)) / (2 * h)
-    return np.vstack([jac, np.nan_to_num(d_def) @ jac])
+    out = []
+    for jac, std_rows in zip(jacs, plan.both(x, values)):
+        base = np.where(np.isnan(std_rows), values, std_rows)
+        used = sorted({r for _, _, e in constraints.defined for r in e.rows if r >= 0})
+        d_def = np.zeros((len(constraints.defined), n_rows))
+        for r in used:
+            h = 1e-6 * max(1.0, abs(base[r]))
+            up, down = base.copy(), base.copy()
+            up[r] += h
+            down[r] -= h
+            d_def[:, r] = (constraints.defined_values(up) - constraints.defined_values(down)) / (2 * h)
+        out.append(np.vstack([jac, np.nan_to_num(d_def) @ jac]))
+    return out[0], out[1]
 
 
 def parameter_estimates(model: Model, constraints: Constraints, x: np.ndarray, vcov: np.ndarray,
@@ -266,10 +278,11 @@ def parameter_estimates(model: Model, constraints: Constraints, x: np.ndarray, v
     se_rows = np.where(free > 0, se_x[np.maximum(free - 1, 0)], 0.0)
     std = {}
     plan = _StandardisationPlan(model)
+    jacobians = dict(zip(("lv", "all"), _standardized_jacobians(model, constraints, x, plan))) if std_se else {}
     for kind in ("lv", "all"):
         vals = standardized_values(model, constraints, x, kind, plan)
         if std_se:
-            jac = _standardized_jacobian(model, constraints, x, kind, plan)
+            jac = jacobians[kind]
             with np.errstate(invalid="ignore"):
                 se_std = np.sqrt(np.sum((jac @ vcov) * jac, axis=1))
         else:
