@@ -206,7 +206,8 @@ def test_nonrecursive_model_is_refused_naming_its_parameters():
 def test_two_indicator_factor_is_refused():
     case = ENGINE["unidentified"]["two_indicators"]
     assert case["df"] == -1
-    with pytest.raises(InputError, match=r"4 free parameters but only 3 sample moments \(degrees of freedom -1\)") as err:
+    msg = r"4 free parameters but only 3 sample moments \(degrees of freedom -1\)"
+    with pytest.raises(InputError, match=msg) as err:
         fit(pd.DataFrame(case["partable"]), DATA["hs"])
     assert "f =~ x2" in str(err.value)
 

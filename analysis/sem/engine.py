@@ -18,7 +18,7 @@ import pandas as pd
 
 from analysis.errors import InputError
 from analysis.sem.constraints import ConstraintSystem, build_constraints, merge_simple_equalities
-from analysis.sem.estimate import MLEstimator, Optimum, baseline, chisq_pvalue, optimise, start_values
+from analysis.sem.estimate import MLEstimator, Optimum, baseline, optimise, start_values
 from analysis.sem import fit as fitm
 from analysis.sem.inference import check_identified, covariance, parameter_estimates, unidentified_parameters
 from analysis.sem.model import Model, SampleStats, build_model, normalise_partable, sample_statistics

@@ -53,9 +53,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import linalg, optimize, stats
+from scipy import linalg, optimize
 
 from analysis.sem.constraints import Constraints, ConstraintSystem, linear_reduction
+from analysis.sem.fit import chisq_pvalue  # noqa: F401  (one p-value function; robust.py imports it from here)
 from analysis.sem.model import Model, SampleStats
 
 __all__ = ["MLEstimator", "Optimum", "baseline", "optimise", "start_values"]
@@ -470,8 +471,3 @@ def baseline(model: Model, stats: list[SampleStats]) -> tuple[float, int]:
         p, px = len(st.ov), len(x_ix)
         df += p * (p + 1) // 2 - px * (px + 1) // 2 - (p - px)
     return float(chisq), int(df)
-
-
-def chisq_pvalue(chisq: float, df: int) -> float:
-    """The upper tail of the chi-square distribution (NaN for df <= 0, as lavaan)."""
-    return float(stats.chi2.sf(chisq, df)) if df > 0 else float("nan")
