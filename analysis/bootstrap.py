@@ -46,6 +46,7 @@ from scipy import optimize, stats
 from threadpoolctl import threadpool_limits
 
 from analysis.sem.single import SEMFit, ParameterTable, _information, _ml_fisher_scoring, _Model, _row_values, defined_values
+from analysis.errors import InputError
 
 __all__ = ["BootstrapResult", "bootstrap_sem", "norm_inter"]
 
@@ -324,9 +325,9 @@ def bootstrap_sem(data: pd.DataFrame, fit: SEMFit, draws: int = 2000, seed: int 
     ``parameterEstimates(fit, boot.ci.type = "perc")`` or ``"bca.simple"``.
     """
     if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 2:
-        raise ValueError(f"bootstrap draws: a whole number >= 2, got {draws!r}")
+        raise InputError(f"bootstrap draws: a whole number >= 2, got {draws!r}")
     if missing not in ("listwise", "fiml"):
-        raise ValueError(f"missing must be 'listwise' or 'fiml', got {missing!r}")
+        raise InputError(f"missing must be 'listwise' or 'fiml', got {missing!r}")
     pt = fit.partable
     obs = list(pt.observed)
     x = data[obs].apply(pd.to_numeric, errors="coerce")
@@ -357,7 +358,7 @@ def bootstrap_sem(data: pd.DataFrame, fit: SEMFit, draws: int = 2000, seed: int 
     chunks = [tasks[i:i + CHUNK] for i in range(0, draws, CHUNK)]
     jobs = (os.cpu_count() or 1) if jobs is None else int(jobs)
     if jobs < 1:
-        raise ValueError(f"jobs: a whole number >= 1, got {jobs!r}")
+        raise InputError(f"jobs: a whole number >= 1, got {jobs!r}")
     results = []
     if jobs == 1:
         for chunk in chunks:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from analysis.errors import InputError
 
 __all__ = ["check_observed_values", "numeric_columns"]
 
@@ -20,13 +21,13 @@ def check_observed_values(x: np.ndarray, names: list[str], noun: str = "column",
         values = x[:, k]
         infinite = np.flatnonzero(np.isinf(values))
         if len(infinite):
-            raise ValueError(f"{noun} {c!r} has an infinite value {values[infinite[0]]} in row {infinite[0] + 1}; "
+            raise InputError(f"{noun} {c!r} has an infinite value {values[infinite[0]]} in row {infinite[0] + 1}; "
                              "set it missing or correct it")
         present = values[~np.isnan(values)]
         if len(present) == 0:
-            raise ValueError(f"{noun} {c!r} is entirely missing ({len(values)} rows); {advice}")
+            raise InputError(f"{noun} {c!r} is entirely missing ({len(values)} rows); {advice}")
         if np.all(present == present[0]):
-            raise ValueError(f"{noun} {c!r} is constant (every observed value is {present[0]:g}); {advice}")
+            raise InputError(f"{noun} {c!r} is constant (every observed value is {present[0]:g}); {advice}")
 
 
 def numeric_columns(data: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -42,5 +43,5 @@ def numeric_columns(data: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
         bad = (x[c].isna() & data[c].notna()).to_numpy()
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"column {c!r} is not numeric: {data[c].iloc[row]!r} in row {row + 1}")
+            raise InputError(f"column {c!r} is not numeric: {data[c].iloc[row]!r} in row {row + 1}")
     return x

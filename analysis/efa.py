@@ -34,8 +34,9 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from analysis.errors import InputError
+from analysis.sem import fit as fitm
 from analysis.warnings import ConvergenceWarning, GapscaleWarning
+from analysis.errors import InputError
 
 __all__ = [
     "EFAResult",
@@ -482,17 +483,11 @@ def _fit(r, loadings, phi, n_obs, m) -> dict:
 
 
 def _rmsea_ci(chisq, df, n, level=0.90):
-    """psych's 90% RMSEA interval: noncentrality where the chi-square cdf is .95 / .05."""
-    def bound(q):
-        if stats.chi2.cdf(chisq, df) <= q:
-            return 0.0
-        f = lambda ncp: stats.ncx2.cdf(chisq, df, ncp) - q  # noqa: E731
-        hi = max(n, chisq) + 2 * n
-        try:
-            return float(np.sqrt(optimize.brentq(f, 1e-12, hi) / (n - 1) / df))
-        except ValueError:
-            return None
-    return bound((1 + level) / 2), bound((1 - level) / 2)
+    """psych's 90% RMSEA interval: the noncentrality interval of :func:`analysis.sem.fit.rmsea_ci`
+    on psych's N - 1. psych searches the noncentrality up to max(N, chisq) + 2N and gives NA for a
+    bound on the wrong side of its point estimate; lavaan's rule (used here) searches up to
+    max(N, 4 chisq) and gives 0: they differ only in such extreme cases."""
+    return fitm.rmsea_ci(chisq, df, n - 1, level=level)
 
 
 # --------------------------------------------------------------------------- result
@@ -542,15 +537,19 @@ class EFAResult:
         return table.assign(h2=self.communalities[order].to_numpy(), u2=self.uniquenesses[order].to_numpy(),
                             complexity=self.complexity[order].to_numpy())
 
-    def to_files(self, directory: str | Path, prefix: str = "efa_") -> list[Path]:
-        """Write the sorted loadings (with h2, u2, complexity), phi and variance as CSV."""
+    def to_files(self, directory: str | Path, prefix: str = "efa_", write=None) -> list[Path]:
+        """Write the sorted loadings (with h2, u2, complexity), phi and variance as CSV
+        (through ``write(frame, path)`` when given: the stages pass their one CSV writer)."""
         d = Path(directory)
         table = self.sorted_loadings()
         files = {f"{prefix}loadings.csv": table,
                  f"{prefix}factor_correlations.csv": self.phi.rename_axis("factor").reset_index(),
                  f"{prefix}variance.csv": self.variance.rename_axis("factor").reset_index()}
         for name, df in files.items():
-            df.to_csv(d / name, index=False, lineterminator="\n")
+            if write is not None:
+                write(df, d / name)
+            else:
+                df.to_csv(d / name, index=False, lineterminator="\n")
         return [d / n for n in files]
 
 

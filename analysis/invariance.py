@@ -89,6 +89,7 @@ from analysis.multigroup import (
 )
 from analysis.warnings import GapscaleWarning
 from instrument.lavaan import LavaanModel, parse_model
+from analysis.errors import InputError
 
 __all__ = ["CRITERIA", "LEVELS", "Criteria", "GroupExcludedWarning", "InvarianceResult", "eligible_groups",
            "invariance", "measurement_invariance", "structural_invariance"]
@@ -98,7 +99,7 @@ CONSTRAINTS = {"configural": (), "metric": ("loadings",), "scalar": ("loadings",
                "strict": ("loadings", "intercepts", "residuals")}
 CRITERIA = ("fit_indices", "cfi", "chisq")
 FIT_COLUMNS = ["model", "chisq", "df", "pvalue", "cfi", "tli", "rmsea", "rmsea_ci_lower", "rmsea_ci_upper", "srmr",
-               "aic", "bic", "delta_chisq", "delta_df", "delta_pvalue", "delta_cfi", "delta_rmsea", "delta_srmr",
+               "aic", "bic", "rni", "srmr_bentler", "gfi", "agfi", "bic2", "ecvi", "delta_chisq", "delta_df", "delta_pvalue", "delta_cfi", "delta_rmsea", "delta_srmr",
                "holds"]
 GROUP_COLUMNS = ["group", "n", "used", "reason"]
 MEAN_COLUMNS = ["group", "reference", "latent", "est", "se", "z", "pvalue", "ci_lower", "ci_upper", "std_all"]
@@ -128,20 +129,20 @@ class Criteria:
 
     def __post_init__(self):
         if self.criterion not in CRITERIA:
-            raise ValueError(f"criterion must be one of {', '.join(CRITERIA)}, got {self.criterion!r}")
+            raise InputError(f"criterion must be one of {', '.join(CRITERIA)}, got {self.criterion!r}")
         for name in ("delta_cfi", "delta_rmsea", "alpha", "configural_cfi", "configural_rmsea"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value):
-                raise ValueError(f"{name} must be a number, got {value!r}")
+                raise InputError(f"{name} must be a number, got {value!r}")
         if not self.delta_cfi < 0:
-            raise ValueError(f"delta_cfi is the CFI drop that signals non-invariance, a negative number such as "
+            raise InputError(f"delta_cfi is the CFI drop that signals non-invariance, a negative number such as "
                              f"-0.010; got {self.delta_cfi!r}")
         if not self.delta_rmsea > 0:
-            raise ValueError(f"delta_rmsea must be > 0 (e.g. 0.015), got {self.delta_rmsea!r}")
+            raise InputError(f"delta_rmsea must be > 0 (e.g. 0.015), got {self.delta_rmsea!r}")
         if not 0 < self.alpha < 1:
-            raise ValueError(f"alpha must be in (0, 1), got {self.alpha!r}")
+            raise InputError(f"alpha must be in (0, 1), got {self.alpha!r}")
         if not 0 < self.configural_cfi <= 1 or not 0 < self.configural_rmsea < 1:
-            raise ValueError(f"configural_cfi must be in (0, 1] and configural_rmsea in (0, 1), got "
+            raise InputError(f"configural_cfi must be in (0, 1] and configural_rmsea in (0, 1), got "
                              f"{self.configural_cfi!r} and {self.configural_rmsea!r}")
 
     def step(self, delta: dict) -> tuple[bool, str]:
@@ -260,11 +261,11 @@ def eligible_groups(data: pd.DataFrame, group: str, observed: list[str], missing
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data: expected a pandas DataFrame, got {type(data).__name__}")
     if group not in data.columns:
-        raise ValueError(f"group column {group!r} is not in the data; columns are {', '.join(map(str, data.columns))}")
+        raise InputError(f"group column {group!r} is not in the data; columns are {', '.join(map(str, data.columns))}")
     if isinstance(min_group_size, bool) or not isinstance(min_group_size, (int, np.integer)) or min_group_size < 2:
-        raise ValueError(f"min_group_size must be a whole number >= 2, got {min_group_size!r}")
+        raise InputError(f"min_group_size must be a whole number >= 2, got {min_group_size!r}")
     if missing not in ("listwise", "fiml"):
-        raise ValueError(f"missing must be 'listwise' or 'fiml', got {missing!r}")
+        raise InputError(f"missing must be 'listwise' or 'fiml', got {missing!r}")
     p = len(observed)
     x_all = numeric_columns(data, observed)
     labels = data[group].astype("string")
@@ -309,7 +310,7 @@ def eligible_groups(data: pd.DataFrame, group: str, observed: list[str], missing
     if len(usable) < 2:
         listing = "; ".join(f"{r['group'] or '(none)'}: n = {r['n']}" + (f" ({r['reason']})" if r["reason"] else "")
                             for r in rows)
-        raise ValueError(f"invariance across {group!r} needs at least two groups that can be fitted; "
+        raise InputError(f"invariance across {group!r} needs at least two groups that can be fitted; "
                          f"groups: {listing}")
     names = [g for g, _ in usable]
     if reference_group is None:
@@ -318,7 +319,7 @@ def eligible_groups(data: pd.DataFrame, group: str, observed: list[str], missing
         reference = str(reference_group)
         if reference not in names:
             known = ", ".join(names)
-            raise ValueError(f"reference group {reference!r} is not a usable group of {group!r} (usable: {known})")
+            raise InputError(f"reference group {reference!r} is not a usable group of {group!r} (usable: {known})")
     order = [reference] + [g for g in names if g != reference]
     return table, order
 
@@ -328,8 +329,7 @@ def eligible_groups(data: pd.DataFrame, group: str, observed: list[str], missing
 
 def _fit_row(name: str, fit: MultiGroupFit, delta: dict | None, holds: bool) -> dict:
     f = fit.fit
-    row = {k: f[k] for k in ("chisq", "df", "pvalue", "cfi", "tli", "rmsea", "rmsea_ci_lower", "rmsea_ci_upper",
-                             "srmr", "aic", "bic")}
+    row = {k: f.get(k, np.nan) for k in FIT_COLUMNS[1:18]}  # GFI is not available with FIML
     delta = delta or {}
     row.update({k: delta.get(k, np.nan) for k in ("delta_chisq", "delta_df", "delta_pvalue", "delta_cfi",
                                                    "delta_rmsea", "delta_srmr")})
@@ -506,7 +506,7 @@ def structural_invariance(data: pd.DataFrame, model, group: str, groups, group_p
     criteria = criteria or Criteria()
     model = _as_model(model)
     if not model.by_op("~"):
-        raise ValueError("the structural model has no regressions (~) to compare across groups")
+        raise InputError("the structural model has no regressions (~) to compare across groups")
     loadings_partial = tuple(s for s in (group_partial or ()) if _parse_partial(s)[1] == "=~")
     free = fit_multigroup(data, model, group, ("loadings",), loadings_partial, missing, groups=groups,
                           labels="per_group", se=True)

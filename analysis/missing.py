@@ -41,6 +41,7 @@ from scipy.stats import chi2
 
 from analysis.checks import check_observed_values
 from analysis.warnings import ConvergenceWarning
+from analysis.errors import InputError
 
 __all__ = [
     "ConvergenceWarning",
@@ -113,7 +114,7 @@ def missing_by_respondent(data: pd.DataFrame, columns: list[str], id_column: str
     """
     _check_columns(data, columns)
     if id_column is not None and id_column not in data.columns:
-        raise ValueError(f"id_column {id_column!r} is not a column of the data; columns are {list(data.columns)!r}")
+        raise InputError(f"id_column {id_column!r} is not a column of the data; columns are {list(data.columns)!r}")
     rows = np.arange(1, len(data) + 1, dtype=np.int64)
     n_missing = data[columns].isna().sum(axis=1).to_numpy(dtype=np.int64)
     return pd.DataFrame({
@@ -148,7 +149,7 @@ def missing_patterns(data: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     """
     _check_columns(data, columns)
     if "n" in columns:
-        raise ValueError("missing_patterns: a column named 'n' clashes with the count column 'n'; rename it")
+        raise InputError("missing_patterns: a column named 'n' clashes with the count column 'n'; rename it")
     observed = (~data[columns].isna()).to_numpy(dtype=np.int64)
     if len(observed) == 0:
         return pd.DataFrame({**{c: pd.Series(dtype=np.int64) for c in columns}, "n": pd.Series(dtype=np.int64)})
@@ -344,9 +345,9 @@ def little_mcar_test(data: pd.DataFrame, columns: list[str], max_iter: int = 100
 def _em(x: np.ndarray, names: list[str], max_iter: int, tol: float):
     """EM on the standardised matrix; returns (EMMoments, standardised data, centre, scale)."""
     if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
-        raise ValueError(f"max_iter: need a whole number >= 1, got {max_iter!r}")
+        raise InputError(f"max_iter: need a whole number >= 1, got {max_iter!r}")
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not np.isfinite(tol) or tol <= 0:
-        raise ValueError(f"tol: need a number > 0, got {tol!r}")
+        raise InputError(f"tol: need a number > 0, got {tol!r}")
     x = x[(~np.isnan(x)).any(axis=1)]
     n, p = x.shape
     centre = np.nanmean(x, axis=0)
@@ -422,7 +423,7 @@ def _inv(a: np.ndarray, names: list[str], sigma: np.ndarray) -> np.ndarray:
         return np.linalg.inv(a)
     except np.linalg.LinAlgError:
         _check_positive_definite(sigma, names)
-        raise ValueError(f"the covariance of {', '.join(names)} became singular during EM; "
+        raise InputError(f"the covariance of {', '.join(names)} became singular during EM; "
                          "check for linearly dependent columns") from None
 
 
@@ -431,7 +432,7 @@ def _check_positive_definite(sigma: np.ndarray, names: list[str]) -> None:
     if values[0] > 1e-10 * max(values[-1], 1.0):
         return
     involved = [names[k] for k in np.flatnonzero(np.abs(vectors[:, 0]) > 1e-3)]
-    raise ValueError(f"columns {', '.join(involved)} are linearly dependent (the ML covariance is singular, "
+    raise InputError(f"columns {', '.join(involved)} are linearly dependent (the ML covariance is singular, "
                      f"smallest eigenvalue {values[0]:.3g} of the standardised covariance); drop one of them")
 
 
@@ -453,11 +454,11 @@ def _check_columns(data: pd.DataFrame, columns: list[str]) -> None:
     columns = list(columns)
     unknown = [c for c in columns if c not in data.columns]
     if unknown:
-        raise ValueError(f"column {unknown[0]!r} is not in the data; columns are {list(data.columns)!r}")
+        raise InputError(f"column {unknown[0]!r} is not in the data; columns are {list(data.columns)!r}")
     seen = set()
     for c in columns:
         if c in seen:
-            raise ValueError(f"column {c!r} is listed twice in columns")
+            raise InputError(f"column {c!r} is listed twice in columns")
         seen.add(c)
 
 
@@ -465,13 +466,13 @@ def _numeric_matrix(data: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray,
     _check_columns(data, columns)
     names = list(columns)
     if len(names) < 2:
-        raise ValueError(f"Little's MCAR test needs at least 2 columns, got {len(names)}: {names!r}")
+        raise InputError(f"Little's MCAR test needs at least 2 columns, got {len(names)}: {names!r}")
     for c in names:
         col = data[c]
         if not pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
             present = col.dropna()
             example = f"; first value {present.iloc[0]!r} in row {int(np.flatnonzero(col.notna())[0]) + 1}" if len(present) else ""
-            raise ValueError(f"column {c!r} is not numeric (dtype {col.dtype}){example}; "
+            raise InputError(f"column {c!r} is not numeric (dtype {col.dtype}){example}; "
                              "recode it to numbers or leave it out of columns")
     x = np.column_stack([data[c].astype("float64").to_numpy(dtype=np.float64, na_value=np.nan) for c in names]) \
         if len(data) else np.empty((0, len(names)))
@@ -481,7 +482,7 @@ def _numeric_matrix(data: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray,
     never = np.argwhere(together == 0)
     if len(never):
         a, b = never[0]
-        raise ValueError(f"columns {names[a]!r} and {names[b]!r} are never observed in the same row; "
+        raise InputError(f"columns {names[a]!r} and {names[b]!r} are never observed in the same row; "
                          "their covariance cannot be estimated, so leave one of them out of columns")
     return x, names
 

@@ -88,18 +88,20 @@ import pandas as pd
 from scipy import linalg, optimize, stats
 
 from analysis.checks import numeric_columns
+from analysis.sem import fit as fitm
 from analysis.sem.single import (
     InadmissibleWarning,
     ParameterTable,
     _information,
     _Model,
-    _ncp_bounds,
     _standardised,
     _start,
     parameter_table,
 )
 from analysis.warnings import ConvergenceWarning, GapscaleWarning
+from analysis.errors import InputError
 from instrument.lavaan import LavaanModel, parse_model
+from analysis.errors import InputError
 
 __all__ = ["GROUP_EQUAL", "IdentificationWarning", "MULTIGROUP_COLUMNS", "MultiGroupFit", "MultiGroupTable",
            "fit_multigroup", "lr_test", "multigroup_table", "wald_equal"]
@@ -161,13 +163,13 @@ def _parse_partial(spec: str) -> tuple[str, str, str]:
         raise TypeError(f"group_partial: expected strings such as 'x3 ~ 1' or 'visual =~ x2', got {spec!r}")
     m = _PARTIAL.match(spec)
     if m is None:
-        raise ValueError(f"group_partial: cannot read {spec!r}; write a parameter as lavaan does, "
+        raise InputError(f"group_partial: cannot read {spec!r}; write a parameter as lavaan does, "
                          "e.g. 'x3 ~ 1', 'visual =~ x2', 'x1 ~~ x1', 'textual ~ visual'")
     lhs, op, rhs = m.groups()
     if op == "~" and rhs == "1":
         return lhs, "~1", ""
     if rhs == "1":
-        raise ValueError(f"group_partial: cannot read {spec!r}")
+        raise InputError(f"group_partial: cannot read {spec!r}")
     if op == "~~":
         lhs, rhs = sorted((lhs, rhs))
     return lhs, op, rhs
@@ -228,28 +230,32 @@ def multigroup_table(model: LavaanModel | str, groups, group_equal=(), group_par
         model = parse_model(model)
     groups = tuple(str(g) for g in groups)
     if len(groups) < 2:
-        raise ValueError(f"a multi-group model needs at least two groups, got {list(groups)!r}")
+        raise InputError(f"a multi-group model needs at least two groups, got {list(groups)!r}")
     if len(set(groups)) != len(groups):
-        raise ValueError(f"groups: each group once, got {list(groups)!r}")
+        raise InputError(f"groups: each group once, got {list(groups)!r}")
     if isinstance(group_equal, str):
         group_equal = (group_equal,)
     unknown = [c for c in group_equal if c not in GROUP_EQUAL]
     if unknown:
-        raise ValueError(f"group_equal: unknown category {unknown[0]!r}; use any of {', '.join(GROUP_EQUAL)}")
+        raise InputError(f"group_equal: unknown category {unknown[0]!r}; use any of {', '.join(GROUP_EQUAL)}")
     if labels not in ("shared", "per_group"):
-        raise ValueError(f"labels must be 'shared' or 'per_group', got {labels!r}")
+        raise InputError(f"labels must be 'shared' or 'per_group', got {labels!r}")
     if isinstance(group_partial, str):
         group_partial = (group_partial,)
     constraints = [s for s in model.statements if s.op in ("==", "<", ">")]
     if constraints:
         s = constraints[0]
-        raise ValueError(f"line {s.line}: {s.lhs} {s.op} {s.rhs}: constraints are not supported in multi-group models")
+        raise InputError(f"line {s.line}: {s.lhs} {s.op} {s.rhs}: constraints are not supported in multi-group models")
     means = {s.lhs: s for s in model.statements if s.op == "~1"}
+    for s in means.values():
+        if s.group_wise or s.lower or s.upper:
+            raise InputError(f"line {s.line}: {s.lhs} ~ 1: per-group modifiers and bounds are not supported yet; "
+                             "use one value (a label, a number) for every group")
     base = _lavaan_table(model, observed_in_data)
     observed, latents = base.observed, base.latents
     for name, s in means.items():
         if name not in observed and name not in latents:
-            raise ValueError(f"line {s.line}: {name} ~ 1: {name!r} is not a variable of the model")
+            raise InputError(f"line {s.line}: {name} ~ 1: {name!r} is not a variable of the model")
     obs_set = set(observed)
     equal = set(group_equal)
     present = {_key(r.lhs, r.op, r.rhs) for r in base.rows.itertuples()}
@@ -259,7 +265,7 @@ def multigroup_table(model: LavaanModel | str, groups, group_equal=(), group_par
         key = _parse_partial(spec)
         k = _key(*key)
         if k not in present:
-            raise ValueError(f"group_partial: {spec!r} is not a parameter of the model")
+            raise InputError(f"group_partial: {spec!r} is not a parameter of the model")
         partial.add(k)
 
     rows = []
@@ -563,9 +569,10 @@ class MultiGroupFit:
         label; ``label`` only the labels of the syntax), plus ``free`` (the parameter number,
         shared by equal parameters; 0 fixed).
     fit : dict
-        lavaan's fitMeasures: ``npar, chisq, df, pvalue, baseline_chisq, baseline_df, cfi, tli,
-        rmsea, rmsea_ci_lower, rmsea_ci_upper, rmsea_pvalue, srmr, logl, unrestricted_logl, aic,
-        bic, ntotal, ngroups``.
+        lavaan's fitMeasures, every measure lavaan reports for the estimator (``npar, chisq, df,
+        pvalue, cfi, tli, rni, rmsea`` with its interval and p-values, ``srmr, srmr_bentler, gfi,
+        agfi, logl, aic, bic, bic2, ecvi, ntotal, ngroups``, ...; scaled and robust versions with
+        MLR and FIML), from :func:`analysis.sem.fit.fit_measures`.
     groups : tuple of str
         Group labels in model order (the first is the reference for latent means).
     n : dict
@@ -617,12 +624,12 @@ def _numeric_groups(data: pd.DataFrame, group: str, observed: list[str], groups,
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data: expected a pandas DataFrame, got {type(data).__name__}")
     if group not in data.columns:
-        raise ValueError(f"group column {group!r} is not in the data; columns are {', '.join(map(str, data.columns))}")
+        raise InputError(f"group column {group!r} is not in the data; columns are {', '.join(map(str, data.columns))}")
     absent = data[group].isna()
     if absent.any():
         rows = np.flatnonzero(absent.to_numpy()) + 1
         shown = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")
-        raise ValueError(f"group column {group!r} is empty in {len(rows)} row(s) (rows {shown}); "
+        raise InputError(f"group column {group!r} is empty in {len(rows)} row(s) (rows {shown}); "
                          "give those rows a group or drop them")
     labels = data[group].astype(str)
     present = list(dict.fromkeys(labels))
@@ -632,7 +639,7 @@ def _numeric_groups(data: pd.DataFrame, group: str, observed: list[str], groups,
         groups = [str(g) for g in groups]
         unknown = [g for g in groups if g not in set(present)]
         if unknown:
-            raise ValueError(f"group {unknown[0]!r} is not a value of {group!r}; its values are {', '.join(present)}")
+            raise InputError(f"group {unknown[0]!r} is not a value of {group!r}; its values are {', '.join(present)}")
     x_all = numeric_columns(data, observed)
     out = []
     p = len(observed)
@@ -645,14 +652,14 @@ def _numeric_groups(data: pd.DataFrame, group: str, observed: list[str], groups,
             x = x[~np.isnan(x).all(axis=1)]
             what = "rows with an observed value"
         if len(x) <= p:
-            raise ValueError(f"group {g!r} of {group!r} has {len(x)} {what} for {p} observed variables; a group "
+            raise InputError(f"group {g!r} of {group!r} has {len(x)} {what} for {p} observed variables; a group "
                              f"needs more rows than variables (leave it out with groups=...)")
         for k, c in enumerate(observed):
             col = x[:, k][~np.isnan(x[:, k])]
             if len(col) == 0:
-                raise ValueError(f"column {c!r} is entirely missing in group {g!r}; leave the group out")
+                raise InputError(f"column {c!r} is entirely missing in group {g!r}; leave the group out")
             if np.all(col == col[0]):
-                raise ValueError(f"column {c!r} is constant in group {g!r} (every value is {col[0]:g}); its "
+                raise InputError(f"column {c!r} is constant in group {g!r} (every value is {col[0]:g}); its "
                                  "covariance matrix is singular, so leave the group out or drop the item")
         out.append(x)
     return groups, out
@@ -701,7 +708,7 @@ def fit_multigroup(data: pd.DataFrame, model: LavaanModel | str, group: str, gro
     missing = "listwise" | "fiml")``.
     """
     if missing not in ("listwise", "fiml"):
-        raise ValueError(f"missing must be 'listwise' or 'fiml', got {missing!r}")
+        raise InputError(f"missing must be 'listwise' or 'fiml', got {missing!r}")
     parsed = parse_model(model) if isinstance(model, str) else model
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data: expected a pandas DataFrame, got {type(data).__name__}")
@@ -713,7 +720,7 @@ def fit_multigroup(data: pd.DataFrame, model: LavaanModel | str, group: str, gro
     q = table.n_free
     moments = n_groups * (p * (p + 1) // 2 + p)
     if q > moments:
-        raise ValueError(f"the model is not identified: {q} free parameters but only {moments} means, variances "
+        raise InputError(f"the model is not identified: {q} free parameters but only {moments} means, variances "
                          f"and covariances over {n_groups} groups (degrees of freedom {moments - q})")
     gdata = _reuse(start, observed, groups, xs, missing) or \
         [_group_data(g, x, missing, observed) for g, x in zip(groups, xs)]
@@ -722,7 +729,7 @@ def fit_multigroup(data: pd.DataFrame, model: LavaanModel | str, group: str, gro
     ntotal = int(ns.sum())
     for d in gdata:
         if np.linalg.eigvalsh(d.sample_cov).min() <= 1e-12 * np.abs(d.sample_cov).max():
-            raise ValueError(f"the covariance matrix of group {d.label!r} is singular: an observed variable is a "
+            raise InputError(f"the covariance matrix of group {d.label!r} is singular: an observed variable is a "
                              "linear combination of others in that group; leave the group out or drop the item")
 
     theta0 = _starting_values(table, models, gdata, start)
@@ -770,23 +777,22 @@ def fit_multigroup(data: pd.DataFrame, model: LavaanModel | str, group: str, gro
     chisq = max(2 * (h1 - logl), 0.0)
     df = moments - q
     base_chisq, base_df = 2 * (h1 - base), n_groups * p * (p - 1) // 2
-    srmr = 0.0
-    implied = {}
+    implied, sigmas, mus = {}, [], []
     for mdl, d in zip(models, gdata):
         sig, mu, *_ = mdl.implied(theta[mdl.idx])
-        sd = np.sqrt(np.diag(d.sample_cov))
-        cov_res = ((d.sample_cov - sig) / np.outer(sd, sd))[np.triu_indices(p)]
-        mean_res = (d.sample_mean - mu) / sd
-        srmr += d.n / ntotal * np.sqrt((np.sum(cov_res ** 2) + np.sum(mean_res ** 2)) / (p * (p + 1) // 2 + p))
+        sigmas.append(sig)
+        mus.append(mu)
         implied[d.label] = {"cov": pd.DataFrame(sig, index=observed, columns=observed),
                             "mean": pd.Series(mu, index=observed)}
-    fit = _fit_indices(chisq, df, base_chisq, base_df, ntotal, n_groups)
-    fit.update(npar=int(q), srmr=float(srmr), logl=float(logl), unrestricted_logl=float(h1),
-               aic=float(-2 * logl + 2 * q), bic=float(-2 * logl + q * np.log(ntotal)), ntotal=ntotal,
-               ngroups=n_groups)
-    fit = {k: fit[k] for k in ("npar", "chisq", "df", "pvalue", "baseline_chisq", "baseline_df", "cfi", "tli",
-                               "rmsea", "rmsea_ci_lower", "rmsea_ci_upper", "rmsea_pvalue", "srmr", "logl",
-                               "unrestricted_logl", "aic", "bic", "ntotal", "ngroups")}
+    samples = dict(sample_cov=[d.sample_cov for d in gdata], implied_cov=sigmas, nobs=[d.n for d in gdata],
+                   sample_mean=[d.sample_mean for d in gdata], implied_mean=mus)
+    # GFI: lavaan's weight with FIML is the missing-data information, not reproduced here.
+    gfi_args = dict(gfi_value=fitm.ml_gfi(**samples), nel=n_groups * (p * (p + 1) // 2 + p)) if missing == "listwise" \
+        else {}
+    fit = fitm.fit_measures(npar=int(q), ntotal=ntotal, chisq=float(chisq), df=int(df),
+                            baseline_chisq=float(base_chisq), baseline_df=int(base_df), n_groups=n_groups,
+                            fmin=float(chisq / (2 * ntotal)), logl=float(logl), unrestricted_logl=float(h1),
+                            residuals=fitm.residual_measures(**samples), **gfi_args)
 
     # Standard errors.
     vcov = None
@@ -972,26 +978,6 @@ def _invert_information(info: np.ndarray, table: MultiGroupTable):
     return vcov, note
 
 
-def _fit_indices(chisq, df, base_chisq, base_df, n, n_groups) -> dict:
-    """CFI, TLI, RMSEA (lavaan's multi-group sqrt(G) correction), its 90% CI and close-fit p."""
-    cfi_den = max(chisq - df, base_chisq - base_df, 0)
-    out = {
-        "chisq": float(chisq), "df": int(df), "pvalue": float(stats.chi2.sf(chisq, df)) if df > 0 else np.nan,
-        "baseline_chisq": float(base_chisq), "baseline_df": int(base_df),
-        "cfi": float(1 - max(chisq - df, 0) / cfi_den) if cfi_den > 0 else 1.0,
-        "tli": float(((base_chisq / base_df) - (chisq / df)) / ((base_chisq / base_df) - 1)) if df > 0 else 1.0,
-        "rmsea": float(np.sqrt(max(chisq / (n * df) - 1 / n, 0)) * np.sqrt(n_groups)) if df > 0 else 0.0,
-    }
-    if df > 0:
-        lo, hi = _ncp_bounds(chisq, df)
-        out["rmsea_ci_lower"] = float(np.sqrt(lo / (n * df)) * np.sqrt(n_groups))
-        out["rmsea_ci_upper"] = float(np.sqrt(hi / (n * df)) * np.sqrt(n_groups))
-        out["rmsea_pvalue"] = float(stats.ncx2.sf(chisq, df, n * df * 0.05 ** 2 / n_groups))
-    else:
-        out.update(rmsea_ci_lower=np.nan, rmsea_ci_upper=np.nan, rmsea_pvalue=np.nan)
-    return out
-
-
 def _parameter_table(table: MultiGroupTable, models, theta, vcov):
     r = table.rows
     free = r["free"].to_numpy()
@@ -1091,10 +1077,10 @@ def wald_equal(fit: MultiGroupFit, lhs: str, op: str, rhs: str = "") -> dict:
     if op == "~~" and sel.empty:
         sel = p[(p["lhs"] == rhs) & (p["op"] == op) & (p["rhs"] == lhs)]
     if sel.empty:
-        raise ValueError(f"{lhs} {op} {rhs} is not a parameter of the model".replace("  ", " "))
+        raise InputError(f"{lhs} {op} {rhs} is not a parameter of the model".replace("  ", " "))
     idx = sel["free"].to_numpy()
     if (idx == 0).any() or len(set(idx)) != len(idx):
-        raise ValueError(f"{lhs} {op} {rhs} is fixed or already equal in some groups; a Wald test of equality "
+        raise InputError(f"{lhs} {op} {rhs} is fixed or already equal in some groups; a Wald test of equality "
                          "needs it free in every group")
     k = len(idx)
     c = np.zeros((k - 1, len(fit.theta)))

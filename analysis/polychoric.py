@@ -61,6 +61,7 @@ import pandas as pd
 from scipy.special import ndtr, ndtri
 
 from analysis.warnings import ConvergenceWarning, GapscaleWarning, NotPositiveDefiniteWarning
+from analysis.errors import InputError
 
 __all__ = [
     "NotPositiveDefiniteWarning",
@@ -243,7 +244,7 @@ def polychoric(data: pd.DataFrame, columns: list[str] | None = None, correct: fl
     names, codes, categories = _ordinal_codes(data, columns, max_categories)
     if isinstance(correct, bool) or not isinstance(correct, (int, float, np.integer, np.floating)) \
             or not np.isfinite(correct) or correct < 0:
-        raise ValueError(f"correct: need a number >= 0, got {correct!r}")
+        raise InputError(f"correct: need a number >= 0, got {correct!r}")
     p = len(names)
     n_cat = np.array([len(c) for c in categories])
     k_max = int(n_cat.max())
@@ -275,7 +276,7 @@ def polychoric(data: pd.DataFrame, columns: list[str] | None = None, correct: fl
     never = np.flatnonzero(n_pairs[ii, jj] == 0)
     if len(never):
         a, b = names[ii[never[0]]], names[jj[never[0]]]
-        raise ValueError(f"columns {a!r} and {b!r} are never observed in the same row; their polychoric "
+        raise InputError(f"columns {a!r} and {b!r} are never observed in the same row; their polychoric "
                          "correlation cannot be estimated, so leave one of them out of columns")
     tables = tables_all[ii, :, jj, :]  # pairs x K x K, rows: item ii's categories
 
@@ -687,7 +688,7 @@ def nearest_positive_definite(r: pd.DataFrame | np.ndarray, eig_tol: float = _EI
     *IMA Journal of Numerical Analysis, 22*(3), 329-343.
     """
     if isinstance(eig_tol, bool) or not isinstance(eig_tol, (int, float)) or not np.isfinite(eig_tol) or eig_tol <= 0:
-        raise ValueError(f"eig_tol: need a number > 0, got {eig_tol!r}")
+        raise InputError(f"eig_tol: need a number > 0, got {eig_tol!r}")
     frame = isinstance(r, pd.DataFrame)
     m = r.to_numpy(dtype=np.float64) if frame else np.array(r, dtype=np.float64)
     if m.ndim != 2 or m.shape[0] != m.shape[1]:
@@ -753,16 +754,16 @@ def _ordinal_codes(data: pd.DataFrame, columns, max_categories: int):
     names = list(columns)
     unknown = [c for c in names if c not in data.columns]
     if unknown:
-        raise ValueError(f"column {unknown[0]!r} is not in the data; columns are {list(data.columns)!r}")
+        raise InputError(f"column {unknown[0]!r} is not in the data; columns are {list(data.columns)!r}")
     seen = set()
     for c in names:
         if c in seen:
-            raise ValueError(f"column {c!r} is listed twice in columns")
+            raise InputError(f"column {c!r} is listed twice in columns")
         seen.add(c)
     if len(names) < 2:
-        raise ValueError(f"polychoric correlations need at least 2 columns, got {len(names)}: {names!r}")
+        raise InputError(f"polychoric correlations need at least 2 columns, got {len(names)}: {names!r}")
     if isinstance(max_categories, bool) or not isinstance(max_categories, (int, np.integer)) or max_categories < 2:
-        raise ValueError(f"max_categories: need a whole number >= 2, got {max_categories!r}")
+        raise InputError(f"max_categories: need a whole number >= 2, got {max_categories!r}")
     codes = np.full((len(data), len(names)), -1, dtype=np.int64)
     categories = []
     for j, c in enumerate(names):
@@ -771,22 +772,22 @@ def _ordinal_codes(data: pd.DataFrame, columns, max_categories: int):
             present = col.dropna()
             example = (f"; first value {present.iloc[0]!r} in row {int(np.flatnonzero(col.notna())[0]) + 1}"
                        if len(present) else "")
-            raise ValueError(f"column {c!r} is not numeric (dtype {col.dtype}){example}; polychoric correlations "
+            raise InputError(f"column {c!r} is not numeric (dtype {col.dtype}){example}; polychoric correlations "
                              "need ordinal items coded as whole numbers")
         values = col.astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)
         present = ~np.isnan(values)
         bad = np.flatnonzero(present & ((values != np.round(values)) | np.isinf(values)))
         if len(bad):
-            raise ValueError(f"column {c!r} has the value {values[bad[0]]:g} in row {bad[0] + 1}, which is not a whole "
+            raise InputError(f"column {c!r} has the value {values[bad[0]]:g} in row {bad[0] + 1}, which is not a whole "
                              "number; polychoric correlations need ordinal items coded as whole numbers")
         if not present.any():
-            raise ValueError(f"column {c!r} is entirely missing ({len(values)} rows); leave it out of columns")
+            raise InputError(f"column {c!r} is entirely missing ({len(values)} rows); leave it out of columns")
         levels, inverse = np.unique(values[present], return_inverse=True)
         if len(levels) < 2:
-            raise ValueError(f"column {c!r} is constant (every observed value is {_fmt(levels[0])}); a polychoric "
+            raise InputError(f"column {c!r} is constant (every observed value is {_fmt(levels[0])}); a polychoric "
                              "correlation needs at least 2 categories, so leave it out of columns")
         if len(levels) > max_categories:
-            raise ValueError(f"column {c!r} has {len(levels)} distinct values (more than max_categories="
+            raise InputError(f"column {c!r} has {len(levels)} distinct values (more than max_categories="
                              f"{max_categories}); polychoric correlations are for ordinal items with few "
                              "categories, use Pearson correlations for (near-)continuous data")
         codes[present, j] = inverse.ravel()

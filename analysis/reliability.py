@@ -76,6 +76,7 @@ from scipy import stats
 
 from analysis.checks import check_observed_values
 from analysis.warnings import CrossLoadingWarning, ReverseKeyWarning
+from analysis.errors import InputError
 
 __all__ = [
     "CrossLoadingWarning",
@@ -490,7 +491,7 @@ def fornell_larcker(partable: pd.DataFrame, cov: pd.DataFrame | None = None, obs
     m = _measurement(partable)
     clash = [f for f in m.factors if f in ("construct", "sqrt_ave", "max_abs_correlation", "fornell_larcker_met")]
     if clash:
-        raise ValueError(f"factor {clash[0]!r} has the name of a column of the Fornell-Larcker table; rename it")
+        raise InputError(f"factor {clash[0]!r} has the name of a column of the Fornell-Larcker table; rename it")
     table = ave(partable, cov=cov, obs_var=obs_var)
     idx = [m.latents.index(f) for f in m.factors]
     phi = m.phi[np.ix_(idx, idx)]
@@ -533,27 +534,27 @@ def _measurement(partable: pd.DataFrame) -> _Measurement:
                         f"got {type(partable).__name__}")
     missing = [c for c in ("lhs", "op", "rhs", "est", "std_all") if c not in partable.columns]
     if missing:
-        raise ValueError(f"the parameter table lacks column(s) {', '.join(missing)}; it needs lhs, op, rhs, est, "
+        raise InputError(f"the parameter table lacks column(s) {', '.join(missing)}; it needs lhs, op, rhs, est, "
                          "std_all as lavaan::parameterEstimates(fit, standardized = TRUE) gives (std.all -> std_all)")
     for col in ("group", "block", "level"):
         if col in partable.columns and partable[col].dropna().nunique() > 1:
             values = sorted(map(str, partable[col].dropna().unique()))
-            raise ValueError(f"the parameter table has several {col}s ({', '.join(values)}); pass one {col}'s rows "
+            raise InputError(f"the parameter table has several {col}s ({', '.join(values)}); pass one {col}'s rows "
                              f"at a time (partable[partable.{col} == ...])")
     pt = partable.reset_index(drop=True)
     ops = pt["op"].astype(str)
     if (ops == "|").any():
         k = int(np.flatnonzero(ops == "|")[0])
-        raise ValueError(f"the parameter table has thresholds ({pt.at[k, 'lhs']} | {pt.at[k, 'rhs']}): ordinal "
+        raise InputError(f"the parameter table has thresholds ({pt.at[k, 'lhs']} | {pt.at[k, 'rhs']}): ordinal "
                          "indicators are not supported (semTools' categorical omega is not implemented)")
     load = pt[ops == "=~"]
     if load.empty:
-        raise ValueError("the parameter table has no loadings (op '=~'); it does not describe a measurement model")
+        raise InputError("the parameter table has no loadings (op '=~'); it does not describe a measurement model")
     used = pt[ops.isin(["=~", "~~", "~"])]
     dup = used.duplicated(subset=["lhs", "op", "rhs"], keep=False)
     if dup.any():
         r = used[dup].iloc[0]
-        raise ValueError(f"the parameter table has the row {r['lhs']} {r['op']} {r['rhs']} more than once")
+        raise InputError(f"the parameter table has the row {r['lhs']} {r['op']} {r['rhs']} more than once")
     latents = list(dict.fromkeys(load["lhs"].astype(str)))
     observed = [v for v in dict.fromkeys(load["rhs"].astype(str)) if v not in latents]
     li = {v: k for k, v in enumerate(latents)}
@@ -567,7 +568,7 @@ def _measurement(partable: pd.DataFrame) -> _Measurement:
     def number(row, col):
         value = row[col]
         if pd.isna(value):
-            raise ValueError(f"the parameter table has no {col} for {row['lhs']} {row['op']} {row['rhs']}")
+            raise InputError(f"the parameter table has no {col} for {row['lhs']} {row['op']} {row['rhs']}")
         return float(value)
 
     for _k, row in used.iterrows():
@@ -581,7 +582,7 @@ def _measurement(partable: pd.DataFrame) -> _Measurement:
         elif op == "~":
             if lhs not in li or rhs not in li:
                 bad = lhs if lhs not in li else rhs
-                raise ValueError(f"the parameter table has the regression {lhs} ~ {rhs} on {bad!r}, which is not a "
+                raise InputError(f"the parameter table has the regression {lhs} ~ {rhs} on {bad!r}, which is not a "
                                  "factor; give the measurement model's table (a CFA) or one with regressions among "
                                  "factors only")
             beta[li[lhs], li[rhs]] = number(row, "est")
@@ -596,17 +597,17 @@ def _measurement(partable: pd.DataFrame) -> _Measurement:
                     theta_std[oi[lhs]] = number(row, "std_all")
                     has_var.add(lhs)
             elif (lhs in li) != (rhs in li) and (lhs in oi or rhs in oi):
-                raise ValueError(f"the parameter table has the covariance {lhs} ~~ {rhs} between a factor and an "
+                raise InputError(f"the parameter table has the covariance {lhs} ~~ {rhs} between a factor and an "
                                  "indicator, which a measurement model does not have")
             # covariances of variables outside the measurement model (covariates) are not needed
     for v in latents + observed:
         if v not in has_var:
             kind = "factor" if v in li else "indicator"
-            raise ValueError(f"the parameter table has no variance row {v} ~~ {v} for the {kind} {v!r}")
+            raise InputError(f"the parameter table has no variance row {v} ~~ {v} for the {kind} {v!r}")
     try:
         inv = np.linalg.inv(np.eye(nl) - beta)
     except np.linalg.LinAlgError:
-        raise ValueError("the regressions among factors are circular (I - B is singular)") from None
+        raise InputError("the regressions among factors are circular (I - B is singular)") from None
     phi = inv @ psi @ inv.T
     sigma = lam @ phi @ lam.T + theta
     indicators = {f: [i for i in range(no) if lam[i, li[f]] != 0] for f in latents}
@@ -750,7 +751,7 @@ def htmt_bootstrap(data: pd.DataFrame, constructs: Mapping[str, Sequence[str]], 
         raise TypeError("rng: expected a numpy.random.Generator (numpy.random.default_rng(seed)), "
                         f"got {type(rng).__name__}")
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
-        raise ValueError(f"n_boot: need a whole number >= 1, got {n_boot!r}")
+        raise InputError(f"n_boot: need a whole number >= 1, got {n_boot!r}")
     level = _check_level(ci, "ci")
     point = htmt(data, constructs, htmt2=htmt2)
     names, x, blocks = _htmt_input(data, constructs)
@@ -773,7 +774,7 @@ def htmt_bootstrap(data: pd.DataFrame, constructs: Mapping[str, Sequence[str]], 
             progress(1)
     valid = ~np.isnan(draws).any(axis=1)
     if not valid.any():
-        raise ValueError("no bootstrap resample had variance in every item; the data have too few distinct rows")
+        raise InputError("no bootstrap resample had variance in every item; the data have too few distinct rows")
     lower, upper = np.quantile(draws[valid], [(1 - level) / 2, (1 + level) / 2], axis=0)
     return point.assign(ci_lower=lower, ci_upper=upper, n_boot_valid=int(valid.sum()))
 
@@ -782,16 +783,16 @@ def _htmt_input(data, constructs):
     if not isinstance(constructs, Mapping):
         raise TypeError(f"constructs: expected a dict of construct -> items, got {type(constructs).__name__}")
     if len(constructs) < 2:
-        raise ValueError(f"HTMT compares constructs: need at least 2, got {len(constructs)}: {list(constructs)!r}")
+        raise InputError(f"HTMT compares constructs: need at least 2, got {len(constructs)}: {list(constructs)!r}")
     names, blocks, owner = [], [], {}
     for c, its in constructs.items():
         its = _item_list(its, f"constructs[{c!r}]")
         if len(its) < 2:
-            raise ValueError(f"construct {c!r} has {len(its)} item(s) ({', '.join(its)}); HTMT needs at least 2 per "
+            raise InputError(f"construct {c!r} has {len(its)} item(s) ({', '.join(its)}); HTMT needs at least 2 per "
                              "construct (a mean monotrait correlation)")
         for i in its:
             if i in owner:
-                raise ValueError(f"item {i!r} is listed under both {owner[i]!r} and {c!r}")
+                raise InputError(f"item {i!r} is listed under both {owner[i]!r} and {c!r}")
             owner[i] = c
         blocks.append(list(range(len(names), len(names) + len(its))))
         names.extend(its)
@@ -802,11 +803,11 @@ def _htmt_input(data, constructs):
 def _corr_complete(x: np.ndarray, names: list[str]) -> np.ndarray:
     complete = x[~np.isnan(x).any(axis=1)]
     if len(complete) < 3:
-        raise ValueError(f"only {len(complete)} row(s) have every item of {', '.join(names)}; HTMT uses complete rows "
+        raise InputError(f"only {len(complete)} row(s) have every item of {', '.join(names)}; HTMT uses complete rows "
                          "(listwise deletion, as semTools)")
     sd = complete.std(axis=0)
     if np.any(sd == 0):
-        raise ValueError(f"item {names[int(np.flatnonzero(sd == 0)[0])]!r} is constant in the complete rows")
+        raise InputError(f"item {names[int(np.flatnonzero(sd == 0)[0])]!r} is constant in the complete rows")
     return np.corrcoef(complete, rowvar=False)
 
 
@@ -869,7 +870,7 @@ def harman_single_factor(data: pd.DataFrame, items: Sequence[str], threshold: fl
     level = _check_level(threshold, "threshold")
     names = _item_list(items, "items")
     if len(names) < 2:
-        raise ValueError(f"Harman's test needs at least 2 items, got {len(names)}: {names!r}")
+        raise InputError(f"Harman's test needs at least 2 items, got {len(names)}: {names!r}")
     x = _numeric(data, names)
     r = _pairwise_corr(x, names)
     ev = float(np.linalg.eigvalsh(r)[-1])
@@ -883,7 +884,7 @@ def harman_single_factor(data: pd.DataFrame, items: Sequence[str], threshold: fl
 
 def _check_level(value, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not 0 < value < 1:
-        raise ValueError(f"{what}: need a number strictly between 0 and 1, got {value!r}")
+        raise InputError(f"{what}: need a number strictly between 0 and 1, got {value!r}")
     return float(value)
 
 
@@ -894,7 +895,7 @@ def _item_list(items, what: str) -> list[str]:
     seen = set()
     for i in names:
         if i in seen:
-            raise ValueError(f"item {i!r} is listed twice in {what}")
+            raise InputError(f"item {i!r} is listed twice in {what}")
         seen.add(i)
     return names
 
@@ -906,16 +907,16 @@ def _scales(data, items, reverse):
     else:
         scales = {"scale": _item_list(items, "items")}
     if not scales:
-        raise ValueError("items: no scale given")
+        raise InputError("items: no scale given")
     rev = set(_item_list(reverse, "reverse"))
     listed = {i for v in scales.values() for i in v}
     unknown = sorted(rev - listed, key=str)
     if unknown:
-        raise ValueError(f"reverse: item {unknown[0]!r} is not an item of any scale ({', '.join(map(str, listed))})")
+        raise InputError(f"reverse: item {unknown[0]!r} is not an item of any scale ({', '.join(map(str, listed))})")
     out = []
     for construct, names in scales.items():
         if len(names) < 2:
-            raise ValueError(f"scale {construct!r} has {len(names)} item(s) ({', '.join(map(str, names))}); alpha "
+            raise InputError(f"scale {construct!r} has {len(names)} item(s) ({', '.join(map(str, names))}); alpha "
                              "needs at least 2 items")
         x = _numeric(data, names)
         flip = [k for k, n in enumerate(names) if n in rev]
@@ -932,11 +933,11 @@ def _numeric(data: pd.DataFrame, names: list[str]) -> np.ndarray:
         raise TypeError(f"data: expected a pandas DataFrame, got {type(data).__name__}")
     for c in names:
         if c not in data.columns:
-            raise ValueError(f"item {c!r} is not a column of the data; columns are {list(data.columns)!r}")
+            raise InputError(f"item {c!r} is not a column of the data; columns are {list(data.columns)!r}")
     for c in names:
         col = data[c]
         if not pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
-            raise ValueError(f"item {c!r} is not numeric (dtype {col.dtype}); recode it to numbers")
+            raise InputError(f"item {c!r} is not numeric (dtype {col.dtype}); recode it to numbers")
     x = np.column_stack([data[c].astype("float64").to_numpy(dtype=np.float64, na_value=np.nan) for c in names]) \
         if len(data) else np.empty((0, len(names)))
     check_observed_values(x, names, noun="item", advice="leave it out")
@@ -955,12 +956,12 @@ def _pairwise_corr(x: np.ndarray, names: list[str]) -> np.ndarray:
     never = np.argwhere(together < 2)
     if len(never):
         a, b = never[0]
-        raise ValueError(f"items {names[a]!r} and {names[b]!r} are observed together in fewer than 2 rows; their "
+        raise InputError(f"items {names[a]!r} and {names[b]!r} are observed together in fewer than 2 rows; their "
                          "correlation cannot be estimated")
     r = pd.DataFrame(x).corr().to_numpy()
     if np.isnan(r).any():
         a, b = np.argwhere(np.isnan(r))[0]
-        raise ValueError(f"items {names[a]!r} and {names[b]!r} have no variance in the rows where both are present; "
+        raise InputError(f"items {names[a]!r} and {names[b]!r} have no variance in the rows where both are present; "
                          "their correlation cannot be estimated")
     return r
 

@@ -110,6 +110,7 @@ from typing import Callable
 import numpy as np
 
 from analysis.warnings import ConvergenceWarning, GapscaleWarning
+from analysis.errors import InputError
 
 __all__ = [
     "METHODS",
@@ -332,25 +333,25 @@ def rotate(loadings: np.ndarray, method: str, normalize: bool | None = None, max
     when it stops at ``maxit``; here the returned iterate is the one last checked.
     """
     if not isinstance(method, str) or method not in METHODS:
-        raise ValueError(f"unknown rotation method {method!r}; known methods are {', '.join(METHODS)}")
+        raise InputError(f"unknown rotation method {method!r}; known methods are {', '.join(METHODS)}")
     a = _as_loadings(loadings)
     p, m = a.shape
     if normalize is None:
         normalize = _DEFAULT_NORMALIZE[method]
     elif not isinstance(normalize, (bool, np.bool_)):
-        raise ValueError(f"normalize: need True, False or None (psych's default), got {normalize!r}")
+        raise InputError(f"normalize: need True, False or None (psych's default), got {normalize!r}")
     normalize = bool(normalize)
     if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
-        raise ValueError(f"max_iter: need a whole number >= 1, got {max_iter!r}")
+        raise InputError(f"max_iter: need a whole number >= 1, got {max_iter!r}")
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not np.isfinite(tol) or tol <= 0:
-        raise ValueError(f"tol: need a number > 0, got {tol!r}")
+        raise InputError(f"tol: need a number > 0, got {tol!r}")
     _check_extra("gamma", gamma, 0.0, method, ("oblimin",))
     _check_extra("delta", delta, 0.01, method, ("geomin", "geominQ", "geominT"))
     _check_extra("power", power, 4.0, method, ("promax", "Promax"))
     if delta <= 0:
-        raise ValueError(f"delta: need a number > 0, got {delta!r}")
+        raise InputError(f"delta: need a number > 0, got {delta!r}")
     if power < 1:
-        raise ValueError(f"power: need a number >= 1, got {power!r}")
+        raise InputError(f"power: need a number >= 1, got {power!r}")
 
     name = _CANONICAL.get(method, method)
     if name == "none" or m == 1:
@@ -364,7 +365,7 @@ def rotate(loadings: np.ndarray, method: str, normalize: bool | None = None, max
         weights = np.sqrt((a ** 2).sum(axis=1))
         zero = np.flatnonzero(weights == 0)
         if len(zero):
-            raise ValueError(f"row {zero[0] + 1} of the loadings is all zeros, so Kaiser normalisation "
+            raise InputError(f"row {zero[0] + 1} of the loadings is all zeros, so Kaiser normalisation "
                              "(dividing each row by its length) is impossible; drop that variable or "
                              "use normalize=False")
     a_w = a / weights[:, None]
@@ -514,7 +515,7 @@ def _promax(x: np.ndarray, power: float, max_iter: int, tol: float):
     weights = np.sqrt((x ** 2).sum(axis=1))
     zero = np.flatnonzero(weights == 0)
     if len(zero):
-        raise ValueError(f"row {zero[0] + 1} of the loadings is all zeros, so the Kaiser-normalised varimax "
+        raise InputError(f"row {zero[0] + 1} of the loadings is all zeros, so the Kaiser-normalised varimax "
                          "step of promax is impossible; drop that variable")
     v, t_varimax, converged, iterations = _varimax(x / weights[:, None], max_iter, tol)
     v = v * weights[:, None]
@@ -561,7 +562,7 @@ def _as_loadings(loadings) -> np.ndarray:
 def _check_extra(name: str, value: float, default: float, method: str, methods: tuple[str, ...]) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
             or not np.isfinite(value):
-        raise ValueError(f"{name}: need a finite number, got {value!r}")
+        raise InputError(f"{name}: need a finite number, got {value!r}")
     if value != default and method not in methods:
-        raise ValueError(f"{name}={value!r} applies only to method {' or '.join(map(repr, methods))}, "
+        raise InputError(f"{name}={value!r} applies only to method {' or '.join(map(repr, methods))}, "
                          f"not {method!r}")

@@ -56,6 +56,9 @@ import numpy as np
 import pandas as pd
 
 from instrument.schema import Instrument, Scale
+from analysis.errors import InputError
+
+MAX_RESPONDENTS = 100_000  # simulate.n: a study far larger than any survey, and under 1 GB
 
 __all__ = [
     "DEFECTS",
@@ -118,62 +121,64 @@ def parse_simulation_params(raw: dict | None) -> SimulationParams:
     """
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
-        raise ValueError(f"simulate: expected a mapping, got {type(raw).__name__}")
+        raise InputError(f"simulate: expected a mapping, got {type(raw).__name__}")
     known = set(SimulationParams.__dataclass_fields__)
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ValueError(f"simulate.{unknown[0]}: unknown key; known keys are {', '.join(sorted(known))}")
+        raise InputError(f"simulate.{unknown[0]}: unknown key; known keys are {', '.join(sorted(known))}")
     p = SimulationParams(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items()})
 
-    if isinstance(p.n, bool) or not isinstance(p.n, int) or p.n < 2:
-        raise ValueError(f"simulate.n: need a whole number of respondents >= 2, got {p.n!r}")
+    if isinstance(p.n, bool) or not isinstance(p.n, int) or not 2 <= p.n <= MAX_RESPONDENTS:
+        raise InputError(f"simulate.n: need a whole number of respondents from 2 to {MAX_RESPONDENTS}, got {p.n!r}")
+    if any(isinstance(v, tuple) and len(v) > 100 for v in (p.extra_latents, p.thresholds)):
+        raise InputError("simulate.extra_latents, simulate.thresholds: at most 100 entries each")
     if not all(isinstance(v, str) for v in p.extra_latents):
-        raise ValueError(f"simulate.extra_latents: expected a list of names, got {list(p.extra_latents)!r}")
+        raise InputError(f"simulate.extra_latents: expected a list of names, got {list(p.extra_latents)!r}")
     for key in ("loadings", "structural", "residual_correlations", "context", "defects"):
         if not isinstance(getattr(p, key), dict):
-            raise ValueError(f"simulate.{key}: expected a mapping, got {getattr(p, key)!r}")
+            raise InputError(f"simulate.{key}: expected a mapping, got {getattr(p, key)!r}")
     for key, value in p.loadings.items():
         if not _is_number(value) or not 0 < abs(value) < 1:
-            raise ValueError(f"simulate.loadings.{key}: a standardised loading must be in (-1, 1) and not 0, got {value!r}")
+            raise InputError(f"simulate.loadings.{key}: a standardised loading must be in (-1, 1) and not 0, got {value!r}")
     for outcome, preds in p.structural.items():
         if not isinstance(preds, dict) or not preds:
-            raise ValueError(f"simulate.structural.{outcome}: expected {{predictor: path}}, got {preds!r}")
+            raise InputError(f"simulate.structural.{outcome}: expected {{predictor: path}}, got {preds!r}")
         for pred, b in preds.items():
             if not _is_number(b):
-                raise ValueError(f"simulate.structural.{outcome}.{pred}: expected a number, got {b!r}")
+                raise InputError(f"simulate.structural.{outcome}.{pred}: expected a number, got {b!r}")
     if not _is_number(p.exogenous_correlation) or not -1 < p.exogenous_correlation < 1:
-        raise ValueError(f"simulate.exogenous_correlation: must be in (-1, 1), got {p.exogenous_correlation!r}")
+        raise InputError(f"simulate.exogenous_correlation: must be in (-1, 1), got {p.exogenous_correlation!r}")
     for a, others in p.residual_correlations.items():
         if not isinstance(others, dict):
-            raise ValueError(f"simulate.residual_correlations.{a}: expected {{latent: correlation}}, got {others!r}")
+            raise InputError(f"simulate.residual_correlations.{a}: expected {{latent: correlation}}, got {others!r}")
         for b, r in others.items():
             if not _is_number(r) or not -1 < r < 1:
-                raise ValueError(f"simulate.residual_correlations.{a}.{b}: must be in (-1, 1), got {r!r}")
+                raise InputError(f"simulate.residual_correlations.{a}.{b}: must be in (-1, 1), got {r!r}")
     t = p.thresholds
     if not t or not all(_is_number(x) for x in t) or any(b <= a for a, b in zip(t, t[1:])):
-        raise ValueError(f"simulate.thresholds: need increasing numbers, got {list(t)!r}")
+        raise InputError(f"simulate.thresholds: need increasing numbers, got {list(t)!r}")
     for key in ("threshold_jitter", "duration_sigma"):
         if not _is_number(getattr(p, key)) or getattr(p, key) < 0:
-            raise ValueError(f"simulate.{key}: must be a number >= 0, got {getattr(p, key)!r}")
+            raise InputError(f"simulate.{key}: must be a number >= 0, got {getattr(p, key)!r}")
     if not _is_number(p.duration_median_s) or p.duration_median_s <= 0:
-        raise ValueError(f"simulate.duration_median_s: must be > 0, got {p.duration_median_s!r}")
+        raise InputError(f"simulate.duration_median_s: must be > 0, got {p.duration_median_s!r}")
     sf = p.speeder_fraction
     if len(sf) != 2 or not all(_is_number(x) for x in sf) or not 0 < sf[0] <= sf[1] < 1:
-        raise ValueError(f"simulate.speeder_fraction: need [low, high] with 0 < low <= high < 1, got {list(sf)!r}")
+        raise InputError(f"simulate.speeder_fraction: need [low, high] with 0 < low <= high < 1, got {list(sf)!r}")
     for key in p.defects:
         if key not in DEFECTS + CELL_DEFECTS:
-            raise ValueError(f"simulate.defects.{key}: unknown defect; known: {', '.join(DEFECTS + CELL_DEFECTS)}")
+            raise InputError(f"simulate.defects.{key}: unknown defect; known: {', '.join(DEFECTS + CELL_DEFECTS)}")
     for key in DEFECTS + CELL_DEFECTS:
         rate = p.defects.get(key, 0.0)
         if not _is_number(rate) or not 0 <= rate < 1:
-            raise ValueError(f"simulate.defects.{key}: a rate must be in [0, 1), got {rate!r}")
+            raise InputError(f"simulate.defects.{key}: a rate must be in [0, 1), got {rate!r}")
     share = sum(p.defects.get(k, 0.0) for k in DEFECTS)
     if share >= 1:
-        raise ValueError(f"simulate.defects: respondent-level rates add up to {share:g}; they must leave clean respondents (< 1)")
+        raise InputError(f"simulate.defects: respondent-level rates add up to {share:g}; they must leave clean respondents (< 1)")
     if p.defects.get("missing_cell", 0) + p.defects.get("typo_cell", 0) >= 1:
-        raise ValueError("simulate.defects: missing_cell + typo_cell must be < 1")
+        raise InputError("simulate.defects: missing_cell + typo_cell must be < 1")
     if not isinstance(p.personal_data, bool):
-        raise ValueError(f"simulate.personal_data: expected true or false, got {p.personal_data!r}")
+        raise InputError(f"simulate.personal_data: expected true or false, got {p.personal_data!r}")
     _check_group_params(p.groups)
     return p
 
@@ -183,40 +188,40 @@ def _check_group_params(groups) -> None:
     if groups is None:
         return
     if not isinstance(groups, dict):
-        raise ValueError(f"simulate.groups: expected {{column, values}}, got {groups!r}")
+        raise InputError(f"simulate.groups: expected {{column, values}}, got {groups!r}")
     unknown = sorted(set(groups) - {"column", "values"})
     if unknown:
-        raise ValueError(f"simulate.groups.{unknown[0]}: unknown key; known keys are column, values")
+        raise InputError(f"simulate.groups.{unknown[0]}: unknown key; known keys are column, values")
     values = groups.get("values") or {}
     if not isinstance(values, dict):
-        raise ValueError(f"simulate.groups.values: expected {{value: overrides}}, got {values!r}")
+        raise InputError(f"simulate.groups.values: expected {{value: overrides}}, got {values!r}")
     if values and not isinstance(groups.get("column"), str):
-        raise ValueError(f"simulate.groups.column: the context question that defines the groups, got "
+        raise InputError(f"simulate.groups.column: the context question that defines the groups, got "
                          f"{groups.get('column')!r}")
     for value, spec in values.items():
         where = f"simulate.groups.values.{value}"
         if not isinstance(spec, dict):
-            raise ValueError(f"{where}: expected a mapping of {', '.join(GROUP_KEYS)}, got {spec!r}")
+            raise InputError(f"{where}: expected a mapping of {', '.join(GROUP_KEYS)}, got {spec!r}")
         bad = sorted(set(spec) - set(GROUP_KEYS))
         if bad:
-            raise ValueError(f"{where}.{bad[0]}: unknown key; known keys are {', '.join(GROUP_KEYS)}")
+            raise InputError(f"{where}.{bad[0]}: unknown key; known keys are {', '.join(GROUP_KEYS)}")
         for key in ("loadings", "intercepts", "latent_means", "structural"):
             if not isinstance(spec.get(key, {}), dict):
-                raise ValueError(f"{where}.{key}: expected a mapping, got {spec[key]!r}")
+                raise InputError(f"{where}.{key}: expected a mapping, got {spec[key]!r}")
         for name, lam in spec.get("loadings", {}).items():
             if not _is_number(lam) or not 0 < abs(lam) < 1:
-                raise ValueError(f"{where}.loadings.{name}: a standardised loading must be in (-1, 1) and not 0, "
+                raise InputError(f"{where}.loadings.{name}: a standardised loading must be in (-1, 1) and not 0, "
                                  f"got {lam!r}")
         for key in ("intercepts", "latent_means"):
             for name, x in spec.get(key, {}).items():
                 if not _is_number(x):
-                    raise ValueError(f"{where}.{key}.{name}: expected a number, got {x!r}")
+                    raise InputError(f"{where}.{key}.{name}: expected a number, got {x!r}")
         for outcome, preds in spec.get("structural", {}).items():
             if not isinstance(preds, dict) or not preds:
-                raise ValueError(f"{where}.structural.{outcome}: expected {{predictor: path}}, got {preds!r}")
+                raise InputError(f"{where}.structural.{outcome}: expected {{predictor: path}}, got {preds!r}")
             for pred, b in preds.items():
                 if not _is_number(b):
-                    raise ValueError(f"{where}.structural.{outcome}.{pred}: expected a number, got {b!r}")
+                    raise InputError(f"{where}.structural.{outcome}.{pred}: expected a number, got {b!r}")
 
 
 # --------------------------------------------------------------------------- population
@@ -322,18 +327,18 @@ def population_model(instrument: Instrument, params: SimulationParams, rng: np.r
     extra = list(params.extra_latents)
     for name in extra:
         if name in constructs or name in items:
-            raise ValueError(f"simulate.extra_latents: {name!r} is already a construct or item of the instrument")
+            raise InputError(f"simulate.extra_latents: {name!r} is already a construct or item of the instrument")
     for outcome, preds in params.structural.items():
         for name in [outcome, *preds]:
             if name in items:
-                raise ValueError(f"simulate.structural.{outcome}: {name!r} is an item, not a latent; paths join constructs")
+                raise InputError(f"simulate.structural.{outcome}: {name!r} is an item, not a latent; paths join constructs")
             if name not in constructs and name not in extra:
-                raise ValueError(
+                raise InputError(
                     f"simulate.structural.{outcome}: {name!r} is not a construct of the instrument; a latent "
                     "without items (such as a second-order factor) must be listed in simulate.extra_latents"
                 )
         if outcome in preds:
-            raise ValueError(f"simulate.structural.{outcome}: a latent cannot predict itself")
+            raise InputError(f"simulate.structural.{outcome}: a latent cannot predict itself")
     latents = constructs + extra
     k = len(latents)
     pos = {v: i for i, v in enumerate(latents)}
@@ -351,7 +356,7 @@ def population_model(instrument: Instrument, params: SimulationParams, rng: np.r
             psi[pos[a], pos[b]] = 1.0 if a == b else params.exogenous_correlation
     exo_idx = [pos[v] for v in exo]
     if np.linalg.eigvalsh(psi[np.ix_(exo_idx, exo_idx)]).min() <= 0:
-        raise ValueError(
+        raise InputError(
             f"simulate.exogenous_correlation: {params.exogenous_correlation} gives a correlation matrix of the "
             f"{len(exo)} exogenous latents that is not positive definite; use a value above {-1 / (len(exo) - 1):.3f}"
         )
@@ -360,7 +365,7 @@ def population_model(instrument: Instrument, params: SimulationParams, rng: np.r
         for b, r in others.items():
             for name in (a, b):
                 if name not in endo:
-                    raise ValueError(
+                    raise InputError(
                         f"simulate.residual_correlations.{a}.{b}: {name!r} is not an endogenous latent "
                         "(exogenous latents correlate through exogenous_correlation)"
                     )
@@ -386,7 +391,7 @@ def population_model(instrument: Instrument, params: SimulationParams, rng: np.r
     for j in order:
         if psi[j, j] <= 1e-6:
             preds = params.structural[latents[j]]
-            raise ValueError(
+            raise InputError(
                 f"simulate.structural.{latents[j]}: the standardised paths from {', '.join(preds)} explain "
                 f"{1 - psi[j, j]:.2f} of its variance (R^2 must be < 1); make them smaller"
             )
@@ -395,11 +400,11 @@ def population_model(instrument: Instrument, params: SimulationParams, rng: np.r
     for item in instrument.items:
         lam = params.loadings.get(item.id, params.loadings.get(item.construct, params.loadings.get("default")))
         if lam is None:
-            raise ValueError(f"simulate.loadings: no loading for item {item.id!r}; add a 'default' key")
+            raise InputError(f"simulate.loadings: no loading for item {item.id!r}; add a 'default' key")
         loadings[item.id] = float(lam)
     for key in params.loadings:
         if key != "default" and key not in items and key not in constructs:
-            raise ValueError(f"simulate.loadings.{key}: not an item or construct of the instrument")
+            raise InputError(f"simulate.loadings.{key}: not an item or construct of the instrument")
 
     if thresholds is None:
         likert = [i for i in instrument.items if i.scale.type == "likert"]
@@ -434,7 +439,7 @@ def _topological(latents: list[str], structural: dict) -> list[str]:
             return
         if v in stack:
             cycle = " -> ".join([*stack[stack.index(v):], v])
-            raise ValueError(f"simulate.structural: the paths form a cycle ({cycle}); only recursive models can be simulated")
+            raise InputError(f"simulate.structural: the paths form a cycle ({cycle}); only recursive models can be simulated")
         for p in structural.get(v, {}):
             visit(p, [*stack, v])
         done.add(v)
@@ -489,7 +494,7 @@ def simulate_study(instrument: Instrument, params: SimulationParams, seed: int) 
     pop = population_model(instrument, params, rng)
     _check_context_params(instrument, params)
     if params.defects.get("inattentive", 0) > 0 and not instrument.attention_checks:
-        raise ValueError("simulate.defects.inattentive: the instrument has no attention checks; set the rate to 0")
+        raise InputError("simulate.defects.inattentive: the instrument has no attention checks; set the rate to 0")
     n = params.n
     items = list(instrument.items)
 
@@ -600,7 +605,7 @@ def simulate_study(instrument: Instrument, params: SimulationParams, seed: int) 
     # Duplicate submissions: copies of clean respondents, the first half keeping the original id.
     clean_pool = np.flatnonzero(~np.any([flags[d] for d in DEFECTS], axis=0))
     if counts["duplicate"] > len(clean_pool):
-        raise ValueError("simulate.defects.duplicate: more duplicates than clean respondents to copy")
+        raise InputError("simulate.defects.duplicate: more duplicates than clean respondents to copy")
     sources = np.sort(rng.choice(clean_pool, size=counts["duplicate"], replace=False))
     dup = data.iloc[sources].copy()
     dup_truth = truth_rows.iloc[sources].copy()
@@ -687,7 +692,7 @@ def _group_populations(instrument: Instrument, params: SimulationParams, pop: Po
     column = groups["column"]
     question = next((q for q in instrument.context if q.id == column), None)
     if question is None or question.type != "categorical":
-        raise ValueError(f"simulate.groups.column: {column!r} is not a categorical context question of the instrument")
+        raise InputError(f"simulate.groups.column: {column!r} is not a categorical context question of the instrument")
     items, constructs = list(instrument.item_ids), set(instrument.construct_ids)
     construct_of = {i.id: i.construct for i in instrument.items}
     out = {}
@@ -700,25 +705,25 @@ def _group_populations(instrument: Instrument, params: SimulationParams, pop: Po
         try:
             gp = population_model(instrument, replace(params, structural=structural), None, pop.thresholds)
         except ValueError as exc:
-            raise ValueError(f"{where}: {exc}") from None
+            raise InputError(f"{where}: {exc}") from None
         per_item = {}
         for key in ("loadings", "intercepts"):
             given = spec.get(key, {})
             for name in given:
                 if name not in constructs and name not in items:
-                    raise ValueError(f"{where}.{key}.{name}: not an item or construct of the instrument")
+                    raise InputError(f"{where}.{key}.{name}: not an item or construct of the instrument")
             base = gp.loadings if key == "loadings" else pd.Series(0.0, index=items)
             per_item[key] = {i: float(given.get(i, given.get(construct_of[i], base[i]))) for i in items}
         alpha = np.zeros(len(gp.latents))
         for lat, m in spec.get("latent_means", {}).items():
             if lat not in gp.latents:
-                raise ValueError(f"{where}.latent_means.{lat}: not a latent of the population model")
+                raise InputError(f"{where}.latent_means.{lat}: not a latent of the population model")
             alpha[gp.latents.index(lat)] = m
         mean = np.linalg.solve(np.eye(len(alpha)) - gp.beta.to_numpy(), alpha)
         out[value] = {"cov": gp.latent_covariance().to_numpy(), "mean": mean, **per_item}
     unknown = [v for v in values if v not in question.values]
     if unknown:
-        raise ValueError(f"simulate.groups.values.{unknown[0]}: not a value of {column!r} ({question.describe()})")
+        raise InputError(f"simulate.groups.values.{unknown[0]}: not a value of {column!r} ({question.describe()})")
     return column, out
 
 
@@ -759,20 +764,20 @@ def _check_context_params(instrument: Instrument, params: SimulationParams) -> N
     questions = {q.id: q for q in instrument.context}
     for qid, spec in params.context.items():
         if qid not in questions:
-            raise ValueError(f"simulate.context.{qid}: not a context question of the instrument")
+            raise InputError(f"simulate.context.{qid}: not a context question of the instrument")
         q = questions[qid]
         if not isinstance(spec, dict):
-            raise ValueError(f"simulate.context.{qid}: expected a mapping, got {spec!r}")
+            raise InputError(f"simulate.context.{qid}: expected a mapping, got {spec!r}")
         if q.type == "categorical":
             bad = [v for v in spec if v not in q.values]
             if bad:
-                raise ValueError(f"simulate.context.{qid}.{bad[0]}: not an allowed value ({q.describe()})")
+                raise InputError(f"simulate.context.{qid}.{bad[0]}: not an allowed value ({q.describe()})")
             probs = list(spec.values())
             if not all(_is_number(p) and p >= 0 for p in probs) or abs(sum(probs) - 1) > 1e-9:
-                raise ValueError(f"simulate.context.{qid}: probabilities must be >= 0 and add up to 1, got {spec}")
+                raise InputError(f"simulate.context.{qid}: probabilities must be >= 0 and add up to 1, got {spec}")
         elif q.type in ("integer", "number"):
             if set(spec) != {"mean", "sd"} or not all(_is_number(v) for v in spec.values()) or spec["sd"] <= 0:
-                raise ValueError(f"simulate.context.{qid}: expected {{mean: number, sd: number > 0}}, got {spec}")
+                raise InputError(f"simulate.context.{qid}: expected {{mean: number, sd: number > 0}}, got {spec}")
 
 
 def _draw_context(q, spec, rng: np.random.Generator, n: int):

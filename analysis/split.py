@@ -5,6 +5,9 @@ import zlib
 
 import numpy as np
 import pandas as pd
+from analysis.errors import InputError
+
+from analysis.errors import InputError
 
 __all__ = ["split_sample", "stage_rng"]
 
@@ -46,11 +49,11 @@ def split_sample(data: pd.DataFrame, rng: np.random.Generator, share: float = 0.
         For a share outside (0, 1), an unknown column, or fewer than 2 rows.
     """
     if not 0 < share < 1:
-        raise ValueError(f"split share must be in (0, 1), got {share!r}")
+        raise InputError(f"split share must be in (0, 1), got {share!r}")
     if len(data) < 2:
-        raise ValueError(f"need at least 2 respondents to split, got {len(data)}")
+        raise InputError(f"need at least 2 respondents to split, got {len(data)}")
     if stratify is not None and stratify not in data.columns:
-        raise ValueError(f"stratify column {stratify!r} is not in the data; columns: {', '.join(map(str, data.columns[:15]))}")
+        raise InputError(f"stratify column {stratify!r} is not in the data; columns: {', '.join(map(str, data.columns[:15]))}")
     strata = (data[stratify].astype(object).where(data[stratify].notna(), "(missing)")
               if stratify else pd.Series("(all)", index=data.index))
     first = np.zeros(len(data), dtype=bool)

@@ -21,6 +21,7 @@ from scipy import stats
 
 from analysis.sem.single import SEMFit, _Model
 from instrument.lavaan import parse_model
+from analysis.errors import InputError
 
 __all__ = ["r_squared", "chisq_difference", "compare_models", "replace_structural", "hypotheses_table"]
 
@@ -58,7 +59,7 @@ def chisq_difference(restricted: SEMFit, full: SEMFit) -> dict:
     f0, f1 = restricted.fit, full.fit
     ddf = f0["df"] - f1["df"]
     if ddf <= 0:
-        raise ValueError(f"the restricted model must have more degrees of freedom ({f0['df']}) than the full "
+        raise InputError(f"the restricted model must have more degrees of freedom ({f0['df']}) than the full "
                          f"model ({f1['df']})")
     scaled = f0.get("chisq_scaling_factor") is not None and f1.get("chisq_scaling_factor") is not None
     if scaled:
@@ -79,9 +80,9 @@ def compare_models(fits: dict[str, SEMFit], reference: str, criterion: str = "bi
     lowest ``criterion`` (``"bic"``, Raftery 1995, or ``"aic"``, Burnham & Anderson 2002).
     """
     if reference not in fits:
-        raise ValueError(f"reference model {reference!r} not among {', '.join(fits)}")
+        raise InputError(f"reference model {reference!r} not among {', '.join(fits)}")
     if criterion not in ("aic", "bic"):
-        raise ValueError(f"criterion must be 'aic' or 'bic', got {criterion!r}")
+        raise InputError(f"criterion must be 'aic' or 'bic', got {criterion!r}")
     rows = []
     for name, fit in fits.items():
         f = fit.fit
@@ -106,7 +107,7 @@ def replace_structural(model: str, structural: str) -> str:
     parse_model(structural)  # syntax errors name the line of the competing model
     keep = [line for line in model.splitlines() if "=~" in line.split("#")[0]]
     if len(keep) != len(parsed.by_op("=~")) and not keep:
-        raise ValueError("the model has no measurement part (=~ lines) to keep")
+        raise InputError("the model has no measurement part (=~ lines) to keep")
     return "\n".join(keep) + "\n" + structural + "\n"
 
 
@@ -124,7 +125,7 @@ def _lookup(parameters: pd.DataFrame, ref: str) -> pd.Series:
             hit = parameters[(parameters["lhs"] == rhs) & (parameters["op"] == op) & (parameters["rhs"] == lhs)]
         if len(hit):
             return hit.iloc[0]
-    raise ValueError(f"hypothesis parameter {ref!r} is neither a label, a defined parameter nor 'lhs op rhs' "
+    raise InputError(f"hypothesis parameter {ref!r} is neither a label, a defined parameter nor 'lhs op rhs' "
                      "of the model")
 
 
@@ -145,10 +146,10 @@ def hypotheses_table(parameters: pd.DataFrame, hypotheses: dict, interval: str =
     for hid, spec in hypotheses.items():
         expect = spec.get("expect") or {}
         if not isinstance(expect, dict) or not expect:
-            raise ValueError(f"hypothesis {hid}: 'expect' must map parameters to positive or negative")
+            raise InputError(f"hypothesis {hid}: 'expect' must map parameters to positive or negative")
         for ref, sign in expect.items():
             if sign not in ("positive", "negative"):
-                raise ValueError(f"hypothesis {hid}: {ref}: expected 'positive' or 'negative', got {sign!r}")
+                raise InputError(f"hypothesis {hid}: {ref}: expected 'positive' or 'negative', got {sign!r}")
             row = _lookup(parameters, ref)
             lo, hi = row[lower], row[upper]
             ok = bool(lo > 0) if sign == "positive" else bool(hi < 0)

@@ -13,9 +13,12 @@ The minimal instrument, valid forever::
 
 Everything else is optional: ``version``, ``description``, ``instructions`` (what a respondent
 reads first), ``duration_column`` (completion time in seconds), ``personal_data`` (columns that
-identify people and must never reach a derived file), ``model`` (a lavaan-syntax file beside the
+identify people and must never reach a derived file; these three name export columns and may be
+any column name, e.g. ``Duration (in seconds)``), ``model`` (a lavaan-syntax file beside the
 YAML), ``sections`` (respondent-facing headings), ``attention_checks`` (instructed-response
-items with their expected answer) and ``context`` (grouping questions with their allowed values).
+items with their expected answer) and ``context`` (grouping questions with their allowed values;
+the answers to a ``type: text`` question are personal data, never written, unless it says
+``personal: false``; any other question may say ``personal: true``).
 A construct or an item may carry its own ``scale``, which replaces the parent's scale whole.
 
 :func:`load_instrument` checks everything and raises one :class:`InstrumentError` that lists
@@ -29,9 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from analysis.errors import InputError
+from instrument.safe_yaml import YamlFileError, read_yaml
 
 __all__ = [
     "AttentionCheck",
@@ -52,6 +54,7 @@ DEFAULT_INSTRUMENT = Path(__file__).with_name("sustainability_gap.yaml")
 
 ID_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 ID_RULE = "must start with a letter and hold only letters, digits and underscores"
+COLUMN_NAME_MAX = 200  # characters in an export column name named by the instrument
 
 TOP_KEYS = {
     "name", "version", "description", "instructions", "scale", "id_column",
@@ -63,8 +66,18 @@ SECTION_KEYS = {"id", "title", "intro"}
 CONSTRUCT_KEYS = {"id", "label", "definition", "source", "section", "scale", "items"}
 ITEM_KEYS = {"id", "text", "reverse", "label", "sub_theme", "source", "scale"}
 CHECK_KEYS = {"id", "text", "expected", "after", "scale"}
-CONTEXT_KEYS = {"id", "text", "type", "values", "min", "max", "position"}
+CONTEXT_KEYS = {"id", "text", "type", "values", "min", "max", "position", "personal"}
 SCALE_TYPES = ("likert", "continuous")
+
+# Limits: an instrument is a questionnaire people answer, and every stage (render, simulate, the
+# codebook, polychoric correlations) does work in proportion to these; a hostile or mistyped file
+# (a likert scale with max 100000000) is refused at validation instead of exhausting the machine.
+MAX_CATEGORIES = 101  # answers of one likert item (0..100 is the widest slider in use)
+MAX_ITEMS = 1000  # items of one instrument
+MAX_CONSTRUCTS = 200
+MAX_LIST = 1000  # sections, attention checks, context questions, categorical values, personal_data columns
+MAX_TEXT = 20_000  # characters of one text (item wording, instructions, labels)
+MAX_ID = 100  # characters of an identifier
 CONTEXT_TYPES = ("categorical", "integer", "number", "text")
 POSITIONS = ("before", "after")
 
@@ -185,6 +198,10 @@ class ContextQuestion:
     min: float | None = None
     max: float | None = None
     position: str = "after"
+    # Personal data: the answers are dropped by the clean stage and never written. Free text is
+    # personal unless the instrument says ``personal: false``; other types are not unless it
+    # says ``personal: true``.
+    personal: bool = False
 
     def describe(self) -> str:
         if self.type == "categorical":
@@ -303,25 +320,6 @@ class Instrument:
 # --------------------------------------------------------------------------- loading
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe YAML loader that records duplicate mapping keys instead of dropping them."""
-
-    def __init__(self, stream):
-        super().__init__(stream)
-        self.duplicates: list[str] = []
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                self.duplicates.append(
-                    f"line {key_node.start_mark.line + 1}: key {key!r} appears twice in one mapping"
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def load_instrument(path: str | Path) -> Instrument:
     """Read and validate an instrument YAML file.
 
@@ -341,25 +339,9 @@ def load_instrument(path: str | Path) -> Instrument:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InstrumentError(str(path), ["file not found"]) from None
-    except UnicodeDecodeError as exc:
-        raise InstrumentError(str(path), [f"not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
-    except OSError as exc:
-        raise InstrumentError(str(path), [f"cannot be read: {exc.strerror}"]) from None
-    loader = _UniqueKeyLoader(text)
-    try:
-        data = loader.get_single_data()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise InstrumentError(str(path), [f"{where}YAML syntax error: {problem}"]) from None
-    finally:
-        loader.dispose()
-    if loader.duplicates:
-        raise InstrumentError(str(path), loader.duplicates)
+        data = read_yaml(path)
+    except YamlFileError as exc:
+        raise InstrumentError(str(path), [exc.problem]) from None
     return parse_instrument(data, source=path)
 
 
@@ -407,6 +389,9 @@ class _Checker:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             self.add(path, f"expected text, got {_kind(value)}")
             return None
+        if len(str(value)) > MAX_TEXT:
+            self.add(path, f"{len(str(value))} characters; a text has at most {MAX_TEXT}")
+            return None
         return str(value)
 
     def ident(self, value, path: str) -> str | None:
@@ -416,8 +401,23 @@ class _Checker:
         if not isinstance(value, str):
             self.add(path, f"expected an identifier, got {_kind(value)} {value!r}; quote it if it is meant as text")
             return None
+        if len(value) > MAX_ID:
+            self.add(path, f"{value[:40]!r}... has {len(value)} characters; an identifier has at most {MAX_ID}")
+            return None
         if not ID_PATTERN.match(value):
             self.add(path, f"{value!r} {ID_RULE}")
+            return None
+        return value
+
+    def column(self, value, path: str) -> str | None:
+        """A column name of the export (``id_column``, ``duration_column``): any text a survey
+        platform writes, e.g. ``Duration (in seconds)``, without control characters."""
+        if not isinstance(value, str) or not value.strip():
+            self.add(path, f"expected a column name of the export, got {_kind(value)} {value!r}")
+            return None
+        if len(value) > COLUMN_NAME_MAX or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            self.add(path, f"a column name must be at most {COLUMN_NAME_MAX} characters without control "
+                     f"characters, got {value[:40]!r}")
             return None
         return value
 
@@ -447,7 +447,7 @@ class _Checker:
         for k, v in enumerate(value):
             if not isinstance(v, str) or not v:
                 self.add(f"{path}[{k}]", f"expected a column name, got {_kind(v)} {v!r}")
-            else:
+            elif self.column(v, f"{path}[{k}]") is not None:
                 out.append(v)
         return tuple(out)
 
@@ -471,6 +471,10 @@ class _Checker:
                     self.add(_join(path, key), f"must be a whole number on a likert scale, got {v!r}")
         if lo is not None and hi is not None and lo >= hi:
             self.add(path, f"min ({_number(lo)}) must be less than max ({_number(hi)})")
+        elif kind == "likert" and lo is not None and hi is not None and hi - lo + 1 > MAX_CATEGORIES:
+            self.add(path, f"{_number(hi - lo + 1)} answers from {_number(lo)} to {_number(hi)}; a likert item has at "
+                     f"most {MAX_CATEGORIES} (use type: continuous for a wider range)")
+            return None
         labels = {}
         raw_labels = d.get("labels")
         if raw_labels is not None:
@@ -499,6 +503,8 @@ class _Checker:
         d = self.mapping(data, "", TOP_KEYS, required=("name", "scale", "constructs"))
         if d is None:
             return None
+        if not self.within_limits(d):
+            return None
         name = self.text(d.get("name"), "name")
         scale = self.scale(d["scale"], "scale") if d.get("scale") is not None else None
 
@@ -510,9 +516,9 @@ class _Checker:
         checks = self.attention_checks(d.get("attention_checks"), scale, item_ids)
         context = self.context(d.get("context"))
 
-        id_column = self.ident(d["id_column"], "id_column") if d.get("id_column") is not None else None
+        id_column = self.column(d["id_column"], "id_column") if d.get("id_column") is not None else None
         duration = (
-            self.ident(d["duration_column"], "duration_column") if d.get("duration_column") is not None else None
+            self.column(d["duration_column"], "duration_column") if d.get("duration_column") is not None else None
         )
         personal = self.string_list(d.get("personal_data"), "personal_data")
         model = self.model_path(d.get("model"), source)
@@ -548,6 +554,23 @@ class _Checker:
             model=model, sections=tuple(sections), attention_checks=tuple(checks),
             context=tuple(context), source=source,
         )
+
+    def within_limits(self, d: dict) -> bool:
+        """Refuse an instrument too large to be a questionnaire before anything is built from it."""
+        n_before = len(self.problems)
+        sizes = {"sections": MAX_LIST, "attention_checks": MAX_LIST, "context": MAX_LIST, "personal_data": MAX_LIST,
+                 "constructs": MAX_CONSTRUCTS}
+        for key, most in sizes.items():
+            if isinstance(d.get(key), list) and len(d[key]) > most:
+                self.add(key, f"{len(d[key])} entries; an instrument has at most {most}")
+        constructs = d.get("constructs") if isinstance(d.get("constructs"), list) else []
+        n_items = sum(len(c["items"]) for c in constructs if isinstance(c, dict) and isinstance(c.get("items"), list))
+        if n_items > MAX_ITEMS:
+            self.add("constructs", f"{n_items} items in all; an instrument has at most {MAX_ITEMS}")
+        for k, q in enumerate(d.get("context") if isinstance(d.get("context"), list) else []):
+            if isinstance(q, dict) and isinstance(q.get("values"), list) and len(q["values"]) > MAX_LIST:
+                self.add(f"context[{k}].values", f"{len(q['values'])} values; a question has at most {MAX_LIST}")
+        return len(self.problems) == n_before
 
     def sections(self, value) -> list[Section]:
         if value is None:
@@ -715,12 +738,13 @@ class _Checker:
                 self.add(path, f"min/max apply to integer or number questions, not {kind!r}")
             if lo is not None and hi is not None and lo >= hi:
                 self.add(path, f"min ({_number(lo)}) must be less than max ({_number(hi)})")
+            personal = self.boolean(d.get("personal"), _join(path, "personal"), default=kind == "text")
             position = d.get("position", "after")
             if position not in POSITIONS:
                 self.add(_join(path, "position"), f"must be one of {', '.join(POSITIONS)}, got {position!r}")
             if qid is not None and kind in CONTEXT_TYPES:
                 out.append(ContextQuestion(qid, kind, self.text(d.get("text"), _join(path, "text")),
-                                           tuple(values), lo, hi, position))
+                                           tuple(values), lo, hi, position, personal))
         return out
 
     def model_path(self, value, source: Path | None) -> Path | None:

@@ -10,6 +10,7 @@ from analysis.warnings import GapscaleWarning
 from analysis.wlsmv import fit_wlsmv, wlsmv_modification_indices, wlsmv_standardized_residuals
 from instrument import LavaanSyntaxError, load_instrument, parse_model
 from pipeline.io import is_simulated, output_dir, read_data, read_params, section, write_csv, write_json
+from analysis.errors import InputError
 
 __all__ = ["run", "OUTPUTS", "DEFAULTS"]
 
@@ -30,13 +31,13 @@ def settings(params: dict, overrides: dict) -> dict:
     for key, allowed in SUPPORTED.items():
         if s[key] not in allowed:
             hint = " (planned, not available yet)" if s[key] in PLANNED[key] else ""
-            raise ValueError(f"cfa.{key}: {s[key]!r} is not available{hint}; use {', '.join(allowed)}")
+            raise InputError(f"cfa.{key}: {s[key]!r} is not available{hint}; use {', '.join(allowed)}")
     if s["estimator"] == "WLSMV" and s["missing"] != "listwise":
-        raise ValueError(f"cfa.missing: {s['missing']!r} is not available with estimator WLSMV (lavaan's WLSMV deletes "
+        raise InputError(f"cfa.missing: {s['missing']!r} is not available with estimator WLSMV (lavaan's WLSMV deletes "
                          "incomplete rows listwise); use missing listwise (--missing listwise), or estimator ML/MLR "
                          "with fiml")
     if isinstance(s["top_modindices"], bool) or not isinstance(s["top_modindices"], int) or s["top_modindices"] < 0:
-        raise ValueError(f"cfa.top_modindices: a whole number >= 0, got {s['top_modindices']!r}")
+        raise InputError(f"cfa.top_modindices: a whole number >= 0, got {s['top_modindices']!r}")
     return s
 
 
@@ -47,16 +48,20 @@ def model_text(instrument_path, model_path, drop_items) -> str:
         try:
             return Path(model_path).read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{model_path}: cannot be read as UTF-8 text ({exc})") from None
+            raise InputError(f"{model_path}: cannot be read as UTF-8 text ({exc})") from None
     inst = load_instrument(instrument_path)
+    if not isinstance(drop_items, list) or not all(isinstance(i, str) for i in drop_items):
+        raise InputError(f"efa.drop_items: expected a list of item ids, got {drop_items!r}"[:300])
     unknown = [i for i in drop_items if i not in inst.item_ids]
     if unknown:
-        raise ValueError(f"efa.drop_items: {', '.join(unknown)} not among the instrument's items")
+        raise InputError(f"efa.drop_items: {', '.join(unknown)} not among the instrument's items")
     lines = []
     for c in inst.constructs:
         kept = [i for i in c.item_ids if i not in set(drop_items)]
-        if kept:
-            lines.append(f"{c.id} =~ {' + '.join(kept)}")
+        if not kept:
+            raise InputError(f"efa.drop_items: drops every item of construct {c.id} ({', '.join(c.item_ids)}); keep at "
+                             "least one item of each construct (or leave the construct out of the instrument)")
+        lines.append(f"{c.id} =~ {' + '.join(kept)}")
     return "\n".join(lines) + "\n"
 
 
@@ -69,7 +74,7 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
     try:
         parse_model(text)
     except LavaanSyntaxError as exc:
-        raise ValueError(f"{model_path or instrument_path}: {exc}") from None
+        raise InputError(f"{model_path or instrument_path}: {exc}") from None
     data = read_data(data_path)
     with warnings.catch_warnings(record=True) as records:
         warnings.simplefilter("always", GapscaleWarning)

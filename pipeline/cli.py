@@ -1,21 +1,43 @@
 """The ``gapscale`` command line: one group, one subcommand per pipeline stage.
 
-Input errors (a missing or malformed file, an invalid instrument, a bad parameter) end with a
-single ``Error: ...`` line on stderr and exit status 2; a user never sees a traceback for them.
+Two kinds of failure, never confused:
+
+* bad input (gapscale's :class:`~analysis.errors.InputError`, a click usage error, a user-given
+  path that cannot be read or written) ends with a single ``Error: ...`` line on stderr naming
+  the file, key, column or value at fault, and exit status 2;
+* anything else is an internal error of gapscale (a bug): exit status 1, one line saying so and
+  naming the log file (a new ``gapscale-error-*.log`` in the system's temporary directory, or the
+  file named by the ``GAPSCALE_ERROR_LOG`` environment variable) that holds the full traceback.
+
+A user never sees a traceback, and every line printed for an error is bounded in length.
 """
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
+import traceback
 from contextlib import contextmanager
 
 import click
 
-from analysis.clean import DataError
-from instrument import DEFAULT_INSTRUMENT, InstrumentError, LavaanSyntaxError
+from analysis.errors import InputError
+from instrument import DEFAULT_INSTRUMENT, InstrumentError
 
-__all__ = ["cli", "main", "GapscaleError"]
+__all__ = ["cli", "main", "GapscaleError", "one_line"]
 
 EXIT_INPUT = 2
+EXIT_INTERNAL = 1
+MAX_LINE = 600  # characters of an error line; a longer message is cut (a value quoted in it may be huge)
+
+
+def one_line(text: str, limit: int = MAX_LINE) -> str:
+    """``text`` on one line, at most ``limit`` characters (cut in the middle of a long value)."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return text
+    head, tail = text[:limit - 100], text[-60:]
+    return f"{head} [... {len(text) - len(head) - len(tail)} characters cut ...] {tail}"
 
 
 class GapscaleError(click.ClickException):
@@ -33,16 +55,17 @@ def user_errors():
         first = exc.problems[0] if exc.problems else ""
         more = len(exc.problems) - 1
         extra = f" (and {more} more; run 'gapscale instrument validate {exc.source}')" if more > 0 else ""
-        raise GapscaleError(f"{exc.source}: invalid instrument: {first}{extra}") from None
-    except DataError as exc:
-        raise GapscaleError(str(exc)) from None
-    except (LavaanSyntaxError, ValueError, TypeError) as exc:
+        raise GapscaleError(one_line(f"{exc.source}: invalid instrument: {first}") + extra) from None
+    except InputError as exc:
         raise GapscaleError(str(exc)) from None
     except OSError as exc:
-        raise GapscaleError(f"{exc.filename or ''}: {exc.strerror or exc}") from None
+        if exc.filename is None:  # not about a path the user gave: let main() report an internal error
+            raise
+        raise GapscaleError(f"{exc.filename}: {exc.strerror or exc}") from None
 
 
 INSTRUMENT_PATH = click.Path(exists=True, dir_okay=False)
+MAX_PROBLEMS = 200  # problems listed by `instrument validate`
 
 
 def measurement_options(what: str):
@@ -89,8 +112,10 @@ def instrument_validate(file):
     try:
         click.echo(validate(file))
     except InstrumentError as exc:
-        for problem in exc.problems:
-            click.echo(f"{file}: {problem}", err=True)
+        for problem in exc.problems[:MAX_PROBLEMS]:
+            click.echo(one_line(f"{file}: {problem}"), err=True)
+        if len(exc.problems) > MAX_PROBLEMS:
+            click.echo(f"{file}: ... and {len(exc.problems) - MAX_PROBLEMS} more problems", err=True)
         raise GapscaleError(f"{file}: {len(exc.problems)} problem(s); the instrument is not valid") from None
 
 
@@ -158,9 +183,16 @@ def simulate_cmd(instrument_path, params_path, out, n, seed):
 @click.option("--max-missing-share", type=float, default=None, help="Flag respondents missing more than this share of items.")
 @click.option("--no-attention-checks", is_flag=True, help="Switch the attention-check screen off.")
 @click.option("--no-duplicates", is_flag=True, help="Switch the duplicate screen off.")
+@click.option("--id-key-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="File holding the key that pseudonymises respondent ids (HMAC-SHA256; keep it outside the data); "
+                   "default: the environment variable in clean.id_key_env (GAPSCALE_ID_KEY), else row numbers.")
+@click.option("--id-map", type=click.Path(dir_okay=False), default=None,
+              help="Write the id -> pseudonym mapping to this file (it holds the original ids: keep it outside "
+                   "the outputs and the repository).")
+@click.option("--keep-ids", is_flag=True, help="Write respondent ids as they are (only ids that identify no one).")
 def clean_cmd(instrument_path, data_path, out, params_path, encoding, sheet, id_column, truth_path,
               speeder_fraction, longstring_share, irv_min, mahalanobis_alpha, max_missing_share,
-              no_attention_checks, no_duplicates):
+              no_attention_checks, no_duplicates, id_key_file, id_map, keep_ids):
     """Clean a survey export: drop personal data, coerce values, screen respondents.
 
     Every input row is either kept (clean.csv) or excluded with each reason and the value that
@@ -177,11 +209,14 @@ def clean_cmd(instrument_path, data_path, out, params_path, encoding, sheet, id_
         overrides["attention_checks"] = False
     if no_duplicates:
         overrides["duplicates"] = False
+    overrides.update({k: v for k, v in dict(id_key_file=id_key_file, respondent_ids="keep" if keep_ids else None).items()
+                      if v is not None})
     with user_errors():
-        m = run(instrument_path, data_path, out, params_path, overrides, encoding, sheet, id_column, truth_path)
+        m = run(instrument_path, data_path, out, params_path, overrides, encoding, sheet, id_column, truth_path, id_map)
     reasons = ", ".join(f"{k} {v}" for k, v in m["excluded_by_screen"].items() if v)
     click.echo(f"{m['rows_in']} rows in: {m['kept']} kept, {m['excluded']} excluded ({reasons or 'none'}); "
-               f"{m['cell_problems']} cells set missing; outputs in {out}")
+               f"{m['cells_set_missing']} cells set missing, {m['cells_changed']} changed (cell_problems.csv); "
+               f"outputs in {out}")
     for line in m["notes"]:
         click.echo(f"note: {line}")
     for line in m["warnings"]:
@@ -199,12 +234,14 @@ def clean_cmd(instrument_path, data_path, out, params_path, encoding, sheet, id_
 @click.option("--share", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
               help="Share of each stratum in the EFA half (default 0.5).")
 @click.option("--stratify", default=None, help="Grouping column to stratify by (e.g. relationship_type); '' for none.")
-def split_cmd(data_path, out, params_path, seed, share, stratify):
+@click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=None,
+              help="Instrument YAML: only its columns are written (needed for data not from the clean stage).")
+def split_cmd(data_path, out, params_path, seed, share, stratify, instrument_path):
     """Split the clean data at random into an EFA half and a CFA half, stratified by group."""
     from pipeline.split import run
 
     with user_errors():
-        m = run(data_path, out, params_path, seed=seed, share=share, stratify=stratify)
+        m = run(data_path, out, params_path, seed=seed, share=share, stratify=stratify, instrument_path=instrument_path)
     click.echo(f"split {m['n']} respondents: {m['n_efa']} EFA, {m['n_cfa']} CFA"
                f"{' (stratified by ' + m['stratify'] + ')' if m['stratify'] else ''}; outputs in {out}")
 
@@ -449,7 +486,8 @@ def report_cmd(clean_dir, split_dir, efa_dir, cfa_dir, reliability_dir, invarian
 
 
 def main(argv=None) -> None:
-    """Console entry point: run the CLI, turning usage errors into one line and exit status 2."""
+    """Console entry point: run the CLI; bad input is one line and exit status 2, anything else an
+    internal error (one line naming the log file with the traceback) and exit status 1."""
     try:
         code = cli.main(args=argv, prog_name="gapscale", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:
@@ -457,15 +495,44 @@ def main(argv=None) -> None:
         sys.exit(0)
     except click.UsageError as exc:
         cmd = exc.ctx.command_path if exc.ctx else "gapscale"
-        click.echo(f"Error: {exc.format_message()} (see '{cmd} --help')", err=True)
+        click.echo(f"Error: {one_line(exc.format_message())} (see '{cmd} --help')", err=True)
         sys.exit(EXIT_INPUT)
     except click.ClickException as exc:
-        click.echo(f"Error: {exc.format_message()}", err=True)
+        click.echo(f"Error: {one_line(exc.format_message())}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(1)
+    except Exception as exc:  # noqa: BLE001 - every other exception is a bug of gapscale, reported as one
+        log = write_error_log(exc, argv)
+        where = f"the traceback is in {log}" if log else "the traceback could not be written to a log file"
+        click.echo(f"Error: internal error of gapscale (a bug, not a problem with your input): "
+                   f"{one_line(f'{type(exc).__name__}: {exc}', 300)}; {where}; please report it", err=True)
+        sys.exit(EXIT_INTERNAL)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def write_error_log(exc: BaseException, argv) -> str | None:
+    """Write the traceback of an internal error to a new log file; return its path (None on failure).
+
+    The file is ``$GAPSCALE_ERROR_LOG`` when that is set, otherwise a new
+    ``gapscale-error-*.log`` in the system's temporary directory.
+    """
+    args = sys.argv[1:] if argv is None else list(argv)
+    text = (f"gapscale internal error\ncommand: gapscale {' '.join(map(str, args))}\n"
+            f"cwd: {os.getcwd()}\n\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    try:
+        target = os.environ.get("GAPSCALE_ERROR_LOG")
+        if target:
+            with open(target, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            return target
+        fd, path = tempfile.mkstemp(prefix="gapscale-error-", suffix=".log", text=True)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        return path
+    except OSError:
+        return None
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ def settings(params: dict, overrides: dict) -> dict:
     for key in ("min_loading", "max_cross_loading", "min_communality"):
         if not _is_number(s[key]) or not 0 <= s[key] <= 1:
             raise InputError(f"efa.{key}: a number from 0 to 1, got {s[key]!r}")
-    if not isinstance(s["drop_items"], list):
+    if not isinstance(s["drop_items"], list) or not all(isinstance(i, str) for i in s["drop_items"]):
         raise InputError(f"efa.drop_items: expected a list of item ids, got {s['drop_items']!r}")
     return s
 
@@ -103,6 +103,11 @@ def check_items(data: pd.DataFrame, items: list[str], source: str) -> pd.DataFra
     bad = [i for i in items if x[i].isna().sum() > data[i].isna().sum()]
     if bad:
         raise InputError(f"{source}: non-numeric values in {', '.join(bad[:10])}; run the clean stage first")
+    infinite = [i for i in items if np.isinf(x[i]).any()]
+    if infinite:
+        row = int(np.flatnonzero(np.isinf(x[infinite[0]].to_numpy()))[0]) + 1
+        raise InputError(f"{source}: column {infinite[0]!r} holds an infinite value (data row {row}); set it missing "
+                         "or correct it (the clean stage does)")
     constant = [i for i in items if x[i].nunique() < 2]
     if constant:
         raise InputError(f"{source}: item(s) without variance: {', '.join(constant)}; drop them (efa.drop_items)")
@@ -131,6 +136,10 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
     if unknown:
         raise InputError(f"efa.drop_items: {', '.join(unknown)} not among the items")
     items = [i for i in construct_of if i not in set(s["drop_items"])]
+    emptied = sorted(set(construct_of.values()) - {construct_of[i] for i in items})
+    if emptied:
+        raise InputError(f"efa.drop_items: drops every item of construct {', '.join(map(str, emptied))}; keep at least "
+                         "one item of each construct (or leave the construct out of the instrument)")
     check_n_factors(s["n_factors"], len(items))
     data = read_data(data_path)
     x = check_items(data, items, str(data_path))
@@ -192,7 +201,7 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
         metrics["n_factors"]["note"] = "; ".join(notes)
 
     out = output_dir(out)
-    result.to_files(out)
+    result.to_files(out, write=write_csv)
     write_csv(diagnostics, out / "efa_diagnostics.csv")
     write_csv(pa_table, out / "efa_scree.csv")
     write_csv(map_table, out / "efa_map.csv")

@@ -14,7 +14,14 @@ the header rows under the column names (question text, ImportId) are dropped, an
 :func:`analysis.clean.prepare`).
 
 Every cell comes back as text (``None`` when empty) so that no value is changed before the
-clean stage sees it; numbers from SPSS and Excel are written without a trailing ``.0``.
+clean stage sees it; numbers from SPSS and Excel are written without a trailing ``.0``. SPSS
+user-missing codes (e.g. 98/99 declared missing in the .sav) are kept as their codes and listed
+in ``declared_missing``, so the clean stage sets each such cell missing *and logs it*.
+
+A CSV cell may be as long as the file (the csv module's 131,072-character limit is lifted while
+reading: a long free-text answer is not an error); the clean stage cuts long values in its logs.
+A cell that is not valid CSV (an unclosed quote swallowing the rest of the file, a NUL byte) is
+an input error naming the line.
 """
 from __future__ import annotations
 
@@ -25,6 +32,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from analysis.errors import InputError
+
+from analysis.errors import InputError
 
 __all__ = ["RawTable", "read_export"]
 
@@ -44,6 +54,8 @@ class RawTable:
     header_rows: int = 1
     delimiter: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # column -> ((lo, hi), ...): values the file itself declares missing (SPSS user-missing)
+    declared_missing: dict = field(default_factory=dict)
 
 
 def read_export(path: str | Path, encoding: str | None = None, sheet: str | None = None) -> RawTable:
@@ -58,9 +70,9 @@ def read_export(path: str | Path, encoding: str | None = None, sheet: str | None
     """
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: file not found")
+        raise InputError(f"{path}: file not found")
     if path.stat().st_size == 0:
-        raise ValueError(f"{path}: the file is empty; export the responses again")
+        raise InputError(f"{path}: the file is empty; export the responses again")
     ext = path.suffix.lower()
     if ext in (".csv", ".txt", ".tsv"):
         table = _read_text(path, encoding, tab=ext == ".tsv")
@@ -69,9 +81,9 @@ def read_export(path: str | Path, encoding: str | None = None, sheet: str | None
     elif ext == ".xlsx":
         table = _read_xlsx(path, sheet)
     else:
-        raise ValueError(f"{path}: unknown file type {ext!r}; use .csv, .tsv, .sav or .xlsx")
+        raise InputError(f"{path}: unknown file type {ext!r}; use .csv, .tsv, .sav or .xlsx")
     if table.cells.empty:
-        raise ValueError(f"{path}: the file has a header but no responses")
+        raise InputError(f"{path}: the file has a header but no responses")
     return table
 
 
@@ -80,12 +92,12 @@ def _columns(path: Path, names: list) -> list[str]:
     for k, name in enumerate(names, start=1):
         name = "" if name is None else str(name).strip()
         if not name:
-            raise ValueError(f"{path}: column {k} has no name in the header row")
+            raise InputError(f"{path}: column {k} has no name in the header row")
         out.append(name)
     seen = {}
     for k, name in enumerate(out, start=1):
         if name in seen:
-            raise ValueError(f"{path}: column name {name!r} appears twice (columns {seen[name]} and {k}); "
+            raise InputError(f"{path}: column name {name!r} appears twice (columns {seen[name]} and {k}); "
                              "rename one so every column is unique")
         seen[name] = k
     return out
@@ -97,24 +109,24 @@ def _read_text(path: Path, encoding: str | None, tab: bool) -> RawTable:
     try:
         text = raw.decode(enc)
     except LookupError:
-        raise ValueError(f"{path}: unknown encoding {encoding!r}; use a name such as utf-8, latin-1 or cp1252") from None
+        raise InputError(f"{path}: unknown encoding {encoding!r}; use a name such as utf-8, latin-1 or cp1252") from None
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         hint = "pass --encoding with the file's encoding (e.g. --encoding latin-1 or cp1252)"
-        raise ValueError(f"{path}: not valid {enc.replace('-sig', '')} text at byte {exc.start} (line {line}); {hint}") from None
+        raise InputError(f"{path}: not valid {enc.replace('-sig', '')} text at byte {exc.start} (line {line}); {hint}") from None
     if encoding and encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
         text = text.lstrip("\ufeff")
     if "\x00" in text:
-        raise ValueError(f"{path}: the file holds NUL bytes; is it UTF-16 or a binary file? Pass --encoding utf-16 if so")
+        raise InputError(f"{path}: the file holds NUL bytes; is it UTF-16 or a binary file? Pass --encoding utf-16 if so")
     if not text.strip():
-        raise ValueError(f"{path}: the file is empty; export the responses again")
+        raise InputError(f"{path}: the file is empty; export the responses again")
     header = text.splitlines()[0]
     if tab:
         delimiter = "\t"
     else:
         counts = {d: header.count(d) for d in (",", ";", "\t")}
         delimiter = max(counts, key=counts.get) if max(counts.values()) > 0 else ","
-    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    rows = _csv_rows(path, text, delimiter)
     rows = [r for r in rows if any(c.strip() for c in r)]
     names = _columns(path, rows[0])
     body = rows[1:]
@@ -122,7 +134,7 @@ def _read_text(path: Path, encoding: str | None, tab: bool) -> RawTable:
         if len(r) > len(names):
             extra = [c for c in r[len(names):] if c.strip()]
             if extra:
-                raise ValueError(f"{path}: row {k} has {len(r)} cells but the header has {len(names)} columns; "
+                raise InputError(f"{path}: row {k} has {len(r)} cells but the header has {len(names)} columns; "
                                  f"check the delimiter ({_name(delimiter)}) and quoting")
     body = [(r + [""] * len(names))[: len(names)] for r in body]
     cells = pd.DataFrame(body, columns=names, dtype=object)
@@ -140,6 +152,21 @@ def _read_text(path: Path, encoding: str | None, tab: bool) -> RawTable:
         qualtrics, header_rows = True, 2
         notes.append("Qualtrics export: dropped 1 header row (ImportId)")
     return RawTable(cells, path, "csv", qualtrics, header_rows, delimiter, tuple(notes))
+
+
+def _csv_rows(path: Path, text: str, delimiter: str) -> list[list[str]]:
+    """All rows of ``text``; a cell may be as long as the text itself."""
+    limit = csv.field_size_limit()
+    # strict: a quote that is never closed (it would swallow every row after it) is an error
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        csv.field_size_limit(max(limit, len(text) + 1))
+        return list(reader)
+    except csv.Error as exc:
+        raise InputError(f"{path}: not valid CSV at line {reader.line_num} ({exc}); check the quoting "
+                         "(an unclosed quote runs to the end of the file)") from None
+    finally:
+        csv.field_size_limit(limit)
 
 
 def _is_import_id_row(row: pd.Series) -> bool:
@@ -171,35 +198,44 @@ def _read_sav(path: Path) -> RawTable:
     try:
         import pyreadstat
     except ImportError:  # pragma: no cover - a dependency of gapscale
-        raise ValueError("reading .sav files needs pyreadstat: pip install pyreadstat") from None
+        raise InputError("reading .sav files needs pyreadstat: pip install pyreadstat") from None
     try:
-        df, meta = pyreadstat.read_sav(str(path), apply_value_formats=False)
+        df, meta = pyreadstat.read_sav(str(path), apply_value_formats=False, user_missing=True)
     except Exception as exc:  # pyreadstat raises its own ReadstatError types
-        raise ValueError(f"{path}: cannot be read as an SPSS file ({exc})") from None
+        raise InputError(f"{path}: cannot be read as an SPSS file ({exc})") from None
     names = _columns(path, list(df.columns))
     cells = pd.DataFrame({n: [_as_text(v) for v in df[c]] for n, c in zip(names, df.columns)}, dtype=object)
     labelled = sorted(meta.variable_value_labels)
-    notes = (f"SPSS file: {len(labelled)} variables with value labels read as their numeric codes",) if labelled else ()
-    return RawTable(cells, path, "sav", notes=notes)
+    notes = [f"SPSS file: {len(labelled)} variables with value labels read as their numeric codes"] if labelled else []
+    declared = {}
+    for name, col in zip(names, df.columns):
+        ranges = (getattr(meta, "missing_ranges", None) or {}).get(col) or []
+        spec = tuple((r["lo"], r["hi"]) for r in ranges if isinstance(r, dict) and "lo" in r and "hi" in r)
+        if spec:
+            declared[name] = spec
+    if declared:
+        notes.append(f"SPSS file: {len(declared)} variables declare user-missing codes; those cells are set "
+                     "missing and logged")
+    return RawTable(cells, path, "sav", notes=tuple(notes), declared_missing=declared)
 
 
 def _read_xlsx(path: Path, sheet: str | None) -> RawTable:
     try:
         import openpyxl
     except ImportError:  # pragma: no cover - a dependency of gapscale
-        raise ValueError("reading .xlsx files needs openpyxl: pip install openpyxl") from None
+        raise InputError("reading .xlsx files needs openpyxl: pip install openpyxl") from None
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # zipfile.BadZipFile, KeyError, InvalidFileException ...
-        raise ValueError(f"{path}: cannot be read as an Excel .xlsx file ({type(exc).__name__})") from None
+        raise InputError(f"{path}: cannot be read as an Excel .xlsx file ({type(exc).__name__})") from None
     if sheet is not None and sheet not in book.sheetnames:
-        raise ValueError(f"{path}: no sheet {sheet!r}; sheets: {', '.join(book.sheetnames)}")
+        raise InputError(f"{path}: no sheet {sheet!r}; sheets: {', '.join(book.sheetnames)}")
     ws = book[sheet] if sheet else book.worksheets[0]
     rows = [list(r) for r in ws.iter_rows(values_only=True)]
     book.close()
     rows = [r for r in rows if any(_as_text(c) is not None for c in r)]
     if not rows:
-        raise ValueError(f"{path}: the sheet {ws.title!r} is empty")
+        raise InputError(f"{path}: the sheet {ws.title!r} is empty")
     names = _columns(path, rows[0])
     body = [[_as_text(c) for c in (list(r) + [None] * len(names))[: len(names)]] for r in rows[1:]]
     return RawTable(pd.DataFrame(body, columns=names, dtype=object), path, "xlsx")

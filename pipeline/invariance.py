@@ -14,6 +14,7 @@ from analysis.warnings import GapscaleWarning
 from instrument import LavaanModel, LavaanSyntaxError, parse_model, read_model
 from pipeline.cfa import model_text
 from pipeline.io import is_simulated, output_dir, read_data, read_params, section, write_csv, write_json
+from analysis.errors import InputError
 
 try:  # installed with scikit-learn/DVC's stack here, but not a declared dependency: optional
     from threadpoolctl import threadpool_limits
@@ -33,24 +34,24 @@ def settings(params: dict, overrides: dict) -> dict:
     """``invariance:`` of params.yaml over :data:`DEFAULTS`, then the command-line options."""
     s = section(params, "invariance", DEFAULTS, overrides)
     if s["group"] is not None and not isinstance(s["group"], str):
-        raise ValueError(f"invariance.group: the name of the grouping column, got {s['group']!r}")
+        raise InputError(f"invariance.group: the name of the grouping column, got {s['group']!r}")
     if s["missing"] not in ("listwise", "fiml"):
-        raise ValueError(f"invariance.missing: {s['missing']!r} is not available; use listwise or fiml")
+        raise InputError(f"invariance.missing: {s['missing']!r} is not available; use listwise or fiml")
     size = s["min_group_size"]
     if isinstance(size, bool) or not isinstance(size, int) or size < 2:
-        raise ValueError(f"invariance.min_group_size: a whole number >= 2, got {size!r}")
+        raise InputError(f"invariance.min_group_size: a whole number >= 2, got {size!r}")
     if isinstance(s["partial"], str) or not isinstance(s["partial"], (list, tuple)) \
             or not all(isinstance(x, str) for x in s["partial"]):
-        raise ValueError(f"invariance.partial: a list of parameters such as ['GAP1_2 ~ 1', 'GAP1 =~ GAP1_3'], "
+        raise InputError(f"invariance.partial: a list of parameters such as ['GAP1_2 ~ 1', 'GAP1 =~ GAP1_3'], "
                          f"got {s['partial']!r}")
     if s["criterion"] not in CRITERIA:
-        raise ValueError(f"invariance.criterion: {s['criterion']!r} is not one of {', '.join(CRITERIA)}")
+        raise InputError(f"invariance.criterion: {s['criterion']!r} is not one of {', '.join(CRITERIA)}")
     if s["reference_group"] is not None and not isinstance(s["reference_group"], (str, int)):
-        raise ValueError(f"invariance.reference_group: a group value or null, got {s['reference_group']!r}")
+        raise InputError(f"invariance.reference_group: a group value or null, got {s['reference_group']!r}")
     try:
         criteria(s)
-    except ValueError as exc:
-        raise ValueError(f"invariance.{exc}") from None
+    except InputError as exc:
+        raise InputError(f"invariance.{exc}") from None
     return s
 
 
@@ -87,17 +88,17 @@ def run(data_path, out, instrument_path=None, model_path=None, structural_path=N
     params = read_params(params_path)
     s = settings(params, overrides or {})
     if s["group"] is None:
-        raise ValueError("no grouping column: give --group or set invariance.group in the params file")
+        raise InputError("no grouping column: give --group or set invariance.group in the params file")
     drop = (params.get("efa") or {}).get("drop_items") or []
     text = model_text(instrument_path, model_path, drop)
     try:
         model = parse_model(text)
     except LavaanSyntaxError as exc:
-        raise ValueError(f"{model_path or instrument_path}: {exc}") from None
+        raise InputError(f"{model_path or instrument_path}: {exc}") from None
     structural = structural_model(structural_path, drop) if structural_path is not None else None
     data = read_data(data_path)
     if s["group"] not in data.columns:
-        raise ValueError(f"{data_path}: no column {s['group']!r} to group by; columns are "
+        raise InputError(f"{data_path}: no column {s['group']!r} to group by; columns are "
                          f"{', '.join(map(str, data.columns))}")
     # One BLAS thread: the matrices are a few hundred wide, where threads gain little, and a
     # busy machine makes OpenBLAS threads spin (the default study: 16 s instead of 60 s on 2 busy
@@ -115,6 +116,7 @@ def run(data_path, out, instrument_path=None, model_path=None, structural_path=N
         "simulated": is_simulated(data), "source": Path(data_path).name,
         "structural_model": Path(structural_path).name if structural_path is not None else None,
         "n_rows": len(data), **summary, "dropped_items": drop,
+        "fit": result.fit.drop(columns=[c for c in result.fit.columns if c.startswith("delta_")]).to_dict("records"),
     })
     out = output_dir(out)
     write_csv(result.fit, out / "invariance_fit.csv")

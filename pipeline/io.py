@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
+
+from analysis.errors import InputError
+from instrument.safe_yaml import read_yaml
 
 __all__ = ["is_simulated", "output_dir", "read_data", "read_params", "section", "write_csv", "write_json",
            "write_text"]
@@ -17,38 +20,57 @@ def output_dir(path: str | Path) -> Path:
     """Create ``path`` (and parents) for a stage's outputs; a clear error if it is a file."""
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise ValueError(f"{path}: --out must be a directory, but a file of that name exists")
+        raise InputError(f"{path}: --out must be a directory, but a file of that name exists")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ValueError(f"{path}: cannot create the output directory ({exc.strerror})") from None
+        raise InputError(f"{path}: cannot create the output directory ({exc.strerror})") from None
     return path
 
 
 def read_params(path: str | Path | None) -> dict:
-    """Read a params YAML file (``params.yaml``); ``None`` gives an empty mapping."""
+    """Read a params YAML file (``params.yaml``) with gapscale's safe YAML reader (no aliases, size and
+    depth capped); ``None`` gives an empty mapping."""
     if path is None:
         return {}
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise ValueError(f"{path}: params file not found") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise ValueError(f"{path}: YAML syntax error{where}: {getattr(exc, 'problem', exc)}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: cannot be read ({exc})") from None
+    data = read_yaml(path)
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of parameters at the top level")
+        raise InputError(f"{path}: expected a mapping of parameters at the top level")
     return data
 
 
+# A text cell a spreadsheet would run as a formula (CWE-1236, "CSV injection"): it starts with one
+# of these characters. Numbers written as text ("-3", "+1.5e2") are left alone.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$", re.ASCII)
+
+
+def neutralise_cell(value):
+    """``value`` as written to a CSV: a text cell that would start a spreadsheet formula gets a
+    leading apostrophe (``=HYPERLINK(...)`` -> ``'=HYPERLINK(...)``), as OWASP recommends; any
+    other value, and a number written as text, is unchanged. The apostrophe does not itself start
+    a formula, so applying this twice changes nothing more."""
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not _PLAIN_NUMBER.match(value):
+        return "'" + value
+    return value
+
+
 def write_csv(df: pd.DataFrame, path: Path) -> None:
-    df.to_csv(path, index=False, lineterminator="\n")
+    """Write ``df`` as CSV (no index, ``\\n`` line ends): the one CSV writer of every stage.
+
+    Text cells and column names that a spreadsheet would run as formulas are neutralised
+    (:func:`neutralise_cell`); numeric columns are written as they are.
+    """
+    out = df.rename(columns=lambda c: neutralise_cell(c) if isinstance(c, str) else c)
+    text = [c for c in out.columns if not pd.api.types.is_numeric_dtype(out[c].dtype)
+            and not pd.api.types.is_bool_dtype(out[c].dtype)]
+    if text:
+        out = out.copy()
+        for c in text:
+            out[c] = out[c].map(neutralise_cell, na_action="ignore")
+    out.to_csv(path, index=False, lineterminator="\n")
 
 
 def write_json(obj, path: Path) -> None:
@@ -80,10 +102,10 @@ def section(params: dict, name: str, defaults: dict, overrides: dict) -> dict:
     (those that are not None). Unknown keys are refused with the key named."""
     raw = params.get(name) or {}
     if not isinstance(raw, dict):
-        raise ValueError(f"{name}: expected a mapping, got {raw!r}")
+        raise InputError(f"{name}: expected a mapping, got {raw!r}")
     for key in raw:
         if key not in defaults:
-            raise ValueError(f"{name}.{key}: unknown key; known keys are {', '.join(defaults)}")
+            raise InputError(f"{name}.{key}: unknown key; known keys are {', '.join(defaults)}")
     return {**defaults, **raw, **{k: v for k, v in overrides.items() if v is not None}}
 
 
@@ -92,7 +114,7 @@ def read_data(path: str | Path, **kwargs) -> pd.DataFrame:
     try:
         return pd.read_csv(path, **kwargs)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: cannot be read as CSV ({type(exc).__name__}: {exc})") from None
+        raise InputError(f"{path}: cannot be read as CSV ({type(exc).__name__}: {exc})") from None
 
 
 def is_simulated(data: pd.DataFrame) -> bool:

@@ -15,6 +15,7 @@ from pipeline.cfa import model_text
 from pipeline.io import is_simulated, output_dir, read_data, read_params, section, write_csv, write_json
 from pipeline.progress import progress_bar
 from instrument import parse_model
+from analysis.errors import InputError
 
 __all__ = ["run", "OUTPUTS", "DEFAULTS"]
 
@@ -25,11 +26,11 @@ DEFAULTS = {"htmt_bootstrap": 1000, "ci": 0.95, "method_factor": True}
 def settings(params: dict, overrides: dict) -> dict:
     s = section(params, "reliability", DEFAULTS, overrides)
     if isinstance(s["htmt_bootstrap"], bool) or not isinstance(s["htmt_bootstrap"], int) or s["htmt_bootstrap"] < 0:
-        raise ValueError(f"reliability.htmt_bootstrap: a whole number >= 0, got {s['htmt_bootstrap']!r}")
+        raise InputError(f"reliability.htmt_bootstrap: a whole number >= 0, got {s['htmt_bootstrap']!r}")
     if not isinstance(s["ci"], (int, float)) or not 0 < s["ci"] < 1:
-        raise ValueError(f"reliability.ci: a level in (0, 1), got {s['ci']!r}")
+        raise InputError(f"reliability.ci: a level in (0, 1), got {s['ci']!r}")
     if not isinstance(s["method_factor"], bool):
-        raise ValueError(f"reliability.method_factor: true or false, got {s['method_factor']!r}")
+        raise InputError(f"reliability.method_factor: true or false, got {s['method_factor']!r}")
     return s
 
 

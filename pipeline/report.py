@@ -36,8 +36,12 @@ import pandas as pd
 
 from analysis import apa
 from pipeline.io import output_dir, read_params, section, write_csv, write_json, write_text
+from analysis.errors import InputError
+from pipeline.metrics_shapes import check_metrics
 
 __all__ = ["run", "build_report", "read_outputs", "DEFAULTS", "STAGE_FILES", "FIGURES", "SECTIONS"]
+
+MAX_METRICS_BYTES = 20_000_000  # a stage's metrics JSON is a few kB
 
 DEFAULTS = {
     "cfi_min": 0.95,             # Hu & Bentler (1999)
@@ -106,13 +110,19 @@ class StageOutputs:
 
 def _read_json(path: Path) -> dict:
     try:
+        if path.stat().st_size > MAX_METRICS_BYTES:
+            raise InputError(f"{path}: {path.stat().st_size} bytes, more than a stage's metrics file holds "
+                             f"({MAX_METRICS_BYTES}); rerun the stage that writes it")
         data = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deeply; rerun the stage that writes it") from None
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); rerun the stage that writes it") from None
+        raise InputError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); rerun the stage that writes it") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: cannot be read ({exc})") from None
+        raise InputError(f"{path}: cannot be read ({exc})") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object of metrics, got {type(data).__name__}")
+        raise InputError(f"{path}: expected a JSON object of metrics, got {type(data).__name__}")
+    check_metrics(data, path.name, path)
     return data
 
 
@@ -122,7 +132,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
     except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
-        raise ValueError(f"{path}: cannot be read as CSV ({type(exc).__name__}: {exc}); rerun the stage that "
+        raise InputError(f"{path}: cannot be read as CSV ({type(exc).__name__}: {exc}); rerun the stage that "
                          "writes it") from None
 
 
@@ -133,7 +143,7 @@ def read_stage(name: str, directory) -> StageOutputs:
         return StageOutputs(name, None, None, {}, (metrics_name, *table_names))
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
-        raise ValueError(f"{directory}: expected the {name} stage's output directory, got a file")
+        raise InputError(f"{directory}: expected the {name} stage's output directory, got a file")
     metrics = _read_json(directory / metrics_name) if (directory / metrics_name).is_file() else None
     tables = {t: _read_csv(directory / t) for t in table_names if (directory / t).is_file()}
     absent = tuple(f for f in (metrics_name, *table_names) if not (directory / f).is_file())
@@ -144,7 +154,7 @@ def read_outputs(dirs: dict) -> dict[str, StageOutputs]:
     """Every stage's outputs, from ``{stage: directory or None}``."""
     unknown = [k for k in dirs if k not in STAGE_FILES]
     if unknown:
-        raise ValueError(f"unknown stage(s) {', '.join(unknown)}; known: {', '.join(STAGE_FILES)}")
+        raise InputError(f"unknown stage(s) {', '.join(unknown)}; known: {', '.join(STAGE_FILES)}")
     return {name: read_stage(name, dirs.get(name)) for name in STAGE_FILES}
 
 
@@ -1327,7 +1337,7 @@ def build_report(outputs: dict[str, StageOutputs], cuts: dict, title: str | None
         sem_section(outputs["sem"], findings, cuts, figures),
     ]
     if all(not s.ran for s in sections):
-        raise ValueError("no stage outputs found: give the stage output directories (--clean, --efa, ...) of a "
+        raise InputError("no stage outputs found: give the stage output directories (--clean, --efa, ...) of a "
                          "pipeline that has run")
     simulated = any(bool((o.metrics or {}).get("simulated")) for o in outputs.values())
     tables = []
@@ -1524,7 +1534,7 @@ def settings(params: dict, overrides: dict | None = None) -> dict:
     s = section(params, "report", DEFAULTS, overrides or {})
     for key, value in s.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-            raise ValueError(f"report.{key}: a number between 0 and 1, got {value!r}")
+            raise InputError(f"report.{key}: a number between 0 and 1, got {value!r}")
     return s
 
 

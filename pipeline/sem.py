@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from analysis.bootstrap import bootstrap_sem
 from analysis.sem import PARAMETER_COLUMNS, fit_sem
@@ -18,7 +17,9 @@ from analysis.structural import compare_models, hypotheses_table, r_squared, rep
 from analysis.warnings import GapscaleWarning
 from instrument import LavaanSyntaxError, parse_model
 from pipeline.io import is_simulated, output_dir, read_data, read_params, section, write_csv, write_json
+from instrument.safe_yaml import read_yaml
 from pipeline.progress import progress_bar
+from analysis.errors import InputError
 
 __all__ = ["run", "OUTPUTS", "DEFAULTS", "settings"]
 
@@ -33,33 +34,30 @@ def settings(params: dict, overrides: dict) -> dict:
     """``sem:`` of params.yaml over :data:`DEFAULTS`, then the command-line options."""
     s = section(params, "sem", DEFAULTS, overrides)
     if s["estimator"] not in ("ML", "MLR"):
-        raise ValueError(f"sem.estimator: {s['estimator']!r} is not available; use ML or MLR")
+        raise InputError(f"sem.estimator: {s['estimator']!r} is not available; use ML or MLR")
     if s["missing"] not in ("listwise", "fiml"):
-        raise ValueError(f"sem.missing: {s['missing']!r} is not available; use listwise or fiml")
+        raise InputError(f"sem.missing: {s['missing']!r} is not available; use listwise or fiml")
     b = s["bootstrap"]
     if isinstance(b, bool) or not isinstance(b, int) or (b != 0 and b < 2):
-        raise ValueError(f"sem.bootstrap: a whole number of draws (0 for none, otherwise >= 2), got {b!r}")
+        raise InputError(f"sem.bootstrap: a whole number of draws (0 for none, otherwise >= 2), got {b!r}")
     if isinstance(s["ci"], bool) or not isinstance(s["ci"], (int, float)) or not 0 < s["ci"] < 1:
-        raise ValueError(f"sem.ci: a level between 0 and 1, got {s['ci']!r}")
+        raise InputError(f"sem.ci: a level between 0 and 1, got {s['ci']!r}")
     if s["interval"] not in INTERVALS:
-        raise ValueError(f"sem.interval: one of {', '.join(INTERVALS)}, got {s['interval']!r}")
-    if s["interval"] != "ci" and b == 0:
-        raise ValueError(f"sem.interval: {s['interval']} needs bootstrap draws (sem.bootstrap > 0), or use ci")
+        raise InputError(f"sem.interval: one of {', '.join(INTERVALS)}, got {s['interval']!r}")
+    if b == 0:  # no draws: "Wald intervals only" (--bootstrap 0), whatever interval the params name
+        s["interval"] = "ci"
     if not isinstance(s["competing"], dict) or not all(isinstance(v, str) for v in s["competing"].values()):
-        raise ValueError("sem.competing: a mapping of model names to their structural part (lavaan syntax)")
+        raise InputError("sem.competing: a mapping of model names to their structural part (lavaan syntax)")
     if s["criterion"] not in ("aic", "bic"):
-        raise ValueError(f"sem.criterion: aic or bic, got {s['criterion']!r}")
+        raise InputError(f"sem.criterion: aic or bic, got {s['criterion']!r}")
     return s
 
 
 def read_hypotheses(path) -> dict:
     """The hypotheses YAML (see instrument/sustainability_gap.hypotheses.yaml)."""
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8-sig"))
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{path}: YAML syntax error: {getattr(exc, 'problem', exc)}") from None
+    data = read_yaml(path)
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-        raise ValueError(f"{path}: expected a mapping of hypothesis ids to {{statement, expect}}")
+        raise InputError(f"{path}: expected a mapping of hypothesis ids to {{statement, expect}}")
     return data
 
 
@@ -67,7 +65,7 @@ def _fit(data, text, s, name):
     try:
         parse_model(text)
     except LavaanSyntaxError as exc:
-        raise ValueError(f"{name}: {exc}") from None
+        raise InputError(f"{name}: {exc}") from None
     return fit_sem(data, text, missing=s["missing"], estimator=s["estimator"])
 
 
@@ -101,7 +99,7 @@ def run(data_path, model_path, out, params_path=None, hypotheses_path=None, inva
     try:
         text = Path(model_path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{model_path}: cannot be read as UTF-8 text ({exc})") from None
+        raise InputError(f"{model_path}: cannot be read as UTF-8 text ({exc})") from None
     hypotheses = read_hypotheses(hypotheses_path) if hypotheses_path else {}
     data = read_data(data_path)
     with warnings.catch_warnings(record=True) as records:
@@ -111,8 +109,8 @@ def run(data_path, model_path, out, params_path=None, hypotheses_path=None, inva
         for name, structural in s["competing"].items():
             try:
                 competing_text = replace_structural(text, structural)
-            except ValueError as exc:
-                raise ValueError(f"sem.competing.{name}: {exc}") from None
+            except InputError as exc:
+                raise InputError(f"sem.competing.{name}: {exc}") from None
             competing[name] = _fit(data, competing_text, s, f"sem.competing.{name}")
     caught = [f"{w.category.__name__}: {w.message}" for w in records if issubclass(w.category, GapscaleWarning)]
     flags = list(dict.fromkeys(list(fit.warnings) + caught))

@@ -7,6 +7,7 @@ from analysis.simulate import DEFECTS, CELL_DEFECTS, parse_simulation_params, si
 from instrument import load_instrument
 from pipeline.io import output_dir, read_params, write_csv, write_json
 from pipeline.progress import progress_bar
+from analysis.errors import InputError
 
 __all__ = ["run", "OUTPUTS"]
 
@@ -27,7 +28,7 @@ def run(instrument_path, params_path, out, n: int | None = None, seed: int | Non
         sim["n"] = n
     seed = params.get("seed", 0) if seed is None else seed
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed: need a whole number >= 0, got {seed!r}")
+        raise InputError(f"seed: need a whole number >= 0, got {seed!r}")
     with progress_bar(total=1, desc="simulate") as tick:  # one step: the draw itself takes no progress callable
         study = simulate_study(inst, parse_simulation_params(sim), seed)
         tick()

@@ -1,0 +1,298 @@
+"""The shapes of the stages' metrics JSON files, as the report reads them.
+
+A stage writes its metrics (``clean.json``, ``efa.json``, ...) and the report reads them back; a
+file edited by hand, truncated or from another program can hold a mapping where a number belongs.
+:func:`check_metrics` refuses such a file at once, naming the file, the key and the value, instead
+of letting a formatter fail deep inside the report ("float() argument must be ... not 'dict'").
+
+Shapes: ``"number"`` (a JSON number, true/false or null), ``"text"`` (any scalar), ``"boolean"``
+(true/false or null), ``"any"``; a dict of key -> shape (keys absent from the file are allowed, as
+the report reports them as missing; keys the report does not know are not checked);
+``["list", shape]`` (a list whose elements have the shape); ``["map", shape]`` (a mapping from
+names the data decide, such as groups or constructs, to values of the shape). The shapes were
+taken from the default study's outputs.
+"""
+from __future__ import annotations
+
+import json
+
+from analysis.errors import InputError
+
+__all__ = ["SHAPES", "check_metrics"]
+
+_SCREEN_VS_TRUTH = {'truth': 'text', 'flagged': 'number', 'true_positives': 'number', 'precision': 'number',
+                    'recall': 'number'}
+
+SHAPES = {'clean.json': {'simulated': 'boolean',
+                'source': 'text',
+                'format': 'text',
+                'qualtrics': 'boolean',
+                'rows_in': 'number',
+                'kept': 'number',
+                'excluded': 'number',
+                'excluded_by_screen': ['map', 'number'],
+                'cell_problems': 'number',
+                'missing_rate': 'number',
+                'little_mcar': {'statistic': 'number',
+                                'df': 'number',
+                                'pvalue': 'number',
+                                'n_patterns': 'number',
+                                'n': 'number'},
+                'screens': {'attention_checks': 'boolean',
+                            'speeder_fraction': 'number',
+                            'longstring_share': 'number',
+                            'irv_min': 'number',
+                            'mahalanobis_alpha': 'number',
+                            'duplicates': 'boolean',
+                            'max_missing_share': 'number'},
+                'notes': ['list', 'text'],
+                'warnings': ['list', 'any'],
+                'screens_vs_truth': {**{screen: _SCREEN_VS_TRUTH for screen in (
+                    'attention', 'speeder', 'longstring', 'irv', 'mahalanobis', 'duplicate', 'missing')},
+                 'clean_excluded_share': 'number'}},
+ 'split.json': {'simulated': 'boolean',
+                'source': 'text',
+                'seed': 'number',
+                'share': 'number',
+                'stratify': 'text',
+                'n': 'number',
+                'n_efa': 'number',
+                'n_cfa': 'number',
+                'strata': ['list', {'stratum': 'text', 'n': 'number', 'n_efa': 'number', 'n_cfa': 'number'}]},
+ 'efa.json': {'simulated': 'boolean',
+              'source': 'text',
+              'n': 'number',
+              'items': 'number',
+              'dropped_items': ['list', 'any'],
+              'correlation': 'text',
+              'extraction': 'text',
+              'rotation': 'text',
+              'kmo': 'number',
+              'kmo_min_item': 'number',
+              'kmo_min_item_id': 'text',
+              'bartlett': {'chisq': 'number', 'df': 'number', 'pvalue': 'number'},
+              'n_factors': {'used': 'number',
+                            'rule': 'text',
+                            'constructs': 'number',
+                            'parallel_fa': 'number',
+                            'parallel_pc': 'number',
+                            'map': 'number',
+                            'kaiser': 'number'},
+              'fit': {'objective': 'number',
+                      'df': 'number',
+                      'rms': 'number',
+                      'chisq': 'number',
+                      'pvalue': 'number',
+                      'tli': 'number',
+                      'null_chisq': 'number',
+                      'null_df': 'number',
+                      'rmsea': 'number',
+                      'rmsea_ci_lower': 'number',
+                      'rmsea_ci_upper': 'number',
+                      'bic': 'number'},
+              'converged': 'boolean',
+              'structure_agreement': 'number',
+              'flagged_items': 'number',
+              'warnings': ['list', 'any']},
+ 'cfa.json': {'simulated': 'boolean',
+              'source': 'text',
+              'estimator': 'text',
+              'missing': 'text',
+              'n_rows': 'number',
+              'converged': 'boolean',
+              'iterations': 'number',
+              'fit': {'npar': 'number',
+                      'chisq': 'number',
+                      'df': 'number',
+                      'pvalue': 'number',
+                      'baseline_chisq': 'number',
+                      'baseline_df': 'number',
+                      'cfi': 'number',
+                      'tli': 'number',
+                      'rmsea': 'number',
+                      'rmsea_ci_lower': 'number',
+                      'rmsea_ci_upper': 'number',
+                      'rmsea_pvalue': 'number',
+                      'srmr': 'number',
+                      'logl': 'number',
+                      'unrestricted_logl': 'number',
+                      'aic': 'number',
+                      'bic': 'number',
+                      'ntotal': 'number'},
+              'min_std_loading': 'number',
+              'dropped_items': ['list', 'any'],
+              'inadmissible': ['list', 'any'],
+              'admissible': 'boolean'},
+ 'reliability.json': {'simulated': 'boolean',
+                      'source': 'text',
+                      'missing': 'text',
+                      'n': 'number',
+                      'min_alpha': 'number',
+                      'min_alpha_construct': 'text',
+                      'min_omega': 'number',
+                      'lowest_ave': 'number',
+                      'lowest_ave_construct': 'text',
+                      'highest_htmt': 'number',
+                      'highest_htmt_pair': 'text',
+                      'fornell_larcker_violations': ['list', 'any'],
+                      'harman_first_factor_share': 'number',
+                      'harman_exceeds_half': 'boolean',
+                      'method_factor': {'chisq_difference': 'number',
+                                        'df_difference': 'number',
+                                        'pvalue': 'number',
+                                        'cfi_change': 'number',
+                                        'rmsea_change': 'number',
+                                        'mean_std_method_loading': 'number',
+                                        'method_variance_share': 'number',
+                                        'converged': 'boolean'},
+                      'flags': ['list', 'text'],
+                      'warnings': ['list', 'text']},
+ 'invariance.json': {'simulated': 'boolean',
+                     'source': 'text',
+                     'structural_model': 'text',
+                     'n_rows': 'number',
+                     'group': 'text',
+                     'missing': 'text',
+                     'estimator': 'text',
+                     'reference_group': 'text',
+                     'groups_used': ['list', 'text'],
+                     'n_groups_used': 'number',
+                     'n_used': ['map', 'number'],
+                     'groups_left_out': ['list', 'any'],
+                     'level': 'text',
+                     'partial': ['list', 'any'],
+                     'partial_invariance': 'boolean',
+                     'criterion': 'text',
+                     'cutoffs': {'delta_cfi': 'number',
+                                 'delta_rmsea': 'number',
+                                 'alpha': 'number',
+                                 'configural_cfi': 'number',
+                                 'configural_rmsea': 'number'},
+                     'steps': {'configural': {'holds': 'boolean', 'passes': 'boolean', 'reason': 'text'},
+                               'metric': {'holds': 'boolean', 'passes': 'boolean', 'reason': 'text'},
+                               'scalar': {'holds': 'boolean', 'passes': 'boolean', 'reason': 'text'},
+                               'strict': {'holds': 'boolean', 'passes': 'boolean', 'reason': 'text'}},
+                     'latent_means_compared': 'boolean',
+                     'converged': 'boolean',
+                     'warnings': ['list', 'any'],
+                     'structural': {'compared': 'boolean',
+                                    'groups': ['list', 'text'],
+                                    'measurement': 'text',
+                                    'delta_chisq': 'number',
+                                    'delta_df': 'number',
+                                    'delta_pvalue': 'number',
+                                    'delta_cfi': 'number',
+                                    'delta_rmsea': 'number',
+                                    'paths_differ': 'boolean',
+                                    'n_paths': 'number',
+                                    'n_paths_differ': 'number',
+                                    'paths_differing': ['list', 'any'],
+                                    'converged': 'boolean',
+                                    'answer': 'text'},
+                     'structural_fit': ['list',
+                                        {'model': 'text',
+                                         'chisq': 'number',
+                                         'df': 'number',
+                                         'pvalue': 'number',
+                                         'cfi': 'number',
+                                         'tli': 'number',
+                                         'rmsea': 'number',
+                                         'rmsea_ci_lower': 'number',
+                                         'rmsea_ci_upper': 'number',
+                                         'srmr': 'number',
+                                         'aic': 'number',
+                                         'bic': 'number',
+                                         'delta_chisq': 'any',
+                                         'delta_df': 'any',
+                                         'delta_pvalue': 'any',
+                                         'delta_cfi': 'any',
+                                         'delta_rmsea': 'any',
+                                         'delta_srmr': 'any',
+                                         'holds': 'boolean'}],
+                     'dropped_items': ['list', 'any']},
+ 'sem.json': {'simulated': 'boolean',
+              'source': 'text',
+              'model': 'text',
+              'estimator': 'text',
+              'missing': 'text',
+              'n_rows': 'number',
+              'converged': 'boolean',
+              'fit': {'npar': 'number',
+                      'chisq': 'number',
+                      'df': 'number',
+                      'pvalue': 'number',
+                      'baseline_chisq': 'number',
+                      'baseline_df': 'number',
+                      'cfi': 'number',
+                      'tli': 'number',
+                      'rmsea': 'number',
+                      'rmsea_ci_lower': 'number',
+                      'rmsea_ci_upper': 'number',
+                      'rmsea_pvalue': 'number',
+                      'srmr': 'number',
+                      'logl': 'number',
+                      'unrestricted_logl': 'number',
+                      'aic': 'number',
+                      'bic': 'number',
+                      'ntotal': 'number'},
+              'bootstrap': {'requested': 'number',
+                            'converged': 'number',
+                            'failed': 'number',
+                            'inadmissible': 'number',
+                            'seed': 'number'},
+              'interval': 'text',
+              'ci': 'number',
+              'r2': ['map', 'number'],
+              'hypotheses': ['map', 'text'],
+              'hypotheses_supported': 'number',
+              'preferred_model': 'text',
+              'warnings': ['list', 'text'],
+              'admissible': 'boolean'}}
+
+
+def check_metrics(data, name: str, path) -> None:
+    """Raise :class:`InputError` when ``data`` (the parsed ``name``, e.g. ``"clean.json"``, read from
+    ``path``) does not have the shape the report reads; a file of unknown name is not checked."""
+    if name in SHAPES:
+        _check(data, SHAPES[name], "", str(path))
+
+
+def _check(value, shape, where: str, path: str) -> None:
+    if shape == "any":
+        return
+    if value is None:
+        return
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            _refuse(path, where, "a JSON object", value)
+        for key, sub in shape.items():
+            if key in value:
+                _check(value[key], sub, f"{where}.{key}" if where else key, path)
+        return
+    if isinstance(shape, list):
+        kind, sub = shape
+        if kind == "list":
+            if not isinstance(value, list):
+                _refuse(path, where, "a JSON list", value)
+            for k, v in enumerate(value):
+                _check(v, sub, f"{where}[{k}]", path)
+        else:
+            if not isinstance(value, dict):
+                _refuse(path, where, "a JSON object", value)
+            for k, v in value.items():
+                _check(v, sub, f"{where}.{k}", path)
+        return
+    if isinstance(value, (dict, list)):
+        _refuse(path, where, {"number": "a number", "boolean": "true or false"}.get(shape, "a single value"), value)
+    if shape == "number" and not isinstance(value, (int, float)):
+        _refuse(path, where, "a number", value)
+    if shape == "boolean" and not isinstance(value, bool):
+        _refuse(path, where, "true or false", value)
+
+
+def _refuse(path: str, where: str, expected: str, value) -> None:
+    shown = json.dumps(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    raise InputError(f"{path}: {where or 'the top level'}: expected {expected}, got {shown}; this is not the file "
+                     "gapscale writes: rerun the stage that writes it")
