@@ -34,9 +34,9 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from analysis.errors import InputError
 from analysis.sem import fit as fitm
 from analysis.warnings import ConvergenceWarning, GapscaleWarning
-from analysis.errors import InputError
 
 __all__ = [
     "EFAResult",
