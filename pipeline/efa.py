@@ -171,7 +171,8 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
         n_factors = criteria["parallel_fa"] if s["n_factors"] == "auto" else s["n_factors"]
         n_factors = min(max(n_factors, 1), fa.max_factors(len(items)))
         result = fa.efa(r, n_factors, s["extraction"], s["rotation"], n_obs=len(x))
-    caught = [f"{w.category.__name__}: {w.message}" for w in records if issubclass(w.category, GapscaleWarning)]
+    caught = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in records
+                                if issubclass(w.category, GapscaleWarning)))  # the observed matrix is made twice
 
     diagnostics = fa.item_diagnostics(result, construct_of, s["min_loading"], s["max_cross_loading"],
                                       s["min_communality"])

@@ -210,3 +210,20 @@ def test_max_factors():
         fa.efa(r, 100)
     with pytest.raises(InputError, match=r"n_factors = 6: 6 factors for 9 items are not identified"):
         fa.efa(r, 6)
+
+
+def test_warnings_of_the_random_data_sets_are_summarised():
+    """A sparse category makes polychoric warn for many resampled data sets: one warning says
+    how many and shows the first, beside the warnings for the observed data."""
+    from analysis.warnings import GapscaleWarning
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(200, 1))
+    x = pd.DataFrame(np.clip(np.round(3 + z + rng.normal(size=(200, 5))), 1, 5), columns=list("abcde"))
+    x.loc[0, "a"] = 7  # one answer in a category no other item uses
+    with pytest.warns(GapscaleWarning) as record:
+        table = fa.parallel_analysis(x, polychoric, np.random.default_rng(1), n_iter=20)
+    summary = [str(w.message) for w in record if str(w.message).startswith("parallel analysis:")]
+    assert len(summary) == 1 and " of the 20 resampled data sets gave " in summary[0], summary
+    assert len(record) < 8  # not one set of warnings per data set
+    assert fa.parallel_suggestion(table) == 1
