@@ -281,7 +281,10 @@ def parallel_analysis(data: pd.DataFrame, correlate, rng: np.random.Generator, n
     In R: ``psych::fa.parallel(data, fa = "both", n.iter = n_iter, quant = percentile / 100,
     SMC = smc, cor = "cor" | "poly")``; ``$fa.values``, ``$pc.values``, ``$nfact``, ``$ncomp``.
     psych gives ``NA`` when every observed eigenvalue exceeds the random one; gapscale gives
-    the number of items.
+    the number of items. Warnings raised while correlating the resampled data sets (e.g.
+    polychoric continuity corrections) are re-issued once per class, with how many data sets
+    gave them and the first message; non-convergence of the random one-factor fits, once with
+    its count (psych does not check it).
     """
     if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
         raise InputError(f"parallel analysis: n_iter = {n_iter!r}: use a whole number >= 1")
