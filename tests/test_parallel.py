@@ -94,6 +94,10 @@ def test_counts_match_psych_with_its_defaults(psych, name):
         table = fa.parallel_analysis(x, pearson, np.random.default_rng(seed))
         assert (fa.parallel_suggestion(table, "fa"), fa.parallel_suggestion(table, "pc")) == \
             (ref["counts"]["nfact"][0], ref["counts"]["ncomp"][0]), seed
+    # fa.parallel(SMC = TRUE): bfi 8 factors rather than 6; ability and hs unchanged.
+    assert len(set(ref["counts_smc"]["nfact"])) == 1
+    table = fa.parallel_analysis(x, pearson, np.random.default_rng(0), smc=True)
+    assert fa.parallel_suggestion(table, "fa") == ref["counts_smc"]["nfact"][0]
 
 
 @pytest.mark.slow
