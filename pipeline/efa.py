@@ -185,7 +185,7 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
         "kmo": msa, "kmo_min_item": float(msai.min()), "kmo_min_item_id": str(msai.idxmin()),
         "bartlett": bartlett,
         "n_factors": {"used": n_factors,
-                      "rule": ("parallel analysis (fa, " + ("SMC" if s["parallel_smc"] else "minres") + " communalities)")
+                      "rule": f"parallel analysis (fa, {'SMC' if s['parallel_smc'] else 'minres'} communalities)"
                       if s["n_factors"] == "auto" else "params",
                       "constructs": n_constructs, **criteria},
         "fit": result.fit, "converged": result.converged,

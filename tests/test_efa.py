@@ -188,7 +188,8 @@ def hs_efa(run_cli, tmp_path, hs_model, *args, params=None):
 
 
 @pytest.mark.parametrize("args, params, message", [
-    (["--n-factors", "100"], None, "efa.n_factors (--n-factors) = 100: at most 5 factors can be extracted from 9 items"),
+    (["--n-factors", "100"], None,
+     "efa.n_factors (--n-factors) = 100: at most 5 factors can be extracted from 9 items"),
     (["--n-factors", "6"], None, "efa.n_factors (--n-factors) = 6: at most 5 factors can be extracted from 9 items"),
     (["--n-factors", "many"], None, "efa.n_factors (--n-factors): 'auto' (parallel analysis) or a whole number >= 1, "
                                     "got 'many'"),
