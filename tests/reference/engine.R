@@ -81,6 +81,14 @@ PATH <- '
 '
 out$cases$path <- record(sem(PATH, data = pd), PATH, "pd")
 
+# 4b. An observed variable covarying with latents (it becomes a phantom latent too).
+OVLV <- '
+  visual  =~ x1 + x2 + x3
+  textual =~ x4 + x5 + x6
+  x7 ~~ visual + textual
+'
+out$cases$ovlv <- record(sem(OVLV, data = hs), OVLV, "hs")
+
 # 5. Intercepts, a linear == constraint with arithmetic, and an active > bound.
 CONSTR <- '
   visual  =~ x1 + b2*x2 + b3*x3
