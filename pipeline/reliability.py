@@ -25,8 +25,9 @@ DEFAULTS = {"htmt_bootstrap": 1000, "ci": 0.95, "method_factor": True}
 
 def settings(params: dict, overrides: dict) -> dict:
     s = section(params, "reliability", DEFAULTS, overrides)
-    if isinstance(s["htmt_bootstrap"], bool) or not isinstance(s["htmt_bootstrap"], int) or s["htmt_bootstrap"] < 0:
-        raise InputError(f"reliability.htmt_bootstrap: a whole number >= 0, got {s['htmt_bootstrap']!r}")
+    if isinstance(s["htmt_bootstrap"], bool) or not isinstance(s["htmt_bootstrap"], int) \
+            or not 0 <= s["htmt_bootstrap"] <= 100_000:
+        raise InputError(f"reliability.htmt_bootstrap: a whole number from 0 to 100000, got {s['htmt_bootstrap']!r}")
     if not isinstance(s["ci"], (int, float)) or not 0 < s["ci"] < 1:
         raise InputError(f"reliability.ci: a level in (0, 1), got {s['ci']!r}")
     if not isinstance(s["method_factor"], bool):
