@@ -15,7 +15,7 @@ from analysis.sem import PARAMETER_COLUMNS, fit_sem
 from analysis.structural import compare_models, hypotheses_table, r_squared, replace_structural
 from analysis.warnings import GapscaleWarning
 from instrument import parse_model
-from pipeline.io import is_simulated, output_dir, read_data, read_params, section, write_csv, write_json
+from pipeline.io import is_simulated, output_dir, read_data, read_params, read_seed, section, write_csv, write_json
 from instrument.safe_yaml import read_yaml
 from pipeline.stage_metrics import read_metrics
 from pipeline.progress import progress_bar
@@ -98,7 +98,7 @@ def run(data_path, model_path, out, params_path=None, hypotheses_path=None, inva
     """Fit the structural model, bootstrap it, compare the competing models, test the hypotheses."""
     params = read_params(params_path)
     s = settings(params, overrides or {})
-    seed = params.get("seed", 0) if seed is None else seed
+    seed = read_seed(params, seed)
     try:
         text = Path(model_path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
