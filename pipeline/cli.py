@@ -64,6 +64,18 @@ def user_errors():
         raise GapscaleError(f"{exc.filename}: {exc.strerror or exc}") from None
 
 
+@contextmanager
+def user_errors_except_instrument():
+    """:func:`user_errors` for everything but an InstrumentError (which the caller lists whole)."""
+    try:
+        yield
+    except InstrumentError:
+        raise
+    except (InputError, OSError):
+        with user_errors():
+            raise
+
+
 INSTRUMENT_PATH = click.Path(exists=True, dir_okay=False)
 MAX_PROBLEMS = 200  # problems listed by `instrument validate`
 
@@ -110,7 +122,8 @@ def instrument_validate(file):
     from pipeline.instrument import validate
 
     try:
-        click.echo(validate(file))
+        with user_errors_except_instrument():
+            click.echo(validate(file))
     except InstrumentError as exc:
         for problem in exc.problems[:MAX_PROBLEMS]:
             click.echo(one_line(f"{file}: {problem}"), err=True)

@@ -264,3 +264,62 @@ def test_fuzz_command_line(run_cli, tmp_path, command, options):
     code, out, err = run_cli(*args)
     check_output(code, out, err)
     assert code in (0, 2), (args, err)
+
+
+# --------------------------------------------------------------------------- the two kinds of failure
+
+
+@pytest.mark.parametrize("exc, code", [
+    (ValueError("Length of values (6) does not match length of index (100)"), 1),  # a library's error: a bug
+    (TypeError("unhashable type: 'list'"), 1),
+    (KeyError("fit"), 1),
+    (OSError("no filename: not about a path the user gave"), 1),
+    (PermissionError(13, "Permission denied", "/read-only/out"), 2),  # a path the user gave
+])
+def test_only_input_errors_are_exit_2(run_cli, tmp_path, monkeypatch, exc, code):
+    import pipeline.split
+
+    def broken(*args, **kwargs):
+        raise exc
+
+    log = tmp_path / "error.log"
+    monkeypatch.setenv("GAPSCALE_ERROR_LOG", str(log))
+    monkeypatch.setattr(pipeline.split, "run", broken)
+    status, out, err = run_cli("split", "--data", DATA, "--out", tmp_path / "o")
+    assert status == code and "Traceback" not in out + err and len(err.strip().splitlines()) == 1
+    if code == 1:
+        assert err.startswith("Error: internal error of gapscale (a bug, not a problem with your input): ")
+        assert f"the traceback is in {log}" in err
+        text = log.read_text()
+        assert "Traceback (most recent call last)" in text and type(exc).__name__ in text
+        assert "gapscale split --data" in text  # the command line, to reproduce it
+    else:
+        assert err.startswith("Error: /read-only/out: Permission denied") and not log.exists()
+
+
+def test_an_input_error_is_exit_2_and_its_line_is_bounded(run_cli, tmp_path, monkeypatch):
+    import pipeline.split
+    from analysis.errors import InputError
+
+    def bad(*args, **kwargs):
+        raise InputError("clean.csv: column 'x', row 3: value " + "9" * 10**6 + " is not allowed")
+
+    monkeypatch.setattr(pipeline.split, "run", bad)
+    status, out, err = run_cli("split", "--data", DATA, "--out", tmp_path / "o")
+    assert status == 2 and err.startswith("Error: clean.csv: column 'x', row 3: value 999")
+    assert err.rstrip().endswith("is not allowed") and "characters cut" in err and len(err) < MAX_LINE + 50
+
+
+def test_internal_error_log_goes_to_a_new_temporary_file_by_default(run_cli, tmp_path, monkeypatch):
+    import pipeline.split
+
+    monkeypatch.delenv("GAPSCALE_ERROR_LOG", raising=False)
+    monkeypatch.setattr(pipeline.split, "run", lambda *a, **k: {}["n"])
+    status, out, err = run_cli("split", "--data", DATA, "--out", tmp_path / "o")
+    assert status == 1
+    log = Path(err.split("the traceback is in ")[1].split(";")[0])
+    try:
+        assert log.name.startswith("gapscale-error-") and log.suffix == ".log"
+        assert "KeyError: 'n'" in log.read_text()
+    finally:
+        log.unlink()
