@@ -1,28 +1,57 @@
 """Turn the raw cells of a survey export into analysis-ready values, logging every change.
 
-Policy for a cell that cannot be used (documented here, applied everywhere):
+Policy for a cell that cannot be used as it is (documented here, applied everywhere); each
+such cell is one row of the cell-problem table (``row, respondent_id, column, value, problem``):
 
 - an item or attention-check cell that is not a number and not one of the scale's labels
   (compared without case and surrounding space), or a number outside the scale, becomes
-  missing and is logged in the cell-problem table with its row, column and value;
+  missing and is logged;
 - a context cell that is not one of the allowed values (or, for Qualtrics numeric exports, not a
   valid choice number ``1..k`` of the ``k`` allowed values) becomes missing and is logged; a
   number outside ``min..max`` likewise;
 - a duration that is not a positive number becomes missing and is logged;
+- a number is ASCII digits with an optional sign, ``.`` decimal point and exponent; it must be
+  finite: ``inf``, ``nan``, ``Infinity`` or ``1e999`` are not numbers and are set missing and
+  logged;
+- a number written with a decimal comma (``3,0``) or with non-ASCII digits (``٣``, ``３``) is
+  read as that number and **logged** ("decimal comma; read as 3"), so no cell changes silently;
+- a cell an SPSS file declares missing (user-missing codes such as 98/99) becomes missing and is
+  logged with the code;
 - an empty id becomes ``row<N>`` and is logged.
 
-Structural problems stop the stage instead (:class:`DataError`): an item column that is
-missing or has no usable value at all, a declared id column that is absent. They are
-collected and reported together.
+A logged value is cut to 40 characters; a value that looks like personal data (an e-mail
+address, a phone number, an IP address) is not shown at all.
 
-Columns that carry personal data (the instrument's ``personal_data`` and Qualtrics' own,
-:data:`PERSONAL_COLUMNS`) are dropped first; columns the instrument does not know are never
-written (their names are listed in the notes), so no unknown column can carry personal data
-into a derived file.
+Structural problems stop the stage instead (:class:`DataError`): an item column that is
+missing or has no usable value at all, a declared id column that is absent, an id column that
+is an item (or another column the instrument defines), an id column where more than half the
+rows repeat an earlier id (:data:`MAX_DUPLICATE_ID_SHARE`). They are collected and reported
+together.
+
+Personal data
+-------------
+Columns that carry personal data are dropped first: the instrument's ``personal_data``,
+Qualtrics' own (:data:`PERSONAL_COLUMNS`), and the answers to context questions that are
+personal (free text unless the instrument says ``personal: false``). Columns the instrument
+does not know are never written (their names are listed in the notes). So every output holds
+only instrument-defined columns: ``row``, ``respondent_id``, context, items, ``duration_s``,
+``simulated``.
+
+Respondent ids are pseudonymised by default (:class:`IdParams`): with a key (bytes kept outside
+the data, from a key file or an environment variable) an id becomes ``p`` + the first 16 hex
+digits of HMAC-SHA256(key, id) -- the same id gives the same pseudonym in every run with that
+key, so waves can be linked; without a key it becomes ``row<N>``, its row in the file. The
+original ids live only in memory (the duplicate screen compares them) and in the mapping file a
+researcher asks for. ``respondent_ids: keep`` writes the ids as they are, for ids that do not
+identify anyone (a platform's random response ids); ids that look like e-mail addresses, phone
+numbers or IP addresses are refused even then.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,10 +62,17 @@ from instrument.schema import Instrument, Scale
 
 __all__ = [
     "DataError",
+    "IdParams",
+    "MAX_DUPLICATE_ID_SHARE",
     "PERSONAL_COLUMNS",
     "Prepared",
     "REVERSE_MARKER",
+    "looks_personal",
+    "parse_clean_params",
+    "parse_number",
+    "parse_screen_params",
     "prepare",
+    "pseudonym",
     "recode_reverse",
 ]
 
@@ -48,8 +84,16 @@ PERSONAL_COLUMNS = (
 )
 REVERSE_MARKER = "reverse_recoded"
 PASS_THROUGH = ("simulated",)
+ID_COLUMN = "respondent_id"      # the id column of every output, whatever the export called it
+DURATION_COLUMN = "duration_s"   # the duration column of every output
 PROBLEM_COLUMNS = ["row", "respondent_id", "column", "value", "problem"]
-_NUMBER = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?$")
+MAX_DUPLICATE_ID_SHARE = 0.5
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$", re.ASCII)
+_COMMA_NUMBER = re.compile(r"^[+-]?(\d+,\d*|,\d+)([eE][+-]?\d+)?$", re.ASCII)
+_THOUSANDS = re.compile(r"^[+-]?[1-9]\d{0,2},\d{3}$", re.ASCII)  # 1,234: a decimal comma or a thousands separator?
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_PHONE = re.compile(r"^\+?\(?\d[\d\s().\-/]{5,}\d$")
+_IPV4 = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 
 
 class DataError(InputError):
@@ -63,31 +107,110 @@ class DataError(InputError):
 
 
 @dataclass(frozen=True)
+class IdParams:
+    """How respondent ids reach the outputs (``params.yaml`` section ``clean``, all optional).
+
+    ``respondent_ids``: ``pseudonymise`` (the default) or ``keep``. ``id_key_env``: the
+    environment variable holding the pseudonymisation key (default ``GAPSCALE_ID_KEY``).
+    ``id_key_file``: a file holding the key (its bytes, surrounding white space stripped), kept
+    outside the data and the repository. The key must be at least 16 bytes.
+    """
+
+    respondent_ids: str = "pseudonymise"
+    id_key_env: str = "GAPSCALE_ID_KEY"
+    id_key_file: str | None = None
+
+
+def looks_personal(text: str) -> str | None:
+    """What personal datum ``text`` looks like (``"an e-mail address"``, ...), or None."""
+    t = str(text).strip()
+    if "@" in t and any(_EMAIL.fullmatch(tok) for tok in t.split() if "@" in tok):  # linear in len(t)
+        return "an e-mail address"
+    if _IPV4.match(t):
+        return "an IP address"
+    if _PHONE.match(t) and sum(ch.isdigit() for ch in t) >= 7 and not t.isdigit():
+        return "a phone number"
+    return None
+
+
+def pseudonym(respondent_id: str, row: int, key: bytes | None) -> str:
+    """The pseudonym of one id: ``p`` + 16 hex digits of HMAC-SHA256(key, id), or ``row<N>``
+    without a key.
+
+    In R: ``digest::hmac(key, id, "sha256")`` gives the same hex digits (as does
+    ``printf ID | openssl dgst -sha256 -hmac KEY``).
+    """
+    if key is None:
+        return f"row{row}"
+    return "p" + hmac.new(key, str(respondent_id).encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+
+
+def parse_number(text: str) -> tuple[float | None, str | None]:
+    """Read a cell as a finite number: ``(value, note)``; ``(None, None)`` when it is not one.
+
+    ASCII digits, optional sign, ``.`` decimal point and exponent are read as they are
+    (``note`` None). A decimal comma (``3,5``) and non-ASCII decimal digits (Arabic-Indic,
+    full-width, ...) are read too, with a note saying what was changed, for the cell log.
+    ``inf``, ``nan`` and numbers that overflow to infinity (``1e999``) are not numbers, nor is
+    ``1,234`` (a decimal comma or a thousands separator: it cannot be told).
+    """
+    t = str(text).strip()
+    notes = []
+    if any(ch.isdigit() and not ch.isascii() for ch in t):
+        try:
+            t = "".join(str(unicodedata.decimal(ch)) if ch.isdigit() and not ch.isascii() else ch for ch in t)
+        except ValueError:  # a digit-like character without a decimal value (superscripts)
+            return None, None
+        notes.append("non-ASCII digits")
+    if not _NUMBER.match(t):
+        if _COMMA_NUMBER.match(t) and not _THOUSANDS.match(t):
+            t = t.replace(",", ".")
+            notes.append("decimal comma")
+        else:
+            return None, None
+    x = float(t)
+    if not np.isfinite(x):
+        return None, None
+    return x, ("; ".join(notes) + f"; read as {x:g}") if notes else None
+
+
+@dataclass(frozen=True)
 class Prepared:
     """Values ready for screening.
 
     Attributes
     ----------
     data : DataFrame
-        ``row`` (1-based data row of the file), the id column, context, items and attention
-        checks as numbers (as answered: reverse keys not yet recoded), duration, and
-        pass-through columns such as ``simulated``.
+        ``row`` (1-based data row of the file), ``respondent_id`` (pseudonymised unless ids are
+        kept), context, items and attention checks as numbers (as answered: reverse keys not yet
+        recoded), ``duration_s``, and pass-through columns such as ``simulated``.
     problems : DataFrame
-        One row per cell set missing: ``row, respondent_id, column, value, problem``.
+        One row per cell set missing or changed: ``row, respondent_id, column, value, problem``.
     notes : tuple of str
         What was done that a reader should know (columns ignored, defaults used).
     id_column : str
-        The column that identifies respondents in ``data``.
+        The column that identifies respondents in ``data`` (``respondent_id``).
+    original_ids : Series
+        The ids as the file has them (empty ones as ``row<N>``), aligned with ``data``: for the
+        duplicate screen and the mapping file only, never written with the data.
+    duration_column : str or None
+        ``duration_s`` when the file has a completion time, else None.
+    duration_missing : str or None
+        Why there is no completion time (for the warning of a speeder screen that cannot run).
     """
 
     data: pd.DataFrame
     problems: pd.DataFrame
     notes: tuple[str, ...]
     id_column: str
+    original_ids: pd.Series | None = None
+    duration_column: str | None = None
+    duration_missing: str | None = None
 
 
 def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", qualtrics: bool = False,
-            id_column: str | None = None) -> Prepared:
+            id_column: str | None = None, declared_missing: dict | None = None, ids: IdParams | None = None,
+            key: bytes | None = None) -> Prepared:
     """Match an export's columns to ``instrument`` and coerce every cell.
 
     Parameters
@@ -103,17 +226,39 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
         context answers may be choice numbers.
     id_column : str, optional
         Overrides the instrument's ``id_column``.
+    declared_missing : dict, optional
+        Column -> list of ``(lo, hi)`` ranges the file declares missing (SPSS user-missing
+        values); a matching cell is set missing and logged.
+    ids : IdParams, optional
+        ``keep`` or ``pseudonymise`` (the default).
+    key : bytes, optional
+        The pseudonymisation key; without it pseudonyms are row numbers.
 
     Raises
     ------
     DataError
-        Missing item columns, a missing id column, an item without any usable answer.
+        Missing item columns, a missing id column, an id column that is an item or repeats its
+        ids in most rows, an item without any usable answer.
     """
+    ids = ids or IdParams()
+    declared_missing = declared_missing or {}
     notes: list[str] = []
+    private_context = [q.id for q in instrument.context if q.personal]
     personal = [c for c in cells.columns if c in set(instrument.personal_data) | set(PERSONAL_COLUMNS)]
-    cells = cells.drop(columns=personal)
+    answers = [c for c in cells.columns if c in private_context and c not in personal]
+    requested = id_column or instrument.id_column
+    # An id column that is personal data (a panel's e-mail column) still identifies respondents:
+    # it is kept in memory to deduplicate and pseudonymise, and never written as it is.
+    personal_ids = cells[requested] if requested in personal else None
+    cells = cells.drop(columns=personal + answers)
+    if personal_ids is not None:
+        cells[requested] = personal_ids
+        notes.append(f"id column {requested!r} is personal data: used only to find duplicates and make pseudonyms")
     if personal:
         notes.append(f"dropped {len(personal)} personal-data column(s): {', '.join(personal)}")
+    if answers:
+        notes.append(f"dropped the answers to {len(answers)} personal context question(s) (free text unless the "
+                     f"instrument says personal: false): {', '.join(answers)}")
     if REVERSE_MARKER in cells.columns:
         raise DataError(source, [f"column {REVERSE_MARKER!r} shows the reverse-keyed items are already recoded; "
                                  "pass the raw export, not the output of the clean stage"])
@@ -126,23 +271,48 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
         problems.append(f"{len(missing_items)} item column(s) missing: {', '.join(missing_items[:12])}"
                         f"{' ...' if len(missing_items) > 12 else ''}; the file must have a column per item id{hint}")
 
+    defined = {**{i: "an item" for i in instrument.item_ids},
+               **{c.id: "an attention check" for c in instrument.attention_checks},
+               **{q.id: "a context question" for q in instrument.context}}
+    if instrument.duration_column:
+        defined[instrument.duration_column] = "the duration column"
     id_col = id_column or instrument.id_column
-    if id_col and id_col not in cells.columns:
+    if id_col in defined:
+        problems.append(f"id column {id_col!r} is {defined[id_col]} of the instrument; name the column that "
+                        "identifies respondents (--id-column or id_column in the instrument)")
+    elif id_col and id_col not in cells.columns:
         if qualtrics and QUALTRICS_ID in cells.columns:
             notes.append(f"id column {id_col!r} not found; using Qualtrics' {QUALTRICS_ID}")
-            cells = cells.rename(columns={QUALTRICS_ID: id_col})
+            id_col = QUALTRICS_ID
         else:
             problems.append(f"id column {id_col!r} not found; name it in the instrument (id_column) or pass --id-column")
     if id_col is None:
-        id_col = "respondent_id"
-        if id_col in cells.columns:
-            notes.append(f"no id column declared; using the file's {id_col!r} column")
+        if ID_COLUMN in cells.columns and ID_COLUMN not in defined:
+            id_col = ID_COLUMN
+            notes.append(f"no id column declared; using the file's {ID_COLUMN!r} column")
+        elif qualtrics and QUALTRICS_ID in cells.columns:
+            id_col = QUALTRICS_ID
+            notes.append(f"no id column declared; using Qualtrics' {QUALTRICS_ID}")
         else:
             notes.append("no id column declared: respondents are identified by row number")
-    duration_col = instrument.duration_column
-    if duration_col and duration_col not in cells.columns and qualtrics and QUALTRICS_DURATION in cells.columns:
-        cells = cells.rename(columns={QUALTRICS_DURATION: duration_col})
-        notes.append(f"using Qualtrics' {QUALTRICS_DURATION!r} as {duration_col!r}")
+    for own in (ID_COLUMN, DURATION_COLUMN):
+        if own in defined and defined[own] != "the duration column":
+            problems.append(f"{own!r} is {defined[own]} of the instrument, but the clean data use that name for "
+                            "their own column; rename it in the instrument")
+    duration_col, duration_missing = instrument.duration_column, None
+    if duration_col and duration_col not in cells.columns:
+        if qualtrics and QUALTRICS_DURATION in cells.columns:
+            notes.append(f"duration column {duration_col!r} not found; using Qualtrics' {QUALTRICS_DURATION!r}")
+            duration_col = QUALTRICS_DURATION
+        else:
+            duration_missing = f"the duration column {duration_col!r} is not in the file"
+            duration_col = None
+    elif not duration_col:
+        if qualtrics and QUALTRICS_DURATION in cells.columns:
+            notes.append(f"no duration column declared; using Qualtrics' {QUALTRICS_DURATION!r}")
+            duration_col = QUALTRICS_DURATION
+        else:
+            duration_missing = "the instrument declares no duration_column"
     if problems:
         raise DataError(source, problems)
 
@@ -151,39 +321,136 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
     out = {"row": rows}
     log: list[tuple] = []
 
-    ids = cells[id_col] if id_col in cells.columns else pd.Series([None] * n, dtype=object)
-    ids = [f"row{r}" if _blank(v) else str(v) for r, v in zip(rows, ids)]
-    for r, v in zip(rows, cells[id_col] if id_col in cells.columns else [None] * n):
+    raw_ids = list(cells[id_col]) if id_col in cells.columns else [None] * n
+    original = [f"row{r}" if _blank(v) else str(v).strip() for r, v in zip(rows, raw_ids)]
+    if id_col in cells.columns and n:
+        seen: set = set()
+        repeats = 0
+        for v in raw_ids:
+            if _blank(v):
+                continue
+            repeats += str(v).strip() in seen
+            seen.add(str(v).strip())
+        if repeats / n > MAX_DUPLICATE_ID_SHARE:
+            raise DataError(source, [f"id column {id_col!r}: {repeats} of {n} rows repeat an earlier id (more than "
+                                     f"{MAX_DUPLICATE_ID_SHARE:.0%}); is it really the respondent id? Name the right "
+                                     "column (--id-column or id_column in the instrument)"])
+    if ids.respondent_ids == "keep":
+        for r, v in zip(rows, original):
+            kind = looks_personal(v)
+            if kind:
+                raise DataError(source, [f"id column {id_col!r}: the id in row {r} looks like {kind}; ids that "
+                                         "identify people cannot be kept: leave clean.respondent_ids at pseudonymise"])
+        shown = original
+    else:
+        shown = [o if _blank(v) else pseudonym(o, r, key) for r, v, o in zip(rows, raw_ids, original)]
+        if id_col in cells.columns:
+            notes.append(f"respondent ids from {id_col!r} pseudonymised "
+                         f"({'keyed HMAC-SHA256' if key is not None else 'replaced by row numbers: no key given'})")
+    for r, v in zip(rows, raw_ids):
         if _blank(v) and id_col in cells.columns:
             log.append((r, f"row{r}", id_col, "", "empty id; set to row number"))
-    out[id_col] = ids
+    out[ID_COLUMN] = shown
+
+    def missing_code(col: str, text: str) -> str | None:
+        for lo, hi in declared_missing.get(col, ()):
+            if isinstance(lo, str) or isinstance(hi, str):
+                if text == str(lo) or text == str(hi):
+                    return text
+                continue
+            x, _ = parse_number(text)
+            if x is not None and lo <= x <= hi:
+                return text
+        return None
+
+    def cell_text(col: str, k: int, raw) -> str | None:
+        """The cell's text, or None when it is empty or declared missing (logged)."""
+        if _blank(raw):
+            return None
+        text = str(raw).strip()
+        if missing_code(col, text) is not None:
+            log.append((rows[k], shown[k], col, _show(text), f"declared missing in the file (user-missing code {text}); "
+                        "set missing"))
+            return None
+        return text
 
     def scale_column(col: str, scale: Scale) -> np.ndarray:
         lookup = {str(label).strip().lower(): value for value, label in scale.labels.items()}
         values = np.full(n, np.nan)
         for k, raw in enumerate(cells[col]):
-            if _blank(raw):
+            text = cell_text(col, k, raw)
+            if text is None:
                 continue
-            text = str(raw).strip()
-            if _NUMBER.match(text):
-                x = float(text.replace(",", "."))
-            elif text.lower() in lookup:
-                x = float(lookup[text.lower()])
-            else:
-                log.append((rows[k], ids[k], col, _show(text), "not a number or a scale label; set missing"))
-                continue
+            x, note = parse_number(text)
+            if x is None:
+                if text.lower() in lookup:
+                    x, note = float(lookup[text.lower()]), None
+                else:
+                    log.append((rows[k], shown[k], col, _show(text), _not_a_number(text, "not a number or a scale label")))
+                    continue
             if not scale.contains(x):
-                log.append((rows[k], ids[k], col, _show(text), f"outside the scale ({_range(scale)}); set missing"))
+                log.append((rows[k], shown[k], col, _show(text), f"outside the scale ({_range(scale)}); set missing"))
                 continue
+            if note:
+                log.append((rows[k], shown[k], col, _show(text), note))
             values[k] = x
         return values
 
-    absent_context = [q.id for q in instrument.context if q.id not in cells.columns]
+    def context_column(q) -> np.ndarray:
+        col = cells[q.id]
+        if q.type == "text":
+            values = np.empty(n, dtype=object)
+            values[:] = None
+            for k, raw in enumerate(col):
+                values[k] = cell_text(q.id, k, raw)
+            return values
+        if q.type in ("integer", "number"):
+            values = np.full(n, np.nan)
+            for k, raw in enumerate(col):
+                text = cell_text(q.id, k, raw)
+                if text is None:
+                    continue
+                x, note = parse_number(text)
+                bad = x is None or (q.type == "integer" and not float(x).is_integer()) \
+                    or (q.min is not None and x < q.min) or (q.max is not None and x > q.max)
+                if bad:
+                    log.append((rows[k], shown[k], q.id, _show(text),
+                                _not_a_number(text, f"not an allowed answer ({q.describe()})")))
+                    continue
+                if note:
+                    log.append((rows[k], shown[k], q.id, _show(text), note))
+                values[k] = x
+            return values
+        allowed = {str(v).strip().lower(): v for v in q.values}
+        values = np.empty(n, dtype=object)
+        values[:] = None
+        for k, raw in enumerate(col):
+            text = cell_text(q.id, k, raw)
+            if text is None:
+                continue
+            x, note = parse_number(text)
+            whole = x is not None and float(x).is_integer()
+            if text.lower() in allowed:
+                values[k] = allowed[text.lower()]
+            elif whole and str(int(x)) in allowed:  # "2.0" or "٢" for the value 2
+                values[k] = allowed[str(int(x))]
+                log.append((rows[k], shown[k], q.id, _show(text), f"{(note or '').split(';')[0] or 'written as a decimal'}"
+                            f"; read as {values[k]}"))
+            elif qualtrics and whole and 1 <= int(x) <= len(q.values):
+                values[k] = q.values[int(x) - 1]
+                if note or text != str(int(x)):
+                    log.append((rows[k], shown[k], q.id, _show(text), f"{(note or '').split(';')[0] or 'written as a decimal'}"
+                                f"; read as choice {int(x)} ({values[k]})"))
+            else:
+                log.append((rows[k], shown[k], q.id, _show(text), f"not an allowed value ({q.describe()}); set missing"))
+        return values
+
+    absent_context = [q.id for q in instrument.context if q.id not in cells.columns and not q.personal]
     if absent_context:
         notes.append(f"context column(s) not in the file: {', '.join(absent_context)}")
     for q in instrument.context:
         if q.id in cells.columns and q.position == "before":
-            out[q.id] = _context_column(cells[q.id], q, qualtrics, rows, ids, log)
+            out[q.id] = context_column(q)
     for item in instrument.items:
         out[item.id] = scale_column(item.id, item.scale)
     absent_checks = [c.id for c in instrument.attention_checks if c.id not in cells.columns]
@@ -194,21 +461,24 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
             out[check.id] = scale_column(check.id, check.scale)
     for q in instrument.context:
         if q.id in cells.columns and q.position == "after":
-            out[q.id] = _context_column(cells[q.id], q, qualtrics, rows, ids, log)
+            out[q.id] = context_column(q)
     if duration_col:
-        if duration_col in cells.columns:
-            dur = np.full(n, np.nan)
-            for k, raw in enumerate(cells[duration_col]):
-                if _blank(raw):
-                    continue
-                text = str(raw).strip()
-                if _NUMBER.match(text) and float(text.replace(",", ".")) > 0:
-                    dur[k] = float(text.replace(",", "."))
-                else:
-                    log.append((rows[k], ids[k], duration_col, _show(text), "not a positive number of seconds; set missing"))
-            out[duration_col] = dur
-        else:
-            notes.append(f"duration column {duration_col!r} not in the file: the speeder screen cannot run")
+        dur = np.full(n, np.nan)
+        for k, raw in enumerate(cells[duration_col]):
+            text = cell_text(duration_col, k, raw)
+            if text is None:
+                continue
+            x, note = parse_number(text)
+            if x is not None and x > 0:
+                dur[k] = x
+                if note:
+                    log.append((rows[k], shown[k], duration_col, _show(text), note))
+            else:
+                log.append((rows[k], shown[k], duration_col, _show(text),
+                            _not_a_number(text, "not a positive number of seconds")))
+        out[DURATION_COLUMN] = dur
+        if np.isnan(dur).all():
+            duration_missing = f"the duration column {duration_col!r} has no usable value"
     for col in PASS_THROUGH:
         if col in cells.columns:
             out[col] = cells[col].to_numpy()
@@ -222,43 +492,13 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
     ignored = [c for c in cells.columns if c not in known]
     if ignored:
         notes.append(f"ignored {len(ignored)} column(s) the instrument does not define (never written): "
-                     f"{', '.join(ignored[:10])}{' ...' if len(ignored) > 10 else ''}")
+                     f"{', '.join(_show(str(c)) for c in ignored[:10])}{' ...' if len(ignored) > 10 else ''}")
     problems_df = pd.DataFrame(log, columns=PROBLEM_COLUMNS)
-    return Prepared(data=data, problems=problems_df, notes=tuple(notes), id_column=id_col)
-
-
-def _context_column(col: pd.Series, q, qualtrics: bool, rows, ids, log) -> np.ndarray:
-    n = len(col)
-    if q.type == "text":
-        return col.to_numpy(dtype=object)
-    if q.type in ("integer", "number"):
-        values = np.full(n, np.nan)
-        for k, raw in enumerate(col):
-            if _blank(raw):
-                continue
-            text = str(raw).strip()
-            x = float(text.replace(",", ".")) if _NUMBER.match(text) else None
-            bad = x is None or (q.type == "integer" and not float(x).is_integer()) \
-                or (q.min is not None and x < q.min) or (q.max is not None and x > q.max)
-            if bad:
-                log.append((rows[k], ids[k], q.id, _show(text), f"not an allowed answer ({q.describe()}); set missing"))
-            else:
-                values[k] = x
-        return values
-    allowed = {str(v).strip().lower(): v for v in q.values}
-    values = np.empty(n, dtype=object)
-    values[:] = None
-    for k, raw in enumerate(col):
-        if _blank(raw):
-            continue
-        text = str(raw).strip()
-        if text.lower() in allowed:
-            values[k] = allowed[text.lower()]
-        elif qualtrics and text.isdigit() and 1 <= int(text) <= len(q.values):
-            values[k] = q.values[int(text) - 1]
-        else:
-            log.append((rows[k], ids[k], q.id, _show(text), f"not an allowed value ({q.describe()}); set missing"))
-    return values
+    return Prepared(data=data, problems=problems_df, notes=tuple(notes), id_column=ID_COLUMN,
+                    original_ids=pd.Series(original, index=data.index, dtype=object),
+                    duration_column=DURATION_COLUMN if duration_col else None,
+                    duration_missing=None if duration_col and not np.isnan(data[DURATION_COLUMN]).all()
+                    else duration_missing)
 
 
 def recode_reverse(data: pd.DataFrame, instrument: Instrument) -> pd.DataFrame:
@@ -283,13 +523,27 @@ def recode_reverse(data: pd.DataFrame, instrument: Instrument) -> pd.DataFrame:
     return out
 
 
+def _not_a_number(text: str, problem: str) -> str:
+    """The logged problem of a cell that could not be used; ``inf``, ``nan`` and overflowing
+    numbers are named as what they are."""
+    try:
+        x = float(text)
+    except (ValueError, OverflowError):
+        x = 0.0
+    return f"{problem}: not a finite number; set missing" if not np.isfinite(x) else f"{problem}; set missing"
+
+
 def _blank(v) -> bool:
     """An empty cell: None, NaN or only white space."""
     return v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip())
 
 
 def _show(text: str) -> str:
-    """A cell value as logged: at most 40 characters."""
+    """A cell value as logged: at most 40 characters; a value that looks like personal data is
+    withheld (the row and column say where it is)."""
+    kind = looks_personal(text[:200])
+    if kind:
+        return f"(withheld: looks like {kind})"
     return text if len(text) <= 40 else text[:37] + "..."
 
 
@@ -332,8 +586,31 @@ class ScreenParams:
     max_missing_share: float | None = 0.5
 
 
+def parse_clean_params(raw: dict | None) -> tuple[ScreenParams, IdParams]:
+    """The ``clean`` mapping as :class:`ScreenParams` and :class:`IdParams`; ValueError names
+    the bad key."""
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise InputError(f"clean: expected a mapping, got {raw!r}")
+    id_keys = set(IdParams.__dataclass_fields__)
+    known = set(ScreenParams.__dataclass_fields__) | id_keys
+    for key in raw:
+        if key not in known:
+            raise InputError(f"clean.{key}: unknown key; known keys are {', '.join(sorted(known))}")
+    ids = IdParams(**{k: v for k, v in raw.items() if k in id_keys})
+    if ids.respondent_ids not in ("pseudonymise", "keep"):
+        raise InputError(f"clean.respondent_ids: must be pseudonymise or keep, got {ids.respondent_ids!r}")
+    for key in ("id_key_env", "id_key_file"):
+        v = getattr(ids, key)
+        if v is not None and (not isinstance(v, str) or not v.strip()):
+            raise InputError(f"clean.{key}: expected a name, got {v!r}")
+    screens = {k: v for k, v in raw.items() if k not in id_keys}
+    return parse_screen_params(screens), ids
+
+
 def parse_screen_params(raw: dict | None) -> ScreenParams:
-    """Build :class:`ScreenParams` from the ``clean`` mapping; ValueError names the bad key."""
+    """Build :class:`ScreenParams` from the ``clean`` mapping's screen keys; ValueError names the
+    bad key."""
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise InputError(f"clean: expected a mapping, got {raw!r}")
@@ -395,14 +672,24 @@ def screen(prepared: Prepared, instrument: Instrument, params: ScreenParams) -> 
     checks = {c.id: c.expected for c in instrument.attention_checks if c.id in data.columns}
     if params.attention_checks and checks:
         results["attention"] = screening.attention_checks(data, checks)
-    duration = instrument.duration_column
-    if params.speeder_fraction is not None and duration and duration in data.columns:
-        results["speeder"] = screening.speeders(data[duration], params.speeder_fraction)
+    skipped = []
+    if params.attention_checks and not checks:
+        skipped.append("attention-check screen asked for (clean.attention_checks) but not run: "
+                       + ("the instrument defines no attention checks" if not instrument.attention_checks
+                          else "no attention-check column is in the file"))
+    duration = prepared.duration_column
+    if params.speeder_fraction is not None:
+        if duration and duration in data.columns and data[duration].notna().any():
+            results["speeder"] = screening.speeders(data[duration], params.speeder_fraction)
+        else:
+            why = prepared.duration_missing or "the file has no completion times"
+            skipped.append(f"speeder screen asked for (clean.speeder_fraction {params.speeder_fraction:g}) but not run: "
+                           f"{why}; declare the export's duration column (duration_column in the instrument) or set "
+                           "clean.speeder_fraction: null")
     if params.longstring_share is not None:
         results["longstring"] = screening.longstring(data, items, params.longstring_share)
     if params.irv_min is not None:
         results["irv"] = screening.irv(data, items, params.irv_min)
-    skipped = []
     if params.mahalanobis_alpha is not None:
         result = screening.mahalanobis(data, items, params.mahalanobis_alpha)
         if result is None:
@@ -412,7 +699,9 @@ def screen(prepared: Prepared, instrument: Instrument, params: ScreenParams) -> 
             results["mahalanobis"] = result
     if params.duplicates:
         compared = items + list(checks) + [q.id for q in instrument.context if q.id in data.columns]
-        results["duplicate"] = screening.duplicates(data, prepared.id_column, compared, data["row"])
+        originals = prepared.original_ids if prepared.original_ids is not None else data[prepared.id_column]
+        results["duplicate"] = screening.duplicates(data.assign(_original_id=originals.to_numpy()), "_original_id",
+                                                    compared, data["row"])
     if params.max_missing_share is not None:
         results["missing"] = screening.missing_share(data, items, params.max_missing_share)
 

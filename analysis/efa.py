@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from analysis.sem import fit as fitm
 from analysis.warnings import ConvergenceWarning, GapscaleWarning
 from analysis.errors import InputError
 
@@ -45,7 +46,10 @@ __all__ = [
     "extract",
     "kaiser_rule",
     "kmo",
+    "max_factors",
     "parallel_analysis",
+    "parallel_suggestion",
+    "reduced_eigenvalues",
     "smc",
     "velicer_map",
 ]
@@ -60,7 +64,7 @@ class HeywoodWarning(GapscaleWarning):
 def _corr(r) -> np.ndarray:
     r = np.asarray(r, dtype=float)
     if r.ndim != 2 or r.shape[0] != r.shape[1]:
-        raise ValueError(f"expected a square correlation matrix, got shape {r.shape}")
+        raise InputError(f"expected a square correlation matrix, got shape {r.shape}")
     if np.isnan(r).any():
         raise InputError("the correlation matrix has missing values (an item without variance or no pairs)")
     return r
@@ -68,7 +72,10 @@ def _corr(r) -> np.ndarray:
 
 def smc(r) -> np.ndarray:
     """Squared multiple correlations, ``1 - 1 / diag(R^-1)`` (``psych::smc``)."""
-    r = _corr(r)
+    return _squared_multiple_correlations(_corr(r))
+
+
+def _squared_multiple_correlations(r: np.ndarray) -> np.ndarray:
     return 1 - 1 / np.diag(np.linalg.inv(r))
 
 
@@ -148,66 +155,177 @@ def velicer_map(r, max_factors: int | None = None) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["m", "map"])
 
 
+def max_factors(n_items: int) -> int:
+    """The most factors an EFA of ``n_items`` items can extract.
+
+    The largest m < p whose degrees of freedom
+    :math:`p(p-1)/2 - pm + m(m-1)/2` are not negative (psych's ``dof``; with more factors the
+    model has more free parameters than the correlations it must reproduce). 0 below 3 items.
+    """
+    p = int(n_items)
+    ok = [m for m in range(1, p) if p * (p - 1) / 2 - p * m + m * (m - 1) / 2 >= 0]
+    return max(ok) if ok else 0
+
+
 def _eigen_pc(r):
     return np.sort(np.linalg.eigvalsh(r))[::-1]
 
 
-def _eigen_fa(r):
+def reduced_eigenvalues(r, smc: bool = False) -> np.ndarray:
+    """Eigenvalues, largest first, of the reduced correlation matrix: psych's factor eigenvalues.
+
+    The diagonal of ``r`` is replaced by communalities: by default (``smc=False``) those of the
+    one-factor minimum-residual solution, :math:`h_i^2 = \\lambda_i^2` from
+    :func:`extract` ``(r, 1, "minres")``, as ``psych::fa.parallel`` does with its default
+    ``SMC = FALSE``; with ``smc=True`` the squared multiple correlations (:func:`smc`), as
+    ``fa.parallel(SMC = TRUE)`` and most textbook accounts of parallel analysis do. The SMCs are
+    lower bounds of the communalities, so the SMC-reduced eigenvalues are smaller, the random ones
+    more so, and more factors pass (on psych::bfi's 25 items, 2800 respondents: 8 against 6).
+
+    In R: ``psych::fa(r, nfactors = 1, fm = "minres", rotate = "none")$values``; with
+    ``smc=True``: ``{diag(r) <- psych::smc(r); eigen(r)$values}``.
+    """
+    r = _corr(r)
     reduced = r.copy()
-    np.fill_diagonal(reduced, smc(r))
+    if smc:
+        np.fill_diagonal(reduced, _squared_multiple_correlations(r))
+    else:
+        loadings = extract(r, 1, "minres").loadings
+        np.fill_diagonal(reduced, np.sum(loadings**2, axis=1))
     return np.sort(np.linalg.eigvalsh(reduced))[::-1]
 
 
+PARALLEL_COLUMNS = [
+    "factor", "observed_pc", "random_pc", "observed_fa", "random_fa",
+    "random_pc_mean", "random_pc_sd", "random_fa_mean", "random_fa_sd",
+    "resampled_pc", "resampled_pc_mean", "resampled_pc_sd",
+    "resampled_fa", "resampled_fa_mean", "resampled_fa_sd",
+]
+_MAX_RESAMPLE_TRIES = 100
+
+
+def _resample(x: np.ndarray, columns, correlate, rng: np.random.Generator) -> np.ndarray:
+    """A correlation matrix of data drawn column by column with replacement from ``x`` (NaN
+    cells included), redrawn while it has missing entries (a column drawn without variance)."""
+    n = len(x)
+    for _ in range(_MAX_RESAMPLE_TRIES):
+        drawn = np.column_stack([x[rng.integers(0, n, n), j] for j in range(x.shape[1])])
+        rr = np.asarray(correlate(pd.DataFrame(drawn, columns=columns)), dtype=float)
+        if not np.isnan(rr).any():
+            return rr
+    raise InputError(f"parallel analysis: {_MAX_RESAMPLE_TRIES} resampled data sets in a row had an item without "
+                     "variance or without pairs; an item has too few answers off its most common value")
+
+
 def parallel_analysis(data: pd.DataFrame, correlate, rng: np.random.Generator, n_iter: int = 20,
-                      percentile: float = 95.0, progress=None) -> pd.DataFrame:
-    """Horn's (1965) parallel analysis by resampling (Buja & Eyuboglu, 1992).
+                      percentile: float = 95.0, progress=None, smc: bool = False) -> pd.DataFrame:
+    """Horn's (1965) parallel analysis, as ``psych::fa.parallel`` does it by default.
 
-    Each of ``n_iter`` random data sets permutes every column of ``data`` independently, which
-    keeps each item's distribution (and missing cells) and removes the correlations; its
-    correlation matrix is computed with the same ``correlate`` function as the observed one
-    (Pearson or polychoric). Two sets of eigenvalues are compared, as ``psych::fa.parallel``
-    does: of the correlation matrix (components, ``pc``) and of the reduced matrix with squared
-    multiple correlations on the diagonal (factors, ``fa``). A factor is retained while its
-    observed eigenvalue exceeds the ``percentile`` of the random ones.
+    Two sets of observed eigenvalues: of the correlation matrix (components, ``pc``) and of the
+    reduced correlation matrix (factors, ``fa``; :func:`reduced_eigenvalues`: one-factor
+    minres communalities on the diagonal, or with ``smc=True`` the squared multiple
+    correlations). ``correlate`` maps a DataFrame to its correlation matrix (Pearson, or
+    polychoric).
 
-    The random eigenvalues differ from psych's draws, so the curves agree with psych's only in
-    distribution; the suggested number is what is compared.
+    Each of ``n_iter`` iterations makes two random data sets of the same size as ``data``
+    (``n`` rows, missing cells counted) and takes the same two sets of eigenvalues of each:
+
+    * simulated: ``n x p`` independent standard normal values, Pearson correlations;
+    * resampled: every column drawn with replacement from its own values (missing cells
+      included), independently of the others (Buja & Eyuboglu, 1992), which keeps each item's
+      distribution and removes the correlations; correlated with ``correlate``, so polychoric
+      data get polychoric random matrices. Drawn again if a column comes out without variance.
+
+    The number of factors (components) is the number of leading observed eigenvalues that
+    exceed the ``percentile`` (linear interpolation, R's ``quantile`` type 7) of the
+    simulated ones, counted up to the first that does not (:func:`parallel_suggestion`): the
+    ``nfact`` and ``ncomp`` psych reports with ``sim = TRUE`` (its default), which compares
+    with the simulated data even when it resamples too. The resampled eigenvalues are reported
+    beside them, as psych's ``fa.simr``/``pc.simr``.
+
+    The random eigenvalues come from gapscale's generator, not R's, so they agree with psych's
+    in distribution (the means to within Monte Carlo error: tests/test_parallel.py); the
+    observed eigenvalues and, away from ties, the counts agree exactly.
 
     Parameters
     ----------
+    data : DataFrame
+        Respondents x items, numeric, missing cells as NaN.
+    correlate : callable
+        DataFrame -> correlation matrix (array), as used for the observed matrix.
+    rng : numpy.random.Generator
+        The stage's generator; iterations draw from it in turn.
+    n_iter : int
+        Iterations (psych's ``n.iter``, default 20).
+    percentile : float
+        Percentile of the random eigenvalues an observed one must exceed, in (0, 100]
+        (psych's ``quant`` times 100; default 95).
     progress : callable, optional
-        Called as ``progress(1)`` after each random data set (a progress bar's tick, see
+        Called as ``progress(1)`` after each iteration (a progress bar's tick, see
         ``pipeline.progress``).
+    smc : bool
+        Reduce with squared multiple correlations instead of the one-factor minres
+        communalities (psych's ``SMC = TRUE``), for the observed and the random matrices.
 
     Returns
     -------
     DataFrame
-        ``factor, observed_pc, random_pc, observed_fa, random_fa`` (the random columns at the
-        percentile), one row per factor.
+        One row per eigenvalue (``factor`` 1..p), columns :data:`PARALLEL_COLUMNS`:
+        ``observed_pc``, ``observed_fa``; ``random_pc``, ``random_fa`` (simulated data, at the
+        percentile: the criterion) with ``random_*_mean`` and ``random_*_sd`` (psych's
+        ``pc.sim``, ``fa.sim``); ``resampled_*`` likewise (psych's ``pc.simr``, ``fa.simr``).
+        SDs have n - 1 in the denominator (NaN for one iteration).
+
+    Notes
+    -----
+    In R: ``psych::fa.parallel(data, fa = "both", n.iter = n_iter, quant = percentile / 100,
+    SMC = smc, cor = "cor" | "poly")``; ``$fa.values``, ``$pc.values``, ``$nfact``, ``$ncomp``.
+    psych gives ``NA`` when every observed eigenvalue exceeds the random one; gapscale gives
+    the number of items.
     """
-    if n_iter < 1:
-        raise InputError(f"parallel analysis needs n_iter >= 1, got {n_iter}")
-    if not 0 < percentile < 100:
-        raise InputError(f"percentile must be in (0, 100), got {percentile}")
+    if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
+        raise InputError(f"parallel analysis: n_iter = {n_iter!r}: use a whole number >= 1")
+    if isinstance(percentile, bool) or not isinstance(percentile, (int, float, np.integer, np.floating)) \
+            or not 0 < percentile <= 100:
+        raise InputError(f"parallel analysis: percentile = {percentile!r}: use a number in (0, 100], "
+                         "e.g. 95 (psych's quant = .95)")
     r = _corr(correlate(data))
     x = data.to_numpy(dtype=float)
-    sims_pc, sims_fa = [], []
+    n, p = x.shape
+    draws = {key: np.empty((n_iter, p)) for key in ("random_pc", "random_fa", "resampled_pc", "resampled_fa")}
+    unconverged = 0
     for k in range(n_iter):
-        shuffled = np.column_stack([x[rng.permutation(len(x)), j] for j in range(x.shape[1])])
-        rr = _corr(correlate(pd.DataFrame(shuffled, columns=data.columns)))
-        sims_pc.append(_eigen_pc(rr))
-        sims_fa.append(_eigen_fa(rr))
+        rr = _resample(x, data.columns, correlate, rng)
+        rs = np.corrcoef(rng.standard_normal((n, p)), rowvar=False)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            draws["resampled_pc"][k], draws["resampled_fa"][k] = _eigen_pc(rr), reduced_eigenvalues(rr, smc)
+            draws["random_pc"][k], draws["random_fa"][k] = _eigen_pc(rs), reduced_eigenvalues(rs, smc)
+        for w in caught:
+            if issubclass(w.category, ConvergenceWarning):
+                unconverged += 1
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         if progress is not None:
             progress(1)
-    return pd.DataFrame({
-        "factor": np.arange(1, r.shape[0] + 1),
-        "observed_pc": _eigen_pc(r), "random_pc": np.percentile(sims_pc, percentile, axis=0),
-        "observed_fa": _eigen_fa(r), "random_fa": np.percentile(sims_fa, percentile, axis=0),
-    })
+    if unconverged:
+        warnings.warn(f"parallel analysis: the one-factor minres solution did not converge for {unconverged} of "
+                      f"{2 * n_iter} random correlation matrices", ConvergenceWarning, stacklevel=2)
+    table = {"factor": np.arange(1, p + 1), "observed_pc": _eigen_pc(r), "observed_fa": reduced_eigenvalues(r, smc)}
+    for key, values in draws.items():
+        table[key] = np.percentile(values, percentile, axis=0)
+        table[f"{key}_mean"] = values.mean(axis=0)
+        table[f"{key}_sd"] = values.std(axis=0, ddof=1) if n_iter > 1 else np.full(p, np.nan)
+    return pd.DataFrame(table)[PARALLEL_COLUMNS]
 
 
 def parallel_suggestion(table: pd.DataFrame, kind: str = "fa") -> int:
-    """Number of leading factors whose observed eigenvalue exceeds the random one."""
+    """The number of leading observed eigenvalues above the random ones, up to the first that is not.
+
+    ``kind`` is ``"fa"`` (factors) or ``"pc"`` (components); the comparison is with the
+    ``random_{kind}`` column of :func:`parallel_analysis` (psych's "first below" rule,
+    ``which(!(observed > random))[1] - 1``). The number of items when every eigenvalue is above.
+    """
     above = (table[f"observed_{kind}"] > table[f"random_{kind}"]).to_numpy()
     return int(np.argmin(above)) if not above.all() else len(above)
 
@@ -260,7 +378,7 @@ def _ml_gradient(psi, r, m):
 
 
 def extract(r: np.ndarray, n_factors: int, method: str = "minres", max_iter: int = 50,
-            min_err: float = 0.001) -> Extraction:
+            min_err: float = 0.001, ftol: float = 1e-12) -> Extraction:
     """Unrotated factor loadings by psych::fa's algorithms.
 
     ``minres``: minimise the sum of squared off-diagonal residuals over the uniquenesses
@@ -269,7 +387,12 @@ def extract(r: np.ndarray, n_factors: int, method: str = "minres", max_iter: int
     optimiser. ``pa``: iterated principal axes from SMC communalities until the sum of
     communalities changes by less than ``min_err`` (at most ``max_iter`` iterations), as psych.
     Loadings are ``V_m sqrt(L_m)`` of the reduced matrix (ML: of the scaled matrix), with column
-    signs made so each column sums positive. In R: ``psych::fa(r, m, rotate = "none", fm = method)``.
+    signs made so each column sums positive. ``ftol`` is L-BFGS-B's relative-reduction stopping
+    tolerance; psych stops at R's optim default (factr 1e7, ``ftol = 1e7 * 2.22e-16``), a little
+    earlier, which moves its one-factor communalities by up to 1e-6 on public data
+    (tests/test_parallel.py). ``converged``: L-BFGS-B's own test, or a failed
+    line search at a stationary point (projected gradient below 1e-4 in the optimiser's units).
+    In R: ``psych::fa(r, m, rotate = "none", fm = method)``.
     """
     r = _corr(r)
     p = r.shape[0]
@@ -303,9 +426,16 @@ def extract(r: np.ndarray, n_factors: int, method: str = "minres", max_iter: int
         res = optimize.minimize(lambda z: fun(z * scale, r, n_factors), start / scale,
                                 jac=lambda z: jac(z * scale, r, n_factors) * scale, method="L-BFGS-B",
                                 bounds=[(0.005 / scale, 1 / scale)] * p,
-                                options={"maxiter": 1000, "ftol": 1e-12, "gtol": 1e-10})
+                                options={"maxiter": 1000, "ftol": ftol, "gtol": 1e-10})
         psi = res.x * scale
         converged, iterations = bool(res.success), int(res.nit)
+        if not converged and str(res.message).startswith("ABNORMAL"):
+            # The line search failed (psych's minres gradient is not the exact gradient of its
+            # objective, so near the optimum it can point slightly wrong): a stationary point
+            # all the same when the projected gradient, in the optimiser's units, is below 1e-4
+            # (runs that end by the ftol rule stop as far as 8e-4 from stationarity).
+            z, g = res.x, jac(res.x * scale, r, n_factors) * scale
+            converged = bool(np.abs(np.clip(z - g, 0.005 / scale, 1 / scale) - z).max() < 1e-4)
         if not converged:
             warnings.warn(f"{method} extraction did not converge: {res.message}", ConvergenceWarning, stacklevel=2)
         if method == "minres":
@@ -353,17 +483,11 @@ def _fit(r, loadings, phi, n_obs, m) -> dict:
 
 
 def _rmsea_ci(chisq, df, n, level=0.90):
-    """psych's 90% RMSEA interval: noncentrality where the chi-square cdf is .95 / .05."""
-    def bound(q):
-        if stats.chi2.cdf(chisq, df) <= q:
-            return 0.0
-        f = lambda ncp: stats.ncx2.cdf(chisq, df, ncp) - q  # noqa: E731
-        hi = max(n, chisq) + 2 * n
-        try:
-            return float(np.sqrt(optimize.brentq(f, 1e-12, hi) / (n - 1) / df))
-        except ValueError:
-            return None
-    return bound((1 + level) / 2), bound((1 - level) / 2)
+    """psych's 90% RMSEA interval: the noncentrality interval of :func:`analysis.sem.fit.rmsea_ci`
+    on psych's N - 1. psych searches the noncentrality up to max(N, chisq) + 2N and gives NA for a
+    bound on the wrong side of its point estimate; lavaan's rule (used here) searches up to
+    max(N, 4 chisq) and gives 0: they differ only in such extreme cases."""
+    return fitm.rmsea_ci(chisq, df, n - 1, level=level)
 
 
 # --------------------------------------------------------------------------- result
@@ -413,15 +537,19 @@ class EFAResult:
         return table.assign(h2=self.communalities[order].to_numpy(), u2=self.uniquenesses[order].to_numpy(),
                             complexity=self.complexity[order].to_numpy())
 
-    def to_files(self, directory: str | Path, prefix: str = "efa_") -> list[Path]:
-        """Write the sorted loadings (with h2, u2, complexity), phi and variance as CSV."""
+    def to_files(self, directory: str | Path, prefix: str = "efa_", write=None) -> list[Path]:
+        """Write the sorted loadings (with h2, u2, complexity), phi and variance as CSV
+        (through ``write(frame, path)`` when given: the stages pass their one CSV writer)."""
         d = Path(directory)
         table = self.sorted_loadings()
         files = {f"{prefix}loadings.csv": table,
                  f"{prefix}factor_correlations.csv": self.phi.rename_axis("factor").reset_index(),
                  f"{prefix}variance.csv": self.variance.rename_axis("factor").reset_index()}
         for name, df in files.items():
-            df.to_csv(d / name, index=False, lineterminator="\n")
+            if write is not None:
+                write(df, d / name)
+            else:
+                df.to_csv(d / name, index=False, lineterminator="\n")
         return [d / n for n in files]
 
 
@@ -433,22 +561,26 @@ def efa(r: pd.DataFrame, n_factors: int, extraction: str = "minres", rotation: s
 
     Raises
     ------
+    InputError
+        Fewer than 1 factor, or more than :func:`max_factors` (the items do not identify them).
     ValueError
-        An unknown method, fewer than 1 factor, or more factors than the items identify
-        (negative degrees of freedom).
+        An unknown method.
     """
     from analysis.rotation import align_factors, rotate
 
     names = list(r.index)
     rr = _corr(r)
     p = rr.shape[0]
-    if not isinstance(n_factors, (int, np.integer)) or n_factors < 1:
-        raise InputError(f"the number of factors must be a whole number >= 1, got {n_factors!r}")
-    dof = p * (p - 1) / 2 - p * n_factors + n_factors * (n_factors - 1) / 2
-    if dof < 0:
-        most = max(m for m in range(1, p) if p * (p - 1) / 2 - p * m + m * (m - 1) / 2 >= 0)
-        raise InputError(f"{n_factors} factors for {p} items are not identified (degrees of freedom {dof:g} < 0); "
-                         f"at most {most} factors can be extracted from {p} items")
+    if isinstance(n_factors, bool) or not isinstance(n_factors, (int, np.integer)) or n_factors < 1:
+        raise InputError(f"n_factors = {n_factors!r}: the number of factors must be a whole number >= 1")
+    most = max_factors(p)
+    if n_factors > most:
+        dof = p * (p - 1) / 2 - p * n_factors + n_factors * (n_factors - 1) / 2
+        why = f"degrees of freedom {dof:g} < 0" if dof < 0 else "not fewer factors than items"
+        allowed = f"at most {most} factors can be extracted from {p} items" if most else \
+            f"an EFA needs at least 3 items, got {p}"
+        raise InputError(f"n_factors = {n_factors}: {n_factors} factors for {p} items are not identified ({why}); "
+                         f"{allowed}")
     ex = extract(rr, n_factors, extraction)
     rot = rotate(ex.loadings, rotation if n_factors > 1 else "none")
     loadings, phi = align_factors(rot.loadings, rot.phi)

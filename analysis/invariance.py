@@ -99,7 +99,7 @@ CONSTRAINTS = {"configural": (), "metric": ("loadings",), "scalar": ("loadings",
                "strict": ("loadings", "intercepts", "residuals")}
 CRITERIA = ("fit_indices", "cfi", "chisq")
 FIT_COLUMNS = ["model", "chisq", "df", "pvalue", "cfi", "tli", "rmsea", "rmsea_ci_lower", "rmsea_ci_upper", "srmr",
-               "aic", "bic", "delta_chisq", "delta_df", "delta_pvalue", "delta_cfi", "delta_rmsea", "delta_srmr",
+               "aic", "bic", "rni", "srmr_bentler", "gfi", "agfi", "bic2", "ecvi", "delta_chisq", "delta_df", "delta_pvalue", "delta_cfi", "delta_rmsea", "delta_srmr",
                "holds"]
 GROUP_COLUMNS = ["group", "n", "used", "reason"]
 MEAN_COLUMNS = ["group", "reference", "latent", "est", "se", "z", "pvalue", "ci_lower", "ci_upper", "std_all"]
@@ -329,8 +329,7 @@ def eligible_groups(data: pd.DataFrame, group: str, observed: list[str], missing
 
 def _fit_row(name: str, fit: MultiGroupFit, delta: dict | None, holds: bool) -> dict:
     f = fit.fit
-    row = {k: f[k] for k in ("chisq", "df", "pvalue", "cfi", "tli", "rmsea", "rmsea_ci_lower", "rmsea_ci_upper",
-                             "srmr", "aic", "bic")}
+    row = {k: f.get(k, np.nan) for k in FIT_COLUMNS[1:18]}  # GFI is not available with FIML
     delta = delta or {}
     row.update({k: delta.get(k, np.nan) for k in ("delta_chisq", "delta_df", "delta_pvalue", "delta_cfi",
                                                    "delta_rmsea", "delta_srmr")})

@@ -88,17 +88,18 @@ import pandas as pd
 from scipy import linalg, optimize, stats
 
 from analysis.checks import numeric_columns
+from analysis.sem import fit as fitm
 from analysis.sem.single import (
     InadmissibleWarning,
     ParameterTable,
     _information,
     _Model,
-    _ncp_bounds,
     _standardised,
     _start,
     parameter_table,
 )
 from analysis.warnings import ConvergenceWarning, GapscaleWarning
+from analysis.errors import InputError
 from instrument.lavaan import LavaanModel, parse_model
 from analysis.errors import InputError
 
@@ -246,6 +247,10 @@ def multigroup_table(model: LavaanModel | str, groups, group_equal=(), group_par
         s = constraints[0]
         raise InputError(f"line {s.line}: {s.lhs} {s.op} {s.rhs}: constraints are not supported in multi-group models")
     means = {s.lhs: s for s in model.statements if s.op == "~1"}
+    for s in means.values():
+        if s.group_wise or s.lower or s.upper:
+            raise InputError(f"line {s.line}: {s.lhs} ~ 1: per-group modifiers and bounds are not supported yet; "
+                             "use one value (a label, a number) for every group")
     base = _lavaan_table(model, observed_in_data)
     observed, latents = base.observed, base.latents
     for name, s in means.items():
@@ -564,9 +569,10 @@ class MultiGroupFit:
         label; ``label`` only the labels of the syntax), plus ``free`` (the parameter number,
         shared by equal parameters; 0 fixed).
     fit : dict
-        lavaan's fitMeasures: ``npar, chisq, df, pvalue, baseline_chisq, baseline_df, cfi, tli,
-        rmsea, rmsea_ci_lower, rmsea_ci_upper, rmsea_pvalue, srmr, logl, unrestricted_logl, aic,
-        bic, ntotal, ngroups``.
+        lavaan's fitMeasures, every measure lavaan reports for the estimator (``npar, chisq, df,
+        pvalue, cfi, tli, rni, rmsea`` with its interval and p-values, ``srmr, srmr_bentler, gfi,
+        agfi, logl, aic, bic, bic2, ecvi, ntotal, ngroups``, ...; scaled and robust versions with
+        MLR and FIML), from :func:`analysis.sem.fit.fit_measures`.
     groups : tuple of str
         Group labels in model order (the first is the reference for latent means).
     n : dict
@@ -771,23 +777,22 @@ def fit_multigroup(data: pd.DataFrame, model: LavaanModel | str, group: str, gro
     chisq = max(2 * (h1 - logl), 0.0)
     df = moments - q
     base_chisq, base_df = 2 * (h1 - base), n_groups * p * (p - 1) // 2
-    srmr = 0.0
-    implied = {}
+    implied, sigmas, mus = {}, [], []
     for mdl, d in zip(models, gdata):
         sig, mu, *_ = mdl.implied(theta[mdl.idx])
-        sd = np.sqrt(np.diag(d.sample_cov))
-        cov_res = ((d.sample_cov - sig) / np.outer(sd, sd))[np.triu_indices(p)]
-        mean_res = (d.sample_mean - mu) / sd
-        srmr += d.n / ntotal * np.sqrt((np.sum(cov_res ** 2) + np.sum(mean_res ** 2)) / (p * (p + 1) // 2 + p))
+        sigmas.append(sig)
+        mus.append(mu)
         implied[d.label] = {"cov": pd.DataFrame(sig, index=observed, columns=observed),
                             "mean": pd.Series(mu, index=observed)}
-    fit = _fit_indices(chisq, df, base_chisq, base_df, ntotal, n_groups)
-    fit.update(npar=int(q), srmr=float(srmr), logl=float(logl), unrestricted_logl=float(h1),
-               aic=float(-2 * logl + 2 * q), bic=float(-2 * logl + q * np.log(ntotal)), ntotal=ntotal,
-               ngroups=n_groups)
-    fit = {k: fit[k] for k in ("npar", "chisq", "df", "pvalue", "baseline_chisq", "baseline_df", "cfi", "tli",
-                               "rmsea", "rmsea_ci_lower", "rmsea_ci_upper", "rmsea_pvalue", "srmr", "logl",
-                               "unrestricted_logl", "aic", "bic", "ntotal", "ngroups")}
+    samples = dict(sample_cov=[d.sample_cov for d in gdata], implied_cov=sigmas, nobs=[d.n for d in gdata],
+                   sample_mean=[d.sample_mean for d in gdata], implied_mean=mus)
+    # GFI: lavaan's weight with FIML is the missing-data information, not reproduced here.
+    gfi_args = dict(gfi_value=fitm.ml_gfi(**samples), nel=n_groups * (p * (p + 1) // 2 + p)) if missing == "listwise" \
+        else {}
+    fit = fitm.fit_measures(npar=int(q), ntotal=ntotal, chisq=float(chisq), df=int(df),
+                            baseline_chisq=float(base_chisq), baseline_df=int(base_df), n_groups=n_groups,
+                            fmin=float(chisq / (2 * ntotal)), logl=float(logl), unrestricted_logl=float(h1),
+                            residuals=fitm.residual_measures(**samples), **gfi_args)
 
     # Standard errors.
     vcov = None
@@ -971,26 +976,6 @@ def _invert_information(info: np.ndarray, table: MultiGroupTable):
     except np.linalg.LinAlgError:
         vcov = np.full_like(info, np.nan)
     return vcov, note
-
-
-def _fit_indices(chisq, df, base_chisq, base_df, n, n_groups) -> dict:
-    """CFI, TLI, RMSEA (lavaan's multi-group sqrt(G) correction), its 90% CI and close-fit p."""
-    cfi_den = max(chisq - df, base_chisq - base_df, 0)
-    out = {
-        "chisq": float(chisq), "df": int(df), "pvalue": float(stats.chi2.sf(chisq, df)) if df > 0 else np.nan,
-        "baseline_chisq": float(base_chisq), "baseline_df": int(base_df),
-        "cfi": float(1 - max(chisq - df, 0) / cfi_den) if cfi_den > 0 else 1.0,
-        "tli": float(((base_chisq / base_df) - (chisq / df)) / ((base_chisq / base_df) - 1)) if df > 0 else 1.0,
-        "rmsea": float(np.sqrt(max(chisq / (n * df) - 1 / n, 0)) * np.sqrt(n_groups)) if df > 0 else 0.0,
-    }
-    if df > 0:
-        lo, hi = _ncp_bounds(chisq, df)
-        out["rmsea_ci_lower"] = float(np.sqrt(lo / (n * df)) * np.sqrt(n_groups))
-        out["rmsea_ci_upper"] = float(np.sqrt(hi / (n * df)) * np.sqrt(n_groups))
-        out["rmsea_pvalue"] = float(stats.ncx2.sf(chisq, df, n * df * 0.05 ** 2 / n_groups))
-    else:
-        out.update(rmsea_ci_lower=np.nan, rmsea_ci_upper=np.nan, rmsea_pvalue=np.nan)
-    return out
 
 
 def _parameter_table(table: MultiGroupTable, models, theta, vcov):

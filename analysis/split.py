@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 from analysis.errors import InputError
 
+from analysis.errors import InputError
+
 __all__ = ["split_sample", "stage_rng"]
 
 

@@ -101,8 +101,9 @@ from scipy import optimize, stats
 from scipy.special import ndtr, ndtri
 
 from analysis.polychoric import _maximise, _ordinal_codes, _pearson_start, bivariate_normal_cdf
-from analysis.sem.single import (InadmissibleWarning, ParameterTable, SEMFit, _central_jacobian, _Model, _ncp_bounds,
-                          _rmsea_ci, _start, parameter_table)
+from analysis.sem import fit as fitm
+from analysis.sem.single import (InadmissibleWarning, ParameterTable, SEMFit, _central_jacobian, _Model, _start,
+                                 parameter_table)
 from analysis.warnings import ConvergenceWarning, GapscaleWarning
 from instrument.lavaan import LavaanModel
 from analysis.errors import InputError
@@ -116,16 +117,10 @@ _SQRT_EPS = float(np.sqrt(np.finfo(np.float64).eps))
 # lavaan bounds each polychoric correlation to [-0.999, 0.999] and warns above 0.99.
 _RHO_BOUND = 0.999
 _RHO_WARN = 0.99
+# lavaan's optim.dx.tol: the largest gradient of the discrepancy at a converged solution.
+_GRADIENT_TOL = 1e-3
 # Respondents per block when the robust scaling factor sums over them.
 _BLOCK = 1000
-_FIT_KEYS = (
-    "npar", "chisq", "df", "pvalue", "chisq_scaled", "df_scaled", "pvalue_scaled", "chisq_scaling_factor",
-    "chisq_shift_parameters", "baseline_chisq", "baseline_df", "baseline_pvalue", "baseline_chisq_scaled",
-    "baseline_df_scaled", "baseline_pvalue_scaled", "baseline_chisq_scaling_factor", "cfi", "tli", "cfi_scaled",
-    "tli_scaled", "cfi_robust", "tli_robust", "rmsea", "rmsea_ci_lower", "rmsea_ci_upper", "rmsea_pvalue",
-    "rmsea_scaled", "rmsea_ci_lower_scaled", "rmsea_ci_upper_scaled", "rmsea_pvalue_scaled", "rmsea_robust",
-    "rmsea_ci_lower_robust", "rmsea_ci_upper_robust", "rmsea_pvalue_robust", "srmr", "ntotal", "norig",
-)
 
 
 # --------------------------------------------------------------------------- sample statistics
@@ -609,12 +604,21 @@ def fit_wlsmv(data: pd.DataFrame, model: LavaanModel | str, missing: str = "list
                                      gtol=1e-12, max_nfev=max_iter * (q + 1))
         theta = res.x
         grad = jacobian(theta).T @ residuals(theta)
-        converged = bool(res.status > 0 and np.max(np.abs(grad)) < 1e-6 * max(1.0, float(res.cost)))
+        # lavaan's meaning of convergence: the optimiser's own criterion is met (here
+        # Levenberg-Marquardt's relative change in the discrepancy or the estimates, not the
+        # evaluation limit), and the gradient of the discrepancy is below lavaan's optim.dx.tol
+        # (1e-3; lavaan warns "the optimizer warns that a solution has NOT been found!" above it).
+        # The discrepancy is (1/2) sum w r^2, lavaan's fmin, so the gradients are on the same scale.
+        max_grad = float(np.max(np.abs(grad)))
+        converged = bool(res.status > 0 and max_grad <= _GRADIENT_TOL)
         iterations = int(res.nfev)
     else:
-        theta, converged, iterations = np.zeros(0), True, 0
+        theta, converged, iterations, max_grad = np.zeros(0), True, 0, 0.0
     if not converged:
-        notes.append("the optimiser did not converge")
+        why = (f"it stopped at its evaluation limit ({res.nfev} evaluations)" if res.status == 0 else
+               f"{res.message}" if res.status < 0 else
+               f"the largest gradient of the discrepancy, {max_grad:.3g}, is above {_GRADIENT_TOL:g}")
+        notes.append(f"the optimiser did not converge: {why}")
         warnings.warn(f"model did not converge: {notes[-1]}", ConvergenceWarning, stacklevel=2)
 
     sig = mdl.sigma(theta)[0]
@@ -647,20 +651,22 @@ def fit_wlsmv(data: pd.DataFrame, model: LavaanModel | str, missing: str = "list
     base_chisq = float(n_fit * np.sum(w * r_obs**2))
     base_trace1, base_trace2 = n * float(np.sum(y * y)), n**2 * _trace_square(y, y)
 
-    fit = {"npar": int(q + nth)}
-    fit.update(_test(chisq, df, trace1, trace2, ""))
-    fit.update(_test(base_chisq, n_pairs, base_trace1, base_trace2, "baseline_"))
-    fit.update(_indices(fit["chisq"], df, fit["baseline_chisq"], n_pairs, n_fit, ""))
-    fit.update(_indices(fit["chisq_scaled"], df, fit["baseline_chisq_scaled"], n_pairs, n_fit, "_scaled"))
-    robust, robust_note = _robust_indices(stat, sig, delta, zwd, info_inv, df, n_fit)
-    fit.update(robust)
+    robust, robust_note = _robust_statistics(stat, sig, delta, zwd, info_inv, df)
     if robust_note:
         notes.append(robust_note)
         warnings.warn(robust_note, GapscaleWarning, stacklevel=2)
-    fit["srmr"] = float(np.sqrt(np.sum(resid**2) / (p * (p + 1) / 2)))
-    fit["ntotal"] = int(n)
+    tau = stat.thresholds.to_numpy()  # free thresholds reproduce the sample ones exactly
+    wls_obs = stat.sample
+    wls_est = np.concatenate([tau, sig[ii, jj]])
+    fit = fitm.fit_measures(
+        npar=int(q + nth), ntotal=int(n), chisq=chisq, df=int(df), baseline_chisq=base_chisq, baseline_df=int(n_pairs),
+        estimator="WLSMV", fmin=chisq / (2 * n), scaled=_scaled_shifted(chisq, df, trace1, trace2),
+        baseline_scaled=_scaled_shifted(base_chisq, n_pairs, base_trace1, base_trace2), robust=robust,
+        residuals=fitm.residual_measures(r_mat, sig, n, sample_thresholds=tau, implied_thresholds=tau,
+                                         categorical=True),
+        gfi_value=fitm.gfi(wls_obs, wls_est, weights, n), nel=len(wls_obs), categorical=True)
     fit["norig"] = int(len(data))
-    fit = {k: _clean(fit[k]) for k in _FIT_KEYS}
+    fit = {k: _clean(v) for k, v in fit.items()}
 
     params, std_notes = _parameter_rows(pt_d, mdl, theta, vcov, stat, se_tau)
     notes += std_notes
@@ -682,77 +688,32 @@ def _trace_square(left: np.ndarray, y: np.ndarray) -> float:
     return float(np.sum(g * g.T))
 
 
-def _test(chisq: float, df: int, trace1: float, trace2: float, prefix: str) -> dict:
-    """The DWLS statistic and lavaan's scaled-and-shifted version of it."""
-    pvalue = float(stats.chi2.sf(chisq, df)) if df > 0 else np.nan
+def _scaled_shifted(chisq: float, df: int, trace1: float, trace2: float) -> fitm.ScaledTest:
+    """lavaan's scaled-and-shifted version of the DWLS statistic: ``a T + b`` with
+    :math:`a = \\sqrt{df/\\operatorname{tr}[(U\\Gamma)^2]}`, :math:`b = df - a\\operatorname{tr}(U\\Gamma)`;
+    scaling factor 1/a. A saturated model (df = 0) is not corrected (factor and shift NaN, as
+    lavaan's NA); an information matrix that could not be inverted gives NaN throughout."""
     if df > 0 and np.isfinite(trace1) and np.isfinite(trace2) and trace2 > 0:
         a = np.sqrt(df / trace2)
         shift = df - a * trace1
-        scaled, factor = a * chisq + shift, 1 / a
-    elif df == 0:  # lavaan: no correction for a saturated model
-        scaled, factor, shift = chisq, np.nan, np.nan
-    else:  # the information matrix could not be inverted
-        scaled, factor, shift = np.nan, np.nan, np.nan
-    out = {f"{prefix}chisq": chisq, f"{prefix}df": int(df), f"{prefix}pvalue": pvalue,
-           f"{prefix}chisq_scaled": float(scaled), f"{prefix}df_scaled": int(df),
-           f"{prefix}pvalue_scaled": float(stats.chi2.sf(scaled, df)) if df > 0 and np.isfinite(scaled) else np.nan,
-           f"{prefix}chisq_scaling_factor": float(factor)}
-    if not prefix:
-        out["chisq_shift_parameters"] = float(shift)
-    return out
+        return fitm.ScaledTest(float(a * chisq + shift), float(1 / a), method="scaled.shifted", shift=float(shift))
+    if df == 0:
+        return fitm.ScaledTest(float(chisq), np.nan, method="scaled.shifted", shift=np.nan)
+    return fitm.ScaledTest(np.nan, np.nan, method="scaled.shifted", shift=np.nan)
 
 
-def _cfi(chisq, df, base_chisq, base_df, c=1.0, c_base=1.0) -> float:
-    """lavaan's CFI (with the robust corrections c, c_base when they are not 1)."""
-    if df > 0 and c != 1 and c_base != 1:
-        t1 = max(chisq - c * df, 0.0)
-        t2 = max(chisq - c * df, base_chisq - c_base * base_df, 0.0)
-    else:
-        t1 = max(chisq - df, 0.0)
-        t2 = max(chisq - df, base_chisq - base_df, 0.0)
-    if np.isclose(t1, 0, rtol=0, atol=1.5e-8) and np.isclose(t2, 0, rtol=0, atol=1.5e-8):
-        return 1.0
-    return float(1 - t1 / t2)
-
-
-def _tli(chisq, df, base_chisq, base_df, c=1.0, c_base=1.0) -> float:
-    """lavaan's TLI (with the robust corrections c, c_base when they are not 1)."""
-    if df > 0 and c != 1 and c_base != 1:
-        t1 = (chisq - c * df) * base_df
-        t2 = (base_chisq - c_base * base_df) * df
-    else:
-        t1 = (chisq - df) * base_df
-        t2 = (base_chisq - base_df) * df
-    if df > 0 and abs(t2) > 0:
-        return float(1 - t1 / t2)
-    return 1.0
-
-
-def _indices(chisq, df, base_chisq, base_df, n, suffix: str) -> dict:
-    """CFI, TLI, RMSEA with its 90% interval and p of close fit, lavaan's formulas."""
-    if not (np.isfinite(chisq) and np.isfinite(base_chisq)):
-        return dict.fromkeys([f"{k}{suffix}" for k in ("cfi", "tli", "rmsea", "rmsea_ci_lower", "rmsea_ci_upper",
-                                                       "rmsea_pvalue")], np.nan)
-    lo, hi = _rmsea_ci(chisq, df, n)
-    return {
-        f"cfi{suffix}": _cfi(chisq, df, base_chisq, base_df), f"tli{suffix}": _tli(chisq, df, base_chisq, base_df),
-        f"rmsea{suffix}": float(np.sqrt(max(chisq / n / df - 1 / n, 0.0))) if df > 0 else 0.0,
-        f"rmsea_ci_lower{suffix}": lo, f"rmsea_ci_upper{suffix}": hi,
-        f"rmsea_pvalue{suffix}": float(stats.ncx2.sf(chisq, df, n * df * 0.05**2)) if df > 0 else np.nan,
-    }
-
-
-def _robust_indices(stat: OrdinalStatistics, sig, delta, zwd, info_inv, df, n_fit) -> tuple[dict, str]:
-    """lavaan's cfi.robust, tli.robust, rmsea.robust (and interval, p) for categorical data."""
-    keys = ("cfi_robust", "tli_robust", "rmsea_robust", "rmsea_ci_lower_robust", "rmsea_ci_upper_robust",
-            "rmsea_pvalue_robust")
+def _robust_statistics(stat: OrdinalStatistics, sig, delta, zwd, info_inv, df) -> tuple[fitm.RobustStatistics, str]:
+    """The statistics behind lavaan's cfi.robust, tli.robust, rmsea.robust for categorical data
+    (``lavaan:::lav_fit_catml_dwls``): :math:`T_3, \\hat c, T_{3,0}, \\hat c_0` (module docstring);
+    NaN where lavaan gives NA, with the reason."""
+    missing = fitm.RobustStatistics(np.nan, np.nan, np.nan, np.nan)
     r = stat.correlation.to_numpy()
     if np.linalg.eigvalsh(r).min() < _SQRT_EPS:
-        return dict.fromkeys(keys, None), ("the polychoric correlation matrix is not positive definite: the robust "
+        return missing, ("the polychoric correlation matrix is not positive definite: the robust "
                                            "fit indices (cfi_robust, tli_robust, rmsea_robust) are not computed, as "
                                            "lavaan")
     if df <= 0 or not np.all(np.isfinite(info_inv)):
-        return dict.fromkeys(keys, None), ""
+        return missing, ""
     n, p = stat.n, len(r)
     ii, jj = stat.pairs[:, 0], stat.pairs[:, 1]
     sig_inv = np.linalg.inv(sig)
@@ -774,14 +735,7 @@ def _robust_indices(stat: OrdinalStatistics, sig, delta, zwd, info_inv, df, n_fi
     c = n * total / df
     base_df = len(ii)
     c_base = n * float(np.sum(infl * infl)) / base_df
-    lam_lo, lam_hi = _ncp_bounds(t3 / c, df)
-    return {
-        "cfi_robust": _cfi(t3, df, base_t3, base_df, c, c_base), "tli_robust": _tli(t3, df, base_t3, base_df, c, c_base),
-        "rmsea_robust": float(np.sqrt(max(t3 / n_fit / df - c / n_fit, 0.0))),
-        "rmsea_ci_lower_robust": float(np.sqrt(c * lam_lo / (n_fit * df))),
-        "rmsea_ci_upper_robust": float(np.sqrt(c * lam_hi / (n_fit * df))),
-        "rmsea_pvalue_robust": float(stats.ncx2.sf(t3 / c, df, n_fit * df * 0.05**2 / c)),
-    }, ""
+    return fitm.RobustStatistics(float(t3), float(c), float(base_t3), float(c_base)), ""
 
 
 def _clean(value):

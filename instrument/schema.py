@@ -13,9 +13,12 @@ The minimal instrument, valid forever::
 
 Everything else is optional: ``version``, ``description``, ``instructions`` (what a respondent
 reads first), ``duration_column`` (completion time in seconds), ``personal_data`` (columns that
-identify people and must never reach a derived file), ``model`` (a lavaan-syntax file beside the
+identify people and must never reach a derived file; these three name export columns and may be
+any column name, e.g. ``Duration (in seconds)``), ``model`` (a lavaan-syntax file beside the
 YAML), ``sections`` (respondent-facing headings), ``attention_checks`` (instructed-response
-items with their expected answer) and ``context`` (grouping questions with their allowed values).
+items with their expected answer) and ``context`` (grouping questions with their allowed values;
+the answers to a ``type: text`` question are personal data, never written, unless it says
+``personal: false``; any other question may say ``personal: true``).
 A construct or an item may carry its own ``scale``, which replaces the parent's scale whole.
 
 :func:`load_instrument` checks everything and raises one :class:`InstrumentError` that lists
@@ -51,6 +54,7 @@ DEFAULT_INSTRUMENT = Path(__file__).with_name("sustainability_gap.yaml")
 
 ID_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 ID_RULE = "must start with a letter and hold only letters, digits and underscores"
+COLUMN_NAME_MAX = 200  # characters in an export column name named by the instrument
 
 TOP_KEYS = {
     "name", "version", "description", "instructions", "scale", "id_column",
@@ -62,7 +66,7 @@ SECTION_KEYS = {"id", "title", "intro"}
 CONSTRUCT_KEYS = {"id", "label", "definition", "source", "section", "scale", "items"}
 ITEM_KEYS = {"id", "text", "reverse", "label", "sub_theme", "source", "scale"}
 CHECK_KEYS = {"id", "text", "expected", "after", "scale"}
-CONTEXT_KEYS = {"id", "text", "type", "values", "min", "max", "position"}
+CONTEXT_KEYS = {"id", "text", "type", "values", "min", "max", "position", "personal"}
 SCALE_TYPES = ("likert", "continuous")
 
 # Limits: an instrument is a questionnaire people answer, and every stage (render, simulate, the
@@ -194,6 +198,10 @@ class ContextQuestion:
     min: float | None = None
     max: float | None = None
     position: str = "after"
+    # Personal data: the answers are dropped by the clean stage and never written. Free text is
+    # personal unless the instrument says ``personal: false``; other types are not unless it
+    # says ``personal: true``.
+    personal: bool = False
 
     def describe(self) -> str:
         if self.type == "categorical":
@@ -401,6 +409,18 @@ class _Checker:
             return None
         return value
 
+    def column(self, value, path: str) -> str | None:
+        """A column name of the export (``id_column``, ``duration_column``): any text a survey
+        platform writes, e.g. ``Duration (in seconds)``, without control characters."""
+        if not isinstance(value, str) or not value.strip():
+            self.add(path, f"expected a column name of the export, got {_kind(value)} {value!r}")
+            return None
+        if len(value) > COLUMN_NAME_MAX or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            self.add(path, f"a column name must be at most {COLUMN_NAME_MAX} characters without control "
+                     f"characters, got {value[:40]!r}")
+            return None
+        return value
+
     def number(self, value, path: str) -> float | None:
         if value is None:
             return None
@@ -427,7 +447,7 @@ class _Checker:
         for k, v in enumerate(value):
             if not isinstance(v, str) or not v:
                 self.add(f"{path}[{k}]", f"expected a column name, got {_kind(v)} {v!r}")
-            else:
+            elif self.column(v, f"{path}[{k}]") is not None:
                 out.append(v)
         return tuple(out)
 
@@ -496,9 +516,9 @@ class _Checker:
         checks = self.attention_checks(d.get("attention_checks"), scale, item_ids)
         context = self.context(d.get("context"))
 
-        id_column = self.ident(d["id_column"], "id_column") if d.get("id_column") is not None else None
+        id_column = self.column(d["id_column"], "id_column") if d.get("id_column") is not None else None
         duration = (
-            self.ident(d["duration_column"], "duration_column") if d.get("duration_column") is not None else None
+            self.column(d["duration_column"], "duration_column") if d.get("duration_column") is not None else None
         )
         personal = self.string_list(d.get("personal_data"), "personal_data")
         model = self.model_path(d.get("model"), source)
@@ -718,12 +738,13 @@ class _Checker:
                 self.add(path, f"min/max apply to integer or number questions, not {kind!r}")
             if lo is not None and hi is not None and lo >= hi:
                 self.add(path, f"min ({_number(lo)}) must be less than max ({_number(hi)})")
+            personal = self.boolean(d.get("personal"), _join(path, "personal"), default=kind == "text")
             position = d.get("position", "after")
             if position not in POSITIONS:
                 self.add(_join(path, "position"), f"must be one of {', '.join(POSITIONS)}, got {position!r}")
             if qid is not None and kind in CONTEXT_TYPES:
                 out.append(ContextQuestion(qid, kind, self.text(d.get("text"), _join(path, "text")),
-                                           tuple(values), lo, hi, position))
+                                           tuple(values), lo, hi, position, personal))
         return out
 
     def model_path(self, value, source: Path | None) -> Path | None:

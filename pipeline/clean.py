@@ -1,13 +1,22 @@
-"""Stage ``clean``: read any export, drop personal data, coerce, screen, report missing data."""
+"""Stage ``clean``: read any export, drop personal data, coerce, screen, report missing data.
+
+Respondent ids are pseudonymised (see :mod:`analysis.clean`): the key comes from
+``--id-key-file`` / ``clean.id_key_file`` or the environment variable ``clean.id_key_env``
+(default ``GAPSCALE_ID_KEY``), never from the data; without a key the pseudonyms are row
+numbers. The mapping from ids to pseudonyms is written only when ``--id-map FILE`` asks for it,
+and never into the stage's output directory.
+"""
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
-from analysis.clean import SCREENS, parse_screen_params, prepare, score_screens, screen
+from analysis.clean import SCREENS, IdParams, parse_clean_params, prepare, score_screens, screen
+from analysis.errors import InputError
 from analysis.missing import little_mcar_test, missing_by_item, missing_by_respondent
 from analysis.warnings import GapscaleWarning
 from instrument import load_instrument
@@ -20,17 +29,48 @@ OUTPUTS = ("clean.csv", "exclusions.csv", "cell_problems.csv", "missing_items.cs
            "missing_respondents.csv", "clean.json")
 
 
+MIN_KEY_BYTES = 16
+
+
+def id_key(ids: IdParams, source: str = "clean") -> bytes | None:
+    """The pseudonymisation key: the key file's bytes (white space stripped), else the
+    environment variable's value, else None. A key shorter than 16 bytes is refused."""
+    if ids.id_key_file:
+        path = Path(ids.id_key_file)
+        try:
+            key = path.read_bytes().strip()
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read the id key file ({exc.strerror})") from None
+        where = f"{path}"
+    else:
+        value = os.environ.get(ids.id_key_env or "")
+        if not value:
+            return None
+        key, where = value.strip().encode("utf-8"), f"environment variable {ids.id_key_env}"
+    if len(key) < MIN_KEY_BYTES:
+        raise InputError(f"{where}: the id key must be at least {MIN_KEY_BYTES} bytes (a random string, e.g. from "
+                         f"'openssl rand -hex 32'), got {len(key)}")
+    return key
+
+
 def run(instrument_path, data_path, out, params_path=None, overrides: dict | None = None, encoding=None,
-        sheet=None, id_column=None, truth_path=None) -> dict:
+        sheet=None, id_column=None, truth_path=None, id_map=None) -> dict:
     """Clean ``data_path`` for ``instrument_path`` and write the outputs into ``out``.
 
+    ``overrides`` may carry screen settings and the id keys (``respondent_ids``,
+    ``id_key_file``); ``id_map`` is a file for the id -> pseudonym mapping (outside ``out``).
     Returns the metrics written to ``clean.json``.
     """
     inst = load_instrument(instrument_path)
     params = read_params(params_path)
-    settings = parse_screen_params({**(params.get("clean") or {}), **(overrides or {})})
+    settings, ids = parse_clean_params({**(params.get("clean") or {}), **(overrides or {})})
+    if id_map is not None and Path(out).resolve() in (Path(id_map).resolve(), *Path(id_map).resolve().parents):
+        raise InputError(f"{id_map}: the id mapping holds the original ids; write it outside the output "
+                         f"directory {out} (and outside the DVC outputs)")
+    key = id_key(ids) if ids.respondent_ids == "pseudonymise" else None
     raw = read_export(data_path, encoding=encoding, sheet=sheet)
-    prepared = prepare(raw.cells, inst, source=str(data_path), qualtrics=raw.qualtrics, id_column=id_column)
+    prepared = prepare(raw.cells, inst, source=str(data_path), qualtrics=raw.qualtrics, id_column=id_column,
+                       declared_missing=raw.declared_missing, ids=ids, key=key)
     result = screen(prepared, inst, settings)
 
     items = list(inst.item_ids)
@@ -59,6 +99,10 @@ def run(instrument_path, data_path, out, params_path=None, overrides: dict | Non
         "excluded_by_screen": {s: int((result.exclusions["screen"] == s).sum()) for s in SCREENS
                                if s in result.flags.columns},
         "cell_problems": len(prepared.problems),
+        "cells_set_missing": int(prepared.problems["problem"].str.endswith("set missing").sum()),
+        "cells_changed": int((~prepared.problems["problem"].str.endswith("set missing")).sum()),
+        "respondent_ids": ids.respondent_ids if ids.respondent_ids == "keep" else
+        ("pseudonymised (keyed HMAC-SHA256)" if key is not None else "pseudonymised (row numbers)"),
         "missing_rate": float(clean[items].isna().to_numpy().sum() / cells) if cells else None,
         "little_mcar": mcar,
         "screens": asdict(settings),
@@ -72,10 +116,17 @@ def run(instrument_path, data_path, out, params_path=None, overrides: dict | Non
     for item in inst.items:  # whole numbers on a Likert scale are written as such (4, not 4.0)
         if item.scale.type == "likert":
             clean[item.id] = clean[item.id].astype("Int64")
+    for q in inst.context:  # and integer answers, also with gaps (2, not 2.0: a group label stays a label)
+        if q.type == "integer" and q.id in clean.columns:
+            clean[q.id] = clean[q.id].astype("Int64")
     write_csv(clean, out / "clean.csv")
     write_csv(result.exclusions, out / "exclusions.csv")
     write_csv(prepared.problems, out / "cell_problems.csv")
     write_csv(by_item, out / "missing_items.csv")
     write_csv(by_respondent, out / "missing_respondents.csv")
     write_json(metrics, out / "clean.json")
+    if id_map is not None:
+        mapping = pd.DataFrame({"row": prepared.data["row"], "original_id": prepared.original_ids.to_numpy(),
+                                "respondent_id": prepared.data[prepared.id_column].to_numpy()})
+        write_csv(mapping, Path(id_map))
     return metrics

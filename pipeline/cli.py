@@ -196,9 +196,16 @@ def simulate_cmd(instrument_path, params_path, out, n, seed):
 @click.option("--max-missing-share", type=float, default=None, help="Flag respondents missing more than this share of items.")
 @click.option("--no-attention-checks", is_flag=True, help="Switch the attention-check screen off.")
 @click.option("--no-duplicates", is_flag=True, help="Switch the duplicate screen off.")
+@click.option("--id-key-file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="File holding the key that pseudonymises respondent ids (HMAC-SHA256; keep it outside the data); "
+                   "default: the environment variable in clean.id_key_env (GAPSCALE_ID_KEY), else row numbers.")
+@click.option("--id-map", type=click.Path(dir_okay=False), default=None,
+              help="Write the id -> pseudonym mapping to this file (it holds the original ids: keep it outside "
+                   "the outputs and the repository).")
+@click.option("--keep-ids", is_flag=True, help="Write respondent ids as they are (only ids that identify no one).")
 def clean_cmd(instrument_path, data_path, out, params_path, encoding, sheet, id_column, truth_path,
               speeder_fraction, longstring_share, irv_min, mahalanobis_alpha, max_missing_share,
-              no_attention_checks, no_duplicates):
+              no_attention_checks, no_duplicates, id_key_file, id_map, keep_ids):
     """Clean a survey export: drop personal data, coerce values, screen respondents.
 
     Every input row is either kept (clean.csv) or excluded with each reason and the value that
@@ -215,11 +222,14 @@ def clean_cmd(instrument_path, data_path, out, params_path, encoding, sheet, id_
         overrides["attention_checks"] = False
     if no_duplicates:
         overrides["duplicates"] = False
+    overrides.update({k: v for k, v in dict(id_key_file=id_key_file, respondent_ids="keep" if keep_ids else None).items()
+                      if v is not None})
     with user_errors():
-        m = run(instrument_path, data_path, out, params_path, overrides, encoding, sheet, id_column, truth_path)
+        m = run(instrument_path, data_path, out, params_path, overrides, encoding, sheet, id_column, truth_path, id_map)
     reasons = ", ".join(f"{k} {v}" for k, v in m["excluded_by_screen"].items() if v)
     click.echo(f"{m['rows_in']} rows in: {m['kept']} kept, {m['excluded']} excluded ({reasons or 'none'}); "
-               f"{m['cell_problems']} cells set missing; outputs in {out}")
+               f"{m['cells_set_missing']} cells set missing, {m['cells_changed']} changed (cell_problems.csv); "
+               f"outputs in {out}")
     for line in m["notes"]:
         click.echo(f"note: {line}")
     for line in m["warnings"]:
@@ -237,12 +247,14 @@ def clean_cmd(instrument_path, data_path, out, params_path, encoding, sheet, id_
 @click.option("--share", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
               help="Share of each stratum in the EFA half (default 0.5).")
 @click.option("--stratify", default=None, help="Grouping column to stratify by (e.g. relationship_type); '' for none.")
-def split_cmd(data_path, out, params_path, seed, share, stratify):
+@click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=None,
+              help="Instrument YAML: only its columns are written (needed for data not from the clean stage).")
+def split_cmd(data_path, out, params_path, seed, share, stratify, instrument_path):
     """Split the clean data at random into an EFA half and a CFA half, stratified by group."""
     from pipeline.split import run
 
     with user_errors():
-        m = run(data_path, out, params_path, seed=seed, share=share, stratify=stratify)
+        m = run(data_path, out, params_path, seed=seed, share=share, stratify=stratify, instrument_path=instrument_path)
     click.echo(f"split {m['n']} respondents: {m['n_efa']} EFA, {m['n_cfa']} CFA"
                f"{' (stratified by ' + m['stratify'] + ')' if m['stratify'] else ''}; outputs in {out}")
 

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 
 from analysis import efa as fa
+from analysis.errors import InputError
 from analysis.split import stage_rng
 from analysis.warnings import GapscaleWarning
 from instrument import load_instrument, read_model
 from pipeline.io import is_simulated, output_dir, read_data, read_params, read_seed, section, write_csv, write_json
 from pipeline.progress import progress_bar
-from analysis.errors import InputError
 
 __all__ = ["run", "OUTPUTS", "DEFAULTS"]
 
@@ -21,27 +21,59 @@ OUTPUTS = ("efa_loadings.csv", "efa_factor_correlations.csv", "efa_variance.csv"
            "efa_scree.csv", "efa_map.csv", "efa.json")
 DEFAULTS = {
     "correlation": "pearson", "n_factors": "auto", "extraction": "minres", "rotation": "oblimin",
-    "parallel_iterations": 20, "parallel_percentile": 95, "min_loading": 0.5, "max_cross_loading": 0.3,
-    "min_communality": 0.4, "drop_items": [],
+    "parallel_iterations": 20, "parallel_percentile": 95, "parallel_smc": False, "min_loading": 0.5,
+    "max_cross_loading": 0.3, "min_communality": 0.4, "drop_items": [],
 }
 CORRELATIONS = ("pearson", "polychoric")
+MAX_PARALLEL_ITERATIONS = 10_000
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and bool(np.isfinite(v))
 
 
 def settings(params: dict, overrides: dict) -> dict:
-    """The ``efa`` section of params.yaml over the defaults, then command-line overrides."""
+    """The ``efa`` section of params.yaml over the defaults, then command-line overrides.
+
+    Raises InputError naming the key, its value and what is allowed."""
     s = section(params, "efa", DEFAULTS, overrides)
     if s["correlation"] not in CORRELATIONS:
         raise InputError(f"efa.correlation: use one of {', '.join(CORRELATIONS)}, got {s['correlation']!r}")
     if s["extraction"] not in fa.EXTRACTION:
         raise InputError(f"efa.extraction: use one of {', '.join(fa.EXTRACTION)}, got {s['extraction']!r}")
     n = s["n_factors"]
-    if isinstance(n, str) and n.isdigit():
+    if isinstance(n, str) and n.strip().isdigit():
         s["n_factors"] = n = int(n)
     if n != "auto" and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise InputError(f"efa.n_factors: 'auto' (parallel analysis) or a whole number >= 1, got {n!r}")
+        raise InputError(f"efa.n_factors (--n-factors): 'auto' (parallel analysis) or a whole number >= 1, got {n!r}")
+    it = s["parallel_iterations"]
+    if isinstance(it, bool) or not isinstance(it, int) or not 1 <= it <= MAX_PARALLEL_ITERATIONS:
+        raise InputError(f"efa.parallel_iterations: a whole number from 1 to {MAX_PARALLEL_ITERATIONS:,} "
+                         f"(psych's default n.iter is 20), got {it!r}")
+    q = s["parallel_percentile"]
+    if not _is_number(q) or not 0 < q <= 100:
+        raise InputError(f"efa.parallel_percentile: a number in (0, 100], the percentile of the random eigenvalues "
+                         f"a factor must exceed (psych's quant = .95 is 95), got {q!r}")
+    if not isinstance(s["parallel_smc"], bool):
+        raise InputError(f"efa.parallel_smc: true (squared multiple correlations) or false (psych's default, "
+                         f"one-factor minres communalities), got {s['parallel_smc']!r}")
+    for key in ("min_loading", "max_cross_loading", "min_communality"):
+        if not _is_number(s[key]) or not 0 <= s[key] <= 1:
+            raise InputError(f"efa.{key}: a number from 0 to 1, got {s[key]!r}")
     if not isinstance(s["drop_items"], list) or not all(isinstance(i, str) for i in s["drop_items"]):
         raise InputError(f"efa.drop_items: expected a list of item ids, got {s['drop_items']!r}")
     return s
+
+
+def check_n_factors(n_factors, n_items: int) -> None:
+    """A fixed number of factors the items identify, or an InputError naming the key."""
+    most = fa.max_factors(n_items)
+    if most == 0:
+        raise InputError(f"efa: {n_items} item(s) after efa.drop_items; an EFA needs at least 3 items")
+    if n_factors != "auto" and n_factors > most:
+        raise InputError(f"efa.n_factors (--n-factors) = {n_factors}: at most {most} factors can be extracted from "
+                         f"{n_items} items (more are not identified: negative degrees of freedom, or not fewer "
+                         f"factors than items); use a number from 1 to {most} or 'auto'")
 
 
 def constructs_from(instrument_path, model_path) -> dict[str, str]:
@@ -108,6 +140,7 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
     if emptied:
         raise InputError(f"efa.drop_items: drops every item of construct {', '.join(map(str, emptied))}; keep at least "
                          "one item of each construct (or leave the construct out of the instrument)")
+    check_n_factors(s["n_factors"], len(items))
     data = read_data(data_path)
     x = check_items(data, items, str(data_path))
 
@@ -126,7 +159,8 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
         bartlett = fa.bartlett_sphericity(r, len(x))
         with progress_bar(total=s["parallel_iterations"], desc="parallel analysis") as tick:
             pa_table = fa.parallel_analysis(x, correlate, stage_rng(seed, "efa"), n_iter=s["parallel_iterations"],
-                                            percentile=s["parallel_percentile"], progress=tick)
+                                            percentile=s["parallel_percentile"], progress=tick,
+                                            smc=s["parallel_smc"])
         map_table = fa.velicer_map(r, max_factors=min(len(items) - 1, 40))
         criteria = {
             "parallel_fa": fa.parallel_suggestion(pa_table, "fa"),
@@ -135,7 +169,7 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
             "kaiser": fa.kaiser_rule(r),
         }
         n_factors = criteria["parallel_fa"] if s["n_factors"] == "auto" else s["n_factors"]
-        n_factors = max(n_factors, 1)
+        n_factors = min(max(n_factors, 1), fa.max_factors(len(items)))
         result = fa.efa(r, n_factors, s["extraction"], s["rotation"], n_obs=len(x))
     caught = [f"{w.category.__name__}: {w.message}" for w in records if issubclass(w.category, GapscaleWarning)]
 
@@ -149,17 +183,25 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
         "correlation": s["correlation"], "extraction": s["extraction"], "rotation": s["rotation"],
         "kmo": msa, "kmo_min_item": float(msai.min()), "kmo_min_item_id": str(msai.idxmin()),
         "bartlett": bartlett,
-        "n_factors": {"used": n_factors, "rule": "parallel analysis (fa)" if s["n_factors"] == "auto" else "params",
+        "n_factors": {"used": n_factors,
+                      "rule": ("parallel analysis (fa, " + ("SMC" if s["parallel_smc"] else "minres") + " communalities)")
+                      if s["n_factors"] == "auto" else "params",
                       "constructs": n_constructs, **criteria},
         "fit": result.fit, "converged": result.converged,
         "structure_agreement": agreement, "flagged_items": int(diagnostics["flagged"].sum()),
         "warnings": caught,
     }
+    notes = []
+    if s["n_factors"] == "auto" and criteria["parallel_fa"] > n_factors:
+        notes.append(f"parallel analysis suggests {criteria['parallel_fa']} factors, more than {len(items)} items "
+                     f"identify; {n_factors} used")
     if n_factors != n_constructs:
-        metrics["n_factors"]["note"] = (f"{n_factors} factors used; the instrument defines {n_constructs} constructs")
+        notes.append(f"{n_factors} factors used; the instrument defines {n_constructs} constructs")
+    if notes:
+        metrics["n_factors"]["note"] = "; ".join(notes)
 
     out = output_dir(out)
-    result.to_files(out)
+    result.to_files(out, write=write_csv)
     write_csv(diagnostics, out / "efa_diagnostics.csv")
     write_csv(pa_table, out / "efa_scree.csv")
     write_csv(map_table, out / "efa_map.csv")

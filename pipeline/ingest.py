@@ -14,7 +14,14 @@ the header rows under the column names (question text, ImportId) are dropped, an
 :func:`analysis.clean.prepare`).
 
 Every cell comes back as text (``None`` when empty) so that no value is changed before the
-clean stage sees it; numbers from SPSS and Excel are written without a trailing ``.0``.
+clean stage sees it; numbers from SPSS and Excel are written without a trailing ``.0``. SPSS
+user-missing codes (e.g. 98/99 declared missing in the .sav) are kept as their codes and listed
+in ``declared_missing``, so the clean stage sets each such cell missing *and logs it*.
+
+A CSV cell may be as long as the file (the csv module's 131,072-character limit is lifted while
+reading: a long free-text answer is not an error); the clean stage cuts long values in its logs.
+A cell that is not valid CSV (an unclosed quote swallowing the rest of the file, a NUL byte) is
+an input error naming the line.
 """
 from __future__ import annotations
 
@@ -25,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from analysis.errors import InputError
+
 from analysis.errors import InputError
 
 __all__ = ["RawTable", "read_export"]
@@ -45,6 +54,8 @@ class RawTable:
     header_rows: int = 1
     delimiter: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # column -> ((lo, hi), ...): values the file itself declares missing (SPSS user-missing)
+    declared_missing: dict = field(default_factory=dict)
 
 
 def read_export(path: str | Path, encoding: str | None = None, sheet: str | None = None) -> RawTable:
@@ -115,7 +126,7 @@ def _read_text(path: Path, encoding: str | None, tab: bool) -> RawTable:
     else:
         counts = {d: header.count(d) for d in (",", ";", "\t")}
         delimiter = max(counts, key=counts.get) if max(counts.values()) > 0 else ","
-    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    rows = _csv_rows(path, text, delimiter)
     rows = [r for r in rows if any(c.strip() for c in r)]
     names = _columns(path, rows[0])
     body = rows[1:]
@@ -141,6 +152,21 @@ def _read_text(path: Path, encoding: str | None, tab: bool) -> RawTable:
         qualtrics, header_rows = True, 2
         notes.append("Qualtrics export: dropped 1 header row (ImportId)")
     return RawTable(cells, path, "csv", qualtrics, header_rows, delimiter, tuple(notes))
+
+
+def _csv_rows(path: Path, text: str, delimiter: str) -> list[list[str]]:
+    """All rows of ``text``; a cell may be as long as the text itself."""
+    limit = csv.field_size_limit()
+    # strict: a quote that is never closed (it would swallow every row after it) is an error
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    try:
+        csv.field_size_limit(max(limit, len(text) + 1))
+        return list(reader)
+    except csv.Error as exc:
+        raise InputError(f"{path}: not valid CSV at line {reader.line_num} ({exc}); check the quoting "
+                         "(an unclosed quote runs to the end of the file)") from None
+    finally:
+        csv.field_size_limit(limit)
 
 
 def _is_import_id_row(row: pd.Series) -> bool:
@@ -174,14 +200,23 @@ def _read_sav(path: Path) -> RawTable:
     except ImportError:  # pragma: no cover - a dependency of gapscale
         raise InputError("reading .sav files needs pyreadstat: pip install pyreadstat") from None
     try:
-        df, meta = pyreadstat.read_sav(str(path), apply_value_formats=False)
+        df, meta = pyreadstat.read_sav(str(path), apply_value_formats=False, user_missing=True)
     except Exception as exc:  # pyreadstat raises its own ReadstatError types
         raise InputError(f"{path}: cannot be read as an SPSS file ({exc})") from None
     names = _columns(path, list(df.columns))
     cells = pd.DataFrame({n: [_as_text(v) for v in df[c]] for n, c in zip(names, df.columns)}, dtype=object)
     labelled = sorted(meta.variable_value_labels)
-    notes = (f"SPSS file: {len(labelled)} variables with value labels read as their numeric codes",) if labelled else ()
-    return RawTable(cells, path, "sav", notes=notes)
+    notes = [f"SPSS file: {len(labelled)} variables with value labels read as their numeric codes"] if labelled else []
+    declared = {}
+    for name, col in zip(names, df.columns):
+        ranges = (getattr(meta, "missing_ranges", None) or {}).get(col) or []
+        spec = tuple((r["lo"], r["hi"]) for r in ranges if isinstance(r, dict) and "lo" in r and "hi" in r)
+        if spec:
+            declared[name] = spec
+    if declared:
+        notes.append(f"SPSS file: {len(declared)} variables declare user-missing codes; those cells are set "
+                     "missing and logged")
+    return RawTable(cells, path, "sav", notes=tuple(notes), declared_missing=declared)
 
 
 def _read_xlsx(path: Path, sheet: str | None) -> RawTable:

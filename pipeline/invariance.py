@@ -96,7 +96,7 @@ def run(data_path, out, instrument_path=None, model_path=None, structural_path=N
     except LavaanSyntaxError as exc:
         raise InputError(f"{model_path or instrument_path}: {exc}") from None
     structural = structural_model(structural_path, drop) if structural_path is not None else None
-    data = read_data(data_path)
+    data = read_data(data_path, dtype={s["group"]: str})  # group labels as written: 2, never 2.0
     if s["group"] not in data.columns:
         raise InputError(f"{data_path}: no column {s['group']!r} to group by; columns are "
                          f"{', '.join(map(str, data.columns))}")
@@ -116,6 +116,7 @@ def run(data_path, out, instrument_path=None, model_path=None, structural_path=N
         "simulated": is_simulated(data), "source": Path(data_path).name,
         "structural_model": Path(structural_path).name if structural_path is not None else None,
         "n_rows": len(data), **summary, "dropped_items": drop,
+        "fit": result.fit.drop(columns=[c for c in result.fit.columns if c.startswith("delta_")]).to_dict("records"),
     })
     out = output_dir(out)
     write_csv(result.fit, out / "invariance_fit.csv")

@@ -47,8 +47,8 @@ def settings(params: dict, overrides: dict) -> dict:
         raise InputError(f"sem.ci: a level between 0 and 1, got {s['ci']!r}")
     if s["interval"] not in INTERVALS:
         raise InputError(f"sem.interval: one of {', '.join(INTERVALS)}, got {s['interval']!r}")
-    if s["interval"] != "ci" and b == 0:
-        raise InputError(f"sem.interval: {s['interval']} needs bootstrap draws (sem.bootstrap > 0), or use ci")
+    if b == 0:  # no draws: "Wald intervals only" (--bootstrap 0), whatever interval the params name
+        s["interval"] = "ci"
     if not isinstance(s["competing"], dict) or not all(isinstance(v, str) for v in s["competing"].values()):
         raise InputError("sem.competing: a mapping of model names to their structural part (lavaan syntax)")
     if s["criterion"] not in ("aic", "bic"):

@@ -168,3 +168,62 @@ def test_efa_too_many_factors_from_cli(run_cli, tmp_path, bfi_model):
     code, out, err = run_cli("efa", "--data", REF / "bfi_600.csv", "--model", bfi_model, "--out", tmp_path / "o",
                              "--correlation", "pearson", "--n-factors", "30")
     assert code == 2 and "not identified" in err
+
+
+@pytest.fixture
+def hs_model(tmp_path):
+    model = tmp_path / "hs.lavaan"
+    model.write_text("visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9\n")
+    return model
+
+
+def hs_efa(run_cli, tmp_path, hs_model, *args, params=None):
+    extra = []
+    if params is not None:
+        path = tmp_path / "params.yaml"
+        path.write_text(params)
+        extra = ["--params", path]
+    return run_cli("efa", "--data", REF / "holzinger_swineford.csv", "--model", hs_model, "--out", tmp_path / "o",
+                   *extra, *args)
+
+
+@pytest.mark.parametrize("args, params, message", [
+    (["--n-factors", "100"], None, "efa.n_factors (--n-factors) = 100: at most 5 factors can be extracted from 9 items"),
+    (["--n-factors", "6"], None, "efa.n_factors (--n-factors) = 6: at most 5 factors can be extracted from 9 items"),
+    (["--n-factors", "many"], None, "efa.n_factors (--n-factors): 'auto' (parallel analysis) or a whole number >= 1, "
+                                    "got 'many'"),
+    ([], "efa:\n  parallel_percentile: high\n", "efa.parallel_percentile: a number in (0, 100]"),
+    ([], "efa:\n  parallel_percentile: 0\n", "efa.parallel_percentile: a number in (0, 100]"),
+    ([], "efa:\n  parallel_smc: 'yes'\n", "efa.parallel_smc: true (squared multiple correlations) or false"),
+    ([], "efa:\n  parallel_iterations: 0\n", "efa.parallel_iterations: a whole number from 1 to 10,000"),
+    ([], "efa:\n  parallel_iterations: 100000000\n", "efa.parallel_iterations: a whole number from 1 to 10,000"),
+    ([], "efa:\n  min_loading: high\n", "efa.min_loading: a number from 0 to 1, got 'high'"),
+])
+def test_efa_settings_errors_name_key_and_value(run_cli, tmp_path, hs_model, args, params, message):
+    code, out, err = hs_efa(run_cli, tmp_path, hs_model, *args, params=params)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert message in err
+    assert not (tmp_path / "o" / "efa.json").exists()
+
+
+def test_efa_stage_parallel_analysis_as_psych(run_cli, tmp_path, hs_model):
+    """Default: one-factor minres communalities; psych::fa.parallel gives 3 factors and 3
+    components on these data (tests/reference/parallel.json); parallel_smc switches."""
+    from analysis.efa import PARALLEL_COLUMNS
+
+    code, out, err = hs_efa(run_cli, tmp_path, hs_model)
+    assert code == 0, err
+    m = json.loads((tmp_path / "o" / "efa.json").read_text())
+    nf = m["n_factors"]
+    assert (nf["parallel_fa"], nf["parallel_pc"], nf["used"]) == (3, 3, 3)
+    assert nf["rule"] == "parallel analysis (fa, minres communalities)"
+    scree = pd.read_csv(tmp_path / "o" / "efa_scree.csv")
+    assert list(scree.columns) == PARALLEL_COLUMNS and len(scree) == 9
+    psych = json.loads((REF / "parallel.json").read_text())["datasets"]["hs"]
+    assert np.abs(scree["observed_fa"].to_numpy() - psych["fa_values"]).max() < 1e-6
+    code, out, err = hs_efa(run_cli, tmp_path, hs_model, params="efa:\n  parallel_smc: true\n")
+    assert code == 0, err
+    m = json.loads((tmp_path / "o" / "efa.json").read_text())
+    assert m["n_factors"]["rule"] == "parallel analysis (fa, SMC communalities)"
+    scree = pd.read_csv(tmp_path / "o" / "efa_scree.csv")
+    assert np.abs(scree["observed_fa"].to_numpy() - psych["fa_values_smc"]).max() < 1e-10

@@ -47,7 +47,7 @@ def test_operators_modifiers_and_continuations():
         ("# only a comment", "the model is empty"),
         ("f1 =~ x1 + x2\nf1 =~ x1", "line 2: f1 =~ x1 is already specified on line 1"),
         ("f1 =~ x1 + + x2", "empty term"),
-        ("f1 =~ c(a, b)*x1 + x2", "group vectors"),
+        ("f1 =~ c(a, 1)*x1 + x2", "mixes numbers and labels"),
         ("1f =~ x1 + x2", "'1f' is not a variable name"),
         ("f1 =~ x1 + x-2", "'x-2' is not a variable name"),
         ("f1 =~", "nothing on the right"),
@@ -104,3 +104,224 @@ def test_default_params_simulate_the_hypothesised_model(default_instrument, defa
     assert all(b > 0 for b in s["GAP5"].values())
     assert s["VCC"]["GAP5"] < 0 and all(b > 0 for b in s["VCD"].values())
     assert params.residual_correlations["VCC"]["VCD"] < 0
+
+
+# --------------------------------------------------------------------------- the rest of lavaan's syntax
+
+
+def _rows(m):
+    return {(s.lhs, s.op, s.rhs): s for s in m.statements}
+
+
+def test_thresholds_composites_and_intercepts():
+    m = parse_model("""
+        f =~ x1 + x2 + x3
+        x1 | t1 + a1*t2 + 0.5*t3
+        x2 | t1
+        comp <~ 1*x4 + x5 + w6*x6
+        x1 ~ 1; f ~ 0*1; x2 ~ NA*1 + start(0.2)*1
+        x3 ~ 0
+        x4 ~~ x4
+        x1 ~*~ 1*x1
+    """)
+    s = _rows(m)
+    # the threshold line is its own statement, not terms of f =~ (lavaan's '|')
+    assert m.indicators["f"] == ("x1", "x2", "x3")
+    assert [k for k in s if k[1] == "|"] == [("x1", "|", "t1"), ("x1", "|", "t2"), ("x1", "|", "t3"),
+                                             ("x2", "|", "t1")]
+    assert s[("x1", "|", "t2")].label == "a1" and s[("x1", "|", "t3")].fixed == 0.5
+    # '<~' is a composite, not an inequality
+    assert m.latents == ("f", "comp") and s[("comp", "<~", "x4")].fixed == 1.0
+    assert s[("comp", "<~", "x6")].label == "w6" and not m.constraints
+    assert s[("x1", "~1", "")].free and s[("f", "~1", "")].fixed == 0.0
+    assert s[("x2", "~1", "")].free_override and s[("x2", "~1", "")].start == 0.2
+    assert s[("x3", "~1", "")].fixed == 0.0  # lavaan: y ~ 0 fixes the intercept
+    assert s[("x1", "~*~", "x1")].fixed == 1.0
+    assert m.observed == ("x1", "x2", "x3", "x4", "x5", "x6")
+
+
+def test_constraints_with_arithmetic_keep_lavaans_form():
+    m = parse_model("""
+        f =~ x1 + a*x2 + b*x3 + c*x4
+        g =~ x5 + b1*x6 + b2*x7
+        a == 2*b
+        b1 + b2 == 1
+        c > 0; b < 1.5
+        ab := a*b
+        ratio := (a - b) / sqrt(abs(c)) ^ 2
+        ab > 0
+    """)
+    assert [(s.lhs, s.op, s.rhs) for s in m.constraints] == [
+        ("a", "==", "2*b"), ("b1+b2", "==", "1"), ("c", ">", "0"), ("b", "<", "1.5"), ("ab", ">", "0")]
+    assert [(s.lhs, s.rhs) for s in m.defined] == [("ab", "a*b"), ("ratio", "(a-b)/sqrt(abs(c))^2")]
+    assert m.constraints[1].line == 5 and m.defined[1].line == 8
+
+
+def test_modifiers_all_kinds():
+    m = parse_model("""
+        f =~ x1 + NA*x2 + start(0.5)*x3 + label("l4")*x4 + equal("l4")*x5 + "q"*x6
+        g =~ x7 + a*start(0.8)*x8 + 0.3?x9
+        g =~ x10 + x10 + b*x10 + start(1.2)*x10
+        h =~ c(1, NA)*y1 + c(l2a, l2b)*y2 + c(NA, NA)*y3 + start(c(0.4, 0.6))*y4 + c(a, NA)*y5
+        y1 ~~ lower(0)*y1 + upper(2)*y1
+        y6 + y7 ~ -0.5*x1 + 1/4*x2
+    """)
+    s = _rows(m)
+    assert s[("f", "=~", "x2")].free_override and s[("f", "=~", "x3")].start == 0.5
+    assert [s[("f", "=~", f"x{k}")].label for k in (4, 5, 6)] == ["l4", "l4", "q"]
+    x8 = s[("g", "=~", "x8")]
+    assert (x8.label, x8.start, x8.free) == ("a", 0.8, True)
+    assert s[("g", "=~", "x9")].start == 0.3
+    x10 = s[("g", "=~", "x10")]  # a repeated term merges its modifiers, as lavaan
+    assert (x10.label, x10.start) == ("b", 1.2) and sum(k == ("g", "=~", "x10") for k in s) == 1
+    assert s[("h", "=~", "y1")].fixed_by_group == (1.0, None) and s[("h", "=~", "y1")].group_wise
+    assert s[("h", "=~", "y2")].label_by_group == ("l2a", "l2b")
+    assert s[("h", "=~", "y3")].fixed_by_group == (None, None)
+    assert s[("h", "=~", "y4")].start_by_group == (0.4, 0.6)
+    assert s[("h", "=~", "y5")].label_by_group == ("a", "")
+    assert (s[("y1", "~~", "y1")].lower, s[("y1", "~~", "y1")].upper) == ((0.0,), (2.0,))
+    assert s[("y6", "~", "x1")].fixed == -0.5 and s[("y7", "~", "x2")].fixed == 0.25
+    assert set(m.labels) >= {"l4", "q", "a", "b", "l2a", "l2b"}
+
+
+def test_comments_continuations_and_semicolons():
+    m = parse_model("f =~ x1 + # first\n  x2 +\n\n  x3 ! third\ng =~ x4 + x5;  g ~~ f; x1 ~~ x2 # a '#' in a comment\n"
+                    "ab := a\n  * b\nf =~ a*x6 + label('b')*x7")
+    assert m.indicators == {"f": ("x1", "x2", "x3", "x6", "x7"), "g": ("x4", "x5")}
+    assert _rows(m)[("ab", ":=", "a*b")].line == 6
+
+
+def test_group_blocks():
+    m = parse_model("group: 1\nf =~ x1 + x2\ngroup: 2\nf =~ x1 + x2\nx1 ~~ x2\ngroup: 1\nx1 ~ 1")
+    assert m.blocks == ((("group", "1"),), (("group", "2"),))
+    assert [(s.lhs, s.op, s.block) for s in m.statements] == [
+        ("f", "=~", 1), ("f", "=~", 1), ("f", "=~", 2), ("f", "=~", 2), ("x1", "~~", 2), ("x1", "~1", 1)]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("f =~ x1 + x2\nx3 ~~ x3\nind := a*b", r"line 3: ind := a\*b uses 'a', which labels no parameter"),
+        ("f =~ a*x1 + x2\na == 2*bb", r"line 2: a == 2\*bb uses 'bb', which labels no parameter"),
+        ("f =~ a*x1 + x2\nc > 0", r"line 2: c > 0 uses 'c'"),
+        ("f =~ a*x1 + x2\nd := a*e\ne := 2*a", r"line 2: d := a\*e uses 'e', which is defined later \(line 3\)"),
+        ("f =~ a*x1 + x2\na := 2", "line 2: a := ... reuses the name of a parameter label"),
+        ("f =~ a*x1 + x2\nd := foo(a)", r"line 2: unknown function foo\(\)"),
+        ("f =~ a*x1 + x2\nd := a +* 2", "line 2: .* is not an arithmetic expression"),
+        ("f =~ a*x1 + x2\n1 == 1", "line 2: 1 == 1 constrains no parameter"),
+        ("f =~ x1 + x2\nx1 | t1 + tau2", "line 2: threshold 'tau2': thresholds are named t1, t2"),
+        ("f =~ x1 + a*b*x2", "line 1: two label modifiers for one parameter"),
+        ("f =~ x1 + 1*x2 + 2*x2", "line 1: two fixed modifiers"),
+        ("f =~ x1 + x2 +\ng =~ x3 + x4", "line 1: the statement ends with '\\+'"),
+        ("x1 + x2\nf =~ x1", "line 1: no operator"),
+        ("y ~ x1:x2", "line 1: the interaction term 'x1:x2' is not supported"),
+        ("f =~ prior('normal(0,1)')*x1 + x2", r"line 1: the modifier prior\(\) is not supported"),
+        ("f =~ x1 + f", "line 1: latent variable 'f' cannot be measured by itself"),
+        ("f =~ x1 + NA", "'NA' is not a variable name"),
+        ("f =~ x1 + x2\nx1 ~~ x2\nx2 ~~ x1", "line 3: x2 ~~ x1 is already specified on line 2"),
+        ("f =~ x1 + x2\ngroup:\nf =~ x1", "line 2: block identifier 'group' without a number"),
+        ("f =~ x1 + (x2", r"line 1: a '\(' without its '\)'"),
+    ],
+)
+def test_more_syntax_errors_name_the_line(text, message):
+    with pytest.raises(LavaanSyntaxError, match=message):
+        parse_model(text)
+
+
+def test_labels_need_not_be_checked_in_a_fragment():
+    m = parse_model("VCC ~ c1*GAP5\nind := a1*c1", check_labels=False)
+    assert m.defined[0].rhs == "a1*c1"
+
+
+# --------------------------------------------------------------------------- hostile input (issue 12)
+
+
+def _refused_fast(text, message):
+    import time
+
+    start = time.process_time()
+    with pytest.raises(LavaanSyntaxError, match=message) as exc:
+        parse_model(text)
+    assert time.process_time() - start < 0.5, "refused, but not fast"
+    assert "\n" not in str(exc.value) and len(str(exc.value)) < 300
+    return str(exc.value)
+
+
+def test_hostile_model_texts_are_refused_fast():
+    from analysis.errors import InputError
+
+    assert issubclass(LavaanSyntaxError, InputError)
+    _refused_fast("f =~ x1 + x2\n" + "# padding\n" * 150_000, r"line 100000: the model text passes the limit of "
+                                                                r"1000000 characters")
+    _refused_fast("f =~ a*x1 + x2\n" + "ind := a*a\n" * 230_000, "passes the limit")  # 2.5 MB
+    _refused_fast("f =~ a*x1\n" + "d:=a;" * 199_000, r"line 2: the model has more than 10000 statements")
+    _refused_fast("f =~ a*x1\nd := " + "(" * 100_000 + "a" + ")" * 100_000, "line 2: parentheses nested more than "
+                                                                          "100 deep")
+    _refused_fast("f =~ " + "(" * 100_000 + "x1" + ")" * 100_000, "line 1: parentheses nested more than 100 deep")
+    _refused_fast("f =~ a*x1\nd := " + "+".join(["a"] * 150_000), "line 2: the expression has 300004 characters")
+    _refused_fast("f =~ " + " + ".join(f"x{k}" for k in range(25_000)), "line 1: the statement has more than "
+                                                                        "20000 terms")
+    _refused_fast("f =~ a*x1 + x2\n" + "\n" * 5000 + "ind := a*zz", "line 5002: ind := a\\*zz uses 'zz'")
+
+
+def test_a_huge_model_file_is_refused_before_it_is_read(tmp_path):
+    path = tmp_path / "huge.lavaan"
+    with path.open("w") as f:
+        f.write("f =~ x1 + x2\n")
+        f.truncate(50_000_000)  # sparse: 50 MB of NUL bytes
+    with pytest.raises(LavaanSyntaxError, match=r"huge\.lavaan: the model file has 50000000 bytes"):
+        read_model(path)
+
+
+def test_validate_refuses_a_defined_parameter_with_unknown_labels(run_cli, tmp_path):
+    import shutil
+
+    for name in ("sustainability_gap.yaml", "sustainability_gap.lavaan"):
+        shutil.copy(f"instrument/{name}", tmp_path / name)
+    model = tmp_path / "sustainability_gap.lavaan"
+    text = model.read_text()
+    n = text.count("\n") + 1
+    model.write_text(text + "ind_typo := a1*d21*d99\n")
+    code, out, err = run_cli("instrument", "validate", tmp_path / "sustainability_gap.yaml")
+    assert code == 2 and "Traceback" not in err
+    assert f"line {n}: ind_typo := a1*d21*d99 uses 'd99', which labels no parameter of the model" in err
+
+
+# --------------------------------------------------------------------------- the engine refuses what it cannot fit
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ("x1 | t1 + t2", r"line 4: x1 \| t1: thresholds \(\|\) are not supported"),
+        ("comp <~ x1 + x2", r"line 4: comp <~ x1: composites \(<~\) are not supported"),
+        ("visual =~ c(1, NA)*x4", r"line 4: visual =~ x4: per-group modifiers c\(...\) are not supported"),
+        ("x1 ~~ lower(0)*x1", r"line 4: x1 ~~ x1: bounds lower\(\)/upper\(\) are not supported"),
+        ("x1 ~ 1", r"line 4: x1 ~1  is not supported yet"),
+    ],
+)
+def test_the_engine_refuses_parsed_constructs_it_cannot_fit(extra, message):
+    import pandas as pd
+
+    from analysis.errors import InputError
+    from analysis.sem import fit_sem
+
+    data = pd.read_csv("tests/reference/hs_full.csv")
+    model = "visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9\n" + extra
+    with pytest.raises(ValueError, match=message):
+        fit_sem(data, model)
+    if "c(" in extra or "lower" in extra or "|" in extra or "<~" in extra:
+        with pytest.raises(InputError):
+            fit_sem(data, model)
+
+
+def test_the_multigroup_engine_refuses_per_group_intercepts():
+    import pandas as pd
+
+    from analysis.errors import InputError
+    from analysis.multigroup import multigroup_table
+
+    with pytest.raises(InputError, match=r"line 2: x1 ~ 1: per-group modifiers"):
+        multigroup_table("f =~ x1 + x2 + x3\nx1 ~ c(0, NA)*1", ["a", "b"])
+    with pytest.raises(InputError, match="per-group modifiers"):
+        multigroup_table("f =~ x1 + c(1, NA)*x2 + x3", ["a", "b"])

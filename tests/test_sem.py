@@ -300,9 +300,32 @@ def test_sem_command_writes_its_outputs(tmp_path, capsys):
     assert params_out.loc[params_out["op"] == "~", "boot_pct_lower"].notna().all()
 
 
+@pytest.mark.parametrize("params", ["sem:\n  interval: boot_pct\n  missing: listwise\n", "sem:\n  missing: listwise\n"])
+def test_sem_bootstrap_0_gives_wald_intervals(tmp_path, capsys, params):
+    """``--bootstrap 0`` is "Wald intervals only" whatever interval the params file names (issue 11:
+    it failed unless the params also set ``interval: ci``); the hypotheses use the Wald interval."""
+    model = tmp_path / "model.lavaan"
+    model.write_text(REF["model"])
+    hyp = tmp_path / "hyp.yaml"
+    hyp.write_text("H1: {statement: ind60 raises dem60, expect: {a1: positive}}\n")
+    data = tmp_path / "data.csv"
+    DATA.to_csv(data, index=False)
+    p = tmp_path / "params.yaml"
+    p.write_text(params)
+    with pytest.raises(SystemExit) as exc:
+        main(["sem", "--data", str(data), "--model", str(model), "--params", str(p), "--hypotheses", str(hyp),
+              "--bootstrap", "0", "--out", str(tmp_path / "o")])
+    assert exc.value.code in (0, None), capsys.readouterr().err
+    metrics = json.loads((tmp_path / "o" / "sem.json").read_text())
+    assert metrics["interval"] == "ci" and metrics["bootstrap"]["requested"] == 0
+    table = pd.read_csv(tmp_path / "o" / "sem_hypotheses.csv")
+    assert set(table["interval"]) == {"ci"} and table["supported"].all()
+    out = pd.read_csv(tmp_path / "o" / "sem_parameters.csv")
+    assert out["boot_pct_lower"].isna().all() and out.loc[out["op"] == "~", "ci_lower"].notna().all()
+
+
 @pytest.mark.parametrize("params, message", [
     ("sem:\n  bootstrap: 1\n", "sem.bootstrap"),
-    ("sem:\n  interval: boot_pct\n  bootstrap: 0\n", "needs bootstrap draws"),
     ("sem:\n  estimator: GLS\n", "sem.estimator"),
     ("sem:\n  competing: {x: 'dem65 ~~ ~'}\n", "sem.competing.x"),
     ("sem:\n  colour: red\n", "sem.colour: unknown key"),

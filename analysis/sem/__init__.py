@@ -2,15 +2,35 @@
 
 The map of the package, in the order a model flows through it:
 
-- ``single``: the single-group engine as it stands (parameter table, model matrices, ML/FIML/MLR
-  estimation, standard errors, standardisation, modification indices, residuals). It is being
-  split into the modules below, which every estimator and the multi-group and ordinal fits
-  will share (issue 11: one engine for the full lavaan model class).
+- ``partable``: lavaan model syntax (parsed by :mod:`instrument.lavaan`) to lavaan's parameter
+  table, row for row as ``lavaanify()`` builds it, with the ``cfa()``/``sem()`` defaults.
+- ``model``: a lavaan parameter table (``parTable()`` columns) as LISREL "all-y" matrices per
+  group (lambda, beta, psi, theta, nu, alpha; tau/delta hooks), observed variables in
+  regressions as phantom latents, fixed.x covariates at their sample moments; implied moments
+  (Sigma, mu) and their analytic derivatives; complete-data sample statistics per group.
+- ``constraints``: ``==``, ``<``, ``>`` and ``:=`` rows compiled to functions of the parameters;
+  linear equalities as a null-space reparametrisation.
+- ``estimate``: estimator strategies over the model (``MLEstimator``: complete-data ML over any
+  number of groups; objective, gradient, expected information), starting values, the optimiser
+  (Fisher scoring on the constraint null space; SLSQP then active-set scoring with
+  inequalities), the baseline model.
+- ``inference``: covariance of the estimates (information augmented by the constraints),
+  identification (singular information names the parameters involved), Wald tests and
+  intervals, ``:=`` by the delta method, std.lv / std.all with delta-method SEs.
+- ``fit``: every fit index (lavaan's ``fitMeasures``), pure functions of the statistics each
+  estimator produces, in one place.
+- ``engine``: ``fit(partable, data, group=...)`` runs the chain and returns an ``EngineFit``
+  (import it as ``from analysis.sem.engine import fit``: the package attribute ``fit`` would be
+  shadowed by the fit-index module ``analysis.sem.fit``).
+- ``single``: the single-group engine as it stands (its own parameter table, ML/FIML/MLR,
+  modification indices, residuals); the pipeline still calls it, to be migrated onto the
+  modules above (issue 11: one engine for the full lavaan model class).
 
 Public names are re-exported here, so callers write ``from analysis.sem import fit_sem``.
 """
+from analysis.sem.engine import EngineFit
 from analysis.sem.single import (PARAMETER_COLUMNS, InadmissibleWarning, ParameterTable, SEMFit, fit_sem,
                                  modification_indices, parameter_table, standardized_residuals)
 
-__all__ = ["PARAMETER_COLUMNS", "InadmissibleWarning", "ParameterTable", "SEMFit", "fit_sem",
+__all__ = ["EngineFit", "PARAMETER_COLUMNS", "InadmissibleWarning", "ParameterTable", "SEMFit", "fit_sem",
            "modification_indices", "parameter_table", "standardized_residuals"]

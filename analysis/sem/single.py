@@ -42,9 +42,10 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from analysis.errors import InputError
+from analysis.sem import fit as fitm
 from analysis.warnings import ConvergenceWarning, GapscaleWarning
 from instrument.lavaan import LavaanModel, parse_model
-from analysis.errors import InputError
 
 __all__ = ["SEMFit", "InadmissibleWarning", "ParameterTable", "fit_sem", "modification_indices",
            "parameter_table", "standardized_residuals"]
@@ -93,6 +94,17 @@ def parameter_table(model: LavaanModel | str, observed_in_data: list[str] | None
     if unsupported:
         s = unsupported[0]
         raise InputError(f"line {s.line}: {s.lhs} {s.op} {s.rhs} is not supported yet (intercepts and constraints)")
+    for s in model.statements:  # parsed, but not fitted by this engine yet: refused, never ignored
+        what = ("thresholds (|)", "remove the line; ordinal items get their thresholds with --estimator WLSMV"
+                ) if s.op == "|" else ("composites (<~)", "remove them or model the composite as a factor (=~)"
+                ) if s.op == "<~" else ("scale factors (~*~)", "remove the line") if s.op == "~*~" else (
+            "per-group modifiers c(...)", "use one value (a label, a number) for every group") if s.group_wise else (
+            "bounds lower()/upper()", "remove the bound") if s.lower or s.upper else (
+            "group:/level: blocks", "write one model for every group") if s.block != 1 else (
+            "efa() blocks", "write the loadings out") if s.efa else None
+        if what:
+            raise InputError(f"line {s.line}: {s.lhs} {s.op} {s.rhs}: {what[0]} are not supported by this engine "
+                             f"yet; {what[1]}")
     indicators = model.indicators
     observed: list[str] = []
     for lat in latents:
@@ -368,9 +380,10 @@ class SEMFit:
         ``lhs, op, rhs, label, est, se, z, pvalue, ci_lower, ci_upper, std_all`` (lavaan's
         parameterEstimates with dots as underscores), plus ``std_all_se``.
     fit : dict
-        lavaan's fitMeasures: ``npar, chisq, df, pvalue, baseline_chisq, baseline_df, cfi, tli,
-        rmsea, rmsea_ci_lower, rmsea_ci_upper, rmsea_pvalue, srmr, logl, unrestricted_logl, aic,
-        bic, ntotal``.
+        lavaan's fitMeasures, every measure lavaan reports for the estimator (``npar, chisq, df,
+        pvalue, cfi, tli, rni, rmsea`` with its interval and p-values, ``srmr, srmr_bentler, gfi,
+        agfi, logl, aic, bic, bic2, ecvi, ntotal, ngroups``, ...; scaled and robust versions with
+        MLR and FIML), from :func:`analysis.sem.fit.fit_measures`.
     implied, sample : DataFrame
         Model-implied and sample covariance matrices (N denominator).
     warnings : tuple of str
@@ -453,10 +466,12 @@ def fit_sem(data: pd.DataFrame, model: LavaanModel | str, missing: str = "listwi
         notes.append(f"the optimiser did not converge in {max_iter} iterations")
         warnings.warn(f"model did not converge: {notes[-1]}", ConvergenceWarning, stacklevel=2)
 
-    fit = _fit_measures(s, sig, f, n, p, q)
+    ml_stats = _ml_statistics(s, sig, f, n, p, q)
     if estimator == "MLR":
-        vcov, robust = _mlr(mdl, theta, x.to_numpy(dtype=float), s, fit)
-        fit.update(robust)
+        vcov, scaled, base_scaled = _mlr(mdl, theta, x.to_numpy(dtype=float), s, ml_stats)
+        fit = fitm.fit_measures(**ml_stats, estimator="MLR", scaled=scaled, baseline_scaled=base_scaled)
+    else:
+        fit = fitm.fit_measures(**ml_stats)
     params, std_notes = _parameters(pt, mdl, theta, vcov, sig)
     notes += std_notes
     for note in std_notes:
@@ -584,39 +599,17 @@ def _start(pt: ParameterTable, s: np.ndarray) -> np.ndarray:
     return theta
 
 
-def _fit_measures(s, sig, f, n, p, q) -> dict:
-    """lavaan's fitMeasures for ML with complete data."""
-    chisq = n * f
-    df = p * (p + 1) // 2 - q
-    base_chisq = n * (np.sum(np.log(np.diag(s))) - np.linalg.slogdet(s)[1])
-    base_df = p * (p - 1) // 2
-    cfi_den = max(chisq - df, base_chisq - base_df, 0)
-    cfi = 1 - max(chisq - df, 0) / cfi_den if cfi_den > 0 else 1.0
-    tli = ((base_chisq / base_df) - (chisq / df)) / ((base_chisq / base_df) - 1) if df > 0 else 1.0
-    rmsea = np.sqrt(max(chisq - df, 0) / (df * n)) if df > 0 else 0.0
-    lo, hi = _rmsea_ci(chisq, df, n)
-    close = stats.ncx2.sf(chisq, df, n * df * 0.05**2) if df > 0 else np.nan
-    d = np.sqrt(np.diag(s))
-    resid = (s - sig) / np.outer(d, d)
-    srmr = np.sqrt(np.mean(resid[np.triu_indices(p)] ** 2))
+def _ml_statistics(s, sig, f, n, p, q) -> dict:
+    """The statistics behind lavaan's fitMeasures for ML with complete data (single group, no
+    mean structure): the test statistics of the model and the independence baseline, the
+    log-likelihoods, the residual measures and the GFI; :func:`analysis.sem.fit.fit_measures`
+    turns them into the indices."""
     logl = -n / 2 * (p * np.log(2 * np.pi) + np.linalg.slogdet(sig)[1] + np.trace(s @ np.linalg.inv(sig)))
     unres = -n / 2 * (p * np.log(2 * np.pi) + np.linalg.slogdet(s)[1] + p)
-    return {
-        "npar": int(q), "chisq": float(chisq), "df": int(df),
-        "pvalue": float(stats.chi2.sf(chisq, df)) if df > 0 else np.nan,
-        "baseline_chisq": float(base_chisq), "baseline_df": int(base_df),
-        "cfi": float(cfi), "tli": float(tli), "rmsea": float(rmsea), "rmsea_ci_lower": lo, "rmsea_ci_upper": hi,
-        "rmsea_pvalue": float(close), "srmr": float(srmr), "logl": float(logl), "unrestricted_logl": float(unres),
-        "aic": float(-2 * logl + 2 * q), "bic": float(-2 * logl + q * np.log(n)), "ntotal": int(n),
-    }
-
-
-def _rmsea_ci(chisq, df, n, level=0.90):
-    """lavaan's RMSEA interval: sqrt(lambda / (N df)) at the noncentrality bounds of ``chisq``."""
-    if df <= 0:
-        return np.nan, np.nan
-    lower, upper = _ncp_bounds(chisq, df, level)
-    return float(np.sqrt(lower / (n * df))), float(np.sqrt(upper / (n * df)))
+    return dict(npar=int(q), ntotal=int(n), chisq=float(n * f), df=int(p * (p + 1) // 2 - q),
+                baseline_chisq=float(n * (np.sum(np.log(np.diag(s))) - np.linalg.slogdet(s)[1])),
+                baseline_df=int(p * (p - 1) // 2), fmin=float(f / 2), logl=float(logl), unrestricted_logl=float(unres),
+                residuals=fitm.residual_measures(s, sig, n), gfi_value=fitm.ml_gfi(s, sig, n), nel=p * (p + 1) // 2)
 
 
 def _central_jacobian(func, x: np.ndarray) -> np.ndarray:
@@ -961,20 +954,22 @@ def _fit_fiml(pt: ParameterTable, x: pd.DataFrame, max_iter: int, robust: bool =
         col = values[observed[:, j], j]
         base_logl += -len(col) / 2 * (np.log(2 * np.pi) + np.log(col.var()) + 1)
     base_chisq, base_df = 2 * (h1 - base_logl), p * (p - 1) // 2
-    fit = _fit_indices(chisq, df, base_chisq, base_df, n)
-    sd = np.sqrt(np.diag(s_em))
-    cov_res = ((s_em - sig) / np.outer(sd, sd))[np.triu_indices(p)]
-    mean_res = (mu_em - nu) / sd
-    fit.update(npar=int(npar), srmr=float(np.sqrt((np.sum(cov_res**2) + np.sum(mean_res**2)) / (moments + p))),
-               logl=float(logl), unrestricted_logl=float(h1), aic=float(-2 * logl + 2 * npar),
-               bic=float(-2 * logl + npar * np.log(n)), ntotal=int(n))
-    fit = {k: fit[k] for k in ("npar", "chisq", "df", "pvalue", "baseline_chisq", "baseline_df", "cfi", "tli", "rmsea",
-                               "rmsea_ci_lower", "rmsea_ci_upper", "rmsea_pvalue", "srmr", "logl",
-                               "unrestricted_logl", "aic", "bic", "ntotal")}
+    # lavaan's sample statistics with FIML are the EM estimates of the saturated model (its "h1").
+    fit_stats = dict(npar=int(npar), ntotal=int(n), chisq=float(chisq), df=int(df), baseline_chisq=float(base_chisq),
+                     baseline_df=int(base_df), fmin=float(chisq / (2 * n)), logl=float(logl),
+                     unrestricted_logl=float(h1),
+                     residuals=fitm.residual_measures(s_em, sig, n, sample_mean=mu_em, implied_mean=nu))
     if robust:
-        vcov_all, indices, robust_notes = _mlr_fiml(mdl, z, hess, values, groups, em, fit)
-        fit.update(indices)
+        vcov_all, scaled, base_scaled, robust_stats, robust_notes = _mlr_fiml(mdl, z, hess, values, groups, em,
+                                                                              fit_stats)
+        fit = fitm.fit_measures(**fit_stats, estimator="MLR", scaled=scaled, baseline_scaled=base_scaled,
+                                robust=robust_stats)
+        fit = _na_as_none(fit)
         notes += robust_notes
+    else:  # lavaan's robust indices for ML with FIML: the FIML-corrected statistic, version V6
+        robust_stats, v6_notes = _ml_fiml_robust(mdl, theta, nu, values, groups, em, df, base_df)
+        notes += v6_notes
+        fit = _na_as_none(fitm.fit_measures(**fit_stats, robust=robust_stats))
     params, std_notes = _parameters(pt, mdl, theta, vcov_all[:q, :q], sig)
     notes += std_notes
     for note in std_notes:
@@ -997,26 +992,15 @@ def _fit_fiml(pt: ParameterTable, x: pd.DataFrame, max_iter: int, robust: bool =
                   iterations=int(res.nit), warnings=tuple(notes), partable=pt, theta=theta)
 
 
-def _fit_indices(chisq, df, base_chisq, base_df, n) -> dict:
-    """CFI, TLI, RMSEA with its 90% CI and p-close, from the chi-squares (lavaan's formulas)."""
-    cfi_den = max(chisq - df, base_chisq - base_df, 0)
-    lo, hi = _rmsea_ci(chisq, df, n)
-    return {
-        "chisq": float(chisq), "df": int(df), "pvalue": float(stats.chi2.sf(chisq, df)) if df > 0 else np.nan,
-        "baseline_chisq": float(base_chisq), "baseline_df": int(base_df),
-        "cfi": float(1 - max(chisq - df, 0) / cfi_den) if cfi_den > 0 else 1.0,
-        "tli": float(((base_chisq / base_df) - (chisq / df)) / ((base_chisq / base_df) - 1)) if df > 0 else 1.0,
-        "rmsea": float(np.sqrt(max(chisq - df, 0) / (df * n))) if df > 0 else 0.0,
-        "rmsea_ci_lower": lo, "rmsea_ci_upper": hi,
-        "rmsea_pvalue": float(stats.ncx2.sf(chisq, df, n * df * 0.05**2)) if df > 0 else np.nan,
-    }
-
-
 # --------------------------------------------------------------------------- MLR
 
 
-def _mlr(mdl: _Model, theta: np.ndarray, x: np.ndarray, s: np.ndarray, fit: dict) -> tuple[np.ndarray, dict]:
+def _mlr(mdl: _Model, theta: np.ndarray, x: np.ndarray, s: np.ndarray, ml_stats: dict):
     r"""Robust standard errors and the Yuan-Bentler scaled test, as lavaan's ``estimator = "MLR"``.
+
+    Returns the robust covariance matrix of the estimates and the scaled tests of the model
+    (scaling factor c) and the baseline (:math:`c_b`), :class:`analysis.sem.fit.ScaledTest`; the
+    scaled and robust indices are :func:`analysis.sem.fit.fit_measures`'.
 
     With :math:`A_0` the observed information per case (the Hessian of :math:`F_{ML}/2`, by
     differences of the analytic gradient) and :math:`B_0 = \frac1N\sum_i s_i s_i^\top` from the
@@ -1027,15 +1011,13 @@ def _mlr(mdl: _Model, theta: np.ndarray, x: np.ndarray, s: np.ndarray, fit: dict
     :math:`c = [\operatorname{tr}(A_1^{-1}B_1) - \operatorname{tr}(A_0^{-1}B_0)]/df` with
     :math:`A_1, B_1` the information and score cross-products of the saturated model at the
     sample covariance S; :math:`c_b` likewise for the independence baseline. Then
-    ``chisq_scaled = chisq / c``; ``cfi_scaled``, ``tli_scaled``, ``rmsea_scaled`` from the
-    scaled statistics; the robust indices of Brosseau-Liard, Savalei & Li (2012) and
-    Brosseau-Liard & Savalei (2014): ``rmsea_robust`` = :math:`\sqrt{\max(0, T - c\,df)/(N\,df)}`,
-    ``cfi_robust`` = :math:`1 - \max(T - c\,df, 0)/\max(T - c\,df, T_b - c_b df_b, 0)`,
-    ``tli_robust`` = :math:`1 - [(T - c\,df)/df] / [(T_b - c_b df_b)/df_b]`, and the robust
-    RMSEA interval :math:`\sqrt{c\,\lambda/(N\,df)}` with :math:`\lambda` the noncentrality bounds of
-    the scaled statistic. In R: ``cfa(model, data, estimator = "MLR")``, ``fitMeasures(fit)``.
+    ``chisq_scaled = chisq / c`` and lavaan's scaled and robust indices (Brosseau-Liard, Savalei &
+    Li, 2012; Brosseau-Liard & Savalei, 2014), :mod:`analysis.sem.fit`.
+    In R: ``cfa(model, data, estimator = "MLR")``, ``fitMeasures(fit)``.
     """
     n, p = x.shape
+    df, base_df = ml_stats["df"], ml_stats["baseline_df"]
+    fit_chisq, base_chisq = ml_stats["chisq"], ml_stats["baseline_chisq"]
     d = x - x.mean(axis=0)
     sig = mdl.sigma(theta)[0]
     sinv = np.linalg.inv(sig)
@@ -1065,35 +1047,86 @@ def _mlr(mdl: _Model, theta: np.ndarray, x: np.ndarray, s: np.ndarray, fit: dict
     units[np.arange(len(rows)), cols, rows] = 1
     s_inv = np.linalg.inv(s)
     trace_h1 = np.trace(np.linalg.solve(_information(s_inv, units), scores(s_inv, units)))
-    df = fit["df"]
-    c = (trace_h1 - np.trace(a0_inv @ b0)) / df if df > 0 else np.nan
+    trace_h0 = np.trace(a0_inv @ b0)
+    c = (trace_h1 - trace_h0) / df if df > 0 else np.nan
     base = np.diag(np.diag(s))
     base_inv = np.linalg.inv(base)
     diag_units = units[rows == cols]
-    base_df = fit["baseline_df"]
     cb = (trace_h1 - np.trace(np.linalg.solve(_information(base_inv, diag_units), scores(base_inv, diag_units)))) / base_df
+    return vcov, fitm.ScaledTest(fit_chisq / c, float(c), scaling_factor_h1=trace_h1 / len(rows),
+                                 scaling_factor_h0=trace_h0 / _free_entries(mdl)), fitm.ScaledTest(base_chisq / cb, float(cb))
 
-    return vcov, _robust_indices(fit, c, cb)
+
+def _na_as_none(fit: dict) -> dict:
+    """None (lavaan's NA) for a scaled or robust measure that is not available with FIML (a
+    just-identified model, a singular saturated information)."""
+    return {k: (None if ("scaled" in k or "robust" in k or "scaling" in k) and isinstance(v, float)
+                and not np.isfinite(v) else v) for k, v in fit.items()}
 
 
-def _robust_indices(fit: dict, c: float, cb: float) -> dict:
-    """Scaled and robust fit indices from the scaling factors of the model (c) and baseline (cb)."""
-    t, tb, df, base_df, n = fit["chisq"], fit["baseline_chisq"], fit["df"], fit["baseline_df"], fit["ntotal"]
-    scaled = _fit_indices(t / c, df, tb / cb, base_df, n)
-    lam_lo, lam_hi = _ncp_bounds(t / c, df)
-    robust_num, robust_base = t - c * df, tb - cb * base_df
-    cfi_den = max(robust_num, robust_base, 0)
-    return {
-        "chisq_scaled": float(t / c), "df_scaled": int(df), "pvalue_scaled": scaled["pvalue"],
-        "chisq_scaling_factor": float(c), "baseline_chisq_scaled": float(tb / cb),
-        "baseline_chisq_scaling_factor": float(cb), "cfi_scaled": scaled["cfi"], "tli_scaled": scaled["tli"],
-        "cfi_robust": float(1 - max(robust_num, 0) / cfi_den) if cfi_den > 0 else 1.0,
-        "tli_robust": float(1 - (robust_num / df) / (robust_base / base_df)),
-        "rmsea_scaled": scaled["rmsea"],
-        "rmsea_robust": float(np.sqrt(max(robust_num, 0) / (n * df))),
-        "rmsea_ci_lower_robust": float(np.sqrt(c * lam_lo / (n * df))),
-        "rmsea_ci_upper_robust": float(np.sqrt(c * lam_hi / (n * df))),
-    }
+def _fiml_tilde(values: np.ndarray, s_em: np.ndarray, mu_em: np.ndarray, sig: np.ndarray, nu: np.ndarray,
+                deriv: np.ndarray):
+    r"""The FIML-corrected statistics of Zhang & Savalei (2023): the model and the independence
+    baseline at their FIML estimates evaluated as if the EM moments were complete-data moments
+    (:func:`_mlr_fiml`), :math:`T_3` and :math:`T_{3,0}`, with the derivatives :math:`\Delta` of
+    (vech Sigma, mu) in (parameters, intercepts) and the baseline's cells (variances, means)."""
+    p = len(s_em)
+    q = len(deriv)
+    observed = ~np.isnan(values)
+    base_var = np.array([values[observed[:, j], j].var() for j in range(p)])
+    base_mean = np.array([values[observed[:, j], j].mean() for j in range(p)])
+    n = len(values)
+    sinv = np.linalg.inv(sig)
+    dm = mu_em - nu
+    logdet_em = np.linalg.slogdet(s_em)[1]
+    t3 = n * (np.linalg.slogdet(sig)[1] + np.trace(s_em @ sinv) - logdet_em - p + dm @ sinv @ dm)
+    dmb = mu_em - base_mean
+    t3b = n * (np.sum(np.log(base_var)) + np.sum(np.diag(s_em) / base_var) - logdet_em - p + np.sum(dmb**2 / base_var))
+    rows, cols = np.tril_indices(p)
+    n_cov = len(rows)
+    delta = np.zeros((n_cov + p, q + p))
+    delta[:n_cov, :q] = deriv[:, rows, cols].T
+    delta[n_cov:, q:] = np.eye(p)
+    base_cells = np.concatenate([np.flatnonzero(rows == cols), n_cov + np.arange(p)])
+    return float(t3), float(t3b), delta, base_cells
+
+
+def _fiml_corrected_v6(a1: np.ndarray, delta: np.ndarray, base_cells: np.ndarray, s_em: np.ndarray,
+                       n: int) -> tuple[float, float]:
+    r"""The traces behind lavaan's robust CFI/TLI/RMSEA for ML with FIML (no scaled test):
+    Zhang & Savalei's (2023) FIML-C "V6", ``lavaan:::lav_fit_fiml_corrected(fit, "V6")``,
+
+    .. math:: k = \operatorname{tr}(W_c W_m^{-1} U W_m^{-1})
+              = N\,[\operatorname{tr}(W_c A_1^{-1}) - \operatorname{tr}(\Delta^\top W_c\Delta\,(\Delta^\top A_1\Delta)^{-1})],
+
+    with :math:`W_m = A_1/N` the observed information of the saturated model at the EM moments
+    per case, :math:`W_c` its complete-data information there (``blockdiag`` of
+    :math:`\tfrac12 D^\top(\tilde\Sigma^{-1}\otimes\tilde\Sigma^{-1})D` and
+    :math:`\tilde\Sigma^{-1}`, covariances in ``np.tril_indices`` order, then means) and
+    :math:`U = W_m - W_m\Delta(\Delta^\top W_m\Delta)^{-1}\Delta^\top W_m`; the baseline's with its
+    :math:`\Delta` (the variances and means). Returns (k, k_baseline); :math:`\hat c = k/df`."""
+    p = len(s_em)
+    k_inv = np.linalg.inv(s_em)
+    rows, cols = np.tril_indices(p)
+    w = np.where(rows == cols, 0.5, 1.0)
+    wc_cov = (k_inv[np.ix_(rows, rows)] * k_inv[np.ix_(cols, cols)] + k_inv[np.ix_(rows, cols)]
+              * k_inv[np.ix_(cols, rows)]) * np.outer(w, w)
+    n_cov = len(rows)
+    wc = np.zeros((n_cov + p, n_cov + p))
+    wc[:n_cov, :n_cov] = wc_cov
+    wc[n_cov:, n_cov:] = k_inv
+    a1_inv = np.linalg.inv(a1)
+    total = np.sum(wc * a1_inv)
+    k = total - np.sum((delta.T @ wc @ delta) * np.linalg.inv(delta.T @ a1 @ delta))
+    b = base_cells
+    kb = total - np.sum(wc[np.ix_(b, b)] * np.linalg.inv(a1[np.ix_(b, b)]))
+    return float(n * k), float(n * kb)
+
+
+def _free_entries(mdl: _Model) -> int:
+    """Free parameters before equality constraints (a label used twice counts twice): lavaan's
+    divisor of ``scaling.factor.h0``."""
+    return int((mdl.pt.rows["free"] > 0).sum())
 
 
 def _casewise_scores(values: np.ndarray, sig: np.ndarray, mu: np.ndarray, dsig: np.ndarray | None = None) -> np.ndarray:
@@ -1131,11 +1164,13 @@ def _casewise_scores(values: np.ndarray, sig: np.ndarray, mu: np.ndarray, dsig: 
     return out
 
 
-def _mlr_fiml(mdl: _Model, z: np.ndarray, hess: np.ndarray, values: np.ndarray, groups: list, em, fit: dict):
+def _mlr_fiml(mdl: _Model, z: np.ndarray, hess: np.ndarray, values: np.ndarray, groups: list, em, fit_stats: dict):
     r"""MLR with FIML, as lavaan 0.6-14 ``missing = "fiml", estimator = "MLR"``.
 
-    Returns the robust covariance matrix of (parameters, intercepts), lavaan's scaled and robust
-    fit measures and notes.
+    Returns the robust covariance matrix of (parameters, intercepts), the scaled tests of the
+    model and the baseline (:class:`analysis.sem.fit.ScaledTest`), the FIML-corrected statistics
+    behind the robust indices (:class:`analysis.sem.fit.RobustStatistics`) and notes; the indices
+    themselves are :func:`analysis.sem.fit.fit_measures`'.
 
     *Robust SEs*: the sandwich :math:`A_0^{-1}B_0A_0^{-1}` with :math:`A_0` the observed
     information (the analytic Hessian of -log L, :func:`_fiml_hessian`) and
@@ -1149,7 +1184,7 @@ def _mlr_fiml(mdl: _Model, z: np.ndarray, hess: np.ndarray, values: np.ndarray, 
     closed form (:func:`_saturated_hessian`), and :math:`B_1` its casewise score cross-products;
     :math:`c_b` likewise with the independence model (means and variances) at its estimates.
     ``chisq_scaled = chisq / c``; ``cfi_scaled``, ``tli_scaled``, ``rmsea_scaled`` are the usual
-    formulas on the scaled statistics, as lavaan (:func:`_robust_indices`).
+    formulas on the scaled statistics, as lavaan (:mod:`analysis.sem.fit`).
 
     *Robust CFI, TLI, RMSEA*: with incomplete data lavaan does not use the complete-data
     formulas of Brosseau-Liard, Savalei & Li (2012) on the FIML statistic but the FIML-corrected
@@ -1205,7 +1240,7 @@ def _mlr_fiml(mdl: _Model, z: np.ndarray, hess: np.ndarray, values: np.ndarray, 
     s_em, mu_em = em.cov.to_numpy(), em.mean.to_numpy()
     rows, cols = np.tril_indices(p)
     n_cov = len(rows)
-    df, base_df = fit["df"], fit["baseline_df"]
+    df, base_df = fit_stats["df"], fit_stats["baseline_df"]
     notes = []
 
     a1 = _saturated_hessian(groups, s_em, mu_em)
@@ -1223,16 +1258,7 @@ def _mlr_fiml(mdl: _Model, z: np.ndarray, hess: np.ndarray, values: np.ndarray, 
     cb = (trace_h1 - trace_b) / base_df
 
     # The FIML-corrected statistics (Zhang & Savalei, 2023, V3) behind the robust indices.
-    sinv = np.linalg.inv(sig)
-    dm = mu_em - nu
-    logdet_em = np.linalg.slogdet(s_em)[1]
-    t3 = n * (np.linalg.slogdet(sig)[1] + np.trace(s_em @ sinv) - logdet_em - p + dm @ sinv @ dm)
-    dmb = mu_em - base_mean
-    t3b = n * (np.sum(np.log(base_var)) + np.sum(np.diag(s_em) / base_var) - logdet_em - p + np.sum(dmb**2 / base_var))
-    delta = np.zeros((n_cov + p, q + p))
-    delta[:n_cov, :q] = deriv[:, rows, cols].T
-    delta[n_cov:, q:] = np.eye(p)
-    base_cells = np.concatenate([np.flatnonzero(rows == cols), n_cov + np.arange(p)])
+    t3, t3b, delta, base_cells = _fiml_tilde(values, s_em, mu_em, sig, nu, deriv)
     if t1 is None:
         k3 = k3b = np.nan
         notes.append("MLR with FIML: the saturated model's information is singular: the scaled test and the robust "
@@ -1242,23 +1268,37 @@ def _mlr_fiml(mdl: _Model, z: np.ndarray, hess: np.ndarray, values: np.ndarray, 
     c3 = k3 / df if df > 0 else np.inf  # lavaan: k/0
     c3b = k3b / base_df
 
+    chisq, base_chisq = fit_stats["chisq"], fit_stats["baseline_chisq"]
     if t1 is None:
-        indices = {key: None for key in ("chisq_scaled", "pvalue_scaled", "chisq_scaling_factor",
-                                         "baseline_chisq_scaled", "baseline_chisq_scaling_factor", "cfi_scaled",
-                                         "tli_scaled", "rmsea_scaled")}
-        indices["df_scaled"] = int(df)
+        scaled, base_scaled = fitm.ScaledTest(np.nan, np.nan), fitm.ScaledTest(np.nan, np.nan)
     elif df > 0:
-        indices = _robust_indices(fit, c, cb)
+        scaled = fitm.ScaledTest(chisq / c, c, scaling_factor_h1=trace_h1 / (n_cov + p),
+                                 scaling_factor_h0=trace_h0 / (_free_entries(mdl) + p))
+        base_scaled = fitm.ScaledTest(base_chisq / cb, cb)
     else:  # just identified: lavaan has no scaling factor and no scaled RMSEA (NA); scaled CFI and TLI 1
-        base_scaled = float(fit["baseline_chisq"] / cb)
-        scaled = _fit_indices(0.0, df, base_scaled, base_df, n)
-        indices = {"chisq_scaled": 0.0, "df_scaled": 0, "pvalue_scaled": None, "chisq_scaling_factor": None,
-                   "baseline_chisq_scaled": base_scaled, "baseline_chisq_scaling_factor": float(cb),
-                   "cfi_scaled": scaled["cfi"], "tli_scaled": scaled["tli"], "rmsea_scaled": None}
+        scaled, base_scaled = fitm.ScaledTest(0.0, np.nan), fitm.ScaledTest(base_chisq / cb, cb)
         notes.append("MLR with FIML: the model is just identified (df = 0): no scaling factor, scaled p-value or "
                      "scaled RMSEA (None; lavaan reports NA as well)")
-    indices.update(_fiml_robust_indices(t3, c3, t3b, c3b, df, base_df, n))
-    return vcov, indices, notes
+    robust = fitm.RobustStatistics(t3, c3, t3b, c3b)
+    return vcov, scaled, base_scaled, robust, notes
+
+
+def _ml_fiml_robust(mdl: _Model, theta, nu, values, groups, em, df: int, base_df: int):
+    """:class:`analysis.sem.fit.RobustStatistics` for ML with FIML (lavaan's FIML-C V6, no scaled
+    test): :math:`T_3, T_{3,0}` (:func:`_fiml_tilde`) and :math:`\\hat c = k/df`,
+    :math:`\\hat c_0 = k_0/df_0` (:func:`_fiml_corrected_v6`); NaN with a note when the saturated
+    model's information is singular."""
+    s_em, mu_em = em.cov.to_numpy(), em.mean.to_numpy()
+    sig = mdl.sigma(theta)[0]
+    t3, t3b, delta, base_cells = _fiml_tilde(values, s_em, mu_em, sig, nu, mdl.derivatives(theta))
+    a1 = _saturated_hessian(groups, s_em, mu_em)
+    try:
+        k, kb = _fiml_corrected_v6(a1, delta, base_cells, s_em, len(values))
+    except np.linalg.LinAlgError:
+        return fitm.RobustStatistics(np.nan, np.nan, np.nan, np.nan), [
+            "FIML: the saturated model's information is singular: the robust CFI, TLI and RMSEA are not available"]
+    c = k / df if df > 0 else np.inf  # lavaan: k/0
+    return fitm.RobustStatistics(t3, c, t3b, kb / base_df), []
 
 
 def _baseline_trace(values: np.ndarray, var: np.ndarray, mean: np.ndarray) -> float:
@@ -1508,40 +1548,3 @@ def _fiml_corrected(a1: np.ndarray, scores1: np.ndarray, t1: np.ndarray, delta: 
     yb = t1.copy()
     yb[base_cells] -= np.linalg.solve(a1[np.ix_(base_cells, base_cells)], scores1.T[base_cells])
     return trace(y), trace(yb)
-
-
-def _fiml_robust_indices(t3: float, c3: float, t3b: float, c3b: float, df: int, base_df: int, n: int) -> dict:
-    """lavaan's robust CFI, TLI, RMSEA and RMSEA interval from the FIML-corrected statistics
-    (``lav_fit_cfi``, ``lav_fit_tli``, ``lav_fit_rmsea``, ``lav_fit_rmsea_ci`` with ``c.hat``);
-    None where lavaan gives NA (a statistic that could not be computed)."""
-    if not all(np.isfinite([t3, t3b, c3b])) or np.isnan(c3):
-        return {"cfi_robust": None, "tli_robust": None, "rmsea_robust": None, "rmsea_ci_lower_robust": None,
-                "rmsea_ci_upper_robust": None}
-    if df > 0 and c3 != 1 and c3b != 1:
-        num, base = t3 - c3 * df, t3b - c3b * base_df
-    else:
-        num, base = t3 - df, t3b - base_df
-    t1, t2 = max(num, 0.0), max(num, base, 0.0)
-    cfi = 1.0 if abs(t1) < 1.5e-8 and abs(t2) < 1.5e-8 else 1 - t1 / t2
-    tli = 1 - (num * base_df) / (base * df) if df > 0 and base * df != 0 else 1.0
-    if df > 0:
-        rmsea = float(np.sqrt(max(t3 / (n * df) - c3 / n, 0.0)))
-        lam_lo, lam_hi = _ncp_bounds(t3 / c3, df)
-        lower, upper = float(np.sqrt(c3 * lam_lo / (n * df))), float(np.sqrt(c3 * lam_hi / (n * df)))
-    else:
-        rmsea = lower = upper = 0.0
-    return {"cfi_robust": float(cfi), "tli_robust": float(tli), "rmsea_robust": rmsea,
-            "rmsea_ci_lower_robust": lower, "rmsea_ci_upper_robust": upper}
-
-
-def _ncp_bounds(chisq, df, level=0.90):
-    """Noncentrality parameters at which the statistic is the (1+level)/2 and (1-level)/2 quantile."""
-    def ncp_at(prob):
-        f = lambda lam: stats.ncx2.cdf(chisq, df, lam) - prob  # noqa: E731
-        if f(1e-12) < 0:
-            return 0.0
-        hi = max(chisq, 1.0)
-        while f(hi) > 0:
-            hi *= 2
-        return optimize.brentq(f, 1e-12, hi, xtol=1e-12)
-    return ncp_at((1 + level) / 2), ncp_at((1 - level) / 2)

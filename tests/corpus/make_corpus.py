@@ -120,3 +120,105 @@ ws.append(HEADER)
 for r in ROWS:
     ws.append(r)
 book.save(HERE / "excel.xlsx")
+
+
+# --------------------------------------------------------------------------- hostile data inputs
+# (issue 12): cells that slip through or crash, ids and columns that carry personal data.
+import csv as _csv
+import io as _io
+
+
+def csv_text(rows, header=HEADER, sep=","):
+    buf = _io.StringIO()
+    w = _csv.writer(buf, delimiter=sep, lineterminator="\n")
+    w.writerow(header)
+    w.writerows([["" if v is None else v for v in r] for r in rows])
+    return buf.getvalue()
+
+
+def column(rows, col, values):
+    rows = [list(x) for x in rows]
+    for r, v in zip(rows, values):
+        r[HEADER.index(col)] = v
+    return rows
+
+
+write("long_cell_personal.csv", csv_text(replace(ROWS, 2, "email", "x" * 200_000)))
+write("long_cell_item.csv", csv_text(replace(ROWS, 4, "A_2", "4" * 140_000)))
+write("unclosed_quote.csv", table() + 'R7,B2B,1,2,3,2,4,5,1,3,500,"r7@example.org\n')
+write("decimal_comma_items.csv", table(replace(replace(ROWS, 0, "A_1", "4,0"), 3, "B_2", "2,0"), sep=";"))
+write("arabic_digits.csv", table(replace(replace(ROWS, 1, "A_1", "\u0665"), 2, "experience_years", "\u0662\u0662")))
+write("fullwidth_digits.csv", table(replace(ROWS, 5, "B_3", "\uff12")))
+write("inf_values.csv", table(replace(replace(replace(ROWS, 0, "A_1", "inf"), 1, "B_1", "-inf"), 2, "A_2", "1e999")))
+write("nan_text.csv", table(replace(replace(ROWS, 3, "A_3", "nan"), 4, "experience_years", "NaN")))
+write("inf_duration.csv", table(replace(replace(ROWS, 0, "duration_s", "inf"), 1, "duration_s", "Infinity")))
+write("thousands_separator.csv", csv_text(replace(ROWS, 2, "duration_s", "1,234")))
+write("zero_width.csv", table(replace(ROWS, 0, "A_1", "3\u200b")))
+write("huge_number.csv", table(replace(ROWS, 0, "experience_years", "1e308")))
+write("id_is_item.csv", table())
+write("constant_id.csv", table(column(ROWS, "respondent_id", ["R1"] * 6)))
+write("email_ids.csv", table(column(ROWS, "respondent_id", [f"person{k}.secret@example.org" for k in range(1, 7)])))
+write("email_ids_keep.csv", table(column(ROWS, "respondent_id", [f"person{k}.secret@example.org" for k in range(1, 7)])))
+write("phone_ids_keep.csv", table(column(ROWS, "respondent_id", [f"+358 40 123 45{k:02d}" for k in range(1, 7)])))
+write("formula_cells.csv", table(column(replace(ROWS, 0, "A_1", "=1+1"), "respondent_id",
+                                        ["=HYPERLINK(1)", "+R2", "-R3", "@R4", "R5", "R6"])))
+write("formula_ids_keep.csv", table(column(ROWS, "respondent_id", ["=HYPERLINK(1)", "+R2", "-R3", "@R4", "R5", "R6"])))
+write("no_duration.csv", table([[v for c, v in zip(HEADER, r) if c != "duration_s"] for r in ROWS],
+                               [h for h in HEADER if h != "duration_s"]))
+write("integer_gaps.csv", table(column(ROWS, "experience_years", ["10", None, "2.0", "7", None, "1"])))
+extra = HEADER + ["ip_address", "city", "phone"]
+write("unknown_columns.csv", table([r + [f"203.0.113.{k}", f"TOKCITY{k}", f"TOKPHONE{k}"] for k, r in enumerate(ROWS, 1)],
+                                   extra))
+write("mac_line_endings.csv", table().replace("\n", "\r"))
+
+# SPSS user-missing codes: 98/99 declared missing on items, a code on a string context column.
+spss = frame.copy()
+spss.loc[1, "A_1"] = 99
+spss.loc[4, "B_2"] = 98
+spss.loc[2, "relationship_type"] = "NA"
+pyreadstat.write_sav(spss, str(HERE / "spss_user_missing.sav"),
+                     missing_ranges={c: [98, 99] for c in ["A_1", "A_2", "A_3", "B_1", "B_2", "B_3", "ATT1"]}
+                     | {"relationship_type": ["NA"]})
+spss = frame.copy()
+spss.loc[0, "experience_years"] = 95
+pyreadstat.write_sav(spss, str(HERE / "spss_missing_range.sav"),
+                     missing_ranges={"experience_years": [{"lo": 90, "hi": 99}]})
+
+# A Qualtrics export whose instrument names Qualtrics' own columns, with a free-text question.
+def qualtrics_text() -> str:
+    text = qualtrics(choice_text=False).splitlines()
+    rows = list(_csv.reader(text))
+    rows[0].append("comments")
+    rows[1].append("Anything else?")
+    rows[2].append('{"ImportId":"QID10_TEXT"}')
+    for k, r in enumerate(rows[3:], start=1):
+        r.append(f"call me at TOKFREE{k} or mail tokfree{k}@example.org")
+    rows[3][meta.index("Duration (in seconds)")] = "60"  # a speeder: 60 s against a median of ~600 s
+    buf = _io.StringIO()
+    _csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()
+
+
+write("qualtrics_duration_declared.csv", qualtrics_text())
+
+# Instruments for the cases above: Qualtrics' own column names, free text that is not personal.
+base = (HERE / "instrument.yaml").read_text()
+write("instrument_qualtrics.yaml", base.replace("# Small instrument for the malformed-input corpus.",
+                                                "# The corpus instrument naming Qualtrics' own columns; a free-text question.")
+      .replace("id_column: respondent_id", "id_column: ResponseId")
+      .replace("duration_column: duration_s", 'duration_column: "Duration (in seconds)"')
+      .replace("personal_data: [email]", "personal_data: []")
+      + "  - {id: comments, type: text}\n")
+write("instrument_public_text.yaml", base.replace("# Small instrument for the malformed-input corpus.",
+                                                  "# The corpus instrument with a free-text question declared not personal.")
+      + "  - {id: remark, type: text, personal: false}\n")
+write("public_text.csv", table([r + [t] for r, t in zip(ROWS, ["fine", "=cmd|' /C calc'!A0", "-looks negative", "+1",
+                                                                "-2", None])], HEADER + ["remark"]))
+
+# Column names that are themselves personal data or absurdly long: named in the notes only cut
+# short or withheld.
+write("personal_column_names.csv", table([r + ["1", "2"] for r in ROWS],
+                                         HEADER + ["secret.person@example.org", "N" * 5000]))
+
+# A panel export identified by the respondents' e-mail addresses (Qualtrics' RecipientEmail).
+write("qualtrics_email_id.csv", qualtrics(choice_text=False))
