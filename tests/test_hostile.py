@@ -221,7 +221,7 @@ def test_fuzz_instrument_yaml(run_cli, tmp_path, doc, garble):
 def test_fuzz_params_yaml(run_cli, tmp_path, doc):
     path = tmp_path / "fuzz_params.yaml"
     path.write_text(dump(doc), encoding="utf-8")
-    code, out, err = run_cli("split", "--data", DATA, "--params", path, "--out", tmp_path / "sp")
+    code, out, err = run_cli("split", "--data", DATA, "--instrument", SMALL, "--params", path, "--out", tmp_path / "sp")
     check_output(code, out, err)
     assert code in (0, 2)
     code, out, err = run_cli("simulate", "--instrument", SMALL, "--params", path, "--n", "40", "--out", tmp_path / "s")
@@ -230,7 +230,7 @@ def test_fuzz_params_yaml(run_cli, tmp_path, doc):
 
 
 COMMANDS = {
-    "instrument validate": [SMALL], "instrument render": [SMALL], "simulate": [], "split": ["--data", DATA],
+    "instrument validate": [SMALL], "instrument render": [SMALL], "simulate": [], "split": ["--data", DATA, "--instrument", SMALL],
     "efa": ["--data", DATA], "cfa": ["--data", DATA], "reliability": ["--data", DATA],
     "invariance": ["--data", DATA], "sem": ["--data", DATA], "report": [], "clean": ["--data", DATA],
 }
