@@ -49,7 +49,8 @@ def materialise(case: dict, tmp: Path) -> list[str]:
     """The command line of a case, with its generated files written into ``tmp``."""
     gen = case.get("generate")
     if gen:
-        (tmp / gen["name"]).write_text(gen["text"] * gen["repeat"], encoding="utf-8")
+        body = gen.get("head", "") + gen["text"] * gen["repeat"] + gen.get("tail", "")
+        (tmp / gen["name"]).write_text(body, encoding="utf-8")
     values = {"here": str(HERE), "tmp": str(tmp), "long": "x" * 100_000}
     return [str(a).format(**values) for a in case["command"]]
 
