@@ -275,10 +275,14 @@ def test_fuzz_command_line(run_cli, tmp_path, command, options):
     (TypeError("unhashable type: 'list'"), 1),
     (KeyError("fit"), 1),
     (OSError("no filename: not about a path the user gave"), 1),
-    (PermissionError(13, "Permission denied", "/read-only/out"), 2),  # a path the user gave
+    (PermissionError(13, "Permission denied", "/usr/lib/gapscale/template.md"), 1),  # not a path the user gave
+    (PermissionError(13, "Permission denied", "{out}/efa.csv"), 2),  # inside the --out directory the user gave
 ])
 def test_only_input_errors_are_exit_2(run_cli, tmp_path, monkeypatch, exc, code):
     import pipeline.split
+
+    if isinstance(exc, OSError) and exc.filename:
+        exc = type(exc)(exc.errno, exc.strerror, exc.filename.format(out=tmp_path / "o"))
 
     def broken(*args, **kwargs):
         raise exc
@@ -295,7 +299,7 @@ def test_only_input_errors_are_exit_2(run_cli, tmp_path, monkeypatch, exc, code)
         assert "Traceback (most recent call last)" in text and type(exc).__name__ in text
         assert "gapscale split --data" in text  # the command line, to reproduce it
     else:
-        assert err.startswith("Error: /read-only/out: Permission denied") and not log.exists()
+        assert err.startswith(f"Error: {tmp_path / 'o' / 'efa.csv'}: Permission denied") and not log.exists()
 
 
 def test_an_input_error_is_exit_2_and_its_line_is_bounded(run_cli, tmp_path, monkeypatch):
