@@ -19,6 +19,7 @@ import pandas as pd
 from analysis.errors import InputError
 from analysis.sem.constraints import build_constraints, jacobian
 from analysis.sem.estimate import MLEstimator, Optimum, baseline, chisq_pvalue, optimise, start_values
+from analysis.sem.fiml import FIMLEstimator, fiml_data
 from analysis.sem.inference import check_identified, covariance, parameter_estimates, unidentified_parameters
 from analysis.sem.model import Model, SampleStats, build_model, sample_statistics
 from analysis.warnings import ConvergenceWarning
@@ -70,15 +71,16 @@ def _perturbed(x: np.ndarray) -> np.ndarray:
 
 
 def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
-        group_labels: list[str] | None = None, estimator: str = "ML", information: str = "expected",
-        level: float = 0.95, max_iter: int = 500) -> EngineFit:
+        group_labels: list[str] | None = None, estimator: str = "ML", information: str | None = None,
+        level: float = 0.95, max_iter: int = 500, missing: str = "listwise") -> EngineFit:
     """Fit the model of a lavaan parameter table (``parTable(fit)`` columns) to ``data``.
 
     ``group`` names the column of the groups (their order: ``group_labels`` or first
     appearance, lavaan's ``group.label``); the table's blocks are the groups. Complete cases
     (lavaan's ``missing = "listwise"``). ``information`` is ``"expected"`` (lavaan's default) or
     ``"observed"`` (the Hessian) for the standard errors; identification is always judged on
-    the expected information.
+    the expected information. ``missing = "fiml"`` (lavaan's ``"ml"``): every case by FIML
+    (:mod:`analysis.sem.fiml`), observed information by default, lavaan's fit measures.
 
     Raises
     ------
@@ -87,15 +89,25 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         :func:`~analysis.sem.model.sample_statistics`), negative degrees of freedom, or an
         information matrix singular at the solution (the message names the parameters).
     """
+    if missing not in ("listwise", "fiml", "ml"):
+        raise InputError(f"missing must be 'listwise' or 'fiml', got {missing!r}")
+    fiml = missing != "listwise"
+    information = information or ("observed" if fiml else "expected")
     if information not in ("expected", "observed"):
         raise InputError(f"information must be 'expected' or 'observed', got {information!r}")
     if estimator not in ESTIMATORS:
         raise InputError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
     model = build_model(partable)
     constraints = build_constraints(model.partable)
-    stats, labels = sample_statistics(model, data, group, group_labels)
-    model = model.with_sample(stats)
-    est = ESTIMATORS[estimator](model, stats)
+    if fiml:
+        stats, patterns, labels, data_notes = fiml_data(model, data, group, group_labels)
+        model = model.with_sample(stats)
+        est = FIMLEstimator(model, stats, patterns)
+    else:
+        stats, labels = sample_statistics(model, data, group, group_labels)
+        data_notes = []
+        model = model.with_sample(stats)
+        est = ESTIMATORS[estimator](model, stats)
     start = start_values(model, stats)
     q = model.nfree
     names = model.free_names()
@@ -125,7 +137,7 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     opt = optimise(est, model, constraints, start, max_iter=max_iter)
     info = est.information(opt.x)
     check_identified(info, opt.con_jac, names)  # an unidentified model is refused, converged or not
-    notes = []
+    notes = list(data_notes)
     if not opt.converged:
         notes.append(f"the optimiser did not converge in {opt.iterations} iterations ({opt.method})")
         warnings.warn(f"model did not converge: {notes[-1]}", ConvergenceWarning, stacklevel=2)
@@ -138,13 +150,15 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     chisq = est.ntotal * opt.fmin
     df = ndat - (q - opt.eq_rank)
     logl, unres = est.loglik(opt.x)
-    base_chisq, base_df = baseline(model, stats)
+    base_chisq, base_df = est.baseline() if fiml else baseline(model, stats)
     fit_measures = {
         "npar": int(q - opt.eq_rank), "fmin": opt.fmin / 2, "chisq": float(chisq), "df": int(df),
         "pvalue": chisq_pvalue(chisq, df), "baseline_chisq": base_chisq, "baseline_df": base_df,
         "baseline_pvalue": chisq_pvalue(base_chisq, base_df), "logl": logl, "unrestricted_logl": unres,
         "ntotal": int(est.ntotal), "ngroups": len(stats),
     }
+    if fiml:
+        fit_measures = est.fit_measures(opt.x, int(q - opt.eq_rank), float(chisq), int(df), base_chisq, base_df)
     implied = tuple((pd.DataFrame(s, index=st.ov, columns=st.ov), pd.Series(m, index=st.ov))
                     for (s, m), st in zip(est.moments(opt.x), stats))
     return EngineFit(parameters=params, fit=fit_measures, x=opt.x, vcov=vcov, information=info, model=model,

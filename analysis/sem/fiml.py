@@ -1,0 +1,350 @@
+"""Full-information maximum likelihood (FIML) over any number of groups: lavaan's ``missing = "ml"``
+(alias ``"fiml"``) as an estimator strategy of the engine.
+
+**Data.** Per group the rows are grouped by missingness pattern k (observed variables
+:math:`o_k`, :math:`n_k` rows, their mean :math:`\\bar y_k` and covariance :math:`S_k` on the
+:math:`n_k` denominator). Rows missing every model variable carry no information and are
+dropped; with fixed exogenous covariates (``fixed.x = TRUE``, ``exo = 1`` rows) a row missing a
+covariate is dropped with a warning (:class:`~analysis.warnings.GapscaleWarning`), as lavaan does
+("N cases were deleted due to missing values in exogenous variable(s), while fixed.x = TRUE").
+The covariates' moments are then complete-data moments, fixed at their sample values.
+
+**Log-likelihood** (Arbuckle, 1996), with :math:`M_k = \\Sigma_{o_ko_k}^{-1}`,
+:math:`d_k = \\bar y_k - \\mu_{o_k}` and :math:`W_k = S_k + d_kd_k^\\top`:
+
+.. math:: -\\log L_g = \\sum_k \\frac{n_k}{2}\\big[p_k\\log 2\\pi + \\log|\\Sigma_{o_ko_k}|
+          + \\operatorname{tr}(M_kW_k)\\big].
+
+The mean structure is the model's own (lavaan builds a table with intercepts for
+``missing = "ml"``: :func:`analysis.sem.partable.lavaanify` with ``missing = "fiml"``). Each
+:math:`M_k` comes from one :math:`K = \\Sigma^{-1}` by the partitioned inverse
+:math:`M = K_{oo} - K_{om}K_{mm}^{-1}K_{mo}`, :math:`\\log|\\Sigma_{oo}| = \\log|\\Sigma| + \\log|K_{mm}|`.
+The gradient in :math:`\\Sigma` is :math:`G = \\sum_k\\tfrac{n_k}{2}(M_k - M_kW_kM_k)` and in
+:math:`\\mu`, :math:`g_\\mu = -\\sum_k n_kM_kd_k`, both from the casewise :math:`a_i = M_k(y_i-\\mu_o)`;
+the chain rule through :meth:`~analysis.sem.model.Model.derivatives` gives the parameters'.
+
+**Saturated model (H1)** by EM (:func:`analysis.missing.em_moments`, run to a change below 1e-10
+of the standardised moments); its moments are the "sample statistics" of the fit (lavaan's
+``sampstat`` with FIML: the start, fixed.x values, SRMR). The discrepancy the optimiser minimises
+is :math:`F = 2(\\log L_1 - \\log L)/N`, so :math:`\\chi^2 = N F`. With fixed.x covariates
+both log-likelihoods are conditional on them (the covariates' saturated log-likelihood is
+subtracted), as lavaan's ``logl`` and ``unrestricted.logl``.
+
+**Baseline** (lavaan's independence model under FIML): per group every non-exogenous variable
+with its own mean and variance, uncorrelated with the others and the covariates, so its
+log-likelihood is a sum of univariate normal log-likelihoods of each variable's observed values
+(:math:`-\\tfrac{n_j}{2}(\\log 2\\pi + \\log s^2_j + 1)`, :math:`s^2_j` on the :math:`n_j`
+denominator); :math:`\\chi^2_0 = 2(\\log L_1 - \\log L_0)`.
+
+**Optimisation** uses :func:`~analysis.sem.estimate.optimise` with the complete-data expected
+information at the implied moments as the scoring matrix (a positive-definite approximation of
+the FIML Hessian; the gradient is exact, so the solution is the FIML one; convergence is linear
+at the rate of the fraction of missing information).
+
+**Standard errors** from the observed information (lavaan's default for ``missing = "ml"``:
+``information = "observed"``, ``observed.information = "hessian"``): the Hessian of
+:math:`-\\log L`, analytic (:meth:`FIMLEstimator.observed_information`).
+
+In R: ``lavaan::cfa(model, data, missing = "ml")``; ``fitMeasures(fit)``;
+``lavInspect(fit, "sampstat")`` (the EM moments).
+
+References
+----------
+Arbuckle, J. L. (1996). Full information estimation in the presence of incomplete data. In
+    G. A. Marcoulides & R. E. Schumacker (Eds.), Advanced structural equation modeling (pp.
+    243-277). Erlbaum.
+Savalei, V. (2010). Expected versus observed information in SEM with incomplete normal and
+    nonnormal data. Psychological Methods 15(4), 352-367.
+Little, R. J. A., & Rubin, D. B. (2019). Statistical Analysis with Missing Data (3rd ed.). Wiley.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from analysis.errors import InputError
+from analysis.missing import em_moments
+from analysis.sem import fit as fitm
+from analysis.sem.estimate import MLEstimator
+from analysis.sem.model import Model, SampleStats
+from analysis.warnings import GapscaleWarning
+
+__all__ = ["FIMLEstimator", "Patterns", "fiml_data"]
+
+_LOG2PI = np.log(2 * np.pi)
+
+
+@dataclass(frozen=True)
+class Patterns:
+    """One group's incomplete data by missingness pattern.
+
+    ``observed[k]`` the indices (in ``block.ov`` order) of pattern k's observed variables,
+    ``rows[k]`` its rows' values on them (:math:`n_k \\times p_k`), ``missing[k]`` the other
+    indices; ``unrestricted_logl`` the EM (saturated) log-likelihood and ``logl_x`` the
+    saturated log-likelihood of the fixed.x covariates (subtracted from both log-likelihoods);
+    ``baseline_logl`` the independence model's (conditional on the covariates)."""
+
+    observed: tuple[np.ndarray, ...]
+    missing: tuple[np.ndarray, ...]
+    rows: tuple[np.ndarray, ...]
+    n: int
+    unrestricted_logl: float
+    logl_x: float
+    baseline_logl: float
+    em_converged: bool
+
+    @property
+    def sizes(self) -> np.ndarray:
+        return np.array([len(r) for r in self.rows], dtype=float)
+
+
+def fiml_data(model: Model, data: pd.DataFrame, group: str | None = None,
+              group_labels: list[str] | None = None) -> tuple[list[SampleStats], list[Patterns], list[str], list[str]]:
+    """Per group the EM moments (as :class:`~analysis.sem.model.SampleStats`, ``n`` the rows
+    used), the :class:`Patterns`, the group labels and notes (rows dropped).
+
+    Raises
+    ------
+    InputError
+        A model variable missing from the data, non-numeric values, a group column/label not
+        found, a number of groups not that of the model, a group without enough rows, or
+        data whose EM covariance is singular.
+    """
+    ovs = list(dict.fromkeys(v for blk in model.blocks for v in blk.ov))
+    absent = [v for v in ovs if v not in data.columns]
+    if absent:
+        raise InputError(f"data: column(s) {', '.join(absent)} of the model not found")
+    if group is not None and group not in data.columns:
+        raise InputError(f"data: group column {group!r} not found")
+    x = data[ovs].apply(pd.to_numeric, errors="coerce")
+    bad = [c for c in ovs if (x[c].isna() & data[c].notna()).any()]
+    if bad:
+        c = bad[0]
+        row = int(np.flatnonzero((x[c].isna() & data[c].notna()).to_numpy())[0])
+        raise InputError(f"data: column {c!r} row {row + 1} is not numeric ({data[c].iloc[row]!r})")
+    keep = pd.Series(True, index=data.index)
+    if group is not None:
+        keep &= data[group].notna()
+    if group is None:
+        labels = [""]
+        gcol = None
+    else:
+        gcol = data.loc[keep, group].astype(str)
+        labels = list(group_labels) if group_labels is not None else list(dict.fromkeys(gcol))
+        unknown = [g for g in labels if g not in set(gcol)]
+        if unknown:
+            raise InputError(f"data: group {unknown[0]!r} not found in column {group!r}")
+    if len(labels) != model.ngroups:
+        raise InputError(f"the model has {model.ngroups} group(s) but the data {len(labels)} "
+                         f"({'column ' + repr(group) if group else 'no group column'})")
+    stats, pats, notes = [], [], []
+    for blk, lab in zip(model.blocks, labels):
+        part = x[keep] if gcol is None else x[keep][(gcol == lab).to_numpy()]
+        part = part[list(blk.ov)]
+        where = f" in group {lab!r}" if lab else ""
+        if blk.ov_x:
+            miss_x = part[list(blk.ov_x)].isna().any(axis=1)
+            if miss_x.any():
+                notes.append(f"{int(miss_x.sum())} cases{where} were deleted due to missing values in exogenous "
+                             f"variable(s) ({', '.join(blk.ov_x)}), while fixed.x = TRUE (as lavaan)")
+                warnings.warn(notes[-1], GapscaleWarning, stacklevel=3)
+                part = part[~miss_x]
+        y_cols = [v for v in blk.ov if v not in set(blk.ov_x)]
+        empty = part[y_cols].isna().all(axis=1) if y_cols else pd.Series(False, index=part.index)
+        if empty.any():
+            notes.append(f"{int(empty.sum())} cases{where} have no observed value on the model's variables and "
+                         "were ignored (as lavaan)")
+            part = part[~empty]
+        arr = part.to_numpy(dtype=float)
+        n, p = arr.shape
+        if n <= p:
+            raise InputError(f"data: {n} cases{where} for {p} observed variables; too few for FIML")
+        em = em_moments(part, list(blk.ov))
+        cov, mean = em.cov.to_numpy(), em.mean.to_numpy()
+        stats.append(SampleStats(label=lab, ov=blk.ov, n=n, cov=cov, mean=mean))
+        obs = ~np.isnan(arr)
+        uniq, inverse = np.unique(obs, axis=0, return_inverse=True)
+        inverse = inverse.ravel()
+        order = np.argsort(-uniq.sum(axis=1), kind="stable")  # the complete pattern (if any) first
+        observed, missing, rows = [], [], []
+        for k in order:
+            o = np.flatnonzero(uniq[k])
+            observed.append(o)
+            missing.append(np.flatnonzero(~uniq[k]))
+            rows.append(arr[inverse == k][:, o])
+        ix = [blk.ov.index(v) for v in blk.ov_x]
+        logl_x = 0.0
+        if ix:
+            sxx = cov[np.ix_(ix, ix)]
+            logl_x = -n / 2 * (len(ix) * _LOG2PI + np.linalg.slogdet(sxx)[1] + len(ix))
+        base = 0.0
+        for j, v in enumerate(blk.ov):
+            if v in blk.ov_x:
+                continue
+            col = arr[obs[:, j], j]
+            base += -len(col) / 2 * (_LOG2PI + np.log(col.var()) + 1)
+        pats.append(Patterns(observed=tuple(observed), missing=tuple(missing), rows=tuple(rows), n=n,
+                             unrestricted_logl=float(em.loglik) - logl_x, logl_x=float(logl_x),
+                             baseline_logl=float(base), em_converged=bool(em.converged)))
+    return stats, pats, labels, notes
+
+
+class FIMLEstimator:
+    """FIML over the groups of ``model``: EM moments ``stats`` (from :func:`fiml_data`, which also
+    gives ``patterns``). Same interface as :class:`~analysis.sem.estimate.MLEstimator`:
+    ``objective``, ``gradient``, ``scoring``, ``information``, ``observed_information``,
+    ``loglik``, ``moments``; plus ``baseline`` and ``fit_measures``."""
+
+    name = "ML"
+
+    def __init__(self, model: Model, stats: list[SampleStats], patterns: list[Patterns]):
+        if not model.meanstructure:
+            raise InputError("FIML needs a mean structure (intercepts): build the parameter table with "
+                             "missing = 'fiml' (lavaan's missing = 'ml' adds the ~ 1 rows)")
+        self.model = model
+        self.stats = stats
+        self.patterns = patterns
+        self.ntotal = int(sum(pt.n for pt in patterns))
+        self.weights = np.array([pt.n / self.ntotal for pt in patterns])
+        self._h1 = float(sum(pt.unrestricted_logl + pt.logl_x for pt in patterns))  # joint, covariates included
+        self._const = [sum(len(r) * len(o) for r, o in zip(pt.rows, pt.observed)) * _LOG2PI / 2 for pt in patterns]
+        self._complete = MLEstimator(model, stats)
+
+    def moments(self, x: np.ndarray):
+        return self.model.implied(x)
+
+    # ------------------------------------------------------------------ likelihood
+    def _group(self, g: int, sigma: np.ndarray, mu: np.ndarray, gradient: bool):
+        """-log L of group g (covariates included) and, if asked, its gradient in Sigma (G, p x p)
+        and in mu; (inf, None, None) where a pattern's Sigma_oo is not positive definite."""
+        pt = self.patterns[g]
+        p = len(mu)
+        try:
+            c = np.linalg.cholesky(sigma)
+        except np.linalg.LinAlgError:
+            return np.inf, None, None
+        logdet = 2 * np.sum(np.log(np.diag(c)))
+        ci = np.linalg.inv(c)
+        k_inv = ci.T @ ci
+        value = self._const[g]
+        m_sum = np.zeros((p, p)) if gradient else None
+        a_rows = []
+        for o, miss, y in zip(pt.observed, pt.missing, pt.rows):
+            nk = len(y)
+            if len(miss):
+                k_mm = k_inv[np.ix_(miss, miss)]
+                try:
+                    cm = np.linalg.cholesky(k_mm)
+                except np.linalg.LinAlgError:
+                    return np.inf, None, None
+                k_om = k_inv[np.ix_(o, miss)]
+                half = np.linalg.solve(cm, k_om.T)
+                inv = k_inv[np.ix_(o, o)] - half.T @ half
+                ld = logdet + 2 * np.sum(np.log(np.diag(cm)))
+            else:
+                inv, ld = k_inv, logdet
+            r = y - mu[o]
+            a = r @ inv
+            value += nk / 2 * ld + np.sum(r * a) / 2
+            if gradient:
+                m_sum[np.ix_(o, o)] += nk * inv
+                full = np.zeros((nk, p))
+                full[:, o] = a
+                a_rows.append(full)
+        if not gradient:
+            return float(value), None, None
+        a_all = np.vstack(a_rows)
+        g_sigma = (m_sum - a_all.T @ a_all) / 2
+        return float(value), g_sigma, -a_all.sum(axis=0)
+
+    def _nll(self, x: np.ndarray) -> float:
+        total = 0.0
+        for g, (sigma, mu) in enumerate(self.moments(x)):
+            v = self._group(g, sigma, mu, gradient=False)[0]
+            if not np.isfinite(v):
+                return np.inf
+            total += v
+        return total
+
+    def objective(self, x: np.ndarray) -> float:
+        """:math:`F = 2(\\log L_1 - \\log L)/N` (chi-square / N); +inf where not admissible."""
+        nll = self._nll(x)
+        return float(2 * (self._h1 + nll) / self.ntotal) if np.isfinite(nll) else np.inf
+
+    def gradient(self, x: np.ndarray) -> np.ndarray:
+        return self.scoring(x, information=False)[1]
+
+    def _nll_grad(self, x: np.ndarray):
+        q = self.model.nfree
+        grad = np.zeros(q)
+        total = 0.0
+        for g, ((sigma, mu), (index, ds, dm)) in enumerate(zip(self.moments(x), self.model.derivatives(x))):
+            v, g_sigma, g_mu = self._group(g, sigma, mu, gradient=True)
+            if not np.isfinite(v):
+                return np.inf, grad
+            total += v
+            rows = np.einsum("ij,kij->k", g_sigma, ds) + dm @ g_mu
+            np.add.at(grad, index, rows)
+        return total, grad
+
+    def scoring(self, x: np.ndarray, information: bool = True):
+        """``(F, gradient of F, scoring matrix)``: the scoring matrix is the complete-data expected
+        information at the implied moments (see the module docstring)."""
+        nll, grad = self._nll_grad(x)
+        f = 2 * (self._h1 + nll) / self.ntotal if np.isfinite(nll) else np.inf
+        info = self._complete.scoring(x)[2] if information and np.isfinite(f) else None
+        if information and info is None:
+            info = np.zeros((self.model.nfree, self.model.nfree))
+        return float(f), 2 * grad / self.ntotal, info
+
+    def information(self, x: np.ndarray) -> np.ndarray:
+        """The complete-data expected information at the implied moments (for the optimiser and
+        the identification check at a generic point); SEs use :meth:`observed_information`."""
+        return self._complete.scoring(x)[2]
+
+    def observed_information(self, x: np.ndarray) -> np.ndarray:
+        """The Hessian of :math:`-\\log L` (lavaan's ``information = "observed"``), by central
+        differences of the analytic gradient."""
+        h = 1e-5 * np.maximum(1.0, np.abs(x))
+        q = len(x)
+        hess = np.zeros((q, q))
+        for k in range(q):
+            up, down = x.copy(), x.copy()
+            up[k] += h[k]
+            down[k] -= h[k]
+            hess[:, k] = (self._nll_grad(up)[1] - self._nll_grad(down)[1]) / (2 * h[k])
+        return 0.5 * (hess + hess.T)
+
+    def loglik(self, x: np.ndarray) -> tuple[float, float]:
+        """The log-likelihood at ``x`` and the saturated (EM) one, both conditional on the fixed.x
+        covariates as lavaan's ``logl`` and ``unrestricted.logl``."""
+        logl_x = sum(pt.logl_x for pt in self.patterns)
+        return float(-self._nll(x) - logl_x), float(self._h1 - logl_x)
+
+    # ------------------------------------------------------------------ baseline and fit measures
+    def baseline(self) -> tuple[float, int]:
+        """The independence model under FIML (module docstring): :math:`(\\chi^2_0, df_0)`."""
+        chisq = 2 * sum(pt.unrestricted_logl - pt.baseline_logl for pt in self.patterns)
+        df = 0
+        for blk in self.model.blocks:
+            p, px = blk.p, len(blk.ov_x)
+            df += p * (p + 1) // 2 - px * (px + 1) // 2 - (p - px)
+        return float(chisq), int(df)
+
+    def fit_measures(self, x: np.ndarray, npar: int, chisq: float, df: int, baseline_chisq: float,
+                     baseline_df: int) -> dict:
+        """lavaan's ``fitMeasures`` for the FIML fit (:func:`analysis.sem.fit.fit_measures`): the
+        residual-based ones against the EM moments with the means (lavaan's ``sampstat``). GFI,
+        whose weight under FIML is the missing-data information, and the FIML-corrected robust
+        indices are not computed."""
+        logl, unres = self.loglik(x)
+        moments = self.moments(x)
+        res = fitm.residual_measures([st.cov for st in self.stats], [s for s, _ in moments],
+                                     [st.n for st in self.stats], sample_mean=[st.mean for st in self.stats],
+                                     implied_mean=[m for _, m in moments])
+        return fitm.fit_measures(npar=npar, ntotal=self.ntotal, chisq=chisq, df=df, baseline_chisq=baseline_chisq,
+                                 baseline_df=baseline_df, n_groups=len(self.stats), estimator="ML",
+                                 fmin=chisq / (2 * self.ntotal), logl=logl, unrestricted_logl=unres, residuals=res)
