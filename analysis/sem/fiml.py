@@ -306,8 +306,24 @@ class FIMLEstimator:
         return self._complete.scoring(x)[2]
 
     def observed_information(self, x: np.ndarray) -> np.ndarray:
-        """The Hessian of :math:`-\\log L` (lavaan's ``information = "observed"``), by central
-        differences of the analytic gradient."""
+        """The Hessian of :math:`-\\log L` in the free parameters (lavaan's ``information =
+        "observed"``, ``observed.information = "hessian"``), analytic, summed over groups
+        (:func:`_group_hessian`). lavaan differentiates its analytic gradient numerically; the two
+        agree to about 1e-9."""
+        q = self.model.nfree
+        out = np.zeros((q, q))
+        for g, state in enumerate(self.model.state(x)):
+            blk = self.model.blocks[g]
+            f = self.model.free[blk.rows]
+            pos = np.flatnonzero(f > 0)
+            h = _group_hessian(state, blk.matrix[pos], blk.row[pos], blk.col[pos], self.patterns[g])
+            proj = np.zeros((q, len(pos)))
+            proj[f[pos] - 1, np.arange(len(pos))] = 1.0
+            out += proj @ h @ proj.T
+        return 0.5 * (out + out.T)
+
+    def numerical_observed_information(self, x: np.ndarray) -> np.ndarray:
+        """The same Hessian by central differences of the analytic gradient (2q gradients; a check)."""
         h = 1e-5 * np.maximum(1.0, np.abs(x))
         q = len(x)
         hess = np.zeros((q, q))
@@ -348,3 +364,169 @@ class FIMLEstimator:
         return fitm.fit_measures(npar=npar, ntotal=self.ntotal, chisq=chisq, df=df, baseline_chisq=baseline_chisq,
                                  baseline_df=baseline_df, n_groups=len(self.stats), estimator="ML",
                                  fmin=chisq / (2 * self.ntotal), logl=logl, unrestricted_logl=unres, residuals=res)
+
+
+# --------------------------------------------------------------------------- the analytic Hessian
+
+
+def _group_hessian(state: dict, kind: np.ndarray, i: np.ndarray, j: np.ndarray, pt: Patterns) -> np.ndarray:
+    r"""The Hessian of one group's :math:`-\log L` in its free parameter-table rows (``kind``
+    the matrix, ``i, j`` the cell of each row).
+
+    Every row's derivatives are of rank two and one in the columns of
+    :math:`B = [I_p,\ \Lambda\Phi,\ \Lambda A]` (:math:`\Phi = A\Psi A^\top`, :math:`\eta = A\alpha`):
+    :math:`\dot\Sigma_r = w_r(u_rv_r^\top + v_ru_r^\top)` and :math:`\dot\mu_r = s_rc_r`,
+    with a loading :math:`\lambda_{ij}`: :math:`u = e_i,\ v = (\Lambda\Phi)_{\cdot j},\ c = e_i,\ s = \eta_j`;
+    a regression :math:`\beta_{ij}`: :math:`u = (\Lambda A)_{\cdot i},\ v = (\Lambda\Phi)_{\cdot j},\ c = u,\ s = \eta_j`;
+    :math:`\psi_{ij}`: :math:`u = (\Lambda A)_{\cdot i},\ v = (\Lambda A)_{\cdot j}`; :math:`\theta_{ij}`:
+    :math:`u = e_i, v = e_j` (:math:`w = 1/2` on the diagonals, else 1); an intercept
+    :math:`\nu_i`: :math:`c = e_i`; a latent mean :math:`\alpha_i`: :math:`c = (\Lambda A)_{\cdot i}`.
+    Per pattern k (:math:`M_k = \Sigma_{oo}^{-1}`, :math:`C_k = M_k(2W_k - \Sigma_{oo})M_k`,
+    :math:`d_k`, all zero outside o),
+
+    .. math:: H_{ab} = \sum_k n_k\Big[\tfrac12\operatorname{tr}(\dot\Sigma_aM_k\dot\Sigma_bC_k)
+              + \dot\mu_a^\top M_k\dot\Sigma_bM_kd_k + \dot\mu_b^\top M_k\dot\Sigma_aM_kd_k
+              + \dot\mu_a^\top M_k\dot\mu_b\Big]
+              + \sum_{ij}G_{ij}\frac{\partial^2\Sigma_{ij}}{\partial_a\partial_b}
+              + g_\mu^\top\frac{\partial^2\mu}{\partial_a\partial_b},
+
+    the traces read from :math:`B^\top M_kB`, :math:`B^\top C_kB` and :math:`B^\top M_kd_k`
+    ((p + 2m) square per pattern, a few large products per block of patterns), G and
+    :math:`g_\mu` the gradients in Sigma and mu (module docstring), the second derivatives of
+    Sigma by :func:`_sigma_second` and of mu in closed form: :math:`(\lambda_{ij},\alpha_k)`:
+    :math:`e_iA_{jk}`; :math:`(\lambda_{ij},\beta_{kl})`: :math:`e_iA_{jk}\eta_l`;
+    :math:`(\beta_{ij},\alpha_k)`: :math:`(\Lambda A)_{\cdot i}A_{jk}`; :math:`(\beta_{ij},\beta_{kl})`:
+    :math:`(\Lambda A)_{\cdot i}A_{jk}\eta_l + (\Lambda A)_{\cdot k}A_{li}\eta_j`.
+    """
+    lam, a, psi, sigma, mu, eta = state["lambda"], state["a"], state["psi"], state["sigma"], state["mu"], state["eeta"]
+    p, m = lam.shape
+    ell = lam @ a
+    basis = np.hstack([np.eye(p), lam @ state["veta"], ell])
+    nb = basis.shape[1]
+    r = len(kind)
+    bu, bv, bc = np.zeros(r, dtype=int), np.zeros(r, dtype=int), np.zeros(r, dtype=int)
+    w, s = np.zeros(r), np.zeros(r)
+    diag = np.where(i == j, 0.5, 1.0)
+    for name in ("lambda", "beta", "psi", "theta", "nu", "alpha"):
+        sel = kind == name
+        if not sel.any():
+            continue
+        ii, jj = i[sel], j[sel]
+        if name in ("lambda", "beta"):
+            bu[sel] = ii if name == "lambda" else p + m + ii
+            bv[sel], w[sel], bc[sel], s[sel] = p + jj, 1.0, bu[sel], eta[jj]
+        elif name in ("psi", "theta"):
+            off = p + m if name == "psi" else 0
+            bu[sel], bv[sel], w[sel] = off + ii, off + jj, diag[sel]
+        else:
+            bc[sel], s[sel] = (ii if name == "nu" else p + m + ii), 1.0
+    h_sig, cross, h_mu = np.zeros((r, r)), np.zeros((r, r)), np.zeros((r, r))
+    g_sigma, g_mu = np.zeros((p, p)), np.zeros(p)
+
+    def take(z, rows, cols):
+        return np.take(np.take(z, rows, axis=1), cols, axis=2)
+
+    n_pat = len(pt.rows)
+    block = max(1, min(64, int(2e6 // max(r, 1) ** 2)))  # patterns at a time: bounded memory
+    for first in range(0, n_pat, block):
+        ks = range(first, min(first + block, n_pat))
+        kk = len(ks)
+        m_all, c_all, v_all = np.zeros((kk, p, p)), np.zeros((kk, p, p)), np.zeros((kk, p))
+        nk = np.zeros(kk)
+        for t, k in enumerate(ks):
+            o, y = pt.observed[k], pt.rows[k]
+            so = sigma[np.ix_(o, o)]
+            inv = np.linalg.inv(so)
+            res = y - mu[o]
+            wk = res.T @ res / len(y)
+            d = res.mean(axis=0)
+            nk[t] = len(y)
+            mwm = inv @ wk @ inv
+            m_all[t][np.ix_(o, o)] = inv
+            c_all[t][np.ix_(o, o)] = 2 * mwm - inv
+            v_all[t][o] = inv @ d
+            g_sigma[np.ix_(o, o)] += len(y) / 2 * (inv - mwm)
+            g_mu[o] -= len(y) * (inv @ d)
+        mb = (m_all.reshape(-1, p) @ basis).reshape(kk, p, nb)
+        bmb = np.einsum("pa,kpb->kab", basis, mb)
+        cb = (c_all.reshape(-1, p) @ basis).reshape(kk, p, nb)
+        bcb = np.einsum("pa,kpb->kab", basis, cb)
+        z = v_all @ basis
+        terms = (take(bmb, bv, bu) * take(bcb, bu, bv) + take(bmb, bv, bv) * take(bcb, bu, bu)
+                 + take(bmb, bu, bu) * take(bcb, bv, bv) + take(bmb, bu, bv) * take(bcb, bv, bu))
+        h_sig += np.tensordot(nk / 2, terms, axes=1)
+        cross += (np.einsum("k,kab,kb->ab", nk, take(bmb, bc, bu), z[:, bv])
+                  + np.einsum("k,kab,kb->ab", nk, take(bmb, bc, bv), z[:, bu]))
+        h_mu += np.tensordot(nk, take(bmb, bc, bc), axes=1)
+    cross *= s[:, None] * w[None, :]
+    out = h_sig * np.outer(w, w) + cross + cross.T + h_mu * np.outer(s, s)
+    out += _sigma_second(lam, psi, a, g_sigma, kind, i, j)
+    out += _mu_second(a, ell, eta, g_mu, kind, i, j)
+    return out
+
+
+def _sigma_second(lam: np.ndarray, psi: np.ndarray, a: np.ndarray, g: np.ndarray, kind, i, j) -> np.ndarray:
+    r"""Second derivatives of :math:`\operatorname{tr}(G\,\Sigma)` for a fixed symmetric G between
+    parameter-table rows (``kind``, ``i``, ``j``).
+
+    With :math:`L = \Lambda A`, :math:`\Phi = A\Psi A^\top`, :math:`K = L^\top GL`, the gradient in
+    the matrix elements is :math:`2G\Lambda\Phi` (:math:`\Lambda`), :math:`K` (:math:`\Psi`),
+    :math:`2K\Psi A^\top` (B) and G (:math:`\Theta`); column s is its derivative along row s
+    (:math:`dA = A\,dB\,A`), read at every row. :math:`\Theta`, intercepts and means: zero."""
+    ell = lam @ a
+    phi = a @ psi @ a.T
+    g_ell = g @ ell
+    g_lam = g @ lam
+    kk = ell.T @ g_ell
+    n_rows, m = len(kind), a.shape[0]
+    is_lam, is_psi, is_beta = kind == "lambda", kind == "psi", kind == "beta"
+    psi_off = i[is_psi] != j[is_psi]
+    out = np.zeros((n_rows, n_rows))
+
+    def read(d_lam, d_psi, d_beta):
+        col = np.zeros(n_rows)
+        if d_lam is not None:
+            col[is_lam] = d_lam[i[is_lam], j[is_lam]]
+        if d_psi is not None:
+            col[is_psi] = d_psi[i[is_psi], j[is_psi]] + np.where(psi_off, d_psi[j[is_psi], i[is_psi]], 0.0)
+        if d_beta is not None:
+            col[is_beta] = d_beta[i[is_beta], j[is_beta]]
+        return col
+
+    for t, (name, k, l_) in enumerate(zip(kind, i, j)):
+        if name == "lambda":
+            d_k = np.outer(a[l_], g_ell[k])
+            d_k = d_k + d_k.T
+            out[:, t] = read(2 * np.outer(g[:, k], phi[l_]), d_k, 2 * d_k @ psi @ a.T)
+        elif name == "psi":
+            e = np.zeros((m, m))
+            e[k, l_] = e[l_, k] = 1.0
+            out[:, t] = read(2 * g_ell @ e @ a.T, None, 2 * kk @ e @ a.T)
+        elif name == "beta":
+            d_a = np.outer(a[:, k], a[l_])
+            d_phi = d_a @ psi @ a.T
+            d_k = np.outer(ell[:, k], a[l_]).T @ g_ell
+            d_k = d_k + d_k.T
+            out[:, t] = read(2 * g_lam @ (d_phi + d_phi.T), d_k, 2 * (d_k @ psi @ a.T + kk @ psi @ d_a.T))
+    return out
+
+
+def _mu_second(a: np.ndarray, ell: np.ndarray, eta: np.ndarray, g_mu: np.ndarray, kind, i, j) -> np.ndarray:
+    """:math:`g_\mu^\top\partial^2\mu` between rows (:func:`_group_hessian`), symmetric."""
+    n_rows = len(kind)
+    out = np.zeros((n_rows, n_rows))
+    gl = ell.T @ g_mu
+    lam_r, beta_r, alpha_r = (np.flatnonzero(kind == k) for k in ("lambda", "beta", "alpha"))
+    if len(lam_r) and len(alpha_r):
+        out[np.ix_(lam_r, alpha_r)] = g_mu[i[lam_r]][:, None] * a[np.ix_(j[lam_r], i[alpha_r])]
+    if len(lam_r) and len(beta_r):
+        out[np.ix_(lam_r, beta_r)] = (g_mu[i[lam_r]][:, None] * a[np.ix_(j[lam_r], i[beta_r])]
+                                      * eta[j[beta_r]][None, :])
+    if len(beta_r) and len(alpha_r):
+        out[np.ix_(beta_r, alpha_r)] = gl[i[beta_r]][:, None] * a[np.ix_(j[beta_r], i[alpha_r])]
+    out = out + out.T  # the blocks above are between different rows
+    if len(beta_r):
+        bi, bj = i[beta_r], j[beta_r]
+        half = gl[bi][:, None] * a[np.ix_(bj, bi)] * eta[bj][None, :]  # gl_i A_jk eta_l for (ij, kl)
+        out[np.ix_(beta_r, beta_r)] += half + half.T
+    return out
