@@ -512,7 +512,7 @@ def _sigma_second(lam: np.ndarray, psi: np.ndarray, a: np.ndarray, g: np.ndarray
 
 
 def _mu_second(a: np.ndarray, ell: np.ndarray, eta: np.ndarray, g_mu: np.ndarray, kind, i, j) -> np.ndarray:
-    """:math:`g_\mu^\top\partial^2\mu` between rows (:func:`_group_hessian`), symmetric."""
+    r""":math:`g_\mu^\top\partial^2\mu` between rows (:func:`_group_hessian`), symmetric."""
     n_rows = len(kind)
     out = np.zeros((n_rows, n_rows))
     gl = ell.T @ g_mu
