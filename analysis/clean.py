@@ -137,7 +137,8 @@ def pseudonym(respondent_id: str, row: int, key: bytes | None) -> str:
     """The pseudonym of one id: ``p`` + 16 hex digits of HMAC-SHA256(key, id), or ``row<N>``
     without a key.
 
-    In R: ``digest::hmac(key, id, "sha256")`` gives the same hex digits.
+    In R: ``digest::hmac(key, id, "sha256")`` gives the same hex digits (as does
+    ``printf ID | openssl dgst -sha256 -hmac KEY``).
     """
     if key is None:
         return f"row{row}"
@@ -245,7 +246,14 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
     private_context = [q.id for q in instrument.context if q.personal]
     personal = [c for c in cells.columns if c in set(instrument.personal_data) | set(PERSONAL_COLUMNS)]
     answers = [c for c in cells.columns if c in private_context and c not in personal]
+    requested = id_column or instrument.id_column
+    # An id column that is personal data (a panel's e-mail column) still identifies respondents:
+    # it is kept in memory to deduplicate and pseudonymise, and never written as it is.
+    personal_ids = cells[requested] if requested in personal else None
     cells = cells.drop(columns=personal + answers)
+    if personal_ids is not None:
+        cells[requested] = personal_ids
+        notes.append(f"id column {requested!r} is personal data: used only to find duplicates and make pseudonyms")
     if personal:
         notes.append(f"dropped {len(personal)} personal-data column(s): {', '.join(personal)}")
     if answers:
@@ -268,8 +276,6 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
                **{q.id: "a context question" for q in instrument.context}}
     if instrument.duration_column:
         defined[instrument.duration_column] = "the duration column"
-    for p in instrument.personal_data:
-        defined[p] = "a personal-data column"
     id_col = id_column or instrument.id_column
     if id_col in defined:
         problems.append(f"id column {id_col!r} is {defined[id_col]} of the instrument; name the column that "
@@ -486,7 +492,7 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
     ignored = [c for c in cells.columns if c not in known]
     if ignored:
         notes.append(f"ignored {len(ignored)} column(s) the instrument does not define (never written): "
-                     f"{', '.join(ignored[:10])}{' ...' if len(ignored) > 10 else ''}")
+                     f"{', '.join(_show(str(c)) for c in ignored[:10])}{' ...' if len(ignored) > 10 else ''}")
     problems_df = pd.DataFrame(log, columns=PROBLEM_COLUMNS)
     return Prepared(data=data, problems=problems_df, notes=tuple(notes), id_column=ID_COLUMN,
                     original_ids=pd.Series(original, index=data.index, dtype=object),

@@ -96,7 +96,7 @@ def run(data_path, out, instrument_path=None, model_path=None, structural_path=N
     except LavaanSyntaxError as exc:
         raise InputError(f"{model_path or instrument_path}: {exc}") from None
     structural = structural_model(structural_path, drop) if structural_path is not None else None
-    data = read_data(data_path)
+    data = read_data(data_path, dtype={s["group"]: str})  # group labels as written: 2, never 2.0
     if s["group"] not in data.columns:
         raise InputError(f"{data_path}: no column {s['group']!r} to group by; columns are "
                          f"{', '.join(map(str, data.columns))}")

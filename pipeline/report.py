@@ -629,7 +629,7 @@ def sample_section(clean: StageOutputs, split: StageOutputs, findings: Findings)
     sec.blocks.append(
         f"The survey export held {apa.fmt_int(rows_in)} submissions. The screens excluded "
         f"{apa.fmt_int(excluded)} of them ({_pct(_num(excluded) / _num(rows_in)) if _num(rows_in) else ''}) and "
-        f"kept {apa.fmt_int(kept)} for analysis; {apa.fmt_int(m.get('cell_problems'))} answers that were not on the "
+        f"kept {apa.fmt_int(kept)} for analysis; {apa.fmt_int(m.get('cells_set_missing', m.get('cell_problems')))} answers that were not on the "
         "scale (out of range or unreadable) were set missing. A respondent may fail several screens; Table "
         "{flow} counts each excluded respondent once, at the first screen (in the order shown) that flagged them.")
     findings.tested.append(f"{apa.fmt_int(rows_in)} submissions screened, {apa.fmt_int(kept)} kept")

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from analysis.clean import DataError, ScreenParams, parse_screen_params, prepare, recode_reverse, score_screens, screen
+from analysis.clean import (DataError, ScreenParams, parse_clean_params, parse_number, parse_screen_params, prepare,
+                            recode_reverse, score_screens, screen)
 from analysis.simulate import parse_simulation_params, simulate_study
 from analysis.split import split_sample, stage_rng
 from instrument import load_instrument
@@ -213,3 +215,137 @@ def test_bad_screen_params(bad, message):
 def test_screens_switch_off():
     p = parse_screen_params({"speeder_fraction": None, "duplicates": False, "mahalanobis_alpha": False})
     assert p.speeder_fraction is None and p.duplicates is False and p.mahalanobis_alpha is None
+
+
+def test_efa_refuses_infinite_values_that_skipped_the_clean_stage(run_cli, tmp_path):
+    rng = np.random.default_rng(3)
+    data = pd.DataFrame(rng.integers(1, 6, size=(60, 6)), columns=["A_1", "A_2", "A_3", "B_1", "B_2", "B_3"]).astype(object)
+    data.loc[7, "B_2"] = "inf"
+    data.to_csv(tmp_path / "d.csv", index=False)
+    code, _, err = run_cli("efa", "--data", tmp_path / "d.csv", "--instrument", CORPUS / "instrument.yaml",
+                           "--out", tmp_path / "o")
+    assert code == 2 and "column 'B_2' holds an infinite value (data row 8)" in err
+
+
+def test_clean_writes_integer_groups_and_invariance_reads_them_as_written(run_cli, tmp_path):
+    """An integer context column with gaps stays 1, 2 in clean.csv and the split halves (not 1.0, 2.0)."""
+    code, _, err = run_cli("clean", "--instrument", CORPUS / "instrument.yaml", "--data", CORPUS / "integer_gaps.csv",
+                           "--out", tmp_path / "c")
+    assert code == 0, err
+    code, _, err = run_cli("split", "--data", tmp_path / "c" / "clean.csv", "--out", tmp_path / "s", "--stratify",
+                           "experience_years")
+    assert code == 0, err
+    strata = json.loads((tmp_path / "s" / "split.json").read_text())["strata"]
+    assert sorted(s["stratum"] for s in strata) == ["(missing)", "1", "10", "2", "7"]
+    halves = (tmp_path / "s" / "efa.csv").read_text() + (tmp_path / "s" / "cfa.csv").read_text()
+    assert not re.search(r",(10|1|2|7)\.0,", halves)
+
+
+def test_accounting_holds_on_hostile_corpus_files():
+    """Every input row is kept or excluded with a reason, also for the hostile files that clean."""
+    inst = load_instrument(CORPUS / "instrument.yaml")
+    for name in ("arabic_digits.csv", "inf_values.csv", "formula_cells.csv", "email_ids.csv", "spss_user_missing.sav",
+                 "long_cell_item.csv", "decimal_comma_items.csv"):
+        raw = read_export(CORPUS / name)
+        prepared = prepare(raw.cells, inst, declared_missing=raw.declared_missing)
+        result = screen(prepared, inst, ScreenParams())
+        kept, excluded = set(result.clean["row"]), set(result.exclusions["row"])
+        assert kept | excluded == set(range(1, len(raw.cells) + 1)) and not kept & excluded, name
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"respondent_ids": "hash"}, "clean.respondent_ids: must be pseudonymise or keep"),
+    ({"id_key_env": ""}, "clean.id_key_env: expected a name"),
+])
+def test_bad_id_params(bad, message):
+    with pytest.raises(ValueError, match=message):
+        parse_clean_params(bad)
+
+
+@pytest.mark.parametrize("text, value, note", [
+    ("3", 3.0, None), (" -2.5 ", -2.5, None), ("3,0", 3.0, "decimal comma; read as 3"),
+    ("\u0663", 3.0, "non-ASCII digits; read as 3"), ("\uff14", 4.0, "non-ASCII digits; read as 4"),
+    ("inf", None, None), ("-Infinity", None, None), ("nan", None, None), ("1e999", None, None),
+    ("1,234", None, None), ("\u00b2", None, None), ("3\u200b", None, None), ("0x10", None, None),
+])
+def test_parse_number(text, value, note):
+    assert parse_number(text) == (value, note)
+
+
+def test_a_screen_that_cannot_run_is_a_warning_in_clean_json_and_the_report(run_cli, tmp_path):
+    code, _, err = run_cli("clean", "--instrument", CORPUS / "instrument.yaml", "--data", CORPUS / "no_duration.csv",
+                           "--out", tmp_path / "c")
+    assert code == 0 and "speeder screen asked for" in err
+    warning = next(w for w in json.loads((tmp_path / "c" / "clean.json").read_text())["warnings"] if "speeder" in w)
+    code, _, err = run_cli("report", "--clean", tmp_path / "c", "--out", tmp_path / "r")
+    assert code == 0, err
+    assert warning in (tmp_path / "r" / "report.md").read_text(encoding="utf-8")
+    # Switched off, it is no warning.
+    (tmp_path / "p.yaml").write_text("clean: {speeder_fraction: null}\n")
+    code, _, err = run_cli("clean", "--instrument", CORPUS / "instrument.yaml", "--data", CORPUS / "no_duration.csv",
+                           "--out", tmp_path / "c2", "--params", tmp_path / "p.yaml")
+    assert code == 0 and "speeder" not in err
+    assert not any("speeder" in w for w in json.loads((tmp_path / "c2" / "clean.json").read_text())["warnings"])
+
+
+# --------------------------------------------------------------------------- fuzz: file contents
+
+HOSTILE = ["4,0", "\u0663", "\uff15", "inf", "-inf", "nan", "1e999", "1,234", "=1+1", "+A1", "-A1", "@SUM(A1)", "\t3",
+           "3\u200b", "", " ", "NA", '"', '""', "a,b", "x\ny", "\r", "fuzz.person@example.org",
+           "call fuzz.person@example.org now", "+358 40 123 4567", "77", "-1", "2.5"]
+VALID = ["1", "2", "3", "4", "5", "B2B", "b2c", "Agree", "10", "600"]
+# Mostly usable answers (so most files clean and the outputs are searched), often hostile ones.
+HOSTILE_CELLS = st.one_of(st.sampled_from(VALID), st.sampled_from(VALID), st.sampled_from(HOSTILE),
+                          st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=8))
+FUZZ_COLUMNS = ["respondent_id", "relationship_type", "A_1", "A_2", "A_3", "ATT1", "B_1", "B_2", "B_3",
+                "experience_years", "duration_s", "email", "notes"]
+
+
+@st.composite
+def hostile_exports(draw):
+    n = draw(st.integers(min_value=1, max_value=12))
+    ids = [draw(st.sampled_from([f"R{k}", f"R{k}", f"R{k}", "R1", f"fuzz.person{k}@example.org", "", f"=HYPER{k}"]))
+           for k in range(n)]
+    rows = [[ids[k]] + [draw(HOSTILE_CELLS) for _ in FUZZ_COLUMNS[1:-2]] + ["fuzz.person@example.org", draw(HOSTILE_CELLS)]
+            for k in range(n)]
+    import csv as _csv
+    import io as _io
+    buf = _io.StringIO()
+    _csv.writer(buf, lineterminator=draw(st.sampled_from(["\n", "\r\n"]))).writerows([FUZZ_COLUMNS] + rows)
+    text = buf.getvalue()
+    if draw(st.integers(min_value=0, max_value=3)) == 0:  # damage the text: a stray quote or delimiter
+        cut = draw(st.integers(min_value=0, max_value=len(text)))
+        text = text[:cut] + draw(st.sampled_from(['"', ";", ",", "\n", "\ufeff", ""])) + text[cut:]
+    return text
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(text=hostile_exports())
+def test_fuzzed_exports_give_exit_0_or_one_line_and_leak_nothing(text, tmp_path_factory):
+    """Any file content: exit 0 with every row accounted for and no e-mail in any output, or exit 2
+    with one line; never a traceback, never exit 1."""
+    from pipeline.cli import main
+    import contextlib
+    import io
+
+    d = tmp_path_factory.mktemp("fuzz")
+    (d / "export.csv").write_text(text, encoding="utf-8", errors="surrogatepass")
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exc:
+        main(["clean", "--instrument", str(CORPUS / "instrument.yaml"), "--data", str(d / "export.csv"),
+              "--out", str(d / "o")])
+    stdout, stderr = out.getvalue(), err.getvalue()
+    assert exc.value.code in (0, 2), stderr
+    assert "Traceback" not in stdout + stderr
+    event(f"exit {exc.value.code}: {stderr.split(':')[2].strip()[:30] if exc.value.code else 'cleaned'}")
+    if exc.value.code == 2:
+        assert len(stderr.strip().splitlines()) == 1 and stderr.startswith("Error: ")
+        return
+    m = json.loads((d / "o" / "clean.json").read_text())
+    clean = pd.read_csv(d / "o" / "clean.csv")
+    exclusions = pd.read_csv(d / "o" / "exclusions.csv")
+    assert m["rows_in"] == len(clean) + exclusions["row"].nunique() == m["kept"] + m["excluded"]
+    for p in (d / "o").iterdir():
+        text = p.read_text(encoding="utf-8")
+        assert "fuzz.person" not in text and "123 4567" not in text, p.name
+    assert "fuzz.person" not in stdout + stderr and "123 4567" not in stdout + stderr

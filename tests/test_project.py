@@ -169,14 +169,15 @@ def test_data_is_not_committed_to_git():
 
 
 def test_clean_and_split_stages_depend_on_their_parameters():
-    from analysis.clean import ScreenParams, parse_screen_params
+    from analysis.clean import IdParams, ScreenParams, parse_clean_params
 
+    keys = {f.name for f in fields(ScreenParams)} | {f.name for f in fields(IdParams)}
     stages = dvc_pipeline()["stages"]
-    assert set(stages["clean"]["params"]) == {f"clean.{f.name}" for f in fields(ScreenParams)}
+    assert set(stages["clean"]["params"]) == {f"clean.{k}" for k in keys}
     assert set(stages["split"]["params"]) == {"seed", "split.share", "split.stratify"}
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    assert set(params["clean"]) == {f.name for f in fields(ScreenParams)}
-    parse_screen_params(params["clean"])
+    assert set(params["clean"]) == keys
+    parse_clean_params(params["clean"])
 
 
 def test_stages_chain_in_order():

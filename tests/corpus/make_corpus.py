@@ -214,3 +214,11 @@ write("instrument_public_text.yaml", base.replace("# Small instrument for the ma
       + "  - {id: remark, type: text, personal: false}\n")
 write("public_text.csv", table([r + [t] for r, t in zip(ROWS, ["fine", "=cmd|' /C calc'!A0", "-looks negative", "+1",
                                                                 "-2", None])], HEADER + ["remark"]))
+
+# Column names that are themselves personal data or absurdly long: named in the notes only cut
+# short or withheld.
+write("personal_column_names.csv", table([r + ["1", "2"] for r in ROWS],
+                                         HEADER + ["secret.person@example.org", "N" * 5000]))
+
+# A panel export identified by the respondents' e-mail addresses (Qualtrics' RecipientEmail).
+write("qualtrics_email_id.csv", qualtrics(choice_text=False))
