@@ -158,7 +158,8 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         "ntotal": int(est.ntotal), "ngroups": len(stats),
     }
     if fiml:
-        fit_measures = est.fit_measures(opt.x, int(q - opt.eq_rank), float(chisq), int(df), base_chisq, base_df)
+        fit_measures = est.fit_measures(opt.x, int(q - opt.eq_rank), float(chisq), int(df), base_chisq, base_df,
+                                        opt.con_jac)
     implied = tuple((pd.DataFrame(s, index=st.ov, columns=st.ov), pd.Series(m, index=st.ov))
                     for (s, m), st in zip(est.moments(opt.x), stats))
     return EngineFit(parameters=params, fit=fit_measures, x=opt.x, vcov=vcov, information=info, model=model,

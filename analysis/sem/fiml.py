@@ -45,6 +45,12 @@ at the rate of the fraction of missing information).
 ``information = "observed"``, ``observed.information = "hessian"``): the Hessian of
 :math:`-\\log L`, analytic (:meth:`FIMLEstimator.observed_information`).
 
+**Fit measures** through :func:`analysis.sem.fit.fit_measures`: the residual-based ones against
+the EM moments; the robust CFI/TLI/RNI/RMSEA from Zhang & Savalei's (2023) FIML-corrected
+statistics (:meth:`FIMLEstimator.robust_statistics`, lavaan's "V6"), with fixed.x covariates'
+own moments fixed in the saturated and baseline models. GFI/AGFI/PGFI (lavaan weights them with
+the missing-data information) are not computed.
+
 In R: ``lavaan::cfa(model, data, missing = "ml")``; ``fitMeasures(fit)``;
 ``lavInspect(fit, "sampstat")`` (the EM moments).
 
@@ -56,6 +62,8 @@ Arbuckle, J. L. (1996). Full information estimation in the presence of incomplet
 Savalei, V. (2010). Expected versus observed information in SEM with incomplete normal and
     nonnormal data. Psychological Methods 15(4), 352-367.
 Little, R. J. A., & Rubin, D. B. (2019). Statistical Analysis with Missing Data (3rd ed.). Wiley.
+Zhang, X., & Savalei, V. (2023). New computations for RMSEA and CFI following FIML and TS
+    estimation with missing data. Psychological Methods 28(2), 263-283.
 """
 from __future__ import annotations
 
@@ -351,19 +359,179 @@ class FIMLEstimator:
         return float(chisq), int(df)
 
     def fit_measures(self, x: np.ndarray, npar: int, chisq: float, df: int, baseline_chisq: float,
-                     baseline_df: int) -> dict:
+                     baseline_df: int, con_jac: np.ndarray | None = None) -> dict:
         """lavaan's ``fitMeasures`` for the FIML fit (:func:`analysis.sem.fit.fit_measures`): the
-        residual-based ones against the EM moments with the means (lavaan's ``sampstat``). GFI,
-        whose weight under FIML is the missing-data information, and the FIML-corrected robust
-        indices are not computed."""
+        residual-based ones against the EM moments with the means (lavaan's ``sampstat``), the
+        robust CFI/TLI/RNI/RMSEA from the FIML-corrected statistics (:meth:`robust_statistics`;
+        ``con_jac`` the Jacobian of the equality constraints at ``x``). GFI, whose weight under
+        FIML is the missing-data information, is not computed."""
         logl, unres = self.loglik(x)
         moments = self.moments(x)
         res = fitm.residual_measures([st.cov for st in self.stats], [s for s, _ in moments],
                                      [st.n for st in self.stats], sample_mean=[st.mean for st in self.stats],
                                      implied_mean=[m for _, m in moments])
-        return fitm.fit_measures(npar=npar, ntotal=self.ntotal, chisq=chisq, df=df, baseline_chisq=baseline_chisq,
-                                 baseline_df=baseline_df, n_groups=len(self.stats), estimator="ML",
-                                 fmin=chisq / (2 * self.ntotal), logl=logl, unrestricted_logl=unres, residuals=res)
+        robust = self.robust_statistics(x, df, baseline_df, con_jac)
+        out = fitm.fit_measures(npar=npar, ntotal=self.ntotal, chisq=chisq, df=df, baseline_chisq=baseline_chisq,
+                                baseline_df=baseline_df, n_groups=len(self.stats), estimator="ML",
+                                fmin=chisq / (2 * self.ntotal), logl=logl, unrestricted_logl=unres, residuals=res,
+                                robust=robust)
+        return out
+
+    def robust_statistics(self, x: np.ndarray, df: int, baseline_df: int,
+                          con_jac: np.ndarray | None = None) -> fitm.RobustStatistics:
+        r"""lavaan's robust CFI/TLI/RMSEA statistics for ML with FIML (no scaled test): Zhang &
+        Savalei's (2023) FIML-corrected "V6" (``lavaan:::lav_fit_fiml_corrected(fit, "V6")``).
+
+        :math:`T_3` is the complete-data ML statistic with the EM moments as the sample moments,
+        at the FIML estimates (:math:`T_{3,0}` the same for the independence model at its FIML
+        estimates), and :math:`\hat c = k/df` with
+
+        .. math:: k = \sum_g n_g\operatorname{tr}(W_{c,g}A_{1,g}^{-1})
+                  - \operatorname{tr}\Big[\Big(\sum_g n_g\Delta_g^	op W_{c,g}\Delta_g\Big)
+                    \Big(\sum_g\Delta_g^	op A_{1,g}\Delta_g\Big)^{-1}\Big],
+
+        :math:`A_{1,g}` the observed information of the saturated model at the EM moments
+        (:func:`_saturated_hessian`), :math:`W_{c,g}` its complete-data information per case,
+        :math:`\Delta_g` the derivatives of (vech :math:`\Sigma_g`, :math:`\mu_g`) in the free
+        parameters on the null space of the equality constraints; :math:`k_0` the same with the
+        baseline's cells (each variance and mean). NaN where the saturated information is singular.
+        """
+        q = self.model.nfree
+        t3 = self.ntotal * self._complete.objective(x)
+        kmat = np.eye(q)
+        if con_jac is not None and con_jac.size:
+            _, sv, vt = np.linalg.svd(con_jac, full_matrices=True)
+            rank = int(np.sum(sv > 1e-10 * max(1.0, sv.max())))
+            kmat = vt[rank:].T
+        total, kb_total, t3b = 0.0, 0.0, 0.0
+        num = np.zeros((kmat.shape[1], kmat.shape[1]))
+        den = np.zeros_like(num)
+        for blk, st, pt, (index, ds, dm) in zip(self.model.blocks, self.stats, self.patterns,
+                                                self.model.derivatives(x)):
+            p, n = len(st.mean), st.n
+            rows, cols = np.tril_indices(p)
+            n_cov = len(rows)
+            is_x = np.isin(np.arange(p), [blk.ov.index(v) for v in blk.ov_x])
+            # the cells of the saturated model: the fixed.x covariates' own moments are fixed
+            keep = np.concatenate([~(is_x[rows] & is_x[cols]), ~is_x])
+            try:
+                a1 = _saturated_hessian(pt, st.cov, st.mean)[np.ix_(keep, keep)]
+                a1_inv = np.linalg.inv(a1)
+            except np.linalg.LinAlgError:
+                nan = float("nan")
+                return fitm.RobustStatistics(nan, nan, nan, nan)
+            wc = _complete_information(st.cov)[np.ix_(keep, keep)]
+            total += n * np.sum(wc * a1_inv)
+            base = np.concatenate([(rows == cols) & ~is_x[rows], ~is_x])[keep]
+            kb_total += n * np.sum(wc[np.ix_(base, base)] * np.linalg.inv(a1[np.ix_(base, base)]))
+            delta = np.zeros((n_cov + p, q))
+            np.add.at(delta.T, index, np.concatenate([ds[:, rows, cols], dm], axis=1))
+            delta = delta[keep] @ kmat
+            num += n * delta.T @ wc @ delta
+            den += delta.T @ a1 @ delta
+            # the independence model at its FIML estimates: each variable's observed mean and
+            # variance, the covariates' block at its sample moments
+            sig0 = np.diag([np.var(_column(pt, j)) for j in range(p)])
+            mu0 = np.array([np.mean(_column(pt, j)) for j in range(p)])
+            sig0[np.ix_(is_x, is_x)] = st.cov[np.ix_(is_x, is_x)]
+            mu0[is_x] = st.mean[is_x]
+            inv0 = np.linalg.inv(sig0)
+            d0 = st.mean - mu0
+            t3b += n * (np.linalg.slogdet(sig0)[1] + np.sum(st.cov * inv0) - np.linalg.slogdet(st.cov)[1] - p
+                        + d0 @ inv0 @ d0)
+        k = total - np.sum(num * np.linalg.inv(den).T)
+        kb = total - kb_total
+        c = k / df if df > 0 else np.inf  # lavaan: k/0
+        return fitm.RobustStatistics(float(t3), float(c), float(t3b), float(kb / baseline_df))
+
+
+def _column(pt: Patterns, j: int) -> np.ndarray:
+    """The observed values of variable j (all patterns)."""
+    return np.concatenate([y[:, np.flatnonzero(o == j)[0]] for o, y in zip(pt.observed, pt.rows) if j in o])
+
+
+def _complete_information(sigma: np.ndarray) -> np.ndarray:
+    r"""The complete-data information of the saturated model per case at ``sigma``:
+    :math:`	frac12 D^	op(\Sigma^{-1}\otimes\Sigma^{-1})D` for the covariances (``np.tril_indices``
+    order) and :math:`\Sigma^{-1}` for the means."""
+    p = len(sigma)
+    k_inv = np.linalg.inv(sigma)
+    rows, cols = np.tril_indices(p)
+    w = np.where(rows == cols, 0.5, 1.0)
+    wc_cov = (k_inv[np.ix_(rows, rows)] * k_inv[np.ix_(cols, cols)] + k_inv[np.ix_(rows, cols)]
+              * k_inv[np.ix_(cols, rows)]) * np.outer(w, w)
+    n_cov = len(rows)
+    out = np.zeros((n_cov + p, n_cov + p))
+    out[:n_cov, :n_cov] = wc_cov
+    out[n_cov:, n_cov:] = k_inv
+    return out
+
+
+def _pattern_moments(pt: Patterns, sigma: np.ndarray, mu: np.ndarray, first: int, last: int):
+    r"""For patterns ``first..last-1``, zero outside their observed variables o:
+    :math:`M_k = \Sigma_{oo}^{-1}`, :math:`C_k = M_k(2W_k - \Sigma_{oo})M_k` with
+    :math:`W_k = S_k + d_kd_k^	op`, :math:`d_k = ar y_k - \mu_o`, and :math:`M_kd_k`; the sizes;
+    and the pattern's contribution to the gradients in Sigma and mu."""
+    p = len(mu)
+    kk = last - first
+    m_all, c_all, v_all = np.zeros((kk, p, p)), np.zeros((kk, p, p)), np.zeros((kk, p))
+    nk = np.zeros(kk)
+    g_sigma, g_mu = np.zeros((p, p)), np.zeros(p)
+    for t, k in enumerate(range(first, last)):
+        o, y = pt.observed[k], pt.rows[k]
+        inv = np.linalg.inv(sigma[np.ix_(o, o)])
+        res = y - mu[o]
+        wk = res.T @ res / len(y)
+        d = res.mean(axis=0)
+        nk[t] = len(y)
+        mwm = inv @ wk @ inv
+        m_all[t][np.ix_(o, o)] = inv
+        c_all[t][np.ix_(o, o)] = 2 * mwm - inv
+        v_all[t][o] = inv @ d
+        g_sigma[np.ix_(o, o)] += len(y) / 2 * (inv - mwm)
+        g_mu[o] -= len(y) * (inv @ d)
+    return m_all, c_all, v_all, nk, g_sigma, g_mu
+
+
+def _saturated_hessian(pt: Patterns, sigma: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    r"""Observed information of the saturated model under FIML (the Hessian of -log L) at
+    ``sigma``, ``mu``, in closed form: covariances in ``np.tril_indices`` order, then means.
+
+    For covariance units :math:`E_{ab} + E_{ba}` (:math:`E_{aa}` on the diagonal) the covariance
+    block is :math:`	frac12 s_{ab}s_{cd}\,[R_{bcda} + R_{bdca} + R_{acdb} + R_{adcb}]` with
+    :math:`s` = 1/2 on the diagonal, 1 elsewhere, and
+    :math:`R_{bcda} = \sum_k n_k M_{k,bc}C_{k,da}` (:func:`_pattern_moments`): for each b one
+    product :math:`(p 	imes n_{pat})(n_{pat} 	imes p^2)` gives every :math:`R_{bcda}` and
+    :math:`R_{acdb}`, instead of a Kronecker product per pattern. Mean block :math:`\sum_k n_kM_k`;
+    cross block :math:`\sum_k n_k M_k(E_{ab}+E_{ba})M_kd_k`.
+    lavaan: ``lav_mvnorm_missing_information_observed_samplestats`` (times N).
+    """
+    p = len(sigma)
+    rows, cols = np.tril_indices(p)
+    n_cov = len(rows)
+    s = np.where(rows == cols, 0.5, 1.0)
+    position = np.zeros((p, p), dtype=int)
+    position[rows, cols] = np.arange(n_cov)
+    out = np.zeros((n_cov + p, n_cov + p))
+    cross = np.zeros((p, p, p))
+    n_pat = len(pt.rows)
+    for first in range(0, n_pat, 256):  # 256 patterns at a time: bounded memory
+        m_all, c_all, v_all, sizes, _, _ = _pattern_moments(pt, sigma, mu, first, min(first + 256, n_pat))
+        m_w = m_all * sizes[:, None, None]
+        c_w = c_all * sizes[:, None, None]
+        for b in range(p):
+            a = np.arange(b, p)  # the covariances (a, b), a >= b
+            x = m_w[:, b, :].T @ c_all[:, :, b:].reshape(len(sizes), -1)
+            y = c_w[:, b, :].T @ m_all[:, :, b:].reshape(len(sizes), -1)
+            z = x.reshape(p, p, -1).transpose(2, 0, 1) + y.reshape(p, p, -1).transpose(2, 1, 0)
+            z = z + z.transpose(0, 2, 1)
+            r = position[a, b]
+            out[r, :n_cov] += 0.5 * s[r, None] * s[None, :] * z[:, rows, cols]
+        cross += np.einsum("kia,kb->iab", m_w, v_all)
+        out[n_cov:, n_cov:] += m_w.sum(axis=0)
+    out[n_cov:, :n_cov] = s * (cross[:, rows, cols] + cross[:, cols, rows])
+    out[:n_cov, n_cov:] = out[n_cov:, :n_cov].T
+    return out
 
 
 # --------------------------------------------------------------------------- the analytic Hessian
@@ -430,23 +598,10 @@ def _group_hessian(state: dict, kind: np.ndarray, i: np.ndarray, j: np.ndarray, 
     block = max(1, min(64, int(2e6 // max(r, 1) ** 2)))  # patterns at a time: bounded memory
     for first in range(0, n_pat, block):
         ks = range(first, min(first + block, n_pat))
-        kk = len(ks)
-        m_all, c_all, v_all = np.zeros((kk, p, p)), np.zeros((kk, p, p)), np.zeros((kk, p))
-        nk = np.zeros(kk)
-        for t, k in enumerate(ks):
-            o, y = pt.observed[k], pt.rows[k]
-            so = sigma[np.ix_(o, o)]
-            inv = np.linalg.inv(so)
-            res = y - mu[o]
-            wk = res.T @ res / len(y)
-            d = res.mean(axis=0)
-            nk[t] = len(y)
-            mwm = inv @ wk @ inv
-            m_all[t][np.ix_(o, o)] = inv
-            c_all[t][np.ix_(o, o)] = 2 * mwm - inv
-            v_all[t][o] = inv @ d
-            g_sigma[np.ix_(o, o)] += len(y) / 2 * (inv - mwm)
-            g_mu[o] -= len(y) * (inv @ d)
+        m_all, c_all, v_all, nk, gs, gm = _pattern_moments(pt, sigma, mu, ks.start, ks.stop)
+        kk = len(nk)
+        g_sigma += gs
+        g_mu += gm
         mb = (m_all.reshape(-1, p) @ basis).reshape(kk, p, nb)
         bmb = np.einsum("pa,kpb->kab", basis, mb)
         cb = (c_all.reshape(-1, p) @ basis).reshape(kk, p, nb)
