@@ -72,6 +72,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.linalg import lapack
 
 from analysis.errors import InputError
 from analysis.missing import em_moments
@@ -414,14 +415,15 @@ class FIMLEstimator:
             is_x = np.isin(np.arange(p), [blk.ov.index(v) for v in blk.ov_x])
             # the cells of the saturated model: the fixed.x covariates' own moments are fixed
             keep = np.concatenate([~(is_x[rows] & is_x[cols]), ~is_x])
-            try:
-                a1 = _saturated_hessian(pt, st.cov, st.mean)[np.ix_(keep, keep)]
-                a1_inv = np.linalg.inv(a1)
-            except np.linalg.LinAlgError:
+            a1 = _saturated_hessian(pt, st.cov, st.mean)[np.ix_(keep, keep)]
+            a1_inv = _spd_inverse_upper(a1)
+            if a1_inv is None:
                 nan = float("nan")
                 return fitm.RobustStatistics(nan, nan, nan, nan)
             wc = _complete_information(st.cov)[np.ix_(keep, keep)]
-            total += n * np.sum(wc * a1_inv)
+            # tr(Wc A1^-1) from the upper triangle of the (symmetric) inverse
+            prod = wc * a1_inv
+            total += n * (2 * np.sum(prod) - np.sum(np.diag(prod)))
             base = np.concatenate([(rows == cols) & ~is_x[rows], ~is_x])[keep]
             kb_total += n * np.sum(wc[np.ix_(base, base)] * np.linalg.inv(a1[np.ix_(base, base)]))
             delta = np.zeros((n_cov + p, q))
@@ -443,6 +445,19 @@ class FIMLEstimator:
         kb = total - kb_total
         c = k / df if df > 0 else np.inf  # lavaan: k/0
         return fitm.RobustStatistics(float(t3), float(c), float(t3b), float(kb / baseline_df))
+
+
+def _spd_inverse_upper(a: np.ndarray) -> np.ndarray | None:
+    """The upper triangle (zero below) of the inverse of a symmetric positive-definite matrix, by
+    its Cholesky factor (LAPACK potrf/potri: half the work of a general inverse); None when it is
+    not positive definite."""
+    c, info = lapack.dpotrf(a, lower=0)
+    if info != 0:
+        return None
+    inv, info = lapack.dpotri(c, lower=0)
+    if info != 0:
+        return None
+    return np.triu(inv)
 
 
 def _column(pt: Patterns, j: int) -> np.ndarray:
