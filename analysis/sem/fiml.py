@@ -221,6 +221,9 @@ class FIMLEstimator:
         self._h1 = float(sum(pt.unrestricted_logl + pt.logl_x for pt in patterns))  # joint, covariates included
         self._const = [sum(len(r) * len(o) for r, o in zip(pt.rows, pt.observed)) * _LOG2PI / 2 for pt in patterns]
         self._complete = MLEstimator(model, stats)
+        self._ix = [[(np.ix_(mi, mi), np.ix_(o, mi), np.ix_(o, o)) for o, mi in zip(pt.observed, pt.missing)]
+                    for pt in patterns]
+        self._scoring_cache: list = []  # [(x, information)]: the scoring matrix where it was last computed
 
     def moments(self, x: np.ndarray):
         return self.model.implied(x)
@@ -241,17 +244,17 @@ class FIMLEstimator:
         value = self._const[g]
         m_sum = np.zeros((p, p)) if gradient else None
         a_rows = []
-        for o, miss, y in zip(pt.observed, pt.missing, pt.rows):
+        for o, miss, y, (ix_mm, ix_om, ix_oo) in zip(pt.observed, pt.missing, pt.rows, self._ix[g]):
             nk = len(y)
             if len(miss):
-                k_mm = k_inv[np.ix_(miss, miss)]
+                k_mm = k_inv[ix_mm]
                 try:
                     cm = np.linalg.cholesky(k_mm)
                 except np.linalg.LinAlgError:
                     return np.inf, None, None
-                k_om = k_inv[np.ix_(o, miss)]
+                k_om = k_inv[ix_om]
                 half = np.linalg.solve(cm, k_om.T)
-                inv = k_inv[np.ix_(o, o)] - half.T @ half
+                inv = k_inv[ix_oo] - half.T @ half
                 ld = logdet + 2 * np.sum(np.log(np.diag(cm)))
             else:
                 inv, ld = k_inv, logdet
@@ -259,7 +262,7 @@ class FIMLEstimator:
             a = r @ inv
             value += nk / 2 * ld + np.sum(r * a) / 2
             if gradient:
-                m_sum[np.ix_(o, o)] += nk * inv
+                m_sum[ix_oo] += nk * inv
                 full = np.zeros((nk, p))
                 full[:, o] = a
                 a_rows.append(full)
@@ -304,9 +307,18 @@ class FIMLEstimator:
         information at the implied moments (see the module docstring)."""
         nll, grad = self._nll_grad(x)
         f = 2 * (self._h1 + nll) / self.ntotal if np.isfinite(nll) else np.inf
-        info = self._complete.scoring(x)[2] if information and np.isfinite(f) else None
-        if information and info is None:
-            info = np.zeros((self.model.nfree, self.model.nfree))
+        info = None
+        if information:
+            # The scoring matrix only sets the step, not the solution: it is recomputed when the
+            # parameters have moved by more than 1% since it was last computed.
+            cached = self._scoring_cache[0] if self._scoring_cache else None
+            if cached is not None and np.all(np.abs(x - cached[0]) <= 0.01 * np.maximum(1.0, np.abs(cached[0]))):
+                info = cached[1]
+            elif np.isfinite(f):
+                info = self._complete.information(x)
+                self._scoring_cache[:] = [(x.copy(), info)]
+            else:
+                info = np.zeros((self.model.nfree, self.model.nfree))
         return float(f), 2 * grad / self.ntotal, info
 
     def information(self, x: np.ndarray) -> np.ndarray:
@@ -415,12 +427,14 @@ class FIMLEstimator:
             is_x = np.isin(np.arange(p), [blk.ov.index(v) for v in blk.ov_x])
             # the cells of the saturated model: the fixed.x covariates' own moments are fixed
             keep = np.concatenate([~(is_x[rows] & is_x[cols]), ~is_x])
-            a1 = _saturated_hessian(pt, st.cov, st.mean)[np.ix_(keep, keep)]
+            a1 = _saturated_hessian(pt, st.cov, st.mean)
+            wc = _complete_information(st.cov)
+            if not keep.all():
+                a1, wc = a1[np.ix_(keep, keep)], wc[np.ix_(keep, keep)]
             a1_inv = _spd_inverse_upper(a1)
             if a1_inv is None:
                 nan = float("nan")
                 return fitm.RobustStatistics(nan, nan, nan, nan)
-            wc = _complete_information(st.cov)[np.ix_(keep, keep)]
             # tr(Wc A1^-1) from the upper triangle of the (symmetric) inverse
             prod = wc * a1_inv
             total += n * (2 * np.sum(prod) - np.sum(np.diag(prod)))
@@ -428,13 +442,14 @@ class FIMLEstimator:
             kb_total += n * np.sum(wc[np.ix_(base, base)] * np.linalg.inv(a1[np.ix_(base, base)]))
             delta = np.zeros((n_cov + p, q))
             np.add.at(delta.T, index, np.concatenate([ds[:, rows, cols], dm], axis=1))
-            delta = delta[keep] @ kmat
+            delta = (delta if keep.all() else delta[keep]) @ kmat
             num += n * delta.T @ wc @ delta
             den += delta.T @ a1 @ delta
             # the independence model at its FIML estimates: each variable's observed mean and
             # variance, the covariates' block at its sample moments
-            sig0 = np.diag([np.var(_column(pt, j)) for j in range(p)])
-            mu0 = np.array([np.mean(_column(pt, j)) for j in range(p)])
+            columns = [_column(pt, j) for j in range(p)]
+            sig0 = np.diag([np.var(c) for c in columns])
+            mu0 = np.array([np.mean(c) for c in columns])
             sig0[np.ix_(is_x, is_x)] = st.cov[np.ix_(is_x, is_x)]
             mu0[is_x] = st.mean[is_x]
             inv0 = np.linalg.inv(sig0)
