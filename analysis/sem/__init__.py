@@ -14,6 +14,9 @@ The map of the package, in the order a model flows through it:
   number of groups; objective, gradient, expected information), starting values, the optimiser
   (Fisher scoring on the constraint null space; SLSQP then active-set scoring with
   inequalities), the baseline model.
+- ``fiml``: ``FIMLEstimator``, ML with incomplete data (lavaan's ``missing = "ml"``) over any
+  number of groups: casewise log-likelihood by missingness pattern, the saturated model by EM,
+  the FIML baseline, analytic observed information; ``engine.fit(..., missing="fiml")``.
 - ``inference``: covariance of the estimates (information augmented by the constraints),
   identification (singular information names the parameters involved), Wald tests and
   intervals, ``:=`` by the delta method, std.lv / std.all with delta-method SEs.
