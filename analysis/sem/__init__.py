@@ -14,6 +14,9 @@ The map of the package, in the order a model flows through it:
   number of groups; objective, gradient, expected information), starting values, the optimiser
   (Fisher scoring on the constraint null space; SLSQP then active-set scoring with
   inequalities), the baseline model.
+- ``wls``: the ordinal estimators WLSMV and ULSMV (thresholds and polychoric correlations per
+  group, their NACOV; delta parameterization; robust SEs, the scaled-and-shifted test);
+  ``engine.fit(..., estimator="WLSMV", ordered=[...])`` runs it.
 - ``inference``: covariance of the estimates (information augmented by the constraints),
   identification (singular information names the parameters involved), Wald tests and
   intervals, ``:=`` by the delta method, std.lv / std.all with delta-method SEs.

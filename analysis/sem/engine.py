@@ -71,14 +71,15 @@ def _perturbed(x: np.ndarray) -> np.ndarray:
 
 def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         group_labels: list[str] | None = None, estimator: str = "ML", information: str = "expected",
-        level: float = 0.95, max_iter: int = 500) -> EngineFit:
+        level: float = 0.95, max_iter: int = 500, ordered: list[str] | None = None) -> EngineFit:
     """Fit the model of a lavaan parameter table (``parTable(fit)`` columns) to ``data``.
 
     ``group`` names the column of the groups (their order: ``group_labels`` or first
     appearance, lavaan's ``group.label``); the table's blocks are the groups. Complete cases
     (lavaan's ``missing = "listwise"``). ``information`` is ``"expected"`` (lavaan's default) or
     ``"observed"`` (the Hessian) for the standard errors; identification is always judged on
-    the expected information.
+    the expected information. ``estimator = "WLSMV"`` or ``"ULSMV"`` (a table with the
+    ``ordered`` items' thresholds) runs :func:`analysis.sem.wls.fit_wls`.
 
     Raises
     ------
@@ -87,6 +88,10 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         :func:`~analysis.sem.model.sample_statistics`), negative degrees of freedom, or an
         information matrix singular at the solution (the message names the parameters).
     """
+    if str(estimator).upper() in ("WLSMV", "ULSMV"):  # ordered items: thresholds and polychorics
+        from analysis.sem.wls import fit_wls
+        return fit_wls(partable, data, group=group, group_labels=group_labels, estimator=estimator,
+                       ordered=ordered, level=level, max_iter=max_iter)
     if information not in ("expected", "observed"):
         raise InputError(f"information must be 'expected' or 'observed', got {information!r}")
     if estimator not in ESTIMATORS:

@@ -254,8 +254,9 @@ def _start(model: Model, pseudo: list[SampleStats], ostats: list[OrdinalStatisti
 
 def _residual_rows(model: Model, params: pd.DataFrame, x: np.ndarray, vcov: np.ndarray) -> pd.DataFrame:
     """The ordered items' residual variances as lavaan reports them: the computed
-    :math:`\theta_{jj}` (standard error 0: not a parameter), std.all :math:`\theta_{jj}\delta_j^2`
-    with its delta-method standard error."""
+    :math:`\\theta_{jj}` (standard error 0: not a parameter), std.all :math:`\\theta_{jj}\\delta_j^2`
+    with its delta-method standard error; the scale factors' std.all 1 (lavaan's
+    ``lav_standardize_all``)."""
     pt = model.partable
     rows = []
     for g, blk in enumerate(model.blocks):
@@ -263,6 +264,10 @@ def _residual_rows(model: Model, params: pd.DataFrame, x: np.ndarray, vcov: np.n
         for pos, k in enumerate(blk.rows):
             if blk.matrix[pos] == "theta" and blk.row[pos] == blk.col[pos] and blk.ov[blk.row[pos]] in items:
                 rows.append((g, blk.row[pos], k))
+    params = params.copy()
+    scale = (params["op"] == "~*~").to_numpy()  # lavaan's std.all of a scale factor is 1
+    params.loc[scale, "std_all"] = 1.0
+    params.loc[scale, "std_all_se"] = 0.0
     if not rows:
         return params
 
@@ -278,7 +283,6 @@ def _residual_rows(model: Model, params: pd.DataFrame, x: np.ndarray, vcov: np.n
     val = values(x)
     jac = jacobian(values, x)
     se = np.sqrt(np.maximum(np.einsum("ik,kl,il->i", jac, vcov, jac), 0))
-    params = params.copy()
     key = {(r.lhs, r.op, r.rhs, r.block): i for i, r in enumerate(params.itertuples())}
     for n, (g, j, k) in enumerate(rows):
         i = key[(pt.at[k, "lhs"], "~~", pt.at[k, "rhs"], pt.at[k, "block"])]
@@ -389,9 +393,11 @@ def fit_wls(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None
         residual variances are the computed :math:`\\theta_{jj}`, standard error 0, as lavaan);
         ``fit`` as :func:`analysis.sem.fit.fit_measures` (``chisq_scaled``,
         ``chisq_scaling_factor``, ``chisq_shift_parameters``, ``cfi_scaled``, ``rmsea_scaled``,
-        ...; the ``*_robust`` indices NaN: not computed yet); ``stats`` per group the polychoric
-        matrix as ``cov`` (``mean`` the sample thresholds are in ``fit``-independent
-        ``implied``); ``implied`` per group the implied correlation matrix and thresholds.
+        ...; the ``*_robust`` indices NaN: not computed yet); ``stats`` per group a
+        :class:`~analysis.sem.model.SampleStats` whose ``cov`` is the polychoric matrix (``mean``
+        zeros); ``implied`` per group the implied correlation matrix and thresholds (a Series
+        indexed ``"item|t1"``, ...); ``information`` :math:`\\sum_g (n_g-1)\\Delta_g^\\top W_g\\Delta_g`;
+        ``vcov`` the robust covariance matrix.
 
     Raises
     ------
@@ -487,6 +493,9 @@ def fit_wls(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None
         residuals=fitm.residual_measures([st.correlation.to_numpy() for st in ostats], cors, est.nobs,
                                          sample_thresholds=th_obs, implied_thresholds=th_est, categorical=True),
         gfi_value=fitm.gfi(est.sample, implied_stats, est.weight, est.nobs), nel=ndat, categorical=True)
+    # lavaan 0.6-14's WRMR counts the sample statistics of the first group only (its
+    # length(WLS.obs[[1]])), also with several groups.
+    fit_measures["wrmr"] = fitm.wrmr(chisq, k_sizes[0])
     if estimator == "ULSMV":  # lavaan: the ULS statistic has no reference distribution
         fit_measures["pvalue"] = fit_measures["baseline_pvalue"] = float("nan")
     implied = tuple((pd.DataFrame(c, index=blk.ov, columns=blk.ov), pd.Series(t, index=st.thresholds.index))
