@@ -21,11 +21,12 @@ from analysis.sem.constraints import build_constraints, jacobian
 from analysis.sem.estimate import MLEstimator, Optimum, baseline, chisq_pvalue, optimise, start_values
 from analysis.sem.inference import check_identified, covariance, parameter_estimates, unidentified_parameters
 from analysis.sem.model import Model, SampleStats, build_model, sample_statistics
+from analysis.sem.robust import ROBUST_ESTIMATORS, RobustResult, robust_inference
 from analysis.warnings import ConvergenceWarning
 
 __all__ = ["ESTIMATORS", "EngineFit", "fit"]
 
-ESTIMATORS = {"ML": MLEstimator}
+ESTIMATORS = {"ML": MLEstimator, "MLR": MLEstimator, "MLM": MLEstimator}  # MLR, MLM: ML + robust.py
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,8 @@ class EngineFit:
         std_all, std_all_se``.
     fit : dict
         ``npar, chisq, df, pvalue, fmin, logl, unrestricted_logl, baseline_chisq, baseline_df,
-        baseline_pvalue, ntotal, ngroups``.
+        baseline_pvalue, ntotal, ngroups``; with MLR/MLM also ``chisq_scaled, df_scaled,
+        pvalue_scaled, chisq_scaling_factor, baseline_chisq_scaled, baseline_chisq_scaling_factor``.
     x, vcov, information
         The free parameters (lavaan's ``coef``, by ``free`` index), their covariance matrix and
         the expected information (summed over cases).
@@ -60,6 +62,7 @@ class EngineFit:
     optimum: Optimum
     converged: bool
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    robust: RobustResult | None = None  # MLR, MLM: robust SEs and scaled tests (analysis.sem.robust)
 
 
 def _perturbed(x: np.ndarray) -> np.ndarray:
@@ -70,7 +73,7 @@ def _perturbed(x: np.ndarray) -> np.ndarray:
 
 
 def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
-        group_labels: list[str] | None = None, estimator: str = "ML", information: str = "expected",
+        group_labels: list[str] | None = None, estimator: str = "ML", information: str | None = None,
         level: float = 0.95, max_iter: int = 500, ordered: list[str] | None = None) -> EngineFit:
     """Fit the model of a lavaan parameter table (``parTable(fit)`` columns) to ``data``.
 
@@ -78,8 +81,10 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     appearance, lavaan's ``group.label``); the table's blocks are the groups. Complete cases
     (lavaan's ``missing = "listwise"``). ``information`` is ``"expected"`` (lavaan's default) or
     ``"observed"`` (the Hessian) for the standard errors; identification is always judged on
-    the expected information. ``estimator = "WLSMV"`` or ``"ULSMV"`` (a table with the
-    ``ordered`` items' thresholds) runs :func:`analysis.sem.wls.fit_wls`.
+    the expected information. ``estimator`` ``"MLR"`` or ``"MLM"`` keeps the ML estimates with
+    robust SEs and a scaled test (:mod:`analysis.sem.robust`); ``information`` defaults to
+    lavaan's for the estimator (MLR observed, else expected). ``estimator = "WLSMV"`` or
+    ``"ULSMV"`` (a table with the ``ordered`` items' thresholds) runs :func:`analysis.sem.wls.fit_wls`.
 
     Raises
     ------
@@ -89,9 +94,13 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         information matrix singular at the solution (the message names the parameters).
     """
     if str(estimator).upper() in ("WLSMV", "ULSMV"):  # ordered items: thresholds and polychorics
+        if information not in (None, "expected"):
+            raise InputError(f"information: {estimator} uses the expected information (lavaan's), got {information!r}")
         from analysis.sem.wls import fit_wls
         return fit_wls(partable, data, group=group, group_labels=group_labels, estimator=estimator,
                        ordered=ordered, level=level, max_iter=max_iter)
+    if information is None:
+        information = ROBUST_ESTIMATORS[estimator][0] if estimator in ROBUST_ESTIMATORS else "expected"
     if information not in ("expected", "observed"):
         raise InputError(f"information must be 'expected' or 'observed', got {information!r}")
     if estimator not in ESTIMATORS:
@@ -134,7 +143,13 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     if not opt.converged:
         notes.append(f"the optimiser did not converge in {opt.iterations} iterations ({opt.method})")
         warnings.warn(f"model did not converge: {notes[-1]}", ConvergenceWarning, stacklevel=2)
-    vcov = covariance(info if information == "expected" else est.observed_information(opt.x), opt.con_jac)
+    robust = None
+    if estimator in ROBUST_ESTIMATORS:
+        robust = robust_inference(estimator, est, opt.x, opt.con_jac, data, group, labels,
+                                  df=ndat - (q - opt.eq_rank), chisq=est.ntotal * opt.fmin, information=information)
+        vcov = robust.vcov
+    else:
+        vcov = covariance(info if information == "expected" else est.observed_information(opt.x), opt.con_jac)
     params = parameter_estimates(model, constraints, opt.x, vcov, level=level, group_labels=labels)
     for row in params[(params["op"] == "~~") & (params["lhs"] == params["rhs"]) & (params["free"] > 0)].itertuples():
         if row.est < 0:
@@ -150,8 +165,14 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         "baseline_pvalue": chisq_pvalue(base_chisq, base_df), "logl": logl, "unrestricted_logl": unres,
         "ntotal": int(est.ntotal), "ngroups": len(stats),
     }
+    if robust is not None:
+        fit_measures.update(chisq_scaled=robust.scaled.chisq, df_scaled=int(df),
+                            pvalue_scaled=chisq_pvalue(robust.scaled.chisq, df),
+                            chisq_scaling_factor=robust.scaled.scaling_factor,
+                            baseline_chisq_scaled=robust.baseline_scaled.chisq,
+                            baseline_chisq_scaling_factor=robust.baseline_scaled.scaling_factor)
     implied = tuple((pd.DataFrame(s, index=st.ov, columns=st.ov), pd.Series(m, index=st.ov))
                     for (s, m), st in zip(est.moments(opt.x), stats))
     return EngineFit(parameters=params, fit=fit_measures, x=opt.x, vcov=vcov, information=info, model=model,
                      stats=tuple(stats), group_labels=tuple(labels), implied=implied, optimum=opt,
-                     converged=opt.converged, warnings=tuple(notes))
+                     converged=opt.converged, warnings=tuple(notes), robust=robust)
