@@ -206,7 +206,10 @@ class WLSEstimator:
                 jac[k, :lay["nth"]] += np.where(ti == j, st["tau"][tp] - mu[ti], 0.0)
                 jac[k, lay["nth"]:] += ((ii == j) * d[jj] + (jj == j) * d[ii]) * sig[ii, jj]
             full = np.zeros((q, jac.shape[1]))
-            np.add.at(full, index, jac)
+            if len(np.unique(index)) == len(index):
+                full[index] = jac
+            else:  # rows sharing a free index add
+                np.add.at(full, index, jac)
             out.append(full.T)
         return out
 
@@ -242,16 +245,15 @@ def _start(model: Model, pseudo: list[SampleStats], ostats: list[OrdinalStatisti
     x = start_values(model, pseudo)
     pt = model.partable
     user = pt["ustart"].to_numpy(dtype=float)
+    lhs, op, rhs = pt["lhs"].to_numpy(), pt["op"].to_numpy(), pt["rhs"].to_numpy()
     for blk, st in zip(model.blocks, ostats):
         for k in blk.rows:
             f = model.free[k]
             if f == 0 or np.isfinite(user[k]):
                 continue
-            op = pt.at[k, "op"]
-            if op == "|":
-                label = f"{pt.at[k, 'lhs']}|{pt.at[k, 'rhs']}"
-                x[f - 1] = float(st.thresholds[label])
-            elif op == "~*~":
+            if op[k] == "|":
+                x[f - 1] = float(st.thresholds[f"{lhs[k]}|{rhs[k]}"])
+            elif op[k] == "~*~":
                 x[f - 1] = 1.0
     return x
 
@@ -275,21 +277,33 @@ def _residual_rows(model: Model, params: pd.DataFrame, x: np.ndarray, vcov: np.n
     if not rows:
         return params
 
-    def values(xx):
-        out = []
-        mats = model.matrices(xx)
-        for g, j, _ in rows:
-            d = mats[g]["delta"][j] if "delta" in mats[g] else 1.0
-            out.append(mats[g]["theta"][j, j])
-            out.append(mats[g]["theta"][j, j] * d * d)
-        return np.array(out)
-
-    val = values(x)
-    jac = jacobian(values, x)
+    # theta_jj = 1/delta_j^2 - c_j and theta_jj delta_j^2 = 1 - delta_j^2 c_j with c_j the common
+    # variance [Lambda A Psi A' Lambda']_jj, whose derivatives are the diagonal of dSigma.
+    mats = model.matrices(x)
+    derivs = model.derivatives(x)
+    q = model.nfree
+    val = np.zeros(2 * len(rows))
+    jac = np.zeros((2 * len(rows), q))
+    for n, (g, j, _) in enumerate(rows):
+        blk = model.blocks[g]
+        index, ds, _ = derivs[g]
+        d = mats[g]["delta"][j] if "delta" in mats[g] else 1.0
+        theta = mats[g]["theta"][j, j]
+        common = 1.0 / d ** 2 - theta
+        val[2 * n], val[2 * n + 1] = theta, theta * d * d
+        dc = np.zeros(q)
+        np.add.at(dc, index, ds[:, j, j])
+        ddelta = np.zeros(q)
+        pos = np.flatnonzero(model.free[blk.rows] > 0)
+        on = (blk.matrix[pos] == "delta") & (blk.row[pos] == j)
+        np.add.at(ddelta, index[on], 1.0)
+        jac[2 * n] = -dc - 2.0 / d ** 3 * ddelta
+        jac[2 * n + 1] = -d * d * dc - 2.0 * d * common * ddelta
     se = np.sqrt(np.maximum(np.einsum("ik,kl,il->i", jac, vcov, jac), 0))
     key = {(r.lhs, r.op, r.rhs, r.block): i for i, r in enumerate(params.itertuples())}
+    lhs, rhs, block = pt["lhs"].to_numpy(), pt["rhs"].to_numpy(), pt["block"].to_numpy()
     for n, (g, j, k) in enumerate(rows):
-        i = key[(pt.at[k, "lhs"], "~~", pt.at[k, "rhs"], pt.at[k, "block"])]
+        i = key[(lhs[k], "~~", rhs[k], block[k])]
         params.iloc[i, params.columns.get_loc("est")] = val[2 * n]
         params.iloc[i, params.columns.get_loc("std_lv")] = val[2 * n]
         params.iloc[i, params.columns.get_loc("std_lv_se")] = se[2 * n]
@@ -479,6 +493,8 @@ def fit_wls(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None
     estimator = str(estimator).upper()
     if estimator not in WLS_ESTIMATORS:
         raise InputError(f"estimator must be one of {', '.join(WLS_ESTIMATORS)}, got {estimator!r}")
+    partable = partable.copy()
+    partable.attrs = {}  # lavaanify's per-row attrs would be deep-copied on every cell access
     model = build_model(partable)
     _check_ordinal_model(model, ordered)
     constraints = build_constraints(model.partable)
