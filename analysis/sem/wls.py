@@ -241,7 +241,8 @@ class WLSEstimator:
 
 def _start(model: Model, pseudo: list[SampleStats], ostats: list[OrdinalStatistics]) -> np.ndarray:
     """:func:`~analysis.sem.estimate.start_values` on the polychoric matrices, with the thresholds
-    at their sample values and free scale factors at 1 (lavaan's start for ``~*~``)."""
+    at their sample values, free scale factors at 1 (lavaan's start for ``~*~``) and the first
+    loading of a latent without a marker positive (lavaan's sign)."""
     x = start_values(model, pseudo)
     pt = model.partable
     user = pt["ustart"].to_numpy(dtype=float)
@@ -255,6 +256,15 @@ def _start(model: Model, pseudo: list[SampleStats], ostats: list[OrdinalStatisti
                 x[f - 1] = float(st.thresholds[f"{lhs[k]}|{rhs[k]}"])
             elif op[k] == "~*~":
                 x[f - 1] = 1.0
+        # A latent scaled by its variance (std.lv) starts with its first loading positive, as
+        # lavaan's start values, which picks lavaan's sign of the (sign-free) solution.
+        for lat in dict.fromkeys(lhs[blk.rows][op[blk.rows] == "=~"]):
+            load = [k for k in blk.rows if op[k] == "=~" and lhs[k] == lat]
+            marker = any(model.free[k] == 0 and model.values[k] != 0 for k in load)
+            if not marker and model.free[load[0]] > 0 and x[model.free[load[0]] - 1] < 0:
+                for k in load:
+                    if model.free[k] > 0:
+                        x[model.free[k] - 1] = -x[model.free[k] - 1]
     return x
 
 

@@ -9,8 +9,12 @@
 #                          mediation, one df more than the CFA) and the indirect effect ind := a*b;
 #   mg_configural, mg_thresholds_loadings
 #                          two groups (gender), WLSMV: configural, and thresholds + loadings
-#                          equal (lavaan's group.equal; delta parameterization).
-suppressPackageStartupMessages({library(lavaan); library(jsonlite)})
+#                          equal (lavaan's group.equal; delta parameterization);
+#   ladder_configural, ladder_thresholds, ladder_loadings, ladder_intercepts
+#                          the ordinal invariance ladder across gender as semTools builds it
+#                          (measEq.syntax, ID.cat = "Wu.Estabrook.2016", ID.fac = "std.lv",
+#                          parameterization delta), its parTable given to the engine as is.
+suppressPackageStartupMessages({library(lavaan); library(semTools); library(jsonlite)})
 stopifnot(packageVersion("lavaan") == "0.6.14")
 
 d <- read.csv("tests/reference/bfi_1000.csv")
@@ -67,6 +71,28 @@ reference <- function(name, model, estimator, group = NULL, group.equal = "") {
        optim = list(iterations = lavInspect(fit, "iterations"), converged = lavInspect(fit, "converged")))
 }
 
+ladder <- function(name, equal) {
+  dd <- d[, c(items, "gender")]
+  fit <- collect(measEq.syntax(configural.model = meas, data = dd, ordered = items, parameterization = "delta",
+                               ID.fac = "std.lv", ID.cat = "Wu.Estabrook.2016", group = "gender",
+                               group.equal = equal, estimator = "WLSMV", return.fit = TRUE), name)
+  fm <- fitMeasures(fit)
+  fit_values <- setNames(lapply(measures, function(m) if (m %in% names(fm)) unname(fm[[m]]) else NA), measures)
+  test <- lavInspect(fit, "test")$scaled.shifted
+  pe <- parameterEstimates(fit, standardized = TRUE)
+  ss <- standardizedSolution(fit)
+  pt <- parTable(fit)
+  list(model = meas, estimator = "WLSMV", group = "gender", group_equal = equal,
+       group_labels = lavInspect(fit, "group.label"), fit = fit_values,
+       test = list(stat = test$stat, scaling.factor = test$scaling.factor,
+                   shift.parameter = test$shift.parameter),
+       nobs = lavInspect(fit, "nobs"),
+       pe = pe[, c("lhs", "op", "rhs", "group", "label", "est", "se", "z", "pvalue", "std.all")],
+       std_all_se = ss$se,
+       partable = pt[, c("lhs", "op", "rhs", "block", "group", "free", "ustart", "exo", "label", "plabel")],
+       optim = list(iterations = lavInspect(fit, "iterations"), converged = lavInspect(fit, "converged")))
+}
+
 out <- list(
   lavaan = as.character(packageVersion("lavaan")),
   cfa_wlsmv = reference("cfa_wlsmv", meas, "WLSMV"),
@@ -75,7 +101,11 @@ out <- list(
   sem_ulsmv = reference("sem_ulsmv", sem_model, "ULSMV"),
   mg_configural = reference("mg_configural", meas, "WLSMV", group = "gender"),
   mg_thresholds_loadings = reference("mg_thresholds_loadings", meas, "WLSMV", group = "gender",
-                                     group.equal = c("thresholds", "loadings"))
+                                     group.equal = c("thresholds", "loadings")),
+  ladder_configural = ladder("ladder_configural", ""),
+  ladder_thresholds = ladder("ladder_thresholds", "thresholds"),
+  ladder_loadings = ladder("ladder_loadings", c("thresholds", "loadings")),
+  ladder_intercepts = ladder("ladder_intercepts", c("thresholds", "loadings", "intercepts"))
 )
 out$r_warnings <- r_warnings
 write_json(out, "tests/reference/engine_wls.json", digits = NA, auto_unbox = TRUE, na = "null", pretty = TRUE)
