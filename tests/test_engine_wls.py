@@ -223,3 +223,21 @@ def test_negative_df_refused(bfi):
                    ordered={"A1": 6, "A2": 6, "A3": 6}, estimator="WLSMV")
     with pytest.raises(InputError, match="not identified"):
         engine_fit(pt, bfi, estimator="WLSMV")
+
+
+def test_heywood_case_is_noted():
+    """An item whose computed residual variance is negative (a loading above 1 on the y* scale)
+    is reported in the fit's warnings, as the ML engine reports a negative variance."""
+    rng = np.random.default_rng(3)
+    n = 200
+    f = rng.standard_normal(n)
+    cols = {}
+    for j, lam in enumerate([0.99, 0.9, 0.3, 0.3]):
+        ystar = lam * f + np.sqrt(max(1 - lam ** 2, 0.02)) * rng.standard_normal(n)
+        cols[f"y{j}"] = np.digitize(ystar, [-1, 0, 1])
+    d = pd.DataFrame(cols)
+    pt = lavaanify("f =~ y0 + y1 + y2 + y3", list(d.columns), ordered={c: 4 for c in d}, estimator="WLSMV")
+    res = engine_fit(pt, d, estimator="WLSMV")
+    row = res.parameters[(res.parameters["lhs"] == "y0") & (res.parameters["op"] == "~~")].iloc[0]
+    assert row["est"] < 0 and row["se"] == 0
+    assert any("Heywood case: the variance of y0 is negative" in w for w in res.warnings)

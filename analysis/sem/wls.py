@@ -550,6 +550,10 @@ def fit_wls(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None
     vcov = e_inv @ meat @ e_inv / (n_tot - n_groups)
     params = parameter_estimates(model, constraints, x, vcov, level=level, group_labels=labels)
     params = _residual_rows(model, params, x, vcov)
+    variances = params[(params["op"] == "~~") & (params["lhs"] == params["rhs"])]
+    for row in variances[variances["est"] < 0].itertuples():  # free or computed (an item's theta_jj)
+        notes.append(f"Heywood case: the variance of {row.lhs} is negative ({row.est:.3f})"
+                     + (f" in group {row.group_label}" if len(labels) > 1 else ""))
 
     resid = [s - e for s, e in zip(est.sample, est.implied(x))]
     chisq = float(sum((n - 1) * np.sum(w * r * r) for n, w, r in zip(est.nobs, est.weight, resid)))
