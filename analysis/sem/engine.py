@@ -63,6 +63,7 @@ class EngineFit:
     converged: bool
     warnings: tuple[str, ...] = field(default_factory=tuple)
     robust: RobustResult | None = None  # MLR, MLM: robust SEs and scaled tests (analysis.sem.robust)
+    estimator: object | None = None  # WLSMV, ULSMV: the analysis.sem.wls.WLSEstimator (difference tests)
 
 
 def _perturbed(x: np.ndarray) -> np.ndarray:

@@ -63,7 +63,8 @@ on as many df as correlations; its :math:`U` keeps the correlation block of :mat
 :math:`\operatorname{tr}(U\Gamma) = \sum_g\operatorname{tr}(W_{\rho g}\Gamma_{\rho g})` and likewise
 the square. Every fit index is :func:`analysis.sem.fit.fit_measures` with lavaan's :math:`N - G`;
 SRMR (categorical: the correlation residuals), WRMR and GFI from :mod:`analysis.sem.fit`.
-ULSMV's unscaled statistic has no reference distribution (lavaan: p-value NA).
+ULSMV's unscaled statistic has no reference distribution (lavaan: p-value NA). Nested
+models (an invariance ladder) are compared by :func:`scaled_difference`.
 
 The "robust" CFI/TLI/RMSEA of lavaan 0.6-13+ for categorical data (Savalei, 2021) come from the
 ML discrepancy of the polychoric matrices (lavaan's ``catML``; :func:`_catml_robust`). Not
@@ -84,6 +85,9 @@ Muthen, B., du Toit, S. H. C., & Spisic, D. (1997). Robust inference using weigh
     continuous outcomes. Unpublished manuscript.
 Asparouhov, T., & Muthen, B. (2010). Simple second order chi-square correction. Mplus
     technical appendix.
+Satorra, A. (2000). Scaled and adjusted restricted tests in multi-sample analysis of moment
+    structures. In R. D. H. Heijmans et al. (Eds.), *Innovations in multivariate statistical
+    analysis* (pp. 233-247). Kluwer.
 Savalei, V. (2021). Improving fit indices in structural equation modeling with categorical
     data. *Multivariate Behavioral Research, 56*(3), 390-407.
 Rosseel, Y. (2012). lavaan: An R package for structural equation modeling. *Journal of
@@ -107,7 +111,7 @@ from analysis.sem.model import Model, SampleStats, build_model
 from analysis.warnings import ConvergenceWarning, GapscaleWarning
 from analysis.wlsmv import OrdinalStatistics, ordinal_statistics
 
-__all__ = ["WLS_ESTIMATORS", "WLSEstimator", "fit_wls"]
+__all__ = ["WLS_ESTIMATORS", "WLSEstimator", "fit_wls", "scaled_difference"]
 
 WLS_ESTIMATORS = ("WLSMV", "ULSMV")
 
@@ -611,4 +615,85 @@ def fit_wls(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None
                     for c, t, blk, st in zip(cors, th_est, model.blocks, ostats))
     return EngineFit(parameters=params, fit=fit_measures, x=x, vcov=vcov, information=info, model=model,
                      stats=tuple(pseudo), group_labels=tuple(labels), implied=implied, optimum=opt,
-                     converged=opt.converged, warnings=tuple(notes))
+                     converged=opt.converged, warnings=tuple(notes), estimator=est)
+
+
+# --------------------------------------------------------------------------- nested models
+
+
+def _equality_basis(fit: EngineFit) -> np.ndarray:
+    """An orthonormal basis K of the null space of the fit's equality constraints (identity without)."""
+    q = fit.model.nfree
+    jac = fit.optimum.con_jac[:fit.optimum.n_eq]
+    if jac.size == 0:
+        return np.eye(q)
+    _, sv, vt = np.linalg.svd(jac, full_matrices=True)
+    rank = int(np.sum(sv > 1e-10 * max(1.0, sv.max())))
+    return vt[rank:].T
+
+
+def scaled_difference(less: EngineFit, more: EngineFit) -> dict:
+    r"""The scaled-and-shifted chi-square difference test of two nested WLSMV/ULSMV fits
+    (Satorra, 2000; Asparouhov & Muthen, 2010), lavaan's ``lavTestLRT`` default for these
+    estimators (``method = "satorra.2000"``, ``A.method = "delta"``, ``scaled.shifted = TRUE``).
+
+    With :math:`\Delta_1, \Delta_0` the stacked Jacobians of the implied statistics of the less
+    and the more restricted model, :math:`K_1, K_0` bases of their equality-constraint null
+    spaces, :math:`H = (\Delta_1K_1)^+\Delta_0K_0` and :math:`A` the rows spanning the orthogonal
+    complement of H's columns (times :math:`K_1^	op`): with :math:`P^{-1}` the less restricted
+    model's inverted unit information :math:`E^{-1}`,
+    :math:`M = P^{-1}A^	op(AP^{-1}A^	op)^+AP^{-1}` and
+    :math:`C = \sum_g f_g\Delta_g^	op W_g\Gamma_gW_g\Delta_g`,
+    :math:`\operatorname{tr}(U\Gamma) = \operatorname{tr}(MC)`,
+    :math:`\operatorname{tr}[(U\Gamma)^2] = \operatorname{tr}[(MC)^2]`, :math:`m = df_0 - df_1`,
+    :math:`a = \sqrt{m/\operatorname{tr}[(U\Gamma)^2]}`, :math:`b = m - a\operatorname{tr}(U\Gamma)`
+    and :math:`\Delta T = a(T_0 - T_1) + b` on m degrees of freedom.
+
+    Returns
+    -------
+    dict
+        ``chisq_diff, df_diff, pvalue, a, b`` (lavaan's ``Chisq diff``, ``Df diff``, ``Pr(>Chisq)``).
+
+    Raises
+    ------
+    InputError
+        A fit that is not WLSMV/ULSMV, fits of different estimators or data sizes, or ``more``
+        not having more degrees of freedom than ``less``.
+
+    In R: ``lavTestLRT(fit1, fit0)``.
+    """
+    for f in (less, more):
+        if not isinstance(f.estimator, WLSEstimator):
+            raise InputError("scaled_difference: both fits must be WLSMV or ULSMV fits of the engine")
+    e1, e0 = less.estimator, more.estimator
+    if e1.name != e0.name or e1.ntotal != e0.ntotal or len(e1.stats) != len(e0.stats):
+        raise InputError("scaled_difference: the two fits must use the same estimator on the same data")
+    m = int(more.fit["df"] - less.fit["df"])
+    if m <= 0:
+        raise InputError(f"scaled_difference: the second model must be the more restricted one (more degrees of "
+                         f"freedom); got df {less.fit['df']} and {more.fit['df']}")
+    d1 = np.vstack(e1.jacobians(less.x))
+    d0 = np.vstack(e0.jacobians(more.x))
+    k1, k0 = _equality_basis(less), _equality_basis(more)
+    h = np.linalg.pinv(d1 @ k1) @ (d0 @ k0)
+    u, sv, _ = np.linalg.svd(h, full_matrices=True)
+    rank = int(np.sum(sv > 1e-10 * max(1.0, sv.max(initial=0.0))))
+    a_mat = u[:, rank:].T @ k1.T
+    fg = e1.nobs / e1.ntotal
+    dl = e1.jacobians(less.x)
+    e_unit = sum(f * d.T @ (w[:, None] * d) for f, d, w in zip(fg, dl, e1.weight))
+    p_inv = covariance(e_unit, less.optimum.con_jac)
+    apa = a_mat @ p_inv @ a_mat.T
+    keep = ~((np.abs(apa.sum(axis=0)) < _SQRT_EPS) & (np.abs(apa.sum(axis=1)) < _SQRT_EPS))
+    a_mat = a_mat[keep]
+    mmat = p_inv @ a_mat.T @ np.linalg.pinv(a_mat @ p_inv @ a_mat.T) @ a_mat @ p_inv
+    cmat = np.zeros_like(e_unit)
+    for f, d, w, st in zip(fg, dl, e1.weight, e1.stats):
+        zwd = st.influence @ (w[:, None] * d)
+        cmat += f * st.n * zwd.T @ zwd
+    mc = mmat @ cmat
+    tr1, tr2 = float(np.trace(mc)), float(np.sum(mc * mc.T))
+    a = np.sqrt(m / tr2)
+    b = m - a * tr1
+    stat = float((more.fit["chisq"] - less.fit["chisq"]) * a + b)
+    return {"chisq_diff": stat, "df_diff": m, "pvalue": fitm.chisq_pvalue(stat, m), "a": float(a), "b": float(b)}

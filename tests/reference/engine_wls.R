@@ -13,7 +13,8 @@
 #   ladder_configural, ladder_thresholds, ladder_loadings, ladder_intercepts
 #                          the ordinal invariance ladder across gender as semTools builds it
 #                          (measEq.syntax, ID.cat = "Wu.Estabrook.2016", ID.fac = "std.lv",
-#                          parameterization delta), its parTable given to the engine as is.
+#                          parameterization delta), its parTable given to the engine as is;
+#   lrt                    lavTestLRT of nested pairs (WLSMV's scaled-and-shifted difference test).
 suppressPackageStartupMessages({library(lavaan); library(semTools); library(jsonlite)})
 stopifnot(packageVersion("lavaan") == "0.6.14")
 
@@ -36,6 +37,7 @@ measures <- c("npar", "fmin", "chisq", "df", "pvalue", "chisq.scaled", "df.scale
               "ntotal")
 
 r_warnings <- list()
+fits <- list()
 collect <- function(expr, where) {
   withCallingHandlers(expr, warning = function(w) {
     r_warnings[[length(r_warnings) + 1L]] <<- paste0(where, ": ", conditionMessage(w))
@@ -49,6 +51,7 @@ reference <- function(name, model, estimator, group = NULL, group.equal = "") {
                      group.equal = group.equal), name)
   opts <- lavInspect(fit, "options")
   stopifnot(opts$parameterization == "delta", opts$test == "scaled.shifted")
+  fits[[name]] <<- fit
   fm <- fitMeasures(fit)
   fit_values <- setNames(lapply(measures, function(m) if (m %in% names(fm)) unname(fm[[m]]) else NA), measures)
   test <- lavInspect(fit, "test")$scaled.shifted
@@ -76,6 +79,7 @@ ladder <- function(name, equal) {
   fit <- collect(measEq.syntax(configural.model = meas, data = dd, ordered = items, parameterization = "delta",
                                ID.fac = "std.lv", ID.cat = "Wu.Estabrook.2016", group = "gender",
                                group.equal = equal, estimator = "WLSMV", return.fit = TRUE), name)
+  fits[[name]] <<- fit
   fm <- fitMeasures(fit)
   fit_values <- setNames(lapply(measures, function(m) if (m %in% names(fm)) unname(fm[[m]]) else NA), measures)
   test <- lavInspect(fit, "test")$scaled.shifted
@@ -107,5 +111,17 @@ out <- list(
   ladder_loadings = ladder("ladder_loadings", c("thresholds", "loadings")),
   ladder_intercepts = ladder("ladder_intercepts", c("thresholds", "loadings", "intercepts"))
 )
+# Scaled-and-shifted chi-square difference tests of nested models (lavTestLRT's default for
+# WLSMV: Satorra 2000, A.method = "delta", scaled.shifted = TRUE).
+lrt <- function(less, more) {
+  t <- collect(lavTestLRT(fits[[less]], fits[[more]]), paste(less, more))
+  list(less = less, more = more, chisq_diff = t[2, "Chisq diff"], df_diff = t[2, "Df diff"],
+       pvalue = t[2, "Pr(>Chisq)"])
+}
+out$lrt <- list(lrt("mg_configural", "mg_thresholds_loadings"),
+                lrt("ladder_configural", "ladder_thresholds"),
+                lrt("ladder_thresholds", "ladder_loadings"),
+                lrt("ladder_loadings", "ladder_intercepts"),
+                lrt("cfa_wlsmv", "sem_wlsmv"))
 out$r_warnings <- r_warnings
 write_json(out, "tests/reference/engine_wls.json", digits = NA, auto_unbox = TRUE, na = "null", pretty = TRUE)
