@@ -68,11 +68,24 @@ def fits(lavaan, bfi):
         pt, labels = _table(lavaan[name], bfi, "gender")
         out[name] = engine_fit(pt, bfi[ITEMS + ["gender"]], group="gender", group_labels=labels, estimator="WLSMV",
                                ordered=ITEMS)
+    return out
+
+
+@pytest.fixture(scope="module")
+def ladder(lavaan, bfi, fits):
+    out = dict(fits)
     for name in LADDER:
         ref = lavaan[name]
         out[name] = engine_fit(pd.DataFrame(ref["partable"]), bfi[ITEMS + ["gender"]], group="gender",
                                group_labels=[str(g) for g in ref["group_labels"]], estimator="WLSMV", ordered=ITEMS)
     return out
+
+
+LADDER_SLOW = tuple(pytest.param(name, marks=pytest.mark.slow) for name in LADDER)
+
+
+def _fits(request, name):
+    return request.getfixturevalue("ladder" if name in LADDER else "fits")
 
 
 def _merged(ref, ours):
@@ -95,8 +108,9 @@ def test_parameter_table_matches_lavaan(lavaan, bfi, name):
     assert list(pt["free"]) == list(rpt["free"])
 
 
-@pytest.mark.parametrize("name", SINGLE + GROUPS + LADDER)
-def test_estimates_match_lavaan(fits, lavaan, name):
+@pytest.mark.parametrize("name", SINGLE + GROUPS + LADDER_SLOW)
+def test_estimates_match_lavaan(request, lavaan, name):
+    fits = _fits(request, name)
     """Estimates (largest difference 2.0e-5), robust SEs (4.4e-6), std.all (8.0e-6) and its SEs
     (3.1e-7), the := indirect effect included; every lavaan row present (thresholds, computed
     residual variances of the items, scale factors). The Wu & Estabrook ladder (free scale
@@ -120,8 +134,9 @@ def test_indirect_effect(fits, lavaan):
         assert abs(row["est"] - row["est_lavaan"]) < 2e-5 and abs(row["se"] - row["se_lavaan"]) < 5e-6
 
 
-@pytest.mark.parametrize("name", SINGLE + GROUPS + LADDER)
-def test_fit_measures_match_lavaan(fits, lavaan, name):
+@pytest.mark.parametrize("name", SINGLE + GROUPS + LADDER_SLOW)
+def test_fit_measures_match_lavaan(request, lavaan, name):
+    fits = _fits(request, name)
     """chisq and its scaled-shifted version, scaling factor, baseline, CFI/TLI/RMSEA plain,
     scaled and robust (catML) with the interval, SRMR, WRMR, GFI: largest relative difference 2.2e-7 (NA in lavaan
     is NaN here: the ULSMV p-values)."""
@@ -135,8 +150,9 @@ def test_fit_measures_match_lavaan(fits, lavaan, name):
             assert abs(mine - r) <= 5e-7 * max(1.0, abs(r)), (key, mine, r)
 
 
-@pytest.mark.parametrize("name", SINGLE + GROUPS + LADDER)
-def test_scaled_test_matches_lavaan(fits, lavaan, name):
+@pytest.mark.parametrize("name", SINGLE + GROUPS + LADDER_SLOW)
+def test_scaled_test_matches_lavaan(request, lavaan, name):
+    fits = _fits(request, name)
     """lavInspect(fit, "test")$scaled.shifted: the shift parameter (summed over groups) and the
     scaling factor 1/a (1.2e-7 relative)."""
     ref, ours = lavaan[name]["test"], fits[name].fit
@@ -144,12 +160,13 @@ def test_scaled_test_matches_lavaan(fits, lavaan, name):
     assert abs(ours["chisq_scaling_factor"] - ref["scaling.factor"]) < 3e-7
 
 
-def test_scaled_difference_matches_lavaan(fits, lavaan):
+@pytest.mark.slow
+def test_scaled_difference_matches_lavaan(ladder, lavaan):
     """lavTestLRT of nested WLSMV fits (the ordinal ladder's steps, group.equal, a structural
     restriction): scaled-and-shifted difference to 2.1e-7 relative, its p-value to 1.4e-6
     relative (above 1e-10)."""
     for t in lavaan["lrt"]:
-        res = scaled_difference(fits[t["less"]], fits[t["more"]])
+        res = scaled_difference(ladder[t["less"]], ladder[t["more"]])
         assert res["df_diff"] == t["df_diff"]
         assert abs(res["chisq_diff"] - t["chisq_diff"]) < 5e-7 * t["chisq_diff"], t
         assert abs(res["pvalue"] - t["pvalue"]) < 3e-6 * t["pvalue"] + 1e-12, t  # 1e-31: the chisq decides
@@ -157,7 +174,7 @@ def test_scaled_difference_matches_lavaan(fits, lavaan):
 
 def test_scaled_difference_order_refused(fits):
     with pytest.raises(InputError, match="more restricted"):
-        scaled_difference(fits["ladder_loadings"], fits["ladder_configural"])
+        scaled_difference(fits["mg_thresholds_loadings"], fits["mg_configural"])
 
 
 def test_robust_indices_with_threshold_constraints_are_nan(fits, lavaan):
