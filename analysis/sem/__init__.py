@@ -18,6 +18,9 @@ The map of the package, in the order a model flows through it:
 - ``fiml``: ``FIMLEstimator``, ML with incomplete data (lavaan's ``missing = "ml"``) over any
   number of groups: casewise log-likelihood by missingness pattern, the saturated model by EM,
   the FIML baseline, analytic observed information; ``engine.fit(..., missing="fiml")``.
+- ``wls``: the ordinal estimators WLSMV and ULSMV (thresholds and polychoric correlations per
+  group, their NACOV; delta parameterization; robust SEs, the scaled-and-shifted test);
+  ``engine.fit(..., estimator="WLSMV", ordered=[...])`` runs it.
 - ``inference``: covariance of the estimates (information augmented by the constraints),
   identification (singular information names the parameters involved), Wald tests and
   intervals, ``:=`` by the delta method, std.lv / std.all with delta-method SEs.
@@ -27,10 +30,10 @@ The map of the package, in the order a model flows through it:
   Satorra-Bentler (2001) scaled difference test of nested models (``scaled_difference``).
 - ``fit``: every fit index (lavaan's ``fitMeasures``), pure functions of the statistics each
   estimator produces, in one place.
-- ``engine``: ``fit(partable, data, group=..., estimator="ML"|"MLR"|"MLM")`` runs the chain and
-  returns an ``EngineFit`` with lavaan's ``fitMeasures`` (from ``fit``) (import it as
-  ``from analysis.sem.engine import fit``: the package attribute ``fit`` would be shadowed by the
-  fit-index module ``analysis.sem.fit``).
+- ``engine``: ``fit(partable, data, group=..., estimator="ML"|"MLR"|"MLM"|"WLSMV"|"ULSMV",
+  missing="listwise"|"fiml")`` runs the chain and returns an ``EngineFit`` with lavaan's
+  ``fitMeasures`` (from ``fit``) (import it as ``from analysis.sem.engine import fit``: the package
+  attribute ``fit`` would be shadowed by the fit-index module ``analysis.sem.fit``).
 - ``single``: the single-group engine as it stands (its own parameter table, ML/FIML/MLR,
   modification indices, residuals); the pipeline still calls it, to be migrated onto the
   modules above (issue 11: one engine for the full lavaan model class).

@@ -68,6 +68,7 @@ class EngineFit:
     converged: bool
     warnings: tuple[str, ...] = field(default_factory=tuple)
     robust: RobustResult | None = None  # MLR, MLM: robust SEs and scaled tests (analysis.sem.robust)
+    estimator: object | None = None  # WLSMV, ULSMV: the analysis.sem.wls.WLSEstimator (difference tests)
 
 
 def _perturbed(x: np.ndarray) -> np.ndarray:
@@ -79,7 +80,8 @@ def _perturbed(x: np.ndarray) -> np.ndarray:
 
 def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         group_labels: list[str] | None = None, estimator: str = "ML", information: str | None = None,
-        level: float = 0.95, std_se: bool = True, max_iter: int = 500, missing: str = "listwise") -> EngineFit:
+        level: float = 0.95, std_se: bool = True, max_iter: int = 500, missing: str = "listwise",
+        ordered: list[str] | None = None) -> EngineFit:
     """Fit the model of a lavaan parameter table (``parTable(fit)`` columns) to ``data``.
 
     ``group`` names the column of the groups (their order: ``group_labels`` or first
@@ -92,6 +94,8 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     delta-method SEs of the standardised solutions (NaN), e.g. for the rungs of an invariance
     ladder. ``missing = "fiml"`` (lavaan's ``"ml"``): every case by FIML
     (:mod:`analysis.sem.fiml`), observed information by default, lavaan's fit measures.
+    ``estimator = "WLSMV"`` or ``"ULSMV"`` (a table with the ``ordered`` items' thresholds) runs
+    :func:`analysis.sem.wls.fit_wls`.
 
     Raises
     ------
@@ -100,6 +104,14 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         :func:`~analysis.sem.model.sample_statistics`), negative degrees of freedom, or an
         information matrix singular at the solution (the message names the parameters).
     """
+    if str(estimator).upper() in ("WLSMV", "ULSMV"):  # ordered items: thresholds and polychorics
+        if information not in (None, "expected"):
+            raise InputError(f"information: {estimator} uses the expected information (lavaan's), got {information!r}")
+        if missing != "listwise":
+            raise InputError(f"missing: {estimator} takes complete cases (lavaan's listwise), got {missing!r}")
+        from analysis.sem.wls import fit_wls
+        return fit_wls(partable, data, group=group, group_labels=group_labels, estimator=estimator,
+                       ordered=ordered, level=level, max_iter=max_iter)
     if missing not in ("listwise", "fiml", "ml"):
         raise InputError(f"missing must be 'listwise' or 'fiml', got {missing!r}")
     fiml = missing != "listwise"
