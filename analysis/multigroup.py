@@ -786,9 +786,13 @@ def fit_multigroup(data: pd.DataFrame, model: LavaanModel | str, group: str, gro
                             "mean": pd.Series(mu, index=observed)}
     samples = dict(sample_cov=[d.sample_cov for d in gdata], implied_cov=sigmas, nobs=[d.n for d in gdata],
                    sample_mean=[d.sample_mean for d in gdata], implied_mean=mus)
-    # GFI: lavaan's weight with FIML is the missing-data information, not reproduced here.
-    gfi_args = dict(gfi_value=fitm.ml_gfi(**samples), nel=n_groups * (p * (p + 1) // 2 + p)) if missing == "listwise" \
-        else {}
+    if missing == "listwise":
+        gfi_value = fitm.ml_gfi(**samples)
+    else:  # lavaan's GFI with FIML: pairwise moments, the missing-data information (fit.ml_gfi)
+        moments = [fitm.missing_data_moments(d.x) for d in gdata]
+        gfi_value = fitm.ml_gfi([c for c, _, _ in moments], sigmas, samples["nobs"], [m for _, m, _ in moments], mus,
+                                patterns=[pt for _, _, pt in moments])
+    gfi_args = dict(gfi_value=gfi_value, nel=n_groups * (p * (p + 1) // 2 + p))
     fit = fitm.fit_measures(npar=int(q), ntotal=ntotal, chisq=float(chisq), df=int(df),
                             baseline_chisq=float(base_chisq), baseline_df=int(base_df), n_groups=n_groups,
                             fmin=float(chisq / (2 * ntotal)), logl=float(logl), unrestricted_logl=float(h1),

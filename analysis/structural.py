@@ -104,7 +104,7 @@ def replace_structural(model: str, structural: str) -> str:
     """The measurement part (``=~`` lines) of ``model`` with a new structural part (its ``~``,
     ``~~`` and ``:=`` lines replaced by ``structural``): how a competing model is written."""
     parsed = parse_model(model)
-    parse_model(structural)  # syntax errors name the line of the competing model
+    parse_model(structural, check_labels=False)  # syntax errors name the line; labels may be the measurement part's
     keep = [line for line in model.splitlines() if "=~" in line.split("#")[0]]
     if len(keep) != len(parsed.by_op("=~")) and not keep:
         raise InputError("the model has no measurement part (=~ lines) to keep")

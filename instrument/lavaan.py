@@ -441,6 +441,9 @@ def _parse_statement(stmt: str, line: int, block: int = 1) -> list[Statement]:
             rhs_name = "" if term_op == "~1" else name
             if term_op == "=~" and rhs_name == lhs_name:
                 raise LavaanSyntaxError(f"line {line}: latent variable {lhs_name!r} cannot be measured by itself")
+            if term_op in ("~", "<~") and rhs_name == lhs_name:  # lavaan only warns
+                raise LavaanSyntaxError(f"line {line}: {lhs_name} {term_op} {rhs_name} regresses a variable on "
+                                        "itself; remove the term")
             out.append(Statement(lhs_name, term_op, rhs_name, line=line, efa=efa, block=block, **mods))
     return out
 

@@ -217,6 +217,7 @@ def test_group_blocks():
         ("y ~ x1:x2", "line 1: the interaction term 'x1:x2' is not supported"),
         ("f =~ prior('normal(0,1)')*x1 + x2", r"line 1: the modifier prior\(\) is not supported"),
         ("f =~ x1 + f", "line 1: latent variable 'f' cannot be measured by itself"),
+        ("f =~ x1 + x2\nf ~ x3 + f", "line 2: f ~ f regresses a variable on itself"),
         ("f =~ x1 + NA", "'NA' is not a variable name"),
         ("f =~ x1 + x2\nx1 ~~ x2\nx2 ~~ x1", "line 3: x2 ~~ x1 is already specified on line 2"),
         ("f =~ x1 + x2\ngroup:\nf =~ x1", "line 2: block identifier 'group' without a number"),
@@ -325,3 +326,33 @@ def test_the_multigroup_engine_refuses_per_group_intercepts():
         multigroup_table("f =~ x1 + x2 + x3\nx1 ~ c(0, NA)*1", ["a", "b"])
     with pytest.raises(InputError, match="per-group modifiers"):
         multigroup_table("f =~ x1 + c(1, NA)*x2 + x3", ["a", "b"])
+
+
+TOKENS = ["f", "g", "x1", "x2", "a", "b", "=~", "~", "~~", "<~", "|", "t1", ":=", "==", "<", ">", "+", "*", "1", "0",
+          "NA", "0.5", "(", ")", ",", "c(", "start(", "label(", '"a"', "\n", ";", "#", " ", "group:", "?", "-", "/",
+          "^", "sqrt(", "lower(", "efa(", ":", "=", "~*~", ".", "\u00e9", "\x00"]
+
+
+def test_fuzzed_syntax_is_read_or_refused_as_input():
+    """Any text is either a model or a LavaanSyntaxError: never another exception (a bug)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from analysis.errors import InputError
+    from analysis.sem.partable import lavaanify
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(st.lists(st.sampled_from(TOKENS), min_size=1, max_size=30))
+    def check(tokens):
+        text = "".join(tokens)
+        try:
+            model = parse_model(text)
+        except LavaanSyntaxError as exc:
+            assert "\n" not in str(exc)
+            return
+        try:
+            lavaanify(model)
+        except InputError:
+            pass
+
+    check()

@@ -39,7 +39,10 @@ def ours(case: dict) -> pd.DataFrame:
 def reference(case: dict) -> pd.DataFrame:
     t = pd.DataFrame(case["table"])
     t["ustart"] = t["ustart"].astype(float)
-    return t[PARTABLE_COLUMNS]
+    bounds = [c for c in ("lower", "upper") if c in t.columns]  # only when the syntax bounds a parameter
+    for c in bounds:
+        t[c] = [float(x) if x is not None else np.nan for x in t[c]]  # "-Inf"/"Inf" as text in the JSON
+    return t[PARTABLE_COLUMNS + bounds]
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -47,10 +50,10 @@ def test_table_matches_lavaan_row_for_row(name):
     """Every column of every row: a missing, extra, reordered or different row fails."""
     case = CASES[name]
     ref, got = reference(case), ours(case)
-    assert list(got.columns[:len(PARTABLE_COLUMNS)]) == PARTABLE_COLUMNS
+    assert list(got.columns) == list(ref.columns)
     assert len(got) == len(ref), f"{len(got)} rows, lavaan has {len(ref)}"
-    for col in PARTABLE_COLUMNS:
-        if col == "ustart":
+    for col in ref.columns:
+        if col in ("ustart", "lower", "upper"):
             a, b = got[col].to_numpy(float), ref[col].to_numpy(float)
             same = (np.isnan(a) & np.isnan(b)) | (a == b)
             bad = np.flatnonzero(~same)
@@ -128,3 +131,43 @@ def test_a_large_model_is_built_fast():
     t = lavaanify("\n".join(lines))
     assert time.process_time() - start < 5
     assert (t["op"] == "=~").sum() == 600
+
+
+# --------------------------------------------------------------------------- the engine's input
+
+ENGINE = json.loads((Path(__file__).parent / "reference" / "engine.json").read_text())
+ENGINE_OPTIONS = {"hs3_stdlv": dict(std_lv=True), "hs3_mean": dict(meanstructure=True),
+                  "mimic_mean": dict(meanstructure=True),
+                  "mg": dict(groups=["Pasteur", "Grant-White"], group_equal=["loadings", "intercepts"]),
+                  "mg_free": dict(groups=["Pasteur", "Grant-White"])}
+
+
+@pytest.mark.parametrize("name", sorted(ENGINE["cases"]))
+def test_the_engine_reference_tables_are_reproduced(name):
+    """engine.R's lavaan tables (the engine core's input in tests/test_engine.py), from the syntax."""
+    case = ENGINE["cases"][name]
+    ref = pd.DataFrame(case["partable"])[PARTABLE_COLUMNS]
+    got = lavaanify(case["model"], **ENGINE_OPTIONS.get(name, {}))
+    assert len(got) == len(ref)
+    for col in PARTABLE_COLUMNS:
+        a, b = got[col].to_numpy(), ref[col].to_numpy()
+        if col == "ustart":
+            a, b = a.astype(float), b.astype(float)
+            assert ((np.isnan(a) & np.isnan(b)) | (a == b)).all(), name
+        else:
+            assert (a.astype(str) == b.astype(str)).all(), (name, col)
+
+
+@pytest.mark.parametrize("name", ["mimic", "constr", "mg"])
+def test_the_engine_fits_our_table_as_lavaans(name):
+    """Syntax -> lavaanify -> the engine core gives lavaan's estimates (test_engine's tolerances)."""
+    from analysis.sem.engine import fit
+
+    case = ENGINE["cases"][name]
+    data = pd.read_csv(Path(__file__).parent / "reference" / ("hs_engine.csv" if case["data"] == "hs" else
+                                                                "political_democracy.csv"))
+    res = fit(lavaanify(case["model"], list(data.columns), **ENGINE_OPTIONS.get(name, {})), data,
+              group=case["group"], group_labels=case["group_labels"] or None)
+    ref = pd.DataFrame(case["parameters"])
+    assert list(res.parameters["lhs"]) == list(ref["lhs"]) and list(res.parameters["op"]) == list(ref["op"])
+    assert np.nanmax(np.abs(res.parameters["est"].to_numpy(float) - ref["est"].to_numpy(float))) < 3e-5

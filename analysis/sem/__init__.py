@@ -17,10 +17,14 @@ The map of the package, in the order a model flows through it:
 - ``inference``: covariance of the estimates (information augmented by the constraints),
   identification (singular information names the parameters involved), Wald tests and
   intervals, ``:=`` by the delta method, std.lv / std.all with delta-method SEs.
+- ``robust``: the robust ML estimators over ``estimate``'s ML solution, complete data, any number
+  of groups: MLR (Huber-White SEs on the observed information, Yuan-Bentler scaled test) and MLM
+  (robust.sem SEs, Satorra-Bentler scaled test), the baseline's scaled test, and the
+  Satorra-Bentler (2001) scaled difference test of nested models (``scaled_difference``).
 - ``fit``: every fit index (lavaan's ``fitMeasures``), pure functions of the statistics each
   estimator produces, in one place.
-- ``engine``: ``fit(partable, data, group=...)`` runs the chain and returns an ``EngineFit``
-  (import it as ``from analysis.sem.engine import fit``: the package attribute ``fit`` would be
+- ``engine``: ``fit(partable, data, group=..., estimator="ML"|"MLR"|"MLM")`` runs the chain and
+  returns an ``EngineFit`` (import it as ``from analysis.sem.engine import fit``: the package attribute ``fit`` would be
   shadowed by the fit-index module ``analysis.sem.fit``).
 - ``single``: the single-group engine as it stands (its own parameter table, ML/FIML/MLR,
   modification indices, residuals); the pipeline still calls it, to be migrated onto the

@@ -88,13 +88,14 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 from scipy import optimize, stats
 
 __all__ = [
     "ScaledTest", "RobustStatistics", "fit_measures",
     "chisq_pvalue", "cfi", "tli", "nnfi", "rni", "nfi", "pnfi", "rfi", "ifi",
     "rmsea", "rmsea_ci", "rmsea_pvalue", "rmsea_notclose_pvalue",
-    "residual_measures", "gfi", "ml_gfi", "agfi", "pgfi",
+    "residual_measures", "gfi", "ml_gfi", "missing_data_moments", "agfi", "pgfi",
     "aic", "bic", "bic2", "ecvi", "mfi", "cn", "wrmr", "sample_size",
 ]
 
@@ -292,6 +293,8 @@ def _ncp_root(chisq: float, df: float, prob: float, upper: float) -> float:
     lo = 1e-12  # scipy's ncx2 needs a positive noncentrality; the cdf is continuous at 0
     if f(lo) < 0:
         return 0.0
+    if f(upper) > 0:  # not bracketed: lavaan's uniroot fails and the bound is NA
+        return float("nan")
     return float(optimize.brentq(f, lo, upper, xtol=1e-12, rtol=4 * np.finfo(float).eps))
 
 
@@ -323,7 +326,7 @@ def rmsea_ci(chisq: float, df: float, n: float, groups: int = 1, c_hat: float = 
     upper_p, lower_p = 1 - (1 - level) / 2, (1 - level) / 2
     scale = np.sqrt(groups) if groups > 1 else 1.0
     lam_lo = _ncp_root(chisq, df, upper_p, max(chisq, 1e-10))
-    lower = float(np.sqrt(c_hat * lam_lo / (n * df)) * scale) if lam_lo > 0 else 0.0
+    lower = float(np.sqrt(c_hat * lam_lo / (n * df)) * scale) if not lam_lo == 0 else 0.0
     n_rmsea = max(n, 4 * chisq)
     if stats.ncx2.cdf(chisq, df, n_rmsea) - lower_p > 0 or stats.chi2.cdf(chisq, df) - lower_p < 0:
         upper = 0.0
@@ -498,7 +501,8 @@ def gfi(wls_obs, wls_est, wls_v, nobs) -> float:
     Per group, with :math:`s` the sample statistics (lavaan's ``WLS.obs``: means, variances and
     covariances; thresholds and correlations for categorical data), :math:`\hat\sigma` their
     model-implied values and :math:`W` the estimator's weight (``lavInspect(fit, "wls.v")``; a
-    vector for a diagonal weight, DWLS/ULS),
+    vector for a diagonal weight, DWLS/ULS). One group: three 1-D arrays (W 1-D or 2-D); several:
+    sequences of them.
 
     .. math:: GFI_g = 1 - \frac{(s - \hat\sigma)^\top W (s - \hat\sigma)}{s^\top W s},
 
@@ -506,12 +510,10 @@ def gfi(wls_obs, wls_est, wls_v, nobs) -> float:
 
     In R: ``fitMeasures(fit, "gfi")``.
     """
-    obs, est, ws = _as_list(wls_obs) if np.ndim(wls_obs) == 1 else list(wls_obs), None, None
-    est = [np.asarray(wls_est, float)] if np.ndim(wls_est) == 1 else [np.asarray(e, float) for e in wls_est]
-    if isinstance(wls_v, np.ndarray) and (wls_v.ndim == 2 or (wls_v.ndim == 1 and len(obs) == 1)):
-        ws = [wls_v]
-    else:
-        ws = list(wls_v)
+    single = isinstance(wls_obs, np.ndarray) and wls_obs.ndim == 1
+    obs = [wls_obs] if single else list(wls_obs)
+    est = [wls_est] if single else list(wls_est)
+    ws = [wls_v] if single else list(wls_v)
     values = []
     for s, e, w in zip(obs, est, ws):
         s, e, w = np.asarray(s, float), np.asarray(e, float), np.asarray(w, float)
@@ -524,7 +526,8 @@ def gfi(wls_obs, wls_est, wls_v, nobs) -> float:
     return float(values[0]) if len(values) == 1 else float(ns @ np.asarray(values) / ns.sum())
 
 
-def ml_gfi(sample_cov, implied_cov, nobs, sample_mean=None, implied_mean=None) -> float:
+def ml_gfi(sample_cov, implied_cov, nobs, sample_mean=None, implied_mean=None, patterns=None,
+           fixed_x=None) -> float:
     r"""GFI for normal-theory ML, :func:`gfi` with lavaan's ML weight at the implied moments,
     :math:`W = \operatorname{blockdiag}(\hat\Sigma^{-1},\ \tfrac12 D^\top(\hat\Sigma^{-1}\otimes\hat\Sigma^{-1})D)`
     (the expected information of the saturated model, ``h1.information = "structured"``), in
@@ -535,21 +538,64 @@ def ml_gfi(sample_cov, implied_cov, nobs, sample_mean=None, implied_mean=None) -
 
     the mean terms only with a mean structure; averaged over groups with weights :math:`n_g/N`.
 
-    In R: ``fitMeasures(fit, "gfi")`` for an ML fit.
+    With incomplete data (FIML) lavaan's weight is the expected information of the missing-data
+    likelihood, the sum over missingness patterns k (observed variables o, :math:`n_k` cases) of
+    the same blocks of :math:`\hat\Sigma_{oo}`, and its sample statistics are the available-case
+    means and the pairwise-complete covariances times :math:`(N-1)/N` (not the EM estimates):
+    pass those as ``sample_cov``, ``sample_mean`` and per group ``patterns = (observed, counts)``,
+    the boolean pattern matrix (patterns x p) and the cases per pattern.
+
+    ``fixed_x`` (per group the indices of the fixed.x covariates) leaves their own variances,
+    covariances and means out of both sums, as lavaan's weight zeroes them
+    (``lav_mvnorm_information_expected`` with ``x.idx``; complete data).
+
+    In R: ``fitMeasures(fit, "gfi")`` for an ML fit (``lavInspect(fit, "wls.obs")``,
+    ``lavInspect(fit, "wls.v")`` are the statistics and the weight).
     """
     s_list, sig_list = _as_list(sample_cov), _as_list(implied_cov)
     m_list, mu_list = _as_list(sample_mean, len(s_list)), _as_list(implied_mean, len(s_list))
+    pat_list = [None] * len(s_list) if patterns is None else list(patterns)
+    x_list = [()] * len(s_list) if fixed_x is None else list(fixed_x)
     values = []
-    for s, sig, m, mu in zip(s_list, sig_list, m_list, mu_list):
-        sinv = np.linalg.inv(sig)
-        a, b = sinv @ (s - sig), sinv @ s
-        num, den = 0.5 * np.sum(a * a.T), 0.5 * np.sum(b * b.T)
-        if m is not None and mu is not None:
-            num += (m - mu) @ sinv @ (m - mu)
-            den += m @ sinv @ m
+    for s, sig, m, mu, pat, xi in zip(s_list, sig_list, m_list, mu_list, pat_list, x_list):
+        p = len(s)
+        sig_w = sig  # the weight is always the full implied matrix's
+        if len(xi):  # the covariates' own moments are not fitted: out of both sums
+            xi = np.asarray(xi, dtype=int)
+            s, sig = np.array(s, dtype=float), np.array(sig, dtype=float)
+            s[np.ix_(xi, xi)] = sig[np.ix_(xi, xi)] = 0.0
+            if m is not None and mu is not None:
+                m, mu = np.array(m, dtype=float), np.array(mu, dtype=float)
+                m[xi] = mu[xi] = 0.0
+        blocks = [(np.ones(p, dtype=bool), 1.0)] if pat is None else list(zip(np.asarray(pat[0], bool), pat[1]))
+        num = den = 0.0
+        for observed, n_k in blocks:
+            o = np.flatnonzero(observed)
+            sinv = np.linalg.inv(sig_w[np.ix_(o, o)])
+            s_oo = s[np.ix_(o, o)]
+            a, b = sinv @ (s_oo - sig[np.ix_(o, o)]), sinv @ s_oo
+            num += n_k * 0.5 * np.sum(a * a.T)
+            den += n_k * 0.5 * np.sum(b * b.T)
+            if m is not None and mu is not None:
+                num += n_k * (m[o] - mu[o]) @ sinv @ (m[o] - mu[o])
+                den += n_k * m[o] @ sinv @ m[o]
         values.append(1 - num / den)
     ns = np.atleast_1d(np.asarray(nobs, dtype=float))
     return float(values[0]) if len(values) == 1 else float(ns @ np.asarray(values) / ns.sum())
+
+
+def missing_data_moments(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """lavaan's sample statistics of incomplete data (``lavInspect(fit, "wls.obs")`` with FIML):
+    the available-case means, the pairwise-complete covariances (each pair's complete rows, its
+    own means, :math:`n_{ij} - 1` denominator, R's ``cov(use = "pairwise")``) times
+    :math:`(N-1)/N`, and the missingness patterns with their counts, for :func:`ml_gfi`.
+    ``values`` is N x p with NaN for missing (rows with no value already removed)."""
+    x = np.asarray(values, dtype=float)
+    n = len(x)
+    cov = pd.DataFrame(x).cov().to_numpy() * (n - 1) / n
+    observed = ~np.isnan(x)
+    patterns, counts = np.unique(observed, axis=0, return_counts=True)
+    return cov, np.nanmean(x, axis=0), (patterns, counts)
 
 
 def agfi(gfi_value: float, nel: int, df: float) -> float:

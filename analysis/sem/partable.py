@@ -345,9 +345,18 @@ def lavaanify(model: LavaanModel | str, observed: Sequence[str] | None = None, *
     by_label: dict[str, list[int]] = {}
     for i, lab in enumerate(base):
         by_label.setdefault(lab, []).append(i)
+    bounds = any(s.lower or s.upper for s in user_stmts)
+    if bounds:
+        lower, upper = _bounds(rows, ngroups)
     for lab in order:
         idx = by_label[lab]
         ref = idx[0]
+        if bounds:  # lavaan: equal parameters share the loosest finite bounds
+            for vec, pick in ((lower, min), (upper, max)):
+                finite = [vec[i] for i in idx if np.isfinite(vec[i])]
+                if finite:
+                    for i in idx:
+                        vec[i] = pick(finite)
         fixed = [i for i in idx if rows.free[i] == 0]
         if fixed:
             value = rows.ustart[fixed[0]]
@@ -371,9 +380,7 @@ def lavaanify(model: LavaanModel | str, observed: Sequence[str] | None = None, *
         "group": rows.group, "free": free, "ustart": np.array(rows.ustart, dtype=float), "exo": rows.exo,
         "label": rows.label, "plabel": plabel,
     })
-    bounds = any(s.lower or s.upper for s in user_stmts)
     if bounds:
-        lower, upper = _bounds(rows, ngroups)
         table["lower"], table["upper"] = lower, upper
     if con_rows:
         con = pd.DataFrame({

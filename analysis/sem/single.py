@@ -959,6 +959,9 @@ def _fit_fiml(pt: ParameterTable, x: pd.DataFrame, max_iter: int, robust: bool =
                      baseline_df=int(base_df), fmin=float(chisq / (2 * n)), logl=float(logl),
                      unrestricted_logl=float(h1),
                      residuals=fitm.residual_measures(s_em, sig, n, sample_mean=mu_em, implied_mean=nu))
+    pair_cov, pair_mean, patterns = fitm.missing_data_moments(values)
+    fit_stats.update(gfi_value=fitm.ml_gfi(pair_cov, sig, n, pair_mean, nu, patterns=[patterns]),
+                     nel=p * (p + 1) // 2 + p)
     if robust:
         vcov_all, scaled, base_scaled, robust_stats, robust_notes = _mlr_fiml(mdl, z, hess, values, groups, em,
                                                                               fit_stats)

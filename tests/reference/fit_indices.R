@@ -3,7 +3,8 @@
 # fits, and lavaan's own lav_fit_* functions on edge cases (df = 0, chisq < df, a baseline that
 # fits worse than its df, robust factors, several groups).
 # Run from the repository root: Rscript tests/reference/fit_indices.R
-# Reads tests/reference/{holzinger_swineford,hs_missing,hs_full,bfi_600,political_democracy}.csv;
+# Reads tests/reference/{holzinger_swineford,hs_missing,hs_full,bfi_600,political_democracy}.csv
+# (hs_groups_fiml: hs_missing.csv with the school of each id from hs_full.csv);
 # writes tests/reference/fit_indices.json.
 suppressPackageStartupMessages({library(lavaan); library(jsonlite)})
 hs <- read.csv("tests/reference/holzinger_swineford.csv")
@@ -11,6 +12,7 @@ hsm <- read.csv("tests/reference/hs_missing.csv")
 hsf <- read.csv("tests/reference/hs_full.csv")
 bfi <- read.csv("tests/reference/bfi_600.csv")
 pd <- read.csv("tests/reference/political_democracy.csv")
+hsmg <- merge(hsm, hsf[, c("id", "school")], by = "id")  # the incomplete data with its schools
 
 hs3 <- "visual =~ x1 + x2 + x3
 textual =~ x4 + x5 + x6
@@ -58,6 +60,9 @@ fits <- list(
                 ref = reference(cfa(hs3, data = hs, estimator = "MLM"))),
   hs_groups = list(data = "hs_full.csv", model = hs3, estimator = "ML", missing = "listwise", group = "school",
                    ref = reference(cfa(hs3, data = hsf, group = "school"))),
+  hs_groups_fiml = list(data = "hs_missing.csv", model = hs3, estimator = "ML", missing = "fiml", group = "school",
+                        group_data = "hs_full.csv",
+                        ref = reference(cfa(hs3, data = hsmg, group = "school", missing = "fiml"))),
   hs_groups_metric = list(data = "hs_full.csv", model = hs3, estimator = "ML", missing = "listwise",
                           group = "school", group_equal = "loadings",
                           ref = reference(cfa(hs3, data = hsf, group = "school", group.equal = "loadings"))),

@@ -18,6 +18,8 @@ cases <- list()
 add <- function(name, fun, model, data, options = list(), ordered = NULL, ...) {
   fit <- fun(model, data = data, do.fit = FALSE, ordered = ordered, ...)
   pt <- parTable(fit)
+  bounds <- intersect(c("lower", "upper"), names(pt))
+  for (b in bounds) pt[[b]] <- as.character(pt[[b]])  # keeps -Inf/Inf, which JSON numbers cannot
   nlev <- NULL
   if (!is.null(ordered)) {
     nlev <- lapply(setNames(ordered, ordered), function(v) length(unique(na.omit(data[[v]]))))
@@ -25,7 +27,7 @@ add <- function(name, fun, model, data, options = list(), ordered = NULL, ...) {
   groups <- lavInspect(fit, "group.label")
   cases[[name]] <<- list(model = model, options = options, observed = names(data), ordered = nlev,
                          groups = if (length(groups)) as.list(groups) else NULL,
-                         table = pt[, cols])
+                         table = pt[, c(cols, bounds)])
 }
 
 add("hs3_default", cfa, hs3, hs)
@@ -147,6 +149,13 @@ add("edge_two_group_loadings_std_lv_mimic", sem, paste(hs3, "visual ~ sex\nx1 ~~
 add("edge_orthogonal_user_cov", cfa, paste(hs3, "visual ~~ speed", sep = "\n"), hs, list(orthogonal = TRUE),
     orthogonal = TRUE)
 add("edge_observed_covs_and_means", sem, "y1 ~ x1 + x2\nx1 ~~ x2\ny1 ~ 1\ny2 ~~ y1", pd)
+
+# label(), equal(), the 0.8? start syntax, a repeated term, bounds.
+add("modifiers_misc", cfa, "visual =~ x1 + label(\"v2\")*x2 + equal(\"v2\")*x3
+textual =~ x4 + 0.8?x5 + x6 + start(0.9)*x6 + t6*x6
+speed =~ x7 + x8 + x9
+x7 ~~ lower(0.1)*x7
+x8 ~~ upper(2)*x8", hs)
 
 # A formative composite.
 add("composite", sem, "visual =~ x1 + x2 + x3
