@@ -89,7 +89,8 @@ def test_hostile_input(run_cli, tmp_path, k):
         tracemalloc.stop()
     seconds = time.process_time() - cpu
     check_output(code, out, err, case["exit"])
-    assert case["message"] in err, err
+    for part in ([case["message"]] if isinstance(case["message"], str) else case["message"]):
+        assert part in err, err
     assert seconds < LIMIT_SECONDS, seconds
     assert peak < LIMIT_BYTES, peak
 
