@@ -14,6 +14,7 @@ A user never sees a traceback, and every line printed for an error is bounded in
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 import traceback
@@ -538,9 +539,21 @@ def main(argv=None) -> None:
         log = write_error_log(exc, argv)
         where = f"the traceback is in {log}" if log else "the traceback could not be written to a log file"
         click.echo(f"Error: internal error of gapscale (a bug, not a problem with your input): "
-                   f"{one_line(f'{type(exc).__name__}: {exc}', 300)}; {where}; please report it", err=True)
+                   f"{one_line(f'{type(exc).__name__}: {withhold_values(str(exc))}', 300)}; {where}; please report it",
+                   err=True)
         sys.exit(EXIT_INTERNAL)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_PERSONAL = re.compile(r"[^@\s]+@[^@\s]+|\b\d{1,3}(\.\d{1,3}){3}\b|\+?\d[\d ()./-]{6,}\d")
+
+
+def withhold_values(message: str) -> str:
+    """An internal error's message with the data values it may quote withheld: quoted literals
+    (Python quotes values with repr) and anything that looks like an e-mail, IP address or phone
+    number become ``<value>``, so no respondent's answer reaches the terminal or the log file."""
+    return _PERSONAL.sub("<value>", _QUOTED.sub("<value>", message))
 
 
 def write_error_log(exc: BaseException, argv) -> str | None:
@@ -550,8 +563,12 @@ def write_error_log(exc: BaseException, argv) -> str | None:
     ``gapscale-error-*.log`` in the system's temporary directory.
     """
     args = sys.argv[1:] if argv is None else list(argv)
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    chain = exc.__cause__ or exc.__context__
     text = (f"gapscale internal error\ncommand: gapscale {' '.join(map(str, args))}\n"
-            f"cwd: {os.getcwd()}\n\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+            f"cwd: {os.getcwd()}\n\nTraceback (most recent call last):\n{frames}"
+            f"{type(exc).__name__}: {withhold_values(str(exc))}\n"
+            + (f"(raised while handling {type(chain).__name__}: {withhold_values(str(chain))})\n" if chain else ""))
     try:
         target = os.environ.get("GAPSCALE_ERROR_LOG")
         if target:

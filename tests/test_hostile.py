@@ -326,9 +326,31 @@ def test_internal_error_log_goes_to_a_new_temporary_file_by_default(run_cli, tmp
     log = Path(err.split("the traceback is in ")[1].split(";")[0])
     try:
         assert log.name.startswith("gapscale-error-") and log.suffix == ".log"
-        assert "KeyError: 'n'" in log.read_text()
+        assert "KeyError: <value>" in log.read_text()  # the quoted key is withheld like any value
     finally:
         log.unlink()
+
+
+def test_internal_error_withholds_the_values_its_message_quotes(run_cli, tmp_path, monkeypatch):
+    """A bug's message may quote a respondent's answer (pandas and numpy quote values): neither
+    the error line nor the log shows it; the traceback's frames (source lines) are kept."""
+    import pipeline.split
+
+    answers = ["jane.doe@example.org", "+358 40 123 4567", "10.1.2.3"]  # data, not source code
+
+    def broken(*args, **kwargs):
+        raise ValueError(f"could not convert string to float: {answers[0]!r} near {answers[1]}, host {answers[2]}")
+
+    log = tmp_path / "error.log"
+    monkeypatch.setenv("GAPSCALE_ERROR_LOG", str(log))
+    monkeypatch.setattr(pipeline.split, "run", broken)
+    status, out, err = run_cli("split", "--data", DATA, "--out", tmp_path / "o")
+    text = log.read_text()
+    assert status == 1 and "could not convert string to float: <value>" in err
+    assert "in broken" in text and "raise ValueError(" in text
+    assert "jane.doe" in repr(answers)  # the tokens exist; only the outputs must not hold them
+    for token in ("jane.doe", "123 4567", "10.1.2.3"):
+        assert token not in err + text, token
 
 
 def test_efa_on_items_never_answered_together_is_an_input_error(run_cli, tmp_path):
