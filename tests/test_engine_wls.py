@@ -274,3 +274,13 @@ def test_heywood_case_is_noted():
     row = res.parameters[(res.parameters["lhs"] == "y0") & (res.parameters["op"] == "~~")].iloc[0]
     assert row["est"] < 0 and row["se"] == 0
     assert any("Heywood case: the variance of y0 is negative" in w for w in res.warnings)
+
+
+def test_ordered_needs_a_least_squares_estimator(bfi):
+    pt = lavaanify("f =~ A1 + A2 + A3", list(bfi.columns), ordered={"A1": 6, "A2": 6, "A3": 6}, estimator="WLSMV")
+    with pytest.raises(InputError, match="need estimator WLSMV or ULSMV"):
+        engine_fit(pt, bfi, estimator="ML")
+    with pytest.raises(InputError, match="A3.*not in 'ordered'"):
+        engine_fit(pt, bfi, estimator="WLSMV", ordered=["A1", "A2"])
+    with pytest.raises(InputError, match="information"):
+        engine_fit(pt, bfi, estimator="WLSMV", information="observed")

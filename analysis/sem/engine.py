@@ -104,6 +104,8 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         :func:`~analysis.sem.model.sample_statistics`), negative degrees of freedom, or an
         information matrix singular at the solution (the message names the parameters).
     """
+    if str(estimator).upper() not in ("WLSMV", "ULSMV") and (ordered or (partable["op"] == "|").any()):
+        raise InputError(f"ordered items (thresholds) need estimator WLSMV or ULSMV, got {estimator!r}")
     if str(estimator).upper() in ("WLSMV", "ULSMV"):  # ordered items: thresholds and polychorics
         if information not in (None, "expected"):
             raise InputError(f"information: {estimator} uses the expected information (lavaan's), got {information!r}")

@@ -456,8 +456,8 @@ def _check_ordinal_model(model: Model, ordered) -> None:
         cont = [v for v in blk.ov if v not in with_th]
         if cont:
             raise InputError(f"variable(s) {', '.join(cont)} have no thresholds: WLSMV/ULSMV here need every observed "
-                             "variable ordered (declare them in 'ordered'); continuous indicators and observed "
-                             "covariates with ordered items are not supported yet")
+                             "variable ordered (build the table with lavaanify(..., ordered={item: categories})); "
+                             "continuous indicators and observed covariates with ordered items are not supported yet")
         if blk.dummy:
             raise InputError(f"ordered item(s) {', '.join(blk.dummy)} in a regression or covariance with a latent: "
                              "not supported with WLSMV/ULSMV yet; regress the factors instead")
