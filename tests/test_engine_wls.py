@@ -104,7 +104,8 @@ def test_parameter_table_matches_lavaan(lavaan, bfi, name):
     ref = lavaan[name]
     pt, _ = _table(ref, bfi, "gender" if name in GROUPS else None)
     rpt = pd.DataFrame(ref["partable"])
-    assert list(pt["lhs"]) == list(rpt["lhs"]) and list(pt["op"]) == list(rpt["op"]) and list(pt["rhs"]) == list(rpt["rhs"])
+    for col in ("lhs", "op", "rhs"):
+        assert list(pt[col]) == list(rpt[col])
     assert list(pt["free"]) == list(rpt["free"])
 
 

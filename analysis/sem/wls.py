@@ -347,7 +347,8 @@ def _min_form_traces(z: np.ndarray, v: np.ndarray, dlt: np.ndarray, e_inv: np.nd
 
 
 def _scaled_shifted(chisq: float, df: float, trace1: float, trace2: float) -> fitm.ScaledTest:
-    """``a T + b`` with :math:`a = \\sqrt{df/\\operatorname{tr}[(U\\Gamma)^2]}`, :math:`b = df - a\\operatorname{tr}(U\\Gamma)`;
+    """``a T + b`` with :math:`a = \\sqrt{df/\\operatorname{tr}[(U\\Gamma)^2]}`,
+    :math:`b = df - a\\operatorname{tr}(U\\Gamma)`;
     NaN (lavaan's NA) for df = 0 or a trace that could not be computed."""
     if df > 0 and np.isfinite(trace1) and np.isfinite(trace2) and trace2 > 0:
         a = np.sqrt(df / trace2)
@@ -423,7 +424,8 @@ def _catml_robust(est: "WLSEstimator", x: np.ndarray, dlts: list[np.ndarray], e_
 # --------------------------------------------------------------------------- the fit
 
 
-def _group_parts(model: Model, data: pd.DataFrame, group: str | None, group_labels) -> tuple[list[pd.DataFrame], list[str]]:
+def _group_parts(model: Model, data: pd.DataFrame, group: str | None,
+                 group_labels) -> tuple[list[pd.DataFrame], list[str]]:
     ovs = list(dict.fromkeys(v for blk in model.blocks for v in blk.ov))
     absent = [v for v in ovs if v not in data.columns]
     if absent:
