@@ -110,7 +110,7 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         if information not in (None, "expected"):
             raise InputError(f"information: {estimator} uses the expected information (lavaan's), got {information!r}")
         if missing != "listwise":
-            raise InputError(f"missing: {estimator} deletes incomplete rows listwise here, got {missing!r}")
+            raise InputError(f"missing: {estimator} takes complete cases (lavaan's listwise), got {missing!r}")
         from analysis.sem.wls import fit_wls
         return fit_wls(partable, data, group=group, group_labels=group_labels, estimator=estimator,
                        ordered=ordered, level=level, max_iter=max_iter, std_se=std_se)
