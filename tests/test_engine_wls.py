@@ -5,7 +5,7 @@ WLSMV (analysis/wlsmv.py, itself checked against tests/reference/wlsmv.json).
 Tolerances are the largest differences seen times about two. lavaan's optimisers (nlminb for
 each polychoric correlation and for the model) stop earlier than the estimates here, which
 bounds the agreement: estimates 2.0e-5, standard errors 4.4e-6, std.all 8.0e-6 (its standard
-errors 3.1e-7), fit measures 2.2e-7 relative (largest differences over the ten models).
+errors 3.1e-7), fit measures 2.2e-7 relative (largest differences over the eleven models).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from analysis.sem.wls import fit_wls, scaled_difference
 REF = Path(__file__).parent / "reference"
 ITEMS = [f"{a}{k}" for a in "ACE" for k in range(1, 6)]
 SINGLE = ("cfa_wlsmv", "cfa_ulsmv", "sem_wlsmv", "sem_ulsmv")
-GROUPS = ("mg_configural", "mg_thresholds_loadings")
+GROUPS = ("mg_configural", "mg_thresholds_loadings", "mg_ulsmv")
 # The ordinal invariance ladder as semTools' measEq.syntax builds it (ID.cat = "Wu.Estabrook.2016",
 # std.lv): lavaan's own parTable is given to the engine.
 LADDER = ("ladder_configural", "ladder_thresholds", "ladder_loadings", "ladder_intercepts")
@@ -66,8 +66,8 @@ def fits(lavaan, bfi):
         out[name] = engine_fit(pt, bfi[ITEMS], estimator=lavaan[name]["estimator"], ordered=ITEMS)
     for name in GROUPS:
         pt, labels = _table(lavaan[name], bfi, "gender")
-        out[name] = engine_fit(pt, bfi[ITEMS + ["gender"]], group="gender", group_labels=labels, estimator="WLSMV",
-                               ordered=ITEMS)
+        out[name] = engine_fit(pt, bfi[ITEMS + ["gender"]], group="gender", group_labels=labels,
+                               estimator=lavaan[name]["estimator"], ordered=ITEMS)
     return out
 
 
@@ -104,7 +104,8 @@ def test_parameter_table_matches_lavaan(lavaan, bfi, name):
     ref = lavaan[name]
     pt, _ = _table(ref, bfi, "gender" if name in GROUPS else None)
     rpt = pd.DataFrame(ref["partable"])
-    assert list(pt["lhs"]) == list(rpt["lhs"]) and list(pt["op"]) == list(rpt["op"]) and list(pt["rhs"]) == list(rpt["rhs"])
+    for col in ("lhs", "op", "rhs"):
+        assert list(pt[col]) == list(rpt[col])
     assert list(pt["free"]) == list(rpt["free"])
 
 
@@ -274,3 +275,13 @@ def test_heywood_case_is_noted():
     row = res.parameters[(res.parameters["lhs"] == "y0") & (res.parameters["op"] == "~~")].iloc[0]
     assert row["est"] < 0 and row["se"] == 0
     assert any("Heywood case: the variance of y0 is negative" in w for w in res.warnings)
+
+
+def test_ordered_needs_a_least_squares_estimator(bfi):
+    pt = lavaanify("f =~ A1 + A2 + A3", list(bfi.columns), ordered={"A1": 6, "A2": 6, "A3": 6}, estimator="WLSMV")
+    with pytest.raises(InputError, match="need estimator WLSMV or ULSMV"):
+        engine_fit(pt, bfi, estimator="ML")
+    with pytest.raises(InputError, match="A3.*not in 'ordered'"):
+        engine_fit(pt, bfi, estimator="WLSMV", ordered=["A1", "A2"])
+    with pytest.raises(InputError, match="information"):
+        engine_fit(pt, bfi, estimator="WLSMV", information="observed")

@@ -19,7 +19,8 @@ The map of the package, in the order a model flows through it:
   number of groups: casewise log-likelihood by missingness pattern, the saturated model by EM,
   the FIML baseline, analytic observed information; ``engine.fit(..., missing="fiml")``.
 - ``wls``: the ordinal estimators WLSMV and ULSMV (thresholds and polychoric correlations per
-  group, their NACOV; delta parameterization; robust SEs, the scaled-and-shifted test);
+  group, their NACOV; delta parameterization; robust SEs, the scaled-and-shifted test, catML
+  robust indices, the scaled difference test of nested fits);
   ``engine.fit(..., estimator="WLSMV", ordered=[...])`` runs it.
 - ``inference``: covariance of the estimates (information augmented by the constraints),
   identification (singular information names the parameters involved), Wald tests and

@@ -104,6 +104,8 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         :func:`~analysis.sem.model.sample_statistics`), negative degrees of freedom, or an
         information matrix singular at the solution (the message names the parameters).
     """
+    if str(estimator).upper() not in ("WLSMV", "ULSMV") and (ordered or (partable["op"] == "|").any()):
+        raise InputError(f"ordered items (thresholds) need estimator WLSMV or ULSMV, got {estimator!r}")
     if str(estimator).upper() in ("WLSMV", "ULSMV"):  # ordered items: thresholds and polychorics
         if information not in (None, "expected"):
             raise InputError(f"information: {estimator} uses the expected information (lavaan's), got {information!r}")
@@ -111,7 +113,7 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
             raise InputError(f"missing: {estimator} takes complete cases (lavaan's listwise), got {missing!r}")
         from analysis.sem.wls import fit_wls
         return fit_wls(partable, data, group=group, group_labels=group_labels, estimator=estimator,
-                       ordered=ordered, level=level, max_iter=max_iter)
+                       ordered=ordered, level=level, max_iter=max_iter, std_se=std_se)
     if missing not in ("listwise", "fiml", "ml"):
         raise InputError(f"missing must be 'listwise' or 'fiml', got {missing!r}")
     fiml = missing != "listwise"

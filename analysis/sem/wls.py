@@ -272,7 +272,8 @@ def _start(model: Model, pseudo: list[SampleStats], ostats: list[OrdinalStatisti
     return x
 
 
-def _residual_rows(model: Model, params: pd.DataFrame, x: np.ndarray, vcov: np.ndarray) -> pd.DataFrame:
+def _residual_rows(model: Model, params: pd.DataFrame, x: np.ndarray, vcov: np.ndarray,
+                   std_se: bool = True) -> pd.DataFrame:
     """The ordered items' residual variances as lavaan reports them: the computed
     :math:`\\theta_{jj}` (standard error 0: not a parameter), std.all :math:`\\theta_{jj}\\delta_j^2`
     with its delta-method standard error; the scale factors' std.all 1 (lavaan's
@@ -287,7 +288,7 @@ def _residual_rows(model: Model, params: pd.DataFrame, x: np.ndarray, vcov: np.n
     params = params.copy()
     scale = (params["op"] == "~*~").to_numpy()  # lavaan's std.all of a scale factor is 1
     params.loc[scale, "std_all"] = 1.0
-    params.loc[scale, "std_all_se"] = 0.0
+    params.loc[scale, "std_all_se"] = 0.0 if std_se else np.nan
     if not rows:
         return params
 
@@ -313,7 +314,7 @@ def _residual_rows(model: Model, params: pd.DataFrame, x: np.ndarray, vcov: np.n
         np.add.at(ddelta, index[on], 1.0)
         jac[2 * n] = -dc - 2.0 / d ** 3 * ddelta
         jac[2 * n + 1] = -d * d * dc - 2.0 * d * common * ddelta
-    se = np.sqrt(np.maximum(np.einsum("ik,kl,il->i", jac, vcov, jac), 0))
+    se = np.sqrt(np.maximum(np.einsum("ik,kl,il->i", jac, vcov, jac), 0)) if std_se else np.full(len(val), np.nan)
     key = {(r.lhs, r.op, r.rhs, r.block): i for i, r in enumerate(params.itertuples())}
     lhs, rhs, block = pt["lhs"].to_numpy(), pt["rhs"].to_numpy(), pt["block"].to_numpy()
     for n, (g, j, k) in enumerate(rows):
@@ -346,7 +347,8 @@ def _min_form_traces(z: np.ndarray, v: np.ndarray, dlt: np.ndarray, e_inv: np.nd
 
 
 def _scaled_shifted(chisq: float, df: float, trace1: float, trace2: float) -> fitm.ScaledTest:
-    """``a T + b`` with :math:`a = \\sqrt{df/\\operatorname{tr}[(U\\Gamma)^2]}`, :math:`b = df - a\\operatorname{tr}(U\\Gamma)`;
+    """``a T + b`` with :math:`a = \\sqrt{df/\\operatorname{tr}[(U\\Gamma)^2]}`,
+    :math:`b = df - a\\operatorname{tr}(U\\Gamma)`;
     NaN (lavaan's NA) for df = 0 or a trace that could not be computed."""
     if df > 0 and np.isfinite(trace1) and np.isfinite(trace2) and trace2 > 0:
         a = np.sqrt(df / trace2)
@@ -422,7 +424,8 @@ def _catml_robust(est: "WLSEstimator", x: np.ndarray, dlts: list[np.ndarray], e_
 # --------------------------------------------------------------------------- the fit
 
 
-def _group_parts(model: Model, data: pd.DataFrame, group: str | None, group_labels) -> tuple[list[pd.DataFrame], list[str]]:
+def _group_parts(model: Model, data: pd.DataFrame, group: str | None,
+                 group_labels) -> tuple[list[pd.DataFrame], list[str]]:
     ovs = list(dict.fromkeys(v for blk in model.blocks for v in blk.ov))
     absent = [v for v in ovs if v not in data.columns]
     if absent:
@@ -455,8 +458,8 @@ def _check_ordinal_model(model: Model, ordered) -> None:
         cont = [v for v in blk.ov if v not in with_th]
         if cont:
             raise InputError(f"variable(s) {', '.join(cont)} have no thresholds: WLSMV/ULSMV here need every observed "
-                             "variable ordered (declare them in 'ordered'); continuous indicators and observed "
-                             "covariates with ordered items are not supported yet")
+                             "variable ordered (build the table with lavaanify(..., ordered={item: categories})); "
+                             "continuous indicators and observed covariates with ordered items are not supported yet")
         if blk.dummy:
             raise InputError(f"ordered item(s) {', '.join(blk.dummy)} in a regression or covariance with a latent: "
                              "not supported with WLSMV/ULSMV yet; regress the factors instead")
@@ -473,13 +476,14 @@ def _check_ordinal_model(model: Model, ordered) -> None:
 
 def fit_wls(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
             group_labels: list[str] | None = None, estimator: str = "WLSMV", ordered=None, level: float = 0.95,
-            max_iter: int = 500) -> EngineFit:
+            max_iter: int = 500, std_se: bool = True) -> EngineFit:
     """Fit the model of a lavaan parameter table with ordered items by WLSMV or ULSMV.
 
     The table comes from :func:`analysis.sem.partable.lavaanify` with ``ordered`` (thresholds,
     ``~*~`` rows, the items' means and variances fixed), as lavaan's ``parTable``. Rows with a
     missing item are dropped (lavaan's ``missing = "listwise"``). ``ordered`` (item names), when
-    given, must be the items with thresholds. See the module docstring for every formula.
+    given, must be the items with thresholds. ``std_se = False`` skips the delta-method SEs of
+    the standardised solutions (NaN). See the module docstring for every formula.
 
     Returns
     -------
@@ -552,8 +556,8 @@ def fit_wls(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None
         meat += f * st.n * zwd.T @ zwd
         zs.append(np.sqrt(n_tot) * st.influence)  # Gamma_g / f_g = N Xi'Xi
     vcov = e_inv @ meat @ e_inv / (n_tot - n_groups)
-    params = parameter_estimates(model, constraints, x, vcov, level=level, group_labels=labels)
-    params = _residual_rows(model, params, x, vcov)
+    params = parameter_estimates(model, constraints, x, vcov, level=level, group_labels=labels, std_se=std_se)
+    params = _residual_rows(model, params, x, vcov, std_se)
     variances = params[(params["op"] == "~~") & (params["lhs"] == params["rhs"])]
     for row in variances[variances["est"] < 0].itertuples():  # free or computed (an item's theta_jj)
         notes.append(f"Heywood case: the variance of {row.lhs} is negative ({row.est:.3f})"

@@ -9,7 +9,8 @@
 #                          mediation, one df more than the CFA) and the indirect effect ind := a*b;
 #   mg_configural, mg_thresholds_loadings
 #                          two groups (gender), WLSMV: configural, and thresholds + loadings
-#                          equal (lavaan's group.equal; delta parameterization);
+#                          equal (lavaan's group.equal; delta parameterization); mg_ulsmv the
+#                          latter by ULSMV;
 #   ladder_configural, ladder_thresholds, ladder_loadings, ladder_intercepts
 #                          the ordinal invariance ladder across gender as semTools builds it
 #                          (measEq.syntax, ID.cat = "Wu.Estabrook.2016", ID.fac = "std.lv",
@@ -106,6 +107,7 @@ out <- list(
   mg_configural = reference("mg_configural", meas, "WLSMV", group = "gender"),
   mg_thresholds_loadings = reference("mg_thresholds_loadings", meas, "WLSMV", group = "gender",
                                      group.equal = c("thresholds", "loadings")),
+  mg_ulsmv = reference("mg_ulsmv", meas, "ULSMV", group = "gender", group.equal = c("thresholds", "loadings")),
   ladder_configural = ladder("ladder_configural", ""),
   ladder_thresholds = ladder("ladder_thresholds", "thresholds"),
   ladder_loadings = ladder("ladder_loadings", c("thresholds", "loadings")),
