@@ -79,6 +79,10 @@ def normalise_partable(partable: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise InputError(f"parameter table: column(s) {', '.join(missing)} missing (lavaan's parTable() columns)")
     pt = partable.reset_index(drop=True).copy()
+    # lavaanify's attrs (per-row source lines, group labels) would be deep-copied by pandas on
+    # every cell access of the engine's copy: quadratic in the table's size (32 s on the default
+    # model's table in build_constraints). The engine's copy keeps none.
+    pt.attrs = {}
     is_con = pt["op"].isin(CONSTRAINT_OPS)
     bad = sorted(set(pt["op"]) - set(_MODEL_OPS) - set(CONSTRAINT_OPS))
     if bad:

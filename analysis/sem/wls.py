@@ -511,9 +511,7 @@ def fit_wls(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None
     estimator = str(estimator).upper()
     if estimator not in WLS_ESTIMATORS:
         raise InputError(f"estimator must be one of {', '.join(WLS_ESTIMATORS)}, got {estimator!r}")
-    partable = partable.copy()
-    partable.attrs = {}  # lavaanify's per-row attrs would be deep-copied on every cell access
-    model = build_model(partable)
+    model = build_model(partable)  # its normalised copy drops lavaanify's attrs (model.normalise_partable)
     _check_ordinal_model(model, ordered)
     constraints = build_constraints(model.partable)
     parts, labels = _group_parts(model, data, group, group_labels)
