@@ -23,6 +23,10 @@ The map of the package, in the order a model flows through it:
   Satorra-Bentler (2001) scaled difference test of nested models (``scaled_difference``).
 - ``fit``: every fit index (lavaan's ``fitMeasures``), pure functions of the statistics each
   estimator produces, in one place.
+- ``diagnostics``: for an ``EngineFit`` (any number of groups): modification indices with EPC,
+  sepc.lv, sepc.all (lavaan's ``modindices``), standardized residuals (``resid(fit,
+  "standardized")``, the diagonal only) and the complete ``fitMeasures`` list (residual measures
+  and GFI through ``fit``).
 - ``engine``: ``fit(partable, data, group=..., estimator="ML"|"MLR"|"MLM")`` runs the chain and
   returns an ``EngineFit`` (import it as ``from analysis.sem.engine import fit``: the package attribute ``fit`` would be
   shadowed by the fit-index module ``analysis.sem.fit``).
