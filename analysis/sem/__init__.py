@@ -29,7 +29,11 @@ The map of the package, in the order a model flows through it:
   and GFI through ``fit``).
 - ``engine``: ``fit(partable, data, group=..., estimator="ML"|"MLR"|"MLM")`` runs the chain and
   returns an ``EngineFit`` (import it as ``from analysis.sem.engine import fit``: the package attribute ``fit`` would be
-  shadowed by the fit-index module ``analysis.sem.fit``).
+  shadowed by the fit-index module ``analysis.sem.fit``); ``check_identification`` its
+  pre-fit identification check alone.
+- ``api``: the front door, ``fit_model(syntax, data, group=..., estimator=..., std_lv=...,
+  group_equal=...)`` = ``lavaanify`` + ``engine.fit`` + the complete fit measures, with the
+  pipeline's parameter table; ``check_model`` the identification check alone (the CLI's).
 - ``single``: the single-group engine as it stands (its own parameter table, ML/FIML/MLR,
   modification indices, residuals); the pipeline still calls it, to be migrated onto the
   modules above (issue 11: one engine for the full lavaan model class).
