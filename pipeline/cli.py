@@ -262,8 +262,10 @@ def split_cmd(data_path, out, params_path, seed, share, stratify, instrument_pat
 @click.option("--correlation", type=click.Choice(["pearson", "polychoric"]), default=None,
               help="Correlations to factor (default pearson).")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of parallel analysis (default: params).")
+@click.option("--parallel-smc/--no-parallel-smc", default=None, help="Parallel analysis with SMC communalities "
+              "instead of psych's default one-factor minres ones (efa.parallel_smc; default no).")
 def efa_cmd(data_path, instrument_path, model_path, out, params_path, n_factors, extraction, rotation,
-            correlation, seed):
+            correlation, seed, parallel_smc):
     """Exploratory factor analysis: KMO, Bartlett, number of factors, loadings, diagnostics.
 
     Matches psych::fa for minres/ml/pa extraction and the rotations offered.
@@ -271,7 +273,8 @@ def efa_cmd(data_path, instrument_path, model_path, out, params_path, n_factors,
     from pipeline.efa import run
 
     one_of_instrument_or_model(instrument_path, model_path)
-    overrides = dict(n_factors=n_factors, extraction=extraction, rotation=rotation, correlation=correlation)
+    overrides = dict(n_factors=n_factors, extraction=extraction, rotation=rotation, correlation=correlation,
+                     parallel_smc=parallel_smc)
     with user_errors():
         m = run(data_path, out, instrument_path, model_path, params_path, overrides, seed)
     k = m["n_factors"]

@@ -171,7 +171,8 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
         n_factors = criteria["parallel_fa"] if s["n_factors"] == "auto" else s["n_factors"]
         n_factors = min(max(n_factors, 1), fa.max_factors(len(items)))
         result = fa.efa(r, n_factors, s["extraction"], s["rotation"], n_obs=len(x))
-    caught = [f"{w.category.__name__}: {w.message}" for w in records if issubclass(w.category, GapscaleWarning)]
+    caught = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in records
+                                if issubclass(w.category, GapscaleWarning)))  # the observed matrix is made twice
 
     diagnostics = fa.item_diagnostics(result, construct_of, s["min_loading"], s["max_cross_loading"],
                                       s["min_communality"])
@@ -184,7 +185,7 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
         "kmo": msa, "kmo_min_item": float(msai.min()), "kmo_min_item_id": str(msai.idxmin()),
         "bartlett": bartlett,
         "n_factors": {"used": n_factors,
-                      "rule": ("parallel analysis (fa, " + ("SMC" if s["parallel_smc"] else "minres") + " communalities)")
+                      "rule": f"parallel analysis (fa, {'SMC' if s['parallel_smc'] else 'minres'} communalities)"
                       if s["n_factors"] == "auto" else "params",
                       "constructs": n_constructs, **criteria},
         "fit": result.fit, "converged": result.converged,
