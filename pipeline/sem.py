@@ -13,6 +13,7 @@ import pandas as pd
 
 from analysis.bootstrap import bootstrap_sem
 from analysis.sem import PARAMETER_COLUMNS, fit_sem
+from analysis.sem.api import refuse_unidentified
 from analysis.structural import compare_models, hypotheses_table, r_squared, replace_structural
 from analysis.warnings import GapscaleWarning
 from instrument import LavaanSyntaxError, parse_model
@@ -66,6 +67,7 @@ def _fit(data, text, s, name):
         parse_model(text)
     except LavaanSyntaxError as exc:
         raise InputError(f"{name}: {exc}") from None
+    refuse_unidentified(text, data, where=name)  # the unified engine's check (issue 11)
     return fit_sem(data, text, missing=s["missing"], estimator=s["estimator"])
 
 

@@ -24,7 +24,7 @@ from analysis.sem.engine import fit as engine_fit
 from analysis.sem.partable import lavaanify
 from instrument.lavaan import LavaanModel
 
-__all__ = ["PARAMETER_COLUMNS", "check_model", "fit_model", "parameter_table"]
+__all__ = ["PARAMETER_COLUMNS", "check_model", "fit_model", "parameter_table", "refuse_unidentified"]
 
 PARAMETER_COLUMNS = ["lhs", "op", "rhs", "label", "est", "se", "z", "pvalue", "ci_lower", "ci_upper", "std_all"]
 
@@ -100,3 +100,21 @@ def check_model(model: str | LavaanModel, data: pd.DataFrame, *, group: str | No
 
     pt, labels = _partable(model, data, group, group_labels, estimator, std_lv, missing, group_equal, group_partial)
     check_identification(pt, data, group=group, group_labels=labels)
+
+
+def refuse_unidentified(model: str | LavaanModel, data: pd.DataFrame, where: str = "", **kwargs) -> None:
+    """The CLI's guard before fitting with any engine: :func:`check_model`, raising only its
+    "not identified" refusal (prefixed with ``where``, the model's file). Other input errors of
+    the check (syntax, columns, too few complete cases for FIML data) are left to the engine
+    that fits the model, which reports them in its own words; the check then did not run.
+
+    Raises
+    ------
+    InputError
+        "WHERE: the model is not identified: ..." naming the parameters involved.
+    """
+    try:
+        check_model(model, data, **kwargs)
+    except InputError as exc:
+        if str(exc).startswith("the model is not identified"):
+            raise InputError(f"{where}: {exc}" if where else str(exc)) from None
