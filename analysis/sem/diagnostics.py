@@ -3,8 +3,11 @@ modification indices, standardized residuals and the complete ``fitMeasures`` li
 
 **Modification indices** (lavaan's ``modindices(fit)``; Sörbom, 1989; Saris, Satorra & Sörbom,
 1987). The candidates are lavaan's "full" parameter table (``lav_partable_full``) per group —
-every latent ``=~`` observed loading, every ``~~`` among the observed variables and among the
-latents, every regression ``~`` between two latents, and with a mean structure every ``~ 1`` —
+every latent ``=~`` observed loading and every ``~~`` among the observed variables (those not in
+regressions: an observed variable regressed on or predicting something is a latent of its own),
+every ``~~`` among the latents, every regression ``~`` between two of the variables in the
+model's regressions (a fixed.x covariate never on the left), and with a mean structure every
+``~ 1`` —
 less the parameters the model already estimates (a fixed parameter, such as a marker loading, is
 a candidate). With :math:`\mathcal I` the expected information of the model extended by the
 candidates (summed over cases), :math:`g = \partial\log L/\partial\theta` at the estimates
@@ -102,12 +105,15 @@ def _candidates(fitted) -> list[tuple[str, str, str, int]]:
             exo_key.update(keys)
     out = []
     for g, blk in enumerate(model.blocks, start=1):
-        lv = [v for v in blk.lv if v not in set(blk.dummy)]
-        ov = [v for v in blk.ov if v not in set(blk.ov_x)]
+        dummy = set(blk.dummy)
+        lv = [v for v in blk.lv if v not in dummy]
+        ov = [v for v in blk.ov if v not in dummy and v not in set(blk.ov_x)]
+        sub = pt[(pt["block"] == g) & (pt["op"] == "~")]
+        eqs = list(dict.fromkeys([*sub["lhs"], *sub["rhs"]]))  # the variables of the regressions
         rows = [(f, "=~", y) for f in lv for y in ov]
         rows += [(a, "~~", b) for i, a in enumerate(ov) for b in ov[i:]]
         rows += [(a, "~~", b) for i, a in enumerate(lv) for b in lv[i:]]
-        rows += [(a, "~", b) for a in lv for b in lv if a != b]
+        rows += [(a, "~", b) for a in eqs if a not in set(blk.ov_x) for b in eqs if a != b]
         if model.meanstructure:
             rows += [(v, "~1", "") for v in ov + lv]
         for lhs, op, rhs in rows:
@@ -195,6 +201,7 @@ def _standardised_epc(fitted, candidates, epc):
     """sepc.lv and sepc.all with the fitted model's implied SDs and (residual) variances."""
     state = fitted.model.state(fitted.x)
     lv_sd, ov_sd, lv_var, ov_var = [], [], [], []
+    dummy = [set(blk.dummy) for blk in fitted.model.blocks]
     for blk, st in zip(fitted.model.blocks, state):
         with np.errstate(invalid="ignore"):
             lv_sd.append({v: np.sqrt(st["veta"][k, k]) if st["veta"][k, k] > 0 else np.nan
@@ -209,8 +216,11 @@ def _standardised_epc(fitted, candidates, epc):
             if op == "=~":
                 s_lv[j] = e * lv_sd[b][lhs]
                 s_all[j] = s_lv[j] / ov_sd[b][rhs]
-            elif op == "~":
-                s_lv[j] = s_all[j] = e * lv_sd[b][rhs] / lv_sd[b][lhs]
+            elif op == "~":  # std.lv scales latents only: an observed variable's SD is 1 there
+                sd_l = lv_sd[b][lhs] if lhs not in dummy[b] else 1.0
+                sd_r = lv_sd[b][rhs] if rhs not in dummy[b] else 1.0
+                s_lv[j] = e * sd_r / sd_l
+                s_all[j] = e * lv_sd[b][rhs] / lv_sd[b][lhs]
             elif op == "~1":
                 sd = lv_sd[b].get(lhs) if lhs in lv_sd[b] else ov_sd[b][lhs]
                 s_lv[j] = e / lv_sd[b][lhs] if lhs in lv_sd[b] else e

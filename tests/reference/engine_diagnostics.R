@@ -45,5 +45,19 @@ out$cases$pd <- record(sem(PD, data = pd), PD, "political_democracy.csv")
 out$cases$hs_school <- record(cfa(HS, data = hs, group = "school"), HS, "hs_engine.csv", "school")
 out$cases$hs_school_metric <- record(cfa(HS, data = hs, group = "school", group.equal = "loadings"), HS,
                                      "hs_engine.csv", "school", "loadings")
+MIMIC <- '
+  visual  =~ x1 + x2 + x3
+  textual =~ x4 + x5 + x6
+  visual + textual ~ ageyr + sex
+'
+PATH <- '
+  ind60 =~ x1 + x2 + x3
+  dem60 =~ y1 + y2 + y3 + y4
+  dem60 ~ ind60
+  y5 ~ dem60
+  y6 ~ y5
+'
+out$cases$mimic <- record(sem(MIMIC, data = hs), MIMIC, "hs_engine.csv")
+out$cases$path <- record(sem(PATH, data = pd), PATH, "political_democracy.csv")
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, na = "null", matrix = "rowmajor", pretty = FALSE),
            "tests/reference/engine_diagnostics.json")
