@@ -1,8 +1,9 @@
 """analysis/sem/diagnostics.py against lavaan 0.6-14 (tests/reference/engine_diagnostics.R ->
 engine_diagnostics.json): modification indices with EPC, sepc.lv, sepc.all (``modindices``),
 standardized residuals (``resid(fit, "standardized")``) and the complete ``fitMeasures`` list, on
-Holzinger-Swineford 3 factors, Political Democracy and the 2-group (school) HS model, configural
-and metric; and against the old engine (analysis/sem/single.py) on the same single-group models.
+Holzinger-Swineford 3 factors, Political Democracy, the 2-group (school) HS model, configural
+and metric, a MIMIC model (fixed.x covariates) in one and two groups, and a path model with
+observed variables in regressions; and against the old engine (analysis/sem/single.py) on the same single-group models.
 """
 from __future__ import annotations
 
@@ -26,9 +27,12 @@ CASES = json.loads((REF / "engine_diagnostics.json").read_text())["cases"]
 # tests/test_engine_robust.py: 1e-6 on HS, 2.5e-4 along a flat direction of Political Democracy,
 # 3e-5 for the 2-group models); MI (chi-square scale), EPC and the standardized residuals
 # (z scale) follow them. Fit measures relative to max(1, |x|).
-MI_TOL = {"hs3": 1e-4, "pd": 2e-4, "hs_school": 2e-3, "hs_school_metric": 3e-4}
-EPC_TOL = {"hs3": 5e-6, "pd": 6e-5, "hs_school": 8e-5, "hs_school_metric": 3e-5}
-RESID_TOL = {"hs3": 5e-5, "pd": 5e-4, "hs_school": 1e-3, "hs_school_metric": 3e-4}
+MI_TOL = {"hs3": 1e-4, "pd": 2e-4, "hs_school": 2e-3, "hs_school_metric": 3e-4, "mimic": 1e-4,
+          "mimic_school": 1e-3, "path": 1.5e-4}
+EPC_TOL = {"hs3": 5e-6, "pd": 6e-5, "hs_school": 8e-5, "hs_school_metric": 3e-5, "mimic": 1e-5,
+           "mimic_school": 4e-5, "path": 1.5e-5}
+RESID_TOL = {"hs3": 5e-5, "pd": 5e-4, "hs_school": 1e-3, "hs_school_metric": 3e-4, "mimic": 5e-5,
+             "mimic_school": 5e-4, "path": 3e-4}
 FIT_RTOL = 1e-6
 
 

@@ -41,7 +41,11 @@ with :math:`M_k = \Sigma^{-1}\partial_k\Sigma\,\Sigma^{-1}` at the implied momen
 :math:`d_{ij,k} = \partial_k\Sigma_{ij}`, :math:`c_{ij,k} = (S M_k S)_{ij}` (the covariance of
 :math:`E_{ij}` with the score), :math:`C = \sum_g \tfrac{n_g}{2}\operatorname{tr}(M_k S M_l S) +
 n_g\,\partial_k\mu^\top\Sigma^{-1}S\Sigma^{-1}\partial_l\mu` (the covariance of the score);
-likewise for the means. Only the diagonal is formed: everything is a q x q matrix or a product of
+likewise for the means. Per group, as lavaan (which ignores the other groups' share of a
+parameter shared by an equality constraint). With fixed.x covariates every covariance is
+conditional on the covariates' sample moments (lavaan zeroes their rows of the h1 information
+before inverting it: a Schur complement over their px(px+1)/2 moments), and their own block is 0.
+Only the diagonal is formed: everything is a q x q matrix or a product of
 p x p matrices, never the :math:`p^* \times p^*` weight matrices (:math:`p^{*2}` is 7 million
 numbers for 72 items). An element fitted exactly (variance 0) is 0 when its residual is 0, NaN
 otherwise.
@@ -257,35 +261,63 @@ def standardized_residuals(fitted) -> list[tuple[pd.DataFrame, pd.Series | None]
     """
     v0 = _model_covariance(fitted)
     meanstructure = fitted.model.meanstructure
-    parts = []
-    for st, (sigma, mu), (d_s, d_m) in zip(fitted.stats, fitted.model.implied(fitted.x), _dense_derivatives(fitted)):
-        sinv = np.linalg.inv(sigma)
-        s = st.cov
-        m_k = sinv @ d_s @ sinv  # q x p x p
-        sm = s @ m_k  # S M_k
-        c_cov = sm @ s  # (S M_k S)
-        c_score = st.n / 2 * np.einsum("kab,lba->kl", sm, sm)
-        dmu_w = d_m @ sinv  # q x p: dmu_k' Sigma^-1
-        c_mean = dmu_w @ s  # q x p: (S Sigma^-1 dmu_k)_i
-        if meanstructure:
-            c_score += st.n * dmu_w @ s @ dmu_w.T
-        parts.append((st, sigma, mu, d_s, d_m, c_cov, c_mean, v0 @ c_score @ v0))
     out = []
-    for st, sigma, mu, d_s, d_m, c_cov, c_mean, w in parts:
-        p, n, s = len(st.ov), st.n, st.cov
+    for blk, st, (sigma, mu), (d_s, d_m) in zip(fitted.model.blocks, fitted.stats, fitted.model.implied(fitted.x),
+                                               _dense_derivatives(fitted)):
+        n, s = st.n, st.cov
+        sinv = np.linalg.inv(sigma)
+        sm = s @ (sinv @ d_s @ sinv)  # S M_k, q x p x p
+        c_cov = sm @ s  # Cov(E_ij, score_k) = (S M_k S)_ij
+        c_score = n / 2 * np.einsum("kab,lba->kl", sm, sm)  # Cov(score)
         var_e = (np.outer(np.diag(s), np.diag(s)) + s**2) / n
-        term2 = np.einsum("kij,kl,lij->ij", d_s, v0, c_cov)
-        term3 = np.einsum("kij,kl,lij->ij", d_s, w, d_s)
-        var = var_e - 2 * term2 + term3
-        resid = s - sigma
-        z = _standardise(resid, var)
+        dmu_w = d_m @ sinv  # q x p: dmu_k' Sigma^-1
+        c_mean = dmu_w @ s  # Cov(e_i, score_k) = (S Sigma^-1 dmu_k)_i
+        var_m = np.diag(s) / n
+        if meanstructure:
+            c_score = c_score + n * dmu_w @ s @ dmu_w.T
+        x = [st.ov.index(v) for v in blk.ov_x]
+        if x:  # fixed.x: the covariates' moments are fixed, every covariance is conditional on them
+            var_e, c_cov, c_score, var_m, c_mean = _condition_on_x(x, n, s, var_e, c_cov, c_score, var_m, c_mean,
+                                                                   meanstructure)
+        w = v0 @ c_score @ v0
+        var = var_e - 2 * np.einsum("kij,kl,lij->ij", d_s, v0, c_cov) + np.einsum("kij,kl,lij->ij", d_s, w, d_s)
+        z = _standardise(s - sigma, var)
+        if x:
+            z[np.ix_(x, x)] = 0.0  # the covariates' own block is fitted exactly (lavaan: 0)
         cov = pd.DataFrame(z, index=list(st.ov), columns=list(st.ov))
         mean = None
         if meanstructure:
-            var_m = np.diag(s) / n - 2 * np.einsum("ki,kl,li->i", d_m, v0, c_mean) + np.einsum("ki,kl,li->i", d_m, w, d_m)
-            mean = pd.Series(_standardise(st.mean - mu, var_m), index=list(st.ov))
+            var_mu = var_m - 2 * np.einsum("ki,kl,li->i", d_m, v0, c_mean) + np.einsum("ki,kl,li->i", d_m, w, d_m)
+            zm = _standardise(st.mean - mu, var_mu)
+            zm[x] = 0.0
+            mean = pd.Series(zm, index=list(st.ov))
         out.append((cov, mean))
     return out
+
+
+def _condition_on_x(x, n, s, var_e, c_cov, c_score, var_m, c_mean, meanstructure):
+    r"""The covariances of the sampling errors and the score given the covariates' moments
+    (lavaan's fixed.x: the h1 information with the x rows removed, inverted — a Schur complement):
+    :math:`\operatorname{Cov}(a, b \mid s_x) = \operatorname{Cov}(a, b) - \operatorname{Cov}(a, s_x)
+    \operatorname{Var}(s_x)^{-1}\operatorname{Cov}(s_x, b)` over the kx = px(px+1)/2 covariances
+    of the covariates (and their px means)."""
+    a, b = np.triu_indices(len(x))
+    xa, xb = np.asarray(x)[a], np.asarray(x)[b]
+    # Cov(E_ij, E_ab) = (S_ia S_jb + S_ib S_ja) / n for each covariate pair (a, b): kx x p x p
+    g = (s[:, xa].T[:, :, None] * s[:, xb].T[:, None, :] + s[:, xb].T[:, :, None] * s[:, xa].T[:, None, :]) / n
+    h = np.linalg.inv(g[:, xa, xb])
+    cx = c_cov[:, xa, xb]  # q x kx: Cov(score, E_x)
+    var_e = var_e - np.einsum("tij,tu,uij->ij", g, h, g)
+    c_cov = c_cov - np.einsum("tij,tu,lu->lij", g, h, cx)
+    c_score = c_score - cx @ h @ cx.T
+    if meanstructure:
+        sxx_inv = np.linalg.inv(s[np.ix_(x, x)] / n)
+        sx = s[:, x] / n  # Cov(e_i, e_x)
+        cmx = c_mean[:, x]  # Cov(score, e_x)
+        var_m = var_m - np.einsum("ia,ab,ib->i", sx, sxx_inv, sx)
+        c_mean = c_mean - cmx @ sxx_inv @ sx.T
+        c_score = c_score - cmx @ sxx_inv @ cmx.T
+    return var_e, c_cov, c_score, var_m, c_mean
 
 
 def _standardise(resid: np.ndarray, var: np.ndarray) -> np.ndarray:
@@ -313,11 +345,14 @@ def fit_measures(fitted) -> dict:
     sample_mean = [st.mean for st in fitted.stats] if ms else None
     implied_mean = [mu for _, mu in implied] if ms else None
     residuals = fitm.residual_measures(sample_cov, implied_cov, nobs, sample_mean, implied_mean)
-    gfi_value = fitm.ml_gfi(sample_cov, implied_cov, nobs, sample_mean, implied_mean)
+    fixed_x = [[st.ov.index(v) for v in blk.ov_x] for blk, st in zip(fitted.model.blocks, fitted.stats)]
+    gfi_value = fitm.ml_gfi(sample_cov, implied_cov, nobs, sample_mean, implied_mean, fixed_x=fixed_x)
+    # lavaan's number of sample statistics of the GFI family: every moment, the covariates' too
+    nel = sum(len(st.ov) * (len(st.ov) + 1) // 2 + (len(st.ov) if ms else 0) for st in fitted.stats)
     return fitm.fit_measures(npar=f["npar"], ntotal=f["ntotal"], chisq=f["chisq"], df=f["df"],
                              baseline_chisq=f["baseline_chisq"], baseline_df=f["baseline_df"],
                              n_groups=f["ngroups"], estimator=rob.estimator if rob is not None else "ML",
                              fmin=f["fmin"], scaled=rob.scaled if rob is not None else None,
                              baseline_scaled=rob.baseline_scaled if rob is not None else None,
                              logl=f["logl"], unrestricted_logl=f["unrestricted_logl"], residuals=residuals,
-                             gfi_value=gfi_value, nel=fitted.model.ndat())
+                             gfi_value=gfi_value, nel=nel)

@@ -58,6 +58,7 @@ PATH <- '
   y6 ~ y5
 '
 out$cases$mimic <- record(sem(MIMIC, data = hs), MIMIC, "hs_engine.csv")
+out$cases$mimic_school <- record(sem(MIMIC, data = hs, group = "school"), MIMIC, "hs_engine.csv", "school")
 out$cases$path <- record(sem(PATH, data = pd), PATH, "political_democracy.csv")
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, na = "null", matrix = "rowmajor", pretty = FALSE),
            "tests/reference/engine_diagnostics.json")
