@@ -82,6 +82,7 @@ __all__ = ["MI_COLUMNS", "fit_measures", "modification_indices", "standardized_r
 
 MI_COLUMNS = ["lhs", "op", "rhs", "group", "mi", "epc", "sepc_lv", "sepc_all"]
 _V_TOL = np.finfo(float).eps ** (1 / 3)  # lavaan: V.diag below .Machine$double.eps^(1/3) is NA
+_CHUNK = 400  # candidates per extended model
 
 
 def _model_covariance(fitted) -> np.ndarray:
@@ -174,17 +175,20 @@ def modification_indices(fitted) -> pd.DataFrame:
     candidates = _candidates(fitted)
     if not candidates:
         return pd.DataFrame(columns=MI_COLUMNS)
-    pt_ext, x_ext = _extended(fitted, candidates)
-    model_ext = build_model(pt_ext).with_sample(list(fitted.stats))
-    est = MLEstimator(model_ext, list(fitted.stats))
-    _, grad_f, info = est.scoring(x_ext)
-    n = est.ntotal
-    score = -n / 2 * grad_f  # d log L / d theta (F = chi-square / N)
     q = fitted.model.nfree
     v0 = _model_covariance(fitted)
-    i12 = info[q:, :q]
-    v = np.diag(info[q:, q:]) - np.einsum("ja,ab,jb->j", i12, v0, i12)
-    g = score[q:]
+    n = sum(st.n for st in fitted.stats)
+    v, g = np.zeros(len(candidates)), np.zeros(len(candidates))
+    # in chunks: the extended information is (q + chunk)^2 and its derivatives chunk x p x p, so a
+    # large model (72 items: 3,800 candidates) never holds them all at once
+    for lo in range(0, len(candidates), _CHUNK):
+        chunk = candidates[lo:lo + _CHUNK]
+        pt_ext, x_ext = _extended(fitted, chunk)
+        model_ext = build_model(pt_ext).with_sample(list(fitted.stats))
+        _, grad_f, info = MLEstimator(model_ext, list(fitted.stats)).scoring(x_ext)
+        i12 = info[q:, :q]
+        v[lo:lo + len(chunk)] = np.diag(info[q:, q:]) - np.einsum("ja,ab,jb->j", i12, v0, i12)
+        g[lo:lo + len(chunk)] = -n / 2 * grad_f[q:]  # d log L / d theta (F = chi-square / N)
     ok = v / n >= _V_TOL
     with np.errstate(divide="ignore", invalid="ignore"):
         mi = np.where(ok, g**2 / v, np.nan)
