@@ -59,9 +59,36 @@ def user_errors():
     except InputError as exc:
         raise GapscaleError(str(exc)) from None
     except OSError as exc:
-        if exc.filename is None:  # not about a path the user gave: let main() report an internal error
+        if not given_path(exc.filename):  # not about a path the user gave: main() reports an internal error
             raise
         raise GapscaleError(f"{exc.filename}: {exc.strerror or exc}") from None
+
+
+def given_path(filename) -> bool:
+    """True when ``filename`` is a path given on the command line, or inside a directory given there
+    (an --out directory that cannot be written, a full disk): the user's to fix, not a bug."""
+    if filename is None:
+        return False
+    ctx = click.get_current_context(silent=True)
+    given = [v for v in (ctx.params.values() if ctx is not None else ()) if isinstance(v, str) and v]
+    target = os.path.abspath(os.fsdecode(filename))
+    for path in given:
+        path = os.path.abspath(path)
+        if target == path or target.startswith(path.rstrip(os.sep) + os.sep):
+            return True
+    return False
+
+
+@contextmanager
+def user_errors_except_instrument():
+    """:func:`user_errors` for everything but an InstrumentError (which the caller lists whole)."""
+    try:
+        yield
+    except InstrumentError:
+        raise
+    except (InputError, OSError):
+        with user_errors():
+            raise
 
 
 INSTRUMENT_PATH = click.Path(exists=True, dir_okay=False)
@@ -110,7 +137,8 @@ def instrument_validate(file):
     from pipeline.instrument import validate
 
     try:
-        click.echo(validate(file))
+        with user_errors_except_instrument():
+            click.echo(validate(file))
     except InstrumentError as exc:
         for problem in exc.problems[:MAX_PROBLEMS]:
             click.echo(one_line(f"{file}: {problem}"), err=True)
@@ -503,6 +531,9 @@ def main(argv=None) -> None:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - every other exception is a bug of gapscale, reported as one
         log = write_error_log(exc, argv)
         where = f"the traceback is in {log}" if log else "the traceback could not be written to a log file"

@@ -12,7 +12,7 @@ from analysis.errors import InputError
 from analysis.split import stage_rng
 from analysis.warnings import GapscaleWarning
 from instrument import load_instrument, read_model
-from pipeline.io import is_simulated, output_dir, read_data, read_params, section, write_csv, write_json
+from pipeline.io import is_simulated, output_dir, read_data, read_params, read_seed, section, write_csv, write_json
 from pipeline.progress import progress_bar
 
 __all__ = ["run", "OUTPUTS", "DEFAULTS"]
@@ -130,7 +130,7 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
     """Run the EFA on ``data_path`` and write the outputs into ``out``; return the metrics."""
     params = read_params(params_path)
     s = settings(params, overrides or {})
-    seed = params.get("seed", 0) if seed is None else seed
+    seed = read_seed(params, seed)
     construct_of = constructs_from(instrument_path, model_path)
     unknown = [i for i in s["drop_items"] if i not in construct_of]
     if unknown:

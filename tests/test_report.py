@@ -657,7 +657,7 @@ def test_report_stage_depends_on_its_parameters_and_every_stage_output_it_reads(
     assert set(params["report"]) == set(rp.DEFAULTS)
     rp.settings(params)
     deps = {expand(d) for d in stage["deps"]}
-    assert {"pipeline", "analysis"} <= deps  # its code (tests/test_project.py checks the import closure)
+    assert {"pipeline", "analysis", "instrument"} <= deps  # the code packages (see dvc.yaml)
     cmd = expand(stage["cmd"])
     for name, (metrics, tables) in rp.STAGE_FILES.items():
         m = re.search(rf"--{name} (\S+)", cmd)

@@ -17,10 +17,11 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import InputError
-from analysis.sem.constraints import build_constraints, jacobian
-from analysis.sem.estimate import MLEstimator, Optimum, baseline, chisq_pvalue, optimise, start_values
+from analysis.sem.constraints import ConstraintSystem, build_constraints, merge_simple_equalities
+from analysis.sem.estimate import MLEstimator, Optimum, baseline, optimise, start_values
+from analysis.sem import fit as fitm
 from analysis.sem.inference import check_identified, covariance, parameter_estimates, unidentified_parameters
-from analysis.sem.model import Model, SampleStats, build_model, sample_statistics
+from analysis.sem.model import Model, SampleStats, build_model, normalise_partable, sample_statistics
 from analysis.sem.robust import ROBUST_ESTIMATORS, RobustResult, robust_inference
 from analysis.warnings import ConvergenceWarning
 
@@ -40,9 +41,12 @@ class EngineFit:
         group_label, label, free, est, se, z, pvalue, ci_lower, ci_upper, std_lv, std_lv_se,
         std_all, std_all_se``.
     fit : dict
-        ``npar, chisq, df, pvalue, fmin, logl, unrestricted_logl, baseline_chisq, baseline_df,
-        baseline_pvalue, ntotal, ngroups``; with MLR/MLM also ``chisq_scaled, df_scaled,
-        pvalue_scaled, chisq_scaling_factor, baseline_chisq_scaled, baseline_chisq_scaling_factor``.
+        lavaan's ``fitMeasures(fit)`` from :func:`analysis.sem.fit.fit_measures` (``npar, fmin,
+        chisq, df, pvalue, baseline_chisq, baseline_df, baseline_pvalue, cfi, tli, ..., logl,
+        unrestricted_logl, aic, bic, bic2, rmsea`` with interval and p-values, the RMRs and SRMRs,
+        ``gfi, agfi, pgfi, mfi, ecvi, ntotal, ngroups``); with MLR/MLM also the scaled and robust
+        measures (``chisq_scaled, df_scaled, pvalue_scaled, chisq_scaling_factor,
+        baseline_chisq_scaled, baseline_chisq_scaling_factor, cfi_scaled, cfi_robust, ...``).
     x, vcov, information
         The free parameters (lavaan's ``coef``, by ``free`` index), their covariance matrix and
         the expected information (summed over cases).
@@ -78,10 +82,10 @@ def _refuse_unidentified(model: Model, constraints, est, start: np.ndarray) -> N
     q = model.nfree
     names = model.free_names()
     ndat = model.ndat()
-    h_fun = lambda xx: constraints.h(model.row_values(xx))  # noqa: E731
-    eq_jac = jacobian(h_fun, start) if constraints.equality else np.zeros((0, q))
+    eq_jac = ConstraintSystem(model, constraints).h_jac(start)
     eq_rank = int(np.linalg.matrix_rank(eq_jac)) if eq_jac.size else 0
     npar = q - eq_rank
+    components = model.components()
     if npar > ndat:
         point = _perturbed(start)
         involved, _ = unidentified_parameters(est.information(point), eq_jac, names)
@@ -94,7 +98,7 @@ def _refuse_unidentified(model: Model, constraints, est, start: np.ndarray) -> N
     # would only wander along the flat directions.
     point = _perturbed(start)
     if np.isfinite(est.objective(point)):
-        involved, _ = unidentified_parameters(est.information(point), eq_jac, names)
+        involved, _ = unidentified_parameters(est.information(point), eq_jac, names, components=components)
         if involved:
             raise InputError("the model is not identified: its information matrix is singular for any parameter "
                              f"values, so these parameters are not determined by the data: {', '.join(involved)}; "
@@ -113,7 +117,7 @@ def check_identification(partable: pd.DataFrame, data: pd.DataFrame, group: str 
     InputError
         "the model is not identified: ..." naming the parameters involved (or bad table/data).
     """
-    model = build_model(partable)
+    model = build_model(merge_simple_equalities(normalise_partable(partable)))
     constraints = build_constraints(model.partable)
     stats, _ = sample_statistics(model, data, group, group_labels)
     model = model.with_sample(stats)
@@ -122,7 +126,7 @@ def check_identification(partable: pd.DataFrame, data: pd.DataFrame, group: str 
 
 def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         group_labels: list[str] | None = None, estimator: str = "ML", information: str | None = None,
-        level: float = 0.95, max_iter: int = 500) -> EngineFit:
+        level: float = 0.95, std_se: bool = True, max_iter: int = 500) -> EngineFit:
     """Fit the model of a lavaan parameter table (``parTable(fit)`` columns) to ``data``.
 
     ``group`` names the column of the groups (their order: ``group_labels`` or first
@@ -131,7 +135,9 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     ``"observed"`` (the Hessian) for the standard errors; identification is always judged on
     the expected information. ``estimator`` ``"MLR"`` or ``"MLM"`` keeps the ML estimates with
     robust SEs and a scaled test (:mod:`analysis.sem.robust`); ``information`` defaults to
-    lavaan's for the estimator (MLR observed, else expected).
+    lavaan's for the estimator (MLR observed, else expected). ``std_se = False`` skips the
+    delta-method SEs of the standardised solutions (NaN), e.g. for the rungs of an invariance
+    ladder.
 
     Raises
     ------
@@ -146,7 +152,7 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         raise InputError(f"information must be 'expected' or 'observed', got {information!r}")
     if estimator not in ESTIMATORS:
         raise InputError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
-    model = build_model(partable)
+    model = build_model(merge_simple_equalities(normalise_partable(partable)))
     constraints = build_constraints(model.partable)
     stats, labels = sample_statistics(model, data, group, group_labels)
     model = model.with_sample(stats)
@@ -156,9 +162,10 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     names = model.free_names()
     ndat = model.ndat()
     _refuse_unidentified(model, constraints, est, start)
+    components = model.components()
     opt = optimise(est, model, constraints, start, max_iter=max_iter)
     info = est.information(opt.x)
-    check_identified(info, opt.con_jac, names)  # an unidentified model is refused, converged or not
+    check_identified(info, opt.con_jac, names, components)  # an unidentified model is refused, converged or not
     notes = []
     if not opt.converged:
         notes.append(f"the optimiser did not converge in {opt.iterations} iterations ({opt.method})")
@@ -169,8 +176,9 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
                                   df=ndat - (q - opt.eq_rank), chisq=est.ntotal * opt.fmin, information=information)
         vcov = robust.vcov
     else:
-        vcov = covariance(info if information == "expected" else est.observed_information(opt.x), opt.con_jac)
-    params = parameter_estimates(model, constraints, opt.x, vcov, level=level, group_labels=labels)
+        vcov = covariance(info if information == "expected" else est.observed_information(opt.x), opt.con_jac,
+                          components)
+    params = parameter_estimates(model, constraints, opt.x, vcov, level=level, group_labels=labels, std_se=std_se)
     for row in params[(params["op"] == "~~") & (params["lhs"] == params["rhs"]) & (params["free"] > 0)].itertuples():
         if row.est < 0:
             notes.append(f"Heywood case: the variance of {row.lhs} is negative ({row.est:.3f})"
@@ -179,18 +187,21 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     df = ndat - (q - opt.eq_rank)
     logl, unres = est.loglik(opt.x)
     base_chisq, base_df = baseline(model, stats)
-    fit_measures = {
-        "npar": int(q - opt.eq_rank), "fmin": opt.fmin / 2, "chisq": float(chisq), "df": int(df),
-        "pvalue": chisq_pvalue(chisq, df), "baseline_chisq": base_chisq, "baseline_df": base_df,
-        "baseline_pvalue": chisq_pvalue(base_chisq, base_df), "logl": logl, "unrestricted_logl": unres,
-        "ntotal": int(est.ntotal), "ngroups": len(stats),
-    }
-    if robust is not None:
-        fit_measures.update(chisq_scaled=robust.scaled.chisq, df_scaled=int(df),
-                            pvalue_scaled=chisq_pvalue(robust.scaled.chisq, df),
-                            chisq_scaling_factor=robust.scaled.scaling_factor,
-                            baseline_chisq_scaled=robust.baseline_scaled.chisq,
-                            baseline_chisq_scaling_factor=robust.baseline_scaled.scaling_factor)
+    moments = est.moments(opt.x)
+    covs, means = [st.cov for st in stats], [st.mean for st in stats]
+    implied_covs, implied_means = [m[0] for m in moments], [m[1] for m in moments]
+    nobs = [st.n for st in stats]
+    mean_args = dict(sample_mean=means, implied_mean=implied_means) if model.meanstructure else {}
+    # lavaan's number of sample statistics for the AGFI/PGFI: all of them, fixed.x covariates' too
+    nel = sum(blk.p * (blk.p + 1) // 2 + (blk.p if model.meanstructure else 0) for blk in model.blocks)
+    fixed_x = [[k for k, v in enumerate(st.ov) if v in set(blk.ov_x)] for blk, st in zip(model.blocks, stats)]
+    fit_measures = fitm.fit_measures(
+        npar=int(q - opt.eq_rank), ntotal=int(est.ntotal), chisq=float(chisq), df=int(df),
+        baseline_chisq=base_chisq, baseline_df=base_df, n_groups=len(stats), estimator=estimator,
+        fmin=opt.fmin / 2, scaled=robust.scaled if robust is not None else None,
+        baseline_scaled=robust.baseline_scaled if robust is not None else None, logl=logl,
+        unrestricted_logl=unres, residuals=fitm.residual_measures(covs, implied_covs, nobs, **mean_args),
+        gfi_value=fitm.ml_gfi(covs, implied_covs, nobs, **mean_args, fixed_x=fixed_x), nel=nel)
     implied = tuple((pd.DataFrame(s, index=st.ov, columns=st.ov), pd.Series(m, index=st.ov))
                     for (s, m), st in zip(est.moments(opt.x), stats))
     return EngineFit(parameters=params, fit=fit_measures, x=opt.x, vcov=vcov, information=info, model=model,

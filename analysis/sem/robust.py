@@ -318,7 +318,7 @@ def robust_inference(estimator: str, est, x: np.ndarray, con_jac: np.ndarray, da
         vcov = e_inv @ meat @ e_inv / n_total
         trace = h1 - h0
         trace_base = h1_base - h0_base
-        extra = dict(scaling_factor_h1=h1 / ndat, scaling_factor_h0=h0 / model.nfree)
+        extra = dict(scaling_factor_h1=h1 / ndat, scaling_factor_h0=h0 / model.nfree_input)
     else:
         meat = np.zeros_like(e_inv)
         trace = trace_base = 0.0
