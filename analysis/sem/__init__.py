@@ -33,7 +33,8 @@ The map of the package, in the order a model flows through it:
   pre-fit identification check alone.
 - ``api``: the front door, ``fit_model(syntax, data, group=..., estimator=..., std_lv=...,
   group_equal=...)`` = ``lavaanify`` + ``engine.fit`` + the complete fit measures, with the
-  pipeline's parameter table; ``check_model`` the identification check alone (the CLI's).
+  pipeline's parameter table; ``check_model`` the identification check alone and
+  ``refuse_unidentified`` the CLI's guard around it (``cfa`` and ``sem`` run it before fitting).
 - ``single``: the single-group engine as it stands (its own parameter table, ML/FIML/MLR,
   modification indices, residuals); the pipeline still calls it, to be migrated onto the
   modules above (issue 11: one engine for the full lavaan model class).
