@@ -153,6 +153,11 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
                 r = pd.DataFrame(correlate_with(s["correlation"], tick)(x), index=items, columns=items)
         else:
             r = pd.DataFrame(correlate(x), index=items, columns=items)
+        if r.isna().to_numpy().any():  # pairs never observed together, or constant where both are observed
+            i, j = np.argwhere(r.isna().to_numpy())[0]
+            raise InputError(f"{data_path}: the correlation of items {items[i]!r} and {items[j]!r} cannot be computed "
+                             "(never answered together, or no variance where both are answered); check the export "
+                             "(e.g. answers exported as choice text that the clean stage could not read)")
         if np.linalg.eigvalsh(r.to_numpy()).min() <= 1e-10:
             raise InputError(f"{data_path}: the correlation matrix is singular: {singular_hint(r)}")
         msa, msai = fa.kmo(r)

@@ -78,14 +78,18 @@ def test_std_lv_and_group_equal_reach_lavaanify():
     assert p.loc[("visual", "=~", "x2", 1), "est"] == pytest.approx(p.loc[("visual", "=~", "x2", 2), "est"], abs=1e-9)
 
 
-def test_missing_methods_the_engine_lacks_are_input_errors():
-    import inspect
-
-    from analysis.sem.engine import fit
-    if "missing" in inspect.signature(fit).parameters:
-        pytest.skip("the engine takes missing= now")
-    with pytest.raises(InputError, match="missing: 'fiml' is not available"):
-        fit_model(CFA["model"], HS, missing="fiml")
+def test_fiml_reference_through_the_front_door():
+    """cfa.json's lavaan missing = "fiml" fit (HS with 10% of cells missing) by the engine's FIML."""
+    ref = CFA["fiml"]
+    fitted = fit_model(CFA["model"], pd.read_csv(REF / "hs_missing.csv"), missing="fiml")
+    m = pd.DataFrame(ref["pe"]).merge(fitted.parameters, on=KEY, suffixes=("_r", ""))
+    assert len(m) == len(ref["pe"]["lhs"]) if isinstance(ref["pe"], dict) else len(m) == len(ref["pe"])
+    for r_col, col in (("est_r", "est"), ("se_r", "se"), ("std.all", "std_all")):
+        np.testing.assert_allclose(m[col].astype(float), m[r_col].astype(float), rtol=0, atol=EST_TOL["cfa"],
+                                   err_msg=col)
+    for name, value in ref["fit"].items():
+        if not name.endswith(".1"):
+            assert fitted.fit[name.replace(".", "_")] == pytest.approx(value, rel=1e-5, abs=1e-6), name
 
 
 @pytest.mark.parametrize("model, names", [

@@ -9,11 +9,18 @@ The map of the package, in the order a model flows through it:
   regressions as phantom latents, fixed.x covariates at their sample moments; implied moments
   (Sigma, mu) and their analytic derivatives; complete-data sample statistics per group.
 - ``constraints``: ``==``, ``<``, ``>`` and ``:=`` rows compiled to functions of the parameters;
-  linear equalities as a null-space reparametrisation.
+  simple equalities (``.p2. == .p38.``) merged into one free index, other linear ones a
+  null-space reparametrisation, nonlinear ones for the optimiser.
 - ``estimate``: estimator strategies over the model (``MLEstimator``: complete-data ML over any
-  number of groups; objective, gradient, expected information), starting values, the optimiser
-  (Fisher scoring on the constraint null space; SLSQP then active-set scoring with
-  inequalities), the baseline model.
+  number of groups; objective, gradient, expected and observed information), starting values,
+  the optimiser (Fisher scoring on the constraint null space, BFGS from the Fisher matrix for the
+  last digits; SLSQP then active-set scoring with inequalities), the baseline model.
+- ``fiml``: ``FIMLEstimator``, ML with incomplete data (lavaan's ``missing = "ml"``) over any
+  number of groups: casewise log-likelihood by missingness pattern, the saturated model by EM,
+  the FIML baseline, analytic observed information; ``engine.fit(..., missing="fiml")``.
+- ``wls``: the ordinal estimators WLSMV and ULSMV (thresholds and polychoric correlations per
+  group, their NACOV; delta parameterization; robust SEs, the scaled-and-shifted test);
+  ``engine.fit(..., estimator="WLSMV", ordered=[...])`` runs it.
 - ``inference``: covariance of the estimates (information augmented by the constraints),
   identification (singular information names the parameters involved), Wald tests and
   intervals, ``:=`` by the delta method, std.lv / std.all with delta-method SEs.
@@ -25,15 +32,15 @@ The map of the package, in the order a model flows through it:
   estimator produces, in one place.
 - ``diagnostics``: for an ``EngineFit`` (any number of groups): modification indices with EPC,
   sepc.lv, sepc.all (lavaan's ``modindices``), standardized residuals (``resid(fit,
-  "standardized")``, the diagonal only) and the complete ``fitMeasures`` list (residual measures
-  and GFI through ``fit``).
-- ``engine``: ``fit(partable, data, group=..., estimator="ML"|"MLR"|"MLM")`` runs the chain and
-  returns an ``EngineFit`` (import it as ``from analysis.sem.engine import fit``: the package attribute ``fit`` would be
-  shadowed by the fit-index module ``analysis.sem.fit``); ``check_identification`` its
+  "standardized")``, the diagonal only).
+- ``engine``: ``fit(partable, data, group=..., estimator="ML"|"MLR"|"MLM"|"WLSMV"|"ULSMV",
+  missing="listwise"|"fiml")`` runs the chain and returns an ``EngineFit`` with lavaan's
+  ``fitMeasures`` (from ``fit``) (import it as ``from analysis.sem.engine import fit``: the package
+  attribute ``fit`` would be shadowed by the fit-index module ``analysis.sem.fit``); ``check_identification`` its
   pre-fit identification check alone.
 - ``api``: the front door, ``fit_model(syntax, data, group=..., estimator=..., std_lv=...,
-  group_equal=...)`` = ``lavaanify`` + ``engine.fit`` + the complete fit measures, with the
-  pipeline's parameter table; ``check_model`` the identification check alone and
+  group_equal=...)`` = ``lavaanify`` + ``engine.fit``, with the pipeline's parameter
+  table; ``check_model`` the identification check alone and
   ``refuse_unidentified`` the CLI's guard around it (``cfa`` and ``sem`` run it before fitting).
 - ``single``: the single-group engine as it stands (its own parameter table, ML/FIML/MLR,
   modification indices, residuals); the pipeline still calls it, to be migrated onto the

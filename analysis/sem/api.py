@@ -2,7 +2,7 @@
 complete ``fitMeasures`` and the pipeline's parameter table out.
 
 :func:`fit_model` is :func:`~analysis.sem.partable.lavaanify` (the parameter table lavaan's
-``cfa()``/``sem()`` build) + :func:`analysis.sem.engine.fit` + :func:`analysis.sem.diagnostics.fit_measures`.
+``cfa()``/``sem()`` build) + :func:`analysis.sem.engine.fit` (which computes every fit measure).
 :func:`check_model` is the identification check alone, without fitting (the CLI runs it before
 fitting with any engine).
 
@@ -18,7 +18,6 @@ from dataclasses import replace
 import pandas as pd
 
 from analysis.errors import InputError
-from analysis.sem import diagnostics
 from analysis.sem.engine import EngineFit
 from analysis.sem.engine import fit as engine_fit
 from analysis.sem.partable import lavaanify
@@ -64,8 +63,8 @@ def fit_model(model: str | LavaanModel, data: pd.DataFrame, *, group: str | None
     """Fit lavaan ``model`` syntax to ``data`` with the unified engine.
 
     Returns the :class:`~analysis.sem.engine.EngineFit` whose ``parameters`` is
-    :func:`parameter_table` (the pipeline's columns) and whose ``fit`` is lavaan's complete
-    ``fitMeasures`` list (:func:`analysis.sem.diagnostics.fit_measures`, dots as underscores).
+    :func:`parameter_table` (the pipeline's columns); its ``fit`` is the engine's lavaan
+    ``fitMeasures`` list (dots as underscores).
     ``missing`` other than ``"listwise"`` is passed to the engine when it takes it.
 
     Raises
@@ -81,7 +80,7 @@ def fit_model(model: str | LavaanModel, data: pd.DataFrame, *, group: str | None
             raise InputError(f"missing: {missing!r} is not available in the unified engine yet; use listwise")
         kwargs["missing"] = missing
     fitted = engine_fit(pt, data, group=group, group_labels=labels, estimator=estimator, level=level, **kwargs)
-    return replace(fitted, parameters=parameter_table(fitted), fit=diagnostics.fit_measures(fitted))
+    return replace(fitted, parameters=parameter_table(fitted))
 
 
 def check_model(model: str | LavaanModel, data: pd.DataFrame, *, group: str | None = None, group_labels=None,

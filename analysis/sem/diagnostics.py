@@ -1,5 +1,5 @@
 r"""Diagnostics of a fitted :class:`~analysis.sem.engine.EngineFit`, any number of groups:
-modification indices, standardized residuals and the complete ``fitMeasures`` list.
+modification indices and standardized residuals.
 
 **Modification indices** (lavaan's ``modindices(fit)``; Sörbom, 1989; Saris, Satorra & Sörbom,
 1987). The candidates are lavaan's "full" parameter table (``lav_partable_full``) per group —
@@ -50,13 +50,11 @@ p x p matrices, never the :math:`p^* \times p^*` weight matrices (:math:`p^{*2}`
 numbers for 72 items). An element fitted exactly (variance 0) is 0 when its residual is 0, NaN
 otherwise.
 
-**Fit measures**: :func:`fit_measures` passes the sample and implied moments to
-:func:`analysis.sem.fit.residual_measures` (SRMR family, RMR, CRMR) and
-:func:`analysis.sem.fit.ml_gfi` (GFI, AGFI, PGFI) and the test statistics to
-:func:`analysis.sem.fit.fit_measures`; no index is computed here.
+The fit measures (SRMR family, GFI, ...) are the engine's own: ``EngineFit.fit``.
 
 Complete data (listwise), ML-family fits (ML, MLR, MLM: the candidates' information is the
-expected information of the ML discrepancy, as lavaan's ``modindices(information = "expected")``).
+expected information of the ML discrepancy, as lavaan's ``modindices(information = "expected")``);
+not FIML or WLSMV/ULSMV fits (refused for the latter).
 
 References
 ----------
@@ -73,16 +71,22 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analysis.sem import fit as fitm
+from analysis.errors import InputError
 from analysis.sem.estimate import MLEstimator
 from analysis.sem.inference import covariance
 from analysis.sem.model import build_model
 
-__all__ = ["MI_COLUMNS", "fit_measures", "modification_indices", "standardized_residuals"]
+__all__ = ["MI_COLUMNS", "modification_indices", "standardized_residuals"]
 
 MI_COLUMNS = ["lhs", "op", "rhs", "group", "mi", "epc", "sepc_lv", "sepc_all"]
 _V_TOL = np.finfo(float).eps ** (1 / 3)  # lavaan: V.diag below .Machine$double.eps^(1/3) is NA
 _CHUNK = 400  # candidates per extended model
+
+
+def _require_ml(fitted) -> None:
+    if getattr(fitted, "estimator", None) is not None:
+        raise InputError("modification indices and standardized residuals are available for ML, MLR and MLM fits "
+                         "(complete data) in this engine so far, not for WLSMV/ULSMV")
 
 
 def _model_covariance(fitted) -> np.ndarray:
@@ -172,6 +176,7 @@ def modification_indices(fitted) -> pd.DataFrame:
 
     In R: ``modindices(fit)`` (``sepc.lv``, ``sepc.all`` as ``sepc_lv``, ``sepc_all``).
     """
+    _require_ml(fitted)
     candidates = _candidates(fitted)
     if not candidates:
         return pd.DataFrame(columns=MI_COLUMNS)
@@ -263,6 +268,7 @@ def standardized_residuals(fitted) -> list[tuple[pd.DataFrame, pd.Series | None]
 
     In R: ``resid(fit, type = "standardized")$cov`` (and ``$mean``); a list over groups.
     """
+    _require_ml(fitted)
     v0 = _model_covariance(fitted)
     meanstructure = fitted.model.meanstructure
     out = []
@@ -329,34 +335,3 @@ def _standardise(resid: np.ndarray, var: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(var > 1e-14 * big, resid / np.sqrt(np.maximum(var, 0)),
                         np.where(np.abs(resid) < 1e-6, 0.0, np.nan))
-
-
-def fit_measures(fitted) -> dict:
-    """lavaan's complete ``fitMeasures(fit)`` of an :class:`~analysis.sem.engine.EngineFit`
-    (ML, MLR, MLM; complete data): the test-based measures, the information criteria, the
-    residual-based measures (``rmr, srmr, srmr_bentler, crmr, srmr_mplus`` and their
-    ``_nomean``) and ``gfi, agfi, pgfi``, all from :mod:`analysis.sem.fit`.
-
-    In R: ``fitMeasures(fit)``.
-    """
-    f = fitted.fit
-    rob = fitted.robust
-    ms = fitted.model.meanstructure
-    implied = fitted.model.implied(fitted.x)
-    sample_cov = [st.cov for st in fitted.stats]
-    implied_cov = [sig for sig, _ in implied]
-    nobs = [st.n for st in fitted.stats]
-    sample_mean = [st.mean for st in fitted.stats] if ms else None
-    implied_mean = [mu for _, mu in implied] if ms else None
-    residuals = fitm.residual_measures(sample_cov, implied_cov, nobs, sample_mean, implied_mean)
-    fixed_x = [[st.ov.index(v) for v in blk.ov_x] for blk, st in zip(fitted.model.blocks, fitted.stats)]
-    gfi_value = fitm.ml_gfi(sample_cov, implied_cov, nobs, sample_mean, implied_mean, fixed_x=fixed_x)
-    # lavaan's number of sample statistics of the GFI family: every moment, the covariates' too
-    nel = sum(len(st.ov) * (len(st.ov) + 1) // 2 + (len(st.ov) if ms else 0) for st in fitted.stats)
-    return fitm.fit_measures(npar=f["npar"], ntotal=f["ntotal"], chisq=f["chisq"], df=f["df"],
-                             baseline_chisq=f["baseline_chisq"], baseline_df=f["baseline_df"],
-                             n_groups=f["ngroups"], estimator=rob.estimator if rob is not None else "ML",
-                             fmin=f["fmin"], scaled=rob.scaled if rob is not None else None,
-                             baseline_scaled=rob.baseline_scaled if rob is not None else None,
-                             logl=f["logl"], unrestricted_logl=f["unrestricted_logl"], residuals=residuals,
-                             gfi_value=gfi_value, nel=nel)

@@ -20,6 +20,7 @@ from analysis.errors import InputError
 from analysis.sem.constraints import ConstraintSystem, build_constraints, merge_simple_equalities
 from analysis.sem.estimate import MLEstimator, Optimum, baseline, optimise, start_values
 from analysis.sem import fit as fitm
+from analysis.sem.fiml import FIMLEstimator, fiml_data
 from analysis.sem.inference import check_identified, covariance, parameter_estimates, unidentified_parameters
 from analysis.sem.model import Model, SampleStats, build_model, normalise_partable, sample_statistics
 from analysis.sem.robust import ROBUST_ESTIMATORS, RobustResult, robust_inference
@@ -67,6 +68,7 @@ class EngineFit:
     converged: bool
     warnings: tuple[str, ...] = field(default_factory=tuple)
     robust: RobustResult | None = None  # MLR, MLM: robust SEs and scaled tests (analysis.sem.robust)
+    estimator: object | None = None  # WLSMV, ULSMV: the analysis.sem.wls.WLSEstimator (difference tests)
 
 
 def _perturbed(x: np.ndarray) -> np.ndarray:
@@ -126,7 +128,8 @@ def check_identification(partable: pd.DataFrame, data: pd.DataFrame, group: str 
 
 def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         group_labels: list[str] | None = None, estimator: str = "ML", information: str | None = None,
-        level: float = 0.95, std_se: bool = True, max_iter: int = 500) -> EngineFit:
+        level: float = 0.95, std_se: bool = True, max_iter: int = 500, missing: str = "listwise",
+        ordered: list[str] | None = None) -> EngineFit:
     """Fit the model of a lavaan parameter table (``parTable(fit)`` columns) to ``data``.
 
     ``group`` names the column of the groups (their order: ``group_labels`` or first
@@ -137,7 +140,10 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     robust SEs and a scaled test (:mod:`analysis.sem.robust`); ``information`` defaults to
     lavaan's for the estimator (MLR observed, else expected). ``std_se = False`` skips the
     delta-method SEs of the standardised solutions (NaN), e.g. for the rungs of an invariance
-    ladder.
+    ladder. ``missing = "fiml"`` (lavaan's ``"ml"``): every case by FIML
+    (:mod:`analysis.sem.fiml`), observed information by default, lavaan's fit measures.
+    ``estimator = "WLSMV"`` or ``"ULSMV"`` (a table with the ``ordered`` items' thresholds) runs
+    :func:`analysis.sem.wls.fit_wls`.
 
     Raises
     ------
@@ -146,17 +152,37 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         :func:`~analysis.sem.model.sample_statistics`), negative degrees of freedom, or an
         information matrix singular at the solution (the message names the parameters).
     """
+    if str(estimator).upper() in ("WLSMV", "ULSMV"):  # ordered items: thresholds and polychorics
+        if information not in (None, "expected"):
+            raise InputError(f"information: {estimator} uses the expected information (lavaan's), got {information!r}")
+        if missing != "listwise":
+            raise InputError(f"missing: {estimator} takes complete cases (lavaan's listwise), got {missing!r}")
+        from analysis.sem.wls import fit_wls
+        return fit_wls(partable, data, group=group, group_labels=group_labels, estimator=estimator,
+                       ordered=ordered, level=level, max_iter=max_iter)
+    if missing not in ("listwise", "fiml", "ml"):
+        raise InputError(f"missing must be 'listwise' or 'fiml', got {missing!r}")
+    fiml = missing != "listwise"
+    if fiml and estimator != "ML":
+        raise InputError(f"missing = 'fiml' is available with estimator ML in this engine so far, got {estimator!r}")
     if information is None:
-        information = ROBUST_ESTIMATORS[estimator][0] if estimator in ROBUST_ESTIMATORS else "expected"
+        information = "observed" if fiml else \
+            ROBUST_ESTIMATORS[estimator][0] if estimator in ROBUST_ESTIMATORS else "expected"
     if information not in ("expected", "observed"):
         raise InputError(f"information must be 'expected' or 'observed', got {information!r}")
     if estimator not in ESTIMATORS:
         raise InputError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
     model = build_model(merge_simple_equalities(normalise_partable(partable)))
     constraints = build_constraints(model.partable)
-    stats, labels = sample_statistics(model, data, group, group_labels)
-    model = model.with_sample(stats)
-    est = ESTIMATORS[estimator](model, stats)
+    if fiml:
+        stats, patterns, labels, data_notes = fiml_data(model, data, group, group_labels)
+        model = model.with_sample(stats)
+        est = FIMLEstimator(model, stats, patterns)
+    else:
+        stats, labels = sample_statistics(model, data, group, group_labels)
+        data_notes = []
+        model = model.with_sample(stats)
+        est = ESTIMATORS[estimator](model, stats)
     start = start_values(model, stats)
     q = model.nfree
     names = model.free_names()
@@ -166,7 +192,7 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     opt = optimise(est, model, constraints, start, max_iter=max_iter)
     info = est.information(opt.x)
     check_identified(info, opt.con_jac, names, components)  # an unidentified model is refused, converged or not
-    notes = []
+    notes = list(data_notes)
     if not opt.converged:
         notes.append(f"the optimiser did not converge in {opt.iterations} iterations ({opt.method})")
         warnings.warn(f"model did not converge: {notes[-1]}", ConvergenceWarning, stacklevel=2)
@@ -186,7 +212,7 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     chisq = est.ntotal * opt.fmin
     df = ndat - (q - opt.eq_rank)
     logl, unres = est.loglik(opt.x)
-    base_chisq, base_df = baseline(model, stats)
+    base_chisq, base_df = est.baseline() if fiml else baseline(model, stats)
     moments = est.moments(opt.x)
     covs, means = [st.cov for st in stats], [st.mean for st in stats]
     implied_covs, implied_means = [m[0] for m in moments], [m[1] for m in moments]
@@ -202,6 +228,9 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         baseline_scaled=robust.baseline_scaled if robust is not None else None, logl=logl,
         unrestricted_logl=unres, residuals=fitm.residual_measures(covs, implied_covs, nobs, **mean_args),
         gfi_value=fitm.ml_gfi(covs, implied_covs, nobs, **mean_args, fixed_x=fixed_x), nel=nel)
+    if fiml:  # residual measures against the EM moments, FIML-corrected robust indices
+        fit_measures = est.fit_measures(opt.x, int(q - opt.eq_rank), float(chisq), int(df), base_chisq, base_df,
+                                        opt.con_jac)
     implied = tuple((pd.DataFrame(s, index=st.ov, columns=st.ov), pd.Series(m, index=st.ov))
                     for (s, m), st in zip(est.moments(opt.x), stats))
     return EngineFit(parameters=params, fit=fit_measures, x=opt.x, vcov=vcov, information=info, model=model,

@@ -289,9 +289,56 @@ def _null_space(jac: np.ndarray, q: int, tol: float = 1e-10):
     return vt[rank:].T, rank
 
 
-def _scoring_loop(est, x: np.ndarray, eq, max_iter: int, tol: float):
+def _secant_polish(est, x: np.ndarray, f: float, grad: np.ndarray, kh: np.ndarray, k, comps, max_iter: int,
+                   tol: float):
+    """BFGS from the Fisher matrix ``kh`` (reduced to the null space ``k`` of linear constraints,
+    or None): Fisher scoring converges only linearly when the model misfits (its matrix lacks the
+    residual term of the Hessian); the secant updates add it, so the last digits come in a few
+    steps of a gradient each. Per block of ``comps`` when there are no constraints (the Hessian
+    is block diagonal over groups that share nothing). Returns (x, f, grad, converged, iterations)."""
+    proj = (lambda v: v) if k is None else (lambda v: k.T @ v)
+    lift = (lambda v: v) if k is None else (lambda v: k @ v)
+    blocks = [(c, kh[np.ix_(c, c)].copy()) for c in comps]
+    pg = proj(grad)
+    for it in range(1, max_iter + 1):
+        if np.max(np.abs(pg), initial=0.0) < tol:
+            return x, f, grad, True, it - 1
+        dz = np.zeros(len(pg))
+        for c, b in blocks:
+            try:
+                dz[c] = linalg.solve(b, -pg[c], assume_a="pos", check_finite=False)
+            except (np.linalg.LinAlgError, ValueError):
+                return x, f, grad, False, it
+        slope = float(pg @ dz)
+        if slope >= 0:
+            return x, f, grad, False, it
+        t = 1.0
+        while t > 1e-10:
+            new = x + t * lift(dz)
+            f_new = est.objective(new)
+            if np.isfinite(f_new) and f_new <= f + 1e-4 * t * slope + 1e-15:
+                break
+            t /= 2
+        else:
+            return x, f, grad, False, it
+        _, grad_new, _ = est.scoring(new, information=False)
+        pg_new = proj(grad_new)
+        sv, yv = t * dz, pg_new - pg
+        for c, b in blocks:
+            sc, yc = sv[c], yv[c]
+            ys = float(yc @ sc)
+            if ys > 1e-12 * max(1.0, float(np.linalg.norm(yc) * np.linalg.norm(sc))):
+                bs = b @ sc
+                b += np.outer(yc, yc) / ys - np.outer(bs, bs) / float(sc @ bs)
+        x, f, grad, pg = new, f_new, grad_new, pg_new
+    return x, f, grad, bool(np.max(np.abs(pg), initial=0.0) < tol), max_iter
+
+
+def _scoring_loop(est, x: np.ndarray, eq, max_iter: int, tol: float, secant: bool = False):
     """Fisher scoring on the null space of the equality constraints ``eq(x) -> (h, J)``, with a
-    restoration step for nonlinear ones (SQP with the Fisher matrix as Hessian)."""
+    restoration step for nonlinear ones (SQP with the Fisher matrix as Hessian). With
+    ``secant`` (no constraints, or linear ones), once the gradient is below 1e-3 the last digits
+    come from :func:`_secant_polish`."""
     q = len(x)
     n = est.ntotal
     components = est.model.components()
@@ -330,6 +377,16 @@ def _scoring_loop(est, x: np.ndarray, eq, max_iter: int, tol: float):
         if np.max(np.abs(pg), initial=0.0) < tol and hnorm < 1e-10:
             converged = True
             break
+        if secant and hnorm < 1e-10 and np.max(np.abs(pg), initial=0.0) < 1e-3:
+            comps = components if k is None else [np.arange(len(rhs))]
+            x_s, f_s, grad_s, conv_s, it_s = _secant_polish(est, x, f, grad, kh, k, comps, max_iter, tol)
+            if conv_s:
+                return x_s, f_s, True, it + it_s
+            secant = False  # the secant phase stalled: back to plain scoring from where it was
+            if f_s <= f:
+                x, f = x_s, f_s
+                f, grad, info = est.scoring(x)
+                continue
         merit = f + 100.0 * hnorm
         t = 1.0
         accepted = False
@@ -404,7 +461,9 @@ def optimise(est, model: Model, constraints: Constraints, start: np.ndarray, max
         if n_in:
             gv = g_fun(x)
             active = tuple(int(i) for i in np.flatnonzero(gv < 1e-6))
-    x_fs, f, converged, it = _scoring_loop(est, x, eq_with(active), max_iter, tol)
+    linear_active = h_jac_const is not None or not n_eq
+    x_fs, f, converged, it = _scoring_loop(est, x, eq_with(active), max_iter, tol,
+                                           secant=linear_active and (not active or g_linear))
     if n_in:
         # release an active inequality whose multiplier has the wrong sign (it does not bind)
         for _ in range(n_in):

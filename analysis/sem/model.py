@@ -12,8 +12,12 @@ lavaan's ``lav_lisrel``):
 with :math:`\\Lambda` (``lambda``, loadings), :math:`B` (``beta``, regressions among latents and
 loadings of latent indicators), :math:`\\Psi` (``psi``), :math:`\\Theta` (``theta``), :math:`\\nu`
 (``nu``, intercepts) and :math:`\\alpha` (``alpha``, latent means). ``tau`` (thresholds, ``|``)
-and ``delta`` (scale factors, ``~*~``) rows are placed too, as hooks for the ordinal estimators;
-the continuous implied moments ignore them.
+and ``delta`` (scale factors, ``~*~``) rows are placed too, for the ordinal estimators
+(:mod:`analysis.sem.wls`); the continuous implied moments ignore ``tau``. An item with a
+``delta`` row (an ordered item, lavaan's delta parameterization) gets the residual variance
+:math:`\\theta_{jj} = 1/\\delta_j^2 - [\\Lambda A\\Psi A^\\top\\Lambda^\\top]_{jj}` whatever its
+``~~`` row holds, so the implied variance of its latent response :math:`y^*_j` is
+:math:`1/\\delta_j^2` (lavaan's ``setResidualElements``).
 
 An observed variable that is regressed on something or predicts something (``y ~ x``, a MIMIC
 ``F ~ age``), or that covaries with such a variable or with a latent, is an *observed-as-latent*
@@ -286,6 +290,12 @@ class Model:
                 if sel.any():
                     mats[name] = np.zeros(int(blk.row[sel].max()) + 1 if name == "tau" else p)
                     mats[name][blk.row[sel]] = vals[sel]
+            sel = blk.matrix == "delta"
+            if sel.any():  # delta parameterization (lavaan's setResidualElements): Var(y*_j) = 1/delta_j^2
+                items = blk.row[sel]
+                la = mats["lambda"] @ np.linalg.inv(np.eye(m) - mats["beta"])
+                common = np.einsum("ij,jk,ik->i", la[items], mats["psi"], la[items])
+                mats["theta"][items, items] = 1.0 / vals[sel] ** 2 - common
             out.append(mats)
         return out
 

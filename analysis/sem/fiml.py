@@ -1,0 +1,717 @@
+"""Full-information maximum likelihood (FIML) over any number of groups: lavaan's ``missing = "ml"``
+(alias ``"fiml"``) as an estimator strategy of the engine.
+
+**Data.** Per group the rows are grouped by missingness pattern k (observed variables
+:math:`o_k`, :math:`n_k` rows, their mean :math:`\\bar y_k` and covariance :math:`S_k` on the
+:math:`n_k` denominator). Rows missing every model variable carry no information and are
+dropped; with fixed exogenous covariates (``fixed.x = TRUE``, ``exo = 1`` rows) a row missing a
+covariate is dropped with a warning (:class:`~analysis.warnings.GapscaleWarning`), as lavaan does
+("N cases were deleted due to missing values in exogenous variable(s), while fixed.x = TRUE").
+The covariates' moments are then complete-data moments, fixed at their sample values.
+
+**Log-likelihood** (Arbuckle, 1996), with :math:`M_k = \\Sigma_{o_ko_k}^{-1}`,
+:math:`d_k = \\bar y_k - \\mu_{o_k}` and :math:`W_k = S_k + d_kd_k^\\top`:
+
+.. math:: -\\log L_g = \\sum_k \\frac{n_k}{2}\\big[p_k\\log 2\\pi + \\log|\\Sigma_{o_ko_k}|
+          + \\operatorname{tr}(M_kW_k)\\big].
+
+The mean structure is the model's own (lavaan builds a table with intercepts for
+``missing = "ml"``: :func:`analysis.sem.partable.lavaanify` with ``missing = "fiml"``). Each
+:math:`M_k` comes from one :math:`K = \\Sigma^{-1}` by the partitioned inverse
+:math:`M = K_{oo} - K_{om}K_{mm}^{-1}K_{mo}`, :math:`\\log|\\Sigma_{oo}| = \\log|\\Sigma| + \\log|K_{mm}|`.
+The gradient in :math:`\\Sigma` is :math:`G = \\sum_k\\tfrac{n_k}{2}(M_k - M_kW_kM_k)` and in
+:math:`\\mu`, :math:`g_\\mu = -\\sum_k n_kM_kd_k`, both from the casewise :math:`a_i = M_k(y_i-\\mu_o)`;
+the chain rule through :meth:`~analysis.sem.model.Model.derivatives` gives the parameters'.
+
+**Saturated model (H1)** by EM (:func:`analysis.missing.em_moments`, run to a change below 1e-10
+of the standardised moments); its moments are the "sample statistics" of the fit (lavaan's
+``sampstat`` with FIML: the start, fixed.x values, SRMR). The discrepancy the optimiser minimises
+is :math:`F = 2(\\log L_1 - \\log L)/N`, so :math:`\\chi^2 = N F`. With fixed.x covariates
+both log-likelihoods are conditional on them (the covariates' saturated log-likelihood is
+subtracted), as lavaan's ``logl`` and ``unrestricted.logl``.
+
+**Baseline** (lavaan's independence model under FIML): per group every non-exogenous variable
+with its own mean and variance, uncorrelated with the others and the covariates, so its
+log-likelihood is a sum of univariate normal log-likelihoods of each variable's observed values
+(:math:`-\\tfrac{n_j}{2}(\\log 2\\pi + \\log s^2_j + 1)`, :math:`s^2_j` on the :math:`n_j`
+denominator); :math:`\\chi^2_0 = 2(\\log L_1 - \\log L_0)`.
+
+**Optimisation** uses :func:`~analysis.sem.estimate.optimise` with the complete-data expected
+information at the implied moments as the scoring matrix (a positive-definite approximation of
+the FIML Hessian; the gradient is exact, so the solution is the FIML one; convergence is linear
+at the rate of the fraction of missing information).
+
+**Standard errors** from the observed information (lavaan's default for ``missing = "ml"``:
+``information = "observed"``, ``observed.information = "hessian"``): the Hessian of
+:math:`-\\log L`, analytic (:meth:`FIMLEstimator.observed_information`).
+
+**Fit measures** through :func:`analysis.sem.fit.fit_measures`: the residual-based ones against
+the EM moments; the robust CFI/TLI/RNI/RMSEA from Zhang & Savalei's (2023) FIML-corrected
+statistics (:meth:`FIMLEstimator.robust_statistics`, lavaan's "V6"), with fixed.x covariates'
+own moments fixed in the saturated and baseline models. GFI/AGFI/PGFI (lavaan weights them with
+the missing-data information) are not computed.
+
+In R: ``lavaan::cfa(model, data, missing = "ml")``; ``fitMeasures(fit)``;
+``lavInspect(fit, "sampstat")`` (the EM moments).
+
+References
+----------
+Arbuckle, J. L. (1996). Full information estimation in the presence of incomplete data. In
+    G. A. Marcoulides & R. E. Schumacker (Eds.), Advanced structural equation modeling (pp.
+    243-277). Erlbaum.
+Savalei, V. (2010). Expected versus observed information in SEM with incomplete normal and
+    nonnormal data. Psychological Methods 15(4), 352-367.
+Little, R. J. A., & Rubin, D. B. (2019). Statistical Analysis with Missing Data (3rd ed.). Wiley.
+Zhang, X., & Savalei, V. (2023). New computations for RMSEA and CFI following FIML and TS
+    estimation with missing data. Psychological Methods 28(2), 263-283.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.linalg import lapack
+
+from analysis.errors import InputError
+from analysis.missing import em_moments
+from analysis.sem import fit as fitm
+from analysis.sem.estimate import MLEstimator
+from analysis.sem.model import Model, SampleStats
+from analysis.warnings import GapscaleWarning
+
+__all__ = ["FIMLEstimator", "Patterns", "fiml_data"]
+
+_LOG2PI = np.log(2 * np.pi)
+
+
+@dataclass(frozen=True)
+class Patterns:
+    """One group's incomplete data by missingness pattern.
+
+    ``observed[k]`` the indices (in ``block.ov`` order) of pattern k's observed variables,
+    ``rows[k]`` its rows' values on them (:math:`n_k \\times p_k`), ``missing[k]`` the other
+    indices; ``unrestricted_logl`` the EM (saturated) log-likelihood and ``logl_x`` the
+    saturated log-likelihood of the fixed.x covariates (subtracted from both log-likelihoods);
+    ``baseline_logl`` the independence model's (conditional on the covariates)."""
+
+    observed: tuple[np.ndarray, ...]
+    missing: tuple[np.ndarray, ...]
+    rows: tuple[np.ndarray, ...]
+    n: int
+    unrestricted_logl: float
+    logl_x: float
+    baseline_logl: float
+    em_converged: bool
+
+    @property
+    def sizes(self) -> np.ndarray:
+        return np.array([len(r) for r in self.rows], dtype=float)
+
+
+def fiml_data(model: Model, data: pd.DataFrame, group: str | None = None,
+              group_labels: list[str] | None = None) -> tuple[list[SampleStats], list[Patterns], list[str], list[str]]:
+    """Per group the EM moments (as :class:`~analysis.sem.model.SampleStats`, ``n`` the rows
+    used), the :class:`Patterns`, the group labels and notes (rows dropped).
+
+    Raises
+    ------
+    InputError
+        A model variable missing from the data, non-numeric values, a group column/label not
+        found, a number of groups not that of the model, a group without enough rows, or
+        data whose EM covariance is singular.
+    """
+    ovs = list(dict.fromkeys(v for blk in model.blocks for v in blk.ov))
+    absent = [v for v in ovs if v not in data.columns]
+    if absent:
+        raise InputError(f"data: column(s) {', '.join(absent)} of the model not found")
+    if group is not None and group not in data.columns:
+        raise InputError(f"data: group column {group!r} not found")
+    x = data[ovs].apply(pd.to_numeric, errors="coerce")
+    bad = [c for c in ovs if (x[c].isna() & data[c].notna()).any()]
+    if bad:
+        c = bad[0]
+        row = int(np.flatnonzero((x[c].isna() & data[c].notna()).to_numpy())[0])
+        raise InputError(f"data: column {c!r} row {row + 1} is not numeric ({data[c].iloc[row]!r})")
+    keep = pd.Series(True, index=data.index)
+    if group is not None:
+        keep &= data[group].notna()
+    if group is None:
+        labels = [""]
+        gcol = None
+    else:
+        gcol = data.loc[keep, group].astype(str)
+        labels = list(group_labels) if group_labels is not None else list(dict.fromkeys(gcol))
+        unknown = [g for g in labels if g not in set(gcol)]
+        if unknown:
+            raise InputError(f"data: group {unknown[0]!r} not found in column {group!r}")
+    if len(labels) != model.ngroups:
+        raise InputError(f"the model has {model.ngroups} group(s) but the data {len(labels)} "
+                         f"({'column ' + repr(group) if group else 'no group column'})")
+    stats, pats, notes = [], [], []
+    for blk, lab in zip(model.blocks, labels):
+        part = x[keep] if gcol is None else x[keep][(gcol == lab).to_numpy()]
+        part = part[list(blk.ov)]
+        where = f" in group {lab!r}" if lab else ""
+        if blk.ov_x:
+            miss_x = part[list(blk.ov_x)].isna().any(axis=1)
+            if miss_x.any():
+                notes.append(f"{int(miss_x.sum())} cases{where} were deleted due to missing values in exogenous "
+                             f"variable(s) ({', '.join(blk.ov_x)}), while fixed.x = TRUE (as lavaan)")
+                warnings.warn(notes[-1], GapscaleWarning, stacklevel=3)
+                part = part[~miss_x]
+        y_cols = [v for v in blk.ov if v not in set(blk.ov_x)]
+        empty = part[y_cols].isna().all(axis=1) if y_cols else pd.Series(False, index=part.index)
+        if empty.any():
+            notes.append(f"{int(empty.sum())} cases{where} have no observed value on the model's variables and "
+                         "were ignored (as lavaan)")
+            part = part[~empty]
+        arr = part.to_numpy(dtype=float)
+        n, p = arr.shape
+        if n <= p:
+            raise InputError(f"data: {n} cases{where} for {p} observed variables; too few for FIML")
+        em = em_moments(part, list(blk.ov))
+        cov, mean = em.cov.to_numpy(), em.mean.to_numpy()
+        stats.append(SampleStats(label=lab, ov=blk.ov, n=n, cov=cov, mean=mean))
+        obs = ~np.isnan(arr)
+        uniq, inverse = np.unique(obs, axis=0, return_inverse=True)
+        inverse = inverse.ravel()
+        order = np.argsort(-uniq.sum(axis=1), kind="stable")  # the complete pattern (if any) first
+        observed, missing, rows = [], [], []
+        for k in order:
+            o = np.flatnonzero(uniq[k])
+            observed.append(o)
+            missing.append(np.flatnonzero(~uniq[k]))
+            rows.append(arr[inverse == k][:, o])
+        ix = [blk.ov.index(v) for v in blk.ov_x]
+        logl_x = 0.0
+        if ix:
+            sxx = cov[np.ix_(ix, ix)]
+            logl_x = -n / 2 * (len(ix) * _LOG2PI + np.linalg.slogdet(sxx)[1] + len(ix))
+        base = 0.0
+        for j, v in enumerate(blk.ov):
+            if v in blk.ov_x:
+                continue
+            col = arr[obs[:, j], j]
+            base += -len(col) / 2 * (_LOG2PI + np.log(col.var()) + 1)
+        pats.append(Patterns(observed=tuple(observed), missing=tuple(missing), rows=tuple(rows), n=n,
+                             unrestricted_logl=float(em.loglik) - logl_x, logl_x=float(logl_x),
+                             baseline_logl=float(base), em_converged=bool(em.converged)))
+    return stats, pats, labels, notes
+
+
+class FIMLEstimator:
+    """FIML over the groups of ``model``: EM moments ``stats`` (from :func:`fiml_data`, which also
+    gives ``patterns``). Same interface as :class:`~analysis.sem.estimate.MLEstimator`:
+    ``objective``, ``gradient``, ``scoring``, ``information``, ``observed_information``,
+    ``loglik``, ``moments``; plus ``baseline`` and ``fit_measures``."""
+
+    name = "ML"
+
+    def __init__(self, model: Model, stats: list[SampleStats], patterns: list[Patterns]):
+        if not model.meanstructure:
+            raise InputError("FIML needs a mean structure (intercepts): build the parameter table with "
+                             "missing = 'fiml' (lavaan's missing = 'ml' adds the ~ 1 rows)")
+        self.model = model
+        self.stats = stats
+        self.patterns = patterns
+        self.ntotal = int(sum(pt.n for pt in patterns))
+        self.weights = np.array([pt.n / self.ntotal for pt in patterns])
+        self._h1 = float(sum(pt.unrestricted_logl + pt.logl_x for pt in patterns))  # joint, covariates included
+        self._const = [sum(len(r) * len(o) for r, o in zip(pt.rows, pt.observed)) * _LOG2PI / 2 for pt in patterns]
+        self._complete = MLEstimator(model, stats)
+        self._ix = [[(np.ix_(mi, mi), np.ix_(o, mi), np.ix_(o, o)) for o, mi in zip(pt.observed, pt.missing)]
+                    for pt in patterns]
+        self._scoring_cache: list = []  # [(x, information)]: the scoring matrix where it was last computed
+
+    def moments(self, x: np.ndarray):
+        return self.model.implied(x)
+
+    # ------------------------------------------------------------------ likelihood
+    def _group(self, g: int, sigma: np.ndarray, mu: np.ndarray, gradient: bool):
+        """-log L of group g (covariates included) and, if asked, its gradient in Sigma (G, p x p)
+        and in mu; (inf, None, None) where a pattern's Sigma_oo is not positive definite."""
+        pt = self.patterns[g]
+        p = len(mu)
+        try:
+            c = np.linalg.cholesky(sigma)
+        except np.linalg.LinAlgError:
+            return np.inf, None, None
+        logdet = 2 * np.sum(np.log(np.diag(c)))
+        ci = np.linalg.inv(c)
+        k_inv = ci.T @ ci
+        value = self._const[g]
+        m_sum = np.zeros((p, p)) if gradient else None
+        a_rows = []
+        for o, miss, y, (ix_mm, ix_om, ix_oo) in zip(pt.observed, pt.missing, pt.rows, self._ix[g]):
+            nk = len(y)
+            if len(miss):
+                k_mm = k_inv[ix_mm]
+                try:
+                    cm = np.linalg.cholesky(k_mm)
+                except np.linalg.LinAlgError:
+                    return np.inf, None, None
+                k_om = k_inv[ix_om]
+                half = np.linalg.solve(cm, k_om.T)
+                inv = k_inv[ix_oo] - half.T @ half
+                ld = logdet + 2 * np.sum(np.log(np.diag(cm)))
+            else:
+                inv, ld = k_inv, logdet
+            r = y - mu[o]
+            a = r @ inv
+            value += nk / 2 * ld + np.sum(r * a) / 2
+            if gradient:
+                m_sum[ix_oo] += nk * inv
+                full = np.zeros((nk, p))
+                full[:, o] = a
+                a_rows.append(full)
+        if not gradient:
+            return float(value), None, None
+        a_all = np.vstack(a_rows)
+        g_sigma = (m_sum - a_all.T @ a_all) / 2
+        return float(value), g_sigma, -a_all.sum(axis=0)
+
+    def _nll(self, x: np.ndarray) -> float:
+        total = 0.0
+        for g, (sigma, mu) in enumerate(self.moments(x)):
+            v = self._group(g, sigma, mu, gradient=False)[0]
+            if not np.isfinite(v):
+                return np.inf
+            total += v
+        return total
+
+    def objective(self, x: np.ndarray) -> float:
+        """:math:`F = 2(\\log L_1 - \\log L)/N` (chi-square / N); +inf where not admissible."""
+        nll = self._nll(x)
+        return float(2 * (self._h1 + nll) / self.ntotal) if np.isfinite(nll) else np.inf
+
+    def gradient(self, x: np.ndarray) -> np.ndarray:
+        return self.scoring(x, information=False)[1]
+
+    def _nll_grad(self, x: np.ndarray):
+        q = self.model.nfree
+        grad = np.zeros(q)
+        total = 0.0
+        for g, ((sigma, mu), (index, ds, dm)) in enumerate(zip(self.moments(x), self.model.derivatives(x))):
+            v, g_sigma, g_mu = self._group(g, sigma, mu, gradient=True)
+            if not np.isfinite(v):
+                return np.inf, grad
+            total += v
+            rows = np.einsum("ij,kij->k", g_sigma, ds) + dm @ g_mu
+            np.add.at(grad, index, rows)
+        return total, grad
+
+    def scoring(self, x: np.ndarray, information: bool = True):
+        """``(F, gradient of F, scoring matrix)``: the scoring matrix is the complete-data expected
+        information at the implied moments (see the module docstring)."""
+        nll, grad = self._nll_grad(x)
+        f = 2 * (self._h1 + nll) / self.ntotal if np.isfinite(nll) else np.inf
+        info = None
+        if information:
+            # The scoring matrix only sets the step, not the solution: it is recomputed when the
+            # parameters have moved by more than 1% since it was last computed.
+            cached = self._scoring_cache[0] if self._scoring_cache else None
+            if cached is not None and np.all(np.abs(x - cached[0]) <= 0.01 * np.maximum(1.0, np.abs(cached[0]))):
+                info = cached[1]
+            elif np.isfinite(f):
+                info = self._complete.information(x)
+                self._scoring_cache[:] = [(x.copy(), info)]
+            else:
+                info = np.zeros((self.model.nfree, self.model.nfree))
+        return float(f), 2 * grad / self.ntotal, info
+
+    def information(self, x: np.ndarray) -> np.ndarray:
+        """The complete-data expected information at the implied moments (for the optimiser and
+        the identification check at a generic point); SEs use :meth:`observed_information`."""
+        return self._complete.scoring(x)[2]
+
+    def observed_information(self, x: np.ndarray) -> np.ndarray:
+        """The Hessian of :math:`-\\log L` in the free parameters (lavaan's ``information =
+        "observed"``, ``observed.information = "hessian"``), analytic, summed over groups
+        (:func:`_group_hessian`). lavaan differentiates its analytic gradient numerically; the two
+        agree to about 1e-9."""
+        q = self.model.nfree
+        out = np.zeros((q, q))
+        for g, state in enumerate(self.model.state(x)):
+            blk = self.model.blocks[g]
+            f = self.model.free[blk.rows]
+            pos = np.flatnonzero(f > 0)
+            h = _group_hessian(state, blk.matrix[pos], blk.row[pos], blk.col[pos], self.patterns[g])
+            proj = np.zeros((q, len(pos)))
+            proj[f[pos] - 1, np.arange(len(pos))] = 1.0
+            out += proj @ h @ proj.T
+        return 0.5 * (out + out.T)
+
+    def numerical_observed_information(self, x: np.ndarray) -> np.ndarray:
+        """The same Hessian by central differences of the analytic gradient (2q gradients; a check)."""
+        h = 1e-5 * np.maximum(1.0, np.abs(x))
+        q = len(x)
+        hess = np.zeros((q, q))
+        for k in range(q):
+            up, down = x.copy(), x.copy()
+            up[k] += h[k]
+            down[k] -= h[k]
+            hess[:, k] = (self._nll_grad(up)[1] - self._nll_grad(down)[1]) / (2 * h[k])
+        return 0.5 * (hess + hess.T)
+
+    def loglik(self, x: np.ndarray) -> tuple[float, float]:
+        """The log-likelihood at ``x`` and the saturated (EM) one, both conditional on the fixed.x
+        covariates as lavaan's ``logl`` and ``unrestricted.logl``."""
+        logl_x = sum(pt.logl_x for pt in self.patterns)
+        return float(-self._nll(x) - logl_x), float(self._h1 - logl_x)
+
+    # ------------------------------------------------------------------ baseline and fit measures
+    def baseline(self) -> tuple[float, int]:
+        """The independence model under FIML (module docstring): :math:`(\\chi^2_0, df_0)`."""
+        chisq = 2 * sum(pt.unrestricted_logl - pt.baseline_logl for pt in self.patterns)
+        df = 0
+        for blk in self.model.blocks:
+            p, px = blk.p, len(blk.ov_x)
+            df += p * (p + 1) // 2 - px * (px + 1) // 2 - (p - px)
+        return float(chisq), int(df)
+
+    def fit_measures(self, x: np.ndarray, npar: int, chisq: float, df: int, baseline_chisq: float,
+                     baseline_df: int, con_jac: np.ndarray | None = None) -> dict:
+        """lavaan's ``fitMeasures`` for the FIML fit (:func:`analysis.sem.fit.fit_measures`): the
+        residual-based ones against the EM moments with the means (lavaan's ``sampstat``), the
+        robust CFI/TLI/RNI/RMSEA from the FIML-corrected statistics (:meth:`robust_statistics`;
+        ``con_jac`` the Jacobian of the equality constraints at ``x``). GFI, whose weight under
+        FIML is the missing-data information, is not computed."""
+        logl, unres = self.loglik(x)
+        moments = self.moments(x)
+        res = fitm.residual_measures([st.cov for st in self.stats], [s for s, _ in moments],
+                                     [st.n for st in self.stats], sample_mean=[st.mean for st in self.stats],
+                                     implied_mean=[m for _, m in moments])
+        robust = self.robust_statistics(x, df, baseline_df, con_jac)
+        out = fitm.fit_measures(npar=npar, ntotal=self.ntotal, chisq=chisq, df=df, baseline_chisq=baseline_chisq,
+                                baseline_df=baseline_df, n_groups=len(self.stats), estimator="ML",
+                                fmin=chisq / (2 * self.ntotal), logl=logl, unrestricted_logl=unres, residuals=res,
+                                robust=robust)
+        return out
+
+    def robust_statistics(self, x: np.ndarray, df: int, baseline_df: int,
+                          con_jac: np.ndarray | None = None) -> fitm.RobustStatistics:
+        r"""lavaan's robust CFI/TLI/RMSEA statistics for ML with FIML (no scaled test): Zhang &
+        Savalei's (2023) FIML-corrected "V6" (``lavaan:::lav_fit_fiml_corrected(fit, "V6")``).
+
+        :math:`T_3` is the complete-data ML statistic with the EM moments as the sample moments,
+        at the FIML estimates (:math:`T_{3,0}` the same for the independence model at its FIML
+        estimates), and :math:`\hat c = k/df` with
+
+        .. math:: k = \sum_g n_g\operatorname{tr}(W_{c,g}A_{1,g}^{-1})
+                  - \operatorname{tr}\Big[\Big(\sum_g n_g\Delta_g^	op W_{c,g}\Delta_g\Big)
+                    \Big(\sum_g\Delta_g^	op A_{1,g}\Delta_g\Big)^{-1}\Big],
+
+        :math:`A_{1,g}` the observed information of the saturated model at the EM moments
+        (:func:`_saturated_hessian`), :math:`W_{c,g}` its complete-data information per case,
+        :math:`\Delta_g` the derivatives of (vech :math:`\Sigma_g`, :math:`\mu_g`) in the free
+        parameters on the null space of the equality constraints; :math:`k_0` the same with the
+        baseline's cells (each variance and mean). NaN where the saturated information is singular.
+        """
+        q = self.model.nfree
+        t3 = self.ntotal * self._complete.objective(x)
+        kmat = np.eye(q)
+        if con_jac is not None and con_jac.size:
+            _, sv, vt = np.linalg.svd(con_jac, full_matrices=True)
+            rank = int(np.sum(sv > 1e-10 * max(1.0, sv.max())))
+            kmat = vt[rank:].T
+        total, kb_total, t3b = 0.0, 0.0, 0.0
+        num = np.zeros((kmat.shape[1], kmat.shape[1]))
+        den = np.zeros_like(num)
+        for blk, st, pt, (index, ds, dm) in zip(self.model.blocks, self.stats, self.patterns,
+                                                self.model.derivatives(x)):
+            p, n = len(st.mean), st.n
+            rows, cols = np.tril_indices(p)
+            n_cov = len(rows)
+            is_x = np.isin(np.arange(p), [blk.ov.index(v) for v in blk.ov_x])
+            # the cells of the saturated model: the fixed.x covariates' own moments are fixed
+            keep = np.concatenate([~(is_x[rows] & is_x[cols]), ~is_x])
+            a1 = _saturated_hessian(pt, st.cov, st.mean)
+            wc = _complete_information(st.cov)
+            if not keep.all():
+                a1, wc = a1[np.ix_(keep, keep)], wc[np.ix_(keep, keep)]
+            a1_inv = _spd_inverse_upper(a1)
+            if a1_inv is None:
+                nan = float("nan")
+                return fitm.RobustStatistics(nan, nan, nan, nan)
+            # tr(Wc A1^-1) from the upper triangle of the (symmetric) inverse
+            prod = wc * a1_inv
+            total += n * (2 * np.sum(prod) - np.sum(np.diag(prod)))
+            base = np.concatenate([(rows == cols) & ~is_x[rows], ~is_x])[keep]
+            kb_total += n * np.sum(wc[np.ix_(base, base)] * np.linalg.inv(a1[np.ix_(base, base)]))
+            delta = np.zeros((n_cov + p, q))
+            np.add.at(delta.T, index, np.concatenate([ds[:, rows, cols], dm], axis=1))
+            delta = (delta if keep.all() else delta[keep]) @ kmat
+            num += n * delta.T @ wc @ delta
+            den += delta.T @ a1 @ delta
+            # the independence model at its FIML estimates: each variable's observed mean and
+            # variance, the covariates' block at its sample moments
+            columns = [_column(pt, j) for j in range(p)]
+            sig0 = np.diag([np.var(c) for c in columns])
+            mu0 = np.array([np.mean(c) for c in columns])
+            sig0[np.ix_(is_x, is_x)] = st.cov[np.ix_(is_x, is_x)]
+            mu0[is_x] = st.mean[is_x]
+            inv0 = np.linalg.inv(sig0)
+            d0 = st.mean - mu0
+            t3b += n * (np.linalg.slogdet(sig0)[1] + np.sum(st.cov * inv0) - np.linalg.slogdet(st.cov)[1] - p
+                        + d0 @ inv0 @ d0)
+        k = total - np.sum(num * np.linalg.inv(den).T)
+        kb = total - kb_total
+        c = k / df if df > 0 else np.inf  # lavaan: k/0
+        return fitm.RobustStatistics(float(t3), float(c), float(t3b), float(kb / baseline_df))
+
+
+def _spd_inverse_upper(a: np.ndarray) -> np.ndarray | None:
+    """The upper triangle (zero below) of the inverse of a symmetric positive-definite matrix, by
+    its Cholesky factor (LAPACK potrf/potri: half the work of a general inverse); None when it is
+    not positive definite."""
+    c, info = lapack.dpotrf(a, lower=0)
+    if info != 0:
+        return None
+    inv, info = lapack.dpotri(c, lower=0)
+    if info != 0:
+        return None
+    return np.triu(inv)
+
+
+def _column(pt: Patterns, j: int) -> np.ndarray:
+    """The observed values of variable j (all patterns)."""
+    return np.concatenate([y[:, np.flatnonzero(o == j)[0]] for o, y in zip(pt.observed, pt.rows) if j in o])
+
+
+def _complete_information(sigma: np.ndarray) -> np.ndarray:
+    r"""The complete-data information of the saturated model per case at ``sigma``:
+    :math:`	frac12 D^	op(\Sigma^{-1}\otimes\Sigma^{-1})D` for the covariances (``np.tril_indices``
+    order) and :math:`\Sigma^{-1}` for the means."""
+    p = len(sigma)
+    k_inv = np.linalg.inv(sigma)
+    rows, cols = np.tril_indices(p)
+    w = np.where(rows == cols, 0.5, 1.0)
+    wc_cov = (k_inv[np.ix_(rows, rows)] * k_inv[np.ix_(cols, cols)] + k_inv[np.ix_(rows, cols)]
+              * k_inv[np.ix_(cols, rows)]) * np.outer(w, w)
+    n_cov = len(rows)
+    out = np.zeros((n_cov + p, n_cov + p))
+    out[:n_cov, :n_cov] = wc_cov
+    out[n_cov:, n_cov:] = k_inv
+    return out
+
+
+def _pattern_moments(pt: Patterns, sigma: np.ndarray, mu: np.ndarray, first: int, last: int):
+    r"""For patterns ``first..last-1``, zero outside their observed variables o:
+    :math:`M_k = \Sigma_{oo}^{-1}`, :math:`C_k = M_k(2W_k - \Sigma_{oo})M_k` with
+    :math:`W_k = S_k + d_kd_k^	op`, :math:`d_k = ar y_k - \mu_o`, and :math:`M_kd_k`; the sizes;
+    and the pattern's contribution to the gradients in Sigma and mu."""
+    p = len(mu)
+    kk = last - first
+    m_all, c_all, v_all = np.zeros((kk, p, p)), np.zeros((kk, p, p)), np.zeros((kk, p))
+    nk = np.zeros(kk)
+    g_sigma, g_mu = np.zeros((p, p)), np.zeros(p)
+    for t, k in enumerate(range(first, last)):
+        o, y = pt.observed[k], pt.rows[k]
+        inv = np.linalg.inv(sigma[np.ix_(o, o)])
+        res = y - mu[o]
+        wk = res.T @ res / len(y)
+        d = res.mean(axis=0)
+        nk[t] = len(y)
+        mwm = inv @ wk @ inv
+        m_all[t][np.ix_(o, o)] = inv
+        c_all[t][np.ix_(o, o)] = 2 * mwm - inv
+        v_all[t][o] = inv @ d
+        g_sigma[np.ix_(o, o)] += len(y) / 2 * (inv - mwm)
+        g_mu[o] -= len(y) * (inv @ d)
+    return m_all, c_all, v_all, nk, g_sigma, g_mu
+
+
+def _saturated_hessian(pt: Patterns, sigma: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    r"""Observed information of the saturated model under FIML (the Hessian of -log L) at
+    ``sigma``, ``mu``, in closed form: covariances in ``np.tril_indices`` order, then means.
+
+    For covariance units :math:`E_{ab} + E_{ba}` (:math:`E_{aa}` on the diagonal) the covariance
+    block is :math:`	frac12 s_{ab}s_{cd}\,[R_{bcda} + R_{bdca} + R_{acdb} + R_{adcb}]` with
+    :math:`s` = 1/2 on the diagonal, 1 elsewhere, and
+    :math:`R_{bcda} = \sum_k n_k M_{k,bc}C_{k,da}` (:func:`_pattern_moments`): for each b one
+    product :math:`(p 	imes n_{pat})(n_{pat} 	imes p^2)` gives every :math:`R_{bcda}` and
+    :math:`R_{acdb}`, instead of a Kronecker product per pattern. Mean block :math:`\sum_k n_kM_k`;
+    cross block :math:`\sum_k n_k M_k(E_{ab}+E_{ba})M_kd_k`.
+    lavaan: ``lav_mvnorm_missing_information_observed_samplestats`` (times N).
+    """
+    p = len(sigma)
+    rows, cols = np.tril_indices(p)
+    n_cov = len(rows)
+    s = np.where(rows == cols, 0.5, 1.0)
+    position = np.zeros((p, p), dtype=int)
+    position[rows, cols] = np.arange(n_cov)
+    out = np.zeros((n_cov + p, n_cov + p))
+    cross = np.zeros((p, p, p))
+    n_pat = len(pt.rows)
+    for first in range(0, n_pat, 256):  # 256 patterns at a time: bounded memory
+        m_all, c_all, v_all, sizes, _, _ = _pattern_moments(pt, sigma, mu, first, min(first + 256, n_pat))
+        m_w = m_all * sizes[:, None, None]
+        c_w = c_all * sizes[:, None, None]
+        for b in range(p):
+            a = np.arange(b, p)  # the covariances (a, b), a >= b
+            x = m_w[:, b, :].T @ c_all[:, :, b:].reshape(len(sizes), -1)
+            y = c_w[:, b, :].T @ m_all[:, :, b:].reshape(len(sizes), -1)
+            z = x.reshape(p, p, -1).transpose(2, 0, 1) + y.reshape(p, p, -1).transpose(2, 1, 0)
+            z = z + z.transpose(0, 2, 1)
+            r = position[a, b]
+            out[r, :n_cov] += 0.5 * s[r, None] * s[None, :] * z[:, rows, cols]
+        cross += np.einsum("kia,kb->iab", m_w, v_all)
+        out[n_cov:, n_cov:] += m_w.sum(axis=0)
+    out[n_cov:, :n_cov] = s * (cross[:, rows, cols] + cross[:, cols, rows])
+    out[:n_cov, n_cov:] = out[n_cov:, :n_cov].T
+    return out
+
+
+# --------------------------------------------------------------------------- the analytic Hessian
+
+
+def _group_hessian(state: dict, kind: np.ndarray, i: np.ndarray, j: np.ndarray, pt: Patterns) -> np.ndarray:
+    r"""The Hessian of one group's :math:`-\log L` in its free parameter-table rows (``kind``
+    the matrix, ``i, j`` the cell of each row).
+
+    Every row's derivatives are of rank two and one in the columns of
+    :math:`B = [I_p,\ \Lambda\Phi,\ \Lambda A]` (:math:`\Phi = A\Psi A^\top`, :math:`\eta = A\alpha`):
+    :math:`\dot\Sigma_r = w_r(u_rv_r^\top + v_ru_r^\top)` and :math:`\dot\mu_r = s_rc_r`,
+    with a loading :math:`\lambda_{ij}`: :math:`u = e_i,\ v = (\Lambda\Phi)_{\cdot j},\ c = e_i,\ s = \eta_j`;
+    a regression :math:`\beta_{ij}`: :math:`u = (\Lambda A)_{\cdot i},\ v = (\Lambda\Phi)_{\cdot j},\ c = u,\ s = \eta_j`;
+    :math:`\psi_{ij}`: :math:`u = (\Lambda A)_{\cdot i},\ v = (\Lambda A)_{\cdot j}`; :math:`\theta_{ij}`:
+    :math:`u = e_i, v = e_j` (:math:`w = 1/2` on the diagonals, else 1); an intercept
+    :math:`\nu_i`: :math:`c = e_i`; a latent mean :math:`\alpha_i`: :math:`c = (\Lambda A)_{\cdot i}`.
+    Per pattern k (:math:`M_k = \Sigma_{oo}^{-1}`, :math:`C_k = M_k(2W_k - \Sigma_{oo})M_k`,
+    :math:`d_k`, all zero outside o),
+
+    .. math:: H_{ab} = \sum_k n_k\Big[\tfrac12\operatorname{tr}(\dot\Sigma_aM_k\dot\Sigma_bC_k)
+              + \dot\mu_a^\top M_k\dot\Sigma_bM_kd_k + \dot\mu_b^\top M_k\dot\Sigma_aM_kd_k
+              + \dot\mu_a^\top M_k\dot\mu_b\Big]
+              + \sum_{ij}G_{ij}\frac{\partial^2\Sigma_{ij}}{\partial_a\partial_b}
+              + g_\mu^\top\frac{\partial^2\mu}{\partial_a\partial_b},
+
+    the traces read from :math:`B^\top M_kB`, :math:`B^\top C_kB` and :math:`B^\top M_kd_k`
+    ((p + 2m) square per pattern, a few large products per block of patterns), G and
+    :math:`g_\mu` the gradients in Sigma and mu (module docstring), the second derivatives of
+    Sigma by :func:`_sigma_second` and of mu in closed form: :math:`(\lambda_{ij},\alpha_k)`:
+    :math:`e_iA_{jk}`; :math:`(\lambda_{ij},\beta_{kl})`: :math:`e_iA_{jk}\eta_l`;
+    :math:`(\beta_{ij},\alpha_k)`: :math:`(\Lambda A)_{\cdot i}A_{jk}`; :math:`(\beta_{ij},\beta_{kl})`:
+    :math:`(\Lambda A)_{\cdot i}A_{jk}\eta_l + (\Lambda A)_{\cdot k}A_{li}\eta_j`.
+    """
+    lam, a, psi, sigma, mu, eta = state["lambda"], state["a"], state["psi"], state["sigma"], state["mu"], state["eeta"]
+    p, m = lam.shape
+    ell = lam @ a
+    basis = np.hstack([np.eye(p), lam @ state["veta"], ell])
+    nb = basis.shape[1]
+    r = len(kind)
+    bu, bv, bc = np.zeros(r, dtype=int), np.zeros(r, dtype=int), np.zeros(r, dtype=int)
+    w, s = np.zeros(r), np.zeros(r)
+    diag = np.where(i == j, 0.5, 1.0)
+    for name in ("lambda", "beta", "psi", "theta", "nu", "alpha"):
+        sel = kind == name
+        if not sel.any():
+            continue
+        ii, jj = i[sel], j[sel]
+        if name in ("lambda", "beta"):
+            bu[sel] = ii if name == "lambda" else p + m + ii
+            bv[sel], w[sel], bc[sel], s[sel] = p + jj, 1.0, bu[sel], eta[jj]
+        elif name in ("psi", "theta"):
+            off = p + m if name == "psi" else 0
+            bu[sel], bv[sel], w[sel] = off + ii, off + jj, diag[sel]
+        else:
+            bc[sel], s[sel] = (ii if name == "nu" else p + m + ii), 1.0
+    h_sig, cross, h_mu = np.zeros((r, r)), np.zeros((r, r)), np.zeros((r, r))
+    g_sigma, g_mu = np.zeros((p, p)), np.zeros(p)
+
+    def take(z, rows, cols):
+        return np.take(np.take(z, rows, axis=1), cols, axis=2)
+
+    n_pat = len(pt.rows)
+    block = max(1, min(64, int(2e6 // max(r, 1) ** 2)))  # patterns at a time: bounded memory
+    for first in range(0, n_pat, block):
+        ks = range(first, min(first + block, n_pat))
+        m_all, c_all, v_all, nk, gs, gm = _pattern_moments(pt, sigma, mu, ks.start, ks.stop)
+        kk = len(nk)
+        g_sigma += gs
+        g_mu += gm
+        mb = (m_all.reshape(-1, p) @ basis).reshape(kk, p, nb)
+        bmb = np.einsum("pa,kpb->kab", basis, mb)
+        cb = (c_all.reshape(-1, p) @ basis).reshape(kk, p, nb)
+        bcb = np.einsum("pa,kpb->kab", basis, cb)
+        z = v_all @ basis
+        terms = (take(bmb, bv, bu) * take(bcb, bu, bv) + take(bmb, bv, bv) * take(bcb, bu, bu)
+                 + take(bmb, bu, bu) * take(bcb, bv, bv) + take(bmb, bu, bv) * take(bcb, bv, bu))
+        h_sig += np.tensordot(nk / 2, terms, axes=1)
+        cross += (np.einsum("k,kab,kb->ab", nk, take(bmb, bc, bu), z[:, bv])
+                  + np.einsum("k,kab,kb->ab", nk, take(bmb, bc, bv), z[:, bu]))
+        h_mu += np.tensordot(nk, take(bmb, bc, bc), axes=1)
+    cross *= s[:, None] * w[None, :]
+    out = h_sig * np.outer(w, w) + cross + cross.T + h_mu * np.outer(s, s)
+    out += _sigma_second(lam, psi, a, g_sigma, kind, i, j)
+    out += _mu_second(a, ell, eta, g_mu, kind, i, j)
+    return out
+
+
+def _sigma_second(lam: np.ndarray, psi: np.ndarray, a: np.ndarray, g: np.ndarray, kind, i, j) -> np.ndarray:
+    r"""Second derivatives of :math:`\operatorname{tr}(G\,\Sigma)` for a fixed symmetric G between
+    parameter-table rows (``kind``, ``i``, ``j``).
+
+    With :math:`L = \Lambda A`, :math:`\Phi = A\Psi A^\top`, :math:`K = L^\top GL`, the gradient in
+    the matrix elements is :math:`2G\Lambda\Phi` (:math:`\Lambda`), :math:`K` (:math:`\Psi`),
+    :math:`2K\Psi A^\top` (B) and G (:math:`\Theta`); column s is its derivative along row s
+    (:math:`dA = A\,dB\,A`), read at every row. :math:`\Theta`, intercepts and means: zero."""
+    ell = lam @ a
+    phi = a @ psi @ a.T
+    g_ell = g @ ell
+    g_lam = g @ lam
+    kk = ell.T @ g_ell
+    n_rows, m = len(kind), a.shape[0]
+    is_lam, is_psi, is_beta = kind == "lambda", kind == "psi", kind == "beta"
+    psi_off = i[is_psi] != j[is_psi]
+    out = np.zeros((n_rows, n_rows))
+
+    def read(d_lam, d_psi, d_beta):
+        col = np.zeros(n_rows)
+        if d_lam is not None:
+            col[is_lam] = d_lam[i[is_lam], j[is_lam]]
+        if d_psi is not None:
+            col[is_psi] = d_psi[i[is_psi], j[is_psi]] + np.where(psi_off, d_psi[j[is_psi], i[is_psi]], 0.0)
+        if d_beta is not None:
+            col[is_beta] = d_beta[i[is_beta], j[is_beta]]
+        return col
+
+    for t, (name, k, l_) in enumerate(zip(kind, i, j)):
+        if name == "lambda":
+            d_k = np.outer(a[l_], g_ell[k])
+            d_k = d_k + d_k.T
+            out[:, t] = read(2 * np.outer(g[:, k], phi[l_]), d_k, 2 * d_k @ psi @ a.T)
+        elif name == "psi":
+            e = np.zeros((m, m))
+            e[k, l_] = e[l_, k] = 1.0
+            out[:, t] = read(2 * g_ell @ e @ a.T, None, 2 * kk @ e @ a.T)
+        elif name == "beta":
+            d_a = np.outer(a[:, k], a[l_])
+            d_phi = d_a @ psi @ a.T
+            d_k = np.outer(ell[:, k], a[l_]).T @ g_ell
+            d_k = d_k + d_k.T
+            out[:, t] = read(2 * g_lam @ (d_phi + d_phi.T), d_k, 2 * (d_k @ psi @ a.T + kk @ psi @ d_a.T))
+    return out
+
+
+def _mu_second(a: np.ndarray, ell: np.ndarray, eta: np.ndarray, g_mu: np.ndarray, kind, i, j) -> np.ndarray:
+    r""":math:`g_\mu^\top\partial^2\mu` between rows (:func:`_group_hessian`), symmetric."""
+    n_rows = len(kind)
+    out = np.zeros((n_rows, n_rows))
+    gl = ell.T @ g_mu
+    lam_r, beta_r, alpha_r = (np.flatnonzero(kind == k) for k in ("lambda", "beta", "alpha"))
+    if len(lam_r) and len(alpha_r):
+        out[np.ix_(lam_r, alpha_r)] = g_mu[i[lam_r]][:, None] * a[np.ix_(j[lam_r], i[alpha_r])]
+    if len(lam_r) and len(beta_r):
+        out[np.ix_(lam_r, beta_r)] = (g_mu[i[lam_r]][:, None] * a[np.ix_(j[lam_r], i[beta_r])]
+                                      * eta[j[beta_r]][None, :])
+    if len(beta_r) and len(alpha_r):
+        out[np.ix_(beta_r, alpha_r)] = gl[i[beta_r]][:, None] * a[np.ix_(j[beta_r], i[alpha_r])]
+    out = out + out.T  # the blocks above are between different rows
+    if len(beta_r):
+        bi, bj = i[beta_r], j[beta_r]
+        half = gl[bi][:, None] * a[np.ix_(bj, bi)] * eta[bj][None, :]  # gl_i A_jk eta_l for (ij, kl)
+        out[np.ix_(beta_r, beta_r)] += half + half.T
+    return out
