@@ -12,6 +12,7 @@ import pandas as pd
 
 from analysis.bootstrap import bootstrap_sem
 from analysis.sem import PARAMETER_COLUMNS, fit_sem
+from analysis.sem.api import refuse_unidentified
 from analysis.structural import compare_models, hypotheses_table, r_squared, replace_structural
 from analysis.warnings import GapscaleWarning
 from instrument import parse_model
@@ -67,6 +68,7 @@ def read_hypotheses(path) -> dict:
 def _fit(data, text, s, name):
     try:
         parse_model(text)
+        refuse_unidentified(text, data)  # the unified engine's identification check (issue 11)
         return fit_sem(data, text, missing=s["missing"], estimator=s["estimator"])
     except InputError as exc:  # a syntax error or a model the data cannot fit: name the model
         raise InputError(f"{name}: {exc}") from None

@@ -31,10 +31,18 @@ The map of the package, in the order a model flows through it:
   Satorra-Bentler (2001) scaled difference test of nested models (``scaled_difference``).
 - ``fit``: every fit index (lavaan's ``fitMeasures``), pure functions of the statistics each
   estimator produces, in one place.
+- ``diagnostics``: for an ``EngineFit`` (any number of groups): modification indices with EPC,
+  sepc.lv, sepc.all (lavaan's ``modindices``), standardized residuals (``resid(fit,
+  "standardized")``, the diagonal only).
 - ``engine``: ``fit(partable, data, group=..., estimator="ML"|"MLR"|"MLM"|"WLSMV"|"ULSMV",
   missing="listwise"|"fiml")`` runs the chain and returns an ``EngineFit`` with lavaan's
   ``fitMeasures`` (from ``fit``) (import it as ``from analysis.sem.engine import fit``: the package
-  attribute ``fit`` would be shadowed by the fit-index module ``analysis.sem.fit``).
+  attribute ``fit`` would be shadowed by the fit-index module ``analysis.sem.fit``); ``check_identification`` its
+  pre-fit identification check alone.
+- ``api``: the front door, ``fit_model(syntax, data, group=..., estimator=..., std_lv=...,
+  group_equal=...)`` = ``lavaanify`` + ``engine.fit``, with the pipeline's parameter
+  table; ``check_model`` the identification check alone and
+  ``refuse_unidentified`` the CLI's guard around it (``cfa`` and ``sem`` run it before fitting).
 - ``single``: the single-group engine as it stands (its own parameter table, ML/FIML/MLR,
   modification indices, residuals); the pipeline still calls it, to be migrated onto the
   modules above (issue 11: one engine for the full lavaan model class).

@@ -26,7 +26,7 @@ from analysis.sem.model import Model, SampleStats, build_model, normalise_partab
 from analysis.sem.robust import ROBUST_ESTIMATORS, RobustResult, robust_inference
 from analysis.warnings import ConvergenceWarning
 
-__all__ = ["ESTIMATORS", "EngineFit", "fit"]
+__all__ = ["ESTIMATORS", "EngineFit", "check_identification", "fit"]
 
 ESTIMATORS = {"ML": MLEstimator, "MLR": MLEstimator, "MLM": MLEstimator}  # MLR, MLM: ML + robust.py
 
@@ -76,6 +76,54 @@ def _perturbed(x: np.ndarray) -> np.ndarray:
     start can hide or fake a rank deficiency)."""
     k = np.arange(1, len(x) + 1)
     return x + 0.05 * np.sin(1.7 * k) * np.maximum(1.0, np.abs(x))
+
+
+def _refuse_unidentified(model: Model, constraints, est, start: np.ndarray) -> None:
+    """Refuse a model with negative degrees of freedom or an information matrix singular at a
+    generic point near the start (InputError naming the parameters involved)."""
+    q = model.nfree
+    names = model.free_names()
+    ndat = model.ndat()
+    eq_jac = ConstraintSystem(model, constraints).h_jac(start)
+    eq_rank = int(np.linalg.matrix_rank(eq_jac)) if eq_jac.size else 0
+    npar = q - eq_rank
+    components = model.components()
+    if npar > ndat:
+        point = _perturbed(start)
+        involved, _ = unidentified_parameters(est.information(point), eq_jac, names)
+        raise InputError(f"the model is not identified: {npar} free parameters but only {ndat} sample moments "
+                         f"(degrees of freedom {ndat - npar})"
+                         + (f"; the parameters involved: {', '.join(involved)}" if involved else "")
+                         + "; fix parameters, add constraints or indicators")
+    # Rothenberg's local identification at a generic point near the start: a rank deficiency
+    # there holds almost everywhere (the model is not identified whatever the data); fitting it
+    # would only wander along the flat directions.
+    point = _perturbed(start)
+    if np.isfinite(est.objective(point)):
+        involved, _ = unidentified_parameters(est.information(point), eq_jac, names, components=components)
+        if involved:
+            raise InputError("the model is not identified: its information matrix is singular for any parameter "
+                             f"values, so these parameters are not determined by the data: {', '.join(involved)}; "
+                             "fix one of them, add a constraint or indicators (lavaan: 'could not compute standard "
+                             "errors! The information matrix could not be inverted')")
+
+
+def check_identification(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
+                         group_labels: list[str] | None = None) -> None:
+    """The identification check :func:`fit` runs before fitting, alone: negative degrees of
+    freedom, or an expected information singular at a generic point near the starting values
+    (Rothenberg's local identification; the model is then not identified whatever the data).
+
+    Raises
+    ------
+    InputError
+        "the model is not identified: ..." naming the parameters involved (or bad table/data).
+    """
+    model = build_model(merge_simple_equalities(normalise_partable(partable)))
+    constraints = build_constraints(model.partable)
+    stats, _ = sample_statistics(model, data, group, group_labels)
+    model = model.with_sample(stats)
+    _refuse_unidentified(model, constraints, MLEstimator(model, stats), start_values(model, stats))
 
 
 def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
@@ -141,28 +189,8 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     q = model.nfree
     names = model.free_names()
     ndat = model.ndat()
-    eq_jac = ConstraintSystem(model, constraints).h_jac(start)
-    eq_rank = int(np.linalg.matrix_rank(eq_jac)) if eq_jac.size else 0
-    npar = q - eq_rank
+    _refuse_unidentified(model, constraints, est, start)
     components = model.components()
-    if npar > ndat:
-        point = _perturbed(start)
-        involved, _ = unidentified_parameters(est.information(point), eq_jac, names)
-        raise InputError(f"the model is not identified: {npar} free parameters but only {ndat} sample moments "
-                         f"(degrees of freedom {ndat - npar})"
-                         + (f"; the parameters involved: {', '.join(involved)}" if involved else "")
-                         + "; fix parameters, add constraints or indicators")
-    # Rothenberg's local identification at a generic point near the start: a rank deficiency
-    # there holds almost everywhere (the model is not identified whatever the data); fitting it
-    # would only wander along the flat directions.
-    point = _perturbed(start)
-    if np.isfinite(est.objective(point)):
-        involved, _ = unidentified_parameters(est.information(point), eq_jac, names, components=components)
-        if involved:
-            raise InputError("the model is not identified: its information matrix is singular for any parameter "
-                             f"values, so these parameters are not determined by the data: {', '.join(involved)}; "
-                             "fix one of them, add a constraint or indicators (lavaan: 'could not compute standard "
-                             "errors! The information matrix could not be inverted')")
     opt = optimise(est, model, constraints, start, max_iter=max_iter)
     info = est.information(opt.x)
     check_identified(info, opt.con_jac, names, components)  # an unidentified model is refused, converged or not
