@@ -462,8 +462,11 @@ def optimise(est, model: Model, constraints: Constraints, start: np.ndarray, max
             gv = g_fun(x)
             active = tuple(int(i) for i in np.flatnonzero(gv < 1e-6))
     linear_active = h_jac_const is not None or not n_eq
+    # an estimator whose scoring matrix is not the Fisher information of its objective (FIML:
+    # the complete-data information) opts out of the secant phase (``secant_polish = False``)
     x_fs, f, converged, it = _scoring_loop(est, x, eq_with(active), max_iter, tol,
-                                           secant=linear_active and (not active or g_linear))
+                                           secant=linear_active and (not active or g_linear)
+                                           and getattr(est, "secant_polish", True))
     if n_in:
         # release an active inequality whose multiplier has the wrong sign (it does not bind)
         for _ in range(n_in):

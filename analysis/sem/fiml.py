@@ -209,6 +209,10 @@ class FIMLEstimator:
 
     name = "ML"
 
+    # its scoring matrix is the complete-data information, not its objective's: plain scoring
+    # (estimate.optimise's secant phase stalled here, 290 CPU-s on the default model)
+    secant_polish = False
+
     def __init__(self, model: Model, stats: list[SampleStats], patterns: list[Patterns]):
         if not model.meanstructure:
             raise InputError("FIML needs a mean structure (intercepts): build the parameter table with "
