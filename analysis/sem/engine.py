@@ -41,7 +41,8 @@ class EngineFit:
         std_all, std_all_se``.
     fit : dict
         ``npar, chisq, df, pvalue, fmin, logl, unrestricted_logl, baseline_chisq, baseline_df,
-        baseline_pvalue, ntotal, ngroups``.
+        baseline_pvalue, ntotal, ngroups``; with ``missing = "fiml"`` all of lavaan's ``fitMeasures``
+        (:meth:`~analysis.sem.fiml.FIMLEstimator.fit_measures`).
     x, vcov, information
         The free parameters (lavaan's ``coef``, by ``free`` index), their covariance matrix and
         the expected information (summed over cases).
