@@ -39,7 +39,8 @@ denominator); :math:`\\chi^2_0 = 2(\\log L_1 - \\log L_0)`.
 **Optimisation** uses :func:`~analysis.sem.estimate.optimise` with the complete-data expected
 information at the implied moments as the scoring matrix (a positive-definite approximation of
 the FIML Hessian; the gradient is exact, so the solution is the FIML one; convergence is linear
-at the rate of the fraction of missing information).
+at the rate of the fraction of missing information; the matrix is recomputed only when the
+parameters have moved by more than 1% since it was last computed).
 
 **Standard errors** from the observed information (lavaan's default for ``missing = "ml"``:
 ``information = "observed"``, ``observed.information = "hessian"``): the Hessian of
