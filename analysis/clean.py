@@ -492,7 +492,7 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
     ignored = [c for c in cells.columns if c not in known]
     if ignored:
         notes.append(f"ignored {len(ignored)} column(s) the instrument does not define (never written): "
-                     f"{', '.join(_show(str(c)) for c in ignored[:10])}{' ...' if len(ignored) > 10 else ''}")
+                     f"{', '.join(_show_name(str(c)) for c in ignored[:10])}{' ...' if len(ignored) > 10 else ''}")
     problems_df = pd.DataFrame(log, columns=PROBLEM_COLUMNS)
     return Prepared(data=data, problems=problems_df, notes=tuple(notes), id_column=ID_COLUMN,
                     original_ids=pd.Series(original, index=data.index, dtype=object),
@@ -538,13 +538,27 @@ def _blank(v) -> bool:
     return v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip())
 
 
-def _show(text: str) -> str:
-    """A cell value as logged: at most 40 characters; a value that looks like personal data is
-    withheld (the row and column say where it is)."""
+def _show_name(text: str) -> str:
+    """A column name as logged: at most 40 characters; one that looks like personal data is
+    withheld."""
     kind = looks_personal(text[:200])
     if kind:
         return f"(withheld: looks like {kind})"
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+_PLAIN_NUMBER = re.compile(r"^[+-]?(\d{1,9}([.,]\d{1,6})?|[.,]\d{1,6})$")
+
+
+def _show(text: str) -> str:
+    """A cell value as logged: a plain number (a typo such as 55 on a 1-7 scale, ``3,0``) as it
+    is; any other text is withheld with its length, since text typed into an answer cell is a
+    free-text answer and may identify its writer (the row and column say where it is)."""
+    t = text.strip()
+    if _PLAIN_NUMBER.match(t):
+        return t
+    kind = looks_personal(text[:200])
+    return f"(withheld: looks like {kind})" if kind else f"(text withheld: {len(text)} characters)"
 
 
 def _range(scale: Scale) -> str:
@@ -691,12 +705,11 @@ def screen(prepared: Prepared, instrument: Instrument, params: ScreenParams) -> 
     if params.irv_min is not None:
         results["irv"] = screening.irv(data, items, params.irv_min)
     if params.mahalanobis_alpha is not None:
-        result = screening.mahalanobis(data, items, params.mahalanobis_alpha)
-        if result is None:
-            skipped.append(f"Mahalanobis screen not run: it needs at least max(2 x {len(items)} items, 50) = "
-                           f"{max(2 * len(items), 50)} respondents, the data have {len(data)}")
+        why = screening.mahalanobis_unavailable(data, items)
+        if why is not None:
+            skipped.append(f"Mahalanobis screen not run: {why}")
         else:
-            results["mahalanobis"] = result
+            results["mahalanobis"] = screening.mahalanobis(data, items, params.mahalanobis_alpha)
     if params.duplicates:
         compared = items + list(checks) + [q.id for q in instrument.context if q.id in data.columns]
         originals = prepared.original_ids if prepared.original_ids is not None else data[prepared.id_column]

@@ -34,9 +34,9 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from analysis.errors import InputError
 from analysis.sem import fit as fitm
 from analysis.warnings import ConvergenceWarning, GapscaleWarning
-from analysis.errors import InputError
 
 __all__ = [
     "EFAResult",
@@ -281,7 +281,10 @@ def parallel_analysis(data: pd.DataFrame, correlate, rng: np.random.Generator, n
     In R: ``psych::fa.parallel(data, fa = "both", n.iter = n_iter, quant = percentile / 100,
     SMC = smc, cor = "cor" | "poly")``; ``$fa.values``, ``$pc.values``, ``$nfact``, ``$ncomp``.
     psych gives ``NA`` when every observed eigenvalue exceeds the random one; gapscale gives
-    the number of items.
+    the number of items. Warnings raised while correlating the resampled data sets (e.g.
+    polychoric continuity corrections) are re-issued once per class, with how many data sets
+    gave them and the first message; non-convergence of the random one-factor fits, once with
+    its count (psych does not check it).
     """
     if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
         raise InputError(f"parallel analysis: n_iter = {n_iter!r}: use a whole number >= 1")
@@ -293,21 +296,31 @@ def parallel_analysis(data: pd.DataFrame, correlate, rng: np.random.Generator, n
     x = data.to_numpy(dtype=float)
     n, p = x.shape
     draws = {key: np.empty((n_iter, p)) for key in ("random_pc", "random_fa", "resampled_pc", "resampled_fa")}
-    unconverged = 0
+    unconverged, others = 0, {}
     for k in range(n_iter):
-        rr = _resample(x, data.columns, correlate, rng)
-        rs = np.corrcoef(rng.standard_normal((n, p)), rowvar=False)
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConvergenceWarning)
+            warnings.simplefilter("always", GapscaleWarning)
+            rr = _resample(x, data.columns, correlate, rng)
+            rs = np.corrcoef(rng.standard_normal((n, p)), rowvar=False)
             draws["resampled_pc"][k], draws["resampled_fa"][k] = _eigen_pc(rr), reduced_eigenvalues(rr, smc)
             draws["random_pc"][k], draws["random_fa"][k] = _eigen_pc(rs), reduced_eigenvalues(rs, smc)
+        seen = set()
         for w in caught:
-            if issubclass(w.category, ConvergenceWarning):
+            if issubclass(w.category, ConvergenceWarning) and "extraction did not converge" in str(w.message):
                 unconverged += 1
+            elif issubclass(w.category, GapscaleWarning):
+                seen.add(w.category)
+                others.setdefault(w.category, [0, 0, str(w.message)])[1] += 1
             else:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        for category in seen:
+            others[category][0] += 1
         if progress is not None:
             progress(1)
+    # Warnings of the random data sets (e.g. a polychoric continuity correction), once per kind.
+    for category, (sets, count, first) in others.items():
+        warnings.warn(f"parallel analysis: {sets} of the {n_iter} resampled data sets gave {count} warning(s) "
+                      f"({category.__name__}), the first: {first}", category, stacklevel=2)
     if unconverged:
         warnings.warn(f"parallel analysis: the one-factor minres solution did not converge for {unconverged} of "
                       f"{2 * n_iter} random correlation matrices", ConvergenceWarning, stacklevel=2)

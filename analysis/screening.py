@@ -30,6 +30,7 @@ __all__ = [
     "irv",
     "longstring",
     "mahalanobis",
+    "mahalanobis_unavailable",
     "missing_share",
     "speeders",
 ]
@@ -97,6 +98,28 @@ def irv(data: pd.DataFrame, items: list[str], minimum: float) -> pd.DataFrame:
     return _result(sd, np.nan_to_num(sd, nan=np.inf) < minimum, data.index)
 
 
+def mahalanobis_unavailable(data: pd.DataFrame, items: list[str]) -> str | None:
+    """Why the Mahalanobis screen cannot run on ``data``, or ``None`` when it can.
+
+    It needs ``max(2 * items, 50)`` respondents, every pair of items answered together by at
+    least two respondents (else their pairwise covariance is undefined, e.g. when two halves of
+    an export answered different items), and at least one item that varies.
+    """
+    need = max(2 * len(items), 50)
+    if len(data) < need:
+        return (f"it needs at least max(2 x {len(items)} items, 50) = {need} respondents, the data have "
+                f"{len(data)}")
+    cov = data[items].astype(float).cov().to_numpy()
+    undefined = np.argwhere(np.isnan(np.triu(cov)) & np.triu(np.ones_like(cov, dtype=bool)))
+    if len(undefined):
+        i, j = undefined[0]
+        return (f"{len(undefined)} pair(s) of items are never answered together by two respondents (first: "
+                f"{items[i]} and {items[j]}), so their covariance is undefined")
+    if not np.any(np.diag(cov) > 0):
+        return "no item varies across respondents"
+    return None
+
+
 def mahalanobis(data: pd.DataFrame, items: list[str], alpha: float) -> pd.DataFrame:
     """Flag multivariate outliers: Mahalanobis D^2 with p < ``alpha`` under chi-square(df).
 
@@ -110,10 +133,11 @@ def mahalanobis(data: pd.DataFrame, items: list[str], alpha: float) -> pd.DataFr
     (eigenvalues floored at 1e-8 of the largest). ``value`` is ``D2 (df, p)``; the numbers are
     also returned in columns ``d2``, ``df`` and ``pvalue``.
 
-    The screen needs a covariance matrix it can trust: with fewer than ``max(2 * items, 50)``
-    respondents it does not run and returns ``None`` (the caller reports that).
+    The screen needs a covariance matrix it can trust; when it has none
+    (:func:`mahalanobis_unavailable` says why) it does not run and returns ``None`` (the caller
+    reports the reason).
     """
-    if len(data) < max(2 * len(items), 50):
+    if mahalanobis_unavailable(data, items) is not None:
         return None
     x = data[items].to_numpy(dtype=float)
     mean = np.nanmean(x, axis=0)

@@ -130,8 +130,9 @@ def parse_simulation_params(raw: dict | None) -> SimulationParams:
 
     if isinstance(p.n, bool) or not isinstance(p.n, int) or not 2 <= p.n <= MAX_RESPONDENTS:
         raise InputError(f"simulate.n: need a whole number of respondents from 2 to {MAX_RESPONDENTS}, got {p.n!r}")
-    if any(isinstance(v, tuple) and len(v) > 100 for v in (p.extra_latents, p.thresholds)):
-        raise InputError("simulate.extra_latents, simulate.thresholds: at most 100 entries each")
+    for key in ("extra_latents", "thresholds", "speeder_fraction"):
+        if not isinstance(getattr(p, key), tuple) or len(getattr(p, key)) > 100:
+            raise InputError(f"simulate.{key}: expected a list (at most 100 entries), got {getattr(p, key)!r}")
     if not all(isinstance(v, str) for v in p.extra_latents):
         raise InputError(f"simulate.extra_latents: expected a list of names, got {list(p.extra_latents)!r}")
     for key in ("loadings", "structural", "residual_correlations", "context", "defects"):

@@ -52,7 +52,7 @@ def split_sample(data: pd.DataFrame, rng: np.random.Generator, share: float = 0.
         raise InputError(f"split share must be in (0, 1), got {share!r}")
     if len(data) < 2:
         raise InputError(f"need at least 2 respondents to split, got {len(data)}")
-    if stratify is not None and stratify not in data.columns:
+    if stratify is not None and (not isinstance(stratify, str) or stratify not in data.columns):
         raise InputError(f"stratify column {stratify!r} is not in the data; columns: {', '.join(map(str, data.columns[:15]))}")
     strata = (data[stratify].astype(object).where(data[stratify].notna(), "(missing)")
               if stratify else pd.Series("(all)", index=data.index))

@@ -130,11 +130,16 @@ def read_yaml(path: str | Path) -> Any:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise YamlFileError(path, f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    loader = _SafeLoader(text)
+    loader = None
     try:
+        loader = _SafeLoader(text)  # its reader refuses non-printable characters at once
         return loader.get_single_data()
     except _Refused as exc:
         raise YamlFileError(path, f"{_where(exc.mark, exc.column)}{exc.problem}") from None
+    except yaml.reader.ReaderError as exc:
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise YamlFileError(path, f"character U+{code:04X} at position {exc.position} is not allowed in YAML (a "
+                                  "control character); remove it") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
@@ -142,4 +147,5 @@ def read_yaml(path: str | Path) -> Any:
     except RecursionError:
         raise YamlFileError(path, f"nested more than {MAX_DEPTH} levels deep") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()

@@ -613,7 +613,7 @@ class _Checker:
             seen.add(cid)
             scale = self.scale(d["scale"], _join(path, "scale")) if d.get("scale") is not None else parent
             section = d.get("section")
-            if section is not None and section not in section_ids:
+            if section is not None and (not isinstance(section, str) or section not in section_ids):
                 known = ", ".join(sorted(section_ids)) or "none are defined"
                 self.add(_join(path, "section"), f"unknown section {section!r}; sections: {known}")
             items = self.items(d.get("items"), _join(path, "items"), cid, scale, construct_of)
@@ -693,7 +693,7 @@ class _Checker:
                     self.add(_join(path, "expected"), f"{v!r} is not an answer the scale allows ({scale.describe()})")
                 expected.append(num)
             after = d.get("after")
-            if after is not None and after not in item_ids:
+            if after is not None and (not isinstance(after, str) or after not in item_ids):
                 self.add(_join(path, "after"), f"{after!r} is not an item id of this instrument")
             if cid is not None and expected:
                 out.append(AttentionCheck(cid, tuple(expected), scale,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 
 from analysis.sem import PARAMETER_COLUMNS, fit_sem, modification_indices, standardized_residuals
+from analysis.sem.api import refuse_unidentified
 from analysis.warnings import GapscaleWarning
 from analysis.wlsmv import fit_wlsmv, wlsmv_modification_indices, wlsmv_standardized_residuals
 from instrument import LavaanSyntaxError, load_instrument, parse_model
@@ -76,6 +77,7 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
     except LavaanSyntaxError as exc:
         raise InputError(f"{model_path or instrument_path}: {exc}") from None
     data = read_data(data_path)
+    refuse_unidentified(text, data, where=str(model_path or instrument_path))  # the unified engine's check (issue 11)
     with warnings.catch_warnings(record=True) as records:
         warnings.simplefilter("always", GapscaleWarning)
         if s["estimator"] == "WLSMV":

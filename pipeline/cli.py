@@ -14,6 +14,7 @@ A user never sees a traceback, and every line printed for an error is bounded in
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 import traceback
@@ -59,9 +60,36 @@ def user_errors():
     except InputError as exc:
         raise GapscaleError(str(exc)) from None
     except OSError as exc:
-        if exc.filename is None:  # not about a path the user gave: let main() report an internal error
+        if not given_path(exc.filename):  # not about a path the user gave: main() reports an internal error
             raise
         raise GapscaleError(f"{exc.filename}: {exc.strerror or exc}") from None
+
+
+def given_path(filename) -> bool:
+    """True when ``filename`` is a path given on the command line, or inside a directory given there
+    (an --out directory that cannot be written, a full disk): the user's to fix, not a bug."""
+    if filename is None:
+        return False
+    ctx = click.get_current_context(silent=True)
+    given = [v for v in (ctx.params.values() if ctx is not None else ()) if isinstance(v, str) and v]
+    target = os.path.abspath(os.fsdecode(filename))
+    for path in given:
+        path = os.path.abspath(path)
+        if target == path or target.startswith(path.rstrip(os.sep) + os.sep):
+            return True
+    return False
+
+
+@contextmanager
+def user_errors_except_instrument():
+    """:func:`user_errors` for everything but an InstrumentError (which the caller lists whole)."""
+    try:
+        yield
+    except InstrumentError:
+        raise
+    except (InputError, OSError):
+        with user_errors():
+            raise
 
 
 INSTRUMENT_PATH = click.Path(exists=True, dir_okay=False)
@@ -110,7 +138,8 @@ def instrument_validate(file):
     from pipeline.instrument import validate
 
     try:
-        click.echo(validate(file))
+        with user_errors_except_instrument():
+            click.echo(validate(file))
     except InstrumentError as exc:
         for problem in exc.problems[:MAX_PROBLEMS]:
             click.echo(one_line(f"{file}: {problem}"), err=True)
@@ -262,8 +291,10 @@ def split_cmd(data_path, out, params_path, seed, share, stratify, instrument_pat
 @click.option("--correlation", type=click.Choice(["pearson", "polychoric"]), default=None,
               help="Correlations to factor (default pearson).")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of parallel analysis (default: params).")
+@click.option("--parallel-smc/--no-parallel-smc", default=None, help="Parallel analysis with SMC communalities "
+              "instead of psych's default one-factor minres ones (efa.parallel_smc; default no).")
 def efa_cmd(data_path, instrument_path, model_path, out, params_path, n_factors, extraction, rotation,
-            correlation, seed):
+            correlation, seed, parallel_smc):
     """Exploratory factor analysis: KMO, Bartlett, number of factors, loadings, diagnostics.
 
     Matches psych::fa for minres/ml/pa extraction and the rotations offered.
@@ -271,7 +302,8 @@ def efa_cmd(data_path, instrument_path, model_path, out, params_path, n_factors,
     from pipeline.efa import run
 
     one_of_instrument_or_model(instrument_path, model_path)
-    overrides = dict(n_factors=n_factors, extraction=extraction, rotation=rotation, correlation=correlation)
+    overrides = dict(n_factors=n_factors, extraction=extraction, rotation=rotation, correlation=correlation,
+                     parallel_smc=parallel_smc)
     with user_errors():
         m = run(data_path, out, instrument_path, model_path, params_path, overrides, seed)
     k = m["n_factors"]
@@ -500,13 +532,28 @@ def main(argv=None) -> None:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - every other exception is a bug of gapscale, reported as one
         log = write_error_log(exc, argv)
         where = f"the traceback is in {log}" if log else "the traceback could not be written to a log file"
         click.echo(f"Error: internal error of gapscale (a bug, not a problem with your input): "
-                   f"{one_line(f'{type(exc).__name__}: {exc}', 300)}; {where}; please report it", err=True)
+                   f"{one_line(f'{type(exc).__name__}: {withhold_values(str(exc))}', 300)}; {where}; please report it",
+                   err=True)
         sys.exit(EXIT_INTERNAL)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_PERSONAL = re.compile(r"[^@\s]+@[^@\s]+|\b\d{1,3}(\.\d{1,3}){3}\b|\+?\d[\d ()./-]{6,}\d")
+
+
+def withhold_values(message: str) -> str:
+    """An internal error's message with the data values it may quote withheld: quoted literals
+    (Python quotes values with repr) and anything that looks like an e-mail, IP address or phone
+    number become ``<value>``, so no respondent's answer reaches the terminal or the log file."""
+    return _PERSONAL.sub("<value>", _QUOTED.sub("<value>", message))
 
 
 def write_error_log(exc: BaseException, argv) -> str | None:
@@ -516,8 +563,12 @@ def write_error_log(exc: BaseException, argv) -> str | None:
     ``gapscale-error-*.log`` in the system's temporary directory.
     """
     args = sys.argv[1:] if argv is None else list(argv)
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    chain = exc.__cause__ or exc.__context__
     text = (f"gapscale internal error\ncommand: gapscale {' '.join(map(str, args))}\n"
-            f"cwd: {os.getcwd()}\n\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+            f"cwd: {os.getcwd()}\n\nTraceback (most recent call last):\n{frames}"
+            f"{type(exc).__name__}: {withhold_values(str(exc))}\n"
+            + (f"(raised while handling {type(chain).__name__}: {withhold_values(str(chain))})\n" if chain else ""))
     try:
         target = os.environ.get("GAPSCALE_ERROR_LOG")
         if target:

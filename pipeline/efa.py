@@ -12,7 +12,7 @@ from analysis.errors import InputError
 from analysis.split import stage_rng
 from analysis.warnings import GapscaleWarning
 from instrument import load_instrument, read_model
-from pipeline.io import is_simulated, output_dir, read_data, read_params, section, write_csv, write_json
+from pipeline.io import is_simulated, output_dir, read_data, read_params, read_seed, section, write_csv, write_json
 from pipeline.progress import progress_bar
 
 __all__ = ["run", "OUTPUTS", "DEFAULTS"]
@@ -130,7 +130,7 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
     """Run the EFA on ``data_path`` and write the outputs into ``out``; return the metrics."""
     params = read_params(params_path)
     s = settings(params, overrides or {})
-    seed = params.get("seed", 0) if seed is None else seed
+    seed = read_seed(params, seed)
     construct_of = constructs_from(instrument_path, model_path)
     unknown = [i for i in s["drop_items"] if i not in construct_of]
     if unknown:
@@ -153,6 +153,11 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
                 r = pd.DataFrame(correlate_with(s["correlation"], tick)(x), index=items, columns=items)
         else:
             r = pd.DataFrame(correlate(x), index=items, columns=items)
+        if r.isna().to_numpy().any():  # pairs never observed together, or constant where both are observed
+            i, j = np.argwhere(r.isna().to_numpy())[0]
+            raise InputError(f"{data_path}: the correlation of items {items[i]!r} and {items[j]!r} cannot be computed "
+                             "(never answered together, or no variance where both are answered); check the export "
+                             "(e.g. answers exported as choice text that the clean stage could not read)")
         if np.linalg.eigvalsh(r.to_numpy()).min() <= 1e-10:
             raise InputError(f"{data_path}: the correlation matrix is singular: {singular_hint(r)}")
         msa, msai = fa.kmo(r)
@@ -171,7 +176,8 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
         n_factors = criteria["parallel_fa"] if s["n_factors"] == "auto" else s["n_factors"]
         n_factors = min(max(n_factors, 1), fa.max_factors(len(items)))
         result = fa.efa(r, n_factors, s["extraction"], s["rotation"], n_obs=len(x))
-    caught = [f"{w.category.__name__}: {w.message}" for w in records if issubclass(w.category, GapscaleWarning)]
+    caught = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in records
+                                if issubclass(w.category, GapscaleWarning)))  # the observed matrix is made twice
 
     diagnostics = fa.item_diagnostics(result, construct_of, s["min_loading"], s["max_cross_loading"],
                                       s["min_communality"])
@@ -184,7 +190,7 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
         "kmo": msa, "kmo_min_item": float(msai.min()), "kmo_min_item_id": str(msai.idxmin()),
         "bartlett": bartlett,
         "n_factors": {"used": n_factors,
-                      "rule": ("parallel analysis (fa, " + ("SMC" if s["parallel_smc"] else "minres") + " communalities)")
+                      "rule": f"parallel analysis (fa, {'SMC' if s['parallel_smc'] else 'minres'} communalities)"
                       if s["n_factors"] == "auto" else "params",
                       "constructs": n_constructs, **criteria},
         "fit": result.fit, "converged": result.converged,

@@ -12,8 +12,8 @@ import pandas as pd
 from analysis.errors import InputError
 from instrument.safe_yaml import read_yaml
 
-__all__ = ["is_simulated", "output_dir", "read_data", "read_params", "section", "write_csv", "write_json",
-           "write_text"]
+__all__ = ["is_simulated", "output_dir", "read_data", "read_params", "read_seed", "section", "write_csv",
+           "write_json", "write_text"]
 
 
 def output_dir(path: str | Path) -> Path:
@@ -39,6 +39,16 @@ def read_params(path: str | Path | None) -> dict:
     if not isinstance(data, dict):
         raise InputError(f"{path}: expected a mapping of parameters at the top level")
     return data
+
+
+def read_seed(params: dict, override=None) -> int:
+    """The random seed: ``override`` (the command line's ``--seed``) or params' ``seed`` (default 0),
+    a whole number >= 0, or an InputError naming the key."""
+    seed = params.get("seed", 0) if override is None else override
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        where = "--seed" if override is not None else "seed"
+        raise InputError(f"{where}: need a whole number >= 0, got {seed!r}"[:300])
+    return seed
 
 
 # A text cell a spreadsheet would run as a formula (CWE-1236, "CSV injection"): it starts with one

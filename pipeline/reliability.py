@@ -12,7 +12,7 @@ from analysis.sem import fit_sem
 from analysis.split import stage_rng
 from analysis.warnings import GapscaleWarning
 from pipeline.cfa import model_text
-from pipeline.io import is_simulated, output_dir, read_data, read_params, section, write_csv, write_json
+from pipeline.io import is_simulated, output_dir, read_data, read_params, read_seed, section, write_csv, write_json
 from pipeline.progress import progress_bar
 from instrument import parse_model
 from analysis.errors import InputError
@@ -25,8 +25,9 @@ DEFAULTS = {"htmt_bootstrap": 1000, "ci": 0.95, "method_factor": True}
 
 def settings(params: dict, overrides: dict) -> dict:
     s = section(params, "reliability", DEFAULTS, overrides)
-    if isinstance(s["htmt_bootstrap"], bool) or not isinstance(s["htmt_bootstrap"], int) or s["htmt_bootstrap"] < 0:
-        raise InputError(f"reliability.htmt_bootstrap: a whole number >= 0, got {s['htmt_bootstrap']!r}")
+    if isinstance(s["htmt_bootstrap"], bool) or not isinstance(s["htmt_bootstrap"], int) \
+            or not 0 <= s["htmt_bootstrap"] <= 100_000:
+        raise InputError(f"reliability.htmt_bootstrap: a whole number from 0 to 100000, got {s['htmt_bootstrap']!r}")
     if not isinstance(s["ci"], (int, float)) or not 0 < s["ci"] < 1:
         raise InputError(f"reliability.ci: a level in (0, 1), got {s['ci']!r}")
     if not isinstance(s["method_factor"], bool):
@@ -49,7 +50,7 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
     params = read_params(params_path)
     s = settings(params, overrides or {})
     missing = (params.get("cfa") or {}).get("missing", "listwise")
-    seed = params.get("seed", 0) if seed is None else seed
+    seed = read_seed(params, seed)
     drop = (params.get("efa") or {}).get("drop_items") or []
     text = model_text(instrument_path, model_path, drop)
     model = parse_model(text)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -37,11 +36,9 @@ import pandas as pd
 from analysis import apa
 from pipeline.io import output_dir, read_params, section, write_csv, write_json, write_text
 from analysis.errors import InputError
-from pipeline.metrics_shapes import check_metrics
+from pipeline.stage_metrics import read_metrics
 
 __all__ = ["run", "build_report", "read_outputs", "DEFAULTS", "STAGE_FILES", "FIGURES", "SECTIONS"]
-
-MAX_METRICS_BYTES = 20_000_000  # a stage's metrics JSON is a few kB
 
 DEFAULTS = {
     "cfi_min": 0.95,             # Hu & Bentler (1999)
@@ -109,21 +106,7 @@ class StageOutputs:
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        if path.stat().st_size > MAX_METRICS_BYTES:
-            raise InputError(f"{path}: {path.stat().st_size} bytes, more than a stage's metrics file holds "
-                             f"({MAX_METRICS_BYTES}); rerun the stage that writes it")
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except RecursionError:
-        raise InputError(f"{path}: JSON nested too deeply; rerun the stage that writes it") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); rerun the stage that writes it") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot be read ({exc})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a JSON object of metrics, got {type(data).__name__}")
-    check_metrics(data, path.name, path)
-    return data
+    return read_metrics(path)
 
 
 def _read_csv(path: Path) -> pd.DataFrame:

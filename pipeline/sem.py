@@ -2,7 +2,6 @@
 effects with bootstrap intervals, competing models and the hypotheses table."""
 from __future__ import annotations
 
-import json
 import math
 import warnings
 import zlib
@@ -13,15 +12,19 @@ import pandas as pd
 
 from analysis.bootstrap import bootstrap_sem
 from analysis.sem import PARAMETER_COLUMNS, fit_sem
+from analysis.sem.api import refuse_unidentified
 from analysis.structural import compare_models, hypotheses_table, r_squared, replace_structural
 from analysis.warnings import GapscaleWarning
-from instrument import LavaanSyntaxError, parse_model
-from pipeline.io import is_simulated, output_dir, read_data, read_params, section, write_csv, write_json
+from instrument import parse_model
+from pipeline.io import is_simulated, output_dir, read_data, read_params, read_seed, section, write_csv, write_json
 from instrument.safe_yaml import read_yaml
+from pipeline.stage_metrics import read_metrics
 from pipeline.progress import progress_bar
 from analysis.errors import InputError
 
 __all__ = ["run", "OUTPUTS", "DEFAULTS", "settings"]
+
+MAX_BOOTSTRAP = 100_000  # draws: 2000 is the usual, 10,000 a careful study
 
 OUTPUTS = ("sem_parameters.csv", "sem_r2.csv", "sem_hypotheses.csv", "sem_competing.csv", "sem.json")
 DEFAULTS = {"estimator": "ML", "missing": "fiml", "bootstrap": 2000, "ci": 0.95, "interval": "boot_pct",
@@ -38,8 +41,9 @@ def settings(params: dict, overrides: dict) -> dict:
     if s["missing"] not in ("listwise", "fiml"):
         raise InputError(f"sem.missing: {s['missing']!r} is not available; use listwise or fiml")
     b = s["bootstrap"]
-    if isinstance(b, bool) or not isinstance(b, int) or (b != 0 and b < 2):
-        raise InputError(f"sem.bootstrap: a whole number of draws (0 for none, otherwise >= 2), got {b!r}")
+    if isinstance(b, bool) or not isinstance(b, int) or (b != 0 and b < 2) or b > MAX_BOOTSTRAP:
+        raise InputError(f"sem.bootstrap (--bootstrap): a whole number of draws (0 for none, otherwise 2 to "
+                         f"{MAX_BOOTSTRAP}), got {b!r}")
     if isinstance(s["ci"], bool) or not isinstance(s["ci"], (int, float)) or not 0 < s["ci"] < 1:
         raise InputError(f"sem.ci: a level between 0 and 1, got {s['ci']!r}")
     if s["interval"] not in INTERVALS:
@@ -64,9 +68,10 @@ def read_hypotheses(path) -> dict:
 def _fit(data, text, s, name):
     try:
         parse_model(text)
-    except LavaanSyntaxError as exc:
+        refuse_unidentified(text, data)  # the unified engine's identification check (issue 11)
+        return fit_sem(data, text, missing=s["missing"], estimator=s["estimator"])
+    except InputError as exc:  # a syntax error or a model the data cannot fit: name the model
         raise InputError(f"{name}: {exc}") from None
-    return fit_sem(data, text, missing=s["missing"], estimator=s["estimator"])
 
 
 def _invariance_rows(spec_id, spec, invariance_json) -> list[dict]:
@@ -76,7 +81,7 @@ def _invariance_rows(spec_id, spec, invariance_json) -> list[dict]:
     if invariance_json is None:
         return [{**base, "parameter": "invariance", "path": "not tested (no invariance results given)",
                  "expected": "", "supported": False, "verdict": "not tested"}]
-    inv = json.loads(Path(invariance_json).read_text(encoding="utf-8"))
+    inv = read_metrics(invariance_json)
     level = inv.get("level", "none")
     rows = [{**base, "parameter": "measurement invariance", "path": f"level reached: {level}",
              "expected": "scalar or strict", "supported": level in ("scalar", "strict")}]
@@ -95,7 +100,7 @@ def run(data_path, model_path, out, params_path=None, hypotheses_path=None, inva
     """Fit the structural model, bootstrap it, compare the competing models, test the hypotheses."""
     params = read_params(params_path)
     s = settings(params, overrides or {})
-    seed = params.get("seed", 0) if seed is None else seed
+    seed = read_seed(params, seed)
     try:
         text = Path(model_path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:

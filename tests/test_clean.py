@@ -29,7 +29,7 @@ def simulated(default_instrument, default_params, tmp_path_factory):
     study.responses.to_csv(path, index=False)
     raw = read_export(path)
     prepared = prepare(raw.cells, default_instrument, source=str(path))
-    result = screen(prepared, default_instrument, parse_screen_params(default_params["clean"]))
+    result = screen(prepared, default_instrument, parse_clean_params(default_params["clean"])[0])
     return study, prepared, result
 
 

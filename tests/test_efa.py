@@ -188,7 +188,8 @@ def hs_efa(run_cli, tmp_path, hs_model, *args, params=None):
 
 
 @pytest.mark.parametrize("args, params, message", [
-    (["--n-factors", "100"], None, "efa.n_factors (--n-factors) = 100: at most 5 factors can be extracted from 9 items"),
+    (["--n-factors", "100"], None,
+     "efa.n_factors (--n-factors) = 100: at most 5 factors can be extracted from 9 items"),
     (["--n-factors", "6"], None, "efa.n_factors (--n-factors) = 6: at most 5 factors can be extracted from 9 items"),
     (["--n-factors", "many"], None, "efa.n_factors (--n-factors): 'auto' (parallel analysis) or a whole number >= 1, "
                                     "got 'many'"),
@@ -221,9 +222,10 @@ def test_efa_stage_parallel_analysis_as_psych(run_cli, tmp_path, hs_model):
     assert list(scree.columns) == PARALLEL_COLUMNS and len(scree) == 9
     psych = json.loads((REF / "parallel.json").read_text())["datasets"]["hs"]
     assert np.abs(scree["observed_fa"].to_numpy() - psych["fa_values"]).max() < 1e-6
-    code, out, err = hs_efa(run_cli, tmp_path, hs_model, params="efa:\n  parallel_smc: true\n")
-    assert code == 0, err
-    m = json.loads((tmp_path / "o" / "efa.json").read_text())
-    assert m["n_factors"]["rule"] == "parallel analysis (fa, SMC communalities)"
-    scree = pd.read_csv(tmp_path / "o" / "efa_scree.csv")
-    assert np.abs(scree["observed_fa"].to_numpy() - psych["fa_values_smc"]).max() < 1e-10
+    for args, params in ((["--parallel-smc"], None), ([], "efa:\n  parallel_smc: true\n")):
+        code, out, err = hs_efa(run_cli, tmp_path, hs_model, *args, params=params)
+        assert code == 0, err
+        m = json.loads((tmp_path / "o" / "efa.json").read_text())
+        assert m["n_factors"]["rule"] == "parallel analysis (fa, SMC communalities)"
+        scree = pd.read_csv(tmp_path / "o" / "efa_scree.csv")
+        assert np.abs(scree["observed_fa"].to_numpy() - psych["fa_values_smc"]).max() < 1e-10

@@ -164,7 +164,8 @@ def test_complete_data_fiml_is_ml_with_a_mean_structure():
     assert a.fit["chisq"] == pytest.approx(b.fit["chisq"], rel=1e-8)
     assert a.fit["logl"] == pytest.approx(b.fit["logl"], rel=1e-10)
     assert a.fit["baseline_chisq"] == pytest.approx(b.fit["baseline_chisq"], rel=1e-8)
-    assert np.abs(a.parameters["est"] - b.parameters["est"]).max() < 1e-7
+    # the two optimisers stop at their own tolerance (logl equal to 1e-10): estimates to 5e-7
+    assert np.abs(a.parameters["est"] - b.parameters["est"]).max() < 5e-7
     assert np.abs(a.parameters["se"] - b.parameters["se"]).max() < 1e-6
 
 

@@ -60,3 +60,24 @@ def test_attention_speeders_duplicates_missing_on_a_small_table():
     assert dup["value"].iat[2] == "same id as row 1; identical answers to row 1"
     miss = screening.missing_share(data, ["x1", "x2"], 0.4)
     assert miss["flagged"].tolist() == [False, True, False, False, False]
+
+
+def test_mahalanobis_screen_names_why_it_cannot_run():
+    """Two halves of an export that answered different items (choice text in another language
+    set missing) leave pairwise covariances undefined; constant answers leave no variance. The
+    screen says why instead of failing inside the eigen-decomposition."""
+    from analysis.screening import mahalanobis, mahalanobis_unavailable
+
+    rng = np.random.default_rng(3)
+    x = pd.DataFrame(rng.integers(1, 6, size=(120, 4)).astype(float), columns=["a1", "a2", "b1", "b2"])
+    x.loc[x.index % 2 == 0, ["b1", "b2"]] = np.nan
+    x.loc[x.index % 2 == 1, ["a1", "a2"]] = np.nan
+    why = mahalanobis_unavailable(x, list(x.columns))
+    assert why.startswith("4 pair(s) of items are never answered together") and "a1 and b1" in why
+    assert mahalanobis(x, list(x.columns), 0.001) is None
+    assert mahalanobis_unavailable(pd.DataFrame(3.0, index=range(60), columns=["a", "b"]), ["a", "b"]) == \
+        "no item varies across respondents"
+    assert "needs at least" in mahalanobis_unavailable(x.iloc[:10], list(x.columns))
+    complete = pd.DataFrame(rng.normal(size=(120, 4)), columns=list("abcd"))
+    assert mahalanobis_unavailable(complete, list("abcd")) is None
+    assert len(mahalanobis(complete, list("abcd"), 0.001)) == 120

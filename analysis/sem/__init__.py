@@ -9,22 +9,40 @@ The map of the package, in the order a model flows through it:
   regressions as phantom latents, fixed.x covariates at their sample moments; implied moments
   (Sigma, mu) and their analytic derivatives; complete-data sample statistics per group.
 - ``constraints``: ``==``, ``<``, ``>`` and ``:=`` rows compiled to functions of the parameters;
-  linear equalities as a null-space reparametrisation.
+  simple equalities (``.p2. == .p38.``) merged into one free index, other linear ones a
+  null-space reparametrisation, nonlinear ones for the optimiser.
 - ``estimate``: estimator strategies over the model (``MLEstimator``: complete-data ML over any
-  number of groups; objective, gradient, expected information), starting values, the optimiser
-  (Fisher scoring on the constraint null space; SLSQP then active-set scoring with
-  inequalities), the baseline model.
+  number of groups; objective, gradient, expected and observed information), starting values,
+  the optimiser (Fisher scoring on the constraint null space, BFGS from the Fisher matrix for the
+  last digits; SLSQP then active-set scoring with inequalities), the baseline model.
 - ``fiml``: ``FIMLEstimator``, ML with incomplete data (lavaan's ``missing = "ml"``) over any
   number of groups: casewise log-likelihood by missingness pattern, the saturated model by EM,
   the FIML baseline, analytic observed information; ``engine.fit(..., missing="fiml")``.
+- ``wls``: the ordinal estimators WLSMV and ULSMV (thresholds and polychoric correlations per
+  group, their NACOV; delta parameterization; robust SEs, the scaled-and-shifted test, catML
+  robust indices, the scaled difference test of nested fits);
+  ``engine.fit(..., estimator="WLSMV", ordered=[...])`` runs it.
 - ``inference``: covariance of the estimates (information augmented by the constraints),
   identification (singular information names the parameters involved), Wald tests and
   intervals, ``:=`` by the delta method, std.lv / std.all with delta-method SEs.
+- ``robust``: the robust ML estimators over ``estimate``'s ML solution, complete data, any number
+  of groups: MLR (Huber-White SEs on the observed information, Yuan-Bentler scaled test) and MLM
+  (robust.sem SEs, Satorra-Bentler scaled test), the baseline's scaled test, and the
+  Satorra-Bentler (2001) scaled difference test of nested models (``scaled_difference``).
 - ``fit``: every fit index (lavaan's ``fitMeasures``), pure functions of the statistics each
   estimator produces, in one place.
-- ``engine``: ``fit(partable, data, group=...)`` runs the chain and returns an ``EngineFit``
-  (import it as ``from analysis.sem.engine import fit``: the package attribute ``fit`` would be
-  shadowed by the fit-index module ``analysis.sem.fit``).
+- ``diagnostics``: for an ``EngineFit`` (any number of groups): modification indices with EPC,
+  sepc.lv, sepc.all (lavaan's ``modindices``), standardized residuals (``resid(fit,
+  "standardized")``, the diagonal only).
+- ``engine``: ``fit(partable, data, group=..., estimator="ML"|"MLR"|"MLM"|"WLSMV"|"ULSMV",
+  missing="listwise"|"fiml")`` runs the chain and returns an ``EngineFit`` with lavaan's
+  ``fitMeasures`` (from ``fit``) (import it as ``from analysis.sem.engine import fit``: the package
+  attribute ``fit`` would be shadowed by the fit-index module ``analysis.sem.fit``); ``check_identification`` its
+  pre-fit identification check alone.
+- ``api``: the front door, ``fit_model(syntax, data, group=..., estimator=..., std_lv=...,
+  group_equal=...)`` = ``lavaanify`` + ``engine.fit``, with the pipeline's parameter
+  table; ``check_model`` the identification check alone and
+  ``refuse_unidentified`` the CLI's guard around it (``cfa`` and ``sem`` run it before fitting).
 - ``single``: the single-group engine as it stands (its own parameter table, ML/FIML/MLR,
   modification indices, residuals); the pipeline still calls it, to be migrated onto the
   modules above (issue 11: one engine for the full lavaan model class).

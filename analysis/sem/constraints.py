@@ -27,7 +27,8 @@ import pandas as pd
 
 from analysis.errors import InputError
 
-__all__ = ["Constraints", "Expression", "build_constraints", "linear_reduction"]
+__all__ = ["ConstraintSystem", "Constraints", "Expression", "build_constraints", "jacobian", "linear_reduction",
+           "merge_simple_equalities"]
 
 _NODES = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Name, ast.Load, ast.Constant, ast.Add, ast.Sub, ast.Mult,
           ast.Div, ast.Pow, ast.USub, ast.UAdd, ast.Call)
@@ -137,16 +138,17 @@ def build_constraints(partable: pd.DataFrame) -> Constraints:
     """
     known: dict[str, int] = {}
     model_rows = ~partable["op"].isin(("==", "<", ">", ":="))
+    ops, lhss, rhss = (partable[c].to_numpy() for c in ("op", "lhs", "rhs"))
     for col in ("label", "plabel"):
+        names = partable[col].to_numpy()
         for k in np.flatnonzero(model_rows.to_numpy()):
-            name = partable.at[k, col]
+            name = names[k]
             if name and name not in known:
                 known[name] = int(k)
     defined: dict[str, int] = {}
     defs, eqs, ineqs = [], [], []
     for k in range(len(partable)):
-        op = partable.at[k, "op"]
-        lhs, rhs = partable.at[k, "lhs"], partable.at[k, "rhs"]
+        op, lhs, rhs = ops[k], lhss[k], rhss[k]
         where = f"parameter table row {k + 1} ({lhs} {op} {rhs})"
         if op == ":=":
             if lhs in known or lhs in defined:
@@ -154,8 +156,7 @@ def build_constraints(partable: pd.DataFrame) -> Constraints:
             defs.append((k, lhs, _compile(rhs, known, defined, where)))
             defined[lhs] = len(defined)
     for k in range(len(partable)):
-        op = partable.at[k, "op"]
-        lhs, rhs = partable.at[k, "lhs"], partable.at[k, "rhs"]
+        op, lhs, rhs = ops[k], lhss[k], rhss[k]
         where = f"parameter table row {k + 1} ({lhs} {op} {rhs})"
         if op in ("==", ">", "<"):
             a, b = _compile(lhs, known, defined, where), _compile(rhs, known, defined, where)
@@ -201,3 +202,114 @@ def linear_reduction(jac: np.ndarray, value_at_zero: np.ndarray, nfree: int, tol
     if np.max(np.abs(jac @ x0 + value_at_zero)) > 1e-8 * max(1.0, np.abs(value_at_zero).max()):
         raise InputError("the equality constraints (==) contradict each other: no parameter values satisfy them all")
     return x0, k, rank
+
+
+class ConstraintSystem:
+    """The constraints as functions of the free parameters ``x`` of a model, with Jacobians by
+    central differences over only the parameters each constraint involves (an invariance model
+    has hundreds of ``==`` rows, each on two parameters)."""
+
+    def __init__(self, model, constraints: Constraints):
+        self.model = model
+        self.constraints = constraints
+        free = model.free
+
+        def rows_of(expr: Expression) -> set[int]:
+            out = {r for r in expr.rows if r >= 0}
+            for d in expr.defined:
+                if d >= 0:
+                    out |= rows_of(constraints.defined[d][2])
+            return out
+
+        def cols(items):
+            return [sorted({int(free[r]) - 1 for r in rows_of(a) | rows_of(b) if free[r] > 0}) for _, a, b in items]
+
+        self._eq_cols = cols(constraints.equality)
+        self._in_cols = cols(constraints.inequality)
+        self.n_eq = len(constraints.equality)
+        self.n_in = len(constraints.inequality)
+
+    def h(self, x: np.ndarray) -> np.ndarray:
+        return self.constraints.h(self.model.row_values(x))
+
+    def g(self, x: np.ndarray) -> np.ndarray:
+        return self.constraints.g(self.model.row_values(x))
+
+    def _jac(self, items, columns, x: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(items), len(x)))
+        uses_defined = bool(self.constraints.defined)
+        for i, ((_, lhs, rhs), cs) in enumerate(zip(items, columns)):
+            for k in cs:
+                h = 1e-6 * max(1.0, abs(x[k]))
+                vals = []
+                for sign in (1.0, -1.0):
+                    xx = x.copy()
+                    xx[k] += sign * h
+                    rv = self.model.row_values(xx)
+                    defs = self.constraints.defined_values(rv) if uses_defined else ()
+                    vals.append(lhs(rv, defs) - rhs(rv, defs))
+                out[i, k] = (vals[0] - vals[1]) / (2 * h)
+        return out
+
+    def h_jac(self, x: np.ndarray) -> np.ndarray:
+        """Jacobian of the equalities (n_eq x q)."""
+        return self._jac(self.constraints.equality, self._eq_cols, x)
+
+    def g_jac(self, x: np.ndarray) -> np.ndarray:
+        """Jacobian of the inequalities (n_in x q)."""
+        return self._jac(self.constraints.inequality, self._in_cols, x)
+
+    def linear(self, which: str, x: np.ndarray) -> bool:
+        """Whether the equalities (``"eq"``) or inequalities (``"in"``) are linear: their Jacobian
+        is the same at two fixed points around ``x``."""
+        fun = self.h_jac if which == "eq" else self.g_jac
+        if (self.n_eq if which == "eq" else self.n_in) == 0:
+            return True
+        rng = np.random.default_rng(0)  # two fixed probe points: linearity is a property, not a draw
+        a, b = x + rng.normal(0, 0.3, len(x)), x + rng.normal(0, 0.3, len(x))
+        ja, jb = fun(a), fun(b)
+        return bool(np.all(np.isfinite(ja)) and np.allclose(ja, jb, rtol=1e-6, atol=1e-7))
+
+
+def merge_simple_equalities(partable: pd.DataFrame) -> pd.DataFrame:
+    """``a == b`` between two free parameters named by a label or plabel (lavaan's "simple"
+    equality constraints, as ``group.equal`` and shared labels write them) as one shared free
+    index, those ``==`` rows dropped and ``free`` renumbered 1..q in order of first appearance
+    (lavaan's ``ceq.simple = TRUE``). The fit is the same; the optimiser then works on fewer
+    parameters without a null-space projection. The table's own numbering is kept in the column
+    ``free_input`` (:attr:`Model.nfree_input` counts it: lavaan's ``npar`` before constraints)."""
+    pt = partable
+    free = pt["free"].to_numpy(dtype=int).copy()
+    is_con = pt["op"].isin(("==", "<", ">", ":=")).to_numpy()
+    name_free: dict[str, int] = {}
+    for col in ("label", "plabel"):
+        names = pt[col].to_numpy()
+        for k in np.flatnonzero(~is_con):
+            name = names[k]
+            if name and name not in name_free:
+                name_free[name] = int(free[k])
+    parent: dict[int, int] = {}
+
+    def root(f: int) -> int:
+        while parent.get(f, f) != f:
+            f = parent[f]
+        return f
+
+    drop = []
+    lhss, rhss = pt["lhs"].to_numpy(), pt["rhs"].to_numpy()
+    for k in np.flatnonzero(pt["op"].to_numpy() == "=="):
+        a, b = str(lhss[k]).strip(), str(rhss[k]).strip()
+        fa, fb = name_free.get(a, 0), name_free.get(b, 0)
+        if fa > 0 and fb > 0:
+            ra, rb = root(fa), root(fb)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+            drop.append(k)
+    if not drop:
+        return pt
+    pt = pt.assign(free_input=free) if "free_input" not in pt.columns else pt
+    merged = np.array([root(f) if f > 0 else 0 for f in free])
+    order = {f: i + 1 for i, f in enumerate(dict.fromkeys(merged[merged > 0]))}
+    out = pt.drop(index=drop).copy()
+    out["free"] = [order[f] if f > 0 else 0 for f in np.delete(merged, drop)]
+    return out.reset_index(drop=True)

@@ -17,16 +17,18 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import InputError
-from analysis.sem.constraints import build_constraints, jacobian
-from analysis.sem.estimate import MLEstimator, Optimum, baseline, chisq_pvalue, optimise, start_values
+from analysis.sem.constraints import ConstraintSystem, build_constraints, merge_simple_equalities
+from analysis.sem.estimate import MLEstimator, Optimum, baseline, optimise, start_values
+from analysis.sem import fit as fitm
 from analysis.sem.fiml import FIMLEstimator, fiml_data
 from analysis.sem.inference import check_identified, covariance, parameter_estimates, unidentified_parameters
-from analysis.sem.model import Model, SampleStats, build_model, sample_statistics
+from analysis.sem.model import Model, SampleStats, build_model, normalise_partable, sample_statistics
+from analysis.sem.robust import ROBUST_ESTIMATORS, RobustResult, robust_inference
 from analysis.warnings import ConvergenceWarning
 
-__all__ = ["ESTIMATORS", "EngineFit", "fit"]
+__all__ = ["ESTIMATORS", "EngineFit", "check_identification", "fit"]
 
-ESTIMATORS = {"ML": MLEstimator}
+ESTIMATORS = {"ML": MLEstimator, "MLR": MLEstimator, "MLM": MLEstimator}  # MLR, MLM: ML + robust.py
 
 
 @dataclass(frozen=True)
@@ -40,9 +42,13 @@ class EngineFit:
         group_label, label, free, est, se, z, pvalue, ci_lower, ci_upper, std_lv, std_lv_se,
         std_all, std_all_se``.
     fit : dict
-        ``npar, chisq, df, pvalue, fmin, logl, unrestricted_logl, baseline_chisq, baseline_df,
-        baseline_pvalue, ntotal, ngroups``; with ``missing = "fiml"`` all of lavaan's ``fitMeasures``
-        (:meth:`~analysis.sem.fiml.FIMLEstimator.fit_measures`).
+        lavaan's ``fitMeasures(fit)`` from :func:`analysis.sem.fit.fit_measures` (``npar, fmin,
+        chisq, df, pvalue, baseline_chisq, baseline_df, baseline_pvalue, cfi, tli, ..., logl,
+        unrestricted_logl, aic, bic, bic2, rmsea`` with interval and p-values, the RMRs and SRMRs,
+        ``gfi, agfi, pgfi, mfi, ecvi, ntotal, ngroups``); with MLR/MLM also the scaled and robust
+        measures (``chisq_scaled, df_scaled, pvalue_scaled, chisq_scaling_factor,
+        baseline_chisq_scaled, baseline_chisq_scaling_factor, cfi_scaled, cfi_robust, ...``); with
+        ``missing = "fiml"`` :meth:`~analysis.sem.fiml.FIMLEstimator.fit_measures` (no GFI).
     x, vcov, information
         The free parameters (lavaan's ``coef``, by ``free`` index), their covariance matrix and
         the expected information (summed over cases).
@@ -62,6 +68,8 @@ class EngineFit:
     optimum: Optimum
     converged: bool
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    robust: RobustResult | None = None  # MLR, MLM: robust SEs and scaled tests (analysis.sem.robust)
+    estimator: object | None = None  # WLSMV, ULSMV: the analysis.sem.wls.WLSEstimator (difference tests)
 
 
 def _perturbed(x: np.ndarray) -> np.ndarray:
@@ -71,17 +79,72 @@ def _perturbed(x: np.ndarray) -> np.ndarray:
     return x + 0.05 * np.sin(1.7 * k) * np.maximum(1.0, np.abs(x))
 
 
+def _refuse_unidentified(model: Model, constraints, est, start: np.ndarray) -> None:
+    """Refuse a model with negative degrees of freedom or an information matrix singular at a
+    generic point near the start (InputError naming the parameters involved)."""
+    q = model.nfree
+    names = model.free_names()
+    ndat = model.ndat()
+    eq_jac = ConstraintSystem(model, constraints).h_jac(start)
+    eq_rank = int(np.linalg.matrix_rank(eq_jac)) if eq_jac.size else 0
+    npar = q - eq_rank
+    components = model.components()
+    if npar > ndat:
+        point = _perturbed(start)
+        involved, _ = unidentified_parameters(est.information(point), eq_jac, names)
+        raise InputError(f"the model is not identified: {npar} free parameters but only {ndat} sample moments "
+                         f"(degrees of freedom {ndat - npar})"
+                         + (f"; the parameters involved: {', '.join(involved)}" if involved else "")
+                         + "; fix parameters, add constraints or indicators")
+    # Rothenberg's local identification at a generic point near the start: a rank deficiency
+    # there holds almost everywhere (the model is not identified whatever the data); fitting it
+    # would only wander along the flat directions.
+    point = _perturbed(start)
+    if np.isfinite(est.objective(point)):
+        involved, _ = unidentified_parameters(est.information(point), eq_jac, names, components=components)
+        if involved:
+            raise InputError("the model is not identified: its information matrix is singular for any parameter "
+                             f"values, so these parameters are not determined by the data: {', '.join(involved)}; "
+                             "fix one of them, add a constraint or indicators (lavaan: 'could not compute standard "
+                             "errors! The information matrix could not be inverted')")
+
+
+def check_identification(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
+                         group_labels: list[str] | None = None) -> None:
+    """The identification check :func:`fit` runs before fitting, alone: negative degrees of
+    freedom, or an expected information singular at a generic point near the starting values
+    (Rothenberg's local identification; the model is then not identified whatever the data).
+
+    Raises
+    ------
+    InputError
+        "the model is not identified: ..." naming the parameters involved (or bad table/data).
+    """
+    model = build_model(merge_simple_equalities(normalise_partable(partable)))
+    constraints = build_constraints(model.partable)
+    stats, _ = sample_statistics(model, data, group, group_labels)
+    model = model.with_sample(stats)
+    _refuse_unidentified(model, constraints, MLEstimator(model, stats), start_values(model, stats))
+
+
 def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         group_labels: list[str] | None = None, estimator: str = "ML", information: str | None = None,
-        level: float = 0.95, max_iter: int = 500, missing: str = "listwise") -> EngineFit:
+        level: float = 0.95, std_se: bool = True, max_iter: int = 500, missing: str = "listwise",
+        ordered: list[str] | None = None) -> EngineFit:
     """Fit the model of a lavaan parameter table (``parTable(fit)`` columns) to ``data``.
 
     ``group`` names the column of the groups (their order: ``group_labels`` or first
     appearance, lavaan's ``group.label``); the table's blocks are the groups. Complete cases
     (lavaan's ``missing = "listwise"``). ``information`` is ``"expected"`` (lavaan's default) or
     ``"observed"`` (the Hessian) for the standard errors; identification is always judged on
-    the expected information. ``missing = "fiml"`` (lavaan's ``"ml"``): every case by FIML
+    the expected information. ``estimator`` ``"MLR"`` or ``"MLM"`` keeps the ML estimates with
+    robust SEs and a scaled test (:mod:`analysis.sem.robust`); ``information`` defaults to
+    lavaan's for the estimator (MLR observed, else expected). ``std_se = False`` skips the
+    delta-method SEs of the standardised solutions (NaN), e.g. for the rungs of an invariance
+    ladder. ``missing = "fiml"`` (lavaan's ``"ml"``): every case by FIML
     (:mod:`analysis.sem.fiml`), observed information by default, lavaan's fit measures.
+    ``estimator = "WLSMV"`` or ``"ULSMV"`` (a table with the ``ordered`` items' thresholds) runs
+    :func:`analysis.sem.wls.fit_wls`.
 
     Raises
     ------
@@ -90,15 +153,29 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         :func:`~analysis.sem.model.sample_statistics`), negative degrees of freedom, or an
         information matrix singular at the solution (the message names the parameters).
     """
+    if str(estimator).upper() not in ("WLSMV", "ULSMV") and (ordered or (partable["op"] == "|").any()):
+        raise InputError(f"ordered items (thresholds) need estimator WLSMV or ULSMV, got {estimator!r}")
+    if str(estimator).upper() in ("WLSMV", "ULSMV"):  # ordered items: thresholds and polychorics
+        if information not in (None, "expected"):
+            raise InputError(f"information: {estimator} uses the expected information (lavaan's), got {information!r}")
+        if missing != "listwise":
+            raise InputError(f"missing: {estimator} takes complete cases (lavaan's listwise), got {missing!r}")
+        from analysis.sem.wls import fit_wls
+        return fit_wls(partable, data, group=group, group_labels=group_labels, estimator=estimator,
+                       ordered=ordered, level=level, max_iter=max_iter, std_se=std_se)
     if missing not in ("listwise", "fiml", "ml"):
         raise InputError(f"missing must be 'listwise' or 'fiml', got {missing!r}")
     fiml = missing != "listwise"
-    information = information or ("observed" if fiml else "expected")
+    if fiml and estimator != "ML":
+        raise InputError(f"missing = 'fiml' is available with estimator ML in this engine so far, got {estimator!r}")
+    if information is None:
+        information = "observed" if fiml else \
+            ROBUST_ESTIMATORS[estimator][0] if estimator in ROBUST_ESTIMATORS else "expected"
     if information not in ("expected", "observed"):
         raise InputError(f"information must be 'expected' or 'observed', got {information!r}")
     if estimator not in ESTIMATORS:
         raise InputError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
-    model = build_model(partable)
+    model = build_model(merge_simple_equalities(normalise_partable(partable)))
     constraints = build_constraints(model.partable)
     if fiml:
         stats, patterns, labels, data_notes = fiml_data(model, data, group, group_labels)
@@ -113,37 +190,24 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     q = model.nfree
     names = model.free_names()
     ndat = model.ndat()
-    h_fun = lambda xx: constraints.h(model.row_values(xx))  # noqa: E731
-    eq_jac = jacobian(h_fun, start) if constraints.equality else np.zeros((0, q))
-    eq_rank = int(np.linalg.matrix_rank(eq_jac)) if eq_jac.size else 0
-    npar = q - eq_rank
-    if npar > ndat:
-        point = _perturbed(start)
-        involved, _ = unidentified_parameters(est.information(point), eq_jac, names)
-        raise InputError(f"the model is not identified: {npar} free parameters but only {ndat} sample moments "
-                         f"(degrees of freedom {ndat - npar})"
-                         + (f"; the parameters involved: {', '.join(involved)}" if involved else "")
-                         + "; fix parameters, add constraints or indicators")
-    # Rothenberg's local identification at a generic point near the start: a rank deficiency
-    # there holds almost everywhere (the model is not identified whatever the data); fitting it
-    # would only wander along the flat directions.
-    point = _perturbed(start)
-    if np.isfinite(est.objective(point)):
-        involved, _ = unidentified_parameters(est.information(point), eq_jac, names)
-        if involved:
-            raise InputError("the model is not identified: its information matrix is singular for any parameter "
-                             f"values, so these parameters are not determined by the data: {', '.join(involved)}; "
-                             "fix one of them, add a constraint or indicators (lavaan: 'could not compute standard "
-                             "errors! The information matrix could not be inverted')")
+    _refuse_unidentified(model, constraints, est, start)
+    components = model.components()
     opt = optimise(est, model, constraints, start, max_iter=max_iter)
     info = est.information(opt.x)
-    check_identified(info, opt.con_jac, names)  # an unidentified model is refused, converged or not
+    check_identified(info, opt.con_jac, names, components)  # an unidentified model is refused, converged or not
     notes = list(data_notes)
     if not opt.converged:
         notes.append(f"the optimiser did not converge in {opt.iterations} iterations ({opt.method})")
         warnings.warn(f"model did not converge: {notes[-1]}", ConvergenceWarning, stacklevel=2)
-    vcov = covariance(info if information == "expected" else est.observed_information(opt.x), opt.con_jac)
-    params = parameter_estimates(model, constraints, opt.x, vcov, level=level, group_labels=labels)
+    robust = None
+    if estimator in ROBUST_ESTIMATORS:
+        robust = robust_inference(estimator, est, opt.x, opt.con_jac, data, group, labels,
+                                  df=ndat - (q - opt.eq_rank), chisq=est.ntotal * opt.fmin, information=information)
+        vcov = robust.vcov
+    else:
+        vcov = covariance(info if information == "expected" else est.observed_information(opt.x), opt.con_jac,
+                          components)
+    params = parameter_estimates(model, constraints, opt.x, vcov, level=level, group_labels=labels, std_se=std_se)
     for row in params[(params["op"] == "~~") & (params["lhs"] == params["rhs"]) & (params["free"] > 0)].itertuples():
         if row.est < 0:
             notes.append(f"Heywood case: the variance of {row.lhs} is negative ({row.est:.3f})"
@@ -152,17 +216,26 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     df = ndat - (q - opt.eq_rank)
     logl, unres = est.loglik(opt.x)
     base_chisq, base_df = est.baseline() if fiml else baseline(model, stats)
-    fit_measures = {
-        "npar": int(q - opt.eq_rank), "fmin": opt.fmin / 2, "chisq": float(chisq), "df": int(df),
-        "pvalue": chisq_pvalue(chisq, df), "baseline_chisq": base_chisq, "baseline_df": base_df,
-        "baseline_pvalue": chisq_pvalue(base_chisq, base_df), "logl": logl, "unrestricted_logl": unres,
-        "ntotal": int(est.ntotal), "ngroups": len(stats),
-    }
-    if fiml:
+    moments = est.moments(opt.x)
+    covs, means = [st.cov for st in stats], [st.mean for st in stats]
+    implied_covs, implied_means = [m[0] for m in moments], [m[1] for m in moments]
+    nobs = [st.n for st in stats]
+    mean_args = dict(sample_mean=means, implied_mean=implied_means) if model.meanstructure else {}
+    # lavaan's number of sample statistics for the AGFI/PGFI: all of them, fixed.x covariates' too
+    nel = sum(blk.p * (blk.p + 1) // 2 + (blk.p if model.meanstructure else 0) for blk in model.blocks)
+    fixed_x = [[k for k, v in enumerate(st.ov) if v in set(blk.ov_x)] for blk, st in zip(model.blocks, stats)]
+    fit_measures = fitm.fit_measures(
+        npar=int(q - opt.eq_rank), ntotal=int(est.ntotal), chisq=float(chisq), df=int(df),
+        baseline_chisq=base_chisq, baseline_df=base_df, n_groups=len(stats), estimator=estimator,
+        fmin=opt.fmin / 2, scaled=robust.scaled if robust is not None else None,
+        baseline_scaled=robust.baseline_scaled if robust is not None else None, logl=logl,
+        unrestricted_logl=unres, residuals=fitm.residual_measures(covs, implied_covs, nobs, **mean_args),
+        gfi_value=fitm.ml_gfi(covs, implied_covs, nobs, **mean_args, fixed_x=fixed_x), nel=nel)
+    if fiml:  # residual measures against the EM moments, FIML-corrected robust indices
         fit_measures = est.fit_measures(opt.x, int(q - opt.eq_rank), float(chisq), int(df), base_chisq, base_df,
                                         opt.con_jac)
     implied = tuple((pd.DataFrame(s, index=st.ov, columns=st.ov), pd.Series(m, index=st.ov))
                     for (s, m), st in zip(est.moments(opt.x), stats))
     return EngineFit(parameters=params, fit=fit_measures, x=opt.x, vcov=vcov, information=info, model=model,
                      stats=tuple(stats), group_labels=tuple(labels), implied=implied, optimum=opt,
-                     converged=opt.converged, warnings=tuple(notes))
+                     converged=opt.converged, warnings=tuple(notes), robust=robust)

@@ -53,9 +53,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import linalg, optimize
 
-from analysis.sem.constraints import Constraints, jacobian, linear_reduction
+from analysis.sem.constraints import Constraints, ConstraintSystem, linear_reduction
+from analysis.sem.fit import chisq_pvalue  # noqa: F401  (one p-value function; robust.py imports it from here)
 from analysis.sem.model import Model, SampleStats
 
 __all__ = ["MLEstimator", "Optimum", "baseline", "optimise", "start_values"]
@@ -123,8 +124,9 @@ class MLEstimator:
         grad = np.zeros(q)
         info = np.zeros((q, q)) if information else None
         f = 0.0
-        for w, (sigma, mu), st, lds, (index, ds, dm) in zip(self.weights, self.moments(x), self.stats,
-                                                           self._logdet_s, self.model.derivatives(x)):
+        for w, (sigma, mu), st, lds, (index, da, db, dc, dm) in zip(self.weights, self.moments(x), self.stats,
+                                                                    self._logdet_s,
+                                                                    self.model.factored_derivatives(x)):
             try:
                 c = np.linalg.cholesky(sigma)
             except np.linalg.LinAlgError:
@@ -135,16 +137,17 @@ class MLEstimator:
             f += w * (2 * np.sum(np.log(np.diag(c))) + np.sum(st.cov * sinv) + d @ sinv @ d - lds - len(mu))
             sd = sinv @ d
             wmat = sinv - sinv @ (st.cov + np.outer(d, d)) @ sinv
-            g_rows = np.einsum("ij,kij->k", wmat, ds)
+            # tr(W dSigma_k) = 2 c_k a_k' W b_k
+            g_rows = 2 * dc * np.einsum("kp,kp->k", da @ wmat, db)
             if self.model.meanstructure:
                 g_rows -= 2 * dm @ sd
             np.add.at(grad, index, w * g_rows)
             if information:
-                r, p = len(index), len(mu)
-                m = ci @ ds @ ci.T  # U' dSigma U with U = ci', symmetric: the Gram matrix over its
-                iu = np.triu_indices(p, 1)  # lower triangle twice and its diagonal once
-                mh = np.concatenate([np.sqrt(2.0) * m[:, iu[0], iu[1]], m[:, np.arange(p), np.arange(p)]], axis=1)
-                block = 0.5 * mh @ mh.T
+                r = len(index)
+                # 1/2 tr(V dS_k V dS_l) = c_k c_l [(a_k'Va_l)(b_k'Vb_l) + (a_k'Vb_l)(b_k'Va_l)]
+                au, bu = da @ ci.T, db @ ci.T
+                aa, bb, ab = au @ au.T, bu @ bu.T, au @ bu.T
+                block = np.outer(dc, dc) * (aa * bb + ab * ab.T)
                 if self.model.meanstructure:
                     dmc = dm @ ci.T
                     block += dmc @ dmc.T
@@ -191,6 +194,7 @@ def start_values(model: Model, stats: list[SampleStats]) -> np.ndarray:
     start = np.full(len(pt), np.nan)
     lhs, op, rhs = pt["lhs"].to_numpy(), pt["op"].to_numpy(), pt["rhs"].to_numpy()
     free = model.free
+    exo_col = pt["exo"].to_numpy()
     for blk, st in zip(model.blocks, stats):
         ov_ix = {v: k for k, v in enumerate(st.ov)}
         rows = blk.rows
@@ -231,10 +235,10 @@ def start_values(model: Model, stats: list[SampleStats]) -> np.ndarray:
             elif o == "~~":
                 if a in ov_ix and z in ov_ix:
                     if a == z:
-                        exo = pt.at[k, "exo"] == 1
+                        exo = exo_col[k] == 1
                         start[k] = st.cov[ov_ix[a], ov_ix[a]] * (1.0 if exo else 0.5)
                     else:
-                        start[k] = st.cov[ov_ix[a], ov_ix[z]] if (a in dummy and pt.at[k, "exo"] == 1) else 0.0
+                        start[k] = st.cov[ov_ix[a], ov_ix[z]] if (a in dummy and exo_col[k] == 1) else 0.0
                 elif a == z:
                     start[k] = var_start.get(a, 0.05)
                 else:
@@ -277,25 +281,6 @@ class Optimum:
     method: str
 
 
-def _constraint_functions(model: Model, constraints: Constraints):
-    def h(x):
-        return constraints.h(model.row_values(x))
-
-    def g(x):
-        return constraints.g(model.row_values(x))
-
-    return h, g
-
-
-def _is_linear(func, x: np.ndarray, n: int) -> bool:
-    if n == 0:
-        return True
-    rng = np.random.default_rng(0)  # two fixed probe points: linearity is a property, not a draw
-    a, b = x + rng.normal(0, 0.3, len(x)), x + rng.normal(0, 0.3, len(x))
-    ja, jb = jacobian(func, a), jacobian(func, b)
-    return bool(np.allclose(ja, jb, rtol=1e-6, atol=1e-7))
-
-
 def _null_space(jac: np.ndarray, q: int, tol: float = 1e-10):
     if jac.size == 0:
         return np.eye(q), 0
@@ -304,33 +289,104 @@ def _null_space(jac: np.ndarray, q: int, tol: float = 1e-10):
     return vt[rank:].T, rank
 
 
-def _scoring_loop(est, x: np.ndarray, eq, max_iter: int, tol: float):
+def _secant_polish(est, x: np.ndarray, f: float, grad: np.ndarray, kh: np.ndarray, k, comps, max_iter: int,
+                   tol: float):
+    """BFGS from the Fisher matrix ``kh`` (reduced to the null space ``k`` of linear constraints,
+    or None): Fisher scoring converges only linearly when the model misfits (its matrix lacks the
+    residual term of the Hessian); the secant updates add it, so the last digits come in a few
+    steps of a gradient each. Per block of ``comps`` when there are no constraints (the Hessian
+    is block diagonal over groups that share nothing). Returns (x, f, grad, converged, iterations)."""
+    proj = (lambda v: v) if k is None else (lambda v: k.T @ v)
+    lift = (lambda v: v) if k is None else (lambda v: k @ v)
+    blocks = [(c, kh[np.ix_(c, c)].copy()) for c in comps]
+    pg = proj(grad)
+    for it in range(1, max_iter + 1):
+        if np.max(np.abs(pg), initial=0.0) < tol:
+            return x, f, grad, True, it - 1
+        dz = np.zeros(len(pg))
+        for c, b in blocks:
+            try:
+                dz[c] = linalg.solve(b, -pg[c], assume_a="pos", check_finite=False)
+            except (np.linalg.LinAlgError, ValueError):
+                return x, f, grad, False, it
+        slope = float(pg @ dz)
+        if slope >= 0:
+            return x, f, grad, False, it
+        t = 1.0
+        while t > 1e-10:
+            new = x + t * lift(dz)
+            f_new = est.objective(new)
+            if np.isfinite(f_new) and f_new <= f + 1e-4 * t * slope + 1e-15:
+                break
+            t /= 2
+        else:
+            return x, f, grad, False, it
+        _, grad_new, _ = est.scoring(new, information=False)
+        pg_new = proj(grad_new)
+        sv, yv = t * dz, pg_new - pg
+        for c, b in blocks:
+            sc, yc = sv[c], yv[c]
+            ys = float(yc @ sc)
+            if ys > 1e-12 * max(1.0, float(np.linalg.norm(yc) * np.linalg.norm(sc))):
+                bs = b @ sc
+                b += np.outer(yc, yc) / ys - np.outer(bs, bs) / float(sc @ bs)
+        x, f, grad, pg = new, f_new, grad_new, pg_new
+    return x, f, grad, bool(np.max(np.abs(pg), initial=0.0) < tol), max_iter
+
+
+def _scoring_loop(est, x: np.ndarray, eq, max_iter: int, tol: float, secant: bool = False):
     """Fisher scoring on the null space of the equality constraints ``eq(x) -> (h, J)``, with a
-    restoration step for nonlinear ones (SQP with the Fisher matrix as Hessian)."""
+    restoration step for nonlinear ones (SQP with the Fisher matrix as Hessian). With
+    ``secant`` (no constraints, or linear ones), once the gradient is below 1e-3 the last digits
+    come from :func:`_secant_polish`."""
     q = len(x)
     n = est.ntotal
+    components = est.model.components()
     f, grad, info = est.scoring(x)
     it = 0
     converged = False
+    cache: dict = {}
+
+    def null_space(jac):  # linear constraints: the same Jacobian every step, one SVD
+        if "jac" not in cache or cache["jac"].shape != jac.shape or not np.array_equal(cache["jac"], jac):
+            cache["jac"], cache["k"], cache["pinv"] = jac, _null_space(jac, q)[0], np.linalg.pinv(jac)
+        return cache["k"], cache["pinv"]
+
     for it in range(1, max_iter + 1):
         if not np.isfinite(f):
             break
         h, jac = eq(x)
-        k, _ = _null_space(jac, q)
         hess = 2.0 * info / n
-        restore = -np.linalg.pinv(jac) @ h if len(h) else np.zeros(q)
-        kh = k.T @ hess @ k
-        rhs = -k.T @ (grad + hess @ restore)
-        try:
-            dz = np.linalg.solve(kh, rhs)
-        except np.linalg.LinAlgError:
-            dz = np.linalg.lstsq(kh, rhs, rcond=None)[0]
-        step = restore + k @ dz
-        pg = k.T @ grad
+        if len(h):
+            k, pinv = null_space(jac)
+            restore = -pinv @ h
+            kh = k.T @ hess @ k
+            rhs = -k.T @ (grad + hess @ restore)
+            pg = k.T @ grad
+        else:  # no constraints: plain Fisher scoring, block by block when groups share nothing
+            k, restore, kh, rhs, pg = None, np.zeros(q), hess, -grad, grad
+        dz = np.zeros(len(rhs))
+        for comp in (components if k is None else [np.arange(len(rhs))]):
+            sub, r_sub = kh[np.ix_(comp, comp)], rhs[comp]
+            try:  # the Fisher matrix is positive definite at an admissible point: Cholesky
+                dz[comp] = linalg.solve(sub, r_sub, assume_a="pos", check_finite=False)
+            except (np.linalg.LinAlgError, ValueError):
+                dz[comp] = np.linalg.lstsq(sub, r_sub, rcond=None)[0]
+        step = restore + (k @ dz if k is not None else dz)
         hnorm = float(np.abs(h).sum()) if len(h) else 0.0
         if np.max(np.abs(pg), initial=0.0) < tol and hnorm < 1e-10:
             converged = True
             break
+        if secant and hnorm < 1e-10 and np.max(np.abs(pg), initial=0.0) < 1e-3:
+            comps = components if k is None else [np.arange(len(rhs))]
+            x_s, f_s, grad_s, conv_s, it_s = _secant_polish(est, x, f, grad, kh, k, comps, max_iter, tol)
+            if conv_s:
+                return x_s, f_s, True, it + it_s
+            secant = False  # the secant phase stalled: back to plain scoring from where it was
+            if f_s <= f:
+                x, f = x_s, f_s
+                f, grad, info = est.scoring(x)
+                continue
         merit = f + 100.0 * hnorm
         t = 1.0
         accepted = False
@@ -349,8 +405,8 @@ def _scoring_loop(est, x: np.ndarray, eq, max_iter: int, tol: float):
         f, grad, info = est.scoring(x)
         if np.max(np.abs(t * step)) < 1e-12:
             h, jac = eq(x)
-            k, _ = _null_space(jac, q)
-            converged = bool(np.max(np.abs(k.T @ grad), initial=0.0) < 1e-6)
+            pg = null_space(jac)[0].T @ grad if len(h) else grad
+            converged = bool(np.max(np.abs(pg), initial=0.0) < 1e-6)
             break
     return x, f, converged, it
 
@@ -359,26 +415,25 @@ def optimise(est, model: Model, constraints: Constraints, start: np.ndarray, max
              tol: float = 1e-9) -> Optimum:
     """Minimise ``est.objective`` subject to the constraints, from ``start`` (see module docstring)."""
     q = model.nfree
-    h_fun, g_fun = _constraint_functions(model, constraints)
-    n_eq, n_in = len(constraints.equality), len(constraints.inequality)
-    linear_eq = _is_linear(h_fun, start, n_eq)
+    system = ConstraintSystem(model, constraints)
+    h_fun, g_fun = system.h, system.g
+    n_eq, n_in = system.n_eq, system.n_in
+    linear_eq = system.linear("eq", start)
     x = start.copy()
+    h_jac_const = system.h_jac(x) if n_eq and linear_eq else None
     if n_eq and linear_eq:
-        jac = jacobian(h_fun, x)
-        x0, k, _ = linear_reduction(jac, h_fun(np.zeros(q)), q)
+        x0, k, _ = linear_reduction(h_jac_const, h_fun(np.zeros(q)) if q else np.zeros(n_eq), q)
         x = x0 + k @ (k.T @ (x - x0))  # project the start onto the constraints
-
-    h_jac_const = jacobian(h_fun, x) if n_eq and linear_eq else None
-    g_linear = _is_linear(g_fun, start, n_in)
-    g_jac_const = jacobian(g_fun, x) if n_in and g_linear else None
+    g_linear = system.linear("in", start)
+    g_jac_const = system.g_jac(x) if n_in and g_linear else None
 
     def eq_with(active):
         def eq(xx):
             hs = [h_fun(xx)] if n_eq else []
-            js = [h_jac_const if h_jac_const is not None else jacobian(h_fun, xx)] if n_eq else []
+            js = [h_jac_const if h_jac_const is not None else system.h_jac(xx)] if n_eq else []
             if active:
                 gi = g_fun(xx)[list(active)]
-                gj = (g_jac_const if g_jac_const is not None else jacobian(g_fun, xx))[list(active)]
+                gj = (g_jac_const if g_jac_const is not None else system.g_jac(xx))[list(active)]
                 hs.append(gi)
                 js.append(gj)
             if not hs:
@@ -392,9 +447,9 @@ def optimise(est, model: Model, constraints: Constraints, start: np.ndarray, max
         method = "slsqp+fisher"
         cons = []
         if n_eq:
-            cons.append({"type": "eq", "fun": h_fun, "jac": lambda xx: jacobian(h_fun, xx)})
+            cons.append({"type": "eq", "fun": h_fun, "jac": lambda xx: system.h_jac(xx)})
         if n_in:
-            cons.append({"type": "ineq", "fun": g_fun, "jac": lambda xx: jacobian(g_fun, xx)})
+            cons.append({"type": "ineq", "fun": g_fun, "jac": lambda xx: system.g_jac(xx)})
 
         def fg(xx):
             f, gr, _ = est.scoring(xx, information=False)
@@ -406,7 +461,9 @@ def optimise(est, model: Model, constraints: Constraints, start: np.ndarray, max
         if n_in:
             gv = g_fun(x)
             active = tuple(int(i) for i in np.flatnonzero(gv < 1e-6))
-    x_fs, f, converged, it = _scoring_loop(est, x, eq_with(active), max_iter, tol)
+    linear_active = h_jac_const is not None or not n_eq
+    x_fs, f, converged, it = _scoring_loop(est, x, eq_with(active), max_iter, tol,
+                                           secant=linear_active and (not active or g_linear))
     if n_in:
         # release an active inequality whose multiplier has the wrong sign (it does not bind)
         for _ in range(n_in):
@@ -428,8 +485,7 @@ def optimise(est, model: Model, constraints: Constraints, start: np.ndarray, max
     if not converged and not n_in and (not n_eq or linear_eq):
         # Fisher scoring can stall on a ridge: BFGS with the analytic gradient in the null space.
         if n_eq:
-            jac = jacobian(h_fun, x)
-            x0, k, _ = linear_reduction(jac, h_fun(np.zeros(q)), q)
+            x0, k, _ = linear_reduction(h_jac_const, h_fun(np.zeros(q)), q)
         else:
             x0, k = np.zeros(q), np.eye(q)
 
@@ -474,8 +530,3 @@ def baseline(model: Model, stats: list[SampleStats]) -> tuple[float, int]:
         p, px = len(st.ov), len(x_ix)
         df += p * (p + 1) // 2 - px * (px + 1) // 2 - (p - px)
     return float(chisq), int(df)
-
-
-def chisq_pvalue(chisq: float, df: int) -> float:
-    """The upper tail of the chi-square distribution (NaN for df <= 0, as lavaan)."""
-    return float(stats.chi2.sf(chisq, df)) if df > 0 else float("nan")

@@ -526,7 +526,8 @@ def gfi(wls_obs, wls_est, wls_v, nobs) -> float:
     return float(values[0]) if len(values) == 1 else float(ns @ np.asarray(values) / ns.sum())
 
 
-def ml_gfi(sample_cov, implied_cov, nobs, sample_mean=None, implied_mean=None, patterns=None) -> float:
+def ml_gfi(sample_cov, implied_cov, nobs, sample_mean=None, implied_mean=None, patterns=None,
+           fixed_x=None) -> float:
     r"""GFI for normal-theory ML, :func:`gfi` with lavaan's ML weight at the implied moments,
     :math:`W = \operatorname{blockdiag}(\hat\Sigma^{-1},\ \tfrac12 D^\top(\hat\Sigma^{-1}\otimes\hat\Sigma^{-1})D)`
     (the expected information of the saturated model, ``h1.information = "structured"``), in
@@ -544,20 +545,33 @@ def ml_gfi(sample_cov, implied_cov, nobs, sample_mean=None, implied_mean=None, p
     pass those as ``sample_cov``, ``sample_mean`` and per group ``patterns = (observed, counts)``,
     the boolean pattern matrix (patterns x p) and the cases per pattern.
 
+    ``fixed_x`` (per group the indices of the fixed.x covariates) leaves their own variances,
+    covariances and means out of both sums, as lavaan's weight zeroes them
+    (``lav_mvnorm_information_expected`` with ``x.idx``; complete data).
+
     In R: ``fitMeasures(fit, "gfi")`` for an ML fit (``lavInspect(fit, "wls.obs")``,
     ``lavInspect(fit, "wls.v")`` are the statistics and the weight).
     """
     s_list, sig_list = _as_list(sample_cov), _as_list(implied_cov)
     m_list, mu_list = _as_list(sample_mean, len(s_list)), _as_list(implied_mean, len(s_list))
     pat_list = [None] * len(s_list) if patterns is None else list(patterns)
+    x_list = [()] * len(s_list) if fixed_x is None else list(fixed_x)
     values = []
-    for s, sig, m, mu, pat in zip(s_list, sig_list, m_list, mu_list, pat_list):
+    for s, sig, m, mu, pat, xi in zip(s_list, sig_list, m_list, mu_list, pat_list, x_list):
         p = len(s)
+        sig_w = sig  # the weight is always the full implied matrix's
+        if len(xi):  # the covariates' own moments are not fitted: out of both sums
+            xi = np.asarray(xi, dtype=int)
+            s, sig = np.array(s, dtype=float), np.array(sig, dtype=float)
+            s[np.ix_(xi, xi)] = sig[np.ix_(xi, xi)] = 0.0
+            if m is not None and mu is not None:
+                m, mu = np.array(m, dtype=float), np.array(mu, dtype=float)
+                m[xi] = mu[xi] = 0.0
         blocks = [(np.ones(p, dtype=bool), 1.0)] if pat is None else list(zip(np.asarray(pat[0], bool), pat[1]))
         num = den = 0.0
         for observed, n_k in blocks:
             o = np.flatnonzero(observed)
-            sinv = np.linalg.inv(sig[np.ix_(o, o)])
+            sinv = np.linalg.inv(sig_w[np.ix_(o, o)])
             s_oo = s[np.ix_(o, o)]
             a, b = sinv @ (s_oo - sig[np.ix_(o, o)]), sinv @ s_oo
             num += n_k * 0.5 * np.sum(a * a.T)

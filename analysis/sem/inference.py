@@ -61,10 +61,11 @@ def _null_space(jac: np.ndarray, q: int) -> np.ndarray:
 
 
 def unidentified_parameters(information: np.ndarray, con_jac: np.ndarray, names: list[str],
-                            tol: float = SINGULAR_TOL) -> tuple[list[str], float]:
+                            tol: float = SINGULAR_TOL,
+                            components: list[np.ndarray] | None = None) -> tuple[list[str], float]:
     """The parameters along the (near) null directions of the information on the constraint
     surface, and the smallest eigenvalue of the unit-diagonal reduced information (empty list
-    when the model is locally identified)."""
+    and NaN when the model is locally identified)."""
     q = information.shape[0]
     k = _null_space(con_jac, q)
     red = k.T @ information @ k
@@ -73,7 +74,18 @@ def unidentified_parameters(information: np.ndarray, con_jac: np.ndarray, names:
     scale = np.where(zero, 1.0, 1.0 / np.sqrt(np.where(zero, 1.0, d)))
     s = red * np.outer(scale, scale)
     s[np.ix_(zero, zero)] = 0.0
-    w, v = np.linalg.eigh(0.5 * (s + s.T))
+    s = 0.5 * (s + s.T)
+    if not zero.any():
+        # all eigenvalues above tol: a Cholesky factor of s - tol I exists (cheaper than eigh);
+        # without constraints block by block over the groups that share no parameter
+        comps = components if (con_jac.size == 0 and components is not None) else [np.arange(len(s))]
+        try:
+            for comp in comps:
+                np.linalg.cholesky(s[np.ix_(comp, comp)] - tol * np.eye(len(comp)))
+            return [], float("nan")
+        except np.linalg.LinAlgError:
+            pass
+    w, v = np.linalg.eigh(s)
     small = w < tol
     if not small.any():
         return [], float(w.min(initial=np.inf))
@@ -83,7 +95,8 @@ def unidentified_parameters(information: np.ndarray, con_jac: np.ndarray, names:
     return [nm for nm, on in zip(names, involved) if on], float(w.min())
 
 
-def check_identified(information: np.ndarray, con_jac: np.ndarray, names: list[str]) -> None:
+def check_identified(information: np.ndarray, con_jac: np.ndarray, names: list[str],
+                     components: list[np.ndarray] | None = None) -> None:
     """Raise :class:`InputError` when the information is singular on the constraint surface.
 
     Raises
@@ -91,7 +104,7 @@ def check_identified(information: np.ndarray, con_jac: np.ndarray, names: list[s
     InputError
         "the model is not identified: ..." naming the parameters involved.
     """
-    involved, smallest = unidentified_parameters(information, con_jac, names)
+    involved, smallest = unidentified_parameters(information, con_jac, names, components=components)
     if involved:
         raise InputError("the model is not identified: the information matrix is singular at the solution "
                          f"(smallest scaled eigenvalue {smallest:.1e}), so these parameters are not determined "
@@ -100,9 +113,18 @@ def check_identified(information: np.ndarray, con_jac: np.ndarray, names: list[s
                          "inverted')")
 
 
-def covariance(information: np.ndarray, con_jac: np.ndarray) -> np.ndarray:
-    """:math:`K(K^\\top\\mathcal I K)^{-1}K^\\top` (see module docstring)."""
+def covariance(information: np.ndarray, con_jac: np.ndarray,
+               components: list[np.ndarray] | None = None) -> np.ndarray:
+    """:math:`K(K^\\top\\mathcal I K)^{-1}K^\\top` (see module docstring); without constraints,
+    inverted block by block over ``components`` (parameter sets whose cross-information is zero,
+    :meth:`Model.components`)."""
     q = information.shape[0]
+    if con_jac.size == 0 and components is not None and len(components) > 1:
+        out = np.zeros((q, q))
+        for comp in components:
+            sub = information[np.ix_(comp, comp)]
+            out[np.ix_(comp, comp)] = np.linalg.inv(0.5 * (sub + sub.T))
+        return out
     k = _null_space(con_jac, q)
     red = k.T @ information @ k
     return k @ np.linalg.inv(0.5 * (red + red.T)) @ k.T
@@ -129,40 +151,50 @@ class _StandardisationPlan:
             cov = (op == "~~") & (pt["lhs"].to_numpy()[rows] != pt["rhs"].to_numpy()[rows])
             own_lv = cov & (blk.matrix == "psi") & ~a_d & ~z_d  # std.lv: residual correlation of latents
             lv_idx = np.array([blk.lv.index(v) if v in blk.lv else -1 for v in names[len(blk.ov):]], dtype=int)
+            masks = dict(load=op == "=~", reg=(op == "~") | (op == "<~"), mean=(op == "~1") | (op == "|"),
+                         var=op == "~~", scale=op == "~*~")
+            own = {"lv": own_lv, "all": cov}
+            own_cells = {kind: [(name, np.flatnonzero(sel & (blk.matrix == name))) for name in ("psi", "theta")]
+                         for kind, sel in own.items()}
             self.plans.append(dict(rows=rows, op=op, lhs=lhs, rhs=rhs, cov=cov, own_lv=own_lv, p=blk.p,
-                                   lv_idx=lv_idx, matrix=blk.matrix, i=blk.row, j=blk.col))
+                                   lv_idx=lv_idx, matrix=blk.matrix, i=blk.row, j=blk.col, masks=masks, own=own,
+                                   own_cells=own_cells))
 
-    def __call__(self, x: np.ndarray, kind: str, values: np.ndarray) -> np.ndarray:
+    def __call__(self, x: np.ndarray, kind: str, values: np.ndarray, groups: list[int] | None = None) -> np.ndarray:
+        return self.both(x, values, groups)[0 if kind == "lv" else 1]
+
+    def both(self, x: np.ndarray, values: np.ndarray, groups: list[int] | None = None):
+        """(std.lv, std.all) of every row of the given groups (NaN elsewhere), one model evaluation."""
         model = self.model
-        out = np.full(len(values), np.nan)
-        for plan, mm in zip(self.plans, model.state(x, values)):
+        outs = (np.full(len(values), np.nan), np.full(len(values), np.nan))
+        plans = self.plans if groups is None else [self.plans[g] for g in groups]
+        for plan, mm in zip(plans, model.state(x, values, groups)):
             sigma, veta = mm["sigma"], mm["veta"]
             with np.errstate(invalid="ignore"):
                 var_ov = np.diag(sigma)
                 var_lv = np.diag(veta)[plan["lv_idx"]]
                 sd_ov = np.sqrt(np.where(var_ov > 0, var_ov, np.nan))
                 sd_lv = np.sqrt(np.where(var_lv > 0, var_lv, np.nan))
-            sd = np.concatenate([np.ones(plan["p"]) if kind == "lv" else sd_ov, sd_lv])
             v = values[plan["rows"]]
-            op, a, z = plan["op"], plan["lhs"], plan["rhs"]
-            res = np.full(len(v), np.nan)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                res = np.where(op == "=~", v * sd[a] / sd[z], res)
-                res = np.where((op == "~") | (op == "<~"), v * sd[z] / sd[a], res)
-                res = np.where((op == "~1") | (op == "|"), v / sd[a], res)
-                res = np.where(op == "~~", v / (sd[a] * sd[z]), res)
-                own = plan["cov"] if kind == "all" else plan["own_lv"]
-                if own.any():
-                    diag = np.zeros(len(v))
-                    for name in ("psi", "theta"):
-                        sel = own & (plan["matrix"] == name)
-                        if sel.any():
+            a, z, mk = plan["lhs"], plan["rhs"], plan["masks"]
+            for kind, out in zip(("lv", "all"), outs):
+                sd = np.concatenate([np.ones(plan["p"]) if kind == "lv" else sd_ov, sd_lv])
+                res = np.full(len(v), np.nan)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    sa, sz = sd[a], sd[z]
+                    res[mk["load"]] = (v * sa / sz)[mk["load"]]
+                    res[mk["reg"]] = (v * sz / sa)[mk["reg"]]
+                    res[mk["mean"]] = (v / sa)[mk["mean"]]
+                    res[mk["var"]] = (v / (sa * sz))[mk["var"]]
+                    for name, idx in plan["own_cells"][kind]:
+                        if len(idx):
                             m = mm[name]
-                            diag[sel] = m[plan["i"][sel], plan["i"][sel]] * m[plan["j"][sel], plan["j"][sel]]
-                    res = np.where(own, np.where(diag > 0, v / np.sqrt(np.where(diag > 0, diag, 1.0)), np.nan), res)
-                res = np.where(op == "~*~", v, res)
-            out[plan["rows"]] = res
-        return out
+                            ii, jj = plan["i"][idx], plan["j"][idx]
+                            diag = m[ii, ii] * m[jj, jj]
+                            res[idx] = np.where(diag > 0, v[idx] / np.sqrt(np.where(diag > 0, diag, 1.0)), np.nan)
+                    res[mk["scale"]] = v[mk["scale"]]
+                out[plan["rows"]] = res
+        return outs
 
 
 def standardized_values(model: Model, constraints: Constraints, x: np.ndarray, kind: str,
@@ -178,14 +210,53 @@ def standardized_values(model: Model, constraints: Constraints, x: np.ndarray, k
     return np.concatenate([out, defined])
 
 
+def _standardized_jacobians(model: Model, constraints: Constraints, x: np.ndarray,
+                            plan: _StandardisationPlan) -> tuple[np.ndarray, np.ndarray]:
+    """Jacobians of :func:`standardized_values` (std.lv, std.all) in ``x`` by central
+    differences, group by group (a group's standardised rows depend only on the parameters of
+    that group), and for the defined parameters by the chain rule through the rows they use."""
+    q = len(x)
+    n_rows = len(model.partable)
+    jacs = (np.zeros((n_rows, q)), np.zeros((n_rows, q)))
+    for g, blk in enumerate(model.blocks):
+        cols = np.unique(model.free[blk.rows][model.free[blk.rows] > 0] - 1)
+        for k in cols:
+            h = 1e-6 * max(1.0, abs(x[k]))
+            up, down = x.copy(), x.copy()
+            up[k] += h
+            down[k] -= h
+            a = plan.both(up, model.row_values(up), [g])
+            b = plan.both(down, model.row_values(down), [g])
+            for jac, ua, db in zip(jacs, a, b):
+                jac[blk.rows, k] = np.nan_to_num((ua[blk.rows] - db[blk.rows]) / (2 * h))
+    if not constraints.defined:
+        return jacs
+    values = model.row_values(x)
+    out = []
+    for jac, std_rows in zip(jacs, plan.both(x, values)):
+        base = np.where(np.isnan(std_rows), values, std_rows)
+        used = sorted({r for _, _, e in constraints.defined for r in e.rows if r >= 0})
+        d_def = np.zeros((len(constraints.defined), n_rows))
+        for r in used:
+            h = 1e-6 * max(1.0, abs(base[r]))
+            up, down = base.copy(), base.copy()
+            up[r] += h
+            down[r] -= h
+            d_def[:, r] = (constraints.defined_values(up) - constraints.defined_values(down)) / (2 * h)
+        out.append(np.vstack([jac, np.nan_to_num(d_def) @ jac]))
+    return out[0], out[1]
+
+
 def parameter_estimates(model: Model, constraints: Constraints, x: np.ndarray, vcov: np.ndarray,
-                        level: float = 0.95, group_labels: list[str] | None = None) -> pd.DataFrame:
+                        level: float = 0.95, group_labels: list[str] | None = None,
+                        std_se: bool = True) -> pd.DataFrame:
     """lavaan's ``parameterEstimates(fit, standardized = TRUE)`` with the standard errors of
     ``standardizedSolution`` (dots as underscores): one row per model row of the parameter table
     (constraint rows left out, as lavaan) and per defined parameter.
 
     Columns: ``lhs, op, rhs, block, group, group_label, label, free, est, se, z, pvalue,
-    ci_lower, ci_upper, std_lv, std_lv_se, std_all, std_all_se``.
+    ci_lower, ci_upper, std_lv, std_lv_se, std_all, std_all_se`` (the standardised SEs NaN
+    with ``std_se = False``: they cost 2q evaluations of the model per solution).
     """
     pt = model.partable
     free = model.free
@@ -201,17 +272,21 @@ def parameter_estimates(model: Model, constraints: Constraints, x: np.ndarray, v
     est_def = defined(x) if n_def else np.zeros(0)
     if n_def:
         jd = jacobian(defined, x)
-        se_def = np.sqrt(np.maximum(np.einsum("ik,kl,il->i", jd, vcov, jd), 0))
+        se_def = np.sqrt(np.maximum(np.sum((jd @ vcov) * jd, axis=1), 0))
     else:
         se_def = np.zeros(0)
     se_rows = np.where(free > 0, se_x[np.maximum(free - 1, 0)], 0.0)
     std = {}
     plan = _StandardisationPlan(model)
+    jacobians = dict(zip(("lv", "all"), _standardized_jacobians(model, constraints, x, plan))) if std_se else {}
     for kind in ("lv", "all"):
         vals = standardized_values(model, constraints, x, kind, plan)
-        jac = jacobian(lambda xx: np.nan_to_num(standardized_values(model, constraints, xx, kind, plan)), x)
-        with np.errstate(invalid="ignore"):
-            se_std = np.sqrt(np.einsum("ik,kl,il->i", jac, vcov, jac))
+        if std_se:
+            jac = jacobians[kind]
+            with np.errstate(invalid="ignore"):
+                se_std = np.sqrt(np.sum((jac @ vcov) * jac, axis=1))
+        else:
+            se_std = np.full(len(vals), np.nan)
         std[kind] = (vals, se_std)
     keep = np.flatnonzero(~pt["op"].isin(("==", "<", ">", ":=")).to_numpy())
     def_rows = [k for k, _, _ in constraints.defined]

@@ -12,8 +12,12 @@ lavaan's ``lav_lisrel``):
 with :math:`\\Lambda` (``lambda``, loadings), :math:`B` (``beta``, regressions among latents and
 loadings of latent indicators), :math:`\\Psi` (``psi``), :math:`\\Theta` (``theta``), :math:`\\nu`
 (``nu``, intercepts) and :math:`\\alpha` (``alpha``, latent means). ``tau`` (thresholds, ``|``)
-and ``delta`` (scale factors, ``~*~``) rows are placed too, as hooks for the ordinal estimators;
-the continuous implied moments ignore them.
+and ``delta`` (scale factors, ``~*~``) rows are placed too, for the ordinal estimators
+(:mod:`analysis.sem.wls`); the continuous implied moments ignore ``tau``. An item with a
+``delta`` row (an ordered item, lavaan's delta parameterization) gets the residual variance
+:math:`\\theta_{jj} = 1/\\delta_j^2 - [\\Lambda A\\Psi A^\\top\\Lambda^\\top]_{jj}` whatever its
+``~~`` row holds, so the implied variance of its latent response :math:`y^*_j` is
+:math:`1/\\delta_j^2` (lavaan's ``setResidualElements``).
 
 An observed variable that is regressed on something or predicts something (``y ~ x``, a MIMIC
 ``F ~ age``), or that covaries with such a variable or with a latent, is an *observed-as-latent*
@@ -75,6 +79,10 @@ def normalise_partable(partable: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise InputError(f"parameter table: column(s) {', '.join(missing)} missing (lavaan's parTable() columns)")
     pt = partable.reset_index(drop=True).copy()
+    # lavaanify's attrs (per-row source lines, group labels) would be deep-copied by pandas on
+    # every cell access of the engine's copy: quadratic in the table's size (32 s on the default
+    # model's table in build_constraints). The engine's copy keeps none.
+    pt.attrs = {}
     is_con = pt["op"].isin(CONSTRAINT_OPS)
     bad = sorted(set(pt["op"]) - set(_MODEL_OPS) - set(CONSTRAINT_OPS))
     if bad:
@@ -217,6 +225,10 @@ class Model:
         self.values = values  # fixed value of every row (NaN for free rows and unfilled fixed.x rows)
         self.free = partable["free"].to_numpy(dtype=int)
         self.nfree = int(self.free.max()) if len(self.free) else 0
+        # free parameters as the input table numbered them, before simple equalities were merged
+        # (lavaan's count with ceq.simple = FALSE, e.g. the denominator of scaling.factor.h0)
+        self.nfree_input = (int(partable["free_input"].max()) if "free_input" in partable.columns and len(partable)
+                            else self.nfree)
         self.meanstructure = bool((partable["op"] == "~1").any())
         self.ngroups = len(blocks)
         # per block: the free rows (positions within block.rows) and their free index (0-based)
@@ -233,11 +245,13 @@ class Model:
         their group's sample (co)variances and means: lavaan's ``fixed.x = TRUE``."""
         values = self.values.copy()
         pt = self.partable
+        exo, ustart = pt["exo"].to_numpy(), pt["ustart"].to_numpy(dtype=float)
+        lhs, op, rhs = pt["lhs"].to_numpy(), pt["op"].to_numpy(), pt["rhs"].to_numpy()
         for blk, st in zip(self.blocks, stats):
             ix = {v: k for k, v in enumerate(st.ov)}
             for k in blk.rows:
-                if pt.at[k, "exo"] == 1 and self.free[k] == 0 and np.isnan(pt.at[k, "ustart"]):
-                    a, o, z = pt.at[k, "lhs"], pt.at[k, "op"], pt.at[k, "rhs"]
+                if exo[k] == 1 and self.free[k] == 0 and np.isnan(ustart[k]):
+                    a, o, z = lhs[k], op[k], rhs[k]
                     if o == "~~":
                         values[k] = st.cov[ix[a], ix[z]]
                     elif o == "~1":
@@ -252,12 +266,14 @@ class Model:
         return out
 
     # ------------------------------------------------------------------ matrices and moments
-    def matrices(self, x: np.ndarray, values: np.ndarray | None = None) -> list[dict[str, np.ndarray]]:
-        """Per group, lavaan's model matrices (``lambda, beta, psi, theta, nu, alpha``; ``tau``
-        and ``delta`` when present) at ``x`` (or at the given row ``values``)."""
+    def matrices(self, x: np.ndarray, values: np.ndarray | None = None,
+                 groups: list[int] | None = None) -> list[dict[str, np.ndarray]]:
+        """Per group (or per group of ``groups``, 0-based), lavaan's model matrices (``lambda,
+        beta, psi, theta, nu, alpha``; ``tau`` and ``delta`` when present) at ``x`` (or at the
+        given row ``values``)."""
         v = self.row_values(x) if values is None else values
         out = []
-        for blk in self.blocks:
+        for blk in (self.blocks if groups is None else [self.blocks[g] for g in groups]):
             p, m = blk.p, blk.m
             mats = {"lambda": np.zeros((p, m)), "beta": np.zeros((m, m)), "psi": np.zeros((m, m)),
                     "theta": np.zeros((p, p)), "nu": np.zeros(p), "alpha": np.zeros(m)}
@@ -278,16 +294,23 @@ class Model:
                 if sel.any():
                     mats[name] = np.zeros(int(blk.row[sel].max()) + 1 if name == "tau" else p)
                     mats[name][blk.row[sel]] = vals[sel]
+            sel = blk.matrix == "delta"
+            if sel.any():  # delta parameterization (lavaan's setResidualElements): Var(y*_j) = 1/delta_j^2
+                items = blk.row[sel]
+                la = mats["lambda"] @ np.linalg.inv(np.eye(m) - mats["beta"])
+                common = np.einsum("ij,jk,ik->i", la[items], mats["psi"], la[items])
+                mats["theta"][items, items] = 1.0 / vals[sel] ** 2 - common
             out.append(mats)
         return out
 
-    def state(self, x: np.ndarray, values: np.ndarray | None = None) -> list[dict[str, np.ndarray]]:
+    def state(self, x: np.ndarray, values: np.ndarray | None = None,
+              groups: list[int] | None = None) -> list[dict[str, np.ndarray]]:
         """Per group the matrices with :math:`A = (I-B)^{-1}` (``a``), the implied ``sigma`` and
         ``mu``, and the latents' implied covariance ``veta`` (:math:`A\\Psi A^\\top`) and means
         ``eeta`` (:math:`A\\alpha`), all from one evaluation."""
         out = []
-        for g, mats in enumerate(self.matrices(x, values)):
-            a = np.linalg.inv(self._ident[g] - mats["beta"])
+        for mats in self.matrices(x, values, groups):
+            a = np.linalg.inv(np.eye(len(mats["beta"])) - mats["beta"])
             la = mats["lambda"] @ a
             veta = a @ mats["psi"] @ a.T
             sigma = mats["lambda"] @ veta @ mats["lambda"].T + mats["theta"]
@@ -357,6 +380,53 @@ class Model:
             out.append((index, ds, dm))
         return out
 
+    def factored_derivatives(self, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                                                   np.ndarray]]:
+        """Per group ``(index, a, b, c, dmu)`` with every derivative of Sigma in the rank-two form
+        :math:`\\partial\\Sigma_k = c_k(a_k b_k^\\top + b_k a_k^\\top)` (``a``, ``b``: r x p;
+        ``c``: 1/2 for a variance in psi or theta, 1 otherwise, 0 for intercepts and means): a
+        loading :math:`(e_i, G_{j\\cdot})`, a regression :math:`(L_{\\cdot i}, G_{j\\cdot})`, a
+        (co)variance of latents :math:`(L_{\\cdot i}, L_{\\cdot j})`, of residuals :math:`(e_i, e_j)`.
+        Information and gradient then cost O(r p) and O(r^2 p) instead of O(r^2 p^2)."""
+        out = []
+        for g, st in enumerate(self.state(x)):
+            blk = self.blocks[g]
+            pos, index = self._free_pos[g]
+            p, r = blk.p, len(pos)
+            la = st["lambda"] @ st["a"]
+            gmat = st["veta"] @ st["lambda"].T  # m x p
+            eta = st["eeta"]
+            a = np.zeros((r, p))
+            b = np.zeros((r, p))
+            c = np.ones(r)
+            dm = np.zeros((r, p))
+            mat, i, j = blk.matrix[pos], blk.row[pos], blk.col[pos]
+            k = np.arange(r)
+            sel = mat == "lambda"
+            a[k[sel], i[sel]] = 1.0
+            b[sel] = gmat[j[sel]]
+            dm[k[sel], i[sel]] = eta[j[sel]]
+            sel = mat == "beta"
+            a[sel] = la[:, i[sel]].T
+            b[sel] = gmat[j[sel]]
+            dm[sel] = la[:, i[sel]].T * eta[j[sel]][:, None]
+            sel = mat == "psi"
+            a[sel] = la[:, i[sel]].T
+            b[sel] = la[:, j[sel]].T
+            sel = mat == "theta"
+            a[k[sel], i[sel]] = 1.0
+            b[k[sel], j[sel]] = 1.0
+            c[((mat == "psi") | (mat == "theta")) & (i == j)] = 0.5
+            sel = mat == "nu"
+            dm[k[sel], i[sel]] = 1.0
+            c[sel] = 0.0
+            sel = mat == "alpha"
+            dm[sel] = la[:, i[sel]].T
+            c[sel] = 0.0
+            c[(mat == "tau") | (mat == "delta")] = 0.0
+            out.append((index, a, b, c, dm))
+        return out
+
     # ------------------------------------------------------------------ counting
     def ndat(self) -> int:
         """Sample moments, as lavaan counts them: per group p(p+1)/2 (+ p with a mean structure),
@@ -373,13 +443,39 @@ class Model:
         """``lhs op rhs`` (with the group when there are several) of parameter-table rows."""
         pt = self.partable
         rows = np.arange(len(pt)) if rows is None else rows
+        lhs, op, rhs, group = (pt[c].to_numpy() for c in ("lhs", "op", "rhs", "group"))
         out = []
         for k in rows:
-            name = f"{pt.at[k, 'lhs']} {pt.at[k, 'op']} {pt.at[k, 'rhs']}".strip()
-            if self.ngroups > 1 and pt.at[k, "group"] > 0:
-                name += f" (group {pt.at[k, 'group']})"
+            name = f"{lhs[k]} {op[k]} {rhs[k]}".strip()
+            if self.ngroups > 1 and group[k] > 0:
+                name += f" (group {group[k]})"
             out.append(name)
         return out
+
+    def components(self) -> list[np.ndarray]:
+        """The free parameters (0-based) in groups that share no parameter: one array per set of
+        groups linked by shared free indices. Without constraints the information is block
+        diagonal over these, so it is solved and inverted block by block."""
+        parent = list(range(len(self.blocks)))
+
+        def root(g):
+            while parent[g] != g:
+                g = parent[g]
+            return g
+
+        owner: dict[int, int] = {}
+        for g, (_, index) in enumerate(self._free_pos):
+            for f in index:
+                if f in owner:
+                    a, b = root(owner[f]), root(g)
+                    if a != b:
+                        parent[max(a, b)] = min(a, b)
+                else:
+                    owner[int(f)] = g
+        comps: dict[int, list[int]] = {}
+        for f in range(self.nfree):
+            comps.setdefault(root(owner[f]) if f in owner else -1, []).append(f)
+        return [np.asarray(v, dtype=int) for v in comps.values()]
 
     def free_names(self) -> list[str]:
         """One name per free parameter (its first row)."""

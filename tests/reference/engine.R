@@ -15,7 +15,8 @@ HS <- '
 pe_cols <- c("lhs", "op", "rhs", "block", "group", "label", "est", "se", "z", "pvalue", "ci.lower", "ci.upper",
              "std.lv", "std.all")
 fm_names <- c("npar", "chisq", "df", "pvalue", "logl", "unrestricted.logl", "baseline.chisq", "baseline.df",
-              "baseline.pvalue", "ntotal", "aic", "bic", "cfi", "tli", "rmsea", "srmr")
+              "baseline.pvalue", "ntotal", "aic", "bic", "bic2", "cfi", "tli", "rni", "rmsea", "rmsea.ci.lower",
+              "rmsea.ci.upper", "rmsea.pvalue", "srmr", "srmr_bentler", "gfi", "agfi", "ecvi")
 pt_cols <- c("id", "lhs", "op", "rhs", "user", "block", "group", "free", "ustart", "exo", "label", "plabel", "start")
 
 record <- function(fit, model, data_name, group = NULL) {
@@ -79,6 +80,14 @@ PATH <- '
   ab := a*b
 '
 out$cases$path <- record(sem(PATH, data = pd), PATH, "pd")
+
+# 4b. An observed variable covarying with latents (it becomes a phantom latent too).
+OVLV <- '
+  visual  =~ x1 + x2 + x3
+  textual =~ x4 + x5 + x6
+  x7 ~~ visual + textual
+'
+out$cases$ovlv <- record(sem(OVLV, data = hs), OVLV, "hs")
 
 # 5. Intercepts, a linear == constraint with arithmetic, and an active > bound.
 CONSTR <- '

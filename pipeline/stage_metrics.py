@@ -1,8 +1,8 @@
-"""The shapes of the stages' metrics JSON files, as the report reads them.
+"""Reading a stage's metrics JSON back (the report; sem's ``--invariance``), and the shapes checked.
 
-A stage writes its metrics (``clean.json``, ``efa.json``, ...) and the report reads them back; a
+A stage writes its metrics (``clean.json``, ``efa.json``, ...) and later stages read them back; a
 file edited by hand, truncated or from another program can hold a mapping where a number belongs.
-:func:`check_metrics` refuses such a file at once, naming the file, the key and the value, instead
+:func:`read_metrics` refuses such a file at once, naming the file, the key and the value, instead
 of letting a formatter fail deep inside the report ("float() argument must be ... not 'dict'").
 
 Shapes: ``"number"`` (a JSON number, true/false or null), ``"text"`` (any scalar), ``"boolean"``
@@ -15,10 +15,13 @@ taken from the default study's outputs.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from analysis.errors import InputError
 
-__all__ = ["SHAPES", "check_metrics"]
+__all__ = ["MAX_METRICS_BYTES", "SHAPES", "check_metrics", "read_metrics"]
+
+MAX_METRICS_BYTES = 20_000_000  # a stage's metrics JSON is a few kB
 
 _SCREEN_VS_TRUTH = {'truth': 'text', 'flagged': 'number', 'true_positives': 'number', 'precision': 'number',
                     'recall': 'number'}
@@ -296,3 +299,24 @@ def _refuse(path: str, where: str, expected: str, value) -> None:
         shown = shown[:57] + "..."
     raise InputError(f"{path}: {where or 'the top level'}: expected {expected}, got {shown}; this is not the file "
                      "gapscale writes: rerun the stage that writes it")
+
+
+def read_metrics(path) -> dict:
+    """Read a stage's metrics JSON file: a JSON object of at most :data:`MAX_METRICS_BYTES` whose
+    known keys have the shapes of :data:`SHAPES`; anything else is an InputError naming the file."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_METRICS_BYTES:
+            raise InputError(f"{path}: {path.stat().st_size} bytes, more than a stage's metrics file holds "
+                             f"({MAX_METRICS_BYTES}); rerun the stage that writes it")
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deeply; rerun the stage that writes it") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg}); rerun the stage that writes it") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot be read ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object of metrics, got {type(data).__name__}")
+    check_metrics(data, path.name, path)
+    return data

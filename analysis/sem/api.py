@@ -1,0 +1,119 @@
+"""The engine's front door: lavaan syntax and a data frame in, a fitted model with lavaan's
+complete ``fitMeasures`` and the pipeline's parameter table out.
+
+:func:`fit_model` is :func:`~analysis.sem.partable.lavaanify` (the parameter table lavaan's
+``cfa()``/``sem()`` build) + :func:`analysis.sem.engine.fit` (which computes every fit measure).
+:func:`check_model` is the identification check alone, without fitting (the CLI runs it before
+fitting with any engine).
+
+In R: ``fit <- lavaan::sem(model, data, group = "g", estimator = "ML", std.lv = FALSE,
+group.equal = ..., group.partial = ...)``; ``parameterEstimates(fit, standardized = TRUE)``;
+``fitMeasures(fit)``.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import replace
+
+import pandas as pd
+
+from analysis.errors import InputError
+from analysis.sem.engine import EngineFit
+from analysis.sem.engine import fit as engine_fit
+from analysis.sem.partable import lavaanify
+from instrument.lavaan import LavaanModel
+
+__all__ = ["PARAMETER_COLUMNS", "check_model", "fit_model", "parameter_table", "refuse_unidentified"]
+
+PARAMETER_COLUMNS = ["lhs", "op", "rhs", "label", "est", "se", "z", "pvalue", "ci_lower", "ci_upper", "std_all"]
+
+
+def _groups(data: pd.DataFrame, group: str | None, group_labels) -> list[str] | None:
+    if group is None:
+        return None
+    if group not in data.columns:
+        raise InputError(f"data: group column {group!r} not found")
+    if group_labels is not None:
+        return [str(g) for g in group_labels]
+    return list(dict.fromkeys(data[group].dropna().astype(str)))
+
+
+def _partable(model, data, group, group_labels, estimator, std_lv, missing, group_equal, group_partial):
+    labels = _groups(data, group, group_labels)
+    pt = lavaanify(model, list(data.columns), std_lv=std_lv, groups=labels, group_equal=tuple(group_equal),
+                   group_partial=tuple(group_partial), estimator=estimator, missing=missing)
+    return pt, labels
+
+
+def parameter_table(fitted: EngineFit) -> pd.DataFrame:
+    """The pipeline's parameter table of a fit: :data:`PARAMETER_COLUMNS` (lavaan's
+    ``parameterEstimates(fit, standardized = TRUE)`` columns ``lhs, op, rhs, label, est, se, z,
+    pvalue, ci.lower, ci.upper, std.all``), with ``group`` (lavaan's group number) after ``rhs``
+    when there are several groups."""
+    p = fitted.parameters
+    cols = list(PARAMETER_COLUMNS)
+    if len(fitted.group_labels) > 1:
+        cols.insert(3, "group")
+    return p[cols].reset_index(drop=True)
+
+
+def fit_model(model: str | LavaanModel, data: pd.DataFrame, *, group: str | None = None,
+              group_labels=None, estimator: str = "ML", std_lv: bool = False, missing: str = "listwise",
+              group_equal=(), group_partial=(), level: float = 0.95) -> EngineFit:
+    """Fit lavaan ``model`` syntax to ``data`` with the unified engine.
+
+    Returns the :class:`~analysis.sem.engine.EngineFit` whose ``parameters`` is
+    :func:`parameter_table` (the pipeline's columns); its ``fit`` is the engine's lavaan
+    ``fitMeasures`` list (dots as underscores).
+    ``missing`` other than ``"listwise"`` is passed to the engine when it takes it.
+
+    Raises
+    ------
+    InputError
+        Bad syntax or data, an estimator or missing-data method the engine does not have, or a
+        model that is not identified (the message names the parameters involved).
+    """
+    pt, labels = _partable(model, data, group, group_labels, estimator, std_lv, missing, group_equal, group_partial)
+    kwargs = {}
+    if missing != "listwise":
+        if "missing" not in inspect.signature(engine_fit).parameters:
+            raise InputError(f"missing: {missing!r} is not available in the unified engine yet; use listwise")
+        kwargs["missing"] = missing
+    fitted = engine_fit(pt, data, group=group, group_labels=labels, estimator=estimator, level=level, **kwargs)
+    return replace(fitted, parameters=parameter_table(fitted))
+
+
+def check_model(model: str | LavaanModel, data: pd.DataFrame, *, group: str | None = None, group_labels=None,
+                estimator: str = "ML", std_lv: bool = False, missing: str = "listwise", group_equal=(),
+                group_partial=()) -> None:
+    """Refuse a model that is not identified, without fitting it: lavaan's parameter table of
+    ``model`` and :func:`analysis.sem.engine.check_identification` (negative degrees of freedom,
+    or an information matrix singular at a generic point: the parameters involved are named).
+
+    Raises
+    ------
+    InputError
+        "the model is not identified: ..." (or bad syntax/data).
+    """
+    from analysis.sem.engine import check_identification
+
+    pt, labels = _partable(model, data, group, group_labels, estimator, std_lv, missing, group_equal, group_partial)
+    check_identification(pt, data, group=group, group_labels=labels)
+
+
+def refuse_unidentified(model: str | LavaanModel, data: pd.DataFrame, where: str = "", **kwargs) -> None:
+    """The CLI's guard before fitting with any engine: :func:`check_model`, raising only its
+    "not identified" refusal (prefixed with ``where``, the model's file). Other input errors of
+    the check (syntax, columns, too few complete cases for FIML data) are left to the engine
+    that fits the model, which reports them in its own words; the check then did not run.
+
+    Raises
+    ------
+    InputError
+        "WHERE: the model is not identified: ..." naming the parameters involved.
+    """
+    try:
+        check_model(model, data, **kwargs)
+    except InputError as exc:
+        if str(exc).startswith("the model is not identified"):
+            raise InputError(f"{where}: {exc}" if where else str(exc)) from None

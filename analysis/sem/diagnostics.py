@@ -1,0 +1,337 @@
+r"""Diagnostics of a fitted :class:`~analysis.sem.engine.EngineFit`, any number of groups:
+modification indices and standardized residuals.
+
+**Modification indices** (lavaan's ``modindices(fit)``; Sörbom, 1989; Saris, Satorra & Sörbom,
+1987). The candidates are lavaan's "full" parameter table (``lav_partable_full``) per group —
+every latent ``=~`` observed loading and every ``~~`` among the observed variables (those not in
+regressions: an observed variable regressed on or predicting something is a latent of its own),
+every ``~~`` among the latents, every regression ``~`` between two of the variables in the
+model's regressions (a fixed.x covariate never on the left), and with a mean structure every
+``~ 1`` —
+less the parameters the model already estimates (a fixed parameter, such as a marker loading, is
+a candidate). With :math:`\mathcal I` the expected information of the model extended by the
+candidates (summed over cases), :math:`g = \partial\log L/\partial\theta` at the estimates
+(zero for the model's own free parameters) and :math:`V_0 = \widehat{\operatorname{Var}}(\hat x)`
+the model's covariance of the estimates (the inverse information augmented by its constraints):
+
+.. math:: V_j = \mathcal I_{jj} - \mathcal I_{j\theta} V_0 \mathcal I_{\theta j},\qquad
+          MI_j = g_j^2 / V_j,\qquad EPC_j = g_j / V_j .
+
+A candidate whose :math:`V_j/N` is below :math:`\epsilon^{1/3}` (lavaan's threshold: freeing it
+would not be identified) is left out, as lavaan's ``na.remove = TRUE``. ``sepc_lv`` and
+``sepc_all`` standardise the EPC with the fitted model's implied standard deviations
+(lavaan's ``cov.std = TRUE``): a loading :math:`\times s_\eta` (and :math:`/ s_y`), a regression
+:math:`\times s_{\eta_x}/s_{\eta_y}`, a covariance over the square root of the product of the two
+(residual) variances (observed ones only in ``sepc_all``).
+
+**Standardized residuals** (lavaan's ``resid(fit, type = "standardized")``, ``lavResiduals``):
+the residual :math:`r = s - \hat\sigma` of every sample moment divided by its asymptotic standard
+error, from the linearisation :math:`\hat\theta - \theta \approx V_0\,\nabla\log L`. Per group g,
+with :math:`E = S - \Sigma`, :math:`e = m - \mu` normal-theory sampling errors evaluated at the
+sample moments (``h1.acov = "unstructured"``: :math:`\operatorname{Cov}(E_{ij}, E_{kl}) =
+(S_{ik}S_{jl} + S_{il}S_{jk})/n_g`, :math:`\operatorname{Cov}(e) = S/n_g`), the score
+:math:`\nabla_k\log L = \tfrac{n_g}{2}\operatorname{tr}(M_k E) + n_g\,\partial_k\mu^\top\Sigma^{-1}e`
+with :math:`M_k = \Sigma^{-1}\partial_k\Sigma\,\Sigma^{-1}` at the implied moments, so
+
+.. math::
+
+    \operatorname{Var}(r_{ij}) = \frac{S_{ii}S_{jj} + S_{ij}^2}{n_g} - 2\,d_{ij}^\top V_0 c_{ij}
+        + d_{ij}^\top V_0 C V_0 d_{ij},
+
+:math:`d_{ij,k} = \partial_k\Sigma_{ij}`, :math:`c_{ij,k} = (S M_k S)_{ij}` (the covariance of
+:math:`E_{ij}` with the score), :math:`C = \sum_g \tfrac{n_g}{2}\operatorname{tr}(M_k S M_l S) +
+n_g\,\partial_k\mu^\top\Sigma^{-1}S\Sigma^{-1}\partial_l\mu` (the covariance of the score);
+likewise for the means. Per group, as lavaan (which ignores the other groups' share of a
+parameter shared by an equality constraint). With fixed.x covariates every covariance is
+conditional on the covariates' sample moments (lavaan zeroes their rows of the h1 information
+before inverting it: a Schur complement over their px(px+1)/2 moments), and their own block is 0.
+Only the diagonal is formed: everything is a q x q matrix or a product of
+p x p matrices, never the :math:`p^* \times p^*` weight matrices (:math:`p^{*2}` is 7 million
+numbers for 72 items). An element fitted exactly (variance 0) is 0 when its residual is 0, NaN
+otherwise.
+
+The fit measures (SRMR family, GFI, ...) are the engine's own: ``EngineFit.fit``.
+
+Complete data (listwise), ML-family fits (ML, MLR, MLM: the candidates' information is the
+expected information of the ML discrepancy, as lavaan's ``modindices(information = "expected")``);
+not FIML or WLSMV/ULSMV fits (refused for the latter).
+
+References
+----------
+Saris, W. E., Satorra, A., & Sörbom, D. (1987). The detection and correction of specification
+    errors in structural equation models. Sociological Methodology 17, 105-129.
+Sörbom, D. (1989). Model modification. Psychometrika 54, 371-384.
+Bollen, K. A., & Arminger, G. (1991). Observational residuals in factor analysis and structural
+    equation models. Sociological Methodology 21, 235-262.
+
+In R: ``modindices(fit)``, ``resid(fit, type = "standardized")``, ``fitMeasures(fit)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analysis.errors import InputError
+from analysis.sem.estimate import MLEstimator
+from analysis.sem.inference import covariance
+from analysis.sem.model import build_model
+
+__all__ = ["MI_COLUMNS", "modification_indices", "standardized_residuals"]
+
+MI_COLUMNS = ["lhs", "op", "rhs", "group", "mi", "epc", "sepc_lv", "sepc_all"]
+_V_TOL = np.finfo(float).eps ** (1 / 3)  # lavaan: V.diag below .Machine$double.eps^(1/3) is NA
+_CHUNK = 400  # candidates per extended model
+
+
+def _require_ml(fitted) -> None:
+    if getattr(fitted, "estimator", None) is not None:
+        raise InputError("modification indices and standardized residuals are available for ML, MLR and MLM fits "
+                         "(complete data) in this engine so far, not for WLSMV/ULSMV")
+
+
+def _model_covariance(fitted) -> np.ndarray:
+    """The inverse expected information augmented by the constraints (lavaan's
+    ``inverted.information.expected``), whatever the fit's own SEs (robust or observed)."""
+    return covariance(fitted.information, fitted.optimum.con_jac)
+
+
+def _candidates(fitted) -> list[tuple[str, str, str, int]]:
+    """lavaan's full parameter table per group, less the free parameters of the model and the
+    fixed.x rows: ``(lhs, op, rhs, group)``."""
+    model = fitted.model
+    pt = model.partable
+    free_key = set()
+    exo_key = set()
+    for r in pt.itertuples():
+        key = (r.lhs, r.op, r.rhs, r.group)
+        if r.op == "~~":
+            keys = [key, (r.rhs, r.op, r.lhs, r.group)]
+        else:
+            keys = [key]
+        if r.free > 0:
+            free_key.update(keys)
+        if r.exo == 1:
+            exo_key.update(keys)
+    out = []
+    for g, blk in enumerate(model.blocks, start=1):
+        dummy = set(blk.dummy)
+        lv = [v for v in blk.lv if v not in dummy]
+        ov = [v for v in blk.ov if v not in dummy and v not in set(blk.ov_x)]
+        sub = pt[(pt["block"] == g) & (pt["op"] == "~")]
+        eqs = list(dict.fromkeys([*sub["lhs"], *sub["rhs"]]))  # the variables of the regressions
+        rows = [(f, "=~", y) for f in lv for y in ov]
+        rows += [(a, "~~", b) for i, a in enumerate(ov) for b in ov[i:]]
+        rows += [(a, "~~", b) for i, a in enumerate(lv) for b in lv[i:]]
+        rows += [(a, "~", b) for a in eqs if a not in set(blk.ov_x) for b in eqs if a != b]
+        if model.meanstructure:
+            rows += [(v, "~1", "") for v in ov + lv]
+        for lhs, op, rhs in rows:
+            key = (lhs, op, rhs, g)
+            if key not in free_key and key not in exo_key:
+                out.append(key)
+    return out
+
+
+def _row_index(pt: pd.DataFrame) -> dict:
+    """(lhs, op, rhs, group) of each model row to its row number (``~~`` both ways round)."""
+    index = {}
+    for k, r in enumerate(pt.itertuples()):
+        if r.op in ("=~", "~", "~~", "~1"):
+            index.setdefault((r.lhs, r.op, r.rhs, r.group), k)
+            if r.op == "~~":
+                index.setdefault((r.rhs, r.op, r.lhs, r.group), k)
+    return index
+
+
+def _extended(fitted, candidates):
+    """The parameter table with the candidates free (indices q+1, ...), and the values at which
+    to evaluate it: the estimates and each candidate's current (fixed) value."""
+    pt = fitted.model.partable.copy()
+    q = fitted.model.nfree
+    values = fitted.model.row_values(fitted.x)
+    index = _row_index(pt)
+    extra_x = []
+    new_rows = []
+    for j, (lhs, op, rhs, g) in enumerate(candidates):
+        k = index.get((lhs, op, rhs, g))
+        if k is not None:  # a fixed row of the model: free it
+            pt.at[k, "free"] = q + j + 1
+            extra_x.append(values[k])
+        else:
+            new_rows.append({"lhs": lhs, "op": op, "rhs": rhs, "block": g, "group": g, "free": q + j + 1,
+                             "ustart": np.nan, "exo": 0, "label": "", "plabel": f".x{j + 1}."})
+            extra_x.append(0.0)
+    if new_rows:
+        add = pd.DataFrame(new_rows)
+        # keep the constraint rows last, as lavaan's table: insert the new rows before them
+        is_con = pt["op"].isin(("==", "<", ">", ":="))
+        pt = pd.concat([pt[~is_con], add, pt[is_con]], ignore_index=True)
+    return pt, np.concatenate([fitted.x, np.asarray(extra_x, dtype=float)])
+
+
+def modification_indices(fitted) -> pd.DataFrame:
+    """lavaan's ``modindices(fit)`` for an :class:`~analysis.sem.engine.EngineFit` (see the
+    module docstring): one row per candidate parameter in lavaan's order, columns
+    :data:`MI_COLUMNS` (``group`` 1 with one group). Sort with ``.sort_values("mi")``.
+
+    In R: ``modindices(fit)`` (``sepc.lv``, ``sepc.all`` as ``sepc_lv``, ``sepc_all``).
+    """
+    _require_ml(fitted)
+    candidates = _candidates(fitted)
+    if not candidates:
+        return pd.DataFrame(columns=MI_COLUMNS)
+    q = fitted.model.nfree
+    v0 = _model_covariance(fitted)
+    n = sum(st.n for st in fitted.stats)
+    v, g = np.zeros(len(candidates)), np.zeros(len(candidates))
+    # in chunks: the extended information is (q + chunk)^2 and its derivatives chunk x p x p, so a
+    # large model (72 items: 3,800 candidates) never holds them all at once
+    for lo in range(0, len(candidates), _CHUNK):
+        chunk = candidates[lo:lo + _CHUNK]
+        pt_ext, x_ext = _extended(fitted, chunk)
+        model_ext = build_model(pt_ext).with_sample(list(fitted.stats))
+        _, grad_f, info = MLEstimator(model_ext, list(fitted.stats)).scoring(x_ext)
+        i12 = info[q:, :q]
+        v[lo:lo + len(chunk)] = np.diag(info[q:, q:]) - np.einsum("ja,ab,jb->j", i12, v0, i12)
+        g[lo:lo + len(chunk)] = -n / 2 * grad_f[q:]  # d log L / d theta (F = chi-square / N)
+    ok = v / n >= _V_TOL
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mi = np.where(ok, g**2 / v, np.nan)
+        epc = np.where(ok, g / v, np.nan)
+    sepc_lv, sepc_all = _standardised_epc(fitted, candidates, epc)
+    out = pd.DataFrame({"lhs": [c[0] for c in candidates], "op": [c[1] for c in candidates],
+                        "rhs": [c[2] for c in candidates], "group": [c[3] for c in candidates],
+                        "mi": mi, "epc": epc, "sepc_lv": sepc_lv, "sepc_all": sepc_all})
+    # lavaan's order: the model's own fixed rows (in its table's order), then the added ones
+    row_of = _row_index(fitted.model.partable)
+    n = len(fitted.model.partable)
+    order = np.array([row_of.get(c, n + j) for j, c in enumerate(candidates)])
+    out, ok = out.iloc[np.argsort(order, kind="stable")], ok[np.argsort(order, kind="stable")]
+    return out[ok].reset_index(drop=True)
+
+
+def _standardised_epc(fitted, candidates, epc):
+    """sepc.lv and sepc.all with the fitted model's implied SDs and (residual) variances."""
+    state = fitted.model.state(fitted.x)
+    lv_sd, ov_sd, lv_var, ov_var = [], [], [], []
+    dummy = [set(blk.dummy) for blk in fitted.model.blocks]
+    for blk, st in zip(fitted.model.blocks, state):
+        with np.errstate(invalid="ignore"):
+            lv_sd.append({v: np.sqrt(st["veta"][k, k]) if st["veta"][k, k] > 0 else np.nan
+                          for k, v in enumerate(blk.lv)})
+            ov_sd.append({v: np.sqrt(st["sigma"][k, k]) for k, v in enumerate(blk.ov)})
+        lv_var.append({v: st["psi"][k, k] for k, v in enumerate(blk.lv)})
+        ov_var.append({v: st["theta"][k, k] for k, v in enumerate(blk.ov)})
+    s_lv, s_all = np.full(len(epc), np.nan), np.full(len(epc), np.nan)
+    for j, ((lhs, op, rhs, g), e) in enumerate(zip(candidates, epc)):
+        b = g - 1
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if op == "=~":
+                s_lv[j] = e * lv_sd[b][lhs]
+                s_all[j] = s_lv[j] / ov_sd[b][rhs]
+            elif op == "~":  # std.lv scales latents only: an observed variable's SD is 1 there
+                sd_l = lv_sd[b][lhs] if lhs not in dummy[b] else 1.0
+                sd_r = lv_sd[b][rhs] if rhs not in dummy[b] else 1.0
+                s_lv[j] = e * sd_r / sd_l
+                s_all[j] = e * lv_sd[b][rhs] / lv_sd[b][lhs]
+            elif op == "~1":
+                sd = lv_sd[b].get(lhs) if lhs in lv_sd[b] else ov_sd[b][lhs]
+                s_lv[j] = e / lv_sd[b][lhs] if lhs in lv_sd[b] else e
+                s_all[j] = e / sd
+            elif lhs in lv_var[b]:  # latent (residual) covariance
+                prod = lv_var[b][lhs] * lv_var[b][rhs]
+                s_lv[j] = s_all[j] = e / np.sqrt(prod) if prod > 0 else np.nan
+            else:  # observed residual covariance: standardised only in std.all
+                prod = ov_var[b][lhs] * ov_var[b][rhs]
+                s_lv[j] = e
+                s_all[j] = e / np.sqrt(prod) if prod > 0 else np.nan
+    return s_lv, s_all
+
+
+def _dense_derivatives(fitted):
+    """Per group (dSigma q x p x p, dmu q x p), rows sharing a free index summed."""
+    q = fitted.model.nfree
+    out = []
+    for blk, (index, ds, dm) in zip(fitted.model.blocks, fitted.model.derivatives(fitted.x)):
+        d_s = np.zeros((q, blk.p, blk.p))
+        d_m = np.zeros((q, blk.p))
+        np.add.at(d_s, index, ds)
+        np.add.at(d_m, index, dm)
+        out.append((d_s, d_m))
+    return out
+
+
+def standardized_residuals(fitted) -> list[tuple[pd.DataFrame, pd.Series | None]]:
+    """lavaan's ``resid(fit, type = "standardized")`` per group: the standardized covariance
+    residuals (p x p, the model's observed variables) and, with a mean structure, the
+    standardized mean residuals (see the module docstring for the formula).
+
+    In R: ``resid(fit, type = "standardized")$cov`` (and ``$mean``); a list over groups.
+    """
+    _require_ml(fitted)
+    v0 = _model_covariance(fitted)
+    meanstructure = fitted.model.meanstructure
+    out = []
+    for blk, st, (sigma, mu), (d_s, d_m) in zip(fitted.model.blocks, fitted.stats, fitted.model.implied(fitted.x),
+                                               _dense_derivatives(fitted)):
+        n, s = st.n, st.cov
+        sinv = np.linalg.inv(sigma)
+        sm = s @ (sinv @ d_s @ sinv)  # S M_k, q x p x p
+        c_cov = sm @ s  # Cov(E_ij, score_k) = (S M_k S)_ij
+        c_score = n / 2 * np.einsum("kab,lba->kl", sm, sm)  # Cov(score)
+        var_e = (np.outer(np.diag(s), np.diag(s)) + s**2) / n
+        dmu_w = d_m @ sinv  # q x p: dmu_k' Sigma^-1
+        c_mean = dmu_w @ s  # Cov(e_i, score_k) = (S Sigma^-1 dmu_k)_i
+        var_m = np.diag(s) / n
+        if meanstructure:
+            c_score = c_score + n * dmu_w @ s @ dmu_w.T
+        x = [st.ov.index(v) for v in blk.ov_x]
+        if x:  # fixed.x: the covariates' moments are fixed, every covariance is conditional on them
+            var_e, c_cov, c_score, var_m, c_mean = _condition_on_x(x, n, s, var_e, c_cov, c_score, var_m, c_mean,
+                                                                   meanstructure)
+        w = v0 @ c_score @ v0
+        var = var_e - 2 * np.einsum("kij,kl,lij->ij", d_s, v0, c_cov) + np.einsum("kij,kl,lij->ij", d_s, w, d_s)
+        z = _standardise(s - sigma, var)
+        if x:
+            z[np.ix_(x, x)] = 0.0  # the covariates' own block is fitted exactly (lavaan: 0)
+        cov = pd.DataFrame(z, index=list(st.ov), columns=list(st.ov))
+        mean = None
+        if meanstructure:
+            var_mu = var_m - 2 * np.einsum("ki,kl,li->i", d_m, v0, c_mean) + np.einsum("ki,kl,li->i", d_m, w, d_m)
+            zm = _standardise(st.mean - mu, var_mu)
+            zm[x] = 0.0
+            mean = pd.Series(zm, index=list(st.ov))
+        out.append((cov, mean))
+    return out
+
+
+def _condition_on_x(x, n, s, var_e, c_cov, c_score, var_m, c_mean, meanstructure):
+    r"""The covariances of the sampling errors and the score given the covariates' moments
+    (lavaan's fixed.x: the h1 information with the x rows removed, inverted — a Schur complement):
+    :math:`\operatorname{Cov}(a, b \mid s_x) = \operatorname{Cov}(a, b) - \operatorname{Cov}(a, s_x)
+    \operatorname{Var}(s_x)^{-1}\operatorname{Cov}(s_x, b)` over the kx = px(px+1)/2 covariances
+    of the covariates (and their px means)."""
+    a, b = np.triu_indices(len(x))
+    xa, xb = np.asarray(x)[a], np.asarray(x)[b]
+    # Cov(E_ij, E_ab) = (S_ia S_jb + S_ib S_ja) / n for each covariate pair (a, b): kx x p x p
+    g = (s[:, xa].T[:, :, None] * s[:, xb].T[:, None, :] + s[:, xb].T[:, :, None] * s[:, xa].T[:, None, :]) / n
+    h = np.linalg.inv(g[:, xa, xb])
+    cx = c_cov[:, xa, xb]  # q x kx: Cov(score, E_x)
+    var_e = var_e - np.einsum("tij,tu,uij->ij", g, h, g)
+    c_cov = c_cov - np.einsum("tij,tu,lu->lij", g, h, cx)
+    c_score = c_score - cx @ h @ cx.T
+    if meanstructure:
+        sxx_inv = np.linalg.inv(s[np.ix_(x, x)] / n)
+        sx = s[:, x] / n  # Cov(e_i, e_x)
+        cmx = c_mean[:, x]  # Cov(score, e_x)
+        var_m = var_m - np.einsum("ia,ab,ib->i", sx, sxx_inv, sx)
+        c_mean = c_mean - cmx @ sxx_inv @ sx.T
+        c_score = c_score - cmx @ sxx_inv @ cmx.T
+    return var_e, c_cov, c_score, var_m, c_mean
+
+
+def _standardise(resid: np.ndarray, var: np.ndarray) -> np.ndarray:
+    big = max(1.0, float(np.abs(var).max(initial=0.0)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(var > 1e-14 * big, resid / np.sqrt(np.maximum(var, 0)),
+                        np.where(np.abs(resid) < 1e-6, 0.0, np.nan))
