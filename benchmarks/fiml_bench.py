@@ -54,7 +54,8 @@ def main() -> None:
               f"cfi.robust {res.fit.get('cfi_robust')}")
     m = new.parameters.merge(old.parameters, on=["lhs", "op", "rhs"], suffixes=("", "_old"))
     print(f"engine vs single.py: {len(m)} parameters, est {np.nanmax(np.abs(m.est - m.est_old)):.1e}, "
-          f"se {np.nanmax(np.abs(m.se - m.se_old)):.1e}; ratio engine / single.py {best['engine'] / best['single.py']:.2f}")
+          f"se {np.nanmax(np.abs(m.se - m.se_old)):.1e}; "
+          f"ratio engine / single.py {best['engine'] / best['single.py']:.2f}")
     if args.lavaan and shutil.which("Rscript"):
         with tempfile.TemporaryDirectory() as tmp:
             x.to_csv(Path(tmp) / "x.csv", index=False)

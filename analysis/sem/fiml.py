@@ -576,7 +576,8 @@ def _group_hessian(state: dict, kind: np.ndarray, i: np.ndarray, j: np.ndarray, 
     :math:`B = [I_p,\ \Lambda\Phi,\ \Lambda A]` (:math:`\Phi = A\Psi A^\top`, :math:`\eta = A\alpha`):
     :math:`\dot\Sigma_r = w_r(u_rv_r^\top + v_ru_r^\top)` and :math:`\dot\mu_r = s_rc_r`,
     with a loading :math:`\lambda_{ij}`: :math:`u = e_i,\ v = (\Lambda\Phi)_{\cdot j},\ c = e_i,\ s = \eta_j`;
-    a regression :math:`\beta_{ij}`: :math:`u = (\Lambda A)_{\cdot i},\ v = (\Lambda\Phi)_{\cdot j},\ c = u,\ s = \eta_j`;
+    a regression :math:`\beta_{ij}`: :math:`u = (\Lambda A)_{\cdot i},\ v = (\Lambda\Phi)_{\cdot j}`,
+    :math:`c = u,\ s = \eta_j`;
     :math:`\psi_{ij}`: :math:`u = (\Lambda A)_{\cdot i},\ v = (\Lambda A)_{\cdot j}`; :math:`\theta_{ij}`:
     :math:`u = e_i, v = e_j` (:math:`w = 1/2` on the diagonals, else 1); an intercept
     :math:`\nu_i`: :math:`c = e_i`; a latent mean :math:`\alpha_i`: :math:`c = (\Lambda A)_{\cdot i}`.
