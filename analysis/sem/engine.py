@@ -47,7 +47,8 @@ class EngineFit:
         unrestricted_logl, aic, bic, bic2, rmsea`` with interval and p-values, the RMRs and SRMRs,
         ``gfi, agfi, pgfi, mfi, ecvi, ntotal, ngroups``); with MLR/MLM also the scaled and robust
         measures (``chisq_scaled, df_scaled, pvalue_scaled, chisq_scaling_factor,
-        baseline_chisq_scaled, baseline_chisq_scaling_factor, cfi_scaled, cfi_robust, ...``).
+        baseline_chisq_scaled, baseline_chisq_scaling_factor, cfi_scaled, cfi_robust, ...``); with
+        ``missing = "fiml"`` :meth:`~analysis.sem.fiml.FIMLEstimator.fit_measures` (no GFI).
     x, vcov, information
         The free parameters (lavaan's ``coef``, by ``free`` index), their covariance matrix and
         the expected information (summed over cases).

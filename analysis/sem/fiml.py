@@ -39,7 +39,8 @@ denominator); :math:`\\chi^2_0 = 2(\\log L_1 - \\log L_0)`.
 **Optimisation** uses :func:`~analysis.sem.estimate.optimise` with the complete-data expected
 information at the implied moments as the scoring matrix (a positive-definite approximation of
 the FIML Hessian; the gradient is exact, so the solution is the FIML one; convergence is linear
-at the rate of the fraction of missing information).
+at the rate of the fraction of missing information; the matrix is recomputed only when the
+parameters have moved by more than 1% since it was last computed).
 
 **Standard errors** from the observed information (lavaan's default for ``missing = "ml"``:
 ``information = "observed"``, ``observed.information = "hessian"``): the Hessian of
@@ -579,7 +580,8 @@ def _group_hessian(state: dict, kind: np.ndarray, i: np.ndarray, j: np.ndarray, 
     :math:`B = [I_p,\ \Lambda\Phi,\ \Lambda A]` (:math:`\Phi = A\Psi A^\top`, :math:`\eta = A\alpha`):
     :math:`\dot\Sigma_r = w_r(u_rv_r^\top + v_ru_r^\top)` and :math:`\dot\mu_r = s_rc_r`,
     with a loading :math:`\lambda_{ij}`: :math:`u = e_i,\ v = (\Lambda\Phi)_{\cdot j},\ c = e_i,\ s = \eta_j`;
-    a regression :math:`\beta_{ij}`: :math:`u = (\Lambda A)_{\cdot i},\ v = (\Lambda\Phi)_{\cdot j},\ c = u,\ s = \eta_j`;
+    a regression :math:`\beta_{ij}`: :math:`u = (\Lambda A)_{\cdot i},\ v = (\Lambda\Phi)_{\cdot j}`,
+    :math:`c = u,\ s = \eta_j`;
     :math:`\psi_{ij}`: :math:`u = (\Lambda A)_{\cdot i},\ v = (\Lambda A)_{\cdot j}`; :math:`\theta_{ij}`:
     :math:`u = e_i, v = e_j` (:math:`w = 1/2` on the diagonals, else 1); an intercept
     :math:`\nu_i`: :math:`c = e_i`; a latent mean :math:`\alpha_i`: :math:`c = (\Lambda A)_{\cdot i}`.
