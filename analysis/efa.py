@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from analysis.csvfile import write_csv
 from analysis.errors import InputError
 from analysis.sem import fit as fitm
 from analysis.warnings import ConvergenceWarning, GapscaleWarning
@@ -559,10 +560,7 @@ class EFAResult:
                  f"{prefix}factor_correlations.csv": self.phi.rename_axis("factor").reset_index(),
                  f"{prefix}variance.csv": self.variance.rename_axis("factor").reset_index()}
         for name, df in files.items():
-            if write is not None:
-                write(df, d / name)
-            else:
-                df.to_csv(d / name, index=False, lineterminator="\n")
+            (write or write_csv)(df, d / name)
         return [d / n for n in files]
 
 

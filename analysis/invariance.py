@@ -77,6 +77,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.checks import numeric_columns
+from analysis.csvfile import write_csv
 from analysis.missing import em_moments
 from analysis.multigroup import (
     MULTIGROUP_COLUMNS,
@@ -212,7 +213,7 @@ class InvarianceResult:
         for name, table in (("invariance_fit.csv", self.fit), ("invariance_groups.csv", self.groups),
                             ("invariance_latent_means.csv", self.latent_means),
                             ("invariance_paths.csv", self.paths), ("invariance_parameters.csv", self.parameters)):
-            table.to_csv(directory / name, index=False, lineterminator="\n")
+            write_csv(table, directory / name)
             written.append(directory / name)
         return written
 

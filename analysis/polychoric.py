@@ -60,6 +60,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr, ndtri
 
+from analysis.csvfile import write_csv
 from analysis.warnings import ConvergenceWarning, GapscaleWarning, NotPositiveDefiniteWarning
 from analysis.errors import InputError
 
@@ -133,7 +134,7 @@ class Polychoric:
         d = Path(directory)
         files = {f"{prefix}correlation.csv": self.correlation, f"{prefix}thresholds.csv": self.thresholds}
         for name, table in files.items():
-            table.rename_axis("item").reset_index().to_csv(d / name, index=False, lineterminator="\n")
+            write_csv(table.rename_axis("item").reset_index(), d / name)
         return [d / name for name in files]
 
 

@@ -220,3 +220,11 @@ def test_reliability_stage_depends_on_its_parameters():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert set(params["reliability"]) == set(DEFAULTS)
     settings(params, {})
+
+
+def test_every_csv_is_written_by_the_one_neutralising_writer():
+    """Formula cells are neutralised in every CSV written: only analysis/csvfile.py calls
+    DataFrame.to_csv; stages and to_files methods go through its write_csv."""
+    callers = [str(p.relative_to(ROOT)) for pkg in ("analysis", "instrument", "pipeline")
+               for p in (ROOT / pkg).rglob("*.py") if ".to_csv(" in p.read_text(encoding="utf-8")]
+    assert callers == ["analysis/csvfile.py"]
