@@ -174,7 +174,8 @@ class Specification:
 
     ``estimator``: ML, MLR, MLM (continuous items) or WLSMV, ULSMV (ordered items);
     ``missing``: ``"listwise"`` or ``"fiml"`` (ML and MLR; lavaan's ``missing = "ml"``);
-    ``ordered``: the ordered items (every observed variable of the model with WLSMV/ULSMV);
+    ``ordered``: the ordered items (every observed variable of the model with WLSMV/ULSMV;
+    ``"all"`` names them all);
     ``std_lv``: latent variances fixed at 1 instead of the first loadings (continuous items; the
     ordinal ladder is always identified so, as ``measEq.syntax``'s ``ID.fac = "std.lv"``).
 
@@ -483,13 +484,16 @@ def _partial_labels(partial, model: LavaanModel, columns) -> tuple[str, ...]:
     of the parameter table), for :func:`analysis.sem.partable.lavaanify`."""
     if not partial:
         return ()
-    pt = lavaanify(model, list(columns))
+    pt = lavaanify(model, list(columns), meanstructure=True)
     known = {(a, o, b) for a, o, b in zip(pt["lhs"], pt["op"], pt["rhs"])}
     out = []
     for spec in partial:
         lhs, op, rhs = _parse_partial(spec)
         if op == "~~" and (lhs, op, rhs) not in known and (rhs, op, lhs) in known:
             lhs, rhs = rhs, lhs
+        if op != "|" and (lhs, op, rhs) not in known:  # thresholds: checked by lavaanify with the categories
+            raise InputError(f"group_partial: {spec!r} is not a parameter of the model; write it as lavaan does, "
+                             "e.g. 'visual =~ x2', 'x3 ~ 1' or 'A1 | t2'")
         out.append(f"{lhs}{op}{rhs}")
     return tuple(out)
 
@@ -692,10 +696,16 @@ def _parameters(fit: EngineFit) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def _all_ordered(spec: Specification, observed) -> Specification:
+    """``ordered = "all"``: every observed variable of the model."""
+    return replace(spec, ordered=tuple(observed)) if spec.ordered == ("all",) else spec
+
+
 def _spec(spec, estimator, missing, ordered, std_lv) -> Specification:
     if spec is not None:
         return spec
-    return Specification(estimator=estimator, missing=missing, ordered=tuple(ordered or ()), std_lv=std_lv)
+    ordered = (ordered,) if isinstance(ordered, str) else tuple(ordered or ())
+    return Specification(estimator=estimator, missing=missing, ordered=ordered, std_lv=std_lv)
 
 
 def measurement_invariance(data: pd.DataFrame, model, group: str, levels=None, group_partial=(),
@@ -757,6 +767,7 @@ def measurement_invariance(data: pd.DataFrame, model, group: str, levels=None, g
         _parse_partial(s)
     model = _as_model(model)
     observed = _observed(model, data.columns)
+    spec = _all_ordered(spec, observed)
     unknown = [c for c in spec.ordered if c not in observed]
     if unknown:
         raise InputError(f"ordered: {', '.join(unknown)} not observed variables of the model "
@@ -900,6 +911,7 @@ def structural_invariance(data: pd.DataFrame, model, group: str, groups, group_p
     if not model.by_op("~"):
         raise InputError("the structural model has no regressions (~) to compare across groups")
     model = _per_group(model)
+    spec = _all_ordered(spec, _observed(model, data.columns))
     keep = ("=~", "|")
     partial = tuple(s for s in (group_partial or ()) if _parse_partial(s)[1] in keep)
     base = ("thresholds", "loadings") if spec.ordinal else ("loadings",)
@@ -972,7 +984,7 @@ def invariance(data: pd.DataFrame, model, group: str, structural_model=None, lev
         As :func:`measurement_invariance` and :func:`structural_invariance`.
     """
     criteria = criteria or Criteria()
-    spec = _spec(spec, estimator, missing, ordered, std_lv)
+    spec = _all_ordered(_spec(spec, estimator, missing, ordered, std_lv), _observed(_as_model(model), data.columns))
     result = measurement_invariance(data, model, group, levels, group_partial, min_group_size=min_group_size,
                                     reference_group=reference_group, criteria=criteria, spec=spec)
     summary = dict(result.summary)
