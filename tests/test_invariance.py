@@ -350,6 +350,21 @@ def test_ordinal_partial_scalar_and_latent_means_match_semtools(bfi, lavaan):
     assert len(means) == 3 and (means["se"] > 0).all()
 
 
+@pytest.mark.slow
+def test_ordinal_partial_thresholds_match_semtools(bfi, lavaan):
+    """Equal thresholds but A1's second (group.partial = "A1|t2" in measEq.syntax): A1's
+    intercept and scale factor are still free in group 2 (its other thresholds are equal), one
+    df less than the thresholds model; fit measures 1e-7 relative."""
+    ref = lavaan["ordinal"]
+    groups = [str(g) for g in ref["group_label"]]
+    f = fit_level(bfi, BFI_MODEL, "gender", groups, "thresholds", ["A1 | t2"],
+                  Specification(estimator="WLSMV", ordered=tuple(ITEMS)))
+    assert f.fit["df"] == ref["thresholds"]["fit"]["df"] - 1
+    for key, value in ref["partial_thresholds"]["fit"].items():
+        if value is not None:
+            assert f.fit[key.replace(".", "_")] == pytest.approx(value, rel=1e-7, abs=1e-7), key
+
+
 # --------------------------------------------------------------------------- bad input
 
 
