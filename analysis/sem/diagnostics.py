@@ -72,9 +72,12 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import InputError
+from analysis.sem import h1
 from analysis.sem.estimate import MLEstimator
+from analysis.sem.fiml import FIMLEstimator
 from analysis.sem.inference import covariance
 from analysis.sem.model import build_model
+from analysis.sem.wls import WLSEstimator
 
 __all__ = ["MI_COLUMNS", "modification_indices", "standardized_residuals"]
 
@@ -83,15 +86,47 @@ _V_TOL = np.finfo(float).eps ** (1 / 3)  # lavaan: V.diag below .Machine$double.
 _CHUNK = 400  # candidates per extended model
 
 
-def _require_ml(fitted) -> None:
-    if getattr(fitted, "estimator", None) is not None:
-        raise InputError("modification indices and standardized residuals are available for ML, MLR and MLM fits "
-                         "(complete data) in this engine so far, not for WLSMV/ULSMV")
+def _kind(fitted) -> str:
+    """``"wls"`` (WLSMV, ULSMV), ``"fiml"`` (ML or MLR with missing = "fiml") or ``"ml"`` (complete data)."""
+    est = getattr(fitted, "estimator", None)
+    if isinstance(est, WLSEstimator):
+        return "wls"
+    if isinstance(est, FIMLEstimator):
+        return "fiml"
+    if est is not None:
+        raise InputError(f"diagnostics: unknown estimator {type(est).__name__} of the fit")
+    return "ml"
+
+
+def _fiml_patterns(fitted):
+    return list(fitted.estimator.patterns)
+
+
+def _x_index(blk, st) -> list[int]:
+    return [list(st.ov).index(v) for v in blk.ov_x]
+
+
+def _fiml_expected_information(model, x, stats, patterns) -> np.ndarray:
+    r"""The expected information of a FIML model at ``x`` (summed over cases): per group
+    :math:`\Delta_g^\top A_g\Delta_g` with :math:`A_g` the saturated model's expected information
+    under the group's missingness patterns at the implied moments (lavaan's ``information =
+    "expected"`` with ``h1.information = "structured"``; :func:`analysis.sem.h1.missing_expected`)."""
+    q = model.nfree
+    out = np.zeros((q, q))
+    for blk, st, pt, (sigma, _), (d_s, d_m) in zip(model.blocks, stats, patterns, model.implied(x),
+                                                   _dense_derivatives(model, x)):
+        jac = h1.jacobian(d_s, d_m)
+        out += jac.T @ h1.missing_expected(pt, sigma, _x_index(blk, st)) @ jac
+    return 0.5 * (out + out.T)
 
 
 def _model_covariance(fitted) -> np.ndarray:
     """The inverse expected information augmented by the constraints (lavaan's
-    ``inverted.information.expected``), whatever the fit's own SEs (robust or observed)."""
+    ``inverted.information.expected``), whatever the fit's own SEs (robust or observed); with
+    FIML the expected information under the missingness patterns."""
+    if _kind(fitted) == "fiml":
+        info = _fiml_expected_information(fitted.model, fitted.x, fitted.stats, _fiml_patterns(fitted))
+        return covariance(info, fitted.optimum.con_jac)
     return covariance(fitted.information, fitted.optimum.con_jac)
 
 
@@ -176,7 +211,9 @@ def modification_indices(fitted) -> pd.DataFrame:
 
     In R: ``modindices(fit)`` (``sepc.lv``, ``sepc.all`` as ``sepc_lv``, ``sepc_all``).
     """
-    _require_ml(fitted)
+    kind = _kind(fitted)
+    if kind == "wls":
+        return _wls_modification_indices(fitted)
     candidates = _candidates(fitted)
     if not candidates:
         return pd.DataFrame(columns=MI_COLUMNS)
@@ -190,7 +227,12 @@ def modification_indices(fitted) -> pd.DataFrame:
         chunk = candidates[lo:lo + _CHUNK]
         pt_ext, x_ext = _extended(fitted, chunk)
         model_ext = build_model(pt_ext).with_sample(list(fitted.stats))
-        _, grad_f, info = MLEstimator(model_ext, list(fitted.stats)).scoring(x_ext)
+        if kind == "fiml":
+            patterns = _fiml_patterns(fitted)
+            grad_f = FIMLEstimator(model_ext, list(fitted.stats), patterns).gradient(x_ext)
+            info = _fiml_expected_information(model_ext, x_ext, fitted.stats, patterns)
+        else:
+            _, grad_f, info = MLEstimator(model_ext, list(fitted.stats)).scoring(x_ext)
         i12 = info[q:, :q]
         v[lo:lo + len(chunk)] = np.diag(info[q:, q:]) - np.einsum("ja,ab,jb->j", i12, v0, i12)
         g[lo:lo + len(chunk)] = -n / 2 * grad_f[q:]  # d log L / d theta (F = chi-square / N)
@@ -248,11 +290,11 @@ def _standardised_epc(fitted, candidates, epc):
     return s_lv, s_all
 
 
-def _dense_derivatives(fitted):
+def _dense_derivatives(model, x):
     """Per group (dSigma q x p x p, dmu q x p), rows sharing a free index summed."""
-    q = fitted.model.nfree
+    q = model.nfree
     out = []
-    for blk, (index, ds, dm) in zip(fitted.model.blocks, fitted.model.derivatives(fitted.x)):
+    for blk, (index, ds, dm) in zip(model.blocks, model.derivatives(x)):
         d_s = np.zeros((q, blk.p, blk.p))
         d_m = np.zeros((q, blk.p))
         np.add.at(d_s, index, ds)
@@ -268,12 +310,16 @@ def standardized_residuals(fitted) -> list[tuple[pd.DataFrame, pd.Series | None]
 
     In R: ``resid(fit, type = "standardized")$cov`` (and ``$mean``); a list over groups.
     """
-    _require_ml(fitted)
+    kind = _kind(fitted)
+    if kind == "wls":
+        return _wls_standardized_residuals(fitted)
+    if kind == "fiml":
+        return _fiml_standardized_residuals(fitted)
     v0 = _model_covariance(fitted)
     meanstructure = fitted.model.meanstructure
     out = []
     for blk, st, (sigma, mu), (d_s, d_m) in zip(fitted.model.blocks, fitted.stats, fitted.model.implied(fitted.x),
-                                               _dense_derivatives(fitted)):
+                                               _dense_derivatives(fitted.model, fitted.x)):
         n, s = st.n, st.cov
         sinv = np.linalg.inv(sigma)
         sm = s @ (sinv @ d_s @ sinv)  # S M_k, q x p x p
@@ -291,14 +337,14 @@ def standardized_residuals(fitted) -> list[tuple[pd.DataFrame, pd.Series | None]
                                                                    meanstructure)
         w = v0 @ c_score @ v0
         var = var_e - 2 * np.einsum("kij,kl,lij->ij", d_s, v0, c_cov) + np.einsum("kij,kl,lij->ij", d_s, w, d_s)
-        z = _standardise(s - sigma, var)
+        z = _z_lavaan(s - sigma, var)
         if x:
             z[np.ix_(x, x)] = 0.0  # the covariates' own block is fitted exactly (lavaan: 0)
         cov = pd.DataFrame(z, index=list(st.ov), columns=list(st.ov))
         mean = None
         if meanstructure:
             var_mu = var_m - 2 * np.einsum("ki,kl,li->i", d_m, v0, c_mean) + np.einsum("ki,kl,li->i", d_m, w, d_m)
-            zm = _standardise(st.mean - mu, var_mu)
+            zm = _z_lavaan(st.mean - mu, var_mu)
             zm[x] = 0.0
             mean = pd.Series(zm, index=list(st.ov))
         out.append((cov, mean))
@@ -330,8 +376,67 @@ def _condition_on_x(x, n, s, var_e, c_cov, c_score, var_m, c_mean, meanstructure
     return var_e, c_cov, c_score, var_m, c_mean
 
 
-def _standardise(resid: np.ndarray, var: np.ndarray) -> np.ndarray:
-    big = max(1.0, float(np.abs(var).max(initial=0.0)))
+def _z_lavaan(resid: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """lavaan's ``lav_residuals``: a residual below 1e-5 in absolute value is divided by 1 (kept
+    as it is); a negative or non-finite variance gives NaN."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(var > 1e-14 * big, resid / np.sqrt(np.maximum(var, 0)),
-                        np.where(np.abs(resid) < 1e-6, 0.0, np.nan))
+        z = np.where(np.isfinite(var) & (var >= 0), resid / np.sqrt(np.abs(var)), np.nan)
+    return np.where(np.abs(resid) < 1e-5, resid, z)
+
+
+def _inverse_nonzero(a: np.ndarray) -> np.ndarray:
+    """The inverse of a symmetric matrix on its rows that are not all zero (zero elsewhere), as
+    lavaan's ``lav_matrix_symmetric_inverse``."""
+    keep = ~(np.all(a == 0, axis=0) & np.all(a == 0, axis=1))
+    out = np.zeros_like(a)
+    out[np.ix_(keep, keep)] = np.linalg.inv(a[np.ix_(keep, keep)])
+    return out
+
+
+def _fiml_standardized_residuals(fitted) -> list[tuple[pd.DataFrame, pd.Series]]:
+    r"""lavaan's ``lav_residuals_acov`` for ``missing = "ml"``: per group, with :math:`H_g` the
+    saturated model's observed information under missing data at the implied moments,
+    :math:`U_g` the same at the EM moments (``h1.acov = "unstructured"``), :math:`\Delta_g` the
+    Jacobian of the implied moments and :math:`V = (\sum_g\Delta_g^\top H_g\Delta_g)^{-1}`
+    (augmented by the constraints), :math:`Q_g = I - \Delta_gV\Delta_g^\top H_g` and
+    :math:`\operatorname{Var}(r_g) = Q_g\Gamma_gQ_g^\top`, :math:`\Gamma_g = U_g^{-1}` (MLR:
+    :math:`U_g^{-1}J_gU_g^{-1}`, :math:`J_g` the first-order information at the EM moments)."""
+    model, x = fitted.model, fitted.x
+    patterns = _fiml_patterns(fitted)
+    robust = fitted.robust is not None
+    parts = []
+    a0 = np.zeros((model.nfree, model.nfree))
+    for blk, st, pt, (sigma, mu), (d_s, d_m) in zip(model.blocks, fitted.stats, patterns, model.implied(x),
+                                                   _dense_derivatives(model, x)):
+        xi = _x_index(blk, st)
+        jac = h1.jacobian(d_s, d_m)
+        h_s = h1.missing_observed(pt, sigma, mu, xi)
+        a0 += jac.T @ h_s @ jac
+        parts.append((st, xi, jac, h_s, sigma, mu))
+    v = covariance(0.5 * (a0 + a0.T), fitted.optimum.con_jac)
+    out = []
+    for st, xi, jac, h_s, sigma, mu in parts:
+        u_inv = _inverse_nonzero(h1.missing_observed(patterns[len(out)], st.cov, st.mean, xi))
+        gamma = u_inv @ h1.missing_first_order(patterns[len(out)], st.cov, st.mean, xi) @ u_inv if robust else u_inv
+        b = h_s @ jac  # moments x q
+        dv = jac @ v
+        gb = gamma @ b
+        var = (np.diag(gamma) - 2 * np.einsum("iq,iq->i", dv, gb)
+               + np.einsum("iq,iq->i", dv @ (b.T @ gb), dv))
+        p = len(st.mean)
+        rows, cols, _ = h1.moment_cells(p)
+        resid = np.concatenate([st.mean - mu, (st.cov - sigma)[rows, cols]])
+        z = _z_lavaan(resid, var)
+        cov = np.zeros((p, p))
+        cov[rows, cols] = z[p:]
+        cov[cols, rows] = z[p:]
+        out.append((pd.DataFrame(cov, index=list(st.ov), columns=list(st.ov)), pd.Series(z[:p], index=list(st.ov))))
+    return out
+
+
+def _wls_modification_indices(fitted):
+    raise InputError("modification indices of WLSMV/ULSMV fits are not available in this engine yet")
+
+
+def _wls_standardized_residuals(fitted):
+    raise InputError("standardized residuals of WLSMV/ULSMV fits are not available in this engine yet")
