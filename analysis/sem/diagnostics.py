@@ -120,6 +120,13 @@ def _fiml_expected_information(model, x, stats, patterns) -> np.ndarray:
     return 0.5 * (out + out.T)
 
 
+def _wls_information(est, x) -> np.ndarray:
+    r"""The expected information of DWLS/ULS (lavaan's ``information = "expected"``), summed over
+    cases: :math:`N\sum_g f_g\Delta_g^	op W_g\Delta_g`, :math:`f_g = n_g/N`."""
+    out = sum(n_g * d.T @ (w[:, None] * d) for n_g, d, w in zip(est.nobs, est.jacobians(x), est.weight))
+    return 0.5 * (out + out.T)
+
+
 def _model_covariance(fitted) -> np.ndarray:
     """The inverse expected information augmented by the constraints (lavaan's
     ``inverted.information.expected``), whatever the fit's own SEs (robust or observed); with
@@ -127,6 +134,8 @@ def _model_covariance(fitted) -> np.ndarray:
     if _kind(fitted) == "fiml":
         info = _fiml_expected_information(fitted.model, fitted.x, fitted.stats, _fiml_patterns(fitted))
         return covariance(info, fitted.optimum.con_jac)
+    if _kind(fitted) == "wls":
+        return covariance(_wls_information(fitted.estimator, fitted.x), fitted.optimum.con_jac)
     return covariance(fitted.information, fitted.optimum.con_jac)
 
 
@@ -155,7 +164,8 @@ def _candidates(fitted) -> list[tuple[str, str, str, int]]:
         sub = pt[(pt["block"] == g) & (pt["op"] == "~")]
         eqs = list(dict.fromkeys([*sub["lhs"], *sub["rhs"]]))  # the variables of the regressions
         rows = [(f, "=~", y) for f in lv for y in ov]
-        rows += [(a, "~~", b) for i, a in enumerate(ov) for b in ov[i:]]
+        ordinal = _kind(fitted) == "wls"  # an ordered item's variance is not a parameter (delta)
+        rows += [(a, "~~", b) for i, a in enumerate(ov) for b in ov[i + ordinal:]]
         rows += [(a, "~~", b) for i, a in enumerate(lv) for b in lv[i:]]
         rows += [(a, "~", b) for a in eqs if a not in set(blk.ov_x) for b in eqs if a != b]
         if model.meanstructure:
@@ -212,8 +222,6 @@ def modification_indices(fitted) -> pd.DataFrame:
     In R: ``modindices(fit)`` (``sepc.lv``, ``sepc.all`` as ``sepc_lv``, ``sepc_all``).
     """
     kind = _kind(fitted)
-    if kind == "wls":
-        return _wls_modification_indices(fitted)
     candidates = _candidates(fitted)
     if not candidates:
         return pd.DataFrame(columns=MI_COLUMNS)
@@ -231,6 +239,12 @@ def modification_indices(fitted) -> pd.DataFrame:
             patterns = _fiml_patterns(fitted)
             grad_f = FIMLEstimator(model_ext, list(fitted.stats), patterns).gradient(x_ext)
             info = _fiml_expected_information(model_ext, x_ext, fitted.stats, patterns)
+        elif kind == "wls":
+            est = WLSEstimator(model_ext, fitted.estimator.stats, fitted.estimator.name)
+            info = _wls_information(est, x_ext)
+            # lavaan's DWLS/ULS score is the gradient of its F = T/(2N): -N dF/dx = -N/2 d(T/N)/dx
+            # plays the part of d log L/dx below (MI = N (dF)^2 / V per case)
+            grad_f = est.gradient(x_ext)
         else:
             _, grad_f, info = MLEstimator(model_ext, list(fitted.stats)).scoring(x_ext)
         i12 = info[q:, :q]
@@ -434,9 +448,27 @@ def _fiml_standardized_residuals(fitted) -> list[tuple[pd.DataFrame, pd.Series]]
     return out
 
 
-def _wls_modification_indices(fitted):
-    raise InputError("modification indices of WLSMV/ULSMV fits are not available in this engine yet")
 
-
-def _wls_standardized_residuals(fitted):
-    raise InputError("standardized residuals of WLSMV/ULSMV fits are not available in this engine yet")
+def _wls_standardized_residuals(fitted) -> list[tuple[pd.DataFrame, pd.Series]]:
+    r"""lavaan's ``lav_residuals_acov`` for ordered items (DWLS/ULS): per group, with
+    :math:`\Gamma_g = n_g\Xi_g^\top\Xi_g` (the NACOV of the thresholds and polychorics, :math:`\Xi_g`
+    the casewise influence functions), :math:`W_g` the diagonal weights, :math:`\Delta_g` the
+    Jacobian of the implied statistics and :math:`E = \sum_g f_g\Delta_g^\top W_g\Delta_g`
+    (inverted on the constraints), :math:`Q_g = I - f_g\Delta_gE^{-1}\Delta_g^\top W_g` and
+    :math:`\operatorname{Var}(r_g) = Q_g\Gamma_gQ_g^\top/N` (lavaan divides every group's NACOV
+    by the total N). The correlations' and the thresholds' residuals, each over its SE."""
+    est, x = fitted.estimator, fitted.x
+    v = covariance(_wls_information(est, x), fitted.optimum.con_jac)  # E^-1 / N
+    out = []
+    for n_g, st, d, w, s, e in zip(est.nobs, est.stats, est.jacobians(x), est.weight, est.sample, est.implied(x)):
+        xi_q = st.influence - n_g * (st.influence @ (w[:, None] * d)) @ v @ d.T  # rows of Xi Q'
+        var = n_g / est.ntotal * np.einsum("ij,ij->j", xi_q, xi_q)
+        z = _z_lavaan(s - e, var)
+        nth = st.n_thresholds
+        p = len(st.names)
+        cor = np.zeros((p, p))
+        cor[st.pairs[:, 0], st.pairs[:, 1]] = z[nth:]
+        cor[st.pairs[:, 1], st.pairs[:, 0]] = z[nth:]
+        out.append((pd.DataFrame(cor, index=list(st.names), columns=list(st.names)),
+                    pd.Series(z[:nth], index=list(st.thresholds.index))))
+    return out
