@@ -145,7 +145,7 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     ladder. ``missing = "fiml"`` (lavaan's ``"ml"``): every case by FIML
     (:mod:`analysis.sem.fiml`), observed information by default, lavaan's fit measures.
     ``estimator = "WLSMV"`` or ``"ULSMV"`` (a table with the ``ordered`` items' thresholds) runs
-    :func:`analysis.sem.wls.fit_wls`.
+    :func:`analysis.sem.wls.fit_wls`, with ``missing`` ``"listwise"`` or ``"pairwise"``.
 
     Raises
     ------
@@ -159,11 +159,9 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     if str(estimator).upper() in ("WLSMV", "ULSMV"):  # ordered items: thresholds and polychorics
         if information not in (None, "expected"):
             raise InputError(f"information: {estimator} uses the expected information (lavaan's), got {information!r}")
-        if missing != "listwise":
-            raise InputError(f"missing: {estimator} takes complete cases (lavaan's listwise), got {missing!r}")
         from analysis.sem.wls import fit_wls
         return fit_wls(partable, data, group=group, group_labels=group_labels, estimator=estimator,
-                       ordered=ordered, level=level, max_iter=max_iter, std_se=std_se)
+                       ordered=ordered, level=level, max_iter=max_iter, std_se=std_se, missing=missing)
     if missing not in ("listwise", "fiml", "ml"):
         raise InputError(f"missing must be 'listwise' or 'fiml', got {missing!r}")
     fiml = missing != "listwise"
