@@ -110,6 +110,15 @@ def _refuse_unidentified(model: Model, constraints, est, start: np.ndarray) -> N
                              "errors! The information matrix could not be inverted')")
 
 
+def _simple_start(model: Model, start: np.ndarray) -> np.ndarray:
+    """``start`` with every free loading at 1 (lavaan's ``start = "simple"`` for loadings)."""
+    x = start.copy()
+    pt = model.partable
+    rows = (pt["op"].to_numpy() == "=~") & (model.free > 0)
+    x[model.free[rows] - 1] = 1.0
+    return x
+
+
 def check_identification(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
                          group_labels: list[str] | None = None) -> None:
     """The identification check :func:`fit` runs before fitting, alone: negative degrees of
@@ -192,6 +201,10 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     _refuse_unidentified(model, constraints, est, start)
     components = model.components()
     opt = optimise(est, model, constraints, start, max_iter=max_iter)
+    if not opt.converged:  # lavaan's own start (free loadings 1) finds some near-ridge optima the PCA start misses
+        alt = optimise(est, model, constraints, _simple_start(model, start), max_iter=max_iter)
+        if alt.converged or alt.fmin < opt.fmin:
+            opt = alt
     info = est.information(opt.x)
     check_identified(info, opt.con_jac, names, components)  # an unidentified model is refused, converged or not
     notes = list(data_notes)
