@@ -1,6 +1,8 @@
 """The structural model against lavaan 0.6-14 (tests/reference/sem.R: Bollen's Political
 Democracy model with residual covariances, equal-loading labels and labelled indirect effects),
-the bootstrap, competing models, hypotheses, and recovery of the simulated study's paths."""
+the bootstrap, competing models, hypotheses, and recovery of the simulated study's paths; the
+stage on a MIMIC model (tests/reference/engine.R) and a WLSMV SEM with a := effect
+(tests/reference/engine_wls.R). Everything through the unified engine (analysis.sem.api)."""
 from __future__ import annotations
 
 import json
@@ -12,9 +14,10 @@ import pytest
 from scipy import stats
 
 import analysis.bootstrap as bootstrap_module
-from analysis.bootstrap import bootstrap_sem, norm_inter
+from analysis.bootstrap import Resampler, bootstrap_sem, norm_inter
 from analysis.clean import recode_reverse
-from analysis.sem.single import _row_values, defined_values, fit_sem
+from analysis.sem.api import fit_model
+from analysis.sem.constraints import build_constraints
 from analysis.simulate import parse_simulation_params, population_model, simulate_study
 from analysis.structural import chisq_difference, compare_models, hypotheses_table, r_squared, replace_structural
 from pipeline.cli import main
@@ -23,6 +26,11 @@ REF_DIR = Path(__file__).parent / "reference"
 REF = json.loads((REF_DIR / "sem.json").read_text())
 DATA = pd.read_csv(REF_DIR / "political_democracy.csv")
 KEY = ["lhs", "op", "rhs"]
+
+
+def fit_sem(data, model, **kwargs):
+    """The engine's fit with the pipeline's columns and ``std_all_se`` (as the stage fits)."""
+    return fit_model(model, data, extra_columns=("std_all_se",), **kwargs)
 
 
 def lavaan_table(estimator: str) -> pd.DataFrame:
@@ -147,11 +155,10 @@ def test_bootstrap_intervals_agree_with_lavaan_within_monte_carlo_error(ml, boot
     m = ref.merge(iv, on=KEY, suffixes=("_lavaan", ""))
     m = m[m["se_lavaan"] > 0]
     assert len(m) == 34  # 28 free parameters, 3 loadings equal to others by their labels, 3 defined
-    keys = bootstrap_module._keys(ml.partable)
     draws = boot.draws.dropna()
     b = len(draws)
     for row in m.itertuples():
-        t = np.sort(draws[keys[(row.lhs, row.op, row.rhs)]].to_numpy())
+        t = np.sort(draws[boot.column(ml, row.lhs, row.op, row.rhs)].to_numpy())
         assert row.boot_se == pytest.approx(row.se_lavaan, rel=0.12)
         for p, ours, theirs in [(0.025, row.boot_pct_lower, row.perc_lower), (0.975, row.boot_pct_upper, row.perc_upper)]:
             k, spread = int(round(b * p)), int(np.ceil(np.sqrt(b * p * (1 - p))))
@@ -198,6 +205,8 @@ def test_failed_draws_are_counted_not_hidden(ml, monkeypatch):
 
 
 def test_bootstrap_bad_input(ml):
+    with pytest.raises(ValueError, match="fiml"):  # the fit was listwise: no mean structure to refit by FIML
+        bootstrap_sem(DATA, ml, draws=10, missing="fiml")
     with pytest.raises(ValueError, match="draws"):
         bootstrap_sem(DATA, ml, draws=1)
     with pytest.raises(ValueError, match="jobs"):
@@ -253,12 +262,15 @@ def test_true_paths_are_recovered_on_the_simulated_study(simulated, default_inst
         truth[(row.lhs, row.op, row.rhs)] = pop.beta.at[row.lhs, row.rhs]
     for row in p[(p["op"] == "=~") & p["lhs"].eq("IM")].itertuples():
         truth[(row.lhs, row.op, row.rhs)] = pop.beta.at[row.rhs, row.lhs]
-    true_rows = np.array([truth.get((r.lhs, r.op, r.rhs), np.nan) for r in fit.partable.rows.itertuples()])
-    true_defined = defined_values(fit.partable, true_rows)
+    table = fit.model.partable
+    true_rows = np.array([truth.get((r.lhs, r.op, r.rhs), np.nan) for r in table.itertuples()])
+    constraints = build_constraints(table)
+    true_defined = constraints.defined_values(true_rows)
+    names = [name for _, name, _ in constraints.defined]
     z = []
     for row in p.itertuples():
         if row.op == ":=":
-            value = true_defined[[n for n, _ in fit.partable.defined].index(row.lhs)]
+            value = true_defined[names.index(row.lhs)]
         elif (row.lhs, row.op, row.rhs) in truth:
             value = truth[(row.lhs, row.op, row.rhs)]
         else:
@@ -344,30 +356,20 @@ def test_sem_command_bad_input(tmp_path, capsys, params, message):
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_fiml_objective_of_the_bootstrap_is_the_casewise_likelihood():
-    """The pattern-wise FIML objective (partitioned inverses) equals -log L / N summed case by
-    case with direct inversions, and its gradient equals central differences of it."""
-    from analysis.bootstrap import _fiml_groups, fiml_value_and_gradient
-    from analysis.sem.single import _Model
+HS_MODEL = "visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9"
 
+
+@pytest.mark.parametrize("missing", ["listwise", "fiml"])
+def test_a_bootstrap_refit_of_the_full_sample_is_the_engine_fit(missing):
+    """The refit a draw runs (the engine's estimator on the rows given, BFGS from a start), given
+    the full sample and started away from the solution, returns the engine's estimates: ML on
+    complete cases, and FIML on Holzinger-Swineford with scattered missing answers (its
+    patterns rebuilt by the bootstrap from the rows)."""
     d = pd.read_csv(REF_DIR / "hs_missing.csv")
-    fit = fit_sem(d, "visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9", missing="fiml")
-    mdl = _Model(fit.partable)
-    x = d[list(fit.partable.observed)].to_numpy(float)
-    x = x[~np.isnan(x).all(axis=1)]
-    z = np.concatenate([fit.theta, np.nanmean(x, axis=0)]) + np.random.default_rng(0).normal(0, 0.05, mdl.q + 9)
-
-    def casewise(z):
-        sig, nu, total = mdl.sigma(z[:mdl.q])[0], z[mdl.q:], 0.0
-        for row in x:
-            o = ~np.isnan(row)
-            dev = row[o] - nu[o]
-            total += 0.5 * (np.linalg.slogdet(sig[np.ix_(o, o)])[1] + dev @ np.linalg.solve(sig[np.ix_(o, o)], dev))
-        return total / len(x)
-
-    groups = _fiml_groups(x)
-    assert len(groups[1]) > 0  # patterns missing two or more answers are present too
-    value, grad = fiml_value_and_gradient(mdl, groups, z)
-    assert value == pytest.approx(casewise(z), abs=1e-12)
-    numeric = np.array([(casewise(z + h) - casewise(z - h)) / 2e-6 for h in np.eye(len(z)) * 1e-6])
-    assert np.max(np.abs(numeric - grad)) < 1e-7
+    fit = fit_sem(d, HS_MODEL, missing=missing)
+    r = Resampler(fit, d, missing=missing)
+    assert sum(len(v) for v in r.values) == fit.fit["ntotal"]
+    r.x = fit.x * (1 + 0.1 * np.sin(np.arange(len(fit.x))))  # a start away from the solution
+    values, ok, admissible = r.refit(r.values)
+    assert ok and admissible
+    assert np.max(np.abs(values - fit.x)) < 1e-4
