@@ -178,17 +178,28 @@ def norm_inter(t: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- refitting
 
 
-def _patterns(values: np.ndarray) -> Patterns:
-    """One group's rows by missingness pattern, for :class:`~analysis.sem.fiml.FIMLEstimator`
-    (the saturated and baseline log-likelihoods, constants of the discrepancy, are not needed
-    to refit and are left at zero)."""
+def _pattern_ids(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's missingness pattern (an index into the distinct patterns) and the patterns
+    (rows of observed flags), the most complete first."""
     obs = ~np.isnan(values)
     uniq, inverse = np.unique(obs, axis=0, return_inverse=True)
-    inverse = inverse.ravel()
     order = np.argsort(-uniq.sum(axis=1), kind="stable")
-    observed = tuple(np.flatnonzero(uniq[k]) for k in order)
-    missing = tuple(np.flatnonzero(~uniq[k]) for k in order)
-    rows = tuple(values[inverse == k][:, uniq[k]] for k in order)
+    rank = np.empty(len(order), dtype=int)
+    rank[order] = np.arange(len(order))
+    return rank[inverse.ravel()], uniq[order]
+
+
+def _patterns(values: np.ndarray, ids: np.ndarray, flags: np.ndarray) -> Patterns:
+    """One group's rows by missingness pattern (``ids`` and ``flags`` from :func:`_pattern_ids`),
+    for :class:`~analysis.sem.fiml.FIMLEstimator`, the most complete pattern first as
+    :func:`~analysis.sem.fiml.fiml_data` orders them (the saturated and baseline log-likelihoods,
+    constants of the discrepancy, are not needed to refit and are left at zero)."""
+    order = np.argsort(ids, kind="stable")
+    present, starts = np.unique(ids[order], return_index=True)
+    groups = np.split(order, starts[1:])
+    observed = tuple(np.flatnonzero(flags[k]) for k in present)
+    missing = tuple(np.flatnonzero(~flags[k]) for k in present)
+    rows = tuple(values[np.ix_(g, o)] for g, o in zip(groups, observed))
     return Patterns(observed=observed, missing=missing, rows=rows, n=len(values), unrestricted_logl=0.0,
                     logl_x=0.0, baseline_logl=0.0, em_converged=True)
 
@@ -226,6 +237,7 @@ class Resampler:
                 raise ValueError(f"bootstrap: {len(x)} rows to resample but the fit used {st.n}: "
                                  "pass the data and missing-data method of the fit")
             self.values.append(x.to_numpy(dtype=float))
+        self.patterns = [_pattern_ids(v) for v in self.values] if fiml else None
         self.exo = [np.array([blk.ov.index(v) for v in blk.ov_x], dtype=int) for blk in model.blocks]
         system = ConstraintSystem(model, build_constraints(model.partable))
         self.constrained = bool(system.n_eq or system.n_in)
@@ -254,10 +266,11 @@ class Resampler:
     def width(self) -> int:
         return self.model.nfree + len(self.constraints.defined)
 
-    def _estimator(self, samples: list[np.ndarray]):
-        """The model with the samples' fixed.x moments and the estimator of the samples."""
+    def _estimator(self, samples: list[np.ndarray], rows: list[np.ndarray] | None = None):
+        """The model with the samples' fixed.x moments and the estimator of the samples (``rows``:
+        their row numbers in :attr:`values`, which give their missingness patterns)."""
         stats_, pats = [], []
-        for st, y, ix in zip(self.stats, samples, self.exo):
+        for g, (st, y, ix) in enumerate(zip(self.stats, samples, self.exo)):
             if self.fiml:
                 cov, mean = st.cov.copy(), st.mean.copy()  # only the covariates' block is used: theirs
                 if len(ix):
@@ -265,7 +278,8 @@ class Resampler:
                     mx = xs.mean(axis=0)
                     cov[np.ix_(ix, ix)] = (xs - mx).T @ (xs - mx) / len(y)
                     mean[ix] = mx
-                pats.append(_patterns(y))
+                ids, flags = _pattern_ids(y) if rows is None else (self.patterns[g][0][rows[g]], self.patterns[g][1])
+                pats.append(_patterns(y, ids, flags))
             else:
                 mean = y.mean(axis=0)
                 cov = (y - mean).T @ (y - mean) / len(y)
@@ -274,11 +288,11 @@ class Resampler:
         est = FIMLEstimator(model, stats_, pats) if self.fiml else MLEstimator(model, stats_)
         return model, est
 
-    def refit(self, samples: list[np.ndarray]) -> tuple[np.ndarray, bool, bool]:
+    def refit(self, samples: list[np.ndarray], rows: list[np.ndarray] | None = None) -> tuple[np.ndarray, bool, bool]:
         """Fit the model to ``samples`` (one array of rows per group, columns in the block's
-        ``ov`` order) from the full-sample estimates: (free and defined values, converged,
-        admissible)."""
-        model, est = self._estimator(samples)
+        ``ov`` order; ``rows`` their row numbers in :attr:`values`, if they are resampled from
+        them) from the full-sample estimates: (free and defined values, converged, admissible)."""
+        model, est = self._estimator(samples, rows)
         x, ok = self.x, False
         if not self.constrained:
             def objective(z):
@@ -303,7 +317,8 @@ class Resampler:
         """One bootstrap draw: each group's rows resampled with replacement by the stream of
         ``seed`` (a ``SeedSequence``), then :meth:`refit`."""
         rng = np.random.default_rng(seed)
-        return self.refit([v[rng.integers(0, len(v), len(v))] for v in self.values])
+        rows = [rng.integers(0, len(v), len(v)) for v in self.values]
+        return self.refit([v[r] for v, r in zip(self.values, rows)], rows)
 
 
 def _refit(task) -> tuple[int, np.ndarray, bool, bool]:
