@@ -411,8 +411,15 @@ def reliability_cmd(data_path, instrument_path, model_path, out, params_path, ht
 @click.option("--reference-group", default=None, help="Group whose latent means are fixed at 0 (default: the largest).")
 @click.option("--criterion", type=click.Choice(["fit_indices", "cfi", "chisq"]), default=None,
               help="When a step holds: fit_indices (ΔCFI > -.010 and ΔRMSEA < .015, the default), cfi, or chisq.")
+@click.option("--estimator", default=None,
+              help="ML (default), MLR or MLM (robust; Satorra-Bentler 2001 scaled differences, robust CFI/RMSEA), "
+                   "WLSMV or ULSMV (ordered items: thresholds, loadings, intercepts as semTools' measEq.syntax).")
+@click.option("--ordered", default=None,
+              help="Ordered items for WLSMV/ULSMV: 'all' or a comma-separated list of columns.")
+@click.option("--std-lv/--no-std-lv", "std_lv", default=None,
+              help="Identify the factors by unit variance instead of the first loading (lavaan's std.lv).")
 def invariance_cmd(data_path, instrument_path, model_path, group, structural_path, out, params_path, missing,
-                   min_group_size, partial, reference_group, criterion):
+                   min_group_size, partial, reference_group, criterion, estimator, ordered, std_lv):
     """Measurement invariance across groups: configural, metric, scalar and strict models with
     equality constraints across groups (as lavaan's group.equal), their chi-square differences
     and changes in CFI and RMSEA, the level reached, latent mean differences when scalar
@@ -423,7 +430,8 @@ def invariance_cmd(data_path, instrument_path, model_path, group, structural_pat
 
     one_of_instrument_or_model(instrument_path, model_path)
     overrides = dict(group=group, missing=missing, min_group_size=min_group_size, partial=list(partial) or None,
-                     reference_group=reference_group, criterion=criterion)
+                     reference_group=reference_group, criterion=criterion, estimator=estimator, ordered=ordered,
+                     std_lv=std_lv)
     with user_errors():
         m = run(data_path, out, instrument_path, model_path, structural_path, params_path, overrides)
     used = ", ".join(f"{g} n={n}" for g, n in m["n_used"].items())
@@ -432,7 +440,8 @@ def invariance_cmd(data_path, instrument_path, model_path, group, structural_pat
     s = m["structural"]
     structural = f"; paths: {s['answer']}" if s.get("compared") else f"; paths not compared ({s['reason']})"
     partial_note = f" (partial: {', '.join(m['partial'])})" if m["partial_invariance"] else ""
-    click.echo(f"invariance across {m['group']} ({used}{left}): level reached: {m['level']}{partial_note}"
+    click.echo(f"invariance across {m['group']} ({used}{left}; {m['estimator']}, {m['indices']} indices): "
+               f"level reached: {m['level']}{partial_note}"
                f"{structural}; outputs in {out}")
     for w in m["warnings"]:
         click.echo(f"WARNING: {w}", err=True)
