@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from analysis.errors import InputError
+from analysis.warnings import InadmissibleWarning
 from analysis.sem.engine import fit as engine_fit
 from analysis.sem.partable import lavaanify
 from analysis.sem.wls import fit_wls, scaled_difference
@@ -271,7 +272,10 @@ def test_heywood_case_is_noted():
         cols[f"y{j}"] = np.digitize(ystar, [-1, 0, 1])
     d = pd.DataFrame(cols)
     pt = lavaanify("f =~ y0 + y1 + y2 + y3", list(d.columns), ordered={c: 4 for c in d}, estimator="WLSMV")
-    res = engine_fit(pt, d, estimator="WLSMV")
+    with pytest.warns(InadmissibleWarning) as record:
+        res = engine_fit(pt, d, estimator="WLSMV")
+    assert any("Heywood case: the variance of y0" in str(w.message) for w in record)
+    assert any("standardised loading of y0 on f" in str(w.message) for w in record)
     row = res.parameters[(res.parameters["lhs"] == "y0") & (res.parameters["op"] == "~~")].iloc[0]
     assert row["est"] < 0 and row["se"] == 0
     assert any("Heywood case: the variance of y0 is negative" in w for w in res.warnings)

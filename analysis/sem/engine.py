@@ -21,10 +21,11 @@ from analysis.sem.constraints import ConstraintSystem, build_constraints, merge_
 from analysis.sem.estimate import MLEstimator, Optimum, baseline, optimise, start_values
 from analysis.sem import fit as fitm
 from analysis.sem.fiml import FIMLEstimator, fiml_data
-from analysis.sem.inference import check_identified, covariance, parameter_estimates, unidentified_parameters
+from analysis.sem.inference import (check_identified, covariance, inadmissible_notes, parameter_estimates,
+                                    unidentified_parameters)
 from analysis.sem.model import Model, SampleStats, build_model, normalise_partable, sample_statistics
 from analysis.sem.robust import ROBUST_ESTIMATORS, RobustResult, robust_inference
-from analysis.warnings import ConvergenceWarning
+from analysis.warnings import ConvergenceWarning, InadmissibleWarning
 
 __all__ = ["ESTIMATORS", "EngineFit", "check_identification", "fit"]
 
@@ -208,10 +209,9 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         vcov = covariance(info if information == "expected" else est.observed_information(opt.x), opt.con_jac,
                           components)
     params = parameter_estimates(model, constraints, opt.x, vcov, level=level, group_labels=labels, std_se=std_se)
-    for row in params[(params["op"] == "~~") & (params["lhs"] == params["rhs"]) & (params["free"] > 0)].itertuples():
-        if row.est < 0:
-            notes.append(f"Heywood case: the variance of {row.lhs} is negative ({row.est:.3f})"
-                         + (f" in group {row.group_label}" if len(labels) > 1 else ""))
+    for note in inadmissible_notes(model, opt.x, params):
+        notes.append(note)
+        warnings.warn(note, InadmissibleWarning, stacklevel=2)
     chisq = est.ntotal * opt.fmin
     df = ndat - (q - opt.eq_rank)
     logl, unres = est.loglik(opt.x)

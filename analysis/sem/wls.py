@@ -106,9 +106,9 @@ from analysis.sem import fit as fitm
 from analysis.sem.constraints import build_constraints, jacobian
 from analysis.sem.engine import EngineFit
 from analysis.sem.estimate import optimise, start_values
-from analysis.sem.inference import check_identified, covariance, parameter_estimates
+from analysis.sem.inference import check_identified, covariance, inadmissible_notes, parameter_estimates
 from analysis.sem.model import Model, SampleStats, build_model
-from analysis.warnings import ConvergenceWarning, GapscaleWarning
+from analysis.warnings import ConvergenceWarning, GapscaleWarning, InadmissibleWarning
 from analysis.wlsmv import OrdinalStatistics, ordinal_statistics
 
 __all__ = ["WLS_ESTIMATORS", "WLSEstimator", "fit_wls", "scaled_difference"]
@@ -556,10 +556,9 @@ def fit_wls(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None
     vcov = e_inv @ meat @ e_inv / (n_tot - n_groups)
     params = parameter_estimates(model, constraints, x, vcov, level=level, group_labels=labels, std_se=std_se)
     params = _residual_rows(model, params, x, vcov, std_se)
-    variances = params[(params["op"] == "~~") & (params["lhs"] == params["rhs"])]
-    for row in variances[variances["est"] < 0].itertuples():  # free or computed (an item's theta_jj)
-        notes.append(f"Heywood case: the variance of {row.lhs} is negative ({row.est:.3f})"
-                     + (f" in group {row.group_label}" if len(labels) > 1 else ""))
+    for note in inadmissible_notes(model, x, params):  # variances free or computed (an item's theta_jj)
+        notes.append(note)
+        warnings.warn(note, InadmissibleWarning, stacklevel=2)
 
     resid = [s - e for s, e in zip(est.sample, est.implied(x))]
     chisq = float(sum((n - 1) * np.sum(w * r * r) for n, w, r in zip(est.nobs, est.weight, resid)))
