@@ -15,10 +15,7 @@ from scipy import stats
 
 import analysis.bootstrap as bootstrap_module
 from analysis.bootstrap import Resampler, bootstrap_sem, norm_inter
-from analysis.clean import recode_reverse
 from analysis.sem.api import fit_model
-from analysis.sem.constraints import build_constraints
-from analysis.simulate import parse_simulation_params, population_model, simulate_study
 from analysis.structural import chisq_difference, compare_models, hypotheses_table, r_squared, replace_structural
 from pipeline.cli import main
 
@@ -233,53 +230,8 @@ def test_hypotheses_table_verdicts(ml):
 # --------------------------------------------------------------------------- the simulated study
 
 
-@pytest.fixture(scope="module")
-def simulated(default_instrument, default_params):
-    """The default study's respondents without defects, reverse-keyed items recoded."""
-    params = parse_simulation_params(default_params["simulate"])
-    sim = simulate_study(default_instrument, params, seed=default_params["seed"])
-    clean = sim.responses[sim.respondents["clean"].to_numpy()].reset_index(drop=True)
-    data = recode_reverse(clean, default_instrument)
-    pop = population_model(default_instrument, params, None)
-    return data, pop
-
-
-def test_true_paths_are_recovered_on_the_simulated_study(simulated, default_instrument):
-    """The structural paths, second-order loadings and defined (indirect) effects of the
-    hypothesised model, in the standardised metric, against the population values.
-
-    With 28 parameters, each 95% interval misses its true value with probability .05, so "all
-    28 covered" would fail by chance for most seeds (1 - .95^28 = .76). The test asks what a
-    correct estimator gives: at least 90% covered by their 95% intervals, and every one within
-    its 99.9% interval (|z| < 3.29). A wrong standardisation, a missing path or a biased
-    estimator fails both."""
-    data, pop = simulated
-    model = (Path(default_instrument.source).with_suffix(".lavaan")).read_text(encoding="utf-8")
-    fit = fit_sem(data, model)
-    p = fit.parameters
-    truth = {}
-    for row in p[p["op"] == "~"].itertuples():
-        truth[(row.lhs, row.op, row.rhs)] = pop.beta.at[row.lhs, row.rhs]
-    for row in p[(p["op"] == "=~") & p["lhs"].eq("IM")].itertuples():
-        truth[(row.lhs, row.op, row.rhs)] = pop.beta.at[row.rhs, row.lhs]
-    table = fit.model.partable
-    true_rows = np.array([truth.get((r.lhs, r.op, r.rhs), np.nan) for r in table.itertuples()])
-    constraints = build_constraints(table)
-    true_defined = constraints.defined_values(true_rows)
-    names = [name for _, name, _ in constraints.defined]
-    z = []
-    for row in p.itertuples():
-        if row.op == ":=":
-            value = true_defined[names.index(row.lhs)]
-        elif (row.lhs, row.op, row.rhs) in truth:
-            value = truth[(row.lhs, row.op, row.rhs)]
-        else:
-            continue
-        z.append((row.std_all - value) / row.std_all_se)
-    z = np.abs(np.array(z))
-    assert len(z) == 21 + 3 + 4  # 21 regressions, 3 second-order loadings, 4 defined effects
-    assert np.mean(z < 1.96) >= 0.90, np.round(z, 2)
-    assert z.max() < 3.29, np.round(z, 2)
+# The recovery of the default study's paths (with its control variables) by the unified engine:
+# tests/test_default_study.py::test_the_default_model_with_controls_recovers_the_true_effects.
 
 
 # --------------------------------------------------------------------------- the command
@@ -513,8 +465,6 @@ def test_bootstrap_percentile_intervals_cover_the_truth():
     truth in 95% of data sets (binomial SD 2%); an interval half as wide covers about 68%, one
     centred on a biased estimate far less. Accepted: 88% to 99.5% for the regressions and the
     indirect effect."""
-    from analysis.simulate import population_model  # noqa: F401  (the study's own simulator is not needed here)
-
     model = ("X =~ x1 + x2 + x3\nM =~ m1 + m2 + m3\nY =~ y1 + y2 + y3\nM ~ a*X\nY ~ b*M + c*X\nab := a*b\n")
     lam = np.array([1.0, 0.8, 0.7])
     a, b, c = 0.5, 0.4, 0.1
