@@ -142,17 +142,25 @@ def _x_index(blk, st) -> list[int]:
     return [list(st.ov).index(v) for v in blk.ov_x]
 
 
-def _fiml_expected_information(model, x, stats, patterns) -> np.ndarray:
+def _fiml_h1_expected(fitted) -> list[np.ndarray]:
+    """Per group the saturated model's expected information under the group's missingness
+    patterns at the fitted implied moments (:func:`analysis.sem.h1.missing_expected`): the same
+    for the model extended by candidates at their current values."""
+    return [h1.missing_expected(pt, sigma, _x_index(blk, st))
+            for blk, st, pt, (sigma, _) in zip(fitted.model.blocks, fitted.stats, _fiml_patterns(fitted),
+                                               fitted.model.implied(fitted.x))]
+
+
+def _fiml_expected_information(model, x, a1: list[np.ndarray]) -> np.ndarray:
     r"""The expected information of a FIML model at ``x`` (summed over cases): per group
     :math:`\Delta_g^\top A_g\Delta_g` with :math:`A_g` the saturated model's expected information
-    under the group's missingness patterns at the implied moments (lavaan's ``information =
-    "expected"`` with ``h1.information = "structured"``; :func:`analysis.sem.h1.missing_expected`)."""
+    under the group's missingness patterns at the implied moments (``a1``, :func:`_fiml_h1_expected`;
+    lavaan's ``information = "expected"`` with ``h1.information = "structured"``)."""
     q = model.nfree
     out = np.zeros((q, q))
-    for blk, st, pt, (sigma, _), (d_s, d_m) in zip(model.blocks, stats, patterns, model.implied(x),
-                                                   _dense_derivatives(model, x)):
+    for a, (d_s, d_m) in zip(a1, _dense_derivatives(model, x)):
         jac = h1.jacobian(d_s, d_m)
-        out += jac.T @ h1.missing_expected(pt, sigma, _x_index(blk, st)) @ jac
+        out += jac.T @ a @ jac
     return 0.5 * (out + out.T)
 
 
@@ -163,12 +171,12 @@ def _wls_information(est, x) -> np.ndarray:
     return 0.5 * (out + out.T)
 
 
-def _model_covariance(fitted) -> np.ndarray:
+def _model_covariance(fitted, a1: list[np.ndarray] | None = None) -> np.ndarray:
     """The inverse expected information augmented by the constraints (lavaan's
     ``inverted.information.expected``), whatever the fit's own SEs (robust or observed); with
     FIML the expected information under the missingness patterns."""
     if _kind(fitted) == "fiml":
-        info = _fiml_expected_information(fitted.model, fitted.x, fitted.stats, _fiml_patterns(fitted))
+        info = _fiml_expected_information(fitted.model, fitted.x, a1 if a1 is not None else _fiml_h1_expected(fitted))
         return covariance(info, fitted.optimum.con_jac)
     if _kind(fitted) == "wls":
         return covariance(_wls_information(fitted.estimator, fitted.x), fitted.optimum.con_jac)
@@ -262,7 +270,8 @@ def modification_indices(fitted) -> pd.DataFrame:
     if not candidates:
         return pd.DataFrame(columns=MI_COLUMNS)
     q = fitted.model.nfree
-    v0 = _model_covariance(fitted)
+    a1 = _fiml_h1_expected(fitted) if kind == "fiml" else None
+    v0 = _model_covariance(fitted, a1)
     n = sum(st.n for st in fitted.stats)
     v, g = np.zeros(len(candidates)), np.zeros(len(candidates))
     # in chunks: the extended information is (q + chunk)^2 and its derivatives chunk x p x p, so a
@@ -274,7 +283,7 @@ def modification_indices(fitted) -> pd.DataFrame:
         if kind == "fiml":
             patterns = _fiml_patterns(fitted)
             grad_f = FIMLEstimator(model_ext, list(fitted.stats), patterns).gradient(x_ext)
-            info = _fiml_expected_information(model_ext, x_ext, fitted.stats, patterns)
+            info = _fiml_expected_information(model_ext, x_ext, a1)
         elif kind == "wls":
             est = WLSEstimator(model_ext, fitted.estimator.stats, fitted.estimator.name)
             info = _wls_information(est, x_ext)
