@@ -156,7 +156,7 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
             raise
         mi = modification_indices(fit).sort_values("mi", ascending=False, kind="stable")
         mi = mi[MI_COLUMNS].head(s["top_modindices"]).reset_index(drop=True)
-        resid = standardized_residuals(fit)[0][0]
+        resid = standardized_residuals(fit, data)[0][0]  # the cases: MLR with complete data needs them
     caught = [f"{w.category.__name__}: {w.message}" for w in records if issubclass(w.category, GapscaleWarning)]
     flags = list(dict.fromkeys(list(fit.warnings) + admissibility_notes(fit) + caught))
     loadings = fit.parameters[fit.parameters["op"] == "=~"]
