@@ -50,7 +50,8 @@ The map of the package, in the order a model flows through it:
 Public names are re-exported here, so callers write ``from analysis.sem import fit_sem``.
 """
 from analysis.sem.engine import EngineFit
-from analysis.sem.single import (PARAMETER_COLUMNS, InadmissibleWarning, ParameterTable, SEMFit, fit_sem,
+from analysis.warnings import InadmissibleWarning  # where it lives; re-exported for old callers
+from analysis.sem.single import (PARAMETER_COLUMNS, ParameterTable, SEMFit, fit_sem,
                                  modification_indices, parameter_table, standardized_residuals)
 
 __all__ = ["EngineFit", "PARAMETER_COLUMNS", "InadmissibleWarning", "ParameterTable", "SEMFit", "fit_sem",

@@ -38,14 +38,17 @@ def _groups(data: pd.DataFrame, group: str | None, group_labels) -> list[str] | 
     return list(dict.fromkeys(data[group].dropna().astype(str)))
 
 
-def _categories(data: pd.DataFrame, ordered) -> dict[str, int] | None:
+def _categories(data: pd.DataFrame, ordered, missing: str = "listwise") -> dict[str, int] | None:
     """lavaan's number of categories of each ordered item: its distinct values in the rows where
-    every ordered item is observed (WLSMV/ULSMV delete incomplete rows listwise)."""
+    every ordered item is observed (WLSMV/ULSMV delete incomplete rows listwise), or in every
+    row where it is observed with ``missing = "pairwise"``."""
     if not ordered:
         return None
     absent = [v for v in ordered if v not in data.columns]
     if absent:
-        raise InputError(f"ordered: column(s) {', '.join(absent)} not found in the data")
+        raise InputError(f"ordered: column(s) {', '.join(map(str, absent))} not found in the data")
+    if missing == "pairwise":
+        return {v: int(data[v].dropna().nunique()) for v in ordered}
     complete = data[list(ordered)].dropna()
     return {v: int(complete[v].nunique()) for v in ordered}
 
@@ -54,7 +57,7 @@ def _partable(model, data, group, group_labels, estimator, std_lv, missing, grou
     labels = _groups(data, group, group_labels)
     pt = lavaanify(model, list(data.columns), std_lv=std_lv, groups=labels, group_equal=tuple(group_equal),
                    group_partial=tuple(group_partial), estimator=estimator, missing=missing,
-                   ordered=_categories(data, ordered))
+                   ordered=_categories(data, ordered, missing))
     return pt, labels
 
 
