@@ -15,9 +15,8 @@ from analysis.sem.diagnostics import modification_indices, standardized_residual
 from analysis.sem.engine import fit as engine_fit
 from analysis.sem.partable import lavaanify
 from analysis.simulate import SimulationParams, population_model, simulate_study
-from analysis.warnings import ConvergenceWarning
+from analysis.warnings import ConvergenceWarning, InadmissibleWarning
 from instrument import parse_instrument
-from pipeline.cfa import admissibility_notes
 
 REF = Path(__file__).parent / "reference"
 HS_MODEL = "visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9\n"
@@ -165,9 +164,27 @@ def exact_data(cov: np.ndarray, n: int = 200, names=None) -> pd.DataFrame:
 def test_heywood_case_is_flagged():
     # One factor, three indicators: lambda_1^2 phi = .8 * .8 / .5 = 1.28 > var(x1) = 1.
     cov = np.array([[1.0, 0.8, 0.8], [0.8, 1.0, 0.5], [0.8, 0.5, 1.0]])
-    fit = fit_model("f =~ x1 + x2 + x3", exact_data(cov))
-    assert any(m.startswith("Heywood case: the variance of x1 is negative") for m in fit.warnings)
-    assert admissibility_notes(fit) == ["standardised loading of x1 on f is 1.131 (> 1)"]
+    with pytest.warns(InadmissibleWarning) as record:
+        fit = fit_model("f =~ x1 + x2 + x3", exact_data(cov))
+    messages = [str(w.message) for w in record]
+    assert any(m.startswith("Heywood case: the variance of x1 is negative") for m in messages)
+    assert any(m.startswith("standardised loading of x1 on f is 1.131") for m in messages)
+    assert any("Heywood" in w for w in fit.warnings)
+    assert any("standardised loading of x1 on f" in w for w in fit.warnings)
+
+
+def test_heywood_case_is_written_and_printed_once(run_cli, tmp_path):
+    cov = np.array([[1.0, 0.8, 0.8], [0.8, 1.0, 0.5], [0.8, 0.5, 1.0]])
+    exact_data(cov).to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "m.lavaan").write_text("f =~ x1 + x2 + x3\n")
+    code, out, err = run_cli("cfa", "--data", tmp_path / "d.csv", "--model", tmp_path / "m.lavaan", "--out",
+                             tmp_path / "o")
+    assert code == 0, err
+    m = json.loads((tmp_path / "o" / "cfa.json").read_text())
+    assert m["admissible"] is False and m["converged"] is True
+    assert m["inadmissible"] == ["Heywood case: the variance of x1 is negative (-0.280)",
+                                 "standardised loading of x1 on f is 1.131 (> 1)"]
+    assert err.count("WARNING: ") == 2 and "WARNING: Heywood case: the variance of x1" in err
 
 
 def test_non_convergence_is_flagged():
@@ -388,14 +405,15 @@ def test_hard_model_reaches_lavaans_solution_and_flags_it():
     negative latent variance, flagged as lavaan warns)."""
     ref = json.loads((REF / "cfa.json").read_text())["hard"]
     data = pd.read_csv(REF / "hs_missing.csv").dropna()
-    fit = fit_model(ref["model"], data)
+    with pytest.warns(InadmissibleWarning):
+        fit = fit_model(ref["model"], data)
     assert fit.converged and ref["converged"]
     assert fit.fit["chisq"] == pytest.approx(ref["fit"]["chisq"], abs=1e-3)
     assert fit.fit["df"] == ref["fit"]["df"]
     m = pd.DataFrame(ref["pe"]).merge(fit.parameters, on=["lhs", "op", "rhs"], suffixes=("_r", ""))
     assert np.abs(m["est_r"] - m["est"]).max() < 1e-3
     assert any("Heywood case: the variance of visual is negative" in w for w in fit.warnings)
-    assert "the latent covariance matrix is not positive definite" in admissibility_notes(fit)
+    assert "the latent covariance matrix is not positive definite" in fit.warnings
     visual = fit.parameters[(fit.parameters["lhs"] == "visual") & (fit.parameters["op"] == "=~")]
     assert visual["std_all"].isna().all()  # no standard deviation for a negative variance
 
