@@ -61,7 +61,7 @@ from analysis.errors import InputError
 from analysis.polychoric import bivariate_normal_cdf, maximise_correlations, ordinal_codes, pearson_start
 from analysis.warnings import ConvergenceWarning, GapscaleWarning
 
-__all__ = ["MISSING_METHODS", "OrdinalStatistics", "check_items", "ordinal_statistics"]
+__all__ = ["MISSING_METHODS", "OrdinalStatistics", "check_categories", "check_items", "ordinal_statistics"]
 
 MISSING_METHODS = ("listwise", "pairwise")
 # lavaan's bivariate scores are NA (and dropped from every cross-product) in cells whose
@@ -200,7 +200,7 @@ def ordinal_statistics(data: pd.DataFrame, columns: list[str] | None = None,
         raise InputError(f"column {c!r} has {int(data[c].isna().sum())} missing value(s) (first in row {row}); the "
                          "ordinal statistics need complete rows: drop incomplete rows first (fit_wls deletes them "
                          "listwise, as lavaan does for WLSMV by default) or use missing='pairwise'")
-    _check_categories(data, columns)
+    check_categories(data, columns)
     names, codes, categories = ordinal_codes(data, columns, max_categories)
     n, p = codes.shape
     seen = codes >= 0  # answered cells (all of them with listwise)
@@ -382,9 +382,13 @@ def check_items(data: pd.DataFrame, columns: list[str], max_categories: int) -> 
                              "it looks continuous, not ordinal: use estimator ML or MLR")
 
 
-def _check_categories(data: pd.DataFrame, columns: list[str]) -> None:
+def check_categories(data: pd.DataFrame, columns: list[str]) -> None:
+    """Refuse (:class:`~analysis.errors.InputError`) an item with fewer than 2 observed categories
+    in the rows used (``data``: after listwise deletion)."""
     for c in columns:
         values = data[c].dropna().unique()
+        if len(values) == 0:
+            raise InputError(f"column {c!r} has no observed value in the rows used; leave it out of the model")
         if len(values) < 2:
             raise InputError(f"column {c!r} has a single observed category (every value is {values[0]:g} in the "
                              f"{int(data[c].notna().sum())} rows used); an ordinal item needs at least 2 categories: "

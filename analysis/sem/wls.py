@@ -109,7 +109,8 @@ from analysis.sem.engine import EngineFit
 from analysis.sem.estimate import optimise, start_values
 from analysis.sem.inference import check_identified, covariance, inadmissible_notes, parameter_estimates
 from analysis.sem.model import Model, SampleStats, build_model
-from analysis.sem.ordinal import MISSING_METHODS, OrdinalStatistics, check_items, ordinal_statistics
+from analysis.sem.ordinal import (MISSING_METHODS, OrdinalStatistics, check_categories, check_items,
+                                  ordinal_statistics)
 from analysis.warnings import ConvergenceWarning, GapscaleWarning, InadmissibleWarning
 
 __all__ = ["WLS_ESTIMATORS", "WLSEstimator", "fit_wls", "scaled_difference"]
@@ -425,15 +426,18 @@ def _catml_robust(est: "WLSEstimator", x: np.ndarray, dlts: list[np.ndarray], e_
 # --------------------------------------------------------------------------- the fit
 
 
-def _group_parts(model: Model, data: pd.DataFrame, group: str | None,
-                 group_labels, missing: str = "listwise") -> tuple[list[pd.DataFrame], list[str]]:
+def _group_parts(model: Model, data: pd.DataFrame, group: str | None, group_labels, missing: str = "listwise",
+                 items: list[str] = ()) -> tuple[list[pd.DataFrame], list[str]]:
+    """The rows of each group (listwise: complete; pairwise: some item answered); ``items`` (the
+    ordered ones) checked as ordinal data, before and after the rows are chosen."""
     ovs = list(dict.fromkeys(v for blk in model.blocks for v in blk.ov))
     absent = [v for v in ovs if v not in data.columns]
     if absent:
         raise InputError(f"data: column(s) {', '.join(absent)} of the model not found")
     if group is not None and group not in data.columns:
         raise InputError(f"data: group column {group!r} not found")
-    check_items(data, ovs, 20)  # before rows are dropped: the row numbers are the data's
+    if items:
+        check_items(data, list(items), 20)  # before rows are dropped: the row numbers are the data's
     # listwise: complete rows; pairwise: rows with some item answered (lavaan ignores empty cases)
     keep = data[ovs].notna().all(axis=1) if missing == "listwise" else data[ovs].notna().any(axis=1)
     if group is not None:
@@ -444,13 +448,17 @@ def _group_parts(model: Model, data: pd.DataFrame, group: str | None,
                          "incomplete rows listwise (missing='pairwise' uses every answered pair)"
                          if missing == "listwise" else f"data: no row has an item of the model observed")
     if group is None:
-        return [d[ovs].reset_index(drop=True)], [""]
-    gcol = d[group].astype(str)
-    labels = list(group_labels) if group_labels is not None else list(dict.fromkeys(gcol))
-    unknown = [g for g in labels if g not in set(gcol)]
-    if unknown:
-        raise InputError(f"data: group {unknown[0]!r} not found in column {group!r}")
-    return [d.loc[gcol == g, ovs].reset_index(drop=True) for g in labels], labels
+        parts, labels = [d[ovs].reset_index(drop=True)], [""]
+    else:
+        gcol = d[group].astype(str)
+        labels = list(group_labels) if group_labels is not None else list(dict.fromkeys(gcol))
+        unknown = [g for g in labels if g not in set(gcol)]
+        if unknown:
+            raise InputError(f"data: group {unknown[0]!r} not found in column {group!r}")
+        parts = [d.loc[gcol == g, ovs].reset_index(drop=True) for g in labels]
+    for part in parts:
+        check_categories(part, list(items))
+    return parts, labels
 
 
 def _check_ordinal_model(model: Model, ordered) -> None:
@@ -522,9 +530,11 @@ def fit_wls(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None
     if missing not in MISSING_METHODS:
         raise InputError(f"missing: {estimator} takes 'listwise' (lavaan's default) or 'pairwise', got {missing!r}")
     model = build_model(partable)  # its normalised copy drops lavaanify's attrs (model.normalise_partable)
+    pt = model.partable
+    items = list(ordered) if ordered is not None else list(dict.fromkeys(pt.loc[pt["op"] == "|", "lhs"]))
+    parts, labels = _group_parts(model, data, group, group_labels, missing, [v for v in items if v in data.columns])
     _check_ordinal_model(model, ordered)
     constraints = build_constraints(model.partable)
-    parts, labels = _group_parts(model, data, group, group_labels, missing)
     if len(parts) != model.ngroups:
         raise InputError(f"the model has {model.ngroups} group(s) but the data {len(parts)} "
                          f"({'column ' + repr(group) if group else 'no group column'})")
