@@ -1,6 +1,7 @@
 """The engine's WLSMV and ULSMV (analysis/sem/wls.py) against lavaan 0.6-14
-(tests/reference/engine_wls.R on psych::bfi, bfi_1000.csv) and against the old single-group
-WLSMV (analysis/wlsmv.py, itself checked against tests/reference/wlsmv.json).
+(tests/reference/engine_wls.R on psych::bfi, bfi_1000.csv); the single-group models of
+tests/reference/wlsmv.json (binary and three-category items, cross loadings, equal loadings) are
+compared in tests/test_wlsmv.py.
 
 Tolerances are the largest differences seen times about two. lavaan's optimisers (nlminb for
 each polychoric correlation and for the model) stop earlier than the estimates here, which
@@ -24,7 +25,7 @@ from analysis.warnings import InadmissibleWarning
 from analysis.sem.engine import fit as engine_fit
 from analysis.sem.partable import lavaanify
 from analysis.sem.ordinal import ordinal_statistics
-from analysis.sem.wls import fit_wls, scaled_difference
+from analysis.sem.wls import scaled_difference
 
 REF = Path(__file__).parent / "reference"
 ITEMS = [f"{a}{k}" for a in "ACE" for k in range(1, 6)]
@@ -219,56 +220,6 @@ def test_robust_indices_with_threshold_constraints_are_nan(fits, lavaan):
     assert lavaan["mg_thresholds_loadings"]["fit"]["cfi.robust"] is None
     assert np.isnan(fits["mg_thresholds_loadings"].fit["cfi_robust"])
     assert np.isfinite(fits["mg_configural"].fit["cfi_robust"])
-
-
-# --------------------------------------------------------------------------- against the old engine
-
-
-def _wlsmv_data(name):
-    if name == "cross":
-        return pd.read_csv(REF / "bfi_1000.csv")
-    d = pd.read_csv(REF / "bfi_600.csv")
-    if name != "mixed":
-        return d
-    d = d[["A1", "A2", "A3", "A4", "A5", "C1", "C2", "E1", "E2", "E3"]].copy()
-    for v in ("A1", "C1", "E1"):
-        d[v] = (d[v] >= 4).astype(float).where(d[v].notna())
-    for v in ("A2", "C2", "E2"):
-        d[v] = (d[v] + 1) // 2
-    return d
-
-
-@pytest.mark.parametrize("name", ("three", "cross", "mixed", "small"))
-def test_agrees_with_old_wlsmv_and_lavaan(name):
-    """The models of tests/reference/wlsmv.json (three factors; a free first loading, fixed
-    variance, equal labelled loadings, cross loading and residual covariance; binary and
-    three-category items; one factor): the new engine equals the old fit_wlsmv (estimates
-    5.6e-7, SEs 1.5e-7, std.all 7e-8, fit measures 1.1e-8 relative: two optimisers to their
-    tolerances) and lavaan (estimates 1.5e-5, fit 2e-7 relative)."""
-    from analysis.wlsmv import fit_wlsmv
-    ref = json.loads((REF / "wlsmv.json").read_text())[name]
-    data = _wlsmv_data(name)
-    old = fit_wlsmv(data, ref["model"])
-    items = list(old.statistics.names)
-    complete = data[items].dropna()
-    pt = lavaanify(ref["model"], list(data.columns), ordered={v: int(complete[v].nunique()) for v in items},
-                   estimator="WLSMV")
-    new = fit_wls(pt, data[items], estimator="WLSMV", ordered=items)
-    m = old.parameters.merge(new.parameters, on=["lhs", "op", "rhs"], suffixes=("_old", ""))
-    m = m[m["op"].isin(["=~", "~~", "|"])]
-    assert len(m) >= len(old.parameters[old.parameters["op"].isin(["=~", "~~", "|"])])
-    assert np.abs(m["est_old"] - m["est"]).max() < 1e-6
-    assert np.abs(m["se_old"] - m["se"]).max() < 3e-7
-    assert np.abs(m["std_all_old"] - m["std_all"]).max() < 2e-7
-    for key in ("chisq", "chisq_scaled", "chisq_scaling_factor", "baseline_chisq_scaled", "cfi_scaled", "tli_scaled",
-                "rmsea_scaled", "srmr"):
-        assert abs(new.fit[key] - old.fit[key]) <= 3e-8 * max(1.0, abs(old.fit[key])), key
-        r = ref["fit"][key.replace("_", ".")]
-        assert abs(new.fit[key] - r) <= 5e-7 * max(1.0, abs(r)), key
-    pe = pd.DataFrame(ref["pe"])
-    mr = pe.merge(new.parameters, on=["lhs", "op", "rhs"], suffixes=("_lavaan", ""))
-    assert len(mr) == len(pe)
-    assert np.abs(mr["est_lavaan"] - mr["est"]).max() < 3e-5
 
 
 # --------------------------------------------------------------------------- refusals
