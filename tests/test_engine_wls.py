@@ -232,6 +232,20 @@ def test_continuous_variable_refused(bfi):
         engine_fit(pt, bfi, estimator="WLSMV")
 
 
+def test_mixed_continuous_and_ordered_indicators_refused():
+    """lavaan's ordered = c(some items) (polyserial correlations for the continuous ones) is not
+    built: refused naming the continuous indicators, never fitted as if they were ordinal."""
+    hs = pd.read_csv(REF / "hs_engine.csv")
+    d = hs.assign(x1=hs["x1"].round().astype(int), x2=hs["x2"].round().astype(int), x3=hs["x3"].round().astype(int))
+    ordered = {v: int(d[v].nunique()) for v in ("x1", "x2", "x3")}
+    pt = lavaanify("visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6", list(d.columns), ordered=ordered,
+                   estimator="WLSMV")
+    with pytest.raises(InputError, match="x4, x5, x6 have no thresholds.*mixed continuous and ordered"):
+        engine_fit(pt, d, estimator="WLSMV", ordered=list(ordered))
+    with pytest.raises(InputError, match="x4, x5, x6 have no thresholds.*mixed continuous and ordered"):
+        engine_fit(pt, d, estimator="WLSMV", ordered=list(ordered), missing="pairwise")
+
+
 def test_categories_differ_from_table(bfi):
     pt = lavaanify("f =~ A1 + A2 + A3", list(bfi.columns), ordered={"A1": 5, "A2": 6, "A3": 6}, estimator="WLSMV")
     with pytest.raises(InputError, match="A1"):

@@ -68,7 +68,8 @@ models (an invariance ladder) are compared by :func:`scaled_difference`.
 
 The "robust" CFI/TLI/RMSEA of lavaan 0.6-13+ for categorical data (Savalei, 2021) come from the
 ML discrepancy of the polychoric matrices (lavaan's ``catML``; :func:`_catml_robust`). Not
-built yet: mixed continuous and ordered indicators, observed covariates
+built yet: mixed continuous and ordered indicators (lavaan's polyserial correlations and the
+means and variances of the continuous ones: refused with an InputError), observed covariates
 (lavaan's ``conditional.x``), and the theta parameterization; each is
 refused with a message, or NaN as said. Incomplete data: listwise (lavaan's default) or
 ``missing = "pairwise"`` (:mod:`analysis.sem.ordinal`).
@@ -471,7 +472,9 @@ def _check_ordinal_model(model: Model, ordered) -> None:
         if cont:
             raise InputError(f"variable(s) {', '.join(cont)} have no thresholds: WLSMV/ULSMV here need every observed "
                              "variable ordered (build the table with lavaanify(..., ordered={item: categories})); "
-                             "continuous indicators and observed covariates with ordered items are not supported yet")
+                             "mixed continuous and ordered indicators (polyserial correlations) and observed "
+                             "covariates with ordered items are not supported yet: declare every indicator ordered, "
+                             "or fit the continuous model by ML/MLR")
         if blk.dummy:
             raise InputError(f"ordered item(s) {', '.join(blk.dummy)} in a regression or covariance with a latent: "
                              "not supported with WLSMV/ULSMV yet; regress the factors instead")
