@@ -225,25 +225,19 @@ def test_robust_indices_with_threshold_constraints_are_nan(fits, lavaan):
 # --------------------------------------------------------------------------- refusals
 
 
-def test_continuous_variable_refused(bfi):
-    pt = lavaanify("f =~ A1 + A2 + A3 + A4", list(bfi.columns), ordered={v: 6 for v in ("A1", "A2", "A3")},
-                   estimator="WLSMV")
-    with pytest.raises(InputError, match="A4 have no thresholds"):
-        engine_fit(pt, bfi, estimator="WLSMV")
-
-
-def test_mixed_continuous_and_ordered_indicators_refused():
-    """lavaan's ordered = c(some items) (polyserial correlations for the continuous ones) is not
-    built: refused naming the continuous indicators, never fitted as if they were ordinal."""
-    hs = pd.read_csv(REF / "hs_engine.csv")
-    d = hs.assign(x1=hs["x1"].round().astype(int), x2=hs["x2"].round().astype(int), x3=hs["x3"].round().astype(int))
+def test_mixed_pairwise_and_all_continuous_refused():
+    """Continuous variables with ordered items take complete rows only (pairwise polyserial
+    statistics are not built); a table without any ordered item is not a WLSMV model here."""
+    d = pd.read_csv(REF / "hs_mixed.csv")
     ordered = {v: int(d[v].nunique()) for v in ("x1", "x2", "x3")}
     pt = lavaanify("visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6", list(d.columns), ordered=ordered,
                    estimator="WLSMV")
-    with pytest.raises(InputError, match="x4, x5, x6 have no thresholds.*mixed continuous and ordered"):
-        engine_fit(pt, d, estimator="WLSMV", ordered=list(ordered))
-    with pytest.raises(InputError, match="x4, x5, x6 have no thresholds.*mixed continuous and ordered"):
+    with pytest.raises(InputError, match="missing='pairwise' with continuous variables \\(x4, x5, x6\\)"):
         engine_fit(pt, d, estimator="WLSMV", ordered=list(ordered), missing="pairwise")
+    with pytest.raises(InputError, match="column 'x4' has the value 2.33333 in row 1, which is not a whole number"):
+        engine_fit(pt, d, estimator="WLSMV", ordered=list(ordered) + ["x4"])
+    with pytest.raises(InputError, match="no ordered item"):
+        engine_fit(lavaanify("textual =~ x4 + x5 + x6", list(d.columns), estimator="WLSMV"), d, estimator="WLSMV")
 
 
 def test_categories_differ_from_table(bfi):
@@ -288,3 +282,78 @@ def test_ordered_needs_a_least_squares_estimator(bfi):
         engine_fit(pt, bfi, estimator="WLSMV", ordered=["A1", "A2"])
     with pytest.raises(InputError, match="information"):
         engine_fit(pt, bfi, estimator="WLSMV", information="observed")
+
+
+# --------------------------------------------------------------------------- mixed indicators
+
+MIXED = json.loads((REF / "engine_wls_mixed.json").read_text())
+MIXED_NAMES = ("mixed_cfa_wlsmv", "mixed_sem_ulsmv", "mixed_mg_wlsmv")
+
+
+@pytest.fixture(scope="module")
+def mixed():
+    d = pd.read_csv(REF / "hs_mixed.csv")
+    out = {}
+    for name in MIXED_NAMES:
+        ref = MIXED[name]
+        group = ref["group"]
+        ordered = {v: int(d[v].nunique()) for v in ref["ordered"]}
+        labels = [str(g) for g in ref["group_labels"]] if group else None
+        ge = ref["group_equal"]
+        ge = [g for g in ([ge] if isinstance(ge, str) else ge) if g]
+        pt = lavaanify(ref["model"], list(d.columns), ordered=ordered, estimator=ref["estimator"], groups=labels,
+                       group_equal=ge)
+        out[name] = (pt, engine_fit(pt, d, group=group, group_labels=labels, estimator=ref["estimator"],
+                                    ordered=ref["ordered"]))
+    return out
+
+
+@pytest.mark.parametrize("name", MIXED_NAMES)
+def test_mixed_table_matches_lavaan(mixed, name):
+    """lavaan's parTable for continuous and ordered indicators: thresholds and ~*~ rows for the
+    ordered, free intercepts and residual variances for the continuous; with equal thresholds
+    across groups, the continuous intercepts equal too (lavaan 0.6-14 adds "intercepts")."""
+    pt, _ = mixed[name]
+    ref = pd.DataFrame(MIXED[name]["partable"])
+    assert len(pt) == len(ref)
+    for col in ("lhs", "op", "rhs", "block", "group", "free", "exo", "label", "plabel"):
+        assert list(pt[col].astype(str)) == list(ref[col].astype(str)), col
+
+
+@pytest.mark.parametrize("name", MIXED_NAMES[:2])
+def test_mixed_statistics_match_lavaan(mixed, name):
+    """wls.obs (thresholds, minus the continuous means, their variances, then polychoric,
+    polyserial times the standard deviation, and covariances): 1.0e-7; gamma 2.7e-7."""
+    ref, st = MIXED[name], mixed[name][1].estimator.stats[0]
+    assert st.labels == ref["wls_obs_names"]
+    assert np.abs(st.sample - np.array(ref["wls_obs"])).max() < 2.5e-7
+    assert np.abs(st.nacov.to_numpy() - np.array(ref["gamma"])).max() < 6e-7
+
+
+@pytest.mark.parametrize("name", MIXED_NAMES)
+def test_mixed_estimates_and_fit_match_lavaan(mixed, name):
+    """Estimates 6.6e-6, SEs 9.4e-7, std.all 4.2e-6 (its SEs 4.4e-7), the := effect included;
+    every fitMeasures value the engine reports within 2.7e-7 relative, NA (the robust catML
+    indices with continuous variables, ULSMV's p-values) as NaN; the scaled test's shift and
+    scaling factor."""
+    ref, res = MIXED[name], mixed[name][1]
+    m = _merged(ref, res.parameters)
+    assert np.abs(m["est_lavaan"] - m["est"]).max() < 1.5e-5
+    assert np.abs(m["se_lavaan"] - m["se"]).max() < 2e-6
+    assert np.abs(m["std.all"] - m["std_all"]).max() < 9e-6
+    assert np.abs(m["std_all_se_lavaan"] - m["std_all_se"]).max() < 9e-7
+    compared = 0
+    for key, r in ref["fit"].items():
+        mine = res.fit.get(key.replace(".", "_"))
+        if mine is None:
+            continue
+        compared += 1
+        if r is None:
+            assert np.isnan(mine), key
+        else:
+            assert abs(mine - r) <= 5e-7 * max(1.0, abs(r)), (key, mine, r)
+    assert compared >= 70
+    assert np.isnan(res.fit["cfi_robust"])
+    t = ref["test"]
+    assert abs(res.fit["chisq_shift_parameters"] - t["shift.parameter"]) < 6e-7
+    assert abs(res.fit["chisq_scaling_factor"] - t["scaling.factor"]) < 2e-7
