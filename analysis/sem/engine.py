@@ -70,7 +70,7 @@ class EngineFit:
     converged: bool
     warnings: tuple[str, ...] = field(default_factory=tuple)
     robust: RobustResult | None = None  # MLR, MLM: robust SEs and scaled tests (analysis.sem.robust)
-    estimator: object | None = None  # WLSMV, ULSMV: the analysis.sem.wls.WLSEstimator (difference tests)
+    estimator: object | None = None  # WLSMV, ULSMV: the wls.WLSEstimator; FIML: the fiml.FIMLEstimator (its patterns)
 
 
 def _perturbed(x: np.ndarray) -> np.ndarray:
@@ -108,6 +108,15 @@ def _refuse_unidentified(model: Model, constraints, est, start: np.ndarray) -> N
                              f"values, so these parameters are not determined by the data: {', '.join(involved)}; "
                              "fix one of them, add a constraint or indicators (lavaan: 'could not compute standard "
                              "errors! The information matrix could not be inverted')")
+
+
+def _simple_start(model: Model, start: np.ndarray) -> np.ndarray:
+    """``start`` with every free loading at 1 (lavaan's ``start = "simple"`` for loadings)."""
+    x = start.copy()
+    pt = model.partable
+    rows = (pt["op"].to_numpy() == "=~") & (model.free > 0)
+    x[model.free[rows] - 1] = 1.0
+    return x
 
 
 def check_identification(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
@@ -192,6 +201,10 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     _refuse_unidentified(model, constraints, est, start)
     components = model.components()
     opt = optimise(est, model, constraints, start, max_iter=max_iter)
+    if not opt.converged:  # lavaan's own start (free loadings 1) finds some near-ridge optima the PCA start misses
+        alt = optimise(est, model, constraints, _simple_start(model, start), max_iter=max_iter)
+        if alt.converged or alt.fmin < opt.fmin:
+            opt = alt
     info = est.information(opt.x)
     check_identified(info, opt.con_jac, names, components)  # an unidentified model is refused, converged or not
     notes = list(data_notes)
@@ -236,4 +249,4 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
                     for (s, m), st in zip(est.moments(opt.x), stats))
     return EngineFit(parameters=params, fit=fit_measures, x=opt.x, vcov=vcov, information=info, model=model,
                      stats=tuple(stats), group_labels=tuple(labels), implied=implied, optimum=opt,
-                     converged=opt.converged, warnings=tuple(notes), robust=robust)
+                     converged=opt.converged, warnings=tuple(notes), robust=robust, estimator=est if fiml else None)
