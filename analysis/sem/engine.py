@@ -48,7 +48,7 @@ class EngineFit:
         ``gfi, agfi, pgfi, mfi, ecvi, ntotal, ngroups``); with MLR/MLM also the scaled and robust
         measures (``chisq_scaled, df_scaled, pvalue_scaled, chisq_scaling_factor,
         baseline_chisq_scaled, baseline_chisq_scaling_factor, cfi_scaled, cfi_robust, ...``); with
-        ``missing = "fiml"`` :meth:`~analysis.sem.fiml.FIMLEstimator.fit_measures` (no GFI).
+        ``missing = "fiml"`` :meth:`~analysis.sem.fiml.FIMLEstimator.fit_measures`.
     x, vcov, information
         The free parameters (lavaan's ``coef``, by ``free`` index), their covariance matrix and
         the expected information (summed over cases).

@@ -202,6 +202,16 @@ def fiml_data(model: Model, data: pd.DataFrame, group: str | None = None,
     return stats, pats, labels, notes
 
 
+def _values(pt: Patterns, p: int) -> np.ndarray:
+    """The group's data (``n x p``, NaN where missing) back from its patterns, pattern by pattern."""
+    out = np.full((pt.n, p), np.nan)
+    start = 0
+    for o, rows in zip(pt.observed, pt.rows):
+        out[start:start + len(rows), o] = rows
+        start += len(rows)
+    return out
+
+
 class FIMLEstimator:
     """FIML over the groups of ``model``: EM moments ``stats`` (from :func:`fiml_data`, which also
     gives ``patterns``). Same interface as :class:`~analysis.sem.estimate.MLEstimator`:
@@ -381,18 +391,25 @@ class FIMLEstimator:
         """lavaan's ``fitMeasures`` for the FIML fit (:func:`analysis.sem.fit.fit_measures`): the
         residual-based ones against the EM moments with the means (lavaan's ``sampstat``), the
         robust CFI/TLI/RNI/RMSEA from the FIML-corrected statistics (:meth:`robust_statistics`;
-        ``con_jac`` the Jacobian of the equality constraints at ``x``). GFI, whose weight under
-        FIML is the missing-data information, is not computed."""
+        ``con_jac`` the Jacobian of the equality constraints at ``x``); GFI, AGFI, PGFI as lavaan's
+        with FIML (:func:`analysis.sem.fit.ml_gfi`: the pairwise moments, the missing-data
+        information), not computed for a model with fixed.x covariates."""
         logl, unres = self.loglik(x)
         moments = self.moments(x)
         res = fitm.residual_measures([st.cov for st in self.stats], [s for s, _ in moments],
                                      [st.n for st in self.stats], sample_mean=[st.mean for st in self.stats],
                                      implied_mean=[m for _, m in moments])
         robust = self.robust_statistics(x, df, baseline_df, con_jac)
+        pair = [fitm.missing_data_moments(_values(pt, len(st.mean))) for pt, st in zip(self.patterns, self.stats)]
+        gfi = dict(gfi_value=fitm.ml_gfi([c for c, _, _ in pair], [s for s, _ in moments], [st.n for st in self.stats],
+                                         [m for _, m, _ in pair], [m for _, m in moments],
+                                         patterns=[pp for _, _, pp in pair],
+                                         fixed_x=[[blk.ov.index(v) for v in blk.ov_x] for blk in self.model.blocks]),
+                   nel=sum(len(st.mean) * (len(st.mean) + 3) // 2 for st in self.stats))
         out = fitm.fit_measures(npar=npar, ntotal=self.ntotal, chisq=chisq, df=df, baseline_chisq=baseline_chisq,
                                 baseline_df=baseline_df, n_groups=len(self.stats), estimator="ML",
                                 fmin=chisq / (2 * self.ntotal), logl=logl, unrestricted_logl=unres, residuals=res,
-                                robust=robust)
+                                robust=robust, **gfi)
         return out
 
     def robust_statistics(self, x: np.ndarray, df: int, baseline_df: int,
