@@ -72,9 +72,12 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import InputError
+from analysis.sem import h1
 from analysis.sem.estimate import MLEstimator
+from analysis.sem.fiml import FIMLEstimator
 from analysis.sem.inference import covariance
 from analysis.sem.model import build_model
+from analysis.sem.wls import WLSEstimator
 
 __all__ = ["MI_COLUMNS", "modification_indices", "standardized_residuals"]
 
@@ -83,15 +86,56 @@ _V_TOL = np.finfo(float).eps ** (1 / 3)  # lavaan: V.diag below .Machine$double.
 _CHUNK = 400  # candidates per extended model
 
 
-def _require_ml(fitted) -> None:
-    if getattr(fitted, "estimator", None) is not None:
-        raise InputError("modification indices and standardized residuals are available for ML, MLR and MLM fits "
-                         "(complete data) in this engine so far, not for WLSMV/ULSMV")
+def _kind(fitted) -> str:
+    """``"wls"`` (WLSMV, ULSMV), ``"fiml"`` (ML or MLR with missing = "fiml") or ``"ml"`` (complete data)."""
+    est = getattr(fitted, "estimator", None)
+    if isinstance(est, WLSEstimator):
+        return "wls"
+    if isinstance(est, FIMLEstimator):
+        return "fiml"
+    if est is not None:
+        raise InputError(f"diagnostics: unknown estimator {type(est).__name__} of the fit")
+    return "ml"
+
+
+def _fiml_patterns(fitted):
+    return list(fitted.estimator.patterns)
+
+
+def _x_index(blk, st) -> list[int]:
+    return [list(st.ov).index(v) for v in blk.ov_x]
+
+
+def _fiml_expected_information(model, x, stats, patterns) -> np.ndarray:
+    r"""The expected information of a FIML model at ``x`` (summed over cases): per group
+    :math:`\Delta_g^\top A_g\Delta_g` with :math:`A_g` the saturated model's expected information
+    under the group's missingness patterns at the implied moments (lavaan's ``information =
+    "expected"`` with ``h1.information = "structured"``; :func:`analysis.sem.h1.missing_expected`)."""
+    q = model.nfree
+    out = np.zeros((q, q))
+    for blk, st, pt, (sigma, _), (d_s, d_m) in zip(model.blocks, stats, patterns, model.implied(x),
+                                                   _dense_derivatives(model, x)):
+        jac = h1.jacobian(d_s, d_m)
+        out += jac.T @ h1.missing_expected(pt, sigma, _x_index(blk, st)) @ jac
+    return 0.5 * (out + out.T)
+
+
+def _wls_information(est, x) -> np.ndarray:
+    r"""The expected information of DWLS/ULS (lavaan's ``information = "expected"``), summed over
+    cases: :math:`N\sum_g f_g\Delta_g^	op W_g\Delta_g`, :math:`f_g = n_g/N`."""
+    out = sum(n_g * d.T @ (w[:, None] * d) for n_g, d, w in zip(est.nobs, est.jacobians(x), est.weight))
+    return 0.5 * (out + out.T)
 
 
 def _model_covariance(fitted) -> np.ndarray:
     """The inverse expected information augmented by the constraints (lavaan's
-    ``inverted.information.expected``), whatever the fit's own SEs (robust or observed)."""
+    ``inverted.information.expected``), whatever the fit's own SEs (robust or observed); with
+    FIML the expected information under the missingness patterns."""
+    if _kind(fitted) == "fiml":
+        info = _fiml_expected_information(fitted.model, fitted.x, fitted.stats, _fiml_patterns(fitted))
+        return covariance(info, fitted.optimum.con_jac)
+    if _kind(fitted) == "wls":
+        return covariance(_wls_information(fitted.estimator, fitted.x), fitted.optimum.con_jac)
     return covariance(fitted.information, fitted.optimum.con_jac)
 
 
@@ -120,7 +164,8 @@ def _candidates(fitted) -> list[tuple[str, str, str, int]]:
         sub = pt[(pt["block"] == g) & (pt["op"] == "~")]
         eqs = list(dict.fromkeys([*sub["lhs"], *sub["rhs"]]))  # the variables of the regressions
         rows = [(f, "=~", y) for f in lv for y in ov]
-        rows += [(a, "~~", b) for i, a in enumerate(ov) for b in ov[i:]]
+        ordinal = _kind(fitted) == "wls"  # an ordered item's variance is not a parameter (delta)
+        rows += [(a, "~~", b) for i, a in enumerate(ov) for b in ov[i + ordinal:]]
         rows += [(a, "~~", b) for i, a in enumerate(lv) for b in lv[i:]]
         rows += [(a, "~", b) for a in eqs if a not in set(blk.ov_x) for b in eqs if a != b]
         if model.meanstructure:
@@ -176,7 +221,7 @@ def modification_indices(fitted) -> pd.DataFrame:
 
     In R: ``modindices(fit)`` (``sepc.lv``, ``sepc.all`` as ``sepc_lv``, ``sepc_all``).
     """
-    _require_ml(fitted)
+    kind = _kind(fitted)
     candidates = _candidates(fitted)
     if not candidates:
         return pd.DataFrame(columns=MI_COLUMNS)
@@ -190,7 +235,18 @@ def modification_indices(fitted) -> pd.DataFrame:
         chunk = candidates[lo:lo + _CHUNK]
         pt_ext, x_ext = _extended(fitted, chunk)
         model_ext = build_model(pt_ext).with_sample(list(fitted.stats))
-        _, grad_f, info = MLEstimator(model_ext, list(fitted.stats)).scoring(x_ext)
+        if kind == "fiml":
+            patterns = _fiml_patterns(fitted)
+            grad_f = FIMLEstimator(model_ext, list(fitted.stats), patterns).gradient(x_ext)
+            info = _fiml_expected_information(model_ext, x_ext, fitted.stats, patterns)
+        elif kind == "wls":
+            est = WLSEstimator(model_ext, fitted.estimator.stats, fitted.estimator.name)
+            info = _wls_information(est, x_ext)
+            # lavaan's DWLS/ULS score is the gradient of its F = T/(2N): -N dF/dx = -N/2 d(T/N)/dx
+            # plays the part of d log L/dx below (MI = N (dF)^2 / V per case)
+            grad_f = est.gradient(x_ext)
+        else:
+            _, grad_f, info = MLEstimator(model_ext, list(fitted.stats)).scoring(x_ext)
         i12 = info[q:, :q]
         v[lo:lo + len(chunk)] = np.diag(info[q:, q:]) - np.einsum("ja,ab,jb->j", i12, v0, i12)
         g[lo:lo + len(chunk)] = -n / 2 * grad_f[q:]  # d log L / d theta (F = chi-square / N)
@@ -248,11 +304,11 @@ def _standardised_epc(fitted, candidates, epc):
     return s_lv, s_all
 
 
-def _dense_derivatives(fitted):
+def _dense_derivatives(model, x):
     """Per group (dSigma q x p x p, dmu q x p), rows sharing a free index summed."""
-    q = fitted.model.nfree
+    q = model.nfree
     out = []
-    for blk, (index, ds, dm) in zip(fitted.model.blocks, fitted.model.derivatives(fitted.x)):
+    for blk, (index, ds, dm) in zip(model.blocks, model.derivatives(x)):
         d_s = np.zeros((q, blk.p, blk.p))
         d_m = np.zeros((q, blk.p))
         np.add.at(d_s, index, ds)
@@ -268,12 +324,16 @@ def standardized_residuals(fitted) -> list[tuple[pd.DataFrame, pd.Series | None]
 
     In R: ``resid(fit, type = "standardized")$cov`` (and ``$mean``); a list over groups.
     """
-    _require_ml(fitted)
+    kind = _kind(fitted)
+    if kind == "wls":
+        return _wls_standardized_residuals(fitted)
+    if kind == "fiml":
+        return _fiml_standardized_residuals(fitted)
     v0 = _model_covariance(fitted)
     meanstructure = fitted.model.meanstructure
     out = []
     for blk, st, (sigma, mu), (d_s, d_m) in zip(fitted.model.blocks, fitted.stats, fitted.model.implied(fitted.x),
-                                               _dense_derivatives(fitted)):
+                                               _dense_derivatives(fitted.model, fitted.x)):
         n, s = st.n, st.cov
         sinv = np.linalg.inv(sigma)
         sm = s @ (sinv @ d_s @ sinv)  # S M_k, q x p x p
@@ -291,14 +351,14 @@ def standardized_residuals(fitted) -> list[tuple[pd.DataFrame, pd.Series | None]
                                                                    meanstructure)
         w = v0 @ c_score @ v0
         var = var_e - 2 * np.einsum("kij,kl,lij->ij", d_s, v0, c_cov) + np.einsum("kij,kl,lij->ij", d_s, w, d_s)
-        z = _standardise(s - sigma, var)
+        z = _z_lavaan(s - sigma, var)
         if x:
             z[np.ix_(x, x)] = 0.0  # the covariates' own block is fitted exactly (lavaan: 0)
         cov = pd.DataFrame(z, index=list(st.ov), columns=list(st.ov))
         mean = None
         if meanstructure:
             var_mu = var_m - 2 * np.einsum("ki,kl,li->i", d_m, v0, c_mean) + np.einsum("ki,kl,li->i", d_m, w, d_m)
-            zm = _standardise(st.mean - mu, var_mu)
+            zm = _z_lavaan(st.mean - mu, var_mu)
             zm[x] = 0.0
             mean = pd.Series(zm, index=list(st.ov))
         out.append((cov, mean))
@@ -330,8 +390,85 @@ def _condition_on_x(x, n, s, var_e, c_cov, c_score, var_m, c_mean, meanstructure
     return var_e, c_cov, c_score, var_m, c_mean
 
 
-def _standardise(resid: np.ndarray, var: np.ndarray) -> np.ndarray:
-    big = max(1.0, float(np.abs(var).max(initial=0.0)))
+def _z_lavaan(resid: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """lavaan's ``lav_residuals``: a residual below 1e-5 in absolute value is divided by 1 (kept
+    as it is); a negative or non-finite variance gives NaN."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(var > 1e-14 * big, resid / np.sqrt(np.maximum(var, 0)),
-                        np.where(np.abs(resid) < 1e-6, 0.0, np.nan))
+        z = np.where(np.isfinite(var) & (var >= 0), resid / np.sqrt(np.abs(var)), np.nan)
+    return np.where(np.abs(resid) < 1e-5, resid, z)
+
+
+def _inverse_nonzero(a: np.ndarray) -> np.ndarray:
+    """The inverse of a symmetric matrix on its rows that are not all zero (zero elsewhere), as
+    lavaan's ``lav_matrix_symmetric_inverse``."""
+    keep = ~(np.all(a == 0, axis=0) & np.all(a == 0, axis=1))
+    out = np.zeros_like(a)
+    out[np.ix_(keep, keep)] = np.linalg.inv(a[np.ix_(keep, keep)])
+    return out
+
+
+def _fiml_standardized_residuals(fitted) -> list[tuple[pd.DataFrame, pd.Series]]:
+    r"""lavaan's ``lav_residuals_acov`` for ``missing = "ml"``: per group, with :math:`H_g` the
+    saturated model's observed information under missing data at the implied moments,
+    :math:`U_g` the same at the EM moments (``h1.acov = "unstructured"``), :math:`\Delta_g` the
+    Jacobian of the implied moments and :math:`V = (\sum_g\Delta_g^\top H_g\Delta_g)^{-1}`
+    (augmented by the constraints), :math:`Q_g = I - \Delta_gV\Delta_g^\top H_g` and
+    :math:`\operatorname{Var}(r_g) = Q_g\Gamma_gQ_g^\top`, :math:`\Gamma_g = U_g^{-1}` (MLR:
+    :math:`U_g^{-1}J_gU_g^{-1}`, :math:`J_g` the first-order information at the EM moments)."""
+    model, x = fitted.model, fitted.x
+    patterns = _fiml_patterns(fitted)
+    robust = fitted.robust is not None
+    parts = []
+    a0 = np.zeros((model.nfree, model.nfree))
+    for blk, st, pt, (sigma, mu), (d_s, d_m) in zip(model.blocks, fitted.stats, patterns, model.implied(x),
+                                                   _dense_derivatives(model, x)):
+        xi = _x_index(blk, st)
+        jac = h1.jacobian(d_s, d_m)
+        h_s = h1.missing_observed(pt, sigma, mu, xi)
+        a0 += jac.T @ h_s @ jac
+        parts.append((st, xi, jac, h_s, sigma, mu))
+    v = covariance(0.5 * (a0 + a0.T), fitted.optimum.con_jac)
+    out = []
+    for st, xi, jac, h_s, sigma, mu in parts:
+        u_inv = _inverse_nonzero(h1.missing_observed(patterns[len(out)], st.cov, st.mean, xi))
+        gamma = u_inv @ h1.missing_first_order(patterns[len(out)], st.cov, st.mean, xi) @ u_inv if robust else u_inv
+        b = h_s @ jac  # moments x q
+        dv = jac @ v
+        gb = gamma @ b
+        var = (np.diag(gamma) - 2 * np.einsum("iq,iq->i", dv, gb)
+               + np.einsum("iq,iq->i", dv @ (b.T @ gb), dv))
+        p = len(st.mean)
+        rows, cols, _ = h1.moment_cells(p)
+        resid = np.concatenate([st.mean - mu, (st.cov - sigma)[rows, cols]])
+        z = _z_lavaan(resid, var)
+        cov = np.zeros((p, p))
+        cov[rows, cols] = z[p:]
+        cov[cols, rows] = z[p:]
+        out.append((pd.DataFrame(cov, index=list(st.ov), columns=list(st.ov)), pd.Series(z[:p], index=list(st.ov))))
+    return out
+
+
+
+def _wls_standardized_residuals(fitted) -> list[tuple[pd.DataFrame, pd.Series]]:
+    r"""lavaan's ``lav_residuals_acov`` for ordered items (DWLS/ULS): per group, with
+    :math:`\Gamma_g = n_g\Xi_g^\top\Xi_g` (the NACOV of the thresholds and polychorics, :math:`\Xi_g`
+    the casewise influence functions), :math:`W_g` the diagonal weights, :math:`\Delta_g` the
+    Jacobian of the implied statistics and :math:`E = \sum_g f_g\Delta_g^\top W_g\Delta_g`
+    (inverted on the constraints), :math:`Q_g = I - f_g\Delta_gE^{-1}\Delta_g^\top W_g` and
+    :math:`\operatorname{Var}(r_g) = Q_g\Gamma_gQ_g^\top/N` (lavaan divides every group's NACOV
+    by the total N). The correlations' and the thresholds' residuals, each over its SE."""
+    est, x = fitted.estimator, fitted.x
+    v = covariance(_wls_information(est, x), fitted.optimum.con_jac)  # E^-1 / N
+    out = []
+    for n_g, st, d, w, s, e in zip(est.nobs, est.stats, est.jacobians(x), est.weight, est.sample, est.implied(x)):
+        xi_q = st.influence - n_g * (st.influence @ (w[:, None] * d)) @ v @ d.T  # rows of Xi Q'
+        var = n_g / est.ntotal * np.einsum("ij,ij->j", xi_q, xi_q)
+        z = _z_lavaan(s - e, var)
+        nth = st.n_thresholds
+        p = len(st.names)
+        cor = np.zeros((p, p))
+        cor[st.pairs[:, 0], st.pairs[:, 1]] = z[nth:]
+        cor[st.pairs[:, 1], st.pairs[:, 0]] = z[nth:]
+        out.append((pd.DataFrame(cor, index=list(st.names), columns=list(st.names)),
+                    pd.Series(z[:nth], index=list(st.thresholds.index))))
+    return out

@@ -70,7 +70,7 @@ class EngineFit:
     converged: bool
     warnings: tuple[str, ...] = field(default_factory=tuple)
     robust: RobustResult | None = None  # MLR, MLM: robust SEs and scaled tests (analysis.sem.robust)
-    estimator: object | None = None  # WLSMV, ULSMV: the analysis.sem.wls.WLSEstimator (difference tests)
+    estimator: object | None = None  # WLSMV, ULSMV: the wls.WLSEstimator; FIML: the fiml.FIMLEstimator (its patterns)
 
 
 def _perturbed(x: np.ndarray) -> np.ndarray:
@@ -110,6 +110,15 @@ def _refuse_unidentified(model: Model, constraints, est, start: np.ndarray) -> N
                              "errors! The information matrix could not be inverted')")
 
 
+def _simple_start(model: Model, start: np.ndarray) -> np.ndarray:
+    """``start`` with every free loading at 1 (lavaan's ``start = "simple"`` for loadings)."""
+    x = start.copy()
+    pt = model.partable
+    rows = (pt["op"].to_numpy() == "=~") & (model.free > 0)
+    x[model.free[rows] - 1] = 1.0
+    return x
+
+
 def check_identification(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
                          group_labels: list[str] | None = None) -> None:
     """The identification check :func:`fit` runs before fitting, alone: negative degrees of
@@ -145,7 +154,7 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     ladder. ``missing = "fiml"`` (lavaan's ``"ml"``): every case by FIML
     (:mod:`analysis.sem.fiml`), observed information by default, lavaan's fit measures.
     ``estimator = "WLSMV"`` or ``"ULSMV"`` (a table with the ``ordered`` items' thresholds) runs
-    :func:`analysis.sem.wls.fit_wls`.
+    :func:`analysis.sem.wls.fit_wls`, with ``missing`` ``"listwise"`` or ``"pairwise"``.
 
     Raises
     ------
@@ -159,11 +168,9 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     if str(estimator).upper() in ("WLSMV", "ULSMV"):  # ordered items: thresholds and polychorics
         if information not in (None, "expected"):
             raise InputError(f"information: {estimator} uses the expected information (lavaan's), got {information!r}")
-        if missing != "listwise":
-            raise InputError(f"missing: {estimator} takes complete cases (lavaan's listwise), got {missing!r}")
         from analysis.sem.wls import fit_wls
         return fit_wls(partable, data, group=group, group_labels=group_labels, estimator=estimator,
-                       ordered=ordered, level=level, max_iter=max_iter, std_se=std_se)
+                       ordered=ordered, level=level, max_iter=max_iter, std_se=std_se, missing=missing)
     if missing not in ("listwise", "fiml", "ml"):
         raise InputError(f"missing must be 'listwise' or 'fiml', got {missing!r}")
     fiml = missing != "listwise"
@@ -194,6 +201,10 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     _refuse_unidentified(model, constraints, est, start)
     components = model.components()
     opt = optimise(est, model, constraints, start, max_iter=max_iter)
+    if not opt.converged:  # lavaan's own start (free loadings 1) finds some near-ridge optima the PCA start misses
+        alt = optimise(est, model, constraints, _simple_start(model, start), max_iter=max_iter)
+        if alt.converged or alt.fmin < opt.fmin:
+            opt = alt
     info = est.information(opt.x)
     check_identified(info, opt.con_jac, names, components)  # an unidentified model is refused, converged or not
     notes = list(data_notes)
@@ -238,4 +249,4 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
                     for (s, m), st in zip(est.moments(opt.x), stats))
     return EngineFit(parameters=params, fit=fit_measures, x=opt.x, vcov=vcov, information=info, model=model,
                      stats=tuple(stats), group_labels=tuple(labels), implied=implied, optimum=opt,
-                     converged=opt.converged, warnings=tuple(notes), robust=robust)
+                     converged=opt.converged, warnings=tuple(notes), robust=robust, estimator=est if fiml else None)

@@ -6,7 +6,7 @@ Every ordered item :math:`y_j` is a coarsened latent response :math:`y^*_j`, cut
 :math:`s_g = (\hat\tau_g, \hat\rho_g)` (thresholds item by item, then the polychoric correlations
 of the pairs :math:`i > j`, column by column of the lower triangle: lavaan's ``wls.obs``) and the
 asymptotic covariance matrix :math:`\Gamma_g` of :math:`\sqrt{n_g}s_g` (lavaan's ``NACOV``) come
-from :func:`analysis.wlsmv.ordinal_statistics`, one call per group, as lavaan's ``muthen1984()``.
+from :func:`analysis.sem.ordinal.ordinal_statistics`, one call per group, as lavaan's ``muthen1984()``.
 
 **Model side** (lavaan's delta parameterization, its default for ordered items): with the
 scale factors :math:`\delta_j` (``~*~`` rows; fixed at 1 unless freed across groups), the
@@ -69,8 +69,9 @@ models (an invariance ladder) are compared by :func:`scaled_difference`.
 The "robust" CFI/TLI/RMSEA of lavaan 0.6-13+ for categorical data (Savalei, 2021) come from the
 ML discrepancy of the polychoric matrices (lavaan's ``catML``; :func:`_catml_robust`). Not
 built yet: mixed continuous and ordered indicators, observed covariates
-(lavaan's ``conditional.x``), the theta parameterization and ``missing = "pairwise"``; each is
-refused with a message, or NaN as said.
+(lavaan's ``conditional.x``), and the theta parameterization; each is
+refused with a message, or NaN as said. Incomplete data: listwise (lavaan's default) or
+``missing = "pairwise"`` (:mod:`analysis.sem.ordinal`).
 
 In R: ``lavaan::sem(model, data, ordered = TRUE, estimator = "WLSMV")`` (or ``"ULSMV"``, and
 ``group = ...``, ``group.equal = c("thresholds", "loadings")``); ``fitMeasures(fit)``,
@@ -108,8 +109,8 @@ from analysis.sem.engine import EngineFit
 from analysis.sem.estimate import optimise, start_values
 from analysis.sem.inference import check_identified, covariance, inadmissible_notes, parameter_estimates
 from analysis.sem.model import Model, SampleStats, build_model
+from analysis.sem.ordinal import MISSING_METHODS, OrdinalStatistics, check_items, ordinal_statistics
 from analysis.warnings import ConvergenceWarning, GapscaleWarning, InadmissibleWarning
-from analysis.wlsmv import OrdinalStatistics, ordinal_statistics
 
 __all__ = ["WLS_ESTIMATORS", "WLSEstimator", "fit_wls", "scaled_difference"]
 
@@ -118,7 +119,7 @@ WLS_ESTIMATORS = ("WLSMV", "ULSMV")
 
 class WLSEstimator:
     """DWLS (``"WLSMV"``) or ULS (``"ULSMV"``) over the groups of ``model`` with the ordinal
-    statistics ``stats`` (one :class:`~analysis.wlsmv.OrdinalStatistics` per group, its items in
+    statistics ``stats`` (one :class:`~analysis.sem.ordinal.OrdinalStatistics` per group, its items in
     the block's order). Provides the interface :func:`~analysis.sem.estimate.optimise` uses:
     ``objective``, ``gradient``, ``information``, ``scoring`` and ``ntotal``."""
 
@@ -425,20 +426,23 @@ def _catml_robust(est: "WLSEstimator", x: np.ndarray, dlts: list[np.ndarray], e_
 
 
 def _group_parts(model: Model, data: pd.DataFrame, group: str | None,
-                 group_labels) -> tuple[list[pd.DataFrame], list[str]]:
+                 group_labels, missing: str = "listwise") -> tuple[list[pd.DataFrame], list[str]]:
     ovs = list(dict.fromkeys(v for blk in model.blocks for v in blk.ov))
     absent = [v for v in ovs if v not in data.columns]
     if absent:
         raise InputError(f"data: column(s) {', '.join(absent)} of the model not found")
     if group is not None and group not in data.columns:
         raise InputError(f"data: group column {group!r} not found")
-    keep = data[ovs].notna().all(axis=1)
+    check_items(data, ovs, 20)  # before rows are dropped: the row numbers are the data's
+    # listwise: complete rows; pairwise: rows with some item answered (lavaan ignores empty cases)
+    keep = data[ovs].notna().all(axis=1) if missing == "listwise" else data[ovs].notna().any(axis=1)
     if group is not None:
         keep &= data[group].notna()
     d = data.loc[keep]
     if not len(d):
         raise InputError(f"data: no row has every item of the model observed ({len(data)} rows); WLSMV/ULSMV delete "
-                         "incomplete rows listwise")
+                         "incomplete rows listwise (missing='pairwise' uses every answered pair)"
+                         if missing == "listwise" else f"data: no row has an item of the model observed")
     if group is None:
         return [d[ovs].reset_index(drop=True)], [""]
     gcol = d[group].astype(str)
@@ -476,12 +480,16 @@ def _check_ordinal_model(model: Model, ordered) -> None:
 
 def fit_wls(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
             group_labels: list[str] | None = None, estimator: str = "WLSMV", ordered=None, level: float = 0.95,
-            max_iter: int = 500, std_se: bool = True) -> EngineFit:
+            max_iter: int = 500, std_se: bool = True, missing: str = "listwise") -> EngineFit:
     """Fit the model of a lavaan parameter table with ordered items by WLSMV or ULSMV.
 
     The table comes from :func:`analysis.sem.partable.lavaanify` with ``ordered`` (thresholds,
     ``~*~`` rows, the items' means and variances fixed), as lavaan's ``parTable``. Rows with a
-    missing item are dropped (lavaan's ``missing = "listwise"``). ``ordered`` (item names), when
+    missing item are dropped (lavaan's ``missing = "listwise"``); ``missing = "pairwise"``
+    computes each threshold from the cases that answered its item and each polychoric
+    correlation from the cases that answered both items, with lavaan's pairwise NACOV
+    (:func:`analysis.sem.ordinal.ordinal_statistics`; every formula below unchanged, with
+    :math:`n_g` the cases with some item answered). ``ordered`` (item names), when
     given, must be the items with thresholds. ``std_se = False`` skips the delta-method SEs of
     the standardised solutions (NaN). See the module docstring for every formula.
 
@@ -501,7 +509,7 @@ def fit_wls(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None
     Raises
     ------
     InputError
-        As :func:`analysis.wlsmv.ordinal_statistics` (items not whole numbers, a single
+        As :func:`analysis.sem.ordinal.ordinal_statistics` (items not whole numbers, a single
         category, ...), a variable without thresholds, categories of an item that differ
         between the data and the table, negative degrees of freedom, or an information matrix
         singular at the solution (the parameters involved are named).
@@ -511,14 +519,16 @@ def fit_wls(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None
     estimator = str(estimator).upper()
     if estimator not in WLS_ESTIMATORS:
         raise InputError(f"estimator must be one of {', '.join(WLS_ESTIMATORS)}, got {estimator!r}")
+    if missing not in MISSING_METHODS:
+        raise InputError(f"missing: {estimator} takes 'listwise' (lavaan's default) or 'pairwise', got {missing!r}")
     model = build_model(partable)  # its normalised copy drops lavaanify's attrs (model.normalise_partable)
     _check_ordinal_model(model, ordered)
     constraints = build_constraints(model.partable)
-    parts, labels = _group_parts(model, data, group, group_labels)
+    parts, labels = _group_parts(model, data, group, group_labels, missing)
     if len(parts) != model.ngroups:
         raise InputError(f"the model has {model.ngroups} group(s) but the data {len(parts)} "
                          f"({'column ' + repr(group) if group else 'no group column'})")
-    ostats = [ordinal_statistics(part, list(blk.ov)) for part, blk in zip(parts, model.blocks)]
+    ostats = [ordinal_statistics(part, list(blk.ov), missing=missing) for part, blk in zip(parts, model.blocks)]
     est = WLSEstimator(model, ostats, estimator)
     pseudo = [SampleStats(label=lab, ov=blk.ov, n=st.n, cov=st.correlation.to_numpy(), mean=np.zeros(blk.p))
               for lab, blk, st in zip(labels, model.blocks, ostats)]
