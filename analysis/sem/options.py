@@ -42,7 +42,7 @@ def parse_ordered(value, where: str = "ordered") -> tuple[str, ...]:
     InputError
         Anything else (the message names ``where``, the option or params key).
     """
-    if value is None or value is False or value == "" or value == []:
+    if value is None or value is False or (isinstance(value, (str, list, tuple)) and len(value) == 0):
         return ()
     if value is True or (isinstance(value, str) and value.strip().lower() == "all"):
         return ("all",)
