@@ -364,6 +364,17 @@ def test_ordinal_partial_thresholds_match_semtools(bfi, lavaan):
             assert f.fit[key.replace(".", "_")] == pytest.approx(value, rel=1e-7, abs=1e-7), key
 
 
+def test_ordinal_group_with_an_empty_category_is_left_out(bfi):
+    """lavaan refuses an ordered item with a category nobody in a group chose: such a group is
+    reported and left out like a small one."""
+    data = bfi.copy()
+    data.loc[(data["gender"] == 2) & (data["A1"] == 6), "A1"] = 5
+    with pytest.raises(InputError, match=r"2: n = \d+ \(A1: category 6 never chosen in this group"):
+        eligible_groups(data, "gender", ITEMS, ordered=ITEMS)
+    table, order = eligible_groups(bfi, "gender", ITEMS, ordered=ITEMS)
+    assert table["used"].all() and sorted(order) == ["1", "2"]
+
+
 # --------------------------------------------------------------------------- bad input
 
 
