@@ -468,29 +468,32 @@ def extract(r: np.ndarray, n_factors: int, method: str = "minres", max_iter: int
 
 
 def _fit(r, loadings, phi, n_obs, m) -> dict:
-    """psych's fa.stats: chi-square with Bartlett's correction, TLI, RMSEA with 90% CI, BIC."""
+    """psych's fa.stats: chi-square with Bartlett's correction, TLI, RMSEA with 90% CI, BIC.
+
+    The RMS (lavaan's ``crmr_nomean``), p-value, TLI, RMSEA and its interval are
+    :mod:`analysis.sem.fit`'s, with psych's conventions as arguments: the TLI of both objectives
+    times the model's Bartlett factor, N - 1 in the RMSEA's correction and interval. The BIC is
+    psych's chi-square BIC, chisq - df log N (not lavaan's likelihood BIC)."""
     p = r.shape[0]
     model = loadings @ phi @ loadings.T
-    residual = r - model
-    off = residual.copy()
-    np.fill_diagonal(off, 0)
     np.fill_diagonal(model, np.diag(r))
     dof = p * (p - 1) / 2 - p * m + m * (m - 1) / 2
     m_inv_r = np.linalg.solve(model, r)
     objective = np.trace(m_inv_r) - np.linalg.slogdet(m_inv_r)[1] - p
+    # psych's rms (the off-diagonal residuals of the correlations) is lavaan's CRMR without means
     out = {"objective": float(objective), "df": int(dof),
-           "rms": float(np.sqrt(np.sum(off**2) / (p * (p - 1))))}
+           "rms": fitm.residual_measures(r, model, 1)["crmr_nomean"]}
     if n_obs is None:
         return out
     factor = (n_obs - 1) - (2 * p + 5) / 6 - (2 * m) / 3
     chisq = max(objective * factor, 0.0)
     f0 = np.trace(r) - np.linalg.slogdet(r)[1] - p
-    mm, m0 = objective / dof if dof > 0 else np.nan, f0 * 2 / (p * (p - 1))
-    out.update(chisq=float(chisq), pvalue=float(stats.chi2.sf(chisq, dof)) if dof > 0 else None,
-               tli=float((m0 - mm) / (m0 - 1 / factor)) if dof > 0 else None,
+    out.update(chisq=float(chisq), pvalue=fitm.chisq_pvalue(chisq, dof) if dof > 0 else None,
+               # psych's (M0 - Mm)/(M0 - 1/factor), M = objective/df: lavaan's TLI of both objectives times factor
+               tli=fitm.tli(objective * factor, dof, f0 * factor, p * (p - 1) / 2) if dof > 0 else None,
                null_chisq=float(f0 * ((n_obs - 1) - (2 * p + 5) / 6)), null_df=int(p * (p - 1) / 2))
     if dof > 0:
-        out["rmsea"] = float(np.sqrt(max(chisq / (dof * n_obs) - 1 / (n_obs - 1), 0)))
+        out["rmsea"] = fitm.rmsea(chisq, dof, n_obs, n_correction=n_obs - 1)  # psych: N - 1 in the correction
         lower, upper = _rmsea_ci(chisq, dof, n_obs)
         out.update(rmsea_ci_lower=lower, rmsea_ci_upper=upper, bic=float(chisq - dof * np.log(n_obs)))
     return out

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.invariance import CRITERIA, Criteria, invariance
+from analysis.invariance import CRITERIA, ESTIMATORS, Criteria, Specification, invariance
 from analysis.warnings import GapscaleWarning
 from instrument import LavaanModel, LavaanSyntaxError, parse_model, read_model
 from pipeline.cfa import model_text
@@ -25,7 +25,8 @@ __all__ = ["run", "OUTPUTS", "DEFAULTS", "settings"]
 
 OUTPUTS = ("invariance_fit.csv", "invariance_groups.csv", "invariance_latent_means.csv", "invariance_paths.csv",
            "invariance_parameters.csv", "invariance.json")
-DEFAULTS = {"group": None, "min_group_size": 100, "missing": "fiml", "reference_group": None, "partial": [],
+DEFAULTS = {"group": None, "min_group_size": 100, "missing": "fiml", "estimator": "ML", "ordered": None,
+            "std_lv": False, "reference_group": None, "partial": [],
             "criterion": "fit_indices", "delta_cfi": -0.010, "delta_rmsea": 0.015, "alpha": 0.05,
             "configural_cfi": 0.90, "configural_rmsea": 0.08}
 
@@ -37,6 +38,22 @@ def settings(params: dict, overrides: dict) -> dict:
         raise InputError(f"invariance.group: the name of the grouping column, got {s['group']!r}")
     if s["missing"] not in ("listwise", "fiml"):
         raise InputError(f"invariance.missing: {s['missing']!r} is not available; use listwise or fiml")
+    if not isinstance(s["estimator"], str) or s["estimator"].upper() not in ESTIMATORS:
+        raise InputError(f"invariance.estimator: {s['estimator']!r} is not one of {', '.join(ESTIMATORS)}")
+    s["estimator"] = s["estimator"].upper()
+    ordered = s["ordered"]
+    if isinstance(ordered, str):
+        ordered = "all" if ordered.strip() == "all" else [c.strip() for c in ordered.split(",") if c.strip()]
+    if ordered is not None and ordered != "all" and (not isinstance(ordered, (list, tuple)) or not ordered
+                                                     or not all(isinstance(c, str) for c in ordered)):
+        raise InputError(f"invariance.ordered: null, 'all' or a list of item columns, got {s['ordered']!r}")
+    s["ordered"] = ordered
+    if not isinstance(s["std_lv"], bool):
+        raise InputError(f"invariance.std_lv: true or false, got {s['std_lv']!r}")
+    try:
+        specification(s)
+    except InputError as exc:
+        raise InputError(f"invariance: {exc}") from None
     size = s["min_group_size"]
     if isinstance(size, bool) or not isinstance(size, int) or size < 2:
         raise InputError(f"invariance.min_group_size: a whole number >= 2, got {size!r}")
@@ -53,6 +70,12 @@ def settings(params: dict, overrides: dict) -> dict:
     except InputError as exc:
         raise InputError(f"invariance.{exc}") from None
     return s
+
+
+def specification(s: dict) -> Specification:
+    """Estimator, missing-data method, ordered items and std.lv of the settings."""
+    ordered = () if s["ordered"] is None else ("all",) if s["ordered"] == "all" else tuple(s["ordered"])
+    return Specification(estimator=s["estimator"], missing=s["missing"], ordered=ordered, std_lv=s["std_lv"])
 
 
 def criteria(s: dict) -> Criteria:
@@ -107,8 +130,8 @@ def run(data_path, out, instrument_path=None, model_path=None, structural_path=N
     with limit, warnings.catch_warnings(record=True) as records:
         warnings.simplefilter("always", GapscaleWarning)
         result = invariance(data, model, s["group"], structural_model=structural, group_partial=s["partial"],
-                            missing=s["missing"], min_group_size=s["min_group_size"],
-                            reference_group=s["reference_group"], criteria=criteria(s))
+                            min_group_size=s["min_group_size"], reference_group=s["reference_group"],
+                            criteria=criteria(s), spec=specification(s))
     caught = [f"{w.category.__name__}: {w.message}" for w in records if issubclass(w.category, GapscaleWarning)]
     summary = dict(result.summary)
     summary["warnings"] = list(dict.fromkeys(summary["warnings"] + caught))

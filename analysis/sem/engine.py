@@ -21,10 +21,11 @@ from analysis.sem.constraints import ConstraintSystem, build_constraints, merge_
 from analysis.sem.estimate import MLEstimator, Optimum, baseline, optimise, start_values
 from analysis.sem import fit as fitm
 from analysis.sem.fiml import FIMLEstimator, fiml_data
-from analysis.sem.inference import check_identified, covariance, parameter_estimates, unidentified_parameters
+from analysis.sem.inference import (check_identified, covariance, inadmissible_notes, parameter_estimates,
+                                    unidentified_parameters)
 from analysis.sem.model import Model, SampleStats, build_model, normalise_partable, sample_statistics
 from analysis.sem.robust import ROBUST_ESTIMATORS, RobustResult, robust_inference
-from analysis.warnings import ConvergenceWarning
+from analysis.warnings import ConvergenceWarning, InadmissibleWarning
 
 __all__ = ["ESTIMATORS", "EngineFit", "check_identification", "fit"]
 
@@ -72,7 +73,7 @@ class EngineFit:
     converged: bool
     warnings: tuple[str, ...] = field(default_factory=tuple)
     robust: RobustResult | None = None  # MLR, MLM: robust SEs and scaled tests (analysis.sem.robust)
-    estimator: object | None = None  # WLSMV, ULSMV: the analysis.sem.wls.WLSEstimator (difference tests)
+    estimator: object | None = None  # WLSMV, ULSMV: the wls.WLSEstimator; FIML: the fiml.FIMLEstimator (its patterns)
 
 
 def _perturbed(x: np.ndarray) -> np.ndarray:
@@ -112,6 +113,15 @@ def _refuse_unidentified(model: Model, constraints, est, start: np.ndarray) -> N
                              "errors! The information matrix could not be inverted')")
 
 
+def _simple_start(model: Model, start: np.ndarray) -> np.ndarray:
+    """``start`` with every free loading at 1 (lavaan's ``start = "simple"`` for loadings)."""
+    x = start.copy()
+    pt = model.partable
+    rows = (pt["op"].to_numpy() == "=~") & (model.free > 0)
+    x[model.free[rows] - 1] = 1.0
+    return x
+
+
 def check_identification(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
                          group_labels: list[str] | None = None) -> None:
     """The identification check :func:`fit` runs before fitting, alone: negative degrees of
@@ -149,7 +159,7 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     ``estimator = "MLR"`` robust SEs, the Yuan-Bentler scaled test and the FIML-corrected robust
     indices (:func:`analysis.sem.robust.robust_inference`); MLM needs complete data (InputError).
     ``estimator = "WLSMV"`` or ``"ULSMV"`` (a table with the ``ordered`` items' thresholds) runs
-    :func:`analysis.sem.wls.fit_wls`.
+    :func:`analysis.sem.wls.fit_wls`, with ``missing`` ``"listwise"`` or ``"pairwise"``.
 
     Raises
     ------
@@ -163,11 +173,9 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     if str(estimator).upper() in ("WLSMV", "ULSMV"):  # ordered items: thresholds and polychorics
         if information not in (None, "expected"):
             raise InputError(f"information: {estimator} uses the expected information (lavaan's), got {information!r}")
-        if missing != "listwise":
-            raise InputError(f"missing: {estimator} takes complete cases (lavaan's listwise), got {missing!r}")
         from analysis.sem.wls import fit_wls
         return fit_wls(partable, data, group=group, group_labels=group_labels, estimator=estimator,
-                       ordered=ordered, level=level, max_iter=max_iter, std_se=std_se)
+                       ordered=ordered, level=level, max_iter=max_iter, std_se=std_se, missing=missing)
     if missing not in ("listwise", "fiml", "ml"):
         raise InputError(f"missing must be 'listwise' or 'fiml', got {missing!r}")
     fiml = missing != "listwise"
@@ -199,6 +207,10 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     _refuse_unidentified(model, constraints, est, start)
     components = model.components()
     opt = optimise(est, model, constraints, start, max_iter=max_iter)
+    if not opt.converged:  # lavaan's own start (free loadings 1) finds some near-ridge optima the PCA start misses
+        alt = optimise(est, model, constraints, _simple_start(model, start), max_iter=max_iter)
+        if alt.converged or alt.fmin < opt.fmin:
+            opt = alt
     info = est.information(opt.x)
     check_identified(info, opt.con_jac, names, components)  # an unidentified model is refused, converged or not
     notes = list(data_notes)
@@ -217,10 +229,9 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     if fiml and information == "observed":  # EngineFit.information: the one the SEs use
         info = est.observed_information(opt.x)
     params = parameter_estimates(model, constraints, opt.x, vcov, level=level, group_labels=labels, std_se=std_se)
-    for row in params[(params["op"] == "~~") & (params["lhs"] == params["rhs"]) & (params["free"] > 0)].itertuples():
-        if row.est < 0:
-            notes.append(f"Heywood case: the variance of {row.lhs} is negative ({row.est:.3f})"
-                         + (f" in group {row.group_label}" if len(labels) > 1 else ""))
+    for note in inadmissible_notes(model, opt.x, params):
+        notes.append(note)
+        warnings.warn(note, InadmissibleWarning, stacklevel=2)
     chisq = est.ntotal * opt.fmin
     df = ndat - (q - opt.eq_rank)
     logl, unres = est.loglik(opt.x)
@@ -249,4 +260,4 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
                     for (s, m), st in zip(est.moments(opt.x), stats))
     return EngineFit(parameters=params, fit=fit_measures, x=opt.x, vcov=vcov, information=info, model=model,
                      stats=tuple(stats), group_labels=tuple(labels), implied=implied, optimum=opt,
-                     converged=opt.converged, warnings=tuple(notes), robust=robust)
+                     converged=opt.converged, warnings=tuple(notes), robust=robust, estimator=est if fiml else None)

@@ -268,11 +268,15 @@ def ifi(chisq: float, df: float, base_chisq: float, base_df: float) -> float:
 # --------------------------------------------------------------------------- RMSEA
 
 
-def rmsea(chisq: float, df: float, n: float, groups: int = 1, c_hat: float = 1.0) -> float:
+def rmsea(chisq: float, df: float, n: float, groups: int = 1, c_hat: float = 1.0,
+          n_correction: float | None = None) -> float:
     r"""Root mean square error of approximation (Steiger, 1990), lavaan's ``lav_fit_rmsea``.
 
-    .. math:: RMSEA = \sqrt{\max\left(\frac{T}{N\,df} - \frac{\hat c}{N},\ 0\right)}\ \sqrt G
+    .. math:: RMSEA = \sqrt{\max\left(\frac{T}{N\,df} - \frac{\hat c}{N_c},\ 0\right)}\ \sqrt G
 
+    :math:`N_c` = ``n_correction``, by default ``n`` (lavaan); psych's ``fa.stats`` puts
+    :math:`N - 1` there (and :math:`N` in the first term): ``rmsea(chisq, df, n,
+    n_correction=n - 1)`` is psych's ``fa(...)$RMSEA[1]``.
     0 when df = 0; the :math:`\sqrt G` is lavaan's multiple-group RMSEA (Steiger, 1998). With
     ``c_hat`` the robust RMSEA (pass :math:`T_3`). For the scaled RMSEA pass the scaled statistic
     on df, or the unscaled one on :math:`\hat c\,df` (the same number). ``n`` is
@@ -280,11 +284,12 @@ def rmsea(chisq: float, df: float, n: float, groups: int = 1, c_hat: float = 1.0
 
     In R: ``fitMeasures(fit, c("rmsea", "rmsea.scaled", "rmsea.robust"))``.
     """
-    if _nan(chisq, df, n, c_hat):
+    n_c = n if n_correction is None else n_correction
+    if _nan(chisq, df, n, c_hat, n_c):
         return float("nan")
     if not df > 0:
         return 0.0
-    return float(np.sqrt(max(chisq / n / df - c_hat / n, 0.0)) * np.sqrt(groups))
+    return float(np.sqrt(max(chisq / n / df - c_hat / n_c, 0.0)) * np.sqrt(groups))
 
 
 def _ncp_root(chisq: float, df: float, prob: float, upper: float) -> float:
