@@ -109,4 +109,17 @@ for (tight in c(FALSE, TRUE)) {
   out$engine[[paste0("mimic", sfx)]] <- mlr_full(mimic, hsc, fun = "sem", tight = tight)
   out$engine[[paste0("hs_sem", sfx)]] <- mlr_full(hs_sem, hsm, tight = tight)
 }
+# ML with FIML and information = "expected" (lavaan: the expected information under the
+# missingness patterns at the implied moments, h1.information = "structured"): SEs.
+expected_se <- function(model, data, fun = "cfa", group = NULL, ...) {
+  args <- list(model, data = data, missing = "ml", information = "expected", ...)
+  if (!is.null(group)) args$group <- group
+  fit <- suppressWarnings(do.call(fun, args))
+  pe <- parameterEstimates(fit)
+  if (!"group" %in% names(pe)) pe$group <- 1L
+  list(model = model, group = group, group_labels = lavInspect(fit, "group.label"),
+       information = lavInspect(fit, "options")$information, pe = pe[, c("lhs", "op", "rhs", "group", "est", "se")])
+}
+out$expected <- list(hs_sem = expected_se(hs_sem, hsm), mimic = expected_se(mimic, hsc, fun = "sem"),
+                     mg_loadings = expected_se(hs3, hsc, group = "school", group.equal = "loadings"))
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, na = "null"), "tests/reference/fiml_robust.json")
