@@ -44,7 +44,9 @@ parameters have moved by more than 1% since it was last computed).
 
 **Standard errors** from the observed information (lavaan's default for ``missing = "ml"``:
 ``information = "observed"``, ``observed.information = "hessian"``): the Hessian of
-:math:`-\\log L`, analytic (:meth:`FIMLEstimator.observed_information`).
+:math:`-\\log L`, analytic (:meth:`FIMLEstimator.observed_information`); with ``information =
+"expected"`` the expected information under the missingness patterns at the implied moments
+(:meth:`FIMLEstimator.expected_information`, Savalei 2010), as lavaan's.
 
 **Fit measures** through :func:`analysis.sem.fit.fit_measures`: the residual-based ones against
 the EM moments; the robust CFI/TLI/RNI/RMSEA from Zhang & Savalei's (2023) FIML-corrected
