@@ -17,7 +17,8 @@ The map of the package, in the order a model flows through it:
   last digits; SLSQP then active-set scoring with inequalities), the baseline model.
 - ``fiml``: ``FIMLEstimator``, ML with incomplete data (lavaan's ``missing = "ml"``) over any
   number of groups: casewise log-likelihood by missingness pattern, the saturated model by EM,
-  the FIML baseline, analytic observed information; ``engine.fit(..., missing="fiml")``.
+  the FIML baseline, analytic observed information, casewise scores and the FIML-corrected robust
+  statistics; ``engine.fit(..., missing="fiml")`` with estimator ML or MLR.
 - ``ordinal``: lavaan's sample statistics of ordered items (thresholds, polychoric correlations,
   their NACOV from the casewise influence functions), listwise or ``missing = "pairwise"``.
 - ``wls``: the ordinal estimators WLSMV and ULSMV (thresholds and polychoric correlations per
@@ -28,8 +29,8 @@ The map of the package, in the order a model flows through it:
 - ``inference``: covariance of the estimates (information augmented by the constraints),
   identification (singular information names the parameters involved), Wald tests and
   intervals, ``:=`` by the delta method, std.lv / std.all with delta-method SEs.
-- ``robust``: the robust ML estimators over ``estimate``'s ML solution, complete data, any number
-  of groups: MLR (Huber-White SEs on the observed information, Yuan-Bentler scaled test) and MLM
+- ``robust``: the robust ML estimators over ``estimate``'s ML solution, any number of groups: MLR
+  (complete data or FIML; Huber-White SEs on the observed information, Yuan-Bentler scaled test) and MLM
   (robust.sem SEs, Satorra-Bentler scaled test), the baseline's scaled test, and the
   Satorra-Bentler (2001) scaled difference test of nested models (``scaled_difference``).
 - ``fit``: every fit index (lavaan's ``fitMeasures``), pure functions of the statistics each
