@@ -84,7 +84,7 @@ The fit measures (SRMR family, GFI, ...) are the engine's own: ``EngineFit.fit``
 Covered, each checked against lavaan 0.6-14 (tests/test_engine_diagnostics.py), any number of
 groups, equality constraints across groups, fixed.x covariates: ML, MLR and MLM with complete
 data (listwise); ML with ``missing = "fiml"``; WLSMV and ULSMV (every observed variable ordered,
-delta parameterization). MLR with FIML (the sandwich :math:`\Gamma_g` from the casewise scores
+delta parameterization; listwise, and WLSMV with ``missing = "pairwise"``). MLR with FIML (the sandwich :math:`\Gamma_g` from the casewise scores
 under the missingness patterns at the EM moments) agrees with lavaan on HS (1.4e-5) when the ML
 FIML fit is given robust SEs by hand; the engine does not fit MLR with FIML yet, and its test
 runs (tests/test_engine_diagnostics.py) once it does.
@@ -132,7 +132,7 @@ def _kind(fitted) -> str:
     if isinstance(est, FIMLEstimator):
         return "fiml"
     if est is not None:
-        raise InputError(f"diagnostics: unknown estimator {type(est).__name__} of the fit")
+        raise TypeError(f"diagnostics: unknown estimator {type(est).__name__} of the fit")  # a bug, not input
     return "ml"
 
 

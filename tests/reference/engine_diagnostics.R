@@ -108,5 +108,10 @@ out$cases$cfa_ulsmv <- wls(record(ord("cfa", BFI, "ULSMV"), BFI, "bfi_1000.csv")
 out$cases$sem_wlsmv <- wls(record(ord("sem", BFI_SEM, "WLSMV"), BFI_SEM, "bfi_1000.csv"), "WLSMV")
 out$cases$mg_wlsmv <- wls(record(ord("cfa", BFI, "WLSMV", group = "gender", group.equal = c("thresholds", "loadings")),
                                  BFI, "bfi_1000.csv", "gender", c("thresholds", "loadings")), "WLSMV")
+# missing = "pairwise" (bfi_1000.csv has unanswered items): thresholds on each item's answered
+# cases, polychorics on each pair's
+out$cases$cfa_wlsmv_pairwise <- wls(record(ord("cfa", BFI, "WLSMV", missing = "pairwise"), BFI, "bfi_1000.csv"),
+                                    "WLSMV")
+out$cases$cfa_wlsmv_pairwise$missing <- "pairwise"
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, na = "null", matrix = "rowmajor", pretty = FALSE),
            "tests/reference/engine_diagnostics.json")
