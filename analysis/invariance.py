@@ -846,8 +846,7 @@ def _test_name(spec: Specification) -> str:
 
 
 def _group_sizes(fit: EngineFit) -> list[int]:
-    return [int(st.n) for st in fit.stats] if hasattr(fit.stats[0], "n") else \
-        [int(n) for n in fit.estimator.nobs]
+    return [int(st.n) for st in fit.stats]
 
 
 def _category_of(spec: str, model: LavaanModel, observed) -> str:

@@ -1,6 +1,7 @@
 """The engine's WLSMV and ULSMV (analysis/sem/wls.py) against lavaan 0.6-14
-(tests/reference/engine_wls.R on psych::bfi, bfi_1000.csv) and against the old single-group
-WLSMV (analysis/wlsmv.py, itself checked against tests/reference/wlsmv.json).
+(tests/reference/engine_wls.R on psych::bfi, bfi_1000.csv); the single-group models of
+tests/reference/wlsmv.json (binary and three-category items, cross loadings, equal loadings) are
+compared in tests/test_wlsmv.py.
 
 Tolerances are the largest differences seen times about two. lavaan's optimisers (nlminb for
 each polychoric correlation and for the model) stop earlier than the estimates here, which
@@ -24,7 +25,7 @@ from analysis.warnings import InadmissibleWarning
 from analysis.sem.engine import fit as engine_fit
 from analysis.sem.partable import lavaanify
 from analysis.sem.ordinal import ordinal_statistics
-from analysis.sem.wls import fit_wls, scaled_difference
+from analysis.sem.wls import scaled_difference
 
 REF = Path(__file__).parent / "reference"
 ITEMS = [f"{a}{k}" for a in "ACE" for k in range(1, 6)]
@@ -221,64 +222,22 @@ def test_robust_indices_with_threshold_constraints_are_nan(fits, lavaan):
     assert np.isfinite(fits["mg_configural"].fit["cfi_robust"])
 
 
-# --------------------------------------------------------------------------- against the old engine
-
-
-def _wlsmv_data(name):
-    if name == "cross":
-        return pd.read_csv(REF / "bfi_1000.csv")
-    d = pd.read_csv(REF / "bfi_600.csv")
-    if name != "mixed":
-        return d
-    d = d[["A1", "A2", "A3", "A4", "A5", "C1", "C2", "E1", "E2", "E3"]].copy()
-    for v in ("A1", "C1", "E1"):
-        d[v] = (d[v] >= 4).astype(float).where(d[v].notna())
-    for v in ("A2", "C2", "E2"):
-        d[v] = (d[v] + 1) // 2
-    return d
-
-
-@pytest.mark.parametrize("name", ("three", "cross", "mixed", "small"))
-def test_agrees_with_old_wlsmv_and_lavaan(name):
-    """The models of tests/reference/wlsmv.json (three factors; a free first loading, fixed
-    variance, equal labelled loadings, cross loading and residual covariance; binary and
-    three-category items; one factor): the new engine equals the old fit_wlsmv (estimates
-    5.6e-7, SEs 1.5e-7, std.all 7e-8, fit measures 1.1e-8 relative: two optimisers to their
-    tolerances) and lavaan (estimates 1.5e-5, fit 2e-7 relative)."""
-    from analysis.wlsmv import fit_wlsmv
-    ref = json.loads((REF / "wlsmv.json").read_text())[name]
-    data = _wlsmv_data(name)
-    old = fit_wlsmv(data, ref["model"])
-    items = list(old.statistics.names)
-    complete = data[items].dropna()
-    pt = lavaanify(ref["model"], list(data.columns), ordered={v: int(complete[v].nunique()) for v in items},
-                   estimator="WLSMV")
-    new = fit_wls(pt, data[items], estimator="WLSMV", ordered=items)
-    m = old.parameters.merge(new.parameters, on=["lhs", "op", "rhs"], suffixes=("_old", ""))
-    m = m[m["op"].isin(["=~", "~~", "|"])]
-    assert len(m) >= len(old.parameters[old.parameters["op"].isin(["=~", "~~", "|"])])
-    assert np.abs(m["est_old"] - m["est"]).max() < 1e-6
-    assert np.abs(m["se_old"] - m["se"]).max() < 3e-7
-    assert np.abs(m["std_all_old"] - m["std_all"]).max() < 2e-7
-    for key in ("chisq", "chisq_scaled", "chisq_scaling_factor", "baseline_chisq_scaled", "cfi_scaled", "tli_scaled",
-                "rmsea_scaled", "srmr"):
-        assert abs(new.fit[key] - old.fit[key]) <= 3e-8 * max(1.0, abs(old.fit[key])), key
-        r = ref["fit"][key.replace("_", ".")]
-        assert abs(new.fit[key] - r) <= 5e-7 * max(1.0, abs(r)), key
-    pe = pd.DataFrame(ref["pe"])
-    mr = pe.merge(new.parameters, on=["lhs", "op", "rhs"], suffixes=("_lavaan", ""))
-    assert len(mr) == len(pe)
-    assert np.abs(mr["est_lavaan"] - mr["est"]).max() < 3e-5
-
-
 # --------------------------------------------------------------------------- refusals
 
 
-def test_continuous_variable_refused(bfi):
-    pt = lavaanify("f =~ A1 + A2 + A3 + A4", list(bfi.columns), ordered={v: 6 for v in ("A1", "A2", "A3")},
+def test_mixed_pairwise_and_all_continuous_refused():
+    """Continuous variables with ordered items take complete rows only (pairwise polyserial
+    statistics are not built); a table without any ordered item is not a WLSMV model here."""
+    d = pd.read_csv(REF / "hs_mixed.csv")
+    ordered = {v: int(d[v].nunique()) for v in ("x1", "x2", "x3")}
+    pt = lavaanify("visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6", list(d.columns), ordered=ordered,
                    estimator="WLSMV")
-    with pytest.raises(InputError, match="A4 have no thresholds"):
-        engine_fit(pt, bfi, estimator="WLSMV")
+    with pytest.raises(InputError, match="missing='pairwise' with continuous variables \\(x4, x5, x6\\)"):
+        engine_fit(pt, d, estimator="WLSMV", ordered=list(ordered), missing="pairwise")
+    with pytest.raises(InputError, match="column 'x4' has the value 2.33333 in row 1, which is not a whole number"):
+        engine_fit(pt, d, estimator="WLSMV", ordered=list(ordered) + ["x4"])
+    with pytest.raises(InputError, match="no ordered item"):
+        engine_fit(lavaanify("textual =~ x4 + x5 + x6", list(d.columns), estimator="WLSMV"), d, estimator="WLSMV")
 
 
 def test_categories_differ_from_table(bfi):
@@ -323,3 +282,78 @@ def test_ordered_needs_a_least_squares_estimator(bfi):
         engine_fit(pt, bfi, estimator="WLSMV", ordered=["A1", "A2"])
     with pytest.raises(InputError, match="information"):
         engine_fit(pt, bfi, estimator="WLSMV", information="observed")
+
+
+# --------------------------------------------------------------------------- mixed indicators
+
+MIXED = json.loads((REF / "engine_wls_mixed.json").read_text())
+MIXED_NAMES = ("mixed_cfa_wlsmv", "mixed_sem_ulsmv", "mixed_mg_wlsmv")
+
+
+@pytest.fixture(scope="module")
+def mixed():
+    d = pd.read_csv(REF / "hs_mixed.csv")
+    out = {}
+    for name in MIXED_NAMES:
+        ref = MIXED[name]
+        group = ref["group"]
+        ordered = {v: int(d[v].nunique()) for v in ref["ordered"]}
+        labels = [str(g) for g in ref["group_labels"]] if group else None
+        ge = ref["group_equal"]
+        ge = [g for g in ([ge] if isinstance(ge, str) else ge) if g]
+        pt = lavaanify(ref["model"], list(d.columns), ordered=ordered, estimator=ref["estimator"], groups=labels,
+                       group_equal=ge)
+        out[name] = (pt, engine_fit(pt, d, group=group, group_labels=labels, estimator=ref["estimator"],
+                                    ordered=ref["ordered"]))
+    return out
+
+
+@pytest.mark.parametrize("name", MIXED_NAMES)
+def test_mixed_table_matches_lavaan(mixed, name):
+    """lavaan's parTable for continuous and ordered indicators: thresholds and ~*~ rows for the
+    ordered, free intercepts and residual variances for the continuous; with equal thresholds
+    across groups, the continuous intercepts equal too (lavaan 0.6-14 adds "intercepts")."""
+    pt, _ = mixed[name]
+    ref = pd.DataFrame(MIXED[name]["partable"])
+    assert len(pt) == len(ref)
+    for col in ("lhs", "op", "rhs", "block", "group", "free", "exo", "label", "plabel"):
+        assert list(pt[col].astype(str)) == list(ref[col].astype(str)), col
+
+
+@pytest.mark.parametrize("name", MIXED_NAMES[:2])
+def test_mixed_statistics_match_lavaan(mixed, name):
+    """wls.obs (thresholds, minus the continuous means, their variances, then polychoric,
+    polyserial times the standard deviation, and covariances): 1.0e-7; gamma 2.7e-7."""
+    ref, st = MIXED[name], mixed[name][1].estimator.stats[0]
+    assert st.labels == ref["wls_obs_names"]
+    assert np.abs(st.sample - np.array(ref["wls_obs"])).max() < 2.5e-7
+    assert np.abs(st.nacov.to_numpy() - np.array(ref["gamma"])).max() < 6e-7
+
+
+@pytest.mark.parametrize("name", MIXED_NAMES)
+def test_mixed_estimates_and_fit_match_lavaan(mixed, name):
+    """Estimates 6.6e-6, SEs 9.4e-7, std.all 4.2e-6 (its SEs 4.4e-7), the := effect included;
+    every fitMeasures value the engine reports within 2.7e-7 relative, NA (the robust catML
+    indices with continuous variables, ULSMV's p-values) as NaN; the scaled test's shift and
+    scaling factor."""
+    ref, res = MIXED[name], mixed[name][1]
+    m = _merged(ref, res.parameters)
+    assert np.abs(m["est_lavaan"] - m["est"]).max() < 1.5e-5
+    assert np.abs(m["se_lavaan"] - m["se"]).max() < 2e-6
+    assert np.abs(m["std.all"] - m["std_all"]).max() < 9e-6
+    assert np.abs(m["std_all_se_lavaan"] - m["std_all_se"]).max() < 9e-7
+    compared = 0
+    for key, r in ref["fit"].items():
+        mine = res.fit.get(key.replace(".", "_"))
+        if mine is None:
+            continue
+        compared += 1
+        if r is None:
+            assert np.isnan(mine), key
+        else:
+            assert abs(mine - r) <= 5e-7 * max(1.0, abs(r)), (key, mine, r)
+    assert compared >= 70
+    assert np.isnan(res.fit["cfi_robust"])
+    t = ref["test"]
+    assert abs(res.fit["chisq_shift_parameters"] - t["shift.parameter"]) < 6e-7
+    assert abs(res.fit["chisq_scaling_factor"] - t["scaling.factor"]) < 2e-7

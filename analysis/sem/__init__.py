@@ -18,10 +18,13 @@ The map of the package, in the order a model flows through it:
 - ``fiml``: ``FIMLEstimator``, ML with incomplete data (lavaan's ``missing = "ml"``) over any
   number of groups: casewise log-likelihood by missingness pattern, the saturated model by EM,
   the FIML baseline, analytic observed information; ``engine.fit(..., missing="fiml")``.
+- ``ordinal``: lavaan's sample statistics of ordered items (thresholds, polychoric correlations,
+  their NACOV from the casewise influence functions), listwise or ``missing = "pairwise"``.
 - ``wls``: the ordinal estimators WLSMV and ULSMV (thresholds and polychoric correlations per
-  group, their NACOV; delta parameterization; robust SEs, the scaled-and-shifted test, catML
+  group from ``ordinal``, their NACOV; delta parameterization; robust SEs, the scaled-and-shifted test, catML
   robust indices, the scaled difference test of nested fits);
-  ``engine.fit(..., estimator="WLSMV", ordered=[...])`` runs it.
+  ``engine.fit(..., estimator="WLSMV", ordered=[...], missing="listwise"|"pairwise")`` runs it;
+  mixed continuous and ordered indicators are refused.
 - ``inference``: covariance of the estimates (information augmented by the constraints),
   identification (singular information names the parameters involved), Wald tests and
   intervals, ``:=`` by the delta method, std.lv / std.all with delta-method SEs.

@@ -49,19 +49,20 @@ Rosseel, Y. (2012). lavaan: An R package for structural equation modeling. *Jour
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import optimize, stats
 from scipy.special import ndtr, ndtri
 
 from analysis.errors import InputError
 from analysis.polychoric import bivariate_normal_cdf, maximise_correlations, ordinal_codes, pearson_start
 from analysis.warnings import ConvergenceWarning, GapscaleWarning
 
-__all__ = ["MISSING_METHODS", "OrdinalStatistics", "check_items", "ordinal_statistics"]
+__all__ = ["MISSING_METHODS", "OrdinalStatistics", "check_categories", "check_items", "ordinal_statistics"]
 
 MISSING_METHODS = ("listwise", "pairwise")
 # lavaan's bivariate scores are NA (and dropped from every cross-product) in cells whose
@@ -107,17 +108,48 @@ class OrdinalStatistics:
     influence: np.ndarray
     pairs: np.ndarray
     missing: str = "listwise"
+    variances: pd.Series = dataclasses.field(default_factory=lambda: pd.Series(dtype=float))
+
+    @property
+    def continuous(self) -> tuple[str, ...]:
+        """The continuous (numeric) variables, with a mean and a variance among the statistics."""
+        return tuple(v.split("~~")[0] for v in self.variances.index)
+
+    @property
+    def sd(self) -> np.ndarray:
+        """Per variable the scale of its covariances: the standard deviation of a continuous
+        variable, 1 for an ordered item."""
+        sd = np.ones(len(self.names))
+        for v, var in zip(self.continuous, self.variances.to_numpy()):
+            sd[self.names.index(v)] = np.sqrt(var)
+        return sd
+
+    @property
+    def covariance(self) -> pd.DataFrame:
+        """Polychoric, polyserial and Pearson correlations times the continuous variables'
+        standard deviations (lavaan's ``sampstat`` ``cov``)."""
+        sd = self.sd
+        return pd.DataFrame(self.correlation.to_numpy() * np.outer(sd, sd), index=self.names, columns=self.names)
+
+    @property
+    def n_univariate(self) -> int:
+        """Thresholds (and the continuous variables' means) and variances: the statistics before
+        the covariances."""
+        return len(self.thresholds) + len(self.variances)
 
     @property
     def labels(self) -> list[str]:
         """Names of the statistics, as lavaan's ``names(lavInspect(fit, "wls.obs"))``."""
-        return list(self.thresholds.index) + [f"{self.names[j]}~~{self.names[i]}" for i, j in self.pairs]
+        return (list(self.thresholds.index) + list(self.variances.index)
+                + [f"{self.names[j]}~~{self.names[i]}" for i, j in self.pairs])
 
     @property
     def sample(self) -> np.ndarray:
-        """The statistics :math:`s` (lavaan's ``wls.obs``)."""
-        r = self.correlation.to_numpy()
-        return np.concatenate([self.thresholds.to_numpy(), r[self.pairs[:, 0], self.pairs[:, 1]]])
+        """The statistics :math:`s` (lavaan's ``wls.obs``): thresholds (minus the mean of a
+        continuous variable), the continuous variables' variances, the covariances."""
+        r = self.covariance.to_numpy()
+        return np.concatenate([self.thresholds.to_numpy(), self.variances.to_numpy(),
+                               r[self.pairs[:, 0], self.pairs[:, 1]]])
 
     @property
     def nacov(self) -> pd.DataFrame:
@@ -136,7 +168,7 @@ class OrdinalStatistics:
 
 
 def ordinal_statistics(data: pd.DataFrame, columns: list[str] | None = None,
-                       max_categories: int = 20, missing: str = "listwise") -> OrdinalStatistics:
+                       max_categories: int = 20, missing: str = "listwise", continuous=()) -> OrdinalStatistics:
     """lavaan's sample statistics for ordinal items: thresholds, polychoric correlations, Gamma.
 
     Thresholds from each item's marginal proportions; each polychoric correlation maximises
@@ -160,6 +192,10 @@ def ordinal_statistics(data: pd.DataFrame, columns: list[str] | None = None,
         Most distinct values an item may have; more suggests a continuous variable.
     missing : {"listwise", "pairwise"}, default "listwise"
         ``"pairwise"``: lavaan's pairwise statistics (see the module docstring).
+    continuous : list of str, optional
+        Columns that are continuous (lavaan: not ``ordered``): their means and variances, and
+        polyserial (with an ordered item) or Pearson (two continuous) correlations, as lavaan's
+        ``muthen1984()``; listwise only. See :func:`_mixed_statistics`.
 
     Returns
     -------
@@ -190,6 +226,12 @@ def ordinal_statistics(data: pd.DataFrame, columns: list[str] | None = None,
     columns = list(data.columns) if columns is None else list(columns)
     if missing not in MISSING_METHODS:
         raise InputError(f"missing must be one of {', '.join(MISSING_METHODS)} for ordinal statistics, got {missing!r}")
+    continuous = [c for c in columns if c in set(continuous)]
+    if continuous:
+        if missing != "listwise":
+            raise InputError(f"missing='pairwise' with continuous variables ({', '.join(continuous)}) among ordered "
+                             "items is not supported; use listwise deletion")
+        return _mixed_statistics(data, columns, continuous, max_categories)
     check_items(data, columns, max_categories)
     incomplete = [c for c in columns if data[c].isna().any()]
     if missing == "pairwise":
@@ -200,7 +242,7 @@ def ordinal_statistics(data: pd.DataFrame, columns: list[str] | None = None,
         raise InputError(f"column {c!r} has {int(data[c].isna().sum())} missing value(s) (first in row {row}); the "
                          "ordinal statistics need complete rows: drop incomplete rows first (fit_wls deletes them "
                          "listwise, as lavaan does for WLSMV by default) or use missing='pairwise'")
-    _check_categories(data, columns)
+    check_categories(data, columns)
     names, codes, categories = ordinal_codes(data, columns, max_categories)
     n, p = codes.shape
     seen = codes >= 0  # answered cells (all of them with listwise)
@@ -348,7 +390,7 @@ def _zero_cell_adjusted(tables, k_first, k_second, names, ii, jj) -> np.ndarray:
 # --------------------------------------------------------------------------- input checks
 
 
-def check_items(data: pd.DataFrame, columns: list[str], max_categories: int) -> None:
+def check_items(data: pd.DataFrame, columns: list[str], max_categories: int, minimum: int = 2) -> None:
     """Refuse (:class:`~analysis.errors.InputError`, naming the column, row and value) items
     that are not ordinal: a column absent, not numeric, with a value that is not a whole number,
     entirely missing or with more than ``max_categories`` distinct values; fewer than 2 columns.
@@ -358,8 +400,8 @@ def check_items(data: pd.DataFrame, columns: list[str], max_categories: int) -> 
     unknown = [c for c in columns if c not in data.columns]
     if unknown:
         raise InputError(f"column {unknown[0]!r} is not in the data; columns are {list(data.columns)!r}")
-    if len(columns) < 2:
-        raise InputError(f"WLSMV needs at least 2 ordinal items, got {len(columns)}: {columns!r}")
+    if len(columns) < minimum:
+        raise InputError(f"WLSMV needs at least {minimum} ordinal items, got {len(columns)}: {columns!r}")
     for c in columns:
         col = data[c]
         if not pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
@@ -382,9 +424,13 @@ def check_items(data: pd.DataFrame, columns: list[str], max_categories: int) -> 
                              "it looks continuous, not ordinal: use estimator ML or MLR")
 
 
-def _check_categories(data: pd.DataFrame, columns: list[str]) -> None:
+def check_categories(data: pd.DataFrame, columns: list[str]) -> None:
+    """Refuse (:class:`~analysis.errors.InputError`) an item with fewer than 2 observed categories
+    in the rows used (``data``: after listwise deletion)."""
     for c in columns:
         values = data[c].dropna().unique()
+        if len(values) == 0:
+            raise InputError(f"column {c!r} has no observed value in the rows used; leave it out of the model")
         if len(values) < 2:
             raise InputError(f"column {c!r} has a single observed category (every value is {values[0]:g} in the "
                              f"{int(data[c].notna().sum())} rows used); an ordinal item needs at least 2 categories: "
@@ -398,3 +444,213 @@ def _pairs_text(names, ii, jj, mask, limit: int = 5) -> str:
     return f"{len(idx)} item pair(s) ({shown}{more})"
 
 
+
+
+# --------------------------------------------------------------------------- mixed data
+
+
+_POLYSERIAL_BOUND = 0.995  # lavaan's bounds of a polyserial (and two-step Pearson) correlation
+
+
+def _threshold_part(y: np.ndarray):
+    """One ordered item (complete): codes, thresholds and the influence functions of the
+    thresholds (n x K-1), the cut grid (-inf, tau, inf)."""
+    levels, codes = np.unique(y, return_inverse=True)
+    k = len(levels)
+    counts = np.bincount(codes, minlength=k).astype(float)
+    tau = ndtri(np.cumsum(counts)[:-1] / len(y))
+    grid = np.concatenate([[-np.inf], tau, [np.inf]])
+    p_cat = np.diff(ndtr(grid))
+    dens = stats.norm.pdf(tau)
+    score = np.zeros((k, k - 1))
+    score[np.arange(k - 1), np.arange(k - 1)] = dens / p_cat[:k - 1]
+    score[np.arange(1, k), np.arange(k - 1)] -= dens / p_cat[1:]
+    a11 = score.T @ (counts[:, None] * score)
+    return codes, tau, grid, (score @ np.linalg.inv(a11))[codes]
+
+
+def _polyserial(z: np.ndarray, sd: float, var: float, codes: np.ndarray, grid: np.ndarray):
+    r"""lavaan's two-step polyserial correlation of a continuous variable (standardised values
+    ``z``) and an ordered item (category ``codes``, cuts ``grid``): rho maximises
+    :math:`\sum\log[\Phi((\tau_k - \rho z)/R) - \Phi((\tau_{k-1} - \rho z)/R)]`,
+    :math:`R = \sqrt{1-\rho^2}`, on [-0.995, 0.995]; the casewise scores of rho and of the
+    bivariate log-likelihood in the mean, the variance and the thresholds (lavaan's
+    ``lav_bvmix_cor_scores``)."""
+    upper, lower = grid[codes + 1], grid[codes]
+
+    def parts(rho):
+        r = np.sqrt(1 - rho * rho)
+        a_u = np.where(np.isfinite(upper), (np.where(np.isfinite(upper), upper, 0) - rho * z) / r, upper)
+        a_l = np.where(np.isfinite(lower), (np.where(np.isfinite(lower), lower, 0) - rho * z) / r, lower)
+        prob = np.maximum(ndtr(a_u) - ndtr(a_l), np.finfo(float).eps)
+        return r, a_u, a_l, prob
+
+    res = optimize.minimize_scalar(lambda rho: -np.sum(np.log(parts(rho)[3])), method="bounded",
+                                   bounds=(-_POLYSERIAL_BOUND, _POLYSERIAL_BOUND), options={"xatol": 1e-13})
+    rho = float(res.x)
+    r, a_u, a_l, prob = parts(rho)
+    phi_u, phi_l = stats.norm.pdf(a_u), stats.norm.pdf(a_l)  # 0 at infinite cuts
+    diff = phi_u - phi_l
+    d_mu = (z + rho / r * diff / prob) / sd
+    d_var = ((z * z - 1) + rho * z / r * diff / prob) / (2 * var)
+    k1 = len(grid) - 2
+    d_th = np.zeros((len(z), k1))
+    rows = np.arange(len(z))
+    up = codes < k1  # the case's category has an upper cut: threshold codes
+    d_th[rows[up], codes[up]] += phi_u[up] / (r * prob[up])
+    low = codes > 0
+    d_th[rows[low], codes[low] - 1] -= phi_l[low] / (r * prob[low])
+    tu = np.where(np.isfinite(upper), phi_u * (np.where(np.isfinite(upper), upper, 0) * rho - z), 0.0)
+    tl = np.where(np.isfinite(lower), phi_l * (np.where(np.isfinite(lower), lower, 0) * rho - z), 0.0)
+    d_rho = (tu - tl) / (prob * r ** 3)
+    return rho, d_rho, d_mu, d_var, d_th
+
+
+def _pearson(y1: np.ndarray, y2: np.ndarray, m1, m2, v1, v2):
+    r"""lavaan's two-step correlation of two continuous variables: rho maximises the bivariate
+    normal log-likelihood with the means and (ML) variances fixed, on [-0.995, 0.995]; the
+    casewise scores (lavaan's ``lav_bvreg_cor_scores``)."""
+    c1, c2 = y1 - m1, y2 - m2
+    s1, s2 = np.sqrt(v1), np.sqrt(v2)
+    q11, q12, q22 = c1 * c1 / v1, c1 * c2 / (s1 * s2), c2 * c2 / v2
+
+    def nll(rho):
+        r = 1 - rho * rho
+        return 0.5 * len(y1) * np.log(r) + np.sum(q11 - 2 * rho * q12 + q22) / (2 * r)
+
+    res = optimize.minimize_scalar(nll, method="bounded", bounds=(-_POLYSERIAL_BOUND, _POLYSERIAL_BOUND),
+                                   options={"xatol": 1e-13})
+    rho = float(res.x)
+    r = 1 - rho * rho
+    d_mu1 = (2 * c1 / v1 - 2 * rho * c2 / (s1 * s2)) / (2 * r)
+    d_mu2 = -(2 * rho * c1 / (s1 * s2) - 2 * c2 / v2) / (2 * r)
+    d_var1 = -(0.5 / v1 - (c1 * c1 / (v1 * v1) - rho * c1 * c2 / (v1 * s1 * s2)) / (2 * r))
+    d_var2 = -(0.5 / v2 + (rho * c1 * c2 / (v2 * s1 * s2) - c2 * c2 / (v2 * v2)) / (2 * r))
+    q = q11 - 2 * rho * q12 + q22
+    d_rho = rho / r + (q12 / r - q * rho / (r * r))
+    return rho, d_rho, (d_mu1, d_var1), (d_mu2, d_var2)
+
+
+def _mixed_statistics(data: pd.DataFrame, columns: list[str], continuous: list[str],
+                      max_categories: int) -> OrdinalStatistics:
+    r"""lavaan's ``muthen1984()`` for ordered items with continuous variables (complete rows).
+
+    Univariate: an ordered item's thresholds (as :func:`ordinal_statistics`); a continuous
+    variable's mean :math:`\bar y` and ML variance :math:`v` with the scores
+    :math:`(y-\bar y)/v` and :math:`-1/(2v) + (y-\bar y)^2/(2v^2)` (their :math:`A_{11}` block
+    the cross-product of the two). Correlations: polychoric (two ordered items), polyserial
+    (:func:`_polyserial`), Pearson (:func:`_pearson`), each with :math:`A_{21}` the cross-product
+    of its score with the bivariate scores of the univariate parameters. The influence functions
+    :math:`\Xi = SB^{-\top}` as :func:`ordinal_statistics`; then lavaan's delta rule to the
+    covariance metric, :math:`\sigma_{ij} = \rho_{ij}s_is_j` (:math:`s` the standard deviation of a
+    continuous variable, 1 for an ordered item), and the sign of a mean's row reversed, as its
+    statistic is :math:`-\bar y` (lavaan's ``wls.obs``).
+    """
+    cont = set(continuous)
+    ordinal = [c for c in columns if c not in cont]
+    if ordinal:
+        check_items(data, ordinal, max_categories, minimum=1)
+    for c in continuous:
+        if c not in data.columns:
+            raise InputError(f"column {c!r} is not in the data; columns are {list(data.columns)!r}")
+        col = data[c]
+        if not pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
+            raise InputError(f"column {c!r} is not numeric (dtype {col.dtype})")
+    incomplete = [c for c in columns if data[c].isna().any()]
+    if incomplete:
+        c = incomplete[0]
+        raise InputError(f"column {c!r} has {int(data[c].isna().sum())} missing value(s); the statistics of "
+                         "continuous and ordered variables need complete rows (listwise deletion)")
+    check_categories(data, ordinal)
+    n, p = len(data), len(columns)
+    values = {c: data[c].to_numpy(dtype=float) for c in columns}
+    th_labels, th_cols, var_labels, var_vals, var_col = [], {}, [], [], {}
+    blocks, th_values = [], []
+    info = {}
+    col = 0
+    for c in columns:
+        y = values[c]
+        if c in cont:
+            m = float(y.mean())
+            v = float(np.mean((y - m) ** 2))
+            if v <= 0:
+                raise InputError(f"column {c!r} is constant; leave it out of the model")
+            sc = np.column_stack([(y - m) / v, -1 / (2 * v) + (y - m) ** 2 / (2 * v * v)])
+            infl = sc @ np.linalg.inv(sc.T @ sc)
+            info[c] = ("num", m, v, infl)
+            th_labels.append(f"{c}~1")
+            th_values.append(-m)
+            th_cols[c] = [col]
+            col += 1
+        else:
+            codes, tau, grid, infl = _threshold_part(y)
+            info[c] = ("ord", codes, grid, infl)
+            th_labels += [f"{c}|t{t + 1}" for t in range(len(tau))]
+            th_values += list(tau)
+            th_cols[c] = list(range(col, col + len(tau)))
+            col += len(tau)
+    nth = col
+    for c in columns:
+        if c in cont:
+            var_col[c] = col
+            var_labels.append(f"{c}~~{c}")
+            var_vals.append(info[c][2])
+            col += 1
+    uni = np.zeros((n, col))
+    for c in columns:
+        kind = info[c][0]
+        if kind == "num":
+            uni[:, th_cols[c][0]] = info[c][3][:, 0]
+            uni[:, var_col[c]] = info[c][3][:, 1]
+        else:
+            uni[:, th_cols[c]] = info[c][3]
+
+    poly = ordinal_statistics(data[ordinal], ordinal, max_categories) if len(ordinal) >= 2 else None
+    jj, ii = np.triu_indices(p, k=1)
+    rho = np.zeros(len(ii))
+    infl_rho = np.zeros((n, len(ii)))
+    for k, (i, j) in enumerate(zip(ii, jj)):
+        a, b = columns[i], columns[j]
+        if a not in cont and b not in cont:
+            oi, oj = ordinal.index(a), ordinal.index(b)
+            pk = int(np.flatnonzero((poly.pairs[:, 0] == oi) & (poly.pairs[:, 1] == oj))[0])
+            rho[k] = poly.correlation.iat[oi, oj]
+            infl_rho[:, k] = poly.influence[:, poly.n_thresholds + pk]
+            continue
+        a21 = np.zeros(col)
+        if a in cont and b in cont:
+            (_, m1, v1, _), (_, m2, v2, _) = info[a], info[b]
+            r, score, (dm1, dv1), (dm2, dv2) = _pearson(values[a], values[b], m1, m2, v1, v2)
+            for name, dm, dv in ((a, dm1, dv1), (b, dm2, dv2)):
+                a21[th_cols[name][0]] = score @ dm
+                a21[var_col[name]] = score @ dv
+        else:
+            num, ordi = (a, b) if a in cont else (b, a)
+            _, m, v, _ = info[num]
+            _, codes, grid, _ = info[ordi]
+            r, score, dm, dv, dth = _polyserial((values[num] - m) / np.sqrt(v), np.sqrt(v), v, codes, grid)
+            a21[th_cols[num][0]] = score @ dm
+            a21[var_col[num]] = score @ dv
+            a21[th_cols[ordi]] = score @ dth
+        rho[k] = r
+        infl_rho[:, k] = (score - uni @ a21) / (score @ score)
+    high = np.abs(rho) > _RHO_WARN
+    if high.any():
+        warnings.warn(f"the correlation of {_pairs_text(columns, ii, jj, high)} is (nearly) 1 in absolute value "
+                      f"(above {_RHO_WARN}); the variables are (almost) redundant", GapscaleWarning, stacklevel=3)
+    # delta rule to covariances: sigma_ij = rho_ij s_i s_j
+    sd = np.array([np.sqrt(info[c][2]) if c in cont else 1.0 for c in columns])
+    infl_cov = infl_rho * (sd[ii] * sd[jj])[None, :]
+    for k, (i, j) in enumerate(zip(ii, jj)):
+        for x, y in ((i, j), (j, i)):
+            if columns[x] in cont:
+                infl_cov[:, k] += rho[k] * sd[y] / (2 * sd[x]) * uni[:, var_col[columns[x]]]
+    for c in continuous:  # the statistic is minus the mean
+        uni[:, th_cols[c][0]] *= -1
+    r_mat = np.eye(p)
+    r_mat[ii, jj] = rho
+    r_mat[jj, ii] = rho
+    return OrdinalStatistics(
+        names=tuple(columns), n=int(n), thresholds=pd.Series(np.array(th_values, dtype=float), index=th_labels),
+        correlation=pd.DataFrame(r_mat, index=columns, columns=columns), influence=np.hstack([uni, infl_cov]),
+        pairs=np.column_stack([ii, jj]), variances=pd.Series(np.array(var_vals, dtype=float), index=var_labels))
