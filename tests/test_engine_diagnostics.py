@@ -168,7 +168,7 @@ def test_mlr_with_fiml_matches_lavaan():
         if "available with estimator ML" in str(exc):
             pytest.skip("the engine does not fit MLR with FIML yet")
         raise
-    assert f.robust is not None and isinstance(f.estimator, FIMLEstimator)
+    assert f.robust is not None and isinstance(f.fiml, FIMLEstimator)
     mine = dg.modification_indices(f)
     ref = pd.DataFrame(c["modindices"])
     assert list(zip(mine.lhs, mine.op, mine.rhs)) == list(zip(ref.lhs, ref.op, ref.rhs))

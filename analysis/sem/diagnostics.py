@@ -129,7 +129,7 @@ def _kind(fitted) -> str:
     est = getattr(fitted, "estimator", None)
     if isinstance(est, WLSEstimator):
         return "wls"
-    if isinstance(est, FIMLEstimator):
+    if isinstance(getattr(fitted, "fiml", None), FIMLEstimator):
         return "fiml"
     if est is not None:
         raise TypeError(f"diagnostics: unknown estimator {type(est).__name__} of the fit")  # a bug, not input
@@ -137,7 +137,7 @@ def _kind(fitted) -> str:
 
 
 def _fiml_patterns(fitted):
-    return list(fitted.estimator.patterns)
+    return list(fitted.fiml.patterns)
 
 
 def _x_index(blk, st) -> list[int]:
