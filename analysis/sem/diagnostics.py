@@ -83,11 +83,12 @@ The fit measures (SRMR family, GFI, ...) are the engine's own: ``EngineFit.fit``
 
 Covered, each checked against lavaan 0.6-14 (tests/test_engine_diagnostics.py), any number of
 groups, equality constraints across groups, fixed.x covariates: ML, MLR and MLM with complete
-data (listwise); ML with ``missing = "fiml"``; WLSMV and ULSMV (every observed variable ordered,
-delta parameterization; listwise, and WLSMV with ``missing = "pairwise"``). MLR with FIML (the sandwich :math:`\Gamma_g` from the casewise scores
-under the missingness patterns at the EM moments) agrees with lavaan on HS (1.4e-5) when the ML
-FIML fit is given robust SEs by hand; the engine does not fit MLR with FIML yet, and its test
-runs (tests/test_engine_diagnostics.py) once it does.
+data (listwise); ML and MLR with ``missing = "fiml"``; WLSMV and ULSMV with every observed
+variable ordered (delta parameterization; listwise, and WLSMV with ``missing = "pairwise"``).
+With continuous indicators beside ordered ones (WLSMV/ULSMV), the modification indices only:
+lavaan 0.6-14 has no standardized residuals for them (refused, InputError). Not covered: ML with
+``information = "observed"`` and complete data (the residuals here use lavaan's default, the
+expected information).
 
 References
 ----------
@@ -537,6 +538,9 @@ def _wls_standardized_residuals(fitted) -> list[tuple[pd.DataFrame, pd.Series]]:
     :math:`\operatorname{Var}(r_g) = Q_g\Gamma_gQ_g^\top/N` (lavaan divides every group's NACOV
     by the total N). The correlations' and the thresholds' residuals, each over its SE."""
     est, x = fitted.estimator, fitted.x
+    if any(st.continuous for st in est.stats):
+        raise InputError("standardized residuals of a WLSMV/ULSMV fit with continuous indicators beside the ordered "
+                         "ones are not available (nor in lavaan 0.6-14); the modification indices are")
     v = covariance(_wls_information(est, x), fitted.optimum.con_jac)  # E^-1 / N
     out = []
     for n_g, st, d, w, s, e in zip(est.nobs, est.stats, est.jacobians(x), est.weight, est.sample, est.implied(x)):
