@@ -86,7 +86,7 @@ groups, equality constraints across groups, fixed.x covariates: ML, MLR and MLM 
 data (listwise); ML and MLR with ``missing = "fiml"``; WLSMV and ULSMV with every observed
 variable ordered (delta parameterization; listwise, and WLSMV with ``missing = "pairwise"``).
 With continuous indicators beside ordered ones (WLSMV/ULSMV), the modification indices only:
-lavaan 0.6-14 has no standardized residuals for them (refused, InputError). Not covered: ML with
+lavaan 0.6-14 has no standardized residuals for them (it stops), so they are NaN here. Not covered: ML with
 ``information = "observed"`` and complete data (the residuals here use lavaan's default, the
 expected information).
 
@@ -538,9 +538,9 @@ def _wls_standardized_residuals(fitted) -> list[tuple[pd.DataFrame, pd.Series]]:
     :math:`\operatorname{Var}(r_g) = Q_g\Gamma_gQ_g^\top/N` (lavaan divides every group's NACOV
     by the total N). The correlations' and the thresholds' residuals, each over its SE."""
     est, x = fitted.estimator, fitted.x
-    if any(st.continuous for st in est.stats):
-        raise InputError("standardized residuals of a WLSMV/ULSMV fit with continuous indicators beside the ordered "
-                         "ones are not available (nor in lavaan 0.6-14); the modification indices are")
+    if any(st.continuous for st in est.stats):  # lavaan 0.6-14 has none ("not ready yet!"): NaN
+        return [(pd.DataFrame(np.nan, index=list(st.names), columns=list(st.names)),
+                 pd.Series(np.nan, index=list(st.thresholds.index))) for st in est.stats]
     v = covariance(_wls_information(est, x), fitted.optimum.con_jac)  # E^-1 / N
     out = []
     for n_g, st, d, w, s, e in zip(est.nobs, est.stats, est.jacobians(x), est.weight, est.sample, est.implied(x)):
