@@ -73,7 +73,8 @@ class EngineFit:
     converged: bool
     warnings: tuple[str, ...] = field(default_factory=tuple)
     robust: RobustResult | None = None  # MLR, MLM: robust SEs and scaled tests (analysis.sem.robust)
-    estimator: object | None = None  # WLSMV, ULSMV: the wls.WLSEstimator; FIML: the fiml.FIMLEstimator (its patterns)
+    estimator: object | None = None  # WLSMV, ULSMV: the analysis.sem.wls.WLSEstimator (difference tests)
+    fiml: object | None = None  # missing = "fiml": the fiml.FIMLEstimator (its patterns: the diagnostics)
 
 
 def _perturbed(x: np.ndarray) -> np.ndarray:
@@ -263,4 +264,4 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
                     for (s, m), st in zip(est.moments(opt.x), stats))
     return EngineFit(parameters=params, fit=fit_measures, x=opt.x, vcov=vcov, information=info, model=model,
                      stats=tuple(stats), group_labels=tuple(labels), implied=implied, optimum=opt,
-                     converged=opt.converged, warnings=tuple(notes), robust=robust, estimator=est if fiml else None)
+                     converged=opt.converged, warnings=tuple(notes), robust=robust, fiml=est if fiml else None)
