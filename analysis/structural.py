@@ -50,8 +50,9 @@ def r_squared(fit: EngineFit) -> pd.DataFrame:
     rows = []
     for g in sorted(set(groups)) if len(p) else []:
         in_g = groups == g
-        y = set(p.loc[in_g & (p["op"] == "=~").to_numpy(), "rhs"]) | set(p.loc[in_g & (p["op"] == "~").to_numpy(), "lhs"])
-        var = p[in_g & (p["op"] == "~~").to_numpy() & (p["lhs"] == p["rhs"]).to_numpy() & p["lhs"].isin(y).to_numpy()]
+        op = p["op"].to_numpy()
+        y = set(p.loc[in_g & (op == "=~"), "rhs"]) | set(p.loc[in_g & (op == "~"), "lhs"])
+        var = p[in_g & (op == "~~") & (p["lhs"] == p["rhs"]).to_numpy() & p["lhs"].isin(y).to_numpy()]
         for r in var.itertuples():
             rows.append(((r.lhs, int(g)) if several else (r.lhs,)) + (1.0 - float(r.std_all),))
     return pd.DataFrame(rows, columns=["variable", "group", "r2"] if several else ["variable", "r2"])
