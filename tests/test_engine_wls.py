@@ -357,3 +357,28 @@ def test_mixed_estimates_and_fit_match_lavaan(mixed, name):
     t = ref["test"]
     assert abs(res.fit["chisq_shift_parameters"] - t["shift.parameter"]) < 6e-7
     assert abs(res.fit["chisq_scaling_factor"] - t["scaling.factor"]) < 2e-7
+
+
+# --------------------------------------------------------------------------- the front door
+
+
+def test_pairwise_and_mixed_through_the_front_door(lavaan, bfi):
+    """api.fit_model (syntax, ordered=, missing=) gives the pairwise and the mixed references (a
+    single group: its parameter table has no group column; the := row is lavaan's group 0)."""
+    from analysis.sem.api import fit_model
+
+    ref = lavaan["pairwise_sem_ulsmv"]
+    res = fit_model(ref["model"], bfi[ITEMS], estimator="ULSMV", ordered=ITEMS, missing="pairwise")
+    for key in ("chisq", "chisq_scaled", "cfi_scaled", "rmsea_scaled", "srmr"):
+        r = ref["fit"][key.replace("_", ".")]
+        assert abs(res.fit[key] - r) <= 5e-7 * max(1.0, abs(r)), key
+    m = _merged(ref, res.parameters.assign(group=lambda p: np.where(p["op"] == ":=", 0, 1)))
+    assert np.abs(m["est_lavaan"] - m["est"]).max() < 4e-5
+    mixed_ref = MIXED["mixed_sem_ulsmv"]
+    d = pd.read_csv(REF / "hs_mixed.csv")
+    res = fit_model(mixed_ref["model"], d, estimator="ULSMV", ordered=mixed_ref["ordered"])
+    for key in ("chisq", "chisq_scaled", "cfi_scaled", "rmsea_scaled", "srmr"):
+        r = mixed_ref["fit"][key.replace("_", ".")]
+        assert abs(res.fit[key] - r) <= 5e-7 * max(1.0, abs(r)), key
+    m = _merged(mixed_ref, res.parameters.assign(group=lambda p: np.where(p["op"] == ":=", 0, 1)))
+    assert np.abs(m["est_lavaan"] - m["est"]).max() < 1.5e-5
