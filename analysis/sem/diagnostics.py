@@ -458,6 +458,9 @@ def _wls_standardized_residuals(fitted) -> list[tuple[pd.DataFrame, pd.Series]]:
     :math:`\operatorname{Var}(r_g) = Q_g\Gamma_gQ_g^\top/N` (lavaan divides every group's NACOV
     by the total N). The correlations' and the thresholds' residuals, each over its SE."""
     est, x = fitted.estimator, fitted.x
+    if any(len(st.variances) for st in est.stats):  # lavaan 0.6-14: lav_residuals_se "not ready yet"
+        raise InputError("standardized residuals of a model with continuous and ordered variables are not available "
+                         "(lavaan 0.6-14 does not compute them either)")
     v = covariance(_wls_information(est, x), fitted.optimum.con_jac)  # E^-1 / N
     out = []
     for n_g, st, d, w, s, e in zip(est.nobs, est.stats, est.jacobians(x), est.weight, est.sample, est.implied(x)):
