@@ -470,21 +470,19 @@ def extract(r: np.ndarray, n_factors: int, method: str = "minres", max_iter: int
 def _fit(r, loadings, phi, n_obs, m) -> dict:
     """psych's fa.stats: chi-square with Bartlett's correction, TLI, RMSEA with 90% CI, BIC.
 
-    The p-value, TLI, RMSEA and its interval are :mod:`analysis.sem.fit`'s (psych's conventions
-    as arguments: the TLI of both objectives times the model's Bartlett factor, N - 1 in the
-    RMSEA's correction and interval); the BIC is psych's chi-square BIC, chisq - df log N
-    (not lavaan's likelihood BIC)."""
+    The RMS (lavaan's ``crmr_nomean``), p-value, TLI, RMSEA and its interval are
+    :mod:`analysis.sem.fit`'s, with psych's conventions as arguments: the TLI of both objectives
+    times the model's Bartlett factor, N - 1 in the RMSEA's correction and interval. The BIC is
+    psych's chi-square BIC, chisq - df log N (not lavaan's likelihood BIC)."""
     p = r.shape[0]
     model = loadings @ phi @ loadings.T
-    residual = r - model
-    off = residual.copy()
-    np.fill_diagonal(off, 0)
     np.fill_diagonal(model, np.diag(r))
     dof = p * (p - 1) / 2 - p * m + m * (m - 1) / 2
     m_inv_r = np.linalg.solve(model, r)
     objective = np.trace(m_inv_r) - np.linalg.slogdet(m_inv_r)[1] - p
+    # psych's rms (the off-diagonal residuals of the correlations) is lavaan's CRMR without means
     out = {"objective": float(objective), "df": int(dof),
-           "rms": float(np.sqrt(np.sum(off**2) / (p * (p - 1))))}
+           "rms": fitm.residual_measures(r, model, 1)["crmr_nomean"]}
     if n_obs is None:
         return out
     factor = (n_obs - 1) - (2 * p + 5) / 6 - (2 * m) / 3

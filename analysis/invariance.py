@@ -30,6 +30,10 @@ scalar          thresholds, loadings, intercepts item intercepts 0 again, latent
 (semTools refuses residual variances under the delta parameterization: no ``strict`` step for
 ordered items; the ordinal ladder is identified by std.lv whatever ``std_lv`` says.)
 
+Incomplete data: complete cases (``missing = "listwise"``), or with ML and MLR every case by
+full-information ML (``"fiml"``, lavaan's ``missing = "ml"``; MLR then has lavaan's robust
+Huber-White SEs and Yuan-Bentler test); MLM, WLSMV and ULSMV take complete cases, as lavaan.
+
 Each step is compared with the one before by the chi-square difference test and by the
 change in CFI and RMSEA. The difference test is ``lavTestLRT``'s default for the estimator:
 ML the plain :math:`\Delta\chi^2`; MLR and MLM the Satorra-Bentler (2001) scaled difference
@@ -846,8 +850,7 @@ def _test_name(spec: Specification) -> str:
 
 
 def _group_sizes(fit: EngineFit) -> list[int]:
-    return [int(st.n) for st in fit.stats] if hasattr(fit.stats[0], "n") else \
-        [int(n) for n in fit.estimator.nobs]
+    return [int(st.n) for st in fit.stats]
 
 
 def _category_of(spec: str, model: LavaanModel, observed) -> str:

@@ -9,8 +9,8 @@ variables (every latent has variance 1):
 
 where ``B`` holds the standardised structural paths (``params.yaml`` ``simulate.structural``,
 outcome -> {predictor: coefficient}), exogenous latents correlate at
-``exogenous_correlation`` and each endogenous residual variance :math:`\\psi_{jj}` is solved so
-that :math:`\\operatorname{diag}(\\Sigma_\\eta) = 1` (then :math:`R^2_j = 1 - \\psi_{jj}`).
+``exogenous_correlation`` (the pairs listed in ``exogenous_correlations`` at their own value) and
+each endogenous residual variance :math:`\\psi_{jj}` is solved so that :math:`\\operatorname{diag}(\\Sigma_\\eta) = 1` (then :math:`R^2_j = 1 - \\psi_{jj}`).
 Each item has a latent response :math:`y^* = \\lambda\\,\\eta_c + \\sqrt{1-\\lambda^2}\\,\\varepsilon`
 with standardised loading :math:`\\lambda`; a Likert answer is the category that
 :math:`y^*` falls into between thresholds :math:`\\tau` (the same cut points for every item,
@@ -102,7 +102,9 @@ class SimulationParams:
     ``loadings`` maps ``default``, construct ids or item ids to standardised loadings (item
     beats construct beats default). ``structural`` maps an outcome latent to
     ``{predictor: standardised path}``; a latent without items (a higher-order factor such as
-    IM) must be listed in ``extra_latents``. ``covariates`` maps an outcome latent to ``{model
+    IM) must be listed in ``extra_latents``. ``exogenous_correlations`` maps an exogenous latent
+    to ``{other exogenous latent: correlation}`` for pairs that differ from
+    ``exogenous_correlation``. ``covariates`` maps an outcome latent to ``{model
     column of a coded context question: standardised effect}``. ``residual_correlations`` maps an endogenous latent
     to ``{other endogenous latent: correlation of their residuals}``. ``context`` maps a context
     question to ``{value: probability}`` (categorical) or ``{mean, sd}`` (numeric); unlisted
@@ -115,6 +117,7 @@ class SimulationParams:
     loadings: dict = field(default_factory=lambda: {"default": 0.75})
     structural: dict = field(default_factory=dict)
     exogenous_correlation: float = 0.2
+    exogenous_correlations: dict = field(default_factory=dict)
     residual_correlations: dict = field(default_factory=dict)
     thresholds: tuple = (-2.0, -1.3, -0.6, 0.1, 0.8, 1.5)
     threshold_jitter: float = 0.15
@@ -155,7 +158,8 @@ def parse_simulation_params(raw: dict | None) -> SimulationParams:
             raise InputError(f"simulate.{key}: expected a list (at most 100 entries), got {getattr(p, key)!r}")
     if not all(isinstance(v, str) for v in p.extra_latents):
         raise InputError(f"simulate.extra_latents: expected a list of names, got {list(p.extra_latents)!r}")
-    for key in ("loadings", "structural", "residual_correlations", "context", "defects", "covariates"):
+    for key in ("loadings", "structural", "residual_correlations", "exogenous_correlations", "context", "defects",
+                "covariates"):
         if not isinstance(getattr(p, key), dict):
             raise InputError(f"simulate.{key}: expected a mapping, got {getattr(p, key)!r}")
     for key, value in p.loadings.items():
@@ -177,12 +181,13 @@ def parse_simulation_params(raw: dict | None) -> SimulationParams:
                                  f"got {g!r}")
     if not _is_number(p.exogenous_correlation) or not -1 < p.exogenous_correlation < 1:
         raise InputError(f"simulate.exogenous_correlation: must be in (-1, 1), got {p.exogenous_correlation!r}")
-    for a, others in p.residual_correlations.items():
-        if not isinstance(others, dict):
-            raise InputError(f"simulate.residual_correlations.{a}: expected {{latent: correlation}}, got {others!r}")
-        for b, r in others.items():
-            if not _is_number(r) or not -1 < r < 1:
-                raise InputError(f"simulate.residual_correlations.{a}.{b}: must be in (-1, 1), got {r!r}")
+    for key in ("residual_correlations", "exogenous_correlations"):
+        for a, others in getattr(p, key).items():
+            if not isinstance(others, dict):
+                raise InputError(f"simulate.{key}.{a}: expected {{latent: correlation}}, got {others!r}")
+            for b, r in others.items():
+                if not _is_number(r) or not -1 < r < 1:
+                    raise InputError(f"simulate.{key}.{a}.{b}: must be in (-1, 1), got {r!r}")
     t = p.thresholds
     if not t or not all(_is_number(x) for x in t) or any(b <= a for a, b in zip(t, t[1:])):
         raise InputError(f"simulate.thresholds: need increasing numbers, got {list(t)!r}")
@@ -417,8 +422,19 @@ def population_model(instrument: Instrument, params: SimulationParams, rng: np.r
     for a in exo:
         for b in exo:
             psi[pos[a], pos[b]] = 1.0 if a == b else params.exogenous_correlation
+    for a, others in params.exogenous_correlations.items():
+        for b, r in others.items():
+            bad = next((v for v in (a, b) if v not in exo), None)
+            if bad is not None or a == b:
+                raise InputError(f"simulate.exogenous_correlations.{a}.{b}: {bad or a!r} is not "
+                                 f"{'an exogenous latent' if bad else 'another latent'} (exogenous: {', '.join(exo)})")
+            psi[pos[a], pos[b]] = psi[pos[b], pos[a]] = r
     exo_idx = [pos[v] for v in exo]
     if np.linalg.eigvalsh(psi[np.ix_(exo_idx, exo_idx)]).min() <= 0:
+        if params.exogenous_correlations:
+            raise InputError(
+                f"simulate.exogenous_correlations: with exogenous_correlation {params.exogenous_correlation} they give "
+                f"a correlation matrix of the {len(exo)} exogenous latents that is not positive definite")
         raise InputError(
             f"simulate.exogenous_correlation: {params.exogenous_correlation} gives a correlation matrix of the "
             f"{len(exo)} exogenous latents that is not positive definite; use a value above {-1 / (len(exo) - 1):.3f}"
@@ -1006,6 +1022,7 @@ def _truth(instrument, params, pop: PopulationModel, seed, counts, n_missing, n_
                                   {c: {"mean": float(r["mean"]), "sd": float(r["sd"])}
                                    for c, r in pop.covariates.iterrows()}),
             "exogenous_correlation": params.exogenous_correlation,
+            "exogenous_correlations": params.exogenous_correlations,
             "residual_variances": {v: float(pop.psi.at[v, v]) for v in endo},
             "residual_correlations": params.residual_correlations,
             "r_squared": {v: float(x) for v, x in pop.r_squared().items()},

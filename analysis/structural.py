@@ -30,7 +30,8 @@ from analysis.sem.engine import EngineFit
 from analysis.sem.fit import chisq_pvalue
 from instrument.lavaan import parse_model
 
-__all__ = ["r_squared", "chisq_difference", "compare_models", "replace_structural", "hypotheses_table"]
+__all__ = ["r_squared", "chisq_difference", "compare_models", "replace_structural", "model_parts", "competing_model",
+           "check_competing", "check_competing_entry", "hypotheses_table"]
 
 
 def r_squared(fit: EngineFit) -> pd.DataFrame:
@@ -144,15 +145,156 @@ def compare_models(fits: dict[str, EngineFit], reference: str, criterion: str = 
     return table
 
 
-def replace_structural(model: str, structural: str) -> str:
-    """The measurement part (``=~`` lines) of ``model`` with a new structural part (its ``~``,
-    ``~~`` and ``:=`` lines replaced by ``structural``): how a competing model is written."""
+def model_parts(model: str) -> tuple[str, str]:
+    """The measurement part (``=~`` statements) and the structural part (everything else:
+    ``~``, ``~~``, ``:=``, constraints, intercepts) of lavaan syntax, each as the lines that
+    hold its statements (a statement continued over several lines keeps them all; comment and
+    blank lines go with the statement below them).
+
+    Raises
+    ------
+    InputError
+        A syntax error (with its line), a line that mixes ``=~`` with other operators
+        (``f =~ x1 + x2; y ~ f``: write them on separate lines), or ``group:`` blocks.
+    """
     parsed = parse_model(model)
+    if parsed.blocks:
+        raise InputError("a model with group: blocks cannot be split into a measurement and a structural part")
+    lines = model.splitlines()
+    ops: dict[int, set] = {}
+    for st in parsed.statements:
+        ops.setdefault(st.line, set()).add(st.op)
+    parts: dict[bool, list[str]] = {True: [], False: []}
+    current, pending = True, []
+    for number, line in enumerate(lines, start=1):
+        if number in ops:
+            current = ops[number] == {"=~"}
+            if "=~" in ops[number] and not current:
+                raise InputError(f"line {number}: {line.strip()!r} mixes =~ with other operators; write the "
+                                 "measurement (=~) and the structural statements on separate lines")
+        elif not line.split("#")[0].strip():  # a comment or blank line goes with the statement below it
+            pending.append(line)
+            continue
+        parts[current].extend(pending + [line])  # a statement, or a continued one's next line
+        pending = []
+    parts[current].extend(pending)
+    return "\n".join(parts[True]) + "\n", "\n".join(parts[False]) + "\n"
+
+
+def replace_structural(model: str, structural: str) -> str:
+    """The measurement part (``=~`` statements, :func:`model_parts`) of ``model`` with a new
+    structural part (its ``~``, ``~~``, ``:=`` ... statements replaced by ``structural``): how
+    a competing model is written."""
+    measurement, _ = model_parts(model)
     parse_model(structural, check_labels=False)  # syntax errors name the line; labels may be the measurement part's
-    keep = [line for line in model.splitlines() if "=~" in line.split("#")[0]]
-    if len(keep) != len(parsed.by_op("=~")) and not keep:
+    if not measurement.strip():
         raise InputError("the model has no measurement part (=~ lines) to keep")
-    return "\n".join(keep) + "\n" + structural + "\n"
+    return measurement + structural + "\n"
+
+
+COMPETING_KEYS = ("measurement", "structural", "model")
+
+
+def competing_model(model: str, entry, where: str = "sem.competing") -> str:
+    """The lavaan syntax of a competing model: the hypothesised ``model`` with a part replaced.
+
+    ``entry`` is one value of ``sem.competing`` (``where`` names it in errors):
+
+    - text: a new structural part, the measurement part of ``model`` kept
+      (:func:`replace_structural`);
+    - ``{measurement: text, structural: text}``: either part or both replaced; a missing one is
+      the hypothesised model's (:func:`model_parts`). ``measurement`` holds only ``=~``
+      statements (first- and higher-order factors); the structural part whatever else the
+      model needs (regressions, covariances, labels, ``:=``);
+    - ``{model: text}``: a whole model of its own.
+
+    So competing measurement models (a second-order factor against a chain of first-order
+    factors, one bipolar factor against two) are compared on the same data as the hypothesised
+    model. Whether one model is nested in another is the researcher's claim
+    (:func:`compare_models`); non-nested models are compared by AIC/BIC.
+
+    Raises
+    ------
+    InputError
+        One line, starting with ``where`` (and the key at fault): an entry that is neither
+        text nor such a mapping, an unknown or empty key, ``model`` beside a part, a
+        measurement part with other statements than ``=~``, or a syntax error (its line in
+        the part it is in).
+    """
+    check_competing_entry(entry, where)
+    try:
+        if isinstance(entry, str):
+            return replace_structural(model, entry)
+        if "model" in entry:
+            return entry["model"].rstrip("\n") + "\n"
+        measurement, structural = model_parts(model)
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    text = (entry.get("measurement", measurement).rstrip("\n") + "\n"
+            + entry.get("structural", structural).rstrip("\n") + "\n")
+    try:
+        parse_model(text)  # the labels of := and constraints must be the combined model's
+    except InputError as exc:
+        raise InputError(f"{where}: {exc} (lines of the measurement part, then of the structural part)") from None
+    return text
+
+
+def check_competing_entry(entry, where: str = "sem.competing") -> None:
+    """The checks of :func:`competing_model` that need no hypothesised model: the entry's shape
+    and keys, and the syntax of each part (a ``params.yaml`` is checked before any fit)."""
+    if isinstance(entry, str):
+        try:
+            parse_model(entry, check_labels=False)  # its labels may be the measurement part's
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from None
+        return
+    if not isinstance(entry, dict):
+        raise InputError(f"{where}: expected lavaan syntax (a new structural part) or a mapping with measurement "
+                         f"and/or structural (or model: a whole model), got {_kind(entry)}")
+    unknown = [k for k in entry if k not in COMPETING_KEYS]
+    if unknown:
+        raise InputError(f"{where}.{unknown[0]}: unknown key; known keys are {', '.join(COMPETING_KEYS)}")
+    if not entry:
+        raise InputError(f"{where}: an empty mapping; give measurement and/or structural, or model")
+    if "model" in entry and len(entry) > 1:
+        raise InputError(f"{where}: model is a whole model; give it alone, or give measurement and/or structural")
+    for key, text in entry.items():
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(f"{where}.{key}: expected lavaan syntax (text), got {_kind(text)}")
+        try:
+            parsed = parse_model(text, check_labels=key == "model")
+        except InputError as exc:
+            raise InputError(f"{where}.{key}: {exc}") from None
+        if key == "measurement":
+            other = next((st for st in parsed.statements if st.op != "=~"), None)
+            if other is not None:
+                raise InputError(f"{where}.measurement: line {other.line}: {other.lhs} {other.op} {other.rhs} is not a "
+                                 "measurement statement (=~); put it in structural")
+            if parsed.blocks:
+                raise InputError(f"{where}.measurement: group: blocks are not a measurement part")
+
+
+def check_competing(entries) -> dict:
+    """``sem.competing``: a mapping of model names to entries of :func:`competing_model`, each
+    checked by :func:`check_competing_entry`; returned as it is (``{}`` for none: an empty key)."""
+    if entries is None:
+        return {}
+    if not isinstance(entries, dict):
+        raise InputError(f"sem.competing: a mapping of model names to a structural part (lavaan syntax), "
+                         f"{{measurement, structural}} or {{model}}, got {_kind(entries)}")
+    for name, entry in entries.items():
+        if name == "hypothesised":
+            raise InputError("sem.competing.hypothesised: the name of the hypothesised model; name the competing "
+                             "model otherwise")
+        check_competing_entry(entry, f"sem.competing.{name}")
+    return entries
+
+
+def _kind(value) -> str:
+    if value is None:
+        return "nothing"
+    return {bool: "true/false", int: "a number", float: "a number", str: "text", list: "a list",
+            dict: "a mapping"}.get(type(value), type(value).__name__)
 
 
 def _lookup(parameters: pd.DataFrame, ref: str) -> pd.Series:

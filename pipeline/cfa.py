@@ -4,8 +4,6 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 from analysis.errors import InputError
 from analysis.sem.api import PARAMETER_COLUMNS, fit_model
 from analysis.sem.diagnostics import modification_indices, standardized_residuals
@@ -13,7 +11,7 @@ from analysis.warnings import GapscaleWarning
 from instrument import LavaanSyntaxError, load_instrument, parse_model
 from pipeline.io import is_simulated, output_dir, read_data, read_params, section, write_csv, write_json
 
-__all__ = ["run", "OUTPUTS", "DEFAULTS", "settings", "model_text", "ordered_items", "admissibility_notes"]
+__all__ = ["run", "OUTPUTS", "DEFAULTS", "settings", "model_text", "ordered_items", "engine_warnings"]
 
 OUTPUTS = ("cfa_parameters.csv", "cfa_modindices.csv", "cfa_residuals.csv", "cfa.json")
 DEFAULTS = {"estimator": "ML", "missing": "listwise", "std_lv": False, "ordered": None, "top_modindices": 20}
@@ -88,23 +86,14 @@ def ordered_items(setting, estimator: str, observed) -> list[str] | None:
     return list(setting)
 
 
-def admissibility_notes(fitted) -> list[str]:
-    """What makes a solution inadmissible beyond the engine's own notes (negative variances):
-    a standardised loading above 1 in absolute value, and a latent covariance matrix (lavaan's
-    ``lavInspect(fit, "cov.lv")``) that is not positive definite, per group."""
-    notes = []
-    p = fitted.parameters
-    several = len(fitted.group_labels) > 1
-    for row in p[p["op"] == "=~"].itertuples():
-        if np.isfinite(row.std_all) and abs(row.std_all) > 1:
-            where = f" in group {fitted.group_labels[int(row.group) - 1]!r}" if several else ""
-            notes.append(f"standardised loading of {row.rhs} on {row.lhs}{where} is {row.std_all:.3f} (> 1)")
-    for label, blk, (veta, _) in zip(fitted.group_labels, fitted.model.blocks, fitted.model.latent_moments(fitted.x)):
-        keep = [k for k, v in enumerate(blk.lv) if v not in set(blk.dummy)]
-        if keep and np.linalg.eigvalsh(veta[np.ix_(keep, keep)]).min() < -1e-10:
-            notes.append("the latent covariance matrix" + (f" of group {label!r}" if several else "")
-                         + " is not positive definite")
-    return notes
+def engine_warnings(fitted, records) -> list[str]:
+    """The fit's notes (non-convergence, data notes, inadmissible solutions: the engine's
+    :func:`~analysis.sem.inference.inadmissible_notes`) and the gapscale warnings raised while
+    fitting that say something else (``Class: message``), each once."""
+    notes = list(fitted.warnings)
+    caught = [f"{w.category.__name__}: {w.message}" for w in records
+              if issubclass(w.category, GapscaleWarning) and str(w.message) not in notes]
+    return list(dict.fromkeys(notes + caught))
 
 
 def model_text(instrument_path, model_path, drop_items) -> str:
@@ -156,9 +145,8 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
             raise
         mi = modification_indices(fit).sort_values("mi", ascending=False, kind="stable")
         mi = mi[MI_COLUMNS].head(s["top_modindices"]).reset_index(drop=True)
-        resid = standardized_residuals(fit)[0][0]
-    caught = [f"{w.category.__name__}: {w.message}" for w in records if issubclass(w.category, GapscaleWarning)]
-    flags = list(dict.fromkeys(list(fit.warnings) + admissibility_notes(fit) + caught))
+        resid = standardized_residuals(fit, data)[0][0]  # the cases: MLR with complete data needs them
+    flags = engine_warnings(fit, records)
     loadings = fit.parameters[fit.parameters["op"] == "=~"]
     metrics = {
         "simulated": is_simulated(data),

@@ -11,7 +11,7 @@ from analysis import reliability as rel
 from analysis.sem.api import fit_model
 from analysis.split import stage_rng
 from analysis.warnings import GapscaleWarning
-from pipeline.cfa import admissibility_notes, model_text
+from pipeline.cfa import engine_warnings, model_text
 from pipeline.io import is_simulated, output_dir, read_data, read_params, read_seed, section, write_csv, write_json
 from pipeline.progress import progress_bar
 from instrument import parse_model
@@ -75,18 +75,14 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
         else:
             htmt = rel.htmt(data, constructs)
         harman = rel.harman_single_factor(data, items).iloc[0]
-    caught = list(dict.fromkeys([*fit.warnings, *admissibility_notes(fit),
-                                 *(f"{w.category.__name__}: {w.message}" for w in records
-                                   if issubclass(w.category, GapscaleWarning))]))
+    caught = engine_warnings(fit, records)
     cmv = None
     if s["method_factor"]:
         with warnings.catch_warnings(record=True) as records:
             warnings.simplefilter("always", GapscaleWarning)
             with_method = fit_model(method_factor_model(text, constructs), data, missing=missing)
             cmv = compare_method_factor(fit, with_method)
-        caught += list(dict.fromkeys([*(f"method factor model: {w}" for w in [*with_method.warnings, *admissibility_notes(with_method)]),
-                                      *(f"method factor model: {w.category.__name__}: {w.message}" for w in records
-                                        if issubclass(w.category, GapscaleWarning))]))
+        caught += [f"method factor model: {w}" for w in engine_warnings(with_method, records)]
 
     table = (alpha[["construct", "n_items", "raw_alpha", "feldt_lower", "feldt_upper"]]
              .merge(cr[["construct", "omega", "cr"]], on="construct", how="left")

@@ -13,7 +13,7 @@ import pandas as pd
 from analysis.bootstrap import bootstrap_sem
 from analysis.sem.api import PARAMETER_COLUMNS, fit_model, refuse_unidentified
 from analysis.sem.partable import lavaanify
-from analysis.structural import compare_models, hypotheses_table, r_squared, replace_structural
+from analysis.structural import check_competing, compare_models, competing_model, hypotheses_table, r_squared
 from analysis.warnings import GapscaleWarning
 from instrument import parse_model
 from pipeline.io import is_simulated, output_dir, read_data, read_params, read_seed, section, write_csv, write_json
@@ -57,8 +57,7 @@ def settings(params: dict, overrides: dict) -> dict:
         raise InputError(f"sem.interval: one of {', '.join(INTERVALS)}, got {s['interval']!r}")
     if b == 0:  # no draws: "Wald intervals only" (--bootstrap 0), whatever interval the params name
         s["interval"] = "ci"
-    if not isinstance(s["competing"], dict) or not all(isinstance(v, str) for v in s["competing"].values()):
-        raise InputError("sem.competing: a mapping of model names to their structural part (lavaan syntax)")
+    s["competing"] = check_competing(s["competing"])  # per name: a structural part, {measurement, structural}, {model}
     if s["criterion"] not in ("aic", "bic"):
         raise InputError(f"sem.criterion: aic or bic, got {s['criterion']!r}")
     est = s["estimator"]
@@ -165,10 +164,7 @@ def run(data_path, model_path, out, params_path=None, hypotheses_path=None, inva
         fit = _fit(data, text, s, model_path)
         competing = {"hypothesised": fit}
         for name, structural in s["competing"].items():
-            try:
-                competing_text = replace_structural(text, structural)
-            except InputError as exc:
-                raise InputError(f"sem.competing.{name}: {exc}") from None
+            competing_text = competing_model(text, structural, f"sem.competing.{name}")
             competing[name] = _fit(data, competing_text, s, f"sem.competing.{name}")
     caught = [f"{w.category.__name__}: {w.message}" for w in records if issubclass(w.category, GapscaleWarning)]
     flags = list(dict.fromkeys(list(fit.warnings) + caught))

@@ -17,7 +17,7 @@ from analysis.sem.api import fit_model
 from analysis.sem.engine import fit as engine_fit
 from analysis.sem.partable import lavaanify
 from analysis.simulate import covariate_moments, parse_simulation_params, population_model, simulate_study
-from instrument import InstrumentError, parse_instrument
+from instrument import InstrumentError, parse_instrument, parse_model
 from instrument.schema import model_problems
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -269,3 +269,131 @@ def test_the_controls_are_fixed_x_covariates_as_lavaan_treats_them(default_fit):
     items, k = 72, 3
     moments = items * (items + 1) / 2 + items * k
     assert fit.fit["df"] == moments - fit.fit["npar"]
+
+
+# --------------------------------------------------------------------------- competing models
+
+
+def default_model() -> str:
+    return (ROOT / "instrument" / "sustainability_gap.lavaan").read_text(encoding="utf-8")
+
+
+def test_model_parts_split_measurement_from_the_rest():
+    from analysis.structural import model_parts
+
+    measurement, structural = model_parts(default_model())
+    m, s = parse_model(measurement), parse_model(structural, check_labels=False)
+    assert {st.op for st in m.statements} == {"=~"} and len(m.latents) == 19  # 18 constructs and IM
+    assert "=~" not in {st.op for st in s.statements} and len(s.by_op(":=")) == 4
+    assert parse_model(measurement + structural).statements == parse_model(default_model()).statements
+    text = "f =~ x1 +\n  x2 + x3  # continued\n# about g\ng ~ f\n\nh =~ y1 + y2 + y3\n"
+    assert model_parts(text) == ("f =~ x1 +\n  x2 + x3  # continued\n\nh =~ y1 + y2 + y3\n", "# about g\ng ~ f\n")
+    with pytest.raises(InputError, match=r"line 2: 'g =~ y1 \+ y2; g ~ f' mixes =~ with other operators"):
+        model_parts("f =~ x1 + x2 + x3\ng =~ y1 + y2; g ~ f\n")
+
+
+def test_a_competing_entry_replaces_either_part_or_the_whole_model():
+    from analysis.structural import competing_model, model_parts
+
+    hyp = default_model()
+    measurement, structural = model_parts(hyp)
+    new_structural = "GAP1 ~ IM\nVCC ~ GAP5\n"
+    new_measurement = measurement.replace("IM   =~ IMVI + IMVG + IMVE", "")
+    assert competing_model(hyp, new_structural) == measurement + new_structural + "\n"  # the old form: text
+    assert competing_model(hyp, {"structural": new_structural}) == measurement + new_structural
+    kept = competing_model(hyp, {"measurement": new_measurement + "IM =~ IMVE + IMVG + IMVI\n"})
+    assert kept.endswith(structural) and "IM =~ IMVE + IMVG + IMVI" in kept  # the hypothesised structural part
+    both = competing_model(hyp, {"measurement": new_measurement, "structural": "IMVG ~ IMVI\n"})
+    assert parse_model(both).latents == tuple(c for c in parse_model(hyp).latents if c != "IM")
+    assert competing_model(hyp, {"model": "f =~ x1 + x2 + x3"}) == "f =~ x1 + x2 + x3\n"
+
+
+@pytest.mark.parametrize("entry, message", [
+    (["GAP1 ~ IM"], "sem.competing.m: expected lavaan syntax (a new structural part) or a mapping with measurement "
+                    "and/or structural (or model: a whole model), got a list"),
+    ({"measurment": "f =~ x"}, "sem.competing.m.measurment: unknown key; known keys are measurement, structural, "
+                               "model"),
+    ({}, "sem.competing.m: an empty mapping; give measurement and/or structural, or model"),
+    ({"model": "f =~ x1 + x2 + x3", "structural": "f ~~ f"}, "sem.competing.m: model is a whole model; give it alone"),
+    ({"structural": 3}, "sem.competing.m.structural: expected lavaan syntax (text), got a number"),
+    ({"measurement": "  "}, "sem.competing.m.measurement: expected lavaan syntax (text), got text"),
+    ({"measurement": "f =~ x1 + x2\nf ~ g\n"}, "sem.competing.m.measurement: line 2: f ~ g is not a measurement "
+                                                "statement (=~); put it in structural"),
+    ({"structural": "GAP1 ~ IM\nGAP2 ~~ ~\n"}, "sem.competing.m.structural: line 2: "),
+    ("GAP1 ~ IM +", "sem.competing.m: line 1: "),
+    ({"structural": "GAP1 ~ a*IM\nx := a*zz\n"}, "sem.competing.m: line "),
+    ({"model": "f =~ x1 + x2\nd := b*2\n"}, "sem.competing.m.model: line 2: "),
+])
+def test_bad_competing_entries_are_refused_in_one_line(entry, message):
+    from analysis.structural import check_competing, competing_model
+
+    with pytest.raises(InputError) as exc:
+        competing_model(default_model(), entry, "sem.competing.m")
+    assert str(exc.value).startswith(message) and "\n" not in str(exc.value), str(exc.value)
+    if "zz" not in str(entry):
+        # the checks that need no hypothesised model run on params.yaml before any fit
+        with pytest.raises(InputError, match="^" + message.split(":")[0]):
+            check_competing({"m": entry})
+
+
+def test_params_competing_entries_are_well_formed(default_params):
+    from analysis.structural import check_competing
+
+    entries = check_competing(default_params["sem"]["competing"])
+    assert set(entries) == {"parallel_gaps", "partial_mediation", "reasons_by_time", "im_chain", "bipolar_value"}
+    assert check_competing(None) == {}
+    with pytest.raises(InputError, match="sem.competing.hypothesised: the name of the hypothesised model"):
+        check_competing({"hypothesised": "GAP1 ~ IM"})
+    with pytest.raises(InputError, match="sem.competing: a mapping of model names"):
+        check_competing(["GAP1 ~ IM"])
+
+
+# Free parameters each competing model has fewer than the hypothesised one (214 on complete data,
+# with the controls; FIML adds the 72 intercepts):
+# im_chain: IM's 2 loadings, variance, 8 covariances with the reasons and 4 paths to the gaps (15)
+# become 2 chain paths, IMVI's variance and 8 covariances, 4 paths from IMVE (15), and IMVI's
+# disturbance is gone (-1); reasons_by_time: the reasons' 8 variances, 28 covariances, 8 with IM
+# and 8 paths to VCD (52) become 5 loadings, 8 disturbances, 3 variances, 3 + 3 covariances,
+# 3 paths (25): -27; bipolar_value: VCC and VCD's 6 loadings, 2 disturbances, 1 covariance and
+# 2 x 8 paths (25) become 7 loadings, 1 disturbance and 9 + 3 paths (20): -5.
+FEWER = {"parallel_gaps": 3, "partial_mediation": -2, "reasons_by_time": 27, "im_chain": 1, "bipolar_value": 5}
+
+
+@pytest.fixture(scope="module")
+def cfa_half(default_instrument, default_params):
+    """A simulated CFA half of the default study: 1100 respondents, every answer present."""
+    sim = parse_simulation_params(dict(default_params["simulate"], n=1100, defects={}, personal_data=False))
+    study = simulate_study(default_instrument, sim, seed=default_params["seed"] + 1)
+    data = code_context(recode_reverse(study.responses, default_instrument), default_instrument)
+    return data[list(default_instrument.item_ids) + list(CONTROLS)].astype(float)
+
+
+def test_each_competing_model_is_identified_and_fits_the_simulated_study(default_params, cfa_half):
+    import warnings
+
+    from analysis.sem.api import check_model
+    from analysis.structural import competing_model
+    from analysis.warnings import GapscaleWarning
+
+    hyp = default_model()
+    fits = {}
+    for name, entry in {"hypothesised": None, **default_params["sem"]["competing"]}.items():
+        text = hyp if entry is None else competing_model(hyp, entry, f"sem.competing.{name}")
+        check_model(text, cfa_half)  # raises when not identified
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", GapscaleWarning)
+            fits[name] = fit_model(text, cfa_half)
+        assert fits[name].converged, name
+        assert not [w for w in caught if issubclass(w.category, GapscaleWarning)], (name, [str(w.message) for w in caught])
+        assert fits[name].fit["df"] > 0
+    npar = fits["hypothesised"].fit["npar"]
+    assert npar == 214
+    for name, fewer in FEWER.items():
+        assert fits[name].fit["npar"] == npar - fewer, name
+        assert fits[name].fit["df"] == fits["hypothesised"].fit["df"] + fewer, name
+    # the data were drawn from the hypothesised model: the competing structures that contradict it fit worse
+    for name in ("parallel_gaps", "im_chain", "bipolar_value"):
+        assert fits[name].fit["chisq"] - fits["hypothesised"].fit["chisq"] > 50, name
+    p = fits["bipolar_value"].parameters
+    vcd = p[(p["lhs"] == "VALUE") & (p["op"] == "=~") & p["rhs"].str.startswith("VCD")]
+    assert (vcd["est"] < 0).all()  # co-destruction's items at the other pole

@@ -252,6 +252,25 @@ def test_mlr_structural_comparison_matches_lavaan(hs, lavaan):
         assert row["wald_pvalue"].iat[0] == pytest.approx(w["pvalue"], abs=4e-6)
 
 
+def test_mlr_fiml_ladder_matches_lavaan(hs, lavaan):
+    """MLR with FIML (lavaan's missing = "ml"): configural and scalar fits, every fit measure
+    (robust ones included) to 6e-6 relative (3.0e-6 seen), estimates and std.all 1.2e-5 (6.4e-6),
+    robust SEs and interval bounds 1.5e-5 (4.8e-6, 1.2e-5), their SB2001 difference 6e-6 relative
+    (2.8e-6); the ladder by measurement_invariance is judged on the robust indices."""
+    ref = lavaan["mlr_fiml"]
+    data = pd.read_csv(REF / "hs_missing.csv").merge(hs[["id", "school"]], on="id")
+    configural = fit(data, "configural", groups=ref["group_label"], missing="fiml", estimator="MLR")
+    scalar = fit(data, "scalar", groups=ref["group_label"], missing="fiml", estimator="MLR")
+    for f, name in ((configural, "configural"), (scalar, "scalar")):
+        assert_fit_matches(f.fit, ref[name]["fit"], tol=6e-6)
+        assert_parameters_match(f.parameters, ref[name]["pe"], est_tol=1.2e-5, se_tol=1.5e-5)
+    d = difference_test(scalar, configural, Specification(missing="fiml", estimator="MLR"))
+    assert d["delta_chisq"] == pytest.approx(ref["lrt"]["delta_chisq"][1], rel=6e-6)
+    result = measurement_invariance(data, HS_MODEL, "school", levels=("configural", "metric"), missing="fiml",
+                                    estimator="MLR", min_group_size=50)
+    assert result.summary["indices"] == "robust" and result.summary["missing"] == "fiml"
+
+
 # --------------------------------------------------------------------------- lavaan: ordinal
 
 
@@ -328,6 +347,32 @@ def test_ordinal_partial_scalar_and_latent_means_match_semtools(bfi, lavaan):
     assert np.nanmax(np.abs(m["std.all"] - m["std_all"])) < 1.5e-5
     means = m[(m["op"] == "~1") & m["lhs"].isin(["agree", "consc", "extra"]) & (m["group"] == groups[1])]
     assert len(means) == 3 and (means["se"] > 0).all()
+
+
+@pytest.mark.slow
+def test_ordinal_partial_thresholds_match_semtools(bfi, lavaan):
+    """Equal thresholds but A1's second (group.partial = "A1|t2" in measEq.syntax): A1's
+    intercept and scale factor are still free in group 2 (its other thresholds are equal), one
+    df less than the thresholds model; fit measures 1e-7 relative."""
+    ref = lavaan["ordinal"]
+    groups = [str(g) for g in ref["group_label"]]
+    f = fit_level(bfi, BFI_MODEL, "gender", groups, "thresholds", ["A1 | t2"],
+                  Specification(estimator="WLSMV", ordered=tuple(ITEMS)))
+    assert f.fit["df"] == ref["thresholds"]["fit"]["df"] - 1
+    for key, value in ref["partial_thresholds"]["fit"].items():
+        if value is not None:
+            assert f.fit[key.replace(".", "_")] == pytest.approx(value, rel=1e-7, abs=1e-7), key
+
+
+def test_ordinal_group_with_an_empty_category_is_left_out(bfi):
+    """lavaan refuses an ordered item with a category nobody in a group chose: such a group is
+    reported and left out like a small one."""
+    data = bfi.copy()
+    data.loc[(data["gender"] == 2) & (data["A1"] == 6), "A1"] = 5
+    with pytest.raises(InputError, match=r"2: n = \d+ \(A1: category 6 never chosen in this group"):
+        eligible_groups(data, "gender", ITEMS, ordered=ITEMS)
+    table, order = eligible_groups(bfi, "gender", ITEMS, ordered=ITEMS)
+    assert table["used"].all() and sorted(order) == ["1", "2"]
 
 
 # --------------------------------------------------------------------------- bad input

@@ -34,9 +34,10 @@ The map of the package, in the order a model flows through it:
   Satorra-Bentler (2001) scaled difference test of nested models (``scaled_difference``).
 - ``fit``: every fit index (lavaan's ``fitMeasures``), pure functions of the statistics each
   estimator produces, in one place.
-- ``diagnostics``: for an ``EngineFit`` (any number of groups): modification indices with EPC,
-  sepc.lv, sepc.all (lavaan's ``modindices``), standardized residuals (``resid(fit,
-  "standardized")``, the diagonal only).
+- ``diagnostics``: for an ``EngineFit`` (any number of groups; ML, MLR, MLM, FIML, WLSMV, ULSMV):
+  modification indices with EPC, sepc.lv, sepc.all (lavaan's ``modindices``), standardized
+  residuals (``resid(fit, "standardized")``); ``h1`` its saturated-model information matrices
+  under missing data.
 - ``engine``: ``fit(partable, data, group=..., estimator="ML"|"MLR"|"MLM"|"WLSMV"|"ULSMV",
   missing="listwise"|"fiml")`` runs the chain and returns an ``EngineFit`` with lavaan's
   ``fitMeasures`` (from ``fit``) (import it as ``from analysis.sem.engine import fit``: the package

@@ -49,10 +49,13 @@ class EngineFit:
         ``gfi, agfi, pgfi, mfi, ecvi, ntotal, ngroups``); with MLR/MLM also the scaled and robust
         measures (``chisq_scaled, df_scaled, pvalue_scaled, chisq_scaling_factor,
         baseline_chisq_scaled, baseline_chisq_scaling_factor, cfi_scaled, cfi_robust, ...``); with
-        ``missing = "fiml"`` :meth:`~analysis.sem.fiml.FIMLEstimator.fit_measures` (no GFI).
+        ``missing = "fiml"`` :meth:`~analysis.sem.fiml.FIMLEstimator.fit_measures` (ML or MLR).
     x, vcov, information
         The free parameters (lavaan's ``coef``, by ``free`` index), their covariance matrix and
-        the expected information (summed over cases).
+        the information (summed over cases): with complete data the expected information (what
+        the identification check and the modification indices use, whatever the SEs' own); with
+        ``missing = "fiml"`` and observed information (the default) the observed information
+        (the Hessian of :math:`-\\log L`) the SEs use, the bread of MLR's sandwich.
     implied : tuple of (DataFrame, Series)
         Per group the implied covariance matrix and means.
     """
@@ -152,7 +155,9 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     lavaan's for the estimator (MLR observed, else expected). ``std_se = False`` skips the
     delta-method SEs of the standardised solutions (NaN), e.g. for the rungs of an invariance
     ladder. ``missing = "fiml"`` (lavaan's ``"ml"``): every case by FIML
-    (:mod:`analysis.sem.fiml`), observed information by default, lavaan's fit measures.
+    (:mod:`analysis.sem.fiml`), observed information by default, lavaan's fit measures; with
+    ``estimator = "MLR"`` robust SEs, the Yuan-Bentler scaled test and the FIML-corrected robust
+    indices (:func:`analysis.sem.robust.robust_inference`); MLM needs complete data (InputError).
     ``estimator = "WLSMV"`` or ``"ULSMV"`` (a table with the ``ordered`` items' thresholds) runs
     :func:`analysis.sem.wls.fit_wls`, with ``missing`` ``"listwise"`` or ``"pairwise"``.
 
@@ -174,8 +179,9 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     if missing not in ("listwise", "fiml", "ml"):
         raise InputError(f"missing must be 'listwise' or 'fiml', got {missing!r}")
     fiml = missing != "listwise"
-    if fiml and estimator != "ML":
-        raise InputError(f"missing = 'fiml' is available with estimator ML in this engine so far, got {estimator!r}")
+    if fiml and estimator not in ("ML", "MLR"):
+        raise InputError(f"estimator {estimator!r} needs complete data (lavaan: {estimator} is not available with "
+                         "missing = 'ml'); use missing = 'listwise', or estimator ML or MLR with FIML")
     if information is None:
         information = "observed" if fiml else \
             ROBUST_ESTIMATORS[estimator][0] if estimator in ROBUST_ESTIMATORS else "expected"
@@ -214,11 +220,14 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     robust = None
     if estimator in ROBUST_ESTIMATORS:
         robust = robust_inference(estimator, est, opt.x, opt.con_jac, data, group, labels,
-                                  df=ndat - (q - opt.eq_rank), chisq=est.ntotal * opt.fmin, information=information)
+                                  df=ndat - (q - opt.eq_rank), chisq=est.ntotal * opt.fmin, information=information,
+                                  components=components)
         vcov = robust.vcov
     else:
         vcov = covariance(info if information == "expected" else est.observed_information(opt.x), opt.con_jac,
                           components)
+    if fiml and information == "observed":  # EngineFit.information: the one the SEs use
+        info = est.observed_information(opt.x)
     params = parameter_estimates(model, constraints, opt.x, vcov, level=level, group_labels=labels, std_se=std_se)
     for note in inadmissible_notes(model, opt.x, params):
         notes.append(note)
@@ -244,7 +253,9 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         gfi_value=fitm.ml_gfi(covs, implied_covs, nobs, **mean_args, fixed_x=fixed_x), nel=nel)
     if fiml:  # residual measures against the EM moments, FIML-corrected robust indices
         fit_measures = est.fit_measures(opt.x, int(q - opt.eq_rank), float(chisq), int(df), base_chisq, base_df,
-                                        opt.con_jac)
+                                        opt.con_jac, estimator=estimator,
+                                        **(dict(scaled=robust.scaled, baseline_scaled=robust.baseline_scaled,
+                                                robust=robust.fiml_corrected) if robust is not None else {}))
     implied = tuple((pd.DataFrame(s, index=st.ov, columns=st.ov), pd.Series(m, index=st.ov))
                     for (s, m), st in zip(est.moments(opt.x), stats))
     return EngineFit(parameters=params, fit=fit_measures, x=opt.x, vcov=vcov, information=info, model=model,

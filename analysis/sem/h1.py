@@ -84,16 +84,33 @@ def _information(patterns, sigma, mu, x, expected: bool) -> np.ndarray:
     p = len(sigma)
     rows, cols, s = moment_cells(p)
     nc = len(rows)
+    parts = list(_pattern_parts(patterns.observed, patterns.rows, sigma, mu, expected))
+    nk = np.array([q[0] for q in parts], dtype=float)
+    m_all = np.stack([q[1] for q in parts]).reshape(len(parts), p * p)
+    c_all = np.stack([q[2] for q in parts]).reshape(len(parts), p * p)
+    v_all = np.stack([q[3] for q in parts])
     out = np.zeros((p + nc, p + nc))
-    ss = np.outer(s, s)
-    for nk, m, c, v in _pattern_parts(patterns.observed, patterns.rows, sigma, mu, expected):
-        out[:p, :p] += nk * m
-        if not expected:
-            cross = m[:, rows] * v[cols][None, :] + m[:, cols] * v[rows][None, :]
-            out[:p, p:] += nk * s[None, :] * cross
-        term = (m[np.ix_(cols, rows)] * c[np.ix_(rows, cols)] + m[np.ix_(rows, cols)] * c[np.ix_(cols, rows)]
-                + m[np.ix_(cols, cols)] * c[np.ix_(rows, rows)] + m[np.ix_(rows, rows)] * c[np.ix_(cols, cols)])
-        out[p:, p:] += nk / 2 * ss * term
+    mw = nk[:, None] * m_all
+    out[:p, :p] = mw.sum(axis=0).reshape(p, p)
+    if not expected:  # Y[i, a, b] = sum_k n_k M_k[i, a] v_k[b]
+        y = (mw.T @ v_all).reshape(p, p, p)
+        out[:p, p:] = s[None, :] * (y[:, rows, cols] + y[:, cols, rows])
+    # X[(i, j), (k, l)] = sum_k n_k M_k[i, j] C_k[k, l]: one product over the patterns, then read
+    # M_bc C_ad + M_ad C_bc + M_bd C_ac + M_ac C_bd for every pair of cells (a, b), (c, d)
+    big = mw.T @ c_all
+    ix = rows.astype(np.int32)
+    jx = cols.astype(np.int32)
+    bc = jx[:, None] * p + ix[None, :]
+    ad = ix[:, None] * p + jx[None, :]
+    term = big[bc, ad]
+    term += big[ad, bc]
+    del bc, ad
+    bd = jx[:, None] * p + jx[None, :]
+    ac = ix[:, None] * p + ix[None, :]
+    term += big[bd, ac]
+    term += big[ac, bd]
+    del big, bd, ac
+    out[p:, p:] = 0.5 * np.outer(s, s) * term
     out[p:, :p] = out[:p, p:].T
     out = 0.5 * (out + out.T)
     if x:

@@ -83,6 +83,8 @@ out$cases$mimic_fiml <- with_opts(record(fiml("sem", MIMIC_X), MIMIC_X, "hs_miss
 # robust ML: complete data (MLR, MLM) and FIML (MLR)
 out$cases$hs3_mlr <- with_opts(record(cfa(HS, data = hs, estimator = "MLR"), HS, "hs_engine.csv"), estimator = "MLR")
 out$cases$hs3_mlm <- with_opts(record(cfa(HS, data = hs, estimator = "MLM"), HS, "hs_engine.csv"), estimator = "MLM")
+out$cases$mimic_school_mlr <- with_opts(record(sem(MIMIC, data = hs, group = "school", estimator = "MLR"), MIMIC,
+                                               "hs_engine.csv", "school"), estimator = "MLR")
 out$cases$hs3_mlr_fiml <- with_opts(record(fiml("cfa", HS, estimator = "MLR"), HS, "hs_missing_cov.csv"),
                                     missing = "fiml", estimator = "MLR")
 

@@ -149,7 +149,7 @@ out$mlr_structural <- list(free = robust_summary(rfree), equal = robust_summary(
 # E1-E5 by gender (tests/reference/bfi_1000.csv), as semTools' measEq.syntax builds it with
 # ID.fac = "std.lv", ID.cat = "Wu.Estabrook.2016"; lavTestLRT's scaled-and-shifted differences;
 # compareFit's indices (scaled: lavaan's robust ones are NA with equal thresholds); a partial
-# scalar model with the intercept of E1 free.
+# scalar model with the intercept of E1 free, and equal thresholds but A1's second.
 bfi <- read.csv("tests/reference/bfi_1000.csv")
 items <- c(paste0("A", 1:5), paste0("C", 1:5), paste0("E", 1:5))
 bfi_model <- "agree =~ A1 + A2 + A3 + A4 + A5
@@ -184,8 +184,17 @@ ocf <- compareFit(ofits$configural, ofits$thresholds, ofits$metric, ofits$scalar
 out$ordinal$compare_fit <- as.data.frame(ocf@fit)[, c("chisq.scaled", "cfi.scaled", "rmsea.scaled", "srmr")]
 opartial <- ordinal_fit(c("thresholds", "loadings", "intercepts"), partial = "E1 ~ 1")
 out$ordinal$partial_scalar <- ord_summary(opartial)
+out$ordinal$partial_thresholds <- ord_summary(ordinal_fit("thresholds", partial = "A1|t2"))
 t <- lavTestLRT(ofits$metric, opartial)
 out$ordinal$partial_lrt <- list(delta_chisq = t[2, "Chisq diff"], delta_df = t[2, "Df diff"],
                                 delta_pvalue = t[2, "Pr(>Chisq)"])
+
+# --- MLR with FIML (lavaan's missing = "ml", robust.huber.white SEs, Yuan-Bentler scaled test):
+# configural and scalar on hs_missing.csv by school, their SB2001 difference.
+rconf <- cfa(model, data = hsm, group = "school", missing = "fiml", estimator = "MLR")
+rscal <- cfa(model, data = hsm, group = "school", missing = "fiml", estimator = "MLR",
+             group.equal = c("loadings", "intercepts"))
+out$mlr_fiml <- list(group_label = lavInspect(rconf, "group.label"), configural = robust_summary(rconf),
+                     scalar = robust_summary(rscal), lrt = lrt(rconf, rscal, method = "satorra.bentler.2001"))
 
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, na = "null"), "tests/reference/invariance.json")

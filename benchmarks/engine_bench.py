@@ -1,0 +1,311 @@
+"""Time the unified engine on the default model beside today's engines and lavaan, same data, same run.
+
+    python benchmarks/engine_bench.py [--ref afa1727] [--n 1097] [--missing 0.005] [--repeat 1]
+                                      [--what cfa,fiml,ladder_ml,ladder_fiml] [--no-lavaan]
+                                      [--lavaan-timeout 3600]
+
+Model: the default instrument's CFA, one factor per construct (18 factors x 4 items = 72
+items). Data: the default population simulated by :mod:`analysis.simulate` (seed 1, no
+respondent defects, reverse-keyed items recoded), ``--n`` respondents (1,097: the default
+study's CFA half after cleaning); the incomplete data set deletes each cell with probability
+``--missing`` (seed 1; the default study's ``missing_cell``).
+
+Fits, each timed alone:
+
+- ``cfa``: complete data, ML.
+- ``fiml``: incomplete data, ML with FIML (lavaan's ``missing = "ml"``).
+- ``ladder_ml``: complete data, 4 groups (``relationship_type``), configural, metric
+  (``group.equal = "loadings"``), scalar (+ ``"intercepts"``), strict (+ ``"residuals"``), ML.
+- ``ladder_fiml``: the same ladder on the incomplete data, FIML.
+
+Each by three implementations, each in its own process (imports excluded from the time):
+
+- ``engine``: this tree's :func:`analysis.sem.api.fit_model` (``group_equal``), every fit
+  measure, estimates with SEs and std.all with SEs.
+- ``old``: today's engines (the single-group ``analysis/sem/single.py fit_sem`` and the
+  multi-group ``analysis/multigroup.py fit_multigroup``, ``se = True``) run from ``git archive``
+  of ``--ref`` (default afa1727, the last commit that has both), so the benchmark outlives them.
+- ``lavaan``: ``cfa(model, data, group = ..., group.equal = ..., missing = ...)`` followed by
+  ``fitMeasures`` and ``standardizedSolution`` (lavaan's ``missing = "ml"`` for FIML), by Rscript.
+
+Times are CPU seconds (user + sys, children included: ``os.times`` in Python, ``system.time``
+in R) beside wall seconds, the smallest of ``--repeat`` runs, the implementations alternating.
+Printed per fit: the times, the ratios engine / old and engine / lavaan, the chi-squares of the
+three and their largest difference, and the largest differences of the engine's estimates and
+SEs from the old code's. Not a test: timings belong here.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import io
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the data are simulated by this tree's analysis.simulate
+GROUP = "relationship_type"
+LADDER = {"configural": [], "metric": ["loadings"], "scalar": ["loadings", "intercepts"],
+          "strict": ["loadings", "intercepts", "residuals"]}
+SECTIONS = ("cfa", "fiml", "ladder_ml", "ladder_fiml")
+
+# Runs in a fresh interpreter with PYTHONPATH = the tree under test; argv[1] a JSON job list. Prints one JSON line
+# per fit; writes each fit's estimates to the job's "out" CSV.
+RUNNER = r'''
+import json, os, sys, time, warnings
+import pandas as pd
+jobs = json.loads(sys.argv[1])
+impl = jobs[0]["impl"]
+if impl == "engine":
+    from analysis.sem.api import fit_model
+    import analysis.sem.api as where
+else:
+    from analysis.sem.single import fit_sem
+    from analysis.multigroup import fit_multigroup
+    import analysis.multigroup as where
+print(json.dumps({"module": where.__file__}), flush=True)
+frames = {}
+for job in jobs:
+    x = frames.setdefault(job["data"], pd.read_csv(job["data"], keep_default_na=True))
+    x = x.astype({c: float for c in x.columns if c != job["group_col"]})
+    model = open(job["model"]).read()
+    caught = warnings.catch_warnings(record=True)
+    records = caught.__enter__()
+    warnings.simplefilter("always")
+    t0, c0 = time.perf_counter(), os.times()
+    if impl == "engine":
+        f = fit_model(model, x.drop(columns=[job["group_col"]]) if job["group"] is None else x,
+                      group=job["group"], group_labels=job["labels"], group_equal=tuple(job["equal"]),
+                      missing=job["missing"])
+    elif job["group"] is None:
+        f = fit_sem(x.drop(columns=[job["group_col"]]), model, missing=job["missing"])
+    else:
+        f = fit_multigroup(x, model, job["group"], tuple(job["equal"]), missing=job["missing"], groups=job["labels"],
+                           se=True)
+    c1, t1 = os.times(), time.perf_counter()
+    caught.__exit__(None, None, None)
+    p = f.parameters.copy()
+    if impl == "engine" and "group" in p:
+        p["group"] = [f.group_labels[int(g) - 1] for g in p["group"]]
+    if "group" not in p:
+        p["group"] = ""
+    p[["lhs", "op", "rhs", "group", "est", "se"]].to_csv(job["out"], index=False)
+    cpu = sum(c1[:4]) - sum(c0[:4])
+    print(json.dumps({"name": job["name"], "cpu": cpu, "wall": t1 - t0, "chisq": float(f.fit["chisq"]),
+                      "df": int(f.fit["df"]), "converged": bool(f.converged),
+                      "warnings": sorted({f"{type(w.message).__name__}: {w.message}"[:120] for w in records})}),
+          flush=True)
+'''
+
+R_RUNNER = r'''
+suppressPackageStartupMessages(library(lavaan))
+args <- commandArgs(trailingOnly = TRUE)
+jobs <- read.csv(args[1], colClasses = "character")
+cat(sprintf('{"module": "lavaan %s"}\n', as.character(packageVersion("lavaan"))))
+for (i in seq_len(nrow(jobs))) {
+  j <- jobs[i, ]
+  x <- read.csv(j$data)
+  m <- paste(readLines(j$model), collapse = "\n")
+  eq <- if (nzchar(j$equal)) strsplit(j$equal, ";")[[1]] else ""
+  miss <- if (j$missing == "fiml") "ml" else "listwise"
+  if (nzchar(j$group)) x[[j$group]] <- as.character(x[[j$group]]) else x[[j$group_col]] <- NULL
+  w <- proc.time()
+  t <- system.time({
+    f <- if (nzchar(j$group)) cfa(m, x, group = j$group, group.label = strsplit(j$labels, ";")[[1]],
+                                  group.equal = eq, missing = miss)
+         else cfa(m, x, missing = miss)
+    fm <- fitMeasures(f); s <- standardizedSolution(f)})
+  cpu <- t[["user.self"]] + t[["sys.self"]] + sum(c(t[["user.child"]], t[["sys.child"]]), na.rm = TRUE)
+  cat(sprintf('{"name": "%s", "cpu": %.6f, "wall": %.6f, "chisq": %.10f, "df": %d, "converged": %s}\n', j$name, cpu,
+              t[["elapsed"]], fm[["chisq"]], as.integer(fm[["df"]]), tolower(lavInspect(f, "converged"))))
+}
+'''
+
+
+def study(n: int, missing: float) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """The default population's complete responses (items recoded, plus the group column), the same
+    with cells deleted at rate ``missing``, and the one-factor-per-construct CFA syntax."""
+    from analysis.clean import recode_reverse
+    from analysis.simulate import parse_simulation_params, simulate_study
+    from instrument import DEFAULT_INSTRUMENT, load_instrument
+
+    inst = load_instrument(DEFAULT_INSTRUMENT)
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())["simulate"]
+    raw = {**raw, "n": n, "personal_data": False, "defects": {k: 0.0 for k in raw["defects"]}}
+    sim = simulate_study(inst, parse_simulation_params(raw), seed=1)
+    items = list(inst.item_ids)
+    x = recode_reverse(sim.responses, inst)[items].astype(float)
+    incomplete = x.mask(np.random.default_rng(1).random(x.shape) < missing)
+    x[GROUP] = incomplete[GROUP] = sim.responses[GROUP].astype(str).to_numpy()
+    cfa = "\n".join(f"{c.id} =~ {' + '.join(c.item_ids)}" for c in inst.constructs) + "\n"
+    return x, incomplete, cfa
+
+
+def old_tree(ref: str, into: Path) -> Path:
+    """``git archive`` of ``ref`` unpacked under ``into`` (read-only on the repository)."""
+    tar = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", ref, "analysis", "instrument"],
+                         capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(tar)) as t:
+        t.extractall(into, filter="data")
+    return into
+
+
+def jobs_for(sections, tmp: Path, labels: list[str]) -> list[dict]:
+    jobs = []
+    for sec in sections:
+        fiml = sec in ("fiml", "ladder_fiml")
+        base = {"data": str(tmp / ("incomplete.csv" if fiml else "complete.csv")), "model": str(tmp / "cfa.lavaan"),
+                "missing": "fiml" if fiml else "listwise", "group_col": GROUP}
+        if sec in ("cfa", "fiml"):
+            jobs.append({**base, "name": sec, "group": None, "labels": None, "equal": []})
+        else:
+            jobs += [{**base, "name": f"{sec}:{step}", "group": GROUP, "labels": labels, "equal": eq}
+                     for step, eq in LADDER.items()]
+    return jobs
+
+
+def run_python(tree: Path, impl: str, jobs: list[dict], out: Path) -> dict:
+    jobs = [{**j, "impl": impl, "out": str(out / f"{impl}_{j['name'].replace(':', '_')}.csv")} for j in jobs]
+    env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+           "MKL_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-c", RUNNER, json.dumps(jobs)], capture_output=True, text=True, env=env,
+                          cwd=tree)  # python -c puts the working directory first on sys.path
+    return _results(proc, impl)
+
+
+def run_r(jobs: list[dict], tmp: Path, timeout: float) -> dict:
+    """Each fit in its own Rscript, stopped after ``timeout`` wall seconds (its result left blank)."""
+    (tmp / "runner.R").write_text(R_RUNNER)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    res = {}
+    for j in jobs:
+        pd.DataFrame([{"name": j["name"], "data": j["data"], "model": j["model"], "missing": j["missing"],
+                       "group": j["group"] or "", "group_col": j["group_col"], "labels": ";".join(j["labels"] or []),
+                       "equal": ";".join(j["equal"])}]).to_csv(tmp / "r_job.csv", index=False)
+        try:
+            proc = subprocess.run(["Rscript", str(tmp / "runner.R"), str(tmp / "r_job.csv")], capture_output=True,
+                                  text=True, env=env, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            print(f"lavaan: {j['name']} stopped unfinished after {timeout:.0f} s wall (--lavaan-timeout)")
+            continue
+        res.update(_results(proc, "lavaan", quiet=bool(res)))
+    return res
+
+
+def _results(proc, impl: str, quiet: bool = False) -> dict:
+    res = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("{"):
+            d = json.loads(line)
+            if "module" in d:
+                if not quiet:
+                    print(f"{impl}: {d['module']}")
+            else:
+                res[d["name"]] = d
+                print(f"  {impl:6s} {d['name']:24s} {d['cpu']:8.2f} CPU-s {d['wall']:8.2f} s wall  chisq {d['chisq']:.3f}",
+                      flush=True)
+    if proc.returncode != 0:
+        tail = " | ".join(proc.stderr.strip().splitlines()[-3:])
+        print(f"{impl} failed (exit {proc.returncode}): {tail}")
+    return res
+
+
+def _merge(best: dict, new: dict) -> None:
+    for name, r in new.items():
+        if name not in best or r["cpu"] < best[name]["cpu"]:
+            best[name] = r
+
+
+def _params_diff(out: Path, name: str) -> tuple[float, float] | None:
+    key = name.replace(":", "_")
+    a, b = out / f"engine_{key}.csv", out / f"old_{key}.csv"
+    if not (a.exists() and b.exists()):
+        return None
+    new, old = (pd.read_csv(p, keep_default_na=False, na_values=[""]).astype({"group": str}) for p in (a, b))
+    m = new.merge(old, on=["lhs", "op", "rhs", "group"], suffixes=("", "_old"))
+    m = m[m["op"].isin(["=~", "~~", "~1", "~"])]
+    return float(np.nanmax(np.abs(m.est - m.est_old))), float(np.nanmax(np.abs(m.se - m.se_old)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ref", default="afa1727", help="git ref of today's engines (single.py, multigroup.py)")
+    ap.add_argument("--n", type=int, default=1097, help="respondents (the default study's CFA half)")
+    ap.add_argument("--missing", type=float, default=0.005, help="share of cells deleted for the FIML fits")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each implementation; the fastest is shown")
+    ap.add_argument("--what", default=",".join(SECTIONS), help=f"comma-separated, of {', '.join(SECTIONS)}")
+    ap.add_argument("--no-lavaan", action="store_true", help="leave lavaan out")
+    ap.add_argument("--lavaan-timeout", type=float, default=1800, help="wall seconds before a lavaan fit is stopped")
+    args = ap.parse_args()
+    sections = [s.strip() for s in args.what.split(",") if s.strip()]
+    bad = [s for s in sections if s not in SECTIONS]
+    if bad:
+        ap.error(f"--what: unknown {bad}; choose from {', '.join(SECTIONS)}")
+    complete, incomplete, model = study(args.n, args.missing)
+    labels = list(dict.fromkeys(complete[GROUP]))
+    counts = complete[GROUP].value_counts()
+    print(f"data: {complete.shape[1] - 1} items x {len(complete)} respondents; groups "
+          + ", ".join(f"{g} {counts[g]}" for g in labels)
+          + f"; incomplete copy: {int(incomplete.drop(columns=GROUP).isna().any(axis=1).sum())} respondents with a "
+            f"missing cell, {len(incomplete.drop(columns=GROUP).isna().drop_duplicates())} patterns")
+    have_r = shutil.which("Rscript") is not None and not args.no_lavaan
+    with tempfile.TemporaryDirectory() as tmpname:
+        tmp = Path(tmpname)
+        complete.to_csv(tmp / "complete.csv", index=False)
+        incomplete.to_csv(tmp / "incomplete.csv", index=False)
+        (tmp / "cfa.lavaan").write_text(model)
+        old = old_tree(args.ref, tmp / "old")
+        commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", args.ref], capture_output=True,
+                                text=True).stdout.strip()
+        print(f"old: git archive {args.ref} ({commit})")
+        jobs = jobs_for(sections, tmp, labels)
+        best = {"engine": {}, "old": {}, "lavaan": {}}
+        for _ in range(args.repeat):
+            _merge(best["engine"], run_python(ROOT, "engine", jobs, tmp))
+            _merge(best["old"], run_python(old, "old", jobs, tmp))
+        if have_r:
+            for _ in range(args.repeat):
+                _merge(best["lavaan"], run_r(jobs, tmp, args.lavaan_timeout))
+        print()
+        head = (f"{'fit':24s} {'engine CPU/wall':>16s} {'old CPU/wall':>16s} {'lavaan CPU/wall':>16s} "
+                f"{'eng/old':>7s} {'eng/lav':>7s}  chisq engine / old / lavaan (df)  max|diff|  est, se vs old")
+        print(head)
+        totals = {k: [0.0, 0.0] for k in best}
+        for j in jobs:
+            name = j["name"]
+            r = {k: best[k].get(name) for k in best}
+            cell = {k: (f"{v['cpu']:7.2f}/{v['wall']:7.2f}" if v else f"{'-':>15s}") for k, v in r.items()}
+            for k, v in r.items():
+                if v:
+                    totals[k][0] += v["cpu"]
+                    totals[k][1] += v["wall"]
+            ratio = {k: (f"{r['engine']['cpu'] / r[k]['cpu']:7.2f}" if r["engine"] and r[k] else f"{'-':>7s}")
+                     for k in ("old", "lavaan")}
+            chis = [v["chisq"] for v in r.values() if v]
+            spread = max(chis) - min(chis) if len(chis) > 1 else float("nan")
+            chi_txt = " / ".join(f"{v['chisq']:.3f}" if v else "-" for v in r.values())
+            df = next((v["df"] for v in r.values() if v), "-")
+            nc = [k for k, v in r.items() if v and not v["converged"]]
+            diff = _params_diff(tmp, name)
+            diff_txt = f"{diff[0]:.1e}, {diff[1]:.1e}" if diff else "-"
+            print(f"{name:24s} {cell['engine']:>16s} {cell['old']:>16s} {cell['lavaan']:>16s} {ratio['old']} "
+                  f"{ratio['lavaan']}  {chi_txt} ({df})  {spread:.1e}  {diff_txt}"
+                  + (f"  NOT CONVERGED: {', '.join(nc)}" if nc else ""))
+        for impl, res in best.items():
+            for name, v in res.items():
+                for w in v.get("warnings", []):
+                    print(f"warning ({impl}, {name}): {w}")
+        print(f"{'total':24s} " + " ".join(f"{t[0]:7.2f}/{t[1]:7.2f}".rjust(16) for t in totals.values()))
+
+
+if __name__ == "__main__":
+    main()
