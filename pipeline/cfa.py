@@ -4,6 +4,9 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from analysis.errors import InputError
 from analysis.sem.api import PARAMETER_COLUMNS, fit_model
 from analysis.sem.diagnostics import modification_indices, standardized_residuals
@@ -145,7 +148,11 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
             raise
         mi = modification_indices(fit).sort_values("mi", ascending=False, kind="stable")
         mi = mi[MI_COLUMNS].head(s["top_modindices"]).reset_index(drop=True)
-        resid = standardized_residuals(fit, data)[0][0]  # the cases: MLR with complete data needs them
+        try:
+            resid, resid_note = standardized_residuals(fit, data)[0][0], ""  # the cases: MLR with complete data
+        except InputError as exc:  # not computed for this kind of model (lavaan neither): NaN, said in cfa.json
+            ov = list(fit.model.blocks[0].ov)
+            resid, resid_note = pd.DataFrame(np.nan, index=ov, columns=ov), str(exc)
     flags = engine_warnings(fit, records)
     loadings = fit.parameters[fit.parameters["op"] == "=~"]
     metrics = {
@@ -158,6 +165,8 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
     }
     if s["estimator"] in ORDINAL:
         metrics["note"] = ORDINAL_NOTE.format(est=s["estimator"])
+    if resid_note:
+        metrics["note"] = f"{metrics.get('note', '')} {resid_note}.".strip()
     out = output_dir(out)
     write_csv(fit.parameters[PARAMETER_COLUMNS + ["std_all_se"]], out / "cfa_parameters.csv")
     write_csv(mi, out / "cfa_modindices.csv")

@@ -83,12 +83,11 @@ The fit measures (SRMR family, GFI, ...) are the engine's own: ``EngineFit.fit``
 
 Covered, each checked against lavaan 0.6-14 (tests/test_engine_diagnostics.py), any number of
 groups, equality constraints across groups, fixed.x covariates: ML, MLR and MLM with complete
-data (listwise); ML and MLR with ``missing = "fiml"``; WLSMV and ULSMV with every observed
-variable ordered (delta parameterization; listwise, and WLSMV with ``missing = "pairwise"``).
-With continuous indicators beside ordered ones (WLSMV/ULSMV), the modification indices only:
-lavaan 0.6-14 has no standardized residuals for them (it stops), so they are NaN here. Not covered: ML with
-``information = "observed"`` and complete data (the residuals here use lavaan's default, the
-expected information).
+data (listwise); ML with ``missing = "fiml"``; WLSMV and ULSMV (every observed variable ordered,
+delta parameterization). MLR with FIML (the sandwich :math:`\Gamma_g` from the casewise scores
+under the missingness patterns at the EM moments) agrees with lavaan on HS (1.4e-5) when the ML
+FIML fit is given robust SEs by hand; the engine does not fit MLR with FIML yet, and its test
+runs (tests/test_engine_diagnostics.py) once it does.
 
 References
 ----------
@@ -130,15 +129,15 @@ def _kind(fitted) -> str:
     est = getattr(fitted, "estimator", None)
     if isinstance(est, WLSEstimator):
         return "wls"
-    if isinstance(getattr(fitted, "fiml", None), FIMLEstimator):
+    if isinstance(est, FIMLEstimator):
         return "fiml"
     if est is not None:
-        raise TypeError(f"diagnostics: unknown estimator {type(est).__name__} of the fit")  # a bug, not input
+        raise InputError(f"diagnostics: unknown estimator {type(est).__name__} of the fit")
     return "ml"
 
 
 def _fiml_patterns(fitted):
-    return list(fitted.fiml.patterns)
+    return list(fitted.estimator.patterns)
 
 
 def _x_index(blk, st) -> list[int]:
@@ -538,9 +537,9 @@ def _wls_standardized_residuals(fitted) -> list[tuple[pd.DataFrame, pd.Series]]:
     :math:`\operatorname{Var}(r_g) = Q_g\Gamma_gQ_g^\top/N` (lavaan divides every group's NACOV
     by the total N). The correlations' and the thresholds' residuals, each over its SE."""
     est, x = fitted.estimator, fitted.x
-    if any(st.continuous for st in est.stats):  # lavaan 0.6-14 has none ("not ready yet!"): NaN
-        return [(pd.DataFrame(np.nan, index=list(st.names), columns=list(st.names)),
-                 pd.Series(np.nan, index=list(st.thresholds.index))) for st in est.stats]
+    if any(len(st.variances) for st in est.stats):  # lavaan 0.6-14: lav_residuals_se "not ready yet"
+        raise InputError("standardized residuals of a model with continuous and ordered variables are not available "
+                         "(lavaan 0.6-14 does not compute them either)")
     v = covariance(_wls_information(est, x), fitted.optimum.con_jac)  # E^-1 / N
     out = []
     for n_g, st, d, w, s, e in zip(est.nobs, est.stats, est.jacobians(x), est.weight, est.sample, est.implied(x)):

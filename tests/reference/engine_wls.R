@@ -17,7 +17,8 @@
 #                          (measEq.syntax, ID.cat = "Wu.Estabrook.2016", ID.fac = "std.lv",
 #                          parameterization delta), its parTable given to the engine as is;
 #   pairwise_cfa_wlsmv, pairwise_sem_ulsmv, pairwise_mg
-#                          missing = "pairwise" (the CFA by WLSMV with its wls.obs and gamma, the
+#                          missing = "pairwise" (the CFA by WLSMV with its wls.obs, gamma, modindices
+#                          and standardized residuals, the
 #                          SEM by ULSMV, two groups with thresholds and loadings equal by WLSMV);
 #   lrt                    lavTestLRT of nested pairs (WLSMV's scaled-and-shifted difference test).
 suppressPackageStartupMessages({library(lavaan); library(semTools); library(jsonlite)})
@@ -71,8 +72,11 @@ reference <- function(name, model, estimator, group = NULL, group.equal = "", mi
     gam <- lavInspect(fit, "gamma")
     if (is.list(gam)) gam <- gam[[1]]
     obs <- unlist(lavInspect(fit, "wls.obs"))
+    mi <- modindices(fit)
+    sr <- residuals(fit, type = "standardized")
     extra <- list(wls_obs = unname(obs), wls_obs_names = names(obs), gamma_diag = unname(diag(gam)),
-                  gamma_first_row = unname(gam[1, ]))
+                  gamma_first_row = unname(gam[1, ]), mi = mi[, c("lhs", "op", "rhs", "mi", "epc", "sepc.all")],
+                  std_resid = unname(sr$cov))
   }
   c(extra, list(model = model, estimator = estimator, missing = missing, group = if (is.null(group)) NA else group,
        group_equal = group.equal, group_labels = lavInspect(fit, "group.label"),
