@@ -1,20 +1,27 @@
 """Nonparametric bootstrap of a fitted structural equation model, as lavaan's
 ``se = "bootstrap"`` with percentile and bias-corrected intervals.
 
-Each draw resamples the respondents with replacement (Efron & Tibshirani, 1993), refits the
-model and keeps the free parameters and the defined (``:=``) parameters. Draws are independent
-of each other and of the number of worker processes: draw b uses its own random stream, the
-b-th child of ``numpy.random.SeedSequence(seed)``, so the same seed gives the same draws on one
-core or many.
+Each draw resamples the respondents with replacement (Efron & Tibshirani, 1993; within each
+group when there are several, as lavaan), refits the model with the engine
+(:mod:`analysis.sem`) and keeps the free parameters and the defined (``:=``) parameters. Draws
+are independent of each other and of the number of worker processes: draw b uses its own random
+stream, the b-th child of ``numpy.random.SeedSequence(seed)``, so the same seed gives the same
+draws on one core or many.
 
-A draw starts from the full-sample estimates and takes quasi-Newton steps with the full-sample
-information matrix as a fixed metric and the exact gradient of the draw's own discrepancy
-(ML, or FIML's -log L), so most draws converge in a few cheap iterations; a draw that does not
-converge that way is refitted from the same start by Fisher scoring/BFGS
-(:func:`analysis.sem._ml_fisher_scoring`) or BFGS. A draw that still does not converge is
-counted as failed: its row is NaN, it is reported, and the intervals are based on the
-converged draws (as lavaan does; lavaan also keeps inadmissible draws, and so does this module,
-counting them).
+A draw is a refit of the same :class:`~analysis.sem.model.Model` to the resampled data — the
+fixed.x covariates' moments at the draw's own sample moments, as lavaan refits them — with the
+engine's estimator strategy (:class:`~analysis.sem.estimate.MLEstimator` for listwise complete
+data, :class:`~analysis.sem.fiml.FIMLEstimator` for FIML; ML, MLR and MLM share the ML
+estimates). Only the estimates are computed (no standard errors, no standardised solution). A
+draw starts from the full-sample estimates and takes quasi-Newton (BFGS) steps whose inverse
+Hessian starts at the full-sample one (the inverse of :math:`2\\mathcal I/N`, the expected
+information of the discrepancy), with the exact gradient of the draw's own discrepancy, so most
+draws converge in a few cheap iterations; a draw that does not converge that way, and every draw
+of a model with equality or inequality constraints, is refitted by the engine's optimiser
+(:func:`analysis.sem.estimate.optimise`: Fisher scoring on the constraints' null space). A draw
+that still does not converge is counted as failed: its row is NaN, it is reported, and the
+intervals are based on the converged draws (as lavaan does; lavaan also keeps inadmissible
+draws, and so does this module, counting them).
 
 Intervals (lavaan's ``parameterEstimates(fit, boot.ci.type = ...)``):
 
@@ -45,13 +52,39 @@ import pandas as pd
 from scipy import optimize, stats
 from threadpoolctl import threadpool_limits
 
-from analysis.sem.single import SEMFit, ParameterTable, _information, _ml_fisher_scoring, _Model, _row_values, defined_values
 from analysis.errors import InputError
+from analysis.sem.constraints import ConstraintSystem, build_constraints
+from analysis.sem.engine import EngineFit
+from analysis.sem.estimate import MLEstimator, optimise
+from analysis.sem.fiml import FIMLEstimator, Patterns
+from analysis.sem.model import CONSTRAINT_OPS, Model, SampleStats
 
-__all__ = ["BootstrapResult", "bootstrap_sem", "norm_inter"]
+__all__ = ["BootstrapResult", "Resampler", "bootstrap_sem", "norm_inter"]
 
 CHUNK = 25  # draws per task sent to a worker process
-GTOL = 1e-6  # largest gradient element at convergence (F, or -log L / N)
+GTOL = 1e-6  # largest gradient element of the discrepancy F (chi-square / N) at convergence
+
+
+def _row_columns(fit: EngineFit) -> np.ndarray:
+    """For each row of ``fit.parameters``, its column among the draws (free parameter index, then
+    the defined parameters), or -1 for a fixed row. The engine's tables list the model rows of
+    the parameter table (constraint rows left out), then the defined parameters."""
+    pt = fit.model.partable
+    keep = ~pt["op"].isin(CONSTRAINT_OPS).to_numpy()
+    free = pt["free"].to_numpy(dtype=int)[keep] - 1
+    n_def = int((pt["op"] == ":=").sum())
+    columns = np.concatenate([free, fit.model.nfree + np.arange(n_def)])
+    p = fit.parameters
+    if len(columns) != len(p) or list(p["op"]) != list(pt["op"].to_numpy()[keep]) + [":="] * n_def:
+        raise ValueError("the fit's parameter table is not the engine's (rows added, removed or reordered)")
+    return columns
+
+
+def draw_columns(fit: EngineFit) -> list[str]:
+    """The names of the draws' columns: each free parameter (``lhs op rhs`` of its first row,
+    with the group when there are several) and each defined parameter."""
+    pt = fit.model.partable
+    return fit.model.free_names() + list(pt.loc[pt["op"] == ":=", "lhs"])
 
 
 @dataclass(frozen=True)
@@ -61,8 +94,8 @@ class BootstrapResult:
     Attributes
     ----------
     draws : DataFrame
-        One row per draw (``draw`` 0..B-1), one column per free parameter (``lhs op rhs`` of
-        its first row in the parameter table) and per defined parameter; NaN for a failed draw.
+        One row per draw (``draw`` 0..B-1), one column per free parameter (:func:`draw_columns`)
+        and per defined parameter; NaN for a failed draw.
     requested, converged, failed, inadmissible : int
         Draws asked for, converged, not converged, and converged with a negative variance.
     seed : int
@@ -75,27 +108,30 @@ class BootstrapResult:
     inadmissible: int
     seed: int
 
-    def intervals(self, fit: SEMFit, level: float = 0.95) -> pd.DataFrame:
+    def column(self, fit: EngineFit, lhs: str, op: str, rhs: str) -> str | None:
+        """The draws' column of the parameter-table row ``lhs op rhs`` of ``fit`` (None: fixed)."""
+        p = fit.parameters
+        hit = np.flatnonzero(((p["lhs"] == lhs) & (p["op"] == op) & (p["rhs"] == rhs)).to_numpy())
+        if not len(hit):
+            raise KeyError(f"{lhs} {op} {rhs}")
+        c = _row_columns(fit)[hit[0]]
+        return None if c < 0 else self.draws.columns[c]
+
+    def intervals(self, fit: EngineFit, level: float = 0.95) -> pd.DataFrame:
         """Bootstrap SE and intervals for every row of ``fit.parameters``: ``boot_se``,
         ``boot_pct_lower``, ``boot_pct_upper``, ``boot_bc_lower``, ``boot_bc_upper``. Fixed
-        parameters get their value at both ends (as lavaan); rows the bootstrap does not
-        cover (intercepts added by FIML) get NaN."""
-        ok = self.draws.dropna()
-        keys = _keys(fit.partable)
-        est_by_key = _estimates_by_key(fit)
+        parameters (fixed.x covariates' moments included) get their value at both ends and a
+        zero SE (as lavaan)."""
+        ok = self.draws.dropna().to_numpy()
+        columns = _row_columns(fit)
         alpha = np.array([(1 - level) / 2, (1 + level) / 2])
         z_alpha = stats.norm.ppf(alpha)
         out = []
-        fixed = {(r.lhs, r.op, r.rhs): r.value for r in fit.partable.rows.itertuples() if r.free == 0}
-        for row in fit.parameters.itertuples():
-            key = (row.lhs, row.op, row.rhs)
-            column = keys.get(key)
-            if column is None:
-                value = fixed.get(key, np.nan)
-                out.append((np.nan if key not in fixed else 0.0, value, value, value, value))
+        for c, t0 in zip(columns, fit.parameters["est"].to_numpy(dtype=float)):
+            if c < 0:
+                out.append((0.0, t0, t0, t0, t0))
                 continue
-            t = ok[column].to_numpy()
-            t0 = est_by_key[column]
+            t = ok[:, c]
             se = float(np.std(t, ddof=1)) if len(t) > 1 else np.nan
             if len(t) < 2 or np.var(t) == 0:
                 out.append((se, t0, t0, t0, t0))
@@ -139,158 +175,156 @@ def norm_inter(t: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return np.asarray(out)
 
 
-def _keys(pt: ParameterTable) -> dict[tuple[str, str, str], str]:
-    """(lhs, op, rhs) of each free-parameter row and each defined parameter -> its draw column."""
-    out = {}
-    rows = pt.rows
-    first = rows[rows["free"] > 0].drop_duplicates("free").sort_values("free")
-    columns = [f"{r.lhs} {r.op} {r.rhs}" for r in first.itertuples()]
-    for r in rows[rows["free"] > 0].itertuples():
-        out[(r.lhs, r.op, r.rhs)] = columns[r.free - 1]
-    for name, expression in pt.defined:
-        out[(name, ":=", expression)] = name
-    return out
-
-
-def _columns(pt: ParameterTable) -> list[str]:
-    rows = pt.rows
-    first = rows[rows["free"] > 0].drop_duplicates("free").sort_values("free")
-    return [f"{r.lhs} {r.op} {r.rhs}" for r in first.itertuples()] + [name for name, _ in pt.defined]
-
-
-def _estimates_by_key(fit: SEMFit) -> dict[str, float]:
-    pt = fit.partable
-    values = np.concatenate([fit.theta, defined_values(pt, _row_values(pt, fit.theta))])
-    return dict(zip(_columns(pt), values))
-
-
 # --------------------------------------------------------------------------- refitting
 
 
-def _fiml_groups(values: np.ndarray):
-    """The rows by missingness pattern: ``(single, other)``. ``single`` stacks the patterns that
-    miss at most one variable (arrays: missing index or -1, n, mean and covariance on n with
-    zeros at the missing variable); ``other`` lists the rest as (observed, missing, n, mean, cov)."""
-    observed = ~np.isnan(values)
-    patterns, inverse = np.unique(observed, axis=0, return_inverse=True)
-    p = values.shape[1]
-    single, other = ([], [], [], []), []
-    for k, pattern in enumerate(patterns):
-        rows = values[inverse.ravel() == k][:, pattern]
-        mean = rows.mean(axis=0)
-        dev = rows - mean
-        cov = dev.T @ dev / len(rows)
-        o, m = np.flatnonzero(pattern), np.flatnonzero(~pattern)
-        if len(m) <= 1:
-            full_mean, full_cov = np.zeros(p), np.zeros((p, p))
-            full_mean[o], full_cov[np.ix_(o, o)] = mean, cov
-            for store, value in zip(single, (m[0] if len(m) else -1, len(rows), full_mean, full_cov)):
-                store.append(value)
-        else:
-            other.append((o, m, len(rows), mean, cov))
-    return tuple(np.asarray(s) for s in single), other
+def _pattern_ids(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's missingness pattern (an index into the distinct patterns) and the patterns
+    (rows of observed flags), the most complete first."""
+    obs = ~np.isnan(values)
+    uniq, inverse = np.unique(obs, axis=0, return_inverse=True)
+    order = np.argsort(-uniq.sum(axis=1), kind="stable")
+    rank = np.empty(len(order), dtype=int)
+    rank[order] = np.arange(len(order))
+    return rank[inverse.ravel()], uniq[order]
 
 
-def fiml_value_and_gradient(mdl: _Model, groups, z: np.ndarray) -> tuple[float, np.ndarray]:
-    r"""-log L / N of FIML (without the :math:`2\pi` constant) and its gradient in
-    (theta, intercepts).
-
-    With :math:`P = \Sigma^{-1}`, a pattern missing one variable j has
-    :math:`\Sigma_{oo}^{-1} = P - u u^\top / c` (zero at j) with :math:`u = P_{\cdot j}`,
-    :math:`c = P_{jj}`, and :math:`\log|\Sigma_{oo}| = \log|\Sigma| + \log c` (the partitioned
-    inverse); the sums over these patterns are then rank-one updates of one :math:`O(p^3)`
-    product, so a survey with scattered missing answers costs little more than complete data.
-    Patterns missing more variables are inverted one by one."""
-    q = mdl.q
-    th, nu = z[:q], z[q:]
-    sig = mdl.sigma(th)[0]
-    sign, logdet = np.linalg.slogdet(sig)
-    if sign <= 0:
-        return np.inf, np.zeros_like(z)
-    prec = np.linalg.inv(sig)
-    (miss, n_k, means, covs), other = groups
-    n = n_k.sum() + sum(g[2] for g in other)
-    # Patterns missing at most one variable (j = -1: complete).
-    has = miss >= 0
-    j = np.where(has, miss, 0)
-    u = np.where(has[:, None], prec[:, j].T, 0.0)                    # k x p
-    c = np.where(has, prec[j, j], 1.0)
-    d = means - nu[None, :]
-    d[has, j[has]] = 0.0
-    pd_ = d @ prec                                                   # k x p: P d
-    ud = np.einsum("kp,kp->k", u, d)
-    cu = np.einsum("kij,kj->ki", covs, u)                            # C u
-    ucu = np.einsum("ki,ki->k", u, cu)
-    w = pd_ - u * (ud / c)[:, None]                                  # Sigma_oo^-1 d, zero at j
-    total_c = np.einsum("k,kij->ij", n_k, covs)
-    value = 0.5 * (np.sum(n_k * (logdet + np.log(c) - ucu / c + np.einsum("kp,kp->k", d, pd_) - ud**2 / c))
-                   + np.sum(prec * total_c))
-    v = cu @ prec                                                    # (P C u)^T, k x p
-    pcp = prec @ total_c @ prec
-    a = (n_k / c)[:, None] * u
-    cross = v.T @ a
-    g_sigma = 0.5 * (n_k.sum() * prec - u.T @ a - pcp + cross + cross.T
-                     - u.T @ ((n_k * ucu / c**2)[:, None] * u) - w.T @ (n_k[:, None] * w))
-    g_nu = -(n_k[:, None] * w).sum(axis=0)
-    for o, m, nk, mean, cov in other:
-        if len(m) <= len(o):  # partitioned inverse: O(p^2 |m|) instead of a new inversion
-            pmm = prec[np.ix_(m, m)]
-            sign_o, logdet_m = np.linalg.slogdet(pmm)
-            pom = prec[np.ix_(o, m)]
-            inv = prec[np.ix_(o, o)] - pom @ np.linalg.solve(pmm, pom.T)
-            logdet_o = logdet + logdet_m
-        else:
-            sign_o, logdet_o = np.linalg.slogdet(sig[np.ix_(o, o)])
-            inv = np.linalg.inv(sig[np.ix_(o, o)])
-        if sign_o <= 0:
-            return np.inf, np.zeros_like(z)
-        dd = mean - nu[o]
-        inv_d = inv @ dd
-        value += nk / 2 * (logdet_o + np.sum(inv * cov) + dd @ inv_d)
-        g_sigma[np.ix_(o, o)] += nk / 2 * (inv - inv @ cov @ inv - np.outer(inv_d, inv_d))
-        g_nu[o] -= nk * inv_d
-    return value / n, np.concatenate([mdl.trace_gradient(th, g_sigma), g_nu]) / n
+def _patterns(values: np.ndarray, ids: np.ndarray, flags: np.ndarray) -> Patterns:
+    """One group's rows by missingness pattern (``ids`` and ``flags`` from :func:`_pattern_ids`),
+    for :class:`~analysis.sem.fiml.FIMLEstimator`, the most complete pattern first as
+    :func:`~analysis.sem.fiml.fiml_data` orders them (the saturated and baseline log-likelihoods,
+    constants of the discrepancy, are not needed to refit and are left at zero)."""
+    order = np.argsort(ids, kind="stable")
+    present, starts = np.unique(ids[order], return_index=True)
+    groups = np.split(order, starts[1:])
+    observed = tuple(np.flatnonzero(flags[k]) for k in present)
+    missing = tuple(np.flatnonzero(~flags[k]) for k in present)
+    rows = tuple(values[np.ix_(g, o)] for g, o in zip(groups, observed))
+    return Patterns(observed=observed, missing=missing, rows=rows, n=len(values), unrestricted_logl=0.0,
+                    logl_x=0.0, baseline_logl=0.0, em_converged=True)
 
 
-def _ml_value_and_gradient(mdl: _Model, s: np.ndarray, theta: np.ndarray) -> tuple[float, np.ndarray]:
-    """The ML discrepancy to ``s`` (up to a constant) and its gradient."""
-    sig = mdl.sigma(theta)[0]
-    sign, logdet = np.linalg.slogdet(sig)
-    if sign <= 0:
-        return np.inf, np.zeros_like(theta)
-    sinv = np.linalg.inv(sig)
-    return logdet + np.sum(s * sinv), mdl.trace_gradient(theta, sinv - sinv @ s @ sinv)
+class Resampler:
+    """Refits ``fit``'s model to resampled data: built once from the full-sample fit and its data,
+    called once per draw (in a worker process: it pickles without the compiled constraints).
+
+    ``missing = "listwise"`` resamples the complete cases on the model's observed variables,
+    ``"fiml"`` the rows FIML used (at least one answer, every fixed.x covariate present), each
+    group on its own. :meth:`refit` fits given rows; :meth:`draw` resamples them with a seed.
+    """
+
+    def __init__(self, fit: EngineFit, data: pd.DataFrame, missing: str = "listwise", group: str | None = None):
+        if missing not in ("listwise", "fiml"):
+            raise InputError(f"missing must be 'listwise' or 'fiml', got {missing!r}")
+        model = fit.model
+        fiml = missing == "fiml"
+        if fiml != model.meanstructure and fiml:
+            raise InputError("bootstrap with missing = 'fiml' needs a fit with a mean structure (missing = 'fiml')")
+        if group is None and model.ngroups > 1:
+            raise InputError("bootstrap of a model with several groups: name the group column")
+        self.model, self.fiml, self.x = model, fiml, np.asarray(fit.x, dtype=float)
+        self.stats = fit.stats
+        self.values = []
+        for blk, st in zip(model.blocks, fit.stats):
+            part = data if group is None else data[data[group].astype(str) == st.label]
+            x = part[list(blk.ov)].apply(pd.to_numeric, errors="coerce")
+            if fiml:
+                y_cols = [v for v in blk.ov if v not in set(blk.ov_x)]
+                x = x[x[list(blk.ov_x)].notna().all(axis=1) & x[y_cols].notna().any(axis=1)]
+            else:
+                x = x.dropna()
+            if len(x) != st.n:
+                raise ValueError(f"bootstrap: {len(x)} rows to resample but the fit used {st.n}: "
+                                 "pass the data and missing-data method of the fit")
+            self.values.append(x.to_numpy(dtype=float))
+        self.patterns = [_pattern_ids(v) for v in self.values] if fiml else None
+        self.exo = [np.array([blk.ov.index(v) for v in blk.ov_x], dtype=int) for blk in model.blocks]
+        system = ConstraintSystem(model, build_constraints(model.partable))
+        self.constrained = bool(system.n_eq or system.n_in)
+        hessian = 2.0 * np.asarray(fit.information, dtype=float) / sum(st.n for st in fit.stats)
+        try:
+            hess_inv = np.linalg.inv(hessian)
+        except np.linalg.LinAlgError:
+            hess_inv = np.linalg.pinv(hessian)
+        hess_inv = (hess_inv + hess_inv.T) / 2
+        # a singular information: BFGS starts from the identity
+        self.hess_inv = hess_inv if np.all(np.isfinite(hess_inv)) and np.linalg.eigvalsh(hess_inv).min() > 0 else None
+        self._constraints = None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_constraints"] = None  # compiled expressions do not pickle: rebuilt in the worker
+        return state
+
+    @property
+    def constraints(self):
+        if self._constraints is None:
+            self._constraints = build_constraints(self.model.partable)
+        return self._constraints
+
+    @property
+    def width(self) -> int:
+        return self.model.nfree + len(self.constraints.defined)
+
+    def _estimator(self, samples: list[np.ndarray], rows: list[np.ndarray] | None = None):
+        """The model with the samples' fixed.x moments and the estimator of the samples (``rows``:
+        their row numbers in :attr:`values`, which give their missingness patterns)."""
+        stats_, pats = [], []
+        for g, (st, y, ix) in enumerate(zip(self.stats, samples, self.exo)):
+            if self.fiml:
+                cov, mean = st.cov.copy(), st.mean.copy()  # only the covariates' block is used: theirs
+                if len(ix):
+                    xs = y[:, ix]
+                    mx = xs.mean(axis=0)
+                    cov[np.ix_(ix, ix)] = (xs - mx).T @ (xs - mx) / len(y)
+                    mean[ix] = mx
+                ids, flags = _pattern_ids(y) if rows is None else (self.patterns[g][0][rows[g]], self.patterns[g][1])
+                pats.append(_patterns(y, ids, flags))
+            else:
+                mean = y.mean(axis=0)
+                cov = (y - mean).T @ (y - mean) / len(y)
+            stats_.append(SampleStats(label=st.label, ov=st.ov, n=len(y), cov=cov, mean=mean))
+        model = self.model.with_sample(stats_) if any(len(ix) for ix in self.exo) else self.model
+        est = FIMLEstimator(model, stats_, pats) if self.fiml else MLEstimator(model, stats_)
+        return model, est
+
+    def refit(self, samples: list[np.ndarray], rows: list[np.ndarray] | None = None) -> tuple[np.ndarray, bool, bool]:
+        """Fit the model to ``samples`` (one array of rows per group, columns in the block's
+        ``ov`` order; ``rows`` their row numbers in :attr:`values`, if they are resampled from
+        them) from the full-sample estimates: (free and defined values, converged, admissible)."""
+        model, est = self._estimator(samples, rows)
+        x, ok = self.x, False
+        if not self.constrained:
+            def objective(z):
+                f, g, _ = est.scoring(z, information=False)
+                return (f, g) if np.isfinite(f) else (np.inf, np.zeros_like(z))
+
+            res = optimize.minimize(objective, self.x, jac=True, method="BFGS",
+                                    options={"gtol": GTOL, "maxiter": 2000, "hess_inv0": self.hess_inv})
+            ok = bool(np.isfinite(res.fun) and (res.success or np.max(np.abs(res.jac)) < 10 * GTOL))
+            x = res.x
+        if not ok:  # constraints, or a line search that lost precision: the engine's optimiser
+            with np.errstate(all="ignore"):
+                opt = optimise(est, model, self.constraints, self.x)
+            x, ok = opt.x, opt.converged
+        if not ok:
+            return np.full(self.width, np.nan), False, True
+        mats = model.matrices(x)
+        admissible = all(bool(np.all(np.diag(m["theta"]) >= 0) and np.all(np.diag(m["psi"]) >= 0)) for m in mats)
+        return np.concatenate([x, self.constraints.defined_values(model.row_values(x))]), True, admissible
+
+    def draw(self, seed) -> tuple[np.ndarray, bool, bool]:
+        """One bootstrap draw: each group's rows resampled with replacement by the stream of
+        ``seed`` (a ``SeedSequence``), then :meth:`refit`."""
+        rng = np.random.default_rng(seed)
+        rows = [rng.integers(0, len(v), len(v)) for v in self.values]
+        return self.refit([v[r] for v, r in zip(self.values, rows)], rows)
 
 
 def _refit(task) -> tuple[int, np.ndarray, bool, bool]:
-    """One bootstrap draw: resample, refit, return (draw, values, converged, admissible)."""
-    draw, seed_seq, values, pt, start, hess_inv, missing = task
-    mdl = _Model(pt)
-    rng = np.random.default_rng(seed_seq)
-    sample = values[rng.integers(0, len(values), len(values))]
-    q = mdl.q
-    if missing == "fiml":
-        groups = _fiml_groups(sample)
-        objective = lambda z: fiml_value_and_gradient(mdl, groups, z)  # noqa: E731
-    else:
-        s = np.cov(sample, rowvar=False, bias=True)
-        objective = lambda th: _ml_value_and_gradient(mdl, s, th)  # noqa: E731
-    # BFGS from the full-sample estimates, its inverse Hessian started at the full-sample
-    # (inverse) information: the draws are near the full sample, so a few steps suffice.
-    res = optimize.minimize(objective, start, jac=True, method="BFGS",
-                            options={"gtol": GTOL, "maxiter": 2000, "hess_inv0": hess_inv})
-    ok = bool(res.success or np.max(np.abs(res.jac)) < 10 * GTOL)
-    theta = res.x[:q]
-    if not ok and missing != "fiml":  # e.g. a line search that lost precision: Fisher scoring, then BFGS
-        theta, _, ok, _ = _ml_fisher_scoring(mdl, s, res.x, 500, 1e-12, alternatives=(start,))
-    elif not ok:
-        res = optimize.minimize(objective, res.x, jac=True, method="BFGS", options={"gtol": GTOL, "maxiter": 5000})
-        ok, theta = bool(res.success or np.max(np.abs(res.jac)) < 10 * GTOL), res.x[:q]
-    if not ok:
-        return draw, np.full(q + len(pt.defined), np.nan), False, True
-    mats = mdl.matrices(theta)
-    admissible = bool(np.all(np.diag(mats["theta"]) >= 0) and np.all(np.diag(mats["psi"]) >= 0))
-    return draw, np.concatenate([theta, defined_values(pt, _row_values(pt, theta))]), True, admissible
+    """One bootstrap draw: (draw, values, converged, admissible)."""
+    draw, seed_seq, resampler = task
+    return (draw, *resampler.draw(seed_seq))
 
 
 def _run(tasks):
@@ -300,18 +334,19 @@ def _run(tasks):
         return [_refit(t) for t in tasks]
 
 
-def bootstrap_sem(data: pd.DataFrame, fit: SEMFit, draws: int = 2000, seed: int = 0, jobs: int | None = None,
-                  missing: str = "listwise", progress: Callable[[int], None] | None = None) -> BootstrapResult:
+def bootstrap_sem(data: pd.DataFrame, fit: EngineFit, draws: int = 2000, seed: int = 0, jobs: int | None = None,
+                  missing: str = "listwise", progress: Callable[[int], None] | None = None,
+                  group: str | None = None) -> BootstrapResult:
     """Bootstrap the model of ``fit`` on ``data`` (the data it was fitted to).
 
     Parameters
     ----------
     data : DataFrame
         The respondents; with ``missing = "listwise"`` the complete cases on the model's observed
-        variables are resampled (as lavaan), with ``"fiml"`` every respondent with an answer.
-    fit : SEMFit
-        The full-sample fit (:func:`analysis.sem.fit_sem`, estimator ML or MLR: the estimates
-        are the same).
+        variables are resampled (as lavaan), with ``"fiml"`` every respondent FIML used.
+    fit : EngineFit
+        The full-sample fit (:func:`analysis.sem.api.fit_model`, estimator ML, MLR or MLM: the
+        estimates are the same), with the same ``missing``.
     draws : int
         Number of bootstrap samples B (lavaan's ``bootstrap = 1000`` default; gapscale 2000).
     seed : int or numpy.random.SeedSequence
@@ -320,45 +355,31 @@ def bootstrap_sem(data: pd.DataFrame, fit: SEMFit, draws: int = 2000, seed: int 
         Worker processes (default: the machine's cores). 1 runs in this process.
     progress : callable, optional
         Called with the number of draws just finished.
+    group : str, optional
+        The group column of a multi-group fit (rows are resampled within groups).
+
+    Raises
+    ------
+    InputError
+        Too few draws, bad ``jobs`` or ``missing``, or a fit by an estimator the bootstrap does
+        not refit (WLSMV, ULSMV).
 
     In R: ``sem(model, data, se = "bootstrap", bootstrap = B)``;
     ``parameterEstimates(fit, boot.ci.type = "perc")`` or ``"bca.simple"``.
     """
     if isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 2:
         raise InputError(f"bootstrap draws: a whole number >= 2, got {draws!r}")
-    if missing not in ("listwise", "fiml"):
-        raise InputError(f"missing must be 'listwise' or 'fiml', got {missing!r}")
-    pt = fit.partable
-    obs = list(pt.observed)
-    x = data[obs].apply(pd.to_numeric, errors="coerce")
-    x = x.dropna() if missing == "listwise" else x[x.notna().any(axis=1)]
-    values = x.to_numpy(dtype=float)
-    mdl = _Model(pt)
-    sinv = np.linalg.inv(mdl.sigma(fit.theta)[0])
-    info = _information(sinv, mdl.derivatives(fit.theta))  # per case, of F/2
-    q, p = mdl.q, mdl.p
-    if missing == "fiml":
-        intercepts = fit.parameters[fit.parameters["op"] == "~1"].set_index("lhs")["est"]
-        means = np.nanmean(values, axis=0)
-        start = np.concatenate([fit.theta, [intercepts.get(v, means[k]) for k, v in enumerate(obs)]])
-        hessian = np.block([[info, np.zeros((q, p))], [np.zeros((p, q)), sinv]])
-    else:
-        start = fit.theta
-        hessian = 2 * info  # F's Hessian is twice the information
-    try:
-        hess_inv = np.linalg.inv(hessian)
-    except np.linalg.LinAlgError:
-        hess_inv = np.linalg.pinv(hessian)
-    hess_inv = (hess_inv + hess_inv.T) / 2
-    if np.linalg.eigvalsh(hess_inv).min() <= 0:  # a singular information: start BFGS from the identity
-        hess_inv = None
+    if fit.estimator is not None:
+        raise InputError(f"bootstrap: refits with estimator {getattr(fit.estimator, 'name', fit.estimator)} are "
+                         "not available; use bootstrap 0 (the estimator's own intervals)")
+    jobs = (os.cpu_count() or 1) if jobs is None else jobs
+    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
+        raise InputError(f"jobs: a whole number >= 1, got {jobs!r}")
+    resampler = Resampler(fit, data, missing=missing, group=group)
     root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     seeds = root.spawn(draws)
-    tasks = [(b, seeds[b], values, pt, start, hess_inv, missing) for b in range(draws)]
+    tasks = [(b, seeds[b], resampler) for b in range(draws)]
     chunks = [tasks[i:i + CHUNK] for i in range(0, draws, CHUNK)]
-    jobs = (os.cpu_count() or 1) if jobs is None else int(jobs)
-    if jobs < 1:
-        raise InputError(f"jobs: a whole number >= 1, got {jobs!r}")
     results = []
     if jobs == 1:
         for chunk in chunks:
@@ -366,13 +387,13 @@ def bootstrap_sem(data: pd.DataFrame, fit: SEMFit, draws: int = 2000, seed: int 
             if progress:
                 progress(len(chunk))
     else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        with ProcessPoolExecutor(max_workers=int(jobs)) as pool:
             for done in pool.map(_run, chunks):
                 results.extend(done)
                 if progress:
                     progress(len(done))
     results.sort(key=lambda r: r[0])
-    table = pd.DataFrame(np.vstack([r[1] for r in results]), columns=_columns(pt))
+    table = pd.DataFrame(np.vstack([r[1] for r in results]), columns=draw_columns(fit))
     table.insert(0, "draw", np.arange(draws))
     converged = sum(r[2] for r in results)
     inadmissible = sum(1 for r in results if r[2] and not r[3])

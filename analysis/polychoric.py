@@ -68,7 +68,10 @@ __all__ = [
     "NotPositiveDefiniteWarning",
     "Polychoric",
     "bivariate_normal_cdf",
+    "maximise_correlations",
     "nearest_positive_definite",
+    "ordinal_codes",
+    "pearson_start",
     "polychoric",
 ]
 
@@ -242,7 +245,7 @@ def polychoric(data: pd.DataFrame, columns: list[str] | None = None, correct: fl
     --------
     >>> r = polychoric(d, ["A1", "A2", "A3"]).correlation  # doctest: +SKIP
     """
-    names, codes, categories = _ordinal_codes(data, columns, max_categories)
+    names, codes, categories = ordinal_codes(data, columns, max_categories)
     if isinstance(correct, bool) or not isinstance(correct, (int, float, np.integer, np.floating)) \
             or not np.isfinite(correct) or correct < 0:
         raise InputError(f"correct: need a number >= 0, got {correct!r}")
@@ -323,8 +326,8 @@ def polychoric(data: pd.DataFrame, columns: list[str] | None = None, correct: fl
 
     if progress is not None and not fit.all():
         progress(int((~fit).sum()))
-    start = _pearson_start(weights[fit])
-    rho[fit], converged = _maximise(a_cuts[fit], b_cuts[fit], weights[fit], start, progress)
+    start = pearson_start(weights[fit])
+    rho[fit], converged = maximise_correlations(a_cuts[fit], b_cuts[fit], weights[fit], start, progress)
     if not converged.all():
         shown = _pair_list(names, ii[fit], jj[fit], ~converged)
         warnings.warn(f"the likelihood maximisation did not converge in {_MAX_ITER} iterations for {shown}; "
@@ -395,7 +398,7 @@ def _pairwise_cuts(tables: np.ndarray, correct: float):
     return a_cuts, b_cuts, weights, fit, corrected, (bad_a | bad_b) & fit
 
 
-def _pearson_start(weights: np.ndarray) -> np.ndarray:
+def pearson_start(weights: np.ndarray) -> np.ndarray:
     """Pearson correlation of the category codes of each table, a starting value for rho."""
     k = weights.shape[1]
     score = np.arange(k, dtype=np.float64)
@@ -411,7 +414,8 @@ def _pearson_start(weights: np.ndarray) -> np.ndarray:
     return np.clip(np.nan_to_num(r, nan=0.0), -0.9, 0.9)
 
 
-def _maximise(a_cuts: np.ndarray, b_cuts: np.ndarray, weights: np.ndarray, start: np.ndarray, progress=None):
+def maximise_correlations(a_cuts: np.ndarray, b_cuts: np.ndarray, weights: np.ndarray, start: np.ndarray,
+                          progress=None):
     """Maximise each pair's log-likelihood in rho: Newton steps kept inside a bracket.
 
     The bracket [lo, hi] keeps the score positive at lo and negative at hi, so the iterate
@@ -744,7 +748,7 @@ def _smooth_message(what: str, p: int, smallest: float, n_adjusted: int, eig_tol
 # --------------------------------------------------------------------------- input checks
 
 
-def _ordinal_codes(data: pd.DataFrame, columns, max_categories: int):
+def ordinal_codes(data: pd.DataFrame, columns, max_categories: int):
     """(names, n x p category codes with -1 for missing, sorted observed values per column)."""
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data: expected a pandas DataFrame, got {type(data).__name__}")

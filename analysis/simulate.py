@@ -9,8 +9,8 @@ variables (every latent has variance 1):
 
 where ``B`` holds the standardised structural paths (``params.yaml`` ``simulate.structural``,
 outcome -> {predictor: coefficient}), exogenous latents correlate at
-``exogenous_correlation`` and each endogenous residual variance :math:`\\psi_{jj}` is solved so
-that :math:`\\operatorname{diag}(\\Sigma_\\eta) = 1` (then :math:`R^2_j = 1 - \\psi_{jj}`).
+``exogenous_correlation`` (the pairs listed in ``exogenous_correlations`` at their own value) and
+each endogenous residual variance :math:`\\psi_{jj}` is solved so that :math:`\\operatorname{diag}(\\Sigma_\\eta) = 1` (then :math:`R^2_j = 1 - \\psi_{jj}`).
 Each item has a latent response :math:`y^* = \\lambda\\,\\eta_c + \\sqrt{1-\\lambda^2}\\,\\varepsilon`
 with standardised loading :math:`\\lambda`; a Likert answer is the category that
 :math:`y^*` falls into between thresholds :math:`\\tau` (the same cut points for every item,
@@ -43,6 +43,22 @@ exogenous latent or the intercept of an endogenous one, whose mean then follows 
 Thresholds are the same in every group. Without overrides (the default) the study is drawn
 exactly as before, byte for byte; with them, group membership is drawn first.
 
+Control variables (``simulate.covariates``): an outcome latent may depend on observed covariates,
+the numeric model columns of the instrument's coded context questions (``role_management``,
+``org_size_code``, ``experience_years``; see :mod:`analysis.coding`), with standardised effects
+
+.. math::
+
+    \\eta = B\\eta + \\Gamma z + \\zeta, \\qquad
+    \\Sigma_\\eta = (I - B)^{-1} (\\Psi + \\Gamma\\Gamma^\\top) (I - B)^{-\\top},
+
+where :math:`z` is each covariate standardised by its population mean and SD (from the
+distribution of its context answers in ``simulate.context``: :func:`covariate_moments`); the
+covariates are independent of each other and of the exogenous latents, the residual variances are
+solved as before so every latent keeps variance 1, and a fitted model's ``std_all`` of
+``VCC ~ role_management`` estimates the effect in ``covariates``. The context answers are then
+drawn before the latent scores (without covariates, where they always were).
+
 Cell defects fall on the ``n`` original respondents before duplication, so a duplicate is an
 exact copy. Everything is drawn from one :class:`numpy.random.Generator`: the same seed gives
 the same bytes.
@@ -55,7 +71,8 @@ from statistics import NormalDist
 import numpy as np
 import pandas as pd
 
-from instrument.schema import Instrument, Scale
+from analysis.coding import coded_values
+from instrument.schema import Instrument, Scale, dummy_column
 from analysis.errors import InputError
 
 MAX_RESPONDENTS = 100_000  # simulate.n: a study far larger than any survey, and under 1 GB
@@ -66,6 +83,7 @@ __all__ = [
     "PopulationModel",
     "SimulationParams",
     "SimulatedStudy",
+    "covariate_moments",
     "parse_simulation_params",
     "population_model",
     "simulate_study",
@@ -84,7 +102,10 @@ class SimulationParams:
     ``loadings`` maps ``default``, construct ids or item ids to standardised loadings (item
     beats construct beats default). ``structural`` maps an outcome latent to
     ``{predictor: standardised path}``; a latent without items (a higher-order factor such as
-    IM) must be listed in ``extra_latents``. ``residual_correlations`` maps an endogenous latent
+    IM) must be listed in ``extra_latents``. ``exogenous_correlations`` maps an exogenous latent
+    to ``{other exogenous latent: correlation}`` for pairs that differ from
+    ``exogenous_correlation``. ``covariates`` maps an outcome latent to ``{model
+    column of a coded context question: standardised effect}``. ``residual_correlations`` maps an endogenous latent
     to ``{other endogenous latent: correlation of their residuals}``. ``context`` maps a context
     question to ``{value: probability}`` (categorical) or ``{mean, sd}`` (numeric); unlisted
     questions are uniform. ``groups`` is ``{column: context question, values: {value: {loadings,
@@ -96,6 +117,7 @@ class SimulationParams:
     loadings: dict = field(default_factory=lambda: {"default": 0.75})
     structural: dict = field(default_factory=dict)
     exogenous_correlation: float = 0.2
+    exogenous_correlations: dict = field(default_factory=dict)
     residual_correlations: dict = field(default_factory=dict)
     thresholds: tuple = (-2.0, -1.3, -0.6, 0.1, 0.8, 1.5)
     threshold_jitter: float = 0.15
@@ -109,6 +131,7 @@ class SimulationParams:
     })
     personal_data: bool = True
     groups: dict = field(default_factory=dict)
+    covariates: dict = field(default_factory=dict)
 
 
 def parse_simulation_params(raw: dict | None) -> SimulationParams:
@@ -135,7 +158,8 @@ def parse_simulation_params(raw: dict | None) -> SimulationParams:
             raise InputError(f"simulate.{key}: expected a list (at most 100 entries), got {getattr(p, key)!r}")
     if not all(isinstance(v, str) for v in p.extra_latents):
         raise InputError(f"simulate.extra_latents: expected a list of names, got {list(p.extra_latents)!r}")
-    for key in ("loadings", "structural", "residual_correlations", "context", "defects"):
+    for key in ("loadings", "structural", "residual_correlations", "exogenous_correlations", "context", "defects",
+                "covariates"):
         if not isinstance(getattr(p, key), dict):
             raise InputError(f"simulate.{key}: expected a mapping, got {getattr(p, key)!r}")
     for key, value in p.loadings.items():
@@ -147,14 +171,23 @@ def parse_simulation_params(raw: dict | None) -> SimulationParams:
         for pred, b in preds.items():
             if not _is_number(b):
                 raise InputError(f"simulate.structural.{outcome}.{pred}: expected a number, got {b!r}")
+    for outcome, effects in p.covariates.items():
+        if not isinstance(effects, dict) or not effects:
+            raise InputError(f"simulate.covariates.{outcome}: expected {{model column: standardised effect}}, "
+                             f"got {effects!r}")
+        for column, g in effects.items():
+            if not _is_number(g) or not -1 < g < 1:
+                raise InputError(f"simulate.covariates.{outcome}.{column}: a standardised effect must be in (-1, 1), "
+                                 f"got {g!r}")
     if not _is_number(p.exogenous_correlation) or not -1 < p.exogenous_correlation < 1:
         raise InputError(f"simulate.exogenous_correlation: must be in (-1, 1), got {p.exogenous_correlation!r}")
-    for a, others in p.residual_correlations.items():
-        if not isinstance(others, dict):
-            raise InputError(f"simulate.residual_correlations.{a}: expected {{latent: correlation}}, got {others!r}")
-        for b, r in others.items():
-            if not _is_number(r) or not -1 < r < 1:
-                raise InputError(f"simulate.residual_correlations.{a}.{b}: must be in (-1, 1), got {r!r}")
+    for key in ("residual_correlations", "exogenous_correlations"):
+        for a, others in getattr(p, key).items():
+            if not isinstance(others, dict):
+                raise InputError(f"simulate.{key}.{a}: expected {{latent: correlation}}, got {others!r}")
+            for b, r in others.items():
+                if not _is_number(r) or not -1 < r < 1:
+                    raise InputError(f"simulate.{key}.{a}.{b}: must be in (-1, 1), got {r!r}")
     t = p.thresholds
     if not t or not all(_is_number(x) for x in t) or any(b <= a for a, b in zip(t, t[1:])):
         raise InputError(f"simulate.thresholds: need increasing numbers, got {list(t)!r}")
@@ -242,6 +275,12 @@ class PopulationModel:
         Standardised loading of each item on its construct (construct direction).
     thresholds : DataFrame
         Likert items x cut points (standard-normal scale, before reverse-keying).
+    gamma : DataFrame or None
+        Standardised effects of the observed covariates (``simulate.covariates``), latents x
+        covariate columns; None without covariates.
+    covariates : DataFrame or None
+        Population ``mean`` and ``sd`` of each covariate column (rows), as
+        :func:`covariate_moments` gives them.
     """
 
     beta: pd.DataFrame
@@ -249,6 +288,8 @@ class PopulationModel:
     loadings: pd.Series
     construct_of: pd.Series
     thresholds: pd.DataFrame
+    gamma: pd.DataFrame | None = None
+    covariates: pd.DataFrame | None = None
 
     @property
     def latents(self) -> tuple[str, ...]:
@@ -256,13 +297,30 @@ class PopulationModel:
 
     @property
     def exogenous(self) -> tuple[str, ...]:
-        return tuple(v for v in self.latents if not (self.beta.loc[v] != 0).any())
+        return tuple(v for v in self.latents if not (self.beta.loc[v] != 0).any()
+                     and not (self.gamma is not None and (self.gamma.loc[v] != 0).any()))
 
     def latent_covariance(self) -> pd.DataFrame:
-        """:math:`(I-B)^{-1}\\Psi(I-B)^{-\\top}`; with standardised parameters a correlation matrix."""
+        """:math:`(I-B)^{-1}(\\Psi + \\Gamma\\Gamma^\\top)(I-B)^{-\\top}`; with standardised parameters a
+        correlation matrix."""
         a = np.linalg.inv(np.eye(len(self.latents)) - self.beta.to_numpy())
-        cov = a @ self.psi.to_numpy() @ a.T
+        cov = a @ self._zeta_and_covariates() @ a.T
         return pd.DataFrame(cov, index=self.beta.index, columns=self.beta.index)
+
+    def residual_covariance(self) -> np.ndarray:
+        """:math:`(I-B)^{-1}\\Psi(I-B)^{-\\top}`: the latent covariance that is not the covariates'."""
+        a = np.linalg.inv(np.eye(len(self.latents)) - self.beta.to_numpy())
+        return a @ self.psi.to_numpy() @ a.T
+
+    def covariate_paths(self) -> np.ndarray:
+        """:math:`(I-B)^{-1}\\Gamma`, latents x covariates: the latent scores are this times the
+        standardised covariates plus the residual part."""
+        a = np.linalg.inv(np.eye(len(self.latents)) - self.beta.to_numpy())
+        return a @ self.gamma.to_numpy() if self.gamma is not None else np.zeros((len(self.latents), 0))
+
+    def _zeta_and_covariates(self) -> np.ndarray:
+        g = self.gamma.to_numpy() if self.gamma is not None else np.zeros((len(self.latents), 0))
+        return self.psi.to_numpy() + g @ g.T
 
     def to_lavaan(self) -> str:
         """The population model in lavaan syntax with every value fixed.
@@ -290,8 +348,13 @@ class PopulationModel:
         for outcome in self.latents:
             preds = self.beta.loc[outcome]
             preds = preds[(preds != 0) & np.array([(outcome, p) not in as_loading for p in preds.index])]
-            if len(preds):
-                lines.append(f"{outcome} ~ " + " + ".join(f"{num(b)}*{p}" for p, b in preds.items()))
+            # covariates in their own units: the standardised effect over the covariate's SD
+            terms = [f"{num(b)}*{p}" for p, b in preds.items()]
+            if self.gamma is not None:
+                terms += [f"{num(g / self.covariates.at[c, 'sd'])}*{c}" for c, g in self.gamma.loc[outcome].items()
+                          if g != 0]
+            if terms:
+                lines.append(f"{outcome} ~ " + " + ".join(terms))
         latents = list(self.latents)
         for a, la in enumerate(latents):
             for lb in latents[a:]:
@@ -300,6 +363,9 @@ class PopulationModel:
                     lines.append(f"{la} ~~ {num(v)}*{lb}")
         for i, lam in self.loadings.items():
             lines.append(f"{i} ~~ {num(1 - lam**2)}*{i}")
+        if self.covariates is not None:
+            for c, row in self.covariates.iterrows():
+                lines.append(f"{c} ~~ {num(row['sd'] ** 2)}*{c}")
         return "\n".join(lines) + "\n"
 
     def r_squared(self) -> pd.Series:
@@ -349,14 +415,26 @@ def population_model(instrument: Instrument, params: SimulationParams, rng: np.r
             beta[pos[outcome], pos[pred]] = b
     _topological(latents, params.structural)  # raises on a cycle
 
-    endo = [v for v in latents if v in params.structural]
-    exo = [v for v in latents if v not in params.structural]
+    gamma, moments = _covariates(instrument, params, latents)
+    endo = [v for v in latents if v in params.structural or v in params.covariates]
+    exo = [v for v in latents if v not in endo]
     psi = np.zeros((k, k))
     for a in exo:
         for b in exo:
             psi[pos[a], pos[b]] = 1.0 if a == b else params.exogenous_correlation
+    for a, others in params.exogenous_correlations.items():
+        for b, r in others.items():
+            bad = next((v for v in (a, b) if v not in exo), None)
+            if bad is not None or a == b:
+                raise InputError(f"simulate.exogenous_correlations.{a}.{b}: {bad or a!r} is not "
+                                 f"{'an exogenous latent' if bad else 'another latent'} (exogenous: {', '.join(exo)})")
+            psi[pos[a], pos[b]] = psi[pos[b], pos[a]] = r
     exo_idx = [pos[v] for v in exo]
     if np.linalg.eigvalsh(psi[np.ix_(exo_idx, exo_idx)]).min() <= 0:
+        if params.exogenous_correlations:
+            raise InputError(
+                f"simulate.exogenous_correlations: with exogenous_correlation {params.exogenous_correlation} they give "
+                f"a correlation matrix of the {len(exo)} exogenous latents that is not positive definite")
         raise InputError(
             f"simulate.exogenous_correlation: {params.exogenous_correlation} gives a correlation matrix of the "
             f"{len(exo)} exogenous latents that is not positive definite; use a value above {-1 / (len(exo) - 1):.3f}"
@@ -375,6 +453,7 @@ def population_model(instrument: Instrument, params: SimulationParams, rng: np.r
     # Solve the residual variances so that every latent has variance 1 (Gauss-Seidel in
     # topological order: exact in one pass without residual correlations, a few passes with).
     inv = np.linalg.inv(np.eye(k) - beta)
+    explained = gamma @ gamma.T if gamma is not None else np.zeros((k, k))  # the covariates' share
     order = [pos[v] for v in _topological(latents, params.structural) if v in endo]
     for j in order:
         psi[j, j] = 1.0
@@ -383,7 +462,7 @@ def population_model(instrument: Instrument, params: SimulationParams, rng: np.r
         for j in order:
             for a, b, r in pairs:
                 psi[a, b] = psi[b, a] = r * np.sqrt(max(psi[a, a], 0) * max(psi[b, b], 0))
-            var = (inv @ psi @ inv.T)[j, j]
+            var = (inv @ (psi + explained) @ inv.T)[j, j]
             step = 1.0 - var
             psi[j, j] += step
             change = max(change, abs(step))
@@ -391,7 +470,7 @@ def population_model(instrument: Instrument, params: SimulationParams, rng: np.r
             break
     for j in order:
         if psi[j, j] <= 1e-6:
-            preds = params.structural[latents[j]]
+            preds = {**params.structural.get(latents[j], {}), **params.covariates.get(latents[j], {})}
             raise InputError(
                 f"simulate.structural.{latents[j]}: the standardised paths from {', '.join(preds)} explain "
                 f"{1 - psi[j, j]:.2f} of its variance (R^2 must be < 1); make them smaller"
@@ -421,7 +500,93 @@ def population_model(instrument: Instrument, params: SimulationParams, rng: np.r
     return PopulationModel(
         beta=frame(beta), psi=frame(psi), loadings=pd.Series(loadings),
         construct_of=pd.Series({i.id: i.construct for i in instrument.items}), thresholds=thresholds,
+        gamma=None if gamma is None else pd.DataFrame(gamma, index=latents, columns=list(moments.index)),
+        covariates=moments,
     )
+
+
+def _covariates(instrument: Instrument, params: SimulationParams, latents: list[str]):
+    """``(gamma, moments)``: the latents x covariates matrix of ``simulate.covariates`` and the
+    covariates' population moments (None, None without covariates)."""
+    if not params.covariates:
+        return None, None
+    columns = instrument.model_columns
+    names = list(dict.fromkeys(c for effects in params.covariates.values() for c in effects))
+    for outcome, effects in params.covariates.items():
+        if outcome not in latents:
+            raise InputError(f"simulate.covariates.{outcome}: not a latent of the population model (a construct "
+                             "or one of simulate.extra_latents)")
+        for c in effects:
+            if c not in columns:
+                known = ", ".join(columns) or "none: give a context question a coding"
+                raise InputError(f"simulate.covariates.{outcome}.{c}: not a model column of the instrument's context "
+                                 f"questions ({known})")
+    moments = covariate_moments(instrument, params.context).loc[names]
+    for c, sd in moments["sd"].items():
+        if not sd > 0:
+            raise InputError(f"simulate.covariates: {c!r} does not vary under simulate.context, so it can have no "
+                             "effect; give its values probabilities that are not all 0 but one")
+    gamma = np.zeros((len(latents), len(names)))
+    for outcome, effects in params.covariates.items():
+        for c, g in effects.items():
+            gamma[latents.index(outcome), names.index(c)] = g
+    return gamma, moments
+
+
+def covariate_moments(instrument: Instrument, context: dict) -> pd.DataFrame:
+    """Population ``mean`` and ``sd`` of every model column of the instrument's coded context
+    questions, under the answer distribution :func:`simulate_study` draws from (``context``:
+    ``simulate.context``; an unlisted question is uniform over its values, or its range).
+
+    A dummy is a Bernoulli(p) variable (mean p, variance p(1 - p)); an ordinal code and an
+    integer answer take each value with its probability (an integer drawn from
+    ``N(mean, sd)``, clipped to ``[min, max]`` and rounded: the normal probabilities of the
+    intervals ``k +- 1/2``, the tails on the end points); a number drawn from ``N(mean, sd)``
+    and clipped to ``[min, max]``: a censored normal, integrated numerically.
+    """
+    rows = {}
+    for q in instrument.context:
+        cols = q.model_columns
+        if not cols:
+            continue
+        spec = context.get(q.id)
+        if q.type == "categorical":
+            probs = np.array([spec.get(v, 0.0) for v in q.values] if spec else [1.0] * len(q.values), dtype=float)
+            probs = probs / probs.sum()
+            for name in cols:
+                if q.coding == "ordinal":
+                    x = np.arange(1, len(q.values) + 1, dtype=float)
+                else:
+                    x = np.array([float(dummy_column(q.id, v) == name) for v in q.values])
+                mean = float(probs @ x)
+                rows[name] = (mean, float(np.sqrt(max(probs @ (x - mean) ** 2, 0.0))))
+            continue
+        lo = q.min if q.min is not None else (0 if spec is None else -np.inf)
+        hi = q.max if q.max is not None else (10 if spec is None else np.inf)
+        if spec is None:
+            if q.type == "integer":
+                x = np.arange(lo, hi + 1, dtype=float)
+                rows[q.id] = (float(x.mean()), float(x.std()))
+            else:
+                rows[q.id] = ((lo + hi) / 2, (hi - lo) / np.sqrt(12))
+            continue
+        m, sd = spec["mean"], spec["sd"]
+        a, b = max(lo, m - 12 * sd), min(hi, m + 12 * sd)
+        if q.type == "integer":
+            ks = np.arange(np.rint(a), np.rint(b) + 1)
+            cdf = np.vectorize(NormalDist(m, sd).cdf)
+            upper = np.append(cdf(ks[:-1] + 0.5), 1.0)
+            p = np.diff(np.concatenate([[0.0], upper]))
+            x = ks
+        else:
+            grid = np.linspace(a, b, 200_001)
+            dens = np.vectorize(NormalDist(m, sd).pdf)(grid)
+            inner = dens / dens.sum() * (NormalDist(m, sd).cdf(b) - NormalDist(m, sd).cdf(a))
+            x = np.concatenate([[a], grid, [b]])
+            p = np.concatenate([[NormalDist(m, sd).cdf(a)], inner, [1 - NormalDist(m, sd).cdf(b)]])
+        mean = float(p @ x)
+        rows[q.id] = (mean, float(np.sqrt(p @ (x - mean) ** 2)))
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["mean", "sd"])
 
 
 def _base_thresholds(scale: Scale, given: tuple) -> list[float]:
@@ -502,16 +667,24 @@ def simulate_study(instrument: Instrument, params: SimulationParams, seed: int) 
     # Latent scores and latent responses.
     group_pops = _group_populations(instrument, params, pop)
     membership = None
+    context = None
+    if group_pops is not None:
+        column = group_pops[0]
+        question = next(q for q in instrument.context if q.id == column)
+        membership = _draw_context(question, params.context.get(column), rng, n)
+    if pop.gamma is not None:  # covariates: the context answers first, standardised as the population
+        context = _context_answers(instrument, params, rng, n, membership, group_pops)
+        zc = _standardised_covariates(instrument, context, pop.covariates)
     if group_pops is None:
-        cov = pop.latent_covariance().to_numpy()
+        cov = pop.residual_covariance()
         eta = rng.multivariate_normal(np.zeros(len(pop.latents)), cov, size=n, method="cholesky")
+        if pop.gamma is not None:
+            eta = eta + zc @ pop.covariate_paths().T
         eta = pd.DataFrame(eta, columns=pop.latents)
         lam_of = {item.id: pop.loadings[item.id] for item in items}
         shift_of = {}
     else:
         column, gpops = group_pops
-        question = next(q for q in instrument.context if q.id == column)
-        membership = _draw_context(question, params.context.get(column), rng, n)
         z = rng.standard_normal((n, len(pop.latents)))
         eta = np.zeros((n, len(pop.latents)))
         lam_of = {item.id: np.zeros(n) for item in items}
@@ -519,6 +692,8 @@ def simulate_study(instrument: Instrument, params: SimulationParams, seed: int) 
         for value, gp in gpops.items():
             rows = membership == value
             eta[rows] = gp["mean"] + z[rows] @ np.linalg.cholesky(gp["cov"]).T
+            if pop.gamma is not None:
+                eta[rows] += zc[rows] @ gp["covariate_paths"].T
             for item in items:
                 lam_of[item.id][rows] = gp["loadings"][item.id]
                 shift_of[item.id][rows] = gp["intercepts"][item.id]
@@ -586,9 +761,9 @@ def simulate_study(instrument: Instrument, params: SimulationParams, seed: int) 
         answers[items[c].id][r] = _typo(items[c].scale, answers[items[c].id][r])
         n_typo[r] += 1
 
-    # Context answers.
-    context = {q.id: membership if membership is not None and q.id == group_pops[0]
-               else _draw_context(q, params.context.get(q.id), rng, n) for q in instrument.context}
+    # Context answers (drawn first when covariates need them).
+    if context is None:
+        context = _context_answers(instrument, params, rng, n, membership, group_pops)
 
     values = {**answers, **context}
     data = pd.DataFrame({q.id: values[q.id] for page in instrument.pages() for q in page.questions})
@@ -721,11 +896,29 @@ def _group_populations(instrument: Instrument, params: SimulationParams, pop: Po
                 raise InputError(f"{where}.latent_means.{lat}: not a latent of the population model")
             alpha[gp.latents.index(lat)] = m
         mean = np.linalg.solve(np.eye(len(alpha)) - gp.beta.to_numpy(), alpha)
-        out[value] = {"cov": gp.latent_covariance().to_numpy(), "mean": mean, **per_item}
+        out[value] = {"cov": gp.residual_covariance(), "covariate_paths": gp.covariate_paths(), "mean": mean,
+                      **per_item}
     unknown = [v for v in values if v not in question.values]
     if unknown:
         raise InputError(f"simulate.groups.values.{unknown[0]}: not a value of {column!r} ({question.describe()})")
     return column, out
+
+
+def _context_answers(instrument: Instrument, params: SimulationParams, rng: np.random.Generator, n: int,
+                     membership, group_pops) -> dict:
+    """Every context question's answers (the group column's are the drawn membership)."""
+    return {q.id: membership if membership is not None and q.id == group_pops[0]
+            else _draw_context(q, params.context.get(q.id), rng, n) for q in instrument.context}
+
+
+def _standardised_covariates(instrument: Instrument, context: dict, moments: pd.DataFrame) -> np.ndarray:
+    """The covariate columns (rows of ``moments``) coded from the context answers as the clean
+    stage codes them (:func:`analysis.coding.coded_values`), standardised by the population
+    moments: n x covariates."""
+    coded = {}
+    for q in instrument.context:
+        coded.update(coded_values(q, context[q.id]))
+    return np.column_stack([(coded[c] - moments.at[c, "mean"]) / moments.at[c, "sd"] for c in moments.index])
 
 
 def _respond(scale: Scale, ystar: np.ndarray, thresholds: np.ndarray | None) -> np.ndarray:
@@ -824,7 +1017,12 @@ def _truth(instrument, params, pop: PopulationModel, seed, counts, n_missing, n_
             "construct_of": {i: c for i, c in pop.construct_of.items()},
             "reverse_keyed": [i.id for i in instrument.items if i.reverse],
             "structural": {o: {p: float(b) for p, b in preds.items()} for o, preds in params.structural.items()},
+            "covariates": {o: {c: float(g) for c, g in effects.items()} for o, effects in params.covariates.items()},
+            "covariate_moments": ({} if pop.covariates is None else
+                                  {c: {"mean": float(r["mean"]), "sd": float(r["sd"])}
+                                   for c, r in pop.covariates.iterrows()}),
             "exogenous_correlation": params.exogenous_correlation,
+            "exogenous_correlations": params.exogenous_correlations,
             "residual_variances": {v: float(pop.psi.at[v, v]) for v in endo},
             "residual_correlations": params.residual_correlations,
             "r_squared": {v: float(x) for v, x in pop.r_squared().items()},

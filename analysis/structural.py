@@ -1,11 +1,16 @@
 """The structural model: R², competing models and the hypotheses table.
 
-The fitting itself is :func:`analysis.sem.fit_sem` (the same engine as the CFA) and the
+The fitting itself is :func:`analysis.sem.api.fit_model` (the unified engine, as the CFA) and the
 bootstrap :func:`analysis.bootstrap.bootstrap_sem`; this module holds what a researcher reports
-beside the path estimates.
+beside the path estimates. Every function takes the engine's
+:class:`~analysis.sem.engine.EngineFit`.
 
 References
 ----------
+Asparouhov, T., & Muthen, B. (2010). Simple second order chi-square correction. Mplus technical
+    appendix.
+Satorra, A. (2000). Scaled and adjusted restricted tests in multi-sample analysis of moment
+    structures. In Innovations in Multivariate Statistical Analysis (pp. 233-247). Kluwer.
 Satorra, A., & Bentler, P. M. (2001). A scaled difference chi-square test statistic for moment
     structure analysis. Psychometrika 66, 507-514.
 Raftery, A. E. (1995). Bayesian model selection in social research. Sociological Methodology
@@ -19,65 +24,103 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from analysis.sem.single import SEMFit, _Model
-from instrument.lavaan import parse_model
 from analysis.errors import InputError
+from analysis.sem import robust, wls
+from analysis.sem.engine import EngineFit
+from analysis.sem.fit import chisq_pvalue
+from instrument.lavaan import parse_model
 
-__all__ = ["r_squared", "chisq_difference", "compare_models", "replace_structural", "hypotheses_table"]
+__all__ = ["r_squared", "chisq_difference", "compare_models", "replace_structural", "model_parts", "competing_model",
+           "check_competing", "check_competing_entry", "hypotheses_table"]
 
 
-def r_squared(fit: SEMFit) -> pd.DataFrame:
-    r"""R² of every endogenous variable: each indicator and each latent with a regression or a
-    higher-order loading, :math:`R^2 = 1 - \text{residual variance}/\text{model-implied variance}`.
+def r_squared(fit: EngineFit) -> pd.DataFrame:
+    r"""R² of every endogenous variable, as lavaan: the indicators of the latents (first- and
+    higher-order) and the left-hand sides of the regressions, each
+    :math:`R^2 = 1 - \text{std.all of its residual variance}` (residual over model-implied
+    variance), in the order of their variance rows in the parameter table; ``group`` (lavaan's
+    group number) when there are several groups. Ordinal indicators (WLSMV, ULSMV) are their
+    latent responses'.
 
-    In R: ``lavInspect(fit, "r2")`` (same order: indicators, then endogenous latents).
+    In R: ``lavInspect(fit, "r2")`` (``inspect(fit, "r2")``).
     """
-    pt = fit.partable
-    mdl = _Model(pt)
-    sig, mats, a = mdl.sigma(fit.theta)
-    cov_eta = a @ mats["psi"] @ a.T
-    rows = [(v, 1 - mats["theta"][k, k] / sig[k, k]) for k, v in enumerate(pt.observed)]
-    beta = pt.rows[pt.rows["matrix"] == "beta"]
-    endogenous = set(beta.loc[beta["op"] == "~", "lhs"]) | set(beta.loc[beta["op"] == "=~", "rhs"])
-    for k, v in enumerate(pt.latents):
-        if v in endogenous:
-            rows.append((v, 1 - mats["psi"][k, k] / cov_eta[k, k]))
-    return pd.DataFrame(rows, columns=["variable", "r2"])
+    p = fit.parameters
+    several = len(fit.group_labels) > 1
+    groups = p["group"].to_numpy() if "group" in p.columns else np.ones(len(p), dtype=int)
+    rows = []
+    for g in sorted(set(groups)) if len(p) else []:
+        in_g = groups == g
+        y = set(p.loc[in_g & (p["op"] == "=~").to_numpy(), "rhs"]) | set(p.loc[in_g & (p["op"] == "~").to_numpy(), "lhs"])
+        var = p[in_g & (p["op"] == "~~").to_numpy() & (p["lhs"] == p["rhs"]).to_numpy() & p["lhs"].isin(y).to_numpy()]
+        for r in var.itertuples():
+            rows.append(((r.lhs, int(g)) if several else (r.lhs,)) + (1.0 - float(r.std_all),))
+    return pd.DataFrame(rows, columns=["variable", "group", "r2"] if several else ["variable", "r2"])
 
 
-def chisq_difference(restricted: SEMFit, full: SEMFit) -> dict:
+def _kind(fit: EngineFit) -> str:
+    """``"wls"`` (WLSMV/ULSMV), ``"scaled"`` (MLR/MLM: a scaling factor) or ``"ml"``."""
+    if isinstance(fit.estimator, wls.WLSEstimator):
+        return "wls"
+    return "scaled" if fit.fit.get("chisq_scaling_factor") is not None else "ml"
+
+
+def chisq_difference(restricted: EngineFit, full: EngineFit) -> dict:
     r"""Chi-square difference test of two nested models (``restricted`` nested in ``full``).
 
-    ML: :math:`\Delta\chi^2 = \chi^2_0 - \chi^2_1` on :math:`df_0 - df_1`. With a scaled test
-    (MLR), the Satorra-Bentler (2001) scaled difference: with the unscaled statistics T and the
-    scaling factors c, :math:`c_d = (df_0 c_0 - df_1 c_1)/(df_0 - df_1)` and
-    :math:`\Delta T = (T_0 - T_1)/c_d`. Nesting is the researcher's claim; the test is not valid
-    for non-nested models (compare them by AIC/BIC).
+    - ML: :math:`\Delta\chi^2 = \chi^2_0 - \chi^2_1` on :math:`df_0 - df_1` (the likelihood ratio);
+    - MLR, MLM (a scaled test): the Satorra-Bentler (2001) scaled difference
+      (:func:`analysis.sem.robust.scaled_difference`): with the unscaled statistics T and the
+      scaling factors c, :math:`c_d = (df_0 c_0 - df_1 c_1)/(df_0 - df_1)`,
+      :math:`\Delta T = (T_0 - T_1)/c_d`;
+    - WLSMV, ULSMV: the scaled-and-shifted difference of Satorra (2000) and Asparouhov & Muthen
+      (2010) (:func:`analysis.sem.wls.scaled_difference`).
 
-    In R: ``lavTestLRT(restricted, full)`` (method ``"satorra.bentler.2001"`` for MLR).
+    Both fits must come from the same estimator. Nesting is the researcher's claim; the test is
+    not valid for non-nested models (compare them by AIC/BIC).
+
+    Returns
+    -------
+    dict
+        ``delta_chisq, delta_df, delta_pvalue, scaled`` (lavaan's ``Chisq diff``, ``Df diff``,
+        ``Pr(>Chisq)``; ``scaled`` False for the plain ML difference).
+
+    Raises
+    ------
+    InputError
+        The restricted model does not have more degrees of freedom, or the fits' estimators differ.
+
+    In R: ``lavTestLRT(restricted, full)`` (``method = "satorra.bentler.2001"`` for MLR/MLM; its
+    default ``"satorra.2000"`` for WLSMV/ULSMV).
     """
     f0, f1 = restricted.fit, full.fit
     ddf = f0["df"] - f1["df"]
     if ddf <= 0:
         raise InputError(f"the restricted model must have more degrees of freedom ({f0['df']}) than the full "
                          f"model ({f1['df']})")
-    scaled = f0.get("chisq_scaling_factor") is not None and f1.get("chisq_scaling_factor") is not None
-    if scaled:
-        cd = (f0["df"] * f0["chisq_scaling_factor"] - f1["df"] * f1["chisq_scaling_factor"]) / ddf
-        diff = (f0["chisq"] - f1["chisq"]) / cd
+    kind = _kind(restricted)
+    if kind != _kind(full):
+        raise InputError("the chi-square difference needs two fits by the same estimator")
+    if kind == "wls":
+        test = wls.scaled_difference(full, restricted)
+    elif kind == "scaled":
+        test = robust.scaled_difference(restricted, full)
     else:
-        diff = f0["chisq"] - f1["chisq"]
-    return {"delta_chisq": float(diff), "delta_df": int(ddf), "delta_pvalue": float(stats.chi2.sf(diff, ddf)),
-            "scaled": bool(scaled)}
+        diff = float(f0["chisq"] - f1["chisq"])
+        test = {"chisq_diff": diff, "df_diff": int(ddf), "pvalue": chisq_pvalue(diff, int(ddf))}
+    return {"delta_chisq": float(test["chisq_diff"]), "delta_df": int(test["df_diff"]),
+            "delta_pvalue": float(test["pvalue"]), "scaled": kind != "ml"}
 
 
-def compare_models(fits: dict[str, SEMFit], reference: str, criterion: str = "bic") -> pd.DataFrame:
-    """One row per model: fit, AIC, BIC, and the chi-square difference against ``reference``.
+def compare_models(fits: dict[str, EngineFit], reference: str, criterion: str = "bic") -> pd.DataFrame:
+    """One row per model: fit, AIC, BIC (the engine's ``fitMeasures``; NaN for WLSMV/ULSMV,
+    which have no likelihood, as lavaan), and the chi-square difference against ``reference``
+    (:func:`chisq_difference`).
 
     Each other model is tested against the reference, the model with more degrees of freedom
     as the restricted one (so a model nested in the reference, or the reference nested in it,
     both work); a model with the same df gets no test. ``preferred`` marks the model with the
-    lowest ``criterion`` (``"bic"``, Raftery 1995, or ``"aic"``, Burnham & Anderson 2002).
+    lowest ``criterion`` (``"bic"``, Raftery 1995, or ``"aic"``, Burnham & Anderson 2002) among
+    the converged models; none when no converged model has one.
     """
     if reference not in fits:
         raise InputError(f"reference model {reference!r} not among {', '.join(fits)}")
@@ -87,28 +130,171 @@ def compare_models(fits: dict[str, SEMFit], reference: str, criterion: str = "bi
     for name, fit in fits.items():
         f = fit.fit
         row = {"model": name, "npar": f["npar"], "chisq": f["chisq"], "df": f["df"], "pvalue": f["pvalue"],
-               "chisq_scaled": f.get("chisq_scaled"), "cfi": f["cfi"], "tli": f["tli"], "rmsea": f["rmsea"],
-               "srmr": f["srmr"], "aic": f["aic"], "bic": f["bic"], "converged": fit.converged,
+               "chisq_scaled": f.get("chisq_scaled", np.nan), "cfi": f["cfi"], "tli": f["tli"],
+               "rmsea": f["rmsea"], "srmr": f.get("srmr", np.nan), "aic": f.get("aic", np.nan),
+               "bic": f.get("bic", np.nan), "converged": fit.converged,
                "delta_chisq": np.nan, "delta_df": np.nan, "delta_pvalue": np.nan}
         if name != reference and f["df"] != fits[reference].fit["df"]:
             pair = (fit, fits[reference]) if f["df"] > fits[reference].fit["df"] else (fits[reference], fit)
             row.update({k: v for k, v in chisq_difference(*pair).items() if k != "scaled"})
         rows.append(row)
     table = pd.DataFrame(rows)
-    best = table.loc[table["converged"], criterion].idxmin() if table["converged"].any() else None
+    ok = table["converged"] & table[criterion].notna()
+    best = table.loc[ok, criterion].astype(float).idxmin() if ok.any() else None
     table["preferred"] = table.index == best
     return table
 
 
-def replace_structural(model: str, structural: str) -> str:
-    """The measurement part (``=~`` lines) of ``model`` with a new structural part (its ``~``,
-    ``~~`` and ``:=`` lines replaced by ``structural``): how a competing model is written."""
+def model_parts(model: str) -> tuple[str, str]:
+    """The measurement part (``=~`` statements) and the structural part (everything else:
+    ``~``, ``~~``, ``:=``, constraints, intercepts) of lavaan syntax, each as the lines that
+    hold its statements (a statement continued over several lines keeps them all; comment and
+    blank lines go with the statement below them).
+
+    Raises
+    ------
+    InputError
+        A syntax error (with its line), a line that mixes ``=~`` with other operators
+        (``f =~ x1 + x2; y ~ f``: write them on separate lines), or ``group:`` blocks.
+    """
     parsed = parse_model(model)
+    if parsed.blocks:
+        raise InputError("a model with group: blocks cannot be split into a measurement and a structural part")
+    lines = model.splitlines()
+    ops: dict[int, set] = {}
+    for st in parsed.statements:
+        ops.setdefault(st.line, set()).add(st.op)
+    parts: dict[bool, list[str]] = {True: [], False: []}
+    current, pending = True, []
+    for number, line in enumerate(lines, start=1):
+        if number in ops:
+            current = ops[number] == {"=~"}
+            if "=~" in ops[number] and not current:
+                raise InputError(f"line {number}: {line.strip()!r} mixes =~ with other operators; write the "
+                                 "measurement (=~) and the structural statements on separate lines")
+        elif not line.split("#")[0].strip():  # a comment or blank line goes with the statement below it
+            pending.append(line)
+            continue
+        parts[current].extend(pending + [line])  # a statement, or a continued one's next line
+        pending = []
+    parts[current].extend(pending)
+    return "\n".join(parts[True]) + "\n", "\n".join(parts[False]) + "\n"
+
+
+def replace_structural(model: str, structural: str) -> str:
+    """The measurement part (``=~`` statements, :func:`model_parts`) of ``model`` with a new
+    structural part (its ``~``, ``~~``, ``:=`` ... statements replaced by ``structural``): how
+    a competing model is written."""
+    measurement, _ = model_parts(model)
     parse_model(structural, check_labels=False)  # syntax errors name the line; labels may be the measurement part's
-    keep = [line for line in model.splitlines() if "=~" in line.split("#")[0]]
-    if len(keep) != len(parsed.by_op("=~")) and not keep:
+    if not measurement.strip():
         raise InputError("the model has no measurement part (=~ lines) to keep")
-    return "\n".join(keep) + "\n" + structural + "\n"
+    return measurement + structural + "\n"
+
+
+COMPETING_KEYS = ("measurement", "structural", "model")
+
+
+def competing_model(model: str, entry, where: str = "sem.competing") -> str:
+    """The lavaan syntax of a competing model: the hypothesised ``model`` with a part replaced.
+
+    ``entry`` is one value of ``sem.competing`` (``where`` names it in errors):
+
+    - text: a new structural part, the measurement part of ``model`` kept
+      (:func:`replace_structural`);
+    - ``{measurement: text, structural: text}``: either part or both replaced; a missing one is
+      the hypothesised model's (:func:`model_parts`). ``measurement`` holds only ``=~``
+      statements (first- and higher-order factors); the structural part whatever else the
+      model needs (regressions, covariances, labels, ``:=``);
+    - ``{model: text}``: a whole model of its own.
+
+    So competing measurement models (a second-order factor against a chain of first-order
+    factors, one bipolar factor against two) are compared on the same data as the hypothesised
+    model. Whether one model is nested in another is the researcher's claim
+    (:func:`compare_models`); non-nested models are compared by AIC/BIC.
+
+    Raises
+    ------
+    InputError
+        One line, starting with ``where`` (and the key at fault): an entry that is neither
+        text nor such a mapping, an unknown or empty key, ``model`` beside a part, a
+        measurement part with other statements than ``=~``, or a syntax error (its line in
+        the part it is in).
+    """
+    check_competing_entry(entry, where)
+    try:
+        if isinstance(entry, str):
+            return replace_structural(model, entry)
+        if "model" in entry:
+            return entry["model"].rstrip("\n") + "\n"
+        measurement, structural = model_parts(model)
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    text = (entry.get("measurement", measurement).rstrip("\n") + "\n"
+            + entry.get("structural", structural).rstrip("\n") + "\n")
+    try:
+        parse_model(text)  # the labels of := and constraints must be the combined model's
+    except InputError as exc:
+        raise InputError(f"{where}: {exc} (lines of the measurement part, then of the structural part)") from None
+    return text
+
+
+def check_competing_entry(entry, where: str = "sem.competing") -> None:
+    """The checks of :func:`competing_model` that need no hypothesised model: the entry's shape
+    and keys, and the syntax of each part (a ``params.yaml`` is checked before any fit)."""
+    if isinstance(entry, str):
+        try:
+            parse_model(entry, check_labels=False)  # its labels may be the measurement part's
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from None
+        return
+    if not isinstance(entry, dict):
+        raise InputError(f"{where}: expected lavaan syntax (a new structural part) or a mapping with measurement "
+                         f"and/or structural (or model: a whole model), got {_kind(entry)}")
+    unknown = [k for k in entry if k not in COMPETING_KEYS]
+    if unknown:
+        raise InputError(f"{where}.{unknown[0]}: unknown key; known keys are {', '.join(COMPETING_KEYS)}")
+    if not entry:
+        raise InputError(f"{where}: an empty mapping; give measurement and/or structural, or model")
+    if "model" in entry and len(entry) > 1:
+        raise InputError(f"{where}: model is a whole model; give it alone, or give measurement and/or structural")
+    for key, text in entry.items():
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(f"{where}.{key}: expected lavaan syntax (text), got {_kind(text)}")
+        try:
+            parsed = parse_model(text, check_labels=key == "model")
+        except InputError as exc:
+            raise InputError(f"{where}.{key}: {exc}") from None
+        if key == "measurement":
+            other = next((st for st in parsed.statements if st.op != "=~"), None)
+            if other is not None:
+                raise InputError(f"{where}.measurement: line {other.line}: {other.lhs} {other.op} {other.rhs} is not a "
+                                 "measurement statement (=~); put it in structural")
+            if parsed.blocks:
+                raise InputError(f"{where}.measurement: group: blocks are not a measurement part")
+
+
+def check_competing(entries) -> dict:
+    """``sem.competing``: a mapping of model names to entries of :func:`competing_model`, each
+    checked by :func:`check_competing_entry`; returned as it is (``{}`` for none: an empty key)."""
+    if entries is None:
+        return {}
+    if not isinstance(entries, dict):
+        raise InputError(f"sem.competing: a mapping of model names to a structural part (lavaan syntax), "
+                         f"{{measurement, structural}} or {{model}}, got {_kind(entries)}")
+    for name, entry in entries.items():
+        if name == "hypothesised":
+            raise InputError("sem.competing.hypothesised: the name of the hypothesised model; name the competing "
+                             "model otherwise")
+        check_competing_entry(entry, f"sem.competing.{name}")
+    return entries
+
+
+def _kind(value) -> str:
+    if value is None:
+        return "nothing"
+    return {bool: "true/false", int: "a number", float: "a number", str: "text", list: "a list",
+            dict: "a mapping"}.get(type(value), type(value).__name__)
 
 
 def _lookup(parameters: pd.DataFrame, ref: str) -> pd.Series:

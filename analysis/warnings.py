@@ -1,8 +1,8 @@
 """gapscale's own warning classes: model and estimation problems are warned about, never silenced."""
 from __future__ import annotations
 
-__all__ = ["GapscaleWarning", "ConvergenceWarning", "CrossLoadingWarning", "NotPositiveDefiniteWarning",
-           "ReverseKeyWarning"]
+__all__ = ["GapscaleWarning", "ConvergenceWarning", "CrossLoadingWarning", "InadmissibleWarning",
+           "NotPositiveDefiniteWarning", "ReverseKeyWarning"]
 
 
 class GapscaleWarning(UserWarning):
@@ -25,3 +25,8 @@ class ReverseKeyWarning(GapscaleWarning):
 class CrossLoadingWarning(GapscaleWarning):
     """A factor has an indicator that also loads on another factor, so its AVE is undefined
     (semTools::AVE returns NA for it)."""
+
+
+class InadmissibleWarning(GapscaleWarning):
+    """An inadmissible solution: a negative variance (Heywood case), a standardised loading above
+    1, or a latent covariance matrix that is not positive definite."""

@@ -19,6 +19,12 @@ YAML), ``sections`` (respondent-facing headings), ``attention_checks`` (instruct
 items with their expected answer) and ``context`` (grouping questions with their allowed values;
 the answers to a ``type: text`` question are personal data, never written, unless it says
 ``personal: false``; any other question may say ``personal: true``).
+A context question that a model uses as a covariate (a control variable) says how it is coded for
+models: an ``integer``/``number`` answer is used as it is (its own column); a ``categorical`` one
+says ``coding: dummy`` (one 0/1 column per value but the ``reference``, named ``<id>_<value>``,
+``reference`` the first value unless given) or ``coding: ordinal`` (one column ``<id>_code`` holding
+1, 2, ... in the order of ``values``). The clean stage writes these columns (see
+:func:`analysis.coding.code_context`); :attr:`Instrument.model_columns` names them.
 A construct or an item may carry its own ``scale``, which replaces the parent's scale whole.
 
 :func:`load_instrument` checks everything and raises one :class:`InstrumentError` that lists
@@ -48,6 +54,7 @@ __all__ = [
     "load_instrument",
     "parse_instrument",
     "DEFAULT_INSTRUMENT",
+    "dummy_column",
 ]
 
 DEFAULT_INSTRUMENT = Path(__file__).with_name("sustainability_gap.yaml")
@@ -66,7 +73,8 @@ SECTION_KEYS = {"id", "title", "intro"}
 CONSTRUCT_KEYS = {"id", "label", "definition", "source", "section", "scale", "items"}
 ITEM_KEYS = {"id", "text", "reverse", "label", "sub_theme", "source", "scale"}
 CHECK_KEYS = {"id", "text", "expected", "after", "scale"}
-CONTEXT_KEYS = {"id", "text", "type", "values", "min", "max", "position", "personal"}
+CONTEXT_KEYS = {"id", "text", "type", "values", "min", "max", "position", "personal", "coding", "reference"}
+CODINGS = ("dummy", "ordinal", "numeric")  # how a context question reaches a model (ContextQuestion.coding)
 SCALE_TYPES = ("likert", "continuous")
 
 # Limits: an instrument is a questionnaire people answer, and every stage (render, simulate, the
@@ -202,6 +210,29 @@ class ContextQuestion:
     # personal unless the instrument says ``personal: false``; other types are not unless it
     # says ``personal: true``.
     personal: bool = False
+    # How the answers reach a model as numeric columns: "dummy" (0/1 per value but ``reference``),
+    # "ordinal" (1..k in the order of ``values``), "numeric" (integer/number: the answer itself);
+    # None: not a model variable (categorical without coding, text).
+    coding: str | None = None
+    reference: str | int | None = None
+
+    @property
+    def model_columns(self) -> dict[str, str]:
+        """The numeric columns a model may use for this question, each with what it holds.
+
+        ``dummy``: ``<id>_<value>`` per value but the reference (characters other than letters,
+        digits and ``_`` in the value become ``_``); ``ordinal``: ``<id>_code``; ``numeric``: the
+        question's own column. Personal questions have none.
+        """
+        if self.personal or self.coding is None:
+            return {}
+        if self.coding == "numeric":
+            return {self.id: f"{self.id} as answered"}
+        if self.coding == "ordinal":
+            order = ", ".join(f"{k} = {v}" for k, v in enumerate(self.values, start=1))
+            return {f"{self.id}_code": f"{self.id} in order: {order}"}
+        return {dummy_column(self.id, v): f"1 if {self.id} is {v}, else 0 (reference: {self.reference})"
+                for v in self.values if v != self.reference}
 
     def describe(self) -> str:
         if self.type == "categorical":
@@ -311,6 +342,12 @@ class Instrument:
         if self.duration_column:
             cols.append(self.duration_column)
         return ((self.id_column,) if self.id_column else ()) + tuple(cols)
+
+    @property
+    def model_columns(self) -> dict[str, str]:
+        """Every numeric column a model may use besides the items: the codings of the context
+        questions (:attr:`ContextQuestion.model_columns`), column name -> what it holds."""
+        return {name: what for q in self.context for name, what in q.model_columns.items()}
 
     def measurement_model(self) -> str:
         """lavaan syntax with one factor per construct (``GAP1 =~ GAP1_1 + GAP1_2 + ...``)."""
@@ -529,6 +566,8 @@ class _Checker:
             [(i.id, f"item in {i.construct}") for i in items]
             + [(c.id, "attention check") for c in checks]
             + [(q.id, "context question") for q in context]
+            + [(name, f"model column of context question {q.id}") for q in context for name in q.model_columns
+               if name != q.id]
             + [(id_column, "id_column"), (duration, "duration_column")]
             + [(p, "personal_data column") for p in personal]
         )
@@ -739,13 +778,45 @@ class _Checker:
             if lo is not None and hi is not None and lo >= hi:
                 self.add(path, f"min ({_number(lo)}) must be less than max ({_number(hi)})")
             personal = self.boolean(d.get("personal"), _join(path, "personal"), default=kind == "text")
+            coding, reference = self.coding(d, path, kind, values, personal)
             position = d.get("position", "after")
             if position not in POSITIONS:
                 self.add(_join(path, "position"), f"must be one of {', '.join(POSITIONS)}, got {position!r}")
             if qid is not None and kind in CONTEXT_TYPES:
                 out.append(ContextQuestion(qid, kind, self.text(d.get("text"), _join(path, "text")),
-                                           tuple(values), lo, hi, position, personal))
+                                           tuple(values), lo, hi, position, personal, coding, reference))
         return out
+
+    def coding(self, d: dict, path: str, kind, values: list, personal: bool):
+        """``(coding, reference)`` of a context question (see :class:`ContextQuestion`)."""
+        coding, reference = d.get("coding"), d.get("reference")
+        if coding is None:
+            coding = "numeric" if kind in ("integer", "number") and not personal else None
+        elif coding not in CODINGS:
+            self.add(_join(path, "coding"), f"must be one of {', '.join(CODINGS)}, got {coding!r}")
+            return None, None
+        elif personal:
+            self.add(_join(path, "coding"), "a personal question's answers are never written, so no model can use "
+                     "them; remove coding or say personal: false")
+        elif kind == "text":
+            self.add(_join(path, "coding"), "free text cannot be coded for a model; make it a categorical question")
+        elif (kind == "categorical") != (coding in ("dummy", "ordinal")):
+            want = "dummy or ordinal" if kind == "categorical" else "numeric (or leave coding out)"
+            self.add(_join(path, "coding"), f"a {kind} question is coded {want}, got {coding!r}")
+        if reference is not None and coding != "dummy":
+            self.add(_join(path, "reference"), "only coding: dummy has a reference category")
+        if coding == "dummy" and values:
+            if reference is None:
+                reference = values[0]
+            elif reference not in values:
+                self.add(_join(path, "reference"), f"{reference!r} is not one of the values "
+                         f"({'; '.join(map(str, values))})")
+            names = [dummy_column(str(d.get("id")), v) for v in values]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                self.add(_join(path, "values"), f"values give the same dummy column {twice[0]!r}; make them differ "
+                         "in a letter or digit")
+        return coding, reference
 
     def model_path(self, value, source: Path | None) -> Path | None:
         if value is None:
@@ -760,6 +831,13 @@ class _Checker:
             self.add("model", f"model file {str(path)!r} not found (a relative path is read beside the instrument)")
             return None
         return path
+
+
+def dummy_column(question: str, value) -> str:
+    """The name of the 0/1 column for ``value`` of a dummy-coded context question:
+    ``<question>_<value>``, characters other than letters, digits and ``_`` replaced by ``_``
+    (``org_size`` "1-49" -> ``org_size_1_49``)."""
+    return f"{question}_{re.sub(r'[^A-Za-z0-9_]', '_', str(value))}"
 
 
 def _join(path: str, key: str) -> str:
@@ -792,11 +870,20 @@ def model_problems(instrument: Instrument) -> list[str]:
         model = read_model(instrument.model)
     except LavaanSyntaxError as exc:
         return [f"model: {exc}"]
-    columns = set(instrument.item_ids) | {q.id for q in instrument.context}
-    problems = [
-        f"model: {v!r} in {instrument.model.name} is neither a latent variable of the model nor a column of the instrument"
-        for v in model.observed if v not in columns
-    ]
+    columns = set(instrument.item_ids) | set(instrument.model_columns)
+    uncoded = {q.id: q for q in instrument.context if q.id not in columns}
+    problems = []
+    for v in model.observed:
+        if v in uncoded:
+            q = uncoded[v]
+            how = ("is personal data, never written" if q.personal else
+                   "is free text" if q.type == "text" else
+                   "is categorical: say how a model codes it (coding: dummy or ordinal in the instrument) and use "
+                   "its coded columns")
+            problems.append(f"model: {v!r} in {instrument.model.name} is a context question that {how}")
+        elif v not in columns:
+            problems.append(f"model: {v!r} in {instrument.model.name} is neither a latent variable of the model nor "
+                            "a column of the instrument")
     used = set(model.observed)
     problems += [
         f"model: item {i!r} is not in {instrument.model.name}; every item should load on its construct"

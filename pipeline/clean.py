@@ -4,7 +4,8 @@ Respondent ids are pseudonymised (see :mod:`analysis.clean`): the key comes from
 ``--id-key-file`` / ``clean.id_key_file`` or the environment variable ``clean.id_key_env``
 (default ``GAPSCALE_ID_KEY``), never from the data; without a key the pseudonyms are row
 numbers. The mapping from ids to pseudonyms is written only when ``--id-map FILE`` asks for it,
-and never into the stage's output directory.
+and never into the stage's output directory. The context questions a model uses as covariates are
+written also as the numeric columns the instrument's ``coding`` declares (:mod:`analysis.coding`).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.clean import SCREENS, IdParams, parse_clean_params, prepare, score_screens, screen
+from analysis.coding import code_context
 from analysis.errors import InputError
 from analysis.missing import little_mcar_test, missing_by_item, missing_by_respondent
 from analysis.warnings import GapscaleWarning
@@ -119,6 +121,7 @@ def run(instrument_path, data_path, out, params_path=None, overrides: dict | Non
     for q in inst.context:  # and integer answers, also with gaps (2, not 2.0: a group label stays a label)
         if q.type == "integer" and q.id in clean.columns:
             clean[q.id] = clean[q.id].astype("Int64")
+    clean = code_context(clean, inst)  # the context questions' model columns (instrument: coding)
     write_csv(clean, out / "clean.csv")
     write_csv(result.exclusions, out / "exclusions.csv")
     write_csv(prepared.problems, out / "cell_problems.csv")

@@ -324,21 +324,32 @@ def efa_cmd(data_path, instrument_path, model_path, out, params_path, n_factors,
 @click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Params YAML with a `cfa:` section (and `efa.drop_items`); options below override it.")
 @click.option("--estimator", default=None,
-              help="ML (lavaan's default), MLR (robust SEs, Yuan-Bentler scaled test) or WLSMV (ordinal items: "
-                   "polychoric correlations, DWLS, robust SEs, scaled-and-shifted test; with --missing listwise).")
-@click.option("--missing", default=None, help="listwise (lavaan's default) or fiml (full-information ML).")
+              help="ML (lavaan's default), MLR (robust SEs, Yuan-Bentler scaled test), MLM (complete data: robust "
+                   "SEs, Satorra-Bentler scaled test), WLSMV or ULSMV (ordinal items: thresholds, polychoric "
+                   "correlations, robust SEs, scaled-and-shifted test; complete data). Default: cfa.estimator or ML.")
+@click.option("--missing", default=None,
+              help="listwise (lavaan's default) or fiml (full-information ML; with ML or MLR).")
+@click.option("--std-lv/--no-std-lv", "std_lv", default=None,
+              help="lavaan's std.lv: latent variances fixed at 1 and every loading free, instead of the first "
+                   "loading fixed at 1. Default: cfa.std_lv or off.")
+@click.option("--ordered", default=None,
+              help="Ordinal items: comma-separated columns, or 'all' (every item of the model); for WLSMV/ULSMV, "
+                   "which treat all items as ordered when it is not given. Default: cfa.ordered.")
 @click.option("--top-modindices", type=click.IntRange(min=0), default=None, help="How many modification indices to keep.")
-def cfa_cmd(data_path, instrument_path, model_path, out, params_path, estimator, missing, top_modindices):
-    """Confirmatory factor analysis by ML or MLR (listwise or FIML) with lavaan's defaults and fit measures.
+def cfa_cmd(data_path, instrument_path, model_path, out, params_path, estimator, missing, std_lv, ordered,
+            top_modindices):
+    """Confirmatory factor analysis by ML, MLR or MLM (FIML with ML and MLR), or by WLSMV or ULSMV
+    for ordinal items, with lavaan's defaults and fit measures.
 
     Writes the parameter table (lhs, op, rhs, label, est, se, z, pvalue, ci_lower, ci_upper,
-    std_all), the largest modification indices, standardized residuals, and cfa.json with
-    lavaan's fitMeasures; inadmissible solutions are flagged and printed.
+    std_all, std_all_se), the largest modification indices, standardized residuals, and cfa.json
+    with lavaan's fitMeasures; inadmissible solutions are flagged and printed.
     """
     from pipeline.cfa import run
 
     one_of_instrument_or_model(instrument_path, model_path)
-    overrides = dict(estimator=estimator, missing=missing, top_modindices=top_modindices)
+    overrides = dict(estimator=estimator, missing=missing, std_lv=std_lv, ordered=ordered,
+                     top_modindices=top_modindices)
     with user_errors():
         m = run(data_path, out, instrument_path, model_path, params_path, overrides)
     f = m["fit"]
@@ -400,8 +411,15 @@ def reliability_cmd(data_path, instrument_path, model_path, out, params_path, ht
 @click.option("--reference-group", default=None, help="Group whose latent means are fixed at 0 (default: the largest).")
 @click.option("--criterion", type=click.Choice(["fit_indices", "cfi", "chisq"]), default=None,
               help="When a step holds: fit_indices (ΔCFI > -.010 and ΔRMSEA < .015, the default), cfi, or chisq.")
+@click.option("--estimator", default=None,
+              help="ML (default), MLR or MLM (robust; Satorra-Bentler 2001 scaled differences, robust CFI/RMSEA), "
+                   "WLSMV or ULSMV (ordered items: thresholds, loadings, intercepts as semTools' measEq.syntax).")
+@click.option("--ordered", default=None,
+              help="Ordered items for WLSMV/ULSMV: 'all' or a comma-separated list of columns.")
+@click.option("--std-lv/--no-std-lv", "std_lv", default=None,
+              help="Identify the factors by unit variance instead of the first loading (lavaan's std.lv).")
 def invariance_cmd(data_path, instrument_path, model_path, group, structural_path, out, params_path, missing,
-                   min_group_size, partial, reference_group, criterion):
+                   min_group_size, partial, reference_group, criterion, estimator, ordered, std_lv):
     """Measurement invariance across groups: configural, metric, scalar and strict models with
     equality constraints across groups (as lavaan's group.equal), their chi-square differences
     and changes in CFI and RMSEA, the level reached, latent mean differences when scalar
@@ -412,7 +430,8 @@ def invariance_cmd(data_path, instrument_path, model_path, group, structural_pat
 
     one_of_instrument_or_model(instrument_path, model_path)
     overrides = dict(group=group, missing=missing, min_group_size=min_group_size, partial=list(partial) or None,
-                     reference_group=reference_group, criterion=criterion)
+                     reference_group=reference_group, criterion=criterion, estimator=estimator, ordered=ordered,
+                     std_lv=std_lv)
     with user_errors():
         m = run(data_path, out, instrument_path, model_path, structural_path, params_path, overrides)
     used = ", ".join(f"{g} n={n}" for g, n in m["n_used"].items())
@@ -421,7 +440,8 @@ def invariance_cmd(data_path, instrument_path, model_path, group, structural_pat
     s = m["structural"]
     structural = f"; paths: {s['answer']}" if s.get("compared") else f"; paths not compared ({s['reason']})"
     partial_note = f" (partial: {', '.join(m['partial'])})" if m["partial_invariance"] else ""
-    click.echo(f"invariance across {m['group']} ({used}{left}): level reached: {m['level']}{partial_note}"
+    click.echo(f"invariance across {m['group']} ({used}{left}; {m['estimator']}, {m['indices']} indices): "
+               f"level reached: {m['level']}{partial_note}"
                f"{structural}; outputs in {out}")
     for w in m["warnings"]:
         click.echo(f"WARNING: {w}", err=True)
@@ -440,30 +460,36 @@ def invariance_cmd(data_path, instrument_path, model_path, group, structural_pat
               help="YAML of hypotheses: id -> {statement, expect: {parameter: positive|negative}}.")
 @click.option("--invariance", "invariance_json", type=click.Path(exists=True, dir_okay=False), default=None,
               help="invariance.json of the invariance stage, for a hypothesis with `source: invariance`.")
-@click.option("--estimator", default=None, help="ML (lavaan's default) or MLR (robust SEs, scaled test).")
+@click.option("--estimator", default=None,
+              help="ML (lavaan's default), MLR (robust SEs, Yuan-Bentler scaled test), MLM (Satorra-Bentler, complete "
+                   "data), WLSMV or ULSMV (ordinal items: --ordered, --missing listwise, --bootstrap 0).")
+@click.option("--std-lv/--no-std-lv", "std_lv", default=None,
+              help="lavaan's std.lv: latent variances fixed at 1 instead of the first loading (default: no).")
+@click.option("--ordered", default=None,
+              help="Ordinal columns for WLSMV/ULSMV: COL1,COL2,... or 'all' (every observed endogenous variable).")
 @click.option("--missing", default=None, help="fiml (full-information ML) or listwise.")
 @click.option("--bootstrap", type=click.IntRange(min=0), default=None,
               help="Bootstrap draws (default 2000; 0 for Wald intervals only).")
 @click.option("--seed", type=int, default=None, help="Seed of the bootstrap (default: seed in the params file, else 0).")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Worker processes for the bootstrap (default: all cores); the draws do not depend on it.")
-def sem_cmd(data_path, model_path, out, params_path, hypotheses_path, invariance_json, estimator, missing, bootstrap,
-            seed, jobs):
+def sem_cmd(data_path, model_path, out, params_path, hypotheses_path, invariance_json, estimator, std_lv, ordered,
+            missing, bootstrap, seed, jobs):
     """Structural model: paths, R², defined (indirect and total) effects with delta-method and
     bootstrap (percentile and bias-corrected) intervals, competing models (chi-square
     difference, AIC, BIC, the preferred model) and the hypotheses table.
     """
     from pipeline.sem import run
 
-    overrides = dict(estimator=estimator, missing=missing, bootstrap=bootstrap)
+    overrides = dict(estimator=estimator, std_lv=std_lv, ordered=ordered, missing=missing, bootstrap=bootstrap)
     with user_errors():
         m = run(data_path, model_path, out, params_path, hypotheses_path, invariance_json, overrides, seed, jobs)
     f, b = m["fit"], m["bootstrap"]
     boot = f"; bootstrap {b['converged']} of {b['requested']} draws converged" if b["requested"] else ""
     hyp = f"; hypotheses supported: {m['hypotheses_supported']} of {len(m['hypotheses'])}" if m["hypotheses"] else ""
     click.echo(f"SEM ({m['estimator']}, {m['missing']}) on {f['ntotal']} of {m['n_rows']} rows: chisq {f['chisq']:.2f} "
-               f"(df {f['df']}), CFI {f['cfi']:.3f}, RMSEA {f['rmsea']:.3f}, SRMR {f['srmr']:.3f}{boot}{hyp}; "
-               f"preferred model: {m['preferred_model']}; outputs in {out}")
+               f"(df {f['df']}), CFI {f['cfi']:.3f}, RMSEA {f['rmsea']:.3f}, SRMR {f.get('srmr', float('nan')):.3f}{boot}"
+               f"{hyp}; preferred model: {m['preferred_model']}; outputs in {out}")
     for w in m["warnings"]:
         click.echo(f"WARNING: {w}", err=True)
 

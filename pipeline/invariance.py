@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.invariance import CRITERIA, Criteria, invariance
+from analysis.invariance import CRITERIA, Criteria, Specification, invariance
+from analysis.sem.options import parse_ordered
 from analysis.warnings import GapscaleWarning
 from instrument import LavaanModel, LavaanSyntaxError, parse_model, read_model
 from pipeline.cfa import model_text
@@ -25,7 +26,8 @@ __all__ = ["run", "OUTPUTS", "DEFAULTS", "settings"]
 
 OUTPUTS = ("invariance_fit.csv", "invariance_groups.csv", "invariance_latent_means.csv", "invariance_paths.csv",
            "invariance_parameters.csv", "invariance.json")
-DEFAULTS = {"group": None, "min_group_size": 100, "missing": "fiml", "reference_group": None, "partial": [],
+DEFAULTS = {"group": None, "min_group_size": 100, "missing": "fiml", "estimator": "ML", "ordered": None,
+            "std_lv": False, "reference_group": None, "partial": [],
             "criterion": "fit_indices", "delta_cfi": -0.010, "delta_rmsea": 0.015, "alpha": 0.05,
             "configural_cfi": 0.90, "configural_rmsea": 0.08}
 
@@ -35,8 +37,12 @@ def settings(params: dict, overrides: dict) -> dict:
     s = section(params, "invariance", DEFAULTS, overrides)
     if s["group"] is not None and not isinstance(s["group"], str):
         raise InputError(f"invariance.group: the name of the grouping column, got {s['group']!r}")
-    if s["missing"] not in ("listwise", "fiml"):
-        raise InputError(f"invariance.missing: {s['missing']!r} is not available; use listwise or fiml")
+    try:
+        s["ordered"] = parse_ordered(s["ordered"])
+        estimation = specification(s)
+    except InputError as exc:
+        raise InputError(f"invariance.{exc}") from None
+    s["estimator"], s["ordered"] = estimation.estimator, estimation.ordered
     size = s["min_group_size"]
     if isinstance(size, bool) or not isinstance(size, int) or size < 2:
         raise InputError(f"invariance.min_group_size: a whole number >= 2, got {size!r}")
@@ -53,6 +59,12 @@ def settings(params: dict, overrides: dict) -> dict:
     except InputError as exc:
         raise InputError(f"invariance.{exc}") from None
     return s
+
+
+def specification(s: dict) -> Specification:
+    """Estimator, missing-data method, ordered items and std.lv of the settings."""
+    return Specification(estimator=s["estimator"], missing=s["missing"], ordered=s["ordered"] or (),
+                         std_lv=s["std_lv"])
 
 
 def criteria(s: dict) -> Criteria:
@@ -107,8 +119,8 @@ def run(data_path, out, instrument_path=None, model_path=None, structural_path=N
     with limit, warnings.catch_warnings(record=True) as records:
         warnings.simplefilter("always", GapscaleWarning)
         result = invariance(data, model, s["group"], structural_model=structural, group_partial=s["partial"],
-                            missing=s["missing"], min_group_size=s["min_group_size"],
-                            reference_group=s["reference_group"], criteria=criteria(s))
+                            min_group_size=s["min_group_size"], reference_group=s["reference_group"],
+                            criteria=criteria(s), spec=specification(s))
     caught = [f"{w.category.__name__}: {w.message}" for w in records if issubclass(w.category, GapscaleWarning)]
     summary = dict(result.summary)
     summary["warnings"] = list(dict.fromkeys(summary["warnings"] + caught))

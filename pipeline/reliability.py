@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 
 from analysis import reliability as rel
-from analysis.sem import fit_sem
+from analysis.sem.api import fit_model
 from analysis.split import stage_rng
 from analysis.warnings import GapscaleWarning
-from pipeline.cfa import model_text
+from pipeline.cfa import engine_warnings, model_text
 from pipeline.io import is_simulated, output_dir, read_data, read_params, read_seed, section, write_csv, write_json
 from pipeline.progress import progress_bar
 from instrument import parse_model
@@ -61,12 +61,13 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
 
     with warnings.catch_warnings(record=True) as records:
         warnings.simplefilter("always", GapscaleWarning)
-        fit = fit_sem(data, text, missing=missing)
+        fit = fit_model(model, data, missing=missing)
+        cov = sample_covariance(fit)
         alpha = rel.cronbach_alpha(data, constructs, ci=s["ci"])
         item_stats = rel.item_statistics(data, constructs)
-        cr = rel.composite_reliability(fit.parameters, cov=fit.sample)
-        ave = rel.ave(fit.parameters, cov=fit.sample)
-        fl = rel.fornell_larcker(fit.parameters, cov=fit.sample)
+        cr = rel.composite_reliability(fit.parameters, cov=cov)
+        ave = rel.ave(fit.parameters, cov=cov)
+        fl = rel.fornell_larcker(fit.parameters, cov=cov)
         if s["htmt_bootstrap"] > 0:
             with progress_bar(total=s["htmt_bootstrap"], desc="HTMT bootstrap") as tick:
                 htmt = rel.htmt_bootstrap(data, constructs, s["htmt_bootstrap"], stage_rng(seed, "reliability"),
@@ -74,16 +75,14 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
         else:
             htmt = rel.htmt(data, constructs)
         harman = rel.harman_single_factor(data, items).iloc[0]
-    caught = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in records
-                                if issubclass(w.category, GapscaleWarning)))
+    caught = engine_warnings(fit, records)
     cmv = None
     if s["method_factor"]:
         with warnings.catch_warnings(record=True) as records:
             warnings.simplefilter("always", GapscaleWarning)
-            with_method = fit_sem(data, method_factor_model(text, constructs), missing=missing)
+            with_method = fit_model(method_factor_model(text, constructs), data, missing=missing)
             cmv = compare_method_factor(fit, with_method)
-        caught += list(dict.fromkeys(f"method factor model: {w.category.__name__}: {w.message}" for w in records
-                                     if issubclass(w.category, GapscaleWarning)))
+        caught += [f"method factor model: {w}" for w in engine_warnings(with_method, records)]
 
     table = (alpha[["construct", "n_items", "raw_alpha", "feldt_lower", "feldt_upper"]]
              .merge(cr[["construct", "omega", "cr"]], on="construct", how="left")
@@ -113,6 +112,13 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
     write_csv(htmt, out / "htmt.csv")
     write_json(metrics, out / "reliability.json")
     return metrics
+
+
+def sample_covariance(fitted) -> pd.DataFrame:
+    """lavaan's sample covariance matrix of a one-group fit (``lavInspect(fit, "sampstat")$cov``:
+    divisor n for complete data, the EM estimate with FIML), labelled by variable."""
+    st = fitted.stats[0]
+    return pd.DataFrame(st.cov, index=list(st.ov), columns=list(st.ov))
 
 
 def compare_method_factor(base, with_method) -> dict:

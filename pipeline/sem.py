@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 
 from analysis.bootstrap import bootstrap_sem
-from analysis.sem import PARAMETER_COLUMNS, fit_sem
-from analysis.sem.api import refuse_unidentified
-from analysis.structural import compare_models, hypotheses_table, r_squared, replace_structural
+from analysis.sem.api import PARAMETER_COLUMNS, fit_model, refuse_unidentified
+from analysis.sem.partable import lavaanify
+from analysis.structural import check_competing, compare_models, competing_model, hypotheses_table, r_squared
 from analysis.warnings import GapscaleWarning
 from instrument import parse_model
 from pipeline.io import is_simulated, output_dir, read_data, read_params, read_seed, section, write_csv, write_json
@@ -27,8 +27,10 @@ __all__ = ["run", "OUTPUTS", "DEFAULTS", "settings"]
 MAX_BOOTSTRAP = 100_000  # draws: 2000 is the usual, 10,000 a careful study
 
 OUTPUTS = ("sem_parameters.csv", "sem_r2.csv", "sem_hypotheses.csv", "sem_competing.csv", "sem.json")
-DEFAULTS = {"estimator": "ML", "missing": "fiml", "bootstrap": 2000, "ci": 0.95, "interval": "boot_pct",
-            "competing": {}, "criterion": "bic"}
+DEFAULTS = {"estimator": "ML", "std_lv": False, "ordered": [], "missing": "fiml", "bootstrap": 2000, "ci": 0.95,
+            "interval": "boot_pct", "competing": {}, "criterion": "bic"}
+ESTIMATORS = ("ML", "MLR", "MLM", "WLSMV", "ULSMV")
+ORDINAL = ("WLSMV", "ULSMV")
 INTERVALS = ("ci", "boot_pct", "boot_bc")
 BOOT_COLUMNS = ["boot_se", "boot_pct_lower", "boot_pct_upper", "boot_bc_lower", "boot_bc_upper"]
 
@@ -36,8 +38,13 @@ BOOT_COLUMNS = ["boot_se", "boot_pct_lower", "boot_pct_upper", "boot_bc_lower", 
 def settings(params: dict, overrides: dict) -> dict:
     """``sem:`` of params.yaml over :data:`DEFAULTS`, then the command-line options."""
     s = section(params, "sem", DEFAULTS, overrides)
-    if s["estimator"] not in ("ML", "MLR"):
-        raise InputError(f"sem.estimator: {s['estimator']!r} is not available; use ML or MLR")
+    if not isinstance(s["estimator"], str) or s["estimator"].upper() not in ESTIMATORS:
+        raise InputError(f"sem.estimator (--estimator): {s['estimator']!r} is not available; use "
+                         f"{', '.join(ESTIMATORS)}")
+    s["estimator"] = s["estimator"].upper()
+    if not isinstance(s["std_lv"], bool):
+        raise InputError(f"sem.std_lv (--std-lv): true or false, got {s['std_lv']!r}")
+    s["ordered"] = _ordered_setting(s["ordered"])
     if s["missing"] not in ("listwise", "fiml"):
         raise InputError(f"sem.missing: {s['missing']!r} is not available; use listwise or fiml")
     b = s["bootstrap"]
@@ -50,11 +57,54 @@ def settings(params: dict, overrides: dict) -> dict:
         raise InputError(f"sem.interval: one of {', '.join(INTERVALS)}, got {s['interval']!r}")
     if b == 0:  # no draws: "Wald intervals only" (--bootstrap 0), whatever interval the params name
         s["interval"] = "ci"
-    if not isinstance(s["competing"], dict) or not all(isinstance(v, str) for v in s["competing"].values()):
-        raise InputError("sem.competing: a mapping of model names to their structural part (lavaan syntax)")
+    s["competing"] = check_competing(s["competing"])  # per name: a structural part, {measurement, structural}, {model}
     if s["criterion"] not in ("aic", "bic"):
         raise InputError(f"sem.criterion: aic or bic, got {s['criterion']!r}")
+    est = s["estimator"]
+    if est in ORDINAL:
+        clash = [text for bad, text in (
+            (not s["ordered"], "ordered items (sem.ordered, --ordered COLS|all)"),
+            (s["missing"] != "listwise", "complete cases (sem.missing: listwise, --missing listwise)"),
+            (s["bootstrap"] != 0, "no bootstrap (sem.bootstrap: 0, --bootstrap 0; its intervals are the robust Wald ones)"))
+            if bad]
+        if clash:
+            raise InputError(f"sem.estimator {est} needs {'; '.join(clash)}")
+    elif s["ordered"]:
+        raise InputError(f"sem.ordered (--ordered): ordinal items need estimator WLSMV or ULSMV, got {est}")
+    elif est == "MLM" and s["missing"] != "listwise":
+        raise InputError("sem.estimator MLM (Satorra-Bentler) takes complete data: use sem.missing: listwise "
+                         "(--missing listwise), or MLR for missing answers")
     return s
+
+
+def _ordered_setting(value) -> list[str] | str:
+    """``sem.ordered``: a list of columns, a comma-separated string of them, ``"all"``, or none."""
+    if value is None or value is False or value == [] or value == "":
+        return []
+    if value is True or (isinstance(value, str) and value.strip().lower() == "all"):
+        return "all"
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise InputError(f"sem.ordered (--ordered): column names (a list or COL1,COL2) or 'all', got {value!r}")
+    return list(dict.fromkeys(value))
+
+
+def ordered_columns(text: str, data: pd.DataFrame, ordered) -> list[str]:
+    """The ordinal columns of ``sem.ordered``: the names given (each must be a data column), or
+    for ``"all"`` every observed endogenous variable of the model (lavaan's ``ordered = TRUE``:
+    the indicators and the observed outcomes, not the exogenous covariates)."""
+    if not ordered:
+        return []
+    if ordered != "all":
+        absent = [v for v in ordered if v not in data.columns]
+        if absent:
+            raise InputError(f"sem.ordered (--ordered): column {absent[0]!r} not found in the data")
+        return list(ordered)
+    pt = lavaanify(text, list(data.columns))
+    variances = pt[(pt["op"] == "~~") & (pt["lhs"] == pt["rhs"])]
+    exogenous = set(variances.loc[variances["exo"] == 1, "lhs"])
+    return [v for v in dict.fromkeys(variances["lhs"]) if v in data.columns and v not in exogenous]
 
 
 def read_hypotheses(path) -> dict:
@@ -68,8 +118,10 @@ def read_hypotheses(path) -> dict:
 def _fit(data, text, s, name):
     try:
         parse_model(text)
-        refuse_unidentified(text, data)  # the unified engine's identification check (issue 11)
-        return fit_sem(data, text, missing=s["missing"], estimator=s["estimator"])
+        common = dict(estimator=s["estimator"], std_lv=s["std_lv"], missing=s["missing"])
+        refuse_unidentified(text, data, **common)  # the unified engine's identification check (issue 11)
+        return fit_model(text, data, ordered=ordered_columns(text, data, s["ordered"]) or None,
+                         **common)
     except InputError as exc:  # a syntax error or a model the data cannot fit: name the model
         raise InputError(f"{name}: {exc}") from None
 
@@ -112,10 +164,7 @@ def run(data_path, model_path, out, params_path=None, hypotheses_path=None, inva
         fit = _fit(data, text, s, model_path)
         competing = {"hypothesised": fit}
         for name, structural in s["competing"].items():
-            try:
-                competing_text = replace_structural(text, structural)
-            except InputError as exc:
-                raise InputError(f"sem.competing.{name}: {exc}") from None
+            competing_text = competing_model(text, structural, f"sem.competing.{name}")
             competing[name] = _fit(data, competing_text, s, f"sem.competing.{name}")
     caught = [f"{w.category.__name__}: {w.message}" for w in records if issubclass(w.category, GapscaleWarning)]
     flags = list(dict.fromkeys(list(fit.warnings) + caught))
@@ -155,11 +204,12 @@ def run(data_path, model_path, out, params_path=None, hypotheses_path=None, inva
     write_csv(r2, out / "sem_r2.csv")
     write_csv(hyp, out / "sem_hypotheses.csv")
     write_csv(comparison, out / "sem_competing.csv")
-    latent_r2 = r2[r2["variable"].isin(fit.partable.latents)]
+    latent_r2 = r2[r2["variable"].isin(set(fit.parameters.loc[fit.parameters["op"] == "=~", "lhs"]))]
     verdicts = hyp.drop_duplicates("hypothesis").set_index("hypothesis")["verdict"].to_dict() if len(hyp) else {}
     metrics = {
         "simulated": is_simulated(data), "source": Path(data_path).name, "model": Path(model_path).name,
-        "estimator": s["estimator"], "missing": s["missing"], "n_rows": len(data), "converged": fit.converged,
+        "estimator": s["estimator"], "std_lv": s["std_lv"], "ordered": s["ordered"], "missing": s["missing"],
+        "n_rows": len(data), "converged": fit.converged,
         "fit": fit.fit, "bootstrap": boot_summary, "interval": s["interval"], "ci": s["ci"],
         "r2": {r.variable: float(r.r2) for r in latent_r2.itertuples()},
         "hypotheses": verdicts,

@@ -2,8 +2,8 @@
 
 Only instrument-defined columns are written. With ``--instrument`` the halves keep ``row``,
 ``respondent_id`` (when the data come from the clean stage, which pseudonymised it), the items,
-attention checks, context questions that are not personal, ``duration_s``, ``simulated`` and
-``reverse_recoded``; every other column is dropped and named in ``split.json``. Without an
+attention checks, context questions that are not personal and their model columns (the coding the
+instrument declares, written by the clean stage), ``duration_s``, ``simulated`` and ``reverse_recoded``; every other column is dropped and named in ``split.json``. Without an
 instrument the data must be the clean stage's output (it carries ``reverse_recoded``), whose
 columns the clean stage already limited to the instrument's. Cells are copied as text, exactly
 as read: a group label stays ``2`` (never ``2.0``) and no number is re-formatted.
@@ -48,7 +48,8 @@ def run(data_path, out, params_path=None, seed=None, share=None, stratify=None, 
                          "the instrument's columns are written")
     if inst is not None:
         allowed = {"row", DURATION_COLUMN, REVERSE_MARKER, *PASS_THROUGH, *inst.item_ids,
-                   *(c.id for c in inst.attention_checks), *(q.id for q in inst.context if not q.personal)}
+                   *(c.id for c in inst.attention_checks), *(q.id for q in inst.context if not q.personal),
+                   *inst.model_columns}
         if from_clean:
             allowed.add(ID_COLUMN)
         dropped = [c for c in data.columns if c not in allowed]

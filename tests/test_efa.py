@@ -69,8 +69,12 @@ def test_rotated_solution_matches_psych(r, psych, case):
 
 
 def test_simulated_study_structure_is_recovered(default_instrument, default_params):
-    """Parallel analysis finds the population's constructs; >= 95% of items load on their own."""
-    params = parse_simulation_params({**default_params["simulate"], "n": 600})
+    """Parallel analysis finds the population's constructs; >= 95% of items load on their own.
+
+    N = 900: since the reasons of co-destruction that arise at the same time correlate .40
+    (params simulate.exogenous_correlations), 600 respondents leave the 18th factor's reduced
+    eigenvalue within the random data's 95th percentile for this seed (17 found)."""
+    params = parse_simulation_params({**default_params["simulate"], "n": 900})
     study = simulate_study(default_instrument, params, seed=11)
     clean = study.respondents["clean"].to_numpy()
     items = list(default_instrument.item_ids)

@@ -29,7 +29,7 @@ FIT_RTOL = {"cfa": 1e-6, "sem": 2e-6}
 
 
 def _compare(fitted, ref_pe, ref_fit, kind, std_se=False):
-    assert list(fitted.parameters.columns) == PARAMETER_COLUMNS
+    assert list(fitted.parameters.columns) == [*PARAMETER_COLUMNS, "std_all_se"]
     ref = pd.DataFrame(ref_pe)
     m = ref.merge(fitted.parameters, on=KEY, suffixes=("_r", ""))
     assert len(m) == len(ref) == len(fitted.parameters)
@@ -65,7 +65,7 @@ def test_complete_fit_measures_and_groups():
     fitted = fit_model(CFA["model"], HS, group="school")
     assert {"srmr_bentler", "gfi", "agfi", "rni", "bic2", "ecvi", "rmsea_notclose_pvalue"} <= set(fitted.fit)
     assert fitted.fit["ngroups"] == 2 and fitted.fit["df"] == 48
-    assert list(fitted.parameters.columns) == ["lhs", "op", "rhs", "group", *PARAMETER_COLUMNS[3:]]
+    assert list(fitted.parameters.columns) == ["lhs", "op", "rhs", "group", *PARAMETER_COLUMNS[3:], "std_all_se"]
     assert set(fitted.parameters["group"]) == {1, 2}
 
 

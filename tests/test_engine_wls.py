@@ -1,11 +1,15 @@
 """The engine's WLSMV and ULSMV (analysis/sem/wls.py) against lavaan 0.6-14
-(tests/reference/engine_wls.R on psych::bfi, bfi_1000.csv) and against the old single-group
-WLSMV (analysis/wlsmv.py, itself checked against tests/reference/wlsmv.json).
+(tests/reference/engine_wls.R on psych::bfi, bfi_1000.csv); the single-group models of
+tests/reference/wlsmv.json (binary and three-category items, cross loadings, equal loadings) are
+compared in tests/test_wlsmv.py.
 
 Tolerances are the largest differences seen times about two. lavaan's optimisers (nlminb for
 each polychoric correlation and for the model) stop earlier than the estimates here, which
 bounds the agreement: estimates 2.0e-5, standard errors 4.4e-6, std.all 8.0e-6 (its standard
 errors 3.1e-7), fit measures 2.2e-7 relative (largest differences over the eleven models).
+``missing = "pairwise"`` (bfi_1000.csv has 32 rows with a missing item; the CFA by WLSMV, the SEM
+by ULSMV, two groups with thresholds and loadings equal): estimates 1.5e-5, SEs 2.8e-6, std.all
+5.8e-6 (SEs 3.0e-7), fit measures 8.6e-8 relative, the shift parameter 7.1e-6 (of 74.0).
 """
 from __future__ import annotations
 
@@ -17,14 +21,18 @@ import pandas as pd
 import pytest
 
 from analysis.errors import InputError
+from analysis.warnings import InadmissibleWarning
 from analysis.sem.engine import fit as engine_fit
 from analysis.sem.partable import lavaanify
-from analysis.sem.wls import fit_wls, scaled_difference
+from analysis.sem.ordinal import ordinal_statistics
+from analysis.sem.wls import scaled_difference
 
 REF = Path(__file__).parent / "reference"
 ITEMS = [f"{a}{k}" for a in "ACE" for k in range(1, 6)]
 SINGLE = ("cfa_wlsmv", "cfa_ulsmv", "sem_wlsmv", "sem_ulsmv")
 GROUPS = ("mg_configural", "mg_thresholds_loadings", "mg_ulsmv")
+# missing = "pairwise" (bfi_1000.csv has 32 incomplete rows among the 15 items)
+PAIRWISE = ("pairwise_cfa_wlsmv", "pairwise_sem_ulsmv", "pairwise_mg")
 # The ordinal invariance ladder as semTools' measEq.syntax builds it (ID.cat = "Wu.Estabrook.2016",
 # std.lv): lavaan's own parTable is given to the engine.
 LADDER = ("ladder_configural", "ladder_thresholds", "ladder_loadings", "ladder_intercepts")
@@ -49,7 +57,7 @@ def bfi():
 
 def _table(ref, data, group=None):
     cols = ITEMS + ([group] if group else [])
-    complete = data[cols].dropna()
+    complete = data[cols].dropna() if ref.get("missing", "listwise") == "listwise" else data[cols]
     ordered = {v: int(complete[v].nunique()) for v in ITEMS}
     ge = ref["group_equal"]
     ge = [g for g in ([ge] if isinstance(ge, str) else ge) if g]
@@ -68,6 +76,11 @@ def fits(lavaan, bfi):
         pt, labels = _table(lavaan[name], bfi, "gender")
         out[name] = engine_fit(pt, bfi[ITEMS + ["gender"]], group="gender", group_labels=labels,
                                estimator=lavaan[name]["estimator"], ordered=ITEMS)
+    for name in PAIRWISE:
+        group = "gender" if name == "pairwise_mg" else None
+        pt, labels = _table(lavaan[name], bfi, group)
+        out[name] = engine_fit(pt, bfi[ITEMS + (["gender"] if group else [])], group=group, group_labels=labels,
+                               estimator=lavaan[name]["estimator"], ordered=ITEMS, missing="pairwise")
     return out
 
 
@@ -98,18 +111,18 @@ def _merged(ref, ours):
     return m
 
 
-@pytest.mark.parametrize("name", SINGLE + GROUPS)
+@pytest.mark.parametrize("name", SINGLE + GROUPS + PAIRWISE)
 def test_parameter_table_matches_lavaan(lavaan, bfi, name):
     """lavaanify gives lavaan's parTable (free indices and fixed values) for the ordinal models."""
     ref = lavaan[name]
-    pt, _ = _table(ref, bfi, "gender" if name in GROUPS else None)
+    pt, _ = _table(ref, bfi, "gender" if name in GROUPS or name == "pairwise_mg" else None)
     rpt = pd.DataFrame(ref["partable"])
     for col in ("lhs", "op", "rhs"):
         assert list(pt[col]) == list(rpt[col])
     assert list(pt["free"]) == list(rpt["free"])
 
 
-@pytest.mark.parametrize("name", SINGLE + GROUPS + LADDER_SLOW)
+@pytest.mark.parametrize("name", SINGLE + GROUPS + PAIRWISE + LADDER_SLOW)
 def test_estimates_match_lavaan(request, lavaan, name):
     fits = _fits(request, name)
     """Estimates (largest difference 2.0e-5), robust SEs (4.4e-6), std.all (8.0e-6) and its SEs
@@ -135,7 +148,7 @@ def test_indirect_effect(fits, lavaan):
         assert abs(row["est"] - row["est_lavaan"]) < 2e-5 and abs(row["se"] - row["se_lavaan"]) < 5e-6
 
 
-@pytest.mark.parametrize("name", SINGLE + GROUPS + LADDER_SLOW)
+@pytest.mark.parametrize("name", SINGLE + GROUPS + PAIRWISE + LADDER_SLOW)
 def test_fit_measures_match_lavaan(request, lavaan, name):
     fits = _fits(request, name)
     """chisq and its scaled-shifted version, scaling factor, baseline, CFI/TLI/RMSEA plain,
@@ -151,7 +164,7 @@ def test_fit_measures_match_lavaan(request, lavaan, name):
             assert abs(mine - r) <= 5e-7 * max(1.0, abs(r)), (key, mine, r)
 
 
-@pytest.mark.parametrize("name", SINGLE + GROUPS + LADDER_SLOW)
+@pytest.mark.parametrize("name", SINGLE + GROUPS + PAIRWISE + LADDER_SLOW)
 def test_scaled_test_matches_lavaan(request, lavaan, name):
     fits = _fits(request, name)
     """lavInspect(fit, "test")$scaled.shifted: the shift parameter (summed over groups) and the
@@ -173,6 +186,29 @@ def test_scaled_difference_matches_lavaan(ladder, lavaan):
         assert abs(res["pvalue"] - t["pvalue"]) < 3e-6 * t["pvalue"] + 1e-12, t  # 1e-31: the chisq decides
 
 
+def test_pairwise_statistics_match_lavaan(lavaan, bfi):
+    """missing = "pairwise": thresholds on each item's answered cases, polychorics on each pair's,
+    lavaan's NACOV with zero scores for unanswered items: wls.obs (2.1e-8), the diagonal of gamma
+    (3.9e-8 relative) and its first row (1.7e-9) as lavaan's; N the cases with some item answered
+    (lavaan's nobs)."""
+    ref = lavaan["pairwise_cfa_wlsmv"]
+    st = ordinal_statistics(bfi[ITEMS], missing="pairwise")
+    assert st.n == ref["nobs"] and st.n > len(bfi[ITEMS].dropna())
+    assert st.labels == ref["wls_obs_names"]
+    assert np.abs(st.sample - np.array(ref["wls_obs"])).max() < 5e-8
+    gamma = st.nacov.to_numpy()
+    assert np.abs(np.diag(gamma) / np.array(ref["gamma_diag"]) - 1).max() < 8e-8
+    assert np.abs(gamma[0] - np.array(ref["gamma_first_row"])).max() < 4e-9
+    with pytest.raises(InputError, match="missing='pairwise'"):
+        ordinal_statistics(bfi[ITEMS])
+
+
+def test_pairwise_refused_for_ml(bfi):
+    pt = lavaanify("f =~ A1 + A2 + A3", list(bfi.columns))
+    with pytest.raises(InputError, match="missing"):
+        engine_fit(pt, bfi, estimator="ML", missing="pairwise")
+
+
 def test_scaled_difference_order_refused(fits):
     with pytest.raises(InputError, match="more restricted"):
         scaled_difference(fits["mg_thresholds_loadings"], fits["mg_configural"])
@@ -186,64 +222,22 @@ def test_robust_indices_with_threshold_constraints_are_nan(fits, lavaan):
     assert np.isfinite(fits["mg_configural"].fit["cfi_robust"])
 
 
-# --------------------------------------------------------------------------- against the old engine
-
-
-def _wlsmv_data(name):
-    if name == "cross":
-        return pd.read_csv(REF / "bfi_1000.csv")
-    d = pd.read_csv(REF / "bfi_600.csv")
-    if name != "mixed":
-        return d
-    d = d[["A1", "A2", "A3", "A4", "A5", "C1", "C2", "E1", "E2", "E3"]].copy()
-    for v in ("A1", "C1", "E1"):
-        d[v] = (d[v] >= 4).astype(float).where(d[v].notna())
-    for v in ("A2", "C2", "E2"):
-        d[v] = (d[v] + 1) // 2
-    return d
-
-
-@pytest.mark.parametrize("name", ("three", "cross", "mixed", "small"))
-def test_agrees_with_old_wlsmv_and_lavaan(name):
-    """The models of tests/reference/wlsmv.json (three factors; a free first loading, fixed
-    variance, equal labelled loadings, cross loading and residual covariance; binary and
-    three-category items; one factor): the new engine equals the old fit_wlsmv (estimates
-    5.6e-7, SEs 1.5e-7, std.all 7e-8, fit measures 1.1e-8 relative: two optimisers to their
-    tolerances) and lavaan (estimates 1.5e-5, fit 2e-7 relative)."""
-    from analysis.wlsmv import fit_wlsmv
-    ref = json.loads((REF / "wlsmv.json").read_text())[name]
-    data = _wlsmv_data(name)
-    old = fit_wlsmv(data, ref["model"])
-    items = list(old.statistics.names)
-    complete = data[items].dropna()
-    pt = lavaanify(ref["model"], list(data.columns), ordered={v: int(complete[v].nunique()) for v in items},
-                   estimator="WLSMV")
-    new = fit_wls(pt, data[items], estimator="WLSMV", ordered=items)
-    m = old.parameters.merge(new.parameters, on=["lhs", "op", "rhs"], suffixes=("_old", ""))
-    m = m[m["op"].isin(["=~", "~~", "|"])]
-    assert len(m) >= len(old.parameters[old.parameters["op"].isin(["=~", "~~", "|"])])
-    assert np.abs(m["est_old"] - m["est"]).max() < 1e-6
-    assert np.abs(m["se_old"] - m["se"]).max() < 3e-7
-    assert np.abs(m["std_all_old"] - m["std_all"]).max() < 2e-7
-    for key in ("chisq", "chisq_scaled", "chisq_scaling_factor", "baseline_chisq_scaled", "cfi_scaled", "tli_scaled",
-                "rmsea_scaled", "srmr"):
-        assert abs(new.fit[key] - old.fit[key]) <= 3e-8 * max(1.0, abs(old.fit[key])), key
-        r = ref["fit"][key.replace("_", ".")]
-        assert abs(new.fit[key] - r) <= 5e-7 * max(1.0, abs(r)), key
-    pe = pd.DataFrame(ref["pe"])
-    mr = pe.merge(new.parameters, on=["lhs", "op", "rhs"], suffixes=("_lavaan", ""))
-    assert len(mr) == len(pe)
-    assert np.abs(mr["est_lavaan"] - mr["est"]).max() < 3e-5
-
-
 # --------------------------------------------------------------------------- refusals
 
 
-def test_continuous_variable_refused(bfi):
-    pt = lavaanify("f =~ A1 + A2 + A3 + A4", list(bfi.columns), ordered={v: 6 for v in ("A1", "A2", "A3")},
+def test_mixed_pairwise_and_all_continuous_refused():
+    """Continuous variables with ordered items take complete rows only (pairwise polyserial
+    statistics are not built); a table without any ordered item is not a WLSMV model here."""
+    d = pd.read_csv(REF / "hs_mixed.csv")
+    ordered = {v: int(d[v].nunique()) for v in ("x1", "x2", "x3")}
+    pt = lavaanify("visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6", list(d.columns), ordered=ordered,
                    estimator="WLSMV")
-    with pytest.raises(InputError, match="A4 have no thresholds"):
-        engine_fit(pt, bfi, estimator="WLSMV")
+    with pytest.raises(InputError, match="missing='pairwise' with continuous variables \\(x4, x5, x6\\)"):
+        engine_fit(pt, d, estimator="WLSMV", ordered=list(ordered), missing="pairwise")
+    with pytest.raises(InputError, match="column 'x4' has the value 2.33333 in row 1, which is not a whole number"):
+        engine_fit(pt, d, estimator="WLSMV", ordered=list(ordered) + ["x4"])
+    with pytest.raises(InputError, match="no ordered item"):
+        engine_fit(lavaanify("textual =~ x4 + x5 + x6", list(d.columns), estimator="WLSMV"), d, estimator="WLSMV")
 
 
 def test_categories_differ_from_table(bfi):
@@ -271,7 +265,10 @@ def test_heywood_case_is_noted():
         cols[f"y{j}"] = np.digitize(ystar, [-1, 0, 1])
     d = pd.DataFrame(cols)
     pt = lavaanify("f =~ y0 + y1 + y2 + y3", list(d.columns), ordered={c: 4 for c in d}, estimator="WLSMV")
-    res = engine_fit(pt, d, estimator="WLSMV")
+    with pytest.warns(InadmissibleWarning) as record:
+        res = engine_fit(pt, d, estimator="WLSMV")
+    assert any("Heywood case: the variance of y0" in str(w.message) for w in record)
+    assert any("standardised loading of y0 on f" in str(w.message) for w in record)
     row = res.parameters[(res.parameters["lhs"] == "y0") & (res.parameters["op"] == "~~")].iloc[0]
     assert row["est"] < 0 and row["se"] == 0
     assert any("Heywood case: the variance of y0 is negative" in w for w in res.warnings)
@@ -285,3 +282,78 @@ def test_ordered_needs_a_least_squares_estimator(bfi):
         engine_fit(pt, bfi, estimator="WLSMV", ordered=["A1", "A2"])
     with pytest.raises(InputError, match="information"):
         engine_fit(pt, bfi, estimator="WLSMV", information="observed")
+
+
+# --------------------------------------------------------------------------- mixed indicators
+
+MIXED = json.loads((REF / "engine_wls_mixed.json").read_text())
+MIXED_NAMES = ("mixed_cfa_wlsmv", "mixed_sem_ulsmv", "mixed_mg_wlsmv")
+
+
+@pytest.fixture(scope="module")
+def mixed():
+    d = pd.read_csv(REF / "hs_mixed.csv")
+    out = {}
+    for name in MIXED_NAMES:
+        ref = MIXED[name]
+        group = ref["group"]
+        ordered = {v: int(d[v].nunique()) for v in ref["ordered"]}
+        labels = [str(g) for g in ref["group_labels"]] if group else None
+        ge = ref["group_equal"]
+        ge = [g for g in ([ge] if isinstance(ge, str) else ge) if g]
+        pt = lavaanify(ref["model"], list(d.columns), ordered=ordered, estimator=ref["estimator"], groups=labels,
+                       group_equal=ge)
+        out[name] = (pt, engine_fit(pt, d, group=group, group_labels=labels, estimator=ref["estimator"],
+                                    ordered=ref["ordered"]))
+    return out
+
+
+@pytest.mark.parametrize("name", MIXED_NAMES)
+def test_mixed_table_matches_lavaan(mixed, name):
+    """lavaan's parTable for continuous and ordered indicators: thresholds and ~*~ rows for the
+    ordered, free intercepts and residual variances for the continuous; with equal thresholds
+    across groups, the continuous intercepts equal too (lavaan 0.6-14 adds "intercepts")."""
+    pt, _ = mixed[name]
+    ref = pd.DataFrame(MIXED[name]["partable"])
+    assert len(pt) == len(ref)
+    for col in ("lhs", "op", "rhs", "block", "group", "free", "exo", "label", "plabel"):
+        assert list(pt[col].astype(str)) == list(ref[col].astype(str)), col
+
+
+@pytest.mark.parametrize("name", MIXED_NAMES[:2])
+def test_mixed_statistics_match_lavaan(mixed, name):
+    """wls.obs (thresholds, minus the continuous means, their variances, then polychoric,
+    polyserial times the standard deviation, and covariances): 1.0e-7; gamma 2.7e-7."""
+    ref, st = MIXED[name], mixed[name][1].estimator.stats[0]
+    assert st.labels == ref["wls_obs_names"]
+    assert np.abs(st.sample - np.array(ref["wls_obs"])).max() < 2.5e-7
+    assert np.abs(st.nacov.to_numpy() - np.array(ref["gamma"])).max() < 6e-7
+
+
+@pytest.mark.parametrize("name", MIXED_NAMES)
+def test_mixed_estimates_and_fit_match_lavaan(mixed, name):
+    """Estimates 6.6e-6, SEs 9.4e-7, std.all 4.2e-6 (its SEs 4.4e-7), the := effect included;
+    every fitMeasures value the engine reports within 2.7e-7 relative, NA (the robust catML
+    indices with continuous variables, ULSMV's p-values) as NaN; the scaled test's shift and
+    scaling factor."""
+    ref, res = MIXED[name], mixed[name][1]
+    m = _merged(ref, res.parameters)
+    assert np.abs(m["est_lavaan"] - m["est"]).max() < 1.5e-5
+    assert np.abs(m["se_lavaan"] - m["se"]).max() < 2e-6
+    assert np.abs(m["std.all"] - m["std_all"]).max() < 9e-6
+    assert np.abs(m["std_all_se_lavaan"] - m["std_all_se"]).max() < 9e-7
+    compared = 0
+    for key, r in ref["fit"].items():
+        mine = res.fit.get(key.replace(".", "_"))
+        if mine is None:
+            continue
+        compared += 1
+        if r is None:
+            assert np.isnan(mine), key
+        else:
+            assert abs(mine - r) <= 5e-7 * max(1.0, abs(r)), (key, mine, r)
+    assert compared >= 70
+    assert np.isnan(res.fit["cfi_robust"])
+    t = ref["test"]
+    assert abs(res.fit["chisq_shift_parameters"] - t["shift.parameter"]) < 6e-7
+    assert abs(res.fit["chisq_scaling_factor"] - t["scaling.factor"]) < 2e-7

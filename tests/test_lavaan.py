@@ -92,8 +92,12 @@ def test_default_params_simulate_the_hypothesised_model(default_instrument, defa
     params = parse_simulation_params(default_params["simulate"])
     second_order = {ind: (lat,) for lat, inds in model.indicators.items()
                     if lat not in default_instrument.construct_ids for ind in inds}
-    expected = {**{k: set(v) for k, v in model.regressions.items()}, **{k: set(v) for k, v in second_order.items()}}
+    observed = set(model.observed)  # the control variables: observed covariates, simulate.covariates
+    expected = {**{k: set(v) - observed for k, v in model.regressions.items()},
+                **{k: set(v) for k, v in second_order.items()}}
     assert {k: set(v) for k, v in params.structural.items()} == expected
+    assert {k: set(v) for k, v in params.covariates.items()} == \
+        {k: set(v) & observed for k, v in model.regressions.items() if set(v) & observed}
     assert set(params.extra_latents) == set(model.latents) - set(default_instrument.construct_ids)
     covs = {frozenset((s.lhs, s.rhs)) for s in model.by_op("~~")}
     assert {frozenset((a, b)) for a, o in params.residual_correlations.items() for b in o} == covs

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from analysis import reliability as rel
-from analysis.sem import fit_sem, parameter_table
-from pipeline.reliability import method_factor_model
+from analysis.sem.api import fit_model
+from analysis.sem.partable import lavaanify
+from pipeline.reliability import method_factor_model, sample_covariance
 
 REF = Path(__file__).parent / "reference"
 HS_MODEL = "visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9\n"
@@ -26,8 +27,8 @@ def test_stage_writes_the_tables_the_functions_compute(run_cli, tmp_path):
     data = pd.read_csv(REF / "hs_full.csv")
     alpha = rel.cronbach_alpha(data, CONSTRUCTS).set_index("construct")
     assert np.allclose(table.loc[list(CONSTRUCTS), "raw_alpha"], alpha.loc[list(CONSTRUCTS), "raw_alpha"])
-    fit = fit_sem(data, HS_MODEL)
-    omega = rel.composite_reliability(fit.parameters, cov=fit.sample).set_index("construct")
+    fit = fit_model(HS_MODEL, data)
+    omega = rel.composite_reliability(fit.parameters, cov=sample_covariance(fit)).set_index("construct")
     assert np.allclose(table.loc[list(CONSTRUCTS), "omega"], omega.loc[list(CONSTRUCTS), "omega"])
     m = json.loads((tmp_path / "o" / "reliability.json").read_text())
     assert m["lowest_ave_construct"] == table["ave"].idxmin()
@@ -40,18 +41,20 @@ def test_stage_writes_the_tables_the_functions_compute(run_cli, tmp_path):
 
 def test_method_factor_model_is_what_lavaan_reads():
     text = method_factor_model(HS_MODEL, CONSTRUCTS)
-    pt = parameter_table(text).rows
+    pt = lavaanify(text)
     method = pt[(pt["lhs"] == "METHOD") & (pt["op"] == "=~")]
-    assert len(method) == 9 and (method["free"] == 0).all() and (method["value"] == 1).all()
-    covs = pt[(pt["lhs"] == "METHOD") & (pt["op"] == "~~") & (pt["rhs"] != "METHOD")]
-    assert len(covs) == 3 and (covs["value"] == 0).all() and (covs["free"] == 0).all()
+    assert len(method) == 9 and (method["free"] == 0).all() and (method["ustart"] == 1).all()
+    # lavaan writes `METHOD ~~ 0*visual` as the row visual ~~ METHOD (tests/reference/cfa.json "hard")
+    covs = pt[(pt["rhs"] == "METHOD") & (pt["op"] == "~~") & (pt["lhs"] != "METHOD")]
+    assert list(covs["lhs"]) == ["visual", "textual", "speed"]
+    assert len(covs) == 3 and (covs["ustart"] == 0).all() and (covs["free"] == 0).all()
     assert pt[(pt["lhs"] == "METHOD") & (pt["rhs"] == "METHOD")]["free"].iat[0] > 0
 
 
 def test_a_label_does_not_free_the_marker_and_ties_to_it():
     """As lavaan: `m*x1` on a first indicator stays fixed at 1, and every `m` is that 1."""
-    pt = parameter_table("f =~ m*x1 + m*x2 + x3\ng =~ NA*x4 + x5 + x6").rows
+    pt = lavaanify("f =~ m*x1 + m*x2 + x3\ng =~ NA*x4 + x5 + x6")
     loads = pt[pt["op"] == "=~"].set_index("rhs")
-    assert loads.at["x1", "free"] == 0 and loads.at["x2", "free"] == 0 and loads.at["x2", "value"] == 1
+    assert loads.at["x1", "free"] == 0 and loads.at["x2", "free"] == 0 and loads.at["x2", "ustart"] == 1
     assert loads.at["x3", "free"] > 0
     assert loads.at["x4", "free"] > 0  # NA* frees a marker

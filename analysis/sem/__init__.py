@@ -18,10 +18,13 @@ The map of the package, in the order a model flows through it:
 - ``fiml``: ``FIMLEstimator``, ML with incomplete data (lavaan's ``missing = "ml"``) over any
   number of groups: casewise log-likelihood by missingness pattern, the saturated model by EM,
   the FIML baseline, analytic observed information; ``engine.fit(..., missing="fiml")``.
+- ``ordinal``: lavaan's sample statistics of ordered items (thresholds, polychoric correlations,
+  their NACOV from the casewise influence functions), listwise or ``missing = "pairwise"``.
 - ``wls``: the ordinal estimators WLSMV and ULSMV (thresholds and polychoric correlations per
-  group, their NACOV; delta parameterization; robust SEs, the scaled-and-shifted test, catML
+  group from ``ordinal``, their NACOV; delta parameterization; robust SEs, the scaled-and-shifted test, catML
   robust indices, the scaled difference test of nested fits);
-  ``engine.fit(..., estimator="WLSMV", ordered=[...])`` runs it.
+  ``engine.fit(..., estimator="WLSMV", ordered=[...], missing="listwise"|"pairwise")`` runs it;
+  mixed continuous and ordered indicators are refused.
 - ``inference``: covariance of the estimates (information augmented by the constraints),
   identification (singular information names the parameters involved), Wald tests and
   intervals, ``:=`` by the delta method, std.lv / std.all with delta-method SEs.
@@ -31,9 +34,10 @@ The map of the package, in the order a model flows through it:
   Satorra-Bentler (2001) scaled difference test of nested models (``scaled_difference``).
 - ``fit``: every fit index (lavaan's ``fitMeasures``), pure functions of the statistics each
   estimator produces, in one place.
-- ``diagnostics``: for an ``EngineFit`` (any number of groups): modification indices with EPC,
-  sepc.lv, sepc.all (lavaan's ``modindices``), standardized residuals (``resid(fit,
-  "standardized")``, the diagonal only).
+- ``diagnostics``: for an ``EngineFit`` (any number of groups; ML, MLR, MLM, FIML, WLSMV, ULSMV):
+  modification indices with EPC, sepc.lv, sepc.all (lavaan's ``modindices``), standardized
+  residuals (``resid(fit, "standardized")``); ``h1`` its saturated-model information matrices
+  under missing data.
 - ``engine``: ``fit(partable, data, group=..., estimator="ML"|"MLR"|"MLM"|"WLSMV"|"ULSMV",
   missing="listwise"|"fiml")`` runs the chain and returns an ``EngineFit`` with lavaan's
   ``fitMeasures`` (from ``fit``) (import it as ``from analysis.sem.engine import fit``: the package
@@ -50,7 +54,8 @@ The map of the package, in the order a model flows through it:
 Public names are re-exported here, so callers write ``from analysis.sem import fit_sem``.
 """
 from analysis.sem.engine import EngineFit
-from analysis.sem.single import (PARAMETER_COLUMNS, InadmissibleWarning, ParameterTable, SEMFit, fit_sem,
+from analysis.warnings import InadmissibleWarning  # where it lives; re-exported for old callers
+from analysis.sem.single import (PARAMETER_COLUMNS, ParameterTable, SEMFit, fit_sem,
                                  modification_indices, parameter_table, standardized_residuals)
 
 __all__ = ["EngineFit", "PARAMETER_COLUMNS", "InadmissibleWarning", "ParameterTable", "SEMFit", "fit_sem",

@@ -38,20 +38,36 @@ def _groups(data: pd.DataFrame, group: str | None, group_labels) -> list[str] | 
     return list(dict.fromkeys(data[group].dropna().astype(str)))
 
 
-def _partable(model, data, group, group_labels, estimator, std_lv, missing, group_equal, group_partial):
+def _categories(data: pd.DataFrame, ordered, missing: str = "listwise") -> dict[str, int] | None:
+    """lavaan's number of categories of each ordered item: its distinct values in the rows where
+    every ordered item is observed (WLSMV/ULSMV delete incomplete rows listwise), or in every
+    row where it is observed with ``missing = "pairwise"``."""
+    if not ordered:
+        return None
+    absent = [v for v in ordered if v not in data.columns]
+    if absent:
+        raise InputError(f"ordered: column(s) {', '.join(map(str, absent))} not found in the data")
+    if missing == "pairwise":
+        return {v: int(data[v].dropna().nunique()) for v in ordered}
+    complete = data[list(ordered)].dropna()
+    return {v: int(complete[v].nunique()) for v in ordered}
+
+
+def _partable(model, data, group, group_labels, estimator, std_lv, missing, group_equal, group_partial, ordered=None):
     labels = _groups(data, group, group_labels)
     pt = lavaanify(model, list(data.columns), std_lv=std_lv, groups=labels, group_equal=tuple(group_equal),
-                   group_partial=tuple(group_partial), estimator=estimator, missing=missing)
+                   group_partial=tuple(group_partial), estimator=estimator, missing=missing,
+                   ordered=_categories(data, ordered, missing))
     return pt, labels
 
 
 def parameter_table(fitted: EngineFit) -> pd.DataFrame:
     """The pipeline's parameter table of a fit: :data:`PARAMETER_COLUMNS` (lavaan's
     ``parameterEstimates(fit, standardized = TRUE)`` columns ``lhs, op, rhs, label, est, se, z,
-    pvalue, ci.lower, ci.upper, std.all``), with ``group`` (lavaan's group number) after ``rhs``
-    when there are several groups."""
+    pvalue, ci.lower, ci.upper, std.all``) and ``std_all_se`` (``standardizedSolution(fit)$se``),
+    with ``group`` (lavaan's group number) after ``rhs`` when there are several groups."""
     p = fitted.parameters
-    cols = list(PARAMETER_COLUMNS)
+    cols = list(PARAMETER_COLUMNS) + ["std_all_se"]
     if len(fitted.group_labels) > 1:
         cols.insert(3, "group")
     return p[cols].reset_index(drop=True)
@@ -59,13 +75,15 @@ def parameter_table(fitted: EngineFit) -> pd.DataFrame:
 
 def fit_model(model: str | LavaanModel, data: pd.DataFrame, *, group: str | None = None,
               group_labels=None, estimator: str = "ML", std_lv: bool = False, missing: str = "listwise",
-              group_equal=(), group_partial=(), level: float = 0.95) -> EngineFit:
+              group_equal=(), group_partial=(), level: float = 0.95, ordered=None) -> EngineFit:
     """Fit lavaan ``model`` syntax to ``data`` with the unified engine.
 
     Returns the :class:`~analysis.sem.engine.EngineFit` whose ``parameters`` is
     :func:`parameter_table` (the pipeline's columns); its ``fit`` is the engine's lavaan
     ``fitMeasures`` list (dots as underscores).
     ``missing`` other than ``"listwise"`` is passed to the engine when it takes it.
+    ``ordered`` (item names; lavaan's ``ordered =``) are ordinal items, with thresholds, for
+    ``estimator = "WLSMV"`` or ``"ULSMV"``.
 
     Raises
     ------
@@ -73,8 +91,9 @@ def fit_model(model: str | LavaanModel, data: pd.DataFrame, *, group: str | None
         Bad syntax or data, an estimator or missing-data method the engine does not have, or a
         model that is not identified (the message names the parameters involved).
     """
-    pt, labels = _partable(model, data, group, group_labels, estimator, std_lv, missing, group_equal, group_partial)
-    kwargs = {}
+    pt, labels = _partable(model, data, group, group_labels, estimator, std_lv, missing, group_equal, group_partial,
+                           ordered)
+    kwargs = {"ordered": list(ordered)} if ordered else {}
     if missing != "listwise":
         if "missing" not in inspect.signature(engine_fit).parameters:
             raise InputError(f"missing: {missing!r} is not available in the unified engine yet; use listwise")

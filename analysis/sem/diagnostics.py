@@ -9,13 +9,26 @@ every ``~~`` among the latents, every regression ``~`` between two of the variab
 model's regressions (a fixed.x covariate never on the left), and with a mean structure every
 ``~ 1`` —
 less the parameters the model already estimates (a fixed parameter, such as a marker loading, is
-a candidate). With :math:`\mathcal I` the expected information of the model extended by the
-candidates (summed over cases), :math:`g = \partial\log L/\partial\theta` at the estimates
-(zero for the model's own free parameters) and :math:`V_0 = \widehat{\operatorname{Var}}(\hat x)`
-the model's covariance of the estimates (the inverse information augmented by its constraints):
+a candidate; with ordered items, WLSMV/ULSMV, an item's variance is not: the delta
+parameterization computes it). With :math:`\mathcal I` the expected information of the model
+extended by the candidates (summed over cases), :math:`g` the score at the estimates (zero for
+the model's own free parameters) and :math:`V_0` the inverse of the model's expected information
+augmented by its constraints (lavaan's ``inverted.information.expected``, whatever the fit's own
+SEs: robust or observed):
 
 .. math:: V_j = \mathcal I_{jj} - \mathcal I_{j\theta} V_0 \mathcal I_{\theta j},\qquad
           MI_j = g_j^2 / V_j,\qquad EPC_j = g_j / V_j .
+
+The information and the score by estimator (lavaan's ``modindices(information = "expected")``):
+
+- complete data, ML, MLR, MLM: the expected information of the ML discrepancy at the implied
+  moments, :math:`g = \partial\log L/\partial\theta`;
+- FIML (``missing = "fiml"``, lavaan's ``"ml"``): the expected information under the missingness
+  patterns at the implied moments (``h1.information = "structured"``;
+  :func:`analysis.sem.h1.missing_expected`: Savalei, 2010), :math:`g` the FIML score;
+- WLSMV, ULSMV: :math:`\mathcal I = \sum_g n_g\Delta_g^\top W_g\Delta_g` (:math:`\Delta_g` the
+  Jacobian of the thresholds and polychorics, :math:`W_g` the diagonal DWLS weights, or I),
+  :math:`g = -N\,\partial F/\partial\theta` with lavaan's :math:`F = T/(2N)`.
 
 A candidate whose :math:`V_j/N` is below :math:`\epsilon^{1/3}` (lavaan's threshold: freeing it
 would not be identified) is left out, as lavaan's ``na.remove = TRUE``. ``sepc_lv`` and
@@ -26,9 +39,12 @@ would not be identified) is left out, as lavaan's ``na.remove = TRUE``. ``sepc_l
 
 **Standardized residuals** (lavaan's ``resid(fit, type = "standardized")``, ``lavResiduals``):
 the residual :math:`r = s - \hat\sigma` of every sample moment divided by its asymptotic standard
-error, from the linearisation :math:`\hat\theta - \theta \approx V_0\,\nabla\log L`. Per group g,
-with :math:`E = S - \Sigma`, :math:`e = m - \mu` normal-theory sampling errors evaluated at the
-sample moments (``h1.acov = "unstructured"``: :math:`\operatorname{Cov}(E_{ij}, E_{kl}) =
+error (lavaan's ``lav_residuals_acov``, ``h1.acov = "unstructured"``), from the linearisation
+:math:`\hat\theta - \theta \approx V_0\,\nabla\log L`. A residual below 1e-5 in absolute value is
+kept as it is (lavaan divides it by 1); a negative variance gives NaN.
+
+*Complete data, ML.* Per group g, with :math:`E = S - \Sigma`, :math:`e = m - \mu` normal-theory
+sampling errors evaluated at the sample moments (:math:`\operatorname{Cov}(E_{ij}, E_{kl}) =
 (S_{ik}S_{jl} + S_{il}S_{jk})/n_g`, :math:`\operatorname{Cov}(e) = S/n_g`), the score
 :math:`\nabla_k\log L = \tfrac{n_g}{2}\operatorname{tr}(M_k E) + n_g\,\partial_k\mu^\top\Sigma^{-1}e`
 with :math:`M_k = \Sigma^{-1}\partial_k\Sigma\,\Sigma^{-1}` at the implied moments, so
@@ -45,16 +61,33 @@ likewise for the means. Per group, as lavaan (which ignores the other groups' sh
 parameter shared by an equality constraint). With fixed.x covariates every covariance is
 conditional on the covariates' sample moments (lavaan zeroes their rows of the h1 information
 before inverting it: a Schur complement over their px(px+1)/2 moments), and their own block is 0.
-Only the diagonal is formed: everything is a q x q matrix or a product of
-p x p matrices, never the :math:`p^* \times p^*` weight matrices (:math:`p^{*2}` is 7 million
-numbers for 72 items). An element fitted exactly (variance 0) is 0 when its residual is 0, NaN
-otherwise.
+Only the diagonal is formed: everything is a q x q matrix or a product of p x p matrices, never
+the :math:`p^* \times p^*` weight matrices (:math:`p^{*2}` is 7 million numbers for 72 items).
+
+*FIML (ML), and MLR or MLM with complete data* (:func:`_h1_standardized_residuals`):
+:math:`\operatorname{Var}(r_g) = Q_g\Gamma_gQ_g^\top`, :math:`Q_g = I - \Delta_gV\Delta_g^\top H_g`,
+:math:`H_g` the saturated model's information at the implied moments under the group's
+missingness patterns (observed, lavaan's default for FIML and MLR; expected for MLM),
+:math:`V = (\sum_g\Delta_g^\top H_g\Delta_g)^{-1}`, :math:`\Gamma_g = U_g^{-1}` with :math:`U_g`
+the observed information at the sample (EM) moments, with robust SEs
+:math:`U_g^{-1}J_gU_g^{-1}` (:math:`J_g` the first-order information: the casewise scores; for
+complete data the fourth-moment :math:`\Gamma`), so MLR and MLM need the data
+(``standardized_residuals(fit, data, group)``). These form :math:`p^*`-square matrices per group.
+
+*WLSMV, ULSMV*: the residuals of the polychoric correlations and of the thresholds,
+:math:`\operatorname{Var}(r_g) = Q_g\Gamma_gQ_g^\top/N`, :math:`Q_g = I - f_g\Delta_gE^{-1}\Delta_g^\top W_g`
+(:math:`E = \sum_g f_g\Delta_g^\top W_g\Delta_g`, :math:`\Gamma_g` the NACOV; lavaan divides
+every group's NACOV by the total N).
 
 The fit measures (SRMR family, GFI, ...) are the engine's own: ``EngineFit.fit``.
 
-Complete data (listwise), ML-family fits (ML, MLR, MLM: the candidates' information is the
-expected information of the ML discrepancy, as lavaan's ``modindices(information = "expected")``);
-not FIML or WLSMV/ULSMV fits (refused for the latter).
+Covered, each checked against lavaan 0.6-14 (tests/test_engine_diagnostics.py), any number of
+groups, equality constraints across groups, fixed.x covariates: ML, MLR and MLM with complete
+data (listwise); ML with ``missing = "fiml"``; WLSMV and ULSMV (every observed variable ordered,
+delta parameterization). MLR with FIML (the sandwich :math:`\Gamma_g` from the casewise scores
+under the missingness patterns at the EM moments) agrees with lavaan on HS (1.4e-5) when the ML
+FIML fit is given robust SEs by hand; the engine does not fit MLR with FIML yet, and its test
+runs (tests/test_engine_diagnostics.py) once it does.
 
 References
 ----------
@@ -63,18 +96,26 @@ Saris, W. E., Satorra, A., & Sörbom, D. (1987). The detection and correction of
 Sörbom, D. (1989). Model modification. Psychometrika 54, 371-384.
 Bollen, K. A., & Arminger, G. (1991). Observational residuals in factor analysis and structural
     equation models. Sociological Methodology 21, 235-262.
+Savalei, V. (2010). Expected versus observed information in SEM with incomplete normal and
+    nonnormal data. Psychological Methods 15(4), 352-367.
 
 In R: ``modindices(fit)``, ``resid(fit, type = "standardized")``, ``fitMeasures(fit)``.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pandas as pd
 
 from analysis.errors import InputError
+from analysis.sem import h1
 from analysis.sem.estimate import MLEstimator
+from analysis.sem.fiml import FIMLEstimator
 from analysis.sem.inference import covariance
 from analysis.sem.model import build_model
+from analysis.sem.robust import group_data
+from analysis.sem.wls import WLSEstimator
 
 __all__ = ["MI_COLUMNS", "modification_indices", "standardized_residuals"]
 
@@ -83,15 +124,64 @@ _V_TOL = np.finfo(float).eps ** (1 / 3)  # lavaan: V.diag below .Machine$double.
 _CHUNK = 400  # candidates per extended model
 
 
-def _require_ml(fitted) -> None:
-    if getattr(fitted, "estimator", None) is not None:
-        raise InputError("modification indices and standardized residuals are available for ML, MLR and MLM fits "
-                         "(complete data) in this engine so far, not for WLSMV/ULSMV")
+def _kind(fitted) -> str:
+    """``"wls"`` (WLSMV, ULSMV), ``"fiml"`` (ML or MLR with missing = "fiml") or ``"ml"`` (complete data)."""
+    est = getattr(fitted, "estimator", None)
+    if isinstance(est, WLSEstimator):
+        return "wls"
+    if isinstance(est, FIMLEstimator):
+        return "fiml"
+    if est is not None:
+        raise InputError(f"diagnostics: unknown estimator {type(est).__name__} of the fit")
+    return "ml"
 
 
-def _model_covariance(fitted) -> np.ndarray:
+def _fiml_patterns(fitted):
+    return list(fitted.estimator.patterns)
+
+
+def _x_index(blk, st) -> list[int]:
+    return [list(st.ov).index(v) for v in blk.ov_x]
+
+
+def _fiml_h1_expected(fitted) -> list[np.ndarray]:
+    """Per group the saturated model's expected information under the group's missingness
+    patterns at the fitted implied moments (:func:`analysis.sem.h1.missing_expected`): the same
+    for the model extended by candidates at their current values."""
+    return [h1.missing_expected(pt, sigma, _x_index(blk, st))
+            for blk, st, pt, (sigma, _) in zip(fitted.model.blocks, fitted.stats, _fiml_patterns(fitted),
+                                               fitted.model.implied(fitted.x))]
+
+
+def _fiml_expected_information(model, x, a1: list[np.ndarray]) -> np.ndarray:
+    r"""The expected information of a FIML model at ``x`` (summed over cases): per group
+    :math:`\Delta_g^\top A_g\Delta_g` with :math:`A_g` the saturated model's expected information
+    under the group's missingness patterns at the implied moments (``a1``, :func:`_fiml_h1_expected`;
+    lavaan's ``information = "expected"`` with ``h1.information = "structured"``)."""
+    q = model.nfree
+    out = np.zeros((q, q))
+    for a, (d_s, d_m) in zip(a1, _dense_derivatives(model, x)):
+        jac = h1.jacobian(d_s, d_m)
+        out += jac.T @ a @ jac
+    return 0.5 * (out + out.T)
+
+
+def _wls_information(est, x) -> np.ndarray:
+    r"""The expected information of DWLS/ULS (lavaan's ``information = "expected"``), summed over
+    cases: :math:`N\sum_g f_g\Delta_g^	op W_g\Delta_g`, :math:`f_g = n_g/N`."""
+    out = sum(n_g * d.T @ (w[:, None] * d) for n_g, d, w in zip(est.nobs, est.jacobians(x), est.weight))
+    return 0.5 * (out + out.T)
+
+
+def _model_covariance(fitted, a1: list[np.ndarray] | None = None) -> np.ndarray:
     """The inverse expected information augmented by the constraints (lavaan's
-    ``inverted.information.expected``), whatever the fit's own SEs (robust or observed)."""
+    ``inverted.information.expected``), whatever the fit's own SEs (robust or observed); with
+    FIML the expected information under the missingness patterns."""
+    if _kind(fitted) == "fiml":
+        info = _fiml_expected_information(fitted.model, fitted.x, a1 if a1 is not None else _fiml_h1_expected(fitted))
+        return covariance(info, fitted.optimum.con_jac)
+    if _kind(fitted) == "wls":
+        return covariance(_wls_information(fitted.estimator, fitted.x), fitted.optimum.con_jac)
     return covariance(fitted.information, fitted.optimum.con_jac)
 
 
@@ -120,7 +210,8 @@ def _candidates(fitted) -> list[tuple[str, str, str, int]]:
         sub = pt[(pt["block"] == g) & (pt["op"] == "~")]
         eqs = list(dict.fromkeys([*sub["lhs"], *sub["rhs"]]))  # the variables of the regressions
         rows = [(f, "=~", y) for f in lv for y in ov]
-        rows += [(a, "~~", b) for i, a in enumerate(ov) for b in ov[i:]]
+        ordinal = _kind(fitted) == "wls"  # an ordered item's variance is not a parameter (delta)
+        rows += [(a, "~~", b) for i, a in enumerate(ov) for b in ov[i + ordinal:]]
         rows += [(a, "~~", b) for i, a in enumerate(lv) for b in lv[i:]]
         rows += [(a, "~", b) for a in eqs if a not in set(blk.ov_x) for b in eqs if a != b]
         if model.meanstructure:
@@ -176,12 +267,13 @@ def modification_indices(fitted) -> pd.DataFrame:
 
     In R: ``modindices(fit)`` (``sepc.lv``, ``sepc.all`` as ``sepc_lv``, ``sepc_all``).
     """
-    _require_ml(fitted)
+    kind = _kind(fitted)
     candidates = _candidates(fitted)
     if not candidates:
         return pd.DataFrame(columns=MI_COLUMNS)
     q = fitted.model.nfree
-    v0 = _model_covariance(fitted)
+    a1 = _fiml_h1_expected(fitted) if kind == "fiml" else None
+    v0 = _model_covariance(fitted, a1)
     n = sum(st.n for st in fitted.stats)
     v, g = np.zeros(len(candidates)), np.zeros(len(candidates))
     # in chunks: the extended information is (q + chunk)^2 and its derivatives chunk x p x p, so a
@@ -190,7 +282,18 @@ def modification_indices(fitted) -> pd.DataFrame:
         chunk = candidates[lo:lo + _CHUNK]
         pt_ext, x_ext = _extended(fitted, chunk)
         model_ext = build_model(pt_ext).with_sample(list(fitted.stats))
-        _, grad_f, info = MLEstimator(model_ext, list(fitted.stats)).scoring(x_ext)
+        if kind == "fiml":
+            patterns = _fiml_patterns(fitted)
+            grad_f = FIMLEstimator(model_ext, list(fitted.stats), patterns).gradient(x_ext)
+            info = _fiml_expected_information(model_ext, x_ext, a1)
+        elif kind == "wls":
+            est = WLSEstimator(model_ext, fitted.estimator.stats, fitted.estimator.name)
+            info = _wls_information(est, x_ext)
+            # lavaan's DWLS/ULS score is the gradient of its F = T/(2N): -N dF/dx = -N/2 d(T/N)/dx
+            # plays the part of d log L/dx below (MI = N (dF)^2 / V per case)
+            grad_f = est.gradient(x_ext)
+        else:
+            _, grad_f, info = MLEstimator(model_ext, list(fitted.stats)).scoring(x_ext)
         i12 = info[q:, :q]
         v[lo:lo + len(chunk)] = np.diag(info[q:, q:]) - np.einsum("ja,ab,jb->j", i12, v0, i12)
         g[lo:lo + len(chunk)] = -n / 2 * grad_f[q:]  # d log L / d theta (F = chi-square / N)
@@ -248,11 +351,11 @@ def _standardised_epc(fitted, candidates, epc):
     return s_lv, s_all
 
 
-def _dense_derivatives(fitted):
+def _dense_derivatives(model, x):
     """Per group (dSigma q x p x p, dmu q x p), rows sharing a free index summed."""
-    q = fitted.model.nfree
+    q = model.nfree
     out = []
-    for blk, (index, ds, dm) in zip(fitted.model.blocks, fitted.model.derivatives(fitted.x)):
+    for blk, (index, ds, dm) in zip(model.blocks, model.derivatives(x)):
         d_s = np.zeros((q, blk.p, blk.p))
         d_m = np.zeros((q, blk.p))
         np.add.at(d_s, index, ds)
@@ -261,19 +364,39 @@ def _dense_derivatives(fitted):
     return out
 
 
-def standardized_residuals(fitted) -> list[tuple[pd.DataFrame, pd.Series | None]]:
+def standardized_residuals(fitted, data: pd.DataFrame | None = None,
+                           group: str | None = None) -> list[tuple[pd.DataFrame, pd.Series | None]]:
     """lavaan's ``resid(fit, type = "standardized")`` per group: the standardized covariance
-    residuals (p x p, the model's observed variables) and, with a mean structure, the
-    standardized mean residuals (see the module docstring for the formula).
+    residuals (p x p, the model's observed variables; the polychoric correlations with ordered
+    items, diagonal 0) and a Series: with a mean structure the standardized mean residuals (None
+    without), with ordered items (WLSMV, ULSMV) the thresholds' (indexed ``"item|t1"``, ...).
+    See the module docstring for the formulas. ``data`` and ``group`` (the data and group column
+    the model was fitted to) are needed for an MLR or MLM fit with complete data only.
 
-    In R: ``resid(fit, type = "standardized")$cov`` (and ``$mean``); a list over groups.
+    Raises
+    ------
+    InputError
+        An MLR or MLM fit with complete data without ``data``.
+
+    In R: ``resid(fit, type = "standardized")$cov`` (and ``$mean``, or ``$th``); a list over groups.
     """
-    _require_ml(fitted)
+    kind = _kind(fitted)
+    if kind == "wls":
+        return _wls_standardized_residuals(fitted)
+    if kind == "fiml":
+        return _h1_standardized_residuals(fitted, _fiml_patterns(fitted), "observed")
+    if fitted.robust is not None:  # MLR, MLM: lavaan's robust ACOV of the sample moments needs the cases
+        if data is None:
+            raise InputError(f"standardized residuals of an {fitted.robust.estimator} fit need its data (lavaan's "
+                             "robust covariance of the sample moments): standardized_residuals(fit, data, group)")
+        rows = group_data(fitted.model, list(fitted.stats), data, group, list(fitted.group_labels))
+        patterns = [_Complete(observed=(np.arange(r.shape[1]),), rows=(r,)) for r in rows]
+        return _h1_standardized_residuals(fitted, patterns, fitted.robust.information)
     v0 = _model_covariance(fitted)
     meanstructure = fitted.model.meanstructure
     out = []
     for blk, st, (sigma, mu), (d_s, d_m) in zip(fitted.model.blocks, fitted.stats, fitted.model.implied(fitted.x),
-                                               _dense_derivatives(fitted)):
+                                               _dense_derivatives(fitted.model, fitted.x)):
         n, s = st.n, st.cov
         sinv = np.linalg.inv(sigma)
         sm = s @ (sinv @ d_s @ sinv)  # S M_k, q x p x p
@@ -291,14 +414,14 @@ def standardized_residuals(fitted) -> list[tuple[pd.DataFrame, pd.Series | None]
                                                                    meanstructure)
         w = v0 @ c_score @ v0
         var = var_e - 2 * np.einsum("kij,kl,lij->ij", d_s, v0, c_cov) + np.einsum("kij,kl,lij->ij", d_s, w, d_s)
-        z = _standardise(s - sigma, var)
+        z = _z_lavaan(s - sigma, var)
         if x:
             z[np.ix_(x, x)] = 0.0  # the covariates' own block is fitted exactly (lavaan: 0)
         cov = pd.DataFrame(z, index=list(st.ov), columns=list(st.ov))
         mean = None
         if meanstructure:
             var_mu = var_m - 2 * np.einsum("ki,kl,li->i", d_m, v0, c_mean) + np.einsum("ki,kl,li->i", d_m, w, d_m)
-            zm = _standardise(st.mean - mu, var_mu)
+            zm = _z_lavaan(st.mean - mu, var_mu)
             zm[x] = 0.0
             mean = pd.Series(zm, index=list(st.ov))
         out.append((cov, mean))
@@ -330,8 +453,101 @@ def _condition_on_x(x, n, s, var_e, c_cov, c_score, var_m, c_mean, meanstructure
     return var_e, c_cov, c_score, var_m, c_mean
 
 
-def _standardise(resid: np.ndarray, var: np.ndarray) -> np.ndarray:
-    big = max(1.0, float(np.abs(var).max(initial=0.0)))
+def _z_lavaan(resid: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """lavaan's ``lav_residuals``: a residual below 1e-5 in absolute value is divided by 1 (kept
+    as it is); a negative or non-finite variance gives NaN."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(var > 1e-14 * big, resid / np.sqrt(np.maximum(var, 0)),
-                        np.where(np.abs(resid) < 1e-6, 0.0, np.nan))
+        z = np.where(np.isfinite(var) & (var >= 0), resid / np.sqrt(np.abs(var)), np.nan)
+    return np.where(np.abs(resid) < 1e-5, resid, z)
+
+
+def _inverse_nonzero(a: np.ndarray) -> np.ndarray:
+    """The inverse of a symmetric matrix on its rows that are not all zero (zero elsewhere), as
+    lavaan's ``lav_matrix_symmetric_inverse``."""
+    keep = ~(np.all(a == 0, axis=0) & np.all(a == 0, axis=1))
+    out = np.zeros_like(a)
+    out[np.ix_(keep, keep)] = np.linalg.inv(a[np.ix_(keep, keep)])
+    return out
+
+
+class _Complete(NamedTuple):
+    """One group's complete cases as a single missingness pattern (for :mod:`analysis.sem.h1`)."""
+
+    observed: tuple
+    rows: tuple
+
+
+def _h1_standardized_residuals(fitted, patterns, information: str) -> list[tuple[pd.DataFrame, pd.Series | None]]:
+    r"""lavaan's ``lav_residuals_acov`` (``z.type = "standardized"``, ``h1.acov = "unstructured"``)
+    for FIML fits and robust (MLR, MLM) complete-data fits: per group, with :math:`H_g` the
+    saturated model's information at the implied moments (``information``: observed, as lavaan's
+    default for FIML and MLR, or expected, MLM; under the group's missingness patterns),
+    :math:`U_g` the observed one at the sample (EM) moments, :math:`\Delta_g` the Jacobian of the
+    implied moments and :math:`V = (\sum_g\Delta_g^\top H_g\Delta_g)^{-1}` (augmented by the
+    constraints), :math:`Q_g = I - \Delta_gV\Delta_g^\top H_g` and
+    :math:`\operatorname{Var}(r_g) = Q_g\Gamma_gQ_g^\top` with :math:`\Gamma_g = U_g^{-1}`, or with
+    robust SEs (MLR, MLM) :math:`U_g^{-1}J_gU_g^{-1}`, :math:`J_g` the first-order information at
+    the sample moments. Without a mean structure the covariances only (lavaan's moments)."""
+    model, x = fitted.model, fitted.x
+    robust = fitted.robust is not None
+    meanstructure = model.meanstructure
+    parts = []
+    a0 = np.zeros((model.nfree, model.nfree))
+    for blk, st, pt, (sigma, mu), (d_s, d_m) in zip(model.blocks, fitted.stats, patterns, model.implied(x),
+                                                   _dense_derivatives(model, x)):
+        xi = _x_index(blk, st)
+        p = len(st.mean)
+        use = np.arange(p + p * (p + 1) // 2) >= (0 if meanstructure else p)  # the moments in the model
+        jac = h1.jacobian(d_s, d_m)[use]
+        at = mu if meanstructure else st.mean
+        h_s = (h1.missing_observed(pt, sigma, at, xi) if information == "observed"
+               else h1.missing_expected(pt, sigma, xi))[np.ix_(use, use)]
+        a0 += jac.T @ h_s @ jac
+        parts.append((st, pt, xi, use, jac, h_s, sigma, mu))
+    v = covariance(0.5 * (a0 + a0.T), fitted.optimum.con_jac)
+    out = []
+    for st, pt, xi, use, jac, h_s, sigma, mu in parts:
+        u_inv = _inverse_nonzero(h1.missing_observed(pt, st.cov, st.mean, xi))
+        gamma = u_inv @ h1.missing_first_order(pt, st.cov, st.mean, xi) @ u_inv if robust else u_inv
+        gamma = gamma[np.ix_(use, use)]
+        b = h_s @ jac  # moments x q
+        dv = jac @ v
+        gb = gamma @ b
+        var = (np.diag(gamma) - 2 * np.einsum("iq,iq->i", dv, gb)
+               + np.einsum("iq,iq->i", dv @ (b.T @ gb), dv))
+        p = len(st.mean)
+        rows, cols, _ = h1.moment_cells(p)
+        resid = np.concatenate([st.mean - mu, (st.cov - sigma)[rows, cols]])[use]
+        z = _z_lavaan(resid, var)
+        zc = z[-len(rows):]
+        cov = np.zeros((p, p))
+        cov[rows, cols] = zc
+        cov[cols, rows] = zc
+        mean = pd.Series(z[:p], index=list(st.ov)) if meanstructure else None
+        out.append((pd.DataFrame(cov, index=list(st.ov), columns=list(st.ov)), mean))
+    return out
+
+
+def _wls_standardized_residuals(fitted) -> list[tuple[pd.DataFrame, pd.Series]]:
+    r"""lavaan's ``lav_residuals_acov`` for ordered items (DWLS/ULS): per group, with
+    :math:`\Gamma_g = n_g\Xi_g^\top\Xi_g` (the NACOV of the thresholds and polychorics, :math:`\Xi_g`
+    the casewise influence functions), :math:`W_g` the diagonal weights, :math:`\Delta_g` the
+    Jacobian of the implied statistics and :math:`E = \sum_g f_g\Delta_g^\top W_g\Delta_g`
+    (inverted on the constraints), :math:`Q_g = I - f_g\Delta_gE^{-1}\Delta_g^\top W_g` and
+    :math:`\operatorname{Var}(r_g) = Q_g\Gamma_gQ_g^\top/N` (lavaan divides every group's NACOV
+    by the total N). The correlations' and the thresholds' residuals, each over its SE."""
+    est, x = fitted.estimator, fitted.x
+    v = covariance(_wls_information(est, x), fitted.optimum.con_jac)  # E^-1 / N
+    out = []
+    for n_g, st, d, w, s, e in zip(est.nobs, est.stats, est.jacobians(x), est.weight, est.sample, est.implied(x)):
+        xi_q = st.influence - n_g * (st.influence @ (w[:, None] * d)) @ v @ d.T  # rows of Xi Q'
+        var = n_g / est.ntotal * np.einsum("ij,ij->j", xi_q, xi_q)
+        z = _z_lavaan(s - e, var)
+        nth = st.n_thresholds
+        p = len(st.names)
+        cor = np.zeros((p, p))
+        cor[st.pairs[:, 0], st.pairs[:, 1]] = z[nth:]
+        cor[st.pairs[:, 1], st.pairs[:, 0]] = z[nth:]
+        out.append((pd.DataFrame(cor, index=list(st.names), columns=list(st.names)),
+                    pd.Series(z[:nth], index=list(st.thresholds.index))))
+    return out

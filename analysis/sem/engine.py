@@ -21,10 +21,11 @@ from analysis.sem.constraints import ConstraintSystem, build_constraints, merge_
 from analysis.sem.estimate import MLEstimator, Optimum, baseline, optimise, start_values
 from analysis.sem import fit as fitm
 from analysis.sem.fiml import FIMLEstimator, fiml_data
-from analysis.sem.inference import check_identified, covariance, parameter_estimates, unidentified_parameters
+from analysis.sem.inference import (check_identified, covariance, inadmissible_notes, parameter_estimates,
+                                    unidentified_parameters)
 from analysis.sem.model import Model, SampleStats, build_model, normalise_partable, sample_statistics
 from analysis.sem.robust import ROBUST_ESTIMATORS, RobustResult, robust_inference
-from analysis.warnings import ConvergenceWarning
+from analysis.warnings import ConvergenceWarning, InadmissibleWarning
 
 __all__ = ["ESTIMATORS", "EngineFit", "check_identification", "fit"]
 
@@ -48,10 +49,13 @@ class EngineFit:
         ``gfi, agfi, pgfi, mfi, ecvi, ntotal, ngroups``); with MLR/MLM also the scaled and robust
         measures (``chisq_scaled, df_scaled, pvalue_scaled, chisq_scaling_factor,
         baseline_chisq_scaled, baseline_chisq_scaling_factor, cfi_scaled, cfi_robust, ...``); with
-        ``missing = "fiml"`` :meth:`~analysis.sem.fiml.FIMLEstimator.fit_measures`.
+        ``missing = "fiml"`` :meth:`~analysis.sem.fiml.FIMLEstimator.fit_measures` (ML or MLR).
     x, vcov, information
         The free parameters (lavaan's ``coef``, by ``free`` index), their covariance matrix and
-        the expected information (summed over cases).
+        the information (summed over cases): with complete data the expected information (what
+        the identification check and the modification indices use, whatever the SEs' own); with
+        ``missing = "fiml"`` and observed information (the default) the observed information
+        (the Hessian of :math:`-\\log L`) the SEs use, the bread of MLR's sandwich.
     implied : tuple of (DataFrame, Series)
         Per group the implied covariance matrix and means.
     """
@@ -69,7 +73,7 @@ class EngineFit:
     converged: bool
     warnings: tuple[str, ...] = field(default_factory=tuple)
     robust: RobustResult | None = None  # MLR, MLM: robust SEs and scaled tests (analysis.sem.robust)
-    estimator: object | None = None  # WLSMV, ULSMV: the analysis.sem.wls.WLSEstimator (difference tests)
+    estimator: object | None = None  # WLSMV, ULSMV: the wls.WLSEstimator; FIML: the fiml.FIMLEstimator (its patterns)
 
 
 def _perturbed(x: np.ndarray) -> np.ndarray:
@@ -109,6 +113,15 @@ def _refuse_unidentified(model: Model, constraints, est, start: np.ndarray) -> N
                              "errors! The information matrix could not be inverted')")
 
 
+def _simple_start(model: Model, start: np.ndarray) -> np.ndarray:
+    """``start`` with every free loading at 1 (lavaan's ``start = "simple"`` for loadings)."""
+    x = start.copy()
+    pt = model.partable
+    rows = (pt["op"].to_numpy() == "=~") & (model.free > 0)
+    x[model.free[rows] - 1] = 1.0
+    return x
+
+
 def check_identification(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
                          group_labels: list[str] | None = None) -> None:
     """The identification check :func:`fit` runs before fitting, alone: negative degrees of
@@ -142,9 +155,11 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     lavaan's for the estimator (MLR observed, else expected). ``std_se = False`` skips the
     delta-method SEs of the standardised solutions (NaN), e.g. for the rungs of an invariance
     ladder. ``missing = "fiml"`` (lavaan's ``"ml"``): every case by FIML
-    (:mod:`analysis.sem.fiml`), observed information by default, lavaan's fit measures.
+    (:mod:`analysis.sem.fiml`), observed information by default, lavaan's fit measures; with
+    ``estimator = "MLR"`` robust SEs, the Yuan-Bentler scaled test and the FIML-corrected robust
+    indices (:func:`analysis.sem.robust.robust_inference`); MLM needs complete data (InputError).
     ``estimator = "WLSMV"`` or ``"ULSMV"`` (a table with the ``ordered`` items' thresholds) runs
-    :func:`analysis.sem.wls.fit_wls`.
+    :func:`analysis.sem.wls.fit_wls`, with ``missing`` ``"listwise"`` or ``"pairwise"``.
 
     Raises
     ------
@@ -158,16 +173,15 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     if str(estimator).upper() in ("WLSMV", "ULSMV"):  # ordered items: thresholds and polychorics
         if information not in (None, "expected"):
             raise InputError(f"information: {estimator} uses the expected information (lavaan's), got {information!r}")
-        if missing != "listwise":
-            raise InputError(f"missing: {estimator} takes complete cases (lavaan's listwise), got {missing!r}")
         from analysis.sem.wls import fit_wls
         return fit_wls(partable, data, group=group, group_labels=group_labels, estimator=estimator,
-                       ordered=ordered, level=level, max_iter=max_iter, std_se=std_se)
+                       ordered=ordered, level=level, max_iter=max_iter, std_se=std_se, missing=missing)
     if missing not in ("listwise", "fiml", "ml"):
         raise InputError(f"missing must be 'listwise' or 'fiml', got {missing!r}")
     fiml = missing != "listwise"
-    if fiml and estimator != "ML":
-        raise InputError(f"missing = 'fiml' is available with estimator ML in this engine so far, got {estimator!r}")
+    if fiml and estimator not in ("ML", "MLR"):
+        raise InputError(f"estimator {estimator!r} needs complete data (lavaan: {estimator} is not available with "
+                         "missing = 'ml'); use missing = 'listwise', or estimator ML or MLR with FIML")
     if information is None:
         information = "observed" if fiml else \
             ROBUST_ESTIMATORS[estimator][0] if estimator in ROBUST_ESTIMATORS else "expected"
@@ -193,6 +207,10 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     _refuse_unidentified(model, constraints, est, start)
     components = model.components()
     opt = optimise(est, model, constraints, start, max_iter=max_iter)
+    if not opt.converged:  # lavaan's own start (free loadings 1) finds some near-ridge optima the PCA start misses
+        alt = optimise(est, model, constraints, _simple_start(model, start), max_iter=max_iter)
+        if alt.converged or alt.fmin < opt.fmin:
+            opt = alt
     info = est.information(opt.x)
     check_identified(info, opt.con_jac, names, components)  # an unidentified model is refused, converged or not
     notes = list(data_notes)
@@ -202,16 +220,18 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     robust = None
     if estimator in ROBUST_ESTIMATORS:
         robust = robust_inference(estimator, est, opt.x, opt.con_jac, data, group, labels,
-                                  df=ndat - (q - opt.eq_rank), chisq=est.ntotal * opt.fmin, information=information)
+                                  df=ndat - (q - opt.eq_rank), chisq=est.ntotal * opt.fmin, information=information,
+                                  components=components)
         vcov = robust.vcov
     else:
         vcov = covariance(info if information == "expected" else est.observed_information(opt.x), opt.con_jac,
                           components)
+    if fiml and information == "observed":  # EngineFit.information: the one the SEs use
+        info = est.observed_information(opt.x)
     params = parameter_estimates(model, constraints, opt.x, vcov, level=level, group_labels=labels, std_se=std_se)
-    for row in params[(params["op"] == "~~") & (params["lhs"] == params["rhs"]) & (params["free"] > 0)].itertuples():
-        if row.est < 0:
-            notes.append(f"Heywood case: the variance of {row.lhs} is negative ({row.est:.3f})"
-                         + (f" in group {row.group_label}" if len(labels) > 1 else ""))
+    for note in inadmissible_notes(model, opt.x, params):
+        notes.append(note)
+        warnings.warn(note, InadmissibleWarning, stacklevel=2)
     chisq = est.ntotal * opt.fmin
     df = ndat - (q - opt.eq_rank)
     logl, unres = est.loglik(opt.x)
@@ -233,9 +253,11 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         gfi_value=fitm.ml_gfi(covs, implied_covs, nobs, **mean_args, fixed_x=fixed_x), nel=nel)
     if fiml:  # residual measures against the EM moments, FIML-corrected robust indices
         fit_measures = est.fit_measures(opt.x, int(q - opt.eq_rank), float(chisq), int(df), base_chisq, base_df,
-                                        opt.con_jac)
+                                        opt.con_jac, estimator=estimator,
+                                        **(dict(scaled=robust.scaled, baseline_scaled=robust.baseline_scaled,
+                                                robust=robust.fiml_corrected) if robust is not None else {}))
     implied = tuple((pd.DataFrame(s, index=st.ov, columns=st.ov), pd.Series(m, index=st.ov))
                     for (s, m), st in zip(est.moments(opt.x), stats))
     return EngineFit(parameters=params, fit=fit_measures, x=opt.x, vcov=vcov, information=info, model=model,
                      stats=tuple(stats), group_labels=tuple(labels), implied=implied, optimum=opt,
-                     converged=opt.converged, warnings=tuple(notes), robust=robust)
+                     converged=opt.converged, warnings=tuple(notes), robust=robust, estimator=est if fiml else None)

@@ -49,8 +49,17 @@ parameters have moved by more than 1% since it was last computed).
 **Fit measures** through :func:`analysis.sem.fit.fit_measures`: the residual-based ones against
 the EM moments; the robust CFI/TLI/RNI/RMSEA from Zhang & Savalei's (2023) FIML-corrected
 statistics (:meth:`FIMLEstimator.robust_statistics`, lavaan's "V6"), with fixed.x covariates'
-own moments fixed in the saturated and baseline models. GFI/AGFI/PGFI (lavaan weights them with
-the missing-data information) are not computed.
+own moments fixed in the saturated and baseline models. GFI/AGFI/PGFI as lavaan's: the
+available-case means and pairwise covariances against the implied moments, weighted by the
+missing-data information of the patterns (:func:`analysis.sem.fit.ml_gfi`), the fixed.x
+covariates' own moments out of both sums.
+
+**MLR** (lavaan's ``estimator = "MLR", missing = "ml"``; :func:`analysis.sem.robust.robust_inference`
+assembles it): Huber-White SEs from the observed information and the casewise scores
+(:meth:`FIMLEstimator.casewise_scores`), the Yuan-Bentler scaled test from the saturated model's
+observed information and casewise scores at the EM moments
+(:meth:`FIMLEstimator.yuan_bentler_traces`), the robust indices from the FIML-corrected statistic
+version "V3" (:meth:`FIMLEstimator.robust_statistics`).
 
 In R: ``lavaan::cfa(model, data, missing = "ml")``; ``fitMeasures(fit)``;
 ``lavInspect(fit, "sampstat")`` (the EM moments).
@@ -200,16 +209,6 @@ def fiml_data(model: Model, data: pd.DataFrame, group: str | None = None,
                              unrestricted_logl=float(em.loglik) - logl_x, logl_x=float(logl_x),
                              baseline_logl=float(base), em_converged=bool(em.converged)))
     return stats, pats, labels, notes
-
-
-def _values(pt: Patterns, p: int) -> np.ndarray:
-    """The group's data (``n x p``, NaN where missing) back from its patterns, pattern by pattern."""
-    out = np.full((pt.n, p), np.nan)
-    start = 0
-    for o, rows in zip(pt.observed, pt.rows):
-        out[start:start + len(rows), o] = rows
-        start += len(rows)
-    return out
 
 
 class FIMLEstimator:
@@ -387,50 +386,142 @@ class FIMLEstimator:
         return float(chisq), int(df)
 
     def fit_measures(self, x: np.ndarray, npar: int, chisq: float, df: int, baseline_chisq: float,
-                     baseline_df: int, con_jac: np.ndarray | None = None) -> dict:
+                     baseline_df: int, con_jac: np.ndarray | None = None, estimator: str = "ML",
+                     scaled: fitm.ScaledTest | None = None, baseline_scaled: fitm.ScaledTest | None = None,
+                     robust: fitm.RobustStatistics | None = None) -> dict:
         """lavaan's ``fitMeasures`` for the FIML fit (:func:`analysis.sem.fit.fit_measures`): the
-        residual-based ones against the EM moments with the means (lavaan's ``sampstat``), the
-        robust CFI/TLI/RNI/RMSEA from the FIML-corrected statistics (:meth:`robust_statistics`;
-        ``con_jac`` the Jacobian of the equality constraints at ``x``); GFI, AGFI, PGFI as lavaan's
-        with FIML (:func:`analysis.sem.fit.ml_gfi`: the pairwise moments, the missing-data
-        information), not computed for a model with fixed.x covariates."""
+        residual-based ones against the EM moments with the means (lavaan's ``sampstat``); GFI,
+        AGFI and PGFI with lavaan's FIML statistics (:func:`analysis.sem.fit.ml_gfi` on the
+        available-case means and pairwise covariances, weighted by the missing-data information
+        of the patterns: :func:`analysis.sem.fit.missing_data_moments`); the robust
+        CFI/TLI/RNI/RMSEA from the FIML-corrected statistics (``robust``, default
+        :meth:`robust_statistics` version "V6", lavaan's for ML; ``con_jac`` the Jacobian of the
+        equality constraints at ``x``). With MLR (``estimator``) the scaled tests of the model
+        and the baseline (``scaled``, ``baseline_scaled``) and ``robust`` from
+        :meth:`robust_statistics` version "V3"."""
         logl, unres = self.loglik(x)
         moments = self.moments(x)
         res = fitm.residual_measures([st.cov for st in self.stats], [s for s, _ in moments],
                                      [st.n for st in self.stats], sample_mean=[st.mean for st in self.stats],
                                      implied_mean=[m for _, m in moments])
-        robust = self.robust_statistics(x, df, baseline_df, con_jac)
+        if robust is None:
+            robust = self.robust_statistics(x, df, baseline_df, con_jac)
         pair = [fitm.missing_data_moments(_values(pt, len(st.mean))) for pt, st in zip(self.patterns, self.stats)]
-        gfi = dict(gfi_value=fitm.ml_gfi([c for c, _, _ in pair], [s for s, _ in moments], [st.n for st in self.stats],
-                                         [m for _, m, _ in pair], [m for _, m in moments],
-                                         patterns=[pp for _, _, pp in pair],
-                                         fixed_x=[[blk.ov.index(v) for v in blk.ov_x] for blk in self.model.blocks]),
-                   nel=sum(len(st.mean) * (len(st.mean) + 3) // 2 for st in self.stats))
+        gfi_value = fitm.ml_gfi([c for c, _, _ in pair], [s for s, _ in moments], [st.n for st in self.stats],
+                                [m for _, m, _ in pair], [m for _, m in moments], patterns=[pt for _, _, pt in pair],
+                                fixed_x=[[blk.ov.index(v) for v in blk.ov_x] for blk in self.model.blocks])
+        nel = sum(len(st.mean) * (len(st.mean) + 3) // 2 for st in self.stats)
         out = fitm.fit_measures(npar=npar, ntotal=self.ntotal, chisq=chisq, df=df, baseline_chisq=baseline_chisq,
-                                baseline_df=baseline_df, n_groups=len(self.stats), estimator="ML",
+                                baseline_df=baseline_df, n_groups=len(self.stats), estimator=estimator,
                                 fmin=chisq / (2 * self.ntotal), logl=logl, unrestricted_logl=unres, residuals=res,
-                                robust=robust, **gfi)
+                                scaled=scaled, baseline_scaled=baseline_scaled, robust=robust,
+                                gfi_value=gfi_value, nel=nel)
         return out
 
+    # ------------------------------------------------------------------ the saturated model's parts
+    def _h1_parts(self) -> list[dict]:
+        """Per group, at the EM moments (cached: they do not depend on the parameters): the cells
+        of the saturated model in use (``keep``: the fixed.x covariates' own moments are fixed),
+        its observed information under FIML ``a1`` (:func:`_saturated_hessian`) and its Cholesky
+        factor (None when not positive definite), the complete-data information ``wc``
+        (:func:`_complete_information`), the casewise scores ``scores`` (:func:`_casewise_scores`),
+        the baseline's cells ``base`` (each non-exogenous variance and mean) and the baseline's
+        ``trace`` :math:`\\operatorname{tr}(A_b^{-1}B_b)` (:func:`_baseline_trace`); all in the
+        kept cells."""
+        if getattr(self, "_h1_cache", None) is not None:
+            return self._h1_cache
+        out = []
+        for blk, st, pt in zip(self.model.blocks, self.stats, self.patterns):
+            p = len(st.mean)
+            rows, cols = np.tril_indices(p)
+            is_x = np.isin(np.arange(p), [blk.ov.index(v) for v in blk.ov_x])
+            keep = np.concatenate([~(is_x[rows] & is_x[cols]), ~is_x])
+            a1 = _saturated_hessian(pt, st.cov, st.mean)[np.ix_(keep, keep)]
+            wc = _complete_information(st.cov)[np.ix_(keep, keep)]
+            c, info = lapack.dpotrf(a1, lower=0)
+            out.append(dict(keep=keep, a1=a1, chol=None if info != 0 else np.triu(c), wc=wc,
+                            scores=_casewise_scores(pt, st.cov, st.mean)[:, keep],
+                            base=np.concatenate([(rows == cols) & ~is_x[rows], ~is_x])[keep],
+                            trace=_baseline_trace(pt, ~is_x)))
+        self._h1_cache = out
+        return out
+
+    def _deltas(self, x: np.ndarray, kmat: np.ndarray | None = None, keep: bool = True) -> list[np.ndarray]:
+        """Per group the derivatives of (vech Sigma in ``np.tril_indices`` order, mu) in the free
+        parameters (times ``kmat``, the null space of the equality constraints, when given), the
+        kept cells only unless ``keep`` is False."""
+        q = self.model.nfree
+        parts = self._h1_parts() if keep else None
+        out = []
+        for g, (index, ds, dm) in enumerate(self.model.derivatives(x)):
+            p = ds.shape[1]
+            rows, cols = np.tril_indices(p)
+            delta = np.zeros((len(rows) + p, q))
+            np.add.at(delta.T, index, np.concatenate([ds[:, rows, cols], dm], axis=1))
+            if keep:
+                delta = delta[parts[g]["keep"]]
+            out.append(delta if kmat is None else delta @ kmat)
+        return out
+
+    def casewise_scores(self, x: np.ndarray) -> list[np.ndarray]:
+        """Per group the gradients of each case's :math:`-\\log L` in the free parameters at ``x``
+        (:math:`n_g \\times q`): the saturated model's casewise scores at the implied moments
+        (:func:`_casewise_scores`) times the model's derivatives. Their cross-product is the
+        first-order information (lavaan's ``B0`` with ``h1.information = "structured"``)."""
+        return [_casewise_scores(pt, sigma, mu) @ delta
+                for pt, (sigma, mu), delta in zip(self.patterns, self.moments(x), self._deltas(x, keep=False))]
+
+    def yuan_bentler_traces(self) -> tuple[float, float, int]:
+        """The saturated model's and the baseline's traces of the Yuan-Bentler (Mplus) scaling
+        factor under FIML: :math:`\\sum_g\\operatorname{tr}(A_{1,g}^{-1}B_{1,g})` (observed
+        information and casewise-score cross-product at the EM moments, lavaan's
+        ``h1.information = "unstructured"``), the baseline's
+        :math:`\\sum_g\\operatorname{tr}(A_{b,g}^{-1}B_{b,g})` at its FIML estimates (each
+        variable's observed mean and variance), and the number of saturated-model parameters
+        (lavaan's divisor of ``scaling.factor.h1``). NaN traces when an information is singular."""
+        h1 = base = 0.0
+        n_h1 = 0
+        for part in self._h1_parts():
+            n_h1 += int(part["keep"].sum())
+            base += part["trace"]
+            if part["chol"] is None:
+                h1 = float("nan")
+                continue
+            t = _cho_solve(part["chol"], part["scores"].T)
+            h1 += float(np.sum(t * part["scores"].T))
+        return float(h1), float(base), n_h1
+
     def robust_statistics(self, x: np.ndarray, df: int, baseline_df: int,
-                          con_jac: np.ndarray | None = None) -> fitm.RobustStatistics:
-        r"""lavaan's robust CFI/TLI/RMSEA statistics for ML with FIML (no scaled test): Zhang &
-        Savalei's (2023) FIML-corrected "V6" (``lavaan:::lav_fit_fiml_corrected(fit, "V6")``).
+                          con_jac: np.ndarray | None = None, version: str = "V6") -> fitm.RobustStatistics:
+        r"""lavaan's statistics behind the robust CFI/TLI/RMSEA with FIML: Zhang & Savalei's
+        (2023) FIML-corrected statistic, ``lavaan:::lav_fit_fiml_corrected(fit, version)``:
+        "V6" for ML (no scaled test), "V3" for MLR.
 
         :math:`T_3` is the complete-data ML statistic with the EM moments as the sample moments,
         at the FIML estimates (:math:`T_{3,0}` the same for the independence model at its FIML
-        estimates), and :math:`\hat c = k/df` with
+        estimates), and :math:`\hat c = k/df`. With, per group g, :math:`A_{1,g}` the observed
+        information of the saturated model at the EM moments (:func:`_saturated_hessian`),
+        :math:`W_{c,g}` its complete-data information per case, :math:`\Delta_g` the derivatives of
+        (vech :math:`\Sigma_g`, :math:`\mu_g`) in the free parameters on the null space of the
+        equality constraints and :math:`H = \sum_g\Delta_g^\top A_{1,g}\Delta_g`:
 
-        .. math:: k = \sum_g n_g\operatorname{tr}(W_{c,g}A_{1,g}^{-1})
-                  - \operatorname{tr}\Big[\Big(\sum_g n_g\Delta_g^	op W_{c,g}\Delta_g\Big)
-                    \Big(\sum_g\Delta_g^	op A_{1,g}\Delta_g\Big)^{-1}\Big],
+        V6: :math:`k = \sum_g n_g\operatorname{tr}(W_{c,g}A_{1,g}^{-1})
+        - \operatorname{tr}\big[\big(\sum_g n_g\Delta_g^\top W_{c,g}\Delta_g\big)H^{-1}\big]`.
 
-        :math:`A_{1,g}` the observed information of the saturated model at the EM moments
-        (:func:`_saturated_hessian`), :math:`W_{c,g}` its complete-data information per case,
-        :math:`\Delta_g` the derivatives of (vech :math:`\Sigma_g`, :math:`\mu_g`) in the free
-        parameters on the null space of the equality constraints; :math:`k_0` the same with the
-        baseline's cells (each variance and mean). NaN where the saturated information is singular.
+        V3 (lavaan's :math:`\operatorname{tr}(UW_m^{-1}W_cW_m^{-1}U\Gamma)` with
+        :math:`\Gamma_g = W_{m,g}^{-1}J_{m,g}W_{m,g}^{-1}/f_g`, written in totals): with
+        :math:`s_i` case i's saturated scores (:func:`_casewise_scores`, group g),
+        :math:`t_i = A_{1,g}^{-1}s_i` and :math:`z_i = H^{-1}\Delta_g^\top s_i`, the residual
+        :math:`y_{ih} = [h = g]\,t_i - \Delta_hz_i` in every group h and
+
+        .. math:: k = \sum_i\sum_h n_h\,y_{ih}^\top W_{c,h}\,y_{ih}.
+
+        :math:`k_0` the same with the baseline's cells (each variance and mean; its information
+        is block-diagonal over groups, so only :math:`h = g`). NaN where the saturated
+        information is singular.
         """
+        if version not in ("V3", "V6"):
+            raise InputError(f"FIML-corrected statistic: version must be 'V3' or 'V6', got {version!r}")
         q = self.model.nfree
         t3 = self.ntotal * self._complete.objective(x)
         kmat = np.eye(q)
@@ -438,35 +529,16 @@ class FIMLEstimator:
             _, sv, vt = np.linalg.svd(con_jac, full_matrices=True)
             rank = int(np.sum(sv > 1e-10 * max(1.0, sv.max())))
             kmat = vt[rank:].T
-        total, kb_total, t3b = 0.0, 0.0, 0.0
-        num = np.zeros((kmat.shape[1], kmat.shape[1]))
-        den = np.zeros_like(num)
-        for blk, st, pt, (index, ds, dm) in zip(self.model.blocks, self.stats, self.patterns,
-                                                self.model.derivatives(x)):
-            p, n = len(st.mean), st.n
-            rows, cols = np.tril_indices(p)
-            n_cov = len(rows)
+        parts = self._h1_parts()
+        nan = float("nan")
+        if any(part["chol"] is None for part in parts):
+            return fitm.RobustStatistics(nan, nan, nan, nan)
+        deltas = self._deltas(x, kmat)
+        den = sum(d.T @ part["a1"] @ d for d, part in zip(deltas, parts))
+        t3b = 0.0
+        for blk, st, pt in zip(self.model.blocks, self.stats, self.patterns):
+            p = len(st.mean)
             is_x = np.isin(np.arange(p), [blk.ov.index(v) for v in blk.ov_x])
-            # the cells of the saturated model: the fixed.x covariates' own moments are fixed
-            keep = np.concatenate([~(is_x[rows] & is_x[cols]), ~is_x])
-            a1 = _saturated_hessian(pt, st.cov, st.mean)
-            wc = _complete_information(st.cov)
-            if not keep.all():
-                a1, wc = a1[np.ix_(keep, keep)], wc[np.ix_(keep, keep)]
-            a1_inv = _spd_inverse_upper(a1)
-            if a1_inv is None:
-                nan = float("nan")
-                return fitm.RobustStatistics(nan, nan, nan, nan)
-            # tr(Wc A1^-1) from the upper triangle of the (symmetric) inverse
-            prod = wc * a1_inv
-            total += n * (2 * np.sum(prod) - np.sum(np.diag(prod)))
-            base = np.concatenate([(rows == cols) & ~is_x[rows], ~is_x])[keep]
-            kb_total += n * np.sum(wc[np.ix_(base, base)] * np.linalg.inv(a1[np.ix_(base, base)]))
-            delta = np.zeros((n_cov + p, q))
-            np.add.at(delta.T, index, np.concatenate([ds[:, rows, cols], dm], axis=1))
-            delta = (delta if keep.all() else delta[keep]) @ kmat
-            num += n * delta.T @ wc @ delta
-            den += delta.T @ a1 @ delta
             # the independence model at its FIML estimates: each variable's observed mean and
             # variance, the covariates' block at its sample moments
             columns = [_column(pt, j) for j in range(p)]
@@ -476,12 +548,102 @@ class FIMLEstimator:
             mu0[is_x] = st.mean[is_x]
             inv0 = np.linalg.inv(sig0)
             d0 = st.mean - mu0
-            t3b += n * (np.linalg.slogdet(sig0)[1] + np.sum(st.cov * inv0) - np.linalg.slogdet(st.cov)[1] - p
-                        + d0 @ inv0 @ d0)
-        k = total - np.sum(num * np.linalg.inv(den).T)
-        kb = total - kb_total
+            t3b += st.n * (np.linalg.slogdet(sig0)[1] + np.sum(st.cov * inv0) - np.linalg.slogdet(st.cov)[1] - p
+                           + d0 @ inv0 @ d0)
+        if version == "V6":
+            total, kb_total = 0.0, 0.0
+            num = np.zeros_like(den)
+            for st, part, delta in zip(self.stats, parts, deltas):
+                n, a1, wc, base = st.n, part["a1"], part["wc"], part["base"]
+                a1_inv = _spd_inverse_upper(a1)
+                # tr(Wc A1^-1) from the upper triangle of the (symmetric) inverse
+                prod = wc * a1_inv
+                total += n * (2 * np.sum(prod) - np.sum(np.diag(prod)))
+                kb_total += n * np.sum(wc[np.ix_(base, base)] * np.linalg.inv(a1[np.ix_(base, base)]))
+                num += n * delta.T @ wc @ delta
+            k = total - np.sum(num * np.linalg.inv(den).T)
+            kb = total - kb_total
+        else:
+            den_inv = np.linalg.inv(0.5 * (den + den.T))
+            k = kb = 0.0
+            for g, (part, delta) in enumerate(zip(parts, deltas)):
+                s_t = part["scores"].T
+                t = _cho_solve(part["chol"], s_t)  # A1^-1 s_i, every case of group g
+                z = den_inv @ (delta.T @ s_t)
+                for h, (st_h, part_h, delta_h) in enumerate(zip(self.stats, parts, deltas)):
+                    y = -(delta_h @ z)
+                    if h == g:
+                        y += t
+                    k += st_h.n * float(np.sum(y * (part_h["wc"] @ y)))
+                b = part["base"]
+                yb = t.copy()
+                yb[b] -= np.linalg.solve(part["a1"][np.ix_(b, b)], s_t[b])
+                kb += self.stats[g].n * float(np.sum(yb * (part["wc"] @ yb)))
         c = k / df if df > 0 else np.inf  # lavaan: k/0
         return fitm.RobustStatistics(float(t3), float(c), float(t3b), float(kb / baseline_df))
+
+
+def _cho_solve(upper: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """:math:`A^{-1}b` from the upper Cholesky factor of A."""
+    return lapack.dpotrs(upper, b, lower=0)[0]
+
+
+def _values(pt: Patterns, p: int) -> np.ndarray:
+    """The group's data as an n x p array with NaN where missing (patterns in order)."""
+    out = np.full((pt.n, p), np.nan)
+    start = 0
+    for o, y in zip(pt.observed, pt.rows):
+        out[start:start + len(y), o] = y
+        start += len(y)
+    return out
+
+
+def _casewise_scores(pt: Patterns, sigma: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    r"""Gradients of each case's :math:`-\log L` under FIML in the saturated model's moments at
+    ``sigma``, ``mu``: n x (p(p+1)/2 + p), the covariances in ``np.tril_indices`` order (the unit
+    of the covariance (a, b) moves both :math:`\Sigma_{ab}` and :math:`\Sigma_{ba}`), then the
+    means; cases in pattern order.
+
+    For case i with observed part o, :math:`a_i = \Sigma_{oo}^{-1}(y_{io}-\mu_o)`: the score of
+    :math:`\Sigma_{ab}` is :math:`w_{ab}\tfrac12(\Sigma_{oo}^{-1} - a_ia_i^\top)_{ab}` (:math:`w` 1
+    on the diagonal, 2 off it; 0 unless a, b are both observed), of :math:`\mu_a` it is :math:`-a_{ia}`.
+    lavaan: ``lav_mvnorm_missing_scores_mu_vech_sigma``."""
+    p = len(mu)
+    rows, cols = np.tril_indices(p)
+    n_cov = len(rows)
+    w = np.where(rows == cols, 0.5, 1.0)
+    out = np.zeros((pt.n, n_cov + p))
+    start = 0
+    for o, y in zip(pt.observed, pt.rows):
+        nk = len(y)
+        inv = np.linalg.inv(sigma[np.ix_(o, o)])
+        a = (y - mu[o]) @ inv
+        pos = np.full(p, -1)
+        pos[o] = np.arange(len(o))
+        cells = np.flatnonzero((pos[rows] >= 0) & (pos[cols] >= 0))
+        pr, pc = pos[rows[cells]], pos[cols[cells]]
+        out[start:start + nk, cells] = w[cells] * (inv[pr, pc] - a[:, pr] * a[:, pc])
+        out[start:start + nk, n_cov + o] = -a
+        start += nk
+    return out
+
+
+def _baseline_trace(pt: Patterns, free: np.ndarray) -> float:
+    r""":math:`\operatorname{tr}(A_b^{-1}B_b)` of the independence model under FIML at its estimates
+    (each ``free`` variable's observed mean and variance; the others, fixed.x covariates, fixed):
+    its log-likelihood is a sum over the variables, so :math:`A_b` is block diagonal with, per
+    variable j (residuals r of its observed values, variance v),
+    :math:`\partial^2/\partial v^2 = \sum(r^2/v^3 - 1/(2v^2))`, :math:`\partial^2/\partial\mu^2 = n_j/v`,
+    :math:`\partial^2/\partial v\partial\mu = \sum r/v^2`, and the casewise scores
+    :math:`(1/v - r^2/v^2)/2` and :math:`-r/v`."""
+    total = 0.0
+    for j in np.flatnonzero(free):
+        y = _column(pt, j)
+        r, v = y - y.mean(), y.var()
+        a = np.array([[np.sum(r**2 / v**3 - 0.5 / v**2), np.sum(r) / v**2], [np.sum(r) / v**2, len(y) / v]])
+        s = np.column_stack([0.5 * (1 / v - r**2 / v**2), -r / v])
+        total += np.sum(np.linalg.inv(a) * (s.T @ s))
+    return float(total)
 
 
 def _spd_inverse_upper(a: np.ndarray) -> np.ndarray | None:
@@ -504,7 +666,7 @@ def _column(pt: Patterns, j: int) -> np.ndarray:
 
 def _complete_information(sigma: np.ndarray) -> np.ndarray:
     r"""The complete-data information of the saturated model per case at ``sigma``:
-    :math:`	frac12 D^	op(\Sigma^{-1}\otimes\Sigma^{-1})D` for the covariances (``np.tril_indices``
+    :math:`\tfrac12 D^\top(\Sigma^{-1}\otimes\Sigma^{-1})D` for the covariances (``np.tril_indices``
     order) and :math:`\Sigma^{-1}` for the means."""
     p = len(sigma)
     k_inv = np.linalg.inv(sigma)
@@ -522,7 +684,7 @@ def _complete_information(sigma: np.ndarray) -> np.ndarray:
 def _pattern_moments(pt: Patterns, sigma: np.ndarray, mu: np.ndarray, first: int, last: int):
     r"""For patterns ``first..last-1``, zero outside their observed variables o:
     :math:`M_k = \Sigma_{oo}^{-1}`, :math:`C_k = M_k(2W_k - \Sigma_{oo})M_k` with
-    :math:`W_k = S_k + d_kd_k^	op`, :math:`d_k = ar y_k - \mu_o`, and :math:`M_kd_k`; the sizes;
+    :math:`W_k = S_k + d_kd_k^\top`, :math:`d_k = \bar y_k - \mu_o`, and :math:`M_kd_k`; the sizes;
     and the pattern's contribution to the gradients in Sigma and mu."""
     p = len(mu)
     kk = last - first
@@ -550,10 +712,10 @@ def _saturated_hessian(pt: Patterns, sigma: np.ndarray, mu: np.ndarray) -> np.nd
     ``sigma``, ``mu``, in closed form: covariances in ``np.tril_indices`` order, then means.
 
     For covariance units :math:`E_{ab} + E_{ba}` (:math:`E_{aa}` on the diagonal) the covariance
-    block is :math:`	frac12 s_{ab}s_{cd}\,[R_{bcda} + R_{bdca} + R_{acdb} + R_{adcb}]` with
+    block is :math:`\tfrac12 s_{ab}s_{cd}\,[R_{bcda} + R_{bdca} + R_{acdb} + R_{adcb}]` with
     :math:`s` = 1/2 on the diagonal, 1 elsewhere, and
     :math:`R_{bcda} = \sum_k n_k M_{k,bc}C_{k,da}` (:func:`_pattern_moments`): for each b one
-    product :math:`(p 	imes n_{pat})(n_{pat} 	imes p^2)` gives every :math:`R_{bcda}` and
+    product :math:`(p \times n_{pat})(n_{pat} \times p^2)` gives every :math:`R_{bcda}` and
     :math:`R_{acdb}`, instead of a Kronecker product per pattern. Mean block :math:`\sum_k n_kM_k`;
     cross block :math:`\sum_k n_k M_k(E_{ab}+E_{ba})M_kd_k`.
     lavaan: ``lav_mvnorm_missing_information_observed_samplestats`` (times N).

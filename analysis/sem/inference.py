@@ -46,8 +46,8 @@ from analysis.errors import InputError
 from analysis.sem.constraints import Constraints, jacobian
 from analysis.sem.model import Model
 
-__all__ = ["SINGULAR_TOL", "check_identified", "covariance", "parameter_estimates", "standardized_values",
-           "unidentified_parameters"]
+__all__ = ["SINGULAR_TOL", "check_identified", "covariance", "inadmissible_notes", "parameter_estimates",
+           "standardized_values", "unidentified_parameters"]
 
 SINGULAR_TOL = 1e-8  # smallest eigenvalue of the unit-diagonal reduced information taken as zero
 
@@ -312,3 +312,31 @@ def parameter_estimates(model: Model, constraints: Constraints, x: np.ndarray, v
         "std_all": std["all"][0][idx_std], "std_all_se": std["all"][1][idx_std],
     })
     return table
+
+
+def inadmissible_notes(model: Model, x: np.ndarray, params: pd.DataFrame) -> list[str]:
+    """The reasons a solution is inadmissible, one sentence each (empty when admissible):
+    a negative variance (Heywood case), a standardised loading (std.all) above 1 in absolute
+    value, a latent covariance matrix (lavaan's ``lavInspect(fit, "cov.lv")``, the latents
+    proper without the observed-as-latent phantoms) that is not positive definite. lavaan warns
+    of the same three ("some estimated ov/lv variances are negative", "covariance matrix of
+    latent variables is not positive definite").
+    """
+    several = params["group"].nunique() > 1 if "group" in params else False
+
+    def where(row) -> str:
+        return f" in group {row.group_label}" if several else ""
+
+    notes = []
+    variances = params[(params["op"] == "~~") & (params["lhs"] == params["rhs"])]
+    for row in variances[variances["est"] < 0].itertuples():
+        notes.append(f"Heywood case: the variance of {row.lhs} is negative ({row.est:.3f}){where(row)}")
+    loadings = params[params["op"] == "=~"]
+    for row in loadings[loadings["std_all"].abs() > 1].itertuples():
+        notes.append(f"standardised loading of {row.rhs} on {row.lhs} is {row.std_all:.3f} (> 1){where(row)}")
+    for blk, (veta, _) in zip(model.blocks, model.latent_moments(x)):
+        k = len(blk.lv) - len(blk.dummy)  # the latents proper come first
+        if k and np.linalg.eigvalsh(veta[:k, :k]).min() < -1e-10:
+            notes.append("the latent covariance matrix is not positive definite"
+                         + (f" in group {blk.index}" if len(model.blocks) > 1 else ""))
+    return notes

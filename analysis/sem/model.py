@@ -569,5 +569,8 @@ def sample_statistics(model: Model, data: pd.DataFrame, group: str | None = None
                              "observed variables; the covariance matrix is singular")
         mean = arr.mean(axis=0)
         cov = (arr - mean).T @ (arr - mean) / n
+        if np.linalg.eigvalsh(cov).min() <= 1e-12 * np.abs(cov).max():  # lavaan: "not positive-definite"
+            raise InputError(f"data: the sample covariance matrix{' in group ' + repr(lab) if lab else ''} is singular: "
+                             "an observed variable is a linear combination of others or has no variance")
         out.append(SampleStats(label=lab, ov=blk.ov, n=n, cov=cov, mean=mean))
     return out, labels

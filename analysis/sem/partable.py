@@ -288,6 +288,10 @@ def lavaanify(model: LavaanModel | str, observed: Sequence[str] | None = None, *
     # lavaan's option defaults (lav_options_set), from the syntax and the settings.
     all_v = variable_names([s.lhs for s in user_stmts], [s.op for s in user_stmts], [s.rhs for s in user_stmts])
     categorical = bool(all_v["ov_ord"]) or any(v in all_v["ov"] for v in ordered)
+    if categorical and ("intercepts" in group_equal or "thresholds" in group_equal):
+        # lavaan 0.6-14's lav_options_set: with ordered items, equal thresholds and equal
+        # intercepts go together (a continuous variable's intercept is its "threshold")
+        group_equal = tuple(dict.fromkeys([*group_equal, "intercepts", "thresholds"]))
     ml = estimator.upper() in ("ML", "MLR", "MLM", "MLMV", "MLMVS", "MLF")
     if conditional_x is None:
         conditional_x = (not ml) and categorical and bool(all_v["ov_x"])

@@ -105,6 +105,7 @@ import pandas as pd
 from analysis.errors import InputError
 from analysis.sem import fit as fitm
 from analysis.sem.estimate import baseline, chisq_pvalue
+from analysis.sem.fiml import FIMLEstimator
 from analysis.sem.inference import covariance
 from analysis.sem.model import Block, Model, SampleStats
 
@@ -136,6 +137,7 @@ class RobustResult:
     vcov: np.ndarray
     scaled: fitm.ScaledTest
     baseline_scaled: fitm.ScaledTest
+    fiml_corrected: fitm.RobustStatistics | None = None  # MLR with FIML: the robust indices' statistics
 
 
 # --------------------------------------------------------------------------- data and moments
@@ -256,14 +258,15 @@ def _baseline_moments(blk: Block, st: SampleStats) -> np.ndarray:
 
 def robust_inference(estimator: str, est, x: np.ndarray, con_jac: np.ndarray, data: pd.DataFrame,
                      group: str | None, group_labels: list[str], df: int, chisq: float,
-                     information: str | None = None) -> RobustResult:
+                     information: str | None = None, components: list[np.ndarray] | None = None) -> RobustResult:
     """Robust standard errors and the scaled tests of an ML solution (see the module docstring).
 
     Parameters
     ----------
     estimator : {"MLR", "MLM"}
-    est : analysis.sem.estimate.MLEstimator
-        The ML strategy the model was fitted with (its model, sample statistics, information).
+    est : analysis.sem.estimate.MLEstimator or analysis.sem.fiml.FIMLEstimator
+        The ML strategy the model was fitted with (its model, sample statistics, information);
+        a FIML one (MLR only) gives :func:`_fiml_mlr`'s result.
     x, con_jac : ndarray
         The estimates and the Jacobian of the equality and active inequality constraints
         (:class:`~analysis.sem.estimate.Optimum`).
@@ -273,17 +276,26 @@ def robust_inference(estimator: str, est, x: np.ndarray, con_jac: np.ndarray, da
         The model's degrees of freedom and ML statistic.
     information : {"observed", "expected"}, optional
         Default: lavaan's for the estimator (MLR observed, MLM expected).
+    components : list of ndarray, optional
+        Blocks of parameters with zero cross-information (FIML: inverted block by block).
 
     Raises
     ------
     InputError
-        An unknown estimator or information.
+        An unknown estimator or information; MLM (or expected information) with FIML.
     """
     if estimator not in ROBUST_ESTIMATORS:
         raise InputError(f"robust estimator must be one of {', '.join(ROBUST_ESTIMATORS)}, got {estimator!r}")
     information = information or ROBUST_ESTIMATORS[estimator][0]
     if information not in ("observed", "expected"):
         raise InputError(f"information must be 'expected' or 'observed', got {information!r}")
+    if isinstance(est, FIMLEstimator):
+        if estimator != "MLR":
+            raise InputError(f"estimator {estimator}: with missing data only MLR is robust (lavaan: {estimator} "
+                             "needs complete data; use missing = 'listwise' or estimator MLR)")
+        if information != "observed":
+            raise InputError(f"information: MLR with FIML uses the observed information (lavaan's), got {information!r}")
+        return _fiml_mlr(est, x, con_jac, df, chisq, components)
     model, stats = est.model, est.stats
     n_total = est.ntotal
     frac = np.array([st.n / n_total for st in stats])
@@ -346,6 +358,50 @@ def robust_inference(estimator: str, est, x: np.ndarray, con_jac: np.ndarray, da
                                       trace_ugamma=float(trace_base) if base_df > 0 else None)
     return RobustResult(estimator=estimator, information=information, vcov=0.5 * (vcov + vcov.T), scaled=scaled,
                         baseline_scaled=baseline_scaled)
+
+
+def _fiml_mlr(est: FIMLEstimator, x: np.ndarray, con_jac: np.ndarray, df: int, chisq: float,
+              components: list[np.ndarray] | None = None) -> RobustResult:
+    r"""MLR with FIML over any number of groups, as lavaan 0.6-14's ``estimator = "MLR",
+    missing = "ml"`` (``se = "robust.huber.white"``, ``test = "yuan.bentler.mplus"``,
+    ``information = "observed"``, ``observed.information = "hessian"``).
+
+    *Robust SEs*: :math:`A_0^{-1}B_0A_0^{-1}` with :math:`A_0` the observed information (the
+    analytic Hessian of :math:`-\log L`, :meth:`~analysis.sem.fiml.FIMLEstimator.observed_information`;
+    its inverse augmented by the constraints, :func:`analysis.sem.inference.covariance`) and
+    :math:`B_0 = \sum_i s_is_i^\top` of the casewise FIML scores at the estimates
+    (:meth:`~analysis.sem.fiml.FIMLEstimator.casewise_scores`, all groups).
+
+    *Scaled test*: :math:`\hat c = [\sum_g\operatorname{tr}(A_{1,g}^{-1}B_{1,g})
+    - \operatorname{tr}(A_0^{-1}B_0)]/df` with the saturated model's observed information and
+    casewise-score cross-product at the EM moments
+    (:meth:`~analysis.sem.fiml.FIMLEstimator.yuan_bentler_traces`); the baseline's
+    :math:`\hat c_0` the same with its own trace. ``scaling_factor_h1`` and ``scaling_factor_h0``
+    are the two traces over the number of saturated-model parameters and of free parameters.
+
+    *Robust CFI/TLI/RNI/RMSEA*: the FIML-corrected statistic, version "V3"
+    (:meth:`~analysis.sem.fiml.FIMLEstimator.robust_statistics`).
+
+    df = 0: no scaling factor (NaN, lavaan's NA), the scaled statistic 0 as lavaan's.
+    """
+    a_inv = covariance(est.observed_information(x), con_jac, components)
+    b0 = sum(s.T @ s for s in est.casewise_scores(x))
+    vcov = a_inv @ b0 @ a_inv
+    trace_h0 = float(np.sum(b0 * a_inv))
+    trace_h1, trace_base, n_h1 = est.yuan_bentler_traces()
+    base_chisq, base_df = est.baseline()
+    method = ROBUST_ESTIMATORS["MLR"][1]
+    c_model = (trace_h1 - trace_h0) / df if df > 0 else float("nan")
+    c_base = (trace_h1 - trace_base) / base_df if base_df > 0 else float("nan")
+    c_model, c_base = (float("nan") if c < 0 else c for c in (c_model, c_base))  # lavaan: a negative factor is NA
+    scaled = fitm.ScaledTest(chisq=chisq / c_model if df > 0 else 0.0, scaling_factor=float(c_model), method=method,
+                             trace_ugamma=float(trace_h1 - trace_h0) if df > 0 else None,
+                             scaling_factor_h1=trace_h1 / n_h1, scaling_factor_h0=trace_h0 / est.model.nfree_input)
+    baseline_scaled = fitm.ScaledTest(chisq=base_chisq / c_base, scaling_factor=float(c_base), method=method,
+                                      trace_ugamma=float(trace_h1 - trace_base) if base_df > 0 else None)
+    corrected = est.robust_statistics(x, df, base_df, con_jac, version="V3")
+    return RobustResult(estimator="MLR", information="observed", vcov=0.5 * (vcov + vcov.T), scaled=scaled,
+                        baseline_scaled=baseline_scaled, fiml_corrected=corrected)
 
 
 def _baseline_coords(c: _Coords, blk: Block) -> np.ndarray:

@@ -44,7 +44,7 @@ from scipy import optimize, stats
 
 from analysis.errors import InputError
 from analysis.sem import fit as fitm
-from analysis.warnings import ConvergenceWarning, GapscaleWarning
+from analysis.warnings import ConvergenceWarning, GapscaleWarning, InadmissibleWarning
 from instrument.lavaan import LavaanModel, parse_model
 
 __all__ = ["SEMFit", "InadmissibleWarning", "ParameterTable", "fit_sem", "modification_indices",
@@ -52,11 +52,6 @@ __all__ = ["SEMFit", "InadmissibleWarning", "ParameterTable", "fit_sem", "modifi
 
 MLR_FIML_MAX_H1 = 5200  # MLR + FIML: the saturated model's information is a dense square of this size (p = 100: 5150)
 PARAMETER_COLUMNS = ["lhs", "op", "rhs", "label", "est", "se", "z", "pvalue", "ci_lower", "ci_upper", "std_all"]
-
-
-class InadmissibleWarning(GapscaleWarning):
-    """An inadmissible solution: a negative variance (Heywood case), a standardised loading above
-    1, or a latent covariance matrix that is not positive definite."""
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ Every ordered item :math:`y_j` is a coarsened latent response :math:`y^*_j`, cut
 :math:`s_g = (\hat\tau_g, \hat\rho_g)` (thresholds item by item, then the polychoric correlations
 of the pairs :math:`i > j`, column by column of the lower triangle: lavaan's ``wls.obs``) and the
 asymptotic covariance matrix :math:`\Gamma_g` of :math:`\sqrt{n_g}s_g` (lavaan's ``NACOV``) come
-from :func:`analysis.wlsmv.ordinal_statistics`, one call per group, as lavaan's ``muthen1984()``.
+from :func:`analysis.sem.ordinal.ordinal_statistics`, one call per group, as lavaan's ``muthen1984()``.
 
 **Model side** (lavaan's delta parameterization, its default for ordered items): with the
 scale factors :math:`\delta_j` (``~*~`` rows; fixed at 1 unless freed across groups), the
@@ -67,10 +67,19 @@ ULSMV's unscaled statistic has no reference distribution (lavaan: p-value NA). N
 models (an invariance ladder) are compared by :func:`scaled_difference`.
 
 The "robust" CFI/TLI/RMSEA of lavaan 0.6-13+ for categorical data (Savalei, 2021) come from the
-ML discrepancy of the polychoric matrices (lavaan's ``catML``; :func:`_catml_robust`). Not
-built yet: mixed continuous and ordered indicators, observed covariates
-(lavaan's ``conditional.x``), the theta parameterization and ``missing = "pairwise"``; each is
-refused with a message, or NaN as said.
+ML discrepancy of the polychoric matrices (lavaan's ``catML``; :func:`_catml_robust`; NaN with
+continuous variables, as lavaan 0.6-14's NA).
+
+**Continuous indicators with ordered items** (lavaan's ``ordered = c(some items)``; listwise):
+the statistics of a continuous variable j are :math:`-\bar y_j` (in the thresholds' place), its
+variance, and its covariances (polyserial or Pearson correlations times the standard deviations;
+:func:`analysis.sem.ordinal.ordinal_statistics`); the model's are :math:`-\mu_j`,
+:math:`\Sigma_{jj}` and :math:`\delta_i\Sigma_{ij}` (:math:`\delta = 1` for a continuous
+variable: no ``~*~`` row; its intercept and residual variance are free parameters). SRMR counts
+the thresholds proper, not the means (lavaan). Not built yet: observed covariates
+(lavaan's ``conditional.x``), and the theta parameterization; each is
+refused with a message, or NaN as said. Incomplete data: listwise (lavaan's default) or
+``missing = "pairwise"`` (:mod:`analysis.sem.ordinal`).
 
 In R: ``lavaan::sem(model, data, ordered = TRUE, estimator = "WLSMV")`` (or ``"ULSMV"``, and
 ``group = ...``, ``group.equal = c("thresholds", "loadings")``); ``fitMeasures(fit)``,
@@ -106,10 +115,11 @@ from analysis.sem import fit as fitm
 from analysis.sem.constraints import build_constraints, jacobian
 from analysis.sem.engine import EngineFit
 from analysis.sem.estimate import optimise, start_values
-from analysis.sem.inference import check_identified, covariance, parameter_estimates
+from analysis.sem.inference import check_identified, covariance, inadmissible_notes, parameter_estimates
 from analysis.sem.model import Model, SampleStats, build_model
-from analysis.warnings import ConvergenceWarning, GapscaleWarning
-from analysis.wlsmv import OrdinalStatistics, ordinal_statistics
+from analysis.sem.ordinal import (MISSING_METHODS, OrdinalStatistics, check_categories, check_items,
+                                  ordinal_statistics)
+from analysis.warnings import ConvergenceWarning, GapscaleWarning, InadmissibleWarning
 
 __all__ = ["WLS_ESTIMATORS", "WLSEstimator", "fit_wls", "scaled_difference"]
 
@@ -118,7 +128,7 @@ WLS_ESTIMATORS = ("WLSMV", "ULSMV")
 
 class WLSEstimator:
     """DWLS (``"WLSMV"``) or ULS (``"ULSMV"``) over the groups of ``model`` with the ordinal
-    statistics ``stats`` (one :class:`~analysis.wlsmv.OrdinalStatistics` per group, its items in
+    statistics ``stats`` (one :class:`~analysis.sem.ordinal.OrdinalStatistics` per group, its items in
     the block's order). Provides the interface :func:`~analysis.sem.estimate.optimise` uses:
     ``objective``, ``gradient``, ``information``, ``scoring`` and ``ntotal``."""
 
@@ -150,6 +160,10 @@ class WLSEstimator:
         ov_ix = {v: k for k, v in enumerate(blk.ov)}
         th_item, th_pos = [], []
         for label in st.thresholds.index:
+            if label.endswith("~1"):  # a continuous variable's mean (its statistic is minus the mean)
+                th_item.append(ov_ix[label[:-2]])
+                th_pos.append(-1)
+                continue
             item, t = label.split("|")
             key = (ov_ix[item], t)
             if key not in pt_index:
@@ -161,12 +175,19 @@ class WLSEstimator:
             (j, t), _ = next(iter(pt_index.items()))
             raise InputError(f"item {blk.ov[j]!r} has threshold {t} in the model but fewer categories in the data of "
                              f"group {blk.index}; every category must be observed in every group")
+        var_item = np.array([ov_ix[v] for v in st.continuous], dtype=int)
+        has_delta = np.zeros(blk.p, dtype=bool)
+        has_delta[blk.row[blk.matrix == "delta"]] = True
         return {"th_item": np.array(th_item, dtype=int), "th_pos": np.array(th_pos, dtype=int),
-                "ii": st.pairs[:, 0], "jj": st.pairs[:, 1], "nth": len(th_item)}
+                "mean": np.array(th_pos, dtype=int) < 0, "var_item": var_item, "has_delta": has_delta,
+                "ii": st.pairs[:, 0], "jj": st.pairs[:, 1], "nth": len(th_item), "nuni": len(th_item) + len(var_item)}
 
     # ------------------------------------------------------------------ implied statistics
     def _delta(self, g: int, mats: dict) -> np.ndarray:
-        return mats["delta"] if "delta" in mats else np.ones(self.model.blocks[g].p)
+        """The scale factors of the block's variables: an ordered item's delta, 1 for a continuous one."""
+        if "delta" not in mats:
+            return np.ones(self.model.blocks[g].p)
+        return np.where(self._layout[g]["has_delta"], mats["delta"], 1.0)
 
     def implied(self, x: np.ndarray) -> list[np.ndarray]:
         """Per group the implied thresholds and correlations, in the order of the sample statistics."""
@@ -174,19 +195,22 @@ class WLSEstimator:
         for g, st in enumerate(self.model.state(x)):
             lay = self._layout[g]
             d = self._delta(g, st)
-            th = (st["tau"][lay["th_pos"]] - st["mu"][lay["th_item"]]) * d[lay["th_item"]] if lay["nth"] else \
-                np.zeros(0)
-            ii, jj = lay["ii"], lay["jj"]
-            out.append(np.concatenate([th, d[ii] * d[jj] * st["sigma"][ii, jj]]))
+            tau = np.where(lay["mean"], 0.0, st["tau"][lay["th_pos"]]) if lay["nth"] else np.zeros(0)
+            th = (tau - st["mu"][lay["th_item"]]) * d[lay["th_item"]]  # minus the mean of a continuous one
+            ii, jj, vi = lay["ii"], lay["jj"], lay["var_item"]
+            out.append(np.concatenate([th, st["sigma"][vi, vi], d[ii] * d[jj] * st["sigma"][ii, jj]]))
         return out
 
     def implied_correlation(self, x: np.ndarray) -> list[np.ndarray]:
-        """Per group the implied correlation matrix :math:`\\Sigma^*` of the latent responses."""
+        """Per group the implied correlation matrix :math:`\\Sigma^*` of the latent responses
+        (with continuous variables: their implied variances and covariances)."""
         out = []
         for g, st in enumerate(self.model.state(x)):
             d = self._delta(g, st)
             r = d[:, None] * st["sigma"] * d[None, :]
-            np.fill_diagonal(r, 1.0)
+            ordered = np.ones(len(d), dtype=bool)
+            ordered[self._layout[g]["var_item"]] = False
+            r[np.flatnonzero(ordered), np.flatnonzero(ordered)] = 1.0
             out.append(r)
         return out
 
@@ -200,15 +224,16 @@ class WLSEstimator:
             pos = np.flatnonzero(model.free[blk.rows] > 0)
             mat, row = blk.matrix[pos], blk.row[pos]
             d = self._delta(g, st)
-            ii, jj, ti, tp = lay["ii"], lay["jj"], lay["th_item"], lay["th_pos"]
-            jac = np.concatenate([-d[ti][None, :] * dm[:, ti], (d[ii] * d[jj])[None, :] * ds[:, ii, jj]], axis=1)
+            ii, jj, ti, tp, vi = lay["ii"], lay["jj"], lay["th_item"], lay["th_pos"], lay["var_item"]
+            jac = np.concatenate([-d[ti][None, :] * dm[:, ti], ds[:, vi, vi], (d[ii] * d[jj])[None, :] * ds[:, ii, jj]],
+                                 axis=1)
             for k in np.flatnonzero(mat == "tau"):
                 jac[k, :lay["nth"]] += np.where(tp == row[k], d[ti], 0.0)
             sig, mu = st["sigma"], st["mu"]
             for k in np.flatnonzero(mat == "delta"):
                 j = row[k]
                 jac[k, :lay["nth"]] += np.where(ti == j, st["tau"][tp] - mu[ti], 0.0)
-                jac[k, lay["nth"]:] += ((ii == j) * d[jj] + (jj == j) * d[ii]) * sig[ii, jj]
+                jac[k, lay["nuni"]:] += ((ii == j) * d[jj] + (jj == j) * d[ii]) * sig[ii, jj]
             full = np.zeros((q, jac.shape[1]))
             if len(np.unique(index)) == len(index):
                 full[index] = jac
@@ -378,8 +403,10 @@ def _catml_robust(est: "WLSEstimator", x: np.ndarray, dlts: list[np.ndarray], e_
 
     NaN with the reason, as lavaan's NA: a polychoric matrix not positive definite, or a model
     whose catML refit lavaan 0.6-14 cannot build (free means or scale factors, constraints on
-    thresholds: ``plain`` False)."""
+    thresholds: ``plain`` False), or continuous variables among the items (lavaan: NA)."""
     nan = fitm.RobustStatistics(np.nan, np.nan, np.nan, np.nan)
+    if any(len(st.variances) for st in est.stats):  # continuous variables: lavaan 0.6-14 gives NA
+        return nan, ""
     cors = [st.correlation.to_numpy() for st in est.stats]
     if any(np.linalg.eigvalsh(r).min() < _SQRT_EPS for r in cors):
         return nan, ("a polychoric correlation matrix is not positive definite: the robust fit indices (cfi_robust, "
@@ -393,15 +420,15 @@ def _catml_robust(est: "WLSEstimator", x: np.ndarray, dlts: list[np.ndarray], e_
     for n, r, s in zip(est.nobs, cors, sig):
         t3 += n * (np.linalg.slogdet(s)[1] + np.sum(r * np.linalg.inv(s)) - np.linalg.slogdet(r)[1] - len(r))
         t30 -= n * np.linalg.slogdet(r)[1]
-    d_rho = np.vstack([d[lay["nth"]:] for d, lay in zip(dlts, est._layout)])
-    w_rho = np.concatenate([f * w[lay["nth"]:] for f, w, lay in zip(fg, est.weight, est._layout)])
+    d_rho = np.vstack([d[lay["nuni"]:] for d, lay in zip(dlts, est._layout)])
+    w_rho = np.concatenate([f * w[lay["nuni"]:] for f, w, lay in zip(fg, est.weight, est._layout)])
     proj = e_inv @ (d_rho.T * w_rho[None, :])  # E^-1 Delta' W (q x K)
     sizes = [len(lay["ii"]) for lay in est._layout]
     starts = np.concatenate([[0], np.cumsum(sizes)])
     ks = kbs = 0.0
     for g, st in enumerate(est.stats):
         lay = est._layout[g]
-        z = np.sqrt(n_tot) * st.influence[:, lay["nth"]:]  # Gamma_rho,g / f_g = Z'Z
+        z = np.sqrt(n_tot) * st.influence[:, lay["nuni"]:]  # Gamma_rho,g / f_g = Z'Z
         kbs += float(np.sum(z * z))
         cols = slice(starts[g], starts[g + 1])
         hz = z @ proj[:, cols].T  # the cases' E^-1 Delta' W z
@@ -424,64 +451,97 @@ def _catml_robust(est: "WLSEstimator", x: np.ndarray, dlts: list[np.ndarray], e_
 # --------------------------------------------------------------------------- the fit
 
 
-def _group_parts(model: Model, data: pd.DataFrame, group: str | None,
-                 group_labels) -> tuple[list[pd.DataFrame], list[str]]:
+def _means(blk, st: OrdinalStatistics) -> np.ndarray:
+    """Sample means of a block's variables: a continuous variable's mean, 0 for an ordered item."""
+    mean = np.zeros(blk.p)
+    for label, value in st.thresholds.items():
+        if label.endswith("~1"):
+            mean[list(blk.ov).index(label[:-2])] = -value
+    return mean
+
+
+def _group_parts(model: Model, data: pd.DataFrame, group: str | None, group_labels, missing: str = "listwise",
+                 items: list[str] = ()) -> tuple[list[pd.DataFrame], list[str]]:
+    """The rows of each group (listwise: complete; pairwise: some item answered); ``items`` (the
+    ordered ones) checked as ordinal data, before and after the rows are chosen."""
     ovs = list(dict.fromkeys(v for blk in model.blocks for v in blk.ov))
     absent = [v for v in ovs if v not in data.columns]
     if absent:
         raise InputError(f"data: column(s) {', '.join(absent)} of the model not found")
     if group is not None and group not in data.columns:
         raise InputError(f"data: group column {group!r} not found")
-    keep = data[ovs].notna().all(axis=1)
+    if items:
+        check_items(data, list(items), 20, minimum=1)  # before rows are dropped: the row numbers are the data's
+    # listwise: complete rows; pairwise: rows with some item answered (lavaan ignores empty cases)
+    keep = data[ovs].notna().all(axis=1) if missing == "listwise" else data[ovs].notna().any(axis=1)
     if group is not None:
         keep &= data[group].notna()
     d = data.loc[keep]
     if not len(d):
         raise InputError(f"data: no row has every item of the model observed ({len(data)} rows); WLSMV/ULSMV delete "
-                         "incomplete rows listwise")
+                         "incomplete rows listwise (missing='pairwise' uses every answered pair)"
+                         if missing == "listwise" else f"data: no row has an item of the model observed")
     if group is None:
-        return [d[ovs].reset_index(drop=True)], [""]
-    gcol = d[group].astype(str)
-    labels = list(group_labels) if group_labels is not None else list(dict.fromkeys(gcol))
-    unknown = [g for g in labels if g not in set(gcol)]
-    if unknown:
-        raise InputError(f"data: group {unknown[0]!r} not found in column {group!r}")
-    return [d.loc[gcol == g, ovs].reset_index(drop=True) for g in labels], labels
+        parts, labels = [d[ovs].reset_index(drop=True)], [""]
+    else:
+        gcol = d[group].astype(str)
+        labels = list(group_labels) if group_labels is not None else list(dict.fromkeys(gcol))
+        unknown = [g for g in labels if g not in set(gcol)]
+        if unknown:
+            raise InputError(f"data: group {unknown[0]!r} not found in column {group!r}")
+        parts = [d.loc[gcol == g, ovs].reset_index(drop=True) for g in labels]
+    for part in parts:
+        check_categories(part, list(items))
+    return parts, labels
 
 
 def _check_ordinal_model(model: Model, ordered) -> None:
+    """The table is one WLSMV/ULSMV fits: some ordered items (with thresholds and ``~*~`` rows);
+    the other observed variables continuous (lavaan's ``ordered = c(some items)``), no observed
+    variable in a regression (lavaan's ``conditional.x``)."""
     pt = model.partable
     for blk in model.blocks:
         op = pt["op"].to_numpy()[blk.rows]
         lhs = pt["lhs"].to_numpy()[blk.rows]
         with_th = set(lhs[op == "|"])
-        cont = [v for v in blk.ov if v not in with_th]
-        if cont:
-            raise InputError(f"variable(s) {', '.join(cont)} have no thresholds: WLSMV/ULSMV here need every observed "
-                             "variable ordered (build the table with lavaanify(..., ordered={item: categories})); "
-                             "continuous indicators and observed covariates with ordered items are not supported yet")
+        if not with_th:
+            raise InputError("no ordered item (no thresholds in the parameter table): WLSMV/ULSMV here are for ordered "
+                             "items (build the table with lavaanify(..., ordered={item: categories})); fit continuous "
+                             "data by ML or MLR")
         if blk.dummy:
-            raise InputError(f"ordered item(s) {', '.join(blk.dummy)} in a regression or covariance with a latent: "
-                             "not supported with WLSMV/ULSMV yet; regress the factors instead")
+            raise InputError(f"observed variable(s) {', '.join(blk.dummy)} in a regression or covariance with a "
+                             "latent: not supported with WLSMV/ULSMV yet (lavaan's conditional.x); regress the "
+                             "factors instead")
         if ordered is not None:
-            missing = [v for v in blk.ov if v not in set(ordered)]
+            missing = [v for v in blk.ov if v in with_th and v not in set(ordered)]
             if missing:
                 raise InputError(f"item(s) {', '.join(missing)} have thresholds in the parameter table but are not in "
                                  "'ordered'")
+            no_th = [v for v in blk.ov if v in set(ordered) and v not in with_th]
+            if no_th:
+                raise InputError(f"item(s) {', '.join(no_th)} are in 'ordered' but have no thresholds in the parameter "
+                                 "table (build it with lavaanify(..., ordered={item: categories}))")
         theta_items = set(lhs[(op == "~*~")])
         if with_th - theta_items:
             raise InputError("ordered items without a scale factor (~*~ row): the parameter table must use lavaan's "
                              "delta parameterization (lavaanify(..., ordered=...) builds it)")
+        if theta_items - with_th:
+            raise InputError(f"variable(s) {', '.join(sorted(theta_items - with_th))} have a scale factor (~*~) but no "
+                             "thresholds")
 
 
 def fit_wls(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
             group_labels: list[str] | None = None, estimator: str = "WLSMV", ordered=None, level: float = 0.95,
-            max_iter: int = 500, std_se: bool = True) -> EngineFit:
+            max_iter: int = 500, std_se: bool = True, missing: str = "listwise") -> EngineFit:
     """Fit the model of a lavaan parameter table with ordered items by WLSMV or ULSMV.
 
     The table comes from :func:`analysis.sem.partable.lavaanify` with ``ordered`` (thresholds,
     ``~*~`` rows, the items' means and variances fixed), as lavaan's ``parTable``. Rows with a
-    missing item are dropped (lavaan's ``missing = "listwise"``). ``ordered`` (item names), when
+    missing item are dropped (lavaan's ``missing = "listwise"``); ``missing = "pairwise"``
+    computes each threshold from the cases that answered its item and each polychoric
+    correlation from the cases that answered both items, with lavaan's pairwise NACOV
+    (:func:`analysis.sem.ordinal.ordinal_statistics`; every formula below unchanged, with
+    :math:`n_g` the cases with some item answered). ``ordered`` (item names), when
     given, must be the items with thresholds. ``std_se = False`` skips the delta-method SEs of
     the standardised solutions (NaN). See the module docstring for every formula.
 
@@ -501,7 +561,7 @@ def fit_wls(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None
     Raises
     ------
     InputError
-        As :func:`analysis.wlsmv.ordinal_statistics` (items not whole numbers, a single
+        As :func:`analysis.sem.ordinal.ordinal_statistics` (items not whole numbers, a single
         category, ...), a variable without thresholds, categories of an item that differ
         between the data and the table, negative degrees of freedom, or an information matrix
         singular at the solution (the parameters involved are named).
@@ -511,16 +571,23 @@ def fit_wls(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None
     estimator = str(estimator).upper()
     if estimator not in WLS_ESTIMATORS:
         raise InputError(f"estimator must be one of {', '.join(WLS_ESTIMATORS)}, got {estimator!r}")
+    if missing not in MISSING_METHODS:
+        raise InputError(f"missing: {estimator} takes 'listwise' (lavaan's default) or 'pairwise', got {missing!r}")
     model = build_model(partable)  # its normalised copy drops lavaanify's attrs (model.normalise_partable)
+    pt = model.partable
+    items = list(ordered) if ordered is not None else list(dict.fromkeys(pt.loc[pt["op"] == "|", "lhs"]))
+    parts, labels = _group_parts(model, data, group, group_labels, missing, [v for v in items if v in data.columns])
     _check_ordinal_model(model, ordered)
     constraints = build_constraints(model.partable)
-    parts, labels = _group_parts(model, data, group, group_labels)
     if len(parts) != model.ngroups:
         raise InputError(f"the model has {model.ngroups} group(s) but the data {len(parts)} "
                          f"({'column ' + repr(group) if group else 'no group column'})")
-    ostats = [ordinal_statistics(part, list(blk.ov)) for part, blk in zip(parts, model.blocks)]
+    with_th = set(pt.loc[pt["op"] == "|", "lhs"])
+    ostats = [ordinal_statistics(part, list(blk.ov), missing=missing,
+                                 continuous=[v for v in blk.ov if v not in with_th])
+              for part, blk in zip(parts, model.blocks)]
     est = WLSEstimator(model, ostats, estimator)
-    pseudo = [SampleStats(label=lab, ov=blk.ov, n=st.n, cov=st.correlation.to_numpy(), mean=np.zeros(blk.p))
+    pseudo = [SampleStats(label=lab, ov=blk.ov, n=st.n, cov=st.covariance.to_numpy(), mean=_means(blk, st))
               for lab, blk, st in zip(labels, model.blocks, ostats)]
     x0 = _start(model, pseudo, ostats)
     q = model.nfree
@@ -556,10 +623,9 @@ def fit_wls(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None
     vcov = e_inv @ meat @ e_inv / (n_tot - n_groups)
     params = parameter_estimates(model, constraints, x, vcov, level=level, group_labels=labels, std_se=std_se)
     params = _residual_rows(model, params, x, vcov, std_se)
-    variances = params[(params["op"] == "~~") & (params["lhs"] == params["rhs"])]
-    for row in variances[variances["est"] < 0].itertuples():  # free or computed (an item's theta_jj)
-        notes.append(f"Heywood case: the variance of {row.lhs} is negative ({row.est:.3f})"
-                     + (f" in group {row.group_label}" if len(labels) > 1 else ""))
+    for note in inadmissible_notes(model, x, params):  # variances free or computed (an item's theta_jj)
+        notes.append(note)
+        warnings.warn(note, InadmissibleWarning, stacklevel=2)
 
     resid = [s - e for s, e in zip(est.sample, est.implied(x))]
     chisq = float(sum((n - 1) * np.sum(w * r * r) for n, w, r in zip(est.nobs, est.weight, resid)))
@@ -576,7 +642,7 @@ def fit_wls(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None
     scaled = _scaled_shifted(chisq, df, tr1, tr2)
     base_chisq, base_df, b_tr1, b_tr2 = 0.0, 0, 0.0, 0.0
     for n, w, s, lay, st in zip(est.nobs, est.weight, est.sample, est._layout, ostats):
-        nth = lay["nth"]
+        nth = lay["nuni"]  # thresholds, means and variances: free in the baseline
         base_chisq += (n - 1) * float(np.sum(w[nth:] * s[nth:] ** 2))
         base_df += len(s) - nth
         y = st.influence[:, nth:] * np.sqrt(w[nth:])[None, :]
@@ -599,13 +665,14 @@ def fit_wls(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None
         warnings.warn(robust_note, GapscaleWarning, stacklevel=2)
     cors = est.implied_correlation(x)
     implied_stats = est.implied(x)
-    th_obs = [s[:lay["nth"]] for s, lay in zip(est.sample, est._layout)]
-    th_est = [e[:lay["nth"]] for e, lay in zip(implied_stats, est._layout)]
+    # the thresholds proper (not the continuous variables' means), as lavaan's residuals
+    th_obs = [s[:lay["nth"]][~lay["mean"]] for s, lay in zip(est.sample, est._layout)]
+    th_est = [e[:lay["nth"]][~lay["mean"]] for e, lay in zip(implied_stats, est._layout)]
     fit_measures = fitm.fit_measures(
         npar=int(q - opt.eq_rank), ntotal=n_tot, chisq=chisq, df=df, baseline_chisq=base_chisq,
         baseline_df=base_df, n_groups=n_groups, estimator=estimator, fmin=chisq / (2 * n_tot), scaled=scaled,
         baseline_scaled=base_scaled, robust=robust,
-        residuals=fitm.residual_measures([st.correlation.to_numpy() for st in ostats], cors, est.nobs,
+        residuals=fitm.residual_measures([st.covariance.to_numpy() for st in ostats], cors, est.nobs,
                                          sample_thresholds=th_obs, implied_thresholds=th_est, categorical=True),
         gfi_value=fitm.gfi(est.sample, implied_stats, est.weight, est.nobs), nel=ndat, categorical=True)
     # lavaan 0.6-14's WRMR counts the sample statistics of the first group only (its
@@ -613,8 +680,9 @@ def fit_wls(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None
     fit_measures["wrmr"] = fitm.wrmr(chisq, k_sizes[0])
     if estimator == "ULSMV":  # lavaan: the ULS statistic has no reference distribution
         fit_measures["pvalue"] = fit_measures["baseline_pvalue"] = float("nan")
-    implied = tuple((pd.DataFrame(c, index=blk.ov, columns=blk.ov), pd.Series(t, index=st.thresholds.index))
-                    for c, t, blk, st in zip(cors, th_est, model.blocks, ostats))
+    implied = tuple((pd.DataFrame(c, index=blk.ov, columns=blk.ov),
+                     pd.Series(e[:lay["nth"]], index=st.thresholds.index))
+                    for c, e, lay, blk, st in zip(cors, implied_stats, est._layout, model.blocks, ostats))
     return EngineFit(parameters=params, fit=fit_measures, x=x, vcov=vcov, information=info, model=model,
                      stats=tuple(pseudo), group_labels=tuple(labels), implied=implied, optimum=opt,
                      converged=opt.converged, warnings=tuple(notes), estimator=est)

@@ -32,6 +32,7 @@ record <- function(fit, model, data_name, group = NULL, group_equal = character(
   rs <- resid(fit, type = "standardized")
   if (ngroups == 1) rs <- list(rs)
   res <- lapply(rs, function(r) list(cov = unclass(r$cov), mean = if (is.null(r$mean)) NULL else unclass(r$mean),
+                                        th = if (is.null(r$th)) NULL else as.list(unclass(r$th)),
                                         names = rownames(r$cov)))
   fm <- fitMeasures(fit)
   list(model = model, data = data_name, group = group, group_equal = group_equal,
@@ -60,5 +61,52 @@ PATH <- '
 out$cases$mimic <- record(sem(MIMIC, data = hs), MIMIC, "hs_engine.csv")
 out$cases$mimic_school <- record(sem(MIMIC, data = hs, group = "school"), MIMIC, "hs_engine.csv", "school")
 out$cases$path <- record(sem(PATH, data = pd), PATH, "political_democracy.csv")
+
+# FIML (missing = "ml"): hs_missing_cov.csv (written by engine_fiml.R: hs_missing.csv, 10% of the
+# cells missing, with school, sex and ageyr, ageyr missing in 6 rows). lavaan's EM for the
+# saturated moments (the residuals are EM moments minus implied ones) run to 1e-12, as the engine's.
+hsm <- read.csv("tests/reference/hs_missing_cov.csv")
+MIMIC_X <- '
+  visual  =~ x1 + x2 + x3
+  textual =~ x4 + x5 + x6
+  visual + textual ~ ageyr + sex
+'
+tight <- list(em.h1.tol = 1e-12, em.h1.iter.max = 100000L)
+fiml <- function(fun, model, ...) do.call(fun, c(list(model, data = hsm, missing = "ml"), tight, list(...)))
+with_opts <- function(x, ...) c(x, list(...))
+out$cases$hs3_fiml <- with_opts(record(fiml("cfa", HS), HS, "hs_missing_cov.csv"), missing = "fiml")
+out$cases$hs_school_fiml <- with_opts(record(fiml("cfa", HS, group = "school"), HS, "hs_missing_cov.csv", "school"),
+                                      missing = "fiml")
+out$cases$hs_school_fiml_metric <- with_opts(record(fiml("cfa", HS, group = "school", group.equal = "loadings"), HS,
+                                                    "hs_missing_cov.csv", "school", "loadings"), missing = "fiml")
+out$cases$mimic_fiml <- with_opts(record(fiml("sem", MIMIC_X), MIMIC_X, "hs_missing_cov.csv"), missing = "fiml")
+# robust ML: complete data (MLR, MLM) and FIML (MLR)
+out$cases$hs3_mlr <- with_opts(record(cfa(HS, data = hs, estimator = "MLR"), HS, "hs_engine.csv"), estimator = "MLR")
+out$cases$hs3_mlm <- with_opts(record(cfa(HS, data = hs, estimator = "MLM"), HS, "hs_engine.csv"), estimator = "MLM")
+out$cases$mimic_school_mlr <- with_opts(record(sem(MIMIC, data = hs, group = "school", estimator = "MLR"), MIMIC,
+                                               "hs_engine.csv", "school"), estimator = "MLR")
+out$cases$hs3_mlr_fiml <- with_opts(record(fiml("cfa", HS, estimator = "MLR"), HS, "hs_missing_cov.csv"),
+                                    missing = "fiml", estimator = "MLR")
+
+# WLSMV / ULSMV: bfi_1000.csv, 15 items ordered (6 categories), complete cases (lavaan's listwise)
+bfi <- read.csv("tests/reference/bfi_1000.csv")
+items <- c(paste0("A", 1:5), paste0("C", 1:5), paste0("E", 1:5))
+BFI <- '
+  agree =~ A1 + A2 + A3 + A4 + A5
+  consc =~ C1 + C2 + C3 + C4 + C5
+  extra =~ E1 + E2 + E3 + E4 + E5
+'
+BFI_SEM <- paste(BFI, "consc ~ agree\nextra ~ consc\n")
+ord <- function(fun, model, estimator, group = NULL, ...) {
+  args <- list(model, data = bfi[, c(items, group)], ordered = items, estimator = estimator, ...)
+  if (!is.null(group)) args$group <- group
+  do.call(fun, args)
+}
+wls <- function(x, estimator) c(x, list(estimator = estimator, ordered = items))
+out$cases$cfa_wlsmv <- wls(record(ord("cfa", BFI, "WLSMV"), BFI, "bfi_1000.csv"), "WLSMV")
+out$cases$cfa_ulsmv <- wls(record(ord("cfa", BFI, "ULSMV"), BFI, "bfi_1000.csv"), "ULSMV")
+out$cases$sem_wlsmv <- wls(record(ord("sem", BFI_SEM, "WLSMV"), BFI_SEM, "bfi_1000.csv"), "WLSMV")
+out$cases$mg_wlsmv <- wls(record(ord("cfa", BFI, "WLSMV", group = "gender", group.equal = c("thresholds", "loadings")),
+                                 BFI, "bfi_1000.csv", "gender", c("thresholds", "loadings")), "WLSMV")
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, na = "null", matrix = "rowmajor", pretty = FALSE),
            "tests/reference/engine_diagnostics.json")

@@ -3,7 +3,8 @@
 # Run from the repository root: Rscript tests/reference/engine_wls.R
 # Writes tests/reference/engine_wls.json.
 #
-# Models (items A1-A5, C1-C5, E1-E5, all ordered; rows with a missing item dropped listwise):
+# Models (items A1-A5, C1-C5, E1-E5, all ordered; rows with a missing item dropped listwise,
+# except the pairwise_* models):
 #   cfa_wlsmv, cfa_ulsmv   three correlated factors;
 #   sem_wlsmv, sem_ulsmv   the same factors with consc ~ a*agree, extra ~ b*consc (a full
 #                          mediation, one df more than the CFA) and the indirect effect ind := a*b;
@@ -15,6 +16,9 @@
 #                          the ordinal invariance ladder across gender as semTools builds it
 #                          (measEq.syntax, ID.cat = "Wu.Estabrook.2016", ID.fac = "std.lv",
 #                          parameterization delta), its parTable given to the engine as is;
+#   pairwise_cfa_wlsmv, pairwise_sem_ulsmv, pairwise_mg
+#                          missing = "pairwise" (the CFA by WLSMV with its wls.obs and gamma, the
+#                          SEM by ULSMV, two groups with thresholds and loadings equal by WLSMV);
 #   lrt                    lavTestLRT of nested pairs (WLSMV's scaled-and-shifted difference test).
 suppressPackageStartupMessages({library(lavaan); library(semTools); library(jsonlite)})
 stopifnot(packageVersion("lavaan") == "0.6.14")
@@ -46,10 +50,11 @@ collect <- function(expr, where) {
   })
 }
 
-reference <- function(name, model, estimator, group = NULL, group.equal = "") {
+reference <- function(name, model, estimator, group = NULL, group.equal = "", missing = "listwise") {
   dd <- d[, c(items, if (!is.null(group)) group)]
   fit <- collect(sem(model, data = dd, ordered = items, estimator = estimator, group = group,
-                     group.equal = group.equal), name)
+                     group.equal = group.equal, missing = missing), name)
+  stopifnot(lavInspect(fit, "options")$missing == missing)
   opts <- lavInspect(fit, "options")
   stopifnot(opts$parameterization == "delta", opts$test == "scaled.shifted")
   fits[[name]] <<- fit
@@ -61,7 +66,15 @@ reference <- function(name, model, estimator, group = NULL, group.equal = "") {
   if (is.null(pe$group)) pe$group <- 1L
   ss <- standardizedSolution(fit)
   pt <- parTable(fit)
-  list(model = model, estimator = estimator, group = if (is.null(group)) NA else group,
+  extra <- list()
+  if (is.null(group) && missing == "pairwise") {
+    gam <- lavInspect(fit, "gamma")
+    if (is.list(gam)) gam <- gam[[1]]
+    obs <- unlist(lavInspect(fit, "wls.obs"))
+    extra <- list(wls_obs = unname(obs), wls_obs_names = names(obs), gamma_diag = unname(diag(gam)),
+                  gamma_first_row = unname(gam[1, ]))
+  }
+  c(extra, list(model = model, estimator = estimator, missing = missing, group = if (is.null(group)) NA else group,
        group_equal = group.equal, group_labels = lavInspect(fit, "group.label"),
        fit = fit_values,
        test = list(stat = test$stat, scaling.factor = test$scaling.factor,
@@ -72,7 +85,7 @@ reference <- function(name, model, estimator, group = NULL, group.equal = "") {
        std_all_se = ss$se,
        partable = pt[, c("lhs", "op", "rhs", "block", "group", "free", "ustart", "exo", "label", "plabel")],
        shift_parameters = test$shift.parameter,
-       optim = list(iterations = lavInspect(fit, "iterations"), converged = lavInspect(fit, "converged")))
+       optim = list(iterations = lavInspect(fit, "iterations"), converged = lavInspect(fit, "converged"))))
 }
 
 ladder <- function(name, equal) {
@@ -111,7 +124,12 @@ out <- list(
   ladder_configural = ladder("ladder_configural", ""),
   ladder_thresholds = ladder("ladder_thresholds", "thresholds"),
   ladder_loadings = ladder("ladder_loadings", c("thresholds", "loadings")),
-  ladder_intercepts = ladder("ladder_intercepts", c("thresholds", "loadings", "intercepts"))
+  ladder_intercepts = ladder("ladder_intercepts", c("thresholds", "loadings", "intercepts")),
+  # missing = "pairwise": thresholds and polychorics on the available cases of bfi_1000.csv
+  pairwise_cfa_wlsmv = reference("pairwise_cfa_wlsmv", meas, "WLSMV", missing = "pairwise"),
+  pairwise_sem_ulsmv = reference("pairwise_sem_ulsmv", sem_model, "ULSMV", missing = "pairwise"),
+  pairwise_mg = reference("pairwise_mg", meas, "WLSMV", group = "gender", group.equal = c("thresholds", "loadings"),
+                          missing = "pairwise")
 )
 # Scaled-and-shifted chi-square difference tests of nested models (lavTestLRT's default for
 # WLSMV: Satorra 2000, A.method = "delta", scaled.shifted = TRUE).

@@ -1,5 +1,7 @@
-# Reference values for gapscale's multi-group CFA and invariance ladder, from lavaan 0.6 and
-# semTools on Holzinger & Swineford (1939) by school.
+# Reference values for gapscale's multi-group CFA and invariance ladder, from lavaan 0.6-14 and
+# semTools 0.5-6 on Holzinger & Swineford (1939) by school (ML, FIML, MLR and MLM ladders, the
+# structural comparison by ML and MLR) and on psych::bfi items by gender (the ordinal WLSMV ladder
+# of measEq.syntax, ID.cat = "Wu.Estabrook.2016"; reads tests/reference/bfi_1000.csv).
 # Run from the repository root: Rscript tests/reference/invariance.R
 # Reads tests/reference/hs_full.csv and hs_missing.csv (written by cfa.R); writes
 # tests/reference/hs_sex.csv (id, sex: the second grouping of the four-group case) and
@@ -99,5 +101,100 @@ fscal <- cfa(model, data = hsm, group = "school", missing = "fiml", group.equal 
 opts <- lavInspect(fconf, "options")
 out$fiml <- list(information = opts$information[1], group_label = lavInspect(fconf, "group.label"),
                  configural = summarise(fconf), scalar = summarise(fscal), lrt = lrt(fconf, fscal))
+
+# --- Robust ladders by school (continuous items): MLR and MLM, Satorra-Bentler (2001) scaled
+# differences (lavTestLRT's default for both), compareFit's robust indices.
+robust_measures <- c(measures, "chisq.scaled", "df.scaled", "pvalue.scaled", "chisq.scaling.factor",
+                     "cfi.scaled", "tli.scaled", "rmsea.scaled", "cfi.robust", "tli.robust", "rmsea.robust")
+robust_summary <- function(fit) {
+  s <- summarise(fit)
+  s$fit <- as.list(fitMeasures(fit, robust_measures))
+  s
+}
+robust_ladder <- function(estimator) {
+  fits <- list(configural = cfa(model, data = hs, group = "school", estimator = estimator),
+               metric = cfa(model, data = hs, group = "school", estimator = estimator, group.equal = "loadings"),
+               scalar = cfa(model, data = hs, group = "school", estimator = estimator,
+                            group.equal = c("loadings", "intercepts")),
+               strict = cfa(model, data = hs, group = "school", estimator = estimator,
+                            group.equal = c("loadings", "intercepts", "residuals")))
+  res <- lapply(fits, robust_summary)
+  res$lrt <- lrt(fits$configural, fits$metric, fits$scalar, fits$strict, method = "satorra.bentler.2001")
+  cf <- compareFit(fits$configural, fits$metric, fits$scalar, fits$strict)
+  res$compare_fit <- as.data.frame(cf@fit)[, c("chisq.scaled", "cfi.robust", "rmsea.robust", "srmr")]
+  res$partial_scalar <- robust_summary(cfa(model, data = hs, group = "school", estimator = estimator,
+                                           group.equal = c("loadings", "intercepts"),
+                                           group.partial = c("x3 ~ 1", "x7 ~ 1")))
+  res$partial_lrt <- lrt(fits$metric, cfa(model, data = hs, group = "school", estimator = estimator,
+                                          group.equal = c("loadings", "intercepts"),
+                                          group.partial = c("x3 ~ 1", "x7 ~ 1")), method = "satorra.bentler.2001")
+  res
+}
+out$mlr <- robust_ladder("MLR")
+out$mlm <- robust_ladder("MLM")
+# Structural comparison by MLR: SB2001 difference free vs equal, robust Wald tests per path.
+rfree <- sem(structural, data = hs, group = "school", group.equal = "loadings", estimator = "MLR")
+requal <- sem(structural, data = hs, group = "school", group.equal = c("loadings", "regressions"), estimator = "MLR")
+rwfit <- sem(labelled, data = hs, group = "school", group.equal = "loadings", estimator = "MLR")
+rwald <- function(constraint) {
+  w <- lavTestWald(rwfit, constraints = constraint)
+  list(chisq = w$stat, df = w$df, pvalue = w$p.value)
+}
+out$mlr_structural <- list(free = robust_summary(rfree), equal = robust_summary(requal),
+                           lrt = lrt(rfree, requal, method = "satorra.bentler.2001"),
+                           wald = list(`textual~visual` = rwald("b1.1 == b1.2"), `speed~visual` = rwald("b2.1 == b2.2"),
+                                       `speed~textual` = rwald("b3.1 == b3.2")))
+
+# --- The ordinal ladder (WLSMV, delta parameterization) on psych::bfi items A1-A5, C1-C5,
+# E1-E5 by gender (tests/reference/bfi_1000.csv), as semTools' measEq.syntax builds it with
+# ID.fac = "std.lv", ID.cat = "Wu.Estabrook.2016"; lavTestLRT's scaled-and-shifted differences;
+# compareFit's indices (scaled: lavaan's robust ones are NA with equal thresholds); a partial
+# scalar model with the intercept of E1 free, and equal thresholds but A1's second.
+bfi <- read.csv("tests/reference/bfi_1000.csv")
+items <- c(paste0("A", 1:5), paste0("C", 1:5), paste0("E", 1:5))
+bfi_model <- "agree =~ A1 + A2 + A3 + A4 + A5
+consc =~ C1 + C2 + C3 + C4 + C5
+extra =~ E1 + E2 + E3 + E4 + E5"
+ord_measures <- c("npar", "chisq", "df", "pvalue", "chisq.scaled", "df.scaled", "pvalue.scaled",
+                  "chisq.scaling.factor", "cfi", "tli", "rmsea", "cfi.scaled", "tli.scaled", "rmsea.scaled",
+                  "cfi.robust", "rmsea.robust", "srmr", "ntotal")
+ordinal_fit <- function(equal, partial = "") {
+  measEq.syntax(configural.model = bfi_model, data = bfi[, c(items, "gender")], ordered = items,
+                parameterization = "delta", ID.fac = "std.lv", ID.cat = "Wu.Estabrook.2016", group = "gender",
+                group.equal = equal, group.partial = partial, estimator = "WLSMV", return.fit = TRUE)
+}
+ord_summary <- function(fit) {
+  pe <- parameterEstimates(fit, standardized = TRUE)
+  pe <- pe[!(pe$op %in% c("==", ":=")), pe_cols]
+  pe$group <- lavInspect(fit, "group.label")[pe$group]
+  fm <- fitMeasures(fit)
+  list(fit = setNames(lapply(ord_measures, function(m) if (m %in% names(fm)) unname(fm[[m]]) else NA), ord_measures),
+       pe = pe, converged = lavInspect(fit, "converged"))
+}
+ofits <- list(configural = ordinal_fit(""), thresholds = ordinal_fit("thresholds"),
+              metric = ordinal_fit(c("thresholds", "loadings")),
+              scalar = ordinal_fit(c("thresholds", "loadings", "intercepts")))
+out$ordinal <- lapply(ofits, ord_summary)
+out$ordinal$group_label <- lavInspect(ofits$configural, "group.label")
+out$ordinal$lrt <- lapply(2:4, function(k) {
+  t <- lavTestLRT(ofits[[k - 1]], ofits[[k]])
+  list(delta_chisq = t[2, "Chisq diff"], delta_df = t[2, "Df diff"], delta_pvalue = t[2, "Pr(>Chisq)"])
+})
+ocf <- compareFit(ofits$configural, ofits$thresholds, ofits$metric, ofits$scalar)
+out$ordinal$compare_fit <- as.data.frame(ocf@fit)[, c("chisq.scaled", "cfi.scaled", "rmsea.scaled", "srmr")]
+opartial <- ordinal_fit(c("thresholds", "loadings", "intercepts"), partial = "E1 ~ 1")
+out$ordinal$partial_scalar <- ord_summary(opartial)
+out$ordinal$partial_thresholds <- ord_summary(ordinal_fit("thresholds", partial = "A1|t2"))
+t <- lavTestLRT(ofits$metric, opartial)
+out$ordinal$partial_lrt <- list(delta_chisq = t[2, "Chisq diff"], delta_df = t[2, "Df diff"],
+                                delta_pvalue = t[2, "Pr(>Chisq)"])
+
+# --- MLR with FIML (lavaan's missing = "ml", robust.huber.white SEs, Yuan-Bentler scaled test):
+# configural and scalar on hs_missing.csv by school, their SB2001 difference.
+rconf <- cfa(model, data = hsm, group = "school", missing = "fiml", estimator = "MLR")
+rscal <- cfa(model, data = hsm, group = "school", missing = "fiml", estimator = "MLR",
+             group.equal = c("loadings", "intercepts"))
+out$mlr_fiml <- list(group_label = lavInspect(rconf, "group.label"), configural = robust_summary(rconf),
+                     scalar = robust_summary(rscal), lrt = lrt(rconf, rscal, method = "satorra.bentler.2001"))
 
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, na = "null"), "tests/reference/invariance.json")
