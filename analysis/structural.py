@@ -15,10 +15,14 @@ Satorra, A., & Bentler, P. M. (2001). A scaled difference chi-square test statis
     structure analysis. Psychometrika 66, 507-514.
 Raftery, A. E. (1995). Bayesian model selection in social research. Sociological Methodology
     25, 111-163.
+Bentler, P. M., & Satorra, A. (2010). Testing model nesting and equivalence. Psychological
+    Methods 15, 111-123.
 Burnham, K. P., & Anderson, D. R. (2002). Model Selection and Multimodel Inference (2nd ed.).
     Springer.
 """
 from __future__ import annotations
+
+import copy
 
 import numpy as np
 import pandas as pd
@@ -26,11 +30,14 @@ from scipy import stats
 
 from analysis.errors import InputError
 from analysis.sem import robust, wls
+from analysis.sem.constraints import build_constraints
 from analysis.sem.engine import EngineFit
+from analysis.sem.estimate import MLEstimator, optimise
+from analysis.sem.model import SampleStats
 from analysis.sem.fit import chisq_pvalue
 from instrument.lavaan import parse_model
 
-__all__ = ["r_squared", "chisq_difference", "compare_models", "replace_structural", "model_parts", "competing_model",
+__all__ = ["r_squared", "chisq_difference", "nested", "compare_models", "replace_structural", "model_parts", "competing_model",
            "check_competing", "check_competing_entry", "hypotheses_table"]
 
 
@@ -112,14 +119,56 @@ def chisq_difference(restricted: EngineFit, full: EngineFit) -> dict:
             "delta_pvalue": float(test["pvalue"]), "scaled": kind != "ml"}
 
 
+NESTING_TOLERANCE = 1e-6  # N * F of the general model fitted to the restricted one's implied moments
+
+
+def nested(restricted: EngineFit, general: EngineFit) -> bool:
+    """Whether ``restricted`` is nested in ``general``, by Bentler & Satorra's (2010) nesting
+    and equivalence test (NET): ``general`` is fitted (same estimator, starting from its own
+    estimates) to the moments ``restricted`` implies; ``restricted`` is nested when ``general``
+    reproduces them exactly (:math:`N\,F` below :data:`NESTING_TOLERANCE`) and has fewer
+    degrees of freedom. This recognises covariance nesting whatever the parameterisation (latent
+    covariances in place of regressions, a parameter fixed or constrained, a second-order factor
+    in place of the correlations of its first-order factors); models with other observed
+    variables, or ordinal fits with other thresholds structure, are never nested. Complete-data
+    ML is the discrepancy for ML-family fits (their moments are the EM moments under FIML);
+    WLSMV/ULSMV fits use their own least-squares discrepancy on the thresholds and polychorics.
+
+    In R: ``semTools::net(restricted, general)``.
+    """
+    if restricted.fit["df"] <= general.fit["df"]:
+        return False
+    if [tuple(b.ov) for b in restricted.model.blocks] != [tuple(b.ov) for b in general.model.blocks]:
+        return False
+    model = general.model
+    if isinstance(general.estimator, wls.WLSEstimator) or isinstance(restricted.estimator, wls.WLSEstimator):
+        if not (isinstance(general.estimator, wls.WLSEstimator) and isinstance(restricted.estimator, wls.WLSEstimator)):
+            return False
+        implied = restricted.estimator.implied(restricted.x)
+        if [len(v) for v in implied] != [len(v) for v in general.estimator.sample]:
+            return False
+        est = copy.copy(general.estimator)
+        est.sample = implied
+        ntotal = est.ntotal
+    else:
+        stats = [SampleStats(label=st.label, ov=st.ov, n=st.n, cov=sigma.to_numpy(), mean=mu.to_numpy())
+                 for st, (sigma, mu) in zip(general.stats, restricted.implied)]
+        model = model.with_sample(stats)
+        est = MLEstimator(model, stats)
+        ntotal = est.ntotal
+    opt = optimise(est, model, build_constraints(model.partable), general.x)  # not converged: not shown nested
+    return bool(np.isfinite(opt.fmin) and ntotal * opt.fmin < NESTING_TOLERANCE)
+
+
 def compare_models(fits: dict[str, EngineFit], reference: str, criterion: str = "bic") -> pd.DataFrame:
     """One row per model: fit, AIC, BIC (the engine's ``fitMeasures``; NaN for WLSMV/ULSMV,
     which have no likelihood, as lavaan), and the chi-square difference against ``reference``
     (:func:`chisq_difference`).
 
-    Each other model is tested against the reference, the model with more degrees of freedom
-    as the restricted one (so a model nested in the reference, or the reference nested in it,
-    both work); a model with the same df gets no test. ``preferred`` marks the model with the
+    Each other model nested in the reference, or in which the reference is nested
+    (:func:`nested`, the NET; ``nested`` column), is tested against it, the model with more degrees of
+    freedom as the restricted one; a model not recognised as nested gets no test (NaN: only
+    AIC/BIC compare non-nested models). ``preferred`` marks the model with the
     lowest ``criterion`` (``"bic"``, Raftery 1995, or ``"aic"``, Burnham & Anderson 2002) among
     the converged models; none when no converged model has one.
     """
@@ -134,10 +183,12 @@ def compare_models(fits: dict[str, EngineFit], reference: str, criterion: str = 
                "chisq_scaled": f.get("chisq_scaled", np.nan), "cfi": f["cfi"], "tli": f["tli"],
                "rmsea": f["rmsea"], "srmr": f.get("srmr", np.nan), "aic": f.get("aic", np.nan),
                "bic": f.get("bic", np.nan), "converged": fit.converged,
-               "delta_chisq": np.nan, "delta_df": np.nan, "delta_pvalue": np.nan}
+               "nested": False, "delta_chisq": np.nan, "delta_df": np.nan, "delta_pvalue": np.nan}
         if name != reference and f["df"] != fits[reference].fit["df"]:
             pair = (fit, fits[reference]) if f["df"] > fits[reference].fit["df"] else (fits[reference], fit)
-            row.update({k: v for k, v in chisq_difference(*pair).items() if k != "scaled"})
+            if nested(*pair):
+                row["nested"] = True
+                row.update({k: v for k, v in chisq_difference(*pair).items() if k != "scaled"})
         rows.append(row)
     table = pd.DataFrame(rows)
     ok = table["converged"] & table[criterion].notna()

@@ -499,3 +499,27 @@ def test_bootstrap_percentile_intervals_cover_the_truth():
         for kind, h in (("percentile", hits), ("bias-corrected", hits_bc)):
             coverage = np.mean(h[label])
             assert 0.88 <= coverage <= 0.995, (label, kind, coverage)
+
+
+def test_nesting_is_tested_before_a_chi_square_difference():
+    """The NET of Bentler & Satorra (2010): a structural model (regressions among the factors)
+    is nested in the CFA (free covariances) though no parameter is shared; a one-factor model is
+    nested in the three-factor CFA; an equivalent model (a just-identified second-order factor,
+    the same df) and a model with other observed variables are not. The competing-models table
+    gives the chi-square difference only for the nested ones."""
+    from analysis.sem import fit_model
+    from analysis.structural import nested
+
+    hs = pd.read_csv(Path(__file__).parent / "reference" / "hs_full.csv")
+    cfa = "visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9\n"
+    fits = {"cfa": fit_model(cfa, hs), "sem": fit_model(cfa + "textual ~ visual\nspeed ~ textual\n", hs),
+            "one": fit_model("f =~ x1 + x2 + x3 + x4 + x5 + x6 + x7 + x8 + x9\n", hs),
+            "second": fit_model("g =~ visual + textual + speed\n" + cfa, hs),
+            "fewer": fit_model("visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\n", hs)}
+    assert nested(fits["sem"], fits["cfa"]) and nested(fits["one"], fits["cfa"])
+    assert not nested(fits["cfa"], fits["sem"])  # the general model is not nested in the restricted one
+    assert not nested(fits["second"], fits["cfa"]) and not nested(fits["fewer"], fits["cfa"])
+    table = compare_models(fits, "cfa").set_index("model")
+    assert table["nested"].to_dict() == {"cfa": False, "sem": True, "one": True, "second": False, "fewer": False}
+    assert table.loc["sem", "delta_chisq"] == pytest.approx(fits["sem"].fit["chisq"] - fits["cfa"].fit["chisq"])
+    assert table.loc[["second", "fewer"], "delta_chisq"].isna().all()
