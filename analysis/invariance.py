@@ -137,6 +137,7 @@ from analysis.sem import wls as sem_wls
 from analysis.sem.engine import EngineFit
 from analysis.sem.engine import fit as engine_fit
 from analysis.sem.fit import chisq_pvalue
+from analysis.sem.options import ESTIMATORS, ORDINAL, Estimation
 from analysis.sem.partable import lavaanify, variable_names
 from analysis.warnings import GapscaleWarning
 from instrument.lavaan import LavaanModel, parse_model
@@ -151,8 +152,6 @@ CONSTRAINTS = {"configural": (), "metric": ("loadings",), "scalar": ("loadings",
                "strict": ("loadings", "intercepts", "residuals")}
 ORDINAL_CONSTRAINTS = {"configural": (), "thresholds": ("thresholds",), "metric": ("thresholds", "loadings"),
                        "scalar": ("thresholds", "loadings", "intercepts")}
-ESTIMATORS = ("ML", "MLR", "MLM", "WLSMV", "ULSMV")
-ORDINAL_ESTIMATORS = ("WLSMV", "ULSMV")
 CRITERIA = ("fit_indices", "cfi", "chisq")
 SCALED_COLUMNS = ["chisq_scaled", "df_scaled", "pvalue_scaled", "chisq_scaling_factor", "cfi_scaled", "tli_scaled",
                   "rmsea_scaled", "cfi_robust", "tli_robust", "rmsea_robust"]
@@ -173,49 +172,27 @@ class GroupExcludedWarning(GapscaleWarning):
 
 
 @dataclass(frozen=True)
-class Specification:
-    """How every model of the analysis is estimated.
+class Specification(Estimation):
+    """How every model of the analysis is estimated: an
+    :class:`~analysis.sem.options.Estimation` (estimator, missing-data method, ordered items,
+    std.lv, checked there) with the ladder of its kind of items.
 
-    ``estimator``: ML, MLR, MLM (continuous items) or WLSMV, ULSMV (ordered items);
-    ``missing``: ``"listwise"`` or ``"fiml"`` (ML and MLR; lavaan's ``missing = "ml"``);
-    ``ordered``: the ordered items (every observed variable of the model with WLSMV/ULSMV;
-    ``"all"`` names them all);
-    ``std_lv``: latent variances fixed at 1 instead of the first loadings (continuous items; the
-    ordinal ladder is always identified so, as ``measEq.syntax``'s ``ID.fac = "std.lv"``).
+    ``missing`` is ``"listwise"`` or ``"fiml"`` (ML and MLR; lavaan's ``missing = "ml"``);
+    ``ordered`` (with WLSMV/ULSMV; ``"all"`` or none given: every observed variable of the
+    model); ``std_lv``: latent variances fixed at 1 instead of the first loadings (continuous
+    items; the ordinal ladder is always identified so, as ``measEq.syntax``'s
+    ``ID.fac = "std.lv"``).
 
     Raises
     ------
     InputError
-        An unknown estimator or missing-data method, or a combination lavaan does not fit:
-        MLM or WLSMV/ULSMV with FIML, ordered items with a normal-theory estimator, WLSMV/ULSMV
-        without ordered items.
+        What :class:`~analysis.sem.options.Estimation` refuses, and ``missing = "pairwise"``.
     """
 
-    estimator: str = "ML"
-    missing: str = "listwise"
-    ordered: tuple = ()
-    std_lv: bool = False
-
     def __post_init__(self):
-        est = str(self.estimator).upper()
-        if est not in ESTIMATORS:
-            raise InputError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {self.estimator!r}")
-        object.__setattr__(self, "estimator", est)
-        if self.missing not in ("listwise", "fiml"):
-            raise InputError(f"missing must be 'listwise' or 'fiml', got {self.missing!r}")
-        ordered = (self.ordered,) if isinstance(self.ordered, str) else tuple(self.ordered or ())
-        object.__setattr__(self, "ordered", ordered)
-        if est in ORDINAL_ESTIMATORS and not ordered:
-            raise InputError(f"estimator {est} is for ordered items: name them (ordered, --ordered COLS or all)")
-        if ordered and est not in ORDINAL_ESTIMATORS:
-            raise InputError(f"ordered items need estimator WLSMV or ULSMV, got {est}")
-        if self.missing == "fiml" and est not in ("ML", "MLR"):
-            raise InputError(f"missing = 'fiml' is for ML and MLR (lavaan: {est} needs complete data); "
-                             "use missing listwise")
-
-    @property
-    def ordinal(self) -> bool:
-        return bool(self.ordered)
+        super().__post_init__()
+        if self.missing == "pairwise":
+            raise InputError("missing: 'pairwise' is not available for invariance; use listwise or fiml")
 
     @property
     def ladder(self) -> tuple[str, ...]:
@@ -625,7 +602,7 @@ def difference_test(restricted: EngineFit, general: EngineFit, spec: Specificati
     if ddf <= 0:
         raise InputError(f"the restricted model must have more degrees of freedom ({fr['df']}) than the general "
                          f"one ({fg['df']})")
-    if spec.estimator in ORDINAL_ESTIMATORS:
+    if spec.estimator in ORDINAL:
         d = sem_wls.scaled_difference(general, restricted)
         dchi, pval = d["chisq_diff"], d["pvalue"]
     elif spec.estimator in ("MLR", "MLM"):
@@ -842,7 +819,7 @@ def measurement_invariance(data: pd.DataFrame, model, group: str, levels=None, g
 
 
 def _test_name(spec: Specification) -> str:
-    if spec.estimator in ORDINAL_ESTIMATORS:
+    if spec.estimator in ORDINAL:
         return "scaled-and-shifted difference (Satorra 2000; lavTestLRT default)"
     if spec.estimator in ("MLR", "MLM"):
         return "Satorra-Bentler (2001) scaled difference"

@@ -50,8 +50,9 @@ def r_squared(fit: EngineFit) -> pd.DataFrame:
     rows = []
     for g in sorted(set(groups)) if len(p) else []:
         in_g = groups == g
-        y = set(p.loc[in_g & (p["op"] == "=~").to_numpy(), "rhs"]) | set(p.loc[in_g & (p["op"] == "~").to_numpy(), "lhs"])
-        var = p[in_g & (p["op"] == "~~").to_numpy() & (p["lhs"] == p["rhs"]).to_numpy() & p["lhs"].isin(y).to_numpy()]
+        op = p["op"].to_numpy()
+        y = set(p.loc[in_g & (op == "=~"), "rhs"]) | set(p.loc[in_g & (op == "~"), "lhs"])
+        var = p[in_g & (op == "~~") & (p["lhs"] == p["rhs"]).to_numpy() & p["lhs"].isin(y).to_numpy()]
         for r in var.itertuples():
             rows.append(((r.lhs, int(g)) if several else (r.lhs,)) + (1.0 - float(r.std_all),))
     return pd.DataFrame(rows, columns=["variable", "group", "r2"] if several else ["variable", "r2"])
@@ -250,7 +251,7 @@ def check_competing_entry(entry, where: str = "sem.competing") -> None:
         return
     if not isinstance(entry, dict):
         raise InputError(f"{where}: expected lavaan syntax (a new structural part) or a mapping with measurement "
-                         f"and/or structural (or model: a whole model), got {_kind(entry)}")
+                         f"and/or structural (or model: a whole model), got {_what(entry)}")
     unknown = [k for k in entry if k not in COMPETING_KEYS]
     if unknown:
         raise InputError(f"{where}.{unknown[0]}: unknown key; known keys are {', '.join(COMPETING_KEYS)}")
@@ -260,7 +261,7 @@ def check_competing_entry(entry, where: str = "sem.competing") -> None:
         raise InputError(f"{where}: model is a whole model; give it alone, or give measurement and/or structural")
     for key, text in entry.items():
         if not isinstance(text, str) or not text.strip():
-            raise InputError(f"{where}.{key}: expected lavaan syntax (text), got {_kind(text)}")
+            raise InputError(f"{where}.{key}: expected lavaan syntax (text), got {_what(text)}")
         try:
             parsed = parse_model(text, check_labels=key == "model")
         except InputError as exc:
@@ -281,7 +282,7 @@ def check_competing(entries) -> dict:
         return {}
     if not isinstance(entries, dict):
         raise InputError(f"sem.competing: a mapping of model names to a structural part (lavaan syntax), "
-                         f"{{measurement, structural}} or {{model}}, got {_kind(entries)}")
+                         f"{{measurement, structural}} or {{model}}, got {_what(entries)}")
     for name, entry in entries.items():
         if name == "hypothesised":
             raise InputError("sem.competing.hypothesised: the name of the hypothesised model; name the competing "
@@ -290,7 +291,7 @@ def check_competing(entries) -> dict:
     return entries
 
 
-def _kind(value) -> str:
+def _what(value) -> str:
     if value is None:
         return "nothing"
     return {bool: "true/false", int: "a number", float: "a number", str: "text", list: "a list",

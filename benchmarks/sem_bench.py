@@ -50,7 +50,8 @@ import json, sys, time
 import pandas as pd
 from analysis.sem.single import fit_sem
 from analysis.bootstrap import bootstrap_sem
-x = pd.read_csv(sys.argv[1]); model = open(sys.argv[2]).read(); what, draws, missing = sys.argv[3], int(sys.argv[4]), sys.argv[5]
+x = pd.read_csv(sys.argv[1]); model = open(sys.argv[2]).read()
+what, draws, missing = sys.argv[3], int(sys.argv[4]), sys.argv[5]
 t = time.process_time(); fit = fit_sem(x, model, missing=missing); t_fit = time.process_time() - t
 out = {"fit": t_fit, "chisq": fit.fit["chisq"]}
 if what == "bootstrap":
@@ -127,7 +128,8 @@ def main() -> None:
                     if old:
                         best["old_fit"] = min(best["old_fit"], old["fit"])
                         best["old_boot"] = min(best["old_boot"], old.get("boot", float("inf")))
-            line = f"{what}: engine fit {best['engine_fit']:.2f} CPU-s (chisq {fit.fit['chisq']:.3f}, df {fit.fit['df']})"
+            line = (f"{what}: engine fit {best['engine_fit']:.2f} CPU-s (chisq {fit.fit['chisq']:.3f}, "
+                    f"df {fit.fit['df']})")
             if args.baseline and best["old_fit"] < float("inf"):
                 line += f"; old single.py fit {best['old_fit']:.2f} CPU-s (chisq {old['chisq']:.3f})"
             print(line)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.invariance import CRITERIA, ESTIMATORS, Criteria, Specification, invariance
+from analysis.invariance import CRITERIA, Criteria, Specification, invariance
+from analysis.sem.options import parse_ordered
 from analysis.warnings import GapscaleWarning
 from instrument import LavaanModel, LavaanSyntaxError, parse_model, read_model
 from pipeline.cfa import model_text
@@ -36,24 +37,12 @@ def settings(params: dict, overrides: dict) -> dict:
     s = section(params, "invariance", DEFAULTS, overrides)
     if s["group"] is not None and not isinstance(s["group"], str):
         raise InputError(f"invariance.group: the name of the grouping column, got {s['group']!r}")
-    if s["missing"] not in ("listwise", "fiml"):
-        raise InputError(f"invariance.missing: {s['missing']!r} is not available; use listwise or fiml")
-    if not isinstance(s["estimator"], str) or s["estimator"].upper() not in ESTIMATORS:
-        raise InputError(f"invariance.estimator: {s['estimator']!r} is not one of {', '.join(ESTIMATORS)}")
-    s["estimator"] = s["estimator"].upper()
-    ordered = s["ordered"]
-    if isinstance(ordered, str):
-        ordered = "all" if ordered.strip() == "all" else [c.strip() for c in ordered.split(",") if c.strip()]
-    if ordered is not None and ordered != "all" and (not isinstance(ordered, (list, tuple)) or not ordered
-                                                     or not all(isinstance(c, str) for c in ordered)):
-        raise InputError(f"invariance.ordered: null, 'all' or a list of item columns, got {s['ordered']!r}")
-    s["ordered"] = ordered
-    if not isinstance(s["std_lv"], bool):
-        raise InputError(f"invariance.std_lv: true or false, got {s['std_lv']!r}")
     try:
-        specification(s)
+        s["ordered"] = parse_ordered(s["ordered"])
+        estimation = specification(s)
     except InputError as exc:
-        raise InputError(f"invariance: {exc}") from None
+        raise InputError(f"invariance.{exc}") from None
+    s["estimator"], s["ordered"] = estimation.estimator, estimation.ordered
     size = s["min_group_size"]
     if isinstance(size, bool) or not isinstance(size, int) or size < 2:
         raise InputError(f"invariance.min_group_size: a whole number >= 2, got {size!r}")
@@ -74,8 +63,8 @@ def settings(params: dict, overrides: dict) -> dict:
 
 def specification(s: dict) -> Specification:
     """Estimator, missing-data method, ordered items and std.lv of the settings."""
-    ordered = () if s["ordered"] is None else ("all",) if s["ordered"] == "all" else tuple(s["ordered"])
-    return Specification(estimator=s["estimator"], missing=s["missing"], ordered=ordered, std_lv=s["std_lv"])
+    return Specification(estimator=s["estimator"], missing=s["missing"], ordered=s["ordered"] or (),
+                         std_lv=s["std_lv"])
 
 
 def criteria(s: dict) -> Criteria:

@@ -65,7 +65,8 @@ def settings(params: dict, overrides: dict) -> dict:
         clash = [text for bad, text in (
             (not s["ordered"], "ordered items (sem.ordered, --ordered COLS|all)"),
             (s["missing"] != "listwise", "complete cases (sem.missing: listwise, --missing listwise)"),
-            (s["bootstrap"] != 0, "no bootstrap (sem.bootstrap: 0, --bootstrap 0; its intervals are the robust Wald ones)"))
+            (s["bootstrap"] != 0,
+             "no bootstrap (sem.bootstrap: 0, --bootstrap 0; its intervals are the robust Wald ones)"))
             if bad]
         if clash:
             raise InputError(f"sem.estimator {est} needs {'; '.join(clash)}")

@@ -397,3 +397,59 @@ def test_each_competing_model_is_identified_and_fits_the_simulated_study(default
     p = fits["bipolar_value"].parameters
     vcd = p[(p["lhs"] == "VALUE") & (p["op"] == "=~") & p["rhs"].str.startswith("VCD")]
     assert (vcd["est"] < 0).all()  # co-destruction's items at the other pole
+
+
+# --------------------------------------------------------------------------- through the sem stage
+
+PD_MODEL = """ind60 =~ x1 + x2 + x3
+dem60 =~ y1 + y2 + y3 + y4
+dem65 =~ y5 + y6 + y7 + y8
+dem60 ~ ind60
+dem65 ~ ind60 + dem60
+"""
+
+
+def test_the_sem_stage_fits_competing_measurement_models(tmp_path, run_cli):
+    """On lavaan's PoliticalDemocracy: a competing measurement part (democracy as one factor
+    over both years), a competing whole model, and the old form (a structural part) beside
+    each other in sem_competing.csv, each with the fit the engine gives its combined syntax."""
+    data = pd.read_csv(ROOT / "tests" / "reference" / "political_democracy.csv")
+    (tmp_path / "data.csv").write_text(data.to_csv(index=False))
+    (tmp_path / "model.lavaan").write_text(PD_MODEL)
+    one_factor = "ind60 =~ x1 + x2 + x3\ndem =~ y1 + y2 + y3 + y4 + y5 + y6 + y7 + y8\n"
+    (tmp_path / "params.yaml").write_text(
+        "sem:\n  missing: listwise\n  bootstrap: 0\n  competing:\n"
+        "    one_democracy:\n      measurement: |\n        ind60 =~ x1 + x2 + x3\n"
+        "        dem =~ y1 + y2 + y3 + y4 + y5 + y6 + y7 + y8\n      structural: |\n        dem ~ ind60\n"
+        "    no_direct: |\n      dem60 ~ ind60\n      dem65 ~ dem60\n"
+        "    cfa_only:\n      model: |\n        ind60 =~ x1 + x2 + x3\n        dem60 =~ y1 + y2 + y3 + y4\n"
+        "        dem65 =~ y5 + y6 + y7 + y8\n")
+    code, out, err = run_cli("sem", "--data", tmp_path / "data.csv", "--model", tmp_path / "model.lavaan",
+                             "--params", tmp_path / "params.yaml", "--out", tmp_path / "out")
+    assert code == 0, err
+    comp = pd.read_csv(tmp_path / "out" / "sem_competing.csv").set_index("model")
+    assert list(comp.index) == ["hypothesised", "one_democracy", "no_direct", "cfa_only"]
+    expected = {"one_democracy": one_factor + "dem ~ ind60\n",
+                "no_direct": PD_MODEL.replace("dem65 ~ ind60 + dem60", "dem65 ~ dem60"),
+                "cfa_only": PD_MODEL.split("dem60 ~")[0], "hypothesised": PD_MODEL}
+    for name, text in expected.items():
+        f = fit_model(text, data).fit
+        assert comp.at[name, "chisq"] == pytest.approx(f["chisq"], rel=1e-6) and comp.at[name, "df"] == f["df"], name
+    assert comp.at["no_direct", "df"] == comp.at["hypothesised", "df"] + 1
+    assert comp.at["cfa_only", "df"] == comp.at["hypothesised", "df"]  # the same model, written as a CFA
+
+
+@pytest.mark.parametrize("competing, message", [
+    ("    m:\n      measurement: 'dem60 ~ ind60'\n", "sem.competing.m.measurement: line 1: dem60 ~ ind60 is not a "
+                                                     "measurement statement (=~); put it in structural"),
+    ("    m: [dem60 ~ ind60]\n", "sem.competing.m: expected lavaan syntax"),
+    ("    m: {measurement: 'f =~ y1 + y2', model: 'f =~ y1 + y2'}\n", "sem.competing.m: model is a whole model"),
+])
+def test_the_sem_stage_refuses_bad_competing_entries_in_one_line(tmp_path, run_cli, competing, message):
+    data = pd.read_csv(ROOT / "tests" / "reference" / "political_democracy.csv")
+    (tmp_path / "data.csv").write_text(data.to_csv(index=False))
+    (tmp_path / "model.lavaan").write_text(PD_MODEL)
+    (tmp_path / "params.yaml").write_text("sem:\n  bootstrap: 0\n  competing:\n" + competing)
+    code, out, err = run_cli("sem", "--data", tmp_path / "data.csv", "--model", tmp_path / "model.lavaan",
+                             "--params", tmp_path / "params.yaml", "--out", tmp_path / "out")
+    assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err, err

@@ -7,9 +7,11 @@ Political Democracy, the 2-group (school) HS model, configural and metric, a MIM
 covariates) in one and two groups, and a path model with observed variables in regressions.
 MLR and MLM (complete data; their residuals' robust ACOV needs the cases): HS 3 factors, and
 MLR on the 2-group MIMIC model. FIML (``missing = "ml"``, hs_missing_cov.csv): HS in one group,
-two groups (configural, metric) and a MIMIC model whose covariate is missing in 6 rows. WLSMV and ULSMV (bfi_1000.csv, 15 items,
-6 categories): a CFA with each, a WLSMV SEM, and WLSMV across gender with equal thresholds and
-loadings (the residuals of the thresholds too).
+two groups (configural, metric) and a MIMIC model whose covariate is missing in 6 rows. WLSMV
+and ULSMV (bfi_1000.csv, 15 items, 6 categories): a CFA with each, a WLSMV SEM, WLSMV across
+gender with equal thresholds and loadings (the residuals of the thresholds too), and the CFA by
+WLSMV with ``missing = "pairwise"``; WLSMV with continuous and ordered indicators (hs_mixed.csv:
+modification indices; lavaan has no standardized residuals there: NaN).
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ CASES = json.loads((REF / "engine_diagnostics.json").read_text())["cases"]
 ML_CASES = ["hs3", "pd", "hs_school", "hs_school_metric", "mimic", "mimic_school", "path"]
 FIML_CASES = ["hs3_fiml", "hs_school_fiml", "hs_school_fiml_metric", "mimic_fiml"]
 ROBUST_CASES = ["hs3_mlr", "hs3_mlm", "mimic_school_mlr"]
-WLS_CASES = ["cfa_wlsmv", "cfa_ulsmv", "sem_wlsmv", "mg_wlsmv"]
+WLS_CASES = ["cfa_wlsmv", "cfa_ulsmv", "sem_wlsmv", "mg_wlsmv", "cfa_wlsmv_pairwise", "mixed_wlsmv"]
 TESTED = ML_CASES + FIML_CASES + ROBUST_CASES + WLS_CASES
 
 # The tightest tolerances the agreement allows. The engine's estimates differ from lavaan's by
@@ -44,20 +46,22 @@ MI_TOL = {"hs3": 1e-4, "pd": 2e-4, "hs_school": 2e-3, "hs_school_metric": 3e-4, 
           "mimic_school": 1e-3, "path": 1.5e-4,
           "hs3_fiml": 5e-5, "hs_school_fiml": 5e-4, "hs_school_fiml_metric": 3e-4, "mimic_fiml": 3e-4,
           "hs3_mlr": 1e-4, "hs3_mlm": 1e-4, "mimic_school_mlr": 8e-4,
-          "cfa_wlsmv": 3e-4, "cfa_ulsmv": 2e-4, "sem_wlsmv": 3e-4, "mg_wlsmv": 3e-4}
+          "cfa_wlsmv": 3e-4, "cfa_ulsmv": 2e-4, "sem_wlsmv": 3e-4, "mg_wlsmv": 3e-4, "cfa_wlsmv_pairwise": 3e-4,
+          "mixed_wlsmv": 2e-5}
 # WLSMV/ULSMV: lavaan's estimates are 1e-5 from the engine's; the MIs (up to 571) follow them to a
 # relative 1.7e-4 (an absolute 4e-3 on the largest)
-MI_RTOL = {"cfa_wlsmv": 1e-4, "cfa_ulsmv": 1e-4, "sem_wlsmv": 1e-4, "mg_wlsmv": 1e-4}
+MI_RTOL = {"cfa_wlsmv": 1e-4, "cfa_ulsmv": 1e-4, "sem_wlsmv": 1e-4, "mg_wlsmv": 1e-4, "cfa_wlsmv_pairwise": 1e-4}
 EPC_TOL = {"hs3": 5e-6, "pd": 6e-5, "hs_school": 8e-5, "hs_school_metric": 3e-5, "mimic": 1e-5,
            "mimic_school": 4e-5, "path": 1.5e-5,
            "hs3_fiml": 5e-6, "hs_school_fiml": 3e-4, "hs_school_fiml_metric": 2e-5, "mimic_fiml": 1e-5,
            "hs3_mlr": 5e-6, "hs3_mlm": 5e-6, "mimic_school_mlr": 3e-5,
-           "cfa_wlsmv": 3e-5, "cfa_ulsmv": 1.5e-5, "sem_wlsmv": 2.5e-5, "mg_wlsmv": 2e-5}
+           "cfa_wlsmv": 3e-5, "cfa_ulsmv": 1.5e-5, "sem_wlsmv": 2.5e-5, "mg_wlsmv": 2e-5, "cfa_wlsmv_pairwise": 1.5e-5,
+           "mixed_wlsmv": 1e-6}
 RESID_TOL = {"hs3": 5e-5, "pd": 5e-4, "hs_school": 1e-3, "hs_school_metric": 3e-4, "mimic": 5e-5,
              "mimic_school": 5e-4, "path": 3e-4,
              "hs3_fiml": 8e-5, "hs_school_fiml": 2e-4, "hs_school_fiml_metric": 1.5e-4, "mimic_fiml": 3e-4,
              "hs3_mlr": 2e-5, "hs3_mlm": 5e-5, "mimic_school_mlr": 4e-4,
-             "cfa_wlsmv": 1e-4, "cfa_ulsmv": 5e-5, "sem_wlsmv": 8e-5, "mg_wlsmv": 3e-4}
+             "cfa_wlsmv": 1e-4, "cfa_ulsmv": 5e-5, "sem_wlsmv": 8e-5, "mg_wlsmv": 3e-4, "cfa_wlsmv_pairwise": 6e-5}
 FIT_RTOL = 1e-6
 
 
@@ -69,12 +73,12 @@ def _fit(name):
     missing, estimator = c.get("missing", "listwise"), c.get("estimator", "ML")
     if name in WLS_CASES:
         items = c["ordered"]
-        data = data[items + ([group] if group else [])]
+        data = data[c.get("variables", items) + ([group] if group else [])]
         ordered = {v: int(data[v].dropna().nunique()) for v in items}
         equal = [c["group_equal"]] if isinstance(c["group_equal"], str) else c["group_equal"]
         pt = lavaanify(c["model"], list(data.columns), groups=labels, group_equal=equal or (), ordered=ordered,
                        estimator=estimator)
-        return fit(pt, data, group=group, group_labels=labels, estimator=estimator, ordered=items)
+        return fit(pt, data, group=group, group_labels=labels, estimator=estimator, ordered=items, missing=missing)
     pt = lavaanify(c["model"], list(data.columns), groups=labels, group_equal=c["group_equal"] or (),
                    missing=missing)
     if name == "mimic_fiml":  # lavaan drops the 6 rows missing the covariate ageyr, and says so
@@ -105,6 +109,10 @@ def test_standardized_residuals_match_lavaan(fits, name):
     if name in ROBUST_CASES:  # lavaan's robust ACOV of the sample moments: the cases are needed
         c = CASES[name]
         mine = dg.standardized_residuals(fits[name], pd.read_csv(REF / c["data"]), c["group"] or None)
+    elif CASES[name].get("resid_error"):  # continuous and ordered indicators: lavaan has none (it stops)
+        with pytest.raises(InputError, match="continuous and ordered variables are not available"):
+            dg.standardized_residuals(fits[name])
+        return
     else:
         mine = dg.standardized_residuals(fits[name])
     ref = CASES[name]["std_residuals"]
@@ -167,7 +175,7 @@ def test_mlr_with_fiml_matches_lavaan():
         if "available with estimator ML" in str(exc):
             pytest.skip("the engine does not fit MLR with FIML yet")
         raise
-    assert f.robust is not None and isinstance(f.estimator, FIMLEstimator)
+    assert f.robust is not None and isinstance(f.fiml, FIMLEstimator)
     mine = dg.modification_indices(f)
     ref = pd.DataFrame(c["modindices"])
     assert list(zip(mine.lhs, mine.op, mine.rhs)) == list(zip(ref.lhs, ref.op, ref.rhs))

@@ -247,3 +247,18 @@ def test_scoring_matrix_is_the_complete_data_information():
     a = FIMLEstimator(model, stats, patterns).information(x)
     b = MLEstimator(model, stats).information(x)
     assert np.allclose(a, b) and np.linalg.eigvalsh(a).min() > 0
+
+
+def test_information_is_the_observed_information_the_ses_use(fits):
+    """EngineFit.information of a FIML fit is the observed information (the Hessian of -log L)
+    whose inverse gives the SEs, not the complete-data approximation the optimiser steps with."""
+    _, res, _ = fits["hs3"]
+    model = res.model
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GapscaleWarning)
+        stats, patterns, _, _ = fiml_data(model, DATA)
+    est = FIMLEstimator(model, stats, patterns)
+    assert np.allclose(res.information, est.observed_information(res.x), rtol=1e-12, atol=0)
+    assert not np.allclose(res.information, est.information(res.x), rtol=1e-3, atol=0)
+    free = res.parameters[res.parameters["free"] > 0].drop_duplicates("free").sort_values("free")
+    assert np.allclose(np.sqrt(np.diag(np.linalg.inv(res.information))), free["se"].to_numpy(), rtol=1e-10, atol=0)

@@ -382,10 +382,10 @@ def test_ordinal_group_with_an_empty_category_is_left_out(bfi):
     (dict(group="nope"), "group column 'nope' is not in the data"),
     (dict(group="school", group_partial=["visual =~ x4"]), "'visual =~ x4' is not a parameter"),
     (dict(group="school", group_partial=["x3 ~ "]), "cannot read"),
-    (dict(group="school", missing="pairwise"), "missing must be"),
-    (dict(group="school", estimator="GLS"), "estimator must be one of"),
-    (dict(group="school", estimator="MLM", missing="fiml"), "missing = 'fiml' is for ML and MLR"),
-    (dict(group="school", estimator="WLSMV"), "estimator WLSMV is for ordered items"),
+    (dict(group="school", missing="pairwise"), "missing: 'pairwise' is for WLSMV and ULSMV"),
+    (dict(group="school", estimator="WLSMV", missing="pairwise"), "missing: 'pairwise' is not available for invariance"),
+    (dict(group="school", estimator="GLS"), "estimator: 'GLS' is not available"),
+    (dict(group="school", estimator="MLM", missing="fiml"), "missing: 'fiml' is not available with estimator MLM"),
     (dict(group="school", ordered=["x1"]), "ordered items need estimator WLSMV or ULSMV"),
     (dict(group="school", estimator="WLSMV", ordered=["x1", "sex"]), "ordered: sex not observed variables"),
     (dict(group="school", levels=("configural", "thresholds")), "levels must start with 'configural'"),
@@ -673,10 +673,9 @@ def test_stage_takes_the_estimator(run_cli, tmp_path):
 
 
 @pytest.mark.parametrize("options, message", [
-    (["--estimator", "MLM"], "missing = 'fiml' is for ML and MLR"),
-    (["--estimator", "WLSMV", "--missing", "listwise"], "estimator WLSMV is for ordered items"),
+    (["--estimator", "MLM"], "invariance.missing: 'fiml' is not available with estimator MLM"),
     (["--ordered", "all"], "ordered items need estimator WLSMV or ULSMV"),
-    (["--estimator", "GLS"], "invariance.estimator: 'GLS' is not one of"),
+    (["--estimator", "GLS"], "invariance.estimator: 'GLS' is not available"),
     (["--estimator", "WLSMV", "--missing", "listwise", "--ordered", "x1,nope"], "ordered: nope not observed"),
 ])
 def test_stage_refuses_impossible_combinations(run_cli, tmp_path, options, message):
@@ -702,7 +701,7 @@ def test_stage_fits_the_ordinal_ladder(run_cli, tmp_path):
     ({"estimator": "GLS"}, "invariance.estimator"),
     ({"ordered": 5}, "invariance.ordered"),
     ({"std_lv": "yes"}, "invariance.std_lv"),
-    ({"estimator": "MLM"}, "invariance: missing = 'fiml' is for ML and MLR"),
+    ({"estimator": "MLM"}, "invariance.missing: 'fiml' is not available with estimator MLM"),
     ({"missing": "pairwise"}, "invariance.missing"),
     ({"min_group_size": 1}, "invariance.min_group_size"),
     ({"partial": "x3 ~ 1"}, "invariance.partial"),

@@ -146,7 +146,7 @@ def test_every_stage_depends_on_all_the_code_it_runs():
         assert missing == [], f"stage {name} runs {len(missing)} project file(s) that are not its deps: {missing}"
     # the walker itself finds what a stage imports, lazily or not
     cfa = import_closure(stage_module("cfa"))
-    assert {"analysis/wlsmv.py", "analysis/missing.py", "instrument/lavaan.py", "analysis/sem/__init__.py",
+    assert {"analysis/sem/ordinal.py", "analysis/missing.py", "instrument/lavaan.py", "analysis/sem/__init__.py",
             "analysis/errors.py", "pipeline/io.py"} <= cfa
     assert "analysis/polychoric.py" in import_closure(stage_module("efa"))  # imported inside a function
 
@@ -157,9 +157,9 @@ def test_the_deps_check_fails_when_a_module_is_not_a_dep():
     stage = dict(dvc_pipeline()["stages"]["cfa"])
     stage["deps"] = [d for d in stage["deps"] if d != "analysis"]
     missing = uncovered_code(stage, "cfa")
-    assert {"analysis/sem/single.py", "analysis/wlsmv.py", "analysis/errors.py"} <= set(missing)
+    assert {"analysis/sem/engine.py", "analysis/polychoric.py", "analysis/errors.py"} <= set(missing)
     stage["deps"] += ["analysis/sem", "analysis/errors.py"]
-    assert "analysis/wlsmv.py" in uncovered_code(stage, "cfa") and "analysis/sem/single.py" not in uncovered_code(
+    assert "analysis/polychoric.py" in uncovered_code(stage, "cfa") and "analysis/sem/engine.py" not in uncovered_code(
         stage, "cfa")
 
 

@@ -26,7 +26,7 @@ KEY = ["lhs", "op", "rhs"]
 
 
 def fit_sem(data, model, **kwargs):
-    """The engine's fit with the pipeline's columns and ``std_all_se`` (as the stage fits)."""
+    """The engine's fit with the pipeline's columns (``std_all_se`` included), as the stage fits."""
     return fit_model(model, data, **kwargs)
 
 
@@ -325,6 +325,12 @@ def test_a_bootstrap_refit_of_the_full_sample_is_the_engine_fit(missing):
     values, ok, admissible = r.refit(r.values)
     assert ok and admissible
     assert np.max(np.abs(values - fit.x)) < 1e-4
+    boot = bootstrap_sem(d, fit, draws=20, seed=3, jobs=1, missing=missing)
+    assert boot.converged == 20 and boot.draws.notna().all().all()
+    iv = boot.intervals(fit)
+    free = fit.parameters["se"] > 0
+    assert (iv.loc[free, "boot_pct_lower"] < fit.parameters.loc[free, "est"]).all()
+    assert (iv.loc[free, "boot_pct_upper"] > fit.parameters.loc[free, "est"]).all()
 
 
 # --------------------------------------------------------------------------- the stage on other models

@@ -17,7 +17,8 @@ The map of the package, in the order a model flows through it:
   last digits; SLSQP then active-set scoring with inequalities), the baseline model.
 - ``fiml``: ``FIMLEstimator``, ML with incomplete data (lavaan's ``missing = "ml"``) over any
   number of groups: casewise log-likelihood by missingness pattern, the saturated model by EM,
-  the FIML baseline, analytic observed information; ``engine.fit(..., missing="fiml")``.
+  the FIML baseline, analytic observed information, casewise scores and the FIML-corrected robust
+  statistics; ``engine.fit(..., missing="fiml")`` with estimator ML or MLR.
 - ``ordinal``: lavaan's sample statistics of ordered items (thresholds, polychoric correlations,
   their NACOV from the casewise influence functions), listwise or ``missing = "pairwise"``.
 - ``wls``: the ordinal estimators WLSMV and ULSMV (thresholds and polychoric correlations per
@@ -28,8 +29,8 @@ The map of the package, in the order a model flows through it:
 - ``inference``: covariance of the estimates (information augmented by the constraints),
   identification (singular information names the parameters involved), Wald tests and
   intervals, ``:=`` by the delta method, std.lv / std.all with delta-method SEs.
-- ``robust``: the robust ML estimators over ``estimate``'s ML solution, complete data, any number
-  of groups: MLR (Huber-White SEs on the observed information, Yuan-Bentler scaled test) and MLM
+- ``robust``: the robust ML estimators over ``estimate``'s ML solution, any number of groups: MLR
+  (complete data or FIML; Huber-White SEs on the observed information, Yuan-Bentler scaled test) and MLM
   (robust.sem SEs, Satorra-Bentler scaled test), the baseline's scaled test, and the
   Satorra-Bentler (2001) scaled difference test of nested models (``scaled_difference``).
 - ``fit``: every fit index (lavaan's ``fitMeasures``), pure functions of the statistics each
@@ -47,16 +48,17 @@ The map of the package, in the order a model flows through it:
   group_equal=...)`` = ``lavaanify`` + ``engine.fit``, with the pipeline's parameter
   table; ``check_model`` the identification check alone and
   ``refuse_unidentified`` the CLI's guard around it (``cfa`` and ``sem`` run it before fitting).
-- ``single``: the single-group engine as it stands (its own parameter table, ML/FIML/MLR,
-  modification indices, residuals); the pipeline still calls it, to be migrated onto the
-  modules above (issue 11: one engine for the full lavaan model class).
+- ``options``: the estimation options every command shares (estimator, missing-data method,
+  ordered items, std.lv), their lavaan combinations checked once (``Estimation``).
 
-Public names are re-exported here, so callers write ``from analysis.sem import fit_sem``.
+Every model of the pipeline is fitted here: ``cfa``, ``sem`` (and its bootstrap), ``reliability``
+and ``invariance`` call :func:`analysis.sem.api.fit_model` or :func:`analysis.sem.engine.fit`.
+The public names below are re-exported, so callers write ``from analysis.sem import fit_model``.
 """
+from analysis.sem.api import PARAMETER_COLUMNS, check_model, fit_model, parameter_table, refuse_unidentified
 from analysis.sem.engine import EngineFit
-from analysis.warnings import InadmissibleWarning  # where it lives; re-exported for old callers
-from analysis.sem.single import (PARAMETER_COLUMNS, ParameterTable, SEMFit, fit_sem,
-                                 modification_indices, parameter_table, standardized_residuals)
+from analysis.sem.options import Estimation
+from analysis.warnings import InadmissibleWarning  # where it lives; re-exported for callers
 
-__all__ = ["EngineFit", "PARAMETER_COLUMNS", "InadmissibleWarning", "ParameterTable", "SEMFit", "fit_sem",
-           "modification_indices", "parameter_table", "standardized_residuals"]
+__all__ = ["EngineFit", "Estimation", "InadmissibleWarning", "PARAMETER_COLUMNS", "check_model", "fit_model",
+           "parameter_table", "refuse_unidentified"]

@@ -54,8 +54,8 @@ class EngineFit:
         The free parameters (lavaan's ``coef``, by ``free`` index), their covariance matrix and
         the information (summed over cases): with complete data the expected information (what
         the identification check and the modification indices use, whatever the SEs' own); with
-        ``missing = "fiml"`` and observed information (the default) the observed information
-        (the Hessian of :math:`-\\log L`) the SEs use, the bread of MLR's sandwich.
+        ``missing = "fiml"`` the information the SEs use: observed (the default; the Hessian of
+        :math:`-\\log L`, the bread of MLR's sandwich) or expected under the missingness patterns.
     implied : tuple of (DataFrame, Series)
         Per group the implied covariance matrix and means.
     """
@@ -73,7 +73,8 @@ class EngineFit:
     converged: bool
     warnings: tuple[str, ...] = field(default_factory=tuple)
     robust: RobustResult | None = None  # MLR, MLM: robust SEs and scaled tests (analysis.sem.robust)
-    estimator: object | None = None  # WLSMV, ULSMV: the wls.WLSEstimator; FIML: the fiml.FIMLEstimator (its patterns)
+    estimator: object | None = None  # WLSMV, ULSMV: the analysis.sem.wls.WLSEstimator (difference tests)
+    fiml: object | None = None  # missing = "fiml": the fiml.FIMLEstimator (its patterns: the diagnostics)
 
 
 def _perturbed(x: np.ndarray) -> np.ndarray:
@@ -223,10 +224,13 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
                                   df=ndat - (q - opt.eq_rank), chisq=est.ntotal * opt.fmin, information=information,
                                   components=components)
         vcov = robust.vcov
+    elif fiml:  # EngineFit.information: the one the SEs use (observed, or expected under the patterns)
+        info = est.observed_information(opt.x) if information == "observed" else est.expected_information(opt.x)
+        vcov = covariance(info, opt.con_jac, components)
     else:
         vcov = covariance(info if information == "expected" else est.observed_information(opt.x), opt.con_jac,
                           components)
-    if fiml and information == "observed":  # EngineFit.information: the one the SEs use
+    if fiml and robust is not None:  # MLR: the bread of the sandwich
         info = est.observed_information(opt.x)
     params = parameter_estimates(model, constraints, opt.x, vcov, level=level, group_labels=labels, std_se=std_se)
     for note in inadmissible_notes(model, opt.x, params):
@@ -260,4 +264,4 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
                     for (s, m), st in zip(est.moments(opt.x), stats))
     return EngineFit(parameters=params, fit=fit_measures, x=opt.x, vcov=vcov, information=info, model=model,
                      stats=tuple(stats), group_labels=tuple(labels), implied=implied, optimum=opt,
-                     converged=opt.converged, warnings=tuple(notes), robust=robust, estimator=est if fiml else None)
+                     converged=opt.converged, warnings=tuple(notes), robust=robust, fiml=est if fiml else None)

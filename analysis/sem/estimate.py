@@ -399,7 +399,8 @@ def _scoring_loop(est, x: np.ndarray, eq, max_iter: int, tol: float, secant: boo
                 accepted = True
                 break
             t /= 2
-        if not accepted:
+        if not accepted:  # no decrease left in the objective's last digits: converged if the gradient is tiny
+            converged = bool(hnorm < 1e-10 and np.max(np.abs(pg), initial=0.0) < 1e-6)
             break
         x = new
         f, grad, info = est.scoring(x)

@@ -44,7 +44,9 @@ parameters have moved by more than 1% since it was last computed).
 
 **Standard errors** from the observed information (lavaan's default for ``missing = "ml"``:
 ``information = "observed"``, ``observed.information = "hessian"``): the Hessian of
-:math:`-\\log L`, analytic (:meth:`FIMLEstimator.observed_information`).
+:math:`-\\log L`, analytic (:meth:`FIMLEstimator.observed_information`); with ``information =
+"expected"`` the expected information under the missingness patterns at the implied moments
+(:meth:`FIMLEstimator.expected_information`, Savalei 2010), as lavaan's.
 
 **Fit measures** through :func:`analysis.sem.fit.fit_measures`: the residual-based ones against
 the EM moments; the robust CFI/TLI/RNI/RMSEA from Zhang & Savalei's (2023) FIML-corrected
@@ -87,6 +89,7 @@ from scipy.linalg import lapack
 from analysis.errors import InputError
 from analysis.missing import em_moments
 from analysis.sem import fit as fitm
+from analysis.sem import h1
 from analysis.sem.estimate import MLEstimator
 from analysis.sem.model import Model, SampleStats
 from analysis.warnings import GapscaleWarning
@@ -355,6 +358,24 @@ class FIMLEstimator:
             proj = np.zeros((q, len(pos)))
             proj[f[pos] - 1, np.arange(len(pos))] = 1.0
             out += proj @ h @ proj.T
+        return 0.5 * (out + out.T)
+
+    def expected_information(self, x: np.ndarray) -> np.ndarray:
+        r"""The expected information under the missingness patterns at the implied moments
+        (lavaan's ``information = "expected"`` with ``missing = "ml"``, ``h1.information =
+        "structured"``; Savalei, 2010), summed over cases and groups:
+        :math:`\sum_g\Delta_g^\top A_g\Delta_g` with :math:`A_g` the saturated model's expected
+        information (:func:`analysis.sem.h1.missing_expected`, the fixed.x covariates' own moments
+        zero) and :math:`\Delta_g` the derivatives of (mu, vech Sigma) (:func:`analysis.sem.h1.jacobian`)."""
+        q = self.model.nfree
+        out = np.zeros((q, q))
+        for blk, pt, (sigma, _), (index, ds, dm) in zip(self.model.blocks, self.patterns, self.moments(x),
+                                                        self.model.derivatives(x)):
+            d_s, d_m = np.zeros((q, blk.p, blk.p)), np.zeros((q, blk.p))
+            np.add.at(d_s, index, ds)
+            np.add.at(d_m, index, dm)
+            jac = h1.jacobian(d_s, d_m)
+            out += jac.T @ h1.missing_expected(pt, sigma, [blk.ov.index(v) for v in blk.ov_x]) @ jac
         return 0.5 * (out + out.T)
 
     def numerical_observed_information(self, x: np.ndarray) -> np.ndarray:

@@ -1,4 +1,5 @@
-r"""Robust ML estimators over the engine: MLR and MLM, complete data, any number of groups.
+r"""Robust ML estimators over the engine: MLR (complete data and FIML) and MLM (complete data), any
+number of groups.
 
 Both keep the ML estimates (:class:`~analysis.sem.estimate.MLEstimator`) and replace the
 standard errors and the test statistic with ones valid under non-normality.
@@ -57,8 +58,12 @@ sample moments and of free parameters.
 
 (Satorra & Bentler, 1994: :math:`\operatorname{tr}(U\Gamma)/df`).
 
-Complete data only (lavaan's ``missing = "listwise"``): the cases are those of
-:func:`~analysis.sem.model.sample_statistics`, taken again per group by :func:`group_data`.
+With complete data (lavaan's ``missing = "listwise"``) the cases are those of
+:func:`~analysis.sem.model.sample_statistics`, taken again per group by :func:`group_data`. With
+incomplete data (``missing = "fiml"``, lavaan's ``"ml"``) MLR is :func:`_fiml_mlr` on the
+:class:`~analysis.sem.fiml.FIMLEstimator` (casewise FIML scores, the saturated model's observed
+information at the EM moments, the FIML-corrected robust indices); MLM needs complete data, as
+lavaan's (an InputError).
 lavaan reports 0 as the robust SE of a parameter held at an active inequality bound (its
 sandwich is a quadratic form); gapscale reports NaN, as for ML (no SE at a bound).
 

@@ -29,15 +29,17 @@ record <- function(fit, model, data_name, group = NULL, group_equal = character(
   mi <- mi[, c("lhs", "op", "rhs", "group", "mi", "epc", "sepc.lv", "sepc.all", "sepc.nox")]
   ngroups <- lavInspect(fit, "ngroups")
   sres <- lavResiduals(fit)  # type = "cor.bentler", summary ...; standardized residuals of the raw covariances:
-  rs <- resid(fit, type = "standardized")
+  resid_error <- NULL  # lavaan 0.6-14 has no standardized residuals with continuous and ordered items
+  rs <- tryCatch(resid(fit, type = "standardized"), error = function(e) {resid_error <<- conditionMessage(e); NULL})
   if (ngroups == 1) rs <- list(rs)
+  if (!is.null(resid_error)) rs <- list()
   res <- lapply(rs, function(r) list(cov = unclass(r$cov), mean = if (is.null(r$mean)) NULL else unclass(r$mean),
                                         th = if (is.null(r$th)) NULL else as.list(unclass(r$th)),
                                         names = rownames(r$cov)))
   fm <- fitMeasures(fit)
   list(model = model, data = data_name, group = group, group_equal = group_equal,
        group_labels = lavInspect(fit, "group.label"),
-       modindices = mi, std_residuals = res,
+       modindices = mi, std_residuals = res, resid_error = resid_error,
        fit = as.list(fm))
 }
 out <- list(lavaan = as.character(packageVersion("lavaan")), cases = list())
@@ -108,5 +110,17 @@ out$cases$cfa_ulsmv <- wls(record(ord("cfa", BFI, "ULSMV"), BFI, "bfi_1000.csv")
 out$cases$sem_wlsmv <- wls(record(ord("sem", BFI_SEM, "WLSMV"), BFI_SEM, "bfi_1000.csv"), "WLSMV")
 out$cases$mg_wlsmv <- wls(record(ord("cfa", BFI, "WLSMV", group = "gender", group.equal = c("thresholds", "loadings")),
                                  BFI, "bfi_1000.csv", "gender", c("thresholds", "loadings")), "WLSMV")
+# missing = "pairwise" (bfi_1000.csv has unanswered items): thresholds on each item's answered
+# cases, polychorics on each pair's
+out$cases$cfa_wlsmv_pairwise <- wls(record(ord("cfa", BFI, "WLSMV", missing = "pairwise"), BFI, "bfi_1000.csv"),
+                                    "WLSMV")
+out$cases$cfa_wlsmv_pairwise$missing <- "pairwise"
+# continuous and ordered indicators (hs_mixed.csv, written by engine_wls_mixed.R: x1-x3 cut into
+# five categories, x4-x6 continuous); lavaan gives modification indices, not standardized residuals
+MIXED <- "visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6"
+mixed <- read.csv("tests/reference/hs_mixed.csv")
+out$cases$mixed_wlsmv <- c(record(cfa(MIXED, data = mixed, ordered = c("x1", "x2", "x3"), estimator = "WLSMV"), MIXED,
+                                  "hs_mixed.csv"),
+                           list(estimator = "WLSMV", ordered = c("x1", "x2", "x3"), variables = paste0("x", 1:6)))
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, na = "null", matrix = "rowmajor", pretty = FALSE),
            "tests/reference/engine_diagnostics.json")

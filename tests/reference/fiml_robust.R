@@ -79,4 +79,47 @@ sim40 <- paste(sapply(1:4, function(f) paste0("F", f, " =~ ", paste0("y", (f - 1
                collapse = "\n")
 out$sim40 <- mlr_fiml(sim40, sim)
 out$sim40_tight <- mlr_fiml(sim40, sim, tight = TRUE)
+
+# MLR with FIML in the unified engine (tests/test_fiml_robust.py through analysis.sem.api.fit_model):
+# every fit measure lavaan reports (NA ones listed in fit_na), parameterEstimates with std.all.
+# Two groups (school) with and without equal loadings, and a MIMIC SEM with fixed.x covariates
+# (6 rows missing ageyr: lavaan drops them), on hs_missing_cov.csv (written by engine_fiml.R).
+# Each with lavaan's defaults and with em.h1.tol = 1e-12 ("_tight").
+hsc <- read.csv("tests/reference/hs_missing_cov.csv")
+pe_cols <- c("lhs", "op", "rhs", "group", "label", "est", "se", "std.lv", "std.all")
+mlr_full <- function(model, data, fun = "cfa", group = NULL, tight = FALSE, ...) {
+  args <- list(model, data = data, missing = "ml", estimator = "MLR", ...)
+  if (!is.null(group)) args$group <- group
+  if (tight) { args$em.h1.tol <- 1e-12; args$em.h1.iter.max <- 100000L }
+  fit <- suppressWarnings(do.call(fun, args))
+  pe <- parameterEstimates(fit, standardized = TRUE)
+  if (!"group" %in% names(pe)) pe$group <- 1L
+  if (!"label" %in% names(pe)) pe$label <- ""
+  fm <- fitMeasures(fit)
+  list(model = model, group = group, group_labels = lavInspect(fit, "group.label"), tight = tight,
+       converged = lavInspect(fit, "converged"), nobs = lavInspect(fit, "nobs"),
+       fit = as.list(fm[!is.na(fm)]), fit_na = names(fm)[is.na(fm)], pe = pe[, pe_cols])
+}
+mimic <- paste(hs3, "visual ~ sex + ageyr\ntextual ~ visual + sex\nspeed ~ textual", sep = "\n")
+for (tight in c(FALSE, TRUE)) {
+  sfx <- if (tight) "_tight" else ""
+  out$engine[[paste0("mg_configural", sfx)]] <- mlr_full(hs3, hsc, group = "school", tight = tight)
+  out$engine[[paste0("mg_loadings", sfx)]] <- mlr_full(hs3, hsc, group = "school", tight = tight,
+                                                        group.equal = "loadings")
+  out$engine[[paste0("mimic", sfx)]] <- mlr_full(mimic, hsc, fun = "sem", tight = tight)
+  out$engine[[paste0("hs_sem", sfx)]] <- mlr_full(hs_sem, hsm, tight = tight)
+}
+# ML with FIML and information = "expected" (lavaan: the expected information under the
+# missingness patterns at the implied moments, h1.information = "structured"): SEs.
+expected_se <- function(model, data, fun = "cfa", group = NULL, ...) {
+  args <- list(model, data = data, missing = "ml", information = "expected", ...)
+  if (!is.null(group)) args$group <- group
+  fit <- suppressWarnings(do.call(fun, args))
+  pe <- parameterEstimates(fit)
+  if (!"group" %in% names(pe)) pe$group <- 1L
+  list(model = model, group = group, group_labels = lavInspect(fit, "group.label"),
+       information = lavInspect(fit, "options")$information, pe = pe[, c("lhs", "op", "rhs", "group", "est", "se")])
+}
+out$expected <- list(hs_sem = expected_se(hs_sem, hsm), mimic = expected_se(mimic, hsc, fun = "sem"),
+                     mg_loadings = expected_se(hs3, hsc, group = "school", group.equal = "loadings"))
 writeLines(toJSON(out, digits = NA, auto_unbox = TRUE, na = "null"), "tests/reference/fiml_robust.json")
