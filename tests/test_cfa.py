@@ -349,12 +349,15 @@ def test_ordinal_cfa_from_the_command_matches_lavaan(run_cli, tmp_path, estimato
     assert len(pd.read_csv(tmp_path / "o" / "cfa_residuals.csv")) == 15
 
 
-def test_ordered_items_must_be_every_item_of_the_model(run_cli, tmp_path):
+def test_ordered_items_with_continuous_ones(run_cli, tmp_path):
+    """--ordered names some items, the others are continuous (lavaan's ordered = c(...); compared
+    with lavaan in tests/test_engine_wls.py and tests/test_wlsmv.py)."""
     (tmp_path / "m.lavaan").write_text(BFI_MODEL)
     code, out, err = run_cli("cfa", "--data", REF / "bfi_1000.csv", "--model", tmp_path / "m.lavaan", "--out",
                              tmp_path / "o", "--estimator", "WLSMV", "--ordered", "A1,A2")
-    assert code == 2 and len(err.strip().splitlines()) == 1
-    assert "A3, A4, A5, C1" in err and "have no thresholds" in err
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "o" / "cfa.json").read_text())
+    assert metrics["ordered"] == ["A1", "A2"] and "continuous and ordered variables" in metrics["note"]
 
 
 def test_params_keys_of_the_cfa_section(run_cli, tmp_path):
