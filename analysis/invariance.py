@@ -561,7 +561,15 @@ def fit_level(data: pd.DataFrame, model, group: str, groups: list[str], level: s
                        estimator=spec.estimator, missing=spec.missing)
     data = data.assign(**{group: data[group].astype("string")})
     return engine_fit(pt, data, group=group, group_labels=list(groups), estimator=spec.estimator,
-                      missing=spec.missing, ordered=list(spec.ordered) or None, std_se=std_se)
+                      missing=spec.missing, ordered=list(spec.ordered) or None, std_se=std_se,
+                      robust_indices=index_set_needs_robust(spec))
+
+
+def index_set_needs_robust(spec: Specification) -> bool:
+    """Whether the rungs need robust indices: not with ML, whose steps are judged on the
+    standard CFI/RMSEA (:func:`index_set`); lavaan's FIML-corrected robust indices of an ML fit
+    (NaN in the fit table then) cost more than the rest of a large rung's fit."""
+    return spec.estimator != "ML"
 
 
 def index_set(fits, spec: Specification) -> str:

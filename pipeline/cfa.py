@@ -12,22 +12,14 @@ from analysis.sem.api import PARAMETER_COLUMNS, fit_model
 from analysis.sem.diagnostics import modification_indices, standardized_residuals
 from analysis.warnings import GapscaleWarning
 from instrument import LavaanSyntaxError, load_instrument, parse_model
-from pipeline.io import is_simulated, output_dir, read_data, read_params, section, write_csv, write_json
+from pipeline.io import (estimation_settings, is_simulated, output_dir, read_data, read_params, section,
+                         write_csv, write_json)
 
-__all__ = ["run", "OUTPUTS", "DEFAULTS", "settings", "model_text", "ordered_items", "engine_warnings"]
+__all__ = ["run", "OUTPUTS", "DEFAULTS", "settings", "model_text", "engine_warnings"]
 
 OUTPUTS = ("cfa_parameters.csv", "cfa_modindices.csv", "cfa_residuals.csv", "cfa.json")
 DEFAULTS = {"estimator": "ML", "missing": "listwise", "std_lv": False, "ordered": None, "top_modindices": 20}
-ESTIMATORS = ("ML", "MLR", "MLM", "WLSMV", "ULSMV")
-ORDINAL = ("WLSMV", "ULSMV")
-MISSING = ("listwise", "fiml")
 MI_COLUMNS = ["lhs", "op", "rhs", "mi", "epc", "sepc_all"]
-# Estimators that take complete cases only, and what to use instead with fiml.
-COMPLETE_ONLY = {
-    "MLM": "its Satorra-Bentler test needs complete data, as lavaan's",
-    "WLSMV": "lavaan's WLSMV deletes incomplete rows listwise",
-    "ULSMV": "lavaan's ULSMV deletes incomplete rows listwise",
-}
 ORDINAL_NOTE = ("{est} (lavaan's cfa(ordered = ..., estimator = '{est}')): the ordered items are ordinal; thresholds "
                 "as rows with op '|'; their residual variances are 1 - R^2 (delta parameterisation, se 0 as lavaan); "
                 "modification indices and standardized residuals are lavaan's for a {est} fit (those of the "
@@ -40,53 +32,10 @@ def settings(params: dict, overrides: dict) -> dict:
     method, their combination, ``std_lv``, ``ordered`` (None, ``"all"``, a list of columns or
     comma-separated columns) and ``top_modindices``."""
     s = section(params, "cfa", DEFAULTS, overrides)
-    if not isinstance(s["estimator"], str) or s["estimator"].upper() not in ESTIMATORS:
-        raise InputError(f"cfa.estimator: {s['estimator']!r} is not available; use {', '.join(ESTIMATORS)}")
-    s["estimator"] = s["estimator"].upper()
-    if s["missing"] not in MISSING:
-        raise InputError(f"cfa.missing: {s['missing']!r} is not available; use {', '.join(MISSING)}")
-    est = s["estimator"]
-    if s["missing"] == "fiml" and est in COMPLETE_ONLY:
-        others = [e for e in ESTIMATORS if e not in COMPLETE_ONLY]
-        raise InputError(f"cfa.missing: 'fiml' is not available with estimator {est}: {COMPLETE_ONLY[est]}; use "
-                         f"--missing listwise with {est}, or --estimator {' or '.join(others)} with fiml")
-    if not isinstance(s["std_lv"], bool):
-        raise InputError(f"cfa.std_lv: true or false, got {s['std_lv']!r}")
-    s["ordered"] = _ordered_setting(s["ordered"])
-    if s["ordered"] is not None and est not in ORDINAL:
-        raise InputError(f"cfa.ordered: ordered items need estimator {' or '.join(ORDINAL)} (thresholds and "
-                         f"polychoric correlations), got {est}; use --estimator WLSMV, or leave --ordered out to treat "
-                         "the items as continuous")
+    s.update(estimation_settings(s, "cfa"))
     if isinstance(s["top_modindices"], bool) or not isinstance(s["top_modindices"], int) or s["top_modindices"] < 0:
         raise InputError(f"cfa.top_modindices: a whole number >= 0, got {s['top_modindices']!r}")
     return s
-
-
-def _ordered_setting(value):
-    """None, ``"all"`` or a list of column names, from a params value or a comma-separated option."""
-    if value is None or value is False:
-        return None
-    if value is True:
-        return "all"
-    if isinstance(value, str):
-        if value.strip().lower() == "all":
-            return "all"
-        value = [v.strip() for v in value.split(",")]
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-        raise InputError(f"cfa.ordered: 'all' or a list of column names (on the command line comma-separated, e.g. "
-                         f"--ordered A1,A2), got {value!r}"[:300])
-    return list(dict.fromkeys(value))
-
-
-def ordered_items(setting, estimator: str, observed) -> list[str] | None:
-    """The ordered items to fit: ``setting`` (None, ``"all"`` or columns) resolved against the
-    model's ``observed`` variables; with WLSMV/ULSMV and no setting, all of them (lavaan's
-    ``ordered = TRUE``)."""
-    if estimator not in ORDINAL:
-        return None
-    if setting is None or setting == "all":
-        return list(observed)
-    return list(setting)
 
 
 def engine_warnings(fitted, records) -> list[str]:
@@ -136,7 +85,7 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
     except LavaanSyntaxError as exc:
         raise InputError(f"{where}: {exc}") from None
     data = read_data(data_path)
-    ordered = ordered_items(s["ordered"], s["estimator"], model.observed)
+    ordered = s["estimation"].ordered_columns(text, data)
     with warnings.catch_warnings(record=True) as records:
         warnings.simplefilter("always", GapscaleWarning)
         try:
@@ -163,7 +112,7 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
         "fit": fit.fit, "min_std_loading": float(loadings["std_all"].min()),
         "dropped_items": drop, "inadmissible": flags, "admissible": not flags and bool(fit.converged),
     }
-    if s["estimator"] in ORDINAL:
+    if s["estimation"].ordinal:
         metrics["note"] = ORDINAL_NOTE.format(est=s["estimator"])
     if resid_note:
         metrics["note"] = f"{metrics.get('note', '')} {resid_note}.".strip()

@@ -98,3 +98,18 @@ def read_data(path: str | Path, **kwargs) -> pd.DataFrame:
 def is_simulated(data: pd.DataFrame) -> bool:
     """True when every row carries the simulation's ``simulated = 1`` mark."""
     return bool("simulated" in data.columns and len(data) and (data["simulated"].astype(str) == "1").all())
+
+
+def estimation_settings(s: dict, stage: str) -> dict:
+    """A stage's ``estimator``, ``missing``, ``ordered`` and ``std_lv`` settings checked as one
+    :class:`analysis.sem.options.Estimation` (messages ``STAGE.KEY: ...``, exit status 2).
+    Returns the normalised keys and ``estimation``, the object the stage fits with; ``ordered``
+    is ``"all"``, a list of columns or ``[]`` (as the metrics report it)."""
+    from analysis.sem.options import Estimation, parse_ordered
+
+    try:
+        e = Estimation(s["estimator"], s["missing"], parse_ordered(s["ordered"]), s["std_lv"])
+    except InputError as exc:
+        raise InputError(f"{stage}.{exc}") from None
+    ordered = "all" if e.ordered == ("all",) else list(e.ordered)
+    return {"estimator": e.estimator, "ordered": ordered, "estimation": e}

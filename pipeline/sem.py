@@ -12,11 +12,11 @@ import pandas as pd
 
 from analysis.bootstrap import bootstrap_sem
 from analysis.sem.api import PARAMETER_COLUMNS, fit_model, refuse_unidentified
-from analysis.sem.partable import lavaanify
 from analysis.structural import check_competing, compare_models, competing_model, hypotheses_table, r_squared
 from analysis.warnings import GapscaleWarning
 from instrument import parse_model
-from pipeline.io import is_simulated, output_dir, read_data, read_params, read_seed, section, write_csv, write_json
+from pipeline.io import (estimation_settings, is_simulated, output_dir, read_data, read_params, read_seed, section,
+                         write_csv, write_json)
 from instrument.safe_yaml import read_yaml
 from pipeline.stage_metrics import read_metrics
 from pipeline.progress import progress_bar
@@ -29,8 +29,6 @@ MAX_BOOTSTRAP = 100_000  # draws: 2000 is the usual, 10,000 a careful study
 OUTPUTS = ("sem_parameters.csv", "sem_r2.csv", "sem_hypotheses.csv", "sem_competing.csv", "sem.json")
 DEFAULTS = {"estimator": "ML", "std_lv": False, "ordered": [], "missing": "fiml", "bootstrap": 2000, "ci": 0.95,
             "interval": "boot_pct", "competing": {}, "criterion": "bic"}
-ESTIMATORS = ("ML", "MLR", "MLM", "WLSMV", "ULSMV")
-ORDINAL = ("WLSMV", "ULSMV")
 INTERVALS = ("ci", "boot_pct", "boot_bc")
 BOOT_COLUMNS = ["boot_se", "boot_pct_lower", "boot_pct_upper", "boot_bc_lower", "boot_bc_upper"]
 
@@ -38,15 +36,7 @@ BOOT_COLUMNS = ["boot_se", "boot_pct_lower", "boot_pct_upper", "boot_bc_lower", 
 def settings(params: dict, overrides: dict) -> dict:
     """``sem:`` of params.yaml over :data:`DEFAULTS`, then the command-line options."""
     s = section(params, "sem", DEFAULTS, overrides)
-    if not isinstance(s["estimator"], str) or s["estimator"].upper() not in ESTIMATORS:
-        raise InputError(f"sem.estimator (--estimator): {s['estimator']!r} is not available; use "
-                         f"{', '.join(ESTIMATORS)}")
-    s["estimator"] = s["estimator"].upper()
-    if not isinstance(s["std_lv"], bool):
-        raise InputError(f"sem.std_lv (--std-lv): true or false, got {s['std_lv']!r}")
-    s["ordered"] = _ordered_setting(s["ordered"])
-    if s["missing"] not in ("listwise", "fiml"):
-        raise InputError(f"sem.missing: {s['missing']!r} is not available; use listwise or fiml")
+    s.update(estimation_settings(s, "sem"))
     b = s["bootstrap"]
     if isinstance(b, bool) or not isinstance(b, int) or (b != 0 and b < 2) or b > MAX_BOOTSTRAP:
         raise InputError(f"sem.bootstrap (--bootstrap): a whole number of draws (0 for none, otherwise 2 to "
@@ -60,52 +50,10 @@ def settings(params: dict, overrides: dict) -> dict:
     s["competing"] = check_competing(s["competing"])  # per name: a structural part, {measurement, structural}, {model}
     if s["criterion"] not in ("aic", "bic"):
         raise InputError(f"sem.criterion: aic or bic, got {s['criterion']!r}")
-    est = s["estimator"]
-    if est in ORDINAL:
-        clash = [text for bad, text in (
-            (not s["ordered"], "ordered items (sem.ordered, --ordered COLS|all)"),
-            (s["missing"] != "listwise", "complete cases (sem.missing: listwise, --missing listwise)"),
-            (s["bootstrap"] != 0,
-             "no bootstrap (sem.bootstrap: 0, --bootstrap 0; its intervals are the robust Wald ones)"))
-            if bad]
-        if clash:
-            raise InputError(f"sem.estimator {est} needs {'; '.join(clash)}")
-    elif s["ordered"]:
-        raise InputError(f"sem.ordered (--ordered): ordinal items need estimator WLSMV or ULSMV, got {est}")
-    elif est == "MLM" and s["missing"] != "listwise":
-        raise InputError("sem.estimator MLM (Satorra-Bentler) takes complete data: use sem.missing: listwise "
-                         "(--missing listwise), or MLR for missing answers")
+    if s["estimation"].ordinal and s["bootstrap"] != 0:
+        raise InputError(f"sem.bootstrap: {s['estimator']} fits are not bootstrapped; use sem.bootstrap: 0 "
+                         "(--bootstrap 0; the intervals are then the robust Wald ones)")
     return s
-
-
-def _ordered_setting(value) -> list[str] | str:
-    """``sem.ordered``: a list of columns, a comma-separated string of them, ``"all"``, or none."""
-    if value is None or value is False or value == [] or value == "":
-        return []
-    if value is True or (isinstance(value, str) and value.strip().lower() == "all"):
-        return "all"
-    if isinstance(value, str):
-        value = [v.strip() for v in value.split(",") if v.strip()]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise InputError(f"sem.ordered (--ordered): column names (a list or COL1,COL2) or 'all', got {value!r}")
-    return list(dict.fromkeys(value))
-
-
-def ordered_columns(text: str, data: pd.DataFrame, ordered) -> list[str]:
-    """The ordinal columns of ``sem.ordered``: the names given (each must be a data column), or
-    for ``"all"`` every observed endogenous variable of the model (lavaan's ``ordered = TRUE``:
-    the indicators and the observed outcomes, not the exogenous covariates)."""
-    if not ordered:
-        return []
-    if ordered != "all":
-        absent = [v for v in ordered if v not in data.columns]
-        if absent:
-            raise InputError(f"sem.ordered (--ordered): column {absent[0]!r} not found in the data")
-        return list(ordered)
-    pt = lavaanify(text, list(data.columns))
-    variances = pt[(pt["op"] == "~~") & (pt["lhs"] == pt["rhs"])]
-    exogenous = set(variances.loc[variances["exo"] == 1, "lhs"])
-    return [v for v in dict.fromkeys(variances["lhs"]) if v in data.columns and v not in exogenous]
 
 
 def read_hypotheses(path) -> dict:
@@ -121,7 +69,7 @@ def _fit(data, text, s, name):
         parse_model(text)
         common = dict(estimator=s["estimator"], std_lv=s["std_lv"], missing=s["missing"])
         refuse_unidentified(text, data, **common)  # the unified engine's identification check (issue 11)
-        return fit_model(text, data, ordered=ordered_columns(text, data, s["ordered"]) or None,
+        return fit_model(text, data, ordered=s["estimation"].ordered_columns(text, data),
                          **common)
     except InputError as exc:  # a syntax error or a model the data cannot fit: name the model
         raise InputError(f"{name}: {exc}") from None

@@ -256,13 +256,13 @@ def test_mlr_with_fiml_runs_from_the_command(run_cli, tmp_path):
      "cfa.missing: 'fiml' is not available with estimator MLM: its Satorra-Bentler test needs complete data, as "
      "lavaan's; use --missing listwise with MLM, or --estimator ML or MLR with fiml"),
     (["--estimator", "WLSMV", "--missing", "fiml"],
-     "cfa.missing: 'fiml' is not available with estimator WLSMV: lavaan's WLSMV deletes incomplete rows listwise; "
-     "use --missing listwise with WLSMV, or --estimator ML or MLR with fiml"),
+     "cfa.missing: 'fiml' is not available with estimator WLSMV: lavaan's WLSMV takes complete cases (listwise) or "
+     "pairwise; use --missing listwise with WLSMV, or --estimator ML or MLR with fiml"),
     (["--estimator", "ulsmv", "--missing", "fiml"], "'fiml' is not available with estimator ULSMV"),
     (["--ordered", "x1,x2"], "cfa.ordered: ordered items need estimator WLSMV or ULSMV"),
     (["--estimator", "WLSMV", "--ordered", " , "], "cfa.ordered: 'all' or a list of column names"),
     (["--estimator", "WLSMV", "--ordered", "x1,nope"], "ordered: column(s) nope not found in the data"),
-    (["--missing", "pairwise"], "cfa.missing: 'pairwise' is not available; use listwise, fiml"),
+    (["--missing", "pairwise"], "cfa.missing: 'pairwise' is for WLSMV and ULSMV (polychorics pair by pair), got ML"),
 ])
 def test_combinations_the_engine_cannot_fit_are_one_line(run_cli, tmp_path, args, message):
     (tmp_path / "m.lavaan").write_text(HS_MODEL)

@@ -7,7 +7,6 @@ column names) and writes the table to partable.json.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -123,13 +122,11 @@ def test_variable_kinds_of_a_mimic_model():
     assert v["lv_y"] == ["visual", "textual", "speed"] and v["lv_x"] == []
 
 
-def test_a_large_model_is_built_fast():
-    """A 600-item, 60-factor model with a structural chain: linear in the rows."""
+def test_a_large_model_is_built():
+    """A 600-item, 60-factor model with a structural chain (its cost: benchmarks/, not here)."""
     lines = [f"f{k} =~ " + " + ".join(f"x{k}_{j}" for j in range(10)) for k in range(60)]
     lines += [f"f{k} ~ f{k - 1}" for k in range(1, 60)]
-    start = time.process_time()
     t = lavaanify("\n".join(lines))
-    assert time.process_time() - start < 5
     assert (t["op"] == "=~").sum() == 600
 
 

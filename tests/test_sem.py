@@ -447,13 +447,13 @@ def test_mlm_parameters_and_scaled_difference_match_lavaan():
 
 
 @pytest.mark.parametrize("options, params, message", [
-    (["--estimator", "WLSMV"], "sem:\n  bootstrap: 0\n  missing: listwise\n", "needs ordered items"),
-    (["--estimator", "WLSMV", "--ordered", "all"], "", "--missing listwise); no bootstrap"),
+    (["--estimator", "WLSMV"], "sem:\n  missing: listwise\n", "sem.bootstrap: WLSMV fits are not bootstrapped"),
+    (["--estimator", "WLSMV", "--ordered", "all"], "", "sem.missing: 'fiml' is not available with estimator WLSMV"),
     (["--ordered", "y1,y2"], "sem:\n  bootstrap: 0\n", "need estimator WLSMV or ULSMV"),
-    (["--estimator", "MLM"], "sem:\n  bootstrap: 0\n", "MLM (Satorra-Bentler) takes complete data"),
-    (["--estimator", "GLS"], "", "sem.estimator (--estimator): 'GLS'"),
+    (["--estimator", "MLM"], "sem:\n  bootstrap: 0\n", "sem.missing: 'fiml' is not available with estimator MLM"),
+    (["--estimator", "GLS"], "", "sem.estimator: 'GLS' is not available"),
     (["--estimator", "ULSMV", "--ordered", "y1,nope"], "sem:\n  bootstrap: 0\n  missing: listwise\n",
-     "column 'nope' not found"),
+     "ordered: column(s) nope not found in the data"),
     ([], "sem:\n  std_lv: 1\n", "sem.std_lv"),
 ])
 def test_sem_impossible_combinations_are_one_line_input_errors(tmp_path, capsys, options, params, message):

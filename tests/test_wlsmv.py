@@ -13,7 +13,6 @@ of these references are checked where the engine's diagnostics for WLSMV fits ar
 from __future__ import annotations
 
 import json
-import time
 import warnings
 from pathlib import Path
 
@@ -225,8 +224,9 @@ def test_confidence_intervals_cover_the_truth():
     assert 0.93 <= th_hits / (100 * len(true_th)) <= 0.97, th_hits
 
 
-def test_seventy_two_items_fit_quickly():
-    """The default instrument's size: 72 seven-point items, 8 factors, 450 respondents."""
+def test_seventy_two_items_fit():
+    """The default instrument's size: 72 seven-point items, 8 factors, 450 respondents (its
+    cost is measured in benchmarks/, not here)."""
     rng = np.random.default_rng(4)
     lam = np.zeros((72, 8))
     for f in range(8):
@@ -234,9 +234,7 @@ def test_seventy_two_items_fit_quickly():
     phi = np.full((8, 8), 0.3) + 0.7 * np.eye(8)
     data = ordinal_sample(450, lam, phi, [np.array([-1.8, -1.1, -0.4, 0.3, 1.0, 1.7])] * 72, seed=5)
     model = "\n".join(f"F{f} =~ " + " + ".join(f"y{9 * f + k + 1}" for k in range(9)) for f in range(8))
-    start = time.process_time()
     fit = fit_wlsmv(data, model)
-    assert time.process_time() - start < 30  # about 5 CPU s (the engine; single-threaded BLAS)
     assert fit.converged and fit.fit["df"] == 72 * 71 // 2 - (64 + 8 + 28)
     assert fit.estimator.stats[0].influence.shape == (450, 72 * 6 + 72 * 71 // 2)
 

@@ -144,7 +144,7 @@ def check_identification(partable: pd.DataFrame, data: pd.DataFrame, group: str 
 def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         group_labels: list[str] | None = None, estimator: str = "ML", information: str | None = None,
         level: float = 0.95, std_se: bool = True, max_iter: int = 500, missing: str = "listwise",
-        ordered: list[str] | None = None) -> EngineFit:
+        ordered: list[str] | None = None, robust_indices: bool = True) -> EngineFit:
     """Fit the model of a lavaan parameter table (``parTable(fit)`` columns) to ``data``.
 
     ``group`` names the column of the groups (their order: ``group_labels`` or first
@@ -155,7 +155,8 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     robust SEs and a scaled test (:mod:`analysis.sem.robust`); ``information`` defaults to
     lavaan's for the estimator (MLR observed, else expected). ``std_se = False`` skips the
     delta-method SEs of the standardised solutions (NaN), e.g. for the rungs of an invariance
-    ladder. ``missing = "fiml"`` (lavaan's ``"ml"``): every case by FIML
+    ladder; ``robust_indices = False`` leaves out ML with FIML's robust CFI/TLI/RMSEA (the
+    FIML-corrected statistics, the larger part of the fit measures' cost). ``missing = "fiml"`` (lavaan's ``"ml"``): every case by FIML
     (:mod:`analysis.sem.fiml`), observed information by default, lavaan's fit measures; with
     ``estimator = "MLR"`` robust SEs, the Yuan-Bentler scaled test and the FIML-corrected robust
     indices (:func:`analysis.sem.robust.robust_inference`); MLM needs complete data (InputError).
@@ -248,18 +249,19 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     # lavaan's number of sample statistics for the AGFI/PGFI: all of them, fixed.x covariates' too
     nel = sum(blk.p * (blk.p + 1) // 2 + (blk.p if model.meanstructure else 0) for blk in model.blocks)
     fixed_x = [[k for k, v in enumerate(st.ov) if v in set(blk.ov_x)] for blk, st in zip(model.blocks, stats)]
-    fit_measures = fitm.fit_measures(
-        npar=int(q - opt.eq_rank), ntotal=int(est.ntotal), chisq=float(chisq), df=int(df),
-        baseline_chisq=base_chisq, baseline_df=base_df, n_groups=len(stats), estimator=estimator,
-        fmin=opt.fmin / 2, scaled=robust.scaled if robust is not None else None,
-        baseline_scaled=robust.baseline_scaled if robust is not None else None, logl=logl,
-        unrestricted_logl=unres, residuals=fitm.residual_measures(covs, implied_covs, nobs, **mean_args),
-        gfi_value=fitm.ml_gfi(covs, implied_covs, nobs, **mean_args, fixed_x=fixed_x), nel=nel)
     if fiml:  # residual measures against the EM moments, FIML-corrected robust indices
         fit_measures = est.fit_measures(opt.x, int(q - opt.eq_rank), float(chisq), int(df), base_chisq, base_df,
-                                        opt.con_jac, estimator=estimator,
+                                        opt.con_jac, estimator=estimator, robust_indices=robust_indices,
                                         **(dict(scaled=robust.scaled, baseline_scaled=robust.baseline_scaled,
                                                 robust=robust.fiml_corrected) if robust is not None else {}))
+    else:
+        fit_measures = fitm.fit_measures(
+            npar=int(q - opt.eq_rank), ntotal=int(est.ntotal), chisq=float(chisq), df=int(df),
+            baseline_chisq=base_chisq, baseline_df=base_df, n_groups=len(stats), estimator=estimator,
+            fmin=opt.fmin / 2, scaled=robust.scaled if robust is not None else None,
+            baseline_scaled=robust.baseline_scaled if robust is not None else None, logl=logl,
+            unrestricted_logl=unres, residuals=fitm.residual_measures(covs, implied_covs, nobs, **mean_args),
+            gfi_value=fitm.ml_gfi(covs, implied_covs, nobs, **mean_args, fixed_x=fixed_x), nel=nel)
     implied = tuple((pd.DataFrame(s, index=st.ov, columns=st.ov), pd.Series(m, index=st.ov))
                     for (s, m), st in zip(est.moments(opt.x), stats))
     return EngineFit(parameters=params, fit=fit_measures, x=opt.x, vcov=vcov, information=info, model=model,

@@ -409,7 +409,7 @@ class FIMLEstimator:
     def fit_measures(self, x: np.ndarray, npar: int, chisq: float, df: int, baseline_chisq: float,
                      baseline_df: int, con_jac: np.ndarray | None = None, estimator: str = "ML",
                      scaled: fitm.ScaledTest | None = None, baseline_scaled: fitm.ScaledTest | None = None,
-                     robust: fitm.RobustStatistics | None = None) -> dict:
+                     robust: fitm.RobustStatistics | None = None, robust_indices: bool = True) -> dict:
         """lavaan's ``fitMeasures`` for the FIML fit (:func:`analysis.sem.fit.fit_measures`): the
         residual-based ones against the EM moments with the means (lavaan's ``sampstat``); GFI,
         AGFI and PGFI with lavaan's FIML statistics (:func:`analysis.sem.fit.ml_gfi` on the
@@ -419,13 +419,15 @@ class FIMLEstimator:
         :meth:`robust_statistics` version "V6", lavaan's for ML; ``con_jac`` the Jacobian of the
         equality constraints at ``x``). With MLR (``estimator``) the scaled tests of the model
         and the baseline (``scaled``, ``baseline_scaled``) and ``robust`` from
-        :meth:`robust_statistics` version "V3"."""
+        :meth:`robust_statistics` version "V3". ``robust_indices = False`` (ML) leaves the robust
+        indices out: their FIML-corrected statistics are most of a large model's fit measures'
+        cost (an invariance ladder decided on the standard indices needs none)."""
         logl, unres = self.loglik(x)
         moments = self.moments(x)
         res = fitm.residual_measures([st.cov for st in self.stats], [s for s, _ in moments],
                                      [st.n for st in self.stats], sample_mean=[st.mean for st in self.stats],
                                      implied_mean=[m for _, m in moments])
-        if robust is None:
+        if robust is None and robust_indices:
             robust = self.robust_statistics(x, df, baseline_df, con_jac)
         pair = [fitm.missing_data_moments(_values(pt, len(st.mean))) for pt, st in zip(self.patterns, self.stats)]
         gfi_value = fitm.ml_gfi([c for c, _, _ in pair], [s for s, _ in moments], [st.n for st in self.stats],
