@@ -83,11 +83,13 @@ The fit measures (SRMR family, GFI, ...) are the engine's own: ``EngineFit.fit``
 
 Covered, each checked against lavaan 0.6-14 (tests/test_engine_diagnostics.py), any number of
 groups, equality constraints across groups, fixed.x covariates: ML, MLR and MLM with complete
-data (listwise); ML with ``missing = "fiml"``; WLSMV and ULSMV (every observed variable ordered,
-delta parameterization). MLR with FIML (the sandwich :math:`\Gamma_g` from the casewise scores
-under the missingness patterns at the EM moments) agrees with lavaan on HS (1.4e-5) when the ML
-FIML fit is given robust SEs by hand; the engine does not fit MLR with FIML yet, and its test
-runs (tests/test_engine_diagnostics.py) once it does.
+data (listwise); ML and MLR with ``missing = "fiml"``; WLSMV and ULSMV with every observed
+variable ordered (delta parameterization; listwise, and WLSMV with ``missing = "pairwise"``).
+With continuous indicators beside ordered ones (WLSMV/ULSMV), the modification indices only:
+lavaan 0.6-14 has no standardized residuals for them (it stops), so they are refused here
+(InputError; the cfa stage writes NaN and says why). Not covered: ML with
+``information = "observed"`` and complete data (the residuals here use lavaan's default, the
+expected information).
 
 References
 ----------
@@ -129,15 +131,15 @@ def _kind(fitted) -> str:
     est = getattr(fitted, "estimator", None)
     if isinstance(est, WLSEstimator):
         return "wls"
-    if isinstance(est, FIMLEstimator):
+    if isinstance(getattr(fitted, "fiml", None), FIMLEstimator):
         return "fiml"
     if est is not None:
-        raise InputError(f"diagnostics: unknown estimator {type(est).__name__} of the fit")
+        raise TypeError(f"diagnostics: unknown estimator {type(est).__name__} of the fit")  # a bug, not input
     return "ml"
 
 
 def _fiml_patterns(fitted):
-    return list(fitted.estimator.patterns)
+    return list(fitted.fiml.patterns)
 
 
 def _x_index(blk, st) -> list[int]:
@@ -537,7 +539,7 @@ def _wls_standardized_residuals(fitted) -> list[tuple[pd.DataFrame, pd.Series]]:
     :math:`\operatorname{Var}(r_g) = Q_g\Gamma_gQ_g^\top/N` (lavaan divides every group's NACOV
     by the total N). The correlations' and the thresholds' residuals, each over its SE."""
     est, x = fitted.estimator, fitted.x
-    if any(len(st.variances) for st in est.stats):  # lavaan 0.6-14: lav_residuals_se "not ready yet"
+    if any(st.continuous for st in est.stats):  # lavaan 0.6-14: lav_residuals_se "not ready yet"
         raise InputError("standardized residuals of a model with continuous and ordered variables are not available "
                          "(lavaan 0.6-14 does not compute them either)")
     v = covariance(_wls_information(est, x), fitted.optimum.con_jac)  # E^-1 / N

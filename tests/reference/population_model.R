@@ -7,12 +7,14 @@ suppressPackageStartupMessages({library(lavaan); library(jsonlite)})
 model <- paste(readLines("tests/reference/population_model.lavaan"), collapse = "\n")
 pt <- lavaanify(model)
 items <- unique(pt$rhs[pt$op == "=~" & !(pt$rhs %in% pt$lhs[pt$op == "=~"])])
-S <- diag(length(items)); dimnames(S) <- list(items, items)
-# Nothing is free: do.fit = FALSE evaluates the model at the fixed values.
-fit <- lavaan(model, sample.cov = S, sample.nobs = 1000, do.fit = FALSE, start = "simple")
+observed <- lavNames(pt, "ov")  # the items and the observed covariates (controls)
+S <- diag(length(observed)); dimnames(S) <- list(observed, observed)
+# Nothing is free: do.fit = FALSE evaluates the model at the fixed values; the covariates'
+# variances are the model's own (fixed.x = FALSE), not S's.
+fit <- lavaan(model, sample.cov = S, sample.nobs = 1000, do.fit = FALSE, start = "simple", fixed.x = FALSE)
 stopifnot(nrow(parTable(fit)[parTable(fit)$free > 0, ]) == 0)
 cov_lv <- lavInspect(fit, "cov.lv")
-implied <- lavInspect(fit, "implied")$cov
+implied <- lavInspect(fit, "implied")$cov[items, items]
 r2 <- lavInspect(fit, "r2")
 out <- list(
   lavaan_version = as.character(packageVersion("lavaan")),
