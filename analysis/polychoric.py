@@ -73,6 +73,7 @@ __all__ = [
     "ordinal_codes",
     "pearson_start",
     "polychoric",
+    "whole_number_values",
 ]
 
 # psych::cor.smooth: smooth when the smallest eigenvalue is below machine epsilon; raise the
@@ -748,6 +749,29 @@ def _smooth_message(what: str, p: int, smallest: float, n_adjusted: int, eig_tol
 # --------------------------------------------------------------------------- input checks
 
 
+def whole_number_values(col: pd.Series, name: str, need: str) -> np.ndarray:
+    """An ordinal column's values as floats (NaN where missing), checked: numeric (not boolean)
+    and every observed value a finite whole number.
+
+    Raises
+    ------
+    InputError
+        Naming the column, the first offending value and its row, and ``need`` (what the
+        statistic needs, e.g. "WLSMV needs ordinal items coded as whole numbers").
+    """
+    if not pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
+        present = np.flatnonzero(col.notna().to_numpy())
+        example = f"; first value {col.iloc[present[0]]!r} in row {present[0] + 1}" if len(present) else ""
+        raise InputError(f"column {name!r} is not numeric (dtype {col.dtype}){example}; {need}")
+    values = col.astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)
+    present = ~np.isnan(values)
+    bad = np.flatnonzero(present & ((values != np.round(values)) | np.isinf(values)))
+    if len(bad):
+        raise InputError(f"column {name!r} has the value {values[bad[0]]:g} in row {bad[0] + 1}, which is not a whole "
+                         f"number; {need}")
+    return values
+
+
 def ordinal_codes(data: pd.DataFrame, columns, max_categories: int):
     """(names, n x p category codes with -1 for missing, sorted observed values per column)."""
     if not isinstance(data, pd.DataFrame):
@@ -772,19 +796,8 @@ def ordinal_codes(data: pd.DataFrame, columns, max_categories: int):
     codes = np.full((len(data), len(names)), -1, dtype=np.int64)
     categories = []
     for j, c in enumerate(names):
-        col = data[c]
-        if not pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
-            present = col.dropna()
-            example = (f"; first value {present.iloc[0]!r} in row {int(np.flatnonzero(col.notna())[0]) + 1}"
-                       if len(present) else "")
-            raise InputError(f"column {c!r} is not numeric (dtype {col.dtype}){example}; polychoric correlations "
-                             "need ordinal items coded as whole numbers")
-        values = col.astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)
+        values = whole_number_values(data[c], c, "polychoric correlations need ordinal items coded as whole numbers")
         present = ~np.isnan(values)
-        bad = np.flatnonzero(present & ((values != np.round(values)) | np.isinf(values)))
-        if len(bad):
-            raise InputError(f"column {c!r} has the value {values[bad[0]]:g} in row {bad[0] + 1}, which is not a whole "
-                             "number; polychoric correlations need ordinal items coded as whole numbers")
         if not present.any():
             raise InputError(f"column {c!r} is entirely missing ({len(values)} rows); leave it out of columns")
         levels, inverse = np.unique(values[present], return_inverse=True)

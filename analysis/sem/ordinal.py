@@ -59,7 +59,8 @@ from scipy import optimize, stats
 from scipy.special import ndtr, ndtri
 
 from analysis.errors import InputError
-from analysis.polychoric import bivariate_normal_cdf, maximise_correlations, ordinal_codes, pearson_start
+from analysis.polychoric import (bivariate_normal_cdf, maximise_correlations, ordinal_codes, pearson_start,
+                                 whole_number_values)
 from analysis.warnings import ConvergenceWarning, GapscaleWarning
 
 __all__ = ["MISSING_METHODS", "OrdinalStatistics", "check_categories", "check_items", "ordinal_statistics"]
@@ -403,19 +404,9 @@ def check_items(data: pd.DataFrame, columns: list[str], max_categories: int, min
     if len(columns) < minimum:
         raise InputError(f"WLSMV needs at least {minimum} ordinal items, got {len(columns)}: {columns!r}")
     for c in columns:
-        col = data[c]
-        if not pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
-            present = np.flatnonzero(col.notna().to_numpy())
-            example = f"; first value {col.iloc[present[0]]!r} in row {present[0] + 1}" if len(present) else ""
-            raise InputError(f"column {c!r} is not numeric (dtype {col.dtype}){example}; WLSMV needs ordinal items "
-                             "coded as whole numbers (e.g. 1-7)")
-        values = col.astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)
+        values = whole_number_values(data[c], c, "WLSMV is for ordinal (Likert) items coded as whole numbers (e.g. "
+                                     "1-7); for continuous data use estimator ML or MLR")
         present = ~np.isnan(values)
-        bad = np.flatnonzero(present & ((values != np.round(values)) | np.isinf(values)))
-        if len(bad):
-            raise InputError(f"column {c!r} has the value {values[bad[0]]:g} in row {bad[0] + 1}, which is not a whole "
-                             "number; WLSMV is for ordinal (Likert) items coded as whole numbers; for continuous data "
-                             "use estimator ML or MLR")
         if not present.any():
             raise InputError(f"column {c!r} is entirely missing ({len(values)} rows); leave it out of the model")
         distinct = len(np.unique(values[present]))
