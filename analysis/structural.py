@@ -126,7 +126,7 @@ def nested(restricted: EngineFit, general: EngineFit) -> bool:
     """Whether ``restricted`` is nested in ``general``, by Bentler & Satorra's (2010) nesting
     and equivalence test (NET): ``general`` is fitted (same estimator, starting from its own
     estimates) to the moments ``restricted`` implies; ``restricted`` is nested when ``general``
-    reproduces them exactly (:math:`N\,F` below :data:`NESTING_TOLERANCE`) and has fewer
+    reproduces them exactly (:math:`N F` below :data:`NESTING_TOLERANCE`) and has fewer
     degrees of freedom. This recognises covariance nesting whatever the parameterisation (latent
     covariances in place of regressions, a parameter fixed or constrained, a second-order factor
     in place of the correlations of its first-order factors); models with other observed
