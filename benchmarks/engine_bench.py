@@ -47,7 +47,11 @@ scalar 3.37 / 4.27 (0.79), strict 2.58 / 4.10 (0.63); FIML ladder configural 31.
 41% of the engine's FIML multi-group fit is ``FIMLEstimator.robust_statistics`` (lavaan's
 FIML-corrected robust CFI/TLI/RMSEA: a 2,700 x 2,700 saturated information per group), which
 multigroup.py never computed. lavaan 0.6-14 in a later run: cfa 11.29 CPU-s (chisq 2438.738, the
-same); its 4-group configural ML fit was stopped after 900 s wall.
+same); its 4-group configural ML fit was stopped after 900 s wall. A second run (engine with
+4009386, old beside it, the engine under the heavier load): cfa 0.73 / 3.77, fiml 8.15 / 10.76,
+ML ladder 4.14 / 5.43, 10.42 / 4.23 (the secant stall remains: 41 dense BFGS steps), 4.74 / 3.58,
+3.63 / 3.14; FIML ladder 37.89 / 16.16, 33.40 / 16.54, 32.08 / 15.42, 25.50 / 13.63; lavaan's
+configural and metric ML fits both stopped after 900 s wall.
 """
 from __future__ import annotations
 
