@@ -154,19 +154,11 @@ for (i in seq_len(nrow(jobs))) {
 def study(n: int, missing: float) -> tuple[pd.DataFrame, pd.DataFrame, str]:
     """The default population's complete responses (items recoded, plus the group column), the same
     with cells deleted at rate ``missing``, and the one-factor-per-construct CFA syntax."""
-    from analysis.clean import recode_reverse
-    from analysis.simulate import parse_simulation_params, simulate_study
-    from instrument import DEFAULT_INSTRUMENT, load_instrument
+    from sem_bench import simulated  # noqa: E402 (beside this file)
 
-    inst = load_instrument(DEFAULT_INSTRUMENT)
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())["simulate"]
-    raw = {**raw, "n": n, "personal_data": False, "defects": {k: 0.0 for k in raw["defects"]}}
-    sim = simulate_study(inst, parse_simulation_params(raw), seed=1)
-    items = list(inst.item_ids)
-    x = recode_reverse(sim.responses, inst)[items].astype(float)
+    responses, x, cfa = simulated(n)
     incomplete = x.mask(np.random.default_rng(1).random(x.shape) < missing)
-    x[GROUP] = incomplete[GROUP] = sim.responses[GROUP].astype(str).to_numpy()
-    cfa = "\n".join(f"{c.id} =~ {' + '.join(c.item_ids)}" for c in inst.constructs) + "\n"
+    x[GROUP] = incomplete[GROUP] = responses[GROUP].astype(str).to_numpy()
     return x, incomplete, cfa
 
 

@@ -68,14 +68,20 @@ print(json.dumps(out))
 """
 
 
-def data(n: int = 1000) -> tuple[pd.DataFrame, str, str]:
+def simulated(n: int) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """The default population's respondents without defects (seed 1): the responses, the items
+    recoded (reverse-keyed ones turned), and the one-factor-per-construct CFA syntax."""
     inst = load_instrument(DEFAULT_INSTRUMENT)
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())["simulate"]
     raw = {**raw, "n": n, "personal_data": False, "defects": {k: 0.0 for k in raw["defects"]}}
     sim = simulate_study(inst, parse_simulation_params(raw), seed=1)
-    items = list(inst.item_ids)
-    x = recode_reverse(sim.responses, inst)[items].astype(float)
+    x = recode_reverse(sim.responses, inst)[list(inst.item_ids)].astype(float)
     cfa = "\n".join(f"{c.id} =~ {' + '.join(c.item_ids)}" for c in inst.constructs) + "\n"
+    return sim.responses, x, cfa
+
+
+def data(n: int = 1000) -> tuple[pd.DataFrame, str, str]:
+    _, x, cfa = simulated(n)
     sem = Path(DEFAULT_INSTRUMENT).with_suffix(".lavaan").read_text(encoding="utf-8")
     return x, cfa, sem
 
