@@ -52,6 +52,7 @@ __all__ = [
     "missing_by_item",
     "missing_by_respondent",
     "missing_patterns",
+    "observed_mahalanobis",
 ]
 
 
@@ -339,6 +340,35 @@ def little_mcar_test(data: pd.DataFrame, columns: list[str], max_iter: int = 100
     d2, df = patterns.little(mu_z, np.linalg.inv(sigma_z))
     pvalue = float(chi2.sf(d2, df))
     return LittleMCAR(statistic=float(d2), df=int(df), pvalue=pvalue, n_patterns=patterns.n_patterns, n=moments.n)
+
+
+def observed_mahalanobis(x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's squared Mahalanobis distance over the entries it has, and their number.
+
+    .. math:: D^2_i = (x_{i,o} - \\mu_o)^\\top \\Sigma_{oo}^{-1} (x_{i,o} - \\mu_o), \\qquad df_i = |o|
+
+    for the observed entries :math:`o` of row :math:`i` (NaN = missing), computed by the
+    partitioned inverse (:math:`P = \\Sigma^{-1}`, :math:`e` the centred row with zeros on the
+    missing part, :math:`r = Pe`: :math:`D^2 = e^\\top P e - r_m^\\top P_{mm}^{-1} r_m`), batched
+    over the patterns. A row with no entry has ``D2`` NaN and ``df`` 0.
+
+    In R: ``mahalanobis(x[i, o], mu[o], S[o, o])`` row by row.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n, p = x.shape
+    observed = ~np.isnan(x)
+    df = observed.sum(axis=1)
+    d2 = np.full(n, np.nan)
+    precision = np.linalg.inv(cov)
+    complete = df == p
+    e = x[complete] - mean
+    d2[complete] = np.einsum("ni,ij,nj->n", e, precision, e)
+    partial = np.flatnonzero((df > 0) & ~complete)
+    if len(partial):
+        pat = _Patterns(x[partial])
+        quad, _logdet = pat.observed_quadratic_forms(np.asarray(mean, dtype=np.float64), precision, 0.0)
+        d2[partial] = quad[:-1]
+    return d2, df
 
 
 def _em(x: np.ndarray, names: list[str], max_iter: int, tol: float):
