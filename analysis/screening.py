@@ -112,7 +112,7 @@ def mahalanobis_unavailable(data: pd.DataFrame, items: list[str]) -> str | None:
     if len(data) < need:
         return (f"it needs at least max(2 x {len(items)} items, 50) = {need} respondents, the data have "
                 f"{len(data)}")
-    cov = data[items].astype(float).cov().to_numpy()
+    cov = pairwise_covariance(data[items].to_numpy(dtype=float, na_value=np.nan))
     undefined = np.argwhere(np.isnan(np.triu(cov)) & np.triu(np.ones_like(cov, dtype=bool)))
     if len(undefined):
         i, j = undefined[0]
@@ -144,7 +144,7 @@ def mahalanobis(data: pd.DataFrame, items: list[str], alpha: float) -> pd.DataFr
         return None
     x = data[items].to_numpy(dtype=float)
     mean = np.nanmean(x, axis=0)
-    cov = data[items].astype(float).cov().to_numpy()
+    cov = pairwise_covariance(x)
     w, v = np.linalg.eigh(cov)
     if w.min() <= 1e-8 * w.max():
         cov = (v * np.maximum(w, 1e-8 * w.max())) @ v.T
@@ -171,7 +171,10 @@ def duplicates(data: pd.DataFrame, id_column: str, columns: list[str], rows: pd.
     # identical answers: equal over every column, missing equal to missing
     key = data[columns].groupby(columns, dropna=False, sort=False).ngroup().to_numpy() if columns and n \
         else np.zeros(n, dtype=np.int64)
-    varied = data[[c for c in columns if pd.api.types.is_numeric_dtype(data[c])]].nunique(axis=1).to_numpy() > 1
+    numeric = data[[c for c in columns if pd.api.types.is_numeric_dtype(data[c])]].to_numpy(dtype=float, na_value=np.nan)
+    missing = np.isnan(numeric)  # varied: two different answers at least (nunique > 1 over the row)
+    varied = np.where(missing, -np.inf, numeric).max(axis=1, initial=-np.inf) > \
+        np.where(missing, np.inf, numeric).min(axis=1, initial=np.inf)
     # rows with equal answers are equally varied, so the first of a key is the first varied one
     first_of_key = _first_occurrence(key)
     same_answers = varied & (first_of_key != np.arange(n))
@@ -181,6 +184,29 @@ def duplicates(data: pd.DataFrame, id_column: str, columns: list[str], rows: pd.
                 ([f"identical answers to row {rows[first_of_key[k]]}"] if same_answers[k] else [])
         value[k] = "; ".join(notes)
     return _result(value, same_id | same_answers, data.index)
+
+
+def pairwise_covariance(x: np.ndarray) -> np.ndarray:
+    """Covariances from pairwise-complete rows (n - 1 denominator), as ``DataFrame.cov()``.
+
+    .. math:: s_{jk} = \\frac{\\sum_i x_{ij}x_{ik} - n_{jk}\\bar x_{j(k)}\\bar x_{k(j)}}{n_{jk} - 1}
+
+    over the :math:`n_{jk}` rows with both values, :math:`\\bar x_{j(k)}` the mean of column j
+    over those rows; computed by three matrix products (columns centred first, for accuracy).
+    NaN where fewer than two rows have both. In R: ``cov(x, use = "pairwise.complete.obs")``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    observed = ~np.isnan(x)
+    with np.errstate(invalid="ignore"):
+        centre = np.where(observed.any(axis=0), np.nanmean(np.where(observed.any(axis=0), x, 0.0), axis=0), 0.0)
+    z = np.where(observed, x - centre, 0.0)
+    m = observed.astype(np.float64)
+    n = m.T @ m
+    sums = z.T @ m  # [j, k]: sum of column j over the rows where k is observed (and j)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cov = (z.T @ z - sums * sums.T / n) / (n - 1)
+    cov[n < 2] = np.nan
+    return cov
 
 
 def _first_occurrence(codes: np.ndarray) -> np.ndarray:

@@ -31,8 +31,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
-from analysis.errors import InputError
 
 from analysis.errors import InputError
 
@@ -136,9 +136,11 @@ def _read_text(path: Path, encoding: str | None, tab: bool) -> RawTable:
             if extra:
                 raise InputError(f"{path}: row {k} has {len(r)} cells but the header has {len(names)} columns; "
                                  f"check the delimiter ({_name(delimiter)}) and quoting")
-    body = [(r + [""] * len(names))[: len(names)] for r in body]
-    cells = pd.DataFrame(body, columns=names, dtype=object)
-    cells = cells.map(lambda v: v.strip() if isinstance(v, str) and v.strip() else None)
+    width = len(names)
+    body = [r if len(r) == width else (r + [""] * width)[:width] for r in body]
+    cells = pd.DataFrame({k: _stripped(column) for k, column in enumerate(zip(*body))} if body else
+                         {k: [] for k in range(len(names))}, dtype=object)
+    cells.columns = names
     notes = []
     if delimiter != ",":
         notes.append(f"read as {_name(delimiter)}-delimited")
@@ -152,6 +154,14 @@ def _read_text(path: Path, encoding: str | None, tab: bool) -> RawTable:
         qualtrics, header_rows = True, 2
         notes.append("Qualtrics export: dropped 1 header row (ImportId)")
     return RawTable(cells, path, "csv", qualtrics, header_rows, delimiter, tuple(notes))
+
+
+def _stripped(column) -> np.ndarray:
+    """A column's cells with surrounding white space removed, empty ones None; each distinct
+    text is stripped once (a column of a million answers holds a handful of texts)."""
+    codes, uniques = pd.factorize(np.asarray(column, dtype=object), use_na_sentinel=True)
+    texts = [v.strip() if isinstance(v, str) and v.strip() else None for v in uniques] + [None]
+    return np.array(texts, dtype=object)[codes]
 
 
 def _csv_rows(path: Path, text: str, delimiter: str) -> list[list[str]]:
