@@ -705,16 +705,19 @@ def screen(prepared: Prepared, instrument: Instrument, params: ScreenParams) -> 
     flags = pd.DataFrame({"row": data["row"], **{k: r["flagged"] for k, r in results.items()}})
     excluded = flags[list(results)].any(axis=1).to_numpy() if results else np.zeros(len(data), dtype=bool)
     records = []
+    row_numbers, shown_ids = data["row"].to_numpy(), data[prepared.id_column].to_numpy()
     for name, r in results.items():
+        values = r["value"].to_numpy()
         for k in np.flatnonzero(r["flagged"].to_numpy()):
-            records.append((int(data["row"].iat[k]), data[prepared.id_column].iat[k], name, _as_value(r["value"].iat[k])))
+            records.append((int(row_numbers[k]), shown_ids[k], name, _as_value(values[k])))
     exclusions = pd.DataFrame(records, columns=EXCLUSION_COLUMNS).sort_values(["row", "screen"], kind="stable")
     kept = data.loc[~excluded].drop(columns=list(checks))
     clean = recode_reverse(kept, instrument).reset_index(drop=True)
 
     n_in, n_kept, n_out = len(data), len(clean), int(excluded.sum())
-    rows_out = set(exclusions["row"])
-    if n_in != n_kept + n_out or rows_out & set(clean["row"]) or rows_out | set(clean["row"]) != set(data["row"]):
+    rows_out, rows_kept = np.unique(exclusions["row"].to_numpy()), clean["row"].to_numpy()
+    if n_in != n_kept + n_out or len(np.intersect1d(rows_out, rows_kept)) \
+            or not np.array_equal(np.union1d(rows_out, rows_kept), np.unique(data["row"].to_numpy())):
         raise RuntimeError(f"accounting rule broken: {n_in} rows in, {n_kept} kept + {n_out} excluded")
     warnings = tuple(skipped) + tuple(f"item {i!r} has no variance among the kept respondents (every answer {clean[i].dropna().iat[0]:g})"
                      for i in items if clean[i].nunique() == 1)
