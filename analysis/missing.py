@@ -362,7 +362,7 @@ def observed_mahalanobis(x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> tu
     precision = np.linalg.inv(cov)
     complete = df == p
     e = x[complete] - mean
-    d2[complete] = np.einsum("ni,ij,nj->n", e, precision, e)
+    d2[complete] = np.einsum("ni,ni->n", e @ precision, e)
     partial = np.flatnonzero((df > 0) & ~complete)
     if len(partial):
         pat = _Patterns(x[partial])
@@ -511,7 +511,7 @@ class _Patterns:
     def observed_quadratic_forms(self, mu, precision, logdet_sigma):
         """Per row (complete rows last): e_o' Sigma_oo^-1 e_o and log|Sigma_oo|, as two arrays."""
         e = self._residuals(mu)
-        quad_e = np.einsum("ni,ij,nj->n", e, precision, e) if len(e) else np.empty(0)
+        quad_e = np.einsum("ni,ni->n", e @ precision, e) if len(e) else np.empty(0)
         _c, quad_m, logdet_mm = self._fill(e, precision, with_covariance=False)
         s, nc = self.sum_complete, self.n_complete
         centred = self.cross_complete - np.outer(s, mu) - np.outer(mu, s) + nc * np.outer(mu, mu)
