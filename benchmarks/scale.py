@@ -167,6 +167,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/gapscale-scale"))
     parser.add_argument("--parts", default="help,n,million,wide")
     parser.add_argument("--sizes", default="25000,50000,100000")
+    parser.add_argument("--stages", default="clean,split,efa,cfa", help="stages of the 'n' part, in order")
     args = parser.parse_args()
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -184,7 +185,7 @@ def main() -> None:
         for n in sizes:
             data = simulated(work, n)
             header(f"default study, N = {n:,} respondents (target at 100,000: <= 120 CPU-s, <= 2048 MB)")
-            res = early_stages(data, work / f"out_{n}")
+            res = early_stages(data, work / f"out_{n}", stages=tuple(args.stages.split(",")))
             cpu = sum(r[1] for r in res)
             peak = max(r[3] for r in res)
             totals.append(cpu)
