@@ -53,13 +53,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import linalg, optimize
 
 from analysis.sem.constraints import Constraints, ConstraintSystem, linear_reduction
 from analysis.sem.fit import chisq_pvalue  # noqa: F401  (one p-value function; robust.py imports it from here)
 from analysis.sem.model import Model, SampleStats
 
-__all__ = ["MLEstimator", "Optimum", "baseline", "optimise", "start_values"]
+__all__ = ["MLEstimator", "Optimum", "baseline", "optimise", "start_values", "warm_start"]
 
 
 class MLEstimator:
@@ -256,6 +257,43 @@ def start_values(model: Model, stats: list[SampleStats]) -> np.ndarray:
         if f > 0 and not seen[f - 1]:
             x[f - 1] = start[k] if np.isfinite(start[k]) else 0.0
             seen[f - 1] = True
+    return x
+
+
+def warm_start(model: Model, start: np.ndarray, previous: pd.DataFrame) -> np.ndarray:
+    """``start`` with each free parameter that ``previous`` also estimates set to its estimate.
+
+    ``previous`` is a fitted model's parameter table (columns ``lhs, op, rhs, est`` and, with
+    several groups, ``group``: lavaan's group number); a free parameter of ``model`` takes the
+    estimate of the row with the same ``lhs, op, rhs`` (either order for ``~~``) in the same group,
+    its first such row when equality constraints share it. Parameters without a match keep
+    ``start``. Nested models (the rungs of an invariance ladder, competing structural models of the
+    same data) then start at the neighbouring solution: the optimiser needs fewer steps and the
+    optimum is the same (the estimates are those of the optimiser's tolerance from any start).
+    lavaan has no such option (each ``cfa()`` starts from ``start = "default"``); it is an
+    optimiser's start, not a change of the model.
+    """
+    x = np.array(start, dtype=float, copy=True)
+    if previous is None or not len(previous):
+        return x
+    groups = previous["group"].to_numpy() if "group" in previous.columns else np.ones(len(previous))
+    known: dict = {}
+    for lhs, op, rhs, g, est in zip(previous["lhs"], previous["op"], previous["rhs"], groups, previous["est"]):
+        if op in ("=~", "~~", "~", "~1") and np.isfinite(est):
+            known.setdefault((lhs, op, rhs, int(g)), float(est))
+            if op == "~~":
+                known.setdefault((rhs, op, lhs, int(g)), float(est))
+    pt = model.partable
+    free = model.free
+    seen = np.zeros(len(x), dtype=bool)
+    for k, lhs, op, rhs, g in zip(range(len(pt)), pt["lhs"], pt["op"], pt["rhs"], pt["group"]):
+        f = free[k] - 1
+        if f < 0 or seen[f]:
+            continue
+        value = known.get((lhs, op, rhs, int(g)))
+        if value is not None:
+            x[f] = value
+            seen[f] = True
     return x
 
 
