@@ -65,13 +65,16 @@ def read_hypotheses(path) -> dict:
 
 
 def _fit(data, text, s, name, start=None):
-    """Fit one model; ``start`` (a fit of the same data) gives the optimiser its estimates of the
-    parameters both models have, and its moments when the observed variables are the same."""
+    """Fit one model; ``start`` (the hypothesised fit, for a competing model) gives the optimiser
+    its estimates of the parameters both models have, and its moments when the observed variables
+    are the same; a competing model is compared by its chi-square, CFI, TLI, RMSEA, SRMR, AIC and
+    BIC (:func:`analysis.structural.compare_models`), so ML with FIML's robust indices (the larger
+    part of such a fit's cost) are left out of it."""
     try:
         parse_model(text)
         common = dict(estimator=s["estimator"], std_lv=s["std_lv"], missing=s["missing"])
         refuse_unidentified(text, data, **common)  # the unified engine's identification check (issue 11)
-        warm = {} if start is None else dict(start=start.parameters, sample=start.sample)
+        warm = {} if start is None else dict(start=start.parameters, sample=start.sample, robust_indices=False)
         return fit_model(text, data, ordered=s["estimation"].ordered_columns(text, data),
                          **common, **warm)
     except InputError as exc:  # a syntax error or a model the data cannot fit: name the model
