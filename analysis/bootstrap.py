@@ -42,6 +42,7 @@ Rosseel, Y. (2012). lavaan: An R package for structural equation modeling. Journ
 """
 from __future__ import annotations
 
+import copy
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -58,7 +59,7 @@ from analysis.sem.constraints import ConstraintSystem, build_constraints
 from analysis.sem.engine import EngineFit
 from analysis.sem.estimate import MLEstimator, optimise
 from analysis.sem.fiml import FIMLEstimator, Patterns
-from analysis.sem.model import CONSTRAINT_OPS, SampleStats
+from analysis.sem.model import CONSTRAINT_OPS, Model, SampleStats
 from analysis.sem.wls import WLSEstimator
 
 __all__ = ["BootstrapResult", "Resampler", "bfgs", "bootstrap_sem", "norm_inter"]
@@ -264,6 +265,38 @@ def bfgs(fg: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: np.ndarray, h
     return x, bool(np.max(np.abs(g)) < gtol), max_iter
 
 
+def _fixed_x_cells(model: Model) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per group the parameter-table rows :meth:`~analysis.sem.model.Model.with_sample` fills with
+    the sample moments of the fixed.x covariates (``exo == 1``, fixed, no ``ustart``): the rows of
+    covariances (and their cells a, b) and of means (and their variable), in the group's ``ov``
+    order."""
+    pt = model.partable
+    exo, free, ustart = pt["exo"].to_numpy(), model.free, pt["ustart"].to_numpy(dtype=float)
+    lhs, op, rhs = pt["lhs"].to_numpy(), pt["op"].to_numpy(), pt["rhs"].to_numpy()
+    out = []
+    for blk in model.blocks:
+        ix = {v: k for k, v in enumerate(blk.ov)}
+        rows = [k for k in blk.rows if exo[k] == 1 and free[k] == 0 and np.isnan(ustart[k])]
+        cov = [k for k in rows if op[k] == "~~"]
+        mean = [k for k in rows if op[k] == "~1"]
+        out.append((np.array(cov, dtype=int), np.array([ix[lhs[k]] for k in cov], dtype=int),
+                    np.array([ix[rhs[k]] for k in cov], dtype=int), np.array(mean, dtype=int),
+                    np.array([ix[lhs[k]] for k in mean], dtype=int)))
+    return out
+
+
+def _with_fixed_x(model: Model, cells, stats: list[SampleStats]) -> Model:
+    """``model.with_sample(stats)`` for a draw, without its search of the parameter table: the
+    same model with the fixed.x rows (``cells`` from :func:`_fixed_x_cells`) at ``stats``."""
+    values = model.values.copy()
+    for (cov, a, b, mean, m), st in zip(cells, stats):
+        values[cov] = st.cov[a, b]
+        values[mean] = st.mean[m]
+    out = copy.copy(model)
+    out.values = values
+    return out
+
+
 class Resampler:
     """Refits ``fit``'s model to resampled data: built once from the full-sample fit and its data,
     called once per draw (in a worker process: it pickles without the compiled constraints).
@@ -303,6 +336,7 @@ class Resampler:
         self.full_patterns = ([_patterns(v, ids, flags) for v, (ids, flags) in zip(self.values, self.patterns)]
                               if fiml else None)
         self.exo = [np.array([blk.ov.index(v) for v in blk.ov_x], dtype=int) for blk in model.blocks]
+        self.fixed_x = _fixed_x_cells(model)
         system = ConstraintSystem(model, build_constraints(model.partable))
         self.constrained = bool(system.n_eq or system.n_in)
         hessian = 2.0 * np.asarray(fit.information, dtype=float) / sum(st.n for st in fit.stats)
@@ -353,7 +387,7 @@ class Resampler:
                 mean = y.mean(axis=0)
                 cov = (y - mean).T @ (y - mean) / len(y)
             stats_.append(SampleStats(label=st.label, ov=st.ov, n=len(y), cov=cov, mean=mean))
-        model = self.model.with_sample(stats_) if any(len(ix) for ix in self.exo) else self.model
+        model = _with_fixed_x(self.model, self.fixed_x, stats_) if any(len(ix) for ix in self.exo) else self.model
         if not self.fiml:
             return model, MLEstimator(model, stats_)
         return model, FIMLEstimator(model, stats_, pats, row_weights=weights or None)

@@ -19,7 +19,8 @@ from scipy import optimize
 from analysis.bootstrap import Resampler, bfgs, bootstrap_sem
 from analysis.sem.api import fit_model
 from analysis.sem.constraints import merge_simple_equalities
-from analysis.sem.fiml import FIMLEstimator, fiml_data, fiml_nll, parameter_gradient, pattern_layout, pattern_moments
+from analysis.sem.fiml import (FIMLEstimator, fiml_data, fiml_nll, free_rows, parameter_gradient, pattern_layout,
+                               pattern_moments)
 from analysis.sem.model import build_model, normalise_partable
 from analysis.sem.partable import lavaanify
 
@@ -130,7 +131,7 @@ def test_parameter_gradient_equals_the_jacobian_chain_rule():
     pos = np.flatnonzero(f > 0)
     kinds = set(blk.matrix[pos])
     assert {"lambda", "beta", "psi", "theta", "nu", "alpha"} <= kinds
-    ours = parameter_gradient(state, blk.matrix[pos], blk.row[pos], blk.col[pos], g_sigma, g_mu)
+    ours = parameter_gradient(state, free_rows(blk.matrix[pos], blk.row[pos], blk.col[pos]), g_sigma, g_mu)
     (index, ds, dm), = model.derivatives(x)
     ref = np.einsum("ij,kij->k", g_sigma, ds) + dm @ g_mu
     assert np.abs(ours - ref).max() < 1e-12 * np.abs(ref).max()
@@ -192,3 +193,20 @@ def test_fiml_bootstrap_with_fixed_x_covariates_matches_a_direct_fit():
     rows = rng.integers(0, len(data), len(data))
     direct = fit_model(model, data.iloc[rows].reset_index(drop=True), missing="fiml")
     assert np.abs(boot.draws.iloc[1].to_numpy()[:len(direct.x)] - direct.x).max() < 1e-5
+
+
+def test_a_draws_fixed_x_values_are_with_samples():
+    """The draw's shortcut for the covariates' fixed moments fills the rows
+    :meth:`~analysis.sem.model.Model.with_sample` fills, with the same values."""
+    from analysis.bootstrap import _fixed_x_cells, _with_fixed_x
+    from analysis.sem.model import SampleStats
+    data = pd.read_csv(REF / "hs_missing.csv").dropna(subset=["x7", "x8", "x9"])
+    fit = fit_model("visual =~ x1 + x2 + x3\nvisual ~ x7 + x8\nx1 ~ x9\n", data, missing="fiml")
+    rng = np.random.default_rng(0)
+    stats = [SampleStats(label=st.label, ov=st.ov, n=st.n, cov=st.cov + np.diag(rng.random(len(st.ov))),
+                         mean=st.mean + rng.random(len(st.ov))) for st in fit.stats]
+    ours = _with_fixed_x(fit.model, _fixed_x_cells(fit.model), stats)
+    ref = fit.model.with_sample(stats)
+    assert np.array_equal(np.isnan(ours.values), np.isnan(ref.values))
+    assert np.nanmax(np.abs(ours.values - ref.values)) == 0
+    assert np.nanmax(np.abs(ours.values - fit.model.values)) > 0

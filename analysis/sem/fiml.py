@@ -96,7 +96,7 @@ from analysis.sem.model import Model, SampleStats
 from analysis.warnings import GapscaleWarning
 
 __all__ = ["FIMLEstimator", "PatternLayout", "PatternMoments", "Patterns", "fiml_data", "fiml_nll",
-           "parameter_gradient", "pattern_layout", "pattern_moments"]
+           "free_rows", "parameter_gradient", "pattern_layout", "pattern_moments"]
 
 _LOG2PI = np.log(2 * np.pi)
 
@@ -412,12 +412,23 @@ def fiml_nll(mom: PatternMoments, sigma: np.ndarray, mu: np.ndarray, gradient: b
     return value, 0.5 * (g_sigma + g_sigma.T), g_mu
 
 
-def parameter_gradient(state: dict, kind: np.ndarray, i: np.ndarray, j: np.ndarray, g_sigma: np.ndarray,
-                       g_mu: np.ndarray) -> np.ndarray:
-    r"""The gradient of a function of the implied moments in parameter-table rows (``kind`` the
-    matrix, ``i, j`` the cell of each row), from its gradients in :math:`\Sigma` (``g_sigma``,
-    symmetric, :math:`df = \operatorname{tr}(G\,d\Sigma) + g_\mu^\top d\mu`) and :math:`\mu`, by the
-    chain rule in matrix form (O(p m^2 + p^2 m), not the q x p x p Jacobian).
+def free_rows(kind: np.ndarray, i: np.ndarray, j: np.ndarray) -> tuple:
+    """The rows of one group by matrix, for :func:`parameter_gradient`: per matrix name the rows'
+    positions, cells and the factor 2 of an off-diagonal (co)variance (it sits at (i, j) and
+    (j, i)); built once per model."""
+    out = []
+    for name in ("lambda", "beta", "psi", "theta", "nu", "alpha"):
+        sel = np.flatnonzero(kind == name)
+        if len(sel):
+            out.append((name, sel, i[sel], j[sel], np.where(i[sel] != j[sel], 2.0, 1.0)))
+    return len(kind), tuple(out)
+
+
+def parameter_gradient(state: dict, rows: tuple, g_sigma: np.ndarray, g_mu: np.ndarray) -> np.ndarray:
+    r"""The gradient of a function of the implied moments in parameter-table rows (``rows`` from
+    :func:`free_rows`: the matrix and cell of each), from its gradients in :math:`\Sigma`
+    (``g_sigma``, symmetric, :math:`df = \operatorname{tr}(G\,d\Sigma) + g_\mu^\top d\mu`) and
+    :math:`\mu`, by the chain rule in matrix form (O(p m^2 + p^2 m), not the q x p x p Jacobian).
 
     With :math:`L = \Lambda A`, :math:`\Phi = A\Psi A^\top`, :math:`\bar\eta = A\alpha`
     (:mod:`analysis.sem.model`): :math:`\partial f/\partial\Lambda = 2G\Lambda\Phi + g_\mu\bar\eta^\top`,
@@ -427,31 +438,26 @@ def parameter_gradient(state: dict, kind: np.ndarray, i: np.ndarray, j: np.ndarr
     :math:`\partial f/\partial\alpha = L^\top g_\mu` (Neudecker & Satorra, 1991). Rows of ``tau`` or
     ``delta`` get 0 (the continuous moments do not depend on them).
     """
+    n_rows, by_matrix = rows
     lam, a, phi, eta = state["lambda"], state["a"], state["veta"], state["eeta"]
     ell = lam @ a
     g_lam_phi = g_sigma @ lam @ phi
     l_g = ell.T @ g_mu
-    twice = np.where(i != j, 2.0, 1.0)
-    out = np.zeros(len(kind))
-    for name in ("lambda", "beta", "psi", "theta", "nu", "alpha"):
-        sel = kind == name
-        if not sel.any():
-            continue
-        ii, jj = i[sel], j[sel]
+    out = np.zeros(n_rows)
+    for name, sel, ii, jj, twice in by_matrix:
         if name == "lambda":
             out[sel] = 2 * g_lam_phi[ii, jj] + g_mu[ii] * eta[jj]
         elif name == "beta":
             out[sel] = 2 * (ell.T @ g_lam_phi)[ii, jj] + l_g[ii] * eta[jj]
         elif name == "psi":
-            out[sel] = (ell.T @ g_sigma @ ell)[ii, jj] * twice[sel]
+            out[sel] = (ell.T @ g_sigma @ ell)[ii, jj] * twice
         elif name == "theta":
-            out[sel] = g_sigma[ii, jj] * twice[sel]
+            out[sel] = g_sigma[ii, jj] * twice
         elif name == "nu":
             out[sel] = g_mu[ii]
         else:
             out[sel] = l_g[ii]
     return out
-
 
 class FIMLEstimator:
     """FIML over the groups of ``model``: EM moments ``stats`` (from :func:`fiml_data`, which also
@@ -484,7 +490,7 @@ class FIMLEstimator:
         for blk in model.blocks:
             f = model.free[blk.rows]
             pos = np.flatnonzero(f > 0)
-            self._free_rows.append((blk.matrix[pos], blk.row[pos], blk.col[pos], f[pos] - 1))
+            self._free_rows.append((free_rows(blk.matrix[pos], blk.row[pos], blk.col[pos]), f[pos] - 1))
         self._scoring_cache: list = []  # [(x, information)]: the scoring matrix where it was last computed
 
     def moments(self, x: np.ndarray):
@@ -514,12 +520,12 @@ class FIMLEstimator:
         Sigma and mu through :func:`parameter_gradient`."""
         grad = np.zeros(self.model.nfree)
         total = 0.0
-        for mom, state, (kind, i, j, index) in zip(self._moments, self.model.state(x), self._free_rows):
+        for mom, state, (rows, index) in zip(self._moments, self.model.state(x), self._free_rows):
             v, g_sigma, g_mu = fiml_nll(mom, state["sigma"], state["mu"], gradient=True)
             if not np.isfinite(v):
                 return np.inf, grad
             total += v
-            np.add.at(grad, index, parameter_gradient(state, kind, i, j, g_sigma, g_mu))
+            np.add.at(grad, index, parameter_gradient(state, rows, g_sigma, g_mu))
         return total, grad
 
     def scoring(self, x: np.ndarray, information: bool = True):
