@@ -58,7 +58,7 @@ from analysis.errors import InputError
 from analysis.sem.constraints import ConstraintSystem, build_constraints
 from analysis.sem.engine import EngineFit
 from analysis.sem.estimate import MLEstimator, optimise
-from analysis.sem.fiml import FIMLEstimator, Patterns
+from analysis.sem.fiml import FIMLEstimator, Patterns, model_free_rows, nll_gradient, pattern_moments
 from analysis.sem.model import CONSTRAINT_OPS, Model, SampleStats
 from analysis.sem.wls import WLSEstimator
 
@@ -331,10 +331,13 @@ class Resampler:
                                  "pass the data and missing-data method of the fit")
             self.values.append(x.to_numpy(dtype=float))
         self.patterns = [_pattern_ids(v) for v in self.values] if fiml else None
-        # the full sample's patterns (their layout built once): a draw reweights their rows
-        self.order = [np.argsort(ids, kind="stable") for ids, _ in self.patterns] if fiml else None
-        self.full_patterns = ([_patterns(v, ids, flags) for v, (ids, flags) in zip(self.values, self.patterns)]
-                              if fiml else None)
+        # the full sample's patterns (their layout built once; listwise: one, complete): a draw
+        # reweights their rows by its resample counts
+        ids_flags = self.patterns if fiml else [(np.zeros(len(v), dtype=int), np.ones((1, v.shape[1]), dtype=bool))
+                                                for v in self.values]
+        self.order = [np.argsort(ids, kind="stable") for ids, _ in ids_flags]
+        self.full_patterns = [_patterns(v, ids, flags) for v, (ids, flags) in zip(self.values, ids_flags)]
+        self.free_rows = model_free_rows(model)
         self.exo = [np.array([blk.ov.index(v) for v in blk.ov_x], dtype=int) for blk in model.blocks]
         self.fixed_x = _fixed_x_cells(model)
         system = ConstraintSystem(model, build_constraints(model.partable))
@@ -365,11 +368,13 @@ class Resampler:
         return self.model.nfree + len(self.constraints.defined)
 
     def _estimator(self, samples: list[np.ndarray], rows: list[np.ndarray] | None = None):
-        """The model with the samples' fixed.x moments and the estimator of the samples (``rows``:
-        their row numbers in :attr:`values`; with FIML they become row weights, the resample
-        counts, on the full sample's patterns: no pattern search per draw)."""
-        stats_, pats, weights = [], [], []
+        """The model with the samples' fixed.x moments, the engine's estimator of the samples and,
+        when ``rows`` (their row numbers in :attr:`values`) are given, the draw's
+        :class:`~analysis.sem.fiml.PatternMoments` per group: the resample counts as row weights
+        on the full sample's patterns (no pattern search per draw; listwise one complete pattern)."""
+        stats_, pats, weights, moments = [], [], [], []
         for g, (st, y, ix) in enumerate(zip(self.stats, samples, self.exo)):
+            w = None if rows is None else np.bincount(rows[g], minlength=len(self.values[g]))[self.order[g]]
             if self.fiml:
                 cov, mean = st.cov.copy(), st.mean.copy()  # only the covariates' block is used: theirs
                 if len(ix):
@@ -382,26 +387,44 @@ class Resampler:
                     pats.append(_patterns(y, ids, flags))
                 else:
                     pats.append(self.full_patterns[g])
-                    weights.append(np.bincount(rows[g], minlength=len(self.values[g]))[self.order[g]])
-            else:
+                    weights.append(w)
+            elif rows is None:
                 mean = y.mean(axis=0)
                 cov = (y - mean).T @ (y - mean) / len(y)
+            else:
+                moments.append(pattern_moments(self.full_patterns[g].layout, w))
+                mean = moments[-1].sy / moments[-1].n
+                cov = moments[-1].syy / moments[-1].n - np.outer(mean, mean)
             stats_.append(SampleStats(label=st.label, ov=st.ov, n=len(y), cov=cov, mean=mean))
         model = _with_fixed_x(self.model, self.fixed_x, stats_) if any(len(ix) for ix in self.exo) else self.model
         if not self.fiml:
-            return model, MLEstimator(model, stats_)
-        return model, FIMLEstimator(model, stats_, pats, row_weights=weights or None)
+            return model, MLEstimator(model, stats_), moments or None
+        est = FIMLEstimator(model, stats_, pats, row_weights=weights or None)
+        return model, est, (est.pattern_moments if rows is not None else None)
 
     def refit(self, samples: list[np.ndarray], rows: list[np.ndarray] | None = None) -> tuple[np.ndarray, bool, bool]:
         """Fit the model to ``samples`` (one array of rows per group, columns in the block's
         ``ov`` order; ``rows`` their row numbers in :attr:`values`, if they are resampled from
-        them) from the full-sample estimates: (free and defined values, converged, admissible)."""
-        model, est = self._estimator(samples, rows)
+        them) from the full-sample estimates: (free and defined values, converged, admissible).
+
+        The draw's discrepancy is :math:`-2\\log L/N` up to a constant: from its
+        weighted moments (:func:`analysis.sem.fiml.nll_gradient`: complete data are one pattern;
+        without a mean structure the means are the draw's sample means), or the estimator's
+        when the rows are not given."""
+        model, est, moments = self._estimator(samples, rows)
         x, ok = self.x, False
         if not self.constrained:
-            def objective(z):
-                f, g, _ = est.scoring(z, information=False)
-                return (f, g) if np.isfinite(f) else (np.inf, np.zeros_like(z))
+            if moments is not None:
+                n = sum(m.n for m in moments)
+                means = None if model.meanstructure else [m.sy / m.n for m in moments]
+
+                def objective(z):
+                    nll, grad = nll_gradient(model, moments, self.free_rows, z, means)
+                    return (2 * nll / n, 2 * grad / n) if np.isfinite(nll) else (np.inf, np.zeros_like(z))
+            else:
+                def objective(z):
+                    f, g, _ = est.scoring(z, information=False)
+                    return (f, g) if np.isfinite(f) else (np.inf, np.zeros_like(z))
 
             x, ok, _ = bfgs(objective, self.x, self.hess_inv, GTOL)
         if not ok:  # constraints, or a line search that lost precision: the engine's optimiser

@@ -96,7 +96,8 @@ from analysis.sem.model import Model, SampleStats
 from analysis.warnings import GapscaleWarning
 
 __all__ = ["FIMLEstimator", "PatternLayout", "PatternMoments", "Patterns", "fiml_data", "fiml_nll",
-           "free_rows", "parameter_gradient", "pattern_layout", "pattern_moments"]
+           "free_rows", "model_free_rows", "nll_gradient", "parameter_gradient", "pattern_layout",
+           "pattern_moments"]
 
 _LOG2PI = np.log(2 * np.pi)
 
@@ -459,6 +460,39 @@ def parameter_gradient(state: dict, rows: tuple, g_sigma: np.ndarray, g_mu: np.n
             out[sel] = l_g[ii]
     return out
 
+def model_free_rows(model: Model) -> list[tuple[tuple, np.ndarray]]:
+    """Per group :func:`free_rows` of its free parameter-table rows and their free index (0-based;
+    rows sharing an index add)."""
+    out = []
+    for blk in model.blocks:
+        f = model.free[blk.rows]
+        pos = np.flatnonzero(f > 0)
+        out.append((free_rows(blk.matrix[pos], blk.row[pos], blk.col[pos]), f[pos] - 1))
+    return out
+
+
+def nll_gradient(model: Model, moments: list[PatternMoments], rows: list, x: np.ndarray,
+                 means: list[np.ndarray] | None = None) -> tuple[float, np.ndarray]:
+    """:math:`-\\log L` summed over the groups (``moments`` from :func:`pattern_moments`) at the free
+    parameters ``x`` and its gradient in them (``rows`` from :func:`model_free_rows`): the
+    gradients in Sigma and mu of :func:`fiml_nll` through :func:`parameter_gradient`;
+    ``(inf, zeros)`` where an implied Sigma is not positive definite. ``means``: per group the
+    mean vector to use instead of the model's (a model without a mean structure, complete data:
+    the sample means, their gradient not propagated)."""
+    grad = np.zeros(model.nfree)
+    total = 0.0
+    for g, (mom, state, (by_matrix, index)) in enumerate(zip(moments, model.state(x), rows)):
+        mu = state["mu"] if means is None else means[g]
+        v, g_sigma, g_mu = fiml_nll(mom, state["sigma"], mu, gradient=True)
+        if not np.isfinite(v):
+            return np.inf, np.zeros(model.nfree)
+        total += v
+        if means is not None:
+            g_mu = np.zeros_like(g_mu)
+        np.add.at(grad, index, parameter_gradient(state, by_matrix, g_sigma, g_mu))
+    return total, grad
+
+
 class FIMLEstimator:
     """FIML over the groups of ``model``: EM moments ``stats`` (from :func:`fiml_data`, which also
     gives ``patterns``). Same interface as :class:`~analysis.sem.estimate.MLEstimator`:
@@ -486,12 +520,13 @@ class FIMLEstimator:
         self.weights = np.array([mom.n / self.ntotal for mom in self._moments])
         self._h1 = float(sum(pt.unrestricted_logl + pt.logl_x for pt in patterns))  # joint, covariates included
         self._complete = MLEstimator(model, stats)
-        self._free_rows = []
-        for blk in model.blocks:
-            f = model.free[blk.rows]
-            pos = np.flatnonzero(f > 0)
-            self._free_rows.append((free_rows(blk.matrix[pos], blk.row[pos], blk.col[pos]), f[pos] - 1))
+        self._free_rows = model_free_rows(model)
         self._scoring_cache: list = []  # [(x, information)]: the scoring matrix where it was last computed
+
+    @property
+    def pattern_moments(self) -> list[PatternMoments]:
+        """Per group the (weighted) sufficient statistics of the likelihood."""
+        return self._moments
 
     def moments(self, x: np.ndarray):
         return self.model.implied(x)
@@ -516,17 +551,8 @@ class FIMLEstimator:
         return self.scoring(x, information=False)[1]
 
     def _nll_grad(self, x: np.ndarray):
-        """:math:`-\\log L` and its gradient in the free parameters: :func:`fiml_nll`'s gradients in
-        Sigma and mu through :func:`parameter_gradient`."""
-        grad = np.zeros(self.model.nfree)
-        total = 0.0
-        for mom, state, (rows, index) in zip(self._moments, self.model.state(x), self._free_rows):
-            v, g_sigma, g_mu = fiml_nll(mom, state["sigma"], state["mu"], gradient=True)
-            if not np.isfinite(v):
-                return np.inf, grad
-            total += v
-            np.add.at(grad, index, parameter_gradient(state, rows, g_sigma, g_mu))
-        return total, grad
+        """:math:`-\\log L` and its gradient in the free parameters (:func:`nll_gradient`)."""
+        return nll_gradient(self.model, self._moments, self._free_rows, x)
 
     def scoring(self, x: np.ndarray, information: bool = True):
         """``(F, gradient of F, scoring matrix)``: the scoring matrix is the complete-data expected
