@@ -389,7 +389,10 @@ def cfa_cmd(data_path, instrument_path, model_path, out, params_path, estimator,
 @click.option("--htmt-bootstrap", type=click.IntRange(min=0), default=None, help="Bootstrap draws for HTMT intervals (0: none).")
 @click.option("--no-method-factor", is_flag=True, help="Skip the unmeasured method factor comparison.")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the bootstrap (default: params).")
-def reliability_cmd(data_path, instrument_path, model_path, out, params_path, htmt_bootstrap, no_method_factor, seed):
+@click.option("--cfa", "cfa_dir", type=click.Path(exists=True, file_okay=False), default=None,
+              help="The cfa stage's output directory (cfa.json, cfa_parameters.csv): its CFA instead of a refit.")
+def reliability_cmd(data_path, instrument_path, model_path, out, params_path, htmt_bootstrap, no_method_factor, seed,
+                    cfa_dir):
     """Reliability (alpha, omega, CR), convergent and discriminant validity (AVE, Fornell-Larcker,
     HTMT with bootstrap intervals) and common-method variance (Harman, method factor)."""
     from pipeline.reliability import run
@@ -397,7 +400,7 @@ def reliability_cmd(data_path, instrument_path, model_path, out, params_path, ht
     one_of_instrument_or_model(instrument_path, model_path)
     overrides = dict(htmt_bootstrap=htmt_bootstrap, method_factor=False if no_method_factor else None)
     with user_errors():
-        m = run(data_path, out, instrument_path, model_path, params_path, overrides, seed)
+        m = run(data_path, out, instrument_path, model_path, params_path, overrides, seed, cfa_dir)
     click.echo(f"reliability on {m['n']} respondents: lowest alpha {m['min_alpha']:.2f} ({m['min_alpha_construct']}), "
                f"lowest omega {m['min_omega']:.2f}, lowest AVE {m['lowest_ave']:.2f} ({m['lowest_ave_construct']}), "
                f"highest HTMT {m['highest_htmt']:.2f} ({m['highest_htmt_pair']}); Harman first factor "
