@@ -168,6 +168,26 @@ def _fiml_expected_information(model, x, a1: list[np.ndarray]) -> np.ndarray:
     return 0.5 * (out + out.T)
 
 
+def _fiml_candidate_information(model, x, q: int, a1: list[np.ndarray], a_j0: list[np.ndarray]):
+    r"""The parts of :func:`_fiml_expected_information` of a model extended by candidates (free
+    indices after the model's ``q``) that the modification indices use: with :math:`J = [J_0\,J_c]`
+    the Jacobian of the moments (model, candidates) and :math:`A_g` the saturated model's expected
+    information, :math:`\mathcal I_{c0} = \sum_g J_{c,g}^\top (A_gJ_{0,g})` (``a_j0``, computed
+    once) and the diagonal of :math:`\mathcal I_{cc} = \sum_g J_{c,g}^\top A_gJ_{c,g}`. A
+    candidate moves few moments (a residual covariance one, a loading one row of
+    :math:`\Sigma`), so :math:`J_c` is taken as a sparse matrix: the cost is its non-zeros times
+    :math:`p^*`, instead of :math:`p^{*2}` per candidate."""
+    from scipy import sparse
+
+    i12, i22 = 0.0, 0.0
+    for a, aj0, (d_s, d_m) in zip(a1, a_j0, _dense_derivatives(model, x)):
+        jc = sparse.csr_matrix(h1.jacobian(d_s[q:], d_m[q:]).T)  # candidates x moments
+        jca = np.asarray(jc @ a)
+        i12 = i12 + np.asarray(jc @ aj0)
+        i22 = i22 + np.asarray(jc.multiply(jca).sum(axis=1)).ravel()
+    return i12, i22
+
+
 def _wls_information(est, x) -> np.ndarray:
     r"""The expected information of DWLS/ULS (lavaan's ``information = "expected"``), summed over
     cases: :math:`N\sum_g f_g\Delta_g^	op W_g\Delta_g`, :math:`f_g = n_g/N`."""
@@ -278,6 +298,7 @@ def modification_indices(fitted) -> pd.DataFrame:
     v0 = _model_covariance(fitted, a1)
     n = sum(st.n for st in fitted.stats)
     v, g = np.zeros(len(candidates)), np.zeros(len(candidates))
+    a_j0 = None
     # in chunks: the extended information is (q + chunk)^2 and its derivatives chunk x p x p, so a
     # large model (72 items: 3,800 candidates) never holds them all at once
     for lo in range(0, len(candidates), _CHUNK):
@@ -287,7 +308,12 @@ def modification_indices(fitted) -> pd.DataFrame:
         if kind == "fiml":
             patterns = _fiml_patterns(fitted)
             grad_f = FIMLEstimator(model_ext, list(fitted.stats), patterns).gradient(x_ext)
-            info = _fiml_expected_information(model_ext, x_ext, a1)
+            if a_j0 is None:  # A_g J_g of the model's own parameters: the same for every chunk
+                a_j0 = [a @ h1.jacobian(d_s, d_m) for a, (d_s, d_m) in zip(a1, _dense_derivatives(fitted.model, fitted.x))]
+            i12, i22 = _fiml_candidate_information(model_ext, x_ext, q, a1, a_j0)
+            v[lo:lo + len(chunk)] = i22 - np.einsum("ja,ab,jb->j", i12, v0, i12)
+            g[lo:lo + len(chunk)] = -n / 2 * grad_f[q:]
+            continue
         elif kind == "wls":
             est = WLSEstimator(model_ext, fitted.estimator.stats, fitted.estimator.name)
             info = _wls_information(est, x_ext)
