@@ -311,7 +311,7 @@ def modification_indices(fitted) -> pd.DataFrame:
             if a_j0 is None:  # A_g J_g of the model's own parameters: the same for every chunk
                 a_j0 = [a @ h1.jacobian(d_s, d_m) for a, (d_s, d_m) in zip(a1, _dense_derivatives(fitted.model, fitted.x))]
             i12, i22 = _fiml_candidate_information(model_ext, x_ext, q, a1, a_j0)
-            v[lo:lo + len(chunk)] = i22 - np.einsum("ja,ab,jb->j", i12, v0, i12)
+            v[lo:lo + len(chunk)] = i22 - np.sum((i12 @ v0) * i12, axis=1)
             g[lo:lo + len(chunk)] = -n / 2 * grad_f[q:]
             continue
         elif kind == "wls":
@@ -323,7 +323,7 @@ def modification_indices(fitted) -> pd.DataFrame:
         else:
             _, grad_f, info = MLEstimator(model_ext, list(fitted.stats)).scoring(x_ext)
         i12 = info[q:, :q]
-        v[lo:lo + len(chunk)] = np.diag(info[q:, q:]) - np.einsum("ja,ab,jb->j", i12, v0, i12)
+        v[lo:lo + len(chunk)] = np.diag(info[q:, q:]) - np.sum((i12 @ v0) * i12, axis=1)
         g[lo:lo + len(chunk)] = -n / 2 * grad_f[q:]  # d log L / d theta (F = chi-square / N)
     ok = v / n >= _V_TOL
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -386,8 +386,12 @@ def _dense_derivatives(model, x):
     for blk, (index, ds, dm) in zip(model.blocks, model.derivatives(x)):
         d_s = np.zeros((q, blk.p, blk.p))
         d_m = np.zeros((q, blk.p))
-        np.add.at(d_s, index, ds)
-        np.add.at(d_m, index, dm)
+        if len(np.unique(index)) == len(index):  # no shared index: a plain assignment (np.add.at is slow)
+            d_s[index] = ds
+            d_m[index] = dm
+        else:
+            np.add.at(d_s, index, ds)
+            np.add.at(d_m, index, dm)
         out.append((d_s, d_m))
     return out
 
@@ -494,8 +498,21 @@ def _inverse_nonzero(a: np.ndarray) -> np.ndarray:
     lavaan's ``lav_matrix_symmetric_inverse``."""
     keep = ~(np.all(a == 0, axis=0) & np.all(a == 0, axis=1))
     out = np.zeros_like(a)
-    out[np.ix_(keep, keep)] = np.linalg.inv(a[np.ix_(keep, keep)])
+    out[np.ix_(keep, keep)] = _symmetric_inverse(a[np.ix_(keep, keep)])
     return out
+
+
+def _symmetric_inverse(a: np.ndarray) -> np.ndarray:
+    """The inverse of a symmetric matrix: from its Cholesky factor when it is positive definite
+    (LAPACK ``dpotrf`` + ``dpotri``, half the work of a general inverse), else ``np.linalg.inv``."""
+    from scipy.linalg import lapack
+
+    c, info = lapack.dpotrf(a, lower=1, clean=1)
+    if info == 0:
+        inv, info = lapack.dpotri(c, lower=1)
+        if info == 0:
+            return np.tril(inv) + np.tril(inv, -1).T
+    return np.linalg.inv(a)
 
 
 class _Complete(NamedTuple):
