@@ -81,6 +81,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -94,7 +95,9 @@ from analysis.sem.estimate import MLEstimator
 from analysis.sem.model import Model, SampleStats
 from analysis.warnings import GapscaleWarning
 
-__all__ = ["FIMLEstimator", "Patterns", "fiml_data"]
+__all__ = ["FIMLEstimator", "PatternLayout", "PatternMoments", "Patterns", "fiml_data", "fiml_nll",
+           "free_rows", "model_free_rows", "nll_gradient", "parameter_gradient", "pattern_layout",
+           "pattern_moments"]
 
 _LOG2PI = np.log(2 * np.pi)
 
@@ -121,6 +124,11 @@ class Patterns:
     @property
     def sizes(self) -> np.ndarray:
         return np.array([len(r) for r in self.rows], dtype=float)
+
+    @cached_property
+    def layout(self) -> "PatternLayout":
+        """The rows as arrays for the batched likelihood (:func:`pattern_layout`), built once."""
+        return pattern_layout(self)
 
 
 def fiml_data(model: Model, data: pd.DataFrame, group: str | None = None,
@@ -214,6 +222,277 @@ def fiml_data(model: Model, data: pd.DataFrame, group: str | None = None,
     return stats, pats, labels, notes
 
 
+# --------------------------------------------------------------------------- the batched likelihood
+
+
+@dataclass(frozen=True)
+class PatternLayout:
+    """One group's rows (pattern order, as :class:`Patterns` lists them) as arrays, built once.
+
+    ``values`` (n x p, 0 where missing) and ``observed`` (n x p flags); ``pattern`` each row's
+    pattern; ``nobs`` each pattern's number of observed variables; ``batches`` one entry per
+    number k >= 1 of missing variables: the patterns missing k (indices) and their missing
+    variables (patterns x k). Rows missing nothing are pattern-free in the likelihood (their
+    contribution is a complete-data one)."""
+
+    values: np.ndarray
+    observed: np.ndarray
+    pattern: np.ndarray
+    nobs: np.ndarray
+    batches: tuple[tuple[np.ndarray, np.ndarray], ...]
+
+
+def pattern_layout(pt: Patterns) -> PatternLayout:
+    """The arrays of :class:`PatternLayout` from ``pt`` (its rows in pattern order)."""
+    p = len(pt.observed[0]) + len(pt.missing[0])
+    n = pt.n
+    values = np.zeros((n, p))
+    observed = np.zeros((n, p), dtype=bool)
+    pattern = np.zeros(n, dtype=np.intp)
+    start = 0
+    for k, (o, y) in enumerate(zip(pt.observed, pt.rows)):
+        values[start:start + len(y), o] = y
+        observed[start:start + len(y), o] = True
+        pattern[start:start + len(y)] = k
+        start += len(y)
+    n_miss = np.array([len(m) for m in pt.missing], dtype=np.intp)
+    batches = []
+    for k in np.unique(n_miss[n_miss > 0]):
+        pats = np.flatnonzero(n_miss == k)
+        batches.append((pats, np.array([pt.missing[j] for j in pats], dtype=np.intp).reshape(len(pats), k)))
+    return PatternLayout(values=values, observed=observed, pattern=pattern, nobs=p - n_miss, batches=tuple(batches))
+
+
+@dataclass(frozen=True)
+class PatternMoments:
+    r"""One group's weighted sufficient statistics for the FIML likelihood (:func:`fiml_nll`).
+
+    With row weights :math:`w_i` (1, or a bootstrap draw's resample counts), :math:`y_i` the row
+    with 0 where missing and :math:`o_i` its observed flags: ``n`` :math:`N = \sum w_i`; ``const``
+    :math:`\sum_i w_ip_i\log 2\pi`; ``syy`` :math:`\sum w_iy_iy_i^\top`; ``sy`` :math:`\sum w_iy_i`;
+    ``cnt`` :math:`\sum w_io_i`; ``ym`` :math:`\sum w_iy_io_i^\top`; ``mm`` :math:`\sum w_io_io_i^\top`;
+    ``batches`` per number k of missing variables: the patterns' weights :math:`n_k` and missing
+    variables, and the rows of weight > 0 (weights, values, flags, missing variables, pattern
+    within the batch); ``scatter`` and ``zeta_index`` the flat p x p cells and the variables the
+    batches' terms of the gradient add into (:func:`fiml_nll`), in its order."""
+
+    n: float
+    const: float
+    syy: np.ndarray
+    sy: np.ndarray
+    cnt: np.ndarray
+    ym: np.ndarray
+    mm: np.ndarray
+    batches: tuple[tuple, ...]
+    scatter: np.ndarray
+    zeta_index: np.ndarray
+
+
+def pattern_moments(layout: PatternLayout, weights: np.ndarray | None = None) -> PatternMoments:
+    """The :class:`PatternMoments` of ``layout`` with row ``weights`` (default 1; a bootstrap
+    draw's counts of each row): the pattern structure is the layout's, only reweighted."""
+    y, obs = layout.values, layout.observed
+    n_rows, p = y.shape
+    w = np.ones(n_rows) if weights is None else np.asarray(weights, dtype=float)
+    use = w > 0
+    if not use.all():
+        y, obs, w, pattern = y[use], obs[use], w[use], layout.pattern[use]
+    else:
+        pattern = layout.pattern
+    yw = y * w[:, None]
+    syy = yw.T @ y
+    sy = yw.sum(axis=0)
+    n = float(w.sum())
+    n_pat = np.bincount(pattern, weights=w, minlength=len(layout.nobs))
+    part = ~obs.all(axis=1)  # rows missing something
+    miss = (~obs[part]).astype(float)
+    cm = w[part] @ miss
+    ym = sy[:, None] - yw[part].T @ miss
+    mm = n - cm[:, None] - cm[None, :] + (miss * w[part][:, None]).T @ miss
+    batches, scatter, zeta_index = [], [], []
+    local = np.full(len(layout.nobs), -1, dtype=np.intp)
+    rows_pat = pattern[part]
+    y_part, obs_part, w_part = y[part], obs[part].astype(float), w[part]
+    for pats, m_pat in layout.batches:
+        keep = n_pat[pats] > 0
+        if not keep.any():
+            continue
+        pats, m_pat = pats[keep], m_pat[keep]
+        local[pats] = np.arange(len(pats))
+        sel = np.flatnonzero(local[rows_pat] >= 0)
+        lr = local[rows_pat[sel]]
+        m_rows = m_pat[lr]
+        batches.append((n_pat[pats], m_pat, w_part[sel], y_part[sel], obs_part[sel], m_rows, lr))
+        local[pats] = -1
+        # the gradient's terms (fiml_nll): row m_ij of Y' (all p columns), the cells (m_ia, m_ib)
+        # of the rows, the cells (m_a, m_b) of the patterns
+        scatter += [(m_rows[:, :, None] * p + np.arange(p)).ravel(), (m_rows[:, :, None] * p + m_rows[:, None, :]).ravel(),
+                    (m_pat[:, :, None] * p + m_pat[:, None, :]).ravel()]
+        zeta_index.append(m_rows.ravel())
+    return PatternMoments(n=n, const=float(n_pat @ layout.nobs) * _LOG2PI, syy=syy, sy=sy, cnt=n - cm, ym=ym,
+                          mm=mm, batches=tuple(batches),
+                          scatter=np.concatenate(scatter) if scatter else np.zeros(0, dtype=np.intp),
+                          zeta_index=np.concatenate(zeta_index) if zeta_index else np.zeros(0, dtype=np.intp))
+
+
+def fiml_nll(mom: PatternMoments, sigma: np.ndarray, mu: np.ndarray, gradient: bool = False):
+    r""":math:`-\log L` of one group under FIML and, if asked, its gradients in :math:`\Sigma` (p x p,
+    G with :math:`d(-\log L) = \operatorname{tr}(G\,d\Sigma)`) and :math:`\mu`, from the weighted
+    sufficient statistics ``mom`` (:func:`pattern_moments`), batched by the number of missing
+    variables: ``(inf, None, None)`` where Sigma is not positive definite.
+
+    With :math:`K = \Sigma^{-1}`, a row i missing the variables m (k of them) and
+    :math:`r_i = y_i - \mu` on its observed variables (0 elsewhere):
+    :math:`\Sigma_{oo}^{-1} = K_{oo} - K_{om}K_{mm}^{-1}K_{mo}` and
+    :math:`\log|\Sigma_{oo}| = \log|\Sigma| + \log|K_{mm}|` (partitioned inverse), so with
+    :math:`b_i = K_{m\cdot}r_i` and :math:`\zeta_i = K_{mm}^{-1}b_i` (minus the conditional mean of
+    the missing part given the observed one, :math:`\zeta_i = -\Sigma_{mo}\Sigma_{oo}^{-1}r_{io}`)
+
+    .. math:: -\log L = \tfrac12\Big[\sum_i w_ip_i\log 2\pi + N\log|\Sigma|
+              + \sum_{\text{patterns}} n_k\log|K_{mm}| + \operatorname{tr}(KT)
+              - \sum_i w_i\zeta_i^\top b_i\Big],\qquad T = \sum_i w_ir_ir_i^\top,
+
+    T from the moments: :math:`T = S_{yy} - Y_m\circ 1\mu^\top - (Y_m\circ 1\mu^\top)^\top
+    + M_m\circ\mu\mu^\top`. A pattern missing k variables costs a k x k inverse; the patterns
+    missing k are one stacked operation, the rows missing k another. By Fisher's identity the
+    gradient is that of the complete-data likelihood at the E-step's expected statistics
+    (Dempster, Laird & Rubin, 1977): with :math:`\tilde\zeta_i` the p-vector holding
+    :math:`\zeta_i` at m and 0 elsewhere (:math:`r_i - \tilde\zeta_i`: the residual completed by
+    the conditional mean) and
+
+    .. math:: X = \sum_i w_i(r_i - \tilde\zeta_i)(r_i - \tilde\zeta_i)^\top
+              + \sum_{\text{patterns}} n_k\,E_mK_{mm}^{-1}E_m^\top
+
+    (:math:`K_{mm}^{-1}` the conditional covariance of the missing part),
+    :math:`G = \tfrac12(NK - KXK)` and :math:`g_\mu = -K\sum_i w_i(r_i - \tilde\zeta_i)`. This equals
+    the per-pattern sum :math:`G = \sum_k\tfrac{n_k}{2}(M_k - M_kW_kM_k)` of the module docstring.
+
+    References
+    ----------
+    Dempster, A. P., Laird, N. M., & Rubin, D. B. (1977). Maximum likelihood from incomplete data
+        via the EM algorithm. Journal of the Royal Statistical Society B 39(1), 1-38.
+    """
+    p = len(mu)
+    c, info = lapack.dpotrf(sigma, lower=1, clean=1)
+    if info != 0:
+        return np.inf, None, None
+    k_inv, info = lapack.dpotri(c, lower=1)  # the lower triangle (c's upper one, zeros, above)
+    if info != 0:
+        return np.inf, None, None
+    k_inv = k_inv + k_inv.T
+    k_inv.flat[::p + 1] *= 0.5
+    ymu = mom.ym * mu
+    t = mom.syy - ymu - ymu.T + mom.mm * np.outer(mu, mu)
+    value = mom.const + mom.n * 2 * np.sum(np.log(np.diag(c))) + np.sum(k_inv * t)
+    weight, zeta_w = [], []
+    for n_pat, m_pat, w, y, obs, m_rows, lr in mom.batches:
+        kmm = k_inv[m_pat[:, :, None], m_pat[:, None, :]]
+        value += n_pat @ np.linalg.slogdet(kmm)[1]
+        kmm_inv = np.linalg.inv(kmm)
+        r = y - obs * mu
+        b = np.matmul(k_inv[m_rows], r[:, :, None])[:, :, 0]
+        zeta = np.matmul(kmm_inv[lr], b[:, :, None])[:, :, 0]
+        wz = w[:, None] * zeta
+        value -= np.sum(wz * b)
+        if gradient:  # in mom.scatter's order: -Y' rows, the rows' zeta zeta' / 2, the patterns' K_mm^-1 / 2
+            weight += [(-wz[:, :, None] * r[:, None, :]).ravel(), (0.5 * wz[:, :, None] * zeta[:, None, :]).ravel(),
+                       (0.5 * n_pat[:, None, None] * kmm_inv).ravel()]
+            zeta_w.append(wz.ravel())
+    value = float(value) / 2
+    if not gradient:
+        return value, None, None
+    x = t
+    zsum = np.zeros(p)
+    if weight:  # X = T - Y - Y' + Z = T + half + half' with half = -Y' + Z / 2
+        half = np.bincount(mom.scatter, weights=np.concatenate(weight), minlength=p * p).reshape(p, p)
+        x = t + half + half.T
+        zsum = np.bincount(mom.zeta_index, weights=np.concatenate(zeta_w), minlength=p)
+    kx = k_inv @ x
+    g_sigma = 0.5 * (mom.n * k_inv - kx @ k_inv)
+    g_mu = -k_inv @ (mom.sy - mom.cnt * mu - zsum)
+    return value, 0.5 * (g_sigma + g_sigma.T), g_mu
+
+
+def free_rows(kind: np.ndarray, i: np.ndarray, j: np.ndarray) -> tuple:
+    """The rows of one group by matrix, for :func:`parameter_gradient`: per matrix name the rows'
+    positions, cells and the factor 2 of an off-diagonal (co)variance (it sits at (i, j) and
+    (j, i)); built once per model."""
+    out = []
+    for name in ("lambda", "beta", "psi", "theta", "nu", "alpha"):
+        sel = np.flatnonzero(kind == name)
+        if len(sel):
+            out.append((name, sel, i[sel], j[sel], np.where(i[sel] != j[sel], 2.0, 1.0)))
+    return len(kind), tuple(out)
+
+
+def parameter_gradient(state: dict, rows: tuple, g_sigma: np.ndarray, g_mu: np.ndarray) -> np.ndarray:
+    r"""The gradient of a function of the implied moments in parameter-table rows (``rows`` from
+    :func:`free_rows`: the matrix and cell of each), from its gradients in :math:`\Sigma`
+    (``g_sigma``, symmetric, :math:`df = \operatorname{tr}(G\,d\Sigma) + g_\mu^\top d\mu`) and
+    :math:`\mu`, by the chain rule in matrix form (O(p m^2 + p^2 m), not the q x p x p Jacobian).
+
+    With :math:`L = \Lambda A`, :math:`\Phi = A\Psi A^\top`, :math:`\bar\eta = A\alpha`
+    (:mod:`analysis.sem.model`): :math:`\partial f/\partial\Lambda = 2G\Lambda\Phi + g_\mu\bar\eta^\top`,
+    :math:`\partial f/\partial B = 2L^\top G\Lambda\Phi + L^\top g_\mu\bar\eta^\top` (:math:`dA = A\,dB\,A`),
+    :math:`\partial f/\partial\Psi = L^\top GL`, :math:`\partial f/\partial\Theta = G` (an off-diagonal
+    (co)variance counted twice: it sits at (i, j) and (j, i)), :math:`\partial f/\partial\nu = g_\mu`,
+    :math:`\partial f/\partial\alpha = L^\top g_\mu` (Neudecker & Satorra, 1991). Rows of ``tau`` or
+    ``delta`` get 0 (the continuous moments do not depend on them).
+    """
+    n_rows, by_matrix = rows
+    lam, a, phi, eta = state["lambda"], state["a"], state["veta"], state["eeta"]
+    ell = lam @ a
+    g_lam_phi = g_sigma @ lam @ phi
+    l_g = ell.T @ g_mu
+    out = np.zeros(n_rows)
+    for name, sel, ii, jj, twice in by_matrix:
+        if name == "lambda":
+            out[sel] = 2 * g_lam_phi[ii, jj] + g_mu[ii] * eta[jj]
+        elif name == "beta":
+            out[sel] = 2 * (ell.T @ g_lam_phi)[ii, jj] + l_g[ii] * eta[jj]
+        elif name == "psi":
+            out[sel] = (ell.T @ g_sigma @ ell)[ii, jj] * twice
+        elif name == "theta":
+            out[sel] = g_sigma[ii, jj] * twice
+        elif name == "nu":
+            out[sel] = g_mu[ii]
+        else:
+            out[sel] = l_g[ii]
+    return out
+
+def model_free_rows(model: Model) -> list[tuple[tuple, np.ndarray]]:
+    """Per group :func:`free_rows` of its free parameter-table rows and their free index (0-based;
+    rows sharing an index add)."""
+    out = []
+    for blk in model.blocks:
+        f = model.free[blk.rows]
+        pos = np.flatnonzero(f > 0)
+        out.append((free_rows(blk.matrix[pos], blk.row[pos], blk.col[pos]), f[pos] - 1))
+    return out
+
+
+def nll_gradient(model: Model, moments: list[PatternMoments], rows: list, x: np.ndarray,
+                 means: list[np.ndarray] | None = None) -> tuple[float, np.ndarray]:
+    """:math:`-\\log L` summed over the groups (``moments`` from :func:`pattern_moments`) at the free
+    parameters ``x`` and its gradient in them (``rows`` from :func:`model_free_rows`): the
+    gradients in Sigma and mu of :func:`fiml_nll` through :func:`parameter_gradient`;
+    ``(inf, zeros)`` where an implied Sigma is not positive definite. ``means``: per group the
+    mean vector to use instead of the model's (a model without a mean structure, complete data:
+    the sample means, their gradient not propagated)."""
+    grad = np.zeros(model.nfree)
+    total = 0.0
+    for g, (mom, state, (by_matrix, index)) in enumerate(zip(moments, model.state(x), rows)):
+        mu = state["mu"] if means is None else means[g]
+        v, g_sigma, g_mu = fiml_nll(mom, state["sigma"], mu, gradient=True)
+        if not np.isfinite(v):
+            return np.inf, np.zeros(model.nfree)
+        total += v
+        if means is not None:
+            g_mu = np.zeros_like(g_mu)
+        np.add.at(grad, index, parameter_gradient(state, by_matrix, g_sigma, g_mu))
+    return total, grad
+
+
 class FIMLEstimator:
     """FIML over the groups of ``model``: EM moments ``stats`` (from :func:`fiml_data`, which also
     gives ``patterns``). Same interface as :class:`~analysis.sem.estimate.MLEstimator`:
@@ -226,73 +505,38 @@ class FIMLEstimator:
     # (estimate.optimise's secant phase stalled here, 290 CPU-s on the default model)
     secant_polish = False
 
-    def __init__(self, model: Model, stats: list[SampleStats], patterns: list[Patterns]):
+    def __init__(self, model: Model, stats: list[SampleStats], patterns: list[Patterns],
+                 row_weights: list[np.ndarray] | None = None):
         if not model.meanstructure:
             raise InputError("FIML needs a mean structure (intercepts): build the parameter table with "
                              "missing = 'fiml' (lavaan's missing = 'ml' adds the ~ 1 rows)")
         self.model = model
         self.stats = stats
         self.patterns = patterns
-        self.ntotal = int(sum(pt.n for pt in patterns))
-        self.weights = np.array([pt.n / self.ntotal for pt in patterns])
+        self.row_weights = None if row_weights is None else [np.asarray(w, dtype=float) for w in row_weights]
+        self._moments = [pattern_moments(pt.layout, None if row_weights is None else w)
+                         for pt, w in zip(patterns, row_weights or [None] * len(patterns))]
+        self.ntotal = int(round(sum(mom.n for mom in self._moments)))
+        self.weights = np.array([mom.n / self.ntotal for mom in self._moments])
         self._h1 = float(sum(pt.unrestricted_logl + pt.logl_x for pt in patterns))  # joint, covariates included
-        self._const = [sum(len(r) * len(o) for r, o in zip(pt.rows, pt.observed)) * _LOG2PI / 2 for pt in patterns]
         self._complete = MLEstimator(model, stats)
-        self._ix = [[(np.ix_(mi, mi), np.ix_(o, mi), np.ix_(o, o)) for o, mi in zip(pt.observed, pt.missing)]
-                    for pt in patterns]
+        self._free_rows = model_free_rows(model)
         self._scoring_cache: list = []  # [(x, information)]: the scoring matrix where it was last computed
+
+    @property
+    def pattern_moments(self) -> list[PatternMoments]:
+        """Per group the (weighted) sufficient statistics of the likelihood."""
+        return self._moments
 
     def moments(self, x: np.ndarray):
         return self.model.implied(x)
 
     # ------------------------------------------------------------------ likelihood
-    def _group(self, g: int, sigma: np.ndarray, mu: np.ndarray, gradient: bool):
-        """-log L of group g (covariates included) and, if asked, its gradient in Sigma (G, p x p)
-        and in mu; (inf, None, None) where a pattern's Sigma_oo is not positive definite."""
-        pt = self.patterns[g]
-        p = len(mu)
-        try:
-            c = np.linalg.cholesky(sigma)
-        except np.linalg.LinAlgError:
-            return np.inf, None, None
-        logdet = 2 * np.sum(np.log(np.diag(c)))
-        ci = np.linalg.inv(c)
-        k_inv = ci.T @ ci
-        value = self._const[g]
-        m_sum = np.zeros((p, p)) if gradient else None
-        a_rows = []
-        for o, miss, y, (ix_mm, ix_om, ix_oo) in zip(pt.observed, pt.missing, pt.rows, self._ix[g]):
-            nk = len(y)
-            if len(miss):
-                k_mm = k_inv[ix_mm]
-                try:
-                    cm = np.linalg.cholesky(k_mm)
-                except np.linalg.LinAlgError:
-                    return np.inf, None, None
-                k_om = k_inv[ix_om]
-                half = np.linalg.solve(cm, k_om.T)
-                inv = k_inv[ix_oo] - half.T @ half
-                ld = logdet + 2 * np.sum(np.log(np.diag(cm)))
-            else:
-                inv, ld = k_inv, logdet
-            r = y - mu[o]
-            a = r @ inv
-            value += nk / 2 * ld + np.sum(r * a) / 2
-            if gradient:
-                m_sum[ix_oo] += nk * inv
-                full = np.zeros((nk, p))
-                full[:, o] = a
-                a_rows.append(full)
-        if not gradient:
-            return float(value), None, None
-        a_all = np.vstack(a_rows)
-        g_sigma = (m_sum - a_all.T @ a_all) / 2
-        return float(value), g_sigma, -a_all.sum(axis=0)
-
     def _nll(self, x: np.ndarray) -> float:
+        """:math:`-\\log L` summed over groups (covariates included; :func:`fiml_nll`)."""
         total = 0.0
-        for g, (sigma, mu) in enumerate(self.moments(x)):
-            v = self._group(g, sigma, mu, gradient=False)[0]
+        for mom, (sigma, mu) in zip(self._moments, self.moments(x)):
+            v = fiml_nll(mom, sigma, mu)[0]
             if not np.isfinite(v):
                 return np.inf
             total += v
@@ -307,17 +551,8 @@ class FIMLEstimator:
         return self.scoring(x, information=False)[1]
 
     def _nll_grad(self, x: np.ndarray):
-        q = self.model.nfree
-        grad = np.zeros(q)
-        total = 0.0
-        for g, ((sigma, mu), (index, ds, dm)) in enumerate(zip(self.moments(x), self.model.derivatives(x))):
-            v, g_sigma, g_mu = self._group(g, sigma, mu, gradient=True)
-            if not np.isfinite(v):
-                return np.inf, grad
-            total += v
-            rows = np.einsum("ij,kij->k", g_sigma, ds) + dm @ g_mu
-            np.add.at(grad, index, rows)
-        return total, grad
+        """:math:`-\\log L` and its gradient in the free parameters (:func:`nll_gradient`)."""
+        return nll_gradient(self.model, self._moments, self._free_rows, x)
 
     def scoring(self, x: np.ndarray, information: bool = True):
         """``(F, gradient of F, scoring matrix)``: the scoring matrix is the complete-data expected

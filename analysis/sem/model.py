@@ -238,6 +238,10 @@ class Model:
             pos = np.flatnonzero(f > 0)
             self._free_pos.append((pos, f[pos] - 1))
         self._ident = [np.eye(blk.m) for blk in blocks]
+        # per block: each matrix's rows (positions within block.rows), the phantom loadings' cells
+        self._cells = [{name: np.flatnonzero(blk.matrix == name) for name in MATRICES} for blk in blocks]
+        self._phantom = [(np.array([blk.ov.index(d) for d in blk.dummy], dtype=int),
+                          blk.m - len(blk.dummy) + np.arange(len(blk.dummy))) for blk in blocks]
 
     # ------------------------------------------------------------------ values
     def with_sample(self, stats: list[SampleStats]) -> "Model":
@@ -273,29 +277,28 @@ class Model:
         given row ``values``)."""
         v = self.row_values(x) if values is None else values
         out = []
-        for blk in (self.blocks if groups is None else [self.blocks[g] for g in groups]):
+        for g in (range(len(self.blocks)) if groups is None else groups):
+            blk, cells = self.blocks[g], self._cells[g]
             p, m = blk.p, blk.m
             mats = {"lambda": np.zeros((p, m)), "beta": np.zeros((m, m)), "psi": np.zeros((m, m)),
                     "theta": np.zeros((p, p)), "nu": np.zeros(p), "alpha": np.zeros(m)}
-            ov_ix = {o: k for k, o in enumerate(blk.ov)}
-            for k, d in enumerate(blk.dummy):
-                mats["lambda"][ov_ix[d], m - len(blk.dummy) + k] = 1.0
+            mats["lambda"][self._phantom[g]] = 1.0
             vals = v[blk.rows]
             for name in ("lambda", "beta", "psi", "theta"):
-                sel = blk.matrix == name
+                sel = cells[name]
                 mats[name][blk.row[sel], blk.col[sel]] = vals[sel]
                 if name in ("psi", "theta"):
                     mats[name][blk.col[sel], blk.row[sel]] = vals[sel]
             for name in ("nu", "alpha"):
-                sel = blk.matrix == name
+                sel = cells[name]
                 mats[name][blk.row[sel]] = vals[sel]
             for name in ("tau", "delta"):
-                sel = blk.matrix == name
-                if sel.any():
+                sel = cells[name]
+                if len(sel):
                     mats[name] = np.zeros(int(blk.row[sel].max()) + 1 if name == "tau" else p)
                     mats[name][blk.row[sel]] = vals[sel]
-            sel = blk.matrix == "delta"
-            if sel.any():  # delta parameterization (lavaan's setResidualElements): Var(y*_j) = 1/delta_j^2
+            sel = cells["delta"]
+            if len(sel):  # delta parameterization (lavaan's setResidualElements): Var(y*_j) = 1/delta_j^2
                 items = blk.row[sel]
                 la = mats["lambda"] @ np.linalg.inv(np.eye(m) - mats["beta"])
                 common = np.einsum("ij,jk,ik->i", la[items], mats["psi"], la[items])
