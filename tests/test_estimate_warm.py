@@ -47,10 +47,15 @@ def test_a_rung_started_from_the_one_before_is_the_cold_fit(hs_missing, missing)
     assert all(a is b for a, b in zip(warm.sample.stats, configural.sample.stats))
     if missing == "fiml":
         assert all(a is b for a, b in zip(warm.sample.patterns, configural.sample.patterns))
-    # the optimiser ends at its gradient tolerance (1e-9), not at a stalled line search
-    est = warm.fiml if missing == "fiml" else None
-    if est is not None:
-        assert np.max(np.abs(est.gradient(warm.x))) < 1e-9
+    # the optimiser ends at its gradient tolerance (1e-9 on the constraints' null space), not at a
+    # line search stalled in the objective's rounding (max|grad| about 2e-8 before)
+    if missing == "fiml":
+        grad = warm.fiml.gradient(warm.x)
+        jac = warm.optimum.con_jac
+        if jac.size:
+            _, s, vt = np.linalg.svd(jac)
+            grad = vt[int(np.sum(s > 1e-10 * s.max())):] @ grad
+        assert np.max(np.abs(grad)) < 1e-9
 
 
 def test_a_sample_serves_only_a_model_with_the_same_variables_and_groups(hs_missing):

@@ -28,8 +28,8 @@ equalities and Fisher scoring polishes the solution to the tolerance of the unco
 BFGS with the analytic gradient is the fallback when scoring stalls.
 
 **Ending.** The optimiser stops when the largest (projected) gradient of :math:`F` is below
-1e-9. Near the optimum a step lowers :math:`F` by about :math:`\tfrac12 g^\top H^{-1}g`, which
-falls below the rounding of :math:`F` itself (64 ulps, about :math:`1.4\cdot10^{-14}F`) long
+1e-9. Near the optimum a step lowers :math:`F` by about :math:`\\tfrac12 g^\\top H^{-1}g`, which
+falls below the rounding of :math:`F` itself (64 ulps, about :math:`1.4\\cdot10^{-14}F`) long
 before the gradient is that small; a step whose objective change is within that rounding is
 therefore judged by the gradient (accepted if it shrinks it) instead of being halved to nothing
 by the Armijo test. On the default 4-group model this ends the secant phase in 12 steps instead
