@@ -698,8 +698,8 @@ class FIMLEstimator:
             keep = h1.not_fixed_x(p, ix)
             a1 = h1.missing_observed(pt, st.cov, st.mean)[np.ix_(keep, keep)]
             wc = _complete_information(st.cov)[np.ix_(keep, keep)]
-            c, info = lapack.dpotrf(a1, lower=0)
-            out.append(dict(keep=keep, a1=a1, chol=None if info != 0 else np.triu(c), wc=wc,
+            c, info = lapack.dpotrf(a1, lower=0, clean=1)
+            out.append(dict(keep=keep, a1=a1, chol=None if info != 0 else c, wc=wc,
                             scores=h1.missing_scores(pt, st.cov, st.mean)[:, keep],
                             base=np.concatenate([~is_x, (rows == cols) & ~is_x[rows]])[keep],
                             trace=_baseline_trace(pt, ~is_x)))
@@ -795,7 +795,7 @@ class FIMLEstimator:
         if any(part["chol"] is None for part in parts):
             return fitm.RobustStatistics(nan, nan, nan, nan)
         deltas = self._deltas(x, kmat)
-        den = sum(d.T @ part["a1"] @ d for d, part in zip(deltas, parts))
+        den = sum(_sandwich(d, part["a1"]) for d, part in zip(deltas, parts))
         t3b = 0.0
         for blk, st, pt in zip(self.model.blocks, self.stats, self.patterns):
             p = len(st.mean)
@@ -821,7 +821,7 @@ class FIMLEstimator:
                 prod = wc * a1_inv
                 total += n * (2 * np.sum(prod) - np.sum(np.diag(prod)))
                 kb_total += n * np.sum(wc[np.ix_(base, base)] * np.linalg.inv(a1[np.ix_(base, base)]))
-                num += n * delta.T @ wc @ delta
+                num += n * _sandwich(delta, wc)
             k = total - np.sum(num * np.linalg.inv(den).T)
             kb = total - kb_total
         else:
@@ -842,6 +842,17 @@ class FIMLEstimator:
                 kb += self.stats[g].n * float(np.sum(yb * (part["wc"] @ yb)))
         c = k / df if df > 0 else np.inf  # lavaan: k/0
         return fitm.RobustStatistics(float(t3), float(c), float(t3b), float(kb / baseline_df))
+
+
+def _sandwich(delta: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """:math:`\\Delta^\\top A\\Delta` over the columns of ``delta`` that are not zero (a group's
+    derivatives vanish in the other groups' own parameters: a quarter of the columns with four
+    groups), zero elsewhere."""
+    cols = np.flatnonzero(np.any(delta != 0, axis=0))
+    out = np.zeros((delta.shape[1], delta.shape[1]))
+    d = delta[:, cols]
+    out[np.ix_(cols, cols)] = d.T @ (a @ d)
+    return out
 
 
 def _cho_solve(upper: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -881,13 +892,13 @@ def _spd_inverse_upper(a: np.ndarray) -> np.ndarray | None:
     """The upper triangle (zero below) of the inverse of a symmetric positive-definite matrix, by
     its Cholesky factor (LAPACK potrf/potri: half the work of a general inverse); None when it is
     not positive definite."""
-    c, info = lapack.dpotrf(a, lower=0)
+    c, info = lapack.dpotrf(a, lower=0, clean=1)  # clean: zeros below, which potri keeps
     if info != 0:
         return None
     inv, info = lapack.dpotri(c, lower=0)
     if info != 0:
         return None
-    return np.triu(inv)
+    return inv
 
 
 def _column(pt: Patterns, j: int) -> np.ndarray:
