@@ -363,87 +363,78 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
                 return text
         return None
 
-    def cell_text(col: str, k: int, raw) -> str | None:
-        """The cell's text, or None when it is empty or declared missing (logged)."""
-        if _blank(raw):
-            return None
-        text = str(raw).strip()
-        if missing_code(col, text) is not None:
-            log.append((rows[k], shown[k], col, _show(text), f"declared missing in the file (user-missing code {text}); "
-                        "set missing"))
-            return None
-        return text
+    def per_value(col: str, judge, dtype=np.float64) -> np.ndarray:
+        """The column's values: ``judge(text) -> (value or None, logged problem or None)`` is
+        called once per distinct cell text (a column of a million answers holds a handful of
+        texts); empty cells are missing, declared-missing codes are set missing and logged.
+        Logged cells are appended to the log in row order."""
+        codes, uniques = pd.factorize(cells[col].to_numpy(dtype=object), use_na_sentinel=True)
+        values = np.full(len(uniques) + 1, np.nan) if dtype is np.float64 else np.full(len(uniques) + 1, None, dtype=object)
+        problem: list = [None] * (len(uniques) + 1)
+        texts: list = [None] * (len(uniques) + 1)
+        for j, raw in enumerate(uniques):
+            if _blank(raw):
+                continue
+            text = str(raw).strip()
+            if missing_code(col, text) is not None:
+                problem[j], texts[j] = (f"declared missing in the file (user-missing code {text}); set missing",
+                                        _show(text))
+                continue
+            x, note = judge(text)
+            if x is not None:
+                values[j] = x
+            if note:
+                problem[j], texts[j] = note, _show(text)
+        logged = np.array([m is not None for m in problem])
+        for k in np.flatnonzero(logged[codes]):
+            c = codes[k]
+            log.append((rows[k], shown[k], col, texts[c], problem[c]))
+        return values[codes]
 
     def scale_column(col: str, scale: Scale) -> np.ndarray:
         lookup = {str(label).strip().lower(): value for value, label in scale.labels.items()}
-        values = np.full(n, np.nan)
-        for k, raw in enumerate(cells[col]):
-            text = cell_text(col, k, raw)
-            if text is None:
-                continue
+
+        def judge(text):
             x, note = parse_number(text)
             if x is None:
-                if text.lower() in lookup:
-                    x, note = float(lookup[text.lower()]), None
-                else:
-                    log.append((rows[k], shown[k], col, _show(text), _not_a_number(text, "not a number or a scale label")))
-                    continue
+                if text.lower() not in lookup:
+                    return None, _not_a_number(text, "not a number or a scale label")
+                x, note = float(lookup[text.lower()]), None
             if not scale.contains(x):
-                log.append((rows[k], shown[k], col, _show(text), f"outside the scale ({_range(scale)}); set missing"))
-                continue
-            if note:
-                log.append((rows[k], shown[k], col, _show(text), note))
-            values[k] = x
-        return values
+                return None, f"outside the scale ({_range(scale)}); set missing"
+            return x, note
+        return per_value(col, judge)
 
     def context_column(q) -> np.ndarray:
-        col = cells[q.id]
         if q.type == "text":
-            values = np.empty(n, dtype=object)
-            values[:] = None
-            for k, raw in enumerate(col):
-                values[k] = cell_text(q.id, k, raw)
-            return values
+            return per_value(q.id, lambda text: (text, None), dtype=object)
         if q.type in ("integer", "number"):
-            values = np.full(n, np.nan)
-            for k, raw in enumerate(col):
-                text = cell_text(q.id, k, raw)
-                if text is None:
-                    continue
+            def judge_number(text):
                 x, note = parse_number(text)
                 bad = x is None or (q.type == "integer" and not float(x).is_integer()) \
                     or (q.min is not None and x < q.min) or (q.max is not None and x > q.max)
                 if bad:
-                    log.append((rows[k], shown[k], q.id, _show(text),
-                                _not_a_number(text, f"not an allowed answer ({q.describe()})")))
-                    continue
-                if note:
-                    log.append((rows[k], shown[k], q.id, _show(text), note))
-                values[k] = x
-            return values
+                    return None, _not_a_number(text, f"not an allowed answer ({q.describe()})")
+                return x, note
+            return per_value(q.id, judge_number)
         allowed = {str(v).strip().lower(): v for v in q.values}
-        values = np.empty(n, dtype=object)
-        values[:] = None
-        for k, raw in enumerate(col):
-            text = cell_text(q.id, k, raw)
-            if text is None:
-                continue
+
+        def judge_choice(text):
             x, note = parse_number(text)
             whole = x is not None and float(x).is_integer()
             if text.lower() in allowed:
-                values[k] = allowed[text.lower()]
-            elif whole and str(int(x)) in allowed:  # "2.0" or "٢" for the value 2
-                values[k] = allowed[str(int(x))]
-                log.append((rows[k], shown[k], q.id, _show(text), f"{(note or '').split(';')[0] or 'written as a decimal'}"
-                            f"; read as {values[k]}"))
-            elif qualtrics and whole and 1 <= int(x) <= len(q.values):
-                values[k] = q.values[int(x) - 1]
+                return allowed[text.lower()], None
+            if whole and str(int(x)) in allowed:  # "2.0" or "٢" for the value 2
+                value = allowed[str(int(x))]
+                return value, f"{(note or '').split(';')[0] or 'written as a decimal'}; read as {value}"
+            if qualtrics and whole and 1 <= int(x) <= len(q.values):
+                value = q.values[int(x) - 1]
                 if note or text != str(int(x)):
-                    log.append((rows[k], shown[k], q.id, _show(text), f"{(note or '').split(';')[0] or 'written as a decimal'}"
-                                f"; read as choice {int(x)} ({values[k]})"))
-            else:
-                log.append((rows[k], shown[k], q.id, _show(text), f"not an allowed value ({q.describe()}); set missing"))
-        return values
+                    return value, (f"{(note or '').split(';')[0] or 'written as a decimal'}"
+                                   f"; read as choice {int(x)} ({value})")
+                return value, None
+            return None, f"not an allowed value ({q.describe()}); set missing"
+        return per_value(q.id, judge_choice, dtype=object)
 
     absent_context = [q.id for q in instrument.context if q.id not in cells.columns and not q.personal]
     if absent_context:
@@ -463,19 +454,12 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
         if q.id in cells.columns and q.position == "after":
             out[q.id] = context_column(q)
     if duration_col:
-        dur = np.full(n, np.nan)
-        for k, raw in enumerate(cells[duration_col]):
-            text = cell_text(duration_col, k, raw)
-            if text is None:
-                continue
+        def judge_duration(text):
             x, note = parse_number(text)
             if x is not None and x > 0:
-                dur[k] = x
-                if note:
-                    log.append((rows[k], shown[k], duration_col, _show(text), note))
-            else:
-                log.append((rows[k], shown[k], duration_col, _show(text),
-                            _not_a_number(text, "not a positive number of seconds")))
+                return x, note
+            return None, _not_a_number(text, "not a positive number of seconds")
+        dur = per_value(duration_col, judge_duration)
         out[DURATION_COLUMN] = dur
         if np.isnan(dur).all():
             duration_missing = f"the duration column {duration_col!r} has no usable value"
@@ -721,16 +705,19 @@ def screen(prepared: Prepared, instrument: Instrument, params: ScreenParams) -> 
     flags = pd.DataFrame({"row": data["row"], **{k: r["flagged"] for k, r in results.items()}})
     excluded = flags[list(results)].any(axis=1).to_numpy() if results else np.zeros(len(data), dtype=bool)
     records = []
+    row_numbers, shown_ids = data["row"].to_numpy(), data[prepared.id_column].to_numpy()
     for name, r in results.items():
+        values = r["value"].to_numpy()
         for k in np.flatnonzero(r["flagged"].to_numpy()):
-            records.append((int(data["row"].iat[k]), data[prepared.id_column].iat[k], name, _as_value(r["value"].iat[k])))
+            records.append((int(row_numbers[k]), shown_ids[k], name, _as_value(values[k])))
     exclusions = pd.DataFrame(records, columns=EXCLUSION_COLUMNS).sort_values(["row", "screen"], kind="stable")
     kept = data.loc[~excluded].drop(columns=list(checks))
     clean = recode_reverse(kept, instrument).reset_index(drop=True)
 
     n_in, n_kept, n_out = len(data), len(clean), int(excluded.sum())
-    rows_out = set(exclusions["row"])
-    if n_in != n_kept + n_out or rows_out & set(clean["row"]) or rows_out | set(clean["row"]) != set(data["row"]):
+    rows_out, rows_kept = np.unique(exclusions["row"].to_numpy()), clean["row"].to_numpy()
+    if n_in != n_kept + n_out or len(np.intersect1d(rows_out, rows_kept)) \
+            or not np.array_equal(np.union1d(rows_out, rows_kept), np.unique(data["row"].to_numpy())):
         raise RuntimeError(f"accounting rule broken: {n_in} rows in, {n_kept} kept + {n_out} excluded")
     warnings = tuple(skipped) + tuple(f"item {i!r} has no variance among the kept respondents (every answer {clean[i].dropna().iat[0]:g})"
                      for i in items if clean[i].nunique() == 1)

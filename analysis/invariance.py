@@ -136,6 +136,7 @@ from analysis.sem import robust as sem_robust
 from analysis.sem import wls as sem_wls
 from analysis.sem.engine import EngineFit
 from analysis.sem.engine import fit as engine_fit
+from analysis.sem.api import categories
 from analysis.sem.fit import chisq_pvalue
 from analysis.sem.options import ESTIMATORS, ORDINAL, Estimation
 from analysis.sem.partable import lavaanify, variable_names
@@ -535,9 +536,16 @@ def _ordinal_table(model: LavaanModel, columns, groups: list[str], equal: tuple,
 
 
 def fit_level(data: pd.DataFrame, model, group: str, groups: list[str], level: str, group_partial=(),
-              spec: Specification | None = None, std_se: bool = False, equal: tuple | None = None) -> EngineFit:
+              spec: Specification | None = None, std_se: bool = False, equal: tuple | None = None,
+              start: EngineFit | pd.DataFrame | None = None) -> EngineFit:
     """One model of the ladder (``level``, or the categories ``equal`` of ``group.equal``) fitted by
     the engine to the rows of ``data`` in ``groups`` (in that order: lavaan's ``group.label``).
+
+    ``start``: a fit of the same rows and groups (the rung before), or a parameter table (lhs, op,
+    rhs, group number, est); its estimates start the optimiser, and a fit's sample moments (FIML:
+    the EM moments per group) are reused when the observed variables are the same
+    (:func:`analysis.sem.engine.fit`'s ``start`` and ``sample``). The estimates are those of a
+    fit from the default start to the optimiser's tolerance.
 
     In R: ``cfa(model, data, group = group, group.label = groups, estimator = ...,
     group.equal = ..., group.partial = ...)``, or ``measEq.syntax(...)`` for ordered items.
@@ -553,16 +561,16 @@ def fit_level(data: pd.DataFrame, model, group: str, groups: list[str], level: s
     columns = list(data.columns)
     partial = _partial_labels(group_partial, model, columns)
     if spec.ordinal:
-        rows = data[list(spec.ordered)].dropna()
-        categories = {v: int(rows[v].nunique()) for v in spec.ordered}
-        pt = _ordinal_table(model, columns, groups, equal, partial, categories, spec.estimator)
+        pt = _ordinal_table(model, columns, groups, equal, partial, categories(data, spec.ordered), spec.estimator)
     else:
         pt = lavaanify(model, columns, std_lv=spec.std_lv, groups=groups, group_equal=equal, group_partial=partial,
                        estimator=spec.estimator, missing=spec.missing)
     data = data.assign(**{group: data[group].astype("string")})
     return engine_fit(pt, data, group=group, group_labels=list(groups), estimator=spec.estimator,
                       missing=spec.missing, ordered=list(spec.ordered) or None, std_se=std_se,
-                      robust_indices=index_set_needs_robust(spec))
+                      robust_indices=index_set_needs_robust(spec),
+                      **({} if start is None else dict(start=start) if isinstance(start, pd.DataFrame)
+                         else dict(start=start.parameters, sample=start.sample)))
 
 
 def index_set_needs_robust(spec: Specification) -> bool:
@@ -772,8 +780,10 @@ def measurement_invariance(data: pd.DataFrame, model, group: str, levels=None, g
             warnings.warn(message, GroupExcludedWarning, stacklevel=2)
         used = data[data[group].astype("string").isin(order).fillna(False).to_numpy()]
         used = used[[c for c in dict.fromkeys(observed + [group])]]
-        fits: dict[str, EngineFit] = {name: fit_level(used, model, group, order, name, group_partial, spec)
-                                      for name in levels}
+        fits: dict[str, EngineFit] = {}
+        for name in levels:  # each rung from the one before: its estimates and its (EM) moments
+            fits[name] = fit_level(used, model, group, order, name, group_partial, spec,
+                                   start=fits[levels[levels.index(name) - 1]] if fits else None)
     notes += _reraise(records)
     indices = index_set(fits.values(), spec)
     rows, steps = [], {}
@@ -875,11 +885,14 @@ def _per_group(model: LavaanModel) -> LavaanModel:
 
 def structural_invariance(data: pd.DataFrame, model, group: str, groups, group_partial=(),
                           missing: str = "listwise", criteria: Criteria | None = None, estimator: str = "ML",
-                          ordered=(), std_lv: bool = False, spec: Specification | None = None) -> dict:
+                          ordered=(), std_lv: bool = False, spec: Specification | None = None,
+                          start: pd.DataFrame | None = None) -> dict:
     """Compare the structural paths of ``model`` across ``groups``: regressions free in every
     group versus equal, with loadings (and, for ordered items, thresholds) equal in both (the
     loadings of ``group_partial`` free). Labels in the model are dropped (each path is free in
-    every group) and ``:=``/constraint lines skipped.
+    every group) and ``:=``/constraint lines skipped. ``start``: estimates of the measurement
+    model (lhs, op, rhs, group number, est) that start the model with free paths, whose
+    estimates start the one with equal paths (optimiser starts only: the same optimum).
 
     Returns
     -------
@@ -904,8 +917,10 @@ def structural_invariance(data: pd.DataFrame, model, group: str, groups, group_p
     partial = tuple(s for s in (group_partial or ()) if _parse_partial(s)[1] in keep)
     base = ("thresholds", "loadings") if spec.ordinal else ("loadings",)
     groups = list(groups)
-    free = fit_level(data, model, group, groups, "", partial, spec, std_se=False, equal=base)
-    equal = fit_level(data, model, group, groups, "", partial, spec, std_se=False, equal=base + ("regressions",))
+    free = fit_level(data, model, group, groups, "", partial, spec, std_se=False, equal=base,
+                     start=start)
+    equal = fit_level(data, model, group, groups, "", partial, spec, std_se=False, equal=base + ("regressions",),
+                      start=free)
     indices = index_set((free, equal), spec)
     delta = difference_test(equal, free, spec, indices)
     differ = not delta["delta_pvalue"] >= criteria.alpha
@@ -987,8 +1002,10 @@ def invariance(data: pd.DataFrame, model, group: str, structural_model=None, lev
         used = data[data[group].astype("string").isin(summary["groups_used"]).fillna(False).to_numpy()]
         with warnings.catch_warnings(record=True) as records:
             warnings.simplefilter("always", GapscaleWarning)
+            number = {g: k + 1 for k, g in enumerate(summary["groups_used"])}
+            start = result.parameters.assign(group=result.parameters["group"].map(number).fillna(0).astype(int))
             s = structural_invariance(used, structural_model, group, summary["groups_used"], group_partial,
-                                      criteria=criteria, spec=spec)
+                                      criteria=criteria, spec=spec, start=start)
         notes = _reraise(records) + [w for f in (s["free"], s["equal"]) for w in f.warnings]
         summary["warnings"] = list(dict.fromkeys(summary["warnings"] + notes))
         summary["structural"] = {"compared": True, **s["summary"]}

@@ -52,6 +52,7 @@ __all__ = [
     "missing_by_item",
     "missing_by_respondent",
     "missing_patterns",
+    "observed_mahalanobis",
 ]
 
 
@@ -230,8 +231,12 @@ def em_moments(data: pd.DataFrame, columns: list[str], max_iter: int = 10000, to
     :math:`\\mu_m + \\Sigma_{mo}\\Sigma_{oo}^{-1}(y_o - \\mu_o)` and add
     :math:`\\Sigma_{mm} - \\Sigma_{mo}\\Sigma_{oo}^{-1}\\Sigma_{om}` to its cross-products.
     M-step: :math:`\\mu = T_1/n`, :math:`\\Sigma = T_2/n - \\mu\\mu^\\top` (Dempster, Laird &
-    Rubin, 1977; Little & Rubin, 2019, sec. 11.2). The E-step works on each pattern's sums and
-    cross-products, so an iteration costs the same whatever ``n``.
+    Rubin, 1977; Little & Rubin, 2019, sec. 11.2). The E-step uses the partitioned inverse: with
+    :math:`P = \\Sigma^{-1}`, :math:`\\Sigma_{mo}\\Sigma_{oo}^{-1} = -P_{mm}^{-1}P_{mo}` and
+    :math:`\\Sigma_{mm\\cdot o} = P_{mm}^{-1}`, so an iteration costs one :math:`p\\times p`
+    inverse, an inverse of each pattern's missing block (batched over patterns) and a product over
+    the incomplete rows; complete rows enter through sums computed once. Memory is that of the
+    data, whatever the number of patterns (300 items with every row its own pattern included).
 
     Rows missing every column carry no information and are dropped. The start is the observed
     means and variances with zero covariances. Computation is on the columns standardised by
@@ -327,23 +332,51 @@ def little_mcar_test(data: pd.DataFrame, columns: list[str], max_iter: int = 100
     missing values. *Journal of the American Statistical Association, 83*(404), 1198-1202.
     """
     x, names = _numeric_matrix(data, columns)
-    moments, z, scale_mean, scale_sd = _em(x, names, max_iter, tol)
+    moments, _z, scale_mean, scale_sd, patterns = _em(x, names, max_iter, tol)
+    if patterns.n_patterns == 1:  # no missing values: the pattern means are the ML means
+        return LittleMCAR(statistic=0.0, df=0, pvalue=1.0, n_patterns=1, n=moments.n)
     mu_z = (moments.mean.to_numpy() - scale_mean) / scale_sd
     sigma_z = moments.cov.to_numpy() / np.outer(scale_sd, scale_sd)
-    d2, df = 0.0, -len(names)
-    groups = _pattern_groups(~np.isnan(z))
-    if len(groups) == 1:  # no missing values: the pattern means are the ML means
-        return LittleMCAR(statistic=0.0, df=0, pvalue=1.0, n_patterns=1, n=moments.n)
-    for observed, rows in groups:
-        diff = z[np.ix_(rows, observed)].mean(axis=0) - mu_z[observed]
-        d2 += len(rows) * float(diff @ np.linalg.solve(sigma_z[np.ix_(observed, observed)], diff))
-        df += int(observed.sum())
+    d2, df = patterns.little(mu_z, np.linalg.inv(sigma_z))
     pvalue = float(chi2.sf(d2, df))
-    return LittleMCAR(statistic=float(d2), df=int(df), pvalue=pvalue, n_patterns=len(groups), n=moments.n)
+    return LittleMCAR(statistic=float(d2), df=int(df), pvalue=pvalue, n_patterns=patterns.n_patterns, n=moments.n)
+
+
+def observed_mahalanobis(x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's squared Mahalanobis distance over the entries it has, and their number.
+
+    .. math:: D^2_i = (x_{i,o} - \\mu_o)^\\top \\Sigma_{oo}^{-1} (x_{i,o} - \\mu_o), \\qquad df_i = |o|
+
+    for the observed entries :math:`o` of row :math:`i` (NaN = missing), computed by the
+    partitioned inverse (:math:`P = \\Sigma^{-1}`, :math:`e` the centred row with zeros on the
+    missing part, :math:`r = Pe`: :math:`D^2 = e^\\top P e - r_m^\\top P_{mm}^{-1} r_m`), batched
+    over the patterns. A row with no entry has ``D2`` NaN and ``df`` 0.
+
+    In R: ``mahalanobis(x[i, o], mu[o], S[o, o])`` row by row.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n, p = x.shape
+    observed = ~np.isnan(x)
+    df = observed.sum(axis=1)
+    d2 = np.full(n, np.nan)
+    precision = np.linalg.inv(cov)
+    complete = df == p
+    e = x[complete] - mean
+    d2[complete] = np.einsum("ni,ni->n", e @ precision, e)
+    partial = np.flatnonzero((df > 0) & ~complete)
+    if len(partial):
+        pat = _Patterns(x[partial])
+        quad, _logdet = pat.observed_quadratic_forms(np.asarray(mean, dtype=np.float64), precision, 0.0)
+        d2[partial] = quad[:-1]
+    return d2, df
 
 
 def _em(x: np.ndarray, names: list[str], max_iter: int, tol: float):
-    """EM on the standardised matrix; returns (EMMoments, standardised data, centre, scale)."""
+    """EM on the standardised matrix; returns (EMMoments, standardised data, centre, scale).
+
+    One iteration costs one p x p inverse, small inverses per pattern and a product over the
+    incomplete rows only, whatever the number of patterns (see :class:`_Patterns`).
+    """
     if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
         raise InputError(f"max_iter: need a whole number >= 1, got {max_iter!r}")
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not np.isfinite(tol) or tol <= 0:
@@ -353,40 +386,18 @@ def _em(x: np.ndarray, names: list[str], max_iter: int, tol: float):
     centre = np.nanmean(x, axis=0)
     scale = np.nanstd(x, axis=0)
     z = (x - centre) / scale
-    observed_mask = ~np.isnan(z)
-
-    # Per-pattern sums and cross-products of the observed part (missing cells as 0), stacked
-    # over patterns so that one iteration is a few batched matrix products.
-    groups = _pattern_groups(observed_mask)
-    mask = np.array([o for o, _rows in groups], dtype=np.float64)  # patterns x p, 1 = observed
-    nj = np.array([len(rows) for _o, rows in groups], dtype=np.float64)
-    blocks = [np.where(observed_mask[rows], z[rows], 0.0) for _o, rows in groups]
-    s1 = np.array([b.sum(axis=0) for b in blocks])  # patterns x p
-    s2 = np.array([b.T @ b for b in blocks])  # patterns x p x p
-    both = mask[:, :, None] * mask[:, None, :]
-    neither = (1 - mask)[:, :, None] * (1 - mask)[:, None, :]
-    pad = np.eye(p)[None, :, :] * (1 - mask)[:, None, :]  # identity on the missing block
+    pat = _Patterns(z)
 
     mu = np.zeros(p)
     sigma = np.eye(p)
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        # K = Sigma[:, o] Sigma_oo^-1 padded with zero columns: yhat = mu + K (y - mu) on the
-        # observed part, the identity on observed rows, the regression weights on missing rows.
-        inv_oo = _inv(sigma[None, :, :] * both + pad, names, sigma) * both
-        k = sigma[None, :, :] @ inv_oo
-        resid = (sigma[None, :, :] - k @ sigma[None, :, :]) * neither  # conditional covariance
-        mp = mask * mu[None, :]
-        sum_d = s1 - nj[:, None] * mp  # sum of (y_o - mu_o), zero on missing
-        dd = (s2 - s1[:, :, None] * mp[:, None, :] - mp[:, :, None] * s1[:, None, :]
-              + nj[:, None, None] * mp[:, :, None] * mp[:, None, :])
-        kd = np.einsum("jab,jb->a", k, sum_d)
-        t1 = n * mu + kd
-        t2 = (n * np.outer(mu, mu) + np.outer(mu, kd) + np.outer(kd, mu)
-              + (k @ dd @ k.transpose(0, 2, 1) + nj[:, None, None] * resid).sum(axis=0))
-        mu_new = t1 / n
-        sigma_new = t2 / n - np.outer(mu_new, mu_new)
+        precision = _inv(sigma, names, sigma)
+        t1, t2 = pat.centred_moments(mu, precision)  # sums of (y - mu) and (y - mu)(y - mu)' given y_o
+        shift = t1 / n
+        mu_new = mu + shift
+        sigma_new = t2 / n - np.outer(shift, shift)
         sigma_new = (sigma_new + sigma_new.T) / 2
         change = max(np.abs(mu_new - mu).max(), np.abs(sigma_new - sigma).max())
         mu, sigma = mu_new, sigma_new
@@ -400,22 +411,136 @@ def _em(x: np.ndarray, names: list[str], max_iter: int, tol: float):
             f"iterations (last change {change:.3g} >= tol={tol:g}); results use the last iterate",
             ConvergenceWarning, stacklevel=3)
 
-    loglik = 0.0
-    for (o, rows), block in zip(groups, blocks):
-        d = block[:, o] - mu[o]
-        sigma_oo = sigma[np.ix_(o, o)]
-        _sign, logdet = np.linalg.slogdet(sigma_oo)
-        loglik -= 0.5 * (len(rows) * (o.sum() * np.log(2 * np.pi) + logdet)
-                         + np.sum(d * np.linalg.solve(sigma_oo, d.T).T))
-        # Back to the original scale: the density of x is that of z divided by the scales.
-        loglik -= len(rows) * np.log(scale[o]).sum()
+    # Observed-data log-likelihood: for each row, log N(y_o; mu_o, Sigma_oo), with
+    # log|Sigma_oo| = log|Sigma| + log|P_mm| and e_o' Sigma_oo^-1 e_o = e'Pe - r_m' P_mm^-1 r_m
+    # (P = Sigma^-1, e = y - mu with zeros on the missing part, r = Pe).
+    precision = np.linalg.inv(sigma)
+    _sign, logdet = np.linalg.slogdet(sigma)
+    quad, logdet_oo = pat.observed_quadratic_forms(mu, precision, logdet)
+    loglik = -0.5 * (pat.n_observed.sum() * np.log(2 * np.pi) + logdet_oo.sum() + quad.sum())
+    # Back to the original scale: the density of x is that of z divided by the scales.
+    loglik -= float(pat.observed_per_column @ np.log(scale))
 
     moments = EMMoments(
         mean=pd.Series(centre + scale * mu, index=names, name="mean"),
         cov=pd.DataFrame(sigma * np.outer(scale, scale), index=names, columns=names),
         loglik=float(loglik), n=int(n), n_iter=int(n_iter), converged=converged,
     )
-    return moments, z, centre, scale
+    return moments, z, centre, scale, pat
+
+
+class _Patterns:
+    """The missingness patterns of a standardised matrix ``z`` (NaN = missing), arranged for EM.
+
+    With :math:`P = \\Sigma^{-1}` and, for a row with observed part :math:`o` and missing part
+    :math:`m`, :math:`e` = :math:`y - \\mu` on :math:`o` and 0 on :math:`m`, :math:`r = Pe`:
+
+    - the conditional mean of the missing part is
+      :math:`E(y_m - \\mu_m \\mid y_o) = \\Sigma_{mo}\\Sigma_{oo}^{-1}e_o = -P_{mm}^{-1} r_m`,
+    - its conditional covariance is :math:`\\Sigma_{mm\\cdot o} = P_{mm}^{-1}`,
+
+    (the partitioned inverse), so each pattern needs only the inverse of its
+    :math:`q \\times q` block :math:`P_{mm}` (``q`` missing items), batched over the patterns
+    with the same ``q``. Complete rows enter through their sums and cross-products, computed
+    once; the incomplete rows through one matrix product per iteration. Nothing is kept per
+    pattern but its missing columns, so memory is that of the data.
+    """
+
+    def __init__(self, z: np.ndarray):
+        n, p = z.shape
+        observed = ~np.isnan(z)
+        self.n, self.p = n, p
+        self.observed_per_column = observed.sum(axis=0).astype(np.float64)
+        self.n_observed = observed.sum(axis=1).astype(np.float64)
+        complete = self.n_observed == p
+        zc = z[complete]
+        self.n_complete = float(len(zc))
+        self.sum_complete = zc.sum(axis=0)
+        self.cross_complete = zc.T @ zc
+        rows = np.flatnonzero(~complete)
+        self.z_incomplete = np.where(observed[rows], z[rows], 0.0)
+        self.mask_incomplete = observed[rows].astype(np.float64)
+        miss = ~observed[rows]
+        q = miss.sum(axis=1)
+        # patterns among the incomplete rows, batched by their number of missing items
+        self.batches = []
+        for size in np.unique(q):
+            local = np.flatnonzero(q == size)
+            cols = np.nonzero(miss[local])[1].reshape(len(local), size)  # missing columns, ascending
+            keys, first, which = np.unique(cols, axis=0, return_index=True, return_inverse=True)
+            self.batches.append((local, keys, which.ravel(), np.bincount(which.ravel(), minlength=len(keys))))
+        self.n_patterns = sum(len(b[1]) for b in self.batches) + (1 if self.n_complete else 0)
+
+    def _residuals(self, mu):
+        return (self.z_incomplete - mu[None, :]) * self.mask_incomplete
+
+    def _fill(self, e, precision, with_covariance):
+        """Conditional means of the missing parts (written into ``e``), the summed conditional
+        covariances (p x p) and, per incomplete row, r_m' P_mm^-1 r_m and log|P_mm|."""
+        r = e @ precision
+        cov_sum = np.zeros((self.p, self.p))
+        quad = np.empty(len(e))
+        logdet = np.empty(len(e))
+        for local, keys, which, counts in self.batches:
+            pmm = precision[keys[:, :, None], keys[:, None, :]]
+            inv_mm = np.linalg.inv(pmm)
+            if with_covariance:
+                np.add.at(cov_sum, (keys[:, :, None], keys[:, None, :]), counts[:, None, None] * inv_mm)
+            else:
+                logdet[local] = np.linalg.slogdet(pmm)[1][which]
+            size = keys.shape[1]
+            step = max(1, 2 ** 22 // (size * size))
+            for a in range(0, len(local), step):
+                rows, w = local[a:a + step], which[a:a + step]
+                rm = np.take_along_axis(r[rows], keys[w], axis=1)
+                fill = -np.einsum("nij,nj->ni", inv_mm[w], rm)
+                quad[rows] = -np.einsum("ni,ni->n", rm, fill)
+                e[rows[:, None], keys[w]] = fill
+        return cov_sum, quad, logdet
+
+    def centred_moments(self, mu, precision):
+        """Sums of E(y - mu | y_o) and E((y - mu)(y - mu)' | y_o) over all rows."""
+        e = self._residuals(mu)
+        cov_sum, _q, _l = self._fill(e, precision, with_covariance=True)
+        s, nc = self.sum_complete, self.n_complete
+        t1 = s - nc * mu + e.sum(axis=0)
+        t2 = (self.cross_complete - np.outer(s, mu) - np.outer(mu, s) + nc * np.outer(mu, mu)
+              + e.T @ e + cov_sum)
+        return t1, t2
+
+    def observed_quadratic_forms(self, mu, precision, logdet_sigma):
+        """Per row (complete rows last): e_o' Sigma_oo^-1 e_o and log|Sigma_oo|, as two arrays."""
+        e = self._residuals(mu)
+        quad_e = np.einsum("ni,ni->n", e @ precision, e) if len(e) else np.empty(0)
+        _c, quad_m, logdet_mm = self._fill(e, precision, with_covariance=False)
+        s, nc = self.sum_complete, self.n_complete
+        centred = self.cross_complete - np.outer(s, mu) - np.outer(mu, s) + nc * np.outer(mu, mu)
+        quad_complete = float(np.sum(precision * centred))
+        quad = np.concatenate([quad_e - quad_m, [quad_complete]])
+        logdet = np.concatenate([logdet_sigma + logdet_mm, [nc * logdet_sigma]])
+        return quad, logdet
+
+    def little(self, mu, precision):
+        """Little's d^2 and df: sum over patterns of n_j ebar_o' Sigma_oo^-1 ebar_o, with ebar the
+        pattern's mean of e, by the same partitioned inverse; df = sum_j p_j - p."""
+        p = self.p
+        d2, df = 0.0, -p
+        if self.n_complete:
+            ebar = self.sum_complete / self.n_complete - mu
+            d2 += self.n_complete * float(ebar @ precision @ ebar)
+            df += p
+        e = self._residuals(mu)
+        for local, keys, which, counts in self.batches:
+            order = np.argsort(which, kind="stable")
+            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            ebar = np.add.reduceat(e[local[order]], starts, axis=0) / counts[:, None]
+            r = ebar @ precision
+            rm = np.take_along_axis(r, keys, axis=1)
+            pmm = precision[keys[:, :, None], keys[:, None, :]]
+            quad = np.einsum("ni,ni->n", ebar, r) - np.einsum("ni,ni->n", rm, np.linalg.solve(pmm, rm[:, :, None])[:, :, 0])
+            d2 += float(counts @ quad)
+            df += (p - keys.shape[1]) * len(keys)
+        return d2, df
 
 
 def _inv(a: np.ndarray, names: list[str], sigma: np.ndarray) -> np.ndarray:
@@ -434,13 +559,6 @@ def _check_positive_definite(sigma: np.ndarray, names: list[str]) -> None:
     involved = [names[k] for k in np.flatnonzero(np.abs(vectors[:, 0]) > 1e-3)]
     raise InputError(f"columns {', '.join(involved)} are linearly dependent (the ML covariance is singular, "
                      f"smallest eigenvalue {values[0]:.3g} of the standardised covariance); drop one of them")
-
-
-def _pattern_groups(observed: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """[(observed-variable mask, row indices)] per distinct pattern, in first-seen order."""
-    patterns, first, inverse = np.unique(observed, axis=0, return_index=True, return_inverse=True)
-    inverse = inverse.ravel()
-    return [(patterns[k].astype(bool), np.flatnonzero(inverse == k)) for k in np.argsort(first)]
 
 
 # --------------------------------------------------------------------------- input checks
@@ -477,7 +595,7 @@ def _numeric_matrix(data: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray,
     x = np.column_stack([data[c].astype("float64").to_numpy(dtype=np.float64, na_value=np.nan) for c in names]) \
         if len(data) else np.empty((0, len(names)))
     check_observed_values(x, names)
-    observed = (~np.isnan(x)).astype(np.int64)
+    observed = (~np.isnan(x)).astype(np.float64)  # float: BLAS (an integer product is not)
     together = observed.T @ observed
     never = np.argwhere(together == 0)
     if len(never):

@@ -73,6 +73,7 @@ __all__ = [
     "ordinal_codes",
     "pearson_start",
     "polychoric",
+    "polychoric_one_step",
     "whole_number_values",
 ]
 
@@ -362,6 +363,69 @@ def polychoric(data: pd.DataFrame, columns: list[str] | None = None, correct: fl
         global_thresholds=use_global,
         n_corrected=n_corrected,
     )
+
+
+def polychoric_one_step(data: pd.DataFrame, columns: list[str] | None = None, max_categories: int = 20) -> np.ndarray:
+    """Polychoric correlations by one Fisher-scoring step from :math:`\\rho = 0`: the cheap
+    equivalent for items that are independent by construction (parallel analysis' resampled
+    data sets).
+
+    With each item's thresholds from its own observed values (step 1 of :func:`polychoric`,
+    global thresholds), category proportions :math:`p_k` and
+    :math:`A_k = \\phi(\\tau_k) - \\phi(\\tau_{k-1})`, the cell probabilities at
+    :math:`\\rho = 0` factor (:math:`\\pi_{kl} = p_k q_l`) and
+    :math:`\\partial\\pi_{kl}/\\partial\\rho|_0 = A_k B_l`, so the score and the Fisher
+    information of a pair's log-likelihood at 0 are
+
+    .. math::
+
+        U(0) = \\sum_i a(x_i)\\, b(y_i), \\qquad I(0) = n_{xy}\\, m_a m_b, \\qquad
+        a(k) = A_k / p_k, \\quad m_a = \\textstyle\\sum_k A_k^2 / p_k,
+
+    over the pair's :math:`n_{xy}` complete rows, and :math:`\\hat\\rho_1 = U(0)/I(0)`
+    (:math:`-a(k)` is :math:`E(Z \\mid \\text{category } k)`, the item's normal score). One
+    scoring step from a root-n consistent start is asymptotically efficient (Lehmann & Casella,
+    1998, sec. 6.4); for independent items the true correlation is 0 and the step is taken from
+    it, so :math:`\\hat\\rho_1` differs from the maximum-likelihood :func:`polychoric` by
+    :math:`O_p(1/n)`, a small fraction of its sampling error :math:`O_p(n^{-1/2})`. The cost is
+    one product of an ``n x p`` matrix with itself, against a likelihood maximised for every pair.
+
+    Not for correlated items: away from 0 one step is not the maximum (at :math:`\\rho = 0.6`,
+    three categories, n = 20,000: 0.605 against 0.599). A constant item is refused, as by
+    :func:`polychoric`.
+
+    Returns
+    -------
+    ndarray
+        p x p correlation matrix, ones on the diagonal.
+
+    References
+    ----------
+    Olsson, U. (1979). Maximum likelihood estimation of the polychoric correlation coefficient.
+    *Psychometrika, 44*(4), 443-460.
+    Lehmann, E. L., & Casella, G. (1998). *Theory of point estimation* (2nd ed.), sec. 6.4.
+    Springer.
+    """
+    _names, codes, categories = ordinal_codes(data, columns, max_categories)
+    n, p = codes.shape
+    scores = np.zeros((n, p))
+    m = np.empty(p)
+    for j in range(p):
+        present = codes[:, j] >= 0
+        counts = np.bincount(codes[present, j], minlength=len(categories[j])).astype(np.float64)
+        prop = counts / counts.sum()
+        tau = np.concatenate([[-np.inf], ndtri(np.cumsum(prop)[:-1]), [np.inf]])
+        dens = np.exp(-0.5 * tau ** 2) / np.sqrt(2 * np.pi)
+        a = np.diff(dens)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            per_category = np.where(prop > 0, a / prop, 0.0)
+        scores[present, j] = per_category[codes[present, j]]
+        m[j] = np.sum(a ** 2 / np.where(prop > 0, prop, np.inf))
+    observed = (codes >= 0).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (scores.T @ scores) / ((observed.T @ observed) * np.outer(m, m))
+    np.fill_diagonal(r, 1.0)
+    return r
 
 
 def _pairwise_cuts(tables: np.ndarray, correct: float):

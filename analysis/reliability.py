@@ -695,11 +695,12 @@ def htmt(data: pd.DataFrame, constructs: Mapping[str, Sequence[str]], htmt2: boo
     """
     names, x, blocks = _htmt_input(data, constructs)
     r = _corr_complete(x, names)
-    values = _htmt_from_r(r, blocks, htmt2)
+    i, j = np.triu_indices(len(names), 1)
+    values = _htmt_from_pairs(r[i, j][None, :], i, j, blocks, htmt2)[0]
     labels = list(constructs)
     pairs = [(a, b) for a in range(len(labels)) for b in range(a + 1, len(labels))]
     return pd.DataFrame({"construct_1": [labels[a] for a, _ in pairs], "construct_2": [labels[b] for _, b in pairs],
-                         "htmt": [float(values[a, b]) for a, b in pairs]})
+                         "htmt": values.astype(float)})
 
 
 def htmt_bootstrap(data: pd.DataFrame, constructs: Mapping[str, Sequence[str]], n_boot: int,
@@ -713,6 +714,23 @@ def htmt_bootstrap(data: pd.DataFrame, constructs: Mapping[str, Sequence[str]], 
     ``n_boot_valid`` counts the resamples used. Discriminant validity is commonly inferred when
     the upper limit is below 1 (or .85/.90) (Henseler, Ringle & Sarstedt, 2015).
 
+    A resample is its vector of counts :math:`w_b` (how often each row was drawn, summing to
+    :math:`n`), so all resamples' moments come from one matrix product: with :math:`z` the rows
+    centred and scaled by the full sample's means and SDs and :math:`o_i` the products
+    :math:`z_{ij}z_{ik}` (:math:`j \\le k`) of row :math:`i`,
+
+    .. math::
+
+        m_b = \\tfrac1n W z, \\qquad C_b = \\tfrac1n W o - m_b m_b^\\top, \\qquad
+        r_{b,jk} = C_{b,jk} / \\sqrt{C_{b,jj} C_{b,kk}},
+
+    the same correlations as those of the resampled rows (to rounding), and every resample's
+    HTMT from its correlations by sums over the item pairs of each pair of constructs. With
+    whole-number items (Likert answers) the uncentred sums are used instead: whole numbers, held
+    exactly, so a zero correlation or a constant item is recognised exactly. Otherwise a
+    resample with an item of (near) zero variance is checked on its rows and, unless the item is
+    constant there, computed from its centred rows.
+
     The limits depend on the random draws, so they agree with another implementation only in
     distribution; the point estimate ``htmt`` is :func:`htmt`'s.
 
@@ -723,11 +741,12 @@ def htmt_bootstrap(data: pd.DataFrame, constructs: Mapping[str, Sequence[str]], 
     n_boot : int
         Number of resamples, at least 1 (use 1000 or more for a report).
     rng : numpy.random.Generator
-        The source of randomness (from the seed in params.yaml).
+        The source of randomness (from the seed in params.yaml): resample ``b`` is
+        ``rng.integers(0, n, size=n)``, in turn.
     ci : float, default 0.95
         Confidence level.
     progress : callable, optional
-        Called as ``progress(1)`` after each resample (a progress bar's tick, see
+        Called as ``progress(k)`` after each ``k`` resamples (a progress bar's tick, see
         ``pipeline.progress``).
 
     Returns
@@ -757,26 +776,90 @@ def htmt_bootstrap(data: pd.DataFrame, constructs: Mapping[str, Sequence[str]], 
     names, x, blocks = _htmt_input(data, constructs)
     x = x[~np.isnan(x).any(axis=1)]
     n = len(x)
-    pairs = [(a, b) for a in range(len(blocks)) for b in range(a + 1, len(blocks))]
-    draws = np.full((n_boot, len(pairs)), np.nan)
-    for k in range(n_boot):
-        xb = x[rng.integers(0, n, size=n)]
-        centred = xb - xb.mean(axis=0)
-        sd = np.sqrt((centred**2).sum(axis=0))
-        if np.any(sd == 0):
-            if progress is not None:
-                progress(1)
-            continue
-        z = centred / sd
-        values = _htmt_from_r(z.T @ z, blocks, htmt2)
-        draws[k] = [values[a, b] for a, b in pairs]
+    draws = np.full((n_boot, len(point)), np.nan)
+    for lo in range(0, n_boot, _BOOT_CHUNK):
+        k = min(_BOOT_CHUNK, n_boot - lo)
+        counts = np.stack([np.bincount(rng.integers(0, n, size=n), minlength=n) for _ in range(k)])
+        draws[lo:lo + k] = _htmt_resampled(x, counts.astype(float), blocks, htmt2)
         if progress is not None:
-            progress(1)
+            progress(k)
     valid = ~np.isnan(draws).any(axis=1)
     if not valid.any():
         raise InputError("no bootstrap resample had variance in every item; the data have too few distinct rows")
     lower, upper = np.quantile(draws[valid], [(1 - level) / 2, (1 + level) / 2], axis=0)
     return point.assign(ci_lower=lower, ci_upper=upper, n_boot_valid=int(valid.sum()))
+
+
+_BOOT_CHUNK = 250  # resamples per matrix product
+_PRODUCT_CELLS = 4_000_000  # rows x item pairs per block of the products o (32 MB)
+
+
+def _htmt_resampled(x: np.ndarray, counts: np.ndarray, blocks: list[list[int]], htmt2: bool) -> np.ndarray:
+    """HTMT of each resample (rows of ``counts``: how often each row of ``x`` was drawn), one
+    column per pair of constructs (NaN: an item constant in the resample), as :func:`htmt` of the
+    resampled rows. With whole-number items (Likert answers) the sums are whole numbers held
+    exactly in floating point, so a zero correlation or a constant item is recognised exactly;
+    otherwise the items are centred and scaled first."""
+    n, p = x.shape
+    iu, ju = np.triu_indices(p)
+    exact = bool(np.all(x == np.rint(x))) and (n * float(np.abs(x).max())) ** 2 < 2.0**52
+    z = x if exact else (x - x.mean(axis=0)) / x.std(axis=0)
+    s1 = counts @ z
+    num = np.empty((len(counts), len(iu)))  # n^2 times the resample's covariances
+    step = max(1, _PRODUCT_CELLS // max(n, 1))
+    for lo in range(0, len(iu), step):
+        a, b = iu[lo:lo + step], ju[lo:lo + step]
+        num[:, lo:lo + step] = n * (counts @ (z[:, a] * z[:, b])) - s1[:, a] * s1[:, b]
+    var = num[:, iu == ju]
+    off = iu != ju
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = num[:, off] / np.sqrt(var[:, iu[off]] * var[:, ju[off]])
+    out = _htmt_from_pairs(r, iu[off], ju[off], blocks, htmt2)
+    if exact:
+        out[(var == 0).any(axis=1)] = np.nan
+        return out
+    for k in np.flatnonzero((var < 1e-8 * n * n).any(axis=1)):  # a near-constant item: this resample's rows
+        xb = np.repeat(x, counts[k].astype(np.int64), axis=0)
+        centred = xb - xb.mean(axis=0)
+        sd = np.sqrt((centred**2).sum(axis=0))
+        if np.any(sd == 0):
+            out[k] = np.nan
+            continue
+        zb = centred / sd
+        rb = (zb.T @ zb)[iu[off], ju[off]]
+        out[k] = _htmt_from_pairs(rb[None, :], iu[off], ju[off], blocks, htmt2)[0]
+    return out
+
+
+def _htmt_from_pairs(r: np.ndarray, i: np.ndarray, j: np.ndarray, blocks: list[list[int]], htmt2: bool) -> np.ndarray:
+    """The HTMT of many correlation matrices at once: ``r`` holds one row per
+    matrix, its columns the correlations of the item pairs ``(i, j)``, ``i < j``; returns one
+    column per pair of blocks (in :func:`htmt`'s order). The sums over each block pair's items
+    are ``np.add.reduceat`` over the pairs sorted by block pair."""
+    owner = np.empty(max(max(b) for b in blocks) + 1, dtype=np.int64)
+    for k, b in enumerate(blocks):
+        owner[b] = k
+    nb = len(blocks)
+    bi, bj = owner[i], owner[j]
+    lo, hi = np.minimum(bi, bj), np.maximum(bi, bj)
+    group = lo * nb + hi  # block pair (a, b), a <= b; (a, a) the monotrait pairs of block a
+    order = np.argsort(group, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(group[order]) != 0])
+    keys = group[order][starts]
+    size = np.diff(np.r_[starts, len(order)])
+    a = np.abs(r[:, order])
+    if htmt2:  # a zero correlation (log -inf) makes the geometric mean 0, as in R
+        with np.errstate(divide="ignore"):
+            a = np.log(a)
+        means = np.exp(np.add.reduceat(a, starts, axis=1) / size)
+    else:
+        means = np.add.reduceat(a, starts, axis=1) / size
+    col = {int(key): c for c, key in enumerate(keys)}
+    mono = means[:, [col[k * nb + k] for k in range(nb)]]
+    hetero = [(a_, b_) for a_ in range(nb) for b_ in range(a_ + 1, nb)]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.column_stack([means[:, col[a_ * nb + b_]] / np.sqrt(mono[:, a_] * mono[:, b_])
+                                for a_, b_ in hetero])
 
 
 def _htmt_input(data, constructs):
@@ -809,22 +892,6 @@ def _corr_complete(x: np.ndarray, names: list[str]) -> np.ndarray:
     if np.any(sd == 0):
         raise InputError(f"item {names[int(np.flatnonzero(sd == 0)[0])]!r} is constant in the complete rows")
     return np.corrcoef(complete, rowvar=False)
-
-
-def _htmt_from_r(r: np.ndarray, blocks: list[list[int]], htmt2: bool) -> np.ndarray:
-    a = np.abs(r)
-    if htmt2:  # a zero correlation (log -inf) makes the geometric mean 0, as in R
-        a = np.where(a > 0, np.log(np.where(a > 0, a, 1.0)), -np.inf)
-        mean = lambda v: np.exp(np.mean(v))  # noqa: E731
-    else:
-        mean = np.mean
-    nb = len(blocks)
-    mono = np.array([mean(a[np.ix_(b, b)][np.triu_indices(len(b), 1)]) for b in blocks])
-    out = np.ones((nb, nb))
-    for i in range(nb):
-        for j in range(i + 1, nb):
-            out[i, j] = out[j, i] = mean(a[np.ix_(blocks[i], blocks[j])]) / np.sqrt(mono[i] * mono[j])
-    return out
 
 
 # --------------------------------------------------------------------------- Harman

@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from analysis.missing import observed_mahalanobis
+
 __all__ = [
     "attention_checks",
     "duplicates",
@@ -48,10 +50,11 @@ def attention_checks(data: pd.DataFrame, expected: dict[str, tuple]) -> pd.DataF
     """
     failures = [[] for _ in range(len(data))]
     for col, ok in expected.items():
-        for k, x in enumerate(data[col].to_numpy(dtype=float)):
-            if np.isnan(x) or x not in ok:
-                shown = "missing" if np.isnan(x) else f"{x:g}"
-                failures[k].append(f"{col}={shown} (expected {' or '.join(f'{v:g}' for v in ok)})")
+        x = data[col].to_numpy(dtype=float)
+        expected_text = " or ".join(f"{v:g}" for v in ok)
+        for k in np.flatnonzero(np.isnan(x) | ~np.isin(x, np.asarray(ok, dtype=float))):
+            shown = "missing" if np.isnan(x[k]) else f"{x[k]:g}"
+            failures[k].append(f"{col}={shown} (expected {expected_text})")
     return _result(["; ".join(f) for f in failures], [bool(f) for f in failures], data.index)
 
 
@@ -74,14 +77,14 @@ def longstring(data: pd.DataFrame, items: list[str], share: float) -> pd.DataFra
     answers are skipped, not counted as breaking a run (Johnson, 2005; ``careless::longstring``).
     """
     x = data[items].to_numpy(dtype=float)
-    runs = np.zeros(len(x), dtype=int)
-    for k, row in enumerate(x):
-        row = row[~np.isnan(row)]
-        if len(row) == 0:
-            continue
-        breaks = np.flatnonzero(np.diff(row) != 0)
-        edges = np.concatenate([[-1], breaks, [len(row) - 1]])
-        runs[k] = int(np.diff(edges).max())
+    # the answered items of each row moved to the left, in order (a stable sort of "missing")
+    x = np.take_along_axis(x, np.argsort(np.isnan(x), axis=1, kind="stable"), axis=1)
+    answered = ~np.isnan(x)
+    runs = answered[:, 0].astype(int) if x.shape[1] else np.zeros(len(x), dtype=int)
+    current = runs.copy()
+    for j in range(1, x.shape[1]):  # a run grows while the next answer equals the last
+        current = np.where(answered[:, j] & (x[:, j] == x[:, j - 1]), current + 1, answered[:, j].astype(int))
+        np.maximum(runs, current, out=runs)
     limit = share * len(items)
     return _result(runs, runs >= limit, data.index)
 
@@ -109,7 +112,7 @@ def mahalanobis_unavailable(data: pd.DataFrame, items: list[str]) -> str | None:
     if len(data) < need:
         return (f"it needs at least max(2 x {len(items)} items, 50) = {need} respondents, the data have "
                 f"{len(data)}")
-    cov = data[items].astype(float).cov().to_numpy()
+    cov = pairwise_covariance(data[items].to_numpy(dtype=float, na_value=np.nan))
     undefined = np.argwhere(np.isnan(np.triu(cov)) & np.triu(np.ones_like(cov, dtype=bool)))
     if len(undefined):
         i, j = undefined[0]
@@ -141,23 +144,11 @@ def mahalanobis(data: pd.DataFrame, items: list[str], alpha: float) -> pd.DataFr
         return None
     x = data[items].to_numpy(dtype=float)
     mean = np.nanmean(x, axis=0)
-    cov = data[items].astype(float).cov().to_numpy()
+    cov = pairwise_covariance(x)
     w, v = np.linalg.eigh(cov)
     if w.min() <= 1e-8 * w.max():
         cov = (v * np.maximum(w, 1e-8 * w.max())) @ v.T
-    d2 = np.full(len(x), np.nan)
-    df = np.zeros(len(x), dtype=int)
-    centred = x - mean
-    observed = ~np.isnan(x)
-    patterns, inverse = np.unique(observed, axis=0, return_inverse=True)
-    for p, pattern in enumerate(patterns):
-        members = np.flatnonzero(inverse.ravel() == p)
-        if pattern.sum() == 0:
-            continue
-        sub = np.linalg.inv(cov[np.ix_(pattern, pattern)])
-        c = centred[np.ix_(members, pattern)]
-        d2[members] = np.einsum("ij,jk,ik->i", c, sub, c)
-        df[members] = pattern.sum()
+    d2, df = observed_mahalanobis(x, mean, cov)
     p = np.where(df > 0, stats.chi2.sf(d2, np.maximum(df, 1)), np.nan)
     value = [None if np.isnan(a) else f"D2={a:.1f} (df {b}, p={c:.2g})" for a, b, c in zip(d2, df, p)]
     out = _result(value, np.nan_to_num(p, nan=1.0) < alpha, data.index)
@@ -172,26 +163,58 @@ def duplicates(data: pd.DataFrame, id_column: str, columns: list[str], rows: pd.
     at all (straight-lining) are left to the long-string screen, since two straight-liners who
     chose the same answer are not the same person.
     """
-    value = [None] * len(data)
-    flagged = np.zeros(len(data), dtype=bool)
-    first_id: dict = {}
-    first_answers: dict = {}
-    answers = data[columns].astype(object).where(data[columns].notna(), None)
-    varied = data[[c for c in columns if pd.api.types.is_numeric_dtype(data[c])]].nunique(axis=1).to_numpy() > 1
-    for k, (rid, row) in enumerate(zip(data[id_column], rows)):
-        if rid in first_id:
-            value[k], flagged[k] = f"same id as row {first_id[rid]}", True
-        else:
-            first_id[rid] = row
-        key = tuple(answers.iloc[k])
-        if varied[k]:
-            if key in first_answers:
-                note = f"identical answers to row {first_answers[key]}"
-                value[k] = note if value[k] is None else f"{value[k]}; {note}"
-                flagged[k] = True
-            else:
-                first_answers[key] = row
-    return _result(value, flagged, data.index)
+    n = len(data)
+    rows = np.asarray(rows)
+    ids = pd.factorize(data[id_column].to_numpy(dtype=object), use_na_sentinel=False)[0]
+    first_of_id = _first_occurrence(ids)
+    same_id = first_of_id != np.arange(n)
+    # identical answers: equal over every column, missing equal to missing
+    key = data[columns].groupby(columns, dropna=False, sort=False).ngroup().to_numpy() if columns and n \
+        else np.zeros(n, dtype=np.int64)
+    numeric = data[[c for c in columns if pd.api.types.is_numeric_dtype(data[c])]].to_numpy(dtype=float, na_value=np.nan)
+    missing = np.isnan(numeric)  # varied: two different answers at least (nunique > 1 over the row)
+    varied = np.where(missing, -np.inf, numeric).max(axis=1, initial=-np.inf) > \
+        np.where(missing, np.inf, numeric).min(axis=1, initial=np.inf)
+    # rows with equal answers are equally varied, so the first of a key is the first varied one
+    first_of_key = _first_occurrence(key)
+    same_answers = varied & (first_of_key != np.arange(n))
+    value = [None] * n
+    for k in np.flatnonzero(same_id | same_answers):
+        notes = ([f"same id as row {rows[first_of_id[k]]}"] if same_id[k] else []) + \
+                ([f"identical answers to row {rows[first_of_key[k]]}"] if same_answers[k] else [])
+        value[k] = "; ".join(notes)
+    return _result(value, same_id | same_answers, data.index)
+
+
+def pairwise_covariance(x: np.ndarray) -> np.ndarray:
+    """Covariances from pairwise-complete rows (n - 1 denominator), as ``DataFrame.cov()``.
+
+    .. math:: s_{jk} = \\frac{\\sum_i x_{ij}x_{ik} - n_{jk}\\bar x_{j(k)}\\bar x_{k(j)}}{n_{jk} - 1}
+
+    over the :math:`n_{jk}` rows with both values, :math:`\\bar x_{j(k)}` the mean of column j
+    over those rows; computed by three matrix products (columns centred first, for accuracy).
+    NaN where fewer than two rows have both. In R: ``cov(x, use = "pairwise.complete.obs")``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    observed = ~np.isnan(x)
+    with np.errstate(invalid="ignore"):
+        centre = np.where(observed.any(axis=0), np.nanmean(np.where(observed.any(axis=0), x, 0.0), axis=0), 0.0)
+    z = np.where(observed, x - centre, 0.0)
+    m = observed.astype(np.float64)
+    n = m.T @ m
+    sums = z.T @ m  # [j, k]: sum of column j over the rows where k is observed (and j)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cov = (z.T @ z - sums * sums.T / n) / (n - 1)
+    cov[n < 2] = np.nan
+    return cov
+
+
+def _first_occurrence(codes: np.ndarray) -> np.ndarray:
+    """For each position, the position of the first occurrence of its code."""
+    if len(codes) == 0:
+        return np.zeros(0, dtype=np.int64)
+    _u, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    return first[inverse.ravel()]
 
 
 def missing_share(data: pd.DataFrame, items: list[str], maximum: float) -> pd.DataFrame:

@@ -94,6 +94,17 @@ def correlate_with(kind: str, progress=None):
     return lambda d: polychoric(d, progress=progress).correlation.to_numpy()
 
 
+def resampled_correlate(kind: str):
+    """The correlation of parallel analysis' resampled data sets: with polychoric correlations,
+    the one-step polychoric from 0 (:func:`analysis.polychoric.polychoric_one_step`: the
+    resampled items are independent by construction); None (the same as the observed) else."""
+    if kind != "polychoric":
+        return None
+    from analysis.polychoric import polychoric_one_step
+
+    return lambda d: polychoric_one_step(d)
+
+
 def check_items(data: pd.DataFrame, items: list[str], source: str) -> pd.DataFrame:
     """The item columns as numbers, or a ValueError that names the problem."""
     missing = [i for i in items if i not in data.columns]
@@ -165,7 +176,7 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
         with progress_bar(total=s["parallel_iterations"], desc="parallel analysis") as tick:
             pa_table = fa.parallel_analysis(x, correlate, stage_rng(seed, "efa"), n_iter=s["parallel_iterations"],
                                             percentile=s["parallel_percentile"], progress=tick,
-                                            smc=s["parallel_smc"])
+                                            smc=s["parallel_smc"], resampled_correlate=resampled_correlate(s["correlation"]))
         map_table = fa.velicer_map(r, max_factors=min(len(items) - 1, 40))
         criteria = {
             "parallel_fa": fa.parallel_suggestion(pa_table, "fa"),

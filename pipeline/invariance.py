@@ -10,11 +10,11 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.invariance import CRITERIA, Criteria, Specification, invariance
-from analysis.sem.options import parse_ordered
 from analysis.warnings import GapscaleWarning
 from instrument import LavaanModel, LavaanSyntaxError, parse_model, read_model
 from pipeline.cfa import model_text
-from pipeline.io import is_simulated, output_dir, read_data, read_params, section, write_csv, write_json
+from pipeline.io import (estimation_settings, is_simulated, output_dir, read_data, read_params, section,
+                         write_csv, write_json)
 from analysis.errors import InputError
 
 try:  # installed with scikit-learn/DVC's stack here, but not a declared dependency: optional
@@ -37,12 +37,11 @@ def settings(params: dict, overrides: dict) -> dict:
     s = section(params, "invariance", DEFAULTS, overrides)
     if s["group"] is not None and not isinstance(s["group"], str):
         raise InputError(f"invariance.group: the name of the grouping column, got {s['group']!r}")
+    s.update(estimation_settings(s, "invariance"))  # as the cfa and sem stages: "invariance.KEY: ..."
     try:
-        s["ordered"] = parse_ordered(s["ordered"])
-        estimation = specification(s)
+        specification(s)  # what the ladder refuses beyond that (missing: pairwise)
     except InputError as exc:
         raise InputError(f"invariance.{exc}") from None
-    s["estimator"], s["ordered"] = estimation.estimator, estimation.ordered
     size = s["min_group_size"]
     if isinstance(size, bool) or not isinstance(size, int) or size < 2:
         raise InputError(f"invariance.min_group_size: a whole number >= 2, got {size!r}")

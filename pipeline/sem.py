@@ -64,13 +64,19 @@ def read_hypotheses(path) -> dict:
     return data
 
 
-def _fit(data, text, s, name):
+def _fit(data, text, s, name, start=None):
+    """Fit one model; ``start`` (the hypothesised fit, for a competing model) gives the optimiser
+    its estimates of the parameters both models have, and its moments when the observed variables
+    are the same; a competing model is compared by its chi-square, CFI, TLI, RMSEA, SRMR, AIC and
+    BIC (:func:`analysis.structural.compare_models`), so ML with FIML's robust indices (the larger
+    part of such a fit's cost) are left out of it."""
     try:
         parse_model(text)
         common = dict(estimator=s["estimator"], std_lv=s["std_lv"], missing=s["missing"])
         refuse_unidentified(text, data, **common)  # the unified engine's identification check (issue 11)
+        warm = {} if start is None else dict(start=start.parameters, sample=start.sample, robust_indices=False)
         return fit_model(text, data, ordered=s["estimation"].ordered_columns(text, data),
-                         **common)
+                         **common, **warm)
     except InputError as exc:  # a syntax error or a model the data cannot fit: name the model
         raise InputError(f"{name}: {exc}") from None
 
@@ -114,7 +120,7 @@ def run(data_path, model_path, out, params_path=None, hypotheses_path=None, inva
         competing = {"hypothesised": fit}
         for name, structural in s["competing"].items():
             competing_text = competing_model(text, structural, f"sem.competing.{name}")
-            competing[name] = _fit(data, competing_text, s, f"sem.competing.{name}")
+            competing[name] = _fit(data, competing_text, s, f"sem.competing.{name}", start=fit)
     caught = [f"{w.category.__name__}: {w.message}" for w in records if issubclass(w.category, GapscaleWarning)]
     flags = list(dict.fromkeys(list(fit.warnings) + caught))
     for name, f in competing.items():

@@ -134,6 +134,7 @@ def test_standardised_loadings_recover_the_truth():
     assert np.all(np.abs(cov["std_all"] - 0.4) < 0.1)
 
 
+@pytest.mark.slow
 def test_confidence_intervals_cover_the_truth():
     """95% intervals of the unstandardised loadings (relative to the marker) cover the truth in
     90-99% of 200 replications (n = 300 each)."""

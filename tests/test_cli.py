@@ -107,3 +107,34 @@ def test_console_script_never_shows_a_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.startswith(f"Error: {bad}: invalid instrument: line 3")
     assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_help_imports_neither_numpy_nor_the_instrument_package():
+    """`gapscale --help` stays quick: the stage modules, numpy, pandas and the instrument package
+    (yaml) are imported only by the commands that use them (issue 13)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pipeline.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('numpy', 'pandas', 'scipy', 'instrument', 'yaml') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_blas_limited_to_one_thread_unless_the_user_says_otherwise():
+    from pipeline.cli import BLAS_THREAD_VARIABLES, limit_blas_threads
+
+    env = {}
+    with limit_blas_threads(env, None):
+        pass
+    assert env == {name: "1" for name in BLAS_THREAD_VARIABLES}
+    env = {"OMP_NUM_THREADS": "4"}
+    with limit_blas_threads(env, "4"):
+        pass
+    assert env == {"OMP_NUM_THREADS": "4"}
+    import numpy  # noqa: F401  (loaded: the limit is applied to the running libraries too)
+    from threadpoolctl import threadpool_info
+
+    with limit_blas_threads({}, None):
+        assert all(info["num_threads"] == 1 for info in threadpool_info())

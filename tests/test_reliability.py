@@ -169,6 +169,70 @@ def test_htmt_bootstrap_is_reproducible_and_covers_its_estimate(hs):
     assert ((narrow["ci_lower"] > a["ci_lower"]) & (narrow["ci_upper"] < a["ci_upper"])).all()
 
 
+def _htmt_of_resamples(data, constructs, n_boot, rng, htmt2=True):
+    """The bootstrap done the direct way: :func:`rel.htmt` of each resample's rows (the same
+    stream of row indices as htmt_bootstrap), NaN when an item is constant in the resample."""
+    items = [i for its in constructs.values() for i in its]
+    complete = data.dropna(subset=items).reset_index(drop=True)
+    out = []
+    for _ in range(n_boot):
+        rows = complete.iloc[rng.integers(0, len(complete), size=len(complete))]
+        if (rows[items].std(ddof=0) == 0).any():
+            out.append(np.full(len(constructs) * (len(constructs) - 1) // 2, np.nan))
+            continue
+        out.append(rel.htmt(rows, constructs, htmt2=htmt2)["htmt"].to_numpy())
+    return np.array(out)
+
+
+@pytest.mark.parametrize("htmt2", [True, False])
+def test_htmt_bootstrap_equals_htmt_of_each_resample(bfi, htmt2):
+    """The one-matrix-product bootstrap gives the quantiles of htmt() of the resampled rows
+    (bfi with NAs: listwise; five constructs of five items)."""
+    constructs = {c: [f"{c}{k}" for k in range(1, 6)] for c in "ACENO"}
+    direct = _htmt_of_resamples(bfi, constructs, 60, np.random.default_rng(11), htmt2)
+    ok = ~np.isnan(direct).any(axis=1)
+    lower, upper = np.quantile(direct[ok], [0.05, 0.95], axis=0)
+    table = rel.htmt_bootstrap(bfi, constructs, 60, np.random.default_rng(11), ci=0.9, htmt2=htmt2)
+    assert_close(table["ci_lower"], lower, 1e-12)
+    assert_close(table["ci_upper"], upper, 1e-12)
+    assert (table["n_boot_valid"] == ok.sum()).all()
+
+
+@pytest.mark.parametrize("whole", [True, False])
+def test_htmt_bootstrap_skips_resamples_with_a_constant_item(whole):
+    """Few distinct rows: some resamples draw one value of an item only; they are skipped, as
+    htmt() of those rows (a constant item) cannot be computed, and the rest agree with it. Whole
+    numbers (exact sums; exact zero correlations, whose geometric means are 0, give inf or NaN
+    HTMTs, as htmt() of the rows) and real numbers (centred sums)."""
+    base = {"a1": [1, 2, 1, 1, 1, 1], "a2": [2, 3, 1, 2, 2, 1], "b1": [3, 1, 2, 2, 1, 3],
+            "b2": [1, 1, 2, 3, 2, 2], "c1": [2, 2, 3, 1, 1, 3], "c2": [3, 1, 1, 2, 3, 2]}
+    data = pd.DataFrame(base, dtype=float)
+    if not whole:
+        data = data * np.sqrt(2) + np.random.default_rng(3).normal(0, 0.1, data.shape) * (data.columns != "a1")
+    constructs = {"A": ["a1", "a2"], "B": ["b1", "b2"], "C": ["c1", "c2"]}
+    direct = _htmt_of_resamples(data, constructs, 200, np.random.default_rng(5))
+    ok = ~np.isnan(direct).any(axis=1)
+    assert 0 < ok.sum() < 200
+    table = rel.htmt_bootstrap(data, constructs, 200, np.random.default_rng(5))
+    assert (table["n_boot_valid"] == ok.sum()).all()
+    if whole:  # the resamples' values themselves (quantiles of infinities are not defined)
+        ours = rel._htmt_resampled(data.to_numpy(), _counts(np.random.default_rng(5), 6, 200),
+                                   [[0, 1], [2, 3], [4, 5]], True)
+        assert np.array_equal(np.isnan(ours), np.isnan(direct)) and np.array_equal(np.isinf(ours), np.isinf(direct))
+        finite = np.isfinite(direct) & (ours != 0)
+        assert np.abs(ours[finite] - direct[finite]).max() < 1e-12
+        # an exact zero correlation here is ~1e-17 in np.corrcoef: a geometric mean of ~1e-4, not 0
+        assert np.abs(direct[np.isfinite(direct) & (ours == 0)]).max() < 1e-3
+    else:
+        lower, upper = np.quantile(direct[ok], [0.025, 0.975], axis=0)
+        assert_close(table["ci_lower"], lower, 1e-12)
+        assert_close(table["ci_upper"], upper, 1e-12)
+
+
+def _counts(rng, n, n_boot):
+    return np.stack([np.bincount(rng.integers(0, n, size=n), minlength=n) for _ in range(n_boot)]).astype(float)
+
+
 # --------------------------------------------------------------------------- psych::alpha
 
 

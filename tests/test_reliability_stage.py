@@ -58,3 +58,39 @@ def test_a_label_does_not_free_the_marker_and_ties_to_it():
     assert loads.at["x1", "free"] == 0 and loads.at["x2", "free"] == 0 and loads.at["x2", "ustart"] == 1
     assert loads.at["x3", "free"] > 0
     assert loads.at["x4", "free"] > 0  # NA* frees a marker
+
+
+@pytest.mark.parametrize("missing", ["listwise", "fiml"])
+def test_stage_reads_the_cfa_stage_fit_instead_of_refitting(run_cli, tmp_path, missing):
+    """--cfa DIR: the cfa stage's estimates, fit and sample moments give the same tables and
+    method-factor comparison as a refit; a cfa directory for another model is not used, and the
+    metrics say so."""
+    (tmp_path / "m.lavaan").write_text(HS_MODEL)
+    (tmp_path / "p.yaml").write_text(f"cfa:\n  missing: {missing}\n")
+    data = REF / ("hs_missing.csv" if missing == "fiml" else "hs_full.csv")
+    common = ["--data", data, "--model", tmp_path / "m.lavaan", "--params", tmp_path / "p.yaml"]
+    code, _, err = run_cli("cfa", *common, "--out", tmp_path / "cfa")
+    assert code == 0, err
+    runs = {}
+    for name, extra in (("refit", []), ("read", ["--cfa", tmp_path / "cfa"])):
+        code, _, err = run_cli("reliability", *common, "--out", tmp_path / name, "--htmt-bootstrap", "50",
+                               "--seed", "3", *extra)
+        assert code == 0, err
+        runs[name] = json.loads((tmp_path / name / "reliability.json").read_text())
+        for f in ("reliability.csv", "fornell_larcker.csv", "htmt.csv"):
+            runs[name, f] = pd.read_csv(tmp_path / name / f)
+    assert runs["refit"]["cfa_fit"] == "fitted here" and runs["read"]["cfa_fit"] == "the cfa stage's"
+    for f in ("reliability.csv", "fornell_larcker.csv", "htmt.csv"):
+        pd.testing.assert_frame_equal(runs["refit", f], runs["read", f], rtol=1e-10, atol=1e-12)
+    a, b = runs["refit"]["method_factor"], runs["read"]["method_factor"]
+    assert a["converged"] and b["converged"] and a["df_difference"] == b["df_difference"] == 1
+    for k in ("chisq_difference", "cfi_change", "rmsea_change", "mean_std_method_loading"):
+        assert abs(a[k] - b[k]) < 1e-9, k
+    assert runs["refit"]["warnings"] == runs["read"]["warnings"]
+    (tmp_path / "other.lavaan").write_text(HS_MODEL.replace(" + x3", ""))
+    code, _, err = run_cli("reliability", *common[:2], "--model", tmp_path / "other.lavaan", *common[4:],
+                           "--out", tmp_path / "other", "--htmt-bootstrap", "0", "--no-method-factor",
+                           "--cfa", tmp_path / "cfa")
+    assert code == 0, err
+    note = json.loads((tmp_path / "other" / "reliability.json").read_text())["cfa_fit"]
+    assert note.startswith("fitted here: the cfa stage's fit") and "loadings are not those" in note

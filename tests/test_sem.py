@@ -139,6 +139,7 @@ def boot(ml):
     return bootstrap_sem(DATA, ml, draws=2000, seed=20261122, jobs=2)
 
 
+@pytest.mark.slow
 def test_bootstrap_intervals_agree_with_lavaan_within_monte_carlo_error(ml, boot):
     """Both sides draw 2000 samples with their own random numbers, so they agree up to Monte
     Carlo error. The standard error of a bootstrap quantile is estimated from our own draws by
@@ -163,6 +164,7 @@ def test_bootstrap_intervals_agree_with_lavaan_within_monte_carlo_error(ml, boot
             assert abs(ours - theirs) < 4.5 * np.sqrt(2) * mcse, (row.lhs, row.op, row.rhs, p, ours, theirs)
 
 
+@pytest.mark.slow
 def test_bootstrap_bc_intervals_agree_with_lavaan(ml, boot):
     iv = pd.concat([ml.parameters, boot.intervals(ml)], axis=1)
     iv.loc[iv["op"] == ":=", "rhs"] = ""

@@ -23,7 +23,7 @@ from analysis.sem.engine import fit as engine_fit
 from analysis.sem.partable import lavaanify
 from instrument.lavaan import LavaanModel
 
-__all__ = ["PARAMETER_COLUMNS", "check_model", "fit_model", "parameter_table", "refuse_unidentified"]
+__all__ = ["PARAMETER_COLUMNS", "categories", "check_model", "fit_model", "parameter_table", "refuse_unidentified"]
 
 PARAMETER_COLUMNS = ["lhs", "op", "rhs", "label", "est", "se", "z", "pvalue", "ci_lower", "ci_upper", "std_all"]
 
@@ -38,10 +38,19 @@ def _groups(data: pd.DataFrame, group: str | None, group_labels) -> list[str] | 
     return list(dict.fromkeys(data[group].dropna().astype(str)))
 
 
-def _categories(data: pd.DataFrame, ordered, missing: str = "listwise") -> dict[str, int] | None:
+def categories(data: pd.DataFrame, ordered, missing: str = "listwise") -> dict[str, int] | None:
     """lavaan's number of categories of each ordered item: its distinct values in the rows where
     every ordered item is observed (WLSMV/ULSMV delete incomplete rows listwise), or in every
-    row where it is observed with ``missing = "pairwise"``."""
+    row where it is observed with ``missing = "pairwise"``. (The thresholds of the parameter
+    table: one fewer than the categories; the invariance ladder counts them here too.)
+
+    In R: ``lavInspect(fit, "th")``'s count per item plus one.
+
+    Raises
+    ------
+    InputError
+        An ordered item that is not a column of ``data``.
+    """
     if not ordered:
         return None
     absent = [v for v in ordered if v not in data.columns]
@@ -57,7 +66,7 @@ def _partable(model, data, group, group_labels, estimator, std_lv, missing, grou
     labels = _groups(data, group, group_labels)
     pt = lavaanify(model, list(data.columns), std_lv=std_lv, groups=labels, group_equal=tuple(group_equal),
                    group_partial=tuple(group_partial), estimator=estimator, missing=missing,
-                   ordered=_categories(data, ordered, missing))
+                   ordered=categories(data, ordered, missing))
     return pt, labels
 
 
@@ -75,7 +84,8 @@ def parameter_table(fitted: EngineFit) -> pd.DataFrame:
 
 def fit_model(model: str | LavaanModel, data: pd.DataFrame, *, group: str | None = None,
               group_labels=None, estimator: str = "ML", std_lv: bool = False, missing: str = "listwise",
-              group_equal=(), group_partial=(), level: float = 0.95, ordered=None) -> EngineFit:
+              group_equal=(), group_partial=(), level: float = 0.95, ordered=None, start=None,
+              sample=None, robust_indices: bool = True) -> EngineFit:
     """Fit lavaan ``model`` syntax to ``data`` with the unified engine.
 
     Returns the :class:`~analysis.sem.engine.EngineFit` whose ``parameters`` is
@@ -83,7 +93,11 @@ def fit_model(model: str | LavaanModel, data: pd.DataFrame, *, group: str | None
     ``fitMeasures`` list (dots as underscores).
     ``missing`` other than ``"listwise"`` is passed to the engine when it takes it.
     ``ordered`` (item names; lavaan's ``ordered =``) are ordinal items, with thresholds, for
-    ``estimator = "WLSMV"`` or ``"ULSMV"``.
+    ``estimator = "WLSMV"`` or ``"ULSMV"``. ``start`` (a fitted model's parameter table) and
+    ``sample`` (``EngineFit.sample`` of a fit of the same data) are the engine's warm start and
+    reused moments (:func:`analysis.sem.engine.fit`): a competing model starts from the
+    hypothesised model's estimates. ``robust_indices = False``: without ML with FIML's robust
+    CFI/TLI/RMSEA (the engine's option; a competing model compared by chi-square, AIC and BIC).
 
     Raises
     ------
@@ -94,6 +108,10 @@ def fit_model(model: str | LavaanModel, data: pd.DataFrame, *, group: str | None
     pt, labels = _partable(model, data, group, group_labels, estimator, std_lv, missing, group_equal, group_partial,
                            ordered)
     kwargs = {"ordered": list(ordered)} if ordered else {}
+    if start is not None or sample is not None:
+        kwargs.update(start=start, sample=sample)
+    if not robust_indices:
+        kwargs["robust_indices"] = False
     if missing != "listwise":
         if "missing" not in inspect.signature(engine_fit).parameters:
             raise InputError(f"missing: {missing!r} is not available in the unified engine yet; use listwise")

@@ -18,7 +18,7 @@ import pandas as pd
 
 from analysis.errors import InputError
 from analysis.sem.constraints import ConstraintSystem, build_constraints, merge_simple_equalities
-from analysis.sem.estimate import MLEstimator, Optimum, baseline, optimise, start_values
+from analysis.sem.estimate import MLEstimator, Optimum, baseline, optimise, start_values, warm_start
 from analysis.sem import fit as fitm
 from analysis.sem.fiml import FIMLEstimator, fiml_data
 from analysis.sem.inference import (check_identified, covariance, inadmissible_notes, parameter_estimates,
@@ -27,9 +27,33 @@ from analysis.sem.model import Model, SampleStats, build_model, normalise_partab
 from analysis.sem.robust import ROBUST_ESTIMATORS, RobustResult, robust_inference
 from analysis.warnings import ConvergenceWarning, InadmissibleWarning
 
-__all__ = ["ESTIMATORS", "EngineFit", "check_identification", "fit"]
+__all__ = ["ESTIMATORS", "EngineFit", "Sample", "check_identification", "fit"]
 
 ESTIMATORS = {"ML": MLEstimator, "MLR": MLEstimator, "MLM": MLEstimator}  # MLR, MLM: ML + robust.py
+
+
+@dataclass(frozen=True)
+class Sample:
+    """A fit's data reduced to what the estimator reads, for reuse by another fit of the same
+    rows with the same observed variables per group (the rungs of an invariance ladder):
+    complete-data moments (``patterns`` None) or FIML's EM moments and missingness patterns,
+    with the group labels, each block's observed (``ov``) and fixed.x (``ov_x``) variables and
+    the data notes. The EM moments are the larger part of a FIML fit's set-up (an EM per group)."""
+
+    fiml: bool
+    labels: tuple[str, ...]
+    ov: tuple[tuple[str, ...], ...]
+    ov_x: tuple[tuple[str, ...], ...]
+    stats: tuple[SampleStats, ...]
+    patterns: tuple | None
+    notes: tuple[str, ...]
+
+    def fits(self, model: Model, fiml: bool, group_labels) -> bool:
+        """Whether this sample serves ``model`` (same variables per block, same groups)."""
+        return (self.fiml == fiml and len(self.ov) == len(model.blocks)
+                and (group_labels is None or tuple(str(g) for g in group_labels) == self.labels)
+                and all(blk.ov == ov and tuple(blk.ov_x) == ov_x
+                        for blk, ov, ov_x in zip(model.blocks, self.ov, self.ov_x)))
 
 
 @dataclass(frozen=True)
@@ -75,6 +99,7 @@ class EngineFit:
     robust: RobustResult | None = None  # MLR, MLM: robust SEs and scaled tests (analysis.sem.robust)
     estimator: object | None = None  # WLSMV, ULSMV: the analysis.sem.wls.WLSEstimator (difference tests)
     fiml: object | None = None  # missing = "fiml": the fiml.FIMLEstimator (its patterns: the diagnostics)
+    sample: Sample | None = None  # the moments (and FIML patterns) fitted: fit(..., sample=) reuses them
 
 
 def _perturbed(x: np.ndarray) -> np.ndarray:
@@ -144,7 +169,8 @@ def check_identification(partable: pd.DataFrame, data: pd.DataFrame, group: str 
 def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         group_labels: list[str] | None = None, estimator: str = "ML", information: str | None = None,
         level: float = 0.95, std_se: bool = True, max_iter: int = 500, missing: str = "listwise",
-        ordered: list[str] | None = None, robust_indices: bool = True) -> EngineFit:
+        ordered: list[str] | None = None, robust_indices: bool = True, start: pd.DataFrame | None = None,
+        sample: Sample | None = None) -> EngineFit:
     """Fit the model of a lavaan parameter table (``parTable(fit)`` columns) to ``data``.
 
     ``group`` names the column of the groups (their order: ``group_labels`` or first
@@ -162,6 +188,15 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     indices (:func:`analysis.sem.robust.robust_inference`); MLM needs complete data (InputError).
     ``estimator = "WLSMV"`` or ``"ULSMV"`` (a table with the ``ordered`` items' thresholds) runs
     :func:`analysis.sem.wls.fit_wls`, with ``missing`` ``"listwise"`` or ``"pairwise"``.
+
+    ``start``: a fitted model's parameter table (``EngineFit.parameters``, or the pipeline's
+    table with ``group``) whose estimates start the free parameters they share with this model
+    (:func:`~analysis.sem.estimate.warm_start`; the identification check still uses the default
+    start); if the optimiser does not converge from there, the default start is tried. ``sample``:
+    ``EngineFit.sample`` of a fit of the same data rows, reused when it has this model's
+    observed variables and groups (an invariance ladder computes its EM moments once); otherwise
+    the moments are computed from ``data``. Neither changes the estimates beyond the optimiser's
+    tolerance. (ML, MLR, MLM; WLSMV/ULSMV ignore both.)
 
     Raises
     ------
@@ -191,24 +226,36 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         raise InputError(f"information must be 'expected' or 'observed', got {information!r}")
     if estimator not in ESTIMATORS:
         raise InputError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
+    start_frame = start
     model = build_model(merge_simple_equalities(normalise_partable(partable)))
     constraints = build_constraints(model.partable)
-    if fiml:
+    if sample is not None and sample.fits(model, fiml, group_labels):
+        stats, labels, data_notes = list(sample.stats), list(sample.labels), list(sample.notes)
+        patterns = list(sample.patterns) if fiml else None
+        # (the data notes were warned by the fit that made the sample; they stay in EngineFit.warnings)
+    elif fiml:
         stats, patterns, labels, data_notes = fiml_data(model, data, group, group_labels)
-        model = model.with_sample(stats)
-        est = FIMLEstimator(model, stats, patterns)
     else:
         stats, labels = sample_statistics(model, data, group, group_labels)
-        data_notes = []
-        model = model.with_sample(stats)
-        est = ESTIMATORS[estimator](model, stats)
+        patterns, data_notes = None, []
+    sample = Sample(fiml=fiml, labels=tuple(labels), ov=tuple(blk.ov for blk in model.blocks),
+                    ov_x=tuple(tuple(blk.ov_x) for blk in model.blocks), stats=tuple(stats),
+                    patterns=tuple(patterns) if fiml else None, notes=tuple(data_notes))
+    model = model.with_sample(stats)
+    est = FIMLEstimator(model, stats, patterns) if fiml else ESTIMATORS[estimator](model, stats)
     start = start_values(model, stats)
     q = model.nfree
     names = model.free_names()
     ndat = model.ndat()
     _refuse_unidentified(model, constraints, est, start)
     components = model.components()
-    opt = optimise(est, model, constraints, start, max_iter=max_iter)
+    warm = warm_start(model, start, start_frame) if start_frame is not None else None
+    opt = None
+    if warm is not None and np.isfinite(est.objective(warm)):
+        opt = optimise(est, model, constraints, warm, max_iter=max_iter)
+    if opt is None or not opt.converged:
+        cold = optimise(est, model, constraints, start, max_iter=max_iter)
+        opt = cold if opt is None or cold.converged or cold.fmin < opt.fmin else opt
     if not opt.converged:  # lavaan's own start (free loadings 1) finds some near-ridge optima the PCA start misses
         alt = optimise(est, model, constraints, _simple_start(model, start), max_iter=max_iter)
         if alt.converged or alt.fmin < opt.fmin:
@@ -266,4 +313,5 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
                     for (s, m), st in zip(est.moments(opt.x), stats))
     return EngineFit(parameters=params, fit=fit_measures, x=opt.x, vcov=vcov, information=info, model=model,
                      stats=tuple(stats), group_labels=tuple(labels), implied=implied, optimum=opt,
-                     converged=opt.converged, warnings=tuple(notes), robust=robust, fiml=est if fiml else None)
+                     converged=opt.converged, warnings=tuple(notes), robust=robust, fiml=est if fiml else None,
+                     sample=sample)

@@ -53,13 +53,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy import linalg, optimize
 
 from analysis.sem.constraints import Constraints, ConstraintSystem, linear_reduction
 from analysis.sem.fit import chisq_pvalue  # noqa: F401  (one p-value function; robust.py imports it from here)
 from analysis.sem.model import Model, SampleStats
 
-__all__ = ["MLEstimator", "Optimum", "baseline", "optimise", "start_values"]
+__all__ = ["MLEstimator", "Optimum", "baseline", "optimise", "start_values", "warm_start"]
 
 
 class MLEstimator:
@@ -259,6 +260,43 @@ def start_values(model: Model, stats: list[SampleStats]) -> np.ndarray:
     return x
 
 
+def warm_start(model: Model, start: np.ndarray, previous: pd.DataFrame) -> np.ndarray:
+    """``start`` with each free parameter that ``previous`` also estimates set to its estimate.
+
+    ``previous`` is a fitted model's parameter table (columns ``lhs, op, rhs, est`` and, with
+    several groups, ``group``: lavaan's group number); a free parameter of ``model`` takes the
+    estimate of the row with the same ``lhs, op, rhs`` (either order for ``~~``) in the same group,
+    its first such row when equality constraints share it. Parameters without a match keep
+    ``start``. Nested models (the rungs of an invariance ladder, competing structural models of the
+    same data) then start at the neighbouring solution: the optimiser needs fewer steps and the
+    optimum is the same (the estimates are those of the optimiser's tolerance from any start).
+    lavaan has no such option (each ``cfa()`` starts from ``start = "default"``); it is an
+    optimiser's start, not a change of the model.
+    """
+    x = np.array(start, dtype=float, copy=True)
+    if previous is None or not len(previous):
+        return x
+    groups = previous["group"].to_numpy() if "group" in previous.columns else np.ones(len(previous))
+    known: dict = {}
+    for lhs, op, rhs, g, est in zip(previous["lhs"], previous["op"], previous["rhs"], groups, previous["est"]):
+        if op in ("=~", "~~", "~", "~1") and np.isfinite(est):
+            known.setdefault((lhs, op, rhs, int(g)), float(est))
+            if op == "~~":
+                known.setdefault((rhs, op, lhs, int(g)), float(est))
+    pt = model.partable
+    free = model.free
+    seen = np.zeros(len(x), dtype=bool)
+    for k, lhs, op, rhs, g in zip(range(len(pt)), pt["lhs"], pt["op"], pt["rhs"], pt["group"]):
+        f = free[k] - 1
+        if f < 0 or seen[f]:
+            continue
+        value = known.get((lhs, op, rhs, int(g)))
+        if value is not None:
+            x[f] = value
+            seen[f] = True
+    return x
+
+
 # --------------------------------------------------------------------------- optimiser
 
 
@@ -289,6 +327,13 @@ def _null_space(jac: np.ndarray, q: int, tol: float = 1e-10):
     return vt[rank:].T, rank
 
 
+def _in_noise(f_new: float, f: float) -> bool:
+    """Whether ``f_new`` equals ``f`` up to the rounding of the objective's sums (64 ulps): near
+    the optimum a step's decrease, of the order of the squared gradient, falls below it, and an
+    Armijo test on the objective can no longer accept a step that the gradient shows is good."""
+    return bool(np.isfinite(f_new) and abs(f_new - f) <= 64 * np.finfo(float).eps * max(1.0, abs(f)))
+
+
 def _secant_polish(est, x: np.ndarray, f: float, grad: np.ndarray, kh: np.ndarray, k, comps, max_iter: int,
                    tol: float):
     """BFGS from the Fisher matrix ``kh`` (reduced to the null space ``k`` of linear constraints,
@@ -313,15 +358,22 @@ def _secant_polish(est, x: np.ndarray, f: float, grad: np.ndarray, kh: np.ndarra
         if slope >= 0:
             return x, f, grad, False, it
         t = 1.0
+        grad_new = None
         while t > 1e-10:
             new = x + t * lift(dz)
             f_new = est.objective(new)
             if np.isfinite(f_new) and f_new <= f + 1e-4 * t * slope + 1e-15:
                 break
+            if t == 1.0 and _in_noise(f_new, f):  # the objective cannot tell: judge the step by the gradient
+                grad_try = est.scoring(new, information=False)[1]
+                if np.max(np.abs(proj(grad_try)), initial=0.0) < np.max(np.abs(pg), initial=0.0):
+                    grad_new = grad_try
+                    break
             t /= 2
         else:
             return x, f, grad, False, it
-        _, grad_new, _ = est.scoring(new, information=False)
+        if grad_new is None:
+            _, grad_new, _ = est.scoring(new, information=False)
         pg_new = proj(grad_new)
         sv, yv = t * dz, pg_new - pg
         for c, b in blocks:
@@ -390,6 +442,7 @@ def _scoring_loop(est, x: np.ndarray, eq, max_iter: int, tol: float, secant: boo
         merit = f + 100.0 * hnorm
         t = 1.0
         accepted = False
+        scored = None
         while t > 1e-10:
             new = x + t * step
             f_new = est.objective(new)
@@ -398,12 +451,20 @@ def _scoring_loop(est, x: np.ndarray, eq, max_iter: int, tol: float, secant: boo
             if np.isfinite(f_new) and m_new <= merit + 1e-15:
                 accepted = True
                 break
+            if t == 1.0 and hnorm < 1e-10 and _in_noise(f_new, f) and np.max(np.abs(pg), initial=0.0) < 1e-4:
+                # the objective cannot tell the points apart: the full step stands if the gradient shrinks
+                scored = est.scoring(new)
+                pg_new = null_space(eq(new)[1])[0].T @ scored[1] if len(h) else scored[1]
+                if np.max(np.abs(pg_new), initial=0.0) < np.max(np.abs(pg), initial=0.0):
+                    accepted = True
+                    break
+                scored = None
             t /= 2
         if not accepted:  # no decrease left in the objective's last digits: converged if the gradient is tiny
             converged = bool(hnorm < 1e-10 and np.max(np.abs(pg), initial=0.0) < 1e-6)
             break
         x = new
-        f, grad, info = est.scoring(x)
+        f, grad, info = scored if scored is not None else est.scoring(x)
         if np.max(np.abs(t * step)) < 1e-12:
             h, jac = eq(x)
             pg = null_space(jac)[0].T @ grad if len(h) else grad

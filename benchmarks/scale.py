@@ -1,0 +1,211 @@
+"""gapscale at scale: CPU seconds, wall seconds and peak memory of the early stages (issue 13).
+
+    python benchmarks/scale.py [--work /tmp/gapscale-scale] [--parts help,n,million,wide]
+                               [--sizes 25000,50000,100000]
+
+Every command runs as ``gapscale ...`` in a child process (the active virtual environment's
+``gapscale``; BLAS threads as the CLI sets them: one unless OMP_NUM_THREADS is set). Printed per
+command: CPU seconds (user + sys of the child, :func:`os.times`), wall seconds, and the peak
+resident memory of that child (``ru_maxrss`` of a small wrapper process whose only child it is).
+Data are written under ``--work`` and reused when present (their generation is not timed).
+
+Parts and the targets of issue 13:
+
+``help``     ``gapscale --help``: under 0.5 s.
+``n``        the default study simulated at each of ``--sizes`` respondents (``gapscale simulate
+             --n``; params.yaml otherwise), then clean + split + efa + cfa with params.yaml:
+             at N = 100,000 in <= 2 GB and <= 120 CPU-s. The slope of CPU seconds against N
+             (least squares over the sizes, CPU-s per 10,000 rows) and the ratio of the cost per
+             row at the largest and the smallest N (1.0 = linear) are printed.
+``million``  clean of 1,000,000 rows x 72 items (ten simulated studies of 100,000, seeds 1..10,
+             their ids prefixed to stay unique): <= 60 CPU-s.
+``wide``     a synthetic instrument of 300 items (60 constructs of 5 seven-point items, factor
+             correlations 0.3, loadings 0.5-0.8, 5% of the cells missing at random), 1,000 rows,
+             through clean and efa (polychoric, parallel analysis): <= 60 CPU-s.
+
+Not a test: timings belong here.
+
+Measured (2-core machine shared with four other sessions; CPU seconds user + sys):
+
+before (main at a7a08ac): ``gapscale --help`` 0.24 CPU-s; clean of the default study 5 CPU-s; at
+25,500 rows clean ~90 CPU-s (176 under a profiler: Little's EM 76, prepare 53, screens 27);
+clean of 1,000,000 rows did not finish in 10 minutes; 300 items x 1,000 rows did not finish in 5
+minutes; at N = 100,000 clean peaked at 2.2 GB.
+
+after: see the commit messages of the branch ``scale`` and the figures below (FIGURES).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+INSTRUMENT = REPO / "instrument" / "sustainability_gap.yaml"
+PARAMS = REPO / "params.yaml"
+
+# run CMD as the only child of a small wrapper and print the child's peak RSS (kB) last
+_WRAPPER = ("import resource, subprocess, sys\n"
+            "code = subprocess.run(sys.argv[1:]).returncode\n"
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+            "sys.exit(code)\n")
+
+
+def timed(cmd: list[str], cwd: Path | None = None) -> tuple[float, float, float]:
+    """Run ``cmd``; return (CPU seconds of it and its children, wall seconds, peak RSS in MB)."""
+    before = os.times()
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", _WRAPPER, *cmd], cwd=cwd, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    after = os.times()
+    if done.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    peak_mb = int(done.stderr.strip().splitlines()[-1]) / 1024
+    return cpu, wall, peak_mb
+
+
+def line(name: str, cpu: float, wall: float, peak: float) -> None:
+    print(f"  {name:<28} {cpu:9.2f} {wall:9.2f} {peak:10.0f}", flush=True)
+
+
+def header(title: str) -> None:
+    print(f"\n{title}\n  {'command':<28} {'CPU s':>9} {'wall s':>9} {'peak MB':>10}", flush=True)
+
+
+def simulated(work: Path, n: int, seed: int = 1) -> Path:
+    """The default study simulated with ``n`` respondents (cached)."""
+    out = work / f"sim_{n}_{seed}"
+    if not (out / "responses.csv").exists():
+        subprocess.run(["gapscale", "simulate", "--instrument", str(INSTRUMENT), "--params", str(PARAMS),
+                        "--n", str(n), "--seed", str(seed), "--out", str(out)], check=True, capture_output=True)
+    return out / "responses.csv"
+
+
+def million(work: Path, rows: int = 1_000_000, block: int = 100_000) -> Path:
+    """``rows`` rows: simulated studies of ``block`` respondents with seeds 1, 2, ..., ids prefixed."""
+    path = work / f"responses_{rows}.csv"
+    if path.exists():
+        return path
+    written, seed = 0, 1
+    with open(path, "w", encoding="utf-8") as out:
+        while written < rows:
+            lines = simulated(work, block, seed).read_text(encoding="utf-8").splitlines()
+            if seed == 1:
+                out.write(lines[0] + "\n")
+            body = lines[1:][: rows - written]
+            out.writelines(f"s{seed}-{text}\n" for text in body)
+            written += len(body)
+            seed += 1
+    return path
+
+
+def wide(work: Path, n_items: int = 300, n_rows: int = 1000, per_construct: int = 5, seed: int = 1) -> tuple[Path, Path]:
+    """A synthetic instrument of ``n_items`` seven-point items and ``n_rows`` responses to it."""
+    inst_path, data_path = work / f"wide_{n_items}.yaml", work / f"wide_{n_items}_{n_rows}.csv"
+    if inst_path.exists() and data_path.exists():
+        return inst_path, data_path
+    rng = np.random.default_rng(seed)
+    k = n_items // per_construct
+    constructs = []
+    for c in range(k):
+        items = "\n".join(f"      - {{id: W{c + 1:03d}_{i + 1}, text: \"Statement {i + 1} about topic {c + 1}.\", "
+                          f"reverse: false}}" for i in range(per_construct))
+        constructs.append(f"  - id: W{c + 1:03d}\n    label: Topic {c + 1}\n    definition: Synthetic construct {c + 1}.\n"
+                          f"    source: benchmarks/scale.py\n    section: s\n    items:\n{items}")
+    inst_path.write_text(
+        "name: Wide synthetic scale\nversion: \"0.1\"\ndescription: A synthetic instrument for benchmarks.\n"
+        "instructions: Answer every statement.\nscale:\n  type: likert\n  min: 1\n  max: 7\n"
+        "id_column: respondent_id\nduration_column: duration_s\n"
+        "sections:\n  - {id: s, title: Statements, intro: Please answer.}\n"
+        "constructs:\n" + "\n".join(constructs) + "\n", encoding="utf-8")
+    phi = np.full((k, k), 0.3) + 0.7 * np.eye(k)
+    eta = rng.standard_normal((n_rows, k)) @ np.linalg.cholesky(phi).T
+    loadings = rng.uniform(0.5, 0.8, n_items)
+    owner = np.repeat(np.arange(k), per_construct)
+    y = eta[:, owner] * loadings + rng.standard_normal((n_rows, n_items)) * np.sqrt(1 - loadings ** 2)
+    answers = 1 + np.searchsorted(np.array([-1.5, -0.9, -0.3, 0.3, 0.9, 1.5]), y).astype(float)
+    answers[rng.random(answers.shape) < 0.05] = np.nan
+    names = [f"W{c + 1:03d}_{i + 1}" for c in range(k) for i in range(per_construct)]
+    with open(data_path, "w", encoding="utf-8") as out:
+        out.write(",".join(["respondent_id", *names, "duration_s"]) + "\n")
+        durations = rng.lognormal(np.log(900), 0.3, n_rows)
+        for r in range(n_rows):
+            cells = ["" if np.isnan(v) else str(int(v)) for v in answers[r]]
+            out.write(",".join([f"W{r + 1:05d}", *cells, f"{durations[r]:.0f}"]) + "\n")
+    return inst_path, data_path
+
+
+def early_stages(data: Path, out: Path, instrument: Path = INSTRUMENT, stages=("clean", "split", "efa", "cfa"),
+                 params: Path = PARAMS) -> list[tuple[str, float, float, float]]:
+    """clean (+ split + efa + cfa) of ``data``; [(stage, CPU s, wall s, peak MB)]."""
+    inst, par = ["--instrument", str(instrument)], ["--params", str(params)]
+    cmds = {
+        "clean": ["gapscale", "clean", *inst, "--data", str(data), *par, "--out", str(out / "clean")],
+        "split": ["gapscale", "split", "--data", str(out / "clean" / "clean.csv"), *inst, *par, "--out", str(out / "split")],
+        "efa": ["gapscale", "efa", "--data", str(out / "split" / "efa.csv"), *inst, *par, "--out", str(out / "efa")],
+        "cfa": ["gapscale", "cfa", "--data", str(out / "split" / "cfa.csv"), *inst, *par, "--out", str(out / "cfa")],
+    }
+    if "split" not in stages:  # efa straight on the clean data
+        cmds["efa"][3] = str(out / "clean" / "clean.csv")
+    results = []
+    for stage in stages:
+        cpu, wall, peak = timed(cmds[stage])
+        line(stage, cpu, wall, peak)
+        results.append((stage, cpu, wall, peak))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/gapscale-scale"))
+    parser.add_argument("--parts", default="help,n,million,wide")
+    parser.add_argument("--sizes", default="25000,50000,100000")
+    args = parser.parse_args()
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    parts = args.parts.split(",")
+
+    if "help" in parts:
+        header("gapscale --help (target < 0.5 s)")
+        runs = [timed(["gapscale", "--help"]) for _ in range(3)]
+        cpu, wall, peak = min(runs, key=lambda r: r[1])
+        line("--help (best of 3)", cpu, wall, peak)
+
+    if "n" in parts:
+        sizes = [int(s) for s in args.sizes.split(",")]
+        totals = []
+        for n in sizes:
+            data = simulated(work, n)
+            header(f"default study, N = {n:,} respondents (target at 100,000: <= 120 CPU-s, <= 2048 MB)")
+            res = early_stages(data, work / f"out_{n}")
+            cpu = sum(r[1] for r in res)
+            peak = max(r[3] for r in res)
+            totals.append(cpu)
+            line("total", cpu, sum(r[2] for r in res), peak)
+        if len(sizes) > 1:
+            slope, intercept = np.polyfit(sizes, totals, 1)
+            per_row = [c / n for c, n in zip(totals, sizes)]
+            print(f"\n  slope {slope * 1e4:.2f} CPU-s per 10,000 rows, intercept {intercept:.1f} CPU-s; cost per row at "
+                  f"N = {sizes[-1]:,} / at N = {sizes[0]:,}: {per_row[-1] / per_row[0]:.2f} (1.0 = linear)")
+
+    if "million" in parts:
+        data = million(work)
+        header("clean of 1,000,000 rows x 72 items (target <= 60 CPU-s)")
+        early_stages(data, work / "out_million", stages=("clean",))
+
+    if "wide" in parts:
+        inst, data = wide(work)
+        header("300 items x 1,000 rows: clean and efa (target <= 60 CPU-s together)")
+        res = early_stages(data, work / "out_wide", instrument=inst, stages=("clean", "efa"))
+        line("total", sum(r[1] for r in res), sum(r[2] for r in res), max(r[3] for r in res))
+
+
+if __name__ == "__main__":
+    main()
