@@ -20,8 +20,12 @@ The mean structure is the model's own (lavaan builds a table with intercepts for
 :math:`M_k` comes from one :math:`K = \\Sigma^{-1}` by the partitioned inverse
 :math:`M = K_{oo} - K_{om}K_{mm}^{-1}K_{mo}`, :math:`\\log|\\Sigma_{oo}| = \\log|\\Sigma| + \\log|K_{mm}|`.
 The gradient in :math:`\\Sigma` is :math:`G = \\sum_k\\tfrac{n_k}{2}(M_k - M_kW_kM_k)` and in
-:math:`\\mu`, :math:`g_\\mu = -\\sum_k n_kM_kd_k`, both from the casewise :math:`a_i = M_k(y_i-\\mu_o)`;
-the chain rule through :meth:`~analysis.sem.model.Model.derivatives` gives the parameters'.
+:math:`\\mu`, :math:`g_\\mu = -\\sum_k n_kM_kd_k`. :func:`fiml_nll` evaluates both from the
+sufficient statistics of the patterns (:func:`pattern_moments`, once per data set or bootstrap
+draw: row weights), the patterns missing k variables batched into one stacked k x k operation, the
+gradient by Fisher's identity as the complete-data one at the E-step's statistics; the chain rule
+in matrix form (:func:`parameter_gradient`) gives the parameters'. A bootstrap draw reweights the
+full sample's rows by their resample counts (``row_weights``): no pattern search per draw.
 
 **Saturated model (H1)** by EM (:func:`analysis.missing.em_moments`, run to a change below 1e-10
 of the standardised moments); its moments are the "sample statistics" of the fit (lavaan's
@@ -523,6 +527,13 @@ class FIMLEstimator:
         self._free_rows = model_free_rows(model)
         self._scoring_cache: list = []  # [(x, information)]: the scoring matrix where it was last computed
 
+    def _unweighted(self, what: str) -> None:
+        """The row-level computations (information, casewise scores, fit measures) read the
+        patterns' rows unweighted: refuse them for a reweighted (bootstrap) estimator."""
+        if self.row_weights is not None:
+            raise ValueError(f"FIMLEstimator.{what} is not available with row weights (a bootstrap draw's "
+                             "estimator computes only the discrepancy and its gradient)")
+
     @property
     def pattern_moments(self) -> list[PatternMoments]:
         """Per group the (weighted) sufficient statistics of the likelihood."""
@@ -583,6 +594,7 @@ class FIMLEstimator:
         "observed"``, ``observed.information = "hessian"``), analytic, summed over groups
         (:func:`_group_hessian`). lavaan differentiates its analytic gradient numerically; the two
         agree to about 1e-9."""
+        self._unweighted("observed_information")
         q = self.model.nfree
         out = np.zeros((q, q))
         for g, state in enumerate(self.model.state(x)):
@@ -602,6 +614,7 @@ class FIMLEstimator:
         :math:`\sum_g\Delta_g^\top A_g\Delta_g` with :math:`A_g` the saturated model's expected
         information (:func:`analysis.sem.h1.missing_expected`, the fixed.x covariates' own moments
         zero) and :math:`\Delta_g` the derivatives of (mu, vech Sigma) (:func:`analysis.sem.h1.jacobian`)."""
+        self._unweighted("expected_information")
         q = self.model.nfree
         out = np.zeros((q, q))
         for blk, pt, (sigma, _), (index, ds, dm) in zip(self.model.blocks, self.patterns, self.moments(x),
@@ -657,6 +670,7 @@ class FIMLEstimator:
         :meth:`robust_statistics` version "V3". ``robust_indices = False`` (ML) leaves the robust
         indices out: their FIML-corrected statistics are most of a large model's fit measures'
         cost (an invariance ladder decided on the standard indices needs none)."""
+        self._unweighted("fit_measures")
         logl, unres = self.loglik(x)
         moments = self.moments(x)
         res = fitm.residual_measures([st.cov for st in self.stats], [s for s, _ in moments],
@@ -687,6 +701,7 @@ class FIMLEstimator:
         mean and variance) and the baseline's ``trace`` :math:`\\operatorname{tr}(A_b^{-1}B_b)`
         (:func:`_baseline_trace`); all in the kept cells, in :mod:`analysis.sem.h1`'s order (the
         means, then the covariances)."""
+        self._unweighted("_h1_parts")
         if getattr(self, "_h1_cache", None) is not None:
             return self._h1_cache
         out = []
@@ -729,6 +744,7 @@ class FIMLEstimator:
         (:func:`analysis.sem.h1.missing_scores`, of :math:`\\log L`: negated) times the model's
         derivatives. Their cross-product is the first-order information (lavaan's ``B0`` with
         ``h1.information = "structured"``)."""
+        self._unweighted("casewise_scores")
         return [-h1.missing_scores(pt, sigma, mu) @ delta
                 for pt, (sigma, mu), delta in zip(self.patterns, self.moments(x), self._deltas(x, keep=False))]
 
