@@ -210,3 +210,19 @@ def test_a_draws_fixed_x_values_are_with_samples():
     assert np.array_equal(np.isnan(ours.values), np.isnan(ref.values))
     assert np.nanmax(np.abs(ours.values - ref.values)) == 0
     assert np.nanmax(np.abs(ours.values - fit.model.values)) > 0
+
+
+def test_a_reweighted_estimator_refuses_row_level_computations():
+    """With row weights only the discrepancy and its gradient are defined (they use the weighted
+    moments); the information matrices, casewise scores and fit measures read unweighted rows."""
+    data = pd.read_csv(REF / "hs_missing.csv")
+    model, stats, (pt,) = patterns_of(data, HS)
+    est = FIMLEstimator(model, stats, [pt], row_weights=[np.full(pt.n, 2.0)])
+    plain = FIMLEstimator(model, stats, [pt])
+    x = fit_model(HS, data, missing="fiml").x
+    assert est.ntotal == 2 * plain.ntotal
+    assert np.abs(est.gradient(x) - plain.gradient(x)).max() < 1e-12  # doubling every row: same F' (per case)
+    for call in (lambda: est.observed_information(x), lambda: est.expected_information(x),
+                 lambda: est.casewise_scores(x), lambda: est.robust_statistics(x, 24, 36)):
+        with pytest.raises(ValueError, match="row weights"):
+            call()

@@ -23,7 +23,8 @@ import pytest
 
 from analysis.errors import InputError
 from analysis.sem.api import fit_model
-from analysis.sem.fiml import FIMLEstimator, _casewise_scores, _saturated_hessian, fiml_data
+from analysis.sem import h1
+from analysis.sem.fiml import FIMLEstimator, fiml_data
 from analysis.sem.constraints import merge_simple_equalities
 from analysis.sem.engine import fit as engine_fit
 from analysis.sem.model import build_model, normalise_partable
@@ -278,14 +279,14 @@ def test_saturated_information_equals_numerical_differentiation():
     sig = np.cov(data[[f"x{k}" for k in range(1, 10)]].dropna().to_numpy(), rowvar=False) + 0.1 * np.eye(p)
     mu = est.stats[0].mean + 0.1
 
-    def total_score(w):
+    def total_score(w):  # the scores of -log L: the means, then the covariances (h1's order)
         s = np.zeros((p, p))
-        s[rows, cols] = s[cols, rows] = w[:len(rows)]
-        return _casewise_scores(pt, s, w[len(rows):]).sum(axis=0)
+        s[rows, cols] = s[cols, rows] = w[p:]
+        return -h1.missing_scores(pt, s, w[:p]).sum(axis=0)
 
-    point = np.concatenate([sig[rows, cols], mu])
+    point = np.concatenate([mu, sig[rows, cols]])
     numerical = _five_point(total_score, point, h=1e-4)
-    ours = _saturated_hessian(pt, sig, mu)
+    ours = h1.missing_observed(pt, sig, mu)
     assert np.abs(ours - numerical).max() < 1e-7 * np.abs(numerical).max()
 
 
@@ -295,7 +296,7 @@ def test_casewise_scores_sum_to_the_gradient():
     data = pd.read_csv(REF / "hs_missing.csv")
     est = _estimator(HS, data)
     st, pt = est.stats[0], est.patterns[0]
-    scores = _casewise_scores(pt, st.cov, st.mean)
+    scores = h1.missing_scores(pt, st.cov, st.mean)
     assert len(scores) == pt.n
     assert np.abs(scores.sum(axis=0)).max() < 1e-6
     x = fit_model(HS, data, missing="fiml").x + 0.02

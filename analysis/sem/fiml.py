@@ -20,8 +20,12 @@ The mean structure is the model's own (lavaan builds a table with intercepts for
 :math:`M_k` comes from one :math:`K = \\Sigma^{-1}` by the partitioned inverse
 :math:`M = K_{oo} - K_{om}K_{mm}^{-1}K_{mo}`, :math:`\\log|\\Sigma_{oo}| = \\log|\\Sigma| + \\log|K_{mm}|`.
 The gradient in :math:`\\Sigma` is :math:`G = \\sum_k\\tfrac{n_k}{2}(M_k - M_kW_kM_k)` and in
-:math:`\\mu`, :math:`g_\\mu = -\\sum_k n_kM_kd_k`, both from the casewise :math:`a_i = M_k(y_i-\\mu_o)`;
-the chain rule through :meth:`~analysis.sem.model.Model.derivatives` gives the parameters'.
+:math:`\\mu`, :math:`g_\\mu = -\\sum_k n_kM_kd_k`. :func:`fiml_nll` evaluates both from the
+sufficient statistics of the patterns (:func:`pattern_moments`, once per data set or bootstrap
+draw: row weights), the patterns missing k variables batched into one stacked k x k operation, the
+gradient by Fisher's identity as the complete-data one at the E-step's statistics; the chain rule
+in matrix form (:func:`parameter_gradient`) gives the parameters'. A bootstrap draw reweights the
+full sample's rows by their resample counts (``row_weights``): no pattern search per draw.
 
 **Saturated model (H1)** by EM (:func:`analysis.missing.em_moments`, run to a change below 1e-10
 of the standardised moments); its moments are the "sample statistics" of the fit (lavaan's
@@ -524,6 +528,13 @@ class FIMLEstimator:
         self._free_rows = model_free_rows(model)
         self._scoring_cache: list = []  # [(x, information)]: the scoring matrix where it was last computed
 
+    def _unweighted(self, what: str) -> None:
+        """The row-level computations (information, casewise scores, fit measures) read the
+        patterns' rows unweighted: refuse them for a reweighted (bootstrap) estimator."""
+        if self.row_weights is not None:
+            raise ValueError(f"FIMLEstimator.{what} is not available with row weights (a bootstrap draw's "
+                             "estimator computes only the discrepancy and its gradient)")
+
     @property
     def pattern_moments(self) -> list[PatternMoments]:
         """Per group the (weighted) sufficient statistics of the likelihood."""
@@ -584,6 +595,7 @@ class FIMLEstimator:
         "observed"``, ``observed.information = "hessian"``), analytic, summed over groups
         (:func:`_group_hessian`). lavaan differentiates its analytic gradient numerically; the two
         agree to about 1e-9."""
+        self._unweighted("observed_information")
         q = self.model.nfree
         out = np.zeros((q, q))
         for g, state in enumerate(self.model.state(x)):
@@ -603,6 +615,7 @@ class FIMLEstimator:
         :math:`\sum_g\Delta_g^\top A_g\Delta_g` with :math:`A_g` the saturated model's expected
         information (:func:`analysis.sem.h1.missing_expected`, the fixed.x covariates' own moments
         zero) and :math:`\Delta_g` the derivatives of (mu, vech Sigma) (:func:`analysis.sem.h1.jacobian`)."""
+        self._unweighted("expected_information")
         q = self.model.nfree
         out = np.zeros((q, q))
         for blk, pt, (sigma, _), (index, ds, dm) in zip(self.model.blocks, self.patterns, self.moments(x),
@@ -658,6 +671,7 @@ class FIMLEstimator:
         :meth:`robust_statistics` version "V3". ``robust_indices = False`` (ML) leaves the robust
         indices out: their FIML-corrected statistics are most of a large model's fit measures'
         cost (an invariance ladder decided on the standard indices needs none)."""
+        self._unweighted("fit_measures")
         logl, unres = self.loglik(x)
         moments = self.moments(x)
         res = fitm.residual_measures([st.cov for st in self.stats], [s for s, _ in moments],
@@ -681,42 +695,45 @@ class FIMLEstimator:
     def _h1_parts(self) -> list[dict]:
         """Per group, at the EM moments (cached: they do not depend on the parameters): the cells
         of the saturated model in use (``keep``: the fixed.x covariates' own moments are fixed),
-        its observed information under FIML ``a1`` (:func:`_saturated_hessian`) and its Cholesky
-        factor (None when not positive definite), the complete-data information ``wc``
-        (:func:`_complete_information`), the casewise scores ``scores`` (:func:`_casewise_scores`),
-        the baseline's cells ``base`` (each non-exogenous variance and mean) and the baseline's
-        ``trace`` :math:`\\operatorname{tr}(A_b^{-1}B_b)` (:func:`_baseline_trace`); all in the
-        kept cells."""
+        its observed information under FIML ``a1`` (:func:`analysis.sem.h1.missing_observed`) and
+        its Cholesky factor (None when not positive definite), the complete-data information ``wc``
+        (:func:`_complete_information`), the casewise scores ``scores``
+        (:func:`analysis.sem.h1.missing_scores`), the baseline's cells ``base`` (each non-exogenous
+        mean and variance) and the baseline's ``trace`` :math:`\\operatorname{tr}(A_b^{-1}B_b)`
+        (:func:`_baseline_trace`); all in the kept cells, in :mod:`analysis.sem.h1`'s order (the
+        means, then the covariances)."""
+        self._unweighted("_h1_parts")
         if getattr(self, "_h1_cache", None) is not None:
             return self._h1_cache
         out = []
         for blk, st, pt in zip(self.model.blocks, self.stats, self.patterns):
             p = len(st.mean)
-            rows, cols = np.tril_indices(p)
-            is_x = np.isin(np.arange(p), [blk.ov.index(v) for v in blk.ov_x])
-            keep = np.concatenate([~(is_x[rows] & is_x[cols]), ~is_x])
-            a1 = _saturated_hessian(pt, st.cov, st.mean)[np.ix_(keep, keep)]
+            rows, cols, _ = h1.moment_cells(p)
+            ix = [blk.ov.index(v) for v in blk.ov_x]
+            is_x = np.isin(np.arange(p), ix)
+            keep = h1.not_fixed_x(p, ix)
+            a1 = h1.missing_observed(pt, st.cov, st.mean)[np.ix_(keep, keep)]
             wc = _complete_information(st.cov)[np.ix_(keep, keep)]
-            c, info = lapack.dpotrf(a1, lower=0)
-            out.append(dict(keep=keep, a1=a1, chol=None if info != 0 else np.triu(c), wc=wc,
-                            scores=_casewise_scores(pt, st.cov, st.mean)[:, keep],
-                            base=np.concatenate([(rows == cols) & ~is_x[rows], ~is_x])[keep],
+            c, info = lapack.dpotrf(a1, lower=0, clean=1)
+            out.append(dict(keep=keep, a1=a1, chol=None if info != 0 else c, wc=wc,
+                            scores=h1.missing_scores(pt, st.cov, st.mean)[:, keep],
+                            base=np.concatenate([~is_x, (rows == cols) & ~is_x[rows]])[keep],
                             trace=_baseline_trace(pt, ~is_x)))
         self._h1_cache = out
         return out
 
     def _deltas(self, x: np.ndarray, kmat: np.ndarray | None = None, keep: bool = True) -> list[np.ndarray]:
-        """Per group the derivatives of (vech Sigma in ``np.tril_indices`` order, mu) in the free
-        parameters (times ``kmat``, the null space of the equality constraints, when given), the
-        kept cells only unless ``keep`` is False."""
+        """Per group the derivatives of (mu, vech Sigma in ``np.tril_indices`` order: the order of
+        :mod:`analysis.sem.h1`) in the free parameters (times ``kmat``, the null space of the
+        equality constraints, when given), the kept cells only unless ``keep`` is False."""
         q = self.model.nfree
         parts = self._h1_parts() if keep else None
         out = []
         for g, (index, ds, dm) in enumerate(self.model.derivatives(x)):
             p = ds.shape[1]
-            rows, cols = np.tril_indices(p)
+            rows, cols, _ = h1.moment_cells(p)
             delta = np.zeros((len(rows) + p, q))
-            np.add.at(delta.T, index, np.concatenate([ds[:, rows, cols], dm], axis=1))
+            np.add.at(delta.T, index, np.concatenate([dm, ds[:, rows, cols]], axis=1))
             if keep:
                 delta = delta[parts[g]["keep"]]
             out.append(delta if kmat is None else delta @ kmat)
@@ -725,9 +742,11 @@ class FIMLEstimator:
     def casewise_scores(self, x: np.ndarray) -> list[np.ndarray]:
         """Per group the gradients of each case's :math:`-\\log L` in the free parameters at ``x``
         (:math:`n_g \\times q`): the saturated model's casewise scores at the implied moments
-        (:func:`_casewise_scores`) times the model's derivatives. Their cross-product is the
-        first-order information (lavaan's ``B0`` with ``h1.information = "structured"``)."""
-        return [_casewise_scores(pt, sigma, mu) @ delta
+        (:func:`analysis.sem.h1.missing_scores`, of :math:`\\log L`: negated) times the model's
+        derivatives. Their cross-product is the first-order information (lavaan's ``B0`` with
+        ``h1.information = "structured"``)."""
+        self._unweighted("casewise_scores")
+        return [-h1.missing_scores(pt, sigma, mu) @ delta
                 for pt, (sigma, mu), delta in zip(self.patterns, self.moments(x), self._deltas(x, keep=False))]
 
     def yuan_bentler_traces(self) -> tuple[float, float, int]:
@@ -759,7 +778,7 @@ class FIMLEstimator:
         :math:`T_3` is the complete-data ML statistic with the EM moments as the sample moments,
         at the FIML estimates (:math:`T_{3,0}` the same for the independence model at its FIML
         estimates), and :math:`\hat c = k/df`. With, per group g, :math:`A_{1,g}` the observed
-        information of the saturated model at the EM moments (:func:`_saturated_hessian`),
+        information of the saturated model at the EM moments (:func:`analysis.sem.h1.missing_observed`),
         :math:`W_{c,g}` its complete-data information per case, :math:`\Delta_g` the derivatives of
         (vech :math:`\Sigma_g`, :math:`\mu_g`) in the free parameters on the null space of the
         equality constraints and :math:`H = \sum_g\Delta_g^\top A_{1,g}\Delta_g`:
@@ -769,7 +788,7 @@ class FIMLEstimator:
 
         V3 (lavaan's :math:`\operatorname{tr}(UW_m^{-1}W_cW_m^{-1}U\Gamma)` with
         :math:`\Gamma_g = W_{m,g}^{-1}J_{m,g}W_{m,g}^{-1}/f_g`, written in totals): with
-        :math:`s_i` case i's saturated scores (:func:`_casewise_scores`, group g),
+        :math:`s_i` case i's saturated scores (:func:`analysis.sem.h1.missing_scores`, group g),
         :math:`t_i = A_{1,g}^{-1}s_i` and :math:`z_i = H^{-1}\Delta_g^\top s_i`, the residual
         :math:`y_{ih} = [h = g]\,t_i - \Delta_hz_i` in every group h and
 
@@ -793,7 +812,7 @@ class FIMLEstimator:
         if any(part["chol"] is None for part in parts):
             return fitm.RobustStatistics(nan, nan, nan, nan)
         deltas = self._deltas(x, kmat)
-        den = sum(d.T @ part["a1"] @ d for d, part in zip(deltas, parts))
+        den = sum(_sandwich(d, part["a1"]) for d, part in zip(deltas, parts))
         t3b = 0.0
         for blk, st, pt in zip(self.model.blocks, self.stats, self.patterns):
             p = len(st.mean)
@@ -819,7 +838,7 @@ class FIMLEstimator:
                 prod = wc * a1_inv
                 total += n * (2 * np.sum(prod) - np.sum(np.diag(prod)))
                 kb_total += n * np.sum(wc[np.ix_(base, base)] * np.linalg.inv(a1[np.ix_(base, base)]))
-                num += n * delta.T @ wc @ delta
+                num += n * _sandwich(delta, wc)
             k = total - np.sum(num * np.linalg.inv(den).T)
             kb = total - kb_total
         else:
@@ -842,6 +861,17 @@ class FIMLEstimator:
         return fitm.RobustStatistics(float(t3), float(c), float(t3b), float(kb / baseline_df))
 
 
+def _sandwich(delta: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """:math:`\\Delta^\\top A\\Delta` over the columns of ``delta`` that are not zero (a group's
+    derivatives vanish in the other groups' own parameters: a quarter of the columns with four
+    groups), zero elsewhere."""
+    cols = np.flatnonzero(np.any(delta != 0, axis=0))
+    out = np.zeros((delta.shape[1], delta.shape[1]))
+    d = delta[:, cols]
+    out[np.ix_(cols, cols)] = d.T @ (a @ d)
+    return out
+
+
 def _cho_solve(upper: np.ndarray, b: np.ndarray) -> np.ndarray:
     """:math:`A^{-1}b` from the upper Cholesky factor of A."""
     return lapack.dpotrs(upper, b, lower=0)[0]
@@ -854,36 +884,6 @@ def _values(pt: Patterns, p: int) -> np.ndarray:
     for o, y in zip(pt.observed, pt.rows):
         out[start:start + len(y), o] = y
         start += len(y)
-    return out
-
-
-def _casewise_scores(pt: Patterns, sigma: np.ndarray, mu: np.ndarray) -> np.ndarray:
-    r"""Gradients of each case's :math:`-\log L` under FIML in the saturated model's moments at
-    ``sigma``, ``mu``: n x (p(p+1)/2 + p), the covariances in ``np.tril_indices`` order (the unit
-    of the covariance (a, b) moves both :math:`\Sigma_{ab}` and :math:`\Sigma_{ba}`), then the
-    means; cases in pattern order.
-
-    For case i with observed part o, :math:`a_i = \Sigma_{oo}^{-1}(y_{io}-\mu_o)`: the score of
-    :math:`\Sigma_{ab}` is :math:`w_{ab}\tfrac12(\Sigma_{oo}^{-1} - a_ia_i^\top)_{ab}` (:math:`w` 1
-    on the diagonal, 2 off it; 0 unless a, b are both observed), of :math:`\mu_a` it is :math:`-a_{ia}`.
-    lavaan: ``lav_mvnorm_missing_scores_mu_vech_sigma``."""
-    p = len(mu)
-    rows, cols = np.tril_indices(p)
-    n_cov = len(rows)
-    w = np.where(rows == cols, 0.5, 1.0)
-    out = np.zeros((pt.n, n_cov + p))
-    start = 0
-    for o, y in zip(pt.observed, pt.rows):
-        nk = len(y)
-        inv = np.linalg.inv(sigma[np.ix_(o, o)])
-        a = (y - mu[o]) @ inv
-        pos = np.full(p, -1)
-        pos[o] = np.arange(len(o))
-        cells = np.flatnonzero((pos[rows] >= 0) & (pos[cols] >= 0))
-        pr, pc = pos[rows[cells]], pos[cols[cells]]
-        out[start:start + nk, cells] = w[cells] * (inv[pr, pc] - a[:, pr] * a[:, pc])
-        out[start:start + nk, n_cov + o] = -a
-        start += nk
     return out
 
 
@@ -909,13 +909,13 @@ def _spd_inverse_upper(a: np.ndarray) -> np.ndarray | None:
     """The upper triangle (zero below) of the inverse of a symmetric positive-definite matrix, by
     its Cholesky factor (LAPACK potrf/potri: half the work of a general inverse); None when it is
     not positive definite."""
-    c, info = lapack.dpotrf(a, lower=0)
+    c, info = lapack.dpotrf(a, lower=0, clean=1)  # clean: zeros below, which potri keeps
     if info != 0:
         return None
     inv, info = lapack.dpotri(c, lower=0)
     if info != 0:
         return None
-    return np.triu(inv)
+    return inv
 
 
 def _column(pt: Patterns, j: int) -> np.ndarray:
@@ -924,86 +924,18 @@ def _column(pt: Patterns, j: int) -> np.ndarray:
 
 
 def _complete_information(sigma: np.ndarray) -> np.ndarray:
-    r"""The complete-data information of the saturated model per case at ``sigma``:
+    r"""The complete-data information of the saturated model per case at ``sigma``, in
+    :mod:`analysis.sem.h1`'s order: :math:`\Sigma^{-1}` for the means, then
     :math:`\tfrac12 D^\top(\Sigma^{-1}\otimes\Sigma^{-1})D` for the covariances (``np.tril_indices``
-    order) and :math:`\Sigma^{-1}` for the means."""
+    order)."""
     p = len(sigma)
     k_inv = np.linalg.inv(sigma)
-    rows, cols = np.tril_indices(p)
-    w = np.where(rows == cols, 0.5, 1.0)
+    rows, cols, w = h1.moment_cells(p)
     wc_cov = (k_inv[np.ix_(rows, rows)] * k_inv[np.ix_(cols, cols)] + k_inv[np.ix_(rows, cols)]
               * k_inv[np.ix_(cols, rows)]) * np.outer(w, w)
-    n_cov = len(rows)
-    out = np.zeros((n_cov + p, n_cov + p))
-    out[:n_cov, :n_cov] = wc_cov
-    out[n_cov:, n_cov:] = k_inv
-    return out
-
-
-def _pattern_moments(pt: Patterns, sigma: np.ndarray, mu: np.ndarray, first: int, last: int):
-    r"""For patterns ``first..last-1``, zero outside their observed variables o:
-    :math:`M_k = \Sigma_{oo}^{-1}`, :math:`C_k = M_k(2W_k - \Sigma_{oo})M_k` with
-    :math:`W_k = S_k + d_kd_k^\top`, :math:`d_k = \bar y_k - \mu_o`, and :math:`M_kd_k`; the sizes;
-    and the pattern's contribution to the gradients in Sigma and mu."""
-    p = len(mu)
-    kk = last - first
-    m_all, c_all, v_all = np.zeros((kk, p, p)), np.zeros((kk, p, p)), np.zeros((kk, p))
-    nk = np.zeros(kk)
-    g_sigma, g_mu = np.zeros((p, p)), np.zeros(p)
-    for t, k in enumerate(range(first, last)):
-        o, y = pt.observed[k], pt.rows[k]
-        inv = np.linalg.inv(sigma[np.ix_(o, o)])
-        res = y - mu[o]
-        wk = res.T @ res / len(y)
-        d = res.mean(axis=0)
-        nk[t] = len(y)
-        mwm = inv @ wk @ inv
-        m_all[t][np.ix_(o, o)] = inv
-        c_all[t][np.ix_(o, o)] = 2 * mwm - inv
-        v_all[t][o] = inv @ d
-        g_sigma[np.ix_(o, o)] += len(y) / 2 * (inv - mwm)
-        g_mu[o] -= len(y) * (inv @ d)
-    return m_all, c_all, v_all, nk, g_sigma, g_mu
-
-
-def _saturated_hessian(pt: Patterns, sigma: np.ndarray, mu: np.ndarray) -> np.ndarray:
-    r"""Observed information of the saturated model under FIML (the Hessian of -log L) at
-    ``sigma``, ``mu``, in closed form: covariances in ``np.tril_indices`` order, then means.
-
-    For covariance units :math:`E_{ab} + E_{ba}` (:math:`E_{aa}` on the diagonal) the covariance
-    block is :math:`\tfrac12 s_{ab}s_{cd}\,[R_{bcda} + R_{bdca} + R_{acdb} + R_{adcb}]` with
-    :math:`s` = 1/2 on the diagonal, 1 elsewhere, and
-    :math:`R_{bcda} = \sum_k n_k M_{k,bc}C_{k,da}` (:func:`_pattern_moments`): for each b one
-    product :math:`(p \times n_{pat})(n_{pat} \times p^2)` gives every :math:`R_{bcda}` and
-    :math:`R_{acdb}`, instead of a Kronecker product per pattern. Mean block :math:`\sum_k n_kM_k`;
-    cross block :math:`\sum_k n_k M_k(E_{ab}+E_{ba})M_kd_k`.
-    lavaan: ``lav_mvnorm_missing_information_observed_samplestats`` (times N).
-    """
-    p = len(sigma)
-    rows, cols = np.tril_indices(p)
-    n_cov = len(rows)
-    s = np.where(rows == cols, 0.5, 1.0)
-    position = np.zeros((p, p), dtype=int)
-    position[rows, cols] = np.arange(n_cov)
-    out = np.zeros((n_cov + p, n_cov + p))
-    cross = np.zeros((p, p, p))
-    n_pat = len(pt.rows)
-    for first in range(0, n_pat, 256):  # 256 patterns at a time: bounded memory
-        m_all, c_all, v_all, sizes, _, _ = _pattern_moments(pt, sigma, mu, first, min(first + 256, n_pat))
-        m_w = m_all * sizes[:, None, None]
-        c_w = c_all * sizes[:, None, None]
-        for b in range(p):
-            a = np.arange(b, p)  # the covariances (a, b), a >= b
-            x = m_w[:, b, :].T @ c_all[:, :, b:].reshape(len(sizes), -1)
-            y = c_w[:, b, :].T @ m_all[:, :, b:].reshape(len(sizes), -1)
-            z = x.reshape(p, p, -1).transpose(2, 0, 1) + y.reshape(p, p, -1).transpose(2, 1, 0)
-            z = z + z.transpose(0, 2, 1)
-            r = position[a, b]
-            out[r, :n_cov] += 0.5 * s[r, None] * s[None, :] * z[:, rows, cols]
-        cross += np.einsum("kia,kb->iab", m_w, v_all)
-        out[n_cov:, n_cov:] += m_w.sum(axis=0)
-    out[n_cov:, :n_cov] = s * (cross[:, rows, cols] + cross[:, cols, rows])
-    out[:n_cov, n_cov:] = out[n_cov:, :n_cov].T
+    out = np.zeros((len(rows) + p, len(rows) + p))
+    out[:p, :p] = k_inv
+    out[p:, p:] = wc_cov
     return out
 
 
@@ -1072,10 +1004,11 @@ def _group_hessian(state: dict, kind: np.ndarray, i: np.ndarray, j: np.ndarray, 
     block = max(1, min(64, int(2e6 // max(r, 1) ** 2)))  # patterns at a time: bounded memory
     for first in range(0, n_pat, block):
         ks = range(first, min(first + block, n_pat))
-        m_all, c_all, v_all, nk, gs, gm = _pattern_moments(pt, sigma, mu, ks.start, ks.stop)
+        m_all, c_all, v_all, nk = h1.pattern_parts(pt, sigma, mu, ks.start, ks.stop)
         kk = len(nk)
-        g_sigma += gs
-        g_mu += gm
+        # G = sum n_k/2 (M_k - M_k W_k M_k) with M W M = (C + M)/2; g_mu = -sum n_k M_k d_k
+        g_sigma += np.tensordot(nk / 4, m_all - c_all, axes=1)
+        g_mu -= nk @ v_all
         mb = (m_all.reshape(-1, p) @ basis).reshape(kk, p, nb)
         bmb = np.einsum("pa,kpb->kab", basis, mb)
         cb = (c_all.reshape(-1, p) @ basis).reshape(kk, p, nb)

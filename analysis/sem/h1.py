@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["jacobian", "missing_expected", "missing_first_order", "missing_observed", "moment_cells",
-           "not_fixed_x"]
+__all__ = ["jacobian", "missing_expected", "missing_first_order", "missing_observed", "missing_scores", "moment_cells",
+           "not_fixed_x", "pattern_parts"]
 
 
 def moment_cells(p: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -61,57 +61,63 @@ def jacobian(d_sigma: np.ndarray, d_mu: np.ndarray) -> np.ndarray:
     return np.concatenate([d_mu.T, d_sigma[:, rows, cols].T], axis=0)
 
 
-def _pattern_parts(observed, rows, sigma, mu, expected: bool):
-    """Per pattern ``(n_k, M_k, C_k, v_k)``, all p-dimensional (zero outside the observed ones)."""
+def pattern_parts(patterns, sigma: np.ndarray, mu: np.ndarray, first: int = 0, last: int | None = None,
+                  expected: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For the patterns ``first..last-1`` of ``patterns`` (a :class:`analysis.sem.fiml.Patterns`),
+    stacked: :math:`M_k`, :math:`C_k`, :math:`v_k` (p x p, p x p, p; zero outside the observed
+    variables; module docstring) and :math:`n_k`. ``expected``: :math:`W_k = \\Sigma_{oo}`, so
+    :math:`C_k = M_k`, :math:`v_k = 0`."""
     p = len(sigma)
-    for o, y in zip(observed, rows):
-        m = np.zeros((p, p))
+    last = len(patterns.rows) if last is None else last
+    kk = last - first
+    m_all, c_all, v_all, nk = np.zeros((kk, p, p)), np.zeros((kk, p, p)), np.zeros((kk, p)), np.zeros(kk)
+    for t, (o, y) in enumerate(zip(patterns.observed[first:last], patterns.rows[first:last])):
         inv = np.linalg.inv(sigma[np.ix_(o, o)])
-        m[np.ix_(o, o)] = inv
+        nk[t] = len(y)
+        m_all[t][np.ix_(o, o)] = inv
         if expected:
-            yield len(y), m, m, np.zeros(p)
+            c_all[t][np.ix_(o, o)] = inv
             continue
         r = y - mu[o]
-        w = r.T @ r / len(y)
-        c = np.zeros((p, p))
-        c[np.ix_(o, o)] = 2 * inv @ w @ inv - inv
-        v = np.zeros(p)
-        v[o] = inv @ r.mean(axis=0)
-        yield len(y), m, c, v
+        c_all[t][np.ix_(o, o)] = 2 * inv @ (r.T @ r / len(y)) @ inv - inv
+        v_all[t][o] = inv @ r.mean(axis=0)
+    return m_all, c_all, v_all, nk
 
 
 def _information(patterns, sigma, mu, x, expected: bool) -> np.ndarray:
+    """The module docstring's Hessian, 256 patterns at a time (bounded memory: O(p^3) per
+    block, not the p^2 x p^2 of all cell pairs at once). The covariance block: for each b one
+    product :math:`(p \\times n_{pat})(n_{pat} \\times p^2)` gives :math:`\\sum_kn_kM_{k,bc}C_{k,da}`
+    for every a >= b and c, d, and its mirror with M and C swapped."""
     p = len(sigma)
     rows, cols, s = moment_cells(p)
     nc = len(rows)
-    parts = list(_pattern_parts(patterns.observed, patterns.rows, sigma, mu, expected))
-    nk = np.array([q[0] for q in parts], dtype=float)
-    m_all = np.stack([q[1] for q in parts]).reshape(len(parts), p * p)
-    c_all = np.stack([q[2] for q in parts]).reshape(len(parts), p * p)
-    v_all = np.stack([q[3] for q in parts])
+    position = np.zeros((p, p), dtype=int)
+    position[rows, cols] = np.arange(nc)
+    cov = np.zeros((nc, nc))
+    h_mu = np.zeros((p, p))
+    cross = np.zeros((p, p, p))
+    n_pat = len(patterns.rows)
+    for first in range(0, n_pat, 256):
+        m_all, c_all, v_all, sizes = pattern_parts(patterns, sigma, mu, first, min(first + 256, n_pat), expected)
+        m_w = m_all * sizes[:, None, None]
+        c_w = c_all * sizes[:, None, None]
+        for b in range(p):
+            a = np.arange(b, p)  # the covariances (a, b), a >= b
+            u = m_w[:, b, :].T @ c_all[:, :, b:].reshape(len(sizes), -1)
+            w = c_w[:, b, :].T @ m_all[:, :, b:].reshape(len(sizes), -1)
+            z = u.reshape(p, p, -1).transpose(2, 0, 1) + w.reshape(p, p, -1).transpose(2, 1, 0)
+            z = z + z.transpose(0, 2, 1)
+            r = position[a, b]
+            cov[r, :] += 0.5 * s[r, None] * s[None, :] * z[:, rows, cols]
+        if not expected:  # Y[i, a, b] = sum_k n_k M_k[i, a] v_k[b]
+            cross += np.einsum("kia,kb->iab", m_w, v_all)
+        h_mu += m_w.sum(axis=0)
     out = np.zeros((p + nc, p + nc))
-    mw = nk[:, None] * m_all
-    out[:p, :p] = mw.sum(axis=0).reshape(p, p)
-    if not expected:  # Y[i, a, b] = sum_k n_k M_k[i, a] v_k[b]
-        y = (mw.T @ v_all).reshape(p, p, p)
-        out[:p, p:] = s[None, :] * (y[:, rows, cols] + y[:, cols, rows])
-    # X[(i, j), (k, l)] = sum_k n_k M_k[i, j] C_k[k, l]: one product over the patterns, then read
-    # M_bc C_ad + M_ad C_bc + M_bd C_ac + M_ac C_bd for every pair of cells (a, b), (c, d)
-    big = mw.T @ c_all
-    ix = rows.astype(np.int32)
-    jx = cols.astype(np.int32)
-    bc = jx[:, None] * p + ix[None, :]
-    ad = ix[:, None] * p + jx[None, :]
-    term = big[bc, ad]
-    term += big[ad, bc]
-    del bc, ad
-    bd = jx[:, None] * p + jx[None, :]
-    ac = ix[:, None] * p + ix[None, :]
-    term += big[bd, ac]
-    term += big[ac, bd]
-    del big, bd, ac
-    out[p:, p:] = 0.5 * np.outer(s, s) * term
+    out[:p, :p] = h_mu
+    out[:p, p:] = s[None, :] * (cross[:, rows, cols] + cross[:, cols, rows])
     out[p:, :p] = out[:p, p:].T
+    out[p:, p:] = cov
     out = 0.5 * (out + out.T)
     if x:
         keep = not_fixed_x(p, x)
@@ -132,21 +138,32 @@ def missing_observed(patterns, sigma: np.ndarray, mu: np.ndarray, x: list[int] =
     return _information(patterns, sigma, mu, list(x), expected=False)
 
 
-def missing_first_order(patterns, sigma: np.ndarray, mu: np.ndarray, x: list[int] = ()) -> np.ndarray:
-    """:math:`\\sum_i g_ig_i^\\top`, the casewise scores of the saturated log-likelihood under
-    missing data at ``sigma``, ``mu`` (module docstring)."""
+def missing_scores(patterns, sigma: np.ndarray, mu: np.ndarray) -> np.ndarray:
+    """The casewise scores :math:`g_i` of the saturated log-likelihood under missing data at
+    ``sigma``, ``mu`` (module docstring): n x (p + p(p+1)/2), the means then the covariances,
+    cases in pattern order; 0 for a moment a case does not observe.
+    lavaan: ``lav_mvnorm_missing_scores_mu_vech_sigma``."""
     p = len(sigma)
     rows, cols, s = moment_cells(p)
-    blocks = []
+    out = np.zeros((sum(len(y) for y in patterns.rows), p + len(rows)))
+    start = 0
     for o, y in zip(patterns.observed, patterns.rows):
         inv = np.linalg.inv(sigma[np.ix_(o, o)])
-        m = np.zeros((p, p))
-        m[np.ix_(o, o)] = inv
         a = np.zeros((len(y), p))
         a[:, o] = (y - mu[o]) @ inv
-        g_cov = a[:, rows] * a[:, cols] - m[rows, cols][None, :]
-        blocks.append(np.hstack([a, s[None, :] * g_cov]))
-    scores = np.vstack(blocks)
+        m = np.zeros((p, p))
+        m[np.ix_(o, o)] = inv
+        out[start:start + len(y), :p] = a
+        out[start:start + len(y), p:] = s[None, :] * (a[:, rows] * a[:, cols] - m[rows, cols][None, :])
+        start += len(y)
+    return out
+
+
+def missing_first_order(patterns, sigma: np.ndarray, mu: np.ndarray, x: list[int] = ()) -> np.ndarray:
+    """:math:`\\sum_i g_ig_i^\\top`, the casewise scores of the saturated log-likelihood under
+    missing data at ``sigma``, ``mu`` (:func:`missing_scores`)."""
+    p = len(sigma)
+    scores = missing_scores(patterns, sigma, mu)
     out = scores.T @ scores
     if x:
         keep = not_fixed_x(p, list(x))
