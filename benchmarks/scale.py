@@ -47,8 +47,11 @@ after (branch scale):
     clean + split + efa + cfa at N = 100,000: 130.8 CPU-s, peak 2322 MB (in cfa): target missed
       by the cfa stage (the SEM engine's FIML information matrices, modification indices and
       standardized residuals; not this branch's files); the earlier stages take 37 CPU-s, 646 MB
-    clean of 1,000,000 rows x 72 items: 105.9 CPU-s, peak 5030 MB: finishes (10 x the 100,000
-      figure: linear), target of 60 CPU-s missed
+    clean of 1,000,000 rows x 72 items: 105.9 CPU-s, peak 5030 MB (a second run, beside a cfa
+      run: 124.0 CPU-s, 4999 MB): finishes, about 10 x the 100,000 figure (linear), but the
+      target of 60 CPU-s is missed and memory is 5 GB (the raw text cells as Python strings)
+    after merging main (fiml, relcfa, optim): cfa at N = 100,000 (43,958 rows of the CFA half)
+      89.2 CPU-s, peak 2431 MB; with clean + split + efa (37.2) 126 CPU-s: still over 120 and 2 GB
     300 items x 1,000 rows: clean 5.0-5.8 + efa 20.9 = 26.7 CPU-s (743 MB): target met
 
 clean of 100,000 rows by phase (in-process CPU-s): imports 1.9, read 2.3, prepare 1.2, screens 3.1
