@@ -37,6 +37,7 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
             and not pd.api.types.is_bool_dtype(out[c].dtype)]
     if text:
         out = out.copy()
-        for c in text:
-            out[c] = out[c].map(neutralise_cell, na_action="ignore")
+        for c in text:  # each distinct value checked once; the column mapped only if one changes
+            if any(neutralise_cell(v) is not v for v in pd.unique(out[c].dropna())):
+                out[c] = out[c].map(neutralise_cell, na_action="ignore")
     out.to_csv(path, index=False, lineterminator="\n")

@@ -52,6 +52,45 @@ same); its 4-group configural ML fit was stopped after 900 s wall. A second run 
 ML ladder 4.14 / 5.43, 10.42 / 4.23 (the secant stall remains: 41 dense BFGS steps), 4.74 / 3.58,
 3.63 / 3.14; FIML ladder 37.89 / 16.16, 33.40 / 16.54, 32.08 / 15.42, 25.50 / 13.63; lavaan's
 configural and metric ML fits both stopped after 900 s wall.
+
+Branch optim (2026-12-02 06:10, load 10-13, ``--no-lavaan``), engine / old CPU-s: ML ladder
+configural 5.33 / 4.77, metric 6.86 / 4.28, scalar 4.86 / 3.44, strict 3.31 / 2.84 (chi-squares
+equal to 4.4e-8; the same machine gave 6.87 / 4.87, 5.17 / 4.07, 4.06 / 3.45, 3.12 / 3.10 half an
+hour earlier before the change: run-to-run noise of +-25% under this load). The metric rung's
+secant stall (41 dense BFGS steps) no longer occurs on main: its cold fit takes 5 scoring + 9
+secant steps (optimiser about 1.1 CPU-s of the rung) before and after this branch. The configural
+rung's secant phase took 62 steps because a line search could not accept a step whose objective
+change was below the objective's rounding; such a step is now judged by the gradient
+(estimate._in_noise): 12 steps, optimiser 3.27 -> 0.58 CPU-s. What remains of the gap to the old
+code is outside the optimiser: the standardised solution's delta-method SEs
+(inference.parameter_estimates, a third of a rung in a profile; this benchmark asks for them),
+the identification checks and the covariance of q = 1314-1476 parameters.
+
+Where the rungs run as the pipeline runs them (analysis.invariance: each rung started from the
+one before, the EM moments of FIML computed once, no standardised SEs), the default study's
+``gapscale invariance`` (FIML, 4 groups, /work/main/data), before / after in one run, CPU-s:
+configural 14.93 / 14.39, metric 20.35 / 13.06, scalar 16.13 / 10.25, strict 10.18 / 7.26,
+structural (free paths) 14.14 / 11.96, structural (equal paths) 12.39 / 4.94; the stage 92.6 /
+66.4; outputs equal (chi-squares to 1e-10, estimates and z to 2.4e-8, Wald chi-squares 6e-7).
+The sem stage's model fits (FIML; competing models started from the hypothesised estimates and
+without the robust indices that compare_models does not use), CPU-s (iterations) before / after:
+hypothesised 7.94 (17) / 8.10 (17), parallel_gaps 7.59 (27) / 3.74 (17), partial_mediation
+7.08 (16) / 2.63 (7), reasons_by_time 8.04 (14) / 3.95 (13), im_chain 6.86 (14) / 3.82 (19),
+bipolar_value 9.95 (54) / 6.95 (54); estimates equal to 5.5e-7 (the old ends stopped at max|grad|
+2e-8 in a stalled line search, the new at 1e-9). No fit ran to the 500-iteration limit.
+
+Later the same morning, after merging main (the fiml branch's batched patterns) and giving FIML
+the secant phase back (fiml.FIMLEstimator.secant_polish: its stall was the same rounding-lost
+line search): the invariance stage configural 3.78, metric 4.73, scalar 4.36, strict 3.73,
+structural free 3.46, equal 2.84 CPU-s (iterations 17, 13, 13, 11, 20, 14), the stage 23.67 CPU-s
+(92.6 at the session's start); outputs equal to the start's (chi-squares 2e-10, estimates and z
+2.2e-8, Wald chi-squares 6.2e-7, same level, verdicts and warnings). The sem stage's fits with
+FIML's secant phase / without it (same tree): hypothesised 5.98 / 5.74 CPU-s (16 / 18 it),
+parallel_gaps 1.39 / 1.45 (14 / 23), partial_mediation 1.59 / 1.74 (8 / 9), reasons_by_time
+1.60 / 1.78 (13 / 16), im_chain 1.57 / 1.80 (12 / 18), bipolar_value 1.84 / 2.17 (35 / 63): most
+of the drop from the figures above is the fiml branch's FIML, the secant phase's share is the
+iterations. Single-group FIML CFA of the bench data: 16 -> 10 iterations, optimiser 1.79 -> 0.10
+CPU-s. Estimates equal to the session's start to 3.9e-7 (bipolar_value; the others 4.4e-8).
 """
 from __future__ import annotations
 

@@ -25,14 +25,35 @@ Parts and the targets of issue 13:
 
 Not a test: timings belong here.
 
-Measured (2-core machine shared with four other sessions; CPU seconds user + sys):
+Measured on 2026-12-02 (2-core machine shared with four other sessions, load far above 2: wall
+times are many times the CPU times; CPU seconds user + sys):
 
-before (main at a7a08ac): ``gapscale --help`` 0.24 CPU-s; clean of the default study 5 CPU-s; at
-25,500 rows clean ~90 CPU-s (176 under a profiler: Little's EM 76, prepare 53, screens 27);
+before (main at a7a08ac, figures of issue 13 and a profile): ``gapscale --help`` 0.23 CPU-s;
+clean of 25,500 rows ~90 CPU-s (176 under cProfile: Little's EM 76, prepare 53, screens 27);
 clean of 1,000,000 rows did not finish in 10 minutes; 300 items x 1,000 rows did not finish in 5
-minutes; at N = 100,000 clean peaked at 2.2 GB.
+minutes (EM kept patterns x p x p arrays); at N = 100,000 clean peaked at 2.2 GB; efa of
+300 items x 1,000 rows 88.7 CPU-s (20 polychoric matrices of resampled data: ~170 s of a
+216 s profile).
 
-after: see the commit messages of the branch ``scale`` and the figures below (FIGURES).
+after (branch scale):
+
+    gapscale --help                    0.13-0.22 CPU-s (0.34 s wall when the machine is idle)
+    N = 25,000   clean 4.74  split 2.44  efa  7.36  = 14.5 (270 MB)    (cfa 43.7, 1215 MB)
+    N = 50,000   clean 6.92  split 3.38  efa 10.08  = 20.4 (398 MB)    (cfa 78.8, 1588 MB)
+    N = 100,000  clean 11.87 split 5.93  efa 19.41  = 37.2 (646 MB)    (cfa 93.7, 2322 MB)
+    (split of 100,000 after the write_csv change: 4.24)
+    slope of clean + split + efa: 3.07 CPU-s per 10,000 rows, intercept 6.1 CPU-s (start-up);
+      cost per row at 100,000 / at 25,000: 0.64
+    clean + split + efa + cfa at N = 100,000: 130.8 CPU-s, peak 2322 MB (in cfa): target missed
+      by the cfa stage (the SEM engine's FIML information matrices, modification indices and
+      standardized residuals; not this branch's files); the earlier stages take 37 CPU-s, 646 MB
+    clean of 1,000,000 rows x 72 items: 105.9 CPU-s, peak 5030 MB: finishes (10 x the 100,000
+      figure: linear), target of 60 CPU-s missed
+    300 items x 1,000 rows: clean 5.0-5.8 + efa 20.9 = 26.7 CPU-s (743 MB): target met
+
+clean of 100,000 rows by phase (in-process CPU-s): imports 1.9, read 2.3, prepare 1.2, screens 3.1
+(Mahalanobis 1.2: pairwise covariance and a formatted value for every row), Little's test 0.85,
+writing clean.csv 2.5.
 """
 from __future__ import annotations
 
@@ -167,6 +188,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/gapscale-scale"))
     parser.add_argument("--parts", default="help,n,million,wide")
     parser.add_argument("--sizes", default="25000,50000,100000")
+    parser.add_argument("--stages", default="clean,split,efa,cfa", help="stages of the 'n' part, in order")
     args = parser.parse_args()
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -184,7 +206,7 @@ def main() -> None:
         for n in sizes:
             data = simulated(work, n)
             header(f"default study, N = {n:,} respondents (target at 100,000: <= 120 CPU-s, <= 2048 MB)")
-            res = early_stages(data, work / f"out_{n}")
+            res = early_stages(data, work / f"out_{n}", stages=tuple(args.stages.split(",")))
             cpu = sum(r[1] for r in res)
             peak = max(r[3] for r in res)
             totals.append(cpu)

@@ -168,6 +168,26 @@ def _fiml_expected_information(model, x, a1: list[np.ndarray]) -> np.ndarray:
     return 0.5 * (out + out.T)
 
 
+def _fiml_candidate_information(model, x, q: int, a1: list[np.ndarray], a_j0: list[np.ndarray]):
+    r"""The parts of :func:`_fiml_expected_information` of a model extended by candidates (free
+    indices after the model's ``q``) that the modification indices use: with :math:`J = [J_0\,J_c]`
+    the Jacobian of the moments (model, candidates) and :math:`A_g` the saturated model's expected
+    information, :math:`\mathcal I_{c0} = \sum_g J_{c,g}^\top (A_gJ_{0,g})` (``a_j0``, computed
+    once) and the diagonal of :math:`\mathcal I_{cc} = \sum_g J_{c,g}^\top A_gJ_{c,g}`. A
+    candidate moves few moments (a residual covariance one, a loading one row of
+    :math:`\Sigma`), so :math:`J_c` is taken as a sparse matrix: the cost is its non-zeros times
+    :math:`p^*`, instead of :math:`p^{*2}` per candidate."""
+    from scipy import sparse
+
+    i12, i22 = 0.0, 0.0
+    for a, aj0, (d_s, d_m) in zip(a1, a_j0, _dense_derivatives(model, x)):
+        jc = sparse.csr_matrix(h1.jacobian(d_s[q:], d_m[q:]).T)  # candidates x moments
+        jca = np.asarray(jc @ a)
+        i12 = i12 + np.asarray(jc @ aj0)
+        i22 = i22 + np.asarray(jc.multiply(jca).sum(axis=1)).ravel()
+    return i12, i22
+
+
 def _wls_information(est, x) -> np.ndarray:
     r"""The expected information of DWLS/ULS (lavaan's ``information = "expected"``), summed over
     cases: :math:`N\sum_g f_g\Delta_g^	op W_g\Delta_g`, :math:`f_g = n_g/N`."""
@@ -278,6 +298,7 @@ def modification_indices(fitted) -> pd.DataFrame:
     v0 = _model_covariance(fitted, a1)
     n = sum(st.n for st in fitted.stats)
     v, g = np.zeros(len(candidates)), np.zeros(len(candidates))
+    a_j0 = None
     # in chunks: the extended information is (q + chunk)^2 and its derivatives chunk x p x p, so a
     # large model (72 items: 3,800 candidates) never holds them all at once
     for lo in range(0, len(candidates), _CHUNK):
@@ -287,7 +308,12 @@ def modification_indices(fitted) -> pd.DataFrame:
         if kind == "fiml":
             patterns = _fiml_patterns(fitted)
             grad_f = FIMLEstimator(model_ext, list(fitted.stats), patterns).gradient(x_ext)
-            info = _fiml_expected_information(model_ext, x_ext, a1)
+            if a_j0 is None:  # A_g J_g of the model's own parameters: the same for every chunk
+                a_j0 = [a @ h1.jacobian(d_s, d_m) for a, (d_s, d_m) in zip(a1, _dense_derivatives(fitted.model, fitted.x))]
+            i12, i22 = _fiml_candidate_information(model_ext, x_ext, q, a1, a_j0)
+            v[lo:lo + len(chunk)] = i22 - np.sum((i12 @ v0) * i12, axis=1)
+            g[lo:lo + len(chunk)] = -n / 2 * grad_f[q:]
+            continue
         elif kind == "wls":
             est = WLSEstimator(model_ext, fitted.estimator.stats, fitted.estimator.name)
             info = _wls_information(est, x_ext)
@@ -297,7 +323,7 @@ def modification_indices(fitted) -> pd.DataFrame:
         else:
             _, grad_f, info = MLEstimator(model_ext, list(fitted.stats)).scoring(x_ext)
         i12 = info[q:, :q]
-        v[lo:lo + len(chunk)] = np.diag(info[q:, q:]) - np.einsum("ja,ab,jb->j", i12, v0, i12)
+        v[lo:lo + len(chunk)] = np.diag(info[q:, q:]) - np.sum((i12 @ v0) * i12, axis=1)
         g[lo:lo + len(chunk)] = -n / 2 * grad_f[q:]  # d log L / d theta (F = chi-square / N)
     ok = v / n >= _V_TOL
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -360,8 +386,12 @@ def _dense_derivatives(model, x):
     for blk, (index, ds, dm) in zip(model.blocks, model.derivatives(x)):
         d_s = np.zeros((q, blk.p, blk.p))
         d_m = np.zeros((q, blk.p))
-        np.add.at(d_s, index, ds)
-        np.add.at(d_m, index, dm)
+        if len(np.unique(index)) == len(index):  # no shared index: a plain assignment (np.add.at is slow)
+            d_s[index] = ds
+            d_m[index] = dm
+        else:
+            np.add.at(d_s, index, ds)
+            np.add.at(d_m, index, dm)
         out.append((d_s, d_m))
     return out
 
@@ -468,8 +498,21 @@ def _inverse_nonzero(a: np.ndarray) -> np.ndarray:
     lavaan's ``lav_matrix_symmetric_inverse``."""
     keep = ~(np.all(a == 0, axis=0) & np.all(a == 0, axis=1))
     out = np.zeros_like(a)
-    out[np.ix_(keep, keep)] = np.linalg.inv(a[np.ix_(keep, keep)])
+    out[np.ix_(keep, keep)] = _symmetric_inverse(a[np.ix_(keep, keep)])
     return out
+
+
+def _symmetric_inverse(a: np.ndarray) -> np.ndarray:
+    """The inverse of a symmetric matrix: from its Cholesky factor when it is positive definite
+    (LAPACK ``dpotrf`` + ``dpotri``, half the work of a general inverse), else ``np.linalg.inv``."""
+    from scipy.linalg import lapack
+
+    c, info = lapack.dpotrf(a, lower=1, clean=1)
+    if info == 0:
+        inv, info = lapack.dpotri(c, lower=1)
+        if info == 0:
+            return np.tril(inv) + np.tril(inv, -1).T
+    return np.linalg.inv(a)
 
 
 class _Complete(NamedTuple):

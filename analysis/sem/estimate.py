@@ -27,6 +27,15 @@ SLSQP (lavaan uses ``nlminb.constr``, an augmented Lagrangian), then the active 
 equalities and Fisher scoring polishes the solution to the tolerance of the unconstrained case.
 BFGS with the analytic gradient is the fallback when scoring stalls.
 
+**Ending.** The optimiser stops when the largest (projected) gradient of :math:`F` is below
+1e-9. Near the optimum a step lowers :math:`F` by about :math:`\\tfrac12 g^\\top H^{-1}g`, which
+falls below the rounding of :math:`F` itself (64 ulps, about :math:`1.4\\cdot10^{-14}F`) long
+before the gradient is that small; a step whose objective change is within that rounding is
+therefore judged by the gradient (accepted if it shrinks it) instead of being halved to nothing
+by the Armijo test. On the default 4-group model this ends the secant phase in 12 steps instead
+of 62, and FIML's scoring at max|g| 6e-10 instead of a stalled line search at 2e-8. (lavaan's
+``nlminb`` stops on a relative change of the objective of 1e-10 instead, ``rel.tol``.)
+
 **Estimator strategies.** :class:`MLEstimator` is one strategy; an estimator provides
 ``objective(x)``, ``gradient(x)`` and ``information(x)`` (per-observation sum, the log-likelihood's
 or the weighted least-squares' :math:`\\Delta^\\top W\\Delta`) over the same :class:`~analysis.sem.model.Model`
@@ -36,6 +45,9 @@ Starting values follow lavaan's ``start = "simple"`` (residual variances half th
 variances, latent variances .05, regressions and covariances 0, intercepts the sample means,
 fixed.x values the sample moments) except that free loadings start at the first principal
 component of the latent's indicators scaled to its marker, which converges in fewer steps.
+A fit may start instead from a neighbouring model's estimates (:func:`warm_start`: the rung
+before on an invariance ladder, the hypothesised model for a competing one), which changes the
+path, not the optimum.
 
 In R: ``lavaan::sem(model, data)``; ``lavInspect(fit, "optim")``; ``fitMeasures(fit, c("chisq",
 "df", "npar", "logl", "unrestricted.logl", "baseline.chisq", "baseline.df"))``.

@@ -68,7 +68,7 @@ def unidentified_parameters(information: np.ndarray, con_jac: np.ndarray, names:
     and NaN when the model is locally identified)."""
     q = information.shape[0]
     k = _null_space(con_jac, q)
-    red = k.T @ information @ k
+    red = k.T @ information @ k if con_jac.size else information  # K = I: no two q^3 products
     d = np.diag(red).copy()
     zero = d <= 1e-14 * max(1.0, np.abs(d).max(initial=0.0))
     scale = np.where(zero, 1.0, 1.0 / np.sqrt(np.where(zero, 1.0, d)))
