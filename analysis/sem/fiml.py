@@ -493,7 +493,7 @@ def nll_gradient(model: Model, moments: list[PatternMoments], rows: list, x: np.
         total += v
         if means is not None:
             g_mu = np.zeros_like(g_mu)
-        np.add.at(grad, index, parameter_gradient(state, by_matrix, g_sigma, g_mu))
+        grad += np.bincount(index, weights=parameter_gradient(state, by_matrix, g_sigma, g_mu), minlength=model.nfree)
     return total, grad
 
 
