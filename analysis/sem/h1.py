@@ -154,17 +154,25 @@ def missing_scores(patterns, sigma: np.ndarray, mu: np.ndarray) -> np.ndarray:
     lavaan: ``lav_mvnorm_missing_scores_mu_vech_sigma``."""
     p = len(sigma)
     rows, cols, s = moment_cells(p)
-    out = np.zeros((sum(len(y) for y in patterns.rows), p + len(rows)))
+    out = np.empty((sum(len(y) for y in patterns.rows), p + len(rows)))
+    step = max(1, int(2e6 // len(rows)))  # rows at a time: no temporary as large as the result
     start = 0
     for o, y in zip(patterns.observed, patterns.rows):
         inv = np.linalg.inv(sigma[np.ix_(o, o)])
-        a = np.zeros((len(y), p))
-        a[:, o] = (y - mu[o]) @ inv
         m = np.zeros((p, p))
         m[np.ix_(o, o)] = inv
-        out[start:start + len(y), :p] = a
-        out[start:start + len(y), p:] = s[None, :] * (a[:, rows] * a[:, cols] - m[rows, cols][None, :])
-        start += len(y)
+        m_cells = m[rows, cols]
+        for first in range(0, len(y), step):
+            yy = y[first:first + step]
+            a = np.zeros((len(yy), p))
+            a[:, o] = (yy - mu[o]) @ inv
+            block = out[start:start + len(yy)]
+            block[:, :p] = a
+            cov = block[:, p:]
+            np.multiply(a[:, rows], a[:, cols], out=cov)
+            cov -= m_cells
+            cov *= s
+            start += len(yy)
     return out
 
 
