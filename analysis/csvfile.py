@@ -69,19 +69,16 @@ def _cells(column: pd.Series) -> np.ndarray | None:
     other value its ``str``), formatted once per distinct value; None for
     a dtype this does not cover (datetimes, categoricals, ...: pandas writes those)."""
     dtype = column.dtype
-    values = column.to_numpy(dtype=object) if isinstance(dtype, pd.api.extensions.ExtensionDtype) else column.to_numpy()
     if isinstance(dtype, np.dtype) and dtype.kind == "f":
-        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        codes, uniques = pd.factorize(column.to_numpy(), use_na_sentinel=True)
         shown = uniques.astype(str).astype(object)
-    elif isinstance(dtype, np.dtype) and dtype.kind in "iub" or isinstance(dtype, (pd.Int64Dtype, pd.Int32Dtype,
-                                                                                   pd.Int16Dtype, pd.Int8Dtype,
-                                                                                   pd.BooleanDtype)) \
-            or (isinstance(dtype, np.dtype) and dtype.kind == "O") or isinstance(dtype, pd.StringDtype):
-        codes, uniques = pd.factorize(values, use_na_sentinel=True)
-        shown = np.array([str(v) for v in uniques] + [""], dtype=object)
-        if any(not isinstance(v, (str, int, float, bool, np.integer, np.bool_)) for v in uniques):
-            return None
-        return shown[np.where(codes < 0, len(uniques), codes)]
+    elif (isinstance(dtype, np.dtype) and dtype.kind in "iubO") or isinstance(
+            dtype, (pd.Int64Dtype, pd.Int32Dtype, pd.Int16Dtype, pd.Int8Dtype, pd.BooleanDtype, pd.StringDtype)):
+        codes, uniques = pd.factorize(column.array, use_na_sentinel=True)
+        uniques = list(uniques)
+        if dtype == object and not all(isinstance(v, str) for v in uniques):
+            return None  # 1, 1.0 and True are one value to factorize, three to the writer: pandas writes them
+        shown = np.array([str(v) for v in uniques], dtype=object)
     else:
         return None
     shown = np.append(shown, "")
