@@ -322,15 +322,12 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
     log: list[tuple] = []
 
     raw_ids = list(cells[id_col]) if id_col in cells.columns else [None] * n
-    original = [f"row{r}" if _blank(v) else str(v).strip() for r, v in zip(rows, raw_ids)]
+    blank = [_blank(v) for v in raw_ids]  # each id judged once
+    texts = [None if b else str(v).strip() for v, b in zip(raw_ids, blank)]
+    original = [f"row{r}" if b else t for r, b, t in zip(rows, blank, texts)]
     if id_col in cells.columns and n:
-        seen: set = set()
-        repeats = 0
-        for v in raw_ids:
-            if _blank(v):
-                continue
-            repeats += str(v).strip() in seen
-            seen.add(str(v).strip())
+        given = [t for t in texts if t is not None]
+        repeats = len(given) - len(set(given))  # rows whose id an earlier row has
         if repeats / n > MAX_DUPLICATE_ID_SHARE:
             raise DataError(source, [f"id column {id_col!r}: {repeats} of {n} rows repeat an earlier id (more than "
                                      f"{MAX_DUPLICATE_ID_SHARE:.0%}); is it really the respondent id? Name the right "
@@ -343,12 +340,13 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
                                          "identify people cannot be kept: leave clean.respondent_ids at pseudonymise"])
         shown = original
     else:
-        shown = [o if _blank(v) else pseudonym(o, r, key) for r, v, o in zip(rows, raw_ids, original)]
+        shown = [o if b else pseudonym(o, r, key) for r, b, o in zip(rows, blank, original)]
         if id_col in cells.columns:
             notes.append(f"respondent ids from {id_col!r} pseudonymised "
                          f"({'keyed HMAC-SHA256' if key is not None else 'replaced by row numbers: no key given'})")
-    for r, v in zip(rows, raw_ids):
-        if _blank(v) and id_col in cells.columns:
+    if id_col in cells.columns:
+        for k in np.flatnonzero(blank):
+            r = rows[k]
             log.append((r, f"row{r}", id_col, "", "empty id; set to row number"))
     out[ID_COLUMN] = shown
 

@@ -74,8 +74,9 @@ def _cells(column: pd.Series) -> np.ndarray | None:
         shown = uniques.astype(str).astype(object)
     elif (isinstance(dtype, np.dtype) and dtype.kind in "iubO") or isinstance(
             dtype, (pd.Int64Dtype, pd.Int32Dtype, pd.Int16Dtype, pd.Int8Dtype, pd.BooleanDtype, pd.StringDtype)):
-        codes, uniques = pd.factorize(column.array, use_na_sentinel=True)
-        uniques = list(uniques)
+        codes, uniques = pd.factorize(column.to_numpy() if isinstance(dtype, np.dtype) else column.array,
+                                      use_na_sentinel=True)
+        uniques = np.asarray(uniques, dtype=object).tolist()
         if dtype == object and not all(isinstance(v, str) for v in uniques):
             return None  # 1, 1.0 and True are one value to factorize, three to the writer: pandas writes them
         shown = np.array([str(v) for v in uniques], dtype=object)
