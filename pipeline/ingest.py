@@ -176,9 +176,10 @@ def _unquoted_cells(path: Path, text: str, delimiter: str) -> pd.DataFrame | Non
     line split at the delimiter, which both readers do alike."""
     parts = []  # per block of rows, each column's stripped cells (the parser's strings freed block by block)
     try:
-        for frame in pd.read_csv(io.StringIO(text), sep=delimiter, header=None, dtype=object, na_filter=False,
-                                 keep_default_na=False, skip_blank_lines=False, quoting=csv.QUOTE_NONE, engine="c",
-                                 chunksize=_BLOCK_ROWS):
+        # the text as UTF-8 bytes (a StringIO would hold 4 bytes a character), decoded again by the parser
+        for frame in pd.read_csv(io.BytesIO(text.encode("utf-8")), encoding="utf-8", sep=delimiter, header=None,
+                                 dtype=object, na_filter=False, keep_default_na=False, skip_blank_lines=False,
+                                 quoting=csv.QUOTE_NONE, engine="c", chunksize=_BLOCK_ROWS):
             if frame.shape[1] == 0 or (parts and frame.shape[1] != len(parts[0])):
                 return None
             parts.append([_stripped(frame[c].to_numpy(dtype=object)) for c in frame.columns])
@@ -186,7 +187,11 @@ def _unquoted_cells(path: Path, text: str, delimiter: str) -> pd.DataFrame | Non
         return None
     if not parts:
         return None
-    columns = [np.concatenate(col) for col in zip(*parts)]
+    columns = []
+    for j in range(len(parts[0])):  # one column's blocks joined and freed at a time
+        columns.append(np.concatenate([part[j] for part in parts]))
+        for part in parts:
+            part[j] = None
     del parts
     content = np.zeros(len(columns[0]), dtype=bool)
     for col in columns:
