@@ -57,6 +57,33 @@ after (branch scale):
 clean of 100,000 rows by phase (in-process CPU-s): imports 1.9, read 2.3, prepare 1.2, screens 3.1
 (Mahalanobis 1.2: pairwise covariance and a formatted value for every row), Little's test 0.85,
 writing clean.csv 2.5.
+
+branch bign (2026-12-02, same machine, loaded; CPU-s user + sys of the child, peak RSS):
+
+    cfa at N = 25,000 (10,993 rows): 36.3 (main) -> 27.1 CPU-s, 1.09 GB both; outputs equal to
+      main's to 3e-14
+    cfa at N = 100,000 (43,958 rows): 89.2 -> 53.7-57.9 CPU-s (41.0 in the run below), peak 2.4 GB
+      unchanged: the peak is in the fit (FIMLEstimator._h1_parts keeps the n x p* casewise scores
+      of the saturated model, 925 MB, and copies them with [:, keep]: analysis/sem/fiml.py, not
+      this branch's file); h1.missing_scores no longer adds n x p* temporaries
+      lever: h1's saturated-model information from one product of the patterns' lower-triangle
+      cells, 2 n_pat p*^2 instead of 2 n_pat p^4 flops (72 items, 1,000 patterns: 3.9 -> 1.3-1.9 s)
+    N = 100,000, python benchmarks/scale.py --parts n --sizes 100000:
+      clean 10.22  split 3.65  efa 15.61  cfa 40.96  = 70.4 CPU-s (target 120: met),
+      peak 2381 MB in cfa (target 2048 MB: missed, see above)
+    clean of 100,000 rows of the million file: 11.5 (main) -> 9.0 CPU-s, 0.63 GB
+      levers: speeder and Mahalanobis values formatted for flagged rows only; write_csv formats
+      each column's distinct values once and writes through the csv writer pandas uses (clean.csv
+      of 100,000 rows 2.12 -> 1.26 CPU-s, bytes equal); ids judged blank once in prepare
+    clean of 1,000,000 rows x 72 items: 105.9-124.0 -> 83.6 CPU-s (62.8 user + 20.8 sys), peak
+      5.05 GB: target of 60 CPU-s missed. Outputs byte-identical to main's. In-process phases at
+      1,000,000 (before the ingest change): read 15.7, prepare 7.5, screens 24 (three pairwise
+      covariances: mahalanobis_unavailable is called by clean.screen and again inside
+      screening.mahalanobis), Little's test 9, writing 13; memory: read 2.7 GB (now less: the
+      C parser reads UTF-8 bytes, not a StringIO of 4 bytes a character, 100,000 rows at a
+      time), screens +1.2 GB, Little's test +1.0 GB -> 4.9 GB. Left: numeric columns read as
+      numbers (prepare still judges every cell's text), one pairwise covariance in the screens,
+      Little's test and the screens on float32 or in blocks of rows.
 """
 from __future__ import annotations
 
