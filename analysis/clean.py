@@ -687,11 +687,11 @@ def screen(prepared: Prepared, instrument: Instrument, params: ScreenParams) -> 
     if params.irv_min is not None:
         results["irv"] = screening.irv(data, items, params.irv_min)
     if params.mahalanobis_alpha is not None:
-        why = screening.mahalanobis_unavailable(data, items)
-        if why is not None:
-            skipped.append(f"Mahalanobis screen not run: {why}")
+        result = screening.mahalanobis(data, items, params.mahalanobis_alpha)  # None when it cannot run
+        if result is None:
+            skipped.append(f"Mahalanobis screen not run: {screening.mahalanobis_unavailable(data, items)}")
         else:
-            results["mahalanobis"] = screening.mahalanobis(data, items, params.mahalanobis_alpha)
+            results["mahalanobis"] = result
     if params.duplicates:
         compared = items + list(checks) + [q.id for q in instrument.context if q.id in data.columns]
         originals = prepared.original_ids if prepared.original_ids is not None else data[prepared.id_column]

@@ -112,19 +112,25 @@ def mahalanobis_unavailable(data: pd.DataFrame, items: list[str]) -> str | None:
     least two respondents (else their pairwise covariance is undefined, e.g. when two halves of
     an export answered different items), and at least one item that varies.
     """
+    return _checked_covariance(data, items)[1]
+
+
+def _checked_covariance(data: pd.DataFrame, items: list[str]) -> tuple[np.ndarray | None, str | None]:
+    """The items' pairwise covariance and None, or None and why the Mahalanobis screen cannot
+    run (:func:`mahalanobis_unavailable`): one covariance for the check and the screen."""
     need = max(2 * len(items), 50)
     if len(data) < need:
-        return (f"it needs at least max(2 x {len(items)} items, 50) = {need} respondents, the data have "
-                f"{len(data)}")
+        return None, (f"it needs at least max(2 x {len(items)} items, 50) = {need} respondents, the data have "
+                      f"{len(data)}")
     cov = pairwise_covariance(data[items].to_numpy(dtype=float, na_value=np.nan))
     undefined = np.argwhere(np.isnan(np.triu(cov)) & np.triu(np.ones_like(cov, dtype=bool)))
     if len(undefined):
         i, j = undefined[0]
-        return (f"{len(undefined)} pair(s) of items are never answered together by two respondents (first: "
-                f"{items[i]} and {items[j]}), so their covariance is undefined")
+        return None, (f"{len(undefined)} pair(s) of items are never answered together by two respondents (first: "
+                      f"{items[i]} and {items[j]}), so their covariance is undefined")
     if not np.any(np.diag(cov) > 0):
-        return "no item varies across respondents"
-    return None
+        return None, "no item varies across respondents"
+    return cov, None
 
 
 def mahalanobis(data: pd.DataFrame, items: list[str], alpha: float) -> pd.DataFrame:
@@ -144,11 +150,11 @@ def mahalanobis(data: pd.DataFrame, items: list[str], alpha: float) -> pd.DataFr
     (:func:`mahalanobis_unavailable` says why) it does not run and returns ``None`` (the caller
     reports the reason).
     """
-    if mahalanobis_unavailable(data, items) is not None:
+    cov, why = _checked_covariance(data, items)
+    if why is not None:
         return None
     x = data[items].to_numpy(dtype=float)
     mean = np.nanmean(x, axis=0)
-    cov = pairwise_covariance(x)
     w, v = np.linalg.eigh(cov)
     if w.min() <= 1e-8 * w.max():
         cov = (v * np.maximum(w, 1e-8 * w.max())) @ v.T
