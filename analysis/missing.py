@@ -235,8 +235,8 @@ def em_moments(data: pd.DataFrame, columns: list[str], max_iter: int = 10000, to
     Rubin, 1977; Little & Rubin, 2019, sec. 11.2). The E-step uses the partitioned inverse: with
     :math:`P = \\Sigma^{-1}`, :math:`\\Sigma_{mo}\\Sigma_{oo}^{-1} = -P_{mm}^{-1}P_{mo}` and
     :math:`\\Sigma_{mm\\cdot o} = P_{mm}^{-1}`, so an iteration costs one :math:`p\\times p`
-    inverse, an inverse of each pattern's missing block (batched over patterns) and a product over
-    the incomplete rows; complete rows enter through sums computed once. Memory is that of the
+    inverse, an inverse of each pattern's missing block (batched over the patterns with the same
+    number missing, :mod:`analysis.patterns`) and a product over the incomplete rows; complete rows enter through sums computed once. Memory is that of the
     data, whatever the number of patterns (300 items with every row its own pattern included).
 
     Rows missing every column carry no information and are dropped. The start is the observed

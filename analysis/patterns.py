@@ -191,11 +191,14 @@ def conditional_blocks(precision: np.ndarray, missing: np.ndarray, logdet: bool 
         :math:`\log|P_{mm}|` per pattern (None unless ``logdet``).
     """
     pmm = precision[missing[:, :, None], missing[:, None, :]]
+    if missing.shape[1] == 1:  # 1 x 1: what LAPACK's LU gives, without the batched call's overhead
+        return 1.0 / pmm, (np.log(np.abs(pmm[:, 0, 0])) if logdet else None)
     return np.linalg.inv(pmm), (np.linalg.slogdet(pmm)[1] if logdet else None)
 
 
 def conditional_shifts(precision: np.ndarray, residuals: np.ndarray, missing: np.ndarray,
-                       inverse: np.ndarray, row_pattern: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                       inverse: np.ndarray, row_pattern: np.ndarray,
+                       max_elements: int = _CHUNK) -> tuple[np.ndarray, np.ndarray]:
     r"""Per row, :math:`b = (Pe)_m` and :math:`\zeta = P_{mm}^{-1}b` (minus the conditional mean
     of the missing part given the observed one, :math:`E(y_m - \mu_m \mid y_o) = -\zeta`; and
     :math:`e_o^\top\Sigma_{oo}^{-1}e_o = e^\top Pe - b^\top\zeta`).
@@ -212,6 +215,9 @@ def conditional_shifts(precision: np.ndarray, residuals: np.ndarray, missing: np
         :math:`P_{mm}^{-1}` per pattern (:func:`conditional_blocks`).
     row_pattern : ndarray of int, (n_rows,)
         Each row's pattern (position in ``missing``).
+    max_elements : int, default 2**22
+        Rows are taken in chunks of at most ``max_elements / (k * max(k, p))`` (at least one), so
+        the stacked gathers hold at most about this many numbers (32 MB by default).
 
     Returns
     -------
@@ -226,7 +232,7 @@ def conditional_shifts(precision: np.ndarray, residuals: np.ndarray, missing: np
     k = missing.shape[1]
     b = np.empty((n_rows, k))
     zeta = np.empty((n_rows, k))
-    step = max(1, _CHUNK // (k * max(k, p)))
+    step = max(1, int(max_elements) // (k * max(k, p)))
     for a in range(0, n_rows, step):
         sl = slice(a, a + step)
         w = row_pattern[sl]

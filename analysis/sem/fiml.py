@@ -22,7 +22,8 @@ The mean structure is the model's own (lavaan builds a table with intercepts for
 The gradient in :math:`\\Sigma` is :math:`G = \\sum_k\\tfrac{n_k}{2}(M_k - M_kW_kM_k)` and in
 :math:`\\mu`, :math:`g_\\mu = -\\sum_k n_kM_kd_k`. :func:`fiml_nll` evaluates both from the
 sufficient statistics of the patterns (:func:`pattern_moments`, once per data set or bootstrap
-draw: row weights), the patterns missing k variables batched into one stacked k x k operation, the
+draw: row weights), the patterns missing k variables batched into one stacked k x k operation
+(:mod:`analysis.patterns`: the layout and the partitioned-inverse blocks, shared with EM), the
 gradient by Fisher's identity as the complete-data one at the E-step's statistics; the chain rule
 in matrix form (:func:`parameter_gradient`) gives the parameters'. A bootstrap draw reweights the
 full sample's rows by their resample counts (``row_weights``): no pattern search per draw.
@@ -84,7 +85,7 @@ Zhang, X., & Savalei, V. (2023). New computations for RMSEA and CFI following FI
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -101,7 +102,7 @@ from analysis.sem.model import Model, SampleStats
 from analysis.warnings import GapscaleWarning
 
 __all__ = ["FIMLEstimator", "PatternMoments", "Patterns", "fiml_data", "fiml_nll", "free_rows",
-           "model_free_rows", "nll_gradient", "parameter_gradient", "pattern_moments"]
+           "model_free_rows", "nll_gradient", "parameter_gradient", "pattern_moments", "patterns_of_values"]
 
 _LOG2PI = np.log(2 * np.pi)
 
@@ -201,12 +202,6 @@ def fiml_data(model: Model, data: pd.DataFrame, group: str | None = None,
         cov, mean = em.cov.to_numpy(), em.mean.to_numpy()
         stats.append(SampleStats(label=lab, ov=blk.ov, n=n, cov=cov, mean=mean))
         obs = ~np.isnan(arr)
-        lay = pattern_layout(arr)  # patterns: the complete one (if any) first, then by number missing
-        flags = lay.flags
-        by_pattern = np.split(np.argsort(lay.pattern, kind="stable"), np.cumsum(lay.counts)[:-1])
-        observed = [np.flatnonzero(f) for f in flags]
-        missing = [np.flatnonzero(~f) for f in flags]
-        rows = [arr[np.ix_(r, o)] for r, o in zip(by_pattern, observed)]
         ix = [blk.ov.index(v) for v in blk.ov_x]
         logl_x = 0.0
         if ix:
@@ -218,10 +213,27 @@ def fiml_data(model: Model, data: pd.DataFrame, group: str | None = None,
                 continue
             col = arr[obs[:, j], j]
             base += -len(col) / 2 * (_LOG2PI + np.log(col.var()) + 1)
-        pats.append(Patterns(observed=tuple(observed), missing=tuple(missing), rows=tuple(rows), n=n,
-                             unrestricted_logl=float(em.loglik) - logl_x, logl_x=float(logl_x),
-                             baseline_logl=float(base), em_converged=bool(em.converged)))
+        grouped, _order = patterns_of_values(arr)
+        pats.append(replace(grouped, unrestricted_logl=float(em.loglik) - logl_x, logl_x=float(logl_x),
+                            baseline_logl=float(base), em_converged=bool(em.converged)))
     return stats, pats, labels, notes
+
+
+def patterns_of_values(values: np.ndarray) -> tuple[Patterns, np.ndarray]:
+    """The rows of ``values`` (n x p, NaN = missing) by missingness pattern as :class:`Patterns`
+    (patterns in :func:`analysis.patterns.pattern_layout`'s order: the complete one first, then by
+    number missing; the log-likelihood constants left at 0, ``em_converged`` True) and ``order``:
+    the rows of ``values`` in the order the patterns list them (``values[order]``)."""
+    values = np.asarray(values, dtype=float)
+    lay = pattern_layout(values)
+    flags = lay.flags
+    order = np.argsort(lay.pattern, kind="stable")
+    by_pattern = np.split(order, np.cumsum(lay.counts)[:-1])
+    observed = tuple(np.flatnonzero(f) for f in flags)
+    missing = tuple(np.flatnonzero(~f) for f in flags)
+    rows = tuple(values[np.ix_(r, o)] for r, o in zip(by_pattern, observed))
+    return Patterns(observed=observed, missing=missing, rows=rows, n=len(values), unrestricted_logl=0.0,
+                    logl_x=0.0, baseline_logl=0.0, em_converged=True), order
 
 
 # --------------------------------------------------------------------------- the batched likelihood
