@@ -3,7 +3,8 @@
     python benchmarks/repro.py [--repo .] [--keep DIR]
 
 Clones ``--repo`` (its committed HEAD) into a scratch directory with ``../shared`` linked beside
-it, installs nothing (the active virtual environment's ``gapscale`` and ``dvc`` are used), and
+it, installs nothing (the active virtual environment's ``gapscale`` and ``dvc`` are used, with the
+clone first on ``PYTHONPATH`` so that the clone's code runs), and
 runs one ``dvc repro`` of the whole default study, as a user does. Each ``gapscale`` command of
 the pipeline appends its CPU seconds to the file named by ``GAPSCALE_CPU_LOG`` on exit
 (:func:`pipeline.cli.record_cpu`: user + sys, its bootstrap workers included). Printed: every
@@ -32,7 +33,8 @@ TARGET_CPU_S = 120.0
 
 def run_repro(clone: Path, log: Path) -> tuple[float, float]:
     """Run ``dvc repro`` in ``clone``; return (CPU seconds of it and its children, wall seconds)."""
-    env = dict(os.environ, GAPSCALE_CPU_LOG=str(log))
+    # the clone's code, not the code the virtual environment was installed from
+    env = dict(os.environ, GAPSCALE_CPU_LOG=str(log), PYTHONPATH=str(clone))
     before = os.times()
     start = time.perf_counter()
     done = subprocess.run(["dvc", "repro"], cwd=clone, env=env, capture_output=True, text=True)
