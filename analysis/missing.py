@@ -40,7 +40,7 @@ import pandas as pd
 from scipy.stats import chi2
 
 from analysis.checks import check_observed_values
-from analysis.patterns import conditional_blocks, conditional_shifts, pattern_layout
+from analysis.patterns import block_cells, conditional_blocks, conditional_shifts, pattern_layout
 from analysis.warnings import ConvergenceWarning
 from analysis.errors import InputError
 
@@ -152,10 +152,11 @@ def missing_patterns(data: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     _check_columns(data, columns)
     if "n" in columns:
         raise InputError("missing_patterns: a column named 'n' clashes with the count column 'n'; rename it")
-    observed = (~data[columns].isna()).to_numpy(dtype=np.int64)
+    observed = (~data[columns].isna()).to_numpy(dtype=bool)
     if len(observed) == 0:
         return pd.DataFrame({**{c: pd.Series(dtype=np.int64) for c in columns}, "n": pd.Series(dtype=np.int64)})
-    patterns, counts = np.unique(observed, axis=0, return_counts=True)
+    layout = pattern_layout(np.where(observed, 0.0, np.nan))
+    patterns, counts = layout.flags.astype(np.int64), layout.counts
     # lexsort: last key is primary. Observed-first order: sort by -pattern, column 0 most significant.
     keys = [-patterns[:, k] for k in reversed(range(len(columns)))]
     order = np.lexsort(keys + [(1 - patterns).sum(axis=1), -counts])
@@ -471,7 +472,8 @@ class _Patterns:
         self.batches = []
         start = 0
         for b in layout.batches:
-            self.batches.append((slice(start, start + len(b.rows)), b.missing, b.row_pattern, b.counts))
+            self.batches.append((slice(start, start + len(b.rows)), b.missing, b.row_pattern, b.counts,
+                                 block_cells(b.missing, p)))
             start += len(b.rows)
         self.n_patterns = layout.n_patterns
 
@@ -484,10 +486,11 @@ class _Patterns:
         cov_sum = np.zeros((self.p, self.p))
         quad = np.empty(len(e))
         logdet = np.empty(len(e))
-        for sl, keys, which, counts in self.batches:
+        for sl, keys, which, counts, cells in self.batches:
             inv_mm, logdet_mm = conditional_blocks(precision, keys, logdet=not with_covariance)
             if with_covariance:
-                np.add.at(cov_sum, (keys[:, :, None], keys[:, None, :]), counts[:, None, None] * inv_mm)
+                cov_sum += np.bincount(cells, weights=(counts[:, None, None] * inv_mm).ravel(),
+                                       minlength=self.p * self.p).reshape(self.p, self.p)
             else:
                 logdet[sl] = logdet_mm[which]
             eb = e[sl]
@@ -529,7 +532,7 @@ class _Patterns:
             d2 += self.n_complete * float(ebar @ precision @ ebar)
             df += p
         e = self._residuals(mu)
-        for sl, keys, which, counts in self.batches:
+        for sl, keys, which, counts, _cells in self.batches:
             order = np.argsort(which, kind="stable")
             starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
             ebar = np.add.reduceat(e[sl][order], starts, axis=0) / counts[:, None]

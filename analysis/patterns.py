@@ -44,7 +44,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["PatternBatch", "PatternLayout", "conditional_blocks", "conditional_shifts", "pattern_layout"]
+__all__ = ["PatternBatch", "PatternLayout", "block_cells", "conditional_blocks", "conditional_shifts",
+           "pattern_layout"]
 
 # elements of a stacked gather (rows x k x p) made at once: bounds the memory of
 # conditional_shifts whatever the number of rows and missing variables (32 MB)
@@ -240,3 +241,13 @@ def conditional_shifts(precision: np.ndarray, residuals: np.ndarray, missing: np
         b[sl] = bb[:, :, 0]
         zeta[sl] = np.matmul(inverse[w], bb)[:, :, 0]
     return b, zeta
+
+
+def block_cells(missing: np.ndarray, p: int) -> np.ndarray:
+    r"""The flat positions (row-major, in a p x p matrix) of the cells :math:`(m_a, m_b)` of each
+    pattern's :math:`k \times k` block, patterns in the order of ``missing`` (n_patterns x k): with
+    ``blocks`` (n_patterns x k x k), ``np.bincount(block_cells(missing, p), blocks.ravel(),
+    p * p).reshape(p, p)`` is :math:`\sum_j E_{m_j}B_jE_{m_j}^\top` (e.g. the summed conditional
+    covariances :math:`\sum_j n_jE_{m_j}P_{m_jm_j}^{-1}E_{m_j}^\top` of EM's E-step and of the
+    FIML gradient)."""
+    return (missing[:, :, None] * p + missing[:, None, :]).ravel()

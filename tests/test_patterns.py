@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from analysis.missing import observed_mahalanobis
-from analysis.patterns import conditional_blocks, conditional_shifts, pattern_layout
+from analysis.patterns import block_cells, conditional_blocks, conditional_shifts, pattern_layout
 
 
 def _data(seed=0, n=400, p=7, rate=0.25, empty_rows=0):
@@ -115,3 +115,16 @@ def test_fiml_patterns_of_values_match_the_bootstrap_grouping():
         start += len(y)
     np.testing.assert_array_equal(stacked, x[order])
     assert (np.diff(order[:len(pt.rows[0])]) > 0).all()
+
+
+def test_block_cells_scatter_each_block_into_its_cells():
+    """sum_j E_mj B_j E_mj' by one bincount equals adding each block into its rows and columns."""
+    rng = np.random.default_rng(2)
+    p = 6
+    missing = np.array([[0, 2], [1, 5], [0, 2], [3, 4]])
+    blocks = rng.normal(size=(len(missing), 2, 2))
+    expected = np.zeros((p, p))
+    for m, b in zip(missing, blocks):
+        expected[np.ix_(m, m)] += b
+    got = np.bincount(block_cells(missing, p), weights=blocks.ravel(), minlength=p * p).reshape(p, p)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-15)

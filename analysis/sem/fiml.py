@@ -94,7 +94,7 @@ from scipy.linalg import lapack
 
 from analysis.errors import InputError
 from analysis.missing import em_moments
-from analysis.patterns import PatternLayout, conditional_blocks, conditional_shifts, pattern_layout
+from analysis.patterns import PatternLayout, block_cells, conditional_blocks, conditional_shifts, pattern_layout
 from analysis.sem import fit as fitm
 from analysis.sem import h1
 from analysis.sem.estimate import MLEstimator
@@ -305,7 +305,7 @@ def pattern_moments(layout: PatternLayout, weights: np.ndarray | None = None) ->
         # the gradient's terms (fiml_nll): row m_ij of Y' (all p columns), the cells (m_ia, m_ib)
         # of the rows, the cells (m_a, m_b) of the patterns
         scatter += [(m_rows[:, :, None] * p + np.arange(p)).ravel(), (m_rows[:, :, None] * p + m_rows[:, None, :]).ravel(),
-                    (m_pat[:, :, None] * p + m_pat[:, None, :]).ravel()]
+                    block_cells(m_pat, p)]
         zeta_index.append(m_rows.ravel())
     return PatternMoments(n=n, const=float(n_pat @ nobs) * _LOG2PI, syy=syy, sy=sy, cnt=n - cm, ym=ym,
                           mm=mm, batches=tuple(batches),
