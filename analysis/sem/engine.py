@@ -193,7 +193,7 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         group_labels: list[str] | None = None, estimator: str = "ML", information: str | None = None,
         level: float = 0.95, std_se: bool = True, max_iter: int = 500, missing: str = "listwise",
         ordered: list[str] | None = None, robust_indices: bool = True, start: pd.DataFrame | None = None,
-        sample: Sample | None = None) -> EngineFit:
+        sample: Sample | None = None, se: bool = True) -> EngineFit:
     """Fit the model of a lavaan parameter table (``parTable(fit)`` columns) to ``data``.
 
     ``group`` names the column of the groups (their order: ``group_labels`` or first
@@ -205,7 +205,11 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     lavaan's for the estimator (MLR observed, else expected). ``std_se = False`` skips the
     delta-method SEs of the standardised solutions (NaN), e.g. for the rungs of an invariance
     ladder; ``robust_indices = False`` leaves out ML with FIML's robust CFI/TLI/RMSEA (the
-    FIML-corrected statistics, the larger part of the fit measures' cost). ``missing = "fiml"`` (lavaan's ``"ml"``): every case by FIML
+    FIML-corrected statistics, the larger part of the fit measures' cost). ``se = False`` (ML only; MLR and
+    MLM keep their robust inference, which the scaled tests need) skips the standard errors (NaN:
+    ``se, z, pvalue, ci_lower, ci_upper`` and the standardised SEs; ``vcov`` NaN, ``information``
+    the expected one) for a fit read only for its estimates and fit measures, e.g. a competing
+    model compared by chi-square, AIC and BIC (with FIML, the observed information's 2q gradients). ``missing = "fiml"`` (lavaan's ``"ml"``): every case by FIML
     (:mod:`analysis.sem.fiml`), observed information by default, lavaan's fit measures; with
     ``estimator = "MLR"`` robust SEs, the Yuan-Bentler scaled test and the FIML-corrected robust
     indices (:func:`analysis.sem.robust.robust_inference`); MLM needs complete data (InputError).
@@ -300,6 +304,9 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
                                   df=ndat - (q - opt.eq_rank), chisq=est.ntotal * opt.fmin, information=information,
                                   components=components)
         vcov = robust.vcov
+    elif not se:  # no standard errors asked for: NaN (the information stays the expected one)
+        vcov = np.full((q, q), np.nan)
+        std_se = False
     elif fiml:  # EngineFit.information: the one the SEs use (observed, or expected under the patterns)
         info = est.observed_information(opt.x) if information == "observed" else est.expected_information(opt.x)
         vcov = covariance(info, opt.con_jac, components)
