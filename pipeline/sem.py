@@ -74,7 +74,8 @@ def _fit(data, text, s, name, start=None):
     try:
         parse_model(text)
         common = dict(estimator=s["estimator"], std_lv=s["std_lv"], missing=s["missing"])
-        refuse_unidentified(text, data, **common)  # the unified engine's identification check (issue 11)
+        if s["estimation"].ordinal:  # the unified engine's identification check (issue 11); ML, MLR and MLM
+            refuse_unidentified(text, data, **common)  # fits run the same check inside the engine's fit
         warm = {} if start is None else dict(start=start.parameters, sample=start.sample, robust_indices=False,
                                               se=False)
         return fit_model(text, data, ordered=s["estimation"].ordered_columns(text, data),
