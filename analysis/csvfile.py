@@ -3,9 +3,11 @@ through :func:`write_csv`, so no cell reaches a spreadsheet as a formula (CWE-12
 injection"; OWASP's advice: prefix an apostrophe)."""
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["FORMULA_START", "neutralise_cell", "write_csv"]
@@ -30,7 +32,10 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
     """Write ``df`` as CSV (no index, ``\\n`` line ends): the one CSV writer of every stage.
 
     Text cells and column names that a spreadsheet would run as formulas are neutralised
-    (:func:`neutralise_cell`); numeric columns are written as they are.
+    (:func:`neutralise_cell`); numeric columns are written as they are. The bytes are those of
+    ``df.to_csv(path, index=False, lineterminator="\\n")``: each column's distinct values are
+    formatted once as pandas formats them (missing as an empty cell) and the rows go through the
+    same :mod:`csv` writer pandas uses, so a large table costs one pass of that writer.
     """
     out = df.rename(columns=lambda c: neutralise_cell(c) if isinstance(c, str) else c)
     text = [c for c in out.columns if not pd.api.types.is_numeric_dtype(out[c].dtype)
@@ -38,6 +43,43 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
     if text:
         out = out.copy()
         for c in text:  # each distinct value checked once; the column mapped only if one changes
-            if any(neutralise_cell(v) is not v for v in pd.unique(out[c].dropna())):
+            if _needs_neutralising(out[c]):
                 out[c] = out[c].map(neutralise_cell, na_action="ignore")
-    out.to_csv(path, index=False, lineterminator="\n")
+    columns = [_cells(out.iloc[:, j]) for j in range(out.shape[1])] if out.columns.is_unique else None
+    if columns is None or any(c is None for c in columns) or not len(out.columns) or isinstance(out.columns, pd.MultiIndex):
+        out.to_csv(path, index=False, lineterminator="\n")
+        return
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow([str(c) for c in out.columns])
+        step = 100_000
+        for first in range(0, len(out), step):
+            writer.writerows(zip(*(c[first:first + step] for c in columns)))
+
+
+def _needs_neutralising(column: pd.Series) -> bool:
+    """Whether any distinct text value of ``column`` would start a spreadsheet formula."""
+    values = pd.unique(column.dropna())
+    starts = [v for v in values if isinstance(v, str) and v[:1] in FORMULA_START]
+    return any(neutralise_cell(v) is not v for v in starts)
+
+
+def _cells(column: pd.Series) -> np.ndarray | None:
+    """The cells of ``column`` as ``DataFrame.to_csv`` writes them (missing: an empty cell, any
+    other value its ``str``), formatted once per distinct value; None for
+    a dtype this does not cover (datetimes, categoricals, ...: pandas writes those)."""
+    dtype = column.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind == "f":
+        codes, uniques = pd.factorize(column.to_numpy(), use_na_sentinel=True)
+        shown = uniques.astype(str).astype(object)
+    elif (isinstance(dtype, np.dtype) and dtype.kind in "iubO") or isinstance(
+            dtype, (pd.Int64Dtype, pd.Int32Dtype, pd.Int16Dtype, pd.Int8Dtype, pd.BooleanDtype, pd.StringDtype)):
+        codes, uniques = pd.factorize(column.array, use_na_sentinel=True)
+        uniques = list(uniques)
+        if dtype == object and not all(isinstance(v, str) for v in uniques):
+            return None  # 1, 1.0 and True are one value to factorize, three to the writer: pandas writes them
+        shown = np.array([str(v) for v in uniques], dtype=object)
+    else:
+        return None
+    shown = np.append(shown, "")
+    return shown[np.where(codes < 0, len(shown) - 1, codes)]

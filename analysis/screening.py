@@ -61,13 +61,17 @@ def attention_checks(data: pd.DataFrame, expected: dict[str, tuple]) -> pd.DataF
 def speeders(duration: pd.Series, fraction: float) -> pd.DataFrame:
     """Flag completion times under ``fraction`` of the median time (Greszki et al., 2015).
 
-    ``value`` is the time in seconds and its ratio to the median. A missing time is not flagged.
+    ``value`` is, for a flagged respondent, the time in seconds and its ratio to the median (None
+    for the others: the text is built only where it is reported). A missing time is not flagged.
     """
     d = duration.to_numpy(dtype=float)
     median = np.nanmedian(d)
     ratio = d / median
-    value = [None if np.isnan(x) else f"{x:g} s ({r:.2f} of the median {median:g} s)" for x, r in zip(d, ratio)]
-    return _result(value, np.nan_to_num(ratio, nan=np.inf) < fraction, duration.index)
+    flagged = np.nan_to_num(ratio, nan=np.inf) < fraction
+    value = np.full(len(d), None, dtype=object)
+    for k in np.flatnonzero(flagged):
+        value[k] = f"{d[k]:g} s ({ratio[k]:.2f} of the median {median:g} s)"
+    return _result(value, flagged, duration.index)
 
 
 def longstring(data: pd.DataFrame, items: list[str], share: float) -> pd.DataFrame:
@@ -133,8 +137,8 @@ def mahalanobis(data: pd.DataFrame, items: list[str], alpha: float) -> pd.DataFr
     missing answers the mean and the covariance are estimated pairwise and each respondent's
     D^2 uses the items they answered, with df = that number of items. A pairwise covariance
     matrix that is not positive definite is replaced by its nearest positive-definite neighbour
-    (eigenvalues floored at 1e-8 of the largest). ``value`` is ``D2 (df, p)``; the numbers are
-    also returned in columns ``d2``, ``df`` and ``pvalue``.
+    (eigenvalues floored at 1e-8 of the largest). ``value`` is ``D2 (df, p)`` for a flagged
+    respondent (None for the others); the numbers are also returned in columns ``d2``, ``df`` and ``pvalue``.
 
     The screen needs a covariance matrix it can trust; when it has none
     (:func:`mahalanobis_unavailable` says why) it does not run and returns ``None`` (the caller
@@ -150,8 +154,11 @@ def mahalanobis(data: pd.DataFrame, items: list[str], alpha: float) -> pd.DataFr
         cov = (v * np.maximum(w, 1e-8 * w.max())) @ v.T
     d2, df = observed_mahalanobis(x, mean, cov)
     p = np.where(df > 0, stats.chi2.sf(d2, np.maximum(df, 1)), np.nan)
-    value = [None if np.isnan(a) else f"D2={a:.1f} (df {b}, p={c:.2g})" for a, b, c in zip(d2, df, p)]
-    out = _result(value, np.nan_to_num(p, nan=1.0) < alpha, data.index)
+    flagged = np.nan_to_num(p, nan=1.0) < alpha
+    value = np.full(len(d2), None, dtype=object)
+    for k in np.flatnonzero(flagged):
+        value[k] = f"D2={d2[k]:.1f} (df {df[k]}, p={p[k]:.2g})"
+    out = _result(value, flagged, data.index)
     return out.assign(d2=d2, df=df, pvalue=p)
 
 

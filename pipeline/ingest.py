@@ -165,25 +165,36 @@ def _csv_cells(path: Path, text: str, delimiter: str) -> pd.DataFrame:
     return cells
 
 
+_BLOCK_ROWS = 100_000  # rows the C parser holds as strings at a time
+
+
 def _unquoted_cells(path: Path, text: str, delimiter: str) -> pd.DataFrame | None:
     """The same cells as :func:`_csv_cells` for a text without any quote character, by pandas'
     C parser (a million rows in seconds, each distinct text of a column stored once), or None
     when that parser cannot take the file as a rectangle (a row longer than the first line, ...):
     then :func:`_csv_cells` reads it and reports what is wrong. Without quotes a CSV row is its
     line split at the delimiter, which both readers do alike."""
+    parts = []  # per block of rows, each column's stripped cells (the parser's strings freed block by block)
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=delimiter, header=None, dtype=object, na_filter=False,
-                            keep_default_na=False, skip_blank_lines=False, quoting=csv.QUOTE_NONE, engine="c")
+        for frame in pd.read_csv(io.StringIO(text), sep=delimiter, header=None, dtype=object, na_filter=False,
+                                 keep_default_na=False, skip_blank_lines=False, quoting=csv.QUOTE_NONE, engine="c",
+                                 chunksize=_BLOCK_ROWS):
+            if frame.shape[1] == 0 or (parts and frame.shape[1] != len(parts[0])):
+                return None
+            parts.append([_stripped(frame[c].to_numpy(dtype=object)) for c in frame.columns])
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):  # not a rectangle: the reference reader decides
         return None
-    if frame.shape[1] == 0:
+    if not parts:
         return None
-    columns = [_stripped(frame[c].to_numpy(dtype=object)) for c in frame.columns]
-    content = np.zeros(len(frame), dtype=bool)
+    columns = [np.concatenate(col) for col in zip(*parts)]
+    del parts
+    content = np.zeros(len(columns[0]), dtype=bool)
     for col in columns:
         content |= np.not_equal(col, None)
     rows = np.flatnonzero(content)
-    header = [v if isinstance(v, str) else "" for v in frame.iloc[rows[0]]]
+    if not len(rows):
+        return None
+    header = [v if isinstance(v, str) else "" for v in (col[rows[0]] for col in columns)]
     names = _columns(path, header)
     body = rows[1:]
     cells = pd.DataFrame({k: col[body] for k, col in enumerate(columns)}, dtype=object)

@@ -85,34 +85,43 @@ def pattern_parts(patterns, sigma: np.ndarray, mu: np.ndarray, first: int = 0, l
 
 
 def _information(patterns, sigma, mu, x, expected: bool) -> np.ndarray:
-    """The module docstring's Hessian, 256 patterns at a time (bounded memory: O(p^3) per
-    block, not the p^2 x p^2 of all cell pairs at once). The covariance block: for each b one
-    product :math:`(p \\times n_{pat})(n_{pat} \\times p^2)` gives :math:`\\sum_kn_kM_{k,bc}C_{k,da}`
-    for every a >= b and c, d, and its mirror with M and C swapped."""
+    """The module docstring's Hessian, accumulated over blocks of patterns (memory independent of
+    the number of cases and patterns: a few :math:`p^* \times p^*` arrays). The covariance block
+    from one product over the patterns of the cells of :math:`M_k` and :math:`C_k` (both symmetric,
+    so their :math:`p^*` lower-triangle cells suffice):
+    :math:`T_{(xy),(uv)} = \sum_kn_kM_{k,xy}C_{k,uv}`, then
+    :math:`H_{\sigma_{ab},\sigma_{cd}} = \tfrac12s_{ab}s_{cd}(T_{bc,ad} + T_{ad,bc} + T_{bd,ac} + T_{ac,bd})`:
+    :math:`2n_{pat}p^{*2}` flops, not the :math:`2n_{pat}p^4` of all p x p x p x p products."""
     p = len(sigma)
     rows, cols, s = moment_cells(p)
     nc = len(rows)
-    position = np.zeros((p, p), dtype=int)
+    position = np.zeros((p, p), dtype=np.intp)
     position[rows, cols] = np.arange(nc)
-    cov = np.zeros((nc, nc))
+    position[cols, rows] = np.arange(nc)
+    t = np.zeros((nc, nc))
     h_mu = np.zeros((p, p))
     cross = np.zeros((p, p, p))
     n_pat = len(patterns.rows)
-    for first in range(0, n_pat, 256):
-        m_all, c_all, v_all, sizes = pattern_parts(patterns, sigma, mu, first, min(first + 256, n_pat), expected)
+    block = max(1, min(n_pat, int(4e6 // max(p * p, 1))))
+    for first in range(0, n_pat, block):
+        m_all, c_all, v_all, sizes = pattern_parts(patterns, sigma, mu, first, min(first + block, n_pat), expected)
         m_w = m_all * sizes[:, None, None]
-        c_w = c_all * sizes[:, None, None]
-        for b in range(p):
-            a = np.arange(b, p)  # the covariances (a, b), a >= b
-            u = m_w[:, b, :].T @ c_all[:, :, b:].reshape(len(sizes), -1)
-            w = c_w[:, b, :].T @ m_all[:, :, b:].reshape(len(sizes), -1)
-            z = u.reshape(p, p, -1).transpose(2, 0, 1) + w.reshape(p, p, -1).transpose(2, 1, 0)
-            z = z + z.transpose(0, 2, 1)
-            r = position[a, b]
-            cov[r, :] += 0.5 * s[r, None] * s[None, :] * z[:, rows, cols]
+        t += m_w[:, rows, cols].T @ c_all[:, rows, cols]
         if not expected:  # Y[i, a, b] = sum_k n_k M_k[i, a] v_k[b]
             cross += np.einsum("kia,kb->iab", m_w, v_all)
         h_mu += m_w.sum(axis=0)
+    del m_all, c_all, m_w
+    # the four terms, one row block at a time (bounded temporaries)
+    t += t.T  # T_(xy),(uv) + T_(uv),(xy): the four terms are two of these
+    cov = np.empty((nc, nc))
+    step = max(1, int(2e6 // nc))
+    flat = t.reshape(-1)
+    for r0 in range(0, nc, step):
+        a, b = rows[r0:r0 + step, None], cols[r0:r0 + step, None]
+        c, d = rows[None, :], cols[None, :]
+        z = flat[position[b, c] * nc + position[a, d]] + flat[position[b, d] * nc + position[a, c]]
+        cov[r0:r0 + step] = 0.5 * s[r0:r0 + step, None] * s[None, :] * z
+    del t, flat
     out = np.zeros((p + nc, p + nc))
     out[:p, :p] = h_mu
     out[:p, p:] = s[None, :] * (cross[:, rows, cols] + cross[:, cols, rows])
@@ -145,17 +154,25 @@ def missing_scores(patterns, sigma: np.ndarray, mu: np.ndarray) -> np.ndarray:
     lavaan: ``lav_mvnorm_missing_scores_mu_vech_sigma``."""
     p = len(sigma)
     rows, cols, s = moment_cells(p)
-    out = np.zeros((sum(len(y) for y in patterns.rows), p + len(rows)))
+    out = np.empty((sum(len(y) for y in patterns.rows), p + len(rows)))
+    step = max(1, int(2e6 // len(rows)))  # rows at a time: no temporary as large as the result
     start = 0
     for o, y in zip(patterns.observed, patterns.rows):
         inv = np.linalg.inv(sigma[np.ix_(o, o)])
-        a = np.zeros((len(y), p))
-        a[:, o] = (y - mu[o]) @ inv
         m = np.zeros((p, p))
         m[np.ix_(o, o)] = inv
-        out[start:start + len(y), :p] = a
-        out[start:start + len(y), p:] = s[None, :] * (a[:, rows] * a[:, cols] - m[rows, cols][None, :])
-        start += len(y)
+        m_cells = m[rows, cols]
+        for first in range(0, len(y), step):
+            yy = y[first:first + step]
+            a = np.zeros((len(yy), p))
+            a[:, o] = (yy - mu[o]) @ inv
+            block = out[start:start + len(yy)]
+            block[:, :p] = a
+            cov = block[:, p:]
+            np.multiply(a[:, rows], a[:, cols], out=cov)
+            cov -= m_cells
+            cov *= s
+            start += len(yy)
     return out
 
 
