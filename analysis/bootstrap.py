@@ -58,13 +58,15 @@ from analysis.errors import InputError
 from analysis.sem.constraints import ConstraintSystem, build_constraints
 from analysis.sem.engine import EngineFit
 from analysis.sem.estimate import MLEstimator, optimise
-from analysis.sem.fiml import FIMLEstimator, Patterns, model_free_rows, nll_gradient, pattern_moments
+from analysis.sem.fiml import FIMLEstimator, model_free_rows, nll_gradient, pattern_moments, patterns_of_values
 from analysis.sem.model import CONSTRAINT_OPS, Model, SampleStats
 from analysis.sem.wls import WLSEstimator
 
 __all__ = ["BootstrapResult", "Resampler", "bfgs", "bootstrap_sem", "norm_inter"]
 
-CHUNK = 25  # draws per task sent to a worker process
+CHUNK = 25  # draws per task (at least; in this process: per progress update)
+TASKS_PER_WORKER = 8  # worker processes get about this many tasks each: every task pickles the resampler
+# (2.2 MB on the default model, ~11 ms to send and rebuild its constraints) and enters a BLAS thread limit
 # largest gradient element of the discrepancy F = chi-square / N at convergence: 1e-6 of -log L / N
 # (the old code's criterion for FIML); moves the estimates by < 1e-4 SE (3e-5 on the default model)
 GTOL = 2e-6
@@ -181,32 +183,6 @@ def norm_inter(t: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- refitting
-
-
-def _pattern_ids(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's missingness pattern (an index into the distinct patterns) and the patterns
-    (rows of observed flags), the most complete first."""
-    obs = ~np.isnan(values)
-    uniq, inverse = np.unique(obs, axis=0, return_inverse=True)
-    order = np.argsort(-uniq.sum(axis=1), kind="stable")
-    rank = np.empty(len(order), dtype=int)
-    rank[order] = np.arange(len(order))
-    return rank[inverse.ravel()], uniq[order]
-
-
-def _patterns(values: np.ndarray, ids: np.ndarray, flags: np.ndarray) -> Patterns:
-    """One group's rows by missingness pattern (``ids`` and ``flags`` from :func:`_pattern_ids`),
-    for :class:`~analysis.sem.fiml.FIMLEstimator`, the most complete pattern first as
-    :func:`~analysis.sem.fiml.fiml_data` orders them (the saturated and baseline log-likelihoods,
-    constants of the discrepancy, are not needed to refit and are left at zero)."""
-    order = np.argsort(ids, kind="stable")
-    present, starts = np.unique(ids[order], return_index=True)
-    groups = np.split(order, starts[1:])
-    observed = tuple(np.flatnonzero(flags[k]) for k in present)
-    missing = tuple(np.flatnonzero(~flags[k]) for k in present)
-    rows = tuple(values[np.ix_(g, o)] for g, o in zip(groups, observed))
-    return Patterns(observed=observed, missing=missing, rows=rows, n=len(values), unrestricted_logl=0.0,
-                    logl_x=0.0, baseline_logl=0.0, em_converged=True)
 
 
 def bfgs(fg: Callable[[np.ndarray], tuple[float, np.ndarray]], x0: np.ndarray, hess_inv: np.ndarray | None,
@@ -330,13 +306,11 @@ class Resampler:
                 raise ValueError(f"bootstrap: {len(x)} rows to resample but the fit used {st.n}: "
                                  "pass the data and missing-data method of the fit")
             self.values.append(x.to_numpy(dtype=float))
-        self.patterns = [_pattern_ids(v) for v in self.values] if fiml else None
         # the full sample's patterns (their layout built once; listwise: one, complete): a draw
         # reweights their rows by its resample counts
-        ids_flags = self.patterns if fiml else [(np.zeros(len(v), dtype=int), np.ones((1, v.shape[1]), dtype=bool))
-                                                for v in self.values]
-        self.order = [np.argsort(ids, kind="stable") for ids, _ in ids_flags]
-        self.full_patterns = [_patterns(v, ids, flags) for v, (ids, flags) in zip(self.values, ids_flags)]
+        full = [patterns_of_values(v) for v in self.values]
+        self.full_patterns = [pt for pt, _ in full]
+        self.order = [order for _, order in full]
         self.free_rows = model_free_rows(model)
         self.exo = [np.array([blk.ov.index(v) for v in blk.ov_x], dtype=int) for blk in model.blocks]
         self.fixed_x = _fixed_x_cells(model)
@@ -383,8 +357,7 @@ class Resampler:
                     cov[np.ix_(ix, ix)] = (xs - mx).T @ (xs - mx) / len(y)
                     mean[ix] = mx
                 if rows is None:
-                    ids, flags = _pattern_ids(y)
-                    pats.append(_patterns(y, ids, flags))
+                    pats.append(patterns_of_values(y)[0])
                 else:
                     pats.append(self.full_patterns[g])
                     weights.append(w)
@@ -503,7 +476,8 @@ def bootstrap_sem(data: pd.DataFrame, fit: EngineFit, draws: int = 2000, seed: i
     root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     seeds = root.spawn(draws)
     tasks = [(b, seeds[b], resampler) for b in range(draws)]
-    chunks = [tasks[i:i + CHUNK] for i in range(0, draws, CHUNK)]
+    size = CHUNK if jobs == 1 else max(CHUNK, -(-draws // (int(jobs) * TASKS_PER_WORKER)))
+    chunks = [tasks[i:i + size] for i in range(0, draws, size)]
     results = []
     if jobs == 1:
         for chunk in chunks:

@@ -40,6 +40,7 @@ import pandas as pd
 from scipy.stats import chi2
 
 from analysis.checks import check_observed_values
+from analysis.patterns import block_cells, conditional_blocks, conditional_shifts, pattern_layout
 from analysis.warnings import ConvergenceWarning
 from analysis.errors import InputError
 
@@ -151,10 +152,11 @@ def missing_patterns(data: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     _check_columns(data, columns)
     if "n" in columns:
         raise InputError("missing_patterns: a column named 'n' clashes with the count column 'n'; rename it")
-    observed = (~data[columns].isna()).to_numpy(dtype=np.int64)
+    observed = (~data[columns].isna()).to_numpy(dtype=bool)
     if len(observed) == 0:
         return pd.DataFrame({**{c: pd.Series(dtype=np.int64) for c in columns}, "n": pd.Series(dtype=np.int64)})
-    patterns, counts = np.unique(observed, axis=0, return_counts=True)
+    layout = pattern_layout(np.where(observed, 0.0, np.nan))
+    patterns, counts = layout.flags.astype(np.int64), layout.counts
     # lexsort: last key is primary. Observed-first order: sort by -pattern, column 0 most significant.
     keys = [-patterns[:, k] for k in reversed(range(len(columns)))]
     order = np.lexsort(keys + [(1 - patterns).sum(axis=1), -counts])
@@ -234,8 +236,8 @@ def em_moments(data: pd.DataFrame, columns: list[str], max_iter: int = 10000, to
     Rubin, 1977; Little & Rubin, 2019, sec. 11.2). The E-step uses the partitioned inverse: with
     :math:`P = \\Sigma^{-1}`, :math:`\\Sigma_{mo}\\Sigma_{oo}^{-1} = -P_{mm}^{-1}P_{mo}` and
     :math:`\\Sigma_{mm\\cdot o} = P_{mm}^{-1}`, so an iteration costs one :math:`p\\times p`
-    inverse, an inverse of each pattern's missing block (batched over patterns) and a product over
-    the incomplete rows; complete rows enter through sums computed once. Memory is that of the
+    inverse, an inverse of each pattern's missing block (batched over the patterns with the same
+    number missing, :mod:`analysis.patterns`) and a product over the incomplete rows; complete rows enter through sums computed once. Memory is that of the
     data, whatever the number of patterns (300 items with every row its own pattern included).
 
     Rows missing every column carry no information and are dropped. The start is the observed
@@ -367,7 +369,7 @@ def observed_mahalanobis(x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> tu
     if len(partial):
         pat = _Patterns(x[partial])
         quad, _logdet = pat.observed_quadratic_forms(np.asarray(mean, dtype=np.float64), precision, 0.0)
-        d2[partial] = quad[:-1]
+        d2[partial[pat.incomplete_rows]] = quad[:-1]
     return d2, df
 
 
@@ -430,72 +432,71 @@ def _em(x: np.ndarray, names: list[str], max_iter: int, tol: float):
 
 
 class _Patterns:
-    """The missingness patterns of a standardised matrix ``z`` (NaN = missing), arranged for EM.
+    """The missingness patterns of a standardised matrix ``z`` (NaN = missing), arranged for EM,
+    Little's test and the observed-data likelihood.
 
-    With :math:`P = \\Sigma^{-1}` and, for a row with observed part :math:`o` and missing part
-    :math:`m`, :math:`e` = :math:`y - \\mu` on :math:`o` and 0 on :math:`m`, :math:`r = Pe`:
+    The rows are grouped by pattern and the patterns by number missing
+    (:func:`analysis.patterns.pattern_layout`); with :math:`P = \\Sigma^{-1}` and, for a row with
+    observed part :math:`o` and missing part :math:`m`, :math:`e` = :math:`y - \\mu` on :math:`o`
+    and 0 on :math:`m`, :math:`b = (Pe)_m`, :math:`\\zeta = P_{mm}^{-1}b` (partitioned inverse,
+    :mod:`analysis.patterns`):
 
-    - the conditional mean of the missing part is
-      :math:`E(y_m - \\mu_m \\mid y_o) = \\Sigma_{mo}\\Sigma_{oo}^{-1}e_o = -P_{mm}^{-1} r_m`,
+    - the conditional mean of the missing part is :math:`E(y_m - \\mu_m \\mid y_o) = -\\zeta`,
     - its conditional covariance is :math:`\\Sigma_{mm\\cdot o} = P_{mm}^{-1}`,
+    - :math:`e_o^\\top\\Sigma_{oo}^{-1}e_o = e^\\top Pe - b^\\top\\zeta` and
+      :math:`\\log|\\Sigma_{oo}| = \\log|\\Sigma| + \\log|P_{mm}|`,
 
-    (the partitioned inverse), so each pattern needs only the inverse of its
-    :math:`q \\times q` block :math:`P_{mm}` (``q`` missing items), batched over the patterns
-    with the same ``q``. Complete rows enter through their sums and cross-products, computed
-    once; the incomplete rows through one matrix product per iteration. Nothing is kept per
-    pattern but its missing columns, so memory is that of the data.
+    so each pattern needs only its :math:`k \\times k` block :math:`P_{mm}`, batched over the
+    patterns with the same ``k`` (:func:`~analysis.patterns.conditional_blocks`,
+    :func:`~analysis.patterns.conditional_shifts`). Complete rows enter through their sums and
+    cross-products, computed once; the incomplete rows (kept batch after batch, each batch a
+    contiguous block) through one matrix product per iteration. Memory is that of the data.
     """
 
     def __init__(self, z: np.ndarray):
+        layout = pattern_layout(z)
+        observed = layout.observed
         n, p = z.shape
-        observed = ~np.isnan(z)
         self.n, self.p = n, p
         self.observed_per_column = observed.sum(axis=0).astype(np.float64)
         self.n_observed = observed.sum(axis=1).astype(np.float64)
-        complete = self.n_observed == p
-        zc = z[complete]
+        zc = layout.values[layout.complete]
         self.n_complete = float(len(zc))
         self.sum_complete = zc.sum(axis=0)
         self.cross_complete = zc.T @ zc
-        rows = np.flatnonzero(~complete)
-        self.z_incomplete = np.where(observed[rows], z[rows], 0.0)
+        rows = np.concatenate([b.rows for b in layout.batches]) if layout.batches else np.zeros(0, dtype=np.intp)
+        self.incomplete_rows = rows  # the rows of z_incomplete (and of the per-row results) in z
+        self.z_incomplete = layout.values[rows]
         self.mask_incomplete = observed[rows].astype(np.float64)
-        miss = ~observed[rows]
-        q = miss.sum(axis=1)
-        # patterns among the incomplete rows, batched by their number of missing items
+        # each batch: its slice of the incomplete rows, missing variables, rows' patterns, counts
         self.batches = []
-        for size in np.unique(q):
-            local = np.flatnonzero(q == size)
-            cols = np.nonzero(miss[local])[1].reshape(len(local), size)  # missing columns, ascending
-            keys, first, which = np.unique(cols, axis=0, return_index=True, return_inverse=True)
-            self.batches.append((local, keys, which.ravel(), np.bincount(which.ravel(), minlength=len(keys))))
-        self.n_patterns = sum(len(b[1]) for b in self.batches) + (1 if self.n_complete else 0)
+        start = 0
+        for b in layout.batches:
+            self.batches.append((slice(start, start + len(b.rows)), b.missing, b.row_pattern, b.counts,
+                                 block_cells(b.missing, p)))
+            start += len(b.rows)
+        self.n_patterns = layout.n_patterns
 
     def _residuals(self, mu):
         return (self.z_incomplete - mu[None, :]) * self.mask_incomplete
 
     def _fill(self, e, precision, with_covariance):
         """Conditional means of the missing parts (written into ``e``), the summed conditional
-        covariances (p x p) and, per incomplete row, r_m' P_mm^-1 r_m and log|P_mm|."""
-        r = e @ precision
+        covariances (p x p) and, per incomplete row, b' zeta = b' P_mm^-1 b and log|P_mm|."""
         cov_sum = np.zeros((self.p, self.p))
         quad = np.empty(len(e))
         logdet = np.empty(len(e))
-        for local, keys, which, counts in self.batches:
-            pmm = precision[keys[:, :, None], keys[:, None, :]]
-            inv_mm = np.linalg.inv(pmm)
+        for sl, keys, which, counts, cells in self.batches:
+            inv_mm, logdet_mm = conditional_blocks(precision, keys, logdet=not with_covariance)
             if with_covariance:
-                np.add.at(cov_sum, (keys[:, :, None], keys[:, None, :]), counts[:, None, None] * inv_mm)
+                cov_sum += np.bincount(cells, weights=(counts[:, None, None] * inv_mm).ravel(),
+                                       minlength=self.p * self.p).reshape(self.p, self.p)
             else:
-                logdet[local] = np.linalg.slogdet(pmm)[1][which]
-            size = keys.shape[1]
-            step = max(1, 2 ** 22 // (size * size))
-            for a in range(0, len(local), step):
-                rows, w = local[a:a + step], which[a:a + step]
-                rm = np.take_along_axis(r[rows], keys[w], axis=1)
-                fill = -np.einsum("nij,nj->ni", inv_mm[w], rm)
-                quad[rows] = -np.einsum("ni,ni->n", rm, fill)
-                e[rows[:, None], keys[w]] = fill
+                logdet[sl] = logdet_mm[which]
+            eb = e[sl]
+            b, zeta = conditional_shifts(precision, eb, keys, inv_mm, which)
+            quad[sl] = np.einsum("ni,ni->n", b, zeta)
+            np.put_along_axis(eb, keys[which], -zeta, axis=1)
         return cov_sum, quad, logdet
 
     def centred_moments(self, mu, precision):
@@ -509,7 +510,8 @@ class _Patterns:
         return t1, t2
 
     def observed_quadratic_forms(self, mu, precision, logdet_sigma):
-        """Per row (complete rows last): e_o' Sigma_oo^-1 e_o and log|Sigma_oo|, as two arrays."""
+        """Per incomplete row (in ``incomplete_rows`` order), then the complete rows summed as one
+        last entry: e_o' Sigma_oo^-1 e_o and log|Sigma_oo|, as two arrays."""
         e = self._residuals(mu)
         quad_e = np.einsum("ni,ni->n", e @ precision, e) if len(e) else np.empty(0)
         _c, quad_m, logdet_mm = self._fill(e, precision, with_covariance=False)
@@ -530,14 +532,13 @@ class _Patterns:
             d2 += self.n_complete * float(ebar @ precision @ ebar)
             df += p
         e = self._residuals(mu)
-        for local, keys, which, counts in self.batches:
+        for sl, keys, which, counts, _cells in self.batches:
             order = np.argsort(which, kind="stable")
             starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-            ebar = np.add.reduceat(e[local[order]], starts, axis=0) / counts[:, None]
-            r = ebar @ precision
-            rm = np.take_along_axis(r, keys, axis=1)
-            pmm = precision[keys[:, :, None], keys[:, None, :]]
-            quad = np.einsum("ni,ni->n", ebar, r) - np.einsum("ni,ni->n", rm, np.linalg.solve(pmm, rm[:, :, None])[:, :, 0])
+            ebar = np.add.reduceat(e[sl][order], starts, axis=0) / counts[:, None]
+            inv_mm, _ = conditional_blocks(precision, keys)
+            b, zeta = conditional_shifts(precision, ebar, keys, inv_mm, np.arange(len(keys)))
+            quad = np.einsum("ni,ni->n", ebar @ precision, ebar) - np.einsum("ni,ni->n", b, zeta)
             d2 += float(counts @ quad)
             df += (p - keys.shape[1]) * len(keys)
         return d2, df

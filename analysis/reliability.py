@@ -710,8 +710,9 @@ def htmt_bootstrap(data: pd.DataFrame, constructs: Mapping[str, Sequence[str]], 
     Each of ``n_boot`` resamples draws ``n`` of the ``n`` complete rows with replacement and
     computes :func:`htmt` on them; the limits are the :math:`(1 - ci)/2` and
     :math:`(1 + ci)/2` quantiles (linear interpolation, R's type 7) of the resampled values. A
-    resample in which an item happens to be constant has no correlations and is skipped;
-    ``n_boot_valid`` counts the resamples used. Discriminant validity is commonly inferred when
+    resample in which an item happens to be constant has no correlations, and one in which a
+    construct's items happen to be uncorrelated has an infinite HTMT (a zero denominator); both are
+    skipped, and ``n_boot_valid`` counts the resamples used. Discriminant validity is commonly inferred when
     the upper limit is below 1 (or .85/.90) (Henseler, Ringle & Sarstedt, 2015).
 
     A resample is its vector of counts :math:`w_b` (how often each row was drawn, summing to
@@ -783,7 +784,7 @@ def htmt_bootstrap(data: pd.DataFrame, constructs: Mapping[str, Sequence[str]], 
         draws[lo:lo + k] = _htmt_resampled(x, counts.astype(float), blocks, htmt2)
         if progress is not None:
             progress(k)
-    valid = ~np.isnan(draws).any(axis=1)
+    valid = np.isfinite(draws).all(axis=1)
     if not valid.any():
         raise InputError("no bootstrap resample had variance in every item; the data have too few distinct rows")
     lower, upper = np.quantile(draws[valid], [(1 - level) / 2, (1 + level) / 2], axis=0)

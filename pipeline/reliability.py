@@ -170,10 +170,12 @@ def compare_method_factor(base_fit: dict, with_method) -> dict:
 def fit_method_factor(text: str, data: pd.DataFrame, missing: str):
     """Fit the method-factor model (:func:`method_factor_model`) as :func:`fit_model` does, without
     FIML's robust fit indices (``cfi_robust``, ...; not reported here, the larger part of the
-    fit measures' cost). lavaan's ``cfa(model, data, missing = ...)``."""
+    fit measures' cost) and without standard errors (:func:`compare_method_factor` reads the fit
+    measures and the standardised loadings only; with FIML the observed information's 2q
+    gradients). lavaan's ``cfa(model, data, missing = ...)``."""
     pt = lavaanify(text, list(data.columns), missing=missing)
     kwargs = {"missing": missing} if missing != "listwise" else {}
-    fitted = engine_fit(pt, data, robust_indices=False, **kwargs)
+    fitted = engine_fit(pt, data, robust_indices=False, se=False, **kwargs)
     return replace(fitted, parameters=parameter_table(fitted))
 
 

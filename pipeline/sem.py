@@ -69,12 +69,15 @@ def _fit(data, text, s, name, start=None):
     its estimates of the parameters both models have, and its moments when the observed variables
     are the same; a competing model is compared by its chi-square, CFI, TLI, RMSEA, SRMR, AIC and
     BIC (:func:`analysis.structural.compare_models`), so ML with FIML's robust indices (the larger
-    part of such a fit's cost) are left out of it."""
+    part of such a fit's cost) and its standard errors (ML: with FIML, 2q gradients for the observed
+    information) are left out of it."""
     try:
         parse_model(text)
         common = dict(estimator=s["estimator"], std_lv=s["std_lv"], missing=s["missing"])
-        refuse_unidentified(text, data, **common)  # the unified engine's identification check (issue 11)
-        warm = {} if start is None else dict(start=start.parameters, sample=start.sample, robust_indices=False)
+        if s["estimation"].ordinal:  # the unified engine's identification check (issue 11); ML, MLR and MLM
+            refuse_unidentified(text, data, **common)  # fits run the same check inside the engine's fit
+        warm = {} if start is None else dict(start=start.parameters, sample=start.sample, robust_indices=False,
+                                              se=False)
         return fit_model(text, data, ordered=s["estimation"].ordered_columns(text, data),
                          **common, **warm)
     except InputError as exc:  # a syntax error or a model the data cannot fit: name the model

@@ -92,6 +92,50 @@ def test_fiml_reference_through_the_front_door():
             assert fitted.fit[name.replace(".", "_")] == pytest.approx(value, rel=1e-5, abs=1e-6), name
 
 
+def test_without_standard_errors_the_estimates_and_fit_are_lavaans():
+    """se = False (a competing model compared by its fit only): lavaan's estimates and fit
+    measures, no standard errors; MLR keeps its robust ones (its scaled test needs them)."""
+    ref = CFA["fiml"]
+    data = pd.read_csv(REF / "hs_missing.csv")
+    fitted = fit_model(CFA["model"], data, missing="fiml", se=False)
+    m = pd.DataFrame(ref["pe"]).merge(fitted.parameters, on=KEY, suffixes=("_r", ""))
+    np.testing.assert_allclose(m["est"].astype(float), m["est_r"].astype(float), rtol=0, atol=EST_TOL["cfa"])
+    np.testing.assert_allclose(m["std_all"].astype(float), m["std.all"].astype(float), rtol=0, atol=EST_TOL["cfa"])
+    free = m["se_r"] > 0  # fixed parameters: se 0 and the value as interval, as lavaan
+    assert free.sum() == 30 and m.loc[free, ["se", "z", "pvalue", "ci_lower", "ci_upper"]].isna().all().all()
+    for name in ("chisq", "df", "cfi", "tli", "rmsea", "srmr", "aic", "bic"):
+        assert fitted.fit[name] == pytest.approx(ref["fit"][name], rel=1e-5, abs=1e-6), name
+    robust = fit_model(CFA["model"], HS, estimator="MLR", se=False).parameters.set_index(KEY)
+    ref_mlr = pd.DataFrame(CFA["mlr"]["pe"]).set_index(KEY)
+    assert robust.loc[("visual", "=~", "x2"), "se"] == pytest.approx(ref_mlr.loc[("visual", "=~", "x2"), "se"],
+                                                                      abs=EST_TOL["cfa"])
+
+
+def test_a_method_factor_model_converges_from_the_first_start():
+    """A latent with only fixed loadings on other latents' indicators (an unmeasured method
+    factor) starts from lavaan's simple start: one optimiser run reaches lavaan's optimum (the PCA
+    start first used to run 500 scoring steps, BFGS and 500 more before the retry)."""
+    from analysis.sem import engine
+
+    ref = CFA["hard"]
+    data = pd.read_csv(REF / "hs_missing.csv").dropna()
+    runs = []
+    optimise = engine.optimise
+
+    def counted(*args, **kwargs):
+        runs.append(optimise(*args, **kwargs))
+        return runs[-1]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(engine, "optimise", counted)
+        with pytest.warns(Warning):
+            fitted = fit_model(ref["model"], data)
+    assert len(runs) == 1 and runs[0].converged
+    assert fitted.fit["chisq"] == pytest.approx(ref["fit"]["chisq"], abs=1e-3)
+    assert not engine._method_factor(engine.build_model(engine.normalise_partable(
+        fit_model(CFA["model"], HS).model.partable)))
+
+
 @pytest.mark.parametrize("model, names", [
     ("A ~ B\nB ~ A\nA ~~ B", ["A ~ B", "B ~ A", "A ~~ B"]),
     ("f =~ x1 + x2\ng =~ x3 + x4\nf ~~ 0*g", ["f =~ x2"]),

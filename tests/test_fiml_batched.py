@@ -19,8 +19,8 @@ from scipy import optimize
 from analysis.bootstrap import Resampler, bfgs, bootstrap_sem
 from analysis.sem.api import fit_model
 from analysis.sem.constraints import merge_simple_equalities
-from analysis.sem.fiml import (FIMLEstimator, fiml_data, fiml_nll, free_rows, parameter_gradient, pattern_layout,
-                               pattern_moments)
+from analysis.patterns import pattern_layout
+from analysis.sem.fiml import FIMLEstimator, fiml_data, fiml_nll, free_rows, parameter_gradient, pattern_moments
 from analysis.sem.model import build_model, normalise_partable
 from analysis.sem.partable import lavaanify
 
@@ -79,12 +79,12 @@ def test_batched_likelihood_equals_the_pattern_loop():
     data, sigma, mu = small_data()
     _, _, (pt,) = patterns_of(data, ONE_FACTOR)
     assert {len(m) for m in pt.missing} == {0, 1, 2, 3}
-    value, g_sigma, g_mu = fiml_nll(pattern_moments(pattern_layout(pt)), sigma, mu, gradient=True)
+    value, g_sigma, g_mu = fiml_nll(pattern_moments(pt.layout), sigma, mu, gradient=True)
     ref_value, ref_sigma, ref_mu = loop_nll(pt, sigma, mu)
     assert value == pytest.approx(ref_value, rel=1e-12)
     assert np.abs(g_sigma - ref_sigma).max() < 1e-10 * np.abs(ref_sigma).max()
     assert np.abs(g_mu - ref_mu).max() < 1e-10 * np.abs(ref_mu).max()
-    assert fiml_nll(pattern_moments(pattern_layout(pt)), sigma, mu)[0] == pytest.approx(ref_value, rel=1e-12)
+    assert fiml_nll(pattern_moments(pt.layout), sigma, mu)[0] == pytest.approx(ref_value, rel=1e-12)
 
 
 def test_reweighted_moments_equal_the_replicated_rows():

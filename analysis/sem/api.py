@@ -85,7 +85,7 @@ def parameter_table(fitted: EngineFit) -> pd.DataFrame:
 def fit_model(model: str | LavaanModel, data: pd.DataFrame, *, group: str | None = None,
               group_labels=None, estimator: str = "ML", std_lv: bool = False, missing: str = "listwise",
               group_equal=(), group_partial=(), level: float = 0.95, ordered=None, start=None,
-              sample=None, robust_indices: bool = True) -> EngineFit:
+              sample=None, robust_indices: bool = True, se: bool = True) -> EngineFit:
     """Fit lavaan ``model`` syntax to ``data`` with the unified engine.
 
     Returns the :class:`~analysis.sem.engine.EngineFit` whose ``parameters`` is
@@ -98,6 +98,7 @@ def fit_model(model: str | LavaanModel, data: pd.DataFrame, *, group: str | None
     reused moments (:func:`analysis.sem.engine.fit`): a competing model starts from the
     hypothesised model's estimates. ``robust_indices = False``: without ML with FIML's robust
     CFI/TLI/RMSEA (the engine's option; a competing model compared by chi-square, AIC and BIC).
+    ``se = False``: without standard errors (NaN; the engine's option, ML only).
 
     Raises
     ------
@@ -112,6 +113,8 @@ def fit_model(model: str | LavaanModel, data: pd.DataFrame, *, group: str | None
         kwargs.update(start=start, sample=sample)
     if not robust_indices:
         kwargs["robust_indices"] = False
+    if not se:
+        kwargs["se"] = False
     if missing != "listwise":
         if "missing" not in inspect.signature(engine_fit).parameters:
             raise InputError(f"missing: {missing!r} is not available in the unified engine yet; use listwise")

@@ -148,6 +148,29 @@ def _simple_start(model: Model, start: np.ndarray) -> np.ndarray:
     return x
 
 
+def _method_factor(model: Model) -> bool:
+    """Whether a latent has only fixed loadings, on observed variables that also indicate other
+    latents (an unmeasured method factor, Podsakoff et al. 2003, or a bifactor's fixed general
+    factor). The PCA start of each latent's own indicators then counts the shared variance twice
+    and Fisher scoring from it creeps along a near-ridge (on the reliability stage's method-factor
+    model: 500 scoring steps, BFGS, 500 more, about 10,000 objective evaluations, not converged);
+    lavaan's simple start (free loadings 1) reaches the optimum directly (98 steps)."""
+    pt = model.partable
+    is_load = (pt["op"] == "=~").to_numpy()
+    latents = set(pt.loc[is_load, "lhs"])
+    load = is_load & ~pt["rhs"].isin(latents).to_numpy()  # loadings on observed variables
+    if not load.any():
+        return False
+    rows = pt[load].assign(free_=model.free[load])
+    for (block, lat), grp in rows.groupby(["block", "lhs"], sort=False):
+        if len(grp) < 2 or (grp["free_"] > 0).any():
+            continue
+        others = rows[(rows["block"] == block) & (rows["lhs"] != lat)]
+        if grp["rhs"].isin(others["rhs"]).all():
+            return True
+    return False
+
+
 def check_identification(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
                          group_labels: list[str] | None = None) -> None:
     """The identification check :func:`fit` runs before fitting, alone: negative degrees of
@@ -170,7 +193,7 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         group_labels: list[str] | None = None, estimator: str = "ML", information: str | None = None,
         level: float = 0.95, std_se: bool = True, max_iter: int = 500, missing: str = "listwise",
         ordered: list[str] | None = None, robust_indices: bool = True, start: pd.DataFrame | None = None,
-        sample: Sample | None = None) -> EngineFit:
+        sample: Sample | None = None, se: bool = True) -> EngineFit:
     """Fit the model of a lavaan parameter table (``parTable(fit)`` columns) to ``data``.
 
     ``group`` names the column of the groups (their order: ``group_labels`` or first
@@ -182,7 +205,11 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     lavaan's for the estimator (MLR observed, else expected). ``std_se = False`` skips the
     delta-method SEs of the standardised solutions (NaN), e.g. for the rungs of an invariance
     ladder; ``robust_indices = False`` leaves out ML with FIML's robust CFI/TLI/RMSEA (the
-    FIML-corrected statistics, the larger part of the fit measures' cost). ``missing = "fiml"`` (lavaan's ``"ml"``): every case by FIML
+    FIML-corrected statistics, the larger part of the fit measures' cost). ``se = False`` (ML only; MLR and
+    MLM keep their robust inference, which the scaled tests need) skips the standard errors (NaN:
+    ``se, z, pvalue, ci_lower, ci_upper`` and the standardised SEs; ``vcov`` NaN, ``information``
+    the expected one) for a fit read only for its estimates and fit measures, e.g. a competing
+    model compared by chi-square, AIC and BIC (with FIML, the observed information's 2q gradients). ``missing = "fiml"`` (lavaan's ``"ml"``): every case by FIML
     (:mod:`analysis.sem.fiml`), observed information by default, lavaan's fit measures; with
     ``estimator = "MLR"`` robust SEs, the Yuan-Bentler scaled test and the FIML-corrected robust
     indices (:func:`analysis.sem.robust.robust_inference`); MLM needs complete data (InputError).
@@ -250,14 +277,19 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     _refuse_unidentified(model, constraints, est, start)
     components = model.components()
     warm = warm_start(model, start, start_frame) if start_frame is not None else None
+    # the PCA start first, lavaan's own (free loadings 1; some near-ridge optima the PCA start misses)
+    # second; the other way round for a method factor (_method_factor)
+    first, second = start, _simple_start(model, start)
+    if _method_factor(model):
+        first, second = second, first
     opt = None
     if warm is not None and np.isfinite(est.objective(warm)):
         opt = optimise(est, model, constraints, warm, max_iter=max_iter)
     if opt is None or not opt.converged:
-        cold = optimise(est, model, constraints, start, max_iter=max_iter)
+        cold = optimise(est, model, constraints, first, max_iter=max_iter)
         opt = cold if opt is None or cold.converged or cold.fmin < opt.fmin else opt
-    if not opt.converged:  # lavaan's own start (free loadings 1) finds some near-ridge optima the PCA start misses
-        alt = optimise(est, model, constraints, _simple_start(model, start), max_iter=max_iter)
+    if not opt.converged:
+        alt = optimise(est, model, constraints, second, max_iter=max_iter)
         if alt.converged or alt.fmin < opt.fmin:
             opt = alt
     info = est.information(opt.x)
@@ -272,6 +304,9 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
                                   df=ndat - (q - opt.eq_rank), chisq=est.ntotal * opt.fmin, information=information,
                                   components=components)
         vcov = robust.vcov
+    elif not se:  # no standard errors asked for: NaN (the information stays the expected one)
+        vcov = np.full((q, q), np.nan)
+        std_se = False
     elif fiml:  # EngineFit.information: the one the SEs use (observed, or expected under the patterns)
         info = est.observed_information(opt.x) if information == "observed" else est.expected_information(opt.x)
         vcov = covariance(info, opt.con_jac, components)

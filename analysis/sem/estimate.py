@@ -63,6 +63,7 @@ Nocedal, J., & Wright, S. J. (2006). Numerical Optimization (2nd ed.), ch. 15 an
 from __future__ import annotations
 
 from dataclasses import dataclass
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -362,9 +363,11 @@ def _secant_polish(est, x: np.ndarray, f: float, grad: np.ndarray, kh: np.ndarra
             return x, f, grad, True, it - 1
         dz = np.zeros(len(pg))
         for c, b in blocks:
-            try:
-                dz[c] = linalg.solve(b, -pg[c], assume_a="pos", check_finite=False)
-            except (np.linalg.LinAlgError, ValueError):
+            try:  # a numerically singular secant matrix is a stall, as a failed Cholesky
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", linalg.LinAlgWarning)
+                    dz[c] = linalg.solve(b, -pg[c], assume_a="pos", check_finite=False)
+            except (np.linalg.LinAlgError, ValueError, linalg.LinAlgWarning):
                 return x, f, grad, False, it
         slope = float(pg @ dz)
         if slope >= 0:
@@ -433,8 +436,10 @@ def _scoring_loop(est, x: np.ndarray, eq, max_iter: int, tol: float, secant: boo
         for comp in (components if k is None else [np.arange(len(rhs))]):
             sub, r_sub = kh[np.ix_(comp, comp)], rhs[comp]
             try:  # the Fisher matrix is positive definite at an admissible point: Cholesky
-                dz[comp] = linalg.solve(sub, r_sub, assume_a="pos", check_finite=False)
-            except (np.linalg.LinAlgError, ValueError):
+                with warnings.catch_warnings():  # numerically singular (near a ridge): least squares
+                    warnings.simplefilter("error", linalg.LinAlgWarning)
+                    dz[comp] = linalg.solve(sub, r_sub, assume_a="pos", check_finite=False)
+            except (np.linalg.LinAlgError, ValueError, linalg.LinAlgWarning):
                 dz[comp] = np.linalg.lstsq(sub, r_sub, rcond=None)[0]
         step = restore + (k @ dz if k is not None else dz)
         hnorm = float(np.abs(h).sum()) if len(h) else 0.0

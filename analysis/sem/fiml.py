@@ -22,7 +22,8 @@ The mean structure is the model's own (lavaan builds a table with intercepts for
 The gradient in :math:`\\Sigma` is :math:`G = \\sum_k\\tfrac{n_k}{2}(M_k - M_kW_kM_k)` and in
 :math:`\\mu`, :math:`g_\\mu = -\\sum_k n_kM_kd_k`. :func:`fiml_nll` evaluates both from the
 sufficient statistics of the patterns (:func:`pattern_moments`, once per data set or bootstrap
-draw: row weights), the patterns missing k variables batched into one stacked k x k operation, the
+draw: row weights), the patterns missing k variables batched into one stacked k x k operation
+(:mod:`analysis.patterns`: the layout and the partitioned-inverse blocks, shared with EM), the
 gradient by Fisher's identity as the complete-data one at the E-step's statistics; the chain rule
 in matrix form (:func:`parameter_gradient`) gives the parameters'. A bootstrap draw reweights the
 full sample's rows by their resample counts (``row_weights``): no pattern search per draw.
@@ -84,7 +85,7 @@ Zhang, X., & Savalei, V. (2023). New computations for RMSEA and CFI following FI
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -93,15 +94,15 @@ from scipy.linalg import lapack
 
 from analysis.errors import InputError
 from analysis.missing import em_moments
+from analysis.patterns import PatternLayout, block_cells, conditional_blocks, conditional_shifts, pattern_layout
 from analysis.sem import fit as fitm
 from analysis.sem import h1
 from analysis.sem.estimate import MLEstimator
 from analysis.sem.model import Model, SampleStats
 from analysis.warnings import GapscaleWarning
 
-__all__ = ["FIMLEstimator", "PatternLayout", "PatternMoments", "Patterns", "fiml_data", "fiml_nll",
-           "free_rows", "model_free_rows", "nll_gradient", "parameter_gradient", "pattern_layout",
-           "pattern_moments"]
+__all__ = ["FIMLEstimator", "PatternMoments", "Patterns", "fiml_data", "fiml_nll", "free_rows",
+           "model_free_rows", "nll_gradient", "parameter_gradient", "pattern_moments", "patterns_of_values"]
 
 _LOG2PI = np.log(2 * np.pi)
 
@@ -130,9 +131,10 @@ class Patterns:
         return np.array([len(r) for r in self.rows], dtype=float)
 
     @cached_property
-    def layout(self) -> "PatternLayout":
-        """The rows as arrays for the batched likelihood (:func:`pattern_layout`), built once."""
-        return pattern_layout(self)
+    def layout(self) -> PatternLayout:
+        """The rows (in pattern order) arranged for the batched likelihood
+        (:func:`analysis.patterns.pattern_layout`), built once."""
+        return pattern_layout(_values(self, len(self.observed[0]) + len(self.missing[0])))
 
 
 def fiml_data(model: Model, data: pd.DataFrame, group: str | None = None,
@@ -200,15 +202,6 @@ def fiml_data(model: Model, data: pd.DataFrame, group: str | None = None,
         cov, mean = em.cov.to_numpy(), em.mean.to_numpy()
         stats.append(SampleStats(label=lab, ov=blk.ov, n=n, cov=cov, mean=mean))
         obs = ~np.isnan(arr)
-        uniq, inverse = np.unique(obs, axis=0, return_inverse=True)
-        inverse = inverse.ravel()
-        order = np.argsort(-uniq.sum(axis=1), kind="stable")  # the complete pattern (if any) first
-        observed, missing, rows = [], [], []
-        for k in order:
-            o = np.flatnonzero(uniq[k])
-            observed.append(o)
-            missing.append(np.flatnonzero(~uniq[k]))
-            rows.append(arr[inverse == k][:, o])
         ix = [blk.ov.index(v) for v in blk.ov_x]
         logl_x = 0.0
         if ix:
@@ -220,51 +213,30 @@ def fiml_data(model: Model, data: pd.DataFrame, group: str | None = None,
                 continue
             col = arr[obs[:, j], j]
             base += -len(col) / 2 * (_LOG2PI + np.log(col.var()) + 1)
-        pats.append(Patterns(observed=tuple(observed), missing=tuple(missing), rows=tuple(rows), n=n,
-                             unrestricted_logl=float(em.loglik) - logl_x, logl_x=float(logl_x),
-                             baseline_logl=float(base), em_converged=bool(em.converged)))
+        grouped, _order = patterns_of_values(arr)
+        pats.append(replace(grouped, unrestricted_logl=float(em.loglik) - logl_x, logl_x=float(logl_x),
+                            baseline_logl=float(base), em_converged=bool(em.converged)))
     return stats, pats, labels, notes
 
 
+def patterns_of_values(values: np.ndarray) -> tuple[Patterns, np.ndarray]:
+    """The rows of ``values`` (n x p, NaN = missing) by missingness pattern as :class:`Patterns`
+    (patterns in :func:`analysis.patterns.pattern_layout`'s order: the complete one first, then by
+    number missing; the log-likelihood constants left at 0, ``em_converged`` True) and ``order``:
+    the rows of ``values`` in the order the patterns list them (``values[order]``)."""
+    values = np.asarray(values, dtype=float)
+    lay = pattern_layout(values)
+    flags = lay.flags
+    order = np.argsort(lay.pattern, kind="stable")
+    by_pattern = np.split(order, np.cumsum(lay.counts)[:-1])
+    observed = tuple(np.flatnonzero(f) for f in flags)
+    missing = tuple(np.flatnonzero(~f) for f in flags)
+    rows = tuple(values[np.ix_(r, o)] for r, o in zip(by_pattern, observed))
+    return Patterns(observed=observed, missing=missing, rows=rows, n=len(values), unrestricted_logl=0.0,
+                    logl_x=0.0, baseline_logl=0.0, em_converged=True), order
+
+
 # --------------------------------------------------------------------------- the batched likelihood
-
-
-@dataclass(frozen=True)
-class PatternLayout:
-    """One group's rows (pattern order, as :class:`Patterns` lists them) as arrays, built once.
-
-    ``values`` (n x p, 0 where missing) and ``observed`` (n x p flags); ``pattern`` each row's
-    pattern; ``nobs`` each pattern's number of observed variables; ``batches`` one entry per
-    number k >= 1 of missing variables: the patterns missing k (indices) and their missing
-    variables (patterns x k). Rows missing nothing are pattern-free in the likelihood (their
-    contribution is a complete-data one)."""
-
-    values: np.ndarray
-    observed: np.ndarray
-    pattern: np.ndarray
-    nobs: np.ndarray
-    batches: tuple[tuple[np.ndarray, np.ndarray], ...]
-
-
-def pattern_layout(pt: Patterns) -> PatternLayout:
-    """The arrays of :class:`PatternLayout` from ``pt`` (its rows in pattern order)."""
-    p = len(pt.observed[0]) + len(pt.missing[0])
-    n = pt.n
-    values = np.zeros((n, p))
-    observed = np.zeros((n, p), dtype=bool)
-    pattern = np.zeros(n, dtype=np.intp)
-    start = 0
-    for k, (o, y) in enumerate(zip(pt.observed, pt.rows)):
-        values[start:start + len(y), o] = y
-        observed[start:start + len(y), o] = True
-        pattern[start:start + len(y)] = k
-        start += len(y)
-    n_miss = np.array([len(m) for m in pt.missing], dtype=np.intp)
-    batches = []
-    for k in np.unique(n_miss[n_miss > 0]):
-        pats = np.flatnonzero(n_miss == k)
-        batches.append((pats, np.array([pt.missing[j] for j in pats], dtype=np.intp).reshape(len(pats), k)))
-    return PatternLayout(values=values, observed=observed, pattern=pattern, nobs=p - n_miss, batches=tuple(batches))
 
 
 @dataclass(frozen=True)
@@ -275,9 +247,10 @@ class PatternMoments:
     with 0 where missing and :math:`o_i` its observed flags: ``n`` :math:`N = \sum w_i`; ``const``
     :math:`\sum_i w_ip_i\log 2\pi`; ``syy`` :math:`\sum w_iy_iy_i^\top`; ``sy`` :math:`\sum w_iy_i`;
     ``cnt`` :math:`\sum w_io_i`; ``ym`` :math:`\sum w_iy_io_i^\top`; ``mm`` :math:`\sum w_io_io_i^\top`;
-    ``batches`` per number k of missing variables: the patterns' weights :math:`n_k` and missing
-    variables, and the rows of weight > 0 (weights, values, flags, missing variables, pattern
-    within the batch); ``scatter`` and ``zeta_index`` the flat p x p cells and the variables the
+    ``batches`` per number k of missing variables (the layout's
+    :class:`~analysis.patterns.PatternBatch` es, patterns of weight 0 left out): the patterns'
+    weights :math:`n_k` and missing variables, and the rows of weight > 0 (weights, values, flags,
+    pattern within the batch); ``scatter`` and ``zeta_index`` the flat p x p cells and the variables the
     batches' terms of the gradient add into (:func:`fiml_nll`), in its order."""
 
     n: float
@@ -293,47 +266,48 @@ class PatternMoments:
 
 
 def pattern_moments(layout: PatternLayout, weights: np.ndarray | None = None) -> PatternMoments:
-    """The :class:`PatternMoments` of ``layout`` with row ``weights`` (default 1; a bootstrap
-    draw's counts of each row): the pattern structure is the layout's, only reweighted."""
+    """The :class:`PatternMoments` of ``layout`` (:func:`analysis.patterns.pattern_layout` of one
+    group's rows) with row ``weights`` (default 1; a bootstrap draw's counts of each row): the
+    pattern structure is the layout's, only reweighted (patterns and rows of weight 0 left out)."""
     y, obs = layout.values, layout.observed
     n_rows, p = y.shape
-    w = np.ones(n_rows) if weights is None else np.asarray(weights, dtype=float)
-    use = w > 0
+    w_all = np.ones(n_rows) if weights is None else np.asarray(weights, dtype=float)
+    use = w_all > 0
+    w = w_all
     if not use.all():
-        y, obs, w, pattern = y[use], obs[use], w[use], layout.pattern[use]
-    else:
-        pattern = layout.pattern
+        y, obs, w = y[use], obs[use], w[use]
     yw = y * w[:, None]
     syy = yw.T @ y
     sy = yw.sum(axis=0)
     n = float(w.sum())
-    n_pat = np.bincount(pattern, weights=w, minlength=len(layout.nobs))
+    n_pat = np.bincount(layout.pattern, weights=w_all, minlength=layout.n_patterns)
+    nobs = np.full(layout.n_patterns, p)
+    for bt in layout.batches:
+        nobs[bt.patterns] = p - bt.k
     part = ~obs.all(axis=1)  # rows missing something
     miss = (~obs[part]).astype(float)
     cm = w[part] @ miss
     ym = sy[:, None] - yw[part].T @ miss
     mm = n - cm[:, None] - cm[None, :] + (miss * w[part][:, None]).T @ miss
     batches, scatter, zeta_index = [], [], []
-    local = np.full(len(layout.nobs), -1, dtype=np.intp)
-    rows_pat = pattern[part]
-    y_part, obs_part, w_part = y[part], obs[part].astype(float), w[part]
-    for pats, m_pat in layout.batches:
-        keep = n_pat[pats] > 0
+    for bt in layout.batches:
+        n_b = n_pat[bt.patterns]
+        keep = n_b > 0
         if not keep.any():
             continue
-        pats, m_pat = pats[keep], m_pat[keep]
-        local[pats] = np.arange(len(pats))
-        sel = np.flatnonzero(local[rows_pat] >= 0)
-        lr = local[rows_pat[sel]]
+        w_rows = w_all[bt.rows]
+        sel = w_rows > 0
+        rows = bt.rows[sel]
+        lr = (np.cumsum(keep) - 1)[bt.row_pattern[sel]]  # the row's pattern among those kept
+        m_pat = bt.missing[keep]
         m_rows = m_pat[lr]
-        batches.append((n_pat[pats], m_pat, w_part[sel], y_part[sel], obs_part[sel], m_rows, lr))
-        local[pats] = -1
+        batches.append((n_b[keep], m_pat, w_rows[sel], layout.values[rows], layout.observed[rows].astype(float), lr))
         # the gradient's terms (fiml_nll): row m_ij of Y' (all p columns), the cells (m_ia, m_ib)
         # of the rows, the cells (m_a, m_b) of the patterns
         scatter += [(m_rows[:, :, None] * p + np.arange(p)).ravel(), (m_rows[:, :, None] * p + m_rows[:, None, :]).ravel(),
-                    (m_pat[:, :, None] * p + m_pat[:, None, :]).ravel()]
+                    block_cells(m_pat, p)]
         zeta_index.append(m_rows.ravel())
-    return PatternMoments(n=n, const=float(n_pat @ layout.nobs) * _LOG2PI, syy=syy, sy=sy, cnt=n - cm, ym=ym,
+    return PatternMoments(n=n, const=float(n_pat @ nobs) * _LOG2PI, syy=syy, sy=sy, cnt=n - cm, ym=ym,
                           mm=mm, batches=tuple(batches),
                           scatter=np.concatenate(scatter) if scatter else np.zeros(0, dtype=np.intp),
                           zeta_index=np.concatenate(zeta_index) if zeta_index else np.zeros(0, dtype=np.intp))
@@ -389,13 +363,11 @@ def fiml_nll(mom: PatternMoments, sigma: np.ndarray, mu: np.ndarray, gradient: b
     t = mom.syy - ymu - ymu.T + mom.mm * np.outer(mu, mu)
     value = mom.const + mom.n * 2 * np.sum(np.log(np.diag(c))) + np.sum(k_inv * t)
     weight, zeta_w = [], []
-    for n_pat, m_pat, w, y, obs, m_rows, lr in mom.batches:
-        kmm = k_inv[m_pat[:, :, None], m_pat[:, None, :]]
-        value += n_pat @ np.linalg.slogdet(kmm)[1]
-        kmm_inv = np.linalg.inv(kmm)
+    for n_pat, m_pat, w, y, obs, lr in mom.batches:
+        kmm_inv, logdet_mm = conditional_blocks(k_inv, m_pat, logdet=True)
+        value += n_pat @ logdet_mm
         r = y - obs * mu
-        b = np.matmul(k_inv[m_rows], r[:, :, None])[:, :, 0]
-        zeta = np.matmul(kmm_inv[lr], b[:, :, None])[:, :, 0]
+        b, zeta = conditional_shifts(k_inv, r, m_pat, kmm_inv, lr)
         wz = w[:, None] * zeta
         value -= np.sum(wz * b)
         if gradient:  # in mom.scatter's order: -Y' rows, the rows' zeta zeta' / 2, the patterns' K_mm^-1 / 2

@@ -85,7 +85,7 @@ def pattern_parts(patterns, sigma: np.ndarray, mu: np.ndarray, first: int = 0, l
 
 
 def _information(patterns, sigma, mu, x, expected: bool) -> np.ndarray:
-    """The module docstring's Hessian, accumulated over blocks of patterns (memory independent of
+    r"""The module docstring's Hessian, accumulated over blocks of patterns (memory independent of
     the number of cases and patterns: a few :math:`p^* \times p^*` arrays). The covariance block
     from one product over the patterns of the cells of :math:`M_k` and :math:`C_k` (both symmetric,
     so their :math:`p^*` lower-triangle cells suffice):
