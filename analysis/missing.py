@@ -344,6 +344,29 @@ def little_mcar_test(data: pd.DataFrame, columns: list[str], max_iter: int = 100
     return LittleMCAR(statistic=float(d2), df=int(df), pvalue=pvalue, n_patterns=patterns.n_patterns, n=moments.n)
 
 
+def pairwise_covariance(x: np.ndarray) -> np.ndarray:
+    """Covariances from pairwise-complete rows (n - 1 denominator), as ``DataFrame.cov()``.
+
+    .. math:: s_{jk} = \\frac{\\sum_i x_{ij}x_{ik} - n_{jk}\\bar x_{j(k)}\\bar x_{k(j)}}{n_{jk} - 1}
+
+    over the :math:`n_{jk}` rows with both values, :math:`\\bar x_{j(k)}` the mean of column j
+    over those rows; computed by three matrix products (columns centred first, for accuracy).
+    NaN where fewer than two rows have both. In R: ``cov(x, use = "pairwise.complete.obs")``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    observed = ~np.isnan(x)
+    with np.errstate(invalid="ignore"):
+        centre = np.where(observed.any(axis=0), np.nanmean(np.where(observed.any(axis=0), x, 0.0), axis=0), 0.0)
+    z = np.where(observed, x - centre, 0.0)
+    m = observed.astype(np.float64)
+    n = m.T @ m
+    sums = z.T @ m  # [j, k]: sum of column j over the rows where k is observed (and j)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cov = (z.T @ z - sums * sums.T / n) / (n - 1)
+    cov[n < 2] = np.nan
+    return cov
+
+
 def observed_mahalanobis(x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each row's squared Mahalanobis distance over the entries it has, and their number.
 

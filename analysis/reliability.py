@@ -75,6 +75,7 @@ import pandas as pd
 from scipy import stats
 
 from analysis.checks import check_observed_values
+from analysis.missing import pairwise_covariance
 from analysis.warnings import CrossLoadingWarning, ReverseKeyWarning
 from analysis.errors import InputError
 
@@ -181,7 +182,7 @@ def cronbach_alpha(data: pd.DataFrame, items: Sequence[str] | Mapping[str, Seque
     level = _check_level(ci, "ci")
     rows = []
     for construct, names, x, rev in _scales(data, items, reverse):
-        c = _pairwise_cov(x)
+        c = pairwise_covariance(x)
         _check_negative_loadings(c, names, construct)
         n_obs = x.shape[0]
         k = len(names)
@@ -250,7 +251,7 @@ def item_statistics(data: pd.DataFrame, items: Sequence[str] | Mapping[str, Sequ
     """
     rows = []
     for construct, names, x, rev in _scales(data, items, reverse):
-        c = _pairwise_cov(x)
+        c = pairwise_covariance(x)
         _check_negative_loadings(c, names, construct)
         k = len(names)
         r = _cov2cor(c)
@@ -1010,11 +1011,6 @@ def _numeric(data: pd.DataFrame, names: list[str]) -> np.ndarray:
         if len(data) else np.empty((0, len(names)))
     check_observed_values(x, names, noun="item", advice="leave it out")
     return x
-
-
-def _pairwise_cov(x: np.ndarray) -> np.ndarray:
-    """R's cov(x, use = "pairwise"): each covariance from the rows where both are present."""
-    return pd.DataFrame(x).cov().to_numpy()
 
 
 def _pairwise_corr(x: np.ndarray, names: list[str]) -> np.ndarray:

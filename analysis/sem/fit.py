@@ -88,8 +88,10 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-import pandas as pd
 from scipy import optimize, stats
+
+from analysis.missing import pairwise_covariance
+from analysis.patterns import pattern_layout
 
 __all__ = [
     "ScaledTest", "RobustStatistics", "fit_measures",
@@ -597,10 +599,9 @@ def missing_data_moments(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, tu
     ``values`` is N x p with NaN for missing (rows with no value already removed)."""
     x = np.asarray(values, dtype=float)
     n = len(x)
-    cov = pd.DataFrame(x).cov().to_numpy() * (n - 1) / n
-    observed = ~np.isnan(x)
-    patterns, counts = np.unique(observed, axis=0, return_counts=True)
-    return cov, np.nanmean(x, axis=0), (patterns, counts)
+    cov = pairwise_covariance(x) * (n - 1) / n
+    layout = pattern_layout(x)
+    return cov, np.nanmean(x, axis=0), (layout.flags, layout.counts)
 
 
 def agfi(gfi_value: float, nel: int, df: float) -> float:
