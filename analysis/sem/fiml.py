@@ -687,8 +687,10 @@ class FIMLEstimator:
             a1 = h1.missing_observed(pt, st.cov, st.mean)[np.ix_(keep, keep)]
             wc = _complete_information(st.cov)[np.ix_(keep, keep)]
             c, info = lapack.dpotrf(a1, lower=0, clean=1)
-            out.append(dict(keep=keep, a1=a1, chol=None if info != 0 else c, wc=wc,
-                            scores=h1.missing_scores(pt, st.cov, st.mean)[:, keep],
+            scores = h1.missing_scores(pt, st.cov, st.mean)  # n x p*: the largest array of a fit
+            if not keep.all():  # copied only when fixed.x cells are dropped (0.9 GB at N = 44,000)
+                scores = scores[:, keep]
+            out.append(dict(keep=keep, a1=a1, chol=None if info != 0 else c, wc=wc, scores=scores,
                             base=np.concatenate([~is_x, (rows == cols) & ~is_x[rows]])[keep],
                             trace=_baseline_trace(pt, ~is_x)))
         self._h1_cache = out
