@@ -36,8 +36,9 @@ import pandas as pd
 from analysis.errors import InputError
 from pipeline.io import output_dir, read_params, section, write_csv, write_json, write_text
 from pipeline.report import figures as figs
-from pipeline.report.findings import build_report
-from pipeline.report.model import (DEFAULTS, FIGURES, INVARIANCE_STEPS, SECTIONS, STAGE_FILES, StageOutputs)
+from pipeline.report.findings import build_report, software_versions
+from pipeline.report.model import (DEFAULTS, FIGURES, INVARIANCE_STEPS, OPTIONAL_FILES, SECTIONS, STAGE_FILES,
+                                   StageOutputs)
 from pipeline.report.render import render_html, render_markdown
 from pipeline.stage_metrics import read_metrics
 
@@ -60,7 +61,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 
 def read_stage(name: str, directory) -> StageOutputs:
-    """Read the files of :data:`STAGE_FILES` that exist in ``directory`` (None: not given)."""
+    """Read the files of :data:`STAGE_FILES` and :data:`OPTIONAL_FILES` that exist in ``directory``
+    (None: not given)."""
     metrics_name, table_names = STAGE_FILES[name]
     if directory is None:
         return StageOutputs(name, None, None, {}, (metrics_name, *table_names))
@@ -68,9 +70,12 @@ def read_stage(name: str, directory) -> StageOutputs:
     if directory.exists() and not directory.is_dir():
         raise InputError(f"{directory}: expected the {name} stage's output directory, got a file")
     metrics = _read_json(directory / metrics_name) if (directory / metrics_name).is_file() else None
-    tables = {t: _read_csv(directory / t) for t in table_names if (directory / t).is_file()}
-    absent = tuple(f for f in (metrics_name, *table_names) if not (directory / f).is_file())
-    return StageOutputs(name, directory, metrics, tables, absent)
+    optional = OPTIONAL_FILES.get(name, ())
+    tables = {t: _read_csv(directory / t) for t in (*table_names, *optional)
+              if t.endswith(".csv") and (directory / t).is_file()}
+    documents = {t: _read_json(directory / t) for t in optional if t.endswith(".json") and (directory / t).is_file()}
+    absent = tuple(f for f in (metrics_name, *table_names, *optional) if not (directory / f).is_file())
+    return StageOutputs(name, directory, metrics, tables, absent, documents)
 
 
 def read_outputs(dirs: dict) -> dict[str, StageOutputs]:
@@ -105,7 +110,7 @@ def run(dirs: dict, out, params_path=None, instrument_path=None, title: str | No
         inst = load_instrument(instrument_path)
         labels = {c.id: (c.label or "") for c in inst.constructs}
         title = title or f"{inst.name}: scale validation report"
-    report = build_report(outputs, cuts, title, labels)
+    report = build_report(outputs, cuts, title, labels, software_versions())
     for figure in report.figures.values():
         figure.svg = figs.draw(figure)
 

@@ -86,19 +86,22 @@ def loadings_figure(loadings: pd.DataFrame, factors: list[str], construct_of: di
     return _figure_svg(fig)
 
 
-def invariance_figure(fit: pd.DataFrame, cuts: dict) -> bytes:
-    """The invariance ladder: CFI and RMSEA at each step, filled where the step holds."""
+def invariance_figure(fit: pd.DataFrame, cuts: dict, suffix: str = "") -> bytes:
+    """The invariance ladder: CFI and RMSEA at each step, filled where the step holds (``suffix``
+    "_robust" or "_scaled": those versions of the indices, as the ladder table shows)."""
     fig = _new_figure(7.5, 3.4)
     axes = fig.subplots(1, 2)
     x = np.arange(len(fit))
     holds = [as_bool(h) if isinstance(h, (bool, str)) or ok(h) else True for h in fit.get("holds", [True] * len(fit))]
-    for ax, col, cut, label in ((axes[0], "cfi", cuts["cfi_min"], "CFI"), (axes[1], "rmsea", cuts["rmsea_max"], "RMSEA")):
+    kind = {"_robust": " (robust)", "_scaled": " (scaled)"}.get(suffix, "")
+    for ax, col, cut, label in ((axes[0], "cfi" + suffix, cuts["cfi_min"], "CFI" + kind),
+                                (axes[1], "rmsea" + suffix, cuts["rmsea_max"], "RMSEA" + kind)):
         y = pd.to_numeric(fit[col], errors="coerce").to_numpy() if col in fit else np.full(len(fit), np.nan)
         ax.plot(x, y, "-", color="#1f4e79", lw=1.2)
         for xi, yi, h in zip(x, y, holds):
             ax.plot([xi], [yi], "o", ms=7, color="#1f4e79", mfc="#1f4e79" if h else "white")
         ax.axhline(cut, color="#c0392b", lw=0.9, ls="--")
-        ax.annotate(f"cut-off {apa.fmt_number(cut, 2, bounded=col == 'cfi')}", (x[-1] if len(x) else 0, cut),
+        ax.annotate(f"cut-off {apa.fmt_bounded(cut)}", (x[-1] if len(x) else 0, cut),
                     xytext=(0, 4), textcoords="offset points", ha="right", fontsize=7, color="#c0392b")
         ax.set_xticks(x, [str(m) for m in fit["model"]], fontsize=8)
         ax.set_title(label, fontsize=10)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.report.references import Citations
+
 DEFAULTS = {
     "cfi_min": 0.95,             # Hu & Bentler (1999)
     "tli_min": 0.95,
@@ -37,6 +39,13 @@ STAGE_FILES = {
                                        "invariance_paths.csv")),
     "sem": ("sem.json", ("sem_parameters.csv", "sem_r2.csv", "sem_hypotheses.csv", "sem_competing.csv")),
 }
+# Files a stage may write that the report shows when present (newer outputs: a study run by an
+# older version lacks them, and the report says so where they would go).
+OPTIONAL_FILES = {
+    "clean": ("sample_profile.csv",),
+    "cfa": ("item_descriptives.csv", "mardia.json", "cfa_modindices.csv", "cfa_residuals.csv"),
+    "reliability": ("construct_correlations.csv",),
+}
 STAGE_NAMES = {"clean": "clean", "split": "split", "efa": "EFA", "cfa": "CFA", "reliability": "reliability",
                "invariance": "invariance", "sem": "structural model (sem)"}
 SECTIONS = {
@@ -47,6 +56,8 @@ SECTIONS = {
     "reliability": "Reliability and validity",
     "invariance": "Measurement invariance",
     "sem": "Structural model",
+    "methods": "Methods and results: a draft text",
+    "references": "References",
     "about": "About this report",
 }
 FIGURES = ("scree", "loadings", "path_diagram", "invariance_ladder")
@@ -66,6 +77,7 @@ class StageOutputs:
     metrics: dict | None
     tables: dict
     absent: tuple
+    documents: dict = field(default_factory=dict)  # further JSON files (mardia.json), by file name
 
     @property
     def ran(self) -> bool:
@@ -73,6 +85,9 @@ class StageOutputs:
 
     def table(self, name: str) -> pd.DataFrame | None:
         return self.tables.get(name)
+
+    def document(self, name: str) -> dict | None:
+        return self.documents.get(name)
 
     def where(self, name: str) -> str:
         return str(self.directory / name) if self.directory is not None else name
@@ -120,9 +135,21 @@ class Findings:
     warnings: list = field(default_factory=list)
     not_run: list = field(default_factory=list)
     numbers: dict = field(default_factory=dict)  # headline numbers for report.json
+    citations: Citations = field(default_factory=Citations)  # every method a finding used
 
     def check(self, ok: bool, text: str) -> None:
         (self.held if ok else self.not_held).append(text)
+
+    def cite(self, *keys: str) -> str:
+        """The in-text citation of ``keys`` (``Hu & Bentler, 1999``), recorded for the reference list."""
+        return self.citations.cite(*keys)
+
+
+@dataclass(frozen=True)
+class ReferenceList:
+    """A block: the reference list, APA entries in Markdown (``*italic*``)."""
+
+    entries: tuple
 
 
 
@@ -140,6 +167,7 @@ class Report:
     figures: dict
     metrics: dict
     about: Section | None = None
+    versions: dict = field(default_factory=dict)
 
 
 def num(x) -> float:

@@ -20,7 +20,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup, escape
 
 from analysis import apa
-from pipeline.report.model import SIMULATED_LINE, Figure, Report, Table
+from pipeline.report.model import SIMULATED_LINE, Figure, ReferenceList, Report, Table
 
 __all__ = ["render_markdown", "render_html", "numeric_columns", "TEMPLATES"]
 
@@ -67,6 +67,12 @@ def _view(block):
     return block
 
 
+def _ref_inline(text) -> Markup:
+    """A reference-list entry for HTML: escaped, then ``*italic*`` as ``<em>``."""
+    s = str(escape(str(text)))
+    return Markup(re.sub(r"\*(.+?)\*", r"<em>\1</em>", s))
+
+
 def _md_cell(x) -> str:
     return str(x).replace("|", "\\|").replace("\n", " ")
 
@@ -83,9 +89,11 @@ def _environment() -> Environment:
                       trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True, undefined=StrictUndefined)
     env.filters["md_cell"] = _md_cell
     env.filters["inline"] = _inline
+    env.filters["ref_inline"] = _ref_inline
     env.tests["table"] = lambda b: isinstance(b, TableView)
     env.tests["figure"] = lambda b: isinstance(b, FigureView)
     env.tests["bullets"] = lambda b: isinstance(b, list)
+    env.tests["references"] = lambda b: isinstance(b, ReferenceList)
     return env
 
 

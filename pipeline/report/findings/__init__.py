@@ -15,18 +15,24 @@ from analysis.errors import InputError
 from pipeline.report.findings.cfa import cfa_section
 from pipeline.report.findings.efa import efa_section
 from pipeline.report.findings.invariance import invariance_section
+from pipeline.report.findings.methods import methods_section, software_versions
 from pipeline.report.findings.reliability import reliability_section
 from pipeline.report.findings.sample import sample_section
 from pipeline.report.findings.sem import sem_section
-from pipeline.report.model import FIGURES, SECTIONS, Figure, Findings, Report, Section, StageOutputs, Table
+from pipeline.report.model import (SECTIONS, Figure, Findings, ReferenceList, Report, Section, StageOutputs,
+                                   Table)
 
 __all__ = ["build_report", "sample_section", "efa_section", "cfa_section", "reliability_section",
-           "invariance_section", "sem_section", "about_section"]
+           "invariance_section", "sem_section", "methods_section", "software_versions", "about_section"]
 
 
 def build_report(outputs: dict[str, StageOutputs], cuts: dict, title: str | None = None,
-                 labels: dict | None = None) -> Report:
-    """Build every section from the stage outputs; number the tables and figures."""
+                 labels: dict | None = None, versions: dict | None = None) -> Report:
+    """Build every section from the stage outputs; number the tables and figures in the order they
+    appear; add the methods-and-results text and the reference list of every method cited.
+
+    ``versions`` (:func:`~pipeline.report.findings.methods.software_versions`) names the software
+    in the methods text; without it the text has no software paragraph."""
     findings = Findings()
     figures: dict[str, Figure] = {}
     sections = [
@@ -40,6 +46,11 @@ def build_report(outputs: dict[str, StageOutputs], cuts: dict, title: str | None
     if all(not s.ran for s in sections):
         raise InputError("no stage outputs found: give the stage output directories (--clean, --efa, ...) of a "
                          "pipeline that has run")
+    sections.append(methods_section(outputs, findings, cuts, versions))
+    refs = Section("references", SECTIONS["references"])
+    refs.blocks.append(ReferenceList(tuple(findings.citations.entries())) if findings.citations.keys else
+                       "No method was cited.")
+    sections.append(refs)
     simulated = any(bool((o.metrics or {}).get("simulated")) for o in outputs.values())
     tables = []
     for sec in sections:
@@ -47,8 +58,9 @@ def build_report(outputs: dict[str, StageOutputs], cuts: dict, title: str | None
             if isinstance(b, Table):
                 tables.append(b)
                 b.number = len(tables)
-    for i, key in enumerate(k for k in FIGURES if k in figures):
-        figures[key].number = i + 1
+    shown = [b for sec in sections for b in sec.blocks if isinstance(b, Figure)]
+    for i, fig in enumerate(shown):  # in order of appearance; a figure not shown has no number
+        fig.number = i + 1
     for sec in sections:  # resolve {table:key} references
         sec.blocks = [resolve(b, tables) if isinstance(b, str) else b for b in sec.blocks]
 
@@ -77,10 +89,11 @@ def build_report(outputs: dict[str, StageOutputs], cuts: dict, title: str | None
         "sections_reported": [s.key for s in sections if s.ran],
         "sections_not_run": [s.key for s in sections if not s.ran],
         "held": len(findings.held), "not_held": len(findings.not_held), "warnings": len(findings.warnings),
-        "tables": len(tables), "figures": len(figures),
+        "tables": len(tables), "figures": len(shown),
         **findings.numbers,
     }
     report = Report(title or "Scale validation report", simulated, summary, sections, findings, tables, figures, metrics)
+    report.versions = dict(versions or {})
     report.about = about_section(report)
     return report
 
@@ -98,9 +111,11 @@ def capital(s: str) -> str:
 def about_section(report: Report) -> Section:
     sec = Section("about", SECTIONS["about"])
     sec.blocks.append("Written by `gapscale report` from the outputs of the pipeline's stages; every number is read "
-                      "from those files and rounded only here, in APA style (two decimals; no leading zero for "
-                      "statistics that cannot exceed 1; p with three decimals, p < .001). Every table is also in "
-                      "tables/ as CSV, and every figure in figures/ as SVG.")
+                      "from those files and rounded only here, in APA style (two decimals; fit indices with three; "
+                      "no leading zero for statistics that cannot exceed 1; p with three decimals, p < .001). Every "
+                      "table is also in tables/ as CSV, and every figure in figures/ as SVG.")
+    if report.versions:
+        sec.blocks.append("Software: " + ", ".join(f"{k} {v}" for k, v in report.versions.items()) + ".")
     sec.blocks.append(f"Sections reported: {', '.join(SECTIONS[k] for k in report.metrics['sections_reported'])}."
                       + (f" Not run: {', '.join(SECTIONS[k] for k in report.metrics['sections_not_run'])}."
                          if report.metrics["sections_not_run"] else ""))

@@ -2,13 +2,16 @@
 not run or a file absent, a stage's warnings, and the fit table every model section prints."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pandas as pd
 
 from analysis import apa
-from pipeline.report.model import STAGE_FILES, STAGE_NAMES, Findings, StageOutputs, as_bool, num, ok
+from pipeline.report.model import STAGE_FILES, STAGE_NAMES, Figure, Findings, StageOutputs, as_bool, num, ok
 
-__all__ = ["num", "ok", "as_bool", "pct", "ci_level", "ci_label", "not_run", "absent", "stage_warnings",
-           "fit_table", "fit_checks", "auto_table", "lower_triangle"]
+__all__ = ["num", "ok", "as_bool", "pct", "figure_gap", "admissible", "estimator_reason", "fit_index_citations", "ci_level", "ci_label", "not_run", "absent", "stage_warnings",
+           "fit_table", "fit_checks", "shown_fit", "fit_sentence", "FitShown", "SCALED_ESTIMATORS", "auto_table",
+           "lower_triangle"]
 
 
 def pct(x, decimals: int = 1) -> str:
@@ -35,6 +38,14 @@ def absent(stage: StageOutputs, name: str) -> str:
     return f"{stage.where(name)} is absent: not reported."
 
 
+def figure_gap(figures: dict, key: str, what: str, reason: str) -> str:
+    """A figure that cannot be drawn: a placeholder is registered under ``key`` (DVC declares the
+    file, so it is still written) but it is not shown or numbered; the sentence returned states
+    the gap where the figure would have been."""
+    figures[key] = Figure(key, what, "placeholder", {"text": f"Not drawn: {reason}"})
+    return f"No figure of {what}: {reason}."
+
+
 def stage_warnings(stage: StageOutputs, findings: Findings, *keys: str) -> list[str]:
     m = stage.metrics or {}
     lines = []
@@ -50,35 +61,133 @@ def stage_warnings(stage: StageOutputs, findings: Findings, *keys: str) -> list[
 
 
 
+# Estimators whose test statistic is scaled (lavaan's "Robust"/"Scaled" columns): their fit is
+# judged by the robust indices when the stage wrote them (Brosseau-Liard & Savalei, 2014;
+# Savalei, 2018), else by the scaled ones.
+SCALED_ESTIMATORS = frozenset({"MLR", "MLM", "MLMV", "MLMVS", "WLSM", "WLSMV", "ULSM", "ULSMV"})
+
+
+@dataclass(frozen=True)
+class FitShown:
+    """The fit measures a report shows for one model: the test and the indices the estimator
+    calls for (``kind``: "standard", "scaled" or "robust"), each None when absent."""
+
+    kind: str
+    chisq: float | None
+    df: float | None
+    pvalue: float | None
+    cfi: float | None
+    tli: float | None
+    rmsea: float | None
+    rmsea_ci_lower: float | None
+    rmsea_ci_upper: float | None
+    srmr: float | None
+
+    @property
+    def label(self) -> str:
+        return "" if self.kind == "standard" else f" ({self.kind})"
+
+
+def shown_fit(fit: dict, estimator: str | None = None) -> FitShown:
+    """Which fit measures to report: for a scaled estimator (MLR, MLM, WLSMV, ...) the scaled test
+    (``chisq_scaled``, ``df_scaled``, ``pvalue_scaled``) and the robust indices (``cfi_robust``,
+    ``tli_robust``, ``rmsea_robust`` with its interval) when present, else the scaled ones
+    (``cfi_scaled``, ...); for ML (GLS, ULS, ...) the standard ones. SRMR has one version."""
+    def get(key):
+        v = fit.get(key)
+        return float(v) if ok(v) else None
+
+    scaled = str(estimator or "").upper() in SCALED_ESTIMATORS and get("chisq_scaled") is not None
+    chisq = (get("chisq_scaled"), get("df_scaled") if get("df_scaled") is not None else get("df"),
+             get("pvalue_scaled")) if scaled else (get("chisq"), get("df"), get("pvalue"))
+    for kind in (("robust", "scaled") if scaled else ("standard",)):
+        sfx = "" if kind == "standard" else "_" + kind
+        if kind != "standard" and get("cfi" + sfx) is None:
+            continue
+        return FitShown(kind, *chisq, get("cfi" + sfx), get("tli" + sfx), get("rmsea" + sfx),
+                        get("rmsea_ci_lower" + sfx), get("rmsea_ci_upper" + sfx), get("srmr"))
+    return FitShown("scaled", *chisq, None, None, None, None, None, get("srmr"))
+
+
+def fit_sentence(fit: dict, estimator: str | None = None) -> str:
+    """The fit of a model in APA prose: ``χ²(2331) = 2,722.09, p < .001, CFI = .952, TLI = .948,
+    RMSEA = .078 [.075, .081], SRMR = .041`` (scaled test and robust indices when the estimator
+    calls for them, named as such)."""
+    f = shown_fit(fit, estimator)
+    parts = []
+    if f.chisq is not None and f.df is not None:
+        parts.append(("scaled " if f.kind != "standard" else "") + apa.fmt_chisq(f.chisq, f.df, f.pvalue))
+    lab = f.label
+    for name, v in (("CFI", f.cfi), ("TLI", f.tli)):
+        if v is not None:
+            parts.append(f"{name}{lab} = {apa.fmt_fit(v)}")
+    if f.rmsea is not None:
+        ci = apa.fmt_fit_ci(f.rmsea_ci_lower, f.rmsea_ci_upper)
+        parts.append(f"RMSEA{lab} = {apa.fmt_fit(f.rmsea)}" + (f" {ci}" if ci else ""))
+    if f.srmr is not None:
+        parts.append(f"SRMR = {apa.fmt_fit(f.srmr)}")
+    return ", ".join(parts)
+
+
+def admissible(m: dict) -> bool:
+    """The stage's verdict: converged, and no flag of an inadmissible solution (Heywood case,
+    non-positive-definite matrix)."""
+    return bool(m.get("admissible", True)) and not m.get("inadmissible") and m.get("converged") is not False
+
+
+def estimator_reason(m: dict, findings: Findings) -> str:
+    """Why the estimator: a sentence with its citation (empty for plain ML)."""
+    est = str(m.get("estimator") or "").upper()
+    if m.get("ordered"):
+        return (f"{est} treats the items as ordinal (polychoric correlations, diagonally weighted least squares "
+                f"with a mean- and variance-adjusted test; {findings.cite('flora2004')})")
+    if est == "MLR":
+        return ("MLR gives standard errors and a test statistic robust to non-normality "
+                f"({findings.cite('yuan2000')})")
+    if est in ("MLM", "MLMV"):
+        return f"{est} corrects the standard errors and the test for non-normality ({findings.cite('satorra1994')})"
+    return ""
+
+
+def fit_index_citations(fit: dict, estimator, findings: Findings) -> str:
+    """The citations behind the fit indices shown: the cut-offs (Hu & Bentler, 1999) and, for
+    robust indices, the correction (Brosseau-Liard et al.; Savalei for categorical data)."""
+    keys = ["hu1999"]
+    kind = shown_fit(fit, estimator).kind
+    if kind == "robust":
+        keys += ["savalei2021"] if str(estimator).upper() in ("WLSMV", "ULSMV", "WLSM", "ULSM") else \
+            ["brosseau2012", "brosseau2014"]
+    return findings.cite(*keys)
+
+
 def fit_table(fit: dict, cuts: dict, estimator: str | None = None) -> pd.DataFrame:
-    """Fit measures with the conventional cut-offs marked (Hu & Bentler, 1999)."""
+    """Fit measures with the conventional cut-offs marked (Hu & Bentler, 1999): the standard
+    test, the scaled test for a scaled estimator, and the indices :func:`shown_fit` picks."""
     rows = []
 
     def add(name, value, kind="number", cut="", meets=None, ci=""):
         if value is None or not ok(value):
             return
-        text = {"number": apa.fmt_number, "bounded": apa.fmt_bounded, "p": apa.fmt_p, "df": apa.fmt_df,
+        text = {"number": apa.fmt_number, "fit": apa.fmt_fit, "p": apa.fmt_p, "df": apa.fmt_df,
                 "int": apa.fmt_int}[kind](value)
         rows.append({"Index": name, "Value": text, "90% CI": ci, "Cut-off": cut,
                      "Meets": "" if meets is None else ("Yes" if meets else "No")})
 
+    f = shown_fit(fit, estimator)
     add("χ²", fit.get("chisq"))
     add("df", fit.get("df"), "df")
     add("p", fit.get("pvalue"), "p")
-    if estimator == "MLR" and ok(fit.get("chisq_scaled")):
-        add("χ² (scaled)", fit.get("chisq_scaled"))
-        add("p (scaled)", fit.get("pvalue_scaled"), "p")
-    robust = estimator == "MLR" and ok(fit.get("cfi_robust"))
-    sfx = "_robust" if robust else ""
-    label = " (robust)" if robust else ""
-    cfi, tli, rmsea, srmr = (fit.get("cfi" + sfx), fit.get("tli" + sfx), fit.get("rmsea" + sfx), fit.get("srmr"))
-    add("CFI" + label, cfi, "bounded", f"≥ {apa.fmt_bounded(cuts['cfi_min'])}",
-        ok(cfi) and num(cfi) >= cuts["cfi_min"])
-    add("TLI" + label, tli, "number", f"≥ {apa.fmt_number(cuts['tli_min'])}", ok(tli) and num(tli) >= cuts["tli_min"])
-    lo, hi = fit.get("rmsea_ci_lower" + sfx), fit.get("rmsea_ci_upper" + sfx)
-    add("RMSEA" + label, rmsea, "number", f"≤ {apa.fmt_number(cuts['rmsea_max'])}",
-        ok(rmsea) and num(rmsea) <= cuts["rmsea_max"], apa.fmt_ci(lo, hi))
-    add("SRMR", srmr, "number", f"≤ {apa.fmt_number(cuts['srmr_max'])}", ok(srmr) and num(srmr) <= cuts["srmr_max"])
+    if f.kind != "standard":
+        add("χ² (scaled)", f.chisq)
+        if f.df is not None and f.df != num(fit.get("df")):
+            add("df (scaled)", f.df, "df")
+        add("p (scaled)", f.pvalue, "p")
+    lab = f.label
+    add("CFI" + lab, f.cfi, "fit", f"≥ {apa.fmt_bounded(cuts['cfi_min'])}", ok(f.cfi) and f.cfi >= cuts["cfi_min"])
+    add("TLI" + lab, f.tli, "fit", f"≥ {apa.fmt_bounded(cuts['tli_min'])}", ok(f.tli) and f.tli >= cuts["tli_min"])
+    add("RMSEA" + lab, f.rmsea, "fit", f"≤ {apa.fmt_bounded(cuts['rmsea_max'])}",
+        ok(f.rmsea) and f.rmsea <= cuts["rmsea_max"], apa.fmt_fit_ci(f.rmsea_ci_lower, f.rmsea_ci_upper))
+    add("SRMR", f.srmr, "fit", f"≤ {apa.fmt_bounded(cuts['srmr_max'])}", ok(f.srmr) and f.srmr <= cuts["srmr_max"])
     add("AIC", fit.get("aic"))
     add("BIC", fit.get("bic"))
     add("N", fit.get("ntotal"), "int")
@@ -86,20 +195,18 @@ def fit_table(fit: dict, cuts: dict, estimator: str | None = None) -> pd.DataFra
 
 
 def fit_checks(fit: dict, cuts: dict, estimator: str | None = None) -> list[tuple[bool, str]]:
-    robust = estimator == "MLR" and ok(fit.get("cfi_robust"))
-    sfx = "_robust" if robust else ""
+    """Each shown index against its cut-off: ``(met, "CFI = .952 (meets ≥ .95)")``."""
+    f = shown_fit(fit, estimator)
     out = []
-    for key, name, cut, above, bounded in (("cfi", "CFI", cuts["cfi_min"], True, True),
-                                           ("tli", "TLI", cuts["tli_min"], True, False),
-                                           ("rmsea", "RMSEA", cuts["rmsea_max"], False, False),
-                                           ("srmr", "SRMR", cuts["srmr_max"], False, False)):
-        v = fit.get(key + sfx if key != "srmr" else key)
-        if not ok(v):
+    for name, v, cut, above in (("CFI", f.cfi, cuts["cfi_min"], True), ("TLI", f.tli, cuts["tli_min"], True),
+                                ("RMSEA", f.rmsea, cuts["rmsea_max"], False), ("SRMR", f.srmr, cuts["srmr_max"], False)):
+        if v is None:
             continue
-        met = num(v) >= cut if above else num(v) <= cut
+        met = v >= cut if above else v <= cut
         sign = "≥" if above else "≤"
-        out.append((met, f"{name} = {apa.fmt_against(v, cut, bounded=bounded)} ({'meets' if met else 'misses'} "
-                        f"{sign} {apa.fmt_number(cut, bounded=bounded)})"))
+        label = f.label if name != "SRMR" else ""
+        out.append((met, f"{name}{label} = {apa.fmt_against(v, cut, 3, bounded=True, max_decimals=5)} "
+                         f"({'meets' if met else 'misses'} {sign} {apa.fmt_bounded(cut)})"))
     return out
 
 

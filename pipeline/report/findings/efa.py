@@ -7,9 +7,32 @@ import numpy as np
 import pandas as pd
 
 from analysis import apa
-from pipeline.report.findings.common import (absent, as_bool, not_run, num, ok, pct, stage_warnings)
+from pipeline.report.findings.common import absent, as_bool, figure_gap, not_run, num, ok, pct, stage_warnings
 from pipeline.report.model import (SECTIONS, Figure, Findings, Section, StageOutputs,
                                    Table)
+
+
+def nonconvergence(m: dict) -> str:
+    """Which part of the EFA did not converge: the stage's ``extraction_converged`` and
+    ``rotation_converged`` when it wrote them, else its warnings (the extraction's say
+    "extraction"/"factoring did not converge", the rotation's name the rotation), else a sentence
+    that says it cannot tell."""
+    parts = []
+    if "extraction_converged" in m or "rotation_converged" in m:
+        if m.get("extraction_converged") is False:
+            parts.append(f"the {m.get('extraction') or ''} extraction".replace("  ", " "))
+        if m.get("rotation_converged") is False:
+            parts.append(f"the {m.get('rotation') or ''} rotation".replace("  ", " "))
+    else:
+        text = " ".join(str(w) for w in (m.get("warnings") or [])).lower()
+        rotation = str(m.get("rotation") or "rotation").lower()
+        if "extraction did not converge" in text or "factoring did not converge" in text:
+            parts.append(f"the {m.get('extraction')} extraction")
+        if f"{rotation} did not converge" in text or "rotation did not converge" in text:
+            parts.append(f"the {m.get('rotation')} rotation")
+    if not parts:
+        return "the solution did not converge (efa.json does not say whether the extraction or the rotation)"
+    return " and ".join(parts) + (" did not converge")
 
 
 def efa_section(efa: StageOutputs, findings: Findings, cuts: dict, figures: dict) -> Section:
@@ -17,18 +40,26 @@ def efa_section(efa: StageOutputs, findings: Findings, cuts: dict, figures: dict
     if efa.metrics is None:
         sec.ran = False
         sec.blocks.append(not_run(efa, findings))
-        figures["scree"] = Figure("scree", "Scree plot with parallel analysis", "placeholder", {"text": "EFA stage not run"})
-        figures["loadings"] = Figure("loadings", "EFA loadings", "placeholder", {"text": "EFA stage not run"})
+        sec.blocks.append(figure_gap(figures, "scree", "the scree plot", "the EFA stage was not run"))
+        sec.blocks.append(figure_gap(figures, "loadings", "the EFA loadings", "the EFA stage was not run"))
         return sec
     m = efa.metrics
     nf = m.get("n_factors") or {}
     b = m.get("bartlett") or {}
+    corr = str(m.get("correlation") or "")
+    extraction, rotation = str(m.get("extraction") or ""), str(m.get("rotation") or "")
+    method_refs = {"polychoric": "olsson1979", "minres": "harman1966", "oblimin": "jennrich1966",
+                   "varimax": "kaiser1958", "promax": "hendrickson1964"}
+
+    def named(x):
+        return f"{x} ({findings.cite(method_refs[x])})" if x in method_refs else x
+
     sec.blocks.append(
         f"The exploratory factor analysis used the EFA half (N = {apa.fmt_int(m.get('n'))}, {apa.fmt_int(m.get('items'))} "
-        f"items): {m.get('correlation')} correlations, {m.get('extraction')} extraction and {m.get('rotation')} "
-        f"rotation. The data suit factoring: KMO = {apa.fmt_bounded(m.get('kmo'))} (lowest item, "
+        f"items): {named(corr)} correlations, {named(extraction)} extraction and {named(rotation)} rotation. "
+        f"The data suit factoring: KMO = {apa.fmt_bounded(m.get('kmo'))} ({findings.cite('kaiser1974')}; lowest item, "
         f"{m.get('kmo_min_item_id')}: {apa.fmt_bounded(m.get('kmo_min_item'))}) and Bartlett's test of sphericity "
-        f"{apa.fmt_chisq(b.get('chisq'), b.get('df'), b.get('pvalue'))}.")
+        f"({findings.cite('bartlett1950')}) {apa.fmt_chisq(b.get('chisq'), b.get('df'), b.get('pvalue'))}.")
     findings.tested.append(f"the factor structure, first by EFA (N = {apa.fmt_int(m.get('n'))})")
     findings.check(num(m.get("kmo")) >= 0.60, f"KMO = {apa.fmt_bounded(m.get('kmo'))} "
                    f"({'at least' if num(m.get('kmo')) >= 0.60 else 'below'} .60, the usual floor for factoring)")
@@ -39,21 +70,24 @@ def efa_section(efa: StageOutputs, findings: Findings, cuts: dict, figures: dict
             ("Constructs in the instrument", nf.get("constructs")),
             ("Retained" + (" (set in params.yaml)" if nf.get("rule") == "params" else f", by {nf.get('rule')}"
                        if nf.get("rule") else ""), nf.get("used"))]
+    refs = [k for k, v in (("horn1965", nf.get("parallel_fa")), ("velicer1976", nf.get("map")),
+                           ("kaiser1960", nf.get("kaiser"))) if v is not None]
     sec.blocks.append(Table("factor_count", "How many factors: what each criterion suggests",
                             pd.DataFrame([{"Criterion": a, "Factors": apa.fmt_int(v)} for a, v in rows if v is not None],
                                          dtype=object),
                             f"Parallel analysis with {m.get('correlation')} correlations of permuted data; a factor is "
-                            "retained while its observed eigenvalue exceeds the random ones' percentile."))
+                            "retained while its observed eigenvalue exceeds the random ones' percentile"
+                            + (f" ({findings.cite(*refs)})." if refs else ".")))
     if nf.get("constructs") is not None and nf.get("parallel_fa") is not None:
         same = nf["parallel_fa"] == nf["constructs"]
         findings.check(same, f"parallel analysis suggests {nf['parallel_fa']} factors for {nf['constructs']} constructs")
     fit = m.get("fit") or {}
     sec.blocks.append(
         f"The {nf.get('used')}-factor solution: {apa.fmt_chisq(fit.get('chisq'), fit.get('df'), fit.get('pvalue'))}, "
-        f"TLI = {apa.fmt_number(fit.get('tli'))}, RMSEA = {apa.fmt_number(fit.get('rmsea'))} "
-        f"{apa.fmt_ci(fit.get('rmsea_ci_lower'), fit.get('rmsea_ci_upper'))}, RMSR = "
-        f"{apa.fmt_number(fit.get('rms'))}, BIC = {apa.fmt_number(fit.get('bic'))}"
-        + ("" if m.get("converged", True) else "; the extraction did not converge") + ".")
+        f"TLI = {apa.fmt_fit(fit.get('tli'))}, RMSEA = {apa.fmt_fit(fit.get('rmsea'))} "
+        f"{apa.fmt_fit_ci(fit.get('rmsea_ci_lower'), fit.get('rmsea_ci_upper'))}, RMSR = "
+        f"{apa.fmt_number(fit.get('rms'), 3)}, BIC = {apa.fmt_number(fit.get('bic'))}"
+        + ("" if m.get("converged", True) else "; " + nonconvergence(m)) + ".")
     var = efa.table("efa_variance.csv")
     if var is not None and "cumulative_var" in var and len(var):
         sec.blocks.append(f"The factors account for {pct(var['cumulative_var'].iloc[-1])} of the item variance.")
@@ -64,10 +98,9 @@ def efa_section(efa: StageOutputs, findings: Findings, cuts: dict, figures: dict
                                   "scree", {"scree": scree, "n_used": nf.get("used")},
                                   "Observed eigenvalues against the parallel-analysis percentile of eigenvalues of "
                                   f"random (permuted) data; {nf.get('used')} factors retained.")
+        sec.blocks.append(figures["scree"])
     else:
-        figures["scree"] = Figure("scree", "Scree plot", "placeholder", {"text": "efa_scree.csv is absent"})
-        sec.blocks.append(absent(efa, "efa_scree.csv"))
-    sec.blocks.append(figures["scree"])
+        sec.blocks.append(figure_gap(figures, "scree", "the scree plot", f"{efa.where('efa_scree.csv')} is absent"))
 
     loadings = efa.table("efa_loadings.csv")
     diag = efa.table("efa_diagnostics.csv")
@@ -101,8 +134,8 @@ def efa_section(efa: StageOutputs, findings: Findings, cuts: dict, figures: dict
         cross = values.apply(lambda r: r.nlargest(2).iloc[-1] if len(r) > 1 else 0.0, axis=1)
         findings.numbers.update(efa_mean_primary_loading=float(prim.mean()), efa_max_cross_loading=float(cross.max()))
     else:
-        figures["loadings"] = Figure("loadings", "EFA loadings", "placeholder", {"text": "efa_loadings.csv is absent"})
         sec.blocks.append(absent(efa, "efa_loadings.csv"))
+        sec.blocks.append(figure_gap(figures, "loadings", "the EFA loadings", f"{efa.where('efa_loadings.csv')} is absent"))
     corr = efa.table("efa_factor_correlations.csv")
     if corr is not None and "factor" in corr and len(corr) > 1:
         r = corr.set_index("factor").to_numpy(dtype=float)

@@ -10,6 +10,22 @@ from pipeline.report.model import (SCREEN_ORDER, SECTIONS, Findings, Section, St
                                    Table)
 
 
+def sample_profile_table(profile: pd.DataFrame) -> Table:
+    """The context variables of the analysed sample: counts and percentages of each level of a
+    categorical variable, mean and SD of a numeric one (the variable named once)."""
+    t = profile.copy()
+    if "variable" in t:
+        repeat = t["variable"].astype(str).eq(t["variable"].astype(str).shift())
+        t["variable"] = t["variable"].astype(object).where(~repeat, "")
+    spec = {c: k for c, k in {"variable": "text", "level": "text", "n": "int",
+                              "percent": (lambda v: apa.fmt_number(v, 1)), "mean": "number", "sd": "number"}.items()
+            if c in t}
+    return Table("sample_profile", "Sample profile (context variables)",
+                 apa.apa_table(t, spec, {"variable": "Variable", "level": "Level", "n": "n", "percent": "%",
+                                         "mean": "M", "sd": "SD"}),
+                 "The analysed sample after screening; % of the respondents who answered the question.")
+
+
 def sample_section(clean: StageOutputs, split: StageOutputs, findings: Findings) -> Section:
     sec = Section("sample", SECTIONS["sample"])
     if clean.metrics is None:
@@ -18,12 +34,18 @@ def sample_section(clean: StageOutputs, split: StageOutputs, findings: Findings)
         return sec
     m = clean.metrics
     rows_in, kept, excluded = m.get("rows_in"), m.get("kept"), m.get("excluded")
+    off_scale = m.get("cells_set_missing", m.get("cell_problems"))
+    flagged_any = m.get("excluded_by_screen") or {}
+    screen_refs = ["meade2012"] + (["dunn2018"] if "irv" in flagged_any else [])
     sec.blocks.append(
-        f"The survey export held {apa.fmt_int(rows_in)} submissions. The screens excluded "
-        f"{apa.fmt_int(excluded)} of them ({pct(num(excluded) / num(rows_in)) if num(rows_in) else ''}) and "
-        f"kept {apa.fmt_int(kept)} for analysis; {apa.fmt_int(m.get('cells_set_missing', m.get('cell_problems')))} answers that were not on the "
-        "scale (out of range or unreadable) were set missing. A respondent may fail several screens; Table "
-        "{flow} counts each excluded respondent once, at the first screen (in the order shown) that flagged them.")
+        f"The survey export held {apa.fmt_int(rows_in)} submissions. The screens for careless and invalid responding "
+        f"({findings.cite(*screen_refs)}) excluded {apa.fmt_int(excluded)} of them"
+        + (f" ({pct(num(excluded) / num(rows_in))})" if num(rows_in) else "")
+        + f" and kept {apa.fmt_int(kept)} for analysis; "
+        + (f"{apa.fmt_int(off_scale)} answers that were not on the scale (out of range or unreadable) were set missing."
+           if num(off_scale) > 0 else "no answer was off the scale." if ok(off_scale) else "")
+        + " A respondent may fail several screens; Table {flow} counts each excluded respondent once, at the first "
+        "screen (in the order shown) that flagged them.")
     findings.tested.append(f"{apa.fmt_int(rows_in)} submissions screened, {apa.fmt_int(kept)} kept")
     screens = m.get("screens") or {}
     flagged = m.get("excluded_by_screen") or {}
@@ -102,7 +124,11 @@ def sample_section(clean: StageOutputs, split: StageOutputs, findings: Findings)
                        f"data are missing completely at random ({apa.fmt_p_text(mcar.get('pvalue'))})")
     sec.blocks.append(Table("missing_data", "Missing data after screening", pd.DataFrame(rows, dtype=object),
                             "Percentages of the analysed sample. Missing cells stay missing; the CFA handles them "
-                            "as params.yaml says (listwise or FIML)."))
+                            "as params.yaml says (listwise or FIML)."
+                            + (f" Little's MCAR test: {findings.cite('little1988')}." if isinstance(mcar, dict) else "")))
+    profile = clean.table("sample_profile.csv")
+    if profile is not None and len(profile):
+        sec.blocks.append(sample_profile_table(profile))
     for note in m.get("notes") or []:
         sec.blocks.append(f"Note from the clean stage: {note}.")
     stage_warnings(clean, findings, "warnings")

@@ -1,15 +1,22 @@
 """The structural model: fit, paths, R², indirect effects, hypotheses, competing models."""
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 
 from analysis import apa
-from pipeline.report.findings.common import (absent, as_bool, ci_label, fit_checks, fit_table,
-                                             not_run, num, ok, stage_warnings)
+from pipeline.report.findings.common import (absent, admissible, as_bool, ci_label, estimator_reason, figure_gap,
+                                             fit_checks, fit_index_citations, fit_sentence, fit_table, not_run, num,
+                                             ok, stage_warnings)
 from pipeline.report.model import (SECTIONS, Figure, Findings, Section, StageOutputs,
                                    Table)
+
+
+def bootstrap_keys(defined: pd.DataFrame, interval: str) -> list[str]:
+    """The references behind the bootstrap intervals reported: percentile intervals (Preacher &
+    Hayes, 2008) and, when bias-corrected ones are shown or used, Efron and Tibshirani (1993)."""
+    bc = interval == "boot_bc" or (len(defined) > 0 and {"boot_bc_lower", "boot_bc_upper"} <= set(defined.columns))
+    return ["preacher2008"] + (["efron1993"] if bc else [])
 
 
 def sem_section(sem: StageOutputs, findings: Findings, cuts: dict, figures: dict) -> Section:
@@ -18,27 +25,50 @@ def sem_section(sem: StageOutputs, findings: Findings, cuts: dict, figures: dict
     if not sem.ran or params is None:
         sec.ran = False
         sec.blocks.append(not_run(sem, findings) if not sem.ran else absent(sem, "sem_parameters.csv"))
-        figures["path_diagram"] = Figure("path_diagram", "Path diagram",
-                                         "placeholder", {"text": "Structural model (sem stage) not run"})
+        sec.blocks.append(figure_gap(figures, "path_diagram", "the path diagram",
+                                     "the structural model (sem stage) was not run" if not sem.ran else
+                                     f"{sem.where('sem_parameters.csv')} is absent"))
         return sec
     m = sem.metrics or {}
     fit = m.get("fit") or {}
     boot = m.get("bootstrap") or {}
     findings.tested.append("the structural model and its hypotheses")
+    good = admissible(m)
+    est = m.get("estimator")
+    p = params.copy()
+    for c in ("lhs", "op", "rhs"):
+        p[c] = p[c].astype(str).str.strip().str.lstrip("'")
+    defined = p[p["op"] == ":="].copy()
+    why = estimator_reason(m, findings)
+    missing = str(m.get("missing") or "")
     text = "The hypothesised structural model was fitted to " + (
-        f"{m['source']}" if m.get("source") else "the data") + (f" by {m['estimator']}" if m.get("estimator") else "") + (
-        f" ({m['missing']})" if m.get("missing") else "")
+        f"{m['source']}" if m.get("source") else "the data") + (f" by {est}" if est else "") + (
+        f" ({why})" if why else "") + (
+        f" with full-information maximum likelihood for missing answers ({findings.cite('arbuckle1996')})"
+        if missing == "fiml" else f" ({missing})" if missing else "")
     if fit:
-        text += f" (N = {apa.fmt_int(fit.get('ntotal'))}): {apa.fmt_chisq(fit.get('chisq'), fit.get('df'), fit.get('pvalue'))}"
+        text += f"; N = {apa.fmt_int(fit.get('ntotal'))}. Fit: {fit_sentence(fit, est)}"
     text += "."
     draws = boot.get("draws", boot.get("requested"))
-    if boot and draws:
+    interval = str(m.get("interval") or "")
+    uses_boot = interval.startswith("boot") or len(defined) > 0
+    if boot and draws and uses_boot:
         failed, inadmissible = boot.get("failed"), boot.get("inadmissible")
-        text += (f" Indirect effects are tested with {apa.fmt_int(draws)} bootstrap draws"
+        what = ("indirect and total effects (the model's defined parameters)" if len(defined) else
+                "the hypothesised parameters")
+        kinds = []
+        if len(defined) and {"boot_pct_lower", "boot_pct_upper"} <= set(defined.columns):
+            kinds.append("percentile")
+        if len(defined) and {"boot_bc_lower", "boot_bc_upper"} <= set(defined.columns):
+            kinds.append("bias-corrected")
+        refs = bootstrap_keys(defined, interval)
+        text += (f" Confidence intervals of {what} come from {apa.fmt_int(draws)} bootstrap draws "
+                 f"({findings.cite(*refs)})"
                  + (f", of which {apa.fmt_int(failed)} failed (did not converge) and were left out" if failed else "")
                  + (f"; {apa.fmt_int(inadmissible)} gave an inadmissible solution" if inadmissible else "")
-                 + "; percentile and bias-corrected intervals"
-                 + (f" (the hypotheses use the {'percentile' if m.get('interval') == 'boot_pct' else 'bias-corrected' if m.get('interval') == 'boot_bc' else str(m.get('interval'))} interval)" if m.get("interval") else "")
+                 + (f": {' and '.join(kinds)} intervals" if kinds else "")
+                 + (f" (the hypotheses use the {'percentile' if interval == 'boot_pct' else 'bias-corrected' if interval == 'boot_bc' else interval} interval)"
+                    if interval.startswith("boot") else "")
                  + ".")
         stage_lines = " ".join(str(w) for w in (m.get("warnings") or []))
         if failed and "bootstrap" not in stage_lines:
@@ -48,14 +78,18 @@ def sem_section(sem: StageOutputs, findings: Findings, cuts: dict, figures: dict
             findings.warnings.append(f"structural model (sem): {apa.fmt_int(inadmissible)} of {apa.fmt_int(draws)} "
                                      "bootstrap draws gave an inadmissible solution")
     sec.blocks.append(text)
+    if not good:
+        sec.blocks.append("The structural model's solution is inadmissible (see its warnings below): its fit, paths, "
+                          "effects and hypotheses are shown for diagnosis only and are not interpreted.")
+        findings.not_held.append("structural model: the solution is inadmissible; its paths and hypotheses are not "
+                                 "interpreted")
     if fit:
-        sec.blocks.append(Table("sem_fit", "Fit of the structural model", fit_table(fit, cuts, m.get("estimator")),
-                                "Cut-offs of Hu and Bentler (1999)."))
-        for met, t in fit_checks(fit, cuts, m.get("estimator")):
-            findings.check(met, f"structural model: {t}")
-    p = params.copy()
-    for c in ("lhs", "op", "rhs"):
-        p[c] = p[c].astype(str).str.strip()
+        sec.blocks.append(Table("sem_fit", "Fit of the structural model", fit_table(fit, cuts, est),
+                                "Cut-offs set in params.yaml (report:" + (
+                                    f"; defaults after {fit_index_citations(fit, est, findings)})." if good else ").")))
+        if good:
+            for met, t in fit_checks(fit, cuts, est):
+                findings.check(met, f"structural model: {t}")
     paths = p[p["op"] == "~"].copy()
     if len(paths):
         if {"ci_lower", "ci_upper"} <= set(paths.columns):
@@ -76,7 +110,6 @@ def sem_section(sem: StageOutputs, findings: Findings, cuts: dict, figures: dict
                                 "sem_r2.csv also has every indicator's R²."))
     elif r2 is None:
         sec.blocks.append(absent(sem, "sem_r2.csv"))
-    defined = p[p["op"] == ":="].copy()
     if len(defined):
         for a, b, name in (("boot_pct_lower", "boot_pct_upper", "pct"), ("boot_bc_lower", "boot_bc_upper", "bc"),
                            ("ci_lower", "ci_upper", "ci")):
@@ -95,7 +128,7 @@ def sem_section(sem: StageOutputs, findings: Findings, cuts: dict, figures: dict
             "bc": ci_label(m.get("ci")) + " (bias-corrected bootstrap)", "ci": ci_label(m.get("ci"))}),
             "Defined parameters (:=) of the model: products of path coefficients, with three decimals because "
             "they are small. An effect is supported when its bootstrap interval excludes zero."))
-        if {"boot_pct_lower", "boot_pct_upper"} <= set(defined.columns):
+        if {"boot_pct_lower", "boot_pct_upper"} <= set(defined.columns) and good:
             for r in defined.itertuples():
                 excl = ok(r.boot_pct_lower) and (num(r.boot_pct_lower) > 0 or num(r.boot_pct_upper) < 0)
                 ci = f"[{apa.fmt_against(r.boot_pct_lower, 0, 3)}, {apa.fmt_against(r.boot_pct_upper, 0, 3)}]"
@@ -140,6 +173,8 @@ def sem_section(sem: StageOutputs, findings: Findings, cuts: dict, figures: dict
         for name, v in verdicts.items():
             by.setdefault(v, []).append(name)
         findings.numbers.update(hypotheses=len(verdicts), hypotheses_supported=len(by.get("supported", [])))
+        if not good:
+            by = {}
         if by.get("supported"):
             findings.held.append("hypotheses supported: " + ", ".join(by["supported"]))
         for v, names in by.items():
@@ -149,8 +184,8 @@ def sem_section(sem: StageOutputs, findings: Findings, cuts: dict, figures: dict
         sec.blocks.append(absent(sem, "sem_hypotheses.csv"))
     comp = sem.table("sem_competing.csv")
     if comp is not None and len(comp):
-        spec = {"model": "text", "npar": "int", "chisq": "number", "df": "df", "cfi": "bounded", "tli": "number",
-                "rmsea": "number", "srmr": "number", "aic": "number", "bic": "number", "delta_chisq": "number",
+        spec = {"model": "text", "npar": "int", "chisq": "number", "df": "df", "cfi": "fit", "tli": "fit",
+                "rmsea": "fit", "srmr": "fit", "aic": "number", "bic": "number", "delta_chisq": "number",
                 "delta_df": "df", "delta_pvalue": "p", "preferred": "yes_no"}
         spec = {c: k for c, k in spec.items() if c in comp}
         sec.blocks.append(Table("sem_competing", "Competing models", apa.apa_table(comp, spec, {
