@@ -463,6 +463,23 @@ def test_numbers_in_the_report_are_the_stage_outputs(built, stages):
     assert hyp.at["H1", "Supported"] == "Yes" and hyp.at["H2", "Supported"] == "No"
 
 
+def test_fit_indices_figures_headers_and_citations_of_the_whole_report(built):
+    """Every fit index in report.md with three decimals and no leading zero; figures numbered 1, 2,
+    ... in the order of first mention; no table headed by a raw column name; the methods text cites
+    every reference of the list and no other (checks of tests/test_report_findings.py)."""
+    from test_report_findings import citation_problems, figure_order_problems, fit_index_problems, raw_headers
+
+    tables = md_tables(built["md"])
+    bad, n = fit_index_problems(built["md"], tables)
+    assert not bad and n >= 40, (bad, n)  # CFA, SEM, EFA, invariance ladder, competing models, summary
+    assert not figure_order_problems(built["md"])
+    assert re.findall(r"\*\*Figure (\d+)\*\*", built["md"]) == ["1", "2", "3", "4"]
+    assert not raw_headers(tables), raw_headers(tables)
+    assert not citation_problems(built["md"]), citation_problems(built["md"])
+    methods = built["md"].split("## " + rp.SECTIONS["methods"])[1].split("## ")[0]
+    assert "Hu & Bentler, 1999" in methods and "Horn, 1965" in methods and "Preacher & Hayes, 2008" in methods
+
+
 def test_summary_says_what_held_what_did_not_and_every_warning(built):
     summary = built["md"].split("## Sample and screening")[0]
     assert "What was tested:" in summary and "What held:" in summary and "What did not hold:" in summary

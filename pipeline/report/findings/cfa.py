@@ -43,8 +43,8 @@ def normality_paragraph(desc: pd.DataFrame | None, mardia: dict | None, estimato
         sp, kp = num(mardia.get("skew_pvalue")), num(mardia.get("kurt_pvalue"))
         rejected = (ok(sp) and sp < 0.05) or (ok(kp) and kp < 0.05)
         parts.append(
-            f"Mardia's ({findings.cite('mardia1970')}) test of multivariate normality "
-            f"(N = {apa.fmt_int(mardia.get('n'))}): skewness b1,p = {apa.fmt_number(mardia.get('b1p'))}, "
+            f"Mardia's test of multivariate normality ({findings.cite('mardia1970')}; "
+            f"N = {apa.fmt_int(mardia.get('n'))}): skewness b1,p = {apa.fmt_number(mardia.get('b1p'))}, "
             f"{apa.fmt_chisq(mardia.get('skew_chisq'), mardia.get('skew_df'), mardia.get('skew_pvalue'))}; kurtosis "
             f"b2,p = {apa.fmt_number(mardia.get('b2p'))}, z = {apa.fmt_number(mardia.get('kurt_z'))}, "
             f"{apa.fmt_p_text(mardia.get('kurt_pvalue'))}.")
