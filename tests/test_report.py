@@ -382,9 +382,12 @@ def test_tables_are_written_as_csv_and_agree_with_markdown_and_html(built):
         csv = pd.read_csv(out / "tables" / f"{key}.csv", dtype=str, keep_default_na=False)
         assert csv.values.tolist() == frame.values.tolist() == from_md[key].values.tolist(), key
     for key in ("screening_flow", "missing_data", "factor_count", "efa_loadings", "cfa_fit", "cfa_loadings",
-                "reliability", "fornell_larcker", "htmt", "invariance_fit", "invariance_groups", "sem_fit", "sem_paths",
+                "reliability", "htmt", "invariance_fit", "invariance_groups", "sem_fit", "sem_paths",
                 "sem_r2", "sem_indirect", "sem_hypotheses", "sem_competing"):
         assert key in from_html, key
+    # the latent correlations with sqrt(AVE) on the diagonal: from construct_correlations.csv when the
+    # reliability stage writes it, else from fornell_larcker.csv (an older stage)
+    assert ("construct_correlations" in from_html) != ("fornell_larcker" in from_html)
 
 
 def test_numbers_in_the_report_are_the_stage_outputs(built, stages):
@@ -410,7 +413,7 @@ def test_numbers_in_the_report_are_the_stage_outputs(built, stages):
         for col, key in (("α", "raw_alpha"), ("ω", "omega"), ("CR", "cr"), ("AVE", "ave")):
             assert close(getattr(row, col), rel.at[row.Construct, key]), (row.Construct, col)
     fl = pd.read_csv(d["reliability"] / "fornell_larcker.csv").set_index("construct")
-    shown = t["fornell_larcker"].set_index("")
+    shown = t.get("construct_correlations", t.get("fornell_larcker")).set_index("")
     for a in shown.index:
         assert close(shown.at[a, a], fl.at[a, "sqrt_ave"])
         for b in shown.columns:
@@ -685,6 +688,15 @@ def test_report_stage_depends_on_its_parameters_and_every_stage_output_it_reads(
             missing = [f for f in (metrics, *tables) if f"{m.group(1)}/{f}" not in deps]
             assert not missing, f"report stage: add {', '.join(missing)} of the {name} stage to its deps"
     assert list(pipeline["stages"])[-1] == "report", "the report is the last stage"
+    # Files the report shows when present: a dependency as soon as the stage that writes them declares them.
+    from pipeline.report.model import OPTIONAL_FILES
+
+    for name, files in OPTIONAL_FILES.items():
+        m = re.search(rf"--{name} (\S+)", cmd)
+        outs = {expand(next(iter(o)) if isinstance(o, dict) else o)
+                for o in pipeline["stages"].get(name, {}).get("outs", []) + pipeline["stages"].get(name, {}).get("metrics", [])}
+        missing = [f for f in files if f"{m.group(1)}/{f}" in outs and f"{m.group(1)}/{f}" not in deps]
+        assert not missing, f"report stage: add {', '.join(missing)} of the {name} stage to its deps"
 
 
 def test_report_plots_and_metrics_are_declared():

@@ -135,8 +135,8 @@ def _cfa(cfa: StageOutputs, findings: Findings) -> list[str]:
     normal = ""
     if desc is not None and {"skewness", "kurtosis"} <= set(desc.columns) and len(desc):
         normal = (f"Item skewness ranged from {_range(desc['skewness'], False)} and excess kurtosis from "
-                  f"{_range(desc['kurtosis'], False)} ({findings.cite('curran1996')} treat |skewness| ≥ 2 and "
-                  "|kurtosis| ≥ 7 as severe).")
+                  f"{_range(desc['kurtosis'], False)} (severe non-normality: |skewness| ≥ 2 or |kurtosis| ≥ 7; "
+                  f"{findings.cite('curran1996')}).")
     if mardia:
         rejected = num(mardia.get("skew_pvalue")) < 0.05 or num(mardia.get("kurt_pvalue")) < 0.05
         normal += (f" Mardia's test ({findings.cite('mardia1970')}) {'rejected' if rejected else 'did not reject'} "
