@@ -38,7 +38,7 @@ def build_report(outputs: dict[str, StageOutputs], cuts: dict, title: str | None
     sections = [
         sample_section(outputs["clean"], outputs["split"], findings),
         efa_section(outputs["efa"], findings, cuts, figures),
-        cfa_section(outputs["cfa"], findings, cuts),
+        cfa_section(outputs["cfa"], findings, cuts, outputs["split"].ran),
         reliability_section(outputs["reliability"], findings, cuts, labels or {}),
         invariance_section(outputs["invariance"], findings, cuts, figures),
         sem_section(outputs["sem"], findings, cuts, figures),

@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 
 from analysis import apa
-from pipeline.report.findings.common import (absent, admissible, estimator_reason, fit_checks, fit_index_citations,
-                                             fit_sentence, fit_table, not_run, num, ok, shown_fit, stage_warnings)
+from pipeline.report.findings.common import (absent, admissible, estimator_reason, fit_checks,
+                                             fit_sentence, fit_table, fit_table_note, not_run, num, ok, stage_warnings)
 from pipeline.report.model import SECTIONS, Findings, Section, StageOutputs, Table
 
-__all__ = ["cfa_section", "normality_paragraph", "item_descriptives_table", "modindices_table", "residuals_table"]
+__all__ = ["cfa_section", "parameter_text", "normality_paragraph", "item_descriptives_table", "modindices_table", "residuals_table"]
 
 RESIDUAL_CUT = 2.58  # |standardized residual| above which a pair is listed as misfitting (z at alpha = .01)
 UNIVARIATE_SKEW, UNIVARIATE_KURTOSIS = 2.0, 7.0  # Curran, West & Finch (1996)
@@ -71,14 +71,19 @@ def normality_paragraph(desc: pd.DataFrame | None, mardia: dict | None, estimato
     return " ".join(parts)
 
 
+def parameter_text(lhs, op, rhs) -> str:
+    """A parameter of lavaan syntax in words: ``x9 loads on visual``, ``x1 covaries with x2``."""
+    op = str(op).lstrip("'")
+    if op == "=~":
+        return f"{rhs} loads on {lhs}"
+    return f"{lhs} {({'~~': 'covaries with', '~': 'regressed on'}).get(op, op)} {rhs}"
+
+
 def modindices_table(mi: pd.DataFrame, top: int = 10) -> Table | None:
     if mi is None or not {"lhs", "op", "rhs", "mi"} <= set(mi.columns) or not len(mi):
         return None
     t = mi.sort_values("mi", ascending=False, kind="stable").head(top).copy()
-    op_text = {"=~": "loads on", "~~": "covaries with", "~": "regressed on"}
-    t["parameter"] = [f"{r.rhs} {op_text.get(str(r.op).lstrip(chr(39)), str(r.op))} {r.lhs}"
-                      if str(r.op).lstrip("'") == "=~" else
-                      f"{r.lhs} {op_text.get(str(r.op).lstrip(chr(39)), str(r.op))} {r.rhs}" for r in t.itertuples()]
+    t["parameter"] = [parameter_text(r.lhs, r.op, r.rhs) for r in t.itertuples()]
     spec = {c: k for c, k in {"parameter": "text", "mi": "number", "epc": "number", "sepc_all": "bounded"}.items()
             if c in t}
     return Table("cfa_modindices", f"The {len(t)} largest modification indices",
@@ -113,7 +118,7 @@ def residuals_table(resid: pd.DataFrame, top: int = 10) -> tuple[Table | None, i
             over, len(pairs))
 
 
-def cfa_section(cfa: StageOutputs, findings: Findings, cuts: dict) -> Section:
+def cfa_section(cfa: StageOutputs, findings: Findings, cuts: dict, split_ran: bool = True) -> Section:
     sec = Section("cfa", SECTIONS["cfa"])
     if cfa.metrics is None:
         sec.ran = False
@@ -131,23 +136,19 @@ def cfa_section(cfa: StageOutputs, findings: Findings, cuts: dict) -> Section:
         sec.blocks.append(normality)
     why = estimator_reason(m, findings)
     missing = str(m.get("missing") or "")
-    miss = (f"full-information maximum likelihood for the missing answers ({findings.cite('arbuckle1996')})"
+    miss = (f"full-information maximum likelihood for missing answers ({findings.cite('arbuckle1996')})"
             if missing == "fiml" else f"{missing} deletion of incomplete rows" if missing else "")
+    sample = "the CFA half" if split_ran else f"the data ({m['source']})" if m.get("source") else "the data"
     sec.blocks.append(
-        f"The measurement model (one factor per construct) was fitted to the CFA half by {est}"
-        + (f" ({why})" if why else "") + (f" with {miss}" if miss else "")
-        + f"; N = {apa.fmt_int(fit.get('ntotal'))} of {apa.fmt_int(m.get('n_rows'))} rows, "
+        f"The measurement model (one factor per construct) was fitted to {sample} by {est}"
+        + (f" with {miss}" if miss else "")
+        + f" (N = {apa.fmt_int(fit.get('ntotal'))} of {apa.fmt_int(m.get('n_rows'))} rows; "
         + ("converged" if m.get("converged") else "did NOT converge")
-        + (f" in {m.get('iterations')} iterations" if m.get("iterations") is not None else "") + ". Fit: "
-        + fit_sentence(fit, est) + ".")
+        + (f" in {m.get('iterations')} iterations" if m.get("iterations") is not None else "") + ")."
+        + (f" {why[:1].upper() + why[1:]}." if why else "") + " Fit: " + fit_sentence(fit, est) + ".")
     findings.tested.append(f"the measurement model by CFA (N = {apa.fmt_int(fit.get('ntotal'))})")
-    kind = shown_fit(fit, est).kind
-    cut_note = "Cut-offs set in params.yaml (report:" + (
-        f"; defaults after {fit_index_citations(fit, est, findings)})." if good else ").")
     sec.blocks.append(Table("cfa_fit", "Fit of the measurement model", fit_table(fit, cuts, est),
-                            cut_note + (f" The {kind} indices are those the {est} estimator calls for; χ², df and p in the first "
-                               "rows are the unscaled test." if kind != "standard" else "")
-                            + " RMSEA with its 90% confidence interval."))
+                            fit_table_note(fit, est, good, findings)))
     if good:
         for met, text in fit_checks(fit, cuts, est):
             findings.check(met, f"CFA: {text}")

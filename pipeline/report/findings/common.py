@@ -10,7 +10,7 @@ from analysis import apa
 from pipeline.report.model import STAGE_FILES, STAGE_NAMES, Figure, Findings, StageOutputs, as_bool, num, ok
 
 __all__ = ["num", "ok", "as_bool", "pct", "figure_gap", "admissible", "estimator_reason", "fit_index_citations", "ci_level", "ci_label", "not_run", "absent", "stage_warnings",
-           "fit_table", "fit_checks", "shown_fit", "fit_sentence", "FitShown", "SCALED_ESTIMATORS", "auto_table",
+           "fit_table", "fit_table_note", "fit_checks", "shown_fit", "fit_sentence", "FitShown", "SCALED_ESTIMATORS", "auto_table",
            "lower_triangle"]
 
 
@@ -188,10 +188,31 @@ def fit_table(fit: dict, cuts: dict, estimator: str | None = None) -> pd.DataFra
     add("RMSEA" + lab, f.rmsea, "fit", f"≤ {apa.fmt_bounded(cuts['rmsea_max'])}",
         ok(f.rmsea) and f.rmsea <= cuts["rmsea_max"], apa.fmt_fit_ci(f.rmsea_ci_lower, f.rmsea_ci_upper))
     add("SRMR", f.srmr, "fit", f"≤ {apa.fmt_bounded(cuts['srmr_max'])}", ok(f.srmr) and f.srmr <= cuts["srmr_max"])
+    if f.kind == "robust":  # the scaled versions too (what Mplus and lavaan before 0.6-13 print), not judged
+        add("CFI (scaled)", fit.get("cfi_scaled"), "fit")
+        add("TLI (scaled)", fit.get("tli_scaled"), "fit")
+        add("RMSEA (scaled)", fit.get("rmsea_scaled"), "fit",
+            ci=apa.fmt_fit_ci(fit.get("rmsea_ci_lower_scaled"), fit.get("rmsea_ci_upper_scaled")))
     add("AIC", fit.get("aic"))
     add("BIC", fit.get("bic"))
     add("N", fit.get("ntotal"), "int")
     return pd.DataFrame(rows, columns=["Index", "Value", "90% CI", "Cut-off", "Meets"], dtype=object)
+
+
+def fit_table_note(fit: dict, estimator, admissible_model: bool, findings: Findings) -> str:
+    """The note under a fit table: where the cut-offs come from (cited only for a model whose fit is
+    judged), which indices the estimator calls for, the RMSEA's interval."""
+    kind = shown_fit(fit, estimator).kind
+    note = "Cut-offs set in params.yaml (report:" + (
+        f"; defaults after {fit_index_citations(fit, estimator, findings)})." if admissible_model else ").")
+    if kind != "standard":
+        note += (f" The {kind} indices are those the {estimator} estimator calls for; χ², df and p in the first rows "
+                 "are the unscaled test.")
+    if kind == "robust":
+        note += " The scaled indices after SRMR are shown for comparison, not judged."
+    if ok(fit.get("rmsea_ci_lower")):
+        note += " RMSEA with its 90% confidence interval."
+    return note
 
 
 def fit_checks(fit: dict, cuts: dict, estimator: str | None = None) -> list[tuple[bool, str]]:

@@ -20,6 +20,7 @@ import pandas as pd
 from analysis import apa
 from pipeline.report.findings.common import (SCALED_ESTIMATORS, admissible, as_bool, estimator_reason,
                                              fit_index_citations, fit_sentence, num, ok, pct, shown_fit)
+from pipeline.report.findings.cfa import parameter_text
 from pipeline.report.findings.reliability import method_factor_problems
 from pipeline.report.findings.sem import bootstrap_keys
 from pipeline.report.model import SECTIONS, Findings, Section, StageOutputs
@@ -124,7 +125,7 @@ def _efa(efa: StageOutputs, findings: Findings) -> list[str]:
     return [text]
 
 
-def _cfa(cfa: StageOutputs, findings: Findings) -> list[str]:
+def _cfa(cfa: StageOutputs, findings: Findings, split_ran: bool = True) -> list[str]:
     m = cfa.metrics
     if m is None:
         return []
@@ -146,10 +147,11 @@ def _cfa(cfa: StageOutputs, findings: Findings) -> list[str]:
         out.append(normal.strip())
     why = estimator_reason(m, findings)
     missing = str(m.get("missing") or "")
-    text = (f"The measurement model, each item loading on its own construct, was estimated in the confirmation half "
-            f"by {est}" + (f"; {why}" if why else "")
+    half = "the confirmation half" if split_ran else "the full sample"
+    text = (f"The measurement model, each item loading on its own construct, was estimated in {half} by {est}"
             + (f", with full-information maximum likelihood for missing answers ({findings.cite('arbuckle1996')})"
-               if missing == "fiml" else f", with {missing} deletion of incomplete rows" if missing else "") + ".")
+               if missing == "fiml" else f", with {missing} deletion of incomplete rows" if missing else "") + "."
+            + (f" {why[:1].upper() + why[1:]}." if why else ""))
     if mardia and str(est).upper() == "ML" and (num(mardia.get("skew_pvalue")) < 0.05
                                                or num(mardia.get("kurt_pvalue")) < 0.05):
         text += " Because multivariate normality was rejected, ML's standard errors and χ² test may be biased."
@@ -171,7 +173,7 @@ def _cfa(cfa: StageOutputs, findings: Findings) -> list[str]:
     if mi is not None and "mi" in mi and len(mi):
         top = mi.sort_values("mi", ascending=False).iloc[0]
         text += (f" The largest modification index ({findings.cite('sorbom1989')}) was {apa.fmt_number(top['mi'])} "
-                 f"({top['lhs']} {str(top['op']).lstrip(chr(39))} {top['rhs']}).")
+                 f"({parameter_text(top['lhs'], top['op'], top['rhs'])}).")
     out.append(text)
     return out
 
@@ -296,7 +298,7 @@ def _sem(sem: StageOutputs, findings: Findings) -> list[str]:
     defined = p[p["op"] == ":="]
     why = estimator_reason(m, findings)
     missing = str(m.get("missing") or "")
-    text = (f"The hypothesised structural model was estimated by {est}" + (f" ({why})" if why else "")
+    text = (f"The hypothesised structural model was estimated by {est}"
             + (f" with full-information maximum likelihood for missing answers ({findings.cite('arbuckle1996')})"
                if missing == "fiml" else f" ({missing})" if missing else ""))
     boot = m.get("bootstrap") or {}
@@ -305,9 +307,10 @@ def _sem(sem: StageOutputs, findings: Findings) -> list[str]:
     if boot and draws and (interval.startswith("boot") or len(defined)):
         text += (f"; confidence intervals of {'its indirect and total effects' if len(defined) else 'its parameters'}"
                  f" came from {apa.fmt_int(draws)} bootstrap draws ({findings.cite(*bootstrap_keys(defined, interval))})")
+    text += "." + (f" {why[:1].upper() + why[1:]}." if why else "")
     if not admissible(m):
-        return [text + ". Its solution was inadmissible; its estimates are not interpreted."]
-    text += "." + (f" It fitted {fit_sentence(fit, est)} ({fit_index_citations(fit, est, findings)})." if fit else "")
+        return [text + " Its solution was inadmissible; its estimates are not interpreted."]
+    text += (f" It fitted {fit_sentence(fit, est)} ({fit_index_citations(fit, est, findings)})." if fit else "")
     r2 = sem.table("sem_r2.csv")
     latents = set(p.loc[p["op"] == "=~", "lhs"])
     if r2 is not None and {"variable", "r2"} <= set(r2.columns):
@@ -367,7 +370,7 @@ def methods_section(outputs: dict[str, StageOutputs], findings: Findings, cuts: 
     """The methods-and-results text: one paragraph per stage that ran, then the software."""
     sec = Section("methods", SECTIONS["methods"])
     paragraphs = (_sample(outputs["clean"], outputs["split"], findings) + _efa(outputs["efa"], findings)
-                  + _cfa(outputs["cfa"], findings) + _reliability(outputs["reliability"], findings, cuts)
+                  + _cfa(outputs["cfa"], findings, outputs["split"].ran) + _reliability(outputs["reliability"], findings, cuts)
                   + _invariance(outputs["invariance"], findings) + _sem(outputs["sem"], findings))
     if versions:
         paragraphs.append(_software(versions, findings))

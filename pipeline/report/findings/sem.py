@@ -6,7 +6,7 @@ import pandas as pd
 
 from analysis import apa
 from pipeline.report.findings.common import (absent, admissible, as_bool, ci_label, estimator_reason, figure_gap,
-                                             fit_checks, fit_index_citations, fit_sentence, fit_table, not_run, num,
+                                             fit_checks, fit_sentence, fit_table, fit_table_note, not_run, num,
                                              ok, stage_warnings)
 from pipeline.report.model import (SECTIONS, Figure, Findings, Section, StageOutputs,
                                    Table)
@@ -43,12 +43,12 @@ def sem_section(sem: StageOutputs, findings: Findings, cuts: dict, figures: dict
     missing = str(m.get("missing") or "")
     text = "The hypothesised structural model was fitted to " + (
         f"{m['source']}" if m.get("source") else "the data") + (f" by {est}" if est else "") + (
-        f" ({why})" if why else "") + (
         f" with full-information maximum likelihood for missing answers ({findings.cite('arbuckle1996')})"
         if missing == "fiml" else f" ({missing})" if missing else "")
+    text += (f" (N = {apa.fmt_int(fit.get('ntotal'))})." if fit else ".") + (
+        f" {why[:1].upper() + why[1:]}." if why else "")
     if fit:
-        text += f"; N = {apa.fmt_int(fit.get('ntotal'))}. Fit: {fit_sentence(fit, est)}"
-    text += "."
+        text += f" Fit: {fit_sentence(fit, est)}."
     draws = boot.get("draws", boot.get("requested"))
     interval = str(m.get("interval") or "")
     uses_boot = interval.startswith("boot") or len(defined) > 0
@@ -85,8 +85,7 @@ def sem_section(sem: StageOutputs, findings: Findings, cuts: dict, figures: dict
                                  "interpreted")
     if fit:
         sec.blocks.append(Table("sem_fit", "Fit of the structural model", fit_table(fit, cuts, est),
-                                "Cut-offs set in params.yaml (report:" + (
-                                    f"; defaults after {fit_index_citations(fit, est, findings)})." if good else ").")))
+                                fit_table_note(fit, est, good, findings)))
         if good:
             for met, t in fit_checks(fit, cuts, est):
                 findings.check(met, f"structural model: {t}")
