@@ -86,9 +86,20 @@ def loadings_figure(loadings: pd.DataFrame, factors: list[str], construct_of: di
     return _figure_svg(fig)
 
 
+def _fit_tick(v: float, ax) -> str:
+    """A fit-index axis tick as the text prints the index: no leading zero, at least three decimals
+    (more when the ticks are closer than .001), a true minus sign."""
+    ticks = ax.yaxis.get_majorticklocs()
+    step = float(np.min(np.diff(ticks))) if len(ticks) > 1 else 1.0
+    decimals = max(3, int(np.ceil(-np.log10(step))) if step > 0 else 3)
+    return apa.fmt_number(v, decimals, bounded=True).replace("-", "\u2212")
+
+
 def invariance_figure(fit: pd.DataFrame, cuts: dict, suffix: str = "") -> bytes:
     """The invariance ladder: CFI and RMSEA at each step, filled where the step holds (``suffix``
     "_robust" or "_scaled": those versions of the indices, as the ladder table shows)."""
+    from matplotlib.ticker import FuncFormatter
+
     fig = _new_figure(7.5, 3.4)
     axes = fig.subplots(1, 2)
     x = np.arange(len(fit))
@@ -105,6 +116,7 @@ def invariance_figure(fit: pd.DataFrame, cuts: dict, suffix: str = "") -> bytes:
                     xytext=(0, 4), textcoords="offset points", ha="right", fontsize=7, color="#c0392b")
         ax.set_xticks(x, [str(m) for m in fit["model"]], fontsize=8)
         ax.set_title(label, fontsize=10)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _, ax=ax: _fit_tick(v, ax)))
         ax.spines[["top", "right"]].set_visible(False)
         ax.margins(x=0.15)
     fig.text(0.5, -0.02, "Filled: the step holds (its change from the previous step is within the criteria); "
