@@ -481,6 +481,13 @@ def test_fit_indices_figures_headers_and_citations_of_the_whole_report(built):
     assert not citation_problems(built["md"]), citation_problems(built["md"])
     methods = built["md"].split("## " + rp.SECTIONS["methods"])[1].split("## ")[0]
     assert "Hu & Bentler, 1999" in methods and "Horn, 1965" in methods and "Preacher & Hayes, 2008" in methods
+    # The methods text is written from the same numbers as the tables.
+    cfa_par = next(p for p in methods.split("\n\n") if p.startswith("The measurement model"))
+    fit = tables["cfa_fit"].set_index("Index")["Value"]
+    for name in ("CFI", "TLI", "RMSEA", "SRMR"):
+        assert f"{name} = {fit[name]}" in cfa_par, name
+    sem_par = next(p for p in methods.split("\n\n") if p.startswith("The hypothesised structural model"))
+    assert f"CFI = {tables['sem_fit'].set_index('Index')['Value']['CFI']}" in sem_par
 
 
 def test_summary_says_what_held_what_did_not_and_every_warning(built):

@@ -77,7 +77,7 @@ def _sample(clean: StageOutputs, split: StageOutputs, findings: Findings) -> lis
     out = [text]
     rate, mcar = m.get("missing_rate"), m.get("little_mcar")
     if ok(rate):
-        t = f"{pct(rate, 2)} of the item answers were missing"
+        t = f"Of the item answers, {pct(rate, 2)} were missing"
         if isinstance(mcar, dict) and ok(mcar.get("statistic")):
             p = num(mcar.get("pvalue"))
             t += (f"; Little's MCAR test ({findings.cite('little1988')}) "
@@ -121,7 +121,8 @@ def _efa(efa: StageOutputs, findings: Findings) -> list[str]:
                     f"{apa.fmt_fit_ci(fit.get('rmsea_ci_lower'), fit.get('rmsea_ci_upper'))}" if fit else "") + ".")
     agreement = m.get("structure_agreement")
     if ok(agreement):
-        text += f" {pct(agreement, 0)} of the items loaded highest on the factor of their own construct."
+        text += (" Every item loaded highest on the factor of its own construct." if num(agreement) >= 1 else
+                 f" Of the items, {pct(agreement, 0)} loaded highest on the factor of their own construct.")
     return [text]
 
 
@@ -277,8 +278,10 @@ def _invariance(inv: StageOutputs, findings: Findings) -> list[str]:
                  f"Δχ²({apa.fmt_df(st.get('delta_df'))}) = {apa.fmt_number(st.get('delta_chisq'))}, "
                  f"{apa.fmt_p_text(st.get('delta_pvalue'))}")
         if paths is not None and "pvalue_holm" in paths:
+            nd = int(num(st.get("n_paths_differ")) if ok(st.get("n_paths_differ")) else 0)
             text += (f"; Wald tests of each path, Holm-adjusted ({findings.cite('holm1979')}), found "
-                     f"{apa.fmt_int(st.get('n_paths_differ', 0))} of {apa.fmt_int(st.get('n_paths'))} paths different")
+                     + (f"no path of {apa.fmt_int(st.get('n_paths'))} different" if nd == 0 else
+                        f"{apa.fmt_int(nd)} of {apa.fmt_int(st.get('n_paths'))} paths different"))
         text += "."
     elif paths is not None and "pvalue_holm" in paths:
         differ = int(paths.drop_duplicates(["lhs", "rhs"])["differs"].map(as_bool).sum()) if "differs" in paths else 0
