@@ -9,9 +9,9 @@ import pandas as pd
 from analysis import apa
 from pipeline.report.model import STAGE_FILES, STAGE_NAMES, Figure, Findings, StageOutputs, as_bool, num, ok
 
-__all__ = ["num", "ok", "as_bool", "pct", "figure_gap", "admissible", "estimator_reason", "fit_index_citations", "ci_level", "ci_label", "not_run", "absent", "stage_warnings",
-           "fit_table", "fit_table_note", "fit_checks", "shown_fit", "fit_sentence", "FitShown", "SCALED_ESTIMATORS", "auto_table",
-           "lower_triangle"]
+__all__ = ["num", "ok", "as_bool", "pct", "ci_level", "ci_label", "not_run", "absent", "figure_gap", "stage_warnings",
+           "admissible", "estimator_reason", "fit_index_citations", "SCALED_ESTIMATORS", "FitShown", "shown_fit",
+           "fit_sentence", "fit_table", "fit_table_note", "fit_checks", "lower_triangle"]
 
 
 def pct(x, decimals: int = 1) -> str:
@@ -229,28 +229,6 @@ def fit_checks(fit: dict, cuts: dict, estimator: str | None = None) -> list[tupl
         out.append((met, f"{name}{label} = {apa.fmt_against(v, cut, 3, bounded=True, max_decimals=5)} "
                          f"({'meets' if met else 'misses'} {sign} {apa.fmt_bounded(cut)})"))
     return out
-
-
-def auto_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Format a table whose columns are not known in advance: p columns as p, bounded
-    statistics without the leading zero, whole-number columns as counts, others two decimals."""
-    formats = {}
-    for c in df.columns:
-        name = str(c).lower()
-        s = df[c]
-        if name in ("pvalue", "p", "delta_pvalue") or name.endswith("_pvalue") or name.startswith("pvalue_"):
-            formats[c] = "p"
-        elif s.dtype == bool or set(s.dropna().astype(str).str.lower()) <= {"true", "false"} and s.notna().any():
-            formats[c] = "yes_no"
-        elif name in ("df", "delta_df") or name.endswith("_df"):
-            formats[c] = "df"
-        elif pd.api.types.is_integer_dtype(s):
-            formats[c] = "int"
-        elif pd.api.types.is_numeric_dtype(s):
-            formats[c] = "bounded" if name in apa.BOUNDED else "number"
-        else:
-            formats[c] = "text"
-    return apa.apa_table(df, formats)
 
 
 def lower_triangle(matrix: pd.DataFrame, names: list[str], bounded: bool, diagonal: dict | None = None) -> pd.DataFrame:

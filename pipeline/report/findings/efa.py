@@ -11,6 +11,8 @@ from pipeline.report.findings.common import absent, as_bool, figure_gap, not_run
 from pipeline.report.model import (SECTIONS, Figure, Findings, Section, StageOutputs,
                                    Table)
 
+__all__ = ["efa_section", "nonconvergence"]
+
 
 def nonconvergence(m: dict) -> str:
     """Which part of the EFA did not converge: the stage's ``extraction_converged`` and

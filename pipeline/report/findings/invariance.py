@@ -10,6 +10,9 @@ from pipeline.report.findings.common import (SCALED_ESTIMATORS, absent, as_bool,
 from pipeline.report.model import (INVARIANCE_STEPS, SECTIONS, Figure, Findings, Section, StageOutputs,
                                    Table)
 
+__all__ = ["invariance_section", "index_suffix", "step_reason", "latent_means_table", "paths_by_group_table",
+           "structural_sentence", "level_reached"]
+
 
 def level_reached(m: dict, fit: pd.DataFrame | None) -> str | None:
     for key in ("level_reached", "level", "invariance_level", "highest_level"):

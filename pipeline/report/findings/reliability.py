@@ -10,6 +10,8 @@ from pipeline.report.findings.common import (absent, as_bool, ci_label, ci_level
 from pipeline.report.model import (SECTIONS, Findings, Section, StageOutputs,
                                    Table)
 
+__all__ = ["reliability_section", "method_factor_problems", "htmt_missing_note"]
+
 
 def method_factor_problems(m: dict) -> list[str]:
     """Why the method-factor model is inadmissible (empty when it is admissible): its own

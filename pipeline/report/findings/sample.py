@@ -9,6 +9,8 @@ from pipeline.report.findings.common import (absent, not_run, num, ok, pct, stag
 from pipeline.report.model import (SCREEN_ORDER, SECTIONS, Findings, Section, StageOutputs,
                                    Table)
 
+__all__ = ["sample_section", "sample_profile_table"]
+
 
 def sample_profile_table(profile: pd.DataFrame) -> Table:
     """The context variables of the analysed sample: counts and percentages of each level of a

@@ -11,6 +11,8 @@ from pipeline.report.findings.common import (absent, admissible, as_bool, ci_lab
 from pipeline.report.model import (SECTIONS, Figure, Findings, Section, StageOutputs,
                                    Table)
 
+__all__ = ["sem_section", "bootstrap_keys"]
+
 
 def bootstrap_keys(defined: pd.DataFrame, interval: str) -> list[str]:
     """The references behind the bootstrap intervals reported: percentile intervals (Preacher &
