@@ -47,6 +47,7 @@ American Psychological Association. (2020). *Publication manual of the American 
 from __future__ import annotations
 
 import math
+import re
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Callable, Mapping
 
@@ -54,7 +55,7 @@ import pandas as pd
 
 __all__ = [
     "BOUNDED", "FIT_INDICES", "fmt_number", "fmt_bounded", "fmt_fit", "fmt_fit_ci", "fmt_p", "fmt_p_text", "fmt_int", "fmt_df", "fmt_ci", "fmt_chisq",
-    "stars", "fmt_yes_no", "fmt_against", "apa_table", "parse_number",
+    "stars", "fmt_yes_no", "fmt_against", "apa_table", "parse_number", "apa_p_in_text",
 ]
 
 # Statistics (lavaan / gapscale column names) that cannot exceed 1 in absolute value.
@@ -305,6 +306,19 @@ def apa_table(df: pd.DataFrame, formats: Mapping[str, str | Callable], headers: 
                              "or a callable")
         out[(headers or {}).get(col, col)] = [f(v) for v in df[col].tolist()]
     return pd.DataFrame(out, dtype=object)
+
+
+def apa_p_in_text(text: str) -> str:
+    """Text written elsewhere (a stage's message) with its *p* values in APA form: ``p = 0.431``
+    becomes ``p = .431``, ``p < 0.001`` becomes ``p < .001``. Other numbers are left as they are
+    (whether they are bounded by 1 cannot be told from the text).
+
+    Examples
+    --------
+    >>> apa_p_in_text("no evidence (Δχ² = 91.69, Δdf = 90, p = 0.431)")
+    'no evidence (Δχ² = 91.69, Δdf = 90, p = .431)'
+    """
+    return re.sub(r"\b(p\s*[=<>≤≥]\s*)0(\.\d)", r"\1\2", str(text))
 
 
 def parse_number(text) -> float:

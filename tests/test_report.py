@@ -476,6 +476,7 @@ def test_fit_indices_figures_headers_and_citations_of_the_whole_report(built):
     bad, n = fit_index_problems(built["md"], tables)
     assert not bad and n >= 40, (bad, n)  # CFA, SEM, EFA, invariance ladder, competing models, summary
     assert not figure_order_problems(built["md"])
+    assert not re.findall(r"\bp\s*[=<>≤≥]\s*0\.\d+", built["md"])  # p values without the leading zero, everywhere
     assert re.findall(r"\*\*Figure (\d+)\*\*", built["md"]) == ["1", "2", "3", "4"]
     assert not raw_headers(tables), raw_headers(tables)
     assert not citation_problems(built["md"]), citation_problems(built["md"])

@@ -181,6 +181,17 @@ def test_fit_indices_print_with_three_decimals_and_no_leading_zero():
     assert not bad and n == 12
 
 
+def test_p_values_written_by_a_stage_are_put_in_apa_form():
+    assert apa.apa_p_in_text("no evidence (Δχ² = 91.69, Δdf = 90, p = 0.431); p<0.001; gap = 0.5; p = 1.000") == \
+        "no evidence (Δχ² = 91.69, Δdf = 90, p = .431); p<.001; gap = 0.5; p = 1.000"
+    inv = stage("invariance", {"structural": {"answer": "no evidence that the paths differ (p = 0.431)"},
+                               "warnings": ["group g3: Wald p = 0.012"]},
+                {"invariance_fit.csv": pd.DataFrame([dict(model="configural", chisq=10.0, df=5, cfi=0.99, holds=True)])})
+    f = Findings()
+    text = section_text_of(fd.invariance_section(inv, f, CUTS, {}))
+    assert "(p = .431)" in text and "p = .012" in text and "invariance: group g3: Wald p = .012" in f.warnings
+
+
 def test_the_precision_check_catches_two_decimals_and_leading_zeros():
     bad, _ = fit_index_problems("CFI = 0.95, RMSEA = .08 [.075, .081], SRMR = .041", {})
     assert bad == ["text: CFI = 0.95", "text: RMSEA = .08 [.075, .081]"]

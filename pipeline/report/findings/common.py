@@ -55,7 +55,7 @@ def stage_warnings(stage: StageOutputs, findings: Findings, *keys: str) -> list[
             lines += [str(v) for v in value]
         elif isinstance(value, str) and value:
             lines.append(value)
-    lines = list(dict.fromkeys(lines))
+    lines = list(dict.fromkeys(apa.apa_p_in_text(x) for x in lines))
     findings.warnings += [f"{STAGE_NAMES[stage.name]}: {w}" for w in lines]
     return lines
 

@@ -67,7 +67,7 @@ def step_reason(row: dict, crit, cut: dict, steps: dict) -> str:
     if out:
         return "; ".join(out)
     reason = str((steps.get(str(row.get("model"))) or {}).get("reason") or "")
-    return reason or "a step below it does not hold"
+    return apa.apa_p_in_text(reason) if reason else "a step below it does not hold"
 
 
 def latent_means_table(means: pd.DataFrame) -> Table | None:
@@ -165,7 +165,7 @@ def structural_sentence(structural: dict) -> str:
             text += ": no evidence that the paths differ between groups"
         return text + "."
     if structural.get("answer"):
-        return f"Structural paths across groups: {structural['answer']}."
+        return f"Structural paths across groups: {apa.apa_p_in_text(structural['answer'])}."
     return ""
 
 

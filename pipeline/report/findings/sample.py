@@ -132,7 +132,7 @@ def sample_section(clean: StageOutputs, split: StageOutputs, findings: Findings)
     if profile is not None and len(profile):
         sec.blocks.append(sample_profile_table(profile))
     for note in m.get("notes") or []:
-        sec.blocks.append(f"Note from the clean stage: {note}.")
+        sec.blocks.append(f"Note from the clean stage: {apa.apa_p_in_text(note)}.")
     stage_warnings(clean, findings, "warnings")
 
     truth = m.get("screens_vs_truth")

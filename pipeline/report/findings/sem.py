@@ -152,6 +152,9 @@ def sem_section(sem: StageOutputs, findings: Findings, cuts: dict, figures: dict
             for c in ("hypothesis", "statement", "verdict"):
                 if c in h:
                     h[c] = h[c].astype(object).where(~repeat, "")
+        for c in ("statement", "path", "verdict"):  # stage-written text: its p values in APA form
+            if c in h:
+                h[c] = [apa.apa_p_in_text(v) if isinstance(v, str) else v for v in h[c]]
         spec = {"hypothesis": "text", "statement": "text", "parameter": "text", "path": "text", "expected": "text",
                 "std_all": "text", "est": "text", "ci": "text", "pvalue": "p", "supported": "yes_no",
                 "verdict": "text"}
