@@ -119,6 +119,29 @@ def residuals_table(resid: pd.DataFrame, top: int = 10) -> tuple[Table | None, i
 
 
 def cfa_section(cfa: StageOutputs, findings: Findings, cuts: dict, split_ran: bool = True) -> Section:
+    """Confirmatory factor analysis: item descriptives and Mardia's test with the consequence for
+    the estimator, the estimator and why, the fit (robust indices for a scaled estimator), loadings,
+    the largest modification indices and standardized residuals. An inadmissible solution is shown
+    for diagnosis and not interpreted (no check is drawn from it).
+
+    Parameters
+    ----------
+    cfa : StageOutputs
+        What the cfa stage wrote.
+    findings : Findings
+        Collects what was tested, what held and what did not, the stages' warnings and the
+        citations (each method a sentence reports is cited through ``findings.cite``).
+    cuts : dict
+        The report's cut-offs (params.yaml report:).
+    split_ran : bool
+        The data are the CFA half of a split (else the whole data set).
+
+    Returns
+    -------
+    Section
+        Paragraphs, bullet lists, :class:`~pipeline.report.model.Table` and
+        :class:`~pipeline.report.model.Figure` blocks; ``ran`` False when the stage did not run.
+    """
     sec = Section("cfa", SECTIONS["cfa"])
     if cfa.metrics is None:
         sec.ran = False

@@ -38,6 +38,28 @@ def nonconvergence(m: dict) -> str:
 
 
 def efa_section(efa: StageOutputs, findings: Findings, cuts: dict, figures: dict) -> Section:
+    """Exploratory factor analysis: suitability (KMO, Bartlett), the number of factors by each
+    criterion, the retained solution's fit and convergence (naming the part that did not converge),
+    the loadings table, the scree and loadings figures, flagged items.
+
+    Parameters
+    ----------
+    efa : StageOutputs
+        What the efa stage wrote.
+    findings : Findings
+        Collects what was tested, what held and what did not, the stages' warnings and the
+        citations (each method a sentence reports is cited through ``findings.cite``).
+    cuts : dict
+        The report's cut-offs (params.yaml report:).
+    figures : dict
+        Filled with the figures by key (a placeholder where one cannot be drawn).
+
+    Returns
+    -------
+    Section
+        Paragraphs, bullet lists, :class:`~pipeline.report.model.Table` and
+        :class:`~pipeline.report.model.Figure` blocks; ``ran`` False when the stage did not run.
+    """
     sec = Section("efa", SECTIONS["efa"])
     if efa.metrics is None:
         sec.ran = False

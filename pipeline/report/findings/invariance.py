@@ -170,6 +170,28 @@ def structural_sentence(structural: dict) -> str:
 
 
 def invariance_section(inv: StageOutputs, findings: Findings, cuts: dict, figures: dict) -> Section:
+    """Measurement invariance: the criteria, the groups, the ladder (robust or scaled indices for a
+    scaled estimator) with why a step does not hold, the ladder figure, the level reached, latent
+    means and structural paths by group (wide: one row per latent variable or path).
+
+    Parameters
+    ----------
+    inv : StageOutputs
+        What the invariance stage wrote.
+    findings : Findings
+        Collects what was tested, what held and what did not, the stages' warnings and the
+        citations (each method a sentence reports is cited through ``findings.cite``).
+    cuts : dict
+        The report's cut-offs (params.yaml report:).
+    figures : dict
+        Filled with the ladder figure (a placeholder when it cannot be drawn).
+
+    Returns
+    -------
+    Section
+        Paragraphs, bullet lists, :class:`~pipeline.report.model.Table` and
+        :class:`~pipeline.report.model.Figure` blocks; ``ran`` False when the stage did not run.
+    """
     sec = Section("invariance", SECTIONS["invariance"])
     fit = inv.table("invariance_fit.csv")
     if not inv.ran or fit is None:

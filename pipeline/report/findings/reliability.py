@@ -51,6 +51,28 @@ def htmt_missing_note(m: dict) -> str:
 
 
 def reliability_section(rel: StageOutputs, findings: Findings, cuts: dict, labels: dict) -> Section:
+    """Reliability and validity: alpha (Feldt interval), omega, CR, AVE, the construct correlations
+    with sqrt(AVE) on the diagonal, HTMT (and its missing-data treatment against the CFA's), and
+    common-method variance; an inadmissible method-factor model is named and not interpreted.
+
+    Parameters
+    ----------
+    rel : StageOutputs
+        What the reliability stage wrote.
+    findings : Findings
+        Collects what was tested, what held and what did not, the stages' warnings and the
+        citations (each method a sentence reports is cited through ``findings.cite``).
+    cuts : dict
+        The report's cut-offs (params.yaml report:).
+    labels : dict
+        Construct id -> label, from the instrument.
+
+    Returns
+    -------
+    Section
+        Paragraphs, bullet lists, :class:`~pipeline.report.model.Table` and
+        :class:`~pipeline.report.model.Figure` blocks; ``ran`` False when the stage did not run.
+    """
     sec = Section("reliability", SECTIONS["reliability"])
     if rel.metrics is None:
         sec.ran = False

@@ -29,6 +29,24 @@ def sample_profile_table(profile: pd.DataFrame) -> Table:
 
 
 def sample_section(clean: StageOutputs, split: StageOutputs, findings: Findings) -> Section:
+    """Sample and screening: the flow of respondents through the screens (each excluded respondent
+    counted once, at the first screen that flagged them), missing data and Little's MCAR test, the
+    sample profile (context variables) and, for simulated data, the screens against the truth.
+
+    Parameters
+    ----------
+    clean, split : StageOutputs
+        What the clean and split stages wrote.
+    findings : Findings
+        Collects what was tested, what held and what did not, the stages' warnings and the
+        citations (each method a sentence reports is cited through ``findings.cite``).
+
+    Returns
+    -------
+    Section
+        Paragraphs, bullet lists, :class:`~pipeline.report.model.Table` and
+        :class:`~pipeline.report.model.Figure` blocks; ``ran`` False when the stage did not run.
+    """
     sec = Section("sample", SECTIONS["sample"])
     if clean.metrics is None:
         sec.ran = False

@@ -22,6 +22,28 @@ def bootstrap_keys(defined: pd.DataFrame, interval: str) -> list[str]:
 
 
 def sem_section(sem: StageOutputs, findings: Findings, cuts: dict, figures: dict) -> Section:
+    """The structural model: estimator and fit, what the bootstrap draws are for (only when
+    something uses them), paths, R² of the latent variables, indirect effects, hypotheses,
+    competing models and the path diagram. An inadmissible solution draws no conclusion.
+
+    Parameters
+    ----------
+    sem : StageOutputs
+        What the sem stage wrote.
+    findings : Findings
+        Collects what was tested, what held and what did not, the stages' warnings and the
+        citations (each method a sentence reports is cited through ``findings.cite``).
+    cuts : dict
+        The report's cut-offs (params.yaml report:).
+    figures : dict
+        Filled with the path diagram (a placeholder when it cannot be drawn).
+
+    Returns
+    -------
+    Section
+        Paragraphs, bullet lists, :class:`~pipeline.report.model.Table` and
+        :class:`~pipeline.report.model.Figure` blocks; ``ran`` False when the stage did not run.
+    """
     sec = Section("sem", SECTIONS["sem"])
     params = sem.table("sem_parameters.csv")
     if not sem.ran or params is None:
