@@ -665,6 +665,49 @@ def test_report_renders_in_headless_chromium(built, tmp_path):
     assert (width, height) == (1280, 8000) and len(data) > 50_000  # a page with content, not a blank image
 
 
+# The default study's outputs (dvc repro of this project; GAPSCALE_DEFAULT_STUDY names another checkout).
+STUDY = Path(os.environ.get("GAPSCALE_DEFAULT_STUDY", ROOT))
+STUDY_DIRS = {"clean": STUDY / "data/interim/clean", **{s: STUDY / "data/processed" / s for s in
+                                                         ("split", "efa", "cfa", "reliability", "invariance", "sem")}}
+
+
+@pytest.mark.skipif(not all((d / f).is_file() for s, d in STUDY_DIRS.items()
+                            for f in (rp.STAGE_FILES[s][0], *rp.STAGE_FILES[s][1])),
+                    reason="the default study's stage outputs are not here (run dvc repro; git holds only the metrics)")
+def test_the_default_study_report(tmp_path):
+    """The report of the default study (18 constructs, FIML, 4 groups, 2,000 bootstrap draws): every
+    fit index with three decimals, figures 1-4 in order, no raw header, references = citations, no
+    'p = 0.', the per-group tables wide; a headless-Chromium screenshot kept as a test artifact."""
+    from test_report_findings import citation_problems, figure_order_problems, fit_index_problems, raw_headers
+
+    out = tmp_path / "report"
+    rp.run(STUDY_DIRS, out, STUDY / "params.yaml", STUDY / "instrument/sustainability_gap.yaml")
+    md = (out / "report.md").read_text(encoding="utf-8")
+    tables = md_tables(md)
+    bad, n = fit_index_problems(md, tables)
+    assert not bad and n >= 60, (bad, n)
+    assert not figure_order_problems(md) and re.findall(r"\*\*Figure (\d+)\*\*", md) == ["1", "2", "3", "4"]
+    assert not raw_headers(tables), raw_headers(tables)
+    assert not citation_problems(md), citation_problems(md)
+    assert not re.findall(r"\bp\s*[=<>≤≥]\s*0\.\d+", md)
+    paths = pd.read_csv(STUDY_DIRS["invariance"] / "invariance_paths.csv")
+    assert len(tables["invariance_paths"]) == len(paths.drop_duplicates(["lhs", "rhs"])) < len(paths)
+    cfa = pd.read_csv(STUDY_DIRS["cfa"] / "cfa_parameters.csv")
+    assert len(tables["cfa_loadings"]) == int((cfa["op"].str.lstrip("'") == "=~").sum()) > 0
+    rel = json.loads((STUDY_DIRS["reliability"] / "reliability.json").read_text())
+    if any("Heywood" in str(w) for w in rel.get("warnings", [])):  # the method-factor model is inadmissible
+        assert "method variance are not interpreted" in md and "the method factor explains" not in md
+    if chromium() is not None:
+        ARTIFACTS.mkdir(exist_ok=True)
+        shot = ARTIFACTS / "default_report.png"
+        shot.unlink(missing_ok=True)
+        flags = CHROMIUM_FLAGS + [f"--user-data-dir={tmp_path / 'profile'}"]
+        proc = subprocess.run([chromium(), *flags, "--window-size=1280,8000", f"--screenshot={shot}",
+                               (out / "report.html").as_uri()], capture_output=True, text=True, timeout=180)
+        assert shot.exists(), proc.stderr[-2000:]
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+
+
 # --------------------------------------------------------------------------------- DVC
 
 
