@@ -449,3 +449,23 @@ def test_methods_text_cites_every_method_used_and_no_other():
     assert not {"horn1965", "chen2007", "meade2012"} & set(report.findings.citations.keys)
     # A text citing a work missing from the list is caught.
     assert citation_problems(md.replace("## References\n", "## References\n\nNobody, A. (2020). Nothing.\n"))
+
+
+# --------------------------------------------------------------------------------- packaging
+
+def test_the_templates_ship_with_the_package():
+    """pyproject.toml installs the report's subpackages and every file of its templates/ directory
+    (a template an installed gapscale could not find would fail only at `gapscale report`)."""
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    import pipeline.report.render as render
+
+    root = Path(__file__).resolve().parents[1]
+    tool = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert {"pipeline.report", "pipeline.report.findings"} <= set(tool["packages"])
+    patterns = tool["package-data"]["pipeline.report"]
+    files = [p.relative_to(render.TEMPLATES.parent).as_posix() for p in render.TEMPLATES.iterdir() if p.is_file()]
+    assert files and all(any(fnmatch.fnmatch(f, pat) for pat in patterns) for f in files), (files, patterns)
+    assert {"report.md.j2", "report.html.j2"} <= {Path(f).name for f in files}
