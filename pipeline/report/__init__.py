@@ -3,9 +3,12 @@
 The report reads what the stages wrote (their JSON metrics and CSV tables), never the data, and
 prints the numbers in APA style (:mod:`analysis.apa`). The sections follow a scale-validation
 paper: sample and screening, exploratory factor analysis, confirmatory factor analysis,
-reliability and validity, measurement invariance, structural model. A plain-language summary
-comes first: what was tested, what held, what did not, and every warning a stage raised. When
-the data are simulated, the first line says so.
+reliability and validity, measurement invariance, structural model; then a draft
+methods-and-results text in APA prose and the reference list of every method cited. A
+plain-language summary comes first: what was tested, what held, what did not, and every warning
+a stage raised. When the data are simulated, the first line says so. An inadmissible model is
+shown for diagnosis and never interpreted; a figure that cannot be drawn is a stated gap, not a
+skipped number.
 
 The package is split as DESIGN.md asks ("reports are built from templates and pure findings
 functions"): this module is the thin stage (read the files, call the findings, draw the figures,
