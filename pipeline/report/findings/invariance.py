@@ -97,7 +97,8 @@ def latent_means_table(means: pd.DataFrame) -> Table | None:
                  pd.DataFrame(rows, dtype=object),
                  "Estimated under the scalar model, the latent means of the reference group"
                  + (f" ({ref})" if ref else "") + " fixed at 0. Δ = difference in the latent variable's units"
-                 + ("; d = the difference in the reference group's latent SD (std.all)" if "std_all" in means else "")
+                 + ("; d = the difference in units of the latent variable's SD in that group (lavaan's std.all)"
+                    if "std_all" in means else "")
                  + "; p of the z test.")
 
 
