@@ -15,6 +15,7 @@ __all__ = ["num", "ok", "as_bool", "pct", "ci_level", "ci_label", "not_run", "ab
 
 
 def pct(x, decimals: int = 1) -> str:
+    """A proportion as a percentage: ``0.133`` -> ``"13.3%"`` (empty when missing)."""
     return f"{apa.fmt_number(100 * num(x), decimals)}%" if ok(x) else ""
 
 
@@ -24,10 +25,12 @@ def ci_level(level) -> str:
 
 
 def ci_label(level) -> str:
+    """A confidence interval's column header: ``0.95`` -> ``"95% CI"``."""
     return f"{100 * num(level):g}% CI" if ok(level) else "CI"
 
 
 def not_run(stage: StageOutputs, findings: Findings) -> str:
+    """The sentence for a stage whose outputs are absent (and the stage noted as not run)."""
     where = stage.where(STAGE_FILES[stage.name][0])
     findings.not_run.append(STAGE_NAMES[stage.name])
     return (f"The {STAGE_NAMES[stage.name]} stage was not run: its outputs ({where} and its tables) are absent, "
@@ -35,6 +38,7 @@ def not_run(stage: StageOutputs, findings: Findings) -> str:
 
 
 def absent(stage: StageOutputs, name: str) -> str:
+    """The sentence for one absent file of a stage that ran."""
     return f"{stage.where(name)} is absent: not reported."
 
 
@@ -47,6 +51,8 @@ def figure_gap(figures: dict, key: str, what: str, reason: str) -> str:
 
 
 def stage_warnings(stage: StageOutputs, findings: Findings, *keys: str) -> list[str]:
+    """The stage's warnings under ``keys`` of its metrics, each once, p values in APA form; also
+    added to the summary's warnings, prefixed by the stage's name."""
     m = stage.metrics or {}
     lines = []
     for key in keys:
@@ -60,10 +66,9 @@ def stage_warnings(stage: StageOutputs, findings: Findings, *keys: str) -> list[
     return lines
 
 
-
 # Estimators whose test statistic is scaled (lavaan's "Robust"/"Scaled" columns): their fit is
 # judged by the robust indices when the stage wrote them (Brosseau-Liard & Savalei, 2014;
-# Savalei, 2018), else by the scaled ones.
+# Savalei, 2021, for categorical data), else by the scaled ones.
 SCALED_ESTIMATORS = frozenset({"MLR", "MLM", "MLMV", "MLMVS", "WLSM", "WLSMV", "ULSM", "ULSMV"})
 
 
