@@ -404,6 +404,8 @@ def test_sample_profile_construct_correlations_and_htmt_missing():
     t = next(b.frame for b in sec.blocks if isinstance(b, Table) and b.key == "sample_profile")
     assert list(t.columns) == ["Variable", "Level", "n", "%", "M", "SD"]
     assert t["Variable"].tolist() == ["gender", "", "age"] and t.iloc[2].tolist()[2:] == ["598", "", "41.23", "12.50"]
+    methods = section_text_of(fd.methods_section(outputs(clean=clean), Findings(), CUTS))
+    assert "The analysed sample: gender: female 50.0%, male 50.0%; age: M = 41.23, SD = 12.50." in methods
 
     cc = pd.DataFrame({"construct": ["A", "B"], "A": [0.81, 0.42], "B": [0.42, 0.77]})
     htmt = pd.DataFrame({"construct_1": ["A"], "construct_2": ["B"], "htmt": [0.51]})

@@ -25,7 +25,7 @@ from pipeline.report.findings.reliability import method_factor_problems
 from pipeline.report.findings.sem import bootstrap_keys
 from pipeline.report.model import SECTIONS, Findings, Section, StageOutputs
 
-__all__ = ["methods_section", "software_versions", "SOFTWARE"]
+__all__ = ["methods_section", "software_versions", "profile_sentence", "SOFTWARE"]
 
 SOFTWARE = ("numpy", "scipy", "pandas")  # the libraries the numbers are computed with (cited)
 SOFTWARE_REFS = {"numpy": ("NumPy", "harris2020"), "scipy": ("SciPy", "virtanen2020"),
@@ -75,6 +75,10 @@ def _sample(clean: StageOutputs, split: StageOutputs, findings: Findings) -> lis
                  f"analysis and a confirmation half (n = {apa.fmt_int(sm.get('n_cfa'))}) for the confirmatory, "
                  "reliability, invariance and structural analyses.")
     out = [text]
+    profile = clean.table("sample_profile.csv")
+    described = profile_sentence(profile) if profile is not None else ""
+    if described:
+        out.append(described)
     rate, mcar = m.get("missing_rate"), m.get("little_mcar")
     if ok(rate):
         t = f"Of the item answers, {pct(rate, 2)} were missing"
@@ -85,6 +89,30 @@ def _sample(clean: StageOutputs, split: StageOutputs, findings: Findings) -> lis
                   f"{apa.fmt_chisq(mcar.get('statistic'), mcar.get('df'), mcar.get('pvalue'))}")
         out.append(t + ".")
     return out
+
+
+def profile_sentence(profile: pd.DataFrame, max_levels: int = 8) -> str:
+    """The analysed sample's context variables in a sentence: each categorical one by its levels'
+    percentages (the most frequent first; a variable with more than ``max_levels`` levels by its
+    count of levels), each numeric one by M and SD."""
+    if not {"variable", "level", "n"} <= set(profile.columns) or not len(profile):
+        return ""
+    parts = []
+    for var, rows in profile.groupby("variable", sort=False):
+        numeric = "mean" in rows and rows["mean"].notna().any()
+        if numeric:
+            r = rows[rows["mean"].notna()].iloc[0]
+            parts.append(f"{var}: M = {apa.fmt_number(r['mean'])}, SD = {apa.fmt_number(r.get('sd'))}")
+            continue
+        levels = rows[rows["level"].astype(str) != "(missing)"]
+        if len(levels) > max_levels:
+            parts.append(f"{var}: {len(levels)} levels")
+            continue
+        if "percent" in levels:
+            levels = levels.sort_values("percent", ascending=False, kind="stable")
+            parts.append(f"{var}: " + ", ".join(f"{r['level']} {apa.fmt_number(r['percent'], 1)}%"
+                                                 for r in levels.to_dict("records")))
+    return ("The analysed sample: " + "; ".join(parts) + ".") if parts else ""
 
 
 def _efa(efa: StageOutputs, findings: Findings) -> list[str]:
