@@ -362,6 +362,10 @@ def test_screens_with_nothing_off_the_scale_say_so():
     m = {"rows_in": 100, "kept": 90, "excluded": 10, "cells_set_missing": 0, "excluded_by_screen": {"attention": 10}}
     text = section_text_of(fd.sample_section(stage("clean", m), stage("split"), Findings()))
     assert "no answer was off the scale" in text and "0 answers" not in text
+    assert "counts each excluded respondent once" in text
+    m.update(kept=100, excluded=0, excluded_by_screen={"attention": 0})
+    text = section_text_of(fd.sample_section(stage("clean", m), stage("split"), Findings()))
+    assert "excluded none of them: all 100 were kept" in text and "counts each excluded respondent" not in text
 
 
 # --------------------------------------------------------------------------------- new inputs

@@ -59,13 +59,15 @@ def sample_section(clean: StageOutputs, split: StageOutputs, findings: Findings)
     screen_refs = ["meade2012"] + (["dunn2018"] if "irv" in flagged_any else [])
     sec.blocks.append(
         f"The survey export held {apa.fmt_int(rows_in)} submissions. The screens for careless and invalid responding "
-        f"({findings.cite(*screen_refs)}) excluded {apa.fmt_int(excluded)} of them"
-        + (f" ({pct(num(excluded) / num(rows_in))})" if num(rows_in) else "")
-        + f" and kept {apa.fmt_int(kept)} for analysis; "
+        f"({findings.cite(*screen_refs)}) "
+        + (f"excluded {apa.fmt_int(excluded)} of them" + (f" ({pct(num(excluded) / num(rows_in))})" if num(rows_in) else "")
+           + f" and kept {apa.fmt_int(kept)} for analysis; " if num(excluded) > 0 else
+           f"excluded none of them: all {apa.fmt_int(kept)} were kept for analysis; ")
         + (f"{apa.fmt_int(off_scale)} answers that were not on the scale (out of range or unreadable) were set missing."
            if num(off_scale) > 0 else "no answer was off the scale." if ok(off_scale) else "")
-        + " A respondent may fail several screens; Table {flow} counts each excluded respondent once, at the first "
-        "screen (in the order shown) that flagged them.")
+        + (" A respondent may fail several screens; Table {flow} counts each excluded respondent once, at the first "
+           "screen (in the order shown) that flagged them." if num(excluded) > 0 else
+           " Table {flow} shows the screens."))
     findings.tested.append(f"{apa.fmt_int(rows_in)} submissions screened, {apa.fmt_int(kept)} kept")
     screens = m.get("screens") or {}
     flagged = m.get("excluded_by_screen") or {}
