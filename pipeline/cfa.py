@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.descriptives import MARDIA_KEYS, item_descriptives, mardia
 from analysis.errors import InputError
 from analysis.sem.api import PARAMETER_COLUMNS, fit_model
 from analysis.sem.diagnostics import modification_indices, standardized_residuals
@@ -17,7 +18,8 @@ from pipeline.io import (estimation_settings, is_simulated, output_dir, read_dat
 
 __all__ = ["run", "OUTPUTS", "DEFAULTS", "settings", "model_text", "engine_warnings"]
 
-OUTPUTS = ("cfa_parameters.csv", "cfa_modindices.csv", "cfa_residuals.csv", "cfa.json")
+OUTPUTS = ("cfa_parameters.csv", "cfa_modindices.csv", "cfa_residuals.csv", "cfa.json", "item_descriptives.csv",
+           "mardia.json")
 DEFAULTS = {"estimator": "ML", "missing": "listwise", "std_lv": False, "ordered": None, "top_modindices": 20}
 MI_COLUMNS = ["lhs", "op", "rhs", "mi", "epc", "sepc_all"]
 ORDINAL_NOTE = ("{est} (lavaan's cfa(ordered = ..., estimator = '{est}')): the ordered items are ordinal; thresholds "
@@ -121,4 +123,17 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
     write_csv(mi, out / "cfa_modindices.csv")
     write_csv(resid.rename_axis("variable").reset_index(), out / "cfa_residuals.csv")
     write_json(metrics, out / "cfa.json")
+    write_normality(data, list(fit.model.blocks[0].ov), out)
     return metrics
+
+
+def write_normality(data: pd.DataFrame, observed: list[str], out: Path) -> None:
+    """The CFA's observed variables described (``item_descriptives.csv``: every row, each item's
+    observed cells) and Mardia's test on the complete rows (``mardia.json``; when it cannot be
+    computed, its keys are null and ``note`` says why)."""
+    write_csv(item_descriptives(data, observed), out / "item_descriptives.csv")
+    try:
+        result = mardia(data, observed)
+    except InputError as exc:
+        result = {**dict.fromkeys(MARDIA_KEYS), "note": f"Mardia's test not computed: {exc}"}
+    write_json(result, out / "mardia.json")
