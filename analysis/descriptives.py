@@ -1,9 +1,10 @@
-"""Item descriptives and Mardia's test of multivariate normality, as psych reports them.
+"""Item descriptives, Mardia's test of multivariate normality and the sample profile.
 
 What a reviewer asks of the items before a CFA: each item's mean, SD, skewness, kurtosis and
 share missing (``psych::describe``), and whether the items are multivariate normal, the
 assumption behind ML's standard errors and chi-square (``psych::mardia``). Marked
-non-normality is the reason for robust (MLR) standard errors and a scaled test statistic.
+non-normality is the reason for robust (MLR) standard errors and a scaled test statistic. And
+who answered: the sample described by the instrument's context questions (:func:`sample_profile`).
 
 The numbers agree with psych 2.2.9 (``tests/reference/descriptives.R``) to 1e-10.
 
@@ -30,9 +31,11 @@ from scipy import linalg, stats
 
 from analysis.errors import InputError
 
-__all__ = ["item_descriptives", "mardia", "DESCRIPTIVE_COLUMNS", "MARDIA_KEYS"]
+__all__ = ["item_descriptives", "mardia", "sample_profile", "DESCRIPTIVE_COLUMNS", "MARDIA_KEYS", "PROFILE_COLUMNS"]
 
 DESCRIPTIVE_COLUMNS = ["item", "n", "mean", "sd", "skewness", "kurtosis", "pct_missing"]
+PROFILE_COLUMNS = ["variable", "level", "n", "percent", "mean", "sd"]
+MISSING_LEVEL = "(missing)"
 MARDIA_KEYS = ("b1p", "b2p", "skew_chisq", "skew_df", "skew_pvalue", "kurt_z", "kurt_pvalue", "n", "p")
 
 
@@ -206,6 +209,71 @@ def mardia(data: pd.DataFrame, items: Sequence[str]) -> dict:
     return {"b1p": b1p, "b2p": b2p, "skew_chisq": float(skew), "skew_df": int(df),
             "skew_pvalue": float(stats.chi2.sf(skew, df)), "kurt_z": float(kurt),
             "kurt_pvalue": float(2.0 * stats.norm.sf(abs(kurt))), "n": int(n), "p": int(p)}
+
+
+def sample_profile(data: pd.DataFrame, questions) -> pd.DataFrame:
+    """The sample described by its context questions (the "participants" table of a paper).
+
+    For each context question of the instrument whose column is in ``data`` and that is not
+    personal data: a ``categorical`` question gives one row per level, in the instrument's
+    order (levels no one chose included, with n 0), then any other value found, then
+    ``(missing)`` when answers are missing, each with its count ``n`` and ``percent`` =
+    :math:`100 n / N` of all :math:`N` rows (so a question's percentages add to 100); an
+    ``integer`` or ``number`` question gives one row with the count of answers ``n``, their
+    ``mean`` and ``sd`` (divisor :math:`n - 1`), and ``percent`` the share answered. Free-text
+    questions are left out.
+
+    Parameters
+    ----------
+    data : DataFrame
+        The cleaned responses (one row per respondent kept).
+    questions : sequence of instrument.schema.ContextQuestion
+        The instrument's ``context`` questions.
+
+    Returns
+    -------
+    DataFrame
+        ``variable, level, n, percent, mean, sd``; ``level`` empty for a numeric question,
+        ``mean`` and ``sd`` empty for a categorical one.
+
+    Notes
+    -----
+    In R: ``table(d$q, useNA = "ifany")`` and ``100 * prop.table(...)`` for a categorical
+    question; ``psych::describe(d$q)[, c("n", "mean", "sd")]`` for a numeric one.
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise TypeError(f"data: expected a pandas DataFrame, got {type(data).__name__}")
+    total = len(data)
+    rows = []
+
+    def pct(k):
+        return 100.0 * k / total if total else np.nan
+
+    for q in questions:
+        if q.personal or q.id not in data.columns or q.type not in ("categorical", "integer", "number"):
+            continue
+        col = data[q.id]
+        if q.type == "categorical":
+            answered = col.dropna().map(_as_level)
+            counts = answered.value_counts(sort=False)
+            declared = [_as_level(v) for v in q.values]
+            levels = declared + sorted(set(counts.index) - set(declared))
+            rows += [(q.id, lv, int(counts.get(lv, 0)), pct(int(counts.get(lv, 0))), np.nan, np.nan) for lv in levels]
+            if total - len(answered):
+                rows.append((q.id, MISSING_LEVEL, total - len(answered), pct(total - len(answered)), np.nan, np.nan))
+        else:
+            v = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            v = v[~np.isnan(v)]
+            rows.append((q.id, "", len(v), pct(len(v)), float(v.mean()) if len(v) else np.nan,
+                         float(v.std(ddof=1)) if len(v) > 1 else np.nan))
+    return pd.DataFrame(rows, columns=PROFILE_COLUMNS)
+
+
+def _as_level(v) -> str:
+    """An answer as the text of a level: ``2.0`` (a whole number read as float) is ``"2"``."""
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    return str(v)
 
 
 def _columns(data: pd.DataFrame, items) -> list[str]:

@@ -18,8 +18,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.descriptives import DESCRIPTIVE_COLUMNS, MARDIA_KEYS, item_descriptives, mardia
+from analysis.descriptives import (DESCRIPTIVE_COLUMNS, MARDIA_KEYS, PROFILE_COLUMNS, item_descriptives, mardia,
+                                   sample_profile)
 from analysis.errors import InputError
+from instrument.schema import ContextQuestion
 
 REF = Path(__file__).parent / "reference"
 R = json.loads((REF / "descriptives.json").read_text())
@@ -160,3 +162,48 @@ def test_cfa_stage_mardia_not_computable_is_a_note(run_cli, tmp_path):
     assert code == 0, err
     m = json.loads((tmp_path / "o" / "mardia.json").read_text())
     assert m["b1p"] is None and m["n"] is None and "need more complete rows than items" in m["note"]
+
+
+# --------------------------------------------------------------------------- sample profile
+
+def test_sample_profile_counts_levels_in_the_instruments_order_and_describes_numbers():
+    questions = [ContextQuestion(id="sector", type="categorical", values=("a", "b", "c")),
+                 ContextQuestion(id="years", type="integer"),
+                 ContextQuestion(id="band", type="categorical", values=(1, 2)),
+                 ContextQuestion(id="comment", type="text", personal=False),
+                 ContextQuestion(id="postcode", type="categorical", values=("x",), personal=True),
+                 ContextQuestion(id="not_in_data", type="integer")]
+    d = pd.DataFrame({"sector": ["b", "a", None, "b", "zz"], "years": pd.array([3, None, 5, 10, 1], dtype="Int64"),
+                      "band": [1.0, 2.0, 2.0, np.nan, 1.0], "comment": list("vwxyz"), "postcode": ["x"] * 5})
+    got = sample_profile(d, questions)
+    assert list(got.columns) == PROFILE_COLUMNS
+    assert got["variable"].unique().tolist() == ["sector", "years", "band"]  # no text, personal or absent column
+    sector = got[got["variable"] == "sector"]
+    assert sector["level"].tolist() == ["a", "b", "c", "zz", "(missing)"]
+    assert sector["n"].tolist() == [1, 2, 0, 1, 1] and sector["percent"].sum() == pytest.approx(100)
+    assert sector["mean"].isna().all() and sector["sd"].isna().all()
+    years = got[got["variable"] == "years"].iloc[0]
+    assert years["n"] == 4 and years["percent"] == 80 and years["mean"] == pytest.approx(4.75)
+    assert years["sd"] == pytest.approx(np.std([3, 5, 10, 1], ddof=1))
+    band = got[got["variable"] == "band"]
+    assert band["level"].tolist() == ["1", "2", "(missing)"] and band["n"].tolist() == [2, 2, 1]
+
+
+def test_clean_stage_writes_the_sample_profile_without_personal_data(run_cli, tmp_path):
+    corpus = Path(__file__).parent / "corpus"
+    code, _, err = run_cli("clean", "--instrument", corpus / "instrument.yaml", "--data", corpus / "integer_gaps.csv",
+                           "--out", tmp_path / "c")
+    assert code == 0, err
+    profile = pd.read_csv(tmp_path / "c" / "sample_profile.csv", keep_default_na=False, na_values=[""])
+    clean = pd.read_csv(tmp_path / "c" / "clean.csv")
+    assert list(profile.columns) == PROFILE_COLUMNS
+    assert set(profile["variable"]) == {"relationship_type", "experience_years"} <= set(clean.columns)
+    rel = profile[profile["variable"] == "relationship_type"].set_index("level")["n"]
+    assert rel.loc[["B2B", "B2C", "B2G", "G2C"]].sum() + rel.get("(missing)", 0) == len(clean)
+    assert rel.to_dict() == {k: int(v) for k, v in clean["relationship_type"].value_counts().items()} | \
+        {k: 0 for k in {"B2B", "B2C", "B2G", "G2C"} - set(clean["relationship_type"])}
+    years = profile[profile["variable"] == "experience_years"].iloc[0]
+    assert years["n"] == clean["experience_years"].notna().sum()
+    assert years["mean"] == pytest.approx(clean["experience_years"].mean(), rel=1e-12)
+    assert years["sd"] == pytest.approx(clean["experience_years"].std(), rel=1e-12)
+    assert "@" not in (tmp_path / "c" / "sample_profile.csv").read_text()
