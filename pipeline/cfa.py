@@ -16,7 +16,7 @@ from instrument import LavaanSyntaxError, load_instrument, parse_model
 from pipeline.io import (estimation_settings, is_simulated, output_dir, read_data, read_params, section,
                          write_csv, write_json)
 
-__all__ = ["run", "OUTPUTS", "DEFAULTS", "settings", "model_text", "engine_warnings"]
+__all__ = ["run", "OUTPUTS", "DEFAULTS", "settings", "model_text", "engine_warnings", "write_normality"]
 
 OUTPUTS = ("cfa_parameters.csv", "cfa_modindices.csv", "cfa_residuals.csv", "cfa.json", "item_descriptives.csv",
            "mardia.json")
@@ -76,7 +76,8 @@ def model_text(instrument_path, model_path, drop_items) -> str:
 
 def run(data_path, out, instrument_path=None, model_path=None, params_path=None, overrides=None) -> dict:
     """Fit the CFA with the unified engine (:func:`analysis.sem.api.fit_model`) and write
-    parameters, modification indices, standardized residuals and metrics."""
+    parameters, modification indices, standardized residuals and metrics, and the observed
+    variables' descriptives and Mardia's test (:func:`write_normality`)."""
     params = read_params(params_path)
     s = settings(params, overrides or {})
     drop = (params.get("efa") or {}).get("drop_items") or []

@@ -58,6 +58,12 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
         cfa_dir=None) -> dict:
     """Compute the reliability and validity tables; write them and ``reliability.json``.
 
+    HTMT's item correlations follow the CFA's missing-data treatment (``cfa.missing``: FIML gives
+    semTools' ``htmt(missing = "ml")``, the EM correlations, also in each bootstrap resample;
+    ``reliability.json`` ``htmt_missing`` says which). ``construct_correlations.csv`` is the
+    square part of the Fornell-Larcker table: the factor correlations with sqrt(AVE) on the
+    diagonal.
+
     ``cfa_dir``: the cfa stage's outputs (``cfa.json``, ``cfa_parameters.csv``) for the same
     data and measurement model: its estimates and fit are used instead of fitting the CFA again
     (:func:`read_cfa`; when they are not for this data, model and missing-data method, the CFA is
