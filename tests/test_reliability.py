@@ -527,6 +527,15 @@ def test_htmt_bootstrap_under_ml_resamples_rows_and_refits_the_em():
     assert ((pairwise["ci_lower"] < pairwise["htmt"]) & (pairwise["htmt"] < pairwise["ci_upper"])).all()
 
 
+def test_htmt_bootstrap_without_missing_cells_is_the_same_under_every_treatment(hs):
+    """Complete data: the EM and pairwise correlations are the Pearson ones, and the resamples
+    (the same row indices) give the same limits."""
+    tables = {m: rel.htmt_bootstrap(hs, HS_FACTORS, 50, np.random.default_rng(9), missing=m)
+              for m in ("listwise", "ml", "pairwise")}
+    for m in ("ml", "pairwise"):
+        pd.testing.assert_frame_equal(tables[m], tables["listwise"], rtol=1e-12, atol=1e-14)
+
+
 def test_htmt_missing_is_checked():
     with pytest.raises(InputError, match="missing: 'fiml' is not one of listwise, pairwise, ml"):
         rel.htmt(pd.read_csv(REF / "hs_missing.csv"), HS_FACTORS, missing="fiml")
