@@ -7,7 +7,7 @@
 #   tests/reference/bfi_600.csv              first 600 rows of psych::bfi's 25 items, with NAs.
 #   tests/reference/holzinger_swineford.csv  lavaan::HolzingerSwineford1939, x1-x9.
 #   tests/reference/hs_missing.csv           HolzingerSwineford1939 x1-x9 with cells deleted
-#                                            (engine_fiml.R).
+#                                            (10% of each column, seed 2026: cfa.R).
 # Writes
 #   tests/reference/descriptives.json
 #     describe.<data>.<type>: psych::describe(d, type = t) columns n, mean, sd, skew, kurtosis,

@@ -5,7 +5,7 @@
 # Made with R 4, lavaan 0.6-14, semTools 0.5-6.
 #
 # Data (public, with missing values)
-#   tests/reference/hs_missing.csv  lavaan::HolzingerSwineford1939 x1-x9 with cells deleted (engine_fiml.R)
+#   tests/reference/hs_missing.csv  lavaan::HolzingerSwineford1939 x1-x9 with 10% of each column deleted (seed 2026, cfa.R)
 #   tests/reference/bfi_600.csv     the first 600 rows of psych::bfi's 25 items, with their NAs
 # Writes tests/reference/htmt_missing.json:
 #   htmt.<case>: semTools::htmt(model, data, missing = m) for m in "ml", "pairwise", "listwise";

@@ -4,7 +4,7 @@
 # Made with R 4.2, lavaan 0.6-14, psych 2.2.9, GPArotation.
 #
 # Data (public): tests/reference/holzinger_swineford.csv (lavaan::HolzingerSwineford1939 x1-x9),
-# tests/reference/hs_missing.csv (the same with cells deleted, engine_fiml.R),
+# tests/reference/hs_missing.csv (the same with 10% of each column deleted, seed 2026, cfa.R),
 # tests/reference/bfi_25.csv (psych::bfi's 25 items, 2800 rows; its complete rows are used).
 suppressPackageStartupMessages({library(lavaan); library(psych); library(GPArotation); library(jsonlite)})
 args <- commandArgs(trailingOnly = TRUE)
