@@ -15,7 +15,8 @@ Comparisons (data in ``tests/reference/``):
   RMSEA, logLik, AIC, BIC, and the largest difference of the estimates and standard errors
   (loadings, variances, covariances) from lavaan's; semopy and gapscale.
 - **CFA, FIML** (the same with cells deleted, ``hs_missing.csv``; lavaan ``missing = "ml"``):
-  the same numbers; semopy (``obj = "FIML"``) and gapscale.
+  the same numbers; semopy (``ModelMeans``, whose ML is FIML, and ``Model`` with
+  ``obj = "FIML"``) and gapscale.
 - **EFA** (psych::bfi's 25 items, complete rows, n = 2436; 5 factors): the largest
   difference of the rotated loadings from ``psych::fa`` (``fm = "pa"`` with oblimin and promax;
   ``fm = "minres"`` with oblimin; ``fm = "ml"`` with varimax) after matching the factors' order
@@ -40,7 +41,9 @@ Rscript): CFA ML gapscale = lavaan (chi-square 85.3055, logLik -3737.745; estima
 1.3e-7), semopy chi-square 85.3057, RMSEA .0923 against .0921, "LogLik" 0.283 and AIC 41.4 (its
 objective, not a log-likelihood), estimates 1.2e-3; factor_analyzer's CFA fails ("assignment
 destination is read-only", pandas 3). FIML: gapscale = lavaan (chi-square 80.072; 6.7e-7, 1.2e-7),
-semopy chi-square 11.92, CFI -1.52, estimates off by up to 24.1. EFA (largest loading
+semopy ModelMeans estimates 3e-5 but SEs up to 0.10 off (x9's loading 0.156 vs 0.258),
+chi-square 7.67 on 15 df, CFI .569; semopy Model(obj="FIML") chi-square 11.92, CFI -1.52,
+estimates off by up to 24.1. EFA (largest loading
 difference from psych::fa): gapscale pa 2e-15, minres 1.3e-6, ml 1.9e-6; factor_analyzer fails
 on scikit-learn's removed ``force_all_finite``, with the shim its principal 0.21 (not psych's
 pa), minres 1.3e-6, ml 3.2e-6; statsmodels pa + oblimin 4.9e-4, + promax 0.19, + varimax 0.093,
@@ -138,12 +141,17 @@ def gapscale_cfa(data: pd.DataFrame, missing: str) -> dict:
     return {"fit": {k: fit.fit.get(k) for k in FIT_KEYS}, "table": table, "cpu": seconds}
 
 
-def semopy_cfa(data: pd.DataFrame, missing: str) -> dict:
+def semopy_cfa(data: pd.DataFrame, missing: str, means: bool = False) -> dict:
+    """semopy's ``Model`` (``obj = "MLW"``, or ``"FIML"`` for missing data) or, ``means``,
+    ``ModelMeans`` (with a mean structure; its ``obj = "ML"`` is FIML, the documented way)."""
     import semopy
 
-    model = semopy.Model(HS_MODEL)
+    model = semopy.ModelMeans(HS_MODEL) if means else semopy.Model(HS_MODEL)
     t0 = cpu()
-    model.fit(data, obj="FIML" if missing == "fiml" else "MLW")
+    if means:
+        model.fit(data)
+    else:
+        model.fit(data, obj="FIML" if missing == "fiml" else "MLW")
     seconds = cpu() - t0
     stats = semopy.calc_stats(model).T["Value"]
     est = model.inspect()
@@ -339,7 +347,8 @@ def main(argv=None) -> int:
         "factor_analyzer": attempt(lambda: factor_analyzer_cfa(hs))})
     report["cfa_fiml"] = print_cfa("CFA, FIML: hs_missing.csv (lavaan missing = \"ml\")", ref["cfa_fiml"], {
         "gapscale": attempt(lambda: gapscale_cfa(hsm, "fiml")),
-        "semopy (obj=FIML)": attempt(lambda: semopy_cfa(hsm, "fiml"))})
+        "semopy ModelMeans": attempt(lambda: semopy_cfa(hsm, "fiml", means=True)),
+        "semopy Model(FIML)": attempt(lambda: semopy_cfa(hsm, "fiml"))})
 
     bfi = pd.read_csv(REF / "bfi_25.csv").dropna().reset_index(drop=True)
     print(f"\n## EFA: psych::bfi, 25 items, complete rows (n = {len(bfi)}), 5 factors: max |loading - psych's| "
