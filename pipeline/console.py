@@ -39,7 +39,7 @@ __all__ = ["STAGES", "detect_stage", "fit_block", "fit_summary", "num", "paramet
 
 # stage -> (its metrics JSON, the tables the report reads); the JSON identifies the stage
 STAGES = {
-    "clean": ("clean.json", ("exclusions.csv", "missing_items.csv")),
+    "clean": ("clean.json", ("missing_items.csv",)),
     "split": ("split.json", ()),
     "efa": ("efa.json", ("efa_loadings.csv", "efa_variance.csv", "efa_diagnostics.csv", "efa_factor_correlations.csv")),
     "cfa": ("cfa.json", ("cfa_parameters.csv", "cfa_modindices.csv")),
