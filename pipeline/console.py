@@ -49,6 +49,13 @@ STAGES = {
     "sem": ("sem.json", ("sem_parameters.csv", "sem_r2.csv", "sem_hypotheses.csv", "sem_competing.csv")),
 }
 
+# the other stages' output directories, shown too: (the file that identifies it, the tables read)
+OTHER_STAGES = {
+    "simulate": ("simulate.json", ()),
+    "render": ("codebook.csv", ("codebook.csv",)),
+    "report": ("report.json", ()),
+}
+
 RULE = "-" * 78
 _SHORT = 16  # characters of a value right-aligned in a block's column
 MAX_CELL = 60  # characters of a table cell; a longer text is cut (the CSV has it whole)
@@ -417,10 +424,10 @@ def detect_stage(directory) -> str:
     d = Path(directory)
     if not d.is_dir():
         raise InputError(f"{d}: not a directory; give a stage's output directory (e.g. data/processed/cfa)")
-    found = [s for s, (metrics, _) in STAGES.items() if (d / metrics).is_file()]
+    found = [s for s, (metrics, _) in {**STAGES, **OTHER_STAGES}.items() if (d / metrics).is_file()]
     if len(found) != 1:
         what = "no stage's outputs" if not found else f"the outputs of several stages ({', '.join(found)})"
-        known = ", ".join(m for m, _ in STAGES.values())
+        known = ", ".join(m for m, _ in {**STAGES, **OTHER_STAGES}.values())
         raise InputError(f"{d}: holds {what}; expected one of {known} (a stage's output directory, "
                          "e.g. data/processed/cfa)")
     return found[0]
@@ -433,8 +440,8 @@ def read_stage_dir(directory, stage: str | None = None) -> tuple[str, dict, dict
 
     d = Path(directory)
     stage = stage or detect_stage(d)
-    metrics_name, names = STAGES[stage]
-    metrics = read_metrics(d / metrics_name)
+    metrics_name, names = {**STAGES, **OTHER_STAGES}[stage]
+    metrics = read_metrics(d / metrics_name) if metrics_name.endswith(".json") else {}
     tables = {n: _read_csv(d / n) for n in names if (d / n).is_file()}
     return stage, metrics, tables
 
@@ -520,7 +527,7 @@ def report_for(stage: str, metrics: Mapping, tables: Mapping[str, pd.DataFrame],
     ``warnings=False`` leaves the warnings out (a stage command prints them on stderr)."""
     title = _title(stage, metrics, directory)
     body = _REPORTS[stage](metrics, tables)
-    absent = [n for n in STAGES[stage][1] if n not in tables]
+    absent = [n for n in {**STAGES, **OTHER_STAGES}[stage][1] if n not in tables]
     note = f"Not found (not shown): {', '.join(absent)}" if absent else ""
     w = warnings_block(_warnings_of(stage, metrics)) if warnings else ""
     return _join(title, body, note, w)
@@ -537,7 +544,8 @@ def _warnings_of(stage: str, m: Mapping) -> list:
         return list(m.get("inadmissible") or [])
     if stage == "reliability":
         return list(m.get("flags") or []) + list(m.get("warnings") or [])
-    return list(m.get("warnings") or [])
+    w = m.get("warnings")
+    return list(w) if isinstance(w, list) else []
 
 
 def _clean_report(m, t):
@@ -830,5 +838,37 @@ def _sem_report(m, t):
                  "Parameter Estimates:" if ptext else "", ptext, boot, h_text, c_text).rstrip("\n")
 
 
-_REPORTS = {"clean": _clean_report, "split": _split_report, "efa": _efa_report, "cfa": _cfa_report,
+def _plain_block(title: str, m: Mapping) -> str:
+    """Every scalar of ``m`` (lists joined, nested mappings flattened) as a label-value block."""
+    rows = []
+    for k, v in m.items():
+        if isinstance(v, Mapping):
+            rows += [(f"{k}.{a}", b) for a, b in v.items() if not isinstance(b, (Mapping, list))]
+        elif isinstance(v, list):
+            rows.append((k, ", ".join(map(str, v)) or "none"))
+        else:
+            rows.append((k, v))
+    return _block(title, [(str(k), count(v) if isinstance(v, int) and not isinstance(v, bool) else
+                           num(v) if isinstance(v, float) else str(v)) for k, v in rows if k != "simulated"])
+
+
+def _simulate_report(m, t):
+    return _plain_block("Simulated study (counts of rows, respondents and defects drawn)", m)
+
+
+def _report_report(m, t):
+    return _plain_block("Report (report.md, report.html)", m)
+
+
+def _render_report(m, t):
+    book = t.get("codebook.csv")
+    if book is None or not len(book) or "kind" not in book:
+        return ""
+    kinds = book["kind"].value_counts(sort=False)
+    constructs = book["construct"].dropna().nunique() if "construct" in book else 0
+    return _block("Questionnaire (questionnaire.md, questionnaire.html, qualtrics.txt, codebook.csv)",
+                  [("Constructs", count(constructs))] + [(f"Columns of kind {k}", count(n)) for k, n in kinds.items()])
+
+
+_REPORTS = {"simulate": _simulate_report, "render": _render_report, "report": _report_report, "clean": _clean_report, "split": _split_report, "efa": _efa_report, "cfa": _cfa_report,
             "reliability": _reliability_report, "invariance": _invariance_report, "sem": _sem_report}

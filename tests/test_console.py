@@ -360,6 +360,13 @@ def test_the_sem_report_prints_r2_and_the_bootstrap_interval(study):
     assert "ci.lower" in out and "95% bootstrap percentile" in out
 
 
+def test_show_of_the_simulate_stage(study):
+    code, out, err = run("show", study["dir"] / "raw")
+    full = json.loads((study["dir"] / "raw" / "simulate.json").read_text())
+    assert code == 0 and out.startswith("gapscale simulate") and "[SIMULATED data]" in out
+    assert re.search(rf"respondents\s+{full['respondents']}\n", out)
+
+
 @pytest.mark.parametrize("where", ["nothing", "file", "missing"])
 def test_show_of_a_directory_without_a_stage_is_one_line_and_exit_2(tmp_path, where):
     target = tmp_path / "d"
@@ -381,9 +388,10 @@ def test_show_refuses_a_stage_file_that_is_not_gapscales(tmp_path):
 
 def test_show_works_on_the_default_studys_stage_directories():
     """`gapscale show` on each output directory of the default study, when it has been run."""
-    dirs = [ROOT / "data" / "interim" / "clean"] + [ROOT / "data" / "processed" / s for s in
-                                                     ("split", "efa", "cfa", "reliability", "invariance", "sem")]
-    present = [d for d in dirs if d.is_dir() and any(d.glob("*.json"))]
+    dirs = [ROOT / "data" / "raw", ROOT / "data" / "interim" / "clean"] + [
+        ROOT / "data" / "processed" / s for s in ("questionnaire", "split", "efa", "cfa", "reliability", "invariance",
+                                                  "sem", "report")]
+    present = [d for d in dirs if d.is_dir() and (any(d.glob("*.json")) or (d / "codebook.csv").is_file())]
     if not present:
         pytest.skip("the default study has not been run here (dvc repro)")
     for d in present:
