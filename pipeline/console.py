@@ -754,14 +754,14 @@ def _invariance_report(m, t):
     fit = t.get("invariance_fit.csv")
     f_text = ""
     if fit is not None and len(fit):
-        def col(r, name):
-            v = getattr(r, f"{name}{suffix}", None) if suffix else None
+        def col(r, name):  # the test is the scaled one with robust or scaled indices (lavaan has no robust test)
+            v = getattr(r, f"{name}{'_scaled' if name in ('chisq', 'pvalue') else suffix}", None) if suffix else None
             return getattr(r, name, None) if _missing(v) else v
         rows = [[str(r.model), num(col(r, "chisq")), count(r.df), p_value(col(r, "pvalue")), num(col(r, "cfi")),
                  num(col(r, "rmsea")), num(r.srmr), num(r.delta_chisq), count(r.delta_df), p_value(r.delta_pvalue),
                  num(r.delta_cfi), num(r.delta_rmsea), "yes" if r.holds is True or r.holds == "True" else "NO"]
                 for r in fit.itertuples()]
-        label = "" if idx == "standard" else f" ({idx} chi-square, CFI and RMSEA)"
+        label = "" if idx == "standard" else f" (scaled chi-square; {idx} CFI and RMSEA)"
         f_text = f"Invariance ladder{label}:\n" + table(
             rows, ["Model", "Chisq", "Df", "P", "CFI", "RMSEA", "SRMR", "dChisq", "dDf", "P(d)", "dCFI", "dRMSEA",
                    "Holds"])
@@ -828,12 +828,15 @@ def _sem_report(m, t):
     comp = t.get("sem_competing.csv")
     c_text = ""
     if comp is not None and len(comp):
-        rows = [[str(r.model), count(r.npar), num(r.chisq), count(r.df), num(r.cfi), num(r.rmsea), num(r.srmr),
-                 num(r.aic, 1), num(r.bic, 1), num(r.delta_chisq), count(r.delta_df), p_value(r.delta_pvalue),
-                 "<-" if r.preferred is True or r.preferred == "True" else ""] for r in comp.itertuples()]
-        c_text = "Competing models (preferred by the lowest {}):\n".format(
-            "BIC" if "bic" in str(m.get("criterion", "bic")) else "AIC") + table(
-            rows, ["Model", "Npar", "Chisq", "Df", "CFI", "RMSEA", "SRMR", "AIC", "BIC", "dChisq", "dDf", "P(d)", ""])
+        scaled = "chisq_scaled" in comp and comp["chisq_scaled"].notna().any()
+        rows = [[str(r.model), count(r.npar), num(r.chisq)] + ([num(r.chisq_scaled)] if scaled else [])
+                + [count(r.df), num(r.cfi), num(r.rmsea), num(r.srmr), num(r.aic, 1), num(r.bic, 1),
+                   num(r.delta_chisq), count(r.delta_df), p_value(r.delta_pvalue),
+                   "<-" if r.preferred is True or r.preferred == "True" else ""] for r in comp.itertuples()]
+        c_text = "Competing models (<- the preferred one, by sem.criterion{}):\n".format(
+            "; CFI, RMSEA and SRMR are the standard ones" if scaled else "") + table(
+            rows, ["Model", "Npar", "Chisq"] + (["Scaled"] if scaled else [])
+            + ["Df", "CFI", "RMSEA", "SRMR", "AIC", "BIC", "dChisq", "dDf", "P(d)", ""])
     return _join(_estimation_block(m), fit_block(m.get("fit") or {}, m.get("estimator", "")),
                  "Parameter Estimates:" if ptext else "", ptext, boot, h_text, c_text).rstrip("\n")
 
