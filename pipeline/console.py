@@ -99,11 +99,13 @@ def p_value(x) -> str:
     return num(x, 3)
 
 
-def table(rows: list[list], headers: list[str], align: str | None = None, indent: int = 2) -> str:
+def table(rows: list[list], headers: list[str], align: str | None = None, indent: int = 2,
+          max_cell: int | None = None) -> str:
     """A plain aligned table: ``align`` one letter per column (``l`` left, ``r`` right; default:
-    the first column left, the rest right); cells are strings already formatted."""
+    the first column left, the rest right); cells are strings already formatted, a text longer
+    than ``max_cell`` (default :data:`MAX_CELL`) characters cut."""
     align = align or "l" + "r" * (len(headers) - 1)
-    cells = [[_cut(str(c)) for c in r] for r in rows]
+    cells = [[_cut(str(c), max_cell or MAX_CELL) for c in r] for r in rows]
     widths = [max([len(h)] + [len(r[j]) for r in cells]) for j, h in enumerate(headers)]
 
     def line(r):
@@ -113,8 +115,8 @@ def table(rows: list[list], headers: list[str], align: str | None = None, indent
     return "\n".join([line(headers)] + [line(r) for r in cells])
 
 
-def _cut(text: str) -> str:
-    return text if len(text) <= MAX_CELL else text[:MAX_CELL - 3] + "..."
+def _cut(text: str, limit: int = MAX_CELL) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def warnings_block(warnings: Iterable, title: str = "Warnings") -> str:
@@ -819,12 +821,16 @@ def _sem_report(m, t):
     hyp = t.get("sem_hypotheses.csv")
     h_text = ""
     if hyp is not None and len(hyp):
-        rows = [[str(r.hypothesis), str(r.path), str(r.expected), num(r.est), num(r.std_all),
-                 f"[{num(r.ci_lower)}, {num(r.ci_upper)}]" if not _missing(r.ci_lower) else "", p_value(r.pvalue),
-                 "yes" if r.supported is True or r.supported == "True" else "no", str(r.verdict)]
-                for r in hyp.itertuples()]
-        h_text = "Hypotheses:\n" + table(rows, ["Id", "Path", "Expected", "Estimate", "Std.all", "Interval", "P",
-                                               "Supported", "Verdict"], "lllrrrrll")
+        rows, last = [], None
+        for r in hyp.itertuples():  # the verdict once per hypothesis, on its first row
+            rows.append([str(r.hypothesis) if r.hypothesis != last else "", str(r.path), str(r.expected), num(r.est),
+                         num(r.std_all), f"[{num(r.ci_lower)}, {num(r.ci_upper)}]" if not _missing(r.ci_lower) else "",
+                         p_value(r.pvalue), "yes" if r.supported is True or r.supported == "True" else "no",
+                         str(r.verdict) if r.hypothesis != last else ""])
+            last = r.hypothesis
+        h_text = "Hypotheses (sem_hypotheses.csv has each statement and path in full):\n" + table(
+            rows, ["Id", "Path", "Expected", "Estimate", "Std.all", "Interval", "P", "Supported", "Verdict"],
+            "lllrrrrll", max_cell=36)
     comp = t.get("sem_competing.csv")
     c_text = ""
     if comp is not None and len(comp):
