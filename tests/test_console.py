@@ -292,7 +292,7 @@ STAGE_RUNS = {
                    ["Groups (group):", "Invariance ladder", "Structural paths across groups:"]),
     "sem": (lambda d: ["sem", "--data", d / "split" / "cfa.csv", "--model", d / "m.lavaan", "--hypotheses",
                        d / "h.yaml", "--params", d / "p.yaml", "--out", d / "sem"],
-            ["Model Test User Model:", "Regressions:", "R-Square:", "Defined Parameters:", "Hypotheses:",
+            ["Model Test User Model:", "Regressions:", "R-Square:", "Defined Parameters:", "Hypotheses (",
              "Competing models ("]),
 }
 
