@@ -31,7 +31,7 @@ from typing import Iterable, Mapping
 
 import pandas as pd
 
-from analysis.apa import fmt_number
+from analysis.apa import fmt_number, fmt_p
 from analysis.errors import InputError
 
 __all__ = ["STAGES", "detect_stage", "fit_block", "fit_summary", "num", "parameter_table", "read_stage_dir",
@@ -279,9 +279,11 @@ def fit_summary(fit: Mapping) -> str:
 
 
 def _p_text(p) -> str:
+    """``< .001`` or ``= .706``: APA's p in running text (:func:`analysis.apa.fmt_p`) after "p "."""
     if _missing(p):
         return "NA"
-    return "< .001" if float(p) < 0.001 else "= " + p_value(p)
+    shown = fmt_p(p)
+    return shown if shown.startswith("<") else f"= {shown}"
 
 
 # ---------------------------------------------------------------------------------------------
