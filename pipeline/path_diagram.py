@@ -59,7 +59,7 @@ from analysis.errors import InputError
 
 __all__ = [
     "MINUS", "Edge", "DiagramModel", "NodeBox", "EdgeGeometry", "Layout", "structural_model", "edge_label",
-    "layout_path_diagram", "count_crossings", "edges_through_nodes", "overlapping_labels", "labels_on_edges",
+    "layout_path_diagram", "crossing_pairs", "count_crossings", "edges_through_nodes", "overlapping_labels", "labels_on_edges",
     "render_path_diagram", "draw_path_diagram",
 ]
 
@@ -282,8 +282,8 @@ def _node_size(name: str, latent: bool, has_r2: bool) -> tuple[float, float]:
     if has_r2:
         w = max(w, _text_size("R² = .00", R2_FONT)[0])
     if latent:
-        return max(0.8, w * 1.32 + 0.16), (0.56 if has_r2 else 0.46)
-    return max(0.7, w + 0.22), (0.46 if has_r2 else 0.36)
+        return max(0.8, w * 1.32 + 0.16), (0.56 if has_r2 else 0.42)
+    return max(0.7, w + 0.22), (0.46 if has_r2 else 0.34)
 
 
 # --------------------------------------------------------------------------------- layering
@@ -351,20 +351,20 @@ def _layers(nodes: list[str], arcs: list[tuple[str, str]]) -> dict[str, int]:
 
 # --------------------------------------------------------------------------------- ordering
 
-def _bilayer_crossings(upper: list, lower_pos: dict, down: dict) -> int:
-    """Crossings between one layer and the next: pairs of edges whose order swaps."""
+def _bilayer_crossings(upper: list, lower_pos: dict, down: dict) -> float:
+    """Crossings between one layer and the next: pairs of edges whose order swaps, each pair
+    weighted by the product of the two edges' weights (``down[u]`` holds ``(v, weight)``)."""
     ends = []
     for i, u in enumerate(upper):
-        for v in down.get(u, ()):
-            ends.append((i, lower_pos[v]))
+        for v, w in down.get(u, ()):
+            ends.append((i, lower_pos[v], w))
     ends.sort()
-    count = 0
-    lows = [b for _, b in ends]
-    heads = [a for a, _ in ends]
-    for i in range(len(lows)):
-        for j in range(i + 1, len(lows)):
-            if heads[i] != heads[j] and lows[i] > lows[j]:
-                count += 1
+    count = 0.0
+    for i in range(len(ends)):
+        hi, li, wi = ends[i]
+        for j in range(i + 1, len(ends)):
+            if hi != ends[j][0] and li > ends[j][1]:
+                count += wi * ends[j][2]
     return count
 
 
@@ -386,7 +386,7 @@ def _order(order: list[list], down: dict, up: dict, rng: np.random.Generator, sw
         pos = {v: i for i, v in enumerate(ref)}
         keys = {}
         for i, v in enumerate(col):
-            ps = [pos[u] for u in nbrs.get(v, ()) if u in pos]
+            ps = [pos[u] for u, _ in nbrs.get(v, ()) if u in pos]
             keys[v] = (float(np.mean(ps)) if ps else float(i), i)
         col.sort(key=keys.__getitem__)
 
@@ -449,11 +449,18 @@ def _port_x(node: NodeBox, dy: float, side: int) -> float:
     return node.x + side * node.w / 2
 
 
-def _port_offsets(n: int, h: float) -> list[float]:
-    if n <= 1:
-        return [0.0] * n
-    span = min(0.62 * h, 0.075 * (n - 1))
-    return [span / 2 - i * span / (n - 1) for i in range(n)]  # top first (y upwards)
+def _ports(node: NodeBox, n: int, side: int) -> list[tuple[float, float]]:
+    """``n`` points where edges meet ``node`` on ``side`` (+1 right, -1 left), top first: spread
+    over the ellipse's arc within 65 degrees of the horizontal, or along a rectangle's side."""
+    if n <= 0:
+        return []
+    if node.shape == "ellipse":
+        span = min(math.radians(130), math.radians(15) * (n - 1))
+        angles = [span / 2 - i * span / (n - 1) for i in range(n)] if n > 1 else [0.0]
+        return [(node.x + side * node.w / 2 * math.cos(t), node.y + node.h / 2 * math.sin(t)) for t in angles]
+    span = min(0.7 * node.h, 0.07 * (n - 1))
+    offs = [span / 2 - i * span / (n - 1) for i in range(n)] if n > 1 else [0.0]
+    return [(node.x + side * node.w / 2, node.y + dy) for dy in offs]
 
 
 # --------------------------------------------------------------------------------- the layout
@@ -504,6 +511,7 @@ def layout_path_diagram(model: DiagramModel | pd.DataFrame, r2: pd.DataFrame | N
     flipped ^= cyclic
     layer = _layers(nodes, arcs)
     n_layers = max(layer.values()) + 1
+    controls = _controls(model)
 
     # dummy nodes
     chains: list[_Chain] = []
@@ -519,9 +527,10 @@ def layout_path_diagram(model: DiagramModel | pd.DataFrame, r2: pd.DataFrame | N
             members[k].append(d)
             items.append(d)
         items.append(b)
+        w = 1.0 if (e.source in controls or e.target in controls) else 4.0
         for u, v in zip(items, items[1:]):
-            down.setdefault(u, []).append(v)
-            up.setdefault(v, []).append(u)
+            down.setdefault(u, []).append((v, w))
+            up.setdefault(v, []).append((u, w))
         chains.append(_Chain(e, items, i in flipped))
 
     # order: several seeded starts, the fewest crossings wins (ties: the first)
@@ -546,20 +555,31 @@ def layout_path_diagram(model: DiagramModel | pd.DataFrame, r2: pd.DataFrame | N
     for ch in chains:
         out_count[ch.items[0]] += 1
         in_count[ch.items[-1]] += 1
-    sizes = {n: (w, max(h, 0.075 * (max(in_count[n], out_count[n]) - 1) / 0.62 if max(in_count[n], out_count[n]) > 1 else h))
-             for n, (w, h) in sizes.items()}
+    for n, (w, h) in list(sizes.items()):  # room for the ports of a node with many edges on one side
+        most = max(in_count[n], out_count[n])
+        sizes[n] = (w, max(h, 0.05 * most) if n in model.latents else max(h, 0.07 * (most - 1) / 0.7))
     labels = {e: edge_label(e.std, e.pvalue) for e in model.edges}
     label_w = max([_label_size(t)[0] for t in labels.values() if t] or [0.3])
-    gaps = [max(1.1, 2.4 * label_w) for _ in range(max(n_layers - 1, 0))]
-    sep = 0.2
+    gaps = [max(0.7, 1.6 * label_w) for _ in range(max(n_layers - 1, 0))]
+    sep = 0.16
     cov = [e for e in model.edges if e.kind == "covariance"]
     for attempt in range(1, max_attempts + 1):
         layout = _place(model, order, layer, chains, sizes, gaps, sep, labels, cov, attempt)
-        if layout is not None:
+        if isinstance(layout, Layout):
             return layout
-        gaps = [g * 1.25 for g in gaps]
-        sep += 0.06
+        # a label found no place: widen the gaps its edge runs through, and the columns a little
+        gaps = [g * 1.3 if k in layout else g for k, g in enumerate(gaps)]
+        sep += 0.03
     return _place(model, order, layer, chains, sizes, gaps, sep, labels, cov, max_attempts, force=True)
+
+
+def _controls(model: DiagramModel) -> frozenset:
+    """Observed exogenous variables of a model with latent constructs (covariates, controls):
+    drawn in grey, and their crossings weigh less when the order is chosen."""
+    if not model.latents:
+        return frozenset()
+    endogenous = {e.target for e in model.edges if e.kind != "covariance"}
+    return frozenset(n for n in model.nodes if n not in model.latents and n not in endogenous)
 
 
 def _adjacent_covariances(order: list[list], model: DiagramModel, down: dict) -> list[list]:
@@ -627,6 +647,8 @@ def _solve_y(order: list[list], chains: list[_Chain], height: dict, sep: float) 
     return {v: float(res.x[index[v]]) for v in items}
 
 
+
+
 def _place(model, order, layer, chains, sizes, gaps, sep, labels, cov, attempt, force=False):
     n_layers = len(order)
     height = {}
@@ -635,8 +657,12 @@ def _place(model, order, layer, chains, sizes, gaps, sep, labels, cov, attempt, 
             height[v] = sizes[v][1] if not isinstance(v, tuple) else 0.16
     ydown = _solve_y(order, chains, height, sep)
     widths = [max([sizes[v][0] for v in col if not isinstance(v, tuple)] or [0.3]) for col in order]
-    # room for covariance arcs beside their column
-    arc_room = [[0.0, 0.0] for _ in range(n_layers)]
+    # a gap is at least a third as wide as the steepest edge in it falls, so no curve is a cliff
+    gaps = list(gaps)
+    for ch in chains:
+        for u, v in zip(ch.items, ch.items[1:]):
+            k = layer[u] if not isinstance(u, tuple) else u[2]
+            gaps[k] = max(gaps[k], min(2.0, abs(ydown[u] - ydown[v]) / 3.0))
     xs = [0.0]
     for k in range(1, n_layers):
         xs.append(xs[-1] + widths[k - 1] / 2 + gaps[k - 1] + widths[k] / 2)
@@ -659,9 +685,8 @@ def _place(model, order, layer, chains, sizes, gaps, sep, labels, cov, attempt, 
     for table, side in ((out_edges, 1), (in_edges, -1)):
         for v, lst in table.items():
             lst.sort()
-            offs = _port_offsets(len(lst), boxes[v].h)
-            for (_, ci), dy in zip(lst, offs):
-                port[(ci, side)] = (_port_x(boxes[v], dy, side), boxes[v].y + dy)
+            for (_, ci), pt in zip(lst, _ports(boxes[v], len(lst), side)):
+                port[(ci, side)] = pt
 
     geoms = []
     for ci, ch in enumerate(chains):
@@ -707,13 +732,17 @@ def _place(model, order, layer, chains, sizes, gaps, sep, labels, cov, attempt, 
         for cost0, box in cands[gi]:
             if any(_overlap(box, other, 0.015) for other in placed):
                 continue
+            wide = (box[0] - 0.06, box[1] - 0.06, box[2] + 0.06, box[3] + 0.06)
             covered = sum(1 for hj, h in enumerate(geoms) if hj != gi and _polyline_hits_box(h.points, box))
-            cost = cost0 + 10.0 * covered
+            near = sum(1 for hj, h in enumerate(geoms) if hj != gi and _polyline_hits_box(h.points, wide))
+            cost = cost0 + 10.0 * covered + 1.0 * near
             if best_cost is None or cost < best_cost:
                 best, best_cost = box, cost
         if best is None:
             if not force:
-                return None
+                lo, hi = g.points[:, 0].min(), g.points[:, 0].max()
+                return {k for k in range(n_layers - 1)
+                        if xs[k] + widths[k] / 2 < hi and xs[k + 1] - widths[k + 1] / 2 > lo} or set(range(n_layers - 1))
             best = cands[gi][0][1] if cands[gi] else _fallback_box(g)
         placed.append(best)
         result[gi] = replace(g, label_box=best)
@@ -796,6 +825,9 @@ def _note(model: DiagramModel) -> str:
     parts = ["Standardised coefficients (std.all); * p < .05, ** p < .01, *** p < .001; dashed: p ≥ .05."]
     if any(e.kind == "covariance" for e in model.edges):
         parts.append("Two-headed arrows: residual covariances (as correlations).")
+    controls = _controls(model)
+    if controls:
+        parts.append("Grey: observed covariates (controls).")
     if model.hidden_covariances:
         n = model.hidden_covariances
         parts.append(f"{n} covariance{'s' if n != 1 else ''} among exogenous variables not drawn.")
@@ -830,11 +862,12 @@ def _segment_intersections(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return a0[ii[hit]] + t[hit, None] * r[hit]
 
 
-def count_crossings(layout: Layout) -> int:
-    """Number of points where two drawn edges cross (covariance arcs included). Two edges of
-    the same node that touch only at that node (within 0.05 in of its box) do not count."""
+def crossing_pairs(layout: Layout) -> list[tuple[str, str]]:
+    """``(edge, edge)`` for every point where two drawn edges cross (covariance arcs included),
+    once per crossing point. Two edges of the same node that meet only at that node (within
+    0.05 in of its box) do not cross."""
     geoms = layout.edges
-    count = 0
+    out = []
     for i in range(len(geoms)):
         for j in range(i + 1, len(geoms)):
             gi, gj = geoms[i], geoms[j]
@@ -845,8 +878,13 @@ def count_crossings(layout: Layout) -> int:
             for x, y in pts:
                 if any(_overlap((x, y, x, y), layout.nodes[n].box, 0.05) for n in shared):
                     continue
-                count += 1
-    return count
+                out.append((gi.name, gj.name))
+    return out
+
+
+def count_crossings(layout: Layout) -> int:
+    """Number of points where two drawn edges cross (:func:`crossing_pairs`)."""
+    return len(crossing_pairs(layout))
 
 
 def edges_through_nodes(layout: Layout) -> list[tuple[str, str]]:
@@ -927,12 +965,13 @@ def render_path_diagram(layout: Layout, dpi: int = 100):
     ax.set_xlim(x0 - _MARGIN, x1 + _MARGIN)
     ax.set_ylim(y0 - _MARGIN - note_h, y1 + _MARGIN)
     ax.axis("off")
+    controls = _controls(layout.model)
     for node in layout.nodes.values():
         if node.shape == "ellipse":
             patch = Ellipse((node.x, node.y), node.w, node.h, fc="#eef3f8", ec="#1f4e79", lw=1.1, zorder=3)
         else:
             patch = Rectangle((node.x - node.w / 2, node.y - node.h / 2), node.w, node.h, fc="#f7f7f7",
-                              ec="#444444", lw=1.0, zorder=3)
+                              ec="#8c8c8c" if node.name in controls else "#444444", lw=1.0, zorder=3)
         ax.add_patch(patch)
         artists["nodes"].append(patch)
         has_r2 = not math.isnan(node.r2)
@@ -947,6 +986,8 @@ def render_path_diagram(layout: Layout, dpi: int = 100):
         fixed = math.isnan(e.pvalue)
         style = "-" if (significant or fixed) else (0, (4, 2.5))
         color = {"regression": "#222222", "loading": "#1f4e79", "covariance": "#7a7a7a"}[e.kind]
+        if e.source in controls:
+            color = "#8c8c8c"
         arrowstyle = "<|-|>" if e.kind == "covariance" else "-|>"
         path = MplPath(g.vertices, list(g.codes))
         ax.add_patch(FancyArrowPatch(path=path, arrowstyle=arrowstyle, mutation_scale=8, lw=0.9, color=color,
@@ -954,7 +995,8 @@ def render_path_diagram(layout: Layout, dpi: int = 100):
         if g.label_box is not None:
             bx0, by0, bx1, by1 = g.label_box
             text = ax.text((bx0 + bx1) / 2, (by0 + by1) / 2, g.label, ha="center", va="center",
-                           fontsize=LABEL_FONT, color="#555555" if e.kind == "covariance" else "#111111", zorder=5,
+                           fontsize=LABEL_FONT, color="#555555" if e.kind == "covariance" or e.source in controls
+                           else "#111111", zorder=5,
                            bbox=dict(boxstyle=f"square,pad={_LABEL_PAD * 72 / LABEL_FONT:.3f}", fc="white",
                                      ec="none"))
             artists["labels"].append(text)
@@ -1042,6 +1084,7 @@ def main(argv=None) -> int:
     ap.add_argument("r2", nargs="?")
     ap.add_argument("--svg")
     ap.add_argument("--png")
+    ap.add_argument("--verbose", action="store_true", help="list the crossings and labels on other edges")
     args = ap.parse_args(argv)
     params = pd.read_csv(args.params)
     r2 = pd.read_csv(args.r2) if args.r2 else None
@@ -1049,7 +1092,15 @@ def main(argv=None) -> int:
     lay = d.layout
     print(f"nodes {len(lay.nodes)}, edges {len(lay.edges)}, crossings {d.crossings}, edges through nodes "
           f"{len(d.through_nodes)}, overlapping labels {len(d.overlaps)}, labels on other edges "
-          f"{len(labels_on_edges(lay))}, layout attempts {lay.attempts}")
+          f"{len(labels_on_edges(lay))}, layout attempts {lay.attempts}, size {lay.extent[2] - lay.extent[0]:.1f} x "
+          f"{lay.extent[3] - lay.extent[1]:.1f} in")
+    if args.verbose:
+        controls = _controls(lay.model)
+        for a, b in crossing_pairs(lay):
+            kind = sum(n.split()[0] in controls for n in (a, b))
+            print(f"  crossing: {a}  x  {b}  ({kind} of 2 from controls)")
+        for a, b in labels_on_edges(lay):
+            print(f"  label of {a} lies on {b}")
     return 0
 
 
