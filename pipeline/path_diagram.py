@@ -282,8 +282,8 @@ def _node_size(name: str, latent: bool, has_r2: bool) -> tuple[float, float]:
     if has_r2:
         w = max(w, _text_size("R² = .00", R2_FONT)[0])
     if latent:
-        return max(0.8, w * 1.32 + 0.16), (0.56 if has_r2 else 0.42)
-    return max(0.7, w + 0.22), (0.46 if has_r2 else 0.34)
+        return max(0.72, w * 1.3 + 0.14), (0.56 if has_r2 else 0.42)
+    return max(0.6, w + 0.2), (0.46 if has_r2 else 0.34)
 
 
 # --------------------------------------------------------------------------------- layering
@@ -560,7 +560,7 @@ def layout_path_diagram(model: DiagramModel | pd.DataFrame, r2: pd.DataFrame | N
         sizes[n] = (w, max(h, 0.05 * most) if n in model.latents else max(h, 0.07 * (most - 1) / 0.7))
     labels = {e: edge_label(e.std, e.pvalue) for e in model.edges}
     label_w = max([_label_size(t)[0] for t in labels.values() if t] or [0.3])
-    gaps = [max(0.7, 1.6 * label_w) for _ in range(max(n_layers - 1, 0))]
+    gaps = [max(0.6, 1.4 * label_w) for _ in range(max(n_layers - 1, 0))]
     sep = 0.16
     cov = [e for e in model.edges if e.kind == "covariance"]
     for attempt in range(1, max_attempts + 1):
@@ -716,7 +716,7 @@ def _place(model, order, layer, chains, sizes, gaps, sep, labels, cov, attempt, 
         geoms.append(EdgeGeometry(ch.edge, vertices, tuple(codes), points, labels.get(ch.edge, ""), None, ch.reversed))
 
     for e in cov:
-        geoms.append(_covariance_geometry(e, boxes, order, layer, xs, widths, labels.get(e, "")))
+        geoms.append(_covariance_geometry(e, boxes, order, layer, xs, widths, labels.get(e, ""), geoms))
 
     # labels: most constrained first
     node_boxes = [b.box for b in boxes.values()]
@@ -726,6 +726,8 @@ def _place(model, order, layer, chains, sizes, gaps, sep, labels, cov, attempt, 
     for gi, g in enumerate(geoms):
         if g.label:
             cands[gi] = _candidates(g, model, node_boxes)
+    gbox = np.array([(g.points[:, 0].min(), g.points[:, 1].min(), g.points[:, 0].max(), g.points[:, 1].max())
+                     for g in geoms])
     for gi in sorted(cands, key=lambda i: (len(cands[i]), i)):
         g = geoms[gi]
         best, best_cost = None, None
@@ -733,8 +735,10 @@ def _place(model, order, layer, chains, sizes, gaps, sep, labels, cov, attempt, 
             if any(_overlap(box, other, 0.015) for other in placed):
                 continue
             wide = (box[0] - 0.06, box[1] - 0.06, box[2] + 0.06, box[3] + 0.06)
-            covered = sum(1 for hj, h in enumerate(geoms) if hj != gi and _polyline_hits_box(h.points, box))
-            near = sum(1 for hj, h in enumerate(geoms) if hj != gi and _polyline_hits_box(h.points, wide))
+            close = [hj for hj in np.nonzero((gbox[:, 0] < wide[2]) & (gbox[:, 2] > wide[0]) & (gbox[:, 1] < wide[3])
+                                             & (gbox[:, 3] > wide[1]))[0] if hj != gi]
+            covered = sum(1 for hj in close if _polyline_hits_box(geoms[hj].points, box))
+            near = sum(1 for hj in close if _polyline_hits_box(geoms[hj].points, wide))
             cost = cost0 + 10.0 * covered + 1.0 * near
             if best_cost is None or cost < best_cost:
                 best, best_cost = box, cost
@@ -753,33 +757,48 @@ def _place(model, order, layer, chains, sizes, gaps, sep, labels, cov, attempt, 
     return Layout(model, boxes, tuple(result), extent, _note(model), attempt)
 
 
-def _covariance_geometry(e: Edge, boxes, order, layer, xs, widths, label) -> EdgeGeometry:
-    """A two-headed arc beside the column (right of the last column, else on the side without
-    ports), or a bowed curve between two columns."""
+def _covariance_geometry(e: Edge, boxes, order, layer, xs, widths, label, drawn) -> EdgeGeometry:
+    """A two-headed arc: beside the column (right or left) when both ends share a column, else
+    over or under the nodes between them; of the candidates, the one through the fewest nodes,
+    then crossing the fewest ``drawn`` edges, then the shortest."""
     a, b = boxes[e.source], boxes[e.target]
+    candidates = []
     if a.layer == b.layer:
         k = a.layer
-        side = 1 if k == len(order) - 1 else -1 if k == 0 else 1
         if a.y < b.y:
             a, b = b, a
         dy = a.y - b.y
         offs = min(0.25 * a.h, 0.12)
-        pa = np.array([_port_x(a, -offs, side), a.y - offs])
-        pb = np.array([_port_x(b, offs, side), b.y + offs])
-        reach = xs[k] + side * widths[k] / 2 + side * (0.25 + 0.18 * dy)
-        p1 = np.array([reach, pa[1]])
-        p2 = np.array([reach, pb[1]])
+        for side in (1, -1):
+            pa = np.array([_port_x(a, -offs, side), a.y - offs])
+            pb = np.array([_port_x(b, offs, side), b.y + offs])
+            reach = xs[k] + side * widths[k] / 2 + side * (0.25 + 0.18 * dy)
+            candidates.append((pa, np.array([reach, pa[1]]), np.array([reach, pb[1]]), pb))
     else:
         if a.x > b.x:
             a, b = b, a
-        pa = np.array([a.x, a.y - a.h / 2])
-        pb = np.array([b.x, b.y - b.h / 2])
-        drop = 0.5 + 0.1 * abs(b.x - a.x)
-        low = min(pa[1], pb[1]) - drop
-        p1, p2 = np.array([pa[0], low]), np.array([pb[0], low])
-    pts = _bezier(pa, p1, p2, pb, 80)
-    verts = np.array([pa, p1, p2, pb])
-    return EdgeGeometry(e, verts, (1, 4, 4, 4), pts, label, None, False)
+        between = [n for n in boxes.values() if a.x - a.w / 2 <= n.x <= b.x + b.w / 2]
+        for side in (-1, 1):  # under, over
+            pa = np.array([a.x, a.y + side * a.h / 2])
+            pb = np.array([b.x, b.y + side * b.h / 2])
+            if side < 0:
+                level = min(n.y - n.h / 2 for n in between) - 0.3
+            else:
+                level = max(n.y + n.h / 2 for n in between) + 0.3
+            level = level + side * 0.05 * abs(b.x - a.x)
+            candidates.append((pa, np.array([pa[0], level]), np.array([pb[0], level]), pb))
+    inner = [(n.box[0] + 0.02, n.box[1] + 0.02, n.box[2] - 0.02, n.box[3] - 0.02)
+             for n in boxes.values() if n.name not in (e.source, e.target)]
+    best, best_key = None, None
+    for pa, p1, p2, pb in candidates:
+        pts = _bezier(pa, p1, p2, pb, 80)
+        through = sum(_polyline_hits_box(pts, box) for box in inner)
+        crossings = sum(len(_segment_intersections(pts, g.points)) for g in drawn)
+        key = (through, crossings, float(np.hypot(*np.diff(pts, axis=0).T).sum()))
+        if best_key is None or key < best_key:
+            best, best_key = (pa, p1, p2, pb, pts), key
+    pa, p1, p2, pb, pts = best
+    return EdgeGeometry(e, np.array([pa, p1, p2, pb]), (1, 4, 4, 4), pts, label, None, False)
 
 
 def _candidates(g: EdgeGeometry, model, node_boxes) -> list:
@@ -822,7 +841,9 @@ def _polyline_hits_box(points: np.ndarray, box) -> bool:
 
 
 def _note(model: DiagramModel) -> str:
-    parts = ["Standardised coefficients (std.all); * p < .05, ** p < .01, *** p < .001; dashed: p ≥ .05."]
+    dashed = any(not math.isnan(e.pvalue) and e.pvalue >= 0.05 for e in model.edges)
+    parts = ["Standardised coefficients (std.all); * p < .05, ** p < .01, *** p < .001" + ("; dashed: p ≥ .05." if dashed
+                                                                                        else ".")]
     if any(e.kind == "covariance" for e in model.edges):
         parts.append("Two-headed arrows: residual covariances (as correlations).")
     controls = _controls(model)
