@@ -46,6 +46,7 @@ In R the nearest figure is ``semPlot::semPaths(fit, what = "std", layout = "tree
 """
 from __future__ import annotations
 
+import functools
 import io
 import math
 from dataclasses import dataclass, field, replace
@@ -100,6 +101,7 @@ class DiagramModel:
     edges: tuple[Edge, ...]
     r2: dict
     hidden_covariances: int = 0
+    hidden_controls: tuple = ()  # Edges from controls left out of the drawing, listed in the note
 
 
 def _cell(value) -> str:
@@ -122,7 +124,7 @@ def _float(x) -> float:
 
 
 def structural_model(paths: pd.DataFrame, r2: pd.DataFrame | None = None,
-                     exogenous_covariances: bool = False) -> DiagramModel:
+                     exogenous_covariances: bool = False, controls: str = "note") -> DiagramModel:
     """The structural part of a parameter table, as the diagram draws it.
 
     Parameters
@@ -138,6 +140,11 @@ def structural_model(paths: pd.DataFrame, r2: pd.DataFrame | None = None,
         Also draw covariances between exogenous variables (many in a model with several
         correlated predictors; left out by default and counted in ``hidden_covariances``).
         Residual covariances among endogenous variables are always drawn.
+    controls : {"note", "draw"}
+        Observed exogenous covariates of a model with latent constructs (controls): left out
+        of the drawing with their coefficients listed in the note ("note", the default, as SEM
+        papers draw them), or drawn in grey ("draw"). Three controls that each predict the same
+        three outcomes form K(3,3), which no drawing shows without crossings.
 
     Returns
     -------
@@ -167,6 +174,14 @@ def structural_model(paths: pd.DataFrame, r2: pd.DataFrame | None = None,
         if (e.source, e.target, e.kind) not in seen:
             seen.add((e.source, e.target, e.kind))
             edges.append(e)
+    if controls not in ("draw", "note"):
+        raise ValueError(f"controls must be 'draw' or 'note', got {controls!r}")
+    hidden_controls: tuple = ()
+    if controls == "note":
+        found = _controls(DiagramModel(tuple(dict.fromkeys(n for e in edges for n in (e.source, e.target))),
+                                       latents, tuple(edges), {}))
+        hidden_controls = tuple(e for e in edges if e.source in found)
+        edges = [e for e in edges if e.source not in found]
     nodes = list(dict.fromkeys(n for e in edges for n in (e.source, e.target)))
     endogenous = {e.target for e in edges}
     hidden = 0
@@ -189,7 +204,7 @@ def structural_model(paths: pd.DataFrame, r2: pd.DataFrame | None = None,
             v = _cell(v)
             if v in endogenous and not math.isnan(_float(x)):
                 r2_of[v] = _float(x)
-    return DiagramModel(tuple(nodes), latents, tuple(edges), r2_of, hidden)
+    return DiagramModel(tuple(nodes), latents, tuple(edges), r2_of, hidden, hidden_controls)
 
 
 def edge_label(std: float, pvalue: float) -> str:
@@ -253,22 +268,23 @@ class Layout:
 
 # --------------------------------------------------------------------------------- text size
 
-_RENDERER = None
-
-
+@functools.lru_cache(maxsize=4096)
 def _text_size(text: str, size: float) -> tuple[float, float]:
-    """Width and height (inches) of ``text`` at ``size`` points as matplotlib draws it."""
-    global _RENDERER  # a cache of matplotlib's text measurer, not state of the layout
+    """Width and height (inches) of ``text`` at ``size`` points as matplotlib draws it: the
+    largest over the resolutions the figure is drawn at (font hinting makes text up to 9%
+    wider at 150 dpi than in the SVG's outlines)."""
     from matplotlib.backends.backend_agg import RendererAgg
     from matplotlib.font_manager import FontProperties
 
-    if _RENDERER is None:
-        _RENDERER = RendererAgg(10, 10, 72)
-    w, h, _ = _RENDERER.get_text_width_height_descent(text, FontProperties(size=size), ismath=False)
-    return w / 72.0, h / 72.0
+    w = h = 0.0
+    for dpi in (96, 100, 150, 600):
+        tw, th, _ = RendererAgg(8, 8, dpi).get_text_width_height_descent(text, FontProperties(size=size), ismath=False)
+        w, h = max(w, tw / dpi), max(h, th / dpi)
+    return w, h
 
 
 _LABEL_PAD = 0.025  # inches around a label's text (its white box)
+STRICT_ATTEMPTS = 0  # layout attempts in which a label may not lie on another edge (0: it may, at a cost)
 
 
 def _label_size(text: str) -> tuple[float, float]:
@@ -739,7 +755,9 @@ def _place(model, order, layer, chains, sizes, gaps, sep, labels, cov, attempt, 
                                              & (gbox[:, 3] > wide[1]))[0] if hj != gi]
             covered = sum(1 for hj in close if _polyline_hits_box(geoms[hj].points, box))
             near = sum(1 for hj in close if _polyline_hits_box(geoms[hj].points, wide))
-            cost = cost0 + 10.0 * covered + 1.0 * near
+            cost = cost0 + 10.0 * covered + 3.0 * near
+            if covered and attempt <= STRICT_ATTEMPTS and not force:
+                continue  # first widen the gaps rather than put a label on another edge
             if best_cost is None or cost < best_cost:
                 best, best_cost = box, cost
         if best is None:
@@ -849,6 +867,11 @@ def _note(model: DiagramModel) -> str:
     controls = _controls(model)
     if controls:
         parts.append("Grey: observed covariates (controls).")
+    if model.hidden_controls:
+        by: dict = {}
+        for e in model.hidden_controls:
+            by.setdefault(e.source, []).append(f"{e.target} {edge_label(e.std, e.pvalue)}".strip())
+        parts.append("Controls, not drawn: " + "; ".join(f"{c} → {', '.join(t)}" for c, t in by.items()) + ".")
     if model.hidden_covariances:
         n = model.hidden_covariances
         parts.append(f"{n} covariance{'s' if n != 1 else ''} among exogenous variables not drawn.")
@@ -1053,7 +1076,7 @@ class PathDiagram:
 
 
 def draw_path_diagram(paths_df: pd.DataFrame, r2: pd.DataFrame | None = None, out_svg=None, out_png=None, *,
-                      exogenous_covariances: bool = False, png_dpi: int = 150) -> PathDiagram:
+                      exogenous_covariances: bool = False, controls: str = "note", png_dpi: int = 150) -> PathDiagram:
     """Draw the structural model of a parameter table.
 
     Parameters
@@ -1066,6 +1089,8 @@ def draw_path_diagram(paths_df: pd.DataFrame, r2: pd.DataFrame | None = None, ou
         Where to write the SVG and the PNG (each only when given).
     exogenous_covariances : bool, default False
         Draw covariances among exogenous variables too (see :func:`structural_model`).
+    controls : {"note", "draw"}
+        List the observed covariates' paths in the note (default), or draw them in grey.
     png_dpi : int
         Resolution of the PNG.
 
@@ -1077,7 +1102,7 @@ def draw_path_diagram(paths_df: pd.DataFrame, r2: pd.DataFrame | None = None, ou
     """
     import matplotlib
 
-    layout = layout_path_diagram(structural_model(paths_df, r2, exogenous_covariances))
+    layout = layout_path_diagram(structural_model(paths_df, r2, exogenous_covariances, controls))
     fig, _ = render_path_diagram(layout)
     buf = io.BytesIO()
     with matplotlib.rc_context({"svg.hashsalt": "gapscale", "svg.fonttype": "path"}):
@@ -1106,10 +1131,11 @@ def main(argv=None) -> int:
     ap.add_argument("--svg")
     ap.add_argument("--png")
     ap.add_argument("--verbose", action="store_true", help="list the crossings and labels on other edges")
+    ap.add_argument("--controls", choices=("note", "draw"), default="note")
     args = ap.parse_args(argv)
     params = pd.read_csv(args.params)
     r2 = pd.read_csv(args.r2) if args.r2 else None
-    d = draw_path_diagram(params, r2, out_svg=args.svg, out_png=args.png)
+    d = draw_path_diagram(params, r2, out_svg=args.svg, out_png=args.png, controls=args.controls)
     lay = d.layout
     print(f"nodes {len(lay.nodes)}, edges {len(lay.edges)}, crossings {d.crossings}, edges through nodes "
           f"{len(d.through_nodes)}, overlapping labels {len(d.overlaps)}, labels on other edges "

@@ -25,11 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = ROOT / "instrument" / "sustainability_gap.lavaan"
 CONTROLS = {"role_management", "experience_years", "org_size_code"}
 
-# What the layout reaches for the default model: the three controls each predict GAP5, VCC and
-# VCD, so the controls and those three outcomes hold K(3,3), which no drawing shows without a
-# crossing; a layered drawing needs at least 3 for each pair of controls. All 9 involve a
+# What the layout reaches for the default model. As drawn by default (the controls' paths listed
+# in the note): no crossing. With the controls drawn: the three controls each predict GAP5, VCC
+# and VCD, so the controls and those three outcomes hold K(3,3), which no drawing shows without a
+# crossing, and a layered drawing needs at least 3 for each pair of controls: 9, all involving a
 # control's path; no two construct paths cross.
-DEFAULT_CROSSINGS = 9
+DEFAULT_CROSSINGS = 0
+DEFAULT_CROSSINGS_CONTROLS_DRAWN = 9
 
 
 def _with_estimates(table: pd.DataFrame, seed: int = 1) -> pd.DataFrame:
@@ -57,6 +59,11 @@ def default_layout(default_paths):
     return layout_path_diagram(default_paths)
 
 
+@pytest.fixture(scope="module")
+def default_layout_controls_drawn(default_paths):
+    return layout_path_diagram(structural_model(default_paths, controls="draw"))
+
+
 def _ends_at(layout, g, node) -> bool:
     """The drawn curve of ``g`` ends (its arrowhead) on ``node``'s box."""
     x, y = g.points[-1]
@@ -64,24 +71,41 @@ def _ends_at(layout, g, node) -> bool:
     return x0 - 0.01 <= x <= x1 + 0.01 and y0 - 0.01 <= y <= y1 + 0.01
 
 
+LATENTS = {"IMVI", "IMVG", "IMVE", "IM", "GAP1", "GAP2", "GAP3", "GAP4", "GAP5", "AINF", "TRST", "MIST", "ISRV",
+           "ICHG", "EXPC", "CMIS", "BLAM", "VCC", "VCD"}
+
+
 def test_default_model_crossings_and_labels(default_layout):
     lay = default_layout
-    latents = {"IMVI", "IMVG", "IMVE", "IM", "GAP1", "GAP2", "GAP3", "GAP4", "GAP5", "AINF", "TRST", "MIST",
-               "ISRV", "ICHG", "EXPC", "CMIS", "BLAM", "VCC", "VCD"}
-    assert set(lay.nodes) == latents | CONTROLS
+    assert set(lay.nodes) == LATENTS
     n = count_crossings(lay)
     print(f"default model: {n} crossings, {len(edges_through_nodes(lay))} edges through nodes, "
           f"{len(overlapping_labels(lay))} overlapping labels")
     assert n == DEFAULT_CROSSINGS
-    pairs = crossing_pairs(lay)
-    assert all(any(name.split()[0] in CONTROLS for name in pair) for pair in pairs), pairs
     assert edges_through_nodes(lay) == []
     assert overlapping_labels(lay) == []
-    # every labelled edge got its label
-    assert all(g.label_box is not None for g in lay.edges if g.label)
-    # 30 regressions, 3 higher-order loadings, 1 residual covariance (VCC ~~ VCD)
+    assert all(g.label_box is not None for g in lay.edges if g.label)  # every label placed
+    # 21 regressions among constructs, 3 higher-order loadings, 1 residual covariance (VCC ~~ VCD)
     kinds = [g.edge.kind for g in lay.edges]
-    assert (kinds.count("regression"), kinds.count("loading"), kinds.count("covariance")) == (30, 3, 1)
+    assert (kinds.count("regression"), kinds.count("loading"), kinds.count("covariance")) == (21, 3, 1)
+    # the 9 control paths are in the note, with their coefficients
+    assert len(lay.model.hidden_controls) == 9
+    assert "Controls, not drawn: role_management → GAP5" in lay.note
+    assert lay.note.count("→") == 3 and lay.note.count(",") >= 6
+
+
+def test_default_model_controls_drawn(default_layout_controls_drawn):
+    lay = default_layout_controls_drawn
+    assert set(lay.nodes) == LATENTS | CONTROLS
+    n = count_crossings(lay)
+    print(f"default model, controls drawn: {n} crossings, {len(edges_through_nodes(lay))} edges through nodes, "
+          f"{len(overlapping_labels(lay))} overlapping labels")
+    assert n == DEFAULT_CROSSINGS_CONTROLS_DRAWN
+    pairs = crossing_pairs(lay)
+    assert all(any(name.split()[0] in CONTROLS for name in pair) for pair in pairs), pairs
+    assert edges_through_nodes(lay) == [] and overlapping_labels(lay) == []
+    assert sum(g.edge.kind == "regression" for g in lay.edges) == 30
+    assert "Grey: observed covariates (controls)." in lay.note and "not drawn: role" not in lay.note
 
 
 def test_default_model_arrowheads_and_order(default_layout):
@@ -95,12 +119,14 @@ def test_default_model_arrowheads_and_order(default_layout):
     assert x["AINF"] < x["VCD"] and x["VCC"] == x["VCD"]
 
 
-def test_labels_clear_in_display_coordinates(default_layout):
+@pytest.mark.parametrize("which", ["default_layout", "default_layout_controls_drawn"])
+@pytest.mark.parametrize("dpi", [100, 150])
+def test_labels_clear_in_display_coordinates(which, dpi, request):
     """After drawing, no label's box (its white background) overlaps another label or a node."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    lay = default_layout
-    fig, artists = render_path_diagram(lay)
+    lay = request.getfixturevalue(which)
+    fig, artists = render_path_diagram(lay, dpi=dpi)
     FigureCanvasAgg(fig)
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
@@ -256,3 +282,6 @@ def test_real_default_study_if_present():
     d = draw_path_diagram(pd.read_csv(sem / "sem_parameters.csv"), pd.read_csv(sem / "sem_r2.csv"))
     print(f"default study: {d.crossings} crossings, {len(d.overlaps)} overlapping labels")
     assert d.crossings == DEFAULT_CROSSINGS and d.overlaps == () and d.through_nodes == ()
+    d = draw_path_diagram(pd.read_csv(sem / "sem_parameters.csv"), pd.read_csv(sem / "sem_r2.csv"), controls="draw")
+    print(f"default study, controls drawn: {d.crossings} crossings, {len(d.overlaps)} overlapping labels")
+    assert d.crossings == DEFAULT_CROSSINGS_CONTROLS_DRAWN and d.overlaps == () and d.through_nodes == ()
