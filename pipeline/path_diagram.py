@@ -392,7 +392,7 @@ def _total_crossings(order: list[list], down: dict) -> int:
     return total
 
 
-def _order(order: list[list], down: dict, up: dict, rng: np.random.Generator, sweeps: int = 12) -> list[list]:
+def _order(order: list[list], down: dict, up: dict, sweeps: int = 12) -> list[list]:
     """Barycentre sweeps with adjacent transpositions, keeping the best order seen."""
     order = [list(col) for col in order]
     best = [list(col) for col in order]
@@ -557,7 +557,7 @@ def layout_path_diagram(model: DiagramModel | pd.DataFrame, r2: pd.DataFrame | N
         if start:
             for col in init:
                 rng.shuffle(col)
-        result = _order(init, down, up, rng)
+        result = _order(init, down, up)
         count = _total_crossings(result, down)
         if best_count is None or count < best_count:
             best, best_count = result, count
@@ -732,7 +732,7 @@ def _place(model, order, layer, chains, sizes, gaps, sep, labels, cov, attempt, 
         geoms.append(EdgeGeometry(ch.edge, vertices, tuple(codes), points, labels.get(ch.edge, ""), None, ch.reversed))
 
     for e in cov:
-        geoms.append(_covariance_geometry(e, boxes, order, layer, xs, widths, labels.get(e, ""), geoms))
+        geoms.append(_covariance_geometry(e, boxes, xs, widths, labels.get(e, ""), geoms))
 
     # labels: most constrained first
     node_boxes = [b.box for b in boxes.values()]
@@ -741,7 +741,7 @@ def _place(model, order, layer, chains, sizes, gaps, sep, labels, cov, attempt, 
     cands = {}
     for gi, g in enumerate(geoms):
         if g.label:
-            cands[gi] = _candidates(g, model, node_boxes)
+            cands[gi] = _candidates(g, node_boxes)
     gbox = np.array([(g.points[:, 0].min(), g.points[:, 1].min(), g.points[:, 0].max(), g.points[:, 1].max())
                      for g in geoms])
     for gi in sorted(cands, key=lambda i: (len(cands[i]), i)):
@@ -775,7 +775,7 @@ def _place(model, order, layer, chains, sizes, gaps, sep, labels, cov, attempt, 
     return Layout(model, boxes, tuple(result), extent, _note(model), attempt)
 
 
-def _covariance_geometry(e: Edge, boxes, order, layer, xs, widths, label, drawn) -> EdgeGeometry:
+def _covariance_geometry(e: Edge, boxes, xs, widths, label, drawn) -> EdgeGeometry:
     """A two-headed arc: beside the column (right or left) when both ends share a column, else
     over or under the nodes between them; of the candidates, the one through the fewest nodes,
     then crossing the fewest ``drawn`` edges, then the shortest."""
@@ -819,7 +819,7 @@ def _covariance_geometry(e: Edge, boxes, order, layer, xs, widths, label, drawn)
     return EdgeGeometry(e, np.array([pa, p1, p2, pb]), (1, 4, 4, 4), pts, label, None, False)
 
 
-def _candidates(g: EdgeGeometry, model, node_boxes) -> list:
+def _candidates(g: EdgeGeometry, node_boxes) -> list:
     """(cost, box) places for ``g``'s label centred on its curve, off every node, best first."""
     w, h = _label_size(g.label)
     pts = g.points
