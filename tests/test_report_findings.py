@@ -335,8 +335,14 @@ def test_no_sentence_without_something_behind_it():
     text = section_text_of(fd.sem_section(sem_stage(defined=True, interval="wald"), Findings(), CUTS, {}))
     assert "Confidence intervals of indirect and total effects (the model's defined parameters) come from 200 " \
            "bootstrap draws (Preacher & Hayes, 2008): percentile intervals." in text
-    # Hypotheses on bootstrap intervals without a defined effect: the draws are for the parameters.
+    # Bootstrap intervals named for the hypotheses, but no hypothesis table: nothing rests on the draws.
     text = section_text_of(fd.sem_section(sem_stage(defined=False), Findings(), CUTS, {}))
+    assert "bootstrap" not in text.lower()
+    # Hypotheses on bootstrap intervals without a defined effect: the draws are for the parameters.
+    hyp = sem_stage(defined=False)
+    hyp.tables["sem_hypotheses.csv"] = pd.DataFrame([dict(hypothesis="H1", parameter="a", est=0.4, std_all=0.38,
+                                                          ci_lower=0.3, ci_upper=0.5, supported=True)])
+    text = section_text_of(fd.sem_section(hyp, Findings(), CUTS, {}))
     assert "Confidence intervals of the hypothesised parameters come from 200 bootstrap draws" in text
 
 

@@ -22,7 +22,7 @@ from pipeline.report.findings.common import (SCALED_ESTIMATORS, admissible, as_b
                                              fit_index_citations, fit_sentence, num, ok, pct, shown_fit)
 from pipeline.report.findings.cfa import parameter_text
 from pipeline.report.findings.reliability import method_factor_problems
-from pipeline.report.findings.sem import bootstrap_keys
+from pipeline.report.findings.sem import bootstrap_keys, bootstrap_used
 from pipeline.report.model import SECTIONS, Findings, Section, StageOutputs
 
 __all__ = ["methods_section", "software_versions", "profile_sentence", "SOFTWARE"]
@@ -335,7 +335,7 @@ def _sem(sem: StageOutputs, findings: Findings) -> list[str]:
     boot = m.get("bootstrap") or {}
     draws = boot.get("draws", boot.get("requested"))
     interval = str(m.get("interval") or "")
-    if boot and draws and (interval.startswith("boot") or len(defined)):
+    if boot and draws and bootstrap_used(defined, interval, sem.table("sem_hypotheses.csv")):
         text += (f"; confidence intervals of {'its indirect and total effects' if len(defined) else 'its parameters'}"
                  f" came from {apa.fmt_int(draws)} bootstrap draws ({findings.cite(*bootstrap_keys(defined, interval))})")
     text += "." + (f" {why[:1].upper() + why[1:]}." if why else "")

@@ -11,7 +11,7 @@ from pipeline.report.findings.common import (absent, admissible, as_bool, ci_lab
 from pipeline.report.model import (SECTIONS, Figure, Findings, Section, StageOutputs,
                                    Table)
 
-__all__ = ["sem_section", "bootstrap_keys"]
+__all__ = ["sem_section", "bootstrap_keys", "bootstrap_used"]
 
 
 def bootstrap_keys(defined: pd.DataFrame, interval: str) -> list[str]:
@@ -19,6 +19,12 @@ def bootstrap_keys(defined: pd.DataFrame, interval: str) -> list[str]:
     Hayes, 2008) and, when bias-corrected ones are shown or used, Efron and Tibshirani (1993)."""
     bc = interval == "boot_bc" or (len(defined) > 0 and {"boot_bc_lower", "boot_bc_upper"} <= set(defined.columns))
     return ["preacher2008"] + (["efron1993"] if bc else [])
+
+
+def bootstrap_used(defined: pd.DataFrame, interval: str, hypotheses: pd.DataFrame | None) -> bool:
+    """Something reported rests on the bootstrap draws: a defined effect (:=) with its bootstrap
+    intervals, or hypotheses judged by a bootstrap interval."""
+    return len(defined) > 0 or (interval.startswith("boot") and hypotheses is not None and len(hypotheses) > 0)
 
 
 def sem_section(sem: StageOutputs, findings: Findings, cuts: dict, figures: dict) -> Section:
@@ -75,7 +81,8 @@ def sem_section(sem: StageOutputs, findings: Findings, cuts: dict, figures: dict
         text += f" Fit: {fit_sentence(fit, est)}."
     draws = boot.get("draws", boot.get("requested"))
     interval = str(m.get("interval") or "")
-    uses_boot = interval.startswith("boot") or len(defined) > 0
+    hyp_table = sem.table("sem_hypotheses.csv")
+    uses_boot = bootstrap_used(defined, interval, hyp_table)
     if boot and draws and uses_boot:
         failed, inadmissible = boot.get("failed"), boot.get("inadmissible")
         what = ("indirect and total effects (the model's defined parameters)" if len(defined) else
