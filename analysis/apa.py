@@ -27,9 +27,10 @@ bounded (``.45``)                                          not bounded (``0.45``
 ========================================================  ==========================
 *p*, correlations (factor, latent, Fornell-Larcker),       HTMT (a ratio; above 1
 standardised loadings and coefficients (beta),             signals a problem), chi-square,
-:math:`R^2`, communalities, alpha, omega, CR, AVE, sqrt    unstandardised estimates, SEs,
-AVE, KMO, proportions of variance; the fit indices CFI,    the EFA's RMSR
-TLI, RMSEA, SRMR (three decimals, :func:`fmt_fit`)
+:math:`R^2`, communalities, alpha, omega, CR, AVE, sqrt    unstandardised estimates, SEs
+AVE, KMO, proportions of variance; the fit indices CFI,
+TLI, RMSEA, SRMR and the EFA's RMSR (three decimals,
+:func:`fmt_fit`)
 ========================================================  ==========================
 
 Standardised loadings and paths can exceed 1 in an inadmissible solution (a Heywood case);

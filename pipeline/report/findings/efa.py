@@ -110,7 +110,7 @@ def efa_section(efa: StageOutputs, findings: Findings, cuts: dict, figures: dict
         f"The {nf.get('used')}-factor solution: {apa.fmt_chisq(fit.get('chisq'), fit.get('df'), fit.get('pvalue'))}, "
         f"TLI = {apa.fmt_fit(fit.get('tli'))}, RMSEA = {apa.fmt_fit(fit.get('rmsea'))} "
         f"{apa.fmt_fit_ci(fit.get('rmsea_ci_lower'), fit.get('rmsea_ci_upper'))}, RMSR = "
-        f"{apa.fmt_number(fit.get('rms'), 3)}, BIC = {apa.fmt_number(fit.get('bic'))}"
+        f"{apa.fmt_fit(fit.get('rms'))}, BIC = {apa.fmt_number(fit.get('bic'))}"
         + ("" if m.get("converged", True) else "; " + nonconvergence(m)) + ".")
     var = efa.table("efa_variance.csv")
     if var is not None and "cumulative_var" in var and len(var):
