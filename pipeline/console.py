@@ -33,6 +33,7 @@ import pandas as pd
 
 from analysis.apa import fmt_number, fmt_p
 from analysis.errors import InputError
+from pipeline.io import read_table
 
 __all__ = ["STAGES", "detect_stage", "fit_block", "fit_summary", "num", "parameter_table", "read_stage_dir",
            "report_for", "show", "summary_line", "table", "warnings_block"]
@@ -407,19 +408,7 @@ def parameter_table(params: pd.DataFrame, r2: pd.DataFrame | None = None, ci: tu
 # reading a stage's output directory
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    """A stage's table with the spreadsheet guard of :func:`analysis.csvfile.neutralise_cell`
-    taken off text cells (``'=~`` -> ``=~``)."""
-    try:
-        t = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
-        raise InputError(f"{path}: cannot be read as CSV ({type(exc).__name__}: {exc}); rerun the stage that "
-                         "writes it") from None
-    for c in t.columns:
-        if not pd.api.types.is_numeric_dtype(t[c].dtype) and not pd.api.types.is_bool_dtype(t[c].dtype):
-            t[c] = t[c].map(lambda v: v[1:] if isinstance(v, str) and re.match(r"'[=+\-@\t\r]", v) else v)
-    return t
+    return read_table(path)
 
 
 def detect_stage(directory) -> str:

@@ -57,6 +57,7 @@ import pandas as pd
 
 from analysis import apa
 from analysis.errors import InputError
+from analysis.csvfile import restore_cell
 
 __all__ = [
     "MINUS", "Edge", "DiagramModel", "NodeBox", "EdgeGeometry", "Layout", "structural_model", "edge_label",
@@ -71,7 +72,6 @@ NODE_FONT = 9.0
 R2_FONT = 7.0
 LABEL_FONT = 7.0
 NOTE_FONT = 7.0
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 # --------------------------------------------------------------------------------- the model
@@ -106,13 +106,10 @@ class DiagramModel:
 
 def _cell(value) -> str:
     """A text cell read back from a CSV written by :func:`analysis.csvfile.write_csv` (which
-    puts an apostrophe before ``=~``)."""
+    puts an apostrophe before ``=~``; :func:`analysis.csvfile.restore_cell` takes it off)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    text = str(value).strip()
-    if text.startswith("'") and text[1:].startswith(_FORMULA_START):
-        text = text[1:]
-    return text
+    return restore_cell(str(value).strip())
 
 
 def _float(x) -> float:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import reliability as rel
-from analysis.csvfile import FORMULA_START
+from analysis.csvfile import restore_cell
 from analysis.missing import em_moments
 from analysis.sem.api import fit_model, parameter_table
 from analysis.sem.engine import fit as engine_fit
@@ -237,8 +237,7 @@ def read_cfa(cfa_dir, data: pd.DataFrame, data_path, model, missing: str) -> tup
 
 def _unquoted(value) -> str:
     """A text cell as :func:`analysis.csvfile.write_csv` wrote it, read back (empty for NaN)."""
-    v = "" if pd.isna(value) else str(value)
-    return v[1:] if v.startswith("'") and v[1:].startswith(FORMULA_START) else v
+    return "" if pd.isna(value) else restore_cell(str(value))
 
 
 def observed_covariance(data: pd.DataFrame, items: list[str], missing: str) -> pd.DataFrame:

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import InputError
-from pipeline.io import output_dir, read_params, section, write_csv, write_json, write_text
+from pipeline.io import output_dir, read_params, read_table, section, write_csv, write_json, write_text
 from pipeline.report import figures as figs
 from pipeline.report.findings import build_report, software_versions
 from pipeline.report.model import (DEFAULTS, FIGURES, INVARIANCE_STEPS, OPTIONAL_FILES, SECTIONS, STAGE_FILES,
@@ -54,13 +54,7 @@ def _read_json(path: Path) -> dict:
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
-    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
-        raise InputError(f"{path}: cannot be read as CSV ({type(exc).__name__}: {exc}); rerun the stage that "
-                         "writes it") from None
+    return read_table(path)
 
 
 def read_stage(name: str, directory) -> StageOutputs:

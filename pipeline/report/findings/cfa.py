@@ -73,7 +73,7 @@ def normality_paragraph(desc: pd.DataFrame | None, mardia: dict | None, estimato
 
 def parameter_text(lhs, op, rhs) -> str:
     """A parameter of lavaan syntax in words: ``x9 loads on visual``, ``x1 covaries with x2``."""
-    op = str(op).lstrip("'")
+    op = str(op)
     if op == "=~":
         return f"{rhs} loads on {lhs}"
     return f"{lhs} {({'~~': 'covaries with', '~': 'regressed on'}).get(op, op)} {rhs}"
@@ -177,7 +177,7 @@ def cfa_section(cfa: StageOutputs, findings: Findings, cuts: dict, split_ran: bo
             findings.check(met, f"CFA: {text}")
     params = cfa.table("cfa_parameters.csv")
     if params is not None and {"lhs", "op", "rhs"} <= set(params.columns):
-        load = params[params["op"].astype(str).str.lstrip("'") == "=~"].copy()
+        load = params[params["op"].astype(str) == "=~"].copy()
         cols = {"lhs": "text", "rhs": "text", "est": "number", "se": "number", "std_all": "bounded", "pvalue": "p"}
         cols = {c: k for c, k in cols.items() if c in load}
         load["se"] = load["se"].where(load["se"] > 0) if "se" in load else np.nan

@@ -195,7 +195,7 @@ def _cfa(cfa: StageOutputs, findings: Findings, split_ran: bool = True) -> list[
              + (f" with the {kind} indices" if kind != "standard" else "") + f", was {fit_sentence(fit, est)}.")
     params = cfa.table("cfa_parameters.csv")
     if params is not None and {"op", "std_all"} <= set(params.columns):
-        load = params[params["op"].astype(str).str.lstrip("'") == "=~"]
+        load = params[params["op"].astype(str) == "=~"]
         if len(load):
             text += f" Standardised loadings ranged from {_range(load['std_all'])}."
     mi = cfa.table("cfa_modindices.csv")
@@ -325,7 +325,7 @@ def _sem(sem: StageOutputs, findings: Findings) -> list[str]:
         return []
     fit, est = m.get("fit") or {}, m.get("estimator")
     p = params.copy()
-    p["op"] = p["op"].astype(str).str.strip().str.lstrip("'")
+    p["op"] = p["op"].astype(str).str.strip()
     defined = p[p["op"] == ":="]
     why = estimator_reason(m, findings)
     missing = str(m.get("missing") or "")

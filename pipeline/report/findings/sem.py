@@ -67,7 +67,7 @@ def sem_section(sem: StageOutputs, findings: Findings, cuts: dict, figures: dict
     est = m.get("estimator")
     p = params.copy()
     for c in ("lhs", "op", "rhs"):
-        p[c] = p[c].astype(str).str.strip().str.lstrip("'")
+        p[c] = p[c].astype(str).str.strip()
     defined = p[p["op"] == ":="].copy()
     why = estimator_reason(m, findings)
     missing = str(m.get("missing") or "")
@@ -232,8 +232,8 @@ def sem_section(sem: StageOutputs, findings: Findings, cuts: dict, figures: dict
                 sec.blocks.append(f"Preferred model: {', '.join(pref)}.")
     figures["path_diagram"] = Figure("path_diagram", "Path diagram of the structural model",
                                      "path_diagram", {"params": p, "r2": r2},
-                                     "Standardised coefficients; * p < .05, ** p < .01, *** p < .001; dashed arrows "
-                                     "not significant. Covariances among exogenous variables are not drawn.")
+                                     "Standardised coefficients (std.all); the note under the diagram gives the "
+                                     "significance marks and what is not drawn.")
     sec.blocks.append(figures["path_diagram"])
     lines = stage_warnings(sem, findings, "warnings")
     if lines:
