@@ -494,8 +494,11 @@ def invariance_cmd(data_path, instrument_path, model_path, group, structural_pat
 @click.option("--seed", type=int, default=None, help="Seed of the bootstrap (default: seed in the params file, else 0).")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Worker processes for the bootstrap (default: all cores); the draws do not depend on it.")
+@click.option("--scheduler", default=None,
+              help="Address of a Dask scheduler (tcp://host:8786) to run the bootstrap draws on instead of local "
+                   "processes (params compute.scheduler); the draws are the same.")
 def sem_cmd(data_path, model_path, out, params_path, hypotheses_path, invariance_json, estimator, std_lv, ordered,
-            missing, bootstrap, seed, jobs):
+            missing, bootstrap, seed, jobs, scheduler):
     """Structural model: paths, R², defined (indirect and total) effects with delta-method and
     bootstrap (percentile and bias-corrected) intervals, competing models (chi-square
     difference, AIC, BIC, the preferred model) and the hypotheses table.
@@ -504,7 +507,8 @@ def sem_cmd(data_path, model_path, out, params_path, hypotheses_path, invariance
 
     overrides = dict(estimator=estimator, std_lv=std_lv, ordered=ordered, missing=missing, bootstrap=bootstrap)
     with user_errors():
-        m = run(data_path, model_path, out, params_path, hypotheses_path, invariance_json, overrides, seed, jobs)
+        m = run(data_path, model_path, out, params_path, hypotheses_path, invariance_json, overrides, seed, jobs,
+                scheduler)
     f, b = m["fit"], m["bootstrap"]
     boot = f"; bootstrap {b['converged']} of {b['requested']} draws converged" if b["requested"] else ""
     hyp = f"; hypotheses supported: {m['hypotheses_supported']} of {len(m['hypotheses'])}" if m["hypotheses"] else ""
