@@ -599,13 +599,16 @@ def init_cmd(directory, instrument_path, data_path, model_path, group, code_stam
         if value is None:
             raise GapscaleError(f"missing {what}: gapscale init DIR --instrument my.yaml --data export.csv "
                                 "[--model m.lavaan]")
-    try:
-        with user_errors_except_instrument():
+    problems = []
+    with user_errors():
+        try:
             m = run(directory, instrument_path, data_path, model_path, group)
-    except InitProblems as exc:
-        for problem in exc.problems[:MAX_PROBLEMS]:
+        except InitProblems as exc:
+            problems = exc.problems
+    if problems:
+        for problem in problems[:MAX_PROBLEMS]:
             click.echo(one_line(f"Error: {problem}"), err=True)
-        raise GapscaleError(f"{len(exc.problems)} problem(s); no study written") from None
+        raise GapscaleError(f"{len(problems)} problem(s); no study written")
     for note in m["notes"]:
         click.echo(f"note: {note}")
     click.echo(f"study written to {directory}: stages {', '.join(m['stages'])}; next: cd {directory} && dvc repro")
