@@ -279,3 +279,16 @@ def test_the_readme_commands_run_a_third_party_study_to_a_report(tmp_path):
     again = subprocess.run(["bash", "-c", readme_commands()[1]], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-3000:]
     assert re.findall(r"Running stage '(\w+)'", again.stdout) == ["code"], again.stdout[-3000:]
+
+
+def test_the_theory_of_the_default_instrument_is_in_the_project():
+    """The README points to instrument/README.md, not to a file outside the repository; it cites
+    both source papers."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "../shared" not in readme and "instrument/README.md" in readme
+    theory = (ROOT / "instrument" / "README.md").read_text(encoding="utf-8")
+    assert "Brown, D. M." in theory and "(2024)" in theory and "Järvi, H." in theory and "(2018)" in theory
+    for construct in ("IMVI", "GAP5", "AINF", "BLAM", "VCC", "VCD"):
+        assert f"`{construct}`" in theory, construct
+    for path in ("sustainability_gap.lavaan", "sustainability_gap.hypotheses.yaml"):
+        assert "shared/" not in (ROOT / "instrument" / path).read_text(encoding="utf-8"), path
