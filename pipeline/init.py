@@ -464,7 +464,7 @@ def _readme(directory: Path, study: Study, context: dict, stages: list[str]) -> 
              f"- instrument: `{context['instrument']}`",
              f"- structural model: `{context['model']}`" if context["model"] else "- no structural model",
              f"- hypotheses: `{context['hypotheses']}` (empty: give each parameter you expect a sign)"
-             if context["hypotheses"] else "",
+             if context["hypotheses"] else None,
              f"- data: `{context['responses']}` (a copy of {study.data_path.name}, tracked by DVC)",
              f"- grouping column (split.stratify, invariance.group in params.yaml): `{study.group}`"
              if study.group else "- no grouping column: no invariance stage", ""]
