@@ -179,7 +179,10 @@ def _candidates(inst, data, n_items: int) -> dict[str, dict]:
     for q in inst.context:
         if q.personal or q.type not in ("categorical", "integer") or q.id not in data.columns:
             continue
-        counts = data[q.id].dropna().astype(str).value_counts()
+        answers = data[q.id].dropna()
+        if q.type == "integer":  # 18, not 18.0
+            answers = answers.astype(float).astype("int64")
+        counts = answers.astype(str).value_counts()
         out[q.id] = {str(k): int(v) for k, v in counts.items()}
     return out
 

@@ -138,13 +138,43 @@ def test_without_a_model_or_a_group_big_enough_the_stages_are_left_out(tmp_path)
     small.write_text("".join(lines[:3 + 300]), encoding="utf-8")  # 3 header rows, 300 respondents
     result = init(tmp_path / "s", "--instrument", INSTRUMENT, "--data", small)
     assert result.exit_code == 0, result.output
-    assert "no grouping column fits" in result.output and "gender: female" in result.output
+    assert "no grouping column fits" in result.output and "gender: female 176, male 124" in result.output
+    assert "age: 18 28, 17 23" in result.output
     assert "the invariance stage is left out" in result.output and "the sem stage is left out" in result.output
     stages = yaml.safe_load((tmp_path / "s/dvc.yaml").read_text())["stages"]
     assert "invariance" not in stages and "sem" not in stages
     assert "--invariance" not in stages["report"]["cmd"] and "--sem" not in stages["report"]["cmd"]
     params = yaml.safe_load((tmp_path / "s/params.yaml").read_text())
     assert params["split"]["stratify"] is None
+
+
+def repro(directory: Path) -> subprocess.CompletedProcess:
+    """`dvc repro` in ``directory`` with this interpreter's `gapscale` first on the PATH."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=directory, env=env, capture_output=True,
+                          text=True)
+
+
+def test_a_measurement_only_study_runs_to_a_report(tmp_path):
+    """init, then `dvc repro` with no edit, on 300 respondents, no model and no group big enough
+    (about 12 CPU-s): the report says which stages were left out; a second repro reruns only the
+    code stamp."""
+    small = tmp_path / "small.csv"
+    lines = EXPORT.read_text(encoding="utf-8").splitlines(keepends=True)
+    small.write_text("".join(lines[:3 + 300]), encoding="utf-8")
+    assert init(tmp_path / "s", "--instrument", INSTRUMENT, "--data", small).exit_code == 0
+    done = repro(tmp_path / "s")
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
+    assert re.findall(r"Running stage '(\w+)'", done.stdout) == ["code", "render", "clean", "split", "efa", "cfa",
+                                                                 "reliability", "report"]
+    report = tmp_path / "s" / "data" / "processed" / "report"
+    assert (report / "report.html").is_file() and (report / "report.json").is_file()
+    assert "Big Five Inventory" in (report / "report.md").read_text() and "SIMULATED" not in (report / "report.md").read_text()
+    assert not (report.parent / "invariance").exists() and not (report.parent / "sem").exists()
+    cfa = json.loads((tmp_path / "s" / "data" / "processed" / "cfa" / "cfa.json").read_text())
+    assert cfa["fit"]["df"] == 265  # 5 factors x 5 items: 325 moments - 60 parameters
+    again = repro(tmp_path / "s")
+    assert again.returncode == 0 and re.findall(r"Running stage '(\w+)'", again.stdout) == ["code"], again.stdout
 
 
 # --------------------------------------------------------------------------- refused inputs
