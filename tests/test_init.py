@@ -46,7 +46,9 @@ def readme_commands() -> list[str]:
 def test_the_default_dvc_yaml_is_the_template_rendered():
     """The default study's dvc.yaml and the one init writes share one template (python -m pipeline.init
     prints the default's): an edit of one without the other fails here."""
-    assert render_dvc(default_context()) == (ROOT / "dvc.yaml").read_text(encoding="utf-8")
+    assert render_dvc(default_context()) == (ROOT / "dvc.yaml").read_text(encoding="utf-8"), (
+        "dvc.yaml is pipeline/templates/study/dvc.yaml.jinja rendered: edit the template, then "
+        "`python -m pipeline.init > dvc.yaml`")
 
 
 def test_the_default_dvc_yaml_hard_codes_no_path_in_a_command():
