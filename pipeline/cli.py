@@ -566,7 +566,7 @@ def report_cmd(clean_dir, split_dir, efa_dir, cfa_dir, reliability_dir, invarian
 
 
 @cli.command("init")
-@click.argument("directory", required=False, type=click.Path(file_okay=False))
+@click.argument("directory", metavar="DIR", required=False, type=click.Path(file_okay=False))
 @click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=None,
               help="Your instrument YAML (copied into DIR/instrument/ with the model its model: key names).")
 @click.option("--data", "data_path", type=click.Path(exists=True, dir_okay=False), default=None,
