@@ -63,11 +63,12 @@ def test_the_default_dvc_yaml_hard_codes_no_path_in_a_command():
 def test_the_study_params_are_the_default_study_params_without_the_simulation():
     default = yaml.safe_load((ROOT / "params.yaml").read_text())
     study = yaml.safe_load(render_params("relationship_type", "relationship_type", seed=default["seed"]))
-    assert set(default) - set(study) == {"simulate"} and set(study) <= set(default)
+    fix = "pipeline/templates/study/params.yaml.jinja is the default params.yaml without simulate: edit both"
+    assert set(default) - set(study) == {"simulate"} and set(study) <= set(default), fix
     assert study["sem"].pop("competing") == {}
     default["sem"].pop("competing")
     for section in study:
-        assert study[section] == default[section], section
+        assert study[section] == default[section], (section, fix)
 
 
 # --------------------------------------------------------------------------- a study
