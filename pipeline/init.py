@@ -109,7 +109,13 @@ def render_params(stratify: str | None, group: str | None, seed: int = 20261122)
 
 
 def _yaml_scalar(value) -> str:
-    return "null" if value is None else json.dumps(str(value))
+    """A column name as a YAML scalar: plain when YAML reads it back as the same text, else quoted."""
+    if value is None:
+        return "null"
+    text = str(value)
+    plain = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text) and text.lower() not in (
+        "null", "true", "false", "yes", "no", "on", "off", "y", "n", "nan", "inf")
+    return text if plain else json.dumps(text)
 
 
 # --------------------------------------------------------------------------- the code stamp

@@ -325,3 +325,9 @@ def test_the_theory_of_the_default_instrument_is_in_the_project():
         assert f"`{construct}`" in theory, construct
     for path in ("sustainability_gap.lavaan", "sustainability_gap.hypotheses.yaml"):
         assert "shared/" not in (ROOT / "instrument" / path).read_text(encoding="utf-8"), path
+
+
+@pytest.mark.parametrize("column", ["gender", "Gender group", "yes", "null", "2", None])
+def test_the_grouping_column_reads_back_as_written(column):
+    params = yaml.safe_load(render_params(column, column))
+    assert params["split"]["stratify"] == column and params["invariance"]["group"] == column
