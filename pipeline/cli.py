@@ -128,6 +128,29 @@ def one_of_instrument_or_model(instrument_path, model_path) -> None:
         raise GapscaleError("give exactly one of --instrument or --model")
 
 
+def quiet_option(f):
+    """``--quiet``: the one-line summary only (warnings still go to stderr)."""
+    return click.option("--quiet", "-q", is_flag=True,
+                        help="Print only the one-line summary, not the report (warnings still go to stderr).")(f)
+
+
+def finish_stage(stage: str, metrics: dict, out, quiet: bool, warnings=()) -> None:
+    """After a stage ran: write its headline figures (``<stage>_metrics.json``), print the
+    one-line summary and, unless ``quiet``, the report read back from ``out`` (what
+    ``gapscale show OUT`` prints, without its warnings); then the warnings on stderr."""
+    from pipeline.console import read_stage_dir, report_for, summary_line
+    from pipeline.stage_metrics import write_headline
+
+    with user_errors():
+        write_headline(stage, metrics, out)
+        click.echo(summary_line(stage, metrics, out))
+        if not quiet:
+            _, m, tables = read_stage_dir(out, stage)
+            click.echo("\n" + report_for(stage, m, tables, out, warnings=False), nl=False)
+    for w in warnings:
+        click.echo(f"WARNING: {w}", err=True)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="gapscale")
 def cli():
@@ -237,9 +260,10 @@ def simulate_cmd(instrument_path, params_path, out, n, seed):
               help="Write the id -> pseudonym mapping to this file (it holds the original ids: keep it outside "
                    "the outputs and the repository).")
 @click.option("--keep-ids", is_flag=True, help="Write respondent ids as they are (only ids that identify no one).")
+@quiet_option
 def clean_cmd(instrument_path, data_path, out, params_path, encoding, sheet, id_column, truth_path,
               speeder_fraction, longstring_share, irv_min, mahalanobis_alpha, max_missing_share,
-              no_attention_checks, no_duplicates, id_key_file, id_map, keep_ids):
+              no_attention_checks, no_duplicates, id_key_file, id_map, keep_ids, quiet):
     """Clean a survey export: drop personal data, coerce values, screen respondents.
 
     Every input row is either kept (clean.csv) or excluded with each reason and the value that
@@ -260,14 +284,7 @@ def clean_cmd(instrument_path, data_path, out, params_path, encoding, sheet, id_
                       if v is not None})
     with user_errors():
         m = run(instrument_path, data_path, out, params_path, overrides, encoding, sheet, id_column, truth_path, id_map)
-    reasons = ", ".join(f"{k} {v}" for k, v in m["excluded_by_screen"].items() if v)
-    click.echo(f"{m['rows_in']} rows in: {m['kept']} kept, {m['excluded']} excluded ({reasons or 'none'}); "
-               f"{m['cells_set_missing']} cells set missing, {m['cells_changed']} changed (cell_problems.csv); "
-               f"outputs in {out}")
-    for line in m["notes"]:
-        click.echo(f"note: {line}")
-    for line in m["warnings"]:
-        click.echo(f"WARNING: {line}", err=True)
+    finish_stage("clean", m, out, quiet, m["warnings"])
 
 
 @cli.command("split")
@@ -283,14 +300,14 @@ def clean_cmd(instrument_path, data_path, out, params_path, encoding, sheet, id_
 @click.option("--stratify", default=None, help="Grouping column to stratify by (e.g. relationship_type); '' for none.")
 @click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=None,
               help="Instrument YAML: only its columns are written (needed for data not from the clean stage).")
-def split_cmd(data_path, out, params_path, seed, share, stratify, instrument_path):
+@quiet_option
+def split_cmd(data_path, out, params_path, seed, share, stratify, instrument_path, quiet):
     """Split the clean data at random into an EFA half and a CFA half, stratified by group."""
     from pipeline.split import run
 
     with user_errors():
         m = run(data_path, out, params_path, seed=seed, share=share, stratify=stratify, instrument_path=instrument_path)
-    click.echo(f"split {m['n']} respondents: {m['n_efa']} EFA, {m['n_cfa']} CFA"
-               f"{' (stratified by ' + m['stratify'] + ')' if m['stratify'] else ''}; outputs in {out}")
+    finish_stage("split", m, out, quiet)
 
 
 @cli.command("efa")
@@ -311,8 +328,9 @@ def split_cmd(data_path, out, params_path, seed, share, stratify, instrument_pat
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of parallel analysis (default: params).")
 @click.option("--parallel-smc/--no-parallel-smc", default=None, help="Parallel analysis with SMC communalities "
               "instead of psych's default one-factor minres ones (efa.parallel_smc; default no).")
+@quiet_option
 def efa_cmd(data_path, instrument_path, model_path, out, params_path, n_factors, extraction, rotation,
-            correlation, seed, parallel_smc):
+            correlation, seed, parallel_smc, quiet):
     """Exploratory factor analysis: KMO, Bartlett, number of factors, loadings, diagnostics.
 
     Matches psych::fa for minres/ml/pa extraction and the rotations offered.
@@ -324,13 +342,7 @@ def efa_cmd(data_path, instrument_path, model_path, out, params_path, n_factors,
                      parallel_smc=parallel_smc)
     with user_errors():
         m = run(data_path, out, instrument_path, model_path, params_path, overrides, seed)
-    k = m["n_factors"]
-    click.echo(f"EFA on {m['n']} respondents, {m['items']} items ({m['correlation']}): KMO {m['kmo']:.2f}; "
-               f"factors used {k['used']} (parallel {k['parallel_fa']}, MAP {k['map']}, Kaiser {k['kaiser']}); "
-               f"{m['structure_agreement']:.0%} of items load highest on their construct's factor; "
-               f"{m['flagged_items']} items flagged; outputs in {out}")
-    for w in m["warnings"]:
-        click.echo(f"WARNING: {w}", err=True)
+    finish_stage("efa", m, out, quiet, m["warnings"])
 
 
 @cli.command("cfa")
@@ -354,8 +366,9 @@ def efa_cmd(data_path, instrument_path, model_path, out, params_path, n_factors,
               help="Ordinal items: comma-separated columns, or 'all' (every item of the model); for WLSMV/ULSMV, "
                    "which treat all items as ordered when it is not given. Default: cfa.ordered.")
 @click.option("--top-modindices", type=click.IntRange(min=0), default=None, help="How many modification indices to keep.")
+@quiet_option
 def cfa_cmd(data_path, instrument_path, model_path, out, params_path, estimator, missing, std_lv, ordered,
-            top_modindices):
+            top_modindices, quiet):
     """Confirmatory factor analysis by ML, MLR or MLM (FIML with ML and MLR), or by WLSMV or ULSMV
     for ordinal items, with lavaan's defaults and fit measures.
 
@@ -370,12 +383,7 @@ def cfa_cmd(data_path, instrument_path, model_path, out, params_path, estimator,
                      top_modindices=top_modindices)
     with user_errors():
         m = run(data_path, out, instrument_path, model_path, params_path, overrides)
-    f = m["fit"]
-    click.echo(f"CFA ({m['estimator']}, {m['missing']}) on {f['ntotal']} of {m['n_rows']} rows: chisq {f['chisq']:.2f} "
-               f"(df {f['df']}, p {f['pvalue']:.3g}), CFI {f['cfi']:.3f}, TLI {f['tli']:.3f}, RMSEA {f['rmsea']:.3f} "
-               f"[{f['rmsea_ci_lower']:.3f}, {f['rmsea_ci_upper']:.3f}], SRMR {f['srmr']:.3f}; outputs in {out}")
-    for w in m["inadmissible"]:
-        click.echo(f"WARNING: {w}", err=True)
+    finish_stage("cfa", m, out, quiet, m["inadmissible"])
 
 
 @cli.command("reliability")
@@ -391,8 +399,9 @@ def cfa_cmd(data_path, instrument_path, model_path, out, params_path, estimator,
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the bootstrap (default: params).")
 @click.option("--cfa", "cfa_dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="The cfa stage's output directory (cfa.json, cfa_parameters.csv): its CFA instead of a refit.")
+@quiet_option
 def reliability_cmd(data_path, instrument_path, model_path, out, params_path, htmt_bootstrap, no_method_factor, seed,
-                    cfa_dir):
+                    cfa_dir, quiet):
     """Reliability (alpha, omega, CR), convergent and discriminant validity (AVE, Fornell-Larcker,
     HTMT with bootstrap intervals) and common-method variance (Harman, method factor)."""
     from pipeline.reliability import run
@@ -401,12 +410,7 @@ def reliability_cmd(data_path, instrument_path, model_path, out, params_path, ht
     overrides = dict(htmt_bootstrap=htmt_bootstrap, method_factor=False if no_method_factor else None)
     with user_errors():
         m = run(data_path, out, instrument_path, model_path, params_path, overrides, seed, cfa_dir)
-    click.echo(f"reliability on {m['n']} respondents: lowest alpha {m['min_alpha']:.2f} ({m['min_alpha_construct']}), "
-               f"lowest omega {m['min_omega']:.2f}, lowest AVE {m['lowest_ave']:.2f} ({m['lowest_ave_construct']}), "
-               f"highest HTMT {m['highest_htmt']:.2f} ({m['highest_htmt_pair']}); Harman first factor "
-               f"{m['harman_first_factor_share']:.0%}; outputs in {out}")
-    for line in m["flags"] + m["warnings"]:
-        click.echo(f"WARNING: {line}", err=True)
+    finish_stage("reliability", m, out, quiet, m["flags"] + m["warnings"])
 
 
 @cli.command("invariance")
@@ -439,8 +443,9 @@ def reliability_cmd(data_path, instrument_path, model_path, out, params_path, ht
               help="Ordered items for WLSMV/ULSMV: 'all' or a comma-separated list of columns.")
 @click.option("--std-lv/--no-std-lv", "std_lv", default=None,
               help="Identify the factors by unit variance instead of the first loading (lavaan's std.lv).")
+@quiet_option
 def invariance_cmd(data_path, instrument_path, model_path, group, structural_path, out, params_path, missing,
-                   min_group_size, partial, reference_group, criterion, estimator, ordered, std_lv):
+                   min_group_size, partial, reference_group, criterion, estimator, ordered, std_lv, quiet):
     """Measurement invariance across groups: configural, metric, scalar and strict models with
     equality constraints across groups (as lavaan's group.equal), their chi-square differences
     and changes in CFI and RMSEA, the level reached, latent mean differences when scalar
@@ -455,17 +460,7 @@ def invariance_cmd(data_path, instrument_path, model_path, group, structural_pat
                      std_lv=std_lv)
     with user_errors():
         m = run(data_path, out, instrument_path, model_path, structural_path, params_path, overrides)
-    used = ", ".join(f"{g} n={n}" for g, n in m["n_used"].items())
-    left = "; left out: " + ", ".join(f"{g['group'] or '(no group)'} n={g['n']}" for g in m["groups_left_out"]) \
-        if m["groups_left_out"] else ""
-    s = m["structural"]
-    structural = f"; paths: {s['answer']}" if s.get("compared") else f"; paths not compared ({s['reason']})"
-    partial_note = f" (partial: {', '.join(m['partial'])})" if m["partial_invariance"] else ""
-    click.echo(f"invariance across {m['group']} ({used}{left}; {m['estimator']}, {m['indices']} indices): "
-               f"level reached: {m['level']}{partial_note}"
-               f"{structural}; outputs in {out}")
-    for w in m["warnings"]:
-        click.echo(f"WARNING: {w}", err=True)
+    finish_stage("invariance", m, out, quiet, m["warnings"])
 
 
 @cli.command("sem")
@@ -497,8 +492,9 @@ def invariance_cmd(data_path, instrument_path, model_path, group, structural_pat
 @click.option("--scheduler", default=None,
               help="Address of a Dask scheduler (tcp://host:8786) to run the bootstrap draws on instead of local "
                    "processes (params compute.scheduler); the draws are the same.")
+@quiet_option
 def sem_cmd(data_path, model_path, out, params_path, hypotheses_path, invariance_json, estimator, std_lv, ordered,
-            missing, bootstrap, seed, jobs, scheduler):
+            missing, bootstrap, seed, jobs, scheduler, quiet):
     """Structural model: paths, R², defined (indirect and total) effects with delta-method and
     bootstrap (percentile and bias-corrected) intervals, competing models (chi-square
     difference, AIC, BIC, the preferred model) and the hypotheses table.
@@ -509,17 +505,27 @@ def sem_cmd(data_path, model_path, out, params_path, hypotheses_path, invariance
     with user_errors():
         m = run(data_path, model_path, out, params_path, hypotheses_path, invariance_json, overrides, seed, jobs,
                 scheduler)
-    f, b = m["fit"], m["bootstrap"]
-    boot = f"; bootstrap {b['converged']} of {b['requested']} draws converged" if b["requested"] else ""
-    hyp = f"; hypotheses supported: {m['hypotheses_supported']} of {len(m['hypotheses'])}" if m["hypotheses"] else ""
-    click.echo(f"SEM ({m['estimator']}, {m['missing']}) on {f['ntotal']} of {m['n_rows']} rows: chisq {f['chisq']:.2f} "
-               f"(df {f['df']}), CFI {f['cfi']:.3f}, RMSEA {f['rmsea']:.3f}, SRMR {f.get('srmr', float('nan')):.3f}{boot}"
-               f"{hyp}; preferred model: {m['preferred_model']}; outputs in {out}")
-    for w in m["warnings"]:
-        click.echo(f"WARNING: {w}", err=True)
+    finish_stage("sem", m, out, quiet, m["warnings"])
 
 
 STAGE_DIR = click.Path(file_okay=False)
+
+
+@cli.command("show")
+@click.argument("directory", type=click.Path())
+@click.option("--pager/--no-pager", default=True, show_default=True,
+              help="Page a long report in a terminal (never when the output is a pipe or a file).")
+def show_cmd(directory, pager):
+    """Print the report of a stage's output DIRECTORY (data/interim/clean, data/processed/cfa, ...)
+    as the stage printed it, without running anything: the stage is recognised by its files."""
+    from pipeline.console import show
+
+    with user_errors():
+        text = show(directory)
+    if pager and sys.stdout.isatty():
+        click.echo_via_pager(text)
+    else:
+        click.echo(text, nl=False)
 
 
 @cli.command("report")
