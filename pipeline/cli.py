@@ -589,7 +589,9 @@ def report_cmd(clean_dir, split_dir, efa_dir, cfa_dir, reliability_dir, invarian
               help="Number of constructs the experts sorted into (chance = 1/k); default: all of the instrument's.")
 @click.option("--truth", "truth_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="truth.json of 'gapscale content-panel': score the flags (precision, recall).")
-def content_cmd(instrument_path, ratings_path, out, essential_min, alpha, sort_choices, truth_path):
+@click.option("--form-key", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="form_key.csv of 'gapscale content-form': the item column holds its neutral codes.")
+def content_cmd(instrument_path, ratings_path, out, essential_min, alpha, sort_choices, truth_path, form_key):
     """Content validity from an expert panel: I-CVI, S-CVI/Ave, S-CVI/UA, modified kappa (Polit, Beck
     & Owen 2007), Lawshe's CVR with Ayre & Scally's exact critical values, and the item-sort
     indices p_sa and c_sv (Anderson & Gerbing 1991; Howard & Melloy 2016), with a flag and its
@@ -599,7 +601,7 @@ def content_cmd(instrument_path, ratings_path, out, essential_min, alpha, sort_c
 
     with user_errors():
         m = run(instrument_path, ratings_path, out, essential_min=int(essential_min), alpha=alpha,
-                sort_choices=sort_choices, truth_path=truth_path)
+                sort_choices=sort_choices, truth_path=truth_path, form_key=form_key)
     click.echo(f"content: {m['n_items_rated']} items rated by {m['n_experts']} experts; S-CVI/Ave = "
                f"{m['s_cvi_ave']:.3f}, S-CVI/UA = {m['s_cvi_ua']:.3f}; {m['n_flagged']} items flagged"
                + (f": {', '.join(m['flagged_items'])}" if m["flagged_items"] else "") + f"; {out}/content.json")
@@ -630,16 +632,19 @@ def content_panel_cmd(instrument_path, out, experts, ambiguous, seed):
 @click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=str(DEFAULT_INSTRUMENT),
               show_default="the default Sustainability Gap instrument", help="Instrument YAML file.")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
-              help="Directory for content_form.md, content_form.html and ratings_template.csv.")
-@click.option("--item-sort/--no-item-sort", default=True, show_default=True, help="Include the item-sort task.")
-def content_form_cmd(instrument_path, out, item_sort):
+              help="Directory for content_form.md, content_form.html, ratings_template.csv and form_key.csv.")
+@click.option("--item-sort/--no-item-sort", default=True, show_default=True,
+              help="Include the blind item-sort task (neutral item codes in a random order; form_key.csv maps them).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the items' order in the sort.")
+def content_form_cmd(instrument_path, out, item_sort, seed):
     """Write the rating form for the expert panel (Markdown, HTML) and the CSV template they fill in
     (the input of 'gapscale content --ratings')."""
     from pipeline.content import render_form
 
     with user_errors():
-        written = render_form(instrument_path, out, item_sort=item_sort)
-    click.echo(f"wrote {', '.join(p.name for p in written)} into {out}")
+        written = render_form(instrument_path, out, item_sort=item_sort, seed=seed)
+    click.echo(f"wrote {', '.join(p.name for p in written)} into {out}"
+               + ("; keep form_key.csv for yourself (pass it to 'gapscale content --form-key')" if item_sort else ""))
 
 
 USER_OMP_NUM_THREADS = os.environ.get("OMP_NUM_THREADS")  # as the user started gapscale

@@ -10,9 +10,10 @@ Three entry points (commands ``gapscale content``, ``content-form``, ``content-p
   table for the paper) and ``content.json`` (headline figures; with ``truth``, the precision and
   recall of the flags against the planted items of a simulated panel);
 - :func:`render_form` writes the form experts fill in: ``content_form.md``, ``content_form.html``
-  (construct definitions, then every item with the 1-4 relevance scale and, for the item sort,
-  the list of construct ids without telling which is intended) and ``ratings_template.csv``
-  (one row per item, ``expert,item,relevance,assigned,comment``, to copy per expert);
+  (construct definitions; Part 1, the blind item sort under neutral codes in a random order;
+  Part 2, relevance 1-4 under each construct's definition), ``ratings_template.csv`` (one row
+  per item, ``expert,item,relevance,assigned,comment``, to copy per expert) and
+  ``form_key.csv`` (code -> item; for the researcher, ``gapscale content --form-key``);
 - :func:`simulate` draws a simulated panel with planted ambiguous items and writes
   ``ratings.csv`` and ``truth.json`` (which items were planted, into which neighbour).
 """
@@ -31,10 +32,10 @@ from analysis.split import stage_rng
 from instrument import load_instrument
 from pipeline.io import output_dir, read_data, write_csv, write_json, write_text
 
-__all__ = ["run", "render_form", "simulate", "neighbour_constructs", "OUTPUTS", "FORM_OUTPUTS", "PANEL_OUTPUTS"]
+__all__ = ["run", "render_form", "apply_form_key", "simulate", "neighbour_constructs", "OUTPUTS", "FORM_OUTPUTS", "PANEL_OUTPUTS"]
 
 OUTPUTS = ("content_items.csv", "content_scale.csv", "content_flags.csv", "content_table_apa.csv", "content.json")
-FORM_OUTPUTS = ("content_form.md", "content_form.html", "ratings_template.csv")
+FORM_OUTPUTS = ("content_form.md", "content_form.html", "ratings_template.csv", "form_key.csv")
 PANEL_OUTPUTS = ("ratings.csv", "truth.json")
 
 RELEVANCE_LABELS = {1: "not relevant", 2: "somewhat relevant", 3: "quite relevant", 4: "highly relevant"}
@@ -45,11 +46,13 @@ def _items(inst) -> dict[str, str]:
 
 
 def run(instrument_path, ratings_path, out, *, essential_min: int = 3, alpha: float = 0.05,
-        sort_choices: int | None = None, truth_path=None) -> dict:
+        sort_choices: int | None = None, truth_path=None, form_key=None) -> dict:
     """Compute the content-validity indices of ``ratings_path`` and write :data:`OUTPUTS` into ``out``."""
     inst = load_instrument(instrument_path)
     items = _items(inst)
     raw = read_data(ratings_path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    if form_key is not None:
+        raw = apply_form_key(raw, form_key, ratings_path)
     ratings = validate_ratings(raw, items, source=str(ratings_path))
     result = content_validity(ratings, items, essential_min=essential_min, alpha=alpha, sort_choices=sort_choices)
     metrics = {"source": Path(ratings_path).name, "instrument": Path(instrument_path).name, **result.summary}
@@ -113,57 +116,122 @@ def simulate(instrument_path, out, *, n_experts: int = 12, n_ambiguous: int = 6,
     return truth
 
 
-def render_form(instrument_path, out, *, item_sort: bool = True) -> list[Path]:
-    """Write the experts' rating form (Markdown, HTML) and the CSV template into ``out``."""
+def render_form(instrument_path, out, *, item_sort: bool = True, seed: int = 0) -> list[Path]:
+    """Write the experts' rating form (Markdown, HTML), the CSV template and, with the item sort, the key.
+
+    With ``item_sort`` the form has two parts. Part 1, done first, is the sort: every item under a
+    neutral code (``S01``, ``S02``, ...) in a random order (``seed``), with the construct
+    definitions but no hint of the intended construct (item ids such as ``GAP1_2`` would give it
+    away). Part 2 is the relevance rating, items grouped under their construct's definition.
+    The template's ``item`` column then holds the codes, and ``form_key.csv`` (code, item,
+    construct; for the researcher, not for the experts) is passed to ``gapscale content
+    --form-key`` to turn codes back into item ids. Without the sort, the form rates relevance
+    only and the template uses the item ids.
+    """
     inst = load_instrument(instrument_path)
     out = output_dir(out)
+    items = list(inst.items)
+    if item_sort:
+        order = [items[k] for k in stage_rng(seed, "content-form").permutation(len(items))]
+        width = len(str(len(items)))
+        code = {it.id: f"S{n + 1:0{width}d}" for n, it in enumerate(order)}
+    else:
+        order, code = items, {it.id: it.id for it in items}
     constructs = [(c.id, c.label or c.id, " ".join((c.definition or "").split())) for c in inst.constructs]
     scale = "; ".join(f"{k} = {v}" for k, v in RELEVANCE_LABELS.items())
-    intro = ("You are asked, as an expert, to judge each item of this questionnaire. "
-             f"Rate how relevant the item is to the definition of its construct ({scale}).")
-    sort_intro = ("Item sort: without looking at the construct the item was written for, write the id of the "
-                  "construct (from the list of definitions) that the item measures best.")
-    md = [f"# Content validation: {inst.name}", "", intro, ""]
-    if item_sort:
-        md += [sort_intro, ""]
-    md += ["## Construct definitions", "", "| id | construct | definition |", "|---|---|---|"]
+
+    def text(it):
+        return " ".join((it.text or f"[{it.id}: no text given]").split())
+
+    intro = ("Thank you for judging the items of this questionnaire as an expert. Enter your answers in "
+             "ratings_template.csv: your name or code in every row of the expert column, and keep the item "
+             "column as it is.")
+    sort_intro = ("Part 1 (do it first, before reading Part 2): for each statement, write in the assigned column the "
+                  "id of the construct, from the definitions above, that the statement measures best.")
+    rel_intro = f"Part {2 if item_sort else 1}: rate how relevant each item is to the definition of its construct ({scale})."
+    md = [f"# Content validation: {inst.name}", "", intro, "", "## Construct definitions", "",
+          "| id | construct | definition |", "|---|---|---|"]
     md += [f"| {i} | {lab} | {d} |" for i, lab, d in constructs]
-    md += ["", "## Items", "", "Enter your ratings in `ratings_template.csv` (one row per item; keep the `item` "
-           "column as it is; put your name or code in `expert`).", ""]
     if item_sort:
-        md += ["| item | text | relevance (1-4) | construct id |", "|---|---|---|---|"]
-    else:
-        md += ["| item | text | relevance (1-4) |", "|---|---|---|"]
-    items = list(inst.items) if item_sort else [i for c in inst.constructs for i in c.items]
-    for it in items:
-        text = " ".join((it.text or f"[{it.id}: no text given]").split()).replace("|", "\\|")
-        md.append(f"| {it.id} | {text} | | |" if item_sort else f"| {it.id} | {text} | |")
-    write_text("\n".join(md) + "\n", out / "content_form.md")
+        md += ["", "## Part 1: item sort", "", sort_intro, "", "| code | statement | construct id |", "|---|---|---|"]
+        md += [f"| {code[it.id]} | {_md(text(it))} | |" for it in order]
+    md += ["", f"## Part {2 if item_sort else 1}: relevance", "", rel_intro, ""]
+    for c in inst.constructs:
+        md += [f"### {c.id}: {c.label or c.id}", "", " ".join((c.definition or "").split()), "",
+               "| code | item | relevance (1-4) |", "|---|---|---|"]
+        md += [f"| {code[it.id]} | {_md(text(it))} | |" for it in c.items]
+        md.append("")
+    write_text("\n".join(md), out / "content_form.md")
 
     e = html.escape
     h = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
          f"<title>Content validation: {e(inst.name)}</title></head><body>",
-         f"<h1>Content validation: {e(inst.name)}</h1>", f"<p>{e(intro)}</p>"]
-    if item_sort:
-        h.append(f"<p>{e(sort_intro)}</p>")
-    h += ["<h2>Construct definitions</h2>", "<table><tr><th>id</th><th>construct</th><th>definition</th></tr>"]
+         f"<h1>Content validation: {e(inst.name)}</h1>", f"<p>{e(intro)}</p>",
+         "<h2>Construct definitions</h2>", "<table><tr><th>id</th><th>construct</th><th>definition</th></tr>"]
     h += [f"<tr><td>{e(i)}</td><td>{e(lab)}</td><td>{e(d)}</td></tr>" for i, lab, d in constructs]
-    h += ["</table>", "<h2>Items</h2>", "<table><tr><th>item</th><th>text</th><th>relevance</th>"
-          + ("<th>construct id</th>" if item_sort else "") + "</tr>"]
-    for it in items:
-        text = " ".join((it.text or f"[{it.id}: no text given]").split())
-        radios = " ".join(f"<label><input type=\"radio\" name=\"{e(it.id)}\" value=\"{k}\"> {k}</label>"
-                          for k in RELEVANCE_LABELS)
-        cell = "<td><select name=\"assigned_{0}\"><option></option>{1}</select></td>".format(
-            e(it.id), "".join(f"<option>{e(c[0])}</option>" for c in constructs)) if item_sort else ""
-        h.append(f"<tr><td>{e(it.id)}</td><td>{e(text)}</td><td>{radios}</td>{cell}</tr>")
-    h += ["</table>", "</body></html>"]
+    h.append("</table>")
+    if item_sort:
+        options = "".join(f"<option>{e(c[0])}</option>" for c in constructs)
+        h += ["<h2>Part 1: item sort</h2>", f"<p>{e(sort_intro)}</p>",
+              "<table><tr><th>code</th><th>statement</th><th>construct id</th></tr>"]
+        h += [f"<tr><td>{e(code[it.id])}</td><td>{e(text(it))}</td><td><select name=\"assigned_{e(code[it.id])}\">"
+              f"<option></option>{options}</select></td></tr>" for it in order]
+        h.append("</table>")
+    h += [f"<h2>Part {2 if item_sort else 1}: relevance</h2>", f"<p>{e(rel_intro)}</p>"]
+    for c in inst.constructs:
+        h += [f"<h3>{e(c.id)}: {e(c.label or c.id)}</h3>", f"<p>{e(' '.join((c.definition or '').split()))}</p>",
+              "<table><tr><th>code</th><th>item</th><th>relevance</th></tr>"]
+        for it in c.items:
+            radios = " ".join(f"<label><input type=\"radio\" name=\"relevance_{e(code[it.id])}\" value=\"{k}\"> {k}</label>"
+                              for k in RELEVANCE_LABELS)
+            h.append(f"<tr><td>{e(code[it.id])}</td><td>{e(text(it))}</td><td>{radios}</td></tr>")
+        h.append("</table>")
+    h.append("</body></html>")
     write_text("\n".join(h) + "\n", out / "content_form.html")
 
-    template = pd.DataFrame({"expert": "", "item": [it.id for it in items], "relevance": "",
+    template = pd.DataFrame({"expert": "", "item": [code[it.id] for it in order], "relevance": "",
                              "assigned": "", "comment": ""})
+    written = [out / "content_form.md", out / "content_form.html", out / "ratings_template.csv"]
     if not item_sort:
         template = template.drop(columns="assigned")
+    else:
+        key = pd.DataFrame({"code": [code[it.id] for it in order], "item": [it.id for it in order],
+                            "construct": [it.construct for it in order]})
+        write_csv(key, out / "form_key.csv")
+        written.append(out / "form_key.csv")
     write_csv(template, out / "ratings_template.csv")
-    return [out / f for f in FORM_OUTPUTS]
+    return written
 
+
+def _md(s: str) -> str:
+    return s.replace("|", "\\|")
+
+
+def apply_form_key(raw: pd.DataFrame, key_path, ratings_path) -> pd.DataFrame:
+    """Replace the neutral codes of the ``item`` column by item ids, from ``form_key.csv``
+    (:func:`render_form`); item ids pass as they are. An unknown value is an InputError naming
+    the row."""
+    key = read_data(key_path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    for c in ("code", "item"):
+        if c not in key.columns:
+            raise InputError(f"{key_path}: no column {c!r}; a form key (form_key.csv of 'gapscale content-form') "
+                             "has columns code, item, construct")
+    dup = key["code"][key["code"].duplicated()]
+    if len(dup):
+        raise InputError(f"{key_path}: code {dup.iloc[0]!r} appears twice")
+    mapping = dict(zip(key["code"].str.strip(), key["item"].str.strip()))
+    known = set(mapping.values())
+    if "item" not in raw.columns:
+        return raw
+    out = raw.copy()
+    values = []
+    for r, v in enumerate(out["item"].astype(str).str.strip(), start=1):
+        if v in mapping:
+            values.append(mapping[v])
+        elif v in known:
+            values.append(v)
+        else:
+            raise InputError(f"{ratings_path}: row {r} (line {r + 1}), column item: value {v[:80]!r} is neither a code "
+                             f"of {Path(key_path).name} nor an item id")
+    out["item"] = values
+    return out

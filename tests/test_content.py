@@ -244,18 +244,47 @@ def test_cli_panel_content_and_form(tmp_path):
     assert list(apa.columns) == ["Item", "Construct", "N", "I-CVI", "κ*", "Evaluation", "CVR", "CVR crit.", "p_sa",
                                  "c_sv", "Flag"]
     assert set(apa.loc[apa["Flag"] != "", "Item"]) == set(truth["ambiguous"])
-    # the form and its template; a filled-in template is valid input
+    # the form, its template and key; a filled-in template is valid input with the key
     res = runner.invoke(cli, ["content-form", "--out", str(tmp_path / "form")])
     assert res.exit_code == 0, res.output
     tpl = pd.read_csv(tmp_path / "form" / "ratings_template.csv", dtype=str, keep_default_na=False)
+    key = pd.read_csv(tmp_path / "form" / "form_key.csv", dtype=str, keep_default_na=False)
     items, _ = _default()
-    assert list(tpl["item"]) == list(items)
-    assert "GAP1_1" in (tmp_path / "form" / "content_form.md").read_text()
-    assert "<select name=\"assigned_GAP1_1\">" in (tmp_path / "form" / "content_form.html").read_text()
+    assert list(tpl["item"]) == list(key["code"]) and sorted(key["item"]) == sorted(items)
+    assert list(key["item"]) != list(items)  # shuffled for the blind sort
+    assert dict(zip(key["item"], key["construct"])) == items
+    md = (tmp_path / "form" / "content_form.md").read_text()
+    part1 = md[md.index("## Part 1"):md.index("## Part 2")]
+    assert not any(i in part1 for i in items)  # no item id gives its construct away in the sort
+    assert all(text in part1 for text in _texts())
+    assert "<select name=\"assigned_S01\">" in (tmp_path / "form" / "content_form.html").read_text()
     tpl["expert"], tpl["relevance"] = "E1", "4"
+    tpl["assigned"] = tpl["item"].map(dict(zip(key["code"], key["construct"])))
+    tpl.loc[0, "assigned"] = "VCC" if tpl.loc[0, "assigned"] != "VCC" else "VCD"
     tpl.to_csv(tmp_path / "filled.csv", index=False)
-    res = runner.invoke(cli, ["content", "--ratings", str(tmp_path / "filled.csv"), "--out", str(tmp_path / "o2")])
+    res = runner.invoke(cli, ["content", "--ratings", str(tmp_path / "filled.csv"), "--form-key",
+                              str(tmp_path / "form" / "form_key.csv"), "--out", str(tmp_path / "o2")])
     assert res.exit_code == 0, res.output
+    t = pd.read_csv(tmp_path / "o2" / "content_items.csv", keep_default_na=False).set_index("item")
+    assert list(t.index) == list(items) and t["n_experts"].eq(1).all()
+    assert t.loc[key.loc[0, "item"], "p_sa"] == 0 and t["p_sa"].sum() == len(items) - 1
+    # without the key the codes are unknown items: exit 2 naming the row
+    res = runner.invoke(cli, ["content", "--ratings", str(tmp_path / "filled.csv"), "--out", str(tmp_path / "o3")])
+    assert res.exit_code == 2 and "row 1 (line 2), column item: value 'S" in res.output
+    tpl.loc[2, "item"] = "S999"
+    tpl.to_csv(tmp_path / "bad.csv", index=False)
+    res = runner.invoke(cli, ["content", "--ratings", str(tmp_path / "bad.csv"), "--form-key",
+                              str(tmp_path / "form" / "form_key.csv"), "--out", str(tmp_path / "o4")])
+    assert res.exit_code == 2 and "row 3 (line 4), column item: value 'S999' is neither a code" in res.output
+    # relevance only: item ids, no key
+    res = runner.invoke(cli, ["content-form", "--no-item-sort", "--out", str(tmp_path / "form2")])
+    assert res.exit_code == 0 and not (tmp_path / "form2" / "form_key.csv").exists()
+    tpl2 = pd.read_csv(tmp_path / "form2" / "ratings_template.csv", dtype=str, keep_default_na=False)
+    assert list(tpl2["item"]) == list(items) and "assigned" not in tpl2.columns
+
+
+def _texts():
+    return [" ".join(i.text.split()).replace("|", "\\|") for i in load_instrument(DEFAULT_INSTRUMENT).items]
 
 
 def test_cli_bad_input_exit_2_one_line(tmp_path):
