@@ -25,7 +25,9 @@ An expert who rates the same item twice, an unknown item or construct, or a rele
 What is computed, per item (:func:`content_validity`):
 
 - **I-CVI** = A / N, A the number of experts rating the item 3 or 4 (Lynn 1986; Polit & Beck
-  2006). Criterion: I-CVI >= .78 (Lynn 1986, for panels of 6 or more; Polit, Beck & Owen 2007).
+  2006). Criterion: I-CVI >= .78, as Polit, Beck & Owen (2007) recommend after Lynn (1986)
+  (Lynn asked small panels, five experts or fewer, to agree unanimously; with those the exact
+  CVR test below is as strict: N = 5 needs all five).
 - **modified kappa** (Polit, Beck & Owen 2007, p. 462): the I-CVI adjusted for chance agreement,
   p_c = C(N, A) * 0.5**N, kappa* = (I-CVI - p_c) / (1 - p_c), read with Cicchetti & Sparrow's
   (1981) bands: < .40 poor, .40-.59 fair, .60-.74 good, >= .75 excellent (:func:`kappa_band`).
@@ -128,7 +130,7 @@ RATINGS_COLUMNS = ("expert", "item", "relevance")
 OPTIONAL_COLUMNS = ("assigned", "comment")
 ICVI_MIN = 0.78
 REASONS = {
-    "i_cvi_low": "I-CVI below .78 (Lynn 1986)",
+    "i_cvi_low": "I-CVI below .78 (Lynn 1986; Polit, Beck & Owen 2007)",
     "cvr_below_critical": "CVR below the exact critical value (Ayre & Scally 2014)",
     "sort_not_significant": "experts did not sort it into its construct more often than chance (Howard & Melloy 2016)",
     "csv_below_critical": "c_sv below the critical value: sorted into another construct too often (Anderson & Gerbing 1991)",
@@ -449,11 +451,25 @@ def content_validity(ratings: pd.DataFrame, items: Mapping[str, str], *, essenti
     flags = pd.DataFrame(flag_rows, columns=["item", "construct", "reason", "value", "criterion", "rule", "explanation"])
 
     whole = scale[scale["level"] == "scale"]
+    notes = []
+    untestable = table.loc[table["n_e_critical"].isna(), "item"].tolist()
+    if untestable:
+        notes.append(f"{len(untestable)} item(s) rated by fewer than 5 experts: no CVR is significant at alpha = "
+                     f"{alpha:g}, so the CVR is not tested for them ({', '.join(untestable[:10])})")
+    not_rated = [i for i in items if i not in set(rated)]
+    if not_rated:
+        notes.append(f"{len(not_rated)} item(s) of the instrument were not rated ({', '.join(not_rated[:10])})")
+    sorted_any = bool(ratings["assigned"].notna().any())
+    if not sorted_any:
+        notes.append("no item-sort answers (column 'assigned' absent or empty): p_sa and c_sv not computed")
+    elif (table["n_sort"] == 0).any():
+        unsorted = table.loc[table["n_sort"] == 0, "item"].tolist()
+        notes.append(f"{len(unsorted)} item(s) rated but sorted by nobody ({', '.join(unsorted[:10])})")
     summary = {
         "n_experts": int(ratings["expert"].nunique()),
         "n_items_rated": len(table),
-        "items_not_rated": [i for i in items if i not in set(rated)],
-        "item_sort": bool(ratings["assigned"].notna().any()),
+        "items_not_rated": not_rated,
+        "item_sort": sorted_any,
         "sort_choices": k,
         "essential_min": essential_min, "icvi_min": icvi_min, "alpha": alpha,
         "n_flagged": int(table["flagged"].sum()),
@@ -461,6 +477,7 @@ def content_validity(ratings: pd.DataFrame, items: Mapping[str, str], *, essenti
         "reason_counts": {r: int((flags["reason"] == r).sum()) for r in REASONS},
         "s_cvi_ave": float(whole["s_cvi_ave"].iloc[0]) if len(whole) else math.nan,
         "s_cvi_ua": float(whole["s_cvi_ua"].iloc[0]) if len(whole) else math.nan,
+        "notes": notes,
     }
     return ContentResult(items=table, scale=scale, flags=flags, summary=summary)
 

@@ -605,6 +605,8 @@ def content_cmd(instrument_path, ratings_path, out, essential_min, alpha, sort_c
     click.echo(f"content: {m['n_items_rated']} items rated by {m['n_experts']} experts; S-CVI/Ave = "
                f"{m['s_cvi_ave']:.3f}, S-CVI/UA = {m['s_cvi_ua']:.3f}; {m['n_flagged']} items flagged"
                + (f": {', '.join(m['flagged_items'])}" if m["flagged_items"] else "") + f"; {out}/content.json")
+    for note in m["notes"]:
+        click.echo(f"NOTE: {note}", err=True)
     if "recovery" in m:
         r = m["recovery"]
         click.echo(f"planted items (SIMULATED panel): precision {r['precision']:.3f}, recall {r['recall']:.3f}; "

@@ -99,6 +99,11 @@ def test_critical_counts_equal_exact_binomial_for_5_to_40_and_other_chances():
         for k in (2, 3, 5, 18):
             assert critical_count(n, 1 / k) == _exact_critical(n, Fraction(1, k)), (n, k)
     assert critical_count(4) is None and math.isnan(cvr_critical(4))  # 1/16 = .0625: nothing significant
+    # an item rated by 4 experts: CVR untested (no flag for it), said in the notes
+    r = pd.DataFrame({"expert": list("abcd"), "item": "A1", "relevance": [4, 4, 4, 2], "assigned": None})
+    res = content_validity(r, {"A1": "A", "B1": "B"})
+    assert res.items.loc[0, "reasons"] == "i_cvi_low" and pd.isna(res.items.loc[0, "cvr_critical"])
+    assert "fewer than 5 experts" in res.summary["notes"][0]
 
 
 def test_cvr_formula():
@@ -134,6 +139,7 @@ def test_s_cvi_published_six_expert_example():
     whole = res.scale.set_index("construct").loc["all"]
     assert r2(whole["s_cvi_ave"]) == .97 and r2(whole["s_cvi_ua"]) == .83
     assert res.summary["items_not_rated"] == ["Y1"] and not res.summary["item_sort"]
+    assert [n.split(" ")[1] for n in res.summary["notes"]] == ["item(s)", "item-sort"]
     # N = 6: CVR critical 1.00 (all six), so the two .83 items are below it, and .83 >= .78 passes the I-CVI
     flagged = res.items.set_index("item")
     assert flagged.loc["Q6", "reasons"] == "cvr_below_critical"
