@@ -300,3 +300,16 @@ def test_cli_bad_input_exit_2_one_line(tmp_path):
     assert res.exit_code == 2
     line = res.output.strip()
     assert "\n" not in line and "r.csv: row 2 (line 3), column relevance: value '7'" in line
+
+
+def test_two_choice_sort_tests_agree_as_howard_melloy_state():
+    """Howard & Melloy (2016, abstract): their test and Anderson & Gerbing's function identically
+    with two assignment choices. With k = 2 every n_c from 0 to N gives the same decision."""
+    items = {"A1": "A", "B1": "B"}
+    for n in (5, 8, 12, 20):
+        for n_c in range(n + 1):
+            r = pd.DataFrame({"expert": [f"E{e}" for e in range(n)], "item": "A1", "relevance": 4,
+                              "assigned": ["A"] * n_c + ["B"] * (n - n_c)})
+            t = content_validity(r, items, sort_choices=2).items.iloc[0]
+            assert t["sort_significant"] == t["csv_significant"], (n, n_c)
+            assert t["sort_significant"] == (n_c >= _exact_critical(n)), (n, n_c)
