@@ -649,6 +649,55 @@ def content_form_cmd(instrument_path, out, item_sort, seed):
                + ("; keep form_key.csv for yourself (pass it to 'gapscale content --form-key')" if item_sort else ""))
 
 
+@cli.command("init")
+@click.argument("directory", metavar="DIR", required=False, type=click.Path(file_okay=False))
+@click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=None,
+              help="Your instrument YAML (copied into DIR/instrument/ with the model its model: key names).")
+@click.option("--data", "data_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Your survey export (CSV/TSV, Qualtrics CSV, SPSS .sav, Excel .xlsx); copied into DIR/data/raw/.")
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="lavaan model for the sem stage (default: the instrument's model:; without one, no sem stage).")
+@click.option("--group", default=None,
+              help="Context question to stratify the split and test invariance across (default: the one whose "
+                   "groups big enough for the invariance models hold the most respondents).")
+@click.option("--code-stamp", "code_stamp", type=click.Path(dir_okay=False), default=None,
+              help="Only write gapscale's version and code hash to this file (the study's first stage runs it).")
+def init_cmd(directory, instrument_path, data_path, model_path, group, code_stamp):
+    """Write a ready study into DIR for your instrument, export and model; then `cd DIR && dvc repro`.
+
+    Everything is checked first (the instrument and model, the export's columns and values, the model's
+    variables, the grouping column); every problem is listed with its file and key or column, and
+    nothing is written (exit status 2).
+    """
+    from pipeline.init import InitProblems, run, write_code_stamp
+
+    if code_stamp is not None:
+        if any(v is not None for v in (directory, instrument_path, data_path, model_path, group)):
+            raise GapscaleError("--code-stamp FILE is given alone")
+        with user_errors():
+            stamp = write_code_stamp(code_stamp)
+        click.echo(f"gapscale {stamp['gapscale']}: code {stamp['code_sha256'][:12]} ({stamp['files']} files) "
+                   f"in {code_stamp}")
+        return
+    for value, what in ((directory, "DIR"), (instrument_path, "--instrument"), (data_path, "--data")):
+        if value is None:
+            raise GapscaleError(f"missing {what}: gapscale init DIR --instrument my.yaml --data export.csv "
+                                "[--model m.lavaan]")
+    problems = []
+    with user_errors():
+        try:
+            m = run(directory, instrument_path, data_path, model_path, group)
+        except InitProblems as exc:
+            problems = exc.problems
+    if problems:
+        for problem in problems[:MAX_PROBLEMS]:
+            click.echo(one_line(f"Error: {problem}"), err=True)
+        raise GapscaleError(f"{len(problems)} problem(s); no study written")
+    for note in m["notes"]:
+        click.echo(f"note: {note}")
+    click.echo(f"study written to {directory}: stages {', '.join(m['stages'])}; next: cd {directory} && dvc repro")
+
+
 USER_OMP_NUM_THREADS = os.environ.get("OMP_NUM_THREADS")  # as the user started gapscale
 
 
