@@ -581,17 +581,20 @@ def report_cmd(clean_dir, split_dir, efa_dir, cfa_dir, reliability_dir, invarian
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="Directory for content_items.csv, content_scale.csv, content_flags.csv, content_table_apa.csv, "
                    "content.json.")
-@click.option("--essential", "essential_min", type=click.Choice(["3", "4"]), default="3", show_default=True,
-              help="Lowest relevance counted as 'essential' for Lawshe's CVR (3: quite or highly relevant).")
-@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True,
-              help="One-tailed level of the exact binomial tests (CVR critical value, item sort).")
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Params YAML with a `content:` section (essential, alpha, sort_choices); options override it.")
+@click.option("--essential", "essential_min", type=click.Choice(["3", "4"]), default=None,
+              help="Lowest relevance counted as 'essential' for Lawshe's CVR (default 3: quite or highly relevant).")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="One-tailed level of the exact binomial tests (CVR critical value, item sort; default .05).")
 @click.option("--sort-choices", type=click.IntRange(min=2), default=None,
               help="Number of constructs the experts sorted into (chance = 1/k); default: all of the instrument's.")
 @click.option("--truth", "truth_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="truth.json of 'gapscale content-panel': score the flags (precision, recall).")
 @click.option("--form-key", type=click.Path(exists=True, dir_okay=False), default=None,
               help="form_key.csv of 'gapscale content-form': the item column holds its neutral codes.")
-def content_cmd(instrument_path, ratings_path, out, essential_min, alpha, sort_choices, truth_path, form_key):
+def content_cmd(instrument_path, ratings_path, out, params_path, essential_min, alpha, sort_choices, truth_path,
+                form_key):
     """Content validity from an expert panel: I-CVI, S-CVI/Ave, S-CVI/UA, modified kappa (Polit, Beck
     & Owen 2007), Lawshe's CVR with Ayre & Scally's exact critical values, and the item-sort
     indices p_sa and c_sv (Anderson & Gerbing 1991; Howard & Melloy 2016), with a flag and its
@@ -600,7 +603,8 @@ def content_cmd(instrument_path, ratings_path, out, essential_min, alpha, sort_c
     from pipeline.content import run
 
     with user_errors():
-        m = run(instrument_path, ratings_path, out, essential_min=int(essential_min), alpha=alpha,
+        m = run(instrument_path, ratings_path, out, params_path=params_path,
+                essential_min=None if essential_min is None else int(essential_min), alpha=alpha,
                 sort_choices=sort_choices, truth_path=truth_path, form_key=form_key)
     click.echo(f"content: {m['n_items_rated']} items rated by {m['n_experts']} experts; S-CVI/Ave = "
                f"{m['s_cvi_ave']:.3f}, S-CVI/UA = {m['s_cvi_ua']:.3f}; {m['n_flagged']} items flagged"
@@ -617,17 +621,20 @@ def content_cmd(instrument_path, ratings_path, out, essential_min, alpha, sort_c
 @click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=str(DEFAULT_INSTRUMENT),
               show_default="the default Sustainability Gap instrument", help="Instrument YAML file.")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Directory for ratings.csv and truth.json.")
-@click.option("--experts", type=click.IntRange(min=2), default=12, show_default=True, help="Panel size.")
-@click.option("--ambiguous", type=click.IntRange(min=0), default=6, show_default=True, help="Items made ambiguous on purpose.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Random seed.")
-def content_panel_cmd(instrument_path, out, experts, ambiguous, seed):
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Params YAML with `seed` and a `content:` section (experts, ambiguous); options override it.")
+@click.option("--experts", type=click.IntRange(min=2), default=None, help="Panel size (default 12).")
+@click.option("--ambiguous", type=click.IntRange(min=0), default=None, help="Items made ambiguous on purpose (default 6).")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed (default: params' seed, else 0).")
+def content_panel_cmd(instrument_path, out, params_path, experts, ambiguous, seed):
     """Simulate an expert panel's ratings (relevance and item sort) with a few items made ambiguous
     on purpose (lower relevance, often sorted into a neighbouring construct); the truth goes to truth.json."""
     from pipeline.content import simulate
 
     with user_errors():
-        t = simulate(instrument_path, out, n_experts=experts, n_ambiguous=ambiguous, seed=seed)
-    click.echo(f"simulated a panel of {experts} experts into {out}; planted: {', '.join(t['ambiguous']) or 'none'}")
+        t = simulate(instrument_path, out, params_path=params_path, n_experts=experts, n_ambiguous=ambiguous, seed=seed)
+    click.echo(f"simulated a panel of {t['n_experts']} experts into {out} (SIMULATED); planted: "
+               f"{', '.join(t['ambiguous']) or 'none'}")
 
 
 @cli.command("content-form")

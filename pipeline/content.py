@@ -30,13 +30,16 @@ from analysis.content import (apa_content_table, choose_ambiguous, content_valid
 from analysis.errors import InputError
 from analysis.split import stage_rng
 from instrument import load_instrument
-from pipeline.io import output_dir, read_data, write_csv, write_json, write_text
+from pipeline.io import output_dir, read_data, read_params, read_seed, section, write_csv, write_json, write_text
 
-__all__ = ["run", "render_form", "apply_form_key", "simulate", "neighbour_constructs", "OUTPUTS", "FORM_OUTPUTS", "PANEL_OUTPUTS"]
+__all__ = ["run", "settings", "DEFAULTS", "render_form", "apply_form_key", "simulate", "neighbour_constructs", "OUTPUTS", "FORM_OUTPUTS", "PANEL_OUTPUTS"]
 
 OUTPUTS = ("content_items.csv", "content_scale.csv", "content_flags.csv", "content_table_apa.csv", "content.json")
 FORM_OUTPUTS = ("content_form.md", "content_form.html", "ratings_template.csv", "form_key.csv")
 PANEL_OUTPUTS = ("ratings.csv", "truth.json")
+
+# params.yaml `content:` section (the command line's options override it)
+DEFAULTS = {"experts": 12, "ambiguous": 6, "essential": 3, "alpha": 0.05, "sort_choices": None}
 
 RELEVANCE_LABELS = {1: "not relevant", 2: "somewhat relevant", 3: "quite relevant", 4: "highly relevant"}
 
@@ -45,9 +48,15 @@ def _items(inst) -> dict[str, str]:
     return {i.id: i.construct for i in inst.items}
 
 
-def run(instrument_path, ratings_path, out, *, essential_min: int = 3, alpha: float = 0.05,
-        sort_choices: int | None = None, truth_path=None, form_key=None) -> dict:
-    """Compute the content-validity indices of ``ratings_path`` and write :data:`OUTPUTS` into ``out``."""
+def run(instrument_path, ratings_path, out, *, params_path=None, essential_min: int | None = None,
+        alpha: float | None = None, sort_choices: int | None = None, truth_path=None, form_key=None) -> dict:
+    """Compute the content-validity indices of ``ratings_path`` and write :data:`OUTPUTS` into ``out``.
+
+    Settings: the options given here, else params' ``content:`` section (``essential``, ``alpha``,
+    ``sort_choices``), else :data:`DEFAULTS`.
+    """
+    s = settings(read_params(params_path), essential=essential_min, alpha=alpha, sort_choices=sort_choices)
+    essential_min, alpha, sort_choices = s["essential"], s["alpha"], s["sort_choices"]
     inst = load_instrument(instrument_path)
     items = _items(inst)
     raw = read_data(ratings_path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
@@ -67,6 +76,27 @@ def run(instrument_path, ratings_path, out, *, essential_min: int = 3, alpha: fl
     write_csv(apa_content_table(result.items), out / "content_table_apa.csv")
     write_json(metrics, out / "content.json")
     return metrics
+
+
+def settings(params: dict, **overrides) -> dict:
+    """The ``content:`` settings, each checked (an InputError names ``content.KEY``)."""
+    s = section(params, "content", DEFAULTS, overrides)
+
+    def whole(key, low):
+        v = s[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise InputError(f"content.{key}: need a whole number >= {low}, got {v!r}"[:300])
+
+    whole("experts", 2)
+    whole("ambiguous", 0)
+    if s["essential"] not in (3, 4) or isinstance(s["essential"], bool):
+        raise InputError(f"content.essential: 3 or 4 (the lowest relevance counted as essential), got {s['essential']!r}")
+    a = s["alpha"]
+    if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 < a < 1:
+        raise InputError(f"content.alpha: need a number in (0, 1), got {a!r}"[:300])
+    if s["sort_choices"] is not None:
+        whole("sort_choices", 2)
+    return s
 
 
 def _read_truth(path) -> dict:
@@ -95,8 +125,16 @@ def neighbour_constructs(inst) -> dict[str, str]:
     return out
 
 
-def simulate(instrument_path, out, *, n_experts: int = 12, n_ambiguous: int = 6, seed: int = 0) -> dict:
-    """Draw a simulated panel with ``n_ambiguous`` planted items and write :data:`PANEL_OUTPUTS`."""
+def simulate(instrument_path, out, *, params_path=None, n_experts: int | None = None, n_ambiguous: int | None = None,
+             seed: int | None = None) -> dict:
+    """Draw a simulated panel with ``n_ambiguous`` planted items and write :data:`PANEL_OUTPUTS`.
+
+    Settings: the options given here, else params' ``seed`` and ``content:`` section (``experts``,
+    ``ambiguous``), else :data:`DEFAULTS` (seed 0).
+    """
+    params = read_params(params_path)
+    s = settings(params, experts=n_experts, ambiguous=n_ambiguous)
+    n_experts, n_ambiguous, seed = s["experts"], s["ambiguous"], read_seed(params, seed)
     inst = load_instrument(instrument_path)
     if len(inst.constructs) < 2:
         raise InputError(f"{instrument_path}: a simulated item sort needs at least 2 constructs")

@@ -313,3 +313,26 @@ def test_two_choice_sort_tests_agree_as_howard_melloy_state():
             t = content_validity(r, items, sort_choices=2).items.iloc[0]
             assert t["sort_significant"] == t["csv_significant"], (n, n_c)
             assert t["sort_significant"] == (n_c >= _exact_critical(n)), (n, n_c)
+
+
+def test_params_section_and_overrides(tmp_path):
+    p = tmp_path / "params.yaml"
+    p.write_text("seed: 3\ncontent:\n  experts: 9\n  ambiguous: 4\n  essential: 4\n")
+    runner = CliRunner()
+    res = runner.invoke(cli, ["content-panel", "--params", str(p), "--out", str(tmp_path / "panel")])
+    assert res.exit_code == 0, res.output
+    truth = json.loads((tmp_path / "panel" / "truth.json").read_text())
+    assert (truth["seed"], truth["n_experts"], len(truth["ambiguous"])) == (3, 9, 4)
+    res = runner.invoke(cli, ["content", "--params", str(p), "--ratings", str(tmp_path / "panel" / "ratings.csv"),
+                              "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    m = json.loads((tmp_path / "out" / "content.json").read_text())
+    assert m["essential_min"] == 4 and m["n_experts"] == 9
+    res = runner.invoke(cli, ["content", "--params", str(p), "--essential", "3", "--ratings",
+                              str(tmp_path / "panel" / "ratings.csv"), "--out", str(tmp_path / "out")])
+    assert json.loads((tmp_path / "out" / "content.json").read_text())["essential_min"] == 3
+    for bad, msg in (("content:\n  essential: 5\n", "content.essential: 3 or 4"),
+                     ("content:\n  alpha: 2\n", "content.alpha"), ("content:\n  expert: 3\n", "content.expert: unknown key")):
+        p.write_text(bad)
+        res = runner.invoke(cli, ["content-panel", "--params", str(p), "--out", str(tmp_path / "p2")])
+        assert res.exit_code == 2 and msg in res.output, res.output
