@@ -76,8 +76,10 @@ Checks against published worked examples (tests/test_content.py):
   never rounds inside a computation, so four rows of the table (N/A = 6/4, 6/5, 7/5, 8/7) differ
   from its kappa* by .01; the test checks both facts (exact p_c and I-CVI, and the printed kappa*
   when the inputs are rounded as the authors did);
-- Ayre & Scally (2014), Table 1: n_crit and CVR_crit for N = 5..40;
-- Polit & Beck (2006): S-CVI/Ave and S-CVI/UA of a small panel computed by hand;
+- Ayre & Scally (2014), Table 1: n_crit and CVR_crit as printed for N = 5..20, and for N = 5..40
+  the same definition evaluated with exact fractions (independent of scipy);
+- S-CVI/Ave = .97 and S-CVI/UA = .83 of a published 6-expert, 12-item worked table (PMC7253559,
+  Table 4), the computation Polit & Beck (2006) define;
 - Anderson & Gerbing (1991): p_sa and c_sv from their definitions on a hand-computed example
   (N = 10; 7 intended, 2 and 1 elsewhere: p_sa = .70, c_sv = .50).
 
