@@ -571,6 +571,91 @@ def report_cmd(clean_dir, split_dir, efa_dir, cfa_dir, reliability_dir, invarian
                f"{out}/report.html")
 
 
+@cli.command("content")
+@click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=str(DEFAULT_INSTRUMENT),
+              show_default="the default Sustainability Gap instrument", help="Instrument YAML file.")
+@click.option("--ratings", "ratings_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The panel's ratings, a long CSV: expert,item,relevance[,assigned][,comment]; one row per expert "
+                   "and item; relevance 1-4 (1 not, 2 somewhat, 3 quite, 4 highly relevant); assigned = the "
+                   "construct id the expert sorted the item into (item-sort task; blank if not sorted).")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Directory for content_items.csv, content_scale.csv, content_flags.csv, content_table_apa.csv, "
+                   "content.json.")
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Params YAML with a `content:` section (essential, alpha, sort_choices); options override it.")
+@click.option("--essential", "essential_min", type=click.Choice(["3", "4"]), default=None,
+              help="Lowest relevance counted as 'essential' for Lawshe's CVR (default 3: quite or highly relevant).")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="One-tailed level of the exact binomial tests (CVR critical value, item sort; default .05).")
+@click.option("--sort-choices", type=click.IntRange(min=2), default=None,
+              help="Number of constructs the experts sorted into (chance = 1/k); default: all of the instrument's.")
+@click.option("--truth", "truth_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="truth.json of 'gapscale content-panel': score the flags (precision, recall).")
+@click.option("--form-key", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="form_key.csv of 'gapscale content-form': the item column holds its neutral codes.")
+def content_cmd(instrument_path, ratings_path, out, params_path, essential_min, alpha, sort_choices, truth_path,
+                form_key):
+    """Content validity from an expert panel: I-CVI, S-CVI/Ave, S-CVI/UA, modified kappa (Polit, Beck
+    & Owen 2007), Lawshe's CVR with Ayre & Scally's exact critical values, and the item-sort
+    indices p_sa and c_sv (Anderson & Gerbing 1991; Howard & Melloy 2016), with a flag and its
+    reasons per item and an APA table. The formulas and the input format: analysis/content.py.
+    """
+    from pipeline.content import run
+
+    with user_errors():
+        m = run(instrument_path, ratings_path, out, params_path=params_path,
+                essential_min=None if essential_min is None else int(essential_min), alpha=alpha,
+                sort_choices=sort_choices, truth_path=truth_path, form_key=form_key)
+    click.echo(f"content: {m['n_items_rated']} items rated by {m['n_experts']} experts; S-CVI/Ave = "
+               f"{m['s_cvi_ave']:.3f}, S-CVI/UA = {m['s_cvi_ua']:.3f}; {m['n_flagged']} items flagged"
+               + (f": {', '.join(m['flagged_items'])}" if m["flagged_items"] else "") + f"; {out}/content.json")
+    for note in m["notes"]:
+        click.echo(f"NOTE: {note}", err=True)
+    if "recovery" in m:
+        r = m["recovery"]
+        click.echo(f"planted items (SIMULATED panel): precision {r['precision']:.3f}, recall {r['recall']:.3f}; "
+                   f"false positives: {', '.join(r['false_positives']) or 'none'}; missed: {', '.join(r['missed']) or 'none'}")
+
+
+@cli.command("content-panel")
+@click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=str(DEFAULT_INSTRUMENT),
+              show_default="the default Sustainability Gap instrument", help="Instrument YAML file.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Directory for ratings.csv and truth.json.")
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Params YAML with `seed` and a `content:` section (experts, ambiguous); options override it.")
+@click.option("--experts", type=click.IntRange(min=2), default=None, help="Panel size (default 12).")
+@click.option("--ambiguous", type=click.IntRange(min=0), default=None, help="Items made ambiguous on purpose (default 6).")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed (default: params' seed, else 0).")
+def content_panel_cmd(instrument_path, out, params_path, experts, ambiguous, seed):
+    """Simulate an expert panel's ratings (relevance and item sort) with a few items made ambiguous
+    on purpose (lower relevance, often sorted into a neighbouring construct); the truth goes to truth.json."""
+    from pipeline.content import simulate
+
+    with user_errors():
+        t = simulate(instrument_path, out, params_path=params_path, n_experts=experts, n_ambiguous=ambiguous, seed=seed)
+    click.echo(f"simulated a panel of {t['n_experts']} experts into {out} (SIMULATED); planted: "
+               f"{', '.join(t['ambiguous']) or 'none'}")
+
+
+@cli.command("content-form")
+@click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=str(DEFAULT_INSTRUMENT),
+              show_default="the default Sustainability Gap instrument", help="Instrument YAML file.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Directory for content_form.md, content_form.html, ratings_template.csv and form_key.csv.")
+@click.option("--item-sort/--no-item-sort", default=True, show_default=True,
+              help="Include the blind item-sort task (neutral item codes in a random order; form_key.csv maps them).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the items' order in the sort.")
+def content_form_cmd(instrument_path, out, item_sort, seed):
+    """Write the rating form for the expert panel (Markdown, HTML) and the CSV template they fill in
+    (the input of 'gapscale content --ratings')."""
+    from pipeline.content import render_form
+
+    with user_errors():
+        written = render_form(instrument_path, out, item_sort=item_sort, seed=seed)
+    click.echo(f"wrote {', '.join(p.name for p in written)} into {out}"
+               + ("; keep form_key.csv for yourself (pass it to 'gapscale content --form-key')" if item_sort else ""))
+
+
 @cli.command("init")
 @click.argument("directory", metavar="DIR", required=False, type=click.Path(file_okay=False))
 @click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=None,
