@@ -55,7 +55,8 @@ def test_the_default_dvc_yaml_hard_codes_no_path_in_a_command():
     """Model, hypotheses, structural model and data: every path of a command is a ${var}."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     for name, stage in stages.items():
-        for token in stage["cmd"].split():
+        cmd = stage["cmd"] if isinstance(stage["cmd"], str) else " ".join(stage["cmd"])
+        for token in cmd.split():
             if "/" in token or token.endswith((".yaml", ".lavaan", ".csv")):
                 assert token.startswith("${") or token == "params.yaml", (name, token)
 
@@ -101,7 +102,8 @@ def test_init_writes_a_ready_study(study):
     assert variables["instrument"] == "instrument/bfi.yaml" and variables["model"] == "instrument/bfi.lavaan"
     assert variables["responses"] == "data/raw/export.csv" and variables["code"] == CODE_STAMP
     for name, stage in stages.items():  # every path through vars; every stage depends on the code stamp
-        for token in stage["cmd"].split():
+        cmd = stage["cmd"] if isinstance(stage["cmd"], str) else " ".join(stage["cmd"])
+        for token in cmd.split():
             if "/" in token or token.endswith((".yaml", ".lavaan", ".csv", ".json")):
                 assert token.startswith("${") or token == "params.yaml", (name, token)
         if name != "code":
