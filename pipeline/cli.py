@@ -529,6 +529,8 @@ def show_cmd(directory, pager):
 
 
 @cli.command("report")
+@click.option("--content", "content_dir", type=STAGE_DIR, default=None,
+              help="Output directory of the content stage (content.json, content_*.csv): the expert panel.")
 @click.option("--clean", "clean_dir", type=STAGE_DIR, default=None,
               help="Output directory of the clean stage (clean.json, exclusions.csv, missing_*.csv).")
 @click.option("--split", "split_dir", type=STAGE_DIR, default=None, help="Output directory of the split stage (split.json).")
@@ -548,18 +550,18 @@ def show_cmd(directory, pager):
 @click.option("--title", default=None, help="Title of the report (default: from the instrument's name).")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="Directory for report.md, report.html, report.json, tables/, figures/ and plots/.")
-def report_cmd(clean_dir, split_dir, efa_dir, cfa_dir, reliability_dir, invariance_dir, sem_dir, instrument_path,
-               params_path, title, out):
+def report_cmd(content_dir, clean_dir, split_dir, efa_dir, cfa_dir, reliability_dir, invariance_dir, sem_dir,
+               instrument_path, params_path, title, out):
     """Write the report: Markdown and a self-contained HTML page, APA tables as CSV, figures as SVG.
 
-    Sections in the order of a scale-validation paper (sample and screening, EFA, CFA,
+    Sections in the order of a scale-validation paper (content validity, sample and screening, EFA, CFA,
     reliability and validity, invariance, structural model) after a plain-language summary of
     what held, what did not and every warning the stages raised. A stage whose outputs are
     absent is reported as not run. Simulated data are named as such on the first line.
     """
     from pipeline.report import run
 
-    dirs = dict(clean=clean_dir, split=split_dir, efa=efa_dir, cfa=cfa_dir, reliability=reliability_dir,
+    dirs = dict(content=content_dir, clean=clean_dir, split=split_dir, efa=efa_dir, cfa=cfa_dir, reliability=reliability_dir,
                 invariance=invariance_dir, sem=sem_dir)
     if all(d is None for d in dirs.values()):
         raise GapscaleError("give at least one stage output directory (--clean, --efa, --cfa, ...)")

@@ -269,7 +269,7 @@ def fake_sem(d: Path) -> None:
 def stages(tmp_path_factory):
     """simulate -> clean -> split -> efa -> cfa -> reliability on a 3-construct instrument (a few
     seconds), plus invariance and sem outputs in the agreed format."""
-    from pipeline import cfa, clean, efa, reliability, simulate, split
+    from pipeline import cfa, clean, content, efa, reliability, simulate, split
 
     d = tmp_path_factory.mktemp("pipeline")
     inst = d / "instrument.yaml"
@@ -282,6 +282,8 @@ def stages(tmp_path_factory):
     efa.run(d / "split" / "efa.csv", d / "efa", inst, None, params)
     cfa.run(d / "split" / "cfa.csv", d / "cfa", inst, None, params)
     reliability.run(d / "split" / "cfa.csv", d / "reliability", inst, None, params)
+    content.simulate(inst, d / "panel", params_path=params)
+    content.run(inst, d / "panel" / "ratings.csv", d / "content", params_path=params, truth_path=d / "panel" / "truth.json")
     fake_invariance(d / "invariance")
     fake_sem(d / "sem")
     dirs = {s: d / s for s in rp.STAGE_FILES}
@@ -543,10 +545,10 @@ def test_absent_stages_are_reported_as_not_run(run_cli, stages, tmp_path):
     code, out, err = run_cli("report", "--clean", d["clean"], "--split", d["split"], "--efa", d["efa"],
                              "--invariance", tmp_path / "nope", "--sem", tmp_path / "nope2", "--out", tmp_path / "r")
     assert code == 0, err
-    assert "not run: cfa, reliability, invariance, sem" in out
+    assert "not run: content, cfa, reliability, invariance, sem" in out
     md = (tmp_path / "r" / "report.md").read_text()
     assert re.findall(r"^## (.+)$", md, flags=re.M) == list(rp.SECTIONS.values())
-    for stage in ("CFA", "reliability", "invariance", "structural model (sem)"):
+    for stage in ("content validity (content)", "CFA", "reliability", "invariance", "structural model (sem)"):
         assert f"The {stage} stage was not run" in md, stage
     assert f"{tmp_path / 'nope' / 'invariance.json'}" in md
     for key in rp.FIGURES:  # declared outputs exist even then
