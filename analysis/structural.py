@@ -23,6 +23,7 @@ Burnham, K. P., & Anderson, D. R. (2002). Model Selection and Multimodel Inferen
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import pandas as pd
@@ -369,13 +370,30 @@ def _lookup(parameters: pd.DataFrame, ref: str) -> pd.Series:
 
 def hypotheses_table(parameters: pd.DataFrame, hypotheses: dict, interval: str = "ci") -> pd.DataFrame:
     """One row per (hypothesis, parameter): estimate, standardised estimate, interval, p, and
-    whether the data support the expected sign.
+    whether the data support the expected sign (and size).
 
     ``hypotheses`` maps an id to ``{"statement": str, "expect": {parameter: "positive" |
-    "negative"}}`` (parameter as in :func:`_lookup`). A part is supported when its interval
-    excludes zero on the expected side; ``verdict`` per hypothesis is ``supported`` (all
-    parts), ``partly supported`` or ``not supported``. ``interval`` names the interval columns:
-    ``"ci"`` (Wald, ``ci_lower``/``ci_upper``), ``"boot_pct"`` or ``"boot_bc"``.
+    "negative"}}`` (parameter as in :func:`_lookup`), optionally with
+
+    - ``min_effect``: the smallest effect of interest, a standardised size (``std_all``): a part
+      is then supported only when its interval excludes zero on the expected side *and*
+      |β| ≥ ``min_effect`` (Lakens, Scheel & Isager, 2018, on smallest effect sizes
+      of interest); without it any nonzero effect counts;
+    - ``share_of``: ``{indirect: total}`` pairs of defined parameters: the row of ``indirect``
+      gets ``share`` = indirect / total, the proportion of the total effect that runs through
+      that path (the "proportion mediated" of Preacher & Kelley, 2011, with its caveats: it is
+      unbounded when the total is near zero or the effects differ in sign).
+
+    A part is supported when the conditions hold; ``verdict`` per hypothesis is ``supported``
+    (all parts), ``partly supported`` or ``not supported``. ``interval`` names the interval
+    columns: ``"ci"`` (Wald, ``ci_lower``/``ci_upper``), ``"boot_pct"`` or ``"boot_bc"``.
+
+    References
+    ----------
+    Lakens, D., Scheel, A. M., & Isager, P. M. (2018). Equivalence testing for psychological
+        research: A tutorial. Advances in Methods and Practices in Psychological Science, 1(2), 259-269.
+    Preacher, K. J., & Kelley, K. (2011). Effect size measures for mediation models: Quantitative
+        strategies for communicating indirect effects. Psychological Methods, 16(2), 93-115.
     """
     lower, upper = f"{interval}_lower", f"{interval}_upper"
     if lower not in parameters:
@@ -385,16 +403,30 @@ def hypotheses_table(parameters: pd.DataFrame, hypotheses: dict, interval: str =
         expect = spec.get("expect") or {}
         if not isinstance(expect, dict) or not expect:
             raise InputError(f"hypothesis {hid}: 'expect' must map parameters to positive or negative")
+        min_effect = spec.get("min_effect")
+        if min_effect is not None and (isinstance(min_effect, bool) or not isinstance(min_effect, (int, float))
+                                       or not 0 <= min_effect < 1):
+            raise InputError(f"hypothesis {hid}: min_effect: a standardised size between 0 and 1, got {min_effect!r}")
+        share_of = spec.get("share_of") or {}
+        if not isinstance(share_of, dict):
+            raise InputError(f"hypothesis {hid}: share_of must map an indirect effect to its total effect")
         for ref, sign in expect.items():
             if sign not in ("positive", "negative"):
                 raise InputError(f"hypothesis {hid}: {ref}: expected 'positive' or 'negative', got {sign!r}")
             row = _lookup(parameters, ref)
             lo, hi = row[lower], row[upper]
             ok = bool(lo > 0) if sign == "positive" else bool(hi < 0)
+            large = True if min_effect is None else bool(abs(row["std_all"]) >= min_effect)
+            share = math.nan
+            if ref in share_of:
+                total = _lookup(parameters, share_of[ref])["est"]
+                share = row["est"] / total if total != 0 else math.nan
             rows.append({"hypothesis": hid, "statement": spec.get("statement", ""), "parameter": ref,
                          "path": f"{row['lhs']} {row['op']} {row['rhs']}" if row["op"] != ":=" else row["lhs"],
                          "expected": sign, "est": row["est"], "std_all": row["std_all"], "ci_lower": lo,
-                         "ci_upper": hi, "interval": interval, "pvalue": row["pvalue"], "supported": ok})
+                         "ci_upper": hi, "interval": interval, "pvalue": row["pvalue"],
+                         "min_effect": math.nan if min_effect is None else float(min_effect),
+                         "share": share, "supported": ok and large})
     table = pd.DataFrame(rows)
     verdict = table.groupby("hypothesis", sort=False)["supported"].agg(
         lambda s: "supported" if s.all() else ("partly supported" if s.any() else "not supported"))

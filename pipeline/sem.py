@@ -158,7 +158,8 @@ def run(data_path, model_path, out, params_path=None, hypotheses_path=None, inva
         else:
             rows.extend(hypotheses_table(parameters, {hid: spec}, s["interval"]).to_dict("records"))
     hyp = pd.DataFrame(rows, columns=["hypothesis", "statement", "parameter", "path", "expected", "est", "std_all",
-                                      "ci_lower", "ci_upper", "interval", "pvalue", "supported", "verdict"])
+                                      "ci_lower", "ci_upper", "interval", "pvalue", "min_effect", "share",
+                                      "supported", "verdict"])
     comparison = compare_models(competing, "hypothesised", s["criterion"])
     r2 = r_squared(fit)
 

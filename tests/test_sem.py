@@ -229,6 +229,26 @@ def test_hypotheses_table_verdicts(ml):
         hypotheses_table(ml.parameters, {"X": {"expect": {"a1": "up"}}})
 
 
+def test_hypotheses_with_a_smallest_effect_of_interest_and_the_share_mediated(ml):
+    """min_effect: supported only when |std_all| reaches it as well (ind60 -> dem60: beta = .45);
+    share_of: indirect / total, lavaan's own `ratio := a1*b1 / (c1 + a1*b1)` of the same model."""
+    p = ml.parameters
+    beta = float(p.loc[p["label"] == "a1", "std_all"].iloc[0])
+    assert 0.40 < beta < 0.50
+    table = hypotheses_table(p, {
+        "big": {"expect": {"a1": "positive"}, "min_effect": 0.5},
+        "enough": {"expect": {"a1": "positive"}, "min_effect": 0.3},
+        "mediated": {"expect": {"indirect": "positive"}, "share_of": {"indirect": "total"}},
+    }).set_index("hypothesis")
+    assert table.at["big", "verdict"] == "not supported" and table.at["enough", "verdict"] == "supported"
+    assert table.at["big", "min_effect"] == 0.5 and np.isnan(table.at["mediated", "min_effect"])
+    ratio = float(p.loc[p["label"] == "ratio", "est"].iloc[0])
+    assert table.at["mediated", "share"] == pytest.approx(ratio, rel=1e-12)
+    assert 0 < ratio < 1
+    with pytest.raises(ValueError, match="min_effect"):
+        hypotheses_table(p, {"X": {"expect": {"a1": "positive"}, "min_effect": 2}})
+
+
 # --------------------------------------------------------------------------- the simulated study
 
 

@@ -184,16 +184,22 @@ def sem_section(sem: StageOutputs, findings: Findings, cuts: dict, figures: dict
         for c in ("statement", "path", "verdict"):  # stage-written text: its p values in APA form
             if c in h:
                 h[c] = [apa.apa_p_in_text(v) if isinstance(v, str) else v for v in h[c]]
+        sesoi = "min_effect" in h and pd.to_numeric(h["min_effect"], errors="coerce").notna().any()
+        shares = "share" in h and pd.to_numeric(h["share"], errors="coerce").notna().any()
         spec = {"hypothesis": "text", "statement": "text", "parameter": "text", "path": "text", "expected": "text",
-                "std_all": "text", "est": "text", "ci": "text", "pvalue": "p", "supported": "yes_no",
-                "verdict": "text"}
+                "std_all": "text", "est": "text", "ci": "text", "pvalue": "p",
+                **({"min_effect": "bounded"} if sesoi else {}), **({"share": "number"} if shares else {}),
+                "supported": "yes_no", "verdict": "text"}
         spec = {c: k for c, k in spec.items() if c in h}
         sec.blocks.append(Table("sem_hypotheses", "Hypotheses", apa.apa_table(h, spec, {
             "hypothesis": "Hypothesis", "statement": "Statement", "parameter": "Parameter", "path": "Path",
             "expected": "Expected", "std_all": "β", "est": "b", "ci": ci_label(m.get("ci")), "pvalue": "p",
-            "supported": "Supported",
+            "min_effect": "Smallest β of interest", "share": "Share of total", "supported": "Supported",
             "verdict": "Verdict"}), "Supported: the parameter's estimate has the expected sign and its interval "
-            "excludes zero; Verdict: the hypothesis as a whole. Defined effects (:=) with three decimals."))
+            "excludes zero" + (", and |β| reaches the smallest effect of interest the hypotheses file sets" if sesoi
+                               else "") + "; Verdict: the hypothesis as a whole. Defined effects (:=) with three "
+            "decimals." + (" Share of total: the indirect effect as a proportion of the total effect it belongs to."
+                           if shares else "")))
         verdicts = {}
         if "verdict" in hyp:
             for r in hyp.drop_duplicates("hypothesis").itertuples():
