@@ -345,6 +345,7 @@ def population_values(population: Population, settings: MonteCarloSettings, n: i
     table = _reported(fitted.parameters)
     table.attrs["n"] = n
     table.attrs["chisq"] = float(fitted.fit["chisq"])  # > 0: the analysis model is misspecified
+    table.attrs["df"] = int(fitted.fit["df"])
     table.attrs["warnings"] = notes
     return table[["name", "lhs", "op", "rhs", "label", "est", "se", "std_all", "std_all_se"]]
 
@@ -674,7 +675,7 @@ def aggregate(records: Sequence[dict], truth: pd.DataFrame, settings: MonteCarlo
         for r in rs:
             rep = {"n": r["n"], "replication": r["replication"], "status": r["status"], "reason": r["reason"],
                    "converged": r["converged"], "admissible": r["admissible"], "n_used": r["n_used"],
-                   **{k: r[k] for k in FIT_COLUMNS}, "cpu_s": r.get("cpu_s", math.nan),
+                   **{k: r[k] for k in FIT_COLUMNS},
                    "warnings": " | ".join(r["warnings"])}
             for h in hyp_ids:
                 rep[f"verdict.{h}"] = r["hypotheses"].get(h, "")
