@@ -342,6 +342,8 @@ def population_values(population: Population, settings: MonteCarloSettings, n: i
     if not fitted.converged:
         raise InputError("the analysis model does not converge on the population moments: "
                          + "; ".join(notes or ["no further detail"]))
+    if settings.hypotheses:  # a hypothesis naming no parameter of the model: refused here, not in every replication
+        hypotheses_table(fitted.parameters, settings.hypotheses, "ci")
     table = _reported(fitted.parameters)
     table.attrs["n"] = n
     table.attrs["chisq"] = float(fitted.fit["chisq"])  # > 0: the analysis model is misspecified
