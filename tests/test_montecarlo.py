@@ -219,3 +219,11 @@ def test_parameter_recovery_default_model():
     assert structural["coverage"].between(0.93, 0.97).all(), structural[["name", "coverage"]].to_string()
     assert 0.94 <= paths["coverage"].mean() <= 0.96
     assert paths["se_relative_bias"].abs().max() < 0.10
+
+
+def test_task_seed_is_the_spawned_child():
+    """SeedSequence(seed, spawn_key=(N, r)) is SeedSequence(seed).spawn(N + 1)[N].spawn(r + 1)[r]."""
+    pop = Population("lavaan", lavaan_population(REGRESSION_POP))
+    task = replication_tasks(pop, MonteCarloSettings(model=REGRESSION), [40], 3, seed=11)[2]
+    child = np.random.SeedSequence(11).spawn(41)[40].spawn(3)[2]
+    assert np.array_equal(task.seed.generate_state(4), child.generate_state(4))
