@@ -205,7 +205,10 @@ def test_parameter_recovery_default_model():
     """Muthén & Muthén (2002)'s criteria at the largest N for the default 72-item model (ML,
     complete continuous data from the default study's population): relative bias of every
     parameter below 5% and 95% coverage between .93 and .97 for the structural paths (R = 1000:
-    Monte Carlo SE of a coverage .0069, so [.93, .97] is +/- 2.9 SE), and on average over all."""
+    Monte Carlo SE of a coverage .0069, so [.93, .97] is +/- 2.9 SE), and on average over all.
+    Measured (353 CPU-s, 0.35 per replication): convergence 1.0; max |relative bias| .025 (r8) over
+    the 218 parameters; structural coverage .937-.962; all parameters .922-.966, mean .948 (two
+    variances just under .93: IMVI~~IMVI .922, EXPC_3~~EXPC_3 .928); max |SE relative bias| .071."""
     pop, model, hyp = _default_study_population()
     s = MonteCarloSettings(model=model, hypotheses=hyp)
     truth = population_values(pop, s)
