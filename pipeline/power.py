@@ -135,7 +135,7 @@ def run(instrument_path, params_path, out, model_path=None, hypotheses_path=None
     write_csv(result.hypotheses, out / "power_hypotheses.csv")
     write_csv(result.paths, out / "power_paths.csv")
     write_csv(result.replications, out / "power_replications.csv")
-    _figure(result, s["target"], out)
+    _figure(result, s["target"], out, "N" if population_path else "N (respondents invited, before screening)")
 
     failures = {}
     for r in records:
@@ -162,7 +162,7 @@ def run(instrument_path, params_path, out, model_path=None, hypotheses_path=None
     return metrics
 
 
-def _figure(result, target: float, out: Path) -> None:
+def _figure(result, target: float, out: Path, xlabel: str = "N") -> None:
     """Power per hypothesis (or per path, without hypotheses) against N, with the target line."""
     import matplotlib
 
@@ -178,7 +178,7 @@ def _figure(result, target: float, out: Path) -> None:
         for name, part in paths.groupby("name", sort=False):
             ax.plot(part["n"], part["power"], marker="o", label=name)
     ax.axhline(target, color="grey", linestyle="--", linewidth=1)
-    ax.set_xlabel("N")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("power (converged replications)")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title("Monte Carlo power")
