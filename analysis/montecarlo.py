@@ -17,7 +17,8 @@ at one :math:`N` (:math:`C` of them converged):
   the standard errors :math:`\overline{\mathrm{SE}} / \mathrm{SD}(\hat\theta) - 1`;
 - **coverage**: the share of the 95% Wald intervals :math:`\hat\theta_r \pm z_{.975}\mathrm{SE}_r`
   that hold :math:`\theta_0`;
-- the **chi-square rejection rate** (share with the model test's :math:`p < \alpha`) and the
+- the **chi-square rejection rate** (share with the model test's :math:`p < \alpha`; the scaled
+  test's with MLR, MLM, WLSMV and ULSMV) and the
   quantiles of CFI and RMSEA.
 
 Muthén & Muthén's criteria for a trustworthy :math:`N`: parameter and SE bias below 10% (5% for
@@ -95,7 +96,7 @@ __all__ = ["FIT_COLUMNS", "MonteCarloSettings", "Population", "PopulationMoments
            "aggregate", "exact_moment_data", "instrument_population", "interpolate_n", "lavaan_population",
            "parameter_name", "population_values", "replicate", "replication_tasks", "run_power", "wald_power"]
 
-FIT_COLUMNS = ("chisq", "df", "pvalue", "cfi", "rmsea")
+FIT_COLUMNS = ("chisq", "df", "pvalue", "chisq_scaled", "pvalue_scaled", "cfi", "rmsea")
 QUANTILES = (0.05, 0.50, 0.95)
 CONSTRAINT_OPS = ("==", "<", ">", ":=")
 
@@ -562,6 +563,12 @@ def interpolate_n(grid: Sequence[int], power: Sequence[float], target: float) ->
     return math.nan, math.nan, f"not reached on the grid (largest N {grid[-1]})"
 
 
+def _test_pvalue(record: dict) -> float:
+    """The model test's p-value: the scaled test's (MLR, MLM, WLSMV, ULSMV) when there is one."""
+    p = record.get("pvalue_scaled", math.nan)
+    return p if np.isfinite(p) else record["pvalue"]
+
+
 def _rate(x: np.ndarray) -> float:
     return float(np.mean(x)) if len(x) else math.nan
 
@@ -629,7 +636,7 @@ def aggregate(records: Sequence[dict], truth: pd.DataFrame, settings: MonteCarlo
                "converged": int(conv.sum()), "admissible": sum(r["admissible"] for r in rs),
                "convergence_rate": _rate(conv), "admissible_rate": _rate(np.array([r["admissible"] for r in rs])),
                "mean_n_used": float(np.mean([r["n_used"] for r in ok])) if ok else math.nan,
-               "chisq_rejection_rate": _rate(np.array([r["pvalue"] < alpha for r in ok]))}
+               "chisq_rejection_rate": _rate(np.array([_test_pvalue(r) < alpha for r in ok]))}
         for idx in ("cfi", "rmsea"):
             vals = np.array([r[idx] for r in ok], dtype=float)
             vals = vals[np.isfinite(vals)]

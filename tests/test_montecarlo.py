@@ -229,3 +229,14 @@ def test_task_seed_is_the_spawned_child():
     task = replication_tasks(pop, MonteCarloSettings(model=REGRESSION), [40], 3, seed=11)[2]
     child = np.random.SeedSequence(11).spawn(41)[40].spawn(3)[2]
     assert np.array_equal(task.seed.generate_state(4), child.generate_state(4))
+
+
+def test_robust_estimator_rejection_uses_the_scaled_test():
+    pop = Population("lavaan", lavaan_population(LATENT_POP))
+    s = MonteCarloSettings(model=LATENT, estimator="MLR")
+    records = run_power(pop, s, [300], 2, seed=3, jobs=1)
+    assert all(np.isfinite(r["pvalue_scaled"]) and r["pvalue_scaled"] != r["pvalue"] for r in records)
+    res = aggregate(records, population_values(pop, s), s)
+    expected = np.mean([r["pvalue_scaled"] < 0.05 for r in records])
+    assert res.by_n["chisq_rejection_rate"].iat[0] == expected
+    assert {"chisq_scaled", "pvalue_scaled"} <= set(res.replications.columns)
