@@ -23,6 +23,8 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 from pipeline.init import (CODE_STAMP, code_stamp, default_context, render_dvc, render_params)
 
+from browser import chromium, screenshot
+
 ROOT = Path(__file__).resolve().parents[1]
 BFI = ROOT / "tests" / "fixtures" / "bfi"
 INSTRUMENT, EXPORT, MODEL = BFI / "bfi.yaml", BFI / "export.csv", BFI / "bfi.lavaan"
@@ -315,6 +317,8 @@ def test_the_readme_commands_run_a_third_party_study_to_a_report(tmp_path):
         assert (processed / path).is_file(), path
     report = (processed / "report" / "report.md").read_text(encoding="utf-8")
     assert "Big Five Inventory" in report and "SIMULATED" not in report
+    if chromium() is not None:  # the third-party study's report as a reader sees it (tests/artifacts/)
+        screenshot(processed / "report" / "report.html", "third_party_report.png", tmp_path / "profile")
     sem = json.loads((processed / "sem" / "sem.json").read_text())
     assert sem["converged"] and sem["bootstrap"]["converged"] > 1900 and sem["fit"]["df"] > 0
     invariance = json.loads((processed / "invariance" / "invariance.json").read_text())

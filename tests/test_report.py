@@ -26,7 +26,7 @@ from pipeline import report as rp
 from pipeline.progress import progress_bar, progress_enabled
 
 ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = Path(__file__).parent / "artifacts"
+from browser import ARTIFACTS, CHROMIUM_FLAGS, chromium, screenshot
 
 # --------------------------------------------------------------------------------- APA formatting
 
@@ -610,14 +610,6 @@ def test_efa_stage_is_quiet_in_a_pipe(run_cli, stages, tmp_path):
 # --------------------------------------------------------------------------------- headless Chromium
 
 
-def chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
-
-
 CHECK_SCRIPT = """<script>
 window.addEventListener('load', function () {
   var imgs = Array.prototype.map.call(document.images, function (i) {
@@ -631,10 +623,6 @@ window.addEventListener('load', function () {
   document.body.appendChild(pre);
 });
 </script>"""
-
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
-
 
 @pytest.mark.skipif(chromium() is None, reason="headless Chromium is not installed (CI has none); the rendering "
                                                "check runs where /usr/bin/chromium exists")
@@ -700,14 +688,7 @@ def test_the_default_study_report(tmp_path):
     if any("Heywood" in str(w) for w in rel.get("warnings", [])):  # the method-factor model is inadmissible
         assert "method variance are not interpreted" in md and "the method factor explains" not in md
     if chromium() is not None:
-        ARTIFACTS.mkdir(exist_ok=True)
-        shot = ARTIFACTS / "default_report.png"
-        shot.unlink(missing_ok=True)
-        flags = CHROMIUM_FLAGS + [f"--user-data-dir={tmp_path / 'profile'}"]
-        proc = subprocess.run([chromium(), *flags, "--window-size=1280,8000", f"--screenshot={shot}",
-                               (out / "report.html").as_uri()], capture_output=True, text=True, timeout=180)
-        assert shot.exists(), proc.stderr[-2000:]
-        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+        screenshot(out / "report.html", "default_report.png", tmp_path / "profile")
 
 
 # --------------------------------------------------------------------------------- DVC
