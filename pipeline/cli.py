@@ -508,6 +508,40 @@ def sem_cmd(data_path, model_path, out, params_path, hypotheses_path, invariance
     finish_stage("sem", m, out, quiet, m["warnings"])
 
 
+@cli.command("power")
+@click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=None,
+              help="Instrument YAML: its population is params simulate: (defects, missing cells, screens).")
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Params YAML with `seed`, `power:` (n, replications, alpha, target, estimator, missing, clean), "
+                   "`simulate:` and `clean:`.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Directory for power.json, power_by_n.csv, power_paths.csv, power_replications.csv, power_curve.*.")
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="lavaan analysis model (default: the instrument's measurement model).")
+@click.option("--hypotheses", "hypotheses_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="YAML of hypotheses: id -> {statement, expect: {parameter: positive|negative}}.")
+@click.option("--population", "population_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="lavaan model with population values (y ~ 0.3*x; as lavaan::simulateData) instead of simulate:.")
+@click.option("--replications", type=click.IntRange(min=1), default=None, help="Replications per N (power.replications).")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Worker processes (default: all cores); the results do not depend on it.")
+@click.option("--scheduler", default=None,
+              help="Address of a Dask scheduler (tcp://host:8786) to run the replications on (params "
+                   "compute.scheduler); the results are the same.")
+def power_cmd(instrument_path, params_path, out, model_path, hypotheses_path, population_path, replications, jobs,
+              scheduler):
+    """Monte Carlo power: the smallest N per hypothesis, convergence, bias and coverage per N."""
+    from pipeline.power import run
+
+    with user_errors():
+        m = run(instrument_path, params_path, out, model_path, hypotheses_path, population_path, scheduler, jobs,
+                dict(replications=replications))
+    need = "; ".join(f"{h}: N {v['n_grid']:g} (interpolated {v['n_interpolated']:.0f})" if v["n_grid"] == v["n_grid"]
+                     else f"{h}: {v['note']}" for h, v in m["required_n"].items())
+    click.echo(f"power ({m['replications']} replications per N, {m['estimator']}, {m['missing']}): "
+               f"{need or 'no hypotheses'}; outputs in {out}")
+
+
 STAGE_DIR = click.Path(file_okay=False)
 
 

@@ -352,7 +352,10 @@ def rmsea_pvalue(chisq: float, df: float, n: float, groups: int = 1, c_hat: floa
     """
     if _nan(chisq, df, n, c_hat) or not (np.isfinite(chisq) and np.isfinite(df) and np.isfinite(n)) or not df > 0:
         return float("nan")
-    return float(stats.ncx2.sf(chisq, df, n * df * h0**2 / (c_hat * groups)))
+    try:
+        return float(stats.ncx2.sf(chisq, df, n * df * h0**2 / (c_hat * groups)))
+    except OverflowError:  # scipy/boost's sf overflows at chisq ~ 0 with a large ncp (an exact fit): 1 - cdf
+        return float(1.0 - stats.ncx2.cdf(chisq, df, n * df * h0**2 / (c_hat * groups)))
 
 
 def rmsea_notclose_pvalue(chisq: float, df: float, n: float, groups: int = 1, c_hat: float = 1.0,

@@ -1,0 +1,708 @@
+r"""Monte Carlo power and sample size of a structural equation model.
+
+The Monte Carlo method of Muthén & Muthén (2002): draw many data sets of size :math:`N` from a
+population model whose values the researcher believes, fit the analysis model to each, and count.
+For a parameter :math:`\theta` with population value :math:`\theta_0` and :math:`R` replications
+at one :math:`N` (:math:`C` of them converged):
+
+- **power** of a path: the share of the converged replications whose Wald test rejects
+  :math:`\theta = 0` at level :math:`\alpha` *in the expected direction*,
+  :math:`\hat P = \#\{p_r < \alpha,\ \operatorname{sign}\hat\theta_r = \operatorname{sign}\theta_0\}/C`
+  (also reported over all :math:`R` replications, a failed or non-converged one counting as a
+  miss); its Monte Carlo standard error is :math:`\sqrt{\hat P(1-\hat P)/C}`;
+- **power of a hypothesis**: the share of converged replications whose verdict
+  (:func:`analysis.structural.hypotheses_table`, with Wald intervals at level
+  :math:`1-\alpha`) is ``supported``: every part's interval excludes zero on the expected side;
+- **relative bias** of the estimates :math:`(\bar{\hat\theta} - \theta_0)/\theta_0`, and of
+  the standard errors :math:`\overline{\mathrm{SE}} / \mathrm{SD}(\hat\theta) - 1`;
+- **coverage**: the share of the 95% Wald intervals :math:`\hat\theta_r \pm z_{.975}\mathrm{SE}_r`
+  that hold :math:`\theta_0`;
+- the **chi-square rejection rate** (share with the model test's :math:`p < \alpha`; the scaled
+  test's with MLR, MLM, WLSMV and ULSMV) and the
+  quantiles of CFI and RMSEA.
+
+Muthén & Muthén's criteria for a trustworthy :math:`N`: parameter and SE bias below 10% (5% for
+the parameters of interest), coverage between .91 and .98, power at least .80.
+
+Populations (:class:`Population`):
+
+- ``lavaan``: any lavaan model with population values (``y ~ 0.3*x``, ``f =~ 0.7*x1 + ...``),
+  with the conventions of ``lavaan::simulateData`` (:func:`lavaan_population`); data are
+  multivariate normal draws from its implied moments;
+- ``instrument``: the instrument and ``simulate:`` of params (:func:`analysis.simulate.simulate_study`):
+  Likert answers with the study's defects and missing cells, cleaned by the clean stage's screens
+  (:func:`analysis.clean.prepare`, :func:`analysis.clean.screen`) when asked, so screening and
+  missing-data losses are part of the answer. :math:`N` is then the number of respondents
+  invited (before duplicates and exclusions); the replication records the rows fitted.
+
+Population values of the analysis model's parameters are its fit to the population moments
+(:func:`population_values`: a data set whose sample moments are exactly the population's, so the
+ML estimates are the population values in the analysis model's own parameterisation, e.g. a
+marker-variable loading of 1). With Likert items (``instrument``) the unstandardised metric of the
+fitted items is not the latent-response metric of the population, so recovery is judged on the
+standardised solution (``std_all``, its delta-method SE) against the standardised population
+values; the discretisation of a 7-point scale attenuates item correlations by a few percent, which
+shows as bias there.
+
+Randomness: replication :math:`r` at :math:`N` draws from
+``numpy.random.SeedSequence(seed, spawn_key=(N, r))``, the child that ``SeedSequence(seed).spawn``
+would give at that position of a tree indexed by :math:`N` and :math:`r`. So a replication's data do
+not depend on the grid, on :math:`R`, or on where it ran: one process, many processes and a Dask
+cluster (:func:`analysis.executor.run_tasks`) give the same records, bit for bit, and adding
+replications keeps the earlier ones.
+
+A replication that raises (a singular sample covariance at a small :math:`N`, a model the data
+cannot identify) is recorded as failed with its reason and stays in the denominator of the
+power over all replications.
+
+References
+----------
+Muthén, L. K., & Muthén, B. O. (2002). How to use a Monte Carlo study to decide on sample size
+    and determine power. Structural Equation Modeling 9(4), 599-620.
+Satorra, A., & Saris, W. E. (1985). Power of the likelihood ratio test in covariance structure
+    analysis. Psychometrika 50(1), 83-90.
+Wang, Y. A., & Rhemtulla, M. (2021). Power analysis for parameter estimation in structural
+    equation modeling: A discussion and tutorial. Advances in Methods and Practices in
+    Psychological Science 4(1), 1-17.
+Rosseel, Y. (2012). lavaan: An R package for structural equation modeling. Journal of
+    Statistical Software 48(2), 1-36 (``simulateData``).
+
+In R: ``simsem::sim(nRep = R, n = N, model = analysis, generate = population, lavaanfun = "sem")``
+and ``summary()`` of it (power, bias, coverage), or a loop over ``lavaan::simulateData`` and
+``lavaan::sem``.
+"""
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field, replace
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from analysis.errors import InputError
+from analysis.executor import run_tasks
+from analysis.sem.api import fit_model
+from analysis.sem.model import build_model
+from analysis.sem.options import Estimation
+from analysis.sem.partable import lavaanify, variable_names
+from analysis.structural import hypotheses_table
+from analysis.warnings import GapscaleWarning, InadmissibleWarning
+
+__all__ = ["FIT_COLUMNS", "MonteCarloSettings", "Population", "PopulationMoments", "PowerResult", "ReplicationTask",
+           "aggregate", "exact_moment_data", "instrument_population", "interpolate_n", "lavaan_population",
+           "parameter_name", "population_values", "replicate", "replication_tasks", "run_power", "wald_power"]
+
+FIT_COLUMNS = ("chisq", "df", "pvalue", "chisq_scaled", "pvalue_scaled", "cfi", "rmsea")
+QUANTILES = (0.05, 0.50, 0.95)
+CONSTRAINT_OPS = ("==", "<", ">", ":=")
+
+
+# --------------------------------------------------------------------------- populations
+
+
+@dataclass(frozen=True)
+class PopulationMoments:
+    """Implied moments of a population model: observed variables ``ov``, covariance ``sigma``
+    and means ``mu`` (in ``ov`` order), and the parameter table with every value filled."""
+
+    ov: tuple[str, ...]
+    sigma: np.ndarray
+    mu: np.ndarray
+    partable: pd.DataFrame = field(repr=False, compare=False, default=None)
+
+
+def lavaan_population(model: str, standardized: bool = False) -> PopulationMoments:
+    r"""The implied covariance matrix and means of lavaan ``model`` syntax with population
+    values, as ``lavaan::simulateData`` builds them.
+
+    The syntax is read as ``simulateData`` reads it (lavaan 0.6): ``lavaanify`` with
+    ``std.lv = TRUE``, ``auto.fix.first = FALSE``, ``auto.fix.single = FALSE``,
+    ``fixed.x = FALSE``, ``int.ov.free = TRUE``, ``int.lv.free = FALSE`` and a mean structure only
+    when the syntax has intercepts (``~ 1``). A value the syntax does not give is
+    lavaan's: a loading 1 (0.7 with ``standardized``), a variance or residual variance 1, any
+    other parameter 0 (a regression left at 0 is warned about, as lavaan warns). Then, with the
+    LISREL matrices of :mod:`analysis.sem.model`,
+
+    .. math::
+
+        \Sigma = \Lambda (I-B)^{-1}\Psi(I-B)^{-\top}\Lambda^\top + \Theta,\qquad
+        \mu = \nu + \Lambda(I-B)^{-1}\alpha .
+
+    ``standardized = True`` is ``simulateData(standardized = TRUE)``: the residual variances of
+    the latents that are not exogenous (lavaan's ``lv.nox``) are set to
+    :math:`1 - \operatorname{diag}(A\Psi_0A^\top)` computed with all those residual variances at
+    zero, then the residual variances of the observed variables (``ov.nox``) to
+    :math:`1 - \operatorname{diag}\Sigma_0` with theirs at zero. As in lavaan this is one pass: a
+    latent whose predictors are themselves endogenous (a chain
+    :math:`f_1\to f_2\to f_3`) then has a variance above 1; it is lavaan's convention, kept so the
+    same syntax gives the same population in R and here.
+
+    Parameters
+    ----------
+    model : str
+        lavaan syntax, one group; every value fixed or left to the defaults above. Constraints
+        and defined parameters (``==``, ``:=``) are ignored.
+    standardized : bool
+        ``simulateData``'s ``standardized``.
+
+    Returns
+    -------
+    PopulationMoments
+
+    Raises
+    ------
+    InputError
+        Bad syntax, ``group:`` blocks, or implied moments that are not a covariance matrix
+        (not positive definite).
+
+    Notes
+    -----
+    In R: ``fit <- attr(simulateData(model, sample.nobs = 100, return.fit = TRUE, standardized =
+    ...), "fit"); lavInspect(fit, "implied")`` (``tests/reference/montecarlo_population.R``
+    compares the two to 1e-12).
+    """
+    pt = lavaanify(model, std_lv=True, auto_fix_first=False, auto_fix_single=False, fixed_x=False,
+                   conditional_x=False, int_ov_free=True, int_lv_free=False)
+    if pt.loc[~pt["op"].isin(CONSTRAINT_OPS), "block"].nunique() > 1:
+        raise InputError("population model: one group only (no group: blocks)")
+    pt = pt[~pt["op"].isin(CONSTRAINT_OPS)].reset_index(drop=True)
+    ustart = pt["ustart"].to_numpy(dtype=float).copy()
+    op, lhs, rhs = pt["op"].to_numpy(), pt["lhs"].to_numpy(), pt["rhs"].to_numpy()
+    unset = np.isnan(ustart)
+    ustart[unset & (op == "=~")] = 0.7 if standardized else 1.0
+    ustart[unset & (op == "~~") & (lhs == rhs)] = 1.0
+    zero_paths = unset & (op == "~")
+    if zero_paths.any():
+        names = ", ".join(f"{a} ~ {b}" for a, b in zip(lhs[zero_paths], rhs[zero_paths]))
+        warnings.warn(f"population model: regression coefficients without a value are set to zero ({names}), "
+                      "as lavaan::simulateData does", GapscaleWarning, stacklevel=2)
+    ustart[np.isnan(ustart)] = 0.0
+    pt["ustart"] = ustart
+    pt["free"] = 0
+    if standardized:
+        user = pt["user"].to_numpy() == 1 if "user" in pt.columns else np.ones(len(pt), dtype=bool)
+        kinds = variable_names(lhs[user], op[user], rhs[user])
+        lv_nox = [v for v in kinds["lv"] if v not in set(kinds["lv_x"])]
+        ov_nox = kinds["ov_nox"]
+        var = (op == "~~") & (lhs == rhs)
+        lv_rows = np.flatnonzero(var & np.isin(lhs, lv_nox))
+        ov_rows = np.flatnonzero(var & np.isin(lhs, ov_nox))
+        ustart[np.concatenate([lv_rows, ov_rows])] = 0.0
+        pt["ustart"] = ustart
+        model_ = build_model(pt)
+        veta = model_.latent_moments(np.zeros(0))[0][0]
+        lv = list(model_.blocks[0].lv)
+        ustart[lv_rows] = 1.0 - np.diag(veta)[[lv.index(v) for v in lhs[lv_rows]]]
+        pt["ustart"] = ustart
+        model_ = build_model(pt)
+        sigma0 = model_.implied(np.zeros(0))[0][0]
+        ov = list(model_.blocks[0].ov)
+        ustart[ov_rows] = 1.0 - np.diag(sigma0)[[ov.index(v) for v in lhs[ov_rows]]]
+        pt["ustart"] = ustart
+    built = build_model(pt)
+    sigma, mu = built.implied(np.zeros(0))[0]
+    ov = tuple(built.blocks[0].ov)
+    if np.linalg.eigvalsh(sigma).min() <= 1e-12 * max(1.0, float(np.abs(sigma).max())):
+        raise InputError("population model: the implied covariance matrix is not positive definite; check the "
+                         "values (a residual variance below zero, a correlation above 1)")
+    return PopulationMoments(ov=ov, sigma=sigma, mu=np.asarray(mu, dtype=float), partable=pt)
+
+
+@dataclass(frozen=True)
+class Population:
+    """What a replication draws its data from.
+
+    ``kind = "lavaan"``: multivariate normal draws from ``moments``.
+    ``kind = "instrument"``: :func:`analysis.simulate.simulate_study` of ``instrument`` with
+    ``simulation`` (its ``n`` replaced by the replication's :math:`N`), then, with ``screens``,
+    the clean stage's screens (``None``: prepared and reverse keys recoded, nobody excluded);
+    ``moments`` are then the continuous latent-response population (for the population values).
+    """
+
+    kind: str
+    moments: PopulationMoments
+    instrument: object = None
+    simulation: object = None
+    screens: object = None
+
+
+def instrument_population(instrument, simulation, screens=None) -> Population:
+    """The ``instrument`` population of ``simulate:`` (``simulation``, a
+    :class:`~analysis.simulate.SimulationParams`), cleaned with ``screens`` (a
+    :class:`~analysis.clean.ScreenParams`, or None for no exclusions). Its moments are those of
+    :meth:`analysis.simulate.PopulationModel.to_lavaan` (the continuous latent responses)."""
+    from analysis.simulate import population_model
+
+    pop = population_model(instrument, simulation, None)
+    return Population(kind="instrument", moments=lavaan_population(pop.to_lavaan()), instrument=instrument,
+                      simulation=replace(simulation, personal_data=False), screens=screens)
+
+
+def exact_moment_data(moments: PopulationMoments, n: int) -> pd.DataFrame:
+    r"""``n`` rows whose sample covariance (N denominator) and means are exactly ``sigma`` and
+    ``mu``: :math:`X = Z S_Z^{-1/2} L^\top + \mathbf 1\mu^\top` with :math:`Z` centred
+    deterministic rows, :math:`S_Z = LL^\top` Cholesky factors. An ML fit to it is the fit to the
+    population moments (``lavaan(model, sample.cov = Sigma, sample.mean = mu, sample.nobs = n)``)."""
+    p = len(moments.ov)
+    if n <= p:
+        raise InputError(f"exact moments need more rows than the {p} variables, got {n}")
+    z = np.random.default_rng(0).standard_normal((n, p))
+    z -= z.mean(axis=0)
+    s = z.T @ z / n
+    z = z @ np.linalg.inv(np.linalg.cholesky(s)).T
+    x = z @ np.linalg.cholesky(moments.sigma).T + moments.mu
+    return pd.DataFrame(x, columns=list(moments.ov))
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@dataclass(frozen=True)
+class MonteCarloSettings:
+    """How each replication is analysed: lavaan ``model`` syntax, ``hypotheses`` (the hypotheses
+    file's mapping; ``source: invariance`` entries are left out), ``estimator``, ``missing``,
+    ``std_lv``, ``ordered`` (WLSMV/ULSMV), ``alpha`` (the tests' level; intervals at
+    :math:`1-\alpha`)."""
+
+    model: str
+    hypotheses: dict = field(default_factory=dict)
+    estimator: str = "ML"
+    missing: str = "listwise"
+    std_lv: bool = False
+    ordered: tuple = ()
+    alpha: float = 0.05
+
+    def __post_init__(self):
+        e = Estimation(self.estimator, self.missing, self.ordered, self.std_lv)
+        object.__setattr__(self, "estimator", e.estimator)
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0 < self.alpha < 0.5:
+            raise InputError(f"alpha: a level between 0 and 0.5, got {self.alpha!r}")
+        testable = {h: s for h, s in (self.hypotheses or {}).items()
+                    if isinstance(s, dict) and s.get("source") != "invariance"}
+        object.__setattr__(self, "hypotheses", testable)
+
+    @property
+    def estimation(self) -> Estimation:
+        return Estimation(self.estimator, self.missing, self.ordered, self.std_lv)
+
+
+def parameter_name(lhs: str, op: str, rhs: str, label: str = "") -> str:
+    """lavaan's name of a parameter (``names(coef(fit))``): its label, else ``lhs op rhs``
+    written together (``f=~x2``, ``y~x``, ``x1~~x1``); a defined parameter is its name."""
+    if isinstance(label, str) and label:
+        return label
+    return lhs if op == ":=" else f"{lhs}{op}{rhs}"
+
+
+def _fit(data: pd.DataFrame, settings: MonteCarloSettings, se: bool = True):
+    ordered = settings.estimation.ordered_columns(settings.model, data) if settings.estimation.ordinal else None
+    return fit_model(settings.model, data, estimator=settings.estimator, missing=settings.missing,
+                     std_lv=settings.std_lv, ordered=ordered, level=1 - settings.alpha, robust_indices=False, se=se)
+
+
+def _reported(parameters: pd.DataFrame) -> pd.DataFrame:
+    """The rows a power study reports: free parameters (a standard error above 0) and defined ones."""
+    p = parameters
+    keep = (p["op"] == ":=") | (p["se"].fillna(0) > 0)
+    out = p.loc[keep].copy()
+    out.insert(0, "name", [parameter_name(a, o, b, lab) for a, o, b, lab in
+                           zip(out["lhs"], out["op"], out["rhs"], out["label"])])
+    return out.reset_index(drop=True)
+
+
+def population_values(population: Population, settings: MonteCarloSettings, n: int | None = None) -> pd.DataFrame:
+    r"""The analysis model's parameters in the population: its ML fit (complete data) to data
+    with exactly the population moments (:func:`exact_moment_data`), one row per reported
+    parameter (free or defined): ``name, lhs, op, rhs, label, est, se, std_all, std_all_se``.
+
+    ``se`` is the asymptotic standard error at ``n`` rows (default ``max(1000, 2p)``):
+    :math:`\sqrt{[\mathcal I(\theta_0)^{-1}]_{jj}/n}` from the engine's expected information at
+    the population values, the basis of :func:`wald_power`. It scales as :math:`1/\sqrt n`.
+
+    Raises
+    ------
+    InputError
+        The analysis model names variables the population does not have.
+    """
+    p = len(population.moments.ov)
+    n = n or max(1000, 2 * p + 2)
+    data = exact_moment_data(population.moments, n)
+    missing_cols = [v for v in _model_observed(settings.model) if v not in set(population.moments.ov)]
+    if missing_cols:
+        raise InputError(f"the analysis model's variable(s) {', '.join(missing_cols[:5])} are not in the population "
+                         f"model (its variables: {', '.join(population.moments.ov[:8])}...)")
+    base = replace(settings, estimator="ML", missing="listwise", ordered=())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", GapscaleWarning)
+        fitted = _fit(data, base)
+    notes = [str(w.message) for w in caught if issubclass(w.category, GapscaleWarning)]
+    if not fitted.converged:
+        raise InputError("the analysis model does not converge on the population moments: "
+                         + "; ".join(notes or ["no further detail"]))
+    if settings.hypotheses:  # a hypothesis naming no parameter of the model: refused here, not in every replication
+        hypotheses_table(fitted.parameters, settings.hypotheses, "ci")
+    table = _reported(fitted.parameters)
+    table.attrs["n"] = n
+    table.attrs["chisq"] = float(fitted.fit["chisq"])  # > 0: the analysis model is misspecified
+    table.attrs["df"] = int(fitted.fit["df"])
+    table.attrs["warnings"] = notes
+    return table[["name", "lhs", "op", "rhs", "label", "est", "se", "std_all", "std_all_se"]]
+
+
+def _model_observed(model: str) -> list[str]:
+    pt = lavaanify(model)
+    lv = set(pt.loc[pt["op"] == "=~", "lhs"])
+    rows = pt[~pt["op"].isin(CONSTRAINT_OPS)]
+    names = list(dict.fromkeys(list(rows["lhs"]) + [r for r, o in zip(rows["rhs"], rows["op"]) if o != "~1"]))
+    return [v for v in names if v not in lv and v != ""]
+
+
+def wald_power(value: np.ndarray, se: np.ndarray, alpha: float = 0.05) -> np.ndarray:
+    r"""Power of the two-sided Wald test of :math:`\theta = 0` when the true value is
+    ``value`` and the estimate's standard error ``se``:
+
+    .. math::
+
+        \lambda = (\theta_0/\mathrm{SE})^2,\qquad
+        1-\beta = P\{\chi^2_1(\lambda) > \chi^2_{1,1-\alpha}\}
+        = \Phi(|\delta| - z_{1-\alpha/2}) + \Phi(-|\delta| - z_{1-\alpha/2}),\ \delta = \theta_0/\mathrm{SE}
+
+    (Satorra & Saris 1985 for one parameter). With ``se`` from :func:`population_values` at
+    :math:`N` this is the asymptotic power at :math:`N`. It counts a rejection in either
+    direction; the Monte Carlo power counts the expected direction only, which differs by
+    :math:`\Phi(-|\delta| - z_{1-\alpha/2})` (negligible once the power is of interest).
+
+    In R: ``pchisq(qchisq(1 - alpha, 1), 1, ncp = (value / se)^2, lower.tail = FALSE)``.
+    """
+    value, se = np.asarray(value, dtype=float), np.asarray(se, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ncp = (value / se) ** 2
+    return stats.ncx2.sf(stats.chi2.ppf(1 - alpha, 1), 1, ncp)
+
+
+# --------------------------------------------------------------------------- replications
+
+
+@dataclass(frozen=True)
+class ReplicationTask:
+    """One replication: ``n`` rows (respondents), replication index ``replication`` (0-based),
+    its own ``seed`` (a ``SeedSequence``), the ``population`` and the ``settings``."""
+
+    n: int
+    replication: int
+    seed: np.random.SeedSequence
+    population: Population
+    settings: MonteCarloSettings
+
+
+def replication_tasks(population: Population, settings: MonteCarloSettings, grid: Sequence[int],
+                      replications: int, seed: int) -> list[ReplicationTask]:
+    """One task per (N, replication), N in ``grid`` order; replication r at N seeded by
+    ``SeedSequence(seed, spawn_key=(N, r))`` (see the module docstring)."""
+    grid = check_grid(grid)
+    if isinstance(replications, bool) or not isinstance(replications, (int, np.integer)) or replications < 1:
+        raise InputError(f"replications: a whole number >= 1, got {replications!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed: a whole number >= 0, got {seed!r}")
+    return [ReplicationTask(n=n, replication=r, seed=np.random.SeedSequence(int(seed), spawn_key=(n, r)),
+                            population=population, settings=settings)
+            for n in grid for r in range(int(replications))]
+
+
+def check_grid(grid) -> list[int]:
+    """The grid of N: whole numbers >= 2, increasing, no repeats."""
+    if isinstance(grid, (int, np.integer)) and not isinstance(grid, bool):
+        grid = [grid]
+    if not isinstance(grid, (list, tuple)) or not grid:
+        raise InputError(f"n: a list of sample sizes (e.g. [200, 300, 500, 800]), got {grid!r}")
+    bad = [g for g in grid if isinstance(g, bool) or not isinstance(g, (int, np.integer)) or g < 2]
+    if bad:
+        raise InputError(f"n: sample sizes must be whole numbers >= 2, got {bad[0]!r}")
+    if any(b <= a for a, b in zip(grid, grid[1:])):
+        raise InputError(f"n: sample sizes must increase without repeats, got {list(grid)!r}")
+    return [int(g) for g in grid]
+
+
+def draw_data(population: Population, n: int, seed: np.random.SeedSequence) -> pd.DataFrame:
+    """One data set of ``n`` rows (``lavaan``) or ``n`` invited respondents (``instrument``)."""
+    if population.kind == "lavaan":
+        m = population.moments
+        rng = np.random.default_rng(seed)
+        x = rng.multivariate_normal(m.mu, m.sigma, size=n, method="cholesky")
+        return pd.DataFrame(x, columns=list(m.ov))
+    if population.kind == "instrument":
+        from analysis.clean import IdParams, ScreenParams, prepare, screen
+        from analysis.coding import code_context
+        from analysis.simulate import simulate_study
+
+        study = simulate_study(population.instrument, replace(population.simulation, n=n),
+                               int(seed.generate_state(1, np.uint64)[0]))
+        r = study.responses
+        cells = r.astype(object).where(r.notna(), None).map(lambda v: None if v is None else str(v))
+        prepared = prepare(cells, population.instrument, source="simulated", ids=IdParams(respondent_ids="keep"))
+        screens = population.screens or ScreenParams(attention_checks=False, speeder_fraction=None,
+                                                     longstring_share=None, irv_min=None, mahalanobis_alpha=None,
+                                                     duplicates=False, max_missing_share=None)
+        return code_context(screen(prepared, population.instrument, screens).clean, population.instrument)
+    raise InputError(f"population kind {population.kind!r}: lavaan or instrument")
+
+
+def replicate(task: ReplicationTask) -> dict:
+    """Simulate, fit and record one replication (module level: picklable for the executor).
+
+    Returns a plain dict: ``n, replication, status`` (``ok`` or ``failed``), ``reason`` (the
+    error of a failed replication), ``converged, admissible, n_used`` (rows fitted after
+    cleaning and listwise deletion), ``cpu_s``, ``warnings`` (the engine's, as text), the fit
+    indices :data:`FIT_COLUMNS`, ``parameters`` (``{name: (est, se, pvalue, ci_lower,
+    ci_upper, std_all, std_all_se)}``) and ``hypotheses`` (``{id: verdict}``) and ``parts``
+    (``{"id:parameter": supported}``).
+    """
+    start = time.process_time()
+    record = {"n": task.n, "replication": task.replication, "status": "ok", "reason": "", "converged": False,
+              "admissible": False, "n_used": 0, "warnings": [], **{k: math.nan for k in FIT_COLUMNS},
+              "parameters": {}, "hypotheses": {}, "parts": {}}
+    try:
+        data = draw_data(task.population, task.n, task.seed)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", GapscaleWarning)
+            fitted = _fit(data, task.settings)
+        kinds = {w.category for w in caught}
+        record["warnings"] = list(dict.fromkeys([str(w.message) for w in caught
+                                                 if issubclass(w.category, GapscaleWarning)] + list(fitted.warnings)))
+        record["converged"] = bool(fitted.converged)
+        record["admissible"] = bool(fitted.converged and InadmissibleWarning not in kinds
+                                    and not any("inadmissible" in w.lower() or "heywood" in w.lower()
+                                                for w in fitted.warnings))
+        record["n_used"] = int(fitted.fit.get("ntotal", len(data)))
+        record.update({k: float(fitted.fit.get(k, math.nan)) for k in FIT_COLUMNS})
+        table = _reported(fitted.parameters)
+        record["parameters"] = {row.name: (float(row.est), float(row.se), float(row.pvalue), float(row.ci_lower),
+                                           float(row.ci_upper), float(row.std_all), float(row.std_all_se))
+                                for row in table.itertuples(index=False)}
+        if task.settings.hypotheses:
+            hyp = hypotheses_table(fitted.parameters, task.settings.hypotheses, "ci")
+            record["hypotheses"] = hyp.drop_duplicates("hypothesis").set_index("hypothesis")["verdict"].to_dict()
+            record["parts"] = {f"{h}:{p}": bool(s) for h, p, s in zip(hyp["hypothesis"], hyp["parameter"],
+                                                                      hyp["supported"])}
+    except Exception as exc:  # noqa: BLE001 - a failed replication is a result, counted with its reason
+        record.update(status="failed", reason=f"{type(exc).__name__}: {exc}".splitlines()[0][:300],
+                      converged=False, admissible=False)
+    record["cpu_s"] = time.process_time() - start
+    return record
+
+
+def run_power(population: Population, settings: MonteCarloSettings, grid: Sequence[int], replications: int,
+              seed: int, jobs: int | None = None, scheduler=None, batch: int | None = None,
+              progress: Callable[[int], None] | None = None) -> list[dict]:
+    """Every replication of :func:`replication_tasks` through :func:`analysis.executor.run_tasks`
+    (local processes, or a Dask cluster at ``scheduler``); records in task order."""
+    tasks = replication_tasks(population, settings, grid, replications, seed)
+    return run_tasks(replicate, tasks, jobs=jobs, scheduler=scheduler, batch=batch, progress=progress)
+
+
+# --------------------------------------------------------------------------- aggregation
+
+
+@dataclass(frozen=True)
+class PowerResult:
+    """The summaries of a Monte Carlo power study.
+
+    Attributes
+    ----------
+    by_n : DataFrame
+        One row per N: replications, failed, converged, admissible and their rates, mean rows
+        fitted, chi-square rejection rate, CFI and RMSEA mean and quantiles, and one
+        ``power_<hypothesis>`` column per hypothesis (over converged replications).
+    hypotheses : DataFrame
+        One row per (N, hypothesis): ``power`` (converged), ``power_all`` (all replications),
+        ``mcse``.
+    paths : DataFrame
+        One row per (N, parameter): population value, mean estimate, relative bias, SE ratio
+        bias, coverage, power (converged, all), the asymptotic Wald power, and the hypotheses
+        naming it.
+    required_n : DataFrame
+        One row per hypothesis: the smallest N on the grid with power >= target, the
+        interpolated N (:func:`interpolate_n`) and a note.
+    replications : DataFrame
+        One row per replication: status, reason, convergence, fit indices, verdicts and each
+        parameter's ``est``, ``se`` and ``pvalue`` (columns ``est.<name>``, ...).
+    """
+
+    by_n: pd.DataFrame
+    hypotheses: pd.DataFrame
+    paths: pd.DataFrame
+    required_n: pd.DataFrame
+    replications: pd.DataFrame
+
+
+def interpolate_n(grid: Sequence[int], power: Sequence[float], target: float) -> tuple[float, float, str]:
+    r"""``(smallest grid N with power >= target, interpolated N, note)``.
+
+    The interpolated N is linear in N between the last grid point below the target
+    :math:`(N_0, P_0)` and the first one at or above it :math:`(N_1, P_1)`:
+
+    .. math:: N^* = N_0 + (\text{target} - P_0)\,\frac{N_1 - N_0}{P_1 - P_0}
+
+    (the first crossing, if the power is not monotone in the grid). If the first grid N already
+    reaches the target, both are that N (note ``"reached at the smallest N of the grid"``: the
+    true N may be smaller); if no grid N does, both are NaN (note ``"not reached"``).
+    """
+    grid, power = list(grid), [float(p) for p in power]
+    for k, (n, p) in enumerate(zip(grid, power)):
+        if np.isfinite(p) and p >= target:
+            if k == 0:
+                return float(n), float(n), "reached at the smallest N of the grid"
+            n0, p0 = grid[k - 1], power[k - 1]
+            if not np.isfinite(p0):
+                return float(n), float(n), ""
+            return float(n), n0 + (target - p0) * (n - n0) / (p - p0), ""
+    return math.nan, math.nan, f"not reached on the grid (largest N {grid[-1]})"
+
+
+def _test_pvalue(record: dict) -> float:
+    """The model test's p-value: the scaled test's (MLR, MLM, WLSMV, ULSMV) when there is one."""
+    p = record.get("pvalue_scaled", math.nan)
+    return p if np.isfinite(p) else record["pvalue"]
+
+
+def _rate(x: np.ndarray) -> float:
+    return float(np.mean(x)) if len(x) else math.nan
+
+
+def aggregate(records: Sequence[dict], truth: pd.DataFrame, settings: MonteCarloSettings, target: float = 0.80,
+              metric: str = "est") -> PowerResult:
+    """Summaries of the replication ``records`` (:func:`replicate`) per N.
+
+    Parameters
+    ----------
+    records : sequence of dict
+    truth : DataFrame
+        :func:`population_values` (``name``, ``est``, ``se``, ``std_all``; ``attrs["n"]`` the rows
+        its ``se`` is for).
+    settings : MonteCarloSettings
+        ``alpha`` and the hypotheses (their expected signs).
+    target : float
+        The power a hypothesis needs (default .80).
+    metric : {"est", "std_all"}
+        What bias and coverage judge: the estimates and their Wald intervals against the population
+        ``est`` (continuous data), or the standardised solution (``std_all`` +/- z ``std_all_se``)
+        against the population ``std_all`` (Likert data: see the module docstring). Power is always
+        the Wald test of ``est``.
+    """
+    if metric not in ("est", "std_all"):
+        raise InputError(f"metric: est or std_all, got {metric!r}")
+    if not 0 < target < 1:
+        raise InputError(f"target: a power between 0 and 1, got {target!r}")
+    alpha = settings.alpha
+    z = stats.norm.ppf(0.975)
+    recs = list(records)
+    grid = list(dict.fromkeys(r["n"] for r in recs))
+    hyp_ids = list(settings.hypotheses)
+    expected = {}  # parameter name -> (sign, hypotheses)
+    for h, spec in settings.hypotheses.items():
+        for ref, sign in (spec.get("expect") or {}).items():
+            expected.setdefault(ref, [sign, []])[1].append(h)
+    by_name = truth.set_index("name")
+    names = list(truth["name"])
+    # hypothesis parameter references may be labels or "lhs op rhs"
+    ref_of = {}
+    for ref in expected:
+        if ref in by_name.index:
+            ref_of[ref] = ref
+        else:
+            parts = ref.split()
+            if len(parts) == 3:
+                cand = [parameter_name(*parts), parameter_name(parts[2], parts[1], parts[0])]
+                hit = [c for c in cand if c in by_name.index]
+                hit += [nm for nm, row in by_name.iterrows()
+                        if (row["lhs"], row["op"], row["rhs"]) in ((parts[0], parts[1], parts[2]),
+                                                                   (parts[2], parts[1], parts[0]))]
+                if hit:
+                    ref_of[ref] = hit[0]
+    sign_of = {ref_of[r]: s for r, (s, _) in expected.items() if r in ref_of}
+    hyps_of = {ref_of[r]: hs for r, (_, hs) in expected.items() if r in ref_of}
+    se_scale = truth.attrs.get("n")
+
+    by_n_rows, hyp_rows, path_rows, rep_rows = [], [], [], []
+    for n in grid:
+        rs = [r for r in recs if r["n"] == n]
+        ok = [r for r in rs if r["converged"]]
+        conv = np.array([r["converged"] for r in rs], dtype=bool)
+        row = {"n": n, "replications": len(rs), "failed": sum(r["status"] == "failed" for r in rs),
+               "converged": int(conv.sum()), "admissible": sum(r["admissible"] for r in rs),
+               "convergence_rate": _rate(conv), "admissible_rate": _rate(np.array([r["admissible"] for r in rs])),
+               "mean_n_used": float(np.mean([r["n_used"] for r in ok])) if ok else math.nan,
+               "chisq_rejection_rate": _rate(np.array([_test_pvalue(r) < alpha for r in ok]))}
+        for idx in ("cfi", "rmsea"):
+            vals = np.array([r[idx] for r in ok], dtype=float)
+            vals = vals[np.isfinite(vals)]
+            row[f"{idx}_mean"] = float(vals.mean()) if len(vals) else math.nan
+            for q in QUANTILES:
+                row[f"{idx}_q{int(round(q * 100)):02d}"] = float(np.quantile(vals, q)) if len(vals) else math.nan
+        for h in hyp_ids:
+            hits = np.array([r["hypotheses"].get(h) == "supported" for r in ok], dtype=bool)
+            power = _rate(hits)
+            power_all = float(hits.sum() / len(rs)) if rs else math.nan
+            mcse = math.sqrt(power * (1 - power) / len(ok)) if ok else math.nan
+            row[f"power_{h}"] = power
+            hyp_rows.append({"n": n, "hypothesis": h, "statement": settings.hypotheses[h].get("statement", ""),
+                             "power": power, "power_all": power_all, "mcse": mcse, "converged": len(ok),
+                             "replications": len(rs)})
+        by_n_rows.append(row)
+
+        for name in names:
+            t = by_name.loc[name]
+            vals = np.array([r["parameters"].get(name, (math.nan,) * 7) for r in ok], dtype=float).reshape(-1, 7)
+            est, se, pv, std, std_se = vals[:, 0], vals[:, 1], vals[:, 2], vals[:, 5], vals[:, 6]
+            pop = float(t["est"]) if metric == "est" else float(t["std_all"])
+            x, s = (est, se) if metric == "est" else (std, std_se)
+            fin = np.isfinite(x) & np.isfinite(s)
+            sign = sign_of.get(name, "positive" if t["est"] > 0 else "negative" if t["est"] < 0 else "")
+            if sign:
+                right = (est > 0) if sign == "positive" else (est < 0)
+                hits = (pv < alpha) & right
+            else:
+                hits = pv < alpha  # a population value of 0: the rejection rate is the type I error
+            mean_x = float(np.mean(x[fin])) if fin.any() else math.nan
+            sd_x = float(np.std(x[fin], ddof=1)) if fin.sum() > 1 else math.nan
+            asym_se = float(t["se"]) * math.sqrt(se_scale / n) if se_scale else math.nan
+            path_rows.append({
+                "n": n, "name": name, "lhs": t["lhs"], "op": t["op"], "rhs": t["rhs"], "label": t["label"],
+                "hypotheses": " ".join(hyps_of.get(name, [])), "expected": sign, "metric": metric,
+                "population": pop, "mean": mean_x, "bias": mean_x - pop,
+                "relative_bias": (mean_x - pop) / pop if pop != 0 else math.nan,
+                "sd": sd_x, "mean_se": float(np.mean(s[fin])) if fin.any() else math.nan,
+                "se_relative_bias": (float(np.mean(s[fin])) / sd_x - 1) if fin.sum() > 1 and sd_x > 0 else math.nan,
+                "coverage": _rate(((x - z * s) <= pop) & (pop <= (x + z * s)) & fin) if len(ok) else math.nan,
+                "power": _rate(hits), "power_all": float(hits.sum() / len(rs)) if rs else math.nan,
+                "wald_power_asymptotic": float(wald_power(t["est"], asym_se, alpha)),
+                "converged": len(ok)})
+        for r in rs:
+            rep = {"n": r["n"], "replication": r["replication"], "status": r["status"], "reason": r["reason"],
+                   "converged": r["converged"], "admissible": r["admissible"], "n_used": r["n_used"],
+                   **{k: r[k] for k in FIT_COLUMNS},
+                   "warnings": " | ".join(r["warnings"])}
+            for h in hyp_ids:
+                rep[f"verdict.{h}"] = r["hypotheses"].get(h, "")
+            for name in names:
+                v = r["parameters"].get(name, (math.nan,) * 7)
+                rep[f"est.{name}"], rep[f"se.{name}"], rep[f"pvalue.{name}"] = v[0], v[1], v[2]
+            rep_rows.append(rep)
+
+    hyp_df = pd.DataFrame(hyp_rows, columns=["n", "hypothesis", "statement", "power", "power_all", "mcse", "converged",
+                                             "replications"])
+    req = []
+    for h in hyp_ids:
+        part = hyp_df[hyp_df["hypothesis"] == h]
+        n_grid, n_interp, note = interpolate_n(part["n"], part["power"], target)
+        req.append({"hypothesis": h, "statement": settings.hypotheses[h].get("statement", ""), "target": target,
+                    "n_grid": n_grid, "n_interpolated": n_interp,
+                    "power_at_largest_n": float(part["power"].iat[-1]) if len(part) else math.nan, "note": note})
+    return PowerResult(by_n=pd.DataFrame(by_n_rows), hypotheses=hyp_df, paths=pd.DataFrame(path_rows),
+                       required_n=pd.DataFrame(req, columns=["hypothesis", "statement", "target", "n_grid",
+                                                             "n_interpolated", "power_at_largest_n", "note"]),
+                       replications=pd.DataFrame(rep_rows))
