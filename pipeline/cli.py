@@ -577,6 +577,8 @@ def show_cmd(directory, pager):
               help="Output directory of the invariance stage (invariance.json, invariance_*.csv).")
 @click.option("--sem", "sem_dir", type=STAGE_DIR, default=None,
               help="Output directory of the sem stage (sem.json, sem_*.csv).")
+@click.option("--power", "power_dir", type=STAGE_DIR, default=None,
+              help="Output directory of the power stage (power.json, power_hypotheses.csv).")
 @click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=None,
               help="Instrument YAML: its name for the title and its construct labels for the tables (optional).")
 @click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -585,7 +587,7 @@ def show_cmd(directory, pager):
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="Directory for report.md, report.html, report.json, tables/, figures/ and plots/.")
 def report_cmd(content_dir, clean_dir, split_dir, efa_dir, cfa_dir, reliability_dir, invariance_dir, sem_dir,
-               instrument_path, params_path, title, out):
+               power_dir, instrument_path, params_path, title, out):
     """Write the report: Markdown and a self-contained HTML page, APA tables as CSV, figures as SVG.
 
     Sections in the order of a scale-validation paper (content validity, sample and screening, EFA, CFA,
@@ -596,7 +598,7 @@ def report_cmd(content_dir, clean_dir, split_dir, efa_dir, cfa_dir, reliability_
     from pipeline.report import run
 
     dirs = dict(content=content_dir, clean=clean_dir, split=split_dir, efa=efa_dir, cfa=cfa_dir, reliability=reliability_dir,
-                invariance=invariance_dir, sem=sem_dir)
+                invariance=invariance_dir, sem=sem_dir, power=power_dir)
     if all(d is None for d in dirs.values()):
         raise GapscaleError("give at least one stage output directory (--clean, --efa, --cfa, ...)")
     with user_errors():

@@ -265,6 +265,21 @@ def fake_sem(d: Path) -> None:
         "warnings": ["2 of 500 bootstrap draws did not converge"]}))
 
 
+def fake_power(directory):
+    """power.json and power_hypotheses.csv in the format of `gapscale power` (pipeline/power.py)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    metrics = {"simulated": True, "n": [200, 400], "replications": 50, "alpha": 0.05, "target": 0.8,
+               "estimator": "ML", "missing": "listwise", "clean": True, "model_df": 24,
+               "required_n": {"H1": {"n_grid": 400, "n_interpolated": 310.0, "power_at_largest_n": 0.9, "note": ""},
+                              "H2": {"n_grid": None, "n_interpolated": None, "power_at_largest_n": 0.4,
+                                     "note": "not reached on the grid (largest N 400)"}},
+               "convergence": {"200": {"convergence_rate": 0.98}, "400": {"convergence_rate": 1.0}},
+               "rmsea_power": {"close": {"rmsea0": 0.05, "rmseaA": 0.08, "n_required": 342.0}}}
+    (directory / "power.json").write_text(json.dumps(metrics))
+    pd.DataFrame({"n": [200, 200, 400, 400], "hypothesis": ["H1", "H2", "H1", "H2"],
+                  "power": [0.62, 0.2, 0.9, 0.4]}).to_csv(directory / "power_hypotheses.csv", index=False)
+
+
 @pytest.fixture(scope="module")
 def stages(tmp_path_factory):
     """simulate -> clean -> split -> efa -> cfa -> reliability on a 3-construct instrument (a few
@@ -286,6 +301,7 @@ def stages(tmp_path_factory):
     content.run(inst, d / "panel" / "ratings.csv", d / "content", params_path=params, truth_path=d / "panel" / "truth.json")
     fake_invariance(d / "invariance")
     fake_sem(d / "sem")
+    fake_power(d / "power")
     dirs = {s: d / s for s in rp.STAGE_FILES}
     return {"root": d, "instrument": inst, "params": params, "dirs": dirs}
 
@@ -545,10 +561,10 @@ def test_absent_stages_are_reported_as_not_run(run_cli, stages, tmp_path):
     code, out, err = run_cli("report", "--clean", d["clean"], "--split", d["split"], "--efa", d["efa"],
                              "--invariance", tmp_path / "nope", "--sem", tmp_path / "nope2", "--out", tmp_path / "r")
     assert code == 0, err
-    assert "not run: content, cfa, reliability, invariance, sem" in out
+    assert "not run: content, cfa, reliability, invariance, sem, power" in out
     md = (tmp_path / "r" / "report.md").read_text()
     assert re.findall(r"^## (.+)$", md, flags=re.M) == list(rp.SECTIONS.values())
-    for stage in ("content validity (content)", "CFA", "reliability", "invariance", "structural model (sem)"):
+    for stage in ("content validity (content)", "CFA", "reliability", "invariance", "structural model (sem)", "power"):
         assert f"The {stage} stage was not run" in md, stage
     assert f"{tmp_path / 'nope' / 'invariance.json'}" in md
     for key in rp.FIGURES:  # declared outputs exist even then
@@ -715,7 +731,12 @@ def test_report_stage_depends_on_its_parameters_and_every_stage_output_it_reads(
     deps = {expand(d) for d in stage["deps"]}
     assert {"pipeline", "analysis", "instrument"} <= deps  # the code packages (see dvc.yaml)
     cmd = expand(stage["cmd"])
+    # power is not a stage of the default study yet: a Monte Carlo run sized to say anything costs more
+    # CPU than the whole pipeline's budget (issue 13); `gapscale report --power DIR` reads one
+    assert "--power" not in cmd and "power" not in pipeline["stages"]
     for name, (metrics, tables) in rp.STAGE_FILES.items():
+        if name == "power":
+            continue
         m = re.search(rf"--{name} (\S+)", cmd)
         assert m, f"the report command does not pass --{name}"
         if name in pipeline["stages"]:  # a stage in the pipeline: the report must rerun when its outputs change

@@ -529,3 +529,26 @@ def test_no_flag_no_flagged_table_and_real_panels_claim_no_recovery():
     text = " ".join(b for b in sec.blocks if isinstance(b, str))
     assert "No item is flagged" in text and "precision" not in text
     assert [b.key for b in sec.blocks if isinstance(b, Table)] == ["content_scale"]
+
+
+# --------------------------------------------------------------------------------- power
+
+def test_power_section_states_the_n_needed_its_precision_and_the_gaps():
+    metrics = {"n": [200, 400], "replications": 50, "target": 0.8, "estimator": "ML", "missing": "fiml",
+               "clean": False, "model_df": 24,
+               "required_n": {"H1": {"n_grid": 400, "n_interpolated": 310.0, "power_at_largest_n": 0.9, "note": ""},
+                              "H2": {"n_grid": None, "n_interpolated": None, "power_at_largest_n": 0.4, "note": ""}},
+               "convergence": {"200": {"convergence_rate": 0.98}, "400": {"convergence_rate": 1.0}},
+               "rmsea_power": {"close": {"rmsea0": 0.05, "rmseaA": 0.08, "n_required": 342.0}}}
+    by_n = pd.DataFrame({"n": [200, 200, 400, 400], "hypothesis": ["H1", "H2", "H1", "H2"], "power": [.62, .2, .9, .4]})
+    findings = Findings()
+    sec = fd.power_section(StageOutputs("power", None, metrics, {"power_hypotheses.csv": by_n}, ()), findings)
+    text = " ".join(b for b in sec.blocks if isinstance(b, str))
+    tables = {b.key: b for b in sec.blocks if isinstance(b, Table)}
+    assert tables["power_required_n"].frame["Interpolated N"].tolist() == ["310", ""]
+    assert "±.23" in tables["power_required_n"].note  # 2 * sqrt(.8 * .2 / 50)
+    assert tables["power_by_n"].frame.columns.tolist() == ["Hypothesis", "N = 200", "N = 400"]
+    assert "Not reached on the grid: H2" in text and "N = 200: .98" in text
+    assert "close fit (H0: RMSEA = .050 against .080) N = 342" in text
+    assert set(findings.citations.keys) == {"muthen2002", "maccallum1996"}
+    assert not fd.power_section(StageOutputs("power", None, None, {}, ()), Findings()).ran

@@ -39,6 +39,7 @@ STAGE_FILES = {
     "invariance": ("invariance.json", ("invariance_fit.csv", "invariance_groups.csv", "invariance_latent_means.csv",
                                        "invariance_paths.csv")),
     "sem": ("sem.json", ("sem_parameters.csv", "sem_r2.csv", "sem_hypotheses.csv", "sem_competing.csv")),
+    "power": ("power.json", ("power_hypotheses.csv",)),
 }
 # Files a stage may write that the report shows when present (newer outputs: a study run by an
 # older version lacks them, and the report says so where they would go).
@@ -48,7 +49,7 @@ OPTIONAL_FILES = {
     "reliability": ("construct_correlations.csv",),
 }
 STAGE_NAMES = {"content": "content validity (content)", "clean": "clean", "split": "split", "efa": "EFA", "cfa": "CFA", "reliability": "reliability",
-               "invariance": "invariance", "sem": "structural model (sem)"}
+               "invariance": "invariance", "sem": "structural model (sem)", "power": "power"}
 SECTIONS = {
     "summary": "Summary",
     "content": "Content validity",
@@ -58,6 +59,7 @@ SECTIONS = {
     "reliability": "Reliability and validity",
     "invariance": "Measurement invariance",
     "sem": "Structural model",
+    "power": "Sample size and power",
     "methods": "Methods and results: a draft text",
     "references": "References",
     "about": "About this report",

@@ -32,6 +32,12 @@ REFERENCES: dict[str, tuple[str, str, str]] = {
     "polit2007": ("Polit et al.", "2007", "Polit, D. F., Beck, C. T., & Owen, S. V. (2007). Is the CVI an acceptable "
                   "indicator of content validity? Appraisal and recommendations. *Research in Nursing & Health, "
                   "30*(4), 459–467. https://doi.org/10.1002/nur.20199"),
+    "maccallum1996": ("MacCallum et al.", "1996", "MacCallum, R. C., Browne, M. W., & Sugawara, H. M. (1996). Power "
+                      "analysis and determination of sample size for covariance structure modeling. *Psychological "
+                      "Methods, 1*(2), 130–149. https://doi.org/10.1037/1082-989X.1.2.130"),
+    "muthen2002": ("Muthén & Muthén", "2002", "Muthén, L. K., & Muthén, B. O. (2002). How to use a Monte Carlo study "
+                   "to decide on sample size and determine power. *Structural Equation Modeling, 9*(4), 599–620. "
+                   "https://doi.org/10.1207/S15328007SEM0904_8"),
     "arbuckle1996": ("Arbuckle", "1996", "Arbuckle, J. L. (1996). Full information estimation in the presence of "
                      "incomplete data. In G. A. Marcoulides & R. E. Schumacker (Eds.), *Advanced structural equation "
                      "modeling: Issues and techniques* (pp. 243–277). Lawrence Erlbaum."),

@@ -17,13 +17,14 @@ from pipeline.report.findings.content import content_section
 from pipeline.report.findings.efa import efa_section
 from pipeline.report.findings.invariance import invariance_section
 from pipeline.report.findings.methods import methods_section, software_versions
+from pipeline.report.findings.power import power_section
 from pipeline.report.findings.reliability import reliability_section
 from pipeline.report.findings.sample import sample_section
 from pipeline.report.findings.sem import sem_section
 from pipeline.report.model import (SECTIONS, Figure, Findings, ReferenceList, Report, Section, StageOutputs,
                                    Table)
 
-__all__ = ["build_report", "content_section", "sample_section", "efa_section", "cfa_section", "reliability_section",
+__all__ = ["build_report", "content_section", "power_section", "sample_section", "efa_section", "cfa_section", "reliability_section",
            "invariance_section", "sem_section", "methods_section", "software_versions", "about_section"]
 
 
@@ -45,6 +46,7 @@ def build_report(outputs: dict[str, StageOutputs], cuts: dict, title: str | None
         reliability_section(outputs["reliability"], findings, cuts, labels or {}),
         invariance_section(outputs["invariance"], findings, cuts, figures),
         sem_section(outputs["sem"], findings, cuts, figures),
+        power_section(outputs.get("power") or StageOutputs("power", None, None, {}, ()), findings),
     ]
     if all(not s.ran for s in sections):
         raise InputError("no stage outputs found: give the stage output directories (--clean, --efa, ...) of a "

@@ -22,6 +22,7 @@ from pipeline.report.findings.common import (SCALED_ESTIMATORS, admissible, as_b
                                              fit_index_citations, fit_sentence, num, ok, pct, shown_fit)
 from pipeline.report.findings.cfa import parameter_text
 from pipeline.report.findings.content import content_paragraph
+from pipeline.report.findings.power import power_paragraph
 from pipeline.report.findings.reliability import method_factor_problems
 from pipeline.report.findings.sem import bootstrap_keys, bootstrap_used
 from pipeline.report.model import SECTIONS, Findings, Section, StageOutputs
@@ -405,7 +406,8 @@ def methods_section(outputs: dict[str, StageOutputs], findings: Findings, cuts: 
     paragraphs = ([content_paragraph(content, findings)] if content is not None else []) + (
         _sample(outputs["clean"], outputs["split"], findings) + _efa(outputs["efa"], findings)
                   + _cfa(outputs["cfa"], findings, outputs["split"].ran) + _reliability(outputs["reliability"], findings, cuts)
-                  + _invariance(outputs["invariance"], findings) + _sem(outputs["sem"], findings))
+                  + _invariance(outputs["invariance"], findings) + _sem(outputs["sem"], findings)) + (
+        [power_paragraph(outputs["power"], findings)] if outputs.get("power") is not None else [])
     if versions:
         paragraphs.append(_software(versions, findings))
     sec.blocks += [p for p in paragraphs if p]

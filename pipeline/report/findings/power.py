@@ -1,0 +1,125 @@
+"""Sample size and power: the Monte Carlo power runs of ``gapscale power`` (analysis/montecarlo.py)
+and the RMSEA power of MacCallum, Browne & Sugawara (1996) (analysis/power.py)."""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from analysis import apa
+from pipeline.report.findings.common import not_run, num, ok
+from pipeline.report.model import SECTIONS, Findings, Section, StageOutputs, Table
+
+__all__ = ["power_section", "power_paragraph"]
+
+RMSEA_TESTS = {"close": "close fit (H0: RMSEA = .050 against .080)",
+               "not_close": "not-close fit (H0: RMSEA = .050 against .010)",
+               "exact": "exact fit (H0: RMSEA = .000 against .050)"}
+
+
+def power_section(power: StageOutputs, findings: Findings) -> Section:
+    """Sample size and power: per hypothesis the smallest N of the grid with power at the target
+    and the interpolated N, the power at each N with its Monte Carlo standard error, convergence,
+    and the N the RMSEA tests of model fit need.
+
+    Parameters
+    ----------
+    power : StageOutputs
+        What ``gapscale power`` wrote (power.json, power_hypotheses.csv).
+    findings : Findings
+        The report's collector (citations, numbers).
+
+    Returns
+    -------
+    Section
+        ``ran`` False when no power outputs were given.
+    """
+    sec = Section("power", SECTIONS["power"])
+    m = power.metrics
+    if m is None:
+        sec.ran = False
+        sec.blocks.append(not_run(power, findings))
+        return sec
+    reps, grid, target = m.get("replications"), list(m.get("n") or []), num(m.get("target"))
+    findings.tested.append("statistical power by Monte Carlo simulation")
+    sec.blocks.append(
+        f"Power was estimated by Monte Carlo simulation ({findings.cite('muthen2002')}): {reps} data sets were drawn "
+        f"from the population model at each N of {', '.join(apa.fmt_int(n) for n in grid)}"
+        + (" respondents invited (with the simulated defects, missing answers and screening)" if m.get("clean") else "")
+        + f", and the hypothesised model was fitted to each by {m.get('estimator')} ({m.get('missing')}). A hypothesis "
+        f"counts as detected in a replication when every part of it is supported; power is the share of converged "
+        f"replications that detect it (Monte Carlo standard error √(p(1 − p)/R)).")
+    required = m.get("required_n") or {}
+    rows = []
+    for hid, r in required.items():
+        rows.append({"hypothesis": hid, "n_grid": r.get("n_grid"), "n_interpolated": r.get("n_interpolated"),
+                     "power_at_largest_n": r.get("power_at_largest_n"), "note": r.get("note") or ""})
+    if rows:
+        t = pd.DataFrame(rows)
+        sec.blocks.append(Table("power_required_n", f"N needed for power {apa.fmt_bounded(target, 2)} per hypothesis",
+                                apa.apa_table(t, {"hypothesis": "text", "n_grid": "int", "n_interpolated": "int",
+                                                  "power_at_largest_n": "bounded", "note": "text"},
+                                              {"hypothesis": "Hypothesis", "n_grid": "Smallest N on the grid",
+                                               "n_interpolated": "Interpolated N",
+                                               "power_at_largest_n": f"Power at N = {apa.fmt_int(max(grid))}"
+                                               if grid else "Power at the largest N", "note": "Note"}),
+                                f"{reps} replications per N: a power near {apa.fmt_bounded(target, 2)} is known to "
+                                f"±{apa.fmt_bounded(2 * math.sqrt(target * (1 - target) / reps), 2)} (two Monte Carlo "
+                                "standard errors)." if reps and ok(target) else ""))
+        missed = [h for h, r in required.items() if r.get("n_grid") is None]
+        findings.numbers["power_not_reached"] = len(missed)
+        if missed:
+            sec.blocks.append(f"Not reached on the grid: {', '.join(missed)}; a larger N, or a revised hypothesis, is "
+                              "needed.")
+    by_h = power.table("power_hypotheses.csv")
+    if by_h is not None and len(by_h) and {"n", "hypothesis", "power"} <= set(by_h.columns):
+        wide = by_h.pivot(index="hypothesis", columns="n", values="power")
+        wide = wide.reindex([h for h in dict.fromkeys(by_h["hypothesis"])])
+        frame = pd.DataFrame({"Hypothesis": wide.index.astype(str)})
+        for n in wide.columns:
+            frame[f"N = {apa.fmt_int(n)}"] = [apa.fmt_bounded(v, 2) for v in wide[n]]
+        sec.blocks.append(Table("power_by_n", "Power per hypothesis and N", frame.reset_index(drop=True),
+                                "Share of converged replications in which every part of the hypothesis is supported."))
+    conv = m.get("convergence") or {}
+    low = [f"N = {apa.fmt_int(int(n))}: {apa.fmt_bounded(c.get('convergence_rate'), 2)}" for n, c in conv.items()
+           if ok(num(c.get("convergence_rate"))) and num(c.get("convergence_rate")) < 1]
+    if conv:
+        sec.blocks.append("Convergence below 1: " + "; ".join(low) + "." if low else "Every replication converged.")
+    rmsea = m.get("rmsea_power") or {}
+    if rmsea and m.get("model_df"):
+        parts = [f"{RMSEA_TESTS.get(k, k)} N = {apa.fmt_int(v.get('n_required'))}" for k, v in rmsea.items()
+                 if ok(num(v.get("n_required")))]
+        if parts:
+            sec.blocks.append(f"For the test of model fit ({m.get('model_df')} degrees of freedom), the RMSEA tests of "
+                              f"{findings.cite('maccallum1996')} need, for power {apa.fmt_bounded(target, 2)}: "
+                              + "; ".join(parts) + ".")
+    return sec
+
+
+def power_paragraph(power: StageOutputs, findings: Findings) -> str:
+    """The methods text's sentences on power (empty when the power stage did not run)."""
+    m = power.metrics
+    if m is None:
+        return ""
+    required = m.get("required_n") or {}
+    reached = [f"{h} N = {apa.fmt_int(r.get('n_interpolated'))}" for h, r in required.items()
+               if r.get("n_interpolated") is not None]
+    missed = [h for h, r in required.items() if r.get("n_interpolated") is None]
+    grid = list(m.get("n") or [])
+    return (f"Statistical power was estimated by Monte Carlo simulation ({findings.cite('muthen2002')}) with "
+            f"{m.get('replications')} replications at each of {len(grid)} sample sizes. "
+            + (f"The sample size for power {apa.fmt_bounded(num(m.get('target')), 2)} was {'; '.join(reached)}"
+               if reached else "")
+            + (f"{'; ' if reached else ''}{', '.join(missed)} did not reach it by N = "
+               f"{apa.fmt_int(max(grid)) if grid else ''}" if missed else "") + "." + _rmsea_sentence(m, findings))
+
+
+def _rmsea_sentence(m: dict, findings: Findings) -> str:
+    """The methods text's sentence on the RMSEA tests' sample size (empty without them)."""
+    rmsea = m.get("rmsea_power") or {}
+    parts = [f"{k.replace('_', '-')} fit N = {apa.fmt_int(v.get('n_required'))}" for k, v in rmsea.items()
+             if ok(num(v.get("n_required")))]
+    if not parts or not m.get("model_df"):
+        return ""
+    return (f" For the tests of model fit by the RMSEA ({findings.cite('maccallum1996')}), the model's "
+            f"{m.get('model_df')} degrees of freedom need {'; '.join(parts)}.")
