@@ -546,7 +546,7 @@ def test_power_section_states_the_n_needed_its_precision_and_the_gaps():
     text = " ".join(b for b in sec.blocks if isinstance(b, str))
     tables = {b.key: b for b in sec.blocks if isinstance(b, Table)}
     assert tables["power_required_n"].frame["Interpolated N"].tolist() == ["310", ""]
-    assert "±.23" in tables["power_required_n"].note  # 2 * sqrt(.8 * .2 / 50)
+    assert "±.11" in tables["power_required_n"].note  # 2 * sqrt(.8 * .2 / 50) = .113
     assert tables["power_by_n"].frame.columns.tolist() == ["Hypothesis", "N = 200", "N = 400"]
     assert "Not reached on the grid: H2" in text and "N = 200: .98" in text
     assert "close fit (H0: RMSEA = .050 against .080) N = 342" in text
