@@ -406,3 +406,149 @@ def marker_technique(data: pd.DataFrame, constructs: Mapping[str, Sequence[str]]
                "method_variance_share": float(np.mean(method_loadings["std_all"] ** 2))}
     return MarkerResult(models=models, fits=pd.DataFrame([_fit_row(k, v) for k, v in fits.items()]),
                         tests=pd.DataFrame(tests), method_loadings=method_loadings, summary=summary)
+
+
+# --------------------------------------------------------------------------- unmeasured method factor
+
+
+def unmeasured_method_models(constructs: Mapping[str, Sequence[str]],
+                             correlations: Mapping[tuple[str, str], float] | None = None) -> dict[str, str]:
+    r"""lavaan syntax of the unmeasured latent method construct (ULMC; Podsakoff et al., 2003).
+
+    The substantive factors have variance 1 and free loadings (std.lv); the method factor
+    ``METHOD`` loads every substantive item and is orthogonal to the substantive factors:
+
+    - ``cfa``: the measurement model alone;
+    - ``free``: ``METHOD`` with variance 1 and free loadings (the ULMC as usually specified);
+    - ``equal``: every loading 1 and the variance of ``METHOD`` free, i.e. one equal loading
+      (the model the reliability stage fits today; Williams et al.'s Method-C without a marker);
+    - ``fixed_correlations`` (with ``correlations``): ``free`` with the substantive factor
+      correlations fixed at their ``cfa`` estimates (the idea of Williams et al.'s Method-R);
+    - ``cfa_fixed`` (with ``correlations``): ``cfa`` with the same correlations fixed: the model
+      ``fixed_correlations`` is tested against (its chi-square is the CFA's, on more df).
+    """
+    cons = _check_constructs(constructs)
+    items = [i for its in cons.values() for i in its]
+    meas = _measurement(cons)
+    orth = [f"{METHOD} ~~ 0*{c}" for c in cons]
+    free = meas + [f"{METHOD} =~ NA*{items[0]}" + "".join(f" + {i}" for i in items[1:]), f"{METHOD} ~~ 1*{METHOD}"]
+    models = {"cfa": "\n".join(meas) + "\n",
+              "free": "\n".join(free + orth) + "\n",
+              "equal": "\n".join(meas + [f"{METHOD} =~ " + " + ".join(f"1*{i}" for i in items)] + orth) + "\n"}
+    if correlations is not None:
+        fixed = _fixed_correlations(correlations)
+        models["fixed_correlations"] = "\n".join(free + orth + fixed) + "\n"
+        models["cfa_fixed"] = "\n".join(meas + fixed) + "\n"
+    return models
+
+
+def _inadmissible(fit: EngineFit) -> list[str]:
+    """Why a fit is not an admissible solution: not converged, a negative variance, a
+    standardised loading beyond 1, a latent covariance matrix that is not positive definite."""
+    p = fit.parameters
+    reasons = [] if fit.converged else ["did not converge"]
+    var = p[(p["op"] == "~~") & (p["lhs"] == p["rhs"]) & (p["est"] < 0)]
+    reasons += [f"negative variance of {r.lhs} ({r.est:.3f})" for r in var.itertuples()]
+    load = p[(p["op"] == "=~") & (p["std_all"].abs() > 1)]
+    reasons += [f"standardised loading of {r.rhs} on {r.lhs} is {r.std_all:.3f}" for r in load.itertuples()]
+    latents = list(dict.fromkeys(p.loc[p["op"] == "=~", "lhs"]))
+    cov = pd.DataFrame(0.0, index=latents, columns=latents)
+    rows = p[(p["op"] == "~~") & p["lhs"].isin(latents) & p["rhs"].isin(latents)]
+    for r in rows.itertuples():
+        cov.loc[r.lhs, r.rhs] = cov.loc[r.rhs, r.lhs] = float(r.est)
+    if np.linalg.eigvalsh(cov.to_numpy())[0] < 0:
+        reasons.append("the latent covariance matrix is not positive definite")
+    return reasons
+
+
+@dataclass(frozen=True)
+class MethodFactorResult:
+    """The unmeasured method factor (:func:`unmeasured_method_factor`).
+
+    ``models``: the lavaan syntax of each model; ``table``: one row per method-factor variant
+    (``variant, identified, admissible, reasons, chisq, df, compared_with, delta_chisq,
+    delta_df, delta_pvalue, method_variance_share``); ``recommended``: the first admissible
+    variant in the order free, fixed_correlations, equal (None if none is; ``equal`` last: when
+    it is admissible its method factor can still hold the factors' common covariance); ``parameters``: each
+    fitted variant's parameter table."""
+    models: dict
+    table: pd.DataFrame
+    recommended: str | None
+    parameters: dict
+
+
+def unmeasured_method_factor(data: pd.DataFrame, constructs: Mapping[str, Sequence[str]], *,
+                             missing: str = "listwise") -> MethodFactorResult:
+    r"""The unmeasured latent method factor in three variants, each flagged admissible or not.
+
+    Fits the models of :func:`unmeasured_method_models` (ML, ``missing`` ``"listwise"`` or
+    ``"fiml"``). A variant is admissible when it is identified at its solution (the engine's
+    check of the information matrix), converged, and has no negative variance, no standardised
+    loading beyond 1 and a positive definite latent covariance matrix; ``reasons`` says which
+    parameters fail.
+
+    Why the usual forms fail (the diagnosis the table gives on the default study): with the
+    substantive factors freely correlated, a method factor loading every item competes with the
+    factors' covariances. In ``equal`` (one loading), when each construct's loadings are close
+    to proportional to the method loadings, adding :math:`c` to the method variance and
+    subtracting it from every factor (co)variance leaves the implied covariance matrix almost
+    unchanged, :math:`\Lambda(\Phi - cJ)\Lambda^\top + c\,\lambda_M\lambda_M^\top`: the data
+    cannot separate them (the identification check names the factor variances and covariances
+    and the method variance), and the optimum slides to negative factor variances, a latent
+    covariance matrix that is not positive definite. In ``free`` without a real method effect
+    the loadings sit at zero, where the method factor's sign and scale are not determined (a
+    singular information matrix naming its loadings). Fixing the substantive correlations at
+    the CFA's (``fixed_correlations``) removes the trade-off: the method factor can take only
+    what the CFA left in the items' residual covariances, a model that is identified and
+    admissible; it is tested against ``cfa_fixed`` (the CFA with the same correlations fixed).
+    ``free`` and ``equal`` are tested against the CFA.
+
+    ``method_variance_share``: the mean squared standardised method loading.
+
+    Returns
+    -------
+    MethodFactorResult
+
+    Raises
+    ------
+    InputError
+        Bad constructs or data, or a CFA that is not identified. A method-factor variant that is
+        not identified is a result (``identified`` False), not an error.
+
+    Notes
+    -----
+    In R: ``cfa(models$free, d)`` etc. (lavaan warns "some estimated lv variances are negative"
+    or "could not compute standard errors" for an inadmissible variant);
+    ``lavTestLRT(fit$cfa_fixed, fit$fixed_correlations)``.
+    """
+    cons = _check_constructs(constructs)
+    models = unmeasured_method_models(cons)
+    cfa = fit_model(models["cfa"], data, missing=missing)
+    models = unmeasured_method_models(cons, _factor_correlations(cfa.parameters, list(cons)))
+    cfa_fixed = fit_model(models["cfa_fixed"], data, missing=missing, start=cfa.parameters, sample=cfa.sample)
+    rows, parameters = [], {}
+    for variant, reference in (("free", cfa), ("fixed_correlations", cfa_fixed), ("equal", cfa)):
+        row = {"variant": variant, "identified": True, "admissible": False, "reasons": "", "chisq": np.nan,
+               "df": np.nan, "compared_with": "cfa_fixed" if variant == "fixed_correlations" else "cfa",
+               "delta_chisq": np.nan, "delta_df": np.nan, "delta_pvalue": np.nan, "method_variance_share": np.nan}
+        try:
+            fit = fit_model(models[variant], data, missing=missing, start=reference.parameters, sample=cfa.sample)
+        except InputError as exc:
+            if "not identified" not in str(exc):
+                raise
+            row.update(identified=False, reasons=str(exc))
+            rows.append(row)
+            continue
+        reasons = _inadmissible(fit)
+        d = chisq_difference(reference, fit)
+        p = fit.parameters
+        load = p[(p["op"] == "=~") & (p["lhs"] == METHOD)]
+        row.update(admissible=not reasons, reasons="; ".join(reasons), chisq=float(fit.fit["chisq"]),
+                   df=int(fit.fit["df"]), delta_chisq=d["delta_chisq"], delta_df=d["delta_df"],
+                   delta_pvalue=d["delta_pvalue"], method_variance_share=float(np.mean(load["std_all"] ** 2)))
+        parameters[variant] = p
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    ok = table.loc[table["admissible"], "variant"]
+    return MethodFactorResult(models=models, table=table, recommended=str(ok.iloc[0]) if len(ok) else None,
+                              parameters=parameters)

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from analysis.cmv import (lindell_whitney, lindell_whitney_adjust, marker_correlation, marker_models,
-                          marker_technique)
+                          marker_technique, unmeasured_method_factor)
 from analysis.errors import InputError
 from analysis.sem.api import fit_model
 
@@ -104,3 +104,87 @@ def test_marker_technique_no_method_effect():
 def test_marker_models_reject_overlap():
     with pytest.raises(InputError, match="must not be part"):
         marker_models(CONSTRUCTS, ["a1", "m1"])
+
+
+# --------------------------------------------------------------------------- against lavaan
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return json.loads((REF / "cmv.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def marker_fit():
+    return marker_technique(pd.read_csv(REF / "cmv.csv"), CONSTRUCTS, MARKER_ITEMS)
+
+
+@pytest.fixture(scope="module")
+def ulmc_fit():
+    return unmeasured_method_factor(pd.read_csv(REF / "cmv.null.csv"), CONSTRUCTS)
+
+
+def test_marker_sequence_matches_lavaan(reference, marker_fit):
+    # the syntax strings are the ones cmv.R fitted (the fixed values: this engine's CFA estimates)
+    stored = json.loads((REF / "cmv.models.json").read_text())
+    for name, text in marker_fit.models.items():
+        assert text == stored[f"marker_{name}"]
+    fits = marker_fit.fits.set_index("model")
+    for name in ["cfa", "baseline", "method_c", "method_u", "method_r"]:
+        r = reference["models"][f"marker_{name}"]
+        assert fits.loc[name, "df"] == r["df"], name
+        assert fits.loc[name, "chisq"] == pytest.approx(r["chisq"], abs=1e-4), name
+    # the values Baseline fixes: the CFA's marker loadings and error variances, as lavaan's
+    for item in MARKER_ITEMS:
+        assert f"{reference['cfa_marker_loadings'][item]:.17g}"[:7] in marker_fit.models["baseline"]
+    tests = marker_fit.tests
+    assert tests["delta_chisq"].iloc[0] == pytest.approx(reference["models"]["marker_baseline"]["chisq"]
+                                                         - reference["models"]["marker_method_c"]["chisq"], abs=1e-4)
+
+
+def test_cfa_marker_values_match_lavaan(reference, marker_fit):
+    from analysis.cmv import marker_models
+    p = fit_model(marker_models(CONSTRUCTS, MARKER_ITEMS)["cfa"], pd.read_csv(REF / "cmv.csv")).parameters
+    for item in MARKER_ITEMS:
+        lam = p[(p.op == "=~") & (p.lhs == "MARKER") & (p.rhs == item)]["est"].item()
+        theta = p[(p.op == "~~") & (p.lhs == item) & (p.rhs == item)]["est"].item()
+        assert lam == pytest.approx(reference["cfa_marker_loadings"][item], abs=1e-5)
+        assert theta == pytest.approx(reference["cfa_marker_residuals"][item], abs=1e-5)
+
+
+# --------------------------------------------------------------------------- unmeasured method factor
+
+
+def test_unmeasured_method_factor_admissible_variant(reference, ulmc_fit):
+    t = ulmc_fit.table.set_index("variant")
+    # free loadings on data without a method effect: not an admissible solution (the engine finds
+    # the information matrix singular; lavaan stops at negative residual variances)
+    assert not t.loc["free", "admissible"]
+    assert reference["models"]["ulmc_free"]["warnings"]
+    # the substantive correlations fixed at the CFA's: identified, admissible, lavaan's chi-square
+    assert t.loc["fixed_correlations", "admissible"] and t.loc["fixed_correlations", "reasons"] == ""
+    assert ulmc_fit.recommended == "fixed_correlations"
+    r = reference["models"]
+    assert t.loc["fixed_correlations", "chisq"] == pytest.approx(r["ulmc_fixed_correlations"]["chisq"], abs=1e-4)
+    assert t.loc["fixed_correlations", "df"] == r["ulmc_fixed_correlations"]["df"]
+    assert t.loc["fixed_correlations", "delta_chisq"] == pytest.approx(
+        r["ulmc_cfa_fixed"]["chisq"] - r["ulmc_fixed_correlations"]["chisq"], abs=1e-4)
+    assert t.loc["fixed_correlations", "delta_df"] == r["ulmc_cfa_fixed"]["df"] - r["ulmc_fixed_correlations"]["df"]
+    # no method effect planted: the admissible variant does not find one
+    assert t.loc["fixed_correlations", "delta_pvalue"] > 0.05
+    assert t.loc["equal", "chisq"] == pytest.approx(r["ulmc_equal"]["chisq"], abs=1e-4)
+
+
+def test_inadmissible_reasons_name_the_parameters():
+    from dataclasses import replace
+
+    from analysis.cmv import _inadmissible  # noqa: PLC2701 - the module's own test
+    fit = fit_model("F1 =~ a1 + a2 + a3 + a4\nF2 =~ b1 + b2 + b3 + b4\n", simulate(1000, 0.0, seed=3))
+    assert _inadmissible(fit) == []
+    p = fit.parameters.copy()
+    # a Heywood case planted in the estimates: F1's variance negative, a2's loading beyond 1
+    p.loc[(p.op == "~~") & (p.lhs == "F1") & (p.rhs == "F1"), "est"] = -0.2
+    p.loc[(p.op == "=~") & (p.rhs == "a2"), "std_all"] = 1.05
+    reasons = _inadmissible(replace(fit, parameters=p))
+    assert reasons == ["negative variance of F1 (-0.200)", "standardised loading of a2 on F1 is 1.050",
+                       "the latent covariance matrix is not positive definite"]
