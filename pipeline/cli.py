@@ -529,6 +529,8 @@ def show_cmd(directory, pager):
 
 
 @cli.command("report")
+@click.option("--content", "content_dir", type=STAGE_DIR, default=None,
+              help="Output directory of the content stage (content.json, content_*.csv): the expert panel.")
 @click.option("--clean", "clean_dir", type=STAGE_DIR, default=None,
               help="Output directory of the clean stage (clean.json, exclusions.csv, missing_*.csv).")
 @click.option("--split", "split_dir", type=STAGE_DIR, default=None, help="Output directory of the split stage (split.json).")
@@ -548,18 +550,18 @@ def show_cmd(directory, pager):
 @click.option("--title", default=None, help="Title of the report (default: from the instrument's name).")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="Directory for report.md, report.html, report.json, tables/, figures/ and plots/.")
-def report_cmd(clean_dir, split_dir, efa_dir, cfa_dir, reliability_dir, invariance_dir, sem_dir, instrument_path,
-               params_path, title, out):
+def report_cmd(content_dir, clean_dir, split_dir, efa_dir, cfa_dir, reliability_dir, invariance_dir, sem_dir,
+               instrument_path, params_path, title, out):
     """Write the report: Markdown and a self-contained HTML page, APA tables as CSV, figures as SVG.
 
-    Sections in the order of a scale-validation paper (sample and screening, EFA, CFA,
+    Sections in the order of a scale-validation paper (content validity, sample and screening, EFA, CFA,
     reliability and validity, invariance, structural model) after a plain-language summary of
     what held, what did not and every warning the stages raised. A stage whose outputs are
     absent is reported as not run. Simulated data are named as such on the first line.
     """
     from pipeline.report import run
 
-    dirs = dict(clean=clean_dir, split=split_dir, efa=efa_dir, cfa=cfa_dir, reliability=reliability_dir,
+    dirs = dict(content=content_dir, clean=clean_dir, split=split_dir, efa=efa_dir, cfa=cfa_dir, reliability=reliability_dir,
                 invariance=invariance_dir, sem=sem_dir)
     if all(d is None for d in dirs.values()):
         raise GapscaleError("give at least one stage output directory (--clean, --efa, --cfa, ...)")
@@ -569,6 +571,140 @@ def report_cmd(clean_dir, split_dir, efa_dir, cfa_dir, reliability_dir, invarian
     click.echo(f"report{' (SIMULATED data)' if m['simulated'] else ''}: {m['tables']} tables, {m['figures']} figures; "
                f"{m['held']} checks held, {m['not_held']} did not; {m['warnings']} warnings{not_run}; "
                f"{out}/report.html")
+
+
+@cli.command("content")
+@click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=str(DEFAULT_INSTRUMENT),
+              show_default="the default Sustainability Gap instrument", help="Instrument YAML file.")
+@click.option("--ratings", "ratings_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The panel's ratings, a long CSV: expert,item,relevance[,assigned][,comment]; one row per expert "
+                   "and item; relevance 1-4 (1 not, 2 somewhat, 3 quite, 4 highly relevant); assigned = the "
+                   "construct id the expert sorted the item into (item-sort task; blank if not sorted).")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Directory for content_items.csv, content_scale.csv, content_flags.csv, content_table_apa.csv, "
+                   "content.json.")
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Params YAML with a `content:` section (essential, alpha, sort_choices); options override it.")
+@click.option("--essential", "essential_min", type=click.Choice(["3", "4"]), default=None,
+              help="Lowest relevance counted as 'essential' for Lawshe's CVR (default 3: quite or highly relevant).")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="One-tailed level of the exact binomial tests (CVR critical value, item sort; default .05).")
+@click.option("--sort-choices", type=click.IntRange(min=2), default=None,
+              help="Number of constructs the experts sorted into (chance = 1/k); default: all of the instrument's.")
+@click.option("--truth", "truth_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="truth.json of 'gapscale content-panel': score the flags (precision, recall).")
+@click.option("--form-key", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="form_key.csv of 'gapscale content-form': the item column holds its neutral codes.")
+def content_cmd(instrument_path, ratings_path, out, params_path, essential_min, alpha, sort_choices, truth_path,
+                form_key):
+    """Content validity from an expert panel: I-CVI, S-CVI/Ave, S-CVI/UA, modified kappa (Polit, Beck
+    & Owen 2007), Lawshe's CVR with Ayre & Scally's exact critical values, and the item-sort
+    indices p_sa and c_sv (Anderson & Gerbing 1991; Howard & Melloy 2016), with a flag and its
+    reasons per item and an APA table. The formulas and the input format: analysis/content.py.
+    """
+    from pipeline.content import run
+
+    with user_errors():
+        m = run(instrument_path, ratings_path, out, params_path=params_path,
+                essential_min=None if essential_min is None else int(essential_min), alpha=alpha,
+                sort_choices=sort_choices, truth_path=truth_path, form_key=form_key)
+    click.echo(f"content: {m['n_items_rated']} items rated by {m['n_experts']} experts; S-CVI/Ave = "
+               f"{m['s_cvi_ave']:.3f}, S-CVI/UA = {m['s_cvi_ua']:.3f}; {m['n_flagged']} items flagged"
+               + (f": {', '.join(m['flagged_items'])}" if m["flagged_items"] else "") + f"; {out}/content.json")
+    for note in m["notes"]:
+        click.echo(f"NOTE: {note}", err=True)
+    if "recovery" in m:
+        r = m["recovery"]
+        click.echo(f"planted items (SIMULATED panel): precision {r['precision']:.3f}, recall {r['recall']:.3f}; "
+                   f"false positives: {', '.join(r['false_positives']) or 'none'}; missed: {', '.join(r['missed']) or 'none'}")
+
+
+@cli.command("content-panel")
+@click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=str(DEFAULT_INSTRUMENT),
+              show_default="the default Sustainability Gap instrument", help="Instrument YAML file.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Directory for ratings.csv and truth.json.")
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Params YAML with `seed` and a `content:` section (experts, ambiguous); options override it.")
+@click.option("--experts", type=click.IntRange(min=2), default=None, help="Panel size (default 12).")
+@click.option("--ambiguous", type=click.IntRange(min=0), default=None, help="Items made ambiguous on purpose (default 6).")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed (default: params' seed, else 0).")
+def content_panel_cmd(instrument_path, out, params_path, experts, ambiguous, seed):
+    """Simulate an expert panel's ratings (relevance and item sort) with a few items made ambiguous
+    on purpose (lower relevance, often sorted into a neighbouring construct); the truth goes to truth.json."""
+    from pipeline.content import simulate
+
+    with user_errors():
+        t = simulate(instrument_path, out, params_path=params_path, n_experts=experts, n_ambiguous=ambiguous, seed=seed)
+    click.echo(f"simulated a panel of {t['n_experts']} experts into {out} (SIMULATED); planted: "
+               f"{', '.join(t['ambiguous']) or 'none'}")
+
+
+@cli.command("content-form")
+@click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=str(DEFAULT_INSTRUMENT),
+              show_default="the default Sustainability Gap instrument", help="Instrument YAML file.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Directory for content_form.md, content_form.html, ratings_template.csv and form_key.csv.")
+@click.option("--item-sort/--no-item-sort", default=True, show_default=True,
+              help="Include the blind item-sort task (neutral item codes in a random order; form_key.csv maps them).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the items' order in the sort.")
+def content_form_cmd(instrument_path, out, item_sort, seed):
+    """Write the rating form for the expert panel (Markdown, HTML) and the CSV template they fill in
+    (the input of 'gapscale content --ratings')."""
+    from pipeline.content import render_form
+
+    with user_errors():
+        written = render_form(instrument_path, out, item_sort=item_sort, seed=seed)
+    click.echo(f"wrote {', '.join(p.name for p in written)} into {out}"
+               + ("; keep form_key.csv for yourself (pass it to 'gapscale content --form-key')" if item_sort else ""))
+
+
+@cli.command("init")
+@click.argument("directory", metavar="DIR", required=False, type=click.Path(file_okay=False))
+@click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=None,
+              help="Your instrument YAML (copied into DIR/instrument/ with the model its model: key names).")
+@click.option("--data", "data_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Your survey export (CSV/TSV, Qualtrics CSV, SPSS .sav, Excel .xlsx); copied into DIR/data/raw/.")
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="lavaan model for the sem stage (default: the instrument's model:; without one, no sem stage).")
+@click.option("--group", default=None,
+              help="Context question to stratify the split and test invariance across (default: the one whose "
+                   "groups big enough for the invariance models hold the most respondents).")
+@click.option("--code-stamp", "code_stamp", type=click.Path(dir_okay=False), default=None,
+              help="Only write gapscale's version and code hash to this file (the study's first stage runs it).")
+def init_cmd(directory, instrument_path, data_path, model_path, group, code_stamp):
+    """Write a ready study into DIR for your instrument, export and model; then `cd DIR && dvc repro`.
+
+    Everything is checked first (the instrument and model, the export's columns and values, the model's
+    variables, the grouping column); every problem is listed with its file and key or column, and
+    nothing is written (exit status 2).
+    """
+    from pipeline.init import InitProblems, run, write_code_stamp
+
+    if code_stamp is not None:
+        if any(v is not None for v in (directory, instrument_path, data_path, model_path, group)):
+            raise GapscaleError("--code-stamp FILE is given alone")
+        with user_errors():
+            stamp = write_code_stamp(code_stamp)
+        click.echo(f"gapscale {stamp['gapscale']}: code {stamp['code_sha256'][:12]} ({stamp['files']} files) "
+                   f"in {code_stamp}")
+        return
+    for value, what in ((directory, "DIR"), (instrument_path, "--instrument"), (data_path, "--data")):
+        if value is None:
+            raise GapscaleError(f"missing {what}: gapscale init DIR --instrument my.yaml --data export.csv "
+                                "[--model m.lavaan]")
+    problems = []
+    with user_errors():
+        try:
+            m = run(directory, instrument_path, data_path, model_path, group)
+        except InitProblems as exc:
+            problems = exc.problems
+    if problems:
+        for problem in problems[:MAX_PROBLEMS]:
+            click.echo(one_line(f"Error: {problem}"), err=True)
+        raise GapscaleError(f"{len(problems)} problem(s); no study written")
+    for note in m["notes"]:
+        click.echo(f"note: {note}")
+    click.echo(f"study written to {directory}: stages {', '.join(m['stages'])}; next: cd {directory} && dvc repro")
 
 
 USER_OMP_NUM_THREADS = os.environ.get("OMP_NUM_THREADS")  # as the user started gapscale

@@ -52,6 +52,7 @@ STAGES = {
 
 # the other stages' output directories, shown too: (the file that identifies it, the tables read)
 OTHER_STAGES = {
+    "content": ("content.json", ("content_scale.csv", "content_items.csv")),
     "simulate": ("simulate.json", ()),
     "render": ("codebook.csv", ("codebook.csv",)),
     "report": ("report.json", ()),
@@ -856,6 +857,33 @@ def _simulate_report(m, t):
     return _plain_block("Simulated study (counts of rows, respondents and defects drawn)", m)
 
 
+def _content_report(m, t):
+    rec = m.get("recovery") or {}
+    head = _block("Expert panel (content validity)", [
+        ("Experts", count(m.get("n_experts"))), ("Items rated", count(m.get("n_items_rated"))),
+        ("Item sort", "yes" if m.get("item_sort") else "no"), ("Essential: ratings >=", count(m.get("essential_min"))),
+        ("S-CVI/Ave", num(m.get("s_cvi_ave"), 3)), ("S-CVI/UA", num(m.get("s_cvi_ua"), 3)),
+        ("Items flagged", count(m.get("n_flagged")))]
+        + ([("Planted items: precision", num(rec.get("precision"), 3)), ("Planted items: recall", num(rec.get("recall"), 3))]
+           if rec else []))
+    scale = t.get("content_scale.csv")
+    per = ""
+    if scale is not None and len(scale):
+        per = "Per construct:\n" + table(
+            [[str(r.construct) if str(r.level) != "scale" else "Scale", count(r.n_items), num(r.s_cvi_ave, 3),
+              num(r.s_cvi_ua, 3), count(r.n_flagged)] for r in scale.itertuples()],
+            ["Construct", "Items", "S-CVI/Ave", "S-CVI/UA", "Flagged"])
+    items = t.get("content_items.csv")
+    flagged = ""
+    if items is not None and "flagged" in items and items["flagged"].astype(str).eq("True").any():
+        rows = items[items["flagged"].astype(str).eq("True")]
+        flagged = "Flagged items:\n" + table(
+            [[str(r.item), num(r.i_cvi, 2), num(r.cvr, 2), num(r.c_sv, 2) if "c_sv" in items else "",
+              str(r.reasons).replace(";", ", ")] for r in rows.itertuples()],
+            ["Item", "I-CVI", "CVR", "c_sv", "Reasons"])
+    return _join(head, per, flagged).rstrip("\n")
+
+
 def _report_report(m, t):
     return _plain_block("Report (report.md, report.html)", m)
 
@@ -870,5 +898,5 @@ def _render_report(m, t):
                   [("Constructs", count(constructs))] + [(f"Columns of kind {k}", count(n)) for k, n in kinds.items()])
 
 
-_REPORTS = {"simulate": _simulate_report, "render": _render_report, "report": _report_report, "clean": _clean_report, "split": _split_report, "efa": _efa_report, "cfa": _cfa_report,
+_REPORTS = {"content": _content_report, "simulate": _simulate_report, "render": _render_report, "report": _report_report, "clean": _clean_report, "split": _split_report, "efa": _efa_report, "cfa": _cfa_report,
             "reliability": _reliability_report, "invariance": _invariance_report, "sem": _sem_report}

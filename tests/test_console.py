@@ -409,3 +409,19 @@ def test_dvc_metrics_are_the_headline_files_and_the_full_jsons_are_plain_outputs
         outs = [next(iter(o)) if isinstance(o, dict) else o for o in s.get("outs", [])]
         assert len(metrics) == 1 and metrics[0].endswith(f"/{HEADLINE_FILE.format(stage=stage)}"), stage
         assert any(o.endswith(f"/{full}") for o in outs), stage
+
+
+def test_show_prints_the_content_stage(run_cli, tmp_path):
+    """`gapscale show` on the content stage's directory: the panel, S-CVI per construct and the
+    flagged items with their reasons."""
+    from instrument import DEFAULT_INSTRUMENT
+    from pipeline import content
+
+    content.simulate(DEFAULT_INSTRUMENT, tmp_path / "panel")
+    content.run(DEFAULT_INSTRUMENT, tmp_path / "panel" / "ratings.csv", tmp_path / "content",
+                truth_path=tmp_path / "panel" / "truth.json")
+    code, out, err = run_cli("show", tmp_path / "content", "--no-pager")
+    assert code == 0, err
+    flagged = json.loads((tmp_path / "content" / "content.json").read_text())["flagged_items"]
+    assert out.startswith("gapscale content") and "S-CVI/Ave" in out and "Planted items: recall" in out
+    assert flagged and all(item in out.split("Flagged items:")[1] for item in flagged)

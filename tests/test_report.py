@@ -26,7 +26,7 @@ from pipeline import report as rp
 from pipeline.progress import progress_bar, progress_enabled
 
 ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = Path(__file__).parent / "artifacts"
+from browser import ARTIFACTS, CHROMIUM_FLAGS, chromium, screenshot
 
 # --------------------------------------------------------------------------------- APA formatting
 
@@ -269,7 +269,7 @@ def fake_sem(d: Path) -> None:
 def stages(tmp_path_factory):
     """simulate -> clean -> split -> efa -> cfa -> reliability on a 3-construct instrument (a few
     seconds), plus invariance and sem outputs in the agreed format."""
-    from pipeline import cfa, clean, efa, reliability, simulate, split
+    from pipeline import cfa, clean, content, efa, reliability, simulate, split
 
     d = tmp_path_factory.mktemp("pipeline")
     inst = d / "instrument.yaml"
@@ -282,6 +282,8 @@ def stages(tmp_path_factory):
     efa.run(d / "split" / "efa.csv", d / "efa", inst, None, params)
     cfa.run(d / "split" / "cfa.csv", d / "cfa", inst, None, params)
     reliability.run(d / "split" / "cfa.csv", d / "reliability", inst, None, params)
+    content.simulate(inst, d / "panel", params_path=params)
+    content.run(inst, d / "panel" / "ratings.csv", d / "content", params_path=params, truth_path=d / "panel" / "truth.json")
     fake_invariance(d / "invariance")
     fake_sem(d / "sem")
     dirs = {s: d / s for s in rp.STAGE_FILES}
@@ -543,10 +545,10 @@ def test_absent_stages_are_reported_as_not_run(run_cli, stages, tmp_path):
     code, out, err = run_cli("report", "--clean", d["clean"], "--split", d["split"], "--efa", d["efa"],
                              "--invariance", tmp_path / "nope", "--sem", tmp_path / "nope2", "--out", tmp_path / "r")
     assert code == 0, err
-    assert "not run: cfa, reliability, invariance, sem" in out
+    assert "not run: content, cfa, reliability, invariance, sem" in out
     md = (tmp_path / "r" / "report.md").read_text()
     assert re.findall(r"^## (.+)$", md, flags=re.M) == list(rp.SECTIONS.values())
-    for stage in ("CFA", "reliability", "invariance", "structural model (sem)"):
+    for stage in ("content validity (content)", "CFA", "reliability", "invariance", "structural model (sem)"):
         assert f"The {stage} stage was not run" in md, stage
     assert f"{tmp_path / 'nope' / 'invariance.json'}" in md
     for key in rp.FIGURES:  # declared outputs exist even then
@@ -608,14 +610,6 @@ def test_efa_stage_is_quiet_in_a_pipe(run_cli, stages, tmp_path):
 # --------------------------------------------------------------------------------- headless Chromium
 
 
-def chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
-
-
 CHECK_SCRIPT = """<script>
 window.addEventListener('load', function () {
   var imgs = Array.prototype.map.call(document.images, function (i) {
@@ -629,10 +623,6 @@ window.addEventListener('load', function () {
   document.body.appendChild(pre);
 });
 </script>"""
-
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
-
 
 @pytest.mark.skipif(chromium() is None, reason="headless Chromium is not installed (CI has none); the rendering "
                                                "check runs where /usr/bin/chromium exists")
@@ -698,14 +688,7 @@ def test_the_default_study_report(tmp_path):
     if any("Heywood" in str(w) for w in rel.get("warnings", [])):  # the method-factor model is inadmissible
         assert "method variance are not interpreted" in md and "the method factor explains" not in md
     if chromium() is not None:
-        ARTIFACTS.mkdir(exist_ok=True)
-        shot = ARTIFACTS / "default_report.png"
-        shot.unlink(missing_ok=True)
-        flags = CHROMIUM_FLAGS + [f"--user-data-dir={tmp_path / 'profile'}"]
-        proc = subprocess.run([chromium(), *flags, "--window-size=1280,8000", f"--screenshot={shot}",
-                               (out / "report.html").as_uri()], capture_output=True, text=True, timeout=180)
-        assert shot.exists(), proc.stderr[-2000:]
-        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+        screenshot(out / "report.html", "default_report.png", tmp_path / "profile")
 
 
 # --------------------------------------------------------------------------------- DVC

@@ -481,3 +481,51 @@ def test_the_templates_ship_with_the_package():
     files = [p.relative_to(render.TEMPLATES.parent).as_posix() for p in render.TEMPLATES.iterdir() if p.is_file()]
     assert files and all(any(fnmatch.fnmatch(f, pat) for pat in patterns) for f in files), (files, patterns)
     assert {"report.md.j2", "report.html.j2"} <= {Path(f).name for f in files}
+
+
+# --------------------------------------------------------------------------------- content validity
+
+def _content(flagged=("A_2",), simulated=True):
+    metrics = {"n_experts": 10, "n_items_rated": 4, "item_sort": True, "essential_min": 3, "s_cvi_ave": 0.875,
+               "s_cvi_ua": 0.5, "flagged_items": list(flagged), "simulated": simulated,
+               "reason_counts": {"i_cvi_low": len(flagged), "cvr_below_critical": 0, "sort_not_significant": 0,
+                                 "csv_below_critical": 0},
+               "recovery": {"precision": 1.0, "recall": 0.5}}
+    items = pd.DataFrame({"item": ["A_1", "A_2", "B_1", "B_2"], "construct": ["A", "A", "B", "B"],
+                          "i_cvi": [1.0, 0.5, 1.0, 1.0], "kappa": [1.0, 0.32, 1.0, 1.0], "cvr": [1.0, 0.0, 1.0, 1.0],
+                          "cvr_critical": [0.8] * 4, "p_sa": [1.0, 0.6, 0.9, 1.0], "c_sv": [1.0, 0.3, 0.8, 1.0],
+                          "reasons": [None, "i_cvi_low", None, None]})
+    scale = pd.DataFrame({"level": ["construct", "construct", "scale"], "construct": ["A", "B", None],
+                          "n_items": [2, 2, 4], "s_cvi_ave": [0.75, 1.0, 0.875], "s_cvi_ua": [0.5, 1.0, 0.75],
+                          "n_flagged": [1, 0, 1]})
+    return StageOutputs("content", None, metrics, {"content_items.csv": items, "content_scale.csv": scale}, ())
+
+
+def test_content_validity_section_reports_indices_flags_and_cites_each_method():
+    findings = Findings()
+    sec = fd.content_section(_content(), findings)
+    text = " ".join(b for b in sec.blocks if isinstance(b, str))
+    assert "S-CVI/Ave = .88" in text and "S-CVI/UA = .50" in text
+    assert "1 of 4 items are flagged for revision (I-CVI below .78: 1): A_2." in text
+    assert "precision 1.00 and recall .50" in text
+    assert set(findings.citations.keys) == {"polit2007", "lawshe1975", "ayre2014", "anderson1991", "howard2016"}
+    tables = [b for b in sec.blocks if isinstance(b, Table)]
+    assert [t.key for t in tables] == ["content_scale", "content_flagged"]
+    assert tables[0].frame.iloc[-1].tolist()[:2] == ["Scale", "4"]
+    assert tables[1].frame["Item"].tolist() == ["A_2"]
+    assert tables[1].frame["Criteria not met"].tolist() == ["I-CVI below .78"]
+    assert "lhs" not in " ".join(c for t in tables for c in t.frame.columns)
+
+
+def test_content_validity_without_a_panel_is_a_stated_gap_and_cites_nothing():
+    findings = Findings()
+    sec = fd.content_section(StageOutputs("content", None, None, {}, ("content.json",)), findings)
+    assert not sec.ran and findings.not_run and not findings.citations.keys
+
+
+def test_no_flag_no_flagged_table_and_real_panels_claim_no_recovery():
+    findings = Findings()
+    sec = fd.content_section(_content(flagged=(), simulated=False), findings)
+    text = " ".join(b for b in sec.blocks if isinstance(b, str))
+    assert "No item is flagged" in text and "precision" not in text
+    assert [b.key for b in sec.blocks if isinstance(b, Table)] == ["content_scale"]

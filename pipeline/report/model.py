@@ -29,6 +29,7 @@ DEFAULTS = {
 
 # The files the report reads from each stage's output directory: (metrics, tables).
 STAGE_FILES = {
+    "content": ("content.json", ("content_scale.csv", "content_items.csv")),
     "clean": ("clean.json", ("exclusions.csv", "missing_items.csv", "missing_respondents.csv")),
     "split": ("split.json", ()),
     "efa": ("efa.json", ("efa_loadings.csv", "efa_scree.csv", "efa_variance.csv", "efa_diagnostics.csv",
@@ -46,10 +47,11 @@ OPTIONAL_FILES = {
     "cfa": ("item_descriptives.csv", "mardia.json", "cfa_modindices.csv", "cfa_residuals.csv"),
     "reliability": ("construct_correlations.csv",),
 }
-STAGE_NAMES = {"clean": "clean", "split": "split", "efa": "EFA", "cfa": "CFA", "reliability": "reliability",
+STAGE_NAMES = {"content": "content validity (content)", "clean": "clean", "split": "split", "efa": "EFA", "cfa": "CFA", "reliability": "reliability",
                "invariance": "invariance", "sem": "structural model (sem)"}
 SECTIONS = {
     "summary": "Summary",
+    "content": "Content validity",
     "sample": "Sample and screening",
     "efa": "Exploratory factor analysis",
     "cfa": "Confirmatory factor analysis",

@@ -16,6 +16,22 @@ __all__ = ["REFERENCES", "Citations", "in_text"]
 
 # key -> (authors as cited in text, year, reference-list entry)
 REFERENCES: dict[str, tuple[str, str, str]] = {
+    "anderson1991": ("Anderson & Gerbing", "1991", "Anderson, J. C., & Gerbing, D. W. (1991). Predicting the "
+                     "performance of measures in a confirmatory factor analysis with a pretest assessment of their "
+                     "substantive validities. *Journal of Applied Psychology, 76*(5), 732–740. "
+                     "https://doi.org/10.1037/0021-9010.76.5.732"),
+    "ayre2014": ("Ayre & Scally", "2014", "Ayre, C., & Scally, A. J. (2014). Critical values for Lawshe's content "
+                 "validity ratio: Revisiting the original methods of calculation. *Measurement and Evaluation in "
+                 "Counseling and Development, 47*(1), 79–86. https://doi.org/10.1177/0748175613513808"),
+    "howard2016": ("Howard & Melloy", "2016", "Howard, M. C., & Melloy, R. C. (2016). Evaluating item-sort task "
+                   "methods: The presentation of a new statistical significance formula and methodological best "
+                   "practices. *Journal of Business and Psychology, 31*(1), 173–186. "
+                   "https://doi.org/10.1007/s10869-015-9404-y"),
+    "lawshe1975": ("Lawshe", "1975", "Lawshe, C. H. (1975). A quantitative approach to content validity. *Personnel "
+                   "Psychology, 28*(4), 563–575. https://doi.org/10.1111/j.1744-6570.1975.tb01393.x"),
+    "polit2007": ("Polit et al.", "2007", "Polit, D. F., Beck, C. T., & Owen, S. V. (2007). Is the CVI an acceptable "
+                  "indicator of content validity? Appraisal and recommendations. *Research in Nursing & Health, "
+                  "30*(4), 459–467. https://doi.org/10.1002/nur.20199"),
     "arbuckle1996": ("Arbuckle", "1996", "Arbuckle, J. L. (1996). Full information estimation in the presence of "
                      "incomplete data. In G. A. Marcoulides & R. E. Schumacker (Eds.), *Advanced structural equation "
                      "modeling: Issues and techniques* (pp. 243–277). Lawrence Erlbaum."),

@@ -13,6 +13,7 @@ import re
 
 from analysis.errors import InputError
 from pipeline.report.findings.cfa import cfa_section
+from pipeline.report.findings.content import content_section
 from pipeline.report.findings.efa import efa_section
 from pipeline.report.findings.invariance import invariance_section
 from pipeline.report.findings.methods import methods_section, software_versions
@@ -22,7 +23,7 @@ from pipeline.report.findings.sem import sem_section
 from pipeline.report.model import (SECTIONS, Figure, Findings, ReferenceList, Report, Section, StageOutputs,
                                    Table)
 
-__all__ = ["build_report", "sample_section", "efa_section", "cfa_section", "reliability_section",
+__all__ = ["build_report", "content_section", "sample_section", "efa_section", "cfa_section", "reliability_section",
            "invariance_section", "sem_section", "methods_section", "software_versions", "about_section"]
 
 
@@ -35,7 +36,9 @@ def build_report(outputs: dict[str, StageOutputs], cuts: dict, title: str | None
     in the methods text; without it the text has no software paragraph."""
     findings = Findings()
     figures: dict[str, Figure] = {}
+    content = outputs.get("content") or StageOutputs("content", None, None, {}, ())
     sections = [
+        content_section(content, findings),
         sample_section(outputs["clean"], outputs["split"], findings),
         efa_section(outputs["efa"], findings, cuts, figures),
         cfa_section(outputs["cfa"], findings, cuts, outputs["split"].ran),

@@ -21,6 +21,7 @@ from analysis import apa
 from pipeline.report.findings.common import (SCALED_ESTIMATORS, admissible, as_bool, estimator_reason,
                                              fit_index_citations, fit_sentence, num, ok, pct, shown_fit)
 from pipeline.report.findings.cfa import parameter_text
+from pipeline.report.findings.content import content_paragraph
 from pipeline.report.findings.reliability import method_factor_problems
 from pipeline.report.findings.sem import bootstrap_keys, bootstrap_used
 from pipeline.report.model import SECTIONS, Findings, Section, StageOutputs
@@ -400,7 +401,9 @@ def methods_section(outputs: dict[str, StageOutputs], findings: Findings, cuts: 
                     versions: dict | None = None) -> Section:
     """The methods-and-results text: one paragraph per stage that ran, then the software."""
     sec = Section("methods", SECTIONS["methods"])
-    paragraphs = (_sample(outputs["clean"], outputs["split"], findings) + _efa(outputs["efa"], findings)
+    content = outputs.get("content")
+    paragraphs = ([content_paragraph(content, findings)] if content is not None else []) + (
+        _sample(outputs["clean"], outputs["split"], findings) + _efa(outputs["efa"], findings)
                   + _cfa(outputs["cfa"], findings, outputs["split"].ran) + _reliability(outputs["reliability"], findings, cuts)
                   + _invariance(outputs["invariance"], findings) + _sem(outputs["sem"], findings))
     if versions:
