@@ -188,3 +188,42 @@ def test_inadmissible_reasons_name_the_parameters():
     reasons = _inadmissible(replace(fit, parameters=p))
     assert reasons == ["negative variance of F1 (-0.200)", "standardised loading of a2 on F1 is 1.050",
                        "the latent covariance matrix is not positive definite"]
+
+
+# --------------------------------------------------------------------------- the schema's marker flag
+
+
+def _instrument_doc(marker):
+    doc = {"name": "Marker test", "scale": {"type": "likert", "min": 1, "max": 5},
+           "constructs": [{"id": "A", "items": [{"id": "A_1"}, {"id": "A_2"}]},
+                          {"id": "B", "items": [{"id": "B_1"}, {"id": "B_2"}]},
+                          {"id": "M", "items": [{"id": "M_1"}, {"id": "M_2"}]}]}
+    if marker is not None:
+        doc["constructs"][2]["marker"] = marker
+    return doc
+
+
+def test_schema_marker_flag():
+    from instrument import InstrumentError, parse_instrument
+    inst = parse_instrument(_instrument_doc(True))
+    assert inst.construct("M").marker and not inst.construct("A").marker
+    assert inst.marker_ids == ("M",)
+    assert parse_instrument(_instrument_doc(None)).marker_ids == ()
+    with pytest.raises(InstrumentError) as exc:
+        parse_instrument(_instrument_doc("yes"), source="t.yaml")
+    assert any("constructs[2].marker" in p and "true or false" in p for p in exc.value.problems)
+
+
+def test_schema_marker_kept_out_of_structural_model(tmp_path):
+    from dataclasses import replace
+
+    from instrument import parse_instrument
+    from instrument.schema import model_problems
+    inst = parse_instrument(_instrument_doc(True))
+    measurement = "A =~ A_1 + A_2\nB =~ B_1 + B_2\nM =~ M_1 + M_2\n"
+    good, bad = tmp_path / "good.lav", tmp_path / "bad.lav"
+    good.write_text(measurement + "B ~ A\n")
+    bad.write_text(measurement + "B ~ A + M\n")
+    assert model_problems(replace(inst, model=good)) == []
+    problems = model_problems(replace(inst, model=bad))
+    assert len(problems) == 1 and "'M' is a marker construct" in problems[0]
