@@ -90,8 +90,8 @@ def lindell_whitney_adjust(r, r_marker: float, n: int) -> pd.DataFrame:
               t = \frac{r_A}{\sqrt{(1 - r_A^2)/(N - 3)}}
 
     with :math:`r_U` the observed (unadjusted) correlation, :math:`r_M` the marker correlation
-    and the two-sided p value of :math:`t` on :math:`N - 3` degrees of freedom (their eq. 4: one
-    degree of freedom is lost for estimating :math:`r_M`).
+    and the two-sided p value of :math:`t` on :math:`N - 3` degrees of freedom (Lindell &
+    Whitney: one more degree of freedom is lost for estimating :math:`r_M`).
 
     Parameters
     ----------
@@ -352,7 +352,8 @@ def marker_technique(data: pd.DataFrame, constructs: Mapping[str, Sequence[str]]
 
     Notes
     -----
-    In R (lavaan 0.6): ``fit <- lapply(marker_models(...), cfa, data = d)`` in the order above,
+    In R (lavaan 0.6): ``fit <- lapply(models, cfa, data = d)`` with ``models`` the strings of
+    ``MarkerResult.models`` (the fixed values from the previous fits), in the order above,
     ``lavTestLRT(fit$baseline, fit$method_c)``, ``lavTestLRT(fit$method_c, fit$method_u)``,
     ``lavTestLRT(fit$method_r, fit$method_u)``; the share is
     ``mean(subset(standardizedSolution(fit$method_u), lhs == "MARKER" & rhs %in% items)$est.std^2)``.

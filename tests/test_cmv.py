@@ -101,6 +101,15 @@ def test_marker_technique_no_method_effect():
     assert res.summary["method_variance_share"] < 0.005
 
 
+def test_marker_technique_with_fiml():
+    # 3% of the cells missing at random: FIML's ML chi-squares, the planted effect still found
+    d = simulate(1000, 0.3, seed=3)
+    d = d.mask(np.random.default_rng(1).random(d.shape) < 0.03)
+    res = marker_technique(d, CONSTRUCTS, MARKER_ITEMS, missing="fiml")
+    assert res.summary["method_detected"] and res.tests.iloc[0]["delta_pvalue"] < 0.01
+    assert res.fits["converged"].all()
+
+
 def test_marker_models_reject_overlap():
     with pytest.raises(InputError, match="must not be part"):
         marker_models(CONSTRUCTS, ["a1", "m1"])
