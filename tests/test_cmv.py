@@ -184,6 +184,15 @@ def test_unmeasured_method_factor_admissible_variant(reference, ulmc_fit):
     assert t.loc["equal", "chisq"] == pytest.approx(r["ulmc_equal"]["chisq"], abs=1e-4)
 
 
+def test_unmeasured_method_factor_subset_of_variants(reference):
+    res = unmeasured_method_factor(pd.read_csv(REF / "cmv.null.csv"), CONSTRUCTS, variants=["fixed_correlations"])
+    assert list(res.table["variant"]) == ["fixed_correlations"] and res.recommended == "fixed_correlations"
+    assert res.table["chisq"].iloc[0] == pytest.approx(reference["models"]["ulmc_fixed_correlations"]["chisq"],
+                                                       abs=1e-4)
+    with pytest.raises(InputError, match="variants"):
+        unmeasured_method_factor(pd.read_csv(REF / "cmv.null.csv"), CONSTRUCTS, variants=["wrong"])
+
+
 def test_inadmissible_reasons_name_the_parameters():
     from dataclasses import replace
 
