@@ -511,7 +511,8 @@ def unmeasured_method_factor(data: pd.DataFrame, constructs: Mapping[str, Sequen
 
     ``variants``: which to fit (a subset of :data:`VARIANTS`, in that order). The inadmissible
     ones cost the most: on the default study (72 items, listwise) ``fixed_correlations`` takes
-    0.35 CPU-s and ``equal`` 109 CPU-s before the engine finds its information matrix singular.
+    0.35 CPU-s, ``free`` 92 and ``equal`` 109 CPU-s before the engine finds their information matrix
+    singular.
 
     Returns
     -------
