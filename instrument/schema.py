@@ -70,7 +70,7 @@ TOP_KEYS = {
 }
 SCALE_KEYS = {"type", "min", "max", "labels"}
 SECTION_KEYS = {"id", "title", "intro"}
-CONSTRUCT_KEYS = {"id", "label", "definition", "source", "section", "scale", "items"}
+CONSTRUCT_KEYS = {"id", "label", "definition", "source", "section", "scale", "items", "marker"}
 ITEM_KEYS = {"id", "text", "reverse", "label", "sub_theme", "source", "scale"}
 CHECK_KEYS = {"id", "text", "expected", "after", "scale"}
 CONTEXT_KEYS = {"id", "text", "type", "values", "min", "max", "position", "personal", "coding", "reference"}
@@ -170,6 +170,9 @@ class Construct:
     definition: str | None = None
     source: str | None = None
     section: str | None = None
+    # a marker variable (Lindell & Whitney 2001): theoretically unrelated to the model, measured for
+    # common-method variance (analysis.cmv); kept out of the structural model and of discriminant validity
+    marker: bool = False
 
     @property
     def item_ids(self) -> tuple[str, ...]:
@@ -291,6 +294,11 @@ class Instrument:
             if i.id == item_id:
                 return i
         raise KeyError(f"no item {item_id!r} in instrument {self.name!r}")
+
+    @property
+    def marker_ids(self) -> tuple[str, ...]:
+        """The marker constructs (``marker: true``): for analysis.cmv, not for the structural model."""
+        return tuple(c.id for c in self.constructs if c.marker)
 
     def construct(self, construct_id: str) -> Construct:
         for c in self.constructs:
@@ -664,6 +672,7 @@ class _Checker:
                 definition=self.text(d.get("definition"), _join(path, "definition")),
                 source=self.text(d.get("source"), _join(path, "source")),
                 section=section,
+                marker=self.boolean(d.get("marker"), _join(path, "marker"), default=False),
             ))
         return out
 
@@ -884,6 +893,10 @@ def model_problems(instrument: Instrument) -> list[str]:
         elif v not in columns:
             problems.append(f"model: {v!r} in {instrument.model.name} is neither a latent variable of the model nor "
                             "a column of the instrument")
+    markers = [c.id for c in instrument.constructs if c.marker]
+    problems += [f"model: {c!r} is a marker construct (marker: true) but is in a regression of "
+                 f"{instrument.model.name}; a marker variable stays out of the structural model"
+                 for c in markers if c in model.regressions or any(c in rhs for rhs in model.regressions.values())]
     used = set(model.observed)
     problems += [
         f"model: item {i!r} is not in {instrument.model.name}; every item should load on its construct"
