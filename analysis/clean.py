@@ -507,7 +507,11 @@ def recode_reverse(data: pd.DataFrame, instrument: Instrument) -> pd.DataFrame:
     if REVERSE_MARKER in data.columns:
         raise InputError(f"the reverse-keyed items are already recoded (column {REVERSE_MARKER!r}); "
                          "recoding twice would undo it")
-    out = data.copy()
+    return _recoded(data.copy(), instrument)
+
+
+def _recoded(out: pd.DataFrame, instrument: Instrument) -> pd.DataFrame:
+    """:func:`recode_reverse` in place on ``out`` (a frame of the caller's own, not yet recoded)."""
     for item in instrument.items:
         if item.reverse and item.id in out.columns:
             out[item.id] = item.scale.reverse(out[item.id])
@@ -728,8 +732,10 @@ def screen(prepared: Prepared, instrument: Instrument, params: ScreenParams) -> 
         for k in np.flatnonzero(r["flagged"].to_numpy()):
             records.append((int(row_numbers[k]), shown_ids[k], name, _as_value(values[k])))
     exclusions = pd.DataFrame(records, columns=EXCLUSION_COLUMNS).sort_values(["row", "screen"], kind="stable")
-    kept = data.loc[~excluded].drop(columns=list(checks))
-    clean = recode_reverse(kept, instrument).reset_index(drop=True)
+    if REVERSE_MARKER in data.columns:
+        recode_reverse(data, instrument)  # refuses recoded data
+    kept = data.drop(columns=list(checks)).loc[~excluded]  # a frame of its own: recoded in place
+    clean = _recoded(kept, instrument).reset_index(drop=True)
 
     n_in, n_kept, n_out = len(data), len(clean), int(excluded.sum())
     rows_out, rows_kept = np.unique(exclusions["row"].to_numpy()), clean["row"].to_numpy()
@@ -737,7 +743,7 @@ def screen(prepared: Prepared, instrument: Instrument, params: ScreenParams) -> 
             or not np.array_equal(np.union1d(rows_out, rows_kept), np.unique(data["row"].to_numpy())):
         raise RuntimeError(f"accounting rule broken: {n_in} rows in, {n_kept} kept + {n_out} excluded")
     warnings = tuple(skipped) + tuple(f"item {i!r} has no variance among the kept respondents (every answer {clean[i].dropna().iat[0]:g})"
-                     for i in items if clean[i].nunique() == 1)
+                     for i in items if _constant(clean[i].to_numpy(dtype=float, na_value=np.nan)))
     return Screened(clean=clean, exclusions=exclusions.reset_index(drop=True), flags=flags.reset_index(drop=True),
                     warnings=warnings)
 
@@ -766,6 +772,12 @@ def score_screens(flags: pd.DataFrame, truth: pd.DataFrame) -> dict:
     clean = t["clean"].astype(str).str.lower().isin(["true", "1"]).to_numpy()
     out["clean_excluded_share"] = float(excluded[clean].mean()) if clean.any() else None
     return out
+
+
+def _constant(x: np.ndarray) -> bool:
+    """One distinct answer, missing ones left out (``Series.nunique() == 1``)."""
+    answered = x[~np.isnan(x)]
+    return len(answered) > 0 and answered.min() == answered.max()
 
 
 def _as_value(v):
