@@ -240,7 +240,7 @@ def main() -> None:
 
     if "n" in parts:
         sizes = [int(s) for s in args.sizes.split(",")]
-        totals = []
+        totals, by_stage = [], {}
         for n in sizes:
             data = simulated(work, n)
             header(f"default study, N = {n:,} respondents (target at 100,000: <= 120 CPU-s, <= 2048 MB)")
@@ -248,12 +248,18 @@ def main() -> None:
             cpu = sum(r[1] for r in res)
             peak = max(r[3] for r in res)
             totals.append(cpu)
+            for stage, stage_cpu, _w, _p in res:
+                by_stage.setdefault(stage, []).append(stage_cpu)
             line("total", cpu, sum(r[2] for r in res), peak)
         if len(sizes) > 1:
-            slope, intercept = np.polyfit(sizes, totals, 1)
-            per_row = [c / n for c, n in zip(totals, sizes)]
-            print(f"\n  slope {slope * 1e4:.2f} CPU-s per 10,000 rows, intercept {intercept:.1f} CPU-s; cost per row at "
-                  f"N = {sizes[-1]:,} / at N = {sizes[0]:,}: {per_row[-1] / per_row[0]:.2f} (1.0 = linear)")
+            print(f"\n  cost against N (least squares over N = {', '.join(f'{n:,}' for n in sizes)}): "
+                  "slope in CPU-s per 10,000 rows, fixed cost (intercept) in CPU-s")
+            for name, cpus in [*by_stage.items(), ("total", totals)]:
+                slope, intercept = np.polyfit(sizes, cpus, 1)
+                per_row = [c / n for c, n in zip(cpus, sizes)]
+                print(f"  {name:<8} slope {slope * 1e4:6.2f} CPU-s per 10,000 rows, fixed cost {intercept:6.1f} CPU-s; "
+                      f"cost per row at N = {sizes[-1]:,} / at N = {sizes[0]:,}: {per_row[-1] / per_row[0]:.2f} "
+                      "(1.0 = linear)", flush=True)
 
     if "million" in parts:
         data = million(work)
