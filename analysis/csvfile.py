@@ -60,6 +60,12 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
 def _needs_neutralising(column: pd.Series) -> bool:
     """Whether any distinct text value of ``column`` would start a spreadsheet formula."""
     values = pd.unique(column.dropna())
+    try:  # one scan of the distinct texts joined by line feeds for a line starting like a formula
+        joined = "\n" + "\n".join(values)
+    except TypeError:  # not all text
+        joined = None
+    if joined is not None and not any("\n" + mark in joined for mark in FORMULA_START):
+        return False
     starts = [v for v in values if isinstance(v, str) and v[:1] in FORMULA_START]
     return any(neutralise_cell(v) is not v for v in starts)
 
@@ -77,9 +83,9 @@ def _cells(column: pd.Series) -> np.ndarray | None:
         codes, uniques = pd.factorize(column.to_numpy() if isinstance(dtype, np.dtype) else column.array,
                                       use_na_sentinel=True)
         uniques = np.asarray(uniques, dtype=object).tolist()
-        if dtype == object and not all(isinstance(v, str) for v in uniques):
+        if dtype == object and uniques and pd.api.types.infer_dtype(uniques, skipna=False) != "string":
             return None  # 1, 1.0 and True are one value to factorize, three to the writer: pandas writes them
-        shown = np.array([str(v) for v in uniques], dtype=object)
+        shown = np.array(uniques if dtype == object else [str(v) for v in uniques], dtype=object)
     else:
         return None
     shown = np.append(shown, "")

@@ -619,7 +619,9 @@ def _numeric_matrix(data: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray,
     x = np.column_stack([data[c].astype("float64").to_numpy(dtype=np.float64, na_value=np.nan) for c in names]) \
         if len(data) else np.empty((0, len(names)))
     check_observed_values(x, names)
-    observed = (~np.isnan(x)).astype(np.float64)  # float: BLAS (an integer product is not)
+    # float: BLAS (an integer product is not); single precision: a sum of 0s and 1s is 0 only
+    # when every term is, which is all this asks
+    observed = (~np.isnan(x)).astype(np.float32)
     together = observed.T @ observed
     never = np.argwhere(together == 0)
     if len(never):
