@@ -406,11 +406,14 @@ def _em(x: np.ndarray, names: list[str], max_iter: int, tol: float):
         raise InputError(f"max_iter: need a whole number >= 1, got {max_iter!r}")
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not np.isfinite(tol) or tol <= 0:
         raise InputError(f"tol: need a number > 0, got {tol!r}")
-    x = x[(~np.isnan(x)).any(axis=1)]
+    some = (~np.isnan(x)).any(axis=1)
+    if not some.all():  # a copy only when there are rows to drop
+        x = x[some]
     n, p = x.shape
     centre = np.nanmean(x, axis=0)
     scale = np.nanstd(x, axis=0)
-    z = (x - centre) / scale
+    z = x - centre
+    z /= scale  # in place: one n x p temporary fewer
     pat = _Patterns(z)
 
     mu = np.zeros(p)
