@@ -126,14 +126,16 @@ def mahalanobis_unavailable(data: pd.DataFrame, items: list[str]) -> str | None:
     return _checked_covariance(data, items)[1]
 
 
-def _checked_covariance(data: pd.DataFrame, items: list[str]) -> tuple[np.ndarray | None, str | None]:
+def _checked_covariance(data: pd.DataFrame, items: list[str], x: np.ndarray | None = None
+                        ) -> tuple[np.ndarray | None, str | None]:
     """The items' pairwise covariance and None, or None and why the Mahalanobis screen cannot
-    run (:func:`mahalanobis_unavailable`): one covariance for the check and the screen."""
+    run (:func:`mahalanobis_unavailable`): one covariance for the check and the screen. ``x``:
+    the items as a float matrix, when the caller has it."""
     need = max(2 * len(items), 50)
     if len(data) < need:
         return None, (f"it needs at least max(2 x {len(items)} items, 50) = {need} respondents, the data have "
                       f"{len(data)}")
-    cov = pairwise_covariance(data[items].to_numpy(dtype=float, na_value=np.nan))
+    cov = pairwise_covariance(data[items].to_numpy(dtype=float, na_value=np.nan) if x is None else x)
     undefined = np.argwhere(np.isnan(np.triu(cov)) & np.triu(np.ones_like(cov, dtype=bool)))
     if len(undefined):
         i, j = undefined[0]
@@ -161,10 +163,10 @@ def mahalanobis(data: pd.DataFrame, items: list[str], alpha: float) -> pd.DataFr
     (:func:`mahalanobis_unavailable` says why) it does not run and returns ``None`` (the caller
     reports the reason).
     """
-    cov, why = _checked_covariance(data, items)
+    x = data[items].to_numpy(dtype=float, na_value=np.nan)
+    cov, why = _checked_covariance(data, items, x)
     if why is not None:
         return None
-    x = data[items].to_numpy(dtype=float)
     mean = np.nanmean(x, axis=0)
     w, v = np.linalg.eigh(cov)
     if w.min() <= 1e-8 * w.max():
