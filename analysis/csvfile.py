@@ -40,11 +40,12 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
     out = df.rename(columns=lambda c: neutralise_cell(c) if isinstance(c, str) else c)
     text = [c for c in out.columns if not pd.api.types.is_numeric_dtype(out[c].dtype)
             and not pd.api.types.is_bool_dtype(out[c].dtype)]
-    if text:
-        out = out.copy()
-        for c in text:  # each distinct value checked once; the column mapped only if one changes
-            if _needs_neutralising(out[c]):
-                out[c] = out[c].map(neutralise_cell, na_action="ignore")
+    copied = False
+    for c in text:  # each distinct value checked once; the column mapped only if one changes
+        if _needs_neutralising(out[c]):
+            if not copied:  # the caller's frame is left as it is (a shallow copy: columns replaced, not changed)
+                out, copied = out.copy(deep=False), True
+            out[c] = out[c].map(neutralise_cell, na_action="ignore")
     columns = [_cells(out.iloc[:, j]) for j in range(out.shape[1])] if out.columns.is_unique else None
     if columns is None or any(c is None for c in columns) or not len(out.columns) or isinstance(out.columns, pd.MultiIndex):
         out.to_csv(path, index=False, lineterminator="\n")
