@@ -6,6 +6,11 @@ Psychological Association* (7th ed., 2020, sections 6.36 and 7.21):
 
 - two decimal places for statistics (``2.35``), three for *p* values (``.031``), with
   *p* values below .001 written ``< .001``;
+- three decimal places for the approximate fit indices CFI, TLI, RMSEA and SRMR and their
+  changes, without the leading zero (``CFI = .952``, ``RMSEA = .078 [.075, .081]``,
+  ``ΔCFI = -.004``), as SEM papers and reviewers print them (:func:`fmt_fit`): two decimals hide
+  the differences the cut-offs are about (RMSEA .055 and .064 both print as 0.06), and the four
+  indices are read on a 0-1 scale (TLI can exceed 1 a little and then prints ``1.002``);
 - no zero before the decimal point for a statistic that cannot exceed 1 in absolute value
   (``.45``, ``-.12``), a zero before it otherwise (``0.45``);
 - commas between groups of three digits from 1,000 upwards (``2,722.09``, ``1,020``), except
@@ -20,10 +25,12 @@ Which statistics count as bounded by 1 (no leading zero), as used by the report:
 ========================================================  ==========================
 bounded (``.45``)                                          not bounded (``0.45``)
 ========================================================  ==========================
-*p*, correlations (factor, latent, Fornell-Larcker),       TLI (can exceed 1), RMSEA,
-standardised loadings and coefficients (beta),             SRMR, HTMT (a ratio; above 1
-:math:`R^2`, communalities, alpha, omega, CR, AVE, sqrt    signals a problem), chi-square,
-AVE, CFI, KMO, proportions of variance                     unstandardised estimates, SEs
+*p*, correlations (factor, latent, Fornell-Larcker),       HTMT (a ratio; above 1
+standardised loadings and coefficients (beta),             signals a problem), chi-square,
+:math:`R^2`, communalities, alpha, omega, CR, AVE, sqrt    unstandardised estimates, SEs
+AVE, KMO, proportions of variance; the fit indices CFI,
+TLI, RMSEA, SRMR and the EFA's RMSR (three decimals,
+:func:`fmt_fit`)
 ========================================================  ==========================
 
 Standardised loadings and paths can exceed 1 in an inadmissible solution (a Heywood case);
@@ -41,14 +48,15 @@ American Psychological Association. (2020). *Publication manual of the American 
 from __future__ import annotations
 
 import math
+import re
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Callable, Mapping
 
 import pandas as pd
 
 __all__ = [
-    "BOUNDED", "fmt_number", "fmt_bounded", "fmt_p", "fmt_p_text", "fmt_int", "fmt_df", "fmt_ci", "fmt_chisq",
-    "stars", "fmt_yes_no", "fmt_against", "apa_table", "parse_number",
+    "BOUNDED", "FIT_INDICES", "fmt_number", "fmt_bounded", "fmt_fit", "fmt_fit_ci", "fmt_p", "fmt_p_text", "fmt_int", "fmt_df", "fmt_ci", "fmt_chisq",
+    "stars", "fmt_yes_no", "fmt_against", "apa_table", "parse_number", "apa_p_in_text",
 ]
 
 # Statistics (lavaan / gapscale column names) that cannot exceed 1 in absolute value.
@@ -57,6 +65,12 @@ BOUNDED = frozenset({
     "raw_alpha", "alpha", "feldt_lower", "feldt_upper", "omega", "cr", "ave", "ave_std", "sqrt_ave",
     "max_abs_correlation", "cfi", "delta_cfi", "kmo", "proportion_var", "cumulative_var",
     "primary_loading", "cross_loading",
+})
+
+# Approximate fit indices (and their changes): three decimals, no leading zero (fmt_fit).
+FIT_INDICES = frozenset({
+    "cfi", "tli", "rmsea", "srmr", "rmsea_ci_lower", "rmsea_ci_upper", "delta_cfi", "delta_tli", "delta_rmsea",
+    "delta_srmr", "cfi_scaled", "tli_scaled", "rmsea_scaled", "cfi_robust", "tli_robust", "rmsea_robust",
 })
 
 
@@ -122,6 +136,23 @@ def fmt_number(x, decimals: int = 2, bounded: bool = False, thousands: bool = Tr
 def fmt_bounded(x, decimals: int = 2, missing: str = "") -> str:
     """A statistic bounded by 1 (a correlation, a standardised loading, CFI, alpha): ``.45``."""
     return fmt_number(x, decimals, bounded=True, missing=missing)
+
+
+def fmt_fit(x, missing: str = "") -> str:
+    """An approximate fit index (CFI, TLI, RMSEA, SRMR) or its change: three decimals, no
+    leading zero.
+
+    Examples
+    --------
+    >>> fmt_fit(0.95234), fmt_fit(0.0781), fmt_fit(1.0013), fmt_fit(-0.0042)
+    ('.952', '.078', '1.001', '-.004')
+    """
+    return fmt_number(x, 3, bounded=True, missing=missing)
+
+
+def fmt_fit_ci(lower, upper, missing: str = "") -> str:
+    """The RMSEA's confidence interval as a fit index: ``[.075, .081]``."""
+    return fmt_ci(lower, upper, 3, bounded=True, missing=missing)
 
 
 def fmt_p(p, decimals: int = 3, missing: str = "") -> str:
@@ -228,6 +259,7 @@ _KINDS: dict[str, Callable] = {
     "df": fmt_df,
     "number": fmt_number,
     "bounded": fmt_bounded,
+    "fit": fmt_fit,
     "p": fmt_p,
     "yes_no": fmt_yes_no,
     "stars": stars,
@@ -244,7 +276,8 @@ def apa_table(df: pd.DataFrame, formats: Mapping[str, str | Callable], headers: 
         The numbers, as a stage wrote them.
     formats : mapping of column -> kind
         Columns to keep, in this order, each with its kind: ``"text"``, ``"int"``, ``"df"``,
-        ``"number"`` (two decimals), ``"bounded"`` (two decimals, no leading zero), ``"p"``,
+        ``"number"`` (two decimals), ``"bounded"`` (two decimals, no leading zero), ``"fit"``
+        (a fit index: three decimals, no leading zero), ``"p"``,
         ``"yes_no"``, ``"stars"``, or a callable taking the value and returning a string.
     headers : mapping of column -> header, optional
         Column headings as printed (``{"std_all": "β"}``); columns not named keep theirs.
@@ -274,6 +307,19 @@ def apa_table(df: pd.DataFrame, formats: Mapping[str, str | Callable], headers: 
                              "or a callable")
         out[(headers or {}).get(col, col)] = [f(v) for v in df[col].tolist()]
     return pd.DataFrame(out, dtype=object)
+
+
+def apa_p_in_text(text: str) -> str:
+    """Text written elsewhere (a stage's message) with its *p* values in APA form: ``p = 0.431``
+    becomes ``p = .431``, ``p < 0.001`` becomes ``p < .001``. Other numbers are left as they are
+    (whether they are bounded by 1 cannot be told from the text).
+
+    Examples
+    --------
+    >>> apa_p_in_text("no evidence (Δχ² = 91.69, Δdf = 90, p = 0.431)")
+    'no evidence (Δχ² = 91.69, Δdf = 90, p = .431)'
+    """
+    return re.sub(r"\b(p\s*[=<>≤≥]\s*)0(\.\d)", r"\1\2", str(text))
 
 
 def parse_number(text) -> float:

@@ -43,8 +43,6 @@ Rosseel, Y. (2012). lavaan: An R package for structural equation modeling. Journ
 from __future__ import annotations
 
 import copy
-import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -52,9 +50,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 from scipy.linalg import blas
-from threadpoolctl import threadpool_limits
 
 from analysis.errors import InputError
+from analysis.executor import run_tasks
 from analysis.sem.constraints import ConstraintSystem, build_constraints
 from analysis.sem.engine import EngineFit
 from analysis.sem.estimate import MLEstimator, optimise
@@ -64,8 +62,7 @@ from analysis.sem.wls import WLSEstimator
 
 __all__ = ["BootstrapResult", "Resampler", "bfgs", "bootstrap_sem", "norm_inter"]
 
-CHUNK = 25  # draws per task (at least; in this process: per progress update)
-TASKS_PER_WORKER = 8  # worker processes get about this many tasks each: every task pickles the resampler
+CHUNK = 25  # draws per batch at least (every batch pickles the resampler; in this process: per progress update)
 # (2.2 MB on the default model, ~11 ms to send and rebuild its constraints) and enters a BLAS thread limit
 # largest gradient element of the discrepancy F = chi-square / N at convergence: 1e-6 of -log L / N
 # (the old code's criterion for FIML); moves the estimates by < 1e-4 SE (3e-5 on the default model)
@@ -424,16 +421,9 @@ def _refit(task) -> tuple[int, np.ndarray, bool, bool]:
     return (draw, *resampler.draw(seed_seq))
 
 
-def _run(tasks):
-    # One BLAS thread per worker: the draws are the parallel unit; threaded BLAS inside each of
-    # them would oversubscribe the cores.
-    with threadpool_limits(1):
-        return [_refit(t) for t in tasks]
-
-
 def bootstrap_sem(data: pd.DataFrame, fit: EngineFit, draws: int = 2000, seed: int = 0, jobs: int | None = None,
                   missing: str = "listwise", progress: Callable[[int], None] | None = None,
-                  group: str | None = None) -> BootstrapResult:
+                  group: str | None = None, scheduler=None) -> BootstrapResult:
     """Bootstrap the model of ``fit`` on ``data`` (the data it was fitted to).
 
     Parameters
@@ -454,6 +444,9 @@ def bootstrap_sem(data: pd.DataFrame, fit: EngineFit, draws: int = 2000, seed: i
         Called with the number of draws just finished.
     group : str, optional
         The group column of a multi-group fit (rows are resampled within groups).
+    scheduler : str or distributed.Client, optional
+        Run the draws on this Dask cluster instead of local processes
+        (:func:`analysis.executor.run_tasks`); the draws are the same.
 
     Raises
     ------
@@ -469,28 +462,11 @@ def bootstrap_sem(data: pd.DataFrame, fit: EngineFit, draws: int = 2000, seed: i
     if isinstance(fit.estimator, WLSEstimator):
         raise InputError(f"bootstrap: refits with estimator {fit.estimator.name} are not available; use bootstrap 0 "
                          "(the estimator's own intervals)")
-    jobs = (os.cpu_count() or 1) if jobs is None else jobs
-    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
-        raise InputError(f"jobs: a whole number >= 1, got {jobs!r}")
     resampler = Resampler(fit, data, missing=missing, group=group)
     root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
     seeds = root.spawn(draws)
     tasks = [(b, seeds[b], resampler) for b in range(draws)]
-    size = CHUNK if jobs == 1 else max(CHUNK, -(-draws // (int(jobs) * TASKS_PER_WORKER)))
-    chunks = [tasks[i:i + size] for i in range(0, draws, size)]
-    results = []
-    if jobs == 1:
-        for chunk in chunks:
-            results.extend(_run(chunk))
-            if progress:
-                progress(len(chunk))
-    else:
-        with ProcessPoolExecutor(max_workers=int(jobs)) as pool:
-            for done in pool.map(_run, chunks):
-                results.extend(done)
-                if progress:
-                    progress(len(done))
-    results.sort(key=lambda r: r[0])
+    results = run_tasks(_refit, tasks, jobs=jobs, scheduler=scheduler, minimum_batch=CHUNK, progress=progress)
     table = pd.DataFrame(np.vstack([r[1] for r in results]), columns=draw_columns(fit))
     table.insert(0, "draw", np.arange(draws))
     converged = sum(r[2] for r in results)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["FORMULA_START", "neutralise_cell", "write_csv"]
+__all__ = ["FORMULA_START", "neutralise_cell", "restore_cell", "restore_table", "write_csv"]
 
 # A text cell a spreadsheet would run as a formula (CWE-1236, "CSV injection"): it starts with one
 # of these characters. Numbers written as text ("-3", "+1.5e2") are left alone.
@@ -26,6 +26,30 @@ def neutralise_cell(value):
     if isinstance(value, str) and value.startswith(FORMULA_START) and not _PLAIN_NUMBER.match(value):
         return "'" + value
     return value
+
+
+def restore_cell(value):
+    """A cell of a CSV written by :func:`write_csv`, as it was before :func:`neutralise_cell`:
+    ``'=~`` -> ``=~`` (lavaan's operators ``=~`` and ``==`` start a formula, so every parameter
+    table carries them guarded). Any other value is unchanged. A text that itself began with an
+    apostrophe before a formula character cannot be told from a guarded one and loses it."""
+    if (isinstance(value, str) and value.startswith("'") and value[1:].startswith(FORMULA_START)
+            and not _PLAIN_NUMBER.match(value[1:])):
+        return value[1:]
+    return value
+
+
+def restore_table(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` read back from a CSV written by :func:`write_csv`, with every guarded text cell
+    and column name restored (:func:`restore_cell`): the inverse of the writer's guard, used by
+    every reader of a stage's tables."""
+    out = df.rename(columns=lambda c: restore_cell(c) if isinstance(c, str) else c)
+    for c in out.columns:
+        if out[c].dtype == object or isinstance(out[c].dtype, pd.StringDtype):
+            values = pd.unique(out[c].dropna())
+            if any(isinstance(v, str) and v.startswith("'") for v in values):
+                out[c] = out[c].map(restore_cell, na_action="ignore")
+    return out
 
 
 def write_csv(df: pd.DataFrame, path: Path) -> None:

@@ -127,6 +127,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from statsmodels.stats.multitest import multipletests
 
 from analysis.checks import numeric_columns
 from analysis.csvfile import write_csv
@@ -144,8 +145,8 @@ from analysis.warnings import GapscaleWarning
 from instrument.lavaan import LavaanModel, parse_model
 
 __all__ = ["CRITERIA", "ESTIMATORS", "LEVELS", "ORDINAL_LEVELS", "Criteria", "GroupExcludedWarning",
-           "InvarianceResult", "Specification", "difference_test", "eligible_groups", "fit_level", "invariance",
-           "measurement_invariance", "structural_invariance", "wald_equal"]
+           "InvarianceResult", "Specification", "difference_test", "eligible_groups", "fit_level", "holm",
+           "invariance", "measurement_invariance", "structural_invariance", "wald_equal"]
 
 LEVELS = ("configural", "metric", "scalar", "strict")
 ORDINAL_LEVELS = ("configural", "thresholds", "metric", "scalar")
@@ -931,16 +932,16 @@ def structural_invariance(data: pd.DataFrame, model, group: str, groups, group_p
     tests = []
     for (lhs, rhs), _ in regs.groupby(["lhs", "rhs"], sort=False):
         tests.append((lhs, rhs, wald_equal(free, lhs, "~", rhs)))
-    holm = _holm(np.array([w["pvalue"] for *_, w in tests]))
+    adjusted = holm([w["pvalue"] for *_, w in tests])
     out = []
-    for (lhs, rhs, w), ph in zip(tests, holm):
+    for (lhs, rhs, w), ph in zip(tests, adjusted):
         for r in regs[(regs["lhs"] == lhs) & (regs["rhs"] == rhs)].itertuples():
             out.append({"lhs": lhs, "op": "~", "rhs": rhs, "label": r.label, "group": r.group_label, "est": r.est,
                         "se": r.se, "pvalue": r.pvalue, "std_all": r.std_all, "wald_chisq": w["chisq"],
                         "wald_df": w["df"], "wald_pvalue": w["pvalue"], "pvalue_holm": ph,
                         "differs": bool(ph < criteria.alpha)})
     paths = pd.DataFrame(out, columns=PATH_COLUMNS)
-    differing = [f"{lhs} ~ {rhs}" for (lhs, rhs, _), ph in zip(tests, holm) if ph < criteria.alpha]
+    differing = [f"{lhs} ~ {rhs}" for (lhs, rhs, _), ph in zip(tests, adjusted) if ph < criteria.alpha]
     measurement = ("thresholds and loadings equal" if spec.ordinal else "loadings equal") + (
         f" (free: {', '.join(partial)})" if partial else "")
     summary = {
@@ -957,15 +958,43 @@ def structural_invariance(data: pd.DataFrame, model, group: str, groups, group_p
     return {"fit": fit, "paths": paths, "summary": summary, "free": free, "equal": equal}
 
 
-def _holm(p: np.ndarray) -> np.ndarray:
-    """Holm's step-down adjusted p values (``p.adjust(p, "holm")`` in R)."""
-    m = len(p)
-    if m == 0:
-        return p
-    order = np.argsort(p)
-    adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
-    out = np.empty(m)
-    out[order] = adjusted
+def holm(pvalues) -> np.ndarray:
+    """Holm's (1979) step-down adjusted p values, as R's ``p.adjust(p, "holm")``.
+
+    With the :math:`m` p values sorted, :math:`p_{(1)} \\le \\dots \\le p_{(m)}`,
+
+    .. math::
+
+        \\tilde p_{(i)} = \\min\\Bigl(1, \\max_{j \\le i} (m - j + 1)\\, p_{(j)}\\Bigr),
+
+    which controls the family-wise error rate without assuming independent tests. Computed by
+    statsmodels' ``multipletests(p, method="holm")`` (equal to R's ``p.adjust`` to 1e-15,
+    ``tests/reference/p_adjust.R``). A NaN p value (a test that could not be computed) stays NaN
+    and is not counted in :math:`m`, as R's ``p.adjust`` does with ``NA``.
+
+    Parameters
+    ----------
+    pvalues : array-like of float
+
+    Returns
+    -------
+    ndarray
+        The adjusted p values in the order given.
+
+    References
+    ----------
+    Holm, S. (1979). A simple sequentially rejective multiple test procedure. *Scandinavian
+    Journal of Statistics, 6*(2), 65-70.
+
+    Notes
+    -----
+    In R: ``p.adjust(p, method = "holm")``.
+    """
+    p = np.asarray(pvalues, dtype=float).ravel()
+    out = np.full(len(p), np.nan)
+    ok = ~np.isnan(p)
+    if ok.any():
+        out[ok] = multipletests(p[ok], method="holm")[1]
     return out
 
 

@@ -225,7 +225,8 @@ class LittleMCAR:
                 "n_patterns": int(self.n_patterns), "n": int(self.n)}
 
 
-def em_moments(data: pd.DataFrame, columns: list[str], max_iter: int = 10000, tol: float = 1e-10) -> EMMoments:
+def em_moments(data: pd.DataFrame, columns: list[str], max_iter: int = 10000, tol: float = 1e-10,
+               start: EMMoments | None = None) -> EMMoments:
     """ML mean and covariance of incomplete data by EM under multivariate normality.
 
     E-step, for the rows of each missingness pattern with observed part :math:`o` and missing
@@ -241,8 +242,10 @@ def em_moments(data: pd.DataFrame, columns: list[str], max_iter: int = 10000, to
     data, whatever the number of patterns (300 items with every row its own pattern included).
 
     Rows missing every column carry no information and are dropped. The start is the observed
-    means and variances with zero covariances. Computation is on the columns standardised by
-    their observed mean and standard deviation; the estimates are transformed back.
+    means and variances with zero covariances, or ``start`` (e.g. the full sample's estimates
+    when the rows are a bootstrap resample of it: EM then needs fewer iterations to the same
+    fixed point). Computation is on the columns standardised by their observed mean and
+    standard deviation; the estimates are transformed back.
 
     Parameters
     ----------
@@ -255,6 +258,8 @@ def em_moments(data: pd.DataFrame, columns: list[str], max_iter: int = 10000, to
     tol : float, default 1e-10
         Converged when no mean or covariance of the standardised columns changes by ``tol`` or
         more between two iterations (that is, relative to each column's observed SD).
+    start : EMMoments, optional
+        Starting mean and covariance of ``columns`` (positive definite).
 
     Returns
     -------
@@ -273,7 +278,7 @@ def em_moments(data: pd.DataFrame, columns: list[str], max_iter: int = 10000, to
     (every variance, covariance and intercept free), or ``norm::em.norm(norm::prelim.norm(x))``.
     """
     x, names = _numeric_matrix(data, columns)
-    return _em(x, names, max_iter, tol)[0]
+    return _em(x, names, max_iter, tol, start)[0]
 
 
 def little_mcar_test(data: pd.DataFrame, columns: list[str], max_iter: int = 10000, tol: float = 1e-10) -> LittleMCAR:
@@ -396,7 +401,7 @@ def observed_mahalanobis(x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> tu
     return d2, df
 
 
-def _em(x: np.ndarray, names: list[str], max_iter: int, tol: float):
+def _em(x: np.ndarray, names: list[str], max_iter: int, tol: float, start: EMMoments | None = None):
     """EM on the standardised matrix; returns (EMMoments, standardised data, centre, scale).
 
     One iteration costs one p x p inverse, small inverses per pattern and a product over the
@@ -416,8 +421,11 @@ def _em(x: np.ndarray, names: list[str], max_iter: int, tol: float):
     z /= scale  # in place: one n x p temporary fewer
     pat = _Patterns(z)
 
-    mu = np.zeros(p)
-    sigma = np.eye(p)
+    if start is None:
+        mu, sigma = np.zeros(p), np.eye(p)
+    else:  # the start on the standardised scale of these rows
+        mu = (start.mean.reindex(names).to_numpy(dtype=float) - centre) / scale
+        sigma = start.cov.reindex(index=names, columns=names).to_numpy(dtype=float) / np.outer(scale, scale)
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
@@ -612,15 +620,16 @@ def _numeric_matrix(data: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray,
     names = list(columns)
     if len(names) < 2:
         raise InputError(f"Little's MCAR test needs at least 2 columns, got {len(names)}: {names!r}")
+    dtypes = data.dtypes
     for c in names:
-        col = data[c]
-        if not pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
+        dtype = dtypes[c]
+        if not pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+            col = data[c]
             present = col.dropna()
             example = f"; first value {present.iloc[0]!r} in row {int(np.flatnonzero(col.notna())[0]) + 1}" if len(present) else ""
-            raise InputError(f"column {c!r} is not numeric (dtype {col.dtype}){example}; "
+            raise InputError(f"column {c!r} is not numeric (dtype {dtype}){example}; "
                              "recode it to numbers or leave it out of columns")
-    x = np.column_stack([data[c].astype("float64").to_numpy(dtype=np.float64, na_value=np.nan) for c in names]) \
-        if len(data) else np.empty((0, len(names)))
+    x = data[names].to_numpy(dtype=np.float64, na_value=np.nan) if len(data) else np.empty((0, len(names)))
     check_observed_values(x, names)
     # float: BLAS (an integer product is not); single precision: a sum of 0s and 1s is 0 only
     # when every term is, which is all this asks

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.descriptives import MARDIA_KEYS, item_descriptives, mardia
 from analysis.errors import InputError
 from analysis.sem.api import PARAMETER_COLUMNS, fit_model
 from analysis.sem.diagnostics import modification_indices, standardized_residuals
@@ -15,9 +16,10 @@ from instrument import LavaanSyntaxError, load_instrument, parse_model
 from pipeline.io import (estimation_settings, is_simulated, output_dir, read_data, read_params, section,
                          write_csv, write_json)
 
-__all__ = ["run", "OUTPUTS", "DEFAULTS", "settings", "model_text", "engine_warnings"]
+__all__ = ["run", "OUTPUTS", "DEFAULTS", "settings", "model_text", "engine_warnings", "write_normality"]
 
-OUTPUTS = ("cfa_parameters.csv", "cfa_modindices.csv", "cfa_residuals.csv", "cfa.json")
+OUTPUTS = ("cfa_parameters.csv", "cfa_modindices.csv", "cfa_residuals.csv", "cfa.json", "item_descriptives.csv",
+           "mardia.json")
 DEFAULTS = {"estimator": "ML", "missing": "listwise", "std_lv": False, "ordered": None, "top_modindices": 20}
 MI_COLUMNS = ["lhs", "op", "rhs", "mi", "epc", "sepc_all"]
 ORDINAL_NOTE = ("{est} (lavaan's cfa(ordered = ..., estimator = '{est}')): the ordered items are ordinal; thresholds "
@@ -74,7 +76,8 @@ def model_text(instrument_path, model_path, drop_items) -> str:
 
 def run(data_path, out, instrument_path=None, model_path=None, params_path=None, overrides=None) -> dict:
     """Fit the CFA with the unified engine (:func:`analysis.sem.api.fit_model`) and write
-    parameters, modification indices, standardized residuals and metrics."""
+    parameters, modification indices, standardized residuals and metrics, and the observed
+    variables' descriptives and Mardia's test (:func:`write_normality`)."""
     params = read_params(params_path)
     s = settings(params, overrides or {})
     drop = (params.get("efa") or {}).get("drop_items") or []
@@ -121,4 +124,17 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
     write_csv(mi, out / "cfa_modindices.csv")
     write_csv(resid.rename_axis("variable").reset_index(), out / "cfa_residuals.csv")
     write_json(metrics, out / "cfa.json")
+    write_normality(data, list(fit.model.blocks[0].ov), out)
     return metrics
+
+
+def write_normality(data: pd.DataFrame, observed: list[str], out: Path) -> None:
+    """The CFA's observed variables described (``item_descriptives.csv``: every row, each item's
+    observed cells) and Mardia's test on the complete rows (``mardia.json``; when it cannot be
+    computed, its keys are null and ``note`` says why)."""
+    write_csv(item_descriptives(data, observed), out / "item_descriptives.csv")
+    try:
+        result = mardia(data, observed)
+    except InputError as exc:
+        result = {**dict.fromkeys(MARDIA_KEYS), "note": f"Mardia's test not computed: {exc}"}
+    write_json(result, out / "mardia.json")

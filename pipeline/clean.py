@@ -18,6 +18,7 @@ import pandas as pd
 
 from analysis.clean import SCREENS, IdParams, parse_clean_params, prepare, score_screens, screen
 from analysis.coding import code_context
+from analysis.descriptives import sample_profile
 from analysis.errors import InputError
 from analysis.missing import little_mcar_test, missing_by_item, missing_by_respondent
 from analysis.warnings import GapscaleWarning
@@ -28,7 +29,7 @@ from pipeline.io import is_simulated, output_dir, read_params, write_csv, write_
 __all__ = ["run", "OUTPUTS"]
 
 OUTPUTS = ("clean.csv", "exclusions.csv", "cell_problems.csv", "missing_items.csv",
-           "missing_respondents.csv", "clean.json")
+           "missing_respondents.csv", "clean.json", "sample_profile.csv")
 
 
 MIN_KEY_BYTES = 16
@@ -128,6 +129,7 @@ def run(instrument_path, data_path, out, params_path=None, overrides: dict | Non
     write_csv(by_item, out / "missing_items.csv")
     write_csv(by_respondent, out / "missing_respondents.csv")
     write_json(metrics, out / "clean.json")
+    write_csv(sample_profile(clean, inst.context), out / "sample_profile.csv")  # the context questions kept
     if id_map is not None:
         mapping = pd.DataFrame({"row": prepared.data["row"], "original_id": prepared.original_ids.to_numpy(),
                                 "respondent_id": prepared.data[prepared.id_column].to_numpy()})

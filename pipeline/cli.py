@@ -128,6 +128,29 @@ def one_of_instrument_or_model(instrument_path, model_path) -> None:
         raise GapscaleError("give exactly one of --instrument or --model")
 
 
+def quiet_option(f):
+    """``--quiet``: the one-line summary only (warnings still go to stderr)."""
+    return click.option("--quiet", "-q", is_flag=True,
+                        help="Print only the one-line summary, not the report (warnings still go to stderr).")(f)
+
+
+def finish_stage(stage: str, metrics: dict, out, quiet: bool, warnings=()) -> None:
+    """After a stage ran: write its headline figures (``<stage>_metrics.json``), print the
+    one-line summary and, unless ``quiet``, the report read back from ``out`` (what
+    ``gapscale show OUT`` prints, without its warnings); then the warnings on stderr."""
+    from pipeline.console import read_stage_dir, report_for, summary_line
+    from pipeline.stage_metrics import write_headline
+
+    with user_errors():
+        write_headline(stage, metrics, out)
+        click.echo(summary_line(stage, metrics, out))
+        if not quiet:
+            _, m, tables = read_stage_dir(out, stage)
+            click.echo("\n" + report_for(stage, m, tables, out, warnings=False), nl=False)
+    for w in warnings:
+        click.echo(f"WARNING: {w}", err=True)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="gapscale")
 def cli():
@@ -237,9 +260,10 @@ def simulate_cmd(instrument_path, params_path, out, n, seed):
               help="Write the id -> pseudonym mapping to this file (it holds the original ids: keep it outside "
                    "the outputs and the repository).")
 @click.option("--keep-ids", is_flag=True, help="Write respondent ids as they are (only ids that identify no one).")
+@quiet_option
 def clean_cmd(instrument_path, data_path, out, params_path, encoding, sheet, id_column, truth_path,
               speeder_fraction, longstring_share, irv_min, mahalanobis_alpha, max_missing_share,
-              no_attention_checks, no_duplicates, id_key_file, id_map, keep_ids):
+              no_attention_checks, no_duplicates, id_key_file, id_map, keep_ids, quiet):
     """Clean a survey export: drop personal data, coerce values, screen respondents.
 
     Every input row is either kept (clean.csv) or excluded with each reason and the value that
@@ -260,14 +284,7 @@ def clean_cmd(instrument_path, data_path, out, params_path, encoding, sheet, id_
                       if v is not None})
     with user_errors():
         m = run(instrument_path, data_path, out, params_path, overrides, encoding, sheet, id_column, truth_path, id_map)
-    reasons = ", ".join(f"{k} {v}" for k, v in m["excluded_by_screen"].items() if v)
-    click.echo(f"{m['rows_in']} rows in: {m['kept']} kept, {m['excluded']} excluded ({reasons or 'none'}); "
-               f"{m['cells_set_missing']} cells set missing, {m['cells_changed']} changed (cell_problems.csv); "
-               f"outputs in {out}")
-    for line in m["notes"]:
-        click.echo(f"note: {line}")
-    for line in m["warnings"]:
-        click.echo(f"WARNING: {line}", err=True)
+    finish_stage("clean", m, out, quiet, m["warnings"])
 
 
 @cli.command("split")
@@ -283,14 +300,14 @@ def clean_cmd(instrument_path, data_path, out, params_path, encoding, sheet, id_
 @click.option("--stratify", default=None, help="Grouping column to stratify by (e.g. relationship_type); '' for none.")
 @click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=None,
               help="Instrument YAML: only its columns are written (needed for data not from the clean stage).")
-def split_cmd(data_path, out, params_path, seed, share, stratify, instrument_path):
+@quiet_option
+def split_cmd(data_path, out, params_path, seed, share, stratify, instrument_path, quiet):
     """Split the clean data at random into an EFA half and a CFA half, stratified by group."""
     from pipeline.split import run
 
     with user_errors():
         m = run(data_path, out, params_path, seed=seed, share=share, stratify=stratify, instrument_path=instrument_path)
-    click.echo(f"split {m['n']} respondents: {m['n_efa']} EFA, {m['n_cfa']} CFA"
-               f"{' (stratified by ' + m['stratify'] + ')' if m['stratify'] else ''}; outputs in {out}")
+    finish_stage("split", m, out, quiet)
 
 
 @cli.command("efa")
@@ -311,8 +328,9 @@ def split_cmd(data_path, out, params_path, seed, share, stratify, instrument_pat
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of parallel analysis (default: params).")
 @click.option("--parallel-smc/--no-parallel-smc", default=None, help="Parallel analysis with SMC communalities "
               "instead of psych's default one-factor minres ones (efa.parallel_smc; default no).")
+@quiet_option
 def efa_cmd(data_path, instrument_path, model_path, out, params_path, n_factors, extraction, rotation,
-            correlation, seed, parallel_smc):
+            correlation, seed, parallel_smc, quiet):
     """Exploratory factor analysis: KMO, Bartlett, number of factors, loadings, diagnostics.
 
     Matches psych::fa for minres/ml/pa extraction and the rotations offered.
@@ -324,13 +342,7 @@ def efa_cmd(data_path, instrument_path, model_path, out, params_path, n_factors,
                      parallel_smc=parallel_smc)
     with user_errors():
         m = run(data_path, out, instrument_path, model_path, params_path, overrides, seed)
-    k = m["n_factors"]
-    click.echo(f"EFA on {m['n']} respondents, {m['items']} items ({m['correlation']}): KMO {m['kmo']:.2f}; "
-               f"factors used {k['used']} (parallel {k['parallel_fa']}, MAP {k['map']}, Kaiser {k['kaiser']}); "
-               f"{m['structure_agreement']:.0%} of items load highest on their construct's factor; "
-               f"{m['flagged_items']} items flagged; outputs in {out}")
-    for w in m["warnings"]:
-        click.echo(f"WARNING: {w}", err=True)
+    finish_stage("efa", m, out, quiet, m["warnings"])
 
 
 @cli.command("cfa")
@@ -354,8 +366,9 @@ def efa_cmd(data_path, instrument_path, model_path, out, params_path, n_factors,
               help="Ordinal items: comma-separated columns, or 'all' (every item of the model); for WLSMV/ULSMV, "
                    "which treat all items as ordered when it is not given. Default: cfa.ordered.")
 @click.option("--top-modindices", type=click.IntRange(min=0), default=None, help="How many modification indices to keep.")
+@quiet_option
 def cfa_cmd(data_path, instrument_path, model_path, out, params_path, estimator, missing, std_lv, ordered,
-            top_modindices):
+            top_modindices, quiet):
     """Confirmatory factor analysis by ML, MLR or MLM (FIML with ML and MLR), or by WLSMV or ULSMV
     for ordinal items, with lavaan's defaults and fit measures.
 
@@ -370,12 +383,7 @@ def cfa_cmd(data_path, instrument_path, model_path, out, params_path, estimator,
                      top_modindices=top_modindices)
     with user_errors():
         m = run(data_path, out, instrument_path, model_path, params_path, overrides)
-    f = m["fit"]
-    click.echo(f"CFA ({m['estimator']}, {m['missing']}) on {f['ntotal']} of {m['n_rows']} rows: chisq {f['chisq']:.2f} "
-               f"(df {f['df']}, p {f['pvalue']:.3g}), CFI {f['cfi']:.3f}, TLI {f['tli']:.3f}, RMSEA {f['rmsea']:.3f} "
-               f"[{f['rmsea_ci_lower']:.3f}, {f['rmsea_ci_upper']:.3f}], SRMR {f['srmr']:.3f}; outputs in {out}")
-    for w in m["inadmissible"]:
-        click.echo(f"WARNING: {w}", err=True)
+    finish_stage("cfa", m, out, quiet, m["inadmissible"])
 
 
 @cli.command("reliability")
@@ -391,8 +399,9 @@ def cfa_cmd(data_path, instrument_path, model_path, out, params_path, estimator,
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the bootstrap (default: params).")
 @click.option("--cfa", "cfa_dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="The cfa stage's output directory (cfa.json, cfa_parameters.csv): its CFA instead of a refit.")
+@quiet_option
 def reliability_cmd(data_path, instrument_path, model_path, out, params_path, htmt_bootstrap, no_method_factor, seed,
-                    cfa_dir):
+                    cfa_dir, quiet):
     """Reliability (alpha, omega, CR), convergent and discriminant validity (AVE, Fornell-Larcker,
     HTMT with bootstrap intervals) and common-method variance (Harman, method factor)."""
     from pipeline.reliability import run
@@ -401,12 +410,7 @@ def reliability_cmd(data_path, instrument_path, model_path, out, params_path, ht
     overrides = dict(htmt_bootstrap=htmt_bootstrap, method_factor=False if no_method_factor else None)
     with user_errors():
         m = run(data_path, out, instrument_path, model_path, params_path, overrides, seed, cfa_dir)
-    click.echo(f"reliability on {m['n']} respondents: lowest alpha {m['min_alpha']:.2f} ({m['min_alpha_construct']}), "
-               f"lowest omega {m['min_omega']:.2f}, lowest AVE {m['lowest_ave']:.2f} ({m['lowest_ave_construct']}), "
-               f"highest HTMT {m['highest_htmt']:.2f} ({m['highest_htmt_pair']}); Harman first factor "
-               f"{m['harman_first_factor_share']:.0%}; outputs in {out}")
-    for line in m["flags"] + m["warnings"]:
-        click.echo(f"WARNING: {line}", err=True)
+    finish_stage("reliability", m, out, quiet, m["flags"] + m["warnings"])
 
 
 @cli.command("invariance")
@@ -439,8 +443,9 @@ def reliability_cmd(data_path, instrument_path, model_path, out, params_path, ht
               help="Ordered items for WLSMV/ULSMV: 'all' or a comma-separated list of columns.")
 @click.option("--std-lv/--no-std-lv", "std_lv", default=None,
               help="Identify the factors by unit variance instead of the first loading (lavaan's std.lv).")
+@quiet_option
 def invariance_cmd(data_path, instrument_path, model_path, group, structural_path, out, params_path, missing,
-                   min_group_size, partial, reference_group, criterion, estimator, ordered, std_lv):
+                   min_group_size, partial, reference_group, criterion, estimator, ordered, std_lv, quiet):
     """Measurement invariance across groups: configural, metric, scalar and strict models with
     equality constraints across groups (as lavaan's group.equal), their chi-square differences
     and changes in CFI and RMSEA, the level reached, latent mean differences when scalar
@@ -455,17 +460,7 @@ def invariance_cmd(data_path, instrument_path, model_path, group, structural_pat
                      std_lv=std_lv)
     with user_errors():
         m = run(data_path, out, instrument_path, model_path, structural_path, params_path, overrides)
-    used = ", ".join(f"{g} n={n}" for g, n in m["n_used"].items())
-    left = "; left out: " + ", ".join(f"{g['group'] or '(no group)'} n={g['n']}" for g in m["groups_left_out"]) \
-        if m["groups_left_out"] else ""
-    s = m["structural"]
-    structural = f"; paths: {s['answer']}" if s.get("compared") else f"; paths not compared ({s['reason']})"
-    partial_note = f" (partial: {', '.join(m['partial'])})" if m["partial_invariance"] else ""
-    click.echo(f"invariance across {m['group']} ({used}{left}; {m['estimator']}, {m['indices']} indices): "
-               f"level reached: {m['level']}{partial_note}"
-               f"{structural}; outputs in {out}")
-    for w in m["warnings"]:
-        click.echo(f"WARNING: {w}", err=True)
+    finish_stage("invariance", m, out, quiet, m["warnings"])
 
 
 @cli.command("sem")
@@ -494,8 +489,12 @@ def invariance_cmd(data_path, instrument_path, model_path, group, structural_pat
 @click.option("--seed", type=int, default=None, help="Seed of the bootstrap (default: seed in the params file, else 0).")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Worker processes for the bootstrap (default: all cores); the draws do not depend on it.")
+@click.option("--scheduler", default=None,
+              help="Address of a Dask scheduler (tcp://host:8786) to run the bootstrap draws on instead of local "
+                   "processes (params compute.scheduler); the draws are the same.")
+@quiet_option
 def sem_cmd(data_path, model_path, out, params_path, hypotheses_path, invariance_json, estimator, std_lv, ordered,
-            missing, bootstrap, seed, jobs):
+            missing, bootstrap, seed, jobs, scheduler, quiet):
     """Structural model: paths, R², defined (indirect and total) effects with delta-method and
     bootstrap (percentile and bias-corrected) intervals, competing models (chi-square
     difference, AIC, BIC, the preferred model) and the hypotheses table.
@@ -504,21 +503,34 @@ def sem_cmd(data_path, model_path, out, params_path, hypotheses_path, invariance
 
     overrides = dict(estimator=estimator, std_lv=std_lv, ordered=ordered, missing=missing, bootstrap=bootstrap)
     with user_errors():
-        m = run(data_path, model_path, out, params_path, hypotheses_path, invariance_json, overrides, seed, jobs)
-    f, b = m["fit"], m["bootstrap"]
-    boot = f"; bootstrap {b['converged']} of {b['requested']} draws converged" if b["requested"] else ""
-    hyp = f"; hypotheses supported: {m['hypotheses_supported']} of {len(m['hypotheses'])}" if m["hypotheses"] else ""
-    click.echo(f"SEM ({m['estimator']}, {m['missing']}) on {f['ntotal']} of {m['n_rows']} rows: chisq {f['chisq']:.2f} "
-               f"(df {f['df']}), CFI {f['cfi']:.3f}, RMSEA {f['rmsea']:.3f}, SRMR {f.get('srmr', float('nan')):.3f}{boot}"
-               f"{hyp}; preferred model: {m['preferred_model']}; outputs in {out}")
-    for w in m["warnings"]:
-        click.echo(f"WARNING: {w}", err=True)
+        m = run(data_path, model_path, out, params_path, hypotheses_path, invariance_json, overrides, seed, jobs,
+                scheduler)
+    finish_stage("sem", m, out, quiet, m["warnings"])
 
 
 STAGE_DIR = click.Path(file_okay=False)
 
 
+@cli.command("show")
+@click.argument("directory", type=click.Path())
+@click.option("--pager/--no-pager", default=True, show_default=True,
+              help="Page a long report in a terminal (never when the output is a pipe or a file).")
+def show_cmd(directory, pager):
+    """Print the report of a stage's output DIRECTORY (data/interim/clean, data/processed/cfa, ...)
+    as the stage printed it, without running anything: the stage is recognised by its files."""
+    from pipeline.console import show
+
+    with user_errors():
+        text = show(directory)
+    if pager and sys.stdout.isatty():
+        click.echo_via_pager(text)
+    else:
+        click.echo(text, nl=False)
+
+
 @cli.command("report")
+@click.option("--content", "content_dir", type=STAGE_DIR, default=None,
+              help="Output directory of the content stage (content.json, content_*.csv): the expert panel.")
 @click.option("--clean", "clean_dir", type=STAGE_DIR, default=None,
               help="Output directory of the clean stage (clean.json, exclusions.csv, missing_*.csv).")
 @click.option("--split", "split_dir", type=STAGE_DIR, default=None, help="Output directory of the split stage (split.json).")
@@ -538,18 +550,18 @@ STAGE_DIR = click.Path(file_okay=False)
 @click.option("--title", default=None, help="Title of the report (default: from the instrument's name).")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="Directory for report.md, report.html, report.json, tables/, figures/ and plots/.")
-def report_cmd(clean_dir, split_dir, efa_dir, cfa_dir, reliability_dir, invariance_dir, sem_dir, instrument_path,
-               params_path, title, out):
+def report_cmd(content_dir, clean_dir, split_dir, efa_dir, cfa_dir, reliability_dir, invariance_dir, sem_dir,
+               instrument_path, params_path, title, out):
     """Write the report: Markdown and a self-contained HTML page, APA tables as CSV, figures as SVG.
 
-    Sections in the order of a scale-validation paper (sample and screening, EFA, CFA,
+    Sections in the order of a scale-validation paper (content validity, sample and screening, EFA, CFA,
     reliability and validity, invariance, structural model) after a plain-language summary of
     what held, what did not and every warning the stages raised. A stage whose outputs are
     absent is reported as not run. Simulated data are named as such on the first line.
     """
     from pipeline.report import run
 
-    dirs = dict(clean=clean_dir, split=split_dir, efa=efa_dir, cfa=cfa_dir, reliability=reliability_dir,
+    dirs = dict(content=content_dir, clean=clean_dir, split=split_dir, efa=efa_dir, cfa=cfa_dir, reliability=reliability_dir,
                 invariance=invariance_dir, sem=sem_dir)
     if all(d is None for d in dirs.values()):
         raise GapscaleError("give at least one stage output directory (--clean, --efa, --cfa, ...)")
@@ -559,6 +571,140 @@ def report_cmd(clean_dir, split_dir, efa_dir, cfa_dir, reliability_dir, invarian
     click.echo(f"report{' (SIMULATED data)' if m['simulated'] else ''}: {m['tables']} tables, {m['figures']} figures; "
                f"{m['held']} checks held, {m['not_held']} did not; {m['warnings']} warnings{not_run}; "
                f"{out}/report.html")
+
+
+@cli.command("content")
+@click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=str(DEFAULT_INSTRUMENT),
+              show_default="the default Sustainability Gap instrument", help="Instrument YAML file.")
+@click.option("--ratings", "ratings_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="The panel's ratings, a long CSV: expert,item,relevance[,assigned][,comment]; one row per expert "
+                   "and item; relevance 1-4 (1 not, 2 somewhat, 3 quite, 4 highly relevant); assigned = the "
+                   "construct id the expert sorted the item into (item-sort task; blank if not sorted).")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Directory for content_items.csv, content_scale.csv, content_flags.csv, content_table_apa.csv, "
+                   "content.json.")
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Params YAML with a `content:` section (essential, alpha, sort_choices); options override it.")
+@click.option("--essential", "essential_min", type=click.Choice(["3", "4"]), default=None,
+              help="Lowest relevance counted as 'essential' for Lawshe's CVR (default 3: quite or highly relevant).")
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="One-tailed level of the exact binomial tests (CVR critical value, item sort; default .05).")
+@click.option("--sort-choices", type=click.IntRange(min=2), default=None,
+              help="Number of constructs the experts sorted into (chance = 1/k); default: all of the instrument's.")
+@click.option("--truth", "truth_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="truth.json of 'gapscale content-panel': score the flags (precision, recall).")
+@click.option("--form-key", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="form_key.csv of 'gapscale content-form': the item column holds its neutral codes.")
+def content_cmd(instrument_path, ratings_path, out, params_path, essential_min, alpha, sort_choices, truth_path,
+                form_key):
+    """Content validity from an expert panel: I-CVI, S-CVI/Ave, S-CVI/UA, modified kappa (Polit, Beck
+    & Owen 2007), Lawshe's CVR with Ayre & Scally's exact critical values, and the item-sort
+    indices p_sa and c_sv (Anderson & Gerbing 1991; Howard & Melloy 2016), with a flag and its
+    reasons per item and an APA table. The formulas and the input format: analysis/content.py.
+    """
+    from pipeline.content import run
+
+    with user_errors():
+        m = run(instrument_path, ratings_path, out, params_path=params_path,
+                essential_min=None if essential_min is None else int(essential_min), alpha=alpha,
+                sort_choices=sort_choices, truth_path=truth_path, form_key=form_key)
+    click.echo(f"content: {m['n_items_rated']} items rated by {m['n_experts']} experts; S-CVI/Ave = "
+               f"{m['s_cvi_ave']:.3f}, S-CVI/UA = {m['s_cvi_ua']:.3f}; {m['n_flagged']} items flagged"
+               + (f": {', '.join(m['flagged_items'])}" if m["flagged_items"] else "") + f"; {out}/content.json")
+    for note in m["notes"]:
+        click.echo(f"NOTE: {note}", err=True)
+    if "recovery" in m:
+        r = m["recovery"]
+        click.echo(f"planted items (SIMULATED panel): precision {r['precision']:.3f}, recall {r['recall']:.3f}; "
+                   f"false positives: {', '.join(r['false_positives']) or 'none'}; missed: {', '.join(r['missed']) or 'none'}")
+
+
+@cli.command("content-panel")
+@click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=str(DEFAULT_INSTRUMENT),
+              show_default="the default Sustainability Gap instrument", help="Instrument YAML file.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Directory for ratings.csv and truth.json.")
+@click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Params YAML with `seed` and a `content:` section (experts, ambiguous); options override it.")
+@click.option("--experts", type=click.IntRange(min=2), default=None, help="Panel size (default 12).")
+@click.option("--ambiguous", type=click.IntRange(min=0), default=None, help="Items made ambiguous on purpose (default 6).")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed (default: params' seed, else 0).")
+def content_panel_cmd(instrument_path, out, params_path, experts, ambiguous, seed):
+    """Simulate an expert panel's ratings (relevance and item sort) with a few items made ambiguous
+    on purpose (lower relevance, often sorted into a neighbouring construct); the truth goes to truth.json."""
+    from pipeline.content import simulate
+
+    with user_errors():
+        t = simulate(instrument_path, out, params_path=params_path, n_experts=experts, n_ambiguous=ambiguous, seed=seed)
+    click.echo(f"simulated a panel of {t['n_experts']} experts into {out} (SIMULATED); planted: "
+               f"{', '.join(t['ambiguous']) or 'none'}")
+
+
+@cli.command("content-form")
+@click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=str(DEFAULT_INSTRUMENT),
+              show_default="the default Sustainability Gap instrument", help="Instrument YAML file.")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False),
+              help="Directory for content_form.md, content_form.html, ratings_template.csv and form_key.csv.")
+@click.option("--item-sort/--no-item-sort", default=True, show_default=True,
+              help="Include the blind item-sort task (neutral item codes in a random order; form_key.csv maps them).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the items' order in the sort.")
+def content_form_cmd(instrument_path, out, item_sort, seed):
+    """Write the rating form for the expert panel (Markdown, HTML) and the CSV template they fill in
+    (the input of 'gapscale content --ratings')."""
+    from pipeline.content import render_form
+
+    with user_errors():
+        written = render_form(instrument_path, out, item_sort=item_sort, seed=seed)
+    click.echo(f"wrote {', '.join(p.name for p in written)} into {out}"
+               + ("; keep form_key.csv for yourself (pass it to 'gapscale content --form-key')" if item_sort else ""))
+
+
+@cli.command("init")
+@click.argument("directory", metavar="DIR", required=False, type=click.Path(file_okay=False))
+@click.option("--instrument", "instrument_path", type=INSTRUMENT_PATH, default=None,
+              help="Your instrument YAML (copied into DIR/instrument/ with the model its model: key names).")
+@click.option("--data", "data_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Your survey export (CSV/TSV, Qualtrics CSV, SPSS .sav, Excel .xlsx); copied into DIR/data/raw/.")
+@click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="lavaan model for the sem stage (default: the instrument's model:; without one, no sem stage).")
+@click.option("--group", default=None,
+              help="Context question to stratify the split and test invariance across (default: the one whose "
+                   "groups big enough for the invariance models hold the most respondents).")
+@click.option("--code-stamp", "code_stamp", type=click.Path(dir_okay=False), default=None,
+              help="Only write gapscale's version and code hash to this file (the study's first stage runs it).")
+def init_cmd(directory, instrument_path, data_path, model_path, group, code_stamp):
+    """Write a ready study into DIR for your instrument, export and model; then `cd DIR && dvc repro`.
+
+    Everything is checked first (the instrument and model, the export's columns and values, the model's
+    variables, the grouping column); every problem is listed with its file and key or column, and
+    nothing is written (exit status 2).
+    """
+    from pipeline.init import InitProblems, run, write_code_stamp
+
+    if code_stamp is not None:
+        if any(v is not None for v in (directory, instrument_path, data_path, model_path, group)):
+            raise GapscaleError("--code-stamp FILE is given alone")
+        with user_errors():
+            stamp = write_code_stamp(code_stamp)
+        click.echo(f"gapscale {stamp['gapscale']}: code {stamp['code_sha256'][:12]} ({stamp['files']} files) "
+                   f"in {code_stamp}")
+        return
+    for value, what in ((directory, "DIR"), (instrument_path, "--instrument"), (data_path, "--data")):
+        if value is None:
+            raise GapscaleError(f"missing {what}: gapscale init DIR --instrument my.yaml --data export.csv "
+                                "[--model m.lavaan]")
+    problems = []
+    with user_errors():
+        try:
+            m = run(directory, instrument_path, data_path, model_path, group)
+        except InitProblems as exc:
+            problems = exc.problems
+    if problems:
+        for problem in problems[:MAX_PROBLEMS]:
+            click.echo(one_line(f"Error: {problem}"), err=True)
+        raise GapscaleError(f"{len(problems)} problem(s); no study written")
+    for note in m["notes"]:
+        click.echo(f"note: {note}")
+    click.echo(f"study written to {directory}: stages {', '.join(m['stages'])}; next: cd {directory} && dvc repro")
 
 
 USER_OMP_NUM_THREADS = os.environ.get("OMP_NUM_THREADS")  # as the user started gapscale

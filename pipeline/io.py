@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.csvfile import neutralise_cell, write_csv
+from analysis.csvfile import neutralise_cell, restore_table, write_csv
 from analysis.errors import InputError
 from instrument.safe_yaml import read_yaml
 
-__all__ = ["is_simulated", "output_dir", "read_data", "read_params", "read_seed", "section", "write_csv",
-           "write_json", "write_text"]
+__all__ = ["is_simulated", "output_dir", "read_data", "read_params", "read_seed", "read_table", "section",
+           "write_csv", "write_json", "write_text"]
 
 
 def output_dir(path: str | Path) -> Path:
@@ -93,6 +93,19 @@ def read_data(path: str | Path, **kwargs) -> pd.DataFrame:
         return pd.read_csv(path, **kwargs)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot be read as CSV ({type(exc).__name__}: {exc})") from None
+
+
+def read_table(path: str | Path, **kwargs) -> pd.DataFrame:
+    """Read a table a stage wrote (parameters, fit, ...) with the spreadsheet guard of the CSV
+    writer taken off (:func:`analysis.csvfile.restore_table`: ``'=~`` -> ``=~``); an empty file
+    is an empty table, an unreadable one an InputError asking to rerun the stage that writes it."""
+    try:
+        return restore_table(pd.read_csv(path, **kwargs))
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
+        raise InputError(f"{path}: cannot be read as CSV ({type(exc).__name__}: {exc}); rerun the stage that "
+                         "writes it") from None
 
 
 def is_simulated(data: pd.DataFrame) -> bool:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import reliability as rel
-from analysis.csvfile import FORMULA_START
+from analysis.csvfile import restore_cell
 from analysis.missing import em_moments
 from analysis.sem.api import fit_model, parameter_table
 from analysis.sem.engine import fit as engine_fit
@@ -25,7 +25,10 @@ from analysis.errors import InputError
 
 __all__ = ["run", "OUTPUTS", "DEFAULTS"]
 
-OUTPUTS = ("reliability.csv", "item_statistics.csv", "fornell_larcker.csv", "htmt.csv", "reliability.json")
+OUTPUTS = ("reliability.csv", "item_statistics.csv", "fornell_larcker.csv", "htmt.csv", "reliability.json",
+           "construct_correlations.csv")
+# HTMT's item correlations under the CFA's missing-data treatment (semTools::htmt(missing = ...))
+HTMT_MISSING = {"fiml": "ml", "pairwise": "pairwise", "listwise": "listwise"}
 DEFAULTS = {"htmt_bootstrap": 1000, "ci": 0.95, "method_factor": True}
 
 
@@ -55,6 +58,12 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
         cfa_dir=None) -> dict:
     """Compute the reliability and validity tables; write them and ``reliability.json``.
 
+    HTMT's item correlations follow the CFA's missing-data treatment (``cfa.missing``: FIML gives
+    semTools' ``htmt(missing = "ml")``, the EM correlations, also in each bootstrap resample;
+    ``reliability.json`` ``htmt_missing`` says which). ``construct_correlations.csv`` is the
+    square part of the Fornell-Larcker table: the factor correlations with sqrt(AVE) on the
+    diagonal.
+
     ``cfa_dir``: the cfa stage's outputs (``cfa.json``, ``cfa_parameters.csv``) for the same
     data and measurement model: its estimates and fit are used instead of fitting the CFA again
     (:func:`read_cfa`; when they are not for this data, model and missing-data method, the CFA is
@@ -62,6 +71,8 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
     params = read_params(params_path)
     s = settings(params, overrides or {})
     missing = (params.get("cfa") or {}).get("missing", "listwise")
+    if missing not in HTMT_MISSING:
+        raise InputError(f"cfa.missing: {missing!r} is not one of {', '.join(HTMT_MISSING)}"[:300])
     seed = read_seed(params, seed)
     drop = (params.get("efa") or {}).get("drop_items") or []
     text = model_text(instrument_path, model_path, drop)
@@ -97,12 +108,13 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
         cr = rel.composite_reliability(base.parameters, cov=cov)
         ave = rel.ave(base.parameters, cov=cov)
         fl = rel.fornell_larcker(base.parameters, cov=cov)
+        htmt_missing = HTMT_MISSING[missing]
         if s["htmt_bootstrap"] > 0:
             with progress_bar(total=s["htmt_bootstrap"], desc="HTMT bootstrap") as tick:
                 htmt = rel.htmt_bootstrap(data, constructs, s["htmt_bootstrap"], stage_rng(seed, "reliability"),
-                                          ci=s["ci"], progress=tick)
+                                          ci=s["ci"], progress=tick, missing=htmt_missing)
         else:
-            htmt = rel.htmt(data, constructs)
+            htmt = rel.htmt(data, constructs, missing=htmt_missing)
         harman = rel.harman_single_factor(data, items).iloc[0]
     notes = list(base.warnings)  # as engine_warnings: the fit's notes, then other gapscale warnings, each once
     caught = list(dict.fromkeys(notes + [f"{w.category.__name__}: {w.message}" for w in recorded + list(records)
@@ -125,6 +137,7 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
         "min_omega": float(table["omega"].min()),
         "lowest_ave": float(lowest_ave["ave"]), "lowest_ave_construct": str(lowest_ave["construct"]),
         "highest_htmt": float(top["htmt"]), "highest_htmt_pair": f"{top['construct_1']}-{top['construct_2']}",
+        "htmt_missing": htmt_missing,
         "fornell_larcker_violations": [str(c) for c in table.loc[~table["fornell_larcker_met"].astype(bool), "construct"]],
         "harman_first_factor_share": float(harman["variance_share"]),
         "harman_exceeds_half": bool(harman["exceeds_threshold"]),
@@ -137,6 +150,8 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
     write_csv(item_stats, out / "item_statistics.csv")
     write_csv(fl, out / "fornell_larcker.csv")
     write_csv(htmt, out / "htmt.csv")
+    # the factor correlations with sqrt(AVE) on the diagonal: the Fornell-Larcker table's square part
+    write_csv(fl[["construct"] + list(fl["construct"])], out / "construct_correlations.csv")
     write_json(metrics, out / "reliability.json")
     return metrics
 
@@ -222,8 +237,7 @@ def read_cfa(cfa_dir, data: pd.DataFrame, data_path, model, missing: str) -> tup
 
 def _unquoted(value) -> str:
     """A text cell as :func:`analysis.csvfile.write_csv` wrote it, read back (empty for NaN)."""
-    v = "" if pd.isna(value) else str(value)
-    return v[1:] if v.startswith("'") and v[1:].startswith(FORMULA_START) else v
+    return "" if pd.isna(value) else restore_cell(str(value))
 
 
 def observed_covariance(data: pd.DataFrame, items: list[str], missing: str) -> pd.DataFrame:

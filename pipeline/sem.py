@@ -106,9 +106,13 @@ def _invariance_rows(spec_id, spec, invariance_json) -> list[dict]:
 
 
 def run(data_path, model_path, out, params_path=None, hypotheses_path=None, invariance_json=None, overrides=None,
-        seed=None, jobs=None) -> dict:
-    """Fit the structural model, bootstrap it, compare the competing models, test the hypotheses."""
+        seed=None, jobs=None, scheduler=None) -> dict:
+    """Fit the structural model, bootstrap it, compare the competing models, test the hypotheses.
+
+    The bootstrap draws run on local processes (``jobs``) or on the Dask scheduler at
+    ``scheduler`` (else params ``compute.scheduler``); the draws are the same either way."""
     params = read_params(params_path)
+    scheduler = scheduler or (params.get("compute") or {}).get("scheduler")
     s = settings(params, overrides or {})
     seed = read_seed(params, seed)
     try:
@@ -135,7 +139,8 @@ def run(data_path, model_path, out, params_path=None, hypotheses_path=None, inva
     if s["bootstrap"]:
         root = np.random.SeedSequence(seed, spawn_key=(zlib.crc32(b"sem"),))
         with progress_bar(s["bootstrap"], "bootstrap") as tick:
-            boot = bootstrap_sem(data, fit, s["bootstrap"], root, jobs=jobs, missing=s["missing"], progress=tick)
+            boot = bootstrap_sem(data, fit, s["bootstrap"], root, jobs=jobs, missing=s["missing"], progress=tick,
+                                 scheduler=scheduler)
         parameters = pd.concat([parameters, boot.intervals(fit, s["ci"])], axis=1)
         boot_summary = boot.summary()
         boot_summary["seed"] = seed

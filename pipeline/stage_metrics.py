@@ -1,4 +1,5 @@
-"""Reading a stage's metrics JSON back (the report; sem's ``--invariance``), and the shapes checked.
+"""Reading a stage's metrics JSON back (the report; sem's ``--invariance``), and the shapes checked;
+each stage's headline figures (``<stage>_metrics.json``, what ``dvc metrics show`` shows).
 
 A stage writes its metrics (``clean.json``, ``efa.json``, ...) and later stages read them back; a
 file edited by hand, truncated or from another program can hold a mapping where a number belongs.
@@ -19,7 +20,8 @@ from pathlib import Path
 
 from analysis.errors import InputError
 
-__all__ = ["MAX_METRICS_BYTES", "SHAPES", "check_metrics", "read_metrics"]
+__all__ = ["HEADLINE_FILE", "MAX_METRICS_BYTES", "SHAPES", "check_metrics", "headline", "headline_fit", "read_metrics",
+           "write_headline"]
 
 MAX_METRICS_BYTES = 20_000_000  # a stage's metrics JSON is a few kB
 
@@ -293,3 +295,91 @@ def read_metrics(path) -> dict:
         raise InputError(f"{path}: expected a JSON object of metrics, got {type(data).__name__}")
     check_metrics(data, path.name, path)
     return data
+
+
+# ---------------------------------------------------------------------------------------------
+# Headline figures: the dozen numbers of a stage that `dvc metrics show` prints, in a file of their
+# own; the stage's full metrics (``cfa.json``, ...) stay as they are, a plain output that the report
+# and later stages read. Names are lavaan's (fitMeasures with underscores) where there is one, and
+# shared across stages (``n``, ``cfi``, ``warnings``) so that the table of `dvc metrics show` has
+# one column per figure, not one per stage and figure.
+
+HEADLINE_FILE = "{stage}_metrics.json"
+
+
+def headline_fit(fit: dict) -> dict:
+    """The fit figures of a model: the standard test and indices (ML), or with a scaled test (MLR,
+    MLM, WLSMV, ULSMV) the scaled test and indices and the robust CFI and RMSEA, named as lavaan
+    names them (``chisq_scaled``, ``cfi_scaled``, ``cfi_robust``), so a scaled figure never passes
+    for a standard one."""
+    fit = fit or {}
+    if fit.get("chisq_scaled") is not None:
+        keys = ("chisq_scaled", "df", "pvalue_scaled", "cfi_scaled", "tli_scaled", "rmsea_scaled",
+                "rmsea_ci_lower_scaled", "rmsea_ci_upper_scaled", "cfi_robust", "rmsea_robust", "srmr")
+    else:
+        keys = ("chisq", "df", "pvalue", "cfi", "tli", "rmsea", "rmsea_ci_lower", "rmsea_ci_upper", "srmr")
+    return {k: fit.get(k) for k in keys if k in fit}
+
+
+def _count(x) -> int:
+    return len(x) if isinstance(x, (list, dict)) else 0
+
+
+def headline(stage: str, m: dict) -> dict:
+    """The headline figures of ``stage`` from its full metrics ``m`` (as the stage wrote them)."""
+    if stage == "clean":
+        rows = m.get("rows_in") or 0
+        return {"rows_in": m.get("rows_in"), "kept": m.get("kept"), "excluded": m.get("excluded"),
+                "excluded_share": (m.get("excluded") or 0) / rows if rows else None,
+                "cells_set_missing": m.get("cells_set_missing", m.get("cell_problems")),
+                "missing_rate": m.get("missing_rate"),
+                "little_mcar_pvalue": (m.get("little_mcar") or {}).get("pvalue"),
+                "warnings": _count(m.get("warnings"))}
+    if stage == "split":
+        return {"n": m.get("n"), "n_efa": m.get("n_efa"), "n_cfa": m.get("n_cfa"), "share": m.get("share"),
+                "strata": _count(m.get("strata"))}
+    if stage == "efa":
+        k, f = m.get("n_factors") or {}, m.get("fit") or {}
+        return {"n": m.get("n"), "items": m.get("items"), "kmo": m.get("kmo"), "n_factors": k.get("used"),
+                "parallel_fa": k.get("parallel_fa"), "map": k.get("map"), "tli": f.get("tli"), "rmsea": f.get("rmsea"),
+                "rms": f.get("rms"), "structure_agreement": m.get("structure_agreement"),
+                "flagged_items": m.get("flagged_items"), "converged": m.get("converged"),
+                "warnings": _count(m.get("warnings"))}
+    if stage == "cfa":
+        f = m.get("fit") or {}
+        return {"estimator": m.get("estimator"), "n": f.get("ntotal"), **headline_fit(f),
+                "min_std_loading": m.get("min_std_loading"), "admissible": m.get("admissible"),
+                "warnings": _count(m.get("inadmissible"))}
+    if stage == "reliability":
+        mf = m.get("method_factor") or {}
+        return {"n": m.get("n"), "min_alpha": m.get("min_alpha"), "min_omega": m.get("min_omega"),
+                "lowest_ave": m.get("lowest_ave"), "highest_htmt": m.get("highest_htmt"),
+                "fornell_larcker_violations": _count(m.get("fornell_larcker_violations")),
+                "harman_first_factor_share": m.get("harman_first_factor_share"),
+                "method_variance_share": mf.get("method_variance_share"),
+                "flags": _count(m.get("flags")), "warnings": _count(m.get("warnings"))}
+    if stage == "invariance":
+        s = m.get("structural") or {}
+        used = m.get("n_used") or {}
+        return {"n": sum(v for v in used.values() if isinstance(v, (int, float))) if used else None,
+                "groups": m.get("n_groups_used"), "level": m.get("level"), "partial": _count(m.get("partial")),
+                "indices": m.get("indices"), "paths_delta_pvalue": s.get("delta_pvalue"),
+                "paths_differ": s.get("n_paths_differ"), "converged": m.get("converged"),
+                "warnings": _count(m.get("warnings"))}
+    if stage == "sem":
+        f = m.get("fit") or {}
+        hyp = m.get("hypotheses") or {}
+        return {"estimator": m.get("estimator"), "n": f.get("ntotal"), **headline_fit(f),
+                "hypotheses": len(hyp), "hypotheses_supported": m.get("hypotheses_supported"),
+                "preferred_model": m.get("preferred_model"), "admissible": m.get("admissible"),
+                "warnings": _count(m.get("warnings"))}
+    raise ValueError(f"no headline figures for stage {stage!r}")
+
+
+def write_headline(stage: str, metrics: dict, out) -> Path:
+    """Write ``<out>/<stage>_metrics.json`` (:func:`headline`); return its path."""
+    from pipeline.io import write_json
+
+    path = Path(out) / HEADLINE_FILE.format(stage=stage)
+    write_json(headline(stage, metrics), path)
+    return path

@@ -653,7 +653,9 @@ def test_stage_parameters_are_dvc_params():
     assert set(params["invariance"]) == set(DEFAULTS)
     settings(params, {})
     assert "data/processed/split/cfa.csv" in " ".join(stage["deps"]).replace("${processed}", "data/processed")
-    assert "instrument/sustainability_gap.lavaan" in stage["deps"] and "--structural-model" in stage["cmd"]
+    model = {k: v for d in yaml.safe_load((root / "dvc.yaml").read_text())["vars"] for k, v in d.items()}["model"]
+    assert model == "instrument/sustainability_gap.lavaan"
+    assert "${model}" in stage["deps"] and "--structural-model ${model}" in " ".join(stage["cmd"].split())
 
 
 def test_stage_takes_the_estimator(run_cli, tmp_path):

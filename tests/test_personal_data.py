@@ -279,6 +279,23 @@ def test_write_csv_neutralises_text_never_numbers(tmp_path):
     assert (tmp_path / "t.csv").read_text() == "'=name,n,k\n'=x,-1.5,-1\n'-y,2.0,\n3,-3.0,2\n"
 
 
+def test_read_table_restores_what_write_csv_guarded(tmp_path):
+    """The one reader of stage tables (pipeline.io.read_table) gives back lavaan's operators and
+    any guarded text: ``'=~`` in the file is ``=~`` in the table, numbers stay numbers."""
+    from pipeline.io import read_table
+
+    df = pd.DataFrame({"=name": ["=x", "-y", "3", None], "op": ["=~", "~", "==", ":="],
+                       "n": [-1.5, 2.0, -3.0, 0.5]})
+    write_csv(df, tmp_path / "t.csv")
+    assert "'=~" in (tmp_path / "t.csv").read_text()
+    back = read_table(tmp_path / "t.csv")
+    assert list(back.columns) == ["=name", "op", "n"]
+    assert back["op"].tolist() == ["=~", "~", "==", ":="]
+    assert back["=name"].tolist()[:3] == ["=x", "-y", "3"]
+    assert back["n"].tolist() == [-1.5, 2.0, -3.0, 0.5]
+    assert read_table(tmp_path / "t.csv", keep_default_na=False)["=name"].tolist()[3] == ""
+
+
 def test_instrument_personal_flag_and_export_column_names():
     from instrument.schema import InstrumentError, parse_instrument
 

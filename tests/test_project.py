@@ -65,7 +65,8 @@ PACKAGES = ("analysis", "instrument", "pipeline")
 
 def stage_module(stage: str) -> str:
     """The module a stage's command runs (``gapscale instrument render`` -> pipeline/instrument.py)."""
-    return f"pipeline/{'instrument' if stage == 'render' else stage}.py"
+    name = "instrument" if stage == "render" else stage
+    return f"pipeline/{name}.py" if (ROOT / "pipeline" / f"{name}.py").is_file() else f"pipeline/{name}/__init__.py"
 
 
 def module_file(module: str) -> str | None:

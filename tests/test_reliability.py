@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 
 from analysis import reliability as rel
+from analysis.errors import InputError
 
 REF = Path(__file__).parent / "reference"
 R = json.loads((REF / "reliability.json").read_text())
@@ -462,3 +463,110 @@ def test_bad_parameter_table(hs):
     thresholds = pd.concat([pt, pd.DataFrame([{"lhs": "x1", "op": "|", "rhs": "t1", "est": 0.1, "std_all": 0.1}])])
     with pytest.raises(ValueError, match="ordinal indicators are not supported"):
         rel.ave(thresholds, obs_var=False)
+
+
+# --------------------------------------------------------------------------- HTMT under the CFA's missing-data treatment
+
+RM = json.loads((REF / "htmt_missing.json").read_text())
+HTMT_CASES = {"hs": HS_FACTORS, "bfi": {c: [f"{c}{k}" for k in range(1, 6)] for c in "ACENO"}}
+
+
+def _pairs(ref):
+    m = np.array(ref["matrix"])
+    k = len(ref["factors"])
+    return [m[a, b] for a in range(k) for b in range(a + 1, k)]
+
+
+@pytest.mark.parametrize("data_name", ["hs", "bfi"])
+@pytest.mark.parametrize("missing", ["ml", "pairwise", "listwise"])
+def test_htmt_under_each_missing_treatment_matches_semtools(data_name, missing):
+    """semTools::htmt(model, data, missing = m) on data with NAs (htmt_missing.R). With "ml"
+    semTools' EM stops at lavaan's em.h1.tol = 1e-5 (3e-6 from the converged value): the
+    converged one (lavCor(em.h1.tol = 1e-12) as sample.cov) is matched to 1e-9, semTools' own
+    call to 1e-5; pairwise and listwise to 1e-10."""
+    data = pd.read_csv(REF / ("hs_missing.csv" if data_name == "hs" else "bfi_600.csv"))
+    constructs = HTMT_CASES[data_name]
+    table = rel.htmt(data, constructs, missing=missing)
+    assert RM["htmt"][f"{data_name}_{missing}"]["factors"] == list(constructs)
+    if missing == "ml":
+        assert_close(table["htmt"], _pairs(RM["htmt"][f"{data_name}_ml_tight"]), 1e-9)
+        assert_close(table["htmt"], _pairs(RM["htmt"][f"{data_name}_ml"]), 1e-5)
+        arithmetic = rel.htmt(data, constructs, missing="ml", htmt2=False)
+        assert_close(arithmetic["htmt"], _pairs(RM["htmt"][f"{data_name}_ml_tight_arithmetic"]), 1e-9)
+    else:
+        assert_close(table["htmt"], _pairs(RM["htmt"][f"{data_name}_{missing}"]), 1e-10)
+
+
+def test_htmt_ml_differs_from_listwise_where_data_are_missing():
+    """The treatments give different numbers on hs_missing (106 complete rows of 301), so the
+    choice matters and the stage must follow the CFA's."""
+    data = pd.read_csv(REF / "hs_missing.csv")
+    ml = rel.htmt(data, HS_FACTORS, missing="ml")["htmt"]
+    listwise = rel.htmt(data, HS_FACTORS, missing="listwise")["htmt"]
+    assert np.abs(ml - listwise).max() > 0.1
+
+
+def test_htmt_bootstrap_under_ml_resamples_rows_and_refits_the_em():
+    """Each resample's HTMT is htmt(missing = "ml") of its rows (the rows with any item
+    observed, the same stream of row indices) to the resamples' EM tolerance; the point
+    estimate is htmt's."""
+    data = pd.read_csv(REF / "hs_missing.csv")
+    items = [i for its in HS_FACTORS.values() for i in its]
+    rows = data[data[items].notna().any(axis=1)].reset_index(drop=True)
+    rng = np.random.default_rng(5)
+    direct = np.array([rel.htmt(rows.iloc[rng.integers(0, len(rows), size=len(rows))], HS_FACTORS,
+                                missing="ml")["htmt"].to_numpy() for _ in range(40)])
+    lower, upper = np.quantile(direct, [0.05, 0.95], axis=0)
+    ticks = []
+    table = rel.htmt_bootstrap(data, HS_FACTORS, 40, np.random.default_rng(5), ci=0.9, missing="ml",
+                               progress=ticks.append)
+    assert_close(table["htmt"], rel.htmt(data, HS_FACTORS, missing="ml")["htmt"], 1e-15)
+    # each resample's EM stops at a change below RESAMPLE_EM_TOL (1e-6 SD) instead of 1e-10
+    assert rel.RESAMPLE_EM_TOL == 1e-6
+    assert_close(table["ci_lower"], lower, 1e-5)
+    assert_close(table["ci_upper"], upper, 1e-5)
+    assert (table["n_boot_valid"] == 40).all() and sum(ticks) == 40
+    pairwise = rel.htmt_bootstrap(data, HS_FACTORS, 40, np.random.default_rng(5), missing="pairwise")
+    assert ((pairwise["ci_lower"] < pairwise["htmt"]) & (pairwise["htmt"] < pairwise["ci_upper"])).all()
+
+
+def test_htmt_bootstrap_without_missing_cells_is_the_same_under_every_treatment(hs):
+    """Complete data: the EM and pairwise correlations are the Pearson ones, and the resamples
+    (the same row indices) give the same limits."""
+    tables = {m: rel.htmt_bootstrap(hs, HS_FACTORS, 50, np.random.default_rng(9), missing=m)
+              for m in ("listwise", "ml", "pairwise")}
+    for m in ("ml", "pairwise"):
+        pd.testing.assert_frame_equal(tables[m], tables["listwise"], rtol=1e-12, atol=1e-14)
+
+
+def test_htmt_missing_is_checked():
+    with pytest.raises(InputError, match="missing: 'fiml' is not one of listwise, pairwise, ml"):
+        rel.htmt(pd.read_csv(REF / "hs_missing.csv"), HS_FACTORS, missing="fiml")
+
+
+def test_stage_htmt_and_construct_correlations_follow_the_fiml_cfa(run_cli, tmp_path):
+    """cfa.missing = fiml: htmt.csv is semTools' htmt(missing = "ml"), reliability.json says
+    htmt_missing "ml", and construct_correlations.csv is lavaan's cor.lv with sqrt(semTools::AVE)
+    on the diagonal for the FIML fit (htmt_missing.R: em.h1.tol = 1e-12)."""
+    model = tmp_path / "m.lavaan"
+    model.write_text("visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9\n")
+    for missing in ("fiml", "listwise"):
+        (tmp_path / f"{missing}.yaml").write_text(f"cfa:\n  missing: {missing}\n")
+        code, _, err = run_cli("reliability", "--data", REF / "hs_missing.csv", "--model", model, "--params",
+                               tmp_path / f"{missing}.yaml", "--out", tmp_path / missing, "--htmt-bootstrap", "20",
+                               "--no-method-factor")
+        assert code == 0, err
+    fiml = json.loads((tmp_path / "fiml" / "reliability.json").read_text())
+    assert fiml["htmt_missing"] == "ml"
+    assert json.loads((tmp_path / "listwise" / "reliability.json").read_text())["htmt_missing"] == "listwise"
+    htmt = pd.read_csv(tmp_path / "fiml" / "htmt.csv")
+    assert_close(htmt["htmt"], _pairs(RM["htmt"]["hs_ml_tight"]), 1e-9)
+    assert_close(pd.read_csv(tmp_path / "listwise" / "htmt.csv")["htmt"], _pairs(RM["htmt"]["hs_listwise"]), 1e-10)
+    corr = pd.read_csv(tmp_path / "fiml" / "construct_correlations.csv", index_col=0)
+    ref = RM["cfa_fiml"]["hs"]
+    assert list(corr.index) == list(corr.columns) == ref["factors"]
+    expected = np.array(ref["cor_lv"])
+    np.fill_diagonal(expected, ref["sqrt_ave"])
+    np.testing.assert_allclose(corr.to_numpy(), expected, rtol=0, atol=1e-6)
+    fl = pd.read_csv(tmp_path / "fiml" / "fornell_larcker.csv").set_index("construct")
+    np.testing.assert_array_equal(np.diag(corr.to_numpy()), fl.loc[ref["factors"], "sqrt_ave"])

@@ -26,7 +26,7 @@ from pipeline import report as rp
 from pipeline.progress import progress_bar, progress_enabled
 
 ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = Path(__file__).parent / "artifacts"
+from browser import ARTIFACTS, CHROMIUM_FLAGS, chromium, screenshot
 
 # --------------------------------------------------------------------------------- APA formatting
 
@@ -269,7 +269,7 @@ def fake_sem(d: Path) -> None:
 def stages(tmp_path_factory):
     """simulate -> clean -> split -> efa -> cfa -> reliability on a 3-construct instrument (a few
     seconds), plus invariance and sem outputs in the agreed format."""
-    from pipeline import cfa, clean, efa, reliability, simulate, split
+    from pipeline import cfa, clean, content, efa, reliability, simulate, split
 
     d = tmp_path_factory.mktemp("pipeline")
     inst = d / "instrument.yaml"
@@ -282,6 +282,8 @@ def stages(tmp_path_factory):
     efa.run(d / "split" / "efa.csv", d / "efa", inst, None, params)
     cfa.run(d / "split" / "cfa.csv", d / "cfa", inst, None, params)
     reliability.run(d / "split" / "cfa.csv", d / "reliability", inst, None, params)
+    content.simulate(inst, d / "panel", params_path=params)
+    content.run(inst, d / "panel" / "ratings.csv", d / "content", params_path=params, truth_path=d / "panel" / "truth.json")
     fake_invariance(d / "invariance")
     fake_sem(d / "sem")
     dirs = {s: d / s for s in rp.STAGE_FILES}
@@ -382,9 +384,12 @@ def test_tables_are_written_as_csv_and_agree_with_markdown_and_html(built):
         csv = pd.read_csv(out / "tables" / f"{key}.csv", dtype=str, keep_default_na=False)
         assert csv.values.tolist() == frame.values.tolist() == from_md[key].values.tolist(), key
     for key in ("screening_flow", "missing_data", "factor_count", "efa_loadings", "cfa_fit", "cfa_loadings",
-                "reliability", "fornell_larcker", "htmt", "invariance_fit", "invariance_groups", "sem_fit", "sem_paths",
+                "reliability", "htmt", "invariance_fit", "invariance_groups", "sem_fit", "sem_paths",
                 "sem_r2", "sem_indirect", "sem_hypotheses", "sem_competing"):
         assert key in from_html, key
+    # the latent correlations with sqrt(AVE) on the diagonal: from construct_correlations.csv when the
+    # reliability stage writes it, else from fornell_larcker.csv (an older stage)
+    assert ("construct_correlations" in from_html) != ("fornell_larcker" in from_html)
 
 
 def test_numbers_in_the_report_are_the_stage_outputs(built, stages):
@@ -399,7 +404,9 @@ def test_numbers_in_the_report_are_the_stage_outputs(built, stages):
     assert int(cf.at["df", "Value"]) == fit["df"]
     assert cf.at["CFI", "Meets"] == ("Yes" if fit["cfi"] >= 0.95 else "No")
     params = pd.read_csv(d["cfa"] / "cfa_parameters.csv")
+    params["op"] = params["op"].str.lstrip("'")  # write_csv's guard against spreadsheet formulas wrote "'=~"
     load = params[params["op"] == "=~"].set_index("rhs")
+    assert len(t["cfa_loadings"]) == len(load) > 0  # every loading (the table was once empty: ops read as "'=~")
     for row in t["cfa_loadings"].itertuples():
         assert close(row.β, load.at[row.Item, "std_all"]) and close(row.b, load.at[row.Item, "est"]), row.Item
     # Reliability, Fornell-Larcker, HTMT
@@ -408,7 +415,7 @@ def test_numbers_in_the_report_are_the_stage_outputs(built, stages):
         for col, key in (("α", "raw_alpha"), ("ω", "omega"), ("CR", "cr"), ("AVE", "ave")):
             assert close(getattr(row, col), rel.at[row.Construct, key]), (row.Construct, col)
     fl = pd.read_csv(d["reliability"] / "fornell_larcker.csv").set_index("construct")
-    shown = t["fornell_larcker"].set_index("")
+    shown = t.get("construct_correlations", t.get("fornell_larcker")).set_index("")
     for a in shown.index:
         assert close(shown.at[a, a], fl.at[a, "sqrt_ave"])
         for b in shown.columns:
@@ -461,17 +468,42 @@ def test_numbers_in_the_report_are_the_stage_outputs(built, stages):
     assert hyp.at["H1", "Supported"] == "Yes" and hyp.at["H2", "Supported"] == "No"
 
 
+def test_fit_indices_figures_headers_and_citations_of_the_whole_report(built):
+    """Every fit index in report.md with three decimals and no leading zero; figures numbered 1, 2,
+    ... in the order of first mention; no table headed by a raw column name; the methods text cites
+    every reference of the list and no other (checks of tests/test_report_findings.py)."""
+    from test_report_findings import citation_problems, figure_order_problems, fit_index_problems, raw_headers
+
+    tables = md_tables(built["md"])
+    bad, n = fit_index_problems(built["md"], tables)
+    assert not bad and n >= 40, (bad, n)  # CFA, SEM, EFA, invariance ladder, competing models, summary
+    assert not figure_order_problems(built["md"])
+    assert not re.findall(r"\bp\s*[=<>≤≥]\s*0\.\d+", built["md"])  # p values without the leading zero, everywhere
+    assert re.findall(r"\*\*Figure (\d+)\*\*", built["md"]) == ["1", "2", "3", "4"]
+    assert not raw_headers(tables), raw_headers(tables)
+    assert not citation_problems(built["md"]), citation_problems(built["md"])
+    methods = built["md"].split("## " + rp.SECTIONS["methods"])[1].split("## ")[0]
+    assert "Hu & Bentler, 1999" in methods and "Horn, 1965" in methods and "Preacher & Hayes, 2008" in methods
+    # The methods text is written from the same numbers as the tables.
+    cfa_par = next(p for p in methods.split("\n\n") if p.startswith("The measurement model"))
+    fit = tables["cfa_fit"].set_index("Index")["Value"]
+    for name in ("CFI", "TLI", "RMSEA", "SRMR"):
+        assert f"{name} = {fit[name]}" in cfa_par, name
+    sem_par = next(p for p in methods.split("\n\n") if p.startswith("The hypothesised structural model"))
+    assert f"CFI = {tables['sem_fit'].set_index('Index')['Value']['CFI']}" in sem_par
+
+
 def test_summary_says_what_held_what_did_not_and_every_warning(built):
     summary = built["md"].split("## Sample and screening")[0]
     assert "What was tested:" in summary and "What held:" in summary and "What did not hold:" in summary
     assert "Hypotheses supported: H1" in summary and "Hypotheses not supported: H2" in summary
-    assert "Strict invariance does not hold (ΔCFI -0.023 < -0.01)" in summary and "Scalar invariance holds" in summary
+    assert "Strict invariance does not hold (ΔCFI = -.023 < -.010)" in summary and "Scalar invariance holds" in summary
     for warning in ("invariance: group g3 has 9 respondents: left out",
                     "structural model (sem): 2 of 500 bootstrap draws did not converge"):
         assert warning in summary, warning
     assert "(n = 9) left out" not in summary and "draws failed" not in summary  # said once, by the stage
     assert "Invariance holds up to the **scalar** level." in built["md"]
-    assert "a later step holds when ΔCFI ≥ -.010 and ΔRMSEA ≤ 0.015" in built["md"]
+    assert "a later step holds when ΔCFI ≥ -.010 and ΔRMSEA ≤ .015" in built["md"]
     assert "Structural paths across groups: no evidence that the paths differ between groups." in built["md"]
 
 
@@ -513,10 +545,10 @@ def test_absent_stages_are_reported_as_not_run(run_cli, stages, tmp_path):
     code, out, err = run_cli("report", "--clean", d["clean"], "--split", d["split"], "--efa", d["efa"],
                              "--invariance", tmp_path / "nope", "--sem", tmp_path / "nope2", "--out", tmp_path / "r")
     assert code == 0, err
-    assert "not run: cfa, reliability, invariance, sem" in out
+    assert "not run: content, cfa, reliability, invariance, sem" in out
     md = (tmp_path / "r" / "report.md").read_text()
     assert re.findall(r"^## (.+)$", md, flags=re.M) == list(rp.SECTIONS.values())
-    for stage in ("CFA", "reliability", "invariance", "structural model (sem)"):
+    for stage in ("content validity (content)", "CFA", "reliability", "invariance", "structural model (sem)"):
         assert f"The {stage} stage was not run" in md, stage
     assert f"{tmp_path / 'nope' / 'invariance.json'}" in md
     for key in rp.FIGURES:  # declared outputs exist even then
@@ -578,14 +610,6 @@ def test_efa_stage_is_quiet_in_a_pipe(run_cli, stages, tmp_path):
 # --------------------------------------------------------------------------------- headless Chromium
 
 
-def chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
-
-
 CHECK_SCRIPT = """<script>
 window.addEventListener('load', function () {
   var imgs = Array.prototype.map.call(document.images, function (i) {
@@ -599,10 +623,6 @@ window.addEventListener('load', function () {
   document.body.appendChild(pre);
 });
 </script>"""
-
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
-
 
 @pytest.mark.skipif(chromium() is None, reason="headless Chromium is not installed (CI has none); the rendering "
                                                "check runs where /usr/bin/chromium exists")
@@ -633,6 +653,42 @@ def test_report_renders_in_headless_chromium(built, tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", data[16:24])
     assert (width, height) == (1280, 8000) and len(data) > 50_000  # a page with content, not a blank image
+
+
+# The default study's outputs (dvc repro of this project; GAPSCALE_DEFAULT_STUDY names another checkout).
+STUDY = Path(os.environ.get("GAPSCALE_DEFAULT_STUDY", ROOT))
+STUDY_DIRS = {"clean": STUDY / "data/interim/clean", **{s: STUDY / "data/processed" / s for s in
+                                                         ("split", "efa", "cfa", "reliability", "invariance", "sem")}}
+
+
+@pytest.mark.skipif(not all((d / f).is_file() for s, d in STUDY_DIRS.items()
+                            for f in (rp.STAGE_FILES[s][0], *rp.STAGE_FILES[s][1])),
+                    reason="the default study's stage outputs are not here (run dvc repro; git holds only the metrics)")
+def test_the_default_study_report(tmp_path):
+    """The report of the default study (18 constructs, FIML, 4 groups, 2,000 bootstrap draws): every
+    fit index with three decimals, figures 1-4 in order, no raw header, references = citations, no
+    'p = 0.', the per-group tables wide; a headless-Chromium screenshot kept as a test artifact."""
+    from test_report_findings import citation_problems, figure_order_problems, fit_index_problems, raw_headers
+
+    out = tmp_path / "report"
+    rp.run(STUDY_DIRS, out, STUDY / "params.yaml", STUDY / "instrument/sustainability_gap.yaml")
+    md = (out / "report.md").read_text(encoding="utf-8")
+    tables = md_tables(md)
+    bad, n = fit_index_problems(md, tables)
+    assert not bad and n >= 60, (bad, n)
+    assert not figure_order_problems(md) and re.findall(r"\*\*Figure (\d+)\*\*", md) == ["1", "2", "3", "4"]
+    assert not raw_headers(tables), raw_headers(tables)
+    assert not citation_problems(md), citation_problems(md)
+    assert not re.findall(r"\bp\s*[=<>≤≥]\s*0\.\d+", md)
+    paths = pd.read_csv(STUDY_DIRS["invariance"] / "invariance_paths.csv")
+    assert len(tables["invariance_paths"]) == len(paths.drop_duplicates(["lhs", "rhs"])) < len(paths)
+    cfa = pd.read_csv(STUDY_DIRS["cfa"] / "cfa_parameters.csv")
+    assert len(tables["cfa_loadings"]) == int((cfa["op"].str.lstrip("'") == "=~").sum()) > 0
+    rel = json.loads((STUDY_DIRS["reliability"] / "reliability.json").read_text())
+    if any("Heywood" in str(w) for w in rel.get("warnings", [])):  # the method-factor model is inadmissible
+        assert "method variance are not interpreted" in md and "the method factor explains" not in md
+    if chromium() is not None:
+        screenshot(out / "report.html", "default_report.png", tmp_path / "profile")
 
 
 # --------------------------------------------------------------------------------- DVC
@@ -666,6 +722,15 @@ def test_report_stage_depends_on_its_parameters_and_every_stage_output_it_reads(
             missing = [f for f in (metrics, *tables) if f"{m.group(1)}/{f}" not in deps]
             assert not missing, f"report stage: add {', '.join(missing)} of the {name} stage to its deps"
     assert list(pipeline["stages"])[-1] == "report", "the report is the last stage"
+    # Files the report shows when present: a dependency as soon as the stage that writes them declares them.
+    from pipeline.report.model import OPTIONAL_FILES
+
+    for name, files in OPTIONAL_FILES.items():
+        m = re.search(rf"--{name} (\S+)", cmd)
+        outs = {expand(next(iter(o)) if isinstance(o, dict) else o)
+                for o in pipeline["stages"].get(name, {}).get("outs", []) + pipeline["stages"].get(name, {}).get("metrics", [])}
+        missing = [f for f in files if f"{m.group(1)}/{f}" in outs and f"{m.group(1)}/{f}" not in deps]
+        assert not missing, f"report stage: add {', '.join(missing)} of the {name} stage to its deps"
 
 
 def test_report_plots_and_metrics_are_declared():
