@@ -89,6 +89,30 @@ branch bign (2026-12-02, same machine, loaded; CPU-s user + sys of the child, pe
     after merging main at 0496e48: cfa at N = 25,000 65.4 CPU-s (27.1 before the merge): 40 s in
       estimate.py's _secant_polish (14,648 FIML objective evaluations), not in this branch's files
 
+branch clean1m (2026-12-02, machine loaded: load average 6-8 on 2 cores; CPU-s user + sys of the
+child, peak RSS). clean of 1,000,000 rows x 72 items (``--parts million``): 72.5-78.7 CPU-s,
+5.3 GB at e448e2e -> 50.7 CPU-s, 4.57 GB (10c1abd) -> 54.4 CPU-s, 4.11 GB (9bde281) -> 53.6 CPU-s,
+4.10 GB after merging main (sample_profile.csv added to the stage): target of 60 CPU-s met.
+Outputs byte-identical to the base's at 1,000,000 and 200,000 rows, on the default study (with
+and without an id key) and on the 62 files of tests/corpus (exit codes and messages too).
+Levers: text columns read as categoricals (each block's column factorized once, its distinct
+texts stripped once) and judged per distinct text in prepare (200,000 rows: read 2.60 -> 1.8,
+prepare 1.35 -> 0.5 CPU-s); screens without a per-row sort (longstring), without a groupby over
+80 columns (duplicates: a mixed-radix label of the columns' codes), attention-check texts only for
+failing rows, the kept rows recoded in place (screens at 200,000 rows 3.24 -> 2.3); fewer n x p
+temporaries in Little's test and the Mahalanobis screen; write_csv without a deep copy of the
+frame. Tried and dropped: splitting the quote-free text with numpy (cells as 64-bit words of
+their bytes) was no faster than pandas' C parser on this loaded machine (10.7 CPU-s each for
+the read of 1,000,000 rows) and held more memory.
+``--parts n --sizes 25000,50000,100000`` at f3f423b:
+
+    N = 25,000   clean 2.86  split 1.30  efa  5.62  cfa 22.79  = 32.6 (1070 MB)
+    N = 50,000   clean 4.52  split 2.49  efa  9.38  cfa 29.35  = 45.7 (1331 MB)
+    N = 100,000  clean 6.14  split 3.06  efa 14.72  cfa 37.16  = 61.1 (1933 MB)
+    slope (CPU-s per 10,000 rows) and fixed cost (CPU-s): clean 0.42 + 2.0, split 0.22 + 1.0,
+    efa 1.19 + 2.9, cfa 1.87 + 18.9, total 3.70 + 24.9; cost per row at 100,000 / at 25,000:
+    0.47 (less than linear: the fixed cost dominates at these sizes)
+
 2026-12-02 07:52 (main at 1132af2: the FIML casewise scores no longer copied), ``--parts n --sizes
 100000``: clean 9.52, split 5.11, efa 18.53, cfa 48.04 CPU-s, total 81.20 CPU-s (120.6 s wall),
 peak 1931 MB (cfa; 2381 MB before): both targets at N = 100,000 met.
