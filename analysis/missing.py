@@ -412,8 +412,9 @@ def _em(x: np.ndarray, names: list[str], max_iter: int, tol: float, start: EMMom
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not np.isfinite(tol) or tol <= 0:
         raise InputError(f"tol: need a number > 0, got {tol!r}")
     some = (~np.isnan(x)).any(axis=1)
-    if not some.all():  # a copy only when there are rows to drop
-        x = x[some]
+    # rows in C order either way (a frame's to_numpy may be column-major: sums over the rows would
+    # be added in another order), copied only when there are rows to drop or the order differs
+    x = x[some] if not some.all() else np.ascontiguousarray(x)
     n, p = x.shape
     centre = np.nanmean(x, axis=0)
     scale = np.nanstd(x, axis=0)
