@@ -92,7 +92,12 @@ branch bign (2026-12-02, same machine, loaded; CPU-s user + sys of the child, pe
 branch clean1m (2026-12-02, machine loaded: load average 6-8 on 2 cores; CPU-s user + sys of the
 child, peak RSS). clean of 1,000,000 rows x 72 items (``--parts million``): 72.5-78.7 CPU-s,
 5.3 GB at e448e2e -> 50.7 CPU-s, 4.57 GB (10c1abd) -> 54.4 CPU-s, 4.11 GB (9bde281) -> 53.6 CPU-s,
-4.10 GB after merging main (sample_profile.csv added to the stage): target of 60 CPU-s met.
+4.10 GB after merging main (sample_profile.csv added to the stage) -> 51.5 CPU-s, 4.59 GB at
+110e9bd (Little's test copies its rows into C order again, as main does, for byte-identical
+sums): target of 60 CPU-s met. In-process phases at 1,000,000 rows (b2572ab, 42.5 user + 7.8 sys
+= 50.0 CPU-s): read 10.8 (was 15.7), prepare 3.6 (7.5), screens 13.9 (20-24), Little's test 5.5
+(9-9.5), code_context 1.4, writing 10.6 (13); peak after read 1.2 GB, prepare 1.8, screens 3.5,
+Little's test 4.2 (was 4.8-5.3).
 Outputs byte-identical to the base's at 1,000,000 and 200,000 rows, on the default study (with
 and without an id key) and on the 62 files of tests/corpus (exit codes and messages too).
 Levers: text columns read as categoricals (each block's column factorized once, its distinct
