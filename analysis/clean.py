@@ -321,26 +321,35 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
     out = {"row": rows}
     log: list[tuple] = []
 
-    raw_ids = list(cells[id_col]) if id_col in cells.columns else [None] * n
-    blank = [_blank(v) for v in raw_ids]  # each id judged once
-    texts = [None if b else str(v).strip() for v, b in zip(raw_ids, blank)]
-    original = [f"row{r}" if b else t for r, b, t in zip(rows, blank, texts)]
+    # the ids, judged once per distinct text (a million rows hold a million ids, or many fewer)
+    if id_col in cells.columns:
+        id_codes, id_uniques = _distinct(cells[id_col])
+    else:
+        id_codes, id_uniques = np.full(n, -1, dtype=np.intp), np.empty(0, dtype=object)
+    id_texts = np.array([None if _blank(v) else str(v).strip() for v in id_uniques] + [None], dtype=object)
+    blank = np.equal(id_texts, None)[id_codes]
+    original = id_texts[id_codes]
+    original[blank] = [f"row{r}" for r in rows[blank]]
     if id_col in cells.columns and n:
-        given = [t for t in texts if t is not None]
-        repeats = len(given) - len(set(given))  # rows whose id an earlier row has
+        present = np.unique(id_codes[~blank])
+        repeats = int((~blank).sum()) - len(set(id_texts[present]))  # rows whose id an earlier row has
         if repeats / n > MAX_DUPLICATE_ID_SHARE:
             raise DataError(source, [f"id column {id_col!r}: {repeats} of {n} rows repeat an earlier id (more than "
                                      f"{MAX_DUPLICATE_ID_SHARE:.0%}); is it really the respondent id? Name the right "
                                      "column (--id-column or id_column in the instrument)"])
     if ids.respondent_ids == "keep":
-        for r, v in zip(rows, original):
-            kind = looks_personal(v)
-            if kind:
-                raise DataError(source, [f"id column {id_col!r}: the id in row {r} looks like {kind}; ids that "
-                                         "identify people cannot be kept: leave clean.respondent_ids at pseudonymise"])
+        kinds = np.array([None if t is None else looks_personal(t) for t in id_texts], dtype=object)[id_codes]
+        kinds[blank] = [looks_personal(v) for v in original[blank]]
+        for k in np.flatnonzero(np.not_equal(kinds, None))[:1]:
+            raise DataError(source, [f"id column {id_col!r}: the id in row {rows[k]} looks like {kinds[k]}; ids that "
+                                     "identify people cannot be kept: leave clean.respondent_ids at pseudonymise"])
         shown = original
     else:
-        shown = [o if b else pseudonym(o, r, key) for r, b, o in zip(rows, blank, original)]
+        if key is None:  # pseudonym(id, row, None) is the row number, for every row
+            shown = np.array([f"row{r}" for r in rows], dtype=object)
+        else:  # one HMAC per distinct id
+            made = np.array([None if t is None else pseudonym(t, 0, key) for t in id_texts], dtype=object)
+            shown = np.where(blank, original, made[id_codes])
         if id_col in cells.columns:
             notes.append(f"respondent ids from {id_col!r} pseudonymised "
                          f"({'keyed HMAC-SHA256' if key is not None else 'replaced by row numbers: no key given'})")
@@ -366,7 +375,7 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
         called once per distinct cell text (a column of a million answers holds a handful of
         texts); empty cells are missing, declared-missing codes are set missing and logged.
         Logged cells are appended to the log in row order."""
-        codes, uniques = pd.factorize(cells[col].to_numpy(dtype=object), use_na_sentinel=True)
+        codes, uniques = _distinct(cells[col])
         values = np.full(len(uniques) + 1, np.nan) if dtype is np.float64 else np.full(len(uniques) + 1, None, dtype=object)
         problem: list = [None] * (len(uniques) + 1)
         texts: list = [None] * (len(uniques) + 1)
@@ -463,7 +472,8 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
             duration_missing = f"the duration column {duration_col!r} has no usable value"
     for col in PASS_THROUGH:
         if col in cells.columns:
-            out[col] = cells[col].to_numpy()
+            values = cells[col].to_numpy(dtype=object)
+            out[col] = np.where(pd.isna(values), None, values)
 
     data = pd.DataFrame(out)
     empty = [i for i in instrument.item_ids if data[i].isna().all()]
@@ -497,7 +507,11 @@ def recode_reverse(data: pd.DataFrame, instrument: Instrument) -> pd.DataFrame:
     if REVERSE_MARKER in data.columns:
         raise InputError(f"the reverse-keyed items are already recoded (column {REVERSE_MARKER!r}); "
                          "recoding twice would undo it")
-    out = data.copy()
+    return _recoded(data.copy(), instrument)
+
+
+def _recoded(out: pd.DataFrame, instrument: Instrument) -> pd.DataFrame:
+    """:func:`recode_reverse` in place on ``out`` (a frame of the caller's own, not yet recoded)."""
     for item in instrument.items:
         if item.reverse and item.id in out.columns:
             out[item.id] = item.scale.reverse(out[item.id])
@@ -513,6 +527,15 @@ def _not_a_number(text: str, problem: str) -> str:
     except (ValueError, OverflowError):
         x = 0.0
     return f"{problem}: not a finite number; set missing" if not np.isfinite(x) else f"{problem}; set missing"
+
+
+def _distinct(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """A column's cells as (codes, distinct values), -1 for a missing cell: the categories of a
+    categorical column (what :func:`pipeline.ingest.read_export` returns), else factorized."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return column.cat.codes.to_numpy(), column.cat.categories.to_numpy(dtype=object)
+    codes, uniques = pd.factorize(column.to_numpy(dtype=object), use_na_sentinel=True)
+    return codes, np.asarray(uniques, dtype=object)
 
 
 def _blank(v) -> bool:
@@ -709,8 +732,10 @@ def screen(prepared: Prepared, instrument: Instrument, params: ScreenParams) -> 
         for k in np.flatnonzero(r["flagged"].to_numpy()):
             records.append((int(row_numbers[k]), shown_ids[k], name, _as_value(values[k])))
     exclusions = pd.DataFrame(records, columns=EXCLUSION_COLUMNS).sort_values(["row", "screen"], kind="stable")
-    kept = data.loc[~excluded].drop(columns=list(checks))
-    clean = recode_reverse(kept, instrument).reset_index(drop=True)
+    if REVERSE_MARKER in data.columns:
+        recode_reverse(data, instrument)  # refuses recoded data
+    kept = data.drop(columns=list(checks)).loc[~excluded]  # a frame of its own: recoded in place
+    clean = _recoded(kept, instrument).reset_index(drop=True)
 
     n_in, n_kept, n_out = len(data), len(clean), int(excluded.sum())
     rows_out, rows_kept = np.unique(exclusions["row"].to_numpy()), clean["row"].to_numpy()
@@ -718,7 +743,7 @@ def screen(prepared: Prepared, instrument: Instrument, params: ScreenParams) -> 
             or not np.array_equal(np.union1d(rows_out, rows_kept), np.unique(data["row"].to_numpy())):
         raise RuntimeError(f"accounting rule broken: {n_in} rows in, {n_kept} kept + {n_out} excluded")
     warnings = tuple(skipped) + tuple(f"item {i!r} has no variance among the kept respondents (every answer {clean[i].dropna().iat[0]:g})"
-                     for i in items if clean[i].nunique() == 1)
+                     for i in items if _constant(clean[i].to_numpy(dtype=float, na_value=np.nan)))
     return Screened(clean=clean, exclusions=exclusions.reset_index(drop=True), flags=flags.reset_index(drop=True),
                     warnings=warnings)
 
@@ -747,6 +772,12 @@ def score_screens(flags: pd.DataFrame, truth: pd.DataFrame) -> dict:
     clean = t["clean"].astype(str).str.lower().isin(["true", "1"]).to_numpy()
     out["clean_excluded_share"] = float(excluded[clean].mean()) if clean.any() else None
     return out
+
+
+def _constant(x: np.ndarray) -> bool:
+    """One distinct answer, missing ones left out (``Series.nunique() == 1``)."""
+    answered = x[~np.isnan(x)]
+    return len(answered) > 0 and answered.min() == answered.max()
 
 
 def _as_value(v):

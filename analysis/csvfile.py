@@ -64,11 +64,12 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
     out = df.rename(columns=lambda c: neutralise_cell(c) if isinstance(c, str) else c)
     text = [c for c in out.columns if not pd.api.types.is_numeric_dtype(out[c].dtype)
             and not pd.api.types.is_bool_dtype(out[c].dtype)]
-    if text:
-        out = out.copy()
-        for c in text:  # each distinct value checked once; the column mapped only if one changes
-            if _needs_neutralising(out[c]):
-                out[c] = out[c].map(neutralise_cell, na_action="ignore")
+    copied = False
+    for c in text:  # each distinct value checked once; the column mapped only if one changes
+        if _needs_neutralising(out[c]):
+            if not copied:  # the caller's frame is left as it is (a shallow copy: columns replaced, not changed)
+                out, copied = out.copy(deep=False), True
+            out[c] = out[c].map(neutralise_cell, na_action="ignore")
     columns = [_cells(out.iloc[:, j]) for j in range(out.shape[1])] if out.columns.is_unique else None
     if columns is None or any(c is None for c in columns) or not len(out.columns) or isinstance(out.columns, pd.MultiIndex):
         out.to_csv(path, index=False, lineterminator="\n")
@@ -84,6 +85,12 @@ def write_csv(df: pd.DataFrame, path: Path) -> None:
 def _needs_neutralising(column: pd.Series) -> bool:
     """Whether any distinct text value of ``column`` would start a spreadsheet formula."""
     values = pd.unique(column.dropna())
+    try:  # one scan of the distinct texts joined by line feeds for a line starting like a formula
+        joined = "\n" + "\n".join(values)
+    except TypeError:  # not all text
+        joined = None
+    if joined is not None and not any("\n" + mark in joined for mark in FORMULA_START):
+        return False
     starts = [v for v in values if isinstance(v, str) and v[:1] in FORMULA_START]
     return any(neutralise_cell(v) is not v for v in starts)
 
@@ -101,9 +108,9 @@ def _cells(column: pd.Series) -> np.ndarray | None:
         codes, uniques = pd.factorize(column.to_numpy() if isinstance(dtype, np.dtype) else column.array,
                                       use_na_sentinel=True)
         uniques = np.asarray(uniques, dtype=object).tolist()
-        if dtype == object and not all(isinstance(v, str) for v in uniques):
+        if dtype == object and uniques and pd.api.types.infer_dtype(uniques, skipna=False) != "string":
             return None  # 1, 1.0 and True are one value to factorize, three to the writer: pandas writes them
-        shown = np.array([str(v) for v in uniques], dtype=object)
+        shown = np.array(uniques if dtype == object else [str(v) for v in uniques], dtype=object)
     else:
         return None
     shown = np.append(shown, "")

@@ -411,11 +411,15 @@ def _em(x: np.ndarray, names: list[str], max_iter: int, tol: float, start: EMMom
         raise InputError(f"max_iter: need a whole number >= 1, got {max_iter!r}")
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not np.isfinite(tol) or tol <= 0:
         raise InputError(f"tol: need a number > 0, got {tol!r}")
-    x = x[(~np.isnan(x)).any(axis=1)]
+    some = (~np.isnan(x)).any(axis=1)
+    # rows in C order either way (a frame's to_numpy may be column-major: sums over the rows would
+    # be added in another order), copied only when there are rows to drop or the order differs
+    x = x[some] if not some.all() else np.ascontiguousarray(x)
     n, p = x.shape
     centre = np.nanmean(x, axis=0)
     scale = np.nanstd(x, axis=0)
-    z = (x - centre) / scale
+    z = x - centre
+    z /= scale  # in place: one n x p temporary fewer
     pat = _Patterns(z)
 
     if start is None:
@@ -628,7 +632,9 @@ def _numeric_matrix(data: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray,
                              "recode it to numbers or leave it out of columns")
     x = data[names].to_numpy(dtype=np.float64, na_value=np.nan) if len(data) else np.empty((0, len(names)))
     check_observed_values(x, names)
-    observed = (~np.isnan(x)).astype(np.float64)  # float: BLAS (an integer product is not)
+    # float: BLAS (an integer product is not); single precision: a sum of 0s and 1s is 0 only
+    # when every term is, which is all this asks
+    observed = (~np.isnan(x)).astype(np.float32)
     together = observed.T @ observed
     never = np.argwhere(together == 0)
     if len(never):

@@ -48,14 +48,23 @@ def attention_checks(data: pd.DataFrame, expected: dict[str, tuple]) -> pd.DataF
     A missing answer counts as a failure (the respondent did not follow the instruction).
     ``value`` lists each failed check, e.g. ``ATT1=4 (expected 2)``.
     """
-    failures = [[] for _ in range(len(data))]
+    n = len(data)
+    failed = {}  # column -> (rows that failed it, their answers)
     for col, ok in expected.items():
         x = data[col].to_numpy(dtype=float)
-        expected_text = " or ".join(f"{v:g}" for v in ok)
-        for k in np.flatnonzero(np.isnan(x) | ~np.isin(x, np.asarray(ok, dtype=float))):
-            shown = "missing" if np.isnan(x[k]) else f"{x[k]:g}"
-            failures[k].append(f"{col}={shown} (expected {expected_text})")
-    return _result(["; ".join(f) for f in failures], [bool(f) for f in failures], data.index)
+        rows = np.flatnonzero(np.isnan(x) | ~np.isin(x, np.asarray(ok, dtype=float)))
+        failed[col] = (rows, x[rows], " or ".join(f"{v:g}" for v in ok))
+    flagged = np.zeros(n, dtype=bool)
+    for rows, _x, _e in failed.values():
+        flagged[rows] = True
+    failures = {k: [] for k in np.flatnonzero(flagged).tolist()}  # only the rows that failed get a text
+    for col, (rows, x, expected_text) in failed.items():
+        for k, v in zip(rows.tolist(), x.tolist()):
+            failures[k].append(f"{col}={'missing' if np.isnan(v) else f'{v:g}'} (expected {expected_text})")
+    value = np.full(n, "", dtype=object)
+    for k, f in failures.items():
+        value[k] = "; ".join(f)
+    return _result(value, flagged, data.index)
 
 
 def speeders(duration: pd.Series, fraction: float) -> pd.DataFrame:
@@ -80,15 +89,17 @@ def longstring(data: pd.DataFrame, items: list[str], share: float) -> pd.DataFra
     Answers are taken as given (before reverse keys are recoded) in questionnaire order; missing
     answers are skipped, not counted as breaking a run (Johnson, 2005; ``careless::longstring``).
     """
-    x = data[items].to_numpy(dtype=float)
-    # the answered items of each row moved to the left, in order (a stable sort of "missing")
-    x = np.take_along_axis(x, np.argsort(np.isnan(x), axis=1, kind="stable"), axis=1)
-    answered = ~np.isnan(x)
-    runs = answered[:, 0].astype(int) if x.shape[1] else np.zeros(len(x), dtype=int)
-    current = runs.copy()
-    for j in range(1, x.shape[1]):  # a run grows while the next answer equals the last
-        current = np.where(answered[:, j] & (x[:, j] == x[:, j - 1]), current + 1, answered[:, j].astype(int))
+    n = len(data)
+    runs = np.zeros(n, dtype=int)
+    current = np.zeros(n, dtype=int)  # the run ending at the last answered item so far
+    last = np.full(n, np.nan)  # the last answer so far (missing answers are skipped)
+    for item in items:  # a run grows while the next answer equals the last one given
+        x = data[item].to_numpy(dtype=float)
+        answered = ~np.isnan(x)
+        same = x == last
+        current = np.where(answered, np.where(same, current + 1, 1), current)
         np.maximum(runs, current, out=runs)
+        last = np.where(answered, x, last)
     limit = share * len(items)
     return _result(runs, runs >= limit, data.index)
 
@@ -115,14 +126,16 @@ def mahalanobis_unavailable(data: pd.DataFrame, items: list[str]) -> str | None:
     return _checked_covariance(data, items)[1]
 
 
-def _checked_covariance(data: pd.DataFrame, items: list[str]) -> tuple[np.ndarray | None, str | None]:
+def _checked_covariance(data: pd.DataFrame, items: list[str], x: np.ndarray | None = None
+                        ) -> tuple[np.ndarray | None, str | None]:
     """The items' pairwise covariance and None, or None and why the Mahalanobis screen cannot
-    run (:func:`mahalanobis_unavailable`): one covariance for the check and the screen."""
+    run (:func:`mahalanobis_unavailable`): one covariance for the check and the screen. ``x``:
+    the items as a float matrix, when the caller has it."""
     need = max(2 * len(items), 50)
     if len(data) < need:
         return None, (f"it needs at least max(2 x {len(items)} items, 50) = {need} respondents, the data have "
                       f"{len(data)}")
-    cov = pairwise_covariance(data[items].to_numpy(dtype=float, na_value=np.nan))
+    cov = pairwise_covariance(data[items].to_numpy(dtype=float, na_value=np.nan) if x is None else x)
     undefined = np.argwhere(np.isnan(np.triu(cov)) & np.triu(np.ones_like(cov, dtype=bool)))
     if len(undefined):
         i, j = undefined[0]
@@ -150,10 +163,10 @@ def mahalanobis(data: pd.DataFrame, items: list[str], alpha: float) -> pd.DataFr
     (:func:`mahalanobis_unavailable` says why) it does not run and returns ``None`` (the caller
     reports the reason).
     """
-    cov, why = _checked_covariance(data, items)
+    x = data[items].to_numpy(dtype=float, na_value=np.nan)
+    cov, why = _checked_covariance(data, items, x)
     if why is not None:
         return None
-    x = data[items].to_numpy(dtype=float)
     mean = np.nanmean(x, axis=0)
     w, v = np.linalg.eigh(cov)
     if w.min() <= 1e-8 * w.max():
@@ -182,12 +195,16 @@ def duplicates(data: pd.DataFrame, id_column: str, columns: list[str], rows: pd.
     first_of_id = _first_occurrence(ids)
     same_id = first_of_id != np.arange(n)
     # identical answers: equal over every column, missing equal to missing
-    key = data[columns].groupby(columns, dropna=False, sort=False).ngroup().to_numpy() if columns and n \
-        else np.zeros(n, dtype=np.int64)
-    numeric = data[[c for c in columns if pd.api.types.is_numeric_dtype(data[c])]].to_numpy(dtype=float, na_value=np.nan)
-    missing = np.isnan(numeric)  # varied: two different answers at least (nunique > 1 over the row)
-    varied = np.where(missing, -np.inf, numeric).max(axis=1, initial=-np.inf) > \
-        np.where(missing, np.inf, numeric).min(axis=1, initial=np.inf)
+    key = _row_groups(data, columns) if columns and n else np.zeros(n, dtype=np.int64)
+    high = np.full(n, -np.inf)  # varied: two different answers at least (nunique > 1 over the row)
+    low = np.full(n, np.inf)
+    for c in columns:
+        if pd.api.types.is_numeric_dtype(data[c]):
+            x = data[c].to_numpy(dtype=float, na_value=np.nan)
+            missing = np.isnan(x)
+            np.maximum(high, np.where(missing, -np.inf, x), out=high)
+            np.minimum(low, np.where(missing, np.inf, x), out=low)
+    varied = high > low
     # rows with equal answers are equally varied, so the first of a key is the first varied one
     first_of_key = _first_occurrence(key)
     same_answers = varied & (first_of_key != np.arange(n))
@@ -197,6 +214,23 @@ def duplicates(data: pd.DataFrame, id_column: str, columns: list[str], rows: pd.
                 ([f"identical answers to row {rows[first_of_key[k]]}"] if same_answers[k] else [])
         value[k] = "; ".join(notes)
     return _result(value, same_id | same_answers, data.index)
+
+
+def _row_groups(data: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """A label per row, equal for rows equal over ``columns`` (missing equal to missing): what
+    ``data.groupby(columns, dropna=False).ngroup()`` tells apart, column by column: each column's
+    codes are combined with the running label and the pairs factorized again (exact, no hashing
+    of whole rows)."""
+    label, size = np.zeros(len(data), dtype=np.int64), 1
+    for c in columns:
+        codes, uniques = pd.factorize(data[c], use_na_sentinel=True)
+        levels = len(uniques) + 1  # missing: a value of its own
+        if size * levels >= 2 ** 62:  # the mixed-radix label would overflow: renumber it first
+            label, distinct = pd.factorize(label)
+            size = len(distinct)
+        label = label * levels + np.where(codes < 0, levels - 1, codes)
+        size *= levels
+    return label
 
 
 def _first_occurrence(codes: np.ndarray) -> np.ndarray:

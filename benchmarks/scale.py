@@ -89,6 +89,35 @@ branch bign (2026-12-02, same machine, loaded; CPU-s user + sys of the child, pe
     after merging main at 0496e48: cfa at N = 25,000 65.4 CPU-s (27.1 before the merge): 40 s in
       estimate.py's _secant_polish (14,648 FIML objective evaluations), not in this branch's files
 
+branch clean1m (2026-12-02, machine loaded: load average 6-8 on 2 cores; CPU-s user + sys of the
+child, peak RSS). clean of 1,000,000 rows x 72 items (``--parts million``): 72.5-78.7 CPU-s,
+5.3 GB at e448e2e -> 50.7 CPU-s, 4.57 GB (10c1abd) -> 54.4 CPU-s, 4.11 GB (9bde281) -> 53.6 CPU-s,
+4.10 GB after merging main (sample_profile.csv added to the stage) -> 51.5 CPU-s, 4.59 GB at
+110e9bd (Little's test copies its rows into C order again, as main does, for byte-identical
+sums): target of 60 CPU-s met. In-process phases at 1,000,000 rows (b2572ab, 42.5 user + 7.8 sys
+= 50.0 CPU-s): read 10.8 (was 15.7), prepare 3.6 (7.5), screens 13.9 (20-24), Little's test 5.5
+(9-9.5), code_context 1.4, writing 10.6 (13); peak after read 1.2 GB, prepare 1.8, screens 3.5,
+Little's test 4.2 (was 4.8-5.3).
+Outputs byte-identical to the base's at 1,000,000 and 200,000 rows, on the default study (with
+and without an id key) and on the 62 files of tests/corpus (exit codes and messages too).
+Levers: text columns read as categoricals (each block's column factorized once, its distinct
+texts stripped once) and judged per distinct text in prepare (200,000 rows: read 2.60 -> 1.8,
+prepare 1.35 -> 0.5 CPU-s); screens without a per-row sort (longstring), without a groupby over
+80 columns (duplicates: a mixed-radix label of the columns' codes), attention-check texts only for
+failing rows, the kept rows recoded in place (screens at 200,000 rows 3.24 -> 2.3); fewer n x p
+temporaries in Little's test and the Mahalanobis screen; write_csv without a deep copy of the
+frame. Tried and dropped: splitting the quote-free text with numpy (cells as 64-bit words of
+their bytes) was no faster than pandas' C parser on this loaded machine (10.7 CPU-s each for
+the read of 1,000,000 rows) and held more memory.
+``--parts n --sizes 25000,50000,100000`` at f3f423b:
+
+    N = 25,000   clean 2.86  split 1.30  efa  5.62  cfa 22.79  = 32.6 (1070 MB)
+    N = 50,000   clean 4.52  split 2.49  efa  9.38  cfa 29.35  = 45.7 (1331 MB)
+    N = 100,000  clean 6.14  split 3.06  efa 14.72  cfa 37.16  = 61.1 (1933 MB)
+    slope (CPU-s per 10,000 rows) and fixed cost (CPU-s): clean 0.42 + 2.0, split 0.22 + 1.0,
+    efa 1.19 + 2.9, cfa 1.87 + 18.9, total 3.70 + 24.9; cost per row at 100,000 / at 25,000:
+    0.47 (less than linear: the fixed cost dominates at these sizes)
+
 2026-12-02 07:52 (main at 1132af2: the FIML casewise scores no longer copied), ``--parts n --sizes
 100000``: clean 9.52, split 5.11, efa 18.53, cfa 48.04 CPU-s, total 81.20 CPU-s (120.6 s wall),
 peak 1931 MB (cfa; 2381 MB before): both targets at N = 100,000 met.
@@ -240,7 +269,7 @@ def main() -> None:
 
     if "n" in parts:
         sizes = [int(s) for s in args.sizes.split(",")]
-        totals = []
+        totals, by_stage = [], {}
         for n in sizes:
             data = simulated(work, n)
             header(f"default study, N = {n:,} respondents (target at 100,000: <= 120 CPU-s, <= 2048 MB)")
@@ -248,12 +277,18 @@ def main() -> None:
             cpu = sum(r[1] for r in res)
             peak = max(r[3] for r in res)
             totals.append(cpu)
+            for stage, stage_cpu, _w, _p in res:
+                by_stage.setdefault(stage, []).append(stage_cpu)
             line("total", cpu, sum(r[2] for r in res), peak)
         if len(sizes) > 1:
-            slope, intercept = np.polyfit(sizes, totals, 1)
-            per_row = [c / n for c, n in zip(totals, sizes)]
-            print(f"\n  slope {slope * 1e4:.2f} CPU-s per 10,000 rows, intercept {intercept:.1f} CPU-s; cost per row at "
-                  f"N = {sizes[-1]:,} / at N = {sizes[0]:,}: {per_row[-1] / per_row[0]:.2f} (1.0 = linear)")
+            print(f"\n  cost against N (least squares over N = {', '.join(f'{n:,}' for n in sizes)}): "
+                  "slope in CPU-s per 10,000 rows, fixed cost (intercept) in CPU-s")
+            for name, cpus in [*by_stage.items(), ("total", totals)]:
+                slope, intercept = np.polyfit(sizes, cpus, 1)
+                per_row = [c / n for c, n in zip(cpus, sizes)]
+                print(f"  {name:<8} slope {slope * 1e4:6.2f} CPU-s per 10,000 rows, fixed cost {intercept:6.1f} CPU-s; "
+                      f"cost per row at N = {sizes[-1]:,} / at N = {sizes[0]:,}: {per_row[-1] / per_row[0]:.2f} "
+                      "(1.0 = linear)", flush=True)
 
     if "million" in parts:
         data = million(work)

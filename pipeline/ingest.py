@@ -13,8 +13,10 @@ the header rows under the column names (question text, ImportId) are dropped, an
 ``ResponseId`` / ``Duration (in seconds)`` stand in for the id and duration columns (see
 :func:`analysis.clean.prepare`).
 
-Every cell comes back as text (``None`` when empty) so that no value is changed before the
-clean stage sees it; numbers from SPSS and Excel are written without a trailing ``.0``. SPSS
+Every cell comes back as text (missing when empty, surrounding white space removed) so that no
+value is changed before the clean stage sees it: each column is a pandas ``Categorical`` of its
+distinct texts (in order of first appearance), a byte or two a cell however many rows. Numbers
+from SPSS and Excel are written without a trailing ``.0``. SPSS
 user-missing codes (e.g. 98/99 declared missing in the .sav) are kept as their codes and listed
 in ``declared_missing``, so the clean stage sets each such cell missing *and logs it*.
 
@@ -118,9 +120,9 @@ def _read_text(path: Path, encoding: str | None, tab: bool) -> RawTable:
         text = text.lstrip("\ufeff")
     if "\x00" in text:
         raise InputError(f"{path}: the file holds NUL bytes; is it UTF-16 or a binary file? Pass --encoding utf-16 if so")
-    if not text.strip():
+    if not text or text.isspace():
         raise InputError(f"{path}: the file is empty; export the responses again")
-    header = text.splitlines()[0]
+    header = _first_line(text)
     if tab:
         delimiter = "\t"
     else:
@@ -159,10 +161,9 @@ def _csv_cells(path: Path, text: str, delimiter: str) -> pd.DataFrame:
                                  f"check the delimiter ({_name(delimiter)}) and quoting")
     width = len(names)
     body = [r if len(r) == width else (r + [""] * width)[:width] for r in body]
-    cells = pd.DataFrame({k: _stripped(column) for k, column in enumerate(zip(*body))} if body else
-                         {k: [] for k in range(len(names))}, dtype=object)
-    cells.columns = names
-    return cells
+    columns = [_text_column(np.asarray(column, dtype=object)) for column in zip(*body)] if body else \
+        [_text_column(np.empty(0, dtype=object)) for _ in names]
+    return _frame(columns, names)
 
 
 _BLOCK_ROWS = 100_000  # rows the C parser holds as strings at a time
@@ -170,49 +171,101 @@ _BLOCK_ROWS = 100_000  # rows the C parser holds as strings at a time
 
 def _unquoted_cells(path: Path, text: str, delimiter: str) -> pd.DataFrame | None:
     """The same cells as :func:`_csv_cells` for a text without any quote character, by pandas'
-    C parser (a million rows in seconds, each distinct text of a column stored once), or None
-    when that parser cannot take the file as a rectangle (a row longer than the first line, ...):
-    then :func:`_csv_cells` reads it and reports what is wrong. Without quotes a CSV row is its
-    line split at the delimiter, which both readers do alike."""
-    parts = []  # per block of rows, each column's stripped cells (the parser's strings freed block by block)
+    C parser (a million rows in seconds), or None when that parser cannot take the file as a
+    rectangle (a row longer than the first line, ...): then :func:`_csv_cells` reads it and
+    reports what is wrong. Without quotes a CSV row is its line split at the delimiter, which both
+    readers do alike.
+
+    The parser's strings live one block of rows at a time: each block's column is factorized
+    (its distinct texts stripped once) and kept as integer codes, so a million rows of answers
+    cost a byte or two a cell, not a Python object."""
+    blocks = []  # per block of rows, per column: (codes, distinct stripped texts)
     try:
         # the text as UTF-8 bytes (a StringIO would hold 4 bytes a character), decoded again by the parser
         for frame in pd.read_csv(io.BytesIO(text.encode("utf-8")), encoding="utf-8", sep=delimiter, header=None,
                                  dtype=object, na_filter=False, keep_default_na=False, skip_blank_lines=False,
                                  quoting=csv.QUOTE_NONE, engine="c", chunksize=_BLOCK_ROWS):
-            if frame.shape[1] == 0 or (parts and frame.shape[1] != len(parts[0])):
+            if frame.shape[1] == 0 or (blocks and frame.shape[1] != len(blocks[0])):
                 return None
-            parts.append([_stripped(frame[c].to_numpy(dtype=object)) for c in frame.columns])
+            blocks.append([_codes(frame[c].to_numpy(dtype=object)) for c in frame.columns])
+            del frame
     except (ValueError, pd.errors.ParserError, pd.errors.EmptyDataError):  # not a rectangle: the reference reader decides
         return None
-    if not parts:
+    if not blocks:
         return None
-    columns = []
-    for j in range(len(parts[0])):  # one column's blocks joined and freed at a time
-        columns.append(np.concatenate([part[j] for part in parts]))
-        for part in parts:
-            part[j] = None
-    del parts
-    content = np.zeros(len(columns[0]), dtype=bool)
-    for col in columns:
-        content |= np.not_equal(col, None)
+    columns = []  # per column: (codes over all rows, distinct texts)
+    for j in range(len(blocks[0])):  # one column's blocks joined (and freed) at a time
+        parts = [block[j] for block in blocks]
+        for block in blocks:
+            block[j] = None
+        texts, ids = pd.factorize(np.concatenate([np.append(t, None) for _c, t in parts]), use_na_sentinel=True)
+        ids = np.asarray(ids, dtype=object)
+        start, codes = 0, []
+        for c, t in parts:  # each block's codes into the column's distinct texts (the block's -1 is its last slot)
+            codes.append(texts[start:start + len(t) + 1][c])
+            start += len(t) + 1
+        columns.append((_small(np.concatenate(codes)), ids))
+    del blocks
+    content = np.zeros(len(columns[0][0]), dtype=bool)
+    for c, _t in columns:
+        content |= c >= 0
     rows = np.flatnonzero(content)
     if not len(rows):
         return None
-    header = [v if isinstance(v, str) else "" for v in (col[rows[0]] for col in columns)]
+    header = [t[c[rows[0]]] if c[rows[0]] >= 0 else "" for c, t in columns]
     names = _columns(path, header)
     body = rows[1:]
-    cells = pd.DataFrame({k: col[body] for k, col in enumerate(columns)}, dtype=object)
+    return _frame([_categorical(c[body], t) for c, t in columns], names)
+
+
+def _codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A column's cells as (codes, distinct texts): surrounding white space removed, an empty
+    cell -1; each distinct text is stripped once."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    texts = [v.strip() if isinstance(v, str) and v.strip() else None for v in uniques]
+    keys, ids = pd.factorize(np.array(texts + [None], dtype=object), use_na_sentinel=True)
+    # keys: each distinct raw text's position in ids (-1 for empty; the last slot is factorize's -1)
+    return _small(keys[codes]), np.asarray(ids, dtype=object)
+
+
+def _small(codes: np.ndarray) -> np.ndarray:
+    """``codes`` in the smallest signed integer type that holds them."""
+    top = int(codes.max()) if len(codes) else 0
+    for kind in (np.int8, np.int16, np.int32):
+        if top < np.iinfo(kind).max:
+            return codes.astype(kind, copy=False)
+    return codes
+
+
+def _categorical(codes: np.ndarray, texts: np.ndarray) -> pd.Categorical:
+    """Codes into ``texts`` (-1: empty) as a categorical column whose categories are the texts
+    that occur, in order of first appearance (the same column whichever reader made it)."""
+    used = codes >= 0
+    order, first = pd.factorize(codes[used], use_na_sentinel=True)
+    out = np.full(len(codes), -1, dtype=order.dtype)
+    out[used] = order
+    return pd.Categorical.from_codes(_small(out), categories=pd.Index(texts[first], dtype=object))
+
+
+def _text_column(values: np.ndarray) -> pd.Categorical:
+    """Raw cells (text or None) as the categorical column of stripped texts the readers return."""
+    return _categorical(*_codes(values))
+
+
+def _frame(columns: list, names: list[str]) -> pd.DataFrame:
+    cells = pd.DataFrame(dict(enumerate(columns)))
     cells.columns = names
     return cells
 
 
-def _stripped(column) -> np.ndarray:
-    """A column's cells with surrounding white space removed, empty ones None; each distinct
-    text is stripped once (a column of a million answers holds a handful of texts)."""
-    codes, uniques = pd.factorize(np.asarray(column, dtype=object), use_na_sentinel=True)
-    texts = [v.strip() if isinstance(v, str) and v.strip() else None for v in uniques] + [None]
-    return np.array(texts, dtype=object)[codes]
+def _first_line(text: str) -> str:
+    """``text.splitlines()[0]`` without splitting the whole text (a file of a million lines)."""
+    size = 1 << 16
+    while True:
+        lines = text[:size].splitlines()
+        if len(lines) > 1 or size >= len(text):
+            return lines[0] if lines else ""
+        size *= 16
 
 
 def _csv_rows(path: Path, text: str, delimiter: str) -> list[list[str]]:
@@ -265,7 +318,7 @@ def _read_sav(path: Path) -> RawTable:
     except Exception as exc:  # pyreadstat raises its own ReadstatError types
         raise InputError(f"{path}: cannot be read as an SPSS file ({exc})") from None
     names = _columns(path, list(df.columns))
-    cells = pd.DataFrame({n: [_as_text(v) for v in df[c]] for n, c in zip(names, df.columns)}, dtype=object)
+    cells = _frame([_text_column(np.array([_as_text(v) for v in df[c]], dtype=object)) for c in df.columns], names)
     labelled = sorted(meta.variable_value_labels)
     notes = [f"SPSS file: {len(labelled)} variables with value labels read as their numeric codes"] if labelled else []
     declared = {}
@@ -299,4 +352,5 @@ def _read_xlsx(path: Path, sheet: str | None) -> RawTable:
         raise InputError(f"{path}: the sheet {ws.title!r} is empty")
     names = _columns(path, rows[0])
     body = [[_as_text(c) for c in (list(r) + [None] * len(names))[: len(names)]] for r in rows[1:]]
-    return RawTable(pd.DataFrame(body, columns=names, dtype=object), path, "xlsx")
+    columns = [np.array([r[j] for r in body], dtype=object) for j in range(len(names))]
+    return RawTable(_frame([_text_column(c) for c in columns], names), path, "xlsx")
