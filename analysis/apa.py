@@ -56,7 +56,7 @@ import pandas as pd
 
 __all__ = [
     "BOUNDED", "FIT_INDICES", "fmt_number", "fmt_bounded", "fmt_fit", "fmt_fit_ci", "fmt_p", "fmt_p_text", "fmt_int", "fmt_df", "fmt_ci", "fmt_chisq",
-    "stars", "fmt_yes_no", "fmt_against", "apa_table", "parse_number", "apa_p_in_text",
+    "stars", "fmt_yes_no", "fmt_against", "apa_table", "parse_number", "apa_p_in_text", "is_missing",
 ]
 
 # Statistics (lavaan / gapscale column names) that cannot exceed 1 in absolute value.
@@ -74,7 +74,8 @@ FIT_INDICES = frozenset({
 })
 
 
-def _missing(x) -> bool:
+def is_missing(x) -> bool:
+    """None, NaN or pandas' NA: a cell printed empty (anything else, text included, is a value)."""
     if x is None:
         return True
     try:
@@ -119,7 +120,7 @@ def fmt_number(x, decimals: int = 2, bounded: bool = False, thousands: bool = Tr
     >>> fmt_number(0.125)
     '0.13'
     """
-    if _missing(x):
+    if is_missing(x):
         return missing
     x = float(x)
     if math.isinf(x):
@@ -163,7 +164,7 @@ def fmt_p(p, decimals: int = 3, missing: str = "") -> str:
     >>> fmt_p(0.0312), fmt_p(0.00004), fmt_p(1.0)
     ('.031', '< .001', '1.000')
     """
-    if _missing(p):
+    if is_missing(p):
         return missing
     p = float(p)
     if p < 10 ** -decimals:
@@ -181,7 +182,7 @@ def fmt_p_text(p, decimals: int = 3) -> str:
 
 def fmt_int(n, missing: str = "") -> str:
     """A count with APA's thousands separator: ``1,020``."""
-    if _missing(n):
+    if is_missing(n):
         return missing
     return f"{int(round(float(n))):,}"
 
@@ -189,7 +190,7 @@ def fmt_int(n, missing: str = "") -> str:
 def fmt_df(df, missing: str = "") -> str:
     """Degrees of freedom: a whole number without the thousands separator (APA 6.38), ``2331``;
     a fractional df (a scaled test) keeps two decimals."""
-    if _missing(df):
+    if is_missing(df):
         return missing
     df = float(df)
     return f"{int(df)}" if df.is_integer() else fmt_number(df, 2, thousands=False)
@@ -197,22 +198,22 @@ def fmt_df(df, missing: str = "") -> str:
 
 def fmt_ci(lower, upper, decimals: int = 2, bounded: bool = False, missing: str = "") -> str:
     """A confidence interval in square brackets: ``[.12, .34]``."""
-    if _missing(lower) or _missing(upper):
+    if is_missing(lower) or is_missing(upper):
         return missing
     return f"[{fmt_number(lower, decimals, bounded)}, {fmt_number(upper, decimals, bounded)}]"
 
 
 def fmt_chisq(chisq, df, p=None, decimals: int = 2) -> str:
     """A chi-square test in running text: ``χ²(2331) = 2,722.09, p < .001``."""
-    if _missing(chisq) or _missing(df):
+    if is_missing(chisq) or is_missing(df):
         return ""
     text = f"χ²({fmt_df(df)}) = {fmt_number(chisq, decimals)}"
-    return f"{text}, {fmt_p_text(p)}" if not _missing(p) else text
+    return f"{text}, {fmt_p_text(p)}" if not is_missing(p) else text
 
 
 def stars(p) -> str:
     """Significance stars: ``*`` p < .05, ``**`` p < .01, ``***`` p < .001 (empty otherwise)."""
-    if _missing(p):
+    if is_missing(p):
         return ""
     p = float(p)
     return "***" if p < 0.001 else "**" if p < 0.01 else "*" if p < 0.05 else ""
@@ -229,7 +230,7 @@ def fmt_against(x, cut, decimals: int = 2, bounded: bool = False, max_decimals: 
     >>> fmt_against(0.4994, 0.5, bounded=True), fmt_against(0.46, 0.5, bounded=True)
     ('.499', '.46')
     """
-    if _missing(x) or _missing(cut):
+    if is_missing(x) or is_missing(cut):
         return fmt_number(x, decimals, bounded)
     x, cut = float(x), float(cut)
     for d in range(decimals, max_decimals + 1):
@@ -241,7 +242,7 @@ def fmt_against(x, cut, decimals: int = 2, bounded: bool = False, max_decimals: 
 
 def fmt_yes_no(x, missing: str = "") -> str:
     """A boolean (or "True"/"False" text read from a CSV) as ``Yes``/``No``."""
-    if _missing(x):
+    if is_missing(x):
         return missing
     if isinstance(x, str):
         low = x.strip().lower()
@@ -254,7 +255,7 @@ def fmt_yes_no(x, missing: str = "") -> str:
 
 
 _KINDS: dict[str, Callable] = {
-    "text": lambda x: "" if _missing(x) else str(x),
+    "text": lambda x: "" if is_missing(x) else str(x),
     "int": fmt_int,
     "df": fmt_df,
     "number": fmt_number,
@@ -328,7 +329,7 @@ def parse_number(text) -> float:
     Stars, brackets and a ``<`` are ignored (``'< .001'`` gives 0.001, the bound). An empty or
     non-numeric string gives NaN.
     """
-    if _missing(text):
+    if is_missing(text):
         return float("nan")
     s = str(text).strip().replace("\u2212", "-").replace(",", "").rstrip("*").lstrip("<").strip()
     s = s.strip("[]() ")

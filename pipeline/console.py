@@ -31,7 +31,7 @@ from typing import Iterable, Mapping
 
 import pandas as pd
 
-from analysis.apa import fmt_number, fmt_p
+from analysis.apa import fmt_number, fmt_p, is_missing
 from analysis.errors import InputError
 from pipeline.io import read_table
 
@@ -66,26 +66,17 @@ MAX_CELL = 60  # characters of a table cell; a longer text is cut (the CSV has i
 # ---------------------------------------------------------------------------------------------
 # numbers and plain tables
 
-def _missing(x) -> bool:
-    if x is None:
-        return True
-    try:
-        return bool(pd.isna(x))
-    except (TypeError, ValueError):
-        return False
-
-
 def num(x, decimals: int = 3) -> str:
     """A number as lavaan's summary prints it: fixed decimals, a leading zero, no thousands
     separator, ``-0.000`` written ``0.000``; None/NaN as an empty string."""
-    if _missing(x) or isinstance(x, str):
-        return "" if _missing(x) else str(x)
+    if is_missing(x) or isinstance(x, str):
+        return "" if is_missing(x) else str(x)
     return fmt_number(float(x), decimals, thousands=False)
 
 
 def count(x) -> str:
     """A whole number (a count, degrees of freedom); a fractional one keeps three decimals."""
-    if _missing(x):
+    if is_missing(x):
         return ""
     x = float(x)
     return str(int(x)) if x.is_integer() else num(x)
@@ -93,7 +84,7 @@ def count(x) -> str:
 
 def pct(x, decimals: int = 1) -> str:
     """A proportion as a percentage: ``0.173`` -> ``17.3%``."""
-    return "" if _missing(x) else f"{num(100 * float(x), decimals)}%"
+    return "" if is_missing(x) else f"{num(100 * float(x), decimals)}%"
 
 
 def p_value(x) -> str:
@@ -148,7 +139,7 @@ def _join(*parts: str) -> str:
 # the fit block
 
 def _has(fit: Mapping, key: str) -> bool:
-    return key in fit and not _missing(fit.get(key))
+    return key in fit and not is_missing(fit.get(key))
 
 
 def fit_block(fit: Mapping, estimator: str = "") -> str:
@@ -282,7 +273,7 @@ def fit_summary(fit: Mapping) -> str:
 
 def _p_text(p) -> str:
     """``< .001`` or ``= .706``: APA's p in running text (:func:`analysis.apa.fmt_p`) after "p "."""
-    if _missing(p):
+    if is_missing(p):
         return "NA"
     shown = fmt_p(p)
     return shown if shown.startswith("<") else f"= {shown}"
@@ -328,7 +319,7 @@ def parameter_table(params: pd.DataFrame, r2: pd.DataFrame | None = None, ci: tu
         p[c] = p[c].astype(str).str.strip()
     if "label" not in p:
         p["label"] = ""
-    p["label"] = ["" if _missing(v) else str(v) for v in p["label"]]
+    p["label"] = ["" if is_missing(v) else str(v) for v in p["label"]]
     # lavaan's dot: an indicator or an endogenous (regressed) variable is written as its residual
     endo = set(p.loc[p["op"] == "=~", "rhs"]) | set(p.loc[p["op"] == "~", "lhs"])
     latent = set(p.loc[p["op"].isin(["=~", "<~"]), "lhs"])
@@ -358,7 +349,7 @@ def parameter_table(params: pd.DataFrame, r2: pd.DataFrame | None = None, ci: tu
             lines = []
             last = None
             for r in rows.itertuples(index=False):
-                fixed = _missing(r.z)
+                fixed = is_missing(r.z)
                 vals = [num(r.est), "" if fixed else num(r.se), "" if fixed else num(r.z),
                         "" if fixed else p_value(r.pvalue)]
                 if ci:
@@ -469,7 +460,7 @@ def _split_line(m, out):
 def _efa_line(m, out):
     k = m["n_factors"]
     agreement = m.get("structure_agreement")
-    share = "" if _missing(agreement) else f"{float(agreement):.0%}"
+    share = "" if is_missing(agreement) else f"{float(agreement):.0%}"
     return (f"EFA on {m['n']} respondents, {m['items']} items ({m['correlation']}): KMO {num(m.get('kmo'), 2)}; "
             f"factors used {k['used']} (parallel {k.get('parallel_fa')}, MAP {k.get('map')}, Kaiser {k.get('kaiser')}); "
             f"{share or 'NA'} of items load highest on their construct's factor; "
@@ -632,7 +623,7 @@ def _efa_report(m, t):
     elif diag is not None and len(diag):
         rows = [[str(r.item), str(r.construct), str(r.primary_factor), num(r.primary_loading, 2),
                  num(r.cross_loading, 2), num(r.communality, 2), "yes" if r.flagged else "",
-                 "" if _missing(r.reasons) else str(r.reasons)] for r in diag.itertuples()]
+                 "" if is_missing(r.reasons) else str(r.reasons)] for r in diag.itertuples()]
         load_text = ("Items: the factor each loads highest on (efa_loadings.csv has the pattern matrix):\n"
                      + table(rows, ["Item", "Construct", "Factor", "Loading", "Cross", "h2", "Flagged", "Reasons"],
                              "lllrrrll"))
@@ -645,7 +636,7 @@ def _efa_report(m, t):
                 [[r["factor"]] + [num(r[c], 2) for c in names] for _, r in phi.iterrows()], ["Factor"] + names)
         else:
             pairs = [(a, c, phi.iloc[i][c]) for i, a in enumerate(phi["factor"]) for c in names[i + 1:]]
-            pairs.sort(key=lambda x: -abs(x[2]) if not _missing(x[2]) else 0)
+            pairs.sort(key=lambda x: -abs(x[2]) if not is_missing(x[2]) else 0)
             phi_text = "Largest factor correlations (efa_factor_correlations.csv has them all):\n" + table(
                 [[a, c, num(r, 2)] for a, c, r in pairs[:10]], ["Factor", "Factor", "r"], "llr")
     summary = _block("Structure", [("Items loading highest on their construct's factor",
@@ -698,7 +689,7 @@ def _reliability_report(m, t):
     rel_text = ""
     if rel is not None and len(rel):
         rows = [[str(r.construct), count(r.n_items), num(r.raw_alpha, 2),
-                 f"[{num(r.feldt_lower, 2)}, {num(r.feldt_upper, 2)}]" if not _missing(r.feldt_lower) else "",
+                 f"[{num(r.feldt_lower, 2)}, {num(r.feldt_upper, 2)}]" if not is_missing(r.feldt_lower) else "",
                  num(r.omega, 2), num(r.cr, 2), num(r.ave, 2), num(r.sqrt_ave, 2), num(r.max_abs_correlation, 2),
                  "yes" if r.fornell_larcker_met else "NO"] for r in rel.itertuples()]
         rel_text = ("Reliability and convergent validity:\n"
@@ -737,7 +728,7 @@ def _invariance_report(m, t):
     g_text = ""
     if groups is not None and len(groups):
         g_text = f"Groups ({m.get('group')}):\n" + table(
-            [[str(r.group), count(r.n), "yes" if r.used else "no", "" if _missing(r.reason) else str(r.reason)]
+            [[str(r.group), count(r.n), "yes" if r.used else "no", "" if is_missing(r.reason) else str(r.reason)]
              for r in groups.itertuples()], ["Group", "N", "Fitted", "Reason"], "lrll")
     head = _block("Estimation", [("Estimator", str(m.get("estimator", ""))), ("Missing data", str(m.get("missing", ""))),
                                  ("Identification", str(m.get("identification") or "")),
@@ -750,7 +741,7 @@ def _invariance_report(m, t):
     if fit is not None and len(fit):
         def col(r, name):  # the test is the scaled one with robust or scaled indices (lavaan has no robust test)
             v = getattr(r, f"{name}{'_scaled' if name in ('chisq', 'pvalue') else suffix}", None) if suffix else None
-            return getattr(r, name, None) if _missing(v) else v
+            return getattr(r, name, None) if is_missing(v) else v
         rows = [[str(r.model), num(col(r, "chisq")), count(r.df), p_value(col(r, "pvalue")), num(col(r, "cfi")),
                  num(col(r, "rmsea")), num(r.srmr), num(r.delta_chisq), count(r.delta_df), p_value(r.delta_pvalue),
                  num(r.delta_cfi), num(r.delta_rmsea), "yes" if r.holds is True or r.holds == "True" else "NO"]
@@ -816,7 +807,7 @@ def _sem_report(m, t):
         rows, last = [], None
         for r in hyp.itertuples():  # the verdict once per hypothesis, on its first row
             rows.append([str(r.hypothesis) if r.hypothesis != last else "", str(r.path), str(r.expected), num(r.est),
-                         num(r.std_all), f"[{num(r.ci_lower)}, {num(r.ci_upper)}]" if not _missing(r.ci_lower) else "",
+                         num(r.std_all), f"[{num(r.ci_lower)}, {num(r.ci_upper)}]" if not is_missing(r.ci_lower) else "",
                          p_value(r.pvalue), "yes" if r.supported is True or r.supported == "True" else "no",
                          str(r.verdict) if r.hypothesis != last else ""])
             last = r.hypothesis
