@@ -17,6 +17,14 @@ def check_observed_values(x: np.ndarray, names: list[str], noun: str = "column",
     ValueError
         Naming the column (as ``noun``), the row or value at fault, and ``advice``.
     """
+    if x.size:  # the common case, every column fine, in whole-array operations
+        with np.errstate(invalid="ignore"):
+            observed = ~np.isnan(x)
+            finite = ~np.isinf(x).any(axis=0) & observed.any(axis=0)
+            spread = np.fmax.reduce(x, axis=0, initial=-np.inf, where=observed) > np.fmin.reduce(
+                x, axis=0, initial=np.inf, where=observed)
+        if bool(np.all(finite & spread)):
+            return
     for k, c in enumerate(names):
         values = x[:, k]
         infinite = np.flatnonzero(np.isinf(values))

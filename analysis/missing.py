@@ -425,8 +425,11 @@ def _em(x: np.ndarray, names: list[str], max_iter: int, tol: float, start: EMMom
     if start is None:
         mu, sigma = np.zeros(p), np.eye(p)
     else:  # the start on the standardised scale of these rows
-        mu = (start.mean.reindex(names).to_numpy(dtype=float) - centre) / scale
-        sigma = start.cov.reindex(index=names, columns=names).to_numpy(dtype=float) / np.outer(scale, scale)
+        same = list(start.mean.index) == names and list(start.cov.index) == names and list(start.cov.columns) == names
+        mean = start.mean if same else start.mean.reindex(names)
+        cov = start.cov if same else start.cov.reindex(index=names, columns=names)
+        mu = (mean.to_numpy(dtype=float) - centre) / scale
+        sigma = cov.to_numpy(dtype=float) / np.outer(scale, scale)
     converged = False
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
