@@ -85,6 +85,7 @@ from scipy import stats
 
 from analysis.errors import InputError
 from analysis.executor import run_tasks
+from analysis.power import chisq_test_power
 from analysis.sem.api import fit_model
 from analysis.sem.model import build_model
 from analysis.sem.options import Estimation
@@ -381,7 +382,7 @@ def wald_power(value: np.ndarray, se: np.ndarray, alpha: float = 0.05) -> np.nda
     value, se = np.asarray(value, dtype=float), np.asarray(se, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         ncp = (value / se) ** 2
-    return stats.ncx2.sf(stats.chi2.ppf(1 - alpha, 1), 1, ncp)
+    return chisq_test_power(ncp, 1, alpha)
 
 
 # --------------------------------------------------------------------------- replications

@@ -43,7 +43,7 @@ from scipy.stats import ncx2
 
 from analysis.errors import InputError
 
-__all__ = ["rmsea_power", "rmsea_sample_size", "rmsea_power_nested"]
+__all__ = ["chisq_test_power", "rmsea_power", "rmsea_sample_size", "rmsea_power_nested"]
 
 
 def _check(rmsea0, rmseaA, df, alpha, group) -> None:
@@ -60,10 +60,22 @@ def _check(rmsea0, rmseaA, df, alpha, group) -> None:
         raise InputError(f"group = {group}: the number of groups must be a whole number >= 1")
 
 
+def chisq_test_power(ncp, df, alpha: float = 0.05, ncp0=0.0):
+    r"""Power of a chi-square test that rejects above the upper ``alpha`` quantile of
+    :math:`\chi^2_{df}(\lambda_0)` when the statistic follows :math:`\chi^2_{df}(\lambda)`:
+    :math:`P\{\chi^2_{df}(\lambda) > \chi^2_{df,1-\alpha}(\lambda_0)\}`. With
+    :math:`\lambda_0 = 0` the power of a Wald or likelihood-ratio test of non-centrality
+    :math:`\lambda` (Satorra & Saris, 1985).
+
+    In R: ``pchisq(qchisq(1 - alpha, df, ncp = ncp0), df, ncp = ncp, lower.tail = FALSE)``.
+    """
+    return ncx2.sf(ncx2.isf(alpha, df, ncp0), df, ncp)
+
+
 def _tail_power(ncp0, ncpA, df, alpha, close: bool):
     """Power of the chi-square test with null non-centrality ``ncp0`` at ``ncpA``."""
     if close:  # reject when the statistic is large
-        return ncx2.sf(ncx2.isf(alpha, df, ncp0), df, ncpA)
+        return chisq_test_power(ncpA, df, alpha, ncp0)
     return ncx2.cdf(ncx2.ppf(alpha, df, ncp0), df, ncpA)  # reject when it is small
 
 
