@@ -70,7 +70,7 @@ TOP_KEYS = {
 }
 SCALE_KEYS = {"type", "min", "max", "labels"}
 SECTION_KEYS = {"id", "title", "intro"}
-CONSTRUCT_KEYS = {"id", "label", "definition", "source", "section", "scale", "items", "marker"}
+CONSTRUCT_KEYS = {"id", "label", "definition", "source", "section", "scale", "items", "marker", "in_model"}
 ITEM_KEYS = {"id", "text", "reverse", "label", "sub_theme", "source", "scale"}
 CHECK_KEYS = {"id", "text", "expected", "after", "scale"}
 CONTEXT_KEYS = {"id", "text", "type", "values", "min", "max", "position", "personal", "coding", "reference"}
@@ -173,6 +173,9 @@ class Construct:
     # a marker variable (Lindell & Whitney 2001): theoretically unrelated to the model, measured for
     # common-method variance (analysis.cmv); kept out of the structural model and of discriminant validity
     marker: bool = False
+    # False: measured and reported (CFA, reliability, descriptives) but not part of the instrument's model
+    # file, such as informant-knowledge items used as a screen; model_problems refuses it in the model
+    in_model: bool = True
 
     @property
     def item_ids(self) -> tuple[str, ...]:
@@ -673,6 +676,7 @@ class _Checker:
                 source=self.text(d.get("source"), _join(path, "source")),
                 section=section,
                 marker=self.boolean(d.get("marker"), _join(path, "marker"), default=False),
+                in_model=self.boolean(d.get("in_model"), _join(path, "in_model"), default=True),
             ))
         return out
 
@@ -897,9 +901,16 @@ def model_problems(instrument: Instrument) -> list[str]:
     problems += [f"model: {c!r} is a marker construct (marker: true) but is in a regression of "
                  f"{instrument.model.name}; a marker variable stays out of the structural model"
                  for c in markers if c in model.regressions or any(c in rhs for rhs in model.regressions.values())]
+    mentioned = set(model.observed) | set(model.latents)
+    problems += [f"model: {c.id!r} says in_model: false but {instrument.model.name} uses "
+                 f"{', '.join(repr(v) for v in (c.id, *c.item_ids) if v in mentioned)}; remove it from the model or "
+                 "the in_model key" for c in instrument.constructs if not c.in_model and {c.id, *c.item_ids} & mentioned]
     used = set(model.observed)
+    # Items of a marker construct or of a construct outside the model need not be in the model file.
+    exempt = {i for c in instrument.constructs if c.marker or not c.in_model for i in c.item_ids}
     problems += [
-        f"model: item {i!r} is not in {instrument.model.name}; every item should load on its construct"
-        for i in instrument.item_ids if i not in used
+        f"model: item {i!r} is not in {instrument.model.name}; every item should load on its construct "
+        "(or say in_model: false on a construct kept out of the model)"
+        for i in instrument.item_ids if i not in used and i not in exempt
     ]
     return problems

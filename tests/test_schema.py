@@ -60,27 +60,133 @@ def test_third_party_continuous_instrument_without_text_loads(write_yaml):
     assert inst.scale.contains(-12.5) and inst.scale.contains(1e6)
 
 
+SUBSTANTIVE = ["IMVI", "IMVG", "IMVE", "GAP1", "GAP2", "GAP3", "GAP4", "GAP5", "AINF", "TRST", "MIST",
+               "ISRV", "ICHG", "EXPC", "CMIS", "BLAM", "VCC", "VCD"]
+REASONS = ("AINF", "TRST", "MIST", "ISRV", "ICHG", "EXPC", "CMIS", "BLAM")
+
+
 def test_default_instrument_covers_every_construct(default_instrument):
     inst = default_instrument
-    expected = ["IMVI", "IMVG", "IMVE", "GAP1", "GAP2", "GAP3", "GAP4", "GAP5", "AINF", "TRST", "MIST",
-                "ISRV", "ICHG", "EXPC", "CMIS", "BLAM", "VCC", "VCD"]
-    assert list(inst.construct_ids) == expected
+    assert list(inst.construct_ids) == SUBSTANTIVE + ["MARK", "KNOW"]
     for c in inst.constructs:
-        assert 3 <= len(c.items) <= 5, c.id
+        assert 4 <= len(c.items) <= 5, c.id
         assert c.definition and c.source and c.label, c.id
         assert all(i.text for i in c.items)
+    assert len(inst.items) == 81  # 17 constructs x 4, VCD 5, MARK 4, KNOW 4 (instrument/README.md)
     assert inst.scale.points == tuple(range(1, 8)) and len(inst.scale.labels) == 7
-    share = sum(i.reverse for i in inst.items) / len(inst.items)
-    assert 1 / 8 <= share <= 1 / 5  # about one in six
+    # The reverse-keying policy of instrument/README.md: every item keyed in its construct's direction.
+    assert not any(i.reverse for i in inst.items)
     assert len(inst.attention_checks) == 2
     ctx = {q.id: q for q in inst.context}
     assert ctx["relationship_type"].values == ("B2B", "B2C", "B2G", "G2C")
     assert {"role", "sector", "org_size", "country", "experience_years"} <= set(ctx)
     assert {"IPAddress", "RecipientEmail"} <= set(inst.personal_data)
     assert inst.model is not None and inst.model.is_file()
-    # Co-destruction reasons carry the sub-themes of Jarvi et al. (2018).
-    for cid in ("AINF", "TRST", "MIST", "ISRV", "ICHG", "EXPC", "CMIS", "BLAM"):
-        assert all(i.sub_theme for i in inst.construct(cid).items), cid
+    # Every item names the sub-theme (facet) of its construct that it measures.
+    assert all(i.sub_theme for i in inst.items), [i.id for i in inst.items if not i.sub_theme]
+
+
+def test_default_marker_and_informant_knowledge_stay_out_of_the_model(default_instrument):
+    """MARK is the marker (its own section, between predictors and criteria as Lindell & Whitney
+    advise); KNOW is reported, not modelled; neither is in the model file, and the substantive
+    constructs all are."""
+    from instrument import read_model
+
+    inst = default_instrument
+    assert inst.marker_ids == ("MARK",)
+    assert inst.construct("MARK").item_ids == ("MARK_1", "MARK_2", "MARK_3", "MARK_4")
+    assert [c.id for c in inst.constructs if not c.in_model] == ["KNOW"]
+    sections = [s.id for s in inst.sections]
+    assert sections.index("relationship") < sections.index("marker") < sections.index("outcomes")
+    assert inst.construct("MARK").section == "marker" and inst.construct("KNOW").section == "knowledge"
+    model = read_model(inst.model)
+    assert set(model.latents) == set(SUBSTANTIVE) | {"IM"}
+    assert set(model.observed) - set(inst.model_columns) == {i for c in SUBSTANTIVE for i in inst.construct(c).item_ids}
+
+
+def test_a_construct_outside_the_model_is_exempt_from_the_model_file_and_refused_in_it(tmp_path):
+    from instrument.schema import model_problems
+
+    doc = copy.deepcopy(BASE)
+    doc["constructs"][1]["in_model"] = True
+    (tmp_path / "m.lavaan").write_text("A =~ A_1 + A_2\n")
+    doc["model"] = "m.lavaan"
+    inst = parse_instrument(doc, source=tmp_path / "i.yaml")
+    assert [p for p in model_problems(inst) if "'B_1' is not in" in p]  # B is expected in the model
+    doc["constructs"][1]["in_model"] = False
+    assert model_problems(parse_instrument(doc, source=tmp_path / "i.yaml")) == []
+    (tmp_path / "m.lavaan").write_text("A =~ A_1 + A_2\nB =~ B_1 + B_2\nA ~ B\n")
+    problems = model_problems(parse_instrument(doc, source=tmp_path / "i.yaml"))
+    assert problems == ["model: 'B' says in_model: false but m.lavaan uses 'B', 'B_1', 'B_2'; remove it from the "
+                        "model or the in_model key"]
+    doc["constructs"][1]["in_model"] = "no"
+    assert any(p.startswith("constructs[1].in_model: expected true or false") for p in problems_of(doc))
+
+
+def _find_shared(name: str):
+    """``name`` under ``shared/`` beside the checkout (``../shared``; a worktree one level deeper
+    looks one more level up), or None."""
+    from pathlib import Path
+
+    for parent in Path(__file__).resolve().parents[2:4]:
+        if (parent / "shared" / name).exists():
+            return parent / "shared" / name
+    return None
+
+
+def _theme(text: str) -> str:
+    """A sub-theme without its parenthesised examples, lower case: ``customer does not process
+    information (e.g. does not read instructions)`` -> ``customer does not process information``."""
+    import re
+
+    return re.sub(r"\s+", " ", re.sub(r"\([^)]*\)", "", text)).strip().lower()
+
+
+def _coverage_table() -> dict[str, list[str]]:
+    """construct -> facets, from the table under "## Content coverage" of instrument/README.md."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "instrument" / "README.md").read_text(encoding="utf-8")
+    part = readme.split("## Content coverage", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([A-Z0-9]+)` \| ([^|]+) \|$", part, flags=re.M)
+    return {cid: [f.strip() for f in facets.split(";")] for cid, facets in rows}
+
+
+def test_every_sub_theme_and_facet_has_an_item(default_instrument):
+    """Content coverage (issue 16): every facet of instrument/README.md's coverage table (the reasons'
+    sub-themes of Jarvi et al., the facets the other definitions list) has at least one item whose
+    ``sub_theme`` names it, every item's ``sub_theme`` is a facet of its own construct, and every
+    construct has a row."""
+    table = _coverage_table()
+    inst = default_instrument
+    assert sorted(table) == sorted(inst.construct_ids)
+    for c in inst.constructs:
+        facets = {_theme(f) for f in table[c.id]}
+        assert len(facets) == len(table[c.id]), c.id
+        named = {_theme(i.sub_theme) for i in c.items}
+        assert named - facets == set(), (c.id, "items name a facet the table does not list")
+        assert facets - named == set(), (c.id, "facets without an item")
+
+
+def test_reason_sub_themes_are_those_of_the_theory():
+    """The coverage table's reasons list exactly the sub-themes of ../shared/constructs.md (the
+    "sub-themes" column of the reasons for value co-destruction), one facet per sub-theme."""
+    import re
+
+    theory = _find_shared("constructs.md")
+    if theory is None:
+        pytest.skip("../shared/constructs.md is not beside the checkout")
+    rows = re.findall(r"^\| ([A-Z]{4}) \| [^|]+ \| [^|]+ \| ([^|]+) \|$", theory.read_text(encoding="utf-8"), flags=re.M)
+    assert sorted(cid for cid, _ in rows) == sorted(REASONS)
+    table = _coverage_table()
+    for cid, themes in rows:
+        # a row may leave out a repeated subject ("customer misuses the product; stores it incorrectly")
+        theory_themes = [_theme(t) for t in themes.split(";")]
+        facets = [_theme(f) for f in table[cid]]
+        match = {t: [f for f in facets if f == t or f.endswith(" " + t)] for t in theory_themes}
+        assert all(len(m) == 1 for m in match.values()), (cid, match)
+        assert sorted(m[0] for m in match.values()) == sorted(facets), cid
 
 
 @pytest.mark.parametrize(
@@ -209,10 +315,10 @@ def test_default_items_are_paraphrased_not_copied(default_instrument):
     import re
     from pathlib import Path
 
-    seeds = Path(__file__).resolve().parents[2] / "shared" / "seeds"
-    papers = sorted(seeds.glob("*.txt"))
+    seeds = _find_shared("seeds")
+    papers = sorted(seeds.glob("*.txt")) if seeds is not None else []
     if not papers:
-        pytest.skip(f"the seed papers are not beside the checkout ({seeds})")
+        pytest.skip("the seed papers are not beside the checkout (../shared/seeds)")
 
     def words(text: str) -> list[str]:
         return re.findall(r"[a-z0-9]+", text.lower().replace("’", "'"))
@@ -224,5 +330,7 @@ def test_default_items_are_paraphrased_not_copied(default_instrument):
     inst = default_instrument
     texts = [i.text for i in inst.items] + [c.definition for c in inst.constructs]
     texts += [c.text for c in inst.attention_checks] + [q.text for q in inst.context] + [inst.instructions]
+    texts += [s.intro for s in inst.sections if s.intro] + [inst.description]
+    assert len(texts) > 100
     copied = [t for t in texts if grams(words(t)) & seed_grams]
     assert copied == []
