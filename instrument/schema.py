@@ -26,6 +26,11 @@ says ``coding: dummy`` (one 0/1 column per value but the ``reference``, named ``
 1, 2, ... in the order of ``values``). The clean stage writes these columns (see
 :func:`analysis.coding.code_context`); :attr:`Instrument.model_columns` names them.
 A construct or an item may carry its own ``scale``, which replaces the parent's scale whole.
+A construct may say ``marker: true`` (a marker variable for common-method variance: never in a
+regression of the model) or ``in_model: false`` (measured and reported, e.g. informant knowledge
+used as a screen, but not part of the model file at all); the items of either need not be in the
+model file (:func:`model_problems`). An item may say which ``sub_theme`` (facet) of its construct
+it measures.
 
 :func:`load_instrument` checks everything and raises one :class:`InstrumentError` that lists
 every problem, each with its YAML path (``constructs[2].items[0].reverse: ...``).

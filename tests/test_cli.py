@@ -39,7 +39,7 @@ def test_validate_reports_a_yaml_syntax_error_with_its_line(run_cli, write_yaml)
 
 def test_validate_accepts_valid_instruments(run_cli, write_yaml):
     code, out, _ = run_cli("instrument", "validate", "instrument/sustainability_gap.yaml")
-    assert code == 0 and "18 constructs, 72 items (12 reverse-keyed)" in out
+    assert code == 0 and "20 constructs, 81 items (0 reverse-keyed)" in out
     code, out, _ = run_cli("instrument", "validate", write_yaml(CONTINUOUS))
     assert code == 0 and "3 constructs, 10 items" in out
 

@@ -266,7 +266,7 @@ def test_the_controls_are_fixed_x_covariates_as_lavaan_treats_them(default_fit):
     x = p[(p["op"] == "~~") & p["lhs"].isin(CONTROLS) & p["rhs"].isin(CONTROLS)]
     assert len(x) == 6 and x["se"].fillna(0).eq(0).all()
     assert not ((p["op"] == "~~") & p["lhs"].isin(CONTROLS) & ~p["rhs"].isin(CONTROLS)).any()
-    items, k = 72, 3
+    items, k = 73, 3  # the model's items: MARK and KNOW are not in it
     moments = items * (items + 1) / 2 + items * k
     assert fit.fit["df"] == moments - fit.fit["npar"]
 
@@ -283,7 +283,7 @@ def test_model_parts_split_measurement_from_the_rest():
 
     measurement, structural = model_parts(default_model())
     m, s = parse_model(measurement), parse_model(structural, check_labels=False)
-    assert {st.op for st in m.statements} == {"=~"} and len(m.latents) == 19  # 18 constructs and IM
+    assert {st.op for st in m.statements} == {"=~"} and len(m.latents) == 19  # 18 substantive constructs and IM
     assert "=~" not in {st.op for st in s.statements} and len(s.by_op(":=")) == 4
     assert parse_model(measurement + structural).statements == parse_model(default_model()).statements
     text = "f =~ x1 +\n  x2 + x3  # continued\n# about g\ng ~ f\n\nh =~ y1 + y2 + y3\n"
@@ -348,14 +348,14 @@ def test_params_competing_entries_are_well_formed(default_params):
         check_competing(["GAP1 ~ IM"])
 
 
-# Free parameters each competing model has fewer than the hypothesised one (214 on complete data,
-# with the controls; FIML adds the 72 intercepts):
+# Free parameters each competing model has fewer than the hypothesised one (216 on complete data,
+# with the controls; FIML adds the 73 intercepts):
 # im_chain: IM's 2 loadings, variance, 8 covariances with the reasons and 4 paths to the gaps (15)
 # become 2 chain paths, IMVI's variance and 8 covariances, 4 paths from IMVE (15), and IMVI's
 # disturbance is gone (-1); reasons_by_time: the reasons' 8 variances, 28 covariances, 8 with IM
 # and 8 paths to VCD (52) become 5 loadings, 8 disturbances, 3 variances, 3 + 3 covariances,
-# 3 paths (25): -27; bipolar_value: VCC and VCD's 6 loadings, 2 disturbances, 1 covariance and
-# 2 x 8 paths (25) become 7 loadings, 1 disturbance and 9 + 3 paths (20): -5.
+# 3 paths (25): -27; bipolar_value: VCC and VCD's 7 loadings, 2 disturbances, 1 covariance and
+# 2 x 8 paths (26) become 8 loadings, 1 disturbance and 9 + 3 paths (21): -5.
 FEWER = {"parallel_gaps": -3, "partial_mediation": -2, "reasons_by_time": 27, "im_chain": 1, "bipolar_value": 5}
 
 
@@ -387,7 +387,7 @@ def test_each_competing_model_is_identified_and_fits_the_simulated_study(default
         assert not [w for w in caught if issubclass(w.category, GapscaleWarning)], (name, [str(w.message) for w in caught])
         assert fits[name].fit["df"] > 0
     npar = fits["hypothesised"].fit["npar"]
-    assert npar == 214
+    assert npar == 216
     for name, fewer in FEWER.items():
         assert fits[name].fit["npar"] == npar - fewer, name
         assert fits[name].fit["df"] == fits["hypothesised"].fit["df"] + fewer, name

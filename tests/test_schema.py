@@ -67,7 +67,8 @@ REASONS = ("AINF", "TRST", "MIST", "ISRV", "ICHG", "EXPC", "CMIS", "BLAM")
 
 def test_default_instrument_covers_every_construct(default_instrument):
     inst = default_instrument
-    assert list(inst.construct_ids) == SUBSTANTIVE + ["MARK", "KNOW"]
+    # in questionnaire order: the marker's section stands between the reasons and the outcomes
+    assert list(inst.construct_ids) == SUBSTANTIVE[:16] + ["MARK", "VCC", "VCD", "KNOW"]
     for c in inst.constructs:
         assert 4 <= len(c.items) <= 5, c.id
         assert c.definition and c.source and c.label, c.id

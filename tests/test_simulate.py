@@ -127,7 +127,7 @@ def test_answer_categories_follow_the_thresholds(default_instrument, default_par
                                       "defects": {k: 0.0 for k in DEFECTS + ("missing_cell", "typo_cell")}})
     sim = simulate_study(default_instrument, params, seed=3)
     phi = NormalDist().cdf
-    for item_id in ("GAP1_1", "VCD_2", "IMVI_4"):  # IMVI_4 is reverse-keyed
+    for item_id in ("GAP1_1", "VCD_2", "IMVI_4", "MARK_1"):
         item = default_instrument.item(item_id)
         tau = sim.truth["population"]["thresholds"][item_id]
         expected = np.diff([0.0, *[phi(t) for t in tau], 1.0])
