@@ -431,7 +431,7 @@ def reliability_cmd(data_path, instrument_path, model_path, out, params_path, ht
 @click.option("--min-group-size", type=click.IntRange(min=2), default=None,
               help="Smallest group fitted (default 100); smaller groups are reported and left out.")
 @click.option("--partial", "partial", multiple=True,
-              help="A parameter left free across groups (partial invariance), e.g. 'GAP1_2 ~ 1' or 'GAP1 =~ GAP1_3'; "
+              help="A parameter left free across groups (partial invariance), e.g. 'GAP1_2 ~ 1' or 'GAP1 =~ GAP1_4'; "
                    "repeat for more.")
 @click.option("--reference-group", default=None, help="Group whose latent means are fixed at 0 (default: the largest).")
 @click.option("--criterion", type=click.Choice(["fit_indices", "cfi", "chisq"]), default=None,

@@ -47,7 +47,7 @@ def settings(params: dict, overrides: dict) -> dict:
         raise InputError(f"invariance.min_group_size: a whole number >= 2, got {size!r}")
     if isinstance(s["partial"], str) or not isinstance(s["partial"], (list, tuple)) \
             or not all(isinstance(x, str) for x in s["partial"]):
-        raise InputError(f"invariance.partial: a list of parameters such as ['GAP1_2 ~ 1', 'GAP1 =~ GAP1_3'], "
+        raise InputError(f"invariance.partial: a list of parameters such as ['GAP1_2 ~ 1', 'GAP1 =~ GAP1_4'], "
                          f"got {s['partial']!r}")
     if s["criterion"] not in CRITERIA:
         raise InputError(f"invariance.criterion: {s['criterion']!r} is not one of {', '.join(CRITERIA)}")

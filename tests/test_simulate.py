@@ -266,7 +266,7 @@ def test_no_group_overrides_draw_the_same_bytes(default_instrument, default_para
 def test_group_overrides_change_only_their_group(default_instrument, default_params):
     sim = dict(default_params["simulate"], n=6000, defects={}, personal_data=False)
     sim["groups"] = {"column": "relationship_type", "values": {
-        "G2C": {"loadings": {"GAP1_2": 0.3}, "intercepts": {"GAP1_3": 1.0}, "latent_means": {"TRST": 0.8}}}}
+        "G2C": {"loadings": {"GAP1_2": 0.3}, "intercepts": {"GAP1_5": 1.0}, "latent_means": {"TRST": 0.8}}}}
     study = simulate_study(default_instrument, parse_simulation_params(sim), seed=4)
     data = study.responses
     assert study.truth["groups"]["values"]["G2C"]["latent_means"]["TRST"] == 0.8
@@ -275,7 +275,7 @@ def test_group_overrides_change_only_their_group(default_instrument, default_par
     corr = lambda d, a, b: d[[a, b]].astype(float).corr().iat[0, 1]  # noqa: E731
     assert corr(g2c, "GAP1_1", "GAP1_2") < corr(rest, "GAP1_1", "GAP1_2") - 0.2  # the weaker loading
     shift = lambda col: g2c[col].astype(float).mean() - rest[col].astype(float).mean()  # noqa: E731
-    assert shift("GAP1_3") > 0.8 and abs(shift("GAP1_4")) < 0.2  # an intercept difference on one item only
+    assert shift("GAP1_5") > 0.8 and abs(shift("GAP1_4")) < 0.2  # an intercept difference on one item only
     assert shift("TRST_1") > 0.5 and shift("TRST_4") > 0.5  # a latent mean difference on every TRST item
     assert data["relationship_type"].value_counts(normalize=True)["B2B"] == pytest.approx(0.4, abs=0.03)
 
