@@ -94,9 +94,14 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
     if s["method_factor"]:
         with warnings.catch_warnings(record=True) as records:
             warnings.simplefilter("always", GapscaleWarning)
-            with_method = fit_method_factor(method_factor_model(text, constructs), data, missing)
-            cmv = compare_method_factor(base.fit, with_method)
-        method_notes = [f"method factor model: {w}" for w in engine_warnings(with_method, records)]
+            try:
+                with_method = fit_method_factor(method_factor_model(text, constructs), data, missing)
+            except InputError as exc:  # an inadmissible solution the information cannot identify: a finding
+                cmv, method_notes = {"admissible": False, "identified": False}, [f"method factor model: {exc}"]
+            else:
+                cmv = compare_method_factor(base.fit, with_method)
+        if with_method is not None:
+            method_notes = [f"method factor model: {w}" for w in engine_warnings(with_method, records)]
     # lavaan's sample covariance: the CFA's, or the method-factor model's (the same items and data)
     cov = base.cov if base.cov is not None else \
         sample_covariance(with_method).loc[items, items] if with_method is not None else \
@@ -119,7 +124,7 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
     notes = list(base.warnings)  # as engine_warnings: the fit's notes, then other gapscale warnings, each once
     caught = list(dict.fromkeys(notes + [f"{w.category.__name__}: {w.message}" for w in recorded + list(records)
                                          if issubclass(w.category, GapscaleWarning) and str(w.message) not in notes]))
-    if with_method is not None:
+    if s["method_factor"]:
         caught += method_notes
 
     table = (alpha[["construct", "n_items", "raw_alpha", "feldt_lower", "feldt_upper"]]

@@ -94,3 +94,24 @@ def test_stage_reads_the_cfa_stage_fit_instead_of_refitting(run_cli, tmp_path, m
     assert code == 0, err
     note = json.loads((tmp_path / "other" / "reliability.json").read_text())["cfa_fit"]
     assert note.startswith("fitted here: the cfa stage's fit") and "loadings are not those" in note
+
+
+def test_a_method_factor_model_that_is_not_identified_is_a_finding_not_a_failure(run_cli, tmp_path, monkeypatch):
+    """The unmeasured method factor's solution can be degenerate (the default study's simulated
+    data: a singular information matrix); the stage reports it as inadmissible instead of exiting."""
+    import pipeline.reliability as stage
+    from analysis.errors import InputError
+    from pipeline.report.findings.reliability import method_factor_problems
+
+    def singular(*args, **kwargs):
+        raise InputError("the model is not identified: the information matrix is singular at the solution")
+
+    monkeypatch.setattr(stage, "fit_method_factor", singular)
+    (tmp_path / "m.lavaan").write_text(HS_MODEL)
+    code, out, err = run_cli("reliability", "--data", REF / "hs_full.csv", "--model", tmp_path / "m.lavaan",
+                             "--out", tmp_path / "o", "--htmt-bootstrap", "0")
+    assert code == 0, err
+    m = json.loads((tmp_path / "o" / "reliability.json").read_text())
+    assert m["method_factor"] == {"admissible": False, "identified": False}
+    assert any(w.startswith("method factor model: the model is not identified") for w in m["warnings"])
+    assert method_factor_problems(m) == ["its information matrix is singular at the solution (not identified)"]

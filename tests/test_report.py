@@ -681,7 +681,7 @@ STUDY_DIRS = {"clean": STUDY / "data/interim/clean", **{s: STUDY / "data/process
                             for f in (rp.STAGE_FILES[s][0], *rp.STAGE_FILES[s][1])),
                     reason="the default study's stage outputs are not here (run dvc repro; git holds only the metrics)")
 def test_the_default_study_report(tmp_path):
-    """The report of the default study (18 constructs, FIML, 4 groups, 2,000 bootstrap draws): every
+    """The report of the default study (20 constructs, FIML, 4 groups, 2,000 bootstrap draws): every
     fit index with three decimals, figures 1-4 in order, no raw header, references = citations, no
     'p = 0.', the per-group tables wide; a headless-Chromium screenshot kept as a test artifact."""
     from test_report_findings import citation_problems, figure_order_problems, fit_index_problems, raw_headers

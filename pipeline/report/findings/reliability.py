@@ -21,6 +21,8 @@ def method_factor_problems(m: dict) -> list[str]:
     out = []
     if cmv.get("converged") is False:
         out.append("it did not converge")
+    if cmv.get("identified") is False:
+        out.append("its information matrix is singular at the solution (not identified)")
     notes = [str(w) for w in (m.get("warnings") or []) if str(w).startswith("method factor model:")]
     heywood = sum("Heywood" in w for w in notes)
     if heywood:
