@@ -97,7 +97,9 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
             try:
                 with_method = fit_method_factor(method_factor_model(text, constructs), data, missing)
             except InputError as exc:  # an inadmissible solution the information cannot identify: a finding
-                cmv, method_notes = {"admissible": False, "identified": False}, [f"method factor model: {exc}"]
+                head, _, rest = str(exc).partition(", so these parameters are not determined by the data: ")
+                involved = f" ({rest.split('; ')[0].count(', ') + 1} parameters involved)" if rest else ""
+                cmv, method_notes = {"admissible": False, "identified": False}, [f"method factor model: {head}{involved}"]
             else:
                 cmv = compare_method_factor(base.fit, with_method)
         if with_method is not None:
