@@ -228,7 +228,7 @@ def chance_agreement(n: int, a: int) -> float:
 
     Examples
     --------
-    Polit, Beck & Owen (2007), Table 4, N = 6, A = 4: p_c = 15/64 = .234.
+    N = 6, A = 4 (a row of Polit, Beck & Owen's 2007 table): p_c = 15/64 = .234.
 
     >>> round(chance_agreement(6, 4), 3)
     0.234
@@ -241,7 +241,8 @@ def modified_kappa(a: int, n: int) -> float:
 
     Examples
     --------
-    Polit, Beck & Owen (2007), Table 4, N = 6, A = 4: I-CVI .67, kappa* = .56 ("fair").
+    N = 6, A = 4 (a row of Polit, Beck & Owen's 2007 table): I-CVI .67, kappa* = .56 ("fair") from the
+    exact fractions; .57 from the rounded I-CVI and p_c (which one the paper prints is unverified).
 
     >>> round(modified_kappa(4, 6), 2)
     0.56
@@ -270,7 +271,7 @@ def critical_count(n: int, p: float = 0.5, alpha: float = 0.05) -> int | None:
 
     Examples
     --------
-    Ayre & Scally (2014), Table 1, N = 10: 9 experts (P(X >= 9) = 11/1024 = .011; P(X >= 8) = .055).
+    Ayre & Scally (2014), N = 10: 9 experts (P(X >= 9) = 11/1024 = .011; P(X >= 8) = 56/1024 = .055).
 
     >>> critical_count(10)
     9

@@ -24,7 +24,7 @@ from pipeline.report.findings.cfa import parameter_text
 from pipeline.report.findings.content import content_paragraph
 from pipeline.report.findings.power import power_paragraph
 from pipeline.report.findings.reliability import method_factor_problems
-from pipeline.report.findings.sem import bootstrap_keys, bootstrap_used
+from pipeline.report.findings.sem import OTHER_PARTS, bootstrap_keys, bootstrap_used, part_evidence
 from pipeline.report.model import SECTIONS, Findings, Section, StageOutputs
 
 __all__ = ["methods_section", "software_versions", "profile_sentence", "SOFTWARE"]
@@ -364,8 +364,12 @@ def _sem(sem: StageOutputs, findings: Findings) -> list[str]:
             else:
                 v = "tested"
             if len(rows) > 1 and "supported" in rows:
+                untested = int(rows["supported"].isna().sum())
+                other = [r for r in rows.to_dict("records") if str(r.get("part")) in OTHER_PARTS]
+                evidence = "; ".join(f"{r.get('parameter')}: {part_evidence(r, m.get('ci'))}" for r in other)
                 parts.append(f"{name} was {v} ({int(rows['supported'].map(as_bool).sum())} of {len(rows)} parts "
-                             "supported)")
+                             "supported" + (f", {untested} not tested" if untested else "")
+                             + (f"; {evidence}" if evidence else "") + ")")
                 continue
             small = str(first.get("parameter")) in set(defined["lhs"])
             d = 3 if small else 2
