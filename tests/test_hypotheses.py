@@ -169,6 +169,7 @@ def test_distinct_chisq_refuses_what_it_cannot_test():
         distinct_chisq(BFI, second, ("f1", "g"))
 
 
+@pytest.mark.slow
 def test_distinct_chisq_gives_no_difference_when_the_correlation_is_beyond_the_cutoff():
     """semTools' rule: |r| = .77 >= .5: fixed at its estimate, difference 0, p 1 (not distinct)."""
     r = REF["distinct"]["close_09"]
@@ -292,3 +293,32 @@ def test_sem_rows_of_a_group_hypothesis_from_invariance_json(tmp_path):
     assert verdict([r["supported"] for r in rows]) == "not fully tested"
     missing = _invariance_rows("H7", spec, None)
     assert all(r["supported"] is None for r in missing) and verdict([r["supported"] for r in missing]) == "not tested"
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def test_the_report_gives_each_part_its_evidence():
+    """The Evidence column and the invariance section's lines, in APA form (no 'p = 0.')."""
+    from pipeline.report.findings.invariance import contrast_lines
+    from pipeline.report.findings.sem import part_evidence
+
+    assert part_evidence({"part": "htmt", "est": 0.3402, "ci_lower": 0.2745, "ci_upper": 0.4001, "supported": True},
+                         0.95) == "HTMT = 0.34, 95% CI [0.27, 0.40] (bootstrap)"
+    assert part_evidence({"part": "chisq", "est": -0.3465, "statistic": 1630.76, "df": 1, "pvalue": 0.0,
+                          "supported": True}, 0.95) == "r = -.35; constrained: Δχ²(1) = 1,630.76, p < .001"
+    assert part_evidence({"part": "group_difference", "est": 0.4444, "ci_lower": 0.2596, "ci_upper": 0.6292,
+                          "statistic": 4.714, "pvalue": 0.0312, "supported": True}, 0.95) == \
+        "difference of b = 0.44, 95% CI [0.26, 0.63], z = 4.71, one-sided p (Holm) = .031"
+    assert part_evidence({"part": "htmt", "supported": float("nan"), "note": "no HTMT results given"}, 0.95) == \
+        "not tested: no HTMT results given"
+    assert part_evidence({"part": "sign", "est": 0.5, "supported": True}, 0.95) == ""
+    lines = contrast_lines([
+        {"hypothesis": "H7", "parameter": "r2", "lhs": "VCD", "rhs": "TRST", "direction": "larger_in",
+         "groups": "B2B, B2G", "than": "B2C, G2C", "est": 0.44, "ci_lower": 0.26, "ci_upper": 0.63, "z": 4.71,
+         "pvalue_holm": 2e-6, "supported": True, "note": None},
+        {"hypothesis": "H7", "parameter": "r5", "lhs": "VCD", "rhs": "ICHG", "direction": "smaller_in",
+         "groups": "B2C", "than": "B2B", "supported": None, "note": "metric invariance does not hold"}], 0.05)
+    assert lines == ["H7 r2 (VCD ~ TRST): larger in B2B, B2G than in B2C, G2C: difference of b = 0.44, 95% CI "
+                     "[0.26, 0.63], z = 4.71, one-sided p (Holm) < .001: supported",
+                     "H7 r5 (VCD ~ ICHG): smaller in B2C than in B2B: not tested (metric invariance does not hold)"]
