@@ -161,7 +161,7 @@ def _num(value) -> float:
     return math.nan if value is None else float(value)
 
 
-def _distinct_rows(hid, spec, data, text, htmt, s) -> list[dict]:
+def _distinct_rows(hid, spec, data, text, htmt, s, where="hypotheses") -> list[dict]:
     """The ``distinct`` parts of a hypothesis: the HTMT interval (from the reliability stage) and
     the chi-square test of the two constructs' correlation fixed at +-``correlation_below``
     (:func:`analysis.hypotheses.distinct_chisq`, at alpha = 1 - ``sem.ci``)."""
@@ -187,7 +187,7 @@ def _distinct_rows(hid, spec, data, text, htmt, s) -> list[dict]:
                 t = distinct_chisq(data, text, (a, b), cut, estimator=s["estimator"], missing=s["missing"],
                                    ordered=ordered)
         except InputError as exc:
-            raise InputError(f"{hid}.distinct: {exc}") from None
+            raise InputError(f"{where}: {hid}.distinct: {exc}") from None
         notes = [f"{w.category.__name__}: {w.message}" for w in records if issubclass(w.category, GapscaleWarning)]
         if not t["converged"]:
             row.update(note="the CFA of the two constructs did not converge")
@@ -217,6 +217,12 @@ def run(data_path, model_path, out, params_path=None, hypotheses_path=None, inva
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{model_path}: cannot be read as UTF-8 text ({exc})") from None
     hypotheses = read_hypotheses(hypotheses_path) if hypotheses_path else {}
+    factors = set(parse_model(text).latents) if any(h.get("distinct") for h in hypotheses.values()) else set()
+    for hid, spec in hypotheses.items():  # before any fit: a construct that is not a factor of the model
+        absent = [c for c in (spec.get("distinct") or {}).get("constructs", []) if c not in factors]
+        if absent:
+            raise InputError(f"{hypotheses_path}: {hid}.distinct.constructs: {absent[0]!r} is not a factor (=~) of "
+                             f"{Path(model_path).name}")
     data = read_data(data_path)
     with warnings.catch_warnings(record=True) as records:
         warnings.simplefilter("always", GapscaleWarning)
@@ -254,7 +260,7 @@ def run(data_path, model_path, out, params_path=None, hypotheses_path=None, inva
     for hid, spec in hypotheses.items():
         parts = []
         if spec.get("distinct"):
-            parts.extend(_distinct_rows(hid, spec, data, text, htmt, s))
+            parts.extend(_distinct_rows(hid, spec, data, text, htmt, s, hypotheses_path))
         if spec.get("expect"):
             parts.extend({**_row(hid, spec, "sign"), **r}
                          for r in hypotheses_table(parameters, {hid: spec}, s["interval"]).to_dict("records"))
