@@ -224,11 +224,12 @@ def verdict(parts) -> str:
     ``supported`` (every part), ``partly supported``, ``not supported``; ``not tested`` when no
     part could be tested; ``not fully tested`` when every tested part is supported but some could
     not be tested (a hypothesis is never called supported on part of its evidence)."""
+    parts = list(parts)
     tested = [bool(p) for p in parts if p is not None and not (isinstance(p, float) and math.isnan(p))]
     if not tested:
         return "not tested"
     if all(tested):
-        return "supported" if len(tested) == len(list(parts)) else "not fully tested"
+        return "supported" if len(tested) == len(parts) else "not fully tested"
     return "partly supported" if any(tested) else "not supported"
 
 
