@@ -28,7 +28,7 @@ What is computed, per item (:func:`content_validity`):
   2006). Criterion: I-CVI >= .78, as Polit, Beck & Owen (2007) recommend after Lynn (1986)
   (Lynn asked small panels, five experts or fewer, to agree unanimously; with those the exact
   CVR test below is as strict: N = 5 needs all five).
-- **modified kappa** (Polit, Beck & Owen 2007, p. 462): the I-CVI adjusted for chance agreement,
+- **modified kappa** (Polit, Beck & Owen 2007): the I-CVI adjusted for chance agreement,
   p_c = C(N, A) * 0.5**N, kappa* = (I-CVI - p_c) / (1 - p_c), read with Cicchetti & Sparrow's
   (1981) bands: < .40 poor, .40-.59 fair, .60-.74 good, >= .75 excellent (:func:`kappa_band`).
 - **CVR** (Lawshe 1975) = (n_e - N/2) / (N/2), n_e the experts who call the item "essential".
@@ -40,7 +40,7 @@ What is computed, per item (:func:`content_validity`):
   P(X >= n_e | N, 0.5) < alpha (one-tailed, alpha = .05), CVR_crit = (n_crit - N/2) / (N/2)
   (:func:`critical_count`, :func:`cvr_critical`). With N < 5 no count is significant at .05 and
   the CVR cannot be tested (critical value NaN, no flag).
-- **item-sort indices** (Anderson & Gerbing 1991, p. 734): p_sa = n_c / N, the share of the
+- **item-sort indices** (Anderson & Gerbing 1991): p_sa = n_c / N, the share of the
   experts who sorted the item into its intended construct, and c_sv = (n_c - n_o) / N, n_o the
   largest count for any one other construct (N here: the experts who sorted the item).
   Their significance, two tests reported side by side:
@@ -67,21 +67,24 @@ A flag per item lists its reasons (:data:`REASONS`): ``i_cvi_low`` (I-CVI < .78)
 mean I-CVI, and S-CVI/UA, the share of items every expert rated 3 or 4 (I-CVI = 1) (Polit &
 Beck 2006; criterion S-CVI/Ave >= .90).
 
-Checks against published worked examples (tests/test_content.py):
+Checks against published worked examples (tests/test_content.py, which says for each number
+what it was checked against):
 
-- Polit, Beck & Owen (2007), Table 4: N = 3..9 with A agreeing, I-CVI, p_c and kappa* to the
-  printed two (p_c three) decimals, and their evaluation. The table's kappa* was computed from
-  the *printed* (rounded) I-CVI and p_c: e.g. N = 6, A = 5 prints .81, which is
-  (.83 - .094) / (1 - .094); from the unrounded 5/6 and 6/64 kappa* = .816, printed .82. gapscale
-  never rounds inside a computation, so four rows of the table (N/A = 6/4, 6/5, 7/5, 8/7) differ
-  from its kappa* by .01; the test checks both facts (exact p_c and I-CVI, and the printed kappa*
-  when the inputs are rounded as the authors did);
-- Ayre & Scally (2014), Table 1: n_crit and CVR_crit as printed for N = 5..20, and for N = 5..40
-  the same definition evaluated with exact fractions (independent of scipy);
+- Polit, Beck & Owen (2007), their table of I-CVI, p_c, kappa* and evaluation for N = 3..9
+  experts: I-CVI and p_c to the printed two (p_c three) decimals, kappa* from the exact fractions
+  (gapscale never rounds inside a computation). The table itself could not be opened to check it;
+  the I-CVI and p_c columns are their formulas and agree with a published application
+  (PMC5557472). For four rows (N/A = 6/5, 6/4, 7/5, 8/7) kappa* computed from the *rounded* I-CVI
+  and p_c is .01 away from the exact value (.81 vs .82, .57 vs .56, .65 vs .66, .88 vs .87);
+  which of the two the paper prints is not verified. The evaluation band is the same;
+- Ayre & Scally (2014): n_crit and CVR_crit for N = 5..20 equal the exact one-tailed binomial
+  definition (computed with fractions for N = 5..40, independent of scipy) and an independent
+  transcription of their table; the article's table itself was not available to check;
 - S-CVI/Ave = .97 and S-CVI/UA = .83 of a published 6-expert, 12-item worked table (PMC7253559,
-  Table 4), the computation Polit & Beck (2006) define;
-- Anderson & Gerbing (1991): p_sa and c_sv from their definitions on a hand-computed example
-  (N = 10; 7 intended, 2 and 1 elsewhere: p_sa = .70, c_sv = .50).
+  Table 4, checked cell by cell), the computation Polit & Beck (2006) define;
+- Anderson & Gerbing (1991): p_sa and c_sv from their definitions (as independent implementations
+  state them) on a hand-computed example (N = 10; 7 intended, 2 and 1 elsewhere: p_sa = .70,
+  c_sv = .50); no worked example from the paper was available.
 
 No R package computes these (psych and semTools have none); ``# In R`` the same numbers follow
 from ``choose(N, A) * 0.5^N`` and ``qbinom(1 - alpha, N, p) + 1`` (the smallest c with
@@ -225,7 +228,7 @@ def chance_agreement(n: int, a: int) -> float:
 
     Examples
     --------
-    Polit, Beck & Owen (2007), Table 4, N = 6, A = 4: p_c = 15/64 = .234.
+    N = 6, A = 4 (a row of Polit, Beck & Owen's 2007 table): p_c = 15/64 = .234.
 
     >>> round(chance_agreement(6, 4), 3)
     0.234
@@ -238,7 +241,8 @@ def modified_kappa(a: int, n: int) -> float:
 
     Examples
     --------
-    Polit, Beck & Owen (2007), Table 4, N = 6, A = 4: I-CVI .67, kappa* = .56 ("fair").
+    N = 6, A = 4 (a row of Polit, Beck & Owen's 2007 table): I-CVI .67, kappa* = .56 ("fair") from the
+    exact fractions; .57 from the rounded I-CVI and p_c (which one the paper prints is unverified).
 
     >>> round(modified_kappa(4, 6), 2)
     0.56
@@ -267,7 +271,7 @@ def critical_count(n: int, p: float = 0.5, alpha: float = 0.05) -> int | None:
 
     Examples
     --------
-    Ayre & Scally (2014), Table 1, N = 10: 9 experts (P(X >= 9) = 11/1024 = .011; P(X >= 8) = .055).
+    Ayre & Scally (2014), N = 10: 9 experts (P(X >= 9) = 11/1024 = .011; P(X >= 8) = 56/1024 = .055).
 
     >>> critical_count(10)
     9

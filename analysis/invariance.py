@@ -146,7 +146,8 @@ from instrument.lavaan import LavaanModel, parse_model
 
 __all__ = ["CRITERIA", "ESTIMATORS", "LEVELS", "ORDINAL_LEVELS", "Criteria", "GroupExcludedWarning",
            "InvarianceResult", "Specification", "difference_test", "eligible_groups", "fit_level", "holm",
-           "invariance", "measurement_invariance", "structural_invariance", "wald_equal"]
+           "invariance", "measurement_invariance", "structural_invariance", "wald_equal", "group_contrast",
+           "group_contrasts", "CONTRAST_COLUMNS"]
 
 LEVELS = ("configural", "metric", "scalar", "strict")
 ORDINAL_LEVELS = ("configural", "thresholds", "metric", "scalar")
@@ -167,6 +168,8 @@ MEAN_COLUMNS = ["group", "reference", "latent", "est", "se", "z", "pvalue", "ci_
 PATH_COLUMNS = ["lhs", "op", "rhs", "label", "group", "est", "se", "pvalue", "std_all", "wald_chisq", "wald_df",
                 "wald_pvalue", "pvalue_holm", "differs"]
 INDEX_SUFFIX = {"standard": "", "scaled": "_scaled", "robust": "_robust"}
+CONTRAST_COLUMNS = ["hypothesis", "parameter", "lhs", "op", "rhs", "direction", "groups", "than", "est", "se", "z",
+                    "pvalue", "pvalue_holm", "ci_lower", "ci_upper", "supported", "note"]
 
 
 class GroupExcludedWarning(GapscaleWarning):
@@ -288,6 +291,9 @@ class InvarianceResult:
         lavaan's parameterEstimates with a ``group`` column.
     summary : dict
         Level reached, groups, the decision of each step, the structural comparison, warnings.
+    contrasts : DataFrame
+        The directional group hypotheses on paths (:func:`group_contrasts`,
+        :data:`CONTRAST_COLUMNS`; empty when none were given).
     """
 
     fit: pd.DataFrame
@@ -296,19 +302,21 @@ class InvarianceResult:
     paths: pd.DataFrame
     parameters: pd.DataFrame
     summary: dict = field(default_factory=dict)
+    contrasts: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CONTRAST_COLUMNS))
 
     @property
     def level(self) -> str:
         return self.summary["level"]
 
     def to_files(self, directory: str | Path) -> list[Path]:
-        """Write the five tables as CSV into ``directory`` (created); returns the paths."""
+        """Write the six tables as CSV into ``directory`` (created); returns the paths."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         written = []
         for name, table in (("invariance_fit.csv", self.fit), ("invariance_groups.csv", self.groups),
                             ("invariance_latent_means.csv", self.latent_means),
-                            ("invariance_paths.csv", self.paths), ("invariance_parameters.csv", self.parameters)):
+                            ("invariance_paths.csv", self.paths), ("invariance_parameters.csv", self.parameters),
+                            ("invariance_contrasts.csv", self.contrasts)):
             write_csv(table, directory / name)
             written.append(directory / name)
         return written
@@ -634,6 +642,22 @@ def difference_test(restricted: EngineFit, general: EngineFit, spec: Specificati
             "delta_srmr": float(fr["srmr"] - fg["srmr"])}
 
 
+def _per_group_free(fit: EngineFit, lhs: str, op: str, rhs: str = "") -> pd.DataFrame:
+    """The rows of one parameter in every group (``free``: its index in ``fit.x``, from 1),
+    refused when it is fixed or equal in some groups."""
+    p = fit.parameters
+    sel = p[(p["lhs"] == lhs) & (p["op"] == op) & (p["rhs"] == rhs)]
+    if op == "~~" and sel.empty:
+        sel = p[(p["lhs"] == rhs) & (p["op"] == op) & (p["rhs"] == lhs)]
+    if sel.empty:
+        raise InputError(f"{lhs} {op} {rhs} is not a parameter of the model".replace("  ", " "))
+    idx = sel["free"].to_numpy(dtype=int)
+    if (idx == 0).any() or len(set(idx)) != len(idx):
+        raise InputError(f"{lhs} {op} {rhs} is fixed or already equal in some groups; a test across groups "
+                         "needs it free in every group")
+    return sel
+
+
 def wald_equal(fit: EngineFit, lhs: str, op: str, rhs: str = "") -> dict:
     r"""Wald test that one parameter is equal in every group:
     :math:`W = (C\hat\theta)^\top (C V C^\top)^{-1} C\hat\theta` on G - 1 df, with C the
@@ -646,16 +670,7 @@ def wald_equal(fit: EngineFit, lhs: str, op: str, rhs: str = "") -> dict:
     InputError
         An unknown parameter, or one that is fixed or already equal in some groups.
     """
-    p = fit.parameters
-    sel = p[(p["lhs"] == lhs) & (p["op"] == op) & (p["rhs"] == rhs)]
-    if op == "~~" and sel.empty:
-        sel = p[(p["lhs"] == rhs) & (p["op"] == op) & (p["rhs"] == lhs)]
-    if sel.empty:
-        raise InputError(f"{lhs} {op} {rhs} is not a parameter of the model".replace("  ", " "))
-    idx = sel["free"].to_numpy(dtype=int)
-    if (idx == 0).any() or len(set(idx)) != len(idx):
-        raise InputError(f"{lhs} {op} {rhs} is fixed or already equal in some groups; a Wald test of equality "
-                         "needs it free in every group")
+    idx = _per_group_free(fit, lhs, op, rhs)["free"].to_numpy(dtype=int)
     k = len(idx)
     c = np.zeros((k - 1, len(fit.x)))
     for j in range(1, k):
@@ -664,6 +679,122 @@ def wald_equal(fit: EngineFit, lhs: str, op: str, rhs: str = "") -> dict:
     diff = c @ fit.x
     stat = float(diff @ np.linalg.solve(c @ fit.vcov @ c.T, diff))
     return {"chisq": stat, "df": k - 1, "pvalue": chisq_pvalue(stat, k - 1)}
+
+
+def group_contrast(fit: EngineFit, lhs: str, op: str, rhs: str, first, than, direction: str = "larger_in",
+                   level: float = 0.95) -> dict:
+    r"""One-sided test that a parameter is larger (or smaller) in the groups ``first`` than in
+    the groups ``than``: the contrast of its mean over each set of groups, every group weighted
+    equally (a relationship type counts once, whatever its size),
+
+    .. math::
+
+        d = \frac{1}{|F|}\sum_{g \in F} \hat\theta_g - \frac{1}{|T|}\sum_{h \in T} \hat\theta_h
+          = c^\top \hat\theta, \qquad SE(d) = \sqrt{c^\top V c}, \qquad z = d / SE(d),
+
+    with V the fit's covariance of the estimates (robust with MLR/MLM/WLSMV; the groups share the
+    equal loadings, so their estimates are not independent), and the one-sided p value
+    :math:`1 - \Phi(z)` for ``larger_in`` (:math:`\Phi(z)` for ``smaller_in``). The Wald
+    statistic of :math:`d = 0` is :math:`z^2` on 1 df. ``ci_lower``/``ci_upper``: the two-sided
+    Wald interval of d at ``level``.
+
+    Returns
+    -------
+    dict
+        ``est, se, z, pvalue, ci_lower, ci_upper``.
+
+    Raises
+    ------
+    InputError
+        An unknown parameter or group, a group on both sides, or a parameter fixed or equal in
+        some groups.
+
+    In R: per-group labels ``c(b.1, b.2, b.3, b.4)*x`` and ``d := (b.1 + b.3)/2 - (b.2 + b.4)/2``
+    (``parameterEstimates``: est, se, z; one-sided ``pnorm(z, lower.tail = FALSE)``), or
+    ``lavTestWald(fit, "(b.1 + b.3)/2 - (b.2 + b.4)/2 == 0")`` (:math:`z^2`).
+    """
+    from scipy import stats
+
+    if direction not in ("larger_in", "smaller_in"):
+        raise InputError(f"direction: larger_in or smaller_in, got {direction!r}")
+    sel = _per_group_free(fit, lhs, op, rhs)
+    index = dict(zip(sel["group_label"].astype(str), sel["free"].to_numpy(dtype=int)))
+    first, than = [str(g) for g in first], [str(g) for g in than]
+    unknown = [g for g in first + than if g not in index]
+    if unknown or not first or not than or set(first) & set(than):
+        raise InputError(f"{lhs} {op} {rhs}: groups {first} against {than}: "
+                         + (f"{unknown[0]!r} is not a group of the fit ({', '.join(index)})" if unknown else
+                            "each side needs at least one group, and no group may be on both sides"))
+    c = np.zeros(len(fit.x))
+    for g in first:
+        c[index[g] - 1] += 1.0 / len(first)
+    for g in than:
+        c[index[g] - 1] -= 1.0 / len(than)
+    est = float(c @ fit.x)
+    se = float(np.sqrt(c @ fit.vcov @ c))
+    z = est / se if se > 0 else np.nan
+    p = float(stats.norm.sf(z) if direction == "larger_in" else stats.norm.cdf(z))
+    q = float(stats.norm.ppf(0.5 + level / 2))
+    return {"est": est, "se": se, "z": float(z), "pvalue": p, "ci_lower": est - q * se, "ci_upper": est + q * se}
+
+
+def group_contrasts(fit: EngineFit | None, expectations, group: str, groups_used, all_groups, alpha: float = 0.05,
+                    reason: str = "") -> pd.DataFrame:
+    """The directional group hypotheses on paths (:func:`analysis.hypotheses.group_expectations`)
+    tested by :func:`group_contrast` in ``fit`` (the multigroup model with free paths), with
+    Holm's adjustment (:func:`holm`) over the tested contrasts of each hypothesis; a contrast is
+    supported when its Holm-adjusted one-sided p is below ``alpha``. The interval is at level
+    1 - ``alpha``.
+
+    A contrast is not tested (``supported`` None, ``note`` why) when ``fit`` is None (``reason``:
+    the paths were not compared), when it is about another grouping column than ``group``, or
+    when a side keeps no group after the groups too small to fit were left out (those are left
+    out of the means and named in ``note``).
+
+    Returns
+    -------
+    DataFrame
+        :data:`CONTRAST_COLUMNS`, one row per expectation.
+
+    Raises
+    ------
+    InputError
+        A group value that is not in the data (``all_groups``), named by hypothesis and path.
+    """
+    used = [str(g) for g in groups_used]
+    every = {str(g) for g in all_groups}
+    rows = []
+    for e in expectations:
+        row = {k: e[k] for k in ("hypothesis", "parameter", "lhs", "op", "rhs", "direction")}
+        row.update(groups=", ".join(e["first"]), than=", ".join(e["than"]), est=np.nan, se=np.nan, z=np.nan,
+                   pvalue=np.nan, pvalue_holm=np.nan, ci_lower=np.nan, ci_upper=np.nan, supported=None, note="")
+        if e["column"] != group:
+            rows.append({**row, "note": f"about groups of {e['column']}; the paths were compared across {group}"})
+            continue
+        absent = [g for g in e["first"] + e["than"] if g not in every]
+        if absent:
+            raise InputError(f"{e['hypothesis']}.groups.expect.{e['parameter']}: {absent[0]!r} is not a value of "
+                             f"{group} in the data ({', '.join(sorted(every))})")
+        if fit is None:
+            rows.append({**row, "note": reason or "the paths were not compared across groups"})
+            continue
+        first = [g for g in e["first"] if g in used]
+        than = [g for g in e["than"] if g in used]
+        left = [g for g in e["first"] + e["than"] if g not in used]
+        note = f"left out (too small to fit): {', '.join(left)}" if left else ""
+        if not first or not than:
+            rows.append({**row, "note": f"no group left on one side ({note})"})
+            continue
+        rows.append({**row, **group_contrast(fit, e["lhs"], e["op"], e["rhs"], first, than, e["direction"],
+                                             1 - alpha), "note": note})
+    table = pd.DataFrame(rows, columns=CONTRAST_COLUMNS)
+    for _, part in table.groupby("hypothesis", sort=False):
+        tested = part.index[part["pvalue"].notna()]
+        if len(tested):
+            adjusted = holm(table.loc[tested, "pvalue"])
+            table.loc[tested, "pvalue_holm"] = adjusted
+            table.loc[tested, "supported"] = pd.Series(adjusted < alpha, index=tested).astype(object)
+    return table
 
 
 # --------------------------------------------------------------------------- the ladder
@@ -1004,11 +1135,15 @@ def holm(pvalues) -> np.ndarray:
 def invariance(data: pd.DataFrame, model, group: str, structural_model=None, levels=None, group_partial=(),
                missing: str = "listwise", min_group_size: int = 100, reference_group=None,
                criteria: Criteria | None = None, estimator: str = "ML", ordered=(), std_lv: bool = False,
-               spec: Specification | None = None) -> InvarianceResult:
+               spec: Specification | None = None, contrasts=()) -> InvarianceResult:
     """The invariance ladder (:func:`measurement_invariance`) and, once metric invariance holds
     and a ``structural_model`` is given, the comparison of its paths across the same groups
     (:func:`structural_invariance`), with the same estimator. Without metric invariance the
     paths are not compared (their scale would differ between groups) and the summary says so.
+    ``contrasts``: directional group hypotheses on the paths
+    (:func:`analysis.hypotheses.group_expectations`), tested in the model with free paths by
+    :func:`group_contrasts` at ``criteria.alpha`` (``result.contrasts``; not tested, with the
+    reason, when the paths are not compared).
 
     Raises
     ------
@@ -1021,6 +1156,7 @@ def invariance(data: pd.DataFrame, model, group: str, structural_model=None, lev
                                     reference_group=reference_group, criteria=criteria, spec=spec)
     summary = dict(result.summary)
     paths = result.paths
+    free = None
     if structural_model is None:
         summary["structural"] = {"compared": False, "reason": "no structural model given"}
     elif result.level not in ("metric", "scalar", "strict"):
@@ -1040,5 +1176,8 @@ def invariance(data: pd.DataFrame, model, group: str, structural_model=None, lev
         summary["structural"] = {"compared": True, **s["summary"]}
         paths = s["paths"]
         summary["structural_fit"] = s["fit"].to_dict(orient="records")
+        free = s["free"]
+    tests = group_contrasts(free, contrasts, group, summary["groups_used"], result.groups["group"].dropna(),
+                            criteria.alpha, summary["structural"].get("reason", ""))
     return InvarianceResult(fit=result.fit, groups=result.groups, latent_means=result.latent_means, paths=paths,
-                            parameters=result.parameters, summary=summary)
+                            parameters=result.parameters, summary=summary, contrasts=tests)

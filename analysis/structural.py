@@ -39,7 +39,7 @@ from analysis.sem.fit import chisq_pvalue
 from instrument.lavaan import parse_model
 
 __all__ = ["r_squared", "chisq_difference", "nested", "compare_models", "replace_structural", "model_parts", "competing_model",
-           "check_competing", "check_competing_entry", "hypotheses_table"]
+           "check_competing", "check_competing_entry", "hypotheses_table", "HYPOTHESIS_COLUMNS"]
 
 
 def r_squared(fit: EngineFit) -> pd.DataFrame:
@@ -368,6 +368,10 @@ def _lookup(parameters: pd.DataFrame, ref: str) -> pd.Series:
                      "of the model")
 
 
+HYPOTHESIS_COLUMNS = ["hypothesis", "statement", "parameter", "path", "expected", "est", "std_all", "ci_lower",
+                      "ci_upper", "interval", "pvalue", "min_effect", "share", "supported", "verdict"]
+
+
 def hypotheses_table(parameters: pd.DataFrame, hypotheses: dict, interval: str = "ci") -> pd.DataFrame:
     """One row per (hypothesis, parameter): estimate, standardised estimate, interval, p, and
     whether the data support the expected sign (and size).
@@ -387,6 +391,9 @@ def hypotheses_table(parameters: pd.DataFrame, hypotheses: dict, interval: str =
     A part is supported when the conditions hold; ``verdict`` per hypothesis is ``supported``
     (all parts), ``partly supported`` or ``not supported``. ``interval`` names the interval
     columns: ``"ci"`` (Wald, ``ci_lower``/``ci_upper``), ``"boot_pct"`` or ``"boot_bc"``.
+    The other parts a hypothesis may have (``distinct``, ``groups``, ``source``:
+    :mod:`analysis.hypotheses`) are tested elsewhere; a hypothesis with none of ``expect`` gives
+    no row here.
 
     References
     ----------
@@ -401,6 +408,8 @@ def hypotheses_table(parameters: pd.DataFrame, hypotheses: dict, interval: str =
     rows = []
     for hid, spec in hypotheses.items():
         expect = spec.get("expect") or {}
+        if not expect and any(spec.get(k) is not None for k in ("distinct", "groups", "source")):
+            continue  # no sign to test: the hypothesis' other parts are tested elsewhere
         if not isinstance(expect, dict) or not expect:
             raise InputError(f"hypothesis {hid}: 'expect' must map parameters to positive or negative")
         min_effect = spec.get("min_effect")
@@ -427,7 +436,7 @@ def hypotheses_table(parameters: pd.DataFrame, hypotheses: dict, interval: str =
                          "ci_upper": hi, "interval": interval, "pvalue": row["pvalue"],
                          "min_effect": math.nan if min_effect is None else float(min_effect),
                          "share": share, "supported": ok and large})
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows, columns=HYPOTHESIS_COLUMNS[:-1])
     verdict = table.groupby("hypothesis", sort=False)["supported"].agg(
         lambda s: "supported" if s.all() else ("partly supported" if s.any() else "not supported"))
     table["verdict"] = table["hypothesis"].map(verdict)

@@ -443,9 +443,13 @@ def reliability_cmd(data_path, instrument_path, model_path, out, params_path, ht
               help="Ordered items for WLSMV/ULSMV: 'all' or a comma-separated list of columns.")
 @click.option("--std-lv/--no-std-lv", "std_lv", default=None,
               help="Identify the factors by unit variance instead of the first loading (lavaan's std.lv).")
+@click.option("--hypotheses", "hypotheses_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="YAML of hypotheses; those with `groups:` (a path larger in some groups than in others) are "
+                   "tested as one-sided contrasts in the model with free paths (needs --structural-model).")
 @quiet_option
 def invariance_cmd(data_path, instrument_path, model_path, group, structural_path, out, params_path, missing,
-                   min_group_size, partial, reference_group, criterion, estimator, ordered, std_lv, quiet):
+                   min_group_size, partial, reference_group, criterion, estimator, ordered, std_lv, hypotheses_path,
+                   quiet):
     """Measurement invariance across groups: configural, metric, scalar and strict models with
     equality constraints across groups (as lavaan's group.equal), their chi-square differences
     and changes in CFI and RMSEA, the level reached, latent mean differences when scalar
@@ -459,7 +463,8 @@ def invariance_cmd(data_path, instrument_path, model_path, group, structural_pat
                      reference_group=reference_group, criterion=criterion, estimator=estimator, ordered=ordered,
                      std_lv=std_lv)
     with user_errors():
-        m = run(data_path, out, instrument_path, model_path, structural_path, params_path, overrides)
+        m = run(data_path, out, instrument_path, model_path, structural_path, params_path, overrides,
+                hypotheses_path)
     finish_stage("invariance", m, out, quiet, m["warnings"])
 
 
@@ -475,7 +480,10 @@ def invariance_cmd(data_path, instrument_path, model_path, group, structural_pat
 @click.option("--hypotheses", "hypotheses_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="YAML of hypotheses: id -> {statement, expect: {parameter: positive|negative}}.")
 @click.option("--invariance", "invariance_json", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="invariance.json of the invariance stage, for a hypothesis with `source: invariance`.")
+              help="invariance.json of the invariance stage, for a hypothesis with `source: invariance` or `groups:`.")
+@click.option("--htmt", "htmt_path", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="htmt.csv of the reliability stage, for a hypothesis with `distinct: {htmt_below: ...}` (its "
+                   "bootstrap interval).")
 @click.option("--estimator", default=None,
               help="ML (lavaan's default), MLR (robust SEs, Yuan-Bentler scaled test), MLM (Satorra-Bentler, complete "
                    "data), WLSMV or ULSMV (ordinal items: --ordered, --missing listwise, --bootstrap 0).")
@@ -493,8 +501,8 @@ def invariance_cmd(data_path, instrument_path, model_path, group, structural_pat
               help="Address of a Dask scheduler (tcp://host:8786) to run the bootstrap draws on instead of local "
                    "processes (params compute.scheduler); the draws are the same.")
 @quiet_option
-def sem_cmd(data_path, model_path, out, params_path, hypotheses_path, invariance_json, estimator, std_lv, ordered,
-            missing, bootstrap, seed, jobs, scheduler, quiet):
+def sem_cmd(data_path, model_path, out, params_path, hypotheses_path, invariance_json, htmt_path, estimator, std_lv,
+            ordered, missing, bootstrap, seed, jobs, scheduler, quiet):
     """Structural model: paths, R², defined (indirect and total) effects with delta-method and
     bootstrap (percentile and bias-corrected) intervals, competing models (chi-square
     difference, AIC, BIC, the preferred model) and the hypotheses table.
@@ -504,7 +512,7 @@ def sem_cmd(data_path, model_path, out, params_path, hypotheses_path, invariance
     overrides = dict(estimator=estimator, std_lv=std_lv, ordered=ordered, missing=missing, bootstrap=bootstrap)
     with user_errors():
         m = run(data_path, model_path, out, params_path, hypotheses_path, invariance_json, overrides, seed, jobs,
-                scheduler)
+                scheduler, htmt_path)
     finish_stage("sem", m, out, quiet, m["warnings"])
 
 

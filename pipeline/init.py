@@ -361,6 +361,10 @@ def _hypotheses_text(model, model_name: str) -> str:
              "# parameter is expected to have (positive or negative); a part is supported when its",
              "# interval excludes zero on that side. Written empty by `gapscale init`; for example:",
              "#", "# H1:", "#   statement: ...", "#   expect: {a: positive}        # a label, a := name or \"y ~ x\"",
+             "# Other parts a hypothesis may have (analysis/hypotheses.py has the format):",
+             "#   distinct: {constructs: [A, B], htmt_below: 0.85, correlation_below: 1}   # A and B are distinct",
+             "#   groups: {column: G, expect: {a: {larger_in: [g1], than: [g2, g3]}}}     # a path differs by group",
+             "#   source: invariance                                                     # measurement invariance",
              "#"]
     regressions = [st for st in model.statements if st.op == "~"] if model is not None else []
     defined = list(model.defined) if model is not None else []

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.hypotheses import group_expectations
 from analysis.invariance import CRITERIA, Criteria, Specification, invariance
 from analysis.warnings import GapscaleWarning
 from instrument import LavaanModel, LavaanSyntaxError, parse_model, read_model
@@ -25,7 +26,7 @@ except ImportError:  # pragma: no cover
 __all__ = ["run", "OUTPUTS", "DEFAULTS", "settings"]
 
 OUTPUTS = ("invariance_fit.csv", "invariance_groups.csv", "invariance_latent_means.csv", "invariance_paths.csv",
-           "invariance_parameters.csv", "invariance.json")
+           "invariance_parameters.csv", "invariance_contrasts.csv", "invariance.json")
 DEFAULTS = {"group": None, "min_group_size": 100, "missing": "fiml", "estimator": "ML", "ordered": None,
             "std_lv": False, "reference_group": None, "partial": [],
             "criterion": "fit_indices", "delta_cfi": -0.010, "delta_rmsea": 0.015, "alpha": 0.05,
@@ -94,8 +95,15 @@ def _json_ready(value):
 
 
 def run(data_path, out, instrument_path=None, model_path=None, structural_path=None, params_path=None,
-        overrides=None) -> dict:
-    """Run the invariance ladder (and the structural comparison) and write the outputs."""
+        overrides=None, hypotheses_path=None) -> dict:
+    """Run the invariance ladder (and the structural comparison) and write the outputs.
+
+    ``hypotheses_path``: the hypotheses file; its ``groups`` parts (directional differences of
+    paths between groups) are tested in the model with free paths
+    (:func:`analysis.invariance.group_contrasts`): ``invariance_contrasts.csv`` and
+    ``contrasts`` in invariance.json, which the sem stage's hypotheses table reports."""
+    from pipeline.sem import read_hypotheses
+
     params = read_params(params_path)
     s = settings(params, overrides or {})
     if s["group"] is None:
@@ -107,10 +115,21 @@ def run(data_path, out, instrument_path=None, model_path=None, structural_path=N
     except LavaanSyntaxError as exc:
         raise InputError(f"{model_path or instrument_path}: {exc}") from None
     structural = structural_model(structural_path, drop) if structural_path is not None else None
+    hypotheses = read_hypotheses(hypotheses_path) if hypotheses_path else {}
+    try:
+        expectations = group_expectations(hypotheses, structural)
+    except InputError as exc:
+        raise InputError(f"{hypotheses_path}: {exc}") from None
     data = read_data(data_path, dtype={s["group"]: str})  # group labels as written: 2, never 2.0
     if s["group"] not in data.columns:
         raise InputError(f"{data_path}: no column {s['group']!r} to group by; columns are "
                          f"{', '.join(map(str, data.columns))}")
+    values = set(data[s["group"]].dropna().astype(str))
+    for e in expectations:  # a group a hypothesis names must be in the data (a typo is not "not tested")
+        absent = [g for g in e["first"] + e["than"] if g not in values] if e["column"] == s["group"] else []
+        if absent:
+            raise InputError(f"{hypotheses_path}: {e['hypothesis']}.groups.expect.{e['parameter']}: {absent[0]!r} is "
+                             f"not a value of {s['group']} in {data_path} ({', '.join(sorted(values))})")
     # One BLAS thread: the matrices are a few hundred wide, where threads gain little, and a
     # busy machine makes OpenBLAS threads spin (the default study: 16 s instead of 60 s on 2 busy
     # cores). The numbers do not depend on it.
@@ -119,7 +138,7 @@ def run(data_path, out, instrument_path=None, model_path=None, structural_path=N
         warnings.simplefilter("always", GapscaleWarning)
         result = invariance(data, model, s["group"], structural_model=structural, group_partial=s["partial"],
                             min_group_size=s["min_group_size"], reference_group=s["reference_group"],
-                            criteria=criteria(s), spec=specification(s))
+                            criteria=criteria(s), spec=specification(s), contrasts=expectations)
     caught = [f"{w.category.__name__}: {w.message}" for w in records if issubclass(w.category, GapscaleWarning)]
     summary = dict(result.summary)
     summary["warnings"] = list(dict.fromkeys(summary["warnings"] + caught))
@@ -127,6 +146,7 @@ def run(data_path, out, instrument_path=None, model_path=None, structural_path=N
         "simulated": is_simulated(data), "source": Path(data_path).name,
         "structural_model": Path(structural_path).name if structural_path is not None else None,
         "n_rows": len(data), **summary, "dropped_items": drop,
+        "contrasts": result.contrasts.to_dict("records"),
         "fit": result.fit.drop(columns=[c for c in result.fit.columns if c.startswith("delta_")]).to_dict("records"),
     })
     out = output_dir(out)
@@ -135,5 +155,6 @@ def run(data_path, out, instrument_path=None, model_path=None, structural_path=N
     write_csv(result.latent_means, out / "invariance_latent_means.csv")
     write_csv(result.paths, out / "invariance_paths.csv")
     write_csv(result.parameters, out / "invariance_parameters.csv")
+    write_csv(result.contrasts, out / "invariance_contrasts.csv")
     write_json(metrics, out / "invariance.json")
     return metrics

@@ -12,7 +12,9 @@ import pandas as pd
 
 from analysis.bootstrap import bootstrap_sem
 from analysis.sem.api import PARAMETER_COLUMNS, fit_model, refuse_unidentified
-from analysis.structural import check_competing, compare_models, competing_model, hypotheses_table, r_squared
+from analysis.hypotheses import check_hypotheses, distinct_chisq, htmt_part, verdict
+from analysis.structural import (HYPOTHESIS_COLUMNS, check_competing, compare_models, competing_model,
+                                 hypotheses_table, r_squared)
 from analysis.warnings import GapscaleWarning
 from instrument import parse_model
 from pipeline.io import (estimation_settings, is_simulated, output_dir, read_data, read_params, read_seed, section,
@@ -56,12 +58,29 @@ def settings(params: dict, overrides: dict) -> dict:
     return s
 
 
+# The hypotheses table: lavaan-like columns of one part per row, then what the parts other than a
+# parameter's sign need: ``part`` (sign, htmt, chisq, group_difference, invariance, paths_differ),
+# ``statistic`` and ``df`` of its test (Δχ², z) and ``note`` (why a part was not tested).
+# ``supported`` is empty for a part not tested.
+TABLE_COLUMNS = HYPOTHESIS_COLUMNS[:1] + ["part"] + HYPOTHESIS_COLUMNS[1:11] + ["statistic", "df"] \
+    + HYPOTHESIS_COLUMNS[11:] + ["note"]
+
+
 def read_hypotheses(path) -> dict:
-    """The hypotheses YAML (see instrument/sustainability_gap.hypotheses.yaml)."""
-    data = read_yaml(path)
-    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-        raise InputError(f"{path}: expected a mapping of hypothesis ids to {{statement, expect}}")
-    return data
+    """The hypotheses YAML (the format: :mod:`analysis.hypotheses`; an example:
+    instrument/sustainability_gap.hypotheses.yaml), checked by
+    :func:`analysis.hypotheses.check_hypotheses` (one-line errors naming the file and key)."""
+    return check_hypotheses(read_yaml(path), str(path))
+
+
+def read_htmt(path) -> pd.DataFrame | None:
+    """The reliability stage's htmt.csv, or None without one."""
+    if path is None:
+        return None
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot be read as the reliability stage's htmt.csv ({exc})") from None
 
 
 def _fit(data, text, s, name, start=None):
@@ -84,33 +103,111 @@ def _fit(data, text, s, name, start=None):
         raise InputError(f"{name}: {exc}") from None
 
 
+def _row(hid, spec, part, **values) -> dict:
+    base = {c: math.nan for c in TABLE_COLUMNS}
+    base.update(hypothesis=hid, statement=spec.get("statement", ""), part=part, interval="", note="", supported=None,
+                parameter="", path="", expected="")
+    base.update(values)
+    return base
+
+
 def _invariance_rows(spec_id, spec, invariance_json) -> list[dict]:
-    """H7 from the invariance stage's metrics: measurement invariance, then the path comparison."""
-    base = {"hypothesis": spec_id, "statement": spec.get("statement", ""), "est": math.nan, "std_all": math.nan,
-            "ci_lower": math.nan, "ci_upper": math.nan, "interval": "", "pvalue": math.nan}
-    if invariance_json is None:
-        return [{**base, "parameter": "invariance", "path": "not tested (no invariance results given)",
-                 "expected": "", "supported": False, "verdict": "not tested"}]
-    inv = read_metrics(invariance_json)
-    level = inv.get("level", "none")
-    rows = [{**base, "parameter": "measurement invariance", "path": f"level reached: {level}",
-             "expected": "scalar or strict", "supported": level in ("scalar", "strict")}]
-    s = inv.get("structural") or {}
-    if s.get("compared"):
-        rows.append({**base, "parameter": "structural paths across groups", "path": s.get("answer", ""),
-                     "expected": "may differ", "pvalue": s.get("delta_pvalue", math.nan),
-                     "supported": bool(s.get("paths_differ", False))})
-    verdict = "supported" if all(r["supported"] for r in rows) else (
-        "partly supported" if any(r["supported"] for r in rows) else "not supported")
-    return [{**r, "verdict": verdict} for r in rows]
+    """H7 from the invariance stage's metrics: measurement invariance, then the path comparison:
+    the directional group differences of ``groups`` (one row per path, tested by the invariance
+    stage: ``contrasts`` of invariance.json) or, without them, the omnibus test that the paths
+    differ. Parts are not tested (``supported`` None) without the stage's results."""
+    inv = read_metrics(invariance_json) if invariance_json is not None else None
+    rows = []
+    if spec.get("source") == "invariance":
+        if inv is None:
+            rows.append(_row(spec_id, spec, "invariance", parameter="measurement invariance",
+                             expected="scalar or strict", note="no invariance results given"))
+        else:
+            level = inv.get("level", "none")
+            rows.append(_row(spec_id, spec, "invariance", parameter="measurement invariance",
+                             path=f"level reached: {level}", expected="scalar or strict",
+                             supported=level in ("scalar", "strict")))
+            s = inv.get("structural") or {}
+            if s.get("compared") and not spec.get("groups"):
+                rows.append(_row(spec_id, spec, "paths_differ", parameter="structural paths across groups",
+                                 path=s.get("answer", ""), expected="may differ", statistic=_num(s.get("delta_chisq")),
+                                 df=_num(s.get("delta_df")), pvalue=_num(s.get("delta_pvalue")),
+                                 supported=bool(s.get("paths_differ", False))))
+    groups = spec.get("groups")
+    if groups:
+        tested = {(c.get("hypothesis"), str(c.get("parameter"))): c for c in ((inv or {}).get("contrasts") or [])}
+        for ref, d in groups["expect"].items():
+            direction = "larger_in" if "larger_in" in d else "smaller_in"
+            expected = (f"{'larger' if direction == 'larger_in' else 'smaller'} in {', '.join(d[direction])} than "
+                        f"in {', '.join(d['than'])}")
+            c = tested.get((spec_id, str(ref)))
+            if c is None:
+                note = ("no invariance results given" if inv is None else
+                        "not tested by the invariance stage (run it with --hypotheses)")
+                rows.append(_row(spec_id, spec, "group_difference", parameter=str(ref), expected=expected, note=note))
+                continue
+            supported = c.get("supported")
+            rows.append(_row(spec_id, spec, "group_difference", parameter=str(ref),
+                             path=f"{c.get('lhs')} ~ {c.get('rhs')}" if c.get("lhs") else "", expected=expected,
+                             est=_num(c.get("est")), ci_lower=_num(c.get("ci_lower")),
+                             ci_upper=_num(c.get("ci_upper")), interval="ci", statistic=_num(c.get("z")),
+                             pvalue=_num(c.get("pvalue_holm")),
+                             supported=None if supported is None else bool(supported), note=c.get("note") or ""))
+    return rows
+
+
+def _num(value) -> float:
+    """A number of invariance.json (null for NaN) as a float."""
+    return math.nan if value is None else float(value)
+
+
+def _distinct_rows(hid, spec, data, text, htmt, s, where="hypotheses") -> list[dict]:
+    """The ``distinct`` parts of a hypothesis: the HTMT interval (from the reliability stage) and
+    the chi-square test of the two constructs' correlation fixed at +-``correlation_below``
+    (:func:`analysis.hypotheses.distinct_chisq`, at alpha = 1 - ``sem.ci``)."""
+    d = spec["distinct"]
+    a, b = d["constructs"]
+    rows = []
+    if d.get("htmt_below") is not None:
+        h = htmt_part(htmt, (a, b), d["htmt_below"])
+        rows.append(_row(hid, spec, "htmt", parameter=f"HTMT {a}, {b}", path=f"{a}, {b}",
+                         expected=f"interval below {d['htmt_below']:g}", est=h["htmt"], ci_lower=h["ci_lower"],
+                         ci_upper=h["ci_upper"], interval="boot_pct" if h["supported"] is not None else "",
+                         supported=h["supported"], note=h["note"]))
+    cut = d.get("correlation_below")
+    if cut is not None:
+        alpha = 1 - s["ci"]
+        what = "one factor" if cut == 1 else f"|correlation| = {cut:g}"
+        row = _row(hid, spec, "chisq", parameter=f"{a}, {b} not {what}", path=f"CFA of {a} and {b}",
+                   expected=f"{what} fits worse")
+        try:
+            with warnings.catch_warnings(record=True) as records:
+                warnings.simplefilter("always", GapscaleWarning)
+                ordered = s["estimation"].ordered_columns(text, data)
+                t = distinct_chisq(data, text, (a, b), cut, estimator=s["estimator"], missing=s["missing"],
+                                   ordered=ordered)
+        except InputError as exc:
+            raise InputError(f"{where}: {hid}.distinct: {exc}") from None
+        notes = [f"{w.category.__name__}: {w.message}" for w in records if issubclass(w.category, GapscaleWarning)]
+        if not t["converged"]:
+            row.update(note="the CFA of the two constructs did not converge")
+        else:
+            row.update(est=t["correlation"], statistic=t["delta_chisq"], df=t["delta_df"], pvalue=t["delta_pvalue"],
+                       supported=bool(t["delta_pvalue"] < alpha and t["delta_chisq"] > 0),
+                       note="; ".join(notes))
+        rows.append(row)
+    return rows
 
 
 def run(data_path, model_path, out, params_path=None, hypotheses_path=None, invariance_json=None, overrides=None,
-        seed=None, jobs=None, scheduler=None) -> dict:
+        seed=None, jobs=None, scheduler=None, htmt_path=None) -> dict:
     """Fit the structural model, bootstrap it, compare the competing models, test the hypotheses.
 
     The bootstrap draws run on local processes (``jobs``) or on the Dask scheduler at
-    ``scheduler`` (else params ``compute.scheduler``); the draws are the same either way."""
+    ``scheduler`` (else params ``compute.scheduler``); the draws are the same either way.
+    ``invariance_json`` (the invariance stage's metrics) answers ``source: invariance`` and
+    ``groups`` parts, ``htmt_path`` (the reliability stage's htmt.csv) the ``htmt_below`` part of
+    ``distinct``; without them those parts are reported as not tested."""
     params = read_params(params_path)
     scheduler = scheduler or (params.get("compute") or {}).get("scheduler")
     s = settings(params, overrides or {})
@@ -120,6 +217,12 @@ def run(data_path, model_path, out, params_path=None, hypotheses_path=None, inva
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{model_path}: cannot be read as UTF-8 text ({exc})") from None
     hypotheses = read_hypotheses(hypotheses_path) if hypotheses_path else {}
+    factors = set(parse_model(text).latents) if any(h.get("distinct") for h in hypotheses.values()) else set()
+    for hid, spec in hypotheses.items():  # before any fit: a construct that is not a factor of the model
+        absent = [c for c in (spec.get("distinct") or {}).get("constructs", []) if c not in factors]
+        if absent:
+            raise InputError(f"{hypotheses_path}: {hid}.distinct.constructs: {absent[0]!r} is not a factor (=~) of "
+                             f"{Path(model_path).name}")
     data = read_data(data_path)
     with warnings.catch_warnings(record=True) as records:
         warnings.simplefilter("always", GapscaleWarning)
@@ -152,14 +255,20 @@ def run(data_path, model_path, out, params_path=None, hypotheses_path=None, inva
             parameters[c] = np.nan
 
     rows = []
+    htmt = read_htmt(htmt_path) if any((h.get("distinct") or {}).get("htmt_below") is not None
+                                       for h in hypotheses.values()) else None
     for hid, spec in hypotheses.items():
-        if spec.get("source") == "invariance":
-            rows.extend(_invariance_rows(hid, spec, invariance_json))
-        else:
-            rows.extend(hypotheses_table(parameters, {hid: spec}, s["interval"]).to_dict("records"))
-    hyp = pd.DataFrame(rows, columns=["hypothesis", "statement", "parameter", "path", "expected", "est", "std_all",
-                                      "ci_lower", "ci_upper", "interval", "pvalue", "min_effect", "share",
-                                      "supported", "verdict"])
+        parts = []
+        if spec.get("distinct"):
+            parts.extend(_distinct_rows(hid, spec, data, text, htmt, s, hypotheses_path))
+        if spec.get("expect"):
+            parts.extend({**_row(hid, spec, "sign"), **r}
+                         for r in hypotheses_table(parameters, {hid: spec}, s["interval"]).to_dict("records"))
+        if spec.get("source") == "invariance" or spec.get("groups"):
+            parts.extend(_invariance_rows(hid, spec, invariance_json))
+        answer = verdict([r["supported"] for r in parts])
+        rows.extend({**r, "verdict": answer} for r in parts)
+    hyp = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     comparison = compare_models(competing, "hypothesised", s["criterion"])
     r2 = r_squared(fit)
 

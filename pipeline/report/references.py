@@ -16,6 +16,9 @@ __all__ = ["REFERENCES", "Citations", "in_text"]
 
 # key -> (authors as cited in text, year, reference-list entry)
 REFERENCES: dict[str, tuple[str, str, str]] = {
+    "anderson1988": ("Anderson & Gerbing", "1988", "Anderson, J. C., & Gerbing, D. W. (1988). Structural equation "
+                     "modeling in practice: A review and recommended two-step approach. *Psychological Bulletin, "
+                     "103*(3), 411–423. https://doi.org/10.1037/0033-2909.103.3.411"),
     "anderson1991": ("Anderson & Gerbing", "1991", "Anderson, J. C., & Gerbing, D. W. (1991). Predicting the "
                      "performance of measures in a confirmatory factor analysis with a pretest assessment of their "
                      "substantive validities. *Journal of Applied Psychology, 76*(5), 732–740. "
@@ -129,6 +132,9 @@ REFERENCES: dict[str, tuple[str, str, str]] = {
     "roemer2021": ("Roemer et al.", "2021", "Roemer, E., Schuberth, F., & Henseler, J. (2021). HTMT2–an improved "
                    "criterion for assessing discriminant validity in structural equation modeling. *Industrial "
                    "Management & Data Systems, 121*(12), 2637–2650. https://doi.org/10.1108/IMDS-02-2021-0082"),
+    "ronkko2022": ("Rönkkö & Cho", "2022", "Rönkkö, M., & Cho, E. (2022). An updated guideline for assessing "
+                   "discriminant validity. *Organizational Research Methods, 25*(1), 6–47. "
+                   "https://doi.org/10.1177/1094428120968614"),
     "satorra1994": ("Satorra & Bentler", "1994", "Satorra, A., & Bentler, P. M. (1994). Corrections to test "
                     "statistics and standard errors in covariance structure analysis. In A. von Eye & C. C. Clogg "
                     "(Eds.), *Latent variables analysis: Applications for developmental research* (pp. 399–419). "

@@ -5,14 +5,37 @@ from __future__ import annotations
 import pandas as pd
 
 from analysis import apa
-from pipeline.report.findings.common import (SCALED_ESTIMATORS, absent, as_bool, figure_gap, not_run, num, ok,
-                                             stage_warnings)
+from pipeline.report.findings.common import (SCALED_ESTIMATORS, absent, as_bool, ci_label, figure_gap, not_run,
+                                             num, ok, stage_warnings)
 from pipeline.report.model import (INVARIANCE_STEPS, SECTIONS, Figure, Findings, Section, StageOutputs,
                                    Table)
 
 __all__ = ["invariance_section", "index_suffix", "step_reason", "latent_means_table", "paths_by_group_table",
-           "structural_sentence", "level_reached"]
+           "structural_sentence", "level_reached", "contrast_lines"]
 
+
+def contrast_lines(contrasts: list, alpha=None) -> list[str]:
+    """One line per directional group hypothesis of invariance.json's ``contrasts``: the path,
+    the groups compared, the difference with its interval, z and the Holm-adjusted one-sided p,
+    and whether it is supported (or why it was not tested)."""
+    out = []
+    for c in contrasts:
+        if not isinstance(c, dict):
+            continue
+        word = "larger" if c.get("direction") == "larger_in" else "smaller"
+        head = (f"{c.get('hypothesis')} {c.get('parameter')} ({c.get('lhs')} ~ {c.get('rhs')}): {word} in "
+                f"{c.get('groups')} than in {c.get('than')}")
+        note = c.get("note") or ""
+        if c.get("supported") is None:
+            out.append(f"{head}: not tested" + (f" ({note})" if note else ""))
+            continue
+        ci = apa.fmt_ci(c.get("ci_lower"), c.get("ci_upper"))
+        p = apa.fmt_p_text(c.get("pvalue_holm")).removeprefix("p ").strip()
+        out.append(f"{head}: difference of b = {apa.fmt_number(c.get('est'))}"
+                   + (f", {ci_label(1 - num(alpha) if ok(alpha) else None)} {ci}" if ci else "")
+                   + f", z = {apa.fmt_number(c.get('z'))}, one-sided p (Holm) {p}: "
+                   + ("supported" if c.get("supported") else "not supported") + (f" ({note})" if note else ""))
+    return out
 
 def level_reached(m: dict, fit: pd.DataFrame | None) -> str | None:
     for key in ("level_reached", "level", "invariance_level", "highest_level"):
@@ -304,6 +327,12 @@ def invariance_section(inv: StageOutputs, findings: Findings, cuts: dict, figure
         table = paths_by_group_table(paths, findings)
         if table is not None:
             sec.blocks.append(table)
+    contrasts = contrast_lines(m.get("contrasts") or [], (m.get("cutoffs") or {}).get("alpha"))
+    if contrasts:
+        sec.blocks.append("Directional hypotheses about the paths across groups (the hypotheses file's groups parts: "
+                          "the mean of a path over some groups minus its mean over others in the model with free "
+                          f"paths, one-sided, Holm-adjusted, {findings.cite('holm1979')}):")
+        sec.blocks.append(contrasts)
     lines = stage_warnings(inv, findings, "warnings")
     if lines:
         sec.blocks.append("Warnings from the invariance stage:")

@@ -24,7 +24,7 @@ from pipeline.report.findings.cfa import parameter_text
 from pipeline.report.findings.content import content_paragraph
 from pipeline.report.findings.power import power_paragraph
 from pipeline.report.findings.reliability import method_factor_problems
-from pipeline.report.findings.sem import bootstrap_keys, bootstrap_used
+from pipeline.report.findings.sem import OTHER_PARTS, bootstrap_keys, bootstrap_used, part_evidence
 from pipeline.report.model import SECTIONS, Findings, Section, StageOutputs
 
 __all__ = ["methods_section", "software_versions", "profile_sentence", "SOFTWARE"]
@@ -364,8 +364,12 @@ def _sem(sem: StageOutputs, findings: Findings) -> list[str]:
             else:
                 v = "tested"
             if len(rows) > 1 and "supported" in rows:
+                untested = int(rows["supported"].isna().sum())
+                other = [r for r in rows.to_dict("records") if str(r.get("part")) in OTHER_PARTS]
+                evidence = "; ".join(f"{r.get('parameter')}: {part_evidence(r, m.get('ci'))}" for r in other)
                 parts.append(f"{name} was {v} ({int(rows['supported'].map(as_bool).sum())} of {len(rows)} parts "
-                             "supported)")
+                             "supported" + (f", {untested} not tested" if untested else "")
+                             + (f"; {evidence}" if evidence else "") + ")")
                 continue
             small = str(first.get("parameter")) in set(defined["lhs"])
             d = 3 if small else 2
@@ -375,7 +379,19 @@ def _sem(sem: StageOutputs, findings: Findings) -> list[str]:
                 f"{ci_level_text(m.get('ci'))} CI {ci}" if ci else "",
                 f"β = {apa.fmt_number(first.get('std_all'), d, bounded=True)}" if ok(first.get("std_all")) else "") if x)
             parts.append(f"{name} was {v}" + (f" ({numbers})" if numbers else ""))
-        out.append("Hypotheses: " + "; ".join(parts) + ".")
+        kinds = set(hyp["part"].astype(str)) if "part" in hyp else set()
+        how = []
+        if "htmt" in kinds:
+            how.append("the upper limit of the bootstrap interval of their HTMT below the cut-off "
+                       f"({findings.cite('henseler2015')})")
+        if "chisq" in kinds:
+            how.append("a CFA of the two with their correlation fixed at ±1 fitting worse than with it free, by the "
+                       f"chi-square difference ({findings.cite('anderson1988', 'ronkko2022')})")
+        out.append("Hypotheses: " + "; ".join(parts) + "."
+                   + (f" Two constructs counted as distinct by {' and by '.join(how)}." if how else "")
+                   + (" A path's difference between groups was the one-sided test of its mean over the groups "
+                      "expected larger minus its mean over the others in the multigroup model with equal loadings, "
+                      f"Holm-adjusted ({findings.cite('holm1979')})." if "group_difference" in kinds else ""))
     if len(defined) and {"boot_pct_lower", "boot_pct_upper"} <= set(defined.columns):
         sig = [r for r in defined.itertuples() if ok(r.boot_pct_lower)
                and (num(r.boot_pct_lower) > 0 or num(r.boot_pct_upper) < 0)]

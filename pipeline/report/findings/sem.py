@@ -11,7 +11,46 @@ from pipeline.report.findings.common import (absent, admissible, as_bool, ci_lab
 from pipeline.report.model import (SECTIONS, Figure, Findings, Section, StageOutputs,
                                    Table)
 
-__all__ = ["sem_section", "bootstrap_keys", "bootstrap_used"]
+__all__ = ["sem_section", "bootstrap_keys", "bootstrap_used", "part_evidence", "OTHER_PARTS"]
+
+# Parts of a hypothesis that are not a parameter's sign (analysis/hypotheses.py): their numbers are
+# in other units (an HTMT, a correlation, a contrast of group paths), so the table shows them in
+# the Evidence column instead of the b, β and CI columns of the structural paths.
+OTHER_PARTS = ("htmt", "chisq", "group_difference", "invariance", "paths_differ")
+
+
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def part_evidence(row, level) -> str:
+    """The evidence of one part of a hypothesis (a row of sem_hypotheses.csv) in APA form: the
+    HTMT and its bootstrap interval; the correlation of two constructs and the chi-square test of
+    it fixed at +-1 (or a cut-off); the contrast of a path between groups with its interval, z and
+    one-sided Holm-adjusted p; the measurement-invariance level; "not tested" with the reason.
+    Empty for a parameter's sign (its own columns show it)."""
+    part = _text(row.get("part"))
+    note = _text(row.get("note"))
+    if part not in OTHER_PARTS:
+        return ""
+    if not ok(row.get("supported")) and row.get("supported") not in (True, False, "True", "False"):
+        if part != "invariance" or not _text(row.get("path")):
+            return "not tested" + (f": {note}" if note else "")
+    ci = apa.fmt_ci(row.get("ci_lower"), row.get("ci_upper"))
+    if part == "htmt":
+        text = f"HTMT = {apa.fmt_number(row.get('est'))}" + (f", {ci_label(level)} {ci} (bootstrap)" if ci else "")
+    elif part == "chisq":
+        text = (f"r = {apa.fmt_number(row.get('est'), 2, bounded=True)}; constrained: "
+                f"Δ{apa.fmt_chisq(row.get('statistic'), row.get('df'), row.get('pvalue'))}")
+    elif part == "group_difference":
+        text = (f"difference of b = {apa.fmt_number(row.get('est'))}" + (f", {ci_label(level)} {ci}" if ci else "")
+                + f", z = {apa.fmt_number(row.get('statistic'))}, one-sided p (Holm) "
+                + apa.fmt_p_text(row.get("pvalue")).removeprefix("p ").strip())
+    elif part == "paths_differ":
+        text = apa.apa_p_in_text(_text(row.get("path")))
+    else:
+        text = _text(row.get("path"))
+    return text + (f" ({note})" if note else "")
 
 
 def bootstrap_keys(defined: pd.DataFrame, interval: str) -> list[str]:
@@ -25,6 +64,26 @@ def bootstrap_used(defined: pd.DataFrame, interval: str, hypotheses: pd.DataFram
     """Something reported rests on the bootstrap draws: a defined effect (:=) with its bootstrap
     intervals, or hypotheses judged by a bootstrap interval."""
     return len(defined) > 0 or (interval.startswith("boot") and hypotheses is not None and len(hypotheses) > 0)
+
+
+def _other_parts_note(hyp: pd.DataFrame, findings: Findings) -> str:
+    """The table note's sentences for the parts beyond a parameter's sign that the table has."""
+    parts = set(hyp["part"].astype(str)) if "part" in hyp else set()
+    out = []
+    if "htmt" in parts:
+        out.append("HTMT: supported when the upper limit of its bootstrap interval (reliability stage) is below the "
+                   f"cut-off the hypotheses file sets ({findings.cite('henseler2015')}).")
+    if "chisq" in parts:
+        out.append("Distinct constructs: the CFA of the two constructs with their correlation fixed at ±1 (or the "
+                   "file's cut-off) against free, by the chi-square difference on 1 df "
+                   f"({findings.cite('anderson1988', 'ronkko2022')}); supported when it fits significantly worse (p "
+                   "below 1 minus the level of the intervals).")
+    if "group_difference" in parts:
+        out.append("Group differences: the mean of the unstandardised path over the first groups minus its mean "
+                   "over the others (each group weighted once) in the invariance stage's multigroup model (loadings "
+                   "equal, paths free), one-sided, Holm-adjusted over the hypothesis' paths "
+                   f"({findings.cite('holm1979')}).")
+    return " " + " ".join(out) if out else ""
 
 
 def sem_section(sem: StageOutputs, findings: Findings, cuts: dict, figures: dict) -> Section:
@@ -169,6 +228,16 @@ def sem_section(sem: StageOutputs, findings: Findings, cuts: dict, figures: dict
     hyp = sem.table("sem_hypotheses.csv")
     if hyp is not None and len(hyp):
         h = hyp.copy()
+        other = h["part"].astype(str).isin(OTHER_PARTS) if "part" in h else pd.Series(False, index=h.index)
+        if other.any():  # the parts in other units: their numbers in the Evidence column only
+            h["evidence"] = [part_evidence(r, m.get("ci")) for r in hyp.to_dict("records")]
+            for c in ("est", "std_all", "ci_lower", "ci_upper", "pvalue"):
+                if c in h:
+                    h.loc[other, c] = np.nan
+            h.loc[other, "path"] = [_text(x) if k in ("group_difference", "chisq", "htmt") else ""
+                                    for x, k in zip(h.loc[other, "path"], h.loc[other, "part"].astype(str))]
+            untested = h["supported"].isna() if "supported" in h else pd.Series(False, index=h.index)
+            h["supported"] = h["supported"].astype(object).where(~untested, "not tested")
         defined_names = set(p.loc[p["op"] == ":=", "lhs"])
         small = h["parameter"].astype(str).isin(defined_names) if "parameter" in h else pd.Series(False, index=h.index)
         if {"ci_lower", "ci_upper"} <= set(h.columns):
@@ -189,17 +258,19 @@ def sem_section(sem: StageOutputs, findings: Findings, cuts: dict, figures: dict
         spec = {"hypothesis": "text", "statement": "text", "parameter": "text", "path": "text", "expected": "text",
                 "std_all": "text", "est": "text", "ci": "text", "pvalue": "p",
                 **({"min_effect": "bounded"} if sesoi else {}), **({"share": "number"} if shares else {}),
-                "supported": "yes_no", "verdict": "text"}
+                **({"evidence": "text"} if other.any() else {}), "supported": "yes_no", "verdict": "text"}
         spec = {c: k for c, k in spec.items() if c in h}
         sec.blocks.append(Table("sem_hypotheses", "Hypotheses", apa.apa_table(h, spec, {
             "hypothesis": "Hypothesis", "statement": "Statement", "parameter": "Parameter", "path": "Path",
             "expected": "Expected", "std_all": "β", "est": "b", "ci": ci_label(m.get("ci")), "pvalue": "p",
-            "min_effect": "Smallest β of interest", "share": "Share of total", "supported": "Supported",
-            "verdict": "Verdict"}), "Supported: the parameter's estimate has the expected sign and its interval "
-            "excludes zero" + (", and |β| reaches the smallest effect of interest the hypotheses file sets" if sesoi
-                               else "") + "; Verdict: the hypothesis as a whole. Defined effects (:=) with three "
-            "decimals." + (" Share of total: the indirect effect as a proportion of the total effect it belongs to."
-                           if shares else "")))
+            "min_effect": "Smallest β of interest", "share": "Share of total", "evidence": "Evidence",
+            "supported": "Supported", "verdict": "Verdict"}), "Supported: the parameter's estimate has the expected "
+            "sign and its interval excludes zero" + (", and |β| reaches the smallest effect of interest the "
+                                                     "hypotheses file sets" if sesoi else "")
+            + "; Verdict: the hypothesis as a whole (not fully tested: every part tested is supported, but a part "
+            "could not be tested). Defined effects (:=) with three decimals."
+            + (" Share of total: the indirect effect as a proportion of the total effect it belongs to."
+               if shares else "") + (_other_parts_note(hyp, findings) if other.any() else "")))
         verdicts = {}
         if "verdict" in hyp:
             for r in hyp.drop_duplicates("hypothesis").itertuples():
