@@ -359,10 +359,12 @@ class Instrument:
     def outside_options(self) -> tuple[OutsideOption, ...]:
         """Every answer outside the scale that some item offers, each once, in the order of the
         scales (an option is identified by its ``name``)."""
+        offered = {o.name for item in self.items for o in item.outside}
         seen: dict[str, OutsideOption] = {}
         for item in self.items:
-            for o in item.outside:
-                seen.setdefault(o.name, o)
+            for o in item.scale.outside:
+                if o.name in offered:
+                    seen.setdefault(o.name, o)
         return tuple(seen.values())
 
     @property
