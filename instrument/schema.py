@@ -417,11 +417,11 @@ class Instrument:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """Data columns in questionnaire order (id first, duration last)."""
+        """Data columns in questionnaire order (id and cluster first, duration last)."""
         cols = [q.id for p in self.pages() for q in p.questions]
         if self.duration_column:
             cols.append(self.duration_column)
-        return ((self.id_column,) if self.id_column else ()) + tuple(cols)
+        return tuple(c for c in (self.id_column, self.cluster_column) if c) + tuple(cols)
 
     @property
     def model_columns(self) -> dict[str, str]:
