@@ -119,3 +119,40 @@ def test_missing_cluster_column_is_a_one_line_error(run_cli, write_yaml, tmp_pat
     _cells().drop(columns=["Organisation"]).to_csv(data, index=False)
     code, out, err = run_cli("clean", "--instrument", write_yaml(INSTRUMENT), "--data", data, "--out", tmp_path / "c")
     assert code == 2 and "cluster column 'Organisation'" in err and len(err.strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- the report
+
+
+def _clean_outputs(metrics: dict, tables: dict):
+    from pipeline.report.model import StageOutputs
+    return StageOutputs("clean", None, metrics, tables, ())
+
+
+def test_report_counts_outside_answers_and_flags_large_design_effects():
+    from pipeline.report.findings.sample import design_effect_blocks, outside_blocks
+    from pipeline.report.model import Findings, Table
+    options = {"not_applicable": {"code": 8, "label": "Not applicable", "n": 30, "items": 1},
+               "dont_know": {"code": 9, "label": "Don't know", "n": 12, "items": 3}}
+    table = pd.DataFrame({"item": ["A_1", "A_2", "A_3"], "n": [100, 100, 100],
+                          "n_not_applicable": pd.array([pd.NA, 30, pd.NA], dtype="Int64"),
+                          "n_dont_know": [1, 10, 1], "n_outside": [1, 40, 1], "n_skipped": [0, 2, 5],
+                          "n_missing": [1, 42, 6]})
+    findings = Findings()
+    blocks = outside_blocks(_clean_outputs({"outside_answers": options}, {"outside_answers.csv": table}), findings)
+    assert "“Not applicable” (code 8) was offered on 1 item and chosen 30 times (30.0% of the respondents)" in blocks[0]
+    assert "chosen 12 times (1.0% to 10.0% of the respondents per item)" in blocks[0]
+    shown = blocks[1]
+    assert isinstance(shown, Table) and shown.frame["Item"].tolist() == ["A_2"]  # A_1, A_3: 1% < 2%
+    assert shown.frame.iloc[0].tolist() == ["A_2", "30", "10", "2", "42.0%"]
+    deff = pd.DataFrame({"variable": ["A"], "n": [100], "n_clusters": [10], "mean_cluster_size": [10.0],
+                         "ms_between": [3.0], "ms_within": [1.0], "icc1": [0.2], "design_effect": [2.8],
+                         "n_effective": [35.7]})
+    clusters = {"column": "org_id", "n_clusters": 10, "without_cluster": 0, "mean_cluster_size": 10.0,
+                "largest_cluster": 14, "max_design_effect": 2.8}
+    findings = Findings()
+    text, t = design_effect_blocks(_clean_outputs({"clusters": clusters}, {"design_effect.csv": deff}), findings)
+    assert "The largest design effect is 2.80" in text and "cluster-robust standard errors" in text
+    assert t.frame.iloc[0].tolist() == ["A", "10", ".200", "2.80", "36"]
+    assert findings.not_held and "2.80" in findings.not_held[0]
+    assert design_effect_blocks(_clean_outputs({"clusters": None}, {}), Findings()) == []
