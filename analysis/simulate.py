@@ -64,7 +64,9 @@ Organisations (``simulate.organisations``, when the instrument has a ``cluster_c
 organisation j with probability proportional to w_j ~ LogNormal(0, size_sigma^2)), and the random
 part of every latent score is sqrt(1 - icc) zeta_i + sqrt(icc) u_j with u_j drawn like zeta_i,
 so the latent covariance is unchanged and each latent's intraclass correlation is ``icc`` before
-the covariates are added. The export's cluster column holds organisation names.
+the covariates are added. The export's cluster column holds organisation names. The organisations
+and their effects are drawn from a stream of their own (``default_rng([seed, 1])``), so every other
+draw is the one of the same study without them (with ``icc: 0`` the answers are identical).
 
 Answers outside the scale (``simulate.outside``, by the instrument's option names): a rate per
 option for every item that offers it, or per item, or per item by the value of a categorical
@@ -236,6 +238,7 @@ def parse_simulation_params(raw: dict | None) -> SimulationParams:
 
 
 ORGANISATION_KEYS = ("count", "size_sigma", "icc")
+ORGANISATION_STREAM = 1  # the organisations' draws come from default_rng([seed, 1]): every other draw is the same with or without them
 
 
 def _check_outside_params(outside) -> None:
@@ -812,7 +815,7 @@ def simulate_study(instrument: Instrument, params: SimulationParams, seed: int) 
     items = list(instrument.items)
 
     # Latent scores and latent responses.
-    nesting = _nesting(instrument, params, rng, n, len(pop.latents))
+    nesting = _nesting(instrument, params, np.random.default_rng([seed, ORGANISATION_STREAM]), n, len(pop.latents))
     group_pops = _group_populations(instrument, params, pop)
     membership = None
     context = None

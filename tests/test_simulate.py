@@ -356,3 +356,17 @@ def test_no_organisations_without_a_cluster_column():
             parse_simulation_params(bad)
     with pytest.raises(ValueError, match="not an answer outside the scale"):
         simulate_study(inst, parse_simulation_params({"n": 50, "outside": {"dont_know": 0.1}, "defects": {}}), seed=1)
+
+
+def test_organisations_leave_the_other_draws_as_they_were(default_instrument, default_params):
+    """The organisations come from their own stream: with icc 0 the answers are those of the study
+    drawn without a cluster column; with icc > 0 they differ."""
+    import dataclasses
+    base = dict(default_params["simulate"], n=300)
+    flat = parse_simulation_params(dict(base, organisations=dict(base["organisations"], icc=0.0)))
+    without = dataclasses.replace(default_instrument, cluster_column=None)
+    a = simulate_study(default_instrument, flat, seed=5).responses
+    b = simulate_study(without, dataclasses.replace(flat, organisations={}), seed=5).responses
+    assert a.drop(columns="org_id").equals(b)
+    c = simulate_study(default_instrument, parse_simulation_params(base), seed=5).responses
+    assert not c.drop(columns="org_id").equals(b)
