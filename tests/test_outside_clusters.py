@@ -156,3 +156,19 @@ def test_report_counts_outside_answers_and_flags_large_design_effects():
     assert t.frame.iloc[0].tolist() == ["A", "10", ".200", "2.80", "36"]
     assert findings.not_held and "2.80" in findings.not_held[0]
     assert design_effect_blocks(_clean_outputs({"clusters": None}, {}), Findings()) == []
+
+
+def test_outside_option_scope_and_qualtrics_codes():
+    import yaml
+    doc = yaml.safe_load(INSTRUMENT)
+    doc["scale"]["outside"] = [{"code": -99, "label": "Not applicable", "items": ["A_2"]}]
+    doc["constructs"][0]["items"][1]["scale"] = {"type": "likert", "min": 1, "max": 5}
+    with pytest.raises(InstrumentError, match=r"scale.outside\[0\].items\[0\]: item 'A_2' has a scale of its own"):
+        parse_instrument(doc)
+    del doc["constructs"][0]["items"][1]["scale"]
+    inst = parse_instrument(doc)
+    assert [o.code for o in inst.item("A_2").outside] == [-99] and inst.item("A_1").outside == ()
+    cells = _cells().assign(A_2=["-99", "2", "3", "-99", "1", "5"])
+    prepared = prepare(cells, inst)
+    assert (prepared.outside["A_2"] > 0).tolist() == [True, False, False, True, False, False]
+    assert prepared.data["A_2"].isna().tolist() == [True, False, False, True, False, False]
