@@ -17,7 +17,19 @@ such cell is one row of the cell-problem table (``row, respondent_id, column, va
   read as that number and **logged** ("decimal comma; read as 3"), so no cell changes silently;
 - a cell an SPSS file declares missing (user-missing codes such as 98/99) becomes missing and is
   logged with the code;
-- an empty id becomes ``row<N>`` and is logged.
+- an empty id becomes ``row<N>`` and is logged;
+- an answer outside the scale that the item offers (``scale.outside`` in the instrument: "Not
+  applicable", "Don't know"), given as its code or its label, becomes missing and is **not**
+  logged as a problem: it is an answer the respondent chose. It is counted per item and option
+  (:func:`outside_answers`) and per respondent. A code the item does not offer (an N/A code on an
+  item without N/A) is outside the scale like any other number. An outside option's code wins
+  over an SPSS file's user-missing declaration of the same code.
+
+Answers outside the scale and the missing-data screen: ``max_missing_share`` counts only items
+left empty or unusable (skipped), never answers outside the scale, so a respondent who says
+"Not applicable" or "Don't know" is not excluded for it. Such answers are missing in the analysis
+(FIML uses the rest of the respondent's answers); a kept respondent without a single usable item
+answer is named in the stage's warnings.
 
 A logged value is cut to 40 characters; a value that looks like personal data (an e-mail
 address, a phone number, an IP address) is not shown at all.
@@ -45,6 +57,13 @@ original ids live only in memory (the duplicate screen compares them) and in the
 researcher asks for. ``respondent_ids: keep`` writes the ids as they are, for ids that do not
 identify anyone (a platform's random response ids); ids that look like e-mail addresses, phone
 numbers or IP addresses are refused even then.
+
+Organisations (the instrument's ``cluster_column``) are always pseudonymised, whatever
+``respondent_ids`` says, since an organisation's name identifies it: each distinct value (white
+space trimmed and collapsed, case ignored, so ``ACME  Ltd`` and ``acme ltd`` are one organisation)
+becomes ``c`` + 16 hex digits of HMAC-SHA256(key, ``"cluster:" + value``) with a key, else
+``cluster<K>`` numbered in order of first appearance. The column is written as ``cluster_id``;
+an empty cell leaves it missing (logged) and the respondent out of the design effect only.
 """
 from __future__ import annotations
 
@@ -61,13 +80,16 @@ from analysis.errors import InputError
 from instrument.schema import Instrument, Scale
 
 __all__ = [
+    "CLUSTER_COLUMN",
     "DataError",
     "IdParams",
     "MAX_DUPLICATE_ID_SHARE",
     "PERSONAL_COLUMNS",
     "Prepared",
     "REVERSE_MARKER",
+    "cluster_pseudonyms",
     "looks_personal",
+    "outside_answers",
     "parse_clean_params",
     "parse_number",
     "parse_screen_params",
@@ -85,6 +107,7 @@ PERSONAL_COLUMNS = (
 REVERSE_MARKER = "reverse_recoded"
 PASS_THROUGH = ("simulated",)
 ID_COLUMN = "respondent_id"      # the id column of every output, whatever the export called it
+CLUSTER_COLUMN = "cluster_id"    # the organisation of every output (pseudonymised), from the instrument's cluster_column
 DURATION_COLUMN = "duration_s"   # the duration column of every output
 PROBLEM_COLUMNS = ["row", "respondent_id", "column", "value", "problem"]
 MAX_DUPLICATE_ID_SHARE = 0.5
@@ -145,6 +168,29 @@ def pseudonym(respondent_id: str, row: int, key: bytes | None) -> str:
     return "p" + hmac.new(key, str(respondent_id).encode("utf-8"), hashlib.sha256).hexdigest()[:16]
 
 
+def cluster_pseudonyms(values, key: bytes | None) -> np.ndarray:
+    """Pseudonyms of organisation names (the instrument's ``cluster_column``), one per value.
+
+    A value is trimmed, its inner white space collapsed and its case folded, so spellings that
+    differ only in these are one organisation. With a key it becomes ``c`` + 16 hex digits of
+    HMAC-SHA256(key, ``"cluster:" + value``) (the prefix keeps an organisation's pseudonym apart
+    from a respondent's with the same text); without one, ``cluster<K>`` numbered in order of
+    first appearance. Empty values (None, NaN, white space) stay None.
+
+    In R: ``digest::hmac(key, paste0("cluster:", tolower(value)), "sha256")`` gives the hex digits.
+    """
+    arr = np.asarray(values, dtype=object)
+    codes, uniques = pd.factorize(arr, use_na_sentinel=True)
+    norm = [None if _blank(v) else " ".join(str(v).split()).casefold() for v in uniques]
+    made: dict[str, str] = {}
+    for t in norm:  # in order of first appearance (factorize keeps it)
+        if t is not None and t not in made:
+            made[t] = ("c" + hmac.new(key, ("cluster:" + t).encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+                       if key is not None else f"cluster{len(made) + 1}")
+    table = np.array([None if t is None else made[t] for t in norm] + [None], dtype=object)
+    return table[codes]
+
+
 def parse_number(text: str) -> tuple[float | None, str | None]:
     """Read a cell as a finite number: ``(value, note)``; ``(None, None)`` when it is not one.
 
@@ -197,6 +243,9 @@ class Prepared:
         ``duration_s`` when the file has a completion time, else None.
     duration_missing : str or None
         Why there is no completion time (for the warning of a speeder screen that cannot run).
+    outside : DataFrame
+        Aligned with ``data``, one ``int8`` column per item that offers answers outside the scale:
+        0 for a cell that is not one, else ``k`` for ``instrument.outside_options[k - 1]``.
     """
 
     data: pd.DataFrame
@@ -206,6 +255,7 @@ class Prepared:
     original_ids: pd.Series | None = None
     duration_column: str | None = None
     duration_missing: str | None = None
+    outside: pd.DataFrame | None = None
 
 
 def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", qualtrics: bool = False,
@@ -250,10 +300,14 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
     # An id column that is personal data (a panel's e-mail column) still identifies respondents:
     # it is kept in memory to deduplicate and pseudonymise, and never written as it is.
     personal_ids = cells[requested] if requested in personal else None
+    cluster_col = instrument.cluster_column
+    personal_clusters = cells[cluster_col] if cluster_col in personal else None
     cells = cells.drop(columns=personal + answers)
     if personal_ids is not None:
         cells[requested] = personal_ids
         notes.append(f"id column {requested!r} is personal data: used only to find duplicates and make pseudonyms")
+    if personal_clusters is not None:
+        cells[cluster_col] = personal_clusters
     if personal:
         notes.append(f"dropped {len(personal)} personal-data column(s): {', '.join(personal)}")
     if answers:
@@ -295,7 +349,13 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
             notes.append(f"no id column declared; using Qualtrics' {QUALTRICS_ID}")
         else:
             notes.append("no id column declared: respondents are identified by row number")
-    for own in (ID_COLUMN, DURATION_COLUMN):
+    if cluster_col and cluster_col not in cells.columns:
+        problems.append(f"cluster column {cluster_col!r} (the organisation of each respondent) not found; add it to "
+                        "the file or remove cluster_column from the instrument")
+    elif cluster_col and cluster_col == id_col:
+        problems.append(f"cluster column {cluster_col!r} is also the id column; the organisation needs a column of "
+                        "its own")
+    for own in (ID_COLUMN, DURATION_COLUMN, *((CLUSTER_COLUMN,) if cluster_col else ())):
         if own in defined and defined[own] != "the duration column":
             problems.append(f"{own!r} is {defined[own]} of the instrument, but the clean data use that name for "
                             "their own column; rename it in the instrument")
@@ -358,6 +418,12 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
             r = rows[k]
             log.append((r, f"row{r}", id_col, "", "empty id; set to row number"))
     out[ID_COLUMN] = shown
+    if cluster_col:
+        out[CLUSTER_COLUMN] = cluster_pseudonyms(cells[cluster_col].to_numpy(dtype=object), key)
+        for k in np.flatnonzero(np.equal(out[CLUSTER_COLUMN], None)):
+            log.append((rows[k], shown[k], cluster_col, "", "empty organisation; left missing (not in the design effect)"))
+        notes.append(f"organisations from {cluster_col!r} pseudonymised as {CLUSTER_COLUMN!r} "
+                     f"({'keyed HMAC-SHA256' if key is not None else 'numbered: no key given'})")
 
     def missing_code(col: str, text: str) -> str | None:
         for lo, hi in declared_missing.get(col, ()):
@@ -370,19 +436,28 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
                 return text
         return None
 
-    def per_value(col: str, judge, dtype=np.float64) -> np.ndarray:
+    option_number = {o.name: k for k, o in enumerate(instrument.outside_options, start=1)}
+    outside_cells: dict[str, np.ndarray] = {}
+
+    def per_value(col: str, judge, dtype=np.float64, outside=None) -> np.ndarray:
         """The column's values: ``judge(text) -> (value or None, logged problem or None)`` is
         called once per distinct cell text (a column of a million answers holds a handful of
         texts); empty cells are missing, declared-missing codes are set missing and logged.
-        Logged cells are appended to the log in row order."""
+        Logged cells are appended to the log in row order. ``outside(text)`` gives the number of
+        the answer outside the scale a text is (or 0): missing, not logged, recorded in
+        ``outside_cells[col]``."""
         codes, uniques = _distinct(cells[col])
         values = np.full(len(uniques) + 1, np.nan) if dtype is np.float64 else np.full(len(uniques) + 1, None, dtype=object)
         problem: list = [None] * (len(uniques) + 1)
         texts: list = [None] * (len(uniques) + 1)
+        kind = np.zeros(len(uniques) + 1, dtype=np.int8)
         for j, raw in enumerate(uniques):
             if _blank(raw):
                 continue
             text = str(raw).strip()
+            if outside is not None and outside(text):
+                kind[j] = outside(text)
+                continue
             if missing_code(col, text) is not None:
                 problem[j], texts[j] = (f"declared missing in the file (user-missing code {text}); set missing",
                                         _show(text))
@@ -396,10 +471,19 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
         for k in np.flatnonzero(logged[codes]):
             c = codes[k]
             log.append((rows[k], shown[k], col, texts[c], problem[c]))
+        if outside is not None:
+            outside_cells[col] = kind[codes]
         return values[codes]
 
     def scale_column(col: str, scale: Scale) -> np.ndarray:
         lookup = {str(label).strip().lower(): value for value, label in scale.labels.items()}
+        offered = scale.outside_for(col)
+        by_code = {float(o.code): option_number.get(o.name, 0) for o in offered}
+        by_label = {o.label.strip().lower(): option_number.get(o.name, 0) for o in offered}
+
+        def outside(text):
+            x, _ = parse_number(text)
+            return by_code.get(x, 0) if x is not None else by_label.get(text.lower(), 0)
 
         def judge(text):
             x, note = parse_number(text)
@@ -410,7 +494,7 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
             if not scale.contains(x):
                 return None, f"outside the scale ({_range(scale)}); set missing"
             return x, note
-        return per_value(col, judge)
+        return per_value(col, judge, outside=outside if offered else None)
 
     def context_column(q) -> np.ndarray:
         if q.type == "text":
@@ -478,8 +562,9 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
     data = pd.DataFrame(out)
     empty = [i for i in instrument.item_ids if data[i].isna().all()]
     if empty:
-        raise DataError(source, [f"item {i!r} has no usable answer in any row (all empty or invalid)" for i in empty])
-    known = {"row", id_col, duration_col, QUALTRICS_ID, QUALTRICS_DURATION, *instrument.item_ids,
+        raise DataError(source, [f"item {i!r} has no usable answer in any row (all empty, invalid or outside the "
+                                 "scale)" for i in empty])
+    known = {"row", id_col, duration_col, cluster_col, QUALTRICS_ID, QUALTRICS_DURATION, *instrument.item_ids,
              *(c.id for c in instrument.attention_checks), *(q.id for q in instrument.context), *PASS_THROUGH}
     ignored = [c for c in cells.columns if c not in known]
     if ignored:
@@ -490,7 +575,9 @@ def prepare(cells: pd.DataFrame, instrument: Instrument, source: str = "data", q
                     original_ids=pd.Series(original, index=data.index, dtype=object),
                     duration_column=DURATION_COLUMN if duration_col else None,
                     duration_missing=None if duration_col and not np.isnan(data[DURATION_COLUMN]).all()
-                    else duration_missing)
+                    else duration_missing,
+                    outside=pd.DataFrame({i: outside_cells[i] for i in instrument.item_ids if i in outside_cells},
+                                         index=data.index))
 
 
 def recode_reverse(data: pd.DataFrame, instrument: Instrument) -> pd.DataFrame:
@@ -669,12 +756,15 @@ class Screened:
         ``row`` and one boolean column per screen that ran, for every submission.
     warnings : tuple of str
         Items without variance among kept respondents and similar findings.
+    outside : DataFrame or None
+        :attr:`Prepared.outside` of the kept respondents, aligned with ``clean``.
     """
 
     clean: pd.DataFrame
     exclusions: pd.DataFrame
     flags: pd.DataFrame
     warnings: tuple[str, ...]
+    outside: pd.DataFrame | None = None
 
 
 def screen(prepared: Prepared, instrument: Instrument, params: ScreenParams) -> Screened:
@@ -721,7 +811,9 @@ def screen(prepared: Prepared, instrument: Instrument, params: ScreenParams) -> 
         results["duplicate"] = screening.duplicates(data.assign(_original_id=originals.to_numpy()), "_original_id",
                                                     compared, data["row"])
     if params.max_missing_share is not None:
-        results["missing"] = screening.missing_share(data, items, params.max_missing_share)
+        answered = prepared.outside.reindex(columns=items, fill_value=0).to_numpy() > 0 \
+            if prepared.outside is not None and len(prepared.outside.columns) else None
+        results["missing"] = screening.missing_share(data, items, params.max_missing_share, answered=answered)
 
     flags = pd.DataFrame({"row": data["row"], **{k: r["flagged"] for k, r in results.items()}})
     excluded = flags[list(results)].any(axis=1).to_numpy() if results else np.zeros(len(data), dtype=bool)
@@ -744,8 +836,57 @@ def screen(prepared: Prepared, instrument: Instrument, params: ScreenParams) -> 
         raise RuntimeError(f"accounting rule broken: {n_in} rows in, {n_kept} kept + {n_out} excluded")
     warnings = tuple(skipped) + tuple(f"item {i!r} has no variance among the kept respondents (every answer {clean[i].dropna().iat[0]:g})"
                      for i in items if _constant(clean[i].to_numpy(dtype=float, na_value=np.nan)))
+    outside = None if prepared.outside is None else prepared.outside.loc[~excluded].reset_index(drop=True)
+    if outside is not None and len(outside.columns) and len(clean):
+        blank = clean[items].isna().all(axis=1).to_numpy() & (outside.to_numpy() > 0).any(axis=1)
+        if blank.any():
+            warnings += (f"{int(blank.sum())} kept respondent(s) have no usable item answer (every item skipped or "
+                         f"answered outside the scale), e.g. row {int(clean['row'].to_numpy()[blank][0])}; FIML gives "
+                         "them no weight",)
     return Screened(clean=clean, exclusions=exclusions.reset_index(drop=True), flags=flags.reset_index(drop=True),
-                    warnings=warnings)
+                    warnings=warnings, outside=outside)
+
+
+def outside_answers(clean: pd.DataFrame, outside: pd.DataFrame | None, instrument: Instrument) -> pd.DataFrame:
+    """Missing answers per item, split into answers outside the scale (per option) and the rest.
+
+    Parameters
+    ----------
+    clean : DataFrame
+        The kept respondents (:attr:`Screened.clean`).
+    outside : DataFrame or None
+        :attr:`Screened.outside`, aligned with ``clean`` (None: no answer outside the scale).
+    instrument : Instrument
+
+    Returns
+    -------
+    DataFrame
+        One row per item: ``item, n`` (respondents), ``n_<name>`` per option of
+        ``instrument.outside_options`` (``<NA>`` where the item does not offer it), ``n_outside``
+        (their sum), ``n_skipped`` (empty or unusable cells) and ``n_missing`` (``n_outside +
+        n_skipped``: the item's missing values in ``clean``).
+
+    Notes
+    -----
+    In R, with the export ``d`` before recoding: ``colSums(d[, items] == 8, na.rm = TRUE)`` per
+    code, and ``colSums(is.na(clean[, items]))`` for ``n_missing``.
+    """
+    items = list(instrument.item_ids)
+    options = instrument.outside_options
+    n_missing = clean[items].isna().sum(axis=0).to_numpy(dtype=np.int64)
+    table = {"item": items, "n": np.full(len(items), len(clean), dtype=np.int64)}
+    total = np.zeros(len(items), dtype=np.int64)
+    names = {item.id: {o.name for o in item.outside} for item in instrument.items}
+    for k, option in enumerate(options, start=1):
+        counts = [int((outside[i].to_numpy() == k).sum()) if outside is not None and i in outside.columns else 0
+                  for i in items]
+        offered = [option.name in names[i] for i in items]
+        total += np.asarray(counts, dtype=np.int64)
+        table[f"n_{option.name}"] = pd.array([c if o else pd.NA for c, o in zip(counts, offered)], dtype="Int64")
+    table["n_outside"] = total
+    table["n_skipped"] = n_missing - total
+    table["n_missing"] = n_missing
+    return pd.DataFrame(table)
 
 
 def score_screens(flags: pd.DataFrame, truth: pd.DataFrame) -> dict:

@@ -241,7 +241,14 @@ def _first_occurrence(codes: np.ndarray) -> np.ndarray:
     return first[inverse.ravel()]
 
 
-def missing_share(data: pd.DataFrame, items: list[str], maximum: float) -> pd.DataFrame:
-    """Flag respondents who left more than ``maximum`` (a share, 0-1) of the items unanswered."""
-    share = data[items].isna().mean(axis=1).to_numpy()
+def missing_share(data: pd.DataFrame, items: list[str], maximum: float, answered=None) -> pd.DataFrame:
+    """Flag respondents who left more than ``maximum`` (a share, 0-1) of the items unanswered.
+
+    ``answered`` (bool array, rows x items), optional: missing cells that are answers outside
+    the scale ("Not applicable", "Don't know"); they count as answered, not as skipped.
+    """
+    missing = data[items].isna().to_numpy()
+    if answered is not None:
+        missing = missing & ~np.asarray(answered, dtype=bool)
+    share = missing.mean(axis=1)
     return _result(share, share > maximum, data.index)

@@ -59,6 +59,22 @@ solved as before so every latent keeps variance 1, and a fitted model's ``std_al
 ``VCC ~ role_management`` estimates the effect in ``covariates``. The context answers are then
 drawn before the latent scores (without covariates, where they always were).
 
+Organisations (``simulate.organisations``, when the instrument has a ``cluster_column``): the
+``n`` respondents are nested in ``count`` organisations whose sizes vary (a respondent joins
+organisation j with probability proportional to w_j ~ LogNormal(0, size_sigma^2)), and the random
+part of every latent score is sqrt(1 - icc) zeta_i + sqrt(icc) u_j with u_j drawn like zeta_i,
+so the latent covariance is unchanged and each latent's intraclass correlation is ``icc`` before
+the covariates are added. The export's cluster column holds organisation names. The organisations
+and their effects are drawn from a stream of their own (``default_rng([seed, 1])``), so every other
+draw is the one of the same study without them (with ``icc: 0`` the answers are identical).
+
+Answers outside the scale (``simulate.outside``, by the instrument's option names): a rate per
+option for every item that offers it, or per item, or per item by the value of a categorical
+context question (``{CMIS_2: {relationship_type: {G2C: 0.5, ...}}}``: "Not applicable" where the
+item does not apply). They replace answers of the respondents without a respondent-level careless
+defect (straightliners and random responders answer every item), on cells neither missing nor
+typos, not-applicable options before the others in the order of the instrument.
+
 Cell defects fall on the ``n`` original respondents before duplication, so a duplicate is an
 exact copy. Everything is drawn from one :class:`numpy.random.Generator`: the same seed gives
 the same bytes.
@@ -132,6 +148,8 @@ class SimulationParams:
     personal_data: bool = True
     groups: dict = field(default_factory=dict)
     covariates: dict = field(default_factory=dict)
+    outside: dict = field(default_factory=dict)  # option name: rate | {item: rate | {context question: {value: rate}}}
+    organisations: dict = field(default_factory=dict)  # {count, size_sigma, icc}; with the instrument's cluster_column
 
 
 def parse_simulation_params(raw: dict | None) -> SimulationParams:
@@ -214,7 +232,139 @@ def parse_simulation_params(raw: dict | None) -> SimulationParams:
     if not isinstance(p.personal_data, bool):
         raise InputError(f"simulate.personal_data: expected true or false, got {p.personal_data!r}")
     _check_group_params(p.groups)
+    _check_outside_params(p.outside)
+    _check_organisation_params(p.organisations)
     return p
+
+
+ORGANISATION_KEYS = ("count", "size_sigma", "icc")
+ORGANISATION_STREAM = 1  # the organisations' draws come from default_rng([seed, 1]): every other draw is the same with or without them
+
+
+def _check_outside_params(outside) -> None:
+    """The shape of ``simulate.outside``; names and items are checked against the instrument in
+    :func:`_outside_rates`."""
+    if not isinstance(outside, dict):
+        raise InputError(f"simulate.outside: expected {{option name: rate or {{item: rate}}}}, got {outside!r}")
+
+    def rate(value, path):
+        if not _is_number(value) or not 0 <= value < 1:
+            raise InputError(f"{path}: a rate must be a number in [0, 1), got {value!r}")
+
+    for name, spec in outside.items():
+        if not isinstance(spec, dict):
+            rate(spec, f"simulate.outside.{name}")
+            continue
+        for item, by in spec.items():
+            if not isinstance(by, dict):
+                rate(by, f"simulate.outside.{name}.{item}")
+                continue
+            if len(by) != 1 or not isinstance(next(iter(by.values())), dict):
+                raise InputError(f"simulate.outside.{name}.{item}: expected a rate or {{context question: {{value: "
+                                 f"rate}}}}, got {by!r}")
+            (question, rates), = by.items()
+            for value, r in rates.items():
+                rate(r, f"simulate.outside.{name}.{item}.{question}.{value}")
+
+
+def _check_organisation_params(org) -> None:
+    if not isinstance(org, dict):
+        raise InputError(f"simulate.organisations: expected {{count, size_sigma, icc}}, got {org!r}")
+    for key in org:
+        if key not in ORGANISATION_KEYS:
+            raise InputError(f"simulate.organisations.{key}: unknown key; known keys are {', '.join(ORGANISATION_KEYS)}")
+    count = org.get("count")
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_RESPONDENTS):
+        raise InputError(f"simulate.organisations.count: need a whole number of organisations from 1 to "
+                         f"{MAX_RESPONDENTS}, got {count!r}")
+    sigma = org.get("size_sigma", 0.0)
+    if not _is_number(sigma) or not 0 <= sigma <= 5:
+        raise InputError(f"simulate.organisations.size_sigma: the SD of log organisation size must be in [0, 5], "
+                         f"got {sigma!r}")
+    icc = org.get("icc", 0.0)
+    if not _is_number(icc) or not 0 <= icc < 1:
+        raise InputError(f"simulate.organisations.icc: an intraclass correlation must be in [0, 1), got {icc!r}")
+
+
+def _nesting(instrument: Instrument, params: SimulationParams, rng: np.random.Generator, n: int, n_latents: int):
+    """``(organisation of each respondent, u: organisations x latents standard normal, icc)``, or
+    None when the instrument has no cluster column. Without ``simulate.organisations.count`` there
+    are ``max(1, n // 10)`` organisations."""
+    if not instrument.cluster_column:
+        if params.organisations:
+            raise InputError("simulate.organisations: the instrument has no cluster_column to hold the organisations; "
+                             "add one (e.g. cluster_column: org_id) or remove simulate.organisations")
+        return None
+    org = params.organisations
+    count = org.get("count") or max(1, n // 10)
+    weights = np.exp(float(org.get("size_sigma", 0.0)) * rng.standard_normal(count))
+    member = rng.choice(count, size=n, p=weights / weights.sum())
+    u = rng.standard_normal((count, n_latents))
+    return member, u, float(org.get("icc", 0.0))
+
+
+def _nested(x: np.ndarray, nesting, chol: np.ndarray | None) -> np.ndarray:
+    """Random latent parts ``x`` (n x latents; standard normal when ``chol`` is None, else with
+    covariance ``chol chol'``) given intraclass correlation ``icc``: ``sqrt(1-icc) x + sqrt(icc) u[org]``."""
+    member, u, icc = nesting
+    b = u[member] if chol is None else u[member] @ chol.T
+    return np.sqrt(1 - icc) * x + np.sqrt(icc) * b
+
+
+def _organisation_names(member: np.ndarray, count: int) -> np.ndarray:
+    """Synthetic organisation names (as a respondent or a panel would give them: identifying in
+    real data, so the clean stage pseudonymises them)."""
+    width = len(str(count))
+    return np.array([f"Example Organisation {k + 1:0{width}d}" for k in range(count)], dtype=object)[member]
+
+
+def _outside_rates(instrument: Instrument, params: SimulationParams, context: dict, n: int) -> list:
+    """``[(item, option, rate per respondent)]`` from ``simulate.outside``, not-applicable-like options
+    (those restricted to some items) first."""
+    options = {o.name: o for o in instrument.outside_options}
+    questions = {q.id: q for q in instrument.context}
+    out = []
+    for name, spec in params.outside.items():
+        if name not in options:
+            known = ", ".join(options) or "the instrument offers none (scale.outside)"
+            raise InputError(f"simulate.outside.{name}: not an answer outside the scale of the instrument; options: {known}")
+        offering = [i for i in instrument.items if any(o.name == name for o in i.outside)]
+        per_item = spec if isinstance(spec, dict) else {i.id: spec for i in offering}
+        for item_id, by in per_item.items():
+            item = next((i for i in offering if i.id == item_id), None)
+            if item is None:
+                raise InputError(f"simulate.outside.{name}.{item_id}: not an item that offers {name!r} "
+                                 f"({', '.join(i.id for i in offering)})")
+            if isinstance(by, dict):
+                (qid, rates), = by.items()
+                q = questions.get(qid)
+                if q is None or q.type != "categorical" or qid not in context:
+                    raise InputError(f"simulate.outside.{name}.{item_id}.{qid}: not a categorical context question")
+                bad = [v for v in rates if v not in q.values]
+                if bad:
+                    raise InputError(f"simulate.outside.{name}.{item_id}.{qid}.{bad[0]}: not a value of {qid!r} "
+                                     f"({q.describe()})")
+                answers = np.asarray(context[qid], dtype=object)
+                rate = np.array([rates.get(v, 0.0) for v in answers], dtype=float)
+            else:
+                rate = np.full(n, float(by))
+            out.append((item, options[name], rate))
+    return sorted(out, key=lambda t: options[t[1].name].items is None)
+
+
+def _answer_outside(answers: dict, rates: list, careless: np.ndarray, rng: np.random.Generator) -> dict:
+    """Replace answers by outside-the-scale codes at ``rates``; returns ``{option name: count}``
+    and adds them to ``answers`` in place. Careless respondents, missing cells and typos keep
+    their values; a cell takes at most one option."""
+    counts: dict = {}
+    for item, option, rate in rates:
+        x = answers[item.id]
+        valid = ~np.isnan(x) & (x >= item.scale.min) & (x <= item.scale.max) & ~careless if item.scale.bounded \
+            else ~np.isnan(x) & ~careless
+        hit = valid & (rng.random(len(x)) < rate)
+        x[hit] = option.code
+        counts[option.name] = counts.get(option.name, 0) + int(hit.sum())
+    return counts
 
 
 def _check_group_params(groups) -> None:
@@ -665,6 +815,7 @@ def simulate_study(instrument: Instrument, params: SimulationParams, seed: int) 
     items = list(instrument.items)
 
     # Latent scores and latent responses.
+    nesting = _nesting(instrument, params, np.random.default_rng([seed, ORGANISATION_STREAM]), n, len(pop.latents))
     group_pops = _group_populations(instrument, params, pop)
     membership = None
     context = None
@@ -678,6 +829,8 @@ def simulate_study(instrument: Instrument, params: SimulationParams, seed: int) 
     if group_pops is None:
         cov = pop.residual_covariance()
         eta = rng.multivariate_normal(np.zeros(len(pop.latents)), cov, size=n, method="cholesky")
+        if nesting is not None:
+            eta = _nested(eta, nesting, np.linalg.cholesky(cov))
         if pop.gamma is not None:
             eta = eta + zc @ pop.covariate_paths().T
         eta = pd.DataFrame(eta, columns=pop.latents)
@@ -686,6 +839,8 @@ def simulate_study(instrument: Instrument, params: SimulationParams, seed: int) 
     else:
         column, gpops = group_pops
         z = rng.standard_normal((n, len(pop.latents)))
+        if nesting is not None:
+            z = _nested(z, nesting, None)
         eta = np.zeros((n, len(pop.latents)))
         lam_of = {item.id: np.zeros(n) for item in items}
         shift_of = {item.id: np.zeros(n) for item in items}
@@ -764,9 +919,13 @@ def simulate_study(instrument: Instrument, params: SimulationParams, seed: int) 
     # Context answers (drawn first when covariates need them).
     if context is None:
         context = _context_answers(instrument, params, rng, n, membership, group_pops)
+    outside_counts = _answer_outside(answers, _outside_rates(instrument, params, context, n),
+                                     flags["straightliner"] | flags["random_responder"], rng) if params.outside else {}
 
     values = {**answers, **context}
     data = pd.DataFrame({q.id: values[q.id] for page in instrument.pages() for q in page.questions})
+    if nesting is not None:
+        data.insert(0, instrument.cluster_column, _organisation_names(nesting[0], len(nesting[1])))
     if instrument.duration_column:
         data[instrument.duration_column] = duration.astype(int)
     if params.personal_data:  # drawn per person, so a duplicate submission carries the same values
@@ -842,6 +1001,13 @@ def simulate_study(instrument: Instrument, params: SimulationParams, seed: int) 
 
     truth = _truth(instrument, params, pop, seed, counts, n_missing_cells, n_cells,
                    min(n_typo_cells, len(eligible)), n * len(bounded), len(data))
+    truth["outside"] = outside_counts
+    if nesting is not None:
+        sizes = np.bincount(nesting[0], minlength=len(nesting[1]))
+        truth["organisations"] = {"column": instrument.cluster_column, "count": len(nesting[1]),
+                                  "with_respondents": int((sizes > 0).sum()), "icc": nesting[2],
+                                  "size_sigma": float(params.organisations.get("size_sigma", 0.0)),
+                                  "largest": int(sizes.max()), "mean_size": float(n / max(1, (sizes > 0).sum()))}
     if group_pops is not None:
         truth["groups"] = {"column": group_pops[0], "values": {
             value: {"overrides": (params.groups.get("values") or {}).get(value, {}),

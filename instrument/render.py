@@ -10,6 +10,11 @@ The Qualtrics file follows the "Advanced Format" for survey import (Qualtrics su
 ``[[Question:TYPE]]`` and ``[[ID:...]]`` (the item id, so exported columns carry gapscale's
 names), then its text, then ``[[AdvancedChoices]]`` with ``[[Choice:value]]`` lines so the
 recorded value of each answer is the scale value.
+
+Answers outside the scale (``scale.outside``: "Not applicable", "Don't know") are shown after the
+scale's points on the questions that offer them, with their codes: in Qualtrics as further
+``[[Choice:code]]`` lines, so the export holds the code the clean stage recognises; on a page
+whose questions all offer an option the shared legend names it once.
 """
 from __future__ import annotations
 
@@ -36,12 +41,22 @@ def _scale_legend(scale: Scale) -> str:
     return f"any number{'' if not scale.bounded else f' from {scale.min:g} to {scale.max:g}'}"
 
 
+def _outside(q) -> tuple:
+    """The answers outside the scale that a question offers (none for context questions)."""
+    return () if isinstance(q, ContextQuestion) else q.scale.outside_for(q.id)
+
+
+def _outside_legend(options) -> str:
+    return ", ".join(f"{o.code} = {o.label}" for o in options)
+
+
 def _answer_hint(q) -> str:
     if isinstance(q, ContextQuestion):
         if q.type == "categorical":
             return "one of: " + ", ".join(str(v) for v in q.values)
         return q.describe()
-    return _scale_legend(q.scale)
+    extra = _outside(q)
+    return _scale_legend(q.scale) + (f"; or {_outside_legend(extra)}" if extra else "")
 
 
 # --------------------------------------------------------------------------- Markdown
@@ -58,13 +73,20 @@ def to_markdown(instrument: Instrument) -> str:
             lines += [f"## {page.title}", ""]
         if page.intro:
             lines += [" ".join(page.intro.split()), ""]
-        scales = [q.scale for q in page.questions if not isinstance(q, ContextQuestion)]
+        rated = [q for q in page.questions if not isinstance(q, ContextQuestion)]
+        scales = [q.scale for q in rated]
         shared = bool(scales) and all(s == scales[0] for s in scales)
+        common = [o for o in _outside(rated[0]) if all(o in _outside(q) for q in rated)] if shared else []
         if shared:
-            lines += [f"*Answer scale: {_scale_legend(scales[0])}.*", ""]
+            also = f"; or {_outside_legend(common)}" if common else ""
+            lines += [f"*Answer scale: {_scale_legend(scales[0])}{also}.*", ""]
         for q in page.questions:
             n += 1
-            hint = "" if (shared and not isinstance(q, ContextQuestion)) else f" *({_answer_hint(q)})*"
+            if shared and not isinstance(q, ContextQuestion):
+                extra = [o for o in _outside(q) if o not in common]
+                hint = f" *(or {_outside_legend(extra)})*" if extra else ""
+            else:
+                hint = f" *({_answer_hint(q)})*"
             lines.append(f"{n}. {_text(q)}{hint}")
         lines.append("")
     return "\n".join(lines)
@@ -81,6 +103,7 @@ h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2.2rem;border-bottom:1px sol
 .scale label{flex:1 1 0;min-width:5.5rem;text-align:center;font-size:.85rem;border:1px solid #ddd;border-radius:4px;padding:.3rem;background:#fff}
 .scale input{display:block;margin:0 auto .2rem}
 .choices label{display:block;margin:.15rem 0}
+.scale label.outside{flex:0 1 auto;background:#eef;border-style:dashed}
 """
 
 
@@ -135,6 +158,10 @@ def _html_answer(q) -> str:
             f'<label><input type="radio" name="{name}" value="{p}">{e(scale.labels.get(p, str(p)))}</label>'
             for p in scale.points
         )
+        opts += "".join(
+            f'<label class="outside"><input type="radio" name="{name}" value="{o.code}">{e(o.label)}</label>'
+            for o in _outside(q)
+        )
         return f'<div class="scale">{opts}</div>'
     lo = "" if scale.min is None else f' min="{scale.min:g}"'
     hi = "" if scale.max is None else f' max="{scale.max:g}"'
@@ -148,8 +175,9 @@ def codebook(instrument: Instrument) -> pd.DataFrame:
     """One row per data column: what it holds and which values it may take.
 
     Columns: ``variable, kind, label, construct, reverse, allowed_values, expected, text``;
-    ``kind`` is ``id``, ``context``, ``item``, ``attention_check``, ``duration`` or
-    ``personal_data`` (dropped by the clean stage, never analysed).
+    ``kind`` is ``id``, ``cluster``, ``context``, ``item``, ``attention_check``, ``duration`` or
+    ``personal_data`` (dropped by the clean stage, never analysed). An item's allowed values name
+    the answers outside the scale it offers (missing in the analysis).
     """
     rows = []
 
@@ -159,14 +187,22 @@ def codebook(instrument: Instrument) -> pd.DataFrame:
 
     if instrument.id_column:
         row(instrument.id_column, "id", "Respondent identifier", allowed="unique per respondent")
+    if instrument.cluster_column:
+        row(instrument.cluster_column, "cluster", "Organisation of the respondent (pseudonymised by the clean stage)",
+            allowed="any text; one value per organisation")
+
+    def allowed(q) -> str:
+        extra = _outside(q)
+        outside = "; ".join(f"{o.code}={o.label}" for o in extra)
+        return q.scale.describe() + (f"; outside the scale (missing): {outside}" if extra else "")
     for page in instrument.pages():
         for q in page.questions:
             if isinstance(q, Item):
                 c = instrument.construct(q.construct)
                 row(q.id, "item", q.label or c.label or q.construct, q.construct, q.reverse,
-                    q.scale.describe(), text=q.text or "")
+                    allowed(q), text=q.text or "")
             elif isinstance(q, AttentionCheck):
-                row(q.id, "attention_check", "Attention check", allowed=q.scale.describe(),
+                row(q.id, "attention_check", "Attention check", allowed=allowed(q),
                     expected="; ".join(f"{v:g}" for v in q.expected), text=q.text or "")
             else:
                 row(q.id, "context", q.id.replace("_", " ").capitalize(), allowed=q.describe(), text=q.text or "")
@@ -209,6 +245,7 @@ def _qualtrics_question(q) -> list[str]:
     scale = q.scale
     if scale.type == "likert":
         choices = [line for p in scale.points for line in (f"[[Choice:{p}]]", _qx(scale.labels.get(p, str(p))))]
+        choices += [line for o in _outside(q) for line in (f"[[Choice:{o.code}]]", _qx(o.label))]
         return ["[[Question:MC:SingleAnswer:Horizontal]]", f"[[ID:{q.id}]]", text, "[[AdvancedChoices]]", *choices]
     return ["[[Question:TE:SingleLine]]", f"[[ID:{q.id}]]", text]
 

@@ -32,6 +32,36 @@ used as a screen, but not part of the model file at all); the items of either ne
 model file (:func:`model_problems`). An item may say which ``sub_theme`` (facet) of its construct
 it measures.
 
+Answers outside the scale
+-------------------------
+A scale may offer answers that are not points of it, such as "Not applicable" or "Don't know",
+under ``outside``; each is the code the export holds for it (Qualtrics exports the code the
+researcher gave the choice, e.g. 8, 9 or -99), its label, and optionally a ``name`` (snake_case,
+used in output column names such as ``n_not_applicable``; derived from the label when absent)
+and ``items`` (the items that offer it; absent: every item on this scale). The short form
+``outside: {8: Not applicable, 9: Don't know}`` offers both on every item::
+
+    scale:
+      type: likert
+      min: 1
+      max: 7
+      outside:
+        - {code: 9, label: "Don't know"}                                # every item
+        - {code: 8, label: Not applicable, items: [CMIS_2, ICHG_3]}     # only where it may not apply
+
+A code must lie outside the scale (a code that is also a scale value could not be told apart),
+and a label must differ from the scale's labels. The clean stage turns these answers into
+missing values, counts them per item and option (``outside_answers.csv``), and does not count them
+as unanswered items in the ``max_missing_share`` screen (see :mod:`analysis.clean`).
+
+Organisations (clusters)
+------------------------
+``cluster_column`` names the export column that says which organisation (team, school, ...) a
+respondent belongs to, e.g. ``org_id``. Respondents of one organisation are not independent; the
+clean stage keeps the column, pseudonymised as ``cluster_id`` (an organisation's name identifies
+it), and reports the intraclass correlation and design effect of each construct score
+(:func:`analysis.multilevel.design_effect`).
+
 :func:`load_instrument` checks everything and raises one :class:`InstrumentError` that lists
 every problem, each with its YAML path (``constructs[2].items[0].reverse: ...``).
 """
@@ -53,6 +83,7 @@ __all__ = [
     "Instrument",
     "InstrumentError",
     "Item",
+    "OutsideOption",
     "Page",
     "Scale",
     "Section",
@@ -69,11 +100,13 @@ ID_RULE = "must start with a letter and hold only letters, digits and underscore
 COLUMN_NAME_MAX = 200  # characters in an export column name named by the instrument
 
 TOP_KEYS = {
-    "name", "version", "description", "instructions", "scale", "id_column",
+    "name", "version", "description", "instructions", "scale", "id_column", "cluster_column",
     "duration_column", "personal_data", "model", "sections", "constructs",
     "attention_checks", "context",
 }
-SCALE_KEYS = {"type", "min", "max", "labels"}
+SCALE_KEYS = {"type", "min", "max", "labels", "outside"}
+OUTSIDE_KEYS = {"code", "label", "name", "items"}
+RESERVED_OUTSIDE_NAMES = ("missing", "skipped", "outside")  # output columns n_missing, n_skipped, n_outside
 SECTION_KEYS = {"id", "title", "intro"}
 CONSTRUCT_KEYS = {"id", "label", "definition", "source", "section", "scale", "items", "marker", "in_model"}
 ITEM_KEYS = {"id", "text", "reverse", "label", "sub_theme", "source", "scale"}
@@ -110,13 +143,34 @@ class InstrumentError(InputError):
 
 
 @dataclass(frozen=True)
+class OutsideOption:
+    """An answer outside the scale ("Not applicable", "Don't know"): the ``code`` the export holds
+    for it, its ``label``, its snake_case ``name`` (output columns ``n_<name>``) and the ``items``
+    that offer it (``None``: every item on the scale)."""
+
+    code: int
+    label: str
+    name: str
+    items: tuple[str, ...] | None = None
+
+    def offered_by(self, item_id: str) -> bool:
+        return self.items is None or item_id in self.items
+
+
+@dataclass(frozen=True)
 class Scale:
-    """Response scale: ``likert`` (integers ``min..max``) or ``continuous`` (any real)."""
+    """Response scale: ``likert`` (integers ``min..max``) or ``continuous`` (any real), with the
+    answers outside it that it offers (``outside``)."""
 
     type: str
     min: float | None = None
     max: float | None = None
     labels: dict[int, str] = field(default_factory=dict)
+    outside: tuple[OutsideOption, ...] = ()
+
+    def outside_for(self, item_id: str) -> tuple[OutsideOption, ...]:
+        """The answers outside the scale that item ``item_id`` offers."""
+        return tuple(o for o in self.outside if o.offered_by(item_id))
 
     @property
     def points(self) -> tuple[int, ...] | None:
@@ -164,6 +218,11 @@ class Item:
     label: str | None = None
     sub_theme: str | None = None
     source: str | None = None
+
+    @property
+    def outside(self) -> tuple[OutsideOption, ...]:
+        """The answers outside the scale this item offers (``scale.outside``)."""
+        return self.scale.outside_for(self.id)
 
 
 @dataclass(frozen=True)
@@ -280,6 +339,7 @@ class Instrument:
     duration_column: str | None = None
     personal_data: tuple[str, ...] = ()
     model: Path | None = None
+    cluster_column: str | None = None
     sections: tuple[Section, ...] = ()
     attention_checks: tuple[AttentionCheck, ...] = ()
     context: tuple[ContextQuestion, ...] = ()
@@ -302,6 +362,18 @@ class Instrument:
             if i.id == item_id:
                 return i
         raise KeyError(f"no item {item_id!r} in instrument {self.name!r}")
+
+    @property
+    def outside_options(self) -> tuple[OutsideOption, ...]:
+        """Every answer outside the scale that some item offers, each once, in the order of the
+        scales (an option is identified by its ``name``)."""
+        offered = {o.name for item in self.items for o in item.outside}
+        seen: dict[str, OutsideOption] = {}
+        for item in self.items:
+            for o in item.scale.outside:
+                if o.name in offered:
+                    seen.setdefault(o.name, o)
+        return tuple(seen.values())
 
     @property
     def marker_ids(self) -> tuple[str, ...]:
@@ -353,11 +425,11 @@ class Instrument:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        """Data columns in questionnaire order (id first, duration last)."""
+        """Data columns in questionnaire order (id and cluster first, duration last)."""
         cols = [q.id for p in self.pages() for q in p.questions]
         if self.duration_column:
             cols.append(self.duration_column)
-        return ((self.id_column,) if self.id_column else ()) + tuple(cols)
+        return tuple(c for c in (self.id_column, self.cluster_column) if c) + tuple(cols)
 
     @property
     def model_columns(self) -> dict[str, str]:
@@ -418,6 +490,7 @@ class _Checker:
 
     def __init__(self):
         self.problems: list[str] = []
+        self.outside_scopes: list[tuple[str, Scale]] = []  # scales whose outside options list items
 
     def add(self, path: str, message: str) -> None:
         self.problems.append(f"{path}: {message}" if path else message)
@@ -540,7 +613,8 @@ class _Checker:
                         self.add(lpath, f"label keys must be scale values (numbers), got {key!r}")
                         continue
                     if lo is not None and hi is not None and not (lo <= key <= hi):
-                        self.add(lpath, f"value {key} is outside the scale {_number(lo)}..{_number(hi)}")
+                        self.add(lpath, f"value {key} is outside the scale {_number(lo)}..{_number(hi)}; an answer "
+                                 "outside the scale (not applicable, don't know) goes under outside")
                     if kind == "likert" and not float(key).is_integer():
                         self.add(lpath, f"likert values are whole numbers, got {key}")
                     text = self.text(label, lpath)
@@ -550,7 +624,96 @@ class _Checker:
             return None
         if kind == "likert":
             lo, hi = int(lo), int(hi)
-        return Scale(type=kind, min=lo, max=hi, labels=labels)
+        scale = Scale(type=kind, min=lo, max=hi, labels=labels)
+        if d.get("outside") is not None:
+            outside = self.outside(d["outside"], _join(path, "outside"), scale)
+            if len(self.problems) > n_before:
+                return None
+            scale = Scale(type=kind, min=lo, max=hi, labels=labels, outside=outside)
+            if any(o.items is not None for o in outside):
+                self.outside_scopes.append((_join(path, "outside"), scale))
+        return scale
+
+    def outside(self, value, path: str, scale: Scale) -> tuple[OutsideOption, ...]:
+        """The answers outside ``scale``: ``{code: label}`` or a list of ``{code, label, name,
+        items}``; item ids are checked once the items are known (:meth:`outside_items`)."""
+        if isinstance(value, dict):
+            entries = [({"code": code, "label": label}, f"{path}.{code}") for code, label in value.items()]
+        elif isinstance(value, list):
+            entries = [(raw, f"{path}[{k}]") for k, raw in enumerate(value)]
+        else:
+            self.add(path, f"expected {{code: label}} or a list of {{code, label, name, items}}, got {_kind(value)}")
+            return ()
+        if len(entries) > MAX_LIST:
+            self.add(path, f"{len(entries)} options; a scale has at most {MAX_LIST}")
+            return ()
+        out: list[OutsideOption] = []
+        labels = {str(v).strip().lower(): k for k, v in scale.labels.items()}
+        for raw, opath in entries:
+            d = self.mapping(raw, opath, OUTSIDE_KEYS, required=("code", "label"))
+            if d is None:
+                continue
+            code = self.number(d.get("code"), _join(opath, "code"))
+            label = self.text(d.get("label"), _join(opath, "label"))
+            if code is not None and not float(code).is_integer():
+                self.add(_join(opath, "code"), f"must be a whole number (the code the export holds), got {code!r}")
+                code = None
+            if code is not None and scale.contains(code):
+                self.add(_join(opath, "code"), f"{_number(code)} is a value of the scale ({_range_text(scale)}), so an "
+                         "answer with this code could not be told from a rating; give it a code outside the scale "
+                         "(e.g. 8, 9 or -99)")
+                code = None
+            if code is not None and any(o.code == code for o in out):
+                self.add(_join(opath, "code"), f"duplicate code {_number(code)}")
+                code = None
+            if label is not None:
+                key = label.strip().lower()
+                if key in labels:
+                    self.add(_join(opath, "label"), f"{label!r} is also the label of scale value {labels[key]}; "
+                             "an answer outside the scale needs a label of its own")
+                    label = None
+                elif any(o.label.strip().lower() == key for o in out):
+                    self.add(_join(opath, "label"), f"duplicate label {label!r}")
+                    label = None
+            name = d.get("name")
+            if name is None and label is not None:
+                name = re.sub(r"[^a-z0-9]+", "_", re.sub(r"['\u2019]", "", label.lower())).strip("_")
+                if not ID_PATTERN.match(name or "-"):
+                    self.add(opath, f"cannot make a column name from the label {label!r}; give a name "
+                             "(e.g. name: not_applicable)")
+                    name = None
+            elif name is not None:
+                name = self.ident(name, _join(opath, "name"))
+            if name is not None and name in RESERVED_OUTSIDE_NAMES:
+                self.add(_join(opath, "name"), f"{name!r} is reserved (output column n_{name}); choose another name")
+                name = None
+            if name is not None and any(o.name == name for o in out):
+                self.add(_join(opath, "name"), f"duplicate name {name!r} (derived from the label unless given)")
+                name = None
+            items = None
+            if d.get("items") is not None:
+                raw_items = d["items"]
+                if not isinstance(raw_items, list) or not raw_items or not all(isinstance(i, str) for i in raw_items):
+                    self.add(_join(opath, "items"), f"expected a non-empty list of item ids, got {_kind(raw_items)} "
+                             f"{raw_items!r}"[:200])
+                    continue
+                items = tuple(raw_items)
+            if code is not None and label is not None and name is not None:
+                out.append(OutsideOption(code=int(code), label=label, name=name, items=items))
+        return tuple(out)
+
+    def outside_items(self, items: list[Item]) -> None:
+        """Every item an ``outside`` option lists must be an item on that scale."""
+        by_id = {i.id: i for i in items}
+        for path, scale in self.outside_scopes:
+            for k, option in enumerate(scale.outside):
+                for j, iid in enumerate(option.items or ()):
+                    ipath = f"{path}[{k}].items[{j}]"
+                    if iid not in by_id:
+                        self.add(ipath, f"{iid!r} is not an item id of this instrument")
+                    elif by_id[iid].scale is not scale:
+                        self.add(ipath, f"item {iid!r} has a scale of its own (its construct's or its own `scale`), "
+                                 "which replaces this one whole; list the option in that scale")
 
     def instrument(self, data, source: Path | None) -> Instrument | None:
         d = self.mapping(data, "", TOP_KEYS, required=("name", "scale", "constructs"))
@@ -569,7 +732,9 @@ class _Checker:
         checks = self.attention_checks(d.get("attention_checks"), scale, item_ids)
         context = self.context(d.get("context"))
 
+        self.outside_items(items)
         id_column = self.column(d["id_column"], "id_column") if d.get("id_column") is not None else None
+        cluster = self.column(d["cluster_column"], "cluster_column") if d.get("cluster_column") is not None else None
         duration = (
             self.column(d["duration_column"], "duration_column") if d.get("duration_column") is not None else None
         )
@@ -584,7 +749,7 @@ class _Checker:
             + [(q.id, "context question") for q in context]
             + [(name, f"model column of context question {q.id}") for q in context for name in q.model_columns
                if name != q.id]
-            + [(id_column, "id_column"), (duration, "duration_column")]
+            + [(id_column, "id_column"), (duration, "duration_column"), (cluster, "cluster_column")]
             + [(p, "personal_data column") for p in personal]
         )
         for col, what in named:
@@ -605,7 +770,7 @@ class _Checker:
             version=self.text(d.get("version"), "version"),
             description=self.text(d.get("description"), "description"),
             instructions=self.text(d.get("instructions"), "instructions"),
-            id_column=id_column, duration_column=duration, personal_data=personal,
+            id_column=id_column, duration_column=duration, personal_data=personal, cluster_column=cluster,
             model=model, sections=tuple(sections), attention_checks=tuple(checks),
             context=tuple(context), source=source,
         )
@@ -856,6 +1021,12 @@ def dummy_column(question: str, value) -> str:
     ``<question>_<value>``, characters other than letters, digits and ``_`` replaced by ``_``
     (``org_size`` "1-49" -> ``org_size_1_49``)."""
     return f"{question}_{re.sub(r'[^A-Za-z0-9_]', '_', str(value))}"
+
+
+def _range_text(scale: Scale) -> str:
+    lo = "-inf" if scale.min is None else _number(scale.min)
+    hi = "inf" if scale.max is None else _number(scale.max)
+    return f"{lo}..{hi}"
 
 
 def _join(path: str, key: str) -> str:

@@ -6,6 +6,13 @@ Respondent ids are pseudonymised (see :mod:`analysis.clean`): the key comes from
 numbers. The mapping from ids to pseudonyms is written only when ``--id-map FILE`` asks for it,
 and never into the stage's output directory. The context questions a model uses as covariates are
 written also as the numeric columns the instrument's ``coding`` declares (:mod:`analysis.coding`).
+
+Answers outside the scale (the instrument's ``scale.outside``) are missing in ``clean.csv`` and
+counted in ``outside_answers.csv`` (per item: ``n_<option>``, ``n_outside``, ``n_skipped``,
+``n_missing``) and in ``missing_respondents.csv`` (``n_outside``). With a ``cluster_column`` the
+organisations are written as ``cluster_id`` (pseudonymised) and ``design_effect.csv`` holds ICC(1),
+the design effect and the effective N of every construct score (mean of its answered items);
+without one it has the columns and no rows.
 """
 from __future__ import annotations
 
@@ -16,11 +23,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.clean import SCREENS, IdParams, parse_clean_params, prepare, score_screens, screen
+from analysis.clean import (CLUSTER_COLUMN, SCREENS, IdParams, outside_answers, parse_clean_params, prepare,
+                            score_screens, screen)
 from analysis.coding import code_context
 from analysis.descriptives import sample_profile
 from analysis.errors import InputError
 from analysis.missing import little_mcar_test, missing_by_item, missing_by_respondent
+from analysis.multilevel import DESIGN_EFFECT_COLUMNS, construct_means, design_effect
 from analysis.warnings import GapscaleWarning
 from instrument import load_instrument
 from pipeline.ingest import read_export
@@ -29,7 +38,7 @@ from pipeline.io import is_simulated, output_dir, read_params, write_csv, write_
 __all__ = ["run", "OUTPUTS"]
 
 OUTPUTS = ("clean.csv", "exclusions.csv", "cell_problems.csv", "missing_items.csv",
-           "missing_respondents.csv", "clean.json", "sample_profile.csv")
+           "missing_respondents.csv", "clean.json", "sample_profile.csv", "outside_answers.csv", "design_effect.csv")
 
 
 MIN_KEY_BYTES = 16
@@ -81,6 +90,15 @@ def run(instrument_path, data_path, out, params_path=None, overrides: dict | Non
     by_item = missing_by_item(clean, items)
     by_respondent = missing_by_respondent(clean, items, id_column=prepared.id_column)
     by_respondent.insert(0, "source_row", clean["row"].to_numpy())
+    outside = outside_answers(clean, result.outside, inst)
+    by_respondent["n_outside"] = ((result.outside.to_numpy() > 0).sum(axis=1) if result.outside is not None
+                                  and len(result.outside.columns) else 0)
+    if inst.cluster_column:
+        scores = construct_means(clean, {c.id: list(c.item_ids) for c in inst.constructs})
+        deff = design_effect(scores.assign(**{CLUSTER_COLUMN: clean[CLUSTER_COLUMN].to_numpy()}),
+                             list(scores.columns), CLUSTER_COLUMN)
+    else:
+        deff = pd.DataFrame(columns=DESIGN_EFFECT_COLUMNS)
     mcar_note = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", GapscaleWarning)
@@ -108,6 +126,19 @@ def run(instrument_path, data_path, out, params_path=None, overrides: dict | Non
         ("pseudonymised (keyed HMAC-SHA256)" if key is not None else "pseudonymised (row numbers)"),
         "missing_rate": float(clean[items].isna().to_numpy().sum() / cells) if cells else None,
         "little_mcar": mcar,
+        "outside_answers": {o.name: {"code": o.code, "label": o.label,
+                                     "n": int(outside[f"n_{o.name}"].sum()),
+                                     "items": int(outside[f"n_{o.name}"].notna().sum())}
+                            for o in inst.outside_options},
+        "clusters": None if not inst.cluster_column else {
+            "column": inst.cluster_column,
+            "n_clusters": int(clean[CLUSTER_COLUMN].nunique()),
+            "without_cluster": int(clean[CLUSTER_COLUMN].isna().sum()),
+            "mean_cluster_size": float(clean[CLUSTER_COLUMN].notna().sum() / max(1, clean[CLUSTER_COLUMN].nunique())),
+            "largest_cluster": int(clean[CLUSTER_COLUMN].value_counts().max()) if clean[CLUSTER_COLUMN].notna().any()
+            else 0,
+            "max_design_effect": float(deff["design_effect"].max()) if deff["design_effect"].notna().any() else None,
+        },
         "screens": asdict(settings),
         "notes": list(raw.notes) + list(prepared.notes) + ([mcar_note] if mcar_note else []),
         "warnings": list(result.warnings) + stage_warnings,
@@ -130,6 +161,8 @@ def run(instrument_path, data_path, out, params_path=None, overrides: dict | Non
     write_csv(by_respondent, out / "missing_respondents.csv")
     write_json(metrics, out / "clean.json")
     write_csv(sample_profile(clean, inst.context), out / "sample_profile.csv")  # the context questions kept
+    write_csv(outside, out / "outside_answers.csv")
+    write_csv(deff, out / "design_effect.csv")
     if id_map is not None:
         mapping = pd.DataFrame({"row": prepared.data["row"], "original_id": prepared.original_ids.to_numpy(),
                                 "respondent_id": prepared.data[prepared.id_column].to_numpy()})

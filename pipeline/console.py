@@ -541,7 +541,12 @@ def _clean_report(m, t):
         ("Cells set missing", count(m.get("cells_set_missing", m.get("cell_problems")))),
         ("Cells changed", count(m.get("cells_changed"))),
         ("Missing cells (kept data)", pct(m.get("missing_rate"), 2)),
-        ("Respondent ids", str(m.get("respondent_ids") or ""))])
+        *[(f"Answered {o.get('label')} ({o.get('code')})", count(o.get("n")))
+          for o in (m.get("outside_answers") or {}).values()],
+        ("Respondent ids", str(m.get("respondent_ids") or "")),
+        *([("Organisations", count((m.get("clusters") or {}).get("n_clusters"))),
+           ("Largest design effect", num((m.get("clusters") or {}).get("max_design_effect"), 2))]
+          if m.get("clusters") else [])])
     screens = m.get("excluded_by_screen") or {}
     truth = m.get("screens_vs_truth") or {}
     settings = m.get("screens") or {}

@@ -90,7 +90,8 @@ def test_personal_data_never_reaches_an_output(run_cli, tmp_path):
     code2, stdout2, stderr2 = run_cli("split", "--data", out / "clean" / "clean.csv", "--out", out / "split")
     assert code2 == 0, stderr2
     written = [p for p in out.rglob("*") if p.is_file()]
-    assert len(written) == 12  # clean: 7 files (sample_profile.csv included) + clean_metrics.json, split: 3 + split_metrics.json
+    assert len(written) == 14  # clean: 9 files (sample_profile, outside_answers, design_effect included) +
+    # clean_metrics.json, split: 3 + split_metrics.json
     everything = "".join(p.read_text() for p in written) + stdout + stderr + stdout2 + stderr2
     leaked = [t for t in tokens if t in everything]
     assert leaked == []

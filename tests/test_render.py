@@ -102,7 +102,8 @@ def test_html_is_standalone_and_has_every_item(default_instrument):
     parser.feed(page)
     assert parser.stack == [] and parser.external == []
     for item in default_instrument.items:
-        assert parser.radios[item.id] == [str(p) for p in range(1, 8)]
+        # the scale's points, then the answers outside it the item offers (N/A 8 on two items, don't know 9)
+        assert parser.radios[item.id] == [str(p) for p in range(1, 8)] + [str(o.code) for o in item.outside]
         assert html.escape(" ".join(item.text.split())) in page
     assert parser.radios["relationship_type"] == ["B2B", "B2C", "B2G", "G2C"]
 
@@ -143,7 +144,8 @@ def test_qualtrics_file_follows_the_advanced_format(default_instrument):
         q = questions[item.id]
         assert q["type"] == "MC:SingleAnswer:Horizontal"
         assert q["text"] == " ".join(item.text.split())
-        assert q["choices"] == {p: default_instrument.scale.labels[p] for p in range(1, 8)}
+        assert q["choices"] == {**{p: default_instrument.scale.labels[p] for p in range(1, 8)},
+                                **{o.code: o.label for o in item.outside}}
     for check in default_instrument.attention_checks:
         assert questions[check.id]["choices"][int(check.expected[0])]
     assert list(questions["relationship_type"]["choices"].values()) == ["B2B", "B2C", "B2G", "G2C"]
@@ -173,3 +175,18 @@ def test_qualtrics_text_cannot_break_the_format(write_yaml, text):
     """))
     questions = parse_qualtrics(to_qualtrics(inst))
     assert "[[" not in questions["F_1"]["text"]
+
+
+def test_answers_outside_the_scale_are_shown_with_their_codes(default_instrument):
+    from instrument.render import codebook, to_markdown, to_qualtrics
+    assert {i.id for i in default_instrument.items if any(o.name == "not_applicable" for o in i.outside)} == \
+        {"CMIS_2", "ICHG_3"}
+    md = to_markdown(default_instrument)
+    assert md.count("; or 9 = Don't know.*") == 4  # the shared legend of each page of items
+    assert md.count("*(or 8 = Not applicable)*") == 2
+    txt = to_qualtrics(default_instrument)
+    block = txt[txt.index("[[ID:CMIS_2]]"):].split("\n\n")[0].splitlines()
+    assert block[-4:] == ["[[Choice:8]]", "Not applicable", "[[Choice:9]]", "Don't know"]
+    book = codebook(default_instrument).set_index("variable")
+    assert book.at["CMIS_2", "allowed_values"].endswith("outside the scale (missing): 8=Not applicable; 9=Don't know")
+    assert book.at["org_id", "kind"] == "cluster"

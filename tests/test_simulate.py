@@ -161,11 +161,13 @@ def test_defect_rates_in_the_data_match_params(default_instrument, default_param
     raw = data.loc[original, items].astype("float64")
     n_cells = raw.size
     assert raw.isna().to_numpy().sum() == round(rates["missing_cell"] * n_cells)
-    in_range = raw.isna() | raw.isin(range(1, 8))
+    outside = raw.isin([8, 9])  # the instrument's answers outside the scale (counted in their own test)
+    assert outside.to_numpy().sum() == sum(study.truth["outside"].values())
+    in_range = raw.isna() | raw.isin(range(1, 8)) | outside
     assert (~in_range).to_numpy().sum() == round(rates["typo_cell"] * n_cells)
     assert set(np.unique(raw.to_numpy()[~in_range.to_numpy()])) <= {11.0, 22.0, 33.0, 44.0, 55.0, 66.0, 77.0}
 
-    valid = raw.where(in_range)
+    valid = raw.where(in_range & ~outside)
     straight = valid.nunique(axis=1) == 1
     assert straight.sum() == round(rates["straightliner"] * n)
     assert (straight.to_numpy() == truth.loc[original, "straightliner"].to_numpy()).all()
@@ -296,3 +298,75 @@ def test_bad_group_params_are_named(default_instrument, default_params, groups, 
     sim = dict(default_params["simulate"], n=100, groups=groups)
     with pytest.raises(ValueError, match=message):
         simulate_study(default_instrument, parse_simulation_params(sim), seed=1)
+
+
+# --------------------------------------------------------------------------- answers outside the scale, organisations
+
+
+def test_outside_answers_follow_params(default_instrument, default_params, study):
+    """N/A (code 8) only on CMIS_2 and ICHG_3, at the rates of params.yaml per relationship type; don't
+    know (code 9) on every item at its rate; never for straightliners or random responders."""
+    spec = default_params["simulate"]["outside"]
+    data, truth = study.responses, study.respondents
+    original = ~truth["duplicate"].to_numpy()
+    raw = data.loc[original, list(default_instrument.item_ids)].astype("float64")
+    na = raw == 8
+    assert set(na.columns[na.any()]) == {"CMIS_2", "ICHG_3"}
+    careful = ~(truth.loc[original, "straightliner"] | truth.loc[original, "random_responder"]).to_numpy()
+    assert not (raw.isin([8, 9]).to_numpy()[~careful]).any()
+    rtype = data.loc[original, "relationship_type"].to_numpy()
+    for item, by in spec["not_applicable"].items():
+        for value, rate in by["relationship_type"].items():
+            rows = careful & (rtype == value) & ~np.isnan(raw[item].to_numpy())
+            share = na[item].to_numpy()[rows].mean()
+            assert abs(share - rate) < 4 * np.sqrt(rate * (1 - rate) / rows.sum()), (item, value, share)
+    dk = (raw == 9).to_numpy()[careful]
+    cells = (~np.isnan(raw.to_numpy()[careful])).sum()
+    assert abs(dk.sum() / cells - spec["dont_know"]) < 4 * np.sqrt(spec["dont_know"] / cells)
+    assert study.truth["outside"] == {"not_applicable": int(na.to_numpy().sum()), "dont_know": int((raw == 9).to_numpy().sum())}
+
+
+def test_organisations_nest_respondents_with_the_icc_of_params(default_instrument, default_params, study):
+    """The export names each respondent's organisation; the latent ICC shows in the items: the
+    ICC(1) of a construct's mean score is about icc x (share of its variance that is the latent)."""
+    from analysis.multilevel import construct_means, design_effect
+    org = default_params["simulate"]["organisations"]
+    data, truth = study.responses, study.respondents
+    assert data["org_id"].str.startswith("Example Organisation ").all()
+    original = data.loc[~truth["duplicate"].to_numpy()]
+    assert original["org_id"].nunique() <= org["count"] and study.truth["organisations"]["icc"] == org["icc"]
+    sizes = original["org_id"].value_counts()
+    assert sizes.max() > 3 * sizes.median()  # size_sigma: some organisations much larger than most
+    items = items_frame(default_instrument, original).where(lambda d: ~d.isin([8, 9]))
+    scores = construct_means(items, {c.id: list(c.item_ids) for c in default_instrument.constructs})
+    deff = design_effect(scores.assign(org=original["org_id"].to_numpy()), list(scores.columns), "org")
+    icc = deff["icc1"].mean()  # 18 constructs: mean score reliability about .8, careless respondents add noise
+    assert 0.5 * org["icc"] < icc < org["icc"], deff[["variable", "icc1"]]
+
+
+def test_no_organisations_without_a_cluster_column():
+    inst = parse_instrument({"name": "t", "scale": {"type": "likert", "min": 1, "max": 5}, "constructs": [
+        {"id": "X", "items": [{"id": f"X_{k}"} for k in range(3)]}]})
+    with pytest.raises(ValueError, match="cluster_column"):
+        simulate_study(inst, parse_simulation_params({"n": 50, "organisations": {"count": 5}, "defects": {}}), seed=1)
+    for bad, match in [({"organisations": {"icc": 1.2}}, "icc"), ({"organisations": {"size": 3}}, "size"),
+                       ({"outside": {"dont_know": 2}}, "dont_know"),
+                       ({"outside": {"na": {"X_1": {"q": 0.1}}}}, "X_1")]:
+        with pytest.raises(ValueError, match=match):
+            parse_simulation_params(bad)
+    with pytest.raises(ValueError, match="not an answer outside the scale"):
+        simulate_study(inst, parse_simulation_params({"n": 50, "outside": {"dont_know": 0.1}, "defects": {}}), seed=1)
+
+
+def test_organisations_leave_the_other_draws_as_they_were(default_instrument, default_params):
+    """The organisations come from their own stream: with icc 0 the answers are those of the study
+    drawn without a cluster column; with icc > 0 they differ."""
+    import dataclasses
+    base = dict(default_params["simulate"], n=300)
+    flat = parse_simulation_params(dict(base, organisations=dict(base["organisations"], icc=0.0)))
+    without = dataclasses.replace(default_instrument, cluster_column=None)
+    a = simulate_study(default_instrument, flat, seed=5).responses
+    b = simulate_study(without, dataclasses.replace(flat, organisations={}), seed=5).responses
+    assert a.drop(columns="org_id").equals(b)
+    c = simulate_study(default_instrument, parse_simulation_params(base), seed=5).responses
+    assert not c.drop(columns="org_id").equals(b)

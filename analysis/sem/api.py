@@ -62,9 +62,11 @@ def categories(data: pd.DataFrame, ordered, missing: str = "listwise") -> dict[s
     return {v: int(complete[v].nunique()) for v in ordered}
 
 
-def _partable(model, data, group, group_labels, estimator, std_lv, missing, group_equal, group_partial, ordered=None):
+def _partable(model, data, group, group_labels, estimator, std_lv, missing, group_equal, group_partial, ordered=None,
+              meanstructure=None):
     labels = _groups(data, group, group_labels)
     pt = lavaanify(model, list(data.columns), std_lv=std_lv, groups=labels, group_equal=tuple(group_equal),
+                   meanstructure=meanstructure,
                    group_partial=tuple(group_partial), estimator=estimator, missing=missing,
                    ordered=categories(data, ordered, missing))
     return pt, labels
@@ -85,7 +87,7 @@ def parameter_table(fitted: EngineFit) -> pd.DataFrame:
 def fit_model(model: str | LavaanModel, data: pd.DataFrame, *, group: str | None = None,
               group_labels=None, estimator: str = "ML", std_lv: bool = False, missing: str = "listwise",
               group_equal=(), group_partial=(), level: float = 0.95, ordered=None, start=None,
-              sample=None, robust_indices: bool = True, se: bool = True) -> EngineFit:
+              sample=None, robust_indices: bool = True, se: bool = True, cluster: str | None = None) -> EngineFit:
     """Fit lavaan ``model`` syntax to ``data`` with the unified engine.
 
     Returns the :class:`~analysis.sem.engine.EngineFit` whose ``parameters`` is
@@ -99,6 +101,8 @@ def fit_model(model: str | LavaanModel, data: pd.DataFrame, *, group: str | None
     hypothesised model's estimates. ``robust_indices = False``: without ML with FIML's robust
     CFI/TLI/RMSEA (the engine's option; a competing model compared by chi-square, AIC and BIC).
     ``se = False``: without standard errors (NaN; the engine's option, ML only).
+    ``cluster`` (a column): cluster-robust SEs and scaled test (MLR, complete data), with a mean
+    structure as lavaan's ``sem(..., cluster = , estimator = "MLR")``.
 
     Raises
     ------
@@ -107,8 +111,10 @@ def fit_model(model: str | LavaanModel, data: pd.DataFrame, *, group: str | None
         model that is not identified (the message names the parameters involved).
     """
     pt, labels = _partable(model, data, group, group_labels, estimator, std_lv, missing, group_equal, group_partial,
-                           ordered)
+                           ordered, meanstructure=True if cluster is not None else None)
     kwargs = {"ordered": list(ordered)} if ordered else {}
+    if cluster is not None:
+        kwargs["cluster"] = cluster
     if start is not None or sample is not None:
         kwargs.update(start=start, sample=sample)
     if not robust_indices:

@@ -193,7 +193,7 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         group_labels: list[str] | None = None, estimator: str = "ML", information: str | None = None,
         level: float = 0.95, std_se: bool = True, max_iter: int = 500, missing: str = "listwise",
         ordered: list[str] | None = None, robust_indices: bool = True, start: pd.DataFrame | None = None,
-        sample: Sample | None = None, se: bool = True) -> EngineFit:
+        sample: Sample | None = None, se: bool = True, cluster: str | None = None) -> EngineFit:
     """Fit the model of a lavaan parameter table (``parTable(fit)`` columns) to ``data``.
 
     ``group`` names the column of the groups (their order: ``group_labels`` or first
@@ -215,6 +215,8 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     indices (:func:`analysis.sem.robust.robust_inference`); MLM needs complete data (InputError).
     ``estimator = "WLSMV"`` or ``"ULSMV"`` (a table with the ``ordered`` items' thresholds) runs
     :func:`analysis.sem.wls.fit_wls`, with ``missing`` ``"listwise"`` or ``"pairwise"``.
+    ``cluster`` (a column of ``data``; MLR with complete data): cluster-robust SEs and scaled tests,
+    lavaan's ``sem(..., cluster = , estimator = "MLR")`` (:mod:`analysis.sem.robust`).
 
     ``start``: a fitted model's parameter table (``EngineFit.parameters``, or the pipeline's
     table with ``group``) whose estimates start the free parameters they share with this model
@@ -251,6 +253,9 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
             ROBUST_ESTIMATORS[estimator][0] if estimator in ROBUST_ESTIMATORS else "expected"
     if information not in ("expected", "observed"):
         raise InputError(f"information must be 'expected' or 'observed', got {information!r}")
+    if cluster is not None and (estimator != "MLR" or fiml):
+        raise InputError(f"cluster {cluster!r}: cluster-robust standard errors need estimator MLR with complete data "
+                         f"(missing = 'listwise'), got {estimator}{' with FIML' if fiml else ''}")
     if estimator not in ESTIMATORS:
         raise InputError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
     start_frame = start
@@ -302,7 +307,7 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     if estimator in ROBUST_ESTIMATORS:
         robust = robust_inference(estimator, est, opt.x, opt.con_jac, data, group, labels,
                                   df=ndat - (q - opt.eq_rank), chisq=est.ntotal * opt.fmin, information=information,
-                                  components=components)
+                                  components=components, cluster=cluster)
         vcov = robust.vcov
     elif not se:  # no standard errors asked for: NaN (the information stays the expected one)
         vcov = np.full((q, q), np.nan)

@@ -67,6 +67,14 @@ lavaan's (an InputError).
 lavaan reports 0 as the robust SE of a parameter held at an active inequality bound (its
 sandwich is a quadratic form); gapscale reports NaN, as for ML (no SE at a bound).
 
+**Clustered respondents** (lavaan ``sem(..., cluster = "org", estimator = "MLR")`` for a
+single-level model; complete data): in every :math:`B` above (the meat :math:`B_{0g}`, the
+saturated model's and the baseline's) the case-wise scores are first summed within each cluster
+of the group, :math:`\tilde u_c = \sum_{i\in c}u_i`, and scaled by :math:`\sqrt{C_g/(C_g-1)}`
+(:math:`C_g` clusters), as lavaan's ``lav_mvnorm_information_firstorder(cluster.idx = )``:
+:math:`B = \frac{C_g}{C_g-1}\frac1{n_g}\sum_c\tilde u_c\tilde u_c^\top`
+(:func:`cluster_sums`; Muthén & Satorra, 1995). lavaan fits such a model with a mean structure.
+
 For both the scaled statistic is :math:`T/\hat c` on :math:`df`, and the baseline (independence)
 model gets its own factor :math:`\hat c_0` the same way (its free parameters are the variances and,
 with a mean structure, the means of the non-exogenous variables; its information is
@@ -93,6 +101,8 @@ Yuan, K.-H., & Bentler, P. M. (2000). Three likelihood-based methods for mean an
     structure analysis with nonnormal missing data. *Sociological Methodology, 30*, 165-200.
 Asparouhov, T., & Muthén, B. (2005). Multivariate statistical modeling with survey data.
     Proceedings of the FCSM Research Conference.
+Muthén, B. O., & Satorra, A. (1995). Complex sample data in structural equation modeling.
+    *Sociological Methodology, 25*, 267-316.
 Savalei, V. (2014). Understanding robust corrections in structural equation modeling.
     *Structural Equation Modeling, 21*(1), 149-160.
 
@@ -114,7 +124,7 @@ from analysis.sem.fiml import FIMLEstimator
 from analysis.sem.inference import covariance
 from analysis.sem.model import Block, Model, SampleStats
 
-__all__ = ["ROBUST_ESTIMATORS", "RobustResult", "fit_measures", "group_data", "robust_inference",
+__all__ = ["ROBUST_ESTIMATORS", "RobustResult", "cluster_sums", "fit_measures", "group_data", "robust_inference",
            "scaled_difference"]
 
 #: estimator -> (its default information, the scaled test as lavaan names it)
@@ -152,6 +162,12 @@ def group_data(model: Model, stats: list[SampleStats], data: pd.DataFrame, group
                group_labels: list[str]) -> list[np.ndarray]:
     """The complete cases of each group (``n_g x p_g``, columns in ``block.ov`` order), the rows
     :func:`~analysis.sem.model.sample_statistics` used (lavaan's ``missing = "listwise"``)."""
+    return [arr for arr, _ in _group_rows(model, stats, data, group, group_labels)]
+
+
+def _group_rows(model: Model, stats: list[SampleStats], data: pd.DataFrame, group: str | None,
+                group_labels: list[str]) -> list[tuple[np.ndarray, pd.Index]]:
+    """:func:`group_data` with each group's row labels of ``data``."""
     ovs = list(dict.fromkeys(v for blk in model.blocks for v in blk.ov))
     x = data[ovs].apply(pd.to_numeric, errors="coerce")
     keep = x.notna().all(axis=1)
@@ -164,8 +180,23 @@ def group_data(model: Model, stats: list[SampleStats], data: pd.DataFrame, group
         arr = part[list(blk.ov)].to_numpy(dtype=float)
         if len(arr) != st.n or not np.allclose(arr.mean(axis=0), st.mean, rtol=0, atol=1e-10 * (1 + np.abs(st.mean))):
             raise RuntimeError(f"robust: the cases of group {lab!r} are not those of its sample statistics")
-        out.append(arr)
+        out.append((arr, part.index))
     return out
+
+
+def cluster_sums(scores: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+    r"""Case-wise scores summed within clusters, times :math:`\sqrt{C/(C-1)}` (:math:`C` clusters).
+
+    ``scores`` n x k, ``clusters`` n labels; returns C x k, clusters in order of first
+    appearance, so that ``out.T @ out`` is :math:`rac{C}{C-1}\sum_c	ilde u_c	ilde u_c^	op`.
+    In R: ``sqrt(C / (C - 1)) * rowsum(scores, cluster, reorder = FALSE)`` (lavaan's
+    ``lav_mvnorm_information_firstorder``).
+    """
+    codes, uniques = pd.factorize(np.asarray(clusters, dtype=object))
+    c = len(uniques)
+    out = np.zeros((c, scores.shape[1]))
+    np.add.at(out, codes, scores)
+    return out * np.sqrt(c / (c - 1)) if c > 1 else out * np.nan
 
 
 @dataclass(frozen=True)
@@ -263,7 +294,8 @@ def _baseline_moments(blk: Block, st: SampleStats) -> np.ndarray:
 
 def robust_inference(estimator: str, est, x: np.ndarray, con_jac: np.ndarray, data: pd.DataFrame,
                      group: str | None, group_labels: list[str], df: int, chisq: float,
-                     information: str | None = None, components: list[np.ndarray] | None = None) -> RobustResult:
+                     information: str | None = None, components: list[np.ndarray] | None = None,
+                     cluster: str | None = None) -> RobustResult:
     """Robust standard errors and the scaled tests of an ML solution (see the module docstring).
 
     Parameters
@@ -283,17 +315,25 @@ def robust_inference(estimator: str, est, x: np.ndarray, con_jac: np.ndarray, da
         Default: lavaan's for the estimator (MLR observed, MLM expected).
     components : list of ndarray, optional
         Blocks of parameters with zero cross-information (FIML: inverted block by block).
+    cluster : str, optional
+        A column of ``data`` naming each case's cluster: cluster-robust SEs and scaled tests
+        (MLR with complete data; see the module docstring).
 
     Raises
     ------
     InputError
-        An unknown estimator or information; MLM (or expected information) with FIML.
+        An unknown estimator or information; MLM (or expected information) with FIML; a cluster
+        with MLM, with FIML, absent from the data or missing for a case; fewer than 2 clusters.
     """
     if estimator not in ROBUST_ESTIMATORS:
         raise InputError(f"robust estimator must be one of {', '.join(ROBUST_ESTIMATORS)}, got {estimator!r}")
     information = information or ROBUST_ESTIMATORS[estimator][0]
     if information not in ("observed", "expected"):
         raise InputError(f"information must be 'expected' or 'observed', got {information!r}")
+    if cluster is not None and (estimator != "MLR" or isinstance(est, FIMLEstimator)):
+        raise InputError(f"cluster {cluster!r}: cluster-robust standard errors are available for estimator MLR with "
+                         "complete data (missing = 'listwise'); got "
+                         f"{estimator}{' with FIML' if isinstance(est, FIMLEstimator) else ''}")
     if isinstance(est, FIMLEstimator):
         if estimator != "MLR":
             raise InputError(f"estimator {estimator}: with missing data only MLR is robust (lavaan: {estimator} "
@@ -304,7 +344,13 @@ def robust_inference(estimator: str, est, x: np.ndarray, con_jac: np.ndarray, da
     model, stats = est.model, est.stats
     n_total = est.ntotal
     frac = np.array([st.n / n_total for st in stats])
-    ys = group_data(model, stats, data, group, group_labels)
+    rows = _group_rows(model, stats, data, group, group_labels)
+    ys = [arr for arr, _ in rows]
+    clusters = _clusters(data, cluster, [index for _, index in rows], group_labels) if cluster is not None \
+        else [None] * len(ys)
+
+    def summed(u, cl):
+        return u if cl is None else cluster_sums(u, cl)
     coords = [_coords(blk, model.meanstructure) for blk in model.blocks]
     deltas = _delta(model, x, coords)
     implied = est.moments(x)
@@ -317,18 +363,19 @@ def robust_inference(estimator: str, est, x: np.ndarray, con_jac: np.ndarray, da
         h1 = h0 = 0.0
         h1_base = h0_base = 0.0
         ndat = 0
-        for f, y, st, blk, c, dlt, (sigma, mu) in zip(frac, ys, stats, model.blocks, coords, deltas, implied):
-            u = _h1_scores(y, mu, sigma, c) @ dlt
+        for f, y, st, blk, c, dlt, (sigma, mu), cl in zip(frac, ys, stats, model.blocks, coords, deltas, implied,
+                                                          clusters):
+            u = summed(_h1_scores(y, mu, sigma, c) @ dlt, cl)
             b0 = u.T @ u / st.n
             meat += f * b0
             h0 += f * np.sum(b0 * e_inv)
-            us = _h1_scores(y, st.mean, st.cov, c)
+            us = summed(_h1_scores(y, st.mean, st.cov, c), cl)
             h1 += np.trace(np.linalg.solve(_h1_information(st.cov, c), us.T @ us / st.n))
             ndat += c.k
             # the baseline: its parameters are coordinates of the saturated model
             sb = _baseline_moments(blk, st)
             sel = _baseline_coords(c, blk)
-            ub = _h1_scores(y, st.mean, sb, c)[:, sel]
+            ub = summed(_h1_scores(y, st.mean, sb, c)[:, sel], cl)
             vb = _h1_information(sb, c)[np.ix_(sel, sel)]
             h0_base += np.trace(np.linalg.solve(vb, ub.T @ ub / st.n))
         h1_base = h1
@@ -407,6 +454,24 @@ def _fiml_mlr(est: FIMLEstimator, x: np.ndarray, con_jac: np.ndarray, df: int, c
     corrected = est.robust_statistics(x, df, base_df, con_jac, version="V3")
     return RobustResult(estimator="MLR", information="observed", vcov=0.5 * (vcov + vcov.T), scaled=scaled,
                         baseline_scaled=baseline_scaled, fiml_corrected=corrected)
+
+
+def _clusters(data: pd.DataFrame, cluster: str, indexes: list, group_labels: list[str]) -> list[np.ndarray]:
+    """Each group's cluster labels of its cases (``indexes``: their row labels in ``data``)."""
+    if cluster not in data.columns:
+        raise InputError(f"data: cluster column {cluster!r} not found")
+    out = []
+    for index, lab in zip(indexes, group_labels):
+        cl = data.loc[index, cluster]
+        where = f" in group {lab!r}" if lab else ""
+        if cl.isna().any():
+            raise InputError(f"data: cluster column {cluster!r} is missing in {int(cl.isna().sum())} case(s){where} "
+                             "the model uses; give every case its cluster (or leave it out)")
+        if cl.nunique() < 2:
+            raise InputError(f"data: cluster column {cluster!r} has {cl.nunique()} cluster(s){where}; cluster-robust "
+                             "standard errors need at least 2 (and are reliable with many more)")
+        out.append(cl.to_numpy(dtype=object))
+    return out
 
 
 def _baseline_coords(c: _Coords, blk: Block) -> np.ndarray:

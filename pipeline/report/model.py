@@ -44,7 +44,7 @@ STAGE_FILES = {
 # Files a stage may write that the report shows when present (newer outputs: a study run by an
 # older version lacks them, and the report says so where they would go).
 OPTIONAL_FILES = {
-    "clean": ("sample_profile.csv",),
+    "clean": ("sample_profile.csv", "outside_answers.csv", "design_effect.csv"),
     "cfa": ("item_descriptives.csv", "mardia.json", "cfa_modindices.csv", "cfa_residuals.csv"),
     "reliability": ("construct_correlations.csv",),
 }

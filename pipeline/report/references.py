@@ -47,6 +47,9 @@ REFERENCES: dict[str, tuple[str, str, str]] = {
     "bartlett1950": ("Bartlett", "1950", "Bartlett, M. S. (1950). Tests of significance in factor analysis. *British "
                      "Journal of Statistical Psychology, 3*(2), 77–85. "
                      "https://doi.org/10.1111/j.2044-8317.1950.tb00285.x"),
+    "bliese2000": ("Bliese", "2000", "Bliese, P. D. (2000). Within-group agreement, non-independence, and "
+                   "reliability: Implications for data aggregation and analysis. In K. J. Klein & S. W. J. Kozlowski "
+                   "(Eds.), *Multilevel theory, research, and methods in organizations* (pp. 349–381). Jossey-Bass."),
     "brosseau2012": ("Brosseau-Liard et al.", "2012", "Brosseau-Liard, P. E., Savalei, V., & Li, L. (2012). An "
                      "investigation of the sample performance of two nonnormality corrections for RMSEA. "
                      "*Multivariate Behavioral Research, 47*(6), 904–930. "
@@ -106,6 +109,7 @@ REFERENCES: dict[str, tuple[str, str, str]] = {
                    "https://doi.org/10.1177/001316446002000116"),
     "kaiser1974": ("Kaiser", "1974", "Kaiser, H. F. (1974). An index of factorial simplicity. *Psychometrika, 39*(1), "
                    "31–36. https://doi.org/10.1007/BF02291575"),
+    "kish1965": ("Kish", "1965", "Kish, L. (1965). *Survey sampling*. Wiley."),
     "little1988": ("Little", "1988", "Little, R. J. A. (1988). A test of missing completely at random for "
                    "multivariate data with missing values. *Journal of the American Statistical Association, "
                    "83*(404), 1198–1202. https://doi.org/10.1080/01621459.1988.10478722"),
@@ -118,6 +122,8 @@ REFERENCES: dict[str, tuple[str, str, str]] = {
                      "(pp. 56–61). https://doi.org/10.25080/Majora-92bf1922-00a"),
     "meade2012": ("Meade & Craig", "2012", "Meade, A. W., & Craig, S. B. (2012). Identifying careless responses in "
                   "survey data. *Psychological Methods, 17*(3), 437–455. https://doi.org/10.1037/a0028085"),
+    "muthen1995": ("Muthén & Satorra", "1995", "Muthén, B. O., & Satorra, A. (1995). Complex sample data in structural "
+                   "equation modeling. *Sociological Methodology, 25*, 267–316. https://doi.org/10.2307/271070"),
     "nunnally1994": ("Nunnally & Bernstein", "1994", "Nunnally, J. C., & Bernstein, I. H. (1994). *Psychometric "
                      "theory* (3rd ed.). McGraw-Hill."),
     "olsson1979": ("Olsson", "1979", "Olsson, U. (1979). Maximum likelihood estimation of the polychoric correlation "

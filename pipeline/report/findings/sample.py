@@ -9,7 +9,90 @@ from pipeline.report.findings.common import (absent, not_run, num, ok, pct, stag
 from pipeline.report.model import (SCREEN_ORDER, SECTIONS, Findings, Section, StageOutputs,
                                    Table)
 
-__all__ = ["sample_section", "sample_profile_table"]
+__all__ = ["sample_section", "sample_profile_table", "outside_blocks", "design_effect_blocks"]
+
+OUTSIDE_SHOWN_SHARE = 0.02  # items with at least this share of answers outside the scale get a row of their own
+DEFF_CONCERN = 2.0  # Muthén & Satorra (1995): design effects under 2 are commonly ignored
+
+
+def outside_blocks(clean: StageOutputs, findings: Findings) -> list:
+    """Answers outside the scale ("Not applicable", "Don't know"): a sentence per option (answers,
+    items offering it, range of the per-item share) and a table of the items where they reach
+    :data:`OUTSIDE_SHOWN_SHARE` of the respondents (all items are in ``outside_answers.csv``)."""
+    options = (clean.metrics or {}).get("outside_answers") or {}
+    t = clean.table("outside_answers.csv")
+    if not options:
+        return []
+    if t is None or not {"item", "n", "n_outside", "n_skipped", "n_missing"} <= set(t.columns) or not len(t):
+        return [absent(clean, "outside_answers.csv")]
+    parts = []
+    for name, o in options.items():
+        col = f"n_{name}"
+        if col not in t:
+            continue
+        offered = t[t[col].notna()]
+        share = offered[col].astype(float) / offered["n"].where(offered["n"] > 0)
+        parts.append(f"“{o.get('label')}” (code {o.get('code')}) was offered on {apa.fmt_int(len(offered))} "
+                     f"item{'s' if len(offered) != 1 else ''} and chosen {apa.fmt_int(o.get('n'))} times"
+                     + (f" ({pct(share.min())} to {pct(share.max())} of the respondents per item)"
+                        if len(offered) > 1 else f" ({pct(share.iat[0])} of the respondents)" if len(offered) else ""))
+    blocks = ["Answers outside the scale: " + "; ".join(parts) + ". They are missing values in the analysis, not "
+              "answers out of range, and the missing-data screen does not count them as unanswered items."]
+    share = t["n_outside"] / t["n"].where(t["n"] > 0)
+    shown = t[share >= OUTSIDE_SHOWN_SHARE].assign(_share=share).sort_values("_share", ascending=False, kind="stable")
+    if len(shown):
+        frame = pd.DataFrame({"Item": shown["item"].astype(str)})
+        for name, o in options.items():
+            if f"n_{name}" in shown:
+                frame[str(o.get("label"))] = [apa.fmt_int(v) if ok(v) else "–" for v in shown[f"n_{name}"]]
+        frame["Skipped"] = [apa.fmt_int(v) for v in shown["n_skipped"]]
+        frame["Missing (%)"] = [pct(v) for v in shown["n_missing"] / shown["n"]]
+        blocks.append(Table("outside_answers", "Items with many answers outside the scale", frame.astype(object),
+                            f"Items where at least {pct(OUTSIDE_SHOWN_SHARE, 0)} of the analysed respondents answered "
+                            "outside the scale; – = not offered on this item. Missing = outside the scale + skipped; "
+                            "every item in outside_answers.csv."))
+    return blocks
+
+
+def design_effect_blocks(clean: StageOutputs, findings: Findings) -> list:
+    """Respondents nested in organisations: the clusters, ICC(1) and the design effect of each
+    construct score, and what a design effect means for the standard errors."""
+    c = (clean.metrics or {}).get("clusters")
+    if not isinstance(c, dict):
+        return []
+    t = clean.table("design_effect.csv")
+    if t is None or not {"variable", "n_clusters", "icc1", "design_effect", "n_effective"} <= set(t.columns):
+        return [absent(clean, "design_effect.csv")]
+    worst = num(c.get("max_design_effect"))
+    text = (f"The analysed respondents came from {apa.fmt_int(c.get('n_clusters'))} organisations (column "
+            f"{c.get('column')}; mean {apa.fmt_number(c.get('mean_cluster_size'), 1)} respondents per organisation, "
+            f"largest {apa.fmt_int(c.get('largest_cluster'))}"
+            + (f"; {apa.fmt_int(c.get('without_cluster'))} without one" if num(c.get("without_cluster")) > 0 else "")
+            + "). Respondents of one organisation are not independent: Table {table:design_effect} gives the "
+            f"intraclass correlation ICC(1) of each construct score (the mean of its items; {findings.cite('bliese2000')}) "
+            f"and the design effect 1 + (m̄ − 1) ICC(1) ({findings.cite('kish1965')}), the factor by which nesting "
+            "inflates the variance of an estimate compared with independent respondents. ")
+    if ok(worst):
+        text += (f"The largest design effect is {apa.fmt_number(worst)}: standard errors that treat respondents as "
+                 f"independent (those of the CFA and SEM) may be too small, for a construct mean by a factor of "
+                 f"{apa.fmt_number(worst ** 0.5)} (its square root)"
+                 + (f", more than design effects under {apa.fmt_number(DEFF_CONCERN, 0)} are usually taken to allow "
+                    f"({findings.cite('muthen1995')}); cluster-robust standard errors or a multilevel model are advised."
+                    if worst >= DEFF_CONCERN else
+                    f"; design effects under {apa.fmt_number(DEFF_CONCERN, 0)} are usually taken as small enough to "
+                    f"ignore the nesting ({findings.cite('muthen1995')})."))
+        findings.check(worst < DEFF_CONCERN, f"design effects of the organisations at most {apa.fmt_number(worst)} "
+                                             f"(under {apa.fmt_number(DEFF_CONCERN, 0)})")
+        findings.numbers["max_design_effect"] = worst
+    frame = apa.apa_table(t[["variable", "n_clusters", "icc1", "design_effect", "n_effective"]],
+                          {"variable": "text", "n_clusters": "int", "icc1": (lambda v: apa.fmt_number(v, 3, bounded=True)),
+                           "design_effect": "number", "n_effective": (lambda v: apa.fmt_number(v, 0))},
+                          {"variable": "Construct", "n_clusters": "Organisations", "icc1": "ICC(1)",
+                           "design_effect": "Design effect", "n_effective": "Effective N"})
+    return [text, Table("design_effect", "Nesting in organisations: intraclass correlation and design effect", frame,
+                        "ICC(1) from the one-way ANOVA of each construct score on the organisations (as "
+                        "multilevel::ICC1 in R, mean organisation size m̄); design effect 1 + (m̄ − 1) ICC(1), 1 for a "
+                        "negative ICC(1); effective N = N / design effect.")]
 
 
 def sample_profile_table(profile: pd.DataFrame) -> Table:
@@ -137,6 +220,10 @@ def sample_section(clean: StageOutputs, split: StageOutputs, findings: Findings)
         rows.append({"Measure": "Item with the most missing answers",
                      "Value": f"{top['variable']} ({apa.fmt_number(top['pct_missing'])}%)"})
     rows.append({"Measure": "Answers off the scale, set missing", "Value": apa.fmt_int(m.get("cell_problems"))})
+    for o in (m.get("outside_answers") or {}).values():
+        rows.append({"Measure": f"Answered “{o.get('label')}” (code {o.get('code')}), set missing",
+                     "Value": f"{apa.fmt_int(o.get('n'))} on {apa.fmt_int(o.get('items'))} item"
+                              f"{'s' if num(o.get('items')) != 1 else ''}"})
     mcar = m.get("little_mcar")
     if isinstance(mcar, dict):
         rows.append({"Measure": "Little's MCAR test",
@@ -148,9 +235,11 @@ def sample_section(clean: StageOutputs, split: StageOutputs, findings: Findings)
                             "Percentages of the analysed sample. Missing cells stay missing; the CFA handles them "
                             "as params.yaml says (listwise or FIML)."
                             + (f" Little's MCAR test: {findings.cite('little1988')}." if isinstance(mcar, dict) else "")))
+    sec.blocks += outside_blocks(clean, findings)
     profile = clean.table("sample_profile.csv")
     if profile is not None and len(profile):
         sec.blocks.append(sample_profile_table(profile))
+    sec.blocks += design_effect_blocks(clean, findings)
     for note in m.get("notes") or []:
         sec.blocks.append(f"Note from the clean stage: {apa.apa_p_in_text(note)}.")
     stage_warnings(clean, findings, "warnings")
