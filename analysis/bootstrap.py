@@ -48,9 +48,9 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from scipy.linalg import blas
 
+from analysis.distributions import norm_cdf, norm_ppf
 from analysis.errors import InputError
 from analysis.executor import run_tasks
 from analysis.sem.constraints import ConstraintSystem, build_constraints
@@ -129,7 +129,7 @@ class BootstrapResult:
         ok = self.draws.dropna().to_numpy()
         columns = _row_columns(fit)
         alpha = np.array([(1 - level) / 2, (1 + level) / 2])
-        z_alpha = stats.norm.ppf(alpha)
+        z_alpha = norm_ppf(alpha)
         out = []
         for c, t0 in zip(columns, fit.parameters["est"].to_numpy(dtype=float)):
             if c < 0:
@@ -141,8 +141,8 @@ class BootstrapResult:
                 out.append((se, t0, t0, t0, t0))
                 continue
             perc = norm_inter(t, alpha)
-            w = stats.norm.ppf(np.mean(t < t0))
-            bc = norm_inter(t, stats.norm.cdf(2 * w + z_alpha)) if np.isfinite(w) else np.array([np.nan, np.nan])
+            w = norm_ppf(np.mean(t < t0))
+            bc = norm_inter(t, norm_cdf(2 * w + z_alpha)) if np.isfinite(w) else np.array([np.nan, np.nan])
             out.append((se, perc[0], perc[1], bc[0], bc[1]))
         return pd.DataFrame(out, columns=["boot_se", "boot_pct_lower", "boot_pct_upper", "boot_bc_lower",
                                           "boot_bc_upper"], index=fit.parameters.index)
@@ -174,8 +174,8 @@ def norm_inter(t: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         elif k == rk:
             out.append(t[k - 1])
         else:
-            lo, hi = stats.norm.ppf(k / (r_count + 1)), stats.norm.ppf((k + 1) / (r_count + 1))
-            out.append(t[k - 1] + (stats.norm.ppf(a) - lo) / (hi - lo) * (t[k] - t[k - 1]))
+            lo, hi = norm_ppf(k / (r_count + 1)), norm_ppf((k + 1) / (r_count + 1))
+            out.append(t[k - 1] + (norm_ppf(a) - lo) / (hi - lo) * (t[k] - t[k - 1]))
     return np.asarray(out)
 
 

@@ -37,9 +37,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import chi2
 
 from analysis.checks import check_observed_values
+from analysis.distributions import chi2_sf
 from analysis.patterns import block_cells, conditional_blocks, conditional_shifts, pattern_layout
 from analysis.warnings import ConvergenceWarning
 from analysis.errors import InputError
@@ -345,7 +345,7 @@ def little_mcar_test(data: pd.DataFrame, columns: list[str], max_iter: int = 100
     mu_z = (moments.mean.to_numpy() - scale_mean) / scale_sd
     sigma_z = moments.cov.to_numpy() / np.outer(scale_sd, scale_sd)
     d2, df = patterns.little(mu_z, np.linalg.inv(sigma_z))
-    pvalue = float(chi2.sf(d2, df))
+    pvalue = float(chi2_sf(d2, df))
     return LittleMCAR(statistic=float(d2), df=int(df), pvalue=pvalue, n_patterns=patterns.n_patterns, n=moments.n)
 
 
