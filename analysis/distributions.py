@@ -15,16 +15,18 @@ edge cases). Scalars in, numpy scalars out; arrays broadcast.
 - :func:`chi2_cdf`, :func:`chi2_sf`, :func:`chi2_ppf`: ``scipy.stats.chi2`` (``chdtr(df, x)``,
   ``chdtrc(df, x)``, :math:`2\,\mathrm{gammaincinv}(df/2, q)`);
 - :func:`ncx2_cdf`, :func:`ncx2_sf`: ``scipy.stats.ncx2`` (``chndtr`` and Boost's complement;
-  the central ``chdtr``, ``chdtrc`` at noncentrality 0).
+  the central ``chdtr``, ``chdtrc`` at noncentrality 0);
+- :func:`binom_sf`: ``scipy.stats.binom.sf`` (Boost's binomial complement).
 
-In R: ``pnorm``, ``qnorm``, ``dnorm``, ``pchisq``, ``qchisq``, ``pchisq(x, df, ncp)``.
+In R: ``pnorm``, ``qnorm``, ``dnorm``, ``pchisq``, ``qchisq``, ``pchisq(x, df, ncp)``,
+``pbinom(k, n, p, lower.tail = FALSE)``.
 """
 from __future__ import annotations
 
 import numpy as np
 from scipy import special
 
-__all__ = ["chi2_cdf", "chi2_ppf", "chi2_sf", "ncx2_cdf", "ncx2_sf", "norm_cdf", "norm_pdf", "norm_ppf", "norm_sf"]
+__all__ = ["binom_sf", "chi2_cdf", "chi2_ppf", "chi2_sf", "ncx2_cdf", "ncx2_sf", "norm_cdf", "norm_pdf", "norm_ppf", "norm_sf"]
 
 _NORM_PDF_C = np.sqrt(2 * np.pi)  # scipy.stats' _norm_pdf_C
 
@@ -143,7 +145,28 @@ def ncx2_sf(x, df, nc):
                      args=(df, nc))
 
 
-try:  # the ufunc behind scipy.stats.ncx2.sf (scipy >= 1.10)
+def binom_sf(k, n, p):
+    """``scipy.stats.binom.sf(k, n, p)``: :math:`P(X > k)` for X binomial(n, p), by the ufunc
+    scipy.stats calls (``scipy.special._ufuncs._binom_sf`` at :math:`\\lfloor k\\rfloor`, clipped
+    to [0, 1]; scipy.stats' own method where a scipy lacks it), with its argument handling: NaN
+    for n not a whole number >= 0 or p outside [0, 1], 1 below the support, 0 from n on. In R:
+    ``pbinom(k, n, p, lower.tail = FALSE)``."""
+    if _BINOM_SF is None:  # pragma: no cover - depends on the scipy version
+        from scipy import stats
+        return stats.binom.sf(k, n, p)
+    k, n, p = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (k, n, p)))
+    valid = (n >= 0) & (n == np.round(n)) & (p >= 0) & (p <= 1)
+    out = np.zeros(k.shape)
+    out[~valid | np.isnan(k)] = np.nan
+    out[((k < 0) | np.isneginf(k)) & valid] = 1.0
+    inside = valid & (k >= 0) & (k < n) & np.isfinite(k)
+    if inside.any():
+        out[inside] = np.clip(_BINOM_SF(np.floor(k[inside]), n[inside], p[inside]), 0, 1)
+    return _finish(out)
+
+
+try:  # the ufuncs behind scipy.stats.ncx2.sf and binom.sf (scipy >= 1.10)
+    from scipy.special._ufuncs import _binom_sf as _BINOM_SF
     from scipy.special._ufuncs import _ncx2_sf as _NCX2_SF
 except ImportError:  # pragma: no cover - depends on the scipy version
-    _NCX2_SF = None
+    _BINOM_SF = _NCX2_SF = None

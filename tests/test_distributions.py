@@ -80,3 +80,15 @@ def test_overflow_is_raised_as_scipy_raises_it():
             d.ncx2_sf(*args)
     else:
         same(d.ncx2_sf(*args), want)
+
+
+def test_binomial_upper_tail():
+    """content.py's P(X >= c) = binom.sf(c - 1, n, p), on every whole and fractional k around the
+    support, invalid n and p included."""
+    k, n = np.meshgrid(np.concatenate([np.arange(-2, 40), [-np.inf, np.inf, np.nan, 2.5, 11.9999]]),
+                       [0.0, 1.0, 5.0, 12.0, 30.0, -1.0, 2.5, np.nan])
+    for p in (0.0, 0.5, 0.3, 1.0, 1.2, -0.1, np.nan):
+        same(d.binom_sf(k, n, p), stats.binom.sf(k, n, p))
+    for args in ((9, 12, 0.5), (0, 12, 0.5), (12, 12, 0.5), (-1, 12, 0.5)):
+        same(d.binom_sf(*args), stats.binom.sf(*args))
+        assert type(d.binom_sf(*args)) is type(stats.binom.sf(*args))
