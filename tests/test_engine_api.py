@@ -129,9 +129,11 @@ def test_standard_errors_added_afterwards_are_those_of_the_fit():
         pd.testing.assert_frame_equal(added.parameters, full.parameters, check_exact=True)
         assert np.array_equal(added.vcov, full.vcov) and np.array_equal(added.information, full.information)
         assert added.fit == bare.fit and with_standard_errors(full) is full
-    ref = pd.DataFrame(CFA["fiml"]["pe"]).merge(with_standard_errors(
-        fit_model(CFA["model"], data, missing="fiml", se=False)).parameters, on=KEY, suffixes=("_r", ""))
-    np.testing.assert_allclose(ref["se"].astype(float), ref["se_r"].astype(float), rtol=0, atol=EST_TOL["cfa"])
+        if missing == "fiml":
+            ref = pd.DataFrame(CFA["fiml"]["pe"]).merge(added.parameters, on=KEY, suffixes=("_r", ""))
+            assert len(ref) == len(CFA["fiml"]["pe"])
+            np.testing.assert_allclose(ref["se"].astype(float), ref["se_r"].astype(float), rtol=0,
+                                       atol=EST_TOL["cfa"])
 
 
 def test_a_method_factor_model_converges_from_the_first_start():
