@@ -48,9 +48,9 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from scipy.linalg import blas
 
+from analysis.distributions import norm_cdf, norm_ppf
 from analysis.errors import InputError
 from analysis.executor import run_tasks
 from analysis.sem.constraints import ConstraintSystem, build_constraints
@@ -129,7 +129,7 @@ class BootstrapResult:
         ok = self.draws.dropna().to_numpy()
         columns = _row_columns(fit)
         alpha = np.array([(1 - level) / 2, (1 + level) / 2])
-        z_alpha = stats.norm.ppf(alpha)
+        z_alpha = norm_ppf(alpha)
         out = []
         for c, t0 in zip(columns, fit.parameters["est"].to_numpy(dtype=float)):
             if c < 0:
@@ -141,8 +141,8 @@ class BootstrapResult:
                 out.append((se, t0, t0, t0, t0))
                 continue
             perc = norm_inter(t, alpha)
-            w = stats.norm.ppf(np.mean(t < t0))
-            bc = norm_inter(t, stats.norm.cdf(2 * w + z_alpha)) if np.isfinite(w) else np.array([np.nan, np.nan])
+            w = norm_ppf(np.mean(t < t0))
+            bc = norm_inter(t, norm_cdf(2 * w + z_alpha)) if np.isfinite(w) else np.array([np.nan, np.nan])
             out.append((se, perc[0], perc[1], bc[0], bc[1]))
         return pd.DataFrame(out, columns=["boot_se", "boot_pct_lower", "boot_pct_upper", "boot_bc_lower",
                                           "boot_bc_upper"], index=fit.parameters.index)
@@ -174,8 +174,8 @@ def norm_inter(t: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         elif k == rk:
             out.append(t[k - 1])
         else:
-            lo, hi = stats.norm.ppf(k / (r_count + 1)), stats.norm.ppf((k + 1) / (r_count + 1))
-            out.append(t[k - 1] + (stats.norm.ppf(a) - lo) / (hi - lo) * (t[k] - t[k - 1]))
+            lo, hi = norm_ppf(k / (r_count + 1)), norm_ppf((k + 1) / (r_count + 1))
+            out.append(t[k - 1] + (norm_ppf(a) - lo) / (hi - lo) * (t[k] - t[k - 1]))
     return np.asarray(out)
 
 
@@ -270,6 +270,17 @@ def _with_fixed_x(model: Model, cells, stats: list[SampleStats]) -> Model:
     return out
 
 
+def _once(build: Callable[[], object]) -> Callable[[], object]:
+    """``build``, called at most once: later calls return its first result."""
+    made: list = []
+
+    def get():
+        if not made:
+            made.append(build())
+        return made[0]
+    return get
+
+
 class Resampler:
     """Refits ``fit``'s model to resampled data: built once from the full-sample fit and its data,
     called once per draw (in a worker process: it pickles without the compiled constraints).
@@ -339,8 +350,9 @@ class Resampler:
         return self.model.nfree + len(self.constraints.defined)
 
     def _estimator(self, samples: list[np.ndarray], rows: list[np.ndarray] | None = None):
-        """The model with the samples' fixed.x moments, the engine's estimator of the samples and,
-        when ``rows`` (their row numbers in :attr:`values`) are given, the draw's
+        """The model with the samples' fixed.x moments, a function returning the engine's
+        estimator of the samples (built at the first call: a draw that converges by BFGS on its
+        moments never needs it) and, when ``rows`` (their row numbers in :attr:`values`) are given, the draw's
         :class:`~analysis.sem.fiml.PatternMoments` per group: the resample counts as row weights
         on the full sample's patterns (no pattern search per draw; listwise one complete pattern)."""
         stats_, pats, weights, moments = [], [], [], []
@@ -368,9 +380,13 @@ class Resampler:
             stats_.append(SampleStats(label=st.label, ov=st.ov, n=len(y), cov=cov, mean=mean))
         model = _with_fixed_x(self.model, self.fixed_x, stats_) if any(len(ix) for ix in self.exo) else self.model
         if not self.fiml:
-            return model, MLEstimator(model, stats_), moments or None
-        est = FIMLEstimator(model, stats_, pats, row_weights=weights or None)
-        return model, est, (est.pattern_moments if rows is not None else None)
+            return model, _once(lambda: MLEstimator(model, stats_)), moments or None
+        if rows is None:
+            return model, _once(lambda: FIMLEstimator(model, stats_, pats)), None
+        # a resample: its moments alone (what FIMLEstimator computes first), the estimator itself
+        # only if the draw falls back on the engine's optimiser
+        moments = [pattern_moments(pt.layout, w) for pt, w in zip(pats, weights)]
+        return model, _once(lambda: FIMLEstimator(model, stats_, pats, row_weights=weights)), moments
 
     def refit(self, samples: list[np.ndarray], rows: list[np.ndarray] | None = None) -> tuple[np.ndarray, bool, bool]:
         """Fit the model to ``samples`` (one array of rows per group, columns in the block's
@@ -381,7 +397,7 @@ class Resampler:
         weighted moments (:func:`analysis.sem.fiml.nll_gradient`: complete data are one pattern;
         without a mean structure the means are the draw's sample means), or the estimator's
         when the rows are not given."""
-        model, est, moments = self._estimator(samples, rows)
+        model, estimator, moments = self._estimator(samples, rows)
         x, ok = self.x, False
         if not self.constrained:
             if moments is not None:
@@ -392,6 +408,8 @@ class Resampler:
                     nll, grad = nll_gradient(model, moments, self.free_rows, z, means)
                     return (2 * nll / n, 2 * grad / n) if np.isfinite(nll) else (np.inf, np.zeros_like(z))
             else:
+                est = estimator()
+
                 def objective(z):
                     f, g, _ = est.scoring(z, information=False)
                     return (f, g) if np.isfinite(f) else (np.inf, np.zeros_like(z))
@@ -399,7 +417,7 @@ class Resampler:
             x, ok, _ = bfgs(objective, self.x, self.hess_inv, GTOL)
         if not ok:  # constraints, or a line search that lost precision: the engine's optimiser
             with np.errstate(all="ignore"):
-                opt = optimise(est, model, self.constraints, self.x)
+                opt = optimise(estimator(), model, self.constraints, self.x)
             x, ok = opt.x, opt.converged
         if not ok:
             return np.full(self.width, np.nan), False, True

@@ -120,8 +120,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from analysis.distributions import binom_sf
 from analysis.errors import InputError
 
 __all__ = [
@@ -279,7 +279,7 @@ def critical_count(n: int, p: float = 0.5, alpha: float = 0.05) -> int | None:
     if n < 1:
         return None
     c = np.arange(0, n + 1)
-    tail = stats.binom.sf(c - 1, n, p)  # P(X >= c)
+    tail = binom_sf(c - 1, n, p)  # P(X >= c)
     ok = np.flatnonzero(tail < alpha)
     return int(c[ok[0]]) if ok.size else None
 

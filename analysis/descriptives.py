@@ -27,8 +27,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import linalg, stats
+from scipy import linalg
 
+from analysis.distributions import chi2_sf, norm_sf
 from analysis.errors import InputError
 
 __all__ = ["item_descriptives", "mardia", "sample_profile", "DESCRIPTIVE_COLUMNS", "MARDIA_KEYS", "PROFILE_COLUMNS"]
@@ -207,8 +208,8 @@ def mardia(data: pd.DataFrame, items: Sequence[str]) -> dict:
     skew = n * b1p / 6.0
     kurt = (b2p - p * (p + 2)) / np.sqrt(8.0 * p * (p + 2) / n)
     return {"b1p": b1p, "b2p": b2p, "skew_chisq": float(skew), "skew_df": int(df),
-            "skew_pvalue": float(stats.chi2.sf(skew, df)), "kurt_z": float(kurt),
-            "kurt_pvalue": float(2.0 * stats.norm.sf(abs(kurt))), "n": int(n), "p": int(p)}
+            "skew_pvalue": float(chi2_sf(skew, df)), "kurt_z": float(kurt),
+            "kurt_pvalue": float(2.0 * norm_sf(abs(kurt))), "n": int(n), "p": int(p)}
 
 
 def sample_profile(data: pd.DataFrame, questions) -> pd.DataFrame:

@@ -32,9 +32,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize
 
 from analysis.csvfile import write_csv
+from analysis.distributions import chi2_sf
 from analysis.errors import InputError
 from analysis.sem import fit as fitm
 from analysis.warnings import ConvergenceWarning, GapscaleWarning
@@ -119,7 +120,7 @@ def bartlett_sphericity(r, n: int) -> dict:
                          "Bartlett's test is not defined")
     chisq = -(n - 1 - (2 * p + 5) / 6) * logdet
     df = p * (p - 1) / 2
-    return {"chisq": float(chisq), "df": int(df), "pvalue": float(stats.chi2.sf(chisq, df))}
+    return {"chisq": float(chisq), "df": int(df), "pvalue": float(chi2_sf(chisq, df))}
 
 
 # --------------------------------------------------------------------------- how many factors

@@ -137,6 +137,7 @@ from analysis.sem import robust as sem_robust
 from analysis.sem import wls as sem_wls
 from analysis.sem.engine import EngineFit
 from analysis.sem.engine import fit as engine_fit
+from analysis.sem.engine import with_standard_errors
 from analysis.sem.api import categories
 from analysis.sem.fit import chisq_pvalue
 from analysis.sem.options import ESTIMATORS, ORDINAL, Estimation
@@ -546,7 +547,7 @@ def _ordinal_table(model: LavaanModel, columns, groups: list[str], equal: tuple,
 
 def fit_level(data: pd.DataFrame, model, group: str, groups: list[str], level: str, group_partial=(),
               spec: Specification | None = None, std_se: bool = False, equal: tuple | None = None,
-              start: EngineFit | pd.DataFrame | None = None) -> EngineFit:
+              start: EngineFit | pd.DataFrame | None = None, se: bool = True) -> EngineFit:
     """One model of the ladder (``level``, or the categories ``equal`` of ``group.equal``) fitted by
     the engine to the rows of ``data`` in ``groups`` (in that order: lavaan's ``group.label``).
 
@@ -554,7 +555,9 @@ def fit_level(data: pd.DataFrame, model, group: str, groups: list[str], level: s
     rhs, group number, est); its estimates start the optimiser, and a fit's sample moments (FIML:
     the EM moments per group) are reused when the observed variables are the same
     (:func:`analysis.sem.engine.fit`'s ``start`` and ``sample``). The estimates are those of a
-    fit from the default start to the optimiser's tolerance.
+    fit from the default start to the optimiser's tolerance. ``se = False``: no standard errors
+    (ML; :func:`analysis.sem.engine.fit`), for a rung read only for its fit measures; they can be
+    added afterwards by :func:`analysis.sem.engine.with_standard_errors`.
 
     In R: ``cfa(model, data, group = group, group.label = groups, estimator = ...,
     group.equal = ..., group.partial = ...)``, or ``measEq.syntax(...)`` for ordered items.
@@ -576,7 +579,7 @@ def fit_level(data: pd.DataFrame, model, group: str, groups: list[str], level: s
                        estimator=spec.estimator, missing=spec.missing)
     data = data.assign(**{group: data[group].astype("string")})
     return engine_fit(pt, data, group=group, group_labels=list(groups), estimator=spec.estimator,
-                      missing=spec.missing, ordered=list(spec.ordered) or None, std_se=std_se,
+                      missing=spec.missing, ordered=list(spec.ordered) or None, std_se=std_se, se=se,
                       robust_indices=index_set_needs_robust(spec),
                       **({} if start is None else dict(start=start) if isinstance(start, pd.DataFrame)
                          else dict(start=start.parameters, sample=start.sample)))
@@ -913,9 +916,10 @@ def measurement_invariance(data: pd.DataFrame, model, group: str, levels=None, g
         used = data[data[group].astype("string").isin(order).fillna(False).to_numpy()]
         used = used[[c for c in dict.fromkeys(observed + [group])]]
         fits: dict[str, EngineFit] = {}
-        for name in levels:  # each rung from the one before: its estimates and its (EM) moments
+        for name in levels:  # each rung from the one before: its estimates and its (EM) moments; the
+            # standard errors (ML: a FIML fit's observed information) only for the rungs reported, below
             fits[name] = fit_level(used, model, group, order, name, group_partial, spec,
-                                   start=fits[levels[levels.index(name) - 1]] if fits else None)
+                                   start=fits[levels[levels.index(name) - 1]] if fits else None, se=False)
     notes += _reraise(records)
     indices = index_set(fits.values(), spec)
     rows, steps = [], {}
@@ -939,8 +943,8 @@ def measurement_invariance(data: pd.DataFrame, model, group: str, levels=None, g
         if steps[name]["holds"]:
             level = name
     accepted = level if level != "none" else "configural"
-    final = fits[accepted]
-    scalar = fits["scalar"] if level in ("scalar", "strict") else None
+    fits[accepted] = final = with_standard_errors(fits[accepted], std_se=False)
+    scalar = with_standard_errors(fits["scalar"], std_se=False) if level in ("scalar", "strict") else None
     latent_means = _latent_means(scalar, order[0]) if scalar is not None else pd.DataFrame(columns=MEAN_COLUMNS)
     parameters = _parameters(final)
     parameters.insert(0, "model", accepted)

@@ -37,9 +37,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import chi2
 
 from analysis.checks import check_observed_values
+from analysis.distributions import chi2_sf
 from analysis.patterns import block_cells, conditional_blocks, conditional_shifts, pattern_layout
 from analysis.warnings import ConvergenceWarning
 from analysis.errors import InputError
@@ -49,6 +49,7 @@ __all__ = [
     "EMMoments",
     "LittleMCAR",
     "em_moments",
+    "em_moments_values",
     "little_mcar_test",
     "missing_by_item",
     "missing_by_respondent",
@@ -281,6 +282,29 @@ def em_moments(data: pd.DataFrame, columns: list[str], max_iter: int = 10000, to
     return _em(x, names, max_iter, tol, start)[0]
 
 
+def em_moments_values(x: np.ndarray, names: list[str], max_iter: int = 10000, tol: float = 1e-10,
+                      start: EMMoments | None = None) -> EMMoments:
+    """:func:`em_moments` of a float array ``x`` (n x p, NaN = missing; its columns ``names``),
+    e.g. a bootstrap resample's rows, without the data frame and its per-column type checks
+    (the values are checked as there): the same estimates, bit for bit.
+
+    Raises
+    ------
+    ValueError
+        As :func:`em_moments`: fewer than two columns, a column entirely missing, constant or with
+        an infinite value, two columns never observed in the same row, a singular covariance.
+    """
+    names = list(names)
+    if len(names) < 2:
+        raise InputError(f"Little's MCAR test needs at least 2 columns, got {len(names)}: {names!r}")
+    # column-major, as a data frame of float columns gives its values to em_moments: the same
+    # layout, so the same BLAS sums
+    x = np.array(x, dtype=np.float64, order="F")
+    if x.ndim != 2 or x.shape[1] != len(names):
+        raise ValueError(f"x: expected an n x {len(names)} array, got shape {x.shape}")
+    return _em(_checked_values(x, names), names, max_iter, tol, start)[0]
+
+
 def little_mcar_test(data: pd.DataFrame, columns: list[str], max_iter: int = 10000, tol: float = 1e-10) -> LittleMCAR:
     """Little's (1988) chi-square test of missing completely at random (MCAR).
 
@@ -345,7 +369,7 @@ def little_mcar_test(data: pd.DataFrame, columns: list[str], max_iter: int = 100
     mu_z = (moments.mean.to_numpy() - scale_mean) / scale_sd
     sigma_z = moments.cov.to_numpy() / np.outer(scale_sd, scale_sd)
     d2, df = patterns.little(mu_z, np.linalg.inv(sigma_z))
-    pvalue = float(chi2.sf(d2, df))
+    pvalue = float(chi2_sf(d2, df))
     return LittleMCAR(statistic=float(d2), df=int(df), pvalue=pvalue, n_patterns=patterns.n_patterns, n=moments.n)
 
 
@@ -634,6 +658,12 @@ def _numeric_matrix(data: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray,
             raise InputError(f"column {c!r} is not numeric (dtype {dtype}){example}; "
                              "recode it to numbers or leave it out of columns")
     x = data[names].to_numpy(dtype=np.float64, na_value=np.nan) if len(data) else np.empty((0, len(names)))
+    return _checked_values(x, names), names
+
+
+def _checked_values(x: np.ndarray, names: list[str]) -> np.ndarray:
+    """``x`` (float, NaN = missing) after the checks of its values: every column observed, finite
+    and not constant, every pair of columns observed together somewhere."""
     check_observed_values(x, names)
     # float: BLAS (an integer product is not); single precision: a sum of 0s and 1s is 0 only
     # when every term is, which is all this asks
@@ -644,7 +674,7 @@ def _numeric_matrix(data: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray,
         a, b = never[0]
         raise InputError(f"columns {names[a]!r} and {names[b]!r} are never observed in the same row; "
                          "their covariance cannot be estimated, so leave one of them out of columns")
-    return x, names
+    return x
 
 
 def _percent(count: np.ndarray, total: int) -> np.ndarray:

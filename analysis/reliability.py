@@ -75,7 +75,7 @@ import pandas as pd
 from scipy import stats
 
 from analysis.checks import check_observed_values
-from analysis.missing import em_moments, pairwise_covariance
+from analysis.missing import em_moments, em_moments_values, pairwise_covariance
 from analysis.warnings import ConvergenceWarning, CrossLoadingWarning, ReverseKeyWarning
 from analysis.errors import InputError
 
@@ -981,7 +981,7 @@ def _htmt_correlations(x: np.ndarray, names: list[str], missing: str, start=None
         if np.any(np.diag(c) <= 0):
             raise InputError(f"item {names[int(np.flatnonzero(np.diag(c) <= 0)[0])]!r} is constant")
         return _cov2cor(c)
-    moments = em_moments(pd.DataFrame(x, columns=names), names, start=start, tol=tol)
+    moments = em_moments_values(x, names, start=start, tol=tol)  # the rows as they are: no data frame's checks
     return _cov2cor(moments.cov.to_numpy())
 
 

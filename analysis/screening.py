@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from analysis.distributions import chi2_sf
 from analysis.missing import observed_mahalanobis, pairwise_covariance
 
 __all__ = [
@@ -172,7 +172,7 @@ def mahalanobis(data: pd.DataFrame, items: list[str], alpha: float) -> pd.DataFr
     if w.min() <= 1e-8 * w.max():
         cov = (v * np.maximum(w, 1e-8 * w.max())) @ v.T
     d2, df = observed_mahalanobis(x, mean, cov)
-    p = np.where(df > 0, stats.chi2.sf(d2, np.maximum(df, 1)), np.nan)
+    p = np.where(df > 0, chi2_sf(d2, np.maximum(df, 1)), np.nan)
     flagged = np.nan_to_num(p, nan=1.0) < alpha
     value = np.full(len(d2), None, dtype=object)
     for k in np.flatnonzero(flagged):

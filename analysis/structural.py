@@ -27,7 +27,6 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from analysis.errors import InputError
 from analysis.sem import robust, wls

@@ -111,6 +111,31 @@ def test_without_standard_errors_the_estimates_and_fit_are_lavaans():
                                                                       abs=EST_TOL["cfa"])
 
 
+def test_standard_errors_added_afterwards_are_those_of_the_fit():
+    """with_standard_errors of an se = False fit (an invariance rung found afterwards to be the one
+    reported) gives the parameters, vcov and information of the fit with se = True, bit for bit
+    (FIML: the observed information; complete data: the expected one), and lavaan's SEs."""
+    from analysis.sem.engine import fit, with_standard_errors
+    from analysis.sem.partable import lavaanify
+    from instrument import parse_model
+
+    data = pd.read_csv(REF / "hs_missing.csv")
+    for frame, missing in ((data, "fiml"), (HS, "listwise")):
+        pt = lavaanify(parse_model(CFA["model"]), list(frame.columns), missing=missing)
+        full = fit(pt, frame, missing=missing)
+        bare = fit(pt, frame, missing=missing, se=False)
+        assert bare.parameters["se"].isna().any()
+        added = with_standard_errors(bare)
+        pd.testing.assert_frame_equal(added.parameters, full.parameters, check_exact=True)
+        assert np.array_equal(added.vcov, full.vcov) and np.array_equal(added.information, full.information)
+        assert added.fit == bare.fit and with_standard_errors(full) is full
+        if missing == "fiml":
+            ref = pd.DataFrame(CFA["fiml"]["pe"]).merge(added.parameters, on=KEY, suffixes=("_r", ""))
+            assert len(ref) == len(CFA["fiml"]["pe"])
+            np.testing.assert_allclose(ref["se"].astype(float), ref["se_r"].astype(float), rtol=0,
+                                       atol=EST_TOL["cfa"])
+
+
 def test_a_method_factor_model_converges_from_the_first_start():
     """A latent with only fixed loadings on other latents' indicators (an unmeasured method
     factor) starts from lavaan's simple start: one optimiser run reaches lavaan's optimum (the PCA

@@ -23,6 +23,7 @@ from analysis.missing import (
     ConvergenceWarning,
     LittleMCAR,
     em_moments,
+    em_moments_values,
     little_mcar_test,
     missing_by_item,
     missing_by_respondent,
@@ -249,6 +250,26 @@ def test_columns_never_observed_together():
     data.loc[data.index % 2 == 1, "c"] = np.nan
     with pytest.raises(ValueError, match="columns 'b' and 'c' are never observed in the same row"):
         little_mcar_test(data, ["a", "b", "c"])
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_em_moments_of_values_are_those_of_the_frame(name):
+    """em_moments_values (an HTMT resample's rows, no data frame) gives em_moments' estimates bit
+    for bit, from a start and tolerance too, and refuses what it refuses."""
+    data, ref = load(name)
+    x = data[ref["columns"]].to_numpy(dtype=float)
+    rows = x[np.random.default_rng(3).integers(0, len(x), len(x))]
+    full = em_moments(data, ref["columns"])
+    for values, kwargs in ((x, {}), (rows, {"start": full, "tol": 1e-5})):
+        a = em_moments(pd.DataFrame(values, columns=ref["columns"]), ref["columns"], **kwargs)
+        b = em_moments_values(values, ref["columns"], **kwargs)
+        assert np.array_equal(a.mean.to_numpy(), b.mean.to_numpy()) and np.array_equal(a.cov.to_numpy(), b.cov.to_numpy())
+        assert (a.loglik, a.n, a.n_iter, a.converged) == (b.loglik, b.n, b.n_iter, b.converged)
+    never = _frame()
+    never.loc[never.index % 2 == 0, "b"] = np.nan
+    never.loc[never.index % 2 == 1, "c"] = np.nan
+    with pytest.raises(ValueError, match="columns 'b' and 'c' are never observed in the same row"):
+        em_moments_values(never.to_numpy(dtype=float), ["a", "b", "c"])
 
 
 def test_linearly_dependent_columns():

@@ -550,9 +550,12 @@ def _h1_standardized_residuals(fitted, patterns, information: str) -> list[tuple
         a0 += jac.T @ h_s @ jac
         parts.append((st, pt, xi, use, jac, h_s, sigma, mu))
     v = covariance(0.5 * (a0 + a0.T), fitted.optimum.con_jac)
+    # FIML: U_g is the saturated information the robust indices computed (A_1), when they did
+    saturated = fitted.fiml.saturated_observed_information() if fitted.fiml is not None else None
     out = []
-    for st, pt, xi, use, jac, h_s, sigma, mu in parts:
-        u_inv = _inverse_nonzero(h1.missing_observed(pt, st.cov, st.mean, xi))
+    for g, (st, pt, xi, use, jac, h_s, sigma, mu) in enumerate(parts):
+        u_inv = _inverse_nonzero(saturated[g] if saturated is not None
+                                 else h1.missing_observed(pt, st.cov, st.mean, xi))
         gamma = u_inv @ h1.missing_first_order(pt, st.cov, st.mean, xi) @ u_inv if robust else u_inv
         gamma = gamma[np.ix_(use, use)]
         b = h_s @ jac  # moments x q

@@ -11,7 +11,7 @@ standardized = TRUE)``, ``fitMeasures(fit)``.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,7 @@ from analysis.sem.model import Model, SampleStats, build_model, normalise_partab
 from analysis.sem.robust import ROBUST_ESTIMATORS, RobustResult, robust_inference
 from analysis.warnings import ConvergenceWarning, InadmissibleWarning
 
-__all__ = ["ESTIMATORS", "EngineFit", "Sample", "check_identification", "fit"]
+__all__ = ["ESTIMATORS", "EngineFit", "Sample", "check_identification", "fit", "with_standard_errors"]
 
 ESTIMATORS = {"ML": MLEstimator, "MLR": MLEstimator, "MLM": MLEstimator}  # MLR, MLM: ML + robust.py
 
@@ -189,6 +189,43 @@ def check_identification(partable: pd.DataFrame, data: pd.DataFrame, group: str 
     _refuse_unidentified(model, constraints, MLEstimator(model, stats), start_values(model, stats))
 
 
+def _ml_covariance(est, opt: Optimum, expected: np.ndarray, information: str, fiml: bool,
+                   components) -> tuple[np.ndarray, np.ndarray]:
+    """The ML (not robust) covariance matrix of the estimates and the information it inverts
+    (EngineFit.information): with FIML the observed information (or the expected one under the
+    patterns), with complete data the ``expected`` one (already computed) or the observed."""
+    if fiml:
+        info = est.observed_information(opt.x) if information == "observed" else est.expected_information(opt.x)
+        return covariance(info, opt.con_jac, components), info
+    vcov = covariance(expected if information == "expected" else est.observed_information(opt.x), opt.con_jac,
+                      components)
+    return vcov, expected
+
+
+def with_standard_errors(fitted: EngineFit, information: str | None = None, level: float = 0.95,
+                         std_se: bool = True) -> EngineFit:
+    """``fitted``, a fit made with ``se = False`` (ML, complete data or FIML), with its standard
+    errors: the ``vcov``, ``information`` and ``parameters`` that :func:`fit` with ``se = True``
+    and the same ``information``, ``level`` and ``std_se`` returns, computed from the fit's own
+    estimator and optimum (the same numbers, bit for bit). For a caller that learns only after
+    fitting several models which of them it reports (an invariance ladder reports the level
+    reached and the scalar model's latent means: the other rungs need only their fit measures).
+    A fit that has its standard errors already (robust, WLSMV/ULSMV, or ``se = True``) is
+    returned as it is."""
+    if fitted.robust is not None or fitted.estimator is not None or not np.isnan(fitted.vcov).all():
+        return fitted
+    model, opt = fitted.model, fitted.optimum
+    fiml = fitted.fiml is not None
+    information = information or ("observed" if fiml else "expected")
+    if information not in ("expected", "observed"):
+        raise InputError(f"information must be 'expected' or 'observed', got {information!r}")
+    est = fitted.fiml if fiml else MLEstimator(model, list(fitted.stats))
+    vcov, info = _ml_covariance(est, opt, fitted.information, information, fiml, model.components())
+    params = parameter_estimates(model, build_constraints(model.partable), opt.x, vcov, level=level,
+                                 group_labels=list(fitted.group_labels), std_se=std_se)
+    return replace(fitted, parameters=params, vcov=vcov, information=info)
+
+
 def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
         group_labels: list[str] | None = None, estimator: str = "ML", information: str | None = None,
         level: float = 0.95, std_se: bool = True, max_iter: int = 500, missing: str = "listwise",
@@ -312,12 +349,8 @@ def fit(partable: pd.DataFrame, data: pd.DataFrame, group: str | None = None,
     elif not se:  # no standard errors asked for: NaN (the information stays the expected one)
         vcov = np.full((q, q), np.nan)
         std_se = False
-    elif fiml:  # EngineFit.information: the one the SEs use (observed, or expected under the patterns)
-        info = est.observed_information(opt.x) if information == "observed" else est.expected_information(opt.x)
-        vcov = covariance(info, opt.con_jac, components)
     else:
-        vcov = covariance(info if information == "expected" else est.observed_information(opt.x), opt.con_jac,
-                          components)
+        vcov, info = _ml_covariance(est, opt, info, information, fiml, components)
     if fiml and robust is not None:  # MLR: the bread of the sandwich
         info = est.observed_information(opt.x)
     params = parameter_estimates(model, constraints, opt.x, vcov, level=level, group_labels=labels, std_se=std_se)

@@ -696,6 +696,24 @@ class FIMLEstimator:
         self._h1_cache = out
         return out
 
+    def saturated_observed_information(self) -> list[np.ndarray]:
+        """Per group the saturated model's observed information at the EM moments,
+        :func:`analysis.sem.h1.missing_observed` with the fixed.x covariates (their own moments'
+        rows and columns 0): from the parts the robust indices cached (:math:`A_1`), the same
+        numbers, when the fit measures have computed them, else computed."""
+        self._unweighted("saturated_observed_information")
+        cached = getattr(self, "_h1_cache", None)
+        out = []
+        for g, (blk, st, pt) in enumerate(zip(self.model.blocks, self.stats, self.patterns)):
+            if cached is None:
+                out.append(h1.missing_observed(pt, st.cov, st.mean, [blk.ov.index(v) for v in blk.ov_x]))
+                continue
+            keep = cached[g]["keep"]
+            full = np.zeros((len(keep), len(keep)))
+            full[np.ix_(keep, keep)] = cached[g]["a1"]
+            out.append(full)
+        return out
+
     def _deltas(self, x: np.ndarray, kmat: np.ndarray | None = None, keep: bool = True) -> list[np.ndarray]:
         """Per group the derivatives of (mu, vech Sigma in ``np.tril_indices`` order: the order of
         :mod:`analysis.sem.h1`) in the free parameters (times ``kmat``, the null space of the

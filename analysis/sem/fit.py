@@ -88,8 +88,9 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize
 
+from analysis.distributions import chi2_cdf, chi2_ppf, chi2_sf, ncx2_cdf, ncx2_sf
 from analysis.missing import pairwise_covariance
 from analysis.patterns import pattern_layout
 
@@ -140,7 +141,7 @@ def chisq_pvalue(chisq: float, df: float) -> float:
     """
     if _nan(chisq, df) or df <= 0 or not np.isfinite(chisq):
         return float("nan")
-    return float(stats.chi2.sf(chisq, df))
+    return float(chi2_sf(chisq, df))
 
 
 def cfi(chisq: float, df: float, base_chisq: float, base_df: float, c_hat: float | None = None,
@@ -296,7 +297,7 @@ def rmsea(chisq: float, df: float, n: float, groups: int = 1, c_hat: float = 1.0
 
 def _ncp_root(chisq: float, df: float, prob: float, upper: float) -> float:
     """Noncentrality lambda in [0, upper] with P(chi2_df(lambda) <= chisq) = prob."""
-    f = lambda lam: stats.ncx2.cdf(chisq, df, lam) - prob  # noqa: E731
+    f = lambda lam: ncx2_cdf(chisq, df, lam) - prob  # noqa: E731
     lo = 1e-12  # scipy's ncx2 needs a positive noncentrality; the cdf is continuous at 0
     if f(lo) < 0:
         return 0.0
@@ -335,7 +336,7 @@ def rmsea_ci(chisq: float, df: float, n: float, groups: int = 1, c_hat: float = 
     lam_lo = _ncp_root(chisq, df, upper_p, max(chisq, 1e-10))
     lower = float(np.sqrt(c_hat * lam_lo / (n * df)) * scale) if not lam_lo == 0 else 0.0
     n_rmsea = max(n, 4 * chisq)
-    if stats.ncx2.cdf(chisq, df, n_rmsea) - lower_p > 0 or stats.chi2.cdf(chisq, df) - lower_p < 0:
+    if ncx2_cdf(chisq, df, n_rmsea) - lower_p > 0 or chi2_cdf(chisq, df) - lower_p < 0:
         upper = 0.0
     else:
         lam_hi = _ncp_root(chisq, df, lower_p, n_rmsea)
@@ -353,9 +354,9 @@ def rmsea_pvalue(chisq: float, df: float, n: float, groups: int = 1, c_hat: floa
     if _nan(chisq, df, n, c_hat) or not (np.isfinite(chisq) and np.isfinite(df) and np.isfinite(n)) or not df > 0:
         return float("nan")
     try:
-        return float(stats.ncx2.sf(chisq, df, n * df * h0**2 / (c_hat * groups)))
+        return float(ncx2_sf(chisq, df, n * df * h0**2 / (c_hat * groups)))
     except OverflowError:  # scipy/boost's sf overflows at chisq ~ 0 with a large ncp (an exact fit): 1 - cdf
-        return float(1.0 - stats.ncx2.cdf(chisq, df, n * df * h0**2 / (c_hat * groups)))
+        return float(1.0 - ncx2_cdf(chisq, df, n * df * h0**2 / (c_hat * groups)))
 
 
 def rmsea_notclose_pvalue(chisq: float, df: float, n: float, groups: int = 1, c_hat: float = 1.0,
@@ -368,7 +369,7 @@ def rmsea_notclose_pvalue(chisq: float, df: float, n: float, groups: int = 1, c_
     """
     if _nan(chisq, df, n, c_hat) or not (np.isfinite(chisq) and np.isfinite(df) and np.isfinite(n)) or not df > 0:
         return float("nan")
-    return float(stats.ncx2.cdf(chisq, df, n * df * h0**2 / (c_hat * groups)))
+    return float(ncx2_cdf(chisq, df, n * df * h0**2 / (c_hat * groups)))
 
 
 # --------------------------------------------------------------------------- residual-based indices
@@ -665,7 +666,7 @@ def cn(chisq: float, df: float, n: float, alpha: float = 0.05) -> float:
     if _nan(chisq, df) or (df == 0 and chisq < np.finfo(float).eps):
         return float("nan")
     with np.errstate(divide="ignore"):
-        return float(stats.chi2.ppf(1 - alpha, df) / (chisq / n) + 1)
+        return float(chi2_ppf(1 - alpha, df) / (chisq / n) + 1)
 
 
 def wrmr(chisq: float, nel: int) -> float:

@@ -40,8 +40,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from analysis.distributions import norm_ppf, norm_sf
 from analysis.errors import InputError
 from analysis.sem.constraints import Constraints, jacobian
 from analysis.sem.model import Model
@@ -295,8 +295,8 @@ def parameter_estimates(model: Model, constraints: Constraints, x: np.ndarray, v
     is_free = np.concatenate([free[keep] > 0, np.ones(n_def, dtype=bool)])
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where(is_free & (se > 0), est / se, np.nan)
-    pvalue = np.where(np.isfinite(z), 2 * stats.norm.sf(np.abs(z)), np.nan)
-    crit = stats.norm.ppf(0.5 + level / 2)
+    pvalue = np.where(np.isfinite(z), 2 * norm_sf(np.abs(z)), np.nan)
+    crit = norm_ppf(0.5 + level / 2)
     idx_std = np.concatenate([keep, len(pt) + np.arange(n_def)])
     all_rows = np.concatenate([keep, np.asarray(def_rows, dtype=int)])
     groups = pt["group"].to_numpy()[all_rows]

@@ -55,9 +55,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize
 from scipy.special import ndtr, ndtri
 
+from analysis.distributions import norm_pdf
 from analysis.errors import InputError
 from analysis.polychoric import (bivariate_normal_cdf, maximise_correlations, ordinal_codes, pearson_start,
                                  whole_number_values)
@@ -314,7 +315,7 @@ def ordinal_statistics(data: pd.DataFrame, columns: list[str] | None = None,
         k = n_cat[j]
         cuts = grid[j, :k + 1]
         p_cat = np.diff(ndtr(cuts))
-        dens = stats.norm.pdf(cuts[1:k])                  # phi at the K - 1 thresholds
+        dens = norm_pdf(cuts[1:k])                  # phi at the K - 1 thresholds
         score = np.zeros((k, k - 1))                      # score of a respondent in category c
         score[np.arange(k - 1), np.arange(k - 1)] = dens / p_cat[:k - 1]
         score[np.arange(1, k), np.arange(k - 1)] -= dens / p_cat[1:]
@@ -361,7 +362,7 @@ def _cell_derivatives(x_cuts: np.ndarray, y_cuts: np.ndarray, rho: np.ndarray):
         ok = np.isfinite(c)
         c0 = np.where(ok, c, 0.0)[:, :, None]
         cond = ndtr((other[:, None, :] - rho[:, None, None] * c0) / root)
-        return np.where(ok[:, :, None], stats.norm.pdf(c0) * np.diff(cond, axis=2), 0.0)
+        return np.where(ok[:, :, None], norm_pdf(c0) * np.diff(cond, axis=2), 0.0)
 
     return cells(cdf), cells(dens), cut_derivative(x_cuts, y_cuts), cut_derivative(y_cuts, x_cuts)
 
@@ -452,7 +453,7 @@ def _threshold_part(y: np.ndarray):
     tau = ndtri(np.cumsum(counts)[:-1] / len(y))
     grid = np.concatenate([[-np.inf], tau, [np.inf]])
     p_cat = np.diff(ndtr(grid))
-    dens = stats.norm.pdf(tau)
+    dens = norm_pdf(tau)
     score = np.zeros((k, k - 1))
     score[np.arange(k - 1), np.arange(k - 1)] = dens / p_cat[:k - 1]
     score[np.arange(1, k), np.arange(k - 1)] -= dens / p_cat[1:]
@@ -480,7 +481,7 @@ def _polyserial(z: np.ndarray, sd: float, var: float, codes: np.ndarray, grid: n
                                    bounds=(-_POLYSERIAL_BOUND, _POLYSERIAL_BOUND), options={"xatol": 1e-13})
     rho = float(res.x)
     r, a_u, a_l, prob = parts(rho)
-    phi_u, phi_l = stats.norm.pdf(a_u), stats.norm.pdf(a_l)  # 0 at infinite cuts
+    phi_u, phi_l = norm_pdf(a_u), norm_pdf(a_l)  # 0 at infinite cuts
     diff = phi_u - phi_l
     d_mu = (z + rho / r * diff / prob) / sd
     d_var = ((z * z - 1) + rho * z / r * diff / prob) / (2 * var)
