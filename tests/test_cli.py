@@ -23,8 +23,8 @@ def test_validate_lists_every_problem_and_exits_2(run_cli, write_yaml):
     lines = err.strip().splitlines()
     assert lines == [
         f"{path}: scale: min (8) must be less than max (7)",
-        f"{path}: scale.labels.1: value 1 is outside the scale 8..7",
-        f"{path}: scale.labels.7: value 7 is outside the scale 8..7",
+        f"{path}: scale.labels.1: value 1 is outside the scale 8..7; an answer outside the scale (not applicable, don't know) goes under outside",
+        f"{path}: scale.labels.7: value 7 is outside the scale 8..7; an answer outside the scale (not applicable, don't know) goes under outside",
         f"{path}: constructs[0].items[0].reverse: expected true or false, got text 'maybe'",
         f"Error: {path}: 4 problem(s); the instrument is not valid",
     ]
