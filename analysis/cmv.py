@@ -268,6 +268,12 @@ def marker_models(constructs: Mapping[str, Sequence[str]], marker_items: Sequenc
     return models
 
 
+def _fit(model: str, data: pd.DataFrame, missing: str, **kwargs) -> EngineFit:
+    """:func:`fit_model` without standard errors and FIML's robust indices: the CMV models are
+    read by their chi-squares and standardised estimates only (``se`` NaN)."""
+    return fit_model(model, data, missing=missing, se=False, robust_indices=False, **kwargs)
+
+
 def _loadings(p: pd.DataFrame, factor: str, items: Sequence[str]) -> pd.DataFrame:
     rows = p[(p["op"] == "=~") & (p["lhs"] == factor) & p["rhs"].isin(list(items))]
     return rows.set_index("rhs").loc[list(items)]
@@ -364,16 +370,17 @@ def marker_technique(data: pd.DataFrame, constructs: Mapping[str, Sequence[str]]
     m_items = list(marker_items)
     sub_items = [i for its in cons.values() for i in its]
     models = marker_models(cons, m_items, marker=marker)
-    fits = {"cfa": fit_model(models["cfa"], data, missing=missing)}
+    fits = {"cfa": _fit(models["cfa"], data, missing)}
     p = fits["cfa"].parameters
     loadings = dict(zip(m_items, _loadings(p, marker, m_items)["est"].astype(float)))
     models = marker_models(cons, m_items, marker=marker, marker_loadings=loadings,
                            marker_residuals=_residuals(p, m_items))
     # each method model starts from the baseline's estimates (lavaan's own start, 0 for the new
     # loadings): the engine's default start can stop at a different, singular point
-    fits["baseline"] = fit_model(models["baseline"], data, missing=missing)
+    fits["baseline"] = _fit(models["baseline"], data, missing, start=fits["cfa"].parameters,
+                            sample=fits["cfa"].sample)
     for name in ("method_c", "method_u"):
-        fits[name] = fit_model(models[name], data, missing=missing, start=fits["baseline"].parameters,
+        fits[name] = _fit(models[name], data, missing, start=fits["baseline"].parameters,
                                sample=fits["baseline"].sample)
     tests = []
 
@@ -394,7 +401,7 @@ def marker_technique(data: pd.DataFrame, constructs: Mapping[str, Sequence[str]]
     models = marker_models(cons, m_items, marker=marker, marker_loadings=loadings,
                            marker_residuals=_residuals(p, m_items), correlations=correlations,
                            method_r_from=retained)
-    fits["method_r"] = fit_model(models["method_r"], data, missing=missing, start=fits[retained].parameters,
+    fits["method_r"] = _fit(models["method_r"], data, missing, start=fits[retained].parameters,
                                  sample=fits["baseline"].sample)
     biased = test("method_r", retained, f"bias in the substantive correlations ({'Method-U' if unequal else 'Method-C'}"
                   " vs Method-R)", "the method effect biases the factor correlations",
@@ -422,7 +429,9 @@ def unmeasured_method_models(constructs: Mapping[str, Sequence[str]],
     - ``cfa``: the measurement model alone;
     - ``free``: ``METHOD`` with variance 1 and free loadings (the ULMC as usually specified);
     - ``equal``: every loading 1 and the variance of ``METHOD`` free, i.e. one equal loading
-      (the model the reliability stage fits today; Williams et al.'s Method-C without a marker);
+      (Williams et al.'s Method-C without a marker), written with lavaan's default scaling of the
+      substantive factors (first loading 1, variances free): the same model as with std.lv, whose
+      start the engine reaches in a few seconds where the std.lv form takes minutes;
     - ``fixed_correlations`` (with ``correlations``): ``free`` with the substantive factor
       correlations fixed at their ``cfa`` estimates (the idea of Williams et al.'s Method-R);
     - ``cfa_fixed`` (with ``correlations``): ``cfa`` with the same correlations fixed: the model
@@ -433,9 +442,11 @@ def unmeasured_method_models(constructs: Mapping[str, Sequence[str]],
     meas = _measurement(cons)
     orth = [f"{METHOD} ~~ 0*{c}" for c in cons]
     free = meas + [f"{METHOD} =~ NA*{items[0]}" + "".join(f" + {i}" for i in items[1:]), f"{METHOD} ~~ 1*{METHOD}"]
+    marker_scaled = [f"{c} =~ " + " + ".join(its) for c, its in cons.items()]
     models = {"cfa": "\n".join(meas) + "\n",
               "free": "\n".join(free + orth) + "\n",
-              "equal": "\n".join(meas + [f"{METHOD} =~ " + " + ".join(f"1*{i}" for i in items)] + orth) + "\n"}
+              "equal": "\n".join(marker_scaled + [f"{METHOD} =~ " + " + ".join(f"1*{i}" for i in items)] + orth)
+              + "\n"}
     if correlations is not None:
         fixed = _fixed_correlations(correlations)
         models["fixed_correlations"] = "\n".join(free + orth + fixed) + "\n"
@@ -457,8 +468,13 @@ def _inadmissible(fit: EngineFit) -> list[str]:
     rows = p[(p["op"] == "~~") & p["lhs"].isin(latents) & p["rhs"].isin(latents)]
     for r in rows.itertuples():
         cov.loc[r.lhs, r.rhs] = cov.loc[r.rhs, r.lhs] = float(r.est)
-    if np.linalg.eigvalsh(cov.to_numpy())[0] < 0:
-        reasons.append("the latent covariance matrix is not positive definite")
+    values, vectors = np.linalg.eigh(cov.to_numpy())
+    if values[0] < 0:
+        # the latents that make up the direction of negative variance (|eigenvector| >= .2)
+        v = vectors[:, 0]
+        involved = [latents[k] for k in np.argsort(-np.abs(v)) if abs(v[k]) >= 0.2]
+        reasons.append("the latent covariance matrix is not positive definite (smallest eigenvalue "
+                       f"{values[0]:.3f}; its direction involves {', '.join(involved)})")
     return reasons
 
 
@@ -535,9 +551,9 @@ def unmeasured_method_factor(data: pd.DataFrame, constructs: Mapping[str, Sequen
     if isinstance(variants, str) or not chosen or len(chosen) != len(set(variants)):
         raise InputError(f"variants: a non-empty list from {', '.join(VARIANTS)}, got {variants!r}")
     models = unmeasured_method_models(cons)
-    cfa = fit_model(models["cfa"], data, missing=missing)
+    cfa = _fit(models["cfa"], data, missing)
     models = unmeasured_method_models(cons, _factor_correlations(cfa.parameters, list(cons)))
-    cfa_fixed = fit_model(models["cfa_fixed"], data, missing=missing, start=cfa.parameters, sample=cfa.sample)
+    cfa_fixed = _fit(models["cfa_fixed"], data, missing, start=cfa.parameters, sample=cfa.sample)
     rows, parameters = [], {}
     for variant in chosen:
         reference = cfa_fixed if variant == "fixed_correlations" else cfa
@@ -545,7 +561,10 @@ def unmeasured_method_factor(data: pd.DataFrame, constructs: Mapping[str, Sequen
                "df": np.nan, "compared_with": "cfa_fixed" if variant == "fixed_correlations" else "cfa",
                "delta_chisq": np.nan, "delta_df": np.nan, "delta_pvalue": np.nan, "method_variance_share": np.nan}
         try:
-            fit = fit_model(models[variant], data, missing=missing, start=reference.parameters, sample=cfa.sample)
+            # equal: the engine's own start for a method factor (a start from the std.lv CFA is on
+            # another scale and takes minutes to leave)
+            start = None if variant == "equal" else reference.parameters
+            fit = _fit(models[variant], data, missing, start=start, sample=cfa.sample)
         except InputError as exc:
             if "not identified" not in str(exc):
                 raise

@@ -136,8 +136,10 @@ def ulmc_fit():
 def test_marker_sequence_matches_lavaan(reference, marker_fit):
     # the syntax strings are the ones cmv.R fitted (the fixed values: this engine's CFA estimates)
     stored = json.loads((REF / "cmv.models.json").read_text())
+    import re
+    rounded = lambda t: re.sub(r"\d+\.\d+", lambda m: f"{float(m.group()):.5f}", t)  # noqa: E731 (the optimiser tolerance)
     for name, text in marker_fit.models.items():
-        assert text == stored[f"marker_{name}"]
+        assert rounded(text) == rounded(stored[f"marker_{name}"])
     fits = marker_fit.fits.set_index("model")
     for name in ["cfa", "baseline", "method_c", "method_u", "method_r"]:
         r = reference["models"][f"marker_{name}"]
@@ -204,8 +206,10 @@ def test_inadmissible_reasons_name_the_parameters():
     p.loc[(p.op == "~~") & (p.lhs == "F1") & (p.rhs == "F1"), "est"] = -0.2
     p.loc[(p.op == "=~") & (p.rhs == "a2"), "std_all"] = 1.05
     reasons = _inadmissible(replace(fit, parameters=p))
-    assert reasons == ["negative variance of F1 (-0.200)", "standardised loading of a2 on F1 is 1.050",
-                       "the latent covariance matrix is not positive definite"]
+    assert reasons[:2] == ["negative variance of F1 (-0.200)", "standardised loading of a2 on F1 is 1.050"]
+    # the non-positive-definite direction is named by its latents: F1's negative variance
+    assert reasons[2].startswith("the latent covariance matrix is not positive definite (smallest eigenvalue -")
+    assert reasons[2].endswith("its direction involves F1)")
 
 
 # --------------------------------------------------------------------------- the schema's marker flag
