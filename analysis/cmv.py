@@ -42,9 +42,9 @@ from analysis.sem.api import fit_model
 from analysis.sem.engine import EngineFit
 from analysis.structural import chisq_difference
 
-__all__ = ["LW_COLUMNS", "VARIANTS", "MarkerResult", "MethodFactorResult", "lindell_whitney", "lindell_whitney_adjust",
-           "marker_correlation", "marker_models", "marker_technique", "unmeasured_method_factor",
-           "unmeasured_method_models"]
+__all__ = ["LW_COLUMNS", "PATH_COLUMNS", "VARIANTS", "MarkerResult", "MethodFactorResult", "lindell_whitney",
+           "lindell_whitney_adjust", "marker_correlation", "marker_models", "marker_technique", "method_adjusted_paths",
+           "unmeasured_method_factor", "unmeasured_method_models"]
 
 LW_COLUMNS = ["variable_1", "variable_2", "r", "r_marker", "r_adjusted", "t", "df", "pvalue"]
 METHOD = "METHOD"
@@ -305,12 +305,14 @@ class MarkerResult:
     restricted, general, delta_chisq, delta_df, delta_pvalue, significant, decision``);
     ``method_loadings``: the retained method model's loadings of the substantive items on the
     marker factor (``item, est, std_all``); ``summary``: ``method_detected, equal_method_effects,
-    retained, correlations_biased, method_variance_share, alpha``."""
+    retained, correlations_biased, method_variance_share, alpha``; ``marker_values``: the CFA's
+    marker loadings and error variances that Baseline onwards fix (``item, loading, residual``)."""
     models: dict
     fits: pd.DataFrame
     tests: pd.DataFrame
     method_loadings: pd.DataFrame
     summary: dict
+    marker_values: pd.DataFrame | None = None
 
 
 def marker_technique(data: pd.DataFrame, constructs: Mapping[str, Sequence[str]], marker_items: Sequence[str], *,
@@ -412,8 +414,105 @@ def marker_technique(data: pd.DataFrame, constructs: Mapping[str, Sequence[str]]
     summary = {"method_detected": detected, "equal_method_effects": not unequal, "retained": retained,
                "correlations_biased": biased, "alpha": float(alpha),
                "method_variance_share": float(np.mean(method_loadings["std_all"] ** 2))}
+    residuals = _residuals(p, m_items)
+    marker_values = pd.DataFrame({"item": m_items, "loading": [loadings[i] for i in m_items],
+                                  "residual": [residuals[i] for i in m_items]})
     return MarkerResult(models=models, fits=pd.DataFrame([_fit_row(k, v) for k, v in fits.items()]),
-                        tests=pd.DataFrame(tests), method_loadings=method_loadings, summary=summary)
+                        tests=pd.DataFrame(tests), method_loadings=method_loadings, summary=summary,
+                        marker_values=marker_values)
+
+
+# --------------------------------------------------------------------------- method-adjusted paths
+
+PATH_COLUMNS = ["lhs", "op", "rhs", "label", "est_unadjusted", "std_all_unadjusted", "est_adjusted",
+                "std_all_adjusted", "std_all_difference"]
+
+
+def _without(model: str, name: str) -> list[str]:
+    """The statements of lavaan ``model`` (one per line or ``;``) that do not mention ``name``."""
+    import re
+
+    token = re.compile(rf"(?<![\w.]){re.escape(name)}(?![\w.])")
+    out = []
+    for line in model.replace(";", "\n").splitlines():
+        code = line.split("#", 1)[0].strip()
+        if code and not token.search(code):
+            out.append(code)
+    return out
+
+
+def method_adjusted_paths(data: pd.DataFrame, model: str, marker_result: MarkerResult, *, marker: str = "MARKER",
+                          missing: str = "listwise") -> tuple[pd.DataFrame, dict]:
+    r"""The structural model's paths with and without the marker's method effect held fixed
+    (the CFA marker technique's structural step: Williams, Hartman & Cavazotte, 2010;
+    Richardson, Simmering & Sturman, 2009).
+
+    Two fits of the structural ``model`` (lavaan syntax; any statement mentioning ``marker`` is
+    dropped, then the marker factor is added with its Baseline values):
+
+    - *unadjusted*: the marker factor measured by its items only, orthogonal to every
+      substantive latent, its loadings and error variances fixed at the CFA's
+      (:attr:`MarkerResult.marker_values`): the structural model as it stands;
+    - *adjusted*: the same, and the marker factor also loads every substantive item with the
+      loading of the retained method model (Method-C or Method-U,
+      :attr:`MarkerResult.method_loadings`), fixed: the substantive paths are estimated net of
+      the method variance.
+
+    A common-method effect inflates the covariances of every pair of items and so the paths;
+    the adjusted paths take it out. ``std_all_difference`` = adjusted minus unadjusted.
+
+    Parameters
+    ----------
+    data : DataFrame
+    model : str
+        The structural model in lavaan syntax (measurement part included), without the marker.
+    marker_result : MarkerResult
+        :func:`marker_technique` on the same data and missing-data method.
+
+    Returns
+    -------
+    (DataFrame, dict)
+        :data:`PATH_COLUMNS`, one row per regression path (``op`` ``~``); and the two fits'
+        ``chisq`` and ``df`` (``unadjusted_chisq, unadjusted_df, adjusted_chisq, adjusted_df``).
+
+    Notes
+    -----
+    In R: ``sem(paste(model, baseline_marker_lines), d)`` and ``sem(paste(model,
+    adjusted_marker_lines), d)`` with the values fixed as :attr:`MarkerResult.models` writes them
+    (``MARKER =~ l1*m1 + ... + mu1*x1 + ...``), ``standardizedSolution(fit)`` for ``~`` rows.
+    """
+    mv = marker_result.marker_values
+    if mv is None or not len(mv):
+        raise InputError("method_adjusted_paths: the marker result has no marker values (run marker_technique)")
+    body = _without(model, marker)
+    if not any("~" in line and "=~" not in line and "~~" not in line for line in body):
+        raise InputError("method_adjusted_paths: the model has no regression (~) to adjust")
+    fixed = [f"{_num(r.loading)}*{r.item}" for r in mv.itertuples()]
+    tail = [f"{r.item} ~~ {_num(r.residual)}*{r.item}" for r in mv.itertuples()] + [f"{marker} ~~ 1*{marker}"]
+    base = body + [f"{marker} =~ " + " + ".join(fixed)] + tail
+    method = [f"{_num(r.est)}*{r.item}" for r in marker_result.method_loadings.itertuples()]
+    adjusted = body + [f"{marker} =~ " + " + ".join(fixed + method)] + tail
+    # the marker orthogonal to every substantive latent (lavaan's sem() would correlate it with
+    # the exogenous ones)
+    latents = list(dict.fromkeys(line.split("=~", 1)[0].strip() for line in body if "=~" in line))
+    orth = [f"{marker} ~~ 0*{v}" for v in latents]
+    unadj = _fit("\n".join(base + orth) + "\n", data, missing)
+    adj = _fit("\n".join(adjusted + orth) + "\n", data, missing, start=unadj.parameters, sample=unadj.sample)
+
+    def paths(fit):
+        p = fit.parameters
+        return p[p["op"] == "~"].set_index(["lhs", "op", "rhs"])
+
+    a, b = paths(unadj), paths(adj)
+    out = pd.DataFrame({"label": a["label"].fillna("") if "label" in a else "",
+                        "est_unadjusted": a["est"].astype(float), "std_all_unadjusted": a["std_all"].astype(float),
+                        "est_adjusted": b["est"].reindex(a.index).astype(float),
+                        "std_all_adjusted": b["std_all"].reindex(a.index).astype(float)}).reset_index()
+    out["std_all_difference"] = out["std_all_adjusted"] - out["std_all_unadjusted"]
+    info = {"unadjusted_chisq": float(unadj.fit["chisq"]), "unadjusted_df": int(unadj.fit["df"]),
+            "adjusted_chisq": float(adj.fit["chisq"]), "adjusted_df": int(adj.fit["df"]),
+            "converged": bool(unadj.converged and adj.converged)}
+    return out[PATH_COLUMNS], info
 
 
 # --------------------------------------------------------------------------- unmeasured method factor

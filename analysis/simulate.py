@@ -60,10 +60,10 @@ solved as before so every latent keeps variance 1, and a fitted model's ``std_al
 drawn before the latent scores (without covariates, where they always were).
 
 A planted common-method effect (``simulate.method_factor``, empty by default): one latent
-method factor :math:`M \sim N(0, 1)`, uncorrelated with every substantive latent, loads items with
+method factor :math:`M \\sim N(0, 1)`, uncorrelated with every substantive latent, loads items with
 standardised loadings :math:`m` (``default``, then per construct, then per item, as
 ``loadings``; a marker construct's items included unless set to 0), so
-:math:`y^* = \lambda\,\eta_c + m\,M + \sqrt{1-\lambda^2-m^2}\,\varepsilon` and every item keeps
+:math:`y^* = \\lambda\\,\\eta_c + m\\,M + \\sqrt{1-\\lambda^2-m^2}\\,\\varepsilon` and every item keeps
 variance 1; two items then correlate :math:`m_i m_j` more than their constructs imply (Podsakoff et
 al., 2003; the effect a marker construct detects, Williams, Hartman & Cavazotte, 2010). The truth
 file records the method loadings (``population.method_loadings``) and the population model's
