@@ -553,7 +553,22 @@ def unmeasured_method_models(constructs: Mapping[str, Sequence[str]],
     return models
 
 
-def _inadmissible(fit: EngineFit) -> list[str]:
+def _short_identification(message: str) -> str:
+    """The engine's "not identified" message with its list of parameters summarised: how many,
+    of which kinds (factor variances, factor covariances, method loadings or variance)."""
+    head, sep, rest = message.partition("not determined by the data: ")
+    if not sep:
+        return message
+    names = [n.strip() for n in rest.split(";")[0].split(",") if n.strip()]
+    kinds = {"factor variances": sum(1 for n in names if "~~" in n and n.split("~~")[0].strip() == n.split("~~")[1].strip()
+                                     and not n.startswith(METHOD)),
+             "factor covariances": sum(1 for n in names if "~~" in n and n.split("~~")[0].strip() != n.split("~~")[1].strip()),
+             "method loadings": sum(1 for n in names if n.startswith(f"{METHOD} =~")),
+             "method variance": sum(1 for n in names if n.replace(" ", "") == f"{METHOD}~~{METHOD}")}
+    what = ", ".join(f"{v} {k}" for k, v in kinds.items() if v)
+    return ("not identified at its solution (singular information matrix): the data do not determine "
+            f"{len(names)} parameters ({what or ', '.join(names[:5])}); the method factor trades off against the "
+            "substantive factors' (co)variances")
     """Why a fit is not an admissible solution: not converged, a negative variance, a
     standardised loading beyond 1, a latent covariance matrix that is not positive definite."""
     p = fit.parameters
@@ -667,7 +682,7 @@ def unmeasured_method_factor(data: pd.DataFrame, constructs: Mapping[str, Sequen
         except InputError as exc:
             if "not identified" not in str(exc):
                 raise
-            row.update(identified=False, reasons=str(exc))
+            row.update(identified=False, reasons=_short_identification(str(exc)))
             rows.append(row)
             continue
         reasons = _inadmissible(fit)
