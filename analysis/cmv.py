@@ -569,6 +569,9 @@ def _short_identification(message: str) -> str:
     return ("not identified at its solution (singular information matrix): the data do not determine "
             f"{len(names)} parameters ({what or ', '.join(names[:5])}); the method factor trades off against the "
             "substantive factors' (co)variances")
+
+
+def _inadmissible(fit: EngineFit) -> list[str]:
     """Why a fit is not an admissible solution: not converged, a negative variance, a
     standardised loading beyond 1, a latent covariance matrix that is not positive definite."""
     p = fit.parameters
