@@ -505,7 +505,7 @@ def test_every_reference_is_complete_and_citable():
 
 
 def test_methods_text_cites_every_method_used_and_no_other():
-    report = fd.build_report(outputs(cfa=cfa_stage(), reliability=reliability_stage(METHOD_WARNINGS),
+    report = fd.build_report(outputs(cfa=cfa_stage(), reliability=reliability_stage(),
                                      sem=sem_stage(defined=True)), CUTS, versions=fd.software_versions())
     md = render_markdown(report)
     assert not citation_problems(md), citation_problems(md)

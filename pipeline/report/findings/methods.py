@@ -280,7 +280,8 @@ def _reliability(rel: StageOutputs, findings: Findings, cuts: dict) -> list[str]
                 text += (f" Holding the method effect fixed changed the standardised structural paths by at most "
                          f"{apa.fmt_number(ap.get('max_abs_difference'))} ({findings.cite('richardson2009')}).")
         else:
-            text += " The instrument had no marker variable, so the CFA marker technique was not available."
+            text += (" The instrument had no marker variable, so the CFA marker technique "
+                     f"({findings.cite('williams2010')}) was not available.")
         out.append(text)
     return out
 
