@@ -434,10 +434,11 @@ def _without(model: str, name: str) -> list[str]:
 
     token = re.compile(rf"(?<![\w.]){re.escape(name)}(?![\w.])")
     out = []
-    for line in model.replace(";", "\n").splitlines():
-        code = line.split("#", 1)[0].strip()
-        if code and not token.search(code):
-            out.append(code)
+    for line in model.splitlines():
+        for code in line.split("#", 1)[0].split(";"):
+            code = code.strip()
+            if code and not token.search(code):
+                out.append(code)
     return out
 
 
