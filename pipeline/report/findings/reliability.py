@@ -91,7 +91,7 @@ def cmv_blocks(rel: StageOutputs, findings: Findings) -> list:
     blocks.append(f"The marker technique {'found' if marker.get('method_detected') else 'did not find'} method variance "
                   f"in the substantive items; the method accounts for {pct(marker.get('method_variance_share'))} of "
                   f"their variance on average, and it {'biases' if marker.get('correlations_biased') else 'does not bias'}"
-                  " the construct correlations. Lindell and Whitney's adjustment "
+                  " the construct correlations. The marker-variable adjustment of the construct-score correlations "
                   f"({findings.cite('lindell2001')}), with r_M = {apa.fmt_number(marker.get('r_marker'), bounded=True)} "
                   "(the smallest positive correlation of the marker's score with a construct score), leaves "
                   f"{apa.fmt_int(marker.get('lw_significant_adjusted'))} of {apa.fmt_int(marker.get('lw_pairs'))} construct "
