@@ -42,9 +42,9 @@ from analysis.sem.api import fit_model
 from analysis.sem.engine import EngineFit
 from analysis.structural import chisq_difference
 
-__all__ = ["LW_COLUMNS", "VARIANTS", "MarkerResult", "MethodFactorResult", "lindell_whitney", "lindell_whitney_adjust",
-           "marker_correlation", "marker_models", "marker_technique", "unmeasured_method_factor",
-           "unmeasured_method_models"]
+__all__ = ["LW_COLUMNS", "PATH_COLUMNS", "VARIANTS", "MarkerResult", "MethodFactorResult", "lindell_whitney",
+           "lindell_whitney_adjust", "marker_correlation", "marker_models", "marker_technique", "method_adjusted_paths",
+           "unmeasured_method_factor", "unmeasured_method_models"]
 
 LW_COLUMNS = ["variable_1", "variable_2", "r", "r_marker", "r_adjusted", "t", "df", "pvalue"]
 METHOD = "METHOD"
@@ -268,6 +268,12 @@ def marker_models(constructs: Mapping[str, Sequence[str]], marker_items: Sequenc
     return models
 
 
+def _fit(model: str, data: pd.DataFrame, missing: str, **kwargs) -> EngineFit:
+    """:func:`fit_model` without standard errors and FIML's robust indices: the CMV models are
+    read by their chi-squares and standardised estimates only (``se`` NaN)."""
+    return fit_model(model, data, missing=missing, se=False, robust_indices=False, **kwargs)
+
+
 def _loadings(p: pd.DataFrame, factor: str, items: Sequence[str]) -> pd.DataFrame:
     rows = p[(p["op"] == "=~") & (p["lhs"] == factor) & p["rhs"].isin(list(items))]
     return rows.set_index("rhs").loc[list(items)]
@@ -299,12 +305,14 @@ class MarkerResult:
     restricted, general, delta_chisq, delta_df, delta_pvalue, significant, decision``);
     ``method_loadings``: the retained method model's loadings of the substantive items on the
     marker factor (``item, est, std_all``); ``summary``: ``method_detected, equal_method_effects,
-    retained, correlations_biased, method_variance_share, alpha``."""
+    retained, correlations_biased, method_variance_share, alpha``; ``marker_values``: the CFA's
+    marker loadings and error variances that Baseline onwards fix (``item, loading, residual``)."""
     models: dict
     fits: pd.DataFrame
     tests: pd.DataFrame
     method_loadings: pd.DataFrame
     summary: dict
+    marker_values: pd.DataFrame | None = None
 
 
 def marker_technique(data: pd.DataFrame, constructs: Mapping[str, Sequence[str]], marker_items: Sequence[str], *,
@@ -364,16 +372,17 @@ def marker_technique(data: pd.DataFrame, constructs: Mapping[str, Sequence[str]]
     m_items = list(marker_items)
     sub_items = [i for its in cons.values() for i in its]
     models = marker_models(cons, m_items, marker=marker)
-    fits = {"cfa": fit_model(models["cfa"], data, missing=missing)}
+    fits = {"cfa": _fit(models["cfa"], data, missing)}
     p = fits["cfa"].parameters
     loadings = dict(zip(m_items, _loadings(p, marker, m_items)["est"].astype(float)))
     models = marker_models(cons, m_items, marker=marker, marker_loadings=loadings,
                            marker_residuals=_residuals(p, m_items))
     # each method model starts from the baseline's estimates (lavaan's own start, 0 for the new
     # loadings): the engine's default start can stop at a different, singular point
-    fits["baseline"] = fit_model(models["baseline"], data, missing=missing)
+    fits["baseline"] = _fit(models["baseline"], data, missing, start=fits["cfa"].parameters,
+                            sample=fits["cfa"].sample)
     for name in ("method_c", "method_u"):
-        fits[name] = fit_model(models[name], data, missing=missing, start=fits["baseline"].parameters,
+        fits[name] = _fit(models[name], data, missing, start=fits["baseline"].parameters,
                                sample=fits["baseline"].sample)
     tests = []
 
@@ -394,7 +403,7 @@ def marker_technique(data: pd.DataFrame, constructs: Mapping[str, Sequence[str]]
     models = marker_models(cons, m_items, marker=marker, marker_loadings=loadings,
                            marker_residuals=_residuals(p, m_items), correlations=correlations,
                            method_r_from=retained)
-    fits["method_r"] = fit_model(models["method_r"], data, missing=missing, start=fits[retained].parameters,
+    fits["method_r"] = _fit(models["method_r"], data, missing, start=fits[retained].parameters,
                                  sample=fits["baseline"].sample)
     biased = test("method_r", retained, f"bias in the substantive correlations ({'Method-U' if unequal else 'Method-C'}"
                   " vs Method-R)", "the method effect biases the factor correlations",
@@ -405,8 +414,106 @@ def marker_technique(data: pd.DataFrame, constructs: Mapping[str, Sequence[str]]
     summary = {"method_detected": detected, "equal_method_effects": not unequal, "retained": retained,
                "correlations_biased": biased, "alpha": float(alpha),
                "method_variance_share": float(np.mean(method_loadings["std_all"] ** 2))}
+    residuals = _residuals(p, m_items)
+    marker_values = pd.DataFrame({"item": m_items, "loading": [loadings[i] for i in m_items],
+                                  "residual": [residuals[i] for i in m_items]})
     return MarkerResult(models=models, fits=pd.DataFrame([_fit_row(k, v) for k, v in fits.items()]),
-                        tests=pd.DataFrame(tests), method_loadings=method_loadings, summary=summary)
+                        tests=pd.DataFrame(tests), method_loadings=method_loadings, summary=summary,
+                        marker_values=marker_values)
+
+
+# --------------------------------------------------------------------------- method-adjusted paths
+
+PATH_COLUMNS = ["lhs", "op", "rhs", "label", "est_unadjusted", "std_all_unadjusted", "est_adjusted",
+                "std_all_adjusted", "std_all_difference"]
+
+
+def _without(model: str, name: str) -> list[str]:
+    """The statements of lavaan ``model`` (one per line or ``;``) that do not mention ``name``."""
+    import re
+
+    token = re.compile(rf"(?<![\w.]){re.escape(name)}(?![\w.])")
+    out = []
+    for line in model.splitlines():
+        for code in line.split("#", 1)[0].split(";"):
+            code = code.strip()
+            if code and not token.search(code):
+                out.append(code)
+    return out
+
+
+def method_adjusted_paths(data: pd.DataFrame, model: str, marker_result: MarkerResult, *, marker: str = "MARKER",
+                          missing: str = "listwise") -> tuple[pd.DataFrame, dict]:
+    r"""The structural model's paths with and without the marker's method effect held fixed
+    (the CFA marker technique's structural step: Williams, Hartman & Cavazotte, 2010;
+    Richardson, Simmering & Sturman, 2009).
+
+    Two fits of the structural ``model`` (lavaan syntax; any statement mentioning ``marker`` is
+    dropped, then the marker factor is added with its Baseline values):
+
+    - *unadjusted*: the marker factor measured by its items only, orthogonal to every
+      substantive latent, its loadings and error variances fixed at the CFA's
+      (:attr:`MarkerResult.marker_values`): the structural model as it stands;
+    - *adjusted*: the same, and the marker factor also loads every substantive item with the
+      loading of the retained method model (Method-C or Method-U,
+      :attr:`MarkerResult.method_loadings`), fixed: the substantive paths are estimated net of
+      the method variance.
+
+    A common-method effect inflates the covariances of every pair of items and so the paths;
+    the adjusted paths take it out. ``std_all_difference`` = adjusted minus unadjusted.
+
+    Parameters
+    ----------
+    data : DataFrame
+    model : str
+        The structural model in lavaan syntax (measurement part included), without the marker.
+    marker_result : MarkerResult
+        :func:`marker_technique` on the same data and missing-data method.
+
+    Returns
+    -------
+    (DataFrame, dict)
+        :data:`PATH_COLUMNS`, one row per regression path (``op`` ``~``); and the two fits'
+        ``chisq`` and ``df`` (``unadjusted_chisq, unadjusted_df, adjusted_chisq, adjusted_df``).
+
+    Notes
+    -----
+    In R: ``sem(paste(model, baseline_marker_lines), d)`` and ``sem(paste(model,
+    adjusted_marker_lines), d)`` with the values fixed as :attr:`MarkerResult.models` writes them
+    (``MARKER =~ l1*m1 + ... + mu1*x1 + ...``), ``standardizedSolution(fit)`` for ``~`` rows.
+    """
+    mv = marker_result.marker_values
+    if mv is None or not len(mv):
+        raise InputError("method_adjusted_paths: the marker result has no marker values (run marker_technique)")
+    body = _without(model, marker)
+    if not any("~" in line and "=~" not in line and "~~" not in line for line in body):
+        raise InputError("method_adjusted_paths: the model has no regression (~) to adjust")
+    fixed = [f"{_num(r.loading)}*{r.item}" for r in mv.itertuples()]
+    tail = [f"{r.item} ~~ {_num(r.residual)}*{r.item}" for r in mv.itertuples()] + [f"{marker} ~~ 1*{marker}"]
+    base = body + [f"{marker} =~ " + " + ".join(fixed)] + tail
+    method = [f"{_num(r.est)}*{r.item}" for r in marker_result.method_loadings.itertuples()]
+    adjusted = body + [f"{marker} =~ " + " + ".join(fixed + method)] + tail
+    # the marker orthogonal to every substantive latent (lavaan's sem() would correlate it with
+    # the exogenous ones)
+    latents = list(dict.fromkeys(line.split("=~", 1)[0].strip() for line in body if "=~" in line))
+    orth = [f"{marker} ~~ 0*{v}" for v in latents]
+    unadj = _fit("\n".join(base + orth) + "\n", data, missing)
+    adj = _fit("\n".join(adjusted + orth) + "\n", data, missing, start=unadj.parameters, sample=unadj.sample)
+
+    def paths(fit):
+        p = fit.parameters
+        return p[p["op"] == "~"].set_index(["lhs", "op", "rhs"])
+
+    a, b = paths(unadj), paths(adj)
+    out = pd.DataFrame({"label": a["label"].fillna("") if "label" in a else "",
+                        "est_unadjusted": a["est"].astype(float), "std_all_unadjusted": a["std_all"].astype(float),
+                        "est_adjusted": b["est"].reindex(a.index).astype(float),
+                        "std_all_adjusted": b["std_all"].reindex(a.index).astype(float)}).reset_index()
+    out["std_all_difference"] = out["std_all_adjusted"] - out["std_all_unadjusted"]
+    info = {"unadjusted_chisq": float(unadj.fit["chisq"]), "unadjusted_df": int(unadj.fit["df"]),
+            "adjusted_chisq": float(adj.fit["chisq"]), "adjusted_df": int(adj.fit["df"]),
+            "converged": bool(unadj.converged and adj.converged)}
+    return out[PATH_COLUMNS], info
 
 
 # --------------------------------------------------------------------------- unmeasured method factor
@@ -422,7 +529,9 @@ def unmeasured_method_models(constructs: Mapping[str, Sequence[str]],
     - ``cfa``: the measurement model alone;
     - ``free``: ``METHOD`` with variance 1 and free loadings (the ULMC as usually specified);
     - ``equal``: every loading 1 and the variance of ``METHOD`` free, i.e. one equal loading
-      (the model the reliability stage fits today; Williams et al.'s Method-C without a marker);
+      (Williams et al.'s Method-C without a marker), written with lavaan's default scaling of the
+      substantive factors (first loading 1, variances free): the same model as with std.lv, whose
+      start the engine reaches in a few seconds where the std.lv form takes minutes;
     - ``fixed_correlations`` (with ``correlations``): ``free`` with the substantive factor
       correlations fixed at their ``cfa`` estimates (the idea of Williams et al.'s Method-R);
     - ``cfa_fixed`` (with ``correlations``): ``cfa`` with the same correlations fixed: the model
@@ -433,14 +542,34 @@ def unmeasured_method_models(constructs: Mapping[str, Sequence[str]],
     meas = _measurement(cons)
     orth = [f"{METHOD} ~~ 0*{c}" for c in cons]
     free = meas + [f"{METHOD} =~ NA*{items[0]}" + "".join(f" + {i}" for i in items[1:]), f"{METHOD} ~~ 1*{METHOD}"]
+    marker_scaled = [f"{c} =~ " + " + ".join(its) for c, its in cons.items()]
     models = {"cfa": "\n".join(meas) + "\n",
               "free": "\n".join(free + orth) + "\n",
-              "equal": "\n".join(meas + [f"{METHOD} =~ " + " + ".join(f"1*{i}" for i in items)] + orth) + "\n"}
+              "equal": "\n".join(marker_scaled + [f"{METHOD} =~ " + " + ".join(f"1*{i}" for i in items)] + orth)
+              + "\n"}
     if correlations is not None:
         fixed = _fixed_correlations(correlations)
         models["fixed_correlations"] = "\n".join(free + orth + fixed) + "\n"
         models["cfa_fixed"] = "\n".join(meas + fixed) + "\n"
     return models
+
+
+def _short_identification(message: str) -> str:
+    """The engine's "not identified" message with its list of parameters summarised: how many,
+    of which kinds (factor variances, factor covariances, method loadings or variance)."""
+    head, sep, rest = message.partition("not determined by the data: ")
+    if not sep:
+        return message
+    names = [n.strip() for n in rest.split(";")[0].split(",") if n.strip()]
+    kinds = {"factor variances": sum(1 for n in names if "~~" in n and n.split("~~")[0].strip() == n.split("~~")[1].strip()
+                                     and not n.startswith(METHOD)),
+             "factor covariances": sum(1 for n in names if "~~" in n and n.split("~~")[0].strip() != n.split("~~")[1].strip()),
+             "method loadings": sum(1 for n in names if n.startswith(f"{METHOD} =~")),
+             "method variance": sum(1 for n in names if n.replace(" ", "") == f"{METHOD}~~{METHOD}")}
+    what = ", ".join(f"{v} {k}" for k, v in kinds.items() if v)
+    return ("not identified at its solution (singular information matrix): the data do not determine "
+            f"{len(names)} parameters ({what or ', '.join(names[:5])}); the method factor trades off against the "
+            "substantive factors' (co)variances")
 
 
 def _inadmissible(fit: EngineFit) -> list[str]:
@@ -457,8 +586,13 @@ def _inadmissible(fit: EngineFit) -> list[str]:
     rows = p[(p["op"] == "~~") & p["lhs"].isin(latents) & p["rhs"].isin(latents)]
     for r in rows.itertuples():
         cov.loc[r.lhs, r.rhs] = cov.loc[r.rhs, r.lhs] = float(r.est)
-    if np.linalg.eigvalsh(cov.to_numpy())[0] < 0:
-        reasons.append("the latent covariance matrix is not positive definite")
+    values, vectors = np.linalg.eigh(cov.to_numpy())
+    if values[0] < 0:
+        # the latents that make up the direction of negative variance (|eigenvector| >= .2)
+        v = vectors[:, 0]
+        involved = [latents[k] for k in np.argsort(-np.abs(v)) if abs(v[k]) >= 0.2]
+        reasons.append("the latent covariance matrix is not positive definite (smallest eigenvalue "
+                       f"{values[0]:.3f}; its direction involves {', '.join(involved)})")
     return reasons
 
 
@@ -509,10 +643,13 @@ def unmeasured_method_factor(data: pd.DataFrame, constructs: Mapping[str, Sequen
 
     ``method_variance_share``: the mean squared standardised method loading.
 
-    ``variants``: which to fit (a subset of :data:`VARIANTS`, in that order). The inadmissible
-    ones cost the most: on the default study (72 items, listwise) ``fixed_correlations`` takes
-    0.35 CPU-s, ``free`` 92 and ``equal`` 109 CPU-s before the engine finds their information matrix
-    singular.
+    ``variants``: which to fit (a subset of :data:`VARIANTS`, in that order). Every model is fitted
+    without standard errors (only chi-squares and standardised estimates are read). Costs on the
+    default study (72 items, 1,099 rows, listwise; a shared 2-core machine, so +-30%):
+    ``fixed_correlations`` 10-15 CPU-s (about 75 optimiser iterations from the CFA's estimates),
+    ``equal`` 12-18 CPU-s before the engine finds its information matrix singular (with FIML it
+    is identified at its optimum and inadmissible instead: every factor variance negative, a
+    latent covariance matrix that is not positive definite), ``free`` over 100 CPU-s.
 
     Returns
     -------
@@ -535,9 +672,10 @@ def unmeasured_method_factor(data: pd.DataFrame, constructs: Mapping[str, Sequen
     if isinstance(variants, str) or not chosen or len(chosen) != len(set(variants)):
         raise InputError(f"variants: a non-empty list from {', '.join(VARIANTS)}, got {variants!r}")
     models = unmeasured_method_models(cons)
-    cfa = fit_model(models["cfa"], data, missing=missing)
+    cfa = _fit(models["cfa"], data, missing)
     models = unmeasured_method_models(cons, _factor_correlations(cfa.parameters, list(cons)))
-    cfa_fixed = fit_model(models["cfa_fixed"], data, missing=missing, start=cfa.parameters, sample=cfa.sample)
+    cfa_fixed = _fit(models["cfa_fixed"], data, missing, start=cfa.parameters, sample=cfa.sample) \
+        if "fixed_correlations" in chosen else None
     rows, parameters = [], {}
     for variant in chosen:
         reference = cfa_fixed if variant == "fixed_correlations" else cfa
@@ -545,11 +683,14 @@ def unmeasured_method_factor(data: pd.DataFrame, constructs: Mapping[str, Sequen
                "df": np.nan, "compared_with": "cfa_fixed" if variant == "fixed_correlations" else "cfa",
                "delta_chisq": np.nan, "delta_df": np.nan, "delta_pvalue": np.nan, "method_variance_share": np.nan}
         try:
-            fit = fit_model(models[variant], data, missing=missing, start=reference.parameters, sample=cfa.sample)
+            # equal: the engine's own start for a method factor (a start from the std.lv CFA is on
+            # another scale and takes minutes to leave)
+            start = None if variant == "equal" else reference.parameters
+            fit = _fit(models[variant], data, missing, start=start, sample=cfa.sample)
         except InputError as exc:
             if "not identified" not in str(exc):
                 raise
-            row.update(identified=False, reasons=str(exc))
+            row.update(identified=False, reasons=_short_identification(str(exc)))
             rows.append(row)
             continue
         reasons = _inadmissible(fit)

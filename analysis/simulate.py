@@ -75,6 +75,16 @@ item does not apply). They replace answers of the respondents without a responde
 defect (straightliners and random responders answer every item), on cells neither missing nor
 typos, not-applicable options before the others in the order of the instrument.
 
+A planted common-method effect (``simulate.method_factor``, empty by default): one latent
+method factor :math:`M \\sim N(0, 1)`, uncorrelated with every substantive latent, loads items with
+standardised loadings :math:`m` (``default``, then per construct, then per item, as
+``loadings``; a marker construct's items included unless set to 0), so
+:math:`y^* = \\lambda\\,\\eta_c + m\\,M + \\sqrt{1-\\lambda^2-m^2}\\,\\varepsilon` and every item keeps
+variance 1; two items then correlate :math:`m_i m_j` more than their constructs imply (Podsakoff et
+al., 2003; the effect a marker construct detects, Williams, Hartman & Cavazotte, 2010). The truth
+file records the method loadings (``population.method_loadings``) and the population model's
+lavaan syntax gains ``METHOD``. Without it the study is drawn exactly as before.
+
 Cell defects fall on the ``n`` original respondents before duplication, so a duplicate is an
 exact copy. Everything is drawn from one :class:`numpy.random.Generator`: the same seed gives
 the same bytes.
@@ -126,6 +136,8 @@ class SimulationParams:
     question to ``{value: probability}`` (categorical) or ``{mean, sd}`` (numeric); unlisted
     questions are uniform. ``groups`` is ``{column: context question, values: {value: {loadings,
     intercepts, structural, latent_means}}}`` (see the module docstring); empty: one population.
+    ``method_factor`` maps ``default``, construct ids or item ids to standardised loadings in
+    [0, 1) on one common-method factor (see the module docstring); empty: no method effect.
     """
 
     n: int = 1000
@@ -150,6 +162,7 @@ class SimulationParams:
     covariates: dict = field(default_factory=dict)
     outside: dict = field(default_factory=dict)  # option name: rate | {item: rate | {context question: {value: rate}}}
     organisations: dict = field(default_factory=dict)  # {count, size_sigma, icc}; with the instrument's cluster_column
+    method_factor: dict = field(default_factory=dict)
 
 
 def parse_simulation_params(raw: dict | None) -> SimulationParams:
@@ -177,12 +190,15 @@ def parse_simulation_params(raw: dict | None) -> SimulationParams:
     if not all(isinstance(v, str) for v in p.extra_latents):
         raise InputError(f"simulate.extra_latents: expected a list of names, got {list(p.extra_latents)!r}")
     for key in ("loadings", "structural", "residual_correlations", "exogenous_correlations", "context", "defects",
-                "covariates"):
+                "covariates", "method_factor"):
         if not isinstance(getattr(p, key), dict):
             raise InputError(f"simulate.{key}: expected a mapping, got {getattr(p, key)!r}")
     for key, value in p.loadings.items():
         if not _is_number(value) or not 0 < abs(value) < 1:
             raise InputError(f"simulate.loadings.{key}: a standardised loading must be in (-1, 1) and not 0, got {value!r}")
+    for key, value in p.method_factor.items():
+        if not _is_number(value) or not 0 <= value < 1:
+            raise InputError(f"simulate.method_factor.{key}: a standardised method loading must be in [0, 1), got {value!r}")
     for outcome, preds in p.structural.items():
         if not isinstance(preds, dict) or not preds:
             raise InputError(f"simulate.structural.{outcome}: expected {{predictor: path}}, got {preds!r}")
@@ -431,6 +447,9 @@ class PopulationModel:
     covariates : DataFrame or None
         Population ``mean`` and ``sd`` of each covariate column (rows), as
         :func:`covariate_moments` gives them.
+    method_loadings : Series or None
+        Standardised loading of each item on the common-method factor (``simulate.method_factor``);
+        None without one.
     """
 
     beta: pd.DataFrame
@@ -440,6 +459,7 @@ class PopulationModel:
     thresholds: pd.DataFrame
     gamma: pd.DataFrame | None = None
     covariates: pd.DataFrame | None = None
+    method_loadings: pd.Series | None = None
 
     @property
     def latents(self) -> tuple[str, ...]:
@@ -511,8 +531,13 @@ class PopulationModel:
                 v = self.psi.at[la, lb]
                 if v != 0 or la == lb:
                     lines.append(f"{la} ~~ {num(v)}*{lb}")
+        method = self.method_loadings if self.method_loadings is not None else pd.Series(0.0, index=self.loadings.index)
+        if self.method_loadings is not None:
+            lines.append("METHOD =~ " + " + ".join(f"{num(m)}*{i}" for i, m in method.items()))
+            lines.append("METHOD ~~ 1.0*METHOD")
+            lines += [f"METHOD ~~ 0.0*{v}" for v in latents]
         for i, lam in self.loadings.items():
-            lines.append(f"{i} ~~ {num(1 - lam**2)}*{i}")
+            lines.append(f"{i} ~~ {num(1 - lam**2 - method[i]**2)}*{i}")
         if self.covariates is not None:
             for c, row in self.covariates.iterrows():
                 lines.append(f"{c} ~~ {num(row['sd'] ** 2)}*{c}")
@@ -635,6 +660,18 @@ def population_model(instrument: Instrument, params: SimulationParams, rng: np.r
     for key in params.loadings:
         if key != "default" and key not in items and key not in constructs:
             raise InputError(f"simulate.loadings.{key}: not an item or construct of the instrument")
+    method_loadings = None
+    if params.method_factor:
+        mf = params.method_factor
+        for key in mf:
+            if key != "default" and key not in items and key not in constructs:
+                raise InputError(f"simulate.method_factor.{key}: not an item or construct of the instrument")
+        method_loadings = pd.Series({i.id: float(mf.get(i.id, mf.get(i.construct, mf.get("default", 0.0))))
+                                     for i in instrument.items})
+        for i, m in method_loadings.items():
+            if loadings[i] ** 2 + m ** 2 >= 1:
+                raise InputError(f"simulate.method_factor: item {i!r} has loading {loadings[i]} and method loading {m}; "
+                                 "their squares must add up to less than 1")
 
     if thresholds is None:
         likert = [i for i in instrument.items if i.scale.type == "likert"]
@@ -651,7 +688,7 @@ def population_model(instrument: Instrument, params: SimulationParams, rng: np.r
         beta=frame(beta), psi=frame(psi), loadings=pd.Series(loadings),
         construct_of=pd.Series({i.id: i.construct for i in instrument.items}), thresholds=thresholds,
         gamma=None if gamma is None else pd.DataFrame(gamma, index=latents, columns=list(moments.index)),
-        covariates=moments,
+        covariates=moments, method_loadings=method_loadings,
     )
 
 
@@ -854,9 +891,15 @@ def simulate_study(instrument: Instrument, params: SimulationParams, seed: int) 
                 shift_of[item.id][rows] = gp["intercepts"][item.id]
         eta = pd.DataFrame(eta, columns=pop.latents)
     answers = {}
+    # the common-method factor (simulate.method_factor): drawn only when planted, so a study
+    # without one is drawn as before
+    method = rng.standard_normal(n) if pop.method_loadings is not None else None
     for item in items:
         lam = lam_of[item.id]
-        ystar = lam * eta[item.construct].to_numpy() + np.sqrt(1 - lam**2) * rng.standard_normal(n)
+        m = 0.0 if method is None else float(pop.method_loadings[item.id])
+        ystar = lam * eta[item.construct].to_numpy() + np.sqrt(1 - lam**2 - m**2) * rng.standard_normal(n)
+        if m:
+            ystar = ystar + m * method
         if membership is not None:
             ystar = ystar + shift_of[item.id]
         x = _respond(item.scale, ystar, pop.thresholds.loc[item.id].dropna().to_numpy() if item.id in pop.thresholds.index else None)
@@ -1180,6 +1223,8 @@ def _truth(instrument, params, pop: PopulationModel, seed, counts, n_missing, n_
             "latents": list(pop.latents),
             "exogenous": list(pop.exogenous),
             "loadings": {i: float(v) for i, v in pop.loadings.items()},
+            "method_loadings": ({} if pop.method_loadings is None else
+                                {i: float(v) for i, v in pop.method_loadings.items()}),
             "construct_of": {i: c for i, c in pop.construct_of.items()},
             "reverse_keyed": [i.id for i in instrument.items if i.reverse],
             "structural": {o: {p: float(b) for p, b in preds.items()} for o, preds in params.structural.items()},

@@ -393,9 +393,10 @@ def cfa_cmd(data_path, instrument_path, model_path, out, params_path, estimator,
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
               help="Directory for reliability.csv, item_statistics.csv, fornell_larcker.csv, htmt.csv, reliability.json.")
 @click.option("--params", "params_path", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Params YAML: `reliability:` (htmt_bootstrap, ci, method_factor), `cfa.missing`, `seed`.")
+              help="Params YAML: `reliability:` (htmt_bootstrap, ci, method_factor, method_variants, cmv_missing), "
+                   "`cfa.missing`, `efa.drop_items`, `seed`.")
 @click.option("--htmt-bootstrap", type=click.IntRange(min=0), default=None, help="Bootstrap draws for HTMT intervals (0: none).")
-@click.option("--no-method-factor", is_flag=True, help="Skip the unmeasured method factor comparison.")
+@click.option("--no-method-factor", is_flag=True, help="Skip the common-method-variance models (method factor, marker technique); Harman's test stays.")
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed of the bootstrap (default: params).")
 @click.option("--cfa", "cfa_dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="The cfa stage's output directory (cfa.json, cfa_parameters.csv): its CFA instead of a refit.")
@@ -403,7 +404,8 @@ def cfa_cmd(data_path, instrument_path, model_path, out, params_path, estimator,
 def reliability_cmd(data_path, instrument_path, model_path, out, params_path, htmt_bootstrap, no_method_factor, seed,
                     cfa_dir, quiet):
     """Reliability (alpha, omega, CR), convergent and discriminant validity (AVE, Fornell-Larcker,
-    HTMT with bootstrap intervals) and common-method variance (Harman, method factor)."""
+    HTMT with bootstrap intervals) and common-method variance (Harman, unmeasured method factor; with a
+    marker construct in the instrument the CFA marker technique, Lindell-Whitney and method-adjusted paths)."""
     from pipeline.reliability import run
 
     one_of_instrument_or_model(instrument_path, model_path)

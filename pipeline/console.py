@@ -709,18 +709,31 @@ def _reliability_report(m, t):
                 + ([f"[{num(r.ci_lower, 3)}, {num(r.ci_upper, 3)}]"] if has_ci else []) for r in top.itertuples()]
         h_text = (f"Heterotrait-monotrait ratio (HTMT), the {len(top)} highest of {len(htmt)} pairs (htmt.csv):\n"
                   + table(rows, ["Pair", "HTMT"] + (["95% bootstrap CI"] if has_ci else [])))
-    mf = m.get("method_factor") or {}
-    cmv = _block("Common-method variance", [
-        ("Harman's single factor: share of variance", pct(m.get("harman_first_factor_share"))),
-        ("Method factor: chi-square difference", num(mf.get("chisq_difference"))),
-        ("Method factor: df difference", count(mf.get("df_difference"))),
-        ("Method factor: p-value", p_value(mf.get("pvalue"))),
-        ("Method factor: change in CFI", num(mf.get("cfi_change"))),
-        ("Method factor: change in RMSEA", num(mf.get("rmsea_change"))),
-        ("Method factor: share of item variance", pct(mf.get("method_variance_share"))),
-        ("Method factor model converged", "" if "converged" not in mf else "yes" if mf.get("converged") else "NO"),
-        ("Method factor model admissible", "" if not mf else "NO (not to be interpreted; see warnings)"
-         if any(str(w).startswith("method factor model") for w in m.get("warnings") or []) else "yes")])
+    cmv_m = m.get("cmv") or {}
+    rows = [("Harman's single factor: share of variance (a convention only)", pct(m.get("harman_first_factor_share")))]
+    for v in (cmv_m.get("method_factor") or {}).get("variants") or []:
+        rows.append((f"Unmeasured method factor ({v.get('variant')})",
+                     ("admissible" if v.get("admissible") else "NOT admissible: " + str(v.get("reasons") or ""))[:160]))
+        if v.get("admissible"):
+            rows.append((f"  ({v.get('variant')}) chi-square difference, df, p",
+                         f"{num(v.get('delta_chisq'))}, {count(v.get('delta_df'))}, {p_value(v.get('delta_pvalue'))}"))
+    mk = cmv_m.get("marker")
+    if mk:
+        rows += [("Marker construct", str(mk.get("construct"))),
+                 ("Marker technique: method variance present", "yes" if mk.get("method_detected") else "no"),
+                 ("Marker technique: model retained", str(mk.get("retained"))),
+                 ("Marker technique: correlations biased", "yes" if mk.get("correlations_biased") else "no"),
+                 ("Marker technique: method share of item variance", pct(mk.get("method_variance_share"))),
+                 ("Lindell-Whitney r_M", num(mk.get("r_marker"))),
+                 ("Lindell-Whitney significant correlations (before -> after)",
+                  f"{count(mk.get('lw_significant_unadjusted'))} -> {count(mk.get('lw_significant_adjusted'))} "
+                  f"of {count(mk.get('lw_pairs'))}")]
+        ap = cmv_m.get("adjusted_paths") or {}
+        if ap:
+            rows.append(("Method-adjusted paths: largest change in std. path", num(ap.get("max_abs_difference"))))
+    elif cmv_m:
+        rows.append(("Marker construct", "none (" + str(cmv_m.get("marker_note") or "") + ")"))
+    cmv = _block("Common-method variance (cmv_models.csv, cmv_tests.csv)", rows)
     head = _block("Data", [("Respondents", count(m.get("n"))), ("Missing data", str(m.get("missing", ""))),
                            ("Measurement model", str(m.get("cfa_fit") or ""))])
     return _join(head, rel_text, h_text, cmv).rstrip("\n")

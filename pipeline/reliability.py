@@ -1,35 +1,48 @@
-"""Stage ``reliability``: reliability, convergent and discriminant validity, common-method variance."""
+"""Stage ``reliability``: reliability, convergent and discriminant validity, common-method variance.
+
+Common-method variance (:mod:`analysis.cmv`; ``reliability.method_factor``): Harman's
+single-factor test (a convention only), the unmeasured latent method factor in the variants of
+``reliability.method_variants`` (each flagged admissible or not, with the parameters at fault),
+and, when the instrument has a marker construct (``marker: true``), the CFA marker technique of
+Williams, Hartman & Cavazotte (2010), Lindell & Whitney's (2001) adjusted correlations of the
+construct scores and the structural paths of the instrument's model adjusted for the method
+effect. The CMV models are fitted with ``reliability.cmv_missing`` (listwise by default: FIML
+costs several times more for models read by their chi-squares only)."""
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from analysis import cmv as cmvlib
 from analysis import reliability as rel
 from analysis.csvfile import restore_cell
 from analysis.missing import em_moments
-from analysis.sem.api import fit_model, parameter_table
-from analysis.sem.engine import fit as engine_fit
-from analysis.sem.partable import lavaanify
+from analysis.sem.api import fit_model
 from analysis.split import stage_rng
 from analysis.warnings import GapscaleWarning
-from pipeline.cfa import engine_warnings, model_text
+from pipeline.cfa import model_text
 from pipeline.io import is_simulated, output_dir, read_data, read_params, read_seed, section, write_csv, write_json
 from pipeline.stage_metrics import read_metrics
 from pipeline.progress import progress_bar
-from instrument import parse_model
+from instrument import load_instrument, parse_model
 from analysis.errors import InputError
 
 __all__ = ["run", "OUTPUTS", "DEFAULTS"]
 
 OUTPUTS = ("reliability.csv", "item_statistics.csv", "fornell_larcker.csv", "htmt.csv", "reliability.json",
-           "construct_correlations.csv")
+           "construct_correlations.csv", "cmv_models.csv", "cmv_tests.csv", "cmv_lindell_whitney.csv", "cmv_paths.csv")
+CMV_MODEL_COLUMNS = ["family", "model", "chisq", "df", "pvalue", "cfi", "rmsea", "converged", "identified",
+                     "admissible", "reasons", "method_variance_share"]
+CMV_TEST_COLUMNS = ["family", "comparison", "restricted", "general", "delta_chisq", "delta_df", "delta_pvalue",
+                    "significant", "decision"]
 # HTMT's item correlations under the CFA's missing-data treatment (semTools::htmt(missing = ...))
 HTMT_MISSING = {"fiml": "ml", "pairwise": "pairwise", "listwise": "listwise"}
-DEFAULTS = {"htmt_bootstrap": 1000, "ci": 0.95, "method_factor": True}
+DEFAULTS = {"htmt_bootstrap": 1000, "ci": 0.95, "method_factor": True, "method_variants": ["equal"],
+            "cmv_missing": "listwise"}
 
 
 def settings(params: dict, overrides: dict) -> dict:
@@ -41,17 +54,12 @@ def settings(params: dict, overrides: dict) -> dict:
         raise InputError(f"reliability.ci: a level in (0, 1), got {s['ci']!r}")
     if not isinstance(s["method_factor"], bool):
         raise InputError(f"reliability.method_factor: true or false, got {s['method_factor']!r}")
+    v = s["method_variants"]
+    if not isinstance(v, list) or not v or any(x not in cmvlib.VARIANTS for x in v):
+        raise InputError(f"reliability.method_variants: a list from {', '.join(cmvlib.VARIANTS)}, got {v!r}"[:300])
+    if s["cmv_missing"] not in ("listwise", "fiml"):
+        raise InputError(f"reliability.cmv_missing: listwise or fiml, got {s['cmv_missing']!r}"[:300])
     return s
-
-
-def method_factor_model(text: str, constructs: dict[str, list[str]]) -> str:
-    """The measurement model plus an unmeasured latent method factor (Podsakoff et al., 2003):
-    every item loads 1 on ``METHOD``, whose variance is free (the same model as one common
-    loading with the method variance fixed at 1), uncorrelated with the construct factors."""
-    items = [i for its in constructs.values() for i in its]
-    lines = [text.rstrip(), "METHOD =~ " + " + ".join(f"1*{i}" for i in items)]
-    lines += [f"METHOD ~~ 0*{c}" for c in constructs]
-    return "\n".join(lines) + "\n"
 
 
 def run(data_path, out, instrument_path=None, model_path=None, params_path=None, overrides=None, seed=None,
@@ -90,24 +98,7 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
             base = CFAResult(parameters=fit.parameters, fit=fit.fit, warnings=tuple(fit.warnings),
                              cov=sample_covariance(fit))
     recorded = list(records)
-    cmv = with_method = None
-    if s["method_factor"]:
-        with warnings.catch_warnings(record=True) as records:
-            warnings.simplefilter("always", GapscaleWarning)
-            try:
-                with_method = fit_method_factor(method_factor_model(text, constructs), data, missing)
-            except InputError as exc:  # an inadmissible solution the information cannot identify: a finding
-                head, _, rest = str(exc).partition(", so these parameters are not determined by the data: ")
-                involved = f" ({rest.split('; ')[0].count(', ') + 1} parameters involved)" if rest else ""
-                cmv, method_notes = {"admissible": False, "identified": False}, [f"method factor model: {head}{involved}"]
-            else:
-                cmv = compare_method_factor(base.fit, with_method)
-        if with_method is not None:
-            method_notes = [f"method factor model: {w}" for w in engine_warnings(with_method, records)]
-    # lavaan's sample covariance: the CFA's, or the method-factor model's (the same items and data)
-    cov = base.cov if base.cov is not None else \
-        sample_covariance(with_method).loc[items, items] if with_method is not None else \
-        observed_covariance(data, items, missing)
+    cov = base.cov if base.cov is not None else observed_covariance(data, items, missing)
     with warnings.catch_warnings(record=True) as records:
         warnings.simplefilter("always", GapscaleWarning)
         alpha = rel.cronbach_alpha(data, constructs, ci=s["ci"])
@@ -123,11 +114,13 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
         else:
             htmt = rel.htmt(data, constructs, missing=htmt_missing)
         harman = rel.harman_single_factor(data, items).iloc[0]
+    inst = load_instrument(instrument_path) if instrument_path is not None and model_path is None else None
+    cmv, cmv_tables = common_method(data, constructs, inst, s, drop) if s["method_factor"] else (None, {})
+    cmv_notes = [f"common-method variance: {w}" for w in (cmv or {}).get("warnings", [])]
     notes = list(base.warnings)  # as engine_warnings: the fit's notes, then other gapscale warnings, each once
     caught = list(dict.fromkeys(notes + [f"{w.category.__name__}: {w.message}" for w in recorded + list(records)
                                          if issubclass(w.category, GapscaleWarning) and str(w.message) not in notes]))
-    if s["method_factor"]:
-        caught += method_notes
+    caught += cmv_notes
 
     table = (alpha[["construct", "n_items", "raw_alpha", "feldt_lower", "feldt_upper"]]
              .merge(cr[["construct", "omega", "cr"]], on="construct", how="left")
@@ -148,7 +141,7 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
         "fornell_larcker_violations": [str(c) for c in table.loc[~table["fornell_larcker_met"].astype(bool), "construct"]],
         "harman_first_factor_share": float(harman["variance_share"]),
         "harman_exceeds_half": bool(harman["exceeds_threshold"]),
-        "method_factor": cmv,
+        "cmv": cmv,
         "flags": flag_lines(table, htmt),
         "warnings": caught,
     }
@@ -159,8 +152,96 @@ def run(data_path, out, instrument_path=None, model_path=None, params_path=None,
     write_csv(htmt, out / "htmt.csv")
     # the factor correlations with sqrt(AVE) on the diagonal: the Fornell-Larcker table's square part
     write_csv(fl[["construct"] + list(fl["construct"])], out / "construct_correlations.csv")
+    write_csv(cmv_tables.get("models", pd.DataFrame(columns=CMV_MODEL_COLUMNS)), out / "cmv_models.csv")
+    write_csv(cmv_tables.get("tests", pd.DataFrame(columns=CMV_TEST_COLUMNS)), out / "cmv_tests.csv")
+    write_csv(cmv_tables.get("lindell_whitney", pd.DataFrame(columns=cmvlib.LW_COLUMNS)), out / "cmv_lindell_whitney.csv")
+    write_csv(cmv_tables.get("paths", pd.DataFrame(columns=cmvlib.PATH_COLUMNS)), out / "cmv_paths.csv")
     write_json(metrics, out / "reliability.json")
     return metrics
+
+
+def common_method(data: pd.DataFrame, constructs: dict[str, list[str]], inst, s: dict,
+                  drop: list) -> tuple[dict, dict]:
+    """Common-method variance beyond Harman's test (:mod:`analysis.cmv`): the unmeasured method
+    factor's variants; with a marker construct in the instrument ``inst``, the CFA marker
+    technique, Lindell & Whitney's adjustment of the construct-score correlations (marker: the
+    marker construct's score; :math:`r_M` its smallest positive correlation) and the method-adjusted
+    paths of the instrument's structural model. Returns the metrics block and the tables."""
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always", GapscaleWarning)
+        info, tables = _common_method(data, constructs, inst, s, drop)
+    info["warnings"] += list(dict.fromkeys(str(w.message) for w in records if issubclass(w.category, GapscaleWarning)))
+    return info, tables
+
+
+def _common_method(data, constructs, inst, s, drop):
+    missing = s["cmv_missing"]
+    markers = [m for m in (inst.marker_ids if inst is not None else ()) if m in constructs]
+    substantive = {c: its for c, its in constructs.items() if c not in markers}
+    info: dict = {"missing": missing, "marker": None, "warnings": []}
+    tables: dict = {}
+    ulmc = cmvlib.unmeasured_method_factor(data, substantive, missing=missing, variants=s["method_variants"])
+    t = ulmc.table
+    models = pd.DataFrame({"family": "unmeasured_method_factor", "model": t["variant"], "chisq": t["chisq"],
+                           "df": t["df"], "identified": t["identified"], "admissible": t["admissible"],
+                           "reasons": t["reasons"], "method_variance_share": t["method_variance_share"]})
+    tests = pd.DataFrame({"family": "unmeasured_method_factor", "comparison": "method factor added (" + t["variant"]
+                          + " vs " + t["compared_with"] + ")", "restricted": t["compared_with"], "general": t["variant"],
+                          "delta_chisq": t["delta_chisq"], "delta_df": t["delta_df"], "delta_pvalue": t["delta_pvalue"]})
+    tests["significant"] = tests["delta_pvalue"] < 0.05
+    info["method_factor"] = {
+        "variants": [{k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
+                     for row in t.drop(columns=["compared_with"]).to_dict("records")],
+        "recommended": ulmc.recommended}
+    if not markers:
+        info["marker_note"] = ("the instrument has no marker construct (marker: true): common-method variance rests "
+                               "on the unmeasured method factor and Harman's test only" if inst is not None else
+                               "no instrument given (--model): no marker construct, so only the unmeasured method "
+                               "factor and Harman's test")
+    else:
+        marker = markers[0]
+        m_items = constructs[marker]
+        res = cmvlib.marker_technique(data, substantive, m_items, marker=marker, missing=missing)
+        mf = res.fits.assign(family="marker")
+        models = pd.concat([models, mf.assign(identified=True, admissible=mf["converged"], reasons="",
+                                              method_variance_share=np.nan)], ignore_index=True)
+        tests = pd.concat([tests, res.tests.assign(family="marker")], ignore_index=True)
+        scores = pd.DataFrame({c: data[its].apply(pd.to_numeric, errors="coerce").mean(axis=1, skipna=False)
+                               for c, its in constructs.items()})
+        lw = cmvlib.lindell_whitney(scores, marker, list(substantive))
+        tables["lindell_whitney"] = lw
+        info["marker"] = {
+            "construct": marker, "items": m_items, **res.summary,
+            "r_marker": float(lw["r_marker"].iloc[0]), "lw_pairs": int(len(lw)), "lw_n": int(lw["df"].iloc[0]) + 3,
+            "lw_significant_unadjusted": int((_r_pvalue(lw["r"], lw["df"].iloc[0] + 1) < 0.05).sum()),
+            "lw_significant_adjusted": int((lw["pvalue"] < 0.05).sum()),
+            "lw_mean_abs_change": float((lw["r"] - lw["r_adjusted"]).abs().mean())}
+        if len(markers) > 1:
+            info["warnings"].append(f"several marker constructs ({', '.join(markers)}); {marker} used")
+        if inst.model is not None and not drop:
+            text = Path(inst.model).read_text(encoding="utf-8-sig")
+            paths, fits = cmvlib.method_adjusted_paths(data, text, res, marker=marker, missing=missing)
+            tables["paths"] = paths
+            info["adjusted_paths"] = {**fits, "n_paths": int(len(paths)),
+                                      "max_abs_difference": float(paths["std_all_difference"].abs().max()),
+                                      "mean_abs_difference": float(paths["std_all_difference"].abs().mean())}
+        else:
+            info["adjusted_paths"] = None
+            info["warnings"].append("method-adjusted paths not computed: " + (
+                "the instrument has no structural model file" if inst.model is None else
+                "efa.drop_items removes items the structural model file still names"))
+    models = models.reindex(columns=CMV_MODEL_COLUMNS)
+    tables["models"], tables["tests"] = models, tests.reindex(columns=CMV_TEST_COLUMNS)
+    return info, tables
+
+
+def _r_pvalue(r, df) -> np.ndarray:
+    """Two-sided p of Pearson's r on ``df`` = N - 2 degrees of freedom (``cor.test``)."""
+    from scipy import stats
+
+    r = np.asarray(r, dtype=float)
+    t = r * np.sqrt(df / (1 - r ** 2))
+    return 2 * stats.t.sf(np.abs(t), df)
 
 
 def sample_covariance(fitted) -> pd.DataFrame:
@@ -168,37 +249,6 @@ def sample_covariance(fitted) -> pd.DataFrame:
     divisor n for complete data, the EM estimate with FIML), labelled by variable."""
     st = fitted.stats[0]
     return pd.DataFrame(st.cov, index=list(st.ov), columns=list(st.ov))
-
-
-def compare_method_factor(base_fit: dict, with_method) -> dict:
-    """Chi-square difference and fit change when an unmeasured method factor is added
-    (``base_fit``: the CFA's fit measures)."""
-    from scipy import stats
-
-    d_chisq = base_fit["chisq"] - with_method.fit["chisq"]
-    d_df = base_fit["df"] - with_method.fit["df"]
-    loading = with_method.parameters[(with_method.parameters["lhs"] == "METHOD") & (with_method.parameters["op"] == "=~")]
-    return {
-        "chisq_difference": float(d_chisq), "df_difference": int(d_df),
-        "pvalue": float(stats.chi2.sf(d_chisq, d_df)) if d_df > 0 else None,
-        "cfi_change": float(with_method.fit["cfi"] - base_fit["cfi"]),
-        "rmsea_change": float(with_method.fit["rmsea"] - base_fit["rmsea"]),
-        "mean_std_method_loading": float(np.mean(loading["std_all"])),
-        "method_variance_share": float(np.mean(loading["std_all"] ** 2)),
-        "converged": bool(with_method.converged),
-    }
-
-
-def fit_method_factor(text: str, data: pd.DataFrame, missing: str):
-    """Fit the method-factor model (:func:`method_factor_model`) as :func:`fit_model` does, without
-    FIML's robust fit indices (``cfi_robust``, ...; not reported here, the larger part of the
-    fit measures' cost) and without standard errors (:func:`compare_method_factor` reads the fit
-    measures and the standardised loadings only; with FIML the observed information's 2q
-    gradients). lavaan's ``cfa(model, data, missing = ...)``."""
-    pt = lavaanify(text, list(data.columns), missing=missing)
-    kwargs = {"missing": missing} if missing != "listwise" else {}
-    fitted = engine_fit(pt, data, robust_indices=False, se=False, **kwargs)
-    return replace(fitted, parameters=parameter_table(fitted))
 
 
 @dataclass(frozen=True)

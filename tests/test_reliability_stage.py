@@ -11,7 +11,7 @@ import pytest
 from analysis import reliability as rel
 from analysis.sem.api import fit_model
 from analysis.sem.partable import lavaanify
-from pipeline.reliability import method_factor_model, sample_covariance
+from pipeline.reliability import sample_covariance
 
 REF = Path(__file__).parent / "reference"
 HS_MODEL = "visual =~ x1 + x2 + x3\ntextual =~ x4 + x5 + x6\nspeed =~ x7 + x8 + x9\n"
@@ -35,20 +35,12 @@ def test_stage_writes_the_tables_the_functions_compute(run_cli, tmp_path):
     assert m["min_alpha"] == pytest.approx(table["raw_alpha"].min())
     htmt = pd.read_csv(tmp_path / "o" / "htmt.csv")
     assert (htmt["ci_lower"] <= htmt["htmt"]).all() and (htmt["htmt"] <= htmt["ci_upper"]).all()
-    assert m["method_factor"]["df_difference"] == 1
+    v = m["cmv"]["method_factor"]["variants"][0]
+    assert v["variant"] == "equal" and m["cmv"]["marker"] is None and "no marker construct" in m["cmv"]["marker_note"]
+    models = pd.read_csv(tmp_path / "o" / "cmv_models.csv")
+    assert list(models["model"]) == ["equal"] and bool(models["admissible"].iloc[0]) == v["admissible"]
+    assert pd.read_csv(tmp_path / "o" / "cmv_lindell_whitney.csv").empty
     assert "visual: alpha 0.626 < .70" in err  # a conventional cut-off flagged, printed
-
-
-def test_method_factor_model_is_what_lavaan_reads():
-    text = method_factor_model(HS_MODEL, CONSTRUCTS)
-    pt = lavaanify(text)
-    method = pt[(pt["lhs"] == "METHOD") & (pt["op"] == "=~")]
-    assert len(method) == 9 and (method["free"] == 0).all() and (method["ustart"] == 1).all()
-    # lavaan writes `METHOD ~~ 0*visual` as the row visual ~~ METHOD (tests/reference/cfa.json "hard")
-    covs = pt[(pt["rhs"] == "METHOD") & (pt["op"] == "~~") & (pt["lhs"] != "METHOD")]
-    assert list(covs["lhs"]) == ["visual", "textual", "speed"]
-    assert len(covs) == 3 and (covs["ustart"] == 0).all() and (covs["free"] == 0).all()
-    assert pt[(pt["lhs"] == "METHOD") & (pt["rhs"] == "METHOD")]["free"].iat[0] > 0
 
 
 def test_a_label_does_not_free_the_marker_and_ties_to_it():
@@ -82,10 +74,7 @@ def test_stage_reads_the_cfa_stage_fit_instead_of_refitting(run_cli, tmp_path, m
     assert runs["refit"]["cfa_fit"] == "fitted here" and runs["read"]["cfa_fit"] == "the cfa stage's"
     for f in ("reliability.csv", "fornell_larcker.csv", "htmt.csv"):
         pd.testing.assert_frame_equal(runs["refit", f], runs["read", f], rtol=1e-10, atol=1e-12)
-    a, b = runs["refit"]["method_factor"], runs["read"]["method_factor"]
-    assert a["converged"] and b["converged"] and a["df_difference"] == b["df_difference"] == 1
-    for k in ("chisq_difference", "cfi_change", "rmsea_change", "mean_std_method_loading"):
-        assert abs(a[k] - b[k]) < 1e-9, k
+    assert runs["refit"]["cmv"] == runs["read"]["cmv"]  # the CMV models do not depend on the CFA's source
     assert runs["refit"]["warnings"] == runs["read"]["warnings"]
     (tmp_path / "other.lavaan").write_text(HS_MODEL.replace(" + x3", ""))
     code, _, err = run_cli("reliability", *common[:2], "--model", tmp_path / "other.lavaan", *common[4:],
@@ -96,25 +85,31 @@ def test_stage_reads_the_cfa_stage_fit_instead_of_refitting(run_cli, tmp_path, m
     assert note.startswith("fitted here: the cfa stage's fit") and "loadings are not those" in note
 
 
-def test_a_method_factor_model_that_is_not_identified_is_a_finding_not_a_failure(run_cli, tmp_path, monkeypatch):
-    """The unmeasured method factor's solution can be degenerate (the default study's simulated
-    data: a singular information matrix); the stage reports it as inadmissible instead of exiting."""
-    import pipeline.reliability as stage
-    from analysis.errors import InputError
-    from pipeline.report.findings.reliability import method_factor_problems
+def test_stage_with_a_marker_construct(run_cli, tmp_path):
+    """An instrument with a marker construct and a structural model, simulated with a planted
+    method factor (.4 on every item): the stage runs the marker technique, Lindell-Whitney and
+    the method-adjusted paths, finds the method effect and writes every CMV table."""
+    import yaml
 
-    def singular(*args, **kwargs):
-        raise InputError("the model is not identified: the information matrix is singular at the solution (smallest "
-                         "scaled eigenvalue 3.4e-12), so these parameters are not determined by the data: visual ~~ "
-                         "visual, METHOD ~~ METHOD; fix one of them, add a constraint or indicators")
-
-    monkeypatch.setattr(stage, "fit_method_factor", singular)
-    (tmp_path / "m.lavaan").write_text(HS_MODEL)
-    code, out, err = run_cli("reliability", "--data", REF / "hs_full.csv", "--model", tmp_path / "m.lavaan",
+    from tests.test_cmv import _simulated
+    data, _ = _simulated({"default": 0.4}, n=1500)
+    data.to_csv(tmp_path / "d.csv", index=False)
+    (tmp_path / "m.lavaan").write_text("X =~ X_1 + X_2 + X_3 + X_4\nY =~ Y_1 + Y_2 + Y_3 + Y_4\n"
+                                       "Z =~ Z_1 + Z_2 + Z_3 + Z_4\nMARK =~ MARK_1 + MARK_2 + MARK_3 + MARK_4\n"
+                                       "Y ~ X\nZ ~ Y\n")
+    doc = {"name": "CMV test", "model": "m.lavaan", "scale": {"type": "likert", "min": 1, "max": 7},
+           "constructs": [{"id": c, "items": [{"id": f"{c}_{k}"} for k in range(1, 5)]} for c in ("X", "Y", "Z")]
+           + [{"id": "MARK", "marker": True, "items": [{"id": f"MARK_{k}"} for k in range(1, 5)]}]}
+    (tmp_path / "i.yaml").write_text(yaml.safe_dump(doc))
+    code, out, err = run_cli("reliability", "--data", tmp_path / "d.csv", "--instrument", tmp_path / "i.yaml",
                              "--out", tmp_path / "o", "--htmt-bootstrap", "0")
     assert code == 0, err
-    m = json.loads((tmp_path / "o" / "reliability.json").read_text())
-    assert m["method_factor"] == {"admissible": False, "identified": False}
-    assert ("method factor model: the model is not identified: the information matrix is singular at the solution "
-            "(smallest scaled eigenvalue 3.4e-12) (2 parameters involved)") in m["warnings"]
-    assert method_factor_problems(m) == ["its information matrix is singular at the solution (not identified)"]
+    m = json.loads((tmp_path / "o" / "reliability.json").read_text())["cmv"]
+    assert m["marker"]["construct"] == "MARK" and m["marker"]["method_detected"]
+    assert m["adjusted_paths"]["n_paths"] == 2
+    tests = pd.read_csv(tmp_path / "o" / "cmv_tests.csv")
+    assert list(tests.loc[tests["family"] == "marker", "restricted"]) == ["baseline", "method_c", "method_r"]
+    lw = pd.read_csv(tmp_path / "o" / "cmv_lindell_whitney.csv")
+    assert len(lw) == 3 and (lw["r_adjusted"] < lw["r"]).all()
+    paths = pd.read_csv(tmp_path / "o" / "cmv_paths.csv")
+    assert (paths["std_all_adjusted"] < paths["std_all_unadjusted"]).all()

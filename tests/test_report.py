@@ -701,8 +701,12 @@ def test_the_default_study_report(tmp_path):
     cfa = pd.read_csv(STUDY_DIRS["cfa"] / "cfa_parameters.csv")
     assert len(tables["cfa_loadings"]) == int((cfa["op"].str.lstrip("'") == "=~").sum()) > 0
     rel = json.loads((STUDY_DIRS["reliability"] / "reliability.json").read_text())
-    if any("Heywood" in str(w) for w in rel.get("warnings", [])):  # the method-factor model is inadmissible
-        assert "method variance are not interpreted" in md and "the method factor explains" not in md
+    variants = ((rel.get("cmv") or {}).get("method_factor") or {}).get("variants") or []
+    if any(not v.get("admissible") for v in variants):  # an inadmissible method-factor model is not interpreted
+        assert "so it is not interpreted" in md
+    if "cmv" in rel:  # outputs of this version of the reliability stage: the common-method section
+        assert "Harman's single-factor test is reported as a convention only" in md
+        assert ("CFA marker technique: models" in md) == bool(rel["cmv"].get("marker"))
     if chromium() is not None:
         screenshot(out / "report.html", "default_report.png", tmp_path / "profile")
 

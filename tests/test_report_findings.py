@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -261,34 +262,88 @@ def test_figures_numbered_in_order_of_appearance_and_a_missing_stage_is_a_stated
 
 # --------------------------------------------------------------------------------- inadmissible models
 
-METHOD_WARNINGS = ["method factor model: Heywood case: the variance of A is negative (-0.584)",
-                   "method factor model: standardised loading of A1 on METHOD is 1.002 (> 1)",
-                   "method factor model: the latent covariance matrix is not positive definite"]
+EQUAL_BAD = {"variant": "equal", "identified": False, "admissible": False, "chisq": None, "df": None,
+             "reasons": "not identified at its solution (singular information matrix): the data do not determine "
+                        "172 parameters (18 factor variances, 153 factor covariances, 1 method variance)",
+             "delta_chisq": None, "delta_df": None, "delta_pvalue": None, "method_variance_share": None}
+FIXED_OK = {"variant": "fixed_correlations", "identified": True, "admissible": True, "reasons": "", "chisq": 2237.43,
+            "df": 2412, "delta_chisq": 116.86, "delta_df": 72, "delta_pvalue": 0.00066, "method_variance_share": 0.0071}
+MARKER = {"construct": "MARK", "items": ["MARK_1", "MARK_2"], "method_detected": True, "equal_method_effects": True,
+          "retained": "method_c", "correlations_biased": False, "method_variance_share": 0.032, "alpha": 0.05,
+          "r_marker": 0.12, "lw_pairs": 3, "lw_n": 3000, "lw_significant_unadjusted": 3, "lw_significant_adjusted": 2,
+          "lw_mean_abs_change": 0.08}
 
 
-def reliability_stage(warnings=(), **cmv) -> StageOutputs:
-    m = {"missing": "fiml", "harman_first_factor_share": 0.21, "fornell_larcker_violations": [],
-         "method_factor": {"chisq_difference": 21.89, "df_difference": 1, "pvalue": 2.9e-6, "cfi_change": 0.004,
-                           "rmsea_change": -0.001, "method_variance_share": 0.173, "converged": True, **cmv},
-         "warnings": list(warnings)}
-    return stage("reliability", m)
+def reliability_stage(variants=(EQUAL_BAD,), marker=None, tables=None) -> StageOutputs:
+    cmv = {"missing": "listwise", "method_factor": {"variants": list(variants), "recommended": None},
+           "marker": marker, "warnings": []}
+    if marker is None:
+        cmv["marker_note"] = "the instrument has no marker construct (marker: true)"
+    else:
+        cmv["adjusted_paths"] = {"n_paths": 2, "max_abs_difference": 0.0285, "mean_abs_difference": 0.027}
+    m = {"missing": "fiml", "harman_first_factor_share": 0.21, "fornell_larcker_violations": [], "cmv": cmv,
+         "warnings": []}
+    return stage("reliability", m, tables)
+
+
+def marker_tables() -> dict:
+    models = pd.DataFrame({"family": ["unmeasured_method_factor"] + ["marker"] * 5,
+                           "model": ["equal", "cfa", "baseline", "method_c", "method_u", "method_r"],
+                           "chisq": [np.nan, 101.2, 320.5, 118.0, 103.1, 108.2], "df": [np.nan, 98, 108, 107, 96, 99],
+                           "cfi": [np.nan, .999, .98, .998, .999, .999], "rmsea": [np.nan, .01, .03, .012, .01, .01]})
+    tests = pd.DataFrame({"family": ["marker"] * 3,
+                          "comparison": ["method variance present (Baseline vs Method-C)",
+                                         "equal method effects (Method-C vs Method-U)",
+                                         "bias in the substantive correlations (Method-C vs Method-R)"],
+                          "delta_chisq": [202.46, 14.89, 5.13], "delta_df": [1, 11, 3],
+                          "delta_pvalue": [6e-46, 0.188, 0.163],
+                          "decision": ["method variance in the substantive items", "equal method effects: Method-C retained",
+                                       "no bias in the factor correlations"]})
+    paths = pd.DataFrame({"lhs": ["Y", "Z"], "op": "~", "rhs": ["X", "Y"], "label": "",
+                          "std_all_unadjusted": [0.4719, 0.4782], "std_all_adjusted": [0.4433, 0.4533],
+                          "std_all_difference": [-0.0285, -0.0249]})
+    return {"cmv_models.csv": models, "cmv_tests.csv": tests, "cmv_paths.csv": paths}
 
 
 def test_an_inadmissible_method_factor_model_is_not_interpreted():
     f = Findings()
-    text = section_text_of(fd.reliability_section(reliability_stage(METHOD_WARNINGS), f, CUTS, {}))
-    assert "is inadmissible (1 Heywood case(s): negative variances; 1 standardised loading(s) above 1; a " \
-           "non-positive-definite latent covariance matrix), so its fit change and method variance are not " \
-           "interpreted" in text
-    assert "Δχ²" not in text and "17.3%" not in text and "explains" not in text
-    methods = section_text_of(fd.methods_section(outputs(reliability=reliability_stage(METHOD_WARNINGS)), Findings(),
-                                                 CUTS))
-    assert "inadmissible" in methods and "Δχ²" not in methods
-    # The same numbers from an admissible model are reported.
-    text = section_text_of(fd.reliability_section(reliability_stage(), Findings(), CUTS, {}))
-    assert "Δχ²(1) = 21.89, p < .001, ΔCFI = .004; the method factor explains 17.3%" in text
-    text = section_text_of(fd.reliability_section(reliability_stage(admissible=False), Findings(), CUTS, {}))
-    assert "inadmissible (flagged inadmissible by the reliability stage)" in text
+    text = section_text_of(fd.reliability_section(reliability_stage(), f, CUTS, {}))
+    assert "Harman's single-factor test is reported as a convention only" in text and "21.0%" in text
+    assert "insensitive" in text
+    assert "with one equal method loading is inadmissible (not identified at its solution" in text
+    assert "so it is not interpreted" in text and "Δχ²" not in text
+    assert "fixed_correlations" in text  # the admissible variant is named
+    assert "No marker variable: the instrument has no marker construct" in text
+    assert "the unmeasured method factor model (equal) is inadmissible" in f.not_held
+    methods = section_text_of(fd.methods_section(outputs(reliability=reliability_stage()), Findings(), CUTS))
+    assert "inadmissible" in methods and "Δχ²" not in methods and "no marker variable" in methods
+    # the admissible variant is interpreted
+    text = section_text_of(fd.reliability_section(reliability_stage([EQUAL_BAD, FIXED_OK]), Findings(), CUTS, {}))
+    assert "is admissible: adding the method factor changes the fit by Δχ²(72) = 116.86, p < .001" in text
+    assert "0.7%" in text
+
+
+def test_marker_technique_section():
+    f = Findings()
+    sec = fd.reliability_section(reliability_stage([EQUAL_BAD], MARKER, marker_tables()), f, CUTS, {})
+    tables = {b.key: b for b in sec.blocks if isinstance(b, Table)}
+    assert {"cmv_marker_models", "cmv_marker_tests", "cmv_paths"} <= set(tables)
+    models = tables["cmv_marker_models"].frame
+    assert list(models.iloc[:, 0]) == ["CFA", "Baseline", "Method-C", "Method-U", "Method-R"]
+    tests = tables["cmv_marker_tests"].frame
+    assert tests.iloc[0, 1] == "χ²(1) = 202.46, p < .001" and tests.iloc[1, 1] == "χ²(11) = 14.89, p = .188"
+    assert list(tables["cmv_paths"].frame.iloc[:, 3]) == ["-0.03", "-0.02"]
+    text = section_text_of(sec)
+    assert "found method variance" in text and "3.2%" in text and "does not bias" in text
+    assert "r_M = .12" in text and "leaves 2 of 3 construct correlations significant (3 before)" in text
+    assert "common-method variance does not bias the construct correlations (CFA marker technique)" in f.held
+    keys = set(f.citations.keys)
+    assert {"williams2010", "lindell2001", "richardson2009", "podsakoff2003"} <= keys
+    methods = section_text_of(fd.methods_section(outputs(reliability=reliability_stage([EQUAL_BAD], MARKER,
+                                                                                       marker_tables())),
+                                                 Findings(), CUTS))
+    assert "the CFA marker technique (Williams et al., 2010) detected method variance (the Method-C model" in methods
+    assert "by at most 0.03 (Richardson et al., 2009)" in methods
 
 
 def test_an_inadmissible_cfa_or_sem_draws_no_conclusion():
@@ -450,7 +505,7 @@ def test_every_reference_is_complete_and_citable():
 
 
 def test_methods_text_cites_every_method_used_and_no_other():
-    report = fd.build_report(outputs(cfa=cfa_stage(), reliability=reliability_stage(METHOD_WARNINGS),
+    report = fd.build_report(outputs(cfa=cfa_stage(), reliability=reliability_stage(),
                                      sem=sem_stage(defined=True)), CUTS, versions=fd.software_versions())
     md = render_markdown(report)
     assert not citation_problems(md), citation_problems(md)

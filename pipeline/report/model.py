@@ -46,7 +46,8 @@ STAGE_FILES = {
 OPTIONAL_FILES = {
     "clean": ("sample_profile.csv", "outside_answers.csv", "design_effect.csv"),
     "cfa": ("item_descriptives.csv", "mardia.json", "cfa_modindices.csv", "cfa_residuals.csv"),
-    "reliability": ("construct_correlations.csv",),
+    "reliability": ("construct_correlations.csv", "cmv_models.csv", "cmv_tests.csv", "cmv_lindell_whitney.csv",
+                    "cmv_paths.csv"),
 }
 STAGE_NAMES = {"content": "content validity (content)", "clean": "clean", "split": "split", "efa": "EFA", "cfa": "CFA", "reliability": "reliability",
                "invariance": "invariance", "sem": "structural model (sem)", "power": "power"}

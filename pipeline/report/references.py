@@ -128,6 +128,16 @@ REFERENCES: dict[str, tuple[str, str, str]] = {
                      "theory* (3rd ed.). McGraw-Hill."),
     "olsson1979": ("Olsson", "1979", "Olsson, U. (1979). Maximum likelihood estimation of the polychoric correlation "
                    "coefficient. *Psychometrika, 44*(4), 443–460. https://doi.org/10.1007/BF02296207"),
+    "lindell2001": ("Lindell & Whitney", "2001", "Lindell, M. K., & Whitney, D. J. (2001). Accounting for common method "
+                    "variance in cross-sectional research designs. *Journal of Applied Psychology, 86*(1), 114–121. "
+                    "https://doi.org/10.1037/0021-9010.86.1.114"),
+    "williams2010": ("Williams et al.", "2010", "Williams, L. J., Hartman, N., & Cavazotte, F. (2010). Method variance "
+                     "and marker variables: A review and comprehensive CFA marker technique. *Organizational Research "
+                     "Methods, 13*(3), 477–514. https://doi.org/10.1177/1094428110366036"),
+    "richardson2009": ("Richardson et al.", "2009", "Richardson, H. A., Simmering, M. J., & Sturman, M. C. (2009). A "
+                       "tale of three perspectives: Examining post hoc statistical techniques for detection and "
+                       "correction of common method variance. *Organizational Research Methods, 12*(4), 762–800. "
+                       "https://doi.org/10.1177/1094428109332834"),
     "podsakoff2003": ("Podsakoff et al.", "2003", "Podsakoff, P. M., MacKenzie, S. B., Lee, J.-Y., & Podsakoff, N. P. "
                       "(2003). Common method biases in behavioral research: A critical review of the literature and "
                       "recommended remedies. *Journal of Applied Psychology, 88*(5), 879–903. "

@@ -23,7 +23,6 @@ from pipeline.report.findings.common import (SCALED_ESTIMATORS, admissible, as_b
 from pipeline.report.findings.cfa import parameter_text
 from pipeline.report.findings.content import content_paragraph
 from pipeline.report.findings.power import power_paragraph
-from pipeline.report.findings.reliability import method_factor_problems
 from pipeline.report.findings.sem import OTHER_PARTS, bootstrap_keys, bootstrap_used, part_evidence
 from pipeline.report.model import SECTIONS, Findings, Section, StageOutputs
 
@@ -252,18 +251,37 @@ def _reliability(rel: StageOutputs, findings: Findings, cuts: dict) -> list[str]
         out.append("Discriminant validity: " + "; ".join(disc) + ".")
     harman = m.get("harman_first_factor_share")
     if ok(harman):
-        text = (f"Common-method variance ({findings.cite('podsakoff2003')}): a single unrotated factor accounted for "
-                f"{pct(harman)} of the item variance.")
-        cmv = m.get("method_factor")
-        if isinstance(cmv, dict):
-            problems = method_factor_problems(m)
-            if problems:
-                text += (" A model with an unmeasured latent method factor was inadmissible (" + "; ".join(problems)
-                         + ") and is not interpreted.")
-            else:
-                text += (f" Adding an unmeasured latent method factor changed the fit by "
-                         f"Δχ²({apa.fmt_df(cmv.get('df_difference'))}) = {apa.fmt_number(cmv.get('chisq_difference'))}, "
-                         f"{apa.fmt_p_text(cmv.get('pvalue'))}, ΔCFI = {apa.fmt_fit(cmv.get('cfi_change'))}.")
+        cmv = m.get("cmv") or {}
+        text = (f"Common-method variance: by convention, Harman's single-factor test ({findings.cite('podsakoff2003')}) "
+                f"was computed (a single unrotated component accounted for {pct(harman)} of the item variance), "
+                "although it cannot show that common-method variance is absent.")
+        variants = (cmv.get("method_factor") or {}).get("variants") or []
+        good = [v for v in variants if v.get("admissible")]
+        bad = [v.get("variant") for v in variants if not v.get("admissible")]
+        if bad:
+            text += (" The unmeasured latent method factor model (" + ", ".join(bad) + ") was inadmissible and is not "
+                     "interpreted.")
+        for v in good:
+            text += (f" An unmeasured latent method factor ({v.get('variant')}) changed the fit by "
+                     f"Δχ²({apa.fmt_df(v.get('delta_df'))}) = {apa.fmt_number(v.get('delta_chisq'))}, "
+                     f"{apa.fmt_p_text(v.get('delta_pvalue'))}.")
+        marker = cmv.get("marker")
+        if marker:
+            text += (f" With the marker construct {marker.get('construct')}, the CFA marker technique "
+                     f"({findings.cite('williams2010')}) {'detected' if marker.get('method_detected') else 'did not detect'}"
+                     f" method variance (the {'Method-U' if marker.get('retained') == 'method_u' else 'Method-C'} model "
+                     f"retained; {pct(marker.get('method_variance_share'))} of item variance), which "
+                     f"{'biased' if marker.get('correlations_biased') else 'did not bias'} the construct correlations; "
+                     f"Lindell and Whitney's adjustment ({findings.cite('lindell2001')}) left "
+                     f"{apa.fmt_int(marker.get('lw_significant_adjusted'))} of {apa.fmt_int(marker.get('lw_pairs'))} "
+                     "construct correlations significant.")
+            ap = cmv.get("adjusted_paths") or {}
+            if ap:
+                text += (f" Holding the method effect fixed changed the standardised structural paths by at most "
+                         f"{apa.fmt_number(ap.get('max_abs_difference'))} ({findings.cite('richardson2009')}).")
+        else:
+            text += (" The instrument had no marker variable, so the CFA marker technique "
+                     f"({findings.cite('williams2010')}) was not available.")
         out.append(text)
     return out
 

@@ -10,31 +10,111 @@ from pipeline.report.findings.common import (absent, as_bool, ci_label, ci_level
 from pipeline.report.model import (SECTIONS, Findings, Section, StageOutputs,
                                    Table)
 
-__all__ = ["reliability_section", "method_factor_problems", "htmt_missing_note"]
+__all__ = ["reliability_section", "method_factor_problems", "cmv_blocks", "htmt_missing_note"]
 
 
 def method_factor_problems(m: dict) -> list[str]:
-    """Why the method-factor model is inadmissible (empty when it is admissible): its own
-    ``admissible``/``converged`` keys, and the stage's warnings about it (Heywood cases,
-    standardised loadings above 1, a non-positive-definite matrix)."""
-    cmv = m.get("method_factor") or {}
-    out = []
-    if cmv.get("converged") is False:
-        out.append("it did not converge")
-    if cmv.get("identified") is False:
-        out.append("its information matrix is singular at the solution (not identified)")
-    notes = [str(w) for w in (m.get("warnings") or []) if str(w).startswith("method factor model:")]
-    heywood = sum("Heywood" in w for w in notes)
-    if heywood:
-        out.append(f"{heywood} Heywood case(s): negative variances")
-    above = sum("(> 1)" in w for w in notes)
-    if above:
-        out.append(f"{above} standardised loading(s) above 1")
-    if any("not positive definite" in w for w in notes):
-        out.append("a non-positive-definite latent covariance matrix")
-    if cmv.get("admissible") is False and not out:
-        out.append("flagged inadmissible by the reliability stage")
-    return out
+    """Why each unmeasured-method-factor variant the stage fitted is inadmissible (``cmv`` of
+    reliability.json: one line per inadmissible variant with its reasons; empty when all are
+    admissible or none was fitted)."""
+    variants = ((m.get("cmv") or {}).get("method_factor") or {}).get("variants") or []
+    return [f"{v.get('variant')}: {v.get('reasons') or 'inadmissible'}" for v in variants if not v.get("admissible")]
+
+
+def cmv_blocks(rel: StageOutputs, findings: Findings) -> list:
+    """The common-method-variance part of the section: Harman's test as a convention with its
+    caveat, the unmeasured method factor (each variant's admissibility; the admissible one
+    interpreted), and with a marker construct the CFA marker technique's model sequence and
+    tests (Williams et al., 2010), Lindell & Whitney's adjusted correlations and the
+    method-adjusted structural paths; without a marker, a sentence saying so."""
+    m = rel.metrics or {}
+    blocks: list = []
+    harman = m.get("harman_first_factor_share")
+    if harman is None:
+        return blocks
+    cmv = m.get("cmv") or {}
+    blocks.append(f"**Common-method variance.** Harman's single-factor test is reported as a convention only "
+                  f"({findings.cite('podsakoff2003')}): the first unrotated component of all items accounts for "
+                  f"{pct(harman)} of their variance. The test is insensitive: a share below 50% does not show that "
+                  "common-method variance is absent, so the conclusions below rest on the model-based tests.")
+    variants = (cmv.get("method_factor") or {}).get("variants") or []
+    for v in variants:
+        name = {"equal": "with one equal method loading", "free": "with free method loadings",
+                "fixed_correlations": "with free method loadings and the construct correlations fixed at the CFA's"
+                }.get(v.get("variant"), v.get("variant"))
+        if not v.get("admissible"):
+            blocks.append(f"The unmeasured latent method factor model {name} is inadmissible "
+                          f"({v.get('reasons') or 'see cmv_models.csv'}), so it is not interpreted.")
+            findings.not_held.append(f"the unmeasured method factor model ({v.get('variant')}) is inadmissible")
+        else:
+            blocks.append(f"The unmeasured latent method factor model {name} is admissible: adding the method factor "
+                          f"changes the fit by Δχ²({apa.fmt_df(v.get('delta_df'))}) = "
+                          f"{apa.fmt_number(v.get('delta_chisq'))}, {apa.fmt_p_text(v.get('delta_pvalue'))}; the "
+                          f"method factor accounts for {pct(v.get('method_variance_share'))} of the items' variance on "
+                          "average.")
+    if variants and not any(v.get("admissible") for v in variants):
+        blocks.append("An admissible variant fixes the construct correlations at their CFA values "
+                      "(reliability.method_variants: fixed_correlations), so the method factor can only take what "
+                      "the CFA leaves in the items' residual covariances.")
+    marker = cmv.get("marker")
+    if not marker:
+        note = cmv.get("marker_note") or "the instrument has no marker construct"
+        blocks.append(f"No marker variable: {note}. A marker construct (theoretically unrelated to the model, "
+                      f"marker: true in the instrument) would allow the CFA marker technique "
+                      f"({findings.cite('williams2010')}).")
+        return blocks
+    fits, tests = rel.table("cmv_models.csv"), rel.table("cmv_tests.csv")
+    if fits is not None and "family" in fits:
+        f = fits[fits["family"] == "marker"].copy()
+        names = {"cfa": "CFA", "baseline": "Baseline", "method_c": "Method-C", "method_u": "Method-U",
+                 "method_r": "Method-R"}
+        f["model"] = f["model"].map(names).fillna(f["model"])
+        blocks.append(Table("cmv_marker_models", "CFA marker technique: models",
+                            apa.apa_table(f, {"model": "text", "chisq": "number", "df": "int", "cfi": "fit",
+                                              "rmsea": "fit"},
+                                          {"model": "Model", "chisq": "χ²", "df": "df", "cfi": "CFI",
+                                           "rmsea": "RMSEA"}),
+                            f"The marker construct {marker.get('construct')} (items {', '.join(marker.get('items') or [])}) "
+                            f"measured the method ({findings.cite('williams2010')}): Baseline fixes its loadings and "
+                            "error variances at the CFA's and keeps it orthogonal; Method-C adds one equal loading on "
+                            "every substantive item, Method-U free loadings; Method-R fixes the construct correlations "
+                            "at Baseline's."))
+    if tests is not None and "family" in tests:
+        t = tests[tests["family"] == "marker"].copy()
+        t["test"] = [apa.fmt_chisq(c, d, p) for c, d, p in zip(t["delta_chisq"], t["delta_df"], t["delta_pvalue"])]
+        blocks.append(Table("cmv_marker_tests", "CFA marker technique: chi-square difference tests",
+                            apa.apa_table(t, {"comparison": "text", "test": "text", "decision": "text"},
+                                          {"comparison": "Comparison", "test": "Δχ² test", "decision": "Decision"}),
+                            "Decisions as Williams et al. describe them: Method-C against Baseline (is there method "
+                            "variance?), Method-U against Method-C (are the method effects equal?), Method-R against the "
+                            "retained model (does the method bias the construct correlations?)."))
+    blocks.append(f"The marker technique {'found' if marker.get('method_detected') else 'did not find'} method variance "
+                  f"in the substantive items; the method accounts for {pct(marker.get('method_variance_share'))} of "
+                  f"their variance on average, and it {'biases' if marker.get('correlations_biased') else 'does not bias'}"
+                  " the construct correlations. The marker-variable adjustment of the construct-score correlations "
+                  f"({findings.cite('lindell2001')}), with r_M = {apa.fmt_number(marker.get('r_marker'), bounded=True)} "
+                  "(the smallest positive correlation of the marker's score with a construct score), leaves "
+                  f"{apa.fmt_int(marker.get('lw_significant_adjusted'))} of {apa.fmt_int(marker.get('lw_pairs'))} construct "
+                  f"correlations significant ({apa.fmt_int(marker.get('lw_significant_unadjusted'))} before); the mean "
+                  f"absolute change is {apa.fmt_number(marker.get('lw_mean_abs_change'), bounded=True)} "
+                  "(cmv_lindell_whitney.csv).")
+    findings.check(not marker.get("correlations_biased"), "common-method variance does not bias the construct "
+                   "correlations (CFA marker technique)" if not marker.get("correlations_biased") else
+                   "common-method variance biases the construct correlations (CFA marker technique)")
+    paths = rel.table("cmv_paths.csv")
+    if paths is not None and len(paths) and "std_all_unadjusted" in paths:
+        p = paths.copy()
+        p["path"] = p["lhs"] + " ← " + p["rhs"]
+        blocks.append(Table("cmv_paths", "Structural paths with and without the method effect",
+                            apa.apa_table(p, {"path": "text", "std_all_unadjusted": "number",
+                                              "std_all_adjusted": "number", "std_all_difference": "number"},
+                                          {"path": "Path", "std_all_unadjusted": "β unadjusted",
+                                           "std_all_adjusted": "β method-adjusted", "std_all_difference": "Difference"}),
+                            "Standardised paths of the structural model with the marker factor orthogonal (unadjusted) "
+                            "and with its loadings on every item fixed at the retained method model's "
+                            f"({findings.cite('williams2010', 'richardson2009')}); fitted on the reliability stage's "
+                            "data and missing-data treatment."))
+    return blocks
 
 
 def htmt_missing_note(m: dict) -> str:
@@ -201,26 +281,10 @@ def reliability_section(rel: StageOutputs, findings: Findings, cuts: dict, label
         sec.blocks.append(absent(rel, "htmt.csv"))
 
     harman = m.get("harman_first_factor_share")
+    sec.blocks += cmv_blocks(rel, findings)
     if harman is not None:
-        text = (f"Common-method variance ({findings.cite('podsakoff2003')}): the first unrotated factor of all items "
-                f"accounts for {pct(harman)} of their variance (Harman's single-factor test; a share above 50% would "
-                "signal a common-method problem).")
-        cmv = m.get("method_factor")
-        if isinstance(cmv, dict):
-            problems = method_factor_problems(m)
-            if problems:
-                text += (" The model with an unmeasured latent method factor is inadmissible (" + "; ".join(problems)
-                         + "), so its fit change and method variance are not interpreted.")
-                findings.not_held.append("the method-factor model is inadmissible; common-method variance rests on "
-                                         "Harman's test alone")
-            else:
-                text += (f" Adding an unmeasured latent method factor changes the fit by Δχ²({apa.fmt_df(cmv.get('df_difference'))})"
-                         f" = {apa.fmt_number(cmv.get('chisq_difference'))}, {apa.fmt_p_text(cmv.get('pvalue'))}, ΔCFI = "
-                         f"{apa.fmt_fit(cmv.get('cfi_change'))}; the method factor explains "
-                         f"{pct(cmv.get('method_variance_share'))} of the items' variance on average.")
-        sec.blocks.append(text)
         findings.check(num(harman) <= 0.5, f"Harman's single factor accounts for {pct(harman)} of the variance "
-                       f"({'under' if num(harman) <= 0.5 else 'over'} 50%)")
+                       f"({'under' if num(harman) <= 0.5 else 'over'} 50%; a convention only)")
     lines = stage_warnings(rel, findings, "warnings")
     if lines:
         sec.blocks.append("Warnings from the reliability stage:")
