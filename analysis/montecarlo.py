@@ -21,6 +21,14 @@ at one :math:`N` (:math:`C` of them converged):
   test's with MLR, MLM, WLSMV and ULSMV) and the
   quantiles of CFI and RMSEA.
 
+The **analytic power** (:func:`analytic_power`) answers the same question without replications:
+the asymptotic normal distribution of the standardised estimates, centred on the population
+values, with the covariance per respondent of one large simulated study (defects, screens and
+missing cells included), gives each path's Wald power in closed form (:func:`wald_power`) and
+each hypothesis' power by cheap draws, on a fine grid of N. It costs about a second for the default
+study where a Monte Carlo run worth reporting costs thousands of CPU-seconds; the Monte Carlo run
+checks it (:func:`compare_power`; ``tests/test_power_analytic.py``).
+
 Muthén & Muthén's criteria for a trustworthy :math:`N`: parameter and SE bias below 10% (5% for
 the parameters of interest), coverage between .91 and .98, power at least .80.
 
@@ -93,9 +101,11 @@ from analysis.sem.partable import lavaanify, variable_names
 from analysis.structural import hypotheses_table
 from analysis.warnings import GapscaleWarning, InadmissibleWarning
 
-__all__ = ["CHECK_COLUMNS", "FIT_COLUMNS", "AnalyticPower", "MonteCarloSettings", "Population", "PopulationMoments", "PowerResult", "ReplicationTask",
-           "aggregate", "analytic_grid", "analytic_power", "check_summary", "compare_power", "exact_moment_data", "instrument_population", "interpolate_n", "lavaan_population",
-           "parameter_name", "population_values", "replicate", "replication_tasks", "run_power", "wald_power"]
+__all__ = ["AnalyticPower", "CHECK_COLUMNS", "FIT_COLUMNS", "MonteCarloSettings", "Population",
+           "PopulationMoments", "PowerResult", "ReplicationTask", "aggregate", "analytic_grid",
+           "analytic_power", "check_summary", "compare_power", "exact_moment_data", "instrument_population",
+           "interpolate_n", "lavaan_population", "parameter_name", "population_values", "replicate",
+           "replication_tasks", "run_power", "wald_power"]
 
 FIT_COLUMNS = ("chisq", "df", "pvalue", "chisq_scaled", "pvalue_scaled", "cfi", "rmsea")
 QUANTILES = (0.05, 0.50, 0.95)
