@@ -543,7 +543,8 @@ def power_cmd(instrument_path, params_path, out, model_path, hypotheses_path, po
                          else f"{h}: not reached" for h, v in m["analytic"]["required_n"].items())
         check = m.get("check")
         click.echo(f"power (analytic, {m['estimator']}, {m['missing']}): {need or 'no hypotheses'}"
-                   + (f"; Monte Carlo check ({m['replications']} replications per N): largest |z| "
+                   + (f"; Monte Carlo check ({m['replications']} replication{'' if m['replications'] == 1 else 's'} "
+                      f"per N): largest |z| "
                       f"{check['max_abs_z']:.2f}, SE ratio {check['median_se_ratio'] or float('nan'):.3f}"
                       if check and check.get("max_abs_z") is not None else "") + f"; outputs in {out}")
         return
