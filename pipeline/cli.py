@@ -544,8 +544,8 @@ def power_cmd(instrument_path, params_path, out, model_path, hypotheses_path, po
         check = m.get("check")
         click.echo(f"power (analytic, {m['estimator']}, {m['missing']}): {need or 'no hypotheses'}"
                    + (f"; Monte Carlo check ({m['replications']} replication{'' if m['replications'] == 1 else 's'} "
-                      f"per N): largest |z| "
-                      f"{check['max_abs_z']:.2f}, SE ratio {check['median_se_ratio'] or float('nan'):.3f}"
+                      f"per N): largest |z| {check['max_abs_z']:.2f}"
+                      + (f", SE ratio {check['median_se_ratio']:.3f}" if check.get("median_se_ratio") else "")
                       if check and check.get("max_abs_z") is not None else "") + f"; outputs in {out}")
         return
     need = "; ".join(f"{h}: N {v['n_grid']:g} (interpolated {v['n_interpolated']:.0f})" if v["n_grid"] == v["n_grid"]

@@ -51,6 +51,7 @@ __all__ = ["run", "OUTPUTS", "DEFAULTS", "settings"]
 
 OUTPUTS = ("power.json", "power_by_n.csv", "power_hypotheses.csv", "power_paths.csv", "power_replications.csv",
            "power_curve.png", "power_curve.svg")
+ANALYTIC_ESTIMATORS = ("ML", "MLR", "MLM")  # analysis.montecarlo.analytic_power uses the ML information
 ANALYTIC_OUTPUTS = ("power_analytic.csv", "power_analytic_paths.csv", "power_check.csv")
 DEFAULTS = {"n": [200, 300, 500, 800], "replications": 100, "alpha": 0.05, "target": 0.80, "estimator": "ML",
             "missing": "listwise", "std_lv": False, "ordered": [], "clean": True, "standardized": False,
@@ -115,8 +116,9 @@ def _population(instrument, params: dict, s: dict, population_path) -> tuple[Pop
 
 def run(instrument_path, params_path, out, model_path=None, hypotheses_path=None, population_path=None,
         scheduler=None, jobs=None, overrides=None) -> dict:
-    """Run the Monte Carlo power study and write :data:`OUTPUTS` into ``out``; returns the metrics
-    of ``power.json``."""
+    """Compute the analytic power and run the Monte Carlo power study (each as ``power:`` asks) and
+    write their outputs (:data:`ANALYTIC_OUTPUTS`, :data:`OUTPUTS`) into ``out``; returns the
+    metrics of ``power.json``."""
     from pipeline.sem import read_hypotheses
 
     params = read_params(params_path)
@@ -144,8 +146,14 @@ def run(instrument_path, params_path, out, model_path=None, hypotheses_path=None
         raise InputError(f"power.{exc}") from None
     population, metric = _population(instrument, params, s, population_path)
     truth = population_values(population, mc)
-    analytic = None
-    if s["analytic"]:
+    analytic, notes = None, []
+    if s["analytic"] and mc.estimator not in ANALYTIC_ESTIMATORS:
+        notes.append(f"no analytic power with {mc.estimator} (it needs the ML information: ML, MLR or MLM); "
+                     "the Monte Carlo power alone")
+        if not s["replications"]:
+            raise InputError(f"power.estimator {mc.estimator}: no analytic power (ML, MLR or MLM only) and "
+                             "replications is 0: give replications")
+    elif s["analytic"]:
         grid = sorted(set(analytic_grid(min(50, s["n"][0]), max(s["analytic_n_max"], s["n"][-1]), 1.05))
                       | set(s["n"]))
         analytic = analytic_power(population, mc, grid, seed, rows=s["analytic_rows"], draws=s["analytic_draws"],
@@ -213,7 +221,7 @@ def run(instrument_path, params_path, out, model_path=None, hypotheses_path=None
         "check": None if check is None else check_summary(check),
         "other_hypotheses": _other_hypotheses(hypotheses, params, analytic, population_path),
         "rmsea_power": rmsea,
-        "warnings": list(truth.attrs.get("warnings", [])),
+        "warnings": list(truth.attrs.get("warnings", [])) + notes,
     }
     write_json(metrics, out / "power.json")
     return metrics
