@@ -484,8 +484,17 @@ def _estimate_jacobians(fitted) -> tuple[list[str], np.ndarray, np.ndarray, np.n
     j_std = np.nan_to_num(jacobian(std, fitted.x))
     j_est = np.zeros((len(names), q))
     j_est[np.arange(len(keep)), free[keep] - 1] = 1.0
-    if cons.defined:
-        j_est[len(keep):] = np.nan_to_num(jacobian(lambda xx: est(xx)[len(keep):], fitted.x))
+    if cons.defined:  # through the (free) rows the definitions use: a row's value is its free parameter's
+        base = model.row_values(fitted.x)
+        used = np.array(sorted({r for _, _, e in cons.defined for r in e.rows if r >= 0 and free[r] > 0}), dtype=int)
+
+        def defined_of(v):
+            rows = base.copy()
+            rows[used] = v
+            return cons.defined_values(rows)
+
+        d = np.nan_to_num(jacobian(defined_of, base[used]))
+        np.add.at(j_est[len(keep):].T, free[used] - 1, d.T)
     return names, est(fitted.x), std(fitted.x), j_est, j_std
 
 
