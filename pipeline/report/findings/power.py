@@ -149,7 +149,7 @@ def _analytic_blocks(m: dict, findings: Findings) -> list:
                             apa.apa_table(pd.DataFrame(rows), {"hypothesis": "text", "n": "int", "note": "text"},
                                           {"hypothesis": "Hypothesis", "n": f"N{invited}", "note": "Note"}),
                             "N at which the hypothesis' power crosses the target, interpolated on the grid; the "
-                            "simulated study behind the information leaves about 3% of sampling error in N."))
+                            "simulated study behind the information leaves a few percent of sampling error in N."))
     check = m.get("check")
     if check and check.get("rows"):
         ratio = num(check.get("median_se_ratio"))
