@@ -437,12 +437,16 @@ def analytic_grid(n_min: int = 50, n_max: int = 20000, step: float = 1.04) -> li
 
 
 def _resolve(names, lhs, op, rhs, ref: str):
-    """The reported name a hypothesis reference (label, := name or ``"lhs op rhs"``) means, or None."""
+    """The reported name a hypothesis reference (label, := name or ``"lhs op rhs"``, either way round)
+    means, or None."""
     names = list(names)
     if ref in names:
         return ref
     parts = ref.split()
     if len(parts) == 3:
+        for cand in (parameter_name(*parts), parameter_name(parts[2], parts[1], parts[0])):
+            if cand in names:
+                return cand
         for a, o, b in ((parts[0], parts[1], parts[2]), (parts[2], parts[1], parts[0])):
             for nm, l_, o_, r_ in zip(names, lhs, op, rhs):
                 if (l_, o_, r_) == (a, o, b):
@@ -924,18 +928,9 @@ def aggregate(records: Sequence[dict], truth: pd.DataFrame, settings: MonteCarlo
     # hypothesis parameter references may be labels or "lhs op rhs"
     ref_of = {}
     for ref in expected:
-        if ref in by_name.index:
-            ref_of[ref] = ref
-        else:
-            parts = ref.split()
-            if len(parts) == 3:
-                cand = [parameter_name(*parts), parameter_name(parts[2], parts[1], parts[0])]
-                hit = [c for c in cand if c in by_name.index]
-                hit += [nm for nm, row in by_name.iterrows()
-                        if (row["lhs"], row["op"], row["rhs"]) in ((parts[0], parts[1], parts[2]),
-                                                                   (parts[2], parts[1], parts[0]))]
-                if hit:
-                    ref_of[ref] = hit[0]
+        hit = _resolve(truth["name"], truth["lhs"], truth["op"], truth["rhs"], ref)
+        if hit is not None:
+            ref_of[ref] = hit
     sign_of = {ref_of[r]: s for r, (s, _) in expected.items() if r in ref_of}
     hyps_of = {ref_of[r]: hs for r, (_, hs) in expected.items() if r in ref_of}
     se_scale = truth.attrs.get("n")
