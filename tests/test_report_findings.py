@@ -581,6 +581,7 @@ def test_power_section_states_the_analytic_n_per_hypothesis_h7_and_the_check():
     assert "below min_effect" in frame.iloc[1, 2] and "2,273 invited" in frame.iloc[2, 2] and "G2C" in frame.iloc[2, 2]
     assert "one simulated study of 4,000 respondents" in text and "0.7% of item cells" in text
     assert "1.018 times the analytic ones" in text and "1 replication at N = 500" in text
+    assert "binomial standard errors" not in text  # one replication: no power comparison
     assert "power_required_n_mc" not in tables  # one replication: no Monte Carlo table of its own
     assert findings.numbers["power_not_reached"] == 1
     from pipeline.report.findings.power import power_paragraph

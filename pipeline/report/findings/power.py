@@ -12,6 +12,7 @@ from pipeline.report.model import SECTIONS, Findings, Section, StageOutputs, Tab
 
 __all__ = ["power_section", "power_paragraph"]
 
+MC_POWER_FROM = 20  # replications per N from which the check's powers are compared in the text
 MC_TABLES_FROM = 100  # replications per N from which the Monte Carlo powers get tables beside the analytic ones
 RMSEA_TESTS = {"close": "close fit (H0: RMSEA = .050 against .080)",
                "not_close": "not-close fit (H0: RMSEA = .050 against .010)",
@@ -101,6 +102,10 @@ def power_section(power: StageOutputs, findings: Findings) -> Section:
     return sec
 
 
+def _missing_name(missing) -> str:
+    return "FIML" if missing == "fiml" else str(missing)
+
+
 def _rmsea_block(sec: Section, m: dict, target, findings: Findings) -> None:
     rmsea = m.get("rmsea_power") or {}
     if rmsea and m.get("model_df"):
@@ -124,7 +129,7 @@ def _analytic_blocks(m: dict, findings: Findings) -> list:
         f"per respondent comes from one simulated study of {apa.fmt_int(a.get('rows_invited'))} respondents"
         + (f" with the study's defects, missing answers ({apa.fmt_number(100 * num(a.get('missing_cell_share')), 1)}% "
            f"of item cells) and screening ({apa.fmt_int(a.get('rows_kept'))} kept)" if m.get("clean") else "")
-        + f", fitted by ML; with {m.get('missing')} each invited respondent counts as "
+        + f", fitted by ML; with {_missing_name(m.get('missing'))} each invited respondent counts as "
         f"{apa.fmt_number(num(a.get('effective_share')), 3)} of a complete one. A hypothesis is detected when "
         f"every part's {apa.fmt_number(100 * (1 - num(m.get('alpha'))), 0)}% interval excludes zero on the "
         f"expected side (and its standardised size reaches min_effect, where the hypothesis sets one); its power is "
@@ -152,15 +157,16 @@ def _analytic_blocks(m: dict, findings: Findings) -> list:
                             "simulated study behind the information leaves a few percent of sampling error in N."))
     check = m.get("check")
     if check and check.get("rows"):
+        reps = m.get("replications") or 0
         ratio = num(check.get("median_se_ratio"))
-        z = num(check.get("max_abs_z"))
+        z = num(check.get("max_abs_z")) if reps >= MC_POWER_FROM else float("nan")
         ns = sorted({int(r["n"]) for r in check["rows"]})
         blocks.append(
-            f"Monte Carlo check ({m.get('replications')} replication{'s' if m.get('replications') != 1 else ''} at "
+            f"Monte Carlo check ({reps} replication{'s' if reps != 1 else ''} at "
             f"N = {', '.join(apa.fmt_int(n) for n in ns)}, each simulated, screened and fitted by "
-            f"{m.get('estimator')} with {m.get('missing')}): "
-            + (f"the replications' standard errors of the hypotheses' parameters were "
-               f"{apa.fmt_number(ratio, 3)} times the analytic ones (median)" if ok(ratio) else "")
+            f"{m.get('estimator')} with {_missing_name(m.get('missing'))}): "
+            + (f"the {"replications'" if reps != 1 else "replication's"} standard errors of the hypotheses' "
+               f"parameters were {apa.fmt_number(ratio, 3)} times the analytic ones (median)" if ok(ratio) else "")
             + (f"{'; ' if ok(ratio) else ''}the Monte Carlo powers differ from the analytic ones by at most "
                f"{apa.fmt_number(z, 2)} binomial standard errors" if ok(z) else "")
             + ". The full run (1,000 replications at each of five N) is documented with the tool.")
