@@ -161,11 +161,12 @@ def _analytic_blocks(m: dict, findings: Findings) -> list:
         ratio = num(check.get("median_se_ratio"))
         z = num(check.get("max_abs_z")) if reps >= MC_POWER_FROM else float("nan")
         ns = sorted({int(r["n"]) for r in check["rows"]})
+        whose = "replications'" if reps != 1 else "replication's"
         blocks.append(
             f"Monte Carlo check ({reps} replication{'s' if reps != 1 else ''} at "
             f"N = {', '.join(apa.fmt_int(n) for n in ns)}, each simulated, screened and fitted by "
             f"{m.get('estimator')} with {_missing_name(m.get('missing'))}): "
-            + (f"the {"replications'" if reps != 1 else "replication's"} standard errors of the hypotheses' "
+            + (f"the {whose} standard errors of the hypotheses' "
                f"parameters were {apa.fmt_number(ratio, 3)} times the analytic ones (median)" if ok(ratio) else "")
             + (f"{'; ' if ok(ratio) else ''}the Monte Carlo powers differ from the analytic ones by at most "
                f"{apa.fmt_number(z, 2)} binomial standard errors" if ok(z) else "")
