@@ -119,3 +119,16 @@ def test_analytic_power_agrees_with_monte_carlo_default_study(missing, n, reps):
         if abs(m["power"] - a) > tol:
             bad.append((h, m["power"], a, tol))
     assert not bad, bad
+
+
+def test_group_sample_size_for_the_invariance_stage():
+    """H7's requirement: 100 rows of the smallest group (10%) in the CFA half (50%) with 88% kept by
+    the screens: 100 / (.10 * .88 * .50) = 2272.7 -> 2273 invited."""
+    from analysis.power import group_sample_size
+
+    assert group_sample_size(100, 0.10, 0.88, 0.5) == 2273
+    assert group_sample_size(100, 0.25) == 400  # exact: no rounding up past a whole number
+    with pytest.raises(InputError, match="smallest_share"):
+        group_sample_size(100, 0)
+    with pytest.raises(InputError, match="min_group_size"):
+        group_sample_size(0, 0.1)
