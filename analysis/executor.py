@@ -120,7 +120,8 @@ def run_tasks(func: Callable[[Any], Any], tasks: Sequence[Any], jobs: int | None
     size = batch or batch_size(len(tasks), jobs, minimum_batch)
     batches = [tasks[i:i + size] for i in range(0, len(tasks), size)]
     results: list = []
-    if jobs == 1:
+    jobs = min(jobs, len(batches))  # a worker process costs its start-up (~1.4 CPU-s of imports): none idle
+    if jobs == 1:  # one batch (or jobs=1): in this process, no start-up
         for chunk in batches:
             results.extend(_run_batch(func, chunk))
             if progress:

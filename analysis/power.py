@@ -38,12 +38,14 @@ and the sample sizes exactly, except where semTools' scan skips ``n``; see
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.stats import ncx2
 
 from analysis.errors import InputError
 
-__all__ = ["chisq_test_power", "rmsea_power", "rmsea_sample_size", "rmsea_power_nested"]
+__all__ = ["chisq_test_power", "group_sample_size", "rmsea_power", "rmsea_sample_size", "rmsea_power_nested"]
 
 
 def _check(rmsea0, rmseaA, df, alpha, group) -> None:
@@ -208,3 +210,28 @@ def rmsea_power_nested(rmsea0A: float, rmsea0B: float, rmsea1A: float, rmsea1B: 
     ncp1 = (n_arr - 1) * (dfA * rmsea1A**2 - dfB * rmsea1B**2) / group
     power = _tail_power(ncp0, ncp1, ddiff, alpha, close=True)
     return float(power) if np.ndim(power) == 0 else np.asarray(power, dtype=float)
+
+
+def group_sample_size(min_group_size: int, smallest_share: float, kept_share: float = 1.0,
+                      analysed_share: float = 1.0) -> int:
+    r"""Respondents to invite so that the smallest group is expected to reach ``min_group_size``
+    analysed rows: :math:`N = \lceil m / (\pi_{\min}\, k\, a) \rceil` with :math:`\pi_{\min}` the
+    smallest group's share of respondents, :math:`k` the share kept by the screens and :math:`a`
+    the share of the kept rows the analysis uses (the CFA half of a split: ``1 - split.share``).
+
+    This is the size requirement of a multi-group (invariance) analysis whose decision is not a
+    significance test (e.g. Chen's 2007 ΔCFI/ΔRMSEA criteria), where power is not defined; it is an
+    expectation (half of the draws fall short of it).
+
+    Raises
+    ------
+    InputError
+        A share outside (0, 1] or a size below 1.
+    """
+    for name, v in (("smallest_share", smallest_share), ("kept_share", kept_share),
+                    ("analysed_share", analysed_share)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
+            raise InputError(f"{name}: a share in (0, 1], got {v!r}")
+    if isinstance(min_group_size, bool) or not isinstance(min_group_size, (int, np.integer)) or min_group_size < 1:
+        raise InputError(f"min_group_size: a whole number >= 1, got {min_group_size!r}")
+    return int(math.ceil(min_group_size / (smallest_share * kept_share * analysed_share) - 1e-9))

@@ -36,6 +36,20 @@ wall times and the wall speed-ups are noisy; CPU seconds are the figure to read)
     fiml      dask1      61.61    17.92      0.446       0.130
     fiml      dask2      20.24    16.05      0.498       0.395   wall speed-up 3.04x
 
+The analytic power of the same settings (``--analytic``, what the default ``power`` stage reports:
+population values, one simulated study of 4,000 invited fitted to its moments, the standardised
+covariance, 4,000 draws at each of ~120 N) costs about as much as one or two FIML replications
+(measured 2026-12-02, load average ~12, ``--replications 1 --where local1``)::
+
+    listwise  local1     10.54     0.62      1.606       0.095 yes (1/1 ok)
+    listwise  analytic power (population values + 4000 invited, 124 N): 35.27 s wall, 2.29 CPU-s; N: H1 534,
+              H2 179, H3 1000, H4 171, H5 4039, H6 -, H8 237
+    fiml      local1     19.83     1.31      0.763       0.050 yes (1/1 ok)
+    fiml      analytic power (population values + 4000 invited, 124 N): 29.62 s wall, 2.02 CPU-s; N: H1 327,
+              H2 109, H3 612, H4 105, H5 2474, H6 -, H8 145
+
+(listwise loses the ~40% of respondents with a missing cell, hence its larger N.)
+
 A replication costs ~0.65 CPU-s listwise and ~1.4 CPU-s with FIML (simulate + clean ~0.3 of it);
 local worker processes add almost nothing; the Dask cluster adds ~1-1.5 CPU-s per worker per run
 (each worker imports gapscale and the scheduler's and nannies' own work), which a full run (1000
@@ -59,7 +73,8 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import yaml  # noqa: E402
 
 from analysis.clean import parse_clean_params  # noqa: E402
-from analysis.montecarlo import MonteCarloSettings, instrument_population, run_power  # noqa: E402
+from analysis.montecarlo import (MonteCarloSettings, analytic_grid, analytic_power, instrument_population,  # noqa: E402
+                                 population_values, run_power)
 from analysis.simulate import parse_simulation_params  # noqa: E402
 from instrument import load_instrument  # noqa: E402
 from pipeline.sem import read_hypotheses  # noqa: E402
@@ -95,6 +110,8 @@ def main(argv=None) -> None:
     ap.add_argument("--replications", type=int, default=8)
     ap.add_argument("--missing", nargs="+", default=["listwise", "fiml"])
     ap.add_argument("--where", nargs="+", default=["local1", "local2", "dask1", "dask2"])
+    ap.add_argument("--analytic", action=argparse.BooleanOptionalAction, default=True,
+                    help="also time the analytic power (analysis.montecarlo.analytic_power) of the same settings")
     args = ap.parse_args(argv)
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -138,6 +155,15 @@ def main(argv=None) -> None:
         for a, b in (("local1", "local2"), ("dask1", "dask2")):
             if a in walls and b in walls:
                 print(f"{missing:9s} scaling {a} -> {b}: wall speed-up {walls[a] / walls[b]:.2f}x")
+        if args.analytic:
+            c0, w0 = _cpu(resource.RUSAGE_SELF), time.perf_counter()
+            truth = population_values(pop, s)
+            res = analytic_power(pop, s, analytic_grid(50, 20000, 1.05), seed, truth=truth)
+            cpu = _cpu(resource.RUSAGE_SELF) - c0
+            need = ", ".join(f"{r.hypothesis} {r.n_required:.0f}" if r.n_required == r.n_required else f"{r.hypothesis} -"
+                             for r in res.required_n.itertuples(index=False))
+            print(f"{missing:9s} analytic power (population values + {res.basis['rows_invited']} invited, "
+                  f"{res.basis['grid_points']} N): {time.perf_counter() - w0:.2f} s wall, {cpu:.2f} CPU-s; N: {need}")
 
 
 if __name__ == "__main__":

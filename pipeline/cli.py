@@ -532,7 +532,8 @@ def sem_cmd(data_path, model_path, out, params_path, hypotheses_path, invariance
               help="YAML of hypotheses: id -> {statement, expect: {parameter: positive|negative}}.")
 @click.option("--population", "population_path", type=click.Path(exists=True, dir_okay=False), default=None,
               help="lavaan model with population values (y ~ 0.3*x; as lavaan::simulateData) instead of simulate:.")
-@click.option("--replications", type=click.IntRange(min=1), default=None, help="Replications per N (power.replications).")
+@click.option("--replications", type=click.IntRange(min=0), default=None,
+              help="Monte Carlo replications per N (power.replications; 0: the analytic power alone).")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Worker processes (default: all cores); the results do not depend on it.")
 @click.option("--scheduler", default=None,
@@ -540,12 +541,23 @@ def sem_cmd(data_path, model_path, out, params_path, hypotheses_path, invariance
                    "compute.scheduler); the results are the same.")
 def power_cmd(instrument_path, params_path, out, model_path, hypotheses_path, population_path, replications, jobs,
               scheduler):
-    """Monte Carlo power: the smallest N per hypothesis, convergence, bias and coverage per N."""
+    """Power and sample size: the N per hypothesis (analytic, checked by Monte Carlo), convergence,
+    bias and coverage per N."""
     from pipeline.power import run
 
     with user_errors():
         m = run(instrument_path, params_path, out, model_path, hypotheses_path, population_path, scheduler, jobs,
                 dict(replications=replications))
+    if m.get("analytic"):
+        need = "; ".join(f"{h}: N {v['n_required']:.0f}" if v["n_required"] == v["n_required"]
+                         else f"{h}: not reached" for h, v in m["analytic"]["required_n"].items())
+        check = m.get("check")
+        click.echo(f"power (analytic, {m['estimator']}, {m['missing']}): {need or 'no hypotheses'}"
+                   + (f"; Monte Carlo check ({m['replications']} replication{'' if m['replications'] == 1 else 's'} "
+                      f"per N): largest |z| {check['max_abs_z']:.2f}"
+                      + (f", SE ratio {check['median_se_ratio']:.3f}" if check.get("median_se_ratio") else "")
+                      if check and check.get("max_abs_z") is not None else "") + f"; outputs in {out}")
+        return
     need = "; ".join(f"{h}: N {v['n_grid']:g} (interpolated {v['n_interpolated']:.0f})" if v["n_grid"] == v["n_grid"]
                      else f"{h}: {v['note']}" for h, v in m["required_n"].items())
     click.echo(f"power ({m['replications']} replications per N, {m['estimator']}, {m['missing']}): "

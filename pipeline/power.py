@@ -1,12 +1,30 @@
-"""Stage ``power``: Monte Carlo power and sample size of the analysis model before the survey.
+"""Stage ``power``: power and sample size of the analysis model before the survey.
 
 Reads the instrument and ``params`` (``simulate:`` for the population, ``power:`` for the study,
-``clean:`` for the screens, ``seed``), or a lavaan population model (``--population``), runs
-:func:`analysis.montecarlo.run_power` on local processes or a Dask cluster (``--scheduler`` /
-``compute.scheduler``) and writes:
+``clean:`` for the screens, ``seed``), or a lavaan population model (``--population``). Two
+answers, one checking the other:
 
-- ``power.json``: the headline (smallest N on the grid and interpolated N per hypothesis,
-  convergence per N, settings, the analytic RMSEA power of MacCallum et al. 1996 beside it);
+- the **analytic power** (:func:`analysis.montecarlo.analytic_power`, ``power.analytic``): power
+  per parameter and per hypothesis from the asymptotic distribution of the estimates, the
+  information taken from one large simulated study (``power.analytic_rows`` invited), on a fine
+  grid of N up to ``power.analytic_n_max``; the N for ``power.target`` per hypothesis. A few CPU
+  seconds: the default study's stage;
+- the **Monte Carlo power** (:func:`analysis.montecarlo.run_power`, ``power.replications`` at each
+  N of ``power.n``, on local processes or a Dask cluster: ``--scheduler`` /
+  ``compute.scheduler``): the check of the analytic power at those N (``replications: 0``: none).
+  The full run, ``n: [250, 500, 1000, 2000, 4000]`` with ``replications: 1000``, is the
+  documented one (about 2 CPU-s per FIML replication).
+
+Writes:
+
+- ``power.json``: the headline (N per hypothesis, analytic and on the Monte Carlo grid, the check
+  of one against the other, convergence per N, settings, the RMSEA power of MacCallum et al. 1996
+  beside it);
+- ``power_analytic.csv``: one row per (N of the fine grid, hypothesis): the analytic power;
+- ``power_analytic_paths.csv``: one row per parameter: standardised population value, SE per
+  respondent, N for the target power of its Wald test;
+- ``power_check.csv``: one row per (Monte Carlo N, hypothesis): Monte Carlo power, its standard
+  error, the analytic power at that N;
 - ``power_by_n.csv``: one row per N (power per hypothesis, convergence, admissibility, chi-square
   rejection, CFI/RMSEA quantiles, RMSEA power of close, not-close and exact fit);
 - ``power_hypotheses.csv``: one row per (N, hypothesis);
@@ -19,11 +37,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from analysis.errors import InputError
-from analysis.montecarlo import (MonteCarloSettings, Population, aggregate, check_grid, instrument_population,
+from analysis.montecarlo import (CHECK_COLUMNS, MonteCarloSettings, Population, aggregate, analytic_grid,
+                                 analytic_power, check_grid, check_summary, compare_power, instrument_population,
                                  lavaan_population, population_values, run_power)
-from analysis.power import rmsea_power, rmsea_sample_size
+from analysis.power import group_sample_size, rmsea_power, rmsea_sample_size
 from pipeline.io import output_dir, read_params, read_seed, section, write_csv, write_json
 from pipeline.progress import progress_bar
 
@@ -31,8 +51,11 @@ __all__ = ["run", "OUTPUTS", "DEFAULTS", "settings"]
 
 OUTPUTS = ("power.json", "power_by_n.csv", "power_hypotheses.csv", "power_paths.csv", "power_replications.csv",
            "power_curve.png", "power_curve.svg")
+ANALYTIC_ESTIMATORS = ("ML", "MLR", "MLM")  # analysis.montecarlo.analytic_power uses the ML information
+ANALYTIC_OUTPUTS = ("power_analytic.csv", "power_analytic_paths.csv", "power_check.csv")
 DEFAULTS = {"n": [200, 300, 500, 800], "replications": 100, "alpha": 0.05, "target": 0.80, "estimator": "ML",
-            "missing": "listwise", "std_lv": False, "ordered": [], "clean": True, "standardized": False}
+            "missing": "listwise", "std_lv": False, "ordered": [], "clean": True, "standardized": False,
+            "analytic": True, "analytic_rows": 4000, "analytic_draws": 4000, "analytic_n_max": 20000, "figure": True}
 MAX_REPLICATIONS = 100_000
 MAX_N = 100_000
 # The RMSEA tests of MacCallum, Browne & Sugawara (1996): (name, RMSEA under H0, under the alternative)
@@ -49,14 +72,21 @@ def settings(params: dict, overrides: dict) -> dict:
     if max(s["n"]) > MAX_N:
         raise InputError(f"power.n: at most {MAX_N} respondents, got {max(s['n'])}")
     r = s["replications"]
-    if isinstance(r, bool) or not isinstance(r, int) or not 1 <= r <= MAX_REPLICATIONS:
-        raise InputError(f"power.replications: a whole number from 1 to {MAX_REPLICATIONS}, got {r!r}")
+    if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r <= MAX_REPLICATIONS:
+        raise InputError(f"power.replications: a whole number from 0 (no Monte Carlo) to {MAX_REPLICATIONS}, "
+                         f"got {r!r}")
     t = s["target"]
     if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < 1:
         raise InputError(f"power.target: a power between 0 and 1 (e.g. 0.80), got {t!r}")
-    for key in ("clean", "standardized"):
+    for key in ("clean", "standardized", "analytic", "figure"):
         if not isinstance(s[key], bool):
             raise InputError(f"power.{key}: true or false, got {s[key]!r}")
+    for key, low in (("analytic_rows", 100), ("analytic_draws", 100), ("analytic_n_max", 100)):
+        v = s[key]
+        if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= 10 * MAX_N:
+            raise InputError(f"power.{key}: a whole number from {low} to {10 * MAX_N}, got {v!r}")
+    if r == 0 and not s["analytic"]:
+        raise InputError("power: replications is 0 and analytic false: nothing to compute")
     return s
 
 
@@ -86,8 +116,9 @@ def _population(instrument, params: dict, s: dict, population_path) -> tuple[Pop
 
 def run(instrument_path, params_path, out, model_path=None, hypotheses_path=None, population_path=None,
         scheduler=None, jobs=None, overrides=None) -> dict:
-    """Run the Monte Carlo power study and write :data:`OUTPUTS` into ``out``; returns the metrics
-    of ``power.json``."""
+    """Compute the analytic power and run the Monte Carlo power study (each as ``power:`` asks) and
+    write their outputs (:data:`ANALYTIC_OUTPUTS`, :data:`OUTPUTS`) into ``out``; returns the
+    metrics of ``power.json``."""
     from pipeline.sem import read_hypotheses
 
     params = read_params(params_path)
@@ -115,27 +146,52 @@ def run(instrument_path, params_path, out, model_path=None, hypotheses_path=None
         raise InputError(f"power.{exc}") from None
     population, metric = _population(instrument, params, s, population_path)
     truth = population_values(population, mc)
-    total = len(s["n"]) * s["replications"]
-    with progress_bar(total, "power") as tick:
-        records = run_power(population, mc, s["n"], s["replications"], seed, jobs=jobs, scheduler=scheduler,
-                            progress=tick)
-    result = aggregate(records, truth, mc, target=s["target"], metric=metric)
+    analytic, notes = None, []
+    if s["analytic"] and mc.estimator not in ANALYTIC_ESTIMATORS:
+        notes.append(f"no analytic power with {mc.estimator} (it needs the ML information: ML, MLR or MLM); "
+                     "the Monte Carlo power alone")
+        if not s["replications"]:
+            raise InputError(f"power.estimator {mc.estimator}: no analytic power (ML, MLR or MLM only) and "
+                             "replications is 0: give replications")
+    elif s["analytic"]:
+        grid = sorted(set(analytic_grid(min(50, s["n"][0]), max(s["analytic_n_max"], s["n"][-1]), 1.05))
+                      | set(s["n"]))
+        analytic = analytic_power(population, mc, grid, seed, rows=s["analytic_rows"], draws=s["analytic_draws"],
+                                  target=s["target"], truth=truth)
+    records, result = [], None
+    if s["replications"]:
+        total = len(s["n"]) * s["replications"]
+        with progress_bar(total, "power") as tick:
+            records = run_power(population, mc, s["n"], s["replications"], seed, jobs=jobs, scheduler=scheduler,
+                                progress=tick)
+        result = aggregate(records, truth, mc, target=s["target"], metric=metric)
 
-    by_n = result.by_n.copy()
     df = truth.attrs.get("df", 0)
     rmsea = {}
     if df > 0:
         for name, r0, ra in RMSEA_TESTS:
-            by_n[f"rmsea_power_{name}"] = rmsea_power(r0, ra, df, np.asarray(s["n"]), alpha=s["alpha"])
             rmsea[name] = {"rmsea0": r0, "rmseaA": ra,
                            "n_required": rmsea_sample_size(r0, ra, df, power=s["target"], alpha=s["alpha"])}
 
     out = output_dir(out)
-    write_csv(by_n, out / "power_by_n.csv")
-    write_csv(result.hypotheses, out / "power_hypotheses.csv")
-    write_csv(result.paths, out / "power_paths.csv")
-    write_csv(result.replications, out / "power_replications.csv")
-    _figure(result, s["target"], out, "N" if population_path else "N (respondents invited, before screening)")
+    if result is not None:
+        by_n = result.by_n.copy()
+        if df > 0:
+            for name, r0, ra in RMSEA_TESTS:
+                by_n[f"rmsea_power_{name}"] = rmsea_power(r0, ra, df, np.asarray(s["n"]), alpha=s["alpha"])
+        write_csv(by_n, out / "power_by_n.csv")
+        write_csv(result.hypotheses, out / "power_hypotheses.csv")
+        write_csv(result.paths, out / "power_paths.csv")
+        write_csv(result.replications, out / "power_replications.csv")
+    check = None
+    if analytic is not None:
+        write_csv(analytic.hypotheses, out / "power_analytic.csv")
+        write_csv(analytic.paths, out / "power_analytic_paths.csv")
+        check = compare_power(analytic, result) if result is not None else None
+        write_csv(check if check is not None else pd.DataFrame(columns=CHECK_COLUMNS), out / "power_check.csv")
+    if s["figure"]:
+        _figure(result, analytic, s["target"], out,
+                "N" if population_path else "N (respondents invited, before screening)")
 
     failures = {}
     for r in records:
@@ -148,40 +204,81 @@ def run(instrument_path, params_path, out, model_path=None, hypotheses_path=None
         "target": s["target"], "estimator": mc.estimator, "missing": mc.missing,
         "clean": s["clean"] if population_path is None else None,
         "recovery_metric": metric, "model_df": df, "population_chisq": truth.attrs.get("chisq"),
-        "required_n": {row.hypothesis: {"n_grid": row.n_grid, "n_interpolated": row.n_interpolated,
-                                        "power_at_largest_n": row.power_at_largest_n, "note": row.note}
-                       for row in result.required_n.itertuples(index=False)},
-        "convergence": {int(row.n): {"convergence_rate": row.convergence_rate, "admissible_rate": row.admissible_rate,
-                                     "failed": int(row.failed), "mean_n_used": row.mean_n_used}
-                        for row in result.by_n.itertuples(index=False)},
+        "required_n": {} if result is None else {
+            row.hypothesis: {"n_grid": row.n_grid, "n_interpolated": row.n_interpolated,
+                             "power_at_largest_n": row.power_at_largest_n, "note": row.note}
+            for row in result.required_n.itertuples(index=False)},
+        "convergence": {} if result is None else {
+            int(row.n): {"convergence_rate": row.convergence_rate, "admissible_rate": row.admissible_rate,
+                         "failed": int(row.failed), "mean_n_used": row.mean_n_used}
+            for row in result.by_n.itertuples(index=False)},
         "failure_reasons": dict(sorted(failures.items(), key=lambda kv: -kv[1])[:10]),
+        "analytic": None if analytic is None else {
+            "required_n": {row.hypothesis: {"n_required": row.n_required, "n_grid": row.n_grid,
+                                            "power_at_largest_n": row.power_at_largest_n, "note": row.note}
+                           for row in analytic.required_n.itertuples(index=False)},
+            **analytic.basis},
+        "check": None if check is None else check_summary(check),
+        "other_hypotheses": _other_hypotheses(hypotheses, params, analytic, population_path),
         "rmsea_power": rmsea,
-        "warnings": list(truth.attrs.get("warnings", [])),
+        "warnings": list(truth.attrs.get("warnings", [])) + notes,
     }
     write_json(metrics, out / "power.json")
     return metrics
 
 
-def _figure(result, target: float, out: Path, xlabel: str = "N") -> None:
-    """Power per hypothesis (or per path, without hypotheses) against N, with the target line."""
+def _other_hypotheses(hypotheses: dict, params: dict, analytic, population_path) -> dict:
+    """The hypotheses the power study does not test (``source: invariance``), each with what applies
+    instead: for the invariance stage's decision (fit-index criteria, no significance test), the
+    invited N that gives its smallest group ``invariance.min_group_size`` rows in the CFA half."""
+    out = {}
+    for h, spec in hypotheses.items():
+        if not isinstance(spec, dict) or spec.get("source") != "invariance":
+            continue
+        entry = {"source": "invariance", "statement": spec.get("statement", "")}
+        inv = params.get("invariance") or {}
+        group, size = inv.get("group"), inv.get("min_group_size", 100)
+        shares = ((params.get("simulate") or {}).get("context") or {}).get(group)
+        if population_path is None and isinstance(shares, dict) and shares and analytic is not None:
+            smallest = min(shares, key=shares.get)
+            analysed = 1 - float((params.get("split") or {}).get("share", 0.5))
+            kept = analytic.basis["rows_kept"] / analytic.basis["rows_invited"]
+            entry.update(group=group, smallest_group=smallest, smallest_share=float(shares[smallest]),
+                         min_group_size=int(size), kept_share=kept, analysed_share=analysed,
+                         n_invited=group_sample_size(int(size), float(shares[smallest]), kept, analysed))
+        out[h] = entry
+    return out
+
+
+def _figure(result, analytic, target: float, out: Path, xlabel: str = "N") -> None:
+    """Power per hypothesis against N: the analytic curves (lines) and the Monte Carlo powers
+    (points with two standard errors), with the target line; without hypotheses, per path."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    if len(result.hypotheses):
+    colours = {}
+    if analytic is not None and len(analytic.hypotheses):
+        for h, part in analytic.hypotheses.groupby("hypothesis", sort=False):
+            (line,) = ax.plot(part["n"], part["power"], label=h)
+            colours[h] = line.get_color()
+        ax.set_xscale("log")
+    if result is not None and len(result.hypotheses):
         for h, part in result.hypotheses.groupby("hypothesis", sort=False):
-            ax.plot(part["n"], part["power"], marker="o", label=h)
-    else:
+            ax.errorbar(part["n"], part["power"], yerr=2 * part["mcse"], fmt="o", color=colours.get(h), capsize=2,
+                        label=None if h in colours else h)
+    elif result is not None:
         paths = result.paths[result.paths["op"] == "~"]
         for name, part in paths.groupby("name", sort=False):
             ax.plot(part["n"], part["power"], marker="o", label=name)
     ax.axhline(target, color="grey", linestyle="--", linewidth=1)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("power (converged replications)")
+    ax.set_ylabel("power")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title("Monte Carlo power")
+    ax.set_title("Power: analytic (lines), Monte Carlo (points, ±2 SE)" if analytic is not None
+                 else "Monte Carlo power")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize="small", ncol=2)
     fig.tight_layout()

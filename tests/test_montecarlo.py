@@ -208,7 +208,17 @@ def test_parameter_recovery_default_model():
     Monte Carlo SE of a coverage .0069, so [.93, .97] is +/- 2.9 SE), and on average over all.
     Measured (353 CPU-s, 0.35 per replication): convergence 1.0; max |relative bias| .025 (r8) over
     the 218 parameters; structural coverage .937-.962; all parameters .922-.966, mean .948 (two
-    variances just under .93: IMVI~~IMVI .922, EXPC_3~~EXPC_3 .928); max |SE relative bias| .071."""
+    variances just under .93: IMVI~~IMVI .922, EXPC_3~~EXPC_3 .928); max |SE relative bias| .071.
+
+    Why not every parameter in [.93, .97]: Monte Carlo error, not the SEs. The data here are
+    multivariate normal (continuous, complete), so robust (MLR) SEs would estimate the same
+    variance; non-normal Likert items are not the cause. Run again with seed 7 (R = 1000, N = 1000),
+    the two variances are covered .951 and .948 and two *other* parameters fall under .93 (VCD~~VCD
+    .923, ind_total_vcd .927; all .923-.965, mean .948, variances' mean .948; structural paths
+    .936-.963; max |relative bias| .022, max |SE relative bias| .067): 218 coverages, each with a Monte
+    Carlo SE of .0069, have an expected minimum of about .948 - 2.8 x .0069 = .929, and the low ones
+    change with the seed. So the criterion is asserted where it is meaningful: each structural path
+    (30 rows with op ~) and the mean over all."""
     pop, model, hyp = _default_study_population()
     s = MonteCarloSettings(model=model, hypotheses=hyp)
     truth = population_values(pop, s)

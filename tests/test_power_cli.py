@@ -56,7 +56,9 @@ def test_power_outputs(study, run_cli):
 
 @pytest.mark.parametrize("params,message", [
     ("power:\n  n: [300, 200]\n", "power.n: sample sizes must increase"),
-    ("power:\n  replications: 0\n", "power.replications"),
+    ("power:\n  replications: -1\n", "power.replications"),
+    ("power:\n  replications: 0\n  analytic: false\n", "nothing to compute"),
+    ("power:\n  analytic_rows: 10\n", "power.analytic_rows"),
     ("power:\n  samples: 3\n", "power.samples: unknown key"),
     ("power:\n  estimator: XYZ\n", "power.estimator"),
     ("power:\n  target: 80\n", "power.target"),

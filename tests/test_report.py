@@ -274,7 +274,16 @@ def fake_power(directory):
                               "H2": {"n_grid": None, "n_interpolated": None, "power_at_largest_n": 0.4,
                                      "note": "not reached on the grid (largest N 400)"}},
                "convergence": {"200": {"convergence_rate": 0.98}, "400": {"convergence_rate": 1.0}},
-               "rmsea_power": {"close": {"rmsea0": 0.05, "rmseaA": 0.08, "n_required": 342.0}}}
+               "rmsea_power": {"close": {"rmsea0": 0.05, "rmseaA": 0.08, "n_required": 342.0}},
+               "analytic": {"required_n": {"H1": {"n_required": 301.2, "n_grid": 302, "power_at_largest_n": 1.0,
+                                                  "note": ""},
+                                           "H2": {"n_required": None, "n_grid": None, "power_at_largest_n": 0.0,
+                                                  "note": "population value of b below min_effect 0.1 (0.05): no N "
+                                                          "reaches it"}},
+                            "rows_invited": 4000, "rows_kept": 3500, "rows_complete": 2100, "missing_cell_share": 0.007,
+                            "effective_share": 0.87, "draws": 4000, "n_min": 50, "n_max": 20000, "grid_points": 120},
+               "check": {"max_abs_z": 1.1, "within_3_se": True, "median_se_ratio": 1.02,
+                         "rows": [{"n": 200, "hypothesis": "H1"}, {"n": 400, "hypothesis": "H1"}]}}
     (directory / "power.json").write_text(json.dumps(metrics))
     pd.DataFrame({"n": [200, 200, 400, 400], "hypothesis": ["H1", "H2", "H1", "H2"],
                   "power": [0.62, 0.2, 0.9, 0.4]}).to_csv(directory / "power_hypotheses.csv", index=False)
@@ -735,12 +744,13 @@ def test_report_stage_depends_on_its_parameters_and_every_stage_output_it_reads(
     deps = {expand(d) for d in stage["deps"]}
     assert {"pipeline", "analysis", "instrument"} <= deps  # the code packages (see dvc.yaml)
     cmd = expand(stage["cmd"])
-    # power is not a stage of the default study yet: a Monte Carlo run sized to say anything costs more
-    # CPU than the whole pipeline's budget (issue 13); `gapscale report --power DIR` reads one
-    assert "--power" not in cmd and "power" not in pipeline["stages"]
+    # power is a stage of the default study (the analytic N per hypothesis with a small Monte Carlo
+    # check, a few CPU-s): it reads no data, only the instrument, model, hypotheses and params
+    power = pipeline["stages"]["power"]
+    assert "--power" in cmd
+    assert not [d for d in map(expand, power["deps"]) if d.startswith("data/")], power["deps"]
+    assert {"seed", "power", "simulate", "clean"} <= set(power["params"])
     for name, (metrics, tables) in rp.STAGE_FILES.items():
-        if name == "power":
-            continue
         m = re.search(rf"--{name} (\S+)", cmd)
         assert m, f"the report command does not pass --{name}"
         if name in pipeline["stages"]:  # a stage in the pipeline: the report must rerun when its outputs change

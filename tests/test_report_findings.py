@@ -607,3 +607,39 @@ def test_power_section_states_the_n_needed_its_precision_and_the_gaps():
     assert "close fit (H0: RMSEA = .050 against .080) N = 342" in text
     assert set(findings.citations.keys) == {"muthen2002", "maccallum1996"}
     assert not fd.power_section(StageOutputs("power", None, None, {}, ()), Findings()).ran
+
+
+def test_power_section_states_the_analytic_n_per_hypothesis_h7_and_the_check():
+    """The default study's power stage: the analytic N per hypothesis (how it was obtained), H6 not
+    reached with its reason, H7 answered by the invariance stage with its group-size N, the check."""
+    metrics = {"n": [500], "replications": 1, "target": 0.8, "alpha": 0.05, "estimator": "ML", "missing": "fiml",
+               "clean": True, "model_df": 2600, "required_n": {"H1": {"n_grid": 500, "n_interpolated": 500.0,
+                                                                    "power_at_largest_n": 1.0, "note": ""}},
+               "analytic": {"required_n": {
+                   "H1": {"n_required": 327.4, "n_grid": 329, "power_at_largest_n": 1.0, "note": ""},
+                   "H6": {"n_required": None, "n_grid": None, "power_at_largest_n": 0.0,
+                          "note": "population value of ind_serial_vcc below min_effect 0.01 (0.0029): no N reaches it"}},
+                   "rows_invited": 4000, "rows_kept": 3520, "rows_complete": 2139, "missing_cell_share": 0.0067,
+                   "effective_share": 0.8741, "draws": 4000, "n_min": 50, "n_max": 20000, "grid_points": 120},
+               "check": {"max_abs_z": 1.2, "within_3_se": True, "median_se_ratio": 1.018,
+                         "rows": [{"n": 500, "hypothesis": "H1", "power_mc": 1.0}]},
+               "other_hypotheses": {"H7": {"source": "invariance", "group": "relationship_type", "smallest_group": "G2C",
+                                           "smallest_share": 0.1, "min_group_size": 100, "n_invited": 2273}},
+               "rmsea_power": {"close": {"rmsea0": 0.05, "rmseaA": 0.08, "n_required": 60.0}}}
+    findings = Findings()
+    sec = fd.power_section(StageOutputs("power", None, metrics, {}, ()), findings)
+    text = " ".join(b for b in sec.blocks if isinstance(b, str))
+    tables = {b.key: b for b in sec.blocks if isinstance(b, Table)}
+    frame = tables["power_required_n"].frame
+    assert frame.iloc[:, 0].tolist() == ["H1", "H6", "H7"]
+    assert frame.iloc[:, 1].tolist() == ["327", "", ""]
+    assert "below min_effect" in frame.iloc[1, 2] and "2,273 invited" in frame.iloc[2, 2] and "G2C" in frame.iloc[2, 2]
+    assert "one simulated study of 4,000 respondents" in text and "0.7% of item cells" in text
+    assert "1.018 times the analytic ones" in text and "1 replication at N = 500" in text
+    assert "binomial standard errors" not in text  # one replication: no power comparison
+    assert "power_required_n_mc" not in tables  # one replication: no Monte Carlo table of its own
+    assert findings.numbers["power_not_reached"] == 1
+    from pipeline.report.findings.power import power_paragraph
+
+    paragraph = power_paragraph(StageOutputs("power", None, metrics, {}, ()), Findings())
+    assert "H1 N = 327" in paragraph and "H6 not reached" in paragraph

@@ -41,6 +41,9 @@ REFERENCES: dict[str, tuple[str, str, str]] = {
     "muthen2002": ("Muthén & Muthén", "2002", "Muthén, L. K., & Muthén, B. O. (2002). How to use a Monte Carlo study "
                    "to decide on sample size and determine power. *Structural Equation Modeling, 9*(4), 599–620. "
                    "https://doi.org/10.1207/S15328007SEM0904_8"),
+    "satorra1985": ("Satorra & Saris", "1985", "Satorra, A., & Saris, W. E. (1985). Power of the likelihood ratio "
+                    "test in covariance structure analysis. *Psychometrika, 50*(1), 83–90. "
+                    "https://doi.org/10.1007/BF02294150"),
     "arbuckle1996": ("Arbuckle", "1996", "Arbuckle, J. L. (1996). Full information estimation in the presence of "
                      "incomplete data. In G. A. Marcoulides & R. E. Schumacker (Eds.), *Advanced structural equation "
                      "modeling: Issues and techniques* (pp. 243–277). Lawrence Erlbaum."),

@@ -12,6 +12,8 @@ from pipeline.report.model import SECTIONS, Findings, Section, StageOutputs, Tab
 
 __all__ = ["power_section", "power_paragraph"]
 
+MC_POWER_FROM = 20  # replications per N from which the check's powers are compared in the text
+MC_TABLES_FROM = 100  # replications per N from which the Monte Carlo powers get tables beside the analytic ones
 RMSEA_TESTS = {"close": "close fit (H0: RMSEA = .050 against .080)",
                "not_close": "not-close fit (H0: RMSEA = .050 against .010)",
                "exact": "exact fit (H0: RMSEA = .000 against .050)"}
@@ -41,7 +43,15 @@ def power_section(power: StageOutputs, findings: Findings) -> Section:
         sec.blocks.append(not_run(power, findings))
         return sec
     reps, grid, target = m.get("replications"), list(m.get("n") or []), num(m.get("target"))
-    findings.tested.append("statistical power by Monte Carlo simulation")
+    if m.get("analytic"):
+        findings.tested.append("statistical power (analytic, checked by Monte Carlo simulation)")
+        sec.blocks.extend(_analytic_blocks(m, findings))
+        if not reps or reps < MC_TABLES_FROM:  # a check of a few replications: its powers say little alone
+            _rmsea_block(sec, m, target, findings)
+            return sec
+        sec.blocks.append(f"The Monte Carlo powers ({reps} replications per N):")
+    else:
+        findings.tested.append("statistical power by Monte Carlo simulation")
     sec.blocks.append(
         f"Power was estimated by Monte Carlo simulation ({findings.cite('muthen2002')}): {reps} data sets were drawn "
         f"from the population model at each N of {', '.join(apa.fmt_int(n) for n in grid)}"
@@ -56,7 +66,9 @@ def power_section(power: StageOutputs, findings: Findings) -> Section:
                      "power_at_largest_n": r.get("power_at_largest_n"), "note": r.get("note") or ""})
     if rows:
         t = pd.DataFrame(rows)
-        sec.blocks.append(Table("power_required_n", f"N needed for power {apa.fmt_bounded(target, 2)} per hypothesis",
+        sec.blocks.append(Table("power_required_n_mc" if m.get("analytic") else "power_required_n",
+                                f"N needed for power {apa.fmt_bounded(target, 2)} per hypothesis"
+                                + (" (Monte Carlo)" if m.get("analytic") else ""),
                                 apa.apa_table(t, {"hypothesis": "text", "n_grid": "int", "n_interpolated": "int",
                                                   "power_at_largest_n": "bounded", "note": "text"},
                                               {"hypothesis": "Hypothesis", "n_grid": "Smallest N on the grid",
@@ -67,7 +79,8 @@ def power_section(power: StageOutputs, findings: Findings) -> Section:
                                 f"±{apa.fmt_bounded(2 * math.sqrt(target * (1 - target) / reps), 2)} (two Monte Carlo "
                                 "standard errors)." if reps and ok(target) else ""))
         missed = [h for h, r in required.items() if r.get("n_grid") is None]
-        findings.numbers["power_not_reached"] = len(missed)
+        if not m.get("analytic"):
+            findings.numbers["power_not_reached"] = len(missed)
         if missed:
             sec.blocks.append(f"Not reached on the grid: {', '.join(missed)}; a larger N, or a revised hypothesis, is "
                               "needed.")
@@ -85,6 +98,15 @@ def power_section(power: StageOutputs, findings: Findings) -> Section:
            if ok(num(c.get("convergence_rate"))) and num(c.get("convergence_rate")) < 1]
     if conv:
         sec.blocks.append("Convergence below 1: " + "; ".join(low) + "." if low else "Every replication converged.")
+    _rmsea_block(sec, m, target, findings)
+    return sec
+
+
+def _missing_name(missing) -> str:
+    return "FIML" if missing == "fiml" else str(missing)
+
+
+def _rmsea_block(sec: Section, m: dict, target, findings: Findings) -> None:
     rmsea = m.get("rmsea_power") or {}
     if rmsea and m.get("model_df"):
         parts = [f"{RMSEA_TESTS.get(k, k)} N = {apa.fmt_int(v.get('n_required'))}" for k, v in rmsea.items()
@@ -93,7 +115,63 @@ def power_section(power: StageOutputs, findings: Findings) -> Section:
             sec.blocks.append(f"For the test of model fit ({m.get('model_df')} degrees of freedom), the RMSEA tests of "
                               f"{findings.cite('maccallum1996')} need, for power {apa.fmt_bounded(target, 2)}: "
                               + "; ".join(parts) + ".")
-    return sec
+
+
+def _analytic_blocks(m: dict, findings: Findings) -> list:
+    """The analytic power: how the N were obtained, the N per hypothesis (with the hypotheses the
+    power study does not test and what applies to them), and the Monte Carlo check."""
+    a, target = m["analytic"], num(m.get("target"))
+    invited = " invited (before screening)" if m.get("clean") is not None else ""
+    blocks = [
+        f"The sample size each hypothesis needs for power {apa.fmt_bounded(target, 2)} was computed analytically "
+        f"from the population model, as the Wald tests' asymptotic power ({findings.cite('satorra1985')}): the "
+        f"effects are the standardised population values; their sampling covariance "
+        f"per respondent comes from one simulated study of {apa.fmt_int(a.get('rows_invited'))} respondents"
+        + (f" with the study's defects, missing answers ({apa.fmt_number(100 * num(a.get('missing_cell_share')), 1)}% "
+           f"of item cells) and screening ({apa.fmt_int(a.get('rows_kept'))} kept)" if m.get("clean") else "")
+        + f", fitted by ML; with {_missing_name(m.get('missing'))} each invited respondent counts as "
+        f"{apa.fmt_number(num(a.get('effective_share')), 3)} of a complete one. A hypothesis is detected when "
+        f"every part's {apa.fmt_number(100 * (1 - num(m.get('alpha'))), 0)}% interval excludes zero on the "
+        f"expected side (and its standardised size reaches min_effect, where the hypothesis sets one); its power is "
+        f"the share of {apa.fmt_int(a.get('draws'))} draws from the estimates' joint normal distribution that do, "
+        f"at each N from {apa.fmt_int(a.get('n_min'))} to {apa.fmt_int(a.get('n_max'))}."]
+    rows = []
+    for hid, r in (a.get("required_n") or {}).items():
+        rows.append({"hypothesis": hid, "n": r.get("n_required"), "note": r.get("note") or ""})
+    for hid, r in (m.get("other_hypotheses") or {}).items():
+        note = "decided by the invariance stage (fit-index criteria, not a significance test: no power)"
+        if r.get("n_invited") is not None:
+            note += (f"; {apa.fmt_int(r['n_invited'])} invited give its smallest group ({r.get('smallest_group')}, "
+                     f"{apa.fmt_number(100 * num(r.get('smallest_share')), 0)}%) the {apa.fmt_int(r.get('min_group_size'))} "
+                     f"rows min_group_size asks in the CFA half")
+        rows.append({"hypothesis": hid, "n": None, "note": note})
+    rows.sort(key=lambda r: str(r["hypothesis"]))
+    findings.numbers["power_not_reached"] = sum(1 for h, r in (a.get("required_n") or {}).items()
+                                                if r.get("n_required") is None)
+    if rows:
+        blocks.append(Table("power_required_n",
+                            f"N needed for power {apa.fmt_bounded(target, 2)} per hypothesis (analytic)",
+                            apa.apa_table(pd.DataFrame(rows), {"hypothesis": "text", "n": "int", "note": "text"},
+                                          {"hypothesis": "Hypothesis", "n": f"N{invited}", "note": "Note"}),
+                            "N at which the hypothesis' power crosses the target, interpolated on the grid; the "
+                            "simulated study behind the information leaves a few percent of sampling error in N."))
+    check = m.get("check")
+    if check and check.get("rows"):
+        reps = m.get("replications") or 0
+        ratio = num(check.get("median_se_ratio"))
+        z = num(check.get("max_abs_z")) if reps >= MC_POWER_FROM else float("nan")
+        ns = sorted({int(r["n"]) for r in check["rows"]})
+        whose = "replications'" if reps != 1 else "replication's"
+        blocks.append(
+            f"Monte Carlo check ({reps} replication{'s' if reps != 1 else ''} at "
+            f"N = {', '.join(apa.fmt_int(n) for n in ns)}, each simulated, screened and fitted by "
+            f"{m.get('estimator')} with {_missing_name(m.get('missing'))}): "
+            + (f"the {whose} standard errors of the hypotheses' "
+               f"parameters were {apa.fmt_number(ratio, 3)} times the analytic ones (median)" if ok(ratio) else "")
+            + (f"{'; ' if ok(ratio) else ''}the Monte Carlo powers differ from the analytic ones by at most "
+               f"{apa.fmt_number(z, 2)} binomial standard errors" if ok(z) else "")
+            + ". The full run (1,000 replications at each of five N) is documented with the tool.")
+    return blocks
 
 
 def power_paragraph(power: StageOutputs, findings: Findings) -> str:
@@ -101,6 +179,18 @@ def power_paragraph(power: StageOutputs, findings: Findings) -> str:
     m = power.metrics
     if m is None:
         return ""
+    if m.get("analytic"):
+        req = m["analytic"].get("required_n") or {}
+        reached = [f"{h} N = {apa.fmt_int(r.get('n_required'))}" for h, r in req.items()
+                   if r.get("n_required") is not None]
+        missed = [h for h, r in req.items() if r.get("n_required") is None]
+        return (f"The sample size for power {apa.fmt_bounded(num(m.get('target')), 2)} per hypothesis was computed "
+                f"analytically from the population model (the Wald tests' asymptotic power, "
+                f"{findings.cite('satorra1985')}, with the information of a "
+                f"simulated study with the defects, missing answers and screening) and checked by Monte Carlo "
+                f"simulation ({findings.cite('muthen2002')}): " + "; ".join(reached)
+                + (f"; {', '.join(missed)} not reached at any N up to {apa.fmt_int(m['analytic'].get('n_max'))}"
+                   if missed else "") + "." + _rmsea_sentence(m, findings))
     required = m.get("required_n") or {}
     reached = [f"{h} N = {apa.fmt_int(r.get('n_interpolated'))}" for h, r in required.items()
                if r.get("n_interpolated") is not None]
