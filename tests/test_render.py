@@ -182,7 +182,7 @@ def test_answers_outside_the_scale_are_shown_with_their_codes(default_instrument
     assert {i.id for i in default_instrument.items if any(o.name == "not_applicable" for o in i.outside)} == \
         {"CMIS_2", "ICHG_3"}
     md = to_markdown(default_instrument)
-    assert md.count("; or 9 = Don't know.*") == 4  # the shared legend of each page of items
+    assert md.count("; or 9 = Don't know.*") == 6  # the shared legend of each of the six pages of items
     assert md.count("*(or 8 = Not applicable)*") == 2
     txt = to_qualtrics(default_instrument)
     block = txt[txt.index("[[ID:CMIS_2]]"):].split("\n\n")[0].splitlines()
