@@ -580,7 +580,12 @@ def _inadmissible(fit: EngineFit) -> list[str]:
     var = p[(p["op"] == "~~") & (p["lhs"] == p["rhs"]) & (p["est"] < 0)]
     reasons += [f"negative variance of {r.lhs} ({r.est:.3f})" for r in var.itertuples()]
     load = p[(p["op"] == "=~") & (p["std_all"].abs() > 1)]
-    reasons += [f"standardised loading of {r.rhs} on {r.lhs} is {r.std_all:.3f}" for r in load.itertuples()]
+    if len(load) > 2:  # one reason for many loadings: the count and the largest
+        top = load.loc[load["std_all"].abs().idxmax()]
+        reasons.append(f"{len(load)} standardised loadings beyond 1 (largest: {top['rhs']} on {top['lhs']}, "
+                       f"{top['std_all']:.3f})")
+    else:
+        reasons += [f"standardised loading of {r.rhs} on {r.lhs} is {r.std_all:.3f}" for r in load.itertuples()]
     latents = list(dict.fromkeys(p.loc[p["op"] == "=~", "lhs"]))
     cov = pd.DataFrame(0.0, index=latents, columns=latents)
     rows = p[(p["op"] == "~~") & p["lhs"].isin(latents) & p["rhs"].isin(latents)]

@@ -180,8 +180,18 @@ def _common_method(data, constructs, inst, s, drop):
     substantive = {c: its for c, its in constructs.items() if c not in markers}
     info: dict = {"missing": missing, "marker": None, "warnings": []}
     tables: dict = {}
-    ulmc = cmvlib.unmeasured_method_factor(data, substantive, missing=missing, variants=s["method_variants"])
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always", GapscaleWarning)
+        ulmc = cmvlib.unmeasured_method_factor(data, substantive, missing=missing, variants=s["method_variants"])
     t = ulmc.table
+    # an inadmissible variant's engine warnings (Heywood cases, loadings beyond 1, a non-positive-definite
+    # matrix) are its reasons: one line per variant instead of one per parameter
+    bad = t[t["identified"] & ~t["admissible"].astype(bool)]
+    info["warnings"] += [f"the unmeasured method factor model ({r.variant}) is inadmissible and not interpreted: "
+                         f"{r.reasons}" for r in bad.itertuples()]
+    if bad.empty:
+        info["warnings"] += list(dict.fromkeys(str(w.message) for w in records
+                                               if issubclass(w.category, GapscaleWarning)))
     models = pd.DataFrame({"family": "unmeasured_method_factor", "model": t["variant"], "chisq": t["chisq"],
                            "df": t["df"], "identified": t["identified"], "admissible": t["admissible"],
                            "reasons": t["reasons"], "method_variance_share": t["method_variance_share"]})

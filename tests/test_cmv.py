@@ -210,6 +210,10 @@ def test_inadmissible_reasons_name_the_parameters():
     # the non-positive-definite direction is named by its latents: F1's negative variance
     assert reasons[2].startswith("the latent covariance matrix is not positive definite (smallest eigenvalue -")
     assert "its direction involves F1" in reasons[2]
+    # many loadings beyond 1 are one reason: their count and the largest
+    p.loc[(p.op == "=~") & p.rhs.isin(["a3", "b2"]), "std_all"] = [1.01, -1.2]
+    reasons = _inadmissible(replace(fit, parameters=p))
+    assert reasons[1] == "3 standardised loadings beyond 1 (largest: b2 on F2, -1.200)"
 
 
 # --------------------------------------------------------------------------- the schema's marker flag

@@ -23,6 +23,7 @@ from pipeline.report.findings.common import (SCALED_ESTIMATORS, admissible, as_b
 from pipeline.report.findings.cfa import parameter_text
 from pipeline.report.findings.content import content_paragraph
 from pipeline.report.findings.power import power_paragraph
+from pipeline.report.findings.sample import DEFF_CONCERN
 from pipeline.report.findings.sem import OTHER_PARTS, bootstrap_keys, bootstrap_used, part_evidence
 from pipeline.report.model import SECTIONS, Findings, Section, StageOutputs
 
@@ -89,6 +90,15 @@ def _sample(clean: StageOutputs, split: StageOutputs, findings: Findings) -> lis
                   f"{'did not reject' if p >= 0.05 else 'rejected'} that they are missing completely at random, "
                   f"{apa.fmt_chisq(mcar.get('statistic'), mcar.get('df'), mcar.get('pvalue'))}")
         out.append(t + ".")
+    c = m.get("clusters")
+    if isinstance(c, dict) and ok(num(c.get("max_design_effect"))):
+        worst = num(c.get("max_design_effect"))
+        out.append(f"The respondents came from {apa.fmt_int(c.get('n_clusters'))} organisations; the design effects "
+                   f"of the construct scores ({findings.cite('kish1965')}), from their ICC(1) "
+                   f"({findings.cite('bliese2000')}), were at most {apa.fmt_number(worst)}, "
+                   + (f"under {apa.fmt_number(DEFF_CONCERN, 0)}, small enough to analyse the respondents as independent"
+                      if worst < DEFF_CONCERN else f"{apa.fmt_number(DEFF_CONCERN, 0)} or more, so the standard errors "
+                      "that treat respondents as independent are too small") + f" ({findings.cite('muthen1995')}).")
     return out
 
 

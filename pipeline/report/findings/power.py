@@ -112,9 +112,9 @@ def _rmsea_block(sec: Section, m: dict, target, findings: Findings) -> None:
         parts = [f"{RMSEA_TESTS.get(k, k)} N = {apa.fmt_int(v.get('n_required'))}" for k, v in rmsea.items()
                  if ok(num(v.get("n_required")))]
         if parts:
-            sec.blocks.append(f"For the test of model fit ({m.get('model_df')} degrees of freedom), the RMSEA tests of "
-                              f"{findings.cite('maccallum1996')} need, for power {apa.fmt_bounded(target, 2)}: "
-                              + "; ".join(parts) + ".")
+            sec.blocks.append(f"For the test of model fit ({apa.fmt_int(m.get('model_df'))} degrees of freedom), the "
+                              f"RMSEA tests of {findings.cite('maccallum1996')} need, for power "
+                              f"{apa.fmt_bounded(target, 2)}: " + "; ".join(parts) + "." + _rmsea_caveat(m))
 
 
 def _analytic_blocks(m: dict, findings: Findings) -> list:
@@ -212,4 +212,17 @@ def _rmsea_sentence(m: dict, findings: Findings) -> str:
     if not parts or not m.get("model_df"):
         return ""
     return (f" For the tests of model fit by the RMSEA ({findings.cite('maccallum1996')}), the model's "
-            f"{m.get('model_df')} degrees of freedom need {'; '.join(parts)}.")
+            f"{apa.fmt_int(m.get('model_df'))} degrees of freedom need {'; '.join(parts)}." + _rmsea_caveat(m))
+
+
+def _rmsea_caveat(m: dict) -> str:
+    """A sentence when the RMSEA tests need fewer respondents than every hypothesis: with many
+    degrees of freedom their power is high at sample sizes far too small to estimate the model,
+    so the hypotheses' N, not the RMSEA's, sizes the study (MacCallum et al., 1996)."""
+    rmsea = [num(v.get("n_required")) for v in (m.get("rmsea_power") or {}).values()]
+    hyp = [num(v.get("n_required")) for v in ((m.get("analytic") or {}).get("required_n") or {}).values()]
+    rmsea, hyp = [v for v in rmsea if ok(v)], [v for v in hyp if ok(v)]
+    if not rmsea or not hyp or max(rmsea) >= min(hyp):
+        return ""
+    return (" With this many degrees of freedom the RMSEA tests reach that power at sample sizes far too small to "
+            "estimate the model, so it is the hypotheses' N that sizes the study.")
