@@ -78,9 +78,17 @@ def test_group_values_are_read_as_text():
     assert h["H"]["groups"]["expect"]["a"] == {"smaller_in": ["1"], "than": ["2", "3"]}
 
 
-def test_a_bad_hypotheses_file_is_one_line_and_exit_status_2(tmp_path, capsys):
+@pytest.mark.parametrize("text, message", [
+    # a malformed part: one line, exit 2
+    ("H8:\n  distinct: {constructs: [VCC], htmt_below: 0.85}\n",
+     "h.yaml: H8.distinct.constructs: a list of two different constructs"),
+    # a construct the model lacks: refused before any fit
+    ("H8:\n  distinct: {constructs: [VCC, VCX], correlation_below: 1}\n",
+     "h.yaml: H8.distinct.constructs: 'VCX' is not a factor (=~) of sustainability_gap.lavaan"),
+])
+def test_a_bad_distinct_part_is_one_line_and_exit_status_2(tmp_path, capsys, text, message):
     hyp = tmp_path / "h.yaml"
-    hyp.write_text("H8:\n  distinct: {constructs: [VCC], htmt_below: 0.85}\n")
+    hyp.write_text(text)
     data = tmp_path / "d.csv"
     pd.DataFrame({"x": [1.0, 2.0]}).to_csv(data, index=False)
     with pytest.raises(SystemExit) as exc:
@@ -88,20 +96,7 @@ def test_a_bad_hypotheses_file_is_one_line_and_exit_status_2(tmp_path, capsys):
               "--hypotheses", str(hyp), "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip()
     assert exc.value.code == 2 and len(err.splitlines()) == 1
-    assert "h.yaml: H8.distinct.constructs: a list of two different constructs" in err
-
-
-def test_a_distinct_construct_the_model_lacks_is_refused_before_any_fit(tmp_path, capsys):
-    hyp = tmp_path / "h.yaml"
-    hyp.write_text("H8:\n  distinct: {constructs: [VCC, VCX], correlation_below: 1}\n")
-    data = tmp_path / "d.csv"
-    pd.DataFrame({"x": [1.0, 2.0]}).to_csv(data, index=False)
-    with pytest.raises(SystemExit) as exc:
-        main(["sem", "--data", str(data), "--model", str(ROOT / "instrument" / "sustainability_gap.lavaan"),
-              "--hypotheses", str(hyp), "--out", str(tmp_path / "o")])
-    err = capsys.readouterr().err.strip()
-    assert exc.value.code == 2 and len(err.splitlines()) == 1
-    assert "h.yaml: H8.distinct.constructs: 'VCX' is not a factor (=~) of sustainability_gap.lavaan" in err
+    assert message in err
 
 
 def test_verdict_of_parts():
