@@ -5,7 +5,16 @@ import numpy as np
 import pandas as pd
 from analysis.errors import InputError
 
-__all__ = ["check_observed_values", "numeric_columns"]
+__all__ = ["check_known_keys", "check_observed_values", "numeric_columns"]
+
+
+def check_known_keys(mapping, known, where: str) -> None:
+    """Refuse a key of a settings mapping (params.yaml section, hypotheses entry) that is not in
+    ``known``: one ``InputError`` naming the first such key by its path, ``<where>.<key>: unknown
+    key; known keys are a, b, c`` (``known`` listed in the order given)."""
+    for key in mapping:
+        if key not in known:
+            raise InputError(f"{where}.{key}: unknown key; known keys are {', '.join(str(k) for k in known)}")
 
 
 def check_observed_values(x: np.ndarray, names: list[str], noun: str = "column",

@@ -76,6 +76,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from analysis.checks import check_known_keys
 from analysis.errors import InputError
 from instrument.schema import Instrument, Scale
 
@@ -700,9 +701,7 @@ def parse_clean_params(raw: dict | None) -> tuple[ScreenParams, IdParams]:
         raise InputError(f"clean: expected a mapping, got {raw!r}")
     id_keys = set(IdParams.__dataclass_fields__)
     known = set(ScreenParams.__dataclass_fields__) | id_keys
-    for key in raw:
-        if key not in known:
-            raise InputError(f"clean.{key}: unknown key; known keys are {', '.join(sorted(known))}")
+    check_known_keys(raw, sorted(known), "clean")
     ids = IdParams(**{k: v for k, v in raw.items() if k in id_keys})
     if ids.respondent_ids not in ("pseudonymise", "keep"):
         raise InputError(f"clean.respondent_ids: must be pseudonymise or keep, got {ids.respondent_ids!r}")
@@ -721,9 +720,7 @@ def parse_screen_params(raw: dict | None) -> ScreenParams:
     if not isinstance(raw, dict):
         raise InputError(f"clean: expected a mapping, got {raw!r}")
     known = set(ScreenParams.__dataclass_fields__)
-    for key in raw:
-        if key not in known:
-            raise InputError(f"clean.{key}: unknown key; known keys are {', '.join(sorted(known))}")
+    check_known_keys(raw, sorted(known), "clean")
     p = ScreenParams(**{k: (None if v is False else v) for k, v in raw.items()})
     for key in ("attention_checks", "duplicates"):
         if getattr(p, key) is None:

@@ -61,6 +61,7 @@ import warnings
 
 import pandas as pd
 
+from analysis.checks import check_known_keys
 from analysis.errors import InputError
 from analysis.warnings import GapscaleWarning
 from instrument.lavaan import LavaanModel, parse_model
@@ -119,9 +120,7 @@ def check_hypotheses(data, where: str = "hypotheses") -> dict:
         if not isinstance(spec, dict):
             raise InputError(f"{at}: expected a mapping with statement and expect (or distinct, groups, source), got "
                              f"{_what(spec)}")
-        unknown = [k for k in spec if k not in KEYS]
-        if unknown:
-            raise InputError(f"{at}.{unknown[0]}: unknown key; known keys are {', '.join(KEYS)}")
+        check_known_keys(spec, KEYS, at)
         if not any(spec.get(k) is not None for k in ("expect", "distinct", "groups", "source")):
             raise InputError(f"{at}: no part to test; give expect, distinct, groups or source: invariance")
         if "statement" in spec and not isinstance(spec["statement"], str):
@@ -159,9 +158,7 @@ def _check_distinct(d, at: str) -> dict:
     if not isinstance(d, dict):
         raise InputError(f"{at}: a mapping {{constructs: [A, B], htmt_below: 0.85, correlation_below: 1}}, got "
                          f"{_what(d)}")
-    unknown = [k for k in d if k not in DISTINCT_KEYS]
-    if unknown:
-        raise InputError(f"{at}.{unknown[0]}: unknown key; known keys are {', '.join(DISTINCT_KEYS)}")
+    check_known_keys(d, DISTINCT_KEYS, at)
     c = d.get("constructs")
     if not isinstance(c, list) or len(c) != 2 or not all(isinstance(x, str) and x for x in c) or c[0] == c[1]:
         raise InputError(f"{at}.constructs: a list of two different constructs (factors of the model), got {c!r}")
@@ -189,9 +186,7 @@ def _check_groups(g, at: str) -> dict:
     if not isinstance(g, dict):
         raise InputError(f"{at}: a mapping {{column: C, expect: {{path: {{larger_in: [...], than: [...]}}}}}}, got "
                          f"{_what(g)}")
-    unknown = [k for k in g if k not in GROUP_KEYS]
-    if unknown:
-        raise InputError(f"{at}.{unknown[0]}: unknown key; known keys are {', '.join(GROUP_KEYS)}")
+    check_known_keys(g, GROUP_KEYS, at)
     if not isinstance(g.get("column"), str) or not g["column"]:
         raise InputError(f"{at}.column: the grouping column (the invariance stage's group), got {g.get('column')!r}")
     expect = g.get("expect")
@@ -202,9 +197,7 @@ def _check_groups(g, at: str) -> dict:
         here = f"{at}.expect.{ref}"
         if not isinstance(d, dict):
             raise InputError(f"{here}: a mapping {{larger_in: [...], than: [...]}} (or smaller_in), got {_what(d)}")
-        unknown = [k for k in d if k not in DIRECTIONS + ("than",)]
-        if unknown:
-            raise InputError(f"{here}.{unknown[0]}: unknown key; known keys are larger_in, smaller_in, than")
+        check_known_keys(d, DIRECTIONS + ("than",), here)
         given = [k for k in DIRECTIONS if k in d]
         if len(given) != 1:
             raise InputError(f"{here}: give one of larger_in or smaller_in, and than")

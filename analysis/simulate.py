@@ -99,6 +99,7 @@ import pandas as pd
 
 from analysis.coding import coded_values
 from instrument.schema import Instrument, Scale, dummy_column
+from analysis.checks import check_known_keys
 from analysis.errors import InputError
 
 MAX_RESPONDENTS = 100_000  # simulate.n: a study far larger than any survey, and under 1 GB
@@ -176,10 +177,7 @@ def parse_simulation_params(raw: dict | None) -> SimulationParams:
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise InputError(f"simulate: expected a mapping, got {type(raw).__name__}")
-    known = set(SimulationParams.__dataclass_fields__)
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise InputError(f"simulate.{unknown[0]}: unknown key; known keys are {', '.join(sorted(known))}")
+    check_known_keys(raw, sorted(SimulationParams.__dataclass_fields__), "simulate")
     p = SimulationParams(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items()})
 
     if isinstance(p.n, bool) or not isinstance(p.n, int) or not 2 <= p.n <= MAX_RESPONDENTS:
@@ -286,9 +284,7 @@ def _check_outside_params(outside) -> None:
 def _check_organisation_params(org) -> None:
     if not isinstance(org, dict):
         raise InputError(f"simulate.organisations: expected {{count, size_sigma, icc}}, got {org!r}")
-    for key in org:
-        if key not in ORGANISATION_KEYS:
-            raise InputError(f"simulate.organisations.{key}: unknown key; known keys are {', '.join(ORGANISATION_KEYS)}")
+    check_known_keys(org, ORGANISATION_KEYS, "simulate.organisations")
     count = org.get("count")
     if count is not None and (isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_RESPONDENTS):
         raise InputError(f"simulate.organisations.count: need a whole number of organisations from 1 to "
@@ -389,9 +385,7 @@ def _check_group_params(groups) -> None:
         return
     if not isinstance(groups, dict):
         raise InputError(f"simulate.groups: expected {{column, values}}, got {groups!r}")
-    unknown = sorted(set(groups) - {"column", "values"})
-    if unknown:
-        raise InputError(f"simulate.groups.{unknown[0]}: unknown key; known keys are column, values")
+    check_known_keys(groups, ("column", "values"), "simulate.groups")
     values = groups.get("values") or {}
     if not isinstance(values, dict):
         raise InputError(f"simulate.groups.values: expected {{value: overrides}}, got {values!r}")
@@ -402,9 +396,7 @@ def _check_group_params(groups) -> None:
         where = f"simulate.groups.values.{value}"
         if not isinstance(spec, dict):
             raise InputError(f"{where}: expected a mapping of {', '.join(GROUP_KEYS)}, got {spec!r}")
-        bad = sorted(set(spec) - set(GROUP_KEYS))
-        if bad:
-            raise InputError(f"{where}.{bad[0]}: unknown key; known keys are {', '.join(GROUP_KEYS)}")
+        check_known_keys(spec, GROUP_KEYS, where)
         for key in ("loadings", "intercepts", "latent_means", "structural"):
             if not isinstance(spec.get(key, {}), dict):
                 raise InputError(f"{where}.{key}: expected a mapping, got {spec[key]!r}")

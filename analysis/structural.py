@@ -28,6 +28,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from analysis.checks import check_known_keys
 from analysis.errors import InputError
 from analysis.sem import robust, wls
 from analysis.sem.constraints import build_constraints
@@ -303,9 +304,7 @@ def check_competing_entry(entry, where: str = "sem.competing") -> None:
     if not isinstance(entry, dict):
         raise InputError(f"{where}: expected lavaan syntax (a new structural part) or a mapping with measurement "
                          f"and/or structural (or model: a whole model), got {_what(entry)}")
-    unknown = [k for k in entry if k not in COMPETING_KEYS]
-    if unknown:
-        raise InputError(f"{where}.{unknown[0]}: unknown key; known keys are {', '.join(COMPETING_KEYS)}")
+    check_known_keys(entry, COMPETING_KEYS, where)
     if not entry:
         raise InputError(f"{where}: an empty mapping; give measurement and/or structural, or model")
     if "model" in entry and len(entry) > 1:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.csvfile import neutralise_cell, restore_table, write_csv
+from analysis.checks import check_known_keys
 from analysis.errors import InputError
 from instrument.safe_yaml import read_yaml
 
@@ -81,9 +82,7 @@ def section(params: dict, name: str, defaults: dict, overrides: dict) -> dict:
     raw = params.get(name) or {}
     if not isinstance(raw, dict):
         raise InputError(f"{name}: expected a mapping, got {raw!r}")
-    for key in raw:
-        if key not in defaults:
-            raise InputError(f"{name}.{key}: unknown key; known keys are {', '.join(defaults)}")
+    check_known_keys(raw, list(defaults), name)
     return {**defaults, **raw, **{k: v for k, v in overrides.items() if v is not None}}
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis.clean import DURATION_COLUMN, ID_COLUMN, PASS_THROUGH, REVERSE_MARKER
+from analysis.checks import check_known_keys
 from analysis.errors import InputError
 from analysis.split import split_sample, stage_rng
 from instrument import load_instrument
@@ -29,9 +30,7 @@ def run(data_path, out, params_path=None, seed=None, share=None, stratify=None, 
     settings = params.get("split") or {}
     if not isinstance(settings, dict):
         raise InputError(f"split: expected a mapping, got {settings!r}")
-    unknown = set(settings) - {"share", "stratify"}
-    if unknown:
-        raise InputError(f"split.{sorted(unknown)[0]}: unknown key; known keys are share, stratify")
+    check_known_keys(settings, ("share", "stratify"), "split")
     seed = params.get("seed", 0) if seed is None else seed
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InputError(f"seed: need a whole number >= 0, got {seed!r}")
