@@ -47,7 +47,7 @@ from analysis.power import group_sample_size, rmsea_power, rmsea_sample_size
 from pipeline.io import output_dir, read_params, read_seed, section, write_csv, write_json
 from pipeline.progress import progress_bar
 
-__all__ = ["run", "OUTPUTS", "DEFAULTS", "settings"]
+__all__ = ["run", "OUTPUTS", "DEFAULTS", "settings", "other_hypotheses"]
 
 OUTPUTS = ("power.json", "power_by_n.csv", "power_hypotheses.csv", "power_paths.csv", "power_replications.csv",
            "power_curve.png", "power_curve.svg")
@@ -219,7 +219,7 @@ def run(instrument_path, params_path, out, model_path=None, hypotheses_path=None
                            for row in analytic.required_n.itertuples(index=False)},
             **analytic.basis},
         "check": None if check is None else check_summary(check),
-        "other_hypotheses": _other_hypotheses(hypotheses, params, analytic, population_path),
+        "other_hypotheses": other_hypotheses(hypotheses, params, analytic, population_path),
         "rmsea_power": rmsea,
         "warnings": list(truth.attrs.get("warnings", [])) + notes,
     }
@@ -227,15 +227,27 @@ def run(instrument_path, params_path, out, model_path=None, hypotheses_path=None
     return metrics
 
 
-def _other_hypotheses(hypotheses: dict, params: dict, analytic, population_path) -> dict:
-    """The hypotheses the power study does not test (``source: invariance``), each with what applies
-    instead: for the invariance stage's decision (fit-index criteria, no significance test), the
-    invited N that gives its smallest group ``invariance.min_group_size`` rows in the CFA half."""
+def other_hypotheses(hypotheses: dict, params: dict, analytic, population_path) -> dict:
+    """The hypotheses the power study of the single-group model does not test (``source:
+    invariance``), each with what applies instead. Their measurement part is decided by the
+    invariance stage's fit-index criteria (no significance test: no power); what it needs is the
+    invited N that gives its smallest group ``invariance.min_group_size`` rows in the CFA half.
+    Their directional group contrasts (``groups: expect:``), listed under ``contrasts``, are
+    significance tests (one-sided z tests of the difference of group means of a path,
+    Holm-adjusted within the hypothesis: :func:`analysis.invariance.group_contrasts`)."""
     out = {}
     for h, spec in hypotheses.items():
         if not isinstance(spec, dict) or spec.get("source") != "invariance":
             continue
-        entry = {"source": "invariance", "statement": spec.get("statement", "")}
+        entry = {"source": "invariance", "statement": spec.get("statement", ""),
+                 "measurement": "fit-index criteria of the invariance stage: not a significance test, no power"}
+        g = spec.get("groups") or {}
+        if g.get("expect"):
+            entry["contrasts"] = [
+                {"parameter": str(ref), "direction": "larger_in" if "larger_in" in d else "smaller_in",
+                 "groups": list(d.get("larger_in", d.get("smaller_in")) or []), "than": list(d.get("than") or []),
+                 "column": g.get("column"), "test": "one-sided z, Holm-adjusted within the hypothesis"}
+                for ref, d in g["expect"].items()]
         inv = params.get("invariance") or {}
         group, size = inv.get("group"), inv.get("min_group_size", 100)
         shares = ((params.get("simulate") or {}).get("context") or {}).get(group)
