@@ -41,7 +41,7 @@ import pandas as pd
 
 from analysis.errors import InputError
 from analysis.montecarlo import (CHECK_COLUMNS, MonteCarloSettings, Population, aggregate, analytic_grid,
-                                 analytic_power, check_grid, check_summary, compare_power, instrument_population,
+                                 analytic_power, check_grid, check_summary, compare_power, group_contrast_power, instrument_population,
                                  lavaan_population, population_values, run_power)
 from analysis.power import group_sample_size, rmsea_power, rmsea_sample_size
 from pipeline.io import output_dir, read_params, read_seed, section, write_csv, write_json
@@ -166,6 +166,13 @@ def run(instrument_path, params_path, out, model_path=None, hypotheses_path=None
                                 progress=tick)
         result = aggregate(records, truth, mc, target=s["target"], metric=metric)
 
+    contrast = None
+    if analytic is not None and population_path is None and (population.simulation.groups or {}).get("values"):
+        def contrast(parts, shares, min_group_size, alpha):  # H7's group contrasts (analysis.montecarlo)
+            return group_contrast_power(instrument, population.simulation, mc, parts, analytic, truth, shares, grid,
+                                        seed, alpha=alpha, min_group_size=min_group_size, draws=s["analytic_draws"],
+                                        target=s["target"])
+
     df = truth.attrs.get("df", 0)
     rmsea = {}
     if df > 0:
@@ -219,7 +226,7 @@ def run(instrument_path, params_path, out, model_path=None, hypotheses_path=None
                            for row in analytic.required_n.itertuples(index=False)},
             **analytic.basis},
         "check": None if check is None else check_summary(check),
-        "other_hypotheses": other_hypotheses(hypotheses, params, analytic, population_path),
+        "other_hypotheses": other_hypotheses(hypotheses, params, analytic, population_path, contrast),
         "rmsea_power": rmsea,
         "warnings": list(truth.attrs.get("warnings", [])) + notes,
     }
@@ -227,14 +234,16 @@ def run(instrument_path, params_path, out, model_path=None, hypotheses_path=None
     return metrics
 
 
-def other_hypotheses(hypotheses: dict, params: dict, analytic, population_path) -> dict:
+def other_hypotheses(hypotheses: dict, params: dict, analytic, population_path, contrast=None) -> dict:
     """The hypotheses the power study of the single-group model does not test (``source:
     invariance``), each with what applies instead. Their measurement part is decided by the
     invariance stage's fit-index criteria (no significance test: no power); what it needs is the
     invited N that gives its smallest group ``invariance.min_group_size`` rows in the CFA half.
     Their directional group contrasts (``groups: expect:``), listed under ``contrasts``, are
     significance tests (one-sided z tests of the difference of group means of a path,
-    Holm-adjusted within the hypothesis: :func:`analysis.invariance.group_contrasts`)."""
+    Holm-adjusted within the hypothesis: :func:`analysis.invariance.group_contrasts`); with
+    ``contrast`` (a function of the contrasts and the groups' shares of N giving
+    :func:`analysis.montecarlo.group_contrast_power`) their analytic power, ``contrast_power``."""
     out = {}
     for h, spec in hypotheses.items():
         if not isinstance(spec, dict) or spec.get("source") != "invariance":
@@ -258,6 +267,10 @@ def other_hypotheses(hypotheses: dict, params: dict, analytic, population_path) 
             entry.update(group=group, smallest_group=smallest, smallest_share=float(shares[smallest]),
                          min_group_size=int(size), kept_share=kept, analysed_share=analysed,
                          n_invited=group_sample_size(int(size), float(shares[smallest]), kept, analysed))
+            if entry.get("contrasts") and contrast is not None and g.get("column") == group:
+                entry["contrast_power"] = contrast(entry["contrasts"],
+                                                   {k: float(v) * analysed for k, v in shares.items()}, int(size),
+                                                   float(inv.get("alpha", 0.05)))
         out[h] = entry
     return out
 

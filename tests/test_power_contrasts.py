@@ -27,3 +27,40 @@ def test_h7_measurement_part_has_no_power_its_contrasts_are_tests():
     assert note.startswith("measurement invariance: decided by the invariance stage's fit-index criteria")
     assert "2,273 invited" in note
     assert "r2 larger in B2B, B2G than in B2C, G2C" in note and "one-sided z tests" in note and "Holm" in note
+
+
+def test_contrast_power_of_two_groups_by_hand():
+    """Group A (60% of N, b = .3, variance 2 per respondent) against B (40%, b = .1, variance 3):
+    at N = 400, SE(d) = sqrt(2/240 + 3/160) = .16457, delta = .2/.16457 = 1.2153, one-sided power
+    Phi(1.2153 - 1.6449) = .3338 (pnorm(0.2 / sqrt(2/240 + 3/160)) - qnorm(.95)) in R)."""
+    import numpy as np
+
+    from analysis.power import contrast_power
+
+    res = contrast_power({"A": [0.3], "B": [0.1]}, {"A": [[2.0]], "B": [[3.0]]}, {"A": 0.6, "B": 0.4},
+                         [(["A"], ["B"])], [400, 4000], draws=20000, seed=1)
+    assert abs(res["parts"][0, 0] - 0.33376) < 1e-4
+    assert abs(res["joint"][0] - 0.33376) < 0.01  # one part: Holm is the test itself (draws)
+    assert abs(res["se1"][0, 0] - np.sqrt(2 / 0.6 + 3 / 0.4)) < 1e-12
+    # the wrong direction has no power; a group below min_group_size (240 < 300 rows at N = 400) leaves a side empty
+    assert contrast_power({"A": [0.1], "B": [0.3]}, {"A": [[2.0]], "B": [[3.0]]}, {"A": 0.6, "B": 0.4},
+                          [(["A"], ["B"])], [400])["parts"][0, 0] < 0.01
+    small = contrast_power({"A": [0.3], "B": [0.1]}, {"A": [[2.0]], "B": [[3.0]]}, {"A": 0.6, "B": 0.4},
+                           [(["A"], ["B"])], [400, 4000], min_group_size=300)
+    assert small["parts"][0, 0] == 0 and small["joint"][0] == 0 and abs(small["parts"][0, 1] - 0.98603) < 1e-4  # Phi(3.8432 - 1.6449)
+
+
+def test_contrast_power_holm_of_two_independent_parts():
+    """Two independent parts with the same delta: every part passes Holm when the smaller p is below
+    alpha/2 and the larger below alpha: P = P(both z > z_.95) - P(both in (z_.95, z_.975))... =
+    p1^2 - (p1 - p2)^2 with p1 = Phi(delta - z_.95), p2 = Phi(delta - z_.975)."""
+    from scipy.stats import norm
+
+    from analysis.power import contrast_power
+
+    res = contrast_power({"A": [0.3, 0.3], "B": [0.0, 0.0]}, {"A": [[1.0, 0], [0, 1.0]], "B": [[1.0, 0], [0, 1.0]]},
+                         {"A": 0.5, "B": 0.5}, [(["A"], ["B"]), (["A"], ["B"])], [100], draws=40000, seed=2)
+    delta = 0.3 * 10 / 2
+    p1, p2 = norm.cdf(delta - norm.ppf(0.95)), norm.cdf(delta - norm.ppf(0.975))
+    assert abs(res["parts"][0, 0] - p1) < 1e-9
+    assert abs(res["joint"][0] - (p1 ** 2 - (p1 - p2) ** 2)) < 0.01
