@@ -196,8 +196,11 @@ def _invariance_note(r: dict) -> str:
         if ok(num(cp.get("n_required"))):
             parts = [f"{c.get('parameter')} N = {apa.fmt_int(c.get('n_required'))}" for c in cp.get("parts") or []
                      if ok(num(c.get("n_required")))]
-            note += (": the N is theirs jointly (analytic power, groups below min_group_size left out"
+            note += (": N is theirs, jointly (analytic power; groups below min_group_size left out"
                      + (f"; each alone: {', '.join(parts)}" if parts else "") + ")")
+            if ok(num(r.get("n_invited"))):
+                note += (f"; the hypothesis as a whole "
+                         f"needs the larger N, {apa.fmt_int(max(num(r['n_invited']), num(cp['n_required'])))}")
         elif cp:
             note += f": power {apa.fmt_bounded(num(cp.get('power_at_largest_n')), 2)} at the largest N"
         else:
@@ -221,7 +224,7 @@ def power_paragraph(power: StageOutputs, findings: Findings) -> str:
                 f"simulated study with the defects, missing answers and screening) and checked by Monte Carlo "
                 f"simulation ({findings.cite('muthen2002')}): " + "; ".join(reached)
                 + (f"; {', '.join(missed)} not reached at any N up to {apa.fmt_int(m['analytic'].get('n_max'))}"
-                   if missed else "") + "." + _rmsea_sentence(m, findings))
+                   if missed else "") + "." + _contrast_sentence(m) + _rmsea_sentence(m, findings))
     required = m.get("required_n") or {}
     reached = [f"{h} N = {apa.fmt_int(r.get('n_interpolated'))}" for h, r in required.items()
                if r.get("n_interpolated") is not None]
@@ -233,6 +236,21 @@ def power_paragraph(power: StageOutputs, findings: Findings) -> str:
                if reached else "")
             + (f"{'; ' if reached else ''}{', '.join(missed)} did not reach it by N = "
                f"{apa.fmt_int(max(grid)) if grid else ''}" if missed else "") + "." + _rmsea_sentence(m, findings))
+
+
+def _contrast_sentence(m: dict) -> str:
+    """The methods text's sentence on the hypotheses the invariance stage decides: the N for their
+    group contrasts' power (Holm within the hypothesis) and for their smallest group's size."""
+    out = []
+    for h, r in (m.get("other_hypotheses") or {}).items():
+        cp = r.get("contrast_power") or {}
+        if ok(num(cp.get("n_required"))):
+            out.append(f" For {h}, decided by the invariance stage, its group contrasts (one-sided z tests, "
+                       f"Holm-adjusted) need N = {apa.fmt_int(cp['n_required'])} for that power jointly"
+                       + (f", and its measurement invariance (fit-index criteria, without a power) "
+                          f"N = {apa.fmt_int(r['n_invited'])} for {apa.fmt_int(r.get('min_group_size'))} rows of its "
+                          f"smallest group" if ok(num(r.get("n_invited"))) else "") + ".")
+    return "".join(out)
 
 
 def _rmsea_sentence(m: dict, findings: Findings) -> str:
