@@ -103,7 +103,8 @@ from analysis.warnings import GapscaleWarning, InadmissibleWarning
 
 __all__ = ["AnalyticPower", "CHECK_COLUMNS", "FIT_COLUMNS", "MonteCarloSettings", "Population",
            "PopulationMoments", "PowerResult", "ReplicationTask", "aggregate", "analytic_grid",
-           "analytic_power", "check_summary", "group_contrast_power", "group_information", "compare_power", "exact_moment_data", "instrument_population",
+           "analytic_power", "check_summary", "group_contrast_power", "group_information", "compare_power",
+           "exact_moment_data", "instrument_population",
            "interpolate_n", "lavaan_population", "parameter_name", "population_values", "replicate",
            "replication_tasks", "run_power", "wald_power"]
 
@@ -841,13 +842,10 @@ def group_contrast_power(instrument, simulation, settings: MonteCarloSettings, c
     missing = [g for c in contrasts for g in list(c["groups"]) + list(c["than"]) if g not in groups or g not in shares]
     if missing:
         raise InputError(f"group {missing[0]!r}: no simulate.groups population or no share of respondents")
-    k_parts = len(contrasts)
-    values, covs = {}, {}
-    for g in groups:  # part k's own parameter in each group; the parts' covariances
-        values[g] = info[g]["values"]
-        covs[g] = info[g]["covariance"]
-    pairs = [(list(c["groups"]), list(c["than"])) if c["direction"] == "larger_in" else (list(c["than"]), list(c["groups"]))
-             for c in contrasts]
+    values = {g: info[g]["values"] for g in groups}  # the parts' parameters in each group
+    covs = {g: info[g]["covariance"] for g in groups}  # and their covariance per invited respondent
+    pairs = [(list(c["groups"]), list(c["than"])) if c["direction"] == "larger_in"
+             else (list(c["than"]), list(c["groups"])) for c in contrasts]
     kept = analytic.basis["rows_kept"] / analytic.basis["rows_invited"]
     grid = check_grid(grid)
     res = contrast_power(values, covs, {g: float(shares[g]) for g in groups}, pairs, grid, alpha=alpha,

@@ -19,7 +19,11 @@ Writes:
 
 - ``power.json``: the headline (N per hypothesis, analytic and on the Monte Carlo grid, the check
   of one against the other, convergence per N, settings, the RMSEA power of MacCallum et al. 1996
-  beside it);
+  beside it); ``other_hypotheses``: those the invariance stage decides (``source: invariance``,
+  H7): their measurement part by fit-index criteria (no power; the N its smallest group needs)
+  and their directional group contrasts by one-sided z tests, with their analytic power
+  (``contrast_power``: the N for the target jointly, Holm-adjusted, and per contrast;
+  :func:`analysis.montecarlo.group_contrast_power`);
 - ``power_analytic.csv``: one row per (N of the fine grid, hypothesis): the analytic power;
 - ``power_analytic_paths.csv``: one row per parameter: standardised population value, SE per
   respondent, N for the target power of its Wald test;
@@ -41,8 +45,8 @@ import pandas as pd
 
 from analysis.errors import InputError
 from analysis.montecarlo import (CHECK_COLUMNS, MonteCarloSettings, Population, aggregate, analytic_grid,
-                                 analytic_power, check_grid, check_summary, compare_power, group_contrast_power, instrument_population,
-                                 lavaan_population, population_values, run_power)
+                                 analytic_power, check_grid, check_summary, compare_power, group_contrast_power,
+                                 instrument_population, lavaan_population, population_values, run_power)
 from analysis.power import group_sample_size, rmsea_power, rmsea_sample_size
 from pipeline.io import output_dir, read_params, read_seed, section, write_csv, write_json
 from pipeline.progress import progress_bar
