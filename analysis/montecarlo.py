@@ -715,8 +715,9 @@ def group_information(instrument, simulation, settings: MonteCarloSettings, para
     ``parameters`` and their covariance per invited respondent of the group, for
     :func:`analysis.power.contrast_power`.
 
-    Each group's population is the study's with that group's ``structural`` overrides (as
-    :func:`analysis.simulate.simulate_study` plants them) and no groups. The analysis model is
+    Each group's population (every value of the group column) is the study's with that group's
+    ``structural`` overrides, if any (as :func:`analysis.simulate.simulate_study` plants them), and
+    no groups. The analysis model is
     fitted by ML to its exact moments (:func:`exact_moment_data`, ``n`` rows, started from the
     whole population's values, ``truth``; groups with the same overrides share one fit): the estimates
     :math:`b_g` and :math:`V^{\text{pop}}_g = n\,\widehat{\operatorname{Var}}` per complete
@@ -783,8 +784,11 @@ def group_information(instrument, simulation, settings: MonteCarloSettings, para
     root = np.sqrt(np.asarray(efficiency))
     base = replace(settings, hypotheses={}, estimator="ML", missing="listwise", ordered=())
     out, done = {}, {}
-    for value, spec in values.items():
-        spec = spec or {}
+    column = (simulation.groups or {}).get("column")
+    question = next((q for q in instrument.context if q.id == column), None)
+    every = list(question.values) if question is not None and getattr(question, "values", None) else list(values)
+    for value in every:  # a group without overrides has the study's population
+        spec = values.get(value) or {}
         key = repr(sorted((o, sorted(p.items())) for o, p in spec.get("structural", {}).items()))
         if key not in done:
             structural = {o: dict(preds) for o, preds in simulation.structural.items()}
