@@ -372,8 +372,12 @@ def contrast_power(values: dict, covariances: dict, shares: dict, contrasts, n, 
         parts[:, i] = one_sided_z_power(delta, alpha)
         if not testable.all():
             continue
-        w, u = np.linalg.eigh(0.5 * (corr + corr.T))
-        z = delta + z0 @ (u * np.sqrt(np.clip(w, 0, None))).T
+        try:  # Cholesky: no sign ambiguity, so the same draws whatever the last bits of corr
+            root = np.linalg.cholesky(0.5 * (corr + corr.T))
+        except np.linalg.LinAlgError:  # semi-definite (a part repeated)
+            w, u = np.linalg.eigh(0.5 * (corr + corr.T))
+            root = u * np.sqrt(np.clip(w, 0, None))
+        z = delta + z0 @ root.T
         p = np.sort(norm.sf(z), axis=1)
         joint[i] = (p < crit).all(axis=1).mean()
     return {"parts": parts, "joint": joint, "effect": effect, "se1": se1}
