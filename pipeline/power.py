@@ -19,7 +19,11 @@ Writes:
 
 - ``power.json``: the headline (N per hypothesis, analytic and on the Monte Carlo grid, the check
   of one against the other, convergence per N, settings, the RMSEA power of MacCallum et al. 1996
-  beside it);
+  beside it); ``other_hypotheses``: those the invariance stage decides (``source: invariance``,
+  H7): their measurement part by fit-index criteria (no power; the N its smallest group needs)
+  and their directional group contrasts by one-sided z tests, with their analytic power
+  (``contrast_power``: the N for the target jointly, Holm-adjusted, and per contrast;
+  :func:`analysis.montecarlo.group_contrast_power`);
 - ``power_analytic.csv``: one row per (N of the fine grid, hypothesis): the analytic power;
 - ``power_analytic_paths.csv``: one row per parameter: standardised population value, SE per
   respondent, N for the target power of its Wald test;
@@ -41,13 +45,13 @@ import pandas as pd
 
 from analysis.errors import InputError
 from analysis.montecarlo import (CHECK_COLUMNS, MonteCarloSettings, Population, aggregate, analytic_grid,
-                                 analytic_power, check_grid, check_summary, compare_power, instrument_population,
-                                 lavaan_population, population_values, run_power)
+                                 analytic_power, check_grid, check_summary, compare_power, group_contrast_power,
+                                 instrument_population, lavaan_population, population_values, run_power)
 from analysis.power import group_sample_size, rmsea_power, rmsea_sample_size
 from pipeline.io import output_dir, read_params, read_seed, section, write_csv, write_json
 from pipeline.progress import progress_bar
 
-__all__ = ["run", "OUTPUTS", "DEFAULTS", "settings"]
+__all__ = ["run", "OUTPUTS", "DEFAULTS", "settings", "other_hypotheses"]
 
 OUTPUTS = ("power.json", "power_by_n.csv", "power_hypotheses.csv", "power_paths.csv", "power_replications.csv",
            "power_curve.png", "power_curve.svg")
@@ -166,6 +170,13 @@ def run(instrument_path, params_path, out, model_path=None, hypotheses_path=None
                                 progress=tick)
         result = aggregate(records, truth, mc, target=s["target"], metric=metric)
 
+    contrast = None
+    if analytic is not None and population_path is None and (population.simulation.groups or {}).get("values"):
+        def contrast(parts, shares, min_group_size, alpha):  # H7's group contrasts (analysis.montecarlo)
+            return group_contrast_power(instrument, population.simulation, mc, parts, analytic, truth, shares, grid,
+                                        seed, alpha=alpha, min_group_size=min_group_size, draws=s["analytic_draws"],
+                                        target=s["target"])
+
     df = truth.attrs.get("df", 0)
     rmsea = {}
     if df > 0:
@@ -219,7 +230,7 @@ def run(instrument_path, params_path, out, model_path=None, hypotheses_path=None
                            for row in analytic.required_n.itertuples(index=False)},
             **analytic.basis},
         "check": None if check is None else check_summary(check),
-        "other_hypotheses": _other_hypotheses(hypotheses, params, analytic, population_path),
+        "other_hypotheses": other_hypotheses(hypotheses, params, analytic, population_path, contrast),
         "rmsea_power": rmsea,
         "warnings": list(truth.attrs.get("warnings", [])) + notes,
     }
@@ -227,15 +238,29 @@ def run(instrument_path, params_path, out, model_path=None, hypotheses_path=None
     return metrics
 
 
-def _other_hypotheses(hypotheses: dict, params: dict, analytic, population_path) -> dict:
-    """The hypotheses the power study does not test (``source: invariance``), each with what applies
-    instead: for the invariance stage's decision (fit-index criteria, no significance test), the
-    invited N that gives its smallest group ``invariance.min_group_size`` rows in the CFA half."""
+def other_hypotheses(hypotheses: dict, params: dict, analytic, population_path, contrast=None) -> dict:
+    """The hypotheses the power study of the single-group model does not test (``source:
+    invariance``), each with what applies instead. Their measurement part is decided by the
+    invariance stage's fit-index criteria (no significance test: no power); what it needs is the
+    invited N that gives its smallest group ``invariance.min_group_size`` rows in the CFA half.
+    Their directional group contrasts (``groups: expect:``), listed under ``contrasts``, are
+    significance tests (one-sided z tests of the difference of group means of a path,
+    Holm-adjusted within the hypothesis: :func:`analysis.invariance.group_contrasts`); with
+    ``contrast`` (a function of the contrasts and the groups' shares of N giving
+    :func:`analysis.montecarlo.group_contrast_power`) their analytic power, ``contrast_power``."""
     out = {}
     for h, spec in hypotheses.items():
         if not isinstance(spec, dict) or spec.get("source") != "invariance":
             continue
-        entry = {"source": "invariance", "statement": spec.get("statement", "")}
+        entry = {"source": "invariance", "statement": spec.get("statement", ""),
+                 "measurement": "fit-index criteria of the invariance stage: not a significance test, no power"}
+        g = spec.get("groups") or {}
+        if g.get("expect"):
+            entry["contrasts"] = [
+                {"parameter": str(ref), "direction": "larger_in" if "larger_in" in d else "smaller_in",
+                 "groups": list(d.get("larger_in", d.get("smaller_in")) or []), "than": list(d.get("than") or []),
+                 "column": g.get("column"), "test": "one-sided z, Holm-adjusted within the hypothesis"}
+                for ref, d in g["expect"].items()]
         inv = params.get("invariance") or {}
         group, size = inv.get("group"), inv.get("min_group_size", 100)
         shares = ((params.get("simulate") or {}).get("context") or {}).get(group)
@@ -246,6 +271,10 @@ def _other_hypotheses(hypotheses: dict, params: dict, analytic, population_path)
             entry.update(group=group, smallest_group=smallest, smallest_share=float(shares[smallest]),
                          min_group_size=int(size), kept_share=kept, analysed_share=analysed,
                          n_invited=group_sample_size(int(size), float(shares[smallest]), kept, analysed))
+            if entry.get("contrasts") and contrast is not None and g.get("column") == group:
+                entry["contrast_power"] = contrast(entry["contrasts"],
+                                                   {k: float(v) * analysed for k, v in shares.items()}, int(size),
+                                                   float(inv.get("alpha", 0.05)))
         out[h] = entry
     return out
 

@@ -98,8 +98,8 @@ def test_instrument_population_with_defects_and_screens(tmp_path, run_cli):
     import yaml
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    small = {"seed": 9, "simulate": params["simulate"], "clean": params["clean"],
-             "power": {"n": [300, 600], "replications": 2, "missing": "listwise"}}
+    small = {"seed": 9, "simulate": params["simulate"], "clean": params["clean"], "invariance": params["invariance"],
+             "split": params["split"], "power": {"n": [300, 600], "replications": 2, "missing": "listwise"}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(small))
     code, out, err = run_cli("power", "--instrument", ROOT / "instrument" / "sustainability_gap.yaml",
                              "--params", tmp_path / "params.yaml", "--out", tmp_path / "out", "--jobs", "1",
@@ -109,6 +109,11 @@ def test_instrument_population_with_defects_and_screens(tmp_path, run_cli):
     metrics = json.loads((tmp_path / "out" / "power.json").read_text())
     assert metrics["recovery_metric"] == "std_all" and metrics["clean"] is True
     assert set(metrics["required_n"]) == {"H1", "H2", "H3", "H4", "H5", "H6", "H8"}  # H7: invariance, not here
+    # H7: its group contrasts' analytic power (Holm jointly needs more than either part alone)
+    h7 = metrics["other_hypotheses"]["H7"]
+    assert "no power" in h7["measurement"] and [c["parameter"] for c in h7["contrast_power"]["parts"]] == ["r2", "r5"]
+    joint, alone = h7["contrast_power"]["n_required"], [c["n_required"] for c in h7["contrast_power"]["parts"]]
+    assert 500 < max(alone) < joint < h7["n_invited"], (alone, joint, h7["n_invited"])
     used = {int(k): v["mean_n_used"] for k, v in metrics["convergence"].items()}
     # 14% excluded by design (3% each of four defects, 2% duplicates); of the rest about half are
     # incomplete: skipped cells (0.997^81 = .78 complete), "don't know" (0.998^81 = .85) and "not

@@ -139,12 +139,8 @@ def _analytic_blocks(m: dict, findings: Findings) -> list:
     for hid, r in (a.get("required_n") or {}).items():
         rows.append({"hypothesis": hid, "n": r.get("n_required"), "note": r.get("note") or ""})
     for hid, r in (m.get("other_hypotheses") or {}).items():
-        note = "decided by the invariance stage (fit-index criteria, not a significance test: no power)"
-        if r.get("n_invited") is not None:
-            note += (f"; {apa.fmt_int(r['n_invited'])} invited give its smallest group ({r.get('smallest_group')}, "
-                     f"{apa.fmt_number(100 * num(r.get('smallest_share')), 0)}%) the {apa.fmt_int(r.get('min_group_size'))} "
-                     f"rows min_group_size asks in the CFA half")
-        rows.append({"hypothesis": hid, "n": None, "note": note})
+        rows.append({"hypothesis": hid, "n": (r.get("contrast_power") or {}).get("n_required"),
+                     "note": _invariance_note(r)})
     rows.sort(key=lambda r: str(r["hypothesis"]))
     findings.numbers["power_not_reached"] = sum(1 for h, r in (a.get("required_n") or {}).items()
                                                 if r.get("n_required") is None)
@@ -174,6 +170,44 @@ def _analytic_blocks(m: dict, findings: Findings) -> list:
     return blocks
 
 
+def _contrast_text(c: dict) -> str:
+    """``r2 larger in B2B, B2G than in B2C, G2C``: one directional group contrast."""
+    word = "larger" if c.get("direction") == "larger_in" else "smaller"
+    return f"{c.get('parameter')} {word} in {', '.join(map(str, c.get('groups') or []))} than in " \
+           f"{', '.join(map(str, c.get('than') or []))}"
+
+
+def _invariance_note(r: dict) -> str:
+    """The note of a hypothesis the invariance stage decides: its measurement part by fit-index
+    criteria (no power) with the N its smallest group needs; its group contrasts, if any, by
+    one-sided z tests (Holm-adjusted), with their analytic power when the stage computed it."""
+    contrasts = r.get("contrasts") or []
+    note = ("measurement invariance: decided by the invariance stage's fit-index criteria (not a significance "
+            "test: no power)" if contrasts else
+            "decided by the invariance stage (fit-index criteria, not a significance test: no power)")
+    if r.get("n_invited") is not None:
+        note += (f"; {apa.fmt_int(r['n_invited'])} invited give its smallest group ({r.get('smallest_group')}, "
+                 f"{apa.fmt_number(100 * num(r.get('smallest_share')), 0)}%) the {apa.fmt_int(r.get('min_group_size'))} "
+                 f"rows min_group_size asks in the CFA half")
+    if contrasts:
+        note += ("; its group contrasts (" + "; ".join(_contrast_text(c) for c in contrasts)
+                 + ") are one-sided z tests in the multigroup model, Holm-adjusted within the hypothesis")
+        cp = r.get("contrast_power") or {}
+        if ok(num(cp.get("n_required"))):
+            parts = [f"{c.get('parameter')} N = {apa.fmt_int(c.get('n_required'))}" for c in cp.get("parts") or []
+                     if ok(num(c.get("n_required")))]
+            note += (": N is theirs, jointly (analytic power; groups below min_group_size left out"
+                     + (f"; each alone: {', '.join(parts)}" if parts else "") + ")")
+            if ok(num(r.get("n_invited"))):
+                note += (f"; the hypothesis as a whole "
+                         f"needs the larger N, {apa.fmt_int(max(num(r['n_invited']), num(cp['n_required'])))}")
+        elif cp:
+            note += f": power {apa.fmt_bounded(num(cp.get('power_at_largest_n')), 2)} at the largest N"
+        else:
+            note += " (their power not computed)"
+    return note
+
+
 def power_paragraph(power: StageOutputs, findings: Findings) -> str:
     """The methods text's sentences on power (empty when the power stage did not run)."""
     m = power.metrics
@@ -190,7 +224,7 @@ def power_paragraph(power: StageOutputs, findings: Findings) -> str:
                 f"simulated study with the defects, missing answers and screening) and checked by Monte Carlo "
                 f"simulation ({findings.cite('muthen2002')}): " + "; ".join(reached)
                 + (f"; {', '.join(missed)} not reached at any N up to {apa.fmt_int(m['analytic'].get('n_max'))}"
-                   if missed else "") + "." + _rmsea_sentence(m, findings))
+                   if missed else "") + "." + _contrast_sentence(m) + _rmsea_sentence(m, findings))
     required = m.get("required_n") or {}
     reached = [f"{h} N = {apa.fmt_int(r.get('n_interpolated'))}" for h, r in required.items()
                if r.get("n_interpolated") is not None]
@@ -202,6 +236,21 @@ def power_paragraph(power: StageOutputs, findings: Findings) -> str:
                if reached else "")
             + (f"{'; ' if reached else ''}{', '.join(missed)} did not reach it by N = "
                f"{apa.fmt_int(max(grid)) if grid else ''}" if missed else "") + "." + _rmsea_sentence(m, findings))
+
+
+def _contrast_sentence(m: dict) -> str:
+    """The methods text's sentence on the hypotheses the invariance stage decides: the N for their
+    group contrasts' power (Holm within the hypothesis) and for their smallest group's size."""
+    out = []
+    for h, r in (m.get("other_hypotheses") or {}).items():
+        cp = r.get("contrast_power") or {}
+        if ok(num(cp.get("n_required"))):
+            out.append(f" For {h}, decided by the invariance stage, its group contrasts (one-sided z tests, "
+                       f"Holm-adjusted) need N = {apa.fmt_int(cp['n_required'])} for that power jointly"
+                       + (f", and its measurement invariance (fit-index criteria, without a power) "
+                          f"N = {apa.fmt_int(r['n_invited'])} for {apa.fmt_int(r.get('min_group_size'))} rows of its "
+                          f"smallest group" if ok(num(r.get("n_invited"))) else "") + ".")
+    return "".join(out)
 
 
 def _rmsea_sentence(m: dict, findings: Findings) -> str:
