@@ -287,6 +287,9 @@ def fake_power(directory):
     (directory / "power.json").write_text(json.dumps(metrics))
     pd.DataFrame({"n": [200, 200, 400, 400], "hypothesis": ["H1", "H2", "H1", "H2"],
                   "power": [0.62, 0.2, 0.9, 0.4]}).to_csv(directory / "power_hypotheses.csv", index=False)
+    n = [100, 200, 400, 800]
+    pd.DataFrame({"n": n * 2, "hypothesis": ["H1"] * 4 + ["H2"] * 4,
+                  "power": [0.3, 0.6, 0.9, 1.0, 0.05, 0.1, 0.2, 0.4]}).to_csv(directory / "power_analytic.csv", index=False)
 
 
 @pytest.fixture(scope="module")
@@ -504,7 +507,7 @@ def test_fit_indices_figures_headers_and_citations_of_the_whole_report(built):
     assert not bad and n >= 40, (bad, n)  # CFA, SEM, EFA, invariance ladder, competing models, summary
     assert not figure_order_problems(built["md"])
     assert not re.findall(r"\bp\s*[=<>≤≥]\s*0\.\d+", built["md"])  # p values without the leading zero, everywhere
-    assert re.findall(r"\*\*Figure (\d+)\*\*", built["md"]) == ["1", "2", "3", "4"]
+    assert re.findall(r"\*\*Figure (\d+)\*\*", built["md"]) == ["1", "2", "3", "4", "5"]  # scree, loadings, ladder, path diagram, power curve
     assert not raw_headers(tables), raw_headers(tables)
     assert not citation_problems(built["md"]), citation_problems(built["md"])
     methods = built["md"].split("## " + rp.SECTIONS["methods"])[1].split("## ")[0]
@@ -701,7 +704,7 @@ def test_the_default_study_report(tmp_path):
     tables = md_tables(md)
     bad, n = fit_index_problems(md, tables)
     assert not bad and n >= 60, (bad, n)
-    assert not figure_order_problems(md) and re.findall(r"\*\*Figure (\d+)\*\*", md) == ["1", "2", "3", "4"]
+    assert not figure_order_problems(md) and re.findall(r"\*\*Figure (\d+)\*\*", md) == ["1", "2", "3", "4", "5"]
     assert not raw_headers(tables), raw_headers(tables)
     assert not citation_problems(md), citation_problems(md)
     assert not re.findall(r"\bp\s*[=<>≤≥]\s*0\.\d+", md)

@@ -255,7 +255,7 @@ def test_figures_numbered_in_order_of_appearance_and_a_missing_stage_is_a_stated
     assert re.findall(r"\*\*Figure (\d+)\*\*", md) == ["1"]  # the scree plot; no path diagram, no ladder
     assert "No figure of the EFA loadings:" in md and "No figure of the path diagram: the structural model" in md
     assert "No figure of the invariance ladder: the invariance stage was not run" in md
-    assert set(report.figures) == {"scree", "loadings", "path_diagram", "invariance_ladder"}  # files for DVC
+    assert set(report.figures) == {"scree", "loadings", "path_diagram", "invariance_ladder", "power_curve"}  # files for DVC
     assert report.metrics["figures"] == 1
     assert figure_order_problems("Figure 2 ... Figure 1") and figure_order_problems("Figure 1 ... Figure 3")
 

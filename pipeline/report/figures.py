@@ -3,7 +3,8 @@
 :func:`draw` takes a :class:`~pipeline.report.model.Figure` as the findings describe it (its
 ``kind`` and ``data``) and returns the SVG bytes: ``scree`` (observed eigenvalues against the
 parallel-analysis curve), ``loadings`` (heat map of the rotated loadings), ``invariance_ladder``
-(CFI and RMSEA per step), ``path_diagram`` (the structural model), ``placeholder`` (a note saying
+(CFI and RMSEA per step), ``path_diagram`` (the structural model), ``power_curve`` (power per
+hypothesis against N), ``placeholder`` (a note saying
 why a figure is missing, written so that DVC's declared plot files always exist).
 """
 from __future__ import annotations
@@ -16,7 +17,8 @@ import pandas as pd
 from analysis import apa
 from pipeline.report.model import Figure, as_bool, num, ok
 
-__all__ = ["draw", "placeholder_figure", "scree_figure", "loadings_figure", "invariance_figure", "path_figure"]
+__all__ = ["draw", "placeholder_figure", "scree_figure", "loadings_figure", "invariance_figure", "path_figure",
+           "power_figure"]
 
 
 def _figure_svg(fig) -> bytes:
@@ -124,6 +126,25 @@ def invariance_figure(fit: pd.DataFrame, cuts: dict, suffix: str = "") -> bytes:
     return _figure_svg(fig)
 
 
+def power_figure(curve: pd.DataFrame, target: float) -> bytes:
+    """Power per hypothesis against N invited (log scale), the analytic curves of the power stage
+    (``power_analytic.csv``: n, hypothesis, power), with the target power dashed."""
+    fig = _new_figure(6.5, 4)
+    ax = fig.add_subplot()
+    for h, part in curve.groupby("hypothesis", sort=False):
+        ax.plot(part["n"], part["power"], lw=1.4, label=str(h))
+    ax.axhline(target, color="#c0392b", lw=0.9, ls="--")
+    ax.annotate(f"power {apa.fmt_bounded(target, 2)}", (curve["n"].min(), target), xytext=(2, 4),
+                textcoords="offset points", fontsize=7, color="#c0392b")
+    ax.set_xscale("log")
+    ax.set_xlabel("N invited (log scale)")
+    ax.set_ylabel("Power")
+    ax.set_ylim(-0.02, 1.02)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(frameon=False, fontsize=8, ncol=2)
+    return _figure_svg(fig)
+
+
 def path_figure(params: pd.DataFrame, r2: pd.DataFrame | None) -> bytes:
     """The structural model, laid out and checked by :func:`pipeline.path_diagram.draw_path_diagram`
     (layered layout, no overlapping labels; the control variables' paths in the figure's note)."""
@@ -133,7 +154,7 @@ def path_figure(params: pd.DataFrame, r2: pd.DataFrame | None) -> bytes:
 
 
 DRAW = {"placeholder": placeholder_figure, "scree": scree_figure, "loadings": loadings_figure,
-        "invariance_ladder": invariance_figure, "path_diagram": path_figure}
+        "invariance_ladder": invariance_figure, "path_diagram": path_figure, "power_curve": power_figure}
 
 
 def draw(figure: Figure) -> bytes:

@@ -48,6 +48,7 @@ OPTIONAL_FILES = {
     "cfa": ("item_descriptives.csv", "mardia.json", "cfa_modindices.csv", "cfa_residuals.csv"),
     "reliability": ("construct_correlations.csv", "cmv_models.csv", "cmv_tests.csv", "cmv_lindell_whitney.csv",
                     "cmv_paths.csv"),
+    "power": ("power_analytic.csv",),
 }
 STAGE_NAMES = {"content": "content validity (content)", "clean": "clean", "split": "split", "efa": "EFA", "cfa": "CFA", "reliability": "reliability",
                "invariance": "invariance", "sem": "structural model (sem)", "power": "power"}
@@ -65,7 +66,7 @@ SECTIONS = {
     "references": "References",
     "about": "About this report",
 }
-FIGURES = ("scree", "loadings", "path_diagram", "invariance_ladder")
+FIGURES = ("scree", "loadings", "path_diagram", "invariance_ladder", "power_curve")
 INVARIANCE_STEPS = ("configural", "metric", "scalar", "strict")
 SCREEN_ORDER = ("attention", "speeder", "longstring", "irv", "mahalanobis", "duplicate", "missing")
 SIMULATED_LINE = ("SIMULATED DATA: every number in this report comes from simulated responses, "

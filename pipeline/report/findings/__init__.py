@@ -46,7 +46,7 @@ def build_report(outputs: dict[str, StageOutputs], cuts: dict, title: str | None
         reliability_section(outputs["reliability"], findings, cuts, labels or {}),
         invariance_section(outputs["invariance"], findings, cuts, figures),
         sem_section(outputs["sem"], findings, cuts, figures),
-        power_section(outputs.get("power") or StageOutputs("power", None, None, {}, ()), findings),
+        power_section(outputs.get("power") or StageOutputs("power", None, None, {}, ()), findings, figures),
     ]
     if all(not s.ran for s in sections):
         raise InputError("no stage outputs found: give the stage output directories (--clean, --efa, ...) of a "

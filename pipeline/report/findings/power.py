@@ -7,8 +7,8 @@ import math
 import pandas as pd
 
 from analysis import apa
-from pipeline.report.findings.common import not_run, num, ok
-from pipeline.report.model import SECTIONS, Findings, Section, StageOutputs, Table
+from pipeline.report.findings.common import figure_gap, not_run, num, ok
+from pipeline.report.model import SECTIONS, Figure, Findings, Section, StageOutputs, Table
 
 __all__ = ["power_section", "power_paragraph"]
 
@@ -19,7 +19,7 @@ RMSEA_TESTS = {"close": "close fit (H0: RMSEA = .050 against .080)",
                "exact": "exact fit (H0: RMSEA = .000 against .050)"}
 
 
-def power_section(power: StageOutputs, findings: Findings) -> Section:
+def power_section(power: StageOutputs, findings: Findings, figures: dict | None = None) -> Section:
     """Sample size and power: per hypothesis the smallest N of the grid with power at the target
     and the interpolated N, the power at each N with its Monte Carlo standard error, convergence,
     and the N the RMSEA tests of model fit need.
@@ -30,6 +30,9 @@ def power_section(power: StageOutputs, findings: Findings) -> Section:
         What ``gapscale power`` wrote (power.json, power_hypotheses.csv).
     findings : Findings
         The report's collector (citations, numbers).
+    figures : dict, optional
+        The report's figures by key: the power curve (``power_analytic.csv``) goes in as
+        ``power_curve``.
 
     Returns
     -------
@@ -37,21 +40,33 @@ def power_section(power: StageOutputs, findings: Findings) -> Section:
         ``ran`` False when no power outputs were given.
     """
     sec = Section("power", SECTIONS["power"])
+    figures = {} if figures is None else figures
     m = power.metrics
     if m is None:
         sec.ran = False
         sec.blocks.append(not_run(power, findings))
+        figure_gap(figures, "power_curve", "the power curve", "the power stage has not run")
         return sec
     reps, grid, target = m.get("replications"), list(m.get("n") or []), num(m.get("target"))
     if m.get("analytic"):
         findings.tested.append("statistical power (analytic, checked by Monte Carlo simulation)")
         sec.blocks.extend(_analytic_blocks(m, findings))
+        curve = power.table("power_analytic.csv")
+        if curve is not None and len(curve) and {"n", "hypothesis", "power"} <= set(curve):
+            figures["power_curve"] = Figure("power_curve", "Power per hypothesis against the sample size (analytic)",
+                                            "power_curve", {"curve": curve, "target": target},
+                                            "Analytic power of each hypothesis at each N invited; dashed line at the "
+                                            "target power.")
+            sec.blocks.append(figures["power_curve"])
+        else:
+            sec.blocks.append(figure_gap(figures, "power_curve", "the power curve", "power_analytic.csv is absent"))
         if not reps or reps < MC_TABLES_FROM:  # a check of a few replications: its powers say little alone
             _rmsea_block(sec, m, target, findings)
             return sec
         sec.blocks.append(f"The Monte Carlo powers ({reps} replications per N):")
     else:
         findings.tested.append("statistical power by Monte Carlo simulation")
+        figure_gap(figures, "power_curve", "the analytic power curve", "the power stage ran without its analytic part")
     sec.blocks.append(
         f"Power was estimated by Monte Carlo simulation ({findings.cite('muthen2002')}): {reps} data sets were drawn "
         f"from the population model at each N of {', '.join(apa.fmt_int(n) for n in grid)}"
