@@ -18,6 +18,7 @@ import yaml
 from pipeline import console
 from pipeline.cli import main
 from pipeline.stage_metrics import HEADLINE_FILE, headline, headline_fit
+from tests import small_study as small
 
 ROOT = Path(__file__).resolve().parents[1]
 REF = json.loads((ROOT / "tests" / "reference" / "console.json").read_text())
@@ -231,36 +232,11 @@ def test_the_report_of_the_wlsmv_fit_has_lavaans_numbers(wlsmv_cfa):
 
 # --- every stage: run it, show it ---------------------------------------------------------------
 
-INSTRUMENT = """\
-name: Small console scale
-scale: {type: likert, min: 1, max: 7, labels: {1: Strongly disagree, 7: Strongly agree}}
-id_column: respondent_id
-duration_column: duration_s
-attention_checks:
-  - {id: ATT1, text: "Select 2", expected: 2, after: A_2}
-context:
-  - {id: group, text: "Group", type: categorical, values: [g1, g2], position: before}
-constructs:
-  - id: A
-    items: [{id: A_1}, {id: A_2}, {id: A_3}, {id: A_4, reverse: true}]
-  - id: B
-    items: [{id: B_1}, {id: B_2}, {id: B_3}, {id: B_4}]
-  - id: C
-    items: [{id: C_1}, {id: C_2}, {id: C_3}, {id: C_4}]
-"""
-MODEL = """\
-A =~ A_1 + A_2 + A_3 + A_4
-B =~ B_1 + B_2 + B_3 + B_4
-C =~ C_1 + C_2 + C_3 + C_4
-B ~ a*A
-C ~ b*B
-ab := a*b
-"""
+INSTRUMENT = "name: Small console scale\n" + small.HEAD + small.ATTENTION + "context:\n" + small.GROUP + small.CONSTRUCTS
+MODEL = small.MODEL
 PARAMS = {
     "seed": 11,
-    "simulate": {"n": 500, "structural": {"B": {"A": 0.4}, "C": {"B": 0.5}}, "context": {"group": {"g1": 0.5, "g2": 0.5}},
-                 "defects": {"straightliner": 0.03, "random_responder": 0.02, "speeder": 0.02, "inattentive": 0.03,
-                             "duplicate": 0.01, "missing_cell": 0.01, "typo_cell": 0.002}},
+    "simulate": small.simulate(500),
     "split": {"share": 0.5, "stratify": "group"},
     "efa": {"parallel_iterations": 5},
     "cfa": {"missing": "fiml"},

@@ -19,53 +19,19 @@ import pytest
 import yaml
 
 from pipeline.io import neutralise_cell, write_csv
+from tests import small_study as small
 
 CORPUS = Path(__file__).parent / "corpus"
 
-ITEMS = """\
-constructs:
-  - id: A
-    label: Construct A
-    items: [{id: A_1}, {id: A_2}, {id: A_3}, {id: A_4, reverse: true}]
-  - id: B
-    label: Construct B
-    items: [{id: B_1}, {id: B_2}, {id: B_3}, {id: B_4}]
-  - id: C
-    label: Construct C
-    items: [{id: C_1}, {id: C_2}, {id: C_3}, {id: C_4}]
-"""
-HEAD = """\
-name: Planted-token scale
-scale: {type: likert, min: 1, max: 7, labels: {1: Strongly disagree, 7: Strongly agree}}
-id_column: respondent_id
-duration_column: duration_s
-personal_data: [email]
-attention_checks:
-  - {id: ATT1, text: "Select 2", expected: 2, after: A_2}
-"""
+HEAD = "name: Planted-token scale\n" + small.HEAD + "personal_data: [email]\n" + small.ATTENTION
 # What the simulation draws (no free text), and what the study's instrument says.
-SIMULATED = HEAD + """\
-context:
-  - {id: group, text: "Group", type: categorical, values: [g1, g2], position: before}
-""" + ITEMS
-INSTRUMENT = HEAD + """\
-context:
-  - {id: group, text: "Group", type: categorical, values: [g1, g2], position: before}
-  - {id: comments, text: "Anything else you want to tell us?", type: text}
-""" + ITEMS
-MODEL = """\
-A =~ A_1 + A_2 + A_3 + A_4
-B =~ B_1 + B_2 + B_3 + B_4
-C =~ C_1 + C_2 + C_3 + C_4
-B ~ a*A
-C ~ b*B
-ab := a*b
-"""
+SIMULATED = HEAD + "context:\n" + small.GROUP + small.CONSTRUCTS
+INSTRUMENT = (HEAD + "context:\n" + small.GROUP + '  - {id: comments, text: "Anything else you want to tell us?", '
+              "type: text}\n" + small.CONSTRUCTS)
+MODEL = small.MODEL
 PARAMS = {
     "seed": 11,
-    "simulate": {"n": 400, "structural": {"B": {"A": 0.4}, "C": {"B": 0.5}}, "context": {"group": {"g1": 0.5, "g2": 0.5}},
-                 "defects": {"straightliner": 0.03, "random_responder": 0.02, "speeder": 0.02, "inattentive": 0.03,
-                             "duplicate": 0.01, "missing_cell": 0.01, "typo_cell": 0.002}},
+    "simulate": small.simulate(400),
     "split": {"share": 0.5, "stratify": "group"},
     "efa": {"parallel_iterations": 5},
     "reliability": {"htmt_bootstrap": 0, "method_factor": False},

@@ -24,6 +24,7 @@ from hypothesis import given, strategies as st
 from analysis import apa
 from pipeline import report as rp
 from pipeline.progress import progress_bar, progress_enabled
+from tests import small_study as small
 
 ROOT = Path(__file__).resolve().parents[1]
 from browser import ARTIFACTS, CHROMIUM_FLAGS, chromium, screenshot
@@ -162,32 +163,11 @@ def test_long_steps_report_their_progress():
 
 # --------------------------------------------------------------------------------- a small pipeline
 
-INSTRUMENT = """\
-name: Small test scale
-scale: {type: likert, min: 1, max: 7, labels: {1: Strongly disagree, 7: Strongly agree}}
-id_column: respondent_id
-duration_column: duration_s
-personal_data: [email]
-attention_checks:
-  - {id: ATT1, text: "Select 2", expected: 2, after: A_2}
-context:
-  - {id: group, text: "Group", type: categorical, values: [g1, g2], position: before}
-constructs:
-  - id: A
-    label: Construct A
-    items: [{id: A_1}, {id: A_2}, {id: A_3}, {id: A_4, reverse: true}]
-  - id: B
-    label: Construct B
-    items: [{id: B_1}, {id: B_2}, {id: B_3}, {id: B_4}]
-  - id: C
-    label: Construct C
-    items: [{id: C_1}, {id: C_2}, {id: C_3}, {id: C_4}]
-"""
+INSTRUMENT = ("name: Small test scale\n" + small.HEAD + "personal_data: [email]\n" + small.ATTENTION + "context:\n"
+              + small.GROUP + small.CONSTRUCTS)
 PARAMS = {
     "seed": 7,
-    "simulate": {"n": 400, "structural": {"B": {"A": 0.4}, "C": {"B": 0.5}}, "context": {"group": {"g1": 0.5, "g2": 0.5}},
-                 "defects": {"straightliner": 0.03, "random_responder": 0.02, "speeder": 0.02, "inattentive": 0.03,
-                             "duplicate": 0.01, "missing_cell": 0.01, "typo_cell": 0.002}},
+    "simulate": small.simulate(400),
     "split": {"share": 0.5, "stratify": "group"},
     "efa": {"parallel_iterations": 5, "correlation": "polychoric"},
     "cfa": {"missing": "fiml"},
