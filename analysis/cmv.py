@@ -35,8 +35,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from analysis.distributions import t_sf
 from analysis.errors import InputError
 from analysis.sem.api import fit_model
 from analysis.sem.engine import EngineFit
@@ -124,7 +124,7 @@ def lindell_whitney_adjust(r, r_marker: float, n: int) -> pd.DataFrame:
     df = int(n) - 3
     with np.errstate(divide="ignore"):
         t = r_a / np.sqrt((1.0 - r_a ** 2) / df)
-    p = 2.0 * stats.t.sf(np.abs(t), df)
+    p = 2.0 * t_sf(np.abs(t), df)
     return pd.DataFrame({"r": r_u, "r_marker": r_m, "r_adjusted": r_a, "t": t, "df": df, "pvalue": p})
 
 

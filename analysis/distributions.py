@@ -16,9 +16,12 @@ edge cases). Scalars in, numpy scalars out; arrays broadcast.
   ``chdtrc(df, x)``, :math:`2\,\mathrm{gammaincinv}(df/2, q)`);
 - :func:`ncx2_cdf`, :func:`ncx2_sf`: ``scipy.stats.ncx2`` (``chndtr`` and Boost's complement;
   the central ``chdtr``, ``chdtrc`` at noncentrality 0);
+- :func:`t_sf`: ``scipy.stats.t.sf`` (``stdtr(df, -x)``), the upper tail of Student's t;
+- :func:`f_ppf`: ``scipy.stats.f.ppf`` (``fdtri``), the quantile of the F distribution;
 - :func:`binom_sf`: ``scipy.stats.binom.sf`` (Boost's binomial complement).
 
 In R: ``pnorm``, ``qnorm``, ``dnorm``, ``pchisq``, ``qchisq``, ``pchisq(x, df, ncp)``,
+``pt(x, df, lower.tail = FALSE)``, ``qf``,
 ``pbinom(k, n, p, lower.tail = FALSE)``.
 """
 from __future__ import annotations
@@ -26,7 +29,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import special
 
-__all__ = ["binom_sf", "chi2_cdf", "chi2_ppf", "chi2_sf", "ncx2_cdf", "ncx2_sf", "norm_cdf", "norm_pdf", "norm_ppf", "norm_sf"]
+__all__ = ["binom_sf", "chi2_cdf", "chi2_ppf", "chi2_sf", "f_ppf", "ncx2_cdf", "ncx2_sf", "norm_cdf", "norm_pdf", "norm_ppf",
+           "norm_sf", "t_sf"]
 
 _NORM_PDF_C = np.sqrt(2 * np.pi)  # scipy.stats' _norm_pdf_C
 
@@ -105,6 +109,19 @@ def chi2_sf(x, df):
 def chi2_ppf(q, df):
     """``scipy.stats.chi2.ppf(q, df)``. In R: ``qchisq(q, df)``."""
     return _ppf_like(q, _df_valid(df), lambda p, d: 2 * special.gammaincinv(d / 2, p), 0.0, np.inf, args=(df,))
+
+
+def t_sf(x, df):
+    """``scipy.stats.t.sf(x, df)``: the upper tail of Student's t, as ``stdtr(df, -x)``. In R:
+    ``pt(x, df, lower.tail = FALSE)``."""
+    return _cdf_like(x, _df_valid(df), lambda v, d: special.stdtr(d, -v), True, -np.inf, np.inf, args=(df,))
+
+
+def f_ppf(q, dfn, dfd):
+    """``scipy.stats.f.ppf(q, dfn, dfd)``: the quantile of the F distribution, ``fdtri``. In R:
+    ``qf(q, dfn, dfd)``."""
+    return _ppf_like(q, _df_valid(dfn) & _df_valid(dfd), lambda p, a, b: special.fdtri(a, b, p), 0.0, np.inf,
+                     args=(dfn, dfd))
 
 
 def _ncx2_valid(df, nc):

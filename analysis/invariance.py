@@ -127,10 +127,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from statsmodels.stats.multitest import multipletests
 
 from analysis.checks import numeric_columns
 from analysis.csvfile import write_csv
+from analysis.distributions import norm_cdf, norm_ppf, norm_sf
 from analysis.errors import InputError
 from analysis.missing import em_moments
 from analysis.sem import robust as sem_robust
@@ -716,8 +716,6 @@ def group_contrast(fit: EngineFit, lhs: str, op: str, rhs: str, first, than, dir
     (``parameterEstimates``: est, se, z; one-sided ``pnorm(z, lower.tail = FALSE)``), or
     ``lavTestWald(fit, "(b.1 + b.3)/2 - (b.2 + b.4)/2 == 0")`` (:math:`z^2`).
     """
-    from scipy import stats
-
     if direction not in ("larger_in", "smaller_in"):
         raise InputError(f"direction: larger_in or smaller_in, got {direction!r}")
     sel = _per_group_free(fit, lhs, op, rhs)
@@ -736,8 +734,8 @@ def group_contrast(fit: EngineFit, lhs: str, op: str, rhs: str, first, than, dir
     est = float(c @ fit.x)
     se = float(np.sqrt(c @ fit.vcov @ c))
     z = est / se if se > 0 else np.nan
-    p = float(stats.norm.sf(z) if direction == "larger_in" else stats.norm.cdf(z))
-    q = float(stats.norm.ppf(0.5 + level / 2))
+    p = float(norm_sf(z) if direction == "larger_in" else norm_cdf(z))
+    q = float(norm_ppf(0.5 + level / 2))
     return {"est": est, "se": se, "z": float(z), "pvalue": p, "ci_lower": est - q * se, "ci_upper": est + q * se}
 
 
@@ -1102,9 +1100,11 @@ def holm(pvalues) -> np.ndarray:
 
         \\tilde p_{(i)} = \\min\\Bigl(1, \\max_{j \\le i} (m - j + 1)\\, p_{(j)}\\Bigr),
 
-    which controls the family-wise error rate without assuming independent tests. Computed by
-    statsmodels' ``multipletests(p, method="holm")`` (equal to R's ``p.adjust`` to 1e-15,
-    ``tests/reference/p_adjust.R``). A NaN p value (a test that could not be computed) stays NaN
+    which controls the family-wise error rate without assuming independent tests: the products
+    :math:`(m - j + 1)\\,p_{(j)}`, their running maximum and the cap, as R's ``p.adjust`` computes
+    them (equal to it to 1e-15, ``tests/reference/p_adjust.R``; to statsmodels'
+    ``multipletests(p, method="holm")``, which costs a second of imports per process, too).
+    A NaN p value (a test that could not be computed) stays NaN
     and is not counted in :math:`m`, as R's ``p.adjust`` does with ``NA``.
 
     Parameters
@@ -1129,7 +1129,11 @@ def holm(pvalues) -> np.ndarray:
     out = np.full(len(p), np.nan)
     ok = ~np.isnan(p)
     if ok.any():
-        out[ok] = multipletests(p[ok], method="holm")[1]
+        q = p[ok]
+        m = len(q)
+        order = np.argsort(q, kind="stable")
+        stepped = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * q[order]))
+        out[np.flatnonzero(ok)[order]] = stepped
     return out
 
 

@@ -89,8 +89,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from analysis.distributions import norm_ppf
 from analysis.errors import InputError
 from analysis.executor import run_tasks
 from analysis.power import chisq_test_power
@@ -629,7 +629,7 @@ def analytic_power(population: Population, settings: MonteCarloSettings, grid: S
     where = {nm: k for k, nm in enumerate(names)}
     common = [nm for nm in truth["name"] if nm in where]
     alpha = settings.alpha
-    zc = stats.norm.ppf(1 - alpha / 2)
+    zc = norm_ppf(1 - alpha / 2)
     n = np.asarray(grid, dtype=float)
 
     expected = {}
@@ -1083,7 +1083,7 @@ def aggregate(records: Sequence[dict], truth: pd.DataFrame, settings: MonteCarlo
     if not 0 < target < 1:
         raise InputError(f"target: a power between 0 and 1, got {target!r}")
     alpha = settings.alpha
-    z = stats.norm.ppf(0.975)
+    z = norm_ppf(0.975)
     recs = list(records)
     grid = list(dict.fromkeys(r["n"] for r in recs))
     hyp_ids = list(settings.hypotheses)

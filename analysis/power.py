@@ -41,8 +41,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.stats import ncx2, norm
 
+from analysis.distributions import norm_cdf, norm_ppf, norm_sf
 from analysis.errors import InputError
 
 __all__ = ["chisq_test_power", "contrast_power", "group_sample_size", "one_sided_z_power", "rmsea_power",
@@ -72,6 +72,8 @@ def chisq_test_power(ncp, df, alpha: float = 0.05, ncp0=0.0):
 
     In R: ``pchisq(qchisq(1 - alpha, df, ncp = ncp0), df, ncp = ncp, lower.tail = FALSE)``.
     """
+    from scipy.stats import ncx2  # here: the stages that use no chi-square power skip its import
+
     return ncx2.sf(ncx2.isf(alpha, df, ncp0), df, ncp)
 
 
@@ -79,6 +81,8 @@ def _tail_power(ncp0, ncpA, df, alpha, close: bool):
     """Power of the chi-square test with null non-centrality ``ncp0`` at ``ncpA``."""
     if close:  # reject when the statistic is large
         return chisq_test_power(ncpA, df, alpha, ncp0)
+    from scipy.stats import ncx2
+
     return ncx2.cdf(ncx2.ppf(alpha, df, ncp0), df, ncpA)  # reject when it is small
 
 
@@ -245,7 +249,7 @@ def one_sided_z_power(delta, alpha: float = 0.05):
 
     In R: ``pnorm(delta - qnorm(1 - alpha))``.
     """
-    return norm.cdf(np.asarray(delta, dtype=float) - norm.ppf(1 - alpha))
+    return norm_cdf(np.asarray(delta, dtype=float) - norm_ppf(1 - alpha))
 
 
 def contrast_power(values: dict, covariances: dict, shares: dict, contrasts, n, alpha: float = 0.05,
@@ -378,6 +382,6 @@ def contrast_power(values: dict, covariances: dict, shares: dict, contrasts, n, 
             w, u = np.linalg.eigh(0.5 * (corr + corr.T))
             root = u * np.sqrt(np.clip(w, 0, None))
         z = delta + z0 @ root.T
-        p = np.sort(norm.sf(z), axis=1)
+        p = np.sort(norm_sf(z), axis=1)
         joint[i] = (p < crit).all(axis=1).mean()
     return {"parts": parts, "joint": joint, "effect": effect, "se1": se1}

@@ -72,9 +72,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from analysis.checks import check_observed_values
+from analysis.distributions import f_ppf, norm_ppf
 from analysis.missing import em_moments, em_moments_values, pairwise_covariance
 from analysis.warnings import ConvergenceWarning, CrossLoadingWarning, ReverseKeyWarning
 from analysis.errors import InputError
@@ -193,10 +193,10 @@ def cronbach_alpha(data: pd.DataFrame, items: Sequence[str] | Mapping[str, Seque
         total = total[~np.isnan(total)]
         p = 1 - level
         df1, df2 = n_obs - 1, (n_obs - 1) * (k - 1)
-        feldt_lower = 1 - (1 - a["raw"]) * stats.f.ppf(1 - p / 2, df1, df2)
-        feldt_upper = 1 - (1 - a["raw"]) * stats.f.ppf(p / 2, df1, df2)
+        feldt_lower = 1 - (1 - a["raw"]) * f_ppf(1 - p / 2, df1, df2)
+        feldt_upper = 1 - (1 - a["raw"]) * f_ppf(p / 2, df1, df2)
         ase = float(np.sqrt(a["q"] / n_obs))
-        z = stats.norm.ppf(1 - p / 2)
+        z = norm_ppf(1 - p / 2)
         rows.append((construct, k, n_obs, a["raw"], a["std"], a["g6"], a["average_r"], a["median_r"], ase,
                      float(total.mean()) if len(total) else np.nan,
                      float(total.std(ddof=1)) if len(total) > 1 else np.nan, level,

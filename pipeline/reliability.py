@@ -247,11 +247,11 @@ def _common_method(data, constructs, inst, s, drop):
 
 def _r_pvalue(r, df) -> np.ndarray:
     """Two-sided p of Pearson's r on ``df`` = N - 2 degrees of freedom (``cor.test``)."""
-    from scipy import stats
+    from analysis.distributions import t_sf
 
     r = np.asarray(r, dtype=float)
     t = r * np.sqrt(df / (1 - r ** 2))
-    return 2 * stats.t.sf(np.abs(t), df)
+    return 2 * t_sf(np.abs(t), df)
 
 
 def sample_covariance(fitted) -> pd.DataFrame:

@@ -92,3 +92,21 @@ def test_binomial_upper_tail():
     for args in ((9, 12, 0.5), (0, 12, 0.5), (12, 12, 0.5), (-1, 12, 0.5)):
         same(d.binom_sf(*args), stats.binom.sf(*args))
         assert type(d.binom_sf(*args)) is type(stats.binom.sf(*args))
+
+
+def test_student_t_upper_tail():
+    x, df = np.meshgrid(np.concatenate([EDGE_X, -EDGE_X, RNG.normal(0, 4, 60)]), np.concatenate([EDGE_DF, RNG.uniform(0.2, 500, 20)]))
+    same(d.t_sf(x, df), stats.t.sf(x, df))
+    for args in ((2.1, 30), (-1.5, 4), (0.0, 1), (3.0, np.nan), (np.inf, 4), (1.0, 0)):
+        same(d.t_sf(*args), stats.t.sf(*args))
+        assert type(d.t_sf(*args)) is type(stats.t.sf(*args))
+
+
+def test_f_quantile():
+    q = np.concatenate([EDGE_Q, RNG.uniform(0, 1, 30)])
+    dfs = np.concatenate([EDGE_DF, RNG.integers(1, 3000, 8).astype(float)])
+    q3, a3, b3 = np.meshgrid(q, dfs, dfs[::2])
+    same(d.f_ppf(q3, a3, b3), stats.f.ppf(q3, a3, b3))
+    for args in ((0.975, 1099, 3296), (0.025, 1099, 3296), (0.5, 0, 4), (1.0, 3, 5), (np.nan, 2, 2)):
+        same(d.f_ppf(*args), stats.f.ppf(*args))
+        assert type(d.f_ppf(*args)) is type(stats.f.ppf(*args))

@@ -1,5 +1,6 @@
-"""gapscale's numbers where a Python package computes the same thing: Holm's adjustment is
-statsmodels' multipletests (checked here against R's p.adjust, tests/reference/p_adjust.R),
+"""gapscale's numbers where a Python package computes the same thing: Holm's adjustment against
+R's p.adjust (tests/reference/p_adjust.R) and statsmodels' multipletests (a test-only dependency:
+gapscale computes the adjustment itself, the import of statsmodels cost more than the arithmetic),
 coefficient alpha is cross-checked against pingouin's cronbach_alpha (a test-only dependency).
 
 Largest differences seen: Holm vs p.adjust 1e-16 (exact arithmetic on the same products);
@@ -41,6 +42,21 @@ def test_holm_is_the_step_down_rule():
     p = np.array([0.04, 0.001, 0.03, 0.2])
     np.testing.assert_allclose(holm(p), [0.09, 0.004, 0.09, 0.2], rtol=0, atol=1e-15)
     assert holm([]).shape == (0,)
+
+
+def test_holm_agrees_with_statsmodels():
+    """Random p values with ties, zeros, ones and NaNs: the same numbers as multipletests."""
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(7)
+    for m in (1, 2, 5, 40):
+        p = rng.uniform(0, 0.3, m)
+        p[rng.integers(0, m, m // 3)] = p[0]  # ties
+        if m > 4:
+            p[[1, 2]] = [0.0, 1.0]
+        got = holm(np.append(p, np.nan))
+        assert np.isnan(got[-1])
+        np.testing.assert_allclose(got[:-1], multipletests(p, method="holm")[1], rtol=0, atol=1e-15)
 
 
 HS = {"visual": ["x1", "x2", "x3"], "textual": ["x4", "x5", "x6"], "speed": ["x7", "x8", "x9"]}
