@@ -94,7 +94,8 @@ from scipy.linalg import lapack
 
 from analysis.errors import InputError
 from analysis.missing import em_moments
-from analysis.patterns import PatternLayout, block_cells, conditional_blocks, conditional_shifts, pattern_layout
+from analysis.patterns import (PatternLayout, block_cells, conditional_blocks, conditional_shifts, merge_batches,
+                               pattern_layout)
 from analysis.sem import fit as fitm
 from analysis.sem import h1
 from analysis.sem.estimate import MLEstimator
@@ -246,12 +247,16 @@ class PatternMoments:
     With row weights :math:`w_i` (1, or a bootstrap draw's resample counts), :math:`y_i` the row
     with 0 where missing and :math:`o_i` its observed flags: ``n`` :math:`N = \sum w_i`; ``const``
     :math:`\sum_i w_ip_i\log 2\pi`; ``syy`` :math:`\sum w_iy_iy_i^\top`; ``sy`` :math:`\sum w_iy_i`;
-    ``cnt`` :math:`\sum w_io_i`; ``ym`` :math:`\sum w_iy_io_i^\top`; ``mm`` :math:`\sum w_io_io_i^\top`;
-    ``batches`` per number k of missing variables (the layout's
-    :class:`~analysis.patterns.PatternBatch` es, patterns of weight 0 left out): the patterns'
-    weights :math:`n_k` and missing variables, and the rows of weight > 0 (weights, values, flags,
-    pattern within the batch); ``scatter`` and ``zeta_index`` the flat p x p cells and the variables the
-    batches' terms of the gradient add into (:func:`fiml_nll`), in its order."""
+    ``cnt`` :math:`\sum w_io_i`; ``ym`` :math:`\sum w_iy_io_i^\top`; ``mm`` :math:`\sum w_io_io_i^\top`.
+    The rows of weight > 0 missing something, stacked with zero columns for the padding variables
+    of :func:`analysis.patterns.merge_batches` (q >= p columns): ``y`` their values, ``obs``
+    their flags, ``w`` their weights (a column); ``batches`` the layout's
+    :class:`~analysis.patterns.PatternBatch` es merged by :func:`~analysis.patterns.merge_batches`
+    (patterns of weight 0 left out), each ``(rows, half_n, n_pat, missing, row_pattern, cells)``: its
+    slice of the stacked rows, its patterns' weights :math:`n_k` (and halves), missing variables
+    (padded with p, p + 1, ...), each row's pattern, and its part of the gradient's buffer (:func:`fiml_nll`);
+    ``scatter`` and ``zeta_index`` the flat q x q cells and the variables the batches'
+    terms of the gradient add into, in that buffer's order; ``size`` its length."""
 
     n: float
     const: float
@@ -260,9 +265,13 @@ class PatternMoments:
     cnt: np.ndarray
     ym: np.ndarray
     mm: np.ndarray
+    y: np.ndarray
+    obs: np.ndarray
+    w: np.ndarray
     batches: tuple[tuple, ...]
     scatter: np.ndarray
     zeta_index: np.ndarray
+    size: int
 
 
 def pattern_moments(layout: PatternLayout, weights: np.ndarray | None = None) -> PatternMoments:
@@ -284,33 +293,61 @@ def pattern_moments(layout: PatternLayout, weights: np.ndarray | None = None) ->
     nobs = np.full(layout.n_patterns, p)
     for bt in layout.batches:
         nobs[bt.patterns] = p - bt.k
-    part = ~obs.all(axis=1)  # rows missing something
-    miss = (~obs[part]).astype(float)
-    cm = w[part] @ miss
-    ym = sy[:, None] - yw[part].T @ miss
-    mm = n - cm[:, None] - cm[None, :] + (miss * w[part][:, None]).T @ miss
-    batches, scatter, zeta_index = [], [], []
+    # the batches with weight, then merged (padded) into fewer stacked operations
+    kept = []
     for bt in layout.batches:
         n_b = n_pat[bt.patterns]
         keep = n_b > 0
         if not keep.any():
             continue
-        w_rows = w_all[bt.rows]
-        sel = w_rows > 0
-        rows = bt.rows[sel]
+        sel = w_all[bt.rows] > 0
         lr = (np.cumsum(keep) - 1)[bt.row_pattern[sel]]  # the row's pattern among those kept
-        m_pat = bt.missing[keep]
+        kept.append((bt.k, n_b[keep], bt.missing[keep], bt.rows[sel], lr))
+    groups = merge_batches([b[0] for b in kept], [len(b[3]) for b in kept], p)
+    # the padding variables p, p + 1, ... (analysis.patterns.merge_batches): as many as a pattern lacks at most
+    q = p + max([kept[g[-1]][0] - kept[g[0]][0] for g in groups], default=0)
+    batches, scatter, zeta_index, all_rows = [], [], [], []
+    start = offset = 0
+    for grp in groups:
+        k_max = kept[grp[-1]][0]
+        parts = [kept[i] for i in grp]
+        n_b = np.concatenate([b[1] for b in parts])
+        m_pat = np.empty((len(n_b), k_max), dtype=np.intp)
+        lr, first = [], 0
+        for k, nb, miss, rows, lrk in parts:
+            m_pat[first:first + len(nb), :k] = miss
+            m_pat[first:first + len(nb), k:] = p + np.arange(k_max - k)
+            lr.append(lrk + first)
+            first += len(nb)
+            all_rows.append(rows)
+        lr = np.concatenate(lr)
         m_rows = m_pat[lr]
-        batches.append((n_b[keep], m_pat, w_rows[sel], layout.values[rows], layout.observed[rows].astype(float), lr))
-        # the gradient's terms (fiml_nll): row m_ij of Y' (all p columns), the cells (m_ia, m_ib)
-        # of the rows, the cells (m_a, m_b) of the patterns
-        scatter += [(m_rows[:, :, None] * p + np.arange(p)).ravel(), (m_rows[:, :, None] * p + m_rows[:, None, :]).ravel(),
-                    block_cells(m_pat, p)]
+        n_r = len(lr)
+        # the gradient's terms (fiml_nll), in this order: row m_ij of Y' (all q columns), the
+        # cells (m_ia, m_ib) of the rows, the cells (m_a, m_b) of the patterns
+        sizes = (n_r * k_max * q, n_r * k_max * k_max, len(n_b) * k_max * k_max)
+        cells = (offset, offset + sizes[0], offset + sizes[0] + sizes[1], offset + sum(sizes))
+        offset = cells[3]
+        scatter += [(m_rows[:, :, None] * q + np.arange(q)).ravel(), (m_rows[:, :, None] * q + m_rows[:, None, :]).ravel(),
+                    block_cells(m_pat, q)]
         zeta_index.append(m_rows.ravel())
+        batches.append((slice(start, start + n_r), 0.5 * n_b, n_b, m_pat, lr, cells))
+        start += n_r
+    rows = np.concatenate(all_rows) if all_rows else np.zeros(0, dtype=np.intp)
+    y_part = np.zeros((len(rows), q))
+    y_part[:, :p] = layout.values[rows]
+    obs_part = np.zeros((len(rows), q))
+    obs_part[:, :p] = layout.observed[rows]
+    w_part = w_all[rows]
+    miss = 1.0 - obs_part[:, :p]
+    cm = w_part @ miss
+    ym = sy[:, None] - (y_part[:, :p] * w_part[:, None]).T @ miss
+    mm = n - cm[:, None] - cm[None, :] + (miss * w_part[:, None]).T @ miss
     return PatternMoments(n=n, const=float(n_pat @ nobs) * _LOG2PI, syy=syy, sy=sy, cnt=n - cm, ym=ym,
-                          mm=mm, batches=tuple(batches),
+                          mm=mm, y=y_part, obs=obs_part, w=w_part[:, None], batches=tuple(batches),
                           scatter=np.concatenate(scatter) if scatter else np.zeros(0, dtype=np.intp),
-                          zeta_index=np.concatenate(zeta_index) if zeta_index else np.zeros(0, dtype=np.intp))
+                          zeta_index=np.concatenate(zeta_index) if zeta_index else np.zeros(0, dtype=np.intp),
+                          size=offset)
 
 
 def fiml_nll(mom: PatternMoments, sigma: np.ndarray, mu: np.ndarray, gradient: bool = False):
@@ -362,27 +399,37 @@ def fiml_nll(mom: PatternMoments, sigma: np.ndarray, mu: np.ndarray, gradient: b
     ymu = mom.ym * mu
     t = mom.syy - ymu - ymu.T + mom.mm * np.outer(mu, mu)
     value = mom.const + mom.n * 2 * np.sum(np.log(np.diag(c))) + np.sum(k_inv * t)
-    weight, zeta_w = [], []
-    for n_pat, m_pat, w, y, obs, lr in mom.batches:
-        kmm_inv, logdet_mm = conditional_blocks(k_inv, m_pat, logdet=True)
-        value += n_pat @ logdet_mm
-        r = y - obs * mu
-        b, zeta = conditional_shifts(k_inv, r, m_pat, kmm_inv, lr)
-        wz = w[:, None] * zeta
-        value -= np.sum(wz * b)
+    if mom.batches:
+        q = mom.y.shape[1]  # K and the residuals with the padding variables (analysis.patterns.merge_batches)
+        k_pad = np.zeros((q, q))
+        k_pad[:p, :p] = k_inv
+        k_pad.flat[p * (q + 1)::q + 1] = 1.0
+        r = mom.y - mom.obs * np.concatenate([mu, np.zeros(q - p)])
         if gradient:  # in mom.scatter's order: -Y' rows, the rows' zeta zeta' / 2, the patterns' K_mm^-1 / 2
-            weight += [(-wz[:, :, None] * r[:, None, :]).ravel(), (0.5 * wz[:, :, None] * zeta[:, None, :]).ravel(),
-                       (0.5 * n_pat[:, None, None] * kmm_inv).ravel()]
-            zeta_w.append(wz.ravel())
+            weight, zeta_w, z_at = np.empty(mom.size), np.empty(len(mom.zeta_index)), 0
+        for rows, half_n, n_pat, m_pat, lr, cells in mom.batches:
+            kmm_inv, logdet_mm = conditional_blocks(k_pad, m_pat, logdet=True)
+            value += n_pat @ logdet_mm
+            r_b = r[rows]
+            b, zeta = conditional_shifts(k_pad, r_b, m_pat, kmm_inv, lr)
+            wz = mom.w[rows] * zeta
+            value -= np.sum(wz * b)
+            if gradient:
+                n_r, k = zeta.shape
+                np.multiply(-wz[:, :, None], r_b[:, None, :], out=weight[cells[0]:cells[1]].reshape(n_r, k, q))
+                np.multiply(0.5 * wz[:, :, None], zeta[:, None, :], out=weight[cells[1]:cells[2]].reshape(n_r, k, k))
+                np.multiply(half_n[:, None, None], kmm_inv, out=weight[cells[2]:cells[3]].reshape(-1, k, k))
+                zeta_w[z_at:z_at + n_r * k] = wz.ravel()
+                z_at += n_r * k
     value = float(value) / 2
     if not gradient:
         return value, None, None
     x = t
     zsum = np.zeros(p)
-    if weight:  # X = T - Y - Y' + Z = T + half + half' with half = -Y' + Z / 2
-        half = np.bincount(mom.scatter, weights=np.concatenate(weight), minlength=p * p).reshape(p, p)
+    if mom.batches:  # X = T - Y - Y' + Z = T + half + half' with half = -Y' + Z / 2
+        half = np.bincount(mom.scatter, weights=weight, minlength=q * q).reshape(q, q)[:p, :p]
         x = t + half + half.T
-        zsum = np.bincount(mom.zeta_index, weights=np.concatenate(zeta_w), minlength=p)
+        zsum = np.bincount(mom.zeta_index, weights=zeta_w, minlength=q)[:p]
     kx = k_inv @ x
     g_sigma = 0.5 * (mom.n * k_inv - kx @ k_inv)
     g_mu = -k_inv @ (mom.sy - mom.cnt * mu - zsum)
