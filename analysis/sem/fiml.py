@@ -90,7 +90,8 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from scipy.linalg import lapack
+from scipy import sparse
+from scipy.linalg import blas, lapack
 
 from analysis.errors import InputError
 from analysis.missing import em_moments
@@ -255,8 +256,11 @@ class PatternMoments:
     (patterns of weight 0 left out), each ``(rows, half_n, n_pat, missing, row_pattern, cells)``: its
     slice of the stacked rows, its patterns' weights :math:`n_k` (and halves), missing variables
     (padded with p, p + 1, ...), each row's pattern, and its part of the gradient's buffer (:func:`fiml_nll`);
-    ``scatter`` and ``zeta_index`` the flat q x q cells and the variables the batches'
-    terms of the gradient add into, in that buffer's order; ``size`` its length."""
+    ``scatter`` the flat q x q cells the batches' terms of Z add into, in that buffer's order,
+    ``size`` its length; ``zeta_index`` the variable of each (row, slot) of the batches' stacked
+    :math:`\zeta` (padding: >= p); ``placement`` the sparse p x rows matrix with a 1 at (m, i)
+    for each row i missing m (its values are replaced by the :math:`w_i\zeta_i` at ``pair_pos``
+    of the stacked :math:`\zeta` to place them: :math:`\sum_iw_i\tilde\zeta_i r_i^\top`)."""
 
     n: float
     const: float
@@ -272,6 +276,8 @@ class PatternMoments:
     scatter: np.ndarray
     zeta_index: np.ndarray
     size: int
+    placement: sparse.csr_matrix
+    pair_pos: np.ndarray
 
 
 def pattern_moments(layout: PatternLayout, weights: np.ndarray | None = None) -> PatternMoments:
@@ -285,9 +291,10 @@ def pattern_moments(layout: PatternLayout, weights: np.ndarray | None = None) ->
     w = w_all
     if not use.all():
         y, obs, w = y[use], obs[use], w[use]
-    yw = y * w[:, None]
-    syy = yw.T @ y
-    sy = yw.sum(axis=0)
+    # sum w y y' by a symmetric rank-k update of sqrt(w) y (half a general product's work)
+    syy = blas.dsyrk(1.0, y * np.sqrt(w)[:, None], trans=1, lower=0) if len(y) else np.zeros((p, p))
+    syy = np.triu(syy) + np.triu(syy, 1).T
+    sy = w @ y
     n = float(w.sum())
     n_pat = np.bincount(layout.pattern, weights=w_all, minlength=layout.n_patterns)
     nobs = np.full(layout.n_patterns, p)
@@ -306,7 +313,7 @@ def pattern_moments(layout: PatternLayout, weights: np.ndarray | None = None) ->
     groups = merge_batches([b[0] for b in kept], [len(b[3]) for b in kept], p)
     # the padding variables p, p + 1, ... (analysis.patterns.merge_batches): as many as a pattern lacks at most
     q = p + max([kept[g[-1]][0] - kept[g[0]][0] for g in groups], default=0)
-    batches, scatter, zeta_index, all_rows = [], [], [], []
+    batches, scatter, pair_var, all_rows = [], [], [], []
     start = offset = 0
     for grp in groups:
         k_max = kept[grp[-1]][0]
@@ -323,14 +330,12 @@ def pattern_moments(layout: PatternLayout, weights: np.ndarray | None = None) ->
         lr = np.concatenate(lr)
         m_rows = m_pat[lr]
         n_r = len(lr)
-        # the gradient's terms (fiml_nll), in this order: row m_ij of Y' (all q columns), the
-        # cells (m_ia, m_ib) of the rows, the cells (m_a, m_b) of the patterns
-        sizes = (n_r * k_max * q, n_r * k_max * k_max, len(n_b) * k_max * k_max)
-        cells = (offset, offset + sizes[0], offset + sizes[0] + sizes[1], offset + sum(sizes))
-        offset = cells[3]
-        scatter += [(m_rows[:, :, None] * q + np.arange(q)).ravel(), (m_rows[:, :, None] * q + m_rows[:, None, :]).ravel(),
-                    block_cells(m_pat, q)]
-        zeta_index.append(m_rows.ravel())
+        # the gradient's terms of Z (fiml_nll), in this order: the cells (m_ia, m_ib) of the rows,
+        # the cells (m_a, m_b) of the patterns
+        cells = (offset, offset + n_r * k_max * k_max, offset + (n_r + len(n_b)) * k_max * k_max)
+        offset = cells[2]
+        scatter += [(m_rows[:, :, None] * q + m_rows[:, None, :]).ravel(), block_cells(m_pat, q)]
+        pair_var.append(m_rows.ravel())
         batches.append((slice(start, start + n_r), 0.5 * n_b, n_b, m_pat, lr, cells))
         start += n_r
     rows = np.concatenate(all_rows) if all_rows else np.zeros(0, dtype=np.intp)
@@ -339,15 +344,24 @@ def pattern_moments(layout: PatternLayout, weights: np.ndarray | None = None) ->
     obs_part = np.zeros((len(rows), q))
     obs_part[:, :p] = layout.observed[rows]
     w_part = w_all[rows]
-    miss = 1.0 - obs_part[:, :p]
-    cm = w_part @ miss
-    ym = sy[:, None] - (y_part[:, :p] * w_part[:, None]).T @ miss
-    mm = n - cm[:, None] - cm[None, :] + (miss * w_part[:, None]).T @ miss
+    # the (row, missing variable) pairs, the padding left out, by variable: a sparse p x rows
+    # matrix whose values are set per evaluation (E_m placements: sum_i E_m_i v_i a_i' = M A)
+    pair_var = np.concatenate(pair_var) if pair_var else np.zeros(0, dtype=np.intp)
+    k_rows = np.concatenate([np.full(b[0].stop - b[0].start, b[3].shape[1]) for b in batches]) if batches else \
+        np.zeros(0, dtype=np.intp)
+    pair_row = np.repeat(np.arange(len(rows)), k_rows)
+    real = pair_var < p
+    pair_pos = np.flatnonzero(real)[np.argsort(pair_var[real], kind="stable")]
+    placement = sparse.csr_matrix((np.ones(len(pair_pos)), pair_row[pair_pos],
+                                   np.searchsorted(pair_var[pair_pos], np.arange(p + 1))), shape=(p, len(rows)))
+    miss_w = (1.0 - obs_part[:, :p]) * w_part[:, None]
+    cm = placement @ w_part
+    ym = sy[:, None] - (placement @ (y_part[:, :p] * w_part[:, None])).T
+    mm = n - cm[:, None] - cm[None, :] + placement @ miss_w
     return PatternMoments(n=n, const=float(n_pat @ nobs) * _LOG2PI, syy=syy, sy=sy, cnt=n - cm, ym=ym,
                           mm=mm, y=y_part, obs=obs_part, w=w_part[:, None], batches=tuple(batches),
                           scatter=np.concatenate(scatter) if scatter else np.zeros(0, dtype=np.intp),
-                          zeta_index=np.concatenate(zeta_index) if zeta_index else np.zeros(0, dtype=np.intp),
-                          size=offset)
+                          zeta_index=pair_var, size=offset, placement=placement, pair_pos=pair_pos)
 
 
 def fiml_nll(mom: PatternMoments, sigma: np.ndarray, mu: np.ndarray, gradient: bool = False):
@@ -405,7 +419,7 @@ def fiml_nll(mom: PatternMoments, sigma: np.ndarray, mu: np.ndarray, gradient: b
         k_pad[:p, :p] = k_inv
         k_pad.flat[p * (q + 1)::q + 1] = 1.0
         r = mom.y - mom.obs * np.concatenate([mu, np.zeros(q - p)])
-        if gradient:  # in mom.scatter's order: -Y' rows, the rows' zeta zeta' / 2, the patterns' K_mm^-1 / 2
+        if gradient:  # in mom.scatter's order: the rows' zeta zeta' / 2, the patterns' K_mm^-1 / 2
             weight, zeta_w, z_at = np.empty(mom.size), np.empty(len(mom.zeta_index)), 0
         for rows, half_n, n_pat, m_pat, lr, cells in mom.batches:
             kmm_inv, logdet_mm = conditional_blocks(k_pad, m_pat, logdet=True)
@@ -416,9 +430,8 @@ def fiml_nll(mom: PatternMoments, sigma: np.ndarray, mu: np.ndarray, gradient: b
             value -= np.sum(wz * b)
             if gradient:
                 n_r, k = zeta.shape
-                np.multiply(-wz[:, :, None], r_b[:, None, :], out=weight[cells[0]:cells[1]].reshape(n_r, k, q))
-                np.multiply(0.5 * wz[:, :, None], zeta[:, None, :], out=weight[cells[1]:cells[2]].reshape(n_r, k, k))
-                np.multiply(half_n[:, None, None], kmm_inv, out=weight[cells[2]:cells[3]].reshape(-1, k, k))
+                np.multiply(0.5 * wz[:, :, None], zeta[:, None, :], out=weight[cells[0]:cells[1]].reshape(n_r, k, k))
+                np.multiply(half_n[:, None, None], kmm_inv, out=weight[cells[1]:cells[2]].reshape(-1, k, k))
                 zeta_w[z_at:z_at + n_r * k] = wz.ravel()
                 z_at += n_r * k
     value = float(value) / 2
@@ -427,7 +440,9 @@ def fiml_nll(mom: PatternMoments, sigma: np.ndarray, mu: np.ndarray, gradient: b
     x = t
     zsum = np.zeros(p)
     if mom.batches:  # X = T - Y - Y' + Z = T + half + half' with half = -Y' + Z / 2
-        half = np.bincount(mom.scatter, weights=weight, minlength=q * q).reshape(q, q)[:p, :p]
+        # Y' = sum_i w_i zeta~_i r_i': the sparse placement (its values overwritten: no copy) times the residuals
+        np.take(zeta_w, mom.pair_pos, out=mom.placement.data)
+        half = np.bincount(mom.scatter, weights=weight, minlength=q * q).reshape(q, q)[:p, :p] - (mom.placement @ r)[:, :p]
         x = t + half + half.T
         zsum = np.bincount(mom.zeta_index, weights=zeta_w, minlength=q)[:p]
     kx = k_inv @ x
