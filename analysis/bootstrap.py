@@ -383,14 +383,16 @@ class Resampler:
         :class:`~analysis.sem.fiml.PatternMoments` per group: the resample counts as row weights
         on the full sample's patterns (no pattern search per draw; listwise one complete pattern)."""
         stats_, pats, weights, moments = [], [], [], []
-        for g, (st, y, ix) in enumerate(zip(self.stats, samples, self.exo)):
+        for g, (st, ix) in enumerate(zip(self.stats, self.exo)):
+            y = None if samples is None else samples[g]
+            n_g = len(y) if rows is None else len(rows[g])
             w = None if rows is None else np.bincount(rows[g], minlength=len(self.values[g]))[self.order[g]]
             if self.fiml:
                 cov, mean = st.cov.copy(), st.mean.copy()  # only the covariates' block is used: theirs
                 if len(ix):
-                    xs = y[:, ix]
+                    xs = y[:, ix] if y is not None else self.values[g][rows[g][:, None], ix]
                     mx = xs.mean(axis=0)
-                    cov[np.ix_(ix, ix)] = (xs - mx).T @ (xs - mx) / len(y)
+                    cov[np.ix_(ix, ix)] = (xs - mx).T @ (xs - mx) / n_g
                     mean[ix] = mx
                 if rows is None:
                     pats.append(patterns_of_values(y)[0])
@@ -404,7 +406,7 @@ class Resampler:
                 moments.append(pattern_moments(self.full_patterns[g].layout, w))
                 mean = moments[-1].sy / moments[-1].n
                 cov = moments[-1].syy / moments[-1].n - np.outer(mean, mean)
-            stats_.append(SampleStats(label=st.label, ov=st.ov, n=len(y), cov=cov, mean=mean))
+            stats_.append(SampleStats(label=st.label, ov=st.ov, n=n_g, cov=cov, mean=mean))
         model = _with_fixed_x(self.model, self.fixed_x, stats_) if any(len(ix) for ix in self.exo) else self.model
         if not self.fiml:
             return model, _once(lambda: MLEstimator(model, stats_)), moments or None
@@ -415,10 +417,11 @@ class Resampler:
         moments = [pattern_moments(pt.layout, w) for pt, w in zip(pats, weights)]
         return model, _once(lambda: FIMLEstimator(model, stats_, pats, row_weights=weights)), moments
 
-    def refit(self, samples: list[np.ndarray], rows: list[np.ndarray] | None = None) -> tuple[np.ndarray, bool, bool]:
+    def refit(self, samples: list[np.ndarray] | None, rows: list[np.ndarray] | None = None) -> tuple[np.ndarray, bool, bool]:
         """Fit the model to ``samples`` (one array of rows per group, columns in the block's
         ``ov`` order; ``rows`` their row numbers in :attr:`values`, if they are resampled from
-        them) from the full-sample estimates: (free and defined values, converged, admissible).
+        them; with ``rows``, ``samples`` may be None: ``values[g][rows[g]]``) from the full-sample
+        estimates: (free and defined values, converged, admissible).
 
         The draw's discrepancy is :math:`-2\\log L/N` up to a constant: from its
         weighted moments (:func:`analysis.sem.fiml.nll_gradient`: complete data are one pattern;
@@ -457,7 +460,7 @@ class Resampler:
         ``seed`` (a ``SeedSequence``), then :meth:`refit`."""
         rng = np.random.default_rng(seed)
         rows = [rng.integers(0, len(v), len(v)) for v in self.values]
-        return self.refit([v[r] for v, r in zip(self.values, rows)], rows)
+        return self.refit(None, rows)  # the rows' values are read from their numbers
 
 
 def _refit(task) -> tuple[int, np.ndarray, bool, bool]:

@@ -284,18 +284,19 @@ def pattern_moments(layout: PatternLayout, weights: np.ndarray | None = None) ->
     """The :class:`PatternMoments` of ``layout`` (:func:`analysis.patterns.pattern_layout` of one
     group's rows) with row ``weights`` (default 1; a bootstrap draw's counts of each row): the
     pattern structure is the layout's, only reweighted (patterns and rows of weight 0 left out)."""
-    y, obs = layout.values, layout.observed
+    y = layout.values
     n_rows, p = y.shape
     w_all = np.ones(n_rows) if weights is None else np.asarray(weights, dtype=float)
     use = w_all > 0
-    w = w_all
+    root_w = np.sqrt(w_all)
     if not use.all():
-        y, obs, w = y[use], obs[use], w[use]
-    # sum w y y' by a symmetric rank-k update of sqrt(w) y (half a general product's work)
-    syy = blas.dsyrk(1.0, y * np.sqrt(w)[:, None], trans=1, lower=0) if len(y) else np.zeros((p, p))
-    syy = np.triu(syy) + np.triu(syy, 1).T
-    sy = w @ y
-    n = float(w.sum())
+        y, root_w = y[use], root_w[use]
+    # sum w y y' by a symmetric rank-k update of sqrt(w) y (half a general product's work; the
+    # upper triangle, mirrored)
+    syy = blas.dsyrk(1.0, y * root_w[:, None], trans=1, lower=0) if len(y) else np.zeros((p, p))
+    syy += np.triu(syy, 1).T
+    sy = w_all @ layout.values
+    n = float(w_all.sum())
     n_pat = np.bincount(layout.pattern, weights=w_all, minlength=layout.n_patterns)
     nobs = np.full(layout.n_patterns, p)
     for bt in layout.batches:
@@ -347,9 +348,8 @@ def pattern_moments(layout: PatternLayout, weights: np.ndarray | None = None) ->
     # the (row, missing variable) pairs, the padding left out, by variable: a sparse p x rows
     # matrix whose values are set per evaluation (E_m placements: sum_i E_m_i v_i a_i' = M A)
     pair_var = np.concatenate(pair_var) if pair_var else np.zeros(0, dtype=np.intp)
-    k_rows = np.concatenate([np.full(b[0].stop - b[0].start, b[3].shape[1]) for b in batches]) if batches else \
-        np.zeros(0, dtype=np.intp)
-    pair_row = np.repeat(np.arange(len(rows)), k_rows)
+    k_rows = [np.full(b[0].stop - b[0].start, b[3].shape[1]) for b in batches]
+    pair_row = np.repeat(np.arange(len(rows)), np.concatenate(k_rows) if k_rows else np.zeros(0, dtype=np.intp))
     real = pair_var < p
     pair_pos = np.flatnonzero(real)[np.argsort(pair_var[real], kind="stable")]
     placement = sparse.csr_matrix((np.ones(len(pair_pos)), pair_row[pair_pos],

@@ -59,6 +59,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.linalg import lapack
 
 from analysis.errors import InputError
 
@@ -349,7 +350,10 @@ class Model:
         ``eeta`` (:math:`A\\alpha`), all from one evaluation."""
         out = []
         for mats in self.matrices(x, values, groups):
-            a = np.linalg.inv(np.eye(len(mats["beta"])) - mats["beta"])
+            eye = np.eye(len(mats["beta"]))
+            a, info = lapack.dgesv(eye - mats["beta"], eye)[2:]  # LAPACK's solve, as np.linalg.inv, without its overhead
+            if info > 0:
+                raise np.linalg.LinAlgError("Singular matrix")
             la = mats["lambda"] @ a
             veta = a @ mats["psi"] @ a.T
             sigma = mats["lambda"] @ veta @ mats["lambda"].T + mats["theta"]
