@@ -247,9 +247,12 @@ def conditional_shifts(precision: np.ndarray, residuals: np.ndarray, missing: np
     """
     n_rows, p = residuals.shape
     k = missing.shape[1]
+    step = max(1, int(max_elements) // (k * max(k, p)))
+    if step >= n_rows:  # one chunk
+        bb = np.matmul(precision[missing[row_pattern]], residuals[:, :, None])
+        return bb[:, :, 0], np.matmul(inverse[row_pattern], bb)[:, :, 0]
     b = np.empty((n_rows, k))
     zeta = np.empty((n_rows, k))
-    step = max(1, int(max_elements) // (k * max(k, p)))
     for a in range(0, n_rows, step):
         sl = slice(a, a + step)
         w = row_pattern[sl]

@@ -411,7 +411,9 @@ def fiml_nll(mom: PatternMoments, sigma: np.ndarray, mu: np.ndarray, gradient: b
     k_inv = k_inv + k_inv.T
     k_inv.flat[::p + 1] *= 0.5
     ymu = mom.ym * mu
-    t = mom.syy - ymu - ymu.T + mom.mm * np.outer(mu, mu)
+    t = mom.syy - ymu
+    t -= ymu.T
+    t += mom.mm * np.outer(mu, mu)
     value = mom.const + mom.n * 2 * np.sum(np.log(np.diag(c))) + np.sum(k_inv * t)
     if mom.batches:
         q = mom.y.shape[1]  # K and the residuals with the padding variables (analysis.patterns.merge_batches)
@@ -427,7 +429,7 @@ def fiml_nll(mom: PatternMoments, sigma: np.ndarray, mu: np.ndarray, gradient: b
             r_b = r[rows]
             b, zeta = conditional_shifts(k_pad, r_b, m_pat, kmm_inv, lr)
             wz = mom.w[rows] * zeta
-            value -= np.sum(wz * b)
+            value -= np.vdot(wz, b)
             if gradient:
                 n_r, k = zeta.shape
                 np.multiply(0.5 * wz[:, :, None], zeta[:, None, :], out=weight[cells[0]:cells[1]].reshape(n_r, k, k))
