@@ -22,8 +22,10 @@ The mean structure is the model's own (lavaan builds a table with intercepts for
 The gradient in :math:`\\Sigma` is :math:`G = \\sum_k\\tfrac{n_k}{2}(M_k - M_kW_kM_k)` and in
 :math:`\\mu`, :math:`g_\\mu = -\\sum_k n_kM_kd_k`. :func:`fiml_nll` evaluates both from the
 sufficient statistics of the patterns (:func:`pattern_moments`, once per data set or bootstrap
-draw: row weights), the patterns missing k variables batched into one stacked k x k operation
-(:mod:`analysis.patterns`: the layout and the partitioned-inverse blocks, shared with EM), the
+draw: row weights), the patterns missing k variables batched into one stacked k x k operation,
+batches of few rows merged by padding (:mod:`analysis.patterns`: the layout, the merging and the
+partitioned-inverse blocks, shared with EM), the term :math:`\\sum_iw_i\\tilde\\zeta_ir_i^\\top` of the
+gradient as a sparse placement matrix times the residuals, the
 gradient by Fisher's identity as the complete-data one at the E-step's statistics; the chain rule
 in matrix form (:func:`parameter_gradient`) gives the parameters'. A bootstrap draw reweights the
 full sample's rows by their resample counts (``row_weights``): no pattern search per draw.
@@ -259,8 +261,9 @@ class PatternMoments:
     ``scatter`` the flat q x q cells the batches' terms of Z add into, in that buffer's order,
     ``size`` its length; ``zeta_index`` the variable of each (row, slot) of the batches' stacked
     :math:`\zeta` (padding: >= p); ``placement`` the sparse p x rows matrix with a 1 at (m, i)
-    for each row i missing m (its values are replaced by the :math:`w_i\zeta_i` at ``pair_pos``
-    of the stacked :math:`\zeta` to place them: :math:`\sum_iw_i\tilde\zeta_i r_i^\top`)."""
+    for each row i missing m (:func:`fiml_nll` overwrites its values with the :math:`w_i\zeta_i`
+    at ``pair_pos`` of the stacked :math:`\zeta` to place them, :math:`\sum_iw_i\tilde\zeta_i
+    r_i^\top`: one PatternMoments is not for concurrent threads)."""
 
     n: float
     const: float
@@ -383,7 +386,8 @@ def fiml_nll(mom: PatternMoments, sigma: np.ndarray, mu: np.ndarray, gradient: b
 
     T from the moments: :math:`T = S_{yy} - Y_m\circ 1\mu^\top - (Y_m\circ 1\mu^\top)^\top
     + M_m\circ\mu\mu^\top`. A pattern missing k variables costs a k x k inverse; the patterns
-    missing k are one stacked operation, the rows missing k another. By Fisher's identity the
+    missing k are one stacked operation, the rows missing k another (batches of few rows merged,
+    padded: :func:`analysis.patterns.merge_batches`). By Fisher's identity the
     gradient is that of the complete-data likelihood at the E-step's expected statistics
     (Dempster, Laird & Rubin, 1977): with :math:`\tilde\zeta_i` the p-vector holding
     :math:`\zeta_i` at m and 0 elsewhere (:math:`r_i - \tilde\zeta_i`: the residual completed by
