@@ -419,7 +419,7 @@ def fiml_nll(mom: PatternMoments, sigma: np.ndarray, mu: np.ndarray, gradient: b
     t = mom.syy - ymu
     t -= ymu.T
     t += mom.mm * np.outer(mu, mu)
-    value = mom.const + mom.n * 2 * np.sum(np.log(np.diag(c))) + np.sum(k_inv * t)
+    value = mom.const + mom.n * 2 * np.sum(np.log(np.diag(c))) + np.vdot(k_inv, t)
     if mom.batches:
         q = mom.y.shape[1]  # K and the residuals with the padding variables (analysis.patterns.merge_batches)
         k_pad = np.zeros((q, q))
