@@ -417,7 +417,8 @@ class Resampler:
         moments = [pattern_moments(pt.layout, w) for pt, w in zip(pats, weights)]
         return model, _once(lambda: FIMLEstimator(model, stats_, pats, row_weights=weights)), moments
 
-    def refit(self, samples: list[np.ndarray] | None, rows: list[np.ndarray] | None = None) -> tuple[np.ndarray, bool, bool]:
+    def refit(self, samples: list[np.ndarray] | None,
+              rows: list[np.ndarray] | None = None) -> tuple[np.ndarray, bool, bool]:
         """Fit the model to ``samples`` (one array of rows per group, columns in the block's
         ``ov`` order; ``rows`` their row numbers in :attr:`values`, if they are resampled from
         them; with ``rows``, ``samples`` may be None: ``values[g][rows[g]]``) from the full-sample

@@ -280,9 +280,9 @@ class Model:
 
     def _flat_layout(self, g: int) -> tuple:
         """Group g's six continuous matrices as one flat buffer (``lambda, beta, psi, theta, nu,
-        alpha``, each row-major): its size, each matrix's name, start, end and shape, the buffer cells of the group's rows
-        (a (co)variance also at its mirror cell) with the table rows they take, and the phantom
-        loadings' cells (1); computed once per model."""
+        alpha``, each row-major): its size, each matrix's name, start, end and shape, the buffer
+        cells of the group's rows (a (co)variance also at its mirror cell) with the table rows they
+        take, and the phantom loadings' cells (1); computed once per model."""
         cache = self.__dict__.setdefault("_flat_cache", {})
         if g not in cache:
             blk, cells = self.blocks[g], self._cells[g]
@@ -307,7 +307,8 @@ class Model:
                 src.append(blk.rows[sel])
             rows, cols = self._phantom[g]
             phantom = offsets["lambda"] + rows * m + cols
-            views = tuple((name, offsets[name], offsets[name] + int(np.prod(shape)), shape) for name, shape in shapes.items())
+            views = tuple((name, offsets[name], offsets[name] + int(np.prod(shape)), shape)
+                          for name, shape in shapes.items())
             cache[g] = (at, views, np.concatenate(dest).astype(np.intp), np.concatenate(src).astype(np.intp),
                         phantom.astype(np.intp))
         return cache[g]
@@ -351,7 +352,8 @@ class Model:
         out = []
         for mats in self.matrices(x, values, groups):
             eye = np.eye(len(mats["beta"]))
-            a, info = lapack.dgesv(eye - mats["beta"], eye)[2:]  # LAPACK's solve, as np.linalg.inv, without its overhead
+            # LAPACK's solve, what np.linalg.inv calls, without its overhead
+            a, info = lapack.dgesv(eye - mats["beta"], eye)[2:]
             if info > 0:
                 raise np.linalg.LinAlgError("Singular matrix")
             la = mats["lambda"] @ a
