@@ -45,11 +45,15 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["PatternBatch", "PatternLayout", "block_cells", "conditional_blocks", "conditional_shifts",
-           "pattern_layout"]
+           "merge_batches", "pattern_layout"]
 
 # elements of a stacked gather (rows x k x p) made at once: bounds the memory of
 # conditional_shifts whatever the number of rows and missing variables (32 MB)
 _CHUNK = 2 ** 22
+# padded elements (rows x missing x p) a batch may add to save one stacked operation: its fixed
+# cost, some twenty numpy calls (~20 us), is what ~10,000 padded elements cost (gathered, multiplied,
+# ~2 ns each); measured on the default study's FIML bootstrap draws: 10,000 the fastest of 0-1e9
+_PAD_ELEMENTS = 10000
 
 
 @dataclass(frozen=True)
@@ -191,9 +195,21 @@ def conditional_blocks(precision: np.ndarray, missing: np.ndarray, logdet: bool 
     logdet : ndarray, (n_patterns,) or None
         :math:`\log|P_{mm}|` per pattern (None unless ``logdet``).
     """
-    pmm = precision[missing[:, :, None], missing[:, None, :]]
-    if missing.shape[1] == 1:  # 1 x 1: what LAPACK's LU gives, without the batched call's overhead
+    k = missing.shape[1]
+    if k == 1:  # 1 x 1: what LAPACK's LU gives, without the batched call's overhead
+        pmm = precision[missing[:, :, None], missing[:, None, :]]
         return 1.0 / pmm, (np.log(np.abs(pmm[:, 0, 0])) if logdet else None)
+    if k == 2:  # 2 x 2 in closed form (the adjugate over the determinant; equal to LU's to rounding)
+        m0, m1 = missing[:, 0], missing[:, 1]
+        a, c, e, d = precision[m0, m0], precision[m0, m1], precision[m1, m0], precision[m1, m1]
+        det = a * d - c * e
+        inv = np.empty((len(missing), 2, 2))
+        inv[:, 0, 0] = d / det
+        inv[:, 1, 1] = a / det
+        inv[:, 0, 1] = -c / det
+        inv[:, 1, 0] = -e / det
+        return inv, (np.log(np.abs(det)) if logdet else None)
+    pmm = precision[missing[:, :, None], missing[:, None, :]]
     return np.linalg.inv(pmm), (np.linalg.slogdet(pmm)[1] if logdet else None)
 
 
@@ -231,9 +247,12 @@ def conditional_shifts(precision: np.ndarray, residuals: np.ndarray, missing: np
     """
     n_rows, p = residuals.shape
     k = missing.shape[1]
+    step = max(1, int(max_elements) // (k * max(k, p)))
+    if step >= n_rows:  # one chunk
+        bb = np.matmul(precision[missing[row_pattern]], residuals[:, :, None])
+        return bb[:, :, 0], np.matmul(inverse[row_pattern], bb)[:, :, 0]
     b = np.empty((n_rows, k))
     zeta = np.empty((n_rows, k))
-    step = max(1, int(max_elements) // (k * max(k, p)))
     for a in range(0, n_rows, step):
         sl = slice(a, a + step)
         w = row_pattern[sl]
@@ -251,3 +270,31 @@ def block_cells(missing: np.ndarray, p: int) -> np.ndarray:
     covariances :math:`\sum_j n_jE_{m_j}P_{m_jm_j}^{-1}E_{m_j}^\top` of EM's E-step and of the
     FIML gradient)."""
     return (missing[:, :, None] * p + missing[:, None, :]).ravel()
+
+
+def merge_batches(ks, n_rows, p: int, budget: int = _PAD_ELEMENTS) -> list[list[int]]:
+    r"""Groups of consecutive batches (``ks`` their numbers missing, ascending; ``n_rows`` their
+    rows) to compute as one at the group's largest k: a batch joins the group of the next larger
+    ones when padding its rows to that k adds at most ``budget`` elements
+    (:math:`n_{rows}(k_{max} - k)p`), so many small batches cost one stacked operation.
+
+    Padding: each pattern's missing variables are completed to :math:`k_{max}` with the indices
+    p, p + 1, ... of extra variables whose rows and columns of the precision matrix are unit
+    vectors, :math:`P^+ = \begin{pmatrix}P & 0\\ 0 & I\end{pmatrix}`, and whose residuals are 0. Its blocks
+    are then :math:`\operatorname{diag}(P_{mm}, I)` (the same log-determinant, the inverse
+    :math:`\operatorname{diag}(P_{mm}^{-1}, I)`) and :math:`b` and :math:`\zeta` are 0 at the
+    padded places: :func:`conditional_blocks` and :func:`conditional_shifts` of :math:`P^+`
+    give every pattern's own quantities.
+
+    Returns
+    -------
+    list of lists of int
+        The batches' positions, groups in ascending k, each group ascending.
+    """
+    groups: list[list[int]] = []
+    for i in reversed(range(len(ks))):
+        if groups and int(n_rows[i]) * (int(ks[groups[-1][0]]) - int(ks[i])) * p <= budget:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return [g[::-1] for g in reversed(groups)]

@@ -44,6 +44,24 @@ Draws with the same seed equal a7a08ac's to 2.7e-13 (FIML; the iterates are the 
 goes (8-10 BFGS steps, one likelihood and gradient each, ~1.5-2 ms): the batched likelihood
 (:func:`analysis.sem.fiml.fiml_nll`) ~45%, the model's matrices ~15%, the chain rule ~10%, the
 draw's weighted moments ~7%, BFGS ~6%. The FIML fit of the default sem model: 8.1 -> 5.7 CPU-s.
+
+The FIML draw made cheaper (branch semboot, 2026-12-02, load 2-3, back to back with main in
+one run of this script, 50 draws; the two lines of each are two runs): FIML 20.0 / 18.6 -> 12.8 /
+14.6 CPU-ms per draw, listwise 10.8 / 6.6 -> 7.6 / 7.4 (noise). Draw by draw in one process
+alternating main's code and this (60-200 draws, the same seeds, load 2-4): 0.75-0.78 of main's CPU;
+the draws equal main's to 1.3e-14 from the same full-sample fit. The sem stage in one process
+(jobs 1), back to back with main at load ~3.5: the bootstrap 37.4 / 38.9 -> 28.5 / 31.1 CPU-s, the
+stage 45.3 / 47.1 -> 36.7 / 39.6; its outputs within 5.3e-9 of main's (sem_parameters.csv's
+bootstrap columns; the estimates within 7.8e-10 relative: the fit's optimiser stops at a point
+that moves with the gradient's rounding; the EM moments identical). Where it came from: the batches of few rows
+merged into one padded stacked operation (:func:`analysis.patterns.merge_batches`), 2 x 2 blocks in
+closed form, the gradient's :math:`\sum_iw_i\tilde\zeta_ir_i^\top` as a sparse placement matrix
+times the residuals (it was a rows x k x p bincount, the largest cost), the moments' syy by a
+rank-k update, BFGS in compact form (one product with :math:`H_0` per step), the model matrices
+from one flat buffer, :math:`(I-B)^{-1}` by LAPACK directly. Per likelihood evaluation the
+remainder is numpy's: the stacked k x k gathers and products (~35%), the p x p Cholesky, inverse
+and two products (~25%), the moments' p x p terms.
+
 Not a test.
 """
 from __future__ import annotations

@@ -226,3 +226,22 @@ def test_a_reweighted_estimator_refuses_row_level_computations():
                  lambda: est.casewise_scores(x), lambda: est.robust_statistics(x, 24, 36)):
         with pytest.raises(ValueError, match="row weights"):
             call()
+
+
+def test_merged_batches_equal_the_unmerged(monkeypatch):
+    """The likelihood and gradients with every batch its own stacked operation (budget 0) and with
+    the batches merged into one padded one (budget unbounded) agree to rounding."""
+    from analysis import patterns
+
+    data, sigma, mu = small_data(seed=11)
+    _, _, (pt,) = patterns_of(data, ONE_FACTOR)
+    out = []
+    for budget in (0, 10 ** 9):
+        monkeypatch.setattr(patterns.merge_batches, "__defaults__", (budget,))
+        mom = pattern_moments(pt.layout)
+        out.append((len(mom.batches), fiml_nll(mom, sigma, mu, gradient=True)))
+    (n0, (v0, gs0, gm0)), (n1, (v1, gs1, gm1)) = out
+    assert n0 == 3 and n1 == 1
+    assert v1 == pytest.approx(v0, rel=1e-13)
+    assert np.abs(gs1 - gs0).max() < 1e-12 * np.abs(gs0).max()
+    assert np.abs(gm1 - gm0).max() < 1e-12 * np.abs(gm0).max()

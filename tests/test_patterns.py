@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from analysis.missing import observed_mahalanobis
-from analysis.patterns import block_cells, conditional_blocks, conditional_shifts, pattern_layout
+from analysis.patterns import block_cells, conditional_blocks, conditional_shifts, merge_batches, pattern_layout
 
 
 def _data(seed=0, n=400, p=7, rate=0.25, empty_rows=0):
@@ -128,3 +128,41 @@ def test_block_cells_scatter_each_block_into_its_cells():
         expected[np.ix_(m, m)] += b
     got = np.bincount(block_cells(missing, p), weights=blocks.ravel(), minlength=p * p).reshape(p, p)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-15)
+
+
+def test_merge_batches_pads_the_small_batches_into_the_next_larger():
+    """A batch joins the group of the larger ones while padding its rows to that k adds at most
+    the budget's elements; groups in ascending k."""
+    ks, rows = [1, 2, 3, 4, 6], [400, 150, 30, 5, 1]
+    assert merge_batches(ks, rows, 76, budget=10_000) == [[0], [1], [2, 3, 4]]  # 30 x 3 x 76 = 6,840
+    assert merge_batches(ks, rows, 76, budget=0) == [[0], [1], [2], [3], [4]]
+    assert merge_batches(ks, rows, 76, budget=10 ** 9) == [[0, 1, 2, 3, 4]]
+    assert merge_batches([], [], 76) == []
+
+
+def test_padded_precision_gives_each_pattern_its_own_blocks():
+    """Patterns missing 1, 2 and 3 variables padded to k = 3 with unit-precision variables p, p + 1
+    (merge_batches' padding): the same log-determinants, inverses and shifts as unpadded."""
+    x, sigma, mu = _data(seed=5)
+    lay = pattern_layout(x)
+    p = len(mu)
+    precision = np.linalg.inv(sigma)
+    padded = np.eye(p + 2)
+    padded[:p, :p] = precision
+    for b in lay.batches:
+        if b.k > 3:
+            continue
+        m_pad = np.hstack([b.missing, p + np.arange(3 - b.k)[None, :].repeat(len(b.missing), axis=0)])
+        e = (lay.values[b.rows] - mu) * lay.observed[b.rows]
+        inv, logdet = conditional_blocks(precision, b.missing, logdet=True)
+        inv_pad, logdet_pad = conditional_blocks(padded, m_pad, logdet=True)
+        bb, zeta = conditional_shifts(precision, e, b.missing, inv, b.row_pattern)
+        bb_pad, zeta_pad = conditional_shifts(padded, np.hstack([e, np.zeros((len(e), 2))]), m_pad, inv_pad,
+                                              b.row_pattern)
+        np.testing.assert_allclose(logdet_pad, logdet, rtol=1e-12)
+        np.testing.assert_allclose(inv_pad[:, :b.k, :b.k], inv, rtol=1e-12)
+        unit = np.broadcast_to(np.eye(3 - b.k), (len(inv), 3 - b.k, 3 - b.k))
+        np.testing.assert_allclose(inv_pad[:, b.k:, b.k:], unit)
+        np.testing.assert_allclose(zeta_pad[:, :b.k], zeta, rtol=1e-12, atol=1e-14)
+        assert np.all(zeta_pad[:, b.k:] == 0) and np.all(bb_pad[:, b.k:] == 0)
+        np.testing.assert_allclose(bb_pad[:, :b.k], bb, rtol=1e-12, atol=1e-14)

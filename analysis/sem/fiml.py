@@ -22,8 +22,10 @@ The mean structure is the model's own (lavaan builds a table with intercepts for
 The gradient in :math:`\\Sigma` is :math:`G = \\sum_k\\tfrac{n_k}{2}(M_k - M_kW_kM_k)` and in
 :math:`\\mu`, :math:`g_\\mu = -\\sum_k n_kM_kd_k`. :func:`fiml_nll` evaluates both from the
 sufficient statistics of the patterns (:func:`pattern_moments`, once per data set or bootstrap
-draw: row weights), the patterns missing k variables batched into one stacked k x k operation
-(:mod:`analysis.patterns`: the layout and the partitioned-inverse blocks, shared with EM), the
+draw: row weights), the patterns missing k variables batched into one stacked k x k operation,
+batches of few rows merged by padding (:mod:`analysis.patterns`: the layout, the merging and the
+partitioned-inverse blocks, shared with EM), the term :math:`\\sum_iw_i\\tilde\\zeta_ir_i^\\top` of the
+gradient as a sparse placement matrix times the residuals, the
 gradient by Fisher's identity as the complete-data one at the E-step's statistics; the chain rule
 in matrix form (:func:`parameter_gradient`) gives the parameters'. A bootstrap draw reweights the
 full sample's rows by their resample counts (``row_weights``): no pattern search per draw.
@@ -90,11 +92,13 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from scipy.linalg import lapack
+from scipy import sparse
+from scipy.linalg import blas, lapack
 
 from analysis.errors import InputError
 from analysis.missing import em_moments
-from analysis.patterns import PatternLayout, block_cells, conditional_blocks, conditional_shifts, pattern_layout
+from analysis.patterns import (PatternLayout, block_cells, conditional_blocks, conditional_shifts, merge_batches,
+                               pattern_layout)
 from analysis.sem import fit as fitm
 from analysis.sem import h1
 from analysis.sem.estimate import MLEstimator
@@ -246,12 +250,20 @@ class PatternMoments:
     With row weights :math:`w_i` (1, or a bootstrap draw's resample counts), :math:`y_i` the row
     with 0 where missing and :math:`o_i` its observed flags: ``n`` :math:`N = \sum w_i`; ``const``
     :math:`\sum_i w_ip_i\log 2\pi`; ``syy`` :math:`\sum w_iy_iy_i^\top`; ``sy`` :math:`\sum w_iy_i`;
-    ``cnt`` :math:`\sum w_io_i`; ``ym`` :math:`\sum w_iy_io_i^\top`; ``mm`` :math:`\sum w_io_io_i^\top`;
-    ``batches`` per number k of missing variables (the layout's
-    :class:`~analysis.patterns.PatternBatch` es, patterns of weight 0 left out): the patterns'
-    weights :math:`n_k` and missing variables, and the rows of weight > 0 (weights, values, flags,
-    pattern within the batch); ``scatter`` and ``zeta_index`` the flat p x p cells and the variables the
-    batches' terms of the gradient add into (:func:`fiml_nll`), in its order."""
+    ``cnt`` :math:`\sum w_io_i`; ``ym`` :math:`\sum w_iy_io_i^\top`; ``mm`` :math:`\sum w_io_io_i^\top`.
+    The rows of weight > 0 missing something, stacked with zero columns for the padding variables
+    of :func:`analysis.patterns.merge_batches` (q >= p columns): ``y`` their values, ``obs``
+    their flags, ``w`` their weights (a column); ``batches`` the layout's
+    :class:`~analysis.patterns.PatternBatch` es merged by :func:`~analysis.patterns.merge_batches`
+    (patterns of weight 0 left out), each ``(rows, half_n, n_pat, missing, row_pattern, cells)``: its
+    slice of the stacked rows, its patterns' weights :math:`n_k` (and halves), missing variables
+    (padded with p, p + 1, ...), each row's pattern, and its part of the gradient's buffer (:func:`fiml_nll`);
+    ``scatter`` the flat q x q cells the batches' terms of Z add into, in that buffer's order,
+    ``size`` its length; ``zeta_index`` the variable of each (row, slot) of the batches' stacked
+    :math:`\zeta` (padding: >= p); ``placement`` the sparse p x rows matrix with a 1 at (m, i)
+    for each row i missing m (:func:`fiml_nll` overwrites its values with the :math:`w_i\zeta_i`
+    at ``pair_pos`` of the stacked :math:`\zeta` to place them, :math:`\sum_iw_i\tilde\zeta_i
+    r_i^\top`: one PatternMoments is not for concurrent threads)."""
 
     n: float
     const: float
@@ -260,57 +272,100 @@ class PatternMoments:
     cnt: np.ndarray
     ym: np.ndarray
     mm: np.ndarray
+    y: np.ndarray
+    obs: np.ndarray
+    w: np.ndarray
     batches: tuple[tuple, ...]
     scatter: np.ndarray
     zeta_index: np.ndarray
+    size: int
+    placement: sparse.csr_matrix
+    pair_pos: np.ndarray
 
 
 def pattern_moments(layout: PatternLayout, weights: np.ndarray | None = None) -> PatternMoments:
     """The :class:`PatternMoments` of ``layout`` (:func:`analysis.patterns.pattern_layout` of one
     group's rows) with row ``weights`` (default 1; a bootstrap draw's counts of each row): the
     pattern structure is the layout's, only reweighted (patterns and rows of weight 0 left out)."""
-    y, obs = layout.values, layout.observed
+    y = layout.values
     n_rows, p = y.shape
     w_all = np.ones(n_rows) if weights is None else np.asarray(weights, dtype=float)
     use = w_all > 0
-    w = w_all
+    root_w = np.sqrt(w_all)
     if not use.all():
-        y, obs, w = y[use], obs[use], w[use]
-    yw = y * w[:, None]
-    syy = yw.T @ y
-    sy = yw.sum(axis=0)
-    n = float(w.sum())
+        y, root_w = y[use], root_w[use]
+    # sum w y y' by a symmetric rank-k update of sqrt(w) y (half a general product's work; the
+    # upper triangle, mirrored)
+    syy = blas.dsyrk(1.0, y * root_w[:, None], trans=1, lower=0) if len(y) else np.zeros((p, p))
+    syy += np.triu(syy, 1).T
+    sy = w_all @ layout.values
+    n = float(w_all.sum())
     n_pat = np.bincount(layout.pattern, weights=w_all, minlength=layout.n_patterns)
     nobs = np.full(layout.n_patterns, p)
     for bt in layout.batches:
         nobs[bt.patterns] = p - bt.k
-    part = ~obs.all(axis=1)  # rows missing something
-    miss = (~obs[part]).astype(float)
-    cm = w[part] @ miss
-    ym = sy[:, None] - yw[part].T @ miss
-    mm = n - cm[:, None] - cm[None, :] + (miss * w[part][:, None]).T @ miss
-    batches, scatter, zeta_index = [], [], []
+    # the batches with weight, then merged (padded) into fewer stacked operations
+    kept = []
     for bt in layout.batches:
         n_b = n_pat[bt.patterns]
         keep = n_b > 0
         if not keep.any():
             continue
-        w_rows = w_all[bt.rows]
-        sel = w_rows > 0
-        rows = bt.rows[sel]
+        sel = w_all[bt.rows] > 0
         lr = (np.cumsum(keep) - 1)[bt.row_pattern[sel]]  # the row's pattern among those kept
-        m_pat = bt.missing[keep]
+        kept.append((bt.k, n_b[keep], bt.missing[keep], bt.rows[sel], lr))
+    groups = merge_batches([b[0] for b in kept], [len(b[3]) for b in kept], p)
+    # the padding variables p, p + 1, ... (analysis.patterns.merge_batches): as many as a pattern lacks at most
+    q = p + max([kept[g[-1]][0] - kept[g[0]][0] for g in groups], default=0)
+    batches, scatter, pair_var, all_rows = [], [], [], []
+    start = offset = 0
+    for grp in groups:
+        k_max = kept[grp[-1]][0]
+        parts = [kept[i] for i in grp]
+        n_b = np.concatenate([b[1] for b in parts])
+        m_pat = np.empty((len(n_b), k_max), dtype=np.intp)
+        lr, first = [], 0
+        for k, nb, miss, rows, lrk in parts:
+            m_pat[first:first + len(nb), :k] = miss
+            m_pat[first:first + len(nb), k:] = p + np.arange(k_max - k)
+            lr.append(lrk + first)
+            first += len(nb)
+            all_rows.append(rows)
+        lr = np.concatenate(lr)
         m_rows = m_pat[lr]
-        batches.append((n_b[keep], m_pat, w_rows[sel], layout.values[rows], layout.observed[rows].astype(float), lr))
-        # the gradient's terms (fiml_nll): row m_ij of Y' (all p columns), the cells (m_ia, m_ib)
-        # of the rows, the cells (m_a, m_b) of the patterns
-        scatter += [(m_rows[:, :, None] * p + np.arange(p)).ravel(), (m_rows[:, :, None] * p + m_rows[:, None, :]).ravel(),
-                    block_cells(m_pat, p)]
-        zeta_index.append(m_rows.ravel())
+        n_r = len(lr)
+        # the gradient's terms of Z (fiml_nll), in this order: the cells (m_ia, m_ib) of the rows,
+        # the cells (m_a, m_b) of the patterns
+        cells = (offset, offset + n_r * k_max * k_max, offset + (n_r + len(n_b)) * k_max * k_max)
+        offset = cells[2]
+        scatter += [(m_rows[:, :, None] * q + m_rows[:, None, :]).ravel(), block_cells(m_pat, q)]
+        pair_var.append(m_rows.ravel())
+        batches.append((slice(start, start + n_r), 0.5 * n_b, n_b, m_pat, lr, cells))
+        start += n_r
+    rows = np.concatenate(all_rows) if all_rows else np.zeros(0, dtype=np.intp)
+    y_part = np.zeros((len(rows), q))
+    y_part[:, :p] = layout.values[rows]
+    obs_part = np.zeros((len(rows), q))
+    obs_part[:, :p] = layout.observed[rows]
+    w_part = w_all[rows]
+    # the (row, missing variable) pairs, the padding left out, by variable: a sparse p x rows
+    # matrix whose values are set per evaluation (E_m placements: sum_i E_m_i v_i a_i' = M A)
+    pair_var = np.concatenate(pair_var) if pair_var else np.zeros(0, dtype=np.intp)
+    k_rows = [np.full(b[0].stop - b[0].start, b[3].shape[1]) for b in batches]
+    pair_row = np.repeat(np.arange(len(rows)), np.concatenate(k_rows) if k_rows else np.zeros(0, dtype=np.intp))
+    real = pair_var < p
+    pair_pos = np.flatnonzero(real)[np.argsort(pair_var[real], kind="stable")]
+    placement = sparse.csr_matrix((np.ones(len(pair_pos)), pair_row[pair_pos],
+                                   np.searchsorted(pair_var[pair_pos], np.arange(p + 1))), shape=(p, len(rows)))
+    miss_w = 1.0 - obs_part[:, :p]
+    miss_w *= w_part[:, None]
+    cm = placement @ w_part
+    ym = sy[:, None] - (placement @ (y_part[:, :p] * w_part[:, None])).T
+    mm = n - cm[:, None] - cm[None, :] + placement @ miss_w
     return PatternMoments(n=n, const=float(n_pat @ nobs) * _LOG2PI, syy=syy, sy=sy, cnt=n - cm, ym=ym,
-                          mm=mm, batches=tuple(batches),
+                          mm=mm, y=y_part, obs=obs_part, w=w_part[:, None], batches=tuple(batches),
                           scatter=np.concatenate(scatter) if scatter else np.zeros(0, dtype=np.intp),
-                          zeta_index=np.concatenate(zeta_index) if zeta_index else np.zeros(0, dtype=np.intp))
+                          zeta_index=pair_var, size=offset, placement=placement, pair_pos=pair_pos)
 
 
 def fiml_nll(mom: PatternMoments, sigma: np.ndarray, mu: np.ndarray, gradient: bool = False):
@@ -332,7 +387,8 @@ def fiml_nll(mom: PatternMoments, sigma: np.ndarray, mu: np.ndarray, gradient: b
 
     T from the moments: :math:`T = S_{yy} - Y_m\circ 1\mu^\top - (Y_m\circ 1\mu^\top)^\top
     + M_m\circ\mu\mu^\top`. A pattern missing k variables costs a k x k inverse; the patterns
-    missing k are one stacked operation, the rows missing k another. By Fisher's identity the
+    missing k are one stacked operation, the rows missing k another (batches of few rows merged,
+    padded: :func:`analysis.patterns.merge_batches`). By Fisher's identity the
     gradient is that of the complete-data likelihood at the E-step's expected statistics
     (Dempster, Laird & Rubin, 1977): with :math:`\tilde\zeta_i` the p-vector holding
     :math:`\zeta_i` at m and 0 elsewhere (:math:`r_i - \tilde\zeta_i`: the residual completed by
@@ -360,29 +416,44 @@ def fiml_nll(mom: PatternMoments, sigma: np.ndarray, mu: np.ndarray, gradient: b
     k_inv = k_inv + k_inv.T
     k_inv.flat[::p + 1] *= 0.5
     ymu = mom.ym * mu
-    t = mom.syy - ymu - ymu.T + mom.mm * np.outer(mu, mu)
-    value = mom.const + mom.n * 2 * np.sum(np.log(np.diag(c))) + np.sum(k_inv * t)
-    weight, zeta_w = [], []
-    for n_pat, m_pat, w, y, obs, lr in mom.batches:
-        kmm_inv, logdet_mm = conditional_blocks(k_inv, m_pat, logdet=True)
-        value += n_pat @ logdet_mm
-        r = y - obs * mu
-        b, zeta = conditional_shifts(k_inv, r, m_pat, kmm_inv, lr)
-        wz = w[:, None] * zeta
-        value -= np.sum(wz * b)
-        if gradient:  # in mom.scatter's order: -Y' rows, the rows' zeta zeta' / 2, the patterns' K_mm^-1 / 2
-            weight += [(-wz[:, :, None] * r[:, None, :]).ravel(), (0.5 * wz[:, :, None] * zeta[:, None, :]).ravel(),
-                       (0.5 * n_pat[:, None, None] * kmm_inv).ravel()]
-            zeta_w.append(wz.ravel())
+    t = mom.syy - ymu
+    t -= ymu.T
+    t += mom.mm * np.outer(mu, mu)
+    value = mom.const + mom.n * 2 * np.sum(np.log(np.diag(c))) + np.vdot(k_inv, t)
+    if mom.batches:
+        q = mom.y.shape[1]  # K and the residuals with the padding variables (analysis.patterns.merge_batches)
+        k_pad = np.zeros((q, q))
+        k_pad[:p, :p] = k_inv
+        k_pad.flat[p * (q + 1)::q + 1] = 1.0
+        r = mom.obs * np.concatenate([mu, np.zeros(q - p)])
+        np.subtract(mom.y, r, out=r)  # in place: y - obs * mu measured ~10x slower on these sizes
+        if gradient:  # in mom.scatter's order: the rows' zeta zeta' / 2, the patterns' K_mm^-1 / 2
+            weight, zeta_w, z_at = np.empty(mom.size), np.empty(len(mom.zeta_index)), 0
+        for rows, half_n, n_pat, m_pat, lr, cells in mom.batches:
+            kmm_inv, logdet_mm = conditional_blocks(k_pad, m_pat, logdet=True)
+            value += n_pat @ logdet_mm
+            r_b = r[rows]
+            b, zeta = conditional_shifts(k_pad, r_b, m_pat, kmm_inv, lr)
+            wz = mom.w[rows] * zeta
+            value -= np.vdot(wz, b)
+            if gradient:
+                n_r, k = zeta.shape
+                np.multiply(0.5 * wz[:, :, None], zeta[:, None, :], out=weight[cells[0]:cells[1]].reshape(n_r, k, k))
+                np.multiply(half_n[:, None, None], kmm_inv, out=weight[cells[1]:cells[2]].reshape(-1, k, k))
+                zeta_w[z_at:z_at + n_r * k] = wz.ravel()
+                z_at += n_r * k
     value = float(value) / 2
     if not gradient:
         return value, None, None
     x = t
     zsum = np.zeros(p)
-    if weight:  # X = T - Y - Y' + Z = T + half + half' with half = -Y' + Z / 2
-        half = np.bincount(mom.scatter, weights=np.concatenate(weight), minlength=p * p).reshape(p, p)
+    if mom.batches:  # X = T - Y - Y' + Z = T + half + half' with half = -Y' + Z / 2
+        # Y' = sum_i w_i zeta~_i r_i': the sparse placement (its values overwritten: no copy) times the residuals
+        np.take(zeta_w, mom.pair_pos, out=mom.placement.data)
+        half = np.bincount(mom.scatter, weights=weight, minlength=q * q).reshape(q, q)[:p, :p]
+        half -= (mom.placement @ r)[:, :p]
         x = t + half + half.T
-        zsum = np.bincount(mom.zeta_index, weights=np.concatenate(zeta_w), minlength=p)
+        zsum = np.bincount(mom.zeta_index, weights=zeta_w, minlength=q)[:p]
     kx = k_inv @ x
     g_sigma = 0.5 * (mom.n * k_inv - kx @ k_inv)
     g_mu = -k_inv @ (mom.sy - mom.cnt * mu - zsum)

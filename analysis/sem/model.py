@@ -59,6 +59,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.linalg import lapack
 
 from analysis.errors import InputError
 
@@ -265,9 +266,52 @@ class Model:
     def row_values(self, x: np.ndarray) -> np.ndarray:
         """The value of every parameter-table row: ``x`` for free rows, the fixed value otherwise."""
         out = self.values.copy()
-        on = self.free > 0
-        out[on] = x[self.free[on] - 1]
+        rows, index = self._free_index()
+        out[rows] = x[index]
         return out
+
+    def _free_index(self) -> tuple[np.ndarray, np.ndarray]:
+        """The free rows of the table and their free index (0-based), computed once."""
+        cached = self.__dict__.get("_free_index_cache")
+        if cached is None:
+            rows = np.flatnonzero(self.free > 0)
+            cached = self._free_index_cache = (rows, self.free[rows] - 1)
+        return cached
+
+    def _flat_layout(self, g: int) -> tuple:
+        """Group g's six continuous matrices as one flat buffer (``lambda, beta, psi, theta, nu,
+        alpha``, each row-major): its size, each matrix's name, start, end and shape, the buffer
+        cells of the group's rows (a (co)variance also at its mirror cell) with the table rows they
+        take, and the phantom loadings' cells (1); computed once per model."""
+        cache = self.__dict__.setdefault("_flat_cache", {})
+        if g not in cache:
+            blk, cells = self.blocks[g], self._cells[g]
+            p, m = blk.p, blk.m
+            shapes = {"lambda": (p, m), "beta": (m, m), "psi": (m, m), "theta": (p, p), "nu": (p,), "alpha": (m,)}
+            offsets, at = {}, 0
+            for name, shape in shapes.items():
+                offsets[name] = at
+                at += int(np.prod(shape))
+            dest, src = [], []
+            for name in ("lambda", "beta", "psi", "theta"):
+                sel = cells[name]
+                ncol = shapes[name][1]
+                dest.append(offsets[name] + blk.row[sel] * ncol + blk.col[sel])
+                src.append(blk.rows[sel])
+                if name in ("psi", "theta"):
+                    dest.append(offsets[name] + blk.col[sel] * ncol + blk.row[sel])
+                    src.append(blk.rows[sel])
+            for name in ("nu", "alpha"):
+                sel = cells[name]
+                dest.append(offsets[name] + blk.row[sel])
+                src.append(blk.rows[sel])
+            rows, cols = self._phantom[g]
+            phantom = offsets["lambda"] + rows * m + cols
+            views = tuple((name, offsets[name], offsets[name] + int(np.prod(shape)), shape)
+                          for name, shape in shapes.items())
+            cache[g] = (at, views, np.concatenate(dest).astype(np.intp), np.concatenate(src).astype(np.intp),
+                        phantom.astype(np.intp))
+        return cache[g]
 
     # ------------------------------------------------------------------ matrices and moments
     def matrices(self, x: np.ndarray, values: np.ndarray | None = None,
@@ -280,18 +324,12 @@ class Model:
         for g in (range(len(self.blocks)) if groups is None else groups):
             blk, cells = self.blocks[g], self._cells[g]
             p, m = blk.p, blk.m
-            mats = {"lambda": np.zeros((p, m)), "beta": np.zeros((m, m)), "psi": np.zeros((m, m)),
-                    "theta": np.zeros((p, p)), "nu": np.zeros(p), "alpha": np.zeros(m)}
-            mats["lambda"][self._phantom[g]] = 1.0
-            vals = v[blk.rows]
-            for name in ("lambda", "beta", "psi", "theta"):
-                sel = cells[name]
-                mats[name][blk.row[sel], blk.col[sel]] = vals[sel]
-                if name in ("psi", "theta"):
-                    mats[name][blk.col[sel], blk.row[sel]] = vals[sel]
-            for name in ("nu", "alpha"):
-                sel = cells[name]
-                mats[name][blk.row[sel]] = vals[sel]
+            size, views, dest, src, phantom = self._flat_layout(g)
+            flat = np.zeros(size)  # the six matrices in one buffer, filled by two scatters
+            flat[phantom] = 1.0
+            flat[dest] = v[src]
+            mats = {name: flat[a:b].reshape(shape) for name, a, b, shape in views}
+            vals = v[blk.rows] if len(cells["tau"]) or len(cells["delta"]) else None
             for name in ("tau", "delta"):
                 sel = cells[name]
                 if len(sel):
@@ -313,7 +351,11 @@ class Model:
         ``eeta`` (:math:`A\\alpha`), all from one evaluation."""
         out = []
         for mats in self.matrices(x, values, groups):
-            a = np.linalg.inv(np.eye(len(mats["beta"])) - mats["beta"])
+            eye = np.eye(len(mats["beta"]))
+            # LAPACK's solve, what np.linalg.inv calls, without its overhead
+            a, info = lapack.dgesv(eye - mats["beta"], eye)[2:]
+            if info > 0:
+                raise np.linalg.LinAlgError("Singular matrix")
             la = mats["lambda"] @ a
             veta = a @ mats["psi"] @ a.T
             sigma = mats["lambda"] @ veta @ mats["lambda"].T + mats["theta"]
