@@ -546,19 +546,25 @@ def _h1_standardized_residuals(fitted, patterns, information: str) -> list[tuple
         jac = h1.jacobian(d_s, d_m)[use]
         at = mu if meanstructure else st.mean
         h_s = (h1.missing_observed(pt, sigma, at, xi) if information == "observed"
-               else h1.missing_expected(pt, sigma, xi))[np.ix_(use, use)]
-        a0 += jac.T @ h_s @ jac
-        parts.append((st, pt, xi, use, jac, h_s, sigma, mu))
-    v = covariance(0.5 * (a0 + a0.T), fitted.optimum.con_jac)
-    # FIML: U_g is the saturated information the robust indices computed (A_1), when they did
-    saturated = fitted.fiml.saturated_observed_information() if fitted.fiml is not None else None
-    out = []
-    for g, (st, pt, xi, use, jac, h_s, sigma, mu) in enumerate(parts):
-        u_inv = _inverse_nonzero(saturated[g] if saturated is not None
-                                 else h1.missing_observed(pt, st.cov, st.mean, xi))
-        gamma = u_inv @ h1.missing_first_order(pt, st.cov, st.mean, xi) @ u_inv if robust else u_inv
-        gamma = gamma[np.ix_(use, use)]
+               else h1.missing_expected(pt, sigma, xi))
+        if not use.all():
+            h_s = h_s[np.ix_(use, use)]
         b = h_s @ jac  # moments x q
+        a0 += jac.T @ b
+        parts.append((st, pt, xi, use, jac, b, sigma, mu))
+    v = covariance(0.5 * (a0 + a0.T), fitted.optimum.con_jac)
+    # FIML: U_g^-1 is the inverse of the saturated information (A_1) the robust indices' V6 trace
+    # inverted (the same matrix, computed once: FIMLEstimator.saturated_observed_inverse)
+    inverses = fitted.fiml.saturated_observed_inverse() if fitted.fiml is not None else None
+    out = []
+    for g, (st, pt, xi, use, jac, b, sigma, mu) in enumerate(parts):
+        u_inv = inverses[g] if inverses is not None else None
+        if u_inv is None:  # not positive definite (or complete data): lavaan's inverse on the rows not zero
+            u_inv = _inverse_nonzero(fitted.fiml.saturated_observed_information()[g] if fitted.fiml is not None
+                                     else h1.missing_observed(pt, st.cov, st.mean, xi))
+        gamma = u_inv @ h1.missing_first_order(pt, st.cov, st.mean, xi) @ u_inv if robust else u_inv
+        if not use.all():
+            gamma = gamma[np.ix_(use, use)]
         dv = jac @ v
         gb = gamma @ b
         var = (np.diag(gamma) - 2 * np.einsum("iq,iq->i", dv, gb)

@@ -714,6 +714,29 @@ class FIMLEstimator:
             out.append(full)
         return out
 
+    def saturated_observed_inverse(self) -> list[np.ndarray | None]:
+        """Per group the inverse of the saturated model's observed information at the EM moments
+        (:math:`A_1^{-1}` of :meth:`saturated_observed_information`) on the moments that are not
+        the fixed.x covariates' own (their rows and columns 0), from the Cholesky factor of the
+        parts (LAPACK potri), computed once and cached: the robust indices' V6 trace and the FIML
+        standardized residuals (:mod:`analysis.sem.diagnostics`) read the same matrix. None for a
+        group whose information is not positive definite. The arrays are read-only."""
+        self._unweighted("saturated_observed_inverse")
+        out = []
+        for part in self._h1_parts():
+            if part["chol"] is None:
+                out.append(None)
+                continue
+            inv = _part_inverse(part)
+            keep = part["keep"]
+            if not keep.all():
+                full = np.zeros((len(keep), len(keep)))
+                full[np.ix_(keep, keep)] = inv
+                full.setflags(write=False)
+                inv = full
+            out.append(inv)
+        return out
+
     def _deltas(self, x: np.ndarray, kmat: np.ndarray | None = None, keep: bool = True) -> list[np.ndarray]:
         """Per group the derivatives of (mu, vech Sigma in ``np.tril_indices`` order: the order of
         :mod:`analysis.sem.h1`) in the free parameters (times ``kmat``, the null space of the
@@ -825,10 +848,7 @@ class FIMLEstimator:
             num = np.zeros_like(den)
             for st, part, delta in zip(self.stats, parts, deltas):
                 n, a1, wc, base = st.n, part["a1"], part["wc"], part["base"]
-                a1_inv = _spd_inverse_upper(a1)
-                # tr(Wc A1^-1) from the upper triangle of the (symmetric) inverse
-                prod = wc * a1_inv
-                total += n * (2 * np.sum(prod) - np.sum(np.diag(prod)))
+                total += n * np.vdot(wc, _part_inverse(part))  # tr(Wc A1^-1), both symmetric
                 kb_total += n * np.sum(wc[np.ix_(base, base)] * np.linalg.inv(a1[np.ix_(base, base)]))
                 num += n * _sandwich(delta, wc)
             k = total - np.sum(num * np.linalg.inv(den).T)
@@ -897,16 +917,25 @@ def _baseline_trace(pt: Patterns, free: np.ndarray) -> float:
     return float(total)
 
 
-def _spd_inverse_upper(a: np.ndarray) -> np.ndarray | None:
-    """The upper triangle (zero below) of the inverse of a symmetric positive-definite matrix, by
-    its Cholesky factor (LAPACK potrf/potri: half the work of a general inverse); None when it is
-    not positive definite."""
-    c, info = lapack.dpotrf(a, lower=0, clean=1)  # clean: zeros below, which potri keeps
+def _part_inverse(part: dict) -> np.ndarray:
+    """:math:`A_1^{-1}` of one group's saturated parts (:meth:`FIMLEstimator._h1_parts`, positive
+    definite: ``chol`` not None) on the kept cells, computed once and kept in ``part`` (read-only)."""
+    inv = part.get("a1_inv")
+    if inv is None:
+        inv = part["a1_inv"] = _spd_inverse(part["chol"])
+        inv.setflags(write=False)
+    return inv
+
+
+def _spd_inverse(upper: np.ndarray) -> np.ndarray:
+    """The inverse of a symmetric positive-definite matrix from its upper Cholesky factor (zeros
+    below, as ``dpotrf(..., clean=1)`` leaves it; LAPACK potri: no new factorisation), both
+    triangles."""
+    inv, info = lapack.dpotri(upper, lower=0)  # the upper triangle; below it the factor's zeros
     if info != 0:
-        return None
-    inv, info = lapack.dpotri(c, lower=0)
-    if info != 0:
-        return None
+        raise np.linalg.LinAlgError(f"potri: info {info}")
+    inv += inv.T  # (numpy buffers the overlapping transpose)
+    inv.flat[::len(inv) + 1] *= 0.5
     return inv
 
 

@@ -91,13 +91,12 @@ def _information(patterns, sigma, mu, x, expected: bool) -> np.ndarray:
     so their :math:`p^*` lower-triangle cells suffice):
     :math:`T_{(xy),(uv)} = \sum_kn_kM_{k,xy}C_{k,uv}`, then
     :math:`H_{\sigma_{ab},\sigma_{cd}} = \tfrac12s_{ab}s_{cd}(T_{bc,ad} + T_{ad,bc} + T_{bd,ac} + T_{ac,bd})`:
-    :math:`2n_{pat}p^{*2}` flops, not the :math:`2n_{pat}p^4` of all p x p x p x p products."""
+    :math:`2n_{pat}p^{*2}` flops, not the :math:`2n_{pat}p^4` of all p x p x p x p products
+    (:func:`_assemble_covariance_block`). The result is symmetric as computed (bit for bit)
+    except the means' block, a sum of numerical inverses, which is symmetrised."""
     p = len(sigma)
     rows, cols, s = moment_cells(p)
     nc = len(rows)
-    position = np.zeros((p, p), dtype=np.intp)
-    position[rows, cols] = np.arange(nc)
-    position[cols, rows] = np.arange(nc)
     t = np.zeros((nc, nc))
     h_mu = np.zeros((p, p))
     cross = np.zeros((p, p, p))
@@ -111,28 +110,40 @@ def _information(patterns, sigma, mu, x, expected: bool) -> np.ndarray:
             cross += np.einsum("kia,kb->iab", m_w, v_all)
         h_mu += m_w.sum(axis=0)
     del m_all, c_all, m_w
-    # the four terms, one row block at a time (bounded temporaries)
     t += t.T  # T_(xy),(uv) + T_(uv),(xy): the four terms are two of these
-    cov = np.empty((nc, nc))
-    step = max(1, int(2e6 // nc))
-    flat = t.reshape(-1)
-    for r0 in range(0, nc, step):
-        a, b = rows[r0:r0 + step, None], cols[r0:r0 + step, None]
-        c, d = rows[None, :], cols[None, :]
-        z = flat[position[b, c] * nc + position[a, d]] + flat[position[b, d] * nc + position[a, c]]
-        cov[r0:r0 + step] = 0.5 * s[r0:r0 + step, None] * s[None, :] * z
-    del t, flat
-    out = np.zeros((p + nc, p + nc))
-    out[:p, :p] = h_mu
+    out = np.empty((p + nc, p + nc))
+    _assemble_covariance_block(t, p, out[p:, p:])
+    del t
+    out[:p, :p] = 0.5 * (h_mu + h_mu.T)
     out[:p, p:] = s[None, :] * (cross[:, rows, cols] + cross[:, cols, rows])
     out[p:, :p] = out[:p, p:].T
-    out[p:, p:] = cov
-    out = 0.5 * (out + out.T)
     if x:
         keep = not_fixed_x(p, x)
         out[~keep, :] = 0.0
         out[:, ~keep] = 0.0
     return out
+
+
+def _assemble_covariance_block(t: np.ndarray, p: int, out: np.ndarray) -> None:
+    r"""``out`` (:math:`p^* \times p^*`, the covariances' block) :math:`=\tfrac12s_{ab}s_{cd}(T_{bc,ad} + T_{bd,ac})`
+    from the symmetric ``t`` (:math:`T + T^\top` over the lower-triangle cells of :func:`_information`).
+    One slab per b: the rows :math:`T_{bc,\cdot}` (contiguous), their columns :math:`(a, d)`
+    for every :math:`a \ge b` (a p x (p - b) x p array, :math:`F_{c,a,d} = T_{bc,ad}`), then
+    :math:`F_{c,a,d} + F_{d,a,c}` read at the cells :math:`c \ge d` into the rows (a, b):
+    each element read from a small slab, not gathered from the whole :math:`p^{*2}` array.
+    Symmetric in (ab), (cd) bit for bit (``t`` is, and the sum's terms are in the same order)."""
+    rows, cols, s = moment_cells(p)
+    nc = len(rows)
+    position = np.zeros((p, p), dtype=np.intp)
+    position[rows, cols] = np.arange(nc)
+    position[cols, rows] = np.arange(nc)
+    tril_flat = rows * p + cols
+    half_s = 0.5 * s
+    for b in range(p):
+        slab = t[position[b]][:, position[b:]]  # (c, a, d): T_(bc),(ad), a >= b
+        z = slab.transpose(1, 0, 2) + slab.transpose(1, 2, 0)  # (a, c, d): T_(bc),(ad) + T_(bd),(ac)
+        target = position[b:, b]  # the rows (a, b), a >= b
+        out[target] = (half_s[target, None] * s[None, :]) * z.reshape(p - b, p * p)[:, tril_flat]
 
 
 def missing_expected(patterns, sigma: np.ndarray, x: list[int] = ()) -> np.ndarray:
