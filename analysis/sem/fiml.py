@@ -1015,34 +1015,49 @@ def _group_hessian(state: dict, kind: np.ndarray, i: np.ndarray, j: np.ndarray, 
             bu[sel], bv[sel], w[sel] = off + ii, off + jj, diag[sel]
         else:
             bc[sel], s[sel] = (ii if name == "nu" else p + m + ii), 1.0
-    h_sig, cross, h_mu = np.zeros((r, r)), np.zeros((r, r)), np.zeros((r, r))
     g_sigma, g_mu = np.zeros((p, p)), np.zeros(p)
-
-    def take(z, rows, cols):
-        return np.take(np.take(z, rows, axis=1), cols, axis=2)
-
+    # the rows that move Sigma (w != 0) and mu (s != 0); every term below is between those only
+    sig, mean = np.flatnonzero(w != 0), np.flatnonzero(s != 0)
+    su, sv = bu[sig], bv[sig]
+    # flat cells of a pattern's nb x nb B'MB (B'CB) read by the Sigma-Sigma terms: with n_k folded
+    # into B'MB, term1 = M[v_a, u_b] C[u_a, v_b] (its transpose is the fourth term), then the
+    # symmetric M[v_a, v_b] C[u_a, u_b] + M[u_a, u_b] C[v_a, v_b]
+    cell_vu, cell_uv = sv[:, None] * nb + su[None, :], su[:, None] * nb + sv[None, :]
+    cell_vv, cell_uu = sv[:, None] * nb + sv[None, :], su[:, None] * nb + su[None, :]
+    ns = len(sig)
+    h1_term, h23 = np.zeros((ns, ns)), np.zeros((ns, ns))
+    tmp = np.empty((ns, ns))
+    bmb_sum = np.zeros((nb, nb))  # sum n_k B'M_kB: the mu-mu block
+    q_sum = np.zeros((nb * nb, nb))  # Q[x, y, v] = sum n_k (B'M_kB)[x, y] (B'M_kd_k)[v]: the mu-Sigma block
     n_pat = len(pt.rows)
-    block = max(1, min(64, int(2e6 // max(r, 1) ** 2)))  # patterns at a time: bounded memory
+    block = 64  # patterns at a time: bounded memory (64 x (p + nb) x nb)
     for first in range(0, n_pat, block):
-        ks = range(first, min(first + block, n_pat))
-        m_all, c_all, v_all, nk = h1.pattern_parts(pt, sigma, mu, ks.start, ks.stop)
+        m_all, c_all, v_all, nk = h1.pattern_parts(pt, sigma, mu, first, min(first + block, n_pat))
         kk = len(nk)
         # G = sum n_k/2 (M_k - M_k W_k M_k) with M W M = (C + M)/2; g_mu = -sum n_k M_k d_k
         g_sigma += np.tensordot(nk / 4, m_all - c_all, axes=1)
         g_mu -= nk @ v_all
-        mb = (m_all.reshape(-1, p) @ basis).reshape(kk, p, nb)
-        bmb = np.einsum("pa,kpb->kab", basis, mb)
-        cb = (c_all.reshape(-1, p) @ basis).reshape(kk, p, nb)
-        bcb = np.einsum("pa,kpb->kab", basis, cb)
+        bmb = np.matmul(basis.T, (m_all.reshape(-1, p) @ basis).reshape(kk, p, nb))
+        bcb = np.matmul(basis.T, (c_all.reshape(-1, p) @ basis).reshape(kk, p, nb))
         z = v_all @ basis
-        terms = (take(bmb, bv, bu) * take(bcb, bu, bv) + take(bmb, bv, bv) * take(bcb, bu, bu)
-                 + take(bmb, bu, bu) * take(bcb, bv, bv) + take(bmb, bu, bv) * take(bcb, bv, bu))
-        h_sig += np.tensordot(nk / 2, terms, axes=1)
-        cross += (np.einsum("k,kab,kb->ab", nk, take(bmb, bc, bu), z[:, bv])
-                  + np.einsum("k,kab,kb->ab", nk, take(bmb, bc, bv), z[:, bu]))
-        h_mu += np.tensordot(nk, take(bmb, bc, bc), axes=1)
-    cross *= s[:, None] * w[None, :]
-    out = h_sig * np.outer(w, w) + cross + cross.T + h_mu * np.outer(s, s)
+        bmb_n = bmb.reshape(kk, nb * nb) * nk[:, None]
+        bmb_sum += bmb_n.sum(axis=0).reshape(nb, nb)
+        q_sum += bmb_n.T @ z
+        for mk, ck in zip(bmb_n * 0.5, bcb.reshape(kk, nb * nb)):
+            np.multiply(mk.take(cell_vu), ck.take(cell_uv), out=tmp)
+            h1_term += tmp
+            np.multiply(mk.take(cell_vv), ck.take(cell_uu), out=tmp)
+            h23 += tmp
+            np.multiply(mk.take(cell_uu), ck.take(cell_vv), out=tmp)
+            h23 += tmp
+    out = np.zeros((r, r))
+    out[np.ix_(sig, sig)] = (h1_term + h1_term.T + h23) * np.outer(w[sig], w[sig])
+    q_sum = q_sum.reshape(nb, nb, nb)
+    bm, um, vm = bc[mean][:, None], bu[sig][None, :], bv[sig][None, :]
+    cross = (q_sum[bm, um, vm] + q_sum[bm, vm, um]) * (s[mean][:, None] * w[sig][None, :])
+    out[np.ix_(mean, sig)] += cross
+    out[np.ix_(sig, mean)] += cross.T
+    out[np.ix_(mean, mean)] += bmb_sum[np.ix_(bc[mean], bc[mean])] * np.outer(s[mean], s[mean])
     out += _sigma_second(lam, psi, a, g_sigma, kind, i, j)
     out += _mu_second(a, ell, eta, g_mu, kind, i, j)
     return out
