@@ -155,17 +155,20 @@ def _fiml_h1_expected(fitted) -> list[np.ndarray]:
                                                fitted.model.implied(fitted.x))]
 
 
-def _fiml_expected_information(model, x, a1: list[np.ndarray]) -> np.ndarray:
+def _fiml_expected_information(model, x, a1: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
     r"""The expected information of a FIML model at ``x`` (summed over cases): per group
     :math:`\Delta_g^\top A_g\Delta_g` with :math:`A_g` the saturated model's expected information
     under the group's missingness patterns at the implied moments (``a1``, :func:`_fiml_h1_expected`;
-    lavaan's ``information = "expected"`` with ``h1.information = "structured"``)."""
+    lavaan's ``information = "expected"`` with ``h1.information = "structured"``), and per group
+    :math:`A_g\Delta_g` (moments x q: the modification indices reuse it)."""
     q = model.nfree
     out = np.zeros((q, q))
+    a_jac = []
     for a, (d_s, d_m) in zip(a1, _dense_derivatives(model, x)):
         jac = h1.jacobian(d_s, d_m)
-        out += jac.T @ a @ jac
-    return 0.5 * (out + out.T)
+        a_jac.append(a @ jac)
+        out += jac.T @ a_jac[-1]
+    return 0.5 * (out + out.T), a_jac
 
 
 def _fiml_candidate_information(model, x, q: int, a1: list[np.ndarray], a_j0: list[np.ndarray]):
@@ -175,17 +178,41 @@ def _fiml_candidate_information(model, x, q: int, a1: list[np.ndarray], a_j0: li
     information, :math:`\mathcal I_{c0} = \sum_g J_{c,g}^\top (A_gJ_{0,g})` (``a_j0``, computed
     once) and the diagonal of :math:`\mathcal I_{cc} = \sum_g J_{c,g}^\top A_gJ_{c,g}`. A
     candidate moves few moments (a residual covariance one, a loading one row of
-    :math:`\Sigma`), so :math:`J_c` is taken as a sparse matrix: the cost is its non-zeros times
-    :math:`p^*`, instead of :math:`p^{*2}` per candidate."""
+    :math:`\Sigma`), so :math:`J_c` is taken as a sparse matrix, built from the candidates' own
+    derivatives (not the model's q x p x p), and each diagonal element is the quadratic form of
+    :math:`A_g` on the candidate's non-zero moments only: the cost is the non-zeros times q and the
+    sum of their squares, not a :math:`p^*`-long row of :math:`A_g` per non-zero."""
     from scipy import sparse
 
+    n_c = model.nfree - q
     i12, i22 = 0.0, 0.0
-    for a, aj0, (d_s, d_m) in zip(a1, a_j0, _dense_derivatives(model, x)):
-        jc = sparse.csr_matrix(h1.jacobian(d_s[q:], d_m[q:]).T)  # candidates x moments
-        jca = np.asarray(jc @ a)
+    for a, aj0, (index, ds, dm) in zip(a1, a_j0, model.derivatives(x)):
+        p = ds.shape[1]
+        rows, cols, _ = h1.moment_cells(p)
+        sel = np.flatnonzero(index >= q)
+        cells = np.concatenate([dm[sel], ds[sel[:, None], rows[None, :], cols[None, :]]], axis=1)
+        jac_c = np.zeros((n_c, p + len(rows)))
+        np.add.at(jac_c, index[sel] - q, cells)  # (a candidate is one row; rows sharing an index add)
+        jc = sparse.csr_matrix(jac_c)  # candidates x moments
         i12 = i12 + np.asarray(jc @ aj0)
-        i22 = i22 + np.asarray(jc.multiply(jca).sum(axis=1)).ravel()
+        i22 = i22 + _sparse_quadratic(jc, a)
     return i12, i22
+
+
+def _sparse_quadratic(jc, a: np.ndarray) -> np.ndarray:
+    """:math:`j_c^\top A j_c` for each row :math:`j_c` of the CSR matrix ``jc``, from the cells of
+    ``a`` at the row's non-zeros (the rows with one non-zero at once)."""
+    nnz = np.diff(jc.indptr)
+    out = np.zeros(jc.shape[0])
+    one = np.flatnonzero(nnz == 1)
+    at = jc.indptr[one]
+    k = jc.indices[at]
+    out[one] = a[k, k] * jc.data[at] ** 2
+    for c in np.flatnonzero(nnz > 1):
+        lo, hi = jc.indptr[c], jc.indptr[c + 1]
+        idx, val = jc.indices[lo:hi], jc.data[lo:hi]
+        out[c] = val @ a[np.ix_(idx, idx)] @ val
+    return out
 
 
 def _wls_information(est, x) -> np.ndarray:
@@ -200,7 +227,7 @@ def _model_covariance(fitted, a1: list[np.ndarray] | None = None) -> np.ndarray:
     ``inverted.information.expected``), whatever the fit's own SEs (robust or observed); with
     FIML the expected information under the missingness patterns."""
     if _kind(fitted) == "fiml":
-        info = _fiml_expected_information(fitted.model, fitted.x, a1 if a1 is not None else _fiml_h1_expected(fitted))
+        info, _ = _fiml_expected_information(fitted.model, fitted.x, a1 if a1 is not None else _fiml_h1_expected(fitted))
         return covariance(info, fitted.optimum.con_jac)
     if _kind(fitted) == "wls":
         return covariance(_wls_information(fitted.estimator, fitted.x), fitted.optimum.con_jac)
@@ -294,11 +321,14 @@ def modification_indices(fitted) -> pd.DataFrame:
     if not candidates:
         return pd.DataFrame(columns=MI_COLUMNS)
     q = fitted.model.nfree
-    a1 = _fiml_h1_expected(fitted) if kind == "fiml" else None
-    v0 = _model_covariance(fitted, a1)
+    if kind == "fiml":  # A_g J_g of the model's own parameters: its information, and the same for every chunk
+        a1 = _fiml_h1_expected(fitted)
+        info0, a_j0 = _fiml_expected_information(fitted.model, fitted.x, a1)
+        v0 = covariance(info0, fitted.optimum.con_jac)
+    else:
+        v0 = _model_covariance(fitted)
     n = sum(st.n for st in fitted.stats)
     v, g = np.zeros(len(candidates)), np.zeros(len(candidates))
-    a_j0 = None
     # in chunks: the extended information is (q + chunk)^2 and its derivatives chunk x p x p, so a
     # large model (72 items: 3,800 candidates) never holds them all at once
     for lo in range(0, len(candidates), _CHUNK):
@@ -308,8 +338,6 @@ def modification_indices(fitted) -> pd.DataFrame:
         if kind == "fiml":
             patterns = _fiml_patterns(fitted)
             grad_f = FIMLEstimator(model_ext, list(fitted.stats), patterns).gradient(x_ext)
-            if a_j0 is None:  # A_g J_g of the model's own parameters: the same for every chunk
-                a_j0 = [a @ h1.jacobian(d_s, d_m) for a, (d_s, d_m) in zip(a1, _dense_derivatives(fitted.model, fitted.x))]
             i12, i22 = _fiml_candidate_information(model_ext, x_ext, q, a1, a_j0)
             v[lo:lo + len(chunk)] = i22 - np.sum((i12 @ v0) * i12, axis=1)
             g[lo:lo + len(chunk)] = -n / 2 * grad_f[q:]

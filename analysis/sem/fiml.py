@@ -684,8 +684,9 @@ class FIMLEstimator:
             ix = [blk.ov.index(v) for v in blk.ov_x]
             is_x = np.isin(np.arange(p), ix)
             keep = h1.not_fixed_x(p, ix)
-            a1 = h1.missing_observed(pt, st.cov, st.mean)[np.ix_(keep, keep)]
-            wc = _complete_information(st.cov)[np.ix_(keep, keep)]
+            a1, wc = h1.missing_observed(pt, st.cov, st.mean), _complete_information(st.cov)
+            if not keep.all():  # (a copy: only then)
+                a1, wc = a1[np.ix_(keep, keep)], wc[np.ix_(keep, keep)]
             c, info = lapack.dpotrf(a1, lower=0, clean=1)
             scores = h1.missing_scores(pt, st.cov, st.mean)  # n x p*: the largest array of a fit
             if not keep.all():  # copied only when fixed.x cells are dropped (0.9 GB at N = 44,000)
@@ -834,7 +835,7 @@ class FIMLEstimator:
             is_x = np.isin(np.arange(p), [blk.ov.index(v) for v in blk.ov_x])
             # the independence model at its FIML estimates: each variable's observed mean and
             # variance, the covariates' block at its sample moments
-            columns = [_column(pt, j) for j in range(p)]
+            columns = _columns(pt, p)
             sig0 = np.diag([np.var(c) for c in columns])
             mu0 = np.array([np.mean(c) for c in columns])
             sig0[np.ix_(is_x, is_x)] = st.cov[np.ix_(is_x, is_x)]
@@ -908,8 +909,9 @@ def _baseline_trace(pt: Patterns, free: np.ndarray) -> float:
     :math:`\partial^2/\partial v\partial\mu = \sum r/v^2`, and the casewise scores
     :math:`(1/v - r^2/v^2)/2` and :math:`-r/v`."""
     total = 0.0
+    columns = _columns(pt, len(free))
     for j in np.flatnonzero(free):
-        y = _column(pt, j)
+        y = columns[j]
         r, v = y - y.mean(), y.var()
         a = np.array([[np.sum(r**2 / v**3 - 0.5 / v**2), np.sum(r) / v**2], [np.sum(r) / v**2, len(y) / v]])
         s = np.column_stack([0.5 * (1 / v - r**2 / v**2), -r / v])
@@ -939,9 +941,10 @@ def _spd_inverse(upper: np.ndarray) -> np.ndarray:
     return inv
 
 
-def _column(pt: Patterns, j: int) -> np.ndarray:
-    """The observed values of variable j (all patterns)."""
-    return np.concatenate([y[:, np.flatnonzero(o == j)[0]] for o, y in zip(pt.observed, pt.rows) if j in o])
+def _columns(pt: Patterns, p: int) -> list[np.ndarray]:
+    """Per variable its observed values (all patterns, in the patterns' order)."""
+    values = _values(pt, p)
+    return [col[~np.isnan(col)] for col in values.T]
 
 
 def _complete_information(sigma: np.ndarray) -> np.ndarray:
@@ -952,11 +955,19 @@ def _complete_information(sigma: np.ndarray) -> np.ndarray:
     p = len(sigma)
     k_inv = np.linalg.inv(sigma)
     rows, cols, w = h1.moment_cells(p)
-    wc_cov = (k_inv[np.ix_(rows, rows)] * k_inv[np.ix_(cols, cols)] + k_inv[np.ix_(rows, cols)]
-              * k_inv[np.ix_(cols, rows)]) * np.outer(w, w)
     out = np.zeros((len(rows) + p, len(rows) + p))
     out[:p, :p] = k_inv
-    out[p:, p:] = wc_cov
+    wc_cov = out[p:, p:]
+    k_c, k_d = k_inv[:, rows], k_inv[:, cols]  # K_ic, K_id for every cell (c, d)
+    # the rows (a, b), b <= a, are consecutive: per a, K_ac K_bd + K_bc K_ad for b <= a, times the
+    # weights (powers of 2: exact)
+    for a in range(p):
+        lo = a * (a + 1) // 2
+        z = wc_cov[lo:lo + a + 1]
+        np.multiply(k_c[a][None, :], k_d[:a + 1], out=z)
+        z += k_c[:a + 1] * k_d[a][None, :]
+        z *= w[None, :]
+        z[a] *= 0.5  # the row (a, a)
     return out
 
 

@@ -36,6 +36,7 @@ In R: ``lavaan:::lav_mvnorm_missing_information_observed_samplestats(Yp, Mu, Sig
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import blas
 
 __all__ = ["jacobian", "missing_expected", "missing_first_order", "missing_observed", "missing_scores", "moment_cells",
            "not_fixed_x", "pattern_parts"]
@@ -97,7 +98,7 @@ def _information(patterns, sigma, mu, x, expected: bool) -> np.ndarray:
     p = len(sigma)
     rows, cols, s = moment_cells(p)
     nc = len(rows)
-    t = np.zeros((nc, nc))
+    t = np.zeros((nc, nc), order="F" if expected else "C")
     h_mu = np.zeros((p, p))
     cross = np.zeros((p, p, p))
     n_pat = len(patterns.rows)
@@ -105,12 +106,20 @@ def _information(patterns, sigma, mu, x, expected: bool) -> np.ndarray:
     for first in range(0, n_pat, block):
         m_all, c_all, v_all, sizes = pattern_parts(patterns, sigma, mu, first, min(first + block, n_pat), expected)
         m_w = m_all * sizes[:, None, None]
-        t += m_w[:, rows, cols].T @ c_all[:, rows, cols]
-        if not expected:  # Y[i, a, b] = sum_k n_k M_k[i, a] v_k[b]
+        if expected:  # C_k = M_k: T = sum n_k m_k m_k' is symmetric: the upper triangle of 2T by syrk (half the flops)
+            root = m_all[:, rows, cols] * np.sqrt(sizes)[:, None]
+            t = blas.dsyrk(2.0, root, beta=1.0, c=t, trans=1, lower=0, overwrite_c=1)
+        else:
+            t += m_w[:, rows, cols].T @ c_all[:, rows, cols]
+            # Y[i, a, b] = sum_k n_k M_k[i, a] v_k[b]
             cross += np.einsum("kia,kb->iab", m_w, v_all)
         h_mu += m_w.sum(axis=0)
     del m_all, c_all, m_w
-    t += t.T  # T_(xy),(uv) + T_(uv),(xy): the four terms are two of these
+    # T_(xy),(uv) + T_(uv),(xy): the four terms are two of these
+    t += t.T
+    if expected:  # the upper triangle of 2T (zeros below) plus its transpose: 2T, the diagonal twice over
+        t.flat[::nc + 1] *= 0.5
+        t = t.T  # syrk's Fortran order: the transpose (C order) is the same symmetric matrix
     out = np.empty((p + nc, p + nc))
     _assemble_covariance_block(t, p, out[p:, p:])
     del t
