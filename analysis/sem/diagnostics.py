@@ -192,7 +192,11 @@ def _fiml_candidate_information(model, x, q: int, a1: list[np.ndarray], a_j0: li
         sel = np.flatnonzero(index >= q)
         cells = np.concatenate([dm[sel], ds[sel[:, None], rows[None, :], cols[None, :]]], axis=1)
         jac_c = np.zeros((n_c, p + len(rows)))
-        np.add.at(jac_c, index[sel] - q, cells)  # (a candidate is one row; rows sharing an index add)
+        at = index[sel] - q
+        if len(np.unique(at)) == len(at):  # a candidate is one row: a plain assignment (np.add.at is slow)
+            jac_c[at] = cells
+        else:  # rows sharing an index add
+            np.add.at(jac_c, at, cells)
         jc = sparse.csr_matrix(jac_c)  # candidates x moments
         i12 = i12 + np.asarray(jc @ aj0)
         i22 = i22 + _sparse_quadratic(jc, a)
@@ -201,17 +205,23 @@ def _fiml_candidate_information(model, x, q: int, a1: list[np.ndarray], a_j0: li
 
 def _sparse_quadratic(jc, a: np.ndarray) -> np.ndarray:
     """:math:`j_c^\top A j_c` for each row :math:`j_c` of the CSR matrix ``jc``, from the cells of
-    ``a`` at the row's non-zeros (the rows with one non-zero at once)."""
+    ``a`` at the row's non-zeros: the rows with the same non-zero columns (every loading of one
+    item, whatever the factor) read their block of ``a`` once."""
     nnz = np.diff(jc.indptr)
     out = np.zeros(jc.shape[0])
-    one = np.flatnonzero(nnz == 1)
-    at = jc.indptr[one]
-    k = jc.indices[at]
-    out[one] = a[k, k] * jc.data[at] ** 2
-    for c in np.flatnonzero(nnz > 1):
-        lo, hi = jc.indptr[c], jc.indptr[c + 1]
-        idx, val = jc.indices[lo:hi], jc.data[lo:hi]
-        out[c] = val @ a[np.ix_(idx, idx)] @ val
+    for k in np.unique(nnz[nnz > 0]):
+        rows = np.flatnonzero(nnz == k)
+        at = jc.indptr[rows][:, None] + np.arange(k)[None, :]  # (rows, k) positions in data/indices
+        idx, val = jc.indices[at], jc.data[at]
+        if k == 1:
+            out[rows] = a[idx[:, 0], idx[:, 0]] * val[:, 0] ** 2
+            continue
+        cells, which = np.unique(idx, axis=0, return_inverse=True)
+        which = which.ravel()
+        for u, cell in enumerate(cells):
+            sel = np.flatnonzero(which == u)
+            v = val[sel]
+            out[rows[sel]] = np.sum((v @ a[np.ix_(cell, cell)]) * v, axis=1)
     return out
 
 

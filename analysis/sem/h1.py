@@ -72,8 +72,15 @@ def pattern_parts(patterns, sigma: np.ndarray, mu: np.ndarray, first: int = 0, l
     last = len(patterns.rows) if last is None else last
     kk = last - first
     m_all, c_all, v_all, nk = np.zeros((kk, p, p)), np.zeros((kk, p, p)), np.zeros((kk, p)), np.zeros(kk)
-    for t, (o, y) in enumerate(zip(patterns.observed[first:last], patterns.rows[first:last])):
-        inv = np.linalg.inv(sigma[np.ix_(o, o)])
+    observed = patterns.observed[first:last]
+    inverses = [None] * kk
+    n_obs = np.array([len(o) for o in observed])
+    for size in np.unique(n_obs):  # the patterns observing as many variables: one stacked inverse
+        at = np.flatnonzero(n_obs == size)
+        stack = np.linalg.inv(np.stack([sigma[np.ix_(observed[t], observed[t])] for t in at]))
+        for t, inv in zip(at, stack):
+            inverses[t] = inv
+    for t, (o, y, inv) in enumerate(zip(observed, patterns.rows[first:last], inverses)):
         nk[t] = len(y)
         m_all[t][np.ix_(o, o)] = inv
         if expected:
