@@ -90,7 +90,7 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from scipy.linalg import lapack
+from scipy.linalg import blas, lapack
 
 from analysis.errors import InputError
 from analysis.missing import em_moments
@@ -828,7 +828,7 @@ class FIMLEstimator:
         if any(part["chol"] is None for part in parts):
             return fitm.RobustStatistics(nan, nan, nan, nan)
         deltas = self._deltas(x, kmat)
-        den = sum(_sandwich(d, part["a1"]) for d, part in zip(deltas, parts))
+        den = sum(_sandwich(d, part["chol"], factor=True) for d, part in zip(deltas, parts))
         t3b = 0.0
         for blk, st, pt in zip(self.model.blocks, self.stats, self.patterns):
             p = len(st.mean)
@@ -851,7 +851,7 @@ class FIMLEstimator:
                 n, a1, wc, base = st.n, part["a1"], part["wc"], part["base"]
                 total += n * np.vdot(wc, _part_inverse(part))  # tr(Wc A1^-1), both symmetric
                 kb_total += n * np.sum(wc[np.ix_(base, base)] * np.linalg.inv(a1[np.ix_(base, base)]))
-                num += n * _sandwich(delta, wc)
+                num += n * (_complete_sandwich(delta, st.cov) if part["keep"].all() else _sandwich(delta, wc))
             k = total - np.sum(num * np.linalg.inv(den).T)
             kb = total - kb_total
         else:
@@ -874,14 +874,43 @@ class FIMLEstimator:
         return fitm.RobustStatistics(float(t3), float(c), float(t3b), float(kb / baseline_df))
 
 
-def _sandwich(delta: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """:math:`\\Delta^\\top A\\Delta` over the columns of ``delta`` that are not zero (a group's
+def _sandwich(delta: np.ndarray, a: np.ndarray, factor: bool = False) -> np.ndarray:
+    """:math:`\Delta^\top A\Delta` over the columns of ``delta`` that are not zero (a group's
     derivatives vanish in the other groups' own parameters: a quarter of the columns with four
-    groups), zero elsewhere."""
+    groups), zero elsewhere. ``factor``: ``a`` is the upper Cholesky factor U of A
+    (:math:`A = U^\top U`, zeros below), and the product is :math:`(U\Delta)^\top(U\Delta)`: a
+    triangular product and a symmetric one, half the flops of :math:`A\Delta`."""
     cols = np.flatnonzero(np.any(delta != 0, axis=0))
     out = np.zeros((delta.shape[1], delta.shape[1]))
     d = delta[:, cols]
-    out[np.ix_(cols, cols)] = d.T @ (a @ d)
+    if factor:
+        ud = blas.dtrmm(1.0, a, d, side=0, lower=0, trans_a=0)
+        out[np.ix_(cols, cols)] = ud.T @ ud
+    else:
+        out[np.ix_(cols, cols)] = d.T @ (a @ d)
+    return out
+
+
+def _complete_sandwich(delta: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    r""":func:`_sandwich` of the complete-data information :func:`_complete_information` at
+    ``sigma`` without that :math:`p^* 	imes p^*` matrix: with :math:`K = \Sigma^{-1}` and
+    :math:`D_j` the symmetric p x p matrix of column j's covariance cells,
+    :math:`W_c\Delta_j` is :math:`K\Delta_{\mu,j}` on the means and :math:`s_{ab}(KD_jK)_{ab}`
+    on the covariances (:math:`\sum_{c\ge d}s_{cd}(K_{ac}K_{bd} + K_{ad}K_{bc})D_{cd} = (KDK)_{ab}`),
+    so :math:`\Delta^	op W_c\Delta` costs q p x p products, not :math:`p^{*2}q`."""
+    p = len(sigma)
+    rows, cols, s = h1.moment_cells(p)
+    k_inv = np.linalg.inv(sigma)
+    used = np.flatnonzero(np.any(delta != 0, axis=0))
+    d = delta[:, used]
+    d_mat = np.zeros((len(used), p, p))
+    d_mat[:, rows, cols] = d[p:].T
+    d_mat[:, cols, rows] = d[p:].T
+    kdk = k_inv @ d_mat @ k_inv  # q' x p x p
+    w_d = np.concatenate([k_inv @ d[:p], (kdk[:, rows, cols] * s).T])  # W_c Delta, moments x q'
+    out = np.zeros((delta.shape[1], delta.shape[1]))
+    prod = d.T @ w_d
+    out[np.ix_(used, used)] = 0.5 * (prod + prod.T)
     return out
 
 
