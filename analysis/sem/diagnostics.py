@@ -591,22 +591,23 @@ def _h1_standardized_residuals(fitted, patterns, information: str) -> list[tuple
         a0 += jac.T @ b
         parts.append((st, pt, xi, use, jac, b, sigma, mu))
     v = covariance(0.5 * (a0 + a0.T), fitted.optimum.con_jac)
-    # FIML: U_g^-1 is the inverse of the saturated information (A_1) the robust indices' V6 trace
-    # inverted (the same matrix, computed once: FIMLEstimator.saturated_observed_inverse)
-    inverses = fitted.fiml.saturated_observed_inverse() if fitted.fiml is not None else None
+    # FIML: U_g^-1 = R R' from the root of the saturated information (A_1) the robust indices'
+    # V6 trace used (computed once: FIMLEstimator.saturated_inverse_root)
+    roots = fitted.fiml.saturated_inverse_root() if fitted.fiml is not None else None
     out = []
     for g, (st, pt, xi, use, jac, b, sigma, mu) in enumerate(parts):
-        u_inv = inverses[g] if inverses is not None else None
-        if u_inv is None:  # not positive definite (or complete data): lavaan's inverse on the rows not zero
+        dv = jac @ v
+        if roots is not None and roots[g] is not None and use.all():
+            var = _fiml_residual_variance(roots[g], b, dv, pt, st if robust else None)
+        else:  # complete data (MLR, MLM), or A_1 not positive definite: lavaan's inverse on the rows not zero
             u_inv = _inverse_nonzero(fitted.fiml.saturated_observed_information()[g] if fitted.fiml is not None
                                      else h1.missing_observed(pt, st.cov, st.mean, xi))
-        gamma = u_inv @ h1.missing_first_order(pt, st.cov, st.mean, xi) @ u_inv if robust else u_inv
-        if not use.all():
-            gamma = gamma[np.ix_(use, use)]
-        dv = jac @ v
-        gb = gamma @ b
-        var = (np.diag(gamma) - 2 * np.einsum("iq,iq->i", dv, gb)
-               + np.einsum("iq,iq->i", dv @ (b.T @ gb), dv))
+            gamma = u_inv @ h1.missing_first_order(pt, st.cov, st.mean, xi) @ u_inv if robust else u_inv
+            if not use.all():
+                gamma = gamma[np.ix_(use, use)]
+            gb = gamma @ b
+            var = (np.diag(gamma) - 2 * np.einsum("iq,iq->i", dv, gb)
+                   + np.einsum("iq,iq->i", dv @ (b.T @ gb), dv))
         p = len(st.mean)
         rows, cols, _ = h1.moment_cells(p)
         resid = np.concatenate([st.mean - mu, (st.cov - sigma)[rows, cols]])[use]
@@ -618,6 +619,34 @@ def _h1_standardized_residuals(fitted, patterns, information: str) -> list[tuple
         mean = pd.Series(z[:p], index=list(st.ov)) if meanstructure else None
         out.append((pd.DataFrame(cov, index=list(st.ov), columns=list(st.ov)), mean))
     return out
+
+
+def _fiml_residual_variance(root, b: np.ndarray, dv: np.ndarray, pt, st=None) -> np.ndarray:
+    r"""The diagonal of :math:`Q\Gamma Q^\top` of :func:`_h1_standardized_residuals` for a FIML
+    group (every moment in the model) without forming :math:`\Gamma`: with ``root`` = (R, keep)
+    (:math:`A_1^{-1} = RR^\top` on the kept cells, zero elsewhere;
+    :meth:`~analysis.sem.fiml.FIMLEstimator.saturated_inverse_root`), :math:`\Gamma = ZZ^\top`
+    with :math:`Z = R` (ML) or, with robust SEs (``st`` the group's EM moments: MLR),
+    :math:`Z = RR^\top S^\top` (S the casewise scores at the EM moments,
+    :func:`analysis.sem.h1.missing_scores`: :math:`\Gamma = A_1^{-1}JA_1^{-1}`), so
+    :math:`\operatorname{diag}\Gamma` is the rows' sums of squares of Z and
+    :math:`\Gamma B = Z(Z^\top B)` (``b`` = :math:`H\Delta`, ``dv`` = :math:`\Delta V`):
+    :math:`\operatorname{Var}(r) = \operatorname{diag}\Gamma - 2\operatorname{diag}(\Delta V B^\top\Gamma)
+    + \operatorname{diag}(\Delta VB^\top\Gamma BV\Delta^\top)`."""
+    from scipy.linalg import blas
+
+    r_mat, keep = root
+    diag = np.zeros(len(b))
+    gb = np.zeros_like(b)
+    if st is None:  # triangular products: R (R' B)
+        diag[keep] = np.einsum("ij,ij->i", r_mat, r_mat)
+        gb[keep] = blas.dtrmm(1.0, r_mat, blas.dtrmm(1.0, r_mat, b[keep], trans_a=1))
+    else:
+        scores = h1.missing_scores(pt, st.cov, st.mean)[:, keep]
+        z = blas.dtrmm(1.0, r_mat, blas.dtrmm(1.0, r_mat, scores.T, trans_a=1))  # A_1^-1 S'
+        diag[keep] = np.einsum("ij,ij->i", z, z)
+        gb[keep] = z @ (z.T @ b[keep])
+    return diag - 2 * np.einsum("iq,iq->i", dv, gb) + np.einsum("iq,iq->i", dv @ (b.T @ gb), dv)
 
 
 def _wls_standardized_residuals(fitted) -> list[tuple[pd.DataFrame, pd.Series]]:

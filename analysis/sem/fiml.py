@@ -715,28 +715,16 @@ class FIMLEstimator:
             out.append(full)
         return out
 
-    def saturated_observed_inverse(self) -> list[np.ndarray | None]:
-        """Per group the inverse of the saturated model's observed information at the EM moments
-        (:math:`A_1^{-1}` of :meth:`saturated_observed_information`) on the moments that are not
-        the fixed.x covariates' own (their rows and columns 0), from the Cholesky factor of the
-        parts (LAPACK potri), computed once and cached: the robust indices' V6 trace and the FIML
-        standardized residuals (:mod:`analysis.sem.diagnostics`) read the same matrix. None for a
-        group whose information is not positive definite. The arrays are read-only."""
-        self._unweighted("saturated_observed_inverse")
-        out = []
-        for part in self._h1_parts():
-            if part["chol"] is None:
-                out.append(None)
-                continue
-            inv = _part_inverse(part)
-            keep = part["keep"]
-            if not keep.all():
-                full = np.zeros((len(keep), len(keep)))
-                full[np.ix_(keep, keep)] = inv
-                full.setflags(write=False)
-                inv = full
-            out.append(inv)
-        return out
+    def saturated_inverse_root(self) -> list[tuple[np.ndarray, np.ndarray] | None]:
+        r"""Per group ``(R, keep)``: ``keep`` the saturated model's moments that are not the fixed.x
+        covariates' own, and R the inverse of the upper Cholesky factor U of the observed information
+        at the EM moments on them (:math:`A_1 = U^\top U`, :meth:`saturated_observed_information`), so
+        :math:`A_1^{-1} = RR^\top` (R upper triangular; LAPACK trtri, a third of the flops of an
+        inverse), computed once and cached: the robust indices' V6 trace and the FIML standardized
+        residuals (:mod:`analysis.sem.diagnostics`) read it. None for a group whose information is
+        not positive definite. The arrays are read-only."""
+        self._unweighted("saturated_inverse_root")
+        return [None if part["chol"] is None else (_part_root(part), part["keep"]) for part in self._h1_parts()]
 
     def _deltas(self, x: np.ndarray, kmat: np.ndarray | None = None, keep: bool = True) -> list[np.ndarray]:
         """Per group the derivatives of (mu, vech Sigma in ``np.tril_indices`` order: the order of
@@ -849,7 +837,7 @@ class FIMLEstimator:
             num = np.zeros_like(den)
             for st, part, delta in zip(self.stats, parts, deltas):
                 n, a1, wc, base = st.n, part["a1"], part["wc"], part["base"]
-                total += n * np.vdot(wc, _part_inverse(part))  # tr(Wc A1^-1), both symmetric
+                total += n * _complete_trace(_part_root(part), st.cov, part["keep"], wc)  # tr(Wc A1^-1)
                 kb_total += n * np.sum(wc[np.ix_(base, base)] * np.linalg.inv(a1[np.ix_(base, base)]))
                 num += n * (_complete_sandwich(delta, st.cov) if part["keep"].all() else _sandwich(delta, wc))
             k = total - np.sum(num * np.linalg.inv(den).T)
@@ -948,26 +936,43 @@ def _baseline_trace(pt: Patterns, free: np.ndarray) -> float:
     return float(total)
 
 
-def _part_inverse(part: dict) -> np.ndarray:
-    """:math:`A_1^{-1}` of one group's saturated parts (:meth:`FIMLEstimator._h1_parts`, positive
-    definite: ``chol`` not None) on the kept cells, computed once and kept in ``part`` (read-only)."""
-    inv = part.get("a1_inv")
-    if inv is None:
-        inv = part["a1_inv"] = _spd_inverse(part["chol"])
-        inv.setflags(write=False)
-    return inv
+def _part_root(part: dict) -> np.ndarray:
+    """R with :math:`A_1^{-1} = RR^\top` of one group's saturated parts (:meth:`FIMLEstimator._h1_parts`,
+    positive definite: ``chol`` not None): the inverse of the upper Cholesky factor (upper
+    triangular, zeros below), computed once and kept in ``part`` (read-only)."""
+    root = part.get("root")
+    if root is None:
+        root, info = lapack.dtrtri(part["chol"], lower=0)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"trtri: info {info}")
+        root.setflags(write=False)
+        part["root"] = root
+    return root
 
 
-def _spd_inverse(upper: np.ndarray) -> np.ndarray:
-    """The inverse of a symmetric positive-definite matrix from its upper Cholesky factor (zeros
-    below, as ``dpotrf(..., clean=1)`` leaves it; LAPACK potri: no new factorisation), both
-    triangles."""
-    inv, info = lapack.dpotri(upper, lower=0)  # the upper triangle; below it the factor's zeros
-    if info != 0:
-        raise np.linalg.LinAlgError(f"potri: info {info}")
-    inv += inv.T  # (numpy buffers the overlapping transpose)
-    inv.flat[::len(inv) + 1] *= 0.5
-    return inv
+def _complete_trace(root: np.ndarray, sigma: np.ndarray, keep: np.ndarray, wc: np.ndarray) -> float:
+    r""":math:`\operatorname{tr}(W_cA_1^{-1})` with :math:`A_1^{-1} = RR^\top` (``root``) and
+    :math:`W_c` the complete-data information at ``sigma`` (:func:`_complete_information`, ``wc``,
+    on the ``keep`` cells): :math:`\sum_j r_j^\top W_cr_j` over the columns :math:`r_j` of R, each
+    :math:`r_{\mu}^\top Kr_{\mu} + \tfrac12\operatorname{tr}(KY_jKY_j)` (:math:`K = \Sigma^{-1}`,
+    :math:`Y_j` the symmetric p x p matrix of the column's covariance cells; see
+    :func:`_complete_sandwich`): p x p products per column, not the :math:`p^{*3}` of an inverse. With
+    fixed.x cells (not all ``keep``) from ``wc`` and :math:`RR^\top`."""
+    if not keep.all():
+        return float(np.vdot(wc, root @ root.T))
+    p = len(sigma)
+    rows, cols, _ = h1.moment_cells(p)
+    k_inv = np.linalg.inv(sigma)
+    total = float(np.sum((k_inv @ root[:p]) * root[:p]))
+    step = 256  # columns at a time (256 x p x p)
+    for lo in range(0, root.shape[1], step):
+        cells = root[p:, lo:lo + step].T  # columns x covariance cells
+        y = np.zeros((len(cells), p, p))
+        y[:, rows, cols] = cells
+        y[:, cols, rows] = cells
+        ky = k_inv @ y
+        total += 0.5 * float(np.einsum("jab,jba->", ky, ky))
+    return total
 
 
 def _columns(pt: Patterns, p: int) -> list[np.ndarray]:
