@@ -669,8 +669,8 @@ class FIMLEstimator:
         of the saturated model in use (``keep``: the fixed.x covariates' own moments are fixed),
         its observed information under FIML ``a1`` (:func:`analysis.sem.h1.missing_observed`) and
         its Cholesky factor (None when not positive definite), the complete-data information ``wc``
-        (:func:`_complete_information`), the casewise scores ``scores``
-        (:func:`analysis.sem.h1.missing_scores`), the baseline's cells ``base`` (each non-exogenous
+        (:func:`_complete_information`), the casewise scores ``scores`` (None until
+        :meth:`_h1_scores` computes them: MLR only), the baseline's cells ``base`` (each non-exogenous
         mean and variance) and the baseline's ``trace`` :math:`\\operatorname{tr}(A_b^{-1}B_b)`
         (:func:`_baseline_trace`); all in the kept cells, in :mod:`analysis.sem.h1`'s order (the
         means, then the covariances)."""
@@ -688,14 +688,24 @@ class FIMLEstimator:
             if not keep.all():  # (a copy: only then)
                 a1, wc = a1[np.ix_(keep, keep)], wc[np.ix_(keep, keep)]
             c, info = lapack.dpotrf(a1, lower=0, clean=1)
-            scores = h1.missing_scores(pt, st.cov, st.mean)  # n x p*: the largest array of a fit
-            if not keep.all():  # copied only when fixed.x cells are dropped (0.9 GB at N = 44,000)
-                scores = scores[:, keep]
-            out.append(dict(keep=keep, a1=a1, chol=None if info != 0 else c, wc=wc, scores=scores,
+            out.append(dict(keep=keep, a1=a1, chol=None if info != 0 else c, wc=wc, scores=None,
                             base=np.concatenate([~is_x, (rows == cols) & ~is_x[rows]])[keep],
                             trace=_baseline_trace(pt, ~is_x)))
         self._h1_cache = out
         return out
+
+    def _h1_scores(self, g: int) -> np.ndarray:
+        """Group g's casewise scores of the saturated model at the EM moments on the kept cells
+        (:func:`analysis.sem.h1.missing_scores`; n x p*, the largest array of a fit), computed on
+        first use (the MLR statistics; ML's V6 does not read them) and kept in the parts."""
+        part = self._h1_parts()[g]
+        if part["scores"] is None:
+            st, pt = self.stats[g], self.patterns[g]
+            scores = h1.missing_scores(pt, st.cov, st.mean)
+            if not part["keep"].all():  # copied only when fixed.x cells are dropped (0.9 GB at N = 44,000)
+                scores = scores[:, part["keep"]]
+            part["scores"] = scores
+        return part["scores"]
 
     def saturated_observed_information(self) -> list[np.ndarray]:
         """Per group the saturated model's observed information at the EM moments,
@@ -763,14 +773,15 @@ class FIMLEstimator:
         (lavaan's divisor of ``scaling.factor.h1``). NaN traces when an information is singular."""
         h1 = base = 0.0
         n_h1 = 0
-        for part in self._h1_parts():
+        for g, part in enumerate(self._h1_parts()):
             n_h1 += int(part["keep"].sum())
             base += part["trace"]
             if part["chol"] is None:
                 h1 = float("nan")
                 continue
-            t = _cho_solve(part["chol"], part["scores"].T)
-            h1 += float(np.sum(t * part["scores"].T))
+            scores = self._h1_scores(g)
+            t = _cho_solve(part["chol"], scores.T)
+            h1 += float(np.sum(t * scores.T))
         return float(h1), float(base), n_h1
 
     def robust_statistics(self, x: np.ndarray, df: int, baseline_df: int,
@@ -846,7 +857,7 @@ class FIMLEstimator:
             den_inv = np.linalg.inv(0.5 * (den + den.T))
             k = kb = 0.0
             for g, (part, delta) in enumerate(zip(parts, deltas)):
-                s_t = part["scores"].T
+                s_t = self._h1_scores(g).T
                 t = _cho_solve(part["chol"], s_t)  # A1^-1 s_i, every case of group g
                 z = den_inv @ (delta.T @ s_t)
                 for h, (st_h, part_h, delta_h) in enumerate(zip(self.stats, parts, deltas)):
@@ -1068,10 +1079,11 @@ def _group_hessian(state: dict, kind: np.ndarray, i: np.ndarray, j: np.ndarray, 
     # into B'MB, term1 = M[v_a, u_b] C[u_a, v_b] (its transpose is the fourth term), then the
     # symmetric M[v_a, v_b] C[u_a, u_b] + M[u_a, u_b] C[v_a, v_b]
     cell_vu, cell_uv = sv[:, None] * nb + su[None, :], su[:, None] * nb + sv[None, :]
-    cell_vv, cell_uu = sv[:, None] * nb + sv[None, :], su[:, None] * nb + su[None, :]
     ns = len(sig)
-    h1_term, h23 = np.zeros((ns, ns)), np.zeros((ns, ns))
-    tmp = np.empty((ns, ns))
+    upper = np.triu_indices(ns)  # the symmetric terms on the upper triangle only
+    cell_vv, cell_uu = sv[upper[0]] * nb + sv[upper[1]], su[upper[0]] * nb + su[upper[1]]
+    h1_term, h23 = np.zeros((ns, ns)), np.zeros(len(upper[0]))
+    tmp, tmp_u = np.empty((ns, ns)), np.empty(len(upper[0]))
     bmb_sum = np.zeros((nb, nb))  # sum n_k B'M_kB: the mu-mu block
     q_sum = np.zeros((nb * nb, nb))  # Q[x, y, v] = sum n_k (B'M_kB)[x, y] (B'M_kd_k)[v]: the mu-Sigma block
     n_pat = len(pt.rows)
@@ -1091,12 +1103,15 @@ def _group_hessian(state: dict, kind: np.ndarray, i: np.ndarray, j: np.ndarray, 
         for mk, ck in zip(bmb_n * 0.5, bcb.reshape(kk, nb * nb)):
             np.multiply(mk.take(cell_vu), ck.take(cell_uv), out=tmp)
             h1_term += tmp
-            np.multiply(mk.take(cell_vv), ck.take(cell_uu), out=tmp)
-            h23 += tmp
-            np.multiply(mk.take(cell_uu), ck.take(cell_vv), out=tmp)
-            h23 += tmp
+            np.multiply(mk.take(cell_vv), ck.take(cell_uu), out=tmp_u)
+            h23 += tmp_u
+            np.multiply(mk.take(cell_uu), ck.take(cell_vv), out=tmp_u)
+            h23 += tmp_u
+    sym = np.zeros((ns, ns))
+    sym[upper] = h23
+    sym[upper[1], upper[0]] = h23
     out = np.zeros((r, r))
-    out[np.ix_(sig, sig)] = (h1_term + h1_term.T + h23) * np.outer(w[sig], w[sig])
+    out[np.ix_(sig, sig)] = (h1_term + h1_term.T + sym) * np.outer(w[sig], w[sig])
     q_sum = q_sum.reshape(nb, nb, nb)
     bm, um, vm = bc[mean][:, None], bu[sig][None, :], bv[sig][None, :]
     cross = (q_sum[bm, um, vm] + q_sum[bm, vm, um]) * (s[mean][:, None] * w[sig][None, :])
