@@ -204,7 +204,7 @@ def _fiml_candidate_information(model, x, q: int, a1: list[np.ndarray], a_j0: li
 
 
 def _sparse_quadratic(jc, a: np.ndarray) -> np.ndarray:
-    """:math:`j_c^\top A j_c` for each row :math:`j_c` of the CSR matrix ``jc``, from the cells of
+    r""":math:`j_c^\top A j_c` for each row :math:`j_c` of the CSR matrix ``jc``, from the cells of
     ``a`` at the row's non-zeros: the rows with the same non-zero columns (every loading of one
     item, whatever the factor) read their block of ``a`` once."""
     nnz = np.diff(jc.indptr)
@@ -227,7 +227,7 @@ def _sparse_quadratic(jc, a: np.ndarray) -> np.ndarray:
 
 def _wls_information(est, x) -> np.ndarray:
     r"""The expected information of DWLS/ULS (lavaan's ``information = "expected"``), summed over
-    cases: :math:`N\sum_g f_g\Delta_g^	op W_g\Delta_g`, :math:`f_g = n_g/N`."""
+    cases: :math:`N\sum_g f_g\Delta_g^\top W_g\Delta_g`, :math:`f_g = n_g/N`."""
     out = sum(n_g * d.T @ (w[:, None] * d) for n_g, d, w in zip(est.nobs, est.jacobians(x), est.weight))
     return 0.5 * (out + out.T)
 

@@ -729,8 +729,8 @@ class FIMLEstimator:
         r"""Per group ``(R, keep)``: ``keep`` the saturated model's moments that are not the fixed.x
         covariates' own, and R the inverse of the upper Cholesky factor U of the observed information
         at the EM moments on them (:math:`A_1 = U^\top U`, :meth:`saturated_observed_information`), so
-        :math:`A_1^{-1} = RR^\top` (R upper triangular; LAPACK trtri, a third of the flops of an
-        inverse), computed once and cached: the robust indices' V6 trace and the FIML standardized
+        :math:`A_1^{-1} = RR^\top` (R upper triangular; LAPACK trtri: half the flops of an inverse by
+        potri), computed once and cached: the robust indices' V6 trace and the FIML standardized
         residuals (:mod:`analysis.sem.diagnostics`) read it. None for a group whose information is
         not positive definite. The arrays are read-only."""
         self._unweighted("saturated_inverse_root")
@@ -874,7 +874,7 @@ class FIMLEstimator:
 
 
 def _sandwich(delta: np.ndarray, a: np.ndarray, factor: bool = False) -> np.ndarray:
-    """:math:`\Delta^\top A\Delta` over the columns of ``delta`` that are not zero (a group's
+    r""":math:`\Delta^\top A\Delta` over the columns of ``delta`` that are not zero (a group's
     derivatives vanish in the other groups' own parameters: a quarter of the columns with four
     groups), zero elsewhere. ``factor``: ``a`` is the upper Cholesky factor U of A
     (:math:`A = U^\top U`, zeros below), and the product is :math:`(U\Delta)^\top(U\Delta)`: a
@@ -892,11 +892,11 @@ def _sandwich(delta: np.ndarray, a: np.ndarray, factor: bool = False) -> np.ndar
 
 def _complete_sandwich(delta: np.ndarray, sigma: np.ndarray) -> np.ndarray:
     r""":func:`_sandwich` of the complete-data information :func:`_complete_information` at
-    ``sigma`` without that :math:`p^* 	imes p^*` matrix: with :math:`K = \Sigma^{-1}` and
+    ``sigma`` without that :math:`p^* \times p^*` matrix: with :math:`K = \Sigma^{-1}` and
     :math:`D_j` the symmetric p x p matrix of column j's covariance cells,
     :math:`W_c\Delta_j` is :math:`K\Delta_{\mu,j}` on the means and :math:`s_{ab}(KD_jK)_{ab}`
     on the covariances (:math:`\sum_{c\ge d}s_{cd}(K_{ac}K_{bd} + K_{ad}K_{bc})D_{cd} = (KDK)_{ab}`),
-    so :math:`\Delta^	op W_c\Delta` costs q p x p products, not :math:`p^{*2}q`."""
+    so :math:`\Delta^\top W_c\Delta` costs q p x p products, not :math:`p^{*2}q`."""
     p = len(sigma)
     rows, cols, s = h1.moment_cells(p)
     k_inv = np.linalg.inv(sigma)
@@ -948,7 +948,7 @@ def _baseline_trace(pt: Patterns, free: np.ndarray) -> float:
 
 
 def _part_root(part: dict) -> np.ndarray:
-    """R with :math:`A_1^{-1} = RR^\top` of one group's saturated parts (:meth:`FIMLEstimator._h1_parts`,
+    r"""R with :math:`A_1^{-1} = RR^\top` of one group's saturated parts (:meth:`FIMLEstimator._h1_parts`,
     positive definite: ``chol`` not None): the inverse of the upper Cholesky factor (upper
     triangular, zeros below), computed once and kept in ``part`` (read-only)."""
     root = part.get("root")
