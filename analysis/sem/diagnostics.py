@@ -237,7 +237,8 @@ def _model_covariance(fitted, a1: list[np.ndarray] | None = None) -> np.ndarray:
     ``inverted.information.expected``), whatever the fit's own SEs (robust or observed); with
     FIML the expected information under the missingness patterns."""
     if _kind(fitted) == "fiml":
-        info, _ = _fiml_expected_information(fitted.model, fitted.x, a1 if a1 is not None else _fiml_h1_expected(fitted))
+        a1 = a1 if a1 is not None else _fiml_h1_expected(fitted)
+        info, _ = _fiml_expected_information(fitted.model, fitted.x, a1)
         return covariance(info, fitted.optimum.con_jac)
     if _kind(fitted) == "wls":
         return covariance(_wls_information(fitted.estimator, fitted.x), fitted.optimum.con_jac)

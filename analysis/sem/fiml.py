@@ -827,7 +827,7 @@ class FIMLEstimator:
         if any(part["chol"] is None for part in parts):
             return fitm.RobustStatistics(nan, nan, nan, nan)
         deltas = self._deltas(x, kmat)
-        den = sum(_sandwich(d, part["chol"], factor=True) for d, part in zip(deltas, parts))
+        den = sum(_sandwich(d, part["chol"]) for d, part in zip(deltas, parts))
         t3b = 0.0
         for blk, st, pt in zip(self.model.blocks, self.stats, self.patterns):
             p = len(st.mean)
@@ -848,9 +848,10 @@ class FIMLEstimator:
             num = np.zeros_like(den)
             for st, part, delta in zip(self.stats, parts, deltas):
                 n, a1, wc, base = st.n, part["a1"], part["wc"], part["base"]
-                total += n * _complete_trace(_part_root(part), st.cov, part["keep"], wc)  # tr(Wc A1^-1)
+                keep = part["keep"]
+                total += n * _complete_trace(_embed(_part_root(part), keep), st.cov)  # tr(Wc A1^-1)
                 kb_total += n * np.sum(wc[np.ix_(base, base)] * np.linalg.inv(a1[np.ix_(base, base)]))
-                num += n * (_complete_sandwich(delta, st.cov) if part["keep"].all() else _sandwich(delta, wc))
+                num += n * _complete_sandwich(_embed(delta, keep), st.cov)
             k = total - np.sum(num * np.linalg.inv(den).T)
             kb = total - kb_total
         else:
@@ -873,27 +874,24 @@ class FIMLEstimator:
         return fitm.RobustStatistics(float(t3), float(c), float(t3b), float(kb / baseline_df))
 
 
-def _sandwich(delta: np.ndarray, a: np.ndarray, factor: bool = False) -> np.ndarray:
+def _sandwich(delta: np.ndarray, upper: np.ndarray) -> np.ndarray:
     r""":math:`\Delta^\top A\Delta` over the columns of ``delta`` that are not zero (a group's
     derivatives vanish in the other groups' own parameters: a quarter of the columns with four
-    groups), zero elsewhere. ``factor``: ``a`` is the upper Cholesky factor U of A
-    (:math:`A = U^\top U`, zeros below), and the product is :math:`(U\Delta)^\top(U\Delta)`: a
-    triangular product and a symmetric one, half the flops of :math:`A\Delta`."""
+    groups), zero elsewhere, from the upper Cholesky factor U of A (``upper``,
+    :math:`A = U^\top U`, zeros below) as :math:`(U\Delta)^\top(U\Delta)`: a triangular product and
+    a symmetric one, half the flops of :math:`A\Delta`."""
     cols = np.flatnonzero(np.any(delta != 0, axis=0))
     out = np.zeros((delta.shape[1], delta.shape[1]))
-    d = delta[:, cols]
-    if factor:
-        ud = blas.dtrmm(1.0, a, d, side=0, lower=0, trans_a=0)
-        out[np.ix_(cols, cols)] = ud.T @ ud
-    else:
-        out[np.ix_(cols, cols)] = d.T @ (a @ d)
+    ud = blas.dtrmm(1.0, upper, delta[:, cols], side=0, lower=0, trans_a=0)
+    out[np.ix_(cols, cols)] = ud.T @ ud
     return out
 
 
 def _complete_sandwich(delta: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-    r""":func:`_sandwich` of the complete-data information :func:`_complete_information` at
-    ``sigma`` without that :math:`p^* \times p^*` matrix: with :math:`K = \Sigma^{-1}` and
-    :math:`D_j` the symmetric p x p matrix of column j's covariance cells,
+    r""":math:`\Delta^\top W_c\Delta` (over the columns of ``delta`` that are not zero, as
+    :func:`_sandwich`) of the complete-data information :func:`_complete_information` at ``sigma``
+    (``delta``: rows for every moment, :func:`_embed`) without that :math:`p^* \times p^*` matrix:
+    with :math:`K = \Sigma^{-1}` and :math:`D_j` the symmetric p x p matrix of column j's covariance cells,
     :math:`W_c\Delta_j` is :math:`K\Delta_{\mu,j}` on the means and :math:`s_{ab}(KD_jK)_{ab}`
     on the covariances (:math:`\sum_{c\ge d}s_{cd}(K_{ac}K_{bd} + K_{ad}K_{bc})D_{cd} = (KDK)_{ab}`),
     so :math:`\Delta^\top W_c\Delta` costs q p x p products, not :math:`p^{*2}q`."""
@@ -961,16 +959,25 @@ def _part_root(part: dict) -> np.ndarray:
     return root
 
 
-def _complete_trace(root: np.ndarray, sigma: np.ndarray, keep: np.ndarray, wc: np.ndarray) -> float:
-    r""":math:`\operatorname{tr}(W_cA_1^{-1})` with :math:`A_1^{-1} = RR^\top` (``root``) and
-    :math:`W_c` the complete-data information at ``sigma`` (:func:`_complete_information`, ``wc``,
-    on the ``keep`` cells): :math:`\sum_j r_j^\top W_cr_j` over the columns :math:`r_j` of R, each
+def _embed(rows: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """``rows`` (one per kept moment) as rows of all the moments, zero at the others (the fixed.x
+    covariates' own): a quadratic form of :math:`W_c` on the kept cells is then one of the whole
+    :math:`W_c` (its other rows and columns meet zeros). ``rows`` itself when every moment is kept."""
+    if keep.all():
+        return rows
+    out = np.zeros((len(keep), rows.shape[1]))
+    out[keep] = rows
+    return out
+
+
+def _complete_trace(root: np.ndarray, sigma: np.ndarray) -> float:
+    r""":math:`\operatorname{tr}(W_cA_1^{-1})` with :math:`A_1^{-1} = RR^\top` (``root``, rows for
+    every moment: zero at the fixed.x covariates' own, :func:`_embed`) and :math:`W_c` the
+    complete-data information at ``sigma`` (:func:`_complete_information`):
+    :math:`\sum_j r_j^\top W_cr_j` over the columns :math:`r_j` of R, each
     :math:`r_{\mu}^\top Kr_{\mu} + \tfrac12\operatorname{tr}(KY_jKY_j)` (:math:`K = \Sigma^{-1}`,
     :math:`Y_j` the symmetric p x p matrix of the column's covariance cells; see
-    :func:`_complete_sandwich`): p x p products per column, not the :math:`p^{*3}` of an inverse. With
-    fixed.x cells (not all ``keep``) from ``wc`` and :math:`RR^\top`."""
-    if not keep.all():
-        return float(np.vdot(wc, root @ root.T))
+    :func:`_complete_sandwich`): p x p products per column, not the :math:`p^{*3}` of an inverse."""
     p = len(sigma)
     rows, cols, _ = h1.moment_cells(p)
     k_inv = np.linalg.inv(sigma)
