@@ -155,17 +155,20 @@ def _fiml_h1_expected(fitted) -> list[np.ndarray]:
                                                fitted.model.implied(fitted.x))]
 
 
-def _fiml_expected_information(model, x, a1: list[np.ndarray]) -> np.ndarray:
+def _fiml_expected_information(model, x, a1: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
     r"""The expected information of a FIML model at ``x`` (summed over cases): per group
     :math:`\Delta_g^\top A_g\Delta_g` with :math:`A_g` the saturated model's expected information
     under the group's missingness patterns at the implied moments (``a1``, :func:`_fiml_h1_expected`;
-    lavaan's ``information = "expected"`` with ``h1.information = "structured"``)."""
+    lavaan's ``information = "expected"`` with ``h1.information = "structured"``), and per group
+    :math:`A_g\Delta_g` (moments x q: the modification indices reuse it)."""
     q = model.nfree
     out = np.zeros((q, q))
+    a_jac = []
     for a, (d_s, d_m) in zip(a1, _dense_derivatives(model, x)):
         jac = h1.jacobian(d_s, d_m)
-        out += jac.T @ a @ jac
-    return 0.5 * (out + out.T)
+        a_jac.append(a @ jac)
+        out += jac.T @ a_jac[-1]
+    return 0.5 * (out + out.T), a_jac
 
 
 def _fiml_candidate_information(model, x, q: int, a1: list[np.ndarray], a_j0: list[np.ndarray]):
@@ -175,22 +178,56 @@ def _fiml_candidate_information(model, x, q: int, a1: list[np.ndarray], a_j0: li
     information, :math:`\mathcal I_{c0} = \sum_g J_{c,g}^\top (A_gJ_{0,g})` (``a_j0``, computed
     once) and the diagonal of :math:`\mathcal I_{cc} = \sum_g J_{c,g}^\top A_gJ_{c,g}`. A
     candidate moves few moments (a residual covariance one, a loading one row of
-    :math:`\Sigma`), so :math:`J_c` is taken as a sparse matrix: the cost is its non-zeros times
-    :math:`p^*`, instead of :math:`p^{*2}` per candidate."""
+    :math:`\Sigma`), so :math:`J_c` is taken as a sparse matrix, built from the candidates' own
+    derivatives (not the model's q x p x p), and each diagonal element is the quadratic form of
+    :math:`A_g` on the candidate's non-zero moments only: the cost is the non-zeros times q and the
+    sum of their squares, not a :math:`p^*`-long row of :math:`A_g` per non-zero."""
     from scipy import sparse
 
+    n_c = model.nfree - q
     i12, i22 = 0.0, 0.0
-    for a, aj0, (d_s, d_m) in zip(a1, a_j0, _dense_derivatives(model, x)):
-        jc = sparse.csr_matrix(h1.jacobian(d_s[q:], d_m[q:]).T)  # candidates x moments
-        jca = np.asarray(jc @ a)
+    for a, aj0, (index, ds, dm) in zip(a1, a_j0, model.derivatives(x)):
+        p = ds.shape[1]
+        rows, cols, _ = h1.moment_cells(p)
+        sel = np.flatnonzero(index >= q)
+        cells = np.concatenate([dm[sel], ds[sel[:, None], rows[None, :], cols[None, :]]], axis=1)
+        jac_c = np.zeros((n_c, p + len(rows)))
+        at = index[sel] - q
+        if len(np.unique(at)) == len(at):  # a candidate is one row: a plain assignment (np.add.at is slow)
+            jac_c[at] = cells
+        else:  # rows sharing an index add
+            np.add.at(jac_c, at, cells)
+        jc = sparse.csr_matrix(jac_c)  # candidates x moments
         i12 = i12 + np.asarray(jc @ aj0)
-        i22 = i22 + np.asarray(jc.multiply(jca).sum(axis=1)).ravel()
+        i22 = i22 + _sparse_quadratic(jc, a)
     return i12, i22
+
+
+def _sparse_quadratic(jc, a: np.ndarray) -> np.ndarray:
+    r""":math:`j_c^\top A j_c` for each row :math:`j_c` of the CSR matrix ``jc``, from the cells of
+    ``a`` at the row's non-zeros: the rows with the same non-zero columns (every loading of one
+    item, whatever the factor) read their block of ``a`` once."""
+    nnz = np.diff(jc.indptr)
+    out = np.zeros(jc.shape[0])
+    for k in np.unique(nnz[nnz > 0]):
+        rows = np.flatnonzero(nnz == k)
+        at = jc.indptr[rows][:, None] + np.arange(k)[None, :]  # (rows, k) positions in data/indices
+        idx, val = jc.indices[at], jc.data[at]
+        if k == 1:
+            out[rows] = a[idx[:, 0], idx[:, 0]] * val[:, 0] ** 2
+            continue
+        cells, which = np.unique(idx, axis=0, return_inverse=True)
+        which = which.ravel()
+        for u, cell in enumerate(cells):
+            sel = np.flatnonzero(which == u)
+            v = val[sel]
+            out[rows[sel]] = np.sum((v @ a[np.ix_(cell, cell)]) * v, axis=1)
+    return out
 
 
 def _wls_information(est, x) -> np.ndarray:
     r"""The expected information of DWLS/ULS (lavaan's ``information = "expected"``), summed over
-    cases: :math:`N\sum_g f_g\Delta_g^	op W_g\Delta_g`, :math:`f_g = n_g/N`."""
+    cases: :math:`N\sum_g f_g\Delta_g^\top W_g\Delta_g`, :math:`f_g = n_g/N`."""
     out = sum(n_g * d.T @ (w[:, None] * d) for n_g, d, w in zip(est.nobs, est.jacobians(x), est.weight))
     return 0.5 * (out + out.T)
 
@@ -200,7 +237,8 @@ def _model_covariance(fitted, a1: list[np.ndarray] | None = None) -> np.ndarray:
     ``inverted.information.expected``), whatever the fit's own SEs (robust or observed); with
     FIML the expected information under the missingness patterns."""
     if _kind(fitted) == "fiml":
-        info = _fiml_expected_information(fitted.model, fitted.x, a1 if a1 is not None else _fiml_h1_expected(fitted))
+        a1 = a1 if a1 is not None else _fiml_h1_expected(fitted)
+        info, _ = _fiml_expected_information(fitted.model, fitted.x, a1)
         return covariance(info, fitted.optimum.con_jac)
     if _kind(fitted) == "wls":
         return covariance(_wls_information(fitted.estimator, fitted.x), fitted.optimum.con_jac)
@@ -294,11 +332,14 @@ def modification_indices(fitted) -> pd.DataFrame:
     if not candidates:
         return pd.DataFrame(columns=MI_COLUMNS)
     q = fitted.model.nfree
-    a1 = _fiml_h1_expected(fitted) if kind == "fiml" else None
-    v0 = _model_covariance(fitted, a1)
+    if kind == "fiml":  # A_g J_g of the model's own parameters: its information, and the same for every chunk
+        a1 = _fiml_h1_expected(fitted)
+        info0, a_j0 = _fiml_expected_information(fitted.model, fitted.x, a1)
+        v0 = covariance(info0, fitted.optimum.con_jac)
+    else:
+        v0 = _model_covariance(fitted)
     n = sum(st.n for st in fitted.stats)
     v, g = np.zeros(len(candidates)), np.zeros(len(candidates))
-    a_j0 = None
     # in chunks: the extended information is (q + chunk)^2 and its derivatives chunk x p x p, so a
     # large model (72 items: 3,800 candidates) never holds them all at once
     for lo in range(0, len(candidates), _CHUNK):
@@ -308,8 +349,6 @@ def modification_indices(fitted) -> pd.DataFrame:
         if kind == "fiml":
             patterns = _fiml_patterns(fitted)
             grad_f = FIMLEstimator(model_ext, list(fitted.stats), patterns).gradient(x_ext)
-            if a_j0 is None:  # A_g J_g of the model's own parameters: the same for every chunk
-                a_j0 = [a @ h1.jacobian(d_s, d_m) for a, (d_s, d_m) in zip(a1, _dense_derivatives(fitted.model, fitted.x))]
             i12, i22 = _fiml_candidate_information(model_ext, x_ext, q, a1, a_j0)
             v[lo:lo + len(chunk)] = i22 - np.sum((i12 @ v0) * i12, axis=1)
             g[lo:lo + len(chunk)] = -n / 2 * grad_f[q:]
@@ -546,23 +585,30 @@ def _h1_standardized_residuals(fitted, patterns, information: str) -> list[tuple
         jac = h1.jacobian(d_s, d_m)[use]
         at = mu if meanstructure else st.mean
         h_s = (h1.missing_observed(pt, sigma, at, xi) if information == "observed"
-               else h1.missing_expected(pt, sigma, xi))[np.ix_(use, use)]
-        a0 += jac.T @ h_s @ jac
-        parts.append((st, pt, xi, use, jac, h_s, sigma, mu))
-    v = covariance(0.5 * (a0 + a0.T), fitted.optimum.con_jac)
-    # FIML: U_g is the saturated information the robust indices computed (A_1), when they did
-    saturated = fitted.fiml.saturated_observed_information() if fitted.fiml is not None else None
-    out = []
-    for g, (st, pt, xi, use, jac, h_s, sigma, mu) in enumerate(parts):
-        u_inv = _inverse_nonzero(saturated[g] if saturated is not None
-                                 else h1.missing_observed(pt, st.cov, st.mean, xi))
-        gamma = u_inv @ h1.missing_first_order(pt, st.cov, st.mean, xi) @ u_inv if robust else u_inv
-        gamma = gamma[np.ix_(use, use)]
+               else h1.missing_expected(pt, sigma, xi))
+        if not use.all():
+            h_s = h_s[np.ix_(use, use)]
         b = h_s @ jac  # moments x q
+        a0 += jac.T @ b
+        parts.append((st, pt, xi, use, jac, b, sigma, mu))
+    v = covariance(0.5 * (a0 + a0.T), fitted.optimum.con_jac)
+    # FIML: U_g^-1 = R R' from the root of the saturated information (A_1) the robust indices'
+    # V6 trace used (computed once: FIMLEstimator.saturated_inverse_root)
+    roots = fitted.fiml.saturated_inverse_root() if fitted.fiml is not None else None
+    out = []
+    for g, (st, pt, xi, use, jac, b, sigma, mu) in enumerate(parts):
         dv = jac @ v
-        gb = gamma @ b
-        var = (np.diag(gamma) - 2 * np.einsum("iq,iq->i", dv, gb)
-               + np.einsum("iq,iq->i", dv @ (b.T @ gb), dv))
+        if roots is not None and roots[g] is not None and use.all():
+            var = _fiml_residual_variance(roots[g], b, dv, pt, st if robust else None)
+        else:  # complete data (MLR, MLM), or A_1 not positive definite: lavaan's inverse on the rows not zero
+            u_inv = _inverse_nonzero(fitted.fiml.saturated_observed_information()[g] if fitted.fiml is not None
+                                     else h1.missing_observed(pt, st.cov, st.mean, xi))
+            gamma = u_inv @ h1.missing_first_order(pt, st.cov, st.mean, xi) @ u_inv if robust else u_inv
+            if not use.all():
+                gamma = gamma[np.ix_(use, use)]
+            gb = gamma @ b
+            var = (np.diag(gamma) - 2 * np.einsum("iq,iq->i", dv, gb)
+                   + np.einsum("iq,iq->i", dv @ (b.T @ gb), dv))
         p = len(st.mean)
         rows, cols, _ = h1.moment_cells(p)
         resid = np.concatenate([st.mean - mu, (st.cov - sigma)[rows, cols]])[use]
@@ -574,6 +620,34 @@ def _h1_standardized_residuals(fitted, patterns, information: str) -> list[tuple
         mean = pd.Series(z[:p], index=list(st.ov)) if meanstructure else None
         out.append((pd.DataFrame(cov, index=list(st.ov), columns=list(st.ov)), mean))
     return out
+
+
+def _fiml_residual_variance(root, b: np.ndarray, dv: np.ndarray, pt, st=None) -> np.ndarray:
+    r"""The diagonal of :math:`Q\Gamma Q^\top` of :func:`_h1_standardized_residuals` for a FIML
+    group (every moment in the model) without forming :math:`\Gamma`: with ``root`` = (R, keep)
+    (:math:`A_1^{-1} = RR^\top` on the kept cells, zero elsewhere;
+    :meth:`~analysis.sem.fiml.FIMLEstimator.saturated_inverse_root`), :math:`\Gamma = ZZ^\top`
+    with :math:`Z = R` (ML) or, with robust SEs (``st`` the group's EM moments: MLR),
+    :math:`Z = RR^\top S^\top` (S the casewise scores at the EM moments,
+    :func:`analysis.sem.h1.missing_scores`: :math:`\Gamma = A_1^{-1}JA_1^{-1}`), so
+    :math:`\operatorname{diag}\Gamma` is the rows' sums of squares of Z and
+    :math:`\Gamma B = Z(Z^\top B)` (``b`` = :math:`H\Delta`, ``dv`` = :math:`\Delta V`):
+    :math:`\operatorname{Var}(r) = \operatorname{diag}\Gamma - 2\operatorname{diag}(\Delta V B^\top\Gamma)
+    + \operatorname{diag}(\Delta VB^\top\Gamma BV\Delta^\top)`."""
+    from scipy.linalg import blas
+
+    r_mat, keep = root
+    diag = np.zeros(len(b))
+    gb = np.zeros_like(b)
+    if st is None:  # triangular products: R (R' B)
+        diag[keep] = np.einsum("ij,ij->i", r_mat, r_mat)
+        gb[keep] = blas.dtrmm(1.0, r_mat, blas.dtrmm(1.0, r_mat, b[keep], trans_a=1))
+    else:
+        scores = h1.missing_scores(pt, st.cov, st.mean)[:, keep]
+        z = blas.dtrmm(1.0, r_mat, blas.dtrmm(1.0, r_mat, scores.T, trans_a=1))  # A_1^-1 S'
+        diag[keep] = np.einsum("ij,ij->i", z, z)
+        gb[keep] = z @ (z.T @ b[keep])
+    return diag - 2 * np.einsum("iq,iq->i", dv, gb) + np.einsum("iq,iq->i", dv @ (b.T @ gb), dv)
 
 
 def _wls_standardized_residuals(fitted) -> list[tuple[pd.DataFrame, pd.Series]]:

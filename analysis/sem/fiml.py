@@ -740,8 +740,8 @@ class FIMLEstimator:
         of the saturated model in use (``keep``: the fixed.x covariates' own moments are fixed),
         its observed information under FIML ``a1`` (:func:`analysis.sem.h1.missing_observed`) and
         its Cholesky factor (None when not positive definite), the complete-data information ``wc``
-        (:func:`_complete_information`), the casewise scores ``scores``
-        (:func:`analysis.sem.h1.missing_scores`), the baseline's cells ``base`` (each non-exogenous
+        (:func:`_complete_information`), the casewise scores ``scores`` (None until
+        :meth:`_h1_scores` computes them: MLR only), the baseline's cells ``base`` (each non-exogenous
         mean and variance) and the baseline's ``trace`` :math:`\\operatorname{tr}(A_b^{-1}B_b)`
         (:func:`_baseline_trace`); all in the kept cells, in :mod:`analysis.sem.h1`'s order (the
         means, then the covariances)."""
@@ -755,17 +755,28 @@ class FIMLEstimator:
             ix = [blk.ov.index(v) for v in blk.ov_x]
             is_x = np.isin(np.arange(p), ix)
             keep = h1.not_fixed_x(p, ix)
-            a1 = h1.missing_observed(pt, st.cov, st.mean)[np.ix_(keep, keep)]
-            wc = _complete_information(st.cov)[np.ix_(keep, keep)]
+            a1, wc = h1.missing_observed(pt, st.cov, st.mean), _complete_information(st.cov)
+            if not keep.all():  # (a copy: only then)
+                a1, wc = a1[np.ix_(keep, keep)], wc[np.ix_(keep, keep)]
             c, info = lapack.dpotrf(a1, lower=0, clean=1)
-            scores = h1.missing_scores(pt, st.cov, st.mean)  # n x p*: the largest array of a fit
-            if not keep.all():  # copied only when fixed.x cells are dropped (0.9 GB at N = 44,000)
-                scores = scores[:, keep]
-            out.append(dict(keep=keep, a1=a1, chol=None if info != 0 else c, wc=wc, scores=scores,
+            out.append(dict(keep=keep, a1=a1, chol=None if info != 0 else c, wc=wc, scores=None,
                             base=np.concatenate([~is_x, (rows == cols) & ~is_x[rows]])[keep],
                             trace=_baseline_trace(pt, ~is_x)))
         self._h1_cache = out
         return out
+
+    def _h1_scores(self, g: int) -> np.ndarray:
+        """Group g's casewise scores of the saturated model at the EM moments on the kept cells
+        (:func:`analysis.sem.h1.missing_scores`; n x p*, the largest array of a fit), computed on
+        first use (the MLR statistics; ML's V6 does not read them) and kept in the parts."""
+        part = self._h1_parts()[g]
+        if part["scores"] is None:
+            st, pt = self.stats[g], self.patterns[g]
+            scores = h1.missing_scores(pt, st.cov, st.mean)
+            if not part["keep"].all():  # copied only when fixed.x cells are dropped (0.9 GB at N = 44,000)
+                scores = scores[:, part["keep"]]
+            part["scores"] = scores
+        return part["scores"]
 
     def saturated_observed_information(self) -> list[np.ndarray]:
         """Per group the saturated model's observed information at the EM moments,
@@ -784,6 +795,17 @@ class FIMLEstimator:
             full[np.ix_(keep, keep)] = cached[g]["a1"]
             out.append(full)
         return out
+
+    def saturated_inverse_root(self) -> list[tuple[np.ndarray, np.ndarray] | None]:
+        r"""Per group ``(R, keep)``: ``keep`` the saturated model's moments that are not the fixed.x
+        covariates' own, and R the inverse of the upper Cholesky factor U of the observed information
+        at the EM moments on them (:math:`A_1 = U^\top U`, :meth:`saturated_observed_information`), so
+        :math:`A_1^{-1} = RR^\top` (R upper triangular; LAPACK trtri: half the flops of an inverse by
+        potri), computed once and cached: the robust indices' V6 trace and the FIML standardized
+        residuals (:mod:`analysis.sem.diagnostics`) read it. None for a group whose information is
+        not positive definite. The arrays are read-only."""
+        self._unweighted("saturated_inverse_root")
+        return [None if part["chol"] is None else (_part_root(part), part["keep"]) for part in self._h1_parts()]
 
     def _deltas(self, x: np.ndarray, kmat: np.ndarray | None = None, keep: bool = True) -> list[np.ndarray]:
         """Per group the derivatives of (mu, vech Sigma in ``np.tril_indices`` order: the order of
@@ -822,14 +844,15 @@ class FIMLEstimator:
         (lavaan's divisor of ``scaling.factor.h1``). NaN traces when an information is singular."""
         h1 = base = 0.0
         n_h1 = 0
-        for part in self._h1_parts():
+        for g, part in enumerate(self._h1_parts()):
             n_h1 += int(part["keep"].sum())
             base += part["trace"]
             if part["chol"] is None:
                 h1 = float("nan")
                 continue
-            t = _cho_solve(part["chol"], part["scores"].T)
-            h1 += float(np.sum(t * part["scores"].T))
+            scores = self._h1_scores(g)
+            t = _cho_solve(part["chol"], scores.T)
+            h1 += float(np.sum(t * scores.T))
         return float(h1), float(base), n_h1
 
     def robust_statistics(self, x: np.ndarray, df: int, baseline_df: int,
@@ -875,14 +898,14 @@ class FIMLEstimator:
         if any(part["chol"] is None for part in parts):
             return fitm.RobustStatistics(nan, nan, nan, nan)
         deltas = self._deltas(x, kmat)
-        den = sum(_sandwich(d, part["a1"]) for d, part in zip(deltas, parts))
+        den = sum(_sandwich(d, part["chol"]) for d, part in zip(deltas, parts))
         t3b = 0.0
         for blk, st, pt in zip(self.model.blocks, self.stats, self.patterns):
             p = len(st.mean)
             is_x = np.isin(np.arange(p), [blk.ov.index(v) for v in blk.ov_x])
             # the independence model at its FIML estimates: each variable's observed mean and
             # variance, the covariates' block at its sample moments
-            columns = [_column(pt, j) for j in range(p)]
+            columns = _columns(pt, p)
             sig0 = np.diag([np.var(c) for c in columns])
             mu0 = np.array([np.mean(c) for c in columns])
             sig0[np.ix_(is_x, is_x)] = st.cov[np.ix_(is_x, is_x)]
@@ -896,19 +919,17 @@ class FIMLEstimator:
             num = np.zeros_like(den)
             for st, part, delta in zip(self.stats, parts, deltas):
                 n, a1, wc, base = st.n, part["a1"], part["wc"], part["base"]
-                a1_inv = _spd_inverse_upper(a1)
-                # tr(Wc A1^-1) from the upper triangle of the (symmetric) inverse
-                prod = wc * a1_inv
-                total += n * (2 * np.sum(prod) - np.sum(np.diag(prod)))
+                keep = part["keep"]
+                total += n * _complete_trace(_embed(_part_root(part), keep), st.cov)  # tr(Wc A1^-1)
                 kb_total += n * np.sum(wc[np.ix_(base, base)] * np.linalg.inv(a1[np.ix_(base, base)]))
-                num += n * _sandwich(delta, wc)
+                num += n * _complete_sandwich(_embed(delta, keep), st.cov)
             k = total - np.sum(num * np.linalg.inv(den).T)
             kb = total - kb_total
         else:
             den_inv = np.linalg.inv(0.5 * (den + den.T))
             k = kb = 0.0
             for g, (part, delta) in enumerate(zip(parts, deltas)):
-                s_t = part["scores"].T
+                s_t = self._h1_scores(g).T
                 t = _cho_solve(part["chol"], s_t)  # A1^-1 s_i, every case of group g
                 z = den_inv @ (delta.T @ s_t)
                 for h, (st_h, part_h, delta_h) in enumerate(zip(self.stats, parts, deltas)):
@@ -924,14 +945,40 @@ class FIMLEstimator:
         return fitm.RobustStatistics(float(t3), float(c), float(t3b), float(kb / baseline_df))
 
 
-def _sandwich(delta: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """:math:`\\Delta^\\top A\\Delta` over the columns of ``delta`` that are not zero (a group's
+def _sandwich(delta: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    r""":math:`\Delta^\top A\Delta` over the columns of ``delta`` that are not zero (a group's
     derivatives vanish in the other groups' own parameters: a quarter of the columns with four
-    groups), zero elsewhere."""
+    groups), zero elsewhere, from the upper Cholesky factor U of A (``upper``,
+    :math:`A = U^\top U`, zeros below) as :math:`(U\Delta)^\top(U\Delta)`: a triangular product and
+    a symmetric one, half the flops of :math:`A\Delta`."""
     cols = np.flatnonzero(np.any(delta != 0, axis=0))
     out = np.zeros((delta.shape[1], delta.shape[1]))
-    d = delta[:, cols]
-    out[np.ix_(cols, cols)] = d.T @ (a @ d)
+    ud = blas.dtrmm(1.0, upper, delta[:, cols], side=0, lower=0, trans_a=0)
+    out[np.ix_(cols, cols)] = ud.T @ ud
+    return out
+
+
+def _complete_sandwich(delta: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    r""":math:`\Delta^\top W_c\Delta` (over the columns of ``delta`` that are not zero, as
+    :func:`_sandwich`) of the complete-data information :func:`_complete_information` at ``sigma``
+    (``delta``: rows for every moment, :func:`_embed`) without that :math:`p^* \times p^*` matrix:
+    with :math:`K = \Sigma^{-1}` and :math:`D_j` the symmetric p x p matrix of column j's covariance cells,
+    :math:`W_c\Delta_j` is :math:`K\Delta_{\mu,j}` on the means and :math:`s_{ab}(KD_jK)_{ab}`
+    on the covariances (:math:`\sum_{c\ge d}s_{cd}(K_{ac}K_{bd} + K_{ad}K_{bc})D_{cd} = (KDK)_{ab}`),
+    so :math:`\Delta^\top W_c\Delta` costs q p x p products, not :math:`p^{*2}q`."""
+    p = len(sigma)
+    rows, cols, s = h1.moment_cells(p)
+    k_inv = np.linalg.inv(sigma)
+    used = np.flatnonzero(np.any(delta != 0, axis=0))
+    d = delta[:, used]
+    d_mat = np.zeros((len(used), p, p))
+    d_mat[:, rows, cols] = d[p:].T
+    d_mat[:, cols, rows] = d[p:].T
+    kdk = k_inv @ d_mat @ k_inv  # q' x p x p
+    w_d = np.concatenate([k_inv @ d[:p], (kdk[:, rows, cols] * s).T])  # W_c Delta, moments x q'
+    out = np.zeros((delta.shape[1], delta.shape[1]))
+    prod = d.T @ w_d
+    out[np.ix_(used, used)] = 0.5 * (prod + prod.T)
     return out
 
 
@@ -959,8 +1006,9 @@ def _baseline_trace(pt: Patterns, free: np.ndarray) -> float:
     :math:`\partial^2/\partial v\partial\mu = \sum r/v^2`, and the casewise scores
     :math:`(1/v - r^2/v^2)/2` and :math:`-r/v`."""
     total = 0.0
+    columns = _columns(pt, len(free))
     for j in np.flatnonzero(free):
-        y = _column(pt, j)
+        y = columns[j]
         r, v = y - y.mean(), y.var()
         a = np.array([[np.sum(r**2 / v**3 - 0.5 / v**2), np.sum(r) / v**2], [np.sum(r) / v**2, len(y) / v]])
         s = np.column_stack([0.5 * (1 / v - r**2 / v**2), -r / v])
@@ -968,22 +1016,58 @@ def _baseline_trace(pt: Patterns, free: np.ndarray) -> float:
     return float(total)
 
 
-def _spd_inverse_upper(a: np.ndarray) -> np.ndarray | None:
-    """The upper triangle (zero below) of the inverse of a symmetric positive-definite matrix, by
-    its Cholesky factor (LAPACK potrf/potri: half the work of a general inverse); None when it is
-    not positive definite."""
-    c, info = lapack.dpotrf(a, lower=0, clean=1)  # clean: zeros below, which potri keeps
-    if info != 0:
-        return None
-    inv, info = lapack.dpotri(c, lower=0)
-    if info != 0:
-        return None
-    return inv
+def _part_root(part: dict) -> np.ndarray:
+    r"""R with :math:`A_1^{-1} = RR^\top` of one group's saturated parts (:meth:`FIMLEstimator._h1_parts`,
+    positive definite: ``chol`` not None): the inverse of the upper Cholesky factor (upper
+    triangular, zeros below), computed once and kept in ``part`` (read-only)."""
+    root = part.get("root")
+    if root is None:
+        root, info = lapack.dtrtri(part["chol"], lower=0)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"trtri: info {info}")
+        root.setflags(write=False)
+        part["root"] = root
+    return root
 
 
-def _column(pt: Patterns, j: int) -> np.ndarray:
-    """The observed values of variable j (all patterns)."""
-    return np.concatenate([y[:, np.flatnonzero(o == j)[0]] for o, y in zip(pt.observed, pt.rows) if j in o])
+def _embed(rows: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """``rows`` (one per kept moment) as rows of all the moments, zero at the others (the fixed.x
+    covariates' own): a quadratic form of :math:`W_c` on the kept cells is then one of the whole
+    :math:`W_c` (its other rows and columns meet zeros). ``rows`` itself when every moment is kept."""
+    if keep.all():
+        return rows
+    out = np.zeros((len(keep), rows.shape[1]))
+    out[keep] = rows
+    return out
+
+
+def _complete_trace(root: np.ndarray, sigma: np.ndarray) -> float:
+    r""":math:`\operatorname{tr}(W_cA_1^{-1})` with :math:`A_1^{-1} = RR^\top` (``root``, rows for
+    every moment: zero at the fixed.x covariates' own, :func:`_embed`) and :math:`W_c` the
+    complete-data information at ``sigma`` (:func:`_complete_information`):
+    :math:`\sum_j r_j^\top W_cr_j` over the columns :math:`r_j` of R, each
+    :math:`r_{\mu}^\top Kr_{\mu} + \tfrac12\operatorname{tr}(KY_jKY_j)` (:math:`K = \Sigma^{-1}`,
+    :math:`Y_j` the symmetric p x p matrix of the column's covariance cells; see
+    :func:`_complete_sandwich`): p x p products per column, not the :math:`p^{*3}` of an inverse."""
+    p = len(sigma)
+    rows, cols, _ = h1.moment_cells(p)
+    k_inv = np.linalg.inv(sigma)
+    total = float(np.sum((k_inv @ root[:p]) * root[:p]))
+    step = 256  # columns at a time (256 x p x p)
+    for lo in range(0, root.shape[1], step):
+        cells = root[p:, lo:lo + step].T  # columns x covariance cells
+        y = np.zeros((len(cells), p, p))
+        y[:, rows, cols] = cells
+        y[:, cols, rows] = cells
+        ky = k_inv @ y
+        total += 0.5 * float(np.einsum("jab,jba->", ky, ky))
+    return total
+
+
+def _columns(pt: Patterns, p: int) -> list[np.ndarray]:
+    """Per variable its observed values (all patterns, in the patterns' order)."""
+    values = _values(pt, p)
+    return [col[~np.isnan(col)] for col in values.T]
 
 
 def _complete_information(sigma: np.ndarray) -> np.ndarray:
@@ -994,11 +1078,19 @@ def _complete_information(sigma: np.ndarray) -> np.ndarray:
     p = len(sigma)
     k_inv = np.linalg.inv(sigma)
     rows, cols, w = h1.moment_cells(p)
-    wc_cov = (k_inv[np.ix_(rows, rows)] * k_inv[np.ix_(cols, cols)] + k_inv[np.ix_(rows, cols)]
-              * k_inv[np.ix_(cols, rows)]) * np.outer(w, w)
     out = np.zeros((len(rows) + p, len(rows) + p))
     out[:p, :p] = k_inv
-    out[p:, p:] = wc_cov
+    wc_cov = out[p:, p:]
+    k_c, k_d = k_inv[:, rows], k_inv[:, cols]  # K_ic, K_id for every cell (c, d)
+    # the rows (a, b), b <= a, are consecutive: per a, K_ac K_bd + K_bc K_ad for b <= a, times the
+    # weights (powers of 2: exact)
+    for a in range(p):
+        lo = a * (a + 1) // 2
+        z = wc_cov[lo:lo + a + 1]
+        np.multiply(k_c[a][None, :], k_d[:a + 1], out=z)
+        z += k_c[:a + 1] * k_d[a][None, :]
+        z *= w[None, :]
+        z[a] *= 0.5  # the row (a, a)
     return out
 
 
@@ -1057,34 +1149,53 @@ def _group_hessian(state: dict, kind: np.ndarray, i: np.ndarray, j: np.ndarray, 
             bu[sel], bv[sel], w[sel] = off + ii, off + jj, diag[sel]
         else:
             bc[sel], s[sel] = (ii if name == "nu" else p + m + ii), 1.0
-    h_sig, cross, h_mu = np.zeros((r, r)), np.zeros((r, r)), np.zeros((r, r))
     g_sigma, g_mu = np.zeros((p, p)), np.zeros(p)
-
-    def take(z, rows, cols):
-        return np.take(np.take(z, rows, axis=1), cols, axis=2)
-
+    # the rows that move Sigma (w != 0) and mu (s != 0); every term below is between those only
+    sig, mean = np.flatnonzero(w != 0), np.flatnonzero(s != 0)
+    su, sv = bu[sig], bv[sig]
+    # flat cells of a pattern's nb x nb B'MB (B'CB) read by the Sigma-Sigma terms: with n_k folded
+    # into B'MB, term1 = M[v_a, u_b] C[u_a, v_b] (its transpose is the fourth term), then the
+    # symmetric M[v_a, v_b] C[u_a, u_b] + M[u_a, u_b] C[v_a, v_b]
+    cell_vu, cell_uv = sv[:, None] * nb + su[None, :], su[:, None] * nb + sv[None, :]
+    ns = len(sig)
+    upper = np.triu_indices(ns)  # the symmetric terms on the upper triangle only
+    cell_vv, cell_uu = sv[upper[0]] * nb + sv[upper[1]], su[upper[0]] * nb + su[upper[1]]
+    h1_term, h23 = np.zeros((ns, ns)), np.zeros(len(upper[0]))
+    tmp, tmp_u = np.empty((ns, ns)), np.empty(len(upper[0]))
+    bmb_sum = np.zeros((nb, nb))  # sum n_k B'M_kB: the mu-mu block
+    q_sum = np.zeros((nb * nb, nb))  # Q[x, y, v] = sum n_k (B'M_kB)[x, y] (B'M_kd_k)[v]: the mu-Sigma block
     n_pat = len(pt.rows)
-    block = max(1, min(64, int(2e6 // max(r, 1) ** 2)))  # patterns at a time: bounded memory
+    block = 64  # patterns at a time: bounded memory (64 x (p + nb) x nb)
     for first in range(0, n_pat, block):
-        ks = range(first, min(first + block, n_pat))
-        m_all, c_all, v_all, nk = h1.pattern_parts(pt, sigma, mu, ks.start, ks.stop)
+        m_all, c_all, v_all, nk = h1.pattern_parts(pt, sigma, mu, first, min(first + block, n_pat))
         kk = len(nk)
         # G = sum n_k/2 (M_k - M_k W_k M_k) with M W M = (C + M)/2; g_mu = -sum n_k M_k d_k
         g_sigma += np.tensordot(nk / 4, m_all - c_all, axes=1)
         g_mu -= nk @ v_all
-        mb = (m_all.reshape(-1, p) @ basis).reshape(kk, p, nb)
-        bmb = np.einsum("pa,kpb->kab", basis, mb)
-        cb = (c_all.reshape(-1, p) @ basis).reshape(kk, p, nb)
-        bcb = np.einsum("pa,kpb->kab", basis, cb)
+        bmb = np.matmul(basis.T, (m_all.reshape(-1, p) @ basis).reshape(kk, p, nb))
+        bcb = np.matmul(basis.T, (c_all.reshape(-1, p) @ basis).reshape(kk, p, nb))
         z = v_all @ basis
-        terms = (take(bmb, bv, bu) * take(bcb, bu, bv) + take(bmb, bv, bv) * take(bcb, bu, bu)
-                 + take(bmb, bu, bu) * take(bcb, bv, bv) + take(bmb, bu, bv) * take(bcb, bv, bu))
-        h_sig += np.tensordot(nk / 2, terms, axes=1)
-        cross += (np.einsum("k,kab,kb->ab", nk, take(bmb, bc, bu), z[:, bv])
-                  + np.einsum("k,kab,kb->ab", nk, take(bmb, bc, bv), z[:, bu]))
-        h_mu += np.tensordot(nk, take(bmb, bc, bc), axes=1)
-    cross *= s[:, None] * w[None, :]
-    out = h_sig * np.outer(w, w) + cross + cross.T + h_mu * np.outer(s, s)
+        bmb_n = bmb.reshape(kk, nb * nb) * nk[:, None]
+        bmb_sum += bmb_n.sum(axis=0).reshape(nb, nb)
+        q_sum += bmb_n.T @ z
+        for mk, ck in zip(bmb_n * 0.5, bcb.reshape(kk, nb * nb)):
+            np.multiply(mk.take(cell_vu), ck.take(cell_uv), out=tmp)
+            h1_term += tmp
+            np.multiply(mk.take(cell_vv), ck.take(cell_uu), out=tmp_u)
+            h23 += tmp_u
+            np.multiply(mk.take(cell_uu), ck.take(cell_vv), out=tmp_u)
+            h23 += tmp_u
+    sym = np.zeros((ns, ns))
+    sym[upper] = h23
+    sym[upper[1], upper[0]] = h23
+    out = np.zeros((r, r))
+    out[np.ix_(sig, sig)] = (h1_term + h1_term.T + sym) * np.outer(w[sig], w[sig])
+    q_sum = q_sum.reshape(nb, nb, nb)
+    bm, um, vm = bc[mean][:, None], bu[sig][None, :], bv[sig][None, :]
+    cross = (q_sum[bm, um, vm] + q_sum[bm, vm, um]) * (s[mean][:, None] * w[sig][None, :])
+    out[np.ix_(mean, sig)] += cross
+    out[np.ix_(sig, mean)] += cross.T
+    out[np.ix_(mean, mean)] += bmb_sum[np.ix_(bc[mean], bc[mean])] * np.outer(s[mean], s[mean])
     out += _sigma_second(lam, psi, a, g_sigma, kind, i, j)
     out += _mu_second(a, ell, eta, g_mu, kind, i, j)
     return out

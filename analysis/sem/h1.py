@@ -36,6 +36,7 @@ In R: ``lavaan:::lav_mvnorm_missing_information_observed_samplestats(Yp, Mu, Sig
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import blas
 
 __all__ = ["jacobian", "missing_expected", "missing_first_order", "missing_observed", "missing_scores", "moment_cells",
            "not_fixed_x", "pattern_parts"]
@@ -71,8 +72,15 @@ def pattern_parts(patterns, sigma: np.ndarray, mu: np.ndarray, first: int = 0, l
     last = len(patterns.rows) if last is None else last
     kk = last - first
     m_all, c_all, v_all, nk = np.zeros((kk, p, p)), np.zeros((kk, p, p)), np.zeros((kk, p)), np.zeros(kk)
-    for t, (o, y) in enumerate(zip(patterns.observed[first:last], patterns.rows[first:last])):
-        inv = np.linalg.inv(sigma[np.ix_(o, o)])
+    observed = patterns.observed[first:last]
+    inverses = [None] * kk
+    n_obs = np.array([len(o) for o in observed])
+    for size in np.unique(n_obs):  # the patterns observing as many variables: one stacked inverse
+        at = np.flatnonzero(n_obs == size)
+        stack = np.linalg.inv(np.stack([sigma[np.ix_(observed[t], observed[t])] for t in at]))
+        for t, inv in zip(at, stack):
+            inverses[t] = inv
+    for t, (o, y, inv) in enumerate(zip(observed, patterns.rows[first:last], inverses)):
         nk[t] = len(y)
         m_all[t][np.ix_(o, o)] = inv
         if expected:
@@ -91,14 +99,13 @@ def _information(patterns, sigma, mu, x, expected: bool) -> np.ndarray:
     so their :math:`p^*` lower-triangle cells suffice):
     :math:`T_{(xy),(uv)} = \sum_kn_kM_{k,xy}C_{k,uv}`, then
     :math:`H_{\sigma_{ab},\sigma_{cd}} = \tfrac12s_{ab}s_{cd}(T_{bc,ad} + T_{ad,bc} + T_{bd,ac} + T_{ac,bd})`:
-    :math:`2n_{pat}p^{*2}` flops, not the :math:`2n_{pat}p^4` of all p x p x p x p products."""
+    :math:`2n_{pat}p^{*2}` flops, not the :math:`2n_{pat}p^4` of all p x p x p x p products
+    (:func:`_assemble_covariance_block`). The result is symmetric as computed (bit for bit)
+    except the means' block, a sum of numerical inverses, which is symmetrised."""
     p = len(sigma)
     rows, cols, s = moment_cells(p)
     nc = len(rows)
-    position = np.zeros((p, p), dtype=np.intp)
-    position[rows, cols] = np.arange(nc)
-    position[cols, rows] = np.arange(nc)
-    t = np.zeros((nc, nc))
+    t = np.zeros((nc, nc), order="F" if expected else "C")
     h_mu = np.zeros((p, p))
     cross = np.zeros((p, p, p))
     n_pat = len(patterns.rows)
@@ -106,33 +113,53 @@ def _information(patterns, sigma, mu, x, expected: bool) -> np.ndarray:
     for first in range(0, n_pat, block):
         m_all, c_all, v_all, sizes = pattern_parts(patterns, sigma, mu, first, min(first + block, n_pat), expected)
         m_w = m_all * sizes[:, None, None]
-        t += m_w[:, rows, cols].T @ c_all[:, rows, cols]
-        if not expected:  # Y[i, a, b] = sum_k n_k M_k[i, a] v_k[b]
+        if expected:  # C_k = M_k: T = sum n_k m_k m_k' is symmetric: the upper triangle of 2T by syrk (half the flops)
+            root = m_all[:, rows, cols] * np.sqrt(sizes)[:, None]
+            t = blas.dsyrk(2.0, root, beta=1.0, c=t, trans=1, lower=0, overwrite_c=1)
+        else:
+            t += m_w[:, rows, cols].T @ c_all[:, rows, cols]
+            # Y[i, a, b] = sum_k n_k M_k[i, a] v_k[b]
             cross += np.einsum("kia,kb->iab", m_w, v_all)
         h_mu += m_w.sum(axis=0)
     del m_all, c_all, m_w
-    # the four terms, one row block at a time (bounded temporaries)
-    t += t.T  # T_(xy),(uv) + T_(uv),(xy): the four terms are two of these
-    cov = np.empty((nc, nc))
-    step = max(1, int(2e6 // nc))
-    flat = t.reshape(-1)
-    for r0 in range(0, nc, step):
-        a, b = rows[r0:r0 + step, None], cols[r0:r0 + step, None]
-        c, d = rows[None, :], cols[None, :]
-        z = flat[position[b, c] * nc + position[a, d]] + flat[position[b, d] * nc + position[a, c]]
-        cov[r0:r0 + step] = 0.5 * s[r0:r0 + step, None] * s[None, :] * z
-    del t, flat
-    out = np.zeros((p + nc, p + nc))
-    out[:p, :p] = h_mu
+    # T_(xy),(uv) + T_(uv),(xy): the four terms are two of these
+    t += t.T
+    if expected:  # the upper triangle of 2T (zeros below) plus its transpose: 2T, the diagonal twice over
+        t.flat[::nc + 1] *= 0.5
+        t = t.T  # syrk's Fortran order: the transpose (C order) is the same symmetric matrix
+    out = np.empty((p + nc, p + nc))
+    _assemble_covariance_block(t, p, out[p:, p:])
+    del t
+    out[:p, :p] = 0.5 * (h_mu + h_mu.T)
     out[:p, p:] = s[None, :] * (cross[:, rows, cols] + cross[:, cols, rows])
     out[p:, :p] = out[:p, p:].T
-    out[p:, p:] = cov
-    out = 0.5 * (out + out.T)
     if x:
         keep = not_fixed_x(p, x)
         out[~keep, :] = 0.0
         out[:, ~keep] = 0.0
     return out
+
+
+def _assemble_covariance_block(t: np.ndarray, p: int, out: np.ndarray) -> None:
+    r"""``out`` (:math:`p^* \times p^*`, the covariances' block) :math:`=\tfrac12s_{ab}s_{cd}(T_{bc,ad} + T_{bd,ac})`
+    from the symmetric ``t`` (:math:`T + T^\top` over the lower-triangle cells of :func:`_information`).
+    One slab per b: the rows :math:`T_{bc,\cdot}` (contiguous), their columns :math:`(a, d)`
+    for every :math:`a \ge b` (a p x (p - b) x p array, :math:`F_{c,a,d} = T_{bc,ad}`), then
+    :math:`F_{c,a,d} + F_{d,a,c}` read at the cells :math:`c \ge d` into the rows (a, b):
+    each element read from a small slab, not gathered from the whole :math:`p^{*2}` array.
+    Symmetric in (ab), (cd) bit for bit (``t`` is, and the sum's terms are in the same order)."""
+    rows, cols, s = moment_cells(p)
+    nc = len(rows)
+    position = np.zeros((p, p), dtype=np.intp)
+    position[rows, cols] = np.arange(nc)
+    position[cols, rows] = np.arange(nc)
+    tril_flat = rows * p + cols
+    half_s = 0.5 * s
+    for b in range(p):
+        slab = t[position[b]][:, position[b:]]  # (c, a, d): T_(bc),(ad), a >= b
+        z = slab.transpose(1, 0, 2) + slab.transpose(1, 2, 0)  # (a, c, d): T_(bc),(ad) + T_(bd),(ac)
+        target = position[b:, b]  # the rows (a, b), a >= b
+        out[target] = (half_s[target, None] * s[None, :]) * z.reshape(p - b, p * p)[:, tril_flat]
 
 
 def missing_expected(patterns, sigma: np.ndarray, x: list[int] = ()) -> np.ndarray:
