@@ -563,6 +563,11 @@ def _em_fit(pat: "_Patterns", centre: np.ndarray, scale: np.ndarray, names: list
     def step(mu, sigma):
         """One EM step from (mu, sigma): the next iterate and the largest change."""
         precision = _precision(sigma, names)
+        # lambda_min <= sqrt(p) / ||P||_F: an iterate this close to singular is checked as the
+        # estimate will be, and one singular by that test stops EM with its error (as an iterate
+        # whose inverse fails does), instead of creeping along the boundary to max_iter
+        if np.sqrt(p) / np.linalg.norm(precision) <= 1e-10 * max(1.0, float(np.trace(sigma)) / p):
+            _check_positive_definite(sigma, names)
         t1, t2 = pat.centred_moments(mu, precision)  # sums of (y - mu) and (y - mu)(y - mu)' given y_o
         shift = t1 / n
         mu_new = mu + shift
