@@ -855,7 +855,7 @@ def _htmt_resampled_rows(x: np.ndarray, names: list[str], blocks: list[list[int]
             try:
                 if sample is not None:
                     moments = em_moments_weighted(sample, np.bincount(draw, minlength=n), start=start,
-                                                  tol=RESAMPLE_EM_TOL)
+                                                  tol=RESAMPLE_EM_TOL, loglik=False)
                     r = _cov2cor(moments.cov.to_numpy())
                 else:
                     r = _htmt_correlations(x[draw], names, missing, start, tol=RESAMPLE_EM_TOL)
