@@ -484,6 +484,7 @@ class EMSample:
         self.used = None if some.all() else np.flatnonzero(some)  # rows missing everything carry nothing
         self.layout = pattern_layout(x[some])
         self.mask = self.layout.observed.astype(np.float64)
+        self.tiny_scale = 1e-10 * np.max(np.abs(self.layout.values), axis=0)
         self.n_observed = self.mask.sum(axis=1)
         self.groups, self.n_pad = _grouped_batches(self.layout, len(names))
         self.cells = [block_cells(g.missing, len(names) + self.n_pad) for g in self.groups]
@@ -538,18 +539,20 @@ def em_moments_weighted(sample: EMSample, weights: np.ndarray, max_iter: int = 1
     drawn = np.flatnonzero(w > 0)  # the rows that take part, and each row's position among them
     position = np.full(len(w), -1, dtype=np.intp)
     position[drawn] = np.arange(len(drawn))
-    w, v, mask, observed = w[drawn], layout.values[drawn], sample.mask[drawn], layout.observed[drawn]
+    w, v, mask = w[drawn], layout.values[drawn], sample.mask[drawn]
     count = w @ mask
-    with np.errstate(invalid="ignore"):
-        spread = np.max(v, axis=0, initial=-np.inf, where=observed) > np.min(v, axis=0, initial=np.inf, where=observed)
     # every pair of columns observed together: at once when a complete row has weight
     together = bool(np.any(position[layout.complete] >= 0)) or bool(np.all(mask.T @ mask > 0))
-    if not (np.all(count > 0) and np.all(spread) and together):  # the drawn rows' own message
-        _checked_values(np.where(observed, v, np.nan), names)
-    centre = (w @ v) / count
-    z = v - centre
-    z *= mask
-    scale = np.sqrt((w @ (z * z)) / count)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centre = (w @ v) / count
+        z = v - centre
+        z *= mask
+        scale = np.sqrt((w @ (z * z)) / count)
+    # a column constant among the drawn rows has a computed SD of at most ~n eps |value| (rounding
+    # of its mean), far below 1e-10 of the column's largest |value|: a larger SD is a spread; a
+    # smaller one (or a column unobserved, or a pair never together) is checked on the values
+    if not (np.all(count > 0) and np.all(scale > sample.tiny_scale) and together):
+        _checked_values(np.where(mask > 0, v, np.nan), names)  # the drawn rows' own message
     z /= scale
     pat = _Patterns.weighted(layout, z, w, mask, sample.n_observed[drawn], sample.groups, sample.n_pad, sample.cells,
                              position)
@@ -904,7 +907,9 @@ class _Patterns:
 
     def _residuals(self, mu):
         self._mu[:self.p] = mu
-        return (self.z_incomplete - self._mu) * self.mask_incomplete
+        e = np.subtract(self.z_incomplete, self._mu)
+        e *= self.mask_incomplete
+        return e
 
     def _precision(self, precision):
         if self.q == self.p:
@@ -954,9 +959,13 @@ class _Patterns:
         else:
             e *= self.root_w
             e_sum = self.root_w[:, 0] @ e
-        t1 = s - nc * mu + e_sum
-        t2 = (self.cross_complete - np.outer(s, mu) - np.outer(mu, s) + nc * np.outer(mu, mu)
-              + e.T @ e + cov_sum)
+        d = s - nc * mu  # sum of (y - mu) over the complete rows
+        t1 = d + e_sum
+        # sum over the complete rows of (y - mu)(y - mu)' = C - s mu' - mu d'
+        t2 = self.cross_complete - np.outer(s, mu)
+        t2 -= np.outer(mu, d)
+        t2 += e.T @ e
+        t2 += cov_sum
         return t1, t2
 
     def observed_quadratic_forms(self, mu, precision, logdet_sigma):
