@@ -29,6 +29,9 @@ via the EM algorithm. *Journal of the Royal Statistical Society B, 39*(1), 1-38.
 
 Little, R. J. A., & Rubin, D. B. (2019). *Statistical analysis with missing data* (3rd ed.),
 section 11.2. Wiley.
+
+Varadhan, R., & Roland, C. (2008). Simple and globally convergent methods for accelerating the
+convergence of any EM algorithm. *Scandinavian Journal of Statistics, 35*(2), 335-353.
 """
 from __future__ import annotations
 
@@ -248,8 +251,17 @@ def em_moments(data: pd.DataFrame, columns: list[str], max_iter: int = 10000, to
     Rows missing every column carry no information and are dropped. The start is the observed
     means and variances with zero covariances, or ``start`` (e.g. the full sample's estimates
     when the rows are a bootstrap resample of it: EM then needs fewer iterations to the same
-    fixed point). Computation is on the columns standardised by their observed mean and
-    standard deviation; the estimates are transformed back.
+    fixed point). From the default start the EM steps are accelerated by SQUAREM (Varadhan &
+    Roland, 2008; about half the E-steps, a quarter for slowly converging data), with the same
+    fixed point and stopping rule: every EM step taken is checked and the first that changes
+    nothing by ``tol`` or more ends it (estimates within the tolerance's reach of plain EM's:
+    1e-10 of the SDs on the default study); from ``start`` plain EM steps are taken. An
+    iterate whose covariance fails the final positive-definiteness test (smallest eigenvalue
+    below 1e-10 of the largest) stops EM with that test's error, as the estimate would (a
+    singular ML covariance is approached slowly: before, thousands of iterations). Computation is
+    on the columns standardised by their observed mean and standard deviation; the estimates
+    are transformed back. Many reweightings of the same rows (bootstrap draws):
+    :func:`em_moments_weighted`.
 
     Parameters
     ----------
@@ -789,8 +801,8 @@ def _grouped_batches(layout, p: int) -> tuple[list[_Group], int]:
         group = group[::-1]  # k ascending
         top = group[-1].k
         n_pad = max(n_pad, top - group[0].k)
-        missing = np.vstack([np.hstack([b.missing, np.broadcast_to(p + np.arange(top - b.k), (len(b.missing), top - b.k))])
-                             for b in group]).astype(np.intp)
+        padding = [np.broadcast_to(p + np.arange(top - b.k), (len(b.missing), top - b.k)) for b in group]
+        missing = np.vstack([np.hstack([b.missing, pad]) for b, pad in zip(group, padding)]).astype(np.intp)
         offsets = np.cumsum([0] + [len(b.missing) for b in group])
         groups.append(_Group(
             missing=missing,
