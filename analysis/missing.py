@@ -583,10 +583,10 @@ def _em_fit(pat: "_Patterns", centre: np.ndarray, scale: np.ndarray, names: list
     def step(mu, sigma):
         """One EM step from (mu, sigma): the next iterate and the largest change."""
         precision = _precision(sigma, names)
-        # lambda_min <= sqrt(p) / ||P||_F: an iterate this close to singular is checked as the
-        # estimate will be, and one singular by that test stops EM with its error (as an iterate
-        # whose inverse fails does), instead of creeping along the boundary to max_iter
-        if np.sqrt(p) / np.linalg.norm(precision) <= 1e-10 * max(1.0, float(np.trace(sigma)) / p):
+        # an iterate that the estimate's quick test does not pass at once (_bound_passes) is tested
+        # as the estimate will be, and one singular by that test stops EM with its error (as an
+        # iterate whose inverse fails does), instead of creeping along the boundary to max_iter
+        if not _bound_passes(precision, sigma):
             _check_positive_definite(sigma, names)
         t1, t2 = pat.centred_moments(mu, precision)  # sums of (y - mu) and (y - mu)(y - mu)' given y_o
         shift = t1 / n
@@ -655,7 +655,8 @@ def _squarem(step, mu, sigma, max_iter: int, tol: float):
     :math:`r = \theta_1 - \theta_0`, :math:`v = \theta_2 - 2\theta_1 + \theta_0` and
     :math:`\alpha = -\lVert r\rVert / \lVert v\rVert` (at most -1), the extrapolation
     :math:`\theta' = \theta_0 - 2\alpha r + \alpha^2 v` (halving the step towards
-    :math:`\theta_2`, which is :math:`\alpha = -1`, while :math:`\Sigma'` is not positive definite)
+    :math:`\theta_2`, which is :math:`\alpha = -1`, while :math:`\Sigma'` does not pass
+    :func:`_passes_positive_definite`: an extrapolation never brings a near-singular iterate)
     and one EM step from :math:`\theta'`, the next :math:`\theta_0`. The step bound starts at 1 and
     grows fourfold whenever it is reached (SQUAREM's defaults). ``max_iter`` counts EM steps.
 
@@ -687,7 +688,7 @@ def _squarem(step, mu, sigma, max_iter: int, tol: float):
         while True:
             mu_x = mu - 2 * alpha * r_mu + alpha * alpha * v_mu
             sigma_x = sigma - 2 * alpha * r_sigma + alpha * alpha * v_sigma
-            if alpha == -1.0 or _is_positive_definite(sigma_x):
+            if alpha == -1.0 or _passes_positive_definite(sigma_x):
                 break
             alpha = min((alpha - 1.0) / 2, -1.0)
         if alpha == -1.0:  # the extrapolation is the second EM step's result
@@ -697,10 +698,6 @@ def _squarem(step, mu, sigma, max_iter: int, tol: float):
         if change < tol:
             return mu, sigma, n_iter, True, change
     return mu, sigma, n_iter, False, change
-
-
-def _is_positive_definite(a: np.ndarray) -> bool:
-    return lapack.dpotrf(a, lower=0, clean=0)[1] == 0
 
 
 def _cholesky_inverse(a: np.ndarray):
