@@ -716,6 +716,7 @@ def _cholesky_inverse(a: np.ndarray):
 
 
 _CLOSED_FORM = 3  # blocks up to 3 x 3 are inverted in closed form
+_PADDING = 128  # padding cells a join of batches may add (about the cost of a stacked call)
 
 
 def _stacked_inverse(a: np.ndarray) -> np.ndarray:
@@ -777,10 +778,10 @@ def _grouped_batches(layout, p: int) -> tuple[list[_Group], int]:
     :math:`\tilde\zeta = (\zeta, 0)`: the same conditional quantities, for patterns with different
     ``k`` in one stacked call of :func:`~analysis.patterns.conditional_blocks` and
     :func:`~analysis.patterns.conditional_shifts`. Batches are joined from the largest ``k`` down
-    while the padded size (rows x K) stays within twice the unpadded one plus 256 (the few rows
-    missing many variables join a larger batch instead of costing a call each), those with
-    ``k <= 3`` only among themselves (their blocks are inverted in closed form,
-    :func:`_stacked_inverse`).
+    while the padding adds at most 128 cells (rows x K minus the rows' own missing cells: the
+    few rows missing many variables join a larger batch instead of costing a call each, while
+    the many rows missing one or two are not padded), those with ``k <= 3`` only among
+    themselves (their blocks are inverted in closed form, :func:`_stacked_inverse`).
     """
     joined: list[list] = []
     for b in reversed(layout.batches):
@@ -789,7 +790,7 @@ def _grouped_batches(layout, p: int) -> tuple[list[_Group], int]:
             top = group[0].k
             rows = sum(len(x.rows) for x in group) + len(b.rows)
             actual = sum(len(x.rows) * x.k for x in group) + len(b.rows) * b.k
-            if (top <= _CLOSED_FORM or b.k > _CLOSED_FORM) and rows * top <= 2 * actual + 256:
+            if (top <= _CLOSED_FORM or b.k > _CLOSED_FORM) and rows * top - actual <= _PADDING:
                 group.append(b)
                 continue
         joined.append([b])
