@@ -29,6 +29,9 @@ via the EM algorithm. *Journal of the Royal Statistical Society B, 39*(1), 1-38.
 
 Little, R. J. A., & Rubin, D. B. (2019). *Statistical analysis with missing data* (3rd ed.),
 section 11.2. Wiley.
+
+Varadhan, R., & Roland, C. (2008). Simple and globally convergent methods for accelerating the
+convergence of any EM algorithm. *Scandinavian Journal of Statistics, 35*(2), 335-353.
 """
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.linalg import lapack
 
 from analysis.checks import check_observed_values
 from analysis.distributions import chi2_sf
@@ -47,9 +51,11 @@ from analysis.errors import InputError
 __all__ = [
     "ConvergenceWarning",
     "EMMoments",
+    "EMSample",
     "LittleMCAR",
     "em_moments",
     "em_moments_values",
+    "em_moments_weighted",
     "little_mcar_test",
     "missing_by_item",
     "missing_by_respondent",
@@ -245,8 +251,17 @@ def em_moments(data: pd.DataFrame, columns: list[str], max_iter: int = 10000, to
     Rows missing every column carry no information and are dropped. The start is the observed
     means and variances with zero covariances, or ``start`` (e.g. the full sample's estimates
     when the rows are a bootstrap resample of it: EM then needs fewer iterations to the same
-    fixed point). Computation is on the columns standardised by their observed mean and
-    standard deviation; the estimates are transformed back.
+    fixed point). From the default start the EM steps are accelerated by SQUAREM (Varadhan &
+    Roland, 2008; about half the E-steps, a quarter for slowly converging data), with the same
+    fixed point and stopping rule: every EM step taken is checked and the first that changes
+    nothing by ``tol`` or more ends it (estimates within the tolerance's reach of plain EM's:
+    1e-10 of the SDs on the default study); from ``start`` plain EM steps are taken. An
+    iterate whose covariance fails the final positive-definiteness test (smallest eigenvalue
+    below 1e-10 of the largest) stops EM with that test's error, as the estimate would (a
+    singular ML covariance is approached slowly: before, thousands of iterations). Computation is
+    on the columns standardised by their observed mean and standard deviation; the estimates
+    are transformed back. Many reweightings of the same rows (bootstrap draws):
+    :func:`em_moments_weighted`.
 
     Parameters
     ----------
@@ -426,71 +441,374 @@ def observed_mahalanobis(x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> tu
 
 
 def _em(x: np.ndarray, names: list[str], max_iter: int, tol: float, start: EMMoments | None = None):
-    """EM on the standardised matrix; returns (EMMoments, standardised data, centre, scale).
+    """EM on the standardised matrix; returns (EMMoments, standardised data, centre, scale, patterns).
 
     One iteration costs one p x p inverse, small inverses per pattern and a product over the
     incomplete rows only, whatever the number of patterns (see :class:`_Patterns`).
     """
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
-        raise InputError(f"max_iter: need a whole number >= 1, got {max_iter!r}")
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not np.isfinite(tol) or tol <= 0:
-        raise InputError(f"tol: need a number > 0, got {tol!r}")
+    _check_em_options(max_iter, tol)
     some = (~np.isnan(x)).any(axis=1)
     # rows in C order either way (a frame's to_numpy may be column-major: sums over the rows would
     # be added in another order), copied only when there are rows to drop or the order differs
     x = x[some] if not some.all() else np.ascontiguousarray(x)
-    n, p = x.shape
     centre = np.nanmean(x, axis=0)
     scale = np.nanstd(x, axis=0)
     z = x - centre
     z /= scale  # in place: one n x p temporary fewer
     pat = _Patterns(z)
+    moments = _em_fit(pat, centre, scale, names, max_iter, tol, start)
+    return moments, z, centre, scale, pat
 
-    if start is None:
-        mu, sigma = np.zeros(p), np.eye(p)
-    else:  # the start on the standardised scale of these rows
-        same = list(start.mean.index) == names and list(start.cov.index) == names and list(start.cov.columns) == names
-        mean = start.mean if same else start.mean.reindex(names)
-        cov = start.cov if same else start.cov.reindex(index=names, columns=names)
-        mu = (mean.to_numpy(dtype=float) - centre) / scale
-        sigma = cov.to_numpy(dtype=float) / np.outer(scale, scale)
-    converged = False
-    n_iter = 0
-    for n_iter in range(1, max_iter + 1):
-        precision = _inv(sigma, names, sigma)
+
+def _check_em_options(max_iter, tol) -> None:
+    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)) or max_iter < 1:
+        raise InputError(f"max_iter: need a whole number >= 1, got {max_iter!r}")
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not np.isfinite(tol) or tol <= 0:
+        raise InputError(f"tol: need a number > 0, got {tol!r}")
+
+
+class EMSample:
+    """The rows of an incomplete sample arranged once by missingness pattern, for the EM of many
+    reweightings of them (:func:`em_moments_weighted`): a bootstrap resample is the sample's rows
+    with weights their counts in the draw, so its patterns need not be searched again.
+
+    Parameters
+    ----------
+    x : ndarray, (n, p)
+        The rows, NaN = missing, checked as :func:`em_moments_values` checks them (every column
+        observed, finite, not constant, every pair observed together).
+    names : list of str
+        The columns' names.
+    """
+
+    def __init__(self, x: np.ndarray, names: list[str]):
+        names = list(names)
+        if len(names) < 2:
+            raise InputError(f"Little's MCAR test needs at least 2 columns, got {len(names)}: {names!r}")
+        x = np.array(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != len(names):
+            raise ValueError(f"x: expected an n x {len(names)} array, got shape {x.shape}")
+        _checked_values(x, names)
+        some = (~np.isnan(x)).any(axis=1)
+        self.names = names
+        self.index = pd.Index(names)
+        self.n_rows = len(x)
+        self.used = None if some.all() else np.flatnonzero(some)  # rows missing everything carry nothing
+        self.layout = pattern_layout(x[some])
+        self.mask = self.layout.observed.astype(np.float64)
+        self.tiny_scale = 1e-10 * np.max(np.abs(self.layout.values), axis=0)
+        self.n_observed = self.mask.sum(axis=1)
+        self.groups, self.n_pad = _grouped_batches(self.layout, len(names))
+        self.cells = [block_cells(g.missing, len(names) + self.n_pad) for g in self.groups]
+
+
+def em_moments_weighted(sample: EMSample, weights: np.ndarray, max_iter: int = 10000, tol: float = 1e-10,
+                        start: EMMoments | None = None, loglik: bool = True) -> EMMoments:
+    r""":func:`em_moments` of the rows of ``sample`` each taken ``weights`` times: with ``weights``
+    a bootstrap draw's counts (:math:`w_i` = how often row :math:`i` was drawn), the estimates of
+    :func:`em_moments_values` on the drawn rows (the same iterations, equal up to rounding:
+    :math:`T_1 = \sum_i w_i E(y_i - \mu \mid y_{i,o})`,
+    :math:`T_2 = \sum_i w_i E((y_i - \mu)(y_i - \mu)^\top \mid y_{i,o})`, :math:`n = \sum_i w_i`;
+    the columns standardised by their weighted observed mean and SD), without searching the
+    draw's patterns again or copying its rows. Rows of weight 0 take no part, as rows not drawn.
+
+    Parameters
+    ----------
+    sample : EMSample
+    weights : ndarray, (n,)
+        A non-negative weight per row of the sample (whole numbers for a bootstrap draw).
+    max_iter, tol, start
+        As :func:`em_moments`.
+    loglik : bool, default True
+        Compute the log-likelihood at the estimate (an E-step's work); without it ``loglik`` is NaN.
+
+    Returns
+    -------
+    EMMoments
+        ``n`` is the sum of the weights of the rows with an observed value (rounded).
+
+    Raises
+    ------
+    ValueError
+        As :func:`em_moments_values` on the drawn rows: a column unobserved or constant among the
+        rows of positive weight, two columns never observed together among them, a singular
+        covariance.
+
+    Notes
+    -----
+    In R, for whole-number weights: ``lavInspect(sem(saturated, d[rep(seq_len(nrow(d)), w), ],
+    missing = "ml"), "sampstat")``.
+    """
+    _check_em_options(max_iter, tol)
+    names, layout = sample.names, sample.layout
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (sample.n_rows,):
+        raise ValueError(f"weights: expected {sample.n_rows} values (one per row), got shape {w.shape}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise InputError("weights: need finite numbers >= 0")
+    if sample.used is not None:
+        w = w[sample.used]
+    drawn = np.flatnonzero(w > 0)  # the rows that take part, and each row's position among them
+    position = np.full(len(w), -1, dtype=np.intp)
+    position[drawn] = np.arange(len(drawn))
+    w, v, mask = w[drawn], layout.values[drawn], sample.mask[drawn]
+    count = w @ mask
+    # every pair of columns observed together: at once when a complete row has weight
+    together = bool(np.any(position[layout.complete] >= 0)) or bool(np.all(mask.T @ mask > 0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centre = (w @ v) / count
+        z = v - centre
+        z *= mask
+        scale = np.sqrt((w @ (z * z)) / count)
+    # a column constant among the drawn rows has a computed SD of at most ~n eps |value| (rounding
+    # of its mean), far below 1e-10 of the column's largest |value|: a larger SD is a spread; a
+    # smaller one (or a column unobserved, or a pair never together) is checked on the values
+    if not (np.all(count > 0) and np.all(scale > sample.tiny_scale) and together):
+        _checked_values(np.where(mask > 0, v, np.nan), names)  # the drawn rows' own message
+    z /= scale
+    pat = _Patterns.weighted(layout, z, w, mask, sample.n_observed[drawn], sample.groups, sample.n_pad, sample.cells,
+                             position)
+    return _em_fit(pat, centre, scale, names, max_iter, tol, start, with_loglik=loglik, index=sample.index)
+
+
+def _em_fit(pat: "_Patterns", centre: np.ndarray, scale: np.ndarray, names: list[str], max_iter: int, tol: float,
+            start: EMMoments | None, with_loglik: bool = True, index: pd.Index | None = None) -> EMMoments:
+    """EM on the standardised rows of ``pat`` from ``start`` (or the observed means and variances,
+    zero covariances), the log-likelihood at the estimate, and the estimates back on the scale of
+    the data. A cold start is accelerated by SQUAREM (:func:`_squarem`); from a given start (a
+    resample near the full sample's estimates) plain EM steps are taken."""
+    p = pat.p
+    n = pat.n
+
+    def step(mu, sigma):
+        """One EM step from (mu, sigma): the next iterate and the largest change."""
+        precision = _precision(sigma, names)
+        # an iterate that the estimate's quick test does not pass at once (_bound_passes) is tested
+        # as the estimate will be, and one singular by that test stops EM with its error (as an
+        # iterate whose inverse fails does), instead of creeping along the boundary to max_iter
+        if not _bound_passes(precision, sigma):
+            _check_positive_definite(sigma, names)
         t1, t2 = pat.centred_moments(mu, precision)  # sums of (y - mu) and (y - mu)(y - mu)' given y_o
         shift = t1 / n
         mu_new = mu + shift
         sigma_new = t2 / n - np.outer(shift, shift)
         sigma_new = (sigma_new + sigma_new.T) / 2
         change = max(np.abs(mu_new - mu).max(), np.abs(sigma_new - sigma).max())
-        mu, sigma = mu_new, sigma_new
-        if change < tol:
-            converged = True
-            break
-    _check_positive_definite(sigma, names)
+        return mu_new, sigma_new, change
+
+    if start is None:
+        mu, sigma, n_iter, converged, change = _squarem(step, np.zeros(p), np.eye(p), max_iter, tol)
+    else:  # the start on the standardised scale of these rows
+        same = start.mean.index.tolist() == names and start.cov.index.tolist() == names \
+            and start.cov.columns.tolist() == names
+        mean = start.mean if same else start.mean.reindex(names)
+        cov = start.cov if same else start.cov.reindex(index=names, columns=names)
+        mu = (mean.to_numpy(dtype=float) - centre) / scale
+        sigma = cov.to_numpy(dtype=float) / np.outer(scale, scale)
+        converged = False
+        n_iter = 0
+        for n_iter in range(1, max_iter + 1):
+            mu, sigma, change = step(mu, sigma)
+            if change < tol:
+                converged = True
+                break
+    if with_loglik:
+        precision, logdet = _final_precision(sigma, names)
+    elif not _passes_positive_definite(sigma):
+        _check_positive_definite(sigma, names)
     if not converged:
         warnings.warn(
             f"EM for the mean and covariance of {', '.join(names)} did not converge in max_iter={max_iter} "
             f"iterations (last change {change:.3g} >= tol={tol:g}); results use the last iterate",
-            ConvergenceWarning, stacklevel=3)
+            ConvergenceWarning, stacklevel=4)
 
     # Observed-data log-likelihood: for each row, log N(y_o; mu_o, Sigma_oo), with
     # log|Sigma_oo| = log|Sigma| + log|P_mm| and e_o' Sigma_oo^-1 e_o = e'Pe - r_m' P_mm^-1 r_m
     # (P = Sigma^-1, e = y - mu with zeros on the missing part, r = Pe).
-    precision = np.linalg.inv(sigma)
-    _sign, logdet = np.linalg.slogdet(sigma)
-    quad, logdet_oo = pat.observed_quadratic_forms(mu, precision, logdet)
-    loglik = -0.5 * (pat.n_observed.sum() * np.log(2 * np.pi) + logdet_oo.sum() + quad.sum())
-    # Back to the original scale: the density of x is that of z divided by the scales.
-    loglik -= float(pat.observed_per_column @ np.log(scale))
+    loglik = np.nan
+    if with_loglik:
+        quad, logdet_oo = pat.observed_quadratic_forms(mu, precision, logdet)
+        if pat.w_incomplete is None:
+            quad_sum, logdet_sum = quad.sum(), logdet_oo.sum()
+        else:
+            quad_sum = float(pat.w_incomplete @ quad[:-1]) + quad[-1]
+            logdet_sum = float(pat.w_incomplete @ logdet_oo[:-1]) + logdet_oo[-1]
+        loglik = -0.5 * (pat.n_observed_sum * np.log(2 * np.pi) + logdet_sum + quad_sum)
+        # Back to the original scale: the density of x is that of z divided by the scales.
+        loglik -= float(pat.observed_per_column @ np.log(scale))
 
-    moments = EMMoments(
-        mean=pd.Series(centre + scale * mu, index=names, name="mean"),
-        cov=pd.DataFrame(sigma * np.outer(scale, scale), index=names, columns=names),
-        loglik=float(loglik), n=int(n), n_iter=int(n_iter), converged=converged,
+    if index is None:
+        index = pd.Index(names)
+    return EMMoments(
+        mean=pd.Series(centre + scale * mu, index=index, name="mean"),
+        cov=pd.DataFrame(sigma * np.outer(scale, scale), index=index, columns=index),
+        loglik=float(loglik), n=int(round(n)), n_iter=int(n_iter), converged=converged,
     )
-    return moments, z, centre, scale, pat
+
+
+def _squarem(step, mu, sigma, max_iter: int, tol: float):
+    r"""EM from (mu, sigma) accelerated by SQUAREM (Varadhan & Roland, 2008, scheme S3), to the same
+    fixed point and with the same stopping rule as plain EM: every EM step taken is checked, and
+    the iteration stops at the first whose largest change is below ``tol``, returning its result.
+
+    A cycle takes two EM steps :math:`\theta_1 = F(\theta_0)`, :math:`\theta_2 = F(\theta_1)`, with
+    :math:`r = \theta_1 - \theta_0`, :math:`v = \theta_2 - 2\theta_1 + \theta_0` and
+    :math:`\alpha = -\lVert r\rVert / \lVert v\rVert` (at most -1), the extrapolation
+    :math:`\theta' = \theta_0 - 2\alpha r + \alpha^2 v` (halving the step towards
+    :math:`\theta_2`, which is :math:`\alpha = -1`, while :math:`\Sigma'` does not pass
+    :func:`_passes_positive_definite`: an extrapolation never brings a near-singular iterate)
+    and one EM step from :math:`\theta'`, the next :math:`\theta_0`. The step bound starts at 1 and
+    grows fourfold whenever it is reached (SQUAREM's defaults). ``max_iter`` counts EM steps.
+
+    Returns (mu, sigma, EM steps, converged, last change).
+
+    References
+    ----------
+    Varadhan, R., & Roland, C. (2008). Simple and globally convergent methods for accelerating the
+    convergence of any EM algorithm. *Scandinavian Journal of Statistics, 35*(2), 335-353.
+    """
+    n_iter, change, step_max = 0, np.inf, 1.0
+    while n_iter < max_iter:
+        mu1, sigma1, change = step(mu, sigma)
+        n_iter += 1
+        if change < tol or n_iter >= max_iter:
+            return mu1, sigma1, n_iter, change < tol, change
+        mu2, sigma2, change = step(mu1, sigma1)
+        n_iter += 1
+        if change < tol or n_iter >= max_iter:
+            return mu2, sigma2, n_iter, change < tol, change
+        r_mu, r_sigma = mu1 - mu, sigma1 - sigma
+        v_mu, v_sigma = mu2 - mu1 - r_mu, sigma2 - sigma1 - r_sigma
+        v_norm = np.sqrt(v_mu @ v_mu + np.sum(v_sigma * v_sigma))
+        alpha = -np.sqrt(r_mu @ r_mu + np.sum(r_sigma * r_sigma)) / v_norm if v_norm > 0 else -1.0
+        if alpha < -step_max:
+            alpha = -step_max
+            step_max *= 4.0
+        alpha = min(alpha, -1.0)
+        while True:
+            mu_x = mu - 2 * alpha * r_mu + alpha * alpha * v_mu
+            sigma_x = sigma - 2 * alpha * r_sigma + alpha * alpha * v_sigma
+            if alpha == -1.0 or _passes_positive_definite(sigma_x):
+                break
+            alpha = min((alpha - 1.0) / 2, -1.0)
+        if alpha == -1.0:  # the extrapolation is the second EM step's result
+            mu_x, sigma_x = mu2, sigma2
+        mu, sigma, change = step(mu_x, sigma_x)
+        n_iter += 1
+        if change < tol:
+            return mu, sigma, n_iter, True, change
+    return mu, sigma, n_iter, False, change
+
+
+def _cholesky_inverse(a: np.ndarray):
+    """(inverse, log-determinant) of a symmetric positive-definite ``a`` from its Cholesky factor,
+    or None when the factorisation fails (``a`` not positive definite)."""
+    factor, info = lapack.dpotrf(a, lower=0, clean=1)  # clean: zeros below the diagonal
+    if info != 0:
+        return None
+    logdet = 2.0 * float(np.sum(np.log(np.diagonal(factor))))
+    upper, info = lapack.dpotri(factor, lower=0, overwrite_c=1)  # the inverse's upper triangle, zeros below
+    if info != 0:
+        return None
+    inverse = upper + upper.T
+    inverse.flat[::len(a) + 1] *= 0.5  # the diagonal counted twice (exactly)
+    return inverse, logdet
+
+
+_CLOSED_FORM = 3  # blocks up to 3 x 3 are inverted in closed form
+_PADDING = 128  # padding cells a join of batches may add (about the cost of a stacked call)
+
+
+def _stacked_inverse(a: np.ndarray) -> np.ndarray:
+    r"""Inverses of a stack of small symmetric positive-definite matrices (n, k, k): for
+    :math:`k \le 3` in closed form (adjugate over determinant, a few whole-stack operations instead
+    of a LAPACK call per matrix, ten times faster for hundreds of 2 x 2 blocks); larger by
+    :func:`numpy.linalg.inv`. Used for the blocks :math:`P_{mm}` of a precision matrix, whose
+    conditioning is at most that of :math:`P`."""
+    k = a.shape[-1]
+    if k == 1:
+        return 1.0 / a
+    if k == 2:
+        a00, a01, a11 = a[:, 0, 0], a[:, 0, 1], a[:, 1, 1]
+        det = a00 * a11 - a01 * a01
+        out = np.empty_like(a)
+        out[:, 0, 0] = a11 / det
+        out[:, 1, 1] = a00 / det
+        out[:, 0, 1] = out[:, 1, 0] = -a01 / det
+        return out
+    if k == 3:
+        a00, a01, a02 = a[:, 0, 0], a[:, 0, 1], a[:, 0, 2]
+        a11, a12, a22 = a[:, 1, 1], a[:, 1, 2], a[:, 2, 2]
+        c00 = a11 * a22 - a12 * a12
+        c01 = a02 * a12 - a01 * a22
+        c02 = a01 * a12 - a02 * a11
+        det = a00 * c00 + a01 * c01 + a02 * c02
+        out = np.empty_like(a)
+        out[:, 0, 0] = c00 / det
+        out[:, 0, 1] = out[:, 1, 0] = c01 / det
+        out[:, 0, 2] = out[:, 2, 0] = c02 / det
+        out[:, 1, 1] = (a00 * a22 - a02 * a02) / det
+        out[:, 1, 2] = out[:, 2, 1] = (a01 * a02 - a00 * a12) / det
+        out[:, 2, 2] = (a00 * a11 - a01 * a01) / det
+        return out
+    return np.linalg.inv(a)
+
+
+@dataclass(frozen=True)
+class _Group:
+    """Patterns handled as one stacked operation: their missing variables padded to the group's
+    largest number missing ``K`` with padding variables p, p+1, ... (see :func:`_grouped_batches`)."""
+
+    missing: np.ndarray  # (n_patterns, K): each pattern's missing variables, then padding
+    k: np.ndarray  # (n_patterns,): each pattern's own number missing
+    rows: np.ndarray  # the layout's rows with one of these patterns
+    row_pattern: np.ndarray  # each row's position in missing
+    counts: np.ndarray  # rows per pattern
+
+
+def _grouped_batches(layout, p: int) -> tuple[list[_Group], int]:
+    r"""The layout's batches (one per number missing ``k``) joined into fewer groups, and the number
+    of padding variables they need.
+
+    A pattern missing :math:`m` (:math:`k` variables) is padded to :math:`K > k` with padding
+    variables :math:`p, p+1, \dots`, which the E-step's precision matrix extends by an identity
+    block (:math:`\tilde P = \mathrm{diag}(P, I)`) and the residuals by zeros: then
+    :math:`\tilde P_{\tilde m\tilde m} = \mathrm{diag}(P_{mm}, I)`, whose inverse is
+    :math:`\mathrm{diag}(P_{mm}^{-1}, I)`, and :math:`\tilde b = (b, 0)`,
+    :math:`\tilde\zeta = (\zeta, 0)`: the same conditional quantities, for patterns with different
+    ``k`` in one stacked call of :func:`~analysis.patterns.conditional_blocks` and
+    :func:`~analysis.patterns.conditional_shifts`. Batches are joined from the largest ``k`` down
+    while the padding adds at most 128 cells (rows x K minus the rows' own missing cells: the
+    few rows missing many variables join a larger batch instead of costing a call each, while
+    the many rows missing one or two are not padded), those with ``k <= 3`` only among
+    themselves (their blocks are inverted in closed form, :func:`_stacked_inverse`).
+    """
+    joined: list[list] = []
+    for b in reversed(layout.batches):
+        if joined:
+            group = joined[-1]
+            top = group[0].k
+            rows = sum(len(x.rows) for x in group) + len(b.rows)
+            actual = sum(len(x.rows) * x.k for x in group) + len(b.rows) * b.k
+            if (top <= _CLOSED_FORM or b.k > _CLOSED_FORM) and rows * top - actual <= _PADDING:
+                group.append(b)
+                continue
+        joined.append([b])
+    groups, n_pad = [], 0
+    for group in reversed(joined):
+        group = group[::-1]  # k ascending
+        top = group[-1].k
+        n_pad = max(n_pad, top - group[0].k)
+        padding = [np.broadcast_to(p + np.arange(top - b.k), (len(b.missing), top - b.k)) for b in group]
+        missing = np.vstack([np.hstack([b.missing, pad]) for b, pad in zip(group, padding)]).astype(np.intp)
+        offsets = np.cumsum([0] + [len(b.missing) for b in group])
+        groups.append(_Group(
+            missing=missing,
+            k=np.concatenate([np.full(len(b.missing), b.k) for b in group]),
+            rows=np.concatenate([b.rows for b in group]),
+            row_pattern=np.concatenate([b.row_pattern + o for b, o in zip(group, offsets)]),
+            counts=np.concatenate([b.counts for b in group])))
+    return groups, n_pad
 
 
 class _Patterns:
@@ -510,72 +828,162 @@ class _Patterns:
 
     so each pattern needs only its :math:`k \\times k` block :math:`P_{mm}`, batched over the
     patterns with the same ``k`` (:func:`~analysis.patterns.conditional_blocks`,
-    :func:`~analysis.patterns.conditional_shifts`). Complete rows enter through their sums and
-    cross-products, computed once; the incomplete rows (kept batch after batch, each batch a
-    contiguous block) through one matrix product per iteration. Memory is that of the data.
+    :func:`~analysis.patterns.conditional_shifts`), batches of few rows joined by padding
+    (:func:`_grouped_batches`; the residuals then carry the padding columns, zero). Complete rows
+    enter through their sums and cross-products, computed once; the incomplete rows (kept group
+    after group, each a contiguous block) through one matrix product per iteration. Memory is that
+    of the data.
+
+    :meth:`weighted`: the same for rows with weights (a bootstrap draw's counts), the rows of
+    weight 0 left out; sums over rows are then weighted sums (Little's test is unweighted only).
     """
 
     def __init__(self, z: np.ndarray):
         layout = pattern_layout(z)
-        observed = layout.observed
+        p = z.shape[1]
+        groups, n_pad = _grouped_batches(layout, p)
+        self._setup(layout, layout.values, None, layout.observed, layout.observed.sum(axis=1).astype(np.float64),
+                    groups, n_pad, [block_cells(g.missing, p + n_pad) for g in groups])
+
+    @classmethod
+    def weighted(cls, layout, z: np.ndarray, weights: np.ndarray, mask: np.ndarray, n_observed: np.ndarray,
+                 groups: list, n_pad: int, cells: list, position: np.ndarray) -> "_Patterns":
+        """From a layout of rows, the standardised values ``z`` (0 where missing) of those taking
+        part (weight > 0), their weights, float observed flags and numbers observed, the layout's
+        groups (:func:`_grouped_batches`), each group's block cells and each layout row's position
+        among those taking part (-1: none)."""
+        self = cls.__new__(cls)
+        self._setup(layout, z, np.asarray(weights, dtype=np.float64), mask, n_observed, groups, n_pad, cells, position)
+        return self
+
+    def _setup(self, layout, z, w, observed, n_observed, groups, n_pad, cells, position=None):
         n, p = z.shape
-        self.n, self.p = n, p
-        self.observed_per_column = observed.sum(axis=0).astype(np.float64)
-        self.n_observed = observed.sum(axis=1).astype(np.float64)
-        zc = layout.values[layout.complete]
-        self.n_complete = float(len(zc))
-        self.sum_complete = zc.sum(axis=0)
-        self.cross_complete = zc.T @ zc
-        rows = np.concatenate([b.rows for b in layout.batches]) if layout.batches else np.zeros(0, dtype=np.intp)
-        self.incomplete_rows = rows  # the rows of z_incomplete (and of the per-row results) in z
-        self.z_incomplete = layout.values[rows]
-        self.mask_incomplete = observed[rows].astype(np.float64)
-        # each batch: its slice of the incomplete rows, missing variables, rows' patterns, counts
+        self.p = p
+        self.q = q = p + n_pad  # columns of the residuals: the variables, then the padding
+        complete = layout.complete
+        if position is not None:
+            complete = position[complete]
+            complete = complete[complete >= 0]
+        zc = z[complete]
+        if w is None:
+            self.n = n
+            self.observed_per_column = observed.sum(axis=0).astype(np.float64)
+            self.n_observed_sum = float(n_observed.sum())
+            self.n_complete = float(len(zc))
+            self.sum_complete = zc.sum(axis=0)
+            self.cross_complete = zc.T @ zc
+        else:
+            self.n = float(w.sum())
+            self.observed_per_column = w @ observed
+            self.n_observed_sum = float(w @ n_observed)
+            wc = w[complete]
+            self.n_complete = float(wc.sum())
+            self.sum_complete = wc @ zc
+            zc *= np.sqrt(wc)[:, None]
+            self.cross_complete = zc.T @ zc
+        # each group: its slice of the incomplete rows, missing variables (padded), rows' patterns,
+        # counts (weighted), the flat positions of its rows' missing cells among the incomplete
+        # rows' residuals, and each pattern's own number missing
         self.batches = []
+        parts, used_cells = [], []
         start = 0
-        for b in layout.batches:
-            self.batches.append((slice(start, start + len(b.rows)), b.missing, b.row_pattern, b.counts,
-                                 block_cells(b.missing, p)))
-            start += len(b.rows)
+        for g, cell in zip(groups, cells):
+            rows, which, counts = g.rows, g.row_pattern, g.counts
+            if position is not None:
+                rows = position[rows]
+                keep = rows >= 0
+                if not keep.any():
+                    continue
+                rows, which = rows[keep], which[keep]
+                counts = np.bincount(which, weights=w[rows], minlength=len(g.missing))
+            m = len(rows)
+            fill = ((start + np.arange(m))[:, None] * q + g.missing[which]).ravel()
+            self.batches.append((slice(start, start + m), g.missing, which, counts, fill, g.k, cell))
+            parts.append(rows)
+            used_cells.append(cell)
+            start += m
+        rows = np.concatenate(parts) if parts else np.zeros(0, dtype=np.intp)
+        self.incomplete_rows = rows  # the rows of z_incomplete (and of the per-row results) in z
+        self.z_incomplete = np.zeros((len(rows), q))
+        self.z_incomplete[:, :p] = z[rows]
+        self.mask_incomplete = np.zeros((len(rows), q))
+        self.mask_incomplete[:, :p] = observed[rows]
+        self.w_incomplete = None if w is None else w[rows]
+        self.root_w = None if w is None else np.sqrt(self.w_incomplete)[:, None]
+        self.cells = np.concatenate(used_cells) if used_cells else np.zeros(0, dtype=np.intp)
         self.n_patterns = layout.n_patterns
+        self._extended = np.eye(q)  # diag(P, I): P written in at each use
+        self._mu = np.zeros(q)
 
     def _residuals(self, mu):
-        return (self.z_incomplete - mu[None, :]) * self.mask_incomplete
+        self._mu[:self.p] = mu
+        e = np.subtract(self.z_incomplete, self._mu)
+        e *= self.mask_incomplete
+        return e
+
+    def _precision(self, precision):
+        if self.q == self.p:
+            return precision
+        self._extended[:self.p, :self.p] = precision
+        return self._extended
 
     def _fill(self, e, precision, with_covariance):
         """Conditional means of the missing parts (written into ``e``), the summed conditional
-        covariances (p x p) and, per incomplete row, b' zeta = b' P_mm^-1 b and log|P_mm|."""
-        cov_sum = np.zeros((self.p, self.p))
-        quad = np.empty(len(e))
-        logdet = np.empty(len(e))
-        for sl, keys, which, counts, cells in self.batches:
-            inv_mm, logdet_mm = conditional_blocks(precision, keys, logdet=not with_covariance)
-            if with_covariance:
-                cov_sum += np.bincount(cells, weights=(counts[:, None, None] * inv_mm).ravel(),
-                                       minlength=self.p * self.p).reshape(self.p, self.p)
+        covariances (p x p, with ``with_covariance``) and, per incomplete row (otherwise),
+        b' zeta = b' P_mm^-1 b and log|P_mm|."""
+        flat = e.reshape(-1)  # e is a new C-ordered array: a view
+        extended = self._precision(precision)
+        parts = []
+        quad = logdet = None
+        if not with_covariance:
+            quad, logdet = np.empty(len(e)), np.empty(len(e))
+        flat_precision = extended.reshape(-1)
+        for sl, keys, which, counts, fill, _k, cell in self.batches:
+            if with_covariance:  # each iteration: the blocks P_mm by their flat positions, closed-form inverses
+                size = keys.shape[1]
+                inv_mm = _stacked_inverse(flat_precision[cell].reshape(len(keys), size, size))
+                parts.append((counts[:, None, None] * inv_mm).ravel())
             else:
+                inv_mm, logdet_mm = conditional_blocks(extended, keys, logdet=True)
                 logdet[sl] = logdet_mm[which]
-            eb = e[sl]
-            b, zeta = conditional_shifts(precision, eb, keys, inv_mm, which)
-            quad[sl] = np.einsum("ni,ni->n", b, zeta)
-            np.put_along_axis(eb, keys[which], -zeta, axis=1)
+            b, zeta = conditional_shifts(extended, e[sl], keys, inv_mm, which)
+            if not with_covariance:
+                quad[sl] = np.einsum("ni,ni->n", b, zeta)
+            flat[fill] = -zeta.ravel()
+        cov_sum = None
+        if with_covariance:
+            q = self.q
+            cov_sum = np.bincount(self.cells, weights=np.concatenate(parts) if parts else None,
+                                  minlength=q * q).reshape(q, q)[:self.p, :self.p]
         return cov_sum, quad, logdet
 
     def centred_moments(self, mu, precision):
-        """Sums of E(y - mu | y_o) and E((y - mu)(y - mu)' | y_o) over all rows."""
+        """Sums of E(y - mu | y_o) and E((y - mu)(y - mu)' | y_o) over all rows (weighted)."""
         e = self._residuals(mu)
         cov_sum, _q, _l = self._fill(e, precision, with_covariance=True)
+        if self.q > self.p:
+            e = e[:, :self.p]
         s, nc = self.sum_complete, self.n_complete
-        t1 = s - nc * mu + e.sum(axis=0)
-        t2 = (self.cross_complete - np.outer(s, mu) - np.outer(mu, s) + nc * np.outer(mu, mu)
-              + e.T @ e + cov_sum)
+        if self.root_w is None:
+            e_sum = e.sum(axis=0)
+        else:
+            e *= self.root_w
+            e_sum = self.root_w[:, 0] @ e
+        d = s - nc * mu  # sum of (y - mu) over the complete rows
+        t1 = d + e_sum
+        # sum over the complete rows of (y - mu)(y - mu)' = C - s mu' - mu d'
+        t2 = self.cross_complete - np.outer(s, mu)
+        t2 -= np.outer(mu, d)
+        t2 += e.T @ e
+        t2 += cov_sum
         return t1, t2
 
     def observed_quadratic_forms(self, mu, precision, logdet_sigma):
-        """Per incomplete row (in ``incomplete_rows`` order), then the complete rows summed as one
-        last entry: e_o' Sigma_oo^-1 e_o and log|Sigma_oo|, as two arrays."""
+        """Per incomplete row (in ``incomplete_rows`` order), then the complete rows summed
+        (weighted) as one last entry: e_o' Sigma_oo^-1 e_o and log|Sigma_oo|, as two arrays."""
         e = self._residuals(mu)
-        quad_e = np.einsum("ni,ni->n", e @ precision, e) if len(e) else np.empty(0)
+        ep = e[:, :self.p]
+        quad_e = np.einsum("ni,ni->n", ep @ precision, ep) if len(e) else np.empty(0)
         _c, quad_m, logdet_mm = self._fill(e, precision, with_covariance=False)
         s, nc = self.sum_complete, self.n_complete
         centred = self.cross_complete - np.outer(s, mu) - np.outer(mu, s) + nc * np.outer(mu, mu)
@@ -585,8 +993,8 @@ class _Patterns:
         return quad, logdet
 
     def little(self, mu, precision):
-        """Little's d^2 and df: sum over patterns of n_j ebar_o' Sigma_oo^-1 ebar_o, with ebar the
-        pattern's mean of e, by the same partitioned inverse; df = sum_j p_j - p."""
+        """Little's d^2 and df (unweighted rows): sum over patterns of n_j ebar_o' Sigma_oo^-1 ebar_o,
+        with ebar the pattern's mean of e, by the same partitioned inverse; df = sum_j p_j - p."""
         p = self.p
         d2, df = 0.0, -p
         if self.n_complete:
@@ -594,16 +1002,48 @@ class _Patterns:
             d2 += self.n_complete * float(ebar @ precision @ ebar)
             df += p
         e = self._residuals(mu)
-        for sl, keys, which, counts, _cells in self.batches:
+        extended = self._precision(precision)
+        for sl, keys, which, counts, _fill, k, _cell in self.batches:
             order = np.argsort(which, kind="stable")
             starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
             ebar = np.add.reduceat(e[sl][order], starts, axis=0) / counts[:, None]
-            inv_mm, _ = conditional_blocks(precision, keys)
-            b, zeta = conditional_shifts(precision, ebar, keys, inv_mm, np.arange(len(keys)))
-            quad = np.einsum("ni,ni->n", ebar @ precision, ebar) - np.einsum("ni,ni->n", b, zeta)
+            inv_mm, _ = conditional_blocks(extended, keys)
+            b, zeta = conditional_shifts(extended, ebar, keys, inv_mm, np.arange(len(keys)))
+            ebar_p = ebar[:, :p]
+            quad = np.einsum("ni,ni->n", ebar_p @ precision, ebar_p) - np.einsum("ni,ni->n", b, zeta)
             d2 += float(counts @ quad)
-            df += (p - keys.shape[1]) * len(keys)
+            df += int(np.sum(p - k))
         return d2, df
+
+
+def _precision(sigma: np.ndarray, names: list[str]) -> np.ndarray:
+    """An EM iterate's inverse: from its Cholesky factor (half the work of LU); an iterate that is
+    not positive definite by the inverse of its LU factors, as before."""
+    inverse = _cholesky_inverse(sigma)
+    return inverse[0] if inverse is not None else _inv(sigma, names, sigma)
+
+
+def _final_precision(sigma: np.ndarray, names: list[str]):
+    """(inverse, log-determinant) of the estimate after :func:`_check_positive_definite`'s test.
+    Its eigenvalue test is passed at once when the Cholesky factor exists and the bound
+    lambda_min >= 1 / ||P||_F (P the inverse) exceeds twice the threshold 1e-10 * max(tr Sigma, 1),
+    which is at least 1e-10 * max(lambda_max, 1); otherwise the eigenvalues are computed."""
+    chol = _cholesky_inverse(sigma)
+    if chol is not None and _bound_passes(chol[0], sigma):
+        return chol
+    _check_positive_definite(sigma, names)
+    return np.linalg.inv(sigma), float(np.linalg.slogdet(sigma)[1])
+
+
+def _bound_passes(precision: np.ndarray, sigma: np.ndarray) -> bool:
+    return 1.0 / np.linalg.norm(precision) > 2e-10 * max(float(np.trace(sigma)), 1.0)
+
+
+def _passes_positive_definite(sigma: np.ndarray) -> bool:
+    """:func:`_final_precision`'s quick pass of the positive-definiteness test, without the
+    inverse's use: True when passed at once (False: the eigenvalues decide)."""
+    chol = _cholesky_inverse(sigma)
+    return chol is not None and _bound_passes(chol[0], sigma)
 
 
 def _inv(a: np.ndarray, names: list[str], sigma: np.ndarray) -> np.ndarray:

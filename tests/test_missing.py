@@ -21,9 +21,11 @@ import pytest
 
 from analysis.missing import (
     ConvergenceWarning,
+    EMSample,
     LittleMCAR,
     em_moments,
     em_moments_values,
+    em_moments_weighted,
     little_mcar_test,
     missing_by_item,
     missing_by_respondent,
@@ -323,3 +325,44 @@ def test_power_under_mar():
     rng = np.random.default_rng(20261123)
     pvalues = np.array([little_mcar_test(_simulate(rng, "mar"), COLS).pvalue for _ in range(REPLICATIONS)])
     assert (pvalues < 0.05).mean() > 0.80
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_em_moments_weighted_is_that_of_the_drawn_rows(name):
+    """A bootstrap draw as row counts (em_moments_weighted) gives em_moments_values' estimates on
+    the drawn rows: the same iterations (from a start, tol 1e-5, as the HTMT bootstrap) and the
+    same numbers to rounding, log-likelihood included; a cold start reaches the same fixed point."""
+    data, ref = load(name)
+    cols = ref["columns"]
+    x = data[cols].to_numpy(dtype=float)
+    sample = EMSample(x, cols)
+    full = em_moments(data, cols)
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        draw = rng.integers(0, len(x), len(x))
+        counts = np.bincount(draw, minlength=len(x))
+        for kwargs in ({"start": full, "tol": 1e-5}, {}):
+            a = em_moments_values(x[draw], cols, **kwargs)
+            b = em_moments_weighted(sample, counts, **kwargs)
+            scale = np.sqrt(np.diag(a.cov.to_numpy()))
+            assert np.abs(a.mean.to_numpy() - b.mean.to_numpy()).max() / scale.max() < 1e-9
+            assert np.abs(a.cov.to_numpy() - b.cov.to_numpy()).max() / scale.max() ** 2 < 1e-9
+            assert b.loglik == pytest.approx(a.loglik, rel=1e-11)
+            assert (a.n, a.converged) == (b.n, b.converged)
+            if kwargs:
+                assert a.n_iter == b.n_iter
+    assert np.isnan(em_moments_weighted(sample, np.ones(len(x)), loglik=False).loglik)
+
+
+def test_em_moments_weighted_refuses_what_the_drawn_rows_refuse():
+    data = _frame()
+    x = data.to_numpy(dtype=float)
+    sample = EMSample(x, ["a", "b", "c"])
+    weights = np.zeros(len(x))
+    weights[[1, 5, 9, 2]] = 1  # column a observed in row 2 only among these: constant
+    with pytest.raises(ValueError, match="'a' is constant"):
+        em_moments_weighted(sample, weights)
+    with pytest.raises(ValueError, match="'a' is constant"):
+        em_moments_values(x[[1, 5, 9, 2]], ["a", "b", "c"])
+    with pytest.raises(ValueError, match="weights"):
+        em_moments_weighted(sample, np.ones(3))
