@@ -44,7 +44,7 @@ from scipy.linalg import lapack
 
 from analysis.checks import check_observed_values
 from analysis.distributions import chi2_sf
-from analysis.patterns import block_cells, conditional_blocks, conditional_shifts, pattern_layout
+from analysis.patterns import block_cells, conditional_blocks, conditional_shifts, pattern_layout, small_inverse
 from analysis.warnings import ConvergenceWarning
 from analysis.errors import InputError
 
@@ -251,11 +251,9 @@ def em_moments(data: pd.DataFrame, columns: list[str], max_iter: int = 10000, to
     Rows missing every column carry no information and are dropped. The start is the observed
     means and variances with zero covariances, or ``start`` (e.g. the full sample's estimates
     when the rows are a bootstrap resample of it: EM then needs fewer iterations to the same
-    fixed point). From the default start the EM steps are accelerated by SQUAREM (Varadhan &
-    Roland, 2008; about half the E-steps, a quarter for slowly converging data), with the same
-    fixed point and stopping rule: every EM step taken is checked and the first that changes
-    nothing by ``tol`` or more ends it (estimates within the tolerance's reach of plain EM's:
-    1e-10 of the SDs on the default study); from ``start`` plain EM steps are taken. An
+    fixed point). (SQUAREM acceleration, Varadhan & Roland, 2008, halved the E-steps from the
+    default start but saved ~0.2 CPU-s a study and moved the estimate within the tolerance's
+    reach, enough to leave a FIML fit started from it on a stalled line search: not used.) An
     iterate whose covariance fails the final positive-definiteness test (smallest eigenvalue
     below 1e-10 of the largest) stops EM with that test's error, as the estimate would (a
     singular ML covariance is approached slowly: before, thousands of iterations). Computation is
@@ -575,8 +573,7 @@ def _em_fit(pat: "_Patterns", centre: np.ndarray, scale: np.ndarray, names: list
             start: EMMoments | None, with_loglik: bool = True, index: pd.Index | None = None) -> EMMoments:
     """EM on the standardised rows of ``pat`` from ``start`` (or the observed means and variances,
     zero covariances), the log-likelihood at the estimate, and the estimates back on the scale of
-    the data. A cold start is accelerated by SQUAREM (:func:`_squarem`); from a given start (a
-    resample near the full sample's estimates) plain EM steps are taken."""
+    the data."""
     p = pat.p
     n = pat.n
 
@@ -597,7 +594,7 @@ def _em_fit(pat: "_Patterns", centre: np.ndarray, scale: np.ndarray, names: list
         return mu_new, sigma_new, change
 
     if start is None:
-        mu, sigma, n_iter, converged, change = _squarem(step, np.zeros(p), np.eye(p), max_iter, tol)
+        mu, sigma = np.zeros(p), np.eye(p)
     else:  # the start on the standardised scale of these rows
         same = start.mean.index.tolist() == names and start.cov.index.tolist() == names \
             and start.cov.columns.tolist() == names
@@ -605,13 +602,13 @@ def _em_fit(pat: "_Patterns", centre: np.ndarray, scale: np.ndarray, names: list
         cov = start.cov if same else start.cov.reindex(index=names, columns=names)
         mu = (mean.to_numpy(dtype=float) - centre) / scale
         sigma = cov.to_numpy(dtype=float) / np.outer(scale, scale)
-        converged = False
-        n_iter = 0
-        for n_iter in range(1, max_iter + 1):
-            mu, sigma, change = step(mu, sigma)
-            if change < tol:
-                converged = True
-                break
+    converged = False
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):
+        mu, sigma, change = step(mu, sigma)
+        if change < tol:
+            converged = True
+            break
     if with_loglik:
         precision, logdet = _final_precision(sigma, names)
     elif not _passes_positive_definite(sigma):
@@ -646,60 +643,6 @@ def _em_fit(pat: "_Patterns", centre: np.ndarray, scale: np.ndarray, names: list
     )
 
 
-def _squarem(step, mu, sigma, max_iter: int, tol: float):
-    r"""EM from (mu, sigma) accelerated by SQUAREM (Varadhan & Roland, 2008, scheme S3), to the same
-    fixed point and with the same stopping rule as plain EM: every EM step taken is checked, and
-    the iteration stops at the first whose largest change is below ``tol``, returning its result.
-
-    A cycle takes two EM steps :math:`\theta_1 = F(\theta_0)`, :math:`\theta_2 = F(\theta_1)`, with
-    :math:`r = \theta_1 - \theta_0`, :math:`v = \theta_2 - 2\theta_1 + \theta_0` and
-    :math:`\alpha = -\lVert r\rVert / \lVert v\rVert` (at most -1), the extrapolation
-    :math:`\theta' = \theta_0 - 2\alpha r + \alpha^2 v` (halving the step towards
-    :math:`\theta_2`, which is :math:`\alpha = -1`, while :math:`\Sigma'` does not pass
-    :func:`_passes_positive_definite`: an extrapolation never brings a near-singular iterate)
-    and one EM step from :math:`\theta'`, the next :math:`\theta_0`. The step bound starts at 1 and
-    grows fourfold whenever it is reached (SQUAREM's defaults). ``max_iter`` counts EM steps.
-
-    Returns (mu, sigma, EM steps, converged, last change).
-
-    References
-    ----------
-    Varadhan, R., & Roland, C. (2008). Simple and globally convergent methods for accelerating the
-    convergence of any EM algorithm. *Scandinavian Journal of Statistics, 35*(2), 335-353.
-    """
-    n_iter, change, step_max = 0, np.inf, 1.0
-    while n_iter < max_iter:
-        mu1, sigma1, change = step(mu, sigma)
-        n_iter += 1
-        if change < tol or n_iter >= max_iter:
-            return mu1, sigma1, n_iter, change < tol, change
-        mu2, sigma2, change = step(mu1, sigma1)
-        n_iter += 1
-        if change < tol or n_iter >= max_iter:
-            return mu2, sigma2, n_iter, change < tol, change
-        r_mu, r_sigma = mu1 - mu, sigma1 - sigma
-        v_mu, v_sigma = mu2 - mu1 - r_mu, sigma2 - sigma1 - r_sigma
-        v_norm = np.sqrt(v_mu @ v_mu + np.sum(v_sigma * v_sigma))
-        alpha = -np.sqrt(r_mu @ r_mu + np.sum(r_sigma * r_sigma)) / v_norm if v_norm > 0 else -1.0
-        if alpha < -step_max:
-            alpha = -step_max
-            step_max *= 4.0
-        alpha = min(alpha, -1.0)
-        while True:
-            mu_x = mu - 2 * alpha * r_mu + alpha * alpha * v_mu
-            sigma_x = sigma - 2 * alpha * r_sigma + alpha * alpha * v_sigma
-            if alpha == -1.0 or _passes_positive_definite(sigma_x):
-                break
-            alpha = min((alpha - 1.0) / 2, -1.0)
-        if alpha == -1.0:  # the extrapolation is the second EM step's result
-            mu_x, sigma_x = mu2, sigma2
-        mu, sigma, change = step(mu_x, sigma_x)
-        n_iter += 1
-        if change < tol:
-            return mu, sigma, n_iter, True, change
-    return mu, sigma, n_iter, False, change
-
-
 def _cholesky_inverse(a: np.ndarray):
     """(inverse, log-determinant) of a symmetric positive-definite ``a`` from its Cholesky factor,
     or None when the factorisation fails (``a`` not positive definite)."""
@@ -717,41 +660,6 @@ def _cholesky_inverse(a: np.ndarray):
 
 _CLOSED_FORM = 3  # blocks up to 3 x 3 are inverted in closed form
 _PADDING = 128  # padding cells a join of batches may add (about the cost of a stacked call)
-
-
-def _stacked_inverse(a: np.ndarray) -> np.ndarray:
-    r"""Inverses of a stack of small symmetric positive-definite matrices (n, k, k): for
-    :math:`k \le 3` in closed form (adjugate over determinant, a few whole-stack operations instead
-    of a LAPACK call per matrix, ten times faster for hundreds of 2 x 2 blocks); larger by
-    :func:`numpy.linalg.inv`. Used for the blocks :math:`P_{mm}` of a precision matrix, whose
-    conditioning is at most that of :math:`P`."""
-    k = a.shape[-1]
-    if k == 1:
-        return 1.0 / a
-    if k == 2:
-        a00, a01, a11 = a[:, 0, 0], a[:, 0, 1], a[:, 1, 1]
-        det = a00 * a11 - a01 * a01
-        out = np.empty_like(a)
-        out[:, 0, 0] = a11 / det
-        out[:, 1, 1] = a00 / det
-        out[:, 0, 1] = out[:, 1, 0] = -a01 / det
-        return out
-    if k == 3:
-        a00, a01, a02 = a[:, 0, 0], a[:, 0, 1], a[:, 0, 2]
-        a11, a12, a22 = a[:, 1, 1], a[:, 1, 2], a[:, 2, 2]
-        c00 = a11 * a22 - a12 * a12
-        c01 = a02 * a12 - a01 * a22
-        c02 = a01 * a12 - a02 * a11
-        det = a00 * c00 + a01 * c01 + a02 * c02
-        out = np.empty_like(a)
-        out[:, 0, 0] = c00 / det
-        out[:, 0, 1] = out[:, 1, 0] = c01 / det
-        out[:, 0, 2] = out[:, 2, 0] = c02 / det
-        out[:, 1, 1] = (a00 * a22 - a02 * a02) / det
-        out[:, 1, 2] = out[:, 2, 1] = (a01 * a02 - a00 * a12) / det
-        out[:, 2, 2] = (a00 * a11 - a01 * a01) / det
-        return out
-    return np.linalg.inv(a)
 
 
 @dataclass(frozen=True)
@@ -781,7 +689,7 @@ def _grouped_batches(layout, p: int) -> tuple[list[_Group], int]:
     while the padding adds at most 128 cells (rows x K minus the rows' own missing cells: the
     few rows missing many variables join a larger batch instead of costing a call each, while
     the many rows missing one or two are not padded), those with ``k <= 3`` only among
-    themselves (their blocks are inverted in closed form, :func:`_stacked_inverse`).
+    themselves (their blocks are inverted in closed form, :func:`~analysis.patterns.small_inverse`).
     """
     joined: list[list] = []
     for b in reversed(layout.batches):
@@ -941,7 +849,7 @@ class _Patterns:
         for sl, keys, which, counts, fill, _k, cell in self.batches:
             if with_covariance:  # each iteration: the blocks P_mm by their flat positions, closed-form inverses
                 size = keys.shape[1]
-                inv_mm = _stacked_inverse(flat_precision[cell].reshape(len(keys), size, size))
+                inv_mm = small_inverse(flat_precision[cell].reshape(len(keys), size, size))[0]
                 parts.append((counts[:, None, None] * inv_mm).ravel())
             else:
                 inv_mm, logdet_mm = conditional_blocks(extended, keys, logdet=True)

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["PatternBatch", "PatternLayout", "block_cells", "conditional_blocks", "conditional_shifts",
-           "merge_batches", "pattern_layout"]
+           "merge_batches", "pattern_layout", "small_inverse"]
 
 # elements of a stacked gather (rows x k x p) made at once: bounds the memory of
 # conditional_shifts whatever the number of rows and missing variables (32 MB)
@@ -195,22 +195,44 @@ def conditional_blocks(precision: np.ndarray, missing: np.ndarray, logdet: bool 
     logdet : ndarray, (n_patterns,) or None
         :math:`\log|P_{mm}|` per pattern (None unless ``logdet``).
     """
-    k = missing.shape[1]
+    return small_inverse(precision[missing[:, :, None], missing[:, None, :]], logdet)
+
+
+def small_inverse(blocks: np.ndarray, logdet: bool = False):
+    r"""Inverses of a stack of small symmetric positive-definite matrices (n x k x k) and, if
+    asked, their log-determinants: for :math:`k \le 3` in closed form (the adjugate over the
+    determinant: a few whole-stack operations instead of a LAPACK call per matrix, ten times
+    faster for hundreds of 2 x 2 blocks; equal to LU's to rounding), larger by
+    :func:`numpy.linalg.inv` and :func:`numpy.linalg.slogdet`. Used for the blocks :math:`P_{mm}`
+    of a precision matrix (:func:`conditional_blocks`, EM's E-step), whose conditioning is at most
+    that of :math:`P`. Only the lower triangle of a 2 x 2 or 3 x 3 block is read."""
+    k = blocks.shape[-1]
     if k == 1:  # 1 x 1: what LAPACK's LU gives, without the batched call's overhead
-        pmm = precision[missing[:, :, None], missing[:, None, :]]
-        return 1.0 / pmm, (np.log(np.abs(pmm[:, 0, 0])) if logdet else None)
-    if k == 2:  # 2 x 2 in closed form (the adjugate over the determinant; equal to LU's to rounding)
-        m0, m1 = missing[:, 0], missing[:, 1]
-        a, c, e, d = precision[m0, m0], precision[m0, m1], precision[m1, m0], precision[m1, m1]
-        det = a * d - c * e
-        inv = np.empty((len(missing), 2, 2))
-        inv[:, 0, 0] = d / det
-        inv[:, 1, 1] = a / det
-        inv[:, 0, 1] = -c / det
-        inv[:, 1, 0] = -e / det
-        return inv, (np.log(np.abs(det)) if logdet else None)
-    pmm = precision[missing[:, :, None], missing[:, None, :]]
-    return np.linalg.inv(pmm), (np.linalg.slogdet(pmm)[1] if logdet else None)
+        return 1.0 / blocks, (np.log(np.abs(blocks[:, 0, 0])) if logdet else None)
+    if k == 2:
+        a00, a01, a11 = blocks[:, 0, 0], blocks[:, 1, 0], blocks[:, 1, 1]
+        det = a00 * a11 - a01 * a01
+        out = np.empty_like(blocks)
+        out[:, 0, 0] = a11 / det
+        out[:, 1, 1] = a00 / det
+        out[:, 0, 1] = out[:, 1, 0] = -a01 / det
+        return out, (np.log(np.abs(det)) if logdet else None)
+    if k == 3:
+        a00, a01, a02 = blocks[:, 0, 0], blocks[:, 1, 0], blocks[:, 2, 0]
+        a11, a12, a22 = blocks[:, 1, 1], blocks[:, 2, 1], blocks[:, 2, 2]
+        c00 = a11 * a22 - a12 * a12
+        c01 = a02 * a12 - a01 * a22
+        c02 = a01 * a12 - a02 * a11
+        det = a00 * c00 + a01 * c01 + a02 * c02
+        out = np.empty_like(blocks)
+        out[:, 0, 0] = c00 / det
+        out[:, 0, 1] = out[:, 1, 0] = c01 / det
+        out[:, 0, 2] = out[:, 2, 0] = c02 / det
+        out[:, 1, 1] = (a00 * a22 - a02 * a02) / det
+        out[:, 1, 2] = out[:, 2, 1] = (a01 * a02 - a00 * a12) / det
+        out[:, 2, 2] = (a00 * a11 - a01 * a01) / det
+        return out, (np.log(np.abs(det)) if logdet else None)
+    return np.linalg.inv(blocks), (np.linalg.slogdet(blocks)[1] if logdet else None)
 
 
 def conditional_shifts(precision: np.ndarray, residuals: np.ndarray, missing: np.ndarray,
