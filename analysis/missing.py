@@ -44,7 +44,8 @@ from scipy.linalg import lapack
 
 from analysis.checks import check_observed_values
 from analysis.distributions import chi2_sf
-from analysis.patterns import block_cells, conditional_blocks, conditional_shifts, pattern_layout, small_inverse
+from analysis.patterns import (block_cells, conditional_blocks, conditional_shifts, merge_batches, pattern_layout,
+                               small_inverse)
 from analysis.warnings import ConvergenceWarning
 from analysis.errors import InputError
 
@@ -658,10 +659,6 @@ def _cholesky_inverse(a: np.ndarray):
     return inverse, logdet
 
 
-_CLOSED_FORM = 3  # blocks up to 3 x 3 are inverted in closed form
-_PADDING = 128  # padding cells a join of batches may add (about the cost of a stacked call)
-
-
 @dataclass(frozen=True)
 class _Group:
     """Patterns handled as one stacked operation: their missing variables padded to the group's
@@ -675,8 +672,8 @@ class _Group:
 
 
 def _grouped_batches(layout, p: int) -> tuple[list[_Group], int]:
-    r"""The layout's batches (one per number missing ``k``) joined into fewer groups, and the number
-    of padding variables they need.
+    r"""The layout's batches (one per number missing ``k``) joined into fewer groups by
+    :func:`analysis.patterns.merge_batches`, and the number of padding variables they need.
 
     A pattern missing :math:`m` (:math:`k` variables) is padded to :math:`K > k` with padding
     variables :math:`p, p+1, \dots`, which the E-step's precision matrix extends by an identity
@@ -685,26 +682,13 @@ def _grouped_batches(layout, p: int) -> tuple[list[_Group], int]:
     :math:`\mathrm{diag}(P_{mm}^{-1}, I)`, and :math:`\tilde b = (b, 0)`,
     :math:`\tilde\zeta = (\zeta, 0)`: the same conditional quantities, for patterns with different
     ``k`` in one stacked call of :func:`~analysis.patterns.conditional_blocks` and
-    :func:`~analysis.patterns.conditional_shifts`. Batches are joined from the largest ``k`` down
-    while the padding adds at most 128 cells (rows x K minus the rows' own missing cells: the
-    few rows missing many variables join a larger batch instead of costing a call each, while
-    the many rows missing one or two are not padded), those with ``k <= 3`` only among
-    themselves (their blocks are inverted in closed form, :func:`~analysis.patterns.small_inverse`).
+    :func:`~analysis.patterns.conditional_shifts` (the FIML likelihood's padding,
+    :mod:`analysis.sem.fiml`).
     """
-    joined: list[list] = []
-    for b in reversed(layout.batches):
-        if joined:
-            group = joined[-1]
-            top = group[0].k
-            rows = sum(len(x.rows) for x in group) + len(b.rows)
-            actual = sum(len(x.rows) * x.k for x in group) + len(b.rows) * b.k
-            if (top <= _CLOSED_FORM or b.k > _CLOSED_FORM) and rows * top - actual <= _PADDING:
-                group.append(b)
-                continue
-        joined.append([b])
+    merged = merge_batches([b.k for b in layout.batches], [len(b.rows) for b in layout.batches], p)
     groups, n_pad = [], 0
-    for group in reversed(joined):
-        group = group[::-1]  # k ascending
+    for positions in merged:  # k ascending, in each group too
+        group = [layout.batches[i] for i in positions]
         top = group[-1].k
         n_pad = max(n_pad, top - group[0].k)
         padding = [np.broadcast_to(p + np.arange(top - b.k), (len(b.missing), top - b.k)) for b in group]

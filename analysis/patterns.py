@@ -54,6 +54,7 @@ _CHUNK = 2 ** 22
 # cost, some twenty numpy calls (~20 us), is what ~10,000 padded elements cost (gathered, multiplied,
 # ~2 ns each); measured on the default study's FIML bootstrap draws: 10,000 the fastest of 0-1e9
 _PAD_ELEMENTS = 10000
+_CLOSED_FORM = 3  # blocks up to 3 x 3: inverted in closed form (small_inverse)
 
 
 @dataclass(frozen=True)
@@ -298,7 +299,9 @@ def merge_batches(ks, n_rows, p: int, budget: int = _PAD_ELEMENTS) -> list[list[
     r"""Groups of consecutive batches (``ks`` their numbers missing, ascending; ``n_rows`` their
     rows) to compute as one at the group's largest k: a batch joins the group of the next larger
     ones when padding its rows to that k adds at most ``budget`` elements
-    (:math:`n_{rows}(k_{max} - k)p`), so many small batches cost one stacked operation.
+    (:math:`n_{rows}(k_{max} - k)p`), so many small batches cost one stacked operation; batches
+    with :math:`k \le 3`, whose blocks :func:`small_inverse` inverts in closed form, join only
+    each other.
 
     Padding: each pattern's missing variables are completed to :math:`k_{max}` with the indices
     p, p + 1, ... of extra variables whose rows and columns of the precision matrix are unit
@@ -315,7 +318,9 @@ def merge_batches(ks, n_rows, p: int, budget: int = _PAD_ELEMENTS) -> list[list[
     """
     groups: list[list[int]] = []
     for i in reversed(range(len(ks))):
-        if groups and int(n_rows[i]) * (int(ks[groups[-1][0]]) - int(ks[i])) * p <= budget:
+        top = int(ks[groups[-1][0]]) if groups else 0
+        if groups and (top <= _CLOSED_FORM or int(ks[i]) > _CLOSED_FORM) \
+                and int(n_rows[i]) * (top - int(ks[i])) * p <= budget:
             groups[-1].append(i)
         else:
             groups.append([i])

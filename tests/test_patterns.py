@@ -132,11 +132,13 @@ def test_block_cells_scatter_each_block_into_its_cells():
 
 def test_merge_batches_pads_the_small_batches_into_the_next_larger():
     """A batch joins the group of the larger ones while padding its rows to that k adds at most
-    the budget's elements; groups in ascending k."""
+    the budget's elements, batches of k <= 3 (closed-form inverses) only each other; groups in
+    ascending k."""
     ks, rows = [1, 2, 3, 4, 6], [400, 150, 30, 5, 1]
-    assert merge_batches(ks, rows, 76, budget=10_000) == [[0], [1], [2, 3, 4]]  # 30 x 3 x 76 = 6,840
+    assert merge_batches(ks, rows, 76, budget=10_000) == [[0], [1], [2], [3, 4]]  # 5 x 2 x 76 = 760
     assert merge_batches(ks, rows, 76, budget=0) == [[0], [1], [2], [3], [4]]
-    assert merge_batches(ks, rows, 76, budget=10 ** 9) == [[0, 1, 2, 3, 4]]
+    assert merge_batches(ks, rows, 76, budget=10 ** 9) == [[0, 1, 2], [3, 4]]
+    assert merge_batches([4, 5, 7], [50, 20, 1], 76, budget=10_000) == [[0], [1, 2]]  # 50 x 3 x 76 = 11,400
     assert merge_batches([], [], 76) == []
 
 
