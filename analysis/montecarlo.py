@@ -16,7 +16,8 @@ at one :math:`N` (:math:`C` of them converged):
 - **relative bias** of the estimates :math:`(\bar{\hat\theta} - \theta_0)/\theta_0`, and of
   the standard errors :math:`\overline{\mathrm{SE}} / \mathrm{SD}(\hat\theta) - 1`;
 - **coverage**: the share of the 95% Wald intervals :math:`\hat\theta_r \pm z_{.975}\mathrm{SE}_r`
-  that hold :math:`\theta_0`;
+  that hold :math:`\theta_0` (not applicable, NaN, for a quantity the metric fixes: every SE 0,
+  e.g. the standardised variance of an exogenous latent);
 - the **chi-square rejection rate** (share with the model test's :math:`p < \alpha`; the scaled
   test's with MLR, MLM, WLSMV and ULSMV) and the
   quantiles of CFI and RMSEA.
@@ -1137,6 +1138,10 @@ def aggregate(records: Sequence[dict], truth: pd.DataFrame, settings: MonteCarlo
             pop = float(t["est"]) if metric == "est" else float(t["std_all"])
             x, s = (est, se) if metric == "est" else (std, std_se)
             fin = np.isfinite(x) & np.isfinite(s)
+            # a quantity the metric fixes (std_all: an exogenous latent's variance is 1): no interval
+            # to cover it (its delta-method SE is 0 up to rounding, ~1e-11, where an estimated
+            # quantity's is ~1/sqrt(N): "coverage" would be 0 or 1 by rounding)
+            fixed = bool(fin.any()) and bool(np.all(np.abs(s[fin]) <= 1e-8))
             sign = sign_of.get(name, "positive" if t["est"] > 0 else "negative" if t["est"] < 0 else "")
             if sign:
                 right = (est > 0) if sign == "positive" else (est < 0)
@@ -1153,7 +1158,8 @@ def aggregate(records: Sequence[dict], truth: pd.DataFrame, settings: MonteCarlo
                 "relative_bias": (mean_x - pop) / pop if pop != 0 else math.nan,
                 "sd": sd_x, "mean_se": float(np.mean(s[fin])) if fin.any() else math.nan,
                 "se_relative_bias": (float(np.mean(s[fin])) / sd_x - 1) if fin.sum() > 1 and sd_x > 0 else math.nan,
-                "coverage": _rate(((x - z * s) <= pop) & (pop <= (x + z * s)) & fin) if len(ok) else math.nan,
+                "coverage": _rate(((x - z * s) <= pop) & (pop <= (x + z * s)) & fin) if len(ok) and not fixed
+                else math.nan,
                 "power": _rate(hits), "power_all": float(hits.sum() / len(rs)) if rs else math.nan,
                 "wald_power_asymptotic": float(wald_power(t["est"], asym_se, alpha)),
                 "converged": len(ok)})

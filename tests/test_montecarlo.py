@@ -250,3 +250,16 @@ def test_robust_estimator_rejection_uses_the_scaled_test():
     expected = np.mean([r["pvalue_scaled"] < 0.05 for r in records])
     assert res.by_n["chisq_rejection_rate"].iat[0] == expected
     assert {"chisq_scaled", "pvalue_scaled"} <= set(res.replications.columns)
+
+
+def test_coverage_of_a_quantity_the_metric_fixes_is_not_applicable():
+    """std_all: f1's variance is 1 by the standardisation (its SE 0 up to rounding, ~1e-11), so no
+    interval covers it or misses it (before: 0 or 1 by rounding); the loadings' and the path's
+    coverages are rates."""
+    pop = Population("lavaan", lavaan_population(LATENT_POP))
+    s = MonteCarloSettings(model=LATENT)
+    res = aggregate(run_power(pop, s, [300], 4, seed=5, jobs=1), population_values(pop, s), s, metric="std_all")
+    paths = res.paths.set_index("name")
+    assert math.isnan(paths.loc["f1~~f1", "coverage"]) and paths.loc["f1~~f1", "mean_se"] < 1e-8
+    free = paths[paths["op"].isin(["=~", "~"]) | (paths.index == "f2~~f2")]["coverage"]
+    assert free.notna().all() and free.between(0, 1).all() and len(free) == 6
