@@ -40,12 +40,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.linalg import lapack
 
 from analysis.checks import check_observed_values
 from analysis.distributions import chi2_sf
 from analysis.patterns import (block_cells, conditional_blocks, conditional_shifts, merge_batches, pattern_layout,
-                               small_inverse)
+                               small_inverse, spd_inverse)
 from analysis.warnings import ConvergenceWarning
 from analysis.errors import InputError
 
@@ -644,21 +643,6 @@ def _em_fit(pat: "_Patterns", centre: np.ndarray, scale: np.ndarray, names: list
     )
 
 
-def _cholesky_inverse(a: np.ndarray):
-    """(inverse, log-determinant) of a symmetric positive-definite ``a`` from its Cholesky factor,
-    or None when the factorisation fails (``a`` not positive definite)."""
-    factor, info = lapack.dpotrf(a, lower=0, clean=1)  # clean: zeros below the diagonal
-    if info != 0:
-        return None
-    logdet = 2.0 * float(np.sum(np.log(np.diagonal(factor))))
-    upper, info = lapack.dpotri(factor, lower=0, overwrite_c=1)  # the inverse's upper triangle, zeros below
-    if info != 0:
-        return None
-    inverse = upper + upper.T
-    inverse.flat[::len(a) + 1] *= 0.5  # the diagonal counted twice (exactly)
-    return inverse, logdet
-
-
 @dataclass(frozen=True)
 class _Group:
     """Patterns handled as one stacked operation: their missing variables padded to the group's
@@ -911,7 +895,7 @@ class _Patterns:
 def _precision(sigma: np.ndarray, names: list[str]) -> np.ndarray:
     """An EM iterate's inverse: from its Cholesky factor (half the work of LU); an iterate that is
     not positive definite by the inverse of its LU factors, as before."""
-    inverse = _cholesky_inverse(sigma)
+    inverse = spd_inverse(sigma)
     return inverse[0] if inverse is not None else _inv(sigma, names, sigma)
 
 
@@ -920,7 +904,7 @@ def _final_precision(sigma: np.ndarray, names: list[str]):
     Its eigenvalue test is passed at once when the Cholesky factor exists and the bound
     lambda_min >= 1 / ||P||_F (P the inverse) exceeds twice the threshold 1e-10 * max(tr Sigma, 1),
     which is at least 1e-10 * max(lambda_max, 1); otherwise the eigenvalues are computed."""
-    chol = _cholesky_inverse(sigma)
+    chol = spd_inverse(sigma)
     if chol is not None and _bound_passes(chol[0], sigma):
         return chol
     _check_positive_definite(sigma, names)
@@ -934,7 +918,7 @@ def _bound_passes(precision: np.ndarray, sigma: np.ndarray) -> bool:
 def _passes_positive_definite(sigma: np.ndarray) -> bool:
     """:func:`_final_precision`'s quick pass of the positive-definiteness test, without the
     inverse's use: True when passed at once (False: the eigenvalues decide)."""
-    chol = _cholesky_inverse(sigma)
+    chol = spd_inverse(sigma)
     return chol is not None and _bound_passes(chol[0], sigma)
 
 

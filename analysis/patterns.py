@@ -43,9 +43,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg import lapack
 
 __all__ = ["PatternBatch", "PatternLayout", "block_cells", "conditional_blocks", "conditional_shifts",
-           "merge_batches", "pattern_layout", "small_inverse"]
+           "merge_batches", "pattern_layout", "small_inverse", "spd_inverse"]
 
 # elements of a stacked gather (rows x k x p) made at once: bounds the memory of
 # conditional_shifts whatever the number of rows and missing variables (32 MB)
@@ -197,6 +198,24 @@ def conditional_blocks(precision: np.ndarray, missing: np.ndarray, logdet: bool 
         :math:`\log|P_{mm}|` per pattern (None unless ``logdet``).
     """
     return small_inverse(precision[missing[:, :, None], missing[:, None, :]], logdet)
+
+
+def spd_inverse(a: np.ndarray):
+    r"""``(inverse, log-determinant)`` of a symmetric positive-definite ``a`` (a covariance
+    :math:`\Sigma`, its precision :math:`P = \Sigma^{-1}` and :math:`\log|\Sigma|`) from its
+    Cholesky factor (LAPACK ``dpotrf`` + ``dpotri``: half the work of a general inverse, and the
+    log-determinant for free), or None when the factorisation fails (``a`` not positive
+    definite). The inverse is exactly symmetric."""
+    factor, info = lapack.dpotrf(a, lower=1, clean=1)  # clean: zeros above the diagonal
+    if info != 0:
+        return None
+    logdet = 2.0 * float(np.sum(np.log(np.diagonal(factor))))
+    lower, info = lapack.dpotri(factor, lower=1, overwrite_c=1)  # the inverse's lower triangle, zeros above
+    if info != 0:
+        return None
+    inverse = lower + lower.T
+    inverse.flat[::len(a) + 1] *= 0.5  # the diagonal counted twice (exactly)
+    return inverse, logdet
 
 
 def small_inverse(blocks: np.ndarray, logdet: bool = False):

@@ -111,6 +111,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.errors import InputError
+from analysis.patterns import spd_inverse
 from analysis.sem import h1
 from analysis.sem.estimate import MLEstimator
 from analysis.sem.fiml import FIMLEstimator
@@ -543,15 +544,9 @@ def _inverse_nonzero(a: np.ndarray) -> np.ndarray:
 
 def _symmetric_inverse(a: np.ndarray) -> np.ndarray:
     """The inverse of a symmetric matrix: from its Cholesky factor when it is positive definite
-    (LAPACK ``dpotrf`` + ``dpotri``, half the work of a general inverse), else ``np.linalg.inv``."""
-    from scipy.linalg import lapack
-
-    c, info = lapack.dpotrf(a, lower=1, clean=1)
-    if info == 0:
-        inv, info = lapack.dpotri(c, lower=1)
-        if info == 0:
-            return np.tril(inv) + np.tril(inv, -1).T
-    return np.linalg.inv(a)
+    (:func:`analysis.patterns.spd_inverse`), else ``np.linalg.inv``."""
+    chol = spd_inverse(a)
+    return chol[0] if chol is not None else np.linalg.inv(a)
 
 
 class _Complete(NamedTuple):

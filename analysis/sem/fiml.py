@@ -98,7 +98,7 @@ from scipy.linalg import blas, lapack
 from analysis.errors import InputError
 from analysis.missing import em_moments
 from analysis.patterns import (PatternLayout, block_cells, conditional_blocks, conditional_shifts, merge_batches,
-                               pattern_layout)
+                               pattern_layout, spd_inverse)
 from analysis.sem import fit as fitm
 from analysis.sem import h1
 from analysis.sem.estimate import MLEstimator
@@ -407,19 +407,15 @@ def fiml_nll(mom: PatternMoments, sigma: np.ndarray, mu: np.ndarray, gradient: b
         via the EM algorithm. Journal of the Royal Statistical Society B 39(1), 1-38.
     """
     p = len(mu)
-    c, info = lapack.dpotrf(sigma, lower=1, clean=1)
-    if info != 0:
+    chol = spd_inverse(sigma)
+    if chol is None:
         return np.inf, None, None
-    k_inv, info = lapack.dpotri(c, lower=1)  # the lower triangle (c's upper one, zeros, above)
-    if info != 0:
-        return np.inf, None, None
-    k_inv = k_inv + k_inv.T
-    k_inv.flat[::p + 1] *= 0.5
+    k_inv, logdet = chol
     ymu = mom.ym * mu
     t = mom.syy - ymu
     t -= ymu.T
     t += mom.mm * np.outer(mu, mu)
-    value = mom.const + mom.n * 2 * np.sum(np.log(np.diag(c))) + np.vdot(k_inv, t)
+    value = mom.const + mom.n * logdet + np.vdot(k_inv, t)
     if mom.batches:
         q = mom.y.shape[1]  # K and the residuals with the padding variables (analysis.patterns.merge_batches)
         k_pad = np.zeros((q, q))
